@@ -1,0 +1,40 @@
+//! Types shared by the XDP programs and userspace: map keys and values,
+//! constants, and the session hash. Everything here is `#[repr(C)]` with
+//! explicit padding; no `bool` or `Option` crosses the kernel/user line.
+#![no_std]
+
+pub mod hash;
+pub mod lb;
+
+/// Layout version of every pinned map. Bump it whenever a map's key, value,
+/// size or meaning changes; a daemon that finds pins of another version
+/// refuses them instead of guessing (ARCHITECTURE.md §5).
+pub const LAYOUT_VERSION: u32 = 1;
+
+/// Magic stored beside the layout version so a foreign map of the same name
+/// is not mistaken for ours.
+pub const LAYOUT_MAGIC: u32 = 0x6564_6770; // "edgp"
+
+/// Contents of the one-entry `META` map pinned beside the others.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LayoutMeta {
+    pub magic: u32,
+    pub version: u32,
+}
+
+/// A `{packets, bytes}` pair; kept in per-CPU arrays, so no atomics.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counter {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    unsafe impl aya::Pod for super::LayoutMeta {}
+    unsafe impl aya::Pod for super::Counter {}
+    unsafe impl aya::Pod for super::lb::GatewayEntry {}
+    unsafe impl aya::Pod for super::lb::TableMeta {}
+}

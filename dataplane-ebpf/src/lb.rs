@@ -1,0 +1,227 @@
+//! The `lb` program (seed 002, first distribution unit): session ID →
+//! Maglev → gateway, L2 rewrite, XDP_TX or XDP_REDIRECT. Every LB holds the
+//! same table, so a session reaches the same gateway whichever LB it enters.
+//! Anything it cannot classify is passed to the kernel with a reason
+//! counted; it never forwards a packet it did not fully parse.
+
+use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use dataplane_common::{
+    hash,
+    lb::{stat, GTPU_PORT, GW_F_VALID, MAGLEV_MAX, NO_GATEWAY},
+};
+
+use crate::{
+    maps::{self, LB_ACTIVE, LB_GATEWAYS, LB_MAGLEV, LB_STATS, LB_TABLE_META, LB_TX_PORTS},
+    parse::{self, Reason, ETH_P_IPV4, IPPROTO_TCP, IPPROTO_UDP},
+};
+
+const GTPU_HLEN: usize = 8;
+const GTPU_OPT_LEN: usize = 4;
+const GTPU_MSG_GPDU: u8 = 255;
+/// Flags octet: version (3 bits) = 1, PT = 1.
+const GTPU_VERSION_PT_MASK: u8 = 0xf0;
+const GTPU_VERSION1_PT: u8 = 0x30;
+const GTPU_FLAG_E: u8 = 0x04;
+const GTPU_FLAGS_ESPN: u8 = 0x07;
+/// Extension headers walked before giving up (3GPP defines few; a chain
+/// longer than this is treated as malformed rather than looped over).
+const GTPU_MAX_EXT: usize = 4;
+
+#[xdp]
+pub fn lb(ctx: XdpContext) -> u32 {
+    let bytes = (ctx.data_end() - ctx.data()) as u64;
+    let (action, reason) = match classify(&ctx) {
+        Ok(key_stat) => {
+            maps::count(&LB_STATS, key_stat.0, bytes);
+            forward(&ctx, key_stat.1)
+        }
+        Err(reason) => (xdp_action::XDP_PASS, reason),
+    };
+    if reason != u32::MAX {
+        maps::count(&LB_STATS, reason, bytes);
+    }
+    let verdict = match action {
+        xdp_action::XDP_TX => stat::TX,
+        xdp_action::XDP_REDIRECT => stat::REDIRECT,
+        xdp_action::XDP_DROP => stat::DROP,
+        xdp_action::XDP_ABORTED => stat::ABORTED,
+        _ => stat::PASS,
+    };
+    maps::count(&LB_STATS, verdict, bytes);
+    action
+}
+
+fn eth_reason(r: Reason) -> u32 {
+    match r {
+        Reason::TruncEth => stat::TRUNC_ETH,
+        Reason::TruncVlan => stat::TRUNC_VLAN,
+        Reason::TooManyVlans => stat::TOO_MANY_VLANS,
+    }
+}
+
+/// Parse far enough to know the session: returns (key-kind stat, hash
+/// without seed applied yet is impossible, so the seed is read here).
+#[inline(always)]
+fn classify(ctx: &XdpContext) -> Result<(u32, SessionKey), u32> {
+    let (proto, l3) = parse::parse_eth(ctx).map_err(eth_reason)?;
+    if proto != ETH_P_IPV4 {
+        return Err(stat::NOT_IPV4);
+    }
+    let vihl = parse::load_u8(ctx, l3).ok_or(stat::TRUNC_IPV4)?;
+    // The fixed 20-byte header must be present before anything in it is
+    // trusted.
+    if parse::ptr_at::<[u8; 20]>(ctx, l3).is_none() {
+        return Err(stat::TRUNC_IPV4);
+    }
+    if vihl >> 4 != 4 {
+        return Err(stat::BAD_IP_VERSION);
+    }
+    let ihl = ((vihl & 0x0f) as usize) * 4;
+    if ihl < 20 {
+        return Err(stat::BAD_IHL);
+    }
+    let frag = parse::load_be16(ctx, l3 + 6).ok_or(stat::TRUNC_IPV4)?;
+    // MF set or a non-zero offset: only the first fragment has ports, and
+    // the others could not follow it, so the kernel reassembles.
+    if frag & 0x3fff != 0 {
+        return Err(stat::FRAGMENT);
+    }
+    let l4proto = parse::load_u8(ctx, l3 + 9).ok_or(stat::TRUNC_IPV4)?;
+    let src = parse::load_raw32(ctx, l3 + 12).ok_or(stat::TRUNC_IPV4)?;
+    let dst = parse::load_raw32(ctx, l3 + 16).ok_or(stat::TRUNC_IPV4)?;
+    // Options, if any, must be there too.
+    let l4 = l3 + ihl;
+    if l4 > ctx.data_end() - ctx.data() {
+        return Err(stat::TRUNC_IPV4);
+    }
+    match l4proto {
+        IPPROTO_UDP => {
+            let ports = parse::ptr_at::<[u8; 8]>(ctx, l4).ok_or(stat::TRUNC_L4)?;
+            let ports = unsafe { *ports };
+            let sport = u16::from_ne_bytes([ports[0], ports[1]]);
+            let dport = u16::from_ne_bytes([ports[2], ports[3]]);
+            if u16::from_be(dport) == GTPU_PORT {
+                let teid = parse_gtpu(ctx, l4 + 8)?;
+                return Ok((stat::KEY_TEID, SessionKey::Teid(teid)));
+            }
+            Ok((stat::KEY_FLOW, SessionKey::Flow(src, dst, sport, dport, IPPROTO_UDP)))
+        }
+        IPPROTO_TCP => {
+            let hdr = parse::ptr_at::<[u8; 20]>(ctx, l4).ok_or(stat::TRUNC_L4)?;
+            let hdr = unsafe { *hdr };
+            let sport = u16::from_ne_bytes([hdr[0], hdr[1]]);
+            let dport = u16::from_ne_bytes([hdr[2], hdr[3]]);
+            Ok((stat::KEY_FLOW, SessionKey::Flow(src, dst, sport, dport, IPPROTO_TCP)))
+        }
+        _ => Err(stat::NOT_TCP_UDP),
+    }
+}
+
+/// GTP-U (TS 29.281 §5.1): version 1, PT 1, G-PDU only. When any of E/S/PN
+/// is set the optional 4 octets are present; with E the extension header
+/// chain follows and must be complete, or the packet is truncated.
+#[inline(always)]
+fn parse_gtpu(ctx: &XdpContext, off: usize) -> Result<u32, u32> {
+    let flags = parse::load_u8(ctx, off).ok_or(stat::TRUNC_GTPU)?;
+    let msg = parse::load_u8(ctx, off + 1).ok_or(stat::TRUNC_GTPU)?;
+    let teid = parse::load_be32(ctx, off + 4).ok_or(stat::TRUNC_GTPU)?;
+    if flags & GTPU_VERSION_PT_MASK != GTPU_VERSION1_PT {
+        return Err(stat::GTPU_BAD_VERSION);
+    }
+    if msg != GTPU_MSG_GPDU {
+        return Err(stat::GTPU_NOT_GPDU);
+    }
+    if flags & GTPU_FLAGS_ESPN == 0 {
+        return Ok(teid);
+    }
+    let opt = off + GTPU_HLEN;
+    // Sequence (2), N-PDU (1), next extension type (1).
+    let mut next = parse::load_u8(ctx, opt + 3).ok_or(stat::TRUNC_GTPU)?;
+    if flags & GTPU_FLAG_E == 0 {
+        return Ok(teid);
+    }
+    let mut ext = opt + GTPU_OPT_LEN;
+    for _ in 0..GTPU_MAX_EXT {
+        if next == 0 {
+            return Ok(teid);
+        }
+        // Length in 4-octet units, including the length and next-type
+        // octets; 0 is invalid.
+        let units = parse::load_u8(ctx, ext).ok_or(stat::TRUNC_GTPU)? as usize;
+        if units == 0 {
+            return Err(stat::TRUNC_GTPU);
+        }
+        let len = units * 4;
+        next = parse::load_u8(ctx, ext + len - 1).ok_or(stat::TRUNC_GTPU)?;
+        ext += len;
+    }
+    if next == 0 {
+        Ok(teid)
+    } else {
+        Err(stat::TRUNC_GTPU)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum SessionKey {
+    Teid(u32),
+    Flow(u32, u32, u16, u16, u8),
+}
+
+/// Look the session up in the live Maglev copy and send it to its gateway.
+/// Returns the verdict and a reason to count (`u32::MAX` for none).
+#[inline(always)]
+fn forward(ctx: &XdpContext, key: SessionKey) -> (u32, u32) {
+    let active = match LB_ACTIVE.get(0) {
+        Some(a) => *a & 1,
+        None => return (xdp_action::XDP_PASS, stat::NO_TABLE),
+    };
+    let meta = match LB_TABLE_META.get(active) {
+        Some(m) => m,
+        None => return (xdp_action::XDP_PASS, stat::NO_TABLE),
+    };
+    let size = meta.size;
+    if size == 0 || size > MAGLEV_MAX {
+        return (xdp_action::XDP_PASS, stat::NO_TABLE);
+    }
+    let h = match key {
+        SessionKey::Teid(teid) => hash::teid_hash(teid, meta.seed),
+        SessionKey::Flow(s, d, sp, dp, p) => hash::flow_hash(s, d, sp, dp, p, meta.seed),
+    };
+    let slot = active * MAGLEV_MAX + h % size;
+    let gw = match LB_MAGLEV.get(slot) {
+        Some(g) => *g,
+        None => return (xdp_action::XDP_PASS, stat::NO_GATEWAY),
+    };
+    if gw == NO_GATEWAY {
+        return (xdp_action::XDP_PASS, stat::NO_GATEWAY);
+    }
+    let entry = match LB_GATEWAYS.get(gw) {
+        Some(e) if e.flags & GW_F_VALID != 0 => e,
+        _ => return (xdp_action::XDP_PASS, stat::NO_GATEWAY),
+    };
+    let eth = match parse::ptr_at::<[u8; 12]>(ctx, 0) {
+        Some(p) => p,
+        None => return (xdp_action::XDP_PASS, stat::TRUNC_ETH),
+    };
+    let ifindex = entry.ifindex;
+    let same_port = ifindex as usize == ctx.ingress_ifindex();
+    if !same_port && LB_TX_PORTS.get_ifindex(ifindex).is_none() {
+        // Checked before the rewrite so a misconfigured port leaves the
+        // frame untouched for the kernel.
+        return (xdp_action::XDP_PASS, stat::REDIRECT_FAILED);
+    }
+    // SAFETY: 12 bytes checked by ptr_at above.
+    unsafe {
+        let e = &mut *eth;
+        e[0..6].copy_from_slice(&entry.dst_mac);
+        e[6..12].copy_from_slice(&entry.src_mac);
+    }
+    if same_port {
+        return (xdp_action::XDP_TX, u32::MAX);
+    }
+    match LB_TX_PORTS.redirect(ifindex, xdp_action::XDP_DROP as u64) {
+        Ok(a) => (a, u32::MAX),
+        Err(a) => (a, stat::REDIRECT_FAILED),
+    }
+}

@@ -1,0 +1,22 @@
+//! XDP programs of edgeplane. One module per concern: `parse` (the one
+//! bounds-checked cursor), `maps` (every map, with who writes it), and one
+//! module per role program.
+#![no_std]
+#![no_main]
+#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
+
+mod floor;
+mod lb;
+mod maps;
+mod parse;
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // The verifier rejects any reachable panic path, so this is never run.
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

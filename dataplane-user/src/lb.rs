@@ -1,0 +1,112 @@
+//! Typed access to the `lb` maps. The Maglev table is double-buffered:
+//! [`Dataplane::install_table`] writes the copy that is not live, then flips
+//! `LB_ACTIVE`, so no packet ever reads a half-written table.
+
+use aya::maps::{Array, DevMapHash, MapData, PerCpuArray};
+use dataplane_common::{
+    lb::{self, GatewayEntry, TableMeta},
+    Counter,
+};
+
+use crate::{Dataplane, Error, Result};
+
+/// A table as it is live in the maps.
+#[derive(Clone, Debug)]
+pub struct LiveTable {
+    pub copy: u32,
+    pub meta: TableMeta,
+}
+
+impl Dataplane {
+    pub fn live_table(&self) -> Result<LiveTable> {
+        let active: Array<&MapData, u32> = self.map("LB_ACTIVE")?;
+        let copy = active.get(&0, 0).map_err(|e| Error::Map("LB_ACTIVE", e))? & 1;
+        let metas: Array<&MapData, TableMeta> = self.map("LB_TABLE_META")?;
+        let meta = metas.get(&copy, 0).map_err(|e| Error::Map("LB_TABLE_META", e))?;
+        Ok(LiveTable { copy, meta })
+    }
+
+    /// Slots of the live table (gateway indices), for checks and tests.
+    pub fn live_slots(&self) -> Result<Vec<u32>> {
+        let live = self.live_table()?;
+        let table: Array<&MapData, u32> = self.map("LB_MAGLEV")?;
+        let base = live.copy * lb::MAGLEV_MAX;
+        (0..live.meta.size)
+            .map(|i| table.get(&(base + i), 0).map_err(|e| Error::Map("LB_MAGLEV", e)))
+            .collect()
+    }
+
+    /// Write `slots` (gateway indices) into the inactive copy with its
+    /// meta, then make it live. Gateway entries the slots name must be
+    /// written before this call.
+    pub fn install_table(&mut self, slots: &[u32], seed: u32, digest: u64) -> Result<TableMeta> {
+        let size = slots.len() as u32;
+        if size == 0 || size > lb::MAGLEV_MAX {
+            return Err(Error::Other(format!("table size {size} outside 1..={}", lb::MAGLEV_MAX)));
+        }
+        let live = self.live_table()?;
+        let next = live.copy ^ 1;
+        {
+            let mut table: Array<&mut MapData, u32> = self.map_mut("LB_MAGLEV")?;
+            let base = next * lb::MAGLEV_MAX;
+            for (i, gw) in slots.iter().enumerate() {
+                table.set(base + i as u32, *gw, 0).map_err(|e| Error::Map("LB_MAGLEV", e))?;
+            }
+        }
+        let meta = TableMeta { size, seed, digest, generation: live.meta.generation + 1 };
+        {
+            let mut metas: Array<&mut MapData, TableMeta> = self.map_mut("LB_TABLE_META")?;
+            metas.set(next, meta, 0).map_err(|e| Error::Map("LB_TABLE_META", e))?;
+        }
+        let mut active: Array<&mut MapData, u32> = self.map_mut("LB_ACTIVE")?;
+        active.set(0, next, 0).map_err(|e| Error::Map("LB_ACTIVE", e))?;
+        Ok(meta)
+    }
+
+    pub fn gateway_entries(&self) -> Result<Vec<(u32, GatewayEntry)>> {
+        let gws: Array<&MapData, GatewayEntry> = self.map("LB_GATEWAYS")?;
+        let mut out = Vec::new();
+        for i in 0..lb::GATEWAYS_MAX {
+            let e = gws.get(&i, 0).map_err(|e| Error::Map("LB_GATEWAYS", e))?;
+            if e.flags & lb::GW_F_VALID != 0 {
+                out.push((i, e));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn set_gateway(&mut self, index: u32, entry: &GatewayEntry) -> Result<()> {
+        let mut gws: Array<&mut MapData, GatewayEntry> = self.map_mut("LB_GATEWAYS")?;
+        gws.set(index, entry, 0).map_err(|e| Error::Map("LB_GATEWAYS", e))
+    }
+
+    /// Make `ifindex` a valid XDP_REDIRECT target.
+    pub fn add_tx_port(&mut self, ifindex: u32) -> Result<()> {
+        let mut ports: DevMapHash<&mut MapData> = self.map_mut("LB_TX_PORTS")?;
+        ports
+            .insert(ifindex, ifindex, None, 0)
+            .map_err(|e| Error::Other(format!("LB_TX_PORTS: adding ifindex {ifindex}: {e}")))
+    }
+
+    /// `lb` counters summed over CPUs, indexed by `lb::stat`.
+    pub fn lb_stats(&self) -> Result<Vec<Counter>> {
+        self.sum_stats("LB_STATS", lb::stat::COUNT)
+    }
+
+    pub fn floor_stats(&self) -> Result<Vec<Counter>> {
+        self.sum_stats("FLOOR_STATS", lb::FLOOR_STATS_LEN)
+    }
+
+    fn sum_stats(&self, name: &'static str, len: u32) -> Result<Vec<Counter>> {
+        let arr: PerCpuArray<&MapData, Counter> = self.map(name)?;
+        (0..len)
+            .map(|i| {
+                let per_cpu = arr.get(&i, 0).map_err(|e| Error::Map(name, e))?;
+                Ok(per_cpu.iter().fold(Counter::default(), |a, c| Counter {
+                    packets: a.packets + c.packets,
+                    bytes: a.bytes + c.bytes,
+                }))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,95 @@
+//! Userspace side of the XDP programs: loading, attaching, pinning, typed
+//! map wrappers and BPF_PROG_TEST_RUN.
+
+pub mod lb;
+pub mod pins;
+pub mod testrun;
+
+pub use pins::{Dataplane, LoadOptions};
+
+/// The compiled XDP object (every program and map), built by `build.rs`.
+pub static OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dataplane"));
+
+/// XDP verdicts as the kernel returns them.
+pub mod verdict {
+    pub const ABORTED: u32 = 0;
+    pub const DROP: u32 = 1;
+    pub const PASS: u32 = 2;
+    pub const TX: u32 = 3;
+    pub const REDIRECT: u32 = 4;
+
+    pub fn name(v: u32) -> &'static str {
+        match v {
+            ABORTED => "aborted",
+            DROP => "drop",
+            PASS => "pass",
+            TX => "tx",
+            REDIRECT => "redirect",
+            _ => "unknown",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("bpffs is not mounted at {0} (mount it with `mount -t bpf bpf /sys/fs/bpf`, or run `cargo xtask setup`)")]
+    NoBpffs(std::path::PathBuf),
+    #[error("pinned map {path} does not match this build's layout: {what}; stop the daemon and rerun with --replace-pins to discard the old state (forwarding on the interface stops until the new program attaches)")]
+    LayoutMismatch { path: std::path::PathBuf, what: String },
+    #[error("interface {0} does not exist")]
+    NoInterface(String),
+    #[error("interface {iface}: {source}; if another XDP program is attached, detach it first (`ip link set dev {iface} xdp off`)")]
+    Attach { iface: String, source: aya::programs::ProgramError },
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    #[error("loading the XDP object: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("program {0}: {1}")]
+    Program(String, aya::programs::ProgramError),
+    #[error("map {0}: {1}")]
+    Map(&'static str, aya::maps::MapError),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let context = context.into();
+    move |source| Error::Io { context, source }
+}
+
+/// Index of an interface in the caller's network namespace.
+pub fn ifindex(name: &str) -> Result<u32> {
+    let c = std::ffi::CString::new(name).map_err(|_| Error::NoInterface(name.into()))?;
+    // SAFETY: valid NUL-terminated string.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if idx == 0 {
+        return Err(Error::NoInterface(name.into()));
+    }
+    Ok(idx)
+}
+
+/// MAC address of an interface, from sysfs.
+pub fn mac_of(name: &str) -> Result<[u8; 6]> {
+    let s = std::fs::read_to_string(format!("/sys/class/net/{name}/address"))
+        .map_err(|_| Error::NoInterface(name.into()))?;
+    parse_mac(s.trim()).ok_or_else(|| Error::Other(format!("interface {name}: bad MAC {s:?}")))
+}
+
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in out.iter_mut() {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+pub fn format_mac(m: &[u8; 6]) -> String {
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+}

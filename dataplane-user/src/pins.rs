@@ -1,0 +1,283 @@
+//! Loading the object with its maps pinned under
+//! `<root>/<interface>/<MAP>` and the XDP link at `<root>/<interface>/link`,
+//! so that a daemon that dies leaves forwarding running and the next one
+//! takes the state over (ARCHITECTURE.md §5).
+
+use std::{
+    fs,
+    os::unix::fs::{DirBuilderExt, PermissionsExt},
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    maps::{MapData, MapInfo, MapType},
+    programs::{links::FdLink, links::PinnedLink, Xdp, XdpMode},
+    Ebpf, EbpfLoader,
+};
+use dataplane_common::{lb, Counter, LayoutMeta, LAYOUT_MAGIC, LAYOUT_VERSION};
+use tracing::{info, warn};
+
+use crate::{io_err, Error, Result, OBJ};
+
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+
+/// Every map of the object, with the layout this build expects of it.
+struct MapSpec {
+    name: &'static str,
+    kind: MapType,
+    key: u32,
+    value: u32,
+    max: u32,
+}
+
+const fn size<T>() -> u32 {
+    core::mem::size_of::<T>() as u32
+}
+
+const MAPS: &[MapSpec] = &[
+    MapSpec { name: "META", kind: MapType::Array, key: 4, value: size::<LayoutMeta>(), max: 1 },
+    MapSpec { name: "LB_ACTIVE", kind: MapType::Array, key: 4, value: 4, max: 1 },
+    MapSpec { name: "LB_TABLE_META", kind: MapType::Array, key: 4, value: size::<lb::TableMeta>(), max: 2 },
+    MapSpec { name: "LB_MAGLEV", kind: MapType::Array, key: 4, value: 4, max: 2 * lb::MAGLEV_MAX },
+    MapSpec { name: "LB_GATEWAYS", kind: MapType::Array, key: 4, value: size::<lb::GatewayEntry>(), max: lb::GATEWAYS_MAX },
+    MapSpec { name: "LB_TX_PORTS", kind: MapType::DevMapHash, key: 4, value: 8, max: 64 },
+    MapSpec { name: "LB_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: lb::stat::COUNT },
+    MapSpec { name: "FLOOR_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: lb::FLOOR_STATS_LEN },
+];
+
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    /// bpffs directory all interfaces pin under.
+    pub pin_root: PathBuf,
+    pub mode: XdpMode,
+    /// Discard pins whose layout does not match instead of refusing.
+    pub replace_pins: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self { pin_root: PathBuf::from("/sys/fs/bpf/edgeplane"), mode: XdpMode::Driver, replace_pins: false }
+    }
+}
+
+/// The loaded object. Pinned when attached to an interface, private when
+/// used only for test_run (fixtures, benchmarks, lookups in tests).
+pub struct Dataplane {
+    pub(crate) ebpf: Ebpf,
+    pub pin_dir: Option<PathBuf>,
+    pub interface: Option<String>,
+    /// True when this load found pins left by an earlier daemon.
+    pub took_over: bool,
+    link: Option<FdLink>,
+}
+
+impl Dataplane {
+    /// Load every program and fresh, unpinned maps. For test_run only.
+    pub fn load_private() -> Result<Self> {
+        let mut ebpf = EbpfLoader::new().load(OBJ)?;
+        for name in ["lb", "floor"] {
+            program_mut(&mut ebpf, name)?.load().map_err(|e| Error::Program(name.into(), e))?;
+        }
+        let mut dp = Self { ebpf, pin_dir: None, interface: None, took_over: false, link: None };
+        dp.write_meta()?;
+        Ok(dp)
+    }
+
+    /// Load `program` for `interface` with its maps pinned, reusing valid
+    /// pins, and attach it (or atomically replace the program behind an
+    /// existing pinned link, which keeps forwarding uninterrupted).
+    pub fn attach(program: &str, interface: &str, opts: &LoadOptions) -> Result<Self> {
+        crate::ifindex(interface)?;
+        ensure_bpffs(&opts.pin_root)?;
+        let dir = opts.pin_root.join(interface);
+        make_private_dir(&opts.pin_root)?;
+        make_private_dir(&dir)?;
+        if opts.replace_pins {
+            discard_pins(&dir)?;
+        }
+        let took_over = check_pins(&dir)?;
+
+        let mut loader = EbpfLoader::new();
+        let paths: Vec<(&'static str, PathBuf)> = MAPS.iter().map(|m| (m.name, dir.join(m.name))).collect();
+        for (name, path) in &paths {
+            loader.map_pin_path(*name, path.as_path());
+        }
+        let mut ebpf = loader.load(OBJ)?;
+        let prog: &mut Xdp = program_mut(&mut ebpf, program)?;
+        prog.load().map_err(|e| Error::Program(program.into(), e))?;
+
+        let link_path = dir.join("link");
+        let link = attach_or_replace(prog, interface, opts.mode, &link_path)?;
+        let mut dp = Self {
+            ebpf,
+            pin_dir: Some(dir),
+            interface: Some(interface.into()),
+            took_over,
+            link: Some(link),
+        };
+        if !took_over {
+            dp.write_meta()?;
+        }
+        info!(interface, program, took_over, "xdp program attached");
+        Ok(dp)
+    }
+
+    fn write_meta(&mut self) -> Result<()> {
+        let mut meta: aya::maps::Array<_, LayoutMeta> = self.map_mut("META")?;
+        meta.set(0, LayoutMeta { magic: LAYOUT_MAGIC, version: LAYOUT_VERSION }, 0)
+            .map_err(|e| Error::Map("META", e))
+    }
+
+    pub(crate) fn map_mut<'a, T>(&'a mut self, name: &'static str) -> Result<T>
+    where
+        T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
+    {
+        let map = self.ebpf.map_mut(name).ok_or_else(|| Error::Other(format!("map {name} missing from object")))?;
+        T::try_from(map).map_err(|e| Error::Map(name, e))
+    }
+
+    pub(crate) fn map<'a, T>(&'a self, name: &'static str) -> Result<T>
+    where
+        T: TryFrom<&'a aya::maps::Map, Error = aya::maps::MapError>,
+    {
+        let map = self.ebpf.map(name).ok_or_else(|| Error::Other(format!("map {name} missing from object")))?;
+        T::try_from(map).map_err(|e| Error::Map(name, e))
+    }
+
+    pub(crate) fn program(&mut self, name: &str) -> Result<&mut Xdp> {
+        program_mut(&mut self.ebpf, name)
+    }
+
+    /// Detach: remove the link pin (the program stops) and every map pin.
+    pub fn detach_and_unpin(mut self) -> Result<()> {
+        drop(self.link.take());
+        if let Some(dir) = self.pin_dir.take() {
+            discard_pins(&dir)?;
+            let _ = fs::remove_dir(&dir);
+        }
+        Ok(())
+    }
+}
+
+fn program_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| Error::Other(format!("program {name} missing from object")))?
+        .try_into()
+        .map_err(|e| Error::Program(name.into(), e))
+}
+
+fn attach_or_replace(prog: &mut Xdp, interface: &str, mode: XdpMode, link_path: &Path) -> Result<FdLink> {
+    if link_path.exists() {
+        match PinnedLink::from_pin(link_path) {
+            Ok(pinned) => {
+                let fd: FdLink = pinned.into();
+                let xdp_link = aya::programs::xdp::XdpLink::try_from(fd)
+                    .map_err(|e| Error::Other(format!("{}: not an XDP link: {e}", link_path.display())))?;
+                match prog.attach_to_link(xdp_link) {
+                    Ok(id) => {
+                        let link = prog.take_link(id).map_err(|e| Error::Program("attach".into(), e))?;
+                        info!(interface, "replaced the program behind the pinned link");
+                        return FdLink::try_from(link).map_err(|e| Error::Other(format!("link: {e}")));
+                    }
+                    Err(e) => {
+                        // ENOLINK: the interface the link was made for is
+                        // gone; the pin is stale.
+                        warn!(interface, error = %e, "pinned link unusable; attaching anew");
+                    }
+                }
+            }
+            Err(e) => warn!(interface, error = %e, "pinned link unreadable; attaching anew"),
+        }
+        fs::remove_file(link_path).map_err(io_err(format!("removing {}", link_path.display())))?;
+    }
+    let id = prog
+        .attach(interface, mode)
+        .map_err(|source| Error::Attach { iface: interface.into(), source })?;
+    let link = prog.take_link(id).map_err(|e| Error::Program("attach".into(), e))?;
+    let fd = FdLink::try_from(link).map_err(|e| Error::Other(format!("link is not a bpf_link (kernel without XDP links?): {e}")))?;
+    let pinned = fd.pin(link_path).map_err(|e| Error::Other(format!("pinning {}: {e}", link_path.display())))?;
+    Ok(pinned.into())
+}
+
+fn ensure_bpffs(root: &Path) -> Result<()> {
+    let mut probe = root.to_path_buf();
+    while !probe.exists() {
+        if !probe.pop() {
+            return Err(Error::NoBpffs(root.into()));
+        }
+    }
+    let c = std::ffi::CString::new(probe.as_os_str().as_encoded_bytes()).map_err(|_| Error::NoBpffs(root.into()))?;
+    // SAFETY: statfs writes into the zeroed struct we pass.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 || st.f_type as i64 != BPF_FS_MAGIC {
+        return Err(Error::NoBpffs(root.into()));
+    }
+    Ok(())
+}
+
+fn make_private_dir(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        fs::DirBuilder::new().mode(0o700).create(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(format!("chmod {}", dir.display())))
+}
+
+fn discard_pins(dir: &Path) -> Result<()> {
+    for name in MAPS.iter().map(|m| m.name).chain(["link"]) {
+        let p = dir.join(name);
+        if p.exists() {
+            fs::remove_file(&p).map_err(io_err(format!("removing {}", p.display())))?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuse pins that do not match this build. Returns whether any pins
+/// were found (a takeover).
+fn check_pins(dir: &Path) -> Result<bool> {
+    let mut found = 0;
+    for spec in MAPS {
+        let path = dir.join(spec.name);
+        if !path.exists() {
+            continue;
+        }
+        found += 1;
+        let info = MapInfo::from_pin(&path).map_err(|e| Error::LayoutMismatch { path: path.clone(), what: e.to_string() })?;
+        let kind = info.map_type().ok();
+        let ok = kind == Some(spec.kind)
+            && info.key_size() == spec.key
+            && info.value_size() == spec.value
+            && info.max_entries() == spec.max;
+        if !ok {
+            return Err(Error::LayoutMismatch {
+                path,
+                what: format!(
+                    "found {:?} key {} value {} entries {}, expected {:?} key {} value {} entries {}",
+                    kind, info.key_size(), info.value_size(), info.max_entries(),
+                    spec.kind, spec.key, spec.value, spec.max
+                ),
+            });
+        }
+    }
+    if found == 0 {
+        return Ok(false);
+    }
+    let meta_path = dir.join("META");
+    let data = MapData::from_pin(&meta_path).map_err(|e| Error::LayoutMismatch { path: meta_path.clone(), what: e.to_string() })?;
+    let map = aya::maps::Map::Array(data);
+    let arr: aya::maps::Array<_, LayoutMeta> = aya::maps::Array::try_from(&map).map_err(|e| Error::Map("META", e))?;
+    let meta = arr.get(&0, 0).map_err(|e| Error::Map("META", e))?;
+    if meta.magic != LAYOUT_MAGIC || meta.version != LAYOUT_VERSION {
+        return Err(Error::LayoutMismatch {
+            path: meta_path,
+            what: format!("layout version {} (magic {:#x}), this build uses {}", meta.version, meta.magic, LAYOUT_VERSION),
+        });
+    }
+    if found != MAPS.len() {
+        return Err(Error::LayoutMismatch {
+            path: dir.into(),
+            what: format!("only {found} of {} maps are pinned", MAPS.len()),
+        });
+    }
+    Ok(true)
+}
