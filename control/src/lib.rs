@@ -1,1 +1,6 @@
+//! Control-plane engines and the daemon's contracts: pure code, tested
+//! without a kernel or a network.
 
+pub mod api;
+pub mod config;
+pub mod maglev;

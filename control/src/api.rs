@@ -1,0 +1,143 @@
+//! The daemon API: newline-delimited JSON over a Unix socket. One request
+//! per line, one response per line. The CLI's `--json` prints `data` as is,
+//! so scripts and the CLI see one schema.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Gateway;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    Status,
+    Stats,
+    LbGateways { interface: Option<String> },
+    LbGatewayAdd { interface: Option<String>, gateway: Gateway },
+    LbGatewayRemove { interface: Option<String>, name: String },
+    LbDigest,
+    LbLookup { interface: Option<String>, key: LookupKey },
+    Reload,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum LookupKey {
+    Teid(u32),
+    Flow(FlowSpec),
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FlowSpec {
+    pub src: std::net::Ipv4Addr,
+    pub sport: u16,
+    pub dst: std::net::Ipv4Addr,
+    pub dport: u16,
+    /// "udp" or "tcp".
+    pub proto: String,
+}
+
+impl std::str::FromStr for FlowSpec {
+    type Err = String;
+
+    /// `SRC:PORT-DST:PORT/PROTO`, e.g. `10.0.0.2:4000-198.51.100.10:80/tcp`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?}: expected SRC:PORT-DST:PORT/PROTO, e.g. 10.0.0.2:4000-198.51.100.10:80/udp");
+        let (tuple, proto) = s.rsplit_once('/').ok_or_else(bad)?;
+        let proto = proto.to_ascii_lowercase();
+        if proto != "udp" && proto != "tcp" {
+            return Err(format!("{s:?}: protocol must be udp or tcp"));
+        }
+        let (a, b) = tuple.split_once('-').ok_or_else(bad)?;
+        let a: std::net::SocketAddrV4 = a.parse().map_err(|_| bad())?;
+        let b: std::net::SocketAddrV4 = b.parse().map_err(|_| bad())?;
+        Ok(Self { src: *a.ip(), sport: a.port(), dst: *b.ip(), dport: b.port(), proto })
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub data: serde_json::Value,
+}
+
+impl Response {
+    pub fn ok(data: impl Serialize) -> Self {
+        Self { ok: true, error: None, data: serde_json::to_value(data).unwrap_or_default() }
+    }
+    pub fn err(msg: impl Into<String>) -> Self {
+        Self { ok: false, error: Some(msg.into()), data: serde_json::Value::Null }
+    }
+}
+
+/// One gateway as listed by `lb gateways list`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GatewayView {
+    pub name: String,
+    pub address: String,
+    pub mac: String,
+    pub via: String,
+    pub weight: u32,
+    /// Maglev slots held.
+    pub slots: u32,
+    /// Share of the table, percent.
+    pub share: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DigestView {
+    pub interface: String,
+    pub digest: String,
+    pub table_size: u32,
+    pub seed: u32,
+    pub gateways: usize,
+    pub generation: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LookupView {
+    pub interface: String,
+    pub verdict: String,
+    /// Gateway reached, by name; absent when the packet is not forwarded.
+    pub gateway: Option<String>,
+    pub dst_mac: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CounterView {
+    pub program: String,
+    pub interface: String,
+    pub name: String,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip() {
+        let reqs = vec![
+            Request::Status,
+            Request::LbGatewayRemove { interface: Some("eth0".into()), name: "gw1".into() },
+            Request::LbLookup { interface: None, key: LookupKey::Teid(7) },
+            Request::LbLookup { interface: None, key: LookupKey::Flow("10.0.0.2:1-10.0.0.3:2/udp".parse().unwrap()) },
+        ];
+        for r in reqs {
+            let line = serde_json::to_string(&r).unwrap();
+            assert!(!line.contains('\n'));
+            assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn flow_spec_parsing() {
+        let f: FlowSpec = "10.0.0.2:4000-198.51.100.10:80/TCP".parse().unwrap();
+        assert_eq!((f.sport, f.dport, f.proto.as_str()), (4000, 80, "tcp"));
+        assert!("10.0.0.2:4000-198.51.100.10:80/icmp".parse::<FlowSpec>().is_err());
+        assert!("10.0.0.2-198.51.100.10/udp".parse::<FlowSpec>().is_err());
+    }
+}

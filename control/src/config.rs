@@ -1,0 +1,325 @@
+//! The host config (TOML). It is parsed and validated as a whole before
+//! anything is applied; an error names the key and the reason.
+
+use std::{collections::HashSet, fmt, net::Ipv4Addr, path::PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::maglev::{is_prime, DEFAULT_TABLE_SIZE};
+use dataplane_common::lb::{GATEWAYS_MAX, GW_NAME_LEN, MAGLEV_MAX};
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub node: Node,
+    #[serde(default)]
+    pub lb: Vec<Lb>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Node {
+    /// Name shown in logs and metrics.
+    pub name: String,
+    /// Unix socket of the daemon API (mode 0600).
+    pub socket: PathBuf,
+    /// bpffs directory pins live under.
+    pub pin_root: PathBuf,
+    /// Address of the Prometheus endpoint; off when absent.
+    pub metrics: Option<String>,
+    /// `native` (driver) or `skb` (generic) XDP.
+    pub xdp_mode: XdpMode,
+}
+
+impl Default for Node {
+    fn default() -> Self {
+        Self {
+            name: "edgeplane".into(),
+            socket: PathBuf::from(DEFAULT_SOCKET),
+            pin_root: PathBuf::from("/sys/fs/bpf/edgeplane"),
+            metrics: None,
+            xdp_mode: XdpMode::Native,
+        }
+    }
+}
+
+pub const DEFAULT_SOCKET: &str = "/run/edgeplane/edgeplane.sock";
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpMode {
+    Native,
+    Skb,
+}
+
+/// One `lb` instance: the ingress interface and its gateways.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Lb {
+    pub interface: String,
+    #[serde(default)]
+    pub seed: u32,
+    #[serde(default = "default_table_size")]
+    pub table_size: u32,
+    #[serde(default, rename = "gateway")]
+    pub gateways: Vec<Gateway>,
+}
+
+fn default_table_size() -> u32 {
+    DEFAULT_TABLE_SIZE
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Gateway {
+    pub name: String,
+    pub address: Ipv4Addr,
+    /// The gateway's MAC, `xx:xx:xx:xx:xx:xx`.
+    pub mac: String,
+    /// Egress interface; defaults to the ingress interface (XDP_TX).
+    #[serde(default)]
+    pub via: Option<String>,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+pub const MAX_WEIGHT: u32 = 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted path of the offending key, e.g. `lb[0].gateway[1].mac`.
+    pub key: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError { key: key.into(), reason: reason.into() }
+}
+
+impl Config {
+    /// Parse and validate. Nothing is applied by this call.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let key = e
+                .span()
+                .map(|s| key_at(text, s.start))
+                .unwrap_or_else(|| "<file>".into());
+            err(key, e.message().to_string())
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err(path.display().to_string(), format!("cannot read: {e}")))?;
+        Self::parse(&text)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(m) = &self.node.metrics {
+            m.parse::<std::net::SocketAddr>()
+                .map_err(|_| err("node.metrics", format!("{m:?} is not an address:port")))?;
+        }
+        let mut ifaces = HashSet::new();
+        for (i, lb) in self.lb.iter().enumerate() {
+            let k = format!("lb[{i}]");
+            validate_ifname(&lb.interface).map_err(|r| err(format!("{k}.interface"), r))?;
+            if !ifaces.insert(&lb.interface) {
+                return Err(err(format!("{k}.interface"), format!("{} has two [[lb]] sections", lb.interface)));
+            }
+            if !is_prime(lb.table_size) || lb.table_size > MAGLEV_MAX {
+                return Err(err(
+                    format!("{k}.table_size"),
+                    format!("{} must be a prime no larger than {MAGLEV_MAX} (default {DEFAULT_TABLE_SIZE})", lb.table_size),
+                ));
+            }
+            if lb.gateways.len() > GATEWAYS_MAX as usize
+                || (lb.table_size as u64) <= 100 * lb.gateways.len() as u64
+            {
+                return Err(err(
+                    format!("{k}.gateway"),
+                    format!("{} gateways need table_size > 100 x gateways (and at most {GATEWAYS_MAX})", lb.gateways.len()),
+                ));
+            }
+            let mut names = HashSet::new();
+            for (j, gw) in lb.gateways.iter().enumerate() {
+                let gk = format!("{k}.gateway[{j}]");
+                gw.validate().map_err(|(field, r)| err(format!("{gk}.{field}"), r))?;
+                if !names.insert(&gw.name) {
+                    return Err(err(format!("{gk}.name"), format!("{:?} is used twice", gw.name)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn lb_for(&self, interface: &str) -> Option<&Lb> {
+        self.lb.iter().find(|l| l.interface == interface)
+    }
+}
+
+impl Gateway {
+    /// Field-level checks; returns the field name and reason.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.name.is_empty() || self.name.len() >= GW_NAME_LEN {
+            return Err(("name", format!("must be 1..{} bytes", GW_NAME_LEN - 1)));
+        }
+        if !self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(("name", format!("{:?}: use letters, digits, '-', '_' or '.'", self.name)));
+        }
+        if parse_mac(&self.mac).is_none() {
+            return Err(("mac", format!("{:?} is not a MAC address (xx:xx:xx:xx:xx:xx)", self.mac)));
+        }
+        if let Some(v) = &self.via {
+            validate_ifname(v).map_err(|r| ("via", r))?;
+        }
+        if self.weight > MAX_WEIGHT {
+            return Err(("weight", format!("{} is above the maximum {MAX_WEIGHT}", self.weight)));
+        }
+        Ok(())
+    }
+}
+
+fn validate_ifname(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 15 || name.contains('/') || name.contains(char::is_whitespace) {
+        return Err(format!("{name:?} is not a valid interface name"));
+    }
+    Ok(())
+}
+
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in out.iter_mut() {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+/// Best-effort dotted key for a byte offset of a TOML parse error: the
+/// last table header before it plus the key on its line.
+fn key_at(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let mut table = String::new();
+    // Array-of-tables headers seen so far, with how many of each; a new
+    // parent element resets its children's counts.
+    let mut counts: std::collections::HashMap<String, usize> = Default::default();
+    for line in before.lines() {
+        let t = line.trim();
+        if let Some(h) = t.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")) {
+            counts.retain(|k, _| !k.starts_with(&format!("{h}.")));
+            *counts.entry(h.to_string()).or_insert(0) += 1;
+            let mut path = String::new();
+            let mut prefix = String::new();
+            for seg in h.split('.') {
+                if !prefix.is_empty() {
+                    prefix.push('.');
+                    path.push('.');
+                }
+                prefix.push_str(seg);
+                path.push_str(seg);
+                if let Some(n) = counts.get(&prefix) {
+                    path.push_str(&format!("[{}]", n - 1));
+                }
+            }
+            table = path;
+        } else if let Some(h) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            table = h.to_string();
+        }
+    }
+    let line = text[before.rfind('\n').map(|i| i + 1).unwrap_or(0)..].lines().next().unwrap_or("");
+    let key = line.split('=').next().unwrap_or("").trim();
+    match (table.is_empty(), key.is_empty() || key.starts_with('[')) {
+        (true, true) => "<file>".into(),
+        (true, false) => key.into(),
+        (false, true) => table,
+        (false, false) => format!("{table}.{key}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[node]
+name = "lb-a"
+metrics = "127.0.0.1:9464"
+
+[[lb]]
+interface = "eth0"
+seed = 7
+
+[[lb.gateway]]
+name = "gw1"
+address = "10.1.0.11"
+mac = "02:00:00:00:01:11"
+via = "eth1"
+
+[[lb.gateway]]
+name = "gw2"
+address = "10.1.0.12"
+mac = "02:00:00:00:01:12"
+weight = 2
+"#;
+
+    #[test]
+    fn parses_a_good_file_with_defaults() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!(c.lb[0].table_size, DEFAULT_TABLE_SIZE);
+        assert_eq!(c.lb[0].gateways[0].weight, 1);
+        assert_eq!(c.lb[0].gateways[1].via, None);
+        assert_eq!(c.node.socket, PathBuf::from(DEFAULT_SOCKET));
+    }
+
+    fn error_of(text: &str) -> ConfigError {
+        Config::parse(text).unwrap_err()
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = error_of(&GOOD.replace("02:00:00:00:01:12", "nope"));
+        assert_eq!(e.key, "lb[0].gateway[1].mac", "{e}");
+        let e = error_of(&GOOD.replace("seed = 7", "seed = 7\ntable_size = 65536"));
+        assert_eq!(e.key, "lb[0].table_size", "{e}");
+        let e = error_of(&GOOD.replace("name = \"gw2\"", "name = \"gw1\""));
+        assert_eq!(e.key, "lb[0].gateway[1].name", "{e}");
+        let e = error_of(&GOOD.replace("weight = 2", "weight = 5000"));
+        assert_eq!(e.key, "lb[0].gateway[1].weight", "{e}");
+        let e = error_of(&GOOD.replace("127.0.0.1:9464", "localhost"));
+        assert_eq!(e.key, "node.metrics", "{e}");
+    }
+
+    #[test]
+    fn syntax_and_unknown_keys_are_located() {
+        let e = error_of(&GOOD.replace("seed = 7", "sede = 7"));
+        assert!(e.key.starts_with("lb[0]"), "{e}");
+        assert!(e.reason.contains("sede"), "{e}");
+        let e = error_of(&GOOD.replace("address = \"10.1.0.11\"", "address = \"10.1.0\""));
+        assert_eq!(e.key, "lb[0].gateway[0].address", "{e}");
+    }
+
+    #[test]
+    fn empty_file_is_a_valid_idle_node() {
+        let c = Config::parse("").unwrap();
+        assert!(c.lb.is_empty());
+    }
+}
