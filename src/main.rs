@@ -1,1 +1,291 @@
-fn main(){}
+//! `edgeplane`: the daemon (`run`) and the CLI that manages it.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use control::{
+    api::{CounterView, DigestView, FlowSpec, GatewayView, LookupKey, LookupView, Request},
+    config::{Config, Gateway, DEFAULT_SOCKET},
+};
+use edgeplane::{bench, client, daemon, netns};
+
+#[derive(Parser)]
+#[command(name = "edgeplane", version, about = "Session-aware XDP data plane for the mobile edge")]
+struct Cli {
+    /// Daemon API socket.
+    #[arg(long, global = true, env = "EDGEPLANE_SOCKET", default_value = DEFAULT_SOCKET)]
+    socket: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the daemon with a config file.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        /// Enter this network namespace (/run/netns/NAME) first.
+        #[arg(long)]
+        netns: Option<String>,
+        /// Discard pins of another layout instead of refusing them.
+        #[arg(long)]
+        replace_pins: bool,
+    },
+    /// Daemon and role summary.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Per-program counters (verdicts and reasons).
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-read the config file; a file that fails validation changes nothing.
+    Reload,
+    /// Validate a config file without applying it.
+    Check { config: PathBuf },
+    /// Detach the XDP programs a config names and remove their pins (stop the daemon first).
+    Detach {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        netns: Option<String>,
+    },
+    /// The session-affine load balancer.
+    Lb {
+        #[command(subcommand)]
+        cmd: LbCmd,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        cmd: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum LbCmd {
+    /// Gateways of an lb instance.
+    Gateways {
+        #[command(subcommand)]
+        cmd: GwCmd,
+    },
+    /// Maglev table digest of every lb instance (equal digests = equal tables).
+    Digest {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Which gateway a session reaches, by running the attached program.
+    Lookup {
+        #[arg(long, conflicts_with = "flow", required_unless_present = "flow")]
+        teid: Option<u32>,
+        /// SRC:PORT-DST:PORT/PROTO
+        #[arg(long)]
+        flow: Option<FlowSpec>,
+        #[arg(long)]
+        interface: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum GwCmd {
+    List {
+        #[arg(long)]
+        interface: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        address: std::net::Ipv4Addr,
+        #[arg(long)]
+        mac: String,
+        /// Egress interface (default: the ingress interface, XDP_TX).
+        #[arg(long)]
+        via: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        weight: u32,
+        #[arg(long)]
+        interface: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    Remove {
+        name: String,
+        #[arg(long)]
+        interface: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// ns/packet of each XDP program against the floor program (test_run).
+    Xdp {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 15)]
+        rounds: usize,
+        #[arg(long, default_value_t = 2000)]
+        runs: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edgeplane: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let sock = cli.socket.clone();
+    let call = |req: Request| client::call(&sock, &req).map_err(anyhow::Error::from);
+    match cli.cmd {
+        Cmd::Run { config, netns: ns, replace_pins } => {
+            if let Some(ns) = &ns {
+                netns::enter(ns)?;
+            }
+            let state = daemon::start(&config, replace_pins)?;
+            let state = std::sync::Arc::new(std::sync::Mutex::new(state));
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?
+                .block_on(daemon::serve(state))
+        }
+        Cmd::Check { config } => {
+            let c = Config::load(&config).map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
+            println!("{}: valid ({} lb instance(s))", config.display(), c.lb.len());
+            Ok(())
+        }
+        Cmd::Detach { config, netns: ns } => {
+            if let Some(ns) = &ns {
+                netns::enter(ns)?;
+            }
+            for i in daemon::detach(&config)? {
+                println!("detached {i}");
+            }
+            Ok(())
+        }
+        Cmd::Status { json } => {
+            let v = call(Request::Status)?;
+            if json {
+                print_json(&v);
+            } else {
+                println!("node {}  config {}", v["node"].as_str().unwrap_or(""), v["config"].as_str().unwrap_or(""));
+                for l in v["lb"].as_array().into_iter().flatten() {
+                    println!("lb on {}: {} gateway(s){}", l["interface"].as_str().unwrap_or(""), l["gateways"], if l["took_over_pins"].as_bool() == Some(true) { " (took over pinned state)" } else { "" });
+                }
+            }
+            Ok(())
+        }
+        Cmd::Stats { json } => {
+            let v = call(Request::Stats)?;
+            if json {
+                print_json(&v);
+            } else {
+                let rows: Vec<CounterView> = serde_json::from_value(v)?;
+                println!("{:<8} {:<12} {:<20} {:>14} {:>16}", "PROGRAM", "INTERFACE", "COUNTER", "PACKETS", "BYTES");
+                for r in rows.iter().filter(|r| r.packets > 0 || r.name == "tx" || r.name == "redirect" || r.name == "pass") {
+                    println!("{:<8} {:<12} {:<20} {:>14} {:>16}", r.program, r.interface, r.name, r.packets, r.bytes);
+                }
+            }
+            Ok(())
+        }
+        Cmd::Reload => {
+            let v = call(Request::Reload)?;
+            println!("{}", v["message"].as_str().unwrap_or("reloaded"));
+            Ok(())
+        }
+        Cmd::Lb { cmd } => match cmd {
+            LbCmd::Gateways { cmd } => {
+                let (v, json) = match cmd {
+                    GwCmd::List { interface, json } => (call(Request::LbGateways { interface })?, json),
+                    GwCmd::Add { name, address, mac, via, weight, interface, json } => {
+                        let gateway = Gateway { name, address, mac, via, weight };
+                        if let Err((field, reason)) = gateway.validate() {
+                            anyhow::bail!("--{field}: {reason}");
+                        }
+                        (call(Request::LbGatewayAdd { interface, gateway })?, json)
+                    }
+                    GwCmd::Remove { name, interface, json } => (call(Request::LbGatewayRemove { interface, name })?, json),
+                };
+                if json {
+                    print_json(&v);
+                } else if v.is_array() {
+                    let rows: Vec<GatewayView> = serde_json::from_value(v)?;
+                    println!("{:<16} {:<15} {:<17} {:<12} {:>6} {:>7} {:>7}", "NAME", "ADDRESS", "MAC", "VIA", "WEIGHT", "SLOTS", "SHARE%");
+                    for g in rows {
+                        println!("{:<16} {:<15} {:<17} {:<12} {:>6} {:>7} {:>7.2}", g.name, g.address, g.mac, g.via, g.weight, g.slots, g.share);
+                    }
+                } else {
+                    let d: DigestView = serde_json::from_value(v)?;
+                    println!("ok; table on {} is now {} (generation {})", d.interface, d.digest, d.generation);
+                }
+                Ok(())
+            }
+            LbCmd::Digest { json } => {
+                let v = call(Request::LbDigest)?;
+                if json {
+                    print_json(&v);
+                } else {
+                    let rows: Vec<DigestView> = serde_json::from_value(v)?;
+                    for d in rows {
+                        println!("{} {} (M={} seed={} gateways={} generation={})", d.interface, d.digest, d.table_size, d.seed, d.gateways, d.generation);
+                    }
+                }
+                Ok(())
+            }
+            LbCmd::Lookup { teid, flow, interface, json } => {
+                let key = match (teid, flow) {
+                    (Some(t), _) => LookupKey::Teid(t),
+                    (None, Some(f)) => LookupKey::Flow(f),
+                    (None, None) => anyhow::bail!("give --teid N or --flow SRC:PORT-DST:PORT/PROTO"),
+                };
+                let v = call(Request::LbLookup { interface, key })?;
+                if json {
+                    print_json(&v);
+                } else {
+                    let l: LookupView = serde_json::from_value(v)?;
+                    match l.gateway {
+                        Some(g) => println!("{g} (verdict {}, dst mac {}, via {})", l.verdict, l.dst_mac, l.interface),
+                        None => println!("not forwarded (verdict {})", l.verdict),
+                    }
+                }
+                Ok(())
+            }
+        },
+        Cmd::Bench { cmd: BenchCmd::Xdp { json, rounds, runs } } => {
+            let rows = bench::run_all(&bench::BenchOptions { rounds, runs_per_round: runs })?;
+            if json {
+                println!("{}", serde_json::to_string(&rows)?);
+            } else {
+                println!("{:<8} {:<22} {:>10} {:>10} {:>7} {:>10}", "PROGRAM", "CASE", "NS/PKT", "FLOOR", "RATIO", "ABOVE");
+                for r in rows {
+                    println!("{:<8} {:<22} {:>10.1} {:>10.1} {:>7.2} {:>10.1}", r.program, r.case, r.ns_per_packet, r.floor_ns_per_packet, r.ratio, r.ns_above_floor);
+                }
+            }
+            Ok(())
+        }
+    }
+}

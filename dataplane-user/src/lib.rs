@@ -5,6 +5,7 @@ pub mod lb;
 pub mod pins;
 pub mod testrun;
 
+pub use aya::programs::XdpMode;
 pub use pins::{Dataplane, LoadOptions};
 
 /// The compiled XDP object (every program and map), built by `build.rs`.

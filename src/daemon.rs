@@ -1,0 +1,247 @@
+//! The daemon: owns every role instance, serves the API on a Unix socket
+//! (0600) and the metrics endpoint, reloads on SIGHUP. Killing it leaves
+//! the XDP programs attached through their pinned links.
+
+use std::{
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use anyhow::Context as _;
+use control::{
+    api::{CounterView, LookupKey, Request, Response},
+    config::{Config, XdpMode},
+};
+use dataplane_common::lb::stat;
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    net::{UnixListener, UnixStream},
+};
+use tracing::{error, info, warn};
+
+use crate::{lb::LbInstance, packets};
+
+pub struct State {
+    pub config_path: PathBuf,
+    pub config: Config,
+    pub lbs: Vec<LbInstance>,
+}
+
+pub type Shared = Arc<Mutex<State>>;
+
+pub fn load_options(cfg: &Config, replace_pins: bool) -> dataplane_user::LoadOptions {
+    dataplane_user::LoadOptions {
+        pin_root: cfg.node.pin_root.clone(),
+        mode: match cfg.node.xdp_mode {
+            XdpMode::Native => dataplane_user::XdpMode::Driver,
+            XdpMode::Skb => dataplane_user::XdpMode::Skb,
+        },
+        replace_pins,
+    }
+}
+
+/// Start every instance the config names. Fails before attaching anything
+/// if the config names an interface that does not exist.
+pub fn start(config_path: &Path, replace_pins: bool) -> anyhow::Result<State> {
+    let config = Config::load(config_path).map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
+    for (i, lb) in config.lb.iter().enumerate() {
+        for name in std::iter::once(&lb.interface).chain(lb.gateways.iter().filter_map(|g| g.via.as_ref())) {
+            dataplane_user::ifindex(name).map_err(|e| anyhow::anyhow!("lb[{i}]: {e}"))?;
+        }
+    }
+    let opts = load_options(&config, replace_pins);
+    let mut lbs = Vec::new();
+    for lb in &config.lb {
+        lbs.push(LbInstance::start(lb.clone(), &opts).with_context(|| format!("lb on {}", lb.interface))?);
+    }
+    Ok(State { config_path: config_path.into(), config, lbs })
+}
+
+pub async fn serve(state: Shared) -> anyhow::Result<()> {
+    let (socket, metrics) = {
+        let s = state.lock().unwrap();
+        (s.config.node.socket.clone(), s.config.node.metrics.clone())
+    };
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if socket.exists() {
+        if UnixStream::connect(&socket).await.is_ok() {
+            anyhow::bail!("another daemon is serving {}", socket.display());
+        }
+        std::fs::remove_file(&socket).ok();
+    }
+    let listener = UnixListener::bind(&socket).with_context(|| format!("binding {}", socket.display()))?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+    info!(socket = %socket.display(), "api listening");
+    if let Some(addr) = metrics {
+        let st = state.clone();
+        let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("metrics on {addr}"))?;
+        info!(%addr, "metrics listening");
+        tokio::spawn(crate::metrics::serve(listener, st));
+    }
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            conn = listener.accept() => {
+                let (stream, _) = conn?;
+                tokio::spawn(handle_conn(stream, state.clone()));
+            }
+            _ = hup.recv() => {
+                let st = state.clone();
+                let r = tokio::task::spawn_blocking(move || reload(&mut st.lock().unwrap())).await?;
+                match r {
+                    Ok(msg) => info!("{msg}"),
+                    Err(e) => error!("reload refused: {e}"),
+                }
+            }
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+        }
+    }
+    std::fs::remove_file(&socket).ok();
+    info!("daemon stopping; XDP programs stay attached through their pinned links");
+    Ok(())
+}
+
+async fn handle_conn(stream: UnixStream, state: Shared) {
+    let (r, mut w) = stream.into_split();
+    let mut lines = BufReader::new(r).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let resp = match serde_json::from_str::<Request>(&line) {
+            Ok(req) => {
+                let st = state.clone();
+                tokio::task::spawn_blocking(move || handle(&mut st.lock().unwrap(), req))
+                    .await
+                    .unwrap_or_else(|e| Response::err(format!("internal error: {e}")))
+            }
+            Err(e) => Response::err(format!("bad request: {e}")),
+        };
+        let mut out = serde_json::to_vec(&resp).unwrap_or_default();
+        out.push(b'\n');
+        if w.write_all(&out).await.is_err() {
+            break;
+        }
+    }
+}
+
+fn pick<'a>(s: &'a mut State, interface: Option<&str>) -> Result<&'a mut LbInstance, String> {
+    match interface {
+        Some(i) => s.lbs.iter_mut().find(|l| l.cfg.interface == i).ok_or_else(|| format!("no lb on interface {i}")),
+        None => match s.lbs.len() {
+            0 => Err("no lb role is configured".into()),
+            1 => Ok(&mut s.lbs[0]),
+            _ => Err("several lb instances run here; name one with --interface".into()),
+        },
+    }
+}
+
+pub fn handle(s: &mut State, req: Request) -> Response {
+    let r: Result<Response, String> = (|| match req {
+        Request::Status => Ok(Response::ok(serde_json::json!({
+            "node": s.config.node.name,
+            "config": s.config_path,
+            "lb": s.lbs.iter().map(|l| serde_json::json!({
+                "interface": l.cfg.interface,
+                "gateways": l.cfg.gateways.len(),
+                "took_over_pins": l.dp.took_over,
+            })).collect::<Vec<_>>(),
+        }))),
+        Request::Stats => Ok(Response::ok(counters(s).map_err(|e| e.to_string())?)),
+        Request::LbGateways { interface } => Ok(Response::ok(pick(s, interface.as_deref())?.gateways())),
+        Request::LbGatewayAdd { interface, gateway } => {
+            let lb = pick(s, interface.as_deref())?;
+            lb.add_gateway(gateway).map_err(|e| e.to_string())?;
+            Ok(Response::ok(lb.digest().map_err(|e| e.to_string())?))
+        }
+        Request::LbGatewayRemove { interface, name } => {
+            let lb = pick(s, interface.as_deref())?;
+            lb.remove_gateway(&name).map_err(|e| e.to_string())?;
+            Ok(Response::ok(lb.digest().map_err(|e| e.to_string())?))
+        }
+        Request::LbDigest => {
+            let v: Result<Vec<_>, _> = s.lbs.iter().map(|l| l.digest()).collect();
+            Ok(Response::ok(v.map_err(|e| e.to_string())?))
+        }
+        Request::LbLookup { interface, key } => {
+            if let LookupKey::Flow(f) = &key {
+                if f.dport == packets::GTPU_PORT && f.proto == "udp" {
+                    return Err("a UDP flow to port 2152 is GTP-U; look it up with --teid".into());
+                }
+            }
+            let pkt = packets::lookup_packet(&key);
+            let lb = pick(s, interface.as_deref())?;
+            Ok(Response::ok(lb.lookup(&pkt).map_err(|e| e.to_string())?))
+        }
+        Request::Reload => reload(s).map(|m| Response::ok(serde_json::json!({ "message": m }))),
+    })();
+    r.unwrap_or_else(Response::err)
+}
+
+/// Re-read the config file; validate all of it; apply the differences.
+/// A file that fails validation changes nothing.
+pub fn reload(s: &mut State) -> Result<String, String> {
+    let new = Config::load(&s.config_path).map_err(|e| format!("{}: {e}", s.config_path.display()))?;
+    if new.node != s.config.node {
+        return Err("[node] changed; restart the daemon to apply it (nothing was changed)".into());
+    }
+    let old_ifaces: Vec<_> = s.lbs.iter().map(|l| l.cfg.interface.clone()).collect();
+    let new_ifaces: Vec<_> = new.lb.iter().map(|l| l.interface.clone()).collect();
+    if old_ifaces != new_ifaces {
+        return Err("the set of [[lb]] interfaces changed; restart the daemon to apply it (nothing was changed)".into());
+    }
+    // Resolve everything before applying anything.
+    for lb in &new.lb {
+        for g in &lb.gateways {
+            if let Some(v) = &g.via {
+                dataplane_user::ifindex(v).map_err(|e| format!("gateway {}: {e}", g.name))?;
+            }
+        }
+    }
+    let mut changed = 0;
+    for (inst, cfg) in s.lbs.iter_mut().zip(new.lb.iter()) {
+        if inst.apply(cfg.clone()).map_err(|e| e.to_string())? {
+            changed += 1;
+        }
+    }
+    s.config = new;
+    Ok(format!("reloaded; {changed} table(s) changed"))
+}
+
+pub fn counters(s: &State) -> anyhow::Result<Vec<CounterView>> {
+    let mut out = Vec::new();
+    for l in &s.lbs {
+        let c = l.dp.lb_stats()?;
+        for (i, c) in c.iter().enumerate() {
+            out.push(CounterView {
+                program: "lb".into(),
+                interface: l.cfg.interface.clone(),
+                name: stat::NAMES[i].into(),
+                packets: c.packets,
+                bytes: c.bytes,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Detach and unpin every interface the config names.
+pub fn detach(config_path: &Path) -> anyhow::Result<Vec<String>> {
+    let config = Config::load(config_path).map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
+    let mut done = Vec::new();
+    for lb in &config.lb {
+        let dir = config.node.pin_root.join(&lb.interface);
+        if dir.exists() {
+            for entry in std::fs::read_dir(&dir)? {
+                std::fs::remove_file(entry?.path())?;
+            }
+            std::fs::remove_dir(&dir)?;
+            done.push(lb.interface.clone());
+        } else {
+            warn!(interface = %lb.interface, "no pins");
+        }
+    }
+    Ok(done)
+}

@@ -1,0 +1,254 @@
+//! One `lb` instance in the daemon: the config it runs, its dataplane, and
+//! the mapping from gateway names to entries in `LB_GATEWAYS`.
+//!
+//! Entries are never rewritten in place (a packet could read half an
+//! entry): a changed gateway gets a fresh index, the new table refers to it,
+//! and the old index is reused only after a later flip.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use control::{
+    api::{DigestView, GatewayView, LookupView},
+    config::{self, Gateway},
+    maglev::{Backend, MaglevTable},
+};
+use dataplane_common::lb::{GatewayEntry, GATEWAYS_MAX, GW_F_VALID, GW_NAME_LEN, NO_GATEWAY};
+use dataplane_user::{format_mac, Dataplane};
+use tracing::info;
+
+pub struct LbInstance {
+    pub cfg: config::Lb,
+    pub dp: Dataplane,
+    /// Gateway name → (index in LB_GATEWAYS, entry written there).
+    entries: BTreeMap<String, (u32, GatewayEntry)>,
+    free: VecDeque<u32>,
+    /// Indices dropped by the last apply, freed after the next flip.
+    retired: Vec<u32>,
+    pub table: MaglevTable,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LbError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Dataplane(#[from] dataplane_user::Error),
+}
+
+impl LbInstance {
+    /// Attach (or take over) the interface and apply `cfg`.
+    pub fn start(cfg: config::Lb, opts: &dataplane_user::LoadOptions) -> Result<Self, LbError> {
+        // Everything that can be checked before touching the kernel is.
+        let entries_new = resolve(&cfg)?;
+        let table = build(&cfg)?;
+        let dp = Dataplane::attach("lb", &cfg.interface, opts)?;
+        let mut entries = BTreeMap::new();
+        let mut used = vec![false; GATEWAYS_MAX as usize];
+        if dp.took_over {
+            // Only entries the live table refers to are current; others
+            // were retired by an earlier daemon.
+            let live: std::collections::HashSet<u32> = dp.live_slots()?.into_iter().collect();
+            for (idx, e) in dp.gateway_entries()? {
+                if live.contains(&idx) {
+                    used[idx as usize] = true;
+                    entries.insert(entry_name(&e), (idx, e));
+                }
+            }
+        }
+        let free = (0..GATEWAYS_MAX).filter(|i| !used[*i as usize]).collect();
+        let mut inst = Self { cfg: cfg.clone(), dp, entries, free, retired: Vec::new(), table };
+        inst.apply_resolved(cfg, entries_new, true)?;
+        Ok(inst)
+    }
+
+    /// Replace the running config of this instance. Validation and name
+    /// resolution happen first; on error nothing has changed.
+    pub fn apply(&mut self, cfg: config::Lb) -> Result<bool, LbError> {
+        let resolved = resolve(&cfg)?;
+        self.apply_resolved(cfg, resolved, false)
+    }
+
+    fn apply_resolved(
+        &mut self,
+        cfg: config::Lb,
+        resolved: Vec<(String, GatewayEntry)>,
+        startup: bool,
+    ) -> Result<bool, LbError> {
+        let table = build(&cfg)?;
+        let needed = resolved
+            .iter()
+            .filter(|(n, e)| self.entries.get(n).map(|(_, old)| old != e).unwrap_or(true))
+            .count();
+        if needed > self.free.len() {
+            return Err(LbError::Config(format!(
+                "no free gateway entries ({} needed, {} free of {GATEWAYS_MAX})",
+                needed,
+                self.free.len()
+            )));
+        }
+        // 1. New or changed gateways get fresh entries (never live yet).
+        let mut next: BTreeMap<String, (u32, GatewayEntry)> = BTreeMap::new();
+        let mut retire = Vec::new();
+        let mut changed = false;
+        for (name, e) in resolved {
+            match self.entries.get(&name) {
+                Some((idx, old)) if *old == e => {
+                    next.insert(name, (*idx, e));
+                }
+                prev => {
+                    if let Some((idx, _)) = prev {
+                        retire.push(*idx);
+                    }
+                    let idx = self.free.pop_front().expect("checked above");
+                    self.dp.set_gateway(idx, &e)?;
+                    if e.ifindex != dataplane_user::ifindex(&cfg.interface)? {
+                        self.dp.add_tx_port(e.ifindex)?;
+                    }
+                    next.insert(name, (idx, e));
+                    changed = true;
+                }
+            }
+        }
+        for (name, (idx, _)) in &self.entries {
+            if !next.contains_key(name) {
+                retire.push(*idx);
+                changed = true;
+            }
+        }
+        // 2. The table, by local index, into the inactive copy; then flip.
+        let slots: Vec<u32> = table
+            .slots
+            .iter()
+            .map(|&s| if s == NO_GATEWAY { NO_GATEWAY } else { next[&table.backends[s as usize].name].0 })
+            .collect();
+        let live = self.dp.live_table()?;
+        let digest = table.digest();
+        let same = live.meta.size == table.size && live.meta.seed == table.seed && live.meta.digest == digest;
+        let mut installed = false;
+        if changed || !same || (startup && self.dp.live_slots()? != slots) {
+            let meta = self.dp.install_table(&slots, table.seed, digest)?;
+            info!(interface = %cfg.interface, digest = format!("{digest:016x}"), generation = meta.generation, gateways = next.len(), "maglev table installed");
+            installed = true;
+            // 3. Indices retired by the previous apply are now unreachable
+            //    from any live table.
+            self.free.extend(self.retired.drain(..));
+            self.retired = retire;
+        } else {
+            info!(interface = %cfg.interface, digest = format!("{digest:016x}"), "pinned table already current");
+        }
+        self.entries = next;
+        self.cfg = cfg;
+        self.table = table;
+        Ok(installed)
+    }
+
+    pub fn add_gateway(&mut self, gw: Gateway) -> Result<(), LbError> {
+        if self.cfg.gateways.iter().any(|g| g.name == gw.name) {
+            return Err(LbError::Config(format!("gateway {:?} already exists on {}", gw.name, self.cfg.interface)));
+        }
+        let mut cfg = self.cfg.clone();
+        cfg.gateways.push(gw);
+        validate_one(&cfg)?;
+        self.apply(cfg).map(|_| ())
+    }
+
+    pub fn remove_gateway(&mut self, name: &str) -> Result<(), LbError> {
+        let mut cfg = self.cfg.clone();
+        let before = cfg.gateways.len();
+        cfg.gateways.retain(|g| g.name != name);
+        if cfg.gateways.len() == before {
+            return Err(LbError::Config(format!("no gateway {name:?} on {}", self.cfg.interface)));
+        }
+        self.apply(cfg).map(|_| ())
+    }
+
+    pub fn gateways(&self) -> Vec<GatewayView> {
+        let shares = self.table.shares();
+        self.table
+            .backends
+            .iter()
+            .zip(shares)
+            .map(|(b, slots)| {
+                let g = self.cfg.gateways.iter().find(|g| g.name == b.name).expect("table built from cfg");
+                GatewayView {
+                    name: g.name.clone(),
+                    address: g.address.to_string(),
+                    mac: g.mac.to_ascii_lowercase(),
+                    via: g.via.clone().unwrap_or_else(|| self.cfg.interface.clone()),
+                    weight: g.weight,
+                    slots,
+                    share: 100.0 * slots as f64 / self.table.size as f64,
+                }
+            })
+            .collect()
+    }
+
+    pub fn digest(&self) -> Result<DigestView, LbError> {
+        let live = self.dp.live_table()?;
+        Ok(DigestView {
+            interface: self.cfg.interface.clone(),
+            digest: format!("{:016x}", live.meta.digest),
+            table_size: live.meta.size,
+            seed: live.meta.seed,
+            gateways: self.entries.len(),
+            generation: live.meta.generation,
+        })
+    }
+
+    /// Which gateway a packet reaches, by running the attached program on
+    /// it (BPF_PROG_TEST_RUN), not by recomputing the hash here.
+    pub fn lookup(&mut self, packet: &[u8]) -> Result<LookupView, LbError> {
+        let r = self.dp.test_run("lb", packet)?;
+        let forwarded = matches!(r.verdict, dataplane_user::verdict::TX | dataplane_user::verdict::REDIRECT);
+        let mut dst = [0u8; 6];
+        dst.copy_from_slice(&r.output[..6]);
+        let gateway = forwarded
+            .then(|| self.entries.iter().find(|(_, (_, e))| e.dst_mac == dst).map(|(n, _)| n.clone()))
+            .flatten();
+        Ok(LookupView {
+            interface: self.cfg.interface.clone(),
+            verdict: dataplane_user::verdict::name(r.verdict).into(),
+            gateway,
+            dst_mac: format_mac(&dst),
+        })
+    }
+}
+
+fn validate_one(cfg: &config::Lb) -> Result<(), LbError> {
+    let whole = config::Config { node: Default::default(), lb: vec![cfg.clone()] };
+    whole.validate().map_err(|e| LbError::Config(e.to_string()))
+}
+
+fn build(cfg: &config::Lb) -> Result<MaglevTable, LbError> {
+    let backends: Vec<Backend> = cfg.gateways.iter().map(|g| Backend { name: g.name.clone(), weight: g.weight }).collect();
+    MaglevTable::build(&backends, cfg.table_size, cfg.seed).map_err(|e| LbError::Config(format!("lb {}: {e}", cfg.interface)))
+}
+
+/// Gateway entries as they will be written: interface names resolved to
+/// indices and MACs in this network namespace.
+fn resolve(cfg: &config::Lb) -> Result<Vec<(String, GatewayEntry)>, LbError> {
+    dataplane_user::ifindex(&cfg.interface)?;
+    cfg.gateways
+        .iter()
+        .map(|g| {
+            let via = g.via.as_deref().unwrap_or(&cfg.interface);
+            let mut name = [0u8; GW_NAME_LEN];
+            name[..g.name.len()].copy_from_slice(g.name.as_bytes());
+            let e = GatewayEntry {
+                dst_mac: config::parse_mac(&g.mac).ok_or_else(|| LbError::Config(format!("gateway {}: bad mac", g.name)))?,
+                src_mac: dataplane_user::mac_of(via)?,
+                ifindex: dataplane_user::ifindex(via)?,
+                addr: u32::from_ne_bytes(g.address.octets()),
+                weight: g.weight,
+                flags: GW_F_VALID,
+                name,
+            };
+            Ok((g.name.clone(), e))
+        })
+        .collect()
+}
+
+fn entry_name(e: &GatewayEntry) -> String {
+    let end = e.name.iter().position(|&b| b == 0).unwrap_or(e.name.len());
+    String::from_utf8_lossy(&e.name[..end]).into_owned()
+}

@@ -1,0 +1,11 @@
+//! The `edgeplane` daemon and CLI, as a library so tests and benches use
+//! the same code the binary runs.
+
+pub mod bench;
+pub mod client;
+pub mod daemon;
+pub mod fixtures;
+pub mod lb;
+pub mod metrics;
+pub mod netns;
+pub mod packets;

@@ -1,0 +1,90 @@
+//! Packet builders (etherparse) shared by the fixtures, the benchmarks and
+//! the `lookup` commands, so every path builds packets one way.
+
+use std::net::Ipv4Addr;
+
+use etherparse::PacketBuilder;
+
+pub const TERMINAL_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+pub const LB_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+/// A GTP-U endpoint address (the anycast address the LBs share).
+pub const GTPU_ENDPOINT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+pub const GTPU_PORT: u16 = 2152;
+
+/// GTP-U header (TS 29.281 §5.1) for a G-PDU carrying `inner`, with the
+/// optional fields and the given extension headers (each a full header:
+/// length octet .. next-type octet).
+pub fn gtpu_header(teid: u32, msg_type: u8, flags_extra: u8, exts: &[Vec<u8>], inner_len: usize) -> Vec<u8> {
+    let mut opt = Vec::new();
+    let mut flags = 0x30 | flags_extra;
+    if !exts.is_empty() {
+        flags |= 0x04;
+    }
+    if flags & 0x07 != 0 {
+        // sequence number, N-PDU number, next extension header type
+        opt.extend_from_slice(&[0, 1, 0, if exts.is_empty() { 0 } else { 0x85 }]);
+        for e in exts {
+            opt.extend_from_slice(e);
+        }
+    }
+    let len = (opt.len() + inner_len) as u16;
+    let mut h = vec![flags, msg_type];
+    h.extend_from_slice(&len.to_be_bytes());
+    h.extend_from_slice(&teid.to_be_bytes());
+    h.extend_from_slice(&opt);
+    h
+}
+
+/// A PDU session container extension (type 0x85), 4 octets, last in chain.
+pub fn pdu_session_container(qfi: u8) -> Vec<u8> {
+    vec![1, 0x10, qfi & 0x3f, 0]
+}
+
+/// An inner user packet (what the terminal sent), for GTP-U payloads.
+pub fn inner_udp(src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ipv4(src.octets(), dst.octets(), 64).udp(40000, 53);
+    let mut out = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut out, payload).expect("write");
+    out
+}
+
+/// Ethernet + IPv4 + UDP to port 2152 carrying a G-PDU.
+pub fn gtpu_packet(teid: u32, src: Ipv4Addr, exts: &[Vec<u8>]) -> Vec<u8> {
+    let inner = inner_udp(Ipv4Addr::new(100, 64, 0, 9), Ipv4Addr::new(203, 0, 113, 7), b"user-data");
+    let mut payload = gtpu_header(teid, 0xff, 0, exts, inner.len());
+    payload.extend_from_slice(&inner);
+    udp_packet(src, GTPU_ENDPOINT, GTPU_PORT, GTPU_PORT, &payload)
+}
+
+pub fn udp_packet(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(TERMINAL_MAC, LB_MAC)
+        .ipv4(src.octets(), dst.octets(), 64)
+        .udp(sport, dport);
+    let mut out = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut out, payload).expect("write");
+    out
+}
+
+pub fn tcp_packet(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(TERMINAL_MAC, LB_MAC)
+        .ipv4(src.octets(), dst.octets(), 64)
+        .tcp(sport, dport, 1000, 64240)
+        .syn();
+    let mut out = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut out, payload).expect("write");
+    out
+}
+
+/// The packet a `lookup` runs through the program for a key.
+pub fn lookup_packet(key: &control::api::LookupKey) -> Vec<u8> {
+    match key {
+        control::api::LookupKey::Teid(teid) => gtpu_packet(*teid, Ipv4Addr::new(10, 0, 0, 2), &[]),
+        control::api::LookupKey::Flow(f) => {
+            if f.proto == "tcp" {
+                tcp_packet(f.src, f.dst, f.sport, f.dport, &[])
+            } else {
+                udp_packet(f.src, f.dst, f.sport, f.dport, b"lookup")
+            }
+        }
+    }
+}
