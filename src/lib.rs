@@ -4,8 +4,10 @@
 pub mod bench;
 pub mod client;
 pub mod daemon;
+pub mod demo;
 pub mod fixtures;
 pub mod lb;
 pub mod metrics;
 pub mod netns;
 pub mod packets;
+pub mod topo;

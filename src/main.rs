@@ -53,6 +53,22 @@ enum Cmd {
         #[arg(long)]
         netns: Option<String>,
     },
+    /// Attach the floor (pass) program to an interface, pinned: native
+    /// XDP_REDIRECT into a veth needs a program on the receiving peer.
+    XdpPass {
+        #[arg(long)]
+        interface: String,
+        #[arg(long)]
+        netns: Option<String>,
+        #[arg(long, default_value = "/sys/fs/bpf/edgeplane")]
+        pin_root: PathBuf,
+    },
+    /// Run the demo topology (namespaces, daemons, traffic) and tear it down.
+    Demo {
+        /// Keep the topology up until Ctrl-C.
+        #[arg(long)]
+        hold: bool,
+    },
     /// The session-affine load balancer.
     Lb {
         #[command(subcommand)]
@@ -187,6 +203,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Cmd::XdpPass { interface, netns: ns, pin_root } => {
+            if let Some(ns) = &ns {
+                netns::enter(ns)?;
+            }
+            let opts = dataplane_user::LoadOptions { pin_root, ..Default::default() };
+            dataplane_user::Dataplane::attach("floor", &interface, &opts)?;
+            println!("floor program attached to {interface}");
+            Ok(())
+        }
+        Cmd::Demo { hold } => edgeplane::demo::run(hold),
         Cmd::Status { json } => {
             let v = call(Request::Status)?;
             if json {

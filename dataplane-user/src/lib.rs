@@ -71,11 +71,32 @@ pub fn ifindex(name: &str) -> Result<u32> {
     Ok(idx)
 }
 
-/// MAC address of an interface, from sysfs.
+/// MAC address of an interface in the caller's network namespace. Asked
+/// of the kernel (SIOCGIFHWADDR), not sysfs: after `setns` /sys still shows
+/// the namespace it was mounted in.
 pub fn mac_of(name: &str) -> Result<[u8; 6]> {
-    let s = std::fs::read_to_string(format!("/sys/class/net/{name}/address"))
-        .map_err(|_| Error::NoInterface(name.into()))?;
-    parse_mac(s.trim()).ok_or_else(|| Error::Other(format!("interface {name}: bad MAC {s:?}")))
+    if name.len() >= libc::IFNAMSIZ {
+        return Err(Error::NoInterface(name.into()));
+    }
+    // SAFETY: plain socket/ioctl calls on a zeroed ifreq with a
+    // NUL-terminated name that fits.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(io_err("socket")(std::io::Error::last_os_error()));
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (d, s) in req.ifr_name.iter_mut().zip(name.as_bytes()) {
+            *d = *s as libc::c_char;
+        }
+        let rc = libc::ioctl(fd, libc::SIOCGIFHWADDR, &mut req);
+        libc::close(fd);
+        if rc != 0 {
+            return Err(Error::NoInterface(name.into()));
+        }
+        let sa = req.ifr_ifru.ifru_hwaddr.sa_data;
+        Ok([sa[0] as u8, sa[1] as u8, sa[2] as u8, sa[3] as u8, sa[4] as u8, sa[5] as u8])
+    }
 }
 
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {

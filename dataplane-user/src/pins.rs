@@ -217,7 +217,11 @@ fn ensure_bpffs(root: &Path) -> Result<()> {
 
 fn make_private_dir(dir: &Path) -> Result<()> {
     if !dir.exists() {
-        fs::DirBuilder::new().mode(0o700).create(dir).map_err(io_err(format!("creating {}", dir.display())))?;
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .recursive(true)
+            .create(dir)
+            .map_err(io_err(format!("creating {}", dir.display())))?;
     }
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(format!("chmod {}", dir.display())))
 }
