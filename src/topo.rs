@@ -185,12 +185,18 @@ impl Topology {
 
     /// Start (or restart) the daemon of LB `lb` and wait until it answers.
     pub fn start_lb(&mut self, lb: usize, config: &str) -> anyhow::Result<()> {
+        self.start_lb_args(lb, config, &[])
+    }
+
+    /// `start_lb` with extra `edgeplane run` arguments.
+    pub fn start_lb_args(&mut self, lb: usize, config: &str, args: &[&str]) -> anyhow::Result<()> {
         let path = self.config_path(lb);
         std::fs::write(&path, config)?;
         let log = std::fs::File::create(self.dir.join(format!("l{lb}.log")))?;
         let child = Command::new(&self.exe)
             .args(["run", "--netns", &self.ns(&format!("l{lb}")), "--config"])
             .arg(&path)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()?;

@@ -147,12 +147,10 @@ impl Config {
                     format!("{} must be a prime no larger than {MAGLEV_MAX} (default {DEFAULT_TABLE_SIZE})", lb.table_size),
                 ));
             }
-            if lb.gateways.len() > GATEWAYS_MAX as usize
-                || (lb.table_size as u64) <= 100 * lb.gateways.len() as u64
-            {
+            if lb.gateways.len() > GATEWAYS_MAX as usize || lb.table_size as usize <= lb.gateways.len() {
                 return Err(err(
                     format!("{k}.gateway"),
-                    format!("{} gateways need table_size > 100 x gateways (and at most {GATEWAYS_MAX})", lb.gateways.len()),
+                    format!("{} gateways: at most {GATEWAYS_MAX}, and fewer than table_size", lb.gateways.len()),
                 ));
             }
             let mut names = HashSet::new();

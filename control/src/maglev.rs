@@ -19,7 +19,7 @@ pub struct Backend {
 pub enum MaglevError {
     #[error("table size {0} is not prime (Maglev needs a prime M, e.g. 65537)")]
     NotPrime(u32),
-    #[error("table size {size} is too small for {backends} gateways (needs M > 100 x N for balance)")]
+    #[error("table size {size} is too small for {backends} gateways (needs M > N; M > 100 x N keeps shares within 1%)")]
     TooSmall { size: u32, backends: usize },
     #[error("gateway {0:?} appears twice")]
     Duplicate(String),
@@ -41,7 +41,7 @@ impl MaglevTable {
         if !is_prime(size) {
             return Err(MaglevError::NotPrime(size));
         }
-        if (size as u64) <= 100 * backends.len() as u64 {
+        if (size as usize) <= backends.len() {
             return Err(MaglevError::TooSmall { size, backends: backends.len() });
         }
         let mut sorted = backends.to_vec();
@@ -259,7 +259,7 @@ mod tests {
     #[test]
     fn rejects_bad_sizes_and_duplicates() {
         assert_eq!(MaglevTable::build(&gws(2), 65_536, 1).unwrap_err(), MaglevError::NotPrime(65_536));
-        assert!(matches!(MaglevTable::build(&gws(2), 101, 1), Err(MaglevError::TooSmall { .. })));
+        assert!(matches!(MaglevTable::build(&gws(7), 7, 1), Err(MaglevError::TooSmall { .. })));
         let mut d = gws(2);
         d.push(d[0].clone());
         assert_eq!(MaglevTable::build(&d, 65_537, 1).unwrap_err(), MaglevError::Duplicate("gw0000".into()));

@@ -1,1 +1,155 @@
-fn main(){}
+//! `cargo xtask setup | test | demo | bench`: the project's own commands.
+//! `test` and `demo` run `setup` first, so on a fresh machine the README's
+//! two commands are all a newcomer types.
+
+use std::{
+    env,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use anyhow::{bail, Context as _};
+
+const APT_PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "libzstd-dev",
+    "zlib1g-dev",
+    "iproute2",
+    "iputils-ping",
+    "ethtool",
+    "nftables",
+    "tcpdump",
+];
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let r = match args.first().map(String::as_str) {
+        Some("setup") => setup(),
+        Some("test") => setup().and_then(|_| test(&args[1..])),
+        Some("demo") => setup().and_then(|_| demo(&args[1..])),
+        Some("bench") => setup().and_then(|_| bench(&args[1..])),
+        _ => {
+            eprintln!("usage: cargo xtask <setup|test|demo|bench> [args]\n\n  setup  install what this machine lacks (idempotent)\n  test   every test: unit, test_run fixtures, namespace integration\n  demo   the lb role end to end on a namespace topology\n  bench  edgeplane bench xdp + criterion benches");
+            return ExitCode::from(2);
+        }
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn say(msg: &str) {
+    eprintln!("xtask: {msg}");
+}
+
+fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let st = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !st.success() {
+        bail!("{cmd:?} failed with {st}");
+    }
+    Ok(())
+}
+
+fn output(cmd: &str, args: &[&str]) -> Option<String> {
+    Command::new(cmd).args(args).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+fn is_root() -> bool {
+    output("id", &["-u"]).map(|s| s.trim() == "0").unwrap_or(false)
+}
+
+fn cargo_bin() -> PathBuf {
+    env::var_os("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env::var("HOME").unwrap_or_default()).join(".cargo")).join("bin")
+}
+
+/// Install what a fresh machine lacks. Every step checks first, so a
+/// second run does nothing.
+fn setup() -> anyhow::Result<()> {
+    if !is_root() {
+        bail!("setup needs root (apt-get, bpffs mount); the tests need it too (BPF, network namespaces)");
+    }
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| output("dpkg-query", &["-W", "-f=${Status}", p]).map(|s| !s.contains("install ok installed")).unwrap_or(true))
+        .collect();
+    if missing.is_empty() {
+        say("apt packages: present");
+    } else {
+        say(&format!("apt packages: installing {}", missing.join(" ")));
+        run(Command::new("apt-get").arg("update").arg("-qq"))?;
+        run(Command::new("apt-get").args(["install", "-y", "-qq", "--no-install-recommends"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+
+    let toolchains = output("rustup", &["toolchain", "list"]).unwrap_or_default();
+    if !toolchains.lines().any(|l| l.starts_with("nightly")) {
+        say("rust nightly: installing (builds the eBPF crate)");
+        run(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))?;
+    }
+    let comps = output("rustup", &["component", "list", "--toolchain", "nightly", "--installed"]).unwrap_or_default();
+    if comps.lines().any(|l| l.starts_with("rust-src")) {
+        say("nightly rust-src: present");
+    } else {
+        say("nightly rust-src: installing (-Z build-std=core for bpfel)");
+        run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+    }
+
+    let linker = cargo_bin().join("bpf-linker");
+    let have = output(linker.to_str().unwrap_or("bpf-linker"), &["--version"]).unwrap_or_default();
+    if have.contains(BPF_LINKER_VERSION) {
+        say(&format!("bpf-linker {BPF_LINKER_VERSION}: present"));
+    } else {
+        say(&format!("bpf-linker {BPF_LINKER_VERSION}: building against LLVM 22 (1-2 minutes)"));
+        let path = format!("/usr/lib/llvm-22/bin:{}", env::var("PATH").unwrap_or_default());
+        run(Command::new("cargo")
+            .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked", "--no-default-features", "--features", "llvm-22"])
+            .env("PATH", path)
+            .env("LLVM_SYS_221_PREFIX", "/usr/lib/llvm-22"))?;
+    }
+
+    if Command::new("mountpoint").args(["-q", "/sys/fs/bpf"]).status().map(|s| s.success()).unwrap_or(false) {
+        say("bpffs: mounted at /sys/fs/bpf");
+    } else {
+        say("bpffs: mounting at /sys/fs/bpf");
+        run(Command::new("mount").args(["-t", "bpf", "bpf", "/sys/fs/bpf"]))?;
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    // bpf-linker must be found by the eBPF build.
+    c.env("PATH", format!("{}:{}", cargo_bin().display(), env::var("PATH").unwrap_or_default()));
+    c
+}
+
+fn test(extra: &[String]) -> anyhow::Result<()> {
+    say("building benches (compile check)");
+    run(cargo().args(["build", "--workspace", "--benches"]))?;
+    say("running every test (unit, test_run fixtures, namespace integration)");
+    run(cargo().args(["test", "--workspace"]).args(extra))
+}
+
+fn demo(extra: &[String]) -> anyhow::Result<()> {
+    run(cargo().args(["build", "--bin", "edgeplane"]))?;
+    run(Command::new(root().join("target/debug/edgeplane")).arg("demo").args(extra))
+}
+
+fn bench(extra: &[String]) -> anyhow::Result<()> {
+    run(cargo().args(["build", "--release", "--bin", "edgeplane"]))?;
+    say("edgeplane bench xdp (test_run ns/packet vs the floor program)");
+    run(Command::new(root().join("target/release/edgeplane")).args(["bench", "xdp"]))?;
+    say("criterion benches");
+    run(cargo().args(["bench", "--bench", "maglev"]).args(extra))
+}
