@@ -136,9 +136,9 @@ fn cargo() -> Command {
 
 fn test(extra: &[String]) -> anyhow::Result<()> {
     say("building benches (compile check)");
-    run(cargo().args(["build", "--workspace", "--benches"]))?;
+    run(cargo().args(["build", "--benches"]))?;
     say("running every test (unit, test_run fixtures, namespace integration)");
-    run(cargo().args(["test", "--workspace"]).args(extra))
+    run(cargo().args(["test"]).args(extra))
 }
 
 fn demo(extra: &[String]) -> anyhow::Result<()> {
