@@ -90,6 +90,33 @@ impl LbInstance {
         let mut next: BTreeMap<String, (u32, GatewayEntry)> = BTreeMap::new();
         let mut retire = Vec::new();
         let mut changed = false;
+        let mut taken = Vec::new();
+        let r = self.write_entries(&cfg, resolved, &mut next, &mut retire, &mut changed, &mut taken);
+        if let Err(e) = r {
+            // Nothing live refers to the entries written so far.
+            self.free.extend(taken);
+            return Err(e);
+        }
+        for (name, (idx, _)) in &self.entries {
+            if !next.contains_key(name) {
+                retire.push(*idx);
+                changed = true;
+            }
+        }
+        self.install(cfg, table, next, retire, changed, startup)
+    }
+
+    /// Write new or changed gateways into free entries (not yet live).
+    fn write_entries(
+        &mut self,
+        cfg: &config::Lb,
+        resolved: Vec<(String, GatewayEntry)>,
+        next: &mut BTreeMap<String, (u32, GatewayEntry)>,
+        retire: &mut Vec<u32>,
+        changed: &mut bool,
+        taken: &mut Vec<u32>,
+    ) -> Result<(), LbError> {
+        let ingress = dataplane_user::ifindex(&cfg.interface)?;
         for (name, e) in resolved {
             match self.entries.get(&name) {
                 Some((idx, old)) if *old == e => {
@@ -100,21 +127,28 @@ impl LbInstance {
                         retire.push(*idx);
                     }
                     let idx = self.free.pop_front().expect("checked above");
+                    taken.push(idx);
                     self.dp.set_gateway(idx, &e)?;
-                    if e.ifindex != dataplane_user::ifindex(&cfg.interface)? {
+                    if e.ifindex != ingress {
                         self.dp.add_tx_port(e.ifindex)?;
                     }
                     next.insert(name, (idx, e));
-                    changed = true;
+                    *changed = true;
                 }
             }
         }
-        for (name, (idx, _)) in &self.entries {
-            if !next.contains_key(name) {
-                retire.push(*idx);
-                changed = true;
-            }
-        }
+        Ok(())
+    }
+
+    fn install(
+        &mut self,
+        cfg: config::Lb,
+        table: MaglevTable,
+        next: BTreeMap<String, (u32, GatewayEntry)>,
+        retire: Vec<u32>,
+        changed: bool,
+        startup: bool,
+    ) -> Result<bool, LbError> {
         // 2. The table, by local index, into the inactive copy; then flip.
         let slots: Vec<u32> = table
             .slots

@@ -8,7 +8,7 @@ use dataplane_common::lb::stat;
 use dataplane_user::{verdict, Dataplane};
 use edgeplane::fixtures::{self, Expect};
 
-fn check(dp: &mut Dataplane, table: &control::maglev::MaglevTable, redirect_if: u32, name: &str, pkt: &[u8], expect: &Expect, seen: &mut [u32; 5]) {
+fn check(dp: &mut Dataplane, table: &control::maglev::MaglevTable, name: &str, pkt: &[u8], expect: &Expect, seen: &mut [u32; 5]) {
     let before = dp.lb_stats().unwrap();
     let r = dp.test_run("lb", pkt).unwrap_or_else(|e| panic!("{name}: test_run: {e}"));
     let after = dp.lb_stats().unwrap();
@@ -22,7 +22,6 @@ fn check(dp: &mut Dataplane, table: &control::maglev::MaglevTable, redirect_if: 
             assert_eq!(r.output, out, "{name}: output bytes (expected gateway {gw})");
             let stat_v = if want == verdict::TX { stat::TX } else { stat::REDIRECT };
             assert_eq!(moved(stat_v), 1, "{name}: verdict counter");
-            let _ = redirect_if;
         }
         Expect::Pass { reason } => {
             assert_eq!(verdict::name(r.verdict), "pass", "{name}: verdict");
@@ -53,7 +52,7 @@ fn lb_fixture_table() {
         let all = fixtures::fixtures();
         assert!(all.len() >= 25);
         for f in &all {
-            check(&mut dp, &table, redirect_if, &f.name, &f.packet, &f.expect, &mut seen);
+            check(&mut dp, &table, &f.name, &f.packet, &f.expect, &mut seen);
         }
         assert!(seen[verdict::TX as usize] > 0 && seen[verdict::REDIRECT as usize] > 0, "both egress paths exercised: {seen:?}");
         for t in fixtures::truncations() {
@@ -69,7 +68,7 @@ fn lb_fixture_table() {
                     continue;
                 }
                 let expect = if len >= end { t.full.clone() } else { Expect::Pass { reason } };
-                check(&mut dp, &table, redirect_if, &name, pkt, &expect, &mut seen);
+                check(&mut dp, &table, &name, pkt, &expect, &mut seen);
             }
         }
     })

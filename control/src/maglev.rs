@@ -219,6 +219,7 @@ mod tests {
                 }
             }
             let frac = others_moved as f64 / others as f64;
+            eprintln!("n={n}: {others_moved}/{others} other slots moved");
             assert!(frac <= 0.01, "n={n}: {others_moved}/{others} = {frac:.4} of the other slots moved");
         }
     }
