@@ -36,3 +36,34 @@ pub fn call(socket: &Path, req: &Request) -> Result<serde_json::Value, ClientErr
         Err(ClientError::Daemon(resp.error.unwrap_or_else(|| "unknown error".into())))
     }
 }
+
+/// Print a JSON-lines file; with `follow`, keep printing what is appended
+/// (and carry on across rotation).
+pub fn tail(path: &Path, follow: bool) -> anyhow::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut pos = 0u64;
+    loop {
+        match std::fs::File::open(path) {
+            Ok(mut f) => {
+                let len = f.metadata()?.len();
+                if len < pos {
+                    pos = 0; // rotated
+                }
+                f.seek(SeekFrom::Start(pos))?;
+                let mut buf = String::new();
+                f.read_to_string(&mut buf)?;
+                // Only whole lines; a partial one is printed next time.
+                let end = buf.rfind('\n').map(|i| i + 1).unwrap_or(0);
+                print!("{}", &buf[..end]);
+                std::io::stdout().flush()?;
+                pos += end as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && follow => {}
+            Err(e) => return Err(anyhow::anyhow!("{}: {e}", path.display())),
+        }
+        if !follow {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}

@@ -26,6 +26,7 @@ pub struct State {
     pub config_path: PathBuf,
     pub config: Config,
     pub lbs: Vec<LbInstance>,
+    pub gws: Vec<crate::gw::GwInstance>,
 }
 
 pub type Shared = Arc<Mutex<State>>;
@@ -50,12 +51,22 @@ pub fn start(config_path: &Path, replace_pins: bool) -> anyhow::Result<State> {
             dataplane_user::ifindex(name).map_err(|e| anyhow::anyhow!("lb[{i}]: {e}"))?;
         }
     }
+    for (i, gw) in config.gateway.iter().enumerate() {
+        let vias = gw.groups.iter().flat_map(|g| g.servers.iter().filter_map(|s| s.via.as_ref()));
+        for name in gw.interfaces.iter().chain(vias) {
+            dataplane_user::ifindex(name).map_err(|e| anyhow::anyhow!("gateway[{i}]: {e}"))?;
+        }
+    }
     let opts = load_options(&config, replace_pins);
     let mut lbs = Vec::new();
     for lb in &config.lb {
         lbs.push(LbInstance::start(lb.clone(), &opts).with_context(|| format!("lb on {}", lb.interface))?);
     }
-    Ok(State { config_path: config_path.into(), config, lbs })
+    let mut gws = Vec::new();
+    for gw in &config.gateway {
+        gws.push(crate::gw::GwInstance::start(gw.clone(), &opts).with_context(|| format!("gateway on {}", gw.interfaces.join(",")))?);
+    }
+    Ok(State { config_path: config_path.into(), config, lbs, gws })
 }
 
 pub async fn serve(state: Shared) -> anyhow::Result<()> {
@@ -81,6 +92,7 @@ pub async fn serve(state: Shared) -> anyhow::Result<()> {
         info!(%addr, "metrics listening");
         tokio::spawn(crate::metrics::serve(listener, st));
     }
+    tokio::spawn(crate::gw::sweeper(state.clone()));
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
@@ -138,6 +150,13 @@ fn pick<'a>(s: &'a mut State, interface: Option<&str>) -> Result<&'a mut LbInsta
     }
 }
 
+fn gw_pick(s: &mut State) -> Result<&mut crate::gw::GwInstance, String> {
+    match s.gws.len() {
+        0 => Err("no gateway role is configured".into()),
+        _ => Ok(&mut s.gws[0]),
+    }
+}
+
 pub fn handle(s: &mut State, req: Request) -> Response {
     let r: Result<Response, String> = (|| match req {
         Request::Status => Ok(Response::ok(serde_json::json!({
@@ -148,7 +167,21 @@ pub fn handle(s: &mut State, req: Request) -> Response {
                 "gateways": l.cfg.gateways.len(),
                 "took_over_pins": l.dp.took_over,
             })).collect::<Vec<_>>(),
+            "gateway": s.gws.iter().map(|g| serde_json::json!({
+                "interfaces": g.cfg.interfaces,
+                "address": g.cfg.address,
+                "groups": g.cfg.groups.len(),
+                "accounting": g.accounting_path(),
+                "took_over_pins": g.dp.took_over,
+            })).collect::<Vec<_>>(),
         }))),
+        Request::GwGroups => Ok(Response::ok(gw_pick(s)?.groups())),
+        Request::GwSessions => Ok(Response::ok(gw_pick(s)?.sessions().map_err(|e| e.to_string())?)),
+        Request::GwLookup { flow } => {
+            let pkt = packets::lookup_packet(&LookupKey::Flow(flow));
+            Ok(Response::ok(gw_pick(s)?.lookup(&pkt).map_err(|e| e.to_string())?))
+        }
+        Request::GwAccounting => Ok(Response::ok(serde_json::json!({ "file": gw_pick(s)?.accounting_path() }))),
         Request::Stats => Ok(Response::ok(counters(s).map_err(|e| e.to_string())?)),
         Request::LbGateways { interface } => Ok(Response::ok(pick(s, interface.as_deref())?.gateways())),
         Request::LbGatewayAdd { interface, gateway } => {
@@ -187,6 +220,14 @@ pub fn reload(s: &mut State) -> Result<String, String> {
     if new.node != s.config.node {
         return Err("[node] changed; restart the daemon to apply it (nothing was changed)".into());
     }
+    if new.gateway.len() != s.gws.len() {
+        return Err("the number of [[gateway]] sections changed; restart the daemon to apply it (nothing was changed)".into());
+    }
+    for (gw, cfg) in s.gws.iter().zip(new.gateway.iter()) {
+        if gw.cfg.interfaces != cfg.interfaces || gw.cfg.address != cfg.address {
+            return Err("gateway interfaces or address changed; restart the daemon to apply it (nothing was changed)".into());
+        }
+    }
     let old_ifaces: Vec<_> = s.lbs.iter().map(|l| l.cfg.interface.clone()).collect();
     let new_ifaces: Vec<_> = new.lb.iter().map(|l| l.interface.clone()).collect();
     if old_ifaces != new_ifaces {
@@ -206,8 +247,11 @@ pub fn reload(s: &mut State) -> Result<String, String> {
             changed += 1;
         }
     }
+    for (gw, cfg) in s.gws.iter_mut().zip(new.gateway.iter()) {
+        gw.apply(cfg.clone()).map_err(|e| e.to_string())?;
+    }
     s.config = new;
-    Ok(format!("reloaded; {changed} table(s) changed"))
+    Ok(format!("reloaded; {changed} lb table(s) changed"))
 }
 
 pub fn counters(s: &State) -> anyhow::Result<Vec<CounterView>> {
@@ -224,6 +268,18 @@ pub fn counters(s: &State) -> anyhow::Result<Vec<CounterView>> {
             });
         }
     }
+    for g in &s.gws {
+        let c = g.dp.gw_stats()?;
+        for (i, c) in c.iter().enumerate() {
+            out.push(CounterView {
+                program: "gateway".into(),
+                interface: g.cfg.interfaces.join(","),
+                name: dataplane_common::gw::stat::NAMES[i].into(),
+                packets: c.packets,
+                bytes: c.bytes,
+            });
+        }
+    }
     Ok(out)
 }
 
@@ -231,16 +287,17 @@ pub fn counters(s: &State) -> anyhow::Result<Vec<CounterView>> {
 pub fn detach(config_path: &Path) -> anyhow::Result<Vec<String>> {
     let config = Config::load(config_path).map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
     let mut done = Vec::new();
-    for lb in &config.lb {
-        let dir = config.node.pin_root.join(&lb.interface);
+    let ifaces = config.lb.iter().map(|l| l.interface.clone()).chain(config.gateway.iter().flat_map(|g| g.interfaces.clone()));
+    for iface in ifaces {
+        let dir = config.node.pin_root.join(&iface);
         if dir.exists() {
             for entry in std::fs::read_dir(&dir)? {
                 std::fs::remove_file(entry?.path())?;
             }
             std::fs::remove_dir(&dir)?;
-            done.push(lb.interface.clone());
+            done.push(iface);
         } else {
-            warn!(interface = %lb.interface, "no pins");
+            warn!(interface = %iface, "no pins");
         }
     }
     Ok(done)

@@ -249,7 +249,7 @@ impl LbInstance {
 }
 
 fn validate_one(cfg: &config::Lb) -> Result<(), LbError> {
-    let whole = config::Config { node: Default::default(), lb: vec![cfg.clone()] };
+    let whole = config::Config { lb: vec![cfg.clone()], ..Default::default() };
     whole.validate().map_err(|e| LbError::Config(e.to_string()))
 }
 

@@ -74,6 +74,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: LbCmd,
     },
+    /// The packet gateway (unique source port per user session).
+    Gw {
+        #[command(subcommand)]
+        cmd: GwRoleCmd,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -138,6 +143,33 @@ enum GwCmd {
         interface: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum GwRoleCmd {
+    /// Server groups behind representative addresses.
+    Groups {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Live user sessions with their ports and counters.
+    Sessions {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Which server a terminal flow reaches (dry run of the attached program).
+    Lookup {
+        /// TERMINAL:PORT-REPRESENTATIVE:PORT/PROTO
+        #[arg(long)]
+        flow: FlowSpec,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the accounting records (JSON lines); --follow keeps reading.
+    Accounting {
+        #[arg(long)]
+        follow: bool,
     },
 }
 
@@ -299,6 +331,54 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                 }
                 Ok(())
+            }
+        },
+        Cmd::Gw { cmd } => match cmd {
+            GwRoleCmd::Groups { json } => {
+                let v = call(Request::GwGroups)?;
+                if json {
+                    print_json(&v);
+                } else {
+                    println!("gateway {} ports {}", v["address"].as_str().unwrap_or(""), v["ports"].as_str().unwrap_or(""));
+                    for g in v["groups"].as_array().into_iter().flatten() {
+                        let list = |k: &str| g[k].as_array().into_iter().flatten().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ");
+                        println!("group {}: services {}; allow {}", g["name"].as_str().unwrap_or(""), list("services"), list("allow"));
+                        for sv in g["servers"].as_array().into_iter().flatten() {
+                            println!("  {:<12} {}:{} weight {} types {}", sv["name"].as_str().unwrap_or(""), sv["address"].as_str().unwrap_or(""), sv["port"], sv["weight"], sv["types"]);
+                        }
+                    }
+                }
+                Ok(())
+            }
+            GwRoleCmd::Sessions { json } => {
+                let v = call(Request::GwSessions)?;
+                if json {
+                    print_json(&v);
+                } else {
+                    let rows: Vec<edgeplane::gw::SessionView> = serde_json::from_value(v)?;
+                    println!("{:>5} {:<21} {:<21} {:<4} {:<10} {:<10} {:>7} {:>10} {:>10}", "PORT", "TERMINAL", "REPRESENTATIVE", "PROTO", "GROUP", "SERVER", "IDLE_S", "BYTES_UP", "BYTES_DN");
+                    for r in rows {
+                        println!("{:>5} {:<21} {:<21} {:<4} {:<10} {:<10} {:>7.1} {:>10} {:>10}", r.port, r.terminal, r.representative, r.proto, r.group, r.server, r.idle_s, r.bytes_up, r.bytes_down);
+                    }
+                }
+                Ok(())
+            }
+            GwRoleCmd::Lookup { flow, json } => {
+                let v = call(Request::GwLookup { flow })?;
+                if json {
+                    print_json(&v);
+                } else if v["server"].is_null() {
+                    println!("not forwarded (verdict {})", v["verdict"].as_str().unwrap_or(""));
+                } else {
+                    let port = v["session_port"].as_u64().map(|p| format!("existing session, port {p}")).unwrap_or_else(|| "new session".into());
+                    println!("{} in group {} ({port}; {})", v["server"].as_str().unwrap_or(""), v["group"].as_str().unwrap_or(""), v["translated"].as_str().unwrap_or(""));
+                }
+                Ok(())
+            }
+            GwRoleCmd::Accounting { follow } => {
+                let v = call(Request::GwAccounting)?;
+                let Some(path) = v["file"].as_str() else { anyhow::bail!("accounting is off (set gateway.accounting.file)") };
+                edgeplane::client::tail(std::path::Path::new(path), follow)
             }
         },
         Cmd::Bench { cmd: BenchCmd::Xdp { json, rounds, runs } } => {

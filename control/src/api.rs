@@ -16,6 +16,10 @@ pub enum Request {
     LbGatewayRemove { interface: Option<String>, name: String },
     LbDigest,
     LbLookup { interface: Option<String>, key: LookupKey },
+    GwGroups,
+    GwSessions,
+    GwLookup { flow: FlowSpec },
+    GwAccounting,
     Reload,
 }
 

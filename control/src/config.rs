@@ -8,13 +8,15 @@ use serde::{Deserialize, Serialize};
 use crate::maglev::{is_prime, DEFAULT_TABLE_SIZE};
 use dataplane_common::lb::{GATEWAYS_MAX, GW_NAME_LEN, MAGLEV_MAX};
 
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
     pub node: Node,
     #[serde(default)]
     pub lb: Vec<Lb>,
+    #[serde(default)]
+    pub gateway: Vec<crate::gateway::Gateway>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -135,11 +137,20 @@ impl Config {
                 .map_err(|_| err("node.metrics", format!("{m:?} is not an address:port")))?;
         }
         let mut ifaces = HashSet::new();
+        for (i, gw) in self.gateway.iter().enumerate() {
+            gw.validate().map_err(|(k, r)| err(format!("gateway[{i}].{k}"), r))?;
+            for (j, name) in gw.interfaces.iter().enumerate() {
+                validate_ifname(name).map_err(|r| err(format!("gateway[{i}].interfaces[{j}]"), r))?;
+                if !ifaces.insert(name) {
+                    return Err(err(format!("gateway[{i}].interfaces[{j}]"), format!("{name} is already used by another role instance")));
+                }
+            }
+        }
         for (i, lb) in self.lb.iter().enumerate() {
             let k = format!("lb[{i}]");
             validate_ifname(&lb.interface).map_err(|r| err(format!("{k}.interface"), r))?;
             if !ifaces.insert(&lb.interface) {
-                return Err(err(format!("{k}.interface"), format!("{} has two [[lb]] sections", lb.interface)));
+                return Err(err(format!("{k}.interface"), format!("{} is already used by another role instance", lb.interface)));
             }
             if !is_prime(lb.table_size) || lb.table_size > MAGLEV_MAX {
                 return Err(err(

@@ -3,6 +3,7 @@
 //! explicit padding; no `bool` or `Option` crosses the kernel/user line.
 #![no_std]
 
+pub mod gw;
 pub mod hash;
 pub mod lb;
 
@@ -37,4 +38,13 @@ mod pod {
     unsafe impl aya::Pod for super::Counter {}
     unsafe impl aya::Pod for super::lb::GatewayEntry {}
     unsafe impl aya::Pod for super::lb::TableMeta {}
+    unsafe impl aya::Pod for super::gw::GwConfig {}
+    unsafe impl aya::Pod for super::gw::ServiceKey {}
+    unsafe impl aya::Pod for super::gw::ServiceVal {}
+    unsafe impl aya::Pod for super::gw::Server {}
+    unsafe impl aya::Pod for super::gw::Selection {}
+    unsafe impl aya::Pod for super::gw::TypeRule {}
+    unsafe impl aya::Pod for super::gw::FlowKey {}
+    unsafe impl aya::Pod for super::gw::AuthKey {}
+    unsafe impl aya::Pod for super::gw::Session {}
 }

@@ -58,3 +58,59 @@ pub fn count(map: &PerCpuArray<Counter>, index: u32, bytes: u64) {
         }
     }
 }
+
+// ---- gateway ----------------------------------------------------------
+
+use aya_ebpf::maps::{HashMap, LpmTrie, Queue};
+use dataplane_common::gw::{
+    self, AuthKey, FlowKey, GwConfig, Selection, Server, ServiceKey, ServiceVal, Session, TypeRule,
+};
+
+/// The gateway's address and port pool bounds. Written by the control
+/// plane at start and on reload.
+#[map(name = "GW_CONFIG")]
+pub static GW_CONFIG: Array<GwConfig> = Array::with_max_entries(1, 0);
+
+/// Representative address → group (claim 3). Control plane.
+#[map(name = "GW_SERVICES")]
+pub static GW_SERVICES: HashMap<ServiceKey, ServiceVal> = HashMap::with_max_entries(gw::GROUPS_MAX * 4, 0);
+
+/// Server index → address, port and next hop. Control plane.
+#[map(name = "GW_SERVERS")]
+pub static GW_SERVERS: Array<Server> = Array::with_max_entries(gw::SERVERS_MAX, 0);
+
+/// (group * TYPES_MAX + type) → weighted server selection (claim 9).
+/// Control plane.
+#[map(name = "GW_SELECT")]
+pub static GW_SELECT: Array<Selection> = Array::with_max_entries(gw::GROUPS_MAX * gw::TYPES_MAX, 0);
+
+/// Session type rules, first match wins. Control plane.
+#[map(name = "GW_TYPES")]
+pub static GW_TYPES: Array<TypeRule> = Array::with_max_entries(gw::TYPE_RULES_MAX, 0);
+
+/// (group, terminal prefix) → allowed (claim 5). Control plane.
+#[map(name = "GW_AUTH")]
+pub static GW_AUTH: LpmTrie<AuthKey, u32> = LpmTrie::with_max_entries(4096, 0);
+
+/// Free source ports. The fast path pops (atomic across CPUs); the control
+/// plane pushes ports back once a session's entries are gone.
+#[map(name = "GW_POOL")]
+pub static GW_POOL: Queue<u16> = Queue::with_max_entries(gw::SESSIONS_MAX, 0);
+
+/// Terminal flow → port. Inserted by the fast path (never overwriting),
+/// deleted by the control plane on expiry.
+#[map(name = "GW_FLOWS")]
+pub static GW_FLOWS: HashMap<FlowKey, u16> = HashMap::with_max_entries(gw::FLOWS_MAX, 0);
+
+/// Port → user session. Written by the fast path for a port it popped;
+/// freed by the control plane on expiry.
+#[map(name = "GW_SESSIONS")]
+pub static GW_SESSIONS: Array<Session> = Array::with_max_entries(gw::SESSIONS_MAX, 0);
+
+/// Interfaces the gateway may redirect to. Control plane.
+#[map(name = "GW_TX_PORTS")]
+pub static GW_TX_PORTS: DevMapHash = DevMapHash::with_max_entries(64, 0);
+
+/// Per-CPU `{packets, bytes}` per verdict and reason (`gw::stat`).
+#[map(name = "GW_STATS")]
+pub static GW_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(gw::stat::COUNT, 0);

@@ -14,7 +14,7 @@ use aya::{
     programs::{links::FdLink, links::PinnedLink, Xdp, XdpMode},
     Ebpf, EbpfLoader,
 };
-use dataplane_common::{lb, Counter, LayoutMeta, LAYOUT_MAGIC, LAYOUT_VERSION};
+use dataplane_common::{gw, lb, Counter, LayoutMeta, LAYOUT_MAGIC, LAYOUT_VERSION};
 use tracing::{info, warn};
 
 use crate::{io_err, Error, Result, OBJ};
@@ -43,6 +43,17 @@ const MAPS: &[MapSpec] = &[
     MapSpec { name: "LB_TX_PORTS", kind: MapType::DevMapHash, key: 4, value: 8, max: 64 },
     MapSpec { name: "LB_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: lb::stat::COUNT },
     MapSpec { name: "FLOOR_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: lb::FLOOR_STATS_LEN },
+    MapSpec { name: "GW_CONFIG", kind: MapType::Array, key: 4, value: size::<gw::GwConfig>(), max: 1 },
+    MapSpec { name: "GW_SERVICES", kind: MapType::Hash, key: size::<gw::ServiceKey>(), value: size::<gw::ServiceVal>(), max: gw::GROUPS_MAX * 4 },
+    MapSpec { name: "GW_SERVERS", kind: MapType::Array, key: 4, value: size::<gw::Server>(), max: gw::SERVERS_MAX },
+    MapSpec { name: "GW_SELECT", kind: MapType::Array, key: 4, value: size::<gw::Selection>(), max: gw::GROUPS_MAX * gw::TYPES_MAX },
+    MapSpec { name: "GW_TYPES", kind: MapType::Array, key: 4, value: size::<gw::TypeRule>(), max: gw::TYPE_RULES_MAX },
+    MapSpec { name: "GW_AUTH", kind: MapType::LpmTrie, key: 4 + size::<gw::AuthKey>(), value: 4, max: 4096 },
+    MapSpec { name: "GW_POOL", kind: MapType::Queue, key: 0, value: 2, max: gw::SESSIONS_MAX },
+    MapSpec { name: "GW_FLOWS", kind: MapType::Hash, key: size::<gw::FlowKey>(), value: 2, max: gw::FLOWS_MAX },
+    MapSpec { name: "GW_SESSIONS", kind: MapType::Array, key: 4, value: size::<gw::Session>(), max: gw::SESSIONS_MAX },
+    MapSpec { name: "GW_TX_PORTS", kind: MapType::DevMapHash, key: 4, value: 8, max: 64 },
+    MapSpec { name: "GW_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: gw::stat::COUNT },
 ];
 
 #[derive(Clone, Debug)]
@@ -68,17 +79,17 @@ pub struct Dataplane {
     pub interface: Option<String>,
     /// True when this load found pins left by an earlier daemon.
     pub took_over: bool,
-    link: Option<FdLink>,
+    links: Vec<FdLink>,
 }
 
 impl Dataplane {
     /// Load every program and fresh, unpinned maps. For test_run only.
     pub fn load_private() -> Result<Self> {
         let mut ebpf = EbpfLoader::new().load(OBJ)?;
-        for name in ["lb", "floor"] {
+        for name in ["lb", "floor", "gateway"] {
             program_mut(&mut ebpf, name)?.load().map_err(|e| Error::Program(name.into(), e))?;
         }
-        let mut dp = Self { ebpf, pin_dir: None, interface: None, took_over: false, link: None };
+        let mut dp = Self { ebpf, pin_dir: None, interface: None, took_over: false, links: Vec::new() };
         dp.write_meta()?;
         Ok(dp)
     }
@@ -87,7 +98,16 @@ impl Dataplane {
     /// pins, and attach it (or atomically replace the program behind an
     /// existing pinned link, which keeps forwarding uninterrupted).
     pub fn attach(program: &str, interface: &str, opts: &LoadOptions) -> Result<Self> {
-        crate::ifindex(interface)?;
+        Self::attach_many(program, &[interface], opts)
+    }
+
+    /// Attach `program` to several interfaces sharing one map set, pinned
+    /// under the first interface; each interface pins its own link.
+    pub fn attach_many(program: &str, interfaces: &[&str], opts: &LoadOptions) -> Result<Self> {
+        let interface = *interfaces.first().ok_or_else(|| Error::Other("no interface given".into()))?;
+        for i in interfaces {
+            crate::ifindex(i)?;
+        }
         ensure_bpffs(&opts.pin_root)?;
         let dir = opts.pin_root.join(interface);
         make_private_dir(&opts.pin_root)?;
@@ -106,14 +126,18 @@ impl Dataplane {
         let prog: &mut Xdp = program_mut(&mut ebpf, program)?;
         prog.load().map_err(|e| Error::Program(program.into(), e))?;
 
-        let link_path = dir.join("link");
-        let link = attach_or_replace(prog, interface, opts.mode, &link_path)?;
+        let mut links = Vec::new();
+        for (n, i) in interfaces.iter().enumerate() {
+            let link_dir = if n == 0 { dir.clone() } else { opts.pin_root.join(i) };
+            make_private_dir(&link_dir)?;
+            links.push(attach_or_replace(prog, i, opts.mode, &link_dir.join("link"))?);
+        }
         let mut dp = Self {
             ebpf,
             pin_dir: Some(dir),
             interface: Some(interface.into()),
             took_over,
-            link: Some(link),
+            links,
         };
         if !took_over {
             dp.write_meta()?;
@@ -150,7 +174,7 @@ impl Dataplane {
 
     /// Detach: remove the link pin (the program stops) and every map pin.
     pub fn detach_and_unpin(mut self) -> Result<()> {
-        drop(self.link.take());
+        self.links.clear();
         if let Some(dir) = self.pin_dir.take() {
             discard_pins(&dir)?;
             let _ = fs::remove_dir(&dir);

@@ -22,6 +22,28 @@ impl Dataplane {
         self.test_run_repeat(program, packet, 1)
     }
 
+    /// Run `program` once with `meta` as XDP metadata in front of the
+    /// packet (the gateway's dry-run lookups). Output excludes the metadata.
+    pub fn test_run_meta(&mut self, program: &str, meta: &[u8], packet: &[u8]) -> Result<RunResult> {
+        let prog = self.program(program)?;
+        let mut data = meta.to_vec();
+        data.extend_from_slice(packet);
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
+        // rx_queue_index, egress_ifindex. `data` is the metadata length.
+        let mut ctx = [0u8; 24];
+        ctx[0..4].copy_from_slice(&(meta.len() as u32).to_ne_bytes());
+        ctx[4..8].copy_from_slice(&(data.len() as u32).to_ne_bytes());
+        let mut out = vec![0u8; data.len() + 256];
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(&data);
+        opts.data_out = Some(&mut out);
+        opts.ctx_in = Some(&ctx);
+        let r = prog.test_run(opts).map_err(|e| Error::Program(program.into(), e))?;
+        out.truncate(r.data_size_out as usize);
+        let output = out.get(meta.len()..).unwrap_or_default().to_vec();
+        Ok(RunResult { verdict: r.return_value, output, duration: r.duration })
+    }
+
     /// Run `program` `repeat` times on the same buffer. With `repeat > 1`
     /// a rewriting program sees its own output from the second run on;
     /// measure rewriting paths with `repeat = 1`.

@@ -1,0 +1,384 @@
+//! The gateway role's pure parts: its config section, weighted selection
+//! tables, expiry decisions and accounting records. No kernel, no sockets.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use dataplane_common::gw::{GROUPS_MAX, NO_SERVER, SELECT_SLOTS, SERVERS_MAX, TYPES_MAX, TYPE_RULES_MAX};
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Gateway {
+    /// Interfaces the gateway program runs on; maps are pinned under the
+    /// first. Terminal traffic and server traffic may share one.
+    pub interfaces: Vec<String>,
+    /// The gateway's own address: the source of translated packets and
+    /// where servers reply.
+    pub address: Ipv4Addr,
+    /// Source port pool, "MIN-MAX".
+    #[serde(default = "default_ports")]
+    pub ports: String,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    #[serde(default)]
+    pub accounting: Accounting,
+    #[serde(default, rename = "session_type")]
+    pub session_types: Vec<SessionType>,
+    #[serde(default, rename = "group")]
+    pub groups: Vec<Group>,
+}
+
+fn default_ports() -> String {
+    "20000-59999".into()
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// Idle seconds before a UDP session ends.
+    pub udp: u64,
+    /// Idle seconds before an open TCP session ends.
+    pub tcp: u64,
+    /// Idle seconds after a FIN or RST.
+    pub tcp_closing: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self { udp: 60, tcp: 7440, tcp_closing: 10 }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Accounting {
+    /// JSON-lines file; no records when absent.
+    pub file: Option<std::path::PathBuf>,
+    /// Seconds between interim records of a long session (0 = none).
+    pub interim: u64,
+    /// Rotate when the file passes this many bytes; keep this many old files.
+    pub rotate_bytes: u64,
+    pub keep: u32,
+}
+
+impl Default for Accounting {
+    fn default() -> Self {
+        Self { file: None, interim: 300, rotate_bytes: 64 << 20, keep: 5 }
+    }
+}
+
+/// A session type rule (claim 9); first match wins, no match is type 0.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SessionType {
+    pub name: String,
+    /// 1..=7 (0 is the default type).
+    pub id: u8,
+    #[serde(default)]
+    pub proto: Option<String>,
+    #[serde(default)]
+    pub dscp: Option<u8>,
+    /// Terminal prefix, "A.B.C.D/LEN".
+    #[serde(default)]
+    pub terminals: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    pub name: String,
+    /// Representative addresses, "ADDR:PORT/PROTO" (claim 3).
+    pub services: Vec<String>,
+    /// Terminal prefixes allowed to use the group (claim 5); everyone when
+    /// absent.
+    #[serde(default)]
+    pub allow: Option<Vec<String>>,
+    #[serde(rename = "server")]
+    pub servers: Vec<ServerCfg>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerCfg {
+    pub name: String,
+    pub address: Ipv4Addr,
+    pub port: u16,
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// Egress interface (default: the gateway's last interface).
+    #[serde(default)]
+    pub via: Option<String>,
+    /// Next hop for a server outside the system (claim 6); the server
+    /// itself when absent.
+    #[serde(default)]
+    pub next_hop: Option<Ipv4Addr>,
+    /// Next hop MAC; resolved by ARP when absent.
+    #[serde(default)]
+    pub mac: Option<String>,
+    /// Session types this server takes (default: all).
+    #[serde(default)]
+    pub types: Option<Vec<u8>>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ServiceAddr {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub proto: u8,
+}
+
+pub fn parse_proto(s: &str) -> Option<u8> {
+    match s.to_ascii_lowercase().as_str() {
+        "tcp" => Some(6),
+        "udp" => Some(17),
+        _ => None,
+    }
+}
+
+pub fn proto_name(p: u8) -> &'static str {
+    match p {
+        6 => "tcp",
+        17 => "udp",
+        1 => "icmp",
+        _ => "other",
+    }
+}
+
+impl std::str::FromStr for ServiceAddr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (sa, proto) = s.rsplit_once('/').ok_or_else(|| format!("{s:?}: expected ADDR:PORT/PROTO"))?;
+        let proto = parse_proto(proto).ok_or_else(|| format!("{s:?}: protocol must be tcp or udp"))?;
+        let sa: std::net::SocketAddrV4 = sa.parse().map_err(|_| format!("{s:?}: expected ADDR:PORT/PROTO"))?;
+        Ok(Self { addr: *sa.ip(), port: sa.port(), proto })
+    }
+}
+
+pub fn parse_prefix(s: &str) -> Option<(Ipv4Addr, u32)> {
+    let (a, l) = s.split_once('/').unwrap_or((s, "32"));
+    let a: Ipv4Addr = a.parse().ok()?;
+    let l: u32 = l.parse().ok()?;
+    (l <= 32).then_some((a, l))
+}
+
+pub fn parse_ports(s: &str) -> Option<(u16, u16)> {
+    let (a, b) = s.split_once('-')?;
+    let (a, b): (u16, u16) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
+    (a >= 1024 && a <= b).then_some((a, b))
+}
+
+impl Gateway {
+    /// Field checks; returns (dotted key relative to this section, reason).
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let e = |k: &str, r: String| Err((k.to_string(), r));
+        if self.interfaces.is_empty() {
+            return e("interfaces", "name at least one interface".into());
+        }
+        if parse_ports(&self.ports).is_none() {
+            return e("ports", format!("{:?}: expected MIN-MAX with 1024 <= MIN <= MAX <= 65535", self.ports));
+        }
+        if self.timeouts.udp == 0 || self.timeouts.tcp == 0 || self.timeouts.tcp_closing == 0 {
+            return e("timeouts", "timeouts must be at least 1 second".into());
+        }
+        if self.accounting.keep == 0 || self.accounting.rotate_bytes < 4096 {
+            return e("accounting", "keep >= 1 and rotate_bytes >= 4096".into());
+        }
+        if self.session_types.len() > TYPE_RULES_MAX as usize {
+            return e("session_type", format!("at most {TYPE_RULES_MAX} rules"));
+        }
+        for (i, t) in self.session_types.iter().enumerate() {
+            let k = format!("session_type[{i}]");
+            if t.id == 0 || t.id as u32 >= TYPES_MAX {
+                return e(&format!("{k}.id"), format!("{} must be 1..{}", t.id, TYPES_MAX - 1));
+            }
+            if let Some(p) = &t.proto {
+                if parse_proto(p).is_none() {
+                    return e(&format!("{k}.proto"), format!("{p:?} must be tcp or udp"));
+                }
+            }
+            if t.dscp.map(|d| d > 63).unwrap_or(false) {
+                return e(&format!("{k}.dscp"), "must be 0..63".into());
+            }
+            if let Some(p) = &t.terminals {
+                if parse_prefix(p).is_none() {
+                    return e(&format!("{k}.terminals"), format!("{p:?} is not A.B.C.D/LEN"));
+                }
+            }
+        }
+        if self.groups.len() > GROUPS_MAX as usize {
+            return e("group", format!("at most {GROUPS_MAX} groups"));
+        }
+        let mut services = std::collections::HashSet::new();
+        let mut servers = 0usize;
+        for (i, g) in self.groups.iter().enumerate() {
+            let k = format!("group[{i}]");
+            if g.services.is_empty() {
+                return e(&format!("{k}.services"), "name at least one representative address".into());
+            }
+            for s in &g.services {
+                let sa: ServiceAddr = s.parse().map_err(|r| (format!("{k}.services"), r))?;
+                if !services.insert(sa) {
+                    return e(&format!("{k}.services"), format!("{s} belongs to two groups"));
+                }
+            }
+            for p in g.allow.iter().flatten() {
+                if parse_prefix(p).is_none() {
+                    return e(&format!("{k}.allow"), format!("{p:?} is not A.B.C.D/LEN"));
+                }
+            }
+            if g.servers.is_empty() {
+                return e(&format!("{k}.server"), "a group needs at least one server".into());
+            }
+            for (j, s) in g.servers.iter().enumerate() {
+                let sk = format!("{k}.server[{j}]");
+                if s.weight == 0 || s.weight > 1000 {
+                    return e(&format!("{sk}.weight"), format!("{} must be 1..1000", s.weight));
+                }
+                if let Some(m) = &s.mac {
+                    if crate::config::parse_mac(m).is_none() {
+                        return e(&format!("{sk}.mac"), format!("{m:?} is not a MAC address"));
+                    }
+                }
+                if s.types.iter().flatten().any(|t| *t as u32 >= TYPES_MAX) {
+                    return e(&format!("{sk}.types"), format!("session types are 0..{}", TYPES_MAX - 1));
+                }
+                servers += 1;
+            }
+        }
+        if servers > SERVERS_MAX as usize {
+            return e("group", format!("at most {SERVERS_MAX} servers in all"));
+        }
+        Ok(())
+    }
+}
+
+/// Fill `SELECT_SLOTS` slots with server indices in proportion to their
+/// weights (largest remainder), interleaved so that consecutive hashes
+/// spread across servers.
+pub fn selection(servers: &[(u16, u32)]) -> [u16; SELECT_SLOTS as usize] {
+    let mut out = [NO_SERVER; SELECT_SLOTS as usize];
+    let total: u64 = servers.iter().map(|s| s.1 as u64).sum();
+    if total == 0 {
+        return out;
+    }
+    let n = SELECT_SLOTS as u64;
+    let mut shares: Vec<(u16, u64, u64)> =
+        servers.iter().map(|&(i, w)| (i, w as u64 * n / total, (w as u64 * n) % total)).collect();
+    let mut left = n - shares.iter().map(|s| s.1).sum::<u64>();
+    let mut order: Vec<usize> = (0..shares.len()).collect();
+    order.sort_by(|&a, &b| shares[b].2.cmp(&shares[a].2).then(a.cmp(&b)));
+    for &i in &order {
+        if left == 0 {
+            break;
+        }
+        shares[i].1 += 1;
+        left -= 1;
+    }
+    // Round-robin placement keeps each server's slots spread out.
+    let mut slot = 0;
+    while slot < out.len() {
+        for s in shares.iter_mut() {
+            if s.1 > 0 && slot < out.len() {
+                out[slot] = s.0;
+                s.1 -= 1;
+                slot += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Why a session ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    IdleTimeout,
+    TcpClosed,
+    Flushed,
+}
+
+/// Expiry decision for one session (times in ns of CLOCK_MONOTONIC).
+pub fn expiry(proto: u8, flags: u32, last_seen_ns: u64, now_ns: u64, t: &Timeouts) -> Option<EndReason> {
+    let idle = now_ns.saturating_sub(last_seen_ns) / 1_000_000_000;
+    let closing = flags & (dataplane_common::gw::SF_FIN | dataplane_common::gw::SF_RST) != 0;
+    match proto {
+        6 if closing && idle >= t.tcp_closing => Some(EndReason::TcpClosed),
+        6 if idle >= t.tcp => Some(EndReason::IdleTimeout),
+        6 => None,
+        _ if idle >= t.udp => Some(EndReason::IdleTimeout),
+        _ => None,
+    }
+}
+
+/// One accounting record (claim 6), written as a JSON line.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AccountingRecord {
+    /// "start", "interim" or "end".
+    pub event: String,
+    pub gateway: Ipv4Addr,
+    pub port: u16,
+    pub terminal: String,
+    pub representative: String,
+    pub proto: String,
+    pub group: String,
+    pub server: String,
+    pub session_type: u8,
+    /// Unix time, seconds with fraction.
+    pub start: f64,
+    pub time: f64,
+    pub packets_up: u64,
+    pub bytes_up: u64,
+    pub packets_down: u64,
+    pub bytes_down: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<EndReason>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_follows_weights_and_spreads() {
+        let s = selection(&[(0, 1), (1, 3)]);
+        let a = s.iter().filter(|&&x| x == 0).count();
+        let b = s.iter().filter(|&&x| x == 1).count();
+        assert_eq!((a, b), (16, 48));
+        assert!(!s.contains(&NO_SERVER));
+        let s = selection(&[(5, 1), (6, 1), (7, 1)]);
+        let counts: Vec<usize> = [5, 6, 7].iter().map(|i| s.iter().filter(|&&x| x == *i).count()).collect();
+        assert_eq!(counts.iter().sum::<usize>(), 64);
+        assert!(counts.iter().all(|&c| c == 21 || c == 22), "{counts:?}");
+        assert_eq!(&s[..3], &[5, 6, 7], "interleaved");
+        assert_eq!(selection(&[]), [NO_SERVER; 64]);
+    }
+
+    #[test]
+    fn expiry_rules() {
+        let t = Timeouts { udp: 30, tcp: 300, tcp_closing: 10 };
+        let s = 1_000_000_000u64;
+        assert_eq!(expiry(17, 0, 0, 29 * s, &t), None);
+        assert_eq!(expiry(17, 0, 0, 30 * s, &t), Some(EndReason::IdleTimeout));
+        assert_eq!(expiry(6, 0, 0, 100 * s, &t), None);
+        assert_eq!(expiry(6, dataplane_common::gw::SF_FIN, 0, 10 * s, &t), Some(EndReason::TcpClosed));
+        assert_eq!(expiry(6, 0, 0, 300 * s, &t), Some(EndReason::IdleTimeout));
+        assert_eq!(expiry(17, 0, 50 * s, 10 * s, &t), None, "clock before last_seen");
+    }
+
+    #[test]
+    fn parses_addresses_ports_prefixes() {
+        let sa: ServiceAddr = "198.51.100.10:80/tcp".parse().unwrap();
+        assert_eq!((sa.port, sa.proto), (80, 6));
+        assert!("198.51.100.10:80/sctp".parse::<ServiceAddr>().is_err());
+        assert_eq!(parse_ports("20000-20099"), Some((20000, 20099)));
+        assert_eq!(parse_ports("80-90"), None);
+        assert_eq!(parse_ports("30000-20000"), None);
+        assert_eq!(parse_prefix("10.0.0.0/8"), Some((Ipv4Addr::new(10, 0, 0, 0), 8)));
+        assert_eq!(parse_prefix("10.0.0.0/33"), None);
+    }
+}

@@ -1,0 +1,213 @@
+//! Maps of the `gateway` role (seed 002 claims 3-6, 8, 9, 11, 13): a
+//! unique source port per user session, full NAT to a server of the group
+//! behind a representative address, and back.
+
+/// Largest number of server groups (representative addresses).
+pub const GROUPS_MAX: u32 = 64;
+/// Session types per group (claim 9).
+pub const TYPES_MAX: u32 = 8;
+/// Servers over all groups.
+pub const SERVERS_MAX: u32 = 1024;
+/// Slots of a group's weighted selection table per session type.
+pub const SELECT_SLOTS: u32 = 64;
+/// Sessions (= ports) a gateway can hold; sessions are indexed by port.
+pub const SESSIONS_MAX: u32 = 65_536;
+/// Terminal flows the fast path can map at once.
+pub const FLOWS_MAX: u32 = 65_536;
+/// Rules classifying a new session into a session type.
+pub const TYPE_RULES_MAX: u32 = 16;
+/// No server in this selection slot.
+pub const NO_SERVER: u16 = u16::MAX;
+
+/// Metadata magic: a test_run whose XDP metadata carries it is a dry run
+/// (lookup): the program decides and rewrites but changes no map.
+pub const DRY_RUN_MAGIC: u32 = 0x6472_7921;
+
+/// `GwConfig`, one entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GwConfig {
+    /// The gateway's own address, written as the source of translated
+    /// packets (network byte order).
+    pub addr: u32,
+    /// Port pool bounds, host order, inclusive.
+    pub port_min: u16,
+    pub port_max: u16,
+    /// Non-zero: traffic has been configured (the program passes all
+    /// packets until then).
+    pub enabled: u32,
+    pub _pad: u32,
+}
+
+/// Key of `GW_SERVICES`: a representative address (claim 3).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ServiceKey {
+    pub addr: u32,
+    pub port: u16,
+    pub proto: u8,
+    pub _pad: u8,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServiceVal {
+    pub group: u32,
+}
+
+/// A server of a group. It may sit outside the system (claim 6): then
+/// `mac` is its next hop's.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Server {
+    pub addr: u32,
+    pub port: u16,
+    pub _pad: u16,
+    /// Next hop (or the server itself when on-link).
+    pub mac: [u8; 6],
+    /// Egress interface's MAC.
+    pub src_mac: [u8; 6],
+    pub ifindex: u32,
+    pub flags: u32,
+}
+
+/// Weighted selection table of one (group, session type): slots filled in
+/// proportion to the servers' weights.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Selection {
+    pub servers: [u16; SELECT_SLOTS as usize],
+}
+
+impl Default for Selection {
+    fn default() -> Self {
+        Self { servers: [NO_SERVER; SELECT_SLOTS as usize] }
+    }
+}
+
+/// A rule mapping a new session to a session type: first match wins,
+/// no match is type 0. A zero field matches anything.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TypeRule {
+    pub proto: u8,
+    /// DSCP + 1 (0 = any).
+    pub dscp_plus1: u8,
+    pub session_type: u8,
+    pub valid: u8,
+    /// Terminal prefix (network order) and its length (0 = any).
+    pub prefix: u32,
+    pub prefix_len: u32,
+}
+
+/// Key of `GW_FLOWS`: the terminal flow of a user session.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub addr: u32,
+    pub port: u16,
+    pub proto: u8,
+    pub _pad: u8,
+}
+
+/// Key of `GW_AUTH` (LPM trie): group, then terminal address; the prefix
+/// length counts the 32 group bits plus the address prefix.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuthKey {
+    /// Group id, network byte order (LPM compares bytes in order).
+    pub group_be: u32,
+    pub addr: u32,
+}
+
+/// `Session::state`.
+pub const SESSION_FREE: u32 = 0;
+pub const SESSION_ACTIVE: u32 = 1;
+
+/// `Session::flags` bits, OR-ed by the fast path.
+pub const SF_FIN: u32 = 1;
+pub const SF_RST: u32 = 2;
+pub const SF_SERVICE_CHANGED: u32 = 4;
+
+/// A user session, at index = its port (claim 13: the port is the key).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Session {
+    pub state: u32,
+    pub flags: u32,
+    /// Terminal flow.
+    pub term_addr: u32,
+    pub term_port: u16,
+    pub proto: u8,
+    pub session_type: u8,
+    /// Representative address the terminal addressed.
+    pub rep_addr: u32,
+    pub rep_port: u16,
+    pub _pad: u16,
+    pub group: u32,
+    pub server: u32,
+    /// Upstream neighbour and interface the terminal's packets came from;
+    /// replies go back there.
+    pub up_mac: [u8; 6],
+    pub up_src_mac: [u8; 6],
+    pub up_ifindex: u32,
+    /// CLOCK_MONOTONIC ns.
+    pub created_ns: u64,
+    pub last_seen_ns: u64,
+    pub pkts_up: u64,
+    pub bytes_up: u64,
+    pub pkts_down: u64,
+    pub bytes_down: u64,
+}
+
+/// Indices into `GW_STATS`.
+pub mod stat {
+    pub const TX: u32 = 0;
+    pub const REDIRECT: u32 = 1;
+    pub const PASS: u32 = 2;
+    pub const DROP: u32 = 3;
+    pub const ABORTED: u32 = 4;
+    pub const FORWARD: u32 = 5;
+    pub const REVERSE: u32 = 6;
+    pub const NEW_SESSION: u32 = 7;
+    pub const SERVICE_CHANGE: u32 = 8;
+    pub const ICMP_REVERSE: u32 = 9;
+    pub const NOT_IPV4: u32 = 10;
+    pub const MALFORMED: u32 = 11;
+    pub const FRAGMENT: u32 = 12;
+    pub const NOT_FOR_US: u32 = 13;
+    pub const UNAUTHORIZED: u32 = 14;
+    pub const POOL_EXHAUSTED: u32 = 15;
+    pub const FLOWS_FULL: u32 = 16;
+    pub const NO_SERVER: u32 = 17;
+    pub const NO_SESSION: u32 = 18;
+    pub const REVERSE_SPOOFED: u32 = 19;
+    pub const REDIRECT_FAILED: u32 = 20;
+    pub const LOST_RACE: u32 = 21;
+    pub const COUNT: u32 = 22;
+
+    pub const NAMES: [&str; COUNT as usize] = [
+        "tx",
+        "redirect",
+        "pass",
+        "drop",
+        "aborted",
+        "forward",
+        "reverse",
+        "new_session",
+        "service_change",
+        "icmp_reverse",
+        "not_ipv4",
+        "malformed",
+        "fragment",
+        "not_for_us",
+        "unauthorized",
+        "pool_exhausted",
+        "flows_full",
+        "no_server",
+        "no_session",
+        "reverse_spoofed",
+        "redirect_failed",
+        "lost_race",
+    ];
+}
