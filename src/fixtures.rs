@@ -277,3 +277,67 @@ pub fn expected_output(input: &[u8], table: &MaglevTable, hash: u32) -> (String,
     out[6..12].copy_from_slice(&[2, 0, 0, 0, 0xee, idx as u8]);
     (gw.name.clone(), out)
 }
+
+/// The gateway's fixture world: groups, servers and a small port pool,
+/// written straight into the maps (the same calls the daemon makes).
+pub mod gateway {
+    use std::net::Ipv4Addr;
+
+    use control::gateway::selection;
+    use dataplane_common::gw::{GwConfig, Selection, Server, ServiceKey, TypeRule};
+    use dataplane_user::Dataplane;
+
+    pub const GW_ADDR: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 1);
+    pub const WEB: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
+    pub const WEB2: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 11);
+    pub const DNS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 20);
+    pub const RESTRICTED: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 30);
+    pub const EGRESS_MAC: [u8; 6] = [2, 0, 0, 0, 0xcc, 1];
+
+    /// (group, address, port) of each server, by index.
+    pub const SERVERS: [(u32, Ipv4Addr, u16); 5] = [
+        (0, Ipv4Addr::new(10, 2, 0, 11), 8080),
+        (0, Ipv4Addr::new(10, 2, 0, 12), 8080),
+        (1, Ipv4Addr::new(10, 2, 0, 21), 5353),
+        (2, Ipv4Addr::new(10, 2, 0, 31), 8080),
+        (3, Ipv4Addr::new(10, 2, 0, 41), 8081),
+    ];
+
+    pub fn server_mac(i: usize) -> [u8; 6] {
+        [2, 0, 0, 0, 0x5e, i as u8]
+    }
+
+    fn ne(a: Ipv4Addr) -> u32 {
+        u32::from_ne_bytes(a.octets())
+    }
+
+    /// Groups: 0 web (WEB:80/tcp, two servers), 1 dns (DNS:53/udp),
+    /// 2 restricted (RESTRICTED:80/tcp, only 10.9.0.0/16), 3 web2
+    /// (WEB2:80/tcp). Servers are reached through `egress_ifindex`.
+    pub fn install(dp: &mut Dataplane, egress_ifindex: u32, ports: (u16, u16)) -> anyhow::Result<()> {
+        for (i, (_, addr, port)) in SERVERS.iter().enumerate() {
+            dp.set_server(
+                i as u32,
+                &Server { addr: ne(*addr), port: port.to_be(), _pad: 0, mac: server_mac(i), src_mac: EGRESS_MAC, ifindex: egress_ifindex, flags: 1 },
+            )?;
+        }
+        for grp in 0..4u32 {
+            let members: Vec<(u16, u32)> =
+                SERVERS.iter().enumerate().filter(|(_, s)| s.0 == grp).map(|(i, _)| (i as u16, 1)).collect();
+            dp.set_selection(grp, 0, &Selection { servers: selection(&members) })?;
+        }
+        for (addr, port, proto, grp) in [(WEB, 80u16, 6u8, 0u32), (DNS, 53, 17, 1), (RESTRICTED, 80, 6, 2), (WEB2, 80, 6, 3)] {
+            dp.set_service(&ServiceKey { addr: ne(addr), port: port.to_be(), proto, _pad: 0 }, grp)?;
+        }
+        for grp in [0u32, 1, 3] {
+            dp.auth_allow(grp, 0, 0)?;
+        }
+        dp.auth_allow(2, ne(Ipv4Addr::new(10, 9, 0, 0)), 16)?;
+        dp.set_type_rules(&[TypeRule::default()])?;
+        for p in ports.0..=ports.1 {
+            dp.pool_push(p)?;
+        }
+        dp.set_gw_config(&GwConfig { addr: ne(GW_ADDR), port_min: ports.0, port_max: ports.1, enabled: 1, _pad: 0 })?;
+        Ok(())
+    }
+}

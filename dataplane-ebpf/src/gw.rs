@@ -207,7 +207,7 @@ fn forward(
     let existing = unsafe { GW_FLOWS.get(&flow) }.copied();
     let (port, server_idx) = match existing {
         Some(port) => {
-            let s = GW_SESSIONS.get_ptr_mut(port as u32).ok_or(stat::NO_SESSION)?;
+            let s = GW_SESSIONS.get_ptr_mut(u16::from_be(port) as u32).ok_or(stat::NO_SESSION)?;
             // SAFETY: map value pointer; fields are read or updated with
             // single stores/atomics.
             let s = unsafe { &mut *s };
@@ -326,7 +326,7 @@ fn new_session(
         s.state = SESSION_ACTIVE;
     }
     const BPF_NOEXIST: u64 = 1;
-    if let Err(e) = GW_FLOWS.insert(flow, &port, BPF_NOEXIST) {
+    if let Err(e) = GW_FLOWS.insert(flow, &port.to_be(), BPF_NOEXIST) {
         unsafe { (*s).state = SESSION_FREE };
         let _ = GW_POOL.push(port, 0);
         // -EEXIST: another CPU installed this flow first; its session

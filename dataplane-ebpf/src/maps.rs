@@ -92,12 +92,12 @@ pub static GW_TYPES: Array<TypeRule> = Array::with_max_entries(gw::TYPE_RULES_MA
 #[map(name = "GW_AUTH")]
 pub static GW_AUTH: LpmTrie<AuthKey, u32> = LpmTrie::with_max_entries(4096, 0);
 
-/// Free source ports. The fast path pops (atomic across CPUs); the control
+/// Free source ports (host order: they index GW_SESSIONS). The fast path pops (atomic across CPUs); the control
 /// plane pushes ports back once a session's entries are gone.
 #[map(name = "GW_POOL")]
 pub static GW_POOL: Queue<u16> = Queue::with_max_entries(gw::SESSIONS_MAX, 0);
 
-/// Terminal flow → port. Inserted by the fast path (never overwriting),
+/// Terminal flow → port (network order). Inserted by the fast path (never overwriting),
 /// deleted by the control plane on expiry.
 #[map(name = "GW_FLOWS")]
 pub static GW_FLOWS: HashMap<FlowKey, u16> = HashMap::with_max_entries(gw::FLOWS_MAX, 0);
