@@ -54,7 +54,7 @@ pub struct Topology {
     namespaces: Vec<String>,
     pub pin_root: PathBuf,
     pub dir: PathBuf,
-    daemons: HashMap<usize, Child>,
+    daemons: HashMap<String, Child>,
     exe: PathBuf,
 }
 
@@ -157,21 +157,33 @@ impl Topology {
     }
 
     pub fn socket(&self, lb: usize) -> PathBuf {
-        self.dir.join(format!("l{lb}.sock"))
+        self.daemon_socket(&format!("l{lb}"))
+    }
+
+    pub fn daemon_socket(&self, role: &str) -> PathBuf {
+        self.dir.join(format!("{role}.sock"))
     }
 
     pub fn config_path(&self, lb: usize) -> PathBuf {
-        self.dir.join(format!("l{lb}.toml"))
+        self.daemon_config_path(&format!("l{lb}"))
+    }
+
+    pub fn daemon_config_path(&self, role: &str) -> PathBuf {
+        self.dir.join(format!("{role}.toml"))
+    }
+
+    fn node_section(&self, role: &str) -> String {
+        format!(
+            "[node]\nname = \"{p}{role}\"\nsocket = \"{sock}\"\npin_root = \"{pins}\"\n",
+            p = self.prefix,
+            sock = self.daemon_socket(role).display(),
+            pins = self.pin_root.join(role).display(),
+        )
     }
 
     /// Config of LB `lb` (1-based) with the given gateways (0-based).
     pub fn lb_config(&self, lb: usize, gateways: &[usize], seed: u32) -> String {
-        let mut s = format!(
-            "[node]\nname = \"{p}l{lb}\"\nsocket = \"{sock}\"\npin_root = \"{pins}\"\n\n[[lb]]\ninterface = \"ingress\"\nseed = {seed}\n",
-            p = self.prefix,
-            sock = self.socket(lb).display(),
-            pins = self.pin_root.join(format!("l{lb}")).display(),
-        );
+        let mut s = format!("{}\n[[lb]]\ninterface = \"ingress\"\nseed = {seed}\n", self.node_section(&format!("l{lb}")));
         for &g in gateways {
             s.push_str(&format!(
                 "\n[[lb.gateway]]\nname = \"{}\"\naddress = \"10.1.0.{}\"\nmac = \"{}\"\nvia = \"core\"\n",
@@ -190,37 +202,51 @@ impl Topology {
 
     /// `start_lb` with extra `edgeplane run` arguments.
     pub fn start_lb_args(&mut self, lb: usize, config: &str, args: &[&str]) -> anyhow::Result<()> {
-        let path = self.config_path(lb);
+        self.start_daemon(&format!("l{lb}"), config, args)
+    }
+
+    /// Start the daemon of namespace role `role` (e.g. "l1", "g0").
+    pub fn start_daemon(&mut self, role: &str, config: &str, args: &[&str]) -> anyhow::Result<()> {
+        let path = self.daemon_config_path(role);
         std::fs::write(&path, config)?;
-        let log = std::fs::File::create(self.dir.join(format!("l{lb}.log")))?;
+        let log = std::fs::File::create(self.dir.join(format!("{role}.log")))?;
         let child = Command::new(&self.exe)
-            .args(["run", "--netns", &self.ns(&format!("l{lb}")), "--config"])
+            .args(["run", "--netns", &self.ns(role), "--config"])
             .arg(&path)
             .args(args)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()?;
-        self.daemons.insert(lb, child);
+        self.daemons.insert(role.to_string(), child);
         let deadline = Instant::now() + Duration::from_secs(30);
+        let socket = self.daemon_socket(role);
         while Instant::now() < deadline {
-            if crate::client::call(&self.socket(lb), &control::api::Request::Status).is_ok() {
+            if crate::client::call(&socket, &control::api::Request::Status).is_ok() {
                 return Ok(());
             }
-            if let Some(st) = self.daemons.get_mut(&lb).and_then(|c| c.try_wait().ok().flatten()) {
-                bail!("daemon l{lb} exited with {st}: {}", self.log(lb));
+            if let Some(st) = self.daemons.get_mut(role).and_then(|c| c.try_wait().ok().flatten()) {
+                bail!("daemon {role} exited with {st}: {}", self.role_log(role));
             }
             thread::sleep(Duration::from_millis(50));
         }
-        bail!("daemon l{lb} did not answer within 30 s: {}", self.log(lb))
+        bail!("daemon {role} did not answer within 30 s: {}", self.role_log(role))
     }
 
     pub fn log(&self, lb: usize) -> String {
-        std::fs::read_to_string(self.dir.join(format!("l{lb}.log"))).unwrap_or_default()
+        self.role_log(&format!("l{lb}"))
+    }
+
+    pub fn role_log(&self, role: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{role}.log"))).unwrap_or_default()
     }
 
     /// SIGKILL the daemon of LB `lb`; its pinned program keeps forwarding.
     pub fn kill_lb(&mut self, lb: usize) {
-        if let Some(mut c) = self.daemons.remove(&lb) {
+        self.kill_daemon(&format!("l{lb}"));
+    }
+
+    pub fn kill_daemon(&mut self, role: &str) {
+        if let Some(mut c) = self.daemons.remove(role) {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -228,6 +254,52 @@ impl Topology {
 
     pub fn call(&self, lb: usize, req: control::api::Request) -> anyhow::Result<serde_json::Value> {
         Ok(crate::client::call(&self.socket(lb), &req)?)
+    }
+
+    pub fn call_role(&self, role: &str, req: control::api::Request) -> anyhow::Result<serde_json::Value> {
+        Ok(crate::client::call(&self.daemon_socket(role), &req)?)
+    }
+
+    /// Turn gateway `g0` into a packet gateway (issue 3): a server network
+    /// `{p}sv` (bridge br1) with `servers` server namespaces `{p}s<i>` at
+    /// 10.2.0.<11+i>, the gateway on it as 10.2.0.1 (`srv`), and the LBs
+    /// routing the gateway's replies back to the terminals.
+    pub fn add_server_network(&mut self, servers: usize) -> anyhow::Result<()> {
+        let sv = self.add_ns("sv")?;
+        self.exec(&sv, &["ip", "link", "add", "br1", "type", "bridge"])?;
+        self.exec(&sv, &["ip", "link", "set", "br1", "up"])?;
+        let g = self.ns("g0");
+        self.veth(&g, "srv", &sv, "gwp")?;
+        self.exec(&sv, &["ip", "link", "set", "gwp", "master", "br1"])?;
+        self.exec(&g, &["ip", "addr", "add", "10.2.0.1/24", "dev", "srv"])?;
+        self.exec(&g, &["ethtool", "-K", "srv", "tx", "off"])?;
+        for i in 0..servers {
+            let s = self.add_ns(&format!("s{i}"))?;
+            let port = format!("s{i}p");
+            self.veth(&s, "eth0", &sv, &port)?;
+            self.exec(&sv, &["ip", "link", "set", &port, "master", "br1"])?;
+            self.exec(&s, &["ip", "addr", "add", &format!("10.2.0.{}/24", 11 + i), "dev", "eth0"])?;
+            self.exec(&s, &["ethtool", "-K", "eth0", "tx", "off"])?;
+        }
+        // Peers of the gateway's two interfaces get the pass program, so
+        // native XDP_REDIRECT into them delivers.
+        let c = self.ns("c");
+        for (ns, port) in [(&sv, "gwp"), (&c, "g0p")] {
+            let out = Command::new(&self.exe)
+                .args(["xdp-pass", "--netns", ns, "--interface", port, "--pin-root"])
+                .arg(self.pin_root.join("peers"))
+                .output()?;
+            if !out.status.success() {
+                bail!("attaching the pass program on {port}: {}", String::from_utf8_lossy(&out.stderr).trim());
+            }
+        }
+        for l in 1..=self.lbs {
+            let lb = self.ns(&format!("l{l}"));
+            for k in ["net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0", "net.ipv4.conf.core.rp_filter=0"] {
+                self.exec(&lb, &["sysctl", "-qw", k])?;
+            }
+        }
+        Ok(())
     }
 
     /// Receive on every gateway until `stop` is set and then 300 ms of
@@ -286,9 +358,9 @@ impl Topology {
 
 impl Drop for Topology {
     fn drop(&mut self) {
-        let lbs: Vec<usize> = self.daemons.keys().copied().collect();
-        for lb in lbs {
-            self.kill_lb(lb);
+        let roles: Vec<String> = self.daemons.keys().cloned().collect();
+        for r in roles {
+            self.kill_daemon(&r);
         }
         for ns in self.namespaces.iter().rev() {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();

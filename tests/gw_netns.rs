@@ -1,0 +1,258 @@
+//! The gateway for real: terminals → lb → gateway → two server groups
+//! (a TCP service and a UDP service run by the test), with the daemons in
+//! network namespaces. 200 concurrent terminal flows complete
+//! request/response; every flow has its own gateway source port at the
+//! servers; the accounting records add up to what the terminals sent.
+
+mod common;
+
+use std::{
+    collections::{HashMap, HashSet},
+    io::{BufRead, BufReader, Write},
+    net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use control::api::Request;
+use edgeplane::topo::{enter_netns, Topology};
+
+const WEB: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
+const DNS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 20);
+
+fn exe() -> std::path::PathBuf {
+    env!("CARGO_BIN_EXE_edgeplane").into()
+}
+
+type Peers = Arc<Mutex<Vec<SocketAddr>>>;
+
+fn tcp_server(ns: String, peers: Peers, stop: Arc<AtomicBool>) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        enter_netns(&ns).unwrap();
+        let l = TcpListener::bind("0.0.0.0:8080").unwrap();
+        l.set_nonblocking(true).unwrap();
+        while !stop.load(Ordering::SeqCst) {
+            match l.accept() {
+                Ok((mut s, peer)) => {
+                    peers.lock().unwrap().push(peer);
+                    thread::spawn(move || {
+                        s.set_nonblocking(false).unwrap();
+                        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                        let mut r = BufReader::new(s.try_clone().unwrap());
+                        let mut line = String::new();
+                        while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                            let _ = s.write_all(format!("{} {}", peer.port(), line).as_bytes());
+                            line.clear();
+                        }
+                    });
+                }
+                Err(_) => thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    })
+}
+
+fn udp_server(ns: String, peers: Peers, stop: Arc<AtomicBool>) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        enter_netns(&ns).unwrap();
+        let s = UdpSocket::bind("0.0.0.0:5353").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let mut buf = [0u8; 1500];
+        while !stop.load(Ordering::SeqCst) {
+            if let Ok((n, peer)) = s.recv_from(&mut buf) {
+                peers.lock().unwrap().push(peer);
+                let mut reply = format!("{} ", peer.port()).into_bytes();
+                reply.extend_from_slice(&buf[..n]);
+                let _ = s.send_to(&reply, peer);
+            }
+        }
+    })
+}
+
+fn gateway_config(t: &Topology, acct: &std::path::Path) -> String {
+    format!(
+        r#"[node]
+name = "{p}g0"
+socket = "{sock}"
+pin_root = "{pins}"
+
+[[gateway]]
+interfaces = ["core", "srv"]
+address = "10.2.0.1"
+ports = "20000-20999"
+
+[gateway.timeouts]
+udp = 2
+tcp = 60
+tcp_closing = 1
+
+[gateway.accounting]
+file = "{acct}"
+interim = 1
+
+[[gateway.group]]
+name = "web"
+services = ["198.51.100.10:80/tcp"]
+[[gateway.group.server]]
+name = "web-a"
+address = "10.2.0.11"
+port = 8080
+[[gateway.group.server]]
+name = "web-b"
+address = "10.2.0.12"
+port = 8080
+
+[[gateway.group]]
+name = "dns"
+services = ["198.51.100.20:53/udp"]
+[[gateway.group.server]]
+name = "dns-a"
+address = "10.2.0.13"
+port = 5353
+[[gateway.group.server]]
+name = "dns-b"
+address = "10.2.0.14"
+port = 5353
+"#,
+        p = t.prefix,
+        sock = t.daemon_socket("g0").display(),
+        pins = t.pin_root.join("g0").display(),
+        acct = acct.display(),
+    )
+}
+
+#[test]
+fn two_hundred_flows_through_lb_and_gateway() {
+    if !common::kernel_available("gateway_netns") {
+        return;
+    }
+    let mut t = Topology::build(&format!("ep{}w", std::process::id() % 100000), 1, 1, &exe()).expect("topology");
+    t.add_server_network(4).expect("server network");
+    let stop = Arc::new(AtomicBool::new(false));
+    let peers: Vec<Peers> = (0..4).map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
+    let mut servers = Vec::new();
+    for i in 0..4 {
+        let ns = format!("/run/netns/{}", t.ns(&format!("s{i}")));
+        servers.push(if i < 2 { tcp_server(ns, peers[i].clone(), stop.clone()) } else { udp_server(ns, peers[i].clone(), stop.clone()) });
+    }
+    let acct = t.dir.join("accounting.jsonl");
+    t.start_daemon("g0", &gateway_config(&t, &acct), &[]).expect("gateway daemon");
+    let lbcfg = t.lb_config(1, &[0], 1);
+    t.start_lb(1, &lbcfg).expect("lb daemon");
+
+    // Lookup through the attached program (dry run) names a web server.
+    let v = t.call_role("g0", Request::GwLookup { flow: "10.0.0.2:1234-198.51.100.10:80/tcp".parse().unwrap() }).unwrap();
+    assert!(v["server"].as_str().unwrap().starts_with("web-"), "{v}");
+    assert!(v["session_port"].is_null());
+
+    // 100 TCP + 100 UDP flows, all open at once.
+    let term = format!("/run/netns/{}", t.ns("t1"));
+    let (udp_bytes, udp_packets, tcp_ok, udp_ok, live) = {
+        let sock = t.daemon_socket("g0");
+        thread::spawn(move || {
+            enter_netns(&term).unwrap();
+            let mut conns: Vec<TcpStream> = (0..100)
+                .map(|i| {
+                    let s = TcpStream::connect_timeout(&SocketAddr::V4(SocketAddrV4::new(WEB, 80)), Duration::from_secs(10))
+                        .unwrap_or_else(|e| panic!("tcp connect {i}: {e}"));
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    s
+                })
+                .collect();
+            let udps: Vec<UdpSocket> = (0..100)
+                .map(|_| {
+                    let u = UdpSocket::bind("0.0.0.0:0").unwrap();
+                    u.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                    u
+                })
+                .collect();
+            let mut tcp_ok = 0;
+            for (i, c) in conns.iter_mut().enumerate() {
+                c.write_all(format!("req {i}\n").as_bytes()).unwrap();
+                let mut line = String::new();
+                BufReader::new(c.try_clone().unwrap()).read_line(&mut line).unwrap();
+                if line.trim_end().ends_with(&format!("req {i}")) {
+                    tcp_ok += 1;
+                }
+            }
+            let (mut udp_ok, mut udp_bytes, mut udp_packets) = (0, 0u64, 0u64);
+            let mut buf = [0u8; 1500];
+            for (i, u) in udps.iter().enumerate() {
+                let msg = format!("query {i}");
+                // Retry a lost datagram a few times; each send is counted.
+                for _ in 0..3 {
+                    u.send_to(msg.as_bytes(), SocketAddrV4::new(DNS, 53)).unwrap();
+                    udp_packets += 1;
+                    udp_bytes += 14 + 20 + 8 + msg.len() as u64;
+                    if let Ok((n, _)) = u.recv_from(&mut buf) {
+                        if String::from_utf8_lossy(&buf[..n]).ends_with(&msg) {
+                            udp_ok += 1;
+                        }
+                        break;
+                    }
+                }
+            }
+            // All 200 sessions are live now.
+            let live = edgeplane::client::call(&sock, &Request::GwSessions).unwrap();
+            drop(conns);
+            (udp_bytes, udp_packets, tcp_ok, udp_ok, live.as_array().unwrap().len())
+        })
+        .join()
+        .unwrap()
+    };
+    assert_eq!((tcp_ok, udp_ok), (100, 100), "request/response over every flow");
+    assert_eq!(live, 200, "200 live user sessions at the gateway");
+
+    // Server side: each flow came from the gateway with its own port.
+    let all: Vec<SocketAddr> = peers.iter().flat_map(|p| p.lock().unwrap().clone()).collect();
+    let ports: HashSet<u16> = all.iter().map(|p| p.port()).collect();
+    assert!(all.iter().all(|p| p.ip() == std::net::IpAddr::V4(Ipv4Addr::new(10, 2, 0, 1))), "servers see the gateway address");
+    assert!(ports.iter().all(|p| (20000..=20999).contains(p)), "ports from the pool");
+    let tcp_peers: HashSet<u16> = peers[0].lock().unwrap().iter().chain(peers[1].lock().unwrap().iter()).map(|p| p.port()).collect();
+    let udp_peers: HashSet<u16> = peers[2].lock().unwrap().iter().chain(peers[3].lock().unwrap().iter()).map(|p| p.port()).collect();
+    assert_eq!(tcp_peers.len(), 100, "distinct gateway ports for the TCP flows");
+    assert_eq!(udp_peers.len(), 100, "distinct gateway ports for the UDP flows");
+    assert!(tcp_peers.is_disjoint(&udp_peers), "one port, one user session");
+    assert!(peers.iter().all(|p| !p.lock().unwrap().is_empty()), "both servers of each group used");
+
+    // Accounting: wait for every session's end record.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut ends: Vec<serde_json::Value>;
+    loop {
+        let text = std::fs::read_to_string(&acct).unwrap_or_default();
+        ends = text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).filter(|r| r["event"] == "end").collect();
+        if ends.len() >= 200 || Instant::now() > deadline {
+            break;
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(ends.len(), 200, "one end record per session");
+    let starts = std::fs::read_to_string(&acct).unwrap().lines().filter(|l| l.contains("\"event\":\"start\"")).count();
+    assert_eq!(starts, 200, "one start record per session");
+    let sum = |proto: &str, k: &str| ends.iter().filter(|r| r["proto"] == proto).map(|r| r[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(sum("udp", "bytes_up"), udp_bytes, "UDP bytes accounted = bytes the terminals sent");
+    assert_eq!(sum("udp", "packets_up"), udp_packets);
+    // Everything the LB forwarded for these sessions is accounted.
+    let stats = t.call(1, Request::Stats).unwrap();
+    let lb_bytes = stats.as_array().unwrap().iter().find(|c| c["name"] == "redirect").unwrap()["bytes"].as_u64().unwrap();
+    assert_eq!(sum("udp", "bytes_up") + sum("tcp", "bytes_up"), lb_bytes, "accounted upstream bytes = bytes the LB forwarded");
+    let by_group: HashMap<String, usize> = ends.iter().fold(HashMap::new(), |mut m, r| {
+        *m.entry(r["group"].as_str().unwrap().to_string()).or_default() += 1;
+        m
+    });
+    assert_eq!((by_group["web"], by_group["dns"]), (100, 100));
+    assert!(ends.iter().all(|r| r["bytes_down"].as_u64().unwrap() > 0), "replies accounted");
+    eprintln!("sample end record: {}", ends[0]);
+    let gs = t.call_role("g0", Request::Stats).unwrap();
+    eprintln!("gateway counters: {}", gs.as_array().unwrap().iter().filter(|c| c["packets"].as_u64().unwrap() > 0).map(|c| format!("{}={}", c["name"].as_str().unwrap(), c["packets"])).collect::<Vec<_>>().join(" "));
+    // Ports went back to the pool: nothing is live.
+    assert_eq!(t.call_role("g0", Request::GwSessions).unwrap().as_array().unwrap().len(), 0);
+    stop.store(true, Ordering::SeqCst);
+    for s in servers {
+        s.join().unwrap();
+    }
+}
