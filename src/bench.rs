@@ -34,12 +34,12 @@ impl Default for BenchOptions {
     }
 }
 
-fn batch(dp: &mut Dataplane, program: &str, pkt: &[u8], n: usize) -> anyhow::Result<f64> {
+fn batch(dp: &mut Dataplane, program: &str, pkts: &[Vec<u8>]) -> anyhow::Result<f64> {
     let mut total = 0u128;
-    for _ in 0..n {
+    for pkt in pkts {
         total += dp.test_run(program, pkt)?.duration.as_nanos();
     }
-    Ok(total as f64 / n as f64)
+    Ok(total as f64 / pkts.len() as f64)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -49,10 +49,24 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// Measure `program` on `pkt` against the floor program on the same packet.
 pub fn compare(dp: &mut Dataplane, program: &str, case: &str, pkt: &[u8], opts: &BenchOptions) -> anyhow::Result<BenchRow> {
+    let pkts = vec![pkt.to_vec(); opts.runs_per_round];
+    compare_each(dp, program, case, |_| Ok(pkts.clone()), opts)
+}
+
+/// Like `compare`, with a fresh packet list per round from `round` (which
+/// may also reset state, e.g. free the sessions a new-session case made).
+pub fn compare_each(
+    dp: &mut Dataplane,
+    program: &str,
+    case: &str,
+    mut round: impl FnMut(&mut Dataplane) -> anyhow::Result<Vec<Vec<u8>>>,
+    opts: &BenchOptions,
+) -> anyhow::Result<BenchRow> {
     let (mut prog, mut floor) = (Vec::new(), Vec::new());
     for _ in 0..opts.rounds {
-        floor.push(batch(dp, "floor", pkt, opts.runs_per_round)?);
-        prog.push(batch(dp, program, pkt, opts.runs_per_round)?);
+        let pkts = round(dp)?;
+        floor.push(batch(dp, "floor", &pkts)?);
+        prog.push(batch(dp, program, &pkts)?);
     }
     let (p, f) = (median(prog), median(floor));
     Ok(BenchRow {
@@ -84,5 +98,56 @@ pub fn run_all(opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow>> {
         anyhow::ensure!(r.verdict == dataplane_user::verdict::TX, "bench case {case}: lb did not forward (verdict {})", r.verdict);
         rows.push(compare(&mut dp, "lb", case, pkt, opts)?);
     }
+    rows.extend(gateway(&mut dp, opts)?);
+    Ok(rows)
+}
+
+/// The gateway's four paths: new and established sessions upstream, and
+/// the reverse path for both TCP and UDP sessions.
+fn gateway(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow>> {
+    use crate::fixtures::gateway as gfx;
+    use std::net::Ipv4Addr;
+    let (min, max) = (1024u16, 65535u16);
+    gfx::install(dp, 1, (min, max))?;
+    let term = Ipv4Addr::new(10, 0, 0, 2);
+    let tcp = |sport: u16| crate::packets::tcp_packet(term, gfx::WEB, sport, 80, b"");
+    let mut rows = Vec::new();
+
+    // Established: one session, its packets again and again.
+    let est = tcp(40000);
+    let first = dp.test_run("gateway", &est)?;
+    anyhow::ensure!(first.verdict == dataplane_user::verdict::TX, "gateway bench: the session did not forward");
+    let port = u16::from_be_bytes([first.output[34], first.output[35]]);
+    let srv = Ipv4Addr::new(first.output[30], first.output[31], first.output[32], first.output[33]);
+    rows.push(compare(dp, "gateway", "tcp_established_up", &est, opts)?);
+    let mut reply = crate::packets::tcp_packet(srv, gfx::GW_ADDR, 8080, port, b"");
+    reply[..6].copy_from_slice(&gfx::EGRESS_MAC);
+    let r = dp.test_run("gateway", &reply)?;
+    anyhow::ensure!(r.verdict == dataplane_user::verdict::TX, "gateway bench: reverse path did not forward");
+    rows.push(compare(dp, "gateway", "tcp_established_down", &reply, opts)?);
+
+    // New sessions: a distinct terminal port per run; between rounds the
+    // sessions are freed and their ports returned, as expiry would.
+    let n = opts.runs_per_round.min(20_000);
+    let mut round = 0u32;
+    rows.push(compare_each(
+        dp,
+        "gateway",
+        "tcp_new_session",
+        |dp| {
+            for (flow, p) in dp.flows()? {
+                let p = u16::from_be(p);
+                if p != port {
+                    dp.remove_flow(&flow)?;
+                    dp.pool_push(p)?;
+                }
+            }
+            round += 1;
+            // The floor runs on the same packets first; it changes nothing.
+            Ok((0..n).map(|i| tcp(41000 + (i as u16 % 20_000))).collect())
+        },
+        &BenchOptions { rounds: opts.rounds, runs_per_round: n },
+    )?);
+    let _ = round;
     Ok(rows)
 }

@@ -14,7 +14,7 @@ use std::{
 
 use control::gateway::{self as g, AccountingRecord, EndReason, ServiceAddr};
 use dataplane_common::gw::{
-    FlowKey, GwConfig, Selection, Server, ServiceKey, Session, TypeRule, DRY_RUN_MAGIC, GROUPS_MAX, SERVERS_MAX,
+    GwConfig, Selection, Server, ServiceKey, Session, TypeRule, DRY_RUN_MAGIC, GROUPS_MAX, SERVERS_MAX,
     SESSION_ACTIVE, SESSION_FREE, TYPES_MAX,
 };
 use dataplane_user::Dataplane;
@@ -250,8 +250,9 @@ impl GwInstance {
         self.server_idx.iter().find(|(_, v)| **v == idx).map(|(k, _)| k.1.clone()).unwrap_or_else(|| format!("#{idx}"))
     }
 
-    fn record(&self, event: &str, port: u16, s: &Session, clock: &Clock, end: Option<EndReason>) -> AccountingRecord {
-        AccountingRecord {
+    fn record(&self, event: &str, port: u16, s: &Session, clock: &Clock, end: Option<EndReason>) -> Result<AccountingRecord, GwError> {
+        let c = self.dp.session_counters(port)?;
+        Ok(AccountingRecord {
             event: event.into(),
             gateway: self.cfg.address,
             port,
@@ -263,12 +264,12 @@ impl GwInstance {
             session_type: s.session_type,
             start: clock.unix(s.created_ns),
             time: clock.unix(clock.mono_now),
-            packets_up: s.pkts_up,
-            bytes_up: s.bytes_up,
-            packets_down: s.pkts_down,
-            bytes_down: s.bytes_down,
+            packets_up: c.pkts_up,
+            bytes_up: c.bytes_up,
+            packets_down: c.pkts_down,
+            bytes_down: c.bytes_down,
             end_reason: end,
-        }
+        })
     }
 
     /// One pass of the session sweeper: start and interim records, expiry.
@@ -285,21 +286,21 @@ impl GwInstance {
                 continue;
             }
             if !self.seen.contains_key(&port) {
-                records.push(self.record("start", port, &s, &clock, None));
+                records.push(self.record("start", port, &s, &clock, None)?);
                 self.seen.insert(port, clock.mono_now);
             }
             let reason = if flush { Some(EndReason::Flushed) } else { g::expiry(s.proto, s.flags, s.last_seen_ns, clock.mono_now, &self.cfg.timeouts) };
             if let Some(reason) = reason {
-                self.end_session(&flow, port)?;
-                // Counters are final once the flow entry is gone.
-                let fin = self.dp.session(port)?;
-                records.push(self.record("end", port, &Session { state: SESSION_ACTIVE, ..fin }, &clock, Some(reason)));
+                // Unreachable first, then final counters, then free.
+                self.dp.remove_flow(&flow)?;
+                records.push(self.record("end", port, &s, &clock, Some(reason))?);
+                self.free_port(port)?;
                 self.seen.remove(&port);
                 ended += 1;
             } else if self.cfg.accounting.interim > 0 {
                 let last = self.seen[&port];
                 if clock.mono_now.saturating_sub(last) >= self.cfg.accounting.interim * 1_000_000_000 {
-                    records.push(self.record("interim", port, &s, &clock, None));
+                    records.push(self.record("interim", port, &s, &clock, None)?);
                     self.seen.insert(port, clock.mono_now);
                 }
             }
@@ -312,11 +313,13 @@ impl GwInstance {
         Ok(ended)
     }
 
-    fn end_session(&mut self, flow: &FlowKey, port: u16) -> Result<(), GwError> {
-        self.dp.remove_flow(flow)?;
+    /// The port's flow entry is gone: free the session, zero its counters
+    /// and only then give the port back to the pool.
+    fn free_port(&mut self, port: u16) -> Result<(), GwError> {
         let mut s = self.dp.session(port)?;
         s.state = SESSION_FREE;
         self.dp.set_session(port, &s)?;
+        self.dp.zero_session_counters(port)?;
         self.dp.pool_push(port)?;
         Ok(())
     }
@@ -330,7 +333,7 @@ impl GwInstance {
             if s.state != SESSION_ACTIVE {
                 continue;
             }
-            let r = self.record("live", port, &s, &clock, None);
+            let r = self.record("live", port, &s, &clock, None)?;
             out.push(SessionView {
                 port,
                 terminal: r.terminal,
@@ -340,10 +343,10 @@ impl GwInstance {
                 server: r.server,
                 session_type: s.session_type,
                 idle_s: clock.mono_now.saturating_sub(s.last_seen_ns) as f64 / 1e9,
-                packets_up: s.pkts_up,
-                bytes_up: s.bytes_up,
-                packets_down: s.pkts_down,
-                bytes_down: s.bytes_down,
+                packets_up: r.packets_up,
+                bytes_up: r.bytes_up,
+                packets_down: r.packets_down,
+                bytes_down: r.bytes_down,
             });
         }
         out.sort_by_key(|s| s.port);

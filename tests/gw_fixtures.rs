@@ -127,12 +127,13 @@ fn gateway_fixture_table() {
         assert_eq!(&out[6..12], &fx::EGRESS_MAC);
         assert_eq!(&out[54..], b"GET /", "payload untouched");
         let s = dp.session(port).unwrap();
-        assert_eq!((s.state, s.pkts_up, s.bytes_up), (SESSION_ACTIVE, 1, syn.len() as u64));
+        let c = dp.session_counters(port).unwrap();
+        assert_eq!((s.state, c.pkts_up, c.bytes_up), (SESSION_ACTIVE, 1, syn.len() as u64));
 
         // Same flow again: same port, same server.
         let out2 = run(&mut dp, "forward established", &syn, verdict::TX, stat::FORWARD);
         assert_eq!((View(&out2).sport(), server_of(&out2)), (port, srv));
-        assert_eq!(dp.session(port).unwrap().pkts_up, 2);
+        assert_eq!(dp.session_counters(port).unwrap().pkts_up, 2);
 
         // Reply from the server to gateway:port → representative → terminal.
         let (_, saddr, sport) = fx::SERVERS[srv];
@@ -143,7 +144,7 @@ fn gateway_fixture_table() {
         assert!(checksums_ok(&back), "reverse checksums");
         assert_eq!(&back[0..6], &TERM_MAC, "back to the neighbour the session came from");
         assert_eq!(&back[6..12], &UP_MAC);
-        assert_eq!(dp.session(port).unwrap().pkts_down, 1);
+        assert_eq!(dp.session_counters(port).unwrap().pkts_down, 1);
 
         // A reply from another address to the same port is refused.
         let spoof = tcp(Ipv4Addr::new(10, 2, 0, 99), sport, GW_ADDR, port, b"x");
@@ -217,7 +218,7 @@ fn gateway_fixture_table() {
         assert_eq!(dp.flows().unwrap().len(), flows);
         let r = dp.test_run_meta("gateway", &DRY_RUN_MAGIC.to_ne_bytes(), &syn).unwrap();
         assert_eq!(View(&r.output).sport(), port, "a dry run shows an existing session's port");
-        assert_eq!(dp.session(port).unwrap().pkts_up, 3, "and does not count");
+        assert_eq!(dp.session_counters(port).unwrap().pkts_up, 3, "and does not count");
 
         // Malformed and not ours: passed, counted, untouched.
         let mut short = tcp(TERM, 33000, fx::WEB, 80, b"");

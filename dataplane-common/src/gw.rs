@@ -151,9 +151,18 @@ pub struct Session {
     pub up_mac: [u8; 6],
     pub up_src_mac: [u8; 6],
     pub up_ifindex: u32,
-    /// CLOCK_MONOTONIC ns.
+    /// CLOCK_MONOTONIC ns (coarse: jiffy resolution is plenty for idle
+    /// timeouts).
     pub created_ns: u64,
     pub last_seen_ns: u64,
+}
+
+/// Per-CPU traffic counters of a session, indexed by port like the
+/// session. Per-CPU so the fast path adds without atomics; the control
+/// plane sums them and zeroes every CPU's copy before the port is reused.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SessionCounters {
     pub pkts_up: u64,
     pub bytes_up: u64,
     pub pkts_down: u64,

@@ -10,7 +10,7 @@ pub mod lb;
 /// Layout version of every pinned map. Bump it whenever a map's key, value,
 /// size or meaning changes; a daemon that finds pins of another version
 /// refuses them instead of guessing (ARCHITECTURE.md §5).
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 
 /// Magic stored beside the layout version so a foreign map of the same name
 /// is not mistaken for ours.
@@ -47,4 +47,5 @@ mod pod {
     unsafe impl aya::Pod for super::gw::FlowKey {}
     unsafe impl aya::Pod for super::gw::AuthKey {}
     unsafe impl aya::Pod for super::gw::Session {}
+    unsafe impl aya::Pod for super::gw::SessionCounters {}
 }

@@ -3,9 +3,9 @@
 //! behind the representative address the terminal addressed, and the
 //! reverse translation for the server's replies and ICMP errors.
 
-use core::{intrinsics::AtomicOrdering, sync::atomic::Ordering};
+use core::sync::atomic::Ordering;
 
-use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_ns, macros::xdp, maps::lpm_trie::Key, programs::XdpContext};
+use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, maps::lpm_trie::Key, programs::XdpContext};
 use dataplane_common::{
     gw::{
         stat, AuthKey, FlowKey, GwConfig, Server, ServiceKey, DRY_RUN_MAGIC, NO_SERVER, SELECT_SLOTS,
@@ -17,7 +17,7 @@ use dataplane_common::{
 use crate::{
     csum,
     maps::{
-        self, GW_AUTH, GW_CONFIG, GW_FLOWS, GW_POOL, GW_SELECT, GW_SERVERS, GW_SERVICES, GW_SESSIONS, GW_STATS,
+        self, GW_AUTH, GW_CONFIG, GW_FLOWS, GW_POOL, GW_SELECT, GW_SERVERS, GW_SERVICES, GW_SESSIONS, GW_SESS_STATS, GW_STATS,
         GW_TX_PORTS, GW_TYPES,
     },
     parse::{self, ETH_P_IPV4, IPPROTO_TCP, IPPROTO_UDP},
@@ -95,14 +95,24 @@ fn run(ctx: &XdpContext, dry: bool, bytes: u64) -> Result<(u32, u32), u32> {
             if ip.dst == cfg.addr && dport_h >= cfg.port_min && dport_h <= cfg.port_max {
                 return reverse(ctx, &ip, sport, dport_h, dry, bytes);
             }
-            let key = ServiceKey { addr: ip.dst, port: dport, proto: ip.proto, _pad: 0 };
-            // SAFETY: read-only use of a value the control plane replaces
-            // whole.
-            let group = match unsafe { GW_SERVICES.get(&key) } {
-                Some(v) => v.group,
-                None => return Err(stat::NOT_FOR_US),
+            let flow = FlowKey { addr: ip.src, port: sport, proto: ip.proto, _pad: 0 };
+            // SAFETY: the value is a u16 port copied out at once.
+            let existing = unsafe { GW_FLOWS.get(&flow) }.copied();
+            // An established session addressing the same representative
+            // address needs no service lookup: its group is known.
+            let group = match existing.and_then(|p| GW_SESSIONS.get(u16::from_be(p) as u32)) {
+                Some(s) if s.state == SESSION_ACTIVE && s.rep_addr == ip.dst && s.rep_port == dport => s.group,
+                _ => {
+                    let key = ServiceKey { addr: ip.dst, port: dport, proto: ip.proto, _pad: 0 };
+                    // SAFETY: read-only use of a value the control plane
+                    // replaces whole.
+                    match unsafe { GW_SERVICES.get(&key) } {
+                        Some(v) => v.group,
+                        None => return Err(stat::NOT_FOR_US),
+                    }
+                }
             };
-            forward(ctx, &cfg, &ip, sport, dport, group, dry, bytes)
+            forward(ctx, &cfg, &ip, &flow, existing, sport, dport, group, dry, bytes)
         }
         IPPROTO_ICMP if ip.dst == cfg.addr => icmp_error(ctx, &cfg, &ip, dry),
         _ => Err(stat::NOT_FOR_US),
@@ -193,18 +203,19 @@ fn forward(
     ctx: &XdpContext,
     cfg: &GwConfig,
     ip: &Ip,
+    flow: &FlowKey,
+    existing: Option<u16>,
     sport: u16,
     dport: u16,
     group: u32,
     dry: bool,
     bytes: u64,
 ) -> Result<(u32, u32), u32> {
-    let flow = FlowKey { addr: ip.src, port: sport, proto: ip.proto, _pad: 0 };
-    let h = hash::flow_hash(ip.src, ip.dst, sport, dport, ip.proto, 0);
-    let now = unsafe { bpf_ktime_get_ns() };
+    // Only new sessions and service changes choose a server.
+    let h = || hash::flow_hash(ip.src, ip.dst, sport, dport, ip.proto, 0);
+    let tcp_flags = tcp_flags(ctx, ip);
+    let now = unsafe { bpf_ktime_get_coarse_ns() };
     let mut reason = stat::FORWARD;
-    // SAFETY: the value is a u16 port copied out at once.
-    let existing = unsafe { GW_FLOWS.get(&flow) }.copied();
     let (port, server_idx) = match existing {
         Some(port) => {
             let s = GW_SESSIONS.get_ptr_mut(u16::from_be(port) as u32).ok_or(stat::NO_SESSION)?;
@@ -222,7 +233,7 @@ fn forward(
                 if !authorized(group, ip.src) {
                     return Ok((xdp_action::XDP_DROP, stat::UNAUTHORIZED));
                 }
-                let (idx, _) = choose(group, s.session_type as u32, h).ok_or(stat::NO_SERVER)?;
+                let (idx, _) = choose(group, s.session_type as u32, h()).ok_or(stat::NO_SERVER)?;
                 server = idx;
                 if !dry {
                     s.group = group;
@@ -237,8 +248,10 @@ fn forward(
                     s.rep_port = dport;
                 }
                 s.last_seen_ns = now;
-                add(&mut s.pkts_up, 1);
-                add(&mut s.bytes_up, bytes);
+                if tcp_flags != 0 {
+                    flag(&mut s.flags, tcp_flags);
+                }
+                count_session(u16::from_be(port), bytes, true);
             }
             (port, server)
         }
@@ -248,13 +261,13 @@ fn forward(
             }
             let tos = parse::load_u8(ctx, ip.l3 + 1).ok_or(stat::MALFORMED)?;
             let stype = session_type(ip.proto, tos >> 2, ip.src);
-            let (idx, _) = choose(group, stype, h).ok_or(stat::NO_SERVER)?;
+            let (idx, _) = choose(group, stype, h()).ok_or(stat::NO_SERVER)?;
             if dry {
                 // A lookup shows the server a new session would get; the
                 // port is allocated only by real traffic (shown as 0).
                 (0u16.to_be(), idx)
             } else {
-                let port = match new_session(ctx, ip, &flow, sport, dport, group, stype, idx, now, bytes) {
+                let port = match new_session(ctx, ip, flow, sport, dport, group, stype, idx, now, bytes, tcp_flags) {
                     Ok(p) => p,
                     Err(verdict) => return Ok(verdict),
                 };
@@ -264,7 +277,6 @@ fn forward(
         }
     };
     let server = GW_SERVERS.get(server_idx).ok_or(stat::NO_SERVER)?;
-    track_tcp(ctx, ip, port, dry);
     // Rewrite: src = gateway:port, dst = server:port (claim 13).
     rewrite(ctx, ip, cfg.addr, port, server.addr, server.port)?;
     let action = l2_out(ctx, &server.mac, &server.src_mac, server.ifindex)?;
@@ -287,6 +299,7 @@ fn new_session(
     server: u32,
     now: u64,
     bytes: u64,
+    tcp_flags: u32,
 ) -> Result<u16, (u32, u32)> {
     let port = match GW_POOL.pop() {
         Ok(Some(p)) => p,
@@ -304,7 +317,7 @@ fn new_session(
     // SAFETY: the port came from the pool, so no other CPU owns this entry.
     unsafe {
         let s = &mut *s;
-        s.flags = 0;
+        s.flags = tcp_flags;
         s.term_addr = ip.src;
         s.term_port = sport;
         s.proto = ip.proto;
@@ -318,10 +331,6 @@ fn new_session(
         s.up_ifindex = ctx.ingress_ifindex() as u32;
         s.created_ns = now;
         s.last_seen_ns = now;
-        s.pkts_up = 1;
-        s.bytes_up = bytes;
-        s.pkts_down = 0;
-        s.bytes_down = 0;
         core::sync::atomic::compiler_fence(Ordering::Release);
         s.state = SESSION_ACTIVE;
     }
@@ -335,15 +344,25 @@ fn new_session(
         let r = if e == -EEXIST { stat::LOST_RACE } else { stat::FLOWS_FULL };
         return Err((xdp_action::XDP_DROP, r));
     }
+    count_session(port, bytes, true);
     Ok(port)
 }
 
-/// Counters are shared by every CPU: BPF atomic add (XADD).
+/// This CPU's counters of the session on `port` (no atomics needed).
 #[inline(always)]
-fn add(field: &mut u64, v: u64) {
-    // SAFETY: naturally aligned u64 in a map value. The bpf target has no
-    // `AtomicU64::fetch_add`; the intrinsic lowers to XADD.
-    unsafe { core::intrinsics::atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(field, v) };
+fn count_session(port: u16, bytes: u64, up: bool) {
+    if let Some(c) = GW_SESS_STATS.get_ptr_mut(port as u32) {
+        // SAFETY: per-CPU slot.
+        unsafe {
+            if up {
+                (*c).pkts_up += 1;
+                (*c).bytes_up += bytes;
+            } else {
+                (*c).pkts_down += 1;
+                (*c).bytes_down += bytes;
+            }
+        }
+    }
 }
 
 /// Flags only ever gain bits; a plain OR may lose a bit set at the same
@@ -354,19 +373,15 @@ fn flag(field: &mut u32, v: u32) {
     *field |= v;
 }
 
-/// Note TCP FIN/RST so the control plane can expire closed sessions early.
+/// TCP FIN/RST as session flags, so the control plane can expire closed
+/// sessions early.
 #[inline(always)]
-fn track_tcp(ctx: &XdpContext, ip: &Ip, port_be: u16, dry: bool) {
-    if dry || ip.proto != IPPROTO_TCP {
-        return;
+fn tcp_flags(ctx: &XdpContext, ip: &Ip) -> u32 {
+    if ip.proto != IPPROTO_TCP {
+        return 0;
     }
-    let Some(flags) = parse::load_u8(ctx, ip.l4 + 13) else { return };
-    let f = (if flags & 0x01 != 0 { SF_FIN } else { 0 }) | (if flags & 0x04 != 0 { SF_RST } else { 0 });
-    if f != 0 {
-        if let Some(s) = GW_SESSIONS.get_ptr_mut(u16::from_be(port_be) as u32) {
-            flag(unsafe { &mut (*s).flags }, f);
-        }
-    }
+    let Some(flags) = parse::load_u8(ctx, ip.l4 + 13) else { return 0 };
+    (if flags & 0x01 != 0 { SF_FIN } else { 0 }) | (if flags & 0x04 != 0 { SF_RST } else { 0 })
 }
 
 #[inline(always)]
@@ -384,11 +399,13 @@ fn reverse(ctx: &XdpContext, ip: &Ip, sport: u16, port: u16, dry: bool, bytes: u
     let (rep_addr, rep_port, term_addr, term_port) = (s.rep_addr, s.rep_port, s.term_addr, s.term_port);
     let (mac, src_mac, ifindex) = (s.up_mac, s.up_src_mac, s.up_ifindex);
     if !dry {
-        s.last_seen_ns = unsafe { bpf_ktime_get_ns() };
-        add(&mut s.pkts_down, 1);
-        add(&mut s.bytes_down, bytes);
+        s.last_seen_ns = unsafe { bpf_ktime_get_coarse_ns() };
+        let f = tcp_flags(ctx, ip);
+        if f != 0 {
+            flag(&mut s.flags, f);
+        }
+        count_session(port, bytes, false);
     }
-    track_tcp(ctx, ip, port.to_be(), dry);
     rewrite(ctx, ip, rep_addr, rep_port, term_addr, term_port)?;
     let action = l2_out(ctx, &mac, &src_mac, ifindex)?;
     Ok((action, stat::REVERSE))

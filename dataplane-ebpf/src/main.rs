@@ -4,8 +4,6 @@
 #![no_std]
 #![no_main]
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
-#![feature(core_intrinsics)]
-#![allow(internal_features, reason = "atomic_xadd: the bpf target lacks AtomicU64::fetch_add")]
 
 mod csum;
 mod floor;

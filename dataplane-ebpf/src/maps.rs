@@ -63,7 +63,7 @@ pub fn count(map: &PerCpuArray<Counter>, index: u32, bytes: u64) {
 
 use aya_ebpf::maps::{HashMap, LpmTrie, Queue};
 use dataplane_common::gw::{
-    self, AuthKey, FlowKey, GwConfig, Selection, Server, ServiceKey, ServiceVal, Session, TypeRule,
+    self, AuthKey, FlowKey, GwConfig, Selection, Server, ServiceKey, ServiceVal, Session, SessionCounters, TypeRule,
 };
 
 /// The gateway's address and port pool bounds. Written by the control
@@ -106,6 +106,11 @@ pub static GW_FLOWS: HashMap<FlowKey, u16> = HashMap::with_max_entries(gw::FLOWS
 /// freed by the control plane on expiry.
 #[map(name = "GW_SESSIONS")]
 pub static GW_SESSIONS: Array<Session> = Array::with_max_entries(gw::SESSIONS_MAX, 0);
+
+/// Port → per-CPU session counters. Added to by the fast path; summed and
+/// zeroed by the control plane.
+#[map(name = "GW_SESS_STATS")]
+pub static GW_SESS_STATS: PerCpuArray<SessionCounters> = PerCpuArray::with_max_entries(gw::SESSIONS_MAX, 0);
 
 /// Interfaces the gateway may redirect to. Control plane.
 #[map(name = "GW_TX_PORTS")]

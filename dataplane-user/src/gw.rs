@@ -5,7 +5,7 @@ use aya::maps::{
     Array, DevMapHash, HashMap, MapData, PerCpuArray, Queue,
 };
 use dataplane_common::{
-    gw::{self, AuthKey, FlowKey, GwConfig, Selection, Server, ServiceKey, ServiceVal, Session, TypeRule},
+    gw::{self, AuthKey, FlowKey, GwConfig, Selection, Server, ServiceKey, ServiceVal, Session, SessionCounters, TypeRule},
     Counter,
 };
 
@@ -116,6 +116,26 @@ impl Dataplane {
     pub fn set_session(&mut self, port: u16, s: &Session) -> Result<()> {
         let mut a: Array<&mut MapData, Session> = self.map_mut("GW_SESSIONS")?;
         a.set(port as u32, s, 0).map_err(m("GW_SESSIONS"))
+    }
+
+    /// A session's counters summed over CPUs.
+    pub fn session_counters(&self, port: u16) -> Result<SessionCounters> {
+        let a: PerCpuArray<&MapData, SessionCounters> = self.map("GW_SESS_STATS")?;
+        let v = a.get(&(port as u32), 0).map_err(m("GW_SESS_STATS"))?;
+        Ok(v.iter().fold(SessionCounters::default(), |t, c| SessionCounters {
+            pkts_up: t.pkts_up + c.pkts_up,
+            bytes_up: t.bytes_up + c.bytes_up,
+            pkts_down: t.pkts_down + c.pkts_down,
+            bytes_down: t.bytes_down + c.bytes_down,
+        }))
+    }
+
+    /// Zero every CPU's counters of a port (before it returns to the pool).
+    pub fn zero_session_counters(&mut self, port: u16) -> Result<()> {
+        let mut a: PerCpuArray<&mut MapData, SessionCounters> = self.map_mut("GW_SESS_STATS")?;
+        let n = aya::util::nr_cpus().map_err(|(_, e)| Error::Io { context: "possible cpus".into(), source: e })?;
+        let zeros = aya::maps::PerCpuValues::try_from(vec![SessionCounters::default(); n]).map_err(|e| Error::Io { context: "per-cpu values".into(), source: e })?;
+        a.set(port as u32, zeros, 0).map_err(m("GW_SESS_STATS"))
     }
 
     pub fn add_gw_tx_port(&mut self, ifindex: u32) -> Result<()> {

@@ -52,6 +52,7 @@ const MAPS: &[MapSpec] = &[
     MapSpec { name: "GW_POOL", kind: MapType::Queue, key: 0, value: 2, max: gw::SESSIONS_MAX },
     MapSpec { name: "GW_FLOWS", kind: MapType::Hash, key: size::<gw::FlowKey>(), value: 2, max: gw::FLOWS_MAX },
     MapSpec { name: "GW_SESSIONS", kind: MapType::Array, key: 4, value: size::<gw::Session>(), max: gw::SESSIONS_MAX },
+    MapSpec { name: "GW_SESS_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<gw::SessionCounters>(), max: gw::SESSIONS_MAX },
     MapSpec { name: "GW_TX_PORTS", kind: MapType::DevMapHash, key: 4, value: 8, max: 64 },
     MapSpec { name: "GW_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: gw::stat::COUNT },
 ];
