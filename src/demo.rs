@@ -32,8 +32,18 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
     }
     let exe = std::env::current_exe()?;
     let prefix = format!("epd{}", std::process::id() % 100000);
-    println!("== building topology {prefix}*: 2 terminals, 2 LBs, core bridge, 2 gateways");
+    println!("== building topology {prefix}*: 2 terminals, 2 LBs, core bridge, 2 gateways, 4 servers");
     let mut t = Topology::build(&prefix, 2, 2, &exe)?;
+    t.add_server_network(4)?;
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let (servers, _) = t.echo_servers(stop.clone());
+    for gi in 0..2 {
+        check_interrupt()?;
+        let ports = if gi == 0 { "20000-29999" } else { "30000-39999" };
+        let cfg = t.gateway_config(gi, ports, "[gateway.timeouts]\nudp = 30\ntcp = 300\ntcp_closing = 5\n");
+        t.start_daemon(&format!("g{gi}"), &cfg, &[])?;
+        println!("   {} packet gateway up (10.2.0.{}, ports {ports}; socket {})", gateway_name(gi), 1 + gi, t.daemon_socket(&format!("g{gi}")).display());
+    }
     for lb in [1, 2] {
         check_interrupt()?;
         let cfg = t.lb_config(lb, &[0, 1], 2026);
@@ -65,11 +75,26 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
     }
     let same = sessions.iter().filter(|s| via1.get(s).is_some() && via1.get(s) == via2.get(s)).count();
     println!("   {same}/{} sessions reached the same gateway from both LBs", sessions.len());
+    check_interrupt()?;
+    println!("\n== user sessions through LB1 and the packet gateways (seed 002 claims 3, 8, 13)");
+    println!("   each server replies with the source it saw: the gateway's address and the session's own port");
+    let term = format!("/run/netns/{}", t.ns("t1"));
+    let lines = std::thread::spawn(move || user_sessions(&term)).join().map_err(|_| anyhow::anyhow!("terminal thread panicked"))??;
+    for l in &lines {
+        println!("   {l}");
+    }
+    for gi in 0..2 {
+        let v = t.call_role(&format!("g{gi}"), Request::GwSessions)?;
+        let rows: Vec<crate::gw::SessionView> = serde_json::from_value(v)?;
+        println!("   {} holds {} session(s): {}", gateway_name(gi), rows.len(),
+            rows.iter().map(|r| format!("{}->{}@{}", r.port, r.server, r.terminal)).collect::<Vec<_>>().join(" "));
+    }
     println!("\n== per-program counters");
-    for lb in [1, 2] {
-        let rows: Vec<CounterView> = serde_json::from_value(t.call(lb, Request::Stats)?)?;
+    for role in ["l1", "l2", "g0", "g1"] {
+        let rows: Vec<CounterView> = serde_json::from_value(t.call_role(role, Request::Stats)?)?;
         let line: Vec<String> = rows.iter().filter(|r| r.packets > 0).map(|r| format!("{}={}", r.name, r.packets)).collect();
-        println!("   lb{lb} ({}): {}", rows.first().map(|r| r.program.as_str()).unwrap_or("lb"), line.join(" "));
+        let name = if role.starts_with('l') { format!("lb{}", &role[1..]) } else { gateway_name(role[1..].parse().unwrap_or(0)) };
+        println!("   {name} ({}): {}", rows.first().map(|r| r.program.as_str()).unwrap_or("-"), line.join(" "));
     }
     if hold {
         println!("\n== holding the topology; try:");
@@ -81,7 +106,52 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
         }
     }
     println!("\n== tearing down");
+    stop.store(true, Ordering::SeqCst);
+    for s in servers {
+        let _ = s.join();
+    }
     drop(t);
     anyhow::ensure!(same == sessions.len(), "some sessions were lost or placed differently");
     Ok(())
+}
+
+/// From the terminal: TCP requests to the web service and UDP queries to
+/// the dns service, each on its own flow; returns one line per flow.
+fn user_sessions(netns: &str) -> anyhow::Result<Vec<String>> {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{SocketAddrV4, TcpStream, UdpSocket};
+    crate::topo::enter_netns(netns)?;
+    let mut out = Vec::new();
+    let web = SocketAddrV4::new(std::net::Ipv4Addr::new(198, 51, 100, 10), 80);
+    let dns = SocketAddrV4::new(std::net::Ipv4Addr::new(198, 51, 100, 20), 53);
+    let mut conns = Vec::new();
+    for i in 0..4 {
+        let mut c = TcpStream::connect_timeout(&web.into(), Duration::from_secs(5))?;
+        c.set_read_timeout(Some(Duration::from_secs(5)))?;
+        c.write_all(format!("hello {i}\n").as_bytes())?;
+        let mut line = String::new();
+        BufReader::new(c.try_clone()?).read_line(&mut line)?;
+        let mut f = line.split_whitespace();
+        out.push(format!("TCP {} -> {web}: server {} saw {}", c.local_addr()?, f.nth(1).unwrap_or("?"), line.split_whitespace().next().unwrap_or("?")));
+        conns.push(c);
+    }
+    for i in 0..4 {
+        let u = UdpSocket::bind("0.0.0.0:0")?;
+        u.connect(dns)?;
+        u.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let mut buf = [0u8; 512];
+        let mut got = None;
+        for _ in 0..3 {
+            u.send(format!("query {i}").as_bytes())?;
+            if let Ok(n) = u.recv(&mut buf) {
+                got = Some(String::from_utf8_lossy(&buf[..n]).into_owned());
+                break;
+            }
+        }
+        let line = got.unwrap_or_else(|| "LOST".into());
+        let mut f = line.split_whitespace();
+        let seen = f.next().unwrap_or("?").to_string();
+        out.push(format!("UDP {} -> {dns}: server {} saw {seen}", u.local_addr()?, f.next().unwrap_or("?")));
+    }
+    Ok(out)
 }

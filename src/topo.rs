@@ -260,19 +260,28 @@ impl Topology {
         Ok(crate::client::call(&self.daemon_socket(role), &req)?)
     }
 
-    /// Turn gateway `g0` into a packet gateway (issue 3): a server network
+    /// Make the gateways packet gateways (issue 3): a server network
     /// `{p}sv` (bridge br1) with `servers` server namespaces `{p}s<i>` at
-    /// 10.2.0.<11+i>, the gateway on it as 10.2.0.1 (`srv`), and the LBs
-    /// routing the gateway's replies back to the terminals.
+    /// 10.2.0.<11+i>; gateway `g<i>` joins it as 10.2.0.<1+i> (`srv`), and
+    /// the LBs route the gateways' replies back to the terminals.
     pub fn add_server_network(&mut self, servers: usize) -> anyhow::Result<()> {
         let sv = self.add_ns("sv")?;
         self.exec(&sv, &["ip", "link", "add", "br1", "type", "bridge"])?;
         self.exec(&sv, &["ip", "link", "set", "br1", "up"])?;
-        let g = self.ns("g0");
-        self.veth(&g, "srv", &sv, "gwp")?;
-        self.exec(&sv, &["ip", "link", "set", "gwp", "master", "br1"])?;
-        self.exec(&g, &["ip", "addr", "add", "10.2.0.1/24", "dev", "srv"])?;
-        self.exec(&g, &["ethtool", "-K", "srv", "tx", "off"])?;
+        let c = self.ns("c");
+        let mut peers = Vec::new();
+        for gi in 0..self.gateways {
+            let g = self.ns(&format!("g{gi}"));
+            let gwp = format!("gw{gi}p");
+            self.veth(&g, "srv", &sv, &gwp)?;
+            self.exec(&sv, &["ip", "link", "set", &gwp, "master", "br1"])?;
+            self.exec(&g, &["ip", "addr", "add", &format!("10.2.0.{}/24", 1 + gi), "dev", "srv"])?;
+            self.exec(&g, &["ethtool", "-K", "srv", "tx", "off"])?;
+            // Peers of the gateway's two interfaces get the pass program,
+            // so native XDP_REDIRECT into them delivers.
+            peers.push((sv.clone(), gwp));
+            peers.push((c.clone(), format!("g{gi}p")));
+        }
         for i in 0..servers {
             let s = self.add_ns(&format!("s{i}"))?;
             let port = format!("s{i}p");
@@ -281,12 +290,9 @@ impl Topology {
             self.exec(&s, &["ip", "addr", "add", &format!("10.2.0.{}/24", 11 + i), "dev", "eth0"])?;
             self.exec(&s, &["ethtool", "-K", "eth0", "tx", "off"])?;
         }
-        // Peers of the gateway's two interfaces get the pass program, so
-        // native XDP_REDIRECT into them delivers.
-        let c = self.ns("c");
-        for (ns, port) in [(&sv, "gwp"), (&c, "g0p")] {
+        for (ns, port) in peers {
             let out = Command::new(&self.exe)
-                .args(["xdp-pass", "--netns", ns, "--interface", port, "--pin-root"])
+                .args(["xdp-pass", "--netns", &ns, "--interface", &port, "--pin-root"])
                 .arg(self.pin_root.join("peers"))
                 .output()?;
             if !out.status.success() {
@@ -300,6 +306,44 @@ impl Topology {
             }
         }
         Ok(())
+    }
+
+    /// Config of packet gateway `g<gi>`: a web group (TCP 198.51.100.10:80)
+    /// on servers 0 and 1 (port 8080) and a dns group (UDP
+    /// 198.51.100.20:53) on servers 2 and 3 (port 5353).
+    pub fn gateway_config(&self, gi: usize, ports: &str, extra: &str) -> String {
+        let server = |i: usize, port: u16| format!("[[gateway.group.server]]\nname = \"s{i}\"\naddress = \"10.2.0.{}\"\nport = {port}\n", 11 + i);
+        format!(
+            "{node}\n[[gateway]]\ninterfaces = [\"core\", \"srv\"]\naddress = \"10.2.0.{addr}\"\nports = \"{ports}\"\n{extra}\n\
+             [[gateway.group]]\nname = \"web\"\nservices = [\"198.51.100.10:80/tcp\"]\n{s0}{s1}\n\
+             [[gateway.group]]\nname = \"dns\"\nservices = [\"198.51.100.20:53/udp\"]\n{s2}{s3}",
+            node = self.node_section(&format!("g{gi}")),
+            addr = 1 + gi,
+            s0 = server(0, 8080),
+            s1 = server(1, 8080),
+            s2 = server(2, 5353),
+            s3 = server(3, 5353),
+        )
+    }
+
+    /// Echo servers on the server network: TCP on s0/s1 port 8080, UDP on
+    /// s2/s3 port 5353. Each reply is "<peer addr:port> s<i> <request>",
+    /// so a terminal learns which gateway port the server saw. Returns the
+    /// threads and, per server, the peers it saw.
+    pub fn echo_servers(&self, stop: Arc<AtomicBool>) -> (Vec<thread::JoinHandle<()>>, Vec<Peers>) {
+        let peers: Vec<Peers> = (0..4).map(|_| Arc::new(std::sync::Mutex::new(Vec::new()))).collect();
+        let handles = (0..4)
+            .map(|i| {
+                let ns = format!("/run/netns/{}", self.ns(&format!("s{i}")));
+                let (p, stop) = (peers[i].clone(), stop.clone());
+                if i < 2 {
+                    thread::spawn(move || tcp_echo(&ns, i, p, stop))
+                } else {
+                    thread::spawn(move || udp_echo(&ns, i, p, stop))
+                }
+            })
+            .collect();
+        (handles, peers)
     }
 
     /// Receive on every gateway until `stop` is set and then 300 ms of
@@ -384,6 +428,49 @@ fn remove_pins(dir: &Path) -> std::io::Result<()> {
         }
     }
     std::fs::remove_dir(dir)
+}
+
+pub type Peers = Arc<std::sync::Mutex<Vec<std::net::SocketAddr>>>;
+
+fn tcp_echo(ns: &str, i: usize, peers: Peers, stop: Arc<AtomicBool>) {
+    use std::io::{BufRead, BufReader, Write};
+    enter_netns(ns).expect("server netns");
+    let l = std::net::TcpListener::bind("0.0.0.0:8080").expect("bind 8080");
+    l.set_nonblocking(true).expect("nonblocking");
+    while !stop.load(Ordering::SeqCst) {
+        match l.accept() {
+            Ok((mut s, peer)) => {
+                peers.lock().unwrap().push(peer);
+                thread::spawn(move || {
+                    let _ = s.set_nonblocking(false);
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+                    let Ok(clone) = s.try_clone() else { return };
+                    let mut r = BufReader::new(clone);
+                    let mut line = String::new();
+                    while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                        let _ = s.write_all(format!("{peer} s{i} {line}").as_bytes());
+                        line.clear();
+                    }
+                });
+            }
+            Err(_) => thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}
+
+fn udp_echo(ns: &str, i: usize, peers: Peers, stop: Arc<AtomicBool>) {
+    enter_netns(ns).expect("server netns");
+    let s = UdpSocket::bind("0.0.0.0:5353").expect("bind 5353");
+    let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
+    let mut buf = [0u8; 1500];
+    while !stop.load(Ordering::SeqCst) {
+        if let Ok((n, peer)) = s.recv_from(&mut buf) {
+            peers.lock().unwrap().push(peer);
+            let mut reply = format!("{peer} s{i} ").into_bytes();
+            reply.extend_from_slice(&buf[..n]);
+            let _ = s.send_to(&reply, peer);
+        }
+    }
 }
 
 pub fn enter_netns(path: &str) -> anyhow::Result<()> {
