@@ -55,9 +55,12 @@ enum Cmd {
     },
     /// Attach the floor (pass) program to an interface, pinned: native
     /// XDP_REDIRECT into a veth needs a program on the receiving peer.
+    /// `--program sink` counts and drops IPv4 instead (benchmarks).
     XdpPass {
         #[arg(long)]
         interface: String,
+        #[arg(long, default_value = "floor", value_parser = ["floor", "sink"])]
+        program: String,
         #[arg(long)]
         netns: Option<String>,
         #[arg(long, default_value = "/sys/fs/bpf/edgeplane")]
@@ -175,6 +178,15 @@ enum GwRoleCmd {
 
 #[derive(Subcommand)]
 enum BenchCmd {
+    /// Forwarding rate on veth: XDP gateway vs nftables DNAT+SNAT (conntrack).
+    GatewayVeth {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        #[arg(long, default_value_t = 3.0)]
+        secs: f64,
+    },
     /// ns/packet of each XDP program against the floor program (test_run).
     Xdp {
         #[arg(long)]
@@ -235,13 +247,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::XdpPass { interface, netns: ns, pin_root } => {
+        Cmd::XdpPass { interface, program, netns: ns, pin_root } => {
             if let Some(ns) = &ns {
                 netns::enter(ns)?;
             }
             let opts = dataplane_user::LoadOptions { pin_root, ..Default::default() };
-            dataplane_user::Dataplane::attach("floor", &interface, &opts)?;
-            println!("floor program attached to {interface}");
+            dataplane_user::Dataplane::attach(&program, &interface, &opts)?;
+            println!("{program} program attached to {interface}");
             Ok(())
         }
         Cmd::Demo { hold } => edgeplane::demo::run(hold),
@@ -381,6 +393,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 edgeplane::client::tail(std::path::Path::new(path), follow)
             }
         },
+        Cmd::Bench { cmd: BenchCmd::GatewayVeth { json, reps, secs } } => {
+            let r = edgeplane::bench_veth::run_gateway_vs_nftables(reps.max(1), secs)?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!("{}: XDP gateway {:.0} pps, nftables {:.0} pps, ratio {:.2} (generator offered {:.0} pps; median of {})",
+                    r.case, r.xdp_pps, r.nftables_pps, r.ratio, r.generator_pps, r.repetitions);
+            }
+            Ok(())
+        }
         Cmd::Bench { cmd: BenchCmd::Xdp { json, rounds, runs } } => {
             let rows = bench::run_all(&bench::BenchOptions { rounds, runs_per_round: runs })?;
             if json {

@@ -16,3 +16,31 @@ pub fn floor(ctx: XdpContext) -> u32 {
     maps::count(&maps::FLOOR_STATS, idx, bytes);
     xdp_action::XDP_PASS
 }
+
+/// Traffic generator for benchmarks: run through BPF_PROG_RUN with live
+/// frames, it transmits every frame out of the device named in the
+/// context (the sending veth). Live-frame pages are recycled without being
+/// re-initialised, and a translating receiver rewrites them in place, so
+/// each frame is restored from `GEN_FRAME` (64 bytes) first.
+#[xdp]
+pub fn tx(ctx: XdpContext) -> u32 {
+    if let (Some(t), Some(p)) = (maps::GEN_FRAME.get(0), parse::ptr_at::<[u8; 64]>(&ctx, 0)) {
+        // SAFETY: 64 bytes checked by ptr_at.
+        unsafe { *p = *t };
+    }
+    xdp_action::XDP_TX
+}
+
+/// Benchmark sink: counts IPv4 frames (FLOOR_STATS[0]) and drops them, so
+/// the receiving host spends nothing more; ARP and the rest pass.
+#[xdp]
+pub fn sink(ctx: XdpContext) -> u32 {
+    let bytes = (ctx.data_end() - ctx.data()) as u64;
+    match parse::load_be16(&ctx, 12) {
+        Some(parse::ETH_P_IPV4) => {
+            maps::count(&maps::FLOOR_STATS, 0, bytes);
+            xdp_action::XDP_DROP
+        }
+        _ => xdp_action::XDP_PASS,
+    }
+}

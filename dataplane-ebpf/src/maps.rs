@@ -48,6 +48,11 @@ pub static LB_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(lb::st
 pub static FLOOR_STATS: PerCpuArray<Counter> =
     PerCpuArray::with_max_entries(lb::FLOOR_STATS_LEN, 0);
 
+/// The benchmark generator's frame template (64 bytes). Written by the
+/// bench before it generates.
+#[map(name = "GEN_FRAME")]
+pub static GEN_FRAME: Array<[u8; 64]> = Array::with_max_entries(1, 0);
+
 #[inline(always)]
 pub fn count(map: &PerCpuArray<Counter>, index: u32, bytes: u64) {
     if let Some(c) = map.get_ptr_mut(index) {

@@ -87,7 +87,7 @@ impl Dataplane {
     /// Load every program and fresh, unpinned maps. For test_run only.
     pub fn load_private() -> Result<Self> {
         let mut ebpf = EbpfLoader::new().load(OBJ)?;
-        for name in ["lb", "floor", "gateway"] {
+        for name in ["lb", "floor", "gateway", "tx", "sink"] {
             program_mut(&mut ebpf, name)?.load().map_err(|e| Error::Program(name.into(), e))?;
         }
         let mut dp = Self { ebpf, pin_dir: None, interface: None, took_over: false, links: Vec::new() };

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use aya::programs::{TestRun as _, TestRunOptions};
+use aya::programs::{TestRun as _, TestRunAttrs, TestRunOptions};
 
 use crate::{Dataplane, Error, Result};
 
@@ -42,6 +42,28 @@ impl Dataplane {
         out.truncate(r.data_size_out as usize);
         let output = out.get(meta.len()..).unwrap_or_default().to_vec();
         Ok(RunResult { verdict: r.return_value, output, duration: r.duration })
+    }
+
+    /// Send `frames` copies of `frame` as live frames (BPF_F_TEST_XDP_LIVE_FRAMES):
+    /// `program` runs on each as if received on `ifindex`, and what it
+    /// transmits (XDP_TX) really leaves that device. A traffic generator
+    /// several times faster than sendmmsg.
+    pub fn live_frames(&mut self, program: &str, ifindex: u32, frame: &[u8], frames: u32, batch: u32) -> Result<Duration> {
+        if let Ok(t) = <[u8; 64]>::try_from(frame) {
+            let mut a: aya::maps::Array<&mut aya::maps::MapData, [u8; 64]> = self.map_mut("GEN_FRAME")?;
+            a.set(0, t, 0).map_err(|e| Error::Map("GEN_FRAME", e))?;
+        }
+        let prog = self.program(program)?;
+        let mut ctx = [0u8; 24];
+        ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
+        ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        opts.ctx_in = Some(&ctx);
+        opts.repeat = frames;
+        opts.attrs = TestRunAttrs::new().xdp_live_frames(batch);
+        let r = prog.test_run(opts).map_err(|e| Error::Program(program.into(), e))?;
+        Ok(r.duration)
     }
 
     /// Run `program` `repeat` times on the same buffer. With `repeat > 1`

@@ -20,6 +20,8 @@ const APT_PACKAGES: &[&str] = &[
     "ethtool",
     "nftables",
     "tcpdump",
+    "procps",
+    "util-linux",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 

@@ -1,0 +1,293 @@
+//! `edgeplane bench gateway-veth`: forwarding rate of the XDP gateway
+//! against the same translation done by nftables (DNAT + SNAT with
+//! conntrack), on the same veth topology, same generator, same CPU
+//! placement, alternating in one run.
+//!
+//! ```text
+//!  {p}gen gen0 ──── in0 {p}dut out0 ──── snk0 {p}snk
+//!  live-frames        gateway XDP         sink XDP: count, drop
+//!  generator, CPU 0   or nftables,        (same in both cases)
+//!                     NAPI thread CPU 1
+//! ```
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _};
+use serde::Serialize;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct VethRow {
+    pub case: String,
+    pub xdp_pps: f64,
+    pub nftables_pps: f64,
+    pub ratio: f64,
+    pub generator_pps: f64,
+    pub repetitions: usize,
+}
+
+struct Bench {
+    prefix: String,
+    namespaces: Vec<String>,
+    pin_root: PathBuf,
+    dir: PathBuf,
+    exe: PathBuf,
+    daemon: Option<Child>,
+}
+
+fn run(args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(args[0]).args(&args[1..]).output().with_context(|| format!("{args:?}"))?;
+    if !out.status.success() {
+        bail!("{args:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl Bench {
+    fn ns(&self, r: &str) -> String {
+        format!("{}{r}", self.prefix)
+    }
+
+    fn exec(&self, r: &str, args: &[&str]) -> anyhow::Result<String> {
+        let ns = self.ns(r);
+        let mut full = vec!["ip", "netns", "exec", ns.as_str()];
+        full.extend_from_slice(args);
+        run(&full)
+    }
+
+    fn build(exe: &Path) -> anyhow::Result<Self> {
+        let prefix = format!("epb{}", std::process::id() % 100000);
+        let dir = std::env::temp_dir().join(format!("edgeplane-{prefix}"));
+        std::fs::create_dir_all(&dir)?;
+        let mut b = Self {
+            pin_root: PathBuf::from(format!("/sys/fs/bpf/edgeplane/{prefix}")),
+            prefix,
+            namespaces: Vec::new(),
+            dir,
+            exe: exe.into(),
+            daemon: None,
+        };
+        for r in ["gen", "dut", "snk"] {
+            let ns = b.ns(r);
+            run(&["ip", "netns", "add", &ns])?;
+            b.namespaces.push(ns);
+            b.exec(r, &["ip", "link", "set", "lo", "up"])?;
+        }
+        let (gen, dut, snk) = (b.ns("gen"), b.ns("dut"), b.ns("snk"));
+        run(&["ip", "link", "add", "gen0", "netns", &gen, "type", "veth", "peer", "name", "in0", "netns", &dut])?;
+        run(&["ip", "link", "add", "out0", "netns", &dut, "type", "veth", "peer", "name", "snk0", "netns", &snk])?;
+        for (r, i, a) in [("gen", "gen0", "10.0.0.2/24"), ("dut", "in0", "10.0.0.1/24"), ("dut", "out0", "10.2.0.1/24"), ("snk", "snk0", "10.2.0.11/24")] {
+            b.exec(r, &["ip", "addr", "add", a, "dev", i])?;
+            b.exec(r, &["ip", "link", "set", i, "up"])?;
+        }
+        b.exec("dut", &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+        b.xdp_attach("snk", "snk0", "sink")?;
+        // The DUT's receive work on its own CPU: threaded NAPI on in0,
+        // pinned to CPU 1; the generator runs on CPU 0.
+        // (veth has NAPI only with GRO or XDP on.)
+        b.exec("dut", &["ethtool", "-K", "in0", "gro", "on"])?;
+        b.exec("dut", &["sh", "-c", "echo 1 > /sys/class/net/in0/threaded"])?;
+        Ok(b)
+    }
+
+    fn xdp_attach(&self, r: &str, iface: &str, program: &str) -> anyhow::Result<()> {
+        let out = Command::new(&self.exe)
+            .args(["xdp-pass", "--program", program, "--netns", &self.ns(r), "--interface", iface, "--pin-root"])
+            .arg(self.pin_root.join(r))
+            .output()?;
+        if !out.status.success() {
+            bail!("attaching {program} on {iface}: {}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Ok(())
+    }
+
+    /// Detach whatever edgeplane attached in `r` (pins removed; the links
+    /// go with their last reference).
+    fn xdp_detach(&self, r: &str) -> anyhow::Result<()> {
+        remove_tree(&self.pin_root.join(r))?;
+        Ok(())
+    }
+
+    fn pin_napi(&self) -> anyhow::Result<()> {
+        // The kernel names the thread napi/<dev>-<id>.
+        let ps = run(&["ps", "-eo", "pid,comm"])?;
+        for line in ps.lines() {
+            let mut f = line.split_whitespace();
+            let (Some(pid), Some(comm)) = (f.next(), f.next()) else { continue };
+            if comm.starts_with("napi/in0-") {
+                // Several namespaces may have an in0; pinning all of
+                // them to CPU 1 is harmless for this run.
+                let _ = run(&["taskset", "-pc", "1", pid]);
+            }
+        }
+        Ok(())
+    }
+
+    fn sink_count(&self) -> anyhow::Result<u64> {
+        let path = self.pin_root.join("snk").join("snk0").join("FLOOR_STATS");
+        let data = aya::maps::MapData::from_pin(&path).with_context(|| path.display().to_string())?;
+        let map = aya::maps::Map::PerCpuArray(data);
+        let arr: aya::maps::PerCpuArray<_, dataplane_common::Counter> = aya::maps::PerCpuArray::try_from(&map)?;
+        Ok(arr.get(&0, 0)?.iter().map(|c| c.packets).sum())
+    }
+
+    fn start_gateway(&mut self) -> anyhow::Result<()> {
+        let cfg = format!(
+            "[node]\nname = \"{p}dut\"\nsocket = \"{sock}\"\npin_root = \"{pins}\"\n\n[[gateway]]\ninterfaces = [\"in0\", \"out0\"]\naddress = \"10.2.0.1\"\nports = \"20000-59999\"\n\n[[gateway.group]]\nname = \"svc\"\nservices = [\"198.51.100.10:80/udp\"]\n[[gateway.group.server]]\nname = \"s\"\naddress = \"10.2.0.11\"\nport = 8080\nvia = \"out0\"\n",
+            p = self.prefix,
+            sock = self.dir.join("dut.sock").display(),
+            pins = self.pin_root.join("dut").display(),
+        );
+        let path = self.dir.join("dut.toml");
+        std::fs::write(&path, cfg)?;
+        let child = Command::new(&self.exe)
+            .args(["run", "--netns", &self.ns("dut"), "--config"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        self.daemon = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if crate::client::call(&self.dir.join("dut.sock"), &control::api::Request::Status).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("gateway daemon did not come up")
+    }
+
+    fn stop_gateway(&mut self) -> anyhow::Result<()> {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.xdp_detach("dut")
+    }
+
+    fn nft_on(&self) -> anyhow::Result<()> {
+        let rules = "table ip epbench {\n chain pre { type nat hook prerouting priority -100; ip daddr 198.51.100.10 udp dport 80 dnat to 10.2.0.11:8080; }\n chain post { type nat hook postrouting priority 100; oifname \"out0\" meta l4proto udp snat to 10.2.0.1:20000-59999; }\n}\n";
+        let path = self.dir.join("nat.nft");
+        std::fs::write(&path, rules)?;
+        self.exec("dut", &["nft", "-f", path.to_str().unwrap()])?;
+        // Native delivery into in0 needs an XDP program there.
+        self.xdp_attach("dut", "in0", "floor")
+    }
+
+    fn nft_off(&self) -> anyhow::Result<()> {
+        self.exec("dut", &["nft", "delete", "table", "ip", "epbench"])?;
+        self.xdp_detach("dut")
+    }
+
+    /// Offer frames for `secs` from CPU 0; returns (sink pps, offered pps).
+    fn measure(&self, secs: f64) -> anyhow::Result<(f64, f64)> {
+        let gen = format!("/run/netns/{}", self.ns("gen"));
+        let dut_mac = self.exec("dut", &["cat", "/sys/class/net/in0/address"])?;
+        let gen_mac = self.exec("gen", &["cat", "/sys/class/net/gen0/address"])?;
+        let dst = control::config::parse_mac(dut_mac.trim()).context("dut mac")?;
+        let src = control::config::parse_mac(gen_mac.trim()).context("gen mac")?;
+        let before = self.sink_count()?;
+        let t0 = Instant::now();
+        let sent = std::thread::spawn(move || -> anyhow::Result<u64> {
+            pin_cpu(0)?;
+            crate::topo::enter_netns(&gen)?;
+            let b = etherparse::PacketBuilder::ethernet2(src, dst).ipv4([10, 0, 0, 2], [198, 51, 100, 10], 64).udp(40000, 80);
+            let mut frame = Vec::new();
+            b.write(&mut frame, &[0u8; 22])?;
+            let mut dp = dataplane_user::Dataplane::load_private()?;
+            let ifindex = dataplane_user::ifindex("gen0")?;
+            let start = Instant::now();
+            let mut sent = 0u64;
+            while start.elapsed().as_secs_f64() < secs {
+                dp.live_frames("tx", ifindex, &frame, 200_000, 64)?;
+                sent += 200_000;
+            }
+            Ok(sent)
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("generator panicked"))??;
+        std::thread::sleep(Duration::from_millis(100));
+        let elapsed = t0.elapsed().as_secs_f64() - 0.1;
+        let got = self.sink_count()? - before;
+        Ok((got as f64 / elapsed, sent as f64 / elapsed))
+    }
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        let _ = self.stop_gateway();
+        for ns in self.namespaces.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+        let _ = remove_tree(&self.pin_root);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn remove_tree(dir: &Path) -> std::io::Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.is_dir() {
+            remove_tree(&p)?;
+        } else {
+            std::fs::remove_file(&p)?;
+        }
+    }
+    std::fs::remove_dir(dir)
+}
+
+fn pin_cpu(cpu: usize) -> anyhow::Result<()> {
+    // SAFETY: a zeroed cpu_set_t with one bit set, for this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            bail!("sched_setaffinity: {}", std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Alternate XDP gateway and nftables `reps` times, `secs` seconds each.
+pub fn run_gateway_vs_nftables(reps: usize, secs: f64) -> anyhow::Result<VethRow> {
+    let exe = std::env::current_exe()?;
+    let mut b = Bench::build(&exe)?;
+    let (mut xdp, mut nft, mut offered) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..reps {
+        b.start_gateway()?;
+        b.pin_napi()?;
+        b.measure(0.3)?; // warm-up: the session exists, ARP is resolved
+        let (pps, off) = b.measure(secs)?;
+        xdp.push(pps);
+        offered.push(off);
+        b.stop_gateway()?;
+
+        b.nft_on()?;
+        b.pin_napi()?;
+        b.measure(0.3)?;
+        let (pps, off) = b.measure(secs)?;
+        nft.push(pps);
+        offered.push(off);
+        b.nft_off()?;
+    }
+    let (x, n) = (median(xdp), median(nft));
+    Ok(VethRow {
+        case: "udp_64B_established".into(),
+        xdp_pps: x,
+        nftables_pps: n,
+        ratio: x / n,
+        generator_pps: median(offered),
+        repetitions: reps,
+    })
+}
