@@ -181,6 +181,16 @@ pub fn handle(s: &mut State, req: Request) -> Response {
             let pkt = packets::lookup_packet(&LookupKey::Flow(flow));
             Ok(Response::ok(gw_pick(s)?.lookup(&pkt).map_err(|e| e.to_string())?))
         }
+        Request::GwServerAdd { group, server } => {
+            let g = gw_pick(s)?;
+            g.add_server(&group, server).map_err(|e| e.to_string())?;
+            Ok(Response::ok(g.groups()))
+        }
+        Request::GwServerRemove { group, name } => {
+            let g = gw_pick(s)?;
+            g.remove_server(&group, &name).map_err(|e| e.to_string())?;
+            Ok(Response::ok(g.groups()))
+        }
         Request::GwAccounting => Ok(Response::ok(serde_json::json!({ "file": gw_pick(s)?.accounting_path() }))),
         Request::Stats => Ok(Response::ok(counters(s).map_err(|e| e.to_string())?)),
         Request::LbGateways { interface } => Ok(Response::ok(pick(s, interface.as_deref())?.gateways())),

@@ -295,13 +295,17 @@ pub mod gateway {
     pub const EGRESS_MAC: [u8; 6] = [2, 0, 0, 0, 0xcc, 1];
 
     /// (group, address, port) of each server, by index.
-    pub const SERVERS: [(u32, Ipv4Addr, u16); 5] = [
+    pub const SERVERS: [(u32, Ipv4Addr, u16); 6] = [
         (0, Ipv4Addr::new(10, 2, 0, 11), 8080),
         (0, Ipv4Addr::new(10, 2, 0, 12), 8080),
         (1, Ipv4Addr::new(10, 2, 0, 21), 5353),
         (2, Ipv4Addr::new(10, 2, 0, 31), 8080),
         (3, Ipv4Addr::new(10, 2, 0, 41), 8081),
+        // dns group, session type 1 (voice: UDP with DSCP EF) only
+        (1, Ipv4Addr::new(10, 2, 0, 22), 5353),
     ];
+    /// The server index that takes session type 1 in the dns group.
+    pub const VOICE_SERVER: usize = 5;
 
     pub fn server_mac(i: usize) -> [u8; 6] {
         [2, 0, 0, 0, 0x5e, i as u8]
@@ -322,10 +326,15 @@ pub mod gateway {
             )?;
         }
         for grp in 0..4u32 {
-            let members: Vec<(u16, u32)> =
-                SERVERS.iter().enumerate().filter(|(_, s)| s.0 == grp).map(|(i, _)| (i as u16, 1)).collect();
+            let members: Vec<(u16, u32)> = SERVERS
+                .iter()
+                .enumerate()
+                .filter(|(i, s)| s.0 == grp && *i != VOICE_SERVER)
+                .map(|(i, _)| (i as u16, 1))
+                .collect();
             dp.set_selection(grp, 0, &Selection { servers: selection(&members) })?;
         }
+        dp.set_selection(1, 1, &Selection { servers: selection(&[(VOICE_SERVER as u16, 1)]) })?;
         for (addr, port, proto, grp) in [(WEB, 80u16, 6u8, 0u32), (DNS, 53, 17, 1), (RESTRICTED, 80, 6, 2), (WEB2, 80, 6, 3)] {
             dp.set_service(&ServiceKey { addr: ne(addr), port: port.to_be(), proto, _pad: 0 }, grp)?;
         }
@@ -333,7 +342,8 @@ pub mod gateway {
             dp.auth_allow(grp, 0, 0)?;
         }
         dp.auth_allow(2, ne(Ipv4Addr::new(10, 9, 0, 0)), 16)?;
-        dp.set_type_rules(&[TypeRule::default()])?;
+        // Claim 9: UDP marked EF (DSCP 46) is session type 1.
+        dp.set_type_rules(&[TypeRule { proto: 17, dscp_plus1: 47, session_type: 1, valid: 1, prefix: 0, prefix_len: 0 }])?;
         for p in ports.0..=ports.1 {
             dp.pool_push(p)?;
         }

@@ -91,11 +91,29 @@ impl GwInstance {
         Ok(inst)
     }
 
-    /// After a restart: every live session already had its start record.
+    /// After a restart: live sessions whose start record is already in the
+    /// accounting file are not started again; the others (begun while no
+    /// daemon was sweeping) get theirs on the next sweep.
     fn adopt(&mut self) -> Result<(), GwError> {
+        let clock = Clock::now();
+        let written: Vec<(u16, f64)> = self
+            .acct
+            .as_ref()
+            .and_then(|a| std::fs::read_to_string(&a.path).ok())
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<AccountingRecord>(l).ok())
+            .filter(|r| r.event == "start")
+            .map(|r| (r.port, r.start))
+            .collect();
         for (_, port) in self.dp.flows()? {
             let p = u16::from_be(port);
-            self.seen.insert(p, self.dp.session(p)?.last_seen_ns);
+            let s = self.dp.session(p)?;
+            let start = clock.unix(s.created_ns);
+            // The same session: same port, same start (to clock jitter).
+            if written.iter().any(|(wp, ws)| *wp == p && (ws - start).abs() < 0.05) {
+                self.seen.insert(p, clock.mono_now);
+            }
         }
         Ok(())
     }
@@ -240,6 +258,32 @@ impl GwInstance {
         self.cfg = cfg;
         info!(interfaces = ?self.cfg.interfaces, groups = self.group_idx.len(), servers = self.server_idx.len(), "gateway applied");
         Ok(())
+    }
+
+    /// Add a server to a group at runtime (the config file is unchanged).
+    pub fn add_server(&mut self, group: &str, server: g::ServerCfg) -> Result<(), GwError> {
+        let mut cfg = self.cfg.clone();
+        let grp = cfg.groups.iter_mut().find(|x| x.name == group).ok_or_else(|| GwError::Config(format!("no group {group:?}")))?;
+        if grp.servers.iter().any(|s| s.name == server.name) {
+            return Err(GwError::Config(format!("group {group} already has a server {:?}", server.name)));
+        }
+        grp.servers.push(server);
+        cfg.validate().map_err(|(k, r)| GwError::Config(format!("{k}: {r}")))?;
+        self.apply(cfg)
+    }
+
+    /// Remove a server: new sessions stop going to it; its live sessions
+    /// keep it until they end.
+    pub fn remove_server(&mut self, group: &str, name: &str) -> Result<(), GwError> {
+        let mut cfg = self.cfg.clone();
+        let grp = cfg.groups.iter_mut().find(|x| x.name == group).ok_or_else(|| GwError::Config(format!("no group {group:?}")))?;
+        let before = grp.servers.len();
+        grp.servers.retain(|s| s.name != name);
+        if grp.servers.len() == before {
+            return Err(GwError::Config(format!("group {group} has no server {name:?}")));
+        }
+        cfg.validate().map_err(|(k, r)| GwError::Config(format!("{k}: {r}")))?;
+        self.apply(cfg)
     }
 
     fn group_name(&self, idx: u32) -> String {

@@ -156,6 +156,11 @@ enum GwRoleCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Add or remove a group's servers at runtime.
+    Servers {
+        #[command(subcommand)]
+        cmd: GwServerCmd,
+    },
     /// Live user sessions with their ports and counters.
     Sessions {
         #[arg(long)]
@@ -173,6 +178,38 @@ enum GwRoleCmd {
     Accounting {
         #[arg(long)]
         follow: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum GwServerCmd {
+    Add {
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        address: std::net::Ipv4Addr,
+        #[arg(long)]
+        port: u16,
+        #[arg(long, default_value_t = 1)]
+        weight: u32,
+        #[arg(long)]
+        via: Option<String>,
+        /// Next-hop MAC (default: resolved by ARP).
+        #[arg(long)]
+        mac: Option<String>,
+        #[arg(long)]
+        next_hop: Option<std::net::Ipv4Addr>,
+        #[arg(long)]
+        json: bool,
+    },
+    Remove {
+        #[arg(long)]
+        group: String,
+        name: String,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -359,6 +396,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                             println!("  {:<12} {}:{} weight {} types {}", sv["name"].as_str().unwrap_or(""), sv["address"].as_str().unwrap_or(""), sv["port"], sv["weight"], sv["types"]);
                         }
                     }
+                }
+                Ok(())
+            }
+            GwRoleCmd::Servers { cmd } => {
+                let (v, json) = match cmd {
+                    GwServerCmd::Add { group, name, address, port, weight, via, mac, next_hop, json } => {
+                        let server = control::gateway::ServerCfg { name, address, port, weight, via, next_hop, mac, types: None };
+                        (call(Request::GwServerAdd { group, server })?, json)
+                    }
+                    GwServerCmd::Remove { group, name, json } => (call(Request::GwServerRemove { group, name })?, json),
+                };
+                if json {
+                    print_json(&v);
+                } else {
+                    println!("ok");
                 }
                 Ok(())
             }

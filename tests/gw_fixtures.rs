@@ -110,7 +110,7 @@ fn gateway_fixture_table() {
     std::thread::spawn(|| {
         common::private_netns();
         let mut dp = Dataplane::load_private().expect("load");
-        fx::install(&mut dp, 1, (40000, 40009)).expect("install");
+        fx::install(&mut dp, 1, (40000, 40029)).expect("install");
 
         // New TCP session: src = gateway:port, dst = a web server, TTL - 1.
         let syn = tcp(TERM, 33000, fx::WEB, 80, b"GET /");
@@ -118,7 +118,7 @@ fn gateway_fixture_table() {
         let v = View(&out);
         assert_eq!(v.src(), GW_ADDR);
         let port = v.sport();
-        assert!((40000..=40009).contains(&port));
+        assert!((40000..=40029).contains(&port));
         let srv = server_of(&out);
         assert_eq!(fx::SERVERS[srv].0, 0, "a server of the web group");
         assert_eq!(v.ttl(), 63);
@@ -150,7 +150,7 @@ fn gateway_fixture_table() {
         let spoof = tcp(Ipv4Addr::new(10, 2, 0, 99), sport, GW_ADDR, port, b"x");
         run(&mut dp, "reverse spoofed", &spoof, verdict::DROP, stat::REVERSE_SPOOFED);
         // A port with no session goes to the kernel.
-        let stray = tcp(saddr, sport, GW_ADDR, 40009, b"x");
+        let stray = tcp(saddr, sport, GW_ADDR, 40029, b"x");
         run(&mut dp, "reverse no session", &stray, verdict::PASS, stat::NO_SESSION);
 
         // Claim 4: the terminal addresses another service in the same
@@ -202,6 +202,24 @@ fn gateway_fixture_table() {
         assert!(checksums_ok(&quoted), "quoted IP and UDP checksums");
         let _ = uport;
 
+        // Claim 9: the session type picks among the group's servers.
+        let mut ef = udp(TERM, 5100, fx::DNS, 53, b"rtp");
+        ef[15] = 46 << 2;
+        let fix = |p: &mut Vec<u8>| {
+            p[24] = 0;
+            p[25] = 0;
+            let c = !fold(sum16(&p[14..34]));
+            p[24..26].copy_from_slice(&c.to_be_bytes());
+        };
+        fix(&mut ef);
+        let o = run(&mut dp, "voice session type", &ef, verdict::TX, stat::NEW_SESSION);
+        assert_eq!(server_of(&o), fx::VOICE_SERVER, "type 1 goes to the voice server");
+        assert_eq!(dp.session(View(&o).sport()).unwrap().session_type, 1);
+        for sp in 5200..5210 {
+            let o = run(&mut dp, "default session type", &udp(TERM, sp, fx::DNS, 53, b"q"), verdict::TX, stat::NEW_SESSION);
+            assert_ne!(server_of(&o), fx::VOICE_SERVER, "type 0 never reaches the voice server");
+        }
+
         // UDP without a checksum stays without one.
         let mut nocsum = udp(TERM, 5001, fx::DNS, 53, b"q");
         nocsum[40] = 0;
@@ -239,7 +257,7 @@ fn gateway_fixture_table() {
         // Pool exhaustion: new sessions are refused, existing ones carry on.
         let mut taken = dp.flows().unwrap().len();
         let mut sport = 35000;
-        while taken < 10 {
+        while taken < 30 {
             run(&mut dp, "fill pool", &tcp(TERM, sport, fx::WEB, 80, b""), verdict::TX, stat::NEW_SESSION);
             sport += 1;
             taken += 1;
@@ -248,7 +266,7 @@ fn gateway_fixture_table() {
         let again = run(&mut dp, "existing after exhaustion", &syn, verdict::TX, stat::FORWARD);
         assert_eq!(View(&again).sport(), port);
         let ports: std::collections::HashSet<u16> = dp.flows().unwrap().iter().map(|(_, p)| u16::from_be(*p)).collect();
-        assert_eq!(ports.len(), 10, "ten sessions, ten distinct ports");
+        assert_eq!(ports.len(), 30, "thirty sessions, thirty distinct ports");
     })
     .join()
     .unwrap();

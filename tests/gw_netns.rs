@@ -162,3 +162,105 @@ fn two_hundred_flows_through_lb_and_gateway() {
         s.join().unwrap();
     }
 }
+
+/// SIGKILL of the gateway daemon does not disturb a live session; the
+/// restarted daemon takes the pinned sessions over.
+#[test]
+fn gateway_restart_keeps_sessions() {
+    if !common::kernel_available("gateway_restart") {
+        return;
+    }
+    let mut t = Topology::build(&format!("ep{}k", std::process::id() % 100000), 1, 1, &exe()).expect("topology");
+    t.add_server_network(4).expect("server network");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (servers, _) = t.echo_servers(stop.clone());
+    let acct = t.dir.join("acct.jsonl");
+    let cfg = gateway_config(&t, &acct);
+    t.start_daemon("g0", &cfg, &[]).expect("gateway daemon");
+    let lbcfg = t.lb_config(1, &[0], 1);
+    t.start_lb(1, &lbcfg).expect("lb daemon");
+
+    // A terminal holding one TCP connection, asked to exchange on demand.
+    let (ask, asked) = std::sync::mpsc::channel::<String>();
+    let (tell, told) = std::sync::mpsc::channel::<String>();
+    let term = format!("/run/netns/{}", t.ns("t1"));
+    let terminal = thread::spawn(move || {
+        enter_netns(&term).unwrap();
+        let mut c = TcpStream::connect_timeout(&SocketAddr::V4(SocketAddrV4::new(WEB, 80)), Duration::from_secs(10)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut r = BufReader::new(c.try_clone().unwrap());
+        for msg in asked {
+            c.write_all(format!("{msg}\n").as_bytes()).unwrap();
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            tell.send(line).unwrap();
+        }
+    });
+    let exchange = |m: &str| {
+        ask.send(m.to_string()).unwrap();
+        let line = told.recv_timeout(Duration::from_secs(15)).expect("reply");
+        assert!(line.trim_end().ends_with(m), "{line}");
+        line.split_whitespace().next().unwrap().to_string() // gateway addr:port the server saw
+    };
+    let seen = exchange("before");
+    t.kill_daemon("g0");
+    assert_eq!(exchange("while-dead"), seen, "the session carries on without its daemon");
+    t.start_daemon("g0", &cfg, &[]).expect("restart");
+    let st = t.call_role("g0", Request::Status).unwrap();
+    assert_eq!(st["gateway"][0]["took_over_pins"], true);
+    assert_eq!(exchange("after"), seen, "same port after the restart");
+    let live = t.call_role("g0", Request::GwSessions).unwrap();
+    let port: u16 = seen.rsplit(':').next().unwrap().parse().unwrap();
+    assert!(live.as_array().unwrap().iter().any(|s| s["port"] == port), "{live}");
+
+    // The accounting CLI prints the records written so far.
+    let out = std::process::Command::new(exe())
+        .arg("--socket")
+        .arg(t.daemon_socket("g0"))
+        .args(["gw", "accounting"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().any(|l| l.contains("\"event\":\"start\"") && l.contains(&format!("\"port\":{port}"))), "{text}");
+
+    // Remove the web server this session does not use: new sessions avoid
+    // it, the live session is undisturbed.
+    let line = {
+        ask.send("probe".into()).unwrap();
+        told.recv_timeout(Duration::from_secs(15)).unwrap()
+    };
+    let mine = line.split_whitespace().nth(1).unwrap().to_string(); // s0 or s1
+    let other = if mine == "s0" { "s1" } else { "s0" };
+    let out = std::process::Command::new(exe())
+        .arg("--socket")
+        .arg(t.daemon_socket("g0"))
+        .args(["gw", "servers", "remove", "--group", "web", other])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let term = format!("/run/netns/{}", t.ns("t1"));
+    let fresh: Vec<String> = thread::spawn(move || {
+        enter_netns(&term).unwrap();
+        (0..6)
+            .map(|i| {
+                let mut c = TcpStream::connect_timeout(&SocketAddr::V4(SocketAddrV4::new(WEB, 80)), Duration::from_secs(10)).unwrap();
+                c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                c.write_all(format!("new {i}\n").as_bytes()).unwrap();
+                let mut l = String::new();
+                BufReader::new(c).read_line(&mut l).unwrap();
+                l.split_whitespace().nth(1).unwrap().to_string()
+            })
+            .collect()
+    })
+    .join()
+    .unwrap();
+    assert!(fresh.iter().all(|s| *s == mine), "new sessions avoid the removed server: {fresh:?}");
+    assert_eq!(exchange("still"), seen, "the live session is undisturbed");
+
+    drop(ask);
+    terminal.join().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    for s in servers {
+        s.join().unwrap();
+    }
+}

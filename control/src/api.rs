@@ -20,6 +20,8 @@ pub enum Request {
     GwSessions,
     GwLookup { flow: FlowSpec },
     GwAccounting,
+    GwServerAdd { group: String, server: crate::gateway::ServerCfg },
+    GwServerRemove { group: String, name: String },
     Reload,
 }
 
