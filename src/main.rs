@@ -272,7 +272,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Check { config } => {
             let c = Config::load(&config).map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
-            println!("{}: valid ({} lb instance(s))", config.display(), c.lb.len());
+            println!("{}: valid ({} lb, {} gateway instance(s))", config.display(), c.lb.len(), c.gateway.len());
             Ok(())
         }
         Cmd::Detach { config, netns: ns } => {

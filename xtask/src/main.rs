@@ -152,6 +152,8 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
     run(cargo().args(["build", "--release", "--bin", "edgeplane"]))?;
     say("edgeplane bench xdp (test_run ns/packet vs the floor program)");
     run(Command::new(root().join("target/release/edgeplane")).args(["bench", "xdp"]))?;
+    say("edgeplane bench gateway-veth (XDP gateway vs nftables on veth)");
+    run(Command::new(root().join("target/release/edgeplane")).args(["bench", "gateway-veth"]))?;
     say("criterion benches");
     run(cargo().args(["bench", "--bench", "maglev"]).args(extra))
 }
