@@ -107,7 +107,7 @@ impl Bench {
     /// Detach whatever edgeplane attached in `r` (pins removed; the links
     /// go with their last reference).
     fn xdp_detach(&self, r: &str) -> anyhow::Result<()> {
-        remove_tree(&self.pin_root.join(r))?;
+        crate::topo::remove_pins(&self.pin_root.join(r))?;
         Ok(())
     }
 
@@ -222,24 +222,9 @@ impl Drop for Bench {
         for ns in self.namespaces.iter().rev() {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
-        let _ = remove_tree(&self.pin_root);
+        let _ = crate::topo::remove_pins(&self.pin_root);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn remove_tree(dir: &Path) -> std::io::Result<()> {
-    if !dir.exists() {
-        return Ok(());
-    }
-    for e in std::fs::read_dir(dir)? {
-        let p = e?.path();
-        if p.is_dir() {
-            remove_tree(&p)?;
-        } else {
-            std::fs::remove_file(&p)?;
-        }
-    }
-    std::fs::remove_dir(dir)
 }
 
 fn pin_cpu(cpu: usize) -> anyhow::Result<()> {

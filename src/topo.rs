@@ -414,8 +414,8 @@ impl Drop for Topology {
     }
 }
 
-/// bpffs does not support recursive removal by rename tricks; walk it.
-fn remove_pins(dir: &Path) -> std::io::Result<()> {
+/// Remove a directory tree of pins (bpffs has no recursive removal).
+pub fn remove_pins(dir: &Path) -> std::io::Result<()> {
     if !dir.exists() {
         return Ok(());
     }

@@ -49,3 +49,13 @@ mod pod {
     unsafe impl aya::Pod for super::gw::Session {}
     unsafe impl aya::Pod for super::gw::SessionCounters {}
 }
+
+// Every role's stats begin with the verdicts in the same order; the XDP
+// programs count verdicts through one helper that relies on it.
+const _: () = {
+    assert!(lb::stat::TX == 0 && gw::stat::TX == 0);
+    assert!(lb::stat::REDIRECT == 1 && gw::stat::REDIRECT == 1);
+    assert!(lb::stat::PASS == 2 && gw::stat::PASS == 2);
+    assert!(lb::stat::DROP == 3 && gw::stat::DROP == 3);
+    assert!(lb::stat::ABORTED == 4 && gw::stat::ABORTED == 4);
+};

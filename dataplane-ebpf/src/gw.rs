@@ -46,14 +46,7 @@ pub fn gateway(ctx: XdpContext) -> u32 {
         if reason != NONE {
             maps::count(&GW_STATS, reason, bytes);
         }
-        let verdict = match action {
-            xdp_action::XDP_TX => stat::TX,
-            xdp_action::XDP_REDIRECT => stat::REDIRECT,
-            xdp_action::XDP_DROP => stat::DROP,
-            xdp_action::XDP_ABORTED => stat::ABORTED,
-            _ => stat::PASS,
-        };
-        maps::count(&GW_STATS, verdict, bytes);
+        maps::count_verdict(&GW_STATS, action, bytes);
     }
     action
 }

@@ -40,14 +40,7 @@ pub fn lb(ctx: XdpContext) -> u32 {
     if reason != u32::MAX {
         maps::count(&LB_STATS, reason, bytes);
     }
-    let verdict = match action {
-        xdp_action::XDP_TX => stat::TX,
-        xdp_action::XDP_REDIRECT => stat::REDIRECT,
-        xdp_action::XDP_DROP => stat::DROP,
-        xdp_action::XDP_ABORTED => stat::ABORTED,
-        _ => stat::PASS,
-    };
-    maps::count(&LB_STATS, verdict, bytes);
+    maps::count_verdict(&LB_STATS, action, bytes);
     action
 }
 

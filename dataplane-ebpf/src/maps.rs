@@ -53,6 +53,22 @@ pub static FLOOR_STATS: PerCpuArray<Counter> =
 #[map(name = "GEN_FRAME")]
 pub static GEN_FRAME: Array<[u8; 64]> = Array::with_max_entries(1, 0);
 
+/// Count a verdict: every role's stats start with the five XDP actions in
+/// the kernel's order (aborted, drop, pass, tx, redirect map to the
+/// indices TX=0, REDIRECT=1, PASS=2, DROP=3, ABORTED=4).
+#[inline(always)]
+pub fn count_verdict(map: &PerCpuArray<Counter>, action: u32, bytes: u64) {
+    use aya_ebpf::bindings::xdp_action;
+    let idx = match action {
+        xdp_action::XDP_TX => 0,
+        xdp_action::XDP_REDIRECT => 1,
+        xdp_action::XDP_DROP => 3,
+        xdp_action::XDP_ABORTED => 4,
+        _ => 2,
+    };
+    count(map, idx, bytes);
+}
+
 #[inline(always)]
 pub fn count(map: &PerCpuArray<Counter>, index: u32, bytes: u64) {
     if let Some(c) = map.get_ptr_mut(index) {

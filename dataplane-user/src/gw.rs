@@ -146,15 +146,6 @@ impl Dataplane {
     }
 
     pub fn gw_stats(&self) -> Result<Vec<Counter>> {
-        let arr: PerCpuArray<&MapData, Counter> = self.map("GW_STATS")?;
-        (0..gw::stat::COUNT)
-            .map(|i| {
-                let per_cpu = arr.get(&i, 0).map_err(m("GW_STATS"))?;
-                Ok(per_cpu.iter().fold(Counter::default(), |a, c| Counter {
-                    packets: a.packets + c.packets,
-                    bytes: a.bytes + c.bytes,
-                }))
-            })
-            .collect()
+        self.sum_stats("GW_STATS", gw::stat::COUNT)
     }
 }

@@ -97,7 +97,7 @@ impl Dataplane {
         self.sum_stats("FLOOR_STATS", lb::FLOOR_STATS_LEN)
     }
 
-    fn sum_stats(&self, name: &'static str, len: u32) -> Result<Vec<Counter>> {
+    pub(crate) fn sum_stats(&self, name: &'static str, len: u32) -> Result<Vec<Counter>> {
         let arr: PerCpuArray<&MapData, Counter> = self.map(name)?;
         (0..len)
             .map(|i| {
