@@ -5,3 +5,4 @@ pub mod api;
 pub mod config;
 pub mod gateway;
 pub mod maglev;
+pub mod vrrp;
