@@ -27,6 +27,8 @@ pub struct State {
     pub config: Config,
     pub lbs: Vec<LbInstance>,
     pub gws: Vec<crate::gw::GwInstance>,
+    /// Started by `serve` (they need the runtime).
+    pub routers: Vec<crate::vrrp::RouterHandle>,
 }
 
 pub type Shared = Arc<Mutex<State>>;
@@ -66,7 +68,10 @@ pub fn start(config_path: &Path, replace_pins: bool) -> anyhow::Result<State> {
     for gw in &config.gateway {
         gws.push(crate::gw::GwInstance::start(gw.clone(), &opts).with_context(|| format!("gateway on {}", gw.interfaces.join(",")))?);
     }
-    Ok(State { config_path: config_path.into(), config, lbs, gws })
+    for (i, r) in config.router.iter().enumerate() {
+        crate::vrrp::primary_address(&r.interface).map_err(|e| anyhow::anyhow!("router[{i}]: {e}"))?;
+    }
+    Ok(State { config_path: config_path.into(), config, lbs, gws, routers: Vec::new() })
 }
 
 pub async fn serve(state: Shared) -> anyhow::Result<()> {
@@ -93,6 +98,13 @@ pub async fn serve(state: Shared) -> anyhow::Result<()> {
         tokio::spawn(crate::metrics::serve(listener, st));
     }
     tokio::spawn(crate::gw::sweeper(state.clone()));
+    {
+        let mut s = state.lock().unwrap();
+        for r in s.config.router.clone() {
+            let h = crate::vrrp::Instance::start(r.clone()).with_context(|| format!("router vrid {} on {}", r.vrid, r.interface))?;
+            s.routers.push(h);
+        }
+    }
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
@@ -112,6 +124,10 @@ pub async fn serve(state: Shared) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
         }
+    }
+    let routers = std::mem::take(&mut state.lock().unwrap().routers);
+    for r in &routers {
+        r.shutdown().await;
     }
     std::fs::remove_file(&socket).ok();
     info!("daemon stopping; XDP programs stay attached through their pinned links");
@@ -218,6 +234,9 @@ pub fn handle(s: &mut State, req: Request) -> Response {
             let lb = pick(s, interface.as_deref())?;
             Ok(Response::ok(lb.lookup(&pkt).map_err(|e| e.to_string())?))
         }
+        Request::VrrpStatus => {
+            Ok(Response::ok(s.routers.iter().map(|r| r.status.lock().unwrap().clone()).collect::<Vec<_>>()))
+        }
         Request::Reload => reload(s).map(|m| Response::ok(serde_json::json!({ "message": m }))),
     })();
     r.unwrap_or_else(Response::err)
@@ -229,6 +248,9 @@ pub fn reload(s: &mut State) -> Result<String, String> {
     let new = Config::load(&s.config_path).map_err(|e| format!("{}: {e}", s.config_path.display()))?;
     if new.node != s.config.node {
         return Err("[node] changed; restart the daemon to apply it (nothing was changed)".into());
+    }
+    if new.router != s.config.router {
+        return Err("[[router]] sections changed; restart the daemon to apply them (nothing was changed)".into());
     }
     if new.gateway.len() != s.gws.len() {
         return Err("the number of [[gateway]] sections changed; restart the daemon to apply it (nothing was changed)".into());

@@ -14,3 +14,4 @@ pub mod neigh;
 pub mod netns;
 pub mod packets;
 pub mod topo;
+pub mod vrrp;

@@ -82,6 +82,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: GwRoleCmd,
     },
+    /// VRRPv3 virtual routers.
+    Vrrp {
+        #[command(subcommand)]
+        cmd: VrrpCmd,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -214,6 +219,15 @@ enum GwServerCmd {
 }
 
 #[derive(Subcommand)]
+enum VrrpCmd {
+    /// State, master, priorities, timers and discard counters.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum BenchCmd {
     /// Forwarding rate on veth: XDP gateway vs nftables DNAT+SNAT (conntrack).
     GatewayVeth {
@@ -272,7 +286,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Check { config } => {
             let c = Config::load(&config).map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
-            println!("{}: valid ({} lb, {} gateway instance(s))", config.display(), c.lb.len(), c.gateway.len());
+            println!("{}: valid ({} lb, {} gateway, {} router instance(s))", config.display(), c.lb.len(), c.gateway.len(), c.router.len());
             Ok(())
         }
         Cmd::Detach { config, netns: ns } => {
@@ -445,6 +459,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 edgeplane::client::tail(std::path::Path::new(path), follow)
             }
         },
+        Cmd::Vrrp { cmd: VrrpCmd::Status { json } } => {
+            let v = call(Request::VrrpStatus)?;
+            if json {
+                print_json(&v);
+            } else {
+                for r in v.as_array().into_iter().flatten() {
+                    let discards: Vec<String> = r["discarded"].as_object().into_iter().flatten().filter(|(_, n)| n.as_u64() != Some(0)).map(|(k, n)| format!("{k}={n}")).collect();
+                    println!(
+                        "vrid {} on {}: {} (priority {}, master {}, advert {} ms, master down {} ms); sent {} received {} discarded [{}]; last change: {}",
+                        r["vrid"], r["interface"].as_str().unwrap_or(""), r["state"].as_str().unwrap_or(""), r["priority"],
+                        r["master"].as_str().unwrap_or("-"), r["advert_interval_ms"], r["master_down_interval_ms"],
+                        r["adverts_sent"], r["adverts_received"], discards.join(" "), r["last_change"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            Ok(())
+        }
         Cmd::Bench { cmd: BenchCmd::GatewayVeth { json, reps, secs } } => {
             let r = edgeplane::bench_veth::run_gateway_vs_nftables(reps.max(1), secs)?;
             if json {

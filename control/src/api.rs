@@ -22,6 +22,7 @@ pub enum Request {
     GwAccounting,
     GwServerAdd { group: String, server: crate::gateway::ServerCfg },
     GwServerRemove { group: String, name: String },
+    VrrpStatus,
     Reload,
 }
 

@@ -17,6 +17,40 @@ pub struct Config {
     pub lb: Vec<Lb>,
     #[serde(default)]
     pub gateway: Vec<crate::gateway::Gateway>,
+    #[serde(default)]
+    pub router: Vec<Router>,
+}
+
+/// One VRRPv3 virtual router (RFC 5798) on an interface.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Router {
+    pub interface: String,
+    pub vrid: u8,
+    /// 1..=254; 255 means this router owns the virtual addresses.
+    #[serde(default = "default_priority")]
+    pub priority: u8,
+    /// Advertisement interval, milliseconds (a multiple of 10, 10..=40950).
+    #[serde(default = "default_advert_ms")]
+    pub advert_interval_ms: u32,
+    #[serde(default = "yes")]
+    pub preempt: bool,
+    #[serde(default)]
+    pub accept: bool,
+    /// "A.B.C.D/LEN" (the length is used when the address is installed).
+    pub virtual_addresses: Vec<String>,
+}
+
+fn default_priority() -> u8 {
+    100
+}
+
+fn default_advert_ms() -> u32 {
+    1000
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -143,6 +177,31 @@ impl Config {
                 validate_ifname(name).map_err(|r| err(format!("gateway[{i}].interfaces[{j}]"), r))?;
                 if !ifaces.insert(name) {
                     return Err(err(format!("gateway[{i}].interfaces[{j}]"), format!("{name} is already used by another role instance")));
+                }
+            }
+        }
+        let mut vrids = HashSet::new();
+        for (i, r) in self.router.iter().enumerate() {
+            let k = format!("router[{i}]");
+            validate_ifname(&r.interface).map_err(|m| err(format!("{k}.interface"), m))?;
+            if r.vrid == 0 {
+                return Err(err(format!("{k}.vrid"), "must be 1..255"));
+            }
+            if !vrids.insert((r.interface.clone(), r.vrid)) {
+                return Err(err(format!("{k}.vrid"), format!("VRID {} is configured twice on {}", r.vrid, r.interface)));
+            }
+            if r.priority == 0 {
+                return Err(err(format!("{k}.priority"), "must be 1..255 (0 is reserved for a master leaving)"));
+            }
+            if r.advert_interval_ms % 10 != 0 || !(10..=40950).contains(&r.advert_interval_ms) {
+                return Err(err(format!("{k}.advert_interval_ms"), format!("{} must be a multiple of 10 in 10..=40950 (centiseconds on the wire)", r.advert_interval_ms)));
+            }
+            if r.virtual_addresses.is_empty() || r.virtual_addresses.len() > 255 {
+                return Err(err(format!("{k}.virtual_addresses"), "name 1..255 addresses"));
+            }
+            for a in &r.virtual_addresses {
+                if crate::gateway::parse_prefix(a).is_none() {
+                    return Err(err(format!("{k}.virtual_addresses"), format!("{a:?} is not A.B.C.D/LEN")));
                 }
             }
         }
