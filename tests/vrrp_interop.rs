@@ -219,3 +219,84 @@ impl Lan {
         panic!("{r} did not take over within {secs} s");
     }
 }
+
+/// An advertisement frame as a spoofer on the LAN would send it.
+fn spoof_frame(src: [u8; 4], ttl: u8, priority: u8, corrupt_checksum: bool) -> Vec<u8> {
+    use control::vrrp::{Advert, VRRP_GROUP};
+    let src_ip = std::net::Ipv4Addr::from(src);
+    let mut msg = Advert { vrid: 51, priority, max_adver_int: 100, addresses: vec![VIP.parse().unwrap()] }.encode(src_ip, VRRP_GROUP);
+    if corrupt_checksum {
+        msg[7] ^= 0x55;
+    }
+    let mut f = vec![0x01, 0x00, 0x5e, 0x00, 0x00, 0x12, 0x02, 0, 0, 0, 0, 0x66, 0x08, 0x00];
+    let mut h = vec![0x45, 0xc0, 0, (20 + msg.len()) as u8, 0, 0, 0, 0, ttl, 112, 0, 0];
+    h.extend_from_slice(&src);
+    h.extend_from_slice(&VRRP_GROUP.octets());
+    let mut s: u32 = h.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]) as u32).sum();
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    let c = !(s as u16);
+    h[10..12].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&h);
+    f.extend_from_slice(&msg);
+    f
+}
+
+fn send_from(ns: &str, frames: Vec<Vec<u8>>) {
+    let path = format!("/run/netns/{ns}");
+    thread::spawn(move || {
+        edgeplane::topo::enter_netns(&path).unwrap();
+        let ifindex = dataplane_user::ifindex("eth0").unwrap() as i32;
+        unsafe {
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+            assert!(fd >= 0);
+            for f in frames {
+                let mut sa: libc::sockaddr_ll = std::mem::zeroed();
+                sa.sll_family = libc::AF_PACKET as u16;
+                sa.sll_ifindex = ifindex;
+                sa.sll_halen = 6;
+                sa.sll_addr[..6].copy_from_slice(&f[..6]);
+                let n = libc::sendto(fd, f.as_ptr().cast(), f.len(), 0, (&sa as *const libc::sockaddr_ll).cast(), std::mem::size_of::<libc::sockaddr_ll>() as u32);
+                assert_eq!(n as usize, f.len());
+            }
+            libc::close(fd);
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn spoofed_adverts_change_nothing() {
+    if !common::kernel_available("vrrp_spoof") {
+        return;
+    }
+    let mut lan = Lan::new("s");
+    lan.edgeplane(150);
+    lan.wait_master_any_stale("ep", 10);
+    let x = lan.ns("x");
+    let count = |st: &serde_json::Value, k: &str| st["discarded"][k].as_u64().unwrap();
+    // Higher priority, but TTL 254 / wrong subnet / bad checksum /
+    // claiming 255 without owning the address: each is discarded.
+    for (frame, reason) in [
+        (spoof_frame([10, 3, 0, 9], 254, 254, false), "bad_ttl"),
+        (spoof_frame([192, 0, 2, 9], 255, 254, false), "wrong_subnet"),
+        (spoof_frame([10, 3, 0, 9], 255, 254, true), "bad_checksum"),
+        (spoof_frame([10, 3, 0, 9], 255, 255, false), "false_owner"),
+    ] {
+        let before = lan.status();
+        send_from(&x, vec![frame; 5]);
+        thread::sleep(Duration::from_millis(300));
+        let after = lan.status();
+        assert_eq!(after["state"], "master", "{reason}: {after}");
+        assert_eq!(after["transitions"], before["transitions"], "{reason}");
+        assert_eq!(count(&after, reason), count(&before, reason) + 5, "{reason}: {after}");
+    }
+    assert!(lan.has_vip("ep"));
+    // The same injector with a valid higher advert does move the master:
+    // the checks above are what stopped the spoofs.
+    send_from(&x, vec![spoof_frame([10, 3, 0, 9], 255, 254, false)]);
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(lan.status()["state"], "backup");
+}
