@@ -15,3 +15,4 @@ pub mod netns;
 pub mod packets;
 pub mod topo;
 pub mod vrrp;
+pub mod vrrp_lab;

@@ -1,0 +1,184 @@
+//! A LAN of VRRP routers in network namespaces for the interop tests and
+//! the failover benchmark: a bridge in `{p}lan`, routers `{p}r1`,
+//! `{p}r2`… at 10.3.0.1, .2…, and a host `{p}x` at 10.3.0.9. Each router
+//! runs keepalived or edgeplane. Everything is removed on drop.
+
+use std::{
+    collections::HashMap,
+    net::Ipv4Addr,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context as _};
+use control::api::Request;
+
+pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 3, 0, 100);
+pub const VRID: u8 = 51;
+
+pub struct VrrpLan {
+    pub prefix: String,
+    pub dir: PathBuf,
+    exe: PathBuf,
+    namespaces: Vec<String>,
+    children: HashMap<String, Child>,
+}
+
+fn run(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new(args[0]).args(&args[1..]).output().with_context(|| format!("{args:?}"))?;
+    if !out.status.success() {
+        bail!("{args:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+impl VrrpLan {
+    pub fn new(prefix: &str, routers: usize, exe: &std::path::Path) -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("edgeplane-{prefix}"));
+        std::fs::create_dir_all(&dir)?;
+        let mut l = Self { prefix: prefix.into(), dir, exe: exe.into(), namespaces: vec![], children: HashMap::new() };
+        let mut members: Vec<(String, String)> = (1..=routers).map(|i| (format!("r{i}"), format!("10.3.0.{i}/24"))).collect();
+        members.push(("x".into(), "10.3.0.9/24".into()));
+        for r in std::iter::once("lan").chain(members.iter().map(|m| m.0.as_str())) {
+            let ns = l.ns(r);
+            run(&["ip", "netns", "add", &ns])?;
+            l.namespaces.push(ns.clone());
+            run(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"])?;
+        }
+        let lan = l.ns("lan");
+        run(&["ip", "netns", "exec", &lan, "ip", "link", "add", "br0", "type", "bridge"])?;
+        run(&["ip", "netns", "exec", &lan, "ip", "link", "set", "br0", "up"])?;
+        for (r, a) in &members {
+            let ns = l.ns(r);
+            let port = format!("{r}p");
+            run(&["ip", "link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &port, "netns", &lan])?;
+            run(&["ip", "netns", "exec", &lan, "ip", "link", "set", &port, "master", "br0", "up"])?;
+            run(&["ip", "netns", "exec", &ns, "ip", "addr", "add", a, "dev", "eth0"])?;
+            run(&["ip", "netns", "exec", &ns, "ip", "link", "set", "eth0", "up"])?;
+        }
+        Ok(l)
+    }
+
+    pub fn ns(&self, r: &str) -> String {
+        format!("{}{r}", self.prefix)
+    }
+
+    pub fn start_keepalived(&mut self, r: &str, priority: u8, advert_ms: u32) -> anyhow::Result<()> {
+        let conf = self.dir.join(format!("{r}-ka.conf"));
+        let adv = if advert_ms % 1000 == 0 { format!("{}", advert_ms / 1000) } else { format!("{:.2}", advert_ms as f64 / 1000.0) };
+        std::fs::write(
+            &conf,
+            format!(
+                "global_defs {{\n  router_id {r}\n  vrrp_version 3\n}}\nvrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {VRID}\n  priority {priority}\n  advert_int {adv}\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
+            ),
+        )?;
+        let d = &self.dir;
+        // `ip netns exec` execs keepalived, so the child pid is its pid.
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(r), "keepalived", "-n", "-l", "-P", "-f"])
+            .arg(&conf)
+            .arg("-p")
+            .arg(d.join(format!("{r}-ka.pid")))
+            .arg("-r")
+            .arg(d.join(format!("{r}-ka-vrrp.pid")))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join(format!("{r}.log")))?)
+            .spawn()
+            .context("starting keepalived (cargo xtask setup installs it)")?;
+        self.children.insert(r.into(), child);
+        Ok(())
+    }
+
+    pub fn socket(&self, r: &str) -> PathBuf {
+        self.dir.join(format!("{r}.sock"))
+    }
+
+    pub fn start_edgeplane(&mut self, r: &str, priority: u8, advert_ms: u32) -> anyhow::Result<()> {
+        let conf = self.dir.join(format!("{r}.toml"));
+        std::fs::write(
+            &conf,
+            format!(
+                "[node]\nname = \"{r}\"\nsocket = \"{}\"\npin_root = \"/sys/fs/bpf/edgeplane/{}{r}\"\n\n[[router]]\ninterface = \"eth0\"\nvrid = {VRID}\npriority = {priority}\nadvert_interval_ms = {advert_ms}\nvirtual_addresses = [\"{VIP}/24\"]\n",
+                self.socket(r).display(),
+                self.prefix
+            ),
+        )?;
+        let child = Command::new(&self.exe)
+            .args(["run", "--netns", &self.ns(r), "--config"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join(format!("{r}.log")))?)
+            .spawn()?;
+        self.children.insert(r.into(), child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while crate::client::call(&self.socket(r), &Request::Status).is_err() {
+            if Instant::now() > deadline {
+                bail!("edgeplane on {r} did not start: {}", self.log(r));
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    pub fn log(&self, r: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{r}.log"))).unwrap_or_default()
+    }
+
+    /// Signal a router's daemon and reap it.
+    pub fn signal(&mut self, r: &str, sig: i32) {
+        if let Some(mut c) = self.children.remove(r) {
+            // SAFETY: plain kill(2) on our child.
+            unsafe { libc::kill(c.id() as i32, sig) };
+            let _ = c.wait();
+        }
+    }
+
+    /// A node failure: the daemon dies and the link goes down with it (a
+    /// dead router's stale address would otherwise keep answering).
+    pub fn fail(&mut self, r: &str) -> anyhow::Result<()> {
+        self.signal(r, libc::SIGKILL);
+        run(&["ip", "netns", "exec", &self.ns(r), "ip", "link", "set", "eth0", "down"])
+    }
+
+    pub fn has_vip(&self, r: &str) -> bool {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns(r), "ip", "-4", "-o", "addr", "show", "up"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!(" {VIP}/")))
+            .unwrap_or(false)
+    }
+
+    /// Wait until `r` holds the virtual address and, when `alone`, no other
+    /// router does. Returns how long it took.
+    pub fn wait_master(&self, r: &str, routers: &[&str], alone: bool, within: Duration) -> anyhow::Result<Duration> {
+        let t0 = Instant::now();
+        while t0.elapsed() < within {
+            if self.has_vip(r) && (!alone || routers.iter().filter(|o| **o != r).all(|o| !self.has_vip(o))) {
+                return Ok(t0.elapsed());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        bail!("{r} did not become master within {within:?}; logs:\n{}", routers.iter().map(|o| format!("--- {o}\n{}", self.log(o))).collect::<String>())
+    }
+
+    pub fn status(&self, r: &str) -> anyhow::Result<serde_json::Value> {
+        Ok(crate::client::call(&self.socket(r), &Request::VrrpStatus)?[0].clone())
+    }
+}
+
+impl Drop for VrrpLan {
+    fn drop(&mut self) {
+        for (_, c) in self.children.iter_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in self.namespaces.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+        let _ = crate::topo::remove_pins(&PathBuf::from(format!("/sys/fs/bpf/edgeplane/{}r1", self.prefix)));
+        let _ = crate::topo::remove_pins(&PathBuf::from(format!("/sys/fs/bpf/edgeplane/{}r2", self.prefix)));
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
