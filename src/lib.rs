@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_veth;
+pub mod bench_vrrp;
 pub mod client;
 pub mod daemon;
 pub mod demo;

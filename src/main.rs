@@ -229,6 +229,13 @@ enum VrrpCmd {
 
 #[derive(Subcommand)]
 enum BenchCmd {
+    /// Lost probe traffic when the VRRP master fails: edgeplane vs keepalived.
+    VrrpFailover {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
     /// Forwarding rate on veth: XDP gateway vs nftables DNAT+SNAT (conntrack).
     GatewayVeth {
         #[arg(long)]
@@ -472,6 +479,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         r["master"].as_str().unwrap_or("-"), r["advert_interval_ms"], r["master_down_interval_ms"],
                         r["adverts_sent"], r["adverts_received"], discards.join(" "), r["last_change"].as_str().unwrap_or("")
                     );
+                }
+            }
+            Ok(())
+        }
+        Cmd::Bench { cmd: BenchCmd::VrrpFailover { json, reps } } => {
+            let rows = edgeplane::bench_vrrp::run_failover(reps.max(1))?;
+            if json {
+                println!("{}", serde_json::to_string(&rows)?);
+            } else {
+                println!("{:<11} {:>9} {:>12} {:>9}  RUNS", "IMPL", "ADVERT_MS", "MDI_MS", "LOST_MS");
+                for r in rows {
+                    println!("{:<11} {:>9} {:>12.0} {:>9.0}  {:?}", r.implementation, r.advert_interval_ms, r.master_down_interval_ms, r.lost_ms, r.lost_ms_runs);
                 }
             }
             Ok(())

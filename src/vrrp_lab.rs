@@ -126,20 +126,29 @@ impl VrrpLan {
         std::fs::read_to_string(self.dir.join(format!("{r}.log"))).unwrap_or_default()
     }
 
-    /// Signal a router's daemon and reap it.
+    /// Signal a router's daemon and reap it. For keepalived, every process
+    /// of the router gets the signal (it forks a VRRP child).
     pub fn signal(&mut self, r: &str, sig: i32) {
         if let Some(mut c) = self.children.remove(r) {
             // SAFETY: plain kill(2) on our child.
             unsafe { libc::kill(c.id() as i32, sig) };
+            if sig == libc::SIGKILL {
+                kill_all_in(&self.ns(r));
+            }
             let _ = c.wait();
         }
     }
 
-    /// A node failure: the daemon dies and the link goes down with it (a
-    /// dead router's stale address would otherwise keep answering).
+    /// A node failure: the link goes down and every process of the router
+    /// dies at once (keepalived's VRRP child included), so nothing can
+    /// announce the departure; a dead router's stale address cannot answer.
     pub fn fail(&mut self, r: &str) -> anyhow::Result<()> {
-        self.signal(r, libc::SIGKILL);
-        run(&["ip", "netns", "exec", &self.ns(r), "ip", "link", "set", "eth0", "down"])
+        run(&["ip", "netns", "exec", &self.ns(r), "ip", "link", "set", "eth0", "down"])?;
+        kill_all_in(&self.ns(r));
+        if let Some(mut c) = self.children.remove(r) {
+            let _ = c.wait();
+        }
+        Ok(())
     }
 
     pub fn has_vip(&self, r: &str) -> bool {
@@ -168,11 +177,24 @@ impl VrrpLan {
     }
 }
 
+/// SIGKILL every process in a namespace this lab made.
+fn kill_all_in(ns: &str) {
+    if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+            // SAFETY: kill(2) on a pid listed in our own namespace.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
 impl Drop for VrrpLan {
     fn drop(&mut self) {
         for (_, c) in self.children.iter_mut() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        for ns in &self.namespaces {
+            kill_all_in(ns);
         }
         for ns in self.namespaces.iter().rev() {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
