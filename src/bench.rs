@@ -99,7 +99,24 @@ pub fn run_all(opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow>> {
         rows.push(compare(&mut dp, "lb", case, pkt, opts)?);
     }
     rows.extend(gateway(&mut dp, opts)?);
+    rows.push(router(&mut dp, opts)?);
     Ok(rows)
+}
+
+/// The load-sharing filter on a frame of a bucket this router owns (the
+/// path every routed packet takes).
+fn router(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<BenchRow> {
+    use dataplane_common::router::{RouterCfg, BUCKET_MINE, BUCKETS};
+    let vmac = [0, 0, 0x5e, 0, 1, 51];
+    dp.set_router_cfg(&RouterCfg { vmac, own_mac: [2, 0, 0, 0, 0xaa, 1], by_dst: 0, enabled: 1 })?;
+    for b in 0..BUCKETS {
+        dp.set_bucket(b, BUCKET_MINE)?;
+    }
+    let mut pkt = crate::packets::udp_packet(std::net::Ipv4Addr::new(10, 3, 0, 50), std::net::Ipv4Addr::new(10, 4, 0, 100), 40000, 9000, b"seq");
+    pkt[..6].copy_from_slice(&vmac);
+    let r = dp.test_run("router", &pkt)?;
+    anyhow::ensure!(r.verdict == dataplane_user::verdict::PASS && r.output[..6] != vmac, "router bench: the frame was not routed");
+    compare(dp, "router", "owned_bucket", &pkt, opts)
 }
 
 /// The gateway's four paths: new and established sessions upstream, and

@@ -48,3 +48,11 @@ pub const fn flow_hash(src: u32, dst: u32, sport: u16, dport: u16, proto: u8, se
     h = mix_word(h, proto as u32);
     finish(h, 20)
 }
+
+/// The load-sharing condition of an end-system address (network order, as
+/// in the packet): its bucket out of `router::BUCKETS`.
+#[inline(always)]
+pub const fn addr_bucket(addr: u32) -> u32 {
+    let h = mix_word(0x6275_636b, addr);
+    finish(h, 4) & (crate::router::BUCKETS - 1)
+}

@@ -6,11 +6,12 @@
 pub mod gw;
 pub mod hash;
 pub mod lb;
+pub mod router;
 
 /// Layout version of every pinned map. Bump it whenever a map's key, value,
 /// size or meaning changes; a daemon that finds pins of another version
 /// refuses them instead of guessing (ARCHITECTURE.md §5).
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// Magic stored beside the layout version so a foreign map of the same name
 /// is not mistaken for ours.
@@ -48,12 +49,15 @@ mod pod {
     unsafe impl aya::Pod for super::gw::AuthKey {}
     unsafe impl aya::Pod for super::gw::Session {}
     unsafe impl aya::Pod for super::gw::SessionCounters {}
+    unsafe impl aya::Pod for super::router::RouterCfg {}
+    unsafe impl aya::Pod for super::router::Fingerprint {}
 }
 
 // Every role's stats begin with the verdicts in the same order; the XDP
 // programs count verdicts through one helper that relies on it.
 const _: () = {
-    assert!(lb::stat::TX == 0 && gw::stat::TX == 0);
+    assert!(lb::stat::TX == 0 && gw::stat::TX == 0 && router::stat::TX == 0);
+    assert!(router::stat::REDIRECT == 1 && router::stat::PASS == 2 && router::stat::DROP == 3 && router::stat::ABORTED == 4);
     assert!(lb::stat::REDIRECT == 1 && gw::stat::REDIRECT == 1);
     assert!(lb::stat::PASS == 2 && gw::stat::PASS == 2);
     assert!(lb::stat::DROP == 3 && gw::stat::DROP == 3);

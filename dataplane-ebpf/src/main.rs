@@ -11,6 +11,7 @@ mod gw;
 mod lb;
 mod maps;
 mod parse;
+mod router;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -140,3 +140,35 @@ pub static GW_TX_PORTS: DevMapHash = DevMapHash::with_max_entries(64, 0);
 /// Per-CPU `{packets, bytes}` per verdict and reason (`gw::stat`).
 #[map(name = "GW_STATS")]
 pub static GW_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(gw::stat::COUNT, 0);
+
+// ---- router (load sharing) ---------------------------------------------
+
+use aya_ebpf::maps::RingBuf;
+use dataplane_common::router::{self, Fingerprint, RouterCfg};
+
+/// Virtual MAC, own MAC and direction. Control plane.
+#[map(name = "RT_CFG")]
+pub static RT_CFG: Array<RouterCfg> = Array::with_max_entries(1, 0);
+
+/// Bucket → not mine / mine / hold. Control plane (the hand-off).
+#[map(name = "RT_BUCKETS")]
+pub static RT_BUCKETS: Array<u32> = Array::with_max_entries(router::BUCKETS, 0);
+
+/// Per-CPU `{packets, bytes}` routed per bucket (rate monitoring, claim 7).
+#[map(name = "RT_RATES")]
+pub static RT_RATES: PerCpuArray<Counter> = PerCpuArray::with_max_entries(router::BUCKETS, 0);
+
+/// Last packet routed per bucket (the hand-off's sequence point). Shared,
+/// not per-CPU: the last write is the last packet routed, as long as one
+/// bucket's frames are processed on one CPU at a time (they arrive in
+/// order on one queue).
+#[map(name = "RT_LAST")]
+pub static RT_LAST: Array<Fingerprint> = Array::with_max_entries(router::BUCKETS, 0);
+
+/// Frames of held buckets, for the control plane to route or discard.
+#[map(name = "RT_HELD")]
+pub static RT_HELD: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
+
+/// Per-CPU `{packets, bytes}` per verdict and reason (`router::stat`).
+#[map(name = "RT_STATS")]
+pub static RT_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(router::stat::COUNT, 0);

@@ -3,6 +3,7 @@
 
 pub mod gw;
 pub mod lb;
+pub mod router;
 pub mod pins;
 pub mod testrun;
 

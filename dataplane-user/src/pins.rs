@@ -14,7 +14,7 @@ use aya::{
     programs::{links::FdLink, links::PinnedLink, Xdp, XdpMode},
     Ebpf, EbpfLoader,
 };
-use dataplane_common::{gw, lb, Counter, LayoutMeta, LAYOUT_MAGIC, LAYOUT_VERSION};
+use dataplane_common::{gw, lb, router, Counter, LayoutMeta, LAYOUT_MAGIC, LAYOUT_VERSION};
 use tracing::{info, warn};
 
 use crate::{io_err, Error, Result, OBJ};
@@ -54,6 +54,12 @@ const MAPS: &[MapSpec] = &[
     MapSpec { name: "GW_SESSIONS", kind: MapType::Array, key: 4, value: size::<gw::Session>(), max: gw::SESSIONS_MAX },
     MapSpec { name: "GW_SESS_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<gw::SessionCounters>(), max: gw::SESSIONS_MAX },
     MapSpec { name: "GW_TX_PORTS", kind: MapType::DevMapHash, key: 4, value: 8, max: 64 },
+    MapSpec { name: "RT_CFG", kind: MapType::Array, key: 4, value: size::<router::RouterCfg>(), max: 1 },
+    MapSpec { name: "RT_BUCKETS", kind: MapType::Array, key: 4, value: 4, max: router::BUCKETS },
+    MapSpec { name: "RT_RATES", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: router::BUCKETS },
+    MapSpec { name: "RT_LAST", kind: MapType::Array, key: 4, value: size::<router::Fingerprint>(), max: router::BUCKETS },
+    MapSpec { name: "RT_HELD", kind: MapType::RingBuf, key: 0, value: 0, max: 4 << 20 },
+    MapSpec { name: "RT_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: router::stat::COUNT },
     MapSpec { name: "GW_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: gw::stat::COUNT },
 ];
 
@@ -87,7 +93,7 @@ impl Dataplane {
     /// Load every program and fresh, unpinned maps. For test_run only.
     pub fn load_private() -> Result<Self> {
         let mut ebpf = EbpfLoader::new().load(OBJ)?;
-        for name in ["lb", "floor", "gateway", "tx", "sink"] {
+        for name in ["lb", "floor", "gateway", "tx", "sink", "router"] {
             program_mut(&mut ebpf, name)?.load().map_err(|e| Error::Program(name.into(), e))?;
         }
         let mut dp = Self { ebpf, pin_dir: None, interface: None, took_over: false, links: Vec::new() };

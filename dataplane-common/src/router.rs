@@ -1,0 +1,85 @@
+//! Maps of the `router` role's load-sharing filter (seed 003): every
+//! router of the virtual router receives the frames for the virtual MAC;
+//! each routes only the packets whose condition (a hash bucket of the end
+//! system's address) it owns.
+
+/// Conditions: hash buckets of the end-system address.
+pub const BUCKETS: u32 = 256;
+
+/// `ROUTER_BUCKETS` values.
+pub const BUCKET_NOT_MINE: u32 = 0;
+pub const BUCKET_MINE: u32 = 1;
+/// Being handed to this router: buffer, do not route (claim 4).
+pub const BUCKET_HOLD: u32 = 2;
+
+/// Largest frame a held bucket buffers.
+pub const HOLD_MAX: usize = 1536;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RouterCfg {
+    pub vmac: [u8; 6],
+    /// This router's MAC on the interface: routed frames are re-addressed
+    /// to it so the kernel takes them as its own.
+    pub own_mac: [u8; 6],
+    /// 0: the end system is the source (upstream); 1: the destination.
+    pub by_dst: u32,
+    pub enabled: u32,
+}
+
+/// The last packet this router routed in a bucket. It is the hand-off's
+/// sequence point: both routers see the same frames in the same order on
+/// the shared segment, so the packet itself, not a clock, marks where the
+/// old owner stopped.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Fingerprint {
+    pub src: u32,
+    pub dst: u32,
+    pub ip_id: u16,
+    pub ip_csum: u16,
+    /// First 4 bytes of the L4 header (ports), or 0.
+    pub l4: u32,
+    /// Packets routed in this bucket so far (0: none yet).
+    pub count: u64,
+}
+
+/// A held frame as written to the ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct HeldFrame {
+    pub bucket: u32,
+    pub len: u32,
+    pub data: [u8; HOLD_MAX],
+}
+
+pub mod stat {
+    pub const TX: u32 = 0;
+    pub const REDIRECT: u32 = 1;
+    pub const PASS: u32 = 2;
+    pub const DROP: u32 = 3;
+    pub const ABORTED: u32 = 4;
+    pub const NOT_VMAC: u32 = 5;
+    pub const NOT_IPV4: u32 = 6;
+    pub const MALFORMED: u32 = 7;
+    pub const ROUTED: u32 = 8;
+    pub const NOT_OWNER: u32 = 9;
+    pub const HELD: u32 = 10;
+    pub const HOLD_OVERFLOW: u32 = 11;
+    pub const COUNT: u32 = 12;
+
+    pub const NAMES: [&str; COUNT as usize] = [
+        "tx",
+        "redirect",
+        "pass",
+        "drop",
+        "aborted",
+        "not_vmac",
+        "not_ipv4",
+        "malformed",
+        "routed",
+        "not_owner",
+        "held",
+        "hold_overflow",
+    ];
+}

@@ -1,0 +1,110 @@
+//! The `router` load-sharing filter (seed 003): of the frames sent to the
+//! virtual MAC, route (pass to the kernel, re-addressed to this router)
+//! only those whose end-system bucket this router owns; hold the buckets
+//! being handed over; drop the rest, which another router routes.
+
+use aya_ebpf::{bindings::xdp_action, helpers::bpf_xdp_load_bytes, macros::xdp, programs::XdpContext};
+use dataplane_common::{
+    hash,
+    router::{stat, Fingerprint, HeldFrame, BUCKET_HOLD, BUCKET_MINE, HOLD_MAX},
+};
+
+use crate::{
+    maps::{self, RT_BUCKETS, RT_CFG, RT_HELD, RT_LAST, RT_RATES, RT_STATS},
+    parse::{self, ETH_P_IPV4},
+};
+
+#[xdp]
+pub fn router(ctx: XdpContext) -> u32 {
+    let bytes = (ctx.data_end() - ctx.data()) as u64;
+    let (action, reason) = filter(&ctx, bytes);
+    maps::count(&RT_STATS, reason, bytes);
+    maps::count_verdict(&RT_STATS, action, bytes);
+    action
+}
+
+#[inline(always)]
+fn filter(ctx: &XdpContext, bytes: u64) -> (u32, u32) {
+    let cfg = match RT_CFG.get(0) {
+        Some(c) if c.enabled != 0 => *c,
+        _ => return (xdp_action::XDP_PASS, stat::NOT_VMAC),
+    };
+    let Some(eth) = parse::ptr_at::<[u8; 14]>(ctx, 0) else { return (xdp_action::XDP_PASS, stat::MALFORMED) };
+    // SAFETY: 14 bytes checked.
+    let e = unsafe { &mut *eth };
+    if e[0..6] != cfg.vmac {
+        return (xdp_action::XDP_PASS, stat::NOT_VMAC);
+    }
+    if u16::from_be_bytes([e[12], e[13]]) != ETH_P_IPV4 {
+        return (xdp_action::XDP_PASS, stat::NOT_IPV4);
+    }
+    let Some(ip) = parse::ptr_at::<[u8; 24]>(ctx, 14) else { return (xdp_action::XDP_PASS, stat::MALFORMED) };
+    // SAFETY: 24 bytes checked (20-byte header + 4 bytes of L4 or options).
+    let h = unsafe { *ip };
+    if h[0] != 0x45 && (h[0] >> 4 != 4 || h[0] & 0x0f < 5) {
+        return (xdp_action::XDP_PASS, stat::MALFORMED);
+    }
+    let src = u32::from_ne_bytes([h[12], h[13], h[14], h[15]]);
+    let dst = u32::from_ne_bytes([h[16], h[17], h[18], h[19]]);
+    let bucket = hash::addr_bucket(if cfg.by_dst != 0 { dst } else { src });
+    match RT_BUCKETS.get(bucket).copied() {
+        Some(BUCKET_MINE) => {
+            if let Some(c) = RT_RATES.get_ptr_mut(bucket) {
+                // SAFETY: per-CPU slot.
+                unsafe {
+                    (*c).packets += 1;
+                    (*c).bytes += bytes;
+                }
+            }
+            if let Some(f) = RT_LAST.get_ptr_mut(bucket) {
+                // SAFETY: map value; see RT_LAST on concurrency.
+                unsafe {
+                    let n = (*f).count + 1;
+                    *f = Fingerprint {
+                        src,
+                        dst,
+                        ip_id: u16::from_ne_bytes([h[4], h[5]]),
+                        ip_csum: u16::from_ne_bytes([h[10], h[11]]),
+                        l4: if h[0] == 0x45 { u32::from_ne_bytes([h[20], h[21], h[22], h[23]]) } else { 0 },
+                        count: n,
+                    };
+                }
+            }
+            // The kernel routes it as a frame for this host.
+            e[0..6].copy_from_slice(&cfg.own_mac);
+            (xdp_action::XDP_PASS, stat::ROUTED)
+        }
+        Some(BUCKET_HOLD) => (xdp_action::XDP_DROP, hold(ctx, bucket)),
+        _ => (xdp_action::XDP_DROP, stat::NOT_OWNER),
+    }
+}
+
+/// Copy the frame to the ring buffer for the control plane (claims 4, 6).
+#[inline(always)]
+fn hold(ctx: &XdpContext, bucket: u32) -> u32 {
+    let len = ctx.data_end() - ctx.data();
+    if len > HOLD_MAX {
+        return stat::HOLD_OVERFLOW;
+    }
+    let Some(mut entry) = RT_HELD.reserve::<HeldFrame>(0) else { return stat::HOLD_OVERFLOW };
+    let p = entry.as_mut_ptr();
+    // SAFETY: `p` points at a reserved HeldFrame; the helper copies at most
+    // `len` <= HOLD_MAX bytes into its data array.
+    let rc = unsafe {
+        (*p).bucket = bucket;
+        (*p).len = len as u32;
+        // For the verifier: bounds it can see (LLVM folds a plain check).
+        let n = len as i64;
+        if !aya_ebpf::check_bounds_signed(n, 1, HOLD_MAX as i64) {
+            -1
+        } else {
+            bpf_xdp_load_bytes(ctx.ctx, 0, (*p).data.as_mut_ptr().cast(), n as u32)
+        }
+    };
+    if rc != 0 {
+        entry.discard(0);
+        return stat::HOLD_OVERFLOW;
+    }
+    entry.submit(0);
+    stat::HELD
+}

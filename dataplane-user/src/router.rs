@@ -1,0 +1,61 @@
+//! Typed access to the `router` load-sharing maps.
+
+use aya::maps::{Array, MapData, RingBuf};
+use dataplane_common::{
+    router::{self, Fingerprint, RouterCfg},
+    Counter,
+};
+
+use crate::{Dataplane, Error, Result};
+
+/// A frame the filter held for a bucket being handed over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub bucket: u32,
+    pub frame: Vec<u8>,
+}
+
+impl Dataplane {
+    pub fn set_router_cfg(&mut self, c: &RouterCfg) -> Result<()> {
+        let mut a: Array<&mut MapData, RouterCfg> = self.map_mut("RT_CFG")?;
+        a.set(0, c, 0).map_err(|e| Error::Map("RT_CFG", e))
+    }
+
+    pub fn set_bucket(&mut self, bucket: u32, state: u32) -> Result<()> {
+        let mut a: Array<&mut MapData, u32> = self.map_mut("RT_BUCKETS")?;
+        a.set(bucket, state, 0).map_err(|e| Error::Map("RT_BUCKETS", e))
+    }
+
+    pub fn buckets(&self) -> Result<Vec<u32>> {
+        let a: Array<&MapData, u32> = self.map("RT_BUCKETS")?;
+        (0..router::BUCKETS).map(|b| a.get(&b, 0).map_err(|e| Error::Map("RT_BUCKETS", e))).collect()
+    }
+
+    /// Routed `{packets, bytes}` per bucket, summed over CPUs.
+    pub fn bucket_rates(&self) -> Result<Vec<Counter>> {
+        self.sum_stats("RT_RATES", router::BUCKETS)
+    }
+
+    pub fn last_routed(&self, bucket: u32) -> Result<Fingerprint> {
+        let a: Array<&MapData, Fingerprint> = self.map("RT_LAST")?;
+        a.get(&bucket, 0).map_err(|e| Error::Map("RT_LAST", e))
+    }
+
+    pub fn router_stats(&self) -> Result<Vec<Counter>> {
+        self.sum_stats("RT_STATS", router::stat::COUNT)
+    }
+
+    /// Every frame held so far, in arrival order.
+    pub fn take_held(&mut self) -> Result<Vec<Held>> {
+        let mut rb: RingBuf<&mut MapData> = self.map_mut("RT_HELD")?;
+        let mut out = Vec::new();
+        while let Some(item) = rb.next() {
+            if item.len() >= 8 {
+                let bucket = u32::from_ne_bytes([item[0], item[1], item[2], item[3]]);
+                let len = (u32::from_ne_bytes([item[4], item[5], item[6], item[7]]) as usize).min(item.len() - 8);
+                out.push(Held { bucket, frame: item[8..8 + len].to_vec() });
+            }
+        }
+        Ok(out)
+    }
+}
