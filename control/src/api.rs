@@ -11,17 +11,36 @@ use crate::config::Gateway;
 pub enum Request {
     Status,
     Stats,
-    LbGateways { interface: Option<String> },
-    LbGatewayAdd { interface: Option<String>, gateway: Gateway },
-    LbGatewayRemove { interface: Option<String>, name: String },
+    LbGateways {
+        interface: Option<String>,
+    },
+    LbGatewayAdd {
+        interface: Option<String>,
+        gateway: Gateway,
+    },
+    LbGatewayRemove {
+        interface: Option<String>,
+        name: String,
+    },
     LbDigest,
-    LbLookup { interface: Option<String>, key: LookupKey },
+    LbLookup {
+        interface: Option<String>,
+        key: LookupKey,
+    },
     GwGroups,
     GwSessions,
-    GwLookup { flow: FlowSpec },
+    GwLookup {
+        flow: FlowSpec,
+    },
     GwAccounting,
-    GwServerAdd { group: String, server: crate::gateway::ServerCfg },
-    GwServerRemove { group: String, name: String },
+    GwServerAdd {
+        group: String,
+        server: crate::gateway::ServerCfg,
+    },
+    GwServerRemove {
+        group: String,
+        name: String,
+    },
     VrrpStatus,
     Reload,
 }
@@ -48,7 +67,11 @@ impl std::str::FromStr for FlowSpec {
 
     /// `SRC:PORT-DST:PORT/PROTO`, e.g. `10.0.0.2:4000-198.51.100.10:80/tcp`.
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?}: expected SRC:PORT-DST:PORT/PROTO, e.g. 10.0.0.2:4000-198.51.100.10:80/udp");
+        let bad = || {
+            format!(
+                "{s:?}: expected SRC:PORT-DST:PORT/PROTO, e.g. 10.0.0.2:4000-198.51.100.10:80/udp"
+            )
+        };
         let (tuple, proto) = s.rsplit_once('/').ok_or_else(bad)?;
         let proto = proto.to_ascii_lowercase();
         if proto != "udp" && proto != "tcp" {
@@ -57,7 +80,13 @@ impl std::str::FromStr for FlowSpec {
         let (a, b) = tuple.split_once('-').ok_or_else(bad)?;
         let a: std::net::SocketAddrV4 = a.parse().map_err(|_| bad())?;
         let b: std::net::SocketAddrV4 = b.parse().map_err(|_| bad())?;
-        Ok(Self { src: *a.ip(), sport: a.port(), dst: *b.ip(), dport: b.port(), proto })
+        Ok(Self {
+            src: *a.ip(),
+            sport: a.port(),
+            dst: *b.ip(),
+            dport: b.port(),
+            proto,
+        })
     }
 }
 
@@ -72,10 +101,18 @@ pub struct Response {
 
 impl Response {
     pub fn ok(data: impl Serialize) -> Self {
-        Self { ok: true, error: None, data: serde_json::to_value(data).unwrap_or_default() }
+        Self {
+            ok: true,
+            error: None,
+            data: serde_json::to_value(data).unwrap_or_default(),
+        }
     }
     pub fn err(msg: impl Into<String>) -> Self {
-        Self { ok: false, error: Some(msg.into()), data: serde_json::Value::Null }
+        Self {
+            ok: false,
+            error: Some(msg.into()),
+            data: serde_json::Value::Null,
+        }
     }
 }
 
@@ -129,9 +166,18 @@ mod tests {
     fn requests_round_trip() {
         let reqs = vec![
             Request::Status,
-            Request::LbGatewayRemove { interface: Some("eth0".into()), name: "gw1".into() },
-            Request::LbLookup { interface: None, key: LookupKey::Teid(7) },
-            Request::LbLookup { interface: None, key: LookupKey::Flow("10.0.0.2:1-10.0.0.3:2/udp".parse().unwrap()) },
+            Request::LbGatewayRemove {
+                interface: Some("eth0".into()),
+                name: "gw1".into(),
+            },
+            Request::LbLookup {
+                interface: None,
+                key: LookupKey::Teid(7),
+            },
+            Request::LbLookup {
+                interface: None,
+                key: LookupKey::Flow("10.0.0.2:1-10.0.0.3:2/udp".parse().unwrap()),
+            },
         ];
         for r in reqs {
             let line = serde_json::to_string(&r).unwrap();
@@ -144,7 +190,9 @@ mod tests {
     fn flow_spec_parsing() {
         let f: FlowSpec = "10.0.0.2:4000-198.51.100.10:80/TCP".parse().unwrap();
         assert_eq!((f.sport, f.dport, f.proto.as_str()), (4000, 80, "tcp"));
-        assert!("10.0.0.2:4000-198.51.100.10:80/icmp".parse::<FlowSpec>().is_err());
+        assert!("10.0.0.2:4000-198.51.100.10:80/icmp"
+            .parse::<FlowSpec>()
+            .is_err());
         assert!("10.0.0.2-198.51.100.10/udp".parse::<FlowSpec>().is_err());
     }
 }

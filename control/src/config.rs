@@ -142,7 +142,10 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 fn err(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError { key: key.into(), reason: reason.into() }
+    ConfigError {
+        key: key.into(),
+        reason: reason.into(),
+    }
 }
 
 impl Config {
@@ -172,11 +175,16 @@ impl Config {
         }
         let mut ifaces = HashSet::new();
         for (i, gw) in self.gateway.iter().enumerate() {
-            gw.validate().map_err(|(k, r)| err(format!("gateway[{i}].{k}"), r))?;
+            gw.validate()
+                .map_err(|(k, r)| err(format!("gateway[{i}].{k}"), r))?;
             for (j, name) in gw.interfaces.iter().enumerate() {
-                validate_ifname(name).map_err(|r| err(format!("gateway[{i}].interfaces[{j}]"), r))?;
+                validate_ifname(name)
+                    .map_err(|r| err(format!("gateway[{i}].interfaces[{j}]"), r))?;
                 if !ifaces.insert(name) {
-                    return Err(err(format!("gateway[{i}].interfaces[{j}]"), format!("{name} is already used by another role instance")));
+                    return Err(err(
+                        format!("gateway[{i}].interfaces[{j}]"),
+                        format!("{name} is already used by another role instance"),
+                    ));
                 }
             }
         }
@@ -188,20 +196,38 @@ impl Config {
                 return Err(err(format!("{k}.vrid"), "must be 1..255"));
             }
             if !vrids.insert((r.interface.clone(), r.vrid)) {
-                return Err(err(format!("{k}.vrid"), format!("VRID {} is configured twice on {}", r.vrid, r.interface)));
+                return Err(err(
+                    format!("{k}.vrid"),
+                    format!("VRID {} is configured twice on {}", r.vrid, r.interface),
+                ));
             }
             if r.priority == 0 {
-                return Err(err(format!("{k}.priority"), "must be 1..255 (0 is reserved for a master leaving)"));
+                return Err(err(
+                    format!("{k}.priority"),
+                    "must be 1..255 (0 is reserved for a master leaving)",
+                ));
             }
             if r.advert_interval_ms % 10 != 0 || !(10..=40950).contains(&r.advert_interval_ms) {
-                return Err(err(format!("{k}.advert_interval_ms"), format!("{} must be a multiple of 10 in 10..=40950 (centiseconds on the wire)", r.advert_interval_ms)));
+                return Err(err(
+                    format!("{k}.advert_interval_ms"),
+                    format!(
+                        "{} must be a multiple of 10 in 10..=40950 (centiseconds on the wire)",
+                        r.advert_interval_ms
+                    ),
+                ));
             }
             if r.virtual_addresses.is_empty() || r.virtual_addresses.len() > 255 {
-                return Err(err(format!("{k}.virtual_addresses"), "name 1..255 addresses"));
+                return Err(err(
+                    format!("{k}.virtual_addresses"),
+                    "name 1..255 addresses",
+                ));
             }
             for a in &r.virtual_addresses {
                 if crate::gateway::parse_prefix(a).is_none() {
-                    return Err(err(format!("{k}.virtual_addresses"), format!("{a:?} is not A.B.C.D/LEN")));
+                    return Err(err(
+                        format!("{k}.virtual_addresses"),
+                        format!("{a:?} is not A.B.C.D/LEN"),
+                    ));
                 }
             }
         }
@@ -209,7 +235,10 @@ impl Config {
             let k = format!("lb[{i}]");
             validate_ifname(&lb.interface).map_err(|r| err(format!("{k}.interface"), r))?;
             if !ifaces.insert(&lb.interface) {
-                return Err(err(format!("{k}.interface"), format!("{} is already used by another role instance", lb.interface)));
+                return Err(err(
+                    format!("{k}.interface"),
+                    format!("{} is already used by another role instance", lb.interface),
+                ));
             }
             if !is_prime(lb.table_size) || lb.table_size > MAGLEV_MAX {
                 return Err(err(
@@ -217,18 +246,27 @@ impl Config {
                     format!("{} must be a prime no larger than {MAGLEV_MAX} (default {DEFAULT_TABLE_SIZE})", lb.table_size),
                 ));
             }
-            if lb.gateways.len() > GATEWAYS_MAX as usize || lb.table_size as usize <= lb.gateways.len() {
+            if lb.gateways.len() > GATEWAYS_MAX as usize
+                || lb.table_size as usize <= lb.gateways.len()
+            {
                 return Err(err(
                     format!("{k}.gateway"),
-                    format!("{} gateways: at most {GATEWAYS_MAX}, and fewer than table_size", lb.gateways.len()),
+                    format!(
+                        "{} gateways: at most {GATEWAYS_MAX}, and fewer than table_size",
+                        lb.gateways.len()
+                    ),
                 ));
             }
             let mut names = HashSet::new();
             for (j, gw) in lb.gateways.iter().enumerate() {
                 let gk = format!("{k}.gateway[{j}]");
-                gw.validate().map_err(|(field, r)| err(format!("{gk}.{field}"), r))?;
+                gw.validate()
+                    .map_err(|(field, r)| err(format!("{gk}.{field}"), r))?;
                 if !names.insert(&gw.name) {
-                    return Err(err(format!("{gk}.name"), format!("{:?} is used twice", gw.name)));
+                    return Err(err(
+                        format!("{gk}.name"),
+                        format!("{:?} is used twice", gw.name),
+                    ));
                 }
             }
         }
@@ -246,24 +284,41 @@ impl Gateway {
         if self.name.is_empty() || self.name.len() >= GW_NAME_LEN {
             return Err(("name", format!("must be 1..{} bytes", GW_NAME_LEN - 1)));
         }
-        if !self.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err(("name", format!("{:?}: use letters, digits, '-', '_' or '.'", self.name)));
+        if !self
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err((
+                "name",
+                format!("{:?}: use letters, digits, '-', '_' or '.'", self.name),
+            ));
         }
         if parse_mac(&self.mac).is_none() {
-            return Err(("mac", format!("{:?} is not a MAC address (xx:xx:xx:xx:xx:xx)", self.mac)));
+            return Err((
+                "mac",
+                format!("{:?} is not a MAC address (xx:xx:xx:xx:xx:xx)", self.mac),
+            ));
         }
         if let Some(v) = &self.via {
             validate_ifname(v).map_err(|r| ("via", r))?;
         }
         if self.weight > MAX_WEIGHT {
-            return Err(("weight", format!("{} is above the maximum {MAX_WEIGHT}", self.weight)));
+            return Err((
+                "weight",
+                format!("{} is above the maximum {MAX_WEIGHT}", self.weight),
+            ));
         }
         Ok(())
     }
 }
 
 fn validate_ifname(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > 15 || name.contains('/') || name.contains(char::is_whitespace) {
+    if name.is_empty()
+        || name.len() > 15
+        || name.contains('/')
+        || name.contains(char::is_whitespace)
+    {
         return Err(format!("{name:?} is not a valid interface name"));
     }
     Ok(())
@@ -313,7 +368,10 @@ fn key_at(text: &str, offset: usize) -> String {
             table = h.to_string();
         }
     }
-    let line = text[before.rfind('\n').map(|i| i + 1).unwrap_or(0)..].lines().next().unwrap_or("");
+    let line = text[before.rfind('\n').map(|i| i + 1).unwrap_or(0)..]
+        .lines()
+        .next()
+        .unwrap_or("");
     let key = line.split('=').next().unwrap_or("").trim();
     match (table.is_empty(), key.is_empty() || key.starts_with('[')) {
         (true, true) => "<file>".into(),

@@ -5,7 +5,9 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use dataplane_common::gw::{GROUPS_MAX, NO_SERVER, SELECT_SLOTS, SERVERS_MAX, TYPES_MAX, TYPE_RULES_MAX};
+use dataplane_common::gw::{
+    GROUPS_MAX, NO_SERVER, SELECT_SLOTS, SERVERS_MAX, TYPES_MAX, TYPE_RULES_MAX,
+};
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -46,7 +48,11 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { udp: 60, tcp: 7440, tcp_closing: 10 }
+        Self {
+            udp: 60,
+            tcp: 7440,
+            tcp_closing: 10,
+        }
     }
 }
 
@@ -64,7 +70,12 @@ pub struct Accounting {
 
 impl Default for Accounting {
     fn default() -> Self {
-        Self { file: None, interim: 300, rotate_bytes: 64 << 20, keep: 5 }
+        Self {
+            file: None,
+            interim: 300,
+            rotate_bytes: 64 << 20,
+            keep: 5,
+        }
     }
 }
 
@@ -152,10 +163,19 @@ pub fn proto_name(p: u8) -> &'static str {
 impl std::str::FromStr for ServiceAddr {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (sa, proto) = s.rsplit_once('/').ok_or_else(|| format!("{s:?}: expected ADDR:PORT/PROTO"))?;
-        let proto = parse_proto(proto).ok_or_else(|| format!("{s:?}: protocol must be tcp or udp"))?;
-        let sa: std::net::SocketAddrV4 = sa.parse().map_err(|_| format!("{s:?}: expected ADDR:PORT/PROTO"))?;
-        Ok(Self { addr: *sa.ip(), port: sa.port(), proto })
+        let (sa, proto) = s
+            .rsplit_once('/')
+            .ok_or_else(|| format!("{s:?}: expected ADDR:PORT/PROTO"))?;
+        let proto =
+            parse_proto(proto).ok_or_else(|| format!("{s:?}: protocol must be tcp or udp"))?;
+        let sa: std::net::SocketAddrV4 = sa
+            .parse()
+            .map_err(|_| format!("{s:?}: expected ADDR:PORT/PROTO"))?;
+        Ok(Self {
+            addr: *sa.ip(),
+            port: sa.port(),
+            proto,
+        })
     }
 }
 
@@ -180,7 +200,13 @@ impl Gateway {
             return e("interfaces", "name at least one interface".into());
         }
         if parse_ports(&self.ports).is_none() {
-            return e("ports", format!("{:?}: expected MIN-MAX with 1024 <= MIN <= MAX <= 65535", self.ports));
+            return e(
+                "ports",
+                format!(
+                    "{:?}: expected MIN-MAX with 1024 <= MIN <= MAX <= 65535",
+                    self.ports
+                ),
+            );
         }
         if self.timeouts.udp == 0 || self.timeouts.tcp == 0 || self.timeouts.tcp_closing == 0 {
             return e("timeouts", "timeouts must be at least 1 second".into());
@@ -194,7 +220,10 @@ impl Gateway {
         for (i, t) in self.session_types.iter().enumerate() {
             let k = format!("session_type[{i}]");
             if t.id == 0 || t.id as u32 >= TYPES_MAX {
-                return e(&format!("{k}.id"), format!("{} must be 1..{}", t.id, TYPES_MAX - 1));
+                return e(
+                    &format!("{k}.id"),
+                    format!("{} must be 1..{}", t.id, TYPES_MAX - 1),
+                );
             }
             if let Some(p) = &t.proto {
                 if parse_proto(p).is_none() {
@@ -206,7 +235,10 @@ impl Gateway {
             }
             if let Some(p) = &t.terminals {
                 if parse_prefix(p).is_none() {
-                    return e(&format!("{k}.terminals"), format!("{p:?} is not A.B.C.D/LEN"));
+                    return e(
+                        &format!("{k}.terminals"),
+                        format!("{p:?} is not A.B.C.D/LEN"),
+                    );
                 }
             }
         }
@@ -218,12 +250,18 @@ impl Gateway {
         for (i, g) in self.groups.iter().enumerate() {
             let k = format!("group[{i}]");
             if g.services.is_empty() {
-                return e(&format!("{k}.services"), "name at least one representative address".into());
+                return e(
+                    &format!("{k}.services"),
+                    "name at least one representative address".into(),
+                );
             }
             for s in &g.services {
                 let sa: ServiceAddr = s.parse().map_err(|r| (format!("{k}.services"), r))?;
                 if !services.insert(sa) {
-                    return e(&format!("{k}.services"), format!("{s} belongs to two groups"));
+                    return e(
+                        &format!("{k}.services"),
+                        format!("{s} belongs to two groups"),
+                    );
                 }
             }
             for p in g.allow.iter().flatten() {
@@ -232,12 +270,18 @@ impl Gateway {
                 }
             }
             if g.servers.is_empty() {
-                return e(&format!("{k}.server"), "a group needs at least one server".into());
+                return e(
+                    &format!("{k}.server"),
+                    "a group needs at least one server".into(),
+                );
             }
             for (j, s) in g.servers.iter().enumerate() {
                 let sk = format!("{k}.server[{j}]");
                 if s.weight == 0 || s.weight > 1000 {
-                    return e(&format!("{sk}.weight"), format!("{} must be 1..1000", s.weight));
+                    return e(
+                        &format!("{sk}.weight"),
+                        format!("{} must be 1..1000", s.weight),
+                    );
                 }
                 if let Some(m) = &s.mac {
                     if crate::config::parse_mac(m).is_none() {
@@ -245,7 +289,10 @@ impl Gateway {
                     }
                 }
                 if s.types.iter().flatten().any(|t| *t as u32 >= TYPES_MAX) {
-                    return e(&format!("{sk}.types"), format!("session types are 0..{}", TYPES_MAX - 1));
+                    return e(
+                        &format!("{sk}.types"),
+                        format!("session types are 0..{}", TYPES_MAX - 1),
+                    );
                 }
                 servers += 1;
             }
@@ -267,8 +314,10 @@ pub fn selection(servers: &[(u16, u32)]) -> [u16; SELECT_SLOTS as usize] {
         return out;
     }
     let n = SELECT_SLOTS as u64;
-    let mut shares: Vec<(u16, u64, u64)> =
-        servers.iter().map(|&(i, w)| (i, w as u64 * n / total, (w as u64 * n) % total)).collect();
+    let mut shares: Vec<(u16, u64, u64)> = servers
+        .iter()
+        .map(|&(i, w)| (i, w as u64 * n / total, (w as u64 * n) % total))
+        .collect();
     let mut left = n - shares.iter().map(|s| s.1).sum::<u64>();
     let mut order: Vec<usize> = (0..shares.len()).collect();
     order.sort_by(|&a, &b| shares[b].2.cmp(&shares[a].2).then(a.cmp(&b)));
@@ -303,7 +352,13 @@ pub enum EndReason {
 }
 
 /// Expiry decision for one session (times in ns of CLOCK_MONOTONIC).
-pub fn expiry(proto: u8, flags: u32, last_seen_ns: u64, now_ns: u64, t: &Timeouts) -> Option<EndReason> {
+pub fn expiry(
+    proto: u8,
+    flags: u32,
+    last_seen_ns: u64,
+    now_ns: u64,
+    t: &Timeouts,
+) -> Option<EndReason> {
     let idle = now_ns.saturating_sub(last_seen_ns) / 1_000_000_000;
     let closing = flags & (dataplane_common::gw::SF_FIN | dataplane_common::gw::SF_RST) != 0;
     match proto {
@@ -351,7 +406,10 @@ mod tests {
         assert_eq!((a, b), (16, 48));
         assert!(!s.contains(&NO_SERVER));
         let s = selection(&[(5, 1), (6, 1), (7, 1)]);
-        let counts: Vec<usize> = [5, 6, 7].iter().map(|i| s.iter().filter(|&&x| x == *i).count()).collect();
+        let counts: Vec<usize> = [5, 6, 7]
+            .iter()
+            .map(|i| s.iter().filter(|&&x| x == *i).count())
+            .collect();
         assert_eq!(counts.iter().sum::<usize>(), 64);
         assert!(counts.iter().all(|&c| c == 21 || c == 22), "{counts:?}");
         assert_eq!(&s[..3], &[5, 6, 7], "interleaved");
@@ -360,14 +418,25 @@ mod tests {
 
     #[test]
     fn expiry_rules() {
-        let t = Timeouts { udp: 30, tcp: 300, tcp_closing: 10 };
+        let t = Timeouts {
+            udp: 30,
+            tcp: 300,
+            tcp_closing: 10,
+        };
         let s = 1_000_000_000u64;
         assert_eq!(expiry(17, 0, 0, 29 * s, &t), None);
         assert_eq!(expiry(17, 0, 0, 30 * s, &t), Some(EndReason::IdleTimeout));
         assert_eq!(expiry(6, 0, 0, 100 * s, &t), None);
-        assert_eq!(expiry(6, dataplane_common::gw::SF_FIN, 0, 10 * s, &t), Some(EndReason::TcpClosed));
+        assert_eq!(
+            expiry(6, dataplane_common::gw::SF_FIN, 0, 10 * s, &t),
+            Some(EndReason::TcpClosed)
+        );
         assert_eq!(expiry(6, 0, 0, 300 * s, &t), Some(EndReason::IdleTimeout));
-        assert_eq!(expiry(17, 0, 50 * s, 10 * s, &t), None, "clock before last_seen");
+        assert_eq!(
+            expiry(17, 0, 50 * s, 10 * s, &t),
+            None,
+            "clock before last_seen"
+        );
     }
 
     #[test]
@@ -378,7 +447,10 @@ mod tests {
         assert_eq!(parse_ports("20000-20099"), Some((20000, 20099)));
         assert_eq!(parse_ports("80-90"), None);
         assert_eq!(parse_ports("30000-20000"), None);
-        assert_eq!(parse_prefix("10.0.0.0/8"), Some((Ipv4Addr::new(10, 0, 0, 0), 8)));
+        assert_eq!(
+            parse_prefix("10.0.0.0/8"),
+            Some((Ipv4Addr::new(10, 0, 0, 0), 8))
+        );
         assert_eq!(parse_prefix("10.0.0.0/33"), None);
     }
 }

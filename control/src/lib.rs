@@ -4,5 +4,6 @@
 pub mod api;
 pub mod config;
 pub mod gateway;
+pub mod loadshare;
 pub mod maglev;
 pub mod vrrp;

@@ -42,7 +42,10 @@ impl MaglevTable {
             return Err(MaglevError::NotPrime(size));
         }
         if (size as usize) <= backends.len() {
-            return Err(MaglevError::TooSmall { size, backends: backends.len() });
+            return Err(MaglevError::TooSmall {
+                size,
+                backends: backends.len(),
+            });
         }
         let mut sorted = backends.to_vec();
         sorted.sort_by(|a, b| a.name.cmp(&b.name));
@@ -50,7 +53,12 @@ impl MaglevTable {
             return Err(MaglevError::Duplicate(w[0].name.clone()));
         }
         let slots = populate(&sorted, size, seed);
-        Ok(Self { size, seed, backends: sorted, slots })
+        Ok(Self {
+            size,
+            seed,
+            backends: sorted,
+            slots,
+        })
     }
 
     /// The backend a hash lands on.
@@ -183,7 +191,12 @@ mod tests {
     use super::*;
 
     fn gws(n: usize) -> Vec<Backend> {
-        (0..n).map(|i| Backend { name: format!("gw{i:04}"), weight: 1 }).collect()
+        (0..n)
+            .map(|i| Backend {
+                name: format!("gw{i:04}"),
+                weight: 1,
+            })
+            .collect()
     }
 
     #[test]
@@ -220,7 +233,10 @@ mod tests {
             }
             let frac = others_moved as f64 / others as f64;
             eprintln!("n={n}: {others_moved}/{others} other slots moved");
-            assert!(frac <= 0.01, "n={n}: {others_moved}/{others} = {frac:.4} of the other slots moved");
+            assert!(
+                frac <= 0.01,
+                "n={n}: {others_moved}/{others} = {frac:.4} of the other slots moved"
+            );
         }
     }
 
@@ -239,9 +255,18 @@ mod tests {
     #[test]
     fn weights_shape_the_shares() {
         let b = vec![
-            Backend { name: "a".into(), weight: 1 },
-            Backend { name: "b".into(), weight: 3 },
-            Backend { name: "c".into(), weight: 0 },
+            Backend {
+                name: "a".into(),
+                weight: 1,
+            },
+            Backend {
+                name: "b".into(),
+                weight: 3,
+            },
+            Backend {
+                name: "c".into(),
+                weight: 0,
+            },
         ];
         let t = MaglevTable::build(&b, DEFAULT_TABLE_SIZE, 1).unwrap();
         let s = t.shares();
@@ -259,10 +284,19 @@ mod tests {
 
     #[test]
     fn rejects_bad_sizes_and_duplicates() {
-        assert_eq!(MaglevTable::build(&gws(2), 65_536, 1).unwrap_err(), MaglevError::NotPrime(65_536));
-        assert!(matches!(MaglevTable::build(&gws(7), 7, 1), Err(MaglevError::TooSmall { .. })));
+        assert_eq!(
+            MaglevTable::build(&gws(2), 65_536, 1).unwrap_err(),
+            MaglevError::NotPrime(65_536)
+        );
+        assert!(matches!(
+            MaglevTable::build(&gws(7), 7, 1),
+            Err(MaglevError::TooSmall { .. })
+        ));
         let mut d = gws(2);
         d.push(d[0].clone());
-        assert_eq!(MaglevTable::build(&d, 65_537, 1).unwrap_err(), MaglevError::Duplicate("gw0000".into()));
+        assert_eq!(
+            MaglevTable::build(&d, 65_537, 1).unwrap_err(),
+            MaglevError::Duplicate("gw0000".into())
+        );
     }
 }

@@ -90,10 +90,15 @@ fn csum(words: &[u8], mut sum: u32) -> u16 {
 /// §5.2.8: the checksum covers the VRRP message and an IPv4 pseudo-header.
 fn pseudo(src: Ipv4Addr, dst: Ipv4Addr, len: usize) -> u32 {
     let (s, d) = (src.octets(), dst.octets());
-    [u16::from_be_bytes([s[0], s[1]]), u16::from_be_bytes([s[2], s[3]]), u16::from_be_bytes([d[0], d[1]]), u16::from_be_bytes([d[2], d[3]])]
-        .iter()
-        .map(|w| *w as u32)
-        .sum::<u32>()
+    [
+        u16::from_be_bytes([s[0], s[1]]),
+        u16::from_be_bytes([s[2], s[3]]),
+        u16::from_be_bytes([d[0], d[1]]),
+        u16::from_be_bytes([d[2], d[3]]),
+    ]
+    .iter()
+    .map(|w| *w as u32)
+    .sum::<u32>()
         + VRRP_PROTO as u32
         + len as u32
 }
@@ -154,9 +159,21 @@ impl Advert {
         if csum(m, pseudo(src, dst, m.len())) != 0 {
             return Err(Discard::BadChecksum);
         }
-        let addresses = m[8..].chunks(4).map(|c| Ipv4Addr::new(c[0], c[1], c[2], c[3])).collect();
+        let addresses = m[8..]
+            .chunks(4)
+            .map(|c| Ipv4Addr::new(c[0], c[1], c[2], c[3]))
+            .collect();
         let max_adver_int = u16::from_be_bytes([m[4] & 0x0f, m[5]]);
-        Ok((src, dst, Advert { vrid: m[1], priority: m[2], max_adver_int, addresses }))
+        Ok((
+            src,
+            dst,
+            Advert {
+                vrid: m[1],
+                priority: m[2],
+                max_adver_int,
+                addresses,
+            },
+        ))
     }
 }
 
@@ -192,18 +209,27 @@ pub enum Event {
     AdverTimer,
     MasterDownTimer,
     /// A decoded advertisement from `src` (already TTL/checksum-checked).
-    Advert { src: Ipv4Addr, advert: Advert },
+    Advert {
+        src: Ipv4Addr,
+        advert: Advert,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    SendAdvert { priority: u8 },
+    SendAdvert {
+        priority: u8,
+    },
     /// Take the virtual addresses and MAC; announce them (gratuitous ARP).
     BecomeMaster,
     /// Give the virtual addresses and MAC up.
     StopBeingMaster,
-    StartAdverTimer { cs: u16 },
-    StartMasterDownTimer { cs: u32 },
+    StartAdverTimer {
+        cs: u16,
+    },
+    StartMasterDownTimer {
+        cs: u32,
+    },
     CancelAdverTimer,
     CancelMasterDownTimer,
     Discard(Discard),
@@ -225,7 +251,13 @@ pub struct VirtualRouter {
 impl VirtualRouter {
     pub fn new(params: Params) -> Self {
         let ai = params.adver_int;
-        Self { params, state: State::Initialize, master_adver_int: ai, master: None, last_cause: "created".into() }
+        Self {
+            params,
+            state: State::Initialize,
+            master_adver_int: ai,
+            master: None,
+            last_cause: "created".into(),
+        }
     }
 
     /// Skew_Time = ((256 - Priority) * Master_Adver_Interval) / 256 (§6.1).
@@ -247,7 +279,11 @@ impl VirtualRouter {
 
     fn in_subnet(&self, a: Ipv4Addr) -> bool {
         let (net, len) = self.params.subnet;
-        let mask = if len == 0 { 0 } else { u32::MAX << (32 - len as u32) };
+        let mask = if len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - len as u32)
+        };
         u32::from(a) & mask == u32::from(net) & mask
     }
 
@@ -260,11 +296,19 @@ impl VirtualRouter {
                 if p == OWNER_PRIORITY {
                     self.master = Some(self.params.primary);
                     self.change_state(State::Master, "startup as address owner (§6.4.1)");
-                    vec![SendAdvert { priority: p }, BecomeMaster, StartAdverTimer { cs: self.params.adver_int }]
+                    vec![
+                        SendAdvert { priority: p },
+                        BecomeMaster,
+                        StartAdverTimer {
+                            cs: self.params.adver_int,
+                        },
+                    ]
                 } else {
                     self.master_adver_int = self.params.adver_int;
                     self.change_state(State::Backup, "startup (§6.4.1)");
-                    vec![StartMasterDownTimer { cs: self.master_down_interval() }]
+                    vec![StartMasterDownTimer {
+                        cs: self.master_down_interval(),
+                    }]
                 }
             }
             (State::Initialize, _) => vec![],
@@ -276,7 +320,13 @@ impl VirtualRouter {
             (State::Backup, Event::MasterDownTimer) => {
                 self.master = Some(self.params.primary);
                 self.change_state(State::Master, "master down timer fired (§6.4.2)");
-                vec![SendAdvert { priority: p }, BecomeMaster, StartAdverTimer { cs: self.params.adver_int }]
+                vec![
+                    SendAdvert { priority: p },
+                    BecomeMaster,
+                    StartAdverTimer {
+                        cs: self.params.adver_int,
+                    },
+                ]
             }
             (State::Backup, Event::AdverTimer) => vec![],
             (State::Backup, Event::Startup) => vec![],
@@ -286,12 +336,16 @@ impl VirtualRouter {
                 }
                 if advert.priority == 0 {
                     // The master is leaving: take over after Skew_Time.
-                    return vec![StartMasterDownTimer { cs: self.skew_time() }];
+                    return vec![StartMasterDownTimer {
+                        cs: self.skew_time(),
+                    }];
                 }
                 if !self.params.preempt || advert.priority >= p {
                     self.master_adver_int = advert.max_adver_int;
                     self.master = Some(src);
-                    vec![StartMasterDownTimer { cs: self.master_down_interval() }]
+                    vec![StartMasterDownTimer {
+                        cs: self.master_down_interval(),
+                    }]
                 } else {
                     // Preempting a lower-priority master: let the timer run.
                     vec![]
@@ -300,9 +354,18 @@ impl VirtualRouter {
             // §6.4.3
             (State::Master, Event::Shutdown) => {
                 self.change_state(State::Initialize, "shutdown (§6.4.3)");
-                vec![CancelAdverTimer, SendAdvert { priority: 0 }, StopBeingMaster]
+                vec![
+                    CancelAdverTimer,
+                    SendAdvert { priority: 0 },
+                    StopBeingMaster,
+                ]
             }
-            (State::Master, Event::AdverTimer) => vec![SendAdvert { priority: p }, StartAdverTimer { cs: self.params.adver_int }],
+            (State::Master, Event::AdverTimer) => vec![
+                SendAdvert { priority: p },
+                StartAdverTimer {
+                    cs: self.params.adver_int,
+                },
+            ],
             (State::Master, Event::MasterDownTimer) => vec![],
             (State::Master, Event::Startup) => vec![],
             (State::Master, Event::Advert { src, advert }) => {
@@ -310,14 +373,26 @@ impl VirtualRouter {
                     return vec![Discard(d)];
                 }
                 if advert.priority == 0 {
-                    return vec![SendAdvert { priority: p }, StartAdverTimer { cs: self.params.adver_int }];
+                    return vec![
+                        SendAdvert { priority: p },
+                        StartAdverTimer {
+                            cs: self.params.adver_int,
+                        },
+                    ];
                 }
-                let higher = advert.priority > p || (advert.priority == p && u32::from(src) > u32::from(self.params.primary));
+                let higher = advert.priority > p
+                    || (advert.priority == p && u32::from(src) > u32::from(self.params.primary));
                 if higher {
                     self.master_adver_int = advert.max_adver_int;
                     self.master = Some(src);
                     self.change_state(State::Backup, "higher-priority advertisement (§6.4.3)");
-                    vec![CancelAdverTimer, StopBeingMaster, StartMasterDownTimer { cs: self.master_down_interval() }]
+                    vec![
+                        CancelAdverTimer,
+                        StopBeingMaster,
+                        StartMasterDownTimer {
+                            cs: self.master_down_interval(),
+                        },
+                    ]
                 } else {
                     vec![]
                 }
@@ -336,7 +411,10 @@ impl VirtualRouter {
         if self.params.priority == OWNER_PRIORITY {
             return Some(Discard::WeAreOwner);
         }
-        if a.priority == OWNER_PRIORITY && !self.params.addresses.contains(&src) && !a.addresses.contains(&src) {
+        if a.priority == OWNER_PRIORITY
+            && !self.params.addresses.contains(&src)
+            && !a.addresses.contains(&src)
+        {
             return Some(Discard::FalseOwner);
         }
         if !self.in_subnet(src) {
@@ -366,11 +444,25 @@ mod tests {
     const VIP: Ipv4Addr = Ipv4Addr::new(10, 3, 0, 100);
 
     fn params(priority: u8, preempt: bool) -> Params {
-        Params { vrid: 51, priority, adver_int: 100, preempt, accept: false, primary: ME, subnet: (Ipv4Addr::new(10, 3, 0, 0), 24), addresses: vec![VIP] }
+        Params {
+            vrid: 51,
+            priority,
+            adver_int: 100,
+            preempt,
+            accept: false,
+            primary: ME,
+            subnet: (Ipv4Addr::new(10, 3, 0, 0), 24),
+            addresses: vec![VIP],
+        }
     }
 
     fn adv(priority: u8) -> Advert {
-        Advert { vrid: 51, priority, max_adver_int: 100, addresses: vec![VIP] }
+        Advert {
+            vrid: 51,
+            priority,
+            max_adver_int: 100,
+            addresses: vec![VIP],
+        }
     }
 
     fn from(src: Ipv4Addr, a: Advert) -> Event {
@@ -481,12 +573,18 @@ mod tests {
         trailing.extend_from_slice(&[0, 0, 0, 0]);
         let n = trailing.len() as u16;
         trailing[2..4].copy_from_slice(&n.to_be_bytes());
-        assert_eq!(Advert::decode_ipv4(&trailing).unwrap_err(), Discard::BadLength);
+        assert_eq!(
+            Advert::decode_ipv4(&trailing).unwrap_err(),
+            Discard::BadLength
+        );
         for cut in 0..pkt.len() {
             assert!(Advert::decode_ipv4(&pkt[..cut]).is_err(), "cut at {cut}");
         }
         // 12-bit interval.
-        let long = Advert { max_adver_int: 4095, ..a };
+        let long = Advert {
+            max_adver_int: 4095,
+            ..a
+        };
         let m = long.encode(ME, VRRP_GROUP);
         let mut p2 = ip;
         p2.extend_from_slice(&m);

@@ -1,0 +1,1143 @@
+//! The load-sharing extension of the virtual router (seed 003), as a pure
+//! engine: the master assigns conditions (end-system hash buckets) to the
+//! routers, and every hand-off of a bucket follows claims 1-6:
+//!
+//! 1. the master tells the new owner to take the bucket (`Hold`);
+//! 2. the new owner starts buffering its packets and acknowledges
+//!    (`HoldAck`, claims 2 and 4);
+//! 3. the old owner (the master itself, or a backup told by `Release`)
+//!    stops routing it and reports the sequence point: the last packet it
+//!    routed (claims 3 and 5);
+//! 4. the master passes the sequence points on (`Fence`); the new owner
+//!    drops the buffered packets up to and including that packet, routes
+//!    the rest, and routes the bucket from then on (claim 6).
+//!
+//! The sequence point is a packet, not a time: every router sees the same
+//! frames in the same order on the shared segment, so "after this packet"
+//! means the same thing on both sides without synchronised clocks.
+//!
+//! Messages are versioned, authenticated (HMAC-SHA256 over the message
+//! with the shared key), sequence-numbered and retransmitted until acked.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    net::Ipv4Addr,
+};
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+use dataplane_common::router::{BUCKETS, BUCKET_HOLD, BUCKET_MINE, BUCKET_NOT_MINE};
+
+pub const PORT: u16 = 7515;
+pub const VERSION: u8 = 1;
+const MAC_LEN: usize = 32;
+
+/// The last packet an old owner routed in a bucket (mirrors the XDP
+/// fingerprint).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Fence {
+    pub bucket: u8,
+    pub src: u32,
+    pub dst: u32,
+    pub ip_id: u16,
+    pub ip_csum: u16,
+    pub l4: u32,
+    /// Packets the old owner routed in the bucket; 0: none, route all.
+    pub count: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Body {
+    Hello {
+        priority: u8,
+        master: bool,
+        owned: Vec<u8>,
+    },
+    Hold {
+        epoch: u64,
+        buckets: Vec<u8>,
+    },
+    HoldAck {
+        epoch: u64,
+    },
+    Release {
+        epoch: u64,
+        buckets: Vec<u8>,
+    },
+    Released {
+        epoch: u64,
+        fences: Vec<Fence>,
+    },
+    Fence {
+        epoch: u64,
+        fences: Vec<Fence>,
+    },
+    FenceDone {
+        epoch: u64,
+    },
+    Abort {
+        epoch: u64,
+        buckets: Vec<u8>,
+    },
+    Ack {
+        seq: u64,
+    },
+}
+
+impl Body {
+    /// Hellos and acks are not acknowledged themselves.
+    fn reliable(&self) -> bool {
+        !matches!(self, Body::Hello { .. } | Body::Ack { .. })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Msg {
+    pub v: u8,
+    pub from: Ipv4Addr,
+    pub seq: u64,
+    pub body: Body,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MsgError {
+    #[error("message too short")]
+    Short,
+    #[error("authentication failed")]
+    BadMac,
+    #[error("malformed message")]
+    Malformed,
+    #[error("unsupported version {0}")]
+    Version(u8),
+}
+
+fn mac(key: &[u8], data: &[u8]) -> [u8; MAC_LEN] {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(data);
+    m.finalize().into_bytes().into()
+}
+
+impl Msg {
+    pub fn encode(&self, key: &[u8]) -> Vec<u8> {
+        let mut out = serde_json::to_vec(self).expect("serializable");
+        let tag = mac(key, &out);
+        out.extend_from_slice(&tag);
+        out
+    }
+
+    pub fn decode(data: &[u8], key: &[u8]) -> Result<Msg, MsgError> {
+        if data.len() <= MAC_LEN {
+            return Err(MsgError::Short);
+        }
+        let (body, tag) = data.split_at(data.len() - MAC_LEN);
+        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+        m.update(body);
+        m.verify_slice(tag).map_err(|_| MsgError::BadMac)?;
+        let msg: Msg = serde_json::from_slice(body).map_err(|_| MsgError::Malformed)?;
+        if msg.v != VERSION {
+            return Err(MsgError::Version(msg.v));
+        }
+        Ok(msg)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub me: Ipv4Addr,
+    pub priority: u8,
+    pub peers: Vec<Ipv4Addr>,
+    pub hello_ms: u64,
+    /// A peer without a hello for this long is gone.
+    pub dead_after_ms: u64,
+    pub retransmit_ms: u64,
+    pub max_tries: u32,
+    /// How long a bucket may stay held without its fence.
+    pub hold_timeout_ms: u64,
+}
+
+impl Config {
+    pub fn new(me: Ipv4Addr, priority: u8, peers: Vec<Ipv4Addr>, hello_ms: u64) -> Self {
+        Self {
+            me,
+            priority,
+            peers,
+            hello_ms,
+            dead_after_ms: 3 * hello_ms + 50,
+            retransmit_ms: 50,
+            max_tries: 40,
+            hold_timeout_ms: 3000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Tick {
+        now: u64,
+    },
+    Received {
+        now: u64,
+        msg: Msg,
+    },
+    /// The VRRP instance became master (true) or stopped being it.
+    Role {
+        now: u64,
+        master: bool,
+    },
+    /// Operator asked for a rebalance.
+    Rebalance,
+    /// The fingerprints the edge read after stopping `epoch`'s buckets.
+    FencesRead {
+        now: u64,
+        epoch: u64,
+        fences: Vec<Fence>,
+    },
+    /// The edge applied a fence: buffered packets routed or dropped, the
+    /// buckets routed from now on.
+    FenceApplied {
+        now: u64,
+        epoch: u64,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    Send {
+        to: Ipv4Addr,
+        msg: Msg,
+    },
+    SetBucket {
+        bucket: u8,
+        state: u32,
+    },
+    /// Wait for packets in flight to leave the fast path, then read the
+    /// last routed packet of each bucket and report `FencesRead`.
+    ReadFences {
+        epoch: u64,
+        buckets: Vec<u8>,
+    },
+    /// Per bucket, drop the held packets up to the latest one matching any
+    /// of its fences (count 0 alone: nothing to drop), route the rest, set
+    /// the buckets mine, report `FenceApplied`.
+    ApplyFence {
+        epoch: u64,
+        fences: Vec<Fence>,
+    },
+    /// Forget the held packets of these buckets (an aborted hand-off: the
+    /// old owner routed them).
+    DiscardHeld {
+        buckets: Vec<u8>,
+    },
+}
+
+#[derive(Clone, Debug, Default)]
+struct Peer {
+    last_hello: u64,
+    owned: BTreeSet<u8>,
+    priority: u8,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Phase {
+    Holding,
+    Releasing,
+    Fencing,
+}
+
+#[derive(Clone, Debug)]
+struct Handoff {
+    epoch: u64,
+    /// bucket → (old owner, new owner); no old owner for orphans.
+    moves: BTreeMap<u8, (Option<Ipv4Addr>, Ipv4Addr)>,
+    phase: Phase,
+    pending: BTreeSet<Ipv4Addr>,
+    fences: Vec<Fence>,
+    /// When the current phase began.
+    since: u64,
+}
+
+struct Outstanding {
+    to: Ipv4Addr,
+    msg: Msg,
+    sent: u64,
+    tries: u32,
+}
+
+/// Per-router load-sharing state.
+pub struct LoadShare {
+    pub cfg: Config,
+    pub master: bool,
+    /// This router's bucket states, as written to the filter.
+    pub mine: Vec<u32>,
+    peers: BTreeMap<Ipv4Addr, Peer>,
+    seq: u64,
+    epoch: u64,
+    outstanding: BTreeMap<u64, Outstanding>,
+    seen: HashMap<Ipv4Addr, BTreeSet<u64>>,
+    last_hello: u64,
+    started: Option<u64>,
+    handoff: Option<Handoff>,
+    rebalance: bool,
+    /// Routers the last completed plan balanced over.
+    balanced_for: Vec<Ipv4Addr>,
+    /// Since when each held bucket waits for its fence (backup side).
+    held_since: BTreeMap<u8, u64>,
+    /// Epochs this router is releasing / fencing for, and whom to answer.
+    release_for: HashMap<u64, Ipv4Addr>,
+    fence_for: HashMap<u64, Ipv4Addr>,
+    /// Buckets whose fence is being applied by the edge.
+    fenced: BTreeSet<u8>,
+    /// Hand-offs completed, aborted; messages dropped as duplicates.
+    pub handoffs_done: u64,
+    pub handoffs_aborted: u64,
+}
+
+impl LoadShare {
+    /// `buckets`: the filter's current states (a restarted daemon finds
+    /// them pinned).
+    pub fn new(cfg: Config, buckets: Vec<u32>) -> Self {
+        let peers = cfg.peers.iter().map(|p| (*p, Peer::default())).collect();
+        // A bucket held by a daemon that died is released: its hand-off is
+        // gone with the old process.
+        let mine = buckets
+            .into_iter()
+            .map(|s| {
+                if s == BUCKET_MINE {
+                    BUCKET_MINE
+                } else {
+                    BUCKET_NOT_MINE
+                }
+            })
+            .collect();
+        Self {
+            cfg,
+            master: false,
+            mine,
+            peers,
+            seq: 0,
+            epoch: 0,
+            outstanding: BTreeMap::new(),
+            seen: HashMap::new(),
+            last_hello: 0,
+            started: None,
+            handoff: None,
+            rebalance: false,
+            balanced_for: Vec::new(),
+            held_since: BTreeMap::new(),
+            release_for: HashMap::new(),
+            fence_for: HashMap::new(),
+            fenced: BTreeSet::new(),
+            handoffs_done: 0,
+            handoffs_aborted: 0,
+        }
+    }
+
+    /// Bucket states to write at start (held buckets released).
+    pub fn initial_actions(&self) -> Vec<Action> {
+        self.mine
+            .iter()
+            .enumerate()
+            .map(|(b, s)| Action::SetBucket {
+                bucket: b as u8,
+                state: *s,
+            })
+            .collect()
+    }
+
+    fn owned(&self) -> Vec<u8> {
+        (0..BUCKETS as usize)
+            .filter(|b| self.mine[*b] == BUCKET_MINE)
+            .map(|b| b as u8)
+            .collect()
+    }
+
+    fn send(&mut self, now: u64, to: Ipv4Addr, body: Body, out: &mut Vec<Action>) {
+        self.seq += 1;
+        let msg = Msg {
+            v: VERSION,
+            from: self.cfg.me,
+            seq: self.seq,
+            body,
+        };
+        if msg.body.reliable() {
+            self.outstanding.insert(
+                self.seq,
+                Outstanding {
+                    to,
+                    msg: msg.clone(),
+                    sent: now,
+                    tries: 1,
+                },
+            );
+        }
+        out.push(Action::Send { to, msg });
+    }
+
+    fn set(&mut self, bucket: u8, state: u32, out: &mut Vec<Action>) {
+        self.mine[bucket as usize] = state;
+        out.push(Action::SetBucket { bucket, state });
+    }
+
+    fn live(&self, now: u64) -> Vec<Ipv4Addr> {
+        let mut v: Vec<Ipv4Addr> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| {
+                p.last_hello > 0 && now.saturating_sub(p.last_hello) <= self.cfg.dead_after_ms
+            })
+            .map(|(a, _)| *a)
+            .collect();
+        v.push(self.cfg.me);
+        v.sort();
+        v
+    }
+
+    /// Who owns each bucket, as far as this router knows.
+    fn owners(&self, now: u64) -> Vec<Option<Ipv4Addr>> {
+        let live = self.live(now);
+        let mut o = vec![None; BUCKETS as usize];
+        for (a, p) in &self.peers {
+            if live.contains(a) {
+                for b in &p.owned {
+                    o[*b as usize] = Some(*a);
+                }
+            }
+        }
+        for b in 0..BUCKETS as usize {
+            if self.mine[b] == BUCKET_MINE {
+                o[b] = Some(self.cfg.me);
+            }
+        }
+        o
+    }
+
+    pub fn handle(&mut self, ev: Event) -> Vec<Action> {
+        let mut out = Vec::new();
+        match ev {
+            Event::Tick { now } => self.tick(now, &mut out),
+            Event::Role { now, master } => {
+                self.master = master;
+                self.started.get_or_insert(now);
+                if !master {
+                    // A hand-off this router coordinated is abandoned; the
+                    // next master sorts the buckets out.
+                    self.handoff = None;
+                }
+            }
+            Event::Rebalance => self.rebalance = true,
+            Event::Received { now, msg } => self.received(now, msg, &mut out),
+            Event::FencesRead { now, epoch, fences } => {
+                if self.master
+                    && self
+                        .handoff
+                        .as_ref()
+                        .map(|h| h.epoch == epoch && h.phase == Phase::Releasing)
+                        .unwrap_or(false)
+                {
+                    self.got_fences(now, epoch, self.cfg.me, fences, &mut out);
+                } else if let Some(to) = self.release_for.remove(&epoch) {
+                    self.send(now, to, Body::Released { epoch, fences }, &mut out);
+                }
+            }
+            Event::FenceApplied { now, epoch } => {
+                // The edge has set these buckets mine in the filter.
+                for b in std::mem::take(&mut self.fenced) {
+                    self.mine[b as usize] = BUCKET_MINE;
+                    self.held_since.remove(&b);
+                }
+                if self.master
+                    && self
+                        .handoff
+                        .as_ref()
+                        .map(|h| h.epoch == epoch)
+                        .unwrap_or(false)
+                {
+                    self.fence_done(epoch, self.cfg.me);
+                } else if let Some(to) = self.fence_for.remove(&epoch) {
+                    self.send(now, to, Body::FenceDone { epoch }, &mut out);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl LoadShare {
+    fn tick(&mut self, now: u64, out: &mut Vec<Action>) {
+        self.started.get_or_insert(now);
+        // Hellos: presence and owned buckets, to every peer.
+        if now.saturating_sub(self.last_hello) >= self.cfg.hello_ms {
+            self.last_hello = now;
+            let owned = self.owned();
+            for p in self.cfg.peers.clone() {
+                let body = Body::Hello {
+                    priority: self.cfg.priority,
+                    master: self.master,
+                    owned: owned.clone(),
+                };
+                self.send(now, p, body, out);
+            }
+        }
+        // Retransmit what is not acked; give up after max_tries.
+        let mut gave_up = Vec::new();
+        for (seq, o) in self.outstanding.iter_mut() {
+            if now.saturating_sub(o.sent) >= self.cfg.retransmit_ms {
+                if o.tries >= self.cfg.max_tries {
+                    gave_up.push(*seq);
+                } else {
+                    o.tries += 1;
+                    o.sent = now;
+                    out.push(Action::Send {
+                        to: o.to,
+                        msg: o.msg.clone(),
+                    });
+                }
+            }
+        }
+        let live = self.live(now);
+        for seq in gave_up {
+            let Some(o) = self.outstanding.remove(&seq) else {
+                continue;
+            };
+            // A live router that never answered: the hand-off cannot
+            // finish. (A dead one is skipped by the Releasing timeout.)
+            let current = self
+                .handoff
+                .as_ref()
+                .map(|h| h.pending.contains(&o.to))
+                .unwrap_or(false);
+            if self.master && current && live.contains(&o.to) {
+                self.abort(now, out);
+            }
+        }
+        // A bucket held too long without its fence: the hand-off died with
+        // its master; let it go (the old owner kept routing, or the next
+        // master claims it).
+        let stale: Vec<u8> = self
+            .held_since
+            .iter()
+            .filter(|(_, t)| now.saturating_sub(**t) > self.cfg.hold_timeout_ms)
+            .map(|(b, _)| *b)
+            .collect();
+        if !stale.is_empty() {
+            for b in &stale {
+                self.held_since.remove(b);
+                self.fenced.remove(b);
+                self.set(*b, BUCKET_NOT_MINE, out);
+            }
+            out.push(Action::DiscardHeld { buckets: stale });
+        }
+        // A router that does not answer a Release and has sent no hello
+        // for a while is gone: go on without its report.
+        let live_now = self.live(now);
+        if let Some(h) = self.handoff.as_mut() {
+            if h.phase == Phase::Releasing
+                && now.saturating_sub(h.since) > 2 * self.cfg.dead_after_ms
+                && h.pending.iter().all(|p| !live_now.contains(p))
+            {
+                h.pending.clear();
+                self.fence(now, out);
+            }
+        }
+        if !self.master || self.handoff.is_some() {
+            return;
+        }
+        // Wait until the peers' hellos are in before deciding anything.
+        if now.saturating_sub(self.started.unwrap_or(now)) < self.cfg.dead_after_ms {
+            return;
+        }
+        let live = self.live(now);
+        let owners = self.owners(now);
+        if self.rebalance || live != self.balanced_for || owners.iter().any(|o| o.is_none()) {
+            self.rebalance = false;
+            let moves = plan(&owners, &live);
+            self.balanced_for = live;
+            if !moves.is_empty() {
+                self.start(now, moves, out);
+            }
+        }
+    }
+
+    fn start(
+        &mut self,
+        now: u64,
+        moves: BTreeMap<u8, (Option<Ipv4Addr>, Ipv4Addr)>,
+        out: &mut Vec<Action>,
+    ) {
+        self.epoch += 1;
+        let epoch = self.epoch;
+        let mut by_target: BTreeMap<Ipv4Addr, Vec<u8>> = BTreeMap::new();
+        for (b, (_, to)) in &moves {
+            by_target.entry(*to).or_default().push(*b);
+        }
+        self.handoff = Some(Handoff {
+            epoch,
+            moves,
+            phase: Phase::Holding,
+            pending: by_target.keys().copied().collect(),
+            fences: Vec::new(),
+            since: now,
+        });
+        for (to, buckets) in by_target {
+            if to == self.cfg.me {
+                for b in &buckets {
+                    self.held_since.insert(*b, now);
+                    self.set(*b, BUCKET_HOLD, out);
+                }
+                self.hold_acked(now, epoch, to, out);
+            } else {
+                self.send(now, to, Body::Hold { epoch, buckets }, out);
+            }
+        }
+    }
+
+    fn hold_acked(&mut self, now: u64, epoch: u64, from: Ipv4Addr, out: &mut Vec<Action>) {
+        let Some(h) = self.handoff.as_mut() else {
+            return;
+        };
+        if h.epoch != epoch
+            || h.phase != Phase::Holding
+            || !h.pending.remove(&from)
+            || !h.pending.is_empty()
+        {
+            return;
+        }
+        // Every new owner buffers: the old owners stop (claim 3). "Old
+        // owner" is whoever routes the bucket: the master's view of that
+        // may lag (hellos cross hand-offs), so every live router other than
+        // the new owner is told to stop and report its last packet; the new
+        // owner cuts its buffer after the latest of them.
+        h.phase = Phase::Releasing;
+        h.since = now;
+        let epoch = h.epoch;
+        let moves = h.moves.clone();
+        // Every configured router, not only those heard from lately: one
+        // whose hellos were lost may still be routing.
+        let mut routers: Vec<Ipv4Addr> = self.cfg.peers.clone();
+        routers.push(self.cfg.me);
+        let mut by_source: BTreeMap<Ipv4Addr, Vec<u8>> = BTreeMap::new();
+        for r in &routers {
+            let buckets: Vec<u8> = moves
+                .iter()
+                .filter(|(_, (_, to))| to != r)
+                .map(|(b, _)| *b)
+                .collect();
+            if !buckets.is_empty() {
+                by_source.insert(*r, buckets);
+            }
+        }
+        let h = self.handoff.as_mut().expect("checked above");
+        h.fences.clear();
+        h.pending = by_source.keys().copied().collect();
+        if by_source.is_empty() {
+            self.fence(now, out);
+            return;
+        }
+        for (src, buckets) in by_source {
+            if src == self.cfg.me {
+                for b in &buckets {
+                    self.set(*b, BUCKET_NOT_MINE, out);
+                }
+                out.push(Action::ReadFences { epoch, buckets });
+            } else {
+                self.send(now, src, Body::Release { epoch, buckets }, out);
+            }
+        }
+    }
+
+    fn got_fences(
+        &mut self,
+        now: u64,
+        epoch: u64,
+        from: Ipv4Addr,
+        fences: Vec<Fence>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(h) = self.handoff.as_mut() else {
+            return;
+        };
+        if h.epoch != epoch || h.phase != Phase::Releasing || !h.pending.remove(&from) {
+            return;
+        }
+        h.fences.extend(
+            fences
+                .into_iter()
+                .filter(|f| f.count > 0 && h.moves.contains_key(&f.bucket)),
+        );
+        if h.pending.is_empty() {
+            self.fence(now, out);
+        }
+    }
+
+    /// Claim 5: pass each bucket's sequence point to its new owner.
+    fn fence(&mut self, now: u64, out: &mut Vec<Action>) {
+        let Some(h) = self.handoff.as_mut() else {
+            return;
+        };
+        h.phase = Phase::Fencing;
+        let epoch = h.epoch;
+        let mut by_target: BTreeMap<Ipv4Addr, Vec<Fence>> = BTreeMap::new();
+        for (b, (_, to)) in &h.moves {
+            let e = by_target.entry(*to).or_default();
+            // Every router's last packet in the bucket; none: route all.
+            let fs: Vec<Fence> = h
+                .fences
+                .iter()
+                .filter(|f| f.bucket == *b)
+                .copied()
+                .collect();
+            if fs.is_empty() {
+                e.push(Fence {
+                    bucket: *b,
+                    ..Default::default()
+                });
+            } else {
+                e.extend(fs);
+            }
+        }
+        h.pending = by_target.keys().copied().collect();
+        for (to, fences) in by_target {
+            if to == self.cfg.me {
+                self.fenced.extend(fences.iter().map(|f| f.bucket));
+                out.push(Action::ApplyFence { epoch, fences });
+            } else {
+                self.send(now, to, Body::Fence { epoch, fences }, out);
+            }
+        }
+    }
+
+    fn fence_done(&mut self, epoch: u64, from: Ipv4Addr) {
+        let Some(h) = self.handoff.as_mut() else {
+            return;
+        };
+        if h.epoch != epoch
+            || h.phase != Phase::Fencing
+            || !h.pending.remove(&from)
+            || !h.pending.is_empty()
+        {
+            return;
+        }
+        // Record the new owners now, not at their next hello, so the next
+        // plan starts from the truth.
+        let moves = h.moves.clone();
+        for (b, (old, new)) in moves {
+            if let Some(o) = old.and_then(|o| self.peers.get_mut(&o)) {
+                o.owned.remove(&b);
+            }
+            if let Some(p) = self.peers.get_mut(&new) {
+                p.owned.insert(b);
+            }
+        }
+        self.handoff = None;
+        self.handoffs_done += 1;
+    }
+
+    fn abort(&mut self, now: u64, out: &mut Vec<Action>) {
+        let Some(h) = self.handoff.take() else { return };
+        self.handoffs_aborted += 1;
+        let mut by_target: BTreeMap<Ipv4Addr, Vec<u8>> = BTreeMap::new();
+        for (b, (_, to)) in &h.moves {
+            by_target.entry(*to).or_default().push(*b);
+        }
+        for (to, buckets) in by_target {
+            if to == self.cfg.me {
+                for b in &buckets {
+                    if self.mine[*b as usize] == BUCKET_HOLD {
+                        self.held_since.remove(b);
+                        self.set(*b, BUCKET_NOT_MINE, out);
+                    }
+                }
+                out.push(Action::DiscardHeld { buckets });
+            } else {
+                self.send(
+                    now,
+                    to,
+                    Body::Abort {
+                        epoch: h.epoch,
+                        buckets,
+                    },
+                    out,
+                );
+            }
+        }
+        // Buckets a source already released are orphans now; the next
+        // tick's plan claims them.
+        self.balanced_for.clear();
+    }
+
+    fn received(&mut self, now: u64, msg: Msg, out: &mut Vec<Action>) {
+        let from = msg.from;
+        if from == self.cfg.me || !self.peers.contains_key(&from) {
+            return;
+        }
+        if let Body::Ack { seq } = msg.body {
+            self.outstanding.remove(&seq);
+            return;
+        }
+        if msg.body.reliable() {
+            self.send(now, from, Body::Ack { seq: msg.seq }, out);
+            let seen = self.seen.entry(from).or_default();
+            if !seen.insert(msg.seq) {
+                return; // a retransmission of something already handled
+            }
+            while seen.len() > 4096 {
+                let first = *seen.iter().next().unwrap();
+                seen.remove(&first);
+            }
+        }
+        match msg.body {
+            Body::Hello {
+                priority, owned, ..
+            } => {
+                let p = self.peers.entry(from).or_default();
+                p.last_hello = now.max(1);
+                p.priority = priority;
+                p.owned = owned.into_iter().collect();
+            }
+            Body::Hold { epoch, buckets } => {
+                for b in buckets {
+                    if self.mine[b as usize] != BUCKET_MINE {
+                        self.held_since.insert(b, now);
+                        self.set(b, BUCKET_HOLD, out);
+                    }
+                }
+                self.send(now, from, Body::HoldAck { epoch }, out);
+            }
+            Body::HoldAck { epoch } => self.hold_acked(now, epoch, from, out),
+            Body::Release { epoch, buckets } => {
+                for b in &buckets {
+                    self.set(*b, BUCKET_NOT_MINE, out);
+                }
+                self.release_for.insert(epoch, from);
+                out.push(Action::ReadFences { epoch, buckets });
+            }
+            Body::Released { epoch, fences } => self.got_fences(now, epoch, from, fences, out),
+            Body::Fence { epoch, fences } => {
+                self.fenced.extend(fences.iter().map(|f| f.bucket));
+                self.fence_for.insert(epoch, from);
+                out.push(Action::ApplyFence { epoch, fences });
+            }
+            Body::FenceDone { epoch } => self.fence_done(epoch, from),
+            Body::Abort { buckets, .. } => {
+                for b in &buckets {
+                    if self.mine[*b as usize] == BUCKET_HOLD {
+                        self.held_since.remove(b);
+                        self.fenced.remove(b);
+                        self.set(*b, BUCKET_NOT_MINE, out);
+                    }
+                }
+                out.push(Action::DiscardHeld { buckets });
+            }
+            Body::Ack { .. } => {}
+        }
+    }
+
+    /// (bucket, owner) for `edgeplane vrrp status`.
+    pub fn owner_map(&self, now: u64) -> Vec<Option<Ipv4Addr>> {
+        self.owners(now)
+    }
+}
+
+/// An even split of the buckets over `routers` (sorted), moving as few as
+/// possible: each router keeps up to its quota of what it has; the surplus
+/// and the unowned go to the routers below quota.
+pub fn plan(
+    owners: &[Option<Ipv4Addr>],
+    routers: &[Ipv4Addr],
+) -> BTreeMap<u8, (Option<Ipv4Addr>, Ipv4Addr)> {
+    let n = routers.len().max(1);
+    let base = BUCKETS as usize / n;
+    let extra = BUCKETS as usize % n;
+    let quota: BTreeMap<Ipv4Addr, usize> = routers
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (*r, base + usize::from(i < extra)))
+        .collect();
+    let mut kept: BTreeMap<Ipv4Addr, usize> = BTreeMap::new();
+    let mut free = Vec::new();
+    for (b, o) in owners.iter().enumerate() {
+        match o {
+            Some(r) if quota.contains_key(r) && kept.get(r).copied().unwrap_or(0) < quota[r] => {
+                *kept.entry(*r).or_default() += 1
+            }
+            _ => free.push(b as u8),
+        }
+    }
+    let mut moves = BTreeMap::new();
+    let mut free = free.into_iter();
+    for r in routers {
+        let have = kept.get(r).copied().unwrap_or(0);
+        for _ in have..quota[r] {
+            if let Some(b) = free.next() {
+                let from = owners[b as usize].filter(|o| o != r);
+                moves.insert(b, (from, *r));
+            }
+        }
+    }
+    moves
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &[u8] = b"shared secret";
+
+    fn addr(i: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 3, 0, i)
+    }
+
+    /// Routers in memory, a network that can lose messages, and edges that
+    /// answer ReadFences / ApplyFence at once.
+    struct Sim {
+        nodes: BTreeMap<Ipv4Addr, LoadShare>,
+        alive: BTreeSet<Ipv4Addr>,
+        wire: Vec<(Ipv4Addr, Vec<u8>)>,
+        now: u64,
+        loss: u64,
+        rng: u64,
+    }
+
+    impl Sim {
+        fn new(n: u8, loss_pct: u64) -> Self {
+            let all: Vec<Ipv4Addr> = (1..=n).map(addr).collect();
+            let mut nodes = BTreeMap::new();
+            for a in &all {
+                let peers = all.iter().copied().filter(|p| p != a).collect();
+                nodes.insert(
+                    *a,
+                    LoadShare::new(Config::new(*a, 100, peers, 100), vec![BUCKET_NOT_MINE; 256]),
+                );
+            }
+            Self {
+                alive: all.iter().copied().collect(),
+                nodes,
+                wire: vec![],
+                now: 1,
+                loss: loss_pct,
+                rng: 7,
+            }
+        }
+
+        fn lose(&mut self) -> bool {
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 7;
+            self.rng ^= self.rng << 17;
+            self.rng % 100 < self.loss
+        }
+
+        fn apply(&mut self, at: Ipv4Addr, actions: Vec<Action>) {
+            let mut follow = Vec::new();
+            for a in actions {
+                match a {
+                    Action::Send { to, msg } => {
+                        if !self.lose() {
+                            self.wire.push((to, msg.encode(KEY)));
+                        }
+                    }
+                    Action::ReadFences { epoch, buckets } => follow.push(Event::FencesRead {
+                        now: self.now,
+                        epoch,
+                        fences: buckets
+                            .iter()
+                            .map(|b| Fence {
+                                bucket: *b,
+                                count: 1,
+                                ..Default::default()
+                            })
+                            .collect(),
+                    }),
+                    Action::ApplyFence { epoch, .. } => follow.push(Event::FenceApplied {
+                        now: self.now,
+                        epoch,
+                    }),
+                    Action::SetBucket { .. } | Action::DiscardHeld { .. } => {}
+                }
+            }
+            for ev in follow {
+                let acts = self.nodes.get_mut(&at).unwrap().handle(ev);
+                self.apply(at, acts);
+            }
+        }
+
+        fn step(&mut self, ms: u64) {
+            for _ in 0..ms / 10 {
+                self.now += 10;
+                let alive: Vec<Ipv4Addr> = self.alive.iter().copied().collect();
+                for a in &alive {
+                    let acts = self
+                        .nodes
+                        .get_mut(a)
+                        .unwrap()
+                        .handle(Event::Tick { now: self.now });
+                    self.apply(*a, acts);
+                }
+                let wire = std::mem::take(&mut self.wire);
+                for (to, bytes) in wire {
+                    if !self.alive.contains(&to) {
+                        continue;
+                    }
+                    let msg = Msg::decode(&bytes, KEY).unwrap();
+                    let acts = self
+                        .nodes
+                        .get_mut(&to)
+                        .unwrap()
+                        .handle(Event::Received { now: self.now, msg });
+                    self.apply(to, acts);
+                }
+                self.check_no_duplicates();
+            }
+        }
+
+        /// No bucket is ever routed by two live routers at once.
+        fn check_no_duplicates(&self) {
+            for b in 0..256 {
+                let owners: Vec<_> = self
+                    .alive
+                    .iter()
+                    .filter(|a| self.nodes[a].mine[b] == BUCKET_MINE)
+                    .collect();
+                assert!(
+                    owners.len() <= 1,
+                    "bucket {b} routed by {owners:?} at t={}",
+                    self.now
+                );
+            }
+        }
+
+        fn shares(&self) -> Vec<usize> {
+            self.alive
+                .iter()
+                .map(|a| {
+                    self.nodes[a]
+                        .mine
+                        .iter()
+                        .filter(|s| **s == BUCKET_MINE)
+                        .count()
+                })
+                .collect()
+        }
+
+        fn set_master(&mut self, m: Ipv4Addr) {
+            let alive: Vec<Ipv4Addr> = self.alive.iter().copied().collect();
+            for a in alive {
+                let now = self.now;
+                self.nodes.get_mut(&a).unwrap().handle(Event::Role {
+                    now,
+                    master: a == m,
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn master_spreads_the_buckets_evenly() {
+        let mut s = Sim::new(3, 0);
+        s.set_master(addr(1));
+        s.step(2000);
+        let mut sh = s.shares();
+        sh.sort();
+        assert_eq!(sh, vec![85, 85, 86]);
+    }
+
+    #[test]
+    fn converges_without_duplicates_over_a_lossy_network() {
+        for seed in [7u64, 11, 23, 99, 1234] {
+            let mut s = Sim::new(3, 30);
+            s.rng = seed;
+            s.set_master(addr(1));
+            s.step(10_000);
+            let mut sh = s.shares();
+            sh.sort();
+            let m = &s.nodes[&addr(1)];
+            assert_eq!(
+                sh,
+                vec![85, 85, 86],
+                "30% loss, retransmissions still converge (handoff {:?}, done {}, aborted {})",
+                m.handoff
+                    .as_ref()
+                    .map(|h| (&h.phase, &h.pending, h.moves.len())),
+                m.handoffs_done,
+                m.handoffs_aborted
+            );
+        }
+    }
+
+    #[test]
+    fn a_joining_router_gets_its_share_and_nothing_is_doubled() {
+        let mut s = Sim::new(3, 0);
+        s.alive.remove(&addr(3));
+        s.set_master(addr(1));
+        s.step(2000);
+        assert_eq!(s.shares(), vec![128, 128]);
+        s.alive.insert(addr(3));
+        s.step(3000);
+        let mut sh = s.shares();
+        sh.sort();
+        assert_eq!(sh, vec![85, 85, 86]);
+        assert!(s.nodes[&addr(1)].handoffs_done >= 2);
+    }
+
+    #[test]
+    fn a_new_master_claims_the_failed_masters_buckets() {
+        let mut s = Sim::new(3, 0);
+        s.set_master(addr(1));
+        s.step(2000);
+        s.alive.remove(&addr(1));
+        s.set_master(addr(2));
+        s.step(3000);
+        let mut sh = s.shares();
+        sh.sort();
+        assert_eq!(
+            sh,
+            vec![128, 128],
+            "the failed router's buckets are redistributed"
+        );
+    }
+
+    #[test]
+    fn plan_moves_as_little_as_possible() {
+        let r: Vec<Ipv4Addr> = (1..=3).map(addr).collect();
+        let owners: Vec<Option<Ipv4Addr>> = (0..256).map(|b| Some(r[b % 2])).collect();
+        let moves = plan(&owners, &r);
+        assert_eq!(moves.len(), 85, "only the new router's share moves");
+        assert!(moves.values().all(|(_, to)| *to == r[2]));
+        let balanced: Vec<Option<Ipv4Addr>> = (0..256).map(|b| Some(r[b % 3])).collect();
+        assert!(plan(&balanced, &r).is_empty());
+    }
+
+    #[test]
+    fn messages_are_authenticated_and_versioned() {
+        let m = Msg {
+            v: VERSION,
+            from: addr(1),
+            seq: 9,
+            body: Body::Hold {
+                epoch: 3,
+                buckets: vec![1, 2],
+            },
+        };
+        let bytes = m.encode(KEY);
+        assert_eq!(Msg::decode(&bytes, KEY).unwrap(), m);
+        assert_eq!(
+            Msg::decode(&bytes, b"other key").unwrap_err(),
+            MsgError::BadMac
+        );
+        let mut flipped = bytes.clone();
+        flipped[5] ^= 1;
+        assert_eq!(Msg::decode(&flipped, KEY).unwrap_err(), MsgError::BadMac);
+        assert_eq!(Msg::decode(&bytes[..10], KEY).unwrap_err(), MsgError::Short);
+        assert_eq!(
+            Msg::decode(&bytes[..bytes.len() - 1], KEY).unwrap_err(),
+            MsgError::BadMac
+        );
+        let v2 = Msg { v: 2, ..m };
+        assert_eq!(
+            Msg::decode(&v2.encode(KEY), KEY).unwrap_err(),
+            MsgError::Version(2)
+        );
+    }
+}
