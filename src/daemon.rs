@@ -100,8 +100,9 @@ pub async fn serve(state: Shared) -> anyhow::Result<()> {
     tokio::spawn(crate::gw::sweeper(state.clone()));
     {
         let mut s = state.lock().unwrap();
+        let opts = load_options(&s.config, false);
         for r in s.config.router.clone() {
-            let h = crate::vrrp::Instance::start(r.clone()).with_context(|| format!("router vrid {} on {}", r.vrid, r.interface))?;
+            let h = crate::vrrp::Instance::start(r.clone(), &opts).with_context(|| format!("router vrid {} on {}", r.vrid, r.interface))?;
             s.routers.push(h);
         }
     }
@@ -233,6 +234,13 @@ pub fn handle(s: &mut State, req: Request) -> Response {
             let pkt = packets::lookup_packet(&key);
             let lb = pick(s, interface.as_deref())?;
             Ok(Response::ok(lb.lookup(&pkt).map_err(|e| e.to_string())?))
+        }
+        Request::VrrpRebalance => {
+            if s.routers.is_empty() {
+                return Err("no router role is configured".into());
+            }
+            let sent = s.routers.iter().filter(|r| r.rebalance()).count();
+            Ok(Response::ok(serde_json::json!({ "message": format!("rebalance asked of {sent} router instance(s); the master acts on it") })))
         }
         Request::VrrpStatus => {
             Ok(Response::ok(s.routers.iter().map(|r| r.status.lock().unwrap().clone()).collect::<Vec<_>>()))

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod fixtures;
 pub mod gw;
 pub mod lb;
+pub mod loadshare;
 pub mod metrics;
 pub mod neigh;
 pub mod netns;

@@ -220,11 +220,14 @@ enum GwServerCmd {
 
 #[derive(Subcommand)]
 enum VrrpCmd {
-    /// State, master, priorities, timers and discard counters.
+    /// State, master, priorities, timers, discard counters, and with load
+    /// sharing the condition owners and per-bucket rates.
     Status {
         #[arg(long)]
         json: bool,
     },
+    /// Ask the load-sharing master to rebalance the conditions now.
+    Rebalance,
 }
 
 #[derive(Subcommand)]
@@ -466,6 +469,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 edgeplane::client::tail(std::path::Path::new(path), follow)
             }
         },
+        Cmd::Vrrp { cmd: VrrpCmd::Rebalance } => {
+            let v = call(Request::VrrpRebalance)?;
+            println!("{}", v["message"].as_str().unwrap_or("ok"));
+            Ok(())
+        }
         Cmd::Vrrp { cmd: VrrpCmd::Status { json } } => {
             let v = call(Request::VrrpStatus)?;
             if json {
@@ -479,6 +487,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         r["master"].as_str().unwrap_or("-"), r["advert_interval_ms"], r["master_down_interval_ms"],
                         r["adverts_sent"], r["adverts_received"], discards.join(" "), r["last_change"].as_str().unwrap_or("")
                     );
+                    let ls = &r["load_sharing"];
+                    if !ls.is_null() {
+                        println!("  load sharing: owns {} buckets, routed {} packets; owners {}; hand-offs {} done {} aborted; held {}, re-injected {}, discarded {}",
+                            ls["owned"], ls["routed_packets"], ls["owners"], ls["handoffs_done"], ls["handoffs_aborted"], ls["held"], ls["reinjected"], ls["discarded"]);
+                    }
                 }
             }
             Ok(())

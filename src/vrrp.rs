@@ -42,20 +42,32 @@ pub struct RouterStatus {
     pub adverts_sent: u64,
     pub adverts_received: u64,
     pub discarded: BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_sharing: Option<crate::loadshare::LsStatus>,
+}
+
+enum Cmd {
+    Shutdown(tokio::sync::oneshot::Sender<()>),
+    Rebalance,
 }
 
 pub struct RouterHandle {
     pub status: Arc<Mutex<RouterStatus>>,
-    stop: mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
+    cmd: mpsc::Sender<Cmd>,
 }
 
 impl RouterHandle {
     /// Leave the virtual router cleanly (priority 0, addresses released).
     pub async fn shutdown(&self) {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if self.stop.send(tx).await.is_ok() {
+        if self.cmd.send(Cmd::Shutdown(tx)).await.is_ok() {
             let _ = tokio::time::timeout(Duration::from_secs(2), rx).await;
         }
+    }
+
+    /// Ask the load-sharing master to rebalance (ignored elsewhere).
+    pub fn rebalance(&self) -> bool {
+        self.cmd.try_send(Cmd::Rebalance).is_ok()
     }
 }
 
@@ -231,6 +243,7 @@ pub struct Instance {
     status: Arc<Mutex<RouterStatus>>,
     adver_at: Option<Instant>,
     down_at: Option<Instant>,
+    ls: Option<crate::loadshare::LsEdge>,
 }
 
 fn ms(cs: u32) -> u32 {
@@ -238,7 +251,7 @@ fn ms(cs: u32) -> u32 {
 }
 
 impl Instance {
-    pub fn start(cfg: Router) -> anyhow::Result<RouterHandle> {
+    pub fn start(cfg: Router, opts: &dataplane_user::LoadOptions) -> anyhow::Result<RouterHandle> {
         let (primary, len) = primary_address(&cfg.interface)?;
         let net = Ipv4Addr::from(u32::from(primary) & if len == 0 { 0 } else { u32::MAX << (32 - len as u32) });
         let addresses: Vec<Ipv4Addr> =
@@ -255,13 +268,38 @@ impl Instance {
         };
         // A daemon killed while master leaves its macvlan behind.
         let _ = ip(&["link", "del", &vmac_name(cfg.vrid)]);
+        // Only the macvlan may answer ARP for the virtual addresses (with
+        // the virtual MAC); by default Linux answers on every interface.
+        for (k, v) in [("arp_ignore", "1"), ("arp_announce", "2")] {
+            let key = format!("/proc/sys/net/ipv4/conf/{}/{k}", cfg.interface);
+            std::fs::write(&key, v).with_context(|| format!("setting {key}"))?;
+        }
         let io = Io::open(&cfg.interface)?;
+        let ls = match &cfg.load_sharing {
+            Some(l) => Some(crate::loadshare::LsEdge::start(&cfg.interface, cfg.vrid, primary, cfg.priority, l, opts)?),
+            None => None,
+        };
         let status = Arc::new(Mutex::new(RouterStatus::default()));
-        let (stop_tx, stop_rx) = mpsc::channel(1);
-        let inst = Self { cfg, vr: VirtualRouter::new(params), io, status: status.clone(), adver_at: None, down_at: None };
+        let (cmd_tx, cmd_rx) = mpsc::channel(4);
+        let inst = Self { cfg, vr: VirtualRouter::new(params), io, status: status.clone(), adver_at: None, down_at: None, ls };
+        if inst.ls.is_some() {
+            // Every router of a load-sharing virtual router receives the
+            // frames for the virtual MAC; the filter decides which it routes.
+            inst.add_vmac()?;
+        }
         inst.publish();
-        tokio::spawn(async move { inst.run(stop_rx).await });
-        Ok(RouterHandle { status, stop: stop_tx })
+        tokio::spawn(async move { inst.run(cmd_rx).await });
+        Ok(RouterHandle { status, cmd: cmd_tx })
+    }
+
+    /// The macvlan with the virtual MAC (answers ARP for the addresses the
+    /// master adds to it, and receives the frames sent to the MAC).
+    fn add_vmac(&self) -> anyhow::Result<()> {
+        let name = vmac_name(self.cfg.vrid);
+        let mac = dataplane_user::format_mac(&vrrp::virtual_mac(self.cfg.vrid));
+        let _ = ip(&["link", "del", &name]);
+        ip(&["link", "add", "link", &self.cfg.interface, "name", &name, "address", &mac, "type", "macvlan", "mode", "bridge"])?;
+        ip(&["link", "set", &name, "up"])
     }
 
     fn publish(&self) {
@@ -279,12 +317,13 @@ impl Instance {
         s.virtual_addresses = self.cfg.virtual_addresses.clone();
         s.virtual_mac = dataplane_user::format_mac(&vrrp::virtual_mac(p.vrid));
         s.last_change = self.vr.last_cause.clone();
+        s.load_sharing = self.ls.as_ref().map(|l| l.status());
         for d in Discard::ALL {
             s.discarded.entry(d.name().into()).or_insert(0);
         }
     }
 
-    fn event(&mut self, ev: Event) {
+    async fn event(&mut self, ev: Event) {
         let before = self.vr.state;
         let actions = self.vr.handle(ev);
         if self.vr.state != before {
@@ -294,6 +333,13 @@ impl Instance {
         for a in actions {
             if let Err(e) = self.act(a) {
                 warn!(interface = %self.cfg.interface, vrid = self.cfg.vrid, error = %e, "vrrp action failed");
+            }
+        }
+        if self.vr.state != before {
+            let master = self.vr.state == control::vrrp::State::Master;
+            if let Some(ls) = self.ls.as_mut() {
+                let now = ls.now();
+                ls.event(control::loadshare::Event::Role { now, master }).await;
             }
         }
         self.publish();
@@ -310,10 +356,9 @@ impl Instance {
             }
             Action::BecomeMaster => {
                 let name = vmac_name(self.cfg.vrid);
-                let mac = dataplane_user::format_mac(&vrrp::virtual_mac(self.cfg.vrid));
-                let _ = ip(&["link", "del", &name]);
-                ip(&["link", "add", "link", &self.cfg.interface, "name", &name, "address", &mac, "type", "macvlan", "mode", "bridge"])?;
-                ip(&["link", "set", &name, "up"])?;
+                if self.ls.is_none() {
+                    self.add_vmac()?;
+                }
                 for a in &self.cfg.virtual_addresses {
                     ip(&["addr", "add", a, "dev", &name])?;
                 }
@@ -322,7 +367,15 @@ impl Instance {
                 }
             }
             Action::StopBeingMaster => {
-                let _ = ip(&["link", "del", &vmac_name(self.cfg.vrid)]);
+                if self.ls.is_none() {
+                    let _ = ip(&["link", "del", &vmac_name(self.cfg.vrid)]);
+                } else {
+                    // Load sharing: every router keeps the virtual MAC; only
+                    // the master holds the addresses.
+                    for a in &self.cfg.virtual_addresses {
+                        let _ = ip(&["addr", "del", a, "dev", &vmac_name(self.cfg.vrid)]);
+                    }
+                }
             }
             Action::StartAdverTimer { cs } => self.adver_at = Some(now + Duration::from_millis(ms(cs as u32) as u64)),
             Action::StartMasterDownTimer { cs } => self.down_at = Some(now + Duration::from_millis(ms(cs) as u64)),
@@ -335,19 +388,23 @@ impl Instance {
         Ok(())
     }
 
-    async fn run(mut self, mut stop: mpsc::Receiver<tokio::sync::oneshot::Sender<()>>) {
-        self.event(Event::Startup);
+    async fn run(mut self, mut cmd: mpsc::Receiver<Cmd>) {
+        self.event(Event::Startup).await;
         let mut buf = vec![0u8; 2048];
+        let mut lbuf = vec![0u8; 65536];
         let far = || Instant::now() + Duration::from_secs(3600);
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        let mut publish = tokio::time::interval(Duration::from_millis(200));
         loop {
             let adver = self.adver_at.unwrap_or_else(far);
             let down = self.down_at.unwrap_or_else(far);
+            let has_ls = self.ls.is_some();
             tokio::select! {
                 r = self.io.recv(&mut buf) => match r {
                     Ok(n) => match Advert::decode_ipv4(&buf[..n]) {
                         Ok((src, _, advert)) => {
                             self.status.lock().unwrap().adverts_received += 1;
-                            self.event(Event::Advert { src, advert });
+                            self.event(Event::Advert { src, advert }).await;
                         }
                         Err(d) => { let _ = self.act(Action::Discard(d)); }
                     },
@@ -358,17 +415,60 @@ impl Instance {
                 },
                 _ = tokio::time::sleep_until(adver), if self.adver_at.is_some() => {
                     self.adver_at = None;
-                    self.event(Event::AdverTimer);
+                    self.event(Event::AdverTimer).await;
                 }
                 _ = tokio::time::sleep_until(down), if self.down_at.is_some() => {
                     self.down_at = None;
-                    self.event(Event::MasterDownTimer);
+                    self.event(Event::MasterDownTimer).await;
                 }
-                ack = stop.recv() => {
-                    self.event(Event::Shutdown);
-                    if let Some(ack) = ack { let _ = ack.send(()); }
-                    return;
+                r = async { self.ls.as_ref().expect("guarded").sock.recv_from(&mut lbuf).await }, if has_ls => {
+                    if let Ok((n, _)) = r {
+                        let ls = self.ls.as_mut().expect("guarded");
+                        if let Some(msg) = ls.decode(&lbuf[..n]) {
+                            let now = ls.now();
+                            ls.event(control::loadshare::Event::Received { now, msg }).await;
+                        } else {
+                            *self.status.lock().unwrap().discarded.entry("extension_rejected".into()).or_insert(0) += 1;
+                        }
+                    }
                 }
+                _ = tick.tick(), if has_ls => {
+                    let ls = self.ls.as_mut().expect("guarded");
+                    if let Err(e) = ls.drain() {
+                        warn!(error = %e, "draining held frames failed");
+                    }
+                    let now = ls.now();
+                    ls.event(control::loadshare::Event::Tick { now }).await;
+                }
+                _ = publish.tick() => self.publish(),
+                c = cmd.recv() => match c {
+                    Some(Cmd::Rebalance) => {
+                        if let Some(ls) = self.ls.as_mut() {
+                            ls.event(control::loadshare::Event::Rebalance).await;
+                        }
+                    }
+                    Some(Cmd::Shutdown(ack)) => {
+                        self.shutdown().await;
+                        let _ = ack.send(());
+                        return;
+                    }
+                    None => {
+                        self.shutdown().await;
+                        return;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Priority 0 and addresses released; a load-sharing router stops
+    /// routing its buckets, which the next master then hands out.
+    async fn shutdown(&mut self) {
+        self.event(Event::Shutdown).await;
+        if let Some(ls) = self.ls.as_mut() {
+            for b in 0..dataplane_common::router::BUCKETS {
+                ls.engine.mine[b as usize] = dataplane_common::router::BUCKET_NOT_MINE;
+                let _ = ls.set_bucket(b as u8, dataplane_common::router::BUCKET_NOT_MINE);
             }
         }
     }

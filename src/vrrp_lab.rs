@@ -96,11 +96,63 @@ impl VrrpLan {
     }
 
     pub fn start_edgeplane(&mut self, r: &str, priority: u8, advert_ms: u32) -> anyhow::Result<()> {
+        self.start_edgeplane_with(r, priority, advert_ms, "")
+    }
+
+    /// A WAN side for load-sharing tests: bridge `{p}wan`, each router's
+    /// `wan0` at 10.4.0.<i>, a receiver `{p}rx` at 10.4.0.100; routers
+    /// forward; router ports of the LAN bridge do not learn, so frames for
+    /// the virtual MAC flood to every router (the segment the extension
+    /// needs). The host `{p}x` gets end-system addresses 10.3.0.64-95 and
+    /// the virtual address as its default gateway.
+    pub fn add_wan(&mut self, routers: usize) -> anyhow::Result<()> {
+        for r in ["wan", "rx"] {
+            let ns = self.ns(r);
+            run(&["ip", "netns", "add", &ns])?;
+            self.namespaces.push(ns.clone());
+            run(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"])?;
+        }
+        let wan = self.ns("wan");
+        run(&["ip", "netns", "exec", &wan, "ip", "link", "add", "br1", "type", "bridge"])?;
+        run(&["ip", "netns", "exec", &wan, "ip", "link", "set", "br1", "up"])?;
+        let mut members: Vec<(String, String, String)> = (1..=routers).map(|i| (format!("r{i}"), "wan0".to_string(), format!("10.4.0.{i}/24"))).collect();
+        members.push(("rx".into(), "eth0".into(), "10.4.0.100/24".into()));
+        for (r, dev, a) in &members {
+            let ns = self.ns(r);
+            let port = format!("w{r}");
+            run(&["ip", "link", "add", dev, "netns", &ns, "type", "veth", "peer", "name", &port, "netns", &wan])?;
+            run(&["ip", "netns", "exec", &wan, "ip", "link", "set", &port, "master", "br1", "up"])?;
+            run(&["ip", "netns", "exec", &ns, "ip", "addr", "add", a, "dev", dev])?;
+            run(&["ip", "netns", "exec", &ns, "ip", "link", "set", dev, "up"])?;
+        }
+        let lan = self.ns("lan");
+        for i in 1..=routers {
+            let r = self.ns(&format!("r{i}"));
+            run(&["ip", "netns", "exec", &r, "sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+            run(&["ip", "netns", "exec", &r, "sysctl", "-qw", "net.ipv4.conf.all.send_redirects=0"])?;
+            run(&["ip", "netns", "exec", &lan, "bridge", "link", "set", "dev", &format!("r{i}p"), "learning", "off"])?;
+        }
+        let x = self.ns("x");
+        // Complete checksums from the host, as a NIC delivers them (veth
+        // offload would hand the routers partial ones that XDP cannot
+        // finish).
+        run(&["ip", "netns", "exec", &x, "ethtool", "-K", "eth0", "tx", "off"])?;
+        for i in 64..96 {
+            run(&["ip", "netns", "exec", &x, "ip", "addr", "add", &format!("10.3.0.{i}/24"), "dev", "eth0"])?;
+        }
+        run(&["ip", "netns", "exec", &x, "ip", "route", "add", "default", "via", &VIP.to_string()])?;
+        // Replies are not needed; the receiver only counts.
+        run(&["ip", "netns", "exec", &self.ns("rx"), "ip", "route", "add", "default", "via", "10.4.0.1"])?;
+        Ok(())
+    }
+
+    /// `start_edgeplane` with extra TOML appended to the router section.
+    pub fn start_edgeplane_with(&mut self, r: &str, priority: u8, advert_ms: u32, extra: &str) -> anyhow::Result<()> {
         let conf = self.dir.join(format!("{r}.toml"));
         std::fs::write(
             &conf,
             format!(
-                "[node]\nname = \"{r}\"\nsocket = \"{}\"\npin_root = \"/sys/fs/bpf/edgeplane/{}{r}\"\n\n[[router]]\ninterface = \"eth0\"\nvrid = {VRID}\npriority = {priority}\nadvert_interval_ms = {advert_ms}\nvirtual_addresses = [\"{VIP}/24\"]\n",
+                "[node]\nname = \"{r}\"\nsocket = \"{}\"\npin_root = \"/sys/fs/bpf/edgeplane/{}{r}\"\n\n[[router]]\ninterface = \"eth0\"\nvrid = {VRID}\npriority = {priority}\nadvert_interval_ms = {advert_ms}\nvirtual_addresses = [\"{VIP}/24\"]\n{extra}",
                 self.socket(r).display(),
                 self.prefix
             ),
@@ -199,8 +251,9 @@ impl Drop for VrrpLan {
         for ns in self.namespaces.iter().rev() {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
-        let _ = crate::topo::remove_pins(&PathBuf::from(format!("/sys/fs/bpf/edgeplane/{}r1", self.prefix)));
-        let _ = crate::topo::remove_pins(&PathBuf::from(format!("/sys/fs/bpf/edgeplane/{}r2", self.prefix)));
+        for i in 1..=8 {
+            let _ = crate::topo::remove_pins(&PathBuf::from(format!("/sys/fs/bpf/edgeplane/{}r{i}", self.prefix)));
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

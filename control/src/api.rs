@@ -42,6 +42,7 @@ pub enum Request {
         name: String,
     },
     VrrpStatus,
+    VrrpRebalance,
     Reload,
 }
 

@@ -39,6 +39,32 @@ pub struct Router {
     pub accept: bool,
     /// "A.B.C.D/LEN" (the length is used when the address is installed).
     pub virtual_addresses: Vec<String>,
+    /// The load-sharing extension (seed 003); plain VRRP when absent.
+    #[serde(default)]
+    pub load_sharing: Option<LoadSharing>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LoadSharing {
+    /// Shared key authenticating the extension's messages.
+    pub key: String,
+    /// The other routers of the virtual router (their primary addresses).
+    pub peers: Vec<std::net::Ipv4Addr>,
+    #[serde(default = "default_hello_ms")]
+    pub hello_ms: u64,
+    /// "upstream" (bucket by source address) or "downstream" (by
+    /// destination).
+    #[serde(default = "default_direction")]
+    pub direction: String,
+}
+
+fn default_hello_ms() -> u64 {
+    100
+}
+
+fn default_direction() -> String {
+    "upstream".into()
 }
 
 fn default_priority() -> u8 {

@@ -19,8 +19,11 @@ pub const HOLD_MAX: usize = 1536;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RouterCfg {
     pub vmac: [u8; 6],
-    /// This router's MAC on the interface: routed frames are re-addressed
-    /// to it so the kernel takes them as its own.
+    /// When set, routed frames are re-addressed to this MAC so the kernel
+    /// takes them as its own; all zero, they keep the virtual MAC and a
+    /// macvlan with that MAC receives them. (Native XDP on veth keeps the
+    /// pkt_type computed before the program ran, so a re-addressed frame
+    /// still counts as "other host" there: the daemon uses the macvlan.)
     pub own_mac: [u8; 6],
     /// 0: the end system is the source (upstream); 1: the destination.
     pub by_dst: u32,

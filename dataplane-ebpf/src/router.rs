@@ -70,8 +70,11 @@ fn filter(ctx: &XdpContext, bytes: u64) -> (u32, u32) {
                     };
                 }
             }
-            // The kernel routes it as a frame for this host.
-            e[0..6].copy_from_slice(&cfg.own_mac);
+            // The kernel routes it: a macvlan with the virtual MAC takes it
+            // as its own, or (own_mac set) it is re-addressed to this host.
+            if cfg.own_mac != [0; 6] {
+                e[0..6].copy_from_slice(&cfg.own_mac);
+            }
             (xdp_action::XDP_PASS, stat::ROUTED)
         }
         Some(BUCKET_HOLD) => (xdp_action::XDP_DROP, hold(ctx, bucket)),

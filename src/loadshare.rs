@@ -1,0 +1,271 @@
+//! The load-sharing extension's edge: the `router` XDP filter on the
+//! interface, the extension's UDP messages, the held-frame buffer, and the
+//! re-injection of held frames into this router's kernel (through a veth
+//! pair) once their fence says they are ours to route.
+
+use std::{
+    collections::BTreeMap,
+    net::{Ipv4Addr, SocketAddrV4},
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    time::Duration,
+};
+
+use anyhow::{bail, Context as _};
+use control::{
+    config::LoadSharing,
+    loadshare::{Action, Event, Fence, LoadShare, Msg, PORT},
+};
+use dataplane_common::router::{RouterCfg, BUCKETS, BUCKET_MINE};
+use dataplane_user::{router::Held, Dataplane};
+use serde::Serialize;
+use tracing::{info, warn};
+
+pub struct LsEdge {
+    pub engine: LoadShare,
+    dp: Dataplane,
+    key: Vec<u8>,
+    pub sock: tokio::net::UdpSocket,
+    inject: OwnedFd,
+    inject_ifindex: i32,
+    inject_mac: [u8; 6],
+    /// Held frames drained from the ring, in arrival order.
+    held: Vec<Held>,
+    pub reinjected: u64,
+    pub discarded: u64,
+    started: std::time::Instant,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LsStatus {
+    pub owned: usize,
+    pub held: usize,
+    /// Buckets each router owns, as this router knows it.
+    pub owners: BTreeMap<String, usize>,
+    pub routed_packets: u64,
+    /// Routed packets per owned bucket.
+    pub bucket_packets: BTreeMap<u32, u64>,
+    pub handoffs_done: u64,
+    pub handoffs_aborted: u64,
+    pub reinjected: u64,
+    pub discarded: u64,
+}
+
+fn run(args: &[&str]) -> anyhow::Result<()> {
+    let out = std::process::Command::new(args[0]).args(&args[1..]).output().with_context(|| format!("{args:?}"))?;
+    if !out.status.success() {
+        bail!("{}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+impl LsEdge {
+    pub fn start(
+        iface: &str,
+        vrid: u8,
+        primary: Ipv4Addr,
+        priority: u8,
+        cfg: &LoadSharing,
+        opts: &dataplane_user::LoadOptions,
+    ) -> anyhow::Result<Self> {
+        let mut dp = Dataplane::attach("router", iface, opts)?;
+        dp.set_router_cfg(&RouterCfg {
+            vmac: control::vrrp::virtual_mac(vrid),
+            own_mac: [0; 6],
+            by_dst: u32::from(cfg.direction == "downstream"),
+            enabled: 1,
+        })?;
+        // Held frames are routed by handing them to this host's kernel
+        // through a veth pair: in at `a`, received (and forwarded) at `b`.
+        let (a, b) = (format!("lsi{vrid}a"), format!("lsi{vrid}b"));
+        let _ = run(&["ip", "link", "del", &a]);
+        run(&["ip", "link", "add", &a, "type", "veth", "peer", "name", &b])?;
+        run(&["ip", "link", "set", &a, "up"])?;
+        run(&["ip", "link", "set", &b, "up"])?;
+        run(&["sysctl", "-qw", &format!("net.ipv4.conf.{b}.rp_filter=0")])?;
+        run(&["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"])?;
+        run(&["sysctl", "-qw", "net.ipv4.conf.default.rp_filter=0"])?;
+        run(&["sysctl", "-qw", &format!("net.ipv4.conf.{b}.forwarding=1")])?;
+        let inject_ifindex = dataplane_user::ifindex(&a)? as i32;
+        let inject_mac = dataplane_user::mac_of(&b)?;
+        // SAFETY: a packet socket; checked.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            bail!("packet socket: {}", std::io::Error::last_os_error());
+        }
+        // SAFETY: fd is ours.
+        let inject = unsafe { OwnedFd::from_raw_fd(fd) };
+        let std_sock = std::net::UdpSocket::bind(SocketAddrV4::new(primary, PORT)).with_context(|| format!("binding {primary}:{PORT}"))?;
+        std_sock.set_nonblocking(true)?;
+        let sock = tokio::net::UdpSocket::from_std(std_sock)?;
+        let buckets = dp.buckets()?;
+        let engine = LoadShare::new(control::loadshare::Config::new(primary, priority, cfg.peers.clone(), cfg.hello_ms), buckets);
+        let mut edge = Self {
+            engine,
+            dp,
+            key: cfg.key.as_bytes().to_vec(),
+            sock,
+            inject,
+            inject_ifindex,
+            inject_mac,
+            held: Vec::new(),
+            reinjected: 0,
+            discarded: 0,
+            started: std::time::Instant::now(),
+        };
+        let init = edge.engine.initial_actions();
+        for a in init {
+            if let Action::SetBucket { bucket, state } = a {
+                edge.dp.set_bucket(bucket as u32, state)?;
+            }
+        }
+        let _ = edge.dp.take_held()?; // frames held by a daemon that died
+        info!(interface = iface, vrid, "load sharing on");
+        Ok(edge)
+    }
+
+    pub fn set_bucket(&mut self, bucket: u8, state: u32) -> anyhow::Result<()> {
+        Ok(self.dp.set_bucket(bucket as u32, state)?)
+    }
+
+    pub fn now(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64 + 1
+    }
+
+    /// Feed an event; carry out what the engine asks, feeding back the
+    /// events the edge produces.
+    pub async fn event(&mut self, ev: Event) {
+        let mut queue = vec![ev];
+        while let Some(ev) = queue.pop() {
+            for a in self.engine.handle(ev) {
+                match self.act(a).await {
+                    Ok(Some(next)) => queue.push(next),
+                    Ok(None) => {}
+                    Err(e) => warn!(error = %e, "load-sharing action failed"),
+                }
+            }
+        }
+    }
+
+    async fn act(&mut self, a: Action) -> anyhow::Result<Option<Event>> {
+        match a {
+            Action::Send { to, msg } => {
+                let bytes = msg.encode(&self.key);
+                let _ = self.sock.send_to(&bytes, SocketAddrV4::new(to, PORT)).await;
+                Ok(None)
+            }
+            Action::SetBucket { bucket, state } => {
+                self.dp.set_bucket(bucket as u32, state)?;
+                Ok(None)
+            }
+            Action::ReadFences { epoch, buckets } => {
+                // Packets already in the filter finish within microseconds.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                let mut fences = Vec::new();
+                for b in buckets {
+                    let f = self.dp.last_routed(b as u32)?;
+                    fences.push(Fence { bucket: b, src: f.src, dst: f.dst, ip_id: f.ip_id, ip_csum: f.ip_csum, l4: f.l4, count: f.count });
+                }
+                Ok(Some(Event::FencesRead { now: self.now(), epoch, fences }))
+            }
+            Action::ApplyFence { epoch, fences } => {
+                self.drain()?;
+                let buckets: std::collections::BTreeSet<u8> = fences.iter().map(|f| f.bucket).collect();
+                for b in &buckets {
+                    let fs: Vec<&Fence> = fences.iter().filter(|f| f.bucket == *b && f.count > 0).collect();
+                    let frames: Vec<Held> = self.take_bucket(*b);
+                    // Claim 6: drop up to the latest packet an old owner
+                    // routed; route the rest.
+                    let cut = frames.iter().rposition(|h| fs.iter().any(|f| matches(&h.frame, f))).map(|i| i + 1).unwrap_or(0);
+                    self.discarded += cut as u64;
+                    for h in &frames[cut..] {
+                        self.reinject(&h.frame)?;
+                    }
+                    self.dp.set_bucket(*b as u32, BUCKET_MINE)?;
+                }
+                // Frames held between the drain and the switch.
+                self.drain()?;
+                for b in &buckets {
+                    for h in self.take_bucket(*b) {
+                        self.reinject(&h.frame)?;
+                    }
+                }
+                Ok(Some(Event::FenceApplied { now: self.now(), epoch }))
+            }
+            Action::DiscardHeld { buckets } => {
+                self.drain()?;
+                for b in buckets {
+                    self.discarded += self.take_bucket(b).len() as u64;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Move held frames from the ring buffer to the local buffer (each
+    /// tick, so the ring does not fill during a long hand-off).
+    pub fn drain(&mut self) -> anyhow::Result<()> {
+        self.held.extend(self.dp.take_held()?);
+        Ok(())
+    }
+
+    fn take_bucket(&mut self, b: u8) -> Vec<Held> {
+        let (mine, rest): (Vec<Held>, Vec<Held>) = std::mem::take(&mut self.held).into_iter().partition(|h| h.bucket == b as u32);
+        self.held = rest;
+        mine
+    }
+
+    fn reinject(&mut self, frame: &[u8]) -> anyhow::Result<()> {
+        let mut f = frame.to_vec();
+        f[0..6].copy_from_slice(&self.inject_mac);
+        // SAFETY: sockaddr_ll initialised; valid buffer.
+        unsafe {
+            let mut sa: libc::sockaddr_ll = std::mem::zeroed();
+            sa.sll_family = libc::AF_PACKET as u16;
+            sa.sll_ifindex = self.inject_ifindex;
+            sa.sll_halen = 6;
+            sa.sll_addr[..6].copy_from_slice(&self.inject_mac);
+            let n = libc::sendto(self.inject.as_raw_fd(), f.as_ptr().cast(), f.len(), 0, (&sa as *const libc::sockaddr_ll).cast(), std::mem::size_of::<libc::sockaddr_ll>() as u32);
+            if n < 0 {
+                bail!("re-injecting a held frame: {}", std::io::Error::last_os_error());
+            }
+        }
+        self.reinjected += 1;
+        Ok(())
+    }
+
+    pub fn decode(&self, data: &[u8]) -> Option<Msg> {
+        Msg::decode(data, &self.key).ok()
+    }
+
+    pub fn status(&self) -> LsStatus {
+        let now = self.now();
+        let mut owners = BTreeMap::new();
+        for o in self.engine.owner_map(now).into_iter().flatten() {
+            *owners.entry(o.to_string()).or_insert(0) += 1;
+        }
+        let rates = self.dp.bucket_rates().unwrap_or_default();
+        let mine: Vec<u32> = (0..BUCKETS).filter(|b| self.engine.mine[*b as usize] == BUCKET_MINE).collect();
+        LsStatus {
+            owned: mine.len(),
+            held: self.held.len(),
+            owners,
+            routed_packets: rates.iter().map(|c| c.packets).sum(),
+            bucket_packets: mine.iter().map(|b| (*b, rates.get(*b as usize).map(|c| c.packets).unwrap_or(0))).collect(),
+            handoffs_done: self.engine.handoffs_done,
+            handoffs_aborted: self.engine.handoffs_aborted,
+            reinjected: self.reinjected,
+            discarded: self.discarded,
+        }
+    }
+}
+
+/// Whether a held frame is the packet a fence names.
+fn matches(frame: &[u8], f: &Fence) -> bool {
+    if frame.len() < 34 {
+        return false;
+    }
+    let ne32 = |o: usize| u32::from_ne_bytes([frame[o], frame[o + 1], frame[o + 2], frame[o + 3]]);
+    let ne16 = |o: usize| u16::from_ne_bytes([frame[o], frame[o + 1]]);
+    let l4 = if frame[14] == 0x45 && frame.len() >= 38 { ne32(34) } else { 0 };
+    ne32(26) == f.src && ne32(30) == f.dst && ne16(18) == f.ip_id && ne16(24) == f.ip_csum && l4 == f.l4
+}
