@@ -147,3 +147,60 @@ fn three_routers_share_and_a_rebalance_loses_and_doubles_nothing() {
     eprintln!("sent {total}, lost {lost}, routed twice {doubled}");
     assert_eq!((lost, doubled), (0, 0), "a planned rebalance under 10 kpps loses and doubles nothing");
 }
+
+/// A failed master (link down, every process killed at once): the backup
+/// takes over as VRRP master and hands the failed router's buckets out.
+/// Only the failed router's share of the traffic is lost, for the takeover
+/// time; nothing is routed twice.
+#[test]
+fn a_failed_master_loses_only_its_share_for_the_takeover() {
+    if !common::kernel_available("loadshare_failover") {
+        return;
+    }
+    let exe: std::path::PathBuf = env!("CARGO_BIN_EXE_edgeplane").into();
+    let mut lan = VrrpLan::new(&format!("ep{}m", std::process::id() % 100000), 3, &exe).expect("lan");
+    lan.add_wan(3).expect("wan");
+    for (r, prio, me) in [("r1", 200u8, 1u8), ("r2", 150, 2), ("r3", 100, 3)] {
+        lan.start_edgeplane_with(r, prio, 1000, &ls_config(me, 3)).unwrap();
+    }
+    lan.wait_master("r1", &["r1", "r2", "r3"], true, Duration::from_secs(10)).unwrap();
+    let t0 = Instant::now();
+    while ["r1", "r2", "r3"].iter().map(|r| owned(&lan, r)).sum::<u64>() != 256 || owned(&lan, "r3") == 0 || owned(&lan, "r2") == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "no balance");
+        thread::sleep(Duration::from_millis(100));
+    }
+    let failed_share = owned(&lan, "r1") as f64 / 256.0;
+
+    let seen: Seen = Arc::new(Mutex::new(HashMap::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let rx = receiver(format!("/run/netns/{}", lan.ns("rx")), seen.clone(), stop.clone());
+    thread::sleep(Duration::from_millis(200));
+    let pps = 10_000u32;
+    let tx = sender(format!("/run/netns/{}", lan.ns("x")), pps, 8.0);
+    thread::sleep(Duration::from_secs(2));
+    lan.fail("r1").unwrap();
+    let sent = tx.join().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    rx.join().unwrap();
+    assert_eq!(lan.status("r2").unwrap()["state"], "master");
+    let shares: Vec<u64> = ["r2", "r3"].iter().map(|r| owned(&lan, r)).collect();
+    assert_eq!(shares.iter().sum::<u64>(), 256, "the failed router's buckets were handed out: {shares:?}");
+
+    let seen = seen.lock().unwrap();
+    let (mut lost, mut doubled) = (0u64, 0u64);
+    for (i, n) in sent.iter().enumerate() {
+        let mut got = seen.get(&(i as u32)).cloned().unwrap_or_default();
+        got.sort();
+        let before = got.len();
+        got.dedup();
+        doubled += (before - got.len()) as u64;
+        lost += (*n as usize - got.len()) as u64;
+    }
+    // Lost packets of the failed share, as time: the outage its end
+    // systems saw.
+    let outage_ms = lost as f64 / (pps as f64 * failed_share) * 1000.0;
+    let mdi_ms = 3000.0 + (106.0 * 1000.0) / 256.0;
+    eprintln!("failed share {failed_share:.2}: lost {lost} packets = {outage_ms:.0} ms of its traffic (Master_Down_Interval {mdi_ms:.0} ms), routed twice {doubled}");
+    assert_eq!(doubled, 0);
+    assert!(outage_ms <= mdi_ms + 1000.0, "outage {outage_ms:.0} ms");
+}
