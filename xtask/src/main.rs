@@ -155,6 +155,8 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
     run(Command::new(root().join("target/release/edgeplane")).args(["bench", "xdp"]))?;
     say("edgeplane bench gateway-veth (XDP gateway vs nftables on veth)");
     run(Command::new(root().join("target/release/edgeplane")).args(["bench", "gateway-veth"]))?;
+    say("edgeplane bench vrrp-failover (failover gap vs keepalived)");
+    run(Command::new(root().join("target/release/edgeplane")).args(["bench", "vrrp-failover"]))?;
     say("criterion benches");
     run(cargo().args(["bench", "--bench", "maglev"]).args(extra))
 }
