@@ -41,6 +41,7 @@ fn two_hundred_flows_through_lb_and_gateway() {
     if !common::kernel_available("gateway_netns") {
         return;
     }
+    let _serial = common::serial();
     let mut t = Topology::build(&format!("ep{}w", std::process::id() % 100000), 1, 1, &exe()).expect("topology");
     t.add_server_network(4).expect("server network");
     let stop = Arc::new(AtomicBool::new(false));
@@ -170,6 +171,7 @@ fn gateway_restart_keeps_sessions() {
     if !common::kernel_available("gateway_restart") {
         return;
     }
+    let _serial = common::serial();
     let mut t = Topology::build(&format!("ep{}k", std::process::id() % 100000), 1, 1, &exe()).expect("topology");
     t.add_server_network(4).expect("server network");
     let stop = Arc::new(AtomicBool::new(false));

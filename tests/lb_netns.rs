@@ -33,6 +33,7 @@ fn two_lbs_agree_and_removal_moves_only_that_gateways_sessions() {
     if !common::kernel_available("two_lbs_agree") {
         return;
     }
+    let _serial = common::serial();
     let mut t = Topology::build(&prefix("a"), 2, 3, &exe()).expect("topology");
     let all = [0, 1, 2];
     for lb in [1, 2] {
@@ -102,6 +103,7 @@ fn daemon_sigkill_and_restart_lose_no_packets() {
     if !common::kernel_available("daemon_restart") {
         return;
     }
+    let _serial = common::serial();
     let mut t = Topology::build(&prefix("r"), 1, 2, &exe()).expect("topology");
     let cfg = t.lb_config(1, &[0, 1], 9);
     t.start_lb(1, &cfg).expect("daemon");

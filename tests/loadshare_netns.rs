@@ -95,6 +95,7 @@ fn three_routers_share_and_a_rebalance_loses_and_doubles_nothing() {
     if !common::kernel_available("loadshare") {
         return;
     }
+    let _serial = common::serial();
     let exe: std::path::PathBuf = env!("CARGO_BIN_EXE_edgeplane").into();
     let mut lan = VrrpLan::new(&format!("ep{}l", std::process::id() % 100000), 3, &exe).expect("lan");
     lan.add_wan(3).expect("wan");
@@ -157,6 +158,7 @@ fn a_failed_master_loses_only_its_share_for_the_takeover() {
     if !common::kernel_available("loadshare_failover") {
         return;
     }
+    let _serial = common::serial();
     let exe: std::path::PathBuf = env!("CARGO_BIN_EXE_edgeplane").into();
     let mut lan = VrrpLan::new(&format!("ep{}m", std::process::id() % 100000), 3, &exe).expect("lan");
     lan.add_wan(3).expect("wan");

@@ -25,6 +25,7 @@ fn edgeplane_and_keepalived_elect_preempt_and_fail_over() {
     if !common::kernel_available("vrrp_interop") {
         return;
     }
+    let _serial = common::serial();
     let mut lan = lan("v");
     // keepalived alone becomes master.
     lan.start_keepalived(KA, 100, 1000).unwrap();
@@ -117,6 +118,7 @@ fn spoofed_adverts_change_nothing() {
     if !common::kernel_available("vrrp_spoof") {
         return;
     }
+    let _serial = common::serial();
     let mut lan = lan("s");
     lan.start_edgeplane(EP, 150, 1000).unwrap();
     lan.wait_master(EP, &BOTH, true, secs(10)).unwrap();

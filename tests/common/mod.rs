@@ -31,3 +31,10 @@ pub fn private_netns() {
     sh(&["ip", "link", "set", "lo", "up"]);
 }
 
+
+/// Tests of one binary run in parallel; the ones that measure loss or
+/// timing take this lock so they do not compete for the two CPUs.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
