@@ -30,6 +30,10 @@ pub struct LsEdge {
     inject_mac: [u8; 6],
     /// Held frames drained from the ring, in arrival order.
     held: Vec<Held>,
+    /// Per-bucket routed packets at the last rate sample, and when.
+    last_counts: Vec<u64>,
+    last_sample: std::time::Instant,
+    pub rates: Vec<u64>,
     pub reinjected: u64,
     pub discarded: u64,
     started: std::time::Instant,
@@ -44,6 +48,11 @@ pub struct LsStatus {
     pub routed_packets: u64,
     /// Routed packets per owned bucket.
     pub bucket_packets: BTreeMap<u32, u64>,
+    /// Packets per second per owned bucket (last second).
+    pub bucket_pps: BTreeMap<u32, u64>,
+    pub reviews_requested: u64,
+    pub collections: u64,
+    pub rate_rebalances: u64,
     pub handoffs_done: u64,
     pub handoffs_aborted: u64,
     pub reinjected: u64,
@@ -98,7 +107,12 @@ impl LsEdge {
         std_sock.set_nonblocking(true)?;
         let sock = tokio::net::UdpSocket::from_std(std_sock)?;
         let buckets = dp.buckets()?;
-        let engine = LoadShare::new(control::loadshare::Config::new(primary, priority, cfg.peers.clone(), cfg.hello_ms), buckets);
+        let mut ecfg = control::loadshare::Config::new(primary, priority, cfg.peers.clone(), cfg.hello_ms);
+        ecfg.review_pps = cfg.review_pps;
+        ecfg.review_holddown_ms = cfg.review_holddown_ms;
+        ecfg.collect_interval_ms = cfg.collect_interval_ms;
+        ecfg.collect_holddown_ms = cfg.collect_holddown_ms;
+        let engine = LoadShare::new(ecfg, buckets);
         let mut edge = Self {
             engine,
             dp,
@@ -108,6 +122,9 @@ impl LsEdge {
             inject_ifindex,
             inject_mac,
             held: Vec::new(),
+            last_counts: vec![0; BUCKETS as usize],
+            last_sample: std::time::Instant::now(),
+            rates: vec![0; BUCKETS as usize],
             reinjected: 0,
             discarded: 0,
             started: std::time::Instant::now(),
@@ -121,6 +138,23 @@ impl LsEdge {
         let _ = edge.dp.take_held()?; // frames held by a daemon that died
         info!(interface = iface, vrid, "load sharing on");
         Ok(edge)
+    }
+
+    /// Packets per second per bucket since the last sample (claim 7),
+    /// fed to the engine once a second.
+    pub async fn sample_rates(&mut self) -> anyhow::Result<()> {
+        if self.last_sample.elapsed() < Duration::from_secs(1) {
+            return Ok(());
+        }
+        let secs = self.last_sample.elapsed().as_secs_f64();
+        let counts: Vec<u64> = self.dp.bucket_rates()?.iter().map(|c| c.packets).collect();
+        self.rates = counts.iter().zip(&self.last_counts).map(|(n, o)| ((n.saturating_sub(*o)) as f64 / secs) as u64).collect();
+        self.last_counts = counts;
+        self.last_sample = std::time::Instant::now();
+        let now = self.now();
+        let rates = self.rates.clone();
+        self.event(Event::Rates { now, rates }).await;
+        Ok(())
     }
 
     pub fn set_bucket(&mut self, bucket: u8, state: u32) -> anyhow::Result<()> {
@@ -251,6 +285,10 @@ impl LsEdge {
             owners,
             routed_packets: rates.iter().map(|c| c.packets).sum(),
             bucket_packets: mine.iter().map(|b| (*b, rates.get(*b as usize).map(|c| c.packets).unwrap_or(0))).collect(),
+            bucket_pps: mine.iter().map(|b| (*b, self.rates[*b as usize])).collect(),
+            reviews_requested: self.engine.reviews_requested,
+            collections: self.engine.collections,
+            rate_rebalances: self.engine.rate_rebalances,
             handoffs_done: self.engine.handoffs_done,
             handoffs_aborted: self.engine.handoffs_aborted,
             reinjected: self.reinjected,

@@ -439,6 +439,9 @@ impl Instance {
                     }
                     let now = ls.now();
                     ls.event(control::loadshare::Event::Tick { now }).await;
+                    if let Err(e) = ls.sample_rates().await {
+                        warn!(error = %e, "reading bucket rates failed");
+                    }
                 }
                 _ = publish.tick() => self.publish(),
                 c = cmd.recv() => match c {

@@ -57,6 +57,26 @@ pub struct LoadSharing {
     /// destination).
     #[serde(default = "default_direction")]
     pub direction: String,
+    /// A backup routing more packets per second than this asks the master
+    /// for a review (claim 8); no requests when absent.
+    #[serde(default)]
+    pub review_pps: Option<u64>,
+    #[serde(default = "default_review_holddown")]
+    pub review_holddown_ms: u64,
+    /// The master collects rates this often (claim 9); only on request
+    /// when absent.
+    #[serde(default)]
+    pub collect_interval_ms: Option<u64>,
+    #[serde(default = "default_collect_holddown")]
+    pub collect_holddown_ms: u64,
+}
+
+fn default_review_holddown() -> u64 {
+    10_000
+}
+
+fn default_collect_holddown() -> u64 {
+    5_000
 }
 
 fn default_hello_ms() -> u64 {

@@ -85,6 +85,19 @@ pub enum Body {
     Ack {
         seq: u64,
     },
+    /// A backup past its rate threshold asks for a review (claim 8).
+    ReviewRequest {
+        pps: u64,
+    },
+    /// The master collects rates (claims 9, 10).
+    RateRequest {
+        id: u64,
+    },
+    RateReport {
+        id: u64,
+        /// (bucket, packets per second) of the buckets the sender routes.
+        rates: Vec<(u8, u64)>,
+    },
 }
 
 impl Body {
@@ -156,6 +169,17 @@ pub struct Config {
     pub max_tries: u32,
     /// How long a bucket may stay held without its fence.
     pub hold_timeout_ms: u64,
+    /// A backup routing more than this asks the master for a review.
+    pub review_pps: Option<u64>,
+    /// After asking, a backup does not ask again for this long (claim 12).
+    pub review_holddown_ms: u64,
+    /// The master collects rates this often (claim 9); never when absent.
+    pub collect_interval_ms: Option<u64>,
+    /// After collecting, the master does not collect again for this long
+    /// (claim 13).
+    pub collect_holddown_ms: u64,
+    /// Loads within this fraction of the mean count as balanced.
+    pub rate_tolerance: f64,
 }
 
 impl Config {
@@ -169,6 +193,11 @@ impl Config {
             retransmit_ms: 50,
             max_tries: 40,
             hold_timeout_ms: 3000,
+            review_pps: None,
+            review_holddown_ms: 10_000,
+            collect_interval_ms: None,
+            collect_holddown_ms: 5_000,
+            rate_tolerance: 0.2,
         }
     }
 }
@@ -195,6 +224,9 @@ pub enum Event {
         epoch: u64,
         fences: Vec<Fence>,
     },
+    /// Packets per second routed in each bucket (256 values), measured by
+    /// the filter's per-bucket counters (claim 7).
+    Rates { now: u64, rates: Vec<u64> },
     /// The edge applied a fence: buffered packets routed or dropped, the
     /// buckets routed from now on.
     FenceApplied {
@@ -241,6 +273,7 @@ struct Peer {
     last_hello: u64,
     owned: BTreeSet<u8>,
     priority: u8,
+    is_master: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -260,6 +293,13 @@ struct Handoff {
     fences: Vec<Fence>,
     /// When the current phase began.
     since: u64,
+}
+
+struct Collection {
+    id: u64,
+    started: u64,
+    pending: BTreeSet<Ipv4Addr>,
+    rates: Vec<u64>,
 }
 
 struct Outstanding {
@@ -291,6 +331,17 @@ pub struct LoadShare {
     fence_for: HashMap<u64, Ipv4Addr>,
     /// Buckets whose fence is being applied by the edge.
     fenced: BTreeSet<u8>,
+    /// Latest per-bucket rates of this router.
+    my_rates: Vec<u64>,
+    review_until: u64,
+    collect_until: u64,
+    last_collect: u64,
+    collection: Option<Collection>,
+    /// A rate-balanced assignment being carried out, for these routers.
+    target: Option<(Vec<Ipv4Addr>, Vec<Ipv4Addr>)>,
+    pub reviews_requested: u64,
+    pub collections: u64,
+    pub rate_rebalances: u64,
     /// Hand-offs completed, aborted; messages dropped as duplicates.
     pub handoffs_done: u64,
     pub handoffs_aborted: u64,
@@ -330,6 +381,15 @@ impl LoadShare {
             release_for: HashMap::new(),
             fence_for: HashMap::new(),
             fenced: BTreeSet::new(),
+            my_rates: vec![0; BUCKETS as usize],
+            review_until: 0,
+            collect_until: 0,
+            last_collect: 0,
+            collection: None,
+            target: None,
+            reviews_requested: 0,
+            collections: 0,
+            rate_rebalances: 0,
             handoffs_done: 0,
             handoffs_aborted: 0,
         }
@@ -428,6 +488,7 @@ impl LoadShare {
                 }
             }
             Event::Rebalance => self.rebalance = true,
+            Event::Rates { now, rates } => self.rates(now, rates, &mut out),
             Event::Received { now, msg } => self.received(now, msg, &mut out),
             Event::FencesRead { now, epoch, fences } => {
                 if self.master
@@ -549,19 +610,110 @@ impl LoadShare {
         if now.saturating_sub(self.started.unwrap_or(now)) < self.cfg.dead_after_ms {
             return;
         }
-        // Planned every tick: a balanced table plans no moves. An
-        // operator's rebalance request only forces a fresh look at the
-        // peers' reports.
+        // Rates: collect on the period (claim 9) or an operator's request;
+        // a collection that waits too long for a report finishes without it.
         if std::mem::take(&mut self.rebalance) {
             for p in self.peers.values_mut() {
                 p.trust_after = 0;
             }
+            self.collect_until = 0;
+            self.collect(now, out);
+        }
+        if let Some(iv) = self.cfg.collect_interval_ms {
+            if now.saturating_sub(self.last_collect) >= iv {
+                self.collect(now, out);
+            }
+        }
+        if self.collection.as_ref().map(|c| now.saturating_sub(c.started) > 10 * self.cfg.retransmit_ms).unwrap_or(false) {
+            self.finish_collection(now);
         }
         let live = self.live(now);
         let owners = self.owners(now);
-        let moves = plan(&owners, &live);
-        if !moves.is_empty() {
-            self.start(now, moves, out);
+        // A rate-balanced assignment (claim 11) is carried out while the
+        // routers stay the same; a change of routers drops it.
+        if let Some((routers, target)) = self.target.clone() {
+            if routers == live {
+                let moves: BTreeMap<u8, (Option<Ipv4Addr>, Ipv4Addr)> = (0..BUCKETS as usize)
+                    .filter(|b| owners[*b] != Some(target[*b]))
+                    .map(|b| (b as u8, (owners[b], target[b])))
+                    .collect();
+                if moves.is_empty() {
+                    self.target = None;
+                } else {
+                    self.start(now, moves, out);
+                }
+                return;
+            }
+            self.target = None;
+        }
+        // Otherwise buckets are spread by count, when a bucket has no owner
+        // or a router has none (a join); counts left uneven by a rate
+        // review stay as they are.
+        let idle_router = live.iter().any(|r| !owners.iter().any(|o| o == &Some(*r)));
+        if owners.iter().any(|o| o.is_none()) || idle_router {
+            let moves = plan(&owners, &live);
+            if !moves.is_empty() {
+                self.start(now, moves, out);
+            }
+        }
+    }
+
+    /// Claim 7-8: a backup watches its own rate and asks the master for a
+    /// review past the threshold, at most once per hold-down (claim 12).
+    fn rates(&mut self, now: u64, rates: Vec<u64>, out: &mut Vec<Action>) {
+        self.my_rates = rates;
+        self.my_rates.resize(BUCKETS as usize, 0);
+        let Some(limit) = self.cfg.review_pps else { return };
+        if self.master || now < self.review_until {
+            return;
+        }
+        let mine: u64 = (0..BUCKETS as usize).filter(|b| self.mine[*b] == BUCKET_MINE).map(|b| self.my_rates[b]).sum();
+        if mine <= limit {
+            return;
+        }
+        let master = self.peers.iter().find(|(_, p)| p.is_master && now.saturating_sub(p.last_hello) <= self.cfg.dead_after_ms).map(|(a, _)| *a);
+        if let Some(m) = master {
+            self.review_until = now + self.cfg.review_holddown_ms;
+            self.reviews_requested += 1;
+            self.send(now, m, Body::ReviewRequest { pps: mine }, out);
+        }
+    }
+
+    /// Claim 9: ask every live router for its per-bucket rates; not again
+    /// within the hold-down (claim 13).
+    fn collect(&mut self, now: u64, out: &mut Vec<Action>) {
+        if !self.master || self.collection.is_some() || now < self.collect_until {
+            return;
+        }
+        self.collect_until = now + self.cfg.collect_holddown_ms;
+        self.last_collect = now;
+        self.collections += 1;
+        let id = self.collections;
+        let mut rates = vec![0u64; BUCKETS as usize];
+        for b in 0..BUCKETS as usize {
+            if self.mine[b] == BUCKET_MINE {
+                rates[b] = self.my_rates[b];
+            }
+        }
+        let live: BTreeSet<Ipv4Addr> = self.live(now).into_iter().filter(|a| *a != self.cfg.me).collect();
+        for p in &live {
+            self.send(now, *p, Body::RateRequest { id }, out);
+        }
+        self.collection = Some(Collection { id, started: now, pending: live, rates });
+        if self.collection.as_ref().map(|c| c.pending.is_empty()).unwrap_or(false) {
+            self.finish_collection(now);
+        }
+    }
+
+    /// Claim 11: reallocate by rate when the routers' loads differ by more
+    /// than the tolerance.
+    fn finish_collection(&mut self, now: u64) {
+        let Some(c) = self.collection.take() else { return };
+        let live = self.live(now);
+        let owners = self.owners(now);
+        if let Some(target) = rate_plan(&c.rates, &owners, &live, self.cfg.rate_tolerance) {
+            self.rate_rebalances += 1;
+            self.target = Some((live, target));
         }
     }
 
@@ -797,11 +949,14 @@ impl LoadShare {
         }
         match msg.body {
             Body::Hello {
-                priority, owned, ..
+                priority,
+                owned,
+                master,
             } => {
                 let p = self.peers.entry(from).or_default();
                 p.last_hello = now.max(1);
                 p.priority = priority;
+                p.is_master = master;
                 if now >= p.trust_after {
                     p.owned = owned.into_iter().collect();
                 }
@@ -841,6 +996,30 @@ impl LoadShare {
                 out.push(Action::DiscardHeld { buckets });
             }
             Body::Ack { .. } => {}
+            Body::ReviewRequest { .. } => {
+                // Claim 10: a backup's request starts a collection, unless
+                // one ran too recently (claim 13).
+                if self.master {
+                    self.collect(now, out);
+                }
+            }
+            Body::RateRequest { id } => {
+                let rates: Vec<(u8, u64)> =
+                    (0..BUCKETS as usize).filter(|b| self.mine[*b] == BUCKET_MINE).map(|b| (b as u8, self.my_rates[b])).collect();
+                self.send(now, from, Body::RateReport { id, rates }, out);
+            }
+            Body::RateReport { id, rates } => {
+                if let Some(c) = self.collection.as_mut() {
+                    if c.id == id && c.pending.remove(&from) {
+                        for (b, r) in rates {
+                            c.rates[b as usize] = r;
+                        }
+                        if c.pending.is_empty() {
+                            self.finish_collection(now);
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -848,6 +1027,46 @@ impl LoadShare {
     pub fn owner_map(&self, now: u64) -> Vec<Option<Ipv4Addr>> {
         self.owners(now)
     }
+}
+
+/// A rate-balanced owner for every bucket, starting from the current
+/// owners and moving, from the most to the least loaded router, the bucket
+/// that best closes the gap, until loads are within `tolerance` of the
+/// mean. `None` when they already are.
+pub fn rate_plan(rates: &[u64], owners: &[Option<Ipv4Addr>], routers: &[Ipv4Addr], tolerance: f64) -> Option<Vec<Ipv4Addr>> {
+    if routers.len() < 2 || owners.iter().any(|o| o.map(|r| !routers.contains(&r)).unwrap_or(true)) {
+        return None;
+    }
+    let mut owner: Vec<Ipv4Addr> = owners.iter().map(|o| o.expect("checked")).collect();
+    let load = |owner: &[Ipv4Addr], r: Ipv4Addr| -> u64 { (0..owner.len()).filter(|b| owner[*b] == r).map(|b| rates[b]).sum() };
+    let total: u64 = rates.iter().sum();
+    let mean = total as f64 / routers.len() as f64;
+    if total == 0 {
+        return None;
+    }
+    let mut moved = false;
+    for _ in 0..BUCKETS {
+        let loads: Vec<(Ipv4Addr, u64)> = routers.iter().map(|r| (*r, load(&owner, *r))).collect();
+        let (hi, hl) = *loads.iter().max_by_key(|x| x.1).unwrap();
+        let (lo, ll) = *loads.iter().min_by_key(|x| x.1).unwrap();
+        if (hl as f64) <= mean * (1.0 + tolerance) && (ll as f64) >= mean * (1.0 - tolerance) {
+            break;
+        }
+        let gap = (hl - ll) / 2;
+        // The busy router's bucket whose rate is closest to half the gap,
+        // and that does not overshoot it.
+        let best = (0..owner.len())
+            .filter(|b| owner[*b] == hi && rates[*b] > 0 && rates[*b] < hl - ll)
+            .min_by_key(|b| (rates[*b] as i64 - gap as i64).unsigned_abs());
+        match best {
+            Some(b) => {
+                owner[b] = lo;
+                moved = true;
+            }
+            None => break,
+        }
+    }
+    moved.then_some(owner)
 }
 
 /// An even split of the buckets over `routers` (sorted), moving as few as
@@ -1119,6 +1338,52 @@ mod tests {
             vec![128, 128],
             "the failed router's buckets are redistributed"
         );
+    }
+
+    #[test]
+    fn rate_plan_evens_out_hot_buckets() {
+        let r: Vec<Ipv4Addr> = (1..=2).map(addr).collect();
+        let owners: Vec<Option<Ipv4Addr>> = (0..256).map(|b| Some(r[usize::from(b >= 128)])).collect();
+        let mut rates = vec![0u64; 256];
+        for b in 0..8 {
+            rates[b] = 1000; // all of router 1's traffic in 8 buckets
+        }
+        let target = rate_plan(&rates, &owners, &r, 0.2).expect("unbalanced");
+        let load = |x: Ipv4Addr| (0..256).filter(|b| target[*b] == x).map(|b| rates[b]).sum::<u64>();
+        assert_eq!((load(r[0]), load(r[1])), (4000, 4000));
+        assert_eq!((0..256).filter(|b| target[*b] != owners[*b].unwrap()).count(), 4, "only hot buckets move");
+        assert!(rate_plan(&rates, &target.iter().map(|x| Some(*x)).collect::<Vec<_>>(), &r, 0.2).is_none(), "balanced now");
+        assert!(rate_plan(&vec![0; 256], &owners, &r, 0.2).is_none(), "no traffic, nothing to do");
+    }
+
+    #[test]
+    fn a_busy_backup_asks_for_review_and_the_master_rebalances_by_rate() {
+        let mut s = Sim::new(3, 0);
+        for n in s.nodes.values_mut() {
+            n.cfg.review_pps = Some(1500);
+            n.cfg.review_holddown_ms = 60_000;
+        }
+        s.set_master(addr(1));
+        s.step(2000);
+        // Router 2's traffic is all in four of its buckets.
+        let hot: Vec<u8> = (0..=255u8).filter(|b| s.nodes[&addr(2)].mine[*b as usize] == BUCKET_MINE).take(4).collect();
+        let mut rates = vec![0u64; 256];
+        for b in &hot {
+            rates[*b as usize] = 1000;
+        }
+        for _ in 0..3 {
+            let now = s.now;
+            let acts = s.nodes.get_mut(&addr(2)).unwrap().handle(Event::Rates { now, rates: rates.clone() });
+            s.apply(addr(2), acts);
+            s.step(500);
+        }
+        assert_eq!(s.nodes[&addr(2)].reviews_requested, 1, "one request per hold-down (claim 12)");
+        let m = &s.nodes[&addr(1)];
+        assert_eq!(m.collections, 1, "collected once (claims 9, 10)");
+        assert_eq!(m.rate_rebalances, 1);
+        let still: usize = hot.iter().filter(|b| s.nodes[&addr(2)].mine[**b as usize] == BUCKET_MINE).count();
+        assert!(still <= 2, "hot buckets moved away from the busy router ({still} of 4 left)");
+        assert_eq!(s.shares().iter().sum::<usize>(), 256);
     }
 
     #[test]
