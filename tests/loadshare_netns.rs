@@ -61,20 +61,29 @@ fn receiver(ns: String, seen: Seen, stop: Arc<AtomicBool>) -> thread::JoinHandle
 /// `pps` packets a second round-robin over the end-system addresses for
 /// `secs`; returns the packets sent per source.
 fn sender(ns: String, pps: u32, secs: f64) -> thread::JoinHandle<Vec<u32>> {
+    sender_from(ns, (0..SOURCES).collect(), pps, secs)
+}
+
+/// As `sender`, from the end systems `sources` (indices into
+/// 10.3.0.64-95) only; the result is indexed like `sources`'s addresses.
+fn sender_from(ns: String, sources: Vec<u32>, pps: u32, secs: f64) -> thread::JoinHandle<Vec<u32>> {
     thread::spawn(move || {
         enter_netns(&ns).unwrap();
-        let socks: Vec<UdpSocket> = (0..SOURCES).map(|i| UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::new(10, 3, 0, 64 + i as u8), 40000)).unwrap()).collect();
+        let mut socks: Vec<Option<UdpSocket>> = (0..SOURCES).map(|_| None).collect();
+        for i in &sources {
+            socks[*i as usize] = Some(UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::new(10, 3, 0, 64 + *i as u8), 40000)).unwrap());
+        }
         let dst = SocketAddrV4::new(Ipv4Addr::new(10, 4, 0, 100), 9000);
         let mut sent = vec![0u32; SOURCES as usize];
         let total = (pps as f64 * secs) as u64;
         let gap = Duration::from_secs_f64(1.0 / pps as f64);
         let start = Instant::now();
         for k in 0..total {
-            let i = (k % SOURCES as u64) as usize;
+            let i = sources[(k % sources.len() as u64) as usize] as usize;
             let mut p = [0u8; 8];
             p[0..4].copy_from_slice(&(i as u32).to_be_bytes());
             p[4..8].copy_from_slice(&sent[i].to_be_bytes());
-            socks[i].send_to(&p, dst).unwrap();
+            socks[i].as_ref().unwrap().send_to(&p, dst).unwrap();
             sent[i] += 1;
             let due = start + gap * (k as u32 + 1);
             let now = Instant::now();
@@ -205,4 +214,72 @@ fn a_failed_master_loses_only_its_share_for_the_takeover() {
     eprintln!("failed share {failed_share:.2}: lost {lost} packets = {outage_ms:.0} ms of its traffic (Master_Down_Interval {mdi_ms:.0} ms), routed twice {doubled}");
     assert_eq!(doubled, 0);
     assert!(outage_ms <= mdi_ms + 1000.0, "outage {outage_ms:.0} ms");
+}
+
+fn count_loss(sent: &[u32], seen: &Seen) -> (u64, u64) {
+    let seen = seen.lock().unwrap();
+    let (mut lost, mut doubled) = (0u64, 0u64);
+    for (i, n) in sent.iter().enumerate() {
+        let mut got = seen.get(&(i as u32)).cloned().unwrap_or_default();
+        got.sort();
+        let before = got.len();
+        got.dedup();
+        doubled += (before - got.len()) as u64;
+        lost += (*n as usize - got.len()) as u64;
+    }
+    (lost, doubled)
+}
+
+/// Claims 7-13: a backup whose traffic passes its threshold asks for a
+/// review (once per hold-down); the master collects the rates and moves
+/// hot buckets to the idle router, under traffic, losing and doubling
+/// nothing.
+#[test]
+fn a_busy_backup_gets_a_rate_review() {
+    if !common::kernel_available("loadshare_rates") {
+        return;
+    }
+    let _serial = common::serial();
+    let exe: std::path::PathBuf = env!("CARGO_BIN_EXE_edgeplane").into();
+    let mut lan = VrrpLan::new(&format!("ep{}q", std::process::id() % 100000), 2, &exe).expect("lan");
+    lan.add_wan(2).expect("wan");
+    lan.start_edgeplane_with("r1", 200, 1000, &ls_config(1, 2)).unwrap();
+    let review = format!("{}review_pps = 3000\nreview_holddown_ms = 60000\n", ls_config(2, 2));
+    lan.start_edgeplane_with("r2", 150, 1000, &review).unwrap();
+    lan.wait_master("r1", &["r1", "r2"], true, Duration::from_secs(10)).unwrap();
+    let t0 = Instant::now();
+    while owned(&lan, "r2") != 128 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "no balance");
+        thread::sleep(Duration::from_millis(100));
+    }
+    // The end systems whose buckets r2 routes.
+    let r2: std::collections::BTreeSet<u32> =
+        lan.status("r2").unwrap()["load_sharing"]["bucket_packets"].as_object().unwrap().keys().map(|k| k.parse().unwrap()).collect();
+    let sources: Vec<u32> = (0..SOURCES)
+        .filter(|i| r2.contains(&dataplane_common::hash::addr_bucket(u32::from_ne_bytes([10, 3, 0, 64 + *i as u8]))))
+        .collect();
+    assert!(sources.len() >= 4, "{sources:?}");
+
+    let seen: Seen = Arc::new(Mutex::new(HashMap::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let rx = receiver(format!("/run/netns/{}", lan.ns("rx")), seen.clone(), stop.clone());
+    thread::sleep(Duration::from_millis(200));
+    let routed_before = lan.status("r1").unwrap()["load_sharing"]["routed_packets"].as_u64().unwrap();
+    let tx = sender_from(format!("/run/netns/{}", lan.ns("x")), sources, 6000, 8.0);
+    let sent = tx.join().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    rx.join().unwrap();
+
+    let s1 = lan.status("r1").unwrap()["load_sharing"].clone();
+    let s2 = lan.status("r2").unwrap()["load_sharing"].clone();
+    eprintln!("r1: collections {} rate_rebalances {} owned {}; r2: reviews {} owned {}", s1["collections"], s1["rate_rebalances"], s1["owned"], s2["reviews_requested"], s2["owned"]);
+    assert_eq!(s2["reviews_requested"], 1, "one request per hold-down");
+    assert!(s1["collections"].as_u64().unwrap() >= 1 && s1["rate_rebalances"].as_u64().unwrap() >= 1);
+    let routed_by_r1 = s1["routed_packets"].as_u64().unwrap() - routed_before;
+    let total: u32 = sent.iter().sum();
+    eprintln!("r1 routed {routed_by_r1} of {total} after the review");
+    assert!(routed_by_r1 > total as u64 / 10, "the master took hot buckets");
+    let (lost, doubled) = count_loss(&sent, &seen);
+    eprintln!("lost {lost}, routed twice {doubled}");
+    assert_eq!((lost, doubled), (0, 0));
 }
