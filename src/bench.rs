@@ -109,6 +109,7 @@ fn router(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<BenchRow> {
     use dataplane_common::router::{RouterCfg, BUCKET_MINE, BUCKETS};
     let vmac = [0, 0, 0x5e, 0, 1, 51];
     dp.set_router_cfg(&RouterCfg { vmac, own_mac: [2, 0, 0, 0, 0xaa, 1], by_dst: 0, enabled: 1 })?;
+    dp.set_router_lease(u64::MAX)?;
     for b in 0..BUCKETS {
         dp.set_bucket(b, BUCKET_MINE)?;
     }

@@ -136,12 +136,18 @@ impl LsEdge {
             }
         }
         let _ = edge.dp.take_held()?; // frames held by a daemon that died
+        edge.dp.renew_router_lease()?;
         info!(interface = iface, vrid, "load sharing on");
         Ok(edge)
     }
 
     /// Packets per second per bucket since the last sample (claim 7),
     /// fed to the engine once a second.
+    /// Keep the filter routing: called every tick.
+    pub fn renew_lease(&mut self) -> anyhow::Result<()> {
+        Ok(self.dp.renew_router_lease()?)
+    }
+
     pub async fn sample_rates(&mut self) -> anyhow::Result<()> {
         if self.last_sample.elapsed() < Duration::from_secs(1) {
             return Ok(());

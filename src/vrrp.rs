@@ -434,6 +434,9 @@ impl Instance {
                 }
                 _ = tick.tick(), if has_ls => {
                     let ls = self.ls.as_mut().expect("guarded");
+                    if let Err(e) = ls.renew_lease() {
+                        warn!(error = %e, "renewing the filter lease failed");
+                    }
                     if let Err(e) = ls.drain() {
                         warn!(error = %e, "draining held frames failed");
                     }

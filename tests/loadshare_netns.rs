@@ -158,10 +158,11 @@ fn three_routers_share_and_a_rebalance_loses_and_doubles_nothing() {
     assert_eq!((lost, doubled), (0, 0), "a planned rebalance under 10 kpps loses and doubles nothing");
 }
 
-/// A failed master (link down, every process killed at once): the backup
-/// takes over as VRRP master and hands the failed router's buckets out.
-/// Only the failed router's share of the traffic is lost, for the takeover
-/// time; nothing is routed twice.
+/// SIGKILL of the master: its filter's lease runs out, so it stops routing
+/// within 200 ms; the backup takes over as VRRP master after
+/// Master_Down_Interval and hands the dead router's buckets out. Only the
+/// dead router's share of the traffic is lost, for at most
+/// Master_Down_Interval; nothing is routed twice.
 #[test]
 fn a_failed_master_loses_only_its_share_for_the_takeover() {
     if !common::kernel_available("loadshare_failover") {
@@ -189,7 +190,7 @@ fn a_failed_master_loses_only_its_share_for_the_takeover() {
     let pps = 10_000u32;
     let tx = sender(format!("/run/netns/{}", lan.ns("x")), pps, 8.0);
     thread::sleep(Duration::from_secs(2));
-    lan.fail("r1").unwrap();
+    lan.signal("r1", libc::SIGKILL);
     let sent = tx.join().unwrap();
     stop.store(true, Ordering::SeqCst);
     rx.join().unwrap();
@@ -213,7 +214,10 @@ fn a_failed_master_loses_only_its_share_for_the_takeover() {
     let mdi_ms = 3000.0 + (106.0 * 1000.0) / 256.0;
     eprintln!("failed share {failed_share:.2}: lost {lost} packets = {outage_ms:.0} ms of its traffic (Master_Down_Interval {mdi_ms:.0} ms), routed twice {doubled}");
     assert_eq!(doubled, 0);
-    assert!(outage_ms <= mdi_ms + 1000.0, "outage {outage_ms:.0} ms");
+    // The takeover comes Master_Down_Interval after the last advert, which
+    // may have left just before the kill; the hand-off of the dead
+    // router's buckets adds a few round trips on the LAN.
+    assert!(outage_ms <= mdi_ms + 150.0, "outage {outage_ms:.0} ms > Master_Down_Interval {mdi_ms:.0} ms + 150 ms");
 }
 
 fn count_loss(sent: &[u32], seen: &Seen) -> (u64, u64) {

@@ -54,6 +54,9 @@ fn router_filter_fixture_table() {
     let f = frame(VMAC, a, server, 1);
     run(&mut dp, "disabled", &f, verdict::PASS, stat::NOT_VMAC);
     dp.set_router_cfg(&RouterCfg { vmac: VMAC, own_mac: OWN, by_dst: 0, enabled: 1 }).unwrap();
+    // No lease yet (a daemon that never started or died): nothing routed.
+    run(&mut dp, "lease expired", &f, verdict::DROP, stat::LEASE_EXPIRED);
+    dp.set_router_lease(u64::MAX).unwrap();
     dp.set_bucket(ba, BUCKET_MINE).unwrap();
     dp.set_bucket(bb, BUCKET_NOT_MINE).unwrap();
 

@@ -785,9 +785,17 @@ impl LoadShare {
                 by_source.insert(*r, buckets);
             }
         }
+        // Wait for every report but from routers long gone (silent for two
+        // death intervals, or never heard): they are told anyway.
+        let gone: BTreeSet<Ipv4Addr> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.last_hello == 0 || now.saturating_sub(p.last_hello) > 2 * self.cfg.dead_after_ms)
+            .map(|(a, _)| *a)
+            .collect();
         let h = self.handoff.as_mut().expect("checked above");
         h.fences.clear();
-        h.pending = by_source.keys().copied().collect();
+        h.pending = by_source.keys().copied().filter(|r| !gone.contains(r)).collect();
         if by_source.is_empty() {
             self.fence(now, out);
             return;
@@ -801,6 +809,9 @@ impl LoadShare {
             } else {
                 self.send(now, src, Body::Release { epoch, buckets }, out);
             }
+        }
+        if self.handoff.as_ref().map(|h| h.phase == Phase::Releasing && h.pending.is_empty()).unwrap_or(false) {
+            self.fence(now, out);
         }
     }
 

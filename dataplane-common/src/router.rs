@@ -12,6 +12,11 @@ pub const BUCKET_MINE: u32 = 1;
 /// Being handed to this router: buffer, do not route (claim 4).
 pub const BUCKET_HOLD: u32 = 2;
 
+/// How long the daemon's lease on the filter lasts: a daemon that stops
+/// renewing it (killed) stops routing within this time, so a new master can
+/// hand its buckets out without the dead router routing them too.
+pub const LEASE_NS: u64 = 200_000_000;
+
 /// Largest frame a held bucket buffers.
 pub const HOLD_MAX: usize = 1536;
 
@@ -69,7 +74,8 @@ pub mod stat {
     pub const NOT_OWNER: u32 = 9;
     pub const HELD: u32 = 10;
     pub const HOLD_OVERFLOW: u32 = 11;
-    pub const COUNT: u32 = 12;
+    pub const LEASE_EXPIRED: u32 = 12;
+    pub const COUNT: u32 = 13;
 
     pub const NAMES: [&str; COUNT as usize] = [
         "tx",
@@ -84,5 +90,6 @@ pub mod stat {
         "not_owner",
         "held",
         "hold_overflow",
+        "lease_expired",
     ];
 }

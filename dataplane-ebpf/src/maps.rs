@@ -150,6 +150,11 @@ use dataplane_common::router::{self, Fingerprint, RouterCfg};
 #[map(name = "RT_CFG")]
 pub static RT_CFG: Array<RouterCfg> = Array::with_max_entries(1, 0);
 
+/// CLOCK_MONOTONIC (coarse) ns until which the filter may route. Renewed
+/// by the daemon every few milliseconds.
+#[map(name = "RT_LEASE")]
+pub static RT_LEASE: Array<u64> = Array::with_max_entries(1, 0);
+
 /// Bucket → not mine / mine / hold. Control plane (the hand-off).
 #[map(name = "RT_BUCKETS")]
 pub static RT_BUCKETS: Array<u32> = Array::with_max_entries(router::BUCKETS, 0);

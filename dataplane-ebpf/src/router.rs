@@ -3,14 +3,19 @@
 //! only those whose end-system bucket this router owns; hold the buckets
 //! being handed over; drop the rest, which another router routes.
 
-use aya_ebpf::{bindings::xdp_action, helpers::bpf_xdp_load_bytes, macros::xdp, programs::XdpContext};
+use aya_ebpf::{
+    bindings::xdp_action,
+    helpers::{bpf_ktime_get_coarse_ns, bpf_xdp_load_bytes},
+    macros::xdp,
+    programs::XdpContext,
+};
 use dataplane_common::{
     hash,
     router::{stat, Fingerprint, HeldFrame, BUCKET_HOLD, BUCKET_MINE, HOLD_MAX},
 };
 
 use crate::{
-    maps::{self, RT_BUCKETS, RT_CFG, RT_HELD, RT_LAST, RT_RATES, RT_STATS},
+    maps::{self, RT_BUCKETS, RT_CFG, RT_HELD, RT_LAST, RT_LEASE, RT_RATES, RT_STATS},
     parse::{self, ETH_P_IPV4},
 };
 
@@ -43,6 +48,12 @@ fn filter(ctx: &XdpContext, bytes: u64) -> (u32, u32) {
     let h = unsafe { *ip };
     if h[0] != 0x45 && (h[0] >> 4 != 4 || h[0] & 0x0f < 5) {
         return (xdp_action::XDP_PASS, stat::MALFORMED);
+    }
+    // A dead daemon's filter routes nothing: its buckets are being handed
+    // out by the next master.
+    let lease = RT_LEASE.get(0).copied().unwrap_or(0);
+    if unsafe { bpf_ktime_get_coarse_ns() } > lease {
+        return (xdp_action::XDP_DROP, stat::LEASE_EXPIRED);
     }
     let src = u32::from_ne_bytes([h[12], h[13], h[14], h[15]]);
     let dst = u32::from_ne_bytes([h[16], h[17], h[18], h[19]]);

@@ -55,6 +55,7 @@ const MAPS: &[MapSpec] = &[
     MapSpec { name: "GW_SESS_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<gw::SessionCounters>(), max: gw::SESSIONS_MAX },
     MapSpec { name: "GW_TX_PORTS", kind: MapType::DevMapHash, key: 4, value: 8, max: 64 },
     MapSpec { name: "RT_CFG", kind: MapType::Array, key: 4, value: size::<router::RouterCfg>(), max: 1 },
+    MapSpec { name: "RT_LEASE", kind: MapType::Array, key: 4, value: 8, max: 1 },
     MapSpec { name: "RT_BUCKETS", kind: MapType::Array, key: 4, value: 4, max: router::BUCKETS },
     MapSpec { name: "RT_RATES", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: router::BUCKETS },
     MapSpec { name: "RT_LAST", kind: MapType::Array, key: 4, value: size::<router::Fingerprint>(), max: router::BUCKETS },

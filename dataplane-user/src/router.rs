@@ -21,6 +21,24 @@ impl Dataplane {
         a.set(0, c, 0).map_err(|e| Error::Map("RT_CFG", e))
     }
 
+    /// Let the filter route for another `LEASE_NS` (from now, coarse
+    /// monotonic clock, as the filter reads it).
+    pub fn renew_router_lease(&mut self) -> Result<()> {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: valid clock id and out pointer.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+        let now = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+        let mut a: Array<&mut MapData, u64> = self.map_mut("RT_LEASE")?;
+        a.set(0, now + router::LEASE_NS, 0).map_err(|e| Error::Map("RT_LEASE", e))
+    }
+
+    /// Set the lease to an absolute value (tests: 0 expires it, u64::MAX
+    /// never does).
+    pub fn set_router_lease(&mut self, until_ns: u64) -> Result<()> {
+        let mut a: Array<&mut MapData, u64> = self.map_mut("RT_LEASE")?;
+        a.set(0, until_ns, 0).map_err(|e| Error::Map("RT_LEASE", e))
+    }
+
     pub fn set_bucket(&mut self, bucket: u32, state: u32) -> Result<()> {
         let mut a: Array<&mut MapData, u32> = self.map_mut("RT_BUCKETS")?;
         a.set(bucket, state, 0).map_err(|e| Error::Map("RT_BUCKETS", e))
