@@ -106,13 +106,12 @@ impl LsEdge {
         let std_sock = std::net::UdpSocket::bind(SocketAddrV4::new(primary, PORT)).with_context(|| format!("binding {primary}:{PORT}"))?;
         std_sock.set_nonblocking(true)?;
         let sock = tokio::net::UdpSocket::from_std(std_sock)?;
-        let buckets = dp.buckets()?;
         let mut ecfg = control::loadshare::Config::new(primary, priority, cfg.peers.clone(), cfg.hello_ms);
         ecfg.review_pps = cfg.review_pps;
         ecfg.review_holddown_ms = cfg.review_holddown_ms;
         ecfg.collect_interval_ms = cfg.collect_interval_ms;
         ecfg.collect_holddown_ms = cfg.collect_holddown_ms;
-        let engine = LoadShare::new(ecfg, buckets);
+        let engine = LoadShare::new(ecfg);
         let mut edge = Self {
             engine,
             dp,

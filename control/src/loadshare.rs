@@ -348,22 +348,12 @@ pub struct LoadShare {
 }
 
 impl LoadShare {
-    /// `buckets`: the filter's current states (a restarted daemon finds
-    /// them pinned).
-    pub fn new(cfg: Config, buckets: Vec<u32>) -> Self {
+    /// A router starts owning nothing, also after a restart: while its
+    /// daemon was down its filter's lease ran out and the master may have
+    /// handed its buckets to others. The master gives it its share.
+    pub fn new(cfg: Config) -> Self {
         let peers = cfg.peers.iter().map(|p| (*p, Peer::default())).collect();
-        // A bucket held by a daemon that died is released: its hand-off is
-        // gone with the old process.
-        let mine = buckets
-            .into_iter()
-            .map(|s| {
-                if s == BUCKET_MINE {
-                    BUCKET_MINE
-                } else {
-                    BUCKET_NOT_MINE
-                }
-            })
-            .collect();
+        let mine = vec![BUCKET_NOT_MINE; BUCKETS as usize];
         Self {
             cfg,
             master: false,
@@ -1148,7 +1138,7 @@ mod tests {
                 let peers = all.iter().copied().filter(|p| p != a).collect();
                 nodes.insert(
                     *a,
-                    LoadShare::new(Config::new(*a, 100, peers, 100), vec![BUCKET_NOT_MINE; 256]),
+                    LoadShare::new(Config::new(*a, 100, peers, 100)),
                 );
             }
             Self {
