@@ -257,3 +257,102 @@ impl Drop for VrrpLan {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+// ---- traffic for the load-sharing lab ----------------------------------
+
+use std::{
+    net::{SocketAddrV4 as Sa4, UdpSocket},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+};
+
+/// End-system addresses of the host: 10.3.0.64 + index.
+pub const SOURCES: u32 = 32;
+
+/// Per source index, the sequence numbers received.
+pub type Seen = Arc<Mutex<HashMap<u32, Vec<u32>>>>;
+
+pub fn receiver(ns: String, seen: Seen, stop: Arc<AtomicBool>) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        crate::topo::enter_netns(&ns).unwrap();
+        let s = UdpSocket::bind("10.4.0.100:9000").unwrap();
+        let size: libc::c_int = 8 << 20;
+        unsafe { libc::setsockopt(std::os::fd::AsRawFd::as_raw_fd(&s), libc::SOL_SOCKET, libc::SO_RCVBUF, (&size as *const libc::c_int).cast(), 4) };
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let mut buf = [0u8; 64];
+        let mut quiet = 0;
+        loop {
+            match s.recv_from(&mut buf) {
+                Ok((n, _)) if n >= 8 => {
+                    let src = u32::from_be_bytes(buf[0..4].try_into().unwrap());
+                    let seq = u32::from_be_bytes(buf[4..8].try_into().unwrap());
+                    seen.lock().unwrap().entry(src).or_default().push(seq);
+                    quiet = 0;
+                }
+                _ => {
+                    if stop.load(Ordering::SeqCst) {
+                        quiet += 1;
+                        if quiet > 10 {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// `pps` packets a second round-robin over the end-system addresses for
+/// `secs`; returns the packets sent per source.
+pub fn sender(ns: String, pps: u32, secs: f64) -> thread::JoinHandle<Vec<u32>> {
+    sender_from(ns, (0..SOURCES).collect(), pps, secs)
+}
+
+/// As `sender`, from the end systems `sources` (indices into
+/// 10.3.0.64-95) only; the result is indexed like `sources`'s addresses.
+pub fn sender_from(ns: String, sources: Vec<u32>, pps: u32, secs: f64) -> thread::JoinHandle<Vec<u32>> {
+    thread::spawn(move || {
+        crate::topo::enter_netns(&ns).unwrap();
+        let mut socks: Vec<Option<UdpSocket>> = (0..SOURCES).map(|_| None).collect();
+        for i in &sources {
+            socks[*i as usize] = Some(UdpSocket::bind(Sa4::new(Ipv4Addr::new(10, 3, 0, 64 + *i as u8), 40000)).unwrap());
+        }
+        let dst = Sa4::new(Ipv4Addr::new(10, 4, 0, 100), 9000);
+        let mut sent = vec![0u32; SOURCES as usize];
+        let total = (pps as f64 * secs) as u64;
+        let gap = Duration::from_secs_f64(1.0 / pps as f64);
+        let start = Instant::now();
+        for k in 0..total {
+            let i = sources[(k % sources.len() as u64) as usize] as usize;
+            let mut p = [0u8; 8];
+            p[0..4].copy_from_slice(&(i as u32).to_be_bytes());
+            p[4..8].copy_from_slice(&sent[i].to_be_bytes());
+            socks[i].as_ref().unwrap().send_to(&p, dst).unwrap();
+            sent[i] += 1;
+            let due = start + gap * (k as u32 + 1);
+            let now = Instant::now();
+            if due > now {
+                thread::sleep(due - now);
+            }
+        }
+        sent
+    })
+}
+
+/// (lost, received twice) over every source.
+pub fn count_loss(sent: &[u32], seen: &Seen) -> (u64, u64) {
+    let seen = seen.lock().unwrap();
+    let (mut lost, mut doubled) = (0u64, 0u64);
+    for (i, n) in sent.iter().enumerate() {
+        let mut got = seen.get(&(i as u32)).cloned().unwrap_or_default();
+        got.sort();
+        let before = got.len();
+        got.dedup();
+        doubled += (before - got.len()) as u64;
+        lost += (*n as usize - got.len()) as u64;
+    }
+    (lost, doubled)
+}
+

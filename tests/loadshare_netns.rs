@@ -7,7 +7,6 @@ mod common;
 
 use std::{
     collections::HashMap,
-    net::{Ipv4Addr, SocketAddrV4, UdpSocket},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
@@ -16,83 +15,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use edgeplane::{topo::enter_netns, vrrp_lab::VrrpLan};
-
-const SOURCES: u32 = 32;
+use edgeplane::vrrp_lab::{count_loss, receiver, sender, sender_from, Seen, VrrpLan, SOURCES};
 
 fn ls_config(me: u8, routers: u8) -> String {
     let peers: Vec<String> = (1..=routers).filter(|i| *i != me).map(|i| format!("\"10.3.0.{i}\"")).collect();
     format!("\n[router.load_sharing]\nkey = \"lab shared key\"\npeers = [{}]\nhello_ms = 50\n", peers.join(", "))
-}
-
-/// Per source index, the sequence numbers received.
-type Seen = Arc<Mutex<HashMap<u32, Vec<u32>>>>;
-
-fn receiver(ns: String, seen: Seen, stop: Arc<AtomicBool>) -> thread::JoinHandle<()> {
-    thread::spawn(move || {
-        enter_netns(&ns).unwrap();
-        let s = UdpSocket::bind("10.4.0.100:9000").unwrap();
-        let size: libc::c_int = 8 << 20;
-        unsafe { libc::setsockopt(std::os::fd::AsRawFd::as_raw_fd(&s), libc::SOL_SOCKET, libc::SO_RCVBUF, (&size as *const libc::c_int).cast(), 4) };
-        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-        let mut buf = [0u8; 64];
-        let mut quiet = 0;
-        loop {
-            match s.recv_from(&mut buf) {
-                Ok((n, _)) if n >= 8 => {
-                    let src = u32::from_be_bytes(buf[0..4].try_into().unwrap());
-                    let seq = u32::from_be_bytes(buf[4..8].try_into().unwrap());
-                    seen.lock().unwrap().entry(src).or_default().push(seq);
-                    quiet = 0;
-                }
-                _ => {
-                    if stop.load(Ordering::SeqCst) {
-                        quiet += 1;
-                        if quiet > 10 {
-                            return;
-                        }
-                    }
-                }
-            }
-        }
-    })
-}
-
-/// `pps` packets a second round-robin over the end-system addresses for
-/// `secs`; returns the packets sent per source.
-fn sender(ns: String, pps: u32, secs: f64) -> thread::JoinHandle<Vec<u32>> {
-    sender_from(ns, (0..SOURCES).collect(), pps, secs)
-}
-
-/// As `sender`, from the end systems `sources` (indices into
-/// 10.3.0.64-95) only; the result is indexed like `sources`'s addresses.
-fn sender_from(ns: String, sources: Vec<u32>, pps: u32, secs: f64) -> thread::JoinHandle<Vec<u32>> {
-    thread::spawn(move || {
-        enter_netns(&ns).unwrap();
-        let mut socks: Vec<Option<UdpSocket>> = (0..SOURCES).map(|_| None).collect();
-        for i in &sources {
-            socks[*i as usize] = Some(UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::new(10, 3, 0, 64 + *i as u8), 40000)).unwrap());
-        }
-        let dst = SocketAddrV4::new(Ipv4Addr::new(10, 4, 0, 100), 9000);
-        let mut sent = vec![0u32; SOURCES as usize];
-        let total = (pps as f64 * secs) as u64;
-        let gap = Duration::from_secs_f64(1.0 / pps as f64);
-        let start = Instant::now();
-        for k in 0..total {
-            let i = sources[(k % sources.len() as u64) as usize] as usize;
-            let mut p = [0u8; 8];
-            p[0..4].copy_from_slice(&(i as u32).to_be_bytes());
-            p[4..8].copy_from_slice(&sent[i].to_be_bytes());
-            socks[i].as_ref().unwrap().send_to(&p, dst).unwrap();
-            sent[i] += 1;
-            let due = start + gap * (k as u32 + 1);
-            let now = Instant::now();
-            if due > now {
-                thread::sleep(due - now);
-            }
-        }
-        sent
-    })
 }
 
 fn owned(lan: &VrrpLan, r: &str) -> u64 {
@@ -143,16 +70,7 @@ fn three_routers_share_and_a_rebalance_loses_and_doubles_nothing() {
     assert!(routed.iter().all(|&n| n > 0), "each router routes a share: {routed:?}");
 
     // Every packet arrived exactly once.
-    let seen = seen.lock().unwrap();
-    let (mut lost, mut doubled) = (0u64, 0u64);
-    for (i, n) in sent.iter().enumerate() {
-        let mut got = seen.get(&(i as u32)).cloned().unwrap_or_default();
-        got.sort();
-        let before = got.len();
-        got.dedup();
-        doubled += (before - got.len()) as u64;
-        lost += (*n as usize - got.len()) as u64;
-    }
+    let (lost, doubled) = count_loss(&sent, &seen);
     let total: u32 = sent.iter().sum();
     eprintln!("sent {total}, lost {lost}, routed twice {doubled}");
     assert_eq!((lost, doubled), (0, 0), "a planned rebalance under 10 kpps loses and doubles nothing");
@@ -198,16 +116,7 @@ fn a_failed_master_loses_only_its_share_for_the_takeover() {
     let shares: Vec<u64> = ["r2", "r3"].iter().map(|r| owned(&lan, r)).collect();
     assert_eq!(shares.iter().sum::<u64>(), 256, "the failed router's buckets were handed out: {shares:?}");
 
-    let seen = seen.lock().unwrap();
-    let (mut lost, mut doubled) = (0u64, 0u64);
-    for (i, n) in sent.iter().enumerate() {
-        let mut got = seen.get(&(i as u32)).cloned().unwrap_or_default();
-        got.sort();
-        let before = got.len();
-        got.dedup();
-        doubled += (before - got.len()) as u64;
-        lost += (*n as usize - got.len()) as u64;
-    }
+    let (lost, doubled) = count_loss(&sent, &seen);
     // Lost packets of the failed share, as time: the outage its end
     // systems saw.
     let outage_ms = lost as f64 / (pps as f64 * failed_share) * 1000.0;
@@ -218,20 +127,6 @@ fn a_failed_master_loses_only_its_share_for_the_takeover() {
     // may have left just before the kill; the hand-off of the dead
     // router's buckets adds a few round trips on the LAN.
     assert!(outage_ms <= mdi_ms + 150.0, "outage {outage_ms:.0} ms > Master_Down_Interval {mdi_ms:.0} ms + 150 ms");
-}
-
-fn count_loss(sent: &[u32], seen: &Seen) -> (u64, u64) {
-    let seen = seen.lock().unwrap();
-    let (mut lost, mut doubled) = (0u64, 0u64);
-    for (i, n) in sent.iter().enumerate() {
-        let mut got = seen.get(&(i as u32)).cloned().unwrap_or_default();
-        got.sort();
-        let before = got.len();
-        got.dedup();
-        doubled += (before - got.len()) as u64;
-        lost += (*n as usize - got.len()) as u64;
-    }
-    (lost, doubled)
 }
 
 /// Claims 7-13: a backup whose traffic passes its threshold asks for a
