@@ -6,4 +6,5 @@ pub mod config;
 pub mod gateway;
 pub mod loadshare;
 pub mod maglev;
+pub mod sip;
 pub mod vrrp;
