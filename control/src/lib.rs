@@ -7,4 +7,5 @@ pub mod gateway;
 pub mod loadshare;
 pub mod maglev;
 pub mod sip;
+pub mod sip_track;
 pub mod vrrp;

@@ -1,0 +1,313 @@
+//! Dialog and registration tracking (seed 001): SIP messages in, presence
+//! status changes out. Pure: the clock comes in with each call.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::sip::{Message, StartLine};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Online,
+    Offline,
+    Talking,
+    Terminated,
+}
+
+/// When a call counts as talking (claims 12-13) and as over (14-15).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TalkingOn {
+    Ok200,
+    Ack,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TerminatedOn {
+    Bye,
+    ByeOk,
+}
+
+#[derive(Clone, Debug)]
+pub struct TrackerConfig {
+    /// Only terminals of this domain are reported (claims 10-11).
+    pub domain: String,
+    pub talking_on: TalkingOn,
+    pub terminated_on: TerminatedOn,
+    /// Registration lifetime when a 200 names none, seconds.
+    pub default_expires: u32,
+}
+
+/// What the session was, for the presence document (claim 21).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SessionInfo {
+    pub call_id: String,
+    pub peer: String,
+    pub media: Vec<String>,
+    pub codecs: Vec<String>,
+    pub bandwidth_kbps: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// user@domain
+    pub user: String,
+    pub status: Status,
+    pub session: Option<SessionInfo>,
+    pub at_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DialogState {
+    Inviting,
+    Answered,
+    Talking,
+    Ending,
+}
+
+#[derive(Clone, Debug)]
+struct Dialog {
+    state: DialogState,
+    caller: String,
+    callee: String,
+    info: SessionInfo,
+}
+
+#[derive(Default)]
+pub struct Tracker {
+    cfg: Option<TrackerConfig>,
+    dialogs: HashMap<String, Dialog>,
+    /// user → expiry (ms).
+    registered: HashMap<String, u64>,
+    /// Call-ID → user of an outstanding REGISTER.
+    pending_register: HashMap<String, String>,
+    pub messages: u64,
+}
+
+impl Tracker {
+    pub fn new(cfg: TrackerConfig) -> Self {
+        Self { cfg: Some(cfg), ..Default::default() }
+    }
+
+    fn cfg(&self) -> &TrackerConfig {
+        self.cfg.as_ref().expect("constructed with a config")
+    }
+
+    fn ours(&self, user: &str) -> bool {
+        user.rsplit('@').next().map(|d| d.eq_ignore_ascii_case(&self.cfg().domain)).unwrap_or(false)
+    }
+
+    fn change(&self, out: &mut Vec<Change>, user: &str, status: Status, session: Option<SessionInfo>, now: u64) {
+        if self.ours(user) {
+            out.push(Change { user: user.to_string(), status, session, at_ms: now });
+        }
+    }
+
+    fn both(&self, out: &mut Vec<Change>, d: &Dialog, status: Status, now: u64) {
+        self.change(out, &d.caller, status, Some(SessionInfo { peer: d.callee.clone(), ..d.info.clone() }), now);
+        self.change(out, &d.callee, status, Some(SessionInfo { peer: d.caller.clone(), ..d.info.clone() }), now);
+    }
+
+    pub fn handle(&mut self, m: &Message, now: u64) -> Vec<Change> {
+        self.messages += 1;
+        let mut out = Vec::new();
+        let key = m.call_id.clone();
+        match (&m.start, m.cseq_method.as_str()) {
+            (StartLine::Request { method, .. }, _) if method == "INVITE" => {
+                let d = self.dialogs.entry(key.clone()).or_insert_with(|| Dialog {
+                    state: DialogState::Inviting,
+                    caller: m.from.aor(),
+                    callee: m.to.aor(),
+                    info: SessionInfo { call_id: key.clone(), ..Default::default() },
+                });
+                absorb_sdp(&mut d.info, m);
+            }
+            (StartLine::Response { status, .. }, "INVITE") => {
+                let talking_on = self.cfg().talking_on;
+                let Some(d) = self.dialogs.get_mut(&key) else { return out };
+                absorb_sdp(&mut d.info, m);
+                match status {
+                    200..=299 if d.state == DialogState::Inviting => {
+                        d.state = if talking_on == TalkingOn::Ok200 { DialogState::Talking } else { DialogState::Answered };
+                        if talking_on == TalkingOn::Ok200 {
+                            let d = d.clone();
+                            self.both(&mut out, &d, Status::Talking, now);
+                        }
+                    }
+                    300..=699 if d.state == DialogState::Inviting => {
+                        // Rejected or cancelled before an answer: no call.
+                        self.dialogs.remove(&key);
+                    }
+                    _ => {} // provisional, or a forked 2xx after the first
+                }
+            }
+            (StartLine::Request { method, .. }, _) if method == "ACK" => {
+                if let Some(d) = self.dialogs.get_mut(&key) {
+                    if d.state == DialogState::Answered {
+                        d.state = DialogState::Talking;
+                        let d = d.clone();
+                        self.both(&mut out, &d, Status::Talking, now);
+                    }
+                }
+            }
+            (StartLine::Request { method, .. }, _) if method == "BYE" => {
+                let on = self.cfg().terminated_on;
+                if let Some(d) = self.dialogs.get_mut(&key) {
+                    let was_talking = d.state == DialogState::Talking;
+                    d.state = DialogState::Ending;
+                    if on == TerminatedOn::Bye {
+                        let d = self.dialogs.remove(&key).unwrap();
+                        if was_talking {
+                            self.both(&mut out, &d, Status::Terminated, now);
+                        }
+                    }
+                }
+            }
+            (StartLine::Response { status: 200..=299, .. }, "BYE") => {
+                if self.cfg().terminated_on == TerminatedOn::ByeOk {
+                    if let Some(d) = self.dialogs.remove(&key) {
+                        self.both(&mut out, &d, Status::Terminated, now);
+                    }
+                }
+            }
+            (StartLine::Request { method, .. }, _) if method == "CANCEL" => {
+                if self.dialogs.get(&key).map(|d| d.state == DialogState::Inviting).unwrap_or(false) {
+                    self.dialogs.remove(&key);
+                }
+            }
+            (StartLine::Request { method, .. }, _) if method == "REGISTER" => {
+                self.pending_register.insert(key, m.to.aor());
+            }
+            (StartLine::Response { status, .. }, "REGISTER") => {
+                let Some(user) = self.pending_register.remove(&key) else { return out };
+                if !(200..=299).contains(status) {
+                    return out;
+                }
+                let expires = m
+                    .contact
+                    .as_ref()
+                    .and_then(|c| if c.uri == "*" { Some(0) } else { c.expires })
+                    .or(m.expires)
+                    .unwrap_or(self.cfg().default_expires);
+                if expires == 0 {
+                    if self.registered.remove(&user).is_some() {
+                        self.change(&mut out, &user, Status::Offline, None, now);
+                    }
+                } else {
+                    let was = self.registered.insert(user.clone(), now + expires as u64 * 1000);
+                    if was.is_none() {
+                        self.change(&mut out, &user, Status::Online, None, now);
+                    }
+                }
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// Registrations that expired without a refresh (claim 19).
+    pub fn tick(&mut self, now: u64) -> Vec<Change> {
+        let gone: Vec<String> = self.registered.iter().filter(|(_, t)| **t <= now).map(|(u, _)| u.clone()).collect();
+        let mut out = Vec::new();
+        for u in gone {
+            self.registered.remove(&u);
+            self.change(&mut out, &u, Status::Offline, None, now);
+        }
+        out
+    }
+
+    pub fn dialogs(&self) -> usize {
+        self.dialogs.len()
+    }
+}
+
+fn absorb_sdp(info: &mut SessionInfo, m: &Message) {
+    if m.media.is_empty() {
+        return;
+    }
+    info.media = m.media.iter().map(|x| x.kind.clone()).collect();
+    info.codecs = m.media.iter().flat_map(|x| x.codecs.clone()).collect();
+    info.bandwidth_kbps = m.media.iter().find_map(|x| x.bandwidth_kbps);
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::sip::parse;
+
+    pub fn msg(first: &str, from: &str, to: &str, call: &str, cseq: &str, extra: &str) -> Vec<u8> {
+        format!(
+            "{first}\r\nVia: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK{call}\r\nFrom: <sip:{from}>;tag=f\r\nTo: <sip:{to}>\r\nCall-ID: {call}\r\nCSeq: {cseq}\r\n{extra}Content-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    fn run(t: &mut Tracker, raw: &[u8], now: u64) -> Vec<(String, Status)> {
+        let (m, _) = parse(raw).unwrap();
+        t.handle(&m, now).into_iter().map(|c| (c.user, c.status)).collect()
+    }
+
+    fn tracker(on: TalkingOn, off: TerminatedOn) -> Tracker {
+        Tracker::new(TrackerConfig { domain: "example.com".into(), talking_on: on, terminated_on: off, default_expires: 3600 })
+    }
+
+    fn call(t: &mut Tracker) -> Vec<Vec<(String, Status)>> {
+        let (a, b) = ("alice@example.com", "bob@example.com");
+        vec![
+            run(t, &msg("INVITE sip:bob@example.com SIP/2.0", a, b, "c1", "1 INVITE", ""), 1),
+            run(t, &msg("SIP/2.0 180 Ringing", a, b, "c1", "1 INVITE", ""), 2),
+            run(t, &msg("SIP/2.0 200 OK", a, b, "c1", "1 INVITE", ""), 3),
+            run(t, &msg("ACK sip:bob@example.com SIP/2.0", a, b, "c1", "1 ACK", ""), 4),
+            run(t, &msg("BYE sip:bob@example.com SIP/2.0", a, b, "c1", "2 BYE", ""), 5),
+            run(t, &msg("SIP/2.0 200 OK", a, b, "c1", "2 BYE", ""), 6),
+        ]
+    }
+
+    #[test]
+    fn talking_and_terminated_at_the_configured_moments() {
+        let both = |s: Status| vec![("alice@example.com".to_string(), s), ("bob@example.com".to_string(), s)];
+        let e: Vec<(String, Status)> = vec![];
+        let mut t = tracker(TalkingOn::Ok200, TerminatedOn::Bye);
+        assert_eq!(call(&mut t), vec![e.clone(), e.clone(), both(Status::Talking), e.clone(), both(Status::Terminated), e.clone()]);
+        let mut t = tracker(TalkingOn::Ack, TerminatedOn::ByeOk);
+        assert_eq!(call(&mut t), vec![e.clone(), e.clone(), e.clone(), both(Status::Talking), e.clone(), both(Status::Terminated)]);
+        assert_eq!(t.dialogs(), 0);
+    }
+
+    #[test]
+    fn rejected_and_cancelled_calls_never_talk() {
+        let mut t = tracker(TalkingOn::Ok200, TerminatedOn::Bye);
+        let (a, b) = ("alice@example.com", "bob@example.com");
+        run(&mut t, &msg("INVITE sip:b SIP/2.0", a, b, "c2", "1 INVITE", ""), 1);
+        assert!(run(&mut t, &msg("SIP/2.0 486 Busy Here", a, b, "c2", "1 INVITE", ""), 2).is_empty());
+        run(&mut t, &msg("INVITE sip:b SIP/2.0", a, b, "c3", "1 INVITE", ""), 3);
+        run(&mut t, &msg("CANCEL sip:b SIP/2.0", a, b, "c3", "1 CANCEL", ""), 4);
+        assert!(run(&mut t, &msg("SIP/2.0 487 Request Terminated", a, b, "c3", "1 INVITE", ""), 5).is_empty());
+        assert_eq!(t.dialogs(), 0);
+    }
+
+    #[test]
+    fn registrations_online_refresh_offline_and_expiry() {
+        let mut t = tracker(TalkingOn::Ok200, TerminatedOn::Bye);
+        let u = "carol@example.com";
+        run(&mut t, &msg("REGISTER sip:example.com SIP/2.0", u, u, "r1", "1 REGISTER", "Expires: 60\r\n"), 0);
+        assert_eq!(run(&mut t, &msg("SIP/2.0 200 OK", u, u, "r1", "1 REGISTER", "Contact: <sip:carol@10.0.0.9>;expires=60\r\n"), 1), vec![(u.into(), Status::Online)]);
+        run(&mut t, &msg("REGISTER sip:example.com SIP/2.0", u, u, "r1", "2 REGISTER", ""), 30_000);
+        assert!(run(&mut t, &msg("SIP/2.0 200 OK", u, u, "r1", "2 REGISTER", "Contact: <sip:carol@10.0.0.9>;expires=60\r\n"), 30_001).is_empty(), "a refresh changes nothing");
+        assert!(t.tick(60_000).is_empty(), "refreshed at 30 s, valid until 90 s");
+        assert_eq!(t.tick(90_001).into_iter().map(|c| c.status).collect::<Vec<_>>(), vec![Status::Offline]);
+        run(&mut t, &msg("REGISTER sip:example.com SIP/2.0", u, u, "r2", "1 REGISTER", ""), 100_000);
+        run(&mut t, &msg("SIP/2.0 200 OK", u, u, "r2", "1 REGISTER", "Contact: <sip:carol@10.0.0.9>;expires=60\r\n"), 100_001);
+        run(&mut t, &msg("REGISTER sip:example.com SIP/2.0", u, u, "r2", "2 REGISTER", "Expires: 0\r\n"), 100_002);
+        assert_eq!(run(&mut t, &msg("SIP/2.0 200 OK", u, u, "r2", "2 REGISTER", "Expires: 0\r\n"), 100_003), vec![(u.into(), Status::Offline)]);
+    }
+
+    #[test]
+    fn only_our_domain_is_reported() {
+        let mut t = tracker(TalkingOn::Ok200, TerminatedOn::Bye);
+        let (a, b) = ("alice@example.com", "dave@elsewhere.net");
+        run(&mut t, &msg("INVITE sip:dave@elsewhere.net SIP/2.0", a, b, "c9", "1 INVITE", ""), 1);
+        assert_eq!(run(&mut t, &msg("SIP/2.0 200 OK", a, b, "c9", "1 INVITE", ""), 2), vec![(a.into(), Status::Talking)]);
+    }
+}
