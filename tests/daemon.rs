@@ -181,3 +181,18 @@ fn the_shipped_example_configs_are_valid() {
         assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+#[test]
+fn sip_parse_prints_messages_and_fails_on_invalid_files() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sip");
+    let ok = Command::new(exe()).args(["sip", "parse", &format!("{dir}/invite.sip")]).output().unwrap();
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{text}");
+    assert!(text.contains("INVITE sip:bob@example.com") && text.contains("from alice@example.com tag 1928301774") && text.contains("codecs PCMU"), "{text}");
+    let bad = Command::new(exe()).args(["sip", "parse", &format!("{dir}/invite.sip"), &format!("{dir}/garbage.sip")]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("garbage.sip: not valid SIP"));
+    let json = Command::new(exe()).args(["sip", "parse", "--json", &format!("{dir}/invite.sip")]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v[0]["message"]["cseq"], 314159);
+}
