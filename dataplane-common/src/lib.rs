@@ -7,11 +7,12 @@ pub mod gw;
 pub mod hash;
 pub mod lb;
 pub mod router;
+pub mod sip;
 
 /// Layout version of every pinned map. Bump it whenever a map's key, value,
 /// size or meaning changes; a daemon that finds pins of another version
 /// refuses them instead of guessing (ARCHITECTURE.md §5).
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 
 /// Magic stored beside the layout version so a foreign map of the same name
 /// is not mistaken for ours.
@@ -57,6 +58,7 @@ mod pod {
 // programs count verdicts through one helper that relies on it.
 const _: () = {
     assert!(lb::stat::TX == 0 && gw::stat::TX == 0 && router::stat::TX == 0);
+    assert!(sip::stat::TX == 0 && sip::stat::REDIRECT == 1 && sip::stat::PASS == 2 && sip::stat::DROP == 3 && sip::stat::ABORTED == 4);
     assert!(router::stat::REDIRECT == 1 && router::stat::PASS == 2 && router::stat::DROP == 3 && router::stat::ABORTED == 4);
     assert!(lb::stat::REDIRECT == 1 && gw::stat::REDIRECT == 1);
     assert!(lb::stat::PASS == 2 && gw::stat::PASS == 2);

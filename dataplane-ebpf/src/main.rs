@@ -12,6 +12,7 @@ mod lb;
 mod maps;
 mod parse;
 mod router;
+mod sipmon;
 
 #[cfg(not(test))]
 #[panic_handler]

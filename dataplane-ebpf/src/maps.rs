@@ -177,3 +177,19 @@ pub static RT_HELD: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
 /// Per-CPU `{packets, bytes}` per verdict and reason (`router::stat`).
 #[map(name = "RT_STATS")]
 pub static RT_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(router::stat::COUNT, 0);
+
+// ---- sip-monitor ---------------------------------------------------------
+
+use dataplane_common::sip;
+
+/// SIP ports to copy (network order) → 1. Control plane.
+#[map(name = "SIP_PORTS")]
+pub static SIP_PORTS: HashMap<u16, u32> = HashMap::with_max_entries(16, 0);
+
+/// Copies of SIP packets for the monitor.
+#[map(name = "SIP_RING")]
+pub static SIP_RING: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
+
+/// Per-CPU `{packets, bytes}` per verdict and reason (`sip::stat`).
+#[map(name = "SIP_STATS")]
+pub static SIP_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(sip::stat::COUNT, 0);

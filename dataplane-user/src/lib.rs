@@ -4,6 +4,7 @@
 pub mod gw;
 pub mod lb;
 pub mod router;
+pub mod sip;
 pub mod pins;
 pub mod testrun;
 

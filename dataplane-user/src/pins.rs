@@ -14,7 +14,7 @@ use aya::{
     programs::{links::FdLink, links::PinnedLink, Xdp, XdpMode},
     Ebpf, EbpfLoader,
 };
-use dataplane_common::{gw, lb, router, Counter, LayoutMeta, LAYOUT_MAGIC, LAYOUT_VERSION};
+use dataplane_common::{gw, lb, router, sip, Counter, LayoutMeta, LAYOUT_MAGIC, LAYOUT_VERSION};
 use tracing::{info, warn};
 
 use crate::{io_err, Error, Result, OBJ};
@@ -61,6 +61,9 @@ const MAPS: &[MapSpec] = &[
     MapSpec { name: "RT_LAST", kind: MapType::Array, key: 4, value: size::<router::Fingerprint>(), max: router::BUCKETS },
     MapSpec { name: "RT_HELD", kind: MapType::RingBuf, key: 0, value: 0, max: 4 << 20 },
     MapSpec { name: "RT_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: router::stat::COUNT },
+    MapSpec { name: "SIP_PORTS", kind: MapType::Hash, key: 2, value: 4, max: 16 },
+    MapSpec { name: "SIP_RING", kind: MapType::RingBuf, key: 0, value: 0, max: 8 << 20 },
+    MapSpec { name: "SIP_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: sip::stat::COUNT },
     MapSpec { name: "GW_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: gw::stat::COUNT },
 ];
 
@@ -94,7 +97,7 @@ impl Dataplane {
     /// Load every program and fresh, unpinned maps. For test_run only.
     pub fn load_private() -> Result<Self> {
         let mut ebpf = EbpfLoader::new().load(OBJ)?;
-        for name in ["lb", "floor", "gateway", "tx", "sink", "router"] {
+        for name in ["lb", "floor", "gateway", "tx", "sink", "router", "sip_monitor"] {
             program_mut(&mut ebpf, name)?.load().map_err(|e| Error::Program(name.into(), e))?;
         }
         let mut dp = Self { ebpf, pin_dir: None, interface: None, took_over: false, links: Vec::new() };

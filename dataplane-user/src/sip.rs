@@ -1,0 +1,40 @@
+//! Typed access to the `sip-monitor` maps.
+
+use aya::maps::{HashMap, MapData, RingBuf};
+use dataplane_common::{sip, Counter};
+
+use crate::{Dataplane, Error, Result};
+
+/// A packet the monitor copied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Copied {
+    /// Length on the wire.
+    pub len: u32,
+    /// The bytes copied (all of them unless the packet was longer than
+    /// `sip::COPY_MAX`).
+    pub frame: Vec<u8>,
+}
+
+impl Dataplane {
+    pub fn add_sip_port(&mut self, port: u16) -> Result<()> {
+        let mut h: HashMap<&mut MapData, u16, u32> = self.map_mut("SIP_PORTS")?;
+        h.insert(port.to_be(), 1, 0).map_err(|e| Error::Map("SIP_PORTS", e))
+    }
+
+    pub fn take_sip_copies(&mut self) -> Result<Vec<Copied>> {
+        let mut rb: RingBuf<&mut MapData> = self.map_mut("SIP_RING")?;
+        let mut out = Vec::new();
+        while let Some(item) = rb.next() {
+            if item.len() >= 8 {
+                let len = u32::from_ne_bytes([item[0], item[1], item[2], item[3]]);
+                let n = (u32::from_ne_bytes([item[4], item[5], item[6], item[7]]) as usize).min(item.len() - 8);
+                out.push(Copied { len, frame: item[8..8 + n].to_vec() });
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn sip_stats(&self) -> Result<Vec<Counter>> {
+        self.sum_stats("SIP_STATS", sip::stat::COUNT)
+    }
+}
