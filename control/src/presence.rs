@@ -1,0 +1,224 @@
+//! Presence (seed 001): the PIDF documents and PUBLISH requests the
+//! monitor sends (RFC 3903, RFC 3863), and the presence server's store,
+//! which keeps every terminal's statuses consistent (claims 4-5, 23).
+
+use std::path::Path;
+
+use rusqlite::{params, Connection};
+use serde::Serialize;
+
+use crate::sip_track::{SessionInfo, Status};
+
+/// XML character data and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&apos;"),
+            c if (c as u32) < 0x20 && c != '\t' && c != '\n' && c != '\r' => {}
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+pub fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Online => "online",
+        Status::Offline => "offline",
+        Status::Talking => "talking",
+        Status::Terminated => "terminated",
+    }
+}
+
+pub fn parse_status(s: &str) -> Option<Status> {
+    match s {
+        "online" => Some(Status::Online),
+        "offline" => Some(Status::Offline),
+        "talking" => Some(Status::Talking),
+        "terminated" => Some(Status::Terminated),
+        _ => None,
+    }
+}
+
+/// A PIDF document (RFC 3863) for `user`: basic open/closed, the status
+/// as the note, and every session with its type, peer, codecs and speed
+/// (claims 21, 34-43).
+pub fn pidf(user: &str, status: Status, sessions: &[SessionInfo]) -> String {
+    let basic = if status == Status::Offline { "closed" } else { "open" };
+    let mut x = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" xmlns:ep=\"urn:edgeplane:presence\" entity=\"sip:{}\">\n  <tuple id=\"t1\">\n    <status><basic>{basic}</basic></status>\n    <note>{}</note>\n",
+        escape(user),
+        status_name(status)
+    );
+    for s in sessions {
+        x += &format!(
+            "    <ep:session call-id=\"{}\" peer=\"{}\" media=\"{}\" codecs=\"{}\"{}/>\n",
+            escape(&s.call_id),
+            escape(&s.peer),
+            escape(&s.media.join(",")),
+            escape(&s.codecs.join(",")),
+            s.bandwidth_kbps.map(|b| format!(" kbps=\"{b}\"")).unwrap_or_default()
+        );
+    }
+    x += "  </tuple>\n</presence>\n";
+    x
+}
+
+/// The status a PIDF body carries (the note written by `pidf`, else
+/// basic open/closed).
+pub fn pidf_status(body: &str) -> Option<Status> {
+    let tag = |t: &str| {
+        let a = body.find(&format!("<{t}>"))? + t.len() + 2;
+        let b = body[a..].find(&format!("</{t}>"))? + a;
+        Some(body[a..b].trim().to_string())
+    };
+    tag("note").and_then(|n| parse_status(&n)).or_else(|| match tag("basic").as_deref() {
+        Some("open") => Some(Status::Online),
+        Some("closed") => Some(Status::Offline),
+        _ => None,
+    })
+}
+
+/// A PUBLISH (RFC 3903 §4): initial with a body, or a refresh/modify with
+/// SIP-If-Match.
+#[allow(clippy::too_many_arguments)]
+pub fn publish(user: &str, server: &str, local: &str, call_id: &str, cseq: u32, etag: Option<&str>, expires: u32, body: &str) -> String {
+    let mut m = format!(
+        "PUBLISH sip:{user} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}{cseq}\r\nMax-Forwards: 70\r\nFrom: <sip:{user}>;tag=ep{cseq}\r\nTo: <sip:{user}>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} PUBLISH\r\nEvent: presence\r\nExpires: {expires}\r\n"
+    );
+    let _ = server;
+    if let Some(e) = etag {
+        m += &format!("SIP-If-Match: {e}\r\n");
+    }
+    m += &format!("Content-Type: application/pidf+xml\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    m
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct Row {
+    pub user: String,
+    pub source: String,
+    pub status: String,
+    pub updated: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct HistoryRow {
+    pub user: String,
+    pub source: String,
+    pub status: String,
+    pub at: f64,
+    /// "published" or "reconciled".
+    pub cause: String,
+}
+
+/// The presence store (SQLite by default).
+pub struct Store {
+    db: Connection,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> rusqlite::Result<Self> {
+        Self::with(Connection::open(path)?)
+    }
+
+    pub fn in_memory() -> rusqlite::Result<Self> {
+        Self::with(Connection::open_in_memory()?)
+    }
+
+    fn with(db: Connection) -> rusqlite::Result<Self> {
+        db.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             CREATE TABLE IF NOT EXISTS status (user TEXT NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, updated REAL NOT NULL, PRIMARY KEY (user, source));
+             CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY, user TEXT NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, at REAL NOT NULL, cause TEXT NOT NULL);",
+        )?;
+        Ok(Self { db })
+    }
+
+    /// Store an update from `source`; then every other status held for
+    /// the same user that disagrees is rewritten to agree (claims 4-5,
+    /// 23). Returns how many were rewritten.
+    pub fn apply(&mut self, user: &str, source: &str, status: Status, at: f64) -> rusqlite::Result<usize> {
+        let st = status_name(status);
+        let tx = self.db.transaction()?;
+        tx.execute(
+            "INSERT INTO status (user, source, status, updated) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (user, source) DO UPDATE SET status = ?3, updated = ?4",
+            params![user, source, st, at],
+        )?;
+        tx.execute("INSERT INTO history (user, source, status, at, cause) VALUES (?1, ?2, ?3, ?4, 'published')", params![user, source, st, at])?;
+        let others: Vec<String> = {
+            let mut q = tx.prepare("SELECT source FROM status WHERE user = ?1 AND source != ?2 AND status != ?3")?;
+            let rows = q.query_map(params![user, source, st], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for o in &others {
+            tx.execute("UPDATE status SET status = ?3, updated = ?4 WHERE user = ?1 AND source = ?2", params![user, o, st, at])?;
+            tx.execute("INSERT INTO history (user, source, status, at, cause) VALUES (?1, ?2, ?3, ?4, 'reconciled')", params![user, o, st, at])?;
+        }
+        tx.commit()?;
+        Ok(others.len())
+    }
+
+    pub fn show(&self, user: Option<&str>) -> rusqlite::Result<Vec<Row>> {
+        let mut q = self.db.prepare("SELECT user, source, status, updated FROM status WHERE (?1 IS NULL OR user = ?1) ORDER BY user, source")?;
+        let rows = q.query_map(params![user], |r| Ok(Row { user: r.get(0)?, source: r.get(1)?, status: r.get(2)?, updated: r.get(3)? }))?;
+        rows.collect()
+    }
+
+    pub fn history(&self, user: &str) -> rusqlite::Result<Vec<HistoryRow>> {
+        let mut q = self.db.prepare("SELECT user, source, status, at, cause FROM history WHERE user = ?1 ORDER BY id")?;
+        let rows = q.query_map(params![user], |r| Ok(HistoryRow { user: r.get(0)?, source: r.get(1)?, status: r.get(2)?, at: r.get(3)?, cause: r.get(4)? }))?;
+        rows.collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pidf_escapes_and_round_trips_the_status() {
+        let s = SessionInfo { call_id: "c<1>&".into(), peer: "bob@example.com\"".into(), media: vec!["audio".into()], codecs: vec!["PCMU".into()], bandwidth_kbps: Some(64) };
+        let x = pidf("alice@example.com", Status::Talking, &[s]);
+        assert!(x.contains("call-id=\"c&lt;1&gt;&amp;\"") && x.contains("peer=\"bob@example.com&quot;\"") && x.contains("kbps=\"64\""), "{x}");
+        assert_eq!(pidf_status(&x), Some(Status::Talking));
+        assert_eq!(pidf_status(&pidf("a@b", Status::Offline, &[])), Some(Status::Offline));
+        assert!(x.contains("<basic>open</basic>"));
+    }
+
+    #[test]
+    fn publish_parses_as_sip() {
+        let body = pidf("alice@example.com", Status::Online, &[]);
+        let m = publish("alice@example.com", "10.9.0.1:5060", "10.0.0.1:5060", "p1", 3, Some("etag-9"), 3600, &body);
+        let (p, _) = crate::sip::parse(m.as_bytes()).unwrap();
+        assert_eq!(p.method(), "PUBLISH");
+        assert_eq!(p.content_length, body.len());
+        assert!(m.contains("SIP-If-Match: etag-9") && m.contains("Event: presence"));
+    }
+
+    #[test]
+    fn an_update_rewrites_the_disagreeing_statuses_and_keeps_history() {
+        let mut s = Store::in_memory().unwrap();
+        s.apply("alice@example.com", "monitor-1", Status::Online, 1.0).unwrap();
+        s.apply("alice@example.com", "monitor-2", Status::Online, 2.0).unwrap();
+        s.apply("bob@example.com", "monitor-1", Status::Online, 2.5).unwrap();
+        // monitor-1 sees alice talking: monitor-2's "online" is rewritten.
+        assert_eq!(s.apply("alice@example.com", "monitor-1", Status::Talking, 3.0).unwrap(), 1);
+        let rows = s.show(Some("alice@example.com")).unwrap();
+        assert!(rows.iter().all(|r| r.status == "talking"), "{rows:?}");
+        assert_eq!(s.show(Some("bob@example.com")).unwrap()[0].status, "online", "other users untouched");
+        let h = s.history("alice@example.com").unwrap();
+        assert_eq!(h.iter().map(|r| (r.source.as_str(), r.status.as_str(), r.cause.as_str())).collect::<Vec<_>>(), vec![
+            ("monitor-1", "online", "published"),
+            ("monitor-2", "online", "published"),
+            ("monitor-1", "talking", "published"),
+            ("monitor-2", "talking", "reconciled"),
+        ]);
+        assert_eq!(s.apply("alice@example.com", "monitor-2", Status::Talking, 4.0).unwrap(), 0, "agreeing statuses are left alone");
+    }
+}
