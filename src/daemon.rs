@@ -29,6 +29,8 @@ pub struct State {
     pub gws: Vec<crate::gw::GwInstance>,
     /// Started by `serve` (they need the runtime).
     pub routers: Vec<crate::vrrp::RouterHandle>,
+    pub monitor: Option<Arc<Mutex<crate::sipmon::MonitorStatus>>>,
+    pub presence: Option<Arc<Mutex<control::presence::Store>>>,
 }
 
 pub type Shared = Arc<Mutex<State>>;
@@ -71,7 +73,7 @@ pub fn start(config_path: &Path, replace_pins: bool) -> anyhow::Result<State> {
     for (i, r) in config.router.iter().enumerate() {
         crate::vrrp::primary_address(&r.interface).map_err(|e| anyhow::anyhow!("router[{i}]: {e}"))?;
     }
-    Ok(State { config_path: config_path.into(), config, lbs, gws, routers: Vec::new() })
+    Ok(State { config_path: config_path.into(), config, lbs, gws, routers: Vec::new(), monitor: None, presence: None })
 }
 
 pub async fn serve(state: Shared) -> anyhow::Result<()> {
@@ -104,6 +106,22 @@ pub async fn serve(state: Shared) -> anyhow::Result<()> {
         for r in s.config.router.clone() {
             let h = crate::vrrp::Instance::start(r.clone(), &opts).with_context(|| format!("router vrid {} on {}", r.vrid, r.interface))?;
             s.routers.push(h);
+        }
+    }
+    {
+        let (mon, pres, opts) = {
+            let s = state.lock().unwrap();
+            (s.config.sip_monitor.clone(), s.config.presence.clone(), load_options(&s.config, false))
+        };
+        if let Some(p) = pres {
+            let server = crate::presence_server::Server::start(p).await?;
+            state.lock().unwrap().presence = Some(server.store.clone());
+            tokio::spawn(server.run());
+        }
+        if let Some(m) = mon {
+            let mon = crate::sipmon::Monitor::start(m, &opts).await?;
+            state.lock().unwrap().monitor = Some(mon.status.clone());
+            tokio::spawn(mon.run());
         }
     }
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
@@ -235,6 +253,18 @@ pub fn handle(s: &mut State, req: Request) -> Response {
             let lb = pick(s, interface.as_deref())?;
             Ok(Response::ok(lb.lookup(&pkt).map_err(|e| e.to_string())?))
         }
+        Request::PresenceShow { user } => {
+            let store = s.presence.as_ref().ok_or("no presence role is configured")?;
+            Ok(Response::ok(store.lock().unwrap().show(user.as_deref()).map_err(|e| e.to_string())?))
+        }
+        Request::PresenceHistory { user } => {
+            let store = s.presence.as_ref().ok_or("no presence role is configured")?;
+            Ok(Response::ok(store.lock().unwrap().history(&user).map_err(|e| e.to_string())?))
+        }
+        Request::SipMonitorStatus => {
+            let m = s.monitor.as_ref().ok_or("no sip_monitor role is configured")?;
+            Ok(Response::ok(m.lock().unwrap().clone()))
+        }
         Request::VrrpRebalance => {
             if s.routers.is_empty() {
                 return Err("no router role is configured".into());
@@ -256,6 +286,9 @@ pub fn reload(s: &mut State) -> Result<String, String> {
     let new = Config::load(&s.config_path).map_err(|e| format!("{}: {e}", s.config_path.display()))?;
     if new.node != s.config.node {
         return Err("[node] changed; restart the daemon to apply it (nothing was changed)".into());
+    }
+    if new.sip_monitor != s.config.sip_monitor || new.presence != s.config.presence {
+        return Err("[sip_monitor] or [presence] changed; restart the daemon to apply it (nothing was changed)".into());
     }
     if new.router != s.config.router {
         return Err("[[router]] sections changed; restart the daemon to apply them (nothing was changed)".into());

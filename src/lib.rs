@@ -15,6 +15,8 @@ pub mod metrics;
 pub mod neigh;
 pub mod netns;
 pub mod packets;
+pub mod presence_server;
+pub mod sipmon;
 pub mod topo;
 pub mod vrrp;
 pub mod vrrp_lab;

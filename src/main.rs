@@ -82,6 +82,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: GwRoleCmd,
     },
+    /// The presence server's store.
+    Presence {
+        #[command(subcommand)]
+        cmd: PresenceCmd,
+    },
     /// SIP tools.
     Sip {
         #[command(subcommand)]
@@ -218,6 +223,22 @@ enum GwServerCmd {
         #[arg(long)]
         group: String,
         name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PresenceCmd {
+    /// Stored statuses (of one user, or all).
+    Show {
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A user's status changes, published and reconciled.
+    History {
+        user: String,
         #[arg(long)]
         json: bool,
     },
@@ -485,6 +506,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 edgeplane::client::tail(std::path::Path::new(path), follow)
             }
         },
+        Cmd::Presence { cmd } => {
+            let (v, json) = match cmd {
+                PresenceCmd::Show { user, json } => (call(Request::PresenceShow { user })?, json),
+                PresenceCmd::History { user, json } => (call(Request::PresenceHistory { user })?, json),
+            };
+            if json {
+                print_json(&v);
+            } else {
+                for r in v.as_array().into_iter().flatten() {
+                    let when = r["updated"].as_f64().or(r["at"].as_f64()).unwrap_or(0.0);
+                    println!("{:<28} {:<16} {:<11} {:.3}{}", r["user"].as_str().unwrap_or(""), r["source"].as_str().unwrap_or(""), r["status"].as_str().unwrap_or(""), when,
+                        r["cause"].as_str().map(|c| format!("  ({c})")).unwrap_or_default());
+                }
+            }
+            Ok(())
+        }
         Cmd::Sip { cmd: SipCmd::Parse { files, json } } => {
             anyhow::ensure!(!files.is_empty(), "name at least one file");
             let mut bad = 0;

@@ -42,6 +42,9 @@ pub enum Request {
         name: String,
     },
     VrrpStatus,
+    PresenceShow { user: Option<String> },
+    PresenceHistory { user: String },
+    SipMonitorStatus,
     VrrpRebalance,
     Reload,
 }

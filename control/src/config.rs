@@ -19,6 +19,59 @@ pub struct Config {
     pub gateway: Vec<crate::gateway::Gateway>,
     #[serde(default)]
     pub router: Vec<Router>,
+    #[serde(default)]
+    pub sip_monitor: Option<SipMonitor>,
+    #[serde(default)]
+    pub presence: Option<Presence>,
+}
+
+/// The SIP monitor (seed 001) on a session control server's interfaces.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SipMonitor {
+    pub interfaces: Vec<String>,
+    #[serde(default = "default_sip_ports")]
+    pub ports: Vec<u16>,
+    /// Only terminals of this domain are published (claims 10-11).
+    pub domain: String,
+    /// The presence server, "ADDR:PORT".
+    pub presence: std::net::SocketAddrV4,
+    /// "200" or "ack" (claims 12-13).
+    #[serde(default = "default_talking_on")]
+    pub talking_on: String,
+    /// "bye" or "bye_ok" (claims 14-15).
+    #[serde(default = "default_terminated_on")]
+    pub terminated_on: String,
+    /// At most one PUBLISH per terminal per this many ms; later changes
+    /// are coalesced.
+    #[serde(default = "default_publish_interval")]
+    pub publish_interval_ms: u64,
+}
+
+fn default_sip_ports() -> Vec<u16> {
+    vec![5060]
+}
+
+fn default_talking_on() -> String {
+    "200".into()
+}
+
+fn default_terminated_on() -> String {
+    "bye".into()
+}
+
+fn default_publish_interval() -> u64 {
+    100
+}
+
+/// The presence server.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Presence {
+    pub listen: std::net::SocketAddrV4,
+    pub database: PathBuf,
+    /// Prefixes PUBLISH is accepted from.
+    pub allow: Vec<String>,
 }
 
 /// One VRRPv3 virtual router (RFC 5798) on an interface.
@@ -231,6 +284,30 @@ impl Config {
                         format!("gateway[{i}].interfaces[{j}]"),
                         format!("{name} is already used by another role instance"),
                     ));
+                }
+            }
+        }
+        if let Some(m) = &self.sip_monitor {
+            if m.interfaces.is_empty() {
+                return Err(err("sip_monitor.interfaces", "name at least one interface"));
+            }
+            if m.ports.is_empty() || m.ports.len() > 16 || m.ports.contains(&0) {
+                return Err(err("sip_monitor.ports", "1..16 ports, none 0"));
+            }
+            if m.domain.is_empty() {
+                return Err(err("sip_monitor.domain", "name the monitored domain"));
+            }
+            if m.talking_on != "200" && m.talking_on != "ack" {
+                return Err(err("sip_monitor.talking_on", "\"200\" or \"ack\""));
+            }
+            if m.terminated_on != "bye" && m.terminated_on != "bye_ok" {
+                return Err(err("sip_monitor.terminated_on", "\"bye\" or \"bye_ok\""));
+            }
+        }
+        if let Some(p) = &self.presence {
+            for a in &p.allow {
+                if crate::gateway::parse_prefix(a).is_none() {
+                    return Err(err("presence.allow", format!("{a:?} is not A.B.C.D/LEN")));
                 }
             }
         }

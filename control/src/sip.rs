@@ -61,7 +61,14 @@ pub struct Message {
     pub content_length: usize,
     pub session_expires: Option<u32>,
     pub content_type: Option<String>,
+    /// SIP-ETag / SIP-If-Match (RFC 3903), Event.
+    pub etag: Option<String>,
+    pub if_match: Option<String>,
+    pub event: Option<String>,
     pub media: Vec<Media>,
+    /// The body as received.
+    #[serde(skip)]
+    pub body: Vec<u8>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -161,6 +168,9 @@ pub fn parse(data: &[u8]) -> Result<(Message, usize), SipError> {
     let mut content_length = None;
     let mut session_expires = None;
     let mut content_type = None;
+    let mut etag = None;
+    let mut if_match = None;
+    let mut event = None;
     for l in &lines[1..] {
         let (name, value) = l.split_once(':').ok_or_else(|| SipError::BadHeader(l.clone()))?;
         if name.is_empty() || name.contains(char::is_whitespace) && name.trim().contains(' ') {
@@ -193,6 +203,9 @@ pub fn parse(data: &[u8]) -> Result<(Message, usize), SipError> {
             "content-length" => content_length = Some(value.parse::<usize>().map_err(|_| SipError::BadValue("Content-Length", value.into()))?),
             "session-expires" => session_expires = value.split(';').next().and_then(|v| v.trim().parse().ok()),
             "content-type" => content_type = Some(value.to_ascii_lowercase()),
+            "sip-etag" => etag = Some(value.to_string()),
+            "sip-if-match" => if_match = Some(value.to_string()),
+            "event" | "o" => event = Some(value.to_ascii_lowercase()),
             _ => {}
         }
     }
@@ -219,7 +232,11 @@ pub fn parse(data: &[u8]) -> Result<(Message, usize), SipError> {
         content_length,
         session_expires,
         content_type,
+        etag,
+        if_match,
+        event,
         media,
+        body: body.to_vec(),
     };
     Ok((msg, lead + body_start + content_length))
 }
@@ -378,7 +395,7 @@ mod tests {
         assert_eq!((m.media[0].port, m.media[0].bandwidth_kbps), (4000, Some(64)));
         // Round trip of what the monitor reads.
         let (again, _) = parse(m.render().as_bytes()).unwrap();
-        assert_eq!(Message { media: vec![], content_length: 0, content_type: None, ..m.clone() }, Message { content_type: None, ..again });
+        assert_eq!(Message { media: vec![], content_length: 0, content_type: None, body: vec![], ..m.clone() }, Message { content_type: None, ..again });
     }
 
     #[test]

@@ -1,0 +1,202 @@
+//! SIP traffic through a monitored host: a UA registers, calls, hangs up
+//! and de-registers through `mon`, whose XDP program copies the SIP
+//! packets; the monitor PUBLISHes status changes to the presence server,
+//! which stores them. Foreign-domain users are not published.
+
+mod common;
+
+use std::{
+    net::UdpSocket,
+    process::{Child, Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use control::api::Request;
+use edgeplane::topo::enter_netns;
+
+struct Net {
+    prefix: String,
+    dir: std::path::PathBuf,
+    ns: Vec<String>,
+    daemons: Vec<Child>,
+}
+
+fn sh(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl Net {
+    fn new() -> Self {
+        let prefix = format!("ep{}s", std::process::id() % 100000);
+        let dir = std::env::temp_dir().join(format!("edgeplane-{prefix}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut n = Self { prefix, dir, ns: vec![], daemons: vec![] };
+        for r in ["ua", "mon", "srv"] {
+            let ns = n.name(r);
+            sh(&["ip", "netns", "add", &ns]);
+            n.ns.push(ns.clone());
+            sh(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
+        }
+        let (ua, mon, srv) = (n.name("ua"), n.name("mon"), n.name("srv"));
+        sh(&["ip", "link", "add", "eth0", "netns", &ua, "type", "veth", "peer", "name", "eth0", "netns", &mon]);
+        sh(&["ip", "link", "add", "eth1", "netns", &mon, "type", "veth", "peer", "name", "eth0", "netns", &srv]);
+        for (ns, dev, a) in [(&ua, "eth0", "10.5.0.2/24"), (&mon, "eth0", "10.5.0.1/24"), (&mon, "eth1", "10.6.0.1/24"), (&srv, "eth0", "10.6.0.2/24")] {
+            sh(&["ip", "netns", "exec", ns, "ip", "addr", "add", a, "dev", dev]);
+            sh(&["ip", "netns", "exec", ns, "ip", "link", "set", dev, "up"]);
+        }
+        sh(&["ip", "netns", "exec", &ua, "ip", "route", "add", "default", "via", "10.5.0.1"]);
+        sh(&["ip", "netns", "exec", &srv, "ip", "route", "add", "default", "via", "10.6.0.1"]);
+        sh(&["ip", "netns", "exec", &mon, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        for ns in [&ua, &srv] {
+            sh(&["ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "tx", "off"]);
+        }
+        n
+    }
+
+    fn name(&self, r: &str) -> String {
+        format!("{}{r}", self.prefix)
+    }
+
+    fn daemon(&mut self, role: &str, config: &str) {
+        let path = self.dir.join(format!("{role}.toml"));
+        std::fs::write(&path, config).unwrap();
+        let log = std::fs::File::create(self.dir.join(format!("{role}.log"))).unwrap();
+        let c = Command::new(env!("CARGO_BIN_EXE_edgeplane"))
+            .args(["run", "--netns", &self.name(role), "--config"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.daemons.push(c);
+        let sock = self.dir.join(format!("{role}.sock"));
+        let t0 = Instant::now();
+        while edgeplane::client::call(&sock, &Request::Status).is_err() {
+            assert!(t0.elapsed() < Duration::from_secs(20), "{role} did not start: {}", std::fs::read_to_string(self.dir.join(format!("{role}.log"))).unwrap_or_default());
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn call(&self, role: &str, req: Request) -> serde_json::Value {
+        edgeplane::client::call(&self.dir.join(format!("{role}.sock")), &req).unwrap()
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        for c in self.daemons.iter_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in &self.ns {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+        let _ = edgeplane::topo::remove_pins(&std::path::PathBuf::from(format!("/sys/fs/bpf/edgeplane/{}", self.prefix)));
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn sip(first: &str, from: &str, to: &str, call: &str, cseq: &str, extra: &str, body: &str) -> String {
+    let ct = if body.is_empty() { String::new() } else { "Content-Type: application/sdp\r\n".to_string() };
+    format!(
+        "{first}\r\nVia: SIP/2.0/UDP 10.5.0.2:5060;branch=z9hG4bK{call}{}\r\nFrom: <sip:{from}>;tag=u{call}\r\nTo: <sip:{to}>\r\nCall-ID: {call}\r\nCSeq: {cseq}\r\nContact: <sip:{from}>\r\n{extra}{ct}Content-Length: {}\r\n\r\n{body}",
+        cseq.replace(' ', ""),
+        body.len()
+    )
+}
+
+/// A minimal UAS/registrar: 200 to REGISTER (echoing Expires), 180 + 200
+/// to INVITE, 200 to BYE.
+fn uas(ns: String, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        enter_netns(&ns).unwrap();
+        let s = UdpSocket::bind("10.6.0.2:5060").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let mut buf = [0u8; 4096];
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            let Ok((n, peer)) = s.recv_from(&mut buf) else { continue };
+            let raw = &buf[..n];
+            let Ok((m, _)) = control::sip::parse(raw) else { continue };
+            let send = |code: u16, reason: &str, extra: &str| {
+                let _ = s.send_to(edgeplane::sipmon::response(&m, raw, code, reason, extra).as_bytes(), peer);
+            };
+            match m.method() {
+                "REGISTER" => send(200, "OK", &format!("Expires: {}\r\n", m.expires.unwrap_or(60))),
+                "INVITE" => {
+                    send(180, "Ringing", "");
+                    send(200, "OK", "");
+                }
+                "BYE" => send(200, "OK", ""),
+                _ => {}
+            }
+        }
+    })
+}
+
+#[test]
+fn registration_and_call_become_presence() {
+    if !common::kernel_available("sip_netns") {
+        return;
+    }
+    let mut net = Net::new();
+    let pins = format!("/sys/fs/bpf/edgeplane/{}", net.prefix);
+    let srv_cfg = format!(
+        "[node]\nname = \"srv\"\nsocket = \"{}\"\npin_root = \"{pins}/srv\"\n\n[presence]\nlisten = \"10.6.0.2:5070\"\ndatabase = \"{}\"\nallow = [\"10.0.0.0/8\"]\n",
+        net.dir.join("srv.sock").display(),
+        net.dir.join("presence.db").display()
+    );
+    net.daemon("srv", &srv_cfg);
+    let mon_cfg = format!(
+        "[node]\nname = \"mon\"\nsocket = \"{}\"\npin_root = \"{pins}/mon\"\n\n[sip_monitor]\ninterfaces = [\"eth0\", \"eth1\"]\ndomain = \"example.com\"\npresence = \"10.6.0.2:5070\"\npublish_interval_ms = 20\n",
+        net.dir.join("mon.sock").display()
+    );
+    net.daemon("mon", &mon_cfg);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = uas(format!("/run/netns/{}", net.name("srv")), stop.clone());
+
+    let ua = format!("/run/netns/{}", net.name("ua"));
+    thread::spawn(move || {
+        enter_netns(&ua).unwrap();
+        let s = UdpSocket::bind("10.5.0.2:5060").unwrap();
+        s.connect("10.6.0.2:5060").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 4096];
+        let mut exchange = |msg: String, replies: usize| {
+            s.send(msg.as_bytes()).unwrap();
+            for _ in 0..replies {
+                s.recv(&mut buf).expect("reply from the UAS");
+            }
+            thread::sleep(Duration::from_millis(150));
+        };
+        let sdp = "v=0\r\no=- 1 1 IN IP4 10.5.0.2\r\ns=-\r\nc=IN IP4 10.5.0.2\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+        let (a, b) = ("alice@example.com", "bob@example.com");
+        exchange(sip("REGISTER sip:example.com SIP/2.0", a, a, "reg1", "1 REGISTER", "Expires: 60\r\n", ""), 1);
+        exchange(sip("REGISTER sip:foreign.net SIP/2.0", "mallory@foreign.net", "mallory@foreign.net", "reg2", "1 REGISTER", "Expires: 60\r\n", ""), 1);
+        exchange(sip("INVITE sip:bob@example.com SIP/2.0", a, b, "call1", "1 INVITE", "", sdp), 2);
+        exchange(sip("ACK sip:bob@example.com SIP/2.0", a, b, "call1", "1 ACK", "", ""), 0);
+        exchange(sip("BYE sip:bob@example.com SIP/2.0", a, b, "call1", "2 BYE", "", ""), 1);
+        exchange(sip("REGISTER sip:example.com SIP/2.0", a, a, "reg1", "2 REGISTER", "Expires: 0\r\n", ""), 1);
+    })
+    .join()
+    .unwrap();
+
+    // The last PUBLISH reaches the server within a moment.
+    let t0 = Instant::now();
+    let history = |user: &str| -> Vec<String> {
+        net.call("srv", Request::PresenceHistory { user: user.into() }).as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap().to_string()).collect()
+    };
+    while history("alice@example.com").last().map(String::as_str) != Some("offline") && t0.elapsed() < Duration::from_secs(5) {
+        thread::sleep(Duration::from_millis(50));
+    }
+    let mon = net.call("mon", Request::SipMonitorStatus);
+    assert_eq!(history("alice@example.com"), vec!["online", "talking", "terminated", "offline"], "monitor: {mon}");
+    assert_eq!(history("bob@example.com"), vec!["talking", "terminated"]);
+    assert!(history("mallory@foreign.net").is_empty(), "foreign domain published");
+    assert_eq!(net.call("srv", Request::PresenceShow { user: Some("alice@example.com".into()) })[0]["status"], "offline");
+    assert_eq!(mon["publish_ok"], mon["published"], "{mon}");
+    assert!(mon["parsed"].as_u64().unwrap() >= 11, "{mon}");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    server.join().unwrap();
+}
