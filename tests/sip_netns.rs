@@ -28,8 +28,8 @@ fn sh(args: &[&str]) {
 }
 
 impl Net {
-    fn new() -> Self {
-        let prefix = format!("ep{}s", std::process::id() % 100000);
+    fn new(tag: &str) -> Self {
+        let prefix = format!("ep{}{tag}", std::process::id() % 100000);
         let dir = std::env::temp_dir().join(format!("edgeplane-{prefix}"));
         std::fs::create_dir_all(&dir).unwrap();
         let mut n = Self { prefix, dir, ns: vec![], daemons: vec![] };
@@ -140,7 +140,7 @@ fn registration_and_call_become_presence() {
     if !common::kernel_available("sip_netns") {
         return;
     }
-    let mut net = Net::new();
+    let mut net = Net::new("s");
     let pins = format!("/sys/fs/bpf/edgeplane/{}", net.prefix);
     let srv_cfg = format!(
         "[node]\nname = \"srv\"\nsocket = \"{}\"\npin_root = \"{pins}/srv\"\n\n[presence]\nlisten = \"10.6.0.2:5070\"\ndatabase = \"{}\"\nallow = [\"10.0.0.0/8\"]\n",
@@ -199,4 +199,50 @@ fn registration_and_call_become_presence() {
     assert!(mon["parsed"].as_u64().unwrap() >= 11, "{mon}");
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     server.join().unwrap();
+}
+
+/// A real peer: sipp's built-in UAC calls sipp's UAS through the monitored
+/// host. The callee (service@10.6.0.2, in the monitored domain) goes
+/// talking → terminated; the caller (another domain) is not published.
+#[test]
+fn a_sipp_call_through_the_monitored_host() {
+    if !common::kernel_available("sip_sipp") {
+        return;
+    }
+    let mut net = Net::new("p");
+    let pins = format!("/sys/fs/bpf/edgeplane/{}", net.prefix);
+    let srv_cfg = format!(
+        "[node]\nname = \"srv\"\nsocket = \"{}\"\npin_root = \"{pins}/srv\"\n\n[presence]\nlisten = \"10.6.0.2:5070\"\ndatabase = \"{}\"\nallow = [\"10.0.0.0/8\"]\n",
+        net.dir.join("srv.sock").display(),
+        net.dir.join("presence.db").display()
+    );
+    net.daemon("srv", &srv_cfg);
+    let mon_cfg = format!(
+        "[node]\nname = \"mon\"\nsocket = \"{}\"\npin_root = \"{pins}/mon\"\n\n[sip_monitor]\ninterfaces = [\"eth0\", \"eth1\"]\ndomain = \"10.6.0.2\"\npresence = \"10.6.0.2:5070\"\npublish_interval_ms = 20\n",
+        net.dir.join("mon.sock").display()
+    );
+    net.daemon("mon", &mon_cfg);
+    let mut uas = Command::new("ip")
+        .args(["netns", "exec", &net.name("srv"), "sipp", "-sn", "uas", "-i", "10.6.0.2", "-p", "5060", "-nostdin"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp (cargo xtask setup installs sip-tester)");
+    thread::sleep(Duration::from_millis(500));
+    let uac = Command::new("timeout")
+        .args(["20", "ip", "netns", "exec", &net.name("ua"), "sipp", "-sn", "uac", "-i", "10.5.0.2", "-p", "5061", "10.6.0.2:5060", "-m", "1", "-d", "500", "-nostdin"])
+        .output()
+        .unwrap();
+    let _ = uas.kill();
+    let _ = uas.wait();
+    assert!(uac.status.success(), "sipp uac: {}", String::from_utf8_lossy(&uac.stderr));
+    let t0 = Instant::now();
+    let history = |user: &str| -> Vec<String> {
+        net.call("srv", Request::PresenceHistory { user: user.into() }).as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap().to_string()).collect()
+    };
+    while history("service@10.6.0.2").len() < 2 && t0.elapsed() < Duration::from_secs(5) {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(history("service@10.6.0.2"), vec!["talking", "terminated"], "monitor: {}", net.call("mon", Request::SipMonitorStatus));
+    assert!(history("sipp@10.5.0.2").is_empty(), "the caller's domain is not monitored");
 }

@@ -23,10 +23,15 @@ pub struct NameAddr {
 }
 
 impl NameAddr {
-    /// user@host of a sip: or sips: URI.
+    /// The address of record, user@host of a sip: or sips: URI, without
+    /// port or parameters (one terminal, whatever port it used).
     pub fn aor(&self) -> String {
         let u = self.uri.trim_start_matches("sips:").trim_start_matches("sip:");
-        u.split(|c| c == ';' || c == '?').next().unwrap_or("").to_string()
+        let u = u.split(|c| c == ';' || c == '?').next().unwrap_or("");
+        match u.rsplit_once('@') {
+            Some((user, host)) => format!("{user}@{}", host.split(':').next().unwrap_or("").to_ascii_lowercase()),
+            None => u.split(':').next().unwrap_or("").to_ascii_lowercase(),
+        }
     }
 
     pub fn domain(&self) -> String {
@@ -387,6 +392,7 @@ mod tests {
         assert_eq!(m.from.tag.as_deref(), Some("a1"));
         assert_eq!(m.to.tag, None);
         assert_eq!(m.to.domain(), "example.com");
+        assert_eq!(NameAddr { uri: "sip:Service@10.6.0.2:5060;transport=udp".into(), ..Default::default() }.aor(), "Service@10.6.0.2");
         assert_eq!((m.cseq, m.cseq_method.as_str()), (1, "INVITE"));
         assert_eq!(m.via_branch.as_deref(), Some("z9hG4bK-1"));
         assert_eq!(m.session_expires, Some(1800));

@@ -23,6 +23,7 @@ const APT_PACKAGES: &[&str] = &[
     "procps",
     "util-linux",
     "keepalived",
+    "sip-tester",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
