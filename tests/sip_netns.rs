@@ -135,28 +135,10 @@ fn uas(ns: String, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> threa
     })
 }
 
-#[test]
-fn registration_and_call_become_presence() {
-    if !common::kernel_available("sip_netns") {
-        return;
-    }
-    let mut net = Net::new("s");
-    let pins = format!("/sys/fs/bpf/edgeplane/{}", net.prefix);
-    let srv_cfg = format!(
-        "[node]\nname = \"srv\"\nsocket = \"{}\"\npin_root = \"{pins}/srv\"\n\n[presence]\nlisten = \"10.6.0.2:5070\"\ndatabase = \"{}\"\nallow = [\"10.0.0.0/8\"]\n",
-        net.dir.join("srv.sock").display(),
-        net.dir.join("presence.db").display()
-    );
-    net.daemon("srv", &srv_cfg);
-    let mon_cfg = format!(
-        "[node]\nname = \"mon\"\nsocket = \"{}\"\npin_root = \"{pins}/mon\"\n\n[sip_monitor]\ninterfaces = [\"eth0\", \"eth1\"]\ndomain = \"example.com\"\npresence = \"10.6.0.2:5070\"\npublish_interval_ms = 20\n",
-        net.dir.join("mon.sock").display()
-    );
-    net.daemon("mon", &mon_cfg);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let server = uas(format!("/run/netns/{}", net.name("srv")), stop.clone());
 
-    let ua = format!("/run/netns/{}", net.name("ua"));
+/// The UA's script, from `ua`: alice registers, a foreign user registers,
+/// alice calls bob (INVITE with SDP, ACK), hangs up, de-registers.
+fn run_ua(ua: String) {
     thread::spawn(move || {
         enter_netns(&ua).unwrap();
         let s = UdpSocket::bind("10.5.0.2:5060").unwrap();
@@ -181,6 +163,30 @@ fn registration_and_call_become_presence() {
     })
     .join()
     .unwrap();
+}
+
+#[test]
+fn registration_and_call_become_presence() {
+    if !common::kernel_available("sip_netns") {
+        return;
+    }
+    let mut net = Net::new("s");
+    let pins = format!("/sys/fs/bpf/edgeplane/{}", net.prefix);
+    let srv_cfg = format!(
+        "[node]\nname = \"srv\"\nsocket = \"{}\"\npin_root = \"{pins}/srv\"\n\n[presence]\nlisten = \"10.6.0.2:5070\"\ndatabase = \"{}\"\nallow = [\"10.0.0.0/8\"]\n",
+        net.dir.join("srv.sock").display(),
+        net.dir.join("presence.db").display()
+    );
+    net.daemon("srv", &srv_cfg);
+    let mon_cfg = format!(
+        "[node]\nname = \"mon\"\nsocket = \"{}\"\npin_root = \"{pins}/mon\"\n\n[sip_monitor]\ninterfaces = [\"eth0\", \"eth1\"]\ndomain = \"example.com\"\npresence = \"10.6.0.2:5070\"\npublish_interval_ms = 20\n",
+        net.dir.join("mon.sock").display()
+    );
+    net.daemon("mon", &mon_cfg);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = uas(format!("/run/netns/{}", net.name("srv")), stop.clone());
+
+    run_ua(format!("/run/netns/{}", net.name("ua")));
 
     // The last PUBLISH reaches the server within a moment.
     let t0 = Instant::now();
@@ -245,4 +251,70 @@ fn a_sipp_call_through_the_monitored_host() {
     }
     assert_eq!(history("service@10.6.0.2"), vec!["talking", "terminated"], "monitor: {}", net.call("mon", Request::SipMonitorStatus));
     assert!(history("sipp@10.5.0.2").is_empty(), "the caller's domain is not monitored");
+}
+
+/// The monitor's PUBLISHes go to Kamailio's presence module (Debian's
+/// kamailio with presence, presence_xml and db_sqlite): every PUBLISH,
+/// initial and the later ones carrying SIP-If-Match, is answered 200 with
+/// a SIP-ETag, and Kamailio stores the presentity.
+#[test]
+fn kamailio_accepts_the_monitors_publish() {
+    if !common::kernel_available("sip_kamailio") {
+        return;
+    }
+    let mut net = Net::new("k");
+    // Kamailio's SQLite schema, as its packages ship it.
+    let db = net.dir.join("kamailio.db");
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        for f in ["standard-create.sql", "presence-create.sql"] {
+            let sql = std::fs::read_to_string(format!("/usr/share/kamailio/db_sqlite/{f}")).expect("kamailio-sqlite-modules (cargo xtask setup installs it)");
+            c.execute_batch(&sql).unwrap();
+        }
+    }
+    let cfg = net.dir.join("kamailio.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "#!KAMAILIO\ndebug=2\nlog_stderror=yes\nchildren=1\nlisten=udp:10.6.0.2:5080\nmpath=\"/usr/lib/x86_64-linux-gnu/kamailio/modules/\"\n\
+             loadmodule \"tm.so\"\nloadmodule \"sl.so\"\nloadmodule \"pv.so\"\nloadmodule \"maxfwd.so\"\nloadmodule \"textops.so\"\nloadmodule \"siputils.so\"\n\
+             loadmodule \"db_sqlite.so\"\nloadmodule \"presence.so\"\nloadmodule \"presence_xml.so\"\n\
+             modparam(\"presence\", \"db_url\", \"sqlite://{db}\")\nmodparam(\"presence_xml\", \"db_url\", \"sqlite://{db}\")\nmodparam(\"presence_xml\", \"force_active\", 1)\n\
+             request_route {{\n  if (is_method(\"PUBLISH\")) {{ handle_publish(); exit; }}\n  sl_send_reply(\"405\", \"Method Not Allowed\");\n}}\n",
+            db = db.display()
+        ),
+    )
+    .unwrap();
+    let mut kam = Command::new("ip")
+        .args(["netns", "exec", &net.name("srv"), "kamailio", "-DD", "-E", "-f"])
+        .arg(&cfg)
+        .arg("-P")
+        .arg(net.dir.join("kamailio.pid"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(net.dir.join("kamailio.log")).unwrap())
+        .spawn()
+        .expect("kamailio (cargo xtask setup installs it)");
+    thread::sleep(Duration::from_millis(1500));
+    let pins = format!("/sys/fs/bpf/edgeplane/{}", net.prefix);
+    let mon_cfg = format!(
+        "[node]\nname = \"mon\"\nsocket = \"{}\"\npin_root = \"{pins}/mon\"\n\n[sip_monitor]\ninterfaces = [\"eth0\", \"eth1\"]\ndomain = \"example.com\"\npresence = \"10.6.0.2:5080\"\npublish_interval_ms = 20\n",
+        net.dir.join("mon.sock").display()
+    );
+    net.daemon("mon", &mon_cfg);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = uas(format!("/run/netns/{}", net.name("srv")), stop.clone());
+    run_ua(format!("/run/netns/{}", net.name("ua")));
+    thread::sleep(Duration::from_millis(500));
+    let mon = net.call("mon", Request::SipMonitorStatus);
+    let log = std::fs::read_to_string(net.dir.join("kamailio.log")).unwrap_or_default();
+    let _ = kam.kill();
+    let _ = kam.wait();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    server.join().unwrap();
+    // alice: online, talking, terminated, offline; bob: talking, terminated.
+    assert_eq!(mon["published"], 6, "{mon}");
+    assert_eq!(mon["publish_ok"], 6, "Kamailio answered every PUBLISH with 200: {mon}\n{log}");
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let n: i64 = c.query_row("SELECT count(*) FROM presentity WHERE username = 'bob' AND domain = 'example.com'", [], |r| r.get(0)).unwrap();
+    assert!(n >= 1, "Kamailio stored bob's presentity\n{log}");
 }

@@ -24,6 +24,9 @@ const APT_PACKAGES: &[&str] = &[
     "util-linux",
     "keepalived",
     "sip-tester",
+    "kamailio",
+    "kamailio-presence-modules",
+    "kamailio-sqlite-modules",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
