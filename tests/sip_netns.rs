@@ -318,3 +318,46 @@ fn kamailio_accepts_the_monitors_publish() {
     let n: i64 = c.query_row("SELECT count(*) FROM presentity WHERE username = 'bob' AND domain = 'example.com'", [], |r| r.get(0)).unwrap();
     assert!(n >= 1, "Kamailio stored bob's presentity\n{log}");
 }
+
+/// RFC 3856: a sipp watcher SUBSCRIBEs to alice at the edgeplane presence
+/// server, gets the current state, and then a NOTIFY saying she is
+/// talking once a PUBLISH says so.
+#[test]
+fn a_sipp_watcher_is_notified() {
+    if !common::kernel_available("sip_watcher") {
+        return;
+    }
+    let mut net = Net::new("w");
+    let pins = format!("/sys/fs/bpf/edgeplane/{}", net.prefix);
+    let srv_cfg = format!(
+        "[node]\nname = \"srv\"\nsocket = \"{}\"\npin_root = \"{pins}/srv\"\n\n[presence]\nlisten = \"10.6.0.2:5070\"\ndatabase = \"{}\"\nallow = [\"10.0.0.0/8\"]\n",
+        net.dir.join("srv.sock").display(),
+        net.dir.join("presence.db").display()
+    );
+    net.daemon("srv", &srv_cfg);
+    let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sip/watcher.xml");
+    let watcher = Command::new("timeout")
+        .args(["20", "ip", "netns", "exec", &net.name("ua"), "sipp", "-sf", scenario, "-i", "10.5.0.2", "-p", "5062", "10.6.0.2:5070", "-m", "1", "-nostdin"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp");
+    thread::sleep(Duration::from_millis(1000));
+    // alice starts talking: a PUBLISH, as the monitor would send it.
+    let ua = format!("/run/netns/{}", net.name("ua"));
+    thread::spawn(move || {
+        enter_netns(&ua).unwrap();
+        let s = UdpSocket::bind("10.5.0.2:5064").unwrap();
+        let body = control::presence::pidf("alice@example.com", control::sip_track::Status::Talking, &[]);
+        let m = control::presence::publish("alice@example.com", "10.6.0.2:5070", "10.5.0.2:5064", "pubw", 1, None, 3600, &body);
+        s.send_to(m.as_bytes(), "10.6.0.2:5070").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut buf = [0u8; 2048];
+        let n = s.recv(&mut buf).expect("PUBLISH answered");
+        assert!(buf[..n].starts_with(b"SIP/2.0 200"));
+    })
+    .join()
+    .unwrap();
+    let out = watcher.wait_with_output().unwrap();
+    assert!(out.status.success(), "the sipp watcher did not complete: {}", String::from_utf8_lossy(&out.stderr));
+}
