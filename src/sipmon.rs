@@ -49,6 +49,7 @@ pub struct Monitor {
     cfg: SipMonitor,
     dp: Dataplane,
     tracker: Tracker,
+    tcp: control::sip_stream::Reassembler,
     sock: tokio::net::UdpSocket,
     terminals: HashMap<String, Terminal>,
     /// Call-ID of an outstanding PUBLISH → user.
@@ -77,7 +78,7 @@ impl Monitor {
         });
         let status = Arc::new(Mutex::new(MonitorStatus { interfaces: cfg.interfaces.clone(), ..Default::default() }));
         info!(interfaces = ?cfg.interfaces, domain = %cfg.domain, presence = %cfg.presence, "sip monitor on");
-        Ok(Self { cfg, dp, tracker, sock, terminals: HashMap::new(), outstanding: HashMap::new(), status, started: Instant::now(), local })
+        Ok(Self { cfg, dp, tracker, tcp: Default::default(), sock, terminals: HashMap::new(), outstanding: HashMap::new(), status, started: Instant::now(), local })
     }
 
     fn now(&self) -> u64 {
@@ -112,18 +113,26 @@ impl Monitor {
             st.copied += copies.len() as u64;
         }
         for c in copies {
-            let Some(payload) = l4_payload(&c.frame) else { continue };
-            if payload.is_empty() {
-                continue; // a bare TCP ACK
-            }
-            match sip::parse(payload) {
-                Ok((m, _)) => {
-                    self.status.lock().unwrap().parsed += 1;
-                    changes.extend(self.tracker.handle(&m, now));
+            let results = match segment(&c.frame) {
+                Some(Segment::Udp(payload)) => vec![sip::parse(payload).map(|(m, _)| m)],
+                Some(Segment::Tcp { key, seq, fin, payload }) => {
+                    if payload.is_empty() && !fin {
+                        continue; // a bare ACK
+                    }
+                    self.tcp.push(key, seq, payload, fin)
                 }
-                Err(e) => {
-                    let reason = e.to_string().split(':').next().unwrap_or("").to_string();
-                    *self.status.lock().unwrap().invalid.entry(reason).or_insert(0) += 1;
+                None => continue,
+            };
+            for r in results {
+                match r {
+                    Ok(m) => {
+                        self.status.lock().unwrap().parsed += 1;
+                        changes.extend(self.tracker.handle(&m, now));
+                    }
+                    Err(e) => {
+                        let reason = e.to_string().split(':').next().unwrap_or("").to_string();
+                        *self.status.lock().unwrap().invalid.entry(reason).or_insert(0) += 1;
+                    }
                 }
             }
         }
@@ -215,19 +224,35 @@ impl Monitor {
     }
 }
 
-/// The UDP or TCP payload of an Ethernet/IPv4 frame.
-fn l4_payload(f: &[u8]) -> Option<&[u8]> {
+enum Segment<'a> {
+    Udp(&'a [u8]),
+    Tcp { key: control::sip_stream::ConnKey, seq: u32, fin: bool, payload: &'a [u8] },
+}
+
+/// The UDP payload, or the TCP segment, of an Ethernet/IPv4 frame.
+fn segment(f: &[u8]) -> Option<Segment<'_>> {
     if f.len() < 34 || u16::from_be_bytes([f[12], f[13]]) != 0x0800 {
         return None;
     }
     let ihl = ((f[14] & 0x0f) as usize) * 4;
     let l4 = 14 + ihl;
     let total = (u16::from_be_bytes([f[16], f[17]]) as usize + 14).min(f.len());
+    let be32 = |o: usize| u32::from_be_bytes([f[o], f[o + 1], f[o + 2], f[o + 3]]);
+    let be16 = |o: usize| u16::from_be_bytes([f[o], f[o + 1]]);
     match f[23] {
-        17 if total >= l4 + 8 => Some(&f[l4 + 8..total]),
+        17 if total >= l4 + 8 => Some(Segment::Udp(&f[l4 + 8..total])),
         6 if total >= l4 + 20 => {
             let off = ((f[l4 + 12] >> 4) as usize) * 4;
-            (total >= l4 + off).then(|| &f[l4 + off..total])
+            if total < l4 + off {
+                return None;
+            }
+            let flags = f[l4 + 13];
+            Some(Segment::Tcp {
+                key: (be32(26), be16(l4), be32(30), be16(l4 + 2)),
+                seq: be32(l4 + 4),
+                fin: flags & 0x05 != 0, // FIN or RST
+                payload: &f[l4 + off..total],
+            })
         }
         _ => None,
     }

@@ -215,7 +215,20 @@ fn a_sipp_call_through_the_monitored_host() {
     if !common::kernel_available("sip_sipp") {
         return;
     }
-    let mut net = Net::new("p");
+    sipp_call("p", "u1");
+}
+
+/// The same call over TCP: the monitor reassembles each connection.
+#[test]
+fn a_sipp_call_over_tcp_through_the_monitored_host() {
+    if !common::kernel_available("sip_sipp_tcp") {
+        return;
+    }
+    sipp_call("t", "t1");
+}
+
+fn sipp_call(tag: &str, transport: &str) {
+    let mut net = Net::new(tag);
     let pins = format!("/sys/fs/bpf/edgeplane/{}", net.prefix);
     let srv_cfg = format!(
         "[node]\nname = \"srv\"\nsocket = \"{}\"\npin_root = \"{pins}/srv\"\n\n[presence]\nlisten = \"10.6.0.2:5070\"\ndatabase = \"{}\"\nallow = [\"10.0.0.0/8\"]\n",
@@ -229,14 +242,14 @@ fn a_sipp_call_through_the_monitored_host() {
     );
     net.daemon("mon", &mon_cfg);
     let mut uas = Command::new("ip")
-        .args(["netns", "exec", &net.name("srv"), "sipp", "-sn", "uas", "-i", "10.6.0.2", "-p", "5060", "-nostdin"])
+        .args(["netns", "exec", &net.name("srv"), "sipp", "-sn", "uas", "-t", transport, "-i", "10.6.0.2", "-p", "5060", "-nostdin"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("sipp (cargo xtask setup installs sip-tester)");
     thread::sleep(Duration::from_millis(500));
     let uac = Command::new("timeout")
-        .args(["20", "ip", "netns", "exec", &net.name("ua"), "sipp", "-sn", "uac", "-i", "10.5.0.2", "-p", "5061", "10.6.0.2:5060", "-m", "1", "-d", "500", "-nostdin"])
+        .args(["20", "ip", "netns", "exec", &net.name("ua"), "sipp", "-sn", "uac", "-t", transport, "-i", "10.5.0.2", "-p", "5061", "10.6.0.2:5060", "-m", "1", "-d", "500", "-nostdin"])
         .output()
         .unwrap();
     let _ = uas.kill();

@@ -8,5 +8,6 @@ pub mod loadshare;
 pub mod maglev;
 pub mod presence;
 pub mod sip;
+pub mod sip_stream;
 pub mod sip_track;
 pub mod vrrp;
