@@ -86,10 +86,29 @@ impl Monitor {
     }
 
     pub async fn run(mut self) {
-        let mut tick = tokio::time::interval(Duration::from_millis(5));
+        // Copies are read as soon as the ring signals them; the tick runs
+        // the timers (registration expiry, rate-limited publications).
+        // SAFETY: the fd is an owned dup of the ring buffer's, kept open by
+        // the AsyncFd for as long as it is registered.
+        let ring = match self.dp.sip_ring_fd().map(|fd| unsafe { tokio::io::unix::AsyncFd::register(fd) }) {
+            Ok(Ok(fd)) => Some(fd),
+            _ => {
+                warn!("SIP ring buffer cannot be polled; reading it every 5 ms");
+                None
+            }
+        };
+        let mut tick = tokio::time::interval(Duration::from_millis(if ring.is_some() { 20 } else { 5 }));
         let mut buf = vec![0u8; 65536];
         loop {
             tokio::select! {
+                r = async { ring.as_ref().expect("guarded").readable().await }, if ring.is_some() => {
+                    if let Ok(mut g) = r {
+                        g.clear_ready();
+                    }
+                    if let Err(e) = self.poll().await {
+                        warn!(error = %e, "sip monitor poll failed");
+                    }
+                }
                 _ = tick.tick() => {
                     if let Err(e) = self.poll().await {
                         warn!(error = %e, "sip monitor poll failed");

@@ -34,6 +34,14 @@ impl Dataplane {
         Ok(out)
     }
 
+    /// A descriptor that becomes readable when copies arrive (epoll on the
+    /// ring buffer), for event-driven readers.
+    pub fn sip_ring_fd(&mut self) -> Result<std::os::fd::OwnedFd> {
+        use std::os::fd::AsFd;
+        let rb: RingBuf<&mut MapData> = self.map_mut("SIP_RING")?;
+        rb.as_fd().try_clone_to_owned().map_err(|e| Error::Io { context: "dup of the SIP ring fd".into(), source: e })
+    }
+
     pub fn sip_stats(&self) -> Result<Vec<Counter>> {
         self.sum_stats("SIP_STATS", sip::stat::COUNT)
     }
