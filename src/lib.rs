@@ -16,6 +16,7 @@ pub mod neigh;
 pub mod netns;
 pub mod packets;
 pub mod presence_server;
+pub mod sip_lab;
 pub mod sipmon;
 pub mod topo;
 pub mod vrrp;

@@ -7,170 +7,23 @@ mod common;
 
 use std::{
     net::UdpSocket,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
 };
 
 use control::api::Request;
-use edgeplane::topo::enter_netns;
-
-struct Net {
-    prefix: String,
-    dir: std::path::PathBuf,
-    ns: Vec<String>,
-    daemons: Vec<Child>,
-}
-
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-impl Net {
-    fn new(tag: &str) -> Self {
-        let prefix = format!("ep{}{tag}", std::process::id() % 100000);
-        let dir = std::env::temp_dir().join(format!("edgeplane-{prefix}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut n = Self { prefix, dir, ns: vec![], daemons: vec![] };
-        for r in ["ua", "mon", "srv"] {
-            let ns = n.name(r);
-            sh(&["ip", "netns", "add", &ns]);
-            n.ns.push(ns.clone());
-            sh(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
-        }
-        let (ua, mon, srv) = (n.name("ua"), n.name("mon"), n.name("srv"));
-        sh(&["ip", "link", "add", "eth0", "netns", &ua, "type", "veth", "peer", "name", "eth0", "netns", &mon]);
-        sh(&["ip", "link", "add", "eth1", "netns", &mon, "type", "veth", "peer", "name", "eth0", "netns", &srv]);
-        for (ns, dev, a) in [(&ua, "eth0", "10.5.0.2/24"), (&mon, "eth0", "10.5.0.1/24"), (&mon, "eth1", "10.6.0.1/24"), (&srv, "eth0", "10.6.0.2/24")] {
-            sh(&["ip", "netns", "exec", ns, "ip", "addr", "add", a, "dev", dev]);
-            sh(&["ip", "netns", "exec", ns, "ip", "link", "set", dev, "up"]);
-        }
-        sh(&["ip", "netns", "exec", &ua, "ip", "route", "add", "default", "via", "10.5.0.1"]);
-        sh(&["ip", "netns", "exec", &srv, "ip", "route", "add", "default", "via", "10.6.0.1"]);
-        sh(&["ip", "netns", "exec", &mon, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-        for ns in [&ua, &srv] {
-            sh(&["ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "tx", "off"]);
-        }
-        n
-    }
-
-    fn name(&self, r: &str) -> String {
-        format!("{}{r}", self.prefix)
-    }
-
-    fn daemon(&mut self, role: &str, config: &str) {
-        let path = self.dir.join(format!("{role}.toml"));
-        std::fs::write(&path, config).unwrap();
-        let log = std::fs::File::create(self.dir.join(format!("{role}.log"))).unwrap();
-        let c = Command::new(env!("CARGO_BIN_EXE_edgeplane"))
-            .args(["run", "--netns", &self.name(role), "--config"])
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.daemons.push(c);
-        let sock = self.dir.join(format!("{role}.sock"));
-        let t0 = Instant::now();
-        while edgeplane::client::call(&sock, &Request::Status).is_err() {
-            assert!(t0.elapsed() < Duration::from_secs(20), "{role} did not start: {}", std::fs::read_to_string(self.dir.join(format!("{role}.log"))).unwrap_or_default());
-            thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn call(&self, role: &str, req: Request) -> serde_json::Value {
-        edgeplane::client::call(&self.dir.join(format!("{role}.sock")), &req).unwrap()
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for c in self.daemons.iter_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for ns in &self.ns {
-            let _ = Command::new("ip").args(["netns", "del", ns]).output();
-        }
-        let _ = edgeplane::topo::remove_pins(&std::path::PathBuf::from(format!("/sys/fs/bpf/edgeplane/{}", self.prefix)));
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn sip(first: &str, from: &str, to: &str, call: &str, cseq: &str, extra: &str, body: &str) -> String {
-    let ct = if body.is_empty() { String::new() } else { "Content-Type: application/sdp\r\n".to_string() };
-    format!(
-        "{first}\r\nVia: SIP/2.0/UDP 10.5.0.2:5060;branch=z9hG4bK{call}{}\r\nFrom: <sip:{from}>;tag=u{call}\r\nTo: <sip:{to}>\r\nCall-ID: {call}\r\nCSeq: {cseq}\r\nContact: <sip:{from}>\r\n{extra}{ct}Content-Length: {}\r\n\r\n{body}",
-        cseq.replace(' ', ""),
-        body.len()
-    )
-}
-
-/// A minimal UAS/registrar: 200 to REGISTER (echoing Expires), 180 + 200
-/// to INVITE, 200 to BYE.
-fn uas(ns: String, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> thread::JoinHandle<()> {
-    thread::spawn(move || {
-        enter_netns(&ns).unwrap();
-        let s = UdpSocket::bind("10.6.0.2:5060").unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-        let mut buf = [0u8; 4096];
-        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-            let Ok((n, peer)) = s.recv_from(&mut buf) else { continue };
-            let raw = &buf[..n];
-            let Ok((m, _)) = control::sip::parse(raw) else { continue };
-            let send = |code: u16, reason: &str, extra: &str| {
-                let _ = s.send_to(edgeplane::sipmon::response(&m, raw, code, reason, extra).as_bytes(), peer);
-            };
-            match m.method() {
-                "REGISTER" => send(200, "OK", &format!("Expires: {}\r\n", m.expires.unwrap_or(60))),
-                "INVITE" => {
-                    send(180, "Ringing", "");
-                    send(200, "OK", "");
-                }
-                "BYE" => send(200, "OK", ""),
-                _ => {}
-            }
-        }
-    })
-}
-
-
-/// The UA's script, from `ua`: alice registers, a foreign user registers,
-/// alice calls bob (INVITE with SDP, ACK), hangs up, de-registers.
-fn run_ua(ua: String) {
-    thread::spawn(move || {
-        enter_netns(&ua).unwrap();
-        let s = UdpSocket::bind("10.5.0.2:5060").unwrap();
-        s.connect("10.6.0.2:5060").unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let mut buf = [0u8; 4096];
-        let mut exchange = |msg: String, replies: usize| {
-            s.send(msg.as_bytes()).unwrap();
-            for _ in 0..replies {
-                s.recv(&mut buf).expect("reply from the UAS");
-            }
-            thread::sleep(Duration::from_millis(150));
-        };
-        let sdp = "v=0\r\no=- 1 1 IN IP4 10.5.0.2\r\ns=-\r\nc=IN IP4 10.5.0.2\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
-        let (a, b) = ("alice@example.com", "bob@example.com");
-        exchange(sip("REGISTER sip:example.com SIP/2.0", a, a, "reg1", "1 REGISTER", "Expires: 60\r\n", ""), 1);
-        exchange(sip("REGISTER sip:foreign.net SIP/2.0", "mallory@foreign.net", "mallory@foreign.net", "reg2", "1 REGISTER", "Expires: 60\r\n", ""), 1);
-        exchange(sip("INVITE sip:bob@example.com SIP/2.0", a, b, "call1", "1 INVITE", "", sdp), 2);
-        exchange(sip("ACK sip:bob@example.com SIP/2.0", a, b, "call1", "1 ACK", "", ""), 0);
-        exchange(sip("BYE sip:bob@example.com SIP/2.0", a, b, "call1", "2 BYE", "", ""), 1);
-        exchange(sip("REGISTER sip:example.com SIP/2.0", a, a, "reg1", "2 REGISTER", "Expires: 0\r\n", ""), 1);
-    })
-    .join()
-    .unwrap();
-}
+use edgeplane::{
+    sip_lab::{run_ua, uas, Net},
+    topo::enter_netns,
+};
 
 #[test]
 fn registration_and_call_become_presence() {
     if !common::kernel_available("sip_netns") {
         return;
     }
-    let mut net = Net::new("s");
+    let mut net = Net::new("s", env!("CARGO_BIN_EXE_edgeplane").as_ref());
     let pins = format!("/sys/fs/bpf/edgeplane/{}", net.prefix);
     let srv_cfg = format!(
         "[node]\nname = \"srv\"\nsocket = \"{}\"\npin_root = \"{pins}/srv\"\n\n[presence]\nlisten = \"10.6.0.2:5070\"\ndatabase = \"{}\"\nallow = [\"10.0.0.0/8\"]\n",
@@ -228,7 +81,7 @@ fn a_sipp_call_over_tcp_through_the_monitored_host() {
 }
 
 fn sipp_call(tag: &str, transport: &str) {
-    let mut net = Net::new(tag);
+    let mut net = Net::new(tag, env!("CARGO_BIN_EXE_edgeplane").as_ref());
     let pins = format!("/sys/fs/bpf/edgeplane/{}", net.prefix);
     let srv_cfg = format!(
         "[node]\nname = \"srv\"\nsocket = \"{}\"\npin_root = \"{pins}/srv\"\n\n[presence]\nlisten = \"10.6.0.2:5070\"\ndatabase = \"{}\"\nallow = [\"10.0.0.0/8\"]\n",
@@ -275,7 +128,7 @@ fn kamailio_accepts_the_monitors_publish() {
     if !common::kernel_available("sip_kamailio") {
         return;
     }
-    let mut net = Net::new("k");
+    let mut net = Net::new("k", env!("CARGO_BIN_EXE_edgeplane").as_ref());
     // Kamailio's SQLite schema, as its packages ship it.
     let db = net.dir.join("kamailio.db");
     {
@@ -340,7 +193,7 @@ fn a_sipp_watcher_is_notified() {
     if !common::kernel_available("sip_watcher") {
         return;
     }
-    let mut net = Net::new("w");
+    let mut net = Net::new("w", env!("CARGO_BIN_EXE_edgeplane").as_ref());
     let pins = format!("/sys/fs/bpf/edgeplane/{}", net.prefix);
     let srv_cfg = format!(
         "[node]\nname = \"srv\"\nsocket = \"{}\"\npin_root = \"{pins}/srv\"\n\n[presence]\nlisten = \"10.6.0.2:5070\"\ndatabase = \"{}\"\nallow = [\"10.0.0.0/8\"]\n",
