@@ -2,6 +2,7 @@
 //! the same code the binary runs.
 
 pub mod bench;
+pub mod bench_sip;
 pub mod bench_veth;
 pub mod bench_vrrp;
 pub mod client;

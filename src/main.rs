@@ -269,6 +269,13 @@ enum VrrpCmd {
 
 #[derive(Subcommand)]
 enum BenchCmd {
+    /// Wire-to-PUBLISH latency of the SIP monitor (p50/p99 over many calls).
+    SipLatency {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 1000)]
+        calls: usize,
+    },
     /// Lost probe traffic when the VRRP master fails: edgeplane vs keepalived.
     VrrpFailover {
         #[arg(long)]
@@ -593,6 +600,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                             ls["owned"], ls["routed_packets"], ls["owners"], ls["handoffs_done"], ls["handoffs_aborted"], ls["held"], ls["reinjected"], ls["discarded"]);
                     }
                 }
+            }
+            Ok(())
+        }
+        Cmd::Bench { cmd: BenchCmd::SipLatency { json, calls } } => {
+            let r = edgeplane::bench_sip::run(calls.max(1))?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!("{} calls, {} measured: ACK leaving the UAC to PUBLISH leaving the monitor p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms", r.calls, r.measured, r.p50_ms, r.p99_ms, r.max_ms);
             }
             Ok(())
         }

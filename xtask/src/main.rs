@@ -161,6 +161,9 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
     run(Command::new(root().join("target/release/edgeplane")).args(["bench", "gateway-veth"]))?;
     say("edgeplane bench vrrp-failover (failover gap vs keepalived)");
     run(Command::new(root().join("target/release/edgeplane")).args(["bench", "vrrp-failover"]))?;
+    say("edgeplane bench sip-latency (wire-to-PUBLISH)");
+    run(Command::new(root().join("target/release/edgeplane")).args(["bench", "sip-latency"]))?;
     say("criterion benches");
-    run(cargo().args(["bench", "--bench", "maglev"]).args(extra))
+    run(cargo().args(["bench", "--bench", "maglev"]).args(extra))?;
+    run(cargo().args(["bench", "--bench", "sip"]).args(extra))
 }

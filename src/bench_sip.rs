@@ -1,0 +1,190 @@
+//! `edgeplane bench sip-latency`: time from the SIP message that makes a
+//! terminal "talking" leaving the UAC (the ACK, with talking_on = "ack") to
+//! the PUBLISH leaving the monitor, both captured on the wire with kernel
+//! timestamps, over many calls.
+
+use std::{
+    collections::HashMap,
+    net::UdpSocket,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    thread,
+    time::Duration,
+};
+
+use anyhow::bail;
+use serde::Serialize;
+
+use crate::sip_lab::{sip, uas, Net};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LatencyRow {
+    pub calls: usize,
+    pub measured: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Every frame seen on `iface` (both directions) with its kernel receive
+/// or send timestamp, until `stop`.
+fn capture(ns: String, iface: &'static str, stop: Arc<AtomicBool>, ready: std::sync::mpsc::Sender<()>) -> thread::JoinHandle<anyhow::Result<Vec<(f64, Vec<u8>)>>> {
+    thread::spawn(move || {
+        crate::topo::enter_netns(&ns)?;
+        let ifindex = dataplane_user::ifindex(iface)? as i32;
+        // SAFETY: a packet socket with checked results; recvmsg into
+        // buffers we own; cmsg walked with the libc macros.
+        unsafe {
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, (libc::ETH_P_ALL as u16).to_be() as i32);
+            if fd < 0 {
+                bail!("packet socket: {}", std::io::Error::last_os_error());
+            }
+            let sock = OwnedFd::from_raw_fd(fd);
+            let mut sa: libc::sockaddr_ll = std::mem::zeroed();
+            sa.sll_family = libc::AF_PACKET as u16;
+            sa.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+            sa.sll_ifindex = ifindex;
+            if libc::bind(fd, (&sa as *const libc::sockaddr_ll).cast(), std::mem::size_of::<libc::sockaddr_ll>() as u32) != 0 {
+                bail!("bind {iface}: {}", std::io::Error::last_os_error());
+            }
+            let one: libc::c_int = 1;
+            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, (&one as *const libc::c_int).cast(), 4);
+            let tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
+            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&tv as *const libc::timeval).cast(), std::mem::size_of::<libc::timeval>() as u32);
+            let size: libc::c_int = 16 << 20;
+            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, (&size as *const libc::c_int).cast(), 4);
+            let _ = ready.send(());
+            let mut out = Vec::new();
+            let mut buf = vec![0u8; 65536];
+            let mut ctl = [0u8; 128];
+            while !stop.load(Ordering::SeqCst) {
+                let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+                let mut mh: libc::msghdr = std::mem::zeroed();
+                mh.msg_iov = &mut iov;
+                mh.msg_iovlen = 1;
+                mh.msg_control = ctl.as_mut_ptr().cast();
+                mh.msg_controllen = ctl.len();
+                let n = libc::recvmsg(sock.as_raw_fd(), &mut mh, 0);
+                if n <= 0 {
+                    continue;
+                }
+                let mut ts = None;
+                let mut c = libc::CMSG_FIRSTHDR(&mh);
+                while !c.is_null() {
+                    if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                        let t = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
+                        ts = Some(t.tv_sec as f64 + t.tv_nsec as f64 / 1e9);
+                    }
+                    c = libc::CMSG_NXTHDR(&mh, c);
+                }
+                if let Some(t) = ts {
+                    out.push((t, buf[..n as usize].to_vec()));
+                }
+            }
+            Ok(out)
+        }
+    })
+}
+
+fn udp_payload(f: &[u8]) -> Option<(u16, &[u8])> {
+    if f.len() < 42 || f[12..14] != [0x08, 0x00] || f[23] != 17 {
+        return None;
+    }
+    let ihl = ((f[14] & 0x0f) as usize) * 4;
+    let l4 = 14 + ihl;
+    Some((u16::from_be_bytes([f[l4 + 2], f[l4 + 3]]), f.get(l4 + 8..)?))
+}
+
+fn pct(v: &[f64], p: f64) -> f64 {
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+pub fn run(calls: usize) -> anyhow::Result<LatencyRow> {
+    let exe = std::env::current_exe()?;
+    let mut net = Net::new(&format!("L{}", std::process::id() % 1000), &exe);
+    let pins = format!("/sys/fs/bpf/edgeplane/{}", net.prefix);
+    net.daemon(
+        "srv",
+        &format!(
+            "[node]\nname = \"srv\"\nsocket = \"{}\"\npin_root = \"{pins}/srv\"\n\n[presence]\nlisten = \"10.6.0.2:5070\"\ndatabase = \"{}\"\nallow = [\"10.0.0.0/8\"]\n",
+            net.dir.join("srv.sock").display(),
+            net.dir.join("presence.db").display()
+        ),
+    );
+    net.daemon(
+        "mon",
+        &format!(
+            "[node]\nname = \"mon\"\nsocket = \"{}\"\npin_root = \"{pins}/mon\"\n\n[sip_monitor]\ninterfaces = [\"eth0\", \"eth1\"]\ndomain = \"example.com\"\npresence = \"10.6.0.2:5070\"\ntalking_on = \"ack\"\npublish_interval_ms = 1\n",
+            net.dir.join("mon.sock").display()
+        ),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let server = uas(format!("/run/netns/{}", net.name("srv")), stop.clone());
+    let cap_stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let cap_ua = capture(format!("/run/netns/{}", net.name("ua")), "eth0", cap_stop.clone(), tx.clone());
+    let cap_mon = capture(format!("/run/netns/{}", net.name("mon")), "eth1", cap_stop.clone(), tx);
+    for _ in 0..2 {
+        rx.recv_timeout(Duration::from_secs(5))?;
+    }
+    let ua = format!("/run/netns/{}", net.name("ua"));
+    thread::spawn(move || -> anyhow::Result<()> {
+        crate::topo::enter_netns(&ua)?;
+        let s = UdpSocket::bind("10.5.0.2:5060")?;
+        s.connect("10.6.0.2:5060")?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let mut buf = [0u8; 4096];
+        for i in 0..calls {
+            let (a, b, c) = (format!("a{i}@example.com"), format!("b{i}@example.com"), format!("lat{i}"));
+            s.send(sip("INVITE sip:b@example.com SIP/2.0", &a, &b, &c, "1 INVITE", "", "").as_bytes())?;
+            s.recv(&mut buf)?; // 180
+            s.recv(&mut buf)?; // 200
+            s.send(sip("ACK sip:b@example.com SIP/2.0", &a, &b, &c, "1 ACK", "", "").as_bytes())?;
+            thread::sleep(Duration::from_millis(2));
+            s.send(sip("BYE sip:b@example.com SIP/2.0", &a, &b, &c, "2 BYE", "", "").as_bytes())?;
+            s.recv(&mut buf)?;
+            thread::sleep(Duration::from_millis(2));
+        }
+        Ok(())
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("UA panicked"))??;
+    thread::sleep(Duration::from_millis(300));
+    cap_stop.store(true, Ordering::SeqCst);
+    stop.store(true, Ordering::SeqCst);
+    let _ = server.join();
+    let ua_frames = cap_ua.join().map_err(|_| anyhow::anyhow!("capture panicked"))??;
+    let mon_frames = cap_mon.join().map_err(|_| anyhow::anyhow!("capture panicked"))??;
+    let mut ack: HashMap<String, f64> = HashMap::new();
+    for (t, f) in &ua_frames {
+        if let Some((5060, p)) = udp_payload(f) {
+            if p.starts_with(b"ACK ") {
+                if let Ok((m, _)) = control::sip::parse(p) {
+                    ack.entry(m.call_id).or_insert(*t);
+                }
+            }
+        }
+    }
+    let mut lat = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (t, f) in &mon_frames {
+        if let Some((5070, p)) = udp_payload(f) {
+            if !p.starts_with(b"PUBLISH ") {
+                continue;
+            }
+            let text = String::from_utf8_lossy(p);
+            if let Some(i) = text.find("call-id=\"lat") {
+                let id: String = text[i + 9..].chars().take_while(|c| *c != '"').collect();
+                if let (Some(t0), true) = (ack.get(&id), seen.insert(id.clone())) {
+                    lat.push((t - t0) * 1000.0);
+                }
+            }
+        }
+    }
+    anyhow::ensure!(!lat.is_empty(), "no ACK/PUBLISH pairs captured");
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Ok(LatencyRow { calls, measured: lat.len(), p50_ms: pct(&lat, 0.5), p99_ms: pct(&lat, 0.99), max_ms: *lat.last().unwrap() })
+}
