@@ -67,6 +67,11 @@ impl Server {
             } else if m.method() == "SUBSCRIBE" {
                 self.subscribe(&m, &raw, peer).await;
                 continue;
+            } else if m.method() == "REGISTER" && !m.body.is_empty() {
+                // Claim 20: a REGISTER carrying the status document.
+                self.update(&m, &raw, peer).await
+            } else if m.method() == "REGISTER" {
+                response(&m, &raw, 200, "OK", &format!("Expires: {}\r\n", m.expires.unwrap_or(3600)))
             } else if m.method() != "PUBLISH" {
                 response(&m, &raw, 405, "Method Not Allowed", "Allow: PUBLISH\r\n")
             } else if !self.allowed(peer) {
@@ -74,34 +79,43 @@ impl Server {
             } else if m.event.as_deref() != Some("presence") {
                 response(&m, &raw, 489, "Bad Event", "Allow-Events: presence\r\n")
             } else {
-                let body = String::from_utf8_lossy(&m.body);
-                match presence::pidf_status(&body) {
-                    Some(status) => {
-                        let at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-                        let user = m.to.aor();
-                        let stored = self.store.lock().unwrap().apply(&user, &peer_ip(peer), status, at);
-                        match stored {
-                            Ok(_) => {
-                                self.etags += 1;
-                                let r = response(&m, &raw, 200, "OK", &format!("SIP-ETag: e{}\r\nExpires: {}\r\n", self.etags, m.expires.unwrap_or(3600)));
-                                self.notify_all(&user).await;
-                                r
-                            }
-                            Err(e) => {
-                                warn!(error = %e, "presence store failed");
-                                response(&m, &raw, 500, "Server Internal Error", "")
-                            }
-                        }
-                    }
-                    None if m.if_match.is_some() && m.body.is_empty() => {
-                        // A refresh: nothing changes but the lifetime.
-                        self.etags += 1;
-                        response(&m, &raw, 200, "OK", &format!("SIP-ETag: e{}\r\nExpires: {}\r\n", self.etags, m.expires.unwrap_or(3600)))
-                    }
-                    None => response(&m, &raw, 400, "Bad Request", ""),
-                }
+                self.update(&m, &raw, peer).await
             };
             let _ = self.sock.send_to(reply.as_bytes(), peer).await;
+        }
+    }
+
+    /// Store the status a PUBLISH (or a status-carrying REGISTER) brings,
+    /// notify the watchers, and build the answer.
+    async fn update(&mut self, m: &sip::Message, raw: &[u8], peer: SocketAddr) -> String {
+        if !self.allowed(peer) {
+            return response(m, raw, 403, "Forbidden", "");
+        }
+        let body = String::from_utf8_lossy(&m.body);
+        match presence::pidf_status(&body) {
+            Some(status) => {
+                let at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+                let user = m.to.aor();
+                let stored = self.store.lock().unwrap().apply(&user, &peer_ip(peer), status, at);
+                match stored {
+                    Ok(_) => {
+                        self.etags += 1;
+                        let r = response(m, raw, 200, "OK", &format!("SIP-ETag: e{}\r\nExpires: {}\r\n", self.etags, m.expires.unwrap_or(3600)));
+                        self.notify_all(&user).await;
+                        r
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "presence store failed");
+                        response(m, raw, 500, "Server Internal Error", "")
+                    }
+                }
+            }
+            // A refresh: nothing changes but the lifetime.
+            None if m.if_match.is_some() && m.body.is_empty() => {
+                self.etags += 1;
+                response(m, raw, 200, "OK", &format!("SIP-ETag: e{}\r\nExpires: {}\r\n", self.etags, m.expires.unwrap_or(3600)))
+            }
+            None => response(m, raw, 400, "Bad Request", ""),
         }
     }
 

@@ -209,7 +209,11 @@ impl Monitor {
         // A state change always carries the full document; the ETag
         // names the publication it modifies (RFC 3903 §4.4).
         let expires = if status == Status::Offline { 0 } else { 3600 };
-        let msg = presence::publish(user, &server, &local, &call_id, t.cseq, t.etag.as_deref(), expires, &body);
+        let msg = if self.cfg.carrier == "register" {
+            presence::register_with_status(user, &local, &call_id, t.cseq, expires, &body)
+        } else {
+            presence::publish(user, &server, &local, &call_id, t.cseq, t.etag.as_deref(), expires, &body)
+        };
         self.outstanding.insert(call_id, user.to_string());
         match self.sock.send(msg.as_bytes()).await {
             Ok(_) => self.status.lock().unwrap().published += 1,

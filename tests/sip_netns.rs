@@ -23,7 +23,20 @@ fn registration_and_call_become_presence() {
     if !common::kernel_available("sip_netns") {
         return;
     }
-    let mut net = Net::new("s", env!("CARGO_BIN_EXE_edgeplane").as_ref());
+    presence_flow("s", "publish");
+}
+
+/// Claim 20: the same statuses carried by REGISTER instead of PUBLISH.
+#[test]
+fn statuses_carried_by_register() {
+    if !common::kernel_available("sip_register_carrier") {
+        return;
+    }
+    presence_flow("r", "register");
+}
+
+fn presence_flow(tag: &str, carrier: &str) {
+    let mut net = Net::new(tag, env!("CARGO_BIN_EXE_edgeplane").as_ref());
     let pins = format!("/sys/fs/bpf/edgeplane/{}", net.prefix);
     let srv_cfg = format!(
         "[node]\nname = \"srv\"\nsocket = \"{}\"\npin_root = \"{pins}/srv\"\n\n[presence]\nlisten = \"10.6.0.2:5070\"\ndatabase = \"{}\"\nallow = [\"10.0.0.0/8\"]\n",
@@ -32,7 +45,7 @@ fn registration_and_call_become_presence() {
     );
     net.daemon("srv", &srv_cfg);
     let mon_cfg = format!(
-        "[node]\nname = \"mon\"\nsocket = \"{}\"\npin_root = \"{pins}/mon\"\n\n[sip_monitor]\ninterfaces = [\"eth0\", \"eth1\"]\ndomain = \"example.com\"\npresence = \"10.6.0.2:5070\"\npublish_interval_ms = 20\n",
+        "[node]\nname = \"mon\"\nsocket = \"{}\"\npin_root = \"{pins}/mon\"\n\n[sip_monitor]\ninterfaces = [\"eth0\", \"eth1\"]\ndomain = \"example.com\"\npresence = \"10.6.0.2:5070\"\npublish_interval_ms = 20\ncarrier = \"{carrier}\"\n",
         net.dir.join("mon.sock").display()
     );
     net.daemon("mon", &mon_cfg);

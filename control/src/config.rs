@@ -46,6 +46,14 @@ pub struct SipMonitor {
     /// are coalesced.
     #[serde(default = "default_publish_interval")]
     pub publish_interval_ms: u64,
+    /// "publish" (RFC 3903) or "register": a REGISTER carrying the same
+    /// PIDF body (claim 20).
+    #[serde(default = "default_carrier")]
+    pub carrier: String,
+}
+
+fn default_carrier() -> String {
+    "publish".into()
 }
 
 fn default_sip_ports() -> Vec<u16> {
@@ -299,6 +307,9 @@ impl Config {
             }
             if m.talking_on != "200" && m.talking_on != "ack" {
                 return Err(err("sip_monitor.talking_on", "\"200\" or \"ack\""));
+            }
+            if m.carrier != "publish" && m.carrier != "register" {
+                return Err(err("sip_monitor.carrier", "\"publish\" or \"register\""));
             }
             if m.terminated_on != "bye" && m.terminated_on != "bye_ok" {
                 return Err(err("sip_monitor.terminated_on", "\"bye\" or \"bye_ok\""));

@@ -99,6 +99,16 @@ pub fn publish(user: &str, server: &str, local: &str, call_id: &str, cseq: u32, 
     m
 }
 
+/// A REGISTER carrying the presence document (seed 001 claim 20), for
+/// servers that take status with registrations.
+pub fn register_with_status(user: &str, local: &str, call_id: &str, cseq: u32, expires: u32, body: &str) -> String {
+    let domain = user.rsplit('@').next().unwrap_or(user);
+    format!(
+        "REGISTER sip:{domain} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}{cseq}\r\nMax-Forwards: 70\r\nFrom: <sip:{user}>;tag=ep{cseq}\r\nTo: <sip:{user}>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{local}>\r\nExpires: {expires}\r\nContent-Type: application/pidf+xml\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Row {
     pub user: String,
