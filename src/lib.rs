@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod neigh;
 pub mod netns;
 pub mod packets;
+pub mod pg_lab;
 pub mod presence_server;
 pub mod sip_lab;
 pub mod sipmon;

@@ -38,12 +38,16 @@ struct Subscription {
 
 impl Server {
     pub async fn start(cfg: Presence) -> anyhow::Result<Self> {
-        if let Some(dir) = cfg.database.parent() {
+        let db = cfg.database.to_string_lossy().into_owned();
+        let is_url = db.starts_with("postgres://") || db.starts_with("postgresql://");
+        if let (false, Some(dir)) = (is_url, cfg.database.parent()) {
             std::fs::create_dir_all(dir)?;
         }
-        let store = Store::open(&cfg.database).map_err(|e| anyhow::anyhow!("{}: {e}", cfg.database.display()))?;
+        // The PostgreSQL client blocks on a runtime of its own: every store
+        // call leaves the async context first.
+        let store = tokio::task::block_in_place(|| Store::open_url(&db)).map_err(|e| anyhow::anyhow!("presence database {db}: {e}"))?;
         let sock = tokio::net::UdpSocket::bind(cfg.listen).await.map_err(|e| anyhow::anyhow!("presence listen {}: {e}", cfg.listen))?;
-        info!(listen = %cfg.listen, db = %cfg.database.display(), "presence server on");
+        info!(listen = %cfg.listen, "presence server on");
         Ok(Self { cfg, store: Arc::new(Mutex::new(store)), sock, etags: 0, subs: Vec::new(), tags: 0 })
     }
 
@@ -96,7 +100,9 @@ impl Server {
             Some(status) => {
                 let at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
                 let user = m.to.aor();
-                let stored = self.store.lock().unwrap().apply(&user, &peer_ip(peer), status, at);
+                let store = self.store.clone();
+                let source = peer_ip(peer);
+                let stored = tokio::task::block_in_place(|| store.lock().unwrap().apply(&user, &source, status, at));
                 match stored {
                     Ok(_) => {
                         self.etags += 1;
@@ -182,11 +188,9 @@ impl Server {
 
     /// A NOTIFY carrying the presentity's current status as PIDF.
     async fn notify(&mut self, i: usize, terminated: bool) {
-        let status = self
-            .store
-            .lock()
-            .unwrap()
-            .show(Some(&self.subs[i].user))
+        let store = self.store.clone();
+        let user = self.subs[i].user.clone();
+        let status = tokio::task::block_in_place(|| store.lock().unwrap().show(Some(&user)))
             .ok()
             .and_then(|rows| rows.into_iter().max_by(|a, b| a.updated.total_cmp(&b.updated)))
             .and_then(|r| presence::parse_status(&r.status))

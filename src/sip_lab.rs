@@ -111,9 +111,11 @@ pub fn sip(first: &str, from: &str, to: &str, call: &str, cseq: &str, extra: &st
 /// A minimal UAS/registrar: 200 to REGISTER (echoing Expires), 180 + 200
 /// to INVITE, 200 to BYE.
 pub fn uas(ns: String, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> thread::JoinHandle<()> {
-    thread::spawn(move || {
+    let (ready, bound) = std::sync::mpsc::channel();
+    let h = thread::spawn(move || {
         enter_netns(&ns).unwrap();
         let s = UdpSocket::bind("10.6.0.2:5060").unwrap();
+        let _ = ready.send(());
         s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
         let mut buf = [0u8; 4096];
         while !stop.load(std::sync::atomic::Ordering::SeqCst) {
@@ -133,7 +135,10 @@ pub fn uas(ns: String, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> t
                 _ => {}
             }
         }
-    })
+    });
+    // Only return once it listens, so a UA that starts next is answered.
+    let _ = bound.recv_timeout(Duration::from_secs(5));
+    h
 }
 
 

@@ -23,7 +23,17 @@ fn registration_and_call_become_presence() {
     if !common::kernel_available("sip_netns") {
         return;
     }
-    presence_flow("s", "publish");
+    presence_flow("s", "publish", None);
+}
+
+/// The same flow with the presence server on PostgreSQL.
+#[test]
+fn registration_and_call_become_presence_on_postgresql() {
+    if !common::kernel_available("sip_postgres") {
+        return;
+    }
+    let pg = edgeplane::pg_lab::PgLab::start("flow").expect("private PostgreSQL server");
+    presence_flow("g", "publish", Some(pg.url()));
 }
 
 /// Claim 20: the same statuses carried by REGISTER instead of PUBLISH.
@@ -32,16 +42,17 @@ fn statuses_carried_by_register() {
     if !common::kernel_available("sip_register_carrier") {
         return;
     }
-    presence_flow("r", "register");
+    presence_flow("r", "register", None);
 }
 
-fn presence_flow(tag: &str, carrier: &str) {
+fn presence_flow(tag: &str, carrier: &str, database: Option<String>) {
     let mut net = Net::new(tag, env!("CARGO_BIN_EXE_edgeplane").as_ref());
+    let database = database.unwrap_or_else(|| net.dir.join("presence.db").display().to_string());
     let pins = format!("/sys/fs/bpf/edgeplane/{}", net.prefix);
     let srv_cfg = format!(
         "[node]\nname = \"srv\"\nsocket = \"{}\"\npin_root = \"{pins}/srv\"\n\n[presence]\nlisten = \"10.6.0.2:5070\"\ndatabase = \"{}\"\nallow = [\"10.0.0.0/8\"]\n",
         net.dir.join("srv.sock").display(),
-        net.dir.join("presence.db").display()
+        database
     );
     net.daemon("srv", &srv_cfg);
     let mon_cfg = format!(

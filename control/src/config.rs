@@ -77,6 +77,7 @@ fn default_publish_interval() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct Presence {
     pub listen: std::net::SocketAddrV4,
+    /// SQLite file, or a `postgres://` URL for PostgreSQL.
     pub database: PathBuf,
     /// Prefixes PUBLISH is accepted from.
     pub allow: Vec<String>,

@@ -127,12 +127,40 @@ pub struct HistoryRow {
     pub cause: String,
 }
 
-/// The presence store (SQLite by default).
-pub struct Store {
-    db: Connection,
+/// Store errors, from either database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("postgresql: {0}")]
+    Postgres(#[from] postgres::Error),
 }
 
+enum Db {
+    Sqlite(Connection),
+    Postgres(Box<postgres::Client>),
+}
+
+/// The presence store: SQLite by default, PostgreSQL when the database is
+/// a `postgres://` or `postgresql://` URL. One schema, one behaviour.
+pub struct Store {
+    db: Db,
+}
+
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS status (user_aor TEXT NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, updated DOUBLE PRECISION NOT NULL, PRIMARY KEY (user_aor, source));
+     CREATE TABLE IF NOT EXISTS history (id BIGSERIAL_OR_INTEGER PRIMARY KEY, user_aor TEXT NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, cause TEXT NOT NULL);";
+
 impl Store {
+    /// `database`: a file path (SQLite) or a PostgreSQL URL.
+    pub fn open_url(database: &str) -> Result<Self, StoreError> {
+        if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+            let mut c = postgres::Client::connect(database, postgres::NoTls)?;
+            c.batch_execute(&SCHEMA.replace("BIGSERIAL_OR_INTEGER", "BIGSERIAL"))?;
+            return Ok(Self { db: Db::Postgres(Box::new(c)) });
+        }
+        Ok(Self::open(Path::new(database))?)
+    }
+
     pub fn open(path: &Path) -> rusqlite::Result<Self> {
         Self::with(Connection::open(path)?)
     }
@@ -142,49 +170,128 @@ impl Store {
     }
 
     fn with(db: Connection) -> rusqlite::Result<Self> {
-        db.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             CREATE TABLE IF NOT EXISTS status (user TEXT NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, updated REAL NOT NULL, PRIMARY KEY (user, source));
-             CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY, user TEXT NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, at REAL NOT NULL, cause TEXT NOT NULL);",
-        )?;
-        Ok(Self { db })
+        db.execute_batch("PRAGMA journal_mode=WAL;")?;
+        db.execute_batch(&SCHEMA.replace("BIGSERIAL_OR_INTEGER", "INTEGER"))?;
+        Ok(Self { db: Db::Sqlite(db) })
     }
 
     /// Store an update from `source`; then every other status held for
     /// the same user that disagrees is rewritten to agree (claims 4-5,
     /// 23). Returns how many were rewritten.
-    pub fn apply(&mut self, user: &str, source: &str, status: Status, at: f64) -> rusqlite::Result<usize> {
+    pub fn apply(&mut self, user: &str, source: &str, status: Status, at: f64) -> Result<usize, StoreError> {
         let st = status_name(status);
-        let tx = self.db.transaction()?;
-        tx.execute(
-            "INSERT INTO status (user, source, status, updated) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (user, source) DO UPDATE SET status = ?3, updated = ?4",
-            params![user, source, st, at],
-        )?;
-        tx.execute("INSERT INTO history (user, source, status, at, cause) VALUES (?1, ?2, ?3, ?4, 'published')", params![user, source, st, at])?;
-        let others: Vec<String> = {
-            let mut q = tx.prepare("SELECT source FROM status WHERE user = ?1 AND source != ?2 AND status != ?3")?;
-            let rows = q.query_map(params![user, source, st], |r| r.get(0))?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
-        for o in &others {
-            tx.execute("UPDATE status SET status = ?3, updated = ?4 WHERE user = ?1 AND source = ?2", params![user, o, st, at])?;
-            tx.execute("INSERT INTO history (user, source, status, at, cause) VALUES (?1, ?2, ?3, ?4, 'reconciled')", params![user, o, st, at])?;
+        match &mut self.db {
+            Db::Sqlite(db) => {
+                let tx = db.transaction()?;
+                tx.execute(
+                    "INSERT INTO status (user_aor, source, status, updated) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (user_aor, source) DO UPDATE SET status = ?3, updated = ?4",
+                    params![user, source, st, at],
+                )?;
+                tx.execute("INSERT INTO history (user_aor, source, status, at, cause) VALUES (?1, ?2, ?3, ?4, 'published')", params![user, source, st, at])?;
+                let others: Vec<String> = {
+                    let mut q = tx.prepare("SELECT source FROM status WHERE user_aor = ?1 AND source != ?2 AND status != ?3")?;
+                    let rows = q.query_map(params![user, source, st], |r| r.get(0))?;
+                    rows.collect::<rusqlite::Result<_>>()?
+                };
+                for o in &others {
+                    tx.execute("UPDATE status SET status = ?3, updated = ?4 WHERE user_aor = ?1 AND source = ?2", params![user, o, st, at])?;
+                    tx.execute("INSERT INTO history (user_aor, source, status, at, cause) VALUES (?1, ?2, ?3, ?4, 'reconciled')", params![user, o, st, at])?;
+                }
+                tx.commit()?;
+                Ok(others.len())
+            }
+            Db::Postgres(c) => {
+                let mut tx = c.transaction()?;
+                tx.execute(
+                    "INSERT INTO status (user_aor, source, status, updated) VALUES ($1, $2, $3, $4) ON CONFLICT (user_aor, source) DO UPDATE SET status = $3, updated = $4",
+                    &[&user, &source, &st, &at],
+                )?;
+                tx.execute("INSERT INTO history (user_aor, source, status, at, cause) VALUES ($1, $2, $3, $4, 'published')", &[&user, &source, &st, &at])?;
+                let others: Vec<String> = tx
+                    .query("SELECT source FROM status WHERE user_aor = $1 AND source != $2 AND status != $3", &[&user, &source, &st])?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                for o in &others {
+                    tx.execute("UPDATE status SET status = $3, updated = $4 WHERE user_aor = $1 AND source = $2", &[&user, o, &st, &at])?;
+                    tx.execute("INSERT INTO history (user_aor, source, status, at, cause) VALUES ($1, $2, $3, $4, 'reconciled')", &[&user, o, &st, &at])?;
+                }
+                tx.commit()?;
+                Ok(others.len())
+            }
         }
-        tx.commit()?;
-        Ok(others.len())
     }
 
-    pub fn show(&self, user: Option<&str>) -> rusqlite::Result<Vec<Row>> {
-        let mut q = self.db.prepare("SELECT user, source, status, updated FROM status WHERE (?1 IS NULL OR user = ?1) ORDER BY user, source")?;
-        let rows = q.query_map(params![user], |r| Ok(Row { user: r.get(0)?, source: r.get(1)?, status: r.get(2)?, updated: r.get(3)? }))?;
-        rows.collect()
+    pub fn show(&mut self, user: Option<&str>) -> Result<Vec<Row>, StoreError> {
+        match &mut self.db {
+            Db::Sqlite(db) => {
+                let mut q = db.prepare("SELECT user_aor, source, status, updated FROM status WHERE (?1 IS NULL OR user_aor = ?1) ORDER BY user_aor, source")?;
+                let rows = q.query_map(params![user], |r| Ok(Row { user: r.get(0)?, source: r.get(1)?, status: r.get(2)?, updated: r.get(3)? }))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            }
+            Db::Postgres(c) => Ok(c
+                .query("SELECT user_aor, source, status, updated FROM status WHERE ($1::TEXT IS NULL OR user_aor = $1) ORDER BY user_aor, source", &[&user])?
+                .iter()
+                .map(|r| Row { user: r.get(0), source: r.get(1), status: r.get(2), updated: r.get(3) })
+                .collect()),
+        }
     }
 
-    pub fn history(&self, user: &str) -> rusqlite::Result<Vec<HistoryRow>> {
-        let mut q = self.db.prepare("SELECT user, source, status, at, cause FROM history WHERE user = ?1 ORDER BY id")?;
-        let rows = q.query_map(params![user], |r| Ok(HistoryRow { user: r.get(0)?, source: r.get(1)?, status: r.get(2)?, at: r.get(3)?, cause: r.get(4)? }))?;
-        rows.collect()
+    pub fn history(&mut self, user: &str) -> Result<Vec<HistoryRow>, StoreError> {
+        match &mut self.db {
+            Db::Sqlite(db) => {
+                let mut q = db.prepare("SELECT user_aor, source, status, at, cause FROM history WHERE user_aor = ?1 ORDER BY id")?;
+                let rows = q.query_map(params![user], |r| Ok(HistoryRow { user: r.get(0)?, source: r.get(1)?, status: r.get(2)?, at: r.get(3)?, cause: r.get(4)? }))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            }
+            Db::Postgres(c) => Ok(c
+                .query("SELECT user_aor, source, status, at, cause FROM history WHERE user_aor = $1 ORDER BY id", &[&user])?
+                .iter()
+                .map(|r| HistoryRow { user: r.get(0), source: r.get(1), status: r.get(2), at: r.get(3), cause: r.get(4) })
+                .collect()),
+        }
     }
+}
+
+/// The store's behaviour, run against any backend (the unit test runs it
+/// on SQLite, the PostgreSQL test on a private server).
+pub fn check_store(s: &mut Store) -> Result<(), String> {
+    let e = |x: StoreError| x.to_string();
+    s.apply("alice@example.com", "monitor-1", Status::Online, 1.0).map_err(e)?;
+    s.apply("alice@example.com", "monitor-2", Status::Online, 2.0).map_err(e)?;
+    s.apply("bob@example.com", "monitor-1", Status::Online, 2.5).map_err(e)?;
+    // monitor-1 sees alice talking: monitor-2's "online" is rewritten.
+    if s.apply("alice@example.com", "monitor-1", Status::Talking, 3.0).map_err(e)? != 1 {
+        return Err("one disagreeing status should be rewritten".into());
+    }
+    let rows = s.show(Some("alice@example.com")).map_err(e)?;
+    if rows.len() != 2 || !rows.iter().all(|r| r.status == "talking") {
+        return Err(format!("not reconciled: {rows:?}"));
+    }
+    if s.show(Some("bob@example.com")).map_err(e)?[0].status != "online" {
+        return Err("another user was touched".into());
+    }
+    if s.show(None).map_err(e)?.len() != 3 {
+        return Err("show all".into());
+    }
+    let h: Vec<(String, String, String)> =
+        s.history("alice@example.com").map_err(e)?.into_iter().map(|r| (r.source, r.status, r.cause)).collect();
+    let want: Vec<(String, String, String)> = [
+        ("monitor-1", "online", "published"),
+        ("monitor-2", "online", "published"),
+        ("monitor-1", "talking", "published"),
+        ("monitor-2", "talking", "reconciled"),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect();
+    if h != want {
+        return Err(format!("history {h:?}"));
+    }
+    if s.apply("alice@example.com", "monitor-2", Status::Talking, 4.0).map_err(e)? != 0 {
+        return Err("agreeing statuses must be left alone".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -213,22 +320,6 @@ mod tests {
 
     #[test]
     fn an_update_rewrites_the_disagreeing_statuses_and_keeps_history() {
-        let mut s = Store::in_memory().unwrap();
-        s.apply("alice@example.com", "monitor-1", Status::Online, 1.0).unwrap();
-        s.apply("alice@example.com", "monitor-2", Status::Online, 2.0).unwrap();
-        s.apply("bob@example.com", "monitor-1", Status::Online, 2.5).unwrap();
-        // monitor-1 sees alice talking: monitor-2's "online" is rewritten.
-        assert_eq!(s.apply("alice@example.com", "monitor-1", Status::Talking, 3.0).unwrap(), 1);
-        let rows = s.show(Some("alice@example.com")).unwrap();
-        assert!(rows.iter().all(|r| r.status == "talking"), "{rows:?}");
-        assert_eq!(s.show(Some("bob@example.com")).unwrap()[0].status, "online", "other users untouched");
-        let h = s.history("alice@example.com").unwrap();
-        assert_eq!(h.iter().map(|r| (r.source.as_str(), r.status.as_str(), r.cause.as_str())).collect::<Vec<_>>(), vec![
-            ("monitor-1", "online", "published"),
-            ("monitor-2", "online", "published"),
-            ("monitor-1", "talking", "published"),
-            ("monitor-2", "talking", "reconciled"),
-        ]);
-        assert_eq!(s.apply("alice@example.com", "monitor-2", Status::Talking, 4.0).unwrap(), 0, "agreeing statuses are left alone");
+        check_store(&mut Store::in_memory().unwrap()).unwrap();
     }
 }

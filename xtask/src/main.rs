@@ -27,6 +27,7 @@ const APT_PACKAGES: &[&str] = &[
     "kamailio",
     "kamailio-presence-modules",
     "kamailio-sqlite-modules",
+    "postgresql-15",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
