@@ -17,6 +17,8 @@ pub struct Server {
     pub store: Arc<Mutex<Store>>,
     sock: tokio::net::UdpSocket,
     etags: u64,
+    /// ETags handed out (PUBLISH modifications must name one).
+    issued: std::collections::HashSet<String>,
     /// Watchers (RFC 3856) per presentity.
     subs: Vec<Subscription>,
     tags: u64,
@@ -48,7 +50,7 @@ impl Server {
         let store = tokio::task::block_in_place(|| Store::open_url(&db)).map_err(|e| anyhow::anyhow!("presence database {db}: {e}"))?;
         let sock = tokio::net::UdpSocket::bind(cfg.listen).await.map_err(|e| anyhow::anyhow!("presence listen {}: {e}", cfg.listen))?;
         info!(listen = %cfg.listen, "presence server on");
-        Ok(Self { cfg, store: Arc::new(Mutex::new(store)), sock, etags: 0, subs: Vec::new(), tags: 0 })
+        Ok(Self { cfg, store: Arc::new(Mutex::new(store)), sock, etags: 0, issued: Default::default(), subs: Vec::new(), tags: 0 })
     }
 
     fn allowed(&self, peer: SocketAddr) -> bool {
@@ -60,33 +62,61 @@ impl Server {
         })
     }
 
+    /// Serve UDP on the socket and TCP on the same address; TCP
+    /// connections hand their messages to this loop and get the answer
+    /// back on the connection.
     pub async fn run(mut self) {
+        let (tcp_tx, mut tcp_rx) = tokio::sync::mpsc::channel::<(Vec<u8>, SocketAddr, tokio::sync::oneshot::Sender<Option<String>>)>(64);
+        match tokio::net::TcpListener::bind(self.cfg.listen).await {
+            Ok(l) => {
+                tokio::spawn(accept(l, tcp_tx));
+            }
+            Err(e) => warn!(error = %e, "presence: no TCP listener"),
+        }
         let mut buf = vec![0u8; 65536];
         loop {
-            let Ok((n, peer)) = self.sock.recv_from(&mut buf).await else { continue };
-            let raw = buf[..n].to_vec();
-            let Ok((m, _)) = sip::parse(&raw) else { continue };
-            let reply = if m.status().is_some() {
-                continue; // a watcher's answer to a NOTIFY
-            } else if m.method() == "SUBSCRIBE" {
-                self.subscribe(&m, &raw, peer).await;
-                continue;
-            } else if m.method() == "REGISTER" && !m.body.is_empty() {
-                // Claim 20: a REGISTER carrying the status document.
-                self.update(&m, &raw, peer).await
-            } else if m.method() == "REGISTER" {
-                response(&m, &raw, 200, "OK", &format!("Expires: {}\r\n", m.expires.unwrap_or(3600)))
-            } else if m.method() != "PUBLISH" {
-                response(&m, &raw, 405, "Method Not Allowed", "Allow: PUBLISH\r\n")
-            } else if !self.allowed(peer) {
-                response(&m, &raw, 403, "Forbidden", "")
-            } else if m.event.as_deref() != Some("presence") {
-                response(&m, &raw, 489, "Bad Event", "Allow-Events: presence\r\n")
-            } else {
-                self.update(&m, &raw, peer).await
-            };
-            let _ = self.sock.send_to(reply.as_bytes(), peer).await;
+            tokio::select! {
+                r = self.sock.recv_from(&mut buf) => {
+                    let Ok((n, peer)) = r else { continue };
+                    let raw = buf[..n].to_vec();
+                    if let Some(reply) = self.handle(&raw, peer).await {
+                        let _ = self.sock.send_to(reply.as_bytes(), peer).await;
+                    }
+                }
+                Some((raw, peer, back)) = tcp_rx.recv() => {
+                    let reply = self.handle(&raw, peer).await;
+                    let _ = back.send(reply);
+                }
+            }
         }
+    }
+
+    /// One request in, its answer out (None: nothing to answer).
+    async fn handle(&mut self, raw: &[u8], peer: SocketAddr) -> Option<String> {
+        let Ok((m, _)) = sip::parse(raw) else { return None };
+        let reply = if m.status().is_some() {
+            return None; // a watcher's answer to a NOTIFY
+        } else if m.method() == "SUBSCRIBE" {
+            self.subscribe(&m, raw, peer).await;
+            return None;
+        } else if m.method() == "REGISTER" && !m.body.is_empty() {
+            // Claim 20: a REGISTER carrying the status document.
+            self.update(&m, raw, peer).await
+        } else if m.method() == "REGISTER" {
+            response(&m, raw, 200, "OK", &format!("Expires: {}\r\n", m.expires.unwrap_or(3600)))
+        } else if m.method() != "PUBLISH" {
+            response(&m, raw, 405, "Method Not Allowed", "Allow: PUBLISH\r\n")
+        } else if !self.allowed(peer) {
+            response(&m, raw, 403, "Forbidden", "")
+        } else if m.event.as_deref() != Some("presence") {
+            response(&m, raw, 489, "Bad Event", "Allow-Events: presence\r\n")
+        } else if m.if_match.as_ref().map(|e| !self.issued.contains(e)).unwrap_or(false) {
+            // RFC 3903 §6: an ETag this server never issued (or forgot).
+            response(&m, raw, 412, "Conditional Request Failed", "")
+        } else {
+            self.update(&m, raw, peer).await
+        };
+        Some(reply)
     }
 
     /// Store the status a PUBLISH (or a status-carrying REGISTER) brings,
@@ -105,8 +135,7 @@ impl Server {
                 let stored = tokio::task::block_in_place(|| store.lock().unwrap().apply(&user, &source, status, at));
                 match stored {
                     Ok(_) => {
-                        self.etags += 1;
-                        let r = response(m, raw, 200, "OK", &format!("SIP-ETag: e{}\r\nExpires: {}\r\n", self.etags, m.expires.unwrap_or(3600)));
+                        let r = response(m, raw, 200, "OK", &format!("SIP-ETag: {}\r\nExpires: {}\r\n", self.new_etag(), m.expires.unwrap_or(3600)));
                         self.notify_all(&user).await;
                         r
                     }
@@ -118,11 +147,17 @@ impl Server {
             }
             // A refresh: nothing changes but the lifetime.
             None if m.if_match.is_some() && m.body.is_empty() => {
-                self.etags += 1;
-                response(m, raw, 200, "OK", &format!("SIP-ETag: e{}\r\nExpires: {}\r\n", self.etags, m.expires.unwrap_or(3600)))
+                response(m, raw, 200, "OK", &format!("SIP-ETag: {}\r\nExpires: {}\r\n", self.new_etag(), m.expires.unwrap_or(3600)))
             }
             None => response(m, raw, 400, "Bad Request", ""),
         }
+    }
+
+    fn new_etag(&mut self) -> String {
+        self.etags += 1;
+        let e = format!("e{}", self.etags);
+        self.issued.insert(e.clone());
+        e
     }
 
     /// RFC 3856 §6: accept a SUBSCRIBE to a presentity, answer 200 and
@@ -214,5 +249,46 @@ impl Server {
         );
         let peer = s.peer;
         let _ = self.sock.send_to(msg.as_bytes(), peer).await;
+    }
+}
+
+/// Accept TCP connections; each reassembles its stream into messages and
+/// hands them to the server loop, writing the answers back.
+async fn accept(l: tokio::net::TcpListener, tx: tokio::sync::mpsc::Sender<(Vec<u8>, SocketAddr, tokio::sync::oneshot::Sender<Option<String>>)>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let Ok((mut conn, peer)) = l.accept().await else { continue };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut stream: Vec<u8> = Vec::new();
+            let mut buf = vec![0u8; 16384];
+            loop {
+                let n = match conn.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                stream.extend_from_slice(&buf[..n]);
+                loop {
+                    let lead = stream.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
+                    stream.drain(..lead);
+                    match sip::parse(&stream) {
+                        Ok((_, used)) => {
+                            let msg: Vec<u8> = stream.drain(..used.min(stream.len())).collect();
+                            let (back, answer) = tokio::sync::oneshot::channel();
+                            if tx.send((msg, peer, back)).await.is_err() {
+                                return;
+                            }
+                            if let Ok(Some(reply)) = answer.await {
+                                if conn.write_all(reply.as_bytes()).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Err(sip::SipError::NoHeaderEnd) | Err(sip::SipError::Truncated { .. }) if stream.len() < 256 * 1024 => break,
+                        Err(_) => return, // not SIP: drop the connection
+                    }
+                }
+            }
+        });
     }
 }

@@ -251,3 +251,50 @@ fn a_sipp_watcher_is_notified() {
     let out = watcher.wait_with_output().unwrap();
     assert!(out.status.success(), "the sipp watcher did not complete: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// PUBLISH over TCP is answered on the connection; a modification naming
+/// an ETag the server never issued gets 412 (RFC 3903 §6), one naming an
+/// issued ETag is accepted.
+#[test]
+fn publish_over_tcp_and_conditional_requests() {
+    if !common::kernel_available("sip_tcp_412") {
+        return;
+    }
+    let mut net = Net::new("c", env!("CARGO_BIN_EXE_edgeplane").as_ref());
+    let pins = format!("/sys/fs/bpf/edgeplane/{}", net.prefix);
+    let srv_cfg = format!(
+        "[node]\nname = \"srv\"\nsocket = \"{}\"\npin_root = \"{pins}/srv\"\n\n[presence]\nlisten = \"10.6.0.2:5070\"\ndatabase = \"{}\"\nallow = [\"10.0.0.0/8\"]\n",
+        net.dir.join("srv.sock").display(),
+        net.dir.join("presence.db").display()
+    );
+    net.daemon("srv", &srv_cfg);
+    let ua = format!("/run/netns/{}", net.name("ua"));
+    let (tcp_reply, bad, good) = thread::spawn(move || {
+        use std::io::{Read, Write};
+        enter_netns(&ua).unwrap();
+        let body = control::presence::pidf("carol@example.com", control::sip_track::Status::Online, &[]);
+        let m = control::presence::publish("carol@example.com", "10.6.0.2:5070", "10.5.0.2:5066", "tcp1", 1, None, 3600, &body);
+        let mut c = std::net::TcpStream::connect("10.6.0.2:5070").unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        c.write_all(m.as_bytes()).unwrap();
+        let mut buf = [0u8; 2048];
+        let n = c.read(&mut buf).unwrap();
+        let tcp_reply = String::from_utf8_lossy(&buf[..n]).to_string();
+        let etag = control::sip::parse(&buf[..n]).unwrap().0.etag.unwrap();
+        let u = UdpSocket::bind("10.5.0.2:5066").unwrap();
+        u.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut ask = |tag: &str, n: u32| {
+            let m = control::presence::publish("carol@example.com", "10.6.0.2:5070", "10.5.0.2:5066", &format!("u{n}"), n, Some(tag), 3600, &body);
+            u.send_to(m.as_bytes(), "10.6.0.2:5070").unwrap();
+            let k = u.recv(&mut buf).unwrap();
+            control::sip::parse(&buf[..k]).unwrap().0.status().unwrap()
+        };
+        (tcp_reply, ask("never-issued", 2), ask(&etag, 3))
+    })
+    .join()
+    .unwrap();
+    assert!(tcp_reply.starts_with("SIP/2.0 200 OK") && tcp_reply.contains("SIP-ETag:"), "{tcp_reply}");
+    assert_eq!((bad, good), (412, 200));
+    let h = net.call("srv", Request::PresenceHistory { user: "carol@example.com".into() });
+    assert_eq!(h.as_array().unwrap().len(), 2, "the TCP PUBLISH and the accepted modification: {h}");
+}
