@@ -105,22 +105,9 @@ fn pct(v: &[f64], p: f64) -> f64 {
 pub fn run(calls: usize) -> anyhow::Result<LatencyRow> {
     let exe = std::env::current_exe()?;
     let mut net = Net::new(&format!("L{}", std::process::id() % 1000), &exe);
-    let pins = format!("/sys/fs/bpf/edgeplane/{}", net.prefix);
-    net.daemon(
-        "srv",
-        &format!(
-            "[node]\nname = \"srv\"\nsocket = \"{}\"\npin_root = \"{pins}/srv\"\n\n[presence]\nlisten = \"10.6.0.2:5070\"\ndatabase = \"{}\"\nallow = [\"10.0.0.0/8\"]\n",
-            net.dir.join("srv.sock").display(),
-            net.dir.join("presence.db").display()
-        ),
-    );
-    net.daemon(
-        "mon",
-        &format!(
-            "[node]\nname = \"mon\"\nsocket = \"{}\"\npin_root = \"{pins}/mon\"\n\n[sip_monitor]\ninterfaces = [\"eth0\", \"eth1\"]\ndomain = \"example.com\"\npresence = \"10.6.0.2:5070\"\ntalking_on = \"ack\"\npublish_interval_ms = 1\n",
-            net.dir.join("mon.sock").display()
-        ),
-    );
+    net.daemon("srv", &net.presence_config(None));
+    let mon = net.monitor_config("example.com", "10.6.0.2:5070", "talking_on = \"ack\"\n").replace("publish_interval_ms = 20", "publish_interval_ms = 1");
+    net.daemon("mon", &mon);
     let stop = Arc::new(AtomicBool::new(false));
     let server = uas(format!("/run/netns/{}", net.name("srv")), stop.clone());
     let cap_stop = Arc::new(AtomicBool::new(false));

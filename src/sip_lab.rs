@@ -80,6 +80,30 @@ impl Net {
         }
     }
 
+    fn node(&self, role: &str) -> String {
+        format!(
+            "[node]\nname = \"{role}\"\nsocket = \"{}\"\npin_root = \"/sys/fs/bpf/edgeplane/{}/{role}\"\n\n",
+            self.dir.join(format!("{role}.sock")).display(),
+            self.prefix
+        )
+    }
+
+    /// Config of the presence server on `srv` (10.6.0.2:5070, open to
+    /// 10/8); `database` defaults to a SQLite file in the lab directory.
+    pub fn presence_config(&self, database: Option<&str>) -> String {
+        let db = database.map(str::to_string).unwrap_or_else(|| self.dir.join("presence.db").display().to_string());
+        format!("{}[presence]\nlisten = \"10.6.0.2:5070\"\ndatabase = \"{db}\"\nallow = [\"10.0.0.0/8\"]\n", self.node("srv"))
+    }
+
+    /// Config of the monitor on `mon` (both interfaces), publishing to
+    /// `presence`, with `extra` keys of the [sip_monitor] section.
+    pub fn monitor_config(&self, domain: &str, presence: &str, extra: &str) -> String {
+        format!(
+            "{}[sip_monitor]\ninterfaces = [\"eth0\", \"eth1\"]\ndomain = \"{domain}\"\npresence = \"{presence}\"\npublish_interval_ms = 20\n{extra}",
+            self.node("mon")
+        )
+    }
+
     pub fn call(&self, role: &str, req: Request) -> serde_json::Value {
         crate::client::call(&self.dir.join(format!("{role}.sock")), &req).unwrap()
     }

@@ -48,17 +48,9 @@ fn statuses_carried_by_register() {
 fn presence_flow(tag: &str, carrier: &str, database: Option<String>) {
     let mut net = Net::new(tag, env!("CARGO_BIN_EXE_edgeplane").as_ref());
     let database = database.unwrap_or_else(|| net.dir.join("presence.db").display().to_string());
-    let pins = format!("/sys/fs/bpf/edgeplane/{}", net.prefix);
-    let srv_cfg = format!(
-        "[node]\nname = \"srv\"\nsocket = \"{}\"\npin_root = \"{pins}/srv\"\n\n[presence]\nlisten = \"10.6.0.2:5070\"\ndatabase = \"{}\"\nallow = [\"10.0.0.0/8\"]\n",
-        net.dir.join("srv.sock").display(),
-        database
-    );
+    let srv_cfg = net.presence_config(Some(&database));
     net.daemon("srv", &srv_cfg);
-    let mon_cfg = format!(
-        "[node]\nname = \"mon\"\nsocket = \"{}\"\npin_root = \"{pins}/mon\"\n\n[sip_monitor]\ninterfaces = [\"eth0\", \"eth1\"]\ndomain = \"example.com\"\npresence = \"10.6.0.2:5070\"\npublish_interval_ms = 20\ncarrier = \"{carrier}\"\n",
-        net.dir.join("mon.sock").display()
-    );
+    let mon_cfg = net.monitor_config("example.com", "10.6.0.2:5070", &format!("carrier = \"{carrier}\"\n"));
     net.daemon("mon", &mon_cfg);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let server = uas(format!("/run/netns/{}", net.name("srv")), stop.clone());
@@ -106,17 +98,9 @@ fn a_sipp_call_over_tcp_through_the_monitored_host() {
 
 fn sipp_call(tag: &str, transport: &str) {
     let mut net = Net::new(tag, env!("CARGO_BIN_EXE_edgeplane").as_ref());
-    let pins = format!("/sys/fs/bpf/edgeplane/{}", net.prefix);
-    let srv_cfg = format!(
-        "[node]\nname = \"srv\"\nsocket = \"{}\"\npin_root = \"{pins}/srv\"\n\n[presence]\nlisten = \"10.6.0.2:5070\"\ndatabase = \"{}\"\nallow = [\"10.0.0.0/8\"]\n",
-        net.dir.join("srv.sock").display(),
-        net.dir.join("presence.db").display()
-    );
+    let srv_cfg = net.presence_config(None);
     net.daemon("srv", &srv_cfg);
-    let mon_cfg = format!(
-        "[node]\nname = \"mon\"\nsocket = \"{}\"\npin_root = \"{pins}/mon\"\n\n[sip_monitor]\ninterfaces = [\"eth0\", \"eth1\"]\ndomain = \"10.6.0.2\"\npresence = \"10.6.0.2:5070\"\npublish_interval_ms = 20\n",
-        net.dir.join("mon.sock").display()
-    );
+    let mon_cfg = net.monitor_config("10.6.0.2", "10.6.0.2:5070", "");
     net.daemon("mon", &mon_cfg);
     let mut uas = Command::new("ip")
         .args(["netns", "exec", &net.name("srv"), "sipp", "-sn", "uas", "-t", transport, "-i", "10.6.0.2", "-p", "5060", "-nostdin"])
@@ -185,11 +169,7 @@ fn kamailio_accepts_the_monitors_publish() {
         .spawn()
         .expect("kamailio (cargo xtask setup installs it)");
     thread::sleep(Duration::from_millis(1500));
-    let pins = format!("/sys/fs/bpf/edgeplane/{}", net.prefix);
-    let mon_cfg = format!(
-        "[node]\nname = \"mon\"\nsocket = \"{}\"\npin_root = \"{pins}/mon\"\n\n[sip_monitor]\ninterfaces = [\"eth0\", \"eth1\"]\ndomain = \"example.com\"\npresence = \"10.6.0.2:5080\"\npublish_interval_ms = 20\n",
-        net.dir.join("mon.sock").display()
-    );
+    let mon_cfg = net.monitor_config("example.com", "10.6.0.2:5080", "");
     net.daemon("mon", &mon_cfg);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let server = uas(format!("/run/netns/{}", net.name("srv")), stop.clone());
@@ -218,12 +198,7 @@ fn a_sipp_watcher_is_notified() {
         return;
     }
     let mut net = Net::new("w", env!("CARGO_BIN_EXE_edgeplane").as_ref());
-    let pins = format!("/sys/fs/bpf/edgeplane/{}", net.prefix);
-    let srv_cfg = format!(
-        "[node]\nname = \"srv\"\nsocket = \"{}\"\npin_root = \"{pins}/srv\"\n\n[presence]\nlisten = \"10.6.0.2:5070\"\ndatabase = \"{}\"\nallow = [\"10.0.0.0/8\"]\n",
-        net.dir.join("srv.sock").display(),
-        net.dir.join("presence.db").display()
-    );
+    let srv_cfg = net.presence_config(None);
     net.daemon("srv", &srv_cfg);
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sip/watcher.xml");
     let watcher = Command::new("timeout")
@@ -261,12 +236,7 @@ fn publish_over_tcp_and_conditional_requests() {
         return;
     }
     let mut net = Net::new("c", env!("CARGO_BIN_EXE_edgeplane").as_ref());
-    let pins = format!("/sys/fs/bpf/edgeplane/{}", net.prefix);
-    let srv_cfg = format!(
-        "[node]\nname = \"srv\"\nsocket = \"{}\"\npin_root = \"{pins}/srv\"\n\n[presence]\nlisten = \"10.6.0.2:5070\"\ndatabase = \"{}\"\nallow = [\"10.0.0.0/8\"]\n",
-        net.dir.join("srv.sock").display(),
-        net.dir.join("presence.db").display()
-    );
+    let srv_cfg = net.presence_config(None);
     net.daemon("srv", &srv_cfg);
     let ua = format!("/run/netns/{}", net.name("ua"));
     let (tcp_reply, bad, good) = thread::spawn(move || {
