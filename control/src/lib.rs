@@ -6,6 +6,7 @@ pub mod config;
 pub mod gateway;
 pub mod loadshare;
 pub mod maglev;
+pub mod migration;
 pub mod presence;
 pub mod sip;
 pub mod sip_stream;

@@ -1,0 +1,393 @@
+//! Process migration between networks (seed 000): the wire protocol
+//! every part speaks, and the coordinator's sequence as a pure engine.
+//!
+//! Every message travels over TCP as a frame: a 4-byte big-endian length,
+//! then a JSON object with the protocol version, a request ID, a deadline
+//! and the body. Receivers answer a retried request ID with the answer
+//! they gave before, so retries are idempotent.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    net::Ipv4Addr,
+};
+
+use serde::{Deserialize, Serialize};
+
+pub const VERSION: u8 = 1;
+/// Largest frame accepted (a checkpoint travels in chunks below this).
+pub const MAX_FRAME: usize = 4 << 20;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    pub name: String,
+    pub address: Ipv4Addr,
+    pub network: String,
+    /// The agent's endpoint, "ADDR:PORT".
+    pub agent: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkInfo {
+    pub name: String,
+    /// Network number the steering map uses.
+    pub id: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Body {
+    /// Coordinator → agent on server 1 (claim 1): pause, checkpoint,
+    /// transfer to server 2, restore there, move the service address.
+    MigrationStart { process: String, to: ServerInfo, service: Ipv4Addr },
+    /// Agent → coordinator (claim 3).
+    MigrationComplete { process: String },
+    /// Coordinator → connection controller (claim 4): steer the
+    /// terminal's traffic to network 2, releasing held packets there.
+    SwitchRequest { service: Ipv4Addr, to: NetworkInfo },
+    SwitchDone { service: Ipv4Addr },
+    /// Coordinator → agent: resume the restored process (claim 4).
+    Resume { process: String },
+    /// Coordinator → agent or controller: undo (rollback) — resume on
+    /// server 1; steer back to network 1.
+    Abort { process: String, reason: String },
+    Ok,
+    Error { reason: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame {
+    pub v: u8,
+    pub id: u64,
+    /// Unix milliseconds after which the request is void.
+    pub deadline_ms: u64,
+    pub body: Body,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("frame of {0} bytes exceeds the {MAX_FRAME}-byte limit")]
+    TooLarge(usize),
+    #[error("malformed frame: {0}")]
+    Malformed(String),
+    #[error("unsupported protocol version {0}")]
+    Version(u8),
+}
+
+impl Frame {
+    pub fn encode(&self) -> Vec<u8> {
+        let json = serde_json::to_vec(self).expect("serializable");
+        let mut out = (json.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(&json);
+        out
+    }
+
+    /// Take one frame from the front of `buf`: `Ok(None)` when more bytes
+    /// are needed; on success the frame's bytes are consumed.
+    pub fn take(buf: &mut Vec<u8>) -> Result<Option<Frame>, FrameError> {
+        if buf.len() < 4 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        if len > MAX_FRAME {
+            return Err(FrameError::TooLarge(len));
+        }
+        if buf.len() < 4 + len {
+            return Ok(None);
+        }
+        let f: Frame = serde_json::from_slice(&buf[4..4 + len]).map_err(|e| FrameError::Malformed(e.to_string()))?;
+        buf.drain(..4 + len);
+        if f.v != VERSION {
+            return Err(FrameError::Version(f.v));
+        }
+        Ok(Some(f))
+    }
+}
+
+/// Answers by request ID, so a retried request gets the first answer
+/// instead of being carried out twice.
+#[derive(Default)]
+pub struct Replies {
+    answers: HashMap<u64, Body>,
+    order: VecDeque<u64>,
+}
+
+impl Replies {
+    const KEEP: usize = 1024;
+
+    pub fn get(&self, id: u64) -> Option<&Body> {
+        self.answers.get(&id)
+    }
+
+    /// Record the answer to `id`; a later answer to the same ID is ignored
+    /// (the first one stands).
+    pub fn put(&mut self, id: u64, answer: Body) {
+        if let std::collections::hash_map::Entry::Vacant(e) = self.answers.entry(id) {
+            e.insert(answer);
+            self.order.push_back(id);
+            while self.order.len() > Self::KEEP {
+                if let Some(old) = self.order.pop_front() {
+                    self.answers.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// The coordinator's steps (claims 1, 3, 4, 6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    Starting,
+    Switching,
+    Resuming,
+    Done,
+    RollingBack,
+    RolledBack,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// An answer to the request with this ID.
+    Answer { id: u64, body: Body },
+    /// The request with this ID got no answer before its deadline (or
+    /// its connection failed).
+    Failed { id: u64, reason: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    ToAgent { addr: String, frame: Frame },
+    ToController { frame: Frame },
+    Progress { step: Step, note: String },
+}
+
+/// One migration, driven by answers and failures (sans I/O).
+pub struct Migration {
+    pub process: String,
+    pub service: Ipv4Addr,
+    pub from: ServerInfo,
+    pub to: ServerInfo,
+    pub network1: NetworkInfo,
+    pub network2: NetworkInfo,
+    pub step: Step,
+    /// Why it rolled back.
+    pub failure: Option<String>,
+    switched: bool,
+    next_id: u64,
+    waiting: Option<u64>,
+    /// Rollback requests still unanswered.
+    undo: Vec<u64>,
+    timeout_ms: u64,
+}
+
+impl Migration {
+    pub fn new(process: &str, service: Ipv4Addr, from: ServerInfo, to: ServerInfo, network1: NetworkInfo, network2: NetworkInfo, first_id: u64, timeout_ms: u64) -> Self {
+        Self {
+            process: process.into(),
+            service,
+            from,
+            to,
+            network1,
+            network2,
+            step: Step::Starting,
+            failure: None,
+            next_id: first_id,
+            waiting: None,
+            undo: Vec::new(),
+            timeout_ms,
+        }
+    }
+
+    fn frame(&mut self, now_ms: u64, body: Body) -> Frame {
+        self.next_id += 1;
+        Frame { v: VERSION, id: self.next_id, deadline_ms: now_ms + self.timeout_ms, body }
+    }
+
+    /// The first request: start the migration on server 1's agent.
+    pub fn begin(&mut self, now_ms: u64) -> Vec<Output> {
+        let f = self.frame(now_ms, Body::MigrationStart { process: self.process.clone(), to: self.to.clone(), service: self.service });
+        self.waiting = Some(f.id);
+        vec![
+            Output::Progress { step: Step::Starting, note: format!("migration start → agent {} ({})", self.from.name, self.from.agent) },
+            Output::ToAgent { addr: self.from.agent.clone(), frame: f },
+        ]
+    }
+
+    pub fn handle(&mut self, now_ms: u64, input: Input) -> Vec<Output> {
+        match input {
+            Input::Answer { id, body } if Some(id) == self.waiting => self.advance(now_ms, body),
+            Input::Failed { id, reason } if Some(id) == self.waiting => self.rollback(now_ms, reason),
+            Input::Answer { id, .. } | Input::Failed { id, .. } if self.undo.contains(&id) => {
+                self.undo.retain(|u| *u != id);
+                if self.undo.is_empty() && self.step == Step::RollingBack {
+                    self.step = Step::RolledBack;
+                    return vec![Output::Progress { step: Step::RolledBack, note: format!("rolled back: {}", self.failure.clone().unwrap_or_default()) }];
+                }
+                vec![]
+            }
+            _ => vec![], // a late answer to a request already given up
+        }
+    }
+
+    fn advance(&mut self, now_ms: u64, body: Body) -> Vec<Output> {
+        match (self.step, body) {
+            (Step::Starting, Body::MigrationComplete { .. }) => {
+                // Claim 4: only after completion is the network switched.
+                self.step = Step::Switching;
+                let f = self.frame(now_ms, Body::SwitchRequest { service: self.service, to: self.network2.clone() });
+                self.waiting = Some(f.id);
+                vec![
+                    Output::Progress { step: Step::Switching, note: format!("switch request → connection controller (network {})", self.network2.name) },
+                    Output::ToController { frame: f },
+                ]
+            }
+            (Step::Switching, Body::SwitchDone { .. }) => {
+                self.step = Step::Resuming;
+                let f = self.frame(now_ms, Body::Resume { process: self.process.clone() });
+                self.waiting = Some(f.id);
+                vec![Output::Progress { step: Step::Resuming, note: format!("resume → agent {}", self.to.name) }, Output::ToAgent { addr: self.to.agent.clone(), frame: f }]
+            }
+            (Step::Resuming, Body::Ok) => {
+                self.step = Step::Done;
+                self.waiting = None;
+                vec![Output::Progress { step: Step::Done, note: format!("{} runs on {} behind network {}", self.process, self.to.name, self.network2.name) }]
+            }
+            (_, Body::Error { reason }) => self.rollback(now_ms, reason),
+            (_, other) => self.rollback(now_ms, format!("unexpected answer {other:?}")),
+        }
+    }
+
+    /// Any failure: the process resumes on server 1, traffic goes (back)
+    /// to network 1 with the held packets released there.
+    fn rollback(&mut self, now_ms: u64, reason: String) -> Vec<Output> {
+        if matches!(self.step, Step::RollingBack | Step::RolledBack | Step::Done) {
+            return vec![];
+        }
+        self.failure = Some(reason.clone());
+        self.step = Step::RollingBack;
+        self.waiting = None;
+        let mut out = vec![Output::Progress { step: Step::RollingBack, note: format!("rolling back: {reason}") }];
+        let a = self.frame(now_ms, Body::Abort { process: self.process.clone(), reason: reason.clone() });
+        self.undo.push(a.id);
+        out.push(Output::ToAgent { addr: self.from.agent.clone(), frame: a });
+        // The controller releases held packets to network 1 (and steers
+        // back if it had switched).
+        let s = self.frame(now_ms, Body::SwitchRequest { service: self.service, to: self.network1.clone() });
+        self.undo.push(s.id);
+        out.push(Output::ToController { frame: s });
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(n: &str, net: &str, i: u8) -> ServerInfo {
+        ServerInfo { name: n.into(), address: Ipv4Addr::new(10, i, 0, 10), network: net.into(), agent: format!("10.{i}.0.10:7600") }
+    }
+
+    fn migration() -> Migration {
+        Migration::new(
+            "counter",
+            Ipv4Addr::new(192, 0, 2, 80),
+            server("s1", "n1", 1),
+            server("s2", "n2", 2),
+            NetworkInfo { name: "n1".into(), id: 1 },
+            NetworkInfo { name: "n2".into(), id: 2 },
+            100,
+            2000,
+        )
+    }
+
+    fn ids(out: &[Output]) -> Vec<u64> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::ToAgent { frame, .. } | Output::ToController { frame } => Some(frame.id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn frames_round_trip_and_bad_frames_are_refused() {
+        let f = Frame { v: VERSION, id: 7, deadline_ms: 99, body: Body::SwitchRequest { service: Ipv4Addr::new(192, 0, 2, 80), to: NetworkInfo { name: "n2".into(), id: 2 } } };
+        let mut buf = f.encode();
+        buf.extend(Frame { id: 8, body: Body::Ok, ..f.clone() }.encode());
+        let half = buf.len() - 3;
+        let mut partial = buf[..half].to_vec();
+        assert_eq!(Frame::take(&mut partial).unwrap(), Some(f.clone()));
+        assert_eq!(Frame::take(&mut partial).unwrap(), None, "the second is incomplete");
+        assert_eq!(Frame::take(&mut buf).unwrap().unwrap().id, 7);
+        assert_eq!(Frame::take(&mut buf).unwrap().unwrap().body, Body::Ok);
+        assert!(buf.is_empty());
+        let mut big = ((MAX_FRAME + 1) as u32).to_be_bytes().to_vec();
+        assert_eq!(Frame::take(&mut big), Err(FrameError::TooLarge(MAX_FRAME + 1)));
+        let mut junk = 5u32.to_be_bytes().to_vec();
+        junk.extend_from_slice(b"{oops");
+        assert!(matches!(Frame::take(&mut junk), Err(FrameError::Malformed(_))));
+        let mut v2 = Frame { v: 2, ..f }.encode();
+        assert_eq!(Frame::take(&mut v2), Err(FrameError::Version(2)));
+    }
+
+    #[test]
+    fn retries_get_the_first_answer() {
+        let mut r = Replies::default();
+        r.put(5, Body::MigrationComplete { process: "p".into() });
+        r.put(5, Body::Error { reason: "second attempt".into() });
+        assert_eq!(r.get(5), Some(&Body::MigrationComplete { process: "p".into() }));
+        for i in 0..2000 {
+            r.put(1000 + i, Body::Ok);
+        }
+        assert!(r.get(5).is_none(), "bounded");
+    }
+
+    #[test]
+    fn the_happy_path_follows_claims_1_3_4() {
+        let mut m = migration();
+        let out = m.begin(0);
+        assert!(matches!(&out[1], Output::ToAgent { addr, frame } if addr == "10.1.0.10:7600" && matches!(frame.body, Body::MigrationStart { .. })));
+        let id = ids(&out)[0];
+        let out = m.handle(10, Input::Answer { id, body: Body::MigrationComplete { process: "counter".into() } });
+        assert!(matches!(&out[1], Output::ToController { frame } if matches!(&frame.body, Body::SwitchRequest { to, .. } if to.id == 2)));
+        let id = ids(&out)[0];
+        let out = m.handle(20, Input::Answer { id, body: Body::SwitchDone { service: Ipv4Addr::new(192, 0, 2, 80) } });
+        assert!(matches!(&out[1], Output::ToAgent { addr, frame } if addr == "10.2.0.10:7600" && matches!(frame.body, Body::Resume { .. })));
+        let id = ids(&out)[0];
+        m.handle(30, Input::Answer { id, body: Body::Ok });
+        assert_eq!(m.step, Step::Done);
+    }
+
+    /// Failure at each step (agent killed, server 2 unreachable, switch
+    /// refused, deadline exceeded): abort to server 1's agent, steer to
+    /// network 1, and report why.
+    #[test]
+    fn any_failure_rolls_back() {
+        for fail_at in 0..3 {
+            let mut m = migration();
+            let mut out = m.begin(0);
+            let answers = [
+                Body::MigrationComplete { process: "counter".into() },
+                Body::SwitchDone { service: Ipv4Addr::new(192, 0, 2, 80) },
+            ];
+            for a in answers.iter().take(fail_at) {
+                let id = ids(&out)[0];
+                out = m.handle(5, Input::Answer { id, body: a.clone() });
+            }
+            let id = ids(&out)[0];
+            let reason = ["agent killed", "switch refused", "deadline exceeded"][fail_at];
+            let input = if fail_at == 1 { Input::Answer { id, body: Body::Error { reason: reason.into() } } } else { Input::Failed { id, reason: reason.into() } };
+            let out = m.handle(50, input);
+            assert_eq!(m.step, Step::RollingBack, "step {fail_at}");
+            assert!(out.iter().any(|o| matches!(o, Output::ToAgent { addr, frame } if addr == "10.1.0.10:7600" && matches!(frame.body, Body::Abort { .. }))));
+            assert!(out.iter().any(|o| matches!(o, Output::ToController { frame } if matches!(&frame.body, Body::SwitchRequest { to, .. } if to.id == 1))));
+            for id in ids(&out) {
+                m.handle(60, Input::Answer { id, body: Body::Ok });
+            }
+            assert_eq!(m.step, Step::RolledBack);
+            assert_eq!(m.failure.as_deref(), Some(reason));
+            // A late answer to the request given up changes nothing.
+            assert!(m.handle(70, Input::Answer { id, body: Body::Ok }).is_empty());
+        }
+    }
+}
