@@ -172,7 +172,6 @@ pub struct Migration {
     pub step: Step,
     /// Why it rolled back.
     pub failure: Option<String>,
-    switched: bool,
     next_id: u64,
     waiting: Option<u64>,
     /// Rollback requests still unanswered.
