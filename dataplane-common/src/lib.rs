@@ -8,11 +8,12 @@ pub mod hash;
 pub mod lb;
 pub mod router;
 pub mod sip;
+pub mod steer;
 
 /// Layout version of every pinned map. Bump it whenever a map's key, value,
 /// size or meaning changes; a daemon that finds pins of another version
 /// refuses them instead of guessing (ARCHITECTURE.md §5).
-pub const LAYOUT_VERSION: u32 = 5;
+pub const LAYOUT_VERSION: u32 = 6;
 
 /// Magic stored beside the layout version so a foreign map of the same name
 /// is not mistaken for ours.
@@ -52,12 +53,15 @@ mod pod {
     unsafe impl aya::Pod for super::gw::SessionCounters {}
     unsafe impl aya::Pod for super::router::RouterCfg {}
     unsafe impl aya::Pod for super::router::Fingerprint {}
+    unsafe impl aya::Pod for super::steer::Steering {}
+    unsafe impl aya::Pod for super::steer::NetEgress {}
 }
 
 // Every role's stats begin with the verdicts in the same order; the XDP
 // programs count verdicts through one helper that relies on it.
 const _: () = {
     assert!(lb::stat::TX == 0 && gw::stat::TX == 0 && router::stat::TX == 0);
+    assert!(steer::stat::TX == 0 && steer::stat::REDIRECT == 1 && steer::stat::PASS == 2 && steer::stat::DROP == 3 && steer::stat::ABORTED == 4);
     assert!(sip::stat::TX == 0 && sip::stat::REDIRECT == 1 && sip::stat::PASS == 2 && sip::stat::DROP == 3 && sip::stat::ABORTED == 4);
     assert!(router::stat::REDIRECT == 1 && router::stat::PASS == 2 && router::stat::DROP == 3 && router::stat::ABORTED == 4);
     assert!(lb::stat::REDIRECT == 1 && gw::stat::REDIRECT == 1);

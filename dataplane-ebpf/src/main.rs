@@ -13,6 +13,7 @@ mod maps;
 mod parse;
 mod router;
 mod sipmon;
+mod steer;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -193,3 +193,28 @@ pub static SIP_RING: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
 /// Per-CPU `{packets, bytes}` per verdict and reason (`sip::stat`).
 #[map(name = "SIP_STATS")]
 pub static SIP_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(sip::stat::COUNT, 0);
+
+// ---- migration connection controller ------------------------------------
+
+use dataplane_common::steer::{self, NetEgress, Steering};
+
+/// Service address (network order) → network and hold flag. Written by the
+/// controller on a switch request.
+#[map(name = "ST_STEER")]
+pub static ST_STEER: HashMap<u32, Steering> = HashMap::with_max_entries(4096, 0);
+
+/// Network id → egress. Controller configuration.
+#[map(name = "ST_NETS")]
+pub static ST_NETS: Array<NetEgress> = Array::with_max_entries(steer::NETWORKS_MAX, 0);
+
+/// Egress interfaces for XDP_REDIRECT.
+#[map(name = "ST_TX_PORTS")]
+pub static ST_TX_PORTS: DevMapHash = DevMapHash::with_max_entries(16, 0);
+
+/// Packets held during a migration, in arrival order.
+#[map(name = "ST_HELD")]
+pub static ST_HELD: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
+
+/// Per-CPU `{packets, bytes}` per verdict and reason (`steer::stat`).
+#[map(name = "ST_STATS")]
+pub static ST_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(steer::stat::COUNT, 0);

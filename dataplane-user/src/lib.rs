@@ -5,6 +5,7 @@ pub mod gw;
 pub mod lb;
 pub mod router;
 pub mod sip;
+pub mod steer;
 pub mod pins;
 pub mod testrun;
 

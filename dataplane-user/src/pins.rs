@@ -14,7 +14,7 @@ use aya::{
     programs::{links::FdLink, links::PinnedLink, Xdp, XdpMode},
     Ebpf, EbpfLoader,
 };
-use dataplane_common::{gw, lb, router, sip, Counter, LayoutMeta, LAYOUT_MAGIC, LAYOUT_VERSION};
+use dataplane_common::{gw, lb, router, sip, steer, Counter, LayoutMeta, LAYOUT_MAGIC, LAYOUT_VERSION};
 use tracing::{info, warn};
 
 use crate::{io_err, Error, Result, OBJ};
@@ -64,6 +64,11 @@ const MAPS: &[MapSpec] = &[
     MapSpec { name: "SIP_PORTS", kind: MapType::Hash, key: 2, value: 4, max: 16 },
     MapSpec { name: "SIP_RING", kind: MapType::RingBuf, key: 0, value: 0, max: 8 << 20 },
     MapSpec { name: "SIP_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: sip::stat::COUNT },
+    MapSpec { name: "ST_STEER", kind: MapType::Hash, key: 4, value: size::<steer::Steering>(), max: 4096 },
+    MapSpec { name: "ST_NETS", kind: MapType::Array, key: 4, value: size::<steer::NetEgress>(), max: steer::NETWORKS_MAX },
+    MapSpec { name: "ST_TX_PORTS", kind: MapType::DevMapHash, key: 4, value: 8, max: 16 },
+    MapSpec { name: "ST_HELD", kind: MapType::RingBuf, key: 0, value: 0, max: 4 << 20 },
+    MapSpec { name: "ST_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: steer::stat::COUNT },
     MapSpec { name: "GW_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: gw::stat::COUNT },
 ];
 
@@ -97,7 +102,7 @@ impl Dataplane {
     /// Load every program and fresh, unpinned maps. For test_run only.
     pub fn load_private() -> Result<Self> {
         let mut ebpf = EbpfLoader::new().load(OBJ)?;
-        for name in ["lb", "floor", "gateway", "tx", "sink", "router", "sip_monitor"] {
+        for name in ["lb", "floor", "gateway", "tx", "sink", "router", "sip_monitor", "steer"] {
             program_mut(&mut ebpf, name)?.load().map_err(|e| Error::Program(name.into(), e))?;
         }
         let mut dp = Self { ebpf, pin_dir: None, interface: None, took_over: false, links: Vec::new() };

@@ -1,0 +1,53 @@
+//! Maps of the migration's connection controller (seed 000): traffic to a
+//! service address goes to network 1 or network 2 by a map entry; while a
+//! migration holds it, its packets are kept for release after the switch.
+
+/// Networks a controller steers between (index = network id).
+pub const NETWORKS_MAX: u32 = 8;
+pub const HOLD_MAX: usize = 1536;
+
+/// `Steering::flags`.
+pub const STEER_HOLD: u32 = 1;
+
+/// Where traffic to a service address goes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Steering {
+    pub network: u32,
+    pub flags: u32,
+}
+
+/// How to reach a network: egress interface and next hop.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetEgress {
+    pub dst_mac: [u8; 6],
+    pub src_mac: [u8; 6],
+    pub ifindex: u32,
+    pub valid: u32,
+}
+
+/// A held frame, as written to the ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct HeldPacket {
+    pub service: u32,
+    pub len: u32,
+    pub data: [u8; HOLD_MAX],
+}
+
+pub mod stat {
+    pub const TX: u32 = 0;
+    pub const REDIRECT: u32 = 1;
+    pub const PASS: u32 = 2;
+    pub const DROP: u32 = 3;
+    pub const ABORTED: u32 = 4;
+    pub const STEERED: u32 = 5;
+    pub const HELD: u32 = 6;
+    pub const HOLD_OVERFLOW: u32 = 7;
+    pub const NOT_STEERED: u32 = 8;
+    pub const NO_NETWORK: u32 = 9;
+    pub const COUNT: u32 = 10;
+
+    pub const NAMES: [&str; COUNT as usize] = ["tx", "redirect", "pass", "drop", "aborted", "steered", "held", "hold_overflow", "not_steered", "no_network"];
+}
