@@ -6,6 +6,7 @@ pub mod bench_sip;
 pub mod bench_veth;
 pub mod bench_vrrp;
 pub mod client;
+pub mod counter;
 pub mod daemon;
 pub mod demo;
 pub mod fixtures;

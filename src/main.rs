@@ -92,6 +92,25 @@ enum Cmd {
         #[command(subcommand)]
         cmd: SipCmd,
     },
+    /// The migration demo workload: a stateful UDP/TCP counter service.
+    CounterService {
+        #[arg(long)]
+        udp: std::net::SocketAddr,
+        #[arg(long)]
+        tcp: Option<std::net::SocketAddr>,
+        /// Control socket (export, import JSON, pause, resume).
+        #[arg(long)]
+        control: PathBuf,
+    },
+    /// Send a control command to a counter service (the application
+    /// checkpoint backend uses `export` and `import`).
+    CounterCtl {
+        #[arg(long)]
+        control: PathBuf,
+        command: Vec<String>,
+    },
+    /// Whether CRIU can checkpoint processes on this machine.
+    CriuCheck,
     /// VRRPv3 virtual routers.
     Vrrp {
         #[command(subcommand)]
@@ -576,6 +595,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Cmd::CounterService { udp, tcp, control } => edgeplane::counter::serve(udp, tcp, &control),
+        Cmd::CounterCtl { control, command } => {
+            println!("{}", edgeplane::counter::control(&control, &command.join(" "))?);
+            Ok(())
+        }
+        Cmd::CriuCheck => match edgeplane::counter::criu_status() {
+            Ok(s) => {
+                println!("CRIU usable: {s}");
+                Ok(())
+            }
+            Err(e) => anyhow::bail!("{e}"),
+        },
         Cmd::Vrrp { cmd: VrrpCmd::Rebalance } => {
             let v = call(Request::VrrpRebalance)?;
             println!("{}", v["message"].as_str().unwrap_or("ok"));
