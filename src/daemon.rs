@@ -31,6 +31,7 @@ pub struct State {
     pub routers: Vec<crate::vrrp::RouterHandle>,
     pub monitor: Option<Arc<Mutex<crate::sipmon::MonitorStatus>>>,
     pub presence: Option<Arc<Mutex<control::presence::Store>>>,
+    pub coordinator: Option<Arc<Mutex<crate::migrate::Coordinator>>>,
 }
 
 pub type Shared = Arc<Mutex<State>>;
@@ -73,7 +74,7 @@ pub fn start(config_path: &Path, replace_pins: bool) -> anyhow::Result<State> {
     for (i, r) in config.router.iter().enumerate() {
         crate::vrrp::primary_address(&r.interface).map_err(|e| anyhow::anyhow!("router[{i}]: {e}"))?;
     }
-    Ok(State { config_path: config_path.into(), config, lbs, gws, routers: Vec::new(), monitor: None, presence: None })
+    Ok(State { config_path: config_path.into(), config, lbs, gws, routers: Vec::new(), monitor: None, presence: None, coordinator: None })
 }
 
 pub async fn serve(state: Shared) -> anyhow::Result<()> {
@@ -123,6 +124,17 @@ pub async fn serve(state: Shared) -> anyhow::Result<()> {
             state.lock().unwrap().monitor = Some(mon.status.clone());
             tokio::spawn(mon.run());
         }
+        let mig = state.lock().unwrap().config.migration.clone().unwrap_or_default();
+        if let Some(a) = mig.agent {
+            crate::migrate::run_agent(a).await?;
+        }
+        if let Some(c) = mig.controller {
+            crate::migrate::run_controller(c, &opts).await?;
+        }
+        if let Some(c) = mig.coordinator {
+            let c = crate::migrate::Coordinator::open(c)?;
+            state.lock().unwrap().coordinator = Some(Arc::new(Mutex::new(c)));
+        }
     }
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -158,6 +170,21 @@ async fn handle_conn(stream: UnixStream, state: Shared) {
     let mut lines = BufReader::new(r).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let resp = match serde_json::from_str::<Request>(&line) {
+            Ok(Request::MigrateStart { process, to }) => {
+                let coord = state.lock().unwrap().coordinator.clone();
+                match coord {
+                    None => Response::err("no [migration.coordinator] is configured on this host"),
+                    Some(c) => match crate::migrate::migrate(c, process, to).await {
+                        Ok(v) if v.step == control::migration::Step::Done => Response::ok(v),
+                        Ok(v) => Response::err(format!(
+                            "migration of {} rolled back: {}",
+                            v.process,
+                            v.failure.clone().unwrap_or_default()
+                        )),
+                        Err(e) => Response::err(format!("{e:#}")),
+                    },
+                }
+            }
             Ok(req) => {
                 let st = state.clone();
                 tokio::task::spawn_blocking(move || handle(&mut st.lock().unwrap(), req))
@@ -275,6 +302,19 @@ pub fn handle(s: &mut State, req: Request) -> Response {
         Request::VrrpStatus => {
             Ok(Response::ok(s.routers.iter().map(|r| r.status.lock().unwrap().clone()).collect::<Vec<_>>()))
         }
+        Request::MigrateStart { .. } => Err("migrations run on the daemon's event loop".into()),
+        Request::MigrateStatus => {
+            let c = s.coordinator.as_ref().ok_or("no [migration.coordinator] is configured on this host")?;
+            Ok(Response::ok(c.lock().unwrap().migrations.clone()))
+        }
+        Request::Servers => {
+            let c = s.coordinator.as_ref().ok_or("no [migration.coordinator] is configured on this host")?;
+            Ok(Response::ok(c.lock().unwrap().servers().map_err(|e| e.to_string())?))
+        }
+        Request::Networks => {
+            let c = s.coordinator.as_ref().ok_or("no [migration.coordinator] is configured on this host")?;
+            Ok(Response::ok(c.lock().unwrap().networks().map_err(|e| e.to_string())?))
+        }
         Request::Reload => reload(s).map(|m| Response::ok(serde_json::json!({ "message": m }))),
     })();
     r.unwrap_or_else(Response::err)
@@ -287,8 +327,8 @@ pub fn reload(s: &mut State) -> Result<String, String> {
     if new.node != s.config.node {
         return Err("[node] changed; restart the daemon to apply it (nothing was changed)".into());
     }
-    if new.sip_monitor != s.config.sip_monitor || new.presence != s.config.presence {
-        return Err("[sip_monitor] or [presence] changed; restart the daemon to apply it (nothing was changed)".into());
+    if new.sip_monitor != s.config.sip_monitor || new.presence != s.config.presence || new.migration != s.config.migration {
+        return Err("[sip_monitor], [presence] or [migration] changed; restart the daemon to apply it (nothing was changed)".into());
     }
     if new.router != s.config.router {
         return Err("[[router]] sections changed; restart the daemon to apply them (nothing was changed)".into());

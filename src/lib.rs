@@ -14,6 +14,7 @@ pub mod gw;
 pub mod lb;
 pub mod loadshare;
 pub mod metrics;
+pub mod migrate;
 pub mod neigh;
 pub mod netns;
 pub mod packets;

@@ -111,6 +111,29 @@ enum Cmd {
     },
     /// Whether CRIU can checkpoint processes on this machine.
     CriuCheck,
+    /// Move a process to another server (`migrate PROCESS --to SERVER`),
+    /// or show the migrations so far (`migrate status`).
+    Migrate {
+        /// The process to move, or `status`.
+        process: String,
+        #[arg(long)]
+        to: Option<String>,
+        /// Accepted for compatibility: the command always waits for the end.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The servers the migration coordinator knows.
+    Servers {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The networks the migration coordinator knows.
+    Networks {
+        #[arg(long)]
+        json: bool,
+    },
     /// VRRPv3 virtual routers.
     Vrrp {
         #[command(subcommand)]
@@ -598,6 +621,50 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::CounterService { udp, tcp, control } => edgeplane::counter::serve(udp, tcp, &control),
         Cmd::CounterCtl { control, command } => {
             println!("{}", edgeplane::counter::control(&control, &command.join(" "))?);
+            Ok(())
+        }
+        Cmd::Migrate { process, to, wait: _, json } => {
+            let (v, status) = match (process.as_str(), to) {
+                ("status", None) => (call(Request::MigrateStatus)?, true),
+                (_, Some(to)) => (call(Request::MigrateStart { process, to })?, false),
+                (_, None) => anyhow::bail!("name the destination: edgeplane migrate {process} --to SERVER"),
+            };
+            if json {
+                print_json(&v);
+                return Ok(());
+            }
+            let list = if status { v.as_array().cloned().unwrap_or_default() } else { vec![v] };
+            for m in &list {
+                println!("{} {} -> {}: {} in {} ms{}", m["process"].as_str().unwrap_or(""), m["from"].as_str().unwrap_or(""), m["to"].as_str().unwrap_or(""),
+                    m["step"].as_str().unwrap_or(""), m["elapsed_ms"], m["failure"].as_str().map(|f| format!(" ({f})")).unwrap_or_default());
+                if !status {
+                    for l in m["log"].as_array().into_iter().flatten() {
+                        println!("  {}", l.as_str().unwrap_or(""));
+                    }
+                }
+            }
+            Ok(())
+        }
+        Cmd::Servers { json } => {
+            let v = call(Request::Servers)?;
+            if json {
+                print_json(&v);
+            } else {
+                for s in v.as_array().into_iter().flatten() {
+                    println!("{:<16} {:<16} {:<12} {}", s["name"].as_str().unwrap_or(""), s["address"].as_str().unwrap_or(""), s["network"].as_str().unwrap_or(""), s["agent"].as_str().unwrap_or(""));
+                }
+            }
+            Ok(())
+        }
+        Cmd::Networks { json } => {
+            let v = call(Request::Networks)?;
+            if json {
+                print_json(&v);
+            } else {
+                for n in v.as_array().into_iter().flatten() {
+                    println!("{:<4} {}", n["id"], n["name"].as_str().unwrap_or(""));
+                }
+            }
             Ok(())
         }
         Cmd::CriuCheck => match edgeplane::counter::criu_status() {

@@ -23,6 +23,98 @@ pub struct Config {
     pub sip_monitor: Option<SipMonitor>,
     #[serde(default)]
     pub presence: Option<Presence>,
+    #[serde(default)]
+    pub migration: Option<Migration>,
+}
+
+/// Process migration (seed 000): any of its three parts on this host.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Migration {
+    pub agent: Option<MigrationAgent>,
+    pub controller: Option<MigrationController>,
+    pub coordinator: Option<MigrationCoordinator>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationAgent {
+    pub listen: std::net::SocketAddrV4,
+    #[serde(rename = "process")]
+    pub processes: Vec<MigratableProcess>,
+}
+
+/// A process the agent can move, with the application backend: its
+/// control socket exports and imports state, pauses and resumes.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MigratableProcess {
+    pub name: String,
+    pub control: PathBuf,
+    /// Interface holding the service address while the process runs here.
+    #[serde(default = "default_service_dev")]
+    pub service_dev: String,
+}
+
+fn default_service_dev() -> String {
+    "lo".into()
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationController {
+    pub listen: std::net::SocketAddrV4,
+    /// The terminal-side interface the steering program runs on.
+    pub interface: String,
+    #[serde(rename = "network")]
+    pub networks: Vec<SteerNetwork>,
+    #[serde(rename = "service")]
+    pub services: Vec<SteerService>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SteerNetwork {
+    pub id: u32,
+    pub name: String,
+    pub via: String,
+    pub next_hop_mac: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SteerService {
+    pub address: std::net::Ipv4Addr,
+    pub network: u32,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationCoordinator {
+    /// The connection controller, "ADDR:PORT".
+    pub controller: std::net::SocketAddrV4,
+    /// SQLite store of servers, networks and where processes run.
+    pub database: PathBuf,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(rename = "server")]
+    pub servers: Vec<crate::migration::ServerInfo>,
+    #[serde(rename = "network")]
+    pub networks: Vec<crate::migration::NetworkInfo>,
+    #[serde(rename = "process")]
+    pub processes: Vec<ProcessPlace>,
+}
+
+fn default_timeout_ms() -> u64 {
+    3000
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessPlace {
+    pub name: String,
+    pub server: String,
+    pub service: std::net::Ipv4Addr,
 }
 
 /// The SIP monitor (seed 001) on a session control server's interfaces.

@@ -18,6 +18,7 @@ pub const VERSION: u8 = 1;
 pub const MAX_FRAME: usize = 4 << 20;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerInfo {
     pub name: String,
     pub address: Ipv4Addr,
@@ -27,6 +28,7 @@ pub struct ServerInfo {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NetworkInfo {
     pub name: String,
     /// Network number the steering map uses.
@@ -45,6 +47,12 @@ pub enum Body {
     /// terminal's traffic to network 2, releasing held packets there.
     SwitchRequest { service: Ipv4Addr, to: NetworkInfo },
     SwitchDone { service: Ipv4Addr },
+    /// Coordinator → controller, before the process pauses: hold the
+    /// service's packets (released by the next SwitchRequest).
+    Hold { service: Ipv4Addr },
+    /// Agent on server 1 → agent on server 2: the checkpoint, restored
+    /// there (paused), and the service address moved there (claim 5).
+    ImportState { process: String, state: String, service: Ipv4Addr },
     /// Coordinator → agent: resume the restored process (claim 4).
     Resume { process: String },
     /// Coordinator → agent or controller: undo (rollback) — resume on

@@ -1,0 +1,413 @@
+//! Process migration between networks (seed 000): the agent on each
+//! server, the connection controller on the edge host, and the
+//! coordinator, all speaking `control::migration` frames over TCP.
+
+use std::{
+    collections::HashMap,
+    net::{Ipv4Addr, SocketAddrV4},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::Context as _;
+use control::{
+    config::{MigrationAgent, MigrationController, MigrationCoordinator},
+    migration::{Body, Frame, Input, Migration, Output, Replies, Step, VERSION},
+};
+use dataplane_common::steer::{NetEgress, Steering, STEER_HOLD};
+use dataplane_user::Dataplane;
+use serde::Serialize;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+use tracing::{info, warn};
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Send one request and wait for its answer until its deadline.
+pub async fn request(addr: &str, frame: &Frame) -> Result<Body, String> {
+    let left = Duration::from_millis(frame.deadline_ms.saturating_sub(now_ms()).max(1));
+    let work = async {
+        let mut c = TcpStream::connect(addr).await.map_err(|e| format!("{addr}: {e}"))?;
+        c.write_all(&frame.encode()).await.map_err(|e| format!("{addr}: {e}"))?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 65536];
+        loop {
+            if let Some(f) = Frame::take(&mut buf).map_err(|e| e.to_string())? {
+                if f.id == frame.id {
+                    return Ok(f.body);
+                }
+                continue;
+            }
+            let n = c.read(&mut chunk).await.map_err(|e| format!("{addr}: {e}"))?;
+            if n == 0 {
+                return Err(format!("{addr} closed the connection"));
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    };
+    match tokio::time::timeout(left, work).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("{addr}: deadline exceeded")),
+    }
+}
+
+/// Serve frames on `listener`, answering each with `handle`; a retried
+/// request ID gets the first answer again.
+async fn serve<H, F>(listener: TcpListener, handle: H)
+where
+    H: Fn(Frame) -> F + Send + Sync + Clone + 'static,
+    F: std::future::Future<Output = Body> + Send,
+{
+    let replies = Arc::new(tokio::sync::Mutex::new(Replies::default()));
+    loop {
+        let Ok((mut c, _)) = listener.accept().await else { continue };
+        let (handle, replies) = (handle.clone(), replies.clone());
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 65536];
+            loop {
+                match Frame::take(&mut buf) {
+                    Ok(Some(f)) => {
+                        let id = f.id;
+                        let cached = replies.lock().await.get(id).cloned();
+                        let body = match cached {
+                            Some(b) => b,
+                            None if f.deadline_ms < now_ms() => Body::Error { reason: "deadline passed before handling".into() },
+                            None => {
+                                let b = handle(f).await;
+                                replies.lock().await.put(id, b.clone());
+                                b
+                            }
+                        };
+                        let out = Frame { v: VERSION, id, deadline_ms: 0, body };
+                        if c.write_all(&out.encode()).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        let _ = c.write_all(&Frame { v: VERSION, id: 0, deadline_ms: 0, body: Body::Error { reason: e.to_string() } }.encode()).await;
+                        return;
+                    }
+                }
+                match c.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+        });
+    }
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new("ip").args(args).output().map_err(|e| e.to_string())?;
+    if out.status.success() || String::from_utf8_lossy(&out.stderr).contains("File exists") {
+        Ok(())
+    } else {
+        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+// ---- agent -------------------------------------------------------------
+
+/// Pause, checkpoint (application backend), transfer, restore, move the
+/// service address, resume — and undo on Abort.
+pub async fn run_agent(cfg: MigrationAgent) -> anyhow::Result<()> {
+    let l = TcpListener::bind(cfg.listen).await.with_context(|| format!("agent listen {}", cfg.listen))?;
+    info!(listen = %cfg.listen, "migration agent on");
+    let cfg = Arc::new(cfg);
+    tokio::spawn(serve(l, move |f: Frame| {
+        let cfg = cfg.clone();
+        async move { tokio::task::spawn_blocking(move || agent(&cfg, f.body, f.deadline_ms)).await.unwrap_or_else(|e| Body::Error { reason: e.to_string() }) }
+    }));
+    Ok(())
+}
+
+fn agent(cfg: &MigrationAgent, body: Body, deadline_ms: u64) -> Body {
+    let proc_of = |name: &str| cfg.processes.iter().find(|p| p.name == name).ok_or_else(|| format!("no process {name:?} here"));
+    let ctl = |p: &control::config::MigratableProcess, cmd: &str| crate::counter::control(&p.control, cmd).map_err(|e| format!("{}: {e}", p.name));
+    let r: Result<Body, String> = (|| match body {
+        Body::MigrationStart { process, to, service } => {
+            let p = proc_of(&process)?;
+            ctl(p, "pause")?;
+            let state = match ctl(p, "export") {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = ctl(p, "resume");
+                    return Err(e);
+                }
+            };
+            let f = Frame { v: VERSION, id: now_ms() ^ 0x5eed, deadline_ms, body: Body::ImportState { process: process.clone(), state, service } };
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+            match rt.block_on(request(&to.agent, &f)) {
+                Ok(Body::Ok) => {}
+                Ok(Body::Error { reason }) | Err(reason) => {
+                    let _ = ctl(p, "resume");
+                    return Err(format!("server {} did not take the checkpoint: {reason}", to.name));
+                }
+                Ok(other) => {
+                    let _ = ctl(p, "resume");
+                    return Err(format!("unexpected answer {other:?}"));
+                }
+            }
+            // The service address now lives on server 2 (claim 5).
+            ip(&["addr", "del", &format!("{service}/32"), "dev", &p.service_dev]).ok();
+            Ok(Body::MigrationComplete { process })
+        }
+        Body::ImportState { process, state, service } => {
+            let p = proc_of(&process)?;
+            ctl(p, "pause")?;
+            ctl(p, &format!("import {state}"))?;
+            ip(&["addr", "add", &format!("{service}/32"), "dev", &p.service_dev])?;
+            Ok(Body::Ok)
+        }
+        Body::Resume { process } => {
+            ctl(proc_of(&process)?, "resume")?;
+            Ok(Body::Ok)
+        }
+        Body::Abort { process, .. } => {
+            // Roll back here: the process runs on this server again.
+            let p = proc_of(&process)?;
+            ctl(p, "resume")?;
+            Ok(Body::Ok)
+        }
+        other => Err(format!("an agent does not take {other:?}")),
+    })();
+    r.unwrap_or_else(|reason| Body::Error { reason })
+}
+
+// ---- connection controller ----------------------------------------------
+
+struct Controller {
+    dp: Dataplane,
+    /// Network id → (egress interface index, next hop MAC, egress MAC).
+    nets: HashMap<u32, (i32, [u8; 6], [u8; 6])>,
+    current: HashMap<Ipv4Addr, u32>,
+    pub last_switch_us: Option<u64>,
+}
+
+pub async fn run_controller(cfg: MigrationController, opts: &dataplane_user::LoadOptions) -> anyhow::Result<()> {
+    let mut dp = Dataplane::attach("steer", &cfg.interface, opts)?;
+    let mut nets = HashMap::new();
+    for n in &cfg.networks {
+        let ifindex = dataplane_user::ifindex(&n.via)?;
+        let mac = control::config::parse_mac(&n.next_hop_mac).ok_or_else(|| anyhow::anyhow!("network {}: bad next_hop_mac", n.name))?;
+        let src = dataplane_user::mac_of(&n.via)?;
+        dp.set_network(n.id, &NetEgress { dst_mac: mac, src_mac: src, ifindex, valid: 1 })?;
+        nets.insert(n.id, (ifindex as i32, mac, src));
+    }
+    let mut current = HashMap::new();
+    for s in &cfg.services {
+        dp.set_steering(u32::from_ne_bytes(s.address.octets()), Steering { network: s.network, flags: 0 })?;
+        current.insert(s.address, s.network);
+    }
+    let l = TcpListener::bind(cfg.listen).await.with_context(|| format!("controller listen {}", cfg.listen))?;
+    info!(listen = %cfg.listen, interface = %cfg.interface, "connection controller on");
+    let c = Arc::new(Mutex::new(Controller { dp, nets, current, last_switch_us: None }));
+    tokio::spawn(serve(l, move |f: Frame| {
+        let c = c.clone();
+        async move { tokio::task::spawn_blocking(move || controller(&mut c.lock().unwrap(), f.body)).await.unwrap_or_else(|e| Body::Error { reason: e.to_string() }) }
+    }));
+    Ok(())
+}
+
+fn controller(c: &mut Controller, body: Body) -> Body {
+    let r: Result<Body, String> = (|| match body {
+        Body::Hold { service } => {
+            let net = *c.current.get(&service).ok_or_else(|| format!("{service} is not steered here"))?;
+            c.dp.set_steering(u32::from_ne_bytes(service.octets()), Steering { network: net, flags: STEER_HOLD }).map_err(|e| e.to_string())?;
+            Ok(Body::Ok)
+        }
+        Body::SwitchRequest { service, to } => {
+            let t0 = Instant::now();
+            let (ifindex, mac, src) = *c.nets.get(&to.id).ok_or_else(|| format!("no network {} ({})", to.id, to.name))?;
+            let key = u32::from_ne_bytes(service.octets());
+            c.dp.set_steering(key, Steering { network: to.id, flags: 0 }).map_err(|e| e.to_string())?;
+            c.last_switch_us = Some(t0.elapsed().as_micros() as u64);
+            c.current.insert(service, to.id);
+            // Release what was held, in order, to the new network. New
+            // packets already go there directly; held ones are older and
+            // follow within microseconds.
+            let held = c.dp.take_steer_held().map_err(|e| e.to_string())?;
+            for (s, mut frame) in held {
+                if s != key {
+                    continue;
+                }
+                frame[0..6].copy_from_slice(&mac);
+                frame[6..12].copy_from_slice(&src);
+                send_frame(ifindex, &frame)?;
+            }
+            Ok(Body::SwitchDone { service })
+        }
+        other => Err(format!("a connection controller does not take {other:?}")),
+    })();
+    r.unwrap_or_else(|reason| Body::Error { reason })
+}
+
+fn send_frame(ifindex: i32, frame: &[u8]) -> Result<(), String> {
+    // SAFETY: a packet socket; sockaddr_ll initialised; valid buffer.
+    unsafe {
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error().to_string());
+        }
+        let mut sa: libc::sockaddr_ll = std::mem::zeroed();
+        sa.sll_family = libc::AF_PACKET as u16;
+        sa.sll_ifindex = ifindex;
+        sa.sll_halen = 6;
+        sa.sll_addr[..6].copy_from_slice(&frame[..6]);
+        let n = libc::sendto(fd, frame.as_ptr().cast(), frame.len(), 0, (&sa as *const libc::sockaddr_ll).cast(), std::mem::size_of::<libc::sockaddr_ll>() as u32);
+        libc::close(fd);
+        if n < 0 {
+            return Err(std::io::Error::last_os_error().to_string());
+        }
+    }
+    Ok(())
+}
+
+// ---- coordinator ----------------------------------------------------------
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MigrationView {
+    pub process: String,
+    pub from: String,
+    pub to: String,
+    pub step: Step,
+    pub failure: Option<String>,
+    pub log: Vec<String>,
+    pub elapsed_ms: u64,
+}
+
+pub struct Coordinator {
+    pub cfg: MigrationCoordinator,
+    db: rusqlite::Connection,
+    pub migrations: Vec<MigrationView>,
+    next_id: u64,
+}
+
+impl Coordinator {
+    pub fn open(cfg: MigrationCoordinator) -> anyhow::Result<Self> {
+        let db = rusqlite::Connection::open(&cfg.database).with_context(|| cfg.database.display().to_string())?;
+        db.execute_batch(
+            "CREATE TABLE IF NOT EXISTS servers (name TEXT PRIMARY KEY, address TEXT NOT NULL, network TEXT NOT NULL, agent TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS networks (name TEXT PRIMARY KEY, id INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS processes (name TEXT PRIMARY KEY, server TEXT NOT NULL, service TEXT NOT NULL);",
+        )?;
+        for s in &cfg.servers {
+            db.execute("INSERT OR REPLACE INTO servers VALUES (?1, ?2, ?3, ?4)", rusqlite::params![s.name, s.address.to_string(), s.network, s.agent])?;
+        }
+        for n in &cfg.networks {
+            db.execute("INSERT OR REPLACE INTO networks VALUES (?1, ?2)", rusqlite::params![n.name, n.id])?;
+        }
+        for p in &cfg.processes {
+            // The store keeps where a process moved to across restarts.
+            db.execute("INSERT OR IGNORE INTO processes VALUES (?1, ?2, ?3)", rusqlite::params![p.name, p.server, p.service.to_string()])?;
+        }
+        Ok(Self { cfg, db, migrations: Vec::new(), next_id: now_ms() << 8 })
+    }
+
+    pub fn servers(&self) -> anyhow::Result<Vec<control::migration::ServerInfo>> {
+        let mut q = self.db.prepare("SELECT name, address, network, agent FROM servers ORDER BY name")?;
+        let rows = q.query_map([], |r| {
+            let a: String = r.get(1)?;
+            Ok(control::migration::ServerInfo { name: r.get(0)?, address: a.parse().unwrap_or(Ipv4Addr::UNSPECIFIED), network: r.get(2)?, agent: r.get(3)? })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn networks(&self) -> anyhow::Result<Vec<control::migration::NetworkInfo>> {
+        let mut q = self.db.prepare("SELECT name, id FROM networks ORDER BY id")?;
+        let rows = q.query_map([], |r| Ok(control::migration::NetworkInfo { name: r.get(0)?, id: r.get(1)? }))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// (current server, service address) of a process.
+    fn place(&self, process: &str) -> anyhow::Result<(String, Ipv4Addr)> {
+        let (s, a): (String, String) = self
+            .db
+            .query_row("SELECT server, service FROM processes WHERE name = ?1", [process], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|_| anyhow::anyhow!("no process {process:?} in the store"))?;
+        Ok((s, a.parse()?))
+    }
+}
+
+/// Run one migration to its end (done or rolled back).
+pub async fn migrate(coord: Arc<Mutex<Coordinator>>, process: String, to: String) -> anyhow::Result<MigrationView> {
+    let t0 = Instant::now();
+    let (mut m, controller, timeout) = {
+        let mut c = coord.lock().unwrap();
+        let (from_name, service) = c.place(&process)?;
+        let servers = c.servers()?;
+        let networks = c.networks()?;
+        let find = |n: &str| servers.iter().find(|s| s.name == n).cloned().ok_or_else(|| anyhow::anyhow!("no server {n:?}"));
+        let (from, to_s) = (find(&from_name)?, find(&to)?);
+        anyhow::ensure!(from.name != to_s.name, "{process} already runs on {to}");
+        let net = |n: &str| networks.iter().find(|x| x.name == n).cloned().ok_or_else(|| anyhow::anyhow!("no network {n:?}"));
+        let (n1, n2) = (net(&from.network)?, net(&to_s.network)?);
+        c.next_id += 100;
+        let id = c.next_id;
+        c.migrations.push(MigrationView { process: process.clone(), from: from.name.clone(), to: to_s.name.clone(), step: Step::Starting, failure: None, log: vec![], elapsed_ms: 0 });
+        (Migration::new(&process, service, from, to_s, n1, n2, id, c.cfg.timeout_ms), c.cfg.controller.to_string(), c.cfg.timeout_ms)
+    };
+    let record = |coord: &Arc<Mutex<Coordinator>>, m: &Migration, note: Option<String>| {
+        let mut c = coord.lock().unwrap();
+        if let Some(v) = c.migrations.iter_mut().rev().find(|v| v.process == m.process) {
+            v.step = m.step;
+            v.failure = m.failure.clone();
+            v.elapsed_ms = t0.elapsed().as_millis() as u64;
+            if let Some(n) = note {
+                v.log.push(n);
+            }
+        }
+    };
+    // Hold the service's packets before the process pauses.
+    let hold = Frame { v: VERSION, id: m.process.len() as u64 ^ now_ms(), deadline_ms: now_ms() + timeout, body: Body::Hold { service: m.service } };
+    let mut pending: Vec<Output> = match request(&controller, &hold).await {
+        Ok(Body::Ok) => {
+            record(&coord, &m, Some("controller holds the service's packets".into()));
+            m.begin(now_ms())
+        }
+        other => anyhow::bail!("the connection controller would not hold the traffic: {other:?}"),
+    };
+    while !pending.is_empty() {
+        let mut next = Vec::new();
+        let mut calls = Vec::new();
+        for o in pending {
+            match o {
+                Output::Progress { note, .. } => {
+                    info!(process = %m.process, "{note}");
+                    record(&coord, &m, Some(note));
+                }
+                Output::ToAgent { addr, frame } => calls.push((addr, frame)),
+                Output::ToController { frame } => calls.push((controller.clone(), frame)),
+            }
+        }
+        for (addr, frame) in calls {
+            let id = frame.id;
+            let input = match request(&addr, &frame).await {
+                Ok(body) => Input::Answer { id, body },
+                Err(reason) => Input::Failed { id, reason },
+            };
+            next.extend(m.handle(now_ms(), input));
+        }
+        pending = next;
+    }
+    record(&coord, &m, None);
+    if m.step == Step::Done {
+        let c = coord.lock().unwrap();
+        c.db.execute("UPDATE processes SET server = ?2 WHERE name = ?1", rusqlite::params![m.process, m.to.name])?;
+    } else {
+        warn!(process = %m.process, failure = ?m.failure, "migration rolled back");
+    }
+    let c = coord.lock().unwrap();
+    Ok(c.migrations.iter().rev().find(|v| v.process == m.process).cloned().expect("recorded"))
+}
+
+pub fn addr(s: &str) -> Option<SocketAddrV4> {
+    s.parse().ok()
+}
