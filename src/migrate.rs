@@ -106,7 +106,7 @@ where
 
 fn ip(args: &[&str]) -> Result<(), String> {
     let out = std::process::Command::new("ip").args(args).output().map_err(|e| e.to_string())?;
-    if out.status.success() || String::from_utf8_lossy(&out.stderr).contains("File exists") {
+    if out.status.success() || String::from_utf8_lossy(&out.stderr).contains("File exists") || String::from_utf8_lossy(&out.stderr).contains("already assigned") {
         Ok(())
     } else {
         Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
@@ -127,6 +127,10 @@ pub async fn run_agent(cfg: MigrationAgent) -> anyhow::Result<()> {
     }));
     Ok(())
 }
+
+/// Service addresses this agent gave away in migrations that may still
+/// roll back, by process.
+static MOVED: Mutex<Vec<(String, Ipv4Addr)>> = Mutex::new(Vec::new());
 
 fn agent(cfg: &MigrationAgent, body: Body, deadline_ms: u64) -> Body {
     let proc_of = |name: &str| cfg.processes.iter().find(|p| p.name == name).ok_or_else(|| format!("no process {name:?} here"));
@@ -155,24 +159,38 @@ fn agent(cfg: &MigrationAgent, body: Body, deadline_ms: u64) -> Body {
                     return Err(format!("unexpected answer {other:?}"));
                 }
             }
-            // The service address now lives on server 2 (claim 5).
+            // The service address now lives on server 2 (claim 5); an Abort
+            // puts it back.
             ip(&["addr", "del", &format!("{service}/32"), "dev", &p.service_dev]).ok();
+            MOVED.lock().unwrap().push((process.clone(), service));
             Ok(Body::MigrationComplete { process })
         }
         Body::ImportState { process, state, service } => {
             let p = proc_of(&process)?;
+            MOVED.lock().unwrap().retain(|(n, _)| *n != process);
             ctl(p, "pause")?;
             ctl(p, &format!("import {state}"))?;
             ip(&["addr", "add", &format!("{service}/32"), "dev", &p.service_dev])?;
             Ok(Body::Ok)
         }
         Body::Resume { process } => {
+            // A completed move: the source's address is not coming back.
+            MOVED.lock().unwrap().retain(|(n, _)| *n != process);
             ctl(proc_of(&process)?, "resume")?;
             Ok(Body::Ok)
         }
         Body::Abort { process, .. } => {
             // Roll back here: the process runs on this server again.
             let p = proc_of(&process)?;
+            let moved: Vec<Ipv4Addr> = {
+                let mut m = MOVED.lock().unwrap();
+                let (gone, kept) = m.drain(..).partition(|(n, _)| *n == process);
+                *m = kept;
+                gone.into_iter().map(|(_, a)| a).collect::<Vec<_>>()
+            };
+            for a in moved {
+                ip(&["addr", "add", &format!("{a}/32"), "dev", &p.service_dev])?;
+            }
             ctl(p, "resume")?;
             Ok(Body::Ok)
         }

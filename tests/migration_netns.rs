@@ -188,6 +188,16 @@ id = 1
 [[migration.coordinator.network]]
 name = "net2"
 id = 2
+# Known to the coordinator but not to the controller: a switch to it is
+# refused (failure injection).
+[[migration.coordinator.server]]
+name = "s3"
+address = "10.8.2.10"
+network = "net3"
+agent = "10.8.2.10:7600"
+[[migration.coordinator.network]]
+name = "net3"
+id = 3
 [[migration.coordinator.process]]
 name = "counter"
 server = "s1"
@@ -252,7 +262,7 @@ fn process_moves_to_network_2_without_losing_a_request() {
     lab.daemon("edge", &EDGE.replace("DB", &db));
 
     let servers = edgeplane::client::call(&lab.sock("edge"), &Request::Servers).unwrap();
-    assert_eq!(servers.as_array().map(|a| a.len()), Some(2), "{servers}");
+    assert_eq!(servers.as_array().map(|a| a.len()), Some(3), "{servers}");
     let networks = edgeplane::client::call(&lab.sock("edge"), &Request::Networks).unwrap();
     assert_eq!(networks[1]["name"], "net2", "{networks}");
 
@@ -293,13 +303,39 @@ fn process_moves_to_network_2_without_losing_a_request() {
     let status = edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStatus).unwrap();
     assert_eq!(status[0]["to"], "s2", "{status}");
 
-    // Failure injection: server 1's process is gone, so moving back cannot
-    // checkpoint into it; the migration rolls back and s2 keeps serving.
+    // Failure injection, moving on from s2. Each must roll back: the
+    // process runs on s2 with its state and the terminal is answered.
+    let mut next = TOTAL;
+    let mut answered_after = |lab: &Lab, what: &str| {
+        let got = terminal(format!("/run/netns/{}", lab.name("term")), 20, Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false))).join().unwrap();
+        let counts: Vec<Option<u64>> = got;
+        let want: Vec<Option<u64>> = (next + 1..=next + 20).map(Some).collect();
+        assert_eq!(counts, want, "s2 must serve on with its count after: {what}");
+        next += 20;
+    };
+    let migrate = |lab: &Lab, to: &str| edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStart { process: "counter".into(), to: to.into() });
+    // 1. The switch is refused (the controller has no network 3); by then
+    //    s2 had given its address away, so the rollback must restore it.
+    let e = migrate(&lab, "s3").unwrap_err();
+    assert!(e.to_string().contains("rolled back"), "{e}");
+    answered_after(&lab, "a refused switch");
+    // 2. Server 1 cannot take the checkpoint (its process is gone).
     lab.kill("counter-s1");
     let _ = std::fs::remove_file(lab.ctl("s1"));
-    let e = edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStart { process: "counter".into(), to: "s1".into() }).unwrap_err();
+    let e = migrate(&lab, "s1").unwrap_err();
     assert!(e.to_string().contains("rolled back"), "{e}");
-    let got = terminal(format!("/run/netns/{}", lab.name("term")), 20, Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false))).join().unwrap();
-    let counts: Vec<u64> = got.iter().map(|a| a.expect("answered after the rollback")).collect();
-    assert_eq!(counts, (TOTAL + 1..=TOTAL + 20).collect::<Vec<_>>(), "s2 serves on after the rollback");
+    answered_after(&lab, "a destination that cannot restore");
+    // 3. Server 1 is unreachable (its agent is killed).
+    lab.kill("daemon-s1");
+    let e = migrate(&lab, "s1").unwrap_err();
+    assert!(e.to_string().contains("rolled back") && e.to_string().contains("10.8.1.10:7600"), "{e}");
+    answered_after(&lab, "an unreachable destination agent");
+    // 4. The source's agent is killed: nothing was paused, nothing moves.
+    lab.kill("daemon-s2");
+    let e = migrate(&lab, "s1").unwrap_err();
+    assert!(e.to_string().contains("rolled back"), "{e}");
+    answered_after(&lab, "a dead source agent");
+    let status = edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStatus).unwrap();
+    let steps: Vec<&str> = status.as_array().unwrap().iter().map(|m| m["step"].as_str().unwrap_or("")).collect();
+    assert_eq!(steps, ["done", "rolled_back", "rolled_back", "rolled_back", "rolled_back"], "{status}");
 }
