@@ -149,7 +149,7 @@ mod tests {
         thread::sleep(Duration::from_millis(200));
         let s = UdpSocket::bind("127.0.0.1:0").unwrap();
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let mut ask = |to: SocketAddr| {
+        let ask = |to: SocketAddr| {
             s.send_to(b"ping", to).unwrap();
             let mut buf = [0u8; 64];
             let n = s.recv(&mut buf).unwrap();

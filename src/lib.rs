@@ -15,6 +15,7 @@ pub mod lb;
 pub mod loadshare;
 pub mod metrics;
 pub mod migrate;
+pub mod migration_lab;
 pub mod neigh;
 pub mod netns;
 pub mod packets;

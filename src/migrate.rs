@@ -252,6 +252,7 @@ fn controller(c: &mut Controller, body: Body) -> Body {
             // packets already go there directly; held ones are older and
             // follow within microseconds.
             let held = c.dp.take_steer_held().map_err(|e| e.to_string())?;
+            let mut released = 0;
             for (s, mut frame) in held {
                 if s != key {
                     continue;
@@ -259,8 +260,9 @@ fn controller(c: &mut Controller, body: Body) -> Body {
                 frame[0..6].copy_from_slice(&mac);
                 frame[6..12].copy_from_slice(&src);
                 send_frame(ifindex, &frame)?;
+                released += 1;
             }
-            Ok(Body::SwitchDone { service })
+            Ok(Body::SwitchDone { service, switch_us: c.last_switch_us.unwrap_or(0), released })
         }
         other => Err(format!("a connection controller does not take {other:?}")),
     })();
@@ -299,6 +301,9 @@ pub struct MigrationView {
     pub failure: Option<String>,
     pub log: Vec<String>,
     pub elapsed_ms: u64,
+    /// The controller's switch time and the held packets it released.
+    pub switch_us: Option<u64>,
+    pub released: Option<u32>,
 }
 
 pub struct Coordinator {
@@ -369,7 +374,7 @@ pub async fn migrate(coord: Arc<Mutex<Coordinator>>, process: String, to: String
         let (n1, n2) = (net(&from.network)?, net(&to_s.network)?);
         c.next_id += 100;
         let id = c.next_id;
-        c.migrations.push(MigrationView { process: process.clone(), from: from.name.clone(), to: to_s.name.clone(), step: Step::Starting, failure: None, log: vec![], elapsed_ms: 0 });
+        c.migrations.push(MigrationView { process: process.clone(), from: from.name.clone(), to: to_s.name.clone(), step: Step::Starting, failure: None, log: vec![], elapsed_ms: 0, switch_us: None, released: None });
         (Migration::new(&process, service, from, to_s, n1, n2, id, c.cfg.timeout_ms), c.cfg.controller.to_string(), c.cfg.timeout_ms)
     };
     let record = |coord: &Arc<Mutex<Coordinator>>, m: &Migration, note: Option<String>| {
@@ -408,7 +413,16 @@ pub async fn migrate(coord: Arc<Mutex<Coordinator>>, process: String, to: String
         for (addr, frame) in calls {
             let id = frame.id;
             let input = match request(&addr, &frame).await {
-                Ok(body) => Input::Answer { id, body },
+                Ok(body) => {
+                    if let Body::SwitchDone { switch_us, released, .. } = body {
+                        let mut c = coord.lock().unwrap();
+                        if let Some(v) = c.migrations.iter_mut().rev().find(|v| v.process == m.process) {
+                            v.switch_us = Some(switch_us);
+                            v.released = Some(released);
+                        }
+                    }
+                    Input::Answer { id, body }
+                }
                 Err(reason) => Input::Failed { id, reason },
             };
             next.extend(m.handle(now_ms(), input));

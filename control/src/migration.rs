@@ -46,7 +46,15 @@ pub enum Body {
     /// Coordinator → connection controller (claim 4): steer the
     /// terminal's traffic to network 2, releasing held packets there.
     SwitchRequest { service: Ipv4Addr, to: NetworkInfo },
-    SwitchDone { service: Ipv4Addr },
+    /// `switch_us`: request received to steering map updated; `released`:
+    /// held packets sent on to the new network.
+    SwitchDone {
+        service: Ipv4Addr,
+        #[serde(default)]
+        switch_us: u64,
+        #[serde(default)]
+        released: u32,
+    },
     /// Coordinator → controller, before the process pauses: hold the
     /// service's packets (released by the next SwitchRequest).
     Hold { service: Ipv4Addr },
@@ -358,7 +366,7 @@ mod tests {
         let out = m.handle(10, Input::Answer { id, body: Body::MigrationComplete { process: "counter".into() } });
         assert!(matches!(&out[1], Output::ToController { frame } if matches!(&frame.body, Body::SwitchRequest { to, .. } if to.id == 2)));
         let id = ids(&out)[0];
-        let out = m.handle(20, Input::Answer { id, body: Body::SwitchDone { service: Ipv4Addr::new(192, 0, 2, 80) } });
+        let out = m.handle(20, Input::Answer { id, body: Body::SwitchDone { service: Ipv4Addr::new(192, 0, 2, 80), switch_us: 3, released: 0 } });
         assert!(matches!(&out[1], Output::ToAgent { addr, frame } if addr == "10.2.0.10:7600" && matches!(frame.body, Body::Resume { .. })));
         let id = ids(&out)[0];
         m.handle(30, Input::Answer { id, body: Body::Ok });
@@ -375,7 +383,7 @@ mod tests {
             let mut out = m.begin(0);
             let answers = [
                 Body::MigrationComplete { process: "counter".into() },
-                Body::SwitchDone { service: Ipv4Addr::new(192, 0, 2, 80) },
+                Body::SwitchDone { service: Ipv4Addr::new(192, 0, 2, 80), switch_us: 3, released: 0 },
             ];
             for a in answers.iter().take(fail_at) {
                 let id = ids(&out)[0];

@@ -1,0 +1,259 @@
+//! Process migration (seed 000) in namespaces, for the test, the demo and
+//! the benchmark: a terminal `term` (10.7.0.2) talks to the counter
+//! service at 10.99.0.80 through the edge host `edge`, whose XDP steering
+//! program sends the service's packets to network 1 (`s1`, 10.8.1.10) or
+//! network 2 (`s2`, 10.8.2.10). `EDGE` configures the controller and the
+//! coordinator there.
+
+use std::{
+    net::UdpSocket,
+    process::{Child, Command, Stdio},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use control::api::Request;
+
+use crate::topo::enter_netns;
+
+pub struct Lab {
+    pub prefix: String,
+    pub dir: std::path::PathBuf,
+    exe: std::path::PathBuf,
+    ns: Vec<String>,
+    children: Vec<(String, Child)>,
+}
+
+fn sh(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+
+impl Lab {
+    /// `tag` keeps concurrent labs apart; `exe` is the edgeplane binary.
+    pub fn new(tag: &str, exe: &std::path::Path) -> Self {
+        let prefix = format!("ep{}m{tag}", std::process::id() % 100000);
+        let dir = std::env::temp_dir().join(format!("edgeplane-{prefix}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut l = Self { prefix, dir, exe: exe.into(), ns: vec![], children: vec![] };
+        for r in ["term", "edge", "s1", "s2"] {
+            let ns = l.name(r);
+            sh(&["ip", "netns", "add", &ns]);
+            l.ns.push(ns.clone());
+            sh(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
+        }
+        let n = |r: &str| l.name(r);
+        let (term, edge, s1, s2) = (n("term"), n("edge"), n("s1"), n("s2"));
+        sh(&["ip", "link", "add", "eth0", "netns", &term, "type", "veth", "peer", "name", "eth0", "netns", &edge]);
+        sh(&["ip", "link", "add", "eth1", "netns", &edge, "type", "veth", "peer", "name", "eth0", "netns", &s1, "address", "02:00:00:00:01:0a"]);
+        sh(&["ip", "link", "add", "eth2", "netns", &edge, "type", "veth", "peer", "name", "eth0", "netns", &s2, "address", "02:00:00:00:02:0a"]);
+        for (ns, dev, a) in [
+            (&term, "eth0", "10.7.0.2/24"),
+            (&edge, "eth0", "10.7.0.1/24"),
+            (&edge, "eth1", "10.8.1.1/24"),
+            (&edge, "eth2", "10.8.2.1/24"),
+            (&s1, "eth0", "10.8.1.10/24"),
+            (&s2, "eth0", "10.8.2.10/24"),
+        ] {
+            sh(&["ip", "netns", "exec", ns, "ip", "addr", "add", a, "dev", dev]);
+            sh(&["ip", "netns", "exec", ns, "ip", "link", "set", dev, "up"]);
+        }
+        sh(&["ip", "netns", "exec", &term, "ip", "route", "add", "default", "via", "10.7.0.1"]);
+        sh(&["ip", "netns", "exec", &s1, "ip", "route", "add", "default", "via", "10.8.1.1"]);
+        sh(&["ip", "netns", "exec", &s2, "ip", "route", "add", "default", "via", "10.8.2.1"]);
+        sh(&["ip", "netns", "exec", &edge, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        sh(&["ip", "netns", "exec", &term, "ethtool", "-K", "eth0", "tx", "off"]);
+        // The service address starts on server 1.
+        sh(&["ip", "netns", "exec", &s1, "ip", "addr", "add", "10.99.0.80/32", "dev", "lo"]);
+        // Native XDP_REDIRECT into a veth needs a program on its peer.
+        for s in [&s1, &s2] {
+            let pins = format!("/sys/fs/bpf/edgeplane/{}/peer-{s}", l.prefix);
+            let exe = l.exe.display().to_string();
+            sh(&[&exe, "xdp-pass", "--netns", s, "--interface", "eth0", "--pin-root", &pins]);
+        }
+        l
+    }
+
+    /// The counter service on both servers, their agents, and the
+    /// controller and coordinator on the edge host; the process runs on s1.
+    pub fn start(&mut self) {
+        for s in ["s1", "s2"] {
+            let ctl = self.ctl(s).display().to_string();
+            self.spawn(&format!("counter-{s}"), s, &["counter-service", "--udp", "0.0.0.0:9000", "--control", &ctl]);
+        }
+        let t0 = Instant::now();
+        while !(self.ctl("s1").exists() && self.ctl("s2").exists()) {
+            assert!(t0.elapsed() < Duration::from_secs(10), "counter services did not start");
+            thread::sleep(Duration::from_millis(20));
+        }
+        let (c1, c2) = (self.ctl("s1"), self.ctl("s2"));
+        self.daemon("s1", &agent_config("10.8.1.10", &c1));
+        self.daemon("s2", &agent_config("10.8.2.10", &c2));
+        let db = self.dir.join("coordinator.db").display().to_string();
+        self.daemon("edge", &EDGE.replace("DB", &db));
+    }
+
+    pub fn name(&self, r: &str) -> String {
+        format!("{}{r}", self.prefix)
+    }
+
+    pub fn spawn(&mut self, tag: &str, ns: &str, args: &[&str]) {
+        let log = std::fs::File::create(self.dir.join(format!("{tag}.log"))).unwrap();
+        let c = Command::new("ip").args(["netns", "exec", &self.name(ns)]).arg(&self.exe).args(args).stdout(Stdio::null()).stderr(log).spawn().unwrap();
+        self.children.push((tag.into(), c));
+    }
+
+    pub fn kill(&mut self, tag: &str) {
+        for (t, c) in self.children.iter_mut().filter(|(t, _)| t == tag) {
+            let _ = c.kill();
+            let _ = c.wait();
+            let _ = t;
+        }
+    }
+
+    pub fn sock(&self, role: &str) -> std::path::PathBuf {
+        self.dir.join(format!("{role}.sock"))
+    }
+
+    pub fn ctl(&self, server: &str) -> std::path::PathBuf {
+        self.dir.join(format!("{server}.ctl"))
+    }
+
+    pub fn daemon(&mut self, role: &str, body: &str) {
+        let cfg = format!(
+            "[node]\nname = \"{role}\"\nsocket = \"{}\"\npin_root = \"/sys/fs/bpf/edgeplane/{}/{role}\"\n\n{body}",
+            self.sock(role).display(),
+            self.prefix
+        );
+        let path = self.dir.join(format!("{role}.toml"));
+        std::fs::write(&path, cfg).unwrap();
+        let log = std::fs::File::create(self.dir.join(format!("{role}.log"))).unwrap();
+        let c = Command::new(&self.exe).args(["run", "--netns", &self.name(role), "--config"]).arg(&path).stdout(Stdio::null()).stderr(log).spawn().unwrap();
+        self.children.push((format!("daemon-{role}"), c));
+        let t0 = Instant::now();
+        while crate::client::call(&self.sock(role), &Request::Status).is_err() {
+            assert!(t0.elapsed() < Duration::from_secs(20), "{role} did not start: {}", self.log(role));
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self, tag: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{tag}.log"))).unwrap_or_default()
+    }
+
+    pub fn counter(&self, server: &str, cmd: &str) -> anyhow::Result<String> {
+        crate::counter::control(&self.ctl(server), cmd)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for (_, c) in self.children.iter_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in &self.ns {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+        let _ = crate::topo::remove_pins(&std::path::PathBuf::from(format!("/sys/fs/bpf/edgeplane/{}", self.prefix)));
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn agent_config(addr: &str, ctl: &std::path::Path) -> String {
+    format!("[migration.agent]\nlisten = \"{addr}:7600\"\n[[migration.agent.process]]\nname = \"counter\"\ncontrol = \"{}\"\n", ctl.display())
+}
+
+pub const EDGE: &str = r#"
+[migration.controller]
+listen = "127.0.0.1:7700"
+interface = "eth0"
+[[migration.controller.network]]
+id = 1
+name = "net1"
+via = "eth1"
+next_hop_mac = "02:00:00:00:01:0a"
+[[migration.controller.network]]
+id = 2
+name = "net2"
+via = "eth2"
+next_hop_mac = "02:00:00:00:02:0a"
+[[migration.controller.service]]
+address = "10.99.0.80"
+network = 1
+
+[migration.coordinator]
+controller = "127.0.0.1:7700"
+database = "DB"
+[[migration.coordinator.server]]
+name = "s1"
+address = "10.8.1.10"
+network = "net1"
+agent = "10.8.1.10:7600"
+[[migration.coordinator.server]]
+name = "s2"
+address = "10.8.2.10"
+network = "net2"
+agent = "10.8.2.10:7600"
+[[migration.coordinator.network]]
+name = "net1"
+id = 1
+[[migration.coordinator.network]]
+name = "net2"
+id = 2
+# Known to the coordinator but not to the controller: a switch to it is
+# refused (failure injection).
+[[migration.coordinator.server]]
+name = "s3"
+address = "10.8.2.10"
+network = "net3"
+agent = "10.8.2.10:7600"
+[[migration.coordinator.network]]
+name = "net3"
+id = 3
+[[migration.coordinator.process]]
+name = "counter"
+server = "s1"
+service = "10.99.0.80"
+"#;
+
+/// The terminal: `total` requests one after another, each waiting for its
+/// answer (at most 2 s); returns the counts answered, in order.
+pub fn terminal(ns: String, total: u64, sent: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> thread::JoinHandle<Vec<Option<u64>>> {
+    thread::spawn(move || {
+        enter_netns(&ns).unwrap();
+        let s = UdpSocket::bind("10.7.0.2:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        for i in 0..total {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let req = format!("req{i}");
+            s.send_to(req.as_bytes(), "10.99.0.80:9000").unwrap();
+            sent.fetch_add(1, Ordering::SeqCst);
+            let answer = loop {
+                match s.recv_from(&mut buf) {
+                    Ok((n, _)) => {
+                        let t = String::from_utf8_lossy(&buf[..n]).to_string();
+                        // Ignore a late answer to an earlier request.
+                        if let Some(v) = t.strip_prefix(&format!("{req} n=")) {
+                            break v.parse::<u64>().ok();
+                        }
+                    }
+                    Err(_) => break None,
+                }
+            };
+            got.push(answer);
+            thread::sleep(Duration::from_millis(2));
+        }
+        got
+    })
+}
+
