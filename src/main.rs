@@ -311,6 +311,14 @@ enum VrrpCmd {
 
 #[derive(Subcommand)]
 enum BenchCmd {
+    /// Migration pause and switch times (p50/p99) against the request wait
+    /// with nothing moving, on a namespace lab.
+    Migration {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 60)]
+        count: usize,
+    },
     /// Wire-to-PUBLISH latency of the SIP monitor (p50/p99 over many calls).
     SipLatency {
         #[arg(long)]
@@ -698,6 +706,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                             ls["owned"], ls["routed_packets"], ls["owners"], ls["handoffs_done"], ls["handoffs_aborted"], ls["held"], ls["reinjected"], ls["discarded"]);
                     }
                 }
+            }
+            Ok(())
+        }
+        Cmd::Bench { cmd: BenchCmd::Migration { json, count } } => {
+            let r = edgeplane::migration_lab::bench(&std::env::current_exe()?, count)?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "{} migrations: pause (longest request wait) p50 {:.2} ms p99 {:.2} ms vs {:.2} / {:.2} ms with nothing moving ({:.1}x at p50); switch p50 {} us p99 {} us; whole migration p50 {:.1} ms; {} held packets released; {} requests lost",
+                    r.migrations, r.pause_ms_p50, r.pause_ms_p99, r.baseline_wait_ms_p50, r.baseline_wait_ms_p99, r.pause_over_baseline_p50,
+                    r.switch_us_p50, r.switch_us_p99, r.migration_ms_p50, r.released_total, r.lost_requests
+                );
             }
             Ok(())
         }

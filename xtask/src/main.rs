@@ -162,6 +162,8 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
     run(Command::new(root().join("target/release/edgeplane")).args(["bench", "gateway-veth"]))?;
     say("edgeplane bench vrrp-failover (failover gap vs keepalived)");
     run(Command::new(root().join("target/release/edgeplane")).args(["bench", "vrrp-failover"]))?;
+    say("edgeplane bench migration (pause and switch times vs the wait with nothing moving)");
+    run(Command::new(root().join("target/release/edgeplane")).args(["bench", "migration"]))?;
     say("edgeplane bench sip-latency (wire-to-PUBLISH)");
     run(Command::new(root().join("target/release/edgeplane")).args(["bench", "sip-latency"]))?;
     say("criterion benches");
