@@ -105,6 +105,53 @@ pub struct MigrationCoordinator {
     pub processes: Vec<ProcessPlace>,
 }
 
+impl Migration {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(a) = &self.agent {
+            if a.processes.is_empty() {
+                return Err(err("migration.agent.process", "name at least one process this agent can move"));
+            }
+        }
+        if let Some(c) = &self.controller {
+            validate_ifname(&c.interface).map_err(|r| err("migration.controller.interface", r))?;
+            let mut ids = HashSet::new();
+            for (i, n) in c.networks.iter().enumerate() {
+                if parse_mac(&n.next_hop_mac).is_none() {
+                    return Err(err(format!("migration.controller.network[{i}].next_hop_mac"), format!("{:?} is not a MAC address", n.next_hop_mac)));
+                }
+                validate_ifname(&n.via).map_err(|r| err(format!("migration.controller.network[{i}].via"), r))?;
+                if !ids.insert(n.id) {
+                    return Err(err(format!("migration.controller.network[{i}].id"), format!("network {} is configured twice", n.id)));
+                }
+            }
+            for (i, sv) in c.services.iter().enumerate() {
+                if !ids.contains(&sv.network) {
+                    return Err(err(format!("migration.controller.service[{i}].network"), format!("no network {} is configured", sv.network)));
+                }
+            }
+        }
+        if let Some(c) = &self.coordinator {
+            if c.timeout_ms == 0 || c.timeout_ms > 600_000 {
+                return Err(err("migration.coordinator.timeout_ms", "must be 1..=600000"));
+            }
+            for (i, s) in c.servers.iter().enumerate() {
+                if !c.networks.iter().any(|n| n.name == s.network) {
+                    return Err(err(format!("migration.coordinator.server[{i}].network"), format!("no network {:?} is configured", s.network)));
+                }
+                if s.agent.parse::<std::net::SocketAddr>().is_err() {
+                    return Err(err(format!("migration.coordinator.server[{i}].agent"), format!("{:?} is not an address:port", s.agent)));
+                }
+            }
+            for (i, p) in c.processes.iter().enumerate() {
+                if !c.servers.iter().any(|s| s.name == p.server) {
+                    return Err(err(format!("migration.coordinator.process[{i}].server"), format!("no server {:?} is configured", p.server)));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 fn default_timeout_ms() -> u64 {
     3000
 }
@@ -408,6 +455,9 @@ impl Config {
                 return Err(err("sip_monitor.terminated_on", "\"bye\" or \"bye_ok\""));
             }
         }
+        if let Some(m) = &self.migration {
+            m.validate()?;
+        }
         if let Some(p) = &self.presence {
             for a in &p.allow {
                 if crate::gateway::parse_prefix(a).is_none() {
@@ -645,6 +695,30 @@ weight = 2
 
     fn error_of(text: &str) -> ConfigError {
         Config::parse(text).unwrap_err()
+    }
+
+    const MIGRATION: &str = "[node]\nname = \"e\"\n\n[migration.controller]\nlisten = \"127.0.0.1:7700\"\ninterface = \"eth0\"\n\
+        [[migration.controller.network]]\nid = 1\nname = \"n1\"\nvia = \"eth1\"\nnext_hop_mac = \"02:00:00:00:01:0a\"\n\
+        [[migration.controller.service]]\naddress = \"10.99.0.80\"\nnetwork = 1\n\
+        [migration.coordinator]\ncontroller = \"127.0.0.1:7700\"\ndatabase = \"/tmp/c.db\"\n\
+        [[migration.coordinator.server]]\nname = \"s1\"\naddress = \"10.8.1.10\"\nnetwork = \"n1\"\nagent = \"10.8.1.10:7600\"\n\
+        [[migration.coordinator.network]]\nname = \"n1\"\nid = 1\n\
+        [[migration.coordinator.process]]\nname = \"counter\"\nserver = \"s1\"\nservice = \"10.99.0.80\"\n";
+
+    #[test]
+    fn migration_config_errors_name_the_key() {
+        let c = Config::parse(MIGRATION).unwrap();
+        assert_eq!(c.migration.unwrap().coordinator.unwrap().timeout_ms, 3000);
+        let e = error_of(&MIGRATION.replace("network = 1\n", "network = 2\n"));
+        assert_eq!(e.key, "migration.controller.service[0].network", "{e}");
+        let e = error_of(&MIGRATION.replace("server = \"s1\"", "server = \"s9\""));
+        assert_eq!(e.key, "migration.coordinator.process[0].server", "{e}");
+        let e = error_of(&MIGRATION.replace("02:00:00:00:01:0a", "zz"));
+        assert_eq!(e.key, "migration.controller.network[0].next_hop_mac", "{e}");
+        let e = error_of(&MIGRATION.replace("agent = \"10.8.1.10:7600\"", "agent = \"nowhere\""));
+        assert_eq!(e.key, "migration.coordinator.server[0].agent", "{e}");
+        let e = error_of(&MIGRATION.replace("database =", "databse ="));
+        assert!(e.to_string().contains("databse"), "{e}");
     }
 
     #[test]
