@@ -113,6 +113,8 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
     drop(t);
     check_interrupt()?;
     virtual_router(&exe, &prefix)?;
+    check_interrupt()?;
+    migration(&exe)?;
     println!("\n== done");
     anyhow::ensure!(same == sessions.len(), "some sessions were lost or placed differently");
     Ok(())
@@ -202,5 +204,33 @@ fn virtual_router(exe: &std::path::Path, prefix: &str) -> anyhow::Result<()> {
     let (lost, doubled) = count_loss(&sent, &seen);
     println!("   receiver: {} sent, {lost} lost, {doubled} routed twice", sent.iter().sum::<u32>());
     anyhow::ensure!(lost == 0 && doubled == 0, "the hand-off lost or doubled packets");
+    Ok(())
+}
+
+/// Seed 000: the counter service moves from network 1 to network 2 while
+/// a terminal keeps asking it.
+fn migration(exe: &std::path::Path) -> anyhow::Result<()> {
+    use std::sync::{atomic::AtomicU64, Arc};
+    println!("\n== process migration: the counter service at 10.99.0.80 moves from s1 (network 1) to s2 (network 2) (seed 000)");
+    let mut lab = crate::migration_lab::Lab::new("d", exe);
+    lab.start();
+    let sent = Arc::new(AtomicU64::new(0));
+    let term = crate::migration_lab::terminal(format!("/run/netns/{}", lab.name("term")), 300, sent.clone(), Arc::new(AtomicBool::new(false)));
+    let t0 = std::time::Instant::now();
+    while sent.load(Ordering::SeqCst) < 100 && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    println!("   terminal: 300 requests, one at a time; migrating after request {}", sent.load(Ordering::SeqCst));
+    let r = crate::client::call(&lab.sock("edge"), &control::api::Request::MigrateStart { process: "counter".into(), to: "s2".into() });
+    let got = term.join().map_err(|_| anyhow::anyhow!("terminal panicked"))?;
+    let v = r.map_err(|e| anyhow::anyhow!("migration: {e}"))?;
+    for l in v["log"].as_array().into_iter().flatten() {
+        println!("   {}", l.as_str().unwrap_or(""));
+    }
+    println!("   done in {} ms; switch {} us; {} held packets released on network 2", v["elapsed_ms"], v["switch_us"], v["released"]);
+    let answered = got.iter().flatten().count();
+    let continuous = got.iter().enumerate().all(|(i, a)| *a == Some(i as u64 + 1));
+    println!("   terminal: {answered} of {} answered; the count ran 1..={} {}", got.len(), got.len(), if continuous { "without a gap or repeat" } else { "WITH gaps or repeats" });
+    anyhow::ensure!(answered == got.len() && continuous, "the migration lost or repeated requests");
     Ok(())
 }
