@@ -116,6 +116,13 @@ impl Lab {
         }
     }
 
+    /// Send `sig` (e.g. "STOP", "CONT") to a child started here.
+    pub fn signal(&self, tag: &str, sig: &str) {
+        for (_, c) in self.children.iter().filter(|(t, _)| t == tag) {
+            let _ = Command::new("kill").args([&format!("-{sig}"), &c.id().to_string()]).output();
+        }
+    }
+
     pub fn sock(&self, role: &str) -> std::path::PathBuf {
         self.dir.join(format!("{role}.sock"))
     }

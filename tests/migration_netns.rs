@@ -4,8 +4,9 @@
 //! service's packets to network 1 (`s1`, 10.8.1.10) or network 2 (`s2`,
 //! 10.8.2.10). The coordinator moves the process from s1 to s2 while the
 //! terminal keeps asking; every request must be answered once, with the
-//! count continuing. Then a migration back to s1 whose destination cannot
-//! take the checkpoint must roll back with the service still answering.
+//! count continuing. Then five failed moves on (refused switch, exceeded
+//! deadline, destination cannot restore, destination unreachable, source
+//! agent dead) must each roll back with the service still answering.
 
 mod common;
 
@@ -88,23 +89,29 @@ fn process_moves_to_network_2_without_losing_a_request() {
     let e = migrate(&lab, "s3").unwrap_err();
     assert!(e.to_string().contains("rolled back"), "{e}");
     answered_after(&lab, "a refused switch");
-    // 2. Server 1 cannot take the checkpoint (its process is gone).
+    // 2. Server 1's agent hangs (stopped): the deadline passes.
+    lab.signal("daemon-s1", "STOP");
+    let e = migrate(&lab, "s1").unwrap_err();
+    lab.signal("daemon-s1", "CONT");
+    assert!(e.to_string().contains("rolled back") && e.to_string().contains("deadline"), "{e}");
+    answered_after(&lab, "an exceeded deadline");
+    // 3. Server 1 cannot take the checkpoint (its process is gone).
     lab.kill("counter-s1");
     let _ = std::fs::remove_file(lab.ctl("s1"));
     let e = migrate(&lab, "s1").unwrap_err();
     assert!(e.to_string().contains("rolled back"), "{e}");
     answered_after(&lab, "a destination that cannot restore");
-    // 3. Server 1 is unreachable (its agent is killed).
+    // 4. Server 1 is unreachable (its agent is killed).
     lab.kill("daemon-s1");
     let e = migrate(&lab, "s1").unwrap_err();
     assert!(e.to_string().contains("rolled back") && e.to_string().contains("10.8.1.10:7600"), "{e}");
     answered_after(&lab, "an unreachable destination agent");
-    // 4. The source's agent is killed: nothing was paused, nothing moves.
+    // 5. The source's agent is killed: nothing was paused, nothing moves.
     lab.kill("daemon-s2");
     let e = migrate(&lab, "s1").unwrap_err();
     assert!(e.to_string().contains("rolled back"), "{e}");
     answered_after(&lab, "a dead source agent");
     let status = edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStatus).unwrap();
     let steps: Vec<&str> = status.as_array().unwrap().iter().map(|m| m["step"].as_str().unwrap_or("")).collect();
-    assert_eq!(steps, ["done", "rolled_back", "rolled_back", "rolled_back", "rolled_back"], "{status}");
+    assert_eq!(steps, ["done", "rolled_back", "rolled_back", "rolled_back", "rolled_back", "rolled_back"], "{status}");
 }
