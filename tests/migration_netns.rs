@@ -114,4 +114,16 @@ fn process_moves_to_network_2_without_losing_a_request() {
     let status = edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStatus).unwrap();
     let steps: Vec<&str> = status.as_array().unwrap().iter().map(|m| m["step"].as_str().unwrap_or("")).collect();
     assert_eq!(steps, ["done", "rolled_back", "rolled_back", "rolled_back", "rolled_back", "rolled_back"], "{status}");
+    // The CLI shows the same, for people and for scripts.
+    let cli = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_edgeplane")).arg("--socket").arg(lab.sock("edge")).args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let text = cli(&["migrate", "status"]);
+    assert!(text.contains("counter s1 -> s2: done") && text.contains("rolled_back"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&cli(&["migrate", "status", "--json"])).unwrap();
+    assert!(json[0]["released"].is_u64(), "{json}");
+    assert!(cli(&["servers"]).contains("s3"));
+    assert!(cli(&["networks", "--json"]).contains("net3"));
 }
