@@ -18,7 +18,7 @@ use std::{
 
 use control::api::Request;
 
-use crate::topo::enter_netns;
+use crate::{sip_lab::sh, topo::enter_netns};
 
 pub struct Lab {
     pub prefix: String,
@@ -27,12 +27,6 @@ pub struct Lab {
     ns: Vec<String>,
     children: Vec<(String, Child)>,
 }
-
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 
 impl Lab {
     /// `tag` keeps concurrent labs apart; `exe` is the edgeplane binary.
