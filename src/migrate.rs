@@ -131,6 +131,16 @@ pub async fn run_agent(cfg: MigrationAgent) -> anyhow::Result<()> {
 /// Service addresses this agent gave away in migrations that may still
 /// roll back, by process.
 static MOVED: Mutex<Vec<(String, Ipv4Addr)>> = Mutex::new(Vec::new());
+/// Service addresses this agent took with an imported checkpoint that is
+/// not resumed yet, by process.
+static IMPORTED: Mutex<Vec<(String, Ipv4Addr)>> = Mutex::new(Vec::new());
+
+fn take(list: &Mutex<Vec<(String, Ipv4Addr)>>, process: &str) -> Vec<Ipv4Addr> {
+    let mut m = list.lock().unwrap();
+    let (gone, kept): (Vec<_>, Vec<_>) = m.drain(..).partition(|(n, _)| n == process);
+    *m = kept;
+    gone.into_iter().map(|(_, a)| a).collect()
+}
 
 fn agent(cfg: &MigrationAgent, body: Body, deadline_ms: u64) -> Body {
     let proc_of = |name: &str| cfg.processes.iter().find(|p| p.name == name).ok_or_else(|| format!("no process {name:?} here"));
@@ -171,27 +181,32 @@ fn agent(cfg: &MigrationAgent, body: Body, deadline_ms: u64) -> Body {
             ctl(p, "pause")?;
             ctl(p, &format!("import {state}"))?;
             ip(&["addr", "add", &format!("{service}/32"), "dev", &p.service_dev])?;
+            IMPORTED.lock().unwrap().push((process, service));
             Ok(Body::Ok)
         }
         Body::Resume { process } => {
             // A completed move: the source's address is not coming back.
             MOVED.lock().unwrap().retain(|(n, _)| *n != process);
+            IMPORTED.lock().unwrap().retain(|(n, _)| *n != process);
             ctl(proc_of(&process)?, "resume")?;
             Ok(Body::Ok)
         }
-        Body::Abort { process, .. } => {
-            // Roll back here: the process runs on this server again.
+        Body::Abort { process, destination, .. } => {
             let p = proc_of(&process)?;
-            let moved: Vec<Ipv4Addr> = {
-                let mut m = MOVED.lock().unwrap();
-                let (gone, kept) = m.drain(..).partition(|(n, _)| *n == process);
-                *m = kept;
-                gone.into_iter().map(|(_, a)| a).collect::<Vec<_>>()
-            };
-            for a in moved {
-                ip(&["addr", "add", &format!("{a}/32"), "dev", &p.service_dev])?;
+            let imported = take(&IMPORTED, &process);
+            if destination {
+                // Drop the address taken with the checkpoint; the copy
+                // stays paused.
+                for a in imported {
+                    ip(&["addr", "del", &format!("{a}/32"), "dev", &p.service_dev])?;
+                }
+            } else {
+                // The source: the process runs here again, with its address.
+                for a in take(&MOVED, &process) {
+                    ip(&["addr", "add", &format!("{a}/32"), "dev", &p.service_dev])?;
+                }
+                ctl(p, "resume")?;
             }
-            ctl(p, "resume")?;
             Ok(Body::Ok)
         }
         other => Err(format!("an agent does not take {other:?}")),

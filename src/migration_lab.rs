@@ -214,6 +214,13 @@ name = "s3"
 address = "10.8.2.10"
 network = "net3"
 agent = "10.8.2.10:7600"
+# Server 1's agent behind the unknown network: it takes the checkpoint,
+# then the switch is refused.
+[[migration.coordinator.server]]
+name = "s4"
+address = "10.8.1.10"
+network = "net3"
+agent = "10.8.1.10:7600"
 [[migration.coordinator.network]]
 name = "net3"
 id = 3

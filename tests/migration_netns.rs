@@ -4,7 +4,7 @@
 //! service's packets to network 1 (`s1`, 10.8.1.10) or network 2 (`s2`,
 //! 10.8.2.10). The coordinator moves the process from s1 to s2 while the
 //! terminal keeps asking; every request must be answered once, with the
-//! count continuing. Then five failed moves on (refused switch, exceeded
+//! count continuing. Then six failed moves on (refused switch twice, exceeded
 //! deadline, destination cannot restore, destination unreachable, source
 //! agent dead) must each roll back with the service still answering.
 
@@ -32,7 +32,7 @@ fn process_moves_to_network_2_without_losing_a_request() {
     lab.start();
 
     let servers = edgeplane::client::call(&lab.sock("edge"), &Request::Servers).unwrap();
-    assert_eq!(servers.as_array().map(|a| a.len()), Some(3), "{servers}");
+    assert_eq!(servers.as_array().map(|a| a.len()), Some(4), "{servers}");
     let networks = edgeplane::client::call(&lab.sock("edge"), &Request::Networks).unwrap();
     assert_eq!(networks[1]["name"], "net2", "{networks}");
 
@@ -89,6 +89,13 @@ fn process_moves_to_network_2_without_losing_a_request() {
     let e = migrate(&lab, "s3").unwrap_err();
     assert!(e.to_string().contains("rolled back"), "{e}");
     answered_after(&lab, "a refused switch");
+    // 1b. The same after server 1 took the checkpoint and the address: it
+    //     must give the address up again (its copy stays paused).
+    let e = migrate(&lab, "s4").unwrap_err();
+    assert!(e.to_string().contains("rolled back"), "{e}");
+    let lo = std::process::Command::new("ip").args(["netns", "exec", &lab.name("s1"), "ip", "-4", "addr", "show", "dev", "lo"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&lo.stdout).contains("10.99.0.80"), "s1 kept the service address: {}", String::from_utf8_lossy(&lo.stdout));
+    answered_after(&lab, "a refused switch after the destination restored");
     // 2. Server 1's agent hangs (stopped): the deadline passes.
     lab.signal("daemon-s1", "STOP");
     let e = migrate(&lab, "s1").unwrap_err();
@@ -113,7 +120,7 @@ fn process_moves_to_network_2_without_losing_a_request() {
     answered_after(&lab, "a dead source agent");
     let status = edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStatus).unwrap();
     let steps: Vec<&str> = status.as_array().unwrap().iter().map(|m| m["step"].as_str().unwrap_or("")).collect();
-    assert_eq!(steps, ["done", "rolled_back", "rolled_back", "rolled_back", "rolled_back", "rolled_back"], "{status}");
+    assert_eq!(steps, ["done", "rolled_back", "rolled_back", "rolled_back", "rolled_back", "rolled_back", "rolled_back"], "{status}");
     // The CLI shows the same, for people and for scripts.
     let cli = |args: &[&str]| {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_edgeplane")).arg("--socket").arg(lab.sock("edge")).args(args).output().unwrap();

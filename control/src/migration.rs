@@ -65,7 +65,14 @@ pub enum Body {
     Resume { process: String },
     /// Coordinator → agent or controller: undo (rollback) — resume on
     /// server 1; steer back to network 1.
-    Abort { process: String, reason: String },
+    Abort {
+        process: String,
+        reason: String,
+        /// To server 2: drop the imported copy (stay paused) instead of
+        /// resuming.
+        #[serde(default)]
+        destination: bool,
+    },
     Ok,
     Error { reason: String },
 }
@@ -282,7 +289,7 @@ impl Migration {
         self.step = Step::RollingBack;
         self.waiting = None;
         let mut out = vec![Output::Progress { step: Step::RollingBack, note: format!("rolling back: {reason}") }];
-        let a = self.frame(now_ms, Body::Abort { process: self.process.clone(), reason: reason.clone() });
+        let a = self.frame(now_ms, Body::Abort { process: self.process.clone(), reason: reason.clone(), destination: false });
         self.undo.push(a.id);
         out.push(Output::ToAgent { addr: self.from.agent.clone(), frame: a });
         // The controller releases held packets to network 1 (and steers
@@ -290,6 +297,13 @@ impl Migration {
         let s = self.frame(now_ms, Body::SwitchRequest { service: self.service, to: self.network1.clone() });
         self.undo.push(s.id);
         out.push(Output::ToController { frame: s });
+        // Server 2's agent drops what it may have imported (best effort, and last: it
+        // may be the part that failed, and must not delay the steps above).
+        if self.to.agent != self.from.agent {
+            let d = self.frame(now_ms, Body::Abort { process: self.process.clone(), reason: reason.clone(), destination: true });
+            self.undo.push(d.id);
+            out.push(Output::ToAgent { addr: self.to.agent.clone(), frame: d });
+        }
         out
     }
 }
@@ -394,7 +408,8 @@ mod tests {
             let input = if fail_at == 1 { Input::Answer { id, body: Body::Error { reason: reason.into() } } } else { Input::Failed { id, reason: reason.into() } };
             let out = m.handle(50, input);
             assert_eq!(m.step, Step::RollingBack, "step {fail_at}");
-            assert!(out.iter().any(|o| matches!(o, Output::ToAgent { addr, frame } if addr == "10.1.0.10:7600" && matches!(frame.body, Body::Abort { .. }))));
+            assert!(out.iter().any(|o| matches!(o, Output::ToAgent { addr, frame } if addr == "10.1.0.10:7600" && matches!(frame.body, Body::Abort { destination: false, .. }))));
+            assert!(out.iter().any(|o| matches!(o, Output::ToAgent { addr, frame } if addr == "10.2.0.10:7600" && matches!(frame.body, Body::Abort { destination: true, .. }))), "server 2 drops its copy");
             assert!(out.iter().any(|o| matches!(o, Output::ToController { frame } if matches!(&frame.body, Body::SwitchRequest { to, .. } if to.id == 1))));
             for id in ids(&out) {
                 m.handle(60, Input::Answer { id, body: Body::Ok });
