@@ -6,7 +6,7 @@
 use std::{
     collections::BTreeMap,
     net::{Ipv4Addr, SocketAddrV4},
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::fd::OwnedFd,
     time::Duration,
 };
 
@@ -96,13 +96,7 @@ impl LsEdge {
         run(&["sysctl", "-qw", &format!("net.ipv4.conf.{b}.forwarding=1")])?;
         let inject_ifindex = dataplane_user::ifindex(&a)? as i32;
         let inject_mac = dataplane_user::mac_of(&b)?;
-        // SAFETY: a packet socket; checked.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            bail!("packet socket: {}", std::io::Error::last_os_error());
-        }
-        // SAFETY: fd is ours.
-        let inject = unsafe { OwnedFd::from_raw_fd(fd) };
+        let inject = crate::packets::packet_socket().context("packet socket")?;
         let std_sock = std::net::UdpSocket::bind(SocketAddrV4::new(primary, PORT)).with_context(|| format!("binding {primary}:{PORT}"))?;
         std_sock.set_nonblocking(true)?;
         let sock = tokio::net::UdpSocket::from_std(std_sock)?;
@@ -256,18 +250,7 @@ impl LsEdge {
     fn reinject(&mut self, frame: &[u8]) -> anyhow::Result<()> {
         let mut f = frame.to_vec();
         f[0..6].copy_from_slice(&self.inject_mac);
-        // SAFETY: sockaddr_ll initialised; valid buffer.
-        unsafe {
-            let mut sa: libc::sockaddr_ll = std::mem::zeroed();
-            sa.sll_family = libc::AF_PACKET as u16;
-            sa.sll_ifindex = self.inject_ifindex;
-            sa.sll_halen = 6;
-            sa.sll_addr[..6].copy_from_slice(&self.inject_mac);
-            let n = libc::sendto(self.inject.as_raw_fd(), f.as_ptr().cast(), f.len(), 0, (&sa as *const libc::sockaddr_ll).cast(), std::mem::size_of::<libc::sockaddr_ll>() as u32);
-            if n < 0 {
-                bail!("re-injecting a held frame: {}", std::io::Error::last_os_error());
-            }
-        }
+        crate::packets::send_frame(&self.inject, self.inject_ifindex, &f).context("re-injecting a held frame")?;
         self.reinjected += 1;
         Ok(())
     }

@@ -268,13 +268,16 @@ fn controller(c: &mut Controller, body: Body) -> Body {
             // follow within microseconds.
             let held = c.dp.take_steer_held().map_err(|e| e.to_string())?;
             let mut released = 0;
+            let tx = if held.is_empty() { None } else { Some(crate::packets::packet_socket().map_err(|e| format!("packet socket: {e}"))?) };
             for (s, mut frame) in held {
                 if s != key {
                     continue;
                 }
                 frame[0..6].copy_from_slice(&mac);
                 frame[6..12].copy_from_slice(&src);
-                send_frame(ifindex, &frame)?;
+                if let Some(tx) = &tx {
+                    crate::packets::send_frame(tx, ifindex, &frame).map_err(|e| format!("releasing a held frame: {e}"))?;
+                }
                 released += 1;
             }
             Ok(Body::SwitchDone { service, switch_us: c.last_switch_us.unwrap_or(0), released })
@@ -282,27 +285,6 @@ fn controller(c: &mut Controller, body: Body) -> Body {
         other => Err(format!("a connection controller does not take {other:?}")),
     })();
     r.unwrap_or_else(|reason| Body::Error { reason })
-}
-
-fn send_frame(ifindex: i32, frame: &[u8]) -> Result<(), String> {
-    // SAFETY: a packet socket; sockaddr_ll initialised; valid buffer.
-    unsafe {
-        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error().to_string());
-        }
-        let mut sa: libc::sockaddr_ll = std::mem::zeroed();
-        sa.sll_family = libc::AF_PACKET as u16;
-        sa.sll_ifindex = ifindex;
-        sa.sll_halen = 6;
-        sa.sll_addr[..6].copy_from_slice(&frame[..6]);
-        let n = libc::sendto(fd, frame.as_ptr().cast(), frame.len(), 0, (&sa as *const libc::sockaddr_ll).cast(), std::mem::size_of::<libc::sockaddr_ll>() as u32);
-        libc::close(fd);
-        if n < 0 {
-            return Err(std::io::Error::last_os_error().to_string());
-        }
-    }
-    Ok(())
 }
 
 // ---- coordinator ----------------------------------------------------------

@@ -230,6 +230,21 @@ server = "s1"
 service = "10.99.0.80"
 "#;
 
+/// One request to the service and the count it answered (None: no answer
+/// within the socket's timeout, or a send error); `on_sent` runs once sent.
+fn ask(s: &UdpSocket, req: &str, buf: &mut [u8], on_sent: impl FnOnce()) -> Option<u64> {
+    s.send_to(req.as_bytes(), "10.99.0.80:9000").ok()?;
+    on_sent();
+    let prefix = format!("{req} n=");
+    loop {
+        let (n, _) = s.recv_from(buf).ok()?;
+        // Ignore a late answer to an earlier request.
+        if let Some(v) = String::from_utf8_lossy(&buf[..n]).strip_prefix(&prefix) {
+            return v.parse().ok();
+        }
+    }
+}
+
 /// The terminal: `total` requests one after another, each waiting for its
 /// answer (at most 2 s); returns the counts answered, in order.
 pub fn terminal(ns: String, total: u64, sent: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> thread::JoinHandle<Vec<Option<u64>>> {
@@ -243,21 +258,9 @@ pub fn terminal(ns: String, total: u64, sent: Arc<AtomicU64>, stop: Arc<AtomicBo
             if stop.load(Ordering::SeqCst) {
                 break;
             }
-            let req = format!("req{i}");
-            s.send_to(req.as_bytes(), "10.99.0.80:9000").unwrap();
-            sent.fetch_add(1, Ordering::SeqCst);
-            let answer = loop {
-                match s.recv_from(&mut buf) {
-                    Ok((n, _)) => {
-                        let t = String::from_utf8_lossy(&buf[..n]).to_string();
-                        // Ignore a late answer to an earlier request.
-                        if let Some(v) = t.strip_prefix(&format!("{req} n=")) {
-                            break v.parse::<u64>().ok();
-                        }
-                    }
-                    Err(_) => break None,
-                }
-            };
+            let answer = ask(&s, &format!("req{i}"), &mut buf, || {
+                sent.fetch_add(1, Ordering::SeqCst);
+            });
             got.push(answer);
             thread::sleep(Duration::from_millis(2));
         }
@@ -302,16 +305,8 @@ pub fn bench(exe: &std::path::Path, count: usize) -> anyhow::Result<BenchReport>
             let t_end = Instant::now() + Duration::from_secs(600);
             let mut i = 0u64;
             while !stop.load(Ordering::SeqCst) && Instant::now() < t_end {
-                let req = format!("b{i}");
                 let sent = Instant::now();
-                s.send_to(req.as_bytes(), "10.99.0.80:9000")?;
-                let got = loop {
-                    match s.recv_from(&mut buf) {
-                        Ok((n, _)) if buf[..n].starts_with(format!("{req} ").as_bytes()) => break Some(Instant::now()),
-                        Ok(_) => continue,
-                        Err(_) => break None,
-                    }
-                };
+                let got = ask(&s, &format!("b{i}"), &mut buf, || {}).map(|_| Instant::now());
                 log.lock().unwrap().push((sent, got));
                 i += 1;
                 thread::sleep(Duration::from_millis(1));

@@ -88,3 +88,36 @@ pub fn lookup_packet(key: &control::api::LookupKey) -> Vec<u8> {
         }
     }
 }
+
+/// A raw packet socket for sending whole Ethernet frames.
+pub fn packet_socket() -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket call; the result is checked before it is owned.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh, open descriptor nobody else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Send `frame` as is out of interface `ifindex` on packet socket `fd`.
+pub fn send_frame(fd: &std::os::fd::OwnedFd, ifindex: i32, frame: &[u8]) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    if frame.len() < 14 {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "frame shorter than an Ethernet header"));
+    }
+    // SAFETY: sockaddr_ll fully initialised; frame is a valid buffer.
+    let n = unsafe {
+        let mut sa: libc::sockaddr_ll = std::mem::zeroed();
+        sa.sll_family = libc::AF_PACKET as u16;
+        sa.sll_ifindex = ifindex;
+        sa.sll_halen = 6;
+        sa.sll_addr[..6].copy_from_slice(&frame[..6]);
+        libc::sendto(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0, (&sa as *const libc::sockaddr_ll).cast(), std::mem::size_of::<libc::sockaddr_ll>() as u32)
+    };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -149,9 +149,7 @@ impl Io {
                 libc::setsockopt(fd, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, (&mreq as *const libc::ip_mreqn).cast(), std::mem::size_of::<libc::ip_mreqn>() as u32),
                 "joining 224.0.0.18",
             )?;
-            let t = libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0);
-            check(t, "packet socket")?;
-            let tx = OwnedFd::from_raw_fd(t);
+            let tx = crate::packets::packet_socket().context("packet socket")?;
             // SAFETY: `rx` is an owned, open, non-blocking socket that the
             // AsyncFd keeps open for as long as it is registered.
             let rx = AsyncFd::register(rx).map_err(|e| anyhow::anyhow!("registering the VRRP socket: {e}"))?;
@@ -160,23 +158,7 @@ impl Io {
     }
 
     fn send_frame(&self, frame: &[u8]) -> anyhow::Result<()> {
-        // SAFETY: sockaddr_ll fully initialised; frame is a valid buffer.
-        unsafe {
-            let mut sa: libc::sockaddr_ll = std::mem::zeroed();
-            sa.sll_family = libc::AF_PACKET as u16;
-            sa.sll_ifindex = self.ifindex;
-            sa.sll_halen = 6;
-            sa.sll_addr[..6].copy_from_slice(&frame[..6]);
-            let rc = libc::sendto(
-                self.tx.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&sa as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            );
-            check(rc as i32, "sending a frame")
-        }
+        crate::packets::send_frame(&self.tx, self.ifindex, frame).context("sending a frame")
     }
 
     async fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
