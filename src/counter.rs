@@ -109,7 +109,14 @@ fn control_request(c: UnixStream, count: &AtomicU64, paused: &AtomicBool) -> any
 
 /// Send one control command to a running counter service.
 pub fn control(path: &Path, command: &str) -> anyhow::Result<String> {
+    control_peer(path, command).map(|(answer, _)| answer)
+}
+
+/// Like [`control`], also giving the pid of the process that answered
+/// (SO_PEERCRED), which the agent stops when it has no cgroup to freeze.
+pub fn control_peer(path: &Path, command: &str) -> anyhow::Result<(String, i32)> {
     let mut c = UnixStream::connect(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let pid = peer_pid(&c).map_err(|e| anyhow::anyhow!("{}: SO_PEERCRED: {e}", path.display()))?;
     writeln!(c, "{command}")?;
     let mut answer = String::new();
     BufReader::new(c).read_line(&mut answer)?;
@@ -117,7 +124,19 @@ pub fn control(path: &Path, command: &str) -> anyhow::Result<String> {
     if let Some(e) = answer.strip_prefix("error: ") {
         anyhow::bail!("{e}");
     }
-    Ok(answer)
+    Ok((answer, pid))
+}
+
+fn peer_pid(c: &UnixStream) -> std::io::Result<i32> {
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for the kernel to write.
+    let rc = unsafe { libc::getsockopt(c.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, (&mut cred as *mut libc::ucred).cast(), &mut len) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(cred.pid)
 }
 
 /// Whether CRIU can checkpoint on this kernel. Debian's CRIU 3.17 fails
@@ -157,8 +176,9 @@ mod tests {
         };
         assert_eq!(ask(a), "ping n=1");
         assert_eq!(ask(a), "ping n=2");
-        let state = control(&c1, "export").unwrap();
+        let (state, pid) = control_peer(&c1, "export").unwrap();
         assert_eq!(state, r#"{"count":2}"#);
+        assert_eq!(pid as u32, std::process::id(), "the peer is this process (the services run in it)");
         control(&c2, &format!("import {state}")).unwrap();
         assert_eq!(ask(b), "ping n=3", "the count continues on the second instance");
         assert!(control(&c1, "nonsense").unwrap_err().to_string().contains("unknown command"));

@@ -132,8 +132,12 @@ pub async fn serve(state: Shared) -> anyhow::Result<()> {
             crate::migrate::run_controller(c, &opts).await?;
         }
         if let Some(c) = mig.coordinator {
-            let c = crate::migrate::Coordinator::open(c)?;
-            state.lock().unwrap().coordinator = Some(Arc::new(Mutex::new(c)));
+            let listen = c.listen;
+            let c = Arc::new(Mutex::new(crate::migrate::Coordinator::open(c)?));
+            if let Some(l) = listen {
+                crate::migrate::run_coordinator_listener(c.clone(), l).await?;
+            }
+            state.lock().unwrap().coordinator = Some(c);
         }
     }
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
@@ -171,10 +175,19 @@ async fn handle_conn(stream: UnixStream, state: Shared) {
     while let Ok(Some(line)) = lines.next_line().await {
         let resp = match serde_json::from_str::<Request>(&line) {
             Ok(Request::MigrateStart { process, to }) => {
-                let coord = state.lock().unwrap().coordinator.clone();
-                match coord {
-                    None => Response::err("no [migration.coordinator] is configured on this host"),
-                    Some(c) => match crate::migrate::migrate(c, process, to).await {
+                let (coord, agent) = {
+                    let s = state.lock().unwrap();
+                    (s.coordinator.clone(), s.config.migration.as_ref().and_then(|m| m.agent.clone()))
+                };
+                let run = match (coord, agent) {
+                    (Some(c), _) => Some(crate::migrate::migrate(c, process, to).await),
+                    // Server 1's agent asks the coordinator (claim 1).
+                    (None, Some(a)) => Some(crate::migrate::forward(&a, process, to).await),
+                    (None, None) => None,
+                };
+                match run {
+                    None => Response::err("no [migration.coordinator] or [migration.agent] is configured on this host"),
+                    Some(r) => match r {
                         Ok(v) if v.step == control::migration::Step::Done => Response::ok(v),
                         Ok(v) => Response::err(format!(
                             "migration of {} rolled back: {}",

@@ -142,17 +142,105 @@ fn take(list: &Mutex<Vec<(String, Ipv4Addr)>>, process: &str) -> Vec<Ipv4Addr> {
     gone.into_iter().map(|(_, a)| a).collect()
 }
 
+/// How a process is held still while it is moved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Frozen {
+    /// `cgroup.freeze` = 1 in this cgroup v2 directory.
+    Cgroup(std::path::PathBuf),
+    /// SIGSTOP to this pid.
+    Stopped(i32),
+}
+
+/// Processes this agent froze, by process name.
+static FROZEN: Mutex<Vec<(String, Frozen)>> = Mutex::new(Vec::new());
+
+/// Freeze the process (after its state is exported): its cgroup when one
+/// is configured, else SIGSTOP to the pid that answered its control
+/// socket. Waits (≤ 1 s) until the kernel reports it frozen/stopped.
+fn freeze(p: &control::config::MigratableProcess, pid: i32) -> Result<(), String> {
+    let f = match &p.cgroup {
+        Some(g) => {
+            std::fs::write(g.join("cgroup.freeze"), "1").map_err(|e| format!("{}: freezing {}: {e}", p.name, g.display()))?;
+            Frozen::Cgroup(g.clone())
+        }
+        None => {
+            // SAFETY: plain syscall on a pid.
+            if unsafe { libc::kill(pid, libc::SIGSTOP) } != 0 {
+                return Err(format!("{}: SIGSTOP to pid {pid}: {}", p.name, std::io::Error::last_os_error()));
+            }
+            Frozen::Stopped(pid)
+        }
+    };
+    FROZEN.lock().unwrap().push((p.name.clone(), f.clone()));
+    let t0 = Instant::now();
+    while !is_frozen(&f) {
+        if t0.elapsed() > Duration::from_secs(1) {
+            thaw(&p.name);
+            return Err(format!("{}: not frozen after 1 s ({f:?})", p.name));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    Ok(())
+}
+
+fn is_frozen(f: &Frozen) -> bool {
+    match f {
+        Frozen::Cgroup(g) => std::fs::read_to_string(g.join("cgroup.events")).is_ok_and(|e| e.lines().any(|l| l == "frozen 1")),
+        // /proc/PID/stat: "pid (comm) S ...": the state follows the last ')'.
+        Frozen::Stopped(pid) => std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('T')))
+            .unwrap_or(false),
+    }
+}
+
+/// Undo [`freeze`] for a process, if this agent froze it.
+fn thaw(process: &str) {
+    let mut m = FROZEN.lock().unwrap();
+    m.retain(|(n, f)| {
+        if n != process {
+            return true;
+        }
+        match f {
+            Frozen::Cgroup(g) => {
+                if let Err(e) = std::fs::write(g.join("cgroup.freeze"), "0") {
+                    warn!(process, "thawing {}: {e}", g.display());
+                }
+            }
+            // SAFETY: plain syscall on a pid.
+            Frozen::Stopped(pid) => unsafe {
+                libc::kill(*pid, libc::SIGCONT);
+            },
+        }
+        false
+    });
+}
+
 fn agent(cfg: &MigrationAgent, body: Body, deadline_ms: u64) -> Body {
     let proc_of = |name: &str| cfg.processes.iter().find(|p| p.name == name).ok_or_else(|| format!("no process {name:?} here"));
-    let ctl = |p: &control::config::MigratableProcess, cmd: &str| crate::counter::control(&p.control, cmd).map_err(|e| format!("{}: {e}", p.name));
+    let ctl = |p: &control::config::MigratableProcess, cmd: &str| crate::counter::control_peer(&p.control, cmd).map_err(|e| format!("{}: {e}", p.name));
     let r: Result<Body, String> = (|| match body {
         Body::MigrationStart { process, to, service } => {
             let p = proc_of(&process)?;
             ctl(p, "pause")?;
+            let undo = |p: &control::config::MigratableProcess| {
+                thaw(&p.name);
+                let _ = ctl(p, "resume");
+            };
             let state = match ctl(p, "export") {
-                Ok(s) => s,
+                Ok((s, pid)) => {
+                    // The application backend needs the process to answer
+                    // `export`; from here on it is held still.
+                    if p.freeze {
+                        if let Err(e) = freeze(p, pid) {
+                            undo(p);
+                            return Err(e);
+                        }
+                    }
+                    s
+                }
                 Err(e) => {
-                    let _ = ctl(p, "resume");
+                    undo(p);
                     return Err(e);
                 }
             };
@@ -161,11 +249,11 @@ fn agent(cfg: &MigrationAgent, body: Body, deadline_ms: u64) -> Body {
             match rt.block_on(request(&to.agent, &f)) {
                 Ok(Body::Ok) => {}
                 Ok(Body::Error { reason }) | Err(reason) => {
-                    let _ = ctl(p, "resume");
+                    undo(p);
                     return Err(format!("server {} did not take the checkpoint: {reason}", to.name));
                 }
                 Ok(other) => {
-                    let _ = ctl(p, "resume");
+                    undo(p);
                     return Err(format!("unexpected answer {other:?}"));
                 }
             }
@@ -178,6 +266,8 @@ fn agent(cfg: &MigrationAgent, body: Body, deadline_ms: u64) -> Body {
         Body::ImportState { process, state, service } => {
             let p = proc_of(&process)?;
             MOVED.lock().unwrap().retain(|(n, _)| *n != process);
+            // The copy here may be frozen from an earlier move away.
+            thaw(&process);
             ctl(p, "pause")?;
             ctl(p, &format!("import {state}"))?;
             ip(&["addr", "add", &format!("{service}/32"), "dev", &p.service_dev])?;
@@ -205,6 +295,7 @@ fn agent(cfg: &MigrationAgent, body: Body, deadline_ms: u64) -> Body {
                 for a in take(&MOVED, &process) {
                     ip(&["addr", "add", &format!("{a}/32"), "dev", &p.service_dev])?;
                 }
+                thaw(&process);
                 ctl(p, "resume")?;
             }
             Ok(Body::Ok)
@@ -308,6 +399,8 @@ pub struct Coordinator {
     db: rusqlite::Connection,
     pub migrations: Vec<MigrationView>,
     next_id: u64,
+    /// Processes being moved now: a second request for one is refused.
+    busy: std::collections::HashSet<String>,
 }
 
 impl Coordinator {
@@ -315,20 +408,26 @@ impl Coordinator {
         let db = rusqlite::Connection::open(&cfg.database).with_context(|| cfg.database.display().to_string())?;
         db.execute_batch(
             "CREATE TABLE IF NOT EXISTS servers (name TEXT PRIMARY KEY, address TEXT NOT NULL, network TEXT NOT NULL, agent TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS networks (name TEXT PRIMARY KEY, id INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS networks (name TEXT PRIMARY KEY, id INTEGER NOT NULL, controller TEXT);
              CREATE TABLE IF NOT EXISTS processes (name TEXT PRIMARY KEY, server TEXT NOT NULL, service TEXT NOT NULL);",
         )?;
+        // A store from before networks named their controller.
+        let has_controller = db.prepare("SELECT controller FROM networks LIMIT 0").is_ok();
+        if !has_controller {
+            db.execute_batch("ALTER TABLE networks ADD COLUMN controller TEXT")?;
+        }
         for s in &cfg.servers {
             db.execute("INSERT OR REPLACE INTO servers VALUES (?1, ?2, ?3, ?4)", rusqlite::params![s.name, s.address.to_string(), s.network, s.agent])?;
         }
         for n in &cfg.networks {
-            db.execute("INSERT OR REPLACE INTO networks VALUES (?1, ?2)", rusqlite::params![n.name, n.id])?;
+            let controller = n.controller.clone().or(cfg.controller.map(|c| c.to_string()));
+            db.execute("INSERT OR REPLACE INTO networks (name, id, controller) VALUES (?1, ?2, ?3)", rusqlite::params![n.name, n.id, controller])?;
         }
         for p in &cfg.processes {
             // The store keeps where a process moved to across restarts.
             db.execute("INSERT OR IGNORE INTO processes VALUES (?1, ?2, ?3)", rusqlite::params![p.name, p.server, p.service.to_string()])?;
         }
-        Ok(Self { cfg, db, migrations: Vec::new(), next_id: now_ms() << 8 })
+        Ok(Self { cfg, db, migrations: Vec::new(), next_id: now_ms() << 8, busy: Default::default() })
     }
 
     pub fn servers(&self) -> anyhow::Result<Vec<control::migration::ServerInfo>> {
@@ -341,8 +440,8 @@ impl Coordinator {
     }
 
     pub fn networks(&self) -> anyhow::Result<Vec<control::migration::NetworkInfo>> {
-        let mut q = self.db.prepare("SELECT name, id FROM networks ORDER BY id")?;
-        let rows = q.query_map([], |r| Ok(control::migration::NetworkInfo { name: r.get(0)?, id: r.get(1)? }))?;
+        let mut q = self.db.prepare("SELECT name, id, controller FROM networks ORDER BY id")?;
+        let rows = q.query_map([], |r| Ok(control::migration::NetworkInfo { name: r.get(0)?, id: r.get(1)?, controller: r.get(2)? }))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -356,10 +455,19 @@ impl Coordinator {
     }
 }
 
+/// Clears a process's busy mark however its migration ends.
+struct Busy(Arc<Mutex<Coordinator>>, String);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().busy.remove(&self.1);
+    }
+}
+
 /// Run one migration to its end (done or rolled back).
 pub async fn migrate(coord: Arc<Mutex<Coordinator>>, process: String, to: String) -> anyhow::Result<MigrationView> {
     let t0 = Instant::now();
-    let (mut m, controller, timeout) = {
+    let (mut m, controller, timeout, _busy) = {
         let mut c = coord.lock().unwrap();
         let (from_name, service) = c.place(&process)?;
         let servers = c.servers()?;
@@ -369,10 +477,24 @@ pub async fn migrate(coord: Arc<Mutex<Coordinator>>, process: String, to: String
         anyhow::ensure!(from.name != to_s.name, "{process} already runs on {to}");
         let net = |n: &str| networks.iter().find(|x| x.name == n).cloned().ok_or_else(|| anyhow::anyhow!("no network {n:?}"));
         let (n1, n2) = (net(&from.network)?, net(&to_s.network)?);
+        // Hold, switch and any switch back go to one controller: the one
+        // in front of both networks.
+        let (c1, c2) = (n1.controller.clone().unwrap_or_default(), n2.controller.clone().unwrap_or_default());
+        anyhow::ensure!(
+            c1 == c2 && !c1.is_empty(),
+            "networks {} and {} have different connection controllers ({c1:?}, {c2:?}); a migration needs one controller in front of both",
+            n1.name,
+            n2.name
+        );
+        if !c.busy.insert(process.clone()) {
+            let step = c.migrations.iter().rev().find(|v| v.process == process).map(|v| format!("{:?}", v.step).to_lowercase()).unwrap_or_default();
+            anyhow::bail!("a migration of {process} is already running (step {step}); wait for it to end");
+        }
+        let busy = Busy(coord.clone(), process.clone());
         c.next_id += 100;
         let id = c.next_id;
         c.migrations.push(MigrationView { process: process.clone(), from: from.name.clone(), to: to_s.name.clone(), step: Step::Starting, failure: None, log: vec![], elapsed_ms: 0, switch_us: None, released: None });
-        (Migration::new(&process, service, from, to_s, n1, n2, id, c.cfg.timeout_ms), c.cfg.controller.to_string(), c.cfg.timeout_ms)
+        (Migration::new(&process, service, from, to_s, n1, n2, id, c.cfg.timeout_ms), c1, c.cfg.timeout_ms, busy)
     };
     let record = |coord: &Arc<Mutex<Coordinator>>, m: &Migration, note: Option<String>| {
         let mut c = coord.lock().unwrap();
@@ -435,6 +557,54 @@ pub async fn migrate(coord: Arc<Mutex<Coordinator>>, process: String, to: String
     }
     let c = coord.lock().unwrap();
     Ok(c.migrations.iter().rev().find(|v| v.process == m.process).cloned().expect("recorded"))
+}
+
+/// Take migration requests over TCP (claim 1: from server 1's agent).
+pub async fn run_coordinator_listener(coord: Arc<Mutex<Coordinator>>, listen: SocketAddrV4) -> anyhow::Result<()> {
+    let l = TcpListener::bind(listen).await.with_context(|| format!("coordinator listen {listen}"))?;
+    info!(%listen, "migration coordinator takes requests");
+    tokio::spawn(serve(l, move |f: Frame| {
+        let coord = coord.clone();
+        async move {
+            match f.body {
+                Body::MigrateRequest { process, to } => match migrate(coord, process.clone(), to).await {
+                    Ok(v) => Body::MigrateResult { process, step: v.step, failure: v.failure, log: v.log },
+                    Err(e) => Body::Error { reason: format!("{e:#}") },
+                },
+                other => Body::Error { reason: format!("a coordinator does not take {other:?}") },
+            }
+        }
+    }));
+    Ok(())
+}
+
+/// How long an agent waits for the coordinator to finish a migration it
+/// asked for.
+pub const FORWARD_TIMEOUT_MS: u64 = 60_000;
+
+/// `edgeplane migrate` on a server without a coordinator: its agent sends
+/// the request to the coordinator and relays the result.
+pub async fn forward(agent: &MigrationAgent, process: String, to: String) -> anyhow::Result<MigrationView> {
+    let coordinator = agent.coordinator.ok_or_else(|| anyhow::anyhow!("no [migration.coordinator] here, and [migration.agent] names no coordinator to ask"))?;
+    anyhow::ensure!(agent.processes.iter().any(|p| p.name == process), "this server's agent does not know a process {process:?}");
+    let t0 = Instant::now();
+    let f = Frame { v: VERSION, id: now_ms() << 8 | 0x42, deadline_ms: now_ms() + FORWARD_TIMEOUT_MS, body: Body::MigrateRequest { process: process.clone(), to: to.clone() } };
+    match request(&coordinator.to_string(), &f).await {
+        Ok(Body::MigrateResult { process, step, failure, log }) => Ok(MigrationView {
+            process,
+            from: "here".into(),
+            to,
+            step,
+            failure,
+            log: std::iter::once(format!("asked coordinator {coordinator}")).chain(log).collect(),
+            elapsed_ms: t0.elapsed().as_millis() as u64,
+            switch_us: None,
+            released: None,
+        }),
+        Ok(Body::Error { reason }) => anyhow::bail!("coordinator {coordinator}: {reason}"),
+        Ok(other) => anyhow::bail!("coordinator {coordinator}: unexpected answer {other:?}"),
+        Err(e) => anyhow::bail!("coordinator: {e}"),
+    }
 }
 
 pub fn addr(s: &str) -> Option<SocketAddrV4> {

@@ -26,6 +26,9 @@ pub struct Lab {
     exe: std::path::PathBuf,
     ns: Vec<String>,
     children: Vec<(String, Child)>,
+    /// The cgroup v2 directory s1's counter runs in (its agent freezes it
+    /// there); s2's agent stops its counter with SIGSTOP instead.
+    pub cgroup: Option<std::path::PathBuf>,
 }
 
 impl Lab {
@@ -34,7 +37,7 @@ impl Lab {
         let prefix = format!("ep{}m{tag}", std::process::id() % 100000);
         let dir = std::env::temp_dir().join(format!("edgeplane-{prefix}"));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut l = Self { prefix, dir, exe: exe.into(), ns: vec![], children: vec![] };
+        let mut l = Self { prefix, dir, exe: exe.into(), ns: vec![], children: vec![], cgroup: None };
         for r in ["term", "edge", "s1", "s2"] {
             let ns = l.name(r);
             sh(&["ip", "netns", "add", &ns]);
@@ -85,9 +88,18 @@ impl Lab {
             assert!(t0.elapsed() < Duration::from_secs(10), "counter services did not start");
             thread::sleep(Duration::from_millis(20));
         }
+        if let Some(root) = cgroup2_root() {
+            let g = root.join(format!("edgeplane-{}-s1", self.prefix));
+            std::fs::create_dir_all(&g).unwrap();
+            self.cgroup = Some(g.clone());
+            for (_, c) in self.children.iter().filter(|(t, _)| t == "counter-s1") {
+                std::fs::write(g.join("cgroup.procs"), c.id().to_string()).unwrap();
+            }
+        }
         let (c1, c2) = (self.ctl("s1"), self.ctl("s2"));
-        self.daemon("s1", &agent_config("10.8.1.10", &c1));
-        self.daemon("s2", &agent_config("10.8.2.10", &c2));
+        let s1 = agent_config("10.8.1.10", "10.8.1.1", &c1, self.cgroup.as_deref());
+        self.daemon("s1", &s1);
+        self.daemon("s2", &agent_config("10.8.2.10", "10.8.2.1", &c2, None));
         let db = self.dir.join("coordinator.db").display().to_string();
         self.daemon("edge", &EDGE.replace("DB", &db));
     }
@@ -161,13 +173,36 @@ impl Drop for Lab {
         for ns in &self.ns {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
+        if let Some(g) = &self.cgroup {
+            // Thaw first: a frozen cgroup's killed process may linger.
+            let _ = std::fs::write(g.join("cgroup.freeze"), "0");
+            let t0 = Instant::now();
+            while std::fs::remove_dir(g).is_err() && t0.elapsed() < Duration::from_secs(2) {
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
         let _ = crate::topo::remove_pins(&std::path::PathBuf::from(format!("/sys/fs/bpf/edgeplane/{}", self.prefix)));
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-pub fn agent_config(addr: &str, ctl: &std::path::Path) -> String {
-    format!("[migration.agent]\nlisten = \"{addr}:7600\"\n[[migration.agent.process]]\nname = \"counter\"\ncontrol = \"{}\"\n", ctl.display())
+/// Where cgroup v2 is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified`
+/// on a hybrid host).
+pub fn cgroup2_root() -> Option<std::path::PathBuf> {
+    std::fs::read_to_string("/proc/self/mounts").ok()?.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() > 2 && f[2] == "cgroup2").then(|| f[1].into())
+    })
+}
+
+/// A server's agent: it moves `counter` and asks the coordinator at
+/// `coordinator` (port 7800) for moves requested on this server.
+pub fn agent_config(addr: &str, coordinator: &str, ctl: &std::path::Path, cgroup: Option<&std::path::Path>) -> String {
+    let cgroup = cgroup.map(|g| format!("cgroup = \"{}\"\n", g.display())).unwrap_or_default();
+    format!(
+        "[migration.agent]\nlisten = \"{addr}:7600\"\ncoordinator = \"{coordinator}:7800\"\n[[migration.agent.process]]\nname = \"counter\"\ncontrol = \"{}\"\n{cgroup}",
+        ctl.display()
+    )
 }
 
 pub const EDGE: &str = r#"
@@ -190,6 +225,7 @@ network = 1
 
 [migration.coordinator]
 controller = "127.0.0.1:7700"
+listen = "0.0.0.0:7800"
 database = "DB"
 [[migration.coordinator.server]]
 name = "s1"
@@ -204,9 +240,21 @@ agent = "10.8.2.10:7600"
 [[migration.coordinator.network]]
 name = "net1"
 id = 1
+controller = "127.0.0.1:7700"
 [[migration.coordinator.network]]
 name = "net2"
 id = 2
+controller = "127.0.0.1:7700"
+# Behind another edge host's controller: a move there is refused up front.
+[[migration.coordinator.network]]
+name = "net4"
+id = 4
+controller = "127.0.0.1:7799"
+[[migration.coordinator.server]]
+name = "s5"
+address = "10.8.4.10"
+network = "net4"
+agent = "10.8.4.10:7600"
 # Known to the coordinator but not to the controller: a switch to it is
 # refused (failure injection).
 [[migration.coordinator.server]]

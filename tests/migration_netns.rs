@@ -6,7 +6,10 @@
 //! terminal keeps asking; every request must be answered once, with the
 //! count continuing. Then six failed moves on (refused switch twice, exceeded
 //! deadline, destination cannot restore, destination unreachable, source
-//! agent dead) must each roll back with the service still answering.
+//! agent dead) must each roll back with the service still answering. The
+//! move is asked for on server 1 (its agent relays it to the coordinator);
+//! s1's agent freezes its counter through cgroup v2, s2's with SIGSTOP, so
+//! the rollbacks from s2 also show that a stopped process is continued.
 
 mod common;
 
@@ -32,13 +35,21 @@ fn process_moves_to_network_2_without_losing_a_request() {
     lab.start();
 
     let servers = edgeplane::client::call(&lab.sock("edge"), &Request::Servers).unwrap();
-    assert_eq!(servers.as_array().map(|a| a.len()), Some(4), "{servers}");
+    assert_eq!(servers.as_array().map(|a| a.len()), Some(5), "{servers}");
     let networks = edgeplane::client::call(&lab.sock("edge"), &Request::Networks).unwrap();
     assert_eq!(networks[1]["name"], "net2", "{networks}");
+    assert_eq!(networks[1]["controller"], "127.0.0.1:7700", "the store keeps each network's controller: {networks}");
+    if std::env::var("CI").as_deref() == Ok("true") {
+        assert!(lab.cgroup.is_some(), "CI=true: cgroup v2 must be mounted (the agent freezes s1's counter there)");
+    }
 
-    // Unknown destination: refused before anything moves.
+    // Unknown destination, and a destination behind another controller:
+    // refused before anything moves.
     let e = edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStart { process: "counter".into(), to: "s9".into() }).unwrap_err();
     assert!(e.to_string().contains("s9"), "{e}");
+    let e = edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStart { process: "counter".into(), to: "s5".into() }).unwrap_err();
+    assert!(e.to_string().contains("different connection controllers"), "{e}");
+    assert_eq!(lab.counter("s1", "export").unwrap(), "{\"count\":0}", "nothing moved");
 
     const TOTAL: u64 = 400;
     let sent = Arc::new(AtomicU64::new(0));
@@ -49,7 +60,9 @@ fn process_moves_to_network_2_without_losing_a_request() {
         assert!(t0.elapsed() < Duration::from_secs(20), "terminal stalled before the migration");
         thread::sleep(Duration::from_millis(5));
     }
-    let r = edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStart { process: "counter".into(), to: "s2".into() });
+    // Asked on server 1: its agent sends the request to the coordinator
+    // (claim 1).
+    let r = edgeplane::client::call(&lab.sock("s1"), &Request::MigrateStart { process: "counter".into(), to: "s2".into() });
     let at_switch = sent.load(Ordering::SeqCst);
     let v = match r {
         Ok(v) => v,
@@ -60,15 +73,20 @@ fn process_moves_to_network_2_without_losing_a_request() {
         }
     };
     assert_eq!(v["step"], "done", "{v}");
+    assert!(v["log"][0].as_str().unwrap_or("").contains("asked coordinator"), "{v}");
     let got = term.join().unwrap();
     assert_eq!(got.len() as u64, TOTAL);
     let lost: Vec<usize> = got.iter().enumerate().filter(|(_, a)| a.is_none()).map(|(i, _)| i).collect();
     assert!(lost.is_empty(), "requests {lost:?} were not answered (migration around request {at_switch}): {v}");
     let counts: Vec<u64> = got.iter().map(|a| a.unwrap()).collect();
     assert_eq!(counts, (1..=TOTAL).collect::<Vec<_>>(), "the count must continue across the move, each request counted once");
-    // The state lives on server 2 now; server 1 stays paused with the
-    // count it exported.
+    // The state lives on server 2 now; server 1's copy stays frozen in its
+    // cgroup with the count it exported.
     assert_eq!(lab.counter("s2", "export").unwrap(), format!("{{\"count\":{TOTAL}}}"));
+    if let Some(g) = &lab.cgroup {
+        let events = std::fs::read_to_string(g.join("cgroup.events")).unwrap();
+        assert!(events.lines().any(|l| l == "frozen 1"), "s1's counter must be frozen after the move: {events}");
+    }
     assert!(at_switch > 100 && at_switch < TOTAL, "the migration happened mid-stream ({at_switch})");
     let status = edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStatus).unwrap();
     assert_eq!(status[0]["to"], "s2", "{status}");
@@ -96,9 +114,16 @@ fn process_moves_to_network_2_without_losing_a_request() {
     let lo = std::process::Command::new("ip").args(["netns", "exec", &lab.name("s1"), "ip", "-4", "addr", "show", "dev", "lo"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&lo.stdout).contains("10.99.0.80"), "s1 kept the service address: {}", String::from_utf8_lossy(&lo.stdout));
     answered_after(&lab, "a refused switch after the destination restored");
-    // 2. Server 1's agent hangs (stopped): the deadline passes.
+    // 2. Server 1's agent hangs (stopped): the deadline passes. Meanwhile a
+    //    second request for the same process is refused, not run twice.
     lab.signal("daemon-s1", "STOP");
-    let e = migrate(&lab, "s1").unwrap_err();
+    let e = thread::scope(|sc| {
+        let first = sc.spawn(|| migrate(&lab, "s1").unwrap_err());
+        thread::sleep(Duration::from_millis(500));
+        let second = migrate(&lab, "s1").unwrap_err();
+        assert!(second.to_string().contains("already running"), "{second}");
+        first.join().unwrap()
+    });
     lab.signal("daemon-s1", "CONT");
     assert!(e.to_string().contains("rolled back") && e.to_string().contains("deadline"), "{e}");
     answered_after(&lab, "an exceeded deadline");

@@ -40,6 +40,11 @@ pub struct Migration {
 #[serde(deny_unknown_fields)]
 pub struct MigrationAgent {
     pub listen: std::net::SocketAddrV4,
+    /// The coordinator's `listen` endpoint: `edgeplane migrate` on this
+    /// server goes through this agent to it (claim 1: the request may come
+    /// from server 1).
+    #[serde(default)]
+    pub coordinator: Option<std::net::SocketAddrV4>,
     #[serde(rename = "process")]
     pub processes: Vec<MigratableProcess>,
 }
@@ -54,7 +59,17 @@ pub struct MigratableProcess {
     /// Interface holding the service address while the process runs here.
     #[serde(default = "default_service_dev")]
     pub service_dev: String,
+    /// The process's own cgroup v2 directory: once its state is exported
+    /// the agent freezes it there (`cgroup.freeze`). Without one the agent
+    /// stops it with SIGSTOP (its pid from the control socket's peer).
+    #[serde(default)]
+    pub cgroup: Option<PathBuf>,
+    /// Freeze (cgroup) or stop (SIGSTOP) the process while it is moved;
+    /// `false` relies on the application's own pause only.
+    #[serde(default = "yes")]
+    pub freeze: bool,
 }
+
 
 fn default_service_dev() -> String {
     "lo".into()
@@ -91,8 +106,13 @@ pub struct SteerService {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MigrationCoordinator {
-    /// The connection controller, "ADDR:PORT".
-    pub controller: std::net::SocketAddrV4,
+    /// The connection controller, "ADDR:PORT", for networks that do not
+    /// name their own.
+    #[serde(default)]
+    pub controller: Option<std::net::SocketAddrV4>,
+    /// Where migration requests from agents arrive (framed TCP).
+    #[serde(default)]
+    pub listen: Option<std::net::SocketAddrV4>,
     /// SQLite store of servers, networks and where processes run.
     pub database: PathBuf,
     #[serde(default = "default_timeout_ms")]
@@ -110,6 +130,16 @@ impl Migration {
         if let Some(a) = &self.agent {
             if a.processes.is_empty() {
                 return Err(err("migration.agent.process", "name at least one process this agent can move"));
+            }
+            for (i, p) in a.processes.iter().enumerate() {
+                if a.processes[..i].iter().any(|q| q.name == p.name) {
+                    return Err(err(format!("migration.agent.process[{i}].name"), format!("{:?} is configured twice", p.name)));
+                }
+                if let Some(g) = &p.cgroup {
+                    if !g.is_absolute() || g == std::path::Path::new("/sys/fs/cgroup") {
+                        return Err(err(format!("migration.agent.process[{i}].cgroup"), "must be the process's own cgroup directory (an absolute path below the cgroup v2 root)"));
+                    }
+                }
             }
         }
         if let Some(c) = &self.controller {
@@ -133,6 +163,20 @@ impl Migration {
         if let Some(c) = &self.coordinator {
             if c.timeout_ms == 0 || c.timeout_ms > 600_000 {
                 return Err(err("migration.coordinator.timeout_ms", "must be 1..=600000"));
+            }
+            for (i, n) in c.networks.iter().enumerate() {
+                match &n.controller {
+                    Some(a) if a.parse::<std::net::SocketAddr>().is_err() => {
+                        return Err(err(format!("migration.coordinator.network[{i}].controller"), format!("{a:?} is not an address:port")));
+                    }
+                    None if c.controller.is_none() => {
+                        return Err(err(
+                            format!("migration.coordinator.network[{i}].controller"),
+                            "no connection controller: set it here or set migration.coordinator.controller",
+                        ));
+                    }
+                    _ => {}
+                }
             }
             for (i, s) in c.servers.iter().enumerate() {
                 if !c.networks.iter().any(|n| n.name == s.network) {
@@ -719,6 +763,20 @@ weight = 2
         assert_eq!(e.key, "migration.coordinator.server[0].agent", "{e}");
         let e = error_of(&MIGRATION.replace("database =", "databse ="));
         assert!(e.to_string().contains("databse"), "{e}");
+        // A network needs a controller, its own or the default.
+        let e = error_of(&MIGRATION.replace("controller = \"127.0.0.1:7700\"\n", ""));
+        assert_eq!(e.key, "migration.coordinator.network[0].controller", "{e}");
+        let c = Config::parse(&MIGRATION.replace("controller = \"127.0.0.1:7700\"\n", "").replace("name = \"n1\"\nid = 1\n", "name = \"n1\"\nid = 1\ncontroller = \"127.0.0.1:7701\"\n")).unwrap();
+        assert_eq!(c.migration.unwrap().coordinator.unwrap().networks[0].controller.as_deref(), Some("127.0.0.1:7701"));
+        let e = error_of(&MIGRATION.replace("name = \"n1\"\nid = 1\n", "name = \"n1\"\nid = 1\ncontroller = \"x\"\n"));
+        assert_eq!(e.key, "migration.coordinator.network[0].controller", "{e}");
+        let agent = "[node]\nname = \"s\"\n[migration.agent]\nlisten = \"10.8.1.10:7600\"\n[[migration.agent.process]]\nname = \"c\"\ncontrol = \"/run/c.ctl\"\n";
+        let a = Config::parse(agent).unwrap().migration.unwrap().agent.unwrap();
+        assert!(a.processes[0].freeze && a.processes[0].cgroup.is_none() && a.coordinator.is_none());
+        let e = error_of(&format!("{agent}cgroup = \"relative/path\"\n"));
+        assert_eq!(e.key, "migration.agent.process[0].cgroup", "{e}");
+        let e = error_of(&format!("{agent}[[migration.agent.process]]\nname = \"c\"\ncontrol = \"/run/d.ctl\"\n"));
+        assert_eq!(e.key, "migration.agent.process[1].name", "{e}");
     }
 
     #[test]

@@ -33,6 +33,10 @@ pub struct NetworkInfo {
     pub name: String,
     /// Network number the steering map uses.
     pub id: u32,
+    /// The connection controller in front of this network, "ADDR:PORT"
+    /// (default: the coordinator's `controller`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +76,18 @@ pub enum Body {
         /// resuming.
         #[serde(default)]
         destination: bool,
+    },
+    /// Server 1's agent (or any client) → coordinator: move `process` to
+    /// server `to` (claim 1's migration request).
+    MigrateRequest { process: String, to: String },
+    /// Coordinator → requester: how the migration ended.
+    MigrateResult {
+        process: String,
+        step: Step,
+        #[serde(default)]
+        failure: Option<String>,
+        #[serde(default)]
+        log: Vec<String>,
     },
     Ok,
     Error { reason: String },
@@ -322,8 +338,8 @@ mod tests {
             Ipv4Addr::new(192, 0, 2, 80),
             server("s1", "n1", 1),
             server("s2", "n2", 2),
-            NetworkInfo { name: "n1".into(), id: 1 },
-            NetworkInfo { name: "n2".into(), id: 2 },
+            NetworkInfo { name: "n1".into(), id: 1, controller: None },
+            NetworkInfo { name: "n2".into(), id: 2, controller: None },
             100,
             2000,
         )
@@ -340,7 +356,7 @@ mod tests {
 
     #[test]
     fn frames_round_trip_and_bad_frames_are_refused() {
-        let f = Frame { v: VERSION, id: 7, deadline_ms: 99, body: Body::SwitchRequest { service: Ipv4Addr::new(192, 0, 2, 80), to: NetworkInfo { name: "n2".into(), id: 2 } } };
+        let f = Frame { v: VERSION, id: 7, deadline_ms: 99, body: Body::SwitchRequest { service: Ipv4Addr::new(192, 0, 2, 80), to: NetworkInfo { name: "n2".into(), id: 2, controller: None } } };
         let mut buf = f.encode();
         buf.extend(Frame { id: 8, body: Body::Ok, ..f.clone() }.encode());
         let half = buf.len() - 3;
