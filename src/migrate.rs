@@ -3,7 +3,7 @@
 //! coordinator, all speaking `control::migration` frames over TCP.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     net::{Ipv4Addr, SocketAddrV4},
     sync::{Arc, Mutex},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -15,7 +15,10 @@ use control::{
     migration::{Body, Frame, Input, Migration, Output, Replies, Step, VERSION},
 };
 use dataplane_common::steer::{NetEgress, Steering, STEER_HOLD};
-use dataplane_user::Dataplane;
+use dataplane_user::{
+    xsk::{Xsk, XskOptions},
+    Dataplane,
+};
 use serde::Serialize;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -307,32 +310,131 @@ fn agent(cfg: &MigrationAgent, body: Body, deadline_ms: u64) -> Body {
 
 // ---- connection controller ----------------------------------------------
 
+/// Frames one service may have held at once; more are dropped and counted.
+pub const HOLD_FRAMES_MAX: usize = 65536;
+
+/// Packets held during migrations: the AF_XDP sockets the steering
+/// program hands them to (one per receive queue of the terminal-side
+/// interface), and the frames taken off them, per service, in order.
+struct Held {
+    rx: Vec<Xsk>,
+    frames: HashMap<u32, VecDeque<Vec<u8>>>,
+    overflow: u64,
+}
+
+impl Held {
+    /// Move every frame waiting on the sockets into `frames`.
+    fn drain(&mut self) {
+        let Held { rx, frames, overflow } = self;
+        for x in rx.iter_mut() {
+            while x.recv(256, |f| match ipv4_dst(f) {
+                Some(dst) => {
+                    let q = frames.entry(dst).or_default();
+                    if q.len() < HOLD_FRAMES_MAX {
+                        q.push_back(f.to_vec());
+                    } else {
+                        *overflow += 1;
+                    }
+                }
+                None => *overflow += 1,
+            }) > 0
+            {}
+        }
+    }
+}
+
+/// The destination address (network order, as the steering map keys it)
+/// of an IPv4 frame, behind up to two VLAN tags.
+fn ipv4_dst(f: &[u8]) -> Option<u32> {
+    let mut off = 12;
+    let mut proto = u16::from_be_bytes([*f.get(off)?, *f.get(off + 1)?]);
+    for _ in 0..2 {
+        if proto != 0x8100 && proto != 0x88a8 {
+            break;
+        }
+        off += 4;
+        proto = u16::from_be_bytes([*f.get(off)?, *f.get(off + 1)?]);
+    }
+    if proto != 0x0800 {
+        return None;
+    }
+    let d = f.get(off + 2 + 16..off + 2 + 20)?;
+    Some(u32::from_ne_bytes([d[0], d[1], d[2], d[3]]))
+}
+
+/// How a network's held frames leave: an AF_XDP socket on its interface,
+/// or the terminal-side socket when the network is behind that interface.
+enum Egress {
+    Xsk(Xsk),
+    Ingress,
+}
+
 struct Controller {
     dp: Dataplane,
-    /// Network id → (egress interface index, next hop MAC, egress MAC).
-    nets: HashMap<u32, (i32, [u8; 6], [u8; 6])>,
+    /// Network id → (next hop MAC, egress MAC, how held frames leave).
+    nets: HashMap<u32, ([u8; 6], [u8; 6], Egress)>,
+    held: Arc<Mutex<Held>>,
     current: HashMap<Ipv4Addr, u32>,
     pub last_switch_us: Option<u64>,
 }
 
+fn xsk_options(rx: bool) -> XskOptions {
+    XskOptions { frames: 4096, frame_size: 2048, rx, tx: true }
+}
+
 pub async fn run_controller(cfg: MigrationController, opts: &dataplane_user::LoadOptions) -> anyhow::Result<()> {
     let mut dp = Dataplane::attach("steer", &cfg.interface, opts)?;
+    // One AF_XDP socket per receive queue (copy mode): held packets wait
+    // there until the switch.
+    let ingress = dataplane_user::ifindex(&cfg.interface)?;
+    let queues = std::fs::read_dir(format!("/sys/class/net/{}/queues", cfg.interface))
+        .with_context(|| format!("{}: receive queues", cfg.interface))?
+        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().starts_with("rx-")))
+        .count()
+        .max(1) as u32;
+    anyhow::ensure!(queues <= dataplane_common::steer::QUEUES_MAX, "{}: {queues} receive queues, at most {} are supported", cfg.interface, dataplane_common::steer::QUEUES_MAX);
+    let mut rx = Vec::new();
+    for q in 0..queues {
+        let x = Xsk::open(ingress, q, &xsk_options(true)).with_context(|| format!("AF_XDP socket on {} queue {q}", cfg.interface))?;
+        dp.set_steer_xsk(q, x.fd())?;
+        rx.push(x);
+    }
     let mut nets = HashMap::new();
     for n in &cfg.networks {
         let ifindex = dataplane_user::ifindex(&n.via)?;
         let mac = control::config::parse_mac(&n.next_hop_mac).ok_or_else(|| anyhow::anyhow!("network {}: bad next_hop_mac", n.name))?;
         let src = dataplane_user::mac_of(&n.via)?;
         dp.set_network(n.id, &NetEgress { dst_mac: mac, src_mac: src, ifindex, valid: 1 })?;
-        nets.insert(n.id, (ifindex as i32, mac, src));
+        let egress = if ifindex == ingress {
+            Egress::Ingress
+        } else {
+            Egress::Xsk(Xsk::open(ifindex, 0, &xsk_options(false)).with_context(|| format!("AF_XDP socket on {} (network {})", n.via, n.name))?)
+        };
+        nets.insert(n.id, (mac, src, egress));
     }
     let mut current = HashMap::new();
     for s in &cfg.services {
         dp.set_steering(u32::from_ne_bytes(s.address.octets()), Steering { network: s.network, flags: 0 })?;
         current.insert(s.address, s.network);
     }
+    let fds: Vec<i32> = rx.iter().map(|x| x.fd()).collect();
+    let held = Arc::new(Mutex::new(Held { rx, frames: HashMap::new(), overflow: 0 }));
+    {
+        // Take held frames off the sockets as they come, so a long hold is
+        // bounded by HOLD_FRAMES_MAX, not by the ring size.
+        let held = held.clone();
+        std::thread::Builder::new().name("steer-hold".into()).spawn(move || loop {
+            let mut p: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+            // SAFETY: `p` is a valid array of pollfd for the call.
+            let n = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, 20) };
+            if n > 0 {
+                held.lock().unwrap().drain();
+            }
+        })?;
+    }
     let l = TcpListener::bind(cfg.listen).await.with_context(|| format!("controller listen {}", cfg.listen))?;
-    info!(listen = %cfg.listen, interface = %cfg.interface, "connection controller on");
-    let c = Arc::new(Mutex::new(Controller { dp, nets, current, last_switch_us: None }));
+    info!(listen = %cfg.listen, interface = %cfg.interface, queues, "connection controller on");
+    let c = Arc::new(Mutex::new(Controller { dp, nets, held, current, last_switch_us: None }));
     tokio::spawn(serve(l, move |f: Frame| {
         let c = c.clone();
         async move { tokio::task::spawn_blocking(move || controller(&mut c.lock().unwrap(), f.body)).await.unwrap_or_else(|e| Body::Error { reason: e.to_string() }) }
@@ -349,7 +451,9 @@ fn controller(c: &mut Controller, body: Body) -> Body {
         }
         Body::SwitchRequest { service, to } => {
             let t0 = Instant::now();
-            let (ifindex, mac, src) = *c.nets.get(&to.id).ok_or_else(|| format!("no network {} ({})", to.id, to.name))?;
+            if !c.nets.contains_key(&to.id) {
+                return Err(format!("no network {} ({})", to.id, to.name));
+            }
             let key = u32::from_ne_bytes(service.octets());
             c.dp.set_steering(key, Steering { network: to.id, flags: 0 }).map_err(|e| e.to_string())?;
             c.last_switch_us = Some(t0.elapsed().as_micros() as u64);
@@ -357,19 +461,31 @@ fn controller(c: &mut Controller, body: Body) -> Body {
             // Release what was held, in order, to the new network. New
             // packets already go there directly; held ones are older and
             // follow within microseconds.
-            let held = c.dp.take_steer_held().map_err(|e| e.to_string())?;
+            let (frames, overflow) = {
+                let mut h = c.held.lock().unwrap();
+                h.drain();
+                (h.frames.remove(&key).unwrap_or_default(), std::mem::take(&mut h.overflow))
+            };
+            if overflow > 0 {
+                warn!(%service, overflow, "held frames dropped: a hold was full");
+            }
+            let Controller { nets, held, .. } = c;
+            let (mac, src, egress) = nets.get_mut(&to.id).expect("checked");
+            let mut ingress = None;
+            let tx = match egress {
+                Egress::Xsk(x) => x,
+                Egress::Ingress => ingress.insert(held.lock().unwrap()).rx.first_mut().ok_or("no AF_XDP socket on the terminal side")?,
+            };
             let mut released = 0;
-            let tx = if held.is_empty() { None } else { Some(crate::packets::packet_socket().map_err(|e| format!("packet socket: {e}"))?) };
-            for (s, mut frame) in held {
-                if s != key {
-                    continue;
-                }
-                frame[0..6].copy_from_slice(&mac);
-                frame[6..12].copy_from_slice(&src);
-                if let Some(tx) = &tx {
-                    crate::packets::send_frame(tx, ifindex, &frame).map_err(|e| format!("releasing a held frame: {e}"))?;
-                }
+            for mut frame in frames {
+                frame[0..6].copy_from_slice(mac);
+                frame[6..12].copy_from_slice(src);
+                tx.send(&frame).map_err(|e| format!("releasing a held frame: {e}"))?;
                 released += 1;
+            }
+            let left = tx.flush(Duration::from_millis(200));
+            if left > 0 {
+                return Err(format!("{left} released frames did not leave within 200 ms"));
             }
             Ok(Body::SwitchDone { service, switch_us: c.last_switch_us.unwrap_or(0), released })
         }

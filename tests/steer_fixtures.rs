@@ -1,14 +1,19 @@
 //! The migration's connection controller through BPF_PROG_TEST_RUN:
 //! traffic to a service goes to the network its entry names (next hop MAC,
-//! TX or REDIRECT), held traffic is copied aside in order and dropped, and
-//! everything else passes untouched.
+//! TX or REDIRECT), held traffic goes to the controller's AF_XDP socket in
+//! order (dropped and counted when there is none), and everything else
+//! passes untouched.
 
 mod common;
 
 use std::net::Ipv4Addr;
 
 use dataplane_common::steer::{stat, NetEgress, Steering, STEER_HOLD};
-use dataplane_user::{verdict, Dataplane};
+use dataplane_user::{
+    verdict,
+    xsk::{Xsk, XskOptions},
+    Dataplane,
+};
 
 const SERVICE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 80);
 const N1_MAC: [u8; 6] = [2, 0, 0, 0, 0x01, 1];
@@ -48,15 +53,30 @@ fn steering_holding_and_switching() {
         assert_eq!(r.verdict, verdict::TX);
         assert_eq!(&r.output[0..6], &N1_MAC);
 
-        // Held during the migration: copied in order, dropped.
+        // Held, but no AF_XDP socket on the queue: dropped and counted,
+        // never sent on.
         dp.set_steering(ne(SERVICE), Steering { network: 1, flags: STEER_HOLD }).unwrap();
+        assert_eq!(run(&mut dp, &pkt(SERVICE, 1)).verdict, verdict::DROP);
+        assert_eq!(dp.steer_stats().unwrap()[stat::HOLD_NO_SOCKET as usize].packets, 1);
+
+        // Held during the migration: to the AF_XDP socket of the receiving
+        // queue, whole and in order (live frames, as if received on n2p).
+        let n2p = dataplane_user::ifindex("n2p").unwrap();
+        common::sh(&["ip", "link", "set", "n2", "up"]);
+        common::sh(&["ip", "link", "set", "n2p", "up"]);
+        let mut xsk = Xsk::open(n2p, 0, &XskOptions { frames: 64, frame_size: 2048, rx: true, tx: false }).expect("AF_XDP socket");
+        dp.set_steer_xsk(0, xsk.fd()).unwrap();
         let held: Vec<Vec<u8>> = (2..6).map(|i| pkt(SERVICE, i)).collect();
         for p in &held {
-            assert_eq!(run(&mut dp, p).verdict, verdict::DROP);
+            assert_eq!(run(&mut dp, p).verdict, verdict::REDIRECT);
+            dp.live_frames("steer", n2p, p, 1, 1).unwrap();
         }
-        let copies = dp.take_steer_held().unwrap();
-        assert_eq!(copies.iter().map(|(_, f)| f.clone()).collect::<Vec<_>>(), held, "held whole, in order");
-        assert!(copies.iter().all(|(s, _)| *s == ne(SERVICE)));
+        let mut got = Vec::new();
+        let t0 = std::time::Instant::now();
+        while got.len() < held.len() && t0.elapsed() < std::time::Duration::from_secs(2) {
+            xsk.recv(16, |f| got.push(f.to_vec()));
+        }
+        assert_eq!(got, held, "held whole, in order");
 
         // Switched to network 2 (claim 4): redirected to its next hop.
         dp.set_steering(ne(SERVICE), Steering { network: 2, flags: 0 }).unwrap();
@@ -71,7 +91,8 @@ fn steering_holding_and_switching() {
         let r = run(&mut dp, &p);
         assert_eq!((r.verdict, &r.output), (verdict::PASS, &p));
         let st = dp.steer_stats().unwrap();
-        assert_eq!((st[stat::STEERED as usize].packets, st[stat::HELD as usize].packets, st[stat::NO_NETWORK as usize].packets), (2, 4, 1));
+        // Held: 4 test runs and 4 live frames.
+        assert_eq!((st[stat::STEERED as usize].packets, st[stat::HELD as usize].packets, st[stat::NO_NETWORK as usize].packets), (2, 8, 1));
     })
     .join()
     .unwrap();

@@ -4,7 +4,8 @@
 
 /// Networks a controller steers between (index = network id).
 pub const NETWORKS_MAX: u32 = 8;
-pub const HOLD_MAX: usize = 1536;
+/// Receive queues of the terminal-side interface with an AF_XDP socket.
+pub const QUEUES_MAX: u32 = 64;
 
 /// `Steering::flags`.
 pub const STEER_HOLD: u32 = 1;
@@ -27,15 +28,6 @@ pub struct NetEgress {
     pub valid: u32,
 }
 
-/// A held frame, as written to the ring buffer.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct HeldPacket {
-    pub service: u32,
-    pub len: u32,
-    pub data: [u8; HOLD_MAX],
-}
-
 pub mod stat {
     pub const TX: u32 = 0;
     pub const REDIRECT: u32 = 1;
@@ -44,10 +36,11 @@ pub mod stat {
     pub const ABORTED: u32 = 4;
     pub const STEERED: u32 = 5;
     pub const HELD: u32 = 6;
-    pub const HOLD_OVERFLOW: u32 = 7;
+    /// Held, but no AF_XDP socket on the packet's queue: dropped.
+    pub const HOLD_NO_SOCKET: u32 = 7;
     pub const NOT_STEERED: u32 = 8;
     pub const NO_NETWORK: u32 = 9;
     pub const COUNT: u32 = 10;
 
-    pub const NAMES: [&str; COUNT as usize] = ["tx", "redirect", "pass", "drop", "aborted", "steered", "held", "hold_overflow", "not_steered", "no_network"];
+    pub const NAMES: [&str; COUNT as usize] = ["tx", "redirect", "pass", "drop", "aborted", "steered", "held", "hold_no_socket", "not_steered", "no_network"];
 }

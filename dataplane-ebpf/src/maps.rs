@@ -196,6 +196,7 @@ pub static SIP_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(sip::
 
 // ---- migration connection controller ------------------------------------
 
+use aya_ebpf::maps::XskMap;
 use dataplane_common::steer::{self, NetEgress, Steering};
 
 /// Service address (network order) → network and hold flag. Written by the
@@ -211,9 +212,10 @@ pub static ST_NETS: Array<NetEgress> = Array::with_max_entries(steer::NETWORKS_M
 #[map(name = "ST_TX_PORTS")]
 pub static ST_TX_PORTS: DevMapHash = DevMapHash::with_max_entries(16, 0);
 
-/// Packets held during a migration, in arrival order.
-#[map(name = "ST_HELD")]
-pub static ST_HELD: RingBuf = RingBuf::with_byte_size(4 << 20, 0);
+/// The controller's AF_XDP sockets by rx queue: packets held during a
+/// migration go there, in arrival order per queue.
+#[map(name = "ST_XSKS")]
+pub static ST_XSKS: XskMap = XskMap::with_max_entries(steer::QUEUES_MAX, 0);
 
 /// Per-CPU `{packets, bytes}` per verdict and reason (`steer::stat`).
 #[map(name = "ST_STATS")]

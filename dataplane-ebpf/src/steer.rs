@@ -1,13 +1,14 @@
 //! The migration's connection controller (seed 000): packets to a service
 //! address go to the network its steering entry names; while a migration
-//! holds the service, its packets are copied aside and dropped, to be
-//! released in order to the new network after the switch (claims 4-5).
+//! holds the service, its packets go to the controller's AF_XDP socket on
+//! the receiving queue, to be released in order to the new network after
+//! the switch (claims 4-5).
 
-use aya_ebpf::{bindings::xdp_action, helpers::bpf_xdp_load_bytes, macros::xdp, programs::XdpContext};
-use dataplane_common::steer::{stat, HeldPacket, HOLD_MAX, STEER_HOLD};
+use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use dataplane_common::steer::{stat, STEER_HOLD};
 
 use crate::{
-    maps::{self, ST_HELD, ST_NETS, ST_STATS, ST_STEER, ST_TX_PORTS},
+    maps::{self, ST_NETS, ST_STATS, ST_STEER, ST_TX_PORTS, ST_XSKS},
     parse::{self, ETH_P_IPV4},
 };
 
@@ -30,7 +31,7 @@ fn decide(ctx: &XdpContext) -> (u32, u32) {
     // SAFETY: value copied out at once.
     let Some(s) = (unsafe { ST_STEER.get(&dst) }).copied() else { return (xdp_action::XDP_PASS, stat::NOT_STEERED) };
     if s.flags & STEER_HOLD != 0 {
-        return (xdp_action::XDP_DROP, hold(ctx, dst));
+        return hold(ctx);
     }
     let Some(net) = ST_NETS.get(s.network).copied() else { return (xdp_action::XDP_PASS, stat::NO_NETWORK) };
     if net.valid == 0 {
@@ -56,25 +57,12 @@ fn decide(ctx: &XdpContext) -> (u32, u32) {
     }
 }
 
+/// Hand a held packet to the AF_XDP socket of the queue it arrived on;
+/// without one it is dropped and counted (never sent on unheld).
 #[inline(always)]
-fn hold(ctx: &XdpContext, service: u32) -> u32 {
-    let len = ctx.data_end() - ctx.data();
-    let Some(mut entry) = ST_HELD.reserve::<HeldPacket>(0) else { return stat::HOLD_OVERFLOW };
-    let p = entry.as_mut_ptr();
-    // SAFETY: `p` is a reserved HeldPacket; at most HOLD_MAX bytes copied.
-    let rc = unsafe {
-        (*p).service = service;
-        (*p).len = len as u32;
-        if !aya_ebpf::check_bounds_signed(len as i64, 1, HOLD_MAX as i64) {
-            -1
-        } else {
-            bpf_xdp_load_bytes(ctx.ctx, 0, (*p).data.as_mut_ptr().cast(), len as u32)
-        }
-    };
-    if rc != 0 {
-        entry.discard(0);
-        return stat::HOLD_OVERFLOW;
+fn hold(ctx: &XdpContext) -> (u32, u32) {
+    match ST_XSKS.redirect(ctx.rx_queue_index(), xdp_action::XDP_DROP as u64) {
+        Ok(a) => (a, stat::HELD),
+        Err(a) => (a, stat::HOLD_NO_SOCKET),
     }
-    entry.submit(0);
-    stat::HELD
 }

@@ -8,6 +8,7 @@ pub mod sip;
 pub mod steer;
 pub mod pins;
 pub mod testrun;
+pub mod xsk;
 
 pub use aya::programs::XdpMode;
 pub use pins::{Dataplane, LoadOptions};

@@ -67,7 +67,7 @@ const MAPS: &[MapSpec] = &[
     MapSpec { name: "ST_STEER", kind: MapType::Hash, key: 4, value: size::<steer::Steering>(), max: 4096 },
     MapSpec { name: "ST_NETS", kind: MapType::Array, key: 4, value: size::<steer::NetEgress>(), max: steer::NETWORKS_MAX },
     MapSpec { name: "ST_TX_PORTS", kind: MapType::DevMapHash, key: 4, value: 8, max: 16 },
-    MapSpec { name: "ST_HELD", kind: MapType::RingBuf, key: 0, value: 0, max: 4 << 20 },
+    MapSpec { name: "ST_XSKS", kind: MapType::XskMap, key: 4, value: 4, max: steer::QUEUES_MAX },
     MapSpec { name: "ST_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: steer::stat::COUNT },
     MapSpec { name: "GW_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: gw::stat::COUNT },
 ];

@@ -1,6 +1,6 @@
 //! Typed access to the connection controller's maps.
 
-use aya::maps::{Array, DevMapHash, HashMap, MapData, RingBuf};
+use aya::maps::{Array, DevMapHash, HashMap, MapData, XskMap};
 use dataplane_common::{
     steer::{self, NetEgress, Steering},
     Counter,
@@ -31,18 +31,13 @@ impl Dataplane {
         }
     }
 
-    /// Held frames, in arrival order: (service, frame).
-    pub fn take_steer_held(&mut self) -> Result<Vec<(u32, Vec<u8>)>> {
-        let mut rb: RingBuf<&mut MapData> = self.map_mut("ST_HELD")?;
-        let mut out = Vec::new();
-        while let Some(item) = rb.next() {
-            if item.len() >= 8 {
-                let service = u32::from_ne_bytes([item[0], item[1], item[2], item[3]]);
-                let n = (u32::from_ne_bytes([item[4], item[5], item[6], item[7]]) as usize).min(item.len() - 8);
-                out.push((service, item[8..8 + n].to_vec()));
-            }
-        }
-        Ok(out)
+    /// Put the AF_XDP socket for rx queue `queue` in the hold map.
+    pub fn set_steer_xsk(&mut self, queue: u32, fd: std::os::fd::RawFd) -> Result<()> {
+        let mut m: XskMap<&mut MapData> = self.map_mut("ST_XSKS")?;
+        // SAFETY: the caller keeps the socket open while it is in the map
+        // (a closed fd only makes the kernel drop the entry's packets).
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        m.set(queue, fd, 0).map_err(|e| Error::Map("ST_XSKS", e))
     }
 
     pub fn steer_stats(&self) -> Result<Vec<Counter>> {
