@@ -715,8 +715,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
                 println!(
-                    "{} migrations: pause (longest request wait) p50 {:.2} ms p99 {:.2} ms vs {:.2} / {:.2} ms with nothing moving ({:.1}x at p50); switch p50 {} us p99 {} us; whole migration p50 {:.1} ms; {} held packets released; {} requests lost",
+                    "{} migrations: pause (longest request wait) p50 {:.2} ms p99 {:.2} ms vs {:.2} / {:.2} ms with nothing moving ({:.1}x at p50); held pause (first held packet to first released, {} migrations) p50 {:.2} ms p99 {:.2} ms; switch p50 {} us p99 {} us; whole migration p50 {:.1} ms; {} held packets released; {} requests lost",
                     r.migrations, r.pause_ms_p50, r.pause_ms_p99, r.baseline_wait_ms_p50, r.baseline_wait_ms_p99, r.pause_over_baseline_p50,
+                    r.held_pause_samples, r.held_pause_ms_p50, r.held_pause_ms_p99,
                     r.switch_us_p50, r.switch_us_p99, r.migration_ms_p50, r.released_total, r.lost_requests
                 );
             }

@@ -319,16 +319,19 @@ pub const HOLD_FRAMES_MAX: usize = 65536;
 struct Held {
     rx: Vec<Xsk>,
     frames: HashMap<u32, VecDeque<Vec<u8>>>,
+    /// When each service's first held frame was taken off a socket.
+    first: HashMap<u32, Instant>,
     overflow: u64,
 }
 
 impl Held {
     /// Move every frame waiting on the sockets into `frames`.
     fn drain(&mut self) {
-        let Held { rx, frames, overflow } = self;
+        let Held { rx, frames, first, overflow } = self;
         for x in rx.iter_mut() {
             while x.recv(256, |f| match ipv4_dst(f) {
                 Some(dst) => {
+                    first.entry(dst).or_insert_with(Instant::now);
                     let q = frames.entry(dst).or_default();
                     if q.len() < HOLD_FRAMES_MAX {
                         q.push_back(f.to_vec());
@@ -418,7 +421,7 @@ pub async fn run_controller(cfg: MigrationController, opts: &dataplane_user::Loa
         current.insert(s.address, s.network);
     }
     let fds: Vec<i32> = rx.iter().map(|x| x.fd()).collect();
-    let held = Arc::new(Mutex::new(Held { rx, frames: HashMap::new(), overflow: 0 }));
+    let held = Arc::new(Mutex::new(Held { rx, frames: HashMap::new(), first: HashMap::new(), overflow: 0 }));
     {
         // Take held frames off the sockets as they come, so a long hold is
         // bounded by HOLD_FRAMES_MAX, not by the ring size.
@@ -461,10 +464,10 @@ fn controller(c: &mut Controller, body: Body) -> Body {
             // Release what was held, in order, to the new network. New
             // packets already go there directly; held ones are older and
             // follow within microseconds.
-            let (frames, overflow) = {
+            let (frames, first, overflow) = {
                 let mut h = c.held.lock().unwrap();
                 h.drain();
-                (h.frames.remove(&key).unwrap_or_default(), std::mem::take(&mut h.overflow))
+                (h.frames.remove(&key).unwrap_or_default(), h.first.remove(&key), std::mem::take(&mut h.overflow))
             };
             if overflow > 0 {
                 warn!(%service, overflow, "held frames dropped: a hold was full");
@@ -477,17 +480,21 @@ fn controller(c: &mut Controller, body: Body) -> Body {
                 Egress::Ingress => ingress.insert(held.lock().unwrap()).rx.first_mut().ok_or("no AF_XDP socket on the terminal side")?,
             };
             let mut released = 0;
+            let mut pause_us = 0;
             for mut frame in frames {
                 frame[0..6].copy_from_slice(mac);
                 frame[6..12].copy_from_slice(src);
                 tx.send(&frame).map_err(|e| format!("releasing a held frame: {e}"))?;
+                if released == 0 {
+                    pause_us = first.map(|t| t.elapsed().as_micros() as u64).unwrap_or(0);
+                }
                 released += 1;
             }
             let left = tx.flush(Duration::from_millis(200));
             if left > 0 {
                 return Err(format!("{left} released frames did not leave within 200 ms"));
             }
-            Ok(Body::SwitchDone { service, switch_us: c.last_switch_us.unwrap_or(0), released })
+            Ok(Body::SwitchDone { service, switch_us: c.last_switch_us.unwrap_or(0), released, pause_us })
         }
         other => Err(format!("a connection controller does not take {other:?}")),
     })();
@@ -505,9 +512,11 @@ pub struct MigrationView {
     pub failure: Option<String>,
     pub log: Vec<String>,
     pub elapsed_ms: u64,
-    /// The controller's switch time and the held packets it released.
+    /// The controller's switch time, the held packets it released, and
+    /// the pause it saw (first held packet to first packet released).
     pub switch_us: Option<u64>,
     pub released: Option<u32>,
+    pub pause_us: Option<u64>,
 }
 
 pub struct Coordinator {
@@ -609,7 +618,7 @@ pub async fn migrate(coord: Arc<Mutex<Coordinator>>, process: String, to: String
         let busy = Busy(coord.clone(), process.clone());
         c.next_id += 100;
         let id = c.next_id;
-        c.migrations.push(MigrationView { process: process.clone(), from: from.name.clone(), to: to_s.name.clone(), step: Step::Starting, failure: None, log: vec![], elapsed_ms: 0, switch_us: None, released: None });
+        c.migrations.push(MigrationView { process: process.clone(), from: from.name.clone(), to: to_s.name.clone(), step: Step::Starting, failure: None, log: vec![], elapsed_ms: 0, switch_us: None, released: None, pause_us: None });
         (Migration::new(&process, service, from, to_s, n1, n2, id, c.cfg.timeout_ms), c1, c.cfg.timeout_ms, busy)
     };
     let record = |coord: &Arc<Mutex<Coordinator>>, m: &Migration, note: Option<String>| {
@@ -649,11 +658,12 @@ pub async fn migrate(coord: Arc<Mutex<Coordinator>>, process: String, to: String
             let id = frame.id;
             let input = match request(&addr, &frame).await {
                 Ok(body) => {
-                    if let Body::SwitchDone { switch_us, released, .. } = body {
+                    if let Body::SwitchDone { switch_us, released, pause_us, .. } = body {
                         let mut c = coord.lock().unwrap();
                         if let Some(v) = c.migrations.iter_mut().rev().find(|v| v.process == m.process) {
                             v.switch_us = Some(switch_us);
                             v.released = Some(released);
+                            v.pause_us = (released > 0).then_some(pause_us);
                         }
                     }
                     Input::Answer { id, body }
@@ -716,6 +726,7 @@ pub async fn forward(agent: &MigrationAgent, process: String, to: String) -> any
             elapsed_ms: t0.elapsed().as_millis() as u64,
             switch_us: None,
             released: None,
+            pause_us: None,
         }),
         Ok(Body::Error { reason }) => anyhow::bail!("coordinator {coordinator}: {reason}"),
         Ok(other) => anyhow::bail!("coordinator {coordinator}: unexpected answer {other:?}"),

@@ -321,7 +321,9 @@ pub fn terminal(ns: String, total: u64, sent: Arc<AtomicU64>, stop: Arc<AtomicBo
 /// the terminal asks without pause (one request in flight, 1 ms apart).
 /// Pause: the longest a request waited for its answer during a migration;
 /// baseline: the longest wait in the same length of time just before it,
-/// with nothing moving. Switch: the controller's request-to-map-updated.
+/// with nothing moving. Held pause: the controller's own measure, first
+/// held packet to first packet released on the new network (migrations
+/// that held something). Switch: the controller's request-to-map-updated.
 #[derive(Debug, serde::Serialize)]
 pub struct BenchReport {
     pub migrations: usize,
@@ -330,6 +332,9 @@ pub struct BenchReport {
     pub baseline_wait_ms_p50: f64,
     pub baseline_wait_ms_p99: f64,
     pub pause_over_baseline_p50: f64,
+    pub held_pause_ms_p50: f64,
+    pub held_pause_ms_p99: f64,
+    pub held_pause_samples: usize,
     pub switch_us_p50: u64,
     pub switch_us_p99: u64,
     pub migration_ms_p50: f64,
@@ -397,6 +402,9 @@ pub fn bench(exe: &std::path::Path, count: usize) -> anyhow::Result<BenchReport>
         v.sort_by(|a, b| a.total_cmp(b));
         v[((v.len() as f64 - 1.0) * p).round() as usize]
     };
+    let mut held: Vec<f64> = views.iter().filter_map(|v| v["pause_us"].as_u64()).map(|us| us as f64 / 1e3).collect();
+    let held_samples = held.len();
+    let (h50, h99) = if held.is_empty() { (0.0, 0.0) } else { (pct(&mut held, 0.5), pct(&mut held, 0.99)) };
     let mut switch: Vec<u64> = views.iter().filter_map(|v| v["switch_us"].as_u64()).collect();
     switch.sort();
     let mut total: Vec<f64> = windows.iter().map(|(a, b)| (*b - *a).as_secs_f64() * 1e3).collect();
@@ -408,6 +416,9 @@ pub fn bench(exe: &std::path::Path, count: usize) -> anyhow::Result<BenchReport>
         baseline_wait_ms_p50: b50,
         baseline_wait_ms_p99: b99,
         pause_over_baseline_p50: if b50 > 0.0 { p50 / b50 } else { 0.0 },
+        held_pause_ms_p50: h50,
+        held_pause_ms_p99: h99,
+        held_pause_samples: held_samples,
         switch_us_p50: switch.get(switch.len() / 2).copied().unwrap_or(0),
         switch_us_p99: switch.get(((switch.len() as f64 - 1.0) * 0.99).round() as usize).copied().unwrap_or(0),
         migration_ms_p50: pct(&mut total, 0.5),

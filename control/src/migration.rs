@@ -51,13 +51,17 @@ pub enum Body {
     /// terminal's traffic to network 2, releasing held packets there.
     SwitchRequest { service: Ipv4Addr, to: NetworkInfo },
     /// `switch_us`: request received to steering map updated; `released`:
-    /// held packets sent on to the new network.
+    /// held packets sent on to the new network; `pause_us`: first held
+    /// packet arrived to first packet sent on the new network (0 when
+    /// nothing was held).
     SwitchDone {
         service: Ipv4Addr,
         #[serde(default)]
         switch_us: u64,
         #[serde(default)]
         released: u32,
+        #[serde(default)]
+        pause_us: u64,
     },
     /// Coordinator → controller, before the process pauses: hold the
     /// service's packets (released by the next SwitchRequest).
@@ -396,7 +400,7 @@ mod tests {
         let out = m.handle(10, Input::Answer { id, body: Body::MigrationComplete { process: "counter".into() } });
         assert!(matches!(&out[1], Output::ToController { frame } if matches!(&frame.body, Body::SwitchRequest { to, .. } if to.id == 2)));
         let id = ids(&out)[0];
-        let out = m.handle(20, Input::Answer { id, body: Body::SwitchDone { service: Ipv4Addr::new(192, 0, 2, 80), switch_us: 3, released: 0 } });
+        let out = m.handle(20, Input::Answer { id, body: Body::SwitchDone { service: Ipv4Addr::new(192, 0, 2, 80), switch_us: 3, released: 0, pause_us: 0 } });
         assert!(matches!(&out[1], Output::ToAgent { addr, frame } if addr == "10.2.0.10:7600" && matches!(frame.body, Body::Resume { .. })));
         let id = ids(&out)[0];
         m.handle(30, Input::Answer { id, body: Body::Ok });
@@ -413,7 +417,7 @@ mod tests {
             let mut out = m.begin(0);
             let answers = [
                 Body::MigrationComplete { process: "counter".into() },
-                Body::SwitchDone { service: Ipv4Addr::new(192, 0, 2, 80), switch_us: 3, released: 0 },
+                Body::SwitchDone { service: Ipv4Addr::new(192, 0, 2, 80), switch_us: 3, released: 0, pause_us: 0 },
             ];
             for a in answers.iter().take(fail_at) {
                 let id = ids(&out)[0];
