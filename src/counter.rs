@@ -6,13 +6,13 @@
 //! backend.
 
 use std::{
-    io::{BufRead, BufReader, Write},
-    net::{SocketAddr, TcpListener, UdpSocket},
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
     os::unix::net::{UnixListener, UnixStream},
     path::Path,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc,
+        Arc, Mutex,
     },
     thread,
     time::Duration,
@@ -20,90 +20,232 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CounterState {
     pub count: u64,
+    /// Open TCP connections (TCP repair checkpoints) with the bytes read
+    /// from each but not yet answered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tcp: Vec<TcpConnState>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcpConnState {
+    pub socket: crate::tcp_repair::TcpCheckpoint,
+    #[serde(default)]
+    pub pending: Vec<u8>,
+}
+
+/// One TCP connection: its socket (None once dropped) and the bytes read
+/// but not yet answered. Its thread reads and answers only under the lock
+/// and only while the service runs, so an export sees every byte exactly
+/// once: in `pending` or in the kernel's queue.
+struct Conn {
+    stream: Option<TcpStream>,
+    pending: Vec<u8>,
+    /// Exported (in repair mode): silent until resumed here or dropped.
+    repair: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    count: AtomicU64,
+    paused: AtomicBool,
+    conns: Mutex<Vec<Arc<Mutex<Conn>>>>,
 }
 
 /// Serve until the process ends. `paused` stops answering (the agent's
 /// pause when there is no cgroup freezer).
 pub fn serve(udp: SocketAddr, tcp: Option<SocketAddr>, control: &Path) -> anyhow::Result<()> {
-    let count = Arc::new(AtomicU64::new(0));
-    let paused = Arc::new(AtomicBool::new(false));
+    let sh = Arc::new(Shared::default());
     let u = UdpSocket::bind(udp)?;
     if let Some(t) = tcp {
         let l = TcpListener::bind(t)?;
-        let (count, paused) = (count.clone(), paused.clone());
+        let sh = sh.clone();
         thread::spawn(move || {
             for c in l.incoming().flatten() {
-                let (count, paused) = (count.clone(), paused.clone());
-                thread::spawn(move || {
-                    let mut w = match c.try_clone() {
-                        Ok(w) => w,
-                        Err(_) => return,
-                    };
-                    for line in BufReader::new(c).lines().map_while(Result::ok) {
-                        while paused.load(Ordering::SeqCst) {
-                            thread::sleep(Duration::from_millis(1));
-                        }
-                        let n = count.fetch_add(1, Ordering::SeqCst) + 1;
-                        if writeln!(w, "{line} n={n}").is_err() {
-                            return;
-                        }
-                    }
-                });
+                add_conn(&sh, c, Vec::new());
             }
         });
     }
     let _ = std::fs::remove_file(control);
     let ctl = UnixListener::bind(control)?;
     {
-        let (count, paused) = (count.clone(), paused.clone());
+        let sh = sh.clone();
         thread::spawn(move || {
             for c in ctl.incoming().flatten() {
-                let _ = control_request(c, &count, &paused);
+                let _ = control_request(c, &sh);
             }
         });
     }
     let mut buf = [0u8; 2048];
     loop {
         let (n, peer) = u.recv_from(&mut buf)?;
-        while paused.load(Ordering::SeqCst) {
+        while sh.paused.load(Ordering::SeqCst) {
             thread::sleep(Duration::from_millis(1));
         }
-        let v = count.fetch_add(1, Ordering::SeqCst) + 1;
+        let v = sh.count.fetch_add(1, Ordering::SeqCst) + 1;
         let mut reply = buf[..n].to_vec();
         reply.extend_from_slice(format!(" n={v}").as_bytes());
         let _ = u.send_to(&reply, peer);
     }
 }
 
-/// One control command per connection: `export`, `import JSON`, `pause`,
-/// `resume`.
-fn control_request(c: UnixStream, count: &AtomicU64, paused: &AtomicBool) -> anyhow::Result<()> {
+fn add_conn(sh: &Arc<Shared>, s: TcpStream, pending: Vec<u8>) {
+    if s.set_nonblocking(true).is_err() {
+        return;
+    }
+    let conn = Arc::new(Mutex::new(Conn { stream: Some(s), pending, repair: false }));
+    sh.conns.lock().unwrap().push(conn.clone());
+    let sh = sh.clone();
+    thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            let mut idle = true;
+            {
+                let mut c = conn.lock().unwrap();
+                if c.stream.is_none() {
+                    return; // dropped by an import
+                }
+                if sh.paused.load(Ordering::SeqCst) || c.repair {
+                    drop(c);
+                    thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+                let c = &mut *c;
+                let s = c.stream.as_mut().expect("checked");
+                match s.read(&mut buf) {
+                    Ok(0) => {
+                        c.stream = None;
+                        sh.conns.lock().unwrap().retain(|x| !Arc::ptr_eq(x, &conn));
+                        return;
+                    }
+                    Ok(n) => {
+                        c.pending.extend_from_slice(&buf[..n]);
+                        idle = false;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => {
+                        c.stream = None;
+                        sh.conns.lock().unwrap().retain(|x| !Arc::ptr_eq(x, &conn));
+                        return;
+                    }
+                }
+                answer_lines(&sh.count, c);
+            }
+            if idle {
+                thread::sleep(Duration::from_millis(1));
+            }
+        }
+    });
+}
+
+/// Answer every whole line in `pending`: "LINE n=COUNT".
+fn answer_lines(count: &AtomicU64, c: &mut Conn) {
+    while let Some(end) = c.pending.iter().position(|&b| b == b'\n') {
+        let line: Vec<u8> = c.pending.drain(..=end).collect();
+        let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut reply = line[..line.len() - 1].to_vec();
+        reply.extend_from_slice(format!(" n={n}\n").as_bytes());
+        if let Some(s) = c.stream.as_mut() {
+            // Replies are small; the socket's buffer takes them whole.
+            let _ = s.set_nonblocking(false);
+            let _ = s.write_all(&reply);
+            let _ = s.set_nonblocking(true);
+        }
+    }
+}
+
+/// Checkpoint every open connection (they go silent, in repair mode).
+fn export(sh: &Shared) -> anyhow::Result<CounterState> {
+    anyhow::ensure!(sh.paused.load(Ordering::SeqCst), "pause first: export checkpoints the TCP connections");
+    let conns = sh.conns.lock().unwrap().clone();
+    let mut tcp = Vec::new();
+    for conn in conns {
+        let mut c = conn.lock().unwrap();
+        let Some(s) = c.stream.as_ref() else { continue };
+        let socket = crate::tcp_repair::checkpoint(s).map_err(|e| anyhow::anyhow!("TCP checkpoint: {e}"))?;
+        c.repair = true;
+        tcp.push(TcpConnState { socket, pending: c.pending.clone() });
+    }
+    Ok(CounterState { count: sh.count.load(Ordering::SeqCst), tcp })
+}
+
+/// Take a checkpoint: the count, and the connections re-created here. The
+/// connections this copy had are dropped first, silently (the state that
+/// arrives replaces them).
+fn import(sh: &Arc<Shared>, st: CounterState) -> anyhow::Result<()> {
+    discard_conns(sh);
+    for t in st.tcp {
+        let s = crate::tcp_repair::restore(&t.socket).map_err(|e| anyhow::anyhow!("TCP restore of {} ↔ {}: {e}", t.socket.local, t.socket.remote))?;
+        add_conn(sh, s, t.pending);
+    }
+    sh.count.store(st.count, Ordering::SeqCst);
+    Ok(())
+}
+
+/// Drop every connection silently (repair mode first: no FIN, no RST).
+fn discard_conns(sh: &Shared) {
+    for conn in std::mem::take(&mut *sh.conns.lock().unwrap()) {
+        let mut c = conn.lock().unwrap();
+        if let Some(s) = c.stream.take() {
+            if !c.repair {
+                crate::tcp_repair::set_repair(std::os::fd::AsRawFd::as_raw_fd(&s), true).ok();
+            }
+        }
+    }
+}
+
+/// One control command per connection: `export` (paused), `import JSON`,
+/// `pause`, `resume`, `discard`, `status`.
+fn control_request(c: UnixStream, sh: &Arc<Shared>) -> anyhow::Result<()> {
     let mut w = c.try_clone()?;
     let mut line = String::new();
     BufReader::new(c).read_line(&mut line)?;
     let line = line.trim();
     let (cmd, arg) = line.split_once(' ').unwrap_or((line, ""));
-    let answer = match cmd {
-        "export" => serde_json::to_string(&CounterState { count: count.load(Ordering::SeqCst) })?,
+    let r: anyhow::Result<String> = (|| match cmd {
+        "export" => Ok(serde_json::to_string(&export(sh)?)?),
         "import" => {
-            let s: CounterState = serde_json::from_str(arg)?;
-            count.store(s.count, Ordering::SeqCst);
-            "ok".into()
+            import(sh, serde_json::from_str(arg)?)?;
+            Ok("ok".into())
         }
         "pause" => {
-            paused.store(true, Ordering::SeqCst);
-            "ok".into()
+            sh.paused.store(true, Ordering::SeqCst);
+            Ok("ok".into())
         }
         "resume" => {
-            paused.store(false, Ordering::SeqCst);
-            "ok".into()
+            // Connections exported but kept (a rolled-back move) talk again.
+            for conn in sh.conns.lock().unwrap().iter() {
+                let mut c = conn.lock().unwrap();
+                if c.repair {
+                    if let Some(s) = &c.stream {
+                        crate::tcp_repair::set_repair(std::os::fd::AsRawFd::as_raw_fd(s), false)?;
+                    }
+                    c.repair = false;
+                }
+            }
+            sh.paused.store(false, Ordering::SeqCst);
+            Ok("ok".into())
         }
-        _ => format!("error: unknown command {cmd:?} (export, import JSON, pause, resume)"),
-    };
-    writeln!(w, "{answer}")?;
+        "discard" => {
+            // A rolled-back destination: its imported connections belong
+            // to the source again; drop them without a FIN or RST.
+            discard_conns(sh);
+            Ok("ok".into())
+        }
+        "status" => Ok(serde_json::json!({
+            "count": sh.count.load(Ordering::SeqCst),
+            "paused": sh.paused.load(Ordering::SeqCst),
+            "tcp": sh.conns.lock().unwrap().len(),
+        })
+        .to_string()),
+        _ => anyhow::bail!("unknown command {cmd:?} (export, import JSON, pause, resume, discard, status)"),
+    })();
+    match r {
+        Ok(a) => writeln!(w, "{a}")?,
+        Err(e) => writeln!(w, "error: {e:#}")?,
+    }
     Ok(())
 }
 
@@ -176,6 +318,8 @@ mod tests {
         };
         assert_eq!(ask(a), "ping n=1");
         assert_eq!(ask(a), "ping n=2");
+        assert!(control(&c1, "export").unwrap_err().to_string().contains("pause first"));
+        control(&c1, "pause").unwrap();
         let (state, pid) = control_peer(&c1, "export").unwrap();
         assert_eq!(state, r#"{"count":2}"#);
         assert_eq!(pid as u32, std::process::id(), "the peer is this process (the services run in it)");

@@ -23,6 +23,7 @@ pub mod pg_lab;
 pub mod presence_server;
 pub mod sip_lab;
 pub mod sipmon;
+pub mod tcp_repair;
 pub mod topo;
 pub mod vrrp;
 pub mod vrrp_lab;

@@ -272,8 +272,12 @@ fn agent(cfg: &MigrationAgent, body: Body, deadline_ms: u64) -> Body {
             // The copy here may be frozen from an earlier move away.
             thaw(&process);
             ctl(p, "pause")?;
-            ctl(p, &format!("import {state}"))?;
+            // The address first: restored TCP connections speak from it.
             ip(&["addr", "add", &format!("{service}/32"), "dev", &p.service_dev])?;
+            if let Err(e) = ctl(p, &format!("import {state}")) {
+                ip(&["addr", "del", &format!("{service}/32"), "dev", &p.service_dev]).ok();
+                return Err(e);
+            }
             IMPORTED.lock().unwrap().push((process, service));
             Ok(Body::Ok)
         }
@@ -288,8 +292,11 @@ fn agent(cfg: &MigrationAgent, body: Body, deadline_ms: u64) -> Body {
             let p = proc_of(&process)?;
             let imported = take(&IMPORTED, &process);
             if destination {
-                // Drop the address taken with the checkpoint; the copy
-                // stays paused.
+                // Drop the address taken with the checkpoint and, silently,
+                // the connections restored with it; the copy stays paused.
+                if let Err(e) = ctl(p, "discard") {
+                    warn!(process, "discarding the imported copy's connections: {e}");
+                }
                 for a in imported {
                     ip(&["addr", "del", &format!("{a}/32"), "dev", &p.service_dev])?;
                 }

@@ -81,7 +81,7 @@ impl Lab {
     pub fn start(&mut self) {
         for s in ["s1", "s2"] {
             let ctl = self.ctl(s).display().to_string();
-            self.spawn(&format!("counter-{s}"), s, &["counter-service", "--udp", "0.0.0.0:9000", "--control", &ctl]);
+            self.spawn(&format!("counter-{s}"), s, &["counter-service", "--udp", "0.0.0.0:9000", "--tcp", "0.0.0.0:9001", "--control", &ctl]);
         }
         let t0 = Instant::now();
         while !(self.ctl("s1").exists() && self.ctl("s2").exists()) {
@@ -161,6 +161,12 @@ impl Lab {
 
     pub fn counter(&self, server: &str, cmd: &str) -> anyhow::Result<String> {
         crate::counter::control(&self.ctl(server), cmd)
+    }
+
+    /// The counter service's `status` on a server: count, paused, open
+    /// TCP connections.
+    pub fn status(&self, server: &str) -> serde_json::Value {
+        serde_json::from_str(&self.counter(server, "status").unwrap()).unwrap()
     }
 }
 
@@ -291,6 +297,41 @@ fn ask(s: &UdpSocket, req: &str, buf: &mut [u8], on_sent: impl FnOnce()) -> Opti
             return v.parse().ok();
         }
     }
+}
+
+/// A terminal on one TCP connection to the service (port 9001): `total`
+/// requests one after another, each waiting for its answer (at most 3 s);
+/// returns the counts answered, in order, stopping at the first error.
+pub fn tcp_terminal(ns: String, total: u64, sent: Arc<AtomicU64>) -> thread::JoinHandle<Vec<Option<u64>>> {
+    thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        enter_netns(&ns).unwrap();
+        let mut got = Vec::new();
+        let Ok(s) = std::net::TcpStream::connect_timeout(&"10.99.0.80:9001".parse().unwrap(), Duration::from_secs(3)) else { return got };
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut w = s.try_clone().unwrap();
+        let mut r = std::io::BufReader::new(s);
+        for i in 0..total {
+            let req = format!("t{i}");
+            if writeln!(w, "{req}").is_err() {
+                got.push(None);
+                break;
+            }
+            sent.fetch_add(1, Ordering::SeqCst);
+            let mut line = String::new();
+            let answer = match r.read_line(&mut line) {
+                Ok(n) if n > 0 => line.trim_end().strip_prefix(&format!("{req} n=")).and_then(|v| v.parse().ok()),
+                _ => None,
+            };
+            got.push(answer);
+            if answer.is_none() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+        got
+    })
 }
 
 /// The terminal: `total` requests one after another, each waiting for its

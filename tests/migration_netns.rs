@@ -16,6 +16,7 @@ mod common;
 use std::{
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
+        mpsc,
         Arc,
     },
     thread,
@@ -23,7 +24,36 @@ use std::{
 };
 
 use control::api::Request;
-use edgeplane::migration_lab::{terminal, Lab};
+use edgeplane::{
+    migration_lab::{terminal, Lab},
+    topo::enter_netns,
+};
+
+/// One TCP connection from the terminal, kept open: each request sent on
+/// the channel goes out as a line; its answer's count comes back.
+fn tcp_probe(ns: String) -> (mpsc::Sender<String>, mpsc::Receiver<Option<u64>>) {
+    let (tx, rx) = mpsc::channel::<String>();
+    let (atx, arx) = mpsc::channel();
+    thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        enter_netns(&ns).unwrap();
+        let s = std::net::TcpStream::connect_timeout(&"10.99.0.80:9001".parse().unwrap(), Duration::from_secs(3)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut w = s.try_clone().unwrap();
+        let mut r = std::io::BufReader::new(s);
+        for req in rx {
+            let mut line = String::new();
+            let answer = match writeln!(w, "{req}").and_then(|_| r.read_line(&mut line)) {
+                Ok(n) if n > 0 => line.trim_end().strip_prefix(&format!("{req} n=")).and_then(|v| v.parse().ok()),
+                _ => None,
+            };
+            if atx.send(answer).is_err() {
+                return;
+            }
+        }
+    });
+    (tx, arx)
+}
 
 #[test]
 fn process_moves_to_network_2_without_losing_a_request() {
@@ -49,7 +79,7 @@ fn process_moves_to_network_2_without_losing_a_request() {
     assert!(e.to_string().contains("s9"), "{e}");
     let e = edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStart { process: "counter".into(), to: "s5".into() }).unwrap_err();
     assert!(e.to_string().contains("different connection controllers"), "{e}");
-    assert_eq!(lab.counter("s1", "export").unwrap(), "{\"count\":0}", "nothing moved");
+    assert_eq!(lab.status("s1")["count"], 0, "nothing moved");
 
     const TOTAL: u64 = 400;
     let sent = Arc::new(AtomicU64::new(0));
@@ -82,7 +112,7 @@ fn process_moves_to_network_2_without_losing_a_request() {
     assert_eq!(counts, (1..=TOTAL).collect::<Vec<_>>(), "the count must continue across the move, each request counted once");
     // The state lives on server 2 now; server 1's copy stays frozen in its
     // cgroup with the count it exported.
-    assert_eq!(lab.counter("s2", "export").unwrap(), format!("{{\"count\":{TOTAL}}}"));
+    assert_eq!(lab.status("s2")["count"], TOTAL);
     if let Some(g) = &lab.cgroup {
         let events = std::fs::read_to_string(g.join("cgroup.events")).unwrap();
         assert!(events.lines().any(|l| l == "frozen 1"), "s1's counter must be frozen after the move: {events}");
@@ -91,15 +121,47 @@ fn process_moves_to_network_2_without_losing_a_request() {
     let status = edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStatus).unwrap();
     assert_eq!(status[0]["to"], "s2", "{status}");
 
+    // TCP: one connection stays open while the process moves s2 → s1 → s2;
+    // the kernel's TCP repair carries it, so every request on it is
+    // answered once with the count continuing.
+    const TCP_TOTAL: u64 = 150;
+    let sent = Arc::new(AtomicU64::new(0));
+    let tcp = edgeplane::migration_lab::tcp_terminal(format!("/run/netns/{}", lab.name("term")), TCP_TOTAL, sent.clone());
+    let migrate_at = |n: u64, to: &str| {
+        let t0 = Instant::now();
+        while sent.load(Ordering::SeqCst) < n && t0.elapsed() < Duration::from_secs(20) {
+            thread::sleep(Duration::from_millis(2));
+        }
+        edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStart { process: "counter".into(), to: to.into() })
+            .unwrap_or_else(|e| panic!("TCP phase, migration to {to}: {e}\nedge: {}\ns1: {}\ns2: {}", lab.log("edge"), lab.log("s1"), lab.log("s2")))
+    };
+    migrate_at(40, "s1");
+    assert_eq!(lab.status("s1")["tcp"], 1, "the connection was restored on s1");
+    migrate_at(90, "s2");
+    let got = tcp.join().unwrap();
+    assert_eq!(got, (TOTAL + 1..=TOTAL + TCP_TOTAL).map(Some).collect::<Vec<_>>(), "one TCP connection, answered throughout, count continuing");
+    let t0 = Instant::now();
+    while lab.status("s2")["tcp"] != 0 && t0.elapsed() < Duration::from_secs(2) {
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(lab.status("s2")["tcp"], 0, "the terminal closed it");
+
+    // A TCP connection stays open through the failures below: each rollback
+    // must give it back to s2 (out of repair mode), answering on it.
+    let (probe, answers) = tcp_probe(format!("/run/netns/{}", lab.name("term")));
+
     // Failure injection, moving on from s2. Each must roll back: the
     // process runs on s2 with its state and the terminal is answered.
-    let mut next = TOTAL;
+    let mut next = TOTAL + TCP_TOTAL;
     let mut answered_after = |lab: &Lab, what: &str| {
         let got = terminal(format!("/run/netns/{}", lab.name("term")), 20, Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false))).join().unwrap();
         let counts: Vec<Option<u64>> = got;
         let want: Vec<Option<u64>> = (next + 1..=next + 20).map(Some).collect();
         assert_eq!(counts, want, "s2 must serve on with its count after: {what}");
-        next += 20;
+        probe.send(format!("p{next}")).unwrap();
+        let a = answers.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(a, Some(next + 21), "the open TCP connection must be answered after: {what}");
+        next += 21;
     };
     let migrate = |lab: &Lab, to: &str| edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStart { process: "counter".into(), to: to.into() });
     // 1. The switch is refused (the controller has no network 3); by then
@@ -145,7 +207,7 @@ fn process_moves_to_network_2_without_losing_a_request() {
     answered_after(&lab, "a dead source agent");
     let status = edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStatus).unwrap();
     let steps: Vec<&str> = status.as_array().unwrap().iter().map(|m| m["step"].as_str().unwrap_or("")).collect();
-    assert_eq!(steps, ["done", "rolled_back", "rolled_back", "rolled_back", "rolled_back", "rolled_back", "rolled_back"], "{status}");
+    assert_eq!(steps, ["done", "done", "done", "rolled_back", "rolled_back", "rolled_back", "rolled_back", "rolled_back", "rolled_back"], "{status}");
     // The CLI shows the same, for people and for scripts.
     let cli = |args: &[&str]| {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_edgeplane")).arg("--socket").arg(lab.sock("edge")).args(args).output().unwrap();

@@ -68,7 +68,8 @@ pub struct XskStats {
     pub rx_ring_full: u64,
     /// Frames dropped because the fill ring was empty.
     pub rx_fill_ring_empty_descs: u64,
-    /// Times the kernel found the TX ring empty when asked to send.
+    /// Times the kernel found the TX ring empty when asked to send (in copy
+    /// mode every kick ends that way, so this roughly counts kicks).
     pub tx_ring_empty_descs: u64,
 }
 
