@@ -287,10 +287,13 @@ pub fn criu_status() -> Result<String, String> {
     match std::process::Command::new("criu").arg("check").output() {
         Err(e) => Err(format!("CRIU is not installed ({e}); use the application backend")),
         Ok(o) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).trim().to_string()),
-        Ok(o) => Err(format!(
-            "`criu check` failed on this kernel: {}; use the application backend",
-            String::from_utf8_lossy(&o.stderr).lines().chain(String::from_utf8_lossy(&o.stdout).lines()).last().unwrap_or("no output").trim()
-        )),
+        Ok(o) => {
+            // The first error is the cause (later ones follow from it);
+            // "exited, status=N" lines are helper processes' echoes.
+            let text = format!("{}{}", String::from_utf8_lossy(&o.stderr), String::from_utf8_lossy(&o.stdout));
+            let cause = text.lines().find(|l| l.contains("Error") && !l.contains("exited, status")).or(text.lines().last()).unwrap_or("no output").trim().to_string();
+            Err(format!("`criu check` failed on this kernel: {cause}; use the application backend"))
+        }
     }
 }
 
@@ -333,7 +336,13 @@ mod tests {
     fn criu_status_is_a_clear_answer() {
         // `criu check` prints "Looks good." when it can checkpoint; any
         // other outcome must point at the application backend.
-        match criu_status() {
+        let r = criu_status();
+        if std::env::var("CI").as_deref() == Ok("true") {
+            // `cargo xtask setup` installs Debian's CRIU, so the answer is
+            // about this kernel, not a missing binary.
+            assert!(!r.as_ref().is_err_and(|e| e.contains("not installed")), "{r:?}");
+        }
+        match r {
             Ok(s) => assert!(s.contains("Looks good"), "{s}"),
             Err(e) => assert!(e.contains("application backend") && (e.contains("not installed") || e.contains("failed")), "{e}"),
         }

@@ -28,6 +28,7 @@ const APT_PACKAGES: &[&str] = &[
     "kamailio-presence-modules",
     "kamailio-sqlite-modules",
     "postgresql-15",
+    "criu",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
