@@ -227,7 +227,12 @@ fn migration(exe: &std::path::Path) -> anyhow::Result<()> {
     for l in v["log"].as_array().into_iter().flatten() {
         println!("   {}", l.as_str().unwrap_or(""));
     }
-    println!("   done in {} ms; switch {} us; {} held packets released on network 2", v["elapsed_ms"], v["switch_us"], v["released"]);
+    let pause = v["pause_us"].as_u64().map(|us| format!(", {:.1} ms after the first was held", us as f64 / 1e3)).unwrap_or_default();
+    println!("   done in {} ms; switch {} us; {} held packets released on network 2 through AF_XDP{pause}", v["elapsed_ms"], v["switch_us"], v["released"]);
+    if let Some(g) = &lab.cgroup {
+        let frozen = std::fs::read_to_string(g.join("cgroup.events")).unwrap_or_default().lines().any(|l| l == "frozen 1");
+        println!("   s1's copy is {} in its cgroup ({})", if frozen { "frozen" } else { "NOT frozen" }, g.display());
+    }
     let answered = got.iter().flatten().count();
     let continuous = got.iter().enumerate().all(|(i, a)| *a == Some(i as u64 + 1));
     println!("   terminal: {answered} of {} answered; the count ran 1..={} {}", got.len(), got.len(), if continuous { "without a gap or repeat" } else { "WITH gaps or repeats" });
