@@ -174,12 +174,22 @@ async fn handle_conn(stream: UnixStream, state: Shared) {
     let mut lines = BufReader::new(r).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let resp = match serde_json::from_str::<Request>(&line) {
-            Ok(Request::MigrateStart { process, to }) => {
+            Ok(Request::MigrateStart { process, to, wait }) => {
                 let (coord, agent) = {
                     let s = state.lock().unwrap();
                     (s.coordinator.clone(), s.config.migration.as_ref().and_then(|m| m.agent.clone()))
                 };
                 let run = match (coord, agent) {
+                    (Some(c), _) if !wait => Some(crate::migrate::prepare(&c, &process, &to).map(|p| {
+                        let started = c.lock().unwrap().migrations.iter().find(|v| v.id == p.id).cloned().expect("recorded");
+                        let c = c.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = crate::migrate::run(c, p).await {
+                                error!("migration: {e:#}");
+                            }
+                        });
+                        started
+                    })),
                     (Some(c), _) => Some(crate::migrate::migrate(c, process, to).await),
                     // Server 1's agent asks the coordinator (claim 1).
                     (None, Some(a)) => Some(crate::migrate::forward(&a, process, to).await),
@@ -188,7 +198,7 @@ async fn handle_conn(stream: UnixStream, state: Shared) {
                 match run {
                     None => Response::err("no [migration.coordinator] or [migration.agent] is configured on this host"),
                     Some(r) => match r {
-                        Ok(v) if v.step == control::migration::Step::Done => Response::ok(v),
+                        Ok(v) if matches!(v.step, control::migration::Step::Done | control::migration::Step::Starting) => Response::ok(v),
                         Ok(v) => Response::err(format!(
                             "migration of {} rolled back: {}",
                             v.process,

@@ -221,7 +221,7 @@ fn migration(exe: &std::path::Path) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(5));
     }
     println!("   terminal: 300 requests, one at a time; migrating after request {}", sent.load(Ordering::SeqCst));
-    let r = crate::client::call(&lab.sock("edge"), &control::api::Request::MigrateStart { process: "counter".into(), to: "s2".into() });
+    let r = crate::client::call(&lab.sock("edge"), &control::api::Request::MigrateStart { process: "counter".into(), to: "s2".into(), wait: true });
     let got = term.join().map_err(|_| anyhow::anyhow!("terminal panicked"))?;
     let v = r.map_err(|e| anyhow::anyhow!("migration: {e}"))?;
     for l in v["log"].as_array().into_iter().flatten() {

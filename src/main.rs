@@ -98,12 +98,17 @@ enum Cmd {
         udp: std::net::SocketAddr,
         #[arg(long)]
         tcp: Option<std::net::SocketAddr>,
-        /// Control socket (export, import JSON, pause, resume).
+        /// Control socket (pause, export, import JSON, resume, discard, status).
         #[arg(long)]
         control: PathBuf,
+        /// Write the service's pid here (for an agent that stops it with
+        /// SIGSTOP and has no control socket to ask).
+        #[arg(long)]
+        pid_file: Option<PathBuf>,
     },
     /// Send a control command to a counter service (the application
-    /// checkpoint backend uses `export` and `import`).
+    /// checkpoint backend uses `export` and `import`; `import` alone reads
+    /// the state from stdin).
     CounterCtl {
         #[arg(long)]
         control: PathBuf,
@@ -118,7 +123,8 @@ enum Cmd {
         process: String,
         #[arg(long)]
         to: Option<String>,
-        /// Accepted for compatibility: the command always waits for the end.
+        /// Wait for the end, printing each step as it happens (without it,
+        /// the command returns once the migration has started).
         #[arg(long)]
         wait: bool,
         #[arg(long)]
@@ -626,31 +632,82 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::CounterService { udp, tcp, control } => edgeplane::counter::serve(udp, tcp, &control),
+        Cmd::CounterService { udp, tcp, control, pid_file } => {
+            if let Some(f) = &pid_file {
+                std::fs::write(f, format!("{}\n", std::process::id())).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+            }
+            edgeplane::counter::serve(udp, tcp, &control)
+        }
         Cmd::CounterCtl { control, command } => {
-            println!("{}", edgeplane::counter::control(&control, &command.join(" "))?);
+            // `import` without its JSON reads it from stdin (the agent's
+            // command backend hands the state over that way).
+            let mut command = command.join(" ");
+            if command == "import" {
+                let mut state = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut state)?;
+                command = format!("import {}", state.trim());
+            }
+            println!("{}", edgeplane::counter::control(&control, &command)?);
             Ok(())
         }
-        Cmd::Migrate { process, to, wait: _, json } => {
-            let (v, status) = match (process.as_str(), to) {
-                ("status", None) => (call(Request::MigrateStatus)?, true),
-                (_, Some(to)) => (call(Request::MigrateStart { process, to })?, false),
-                (_, None) => anyhow::bail!("name the destination: edgeplane migrate {process} --to SERVER"),
+        Cmd::Migrate { process, to, wait, json } => {
+            let print = |m: &serde_json::Value| {
+                println!(
+                    "migration {} of {}: {} -> {}: {} in {} ms{}",
+                    m["id"], m["process"].as_str().unwrap_or(""), m["from"].as_str().unwrap_or(""), m["to"].as_str().unwrap_or(""),
+                    m["step"].as_str().unwrap_or(""), m["elapsed_ms"], m["failure"].as_str().map(|f| format!(" ({f})")).unwrap_or_default()
+                )
             };
-            if json {
-                print_json(&v);
+            let to = match (process.as_str(), to) {
+                ("status", None) => {
+                    let v = call(Request::MigrateStatus)?;
+                    if json {
+                        print_json(&v);
+                    } else {
+                        v.as_array().into_iter().flatten().for_each(print);
+                    }
+                    return Ok(());
+                }
+                (_, Some(to)) => to,
+                (_, None) => anyhow::bail!("name the destination: edgeplane migrate {process} --to SERVER [--wait]"),
+            };
+            let started = call(Request::MigrateStart { process: process.clone(), to, wait: false })?;
+            let ended = |m: &serde_json::Value| matches!(m["step"].as_str(), Some("done" | "rolled_back"));
+            // On a server the agent relays the request and answers at the end.
+            let mut m = started.clone();
+            if !ended(&m) && !wait {
+                if json {
+                    print_json(&m);
+                } else {
+                    println!("migration {} of {process} started; follow it with `edgeplane migrate status`, or use --wait", m["id"]);
+                }
                 return Ok(());
             }
-            let list = if status { v.as_array().cloned().unwrap_or_default() } else { vec![v] };
-            for m in &list {
-                println!("{} {} -> {}: {} in {} ms{}", m["process"].as_str().unwrap_or(""), m["from"].as_str().unwrap_or(""), m["to"].as_str().unwrap_or(""),
-                    m["step"].as_str().unwrap_or(""), m["elapsed_ms"], m["failure"].as_str().map(|f| format!(" ({f})")).unwrap_or_default());
-                if !status {
-                    for l in m["log"].as_array().into_iter().flatten() {
-                        println!("  {}", l.as_str().unwrap_or(""));
+            // --wait: print each step as the coordinator records it.
+            let mut shown = 0;
+            let t0 = std::time::Instant::now();
+            loop {
+                let log: Vec<String> = m["log"].as_array().into_iter().flatten().filter_map(|l| l.as_str().map(String::from)).collect();
+                if !json {
+                    for l in log.iter().skip(shown) {
+                        println!("  {l}");
                     }
                 }
+                shown = shown.max(log.len());
+                if ended(&m) {
+                    break;
+                }
+                anyhow::ensure!(t0.elapsed() < std::time::Duration::from_secs(3600), "migration {} still running after an hour", m["id"]);
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                let all = call(Request::MigrateStatus)?;
+                m = all.as_array().into_iter().flatten().find(|v| v["id"] == started["id"]).cloned().ok_or_else(|| anyhow::anyhow!("migration {} is gone from the coordinator (restarted?)", started["id"]))?;
             }
+            if json {
+                print_json(&m);
+            } else {
+                print(&m);
+            }
+            anyhow::ensure!(m["step"] == "done", "migration of {process} rolled back: {}", m["failure"].as_str().unwrap_or("unknown reason"));
             Ok(())
         }
         Cmd::Servers { json } => {

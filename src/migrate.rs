@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::Context as _;
 use control::{
-    config::{MigrationAgent, MigrationController, MigrationCoordinator},
+    config::{MigratableProcess, MigrationAgent, MigrationController, MigrationCoordinator},
     migration::{Body, Frame, Input, Migration, Output, Replies, Step, VERSION},
 };
 use dataplane_common::steer::{NetEgress, Steering, STEER_HOLD};
@@ -160,7 +160,7 @@ static FROZEN: Mutex<Vec<(String, Frozen)>> = Mutex::new(Vec::new());
 /// Freeze the process (after its state is exported): its cgroup when one
 /// is configured, else SIGSTOP to the pid that answered its control
 /// socket. Waits (≤ 1 s) until the kernel reports it frozen/stopped.
-fn freeze(p: &control::config::MigratableProcess, pid: i32) -> Result<(), String> {
+fn freeze(p: &MigratableProcess, pid: i32) -> Result<(), String> {
     let f = match &p.cgroup {
         Some(g) => {
             std::fs::write(g.join("cgroup.freeze"), "1").map_err(|e| format!("{}: freezing {}: {e}", p.name, g.display()))?;
@@ -219,23 +219,89 @@ fn thaw(process: &str) {
     });
 }
 
+/// One application-backend operation (`pause`, `export`, `import`,
+/// `resume`, `discard`) through the workload's control socket or its
+/// configured command, within `deadline_ms`. Returns the answer (for
+/// `export`, the state) and the pid that answered, when known.
+fn app(p: &MigratableProcess, op: &str, state: Option<&str>, deadline_ms: u64) -> Result<(String, Option<i32>), String> {
+    let fail = |e: String| format!("{}: {op}: {e}", p.name);
+    if let Some(sock) = &p.control {
+        let cmd = state.map(|s| format!("{op} {s}")).unwrap_or_else(|| op.to_string());
+        return crate::counter::control_peer(sock, &cmd).map(|(a, pid)| (a, Some(pid))).map_err(|e| fail(e.to_string()));
+    }
+    let c = p.commands.as_ref().ok_or_else(|| fail("no control socket or commands configured".into()))?;
+    let argv = match op {
+        "pause" => &c.pause,
+        "export" => &c.export,
+        "import" => &c.import,
+        "resume" => &c.resume,
+        "discard" => match &c.discard {
+            Some(d) => d,
+            None => return Ok((String::new(), None)),
+        },
+        other => return Err(fail(format!("unknown operation {other:?}"))),
+    };
+    let mut child = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| fail(format!("{}: {e}", argv[0])))?;
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("piped");
+        if let Some(s) = state {
+            stdin.write_all(s.as_bytes()).map_err(|e| fail(format!("writing the state: {e}")))?;
+        }
+    }
+    // Bounded by the request's deadline; a command still running then is killed.
+    loop {
+        match child.try_wait().map_err(|e| fail(e.to_string()))? {
+            Some(_) => break,
+            None if now_ms() > deadline_ms => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(fail(format!("{:?} still running at the deadline; killed", argv.join(" "))));
+            }
+            None => std::thread::sleep(Duration::from_micros(200)),
+        }
+    }
+    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
+    if !out.status.success() {
+        return Err(fail(format!("{:?} failed ({}): {}", argv.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim())));
+    }
+    Ok((String::from_utf8_lossy(&out.stdout).trim().to_string(), None))
+}
+
+/// The pid to stop: the one that answered the control socket, else the
+/// pid file's.
+fn pid_of(p: &MigratableProcess, answered: Option<i32>) -> Result<i32, String> {
+    if let Some(pid) = answered {
+        return Ok(pid);
+    }
+    let f = p.pid_file.as_ref().ok_or_else(|| format!("{}: no pid to stop (no control socket, no pid_file)", p.name))?;
+    let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {}: {e}", p.name, f.display()))?;
+    text.trim().parse().map_err(|_| format!("{}: {}: not a pid: {:?}", p.name, f.display(), text.trim()))
+}
+
 fn agent(cfg: &MigrationAgent, body: Body, deadline_ms: u64) -> Body {
     let proc_of = |name: &str| cfg.processes.iter().find(|p| p.name == name).ok_or_else(|| format!("no process {name:?} here"));
-    let ctl = |p: &control::config::MigratableProcess, cmd: &str| crate::counter::control_peer(&p.control, cmd).map_err(|e| format!("{}: {e}", p.name));
+    let ctl = |p: &MigratableProcess, op: &str| app(p, op, None, deadline_ms);
     let r: Result<Body, String> = (|| match body {
         Body::MigrationStart { process, to, service } => {
             let p = proc_of(&process)?;
             ctl(p, "pause")?;
-            let undo = |p: &control::config::MigratableProcess| {
+            let undo = |p: &MigratableProcess| {
                 thaw(&p.name);
                 let _ = ctl(p, "resume");
             };
             let state = match ctl(p, "export") {
-                Ok((s, pid)) => {
+                Ok((s, answered)) => {
                     // The application backend needs the process to answer
                     // `export`; from here on it is held still.
                     if p.freeze {
-                        if let Err(e) = freeze(p, pid) {
+                        if let Err(e) = (if p.cgroup.is_some() { Ok(0) } else { pid_of(p, answered) }).and_then(|pid| freeze(p, pid)) {
                             undo(p);
                             return Err(e);
                         }
@@ -274,7 +340,7 @@ fn agent(cfg: &MigrationAgent, body: Body, deadline_ms: u64) -> Body {
             ctl(p, "pause")?;
             // The address first: restored TCP connections speak from it.
             ip(&["addr", "add", &format!("{service}/32"), "dev", &p.service_dev])?;
-            if let Err(e) = ctl(p, &format!("import {state}")) {
+            if let Err(e) = app(p, "import", Some(&state), deadline_ms) {
                 ip(&["addr", "del", &format!("{service}/32"), "dev", &p.service_dev]).ok();
                 return Err(e);
             }
@@ -512,6 +578,8 @@ fn controller(c: &mut Controller, body: Body) -> Body {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct MigrationView {
+    /// 1, 2, … in the order requested since the coordinator started.
+    pub id: u64,
     pub process: String,
     pub from: String,
     pub to: String,
@@ -596,10 +664,28 @@ impl Drop for Busy {
     }
 }
 
+/// A migration checked and recorded, ready to run.
+pub struct Prepared {
+    m: Migration,
+    controller: String,
+    timeout: u64,
+    t0: Instant,
+    busy: Busy,
+    pub id: u64,
+}
+
 /// Run one migration to its end (done or rolled back).
 pub async fn migrate(coord: Arc<Mutex<Coordinator>>, process: String, to: String) -> anyhow::Result<MigrationView> {
+    let p = prepare(&coord, &process, &to)?;
+    run(coord, p).await
+}
+
+/// Check a migration request against the store and record it (step
+/// `starting`): errors here mean nothing was touched.
+pub fn prepare(coord: &Arc<Mutex<Coordinator>>, process: &str, to: &str) -> anyhow::Result<Prepared> {
     let t0 = Instant::now();
-    let (mut m, controller, timeout, _busy) = {
+    let (process, to) = (process.to_string(), to.to_string());
+    let (m, controller, timeout, busy, view_id) = {
         let mut c = coord.lock().unwrap();
         let (from_name, service) = c.place(&process)?;
         let servers = c.servers()?;
@@ -625,12 +711,31 @@ pub async fn migrate(coord: Arc<Mutex<Coordinator>>, process: String, to: String
         let busy = Busy(coord.clone(), process.clone());
         c.next_id += 100;
         let id = c.next_id;
-        c.migrations.push(MigrationView { process: process.clone(), from: from.name.clone(), to: to_s.name.clone(), step: Step::Starting, failure: None, log: vec![], elapsed_ms: 0, switch_us: None, released: None, pause_us: None });
-        (Migration::new(&process, service, from, to_s, n1, n2, id, c.cfg.timeout_ms), c1, c.cfg.timeout_ms, busy)
+        let view_id = c.migrations.len() as u64 + 1;
+        c.migrations.push(MigrationView {
+            id: view_id,
+            process: process.clone(),
+            from: from.name.clone(),
+            to: to_s.name.clone(),
+            step: Step::Starting,
+            failure: None,
+            log: vec![],
+            elapsed_ms: 0,
+            switch_us: None,
+            released: None,
+            pause_us: None,
+        });
+        (Migration::new(&process, service, from, to_s, n1, n2, id, c.cfg.timeout_ms), c1, c.cfg.timeout_ms, busy, view_id)
     };
+    Ok(Prepared { m, controller, timeout, t0, busy, id: view_id })
+}
+
+/// Drive a prepared migration to its end (done or rolled back).
+pub async fn run(coord: Arc<Mutex<Coordinator>>, p: Prepared) -> anyhow::Result<MigrationView> {
+    let Prepared { mut m, controller, timeout, t0, busy: _busy, id: view_id } = p;
     let record = |coord: &Arc<Mutex<Coordinator>>, m: &Migration, note: Option<String>| {
         let mut c = coord.lock().unwrap();
-        if let Some(v) = c.migrations.iter_mut().rev().find(|v| v.process == m.process) {
+        if let Some(v) = c.migrations.iter_mut().find(|v| v.id == view_id) {
             v.step = m.step;
             v.failure = m.failure.clone();
             v.elapsed_ms = t0.elapsed().as_millis() as u64;
@@ -646,7 +751,19 @@ pub async fn migrate(coord: Arc<Mutex<Coordinator>>, process: String, to: String
             record(&coord, &m, Some("controller holds the service's packets".into()));
             m.begin(now_ms())
         }
-        other => anyhow::bail!("the connection controller would not hold the traffic: {other:?}"),
+        other => {
+            // Nothing paused yet; if the hold took effect after all (a
+            // late answer), the switch back to network 1 releases it.
+            let why = match other {
+                Ok(Body::Error { reason }) | Err(reason) => reason,
+                Ok(b) => format!("unexpected answer {b:?}"),
+            };
+            let back = Frame { v: VERSION, id: hold.id ^ 1, deadline_ms: now_ms() + timeout, body: Body::SwitchRequest { service: m.service, to: m.network1.clone() } };
+            let _ = request(&controller, &back).await;
+            m.step = Step::RolledBack;
+            m.failure = Some(format!("the connection controller would not hold the traffic: {why}"));
+            vec![]
+        }
     };
     while !pending.is_empty() {
         let mut next = Vec::new();
@@ -667,7 +784,7 @@ pub async fn migrate(coord: Arc<Mutex<Coordinator>>, process: String, to: String
                 Ok(body) => {
                     if let Body::SwitchDone { switch_us, released, pause_us, .. } = body {
                         let mut c = coord.lock().unwrap();
-                        if let Some(v) = c.migrations.iter_mut().rev().find(|v| v.process == m.process) {
+                        if let Some(v) = c.migrations.iter_mut().find(|v| v.id == view_id) {
                             v.switch_us = Some(switch_us);
                             v.released = Some(released);
                             v.pause_us = (released > 0).then_some(pause_us);
@@ -689,7 +806,7 @@ pub async fn migrate(coord: Arc<Mutex<Coordinator>>, process: String, to: String
         warn!(process = %m.process, failure = ?m.failure, "migration rolled back");
     }
     let c = coord.lock().unwrap();
-    Ok(c.migrations.iter().rev().find(|v| v.process == m.process).cloned().expect("recorded"))
+    Ok(c.migrations.iter().find(|v| v.id == view_id).cloned().expect("recorded"))
 }
 
 /// Take migration requests over TCP (claim 1: from server 1's agent).
@@ -724,6 +841,7 @@ pub async fn forward(agent: &MigrationAgent, process: String, to: String) -> any
     let f = Frame { v: VERSION, id: now_ms() << 8 | 0x42, deadline_ms: now_ms() + FORWARD_TIMEOUT_MS, body: Body::MigrateRequest { process: process.clone(), to: to.clone() } };
     match request(&coordinator.to_string(), &f).await {
         Ok(Body::MigrateResult { process, step, failure, log }) => Ok(MigrationView {
+            id: 0,
             process,
             from: "here".into(),
             to,

@@ -81,7 +81,8 @@ impl Lab {
     pub fn start(&mut self) {
         for s in ["s1", "s2"] {
             let ctl = self.ctl(s).display().to_string();
-            self.spawn(&format!("counter-{s}"), s, &["counter-service", "--udp", "0.0.0.0:9000", "--tcp", "0.0.0.0:9001", "--control", &ctl]);
+            let pid = self.dir.join(format!("{s}.pid")).display().to_string();
+            self.spawn(&format!("counter-{s}"), s, &["counter-service", "--udp", "0.0.0.0:9000", "--tcp", "0.0.0.0:9001", "--control", &ctl, "--pid-file", &pid]);
         }
         let t0 = Instant::now();
         while !(self.ctl("s1").exists() && self.ctl("s2").exists()) {
@@ -96,10 +97,25 @@ impl Lab {
                 std::fs::write(g.join("cgroup.procs"), c.id().to_string()).unwrap();
             }
         }
-        let (c1, c2) = (self.ctl("s1"), self.ctl("s2"));
-        let s1 = agent_config("10.8.1.10", "10.8.1.1", &c1, self.cgroup.as_deref());
-        self.daemon("s1", &s1);
-        self.daemon("s2", &agent_config("10.8.2.10", "10.8.2.1", &c2, None));
+        // s1's agent talks to the counter's control socket and freezes its
+        // cgroup; s2's runs `counter-ctl` commands and stops the pid in the
+        // pid file with SIGSTOP.
+        let mut s1 = format!("control = \"{}\"\n", self.ctl("s1").display());
+        if let Some(g) = &self.cgroup {
+            s1 += &format!("cgroup = \"{}\"\n", g.display());
+        }
+        let cmd = |op: &str| format!("[{:?}, \"counter-ctl\", \"--control\", {:?}, \"{op}\"]", self.exe.display().to_string(), self.ctl("s2").display().to_string());
+        let s2 = format!(
+            "pid_file = \"{}\"\n[migration.agent.process.commands]\npause = {}\nexport = {}\nimport = {}\nresume = {}\ndiscard = {}\n",
+            self.dir.join("s2.pid").display(),
+            cmd("pause"),
+            cmd("export"),
+            cmd("import"),
+            cmd("resume"),
+            cmd("discard")
+        );
+        self.daemon("s1", &agent_config("10.8.1.10", "10.8.1.1", &s1));
+        self.daemon("s2", &agent_config("10.8.2.10", "10.8.2.1", &s2));
         let db = self.dir.join("coordinator.db").display().to_string();
         self.daemon("edge", &EDGE.replace("DB", &db));
     }
@@ -201,14 +217,11 @@ pub fn cgroup2_root() -> Option<std::path::PathBuf> {
     })
 }
 
-/// A server's agent: it moves `counter` and asks the coordinator at
-/// `coordinator` (port 7800) for moves requested on this server.
-pub fn agent_config(addr: &str, coordinator: &str, ctl: &std::path::Path, cgroup: Option<&std::path::Path>) -> String {
-    let cgroup = cgroup.map(|g| format!("cgroup = \"{}\"\n", g.display())).unwrap_or_default();
-    format!(
-        "[migration.agent]\nlisten = \"{addr}:7600\"\ncoordinator = \"{coordinator}:7800\"\n[[migration.agent.process]]\nname = \"counter\"\ncontrol = \"{}\"\n{cgroup}",
-        ctl.display()
-    )
+/// A server's agent: it moves `counter` (its backend keys in `backend`)
+/// and asks the coordinator at `coordinator` (port 7800) for moves
+/// requested on this server.
+pub fn agent_config(addr: &str, coordinator: &str, backend: &str) -> String {
+    format!("[migration.agent]\nlisten = \"{addr}:7600\"\ncoordinator = \"{coordinator}:7800\"\n[[migration.agent.process]]\nname = \"counter\"\n{backend}")
 }
 
 pub const EDGE: &str = r#"
@@ -415,7 +428,7 @@ pub fn bench(exe: &std::path::Path, count: usize) -> anyhow::Result<BenchReport>
         thread::sleep(Duration::from_millis(60));
         let to = if at == "s1" { "s2" } else { "s1" };
         let t0 = Instant::now();
-        let v = crate::client::call(&lab.sock("edge"), &Request::MigrateStart { process: "counter".into(), to: to.into() })
+        let v = crate::client::call(&lab.sock("edge"), &Request::MigrateStart { process: "counter".into(), to: to.into(), wait: true })
             .map_err(|e| anyhow::anyhow!("migration to {to}: {e}"))?;
         windows.push((t0, Instant::now()));
         views.push(v);

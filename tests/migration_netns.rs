@@ -75,9 +75,9 @@ fn process_moves_to_network_2_without_losing_a_request() {
 
     // Unknown destination, and a destination behind another controller:
     // refused before anything moves.
-    let e = edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStart { process: "counter".into(), to: "s9".into() }).unwrap_err();
+    let e = edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStart { process: "counter".into(), to: "s9".into(), wait: true }).unwrap_err();
     assert!(e.to_string().contains("s9"), "{e}");
-    let e = edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStart { process: "counter".into(), to: "s5".into() }).unwrap_err();
+    let e = edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStart { process: "counter".into(), to: "s5".into(), wait: true }).unwrap_err();
     assert!(e.to_string().contains("different connection controllers"), "{e}");
     assert_eq!(lab.status("s1")["count"], 0, "nothing moved");
 
@@ -92,7 +92,7 @@ fn process_moves_to_network_2_without_losing_a_request() {
     }
     // Asked on server 1: its agent sends the request to the coordinator
     // (claim 1).
-    let r = edgeplane::client::call(&lab.sock("s1"), &Request::MigrateStart { process: "counter".into(), to: "s2".into() });
+    let r = edgeplane::client::call(&lab.sock("s1"), &Request::MigrateStart { process: "counter".into(), to: "s2".into(), wait: true });
     let at_switch = sent.load(Ordering::SeqCst);
     let v = match r {
         Ok(v) => v,
@@ -132,7 +132,7 @@ fn process_moves_to_network_2_without_losing_a_request() {
         while sent.load(Ordering::SeqCst) < n && t0.elapsed() < Duration::from_secs(20) {
             thread::sleep(Duration::from_millis(2));
         }
-        edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStart { process: "counter".into(), to: to.into() })
+        edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStart { process: "counter".into(), to: to.into(), wait: true })
             .unwrap_or_else(|e| panic!("TCP phase, migration to {to}: {e}\nedge: {}\ns1: {}\ns2: {}", lab.log("edge"), lab.log("s1"), lab.log("s2")))
     };
     migrate_at(40, "s1");
@@ -163,7 +163,7 @@ fn process_moves_to_network_2_without_losing_a_request() {
         assert_eq!(a, Some(next + 21), "the open TCP connection must be answered after: {what}");
         next += 21;
     };
-    let migrate = |lab: &Lab, to: &str| edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStart { process: "counter".into(), to: to.into() });
+    let migrate = |lab: &Lab, to: &str| edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStart { process: "counter".into(), to: to.into(), wait: true });
     // 1. The switch is refused (the controller has no network 3); by then
     //    s2 had given its address away, so the rollback must restore it.
     let e = migrate(&lab, "s3").unwrap_err();
@@ -215,9 +215,29 @@ fn process_moves_to_network_2_without_losing_a_request() {
         String::from_utf8_lossy(&o.stdout).to_string()
     };
     let text = cli(&["migrate", "status"]);
-    assert!(text.contains("counter s1 -> s2: done") && text.contains("rolled_back"), "{text}");
+    assert!(text.contains("migration 1 of counter: s1 -> s2: done") && text.contains("rolled_back"), "{text}");
     let json: serde_json::Value = serde_json::from_str(&cli(&["migrate", "status", "--json"])).unwrap();
-    assert!(json[0]["released"].is_u64(), "{json}");
+    assert!(json[1]["released"].is_u64() && json[1]["pause_us"].is_u64(), "{json}");
+    // Without --wait the command returns once the migration has started;
+    // the status then follows it to its end (here a rollback: the source
+    // agent is dead).
+    let started: serde_json::Value = serde_json::from_str(&cli(&["migrate", "counter", "--to", "s1", "--json"])).unwrap();
+    assert_eq!(started["step"], "starting", "{started}");
+    let t0 = Instant::now();
+    let end = loop {
+        let all: serde_json::Value = serde_json::from_str(&cli(&["migrate", "status", "--json"])).unwrap();
+        let m = all.as_array().unwrap().iter().find(|m| m["id"] == started["id"]).cloned().unwrap();
+        if m["step"] == "rolled_back" || m["step"] == "done" || t0.elapsed() > Duration::from_secs(15) {
+            break m;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(end["step"], "rolled_back", "{end}");
+    // --wait prints each step as it happens and fails on a rollback.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_edgeplane")).arg("--socket").arg(lab.sock("edge")).args(["migrate", "counter", "--to", "s1", "--wait"]).output().unwrap();
+    let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(!o.status.success() && err.contains("rolled back"), "{out}\n{err}");
+    assert!(out.contains("migration start → agent s2") && out.contains("rolling back"), "{out}");
     assert!(cli(&["servers"]).contains("s3"));
     assert!(cli(&["networks", "--json"]).contains("net3"));
 }

@@ -42,7 +42,15 @@ pub enum Request {
         name: String,
     },
     VrrpStatus,
-    MigrateStart { process: String, to: String },
+    /// Move `process` to server `to`. With `wait` (the default) the answer
+    /// comes at the end; without, as soon as the migration is recorded
+    /// (follow it with MigrateStatus).
+    MigrateStart {
+        process: String,
+        to: String,
+        #[serde(default = "yes")]
+        wait: bool,
+    },
     MigrateStatus,
     Servers,
     Networks,
@@ -203,4 +211,8 @@ mod tests {
             .is_err());
         assert!("10.0.0.2-198.51.100.10/udp".parse::<FlowSpec>().is_err());
     }
+}
+
+fn yes() -> bool {
+    true
 }

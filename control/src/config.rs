@@ -49,13 +49,23 @@ pub struct MigrationAgent {
     pub processes: Vec<MigratableProcess>,
 }
 
-/// A process the agent can move, with the application backend: its
-/// control socket exports and imports state, pauses and resumes.
+/// A process the agent can move, with the application backend: the
+/// workload pauses, exports and imports its state and resumes, either
+/// through a control socket (one command per connection: `pause`,
+/// `export`, `import JSON`, `resume`, `discard`) or through commands.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MigratableProcess {
     pub name: String,
-    pub control: PathBuf,
+    #[serde(default)]
+    pub control: Option<PathBuf>,
+    /// Commands run instead of a control socket.
+    #[serde(default)]
+    pub commands: Option<AppCommands>,
+    /// The process's pid file: whom SIGSTOP stops when there is neither a
+    /// cgroup nor a control socket to ask.
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
     /// Interface holding the service address while the process runs here.
     #[serde(default = "default_service_dev")]
     pub service_dev: String,
@@ -70,6 +80,21 @@ pub struct MigratableProcess {
     pub freeze: bool,
 }
 
+
+/// The application backend as commands (argv, no shell). `export` prints
+/// the state on stdout; `import` reads it on stdin; a non-zero exit is a
+/// failure, reported with its stderr.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AppCommands {
+    pub pause: Vec<String>,
+    pub export: Vec<String>,
+    pub import: Vec<String>,
+    pub resume: Vec<String>,
+    /// Drop what an import brought (a rolled-back destination); optional.
+    #[serde(default)]
+    pub discard: Option<Vec<String>>,
+}
 
 fn default_service_dev() -> String {
     "lo".into()
@@ -134,6 +159,22 @@ impl Migration {
             for (i, p) in a.processes.iter().enumerate() {
                 if a.processes[..i].iter().any(|q| q.name == p.name) {
                     return Err(err(format!("migration.agent.process[{i}].name"), format!("{:?} is configured twice", p.name)));
+                }
+                let key = |k: &str| format!("migration.agent.process[{i}].{k}");
+                match (&p.control, &p.commands) {
+                    (None, None) => return Err(err(key("control"), "give the workload's control socket, or [commands]")),
+                    (Some(_), Some(_)) => return Err(err(key("commands"), "give either a control socket or commands, not both")),
+                    (None, Some(c)) => {
+                        for (k, argv) in [("pause", &c.pause), ("export", &c.export), ("import", &c.import), ("resume", &c.resume)] {
+                            if argv.is_empty() || argv[0].is_empty() {
+                                return Err(err(key(&format!("commands.{k}")), "an empty command (give the program and its arguments)"));
+                            }
+                        }
+                        if p.freeze && p.cgroup.is_none() && p.pid_file.is_none() {
+                            return Err(err(key("pid_file"), "needed to stop the process (SIGSTOP) when there is neither a cgroup nor a control socket; or set freeze = false"));
+                        }
+                    }
+                    (Some(_), None) => {}
                 }
                 if let Some(g) = &p.cgroup {
                     if !g.is_absolute() || g == std::path::Path::new("/sys/fs/cgroup") {
@@ -777,6 +818,19 @@ weight = 2
         assert_eq!(e.key, "migration.agent.process[0].cgroup", "{e}");
         let e = error_of(&format!("{agent}[[migration.agent.process]]\nname = \"c\"\ncontrol = \"/run/d.ctl\"\n"));
         assert_eq!(e.key, "migration.agent.process[1].name", "{e}");
+        // The application backend as commands.
+        let cmds = "[migration.agent.process.commands]\npause = [\"app\", \"pause\"]\nexport = [\"app\", \"export\"]\nimport = [\"app\", \"import\"]\nresume = [\"app\", \"resume\"]\n";
+        let no_ctl = agent.replace("control = \"/run/c.ctl\"\n", "");
+        let e = error_of(&no_ctl);
+        assert_eq!(e.key, "migration.agent.process[0].control", "{e}");
+        let e = error_of(&format!("{agent}{cmds}"));
+        assert_eq!(e.key, "migration.agent.process[0].commands", "{e}");
+        let e = error_of(&format!("{no_ctl}{cmds}"));
+        assert_eq!(e.key, "migration.agent.process[0].pid_file", "{e}");
+        let ok = Config::parse(&format!("{no_ctl}pid_file = \"/run/app.pid\"\n{cmds}")).unwrap();
+        assert_eq!(ok.migration.unwrap().agent.unwrap().processes[0].commands.as_ref().unwrap().export, ["app", "export"]);
+        let e = error_of(&format!("{no_ctl}pid_file = \"/run/app.pid\"\n{}", cmds.replace("[\"app\", \"resume\"]", "[]")));
+        assert_eq!(e.key, "migration.agent.process[0].commands.resume", "{e}");
     }
 
     #[test]
