@@ -438,20 +438,37 @@ fn ipv4_dst(f: &[u8]) -> Option<u32> {
     Some(u32::from_ne_bytes([d[0], d[1], d[2], d[3]]))
 }
 
-/// How a network's held frames leave: an AF_XDP socket on its interface,
-/// or the terminal-side socket when the network is behind that interface.
-enum Egress {
-    Xsk(Xsk),
-    Ingress,
-}
-
 struct Controller {
     dp: Dataplane,
-    /// Network id → (next hop MAC, egress MAC, how held frames leave).
-    nets: HashMap<u32, ([u8; 6], [u8; 6], Egress)>,
+    /// Network id → (next hop MAC, egress MAC, egress ifindex).
+    nets: HashMap<u32, ([u8; 6], [u8; 6], u32)>,
+    /// AF_XDP sockets that send released frames, by interface (networks
+    /// behind the terminal-side interface use its receive socket).
+    tx: HashMap<u32, Xsk>,
+    ingress: u32,
     held: Arc<Mutex<Held>>,
     current: HashMap<Ipv4Addr, u32>,
     pub last_switch_us: Option<u64>,
+}
+
+impl Controller {
+    /// Program network `id`'s egress (map entry, and a TX socket on its
+    /// interface unless one is open already).
+    fn add_network(&mut self, id: u32, name: &str, via: &str, next_hop_mac: &str) -> Result<(), String> {
+        if id >= dataplane_common::steer::NETWORKS_MAX {
+            return Err(format!("network {name}: id {id} is out of range (0..{})", dataplane_common::steer::NETWORKS_MAX));
+        }
+        let mac = control::config::parse_mac(next_hop_mac).ok_or_else(|| format!("network {name}: {next_hop_mac:?} is not a MAC address"))?;
+        let ifindex = dataplane_user::ifindex(via).map_err(|e| format!("network {name}: {e}"))?;
+        let src = dataplane_user::mac_of(via).map_err(|e| format!("network {name}: {e}"))?;
+        if ifindex != self.ingress && !self.tx.contains_key(&ifindex) {
+            let x = Xsk::open(ifindex, 0, &xsk_options(false)).map_err(|e| format!("AF_XDP socket on {via} (network {name}): {e}"))?;
+            self.tx.insert(ifindex, x);
+        }
+        self.dp.set_network(id, &NetEgress { dst_mac: mac, src_mac: src, ifindex, valid: 1 }).map_err(|e| format!("network {name}: {e}"))?;
+        self.nets.insert(id, (mac, src, ifindex));
+        Ok(())
+    }
 }
 
 fn xsk_options(rx: bool) -> XskOptions {
@@ -475,26 +492,19 @@ pub async fn run_controller(cfg: MigrationController, opts: &dataplane_user::Loa
         dp.set_steer_xsk(q, x.fd())?;
         rx.push(x);
     }
-    let mut nets = HashMap::new();
-    for n in &cfg.networks {
-        let ifindex = dataplane_user::ifindex(&n.via)?;
-        let mac = control::config::parse_mac(&n.next_hop_mac).ok_or_else(|| anyhow::anyhow!("network {}: bad next_hop_mac", n.name))?;
-        let src = dataplane_user::mac_of(&n.via)?;
-        dp.set_network(n.id, &NetEgress { dst_mac: mac, src_mac: src, ifindex, valid: 1 })?;
-        let egress = if ifindex == ingress {
-            Egress::Ingress
-        } else {
-            Egress::Xsk(Xsk::open(ifindex, 0, &xsk_options(false)).with_context(|| format!("AF_XDP socket on {} (network {})", n.via, n.name))?)
-        };
-        nets.insert(n.id, (mac, src, egress));
-    }
     let mut current = HashMap::new();
-    for s in &cfg.services {
-        dp.set_steering(u32::from_ne_bytes(s.address.octets()), Steering { network: s.network, flags: 0 })?;
-        current.insert(s.address, s.network);
+    for sv in &cfg.services {
+        current.insert(sv.address, sv.network);
     }
     let fds: Vec<i32> = rx.iter().map(|x| x.fd()).collect();
     let held = Arc::new(Mutex::new(Held { rx, frames: HashMap::new(), first: HashMap::new(), overflow: 0 }));
+    let mut c = Controller { dp, nets: HashMap::new(), tx: HashMap::new(), ingress, held: held.clone(), current, last_switch_us: None };
+    for n in &cfg.networks {
+        c.add_network(n.id, &n.name, &n.via, &n.next_hop_mac).map_err(|e| anyhow::anyhow!(e))?;
+    }
+    for sv in &cfg.services {
+        c.dp.set_steering(u32::from_ne_bytes(sv.address.octets()), Steering { network: sv.network, flags: 0 })?;
+    }
     {
         // Take held frames off the sockets as they come, so a long hold is
         // bounded by HOLD_FRAMES_MAX, not by the ring size.
@@ -510,7 +520,7 @@ pub async fn run_controller(cfg: MigrationController, opts: &dataplane_user::Loa
     }
     let l = TcpListener::bind(cfg.listen).await.with_context(|| format!("controller listen {}", cfg.listen))?;
     info!(listen = %cfg.listen, interface = %cfg.interface, queues, "connection controller on");
-    let c = Arc::new(Mutex::new(Controller { dp, nets, held, current, last_switch_us: None }));
+    let c = Arc::new(Mutex::new(c));
     tokio::spawn(serve(l, move |f: Frame| {
         let c = c.clone();
         async move { tokio::task::spawn_blocking(move || controller(&mut c.lock().unwrap(), f.body)).await.unwrap_or_else(|e| Body::Error { reason: e.to_string() }) }
@@ -528,7 +538,14 @@ fn controller(c: &mut Controller, body: Body) -> Body {
         Body::SwitchRequest { service, to } => {
             let t0 = Instant::now();
             if !c.nets.contains_key(&to.id) {
-                return Err(format!("no network {} ({})", to.id, to.name));
+                match (&to.via, &to.next_hop_mac) {
+                    (Some(via), Some(mac)) => {
+                        // Claim 4: the request carries network 2's information.
+                        c.add_network(to.id, &to.name, via, mac)?;
+                        info!(network = %to.name, id = to.id, via, "network learned from a switch request");
+                    }
+                    _ => return Err(format!("no network {} ({}) here, and the request does not say how to reach it", to.id, to.name)),
+                }
             }
             let key = u32::from_ne_bytes(service.octets());
             c.dp.set_steering(key, Steering { network: to.id, flags: 0 }).map_err(|e| e.to_string())?;
@@ -545,18 +562,18 @@ fn controller(c: &mut Controller, body: Body) -> Body {
             if overflow > 0 {
                 warn!(%service, overflow, "held frames dropped: a hold was full");
             }
-            let Controller { nets, held, .. } = c;
-            let (mac, src, egress) = nets.get_mut(&to.id).expect("checked");
+            let (mac, src, ifindex) = *c.nets.get(&to.id).expect("checked");
+            let Controller { tx, held, .. } = c;
             let mut ingress = None;
-            let tx = match egress {
-                Egress::Xsk(x) => x,
-                Egress::Ingress => ingress.insert(held.lock().unwrap()).rx.first_mut().ok_or("no AF_XDP socket on the terminal side")?,
+            let tx = match tx.get_mut(&ifindex) {
+                Some(x) => x,
+                None => ingress.insert(held.lock().unwrap()).rx.first_mut().ok_or("no AF_XDP socket on the terminal side")?,
             };
             let mut released = 0;
             let mut pause_us = 0;
             for mut frame in frames {
-                frame[0..6].copy_from_slice(mac);
-                frame[6..12].copy_from_slice(src);
+                frame[0..6].copy_from_slice(&mac);
+                frame[6..12].copy_from_slice(&src);
                 tx.send(&frame).map_err(|e| format!("releasing a held frame: {e}"))?;
                 if released == 0 {
                     pause_us = first.map(|t| t.elapsed().as_micros() as u64).unwrap_or(0);
@@ -608,20 +625,24 @@ impl Coordinator {
         let db = rusqlite::Connection::open(&cfg.database).with_context(|| cfg.database.display().to_string())?;
         db.execute_batch(
             "CREATE TABLE IF NOT EXISTS servers (name TEXT PRIMARY KEY, address TEXT NOT NULL, network TEXT NOT NULL, agent TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS networks (name TEXT PRIMARY KEY, id INTEGER NOT NULL, controller TEXT);
+             CREATE TABLE IF NOT EXISTS networks (name TEXT PRIMARY KEY, id INTEGER NOT NULL, controller TEXT, via TEXT, next_hop_mac TEXT);
              CREATE TABLE IF NOT EXISTS processes (name TEXT PRIMARY KEY, server TEXT NOT NULL, service TEXT NOT NULL);",
         )?;
-        // A store from before networks named their controller.
-        let has_controller = db.prepare("SELECT controller FROM networks LIMIT 0").is_ok();
-        if !has_controller {
-            db.execute_batch("ALTER TABLE networks ADD COLUMN controller TEXT")?;
+        // A store from before networks named their controller and egress.
+        for col in ["controller", "via", "next_hop_mac"] {
+            if db.prepare(&format!("SELECT {col} FROM networks LIMIT 0")).is_err() {
+                db.execute_batch(&format!("ALTER TABLE networks ADD COLUMN {col} TEXT"))?;
+            }
         }
         for s in &cfg.servers {
             db.execute("INSERT OR REPLACE INTO servers VALUES (?1, ?2, ?3, ?4)", rusqlite::params![s.name, s.address.to_string(), s.network, s.agent])?;
         }
         for n in &cfg.networks {
             let controller = n.controller.clone().or(cfg.controller.map(|c| c.to_string()));
-            db.execute("INSERT OR REPLACE INTO networks (name, id, controller) VALUES (?1, ?2, ?3)", rusqlite::params![n.name, n.id, controller])?;
+            db.execute(
+                "INSERT OR REPLACE INTO networks (name, id, controller, via, next_hop_mac) VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![n.name, n.id, controller, n.via, n.next_hop_mac],
+            )?;
         }
         for p in &cfg.processes {
             // The store keeps where a process moved to across restarts.
@@ -640,8 +661,10 @@ impl Coordinator {
     }
 
     pub fn networks(&self) -> anyhow::Result<Vec<control::migration::NetworkInfo>> {
-        let mut q = self.db.prepare("SELECT name, id, controller FROM networks ORDER BY id")?;
-        let rows = q.query_map([], |r| Ok(control::migration::NetworkInfo { name: r.get(0)?, id: r.get(1)?, controller: r.get(2)? }))?;
+        let mut q = self.db.prepare("SELECT name, id, controller, via, next_hop_mac FROM networks ORDER BY id")?;
+        let rows = q.query_map([], |r| {
+            Ok(control::migration::NetworkInfo { name: r.get(0)?, id: r.get(1)?, controller: r.get(2)?, via: r.get(3)?, next_hop_mac: r.get(4)? })
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 

@@ -264,6 +264,19 @@ controller = "127.0.0.1:7700"
 name = "net2"
 id = 2
 controller = "127.0.0.1:7700"
+# Unknown to the controller's config: the switch request carries how to
+# reach it (the egress), and the controller steers there.
+[[migration.coordinator.network]]
+name = "net5"
+id = 5
+controller = "127.0.0.1:7700"
+via = "eth2"
+next_hop_mac = "02:00:00:00:02:0a"
+[[migration.coordinator.server]]
+name = "s2b"
+address = "10.8.2.10"
+network = "net5"
+agent = "10.8.2.10:7600"
 # Behind another edge host's controller: a move there is refused up front.
 [[migration.coordinator.network]]
 name = "net4"

@@ -65,10 +65,11 @@ fn process_moves_to_network_2_without_losing_a_request() {
     lab.start();
 
     let servers = edgeplane::client::call(&lab.sock("edge"), &Request::Servers).unwrap();
-    assert_eq!(servers.as_array().map(|a| a.len()), Some(5), "{servers}");
+    assert_eq!(servers.as_array().map(|a| a.len()), Some(6), "{servers}");
     let networks = edgeplane::client::call(&lab.sock("edge"), &Request::Networks).unwrap();
     assert_eq!(networks[1]["name"], "net2", "{networks}");
     assert_eq!(networks[1]["controller"], "127.0.0.1:7700", "the store keeps each network's controller: {networks}");
+    assert_eq!((networks[4]["name"].as_str(), networks[4]["via"].as_str()), (Some("net5"), Some("eth2")), "and its egress: {networks}");
     if std::env::var("CI").as_deref() == Ok("true") {
         assert!(lab.cgroup.is_some(), "CI=true: cgroup v2 must be mounted (the agent freezes s1's counter there)");
     }
@@ -137,7 +138,11 @@ fn process_moves_to_network_2_without_losing_a_request() {
     };
     migrate_at(40, "s1");
     assert_eq!(lab.status("s1")["tcp"], 1, "the connection was restored on s1");
-    migrate_at(90, "s2");
+    // To s2 again, but as network 5, which the controller learns from the
+    // switch request.
+    let v = migrate_at(90, "s2b");
+    assert_eq!(v["step"], "done", "{v}");
+    assert!(lab.log("edge").contains("network learned from a switch request"), "{}", lab.log("edge"));
     let got = tcp.join().unwrap();
     assert_eq!(got, (TOTAL + 1..=TOTAL + TCP_TOTAL).map(Some).collect::<Vec<_>>(), "one TCP connection, answered throughout, count continuing");
     let t0 = Instant::now();

@@ -206,6 +206,20 @@ impl Migration {
                 return Err(err("migration.coordinator.timeout_ms", "must be 1..=600000"));
             }
             for (i, n) in c.networks.iter().enumerate() {
+                if c.networks[..i].iter().any(|m| m.name == n.name || m.id == n.id) {
+                    return Err(err(format!("migration.coordinator.network[{i}]"), format!("network {:?} (id {}) is configured twice", n.name, n.id)));
+                }
+                if n.via.is_some() != n.next_hop_mac.is_some() {
+                    return Err(err(format!("migration.coordinator.network[{i}].via"), "give both via and next_hop_mac (the egress), or neither"));
+                }
+                if let Some(v) = &n.via {
+                    validate_ifname(v).map_err(|r| err(format!("migration.coordinator.network[{i}].via"), r))?;
+                }
+                if let Some(m) = &n.next_hop_mac {
+                    if parse_mac(m).is_none() {
+                        return Err(err(format!("migration.coordinator.network[{i}].next_hop_mac"), format!("{m:?} is not a MAC address")));
+                    }
+                }
                 match &n.controller {
                     Some(a) if a.parse::<std::net::SocketAddr>().is_err() => {
                         return Err(err(format!("migration.coordinator.network[{i}].controller"), format!("{a:?} is not an address:port")));
@@ -811,6 +825,10 @@ weight = 2
         assert_eq!(c.migration.unwrap().coordinator.unwrap().networks[0].controller.as_deref(), Some("127.0.0.1:7701"));
         let e = error_of(&MIGRATION.replace("name = \"n1\"\nid = 1\n", "name = \"n1\"\nid = 1\ncontroller = \"x\"\n"));
         assert_eq!(e.key, "migration.coordinator.network[0].controller", "{e}");
+        let e = error_of(&MIGRATION.replace("name = \"n1\"\nid = 1\n", "name = \"n1\"\nid = 1\nvia = \"eth2\"\n"));
+        assert_eq!(e.key, "migration.coordinator.network[0].via", "{e}");
+        let e = error_of(&MIGRATION.replace("name = \"n1\"\nid = 1\n", "name = \"n1\"\nid = 1\nvia = \"eth2\"\nnext_hop_mac = \"02:xx\"\n"));
+        assert_eq!(e.key, "migration.coordinator.network[0].next_hop_mac", "{e}");
         let agent = "[node]\nname = \"s\"\n[migration.agent]\nlisten = \"10.8.1.10:7600\"\n[[migration.agent.process]]\nname = \"c\"\ncontrol = \"/run/c.ctl\"\n";
         let a = Config::parse(agent).unwrap().migration.unwrap().agent.unwrap();
         assert!(a.processes[0].freeze && a.processes[0].cgroup.is_none() && a.coordinator.is_none());

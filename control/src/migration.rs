@@ -37,6 +37,13 @@ pub struct NetworkInfo {
     /// (default: the coordinator's `controller`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub controller: Option<String>,
+    /// How the controller reaches this network: its interface there and
+    /// the next hop's MAC. A switch request carries them, so a controller
+    /// can steer to a network it was not configured with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_hop_mac: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -342,8 +349,8 @@ mod tests {
             Ipv4Addr::new(192, 0, 2, 80),
             server("s1", "n1", 1),
             server("s2", "n2", 2),
-            NetworkInfo { name: "n1".into(), id: 1, controller: None },
-            NetworkInfo { name: "n2".into(), id: 2, controller: None },
+            NetworkInfo { name: "n1".into(), id: 1, controller: None, via: None, next_hop_mac: None },
+            NetworkInfo { name: "n2".into(), id: 2, controller: None, via: None, next_hop_mac: None },
             100,
             2000,
         )
@@ -360,7 +367,7 @@ mod tests {
 
     #[test]
     fn frames_round_trip_and_bad_frames_are_refused() {
-        let f = Frame { v: VERSION, id: 7, deadline_ms: 99, body: Body::SwitchRequest { service: Ipv4Addr::new(192, 0, 2, 80), to: NetworkInfo { name: "n2".into(), id: 2, controller: None } } };
+        let f = Frame { v: VERSION, id: 7, deadline_ms: 99, body: Body::SwitchRequest { service: Ipv4Addr::new(192, 0, 2, 80), to: NetworkInfo { name: "n2".into(), id: 2, controller: None, via: None, next_hop_mac: None } } };
         let mut buf = f.encode();
         buf.extend(Frame { id: 8, body: Body::Ok, ..f.clone() }.encode());
         let half = buf.len() - 3;

@@ -452,6 +452,11 @@ impl Xsk {
         Ok(xsk)
     }
 
+    /// The interface this socket is bound to.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
     /// The socket's descriptor, to put into an XSKMAP (aya's `XskMap::set`)
     /// at this queue's index. Stays owned by the `Xsk`.
     pub fn fd(&self) -> RawFd {
