@@ -326,21 +326,20 @@ pub fn handle(s: &mut State, req: Request) -> Response {
             Ok(Response::ok(s.routers.iter().map(|r| r.status.lock().unwrap().clone()).collect::<Vec<_>>()))
         }
         Request::MigrateStart { .. } => Err("migrations run on the daemon's event loop".into()),
-        Request::MigrateStatus => {
-            let c = s.coordinator.as_ref().ok_or("no [migration.coordinator] is configured on this host")?;
-            Ok(Response::ok(c.lock().unwrap().migrations.clone()))
-        }
-        Request::Servers => {
-            let c = s.coordinator.as_ref().ok_or("no [migration.coordinator] is configured on this host")?;
-            Ok(Response::ok(c.lock().unwrap().servers().map_err(|e| e.to_string())?))
-        }
-        Request::Networks => {
-            let c = s.coordinator.as_ref().ok_or("no [migration.coordinator] is configured on this host")?;
-            Ok(Response::ok(c.lock().unwrap().networks().map_err(|e| e.to_string())?))
-        }
+        Request::MigrateStatus => Ok(Response::ok(coordinator(s)?.migrations.clone())),
+        Request::Servers => Ok(Response::ok(coordinator(s)?.servers().map_err(|e| e.to_string())?)),
+        Request::Networks => Ok(Response::ok(coordinator(s)?.networks().map_err(|e| e.to_string())?)),
+        Request::ServerAdd { server } => coordinator(s)?.add_server(&server).map(|_| Response::ok(serde_json::json!({ "message": format!("server {} added", server.name) }))),
+        Request::ServerRemove { name } => coordinator(s)?.remove_server(&name).map(|_| Response::ok(serde_json::json!({ "message": format!("server {name} removed") }))),
+        Request::NetworkAdd { network } => coordinator(s)?.add_network(&network).map(|_| Response::ok(serde_json::json!({ "message": format!("network {} added", network.name) }))),
+        Request::NetworkRemove { name } => coordinator(s)?.remove_network(&name).map(|_| Response::ok(serde_json::json!({ "message": format!("network {name} removed") }))),
         Request::Reload => reload(s).map(|m| Response::ok(serde_json::json!({ "message": m }))),
     })();
     r.unwrap_or_else(Response::err)
+}
+
+fn coordinator(s: &State) -> Result<std::sync::MutexGuard<'_, crate::migrate::Coordinator>, String> {
+    Ok(s.coordinator.as_ref().ok_or("no [migration.coordinator] is configured on this host")?.lock().unwrap())
 }
 
 /// Re-read the config file; validate all of it; apply the differences.

@@ -130,13 +130,17 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// The servers the migration coordinator knows.
+    /// The servers the migration coordinator knows (list, add, remove).
     Servers {
+        #[command(subcommand)]
+        cmd: Option<ServersCmd>,
         #[arg(long)]
         json: bool,
     },
-    /// The networks the migration coordinator knows.
+    /// The networks the migration coordinator knows (list, add, remove).
     Networks {
+        #[command(subcommand)]
+        cmd: Option<NetworksCmd>,
         #[arg(long)]
         json: bool,
     },
@@ -301,6 +305,44 @@ enum SipCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum ServersCmd {
+    /// Add a server to the store (kept across restarts; entries in the
+    /// config are re-applied at start).
+    Add {
+        name: String,
+        #[arg(long)]
+        address: std::net::Ipv4Addr,
+        #[arg(long)]
+        network: String,
+        /// Its agent's endpoint, ADDR:PORT.
+        #[arg(long)]
+        agent: String,
+    },
+    /// Remove a server no process runs on.
+    Remove { name: String },
+}
+
+#[derive(Subcommand)]
+enum NetworksCmd {
+    Add {
+        name: String,
+        /// The number the steering map uses.
+        #[arg(long)]
+        id: u32,
+        /// Its connection controller, ADDR:PORT (default: the coordinator's).
+        #[arg(long)]
+        controller: Option<String>,
+        /// The controller's interface toward it (with --next-hop-mac).
+        #[arg(long)]
+        via: Option<String>,
+        #[arg(long)]
+        next_hop_mac: Option<String>,
+    },
+    /// Remove a network no server is on.
+    Remove { name: String },
 }
 
 #[derive(Subcommand)]
@@ -710,7 +752,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             anyhow::ensure!(m["step"] == "done", "migration of {process} rolled back: {}", m["failure"].as_str().unwrap_or("unknown reason"));
             Ok(())
         }
-        Cmd::Servers { json } => {
+        Cmd::Servers { cmd: Some(c), .. } => {
+            let req = match c {
+                ServersCmd::Add { name, address, network, agent } => Request::ServerAdd { server: control::migration::ServerInfo { name, address, network, agent } },
+                ServersCmd::Remove { name } => Request::ServerRemove { name },
+            };
+            println!("{}", call(req)?["message"].as_str().unwrap_or("ok"));
+            Ok(())
+        }
+        Cmd::Networks { cmd: Some(c), .. } => {
+            let req = match c {
+                NetworksCmd::Add { name, id, controller, via, next_hop_mac } => {
+                    Request::NetworkAdd { network: control::migration::NetworkInfo { name, id, controller, via, next_hop_mac } }
+                }
+                NetworksCmd::Remove { name } => Request::NetworkRemove { name },
+            };
+            println!("{}", call(req)?["message"].as_str().unwrap_or("ok"));
+            Ok(())
+        }
+        Cmd::Servers { cmd: None, json } => {
             let v = call(Request::Servers)?;
             if json {
                 print_json(&v);
@@ -721,13 +781,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Networks { json } => {
+        Cmd::Networks { cmd: None, json } => {
             let v = call(Request::Networks)?;
             if json {
                 print_json(&v);
             } else {
                 for n in v.as_array().into_iter().flatten() {
-                    println!("{:<4} {}", n["id"], n["name"].as_str().unwrap_or(""));
+                    let egress = match (n["via"].as_str(), n["next_hop_mac"].as_str()) {
+                        (Some(v), Some(m)) => format!(" via {v} to {m}"),
+                        _ => String::new(),
+                    };
+                    println!("{:<4} {:<12} controller {}{egress}", n["id"], n["name"].as_str().unwrap_or(""), n["controller"].as_str().unwrap_or("-"));
                 }
             }
             Ok(())

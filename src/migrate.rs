@@ -668,6 +668,67 @@ impl Coordinator {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    pub fn add_server(&mut self, s: &control::migration::ServerInfo) -> Result<(), String> {
+        s.check().map_err(|(k, r)| format!("{k}: {r}"))?;
+        if !self.networks().map_err(|e| e.to_string())?.iter().any(|n| n.name == s.network) {
+            return Err(format!("network: no network {:?} (add it first)", s.network));
+        }
+        let n = self
+            .db
+            .execute("INSERT OR IGNORE INTO servers VALUES (?1, ?2, ?3, ?4)", rusqlite::params![s.name, s.address.to_string(), s.network, s.agent])
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err(format!("a server {:?} exists already (remove it first)", s.name));
+        }
+        Ok(())
+    }
+
+    pub fn remove_server(&mut self, name: &str) -> Result<(), String> {
+        let on: Vec<String> = self.query_names("SELECT name FROM processes WHERE server = ?1", name)?;
+        if !on.is_empty() {
+            return Err(format!("{} run on {name:?}; move them first", on.join(", ")));
+        }
+        if self.migrations.iter().any(|m| self.busy.contains(&m.process) && (m.from == name || m.to == name)) {
+            return Err(format!("a migration from or to {name:?} is running"));
+        }
+        match self.db.execute("DELETE FROM servers WHERE name = ?1", [name]).map_err(|e| e.to_string())? {
+            0 => Err(format!("no server {name:?}")),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn add_network(&mut self, n: &control::migration::NetworkInfo) -> Result<(), String> {
+        n.check(self.cfg.controller.is_some()).map_err(|(k, r)| format!("{k}: {r}"))?;
+        if self.networks().map_err(|e| e.to_string())?.iter().any(|m| m.name == n.name || m.id == n.id) {
+            return Err(format!("a network named {:?} or with id {} exists already", n.name, n.id));
+        }
+        let controller = n.controller.clone().or(self.cfg.controller.map(|c| c.to_string()));
+        self.db
+            .execute(
+                "INSERT INTO networks (name, id, controller, via, next_hop_mac) VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![n.name, n.id, controller, n.via, n.next_hop_mac],
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    pub fn remove_network(&mut self, name: &str) -> Result<(), String> {
+        let on: Vec<String> = self.query_names("SELECT name FROM servers WHERE network = ?1", name)?;
+        if !on.is_empty() {
+            return Err(format!("servers {} are on {name:?}; remove them first", on.join(", ")));
+        }
+        match self.db.execute("DELETE FROM networks WHERE name = ?1", [name]).map_err(|e| e.to_string())? {
+            0 => Err(format!("no network {name:?}")),
+            _ => Ok(()),
+        }
+    }
+
+    fn query_names(&self, sql: &str, arg: &str) -> Result<Vec<String>, String> {
+        let mut q = self.db.prepare(sql).map_err(|e| e.to_string())?;
+        let rows = q.query_map([arg], |r| r.get(0)).map_err(|e| e.to_string())?;
+        rows.collect::<rusqlite::Result<_>>().map_err(|e| e.to_string())
+    }
+
     /// (current server, service address) of a process.
     fn place(&self, process: &str) -> anyhow::Result<(String, Ipv4Addr)> {
         let (s, a): (String, String) = self
@@ -884,4 +945,55 @@ pub async fn forward(agent: &MigrationAgent, process: String, to: String) -> any
 
 pub fn addr(s: &str) -> Option<SocketAddrV4> {
     s.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use control::migration::{NetworkInfo, ServerInfo};
+
+    fn net(name: &str, id: u32) -> NetworkInfo {
+        NetworkInfo { name: name.into(), id, controller: None, via: None, next_hop_mac: None }
+    }
+
+    fn server(name: &str, network: &str) -> ServerInfo {
+        ServerInfo { name: name.into(), address: Ipv4Addr::new(10, 0, 0, 1), network: network.into(), agent: "10.0.0.1:7600".into() }
+    }
+
+    /// The store's servers and networks change at runtime, kept across a
+    /// restart, and nothing is removed that something still uses.
+    #[test]
+    fn servers_and_networks_are_added_and_removed_safely() {
+        let dir = std::env::temp_dir().join(format!("ep-coord-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = MigrationCoordinator {
+            controller: Some("127.0.0.1:7700".parse().unwrap()),
+            listen: None,
+            database: dir.join("m.db"),
+            timeout_ms: 1000,
+            servers: vec![server("s1", "n1")],
+            networks: vec![net("n1", 1)],
+            processes: vec![control::config::ProcessPlace { name: "p".into(), server: "s1".into(), service: Ipv4Addr::new(192, 0, 2, 80) }],
+        };
+        let mut c = Coordinator::open(cfg.clone()).unwrap();
+        assert!(c.add_server(&server("s2", "n2")).unwrap_err().contains("no network \"n2\""));
+        c.add_network(&NetworkInfo { via: Some("eth2".into()), next_hop_mac: Some("02:00:00:00:02:0a".into()), ..net("n2", 2) }).unwrap();
+        assert!(c.add_network(&net("n2b", 2)).unwrap_err().contains("id 2 exists"));
+        assert!(c.add_network(&NetworkInfo { via: Some("eth2".into()), ..net("n3", 3) }).unwrap_err().starts_with("via:"));
+        c.add_server(&server("s2", "n2")).unwrap();
+        assert!(c.add_server(&server("s2", "n2")).unwrap_err().contains("exists already"));
+        assert!(c.add_server(&ServerInfo { agent: "nowhere".into(), ..server("s3", "n2") }).unwrap_err().starts_with("agent:"));
+        assert!(c.remove_server("s1").unwrap_err().contains("p run on \"s1\""), "a server with a process stays");
+        assert!(c.remove_network("n2").unwrap_err().contains("s2"), "a network with a server stays");
+        drop(c);
+        // Kept across a restart, with the default controller filled in.
+        let mut c = Coordinator::open(cfg).unwrap();
+        let n2 = c.networks().unwrap().into_iter().find(|n| n.name == "n2").unwrap();
+        assert_eq!((n2.controller.as_deref(), n2.via.as_deref()), (Some("127.0.0.1:7700"), Some("eth2")));
+        c.remove_server("s2").unwrap();
+        c.remove_network("n2").unwrap();
+        assert!(c.remove_network("n2").unwrap_err().contains("no network"));
+        assert_eq!(c.servers().unwrap().len(), 1);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

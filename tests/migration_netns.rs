@@ -245,4 +245,13 @@ fn process_moves_to_network_2_without_losing_a_request() {
     assert!(out.contains("migration start → agent s2") && out.contains("rolling back"), "{out}");
     assert!(cli(&["servers"]).contains("s3"));
     assert!(cli(&["networks", "--json"]).contains("net3"));
+    // The store changes at runtime, refusing what would strand a process.
+    assert!(cli(&["networks", "add", "net6", "--id", "6", "--via", "eth1", "--next-hop-mac", "02:00:00:00:01:0a"]).contains("net6 added"));
+    assert!(cli(&["servers", "add", "s6", "--address", "10.8.1.10", "--network", "net6", "--agent", "10.8.1.10:7600"]).contains("s6 added"));
+    assert!(cli(&["networks"]).contains("net6         controller 127.0.0.1:7700 via eth1 to 02:00:00:00:01:0a"), "{}", cli(&["networks"]));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_edgeplane")).arg("--socket").arg(lab.sock("edge")).args(["servers", "remove", "s2b"]).output().unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("counter run on \"s2b\""), "{}", String::from_utf8_lossy(&o.stderr));
+    cli(&["servers", "remove", "s6"]);
+    cli(&["networks", "remove", "net6"]);
+    assert!(!cli(&["servers"]).contains("s6"));
 }

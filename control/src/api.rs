@@ -54,6 +54,13 @@ pub enum Request {
     MigrateStatus,
     Servers,
     Networks,
+    /// Add a server to the coordinator's store (kept across restarts).
+    ServerAdd { server: crate::migration::ServerInfo },
+    /// Remove a server no process runs on.
+    ServerRemove { name: String },
+    NetworkAdd { network: crate::migration::NetworkInfo },
+    /// Remove a network no server is on.
+    NetworkRemove { name: String },
     PresenceShow { user: Option<String> },
     PresenceHistory { user: String },
     SipMonitorStatus,

@@ -209,37 +209,13 @@ impl Migration {
                 if c.networks[..i].iter().any(|m| m.name == n.name || m.id == n.id) {
                     return Err(err(format!("migration.coordinator.network[{i}]"), format!("network {:?} (id {}) is configured twice", n.name, n.id)));
                 }
-                if n.via.is_some() != n.next_hop_mac.is_some() {
-                    return Err(err(format!("migration.coordinator.network[{i}].via"), "give both via and next_hop_mac (the egress), or neither"));
-                }
-                if let Some(v) = &n.via {
-                    validate_ifname(v).map_err(|r| err(format!("migration.coordinator.network[{i}].via"), r))?;
-                }
-                if let Some(m) = &n.next_hop_mac {
-                    if parse_mac(m).is_none() {
-                        return Err(err(format!("migration.coordinator.network[{i}].next_hop_mac"), format!("{m:?} is not a MAC address")));
-                    }
-                }
-                match &n.controller {
-                    Some(a) if a.parse::<std::net::SocketAddr>().is_err() => {
-                        return Err(err(format!("migration.coordinator.network[{i}].controller"), format!("{a:?} is not an address:port")));
-                    }
-                    None if c.controller.is_none() => {
-                        return Err(err(
-                            format!("migration.coordinator.network[{i}].controller"),
-                            "no connection controller: set it here or set migration.coordinator.controller",
-                        ));
-                    }
-                    _ => {}
-                }
+                n.check(c.controller.is_some()).map_err(|(k, r)| err(format!("migration.coordinator.network[{i}].{k}"), r))?;
             }
             for (i, s) in c.servers.iter().enumerate() {
                 if !c.networks.iter().any(|n| n.name == s.network) {
                     return Err(err(format!("migration.coordinator.server[{i}].network"), format!("no network {:?} is configured", s.network)));
                 }
-                if s.agent.parse::<std::net::SocketAddr>().is_err() {
-                    return Err(err(format!("migration.coordinator.server[{i}].agent"), format!("{:?} is not an address:port", s.agent)));
-                }
+                s.check().map_err(|(k, r)| err(format!("migration.coordinator.server[{i}].{k}"), r))?;
             }
             for (i, p) in c.processes.iter().enumerate() {
                 if !c.servers.iter().any(|s| s.name == p.server) {
@@ -689,7 +665,7 @@ impl Gateway {
     }
 }
 
-fn validate_ifname(name: &str) -> Result<(), String> {
+pub fn validate_ifname(name: &str) -> Result<(), String> {
     if name.is_empty()
         || name.len() > 15
         || name.contains('/')
