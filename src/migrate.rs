@@ -134,6 +134,9 @@ pub async fn run_agent(cfg: MigrationAgent) -> anyhow::Result<()> {
 /// Service addresses this agent gave away in migrations that may still
 /// roll back, by process.
 static MOVED: Mutex<Vec<(String, Ipv4Addr)>> = Mutex::new(Vec::new());
+/// Checkpoints arriving in pieces, by (process, transfer).
+static INCOMING: Mutex<std::collections::BTreeMap<(String, u64), control::migration::Assembly>> = Mutex::new(std::collections::BTreeMap::new());
+
 /// Service addresses this agent took with an imported checkpoint that is
 /// not resumed yet, by process.
 static IMPORTED: Mutex<Vec<(String, Ipv4Addr)>> = Mutex::new(Vec::new());
@@ -313,9 +316,23 @@ fn agent(cfg: &MigrationAgent, body: Body, deadline_ms: u64) -> Body {
                     return Err(e);
                 }
             };
-            let f = Frame { v: VERSION, id: now_ms() ^ 0x5eed, deadline_ms, body: Body::ImportState { process: process.clone(), state, service } };
+            // Stream the checkpoint in pieces, then ask for the import.
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-            match rt.block_on(request(&to.agent, &f)) {
+            let transfer = now_ms() << 16 ^ u64::from(std::process::id() as u16);
+            let mut sent = Ok(Body::Ok);
+            for (i, (offset, data)) in control::migration::chunks(&state, control::migration::CHUNK).into_iter().enumerate() {
+                let body = Body::CheckpointChunk { process: process.clone(), transfer, offset, data: data.to_string() };
+                sent = rt.block_on(request(&to.agent, &Frame { v: VERSION, id: transfer + 1 + i as u64, deadline_ms, body }));
+                if !matches!(sent, Ok(Body::Ok)) {
+                    break;
+                }
+            }
+            let total = state.len() as u64;
+            let f = Frame { v: VERSION, id: transfer, deadline_ms, body: Body::ImportState { process: process.clone(), state: String::new(), service, transfer: Some(transfer), total } };
+            if matches!(sent, Ok(Body::Ok)) {
+                sent = rt.block_on(request(&to.agent, &f));
+            }
+            match sent {
                 Ok(Body::Ok) => {}
                 Ok(Body::Error { reason }) | Err(reason) => {
                     undo(p);
@@ -332,8 +349,27 @@ fn agent(cfg: &MigrationAgent, body: Body, deadline_ms: u64) -> Body {
             MOVED.lock().unwrap().push((process.clone(), service));
             Ok(Body::MigrationComplete { process })
         }
-        Body::ImportState { process, state, service } => {
+        Body::CheckpointChunk { process, transfer, offset, data } => {
+            proc_of(&process)?;
+            let mut m = INCOMING.lock().unwrap();
+            // One transfer per process at a time: a new one replaces an
+            // abandoned one.
+            m.retain(|(p, t), _| *p != process || *t == transfer);
+            m.entry((process, transfer)).or_default().add(offset, &data)?;
+            Ok(Body::Ok)
+        }
+        Body::ImportState { process, state, service, transfer, total } => {
             let p = proc_of(&process)?;
+            let state = match transfer {
+                None => state,
+                Some(t) => {
+                    let a = INCOMING.lock().unwrap().remove(&(process.clone(), t)).unwrap_or_default();
+                    if a.data.len() as u64 != total {
+                        return Err(format!("checkpoint incomplete: {} of {total} bytes arrived", a.data.len()));
+                    }
+                    a.data
+                }
+            };
             MOVED.lock().unwrap().retain(|(n, _)| *n != process);
             // The copy here may be frozen from an earlier move away.
             thaw(&process);

@@ -114,7 +114,20 @@ pub enum Body {
     Hold { service: Ipv4Addr },
     /// Agent on server 1 → agent on server 2: the checkpoint, restored
     /// there (paused), and the service address moved there (claim 5).
-    ImportState { process: String, state: String, service: Ipv4Addr },
+    /// `state` is the whole checkpoint, or empty when it came before in
+    /// `CheckpointChunk`s of this `transfer` (`total` bytes).
+    ImportState {
+        process: String,
+        state: String,
+        service: Ipv4Addr,
+        #[serde(default)]
+        transfer: Option<u64>,
+        #[serde(default)]
+        total: u64,
+    },
+    /// Agent on server 1 → agent on server 2: the checkpoint streamed in
+    /// pieces of at most `CHUNK` bytes, at `offset` in the whole.
+    CheckpointChunk { process: String, transfer: u64, offset: u64, data: String },
     /// Coordinator → agent: resume the restored process (claim 4).
     Resume { process: String },
     /// Coordinator → agent or controller: undo (rollback) — resume on
@@ -189,6 +202,52 @@ impl Frame {
             return Err(FrameError::Version(f.v));
         }
         Ok(Some(f))
+    }
+}
+
+/// Largest piece of a checkpoint in one frame (its JSON escaping stays
+/// well below `MAX_FRAME`).
+pub const CHUNK: usize = 1 << 20;
+/// Largest checkpoint a destination agent assembles.
+pub const CHECKPOINT_MAX: u64 = 256 << 20;
+
+/// Cut a checkpoint into pieces of at most `max` bytes, at character
+/// boundaries, with their offsets.
+pub fn chunks(state: &str, max: usize) -> Vec<(u64, &str)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < state.len() {
+        let mut end = (at + max.max(4)).min(state.len());
+        while !state.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.push((at as u64, &state[at..end]));
+        at = end;
+    }
+    out
+}
+
+/// A checkpoint arriving in pieces: each must continue where the last
+/// ended; a piece sent again (a retry) is taken once.
+#[derive(Debug, Default)]
+pub struct Assembly {
+    pub data: String,
+}
+
+impl Assembly {
+    pub fn add(&mut self, offset: u64, piece: &str) -> Result<(), String> {
+        let have = self.data.len() as u64;
+        if offset + piece.len() as u64 <= have && self.data.get(offset as usize..offset as usize + piece.len()) == Some(piece) {
+            return Ok(()); // a retry of a piece already here
+        }
+        if offset != have {
+            return Err(format!("checkpoint piece at byte {offset}, expected {have}"));
+        }
+        if have + piece.len() as u64 > CHECKPOINT_MAX {
+            return Err(format!("checkpoint larger than {CHECKPOINT_MAX} bytes"));
+        }
+        self.data.push_str(piece);
+        Ok(())
     }
 }
 
@@ -423,6 +482,23 @@ mod tests {
         assert!(matches!(Frame::take(&mut junk), Err(FrameError::Malformed(_))));
         let mut v2 = Frame { v: 2, ..f }.encode();
         assert_eq!(Frame::take(&mut v2), Err(FrameError::Version(2)));
+    }
+
+    #[test]
+    fn checkpoints_stream_in_pieces_and_reassemble() {
+        let state = format!("{{\"n\":\"{}\"}}", "é".repeat(3000) + &"x".repeat(5001));
+        let pieces = chunks(&state, 1000);
+        assert!(pieces.len() > 10 && pieces.iter().all(|(_, p)| p.len() <= 1000 && !p.is_empty()));
+        let mut a = Assembly::default();
+        for (off, p) in &pieces {
+            a.add(*off, p).unwrap();
+            a.add(*off, p).unwrap(); // retried: taken once
+        }
+        assert_eq!(a.data, state);
+        assert!(a.add(0, "X").unwrap_err().contains("expected"), "a different piece over what arrived is refused");
+        let mut b = Assembly::default();
+        assert!(b.add(1000, "late").unwrap_err().contains("expected 0"), "a gap is refused");
+        assert!(chunks("", 10).is_empty());
     }
 
     #[test]
