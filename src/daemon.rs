@@ -137,6 +137,15 @@ pub async fn serve(state: Shared) -> anyhow::Result<()> {
             if let Some(l) = listen {
                 crate::migrate::run_coordinator_listener(c.clone(), l).await?;
             }
+            // Migrations a previous run left unfinished: finish or roll back.
+            let rc = c.clone();
+            tokio::spawn(async move {
+                match crate::migrate::recover(rc).await {
+                    Ok(0) => {}
+                    Ok(n) => info!("{n} unfinished migration(s) from before the restart handled"),
+                    Err(e) => error!("recovering unfinished migrations: {e:#}"),
+                }
+            });
             state.lock().unwrap().coordinator = Some(c);
         }
     }

@@ -288,7 +288,25 @@ fn pid_of(p: &MigratableProcess, answered: Option<i32>) -> Result<i32, String> {
     text.trim().parse().map_err(|_| format!("{}: {}: not a pid: {:?}", p.name, f.display(), text.trim()))
 }
 
+/// One lock per (process, side): requests for a process on the same side
+/// of a move run one at a time, so an Abort waits for the start it undoes
+/// instead of racing it. The source side (start, source abort) and the
+/// destination side (checkpoint, import, resume, destination abort) lock
+/// apart, so an agent can be both ends of a move.
+fn process_lock(body: &Body) -> Option<Arc<Mutex<()>>> {
+    static LOCKS: Mutex<std::collections::BTreeMap<(String, bool), Arc<Mutex<()>>>> = Mutex::new(std::collections::BTreeMap::new());
+    let key = match body {
+        Body::MigrationStart { process, .. } => (process.clone(), true),
+        Body::Abort { process, destination, .. } => (process.clone(), !*destination),
+        Body::CheckpointChunk { process, .. } | Body::ImportState { process, .. } | Body::Resume { process } => (process.clone(), false),
+        _ => return None,
+    };
+    Some(LOCKS.lock().unwrap().entry(key).or_default().clone())
+}
+
 fn agent(cfg: &MigrationAgent, body: Body, deadline_ms: u64) -> Body {
+    let lock = process_lock(&body);
+    let _serial = lock.as_ref().map(|l| l.lock().unwrap_or_else(|e| e.into_inner()));
     let proc_of = |name: &str| cfg.processes.iter().find(|p| p.name == name).ok_or_else(|| format!("no process {name:?} here"));
     let ctl = |p: &MigratableProcess, op: &str| app(p, op, None, deadline_ms);
     let r: Result<Body, String> = (|| match body {
@@ -528,9 +546,22 @@ pub async fn run_controller(cfg: MigrationController, opts: &dataplane_user::Loa
         dp.set_steer_xsk(q, x.fd())?;
         rx.push(x);
     }
+    // After a restart the pinned steering map says where each service
+    // went (the config only says where it started); a hold there died with
+    // the old sockets, so it is cleared.
     let mut current = HashMap::new();
     for sv in &cfg.services {
-        current.insert(sv.address, sv.network);
+        let key = u32::from_ne_bytes(sv.address.octets());
+        let net = match dp.steering(key)? {
+            Some(st) => {
+                if st.network != sv.network || st.flags != 0 {
+                    info!(service = %sv.address, network = st.network, held = st.flags & STEER_HOLD != 0, "steering kept from before the restart");
+                }
+                st.network
+            }
+            None => sv.network,
+        };
+        current.insert(sv.address, net);
     }
     let fds: Vec<i32> = rx.iter().map(|x| x.fd()).collect();
     let held = Arc::new(Mutex::new(Held { rx, frames: HashMap::new(), first: HashMap::new(), overflow: 0 }));
@@ -538,8 +569,8 @@ pub async fn run_controller(cfg: MigrationController, opts: &dataplane_user::Loa
     for n in &cfg.networks {
         c.add_network(n.id, &n.name, &n.via, &n.next_hop_mac).map_err(|e| anyhow::anyhow!(e))?;
     }
-    for sv in &cfg.services {
-        c.dp.set_steering(u32::from_ne_bytes(sv.address.octets()), Steering { network: sv.network, flags: 0 })?;
+    for (addr, net) in c.current.clone() {
+        c.dp.set_steering(u32::from_ne_bytes(addr.octets()), Steering { network: net, flags: 0 })?;
     }
     {
         // Take held frames off the sockets as they come, so a long hold is
@@ -629,7 +660,7 @@ fn controller(c: &mut Controller, body: Body) -> Body {
 
 // ---- coordinator ----------------------------------------------------------
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct MigrationView {
     /// 1, 2, … in the order requested since the coordinator started.
     pub id: u64,
@@ -664,6 +695,10 @@ impl Coordinator {
              CREATE TABLE IF NOT EXISTS networks (name TEXT PRIMARY KEY, id INTEGER NOT NULL, controller TEXT, via TEXT, next_hop_mac TEXT);
              CREATE TABLE IF NOT EXISTS processes (name TEXT PRIMARY KEY, server TEXT NOT NULL, service TEXT NOT NULL);",
         )?;
+        db.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS migrations (id INTEGER PRIMARY KEY, plan TEXT NOT NULL, view TEXT NOT NULL);",
+        )?;
         // A store from before networks named their controller and egress.
         for col in ["controller", "via", "next_hop_mac"] {
             if db.prepare(&format!("SELECT {col} FROM networks LIMIT 0")).is_err() {
@@ -684,7 +719,17 @@ impl Coordinator {
             // The store keeps where a process moved to across restarts.
             db.execute("INSERT OR IGNORE INTO processes VALUES (?1, ?2, ?3)", rusqlite::params![p.name, p.server, p.service.to_string()])?;
         }
-        Ok(Self { cfg, db, migrations: Vec::new(), next_id: now_ms() << 8, busy: Default::default() })
+        // Past migrations (the last HISTORY), and any a previous run left
+        // unfinished: `recover` finishes or rolls those back.
+        db.execute("DELETE FROM migrations WHERE id <= (SELECT MAX(id) FROM migrations) - ?1", [HISTORY])?;
+        let mut migrations = Vec::new();
+        {
+            let mut q = db.prepare("SELECT view FROM migrations ORDER BY id")?;
+            for v in q.query_map([], |r| r.get::<_, String>(0))? {
+                migrations.push(serde_json::from_str::<MigrationView>(&v?)?);
+            }
+        }
+        Ok(Self { cfg, db, migrations, next_id: now_ms() << 8, busy: Default::default() })
     }
 
     pub fn servers(&self) -> anyhow::Result<Vec<control::migration::ServerInfo>> {
@@ -702,6 +747,17 @@ impl Coordinator {
             Ok(control::migration::NetworkInfo { name: r.get(0)?, id: r.get(1)?, controller: r.get(2)?, via: r.get(3)?, next_hop_mac: r.get(4)? })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Write a migration's view to the store (best effort: the run goes
+    /// on if the disk fails, and says so in the log).
+    fn save(&self, view_id: u64) {
+        if let Some(v) = self.migrations.iter().find(|v| v.id == view_id) {
+            let json = serde_json::to_string(v).unwrap_or_default();
+            if let Err(e) = self.db.execute("UPDATE migrations SET view = ?2 WHERE id = ?1", rusqlite::params![view_id, json]) {
+                warn!(view_id, "storing the migration's progress: {e}");
+            }
+        }
     }
 
     pub fn add_server(&mut self, s: &control::migration::ServerInfo) -> Result<(), String> {
@@ -831,7 +887,8 @@ pub fn prepare(coord: &Arc<Mutex<Coordinator>>, process: &str, to: &str) -> anyh
         let busy = Busy(coord.clone(), process.clone());
         c.next_id += 100;
         let id = c.next_id;
-        let view_id = c.migrations.len() as u64 + 1;
+        let view_id = c.migrations.last().map_or(1, |v| v.id + 1);
+        let plan = Plan { process: process.clone(), service, from: from.clone(), to: to_s.clone(), n1: n1.clone(), n2: n2.clone(), controller: c1.clone(), first_id: id, timeout_ms: c.cfg.timeout_ms };
         c.migrations.push(MigrationView {
             id: view_id,
             process: process.clone(),
@@ -845,7 +902,9 @@ pub fn prepare(coord: &Arc<Mutex<Coordinator>>, process: &str, to: &str) -> anyh
             released: None,
             pause_us: None,
         });
-        (Migration::new(&process, service, from, to_s, n1, n2, id, c.cfg.timeout_ms), c1, c.cfg.timeout_ms, busy, view_id)
+        c.db.execute("INSERT INTO migrations (id, plan, view) VALUES (?1, ?2, '{}')", rusqlite::params![view_id, serde_json::to_string(&plan)?])?;
+        c.save(view_id);
+        (plan.migration(), c1, c.cfg.timeout_ms, busy, view_id)
     };
     Ok(Prepared { m, controller, timeout, t0, busy, id: view_id })
 }
@@ -853,22 +912,11 @@ pub fn prepare(coord: &Arc<Mutex<Coordinator>>, process: &str, to: &str) -> anyh
 /// Drive a prepared migration to its end (done or rolled back).
 pub async fn run(coord: Arc<Mutex<Coordinator>>, p: Prepared) -> anyhow::Result<MigrationView> {
     let Prepared { mut m, controller, timeout, t0, busy: _busy, id: view_id } = p;
-    let record = |coord: &Arc<Mutex<Coordinator>>, m: &Migration, note: Option<String>| {
-        let mut c = coord.lock().unwrap();
-        if let Some(v) = c.migrations.iter_mut().find(|v| v.id == view_id) {
-            v.step = m.step;
-            v.failure = m.failure.clone();
-            v.elapsed_ms = t0.elapsed().as_millis() as u64;
-            if let Some(n) = note {
-                v.log.push(n);
-            }
-        }
-    };
     // Hold the service's packets before the process pauses.
     let hold = Frame { v: VERSION, id: m.process.len() as u64 ^ now_ms(), deadline_ms: now_ms() + timeout, body: Body::Hold { service: m.service } };
-    let mut pending: Vec<Output> = match request(&controller, &hold).await {
+    let pending: Vec<Output> = match request(&controller, &hold).await {
         Ok(Body::Ok) => {
-            record(&coord, &m, Some("controller holds the service's packets".into()));
+            record(&coord, view_id, t0, &m, Some("controller holds the service's packets".into()));
             m.begin(now_ms())
         }
         other => {
@@ -885,6 +933,76 @@ pub async fn run(coord: Arc<Mutex<Coordinator>>, p: Prepared) -> anyhow::Result<
             vec![]
         }
     };
+    drive(&coord, &mut m, &controller, view_id, t0, pending).await;
+    finish(&coord, &m, view_id, t0)
+}
+
+/// What a migration needs to be re-created after a restart.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+struct Plan {
+    process: String,
+    service: Ipv4Addr,
+    from: control::migration::ServerInfo,
+    to: control::migration::ServerInfo,
+    n1: control::migration::NetworkInfo,
+    n2: control::migration::NetworkInfo,
+    controller: String,
+    first_id: u64,
+    timeout_ms: u64,
+}
+
+impl Plan {
+    fn migration(&self) -> Migration {
+        Migration::new(&self.process, self.service, self.from.clone(), self.to.clone(), self.n1.clone(), self.n2.clone(), self.first_id, self.timeout_ms)
+    }
+}
+
+/// Migrations kept in the store's history.
+const HISTORY: u64 = 10_000;
+
+/// Finish or roll back the migrations a previous run of the coordinator
+/// left unfinished (it was stopped or crashed mid-way).
+pub async fn recover(coord: Arc<Mutex<Coordinator>>) -> anyhow::Result<usize> {
+    let todo: Vec<(u64, Plan, Step, Busy)> = {
+        let mut c = coord.lock().unwrap();
+        let open: Vec<(u64, Step, String)> = c.migrations.iter().filter(|v| !matches!(v.step, Step::Done | Step::RolledBack)).map(|v| (v.id, v.step, v.process.clone())).collect();
+        let mut todo = Vec::new();
+        for (id, step, process) in open {
+            let plan: String = c.db.query_row("SELECT plan FROM migrations WHERE id = ?1", [id], |r| r.get(0))?;
+            c.busy.insert(process.clone());
+            todo.push((id, serde_json::from_str(&plan)?, step, Busy(coord.clone(), process)));
+        }
+        todo
+    };
+    let n = todo.len();
+    for (view_id, plan, step, _busy) in todo {
+        let t0 = Instant::now();
+        // Request IDs of this attempt must not collide with the first run's.
+        let mut m = Plan { first_id: now_ms() << 8, ..plan.clone() }.migration();
+        warn!(process = %plan.process, ?step, "finishing a migration the previous coordinator left");
+        let out = m.recover(now_ms(), step);
+        drive(&coord, &mut m, &plan.controller, view_id, t0, out).await;
+        finish(&coord, &m, view_id, t0)?;
+    }
+    Ok(n)
+}
+
+/// Update a migration's view (and its stored copy) from the engine.
+fn record(coord: &Arc<Mutex<Coordinator>>, view_id: u64, t0: Instant, m: &Migration, note: Option<String>) {
+    let mut c = coord.lock().unwrap();
+    if let Some(v) = c.migrations.iter_mut().find(|v| v.id == view_id) {
+        v.step = m.step;
+        v.failure = m.failure.clone();
+        v.elapsed_ms = t0.elapsed().as_millis() as u64;
+        if let Some(n) = note {
+            v.log.push(n);
+        }
+    }
+    c.save(view_id);
+}
+
+/// Send the engine's requests and feed it the answers until it is done.
+async fn drive(coord: &Arc<Mutex<Coordinator>>, m: &mut Migration, controller: &str, view_id: u64, t0: Instant, mut pending: Vec<Output>) {
     while !pending.is_empty() {
         let mut next = Vec::new();
         let mut calls = Vec::new();
@@ -892,10 +1010,10 @@ pub async fn run(coord: Arc<Mutex<Coordinator>>, p: Prepared) -> anyhow::Result<
             match o {
                 Output::Progress { note, .. } => {
                     info!(process = %m.process, "{note}");
-                    record(&coord, &m, Some(note));
+                    record(coord, view_id, t0, m, Some(note));
                 }
                 Output::ToAgent { addr, frame } => calls.push((addr, frame)),
-                Output::ToController { frame } => calls.push((controller.clone(), frame)),
+                Output::ToController { frame } => calls.push((controller.to_string(), frame)),
             }
         }
         for (addr, frame) in calls {
@@ -918,7 +1036,11 @@ pub async fn run(coord: Arc<Mutex<Coordinator>>, p: Prepared) -> anyhow::Result<
         }
         pending = next;
     }
-    record(&coord, &m, None);
+}
+
+/// Record the end; a completed move updates where the process runs.
+fn finish(coord: &Arc<Mutex<Coordinator>>, m: &Migration, view_id: u64, t0: Instant) -> anyhow::Result<MigrationView> {
+    record(coord, view_id, t0, m, None);
     if m.step == Step::Done {
         let c = coord.lock().unwrap();
         c.db.execute("UPDATE processes SET server = ?2 WHERE name = ?1", rusqlite::params![m.process, m.to.name])?;

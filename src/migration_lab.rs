@@ -116,8 +116,18 @@ impl Lab {
         );
         self.daemon("s1", &agent_config("10.8.1.10", "10.8.1.1", &s1));
         self.daemon("s2", &agent_config("10.8.2.10", "10.8.2.1", &s2));
-        let db = self.dir.join("coordinator.db").display().to_string();
-        self.daemon("edge", &EDGE.replace("DB", &db));
+        self.daemon("edge", &self.edge_config());
+    }
+
+    fn edge_config(&self) -> String {
+        EDGE.replace("DB", &self.dir.join("coordinator.db").display().to_string())
+    }
+
+    /// SIGKILL the edge host's daemon (controller and coordinator) and
+    /// start it again on the same pins and store.
+    pub fn restart_edge(&mut self) {
+        self.kill("daemon-edge");
+        self.daemon("edge", &self.edge_config());
     }
 
     pub fn name(&self, r: &str) -> String {

@@ -181,6 +181,31 @@ fn process_moves_to_network_2_without_losing_a_request() {
     let lo = std::process::Command::new("ip").args(["netns", "exec", &lab.name("s1"), "ip", "-4", "addr", "show", "dev", "lo"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&lo.stdout).contains("10.99.0.80"), "s1 kept the service address: {}", String::from_utf8_lossy(&lo.stdout));
     answered_after(&lab, "a refused switch after the destination restored");
+    // 1c. The edge host's daemon (coordinator and controller) is killed
+    //     mid-migration and started again: the steering it had survives in
+    //     the pinned maps, and the restarted coordinator finds the
+    //     unfinished migration in its store and rolls it back.
+    lab.signal("daemon-s1", "STOP");
+    let hung = thread::spawn({
+        let sock = lab.sock("edge");
+        move || edgeplane::client::call(&sock, &Request::MigrateStart { process: "counter".into(), to: "s1".into(), wait: true })
+    });
+    thread::sleep(Duration::from_millis(300));
+    lab.restart_edge();
+    lab.signal("daemon-s1", "CONT");
+    assert!(hung.join().unwrap().is_err(), "the request died with the daemon");
+    let t0 = Instant::now();
+    let last = loop {
+        let all = edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStatus).unwrap();
+        let last = all.as_array().unwrap().last().cloned().unwrap();
+        if last["step"] == "rolled_back" || t0.elapsed() > Duration::from_secs(15) {
+            break last;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(last["step"], "rolled_back", "{last}\n{}", lab.log("edge"));
+    assert!(last["failure"].as_str().unwrap_or("").contains("coordinator restarted"), "{last}");
+    answered_after(&lab, "a coordinator restart mid-migration");
     // 2. Server 1's agent hangs (stopped): the deadline passes. Meanwhile a
     //    second request for the same process is refused, not run twice.
     lab.signal("daemon-s1", "STOP");
@@ -212,7 +237,7 @@ fn process_moves_to_network_2_without_losing_a_request() {
     answered_after(&lab, "a dead source agent");
     let status = edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStatus).unwrap();
     let steps: Vec<&str> = status.as_array().unwrap().iter().map(|m| m["step"].as_str().unwrap_or("")).collect();
-    assert_eq!(steps, ["done", "done", "done", "rolled_back", "rolled_back", "rolled_back", "rolled_back", "rolled_back", "rolled_back"], "{status}");
+    assert_eq!(steps, ["done", "done", "done", "rolled_back", "rolled_back", "rolled_back", "rolled_back", "rolled_back", "rolled_back", "rolled_back"], "{status}");
     // The CLI shows the same, for people and for scripts.
     let cli = |args: &[&str]| {
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_edgeplane")).arg("--socket").arg(lab.sock("edge")).args(args).output().unwrap();

@@ -360,6 +360,32 @@ impl Migration {
         ]
     }
 
+    /// Pick up a migration a previous coordinator left at `step` (it
+    /// stopped or crashed): one that had switched and asked for the resume
+    /// asks again (the resume is idempotent, the traffic is already on
+    /// network 2); any earlier step rolls back.
+    pub fn recover(&mut self, now_ms: u64, step: Step) -> Vec<Output> {
+        match step {
+            Step::Done | Step::RolledBack => {
+                self.step = step;
+                vec![]
+            }
+            Step::Resuming => {
+                self.step = Step::Resuming;
+                let f = self.frame(now_ms, Body::Resume { process: self.process.clone() });
+                self.waiting = Some(f.id);
+                vec![
+                    Output::Progress { step: Step::Resuming, note: format!("coordinator restarted; resume → agent {} again", self.to.name) },
+                    Output::ToAgent { addr: self.to.agent.clone(), frame: f },
+                ]
+            }
+            _ => {
+                self.step = Step::Switching; // so that the rollback runs whole
+                self.rollback(now_ms, format!("the coordinator restarted during the migration (step {step:?})"))
+            }
+        }
+    }
+
     pub fn handle(&mut self, now_ms: u64, input: Input) -> Vec<Output> {
         match input {
             Input::Answer { id, body } if Some(id) == self.waiting => self.advance(now_ms, body),
@@ -499,6 +525,28 @@ mod tests {
         let mut b = Assembly::default();
         assert!(b.add(1000, "late").unwrap_err().contains("expected 0"), "a gap is refused");
         assert!(chunks("", 10).is_empty());
+    }
+
+    #[test]
+    fn a_restarted_coordinator_finishes_or_rolls_back() {
+        let mut m = migration();
+        let out = m.recover(0, Step::Resuming);
+        assert!(matches!(&out[1], Output::ToAgent { addr, frame } if addr == "10.2.0.10:7600" && matches!(frame.body, Body::Resume { .. })));
+        m.handle(1, Input::Answer { id: ids(&out)[0], body: Body::Ok });
+        assert_eq!(m.step, Step::Done);
+        for step in [Step::Starting, Step::Switching, Step::RollingBack] {
+            let mut m = migration();
+            let out = m.recover(0, step);
+            assert_eq!(m.step, Step::RollingBack, "{step:?}");
+            assert!(out.iter().any(|o| matches!(o, Output::ToAgent { frame, .. } if matches!(frame.body, Body::Abort { destination: false, .. }))));
+            assert!(out.iter().any(|o| matches!(o, Output::ToController { frame } if matches!(&frame.body, Body::SwitchRequest { to, .. } if to.id == 1))));
+            for id in ids(&out) {
+                m.handle(1, Input::Answer { id, body: Body::Ok });
+            }
+            assert_eq!(m.step, Step::RolledBack);
+            assert!(m.failure.as_deref().unwrap_or("").contains("restarted"));
+        }
+        assert!(migration().recover(0, Step::Done).is_empty());
     }
 
     #[test]
