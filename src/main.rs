@@ -366,6 +366,10 @@ enum BenchCmd {
         json: bool,
         #[arg(long, default_value_t = 60)]
         count: usize,
+        /// s2's agent runs `counter-ctl` commands (a process per step)
+        /// instead of talking to the control socket.
+        #[arg(long)]
+        commands: bool,
     },
     /// Wire-to-PUBLISH latency of the SIP monitor (p50/p99 over many calls).
     SipLatency {
@@ -830,8 +834,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Bench { cmd: BenchCmd::Migration { json, count } } => {
-            let r = edgeplane::migration_lab::bench(&std::env::current_exe()?, count)?;
+        Cmd::Bench { cmd: BenchCmd::Migration { json, count, commands } } => {
+            let r = edgeplane::migration_lab::bench(&std::env::current_exe()?, count, commands)?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {

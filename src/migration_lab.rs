@@ -78,7 +78,14 @@ impl Lab {
 
     /// The counter service on both servers, their agents, and the
     /// controller and coordinator on the edge host; the process runs on s1.
+    /// As in the test: s1's agent uses the control socket, s2's commands.
     pub fn start(&mut self) {
+        self.start_with(true)
+    }
+
+    /// `commands_on_s2`: s2's agent runs `counter-ctl` commands (else it
+    /// uses the control socket, like s1's).
+    pub fn start_with(&mut self, commands_on_s2: bool) {
         for s in ["s1", "s2"] {
             let ctl = self.ctl(s).display().to_string();
             let pid = self.dir.join(format!("{s}.pid")).display().to_string();
@@ -114,6 +121,7 @@ impl Lab {
             cmd("resume"),
             cmd("discard")
         );
+        let s2 = if commands_on_s2 { s2 } else { format!("control = \"{}\"\n", self.ctl("s2").display()) };
         self.daemon("s1", &agent_config("10.8.1.10", "10.8.1.1", &s1));
         self.daemon("s2", &agent_config("10.8.2.10", "10.8.2.1", &s2));
         self.daemon("edge", &self.edge_config());
@@ -419,10 +427,10 @@ pub struct BenchReport {
     pub lost_requests: u64,
 }
 
-pub fn bench(exe: &std::path::Path, count: usize) -> anyhow::Result<BenchReport> {
+pub fn bench(exe: &std::path::Path, count: usize, commands: bool) -> anyhow::Result<BenchReport> {
     anyhow::ensure!((1..=1000).contains(&count), "--count must be 1..=1000");
     let mut lab = Lab::new("b", exe);
-    lab.start();
+    lab.start_with(commands);
     let stop = Arc::new(AtomicBool::new(false));
     let log: Arc<std::sync::Mutex<Vec<(Instant, Option<Instant>)>>> = Arc::default();
     let term = {

@@ -165,6 +165,8 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
     run(Command::new(root().join("target/release/edgeplane")).args(["bench", "vrrp-failover"]))?;
     say("edgeplane bench migration (pause and switch times vs the wait with nothing moving)");
     run(Command::new(root().join("target/release/edgeplane")).args(["bench", "migration"]))?;
+    say("edgeplane bench migration --commands (s2's agent runs the application backend as commands)");
+    run(Command::new(root().join("target/release/edgeplane")).args(["bench", "migration", "--commands"]))?;
     say("edgeplane bench sip-latency (wire-to-PUBLISH)");
     run(Command::new(root().join("target/release/edgeplane")).args(["bench", "sip-latency"]))?;
     say("criterion benches");
