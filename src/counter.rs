@@ -257,11 +257,19 @@ pub fn control(path: &Path, command: &str) -> anyhow::Result<String> {
 /// Like [`control`], also giving the pid of the process that answered
 /// (SO_PEERCRED), which the agent stops when it has no cgroup to freeze.
 pub fn control_peer(path: &Path, command: &str) -> anyhow::Result<(String, i32)> {
+    control_peer_within(path, command, Duration::from_secs(30))
+}
+
+/// Like [`control_peer`], giving up after `within` (a stopped or frozen
+/// service does not answer).
+pub fn control_peer_within(path: &Path, command: &str, within: Duration) -> anyhow::Result<(String, i32)> {
     let mut c = UnixStream::connect(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    c.set_read_timeout(Some(within))?;
+    c.set_write_timeout(Some(within))?;
     let pid = peer_pid(&c).map_err(|e| anyhow::anyhow!("{}: SO_PEERCRED: {e}", path.display()))?;
     writeln!(c, "{command}")?;
     let mut answer = String::new();
-    BufReader::new(c).read_line(&mut answer)?;
+    BufReader::new(c).read_line(&mut answer).map_err(|e| anyhow::anyhow!("{}: no answer to {:?} within {within:?}: {e}", path.display(), command.split(' ').next().unwrap_or("")))?;
     let answer = answer.trim().to_string();
     if let Some(e) = answer.strip_prefix("error: ") {
         anyhow::bail!("{e}");

@@ -230,7 +230,8 @@ fn app(p: &MigratableProcess, op: &str, state: Option<&str>, deadline_ms: u64) -
     let fail = |e: String| format!("{}: {op}: {e}", p.name);
     if let Some(sock) = &p.control {
         let cmd = state.map(|s| format!("{op} {s}")).unwrap_or_else(|| op.to_string());
-        return crate::counter::control_peer(sock, &cmd).map(|(a, pid)| (a, Some(pid))).map_err(|e| fail(e.to_string()));
+        let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms()).max(1));
+        return crate::counter::control_peer_within(sock, &cmd, left).map(|(a, pid)| (a, Some(pid))).map_err(|e| fail(e.to_string()));
     }
     let c = p.commands.as_ref().ok_or_else(|| fail("no control socket or commands configured".into()))?;
     let argv = match op {
@@ -251,17 +252,27 @@ fn app(p: &MigratableProcess, op: &str, state: Option<&str>, deadline_ms: u64) -
         .stderr(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| fail(format!("{}: {e}", argv[0])))?;
-    {
-        use std::io::Write;
-        let mut stdin = child.stdin.take().expect("piped");
-        if let Some(s) = state {
-            stdin.write_all(s.as_bytes()).map_err(|e| fail(format!("writing the state: {e}")))?;
-        }
-    }
-    // Bounded by the request's deadline; a command still running then is killed.
-    loop {
+    // Feed stdin and drain stdout/stderr on their own threads, so a large
+    // state in either direction cannot fill a pipe and stall the command.
+    let input = state.unwrap_or("").as_bytes().to_vec();
+    let mut stdin = child.stdin.take().expect("piped");
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut b).map(|_| b)
+    });
+    let err = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stderr, &mut b);
+        b
+    });
+    // Bounded by the request's deadline; a command still running then is
+    // killed (which also ends the threads: its pipes close).
+    let status = loop {
         match child.try_wait().map_err(|e| fail(e.to_string()))? {
-            Some(_) => break,
+            Some(st) => break st,
             None if now_ms() > deadline_ms => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -269,12 +280,16 @@ fn app(p: &MigratableProcess, op: &str, state: Option<&str>, deadline_ms: u64) -
             }
             None => std::thread::sleep(Duration::from_micros(200)),
         }
+    };
+    let stdout = out.join().map_err(|_| fail("reading stdout panicked".into()))?.map_err(|e| fail(format!("reading stdout: {e}")))?;
+    let stderr = err.join().unwrap_or_default();
+    if !status.success() {
+        return Err(fail(format!("{:?} failed ({status}): {}", argv.join(" "), String::from_utf8_lossy(&stderr).trim())));
     }
-    let out = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
-    if !out.status.success() {
-        return Err(fail(format!("{:?} failed ({}): {}", argv.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim())));
-    }
-    Ok((String::from_utf8_lossy(&out.stdout).trim().to_string(), None))
+    // A command that exits without reading all its input is fine (EPIPE).
+    let _ = writer.join();
+    let text = String::from_utf8(stdout).map_err(|_| fail("the state on stdout is not UTF-8 text".into()))?;
+    Ok((text.trim_end_matches('\n').to_string(), None))
 }
 
 /// The pid to stop: the one that answered the control socket, else the
@@ -362,8 +377,13 @@ fn agent(cfg: &MigrationAgent, body: Body, deadline_ms: u64) -> Body {
                 }
             }
             // The service address now lives on server 2 (claim 5); an Abort
-            // puts it back.
-            ip(&["addr", "del", &format!("{service}/32"), "dev", &p.service_dev]).ok();
+            // puts it back. If it cannot be given up, the move fails (it
+            // must not answer from two servers); the coordinator's rollback
+            // then has server 2 drop its copy.
+            if let Err(e) = ip(&["addr", "del", &format!("{service}/32"), "dev", &p.service_dev]) {
+                undo(p);
+                return Err(format!("giving up the service address: {e}"));
+            }
             MOVED.lock().unwrap().push((process.clone(), service));
             Ok(Body::MigrationComplete { process })
         }
@@ -402,33 +422,51 @@ fn agent(cfg: &MigrationAgent, body: Body, deadline_ms: u64) -> Body {
             Ok(Body::Ok)
         }
         Body::Resume { process } => {
-            // A completed move: the source's address is not coming back.
+            ctl(proc_of(&process)?, "resume")?;
+            // A completed move: the source's address is not coming back,
+            // and the import here is for good.
             MOVED.lock().unwrap().retain(|(n, _)| *n != process);
             IMPORTED.lock().unwrap().retain(|(n, _)| *n != process);
-            ctl(proc_of(&process)?, "resume")?;
             Ok(Body::Ok)
         }
         Body::Abort { process, destination, .. } => {
             let p = proc_of(&process)?;
-            let imported = take(&IMPORTED, &process);
+            let mut errors = Vec::new();
             if destination {
-                // Drop the address taken with the checkpoint and, silently,
-                // the connections restored with it; the copy stays paused.
-                if let Err(e) = ctl(p, "discard") {
-                    warn!(process, "discarding the imported copy's connections: {e}");
+                // Keep the copy paused, drop (silently) the connections
+                // restored with it and the address taken with it.
+                for op in ["pause", "discard"] {
+                    if let Err(e) = ctl(p, op) {
+                        errors.push(e);
+                    }
                 }
-                for a in imported {
-                    ip(&["addr", "del", &format!("{a}/32"), "dev", &p.service_dev])?;
+                for a in take(&IMPORTED, &process) {
+                    if let Err(e) = ip(&["addr", "del", &format!("{a}/32"), "dev", &p.service_dev]) {
+                        errors.push(e);
+                        IMPORTED.lock().unwrap().push((process.clone(), a));
+                    }
                 }
             } else {
-                // The source: the process runs here again, with its address.
+                // The source: the process runs here again, with its
+                // address; an address that cannot be restored stays listed
+                // for a retry, and the process resumes regardless.
+                take(&IMPORTED, &process);
                 for a in take(&MOVED, &process) {
-                    ip(&["addr", "add", &format!("{a}/32"), "dev", &p.service_dev])?;
+                    if let Err(e) = ip(&["addr", "add", &format!("{a}/32"), "dev", &p.service_dev]) {
+                        errors.push(e);
+                        MOVED.lock().unwrap().push((process.clone(), a));
+                    }
                 }
                 thaw(&process);
-                ctl(p, "resume")?;
+                if let Err(e) = ctl(p, "resume") {
+                    errors.push(e);
+                }
             }
-            Ok(Body::Ok)
+            if errors.is_empty() {
+                Ok(Body::Ok)
+            } else {
+                Err(errors.join("; "))
+            }
         }
         other => Err(format!("an agent does not take {other:?}")),
     })();
@@ -455,20 +493,26 @@ impl Held {
     /// Move every frame waiting on the sockets into `frames`.
     fn drain(&mut self) {
         let Held { rx, frames, first, overflow } = self;
+        // Bounded per call (64 × 256 frames a socket), so a flood to a
+        // held service cannot keep the lock from a switch.
         for x in rx.iter_mut() {
-            while x.recv(256, |f| match ipv4_dst(f) {
-                Some(dst) => {
-                    first.entry(dst).or_insert_with(Instant::now);
-                    let q = frames.entry(dst).or_default();
-                    if q.len() < HOLD_FRAMES_MAX {
-                        q.push_back(f.to_vec());
-                    } else {
-                        *overflow += 1;
+            for _ in 0..64 {
+                let n = x.recv(256, |f| match ipv4_dst(f) {
+                    Some(dst) => {
+                        first.entry(dst).or_insert_with(Instant::now);
+                        let q = frames.entry(dst).or_default();
+                        if q.len() < HOLD_FRAMES_MAX {
+                            q.push_back(f.to_vec());
+                        } else {
+                            *overflow += 1;
+                        }
                     }
+                    None => *overflow += 1,
+                });
+                if n == 0 {
+                    break;
                 }
-                None => *overflow += 1,
-            }) > 0
-            {}
+            }
         }
     }
 }
@@ -530,7 +574,7 @@ fn xsk_options(rx: bool) -> XskOptions {
 }
 
 pub async fn run_controller(cfg: MigrationController, opts: &dataplane_user::LoadOptions) -> anyhow::Result<()> {
-    let mut dp = Dataplane::attach("steer", &cfg.interface, opts)?;
+    let dp = Dataplane::attach("steer", &cfg.interface, opts)?;
     // One AF_XDP socket per receive queue (copy mode): held packets wait
     // there until the switch.
     let ingress = dataplane_user::ifindex(&cfg.interface)?;
@@ -542,9 +586,7 @@ pub async fn run_controller(cfg: MigrationController, opts: &dataplane_user::Loa
     anyhow::ensure!(queues <= dataplane_common::steer::QUEUES_MAX, "{}: {queues} receive queues, at most {} are supported", cfg.interface, dataplane_common::steer::QUEUES_MAX);
     let mut rx = Vec::new();
     for q in 0..queues {
-        let x = Xsk::open(ingress, q, &xsk_options(true)).with_context(|| format!("AF_XDP socket on {} queue {q}", cfg.interface))?;
-        dp.set_steer_xsk(q, x.fd())?;
-        rx.push(x);
+        rx.push(Xsk::open(ingress, q, &xsk_options(true)).with_context(|| format!("AF_XDP socket on {} queue {q}", cfg.interface))?);
     }
     // After a restart the pinned steering map says where each service
     // went (the config only says where it started); a hold there died with
@@ -572,6 +614,11 @@ pub async fn run_controller(cfg: MigrationController, opts: &dataplane_user::Loa
     for (addr, net) in c.current.clone() {
         c.dp.set_steering(u32::from_ne_bytes(addr.octets()), Steering { network: net, flags: 0 })?;
     }
+    // Only now (no hold left from before a restart) do held packets reach
+    // the new sockets.
+    for (q, fd) in fds.iter().enumerate() {
+        c.dp.set_steer_xsk(q as u32, *fd)?;
+    }
     {
         // Take held frames off the sockets as they come, so a long hold is
         // bounded by HOLD_FRAMES_MAX, not by the ring size.
@@ -595,10 +642,60 @@ pub async fn run_controller(cfg: MigrationController, opts: &dataplane_user::Loa
     Ok(())
 }
 
+/// Take `service`'s held frames off the sockets and send them to network
+/// `net` in order; `pause` gets the time from the first held frame to the
+/// first sent. Returns how many were sent.
+fn release(c: &mut Controller, service: u32, net: u32, pause: &mut Option<u64>) -> Result<u32, String> {
+    let Controller { nets, tx, held, .. } = c;
+    let (mac, src, ifindex) = *nets.get(&net).ok_or_else(|| format!("no network {net}"))?;
+    let mut h = held.lock().unwrap();
+    h.drain();
+    let frames = h.frames.remove(&service).unwrap_or_default();
+    let first = h.first.remove(&service);
+    let overflow = std::mem::take(&mut h.overflow);
+    if overflow > 0 {
+        warn!(overflow, "held frames dropped: a hold was full");
+    }
+    if frames.is_empty() {
+        return Ok(0);
+    }
+    let x = match tx.get_mut(&ifindex) {
+        Some(x) => x,
+        None => h.rx.first_mut().ok_or("no AF_XDP socket on the terminal side")?,
+    };
+    let mut sent = 0;
+    for mut frame in frames {
+        frame[0..6].copy_from_slice(&mac);
+        frame[6..12].copy_from_slice(&src);
+        x.send(&frame).map_err(|e| format!("releasing a held frame: {e}"))?;
+        if pause.is_none() {
+            *pause = Some(first.map(|t| t.elapsed().as_micros() as u64).unwrap_or(0));
+        }
+        sent += 1;
+    }
+    let left = x.flush(Duration::from_millis(200));
+    if left > 0 {
+        return Err(format!("{left} released frames did not leave within 200 ms"));
+    }
+    Ok(sent)
+}
+
 fn controller(c: &mut Controller, body: Body) -> Body {
     let r: Result<Body, String> = (|| match body {
         Body::Hold { service } => {
             let net = *c.current.get(&service).ok_or_else(|| format!("{service} is not steered here"))?;
+            // Frames left from an earlier hold (raced past its release)
+            // are stale now: drop them.
+            {
+                let key = u32::from_ne_bytes(service.octets());
+                let mut h = c.held.lock().unwrap();
+                h.drain();
+                let stale = h.frames.remove(&key).map_or(0, |f| f.len());
+                h.first.remove(&key);
+                if stale > 0 {
+                    warn!(%service, stale, "dropped frames left from an earlier hold");
+                }
+            }
             c.dp.set_steering(u32::from_ne_bytes(service.octets()), Steering { network: net, flags: STEER_HOLD }).map_err(|e| e.to_string())?;
             Ok(Body::Ok)
         }
@@ -615,42 +712,25 @@ fn controller(c: &mut Controller, body: Body) -> Body {
                 }
             }
             let key = u32::from_ne_bytes(service.octets());
+            // Release what was held, in order, to the new network while the
+            // service is still held (so nothing new overtakes it), then let
+            // the service's packets go to the new network directly, then
+            // send what raced in before that.
+            c.dp.set_steering(key, Steering { network: to.id, flags: STEER_HOLD }).map_err(|e| e.to_string())?;
+            let mut pause = None;
+            let mut released = 0;
+            for _ in 0..64 {
+                let n = release(c, key, to.id, &mut pause)?;
+                released += n;
+                if n == 0 {
+                    break;
+                }
+            }
             c.dp.set_steering(key, Steering { network: to.id, flags: 0 }).map_err(|e| e.to_string())?;
             c.last_switch_us = Some(t0.elapsed().as_micros() as u64);
             c.current.insert(service, to.id);
-            // Release what was held, in order, to the new network. New
-            // packets already go there directly; held ones are older and
-            // follow within microseconds.
-            let (frames, first, overflow) = {
-                let mut h = c.held.lock().unwrap();
-                h.drain();
-                (h.frames.remove(&key).unwrap_or_default(), h.first.remove(&key), std::mem::take(&mut h.overflow))
-            };
-            if overflow > 0 {
-                warn!(%service, overflow, "held frames dropped: a hold was full");
-            }
-            let (mac, src, ifindex) = *c.nets.get(&to.id).expect("checked");
-            let Controller { tx, held, .. } = c;
-            let mut ingress = None;
-            let tx = match tx.get_mut(&ifindex) {
-                Some(x) => x,
-                None => ingress.insert(held.lock().unwrap()).rx.first_mut().ok_or("no AF_XDP socket on the terminal side")?,
-            };
-            let mut released = 0;
-            let mut pause_us = 0;
-            for mut frame in frames {
-                frame[0..6].copy_from_slice(&mac);
-                frame[6..12].copy_from_slice(&src);
-                tx.send(&frame).map_err(|e| format!("releasing a held frame: {e}"))?;
-                if released == 0 {
-                    pause_us = first.map(|t| t.elapsed().as_micros() as u64).unwrap_or(0);
-                }
-                released += 1;
-            }
-            let left = tx.flush(Duration::from_millis(200));
-            if left > 0 {
-                return Err(format!("{left} released frames did not leave within 200 ms"));
-            }
+            released += release(c, key, to.id, &mut pause)?;
+            let pause_us = pause.unwrap_or(0);
             Ok(Body::SwitchDone { service, switch_us: c.last_switch_us.unwrap_or(0), released, pause_us })
         }
         other => Err(format!("a connection controller does not take {other:?}")),
@@ -861,7 +941,7 @@ pub async fn migrate(coord: Arc<Mutex<Coordinator>>, process: String, to: String
 pub fn prepare(coord: &Arc<Mutex<Coordinator>>, process: &str, to: &str) -> anyhow::Result<Prepared> {
     let t0 = Instant::now();
     let (process, to) = (process.to_string(), to.to_string());
-    let (m, controller, timeout, busy, view_id) = {
+    let (m, controller, timeout, view_id) = {
         let mut c = coord.lock().unwrap();
         let (from_name, service) = c.place(&process)?;
         let servers = c.servers()?;
@@ -880,11 +960,10 @@ pub fn prepare(coord: &Arc<Mutex<Coordinator>>, process: &str, to: &str) -> anyh
             n1.name,
             n2.name
         );
-        if !c.busy.insert(process.clone()) {
+        if c.busy.contains(&process) {
             let step = c.migrations.iter().rev().find(|v| v.process == process).map(|v| format!("{:?}", v.step).to_lowercase()).unwrap_or_default();
             anyhow::bail!("a migration of {process} is already running (step {step}); wait for it to end");
         }
-        let busy = Busy(coord.clone(), process.clone());
         c.next_id += 100;
         let id = c.next_id;
         let view_id = c.migrations.last().map_or(1, |v| v.id + 1);
@@ -902,10 +981,17 @@ pub fn prepare(coord: &Arc<Mutex<Coordinator>>, process: &str, to: &str) -> anyh
             released: None,
             pause_us: None,
         });
-        c.db.execute("INSERT INTO migrations (id, plan, view) VALUES (?1, ?2, '{}')", rusqlite::params![view_id, serde_json::to_string(&plan)?])?;
+        if let Err(e) = c.db.execute("INSERT INTO migrations (id, plan, view) VALUES (?1, ?2, '{}')", rusqlite::params![view_id, serde_json::to_string(&plan)?]) {
+            c.migrations.pop();
+            anyhow::bail!("storing the migration: {e}");
+        }
         c.save(view_id);
-        (plan.migration(), c1, c.cfg.timeout_ms, busy, view_id)
+        // Marked busy last, with nothing left to fail under the lock (the
+        // mark's guard takes the lock when dropped).
+        c.busy.insert(process.clone());
+        (plan.migration(), c1, c.cfg.timeout_ms, view_id)
     };
+    let busy = Busy(coord.clone(), process);
     Ok(Prepared { m, controller, timeout, t0, busy, id: view_id })
 }
 
@@ -963,19 +1049,23 @@ const HISTORY: u64 = 10_000;
 /// Finish or roll back the migrations a previous run of the coordinator
 /// left unfinished (it was stopped or crashed mid-way).
 pub async fn recover(coord: Arc<Mutex<Coordinator>>) -> anyhow::Result<usize> {
-    let todo: Vec<(u64, Plan, Step, Busy)> = {
+    let todo: Vec<(u64, Plan, Step)> = {
         let mut c = coord.lock().unwrap();
-        let open: Vec<(u64, Step, String)> = c.migrations.iter().filter(|v| !matches!(v.step, Step::Done | Step::RolledBack)).map(|v| (v.id, v.step, v.process.clone())).collect();
+        let open: Vec<(u64, Step)> = c.migrations.iter().filter(|v| !matches!(v.step, Step::Done | Step::RolledBack)).map(|v| (v.id, v.step)).collect();
         let mut todo = Vec::new();
-        for (id, step, process) in open {
+        for (id, step) in open {
             let plan: String = c.db.query_row("SELECT plan FROM migrations WHERE id = ?1", [id], |r| r.get(0))?;
-            c.busy.insert(process.clone());
-            todo.push((id, serde_json::from_str(&plan)?, step, Busy(coord.clone(), process)));
+            let plan: Plan = serde_json::from_str(&plan).with_context(|| format!("stored migration {id}"))?;
+            todo.push((id, plan, step));
+        }
+        for (_, plan, _) in &todo {
+            c.busy.insert(plan.process.clone());
         }
         todo
     };
     let n = todo.len();
-    for (view_id, plan, step, _busy) in todo {
+    let guards: Vec<Busy> = todo.iter().map(|(_, p, _)| Busy(coord.clone(), p.process.clone())).collect();
+    for (view_id, plan, step) in todo {
         let t0 = Instant::now();
         // Request IDs of this attempt must not collide with the first run's.
         let mut m = Plan { first_id: now_ms() << 8, ..plan.clone() }.migration();
@@ -984,6 +1074,7 @@ pub async fn recover(coord: Arc<Mutex<Coordinator>>) -> anyhow::Result<usize> {
         drive(&coord, &mut m, &plan.controller, view_id, t0, out).await;
         finish(&coord, &m, view_id, t0)?;
     }
+    drop(guards);
     Ok(n)
 }
 

@@ -390,16 +390,33 @@ impl Migration {
         match input {
             Input::Answer { id, body } if Some(id) == self.waiting => self.advance(now_ms, body),
             Input::Failed { id, reason } if Some(id) == self.waiting => self.rollback(now_ms, reason),
-            Input::Answer { id, .. } | Input::Failed { id, .. } if self.undo.contains(&id) => {
-                self.undo.retain(|u| *u != id);
-                if self.undo.is_empty() && self.step == Step::RollingBack {
-                    self.step = Step::RolledBack;
-                    return vec![Output::Progress { step: Step::RolledBack, note: format!("rolled back: {}", self.failure.clone().unwrap_or_default()) }];
-                }
-                vec![]
+            Input::Answer { id, ref body } if self.undo.contains(&id) => {
+                let failed = match body {
+                    Body::Error { reason } => Some(reason.clone()),
+                    _ => None,
+                };
+                self.undone(id, failed)
             }
+            Input::Failed { id, reason } if self.undo.contains(&id) => self.undone(id, Some(reason)),
             _ => vec![], // a late answer to a request already given up
         }
+    }
+
+    /// An undo request ended; a failed one is reported with the reason
+    /// the migration rolled back (the rollback is then incomplete).
+    fn undone(&mut self, id: u64, failed: Option<String>) -> Vec<Output> {
+        self.undo.retain(|u| *u != id);
+        let mut out = Vec::new();
+        if let Some(why) = failed {
+            let f = self.failure.get_or_insert_with(String::new);
+            f.push_str(&format!("; rollback incomplete: {why}"));
+            out.push(Output::Progress { step: self.step, note: format!("rollback step failed: {why}") });
+        }
+        if self.undo.is_empty() && self.step == Step::RollingBack {
+            self.step = Step::RolledBack;
+            out.push(Output::Progress { step: Step::RolledBack, note: format!("rolled back: {}", self.failure.clone().unwrap_or_default()) });
+        }
+        out
     }
 
     fn advance(&mut self, now_ms: u64, body: Body) -> Vec<Output> {
@@ -525,6 +542,20 @@ mod tests {
         let mut b = Assembly::default();
         assert!(b.add(1000, "late").unwrap_err().contains("expected 0"), "a gap is refused");
         assert!(chunks("", 10).is_empty());
+    }
+
+    #[test]
+    fn a_failed_undo_is_reported() {
+        let mut m = migration();
+        let out = m.begin(0);
+        let out = m.handle(5, Input::Failed { id: ids(&out)[0], reason: "agent killed".into() });
+        let undo = ids(&out);
+        m.handle(6, Input::Answer { id: undo[0], body: Body::Error { reason: "ip addr add: no such device".into() } });
+        for id in &undo[1..] {
+            m.handle(7, Input::Answer { id: *id, body: Body::Ok });
+        }
+        assert_eq!(m.step, Step::RolledBack);
+        assert_eq!(m.failure.as_deref(), Some("agent killed; rollback incomplete: ip addr add: no such device"));
     }
 
     #[test]
