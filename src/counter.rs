@@ -51,6 +51,10 @@ struct Conn {
 struct Shared {
     count: AtomicU64,
     paused: AtomicBool,
+    /// Held while a request is checked against `paused` and counted, and
+    /// by `pause`: once `pause` returns no request is being counted, so an
+    /// export sees the final count.
+    gate: Mutex<()>,
     conns: Mutex<Vec<Arc<Mutex<Conn>>>>,
 }
 
@@ -81,10 +85,15 @@ pub fn serve(udp: SocketAddr, tcp: Option<SocketAddr>, control: &Path) -> anyhow
     let mut buf = [0u8; 2048];
     loop {
         let (n, peer) = u.recv_from(&mut buf)?;
-        while sh.paused.load(Ordering::SeqCst) {
+        let v = loop {
+            {
+                let _g = sh.gate.lock().unwrap();
+                if !sh.paused.load(Ordering::SeqCst) {
+                    break sh.count.fetch_add(1, Ordering::SeqCst) + 1;
+                }
+            }
             thread::sleep(Duration::from_millis(1));
-        }
-        let v = sh.count.fetch_add(1, Ordering::SeqCst) + 1;
+        };
         let mut reply = buf[..n].to_vec();
         reply.extend_from_slice(format!(" n={v}").as_bytes());
         let _ = u.send_to(&reply, peer);
@@ -92,7 +101,10 @@ pub fn serve(udp: SocketAddr, tcp: Option<SocketAddr>, control: &Path) -> anyhow
 }
 
 fn add_conn(sh: &Arc<Shared>, s: TcpStream, pending: Vec<u8>) {
-    if s.set_nonblocking(true).is_err() {
+    // A terminal that stops reading its answers must not stall the
+    // service: a reply that cannot be written within a second ends the
+    // connection.
+    if s.set_nonblocking(true).is_err() || s.set_write_timeout(Some(Duration::from_secs(1))).is_err() {
         return;
     }
     let conn = Arc::new(Mutex::new(Conn { stream: Some(s), pending, repair: false }));
@@ -105,10 +117,15 @@ fn add_conn(sh: &Arc<Shared>, s: TcpStream, pending: Vec<u8>) {
             {
                 let mut c = conn.lock().unwrap();
                 if c.stream.is_none() {
-                    return; // dropped by an import
-                }
-                if sh.paused.load(Ordering::SeqCst) || c.repair {
+                    // Dropped (by an import, or a reply that could not be
+                    // written).
                     drop(c);
+                    sh.conns.lock().unwrap().retain(|x| !Arc::ptr_eq(x, &conn));
+                    return;
+                }
+                let gate = sh.gate.lock().unwrap();
+                if sh.paused.load(Ordering::SeqCst) || c.repair {
+                    drop((gate, c));
                     thread::sleep(Duration::from_millis(1));
                     continue;
                 }
@@ -148,10 +165,13 @@ fn answer_lines(count: &AtomicU64, c: &mut Conn) {
         let mut reply = line[..line.len() - 1].to_vec();
         reply.extend_from_slice(format!(" n={n}\n").as_bytes());
         if let Some(s) = c.stream.as_mut() {
-            // Replies are small; the socket's buffer takes them whole.
             let _ = s.set_nonblocking(false);
-            let _ = s.write_all(&reply);
+            let ok = s.write_all(&reply).is_ok();
             let _ = s.set_nonblocking(true);
+            if !ok {
+                c.stream = None;
+                return;
+            }
         }
     }
 }
@@ -164,9 +184,20 @@ fn export(sh: &Shared) -> anyhow::Result<CounterState> {
     for conn in conns {
         let mut c = conn.lock().unwrap();
         let Some(s) = c.stream.as_ref() else { continue };
-        let socket = crate::tcp_repair::checkpoint(s).map_err(|e| anyhow::anyhow!("TCP checkpoint: {e}"))?;
-        c.repair = true;
-        tcp.push(TcpConnState { socket, pending: c.pending.clone() });
+        match crate::tcp_repair::checkpoint(s) {
+            Ok(socket) => {
+                c.repair = true;
+                tcp.push(TcpConnState { socket, pending: c.pending.clone() });
+            }
+            // Closing (the terminal hung up during the pause): nothing to
+            // carry; drop it here silently.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                if let Some(s) = c.stream.take() {
+                    crate::tcp_repair::set_repair(std::os::fd::AsRawFd::as_raw_fd(&s), true).ok();
+                }
+            }
+            Err(e) => anyhow::bail!("TCP checkpoint: {e}"),
+        }
     }
     Ok(CounterState { count: sh.count.load(Ordering::SeqCst), tcp })
 }
@@ -211,6 +242,7 @@ fn control_request(c: UnixStream, sh: &Arc<Shared>) -> anyhow::Result<()> {
             Ok("ok".into())
         }
         "pause" => {
+            let _g = sh.gate.lock().unwrap();
             sh.paused.store(true, Ordering::SeqCst);
             Ok("ok".into())
         }

@@ -43,6 +43,10 @@ pub async fn request(addr: &str, frame: &Frame) -> Result<Body, String> {
                 if f.id == frame.id {
                     return Ok(f.body);
                 }
+                // ID 0: the peer could not read our frame at all.
+                if let (0, Body::Error { reason }) = (f.id, &f.body) {
+                    return Err(format!("{addr} refused the request: {reason}"));
+                }
                 continue;
             }
             let n = c.read(&mut chunk).await.map_err(|e| format!("{addr}: {e}"))?;
@@ -923,6 +927,8 @@ impl Drop for Busy {
 /// A migration checked and recorded, ready to run.
 pub struct Prepared {
     m: Migration,
+    /// Request IDs below the engine's own (it counts up from here + 1).
+    first_id: u64,
     controller: String,
     timeout: u64,
     t0: Instant,
@@ -941,7 +947,7 @@ pub async fn migrate(coord: Arc<Mutex<Coordinator>>, process: String, to: String
 pub fn prepare(coord: &Arc<Mutex<Coordinator>>, process: &str, to: &str) -> anyhow::Result<Prepared> {
     let t0 = Instant::now();
     let (process, to) = (process.to_string(), to.to_string());
-    let (m, controller, timeout, view_id) = {
+    let (m, first_id, controller, timeout, view_id) = {
         let mut c = coord.lock().unwrap();
         let (from_name, service) = c.place(&process)?;
         let servers = c.servers()?;
@@ -989,17 +995,17 @@ pub fn prepare(coord: &Arc<Mutex<Coordinator>>, process: &str, to: &str) -> anyh
         // Marked busy last, with nothing left to fail under the lock (the
         // mark's guard takes the lock when dropped).
         c.busy.insert(process.clone());
-        (plan.migration(), c1, c.cfg.timeout_ms, view_id)
+        (plan.migration(), id, c1, c.cfg.timeout_ms, view_id)
     };
     let busy = Busy(coord.clone(), process);
-    Ok(Prepared { m, controller, timeout, t0, busy, id: view_id })
+    Ok(Prepared { m, first_id, controller, timeout, t0, busy, id: view_id })
 }
 
 /// Drive a prepared migration to its end (done or rolled back).
 pub async fn run(coord: Arc<Mutex<Coordinator>>, p: Prepared) -> anyhow::Result<MigrationView> {
-    let Prepared { mut m, controller, timeout, t0, busy: _busy, id: view_id } = p;
+    let Prepared { mut m, first_id, controller, timeout, t0, busy: _busy, id: view_id } = p;
     // Hold the service's packets before the process pauses.
-    let hold = Frame { v: VERSION, id: m.process.len() as u64 ^ now_ms(), deadline_ms: now_ms() + timeout, body: Body::Hold { service: m.service } };
+    let hold = Frame { v: VERSION, id: first_id, deadline_ms: now_ms() + timeout, body: Body::Hold { service: m.service } };
     let pending: Vec<Output> = match request(&controller, &hold).await {
         Ok(Body::Ok) => {
             record(&coord, view_id, t0, &m, Some("controller holds the service's packets".into()));
@@ -1012,7 +1018,7 @@ pub async fn run(coord: Arc<Mutex<Coordinator>>, p: Prepared) -> anyhow::Result<
                 Ok(Body::Error { reason }) | Err(reason) => reason,
                 Ok(b) => format!("unexpected answer {b:?}"),
             };
-            let back = Frame { v: VERSION, id: hold.id ^ 1, deadline_ms: now_ms() + timeout, body: Body::SwitchRequest { service: m.service, to: m.network1.clone() } };
+            let back = Frame { v: VERSION, id: first_id + 99, deadline_ms: now_ms() + timeout, body: Body::SwitchRequest { service: m.service, to: m.network1.clone() } };
             let _ = request(&controller, &back).await;
             m.step = Step::RolledBack;
             m.failure = Some(format!("the connection controller would not hold the traffic: {why}"));
@@ -1081,6 +1087,13 @@ pub async fn recover(coord: Arc<Mutex<Coordinator>>) -> anyhow::Result<usize> {
 /// Update a migration's view (and its stored copy) from the engine.
 fn record(coord: &Arc<Mutex<Coordinator>>, view_id: u64, t0: Instant, m: &Migration, note: Option<String>) {
     let mut c = coord.lock().unwrap();
+    if m.step == Step::Done {
+        // Where the process runs is stored before the step: a crash in
+        // between leaves the step at resuming, which a restart re-sends.
+        if let Err(e) = c.db.execute("UPDATE processes SET server = ?2 WHERE name = ?1", rusqlite::params![m.process, m.to.name]) {
+            warn!(process = %m.process, "storing where the process runs: {e}");
+        }
+    }
     if let Some(v) = c.migrations.iter_mut().find(|v| v.id == view_id) {
         v.step = m.step;
         v.failure = m.failure.clone();
@@ -1132,10 +1145,7 @@ async fn drive(coord: &Arc<Mutex<Coordinator>>, m: &mut Migration, controller: &
 /// Record the end; a completed move updates where the process runs.
 fn finish(coord: &Arc<Mutex<Coordinator>>, m: &Migration, view_id: u64, t0: Instant) -> anyhow::Result<MigrationView> {
     record(coord, view_id, t0, m, None);
-    if m.step == Step::Done {
-        let c = coord.lock().unwrap();
-        c.db.execute("UPDATE processes SET server = ?2 WHERE name = ?1", rusqlite::params![m.process, m.to.name])?;
-    } else {
+    if m.step != Step::Done {
         warn!(process = %m.process, failure = ?m.failure, "migration rolled back");
     }
     let c = coord.lock().unwrap();

@@ -20,6 +20,7 @@ const TCP_RECV_QUEUE: libc::c_int = 1;
 const TCP_SEND_QUEUE: libc::c_int = 2;
 const SIOCINQ: libc::c_ulong = 0x541b; // FIONREAD
 const SIOCOUTQ: libc::c_ulong = 0x5411; // TIOCOUTQ
+const SIOCOUTQNSD: libc::c_ulong = 0x894b;
 const TCP_ESTABLISHED: u8 = 1;
 const TCPI_OPT_TIMESTAMPS: u8 = 1;
 const TCPI_OPT_SACK: u8 = 2;
@@ -41,6 +42,10 @@ pub struct TcpCheckpoint {
     pub recv_queue: Vec<u8>,
     /// Written by the application, not yet acknowledged by the peer.
     pub send_queue: Vec<u8>,
+    /// How much of the end of `send_queue` was never sent (it is sent
+    /// anew after the restore instead of waiting for a retransmission).
+    #[serde(default)]
+    pub unsent: u32,
     pub mss: u32,
     /// `None` when window scaling was not negotiated.
     pub wscale: Option<(u8, u8)>,
@@ -102,7 +107,9 @@ fn peek(fd: RawFd, len: usize, what: &str) -> io::Result<Vec<u8>> {
     if n < 0 {
         return Err(io::Error::new(io::ErrorKind::Other, format!("{what}: {}", io::Error::last_os_error())));
     }
-    buf.truncate(n as usize);
+    if n as usize != len {
+        return Err(io::Error::new(io::ErrorKind::Other, format!("{what}: {n} of {len} bytes")));
+    }
     Ok(buf)
 }
 
@@ -144,6 +151,7 @@ pub fn checkpoint(s: &TcpStream) -> io::Result<TcpCheckpoint> {
         let (options, wscale) = (info[5], info[6]);
         let inq = queue_len(fd, SIOCINQ, "SIOCINQ")?;
         let outq = queue_len(fd, SIOCOUTQ, "SIOCOUTQ")?;
+        let unsent = queue_len(fd, SIOCOUTQNSD, "SIOCOUTQNSD")?.min(outq);
         select_queue(fd, TCP_RECV_QUEUE)?;
         let recv_seq: u32 = get(fd, libc::IPPROTO_TCP, libc::TCP_QUEUE_SEQ, "TCP_QUEUE_SEQ (receive)")?;
         let recv_queue = peek(fd, inq, "peeking the receive queue")?;
@@ -160,6 +168,7 @@ pub fn checkpoint(s: &TcpStream) -> io::Result<TcpCheckpoint> {
             send_seq,
             recv_queue,
             send_queue,
+            unsent: unsent as u32,
             mss: mss as u32,
             // tcpi_snd_wscale is the low nibble, tcpi_rcv_wscale the high.
             wscale: (options & TCPI_OPT_WSCALE != 0).then_some((wscale & 0x0f, wscale >> 4)),
@@ -238,9 +247,21 @@ pub fn restore(cp: &TcpCheckpoint) -> io::Result<TcpStream> {
         set(fd, libc::IPPROTO_TCP, libc::TCP_TIMESTAMP, &ts, "TCP_TIMESTAMP")?;
     }
     fill(fd, TCP_RECV_QUEUE, &cp.recv_queue, "restoring the receive queue")?;
-    fill(fd, TCP_SEND_QUEUE, &cp.send_queue, "restoring the send queue")?;
+    // What had been sent goes back as sent (the peer may have it or get a
+    // retransmission); what had not is written after repair mode, as new.
+    let sent = cp.send_queue.len() - (cp.unsent as usize).min(cp.send_queue.len());
+    fill(fd, TCP_SEND_QUEUE, &cp.send_queue[..sent], "restoring the send queue")?;
     set(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR_WINDOW, &cp.window, "TCP_REPAIR_WINDOW")?;
     set_repair(fd, false)?;
+    let mut rest = &cp.send_queue[sent..];
+    while !rest.is_empty() {
+        // SAFETY: `rest` is readable for its length.
+        let n = unsafe { libc::send(fd, rest.as_ptr().cast(), rest.len(), 0) };
+        if n <= 0 {
+            return Err(io::Error::new(io::ErrorKind::Other, format!("sending the unsent data again: {}", io::Error::last_os_error())));
+        }
+        rest = &rest[n as usize..];
+    }
     Ok(s)
 }
 

@@ -205,9 +205,9 @@ impl Frame {
     }
 }
 
-/// Largest piece of a checkpoint in one frame (its JSON escaping stays
-/// well below `MAX_FRAME`).
-pub const CHUNK: usize = 1 << 20;
+/// Largest piece of a checkpoint in one frame: JSON escapes a control
+/// byte as 6, so even the worst piece stays below `MAX_FRAME`.
+pub const CHUNK: usize = 512 << 10;
 /// Largest checkpoint a destination agent assembles.
 pub const CHECKPOINT_MAX: u64 = 256 << 20;
 
@@ -237,7 +237,8 @@ pub struct Assembly {
 impl Assembly {
     pub fn add(&mut self, offset: u64, piece: &str) -> Result<(), String> {
         let have = self.data.len() as u64;
-        if offset + piece.len() as u64 <= have && self.data.get(offset as usize..offset as usize + piece.len()) == Some(piece) {
+        let end = offset.checked_add(piece.len() as u64).ok_or_else(|| format!("checkpoint piece at byte {offset} runs past the end of the numbers"))?;
+        if end <= have && self.data.get(offset as usize..offset as usize + piece.len()) == Some(piece) {
             return Ok(()); // a retry of a piece already here
         }
         if offset != have {
@@ -525,6 +526,14 @@ mod tests {
         assert!(matches!(Frame::take(&mut junk), Err(FrameError::Malformed(_))));
         let mut v2 = Frame { v: 2, ..f }.encode();
         assert_eq!(Frame::take(&mut v2), Err(FrameError::Version(2)));
+    }
+
+    #[test]
+    fn the_worst_piece_fits_a_frame() {
+        let piece: String = std::iter::repeat('\u{1}').take(CHUNK).collect();
+        let f = Frame { v: VERSION, id: 1, deadline_ms: 1, body: Body::CheckpointChunk { process: "p".into(), transfer: 1, offset: 0, data: piece } };
+        assert!(f.encode().len() < MAX_FRAME);
+        assert!(Assembly::default().add(u64::MAX, "x").is_err());
     }
 
     #[test]
