@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt as _;
+
 use std::{
     net::UdpSocket,
     process::{Command, Stdio},
@@ -127,6 +129,17 @@ fn sipp_call(tag: &str, transport: &str) {
     assert!(history("sipp@10.5.0.2").is_empty(), "the caller's domain is not monitored");
 }
 
+/// A child leading its own process group; dropping it kills the group.
+struct ProcessGroup(std::process::Child);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        // SAFETY: plain syscall; the group is the child's own.
+        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
+}
+
 /// The monitor's PUBLISHes go to Kamailio's presence module (Debian's
 /// kamailio with presence, presence_xml and db_sqlite): every PUBLISH,
 /// initial and the later ones carrying SIP-If-Match, is answered 200 with
@@ -159,15 +172,20 @@ fn kamailio_accepts_the_monitors_publish() {
         ),
     )
     .unwrap();
-    let mut kam = Command::new("ip")
-        .args(["netns", "exec", &net.name("srv"), "kamailio", "-DD", "-E", "-f"])
-        .arg(&cfg)
-        .arg("-P")
-        .arg(net.dir.join("kamailio.pid"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(net.dir.join("kamailio.log")).unwrap())
-        .spawn()
-        .expect("kamailio (cargo xtask setup installs it)");
+    // Kamailio forks workers: it runs in its own process group, and the
+    // guard kills the whole group, also when the test fails.
+    let kam = ProcessGroup(
+        Command::new("ip")
+            .args(["netns", "exec", &net.name("srv"), "kamailio", "-DD", "-E", "-f"])
+            .arg(&cfg)
+            .arg("-P")
+            .arg(net.dir.join("kamailio.pid"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(net.dir.join("kamailio.log")).unwrap())
+            .process_group(0)
+            .spawn()
+            .expect("kamailio (cargo xtask setup installs it)"),
+    );
     thread::sleep(Duration::from_millis(1500));
     let mon_cfg = net.monitor_config("example.com", "10.6.0.2:5080", "");
     net.daemon("mon", &mon_cfg);
@@ -177,8 +195,7 @@ fn kamailio_accepts_the_monitors_publish() {
     thread::sleep(Duration::from_millis(500));
     let mon = net.call("mon", Request::SipMonitorStatus);
     let log = std::fs::read_to_string(net.dir.join("kamailio.log")).unwrap_or_default();
-    let _ = kam.kill();
-    let _ = kam.wait();
+    drop(kam);
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     server.join().unwrap();
     // alice: online, talking, terminated, offline; bob: talking, terminated.
