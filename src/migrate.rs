@@ -139,7 +139,8 @@ pub async fn run_agent(cfg: MigrationAgent) -> anyhow::Result<()> {
 /// roll back, by process.
 static MOVED: Mutex<Vec<(String, Ipv4Addr)>> = Mutex::new(Vec::new());
 /// Checkpoints arriving in pieces, by (process, transfer).
-static INCOMING: Mutex<std::collections::BTreeMap<(String, u64), control::migration::Assembly>> = Mutex::new(std::collections::BTreeMap::new());
+type Incoming = std::collections::BTreeMap<(String, u64), control::migration::Assembly>;
+static INCOMING: Mutex<Incoming> = Mutex::new(std::collections::BTreeMap::new());
 
 /// Service addresses this agent took with an imported checkpoint that is
 /// not resumed yet, by process.

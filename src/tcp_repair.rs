@@ -105,10 +105,10 @@ fn peek(fd: RawFd, len: usize, what: &str) -> io::Result<Vec<u8>> {
     // SAFETY: `buf` is writable for its length.
     let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), len, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
     if n < 0 {
-        return Err(io::Error::new(io::ErrorKind::Other, format!("{what}: {}", io::Error::last_os_error())));
+        return Err(io::Error::other(format!("{what}: {}", io::Error::last_os_error())));
     }
     if n as usize != len {
-        return Err(io::Error::new(io::ErrorKind::Other, format!("{what}: {n} of {len} bytes")));
+        return Err(io::Error::other(format!("{what}: {n} of {len} bytes")));
     }
     Ok(buf)
 }
@@ -204,7 +204,7 @@ fn fill(fd: RawFd, q: libc::c_int, data: &[u8], what: &str) -> io::Result<()> {
         // SAFETY: `data[off..]` is readable.
         let n = unsafe { libc::send(fd, data[off..].as_ptr().cast(), data.len() - off, libc::MSG_DONTWAIT) };
         if n <= 0 {
-            return Err(io::Error::new(io::ErrorKind::Other, format!("{what}: {}", io::Error::last_os_error())));
+            return Err(io::Error::other(format!("{what}: {}", io::Error::last_os_error())));
         }
         off += n as usize;
     }
@@ -269,7 +269,7 @@ pub fn restore(cp: &TcpCheckpoint) -> io::Result<TcpStream> {
         // SAFETY: `rest` is readable for its length.
         let n = unsafe { libc::send(fd, rest.as_ptr().cast(), rest.len(), 0) };
         if n <= 0 {
-            return Err(io::Error::new(io::ErrorKind::Other, format!("sending the unsent data again: {}", io::Error::last_os_error())));
+            return Err(io::Error::other(format!("sending the unsent data again: {}", io::Error::last_os_error())));
         }
         rest = &rest[n as usize..];
     }

@@ -530,7 +530,7 @@ mod tests {
 
     #[test]
     fn the_worst_piece_fits_a_frame() {
-        let piece: String = std::iter::repeat('\u{1}').take(CHUNK).collect();
+        let piece = "\u{1}".repeat(CHUNK);
         let f = Frame { v: VERSION, id: 1, deadline_ms: 1, body: Body::CheckpointChunk { process: "p".into(), transfer: 1, offset: 0, data: piece } };
         assert!(f.encode().len() < MAX_FRAME);
         assert!(Assembly::default().add(u64::MAX, "x").is_err());
