@@ -32,6 +32,7 @@ pub struct State {
     pub monitor: Option<Arc<Mutex<crate::sipmon::MonitorStatus>>>,
     pub presence: Option<Arc<Mutex<control::presence::Store>>>,
     pub coordinator: Option<Arc<Mutex<crate::migrate::Coordinator>>>,
+    pub controller: Option<crate::migrate::ControllerHandle>,
 }
 
 pub type Shared = Arc<Mutex<State>>;
@@ -74,7 +75,7 @@ pub fn start(config_path: &Path, replace_pins: bool) -> anyhow::Result<State> {
     for (i, r) in config.router.iter().enumerate() {
         crate::vrrp::primary_address(&r.interface).map_err(|e| anyhow::anyhow!("router[{i}]: {e}"))?;
     }
-    Ok(State { config_path: config_path.into(), config, lbs, gws, routers: Vec::new(), monitor: None, presence: None, coordinator: None })
+    Ok(State { config_path: config_path.into(), config, lbs, gws, routers: Vec::new(), monitor: None, presence: None, coordinator: None, controller: None })
 }
 
 pub async fn serve(state: Shared) -> anyhow::Result<()> {
@@ -129,7 +130,8 @@ pub async fn serve(state: Shared) -> anyhow::Result<()> {
             crate::migrate::run_agent(a).await?;
         }
         if let Some(c) = mig.controller {
-            crate::migrate::run_controller(c, &opts).await?;
+            let h = crate::migrate::run_controller(c, &opts).await?;
+            state.lock().unwrap().controller = Some(h);
         }
         if let Some(c) = mig.coordinator {
             let listen = c.listen;
@@ -268,6 +270,23 @@ pub fn handle(s: &mut State, req: Request) -> Response {
                 "accounting": g.accounting_path(),
                 "took_over_pins": g.dp.took_over,
             })).collect::<Vec<_>>(),
+            "migration": s.config.migration.as_ref().map(|m| serde_json::json!({
+                "agent": m.agent.as_ref().map(|a| serde_json::json!({
+                    "listen": a.listen,
+                    "coordinator": a.coordinator,
+                    "processes": a.processes.iter().map(|p| &p.name).collect::<Vec<_>>(),
+                })),
+                "controller": s.controller.as_ref().map(|c| c.status()),
+                "coordinator": s.coordinator.as_ref().map(|c| {
+                    let c = c.lock().unwrap();
+                    serde_json::json!({
+                        "listen": c.cfg.listen,
+                        "database": c.cfg.database,
+                        "migrations": c.migrations.len(),
+                        "running": c.migrations.iter().filter(|v| !matches!(v.step, control::migration::Step::Done | control::migration::Step::RolledBack)).map(|v| v.id).collect::<Vec<_>>(),
+                    })
+                }),
+            })),
         }))),
         Request::GwGroups => Ok(Response::ok(gw_pick(s)?.groups())),
         Request::GwSessions => Ok(Response::ok(gw_pick(s)?.sessions().map_err(|e| e.to_string())?)),
@@ -410,6 +429,11 @@ pub fn counters(s: &State) -> anyhow::Result<Vec<CounterView>> {
                 packets: c.packets,
                 bytes: c.bytes,
             });
+        }
+    }
+    if let Some(h) = &s.controller {
+        for (name, packets, bytes) in h.counters()? {
+            out.push(CounterView { program: "steer".into(), interface: h.interface.clone(), name, packets, bytes });
         }
     }
     for g in &s.gws {

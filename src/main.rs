@@ -473,6 +473,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 for l in v["lb"].as_array().into_iter().flatten() {
                     println!("lb on {}: {} gateway(s){}", l["interface"].as_str().unwrap_or(""), l["gateways"], if l["took_over_pins"].as_bool() == Some(true) { " (took over pinned state)" } else { "" });
                 }
+                for g in v["gateway"].as_array().into_iter().flatten() {
+                    println!("gateway {} on {}: {} group(s)", g["address"].as_str().unwrap_or(""), g["interfaces"], g["groups"]);
+                }
+                let m = &v["migration"];
+                if let Some(a) = m["agent"].as_object() {
+                    println!("migration agent on {}: processes {}", a["listen"].as_str().unwrap_or(""), a["processes"]);
+                }
+                if let Some(c) = m["controller"].as_object() {
+                    let services: Vec<String> = c["services"].as_array().into_iter().flatten().map(|s| format!("{} → network {}", s["address"].as_str().unwrap_or(""), s["network"])).collect();
+                    println!("connection controller on {} ({} queue(s)): {}; {} frame(s) held", c["interface"].as_str().unwrap_or(""), c["queues"], services.join(", "), c["held_frames"]);
+                }
+                if let Some(c) = m["coordinator"].as_object() {
+                    println!("migration coordinator: {} migration(s), running {}; store {}", c["migrations"], c["running"], c["database"].as_str().unwrap_or(""));
+                }
             }
             Ok(())
         }

@@ -578,7 +578,54 @@ fn xsk_options(rx: bool) -> XskOptions {
     XskOptions { frames: 4096, frame_size: 2048, rx, tx: true }
 }
 
-pub async fn run_controller(cfg: MigrationController, opts: &dataplane_user::LoadOptions) -> anyhow::Result<()> {
+/// The running controller, for `status` and `stats`.
+#[derive(Clone)]
+pub struct ControllerHandle {
+    c: Arc<Mutex<Controller>>,
+    pub interface: String,
+}
+
+impl ControllerHandle {
+    /// The steer program's counters by reason, then the AF_XDP sockets'
+    /// drops (summed over the receive queues).
+    pub fn counters(&self) -> anyhow::Result<Vec<(String, u64, u64)>> {
+        let c = self.c.lock().unwrap();
+        let mut out: Vec<(String, u64, u64)> =
+            c.dp.steer_stats()?.iter().enumerate().map(|(i, k)| (dataplane_common::steer::stat::NAMES[i].to_string(), k.packets, k.bytes)).collect();
+        let h = c.held.lock().unwrap();
+        let mut sum = dataplane_user::xsk::XskStats::default();
+        for x in &h.rx {
+            let st = x.stats()?;
+            sum.rx_dropped += st.rx_dropped;
+            sum.rx_ring_full += st.rx_ring_full;
+            sum.rx_fill_ring_empty_descs += st.rx_fill_ring_empty_descs;
+        }
+        out.push(("xsk_rx_dropped".into(), sum.rx_dropped, 0));
+        out.push(("xsk_rx_ring_full".into(), sum.rx_ring_full, 0));
+        out.push(("xsk_fill_ring_empty".into(), sum.rx_fill_ring_empty_descs, 0));
+        Ok(out)
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        let c = self.c.lock().unwrap();
+        let h = c.held.lock().unwrap();
+        let held: usize = h.frames.values().map(|q| q.len()).sum();
+        let mut services: Vec<(String, u32)> = c.current.iter().map(|(a, n)| (a.to_string(), *n)).collect();
+        services.sort();
+        let mut networks: Vec<u32> = c.nets.keys().copied().collect();
+        networks.sort();
+        serde_json::json!({
+            "interface": self.interface,
+            "queues": h.rx.len(),
+            "networks": networks,
+            "services": services.into_iter().map(|(a, n)| serde_json::json!({ "address": a, "network": n })).collect::<Vec<_>>(),
+            "held_frames": held,
+            "last_switch_us": c.last_switch_us,
+        })
+    }
+}
+
+pub async fn run_controller(cfg: MigrationController, opts: &dataplane_user::LoadOptions) -> anyhow::Result<ControllerHandle> {
     let dp = Dataplane::attach("steer", &cfg.interface, opts)?;
     // One AF_XDP socket per receive queue (copy mode): held packets wait
     // there until the switch.
@@ -640,11 +687,12 @@ pub async fn run_controller(cfg: MigrationController, opts: &dataplane_user::Loa
     let l = TcpListener::bind(cfg.listen).await.with_context(|| format!("controller listen {}", cfg.listen))?;
     info!(listen = %cfg.listen, interface = %cfg.interface, queues, "connection controller on");
     let c = Arc::new(Mutex::new(c));
+    let handle = ControllerHandle { c: c.clone(), interface: cfg.interface.clone() };
     tokio::spawn(serve(l, move |f: Frame| {
         let c = c.clone();
         async move { tokio::task::spawn_blocking(move || controller(&mut c.lock().unwrap(), f.body)).await.unwrap_or_else(|e| Body::Error { reason: e.to_string() }) }
     }));
-    Ok(())
+    Ok(handle)
 }
 
 /// Take `service`'s held frames off the sockets and send them to network

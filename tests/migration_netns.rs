@@ -268,6 +268,12 @@ fn process_moves_to_network_2_without_losing_a_request() {
     let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(!o.status.success() && err.contains("rolled back"), "{out}\n{err}");
     assert!(out.contains("migration start → agent s2") && out.contains("rolling back"), "{out}");
+    // The controller shows up in status and its counters in stats.
+    let status = cli(&["status"]);
+    assert!(status.contains("connection controller on eth0") && status.contains("10.99.0.80 → network"), "{status}");
+    let stats: serde_json::Value = serde_json::from_str(&cli(&["stats", "--json"])).unwrap();
+    let held = stats.as_array().unwrap().iter().find(|r| r["program"] == "steer" && r["name"] == "held").cloned().unwrap();
+    assert!(held["packets"].as_u64().unwrap() > 0, "{held}");
     assert!(cli(&["servers"]).contains("s3"));
     assert!(cli(&["networks", "--json"]).contains("net3"));
     // The store changes at runtime, refusing what would strand a process.
