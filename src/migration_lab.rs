@@ -343,31 +343,46 @@ fn ask(s: &UdpSocket, req: &str, buf: &mut [u8], on_sent: impl FnOnce()) -> Opti
     }
 }
 
-/// A terminal on one TCP connection to the service (port 9001): `total`
-/// requests one after another, each waiting for its answer (at most 3 s);
-/// returns the counts answered, in order, stopping at the first error.
+/// One TCP connection from the terminal to the service (port 9001),
+/// asking a line at a time.
+pub struct TcpClient {
+    w: std::net::TcpStream,
+    r: std::io::BufReader<std::net::TcpStream>,
+}
+
+impl TcpClient {
+    /// Connect (within 3 s); each answer is awaited at most `wait`.
+    pub fn connect(wait: Duration) -> std::io::Result<Self> {
+        let s = std::net::TcpStream::connect_timeout(&"10.99.0.80:9001".parse().unwrap(), Duration::from_secs(3))?;
+        s.set_read_timeout(Some(wait))?;
+        s.set_nodelay(true)?;
+        Ok(Self { w: s.try_clone()?, r: std::io::BufReader::new(s) })
+    }
+
+    /// Send `req` as a line; the count it was answered with (None: no
+    /// answer, or not ours).
+    pub fn ask(&mut self, req: &str) -> Option<u64> {
+        use std::io::{BufRead, Write};
+        writeln!(self.w, "{req}").ok()?;
+        let mut line = String::new();
+        match self.r.read_line(&mut line) {
+            Ok(n) if n > 0 => line.trim_end().strip_prefix(&format!("{req} n=")).and_then(|v| v.parse().ok()),
+            _ => None,
+        }
+    }
+}
+
+/// A terminal on one TCP connection to the service: `total` requests one
+/// after another, each waiting for its answer (at most 3 s); returns the
+/// counts answered, in order, stopping at the first error.
 pub fn tcp_terminal(ns: String, total: u64, sent: Arc<AtomicU64>) -> thread::JoinHandle<Vec<Option<u64>>> {
     thread::spawn(move || {
-        use std::io::{BufRead, Write};
         enter_netns(&ns).unwrap();
         let mut got = Vec::new();
-        let Ok(s) = std::net::TcpStream::connect_timeout(&"10.99.0.80:9001".parse().unwrap(), Duration::from_secs(3)) else { return got };
-        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        s.set_nodelay(true).unwrap();
-        let mut w = s.try_clone().unwrap();
-        let mut r = std::io::BufReader::new(s);
+        let Ok(mut c) = TcpClient::connect(Duration::from_secs(3)) else { return got };
         for i in 0..total {
-            let req = format!("t{i}");
-            if writeln!(w, "{req}").is_err() {
-                got.push(None);
-                break;
-            }
+            let answer = c.ask(&format!("t{i}"));
             sent.fetch_add(1, Ordering::SeqCst);
-            let mut line = String::new();
-            let answer = match r.read_line(&mut line) {
-                Ok(n) if n > 0 => line.trim_end().strip_prefix(&format!("{req} n=")).and_then(|v| v.parse().ok()),
-                _ => None,
-            };
             got.push(answer);
             if answer.is_none() {
                 break;

@@ -35,19 +35,10 @@ fn tcp_probe(ns: String) -> (mpsc::Sender<String>, mpsc::Receiver<Option<u64>>) 
     let (tx, rx) = mpsc::channel::<String>();
     let (atx, arx) = mpsc::channel();
     thread::spawn(move || {
-        use std::io::{BufRead, Write};
         enter_netns(&ns).unwrap();
-        let s = std::net::TcpStream::connect_timeout(&"10.99.0.80:9001".parse().unwrap(), Duration::from_secs(3)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut w = s.try_clone().unwrap();
-        let mut r = std::io::BufReader::new(s);
+        let mut c = edgeplane::migration_lab::TcpClient::connect(Duration::from_secs(5)).unwrap();
         for req in rx {
-            let mut line = String::new();
-            let answer = match writeln!(w, "{req}").and_then(|_| r.read_line(&mut line)) {
-                Ok(n) if n > 0 => line.trim_end().strip_prefix(&format!("{req} n=")).and_then(|v| v.parse().ok()),
-                _ => None,
-            };
-            if atx.send(answer).is_err() {
+            if atx.send(c.ask(&req)).is_err() {
                 return;
             }
         }
