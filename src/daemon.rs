@@ -31,8 +31,8 @@ pub struct State {
     pub routers: Vec<crate::vrrp::RouterHandle>,
     pub monitor: Option<Arc<Mutex<crate::sipmon::MonitorStatus>>>,
     pub presence: Option<Arc<Mutex<control::presence::Store>>>,
-    pub coordinator: Option<Arc<Mutex<crate::migrate::Coordinator>>>,
-    pub controller: Option<crate::migrate::ControllerHandle>,
+    pub coordinator: Option<Arc<Mutex<crate::migration::Coordinator>>>,
+    pub controller: Option<crate::migration::ControllerHandle>,
 }
 
 pub type Shared = Arc<Mutex<State>>;
@@ -127,22 +127,22 @@ pub async fn serve(state: Shared) -> anyhow::Result<()> {
         }
         let mig = state.lock().unwrap().config.migration.clone().unwrap_or_default();
         if let Some(a) = mig.agent {
-            crate::migrate::run_agent(a).await?;
+            crate::migration::run_agent(a).await?;
         }
         if let Some(c) = mig.controller {
-            let h = crate::migrate::run_controller(c, &opts).await?;
+            let h = crate::migration::run_controller(c, &opts).await?;
             state.lock().unwrap().controller = Some(h);
         }
         if let Some(c) = mig.coordinator {
             let listen = c.listen;
-            let c = Arc::new(Mutex::new(crate::migrate::Coordinator::open(c)?));
+            let c = Arc::new(Mutex::new(crate::migration::Coordinator::open(c)?));
             if let Some(l) = listen {
-                crate::migrate::run_coordinator_listener(c.clone(), l).await?;
+                crate::migration::run_coordinator_listener(c.clone(), l).await?;
             }
             // Migrations a previous run left unfinished: finish or roll back.
             let rc = c.clone();
             tokio::spawn(async move {
-                match crate::migrate::recover(rc).await {
+                match crate::migration::recover(rc).await {
                     Ok(0) => {}
                     Ok(n) => info!("{n} unfinished migration(s) from before the restart handled"),
                     Err(e) => error!("recovering unfinished migrations: {e:#}"),
@@ -191,19 +191,19 @@ async fn handle_conn(stream: UnixStream, state: Shared) {
                     (s.coordinator.clone(), s.config.migration.as_ref().and_then(|m| m.agent.clone()))
                 };
                 let run = match (coord, agent) {
-                    (Some(c), _) if !wait => Some(crate::migrate::prepare(&c, &process, &to).map(|p| {
+                    (Some(c), _) if !wait => Some(crate::migration::prepare(&c, &process, &to).map(|p| {
                         let started = c.lock().unwrap().migrations.iter().find(|v| v.id == p.id).cloned().expect("recorded");
                         let c = c.clone();
                         tokio::spawn(async move {
-                            if let Err(e) = crate::migrate::run(c, p).await {
+                            if let Err(e) = crate::migration::run(c, p).await {
                                 error!("migration: {e:#}");
                             }
                         });
                         started
                     })),
-                    (Some(c), _) => Some(crate::migrate::migrate(c, process, to).await),
+                    (Some(c), _) => Some(crate::migration::migrate(c, process, to).await),
                     // Server 1's agent asks the coordinator (claim 1).
-                    (None, Some(a)) => Some(crate::migrate::forward(&a, process, to).await),
+                    (None, Some(a)) => Some(crate::migration::forward(&a, process, to).await),
                     (None, None) => None,
                 };
                 match run {
@@ -366,7 +366,7 @@ pub fn handle(s: &mut State, req: Request) -> Response {
     r.unwrap_or_else(Response::err)
 }
 
-fn coordinator(s: &State) -> Result<std::sync::MutexGuard<'_, crate::migrate::Coordinator>, String> {
+fn coordinator(s: &State) -> Result<std::sync::MutexGuard<'_, crate::migration::Coordinator>, String> {
     Ok(s.coordinator.as_ref().ok_or("no [migration.coordinator] is configured on this host")?.lock().unwrap())
 }
 

@@ -7,7 +7,7 @@ use control::{
     api::{CounterView, DigestView, FlowSpec, GatewayView, LookupKey, LookupView, Request},
     config::{Config, Gateway, DEFAULT_SOCKET},
 };
-use edgeplane::{bench, client, daemon, netns};
+use edgeplane::{client, daemon, netns};
 
 #[derive(Parser)]
 #[command(name = "edgeplane", version, about = "Session-aware XDP data plane for the mobile edge")]
@@ -55,22 +55,13 @@ enum Cmd {
     },
     /// Attach the floor (pass) program to an interface, pinned: native
     /// XDP_REDIRECT into a veth needs a program on the receiving peer.
-    /// `--program sink` counts and drops IPv4 instead (benchmarks).
     XdpPass {
         #[arg(long)]
         interface: String,
-        #[arg(long, default_value = "floor", value_parser = ["floor", "sink"])]
-        program: String,
         #[arg(long)]
         netns: Option<String>,
         #[arg(long, default_value = "/sys/fs/bpf/edgeplane")]
         pin_root: PathBuf,
-    },
-    /// Run the demo topology (namespaces, daemons, traffic) and tear it down.
-    Demo {
-        /// Keep the topology up until Ctrl-C.
-        #[arg(long)]
-        hold: bool,
     },
     /// The session-affine load balancer.
     Lb {
@@ -91,28 +82,6 @@ enum Cmd {
     Sip {
         #[command(subcommand)]
         cmd: SipCmd,
-    },
-    /// The migration demo workload: a stateful UDP/TCP counter service.
-    CounterService {
-        #[arg(long)]
-        udp: std::net::SocketAddr,
-        #[arg(long)]
-        tcp: Option<std::net::SocketAddr>,
-        /// Control socket (pause, export, import JSON, resume, discard, status).
-        #[arg(long)]
-        control: PathBuf,
-        /// Write the service's pid here (for an agent that stops it with
-        /// SIGSTOP and has no control socket to ask).
-        #[arg(long)]
-        pid_file: Option<PathBuf>,
-    },
-    /// Send a control command to a counter service (the application
-    /// checkpoint backend uses `export` and `import`; `import` alone reads
-    /// the state from stdin).
-    CounterCtl {
-        #[arg(long)]
-        control: PathBuf,
-        command: Vec<String>,
     },
     /// Whether CRIU can checkpoint processes on this machine.
     CriuCheck,
@@ -148,11 +117,6 @@ enum Cmd {
     Vrrp {
         #[command(subcommand)]
         cmd: VrrpCmd,
-    },
-    /// Benchmarks.
-    Bench {
-        #[command(subcommand)]
-        cmd: BenchCmd,
     },
 }
 
@@ -357,54 +321,6 @@ enum VrrpCmd {
     Rebalance,
 }
 
-#[derive(Subcommand)]
-enum BenchCmd {
-    /// Migration pause and switch times (p50/p99) against the request wait
-    /// with nothing moving, on a namespace lab.
-    Migration {
-        #[arg(long)]
-        json: bool,
-        #[arg(long, default_value_t = 60)]
-        count: usize,
-        /// s2's agent runs `counter-ctl` commands (a process per step)
-        /// instead of talking to the control socket.
-        #[arg(long)]
-        commands: bool,
-    },
-    /// Wire-to-PUBLISH latency of the SIP monitor (p50/p99 over many calls).
-    SipLatency {
-        #[arg(long)]
-        json: bool,
-        #[arg(long, default_value_t = 1000)]
-        calls: usize,
-    },
-    /// Lost probe traffic when the VRRP master fails: edgeplane vs keepalived.
-    VrrpFailover {
-        #[arg(long)]
-        json: bool,
-        #[arg(long, default_value_t = 3)]
-        reps: usize,
-    },
-    /// Forwarding rate on veth: XDP gateway vs nftables DNAT+SNAT (conntrack).
-    GatewayVeth {
-        #[arg(long)]
-        json: bool,
-        #[arg(long, default_value_t = 3)]
-        reps: usize,
-        #[arg(long, default_value_t = 3.0)]
-        secs: f64,
-    },
-    /// ns/packet of each XDP program against the floor program (test_run).
-    Xdp {
-        #[arg(long)]
-        json: bool,
-        #[arg(long, default_value_t = 15)]
-        rounds: usize,
-        #[arg(long, default_value_t = 2000)]
-        runs: usize,
-    },
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -454,16 +370,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::XdpPass { interface, program, netns: ns, pin_root } => {
+        Cmd::XdpPass { interface, netns: ns, pin_root } => {
             if let Some(ns) = &ns {
                 netns::enter(ns)?;
             }
             let opts = dataplane_user::LoadOptions { pin_root, ..Default::default() };
-            dataplane_user::Dataplane::attach(&program, &interface, &opts)?;
-            println!("{program} program attached to {interface}");
+            dataplane_user::Dataplane::attach("floor", &interface, &opts)?;
+            println!("floor program attached to {interface}");
             Ok(())
         }
-        Cmd::Demo { hold } => edgeplane::demo::run(hold),
         Cmd::Status { json } => {
             let v = call(Request::Status)?;
             if json {
@@ -692,24 +607,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::CounterService { udp, tcp, control, pid_file } => {
-            if let Some(f) = &pid_file {
-                std::fs::write(f, format!("{}\n", std::process::id())).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
-            }
-            edgeplane::counter::serve(udp, tcp, &control)
-        }
-        Cmd::CounterCtl { control, command } => {
-            // `import` without its JSON reads it from stdin (the agent's
-            // command backend hands the state over that way).
-            let mut command = command.join(" ");
-            if command == "import" {
-                let mut state = String::new();
-                std::io::Read::read_to_string(&mut std::io::stdin(), &mut state)?;
-                command = format!("import {}", state.trim());
-            }
-            println!("{}", edgeplane::counter::control(&control, &command)?);
-            Ok(())
-        }
         Cmd::Migrate { process, to, wait, json } => {
             let print = |m: &serde_json::Value| {
                 println!(
@@ -814,7 +711,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::CriuCheck => match edgeplane::counter::criu_status() {
+        Cmd::CriuCheck => match edgeplane::migration::app::criu_status() {
             Ok(s) => {
                 println!("CRIU usable: {s}");
                 Ok(())
@@ -844,63 +741,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         println!("  load sharing: owns {} buckets, routed {} packets; owners {}; hand-offs {} done {} aborted; held {}, re-injected {}, discarded {}",
                             ls["owned"], ls["routed_packets"], ls["owners"], ls["handoffs_done"], ls["handoffs_aborted"], ls["held"], ls["reinjected"], ls["discarded"]);
                     }
-                }
-            }
-            Ok(())
-        }
-        Cmd::Bench { cmd: BenchCmd::Migration { json, count, commands } } => {
-            let r = edgeplane::migration_lab::bench(&std::env::current_exe()?, count, commands)?;
-            if json {
-                println!("{}", serde_json::to_string(&r)?);
-            } else {
-                println!(
-                    "{} migrations: pause (longest request wait) p50 {:.2} ms p99 {:.2} ms vs {:.2} / {:.2} ms with nothing moving ({:.1}x at p50); held pause (first held packet to first released, {} migrations) p50 {:.2} ms p99 {:.2} ms; switch p50 {} us p99 {} us; whole migration p50 {:.1} ms; {} held packets released; {} requests lost",
-                    r.migrations, r.pause_ms_p50, r.pause_ms_p99, r.baseline_wait_ms_p50, r.baseline_wait_ms_p99, r.pause_over_baseline_p50,
-                    r.held_pause_samples, r.held_pause_ms_p50, r.held_pause_ms_p99,
-                    r.switch_us_p50, r.switch_us_p99, r.migration_ms_p50, r.released_total, r.lost_requests
-                );
-            }
-            Ok(())
-        }
-        Cmd::Bench { cmd: BenchCmd::SipLatency { json, calls } } => {
-            let r = edgeplane::bench_sip::run(calls.max(1))?;
-            if json {
-                println!("{}", serde_json::to_string(&r)?);
-            } else {
-                println!("{} calls, {} measured: ACK leaving the UAC to PUBLISH leaving the monitor p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms", r.calls, r.measured, r.p50_ms, r.p99_ms, r.max_ms);
-            }
-            Ok(())
-        }
-        Cmd::Bench { cmd: BenchCmd::VrrpFailover { json, reps } } => {
-            let rows = edgeplane::bench_vrrp::run_failover(reps.max(1))?;
-            if json {
-                println!("{}", serde_json::to_string(&rows)?);
-            } else {
-                println!("{:<11} {:>9} {:>12} {:>9}  RUNS", "IMPL", "ADVERT_MS", "MDI_MS", "LOST_MS");
-                for r in rows {
-                    println!("{:<11} {:>9} {:>12.0} {:>9.0}  {:?}", r.implementation, r.advert_interval_ms, r.master_down_interval_ms, r.lost_ms, r.lost_ms_runs);
-                }
-            }
-            Ok(())
-        }
-        Cmd::Bench { cmd: BenchCmd::GatewayVeth { json, reps, secs } } => {
-            let r = edgeplane::bench_veth::run_gateway_vs_nftables(reps.max(1), secs)?;
-            if json {
-                println!("{}", serde_json::to_string(&r)?);
-            } else {
-                println!("{}: XDP gateway {:.0} pps, nftables {:.0} pps, ratio {:.2} (generator offered {:.0} pps; median of {})",
-                    r.case, r.xdp_pps, r.nftables_pps, r.ratio, r.generator_pps, r.repetitions);
-            }
-            Ok(())
-        }
-        Cmd::Bench { cmd: BenchCmd::Xdp { json, rounds, runs } } => {
-            let rows = bench::run_all(&bench::BenchOptions { rounds, runs_per_round: runs })?;
-            if json {
-                println!("{}", serde_json::to_string(&rows)?);
-            } else {
-                println!("{:<8} {:<22} {:>10} {:>10} {:>7} {:>10}", "PROGRAM", "CASE", "NS/PKT", "FLOOR", "RATIO", "ABOVE");
-                for r in rows {
-                    println!("{:<8} {:<22} {:>10.1} {:>10.1} {:>7.2} {:>10.1}", r.program, r.case, r.ns_per_packet, r.floor_ns_per_packet, r.ratio, r.ns_above_floor);
                 }
             }
             Ok(())

@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 use control::api::Request;
-use edgeplane::topo::Topology;
+use testlab::topo::Topology;
 
 fn exe() -> std::path::PathBuf {
     env!("CARGO_BIN_EXE_edgeplane").into()
@@ -144,10 +144,10 @@ fn metrics_endpoint_serves_the_same_counters() {
     let mut t = Topology::build(&prefix("m"), 1, 1, &exe()).expect("topology");
     let cfg = t.lb_config(1, &[0], 3).replacen("[node]\n", "[node]\nmetrics = \"127.0.0.1:9464\"\n", 1);
     t.start_lb(1, &cfg).expect("daemon");
-    t.send(1, &edgeplane::topo::sessions(10), 1, 1000).unwrap();
+    t.send(1, &testlab::topo::sessions(10), 1, 1000).unwrap();
     let path = format!("/run/netns/{}", t.ns("l1"));
     let body = std::thread::spawn(move || {
-        edgeplane::topo::enter_netns(&path).unwrap();
+        testlab::topo::enter_netns(&path).unwrap();
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect("127.0.0.1:9464").unwrap();
         s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();

@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 
 use dataplane_common::gw::{stat, DRY_RUN_MAGIC, SESSION_ACTIVE};
 use dataplane_user::{verdict, Dataplane};
-use edgeplane::fixtures::gateway::{self as fx, GW_ADDR};
+use testlab::fixtures::gateway::{self as fx, GW_ADDR};
 
 const TERM: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const TERM_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x22];

@@ -19,7 +19,7 @@ use std::{
 };
 
 use control::api::Request;
-use edgeplane::topo::{enter_netns, Topology};
+use testlab::topo::{enter_netns, Topology};
 
 const WEB: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
 const DNS: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 20);

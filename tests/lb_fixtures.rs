@@ -6,7 +6,7 @@ mod common;
 
 use dataplane_common::lb::stat;
 use dataplane_user::{verdict, Dataplane};
-use edgeplane::fixtures::{self, Expect};
+use testlab::fixtures::{self, Expect};
 
 fn check(dp: &mut Dataplane, table: &control::maglev::MaglevTable, name: &str, pkt: &[u8], expect: &Expect, seen: &mut [u32; 5]) {
     let before = dp.lb_stats().unwrap();

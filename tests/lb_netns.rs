@@ -11,7 +11,7 @@ use std::{
 };
 
 use control::api::Request;
-use edgeplane::topo::{self, gateway_name, Session, Topology};
+use testlab::topo::{self, gateway_name, Session, Topology};
 
 fn prefix(tag: &str) -> String {
     format!("ep{}{tag}", std::process::id() % 100000)

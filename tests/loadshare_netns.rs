@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use edgeplane::vrrp_lab::{count_loss, receiver, sender, sender_from, Seen, VrrpLan, SOURCES};
+use testlab::vrrp_lab::{count_loss, receiver, sender, sender_from, Seen, VrrpLan, SOURCES};
 
 fn ls_config(me: u8, routers: u8) -> String {
     let peers: Vec<String> = (1..=routers).filter(|i| *i != me).map(|i| format!("\"10.3.0.{i}\"")).collect();

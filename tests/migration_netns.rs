@@ -24,7 +24,7 @@ use std::{
 };
 
 use control::api::Request;
-use edgeplane::{
+use testlab::{
     migration_lab::{terminal, Lab},
     topo::enter_netns,
 };
@@ -36,7 +36,7 @@ fn tcp_probe(ns: String) -> (mpsc::Sender<String>, mpsc::Receiver<Option<u64>>) 
     let (atx, arx) = mpsc::channel();
     thread::spawn(move || {
         enter_netns(&ns).unwrap();
-        let mut c = edgeplane::migration_lab::TcpClient::connect(Duration::from_secs(5)).unwrap();
+        let mut c = testlab::migration_lab::TcpClient::connect(Duration::from_secs(5)).unwrap();
         for req in rx {
             if atx.send(c.ask(&req)).is_err() {
                 return;
@@ -118,7 +118,7 @@ fn process_moves_to_network_2_without_losing_a_request() {
     // answered once with the count continuing.
     const TCP_TOTAL: u64 = 150;
     let sent = Arc::new(AtomicU64::new(0));
-    let tcp = edgeplane::migration_lab::tcp_terminal(format!("/run/netns/{}", lab.name("term")), TCP_TOTAL, sent.clone());
+    let tcp = testlab::migration_lab::tcp_terminal(format!("/run/netns/{}", lab.name("term")), TCP_TOTAL, sent.clone());
     let migrate_at = |n: u64, to: &str| {
         let t0 = Instant::now();
         while sent.load(Ordering::SeqCst) < n && t0.elapsed() < Duration::from_secs(20) {

@@ -8,7 +8,7 @@ fn the_store_behaves_the_same_on_postgresql() {
     if !common::kernel_available("presence_postgres") {
         return;
     }
-    let pg = edgeplane::pg_lab::PgLab::start("store").expect("private PostgreSQL server");
+    let pg = testlab::pg_lab::PgLab::start("store").expect("private PostgreSQL server");
     let mut store = control::presence::Store::open_url(&pg.url()).expect("connect");
     control::presence::check_store(&mut store).unwrap();
     // Reopening finds the same rows (the schema is created only once).

@@ -15,7 +15,7 @@ use std::{
 };
 
 use control::api::Request;
-use edgeplane::{
+use testlab::{
     sip_lab::{run_ua, uas, Net},
     topo::enter_netns,
 };
@@ -34,7 +34,7 @@ fn registration_and_call_become_presence_on_postgresql() {
     if !common::kernel_available("sip_postgres") {
         return;
     }
-    let pg = edgeplane::pg_lab::PgLab::start("flow").expect("private PostgreSQL server");
+    let pg = testlab::pg_lab::PgLab::start("flow").expect("private PostgreSQL server");
     presence_flow("g", "publish", Some(pg.url()));
 }
 

@@ -6,7 +6,7 @@ mod common;
 
 use std::{thread, time::Duration};
 
-use edgeplane::vrrp_lab::{VrrpLan, VIP};
+use testlab::vrrp_lab::{VrrpLan, VIP};
 
 const KA: &str = "r1";
 const EP: &str = "r2";
@@ -92,7 +92,7 @@ fn spoof_frame(src: [u8; 4], ttl: u8, priority: u8, corrupt_checksum: bool) -> V
 fn send_from(ns: &str, frames: Vec<Vec<u8>>) {
     let path = format!("/run/netns/{ns}");
     thread::spawn(move || {
-        edgeplane::topo::enter_netns(&path).unwrap();
+        testlab::topo::enter_netns(&path).unwrap();
         let ifindex = dataplane_user::ifindex("eth0").unwrap() as i32;
         unsafe {
             let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);

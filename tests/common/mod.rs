@@ -1,5 +1,5 @@
 //! Helpers for kernel-facing tests: the root check and private network
-//! namespaces. Named topologies live in `edgeplane::topo`.
+//! namespaces. Named topologies live in `testlab::topo`.
 #![allow(dead_code, reason = "each test binary uses a subset")]
 
 use std::process::{Command, Output};

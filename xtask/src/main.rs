@@ -40,7 +40,7 @@ fn main() -> ExitCode {
         Some("demo") => setup().and_then(|_| demo(&args[1..])),
         Some("bench") => setup().and_then(|_| bench(&args[1..])),
         _ => {
-            eprintln!("usage: cargo xtask <setup|test|demo|bench> [args]\n\n  setup  install what this machine lacks (idempotent)\n  test   every test: unit, test_run fixtures, namespace integration\n  demo   the lb role end to end on a namespace topology\n  bench  edgeplane bench xdp + criterion benches");
+            eprintln!("usage: cargo xtask <setup|test|demo|bench> [args]\n\n  setup  install what this machine lacks (idempotent)\n  test   every test: unit, test_run fixtures, namespace integration\n  demo   every role end to end on a namespace topology (--hold keeps it up)\n  bench  every benchmark, or one: bench xdp|gateway-veth|vrrp-failover|migration|sip-latency|criterion [--json]");
             return ExitCode::from(2);
         }
     };
@@ -144,32 +144,47 @@ fn cargo() -> Command {
 }
 
 fn test(extra: &[String]) -> anyhow::Result<()> {
-    say("building benches (compile check)");
-    run(cargo().args(["build", "--benches"]))?;
+    say("building every binary and bench (the namespace tests run edgeplane and edgeplane-lab)");
+    run(cargo().args(["build", "--bins", "--benches"]))?;
     say("running every test (unit, test_run fixtures, namespace integration)");
     run(cargo().args(["test"]).args(extra))
 }
 
 fn demo(extra: &[String]) -> anyhow::Result<()> {
-    run(cargo().args(["build", "--bin", "edgeplane"]))?;
-    run(Command::new(root().join("target/debug/edgeplane")).arg("demo").args(extra))
+    run(cargo().args(["build", "--bins"]))?;
+    run(Command::new(root().join("target/debug/edgeplane-lab")).arg("demo").args(extra))
 }
 
+/// The benchmarks `cargo xtask bench` runs with no arguments, each as
+/// `edgeplane-lab bench NAME ARGS`; `cargo xtask bench NAME [ARGS]` runs one.
+const BENCHES: &[(&str, &[&str], &str)] = &[
+    ("xdp", &[], "test_run ns/packet of every XDP program vs the floor program"),
+    ("gateway-veth", &[], "XDP gateway vs nftables on veth"),
+    ("vrrp-failover", &[], "failover gap vs keepalived"),
+    ("migration", &[], "pause and switch times vs the wait with nothing moving"),
+    ("migration", &["--commands"], "s2's agent runs the application backend as commands"),
+    ("sip-latency", &[], "wire-to-PUBLISH"),
+];
+
 fn bench(extra: &[String]) -> anyhow::Result<()> {
-    run(cargo().args(["build", "--release", "--bin", "edgeplane"]))?;
-    say("edgeplane bench xdp (test_run ns/packet vs the floor program)");
-    run(Command::new(root().join("target/release/edgeplane")).args(["bench", "xdp"]))?;
-    say("edgeplane bench gateway-veth (XDP gateway vs nftables on veth)");
-    run(Command::new(root().join("target/release/edgeplane")).args(["bench", "gateway-veth"]))?;
-    say("edgeplane bench vrrp-failover (failover gap vs keepalived)");
-    run(Command::new(root().join("target/release/edgeplane")).args(["bench", "vrrp-failover"]))?;
-    say("edgeplane bench migration (pause and switch times vs the wait with nothing moving)");
-    run(Command::new(root().join("target/release/edgeplane")).args(["bench", "migration"]))?;
-    say("edgeplane bench migration --commands (s2's agent runs the application backend as commands)");
-    run(Command::new(root().join("target/release/edgeplane")).args(["bench", "migration", "--commands"]))?;
-    say("edgeplane bench sip-latency (wire-to-PUBLISH)");
-    run(Command::new(root().join("target/release/edgeplane")).args(["bench", "sip-latency"]))?;
+    run(cargo().args(["build", "--release", "--bins"]))?;
+    let lab = root().join("target/release/edgeplane-lab");
+    if let Some(name) = extra.first() {
+        if name == "criterion" {
+            run(cargo().args(["bench", "--bench", "maglev"]).args(&extra[1..]))?;
+            return run(cargo().args(["bench", "--bench", "sip"]).args(&extra[1..]));
+        }
+        if !BENCHES.iter().any(|(n, _, _)| n == name) {
+            let names: Vec<&str> = BENCHES.iter().map(|(n, _, _)| *n).collect();
+            bail!("no benchmark {name:?}; choose one of {} or criterion", names.join(", "));
+        }
+        return run(Command::new(&lab).arg("bench").args(extra));
+    }
+    for (name, args, what) in BENCHES {
+        say(&format!("bench {name} {}({what})", args.iter().map(|a| format!("{a} ")).collect::<String>()));
+        run(Command::new(&lab).arg("bench").arg(name).args(*args))?;
+    }
     say("criterion benches");
-    run(cargo().args(["bench", "--bench", "maglev"]).args(extra))?;
-    run(cargo().args(["bench", "--bench", "sip"]).args(extra))
+    run(cargo().args(["bench", "--bench", "maglev"]))?;
+    run(cargo().args(["bench", "--bench", "sip"]))
 }

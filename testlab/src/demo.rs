@@ -30,7 +30,7 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
         libc::signal(libc::SIGINT, on_signal as *const () as usize);
         libc::signal(libc::SIGTERM, on_signal as *const () as usize);
     }
-    let exe = std::env::current_exe()?;
+    let exe = crate::edgeplane_bin()?;
     let prefix = format!("epd{}", std::process::id() % 100000);
     println!("== building topology {prefix}*: 2 terminals, 2 LBs, core bridge, 2 gateways, 4 servers");
     let mut t = Topology::build(&prefix, 2, 2, &exe)?;
@@ -85,7 +85,7 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
     }
     for gi in 0..2 {
         let v = t.call_role(&format!("g{gi}"), Request::GwSessions)?;
-        let rows: Vec<crate::gw::SessionView> = serde_json::from_value(v)?;
+        let rows: Vec<edgeplane::gw::SessionView> = serde_json::from_value(v)?;
         println!("   {} holds {} session(s): {}", gateway_name(gi), rows.len(),
             rows.iter().map(|r| format!("{}->{}@{}", r.port, r.server, r.terminal)).collect::<Vec<_>>().join(" "));
     }
@@ -221,7 +221,7 @@ fn migration(exe: &std::path::Path) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(5));
     }
     println!("   terminal: 300 requests, one at a time; migrating after request {}", sent.load(Ordering::SeqCst));
-    let r = crate::client::call(&lab.sock("edge"), &control::api::Request::MigrateStart { process: "counter".into(), to: "s2".into(), wait: true });
+    let r = edgeplane::client::call(&lab.sock("edge"), &control::api::Request::MigrateStart { process: "counter".into(), to: "s2".into(), wait: true });
     let got = term.join().map_err(|_| anyhow::anyhow!("terminal panicked"))?;
     let v = r.map_err(|e| anyhow::anyhow!("migration: {e}"))?;
     for l in v["log"].as_array().into_iter().flatten() {

@@ -165,7 +165,7 @@ impl VrrpLan {
             .spawn()?;
         self.children.insert(r.into(), child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while crate::client::call(&self.socket(r), &Request::Status).is_err() {
+        while edgeplane::client::call(&self.socket(r), &Request::Status).is_err() {
             if Instant::now() > deadline {
                 bail!("edgeplane on {r} did not start: {}", self.log(r));
             }
@@ -225,7 +225,7 @@ impl VrrpLan {
     }
 
     pub fn status(&self, r: &str) -> anyhow::Result<serde_json::Value> {
-        Ok(crate::client::call(&self.socket(r), &Request::VrrpStatus)?[0].clone())
+        Ok(edgeplane::client::call(&self.socket(r), &Request::VrrpStatus)?[0].clone())
     }
 }
 

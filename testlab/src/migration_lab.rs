@@ -89,7 +89,7 @@ impl Lab {
         for s in ["s1", "s2"] {
             let ctl = self.ctl(s).display().to_string();
             let pid = self.dir.join(format!("{s}.pid")).display().to_string();
-            self.spawn(&format!("counter-{s}"), s, &["counter-service", "--udp", "0.0.0.0:9000", "--tcp", "0.0.0.0:9001", "--control", &ctl, "--pid-file", &pid]);
+            self.spawn_lab(&format!("counter-{s}"), s, &["counter-service", "--udp", "0.0.0.0:9000", "--tcp", "0.0.0.0:9001", "--control", &ctl, "--pid-file", &pid]);
         }
         let t0 = Instant::now();
         while !(self.ctl("s1").exists() && self.ctl("s2").exists()) {
@@ -111,7 +111,7 @@ impl Lab {
         if let Some(g) = &self.cgroup {
             s1 += &format!("cgroup = \"{}\"\n", g.display());
         }
-        let cmd = |op: &str| format!("[{:?}, \"counter-ctl\", \"--control\", {:?}, \"{op}\"]", self.exe.display().to_string(), self.ctl("s2").display().to_string());
+        let cmd = |op: &str| format!("[{:?}, \"counter-ctl\", \"--control\", {:?}, \"{op}\"]", crate::lab_bin(&self.exe).display().to_string(), self.ctl("s2").display().to_string());
         let s2 = format!(
             "pid_file = \"{}\"\n[migration.agent.process.commands]\npause = {}\nexport = {}\nimport = {}\nresume = {}\ndiscard = {}\n",
             self.dir.join("s2.pid").display(),
@@ -142,9 +142,21 @@ impl Lab {
         format!("{}{r}", self.prefix)
     }
 
+    /// Run `edgeplane ARGS` in namespace `ns`.
     pub fn spawn(&mut self, tag: &str, ns: &str, args: &[&str]) {
+        let exe = self.exe.clone();
+        self.spawn_bin(tag, ns, &exe, args);
+    }
+
+    /// Run the demo workload (`edgeplane-lab ARGS`) in namespace `ns`.
+    pub fn spawn_lab(&mut self, tag: &str, ns: &str, args: &[&str]) {
+        let lab = crate::lab_bin(&self.exe);
+        self.spawn_bin(tag, ns, &lab, args);
+    }
+
+    fn spawn_bin(&mut self, tag: &str, ns: &str, bin: &std::path::Path, args: &[&str]) {
         let log = std::fs::File::create(self.dir.join(format!("{tag}.log"))).unwrap();
-        let c = Command::new("ip").args(["netns", "exec", &self.name(ns)]).arg(&self.exe).args(args).stdout(Stdio::null()).stderr(log).spawn().unwrap();
+        let c = Command::new("ip").args(["netns", "exec", &self.name(ns)]).arg(bin).args(args).stdout(Stdio::null()).stderr(log).spawn().unwrap();
         self.children.push((tag.into(), c));
     }
 
@@ -183,7 +195,7 @@ impl Lab {
         let c = Command::new(&self.exe).args(["run", "--netns", &self.name(role), "--config"]).arg(&path).stdout(Stdio::null()).stderr(log).spawn().unwrap();
         self.children.push((format!("daemon-{role}"), c));
         let t0 = Instant::now();
-        while crate::client::call(&self.sock(role), &Request::Status).is_err() {
+        while edgeplane::client::call(&self.sock(role), &Request::Status).is_err() {
             assert!(t0.elapsed() < Duration::from_secs(20), "{role} did not start: {}", self.log(role));
             thread::sleep(Duration::from_millis(50));
         }
@@ -194,7 +206,7 @@ impl Lab {
     }
 
     pub fn counter(&self, server: &str, cmd: &str) -> anyhow::Result<String> {
-        crate::counter::control(&self.ctl(server), cmd)
+        edgeplane::migration::app::control(&self.ctl(server), cmd)
     }
 
     /// The counter service's `status` on a server: count, paused, open
@@ -474,7 +486,7 @@ pub fn bench(exe: &std::path::Path, count: usize, commands: bool) -> anyhow::Res
         thread::sleep(Duration::from_millis(60));
         let to = if at == "s1" { "s2" } else { "s1" };
         let t0 = Instant::now();
-        let v = crate::client::call(&lab.sock("edge"), &Request::MigrateStart { process: "counter".into(), to: to.into(), wait: true })
+        let v = edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStart { process: "counter".into(), to: to.into(), wait: true })
             .map_err(|e| anyhow::anyhow!("migration to {to}: {e}"))?;
         windows.push((t0, Instant::now()));
         views.push(v);

@@ -103,7 +103,7 @@ fn pct(v: &[f64], p: f64) -> f64 {
 }
 
 pub fn run(calls: usize) -> anyhow::Result<LatencyRow> {
-    let exe = std::env::current_exe()?;
+    let exe = crate::edgeplane_bin()?;
     let mut net = Net::new(&format!("L{}", std::process::id() % 1000), &exe);
     net.daemon("srv", &net.presence_config(None));
     let mon = net.monitor_config("example.com", "10.6.0.2:5070", "talking_on = \"ack\"\n").replace("publish_interval_ms = 20", "publish_interval_ms = 1");

@@ -6,6 +6,7 @@
 //! output. Runs of the program and the floor alternate in rounds, and the
 //! median round is reported, so machine noise hits both alike.
 
+use super::median;
 use serde::Serialize;
 
 use dataplane_user::Dataplane;
@@ -40,11 +41,6 @@ fn batch(dp: &mut Dataplane, program: &str, pkts: &[Vec<u8>]) -> anyhow::Result<
         total += dp.test_run(program, pkt)?.duration.as_nanos();
     }
     Ok(total as f64 / pkts.len() as f64)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
 }
 
 /// Measure `program` on `pkt` against the floor program on the same packet.
@@ -100,6 +96,65 @@ pub fn run_all(opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow>> {
     }
     rows.extend(gateway(&mut dp, opts)?);
     rows.push(router(&mut dp, opts)?);
+    rows.extend(sip_monitor(&mut dp, opts)?);
+    rows.extend(steer(&mut dp, opts)?);
+    Ok(rows)
+}
+
+/// The sip-monitor copy program: a SIP datagram on a monitored port (copied
+/// whole into the ring, then passed) and a datagram on another port (only
+/// passed). The ring is drained between rounds, as the daemon would, so the
+/// copy path is measured and not the full-ring one.
+fn sip_monitor(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow>> {
+    use dataplane_common::sip::stat;
+    use std::net::Ipv4Addr;
+    const INVITE: &[u8] = b"INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKb1\r\nFrom: <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: bench1\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@10.0.0.2>\r\nContent-Length: 0\r\n\r\n";
+    dp.add_sip_port(5060)?;
+    let udp = |dport: u16| edgeplane::packets::udp_packet(Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 1), 40000, dport, INVITE);
+    let mut rows = Vec::new();
+    for (case, pkt, copied) in [("sip_copy", udp(5060), true), ("not_sip_port", udp(5070), false)] {
+        dp.take_sip_copies()?;
+        let before = dp.sip_stats()?[stat::COPIED as usize].packets;
+        let r = dp.test_run("sip_monitor", &pkt)?;
+        let moved = dp.sip_stats()?[stat::COPIED as usize].packets - before;
+        anyhow::ensure!(r.verdict == dataplane_user::verdict::PASS && r.output == pkt, "sip-monitor bench {case}: the packet was not passed unchanged");
+        anyhow::ensure!((moved == 1) == copied, "sip-monitor bench {case}: copied {moved} time(s)");
+        let pkts = vec![pkt.clone(); opts.runs_per_round];
+        rows.push(compare_each(
+            dp,
+            "sip_monitor",
+            case,
+            |dp| {
+                dp.take_sip_copies()?;
+                Ok(pkts.clone())
+            },
+            opts,
+        )?);
+    }
+    dp.take_sip_copies()?;
+    Ok(rows)
+}
+
+/// The migration's steer program: a packet to a steered service on its
+/// network (next hop rewritten, XDP_TX) and one to an address it does not
+/// steer (passed).
+fn steer(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow>> {
+    use dataplane_common::steer::{NetEgress, Steering};
+    use std::net::Ipv4Addr;
+    let service = Ipv4Addr::new(192, 0, 2, 80);
+    let n1_mac = [2, 0, 0, 0, 0x01, 1];
+    // Network 1 is behind the test_run ingress device (XDP_TX).
+    dp.set_network(1, &NetEgress { dst_mac: n1_mac, src_mac: [2, 0, 0, 0, 0xee, 1], ifindex: 1, valid: 1 })?;
+    dp.set_steering(u32::from_ne_bytes(service.octets()), Steering { network: 1, flags: 0 })?;
+    let udp = |dst: Ipv4Addr| edgeplane::packets::udp_packet(Ipv4Addr::new(10, 0, 0, 2), dst, 40000, 7000, b"seq1");
+    let mut rows = Vec::new();
+    let steered = udp(service);
+    let r = dp.test_run("steer", &steered)?;
+    anyhow::ensure!(r.verdict == dataplane_user::verdict::TX && r.output[..6] == n1_mac, "steer bench: the steered packet did not go to network 1");
+    rows.push(compare(dp, "steer", "steered_service", &steered, opts)?);
+    let other = udp(Ipv4Addr::new(198, 51, 100, 1));
+    anyhow::ensure!(dp.test_run("steer", &other)?.verdict == dataplane_user::verdict::PASS, "steer bench: an unsteered packet was not passed");
+    rows.push(compare(dp, "steer", "not_steered", &other, opts)?);
     Ok(rows)
 }
 
@@ -113,7 +168,7 @@ fn router(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<BenchRow> {
     for b in 0..BUCKETS {
         dp.set_bucket(b, BUCKET_MINE)?;
     }
-    let mut pkt = crate::packets::udp_packet(std::net::Ipv4Addr::new(10, 3, 0, 50), std::net::Ipv4Addr::new(10, 4, 0, 100), 40000, 9000, b"seq");
+    let mut pkt = edgeplane::packets::udp_packet(std::net::Ipv4Addr::new(10, 3, 0, 50), std::net::Ipv4Addr::new(10, 4, 0, 100), 40000, 9000, b"seq");
     pkt[..6].copy_from_slice(&vmac);
     let r = dp.test_run("router", &pkt)?;
     anyhow::ensure!(r.verdict == dataplane_user::verdict::PASS && r.output[..6] != vmac, "router bench: the frame was not routed");
@@ -128,7 +183,7 @@ fn gateway(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchR
     let (min, max) = (1024u16, 65535u16);
     gfx::install(dp, 1, (min, max))?;
     let term = Ipv4Addr::new(10, 0, 0, 2);
-    let tcp = |sport: u16| crate::packets::tcp_packet(term, gfx::WEB, sport, 80, b"");
+    let tcp = |sport: u16| edgeplane::packets::tcp_packet(term, gfx::WEB, sport, 80, b"");
     let mut rows = Vec::new();
 
     // Established: one session, its packets again and again.
@@ -138,7 +193,7 @@ fn gateway(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchR
     let port = u16::from_be_bytes([first.output[34], first.output[35]]);
     let srv = Ipv4Addr::new(first.output[30], first.output[31], first.output[32], first.output[33]);
     rows.push(compare(dp, "gateway", "tcp_established_up", &est, opts)?);
-    let mut reply = crate::packets::tcp_packet(srv, gfx::GW_ADDR, 8080, port, b"");
+    let mut reply = edgeplane::packets::tcp_packet(srv, gfx::GW_ADDR, 8080, port, b"");
     reply[..6].copy_from_slice(&gfx::EGRESS_MAC);
     let r = dp.test_run("gateway", &reply)?;
     anyhow::ensure!(r.verdict == dataplane_user::verdict::TX, "gateway bench: reverse path did not forward");

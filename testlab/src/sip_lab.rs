@@ -74,7 +74,7 @@ impl Net {
         self.daemons.push(c);
         let sock = self.dir.join(format!("{role}.sock"));
         let t0 = Instant::now();
-        while crate::client::call(&sock, &Request::Status).is_err() {
+        while edgeplane::client::call(&sock, &Request::Status).is_err() {
             assert!(t0.elapsed() < Duration::from_secs(20), "{role} did not start: {}", std::fs::read_to_string(self.dir.join(format!("{role}.log"))).unwrap_or_default());
             thread::sleep(Duration::from_millis(50));
         }
@@ -105,7 +105,7 @@ impl Net {
     }
 
     pub fn call(&self, role: &str, req: Request) -> serde_json::Value {
-        crate::client::call(&self.dir.join(format!("{role}.sock")), &req).unwrap()
+        edgeplane::client::call(&self.dir.join(format!("{role}.sock")), &req).unwrap()
     }
 }
 
@@ -147,7 +147,7 @@ pub fn uas(ns: String, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> t
             let raw = &buf[..n];
             let Ok((m, _)) = control::sip::parse(raw) else { continue };
             let send = |code: u16, reason: &str, extra: &str| {
-                let _ = s.send_to(crate::sipmon::response(&m, raw, code, reason, extra).as_bytes(), peer);
+                let _ = s.send_to(edgeplane::sipmon::response(&m, raw, code, reason, extra).as_bytes(), peer);
             };
             match m.method() {
                 "REGISTER" => send(200, "OK", &format!("Expires: {}\r\n", m.expires.unwrap_or(60))),

@@ -8,7 +8,7 @@ use control::maglev::{Backend, MaglevTable};
 use dataplane_common::{hash, lb::stat};
 use dataplane_user::Dataplane;
 
-use crate::packets::{self, gtpu_header, pdu_session_container};
+use edgeplane::packets::{self, gtpu_header, pdu_session_container};
 
 pub const GW_A_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x0a, 0x01];
 pub const GW_B_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x0b, 0x01];

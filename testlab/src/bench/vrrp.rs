@@ -3,6 +3,7 @@
 //! for a pair of edgeplane routers and a pair of keepalived routers in the
 //! same topology, at advertisement intervals of 1 s and 100 ms.
 
+use super::median;
 use std::{
 
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
@@ -109,7 +110,7 @@ fn probe(netns: String, stop: Arc<AtomicBool>) -> anyhow::Result<(u64, u64)> {
 }
 
 fn trial(implementation: &str, advert_ms: u32, n: usize) -> anyhow::Result<f64> {
-    let exe = std::env::current_exe()?;
+    let exe = crate::edgeplane_bin()?;
     let prefix = format!("epf{}{n}", std::process::id() % 10000);
     let mut lan = VrrpLan::new(&prefix, 2, &exe)?;
     let routers = ["r1", "r2"];
@@ -134,11 +135,6 @@ fn trial(implementation: &str, advert_ms: u32, n: usize) -> anyhow::Result<f64> 
     stop.store(true, Ordering::SeqCst);
     let (sent, replied) = prober.join().map_err(|_| anyhow::anyhow!("prober panicked"))??;
     Ok(((sent - replied) as f64 * PROBE_EVERY.as_secs_f64() * 1000.0).round())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
 }
 
 pub fn run_failover(reps: usize) -> anyhow::Result<Vec<FailoverRow>> {

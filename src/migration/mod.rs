@@ -2,6 +2,8 @@
 //! server, the connection controller on the edge host, and the
 //! coordinator, all speaking `control::migration` frames over TCP.
 
+pub mod app;
+
 use std::{
     collections::{HashMap, VecDeque},
     net::{Ipv4Addr, SocketAddrV4},
@@ -236,7 +238,7 @@ fn app(p: &MigratableProcess, op: &str, state: Option<&str>, deadline_ms: u64) -
     if let Some(sock) = &p.control {
         let cmd = state.map(|s| format!("{op} {s}")).unwrap_or_else(|| op.to_string());
         let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms()).max(1));
-        return crate::counter::control_peer_within(sock, &cmd, left).map(|(a, pid)| (a, Some(pid))).map_err(|e| fail(e.to_string()));
+        return app::control_peer_within(sock, &cmd, left).map(|(a, pid)| (a, Some(pid))).map_err(|e| fail(e.to_string()));
     }
     let c = p.commands.as_ref().ok_or_else(|| fail("no control socket or commands configured".into()))?;
     let argv = match op {

@@ -10,6 +10,7 @@
 //!                     NAPI thread CPU 1
 //! ```
 
+use super::median;
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -94,8 +95,8 @@ impl Bench {
     }
 
     fn xdp_attach(&self, r: &str, iface: &str, program: &str) -> anyhow::Result<()> {
-        let out = Command::new(&self.exe)
-            .args(["xdp-pass", "--program", program, "--netns", &self.ns(r), "--interface", iface, "--pin-root"])
+        let out = Command::new(crate::lab_bin(&self.exe))
+            .args(["xdp-attach", "--program", program, "--netns", &self.ns(r), "--interface", iface, "--pin-root"])
             .arg(self.pin_root.join(r))
             .output()?;
         if !out.status.success() {
@@ -152,7 +153,7 @@ impl Bench {
         self.daemon = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if crate::client::call(&self.dir.join("dut.sock"), &control::api::Request::Status).is_ok() {
+            if edgeplane::client::call(&self.dir.join("dut.sock"), &control::api::Request::Status).is_ok() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -239,14 +240,9 @@ fn pin_cpu(cpu: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 /// Alternate XDP gateway and nftables `reps` times, `secs` seconds each.
 pub fn run_gateway_vs_nftables(reps: usize, secs: f64) -> anyhow::Result<VethRow> {
-    let exe = std::env::current_exe()?;
+    let exe = crate::edgeplane_bin()?;
     let mut b = Bench::build(&exe)?;
     let (mut xdp, mut nft, mut offered) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..reps {

@@ -25,7 +25,7 @@ use std::{
 
 use anyhow::{bail, Context as _};
 
-use crate::packets::{self, GTPU_ENDPOINT, GTPU_PORT};
+use edgeplane::packets::{self, GTPU_ENDPOINT, GTPU_PORT};
 
 pub const TERMINAL: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 pub const SERVICE: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
@@ -221,7 +221,7 @@ impl Topology {
         let deadline = Instant::now() + Duration::from_secs(30);
         let socket = self.daemon_socket(role);
         while Instant::now() < deadline {
-            if crate::client::call(&socket, &control::api::Request::Status).is_ok() {
+            if edgeplane::client::call(&socket, &control::api::Request::Status).is_ok() {
                 return Ok(());
             }
             if let Some(st) = self.daemons.get_mut(role).and_then(|c| c.try_wait().ok().flatten()) {
@@ -253,11 +253,11 @@ impl Topology {
     }
 
     pub fn call(&self, lb: usize, req: control::api::Request) -> anyhow::Result<serde_json::Value> {
-        Ok(crate::client::call(&self.socket(lb), &req)?)
+        Ok(edgeplane::client::call(&self.socket(lb), &req)?)
     }
 
     pub fn call_role(&self, role: &str, req: control::api::Request) -> anyhow::Result<serde_json::Value> {
-        Ok(crate::client::call(&self.daemon_socket(role), &req)?)
+        Ok(edgeplane::client::call(&self.daemon_socket(role), &req)?)
     }
 
     /// Make the gateways packet gateways (issue 3): a server network
