@@ -1,38 +1,73 @@
-//! The daemon: owns every role instance, serves the API on a Unix socket
-//! (0600) and the metrics endpoint, reloads on SIGHUP. Killing it leaves
-//! the XDP programs attached through their pinned links.
+//! The daemon: owns one [`Role`] per configured role, serves the API on a
+//! Unix socket (0600) and the metrics endpoint, reloads on SIGHUP. Killing
+//! it leaves the XDP programs attached through their pinned links.
+//!
+//! The daemon knows roles only through the trait: it starts them in the
+//! config's order, sends each request to the role it names, asks every role
+//! for its status, counters and metrics, and reloads by checking every
+//! role against the new file before applying it to any.
 
 use std::{
+    future::Future,
     os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
+    pin::Pin,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use anyhow::Context as _;
 use control::{
-    api::{CounterView, LookupKey, Request, Response},
+    api::{CounterView, Request, Response, StatusView},
     config::{Config, XdpMode},
 };
-use dataplane_common::lb::stat;
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     net::{UnixListener, UnixStream},
 };
 use tracing::{error, info, warn};
 
-use crate::{lb::LbInstance, packets};
+/// A request a role answers on the event loop (it waits on the network).
+pub type Pending = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+/// One role of the daemon (lb, gateway, router, sip-monitor, presence,
+/// migration), with all its instances.
+pub trait Role: Send {
+    /// The role's one name, as `Request::role` gives it.
+    fn name(&self) -> &'static str;
+    /// Its part of `edgeplane status`.
+    fn status(&self, view: &mut StatusView);
+    /// Its counters for `edgeplane stats` and `/metrics`.
+    fn counters(&self, out: &mut Vec<CounterView>) -> anyhow::Result<()>;
+    /// Metric families of its own beyond the counters (gauges), in the
+    /// Prometheus text format.
+    fn metrics(&self, _node: &str, _out: &mut String) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// Whether the new config can be applied to this role; changes nothing.
+    fn check(&self, new: &Config) -> Result<(), String>;
+    /// Apply the new config (every role's `check` passed); what changed.
+    fn apply(&mut self, new: &Config) -> Result<String, String>;
+    /// One of its requests.
+    fn handle(&mut self, req: Request) -> Result<Response, String>;
+    /// A request answered on the event loop instead of under the state
+    /// lock; `None` for the ones `handle` answers.
+    fn pending(&mut self, _req: &Request) -> Option<Pending> {
+        None
+    }
+    /// Once a second.
+    fn tick(&mut self) {}
+    /// Leave cleanly when the daemon stops (e.g. VRRP priority 0).
+    fn shutdown(&mut self) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
+        None
+    }
+}
 
 pub struct State {
     pub config_path: PathBuf,
     pub config: Config,
-    pub lbs: Vec<LbInstance>,
-    pub gws: Vec<crate::gw::GwInstance>,
-    /// Started by `serve` (they need the runtime).
-    pub routers: Vec<crate::vrrp::RouterHandle>,
-    pub monitor: Option<Arc<Mutex<crate::sipmon::MonitorStatus>>>,
-    pub presence: Option<Arc<Mutex<control::presence::Store>>>,
-    pub coordinator: Option<Arc<Mutex<crate::migration::Coordinator>>>,
-    pub controller: Option<crate::migration::ControllerHandle>,
+    pub replace_pins: bool,
+    pub roles: Vec<Box<dyn Role>>,
 }
 
 pub type Shared = Arc<Mutex<State>>;
@@ -48,34 +83,44 @@ pub fn load_options(cfg: &Config, replace_pins: bool) -> dataplane_user::LoadOpt
     }
 }
 
-/// Start every instance the config names. Fails before attaching anything
-/// if the config names an interface that does not exist.
+/// Load and check the config. Fails before attaching anything if the
+/// config names an interface that does not exist.
 pub fn start(config_path: &Path, replace_pins: bool) -> anyhow::Result<State> {
     let config = Config::load(config_path).map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
-    for (i, lb) in config.lb.iter().enumerate() {
-        for name in std::iter::once(&lb.interface).chain(lb.gateways.iter().filter_map(|g| g.via.as_ref())) {
-            dataplane_user::ifindex(name).map_err(|e| anyhow::anyhow!("lb[{i}]: {e}"))?;
-        }
+    crate::lb::check_interfaces(&config).map_err(|e| anyhow::anyhow!(e))?;
+    crate::gateway::check_interfaces(&config).map_err(|e| anyhow::anyhow!(e))?;
+    crate::router::check_interfaces(&config).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(State { config_path: config_path.into(), config, replace_pins, roles: Vec::new() })
+}
+
+/// Start every role the config names, in a fixed order (the fast paths
+/// first, so forwarding resumes before the protocols start talking).
+async fn start_roles(state: &Shared) -> anyhow::Result<()> {
+    let (config, opts) = {
+        let s = state.lock().unwrap();
+        (s.config.clone(), load_options(&s.config, s.replace_pins))
+    };
+    let mut roles: Vec<Box<dyn Role>> = Vec::new();
+    if let Some(r) = crate::lb::LbRole::start(&config, &opts)? {
+        roles.push(Box::new(r));
     }
-    for (i, gw) in config.gateway.iter().enumerate() {
-        let vias = gw.groups.iter().flat_map(|g| g.servers.iter().filter_map(|s| s.via.as_ref()));
-        for name in gw.interfaces.iter().chain(vias) {
-            dataplane_user::ifindex(name).map_err(|e| anyhow::anyhow!("gateway[{i}]: {e}"))?;
-        }
+    if let Some(r) = crate::gateway::GatewayRole::start(&config, &opts)? {
+        roles.push(Box::new(r));
     }
-    let opts = load_options(&config, replace_pins);
-    let mut lbs = Vec::new();
-    for lb in &config.lb {
-        lbs.push(LbInstance::start(lb.clone(), &opts).with_context(|| format!("lb on {}", lb.interface))?);
+    if let Some(r) = crate::router::RouterRole::start(&config, &opts)? {
+        roles.push(Box::new(r));
     }
-    let mut gws = Vec::new();
-    for gw in &config.gateway {
-        gws.push(crate::gw::GwInstance::start(gw.clone(), &opts).with_context(|| format!("gateway on {}", gw.interfaces.join(",")))?);
+    if let Some(r) = crate::presence::PresenceRole::start(&config).await? {
+        roles.push(Box::new(r));
     }
-    for (i, r) in config.router.iter().enumerate() {
-        crate::vrrp::primary_address(&r.interface).map_err(|e| anyhow::anyhow!("router[{i}]: {e}"))?;
+    if let Some(r) = crate::sip_monitor::SipMonitorRole::start(&config, &opts).await? {
+        roles.push(Box::new(r));
     }
-    Ok(State { config_path: config_path.into(), config, lbs, gws, routers: Vec::new(), monitor: None, presence: None, coordinator: None, controller: None })
+    if let Some(r) = crate::migration::MigrationRole::start(&config, &opts).await? {
+        roles.push(Box::new(r));
+    }
+    state.lock().unwrap().roles = roles;
+    Ok(())
 }
 
 pub async fn serve(state: Shared) -> anyhow::Result<()> {
@@ -92,6 +137,7 @@ pub async fn serve(state: Shared) -> anyhow::Result<()> {
         }
         std::fs::remove_file(&socket).ok();
     }
+    start_roles(&state).await?;
     let listener = UnixListener::bind(&socket).with_context(|| format!("binding {}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
     info!(socket = %socket.display(), "api listening");
@@ -101,56 +147,7 @@ pub async fn serve(state: Shared) -> anyhow::Result<()> {
         info!(%addr, "metrics listening");
         tokio::spawn(crate::metrics::serve(listener, st));
     }
-    tokio::spawn(crate::gw::sweeper(state.clone()));
-    {
-        let mut s = state.lock().unwrap();
-        let opts = load_options(&s.config, false);
-        for r in s.config.router.clone() {
-            let h = crate::vrrp::Instance::start(r.clone(), &opts).with_context(|| format!("router vrid {} on {}", r.vrid, r.interface))?;
-            s.routers.push(h);
-        }
-    }
-    {
-        let (mon, pres, opts) = {
-            let s = state.lock().unwrap();
-            (s.config.sip_monitor.clone(), s.config.presence.clone(), load_options(&s.config, false))
-        };
-        if let Some(p) = pres {
-            let server = crate::presence_server::Server::start(p).await?;
-            state.lock().unwrap().presence = Some(server.store.clone());
-            tokio::spawn(server.run());
-        }
-        if let Some(m) = mon {
-            let mon = crate::sipmon::Monitor::start(m, &opts).await?;
-            state.lock().unwrap().monitor = Some(mon.status.clone());
-            tokio::spawn(mon.run());
-        }
-        let mig = state.lock().unwrap().config.migration.clone().unwrap_or_default();
-        if let Some(a) = mig.agent {
-            crate::migration::run_agent(a).await?;
-        }
-        if let Some(c) = mig.controller {
-            let h = crate::migration::run_controller(c, &opts).await?;
-            state.lock().unwrap().controller = Some(h);
-        }
-        if let Some(c) = mig.coordinator {
-            let listen = c.listen;
-            let c = Arc::new(Mutex::new(crate::migration::Coordinator::open(c)?));
-            if let Some(l) = listen {
-                crate::migration::run_coordinator_listener(c.clone(), l).await?;
-            }
-            // Migrations a previous run left unfinished: finish or roll back.
-            let rc = c.clone();
-            tokio::spawn(async move {
-                match crate::migration::recover(rc).await {
-                    Ok(0) => {}
-                    Ok(n) => info!("{n} unfinished migration(s) from before the restart handled"),
-                    Err(e) => error!("recovering unfinished migrations: {e:#}"),
-                }
-            });
-            state.lock().unwrap().coordinator = Some(c);
-        }
-    }
+    tokio::spawn(ticker(state.clone()));
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
@@ -171,13 +168,25 @@ pub async fn serve(state: Shared) -> anyhow::Result<()> {
             _ = term.recv() => break,
         }
     }
-    let routers = std::mem::take(&mut state.lock().unwrap().routers);
-    for r in &routers {
-        r.shutdown().await;
+    let leaving: Vec<_> = state.lock().unwrap().roles.iter_mut().filter_map(|r| r.shutdown()).collect();
+    for l in leaving {
+        l.await;
     }
     std::fs::remove_file(&socket).ok();
     info!("daemon stopping; XDP programs stay attached through their pinned links");
     Ok(())
+}
+
+/// Every role's once-a-second work (the gateway's sweeper among them).
+async fn ticker(state: Shared) {
+    let mut iv = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        iv.tick().await;
+        let st = state.clone();
+        if tokio::task::spawn_blocking(move || st.lock().unwrap().roles.iter_mut().for_each(|r| r.tick())).await.is_err() {
+            warn!("a role's tick panicked");
+        }
+    }
 }
 
 async fn handle_conn(stream: UnixStream, state: Shared) {
@@ -185,45 +194,20 @@ async fn handle_conn(stream: UnixStream, state: Shared) {
     let mut lines = BufReader::new(r).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let resp = match serde_json::from_str::<Request>(&line) {
-            Ok(Request::MigrateStart { process, to, wait }) => {
-                let (coord, agent) = {
-                    let s = state.lock().unwrap();
-                    (s.coordinator.clone(), s.config.migration.as_ref().and_then(|m| m.agent.clone()))
-                };
-                let run = match (coord, agent) {
-                    (Some(c), _) if !wait => Some(crate::migration::prepare(&c, &process, &to).map(|p| {
-                        let started = c.lock().unwrap().migrations.iter().find(|v| v.id == p.id).cloned().expect("recorded");
-                        let c = c.clone();
-                        tokio::spawn(async move {
-                            if let Err(e) = crate::migration::run(c, p).await {
-                                error!("migration: {e:#}");
-                            }
-                        });
-                        started
-                    })),
-                    (Some(c), _) => Some(crate::migration::migrate(c, process, to).await),
-                    // Server 1's agent asks the coordinator (claim 1).
-                    (None, Some(a)) => Some(crate::migration::forward(&a, process, to).await),
-                    (None, None) => None,
-                };
-                match run {
-                    None => Response::err("no [migration.coordinator] or [migration.agent] is configured on this host"),
-                    Some(r) => match r {
-                        Ok(v) if matches!(v.step, control::migration::Step::Done | control::migration::Step::Starting) => Response::ok(v),
-                        Ok(v) => Response::err(format!(
-                            "migration of {} rolled back: {}",
-                            v.process,
-                            v.failure.clone().unwrap_or_default()
-                        )),
-                        Err(e) => Response::err(format!("{e:#}")),
-                    },
-                }
-            }
             Ok(req) => {
-                let st = state.clone();
-                tokio::task::spawn_blocking(move || handle(&mut st.lock().unwrap(), req))
-                    .await
-                    .unwrap_or_else(|e| Response::err(format!("internal error: {e}")))
+                let pending = {
+                    let mut s = state.lock().unwrap();
+                    s.roles.iter_mut().find(|r| Some(r.name()) == req.role()).and_then(|r| r.pending(&req))
+                };
+                match pending {
+                    Some(p) => p.await,
+                    None => {
+                        let st = state.clone();
+                        tokio::task::spawn_blocking(move || handle(&mut st.lock().unwrap(), req))
+                            .await
+                            .unwrap_or_else(|e| Response::err(format!("internal error: {e}")))
+                    }
+                }
             }
             Err(e) => Response::err(format!("bad request: {e}")),
         };
@@ -235,220 +219,93 @@ async fn handle_conn(stream: UnixStream, state: Shared) {
     }
 }
 
-fn pick<'a>(s: &'a mut State, interface: Option<&str>) -> Result<&'a mut LbInstance, String> {
-    match interface {
-        Some(i) => s.lbs.iter_mut().find(|l| l.cfg.interface == i).ok_or_else(|| format!("no lb on interface {i}")),
-        None => match s.lbs.len() {
-            0 => Err("no lb role is configured".into()),
-            1 => Ok(&mut s.lbs[0]),
-            _ => Err("several lb instances run here; name one with --interface".into()),
-        },
-    }
-}
-
-fn gw_pick(s: &mut State) -> Result<&mut crate::gw::GwInstance, String> {
-    match s.gws.len() {
-        0 => Err("no gateway role is configured".into()),
-        _ => Ok(&mut s.gws[0]),
-    }
-}
-
 pub fn handle(s: &mut State, req: Request) -> Response {
-    let r: Result<Response, String> = (|| match req {
-        Request::Status => Ok(Response::ok(serde_json::json!({
-            "node": s.config.node.name,
-            "config": s.config_path,
-            "lb": s.lbs.iter().map(|l| serde_json::json!({
-                "interface": l.cfg.interface,
-                "gateways": l.cfg.gateways.len(),
-                "took_over_pins": l.dp.took_over,
-            })).collect::<Vec<_>>(),
-            "gateway": s.gws.iter().map(|g| serde_json::json!({
-                "interfaces": g.cfg.interfaces,
-                "address": g.cfg.address,
-                "groups": g.cfg.groups.len(),
-                "accounting": g.accounting_path(),
-                "took_over_pins": g.dp.took_over,
-            })).collect::<Vec<_>>(),
-            "migration": s.config.migration.as_ref().map(|m| serde_json::json!({
-                "agent": m.agent.as_ref().map(|a| serde_json::json!({
-                    "listen": a.listen,
-                    "coordinator": a.coordinator,
-                    "processes": a.processes.iter().map(|p| &p.name).collect::<Vec<_>>(),
-                })),
-                "controller": s.controller.as_ref().map(|c| c.status()),
-                "coordinator": s.coordinator.as_ref().map(|c| {
-                    let c = c.lock().unwrap();
-                    serde_json::json!({
-                        "listen": c.cfg.listen,
-                        "database": c.cfg.database,
-                        "migrations": c.migrations.len(),
-                        "running": c.migrations.iter().filter(|v| !matches!(v.step, control::migration::Step::Done | control::migration::Step::RolledBack)).map(|v| v.id).collect::<Vec<_>>(),
-                    })
-                }),
-            })),
-        }))),
-        Request::GwGroups => Ok(Response::ok(gw_pick(s)?.groups())),
-        Request::GwSessions => Ok(Response::ok(gw_pick(s)?.sessions().map_err(|e| e.to_string())?)),
-        Request::GwLookup { flow } => {
-            let pkt = packets::lookup_packet(&LookupKey::Flow(flow));
-            Ok(Response::ok(gw_pick(s)?.lookup(&pkt).map_err(|e| e.to_string())?))
-        }
-        Request::GwServerAdd { group, server } => {
-            let g = gw_pick(s)?;
-            g.add_server(&group, server).map_err(|e| e.to_string())?;
-            Ok(Response::ok(g.groups()))
-        }
-        Request::GwServerRemove { group, name } => {
-            let g = gw_pick(s)?;
-            g.remove_server(&group, &name).map_err(|e| e.to_string())?;
-            Ok(Response::ok(g.groups()))
-        }
-        Request::GwAccounting => Ok(Response::ok(serde_json::json!({ "file": gw_pick(s)?.accounting_path() }))),
-        Request::Stats => Ok(Response::ok(counters(s).map_err(|e| e.to_string())?)),
-        Request::LbGateways { interface } => Ok(Response::ok(pick(s, interface.as_deref())?.gateways())),
-        Request::LbGatewayAdd { interface, gateway } => {
-            let lb = pick(s, interface.as_deref())?;
-            lb.add_gateway(gateway).map_err(|e| e.to_string())?;
-            Ok(Response::ok(lb.digest().map_err(|e| e.to_string())?))
-        }
-        Request::LbGatewayRemove { interface, name } => {
-            let lb = pick(s, interface.as_deref())?;
-            lb.remove_gateway(&name).map_err(|e| e.to_string())?;
-            Ok(Response::ok(lb.digest().map_err(|e| e.to_string())?))
-        }
-        Request::LbDigest => {
-            let v: Result<Vec<_>, _> = s.lbs.iter().map(|l| l.digest()).collect();
-            Ok(Response::ok(v.map_err(|e| e.to_string())?))
-        }
-        Request::LbLookup { interface, key } => {
-            if let LookupKey::Flow(f) = &key {
-                if f.dport == packets::GTPU_PORT && f.proto == "udp" {
-                    return Err("a UDP flow to port 2152 is GTP-U; look it up with --teid".into());
-                }
-            }
-            let pkt = packets::lookup_packet(&key);
-            let lb = pick(s, interface.as_deref())?;
-            Ok(Response::ok(lb.lookup(&pkt).map_err(|e| e.to_string())?))
-        }
-        Request::PresenceShow { user } => {
-            let store = s.presence.as_ref().ok_or("no presence role is configured")?;
-            Ok(Response::ok(store.lock().unwrap().show(user.as_deref()).map_err(|e| e.to_string())?))
-        }
-        Request::PresenceHistory { user } => {
-            let store = s.presence.as_ref().ok_or("no presence role is configured")?;
-            Ok(Response::ok(store.lock().unwrap().history(&user).map_err(|e| e.to_string())?))
-        }
-        Request::SipMonitorStatus => {
-            let m = s.monitor.as_ref().ok_or("no sip_monitor role is configured")?;
-            Ok(Response::ok(m.lock().unwrap().clone()))
-        }
-        Request::VrrpRebalance => {
-            if s.routers.is_empty() {
-                return Err("no router role is configured".into());
-            }
-            let sent = s.routers.iter().filter(|r| r.rebalance()).count();
-            Ok(Response::ok(serde_json::json!({ "message": format!("rebalance asked of {sent} router instance(s); the master acts on it") })))
-        }
-        Request::VrrpStatus => {
-            Ok(Response::ok(s.routers.iter().map(|r| r.status.lock().unwrap().clone()).collect::<Vec<_>>()))
-        }
-        Request::MigrateStart { .. } => Err("migrations run on the daemon's event loop".into()),
-        Request::MigrateStatus => Ok(Response::ok(coordinator(s)?.migrations.clone())),
-        Request::Servers => Ok(Response::ok(coordinator(s)?.servers().map_err(|e| e.to_string())?)),
-        Request::Networks => Ok(Response::ok(coordinator(s)?.networks().map_err(|e| e.to_string())?)),
-        Request::ServerAdd { server } => coordinator(s)?.add_server(&server).map(|_| Response::ok(serde_json::json!({ "message": format!("server {} added", server.name) }))),
-        Request::ServerRemove { name } => coordinator(s)?.remove_server(&name).map(|_| Response::ok(serde_json::json!({ "message": format!("server {name} removed") }))),
-        Request::NetworkAdd { network } => coordinator(s)?.add_network(&network).map(|_| Response::ok(serde_json::json!({ "message": format!("network {} added", network.name) }))),
-        Request::NetworkRemove { name } => coordinator(s)?.remove_network(&name).map(|_| Response::ok(serde_json::json!({ "message": format!("network {name} removed") }))),
-        Request::Reload => reload(s).map(|m| Response::ok(serde_json::json!({ "message": m }))),
-    })();
+    let r: Result<Response, String> = match (&req, req.role()) {
+        (Request::Status, _) => Ok(Response::ok(status(s))),
+        (Request::Stats, _) => counters(s).map(Response::ok).map_err(|e| e.to_string()),
+        (Request::Reload, _) => reload(s).map(|m| Response::ok(serde_json::json!({ "message": m }))),
+        (_, Some(role)) => match s.roles.iter_mut().find(|r| r.name() == role) {
+            Some(r) => r.handle(req),
+            None => Err(not_configured(role)),
+        },
+        (_, None) => Err(format!("request {req:?} belongs to no role")),
+    };
     r.unwrap_or_else(Response::err)
 }
 
-fn coordinator(s: &State) -> Result<std::sync::MutexGuard<'_, crate::migration::Coordinator>, String> {
-    Ok(s.coordinator.as_ref().ok_or("no [migration.coordinator] is configured on this host")?.lock().unwrap())
+fn not_configured(role: &str) -> String {
+    match role {
+        "migration" => "no [migration.coordinator] or [migration.agent] is configured on this host".into(),
+        r => format!("no {r} role is configured"),
+    }
 }
 
-/// Re-read the config file; validate all of it; apply the differences.
-/// A file that fails validation changes nothing.
+pub fn status(s: &State) -> StatusView {
+    let mut v = StatusView { node: s.config.node.name.clone(), config: s.config_path.clone(), ..Default::default() };
+    for r in &s.roles {
+        r.status(&mut v);
+    }
+    v
+}
+
+pub fn counters(s: &State) -> anyhow::Result<Vec<CounterView>> {
+    let mut out = Vec::new();
+    for r in &s.roles {
+        r.counters(&mut out).with_context(|| format!("{} counters", r.name()))?;
+    }
+    Ok(out)
+}
+
+/// Re-read the config file; validate all of it and check it against every
+/// role; only then apply it. A file that fails either changes nothing.
 pub fn reload(s: &mut State) -> Result<String, String> {
     let new = Config::load(&s.config_path).map_err(|e| format!("{}: {e}", s.config_path.display()))?;
     if new.node != s.config.node {
         return Err("[node] changed; restart the daemon to apply it (nothing was changed)".into());
     }
-    if new.sip_monitor != s.config.sip_monitor || new.presence != s.config.presence || new.migration != s.config.migration {
-        return Err("[sip_monitor], [presence] or [migration] changed; restart the daemon to apply it (nothing was changed)".into());
-    }
-    if new.router != s.config.router {
-        return Err("[[router]] sections changed; restart the daemon to apply them (nothing was changed)".into());
-    }
-    if new.gateway.len() != s.gws.len() {
-        return Err("the number of [[gateway]] sections changed; restart the daemon to apply it (nothing was changed)".into());
-    }
-    for (gw, cfg) in s.gws.iter().zip(new.gateway.iter()) {
-        if gw.cfg.interfaces != cfg.interfaces || gw.cfg.address != cfg.address {
-            return Err("gateway interfaces or address changed; restart the daemon to apply it (nothing was changed)".into());
+    // A role the old file did not run cannot start on a reload (nor stop):
+    // the daemon would have to attach or detach programs.
+    let running = |c: &Config| {
+        let mut v = Vec::new();
+        if !c.lb.is_empty() {
+            v.push("lb");
         }
-    }
-    let old_ifaces: Vec<_> = s.lbs.iter().map(|l| l.cfg.interface.clone()).collect();
-    let new_ifaces: Vec<_> = new.lb.iter().map(|l| l.interface.clone()).collect();
-    if old_ifaces != new_ifaces {
-        return Err("the set of [[lb]] interfaces changed; restart the daemon to apply it (nothing was changed)".into());
-    }
-    // Resolve everything before applying anything.
-    for lb in &new.lb {
-        for g in &lb.gateways {
-            if let Some(v) = &g.via {
-                dataplane_user::ifindex(v).map_err(|e| format!("gateway {}: {e}", g.name))?;
-            }
+        if !c.gateway.is_empty() {
+            v.push("gateway");
         }
-    }
-    let mut changed = 0;
-    for (inst, cfg) in s.lbs.iter_mut().zip(new.lb.iter()) {
-        if inst.apply(cfg.clone()).map_err(|e| e.to_string())? {
-            changed += 1;
+        if !c.router.is_empty() {
+            v.push("router");
         }
+        if c.presence.is_some() {
+            v.push("presence");
+        }
+        if c.sip_monitor.is_some() {
+            v.push("sip-monitor");
+        }
+        if c.migration.is_some() {
+            v.push("migration");
+        }
+        v
+    };
+    if running(&new) != running(&s.config) {
+        return Err(format!(
+            "the set of roles changed ({} → {}); restart the daemon to apply it (nothing was changed)",
+            running(&s.config).join(","),
+            running(&new).join(",")
+        ));
     }
-    for (gw, cfg) in s.gws.iter_mut().zip(new.gateway.iter()) {
-        gw.apply(cfg.clone()).map_err(|e| e.to_string())?;
+    for r in &s.roles {
+        r.check(&new)?;
+    }
+    let mut changed = Vec::new();
+    for r in s.roles.iter_mut() {
+        let m = r.apply(&new)?;
+        if !m.is_empty() {
+            changed.push(m);
+        }
     }
     s.config = new;
-    Ok(format!("reloaded; {changed} lb table(s) changed"))
-}
-
-pub fn counters(s: &State) -> anyhow::Result<Vec<CounterView>> {
-    let mut out = Vec::new();
-    for l in &s.lbs {
-        let c = l.dp.lb_stats()?;
-        for (i, c) in c.iter().enumerate() {
-            out.push(CounterView {
-                program: "lb".into(),
-                interface: l.cfg.interface.clone(),
-                name: stat::NAMES[i].into(),
-                packets: c.packets,
-                bytes: c.bytes,
-            });
-        }
-    }
-    if let Some(h) = &s.controller {
-        for (name, packets, bytes) in h.counters()? {
-            out.push(CounterView { program: "steer".into(), interface: h.interface.clone(), name, packets, bytes });
-        }
-    }
-    for g in &s.gws {
-        let c = g.dp.gw_stats()?;
-        for (i, c) in c.iter().enumerate() {
-            out.push(CounterView {
-                program: "gateway".into(),
-                interface: g.cfg.interfaces.join(","),
-                name: dataplane_common::gw::stat::NAMES[i].into(),
-                packets: c.packets,
-                bytes: c.bytes,
-            });
-        }
-    }
-    Ok(out)
+    Ok(if changed.is_empty() { "reloaded; nothing changed".into() } else { format!("reloaded; {}", changed.join("; ")) })
 }
 
 /// Detach and unpin every interface the config names.

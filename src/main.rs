@@ -384,24 +384,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 print_json(&v);
             } else {
-                println!("node {}  config {}", v["node"].as_str().unwrap_or(""), v["config"].as_str().unwrap_or(""));
-                for l in v["lb"].as_array().into_iter().flatten() {
-                    println!("lb on {}: {} gateway(s){}", l["interface"].as_str().unwrap_or(""), l["gateways"], if l["took_over_pins"].as_bool() == Some(true) { " (took over pinned state)" } else { "" });
-                }
-                for g in v["gateway"].as_array().into_iter().flatten() {
-                    println!("gateway {} on {}: {} group(s)", g["address"].as_str().unwrap_or(""), g["interfaces"], g["groups"]);
-                }
-                let m = &v["migration"];
-                if let Some(a) = m["agent"].as_object() {
-                    println!("migration agent on {}: processes {}", a["listen"].as_str().unwrap_or(""), a["processes"]);
-                }
-                if let Some(c) = m["controller"].as_object() {
-                    let services: Vec<String> = c["services"].as_array().into_iter().flatten().map(|s| format!("{} → network {}", s["address"].as_str().unwrap_or(""), s["network"])).collect();
-                    println!("connection controller on {} ({} queue(s)): {}; {} frame(s) held", c["interface"].as_str().unwrap_or(""), c["queues"], services.join(", "), c["held_frames"]);
-                }
-                if let Some(c) = m["coordinator"].as_object() {
-                    println!("migration coordinator: {} migration(s), running {}; store {}", c["migrations"], c["running"], c["database"].as_str().unwrap_or(""));
-                }
+                edgeplane::cli::print_status(&serde_json::from_value(v)?);
             }
             Ok(())
         }
@@ -411,10 +394,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 print_json(&v);
             } else {
                 let rows: Vec<CounterView> = serde_json::from_value(v)?;
-                println!("{:<8} {:<12} {:<20} {:>14} {:>16}", "PROGRAM", "INTERFACE", "COUNTER", "PACKETS", "BYTES");
-                for r in rows.iter().filter(|r| r.packets > 0 || r.name == "tx" || r.name == "redirect" || r.name == "pass") {
-                    println!("{:<8} {:<12} {:<20} {:>14} {:>16}", r.program, r.interface, r.name, r.packets, r.bytes);
-                }
+                edgeplane::cli::print_stats(&rows);
             }
             Ok(())
         }
@@ -518,7 +498,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 if json {
                     print_json(&v);
                 } else {
-                    let rows: Vec<edgeplane::gw::SessionView> = serde_json::from_value(v)?;
+                    let rows: Vec<edgeplane::gateway::SessionView> = serde_json::from_value(v)?;
                     println!("{:>5} {:<21} {:<21} {:<4} {:<10} {:<10} {:>7} {:>10} {:>10}", "PORT", "TERMINAL", "REPRESENTATIVE", "PROTO", "GROUP", "SERVER", "IDLE_S", "BYTES_UP", "BYTES_DN");
                     for r in rows {
                         println!("{:>5} {:<21} {:<21} {:<4} {:<10} {:<10} {:>7.1} {:>10} {:>10}", r.port, r.terminal, r.representative, r.proto, r.group, r.server, r.idle_s, r.bytes_up, r.bytes_down);
@@ -608,12 +588,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Migrate { process, to, wait, json } => {
-            let print = |m: &serde_json::Value| {
-                println!(
-                    "migration {} of {}: {} -> {}: {} in {} ms{}",
-                    m["id"], m["process"].as_str().unwrap_or(""), m["from"].as_str().unwrap_or(""), m["to"].as_str().unwrap_or(""),
-                    m["step"].as_str().unwrap_or(""), m["elapsed_ms"], m["failure"].as_str().map(|f| format!(" ({f})")).unwrap_or_default()
-                )
+            use edgeplane::migration::MigrationView;
+            let print = |m: &MigrationView| {
+                let failure = m.failure.as_ref().map(|f| format!(" ({f})")).unwrap_or_default();
+                println!("migration {} of {}: {} -> {}: {} in {} ms{failure}", m.id, m.process, m.from, m.to, step_name(m.step), m.elapsed_ms)
             };
             let to = match (process.as_str(), to) {
                 ("status", None) => {
@@ -621,7 +599,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     if json {
                         print_json(&v);
                     } else {
-                        v.as_array().into_iter().flatten().for_each(print);
+                        let all: Vec<MigrationView> = serde_json::from_value(v)?;
+                        all.iter().for_each(print);
                     }
                     return Ok(());
                 }
@@ -629,14 +608,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (_, None) => anyhow::bail!("name the destination: edgeplane migrate {process} --to SERVER [--wait]"),
             };
             let started = call(Request::MigrateStart { process: process.clone(), to, wait: false })?;
-            let ended = |m: &serde_json::Value| matches!(m["step"].as_str(), Some("done" | "rolled_back"));
+            let ended = |m: &MigrationView| matches!(m.step, control::migration::Step::Done | control::migration::Step::RolledBack);
             // On a server the agent relays the request and answers at the end.
-            let mut m = started.clone();
+            let mut raw = started.clone();
+            let mut m: MigrationView = serde_json::from_value(started)?;
             if !ended(&m) && !wait {
                 if json {
-                    print_json(&m);
+                    print_json(&raw);
                 } else {
-                    println!("migration {} of {process} started; follow it with `edgeplane migrate status`, or use --wait", m["id"]);
+                    println!("migration {} of {process} started; follow it with `edgeplane migrate status`, or use --wait", m.id);
                 }
                 return Ok(());
             }
@@ -644,27 +624,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut shown = 0;
             let t0 = std::time::Instant::now();
             loop {
-                let log: Vec<String> = m["log"].as_array().into_iter().flatten().filter_map(|l| l.as_str().map(String::from)).collect();
                 if !json {
-                    for l in log.iter().skip(shown) {
+                    for l in m.log.iter().skip(shown) {
                         println!("  {l}");
                     }
                 }
-                shown = shown.max(log.len());
+                shown = shown.max(m.log.len());
                 if ended(&m) {
                     break;
                 }
-                anyhow::ensure!(t0.elapsed() < std::time::Duration::from_secs(3600), "migration {} still running after an hour", m["id"]);
+                anyhow::ensure!(t0.elapsed() < std::time::Duration::from_secs(3600), "migration {} still running after an hour", m.id);
                 std::thread::sleep(std::time::Duration::from_millis(20));
                 let all = call(Request::MigrateStatus)?;
-                m = all.as_array().into_iter().flatten().find(|v| v["id"] == started["id"]).cloned().ok_or_else(|| anyhow::anyhow!("migration {} is gone from the coordinator (restarted?)", started["id"]))?;
+                let id = m.id;
+                raw = all.as_array().into_iter().flatten().find(|v| v["id"] == id).cloned().ok_or_else(|| anyhow::anyhow!("migration {id} is gone from the coordinator (restarted?)"))?;
+                m = serde_json::from_value(raw.clone())?;
             }
             if json {
-                print_json(&m);
+                print_json(&raw);
             } else {
                 print(&m);
             }
-            anyhow::ensure!(m["step"] == "done", "migration of {process} rolled back: {}", m["failure"].as_str().unwrap_or("unknown reason"));
+            anyhow::ensure!(m.step == control::migration::Step::Done, "migration of {process} rolled back: {}", m.failure.as_deref().unwrap_or("unknown reason"));
             Ok(())
         }
         Cmd::Servers { cmd: Some(c), .. } => {
@@ -690,8 +671,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 print_json(&v);
             } else {
-                for s in v.as_array().into_iter().flatten() {
-                    println!("{:<16} {:<16} {:<12} {}", s["name"].as_str().unwrap_or(""), s["address"].as_str().unwrap_or(""), s["network"].as_str().unwrap_or(""), s["agent"].as_str().unwrap_or(""));
+                let servers: Vec<control::migration::ServerInfo> = serde_json::from_value(v)?;
+                for s in servers {
+                    println!("{:<16} {:<16} {:<12} {}", s.name, s.address, s.network, s.agent);
                 }
             }
             Ok(())
@@ -701,12 +683,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 print_json(&v);
             } else {
-                for n in v.as_array().into_iter().flatten() {
-                    let egress = match (n["via"].as_str(), n["next_hop_mac"].as_str()) {
+                let networks: Vec<control::migration::NetworkInfo> = serde_json::from_value(v)?;
+                for n in networks {
+                    let egress = match (&n.via, &n.next_hop_mac) {
                         (Some(v), Some(m)) => format!(" via {v} to {m}"),
                         _ => String::new(),
                     };
-                    println!("{:<4} {:<12} controller {}{egress}", n["id"], n["name"].as_str().unwrap_or(""), n["controller"].as_str().unwrap_or("-"));
+                    println!("{:<4} {:<12} controller {}{egress}", n.id, n.name, n.controller.as_deref().unwrap_or("-"));
                 }
             }
             Ok(())
@@ -728,22 +711,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 print_json(&v);
             } else {
-                for r in v.as_array().into_iter().flatten() {
-                    let discards: Vec<String> = r["discarded"].as_object().into_iter().flatten().filter(|(_, n)| n.as_u64() != Some(0)).map(|(k, n)| format!("{k}={n}")).collect();
+                let routers: Vec<edgeplane::router::RouterStatus> = serde_json::from_value(v)?;
+                for r in routers {
+                    let discards: Vec<String> = r.discarded.iter().filter(|(_, n)| **n != 0).map(|(k, n)| format!("{k}={n}")).collect();
                     println!(
                         "vrid {} on {}: {} (priority {}, master {}, advert {} ms, master down {} ms); sent {} received {} discarded [{}]; last change: {}",
-                        r["vrid"], r["interface"].as_str().unwrap_or(""), r["state"].as_str().unwrap_or(""), r["priority"],
-                        r["master"].as_str().unwrap_or("-"), r["advert_interval_ms"], r["master_down_interval_ms"],
-                        r["adverts_sent"], r["adverts_received"], discards.join(" "), r["last_change"].as_str().unwrap_or("")
+                        r.vrid, r.interface, r.state, r.priority, r.master.as_deref().unwrap_or("-"), r.advert_interval_ms, r.master_down_interval_ms,
+                        r.adverts_sent, r.adverts_received, discards.join(" "), r.last_change
                     );
-                    let ls = &r["load_sharing"];
-                    if !ls.is_null() {
-                        println!("  load sharing: owns {} buckets, routed {} packets; owners {}; hand-offs {} done {} aborted; held {}, re-injected {}, discarded {}",
-                            ls["owned"], ls["routed_packets"], ls["owners"], ls["handoffs_done"], ls["handoffs_aborted"], ls["held"], ls["reinjected"], ls["discarded"]);
+                    if let Some(ls) = &r.load_sharing {
+                        println!(
+                            "  load sharing: owns {} buckets, routed {} packets; owners {:?}; hand-offs {} done {} aborted; held {}, re-injected {}, discarded {}",
+                            ls.owned, ls.routed_packets, ls.owners, ls.handoffs_done, ls.handoffs_aborted, ls.held, ls.reinjected, ls.discarded
+                        );
                     }
                 }
             }
             Ok(())
         }
+    }
+}
+
+fn step_name(s: control::migration::Step) -> &'static str {
+    use control::migration::Step::*;
+    match s {
+        Starting => "starting",
+        Switching => "switching",
+        Resuming => "resuming",
+        Done => "done",
+        RollingBack => "rolling_back",
+        RolledBack => "rolled_back",
     }
 }

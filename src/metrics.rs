@@ -6,35 +6,34 @@ use std::fmt::Write as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::warn;
 
+use control::api::CounterSource;
+
 use crate::daemon::{counters, Shared, State};
 
+/// Every role's counters (XDP programs' as packets and bytes, the daemon
+/// parts' as events), then each role's own gauges.
 pub fn render(s: &State) -> anyhow::Result<String> {
     let mut out = String::new();
     let node = &s.config.node.name;
+    let cs = counters(s)?;
+    let (xdp, daemon): (Vec<_>, Vec<_>) = cs.iter().partition(|c| c.source == CounterSource::Xdp);
     out.push_str("# HELP edgeplane_xdp_packets_total Packets seen by an XDP program, by verdict or reason.\n");
     out.push_str("# TYPE edgeplane_xdp_packets_total counter\n");
-    let cs = counters(s)?;
-    for c in &cs {
-        writeln!(out, "edgeplane_xdp_packets_total{{node=\"{node}\",program=\"{}\",interface=\"{}\",counter=\"{}\"}} {}", c.program, c.interface, c.name, c.packets)?;
+    for c in &xdp {
+        writeln!(out, "edgeplane_xdp_packets_total{{node=\"{node}\",role=\"{}\",program=\"{}\",interface=\"{}\",counter=\"{}\"}} {}", c.role, c.program, c.interface, c.name, c.packets)?;
     }
     out.push_str("# HELP edgeplane_xdp_bytes_total Bytes seen by an XDP program, by verdict or reason.\n");
     out.push_str("# TYPE edgeplane_xdp_bytes_total counter\n");
-    for c in &cs {
-        writeln!(out, "edgeplane_xdp_bytes_total{{node=\"{node}\",program=\"{}\",interface=\"{}\",counter=\"{}\"}} {}", c.program, c.interface, c.name, c.bytes)?;
+    for c in &xdp {
+        writeln!(out, "edgeplane_xdp_bytes_total{{node=\"{node}\",role=\"{}\",program=\"{}\",interface=\"{}\",counter=\"{}\"}} {}", c.role, c.program, c.interface, c.name, c.bytes)?;
     }
-    out.push_str("# HELP edgeplane_lb_table_digest Maglev table digest (top 53 bits, exact in a float); equal on LBs with equal tables.\n");
-    out.push_str("# TYPE edgeplane_lb_table_digest gauge\n");
-    for l in &s.lbs {
-        let d = l.digest()?;
-        let v = u64::from_str_radix(&d.digest, 16)? >> 11;
-        writeln!(out, "edgeplane_lb_table_digest{{node=\"{node}\",interface=\"{}\",digest=\"{}\"}} {v}", d.interface, d.digest)?;
+    out.push_str("# HELP edgeplane_role_events_total Events a role's daemon part counted (adverts, discards, parse errors, updates, migration steps), by name.\n");
+    out.push_str("# TYPE edgeplane_role_events_total counter\n");
+    for c in &daemon {
+        writeln!(out, "edgeplane_role_events_total{{node=\"{node}\",role=\"{}\",part=\"{}\",interface=\"{}\",counter=\"{}\"}} {}", c.role, c.program, c.interface, c.name, c.packets)?;
     }
-    out.push_str("# HELP edgeplane_lb_gateway_slots Maglev slots held by each gateway.\n");
-    out.push_str("# TYPE edgeplane_lb_gateway_slots gauge\n");
-    for l in &s.lbs {
-        for g in l.gateways() {
-            writeln!(out, "edgeplane_lb_gateway_slots{{node=\"{node}\",interface=\"{}\",gateway=\"{}\"}} {}", l.cfg.interface, g.name, g.slots)?;
-        }
+    for r in &s.roles {
+        r.metrics(node, &mut out)?;
     }
     Ok(out)
 }

@@ -68,6 +68,17 @@ fn three_routers_share_and_a_rebalance_loses_and_doubles_nothing() {
     let routed: Vec<u64> = ["r1", "r2", "r3"].iter().map(|r| lan.status(r).unwrap()["load_sharing"]["routed_packets"].as_u64().unwrap()).collect();
     eprintln!("routed per router: {routed:?}");
     assert!(routed.iter().all(|&n| n > 0), "each router routes a share: {routed:?}");
+    // `stats` shows the same from the filter's own counters (a snapshot at
+    // most 200 ms old, so at least what the status said a moment ago), and
+    // the VRRP engine's.
+    thread::sleep(Duration::from_millis(300));
+    for (r, n) in ["r1", "r2", "r3"].iter().zip(&routed) {
+        let filter_routed = lan.counter(r, "router", "routed").unwrap();
+        assert!(filter_routed >= *n, "{r}: filter counted {filter_routed} routed, buckets {n}");
+    }
+    assert!(lan.counter("r1", "vrrp", "adverts_sent").unwrap() > 0, "the master sends adverts");
+    assert!(lan.counter("r2", "vrrp", "adverts_received").unwrap() > 0, "a backup hears them");
+    assert!(lan.counter("r3", "load_sharing", "handoffs_done").unwrap() + lan.counter("r1", "load_sharing", "handoffs_done").unwrap() > 0, "the join went through hand-offs");
 
     // Every packet arrived exactly once.
     let (lost, doubled) = count_loss(&sent, &seen);

@@ -74,6 +74,21 @@ fn presence_flow(tag: &str, carrier: &str, database: Option<String>) {
     assert_eq!(net.call("srv", Request::PresenceShow { user: Some("alice@example.com".into()) })[0]["status"], "offline");
     assert_eq!(mon["publish_ok"], mon["published"], "{mon}");
     assert!(mon["parsed"].as_u64().unwrap() >= 11, "{mon}");
+    // Both roles' counters are in `stats`: the copy program's and the
+    // monitor's on the monitor, the server's on the presence host.
+    let count = |host: &str, role: &str, name: &str| -> u64 {
+        let rows = net.call(host, Request::Stats);
+        let row = rows.as_array().unwrap().iter().find(|c| c["role"] == role && c["name"] == name).cloned();
+        row.unwrap_or_else(|| panic!("no {role} counter {name} on {host}: {rows}"))["packets"].as_u64().unwrap()
+    };
+    assert_eq!(count("mon", "sip-monitor", "messages_parsed"), mon["parsed"].as_u64().unwrap());
+    assert_eq!(count("mon", "sip-monitor", "published"), mon["published"].as_u64().unwrap());
+    // The monitor reads the copy program's counters every 200 ms at most.
+    thread::sleep(Duration::from_millis(300));
+    assert!(count("mon", "sip-monitor", "copied") >= mon["copied"].as_u64().unwrap(), "every copy read was counted by the program");
+    let updates = count("srv", "presence", "updates");
+    assert!((6..=mon["published"].as_u64().unwrap()).contains(&updates), "alice's four statuses and bob's two were stored, and only what was published: {updates}");
+    assert!(count("srv", "presence", "answers_200") >= 6);
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     server.join().unwrap();
 }

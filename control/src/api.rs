@@ -68,6 +68,23 @@ pub enum Request {
     Reload,
 }
 
+impl Request {
+    /// The role that answers it; `None` for the daemon's own (status,
+    /// stats, reload).
+    pub fn role(&self) -> Option<&'static str> {
+        use Request::*;
+        match self {
+            Status | Stats | Reload => None,
+            LbGateways { .. } | LbGatewayAdd { .. } | LbGatewayRemove { .. } | LbDigest | LbLookup { .. } => Some("lb"),
+            GwGroups | GwSessions | GwLookup { .. } | GwAccounting | GwServerAdd { .. } | GwServerRemove { .. } => Some("gateway"),
+            VrrpStatus | VrrpRebalance => Some("router"),
+            SipMonitorStatus => Some("sip-monitor"),
+            PresenceShow { .. } | PresenceHistory { .. } => Some("presence"),
+            MigrateStart { .. } | MigrateStatus | Servers | Networks | ServerAdd { .. } | ServerRemove { .. } | NetworkAdd { .. } | NetworkRemove { .. } => Some("migration"),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
 pub enum LookupKey {
@@ -172,13 +189,142 @@ pub struct LookupView {
     pub dst_mac: String,
 }
 
+/// One counter of `edgeplane stats` and `/metrics`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct CounterView {
+    /// The role counting: lb, gateway, router, sip-monitor, presence, migration.
+    pub role: String,
+    /// What counts: an XDP program (`source: xdp`) or the role's part in
+    /// the daemon (`source: daemon`: vrrp, monitor, server, agent,
+    /// controller, coordinator).
     pub program: String,
     pub interface: String,
     pub name: String,
+    /// Packets, or for a daemon counter the number of events.
     pub packets: u64,
+    /// Bytes (0 where the daemon counts events).
     pub bytes: u64,
+    pub source: CounterSource,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CounterSource {
+    /// A per-CPU counter of an XDP program, summed over the CPUs.
+    Xdp,
+    /// Counted by the role's engine or edge in the daemon.
+    Daemon,
+}
+
+impl CounterView {
+    pub fn xdp(role: &str, program: &str, interface: &str, name: &str, packets: u64, bytes: u64) -> Self {
+        Self { role: role.into(), program: program.into(), interface: interface.into(), name: name.into(), packets, bytes, source: CounterSource::Xdp }
+    }
+
+    pub fn daemon(role: &str, part: &str, interface: &str, name: &str, count: u64) -> Self {
+        Self { role: role.into(), program: part.into(), interface: interface.into(), name: name.into(), packets: count, bytes: 0, source: CounterSource::Daemon }
+    }
+}
+
+/// `edgeplane status`: the node and one typed summary per running role.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct StatusView {
+    pub node: String,
+    pub config: std::path::PathBuf,
+    #[serde(default)]
+    pub lb: Vec<LbStatus>,
+    #[serde(default)]
+    pub gateway: Vec<GatewayStatus>,
+    #[serde(default)]
+    pub router: Vec<RouterSummary>,
+    #[serde(default)]
+    pub sip_monitor: Option<SipMonitorSummary>,
+    #[serde(default)]
+    pub presence: Option<PresenceSummary>,
+    #[serde(default)]
+    pub migration: Option<MigrationSummary>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LbStatus {
+    pub interface: String,
+    pub gateways: usize,
+    pub digest: String,
+    pub took_over_pins: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GatewayStatus {
+    pub interfaces: Vec<String>,
+    pub address: std::net::Ipv4Addr,
+    pub groups: usize,
+    pub sessions: usize,
+    pub accounting: Option<std::path::PathBuf>,
+    pub took_over_pins: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RouterSummary {
+    pub interface: String,
+    pub vrid: u8,
+    pub state: String,
+    pub priority: u8,
+    pub master: Option<String>,
+    pub load_sharing: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SipMonitorSummary {
+    pub interfaces: Vec<String>,
+    pub domain: String,
+    pub presence: String,
+    pub dialogs: usize,
+    pub published: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PresenceSummary {
+    pub listen: String,
+    pub database: String,
+    pub updates: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct MigrationSummary {
+    pub agent: Option<AgentSummary>,
+    pub controller: Option<ControllerSummary>,
+    pub coordinator: Option<CoordinatorSummary>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AgentSummary {
+    pub listen: String,
+    pub coordinator: Option<String>,
+    pub processes: Vec<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ControllerSummary {
+    pub interface: String,
+    pub queues: usize,
+    pub networks: Vec<u32>,
+    pub services: Vec<SteeredService>,
+    pub held_frames: usize,
+    pub last_switch_us: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SteeredService {
+    pub address: String,
+    pub network: u32,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CoordinatorSummary {
+    pub listen: Option<String>,
+    pub database: String,
+    pub migrations: usize,
+    pub running: Vec<u64>,
 }
 
 #[cfg(test)]

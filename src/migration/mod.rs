@@ -3,6 +3,9 @@
 //! coordinator, all speaking `control::migration` frames over TCP.
 
 pub mod app;
+mod role;
+
+pub use role::MigrationRole;
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -582,6 +585,16 @@ fn xsk_options(rx: bool) -> XskOptions {
 
 /// The running controller, for `status` and `stats`.
 #[derive(Clone)]
+/// What the controller is doing now: the services it steers (address,
+/// network) and the frames it holds.
+pub struct ControllerStatus {
+    pub queues: usize,
+    pub networks: Vec<u32>,
+    pub services: Vec<(String, u32)>,
+    pub held_frames: usize,
+    pub last_switch_us: Option<u64>,
+}
+
 pub struct ControllerHandle {
     c: Arc<Mutex<Controller>>,
     pub interface: String,
@@ -608,22 +621,14 @@ impl ControllerHandle {
         Ok(out)
     }
 
-    pub fn status(&self) -> serde_json::Value {
+    pub fn summary(&self) -> ControllerStatus {
         let c = self.c.lock().unwrap();
         let h = c.held.lock().unwrap();
-        let held: usize = h.frames.values().map(|q| q.len()).sum();
         let mut services: Vec<(String, u32)> = c.current.iter().map(|(a, n)| (a.to_string(), *n)).collect();
         services.sort();
         let mut networks: Vec<u32> = c.nets.keys().copied().collect();
         networks.sort();
-        serde_json::json!({
-            "interface": self.interface,
-            "queues": h.rx.len(),
-            "networks": networks,
-            "services": services.into_iter().map(|(a, n)| serde_json::json!({ "address": a, "network": n })).collect::<Vec<_>>(),
-            "held_frames": held,
-            "last_switch_us": c.last_switch_us,
-        })
+        ControllerStatus { queues: h.rx.len(), networks, services, held_frames: h.frames.values().map(|q| q.len()).sum(), last_switch_us: c.last_switch_us }
     }
 }
 

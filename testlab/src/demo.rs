@@ -85,7 +85,7 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
     }
     for gi in 0..2 {
         let v = t.call_role(&format!("g{gi}"), Request::GwSessions)?;
-        let rows: Vec<edgeplane::gw::SessionView> = serde_json::from_value(v)?;
+        let rows: Vec<edgeplane::gateway::SessionView> = serde_json::from_value(v)?;
         println!("   {} holds {} session(s): {}", gateway_name(gi), rows.len(),
             rows.iter().map(|r| format!("{}->{}@{}", r.port, r.server, r.terminal)).collect::<Vec<_>>().join(" "));
     }

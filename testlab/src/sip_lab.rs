@@ -147,7 +147,7 @@ pub fn uas(ns: String, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> t
             let raw = &buf[..n];
             let Ok((m, _)) = control::sip::parse(raw) else { continue };
             let send = |code: u16, reason: &str, extra: &str| {
-                let _ = s.send_to(edgeplane::sipmon::response(&m, raw, code, reason, extra).as_bytes(), peer);
+                let _ = s.send_to(edgeplane::sip_monitor::response(&m, raw, code, reason, extra).as_bytes(), peer);
             };
             match m.method() {
                 "REGISTER" => send(200, "OK", &format!("Expires: {}\r\n", m.expires.unwrap_or(60))),

@@ -227,6 +227,14 @@ impl VrrpLan {
     pub fn status(&self, r: &str) -> anyhow::Result<serde_json::Value> {
         Ok(edgeplane::client::call(&self.socket(r), &Request::VrrpStatus)?[0].clone())
     }
+
+    /// Router `r`'s counter `name` from `edgeplane stats` (the role's rows
+    /// of `program`: "router" for the XDP filter, "vrrp", "load_sharing").
+    pub fn counter(&self, r: &str, program: &str, name: &str) -> anyhow::Result<u64> {
+        let rows = edgeplane::client::call(&self.socket(r), &Request::Stats)?;
+        let row = rows.as_array().into_iter().flatten().find(|c| c["role"] == "router" && c["program"] == program && c["name"] == name);
+        row.and_then(|c| c["packets"].as_u64()).ok_or_else(|| anyhow::anyhow!("{r}: no router counter {program}/{name} in {rows}"))
+    }
 }
 
 /// SIGKILL every process in a namespace this lab made.

@@ -1,7 +1,12 @@
 //! The `presence` role: receives PUBLISH over UDP (RFC 3903), answers it,
 //! and keeps the statuses in the store, reconciled per terminal.
 
+mod role;
+
+pub use role::PresenceRole;
+
 use std::{
+    collections::BTreeMap,
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::{SystemTime, UNIX_EPOCH},
@@ -10,11 +15,22 @@ use std::{
 use control::{config::Presence, presence::{self, Store}, sip};
 use tracing::{info, warn};
 
-use crate::sipmon::{peer_ip, response};
+use crate::sip_monitor::{peer_ip, response};
+
+/// What the server counted: requests by method, answers by status code,
+/// statuses stored, NOTIFYs sent.
+#[derive(Clone, Debug, Default)]
+pub struct PresenceCounters {
+    pub requests: BTreeMap<String, u64>,
+    pub answers: BTreeMap<u16, u64>,
+    pub updates: u64,
+    pub notifies: u64,
+}
 
 pub struct Server {
     cfg: Presence,
     pub store: Arc<Mutex<Store>>,
+    pub counters: Arc<Mutex<PresenceCounters>>,
     sock: tokio::net::UdpSocket,
     etags: u64,
     /// ETags handed out (PUBLISH modifications must name one).
@@ -50,7 +66,7 @@ impl Server {
         let store = tokio::task::block_in_place(|| Store::open_url(&db)).map_err(|e| anyhow::anyhow!("presence database {db}: {e}"))?;
         let sock = tokio::net::UdpSocket::bind(cfg.listen).await.map_err(|e| anyhow::anyhow!("presence listen {}: {e}", cfg.listen))?;
         info!(listen = %cfg.listen, "presence server on");
-        Ok(Self { cfg, store: Arc::new(Mutex::new(store)), sock, etags: 0, issued: Default::default(), subs: Vec::new(), tags: 0 })
+        Ok(Self { cfg, store: Arc::new(Mutex::new(store)), counters: Default::default(), sock, etags: 0, issued: Default::default(), subs: Vec::new(), tags: 0 })
     }
 
     fn allowed(&self, peer: SocketAddr) -> bool {
@@ -91,9 +107,24 @@ impl Server {
         }
     }
 
-    /// One request in, its answer out (None: nothing to answer).
+    /// One request in, its answer out (None: nothing to answer), counted.
     async fn handle(&mut self, raw: &[u8], peer: SocketAddr) -> Option<String> {
-        let Ok((m, _)) = sip::parse(raw) else { return None };
+        let reply = self.answer(raw, peer).await;
+        let code = reply.as_deref().and_then(|r| r.split(' ').nth(1)).and_then(|c| c.parse::<u16>().ok());
+        if let Some(code) = code {
+            *self.counters.lock().unwrap().answers.entry(code).or_insert(0) += 1;
+        }
+        reply
+    }
+
+    async fn answer(&mut self, raw: &[u8], peer: SocketAddr) -> Option<String> {
+        let Ok((m, _)) = sip::parse(raw) else {
+            *self.counters.lock().unwrap().requests.entry("invalid".into()).or_insert(0) += 1;
+            return None;
+        };
+        if m.status().is_none() {
+            *self.counters.lock().unwrap().requests.entry(m.method().to_ascii_lowercase()).or_insert(0) += 1;
+        }
         let reply = if m.status().is_some() {
             return None; // a watcher's answer to a NOTIFY
         } else if m.method() == "SUBSCRIBE" {
@@ -135,6 +166,7 @@ impl Server {
                 let stored = tokio::task::block_in_place(|| store.lock().unwrap().apply(&user, &source, status, at));
                 match stored {
                     Ok(_) => {
+                        self.counters.lock().unwrap().updates += 1;
                         let r = response(m, raw, 200, "OK", &format!("SIP-ETag: {}\r\nExpires: {}\r\n", self.new_etag(), m.expires.unwrap_or(3600)));
                         self.notify_all(&user).await;
                         r
@@ -248,7 +280,9 @@ impl Server {
             len = body.len(),
         );
         let peer = s.peer;
-        let _ = self.sock.send_to(msg.as_bytes(), peer).await;
+        if self.sock.send_to(msg.as_bytes(), peer).await.is_ok() {
+            self.counters.lock().unwrap().notifies += 1;
+        }
     }
 }
 

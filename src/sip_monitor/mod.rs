@@ -2,6 +2,10 @@
 //! control server's interfaces, the ring buffer reader, the tracker, and
 //! the publisher that sends PUBLISH to the presence server.
 
+mod role;
+
+pub use role::SipMonitorRole;
+
 use std::{
     collections::HashMap,
     net::{SocketAddr, SocketAddrV4},
@@ -16,10 +20,10 @@ use control::{
     sip_track::{Change, SessionInfo, Status, TalkingOn, TerminatedOn, Tracker, TrackerConfig},
 };
 use dataplane_user::Dataplane;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct MonitorStatus {
     pub interfaces: Vec<String>,
     pub copied: u64,
@@ -31,6 +35,12 @@ pub struct MonitorStatus {
     pub publish_ok: u64,
     pub publish_failed: u64,
     pub dialogs: usize,
+    /// The copy program's counters (name, packets, bytes), refreshed on
+    /// the monitor's poll; `edgeplane stats` shows them.
+    #[serde(skip)]
+    pub xdp: Vec<(String, u64, u64)>,
+    #[serde(skip)]
+    xdp_read: Option<Instant>,
 }
 
 /// Per-terminal publication state (RFC 3903 ETag, rate limit).
@@ -130,6 +140,13 @@ impl Monitor {
         {
             let mut st = self.status.lock().unwrap();
             st.copied += copies.len() as u64;
+            // The counters move with every packet; 200 ms old is fresh
+            // enough for `stats` and saves a map read per poll.
+            if st.xdp_read.is_none_or(|t| t.elapsed() >= Duration::from_millis(200)) {
+                let names = dataplane_common::sip::stat::NAMES.iter();
+                st.xdp = names.zip(self.dp.sip_stats().unwrap_or_default()).map(|(n, c)| ((*n).to_string(), c.packets, c.bytes)).collect();
+                st.xdp_read = Some(Instant::now());
+            }
         }
         for c in copies {
             let results = match segment(&c.frame) {

@@ -7,6 +7,11 @@
 //! master holds the virtual MAC and addresses on a macvlan interface, which
 //! answers ARP for them with the virtual MAC.
 
+pub mod loadshare;
+mod role;
+
+pub use role::{check_interfaces, RouterRole};
+
 use std::{
     collections::BTreeMap,
     net::Ipv4Addr,
@@ -20,11 +25,11 @@ use control::{
     config::Router,
     vrrp::{self, Action, Advert, Discard, Event, Params, VirtualRouter, VRRP_GROUP, VRRP_PROTO, VRRP_TTL},
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::{io::unix::AsyncFd, sync::mpsc, time::Instant};
 use tracing::{info, warn};
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RouterStatus {
     pub interface: String,
     pub vrid: u8,
@@ -43,7 +48,7 @@ pub struct RouterStatus {
     pub adverts_received: u64,
     pub discarded: BTreeMap<String, u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub load_sharing: Option<crate::loadshare::LsStatus>,
+    pub load_sharing: Option<crate::router::loadshare::LsStatus>,
 }
 
 enum Cmd {
@@ -52,17 +57,30 @@ enum Cmd {
 }
 
 pub struct RouterHandle {
+    pub cfg: Router,
     pub status: Arc<Mutex<RouterStatus>>,
     cmd: mpsc::Sender<Cmd>,
 }
 
-impl RouterHandle {
+/// What stops an instance, detached from the handle (sent to the event
+/// loop while the daemon's state stays unlocked).
+pub struct RouterStopper {
+    cmd: mpsc::Sender<Cmd>,
+}
+
+impl RouterStopper {
     /// Leave the virtual router cleanly (priority 0, addresses released).
     pub async fn shutdown(&self) {
         let (tx, rx) = tokio::sync::oneshot::channel();
         if self.cmd.send(Cmd::Shutdown(tx)).await.is_ok() {
             let _ = tokio::time::timeout(Duration::from_secs(2), rx).await;
         }
+    }
+}
+
+impl RouterHandle {
+    pub fn stopper(&self) -> RouterStopper {
+        RouterStopper { cmd: self.cmd.clone() }
     }
 
     /// Ask the load-sharing master to rebalance (ignored elsewhere).
@@ -225,7 +243,7 @@ pub struct Instance {
     status: Arc<Mutex<RouterStatus>>,
     adver_at: Option<Instant>,
     down_at: Option<Instant>,
-    ls: Option<crate::loadshare::LsEdge>,
+    ls: Option<crate::router::loadshare::LsEdge>,
 }
 
 fn ms(cs: u32) -> u32 {
@@ -258,11 +276,12 @@ impl Instance {
         }
         let io = Io::open(&cfg.interface)?;
         let ls = match &cfg.load_sharing {
-            Some(l) => Some(crate::loadshare::LsEdge::start(&cfg.interface, cfg.vrid, primary, cfg.priority, l, opts)?),
+            Some(l) => Some(crate::router::loadshare::LsEdge::start(&cfg.interface, cfg.vrid, primary, cfg.priority, l, opts)?),
             None => None,
         };
         let status = Arc::new(Mutex::new(RouterStatus::default()));
         let (cmd_tx, cmd_rx) = mpsc::channel(4);
+        let handle_cfg = cfg.clone();
         let inst = Self { cfg, vr: VirtualRouter::new(params), io, status: status.clone(), adver_at: None, down_at: None, ls };
         if inst.ls.is_some() {
             // Every router of a load-sharing virtual router receives the
@@ -271,7 +290,7 @@ impl Instance {
         }
         inst.publish();
         tokio::spawn(async move { inst.run(cmd_rx).await });
-        Ok(RouterHandle { status, cmd: cmd_tx })
+        Ok(RouterHandle { cfg: handle_cfg, status, cmd: cmd_tx })
     }
 
     /// The macvlan with the virtual MAC (answers ARP for the addresses the

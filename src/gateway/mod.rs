@@ -4,6 +4,10 @@
 //! Server and group indices are kept stable by name across reloads, so a
 //! running session never finds another server behind its index.
 
+mod role;
+
+pub use role::{check_interfaces, GatewayRole};
+
 use std::{
     collections::{BTreeMap, HashMap},
     io::Write as _,
@@ -19,7 +23,7 @@ use dataplane_common::gw::{
 };
 use dataplane_user::Dataplane;
 use serde::Serialize;
-use tracing::{info, warn};
+use tracing::info;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GwError {
@@ -533,27 +537,6 @@ fn rotated(p: &Path, i: u32) -> PathBuf {
     let mut s = p.as_os_str().to_owned();
     s.push(format!(".{i}"));
     s.into()
-}
-
-/// Run the sweeper of every gateway once a second.
-pub async fn sweeper(state: crate::daemon::Shared) {
-    let mut iv = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        iv.tick().await;
-        let st = state.clone();
-        let r = tokio::task::spawn_blocking(move || {
-            let mut s = st.lock().unwrap();
-            for gw in s.gws.iter_mut() {
-                if let Err(e) = gw.tick(false) {
-                    warn!(error = %e, "gateway sweep failed");
-                }
-            }
-        })
-        .await;
-        if r.is_err() {
-            warn!("gateway sweep panicked");
-        }
-    }
 }
 
 #[cfg(test)]

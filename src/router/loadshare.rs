@@ -17,7 +17,7 @@ use control::{
 };
 use dataplane_common::router::{RouterCfg, BUCKETS, BUCKET_MINE};
 use dataplane_user::{router::Held, Dataplane};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 pub struct LsEdge {
@@ -39,7 +39,7 @@ pub struct LsEdge {
     started: std::time::Instant,
 }
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LsStatus {
     pub owned: usize,
     pub held: usize,
@@ -57,6 +57,10 @@ pub struct LsStatus {
     pub handoffs_aborted: u64,
     pub reinjected: u64,
     pub discarded: u64,
+    /// The XDP filter's counters by verdict and reason (name, packets,
+    /// bytes), as of this snapshot; `edgeplane stats` shows them.
+    #[serde(skip)]
+    pub filter: Vec<(String, u64, u64)>,
 }
 
 fn run(args: &[&str]) -> anyhow::Result<()> {
@@ -281,6 +285,11 @@ impl LsEdge {
             handoffs_aborted: self.engine.handoffs_aborted,
             reinjected: self.reinjected,
             discarded: self.discarded,
+            filter: dataplane_common::router::stat::NAMES
+                .iter()
+                .zip(self.dp.router_stats().unwrap_or_default())
+                .map(|(n, c)| ((*n).to_string(), c.packets, c.bytes))
+                .collect(),
         }
     }
 }

@@ -1,0 +1,127 @@
+//! The `gateway` role in the daemon: its `[[gateway]]` instances (requests
+//! go to the first), counters, the once-a-second sweep and reload.
+
+use control::{
+    api::{CounterView, GatewayStatus, LookupKey, Request, Response, StatusView},
+    config::Config,
+};
+use dataplane_common::gw::stat;
+use tracing::warn;
+
+use super::GwInstance;
+use crate::{daemon::Role, packets};
+
+pub struct GatewayRole {
+    pub instances: Vec<GwInstance>,
+}
+
+/// Every interface the `[[gateway]]` sections name exists.
+pub fn check_interfaces(config: &Config) -> Result<(), String> {
+    for (i, gw) in config.gateway.iter().enumerate() {
+        let vias = gw.groups.iter().flat_map(|g| g.servers.iter().filter_map(|s| s.via.as_ref()));
+        for name in gw.interfaces.iter().chain(vias) {
+            dataplane_user::ifindex(name).map_err(|e| format!("gateway[{i}]: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+impl GatewayRole {
+    pub fn start(config: &Config, opts: &dataplane_user::LoadOptions) -> anyhow::Result<Option<Self>> {
+        if config.gateway.is_empty() {
+            return Ok(None);
+        }
+        let mut instances = Vec::new();
+        for gw in &config.gateway {
+            instances.push(GwInstance::start(gw.clone(), opts).map_err(|e| anyhow::anyhow!("gateway on {}: {e}", gw.interfaces.join(",")))?);
+        }
+        Ok(Some(Self { instances }))
+    }
+
+    fn first(&mut self) -> &mut GwInstance {
+        &mut self.instances[0]
+    }
+}
+
+impl Role for GatewayRole {
+    fn name(&self) -> &'static str {
+        "gateway"
+    }
+
+    fn status(&self, view: &mut StatusView) {
+        for g in &self.instances {
+            view.gateway.push(GatewayStatus {
+                interfaces: g.cfg.interfaces.clone(),
+                address: g.cfg.address,
+                groups: g.cfg.groups.len(),
+                sessions: g.dp.flows().map(|f| f.len()).unwrap_or(0),
+                accounting: g.accounting_path().map(Into::into),
+                took_over_pins: g.dp.took_over,
+            });
+        }
+    }
+
+    fn counters(&self, out: &mut Vec<CounterView>) -> anyhow::Result<()> {
+        for g in &self.instances {
+            let iface = g.cfg.interfaces.join(",");
+            for (i, c) in g.dp.gw_stats()?.iter().enumerate() {
+                out.push(CounterView::xdp("gateway", "gateway", &iface, stat::NAMES[i], c.packets, c.bytes));
+            }
+        }
+        Ok(())
+    }
+
+    fn check(&self, new: &Config) -> Result<(), String> {
+        if new.gateway.len() != self.instances.len() {
+            return Err("the number of [[gateway]] sections changed; restart the daemon to apply it (nothing was changed)".into());
+        }
+        for (gw, cfg) in self.instances.iter().zip(new.gateway.iter()) {
+            if gw.cfg.interfaces != cfg.interfaces || gw.cfg.address != cfg.address {
+                return Err("gateway interfaces or address changed; restart the daemon to apply it (nothing was changed)".into());
+            }
+        }
+        check_interfaces(new)
+    }
+
+    fn apply(&mut self, new: &Config) -> Result<String, String> {
+        let mut changed = 0;
+        for (gw, cfg) in self.instances.iter_mut().zip(new.gateway.iter()) {
+            // Applied even when unchanged: servers' neighbours are
+            // resolved again.
+            changed += usize::from(gw.cfg != *cfg);
+            gw.apply(cfg.clone()).map_err(|e| e.to_string())?;
+        }
+        Ok(if changed == 0 { String::new() } else { format!("{changed} gateway(s) reconfigured") })
+    }
+
+    fn tick(&mut self) {
+        for gw in self.instances.iter_mut() {
+            if let Err(e) = gw.tick(false) {
+                warn!(error = %e, "gateway sweep failed");
+            }
+        }
+    }
+
+    fn handle(&mut self, req: Request) -> Result<Response, String> {
+        match req {
+            Request::GwGroups => Ok(Response::ok(self.first().groups())),
+            Request::GwSessions => Ok(Response::ok(self.first().sessions().map_err(|e| e.to_string())?)),
+            Request::GwLookup { flow } => {
+                let pkt = packets::lookup_packet(&LookupKey::Flow(flow));
+                Ok(Response::ok(self.first().lookup(&pkt).map_err(|e| e.to_string())?))
+            }
+            Request::GwServerAdd { group, server } => {
+                let g = self.first();
+                g.add_server(&group, server).map_err(|e| e.to_string())?;
+                Ok(Response::ok(g.groups()))
+            }
+            Request::GwServerRemove { group, name } => {
+                let g = self.first();
+                g.remove_server(&group, &name).map_err(|e| e.to_string())?;
+                Ok(Response::ok(g.groups()))
+            }
+            Request::GwAccounting => Ok(Response::ok(serde_json::json!({ "file": self.first().accounting_path() }))),
+            other => Err(format!("not a gateway request: {other:?}")),
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The `migration` role in the daemon: whichever of the agent, the
+//! connection controller and the coordinator the config runs here.
+//! A migration request waits on the network, so it is answered on the
+//! event loop (`pending`), not under the daemon's lock.
+
+use std::sync::{Arc, Mutex};
+
+use control::{
+    api::{AgentSummary, ControllerSummary, CoordinatorSummary, CounterView, MigrationSummary, Request, Response, StatusView, SteeredService},
+    config::{Config, Migration},
+    migration::Step,
+};
+use tracing::{error, info};
+
+use super::{ControllerHandle, Coordinator};
+use crate::daemon::{Pending, Role};
+
+pub struct MigrationRole {
+    cfg: Migration,
+    controller: Option<ControllerHandle>,
+    coordinator: Option<Arc<Mutex<Coordinator>>>,
+}
+
+impl MigrationRole {
+    pub async fn start(config: &Config, opts: &dataplane_user::LoadOptions) -> anyhow::Result<Option<Self>> {
+        let Some(cfg) = config.migration.clone() else { return Ok(None) };
+        if let Some(a) = cfg.agent.clone() {
+            super::run_agent(a).await?;
+        }
+        let controller = match cfg.controller.clone() {
+            Some(c) => Some(super::run_controller(c, opts).await?),
+            None => None,
+        };
+        let coordinator = match cfg.coordinator.clone() {
+            Some(c) => {
+                let listen = c.listen;
+                let c = Arc::new(Mutex::new(Coordinator::open(c)?));
+                if let Some(l) = listen {
+                    super::run_coordinator_listener(c.clone(), l).await?;
+                }
+                // Migrations a previous run left unfinished: finish or roll back.
+                let rc = c.clone();
+                tokio::spawn(async move {
+                    match super::recover(rc).await {
+                        Ok(0) => {}
+                        Ok(n) => info!("{n} unfinished migration(s) from before the restart handled"),
+                        Err(e) => error!("recovering unfinished migrations: {e:#}"),
+                    }
+                });
+                Some(c)
+            }
+            None => None,
+        };
+        Ok(Some(Self { cfg, controller, coordinator }))
+    }
+
+    fn coordinator(&self) -> Result<std::sync::MutexGuard<'_, Coordinator>, String> {
+        Ok(self.coordinator.as_ref().ok_or("no [migration.coordinator] is configured on this host")?.lock().unwrap())
+    }
+}
+
+fn ended(step: Step) -> bool {
+    matches!(step, Step::Done | Step::RolledBack)
+}
+
+fn message(m: String) -> Response {
+    Response::ok(serde_json::json!({ "message": m }))
+}
+
+impl Role for MigrationRole {
+    fn name(&self) -> &'static str {
+        "migration"
+    }
+
+    fn status(&self, view: &mut StatusView) {
+        view.migration = Some(MigrationSummary {
+            agent: self.cfg.agent.as_ref().map(|a| AgentSummary {
+                listen: a.listen.to_string(),
+                coordinator: a.coordinator.map(|c| c.to_string()),
+                processes: a.processes.iter().map(|p| p.name.clone()).collect(),
+            }),
+            controller: self.controller.as_ref().map(|c| {
+                let s = c.summary();
+                ControllerSummary {
+                    interface: c.interface.clone(),
+                    queues: s.queues,
+                    networks: s.networks,
+                    services: s.services.into_iter().map(|(address, network)| SteeredService { address, network }).collect(),
+                    held_frames: s.held_frames,
+                    last_switch_us: s.last_switch_us,
+                }
+            }),
+            coordinator: self.coordinator.as_ref().map(|c| {
+                let c = c.lock().unwrap();
+                CoordinatorSummary {
+                    listen: c.cfg.listen.map(|l| l.to_string()),
+                    database: c.cfg.database.display().to_string(),
+                    migrations: c.migrations.len(),
+                    running: c.migrations.iter().filter(|v| !ended(v.step)).map(|v| v.id).collect(),
+                }
+            }),
+        });
+    }
+
+    fn counters(&self, out: &mut Vec<CounterView>) -> anyhow::Result<()> {
+        if let Some(h) = &self.controller {
+            for (name, packets, bytes) in h.counters()? {
+                let c = if name.starts_with("xsk_") {
+                    CounterView::daemon("migration", "controller", &h.interface, &name, packets)
+                } else {
+                    CounterView::xdp("migration", "steer", &h.interface, &name, packets, bytes)
+                };
+                out.push(c);
+            }
+        }
+        if let Some(c) = &self.coordinator {
+            let c = c.lock().unwrap();
+            let count = |f: &dyn Fn(&super::MigrationView) -> bool| c.migrations.iter().filter(|m| f(m)).count() as u64;
+            let part = |name: &str, n: u64| CounterView::daemon("migration", "coordinator", "", name, n);
+            out.push(part("migrations", c.migrations.len() as u64));
+            out.push(part("done", count(&|m| m.step == Step::Done)));
+            out.push(part("rolled_back", count(&|m| m.step == Step::RolledBack)));
+            out.push(part("running", count(&|m| !ended(m.step))));
+            out.push(part("steps", c.migrations.iter().map(|m| m.log.len() as u64).sum()));
+            out.push(part("held_packets_released", c.migrations.iter().filter_map(|m| m.released).map(u64::from).sum()));
+        }
+        Ok(())
+    }
+
+    fn check(&self, new: &Config) -> Result<(), String> {
+        if new.migration.as_ref() != Some(&self.cfg) {
+            return Err("[migration] changed; restart the daemon to apply it (nothing was changed)".into());
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, _new: &Config) -> Result<String, String> {
+        Ok(String::new())
+    }
+
+    fn pending(&mut self, req: &Request) -> Option<Pending> {
+        let Request::MigrateStart { process, to, wait } = req.clone() else { return None };
+        let (coord, agent) = (self.coordinator.clone(), self.cfg.agent.clone());
+        Some(Box::pin(async move {
+            let run = match (coord, agent) {
+                (Some(c), _) if !wait => super::prepare(&c, &process, &to).map(|p| {
+                    let started = c.lock().unwrap().migrations.iter().find(|v| v.id == p.id).cloned().expect("recorded");
+                    let c = c.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = super::run(c, p).await {
+                            error!("migration: {e:#}");
+                        }
+                    });
+                    started
+                }),
+                (Some(c), _) => super::migrate(c, process, to).await,
+                // Server 1's agent asks the coordinator (claim 1).
+                (None, Some(a)) => super::forward(&a, process, to).await,
+                (None, None) => return Response::err("no [migration.coordinator] or [migration.agent] is configured on this host"),
+            };
+            match run {
+                Ok(v) if matches!(v.step, Step::Done | Step::Starting) => Response::ok(v),
+                Ok(v) => Response::err(format!("migration of {} rolled back: {}", v.process, v.failure.clone().unwrap_or_default())),
+                Err(e) => Response::err(format!("{e:#}")),
+            }
+        }))
+    }
+
+    fn handle(&mut self, req: Request) -> Result<Response, String> {
+        match req {
+            Request::MigrateStart { .. } => Err("migrations run on the daemon's event loop".into()),
+            Request::MigrateStatus => Ok(Response::ok(self.coordinator()?.migrations.clone())),
+            Request::Servers => Ok(Response::ok(self.coordinator()?.servers().map_err(|e| e.to_string())?)),
+            Request::Networks => Ok(Response::ok(self.coordinator()?.networks().map_err(|e| e.to_string())?)),
+            Request::ServerAdd { server } => self.coordinator()?.add_server(&server).map(|_| message(format!("server {} added", server.name))),
+            Request::ServerRemove { name } => self.coordinator()?.remove_server(&name).map(|_| message(format!("server {name} removed"))),
+            Request::NetworkAdd { network } => self.coordinator()?.add_network(&network).map(|_| message(format!("network {} added", network.name))),
+            Request::NetworkRemove { name } => self.coordinator()?.remove_network(&name).map(|_| message(format!("network {name} removed"))),
+            other => Err(format!("not a migration request: {other:?}")),
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! The `presence` role in the daemon: the server runs on a task of its own;
+//! the role answers the store's requests and reports what the server
+//! counted.
+
+use std::sync::{Arc, Mutex};
+
+use control::{
+    api::{CounterView, PresenceSummary, Request, Response, StatusView},
+    config::{Config, Presence},
+    presence::Store,
+};
+
+use super::{PresenceCounters, Server};
+use crate::daemon::Role;
+
+pub struct PresenceRole {
+    cfg: Presence,
+    store: Arc<Mutex<Store>>,
+    counters: Arc<Mutex<PresenceCounters>>,
+}
+
+impl PresenceRole {
+    pub async fn start(config: &Config) -> anyhow::Result<Option<Self>> {
+        let Some(cfg) = config.presence.clone() else { return Ok(None) };
+        let server = Server::start(cfg.clone()).await?;
+        let (store, counters) = (server.store.clone(), server.counters.clone());
+        tokio::spawn(server.run());
+        Ok(Some(Self { cfg, store, counters }))
+    }
+}
+
+impl Role for PresenceRole {
+    fn name(&self) -> &'static str {
+        "presence"
+    }
+
+    fn status(&self, view: &mut StatusView) {
+        view.presence = Some(PresenceSummary {
+            listen: self.cfg.listen.to_string(),
+            database: self.cfg.database.display().to_string(),
+            updates: self.counters.lock().unwrap().updates,
+        });
+    }
+
+    fn counters(&self, out: &mut Vec<CounterView>) -> anyhow::Result<()> {
+        let c = self.counters.lock().unwrap();
+        let listen = self.cfg.listen.to_string();
+        let part = |name: &str, n: u64| CounterView::daemon("presence", "server", &listen, name, n);
+        for (method, n) in &c.requests {
+            out.push(part(&format!("requests_{method}"), *n));
+        }
+        for (code, n) in &c.answers {
+            out.push(part(&format!("answers_{code}"), *n));
+        }
+        out.push(part("updates", c.updates));
+        out.push(part("notifies", c.notifies));
+        Ok(())
+    }
+
+    fn check(&self, new: &Config) -> Result<(), String> {
+        if new.presence.as_ref() != Some(&self.cfg) {
+            return Err("[presence] changed; restart the daemon to apply it (nothing was changed)".into());
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, _new: &Config) -> Result<String, String> {
+        Ok(String::new())
+    }
+
+    fn handle(&mut self, req: Request) -> Result<Response, String> {
+        match req {
+            Request::PresenceShow { user } => Ok(Response::ok(self.store.lock().unwrap().show(user.as_deref()).map_err(|e| e.to_string())?)),
+            Request::PresenceHistory { user } => Ok(Response::ok(self.store.lock().unwrap().history(&user).map_err(|e| e.to_string())?)),
+            other => Err(format!("not a presence request: {other:?}")),
+        }
+    }
+}

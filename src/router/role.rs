@@ -1,0 +1,139 @@
+//! The `router` role in the daemon: one VRRP instance per `[[router]]`,
+//! each on its own task; status and counters come from the snapshot each
+//! instance publishes (every 200 ms and on every event).
+
+use std::{fmt::Write as _, future::Future, pin::Pin};
+
+use control::{
+    api::{CounterView, Request, Response, RouterSummary, StatusView},
+    config::Config,
+};
+
+use super::{Instance, RouterHandle};
+use crate::daemon::Role;
+
+pub struct RouterRole {
+    pub instances: Vec<RouterHandle>,
+}
+
+/// Every `[[router]]` interface exists and has an IPv4 address.
+pub fn check_interfaces(config: &Config) -> Result<(), String> {
+    for (i, r) in config.router.iter().enumerate() {
+        super::primary_address(&r.interface).map_err(|e| format!("router[{i}]: {e}"))?;
+    }
+    Ok(())
+}
+
+impl RouterRole {
+    /// Needs the runtime: each instance runs on a task of its own.
+    pub fn start(config: &Config, opts: &dataplane_user::LoadOptions) -> anyhow::Result<Option<Self>> {
+        if config.router.is_empty() {
+            return Ok(None);
+        }
+        let mut instances = Vec::new();
+        for r in &config.router {
+            instances.push(Instance::start(r.clone(), opts).map_err(|e| anyhow::anyhow!("router vrid {} on {}: {e:#}", r.vrid, r.interface))?);
+        }
+        Ok(Some(Self { instances }))
+    }
+}
+
+impl Role for RouterRole {
+    fn name(&self) -> &'static str {
+        "router"
+    }
+
+    fn status(&self, view: &mut StatusView) {
+        for h in &self.instances {
+            let s = h.status.lock().unwrap();
+            view.router.push(RouterSummary {
+                interface: s.interface.clone(),
+                vrid: s.vrid,
+                state: s.state.clone(),
+                priority: s.priority,
+                master: s.master.clone(),
+                load_sharing: s.load_sharing.is_some(),
+            });
+        }
+    }
+
+    fn counters(&self, out: &mut Vec<CounterView>) -> anyhow::Result<()> {
+        for h in &self.instances {
+            let s = h.status.lock().unwrap();
+            let iface = &s.interface;
+            let vrrp = |name: &str, n: u64| CounterView::daemon("router", "vrrp", iface, name, n);
+            out.push(vrrp("adverts_sent", s.adverts_sent));
+            out.push(vrrp("adverts_received", s.adverts_received));
+            out.push(vrrp("transitions", s.transitions));
+            for (reason, n) in &s.discarded {
+                out.push(vrrp(&format!("discarded_{reason}"), *n));
+            }
+            if let Some(ls) = &s.load_sharing {
+                for (name, packets, bytes) in &ls.filter {
+                    out.push(CounterView::xdp("router", "router", iface, name, *packets, *bytes));
+                }
+                let part = |name: &str, n: u64| CounterView::daemon("router", "load_sharing", iface, name, n);
+                out.push(part("handoffs_done", ls.handoffs_done));
+                out.push(part("handoffs_aborted", ls.handoffs_aborted));
+                out.push(part("held_reinjected", ls.reinjected));
+                out.push(part("held_discarded", ls.discarded));
+                out.push(part("reviews_requested", ls.reviews_requested));
+                out.push(part("collections", ls.collections));
+                out.push(part("rate_rebalances", ls.rate_rebalances));
+            }
+        }
+        Ok(())
+    }
+
+    fn metrics(&self, node: &str, out: &mut String) -> anyhow::Result<()> {
+        out.push_str("# HELP edgeplane_router_state VRRP state of each virtual router (1 for the current state).\n");
+        out.push_str("# TYPE edgeplane_router_state gauge\n");
+        for h in &self.instances {
+            let s = h.status.lock().unwrap();
+            for state in ["initialize", "backup", "master"] {
+                writeln!(out, "edgeplane_router_state{{node=\"{node}\",interface=\"{}\",vrid=\"{}\",state=\"{state}\"}} {}", s.interface, s.vrid, u8::from(s.state == state))?;
+            }
+        }
+        out.push_str("# HELP edgeplane_router_owned_buckets Load-sharing buckets this router routes.\n");
+        out.push_str("# TYPE edgeplane_router_owned_buckets gauge\n");
+        for h in &self.instances {
+            let s = h.status.lock().unwrap();
+            if let Some(ls) = &s.load_sharing {
+                writeln!(out, "edgeplane_router_owned_buckets{{node=\"{node}\",interface=\"{}\",vrid=\"{}\"}} {}", s.interface, s.vrid, ls.owned)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check(&self, new: &Config) -> Result<(), String> {
+        let old: Vec<_> = self.instances.iter().map(|h| h.cfg.clone()).collect();
+        if new.router != old {
+            return Err("[[router]] sections changed; restart the daemon to apply them (nothing was changed)".into());
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, _new: &Config) -> Result<String, String> {
+        Ok(String::new())
+    }
+
+    fn handle(&mut self, req: Request) -> Result<Response, String> {
+        match req {
+            Request::VrrpRebalance => {
+                let sent = self.instances.iter().filter(|r| r.rebalance()).count();
+                Ok(Response::ok(serde_json::json!({ "message": format!("rebalance asked of {sent} router instance(s); the master acts on it") })))
+            }
+            Request::VrrpStatus => Ok(Response::ok(self.instances.iter().map(|r| r.status.lock().unwrap().clone()).collect::<Vec<_>>())),
+            other => Err(format!("not a router request: {other:?}")),
+        }
+    }
+
+    fn shutdown(&mut self) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
+        let handles: Vec<_> = self.instances.iter().map(|h| h.stopper()).collect();
+        Some(Box::pin(async move {
+            for h in handles {
+                h.shutdown().await;
+            }
+        }))
+    }
+}

@@ -1,0 +1,105 @@
+//! The `sip-monitor` role in the daemon: the monitor runs on a task of its
+//! own and publishes a status snapshot the role reads.
+
+use std::sync::{Arc, Mutex};
+
+use control::{
+    api::{CounterView, Request, Response, SipMonitorSummary, StatusView},
+    config::{Config, SipMonitor},
+};
+
+use super::{Monitor, MonitorStatus};
+use crate::daemon::Role;
+
+pub struct SipMonitorRole {
+    cfg: SipMonitor,
+    status: Arc<Mutex<MonitorStatus>>,
+}
+
+impl SipMonitorRole {
+    pub async fn start(config: &Config, opts: &dataplane_user::LoadOptions) -> anyhow::Result<Option<Self>> {
+        let Some(cfg) = config.sip_monitor.clone() else { return Ok(None) };
+        let mon = Monitor::start(cfg.clone(), opts).await?;
+        let status = mon.status.clone();
+        tokio::spawn(mon.run());
+        Ok(Some(Self { cfg, status }))
+    }
+}
+
+impl Role for SipMonitorRole {
+    fn name(&self) -> &'static str {
+        "sip-monitor"
+    }
+
+    fn status(&self, view: &mut StatusView) {
+        let s = self.status.lock().unwrap();
+        view.sip_monitor = Some(SipMonitorSummary {
+            interfaces: self.cfg.interfaces.clone(),
+            domain: self.cfg.domain.clone(),
+            presence: self.cfg.presence.to_string(),
+            dialogs: s.dialogs,
+            published: s.published,
+        });
+    }
+
+    fn counters(&self, out: &mut Vec<CounterView>) -> anyhow::Result<()> {
+        let s = self.status.lock().unwrap();
+        let iface = self.cfg.interfaces.join(",");
+        for (name, packets, bytes) in &s.xdp {
+            out.push(CounterView::xdp("sip-monitor", "sip_monitor", &iface, name, *packets, *bytes));
+        }
+        let part = |name: &str, n: u64| CounterView::daemon("sip-monitor", "monitor", &iface, name, n);
+        out.push(part("copies_read", s.copied));
+        out.push(part("messages_parsed", s.parsed));
+        let mut invalid: Vec<_> = s.invalid.iter().collect();
+        invalid.sort();
+        for (reason, n) in invalid {
+            out.push(part(&format!("parse_error_{}", metric_safe(reason)), *n));
+        }
+        out.push(part("status_changes", s.changes));
+        out.push(part("published", s.published));
+        out.push(part("publish_ok", s.publish_ok));
+        out.push(part("publish_failed", s.publish_failed));
+        Ok(())
+    }
+
+    fn check(&self, new: &Config) -> Result<(), String> {
+        if new.sip_monitor.as_ref() != Some(&self.cfg) {
+            return Err("[sip_monitor] changed; restart the daemon to apply it (nothing was changed)".into());
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, _new: &Config) -> Result<String, String> {
+        Ok(String::new())
+    }
+
+    fn handle(&mut self, req: Request) -> Result<Response, String> {
+        match req {
+            Request::SipMonitorStatus => Ok(Response::ok(self.status.lock().unwrap().clone())),
+            other => Err(format!("not a sip-monitor request: {other:?}")),
+        }
+    }
+}
+
+/// A parse error's reason as a counter name: lower case, words joined by
+/// `_` (reasons are sentences such as "no Call-ID header").
+fn metric_safe(reason: &str) -> String {
+    let mut out = String::new();
+    for w in reason.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()) {
+        if !out.is_empty() {
+            out.push('_');
+        }
+        out.push_str(&w.to_ascii_lowercase());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parse_error_reasons_become_counter_names() {
+        assert_eq!(super::metric_safe("no Call-ID header"), "no_call_id_header");
+        assert_eq!(super::metric_safe("  bad  CSeq: 'x' "), "bad_cseq_x");
+    }
+}
