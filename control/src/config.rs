@@ -5,7 +5,7 @@ use std::{collections::HashSet, fmt, net::Ipv4Addr, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::maglev::{is_prime, DEFAULT_TABLE_SIZE};
+use crate::lb::maglev::{is_prime, DEFAULT_TABLE_SIZE};
 use dataplane_common::lb::{GATEWAYS_MAX, GW_NAME_LEN, MAGLEV_MAX};
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
