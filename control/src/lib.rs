@@ -5,14 +5,14 @@ pub mod api;
 pub mod config;
 pub mod gateway;
 pub mod lb;
-pub mod loadshare;
 pub mod migration;
 pub mod presence;
+pub mod router;
 pub mod sip;
 pub mod sip_stream;
 pub mod sip_track;
-pub mod vrrp;
 
 // Old paths, kept until the edgeplane package imports the new ones.
 pub use lb::maglev;
+pub use router::{loadshare, vrrp};
 // End of old paths.
