@@ -8,11 +8,10 @@ pub mod lb;
 pub mod migration;
 pub mod presence;
 pub mod router;
-pub mod sip;
-pub mod sip_stream;
-pub mod sip_track;
+pub mod sip_monitor;
 
 // Old paths, kept until the edgeplane package imports the new ones.
 pub use lb::maglev;
 pub use router::{loadshare, vrrp};
+pub use sip_monitor::{sip, stream as sip_stream, track as sip_track};
 // End of old paths.

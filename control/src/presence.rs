@@ -7,7 +7,7 @@ use std::path::Path;
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
-use crate::sip_track::{SessionInfo, Status};
+use crate::sip_monitor::track::{SessionInfo, Status};
 
 /// XML character data and attribute values.
 pub fn escape(s: &str) -> String {
@@ -312,7 +312,7 @@ mod tests {
     fn publish_parses_as_sip() {
         let body = pidf("alice@example.com", Status::Online, &[]);
         let m = publish("alice@example.com", "10.9.0.1:5060", "10.0.0.1:5060", "p1", 3, Some("etag-9"), 3600, &body);
-        let (p, _) = crate::sip::parse(m.as_bytes()).unwrap();
+        let (p, _) = crate::sip_monitor::sip::parse(m.as_bytes()).unwrap();
         assert_eq!(p.method(), "PUBLISH");
         assert_eq!(p.content_length, body.len());
         assert!(m.contains("SIP-If-Match: etag-9") && m.contains("Event: presence"));
