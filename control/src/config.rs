@@ -1,12 +1,16 @@
 //! The host config (TOML). It is parsed and validated as a whole before
 //! anything is applied; an error names the key and the reason.
 
-use std::{collections::HashSet, fmt, net::Ipv4Addr, path::PathBuf};
+use std::{collections::HashSet, net::Ipv4Addr, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::field::ConfigError;
 use crate::lb::maglev::{is_prime, DEFAULT_TABLE_SIZE};
 use dataplane_common::lb::{GATEWAYS_MAX, GW_NAME_LEN, MAGLEV_MAX};
+
+// Old paths, kept until the edgeplane package imports the new ones (lib.rs).
+pub use crate::old_paths::config::*;
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -184,13 +188,13 @@ impl Migration {
             }
         }
         if let Some(c) = &self.controller {
-            validate_ifname(&c.interface).map_err(|r| err("migration.controller.interface", r))?;
+            crate::field::validate_ifname(&c.interface).map_err(|r| err("migration.controller.interface", r))?;
             let mut ids = HashSet::new();
             for (i, n) in c.networks.iter().enumerate() {
-                if parse_mac(&n.next_hop_mac).is_none() {
+                if crate::field::parse_mac(&n.next_hop_mac).is_none() {
                     return Err(err(format!("migration.controller.network[{i}].next_hop_mac"), format!("{:?} is not a MAC address", n.next_hop_mac)));
                 }
-                validate_ifname(&n.via).map_err(|r| err(format!("migration.controller.network[{i}].via"), r))?;
+                crate::field::validate_ifname(&n.via).map_err(|r| err(format!("migration.controller.network[{i}].via"), r))?;
                 if !ids.insert(n.id) {
                     return Err(err(format!("migration.controller.network[{i}].id"), format!("network {} is configured twice", n.id)));
                 }
@@ -448,26 +452,8 @@ fn default_weight() -> u32 {
 
 pub const MAX_WEIGHT: u32 = 1000;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// Dotted path of the offending key, e.g. `lb[0].gateway[1].mac`.
-    pub key: String,
-    pub reason: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.reason)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
 fn err(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        key: key.into(),
-        reason: reason.into(),
-    }
+    ConfigError::new(key, reason)
 }
 
 impl Config {
@@ -500,7 +486,7 @@ impl Config {
             gw.validate()
                 .map_err(|(k, r)| err(format!("gateway[{i}].{k}"), r))?;
             for (j, name) in gw.interfaces.iter().enumerate() {
-                validate_ifname(name)
+                crate::field::validate_ifname(name)
                     .map_err(|r| err(format!("gateway[{i}].interfaces[{j}]"), r))?;
                 if !ifaces.insert(name) {
                     return Err(err(
@@ -535,7 +521,7 @@ impl Config {
         }
         if let Some(p) = &self.presence {
             for a in &p.allow {
-                if crate::gateway::parse_prefix(a).is_none() {
+                if crate::field::parse_prefix(a).is_none() {
                     return Err(err("presence.allow", format!("{a:?} is not A.B.C.D/LEN")));
                 }
             }
@@ -543,7 +529,7 @@ impl Config {
         let mut vrids = HashSet::new();
         for (i, r) in self.router.iter().enumerate() {
             let k = format!("router[{i}]");
-            validate_ifname(&r.interface).map_err(|m| err(format!("{k}.interface"), m))?;
+            crate::field::validate_ifname(&r.interface).map_err(|m| err(format!("{k}.interface"), m))?;
             if r.vrid == 0 {
                 return Err(err(format!("{k}.vrid"), "must be 1..255"));
             }
@@ -575,7 +561,7 @@ impl Config {
                 ));
             }
             for a in &r.virtual_addresses {
-                if crate::gateway::parse_prefix(a).is_none() {
+                if crate::field::parse_prefix(a).is_none() {
                     return Err(err(
                         format!("{k}.virtual_addresses"),
                         format!("{a:?} is not A.B.C.D/LEN"),
@@ -585,7 +571,7 @@ impl Config {
         }
         for (i, lb) in self.lb.iter().enumerate() {
             let k = format!("lb[{i}]");
-            validate_ifname(&lb.interface).map_err(|r| err(format!("{k}.interface"), r))?;
+            crate::field::validate_ifname(&lb.interface).map_err(|r| err(format!("{k}.interface"), r))?;
             if !ifaces.insert(&lb.interface) {
                 return Err(err(
                     format!("{k}.interface"),
@@ -646,14 +632,14 @@ impl Gateway {
                 format!("{:?}: use letters, digits, '-', '_' or '.'", self.name),
             ));
         }
-        if parse_mac(&self.mac).is_none() {
+        if crate::field::parse_mac(&self.mac).is_none() {
             return Err((
                 "mac",
                 format!("{:?} is not a MAC address (xx:xx:xx:xx:xx:xx)", self.mac),
             ));
         }
         if let Some(v) = &self.via {
-            validate_ifname(v).map_err(|r| ("via", r))?;
+            crate::field::validate_ifname(v).map_err(|r| ("via", r))?;
         }
         if self.weight > MAX_WEIGHT {
             return Err((
@@ -663,30 +649,6 @@ impl Gateway {
         }
         Ok(())
     }
-}
-
-pub fn validate_ifname(name: &str) -> Result<(), String> {
-    if name.is_empty()
-        || name.len() > 15
-        || name.contains('/')
-        || name.contains(char::is_whitespace)
-    {
-        return Err(format!("{name:?} is not a valid interface name"));
-    }
-    Ok(())
-}
-
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut out = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in out.iter_mut() {
-        let p = parts.next()?;
-        if p.len() != 2 {
-            return None;
-        }
-        *b = u8::from_str_radix(p, 16).ok()?;
-    }
-    parts.next().is_none().then_some(out)
 }
 
 /// Best-effort dotted key for a byte offset of a TOML parse error: the

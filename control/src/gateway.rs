@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
+
 use dataplane_common::gw::{
     GROUPS_MAX, NO_SERVER, SELECT_SLOTS, SERVERS_MAX, TYPES_MAX, TYPE_RULES_MAX,
 };
@@ -179,13 +180,6 @@ impl std::str::FromStr for ServiceAddr {
     }
 }
 
-pub fn parse_prefix(s: &str) -> Option<(Ipv4Addr, u32)> {
-    let (a, l) = s.split_once('/').unwrap_or((s, "32"));
-    let a: Ipv4Addr = a.parse().ok()?;
-    let l: u32 = l.parse().ok()?;
-    (l <= 32).then_some((a, l))
-}
-
 pub fn parse_ports(s: &str) -> Option<(u16, u16)> {
     let (a, b) = s.split_once('-')?;
     let (a, b): (u16, u16) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
@@ -234,7 +228,7 @@ impl Gateway {
                 return e(&format!("{k}.dscp"), "must be 0..63".into());
             }
             if let Some(p) = &t.terminals {
-                if parse_prefix(p).is_none() {
+                if crate::field::parse_prefix(p).is_none() {
                     return e(
                         &format!("{k}.terminals"),
                         format!("{p:?} is not A.B.C.D/LEN"),
@@ -265,7 +259,7 @@ impl Gateway {
                 }
             }
             for p in g.allow.iter().flatten() {
-                if parse_prefix(p).is_none() {
+                if crate::field::parse_prefix(p).is_none() {
                     return e(&format!("{k}.allow"), format!("{p:?} is not A.B.C.D/LEN"));
                 }
             }
@@ -284,7 +278,7 @@ impl Gateway {
                     );
                 }
                 if let Some(m) = &s.mac {
-                    if crate::config::parse_mac(m).is_none() {
+                    if crate::field::parse_mac(m).is_none() {
                         return e(&format!("{sk}.mac"), format!("{m:?} is not a MAC address"));
                     }
                 }
@@ -394,6 +388,9 @@ pub struct AccountingRecord {
     pub end_reason: Option<EndReason>,
 }
 
+// Old paths, kept until the edgeplane package imports the new ones (lib.rs).
+pub use crate::old_paths::gateway::*;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,9 +445,9 @@ mod tests {
         assert_eq!(parse_ports("80-90"), None);
         assert_eq!(parse_ports("30000-20000"), None);
         assert_eq!(
-            parse_prefix("10.0.0.0/8"),
+            crate::field::parse_prefix("10.0.0.0/8"),
             Some((Ipv4Addr::new(10, 0, 0, 0), 8))
         );
-        assert_eq!(parse_prefix("10.0.0.0/33"), None);
+        assert_eq!(crate::field::parse_prefix("10.0.0.0/33"), None);
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod config;
+pub mod field;
 pub mod gateway;
 pub mod lb;
 pub mod migration;
@@ -11,7 +12,23 @@ pub mod router;
 pub mod sip_monitor;
 
 // Old paths, kept until the edgeplane package imports the new ones.
+// Delete from here to "End of old paths", and the two lines marked
+// "Old paths" in config.rs and gateway.rs that glob-import
+// `old_paths::config` and `old_paths::gateway`.
 pub use lb::maglev;
 pub use router::{loadshare, vrrp};
 pub use sip_monitor::{sip, stream as sip_stream, track as sip_track};
+
+#[doc(hidden)]
+pub mod old_paths {
+    /// `control::config::…`: the shared field parsers, now in `field`.
+    pub mod config {
+        pub use crate::field::{parse_mac, validate_ifname};
+    }
+
+    /// `control::gateway::…`: the prefix parser, now in `field`.
+    pub mod gateway {
+        pub use crate::field::parse_prefix;
+    }
+}
 // End of old paths.

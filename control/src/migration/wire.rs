@@ -66,10 +66,10 @@ impl NetworkInfo {
             return Err(("via", "give both via and next_hop_mac (the egress), or neither".into()));
         }
         if let Some(v) = &self.via {
-            crate::config::validate_ifname(v).map_err(|r| ("via", r))?;
+            crate::field::validate_ifname(v).map_err(|r| ("via", r))?;
         }
         if let Some(m) = &self.next_hop_mac {
-            if crate::config::parse_mac(m).is_none() {
+            if crate::field::parse_mac(m).is_none() {
                 return Err(("next_hop_mac", format!("{m:?} is not a MAC address")));
             }
         }
