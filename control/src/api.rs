@@ -35,7 +35,7 @@ pub enum Request {
     GwAccounting,
     GwServerAdd {
         group: String,
-        server: crate::gateway::ServerCfg,
+        server: crate::gateway::config::ServerCfg,
     },
     GwServerRemove {
         group: String,

@@ -6,6 +6,7 @@ use std::{collections::HashSet, net::Ipv4Addr, path::PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use crate::field::ConfigError;
+use crate::field::InterfaceClaims;
 use crate::lb::maglev::{is_prime, DEFAULT_TABLE_SIZE};
 use dataplane_common::lb::{GATEWAYS_MAX, GW_NAME_LEN, MAGLEV_MAX};
 
@@ -20,7 +21,7 @@ pub struct Config {
     #[serde(default)]
     pub lb: Vec<Lb>,
     #[serde(default)]
-    pub gateway: Vec<crate::gateway::Gateway>,
+    pub gateway: Vec<crate::gateway::config::Gateway>,
     #[serde(default)]
     pub router: Vec<Router>,
     #[serde(default)]
@@ -481,20 +482,10 @@ impl Config {
             m.parse::<std::net::SocketAddr>()
                 .map_err(|_| err("node.metrics", format!("{m:?} is not an address:port")))?;
         }
-        let mut ifaces = HashSet::new();
+        let mut interfaces = InterfaceClaims::default();
         for (i, gw) in self.gateway.iter().enumerate() {
-            gw.validate()
-                .map_err(|(k, r)| err(format!("gateway[{i}].{k}"), r))?;
-            for (j, name) in gw.interfaces.iter().enumerate() {
-                crate::field::validate_ifname(name)
-                    .map_err(|r| err(format!("gateway[{i}].interfaces[{j}]"), r))?;
-                if !ifaces.insert(name) {
-                    return Err(err(
-                        format!("gateway[{i}].interfaces[{j}]"),
-                        format!("{name} is already used by another role instance"),
-                    ));
-                }
-            }
+            gw.validate_section(&mut interfaces)
+                .map_err(|e| e.under(&format!("gateway[{i}]")))?;
         }
         if let Some(m) = &self.sip_monitor {
             if m.interfaces.is_empty() {
@@ -572,12 +563,7 @@ impl Config {
         for (i, lb) in self.lb.iter().enumerate() {
             let k = format!("lb[{i}]");
             crate::field::validate_ifname(&lb.interface).map_err(|r| err(format!("{k}.interface"), r))?;
-            if !ifaces.insert(&lb.interface) {
-                return Err(err(
-                    format!("{k}.interface"),
-                    format!("{} is already used by another role instance", lb.interface),
-                ));
-            }
+            interfaces.claim(&lb.interface).map_err(|r| err(format!("{k}.interface"), r))?;
             if !is_prime(lb.table_size) || lb.table_size > MAGLEV_MAX {
                 return Err(err(
                     format!("{k}.table_size"),

@@ -13,7 +13,7 @@ pub mod sip_monitor;
 
 // Old paths, kept until the edgeplane package imports the new ones.
 // Delete from here to "End of old paths", and the two lines marked
-// "Old paths" in config.rs and gateway.rs that glob-import
+// "Old paths" in config.rs and gateway/mod.rs that glob-import
 // `old_paths::config` and `old_paths::gateway`.
 pub use lb::maglev;
 pub use router::{loadshare, vrrp};
@@ -26,9 +26,13 @@ pub mod old_paths {
         pub use crate::field::{parse_mac, validate_ifname};
     }
 
-    /// `control::gateway::…`: the prefix parser, now in `field`.
+    /// `control::gateway::…`: the gateway's section, now in
+    /// `gateway::config`, and the prefix parser, now in `field`.
     pub mod gateway {
         pub use crate::field::parse_prefix;
+        pub use crate::gateway::config::{
+            parse_ports, Accounting, Gateway, Group, ServerCfg, SessionType, Timeouts,
+        };
     }
 }
 // End of old paths.
