@@ -1,14 +1,12 @@
 //! The host config (TOML). It is parsed and validated as a whole before
 //! anything is applied; an error names the key and the reason.
 
-use std::{collections::HashSet, net::Ipv4Addr, path::PathBuf};
+use std::{collections::HashSet, path::PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 pub use crate::field::ConfigError;
 use crate::field::InterfaceClaims;
-use crate::lb::maglev::{is_prime, DEFAULT_TABLE_SIZE};
-use dataplane_common::lb::{GATEWAYS_MAX, GW_NAME_LEN, MAGLEV_MAX};
 
 // Old paths, kept until the edgeplane package imports the new ones (lib.rs).
 pub use crate::old_paths::config::*;
@@ -19,7 +17,7 @@ pub struct Config {
     #[serde(default)]
     pub node: Node,
     #[serde(default)]
-    pub lb: Vec<Lb>,
+    pub lb: Vec<crate::lb::config::Lb>,
     #[serde(default)]
     pub gateway: Vec<crate::gateway::config::Gateway>,
     #[serde(default)]
@@ -416,43 +414,6 @@ pub enum XdpMode {
     Skb,
 }
 
-/// One `lb` instance: the ingress interface and its gateways.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Lb {
-    pub interface: String,
-    #[serde(default)]
-    pub seed: u32,
-    #[serde(default = "default_table_size")]
-    pub table_size: u32,
-    #[serde(default, rename = "gateway")]
-    pub gateways: Vec<Gateway>,
-}
-
-fn default_table_size() -> u32 {
-    DEFAULT_TABLE_SIZE
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Gateway {
-    pub name: String,
-    pub address: Ipv4Addr,
-    /// The gateway's MAC, `xx:xx:xx:xx:xx:xx`.
-    pub mac: String,
-    /// Egress interface; defaults to the ingress interface (XDP_TX).
-    #[serde(default)]
-    pub via: Option<String>,
-    #[serde(default = "default_weight")]
-    pub weight: u32,
-}
-
-fn default_weight() -> u32 {
-    1
-}
-
-pub const MAX_WEIGHT: u32 = 1000;
-
 fn err(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError::new(key, reason)
 }
@@ -561,79 +522,14 @@ impl Config {
             }
         }
         for (i, lb) in self.lb.iter().enumerate() {
-            let k = format!("lb[{i}]");
-            crate::field::validate_ifname(&lb.interface).map_err(|r| err(format!("{k}.interface"), r))?;
-            interfaces.claim(&lb.interface).map_err(|r| err(format!("{k}.interface"), r))?;
-            if !is_prime(lb.table_size) || lb.table_size > MAGLEV_MAX {
-                return Err(err(
-                    format!("{k}.table_size"),
-                    format!("{} must be a prime no larger than {MAGLEV_MAX} (default {DEFAULT_TABLE_SIZE})", lb.table_size),
-                ));
-            }
-            if lb.gateways.len() > GATEWAYS_MAX as usize
-                || lb.table_size as usize <= lb.gateways.len()
-            {
-                return Err(err(
-                    format!("{k}.gateway"),
-                    format!(
-                        "{} gateways: at most {GATEWAYS_MAX}, and fewer than table_size",
-                        lb.gateways.len()
-                    ),
-                ));
-            }
-            let mut names = HashSet::new();
-            for (j, gw) in lb.gateways.iter().enumerate() {
-                let gk = format!("{k}.gateway[{j}]");
-                gw.validate()
-                    .map_err(|(field, r)| err(format!("{gk}.{field}"), r))?;
-                if !names.insert(&gw.name) {
-                    return Err(err(
-                        format!("{gk}.name"),
-                        format!("{:?} is used twice", gw.name),
-                    ));
-                }
-            }
+            lb.validate(&mut interfaces)
+                .map_err(|e| e.under(&format!("lb[{i}]")))?;
         }
         Ok(())
     }
 
-    pub fn lb_for(&self, interface: &str) -> Option<&Lb> {
+    pub fn lb_for(&self, interface: &str) -> Option<&crate::lb::config::Lb> {
         self.lb.iter().find(|l| l.interface == interface)
-    }
-}
-
-impl Gateway {
-    /// Field-level checks; returns the field name and reason.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.name.is_empty() || self.name.len() >= GW_NAME_LEN {
-            return Err(("name", format!("must be 1..{} bytes", GW_NAME_LEN - 1)));
-        }
-        if !self
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err((
-                "name",
-                format!("{:?}: use letters, digits, '-', '_' or '.'", self.name),
-            ));
-        }
-        if crate::field::parse_mac(&self.mac).is_none() {
-            return Err((
-                "mac",
-                format!("{:?} is not a MAC address (xx:xx:xx:xx:xx:xx)", self.mac),
-            ));
-        }
-        if let Some(v) = &self.via {
-            crate::field::validate_ifname(v).map_err(|r| ("via", r))?;
-        }
-        if self.weight > MAX_WEIGHT {
-            return Err((
-                "weight",
-                format!("{} is above the maximum {MAX_WEIGHT}", self.weight),
-            ));
-        }
-        Ok(())
     }
 }
 
@@ -684,6 +580,7 @@ fn key_at(text: &str, offset: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lb::maglev::DEFAULT_TABLE_SIZE;
 
     const GOOD: &str = r#"
 [node]

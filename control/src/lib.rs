@@ -21,9 +21,14 @@ pub use sip_monitor::{sip, stream as sip_stream, track as sip_track};
 
 #[doc(hidden)]
 pub mod old_paths {
-    /// `control::config::…`: the shared field parsers, now in `field`.
+    /// `control::config::…`: the roles' sections, before each moved to
+    /// its role, and the shared field parsers, now in `field`.
     pub mod config {
         pub use crate::field::{parse_mac, validate_ifname};
+        pub use crate::lb::config::{Lb, MAX_WEIGHT};
+        /// The load balancer's backend, named after what it is in this
+        /// system (a gateway).
+        pub type Gateway = crate::lb::config::Backend;
     }
 
     /// `control::gateway::…`: the gateway's section, now in
