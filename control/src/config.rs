@@ -21,7 +21,7 @@ pub struct Config {
     #[serde(default)]
     pub gateway: Vec<crate::gateway::config::Gateway>,
     #[serde(default)]
-    pub router: Vec<Router>,
+    pub router: Vec<crate::router::config::Router>,
     #[serde(default)]
     pub sip_monitor: Option<SipMonitor>,
     #[serde(default)]
@@ -300,80 +300,6 @@ pub struct Presence {
     pub allow: Vec<String>,
 }
 
-/// One VRRPv3 virtual router (RFC 5798) on an interface.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Router {
-    pub interface: String,
-    pub vrid: u8,
-    /// 1..=254; 255 means this router owns the virtual addresses.
-    #[serde(default = "default_priority")]
-    pub priority: u8,
-    /// Advertisement interval, milliseconds (a multiple of 10, 10..=40950).
-    #[serde(default = "default_advert_ms")]
-    pub advert_interval_ms: u32,
-    #[serde(default = "yes")]
-    pub preempt: bool,
-    #[serde(default)]
-    pub accept: bool,
-    /// "A.B.C.D/LEN" (the length is used when the address is installed).
-    pub virtual_addresses: Vec<String>,
-    /// The load-sharing extension (seed 003); plain VRRP when absent.
-    #[serde(default)]
-    pub load_sharing: Option<LoadSharing>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct LoadSharing {
-    /// Shared key authenticating the extension's messages.
-    pub key: String,
-    /// The other routers of the virtual router (their primary addresses).
-    pub peers: Vec<std::net::Ipv4Addr>,
-    #[serde(default = "default_hello_ms")]
-    pub hello_ms: u64,
-    /// "upstream" (bucket by source address) or "downstream" (by
-    /// destination).
-    #[serde(default = "default_direction")]
-    pub direction: String,
-    /// A backup routing more packets per second than this asks the master
-    /// for a review (claim 8); no requests when absent.
-    #[serde(default)]
-    pub review_pps: Option<u64>,
-    #[serde(default = "default_review_holddown")]
-    pub review_holddown_ms: u64,
-    /// The master collects rates this often (claim 9); only on request
-    /// when absent.
-    #[serde(default)]
-    pub collect_interval_ms: Option<u64>,
-    #[serde(default = "default_collect_holddown")]
-    pub collect_holddown_ms: u64,
-}
-
-fn default_review_holddown() -> u64 {
-    10_000
-}
-
-fn default_collect_holddown() -> u64 {
-    5_000
-}
-
-fn default_hello_ms() -> u64 {
-    100
-}
-
-fn default_direction() -> String {
-    "upstream".into()
-}
-
-fn default_priority() -> u8 {
-    100
-}
-
-fn default_advert_ms() -> u32 {
-    1000
-}
-
 fn yes() -> bool {
     true
 }
@@ -478,48 +404,9 @@ impl Config {
                 }
             }
         }
-        let mut vrids = HashSet::new();
         for (i, r) in self.router.iter().enumerate() {
-            let k = format!("router[{i}]");
-            crate::field::validate_ifname(&r.interface).map_err(|m| err(format!("{k}.interface"), m))?;
-            if r.vrid == 0 {
-                return Err(err(format!("{k}.vrid"), "must be 1..255"));
-            }
-            if !vrids.insert((r.interface.clone(), r.vrid)) {
-                return Err(err(
-                    format!("{k}.vrid"),
-                    format!("VRID {} is configured twice on {}", r.vrid, r.interface),
-                ));
-            }
-            if r.priority == 0 {
-                return Err(err(
-                    format!("{k}.priority"),
-                    "must be 1..255 (0 is reserved for a master leaving)",
-                ));
-            }
-            if r.advert_interval_ms % 10 != 0 || !(10..=40950).contains(&r.advert_interval_ms) {
-                return Err(err(
-                    format!("{k}.advert_interval_ms"),
-                    format!(
-                        "{} must be a multiple of 10 in 10..=40950 (centiseconds on the wire)",
-                        r.advert_interval_ms
-                    ),
-                ));
-            }
-            if r.virtual_addresses.is_empty() || r.virtual_addresses.len() > 255 {
-                return Err(err(
-                    format!("{k}.virtual_addresses"),
-                    "name 1..255 addresses",
-                ));
-            }
-            for a in &r.virtual_addresses {
-                if crate::field::parse_prefix(a).is_none() {
-                    return Err(err(
-                        format!("{k}.virtual_addresses"),
-                        format!("{a:?} is not A.B.C.D/LEN"),
-                    ));
-                }
-            }
+            r.validate(&self.router[..i])
+                .map_err(|e| e.under(&format!("router[{i}]")))?;
         }
         for (i, lb) in self.lb.iter().enumerate() {
             lb.validate(&mut interfaces)
