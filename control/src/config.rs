@@ -23,7 +23,7 @@ pub struct Config {
     #[serde(default)]
     pub router: Vec<crate::router::config::Router>,
     #[serde(default)]
-    pub sip_monitor: Option<SipMonitor>,
+    pub sip_monitor: Option<crate::sip_monitor::config::SipMonitor>,
     #[serde(default)]
     pub presence: Option<Presence>,
     #[serde(default)]
@@ -242,53 +242,6 @@ pub struct ProcessPlace {
     pub service: std::net::Ipv4Addr,
 }
 
-/// The SIP monitor (seed 001) on a session control server's interfaces.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct SipMonitor {
-    pub interfaces: Vec<String>,
-    #[serde(default = "default_sip_ports")]
-    pub ports: Vec<u16>,
-    /// Only terminals of this domain are published (claims 10-11).
-    pub domain: String,
-    /// The presence server, "ADDR:PORT".
-    pub presence: std::net::SocketAddrV4,
-    /// "200" or "ack" (claims 12-13).
-    #[serde(default = "default_talking_on")]
-    pub talking_on: String,
-    /// "bye" or "bye_ok" (claims 14-15).
-    #[serde(default = "default_terminated_on")]
-    pub terminated_on: String,
-    /// At most one PUBLISH per terminal per this many ms; later changes
-    /// are coalesced.
-    #[serde(default = "default_publish_interval")]
-    pub publish_interval_ms: u64,
-    /// "publish" (RFC 3903) or "register": a REGISTER carrying the same
-    /// PIDF body (claim 20).
-    #[serde(default = "default_carrier")]
-    pub carrier: String,
-}
-
-fn default_carrier() -> String {
-    "publish".into()
-}
-
-fn default_sip_ports() -> Vec<u16> {
-    vec![5060]
-}
-
-fn default_talking_on() -> String {
-    "200".into()
-}
-
-fn default_terminated_on() -> String {
-    "bye".into()
-}
-
-fn default_publish_interval() -> u64 {
-    100
-}
-
 /// The presence server.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -375,24 +328,7 @@ impl Config {
                 .map_err(|e| e.under(&format!("gateway[{i}]")))?;
         }
         if let Some(m) = &self.sip_monitor {
-            if m.interfaces.is_empty() {
-                return Err(err("sip_monitor.interfaces", "name at least one interface"));
-            }
-            if m.ports.is_empty() || m.ports.len() > 16 || m.ports.contains(&0) {
-                return Err(err("sip_monitor.ports", "1..16 ports, none 0"));
-            }
-            if m.domain.is_empty() {
-                return Err(err("sip_monitor.domain", "name the monitored domain"));
-            }
-            if m.talking_on != "200" && m.talking_on != "ack" {
-                return Err(err("sip_monitor.talking_on", "\"200\" or \"ack\""));
-            }
-            if m.carrier != "publish" && m.carrier != "register" {
-                return Err(err("sip_monitor.carrier", "\"publish\" or \"register\""));
-            }
-            if m.terminated_on != "bye" && m.terminated_on != "bye_ok" {
-                return Err(err("sip_monitor.terminated_on", "\"bye\" or \"bye_ok\""));
-            }
+            m.validate().map_err(|e| e.under("sip_monitor"))?;
         }
         if let Some(m) = &self.migration {
             m.validate()?;

@@ -27,6 +27,7 @@ pub mod old_paths {
         pub use crate::field::{parse_mac, validate_ifname};
         pub use crate::lb::config::{Lb, MAX_WEIGHT};
         pub use crate::router::config::{LoadSharing, Router};
+        pub use crate::sip_monitor::config::SipMonitor;
         /// The load balancer's backend, named after what it is in this
         /// system (a gateway).
         pub type Gateway = crate::lb::config::Backend;
