@@ -25,7 +25,7 @@ pub struct Config {
     #[serde(default)]
     pub sip_monitor: Option<crate::sip_monitor::config::SipMonitor>,
     #[serde(default)]
-    pub presence: Option<Presence>,
+    pub presence: Option<crate::presence::config::Presence>,
     #[serde(default)]
     pub migration: Option<Migration>,
 }
@@ -242,17 +242,6 @@ pub struct ProcessPlace {
     pub service: std::net::Ipv4Addr,
 }
 
-/// The presence server.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Presence {
-    pub listen: std::net::SocketAddrV4,
-    /// SQLite file, or a `postgres://` URL for PostgreSQL.
-    pub database: PathBuf,
-    /// Prefixes PUBLISH is accepted from.
-    pub allow: Vec<String>,
-}
-
 fn yes() -> bool {
     true
 }
@@ -334,11 +323,7 @@ impl Config {
             m.validate()?;
         }
         if let Some(p) = &self.presence {
-            for a in &p.allow {
-                if crate::field::parse_prefix(a).is_none() {
-                    return Err(err("presence.allow", format!("{a:?} is not A.B.C.D/LEN")));
-                }
-            }
+            p.validate().map_err(|e| e.under("presence"))?;
         }
         for (i, r) in self.router.iter().enumerate() {
             r.validate(&self.router[..i])

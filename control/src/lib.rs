@@ -26,6 +26,7 @@ pub mod old_paths {
     pub mod config {
         pub use crate::field::{parse_mac, validate_ifname};
         pub use crate::lb::config::{Lb, MAX_WEIGHT};
+        pub use crate::presence::config::Presence;
         pub use crate::router::config::{LoadSharing, Router};
         pub use crate::sip_monitor::config::SipMonitor;
         /// The load balancer's backend, named after what it is in this

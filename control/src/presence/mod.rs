@@ -1,7 +1,8 @@
-//! The presence role (`[presence]`, seed 001): the presence documents and
-//! the requests that carry them (what the SIP monitor sends), and the
-//! presence server's store.
+//! The presence role (`[presence]`, seed 001): its config section, the
+//! presence documents and the requests that carry them (what the SIP
+//! monitor sends), and the presence server's store.
 
+pub mod config;
 mod document;
 mod store;
 
