@@ -1,12 +1,16 @@
 //! The host config (TOML). It is parsed and validated as a whole before
 //! anything is applied; an error names the key and the reason.
+//!
+//! This file holds the node's own section and composes the roles' ones:
+//! each role checks its section with keys relative to it, and the error
+//! is placed under the section's key here.
 
-use std::{collections::HashSet, path::PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 pub use crate::field::ConfigError;
-use crate::field::InterfaceClaims;
+use crate::{field::InterfaceClaims, gateway, lb, migration, presence, router, sip_monitor};
 
 // Old paths, kept until the edgeplane package imports the new ones (lib.rs).
 pub use crate::old_paths::config::*;
@@ -17,233 +21,17 @@ pub struct Config {
     #[serde(default)]
     pub node: Node,
     #[serde(default)]
-    pub lb: Vec<crate::lb::config::Lb>,
+    pub lb: Vec<lb::config::Lb>,
     #[serde(default)]
-    pub gateway: Vec<crate::gateway::config::Gateway>,
+    pub gateway: Vec<gateway::config::Gateway>,
     #[serde(default)]
-    pub router: Vec<crate::router::config::Router>,
+    pub router: Vec<router::config::Router>,
     #[serde(default)]
-    pub sip_monitor: Option<crate::sip_monitor::config::SipMonitor>,
+    pub sip_monitor: Option<sip_monitor::config::SipMonitor>,
     #[serde(default)]
-    pub presence: Option<crate::presence::config::Presence>,
+    pub presence: Option<presence::config::Presence>,
     #[serde(default)]
-    pub migration: Option<Migration>,
-}
-
-/// Process migration (seed 000): any of its three parts on this host.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Migration {
-    pub agent: Option<MigrationAgent>,
-    pub controller: Option<MigrationController>,
-    pub coordinator: Option<MigrationCoordinator>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct MigrationAgent {
-    pub listen: std::net::SocketAddrV4,
-    /// The coordinator's `listen` endpoint: `edgeplane migrate` on this
-    /// server goes through this agent to it (claim 1: the request may come
-    /// from server 1).
-    #[serde(default)]
-    pub coordinator: Option<std::net::SocketAddrV4>,
-    #[serde(rename = "process")]
-    pub processes: Vec<MigratableProcess>,
-}
-
-/// A process the agent can move, with the application backend: the
-/// workload pauses, exports and imports its state and resumes, either
-/// through a control socket (one command per connection: `pause`,
-/// `export`, `import JSON`, `resume`, `discard`) or through commands.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct MigratableProcess {
-    pub name: String,
-    #[serde(default)]
-    pub control: Option<PathBuf>,
-    /// Commands run instead of a control socket.
-    #[serde(default)]
-    pub commands: Option<AppCommands>,
-    /// The process's pid file: whom SIGSTOP stops when there is neither a
-    /// cgroup nor a control socket to ask.
-    #[serde(default)]
-    pub pid_file: Option<PathBuf>,
-    /// Interface holding the service address while the process runs here.
-    #[serde(default = "default_service_dev")]
-    pub service_dev: String,
-    /// The process's own cgroup v2 directory: once its state is exported
-    /// the agent freezes it there (`cgroup.freeze`). Without one the agent
-    /// stops it with SIGSTOP (its pid from the control socket's peer).
-    #[serde(default)]
-    pub cgroup: Option<PathBuf>,
-    /// Freeze (cgroup) or stop (SIGSTOP) the process while it is moved;
-    /// `false` relies on the application's own pause only.
-    #[serde(default = "yes")]
-    pub freeze: bool,
-}
-
-
-/// The application backend as commands (argv, no shell). `export` prints
-/// the state on stdout; `import` reads it on stdin; a non-zero exit is a
-/// failure, reported with its stderr.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct AppCommands {
-    pub pause: Vec<String>,
-    pub export: Vec<String>,
-    pub import: Vec<String>,
-    pub resume: Vec<String>,
-    /// Drop what an import brought (a rolled-back destination); optional.
-    #[serde(default)]
-    pub discard: Option<Vec<String>>,
-}
-
-fn default_service_dev() -> String {
-    "lo".into()
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct MigrationController {
-    pub listen: std::net::SocketAddrV4,
-    /// The terminal-side interface the steering program runs on.
-    pub interface: String,
-    #[serde(rename = "network")]
-    pub networks: Vec<SteerNetwork>,
-    #[serde(rename = "service")]
-    pub services: Vec<SteerService>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct SteerNetwork {
-    pub id: u32,
-    pub name: String,
-    pub via: String,
-    pub next_hop_mac: String,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct SteerService {
-    pub address: std::net::Ipv4Addr,
-    pub network: u32,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct MigrationCoordinator {
-    /// The connection controller, "ADDR:PORT", for networks that do not
-    /// name their own.
-    #[serde(default)]
-    pub controller: Option<std::net::SocketAddrV4>,
-    /// Where migration requests from agents arrive (framed TCP).
-    #[serde(default)]
-    pub listen: Option<std::net::SocketAddrV4>,
-    /// SQLite store of servers, networks and where processes run.
-    pub database: PathBuf,
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    #[serde(rename = "server")]
-    pub servers: Vec<crate::migration::ServerInfo>,
-    #[serde(rename = "network")]
-    pub networks: Vec<crate::migration::NetworkInfo>,
-    #[serde(rename = "process")]
-    pub processes: Vec<ProcessPlace>,
-}
-
-impl Migration {
-    fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(a) = &self.agent {
-            if a.processes.is_empty() {
-                return Err(err("migration.agent.process", "name at least one process this agent can move"));
-            }
-            for (i, p) in a.processes.iter().enumerate() {
-                if a.processes[..i].iter().any(|q| q.name == p.name) {
-                    return Err(err(format!("migration.agent.process[{i}].name"), format!("{:?} is configured twice", p.name)));
-                }
-                let key = |k: &str| format!("migration.agent.process[{i}].{k}");
-                match (&p.control, &p.commands) {
-                    (None, None) => return Err(err(key("control"), "give the workload's control socket, or [commands]")),
-                    (Some(_), Some(_)) => return Err(err(key("commands"), "give either a control socket or commands, not both")),
-                    (None, Some(c)) => {
-                        for (k, argv) in [("pause", &c.pause), ("export", &c.export), ("import", &c.import), ("resume", &c.resume)] {
-                            if argv.is_empty() || argv[0].is_empty() {
-                                return Err(err(key(&format!("commands.{k}")), "an empty command (give the program and its arguments)"));
-                            }
-                        }
-                        if p.freeze && p.cgroup.is_none() && p.pid_file.is_none() {
-                            return Err(err(key("pid_file"), "needed to stop the process (SIGSTOP) when there is neither a cgroup nor a control socket; or set freeze = false"));
-                        }
-                    }
-                    (Some(_), None) => {}
-                }
-                if let Some(g) = &p.cgroup {
-                    if !g.is_absolute() || g == std::path::Path::new("/sys/fs/cgroup") {
-                        return Err(err(format!("migration.agent.process[{i}].cgroup"), "must be the process's own cgroup directory (an absolute path below the cgroup v2 root)"));
-                    }
-                }
-            }
-        }
-        if let Some(c) = &self.controller {
-            crate::field::validate_ifname(&c.interface).map_err(|r| err("migration.controller.interface", r))?;
-            let mut ids = HashSet::new();
-            for (i, n) in c.networks.iter().enumerate() {
-                if crate::field::parse_mac(&n.next_hop_mac).is_none() {
-                    return Err(err(format!("migration.controller.network[{i}].next_hop_mac"), format!("{:?} is not a MAC address", n.next_hop_mac)));
-                }
-                crate::field::validate_ifname(&n.via).map_err(|r| err(format!("migration.controller.network[{i}].via"), r))?;
-                if !ids.insert(n.id) {
-                    return Err(err(format!("migration.controller.network[{i}].id"), format!("network {} is configured twice", n.id)));
-                }
-            }
-            for (i, sv) in c.services.iter().enumerate() {
-                if !ids.contains(&sv.network) {
-                    return Err(err(format!("migration.controller.service[{i}].network"), format!("no network {} is configured", sv.network)));
-                }
-            }
-        }
-        if let Some(c) = &self.coordinator {
-            if c.timeout_ms == 0 || c.timeout_ms > 600_000 {
-                return Err(err("migration.coordinator.timeout_ms", "must be 1..=600000"));
-            }
-            for (i, n) in c.networks.iter().enumerate() {
-                if c.networks[..i].iter().any(|m| m.name == n.name || m.id == n.id) {
-                    return Err(err(format!("migration.coordinator.network[{i}]"), format!("network {:?} (id {}) is configured twice", n.name, n.id)));
-                }
-                n.check(c.controller.is_some()).map_err(|(k, r)| err(format!("migration.coordinator.network[{i}].{k}"), r))?;
-            }
-            for (i, s) in c.servers.iter().enumerate() {
-                if !c.networks.iter().any(|n| n.name == s.network) {
-                    return Err(err(format!("migration.coordinator.server[{i}].network"), format!("no network {:?} is configured", s.network)));
-                }
-                s.check().map_err(|(k, r)| err(format!("migration.coordinator.server[{i}].{k}"), r))?;
-            }
-            for (i, p) in c.processes.iter().enumerate() {
-                if !c.servers.iter().any(|s| s.name == p.server) {
-                    return Err(err(format!("migration.coordinator.process[{i}].server"), format!("no server {:?} is configured", p.server)));
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-fn default_timeout_ms() -> u64 {
-    3000
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ProcessPlace {
-    pub name: String,
-    pub server: String,
-    pub service: std::net::Ipv4Addr,
-}
-
-fn yes() -> bool {
-    true
+    pub migration: Option<migration::config::Migration>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -282,10 +70,6 @@ pub enum XdpMode {
     Skb,
 }
 
-fn err(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError::new(key, reason)
-}
-
 impl Config {
     /// Parse and validate. Nothing is applied by this call.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
@@ -294,7 +78,7 @@ impl Config {
                 .span()
                 .map(|s| key_at(text, s.start))
                 .unwrap_or_else(|| "<file>".into());
-            err(key, e.message().to_string())
+            ConfigError::new(key, e.message().to_string())
         })?;
         cfg.validate()?;
         Ok(cfg)
@@ -302,14 +86,17 @@ impl Config {
 
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| err(path.display().to_string(), format!("cannot read: {e}")))?;
+            .map_err(|e| ConfigError::new(path.display().to_string(), format!("cannot read: {e}")))?;
         Self::parse(&text)
     }
 
+    /// The sections in the order they were always checked, so that a file
+    /// with several mistakes reports the same one first. An interface
+    /// runs one role instance: gateways and load balancers claim theirs.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(m) = &self.node.metrics {
             m.parse::<std::net::SocketAddr>()
-                .map_err(|_| err("node.metrics", format!("{m:?} is not an address:port")))?;
+                .map_err(|_| ConfigError::new("node.metrics", format!("{m:?} is not an address:port")))?;
         }
         let mut interfaces = InterfaceClaims::default();
         for (i, gw) in self.gateway.iter().enumerate() {
@@ -320,7 +107,7 @@ impl Config {
             m.validate().map_err(|e| e.under("sip_monitor"))?;
         }
         if let Some(m) = &self.migration {
-            m.validate()?;
+            m.validate().map_err(|e| e.under("migration"))?;
         }
         if let Some(p) = &self.presence {
             p.validate().map_err(|e| e.under("presence"))?;
@@ -336,7 +123,7 @@ impl Config {
         Ok(())
     }
 
-    pub fn lb_for(&self, interface: &str) -> Option<&crate::lb::config::Lb> {
+    pub fn lb_for(&self, interface: &str) -> Option<&lb::config::Lb> {
         self.lb.iter().find(|l| l.interface == interface)
     }
 }

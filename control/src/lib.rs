@@ -1,5 +1,10 @@
 //! Control-plane engines and the daemon's contracts: pure code, tested
 //! without a kernel or a network.
+//!
+//! One folder per role, each with its config section (`<role>::config`)
+//! and its engines: `lb`, `gateway`, `router`, `sip_monitor`, `presence`,
+//! `migration`. `config` composes the sections into the host config;
+//! `field` is what the sections share; `api` is the daemon's API.
 
 pub mod api;
 pub mod config;
@@ -26,6 +31,10 @@ pub mod old_paths {
     pub mod config {
         pub use crate::field::{parse_mac, validate_ifname};
         pub use crate::lb::config::{Lb, MAX_WEIGHT};
+        pub use crate::migration::config::{
+            AppCommands, MigratableProcess, Migration, MigrationAgent, MigrationController,
+            MigrationCoordinator, ProcessPlace, SteerNetwork, SteerService,
+        };
         pub use crate::presence::config::Presence;
         pub use crate::router::config::{LoadSharing, Router};
         pub use crate::sip_monitor::config::SipMonitor;

@@ -1,6 +1,7 @@
 //! The migration role (`[migration]`, seed 000), process migration
-//! between networks: the wire protocol every part speaks, checkpoints cut
-//! into frames, and the coordinator's sequence as a pure engine.
+//! between networks: its config section, the wire protocol every part
+//! speaks, checkpoints cut into frames, and the coordinator's sequence as
+//! a pure engine.
 //!
 //! Every message travels over TCP as a frame: a 4-byte big-endian length,
 //! then a JSON object with the protocol version, a request ID, a deadline
@@ -8,6 +9,7 @@
 //! they gave before, so retries are idempotent.
 
 mod checkpoint;
+pub mod config;
 mod engine;
 mod wire;
 

@@ -42,45 +42,6 @@ pub struct NetworkInfo {
     pub next_hop_mac: Option<String>,
 }
 
-impl ServerInfo {
-    /// Checks of one entry on its own; `Err((key, reason))`.
-    pub fn check(&self) -> Result<(), (&'static str, String)> {
-        if self.name.is_empty() {
-            return Err(("name", "must not be empty".into()));
-        }
-        if self.agent.parse::<std::net::SocketAddr>().is_err() {
-            return Err(("agent", format!("{:?} is not an address:port", self.agent)));
-        }
-        Ok(())
-    }
-}
-
-impl NetworkInfo {
-    /// Checks of one entry on its own; `default_controller`: whether the
-    /// coordinator has one for networks without their own.
-    pub fn check(&self, default_controller: bool) -> Result<(), (&'static str, String)> {
-        if self.name.is_empty() {
-            return Err(("name", "must not be empty".into()));
-        }
-        if self.via.is_some() != self.next_hop_mac.is_some() {
-            return Err(("via", "give both via and next_hop_mac (the egress), or neither".into()));
-        }
-        if let Some(v) = &self.via {
-            crate::field::validate_ifname(v).map_err(|r| ("via", r))?;
-        }
-        if let Some(m) = &self.next_hop_mac {
-            if crate::field::parse_mac(m).is_none() {
-                return Err(("next_hop_mac", format!("{m:?} is not a MAC address")));
-            }
-        }
-        match &self.controller {
-            Some(a) if a.parse::<std::net::SocketAddr>().is_err() => Err(("controller", format!("{a:?} is not an address:port"))),
-            None if !default_controller => Err(("controller", "no connection controller: set it here or set migration.coordinator.controller".into())),
-            _ => Ok(()),
-        }
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum Body {
