@@ -38,8 +38,7 @@ pub mod old_paths {
         pub use crate::presence::config::Presence;
         pub use crate::router::config::{LoadSharing, Router};
         pub use crate::sip_monitor::config::SipMonitor;
-        /// The load balancer's backend, named after what it is in this
-        /// system (a gateway).
+        /// `lb::config::Backend` under its old name.
         pub type Gateway = crate::lb::config::Backend;
     }
 
