@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Gateway;
+use crate::lb::config::Backend;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
@@ -16,7 +16,7 @@ pub enum Request {
     },
     LbGatewayAdd {
         interface: Option<String>,
-        gateway: Gateway,
+        gateway: Backend,
     },
     LbGatewayRemove {
         interface: Option<String>,
@@ -35,7 +35,7 @@ pub enum Request {
     GwAccounting,
     GwServerAdd {
         group: String,
-        server: crate::gateway::ServerCfg,
+        server: crate::gateway::config::ServerCfg,
     },
     GwServerRemove {
         group: String,

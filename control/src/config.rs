@@ -1,12 +1,19 @@
 //! The host config (TOML). It is parsed and validated as a whole before
 //! anything is applied; an error names the key and the reason.
+//!
+//! This file holds the node's own section and composes the roles' ones:
+//! each role checks its section with keys relative to it, and the error
+//! is placed under the section's key here.
 
-use std::{collections::HashSet, fmt, net::Ipv4Addr, path::PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::maglev::{is_prime, DEFAULT_TABLE_SIZE};
-use dataplane_common::lb::{GATEWAYS_MAX, GW_NAME_LEN, MAGLEV_MAX};
+pub use crate::field::ConfigError;
+use crate::{field::InterfaceClaims, gateway, lb, migration, presence, router, sip_monitor};
+
+// Old paths, kept until the edgeplane package imports the new ones (lib.rs).
+pub use crate::old_paths::config::*;
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -14,365 +21,17 @@ pub struct Config {
     #[serde(default)]
     pub node: Node,
     #[serde(default)]
-    pub lb: Vec<Lb>,
+    pub lb: Vec<lb::config::Lb>,
     #[serde(default)]
-    pub gateway: Vec<crate::gateway::Gateway>,
+    pub gateway: Vec<gateway::config::Gateway>,
     #[serde(default)]
-    pub router: Vec<Router>,
+    pub router: Vec<router::config::Router>,
     #[serde(default)]
-    pub sip_monitor: Option<SipMonitor>,
+    pub sip_monitor: Option<sip_monitor::config::SipMonitor>,
     #[serde(default)]
-    pub presence: Option<Presence>,
+    pub presence: Option<presence::config::Presence>,
     #[serde(default)]
-    pub migration: Option<Migration>,
-}
-
-/// Process migration (seed 000): any of its three parts on this host.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Migration {
-    pub agent: Option<MigrationAgent>,
-    pub controller: Option<MigrationController>,
-    pub coordinator: Option<MigrationCoordinator>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct MigrationAgent {
-    pub listen: std::net::SocketAddrV4,
-    /// The coordinator's `listen` endpoint: `edgeplane migrate` on this
-    /// server goes through this agent to it (claim 1: the request may come
-    /// from server 1).
-    #[serde(default)]
-    pub coordinator: Option<std::net::SocketAddrV4>,
-    #[serde(rename = "process")]
-    pub processes: Vec<MigratableProcess>,
-}
-
-/// A process the agent can move, with the application backend: the
-/// workload pauses, exports and imports its state and resumes, either
-/// through a control socket (one command per connection: `pause`,
-/// `export`, `import JSON`, `resume`, `discard`) or through commands.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct MigratableProcess {
-    pub name: String,
-    #[serde(default)]
-    pub control: Option<PathBuf>,
-    /// Commands run instead of a control socket.
-    #[serde(default)]
-    pub commands: Option<AppCommands>,
-    /// The process's pid file: whom SIGSTOP stops when there is neither a
-    /// cgroup nor a control socket to ask.
-    #[serde(default)]
-    pub pid_file: Option<PathBuf>,
-    /// Interface holding the service address while the process runs here.
-    #[serde(default = "default_service_dev")]
-    pub service_dev: String,
-    /// The process's own cgroup v2 directory: once its state is exported
-    /// the agent freezes it there (`cgroup.freeze`). Without one the agent
-    /// stops it with SIGSTOP (its pid from the control socket's peer).
-    #[serde(default)]
-    pub cgroup: Option<PathBuf>,
-    /// Freeze (cgroup) or stop (SIGSTOP) the process while it is moved;
-    /// `false` relies on the application's own pause only.
-    #[serde(default = "yes")]
-    pub freeze: bool,
-}
-
-
-/// The application backend as commands (argv, no shell). `export` prints
-/// the state on stdout; `import` reads it on stdin; a non-zero exit is a
-/// failure, reported with its stderr.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct AppCommands {
-    pub pause: Vec<String>,
-    pub export: Vec<String>,
-    pub import: Vec<String>,
-    pub resume: Vec<String>,
-    /// Drop what an import brought (a rolled-back destination); optional.
-    #[serde(default)]
-    pub discard: Option<Vec<String>>,
-}
-
-fn default_service_dev() -> String {
-    "lo".into()
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct MigrationController {
-    pub listen: std::net::SocketAddrV4,
-    /// The terminal-side interface the steering program runs on.
-    pub interface: String,
-    #[serde(rename = "network")]
-    pub networks: Vec<SteerNetwork>,
-    #[serde(rename = "service")]
-    pub services: Vec<SteerService>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct SteerNetwork {
-    pub id: u32,
-    pub name: String,
-    pub via: String,
-    pub next_hop_mac: String,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct SteerService {
-    pub address: std::net::Ipv4Addr,
-    pub network: u32,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct MigrationCoordinator {
-    /// The connection controller, "ADDR:PORT", for networks that do not
-    /// name their own.
-    #[serde(default)]
-    pub controller: Option<std::net::SocketAddrV4>,
-    /// Where migration requests from agents arrive (framed TCP).
-    #[serde(default)]
-    pub listen: Option<std::net::SocketAddrV4>,
-    /// SQLite store of servers, networks and where processes run.
-    pub database: PathBuf,
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    #[serde(rename = "server")]
-    pub servers: Vec<crate::migration::ServerInfo>,
-    #[serde(rename = "network")]
-    pub networks: Vec<crate::migration::NetworkInfo>,
-    #[serde(rename = "process")]
-    pub processes: Vec<ProcessPlace>,
-}
-
-impl Migration {
-    fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(a) = &self.agent {
-            if a.processes.is_empty() {
-                return Err(err("migration.agent.process", "name at least one process this agent can move"));
-            }
-            for (i, p) in a.processes.iter().enumerate() {
-                if a.processes[..i].iter().any(|q| q.name == p.name) {
-                    return Err(err(format!("migration.agent.process[{i}].name"), format!("{:?} is configured twice", p.name)));
-                }
-                let key = |k: &str| format!("migration.agent.process[{i}].{k}");
-                match (&p.control, &p.commands) {
-                    (None, None) => return Err(err(key("control"), "give the workload's control socket, or [commands]")),
-                    (Some(_), Some(_)) => return Err(err(key("commands"), "give either a control socket or commands, not both")),
-                    (None, Some(c)) => {
-                        for (k, argv) in [("pause", &c.pause), ("export", &c.export), ("import", &c.import), ("resume", &c.resume)] {
-                            if argv.is_empty() || argv[0].is_empty() {
-                                return Err(err(key(&format!("commands.{k}")), "an empty command (give the program and its arguments)"));
-                            }
-                        }
-                        if p.freeze && p.cgroup.is_none() && p.pid_file.is_none() {
-                            return Err(err(key("pid_file"), "needed to stop the process (SIGSTOP) when there is neither a cgroup nor a control socket; or set freeze = false"));
-                        }
-                    }
-                    (Some(_), None) => {}
-                }
-                if let Some(g) = &p.cgroup {
-                    if !g.is_absolute() || g == std::path::Path::new("/sys/fs/cgroup") {
-                        return Err(err(format!("migration.agent.process[{i}].cgroup"), "must be the process's own cgroup directory (an absolute path below the cgroup v2 root)"));
-                    }
-                }
-            }
-        }
-        if let Some(c) = &self.controller {
-            validate_ifname(&c.interface).map_err(|r| err("migration.controller.interface", r))?;
-            let mut ids = HashSet::new();
-            for (i, n) in c.networks.iter().enumerate() {
-                if parse_mac(&n.next_hop_mac).is_none() {
-                    return Err(err(format!("migration.controller.network[{i}].next_hop_mac"), format!("{:?} is not a MAC address", n.next_hop_mac)));
-                }
-                validate_ifname(&n.via).map_err(|r| err(format!("migration.controller.network[{i}].via"), r))?;
-                if !ids.insert(n.id) {
-                    return Err(err(format!("migration.controller.network[{i}].id"), format!("network {} is configured twice", n.id)));
-                }
-            }
-            for (i, sv) in c.services.iter().enumerate() {
-                if !ids.contains(&sv.network) {
-                    return Err(err(format!("migration.controller.service[{i}].network"), format!("no network {} is configured", sv.network)));
-                }
-            }
-        }
-        if let Some(c) = &self.coordinator {
-            if c.timeout_ms == 0 || c.timeout_ms > 600_000 {
-                return Err(err("migration.coordinator.timeout_ms", "must be 1..=600000"));
-            }
-            for (i, n) in c.networks.iter().enumerate() {
-                if c.networks[..i].iter().any(|m| m.name == n.name || m.id == n.id) {
-                    return Err(err(format!("migration.coordinator.network[{i}]"), format!("network {:?} (id {}) is configured twice", n.name, n.id)));
-                }
-                n.check(c.controller.is_some()).map_err(|(k, r)| err(format!("migration.coordinator.network[{i}].{k}"), r))?;
-            }
-            for (i, s) in c.servers.iter().enumerate() {
-                if !c.networks.iter().any(|n| n.name == s.network) {
-                    return Err(err(format!("migration.coordinator.server[{i}].network"), format!("no network {:?} is configured", s.network)));
-                }
-                s.check().map_err(|(k, r)| err(format!("migration.coordinator.server[{i}].{k}"), r))?;
-            }
-            for (i, p) in c.processes.iter().enumerate() {
-                if !c.servers.iter().any(|s| s.name == p.server) {
-                    return Err(err(format!("migration.coordinator.process[{i}].server"), format!("no server {:?} is configured", p.server)));
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-fn default_timeout_ms() -> u64 {
-    3000
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct ProcessPlace {
-    pub name: String,
-    pub server: String,
-    pub service: std::net::Ipv4Addr,
-}
-
-/// The SIP monitor (seed 001) on a session control server's interfaces.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct SipMonitor {
-    pub interfaces: Vec<String>,
-    #[serde(default = "default_sip_ports")]
-    pub ports: Vec<u16>,
-    /// Only terminals of this domain are published (claims 10-11).
-    pub domain: String,
-    /// The presence server, "ADDR:PORT".
-    pub presence: std::net::SocketAddrV4,
-    /// "200" or "ack" (claims 12-13).
-    #[serde(default = "default_talking_on")]
-    pub talking_on: String,
-    /// "bye" or "bye_ok" (claims 14-15).
-    #[serde(default = "default_terminated_on")]
-    pub terminated_on: String,
-    /// At most one PUBLISH per terminal per this many ms; later changes
-    /// are coalesced.
-    #[serde(default = "default_publish_interval")]
-    pub publish_interval_ms: u64,
-    /// "publish" (RFC 3903) or "register": a REGISTER carrying the same
-    /// PIDF body (claim 20).
-    #[serde(default = "default_carrier")]
-    pub carrier: String,
-}
-
-fn default_carrier() -> String {
-    "publish".into()
-}
-
-fn default_sip_ports() -> Vec<u16> {
-    vec![5060]
-}
-
-fn default_talking_on() -> String {
-    "200".into()
-}
-
-fn default_terminated_on() -> String {
-    "bye".into()
-}
-
-fn default_publish_interval() -> u64 {
-    100
-}
-
-/// The presence server.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Presence {
-    pub listen: std::net::SocketAddrV4,
-    /// SQLite file, or a `postgres://` URL for PostgreSQL.
-    pub database: PathBuf,
-    /// Prefixes PUBLISH is accepted from.
-    pub allow: Vec<String>,
-}
-
-/// One VRRPv3 virtual router (RFC 5798) on an interface.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Router {
-    pub interface: String,
-    pub vrid: u8,
-    /// 1..=254; 255 means this router owns the virtual addresses.
-    #[serde(default = "default_priority")]
-    pub priority: u8,
-    /// Advertisement interval, milliseconds (a multiple of 10, 10..=40950).
-    #[serde(default = "default_advert_ms")]
-    pub advert_interval_ms: u32,
-    #[serde(default = "yes")]
-    pub preempt: bool,
-    #[serde(default)]
-    pub accept: bool,
-    /// "A.B.C.D/LEN" (the length is used when the address is installed).
-    pub virtual_addresses: Vec<String>,
-    /// The load-sharing extension (seed 003); plain VRRP when absent.
-    #[serde(default)]
-    pub load_sharing: Option<LoadSharing>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct LoadSharing {
-    /// Shared key authenticating the extension's messages.
-    pub key: String,
-    /// The other routers of the virtual router (their primary addresses).
-    pub peers: Vec<std::net::Ipv4Addr>,
-    #[serde(default = "default_hello_ms")]
-    pub hello_ms: u64,
-    /// "upstream" (bucket by source address) or "downstream" (by
-    /// destination).
-    #[serde(default = "default_direction")]
-    pub direction: String,
-    /// A backup routing more packets per second than this asks the master
-    /// for a review (claim 8); no requests when absent.
-    #[serde(default)]
-    pub review_pps: Option<u64>,
-    #[serde(default = "default_review_holddown")]
-    pub review_holddown_ms: u64,
-    /// The master collects rates this often (claim 9); only on request
-    /// when absent.
-    #[serde(default)]
-    pub collect_interval_ms: Option<u64>,
-    #[serde(default = "default_collect_holddown")]
-    pub collect_holddown_ms: u64,
-}
-
-fn default_review_holddown() -> u64 {
-    10_000
-}
-
-fn default_collect_holddown() -> u64 {
-    5_000
-}
-
-fn default_hello_ms() -> u64 {
-    100
-}
-
-fn default_direction() -> String {
-    "upstream".into()
-}
-
-fn default_priority() -> u8 {
-    100
-}
-
-fn default_advert_ms() -> u32 {
-    1000
-}
-
-fn yes() -> bool {
-    true
+    pub migration: Option<migration::config::Migration>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -411,65 +70,6 @@ pub enum XdpMode {
     Skb,
 }
 
-/// One `lb` instance: the ingress interface and its gateways.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Lb {
-    pub interface: String,
-    #[serde(default)]
-    pub seed: u32,
-    #[serde(default = "default_table_size")]
-    pub table_size: u32,
-    #[serde(default, rename = "gateway")]
-    pub gateways: Vec<Gateway>,
-}
-
-fn default_table_size() -> u32 {
-    DEFAULT_TABLE_SIZE
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Gateway {
-    pub name: String,
-    pub address: Ipv4Addr,
-    /// The gateway's MAC, `xx:xx:xx:xx:xx:xx`.
-    pub mac: String,
-    /// Egress interface; defaults to the ingress interface (XDP_TX).
-    #[serde(default)]
-    pub via: Option<String>,
-    #[serde(default = "default_weight")]
-    pub weight: u32,
-}
-
-fn default_weight() -> u32 {
-    1
-}
-
-pub const MAX_WEIGHT: u32 = 1000;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// Dotted path of the offending key, e.g. `lb[0].gateway[1].mac`.
-    pub key: String,
-    pub reason: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.reason)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-fn err(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        key: key.into(),
-        reason: reason.into(),
-    }
-}
-
 impl Config {
     /// Parse and validate. Nothing is applied by this call.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
@@ -478,7 +78,7 @@ impl Config {
                 .span()
                 .map(|s| key_at(text, s.start))
                 .unwrap_or_else(|| "<file>".into());
-            err(key, e.message().to_string())
+            ConfigError::new(key, e.message().to_string())
         })?;
         cfg.validate()?;
         Ok(cfg)
@@ -486,207 +86,46 @@ impl Config {
 
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| err(path.display().to_string(), format!("cannot read: {e}")))?;
+            .map_err(|e| ConfigError::new(path.display().to_string(), format!("cannot read: {e}")))?;
         Self::parse(&text)
     }
 
+    /// The sections in the order they were always checked, so that a file
+    /// with several mistakes reports the same one first. An interface
+    /// runs one role instance: gateways and load balancers claim theirs.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(m) = &self.node.metrics {
             m.parse::<std::net::SocketAddr>()
-                .map_err(|_| err("node.metrics", format!("{m:?} is not an address:port")))?;
+                .map_err(|_| ConfigError::new("node.metrics", format!("{m:?} is not an address:port")))?;
         }
-        let mut ifaces = HashSet::new();
+        let mut interfaces = InterfaceClaims::default();
         for (i, gw) in self.gateway.iter().enumerate() {
-            gw.validate()
-                .map_err(|(k, r)| err(format!("gateway[{i}].{k}"), r))?;
-            for (j, name) in gw.interfaces.iter().enumerate() {
-                validate_ifname(name)
-                    .map_err(|r| err(format!("gateway[{i}].interfaces[{j}]"), r))?;
-                if !ifaces.insert(name) {
-                    return Err(err(
-                        format!("gateway[{i}].interfaces[{j}]"),
-                        format!("{name} is already used by another role instance"),
-                    ));
-                }
-            }
+            gw.validate_section(&mut interfaces)
+                .map_err(|e| e.under(&format!("gateway[{i}]")))?;
         }
         if let Some(m) = &self.sip_monitor {
-            if m.interfaces.is_empty() {
-                return Err(err("sip_monitor.interfaces", "name at least one interface"));
-            }
-            if m.ports.is_empty() || m.ports.len() > 16 || m.ports.contains(&0) {
-                return Err(err("sip_monitor.ports", "1..16 ports, none 0"));
-            }
-            if m.domain.is_empty() {
-                return Err(err("sip_monitor.domain", "name the monitored domain"));
-            }
-            if m.talking_on != "200" && m.talking_on != "ack" {
-                return Err(err("sip_monitor.talking_on", "\"200\" or \"ack\""));
-            }
-            if m.carrier != "publish" && m.carrier != "register" {
-                return Err(err("sip_monitor.carrier", "\"publish\" or \"register\""));
-            }
-            if m.terminated_on != "bye" && m.terminated_on != "bye_ok" {
-                return Err(err("sip_monitor.terminated_on", "\"bye\" or \"bye_ok\""));
-            }
+            m.validate().map_err(|e| e.under("sip_monitor"))?;
         }
         if let Some(m) = &self.migration {
-            m.validate()?;
+            m.validate().map_err(|e| e.under("migration"))?;
         }
         if let Some(p) = &self.presence {
-            for a in &p.allow {
-                if crate::gateway::parse_prefix(a).is_none() {
-                    return Err(err("presence.allow", format!("{a:?} is not A.B.C.D/LEN")));
-                }
-            }
+            p.validate().map_err(|e| e.under("presence"))?;
         }
-        let mut vrids = HashSet::new();
         for (i, r) in self.router.iter().enumerate() {
-            let k = format!("router[{i}]");
-            validate_ifname(&r.interface).map_err(|m| err(format!("{k}.interface"), m))?;
-            if r.vrid == 0 {
-                return Err(err(format!("{k}.vrid"), "must be 1..255"));
-            }
-            if !vrids.insert((r.interface.clone(), r.vrid)) {
-                return Err(err(
-                    format!("{k}.vrid"),
-                    format!("VRID {} is configured twice on {}", r.vrid, r.interface),
-                ));
-            }
-            if r.priority == 0 {
-                return Err(err(
-                    format!("{k}.priority"),
-                    "must be 1..255 (0 is reserved for a master leaving)",
-                ));
-            }
-            if r.advert_interval_ms % 10 != 0 || !(10..=40950).contains(&r.advert_interval_ms) {
-                return Err(err(
-                    format!("{k}.advert_interval_ms"),
-                    format!(
-                        "{} must be a multiple of 10 in 10..=40950 (centiseconds on the wire)",
-                        r.advert_interval_ms
-                    ),
-                ));
-            }
-            if r.virtual_addresses.is_empty() || r.virtual_addresses.len() > 255 {
-                return Err(err(
-                    format!("{k}.virtual_addresses"),
-                    "name 1..255 addresses",
-                ));
-            }
-            for a in &r.virtual_addresses {
-                if crate::gateway::parse_prefix(a).is_none() {
-                    return Err(err(
-                        format!("{k}.virtual_addresses"),
-                        format!("{a:?} is not A.B.C.D/LEN"),
-                    ));
-                }
-            }
+            r.validate(&self.router[..i])
+                .map_err(|e| e.under(&format!("router[{i}]")))?;
         }
         for (i, lb) in self.lb.iter().enumerate() {
-            let k = format!("lb[{i}]");
-            validate_ifname(&lb.interface).map_err(|r| err(format!("{k}.interface"), r))?;
-            if !ifaces.insert(&lb.interface) {
-                return Err(err(
-                    format!("{k}.interface"),
-                    format!("{} is already used by another role instance", lb.interface),
-                ));
-            }
-            if !is_prime(lb.table_size) || lb.table_size > MAGLEV_MAX {
-                return Err(err(
-                    format!("{k}.table_size"),
-                    format!("{} must be a prime no larger than {MAGLEV_MAX} (default {DEFAULT_TABLE_SIZE})", lb.table_size),
-                ));
-            }
-            if lb.gateways.len() > GATEWAYS_MAX as usize
-                || lb.table_size as usize <= lb.gateways.len()
-            {
-                return Err(err(
-                    format!("{k}.gateway"),
-                    format!(
-                        "{} gateways: at most {GATEWAYS_MAX}, and fewer than table_size",
-                        lb.gateways.len()
-                    ),
-                ));
-            }
-            let mut names = HashSet::new();
-            for (j, gw) in lb.gateways.iter().enumerate() {
-                let gk = format!("{k}.gateway[{j}]");
-                gw.validate()
-                    .map_err(|(field, r)| err(format!("{gk}.{field}"), r))?;
-                if !names.insert(&gw.name) {
-                    return Err(err(
-                        format!("{gk}.name"),
-                        format!("{:?} is used twice", gw.name),
-                    ));
-                }
-            }
+            lb.validate(&mut interfaces)
+                .map_err(|e| e.under(&format!("lb[{i}]")))?;
         }
         Ok(())
     }
 
-    pub fn lb_for(&self, interface: &str) -> Option<&Lb> {
+    pub fn lb_for(&self, interface: &str) -> Option<&lb::config::Lb> {
         self.lb.iter().find(|l| l.interface == interface)
     }
-}
-
-impl Gateway {
-    /// Field-level checks; returns the field name and reason.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.name.is_empty() || self.name.len() >= GW_NAME_LEN {
-            return Err(("name", format!("must be 1..{} bytes", GW_NAME_LEN - 1)));
-        }
-        if !self
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err((
-                "name",
-                format!("{:?}: use letters, digits, '-', '_' or '.'", self.name),
-            ));
-        }
-        if parse_mac(&self.mac).is_none() {
-            return Err((
-                "mac",
-                format!("{:?} is not a MAC address (xx:xx:xx:xx:xx:xx)", self.mac),
-            ));
-        }
-        if let Some(v) = &self.via {
-            validate_ifname(v).map_err(|r| ("via", r))?;
-        }
-        if self.weight > MAX_WEIGHT {
-            return Err((
-                "weight",
-                format!("{} is above the maximum {MAX_WEIGHT}", self.weight),
-            ));
-        }
-        Ok(())
-    }
-}
-
-pub fn validate_ifname(name: &str) -> Result<(), String> {
-    if name.is_empty()
-        || name.len() > 15
-        || name.contains('/')
-        || name.contains(char::is_whitespace)
-    {
-        return Err(format!("{name:?} is not a valid interface name"));
-    }
-    Ok(())
-}
-
-pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut out = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in out.iter_mut() {
-        let p = parts.next()?;
-        if p.len() != 2 {
-            return None;
-        }
-        *b = u8::from_str_radix(p, 16).ok()?;
-    }
-    parts.next().is_none().then_some(out)
 }
 
 /// Best-effort dotted key for a byte offset of a TOML parse error: the
@@ -736,6 +175,7 @@ fn key_at(text: &str, offset: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lb::maglev::DEFAULT_TABLE_SIZE;
 
     const GOOD: &str = r#"
 [node]

@@ -1,13 +1,14 @@
-//! The gateway role's pure parts: its config section, weighted selection
-//! tables, expiry decisions and accounting records. No kernel, no sockets.
+//! The `[[gateway]]` section: the gateway's interfaces and address, its
+//! source port pool, timeouts, accounting, session type rules and the
+//! server groups behind representative addresses.
 
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use dataplane_common::gw::{
-    GROUPS_MAX, NO_SERVER, SELECT_SLOTS, SERVERS_MAX, TYPES_MAX, TYPE_RULES_MAX,
-};
+use super::service::{parse_proto, ServiceAddr};
+use crate::field::{parse_mac, parse_prefix, validate_ifname, ConfigError, InterfaceClaims};
+use dataplane_common::gw::{GROUPS_MAX, SERVERS_MAX, TYPES_MAX, TYPE_RULES_MAX};
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -136,56 +137,7 @@ fn one() -> u32 {
     1
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct ServiceAddr {
-    pub addr: Ipv4Addr,
-    pub port: u16,
-    pub proto: u8,
-}
-
-pub fn parse_proto(s: &str) -> Option<u8> {
-    match s.to_ascii_lowercase().as_str() {
-        "tcp" => Some(6),
-        "udp" => Some(17),
-        _ => None,
-    }
-}
-
-pub fn proto_name(p: u8) -> &'static str {
-    match p {
-        6 => "tcp",
-        17 => "udp",
-        1 => "icmp",
-        _ => "other",
-    }
-}
-
-impl std::str::FromStr for ServiceAddr {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (sa, proto) = s
-            .rsplit_once('/')
-            .ok_or_else(|| format!("{s:?}: expected ADDR:PORT/PROTO"))?;
-        let proto =
-            parse_proto(proto).ok_or_else(|| format!("{s:?}: protocol must be tcp or udp"))?;
-        let sa: std::net::SocketAddrV4 = sa
-            .parse()
-            .map_err(|_| format!("{s:?}: expected ADDR:PORT/PROTO"))?;
-        Ok(Self {
-            addr: *sa.ip(),
-            port: sa.port(),
-            proto,
-        })
-    }
-}
-
-pub fn parse_prefix(s: &str) -> Option<(Ipv4Addr, u32)> {
-    let (a, l) = s.split_once('/').unwrap_or((s, "32"));
-    let a: Ipv4Addr = a.parse().ok()?;
-    let l: u32 = l.parse().ok()?;
-    (l <= 32).then_some((a, l))
-}
-
+/// The source port pool, "MIN-MAX", above the well-known ports.
 pub fn parse_ports(s: &str) -> Option<(u16, u16)> {
     let (a, b) = s.split_once('-')?;
     let (a, b): (u16, u16) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
@@ -284,7 +236,7 @@ impl Gateway {
                     );
                 }
                 if let Some(m) = &s.mac {
-                    if crate::config::parse_mac(m).is_none() {
+                    if parse_mac(m).is_none() {
                         return e(&format!("{sk}.mac"), format!("{m:?} is not a MAC address"));
                     }
                 }
@@ -302,142 +254,23 @@ impl Gateway {
         }
         Ok(())
     }
-}
 
-/// Fill `SELECT_SLOTS` slots with server indices in proportion to their
-/// weights (largest remainder), interleaved so that consecutive hashes
-/// spread across servers.
-pub fn selection(servers: &[(u16, u32)]) -> [u16; SELECT_SLOTS as usize] {
-    let mut out = [NO_SERVER; SELECT_SLOTS as usize];
-    let total: u64 = servers.iter().map(|s| s.1 as u64).sum();
-    if total == 0 {
-        return out;
-    }
-    let n = SELECT_SLOTS as u64;
-    let mut shares: Vec<(u16, u64, u64)> = servers
-        .iter()
-        .map(|&(i, w)| (i, w as u64 * n / total, (w as u64 * n) % total))
-        .collect();
-    let mut left = n - shares.iter().map(|s| s.1).sum::<u64>();
-    let mut order: Vec<usize> = (0..shares.len()).collect();
-    order.sort_by(|&a, &b| shares[b].2.cmp(&shares[a].2).then(a.cmp(&b)));
-    for &i in &order {
-        if left == 0 {
-            break;
+    /// The checks of `validate`, then this section's interfaces, claimed in
+    /// `interfaces`; keys relative to the section.
+    pub fn validate_section(&self, interfaces: &mut InterfaceClaims) -> Result<(), ConfigError> {
+        self.validate().map_err(|(k, r)| ConfigError::new(k, r))?;
+        for (j, name) in self.interfaces.iter().enumerate() {
+            let k = format!("interfaces[{j}]");
+            validate_ifname(name).map_err(|r| ConfigError::new(&k, r))?;
+            interfaces.claim(name).map_err(|r| ConfigError::new(&k, r))?;
         }
-        shares[i].1 += 1;
-        left -= 1;
+        Ok(())
     }
-    // Round-robin placement keeps each server's slots spread out.
-    let mut slot = 0;
-    while slot < out.len() {
-        for s in shares.iter_mut() {
-            if s.1 > 0 && slot < out.len() {
-                out[slot] = s.0;
-                s.1 -= 1;
-                slot += 1;
-            }
-        }
-    }
-    out
-}
-
-/// Why a session ends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EndReason {
-    IdleTimeout,
-    TcpClosed,
-    Flushed,
-}
-
-/// Expiry decision for one session (times in ns of CLOCK_MONOTONIC).
-pub fn expiry(
-    proto: u8,
-    flags: u32,
-    last_seen_ns: u64,
-    now_ns: u64,
-    t: &Timeouts,
-) -> Option<EndReason> {
-    let idle = now_ns.saturating_sub(last_seen_ns) / 1_000_000_000;
-    let closing = flags & (dataplane_common::gw::SF_FIN | dataplane_common::gw::SF_RST) != 0;
-    match proto {
-        6 if closing && idle >= t.tcp_closing => Some(EndReason::TcpClosed),
-        6 if idle >= t.tcp => Some(EndReason::IdleTimeout),
-        6 => None,
-        _ if idle >= t.udp => Some(EndReason::IdleTimeout),
-        _ => None,
-    }
-}
-
-/// One accounting record (claim 6), written as a JSON line.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct AccountingRecord {
-    /// "start", "interim" or "end".
-    pub event: String,
-    pub gateway: Ipv4Addr,
-    pub port: u16,
-    pub terminal: String,
-    pub representative: String,
-    pub proto: String,
-    pub group: String,
-    pub server: String,
-    pub session_type: u8,
-    /// Unix time, seconds with fraction.
-    pub start: f64,
-    pub time: f64,
-    pub packets_up: u64,
-    pub bytes_up: u64,
-    pub packets_down: u64,
-    pub bytes_down: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_reason: Option<EndReason>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn selection_follows_weights_and_spreads() {
-        let s = selection(&[(0, 1), (1, 3)]);
-        let a = s.iter().filter(|&&x| x == 0).count();
-        let b = s.iter().filter(|&&x| x == 1).count();
-        assert_eq!((a, b), (16, 48));
-        assert!(!s.contains(&NO_SERVER));
-        let s = selection(&[(5, 1), (6, 1), (7, 1)]);
-        let counts: Vec<usize> = [5, 6, 7]
-            .iter()
-            .map(|i| s.iter().filter(|&&x| x == *i).count())
-            .collect();
-        assert_eq!(counts.iter().sum::<usize>(), 64);
-        assert!(counts.iter().all(|&c| c == 21 || c == 22), "{counts:?}");
-        assert_eq!(&s[..3], &[5, 6, 7], "interleaved");
-        assert_eq!(selection(&[]), [NO_SERVER; 64]);
-    }
-
-    #[test]
-    fn expiry_rules() {
-        let t = Timeouts {
-            udp: 30,
-            tcp: 300,
-            tcp_closing: 10,
-        };
-        let s = 1_000_000_000u64;
-        assert_eq!(expiry(17, 0, 0, 29 * s, &t), None);
-        assert_eq!(expiry(17, 0, 0, 30 * s, &t), Some(EndReason::IdleTimeout));
-        assert_eq!(expiry(6, 0, 0, 100 * s, &t), None);
-        assert_eq!(
-            expiry(6, dataplane_common::gw::SF_FIN, 0, 10 * s, &t),
-            Some(EndReason::TcpClosed)
-        );
-        assert_eq!(expiry(6, 0, 0, 300 * s, &t), Some(EndReason::IdleTimeout));
-        assert_eq!(
-            expiry(17, 0, 50 * s, 10 * s, &t),
-            None,
-            "clock before last_seen"
-        );
-    }
 
     #[test]
     fn parses_addresses_ports_prefixes() {

@@ -1,161 +1,17 @@
-//! The load-sharing extension of the virtual router (seed 003), as a pure
-//! engine: the master assigns conditions (end-system hash buckets) to the
-//! routers, and every hand-off of a bucket follows claims 1-6:
-//!
-//! 1. the master tells the new owner to take the bucket (`Hold`);
-//! 2. the new owner starts buffering its packets and acknowledges
-//!    (`HoldAck`, claims 2 and 4);
-//! 3. the old owner (the master itself, or a backup told by `Release`)
-//!    stops routing it and reports the sequence point: the last packet it
-//!    routed (claims 3 and 5);
-//! 4. the master passes the sequence points on (`Fence`); the new owner
-//!    drops the buffered packets up to and including that packet, routes
-//!    the rest, and routes the bucket from then on (claim 6).
-//!
-//! The sequence point is a packet, not a time: every router sees the same
-//! frames in the same order on the shared segment, so "after this packet"
-//! means the same thing on both sides without synchronised clocks.
-//!
-//! Messages are versioned, authenticated (HMAC-SHA256 over the message
-//! with the shared key), sequence-numbered and retransmitted until acked.
+//! One router's load-sharing state, driven by events (sans I/O): the
+//! master's hand-offs of buckets, the backups' side of them, rate
+//! collection and reviews.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     net::Ipv4Addr,
 };
 
-use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
-use sha2::Sha256;
-
+use super::{
+    planner::{plan, rate_plan},
+    wire::{Body, Fence, Msg, VERSION},
+};
 use dataplane_common::router::{BUCKETS, BUCKET_HOLD, BUCKET_MINE, BUCKET_NOT_MINE};
-
-pub const PORT: u16 = 7515;
-pub const VERSION: u8 = 1;
-const MAC_LEN: usize = 32;
-
-/// The last packet an old owner routed in a bucket (mirrors the XDP
-/// fingerprint).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Fence {
-    pub bucket: u8,
-    pub src: u32,
-    pub dst: u32,
-    pub ip_id: u16,
-    pub ip_csum: u16,
-    pub l4: u32,
-    /// Packets the old owner routed in the bucket; 0: none, route all.
-    pub count: u64,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
-pub enum Body {
-    Hello {
-        priority: u8,
-        master: bool,
-        owned: Vec<u8>,
-    },
-    Hold {
-        epoch: u64,
-        buckets: Vec<u8>,
-    },
-    HoldAck {
-        epoch: u64,
-    },
-    Release {
-        epoch: u64,
-        buckets: Vec<u8>,
-    },
-    Released {
-        epoch: u64,
-        fences: Vec<Fence>,
-    },
-    Fence {
-        epoch: u64,
-        fences: Vec<Fence>,
-    },
-    FenceDone {
-        epoch: u64,
-    },
-    Abort {
-        epoch: u64,
-        buckets: Vec<u8>,
-    },
-    Ack {
-        seq: u64,
-    },
-    /// A backup past its rate threshold asks for a review (claim 8).
-    ReviewRequest {
-        pps: u64,
-    },
-    /// The master collects rates (claims 9, 10).
-    RateRequest {
-        id: u64,
-    },
-    RateReport {
-        id: u64,
-        /// (bucket, packets per second) of the buckets the sender routes.
-        rates: Vec<(u8, u64)>,
-    },
-}
-
-impl Body {
-    /// Hellos and acks are not acknowledged themselves.
-    fn reliable(&self) -> bool {
-        !matches!(self, Body::Hello { .. } | Body::Ack { .. })
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Msg {
-    pub v: u8,
-    pub from: Ipv4Addr,
-    pub seq: u64,
-    pub body: Body,
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum MsgError {
-    #[error("message too short")]
-    Short,
-    #[error("authentication failed")]
-    BadMac,
-    #[error("malformed message")]
-    Malformed,
-    #[error("unsupported version {0}")]
-    Version(u8),
-}
-
-fn mac(key: &[u8], data: &[u8]) -> [u8; MAC_LEN] {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-    m.update(data);
-    m.finalize().into_bytes().into()
-}
-
-impl Msg {
-    pub fn encode(&self, key: &[u8]) -> Vec<u8> {
-        let mut out = serde_json::to_vec(self).expect("serializable");
-        let tag = mac(key, &out);
-        out.extend_from_slice(&tag);
-        out
-    }
-
-    pub fn decode(data: &[u8], key: &[u8]) -> Result<Msg, MsgError> {
-        if data.len() <= MAC_LEN {
-            return Err(MsgError::Short);
-        }
-        let (body, tag) = data.split_at(data.len() - MAC_LEN);
-        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-        m.update(body);
-        m.verify_slice(tag).map_err(|_| MsgError::BadMac)?;
-        let msg: Msg = serde_json::from_slice(body).map_err(|_| MsgError::Malformed)?;
-        if msg.v != VERSION {
-            return Err(MsgError::Version(msg.v));
-        }
-        Ok(msg)
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -1030,85 +886,6 @@ impl LoadShare {
     }
 }
 
-/// A rate-balanced owner for every bucket, starting from the current
-/// owners and moving, from the most to the least loaded router, the bucket
-/// that best closes the gap, until loads are within `tolerance` of the
-/// mean. `None` when they already are.
-pub fn rate_plan(rates: &[u64], owners: &[Option<Ipv4Addr>], routers: &[Ipv4Addr], tolerance: f64) -> Option<Vec<Ipv4Addr>> {
-    if routers.len() < 2 || owners.iter().any(|o| o.map(|r| !routers.contains(&r)).unwrap_or(true)) {
-        return None;
-    }
-    let mut owner: Vec<Ipv4Addr> = owners.iter().map(|o| o.expect("checked")).collect();
-    let load = |owner: &[Ipv4Addr], r: Ipv4Addr| -> u64 { (0..owner.len()).filter(|b| owner[*b] == r).map(|b| rates[b]).sum() };
-    let total: u64 = rates.iter().sum();
-    let mean = total as f64 / routers.len() as f64;
-    if total == 0 {
-        return None;
-    }
-    let mut moved = false;
-    for _ in 0..BUCKETS {
-        let loads: Vec<(Ipv4Addr, u64)> = routers.iter().map(|r| (*r, load(&owner, *r))).collect();
-        let (hi, hl) = *loads.iter().max_by_key(|x| x.1).unwrap();
-        let (lo, ll) = *loads.iter().min_by_key(|x| x.1).unwrap();
-        if (hl as f64) <= mean * (1.0 + tolerance) && (ll as f64) >= mean * (1.0 - tolerance) {
-            break;
-        }
-        let gap = (hl - ll) / 2;
-        // The busy router's bucket whose rate is closest to half the gap,
-        // and that does not overshoot it.
-        let best = (0..owner.len())
-            .filter(|b| owner[*b] == hi && rates[*b] > 0 && rates[*b] < hl - ll)
-            .min_by_key(|b| (rates[*b] as i64 - gap as i64).unsigned_abs());
-        match best {
-            Some(b) => {
-                owner[b] = lo;
-                moved = true;
-            }
-            None => break,
-        }
-    }
-    moved.then_some(owner)
-}
-
-/// An even split of the buckets over `routers` (sorted), moving as few as
-/// possible: each router keeps up to its quota of what it has; the surplus
-/// and the unowned go to the routers below quota.
-pub fn plan(
-    owners: &[Option<Ipv4Addr>],
-    routers: &[Ipv4Addr],
-) -> BTreeMap<u8, (Option<Ipv4Addr>, Ipv4Addr)> {
-    let n = routers.len().max(1);
-    let base = BUCKETS as usize / n;
-    let extra = BUCKETS as usize % n;
-    let quota: BTreeMap<Ipv4Addr, usize> = routers
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (*r, base + usize::from(i < extra)))
-        .collect();
-    let mut kept: BTreeMap<Ipv4Addr, usize> = BTreeMap::new();
-    let mut free = Vec::new();
-    for (b, o) in owners.iter().enumerate() {
-        match o {
-            Some(r) if quota.contains_key(r) && kept.get(r).copied().unwrap_or(0) < quota[r] => {
-                *kept.entry(*r).or_default() += 1
-            }
-            _ => free.push(b as u8),
-        }
-    }
-    let mut moves = BTreeMap::new();
-    let mut free = free.into_iter();
-    for r in routers {
-        let have = kept.get(r).copied().unwrap_or(0);
-        for _ in have..quota[r] {
-            if let Some(b) = free.next() {
-                let from = owners[b as usize].filter(|o| o != r);
-                moves.insert(b, (from, *r));
-            }
-        }
-    }
-    moves
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1342,22 +1119,6 @@ mod tests {
     }
 
     #[test]
-    fn rate_plan_evens_out_hot_buckets() {
-        let r: Vec<Ipv4Addr> = (1..=2).map(addr).collect();
-        let owners: Vec<Option<Ipv4Addr>> = (0..256).map(|b| Some(r[usize::from(b >= 128)])).collect();
-        let mut rates = vec![0u64; 256];
-        for b in 0..8 {
-            rates[b] = 1000; // all of router 1's traffic in 8 buckets
-        }
-        let target = rate_plan(&rates, &owners, &r, 0.2).expect("unbalanced");
-        let load = |x: Ipv4Addr| (0..256).filter(|b| target[*b] == x).map(|b| rates[b]).sum::<u64>();
-        assert_eq!((load(r[0]), load(r[1])), (4000, 4000));
-        assert_eq!((0..256).filter(|b| target[*b] != owners[*b].unwrap()).count(), 4, "only hot buckets move");
-        assert!(rate_plan(&rates, &target.iter().map(|x| Some(*x)).collect::<Vec<_>>(), &r, 0.2).is_none(), "balanced now");
-        assert!(rate_plan(&vec![0; 256], &owners, &r, 0.2).is_none(), "no traffic, nothing to do");
-    }
-
-    #[test]
     fn a_busy_backup_asks_for_review_and_the_master_rebalances_by_rate() {
         let mut s = Sim::new(3, 0);
         for n in s.nodes.values_mut() {
@@ -1385,48 +1146,5 @@ mod tests {
         let still: usize = hot.iter().filter(|b| s.nodes[&addr(2)].mine[**b as usize] == BUCKET_MINE).count();
         assert!(still <= 2, "hot buckets moved away from the busy router ({still} of 4 left)");
         assert_eq!(s.shares().iter().sum::<usize>(), 256);
-    }
-
-    #[test]
-    fn plan_moves_as_little_as_possible() {
-        let r: Vec<Ipv4Addr> = (1..=3).map(addr).collect();
-        let owners: Vec<Option<Ipv4Addr>> = (0..256).map(|b| Some(r[b % 2])).collect();
-        let moves = plan(&owners, &r);
-        assert_eq!(moves.len(), 85, "only the new router's share moves");
-        assert!(moves.values().all(|(_, to)| *to == r[2]));
-        let balanced: Vec<Option<Ipv4Addr>> = (0..256).map(|b| Some(r[b % 3])).collect();
-        assert!(plan(&balanced, &r).is_empty());
-    }
-
-    #[test]
-    fn messages_are_authenticated_and_versioned() {
-        let m = Msg {
-            v: VERSION,
-            from: addr(1),
-            seq: 9,
-            body: Body::Hold {
-                epoch: 3,
-                buckets: vec![1, 2],
-            },
-        };
-        let bytes = m.encode(KEY);
-        assert_eq!(Msg::decode(&bytes, KEY).unwrap(), m);
-        assert_eq!(
-            Msg::decode(&bytes, b"other key").unwrap_err(),
-            MsgError::BadMac
-        );
-        let mut flipped = bytes.clone();
-        flipped[5] ^= 1;
-        assert_eq!(Msg::decode(&flipped, KEY).unwrap_err(), MsgError::BadMac);
-        assert_eq!(Msg::decode(&bytes[..10], KEY).unwrap_err(), MsgError::Short);
-        assert_eq!(
-            Msg::decode(&bytes[..bytes.len() - 1], KEY).unwrap_err(),
-            MsgError::BadMac
-        );
-        let v2 = Msg { v: 2, ..m };
-        assert_eq!(
-            Msg::decode(&v2.encode(KEY), KEY).unwrap_err(),
-            MsgError::Version(2)
-        );
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::sip::{self, Message, SipError};
+use super::sip::{self, Message, SipError};
 
 /// A TCP connection, one direction: (src addr, src port, dst addr, dst port).
 pub type ConnKey = (u32, u16, u32, u16);

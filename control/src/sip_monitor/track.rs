@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::sip::{Message, StartLine};
+use super::sip::{Message, StartLine};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -234,7 +234,7 @@ fn absorb_sdp(info: &mut SessionInfo, m: &Message) {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::sip::parse;
+    use crate::sip_monitor::sip::parse;
 
     pub fn msg(first: &str, from: &str, to: &str, call: &str, cseq: &str, extra: &str) -> Vec<u8> {
         format!(

@@ -1,0 +1,31 @@
+//! The accounting records the gateway writes (claim 6).
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use super::expiry::EndReason;
+
+/// One accounting record (claim 6), written as a JSON line.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AccountingRecord {
+    /// "start", "interim" or "end".
+    pub event: String,
+    pub gateway: Ipv4Addr,
+    pub port: u16,
+    pub terminal: String,
+    pub representative: String,
+    pub proto: String,
+    pub group: String,
+    pub server: String,
+    pub session_type: u8,
+    /// Unix time, seconds with fraction.
+    pub start: f64,
+    pub time: f64,
+    pub packets_up: u64,
+    pub bytes_up: u64,
+    pub packets_down: u64,
+    pub bytes_down: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<EndReason>,
+}

@@ -1,0 +1,18 @@
+//! The gateway role (`[[gateway]]`): its config section, the
+//! representative addresses it serves, the weighted selection tables of
+//! its server groups, the expiry decisions of its sessions and their
+//! accounting records. No kernel, no sockets.
+
+mod accounting;
+pub mod config;
+mod expiry;
+mod selection;
+mod service;
+
+pub use accounting::AccountingRecord;
+pub use expiry::{expiry, EndReason};
+pub use selection::selection;
+pub use service::{parse_proto, proto_name, ServiceAddr};
+
+// Old paths, kept until the edgeplane package imports the new ones (lib.rs).
+pub use crate::old_paths::gateway::*;

@@ -1,0 +1,123 @@
+//! The `[[lb]]` sections: one ingress interface each, with the backends
+//! (`[[lb.gateway]]`) its Maglev table spreads flows over.
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use super::maglev::{is_prime, DEFAULT_TABLE_SIZE};
+use crate::field::{parse_mac, validate_ifname, ConfigError, InterfaceClaims};
+use dataplane_common::lb::{GATEWAYS_MAX, GW_NAME_LEN, MAGLEV_MAX};
+
+/// One `lb` instance: the ingress interface and its backends.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Lb {
+    pub interface: String,
+    #[serde(default)]
+    pub seed: u32,
+    #[serde(default = "default_table_size")]
+    pub table_size: u32,
+    /// `[[lb.gateway]]` in the file: the backends are the system's
+    /// gateways.
+    #[serde(default, rename = "gateway")]
+    pub gateways: Vec<Backend>,
+}
+
+fn default_table_size() -> u32 {
+    DEFAULT_TABLE_SIZE
+}
+
+/// A backend of the load balancer: a gateway flows are forwarded to.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Backend {
+    pub name: String,
+    pub address: Ipv4Addr,
+    /// The gateway's MAC, `xx:xx:xx:xx:xx:xx`.
+    pub mac: String,
+    /// Egress interface; defaults to the ingress interface (XDP_TX).
+    #[serde(default)]
+    pub via: Option<String>,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+pub const MAX_WEIGHT: u32 = 1000;
+
+impl Lb {
+    /// Checks of this section, keys relative to it; its interface is
+    /// claimed in `interfaces`.
+    pub fn validate(&self, interfaces: &mut InterfaceClaims) -> Result<(), ConfigError> {
+        validate_ifname(&self.interface).map_err(|r| ConfigError::new("interface", r))?;
+        interfaces.claim(&self.interface).map_err(|r| ConfigError::new("interface", r))?;
+        if !is_prime(self.table_size) || self.table_size > MAGLEV_MAX {
+            return Err(ConfigError::new(
+                "table_size",
+                format!("{} must be a prime no larger than {MAGLEV_MAX} (default {DEFAULT_TABLE_SIZE})", self.table_size),
+            ));
+        }
+        if self.gateways.len() > GATEWAYS_MAX as usize
+            || self.table_size as usize <= self.gateways.len()
+        {
+            return Err(ConfigError::new(
+                "gateway",
+                format!(
+                    "{} gateways: at most {GATEWAYS_MAX}, and fewer than table_size",
+                    self.gateways.len()
+                ),
+            ));
+        }
+        for (j, gw) in self.gateways.iter().enumerate() {
+            let gk = format!("gateway[{j}]");
+            gw.validate()
+                .map_err(|(field, r)| ConfigError::new(format!("{gk}.{field}"), r))?;
+            if self.gateways[..j].iter().any(|earlier| earlier.name == gw.name) {
+                return Err(ConfigError::new(
+                    format!("{gk}.name"),
+                    format!("{:?} is used twice", gw.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Backend {
+    /// Field-level checks; returns the field name and reason.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.name.is_empty() || self.name.len() >= GW_NAME_LEN {
+            return Err(("name", format!("must be 1..{} bytes", GW_NAME_LEN - 1)));
+        }
+        if !self
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err((
+                "name",
+                format!("{:?}: use letters, digits, '-', '_' or '.'", self.name),
+            ));
+        }
+        if parse_mac(&self.mac).is_none() {
+            return Err((
+                "mac",
+                format!("{:?} is not a MAC address (xx:xx:xx:xx:xx:xx)", self.mac),
+            ));
+        }
+        if let Some(v) = &self.via {
+            validate_ifname(v).map_err(|r| ("via", r))?;
+        }
+        if self.weight > MAX_WEIGHT {
+            return Err((
+                "weight",
+                format!("{} is above the maximum {MAX_WEIGHT}", self.weight),
+            ));
+        }
+        Ok(())
+    }
+}

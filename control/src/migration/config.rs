@@ -1,0 +1,265 @@
+//! The `[migration]` section: any of the three parts of process
+//! migration on this host (agent, connection controller, coordinator),
+//! and the checks of the servers and networks the coordinator knows.
+
+use std::{collections::HashSet, path::PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::wire::{NetworkInfo, ServerInfo};
+use crate::field::{parse_mac, validate_ifname, ConfigError};
+
+/// Process migration (seed 000): any of its three parts on this host.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Migration {
+    pub agent: Option<MigrationAgent>,
+    pub controller: Option<MigrationController>,
+    pub coordinator: Option<MigrationCoordinator>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationAgent {
+    pub listen: std::net::SocketAddrV4,
+    /// The coordinator's `listen` endpoint: `edgeplane migrate` on this
+    /// server goes through this agent to it (claim 1: the request may come
+    /// from server 1).
+    #[serde(default)]
+    pub coordinator: Option<std::net::SocketAddrV4>,
+    #[serde(rename = "process")]
+    pub processes: Vec<MigratableProcess>,
+}
+
+/// A process the agent can move, with the application backend: the
+/// workload pauses, exports and imports its state and resumes, either
+/// through a control socket (one command per connection: `pause`,
+/// `export`, `import JSON`, `resume`, `discard`) or through commands.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MigratableProcess {
+    pub name: String,
+    #[serde(default)]
+    pub control: Option<PathBuf>,
+    /// Commands run instead of a control socket.
+    #[serde(default)]
+    pub commands: Option<AppCommands>,
+    /// The process's pid file: whom SIGSTOP stops when there is neither a
+    /// cgroup nor a control socket to ask.
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
+    /// Interface holding the service address while the process runs here.
+    #[serde(default = "default_service_dev")]
+    pub service_dev: String,
+    /// The process's own cgroup v2 directory: once its state is exported
+    /// the agent freezes it there (`cgroup.freeze`). Without one the agent
+    /// stops it with SIGSTOP (its pid from the control socket's peer).
+    #[serde(default)]
+    pub cgroup: Option<PathBuf>,
+    /// Freeze (cgroup) or stop (SIGSTOP) the process while it is moved;
+    /// `false` relies on the application's own pause only.
+    #[serde(default = "default_freeze")]
+    pub freeze: bool,
+}
+
+/// The application backend as commands (argv, no shell). `export` prints
+/// the state on stdout; `import` reads it on stdin; a non-zero exit is a
+/// failure, reported with its stderr.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AppCommands {
+    pub pause: Vec<String>,
+    pub export: Vec<String>,
+    pub import: Vec<String>,
+    pub resume: Vec<String>,
+    /// Drop what an import brought (a rolled-back destination); optional.
+    #[serde(default)]
+    pub discard: Option<Vec<String>>,
+}
+
+fn default_service_dev() -> String {
+    "lo".into()
+}
+
+fn default_freeze() -> bool {
+    true
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationController {
+    pub listen: std::net::SocketAddrV4,
+    /// The terminal-side interface the steering program runs on.
+    pub interface: String,
+    #[serde(rename = "network")]
+    pub networks: Vec<SteerNetwork>,
+    #[serde(rename = "service")]
+    pub services: Vec<SteerService>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SteerNetwork {
+    pub id: u32,
+    pub name: String,
+    pub via: String,
+    pub next_hop_mac: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SteerService {
+    pub address: std::net::Ipv4Addr,
+    pub network: u32,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationCoordinator {
+    /// The connection controller, "ADDR:PORT", for networks that do not
+    /// name their own.
+    #[serde(default)]
+    pub controller: Option<std::net::SocketAddrV4>,
+    /// Where migration requests from agents arrive (framed TCP).
+    #[serde(default)]
+    pub listen: Option<std::net::SocketAddrV4>,
+    /// SQLite store of servers, networks and where processes run.
+    pub database: PathBuf,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    #[serde(rename = "server")]
+    pub servers: Vec<ServerInfo>,
+    #[serde(rename = "network")]
+    pub networks: Vec<NetworkInfo>,
+    #[serde(rename = "process")]
+    pub processes: Vec<ProcessPlace>,
+}
+
+impl Migration {
+    /// Checks of this section, keys relative to it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(a) = &self.agent {
+            if a.processes.is_empty() {
+                return Err(ConfigError::new("agent.process", "name at least one process this agent can move"));
+            }
+            for (i, p) in a.processes.iter().enumerate() {
+                if a.processes[..i].iter().any(|q| q.name == p.name) {
+                    return Err(ConfigError::new(format!("agent.process[{i}].name"), format!("{:?} is configured twice", p.name)));
+                }
+                let key = |k: &str| format!("agent.process[{i}].{k}");
+                match (&p.control, &p.commands) {
+                    (None, None) => return Err(ConfigError::new(key("control"), "give the workload's control socket, or [commands]")),
+                    (Some(_), Some(_)) => return Err(ConfigError::new(key("commands"), "give either a control socket or commands, not both")),
+                    (None, Some(c)) => {
+                        for (k, argv) in [("pause", &c.pause), ("export", &c.export), ("import", &c.import), ("resume", &c.resume)] {
+                            if argv.is_empty() || argv[0].is_empty() {
+                                return Err(ConfigError::new(key(&format!("commands.{k}")), "an empty command (give the program and its arguments)"));
+                            }
+                        }
+                        if p.freeze && p.cgroup.is_none() && p.pid_file.is_none() {
+                            return Err(ConfigError::new(key("pid_file"), "needed to stop the process (SIGSTOP) when there is neither a cgroup nor a control socket; or set freeze = false"));
+                        }
+                    }
+                    (Some(_), None) => {}
+                }
+                if let Some(g) = &p.cgroup {
+                    if !g.is_absolute() || g == std::path::Path::new("/sys/fs/cgroup") {
+                        return Err(ConfigError::new(format!("agent.process[{i}].cgroup"), "must be the process's own cgroup directory (an absolute path below the cgroup v2 root)"));
+                    }
+                }
+            }
+        }
+        if let Some(c) = &self.controller {
+            validate_ifname(&c.interface).map_err(|r| ConfigError::new("controller.interface", r))?;
+            let mut ids = HashSet::new();
+            for (i, n) in c.networks.iter().enumerate() {
+                if parse_mac(&n.next_hop_mac).is_none() {
+                    return Err(ConfigError::new(format!("controller.network[{i}].next_hop_mac"), format!("{:?} is not a MAC address", n.next_hop_mac)));
+                }
+                validate_ifname(&n.via).map_err(|r| ConfigError::new(format!("controller.network[{i}].via"), r))?;
+                if !ids.insert(n.id) {
+                    return Err(ConfigError::new(format!("controller.network[{i}].id"), format!("network {} is configured twice", n.id)));
+                }
+            }
+            for (i, sv) in c.services.iter().enumerate() {
+                if !ids.contains(&sv.network) {
+                    return Err(ConfigError::new(format!("controller.service[{i}].network"), format!("no network {} is configured", sv.network)));
+                }
+            }
+        }
+        if let Some(c) = &self.coordinator {
+            if c.timeout_ms == 0 || c.timeout_ms > 600_000 {
+                return Err(ConfigError::new("coordinator.timeout_ms", "must be 1..=600000"));
+            }
+            for (i, n) in c.networks.iter().enumerate() {
+                if c.networks[..i].iter().any(|m| m.name == n.name || m.id == n.id) {
+                    return Err(ConfigError::new(format!("coordinator.network[{i}]"), format!("network {:?} (id {}) is configured twice", n.name, n.id)));
+                }
+                n.check(c.controller.is_some()).map_err(|(k, r)| ConfigError::new(format!("coordinator.network[{i}].{k}"), r))?;
+            }
+            for (i, s) in c.servers.iter().enumerate() {
+                if !c.networks.iter().any(|n| n.name == s.network) {
+                    return Err(ConfigError::new(format!("coordinator.server[{i}].network"), format!("no network {:?} is configured", s.network)));
+                }
+                s.check().map_err(|(k, r)| ConfigError::new(format!("coordinator.server[{i}].{k}"), r))?;
+            }
+            for (i, p) in c.processes.iter().enumerate() {
+                if !c.servers.iter().any(|s| s.name == p.server) {
+                    return Err(ConfigError::new(format!("coordinator.process[{i}].server"), format!("no server {:?} is configured", p.server)));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn default_timeout_ms() -> u64 {
+    3000
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessPlace {
+    pub name: String,
+    pub server: String,
+    pub service: std::net::Ipv4Addr,
+}
+
+impl ServerInfo {
+    /// Checks of one entry on its own; `Err((key, reason))`.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.name.is_empty() {
+            return Err(("name", "must not be empty".into()));
+        }
+        if self.agent.parse::<std::net::SocketAddr>().is_err() {
+            return Err(("agent", format!("{:?} is not an address:port", self.agent)));
+        }
+        Ok(())
+    }
+}
+
+impl NetworkInfo {
+    /// Checks of one entry on its own; `default_controller`: whether the
+    /// coordinator has one for networks without their own.
+    pub fn check(&self, default_controller: bool) -> Result<(), (&'static str, String)> {
+        if self.name.is_empty() {
+            return Err(("name", "must not be empty".into()));
+        }
+        if self.via.is_some() != self.next_hop_mac.is_some() {
+            return Err(("via", "give both via and next_hop_mac (the egress), or neither".into()));
+        }
+        if let Some(v) = &self.via {
+            validate_ifname(v).map_err(|r| ("via", r))?;
+        }
+        if let Some(m) = &self.next_hop_mac {
+            if parse_mac(m).is_none() {
+                return Err(("next_hop_mac", format!("{m:?} is not a MAC address")));
+            }
+        }
+        match &self.controller {
+            Some(a) if a.parse::<std::net::SocketAddr>().is_err() => Err(("controller", format!("{a:?} is not an address:port"))),
+            None if !default_controller => Err(("controller", "no connection controller: set it here or set migration.coordinator.controller".into())),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The migration role (`[migration]`, seed 000), process migration
+//! between networks: its config section, the wire protocol every part
+//! speaks, checkpoints cut into frames, and the coordinator's sequence as
+//! a pure engine.
+//!
+//! Every message travels over TCP as a frame: a 4-byte big-endian length,
+//! then a JSON object with the protocol version, a request ID, a deadline
+//! and the body. Receivers answer a retried request ID with the answer
+//! they gave before, so retries are idempotent.
+
+mod checkpoint;
+pub mod config;
+mod engine;
+mod wire;
+
+pub use checkpoint::{chunks, Assembly, CHECKPOINT_MAX, CHUNK};
+pub use engine::{Input, Migration, Output};
+pub use wire::{Body, Frame, FrameError, NetworkInfo, Replies, ServerInfo, Step, MAX_FRAME, VERSION};
