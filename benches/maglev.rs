@@ -1,7 +1,7 @@
 //! Maglev table build (M = 65537, N in {2, 16, 1000}; target <= 10 ms at
 //! N = 1000) and the session hash the fast path uses.
 
-use control::maglev::{Backend, MaglevTable, DEFAULT_TABLE_SIZE};
+use control::lb::maglev::{Backend, MaglevTable, DEFAULT_TABLE_SIZE};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use dataplane_common::hash;
 

@@ -3,8 +3,8 @@
 //! 200). Target: >= 200,000 messages/s.
 
 use control::{
-    sip::parse,
-    sip_track::{TalkingOn, TerminatedOn, Tracker, TrackerConfig},
+    sip_monitor::sip::parse,
+    sip_monitor::track::{TalkingOn, TerminatedOn, Tracker, TrackerConfig},
 };
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 

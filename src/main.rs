@@ -5,7 +5,8 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 use control::{
     api::{CounterView, DigestView, FlowSpec, GatewayView, LookupKey, LookupView, Request},
-    config::{Config, Gateway, DEFAULT_SOCKET},
+    config::{Config, DEFAULT_SOCKET},
+    lb::config::Backend,
 };
 use edgeplane::{client, daemon, netns};
 
@@ -408,7 +409,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let (v, json) = match cmd {
                     GwCmd::List { interface, json } => (call(Request::LbGateways { interface })?, json),
                     GwCmd::Add { name, address, mac, via, weight, interface, json } => {
-                        let gateway = Gateway { name, address, mac, via, weight };
+                        let gateway = Backend { name, address, mac, via, weight };
                         if let Err((field, reason)) = gateway.validate() {
                             anyhow::bail!("--{field}: {reason}");
                         }
@@ -481,7 +482,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             GwRoleCmd::Servers { cmd } => {
                 let (v, json) = match cmd {
                     GwServerCmd::Add { group, name, address, port, weight, via, mac, next_hop, json } => {
-                        let server = control::gateway::ServerCfg { name, address, port, weight, via, next_hop, mac, types: None };
+                        let server = control::gateway::config::ServerCfg { name, address, port, weight, via, next_hop, mac, types: None };
                         (call(Request::GwServerAdd { group, server })?, json)
                     }
                     GwServerCmd::Remove { group, name, json } => (call(Request::GwServerRemove { group, name })?, json),
@@ -546,14 +547,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let mut out = Vec::new();
             for f in &files {
                 let data = std::fs::read(f).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
-                match control::sip::parse(&data) {
+                match control::sip_monitor::sip::parse(&data) {
                     Ok((m, _)) => {
                         if json {
                             out.push(serde_json::json!({ "file": f, "valid": true, "message": m }));
                         } else {
                             let first = match &m.start {
-                                control::sip::StartLine::Request { method, uri } => format!("{method} {uri}"),
-                                control::sip::StartLine::Response { status, reason } => format!("{status} {reason} (to {})", m.cseq_method),
+                                control::sip_monitor::sip::StartLine::Request { method, uri } => format!("{method} {uri}"),
+                                control::sip_monitor::sip::StartLine::Response { status, reason } => format!("{status} {reason} (to {})", m.cseq_method),
                             };
                             println!("{}: {first}", f.display());
                             println!("  call-id {}  cseq {} {}  branch {}", m.call_id, m.cseq, m.cseq_method, m.via_branch.as_deref().unwrap_or("-"));

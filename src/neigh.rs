@@ -35,7 +35,7 @@ fn lookup(ip: Ipv4Addr, iface: &str) -> Option<[u8; 6]> {
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.len() >= 6 && f[0] == ip.to_string() && f[5] == iface && f[2] == "0x2" {
-            return control::config::parse_mac(f[3]);
+            return control::field::parse_mac(f[3]);
         }
     }
     None

@@ -8,7 +8,7 @@ use dataplane_common::lb::stat;
 use dataplane_user::{verdict, Dataplane};
 use testlab::fixtures::{self, Expect};
 
-fn check(dp: &mut Dataplane, table: &control::maglev::MaglevTable, name: &str, pkt: &[u8], expect: &Expect, seen: &mut [u32; 5]) {
+fn check(dp: &mut Dataplane, table: &control::lb::maglev::MaglevTable, name: &str, pkt: &[u8], expect: &Expect, seen: &mut [u32; 5]) {
     let before = dp.lb_stats().unwrap();
     let r = dp.test_run("lb", pkt).unwrap_or_else(|e| panic!("{name}: test_run: {e}"));
     let after = dp.lb_stats().unwrap();

@@ -50,7 +50,7 @@ fn sip_monitor_copies_sip_and_passes_everything() {
     // The copy carries a parseable SIP message.
     dp.test_run("sip_monitor", &udp(40000, 5060, REGISTER)).unwrap();
     let c = dp.take_sip_copies().unwrap().remove(0);
-    let (m, _) = control::sip::parse(&c.frame[42..]).unwrap();
+    let (m, _) = control::sip_monitor::sip::parse(&c.frame[42..]).unwrap();
     assert_eq!(m.method(), "REGISTER");
     // Oversized: copied truncated, flagged, still passed.
     let big = udp(40000, 5060, &vec![b'x'; COPY_MAX + 100]);

@@ -245,7 +245,7 @@ fn a_sipp_watcher_is_notified() {
     thread::spawn(move || {
         enter_netns(&ua).unwrap();
         let s = UdpSocket::bind("10.5.0.2:5064").unwrap();
-        let body = control::presence::pidf("alice@example.com", control::sip_track::Status::Talking, &[]);
+        let body = control::presence::pidf("alice@example.com", control::sip_monitor::track::Status::Talking, &[]);
         let m = control::presence::publish("alice@example.com", "10.6.0.2:5070", "10.5.0.2:5064", "pubw", 1, None, 3600, &body);
         s.send_to(m.as_bytes(), "10.6.0.2:5070").unwrap();
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -274,7 +274,7 @@ fn publish_over_tcp_and_conditional_requests() {
     let (tcp_reply, bad, good) = thread::spawn(move || {
         use std::io::{Read, Write};
         enter_netns(&ua).unwrap();
-        let body = control::presence::pidf("carol@example.com", control::sip_track::Status::Online, &[]);
+        let body = control::presence::pidf("carol@example.com", control::sip_monitor::track::Status::Online, &[]);
         let m = control::presence::publish("carol@example.com", "10.6.0.2:5070", "10.5.0.2:5066", "tcp1", 1, None, 3600, &body);
         let mut c = std::net::TcpStream::connect("10.6.0.2:5070").unwrap();
         c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
@@ -282,14 +282,14 @@ fn publish_over_tcp_and_conditional_requests() {
         let mut buf = [0u8; 2048];
         let n = c.read(&mut buf).unwrap();
         let tcp_reply = String::from_utf8_lossy(&buf[..n]).to_string();
-        let etag = control::sip::parse(&buf[..n]).unwrap().0.etag.unwrap();
+        let etag = control::sip_monitor::sip::parse(&buf[..n]).unwrap().0.etag.unwrap();
         let u = UdpSocket::bind("10.5.0.2:5066").unwrap();
         u.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
         let mut ask = |tag: &str, n: u32| {
             let m = control::presence::publish("carol@example.com", "10.6.0.2:5070", "10.5.0.2:5066", &format!("u{n}"), n, Some(tag), 3600, &body);
             u.send_to(m.as_bytes(), "10.6.0.2:5070").unwrap();
             let k = u.recv(&mut buf).unwrap();
-            control::sip::parse(&buf[..k]).unwrap().0.status().unwrap()
+            control::sip_monitor::sip::parse(&buf[..k]).unwrap().0.status().unwrap()
         };
         (tcp_reply, ask("never-issued", 2), ask(&etag, 3))
     })

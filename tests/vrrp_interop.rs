@@ -68,7 +68,7 @@ fn edgeplane_and_keepalived_elect_preempt_and_fail_over() {
 
 /// An advertisement frame as a spoofer on the LAN would send it.
 fn spoof_frame(src: [u8; 4], ttl: u8, priority: u8, corrupt_checksum: bool) -> Vec<u8> {
-    use control::vrrp::{Advert, VRRP_GROUP};
+    use control::router::vrrp::{Advert, VRRP_GROUP};
     let src_ip = std::net::Ipv4Addr::from(src);
     let mut msg = Advert { vrid: 51, priority, max_adver_int: 100, addresses: vec![VIP] }.encode(src_ip, VRRP_GROUP);
     if corrupt_checksum {

@@ -12,8 +12,6 @@ use serde::{Deserialize, Serialize};
 pub use crate::field::ConfigError;
 use crate::{field::InterfaceClaims, gateway, lb, migration, presence, router, sip_monitor};
 
-// Old paths, kept until the edgeplane package imports the new ones (lib.rs).
-pub use crate::old_paths::config::*;
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]

@@ -16,7 +16,10 @@ use std::{
     time::Duration,
 };
 
-use control::gateway::{self as g, AccountingRecord, EndReason, ServiceAddr};
+use control::{
+    field::{parse_mac, parse_prefix},
+    gateway::{self as g, config::{self as gcfg, parse_ports}, AccountingRecord, EndReason, ServiceAddr},
+};
 use dataplane_common::gw::{
     GwConfig, Selection, Server, ServiceKey, Session, TypeRule, DRY_RUN_MAGIC, GROUPS_MAX, SERVERS_MAX,
     SESSION_ACTIVE, SESSION_FREE, TYPES_MAX,
@@ -36,7 +39,7 @@ pub enum GwError {
 }
 
 pub struct GwInstance {
-    pub cfg: g::Gateway,
+    pub cfg: gcfg::Gateway,
     pub dp: Dataplane,
     /// (group, server) name → index in GW_SERVERS.
     server_idx: BTreeMap<(String, String), u32>,
@@ -49,7 +52,7 @@ pub struct GwInstance {
 /// A server as resolved for the maps.
 struct Resolved {
     group: String,
-    cfg: g::ServerCfg,
+    cfg: gcfg::ServerCfg,
     entry: Server,
 }
 
@@ -61,7 +64,7 @@ fn ip_of(ne_addr: u32) -> Ipv4Addr {
     Ipv4Addr::from(ne_addr.to_ne_bytes())
 }
 
-fn resolve(cfg: &g::Gateway) -> Result<Vec<Resolved>, GwError> {
+fn resolve(cfg: &gcfg::Gateway) -> Result<Vec<Resolved>, GwError> {
     let default_via = cfg.interfaces.last().expect("validated").clone();
     let mut out = Vec::new();
     for grp in &cfg.groups {
@@ -70,7 +73,7 @@ fn resolve(cfg: &g::Gateway) -> Result<Vec<Resolved>, GwError> {
             let ifindex = dataplane_user::ifindex(&via)?;
             let src_mac = dataplane_user::mac_of(&via)?;
             let mac = match &s.mac {
-                Some(m) => control::config::parse_mac(m).expect("validated"),
+                Some(m) => parse_mac(m).expect("validated"),
                 None => crate::neigh::resolve(s.next_hop.unwrap_or(s.address), &via, Duration::from_secs(3))
                     .map_err(|e| GwError::Config(format!("group {} server {}: {e}", grp.name, s.name)))?,
             };
@@ -82,7 +85,7 @@ fn resolve(cfg: &g::Gateway) -> Result<Vec<Resolved>, GwError> {
 }
 
 impl GwInstance {
-    pub fn start(cfg: g::Gateway, opts: &dataplane_user::LoadOptions) -> Result<Self, GwError> {
+    pub fn start(cfg: gcfg::Gateway, opts: &dataplane_user::LoadOptions) -> Result<Self, GwError> {
         let resolved = resolve(&cfg)?;
         let ifaces: Vec<&str> = cfg.interfaces.iter().map(String::as_str).collect();
         let dp = Dataplane::attach_many("gateway", &ifaces, opts)?;
@@ -122,7 +125,7 @@ impl GwInstance {
         Ok(())
     }
 
-    pub fn apply(&mut self, cfg: g::Gateway) -> Result<(), GwError> {
+    pub fn apply(&mut self, cfg: gcfg::Gateway) -> Result<(), GwError> {
         if cfg.interfaces != self.cfg.interfaces || cfg.address != self.cfg.address {
             return Err(GwError::Config("gateway interfaces or address changed; restart the daemon to apply (nothing was changed)".into()));
         }
@@ -130,7 +133,7 @@ impl GwInstance {
         self.apply_resolved(cfg, resolved)
     }
 
-    fn apply_resolved(&mut self, cfg: g::Gateway, resolved: Vec<Resolved>) -> Result<(), GwError> {
+    fn apply_resolved(&mut self, cfg: gcfg::Gateway, resolved: Vec<Resolved>) -> Result<(), GwError> {
         // Stable indices: keep existing names, give new ones free slots.
         let mut group_idx = BTreeMap::new();
         let mut used: Vec<u32> = Vec::new();
@@ -200,7 +203,7 @@ impl GwInstance {
                 None => self.dp.auth_allow(gi, 0, 0)?,
                 Some(list) => {
                     for p in list {
-                        let (a, l) = g::parse_prefix(p).expect("validated");
+                        let (a, l) = parse_prefix(p).expect("validated");
                         let mask = if l == 0 { 0 } else { u32::MAX << (32 - l) };
                         self.dp.auth_allow(gi, (u32::from(a) & mask).to_be(), l)?;
                     }
@@ -211,7 +214,7 @@ impl GwInstance {
             .session_types
             .iter()
             .map(|t| {
-                let (prefix, prefix_len) = t.terminals.as_deref().and_then(g::parse_prefix).map(|(a, l)| (ne(a), l)).unwrap_or((0, 0));
+                let (prefix, prefix_len) = t.terminals.as_deref().and_then(parse_prefix).map(|(a, l)| (ne(a), l)).unwrap_or((0, 0));
                 TypeRule {
                     proto: t.proto.as_deref().and_then(g::parse_proto).unwrap_or(0),
                     dscp_plus1: t.dscp.map(|d| d + 1).unwrap_or(0),
@@ -239,7 +242,7 @@ impl GwInstance {
             }
         }
         // Port pool and the gateway address.
-        let (min, max) = g::parse_ports(&cfg.ports).expect("validated");
+        let (min, max) = parse_ports(&cfg.ports).expect("validated");
         let old = self.dp.gw_config()?;
         if old.port_min != min || old.port_max != max || old.enabled == 0 {
             self.dp.pool_drain()?;
@@ -265,7 +268,7 @@ impl GwInstance {
     }
 
     /// Add a server to a group at runtime (the config file is unchanged).
-    pub fn add_server(&mut self, group: &str, server: g::ServerCfg) -> Result<(), GwError> {
+    pub fn add_server(&mut self, group: &str, server: gcfg::ServerCfg) -> Result<(), GwError> {
         let mut cfg = self.cfg.clone();
         let grp = cfg.groups.iter_mut().find(|x| x.name == group).ok_or_else(|| GwError::Config(format!("no group {group:?}")))?;
         if grp.servers.iter().any(|s| s.name == server.name) {
@@ -508,7 +511,7 @@ struct AccountingFile {
 }
 
 impl AccountingFile {
-    fn new(path: &Path, cfg: &g::Accounting) -> Self {
+    fn new(path: &Path, cfg: &gcfg::Accounting) -> Self {
         Self { path: path.into(), rotate_bytes: cfg.rotate_bytes, keep: cfg.keep }
     }
 
@@ -569,7 +572,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ep-acct-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("acct.jsonl");
-        let cfg = g::Accounting { file: Some(path.clone()), interim: 0, rotate_bytes: 4096, keep: 2 };
+        let cfg = gcfg::Accounting { file: Some(path.clone()), interim: 0, rotate_bytes: 4096, keep: 2 };
         let mut f = AccountingFile::new(&path, &cfg);
         for p in 0..200u16 {
             f.write(&rec(p)).unwrap();

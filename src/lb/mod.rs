@@ -13,8 +13,10 @@ use std::collections::{BTreeMap, VecDeque};
 
 use control::{
     api::{DigestView, GatewayView, LookupView},
-    config::{self, Gateway},
-    maglev::{Backend, MaglevTable},
+    lb::{
+        config::{self, Backend as Gateway},
+        maglev::{Backend, MaglevTable},
+    },
 };
 use dataplane_common::lb::{GatewayEntry, GATEWAYS_MAX, GW_F_VALID, GW_NAME_LEN, NO_GATEWAY};
 use dataplane_user::{format_mac, Dataplane};
@@ -253,7 +255,7 @@ impl LbInstance {
 }
 
 fn validate_one(cfg: &config::Lb) -> Result<(), LbError> {
-    let whole = config::Config { lb: vec![cfg.clone()], ..Default::default() };
+    let whole = control::config::Config { lb: vec![cfg.clone()], ..Default::default() };
     whole.validate().map_err(|e| LbError::Config(e.to_string()))
 }
 
@@ -273,7 +275,7 @@ fn resolve(cfg: &config::Lb) -> Result<Vec<(String, GatewayEntry)>, LbError> {
             let mut name = [0u8; GW_NAME_LEN];
             name[..g.name.len()].copy_from_slice(g.name.as_bytes());
             let e = GatewayEntry {
-                dst_mac: config::parse_mac(&g.mac).ok_or_else(|| LbError::Config(format!("gateway {}: bad mac", g.name)))?,
+                dst_mac: control::field::parse_mac(&g.mac).ok_or_else(|| LbError::Config(format!("gateway {}: bad mac", g.name)))?,
                 src_mac: dataplane_user::mac_of(via)?,
                 ifindex: dataplane_user::ifindex(via)?,
                 addr: u32::from_ne_bytes(g.address.octets()),

@@ -16,7 +16,7 @@ use std::{
 
 use anyhow::Context as _;
 use control::{
-    config::{MigratableProcess, MigrationAgent, MigrationController, MigrationCoordinator},
+    migration::config::{MigratableProcess, MigrationAgent, MigrationController, MigrationCoordinator},
     migration::{Body, Frame, Input, Migration, Output, Replies, Step, VERSION},
 };
 use dataplane_common::steer::{NetEgress, Steering, STEER_HOLD};
@@ -566,7 +566,7 @@ impl Controller {
         if id >= dataplane_common::steer::NETWORKS_MAX {
             return Err(format!("network {name}: id {id} is out of range (0..{})", dataplane_common::steer::NETWORKS_MAX));
         }
-        let mac = control::config::parse_mac(next_hop_mac).ok_or_else(|| format!("network {name}: {next_hop_mac:?} is not a MAC address"))?;
+        let mac = control::field::parse_mac(next_hop_mac).ok_or_else(|| format!("network {name}: {next_hop_mac:?} is not a MAC address"))?;
         let ifindex = dataplane_user::ifindex(via).map_err(|e| format!("network {name}: {e}"))?;
         let src = dataplane_user::mac_of(via).map_err(|e| format!("network {name}: {e}"))?;
         if ifindex != self.ingress && !self.tx.contains_key(&ifindex) {
@@ -1288,7 +1288,7 @@ mod tests {
             timeout_ms: 1000,
             servers: vec![server("s1", "n1")],
             networks: vec![net("n1", 1)],
-            processes: vec![control::config::ProcessPlace { name: "p".into(), server: "s1".into(), service: Ipv4Addr::new(192, 0, 2, 80) }],
+            processes: vec![control::migration::config::ProcessPlace { name: "p".into(), server: "s1".into(), service: Ipv4Addr::new(192, 0, 2, 80) }],
         };
         let mut c = Coordinator::open(cfg.clone()).unwrap();
         assert!(c.add_server(&server("s2", "n2")).unwrap_err().contains("no network \"n2\""));

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use control::{
     api::{AgentSummary, ControllerSummary, CoordinatorSummary, CounterView, MigrationSummary, Request, Response, StatusView, SteeredService},
-    config::{Config, Migration},
+    config::Config,
+    migration::config::Migration,
     migration::Step,
 };
 use tracing::{error, info};

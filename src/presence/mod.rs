@@ -12,7 +12,10 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use control::{config::Presence, presence::{self, Store}, sip};
+use control::{
+    presence::{self, config::Presence, Store},
+    sip_monitor::sip,
+};
 use tracing::{info, warn};
 
 use crate::sip_monitor::{peer_ip, response};
@@ -72,7 +75,7 @@ impl Server {
     fn allowed(&self, peer: SocketAddr) -> bool {
         let SocketAddr::V4(p) = peer else { return false };
         self.cfg.allow.iter().any(|a| {
-            let (net, len) = control::gateway::parse_prefix(a).expect("validated");
+            let (net, len) = control::field::parse_prefix(a).expect("validated");
             let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
             u32::from(*p.ip()) & mask == u32::from(net) & mask
         })
@@ -261,7 +264,7 @@ impl Server {
             .ok()
             .and_then(|rows| rows.into_iter().max_by(|a, b| a.updated.total_cmp(&b.updated)))
             .and_then(|r| presence::parse_status(&r.status))
-            .unwrap_or(control::sip_track::Status::Offline);
+            .unwrap_or(control::sip_monitor::track::Status::Offline);
         let listen = self.cfg.listen;
         let s = &mut self.subs[i];
         s.cseq += 1;

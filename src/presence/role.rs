@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use control::{
     api::{CounterView, PresenceSummary, Request, Response, StatusView},
-    config::{Config, Presence},
+    config::Config,
+    presence::config::Presence,
     presence::Store,
 };
 

@@ -12,8 +12,8 @@ use std::{
 
 use anyhow::{bail, Context as _};
 use control::{
-    config::LoadSharing,
-    loadshare::{Action, Event, Fence, LoadShare, Msg, PORT},
+    router::config::LoadSharing,
+    router::loadshare::{Action, Event, Fence, LoadShare, Msg, PORT},
 };
 use dataplane_common::router::{RouterCfg, BUCKETS, BUCKET_MINE};
 use dataplane_user::{router::Held, Dataplane};
@@ -82,7 +82,7 @@ impl LsEdge {
     ) -> anyhow::Result<Self> {
         let mut dp = Dataplane::attach("router", iface, opts)?;
         dp.set_router_cfg(&RouterCfg {
-            vmac: control::vrrp::virtual_mac(vrid),
+            vmac: control::router::vrrp::virtual_mac(vrid),
             own_mac: [0; 6],
             by_dst: u32::from(cfg.direction == "downstream"),
             enabled: 1,
@@ -104,7 +104,7 @@ impl LsEdge {
         let std_sock = std::net::UdpSocket::bind(SocketAddrV4::new(primary, PORT)).with_context(|| format!("binding {primary}:{PORT}"))?;
         std_sock.set_nonblocking(true)?;
         let sock = tokio::net::UdpSocket::from_std(std_sock)?;
-        let mut ecfg = control::loadshare::Config::new(primary, priority, cfg.peers.clone(), cfg.hello_ms);
+        let mut ecfg = control::router::loadshare::Config::new(primary, priority, cfg.peers.clone(), cfg.hello_ms);
         ecfg.review_pps = cfg.review_pps;
         ecfg.review_holddown_ms = cfg.review_holddown_ms;
         ecfg.collect_interval_ms = cfg.collect_interval_ms;

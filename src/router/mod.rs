@@ -22,8 +22,8 @@ use std::{
 
 use anyhow::{bail, Context as _};
 use control::{
-    config::Router,
-    vrrp::{self, Action, Advert, Discard, Event, Params, VirtualRouter, VRRP_GROUP, VRRP_PROTO, VRRP_TTL},
+    router::config::Router,
+    router::vrrp::{self, Action, Advert, Discard, Event, Params, VirtualRouter, VRRP_GROUP, VRRP_PROTO, VRRP_TTL},
 };
 use serde::{Deserialize, Serialize};
 use tokio::{io::unix::AsyncFd, sync::mpsc, time::Instant};
@@ -255,7 +255,7 @@ impl Instance {
         let (primary, len) = primary_address(&cfg.interface)?;
         let net = Ipv4Addr::from(u32::from(primary) & if len == 0 { 0 } else { u32::MAX << (32 - len as u32) });
         let addresses: Vec<Ipv4Addr> =
-            cfg.virtual_addresses.iter().map(|a| control::gateway::parse_prefix(a).expect("validated").0).collect();
+            cfg.virtual_addresses.iter().map(|a| control::field::parse_prefix(a).expect("validated").0).collect();
         let params = Params {
             vrid: cfg.vrid,
             priority: cfg.priority,
@@ -337,10 +337,10 @@ impl Instance {
             }
         }
         if self.vr.state != before {
-            let master = self.vr.state == control::vrrp::State::Master;
+            let master = self.vr.state == control::router::vrrp::State::Master;
             if let Some(ls) = self.ls.as_mut() {
                 let now = ls.now();
-                ls.event(control::loadshare::Event::Role { now, master }).await;
+                ls.event(control::router::loadshare::Event::Role { now, master }).await;
             }
         }
         self.publish();
@@ -427,7 +427,7 @@ impl Instance {
                         let ls = self.ls.as_mut().expect("guarded");
                         if let Some(msg) = ls.decode(&lbuf[..n]) {
                             let now = ls.now();
-                            ls.event(control::loadshare::Event::Received { now, msg }).await;
+                            ls.event(control::router::loadshare::Event::Received { now, msg }).await;
                         } else {
                             *self.status.lock().unwrap().discarded.entry("extension_rejected".into()).or_insert(0) += 1;
                         }
@@ -442,7 +442,7 @@ impl Instance {
                         warn!(error = %e, "draining held frames failed");
                     }
                     let now = ls.now();
-                    ls.event(control::loadshare::Event::Tick { now }).await;
+                    ls.event(control::router::loadshare::Event::Tick { now }).await;
                     if let Err(e) = ls.sample_rates().await {
                         warn!(error = %e, "reading bucket rates failed");
                     }
@@ -451,7 +451,7 @@ impl Instance {
                 c = cmd.recv() => match c {
                     Some(Cmd::Rebalance) => {
                         if let Some(ls) = self.ls.as_mut() {
-                            ls.event(control::loadshare::Event::Rebalance).await;
+                            ls.event(control::router::loadshare::Event::Rebalance).await;
                         }
                     }
                     Some(Cmd::Shutdown(ack)) => {

@@ -14,10 +14,10 @@ use std::{
 };
 
 use control::{
-    config::SipMonitor,
     presence,
-    sip::{self, Message},
-    sip_track::{Change, SessionInfo, Status, TalkingOn, TerminatedOn, Tracker, TrackerConfig},
+    sip_monitor::config::SipMonitor,
+    sip_monitor::sip::{self, Message},
+    sip_monitor::track::{Change, SessionInfo, Status, TalkingOn, TerminatedOn, Tracker, TrackerConfig},
 };
 use dataplane_user::Dataplane;
 use serde::{Deserialize, Serialize};
@@ -59,7 +59,7 @@ pub struct Monitor {
     cfg: SipMonitor,
     dp: Dataplane,
     tracker: Tracker,
-    tcp: control::sip_stream::Reassembler,
+    tcp: control::sip_monitor::stream::Reassembler,
     sock: tokio::net::UdpSocket,
     terminals: HashMap<String, Terminal>,
     /// Call-ID of an outstanding PUBLISH → user.
@@ -266,7 +266,7 @@ impl Monitor {
 
 enum Segment<'a> {
     Udp(&'a [u8]),
-    Tcp { key: control::sip_stream::ConnKey, seq: u32, fin: bool, payload: &'a [u8] },
+    Tcp { key: control::sip_monitor::stream::ConnKey, seq: u32, fin: bool, payload: &'a [u8] },
 }
 
 /// The UDP payload, or the TCP segment, of an Ethernet/IPv4 frame.

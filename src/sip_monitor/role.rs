@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use control::{
     api::{CounterView, Request, Response, SipMonitorSummary, StatusView},
-    config::{Config, SipMonitor},
+    config::Config,
+    sip_monitor::config::SipMonitor,
 };
 
 use super::{Monitor, MonitorStatus};

@@ -4,7 +4,7 @@
 
 use std::net::Ipv4Addr;
 
-use control::maglev::{Backend, MaglevTable};
+use control::lb::maglev::{Backend, MaglevTable};
 use dataplane_common::{hash, lb::stat};
 use dataplane_user::Dataplane;
 

@@ -145,7 +145,7 @@ pub fn uas(ns: String, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> t
         while !stop.load(std::sync::atomic::Ordering::SeqCst) {
             let Ok((n, peer)) = s.recv_from(&mut buf) else { continue };
             let raw = &buf[..n];
-            let Ok((m, _)) = control::sip::parse(raw) else { continue };
+            let Ok((m, _)) = control::sip_monitor::sip::parse(raw) else { continue };
             let send = |code: u16, reason: &str, extra: &str| {
                 let _ = s.send_to(edgeplane::sip_monitor::response(&m, raw, code, reason, extra).as_bytes(), peer);
             };

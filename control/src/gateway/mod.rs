@@ -14,5 +14,3 @@ pub use expiry::{expiry, EndReason};
 pub use selection::selection;
 pub use service::{parse_proto, proto_name, ServiceAddr};
 
-// Old paths, kept until the edgeplane package imports the new ones (lib.rs).
-pub use crate::old_paths::gateway::*;

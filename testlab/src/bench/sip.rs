@@ -149,7 +149,7 @@ pub fn run(calls: usize) -> anyhow::Result<LatencyRow> {
     for (t, f) in &ua_frames {
         if let Some((5060, p)) = udp_payload(f) {
             if p.starts_with(b"ACK ") {
-                if let Ok((m, _)) = control::sip::parse(p) {
+                if let Ok((m, _)) = control::sip_monitor::sip::parse(p) {
                     ack.entry(m.call_id).or_insert(*t);
                 }
             }

@@ -188,8 +188,8 @@ impl Bench {
         let gen = format!("/run/netns/{}", self.ns("gen"));
         let dut_mac = self.exec("dut", &["cat", "/sys/class/net/in0/address"])?;
         let gen_mac = self.exec("gen", &["cat", "/sys/class/net/gen0/address"])?;
-        let dst = control::config::parse_mac(dut_mac.trim()).context("dut mac")?;
-        let src = control::config::parse_mac(gen_mac.trim()).context("gen mac")?;
+        let dst = control::field::parse_mac(dut_mac.trim()).context("dut mac")?;
+        let src = control::field::parse_mac(gen_mac.trim()).context("gen mac")?;
         let before = self.sink_count()?;
         let t0 = Instant::now();
         let sent = std::thread::spawn(move || -> anyhow::Result<u64> {
