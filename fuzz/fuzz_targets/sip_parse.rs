@@ -5,14 +5,14 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok((m, used)) = control::sip::parse(data) {
+    if let Ok((m, used)) = control::sip_monitor::sip::parse(data) {
         assert!(used <= data.len() + 4);
-        let again = control::sip::parse(m.render().as_bytes()).expect("a rendered message parses");
+        let again = control::sip_monitor::sip::parse(m.render().as_bytes()).expect("a rendered message parses");
         assert_eq!(again.0.call_id, m.call_id);
-        let mut t = control::sip_track::Tracker::new(control::sip_track::TrackerConfig {
+        let mut t = control::sip_monitor::track::Tracker::new(control::sip_monitor::track::TrackerConfig {
             domain: "example.com".into(),
-            talking_on: control::sip_track::TalkingOn::Ok200,
-            terminated_on: control::sip_track::TerminatedOn::Bye,
+            talking_on: control::sip_monitor::track::TalkingOn::Ok200,
+            terminated_on: control::sip_monitor::track::TerminatedOn::Bye,
             default_expires: 3600,
         });
         let _ = t.handle(&m, 0);
