@@ -21,6 +21,15 @@ impl Dataplane {
         h.insert(port.to_be(), 1, 0).map_err(|e| Error::Map("SIP_PORTS", e))
     }
 
+    /// Stop copying `port` (absent already is not an error).
+    pub fn remove_sip_port(&mut self, port: u16) -> Result<()> {
+        let mut h: HashMap<&mut MapData, u16, u32> = self.map_mut("SIP_PORTS")?;
+        match h.remove(&port.to_be()) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(Error::Map("SIP_PORTS", e)),
+        }
+    }
+
     pub fn take_sip_copies(&mut self) -> Result<Vec<Copied>> {
         let mut rb: RingBuf<&mut MapData> = self.map_mut("SIP_RING")?;
         let mut out = Vec::new();

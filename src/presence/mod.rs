@@ -34,6 +34,9 @@ pub struct Server {
     cfg: Presence,
     pub store: Arc<Mutex<Store>>,
     pub counters: Arc<Mutex<PresenceCounters>>,
+    /// Prefixes PUBLISH and REGISTER are accepted from; a reload replaces
+    /// them.
+    pub allow: Arc<Mutex<Vec<String>>>,
     sock: tokio::net::UdpSocket,
     etags: u64,
     /// ETags handed out (PUBLISH modifications must name one).
@@ -69,12 +72,12 @@ impl Server {
         let store = tokio::task::block_in_place(|| Store::open_url(&db)).map_err(|e| anyhow::anyhow!("presence database {db}: {e}"))?;
         let sock = tokio::net::UdpSocket::bind(cfg.listen).await.map_err(|e| anyhow::anyhow!("presence listen {}: {e}", cfg.listen))?;
         info!(listen = %cfg.listen, "presence server on");
-        Ok(Self { cfg, store: Arc::new(Mutex::new(store)), counters: Default::default(), sock, etags: 0, issued: Default::default(), subs: Vec::new(), tags: 0 })
+        Ok(Self { allow: Arc::new(Mutex::new(cfg.allow.clone())), cfg, store: Arc::new(Mutex::new(store)), counters: Default::default(), sock, etags: 0, issued: Default::default(), subs: Vec::new(), tags: 0 })
     }
 
     fn allowed(&self, peer: SocketAddr) -> bool {
         let SocketAddr::V4(p) = peer else { return false };
-        self.cfg.allow.iter().any(|a| {
+        self.allow.lock().unwrap().iter().any(|a| {
             let (net, len) = control::field::parse_prefix(a).expect("validated");
             let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
             u32::from(*p.ip()) & mask == u32::from(net) & mask

@@ -18,15 +18,16 @@ pub struct PresenceRole {
     cfg: Presence,
     store: Arc<Mutex<Store>>,
     counters: Arc<Mutex<PresenceCounters>>,
+    allow: Arc<Mutex<Vec<String>>>,
 }
 
 impl PresenceRole {
     pub async fn start(config: &Config) -> anyhow::Result<Option<Self>> {
         let Some(cfg) = config.presence.clone() else { return Ok(None) };
         let server = Server::start(cfg.clone()).await?;
-        let (store, counters) = (server.store.clone(), server.counters.clone());
+        let (store, counters, allow) = (server.store.clone(), server.counters.clone(), server.allow.clone());
         tokio::spawn(server.run());
-        Ok(Some(Self { cfg, store, counters }))
+        Ok(Some(Self { cfg, store, counters, allow }))
     }
 }
 
@@ -59,14 +60,24 @@ impl Role for PresenceRole {
     }
 
     fn check(&self, new: &Config) -> Result<(), String> {
-        if new.presence.as_ref() != Some(&self.cfg) {
-            return Err("[presence] changed; restart the daemon to apply it (nothing was changed)".into());
+        let new = new.presence.as_ref().expect("the daemon checks the set of roles first");
+        for (key, changed) in [("listen", new.listen != self.cfg.listen), ("database", new.database != self.cfg.database)] {
+            if changed {
+                return Err(format!("presence.{key} changed; restart the daemon to apply it (nothing was changed)"));
+            }
         }
         Ok(())
     }
 
-    fn apply(&mut self, _new: &Config) -> Result<String, String> {
-        Ok(String::new())
+    /// The allowed sources apply to the next request.
+    fn apply(&mut self, new: &Config) -> Result<String, String> {
+        let new = new.presence.clone().expect("checked");
+        if new == self.cfg {
+            return Ok(String::new());
+        }
+        *self.allow.lock().unwrap() = new.allow.clone();
+        self.cfg = new;
+        Ok("presence: allowed sources replaced".into())
     }
 
     fn handle(&mut self, req: Request) -> Result<Response, String> {

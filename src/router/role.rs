@@ -106,15 +106,50 @@ impl Role for RouterRole {
     }
 
     fn check(&self, new: &Config) -> Result<(), String> {
-        let old: Vec<_> = self.instances.iter().map(|h| h.cfg.clone()).collect();
-        if new.router != old {
-            return Err("[[router]] sections changed; restart the daemon to apply them (nothing was changed)".into());
-        }
-        Ok(())
+        // A new or changed instance must be able to start: its interface
+        // exists and has an address.
+        check_interfaces(new)
     }
 
-    fn apply(&mut self, _new: &Config) -> Result<String, String> {
-        Ok(String::new())
+    /// Instances are matched by (interface, VRID). A removed one leaves
+    /// the virtual router cleanly (priority 0, RFC 5798 §6.4.3), so a
+    /// backup takes over at once; a changed one leaves and starts again
+    /// with its new config (it comes back as backup and preempts if its
+    /// priority says so); an unchanged one is not touched.
+    fn apply(&mut self, new: &Config) -> Result<String, String> {
+        let key = |r: &control::router::config::Router| (r.interface.clone(), r.vrid);
+        let opts = crate::daemon::load_options(new, false);
+        let (mut started, mut removed, mut restarted) = (0, 0, 0);
+        let mut keep = Vec::new();
+        for h in std::mem::take(&mut self.instances) {
+            match new.router.iter().find(|r| key(r) == key(&h.cfg)) {
+                Some(r) if *r == h.cfg => keep.push(h),
+                found => {
+                    block_on(h.stopper().shutdown());
+                    if found.is_some() {
+                        restarted += 1;
+                    } else {
+                        removed += 1;
+                    }
+                }
+            }
+        }
+        self.instances = keep;
+        for r in &new.router {
+            if self.instances.iter().any(|h| key(&h.cfg) == key(r)) {
+                continue;
+            }
+            let h = Instance::start(r.clone(), &opts).map_err(|e| format!("router vrid {} on {}: {e:#}", r.vrid, r.interface))?;
+            self.instances.push(h);
+            started += 1;
+        }
+        let added = started - restarted;
+        // Keep the config's order (status lists instances in it).
+        self.instances.sort_by_key(|h| new.router.iter().position(|r| key(r) == key(&h.cfg)));
+        Ok(match (added, removed, restarted) {
+            (0, 0, 0) => String::new(),
+            _ => format!("router: {added} instance(s) started, {removed} stopped, {restarted} restarted with a new config"),
+        })
     }
 
     fn handle(&mut self, req: Request) -> Result<Response, String> {
@@ -136,4 +171,10 @@ impl Role for RouterRole {
             }
         }))
     }
+}
+
+/// Run `f` to completion from the daemon's blocking pool (reload runs
+/// there, with the runtime's context entered).
+fn block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Handle::current().block_on(f)
 }

@@ -69,7 +69,44 @@ pub struct Monitor {
     local: String,
 }
 
+fn tracker_config(cfg: &SipMonitor) -> TrackerConfig {
+    TrackerConfig {
+        domain: cfg.domain.clone(),
+        talking_on: if cfg.talking_on == "ack" { TalkingOn::Ack } else { TalkingOn::Ok200 },
+        terminated_on: if cfg.terminated_on == "bye_ok" { TerminatedOn::ByeOk } else { TerminatedOn::Bye },
+        default_expires: 3600,
+    }
+}
+
 impl Monitor {
+    /// Take a new config (reload) without losing dialogs, registrations or
+    /// ETags: the copied ports change in the map, the tracker takes the
+    /// new moments and domain, a new presence server gets a new socket.
+    /// The interfaces stay (the role's `check` refuses a change of them).
+    async fn reconfigure(&mut self, cfg: SipMonitor) -> anyhow::Result<()> {
+        for p in self.cfg.ports.iter().filter(|p| !cfg.ports.contains(p)) {
+            self.dp.remove_sip_port(*p)?;
+        }
+        for p in cfg.ports.iter().filter(|p| !self.cfg.ports.contains(p)) {
+            self.dp.add_sip_port(*p)?;
+        }
+        if cfg.presence != self.cfg.presence {
+            let sock = tokio::net::UdpSocket::bind("0.0.0.0:0").await?;
+            sock.connect(cfg.presence).await?;
+            self.local = sock.local_addr()?.to_string();
+            self.sock = sock;
+            // ETags belong to the old server.
+            for t in self.terminals.values_mut() {
+                t.etag = None;
+            }
+            self.outstanding.clear();
+        }
+        self.tracker.set_config(tracker_config(&cfg));
+        info!(domain = %cfg.domain, presence = %cfg.presence, ports = ?cfg.ports, "sip monitor reconfigured");
+        self.cfg = cfg;
+        Ok(())
+    }
+
     pub async fn start(cfg: SipMonitor, opts: &dataplane_user::LoadOptions) -> anyhow::Result<Self> {
         let ifaces: Vec<&str> = cfg.interfaces.iter().map(String::as_str).collect();
         let mut dp = Dataplane::attach_many("sip_monitor", &ifaces, opts)?;
@@ -80,12 +117,7 @@ impl Monitor {
         let sock = tokio::net::UdpSocket::bind("0.0.0.0:0").await?;
         sock.connect(cfg.presence).await?;
         let local = sock.local_addr()?.to_string();
-        let tracker = Tracker::new(TrackerConfig {
-            domain: cfg.domain.clone(),
-            talking_on: if cfg.talking_on == "ack" { TalkingOn::Ack } else { TalkingOn::Ok200 },
-            terminated_on: if cfg.terminated_on == "bye_ok" { TerminatedOn::ByeOk } else { TerminatedOn::Bye },
-            default_expires: 3600,
-        });
+        let tracker = Tracker::new(tracker_config(&cfg));
         let status = Arc::new(Mutex::new(MonitorStatus { interfaces: cfg.interfaces.clone(), ..Default::default() }));
         info!(interfaces = ?cfg.interfaces, domain = %cfg.domain, presence = %cfg.presence, "sip monitor on");
         Ok(Self { cfg, dp, tracker, tcp: Default::default(), sock, terminals: HashMap::new(), outstanding: HashMap::new(), status, started: Instant::now(), local })
@@ -95,7 +127,7 @@ impl Monitor {
         self.started.elapsed().as_millis() as u64
     }
 
-    pub async fn run(mut self) {
+    pub async fn run(mut self, mut reconf: tokio::sync::mpsc::UnboundedReceiver<(SipMonitor, tokio::sync::oneshot::Sender<Result<(), String>>)>) {
         // Copies are read as soon as the ring signals them; the tick runs
         // the timers (registration expiry, rate-limited publications).
         // SAFETY: the fd is an owned dup of the ring buffer's, kept open by
@@ -128,6 +160,9 @@ impl Monitor {
                     if let Ok(n) = r {
                         self.response(&buf[..n]).await;
                     }
+                }
+                Some((cfg, done)) = reconf.recv() => {
+                    let _ = done.send(self.reconfigure(cfg).await.map_err(|e| format!("{e:#}")));
                 }
             }
         }

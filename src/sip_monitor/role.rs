@@ -12,9 +12,13 @@ use control::{
 use super::{Monitor, MonitorStatus};
 use crate::daemon::Role;
 
+/// A new config for the monitor's task, and where it says how that went.
+type Reconfigure = (SipMonitor, tokio::sync::oneshot::Sender<Result<(), String>>);
+
 pub struct SipMonitorRole {
     cfg: SipMonitor,
     status: Arc<Mutex<MonitorStatus>>,
+    reconf: tokio::sync::mpsc::UnboundedSender<Reconfigure>,
 }
 
 impl SipMonitorRole {
@@ -22,8 +26,9 @@ impl SipMonitorRole {
         let Some(cfg) = config.sip_monitor.clone() else { return Ok(None) };
         let mon = Monitor::start(cfg.clone(), opts).await?;
         let status = mon.status.clone();
-        tokio::spawn(mon.run());
-        Ok(Some(Self { cfg, status }))
+        let (reconf, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(mon.run(rx));
+        Ok(Some(Self { cfg, status, reconf }))
     }
 }
 
@@ -65,14 +70,25 @@ impl Role for SipMonitorRole {
     }
 
     fn check(&self, new: &Config) -> Result<(), String> {
-        if new.sip_monitor.as_ref() != Some(&self.cfg) {
-            return Err("[sip_monitor] changed; restart the daemon to apply it (nothing was changed)".into());
+        let new = new.sip_monitor.as_ref().expect("the daemon checks the set of roles first");
+        if new.interfaces != self.cfg.interfaces {
+            return Err("sip_monitor.interfaces changed; restart the daemon to apply it (nothing was changed)".into());
         }
         Ok(())
     }
 
-    fn apply(&mut self, _new: &Config) -> Result<String, String> {
-        Ok(String::new())
+    /// Everything but the interfaces applies live, in the monitor's task
+    /// (dialogs, registrations and pending publications carry on).
+    fn apply(&mut self, new: &Config) -> Result<String, String> {
+        let new = new.sip_monitor.clone().expect("checked");
+        if new == self.cfg {
+            return Ok(String::new());
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.reconf.send((new.clone(), tx)).map_err(|_| "the sip monitor is not running".to_string())?;
+        tokio::runtime::Handle::current().block_on(rx).map_err(|_| "the sip monitor stopped while reconfiguring".to_string())??;
+        self.cfg = new;
+        Ok("sip-monitor reconfigured".into())
     }
 
     fn handle(&mut self, req: Request) -> Result<Response, String> {

@@ -90,6 +90,11 @@ impl Tracker {
         Self { cfg: Some(cfg), ..Default::default() }
     }
 
+    /// A new configuration (reload); dialogs and registrations carry on.
+    pub fn set_config(&mut self, cfg: TrackerConfig) {
+        self.cfg = Some(cfg);
+    }
+
     fn cfg(&self) -> &TrackerConfig {
         self.cfg.as_ref().expect("constructed with a config")
     }
