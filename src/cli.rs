@@ -1,7 +1,25 @@
 //! How the CLI prints the daemon's typed views (`--json` prints them as
 //! the daemon sent them).
 
-use control::api::{CounterSource, CounterView, StatusView};
+use std::process::ExitCode;
+
+use control::api::{CounterSource, CounterView, GroupsView, StatusView};
+
+/// A binary's `main`: logs to stderr (`RUST_LOG`, default `info`), runs
+/// `run`, and prints its error as `NAME: error` with a failing exit code.
+pub fn main(name: &str, run: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// `edgeplane status`: one line per role instance.
 pub fn print_status(v: &StatusView) {
@@ -46,5 +64,16 @@ pub fn print_stats(rows: &[CounterView]) {
     for r in rows.iter().filter(shown) {
         let bytes = if r.source == CounterSource::Xdp { r.bytes.to_string() } else { "-".into() };
         println!("{:<12} {:<13} {:<12} {:<32} {:>14} {:>16}", r.role, r.program, r.interface, r.name, r.packets, bytes);
+    }
+}
+
+/// `edgeplane gw groups`.
+pub fn print_groups(v: &GroupsView) {
+    println!("gateway {} ports {}", v.address, v.ports);
+    for g in &v.groups {
+        println!("group {}: services {}; allow {}", g.name, g.services.join(", "), g.allow.join(", "));
+        for s in &g.servers {
+            println!("  {:<12} {}:{} weight {} types {:?}", s.name, s.address, s.port, s.weight, s.types);
+        }
     }
 }

@@ -18,7 +18,7 @@ use std::{
 
 use anyhow::Context as _;
 use control::{
-    api::{CounterView, Request, Response, StatusView},
+    api::{CounterView, MessageView, Request, Response, StatusView},
     config::{Config, XdpMode},
 };
 use tokio::{
@@ -223,7 +223,7 @@ pub fn handle(s: &mut State, req: Request) -> Response {
     let r: Result<Response, String> = match (&req, req.role()) {
         (Request::Status, _) => Ok(Response::ok(status(s))),
         (Request::Stats, _) => counters(s).map(Response::ok).map_err(|e| e.to_string()),
-        (Request::Reload, _) => reload(s).map(|m| Response::ok(serde_json::json!({ "message": m }))),
+        (Request::Reload, _) => reload(s).map(|m| Response::ok(MessageView::new(m))),
         (_, Some(role)) => match s.roles.iter_mut().find(|r| r.name() == role) {
             Some(r) => r.handle(req),
             None => Err(not_configured(role)),

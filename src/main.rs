@@ -324,17 +324,7 @@ enum VrrpCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("edgeplane: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    edgeplane::cli::main("edgeplane", || run(cli))
 }
 
 fn print_json(v: &serde_json::Value) {
@@ -401,7 +391,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Reload => {
             let v = call(Request::Reload)?;
-            println!("{}", v["message"].as_str().unwrap_or("reloaded"));
+            println!("{}", serde_json::from_value::<control::api::MessageView>(v)?.message);
             Ok(())
         }
         Cmd::Lb { cmd } => match cmd {
@@ -468,14 +458,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 if json {
                     print_json(&v);
                 } else {
-                    println!("gateway {} ports {}", v["address"].as_str().unwrap_or(""), v["ports"].as_str().unwrap_or(""));
-                    for g in v["groups"].as_array().into_iter().flatten() {
-                        let list = |k: &str| g[k].as_array().into_iter().flatten().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ");
-                        println!("group {}: services {}; allow {}", g["name"].as_str().unwrap_or(""), list("services"), list("allow"));
-                        for sv in g["servers"].as_array().into_iter().flatten() {
-                            println!("  {:<12} {}:{} weight {} types {}", sv["name"].as_str().unwrap_or(""), sv["address"].as_str().unwrap_or(""), sv["port"], sv["weight"], sv["types"]);
-                        }
-                    }
+                    edgeplane::cli::print_groups(&serde_json::from_value(v)?);
                 }
                 Ok(())
             }
@@ -511,32 +494,47 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let v = call(Request::GwLookup { flow })?;
                 if json {
                     print_json(&v);
-                } else if v["server"].is_null() {
-                    println!("not forwarded (verdict {})", v["verdict"].as_str().unwrap_or(""));
                 } else {
-                    let port = v["session_port"].as_u64().map(|p| format!("existing session, port {p}")).unwrap_or_else(|| "new session".into());
-                    println!("{} in group {} ({port}; {})", v["server"].as_str().unwrap_or(""), v["group"].as_str().unwrap_or(""), v["translated"].as_str().unwrap_or(""));
+                    let l: control::api::GwLookupView = serde_json::from_value(v)?;
+                    match (&l.server, &l.group) {
+                        (Some(server), Some(group)) => {
+                            let port = l.session_port.map(|p| format!("existing session, port {p}")).unwrap_or_else(|| "new session".into());
+                            println!("{server} in group {group} ({port}; {})", l.translated.as_deref().unwrap_or(""));
+                        }
+                        _ => println!("not forwarded (verdict {})", l.verdict),
+                    }
                 }
                 Ok(())
             }
             GwRoleCmd::Accounting { follow } => {
-                let v = call(Request::GwAccounting)?;
-                let Some(path) = v["file"].as_str() else { anyhow::bail!("accounting is off (set gateway.accounting.file)") };
-                edgeplane::client::tail(std::path::Path::new(path), follow)
+                let v: control::api::AccountingView = serde_json::from_value(call(Request::GwAccounting)?)?;
+                let Some(path) = v.file else { anyhow::bail!("accounting is off (set gateway.accounting.file)") };
+                edgeplane::client::tail(&path, follow)
             }
         },
         Cmd::Presence { cmd } => {
-            let (v, json) = match cmd {
-                PresenceCmd::Show { user, json } => (call(Request::PresenceShow { user })?, json),
-                PresenceCmd::History { user, json } => (call(Request::PresenceHistory { user })?, json),
+            use control::presence::{HistoryRow, Row};
+            let line = |user: &str, source: &str, status: &str, when: f64, cause: Option<&str>| {
+                println!("{user:<28} {source:<16} {status:<11} {when:.3}{}", cause.map(|c| format!("  ({c})")).unwrap_or_default());
             };
-            if json {
-                print_json(&v);
-            } else {
-                for r in v.as_array().into_iter().flatten() {
-                    let when = r["updated"].as_f64().or(r["at"].as_f64()).unwrap_or(0.0);
-                    println!("{:<28} {:<16} {:<11} {:.3}{}", r["user"].as_str().unwrap_or(""), r["source"].as_str().unwrap_or(""), r["status"].as_str().unwrap_or(""), when,
-                        r["cause"].as_str().map(|c| format!("  ({c})")).unwrap_or_default());
+            match cmd {
+                PresenceCmd::Show { user, json } => {
+                    let v = call(Request::PresenceShow { user })?;
+                    if json {
+                        print_json(&v);
+                    } else {
+                        let rows: Vec<Row> = serde_json::from_value(v)?;
+                        rows.iter().for_each(|r| line(&r.user, &r.source, &r.status, r.updated, None));
+                    }
+                }
+                PresenceCmd::History { user, json } => {
+                    let v = call(Request::PresenceHistory { user })?;
+                    if json {
+                        print_json(&v);
+                    } else {
+                        let rows: Vec<HistoryRow> = serde_json::from_value(v)?;
+                        rows.iter().for_each(|r| line(&r.user, &r.source, &r.status, r.at, Some(&r.cause)));
+                    }
                 }
             }
             Ok(())
@@ -654,7 +652,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ServersCmd::Add { name, address, network, agent } => Request::ServerAdd { server: control::migration::ServerInfo { name, address, network, agent } },
                 ServersCmd::Remove { name } => Request::ServerRemove { name },
             };
-            println!("{}", call(req)?["message"].as_str().unwrap_or("ok"));
+            println!("{}", serde_json::from_value::<control::api::MessageView>(call(req)?)?.message);
             Ok(())
         }
         Cmd::Networks { cmd: Some(c), .. } => {
@@ -664,7 +662,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 NetworksCmd::Remove { name } => Request::NetworkRemove { name },
             };
-            println!("{}", call(req)?["message"].as_str().unwrap_or("ok"));
+            println!("{}", serde_json::from_value::<control::api::MessageView>(call(req)?)?.message);
             Ok(())
         }
         Cmd::Servers { cmd: None, json } => {
@@ -704,7 +702,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Cmd::Vrrp { cmd: VrrpCmd::Rebalance } => {
             let v = call(Request::VrrpRebalance)?;
-            println!("{}", v["message"].as_str().unwrap_or("ok"));
+            println!("{}", serde_json::from_value::<control::api::MessageView>(v)?.message);
             Ok(())
         }
         Cmd::Vrrp { cmd: VrrpCmd::Status { json } } => {

@@ -189,6 +189,73 @@ pub struct LookupView {
     pub dst_mac: String,
 }
 
+/// The answer of a request that only says what it did (reload, rebalance,
+/// servers/networks add and remove).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct MessageView {
+    pub message: String,
+}
+
+impl MessageView {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self { message: message.into() }
+    }
+}
+
+/// `gw groups`: the gateway's server groups as it runs them.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GroupsView {
+    pub address: std::net::Ipv4Addr,
+    /// The session port range, "FIRST-LAST".
+    pub ports: String,
+    pub groups: Vec<GroupView>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GroupView {
+    pub name: String,
+    /// Index in the selection maps.
+    pub index: Option<u32>,
+    /// Representative addresses, "ADDR:PORT/PROTO".
+    pub services: Vec<String>,
+    /// Terminal prefixes with the right to the group.
+    pub allow: Vec<String>,
+    pub servers: Vec<GroupServerView>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GroupServerView {
+    pub name: String,
+    pub address: std::net::Ipv4Addr,
+    pub port: u16,
+    pub weight: u32,
+    pub types: Vec<u8>,
+    /// Index in GW_SERVERS.
+    pub index: Option<u32>,
+}
+
+/// `gw lookup`: what the attached program does with a terminal's packet.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GwLookupView {
+    pub verdict: String,
+    #[serde(default)]
+    pub group: Option<String>,
+    /// The server reached; absent when the packet is not forwarded.
+    pub server: Option<String>,
+    /// "SRC:PORT -> DST:PORT" as the packet leaves.
+    #[serde(default)]
+    pub translated: Option<String>,
+    /// The session's port when the flow has one already.
+    #[serde(default)]
+    pub session_port: Option<u16>,
+}
+
+/// `gw accounting`: where the records are written, if anywhere.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AccountingView {
+    pub file: Option<std::path::PathBuf>,
+}
+
 /// One counter of `edgeplane stats` and `/metrics`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct CounterView {

@@ -17,6 +17,7 @@ use std::{
 };
 
 use control::{
+    api::{GroupServerView, GroupView, GroupsView, GwLookupView},
     field::{parse_mac, parse_prefix},
     gateway::{self as g, config::{self as gcfg, parse_ports}, AccountingRecord, EndReason, ServiceAddr},
 };
@@ -404,39 +405,41 @@ impl GwInstance {
         Ok(out)
     }
 
-    pub fn groups(&self) -> serde_json::Value {
-        let groups: Vec<_> = self
+    pub fn groups(&self) -> GroupsView {
+        let groups = self
             .cfg
             .groups
             .iter()
-            .map(|grp| {
-                serde_json::json!({
-                    "name": grp.name,
-                    "index": self.group_idx.get(&grp.name),
-                    "services": grp.services,
-                    "allow": grp.allow.clone().unwrap_or_else(|| vec!["0.0.0.0/0".into()]),
-                    "servers": grp.servers.iter().map(|s| serde_json::json!({
-                        "name": s.name,
-                        "address": s.address,
-                        "port": s.port,
-                        "weight": s.weight,
-                        "types": s.types.clone().unwrap_or_else(|| vec![0]),
-                        "index": self.server_idx.get(&(grp.name.clone(), s.name.clone())),
-                    })).collect::<Vec<_>>(),
-                })
+            .map(|grp| GroupView {
+                name: grp.name.clone(),
+                index: self.group_idx.get(&grp.name).copied(),
+                services: grp.services.clone(),
+                allow: grp.allow.clone().unwrap_or_else(|| vec!["0.0.0.0/0".into()]),
+                servers: grp
+                    .servers
+                    .iter()
+                    .map(|s| GroupServerView {
+                        name: s.name.clone(),
+                        address: s.address,
+                        port: s.port,
+                        weight: s.weight,
+                        types: s.types.clone().unwrap_or_else(|| vec![0]),
+                        index: self.server_idx.get(&(grp.name.clone(), s.name.clone())).copied(),
+                    })
+                    .collect(),
             })
             .collect();
-        serde_json::json!({ "address": self.cfg.address, "ports": self.cfg.ports, "groups": groups })
+        GroupsView { address: self.cfg.address, ports: self.cfg.ports.clone(), groups }
     }
 
     /// What the program would do with a terminal's packet, by running it
     /// (dry run: no port is taken, no session changes).
-    pub fn lookup(&mut self, packet: &[u8]) -> Result<serde_json::Value, GwError> {
+    pub fn lookup(&mut self, packet: &[u8]) -> Result<GwLookupView, GwError> {
         let r = self.dp.test_run_meta("gateway", &DRY_RUN_MAGIC.to_ne_bytes(), packet)?;
-        let verdict = dataplane_user::verdict::name(r.verdict);
+        let verdict = dataplane_user::verdict::name(r.verdict).to_string();
         let forwarded = matches!(r.verdict, dataplane_user::verdict::TX | dataplane_user::verdict::REDIRECT);
         if !forwarded || r.output.len() < 38 {
-            return Ok(serde_json::json!({ "verdict": verdict, "server": null }));
+            return Ok(GwLookupView { verdict, group: None, server: None, translated: None, session_port: None });
         }
         let o = &r.output;
         let src = Ipv4Addr::new(o[26], o[27], o[28], o[29]);
@@ -449,13 +452,13 @@ impl GwInstance {
             .iter()
             .find(|(_, i)| self.dp.server(**i).map(|s| s.addr == ne(dst) && u16::from_be(s.port) == dport).unwrap_or(false))
             .map(|((grp, name), _)| (grp.clone(), name.clone()));
-        Ok(serde_json::json!({
-            "verdict": verdict,
-            "group": server.as_ref().map(|s| &s.0),
-            "server": server.as_ref().map(|s| &s.1),
-            "translated": format!("{src}:{sport} -> {dst}:{dport}"),
-            "session_port": if sport == 0 { None } else { Some(sport) },
-        }))
+        Ok(GwLookupView {
+            verdict,
+            group: server.as_ref().map(|s| s.0.clone()),
+            server: server.map(|s| s.1),
+            translated: Some(format!("{src}:{sport} -> {dst}:{dport}")),
+            session_port: (sport != 0).then_some(sport),
+        })
     }
 
     pub fn accounting_path(&self) -> Option<&Path> {

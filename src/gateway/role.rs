@@ -2,7 +2,7 @@
 //! go to the first), counters, the once-a-second sweep and reload.
 
 use control::{
-    api::{CounterView, GatewayStatus, LookupKey, Request, Response, StatusView},
+    api::{AccountingView, CounterView, GatewayStatus, LookupKey, Request, Response, StatusView},
     config::Config,
 };
 use dataplane_common::gw::stat;
@@ -120,7 +120,7 @@ impl Role for GatewayRole {
                 g.remove_server(&group, &name).map_err(|e| e.to_string())?;
                 Ok(Response::ok(g.groups()))
             }
-            Request::GwAccounting => Ok(Response::ok(serde_json::json!({ "file": self.first().accounting_path() }))),
+            Request::GwAccounting => Ok(Response::ok(AccountingView { file: self.first().accounting_path().map(Into::into) })),
             other => Err(format!("not a gateway request: {other:?}")),
         }
     }

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use control::{
-    api::{AgentSummary, ControllerSummary, CoordinatorSummary, CounterView, MigrationSummary, Request, Response, StatusView, SteeredService},
+    api::{AgentSummary, ControllerSummary, CoordinatorSummary, CounterView, MessageView, MigrationSummary, Request, Response, StatusView, SteeredService},
     config::Config,
     migration::config::Migration,
     migration::Step,
@@ -65,7 +65,7 @@ fn ended(step: Step) -> bool {
 }
 
 fn message(m: String) -> Response {
-    Response::ok(serde_json::json!({ "message": m }))
+    Response::ok(MessageView::new(m))
 }
 
 impl Role for MigrationRole {

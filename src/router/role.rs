@@ -5,7 +5,7 @@
 use std::{fmt::Write as _, future::Future, pin::Pin};
 
 use control::{
-    api::{CounterView, Request, Response, RouterSummary, StatusView},
+    api::{CounterView, MessageView, Request, Response, RouterSummary, StatusView},
     config::Config,
 };
 
@@ -156,7 +156,7 @@ impl Role for RouterRole {
         match req {
             Request::VrrpRebalance => {
                 let sent = self.instances.iter().filter(|r| r.rebalance()).count();
-                Ok(Response::ok(serde_json::json!({ "message": format!("rebalance asked of {sent} router instance(s); the master acts on it") })))
+                Ok(Response::ok(MessageView::new(format!("rebalance asked of {sent} router instance(s); the master acts on it"))))
             }
             Request::VrrpStatus => Ok(Response::ok(self.instances.iter().map(|r| r.status.lock().unwrap().clone()).collect::<Vec<_>>())),
             other => Err(format!("not a router request: {other:?}")),

@@ -113,17 +113,7 @@ enum BenchCmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("edgeplane-lab: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    edgeplane::cli::main("edgeplane-lab", || run(cli))
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
