@@ -61,35 +61,16 @@ pub struct HeldFrame {
     pub data: [u8; HOLD_MAX],
 }
 
-pub mod stat {
-    pub const TX: u32 = 0;
-    pub const REDIRECT: u32 = 1;
-    pub const PASS: u32 = 2;
-    pub const DROP: u32 = 3;
-    pub const ABORTED: u32 = 4;
-    pub const NOT_VMAC: u32 = 5;
-    pub const NOT_IPV4: u32 = 6;
-    pub const MALFORMED: u32 = 7;
-    pub const ROUTED: u32 = 8;
-    pub const NOT_OWNER: u32 = 9;
-    pub const HELD: u32 = 10;
-    pub const HOLD_OVERFLOW: u32 = 11;
-    pub const LEASE_EXPIRED: u32 = 12;
-    pub const COUNT: u32 = 13;
-
-    pub const NAMES: [&str; COUNT as usize] = [
-        "tx",
-        "redirect",
-        "pass",
-        "drop",
-        "aborted",
-        "not_vmac",
-        "not_ipv4",
-        "malformed",
-        "routed",
-        "not_owner",
-        "held",
-        "hold_overflow",
-        "lease_expired",
-    ];
+crate::stats! {
+    /// Indices into `RT_STATS`.
+    pub mod stat {
+        NOT_VMAC = "not_vmac",
+        NOT_IPV4 = "not_ipv4",
+        MALFORMED = "malformed",
+        ROUTED = "routed",
+        NOT_OWNER = "not_owner",
+        HELD = "held",
+        HOLD_OVERFLOW = "hold_overflow",
+        LEASE_EXPIRED = "lease_expired",
+    }
 }

@@ -15,17 +15,12 @@ pub struct SipCopy {
     pub data: [u8; COPY_MAX],
 }
 
-pub mod stat {
-    pub const TX: u32 = 0;
-    pub const REDIRECT: u32 = 1;
-    pub const PASS: u32 = 2;
-    pub const DROP: u32 = 3;
-    pub const ABORTED: u32 = 4;
-    pub const COPIED: u32 = 5;
-    pub const RING_FULL: u32 = 6;
-    pub const TRUNCATED: u32 = 7;
-    pub const NOT_SIP: u32 = 8;
-    pub const COUNT: u32 = 9;
-
-    pub const NAMES: [&str; COUNT as usize] = ["tx", "redirect", "pass", "drop", "aborted", "copied", "ring_full", "truncated", "not_sip"];
+crate::stats! {
+    /// Indices into `SIP_STATS`.
+    pub mod stat {
+        COPIED = "copied",
+        RING_FULL = "ring_full",
+        TRUNCATED = "truncated",
+        NOT_SIP = "not_sip",
+    }
 }

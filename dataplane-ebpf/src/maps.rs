@@ -7,7 +7,7 @@ use aya_ebpf::{
 };
 use dataplane_common::{
     lb::{self, GatewayEntry, TableMeta},
-    Counter, LayoutMeta,
+    verdict, Counter, LayoutMeta,
 };
 
 /// Layout version of the pinned set; written once by the daemon that
@@ -53,21 +53,24 @@ pub static FLOOR_STATS: PerCpuArray<Counter> =
 #[map(name = "GEN_FRAME")]
 pub static GEN_FRAME: Array<[u8; 64]> = Array::with_max_entries(1, 0);
 
-/// Count a verdict: every role's stats start with the five XDP actions in
-/// the kernel's order (aborted, drop, pass, tx, redirect map to the
-/// indices TX=0, REDIRECT=1, PASS=2, DROP=3, ABORTED=4).
+/// Count a verdict: every role's stats start with the five XDP actions
+/// (`dataplane_common::stats!`), at the indices `verdict::stat_index` gives.
 #[inline(always)]
 pub fn count_verdict(map: &PerCpuArray<Counter>, action: u32, bytes: u64) {
-    use aya_ebpf::bindings::xdp_action;
-    let idx = match action {
-        xdp_action::XDP_TX => 0,
-        xdp_action::XDP_REDIRECT => 1,
-        xdp_action::XDP_DROP => 3,
-        xdp_action::XDP_ABORTED => 4,
-        _ => 2,
-    };
-    count(map, idx, bytes);
+    count(map, verdict::stat_index(action), bytes);
 }
+
+// The kernel's action numbers, as the common crate spells them.
+const _: () = {
+    use aya_ebpf::bindings::xdp_action;
+    assert!(
+        xdp_action::XDP_ABORTED == verdict::ABORTED
+            && xdp_action::XDP_DROP == verdict::DROP
+            && xdp_action::XDP_PASS == verdict::PASS
+            && xdp_action::XDP_TX == verdict::TX
+            && xdp_action::XDP_REDIRECT == verdict::REDIRECT
+    );
+};
 
 #[inline(always)]
 pub fn count(map: &PerCpuArray<Counter>, index: u32, bytes: u64) {
