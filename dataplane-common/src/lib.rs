@@ -1,5 +1,6 @@
-//! Types shared by the XDP programs and userspace: map keys and values,
-//! each role's counters (`stats!`), constants, and the session hash.
+//! Types shared by the XDP programs and userspace: every map (`maps`), map
+//! keys and values, each role's counters (`stats!`), constants, and the
+//! session hash.
 //! Everything here is `#[repr(C)]` with explicit padding; no `bool` or
 //! `Option` crosses the kernel/user line.
 #![cfg_attr(not(test), no_std)]
@@ -9,6 +10,7 @@ mod stats;
 pub mod gw;
 pub mod hash;
 pub mod lb;
+pub mod maps;
 pub mod router;
 pub mod sip;
 pub mod steer;
