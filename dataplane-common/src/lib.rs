@@ -1,8 +1,8 @@
-//! Types shared by the XDP programs and userspace: every map (`maps`), map
-//! keys and values, each role's counters (`stats!`), constants, and the
-//! session hash.
-//! Everything here is `#[repr(C)]` with explicit padding; no `bool` or
-//! `Option` crosses the kernel/user line.
+//! The kernel/user contract, written once: every map (`maps`), map keys
+//! and values, ring-buffer records (`ring`), each role's counters
+//! (`stats!`), constants, and the session hash. Everything that crosses
+//! the kernel/user line is `#[repr(C)]` with explicit padding; no `bool` or
+//! `Option` does.
 #![cfg_attr(not(test), no_std)]
 
 mod stats;
@@ -11,6 +11,7 @@ pub mod gw;
 pub mod hash;
 pub mod lb;
 pub mod maps;
+pub mod ring;
 pub mod router;
 pub mod sip;
 pub mod steer;
@@ -60,6 +61,8 @@ mod pod {
     unsafe impl aya::Pod for super::gw::SessionCounters {}
     unsafe impl aya::Pod for super::router::RouterCfg {}
     unsafe impl aya::Pod for super::router::Fingerprint {}
+    unsafe impl aya::Pod for super::router::HeldHeader {}
+    unsafe impl aya::Pod for super::sip::SipCopyHeader {}
     unsafe impl aya::Pod for super::steer::Steering {}
     unsafe impl aya::Pod for super::steer::NetEgress {}
 }

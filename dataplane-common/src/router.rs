@@ -3,6 +3,8 @@
 //! each routes only the packets whose condition (a hash bucket of the end
 //! system's address) it owns.
 
+use crate::ring::{Record, RecordHeader};
+
 /// Conditions: hash buckets of the end-system address.
 pub const BUCKETS: u32 = 256;
 
@@ -52,14 +54,25 @@ pub struct Fingerprint {
     pub count: u64,
 }
 
-/// A held frame as written to the ring buffer.
+/// Header of a frame held for a bucket being handed over (`RT_HELD`).
 #[repr(C)]
-#[derive(Clone, Copy)]
-pub struct HeldFrame {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeldHeader {
     pub bucket: u32,
+    /// Frame length; a held frame is copied whole (longer ones are not
+    /// held, see `HOLD_MAX`).
     pub len: u32,
-    pub data: [u8; HOLD_MAX],
 }
+
+impl RecordHeader for HeldHeader {
+    fn captured(&self) -> usize {
+        self.len as usize
+    }
+}
+
+/// A held frame as reserved in `RT_HELD`.
+pub type HeldFrame = Record<HeldHeader, HOLD_MAX>;
+const _: () = assert!(core::mem::size_of::<HeldFrame>() == 8 + HOLD_MAX);
 
 crate::stats! {
     /// Indices into `RT_STATS`.

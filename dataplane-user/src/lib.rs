@@ -7,6 +7,7 @@ pub mod router;
 pub mod sip;
 pub mod steer;
 pub mod pins;
+mod ring;
 pub mod testrun;
 pub mod xsk;
 

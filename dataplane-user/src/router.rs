@@ -1,9 +1,9 @@
 //! Typed access to the `router` load-sharing maps.
 
-use aya::maps::{Array, MapData, RingBuf};
+use aya::maps::{Array, MapData};
 use dataplane_common::{
     maps,
-    router::{self, Fingerprint, RouterCfg},
+    router::{self, Fingerprint, HeldHeader, RouterCfg},
     Counter,
 };
 
@@ -66,15 +66,6 @@ impl Dataplane {
 
     /// Every frame held so far, in arrival order.
     pub fn take_held(&mut self) -> Result<Vec<Held>> {
-        let mut rb: RingBuf<&mut MapData> = self.map_mut(&maps::RT_HELD)?;
-        let mut out = Vec::new();
-        while let Some(item) = rb.next() {
-            if item.len() >= 8 {
-                let bucket = u32::from_ne_bytes([item[0], item[1], item[2], item[3]]);
-                let len = (u32::from_ne_bytes([item[4], item[5], item[6], item[7]]) as usize).min(item.len() - 8);
-                out.push(Held { bucket, frame: item[8..8 + len].to_vec() });
-            }
-        }
-        Ok(out)
+        self.drain_ring(&maps::RT_HELD, |h: HeldHeader, frame| Held { bucket: h.bucket, frame: frame.to_vec() })
     }
 }

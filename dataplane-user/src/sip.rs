@@ -1,7 +1,7 @@
 //! Typed access to the `sip-monitor` maps.
 
 use aya::maps::{HashMap, MapData, RingBuf};
-use dataplane_common::{maps, Counter};
+use dataplane_common::{maps, sip::SipCopyHeader, Counter};
 
 use crate::{pins::map_err, Dataplane, Error, Result};
 
@@ -22,16 +22,7 @@ impl Dataplane {
     }
 
     pub fn take_sip_copies(&mut self) -> Result<Vec<Copied>> {
-        let mut rb: RingBuf<&mut MapData> = self.map_mut(&maps::SIP_RING)?;
-        let mut out = Vec::new();
-        while let Some(item) = rb.next() {
-            if item.len() >= 8 {
-                let len = u32::from_ne_bytes([item[0], item[1], item[2], item[3]]);
-                let n = (u32::from_ne_bytes([item[4], item[5], item[6], item[7]]) as usize).min(item.len() - 8);
-                out.push(Copied { len, frame: item[8..8 + n].to_vec() });
-            }
-        }
-        Ok(out)
+        self.drain_ring(&maps::SIP_RING, |h: SipCopyHeader, frame| Copied { len: h.len, frame: frame.to_vec() })
     }
 
     /// A descriptor that becomes readable when copies arrive (epoll on the
