@@ -169,54 +169,25 @@ pub struct SessionCounters {
     pub bytes_down: u64,
 }
 
-/// Indices into `GW_STATS`.
-pub mod stat {
-    pub const TX: u32 = 0;
-    pub const REDIRECT: u32 = 1;
-    pub const PASS: u32 = 2;
-    pub const DROP: u32 = 3;
-    pub const ABORTED: u32 = 4;
-    pub const FORWARD: u32 = 5;
-    pub const REVERSE: u32 = 6;
-    pub const NEW_SESSION: u32 = 7;
-    pub const SERVICE_CHANGE: u32 = 8;
-    pub const ICMP_REVERSE: u32 = 9;
-    pub const NOT_IPV4: u32 = 10;
-    pub const MALFORMED: u32 = 11;
-    pub const FRAGMENT: u32 = 12;
-    pub const NOT_FOR_US: u32 = 13;
-    pub const UNAUTHORIZED: u32 = 14;
-    pub const POOL_EXHAUSTED: u32 = 15;
-    pub const FLOWS_FULL: u32 = 16;
-    pub const NO_SERVER: u32 = 17;
-    pub const NO_SESSION: u32 = 18;
-    pub const REVERSE_SPOOFED: u32 = 19;
-    pub const REDIRECT_FAILED: u32 = 20;
-    pub const LOST_RACE: u32 = 21;
-    pub const COUNT: u32 = 22;
-
-    pub const NAMES: [&str; COUNT as usize] = [
-        "tx",
-        "redirect",
-        "pass",
-        "drop",
-        "aborted",
-        "forward",
-        "reverse",
-        "new_session",
-        "service_change",
-        "icmp_reverse",
-        "not_ipv4",
-        "malformed",
-        "fragment",
-        "not_for_us",
-        "unauthorized",
-        "pool_exhausted",
-        "flows_full",
-        "no_server",
-        "no_session",
-        "reverse_spoofed",
-        "redirect_failed",
-        "lost_race",
-    ];
+crate::stats! {
+    /// Indices into `GW_STATS`.
+    pub mod stat {
+        FORWARD = "forward",
+        REVERSE = "reverse",
+        NEW_SESSION = "new_session",
+        SERVICE_CHANGE = "service_change",
+        ICMP_REVERSE = "icmp_reverse",
+        NOT_IPV4 = "not_ipv4",
+        MALFORMED = "malformed",
+        FRAGMENT = "fragment",
+        NOT_FOR_US = "not_for_us",
+        UNAUTHORIZED = "unauthorized",
+        POOL_EXHAUSTED = "pool_exhausted",
+        FLOWS_FULL = "flows_full",
+        NO_SERVER = "no_server",
+        NO_SESSION = "no_session",
+        REVERSE_SPOOFED = "reverse_spoofed",
+        REDIRECT_FAILED = "redirect_failed",
+        LOST_RACE = "lost_race",
+    }
 }

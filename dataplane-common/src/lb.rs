@@ -61,63 +61,30 @@ pub struct TableMeta {
     pub generation: u64,
 }
 
-/// Indices into `LB_STATS` (per-CPU `Counter`s). The first five are the
-/// verdicts; the rest are the reasons a packet was passed to the kernel.
-pub mod stat {
-    pub const TX: u32 = 0;
-    pub const REDIRECT: u32 = 1;
-    pub const PASS: u32 = 2;
-    pub const DROP: u32 = 3;
-    pub const ABORTED: u32 = 4;
-    pub const KEY_TEID: u32 = 5;
-    pub const KEY_FLOW: u32 = 6;
-    pub const NOT_IPV4: u32 = 7;
-    pub const TRUNC_ETH: u32 = 8;
-    pub const TRUNC_VLAN: u32 = 9;
-    pub const TOO_MANY_VLANS: u32 = 10;
-    pub const TRUNC_IPV4: u32 = 11;
-    pub const BAD_IHL: u32 = 12;
-    pub const BAD_IP_VERSION: u32 = 13;
-    pub const FRAGMENT: u32 = 14;
-    pub const NOT_TCP_UDP: u32 = 15;
-    pub const TRUNC_L4: u32 = 16;
-    pub const TRUNC_GTPU: u32 = 17;
-    pub const GTPU_BAD_VERSION: u32 = 18;
-    pub const GTPU_NOT_GPDU: u32 = 19;
-    pub const NO_TABLE: u32 = 20;
-    pub const NO_GATEWAY: u32 = 21;
-    pub const REDIRECT_FAILED: u32 = 22;
-    pub const COUNT: u32 = 23;
-
-    /// Names as exported by the CLI and the metrics endpoint.
-    pub const NAMES: [&str; COUNT as usize] = [
-        "tx",
-        "redirect",
-        "pass",
-        "drop",
-        "aborted",
-        "key_teid",
-        "key_flow",
-        "not_ipv4",
-        "truncated_ethernet",
-        "truncated_vlan",
-        "too_many_vlans",
-        "truncated_ipv4",
-        "bad_ihl",
-        "bad_ip_version",
-        "fragment",
-        "not_tcp_udp",
-        "truncated_l4",
-        "truncated_gtpu",
-        "gtpu_bad_version",
-        "gtpu_not_gpdu",
-        "no_table",
-        "no_gateway",
-        "redirect_failed",
-    ];
-    /// Entries below this index are verdicts, the rest are key kinds and
-    /// reasons.
-    pub const VERDICTS: u32 = 5;
+crate::stats! {
+    /// Indices into `LB_STATS` (per-CPU `Counter`s): the verdicts, then the
+    /// key kind of each forwarded packet and the reasons a packet was
+    /// passed to the kernel.
+    pub mod stat {
+        KEY_TEID = "key_teid",
+        KEY_FLOW = "key_flow",
+        NOT_IPV4 = "not_ipv4",
+        TRUNC_ETH = "truncated_ethernet",
+        TRUNC_VLAN = "truncated_vlan",
+        TOO_MANY_VLANS = "too_many_vlans",
+        TRUNC_IPV4 = "truncated_ipv4",
+        BAD_IHL = "bad_ihl",
+        BAD_IP_VERSION = "bad_ip_version",
+        FRAGMENT = "fragment",
+        NOT_TCP_UDP = "not_tcp_udp",
+        TRUNC_L4 = "truncated_l4",
+        TRUNC_GTPU = "truncated_gtpu",
+        GTPU_BAD_VERSION = "gtpu_bad_version",
+        GTPU_NOT_GPDU = "gtpu_not_gpdu",
+        NO_TABLE = "no_table",
+        NO_GATEWAY = "no_gateway",
+        REDIRECT_FAILED = "redirect_failed",
+    }
 }
 
 /// Counters of the floor program (benchmark baseline): 0 = IPv4 frames,

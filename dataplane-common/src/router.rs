@@ -3,6 +3,8 @@
 //! each routes only the packets whose condition (a hash bucket of the end
 //! system's address) it owns.
 
+use crate::ring::{Record, RecordHeader};
+
 /// Conditions: hash buckets of the end-system address.
 pub const BUCKETS: u32 = 256;
 
@@ -52,44 +54,36 @@ pub struct Fingerprint {
     pub count: u64,
 }
 
-/// A held frame as written to the ring buffer.
+/// Header of a frame held for a bucket being handed over (`RT_HELD`).
 #[repr(C)]
-#[derive(Clone, Copy)]
-pub struct HeldFrame {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeldHeader {
     pub bucket: u32,
+    /// Frame length; a held frame is copied whole (longer ones are not
+    /// held, see `HOLD_MAX`).
     pub len: u32,
-    pub data: [u8; HOLD_MAX],
 }
 
-pub mod stat {
-    pub const TX: u32 = 0;
-    pub const REDIRECT: u32 = 1;
-    pub const PASS: u32 = 2;
-    pub const DROP: u32 = 3;
-    pub const ABORTED: u32 = 4;
-    pub const NOT_VMAC: u32 = 5;
-    pub const NOT_IPV4: u32 = 6;
-    pub const MALFORMED: u32 = 7;
-    pub const ROUTED: u32 = 8;
-    pub const NOT_OWNER: u32 = 9;
-    pub const HELD: u32 = 10;
-    pub const HOLD_OVERFLOW: u32 = 11;
-    pub const LEASE_EXPIRED: u32 = 12;
-    pub const COUNT: u32 = 13;
+impl RecordHeader for HeldHeader {
+    fn captured(&self) -> usize {
+        self.len as usize
+    }
+}
 
-    pub const NAMES: [&str; COUNT as usize] = [
-        "tx",
-        "redirect",
-        "pass",
-        "drop",
-        "aborted",
-        "not_vmac",
-        "not_ipv4",
-        "malformed",
-        "routed",
-        "not_owner",
-        "held",
-        "hold_overflow",
-        "lease_expired",
-    ];
+/// A held frame as reserved in `RT_HELD`.
+pub type HeldFrame = Record<HeldHeader, HOLD_MAX>;
+const _: () = assert!(core::mem::size_of::<HeldFrame>() == 8 + HOLD_MAX);
+
+crate::stats! {
+    /// Indices into `RT_STATS`.
+    pub mod stat {
+        NOT_VMAC = "not_vmac",
+        NOT_IPV4 = "not_ipv4",
+        MALFORMED = "malformed",
+        ROUTED = "routed",
+        NOT_OWNER = "not_owner",
+        HELD = "held",
+        HOLD_OVERFLOW = "hold_overflow",
+        LEASE_EXPIRED = "lease_expired",
+    }
 }

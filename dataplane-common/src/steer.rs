@@ -28,19 +28,14 @@ pub struct NetEgress {
     pub valid: u32,
 }
 
-pub mod stat {
-    pub const TX: u32 = 0;
-    pub const REDIRECT: u32 = 1;
-    pub const PASS: u32 = 2;
-    pub const DROP: u32 = 3;
-    pub const ABORTED: u32 = 4;
-    pub const STEERED: u32 = 5;
-    pub const HELD: u32 = 6;
-    /// Held, but no AF_XDP socket on the packet's queue: dropped.
-    pub const HOLD_NO_SOCKET: u32 = 7;
-    pub const NOT_STEERED: u32 = 8;
-    pub const NO_NETWORK: u32 = 9;
-    pub const COUNT: u32 = 10;
-
-    pub const NAMES: [&str; COUNT as usize] = ["tx", "redirect", "pass", "drop", "aborted", "steered", "held", "hold_no_socket", "not_steered", "no_network"];
+crate::stats! {
+    /// Indices into `ST_STATS`.
+    pub mod stat {
+        STEERED = "steered",
+        HELD = "held",
+        /// Held, but no AF_XDP socket on the packet's queue: dropped.
+        HOLD_NO_SOCKET = "hold_no_socket",
+        NOT_STEERED = "not_steered",
+        NO_NETWORK = "no_network",
+    }
 }

@@ -1,6 +1,6 @@
 //! XDP programs of edgeplane. One module per concern: `parse` (the one
-//! bounds-checked cursor), `maps` (every map, with who writes it), and one
-//! module per role program.
+//! bounds-checked cursor), `maps` (every map, with who writes it), `ring`
+//! (ring-buffer records), and one module per role program.
 #![no_std]
 #![no_main]
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
@@ -11,6 +11,7 @@ mod gw;
 mod lb;
 mod maps;
 mod parse;
+mod ring;
 mod router;
 mod sipmon;
 mod steer;

@@ -3,20 +3,16 @@
 //! only those whose end-system bucket this router owns; hold the buckets
 //! being handed over; drop the rest, which another router routes.
 
-use aya_ebpf::{
-    bindings::xdp_action,
-    helpers::{bpf_ktime_get_coarse_ns, bpf_xdp_load_bytes},
-    macros::xdp,
-    programs::XdpContext,
-};
+use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext};
 use dataplane_common::{
     hash,
-    router::{stat, Fingerprint, HeldFrame, BUCKET_HOLD, BUCKET_MINE, HOLD_MAX},
+    router::{stat, Fingerprint, HeldHeader, BUCKET_HOLD, BUCKET_MINE, HOLD_MAX},
 };
 
 use crate::{
     maps::{self, RT_BUCKETS, RT_CFG, RT_HELD, RT_LAST, RT_LEASE, RT_RATES, RT_STATS},
     parse::{self, ETH_P_IPV4},
+    ring,
 };
 
 #[xdp]
@@ -100,25 +96,10 @@ fn hold(ctx: &XdpContext, bucket: u32) -> u32 {
     if len > HOLD_MAX {
         return stat::HOLD_OVERFLOW;
     }
-    let Some(mut entry) = RT_HELD.reserve::<HeldFrame>(0) else { return stat::HOLD_OVERFLOW };
-    let p = entry.as_mut_ptr();
-    // SAFETY: `p` points at a reserved HeldFrame; the helper copies at most
-    // `len` <= HOLD_MAX bytes into its data array.
-    let rc = unsafe {
-        (*p).bucket = bucket;
-        (*p).len = len as u32;
-        // For the verifier: bounds it can see (LLVM folds a plain check).
-        let n = len as i64;
-        if !aya_ebpf::check_bounds_signed(n, 1, HOLD_MAX as i64) {
-            -1
-        } else {
-            bpf_xdp_load_bytes(ctx.ctx, 0, (*p).data.as_mut_ptr().cast(), n as u32)
-        }
-    };
-    if rc != 0 {
-        entry.discard(0);
-        return stat::HOLD_OVERFLOW;
+    let header = HeldHeader { bucket, len: len as u32 };
+    if ring::copy_frame::<_, HOLD_MAX>(&RT_HELD, ctx, header, len) {
+        stat::HELD
+    } else {
+        stat::HOLD_OVERFLOW
     }
-    entry.submit(0);
-    stat::HELD
 }

@@ -2,12 +2,13 @@
 //! or from a configured port) to a ring buffer and pass every packet on
 //! unchanged. A full ring loses the copy, never the packet.
 
-use aya_ebpf::{bindings::xdp_action, helpers::bpf_xdp_load_bytes, macros::xdp, programs::XdpContext};
-use dataplane_common::sip::{stat, SipCopy, COPY_MAX};
+use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use dataplane_common::sip::{stat, SipCopyHeader, COPY_MAX};
 
 use crate::{
     maps::{self, SIP_PORTS, SIP_RING, SIP_STATS},
     parse::{self, ETH_P_IPV4, IPPROTO_TCP, IPPROTO_UDP},
+    ring,
 };
 
 #[xdp]
@@ -42,26 +43,11 @@ fn is_sip(ctx: &XdpContext) -> bool {
 #[inline(always)]
 fn copy(ctx: &XdpContext) -> u32 {
     let len = ctx.data_end() - ctx.data();
-    let Some(mut entry) = SIP_RING.reserve::<SipCopy>(0) else { return stat::RING_FULL };
     let n = if len > COPY_MAX { COPY_MAX } else { len };
-    let p = entry.as_mut_ptr();
-    // SAFETY: `p` is a reserved SipCopy; at most COPY_MAX bytes are copied
-    // into its data array.
-    let rc = unsafe {
-        (*p).len = len as u32;
-        (*p).copied = n as u32;
-        // For the verifier: bounds it can see.
-        if !aya_ebpf::check_bounds_signed(n as i64, 1, COPY_MAX as i64) {
-            -1
-        } else {
-            bpf_xdp_load_bytes(ctx.ctx, 0, (*p).data.as_mut_ptr().cast(), n as u32)
-        }
-    };
-    if rc != 0 {
-        entry.discard(0);
+    let header = SipCopyHeader { len: len as u32, copied: n as u32 };
+    if !ring::copy_frame::<_, COPY_MAX>(&SIP_RING, ctx, header, n) {
         return stat::RING_FULL;
     }
-    entry.submit(0);
     if len > COPY_MAX {
         stat::TRUNCATED
     } else {

@@ -5,10 +5,11 @@
 use aya::maps::{Array, DevMapHash, MapData, PerCpuArray};
 use dataplane_common::{
     lb::{self, GatewayEntry, TableMeta},
+    maps::{self, MapDef},
     Counter,
 };
 
-use crate::{Dataplane, Error, Result};
+use crate::{pins::map_err, Dataplane, Error, Result};
 
 /// A table as it is live in the maps.
 #[derive(Clone, Debug)]
@@ -19,20 +20,20 @@ pub struct LiveTable {
 
 impl Dataplane {
     pub fn live_table(&self) -> Result<LiveTable> {
-        let active: Array<&MapData, u32> = self.map("LB_ACTIVE")?;
-        let copy = active.get(&0, 0).map_err(|e| Error::Map("LB_ACTIVE", e))? & 1;
-        let metas: Array<&MapData, TableMeta> = self.map("LB_TABLE_META")?;
-        let meta = metas.get(&copy, 0).map_err(|e| Error::Map("LB_TABLE_META", e))?;
+        let active: Array<&MapData, u32> = self.map(&maps::LB_ACTIVE)?;
+        let copy = active.get(&0, 0).map_err(map_err(&maps::LB_ACTIVE))? & 1;
+        let metas: Array<&MapData, TableMeta> = self.map(&maps::LB_TABLE_META)?;
+        let meta = metas.get(&copy, 0).map_err(map_err(&maps::LB_TABLE_META))?;
         Ok(LiveTable { copy, meta })
     }
 
     /// Slots of the live table (gateway indices), for checks and tests.
     pub fn live_slots(&self) -> Result<Vec<u32>> {
         let live = self.live_table()?;
-        let table: Array<&MapData, u32> = self.map("LB_MAGLEV")?;
+        let table: Array<&MapData, u32> = self.map(&maps::LB_MAGLEV)?;
         let base = live.copy * lb::MAGLEV_MAX;
         (0..live.meta.size)
-            .map(|i| table.get(&(base + i), 0).map_err(|e| Error::Map("LB_MAGLEV", e)))
+            .map(|i| table.get(&(base + i), 0).map_err(map_err(&maps::LB_MAGLEV)))
             .collect()
     }
 
@@ -47,27 +48,27 @@ impl Dataplane {
         let live = self.live_table()?;
         let next = live.copy ^ 1;
         {
-            let mut table: Array<&mut MapData, u32> = self.map_mut("LB_MAGLEV")?;
+            let mut table: Array<&mut MapData, u32> = self.map_mut(&maps::LB_MAGLEV)?;
             let base = next * lb::MAGLEV_MAX;
             for (i, gw) in slots.iter().enumerate() {
-                table.set(base + i as u32, *gw, 0).map_err(|e| Error::Map("LB_MAGLEV", e))?;
+                table.set(base + i as u32, *gw, 0).map_err(map_err(&maps::LB_MAGLEV))?;
             }
         }
         let meta = TableMeta { size, seed, digest, generation: live.meta.generation + 1 };
         {
-            let mut metas: Array<&mut MapData, TableMeta> = self.map_mut("LB_TABLE_META")?;
-            metas.set(next, meta, 0).map_err(|e| Error::Map("LB_TABLE_META", e))?;
+            let mut metas: Array<&mut MapData, TableMeta> = self.map_mut(&maps::LB_TABLE_META)?;
+            metas.set(next, meta, 0).map_err(map_err(&maps::LB_TABLE_META))?;
         }
-        let mut active: Array<&mut MapData, u32> = self.map_mut("LB_ACTIVE")?;
-        active.set(0, next, 0).map_err(|e| Error::Map("LB_ACTIVE", e))?;
+        let mut active: Array<&mut MapData, u32> = self.map_mut(&maps::LB_ACTIVE)?;
+        active.set(0, next, 0).map_err(map_err(&maps::LB_ACTIVE))?;
         Ok(meta)
     }
 
     pub fn gateway_entries(&self) -> Result<Vec<(u32, GatewayEntry)>> {
-        let gws: Array<&MapData, GatewayEntry> = self.map("LB_GATEWAYS")?;
+        let gws: Array<&MapData, GatewayEntry> = self.map(&maps::LB_GATEWAYS)?;
         let mut out = Vec::new();
         for i in 0..lb::GATEWAYS_MAX {
-            let e = gws.get(&i, 0).map_err(|e| Error::Map("LB_GATEWAYS", e))?;
+            let e = gws.get(&i, 0).map_err(map_err(&maps::LB_GATEWAYS))?;
             if e.flags & lb::GW_F_VALID != 0 {
                 out.push((i, e));
             }
@@ -76,32 +77,33 @@ impl Dataplane {
     }
 
     pub fn set_gateway(&mut self, index: u32, entry: &GatewayEntry) -> Result<()> {
-        let mut gws: Array<&mut MapData, GatewayEntry> = self.map_mut("LB_GATEWAYS")?;
-        gws.set(index, entry, 0).map_err(|e| Error::Map("LB_GATEWAYS", e))
+        let mut gws: Array<&mut MapData, GatewayEntry> = self.map_mut(&maps::LB_GATEWAYS)?;
+        gws.set(index, entry, 0).map_err(map_err(&maps::LB_GATEWAYS))
     }
 
     /// Make `ifindex` a valid XDP_REDIRECT target.
     pub fn add_tx_port(&mut self, ifindex: u32) -> Result<()> {
-        let mut ports: DevMapHash<&mut MapData> = self.map_mut("LB_TX_PORTS")?;
+        let mut ports: DevMapHash<&mut MapData> = self.map_mut(&maps::LB_TX_PORTS)?;
         ports
             .insert(ifindex, ifindex, None, 0)
-            .map_err(|e| Error::Other(format!("LB_TX_PORTS: adding ifindex {ifindex}: {e}")))
+            .map_err(|e| Error::Other(format!("{}: adding ifindex {ifindex}: {e}", maps::LB_TX_PORTS.name)))
     }
 
     /// `lb` counters summed over CPUs, indexed by `lb::stat`.
     pub fn lb_stats(&self) -> Result<Vec<Counter>> {
-        self.sum_stats("LB_STATS", lb::stat::COUNT)
+        self.sum_stats(&maps::LB_STATS)
     }
 
     pub fn floor_stats(&self) -> Result<Vec<Counter>> {
-        self.sum_stats("FLOOR_STATS", lb::FLOOR_STATS_LEN)
+        self.sum_stats(&maps::FLOOR_STATS)
     }
 
-    pub(crate) fn sum_stats(&self, name: &'static str, len: u32) -> Result<Vec<Counter>> {
-        let arr: PerCpuArray<&MapData, Counter> = self.map(name)?;
-        (0..len)
+    /// Every entry of a per-CPU counter array, summed over CPUs.
+    pub(crate) fn sum_stats(&self, def: &'static MapDef) -> Result<Vec<Counter>> {
+        let arr: PerCpuArray<&MapData, Counter> = self.map(def)?;
+        (0..def.max)
             .map(|i| {
-                let per_cpu = arr.get(&i, 0).map_err(|e| Error::Map(name, e))?;
+                let per_cpu = arr.get(&i, 0).map_err(map_err(def))?;
                 Ok(per_cpu.iter().fold(Counter::default(), |a, c| Counter {
                     packets: a.packets + c.packets,
                     bytes: a.bytes + c.bytes,

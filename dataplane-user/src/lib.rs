@@ -7,6 +7,7 @@ pub mod router;
 pub mod sip;
 pub mod steer;
 pub mod pins;
+mod ring;
 pub mod testrun;
 pub mod xsk;
 
@@ -16,24 +17,10 @@ pub use pins::{Dataplane, LoadOptions};
 /// The compiled XDP object (every program and map), built by `build.rs`.
 pub static OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dataplane"));
 
-/// XDP verdicts as the kernel returns them.
+/// XDP verdicts as the kernel returns them, and their names (one list,
+/// in dataplane-common, shared with the stats' verdict prefix).
 pub mod verdict {
-    pub const ABORTED: u32 = 0;
-    pub const DROP: u32 = 1;
-    pub const PASS: u32 = 2;
-    pub const TX: u32 = 3;
-    pub const REDIRECT: u32 = 4;
-
-    pub fn name(v: u32) -> &'static str {
-        match v {
-            ABORTED => "aborted",
-            DROP => "drop",
-            PASS => "pass",
-            TX => "tx",
-            REDIRECT => "redirect",
-            _ => "unknown",
-        }
-    }
+    pub use dataplane_common::verdict::{name, ABORTED, DROP, PASS, REDIRECT, TX};
 }
 
 #[derive(Debug, thiserror::Error)]

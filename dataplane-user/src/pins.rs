@@ -14,63 +14,34 @@ use aya::{
     programs::{links::FdLink, links::PinnedLink, Xdp, XdpMode},
     Ebpf, EbpfLoader,
 };
-use dataplane_common::{gw, lb, router, sip, steer, Counter, LayoutMeta, LAYOUT_MAGIC, LAYOUT_VERSION};
+use dataplane_common::{
+    maps::{self, MapDef, MapKind},
+    LayoutMeta, LAYOUT_MAGIC, LAYOUT_VERSION,
+};
 use tracing::{info, warn};
 
 use crate::{io_err, Error, Result, OBJ};
 
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
-/// Every map of the object, with the layout this build expects of it.
-struct MapSpec {
-    name: &'static str,
-    kind: MapType,
-    key: u32,
-    value: u32,
-    max: u32,
+/// The aya map type of a table entry's kind.
+pub(crate) fn map_type(kind: MapKind) -> MapType {
+    match kind {
+        MapKind::Array => MapType::Array,
+        MapKind::PerCpuArray => MapType::PerCpuArray,
+        MapKind::Hash => MapType::Hash,
+        MapKind::LpmTrie => MapType::LpmTrie,
+        MapKind::Queue => MapType::Queue,
+        MapKind::DevMapHash => MapType::DevMapHash,
+        MapKind::RingBuf => MapType::RingBuf,
+        MapKind::XskMap => MapType::XskMap,
+    }
 }
 
-const fn size<T>() -> u32 {
-    core::mem::size_of::<T>() as u32
+/// The maps pinned per interface, with the layout this build expects.
+fn pinned_maps() -> impl Iterator<Item = &'static MapDef> {
+    maps::ALL.iter().filter(|m| m.is_pinned())
 }
-
-const MAPS: &[MapSpec] = &[
-    MapSpec { name: "META", kind: MapType::Array, key: 4, value: size::<LayoutMeta>(), max: 1 },
-    MapSpec { name: "LB_ACTIVE", kind: MapType::Array, key: 4, value: 4, max: 1 },
-    MapSpec { name: "LB_TABLE_META", kind: MapType::Array, key: 4, value: size::<lb::TableMeta>(), max: 2 },
-    MapSpec { name: "LB_MAGLEV", kind: MapType::Array, key: 4, value: 4, max: 2 * lb::MAGLEV_MAX },
-    MapSpec { name: "LB_GATEWAYS", kind: MapType::Array, key: 4, value: size::<lb::GatewayEntry>(), max: lb::GATEWAYS_MAX },
-    MapSpec { name: "LB_TX_PORTS", kind: MapType::DevMapHash, key: 4, value: 8, max: 64 },
-    MapSpec { name: "LB_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: lb::stat::COUNT },
-    MapSpec { name: "FLOOR_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: lb::FLOOR_STATS_LEN },
-    MapSpec { name: "GW_CONFIG", kind: MapType::Array, key: 4, value: size::<gw::GwConfig>(), max: 1 },
-    MapSpec { name: "GW_SERVICES", kind: MapType::Hash, key: size::<gw::ServiceKey>(), value: size::<gw::ServiceVal>(), max: gw::GROUPS_MAX * 4 },
-    MapSpec { name: "GW_SERVERS", kind: MapType::Array, key: 4, value: size::<gw::Server>(), max: gw::SERVERS_MAX },
-    MapSpec { name: "GW_SELECT", kind: MapType::Array, key: 4, value: size::<gw::Selection>(), max: gw::GROUPS_MAX * gw::TYPES_MAX },
-    MapSpec { name: "GW_TYPES", kind: MapType::Array, key: 4, value: size::<gw::TypeRule>(), max: gw::TYPE_RULES_MAX },
-    MapSpec { name: "GW_AUTH", kind: MapType::LpmTrie, key: 4 + size::<gw::AuthKey>(), value: 4, max: 4096 },
-    MapSpec { name: "GW_POOL", kind: MapType::Queue, key: 0, value: 2, max: gw::SESSIONS_MAX },
-    MapSpec { name: "GW_FLOWS", kind: MapType::Hash, key: size::<gw::FlowKey>(), value: 2, max: gw::FLOWS_MAX },
-    MapSpec { name: "GW_SESSIONS", kind: MapType::Array, key: 4, value: size::<gw::Session>(), max: gw::SESSIONS_MAX },
-    MapSpec { name: "GW_SESS_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<gw::SessionCounters>(), max: gw::SESSIONS_MAX },
-    MapSpec { name: "GW_TX_PORTS", kind: MapType::DevMapHash, key: 4, value: 8, max: 64 },
-    MapSpec { name: "RT_CFG", kind: MapType::Array, key: 4, value: size::<router::RouterCfg>(), max: 1 },
-    MapSpec { name: "RT_LEASE", kind: MapType::Array, key: 4, value: 8, max: 1 },
-    MapSpec { name: "RT_BUCKETS", kind: MapType::Array, key: 4, value: 4, max: router::BUCKETS },
-    MapSpec { name: "RT_RATES", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: router::BUCKETS },
-    MapSpec { name: "RT_LAST", kind: MapType::Array, key: 4, value: size::<router::Fingerprint>(), max: router::BUCKETS },
-    MapSpec { name: "RT_HELD", kind: MapType::RingBuf, key: 0, value: 0, max: 4 << 20 },
-    MapSpec { name: "RT_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: router::stat::COUNT },
-    MapSpec { name: "SIP_PORTS", kind: MapType::Hash, key: 2, value: 4, max: 16 },
-    MapSpec { name: "SIP_RING", kind: MapType::RingBuf, key: 0, value: 0, max: 8 << 20 },
-    MapSpec { name: "SIP_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: sip::stat::COUNT },
-    MapSpec { name: "ST_STEER", kind: MapType::Hash, key: 4, value: size::<steer::Steering>(), max: 4096 },
-    MapSpec { name: "ST_NETS", kind: MapType::Array, key: 4, value: size::<steer::NetEgress>(), max: steer::NETWORKS_MAX },
-    MapSpec { name: "ST_TX_PORTS", kind: MapType::DevMapHash, key: 4, value: 8, max: 16 },
-    MapSpec { name: "ST_XSKS", kind: MapType::XskMap, key: 4, value: 4, max: steer::QUEUES_MAX },
-    MapSpec { name: "ST_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: steer::stat::COUNT },
-    MapSpec { name: "GW_STATS", kind: MapType::PerCpuArray, key: 4, value: size::<Counter>(), max: gw::stat::COUNT },
-];
 
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
@@ -134,9 +105,8 @@ impl Dataplane {
         let took_over = check_pins(&dir)?;
 
         let mut loader = EbpfLoader::new();
-        let paths: Vec<(&'static str, PathBuf)> = MAPS.iter().map(|m| (m.name, dir.join(m.name))).collect();
-        for (name, path) in &paths {
-            loader.map_pin_path(*name, path.as_path());
+        for m in pinned_maps() {
+            loader.map_pin_path(m.name, dir.join(m.name));
         }
         let mut ebpf = loader.load(OBJ)?;
         let prog: &mut Xdp = program_mut(&mut ebpf, program)?;
@@ -163,25 +133,25 @@ impl Dataplane {
     }
 
     fn write_meta(&mut self) -> Result<()> {
-        let mut meta: aya::maps::Array<_, LayoutMeta> = self.map_mut("META")?;
+        let mut meta: aya::maps::Array<_, LayoutMeta> = self.map_mut(&maps::META)?;
         meta.set(0, LayoutMeta { magic: LAYOUT_MAGIC, version: LAYOUT_VERSION }, 0)
-            .map_err(|e| Error::Map("META", e))
+            .map_err(map_err(&maps::META))
     }
 
-    pub(crate) fn map_mut<'a, T>(&'a mut self, name: &'static str) -> Result<T>
+    pub(crate) fn map_mut<'a, T>(&'a mut self, def: &'static MapDef) -> Result<T>
     where
         T: TryFrom<&'a mut aya::maps::Map, Error = aya::maps::MapError>,
     {
-        let map = self.ebpf.map_mut(name).ok_or_else(|| Error::Other(format!("map {name} missing from object")))?;
-        T::try_from(map).map_err(|e| Error::Map(name, e))
+        let map = self.ebpf.map_mut(def.name).ok_or_else(|| missing(def))?;
+        T::try_from(map).map_err(map_err(def))
     }
 
-    pub(crate) fn map<'a, T>(&'a self, name: &'static str) -> Result<T>
+    pub(crate) fn map<'a, T>(&'a self, def: &'static MapDef) -> Result<T>
     where
         T: TryFrom<&'a aya::maps::Map, Error = aya::maps::MapError>,
     {
-        let map = self.ebpf.map(name).ok_or_else(|| Error::Other(format!("map {name} missing from object")))?;
-        T::try_from(map).map_err(|e| Error::Map(name, e))
+        let map = self.ebpf.map(def.name).ok_or_else(|| missing(def))?;
+        T::try_from(map).map_err(map_err(def))
     }
 
     pub(crate) fn program(&mut self, name: &str) -> Result<&mut Xdp> {
@@ -197,6 +167,15 @@ impl Dataplane {
         }
         Ok(())
     }
+}
+
+/// The error of an operation on `def`'s map.
+pub(crate) fn map_err(def: &'static MapDef) -> impl Fn(aya::maps::MapError) -> Error {
+    move |e| Error::Map(def.name, e)
+}
+
+fn missing(def: &MapDef) -> Error {
+    Error::Other(format!("map {} missing from object", def.name))
 }
 
 fn program_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
@@ -267,7 +246,7 @@ fn make_private_dir(dir: &Path) -> Result<()> {
 }
 
 fn discard_pins(dir: &Path) -> Result<()> {
-    for name in MAPS.iter().map(|m| m.name).chain(["link"]) {
+    for name in pinned_maps().map(|m| m.name).chain(["link"]) {
         let p = dir.join(name);
         if p.exists() {
             fs::remove_file(&p).map_err(io_err(format!("removing {}", p.display())))?;
@@ -280,7 +259,7 @@ fn discard_pins(dir: &Path) -> Result<()> {
 /// were found (a takeover).
 fn check_pins(dir: &Path) -> Result<bool> {
     let mut found = 0;
-    for spec in MAPS {
+    for spec in pinned_maps() {
         let path = dir.join(spec.name);
         if !path.exists() {
             continue;
@@ -288,7 +267,7 @@ fn check_pins(dir: &Path) -> Result<bool> {
         found += 1;
         let info = MapInfo::from_pin(&path).map_err(|e| Error::LayoutMismatch { path: path.clone(), what: e.to_string() })?;
         let kind = info.map_type().ok();
-        let ok = kind == Some(spec.kind)
+        let ok = kind == Some(map_type(spec.kind))
             && info.key_size() == spec.key
             && info.value_size() == spec.value
             && info.max_entries() == spec.max;
@@ -306,22 +285,69 @@ fn check_pins(dir: &Path) -> Result<bool> {
     if found == 0 {
         return Ok(false);
     }
-    let meta_path = dir.join("META");
+    let meta_path = dir.join(maps::META.name);
     let data = MapData::from_pin(&meta_path).map_err(|e| Error::LayoutMismatch { path: meta_path.clone(), what: e.to_string() })?;
     let map = aya::maps::Map::Array(data);
-    let arr: aya::maps::Array<_, LayoutMeta> = aya::maps::Array::try_from(&map).map_err(|e| Error::Map("META", e))?;
-    let meta = arr.get(&0, 0).map_err(|e| Error::Map("META", e))?;
+    let arr: aya::maps::Array<_, LayoutMeta> = aya::maps::Array::try_from(&map).map_err(map_err(&maps::META))?;
+    let meta = arr.get(&0, 0).map_err(map_err(&maps::META))?;
     if meta.magic != LAYOUT_MAGIC || meta.version != LAYOUT_VERSION {
         return Err(Error::LayoutMismatch {
             path: meta_path,
             what: format!("layout version {} (magic {:#x}), this build uses {}", meta.version, meta.magic, LAYOUT_VERSION),
         });
     }
-    if found != MAPS.len() {
+    let expected = pinned_maps().count();
+    if found != expected {
         return Err(Error::LayoutMismatch {
             path: dir.into(),
-            what: format!("only {found} of {} maps are pinned", MAPS.len()),
+            what: format!("only {found} of {expected} maps are pinned"),
         });
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use aya::maps::Map;
+
+    use super::*;
+
+    /// The kernel's view of a map of one of the kinds the table knows.
+    fn info(map: &Map) -> Option<MapInfo> {
+        match map {
+            Map::Array(d)
+            | Map::PerCpuArray(d)
+            | Map::HashMap(d)
+            | Map::LpmTrie(d)
+            | Map::Queue(d)
+            | Map::DevMapHash(d)
+            | Map::RingBuf(d)
+            | Map::XskMap(d) => d.info().ok(),
+            _ => None,
+        }
+    }
+
+    /// The compiled object and `dataplane_common::maps` describe the same
+    /// maps: every map the kernel created for the object is in the table
+    /// with the same kind, key, value and size, and every table entry is in
+    /// the object.
+    #[test]
+    fn object_maps_match_the_table() {
+        let ebpf = EbpfLoader::new().load(OBJ).expect("loading the object creates its maps: needs root");
+        let mut in_object = Vec::new();
+        for (name, map) in ebpf.maps() {
+            let def = maps::ALL
+                .iter()
+                .find(|d| d.name == name)
+                .unwrap_or_else(|| panic!("map {name} is in the object but not in dataplane_common::maps::ALL"));
+            let info = info(map).unwrap_or_else(|| panic!("map {name}: a kind dataplane_common::maps::MapKind lacks"));
+            let got = (info.map_type().ok(), info.key_size(), info.value_size(), info.max_entries());
+            let want = (Some(map_type(def.kind)), def.key, def.value, def.max);
+            assert_eq!(got, want, "map {name}: (kind, key, value, max) in the object vs the table");
+            in_object.push(name.to_owned());
+        }
+        for def in maps::ALL {
+            assert!(in_object.iter().any(|n| n == def.name), "map {} is in the table but not in the object", def.name);
+        }
+    }
 }

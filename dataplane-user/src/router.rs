@@ -1,12 +1,13 @@
 //! Typed access to the `router` load-sharing maps.
 
-use aya::maps::{Array, MapData, RingBuf};
+use aya::maps::{Array, MapData};
 use dataplane_common::{
-    router::{self, Fingerprint, RouterCfg},
+    maps,
+    router::{self, Fingerprint, HeldHeader, RouterCfg},
     Counter,
 };
 
-use crate::{Dataplane, Error, Result};
+use crate::{pins::map_err, Dataplane, Result};
 
 /// A frame the filter held for a bucket being handed over.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,8 +18,8 @@ pub struct Held {
 
 impl Dataplane {
     pub fn set_router_cfg(&mut self, c: &RouterCfg) -> Result<()> {
-        let mut a: Array<&mut MapData, RouterCfg> = self.map_mut("RT_CFG")?;
-        a.set(0, c, 0).map_err(|e| Error::Map("RT_CFG", e))
+        let mut a: Array<&mut MapData, RouterCfg> = self.map_mut(&maps::RT_CFG)?;
+        a.set(0, c, 0).map_err(map_err(&maps::RT_CFG))
     }
 
     /// Let the filter route for another `LEASE_NS` (from now, coarse
@@ -28,52 +29,43 @@ impl Dataplane {
         // SAFETY: valid clock id and out pointer.
         unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
         let now = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
-        let mut a: Array<&mut MapData, u64> = self.map_mut("RT_LEASE")?;
-        a.set(0, now + router::LEASE_NS, 0).map_err(|e| Error::Map("RT_LEASE", e))
+        let mut a: Array<&mut MapData, u64> = self.map_mut(&maps::RT_LEASE)?;
+        a.set(0, now + router::LEASE_NS, 0).map_err(map_err(&maps::RT_LEASE))
     }
 
     /// Set the lease to an absolute value (tests: 0 expires it, u64::MAX
     /// never does).
     pub fn set_router_lease(&mut self, until_ns: u64) -> Result<()> {
-        let mut a: Array<&mut MapData, u64> = self.map_mut("RT_LEASE")?;
-        a.set(0, until_ns, 0).map_err(|e| Error::Map("RT_LEASE", e))
+        let mut a: Array<&mut MapData, u64> = self.map_mut(&maps::RT_LEASE)?;
+        a.set(0, until_ns, 0).map_err(map_err(&maps::RT_LEASE))
     }
 
     pub fn set_bucket(&mut self, bucket: u32, state: u32) -> Result<()> {
-        let mut a: Array<&mut MapData, u32> = self.map_mut("RT_BUCKETS")?;
-        a.set(bucket, state, 0).map_err(|e| Error::Map("RT_BUCKETS", e))
+        let mut a: Array<&mut MapData, u32> = self.map_mut(&maps::RT_BUCKETS)?;
+        a.set(bucket, state, 0).map_err(map_err(&maps::RT_BUCKETS))
     }
 
     pub fn buckets(&self) -> Result<Vec<u32>> {
-        let a: Array<&MapData, u32> = self.map("RT_BUCKETS")?;
-        (0..router::BUCKETS).map(|b| a.get(&b, 0).map_err(|e| Error::Map("RT_BUCKETS", e))).collect()
+        let a: Array<&MapData, u32> = self.map(&maps::RT_BUCKETS)?;
+        (0..router::BUCKETS).map(|b| a.get(&b, 0).map_err(map_err(&maps::RT_BUCKETS))).collect()
     }
 
     /// Routed `{packets, bytes}` per bucket, summed over CPUs.
     pub fn bucket_rates(&self) -> Result<Vec<Counter>> {
-        self.sum_stats("RT_RATES", router::BUCKETS)
+        self.sum_stats(&maps::RT_RATES)
     }
 
     pub fn last_routed(&self, bucket: u32) -> Result<Fingerprint> {
-        let a: Array<&MapData, Fingerprint> = self.map("RT_LAST")?;
-        a.get(&bucket, 0).map_err(|e| Error::Map("RT_LAST", e))
+        let a: Array<&MapData, Fingerprint> = self.map(&maps::RT_LAST)?;
+        a.get(&bucket, 0).map_err(map_err(&maps::RT_LAST))
     }
 
     pub fn router_stats(&self) -> Result<Vec<Counter>> {
-        self.sum_stats("RT_STATS", router::stat::COUNT)
+        self.sum_stats(&maps::RT_STATS)
     }
 
     /// Every frame held so far, in arrival order.
     pub fn take_held(&mut self) -> Result<Vec<Held>> {
-        let mut rb: RingBuf<&mut MapData> = self.map_mut("RT_HELD")?;
-        let mut out = Vec::new();
-        while let Some(item) = rb.next() {
-            if item.len() >= 8 {
-                let bucket = u32::from_ne_bytes([item[0], item[1], item[2], item[3]]);
-                let len = (u32::from_ne_bytes([item[4], item[5], item[6], item[7]]) as usize).min(item.len() - 8);
-                out.push(Held { bucket, frame: item[8..8 + len].to_vec() });
-            }
-        }
-        Ok(out)
+        self.drain_ring(&maps::RT_HELD, |h: HeldHeader, frame| Held { bucket: h.bucket, frame: frame.to_vec() })
     }
 }

@@ -1,9 +1,9 @@
 //! Typed access to the `sip-monitor` maps.
 
 use aya::maps::{HashMap, MapData, RingBuf};
-use dataplane_common::{sip, Counter};
+use dataplane_common::{maps, sip::SipCopyHeader, Counter};
 
-use crate::{Dataplane, Error, Result};
+use crate::{pins::map_err, Dataplane, Error, Result};
 
 /// A packet the monitor copied.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,8 +17,8 @@ pub struct Copied {
 
 impl Dataplane {
     pub fn add_sip_port(&mut self, port: u16) -> Result<()> {
-        let mut h: HashMap<&mut MapData, u16, u32> = self.map_mut("SIP_PORTS")?;
-        h.insert(port.to_be(), 1, 0).map_err(|e| Error::Map("SIP_PORTS", e))
+        let mut h: HashMap<&mut MapData, u16, u32> = self.map_mut(&maps::SIP_PORTS)?;
+        h.insert(port.to_be(), 1, 0).map_err(map_err(&maps::SIP_PORTS))
     }
 
     /// Stop copying `port` (absent already is not an error).
@@ -31,27 +31,18 @@ impl Dataplane {
     }
 
     pub fn take_sip_copies(&mut self) -> Result<Vec<Copied>> {
-        let mut rb: RingBuf<&mut MapData> = self.map_mut("SIP_RING")?;
-        let mut out = Vec::new();
-        while let Some(item) = rb.next() {
-            if item.len() >= 8 {
-                let len = u32::from_ne_bytes([item[0], item[1], item[2], item[3]]);
-                let n = (u32::from_ne_bytes([item[4], item[5], item[6], item[7]]) as usize).min(item.len() - 8);
-                out.push(Copied { len, frame: item[8..8 + n].to_vec() });
-            }
-        }
-        Ok(out)
+        self.drain_ring(&maps::SIP_RING, |h: SipCopyHeader, frame| Copied { len: h.len, frame: frame.to_vec() })
     }
 
     /// A descriptor that becomes readable when copies arrive (epoll on the
     /// ring buffer), for event-driven readers.
     pub fn sip_ring_fd(&mut self) -> Result<std::os::fd::OwnedFd> {
         use std::os::fd::AsFd;
-        let rb: RingBuf<&mut MapData> = self.map_mut("SIP_RING")?;
+        let rb: RingBuf<&mut MapData> = self.map_mut(&maps::SIP_RING)?;
         rb.as_fd().try_clone_to_owned().map_err(|e| Error::Io { context: "dup of the SIP ring fd".into(), source: e })
     }
 
     pub fn sip_stats(&self) -> Result<Vec<Counter>> {
-        self.sum_stats("SIP_STATS", sip::stat::COUNT)
+        self.sum_stats(&maps::SIP_STATS)
     }
 }

@@ -2,45 +2,46 @@
 
 use aya::maps::{Array, DevMapHash, HashMap, MapData, XskMap};
 use dataplane_common::{
-    steer::{self, NetEgress, Steering},
+    maps,
+    steer::{NetEgress, Steering},
     Counter,
 };
 
-use crate::{Dataplane, Error, Result};
+use crate::{pins::map_err, Dataplane, Error, Result};
 
 impl Dataplane {
     pub fn set_network(&mut self, id: u32, egress: &NetEgress) -> Result<()> {
-        let mut a: Array<&mut MapData, NetEgress> = self.map_mut("ST_NETS")?;
-        a.set(id, egress, 0).map_err(|e| Error::Map("ST_NETS", e))?;
-        let mut p: DevMapHash<&mut MapData> = self.map_mut("ST_TX_PORTS")?;
-        p.insert(egress.ifindex, egress.ifindex, None, 0).map_err(|e| Error::Other(format!("ST_TX_PORTS: {e}")))
+        let mut a: Array<&mut MapData, NetEgress> = self.map_mut(&maps::ST_NETS)?;
+        a.set(id, egress, 0).map_err(map_err(&maps::ST_NETS))?;
+        let mut p: DevMapHash<&mut MapData> = self.map_mut(&maps::ST_TX_PORTS)?;
+        p.insert(egress.ifindex, egress.ifindex, None, 0).map_err(|e| Error::Other(format!("{}: {e}", maps::ST_TX_PORTS.name)))
     }
 
     /// Steer `service` (network order) to `network`, holding or not.
     pub fn set_steering(&mut self, service: u32, s: Steering) -> Result<()> {
-        let mut h: HashMap<&mut MapData, u32, Steering> = self.map_mut("ST_STEER")?;
-        h.insert(service, s, 0).map_err(|e| Error::Map("ST_STEER", e))
+        let mut h: HashMap<&mut MapData, u32, Steering> = self.map_mut(&maps::ST_STEER)?;
+        h.insert(service, s, 0).map_err(map_err(&maps::ST_STEER))
     }
 
     pub fn steering(&self, service: u32) -> Result<Option<Steering>> {
-        let h: HashMap<&MapData, u32, Steering> = self.map("ST_STEER")?;
+        let h: HashMap<&MapData, u32, Steering> = self.map(&maps::ST_STEER)?;
         match h.get(&service, 0) {
             Ok(v) => Ok(Some(v)),
             Err(aya::maps::MapError::KeyNotFound) => Ok(None),
-            Err(e) => Err(Error::Map("ST_STEER", e)),
+            Err(e) => Err(map_err(&maps::ST_STEER)(e)),
         }
     }
 
     /// Put the AF_XDP socket for rx queue `queue` in the hold map.
     pub fn set_steer_xsk(&mut self, queue: u32, fd: std::os::fd::RawFd) -> Result<()> {
-        let mut m: XskMap<&mut MapData> = self.map_mut("ST_XSKS")?;
+        let mut m: XskMap<&mut MapData> = self.map_mut(&maps::ST_XSKS)?;
         // SAFETY: the caller keeps the socket open while it is in the map
         // (a closed fd only makes the kernel drop the entry's packets).
         let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        m.set(queue, fd, 0).map_err(|e| Error::Map("ST_XSKS", e))
+        m.set(queue, fd, 0).map_err(map_err(&maps::ST_XSKS))
     }
 
     pub fn steer_stats(&self) -> Result<Vec<Counter>> {
-        self.sum_stats("ST_STATS", steer::stat::COUNT)
+        self.sum_stats(&maps::ST_STATS)
     }
 }

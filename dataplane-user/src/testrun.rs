@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use aya::programs::{TestRun as _, TestRunAttrs, TestRunOptions};
 
-use crate::{Dataplane, Error, Result};
+use dataplane_common::maps;
+
+use crate::{pins::map_err, Dataplane, Error, Result};
 
 #[derive(Clone, Debug)]
 pub struct RunResult {
@@ -50,8 +52,8 @@ impl Dataplane {
     /// several times faster than sendmmsg.
     pub fn live_frames(&mut self, program: &str, ifindex: u32, frame: &[u8], frames: u32, batch: u32) -> Result<Duration> {
         if let Ok(t) = <[u8; 64]>::try_from(frame) {
-            let mut a: aya::maps::Array<&mut aya::maps::MapData, [u8; 64]> = self.map_mut("GEN_FRAME")?;
-            a.set(0, t, 0).map_err(|e| Error::Map("GEN_FRAME", e))?;
+            let mut a: aya::maps::Array<&mut aya::maps::MapData, [u8; 64]> = self.map_mut(&maps::GEN_FRAME)?;
+            a.set(0, t, 0).map_err(map_err(&maps::GEN_FRAME))?;
         }
         let prog = self.program(program)?;
         let mut ctx = [0u8; 24];

@@ -128,7 +128,7 @@ impl Bench {
     }
 
     fn sink_count(&self) -> anyhow::Result<u64> {
-        let path = self.pin_root.join("snk").join("snk0").join("FLOOR_STATS");
+        let path = self.pin_root.join("snk").join("snk0").join(dataplane_common::maps::FLOOR_STATS.name);
         let data = aya::maps::MapData::from_pin(&path).with_context(|| path.display().to_string())?;
         let map = aya::maps::Map::PerCpuArray(data);
         let arr: aya::maps::PerCpuArray<_, dataplane_common::Counter> = aya::maps::PerCpuArray::try_from(&map)?;
