@@ -23,10 +23,10 @@ impl Dataplane {
 
     /// Stop copying `port` (absent already is not an error).
     pub fn remove_sip_port(&mut self, port: u16) -> Result<()> {
-        let mut h: HashMap<&mut MapData, u16, u32> = self.map_mut("SIP_PORTS")?;
+        let mut h: HashMap<&mut MapData, u16, u32> = self.map_mut(&maps::SIP_PORTS)?;
         match h.remove(&port.to_be()) {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-            Err(e) => Err(Error::Map("SIP_PORTS", e)),
+            Err(e) => Err(map_err(&maps::SIP_PORTS)(e)),
         }
     }
 
