@@ -8,7 +8,7 @@
 
 use core::mem::size_of;
 
-use crate::{gw, lb, router, sip, steer, Counter, LayoutMeta};
+use crate::{entry, gw, lb, router, sip, steer, Counter, LayoutMeta};
 
 /// The BPF map types the object uses (`enum bpf_map_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -21,6 +21,7 @@ pub enum MapKind {
     DevMapHash,
     RingBuf,
     XskMap,
+    ProgArray,
 }
 
 /// Whether a map is pinned beside the interface's others.
@@ -93,6 +94,11 @@ impl MapDef {
     /// Key: rx queue; value: the AF_XDP socket's fd.
     pub const fn xsk_map(name: &'static str, max: u32) -> Self {
         Self::new(name, MapKind::XskMap, 4, 4, max)
+    }
+
+    /// Key: slot; value: a program fd (kernel side: the program).
+    pub const fn prog_array(name: &'static str, max: u32) -> Self {
+        Self::new(name, MapKind::ProgArray, 4, 4, max)
     }
 
     /// No key or value; `bytes` is the ring's size (a power of two,
@@ -168,9 +174,20 @@ pub const ST_TX_PORTS: MapDef = MapDef::dev_map_hash("ST_TX_PORTS", 16);
 pub const ST_XSKS: MapDef = MapDef::xsk_map("ST_XSKS", steer::QUEUES_MAX);
 pub const ST_STATS: MapDef = MapDef::per_cpu_array::<Counter>("ST_STATS", steer::stat::COUNT);
 
+// ---- entry (one program per interface) ---------------------------------
+
+/// The interface's role stages in order (`entry::STAGES_MAX` slots).
+pub const ENTRY_STAGES: MapDef = MapDef::prog_array("ENTRY_STAGES", entry::STAGES_MAX);
+/// Each role's slot in `ENTRY_STAGES` (`entry::NO_SLOT` when absent).
+pub const ENTRY_SLOTS: MapDef = MapDef::array::<u32>("ENTRY_SLOTS", entry::role::COUNT);
+pub const ENTRY_STATS: MapDef = MapDef::per_cpu_array::<Counter>("ENTRY_STATS", entry::stat::COUNT);
+
 /// Every map of the object; those `is_pinned` are pinned per interface.
 pub const ALL: &[MapDef] = &[
     META,
+    ENTRY_STAGES,
+    ENTRY_SLOTS,
+    ENTRY_STATS,
     LB_ACTIVE,
     LB_TABLE_META,
     LB_MAGLEV,

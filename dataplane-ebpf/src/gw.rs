@@ -3,6 +3,7 @@
 //! behind the representative address the terminal addressed, and the
 //! reverse translation for the server's replies and ICMP errors.
 
+use dataplane_common::entry::role;
 use core::sync::atomic::Ordering;
 
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, maps::lpm_trie::Key, programs::XdpContext};
@@ -47,6 +48,8 @@ pub fn gateway(ctx: XdpContext) -> u32 {
             maps::count(&GW_STATS, reason, bytes);
         }
         maps::count_verdict(&GW_STATS, action, bytes);
+        // A dry run (lookup) stops here: the next stage would act on it.
+        return crate::entry::next(&ctx, role::GATEWAY, action);
     }
     action
 }

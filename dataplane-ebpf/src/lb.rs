@@ -4,6 +4,7 @@
 //! Anything it cannot classify is passed to the kernel with a reason
 //! counted; it never forwards a packet it did not fully parse.
 
+use dataplane_common::entry::role;
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use dataplane_common::{
     hash,
@@ -41,7 +42,7 @@ pub fn lb(ctx: XdpContext) -> u32 {
         maps::count(&LB_STATS, reason, bytes);
     }
     maps::count_verdict(&LB_STATS, action, bytes);
-    action
+    crate::entry::next(&ctx, role::LB, action)
 }
 
 fn eth_reason(r: Reason) -> u32 {

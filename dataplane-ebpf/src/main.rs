@@ -6,6 +6,7 @@
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
 mod csum;
+mod entry;
 mod floor;
 mod gw;
 mod lb;

@@ -7,7 +7,7 @@
 use aya_ebpf::{
     bindings::xdp_action,
     macros::map,
-    maps::{Array, DevMapHash, HashMap, LpmTrie, PerCpuArray, Queue, RingBuf, XskMap},
+    maps::{Array, DevMapHash, HashMap, LpmTrie, PerCpuArray, ProgramArray, Queue, RingBuf, XskMap},
 };
 use dataplane_common::{
     gw::{AuthKey, FlowKey, GwConfig, Selection, Server, ServiceKey, ServiceVal, Session, SessionCounters, TypeRule},
@@ -22,6 +22,22 @@ use dataplane_common::{
 /// created the pins, checked by every daemon that reuses them.
 #[map]
 pub static META: Array<LayoutMeta> = Array::with_max_entries(def::META.max, 0);
+
+// ---- entry (one program per interface) ----------------------------------
+
+/// The interface's role stages in order. Written by the daemon when a role
+/// registers its program (`entry.rs` walks it).
+#[map]
+pub static ENTRY_STAGES: ProgramArray = ProgramArray::with_max_entries(def::ENTRY_STAGES.max, 0);
+
+/// Each role's slot in `ENTRY_STAGES` (`entry::NO_SLOT` when it has none
+/// here). Written by the daemon with the stages.
+#[map]
+pub static ENTRY_SLOTS: Array<u32> = Array::with_max_entries(def::ENTRY_SLOTS.max, 0);
+
+/// Per-CPU `{packets, bytes}` of what the entry program decided itself.
+#[map]
+pub static ENTRY_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(def::ENTRY_STATS.max, 0);
 
 // ---- lb ----------------------------------------------------------------
 

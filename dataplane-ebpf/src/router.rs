@@ -3,6 +3,7 @@
 //! only those whose end-system bucket this router owns; hold the buckets
 //! being handed over; drop the rest, which another router routes.
 
+use dataplane_common::entry::role;
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext};
 use dataplane_common::{
     hash,
@@ -21,7 +22,7 @@ pub fn router(ctx: XdpContext) -> u32 {
     let (action, reason) = filter(&ctx, bytes);
     maps::count(&RT_STATS, reason, bytes);
     maps::count_verdict(&RT_STATS, action, bytes);
-    action
+    crate::entry::next(&ctx, role::ROUTER, action)
 }
 
 #[inline(always)]

@@ -2,6 +2,7 @@
 //! or from a configured port) to a ring buffer and pass every packet on
 //! unchanged. A full ring loses the copy, never the packet.
 
+use dataplane_common::entry::role;
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use dataplane_common::sip::{stat, SipCopyHeader, COPY_MAX};
 
@@ -17,7 +18,7 @@ pub fn sip_monitor(ctx: XdpContext) -> u32 {
     let reason = if is_sip(&ctx) { copy(&ctx) } else { stat::NOT_SIP };
     maps::count(&SIP_STATS, reason, bytes);
     maps::count_verdict(&SIP_STATS, xdp_action::XDP_PASS, bytes);
-    xdp_action::XDP_PASS
+    crate::entry::next(&ctx, role::SIP_MONITOR, xdp_action::XDP_PASS)
 }
 
 #[inline(always)]

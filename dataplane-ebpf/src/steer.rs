@@ -4,6 +4,7 @@
 //! the receiving queue, to be released in order to the new network after
 //! the switch (claims 4-5).
 
+use dataplane_common::entry::role;
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use dataplane_common::steer::{stat, STEER_HOLD};
 
@@ -18,7 +19,7 @@ pub fn steer(ctx: XdpContext) -> u32 {
     let (action, reason) = decide(&ctx);
     maps::count(&ST_STATS, reason, bytes);
     maps::count_verdict(&ST_STATS, action, bytes);
-    action
+    crate::entry::next(&ctx, role::STEER, action)
 }
 
 #[inline(always)]

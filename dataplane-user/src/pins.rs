@@ -15,6 +15,7 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use dataplane_common::{
+    entry,
     maps::{self, MapDef, MapKind},
     LayoutMeta, LAYOUT_MAGIC, LAYOUT_VERSION,
 };
@@ -35,6 +36,7 @@ pub(crate) fn map_type(kind: MapKind) -> MapType {
         MapKind::DevMapHash => MapType::DevMapHash,
         MapKind::RingBuf => MapType::RingBuf,
         MapKind::XskMap => MapType::XskMap,
+        MapKind::ProgArray => MapType::ProgramArray,
     }
 }
 
@@ -73,7 +75,7 @@ impl Dataplane {
     /// Load every program and fresh, unpinned maps. For test_run only.
     pub fn load_private() -> Result<Self> {
         let mut ebpf = EbpfLoader::new().load(OBJ)?;
-        for name in ["lb", "floor", "gateway", "tx", "sink", "router", "sip_monitor", "steer"] {
+        for name in ["entry", "lb", "floor", "gateway", "tx", "sink", "router", "sip_monitor", "steer"] {
             program_mut(&mut ebpf, name)?.load().map_err(|e| Error::Program(name.into(), e))?;
         }
         let mut dp = Self { ebpf, pin_dir: None, interface: None, took_over: false, links: Vec::new() };
@@ -83,7 +85,9 @@ impl Dataplane {
 
     /// Load `program` for `interface` with its maps pinned, reusing valid
     /// pins, and attach it (or atomically replace the program behind an
-    /// existing pinned link, which keeps forwarding uninterrupted).
+    /// existing pinned link, which keeps forwarding uninterrupted). A role
+    /// program becomes a stage behind the interface's entry program, so
+    /// roles can share an interface (`dataplane_common::entry`).
     pub fn attach(program: &str, interface: &str, opts: &LoadOptions) -> Result<Self> {
         Self::attach_many(program, &[interface], opts)
     }
@@ -96,6 +100,10 @@ impl Dataplane {
             crate::ifindex(i)?;
         }
         ensure_bpffs(&opts.pin_root)?;
+        let stage = entry::role::of_program(program);
+        if stage.is_some() {
+            check_entry_dirs(&opts.pin_root, interfaces)?;
+        }
         let dir = opts.pin_root.join(interface);
         make_private_dir(&opts.pin_root)?;
         make_private_dir(&dir)?;
@@ -111,6 +119,18 @@ impl Dataplane {
         let mut ebpf = loader.load(OBJ)?;
         let prog: &mut Xdp = program_mut(&mut ebpf, program)?;
         prog.load().map_err(|e| Error::Program(program.into(), e))?;
+        if let Some(role) = stage {
+            // Slot first, then the entry: a packet sees either the old
+            // chain or the new one, never a stage without its slot.
+            register_stage(&mut ebpf, role, program, took_over)?;
+        }
+        // A role stage runs behind the interface's entry program; the
+        // floor and the sink (benchmarks, veth peers) attach directly.
+        let attached = if stage.is_some() { "entry" } else { program };
+        let prog: &mut Xdp = program_mut(&mut ebpf, attached)?;
+        if stage.is_some() {
+            prog.load().map_err(|e| Error::Program(attached.into(), e))?;
+        }
 
         let mut links = Vec::new();
         for (n, i) in interfaces.iter().enumerate() {
@@ -176,6 +196,55 @@ pub(crate) fn map_err(def: &'static MapDef) -> impl Fn(aya::maps::MapError) -> E
 
 fn missing(def: &MapDef) -> Error {
     Error::Other(format!("map {} missing from object", def.name))
+}
+
+/// Put `program` into the interface's `ENTRY_STAGES` at its role's slot
+/// (the order of `entry::role::PROGRAMS`) and record the slot in
+/// `ENTRY_SLOTS`, replacing what an earlier daemon left there. Fresh pins
+/// start with every role absent.
+fn register_stage(ebpf: &mut Ebpf, role: u32, program: &str, took_over: bool) -> Result<()> {
+    use aya::maps::{Array, ProgramArray};
+    let slot = role;
+    {
+        let map = ebpf.map_mut(maps::ENTRY_SLOTS.name).ok_or_else(|| missing(&maps::ENTRY_SLOTS))?;
+        let mut slots: Array<_, u32> = Array::try_from(map).map_err(map_err(&maps::ENTRY_SLOTS))?;
+        if !took_over {
+            for r in 0..entry::role::COUNT {
+                slots.set(r, entry::NO_SLOT, 0).map_err(map_err(&maps::ENTRY_SLOTS))?;
+            }
+        }
+        slots.set(role, slot, 0).map_err(map_err(&maps::ENTRY_SLOTS))?;
+    }
+    let fd = program_mut(ebpf, program)?.fd().map_err(|e| Error::Program(program.into(), e))?.try_clone().map_err(io_err("dup of a program fd"))?;
+    let map = ebpf.map_mut(maps::ENTRY_STAGES.name).ok_or_else(|| missing(&maps::ENTRY_STAGES))?;
+    let mut stages: ProgramArray<_> = ProgramArray::try_from(map).map_err(map_err(&maps::ENTRY_STAGES))?;
+    stages.set(slot, &fd, 0).map_err(map_err(&maps::ENTRY_STAGES))
+}
+
+/// Roles share an interface by sharing its pins: the stages of an
+/// interface live under the directory of the first interface of the
+/// roles on it. Refuse a layout where one interface would get two
+/// entries (a multi-interface role's second interface that another
+/// role pins under, or the reverse).
+fn check_entry_dirs(root: &Path, interfaces: &[&str]) -> Result<()> {
+    for (n, i) in interfaces.iter().enumerate() {
+        let dir = root.join(i);
+        let has_maps = dir.join(maps::META.name).exists();
+        let has_link = dir.join("link").exists();
+        if n == 0 && has_link && !has_maps {
+            return Err(Error::Other(format!(
+                "interface {i} runs the stages of a role whose first interface is another one (its link is pinned in {} without maps); give the roles that share {i} the same first interface",
+                dir.display()
+            )));
+        }
+        if n > 0 && has_maps {
+            return Err(Error::Other(format!(
+                "interface {i} has stages of its own pinned in {}; a role that also serves it must list it first",
+                dir.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn program_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
@@ -322,7 +391,8 @@ mod tests {
             | Map::Queue(d)
             | Map::DevMapHash(d)
             | Map::RingBuf(d)
-            | Map::XskMap(d) => d.info().ok(),
+            | Map::XskMap(d)
+            | Map::ProgramArray(d) => d.info().ok(),
             _ => None,
         }
     }
