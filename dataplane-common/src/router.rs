@@ -41,8 +41,12 @@ pub struct RouterCfg {
 /// sequence point: both routers see the same frames in the same order on
 /// the shared segment, so the packet itself, not a clock, marks where the
 /// old owner stopped.
+///
+/// The load-sharing protocol carries it as is (`serde` feature), so the
+/// wire and the map hold one type.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Fingerprint {
     pub src: u32,
     pub dst: u32,

@@ -9,8 +9,8 @@ use crate::{maps, parse};
 #[xdp]
 pub fn floor(ctx: XdpContext) -> u32 {
     let bytes = (ctx.data_end() - ctx.data()) as u64;
-    let idx = match parse::load_be16(&ctx, 12) {
-        Some(parse::ETH_P_IPV4) => 0,
+    let idx = match parse::parse_eth(&ctx) {
+        Ok(eth) if eth.proto == parse::ETH_P_IPV4 => 0,
         _ => 1,
     };
     maps::count(&maps::FLOOR_STATS, idx, bytes);
@@ -36,8 +36,8 @@ pub fn tx(ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn sink(ctx: XdpContext) -> u32 {
     let bytes = (ctx.data_end() - ctx.data()) as u64;
-    match parse::load_be16(&ctx, 12) {
-        Some(parse::ETH_P_IPV4) => {
+    match parse::parse_eth(&ctx) {
+        Ok(eth) if eth.proto == parse::ETH_P_IPV4 => {
             maps::count(&maps::FLOOR_STATS, 0, bytes);
             xdp_action::XDP_DROP
         }

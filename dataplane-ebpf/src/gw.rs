@@ -21,19 +21,10 @@ use crate::{
         self, GW_AUTH, GW_CONFIG, GW_FLOWS, GW_POOL, GW_SELECT, GW_SERVERS, GW_SERVICES, GW_SESSIONS, GW_SESS_STATS, GW_STATS,
         GW_TX_PORTS, GW_TYPES,
     },
-    parse::{self, ETH_P_IPV4, IPPROTO_TCP, IPPROTO_UDP},
+    parse::{self, Ipv4 as Ip, ETH_P_IPV4, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP},
 };
 
-const IPPROTO_ICMP: u8 = 1;
 const NONE: u32 = u32::MAX;
-
-struct Ip {
-    l3: usize,
-    l4: usize,
-    proto: u8,
-    src: u32,
-    dst: u32,
-}
 
 #[xdp]
 pub fn gateway(ctx: XdpContext) -> u32 {
@@ -72,21 +63,24 @@ fn run(ctx: &XdpContext, dry: bool, bytes: u64) -> Result<(u32, u32), u32> {
         Some(c) if c.enabled != 0 => *c,
         _ => return Err(stat::NOT_FOR_US),
     };
-    let (proto, l3) = parse::parse_eth(ctx).map_err(|_| stat::MALFORMED)?;
-    if proto != ETH_P_IPV4 {
+    let eth = parse::parse_eth_vlans(ctx).map_err(|_| stat::MALFORMED)?;
+    if eth.proto != ETH_P_IPV4 {
         return Err(stat::NOT_IPV4);
     }
-    let ip = parse_ipv4(ctx, l3)?;
+    let ip = parse::parse_ipv4(ctx, eth.l3).ok_or(stat::MALFORMED)?;
+    // Options are checked before fragments here (a cut header is
+    // malformed, fragment or not).
+    if ip.check().is_err() || !ip.options_present(ctx) {
+        return Err(stat::MALFORMED);
+    }
+    if ip.is_fragment() {
+        return Err(stat::FRAGMENT);
+    }
     match ip.proto {
         IPPROTO_TCP | IPPROTO_UDP => {
-            let ports = parse::ptr_at::<[u8; 4]>(ctx, ip.l4).ok_or(stat::MALFORMED)?;
-            let ports = unsafe { *ports };
-            let sport = u16::from_ne_bytes([ports[0], ports[1]]);
-            let dport = u16::from_ne_bytes([ports[2], ports[3]]);
-            let l4_min = if ip.proto == IPPROTO_TCP { 20 } else { 8 };
-            if ip.l4 + l4_min > ctx.data_end() - ctx.data() {
-                return Err(stat::MALFORMED);
-            }
+            // The whole fixed header: the rewrite updates its checksum.
+            let ports = parse::parse_l4_ports(ctx, ip.l4(), parse::l4_hdr_len(ip.proto)).ok_or(stat::MALFORMED)?;
+            let (sport, dport) = (ports.src, ports.dst);
             let dport_h = u16::from_be(dport);
             if ip.dst == cfg.addr && dport_h >= cfg.port_min && dport_h <= cfg.port_max {
                 return reverse(ctx, &ip, sport, dport_h, dry, bytes);
@@ -113,29 +107,6 @@ fn run(ctx: &XdpContext, dry: bool, bytes: u64) -> Result<(u32, u32), u32> {
         IPPROTO_ICMP if ip.dst == cfg.addr => icmp_error(ctx, &cfg, &ip, dry),
         _ => Err(stat::NOT_FOR_US),
     }
-}
-
-#[inline(always)]
-fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Ip, u32> {
-    let hdr = parse::ptr_at::<[u8; 20]>(ctx, l3).ok_or(stat::MALFORMED)?;
-    let h = unsafe { *hdr };
-    if h[0] >> 4 != 4 {
-        return Err(stat::MALFORMED);
-    }
-    let ihl = ((h[0] & 0x0f) as usize) * 4;
-    if ihl < 20 || l3 + ihl > ctx.data_end() - ctx.data() {
-        return Err(stat::MALFORMED);
-    }
-    if u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0 {
-        return Err(stat::FRAGMENT);
-    }
-    Ok(Ip {
-        l3,
-        l4: l3 + ihl,
-        proto: h[9],
-        src: u32::from_ne_bytes([h[12], h[13], h[14], h[15]]),
-        dst: u32::from_ne_bytes([h[16], h[17], h[18], h[19]]),
-    })
 }
 
 /// Claim 5: is this terminal allowed to reach this group?
@@ -255,8 +226,7 @@ fn forward(
             if !authorized(group, ip.src) {
                 return Ok((xdp_action::XDP_DROP, stat::UNAUTHORIZED));
             }
-            let tos = parse::load_u8(ctx, ip.l3 + 1).ok_or(stat::MALFORMED)?;
-            let stype = session_type(ip.proto, tos >> 2, ip.src);
+            let stype = session_type(ip.proto, ip.tos >> 2, ip.src);
             let (idx, _) = choose(group, stype, h()).ok_or(stat::NO_SERVER)?;
             if dry {
                 // A lookup shows the server a new session would get; the
@@ -376,7 +346,7 @@ fn tcp_flags(ctx: &XdpContext, ip: &Ip) -> u32 {
     if ip.proto != IPPROTO_TCP {
         return 0;
     }
-    let Some(flags) = parse::load_u8(ctx, ip.l4 + 13) else { return 0 };
+    let Some(flags) = parse::load_u8(ctx, ip.l4() + 13) else { return 0 };
     (if flags & 0x01 != 0 { SF_FIN } else { 0 }) | (if flags & 0x04 != 0 { SF_RST } else { 0 })
 }
 
@@ -411,7 +381,7 @@ fn reverse(ctx: &XdpContext, ip: &Ip, sport: u16, port: u16, dry: bool, bytes: u
 /// update the IPv4 and L4 checksums incrementally.
 #[inline(always)]
 fn rewrite(ctx: &XdpContext, ip: &Ip, src: u32, sport: u16, dst: u32, dport: u16) -> Result<(), u32> {
-    let hdr = parse::ptr_at::<[u8; 20]>(ctx, ip.l3).ok_or(stat::MALFORMED)?;
+    let hdr = parse::ptr_at::<[u8; 20]>(ctx, ip.off).ok_or(stat::MALFORMED)?;
     // SAFETY: 20 bytes checked.
     let h = unsafe { &mut *hdr };
     if h[8] <= 1 {
@@ -430,8 +400,8 @@ fn rewrite(ctx: &XdpContext, ip: &Ip, src: u32, sport: u16, dst: u32, dport: u16
     h[16..20].copy_from_slice(&dst.to_ne_bytes());
 
     let csum_off = if ip.proto == IPPROTO_TCP { 16 } else { 6 };
-    let l4 = parse::ptr_at::<[u8; 4]>(ctx, ip.l4).ok_or(stat::MALFORMED)?;
-    let cp = parse::ptr_at::<[u8; 2]>(ctx, ip.l4 + csum_off).ok_or(stat::MALFORMED)?;
+    let l4 = parse::ptr_at::<[u8; 4]>(ctx, ip.l4()).ok_or(stat::MALFORMED)?;
+    let cp = parse::ptr_at::<[u8; 2]>(ctx, ip.l4() + csum_off).ok_or(stat::MALFORMED)?;
     // SAFETY: both checked.
     let (p, cb) = unsafe { (&mut *l4, &mut *cp) };
     let old_sport = u16::from_ne_bytes([p[0], p[1]]);
@@ -477,30 +447,25 @@ fn l2_out(ctx: &XdpContext, dst_mac: &[u8; 6], src_mac: &[u8; 6], ifindex: u32) 
 /// see terminal:port → representative, from the representative address.
 #[inline(always)]
 fn icmp_error(ctx: &XdpContext, _cfg: &GwConfig, ip: &Ip, dry: bool) -> Result<(u32, u32), u32> {
-    let icmp = ip.l4;
+    let icmp = ip.l4();
     let t = parse::load_u8(ctx, icmp).ok_or(stat::MALFORMED)?;
     // Destination unreachable, time exceeded, parameter problem.
     if t != 3 && t != 11 && t != 12 {
         return Err(stat::NOT_FOR_US);
     }
+    // The quoted header (RFC 792: IP header + 64 bits of the datagram).
     let q = icmp + 8;
-    let qh = parse::ptr_at::<[u8; 20]>(ctx, q).ok_or(stat::MALFORMED)?;
-    let qv = unsafe { *qh };
-    let qihl = ((qv[0] & 0x0f) as usize) * 4;
-    if qv[0] >> 4 != 4 || qihl < 20 {
-        return Err(stat::MALFORMED);
-    }
-    let qproto = qv[9];
+    let quoted = parse::parse_ipv4(ctx, q).ok_or(stat::MALFORMED)?;
+    quoted.check().map_err(|_| stat::MALFORMED)?;
+    let qproto = quoted.proto;
     if qproto != IPPROTO_TCP && qproto != IPPROTO_UDP {
         return Err(stat::NOT_FOR_US);
     }
-    let qsrc = u32::from_ne_bytes([qv[12], qv[13], qv[14], qv[15]]);
-    let qdst = u32::from_ne_bytes([qv[16], qv[17], qv[18], qv[19]]);
-    let ql4 = q + qihl;
-    let qports = parse::ptr_at::<[u8; 4]>(ctx, ql4).ok_or(stat::MALFORMED)?;
-    let qp = unsafe { *qports };
-    let qsport = u16::from_ne_bytes([qp[0], qp[1]]);
-    let qdport = u16::from_ne_bytes([qp[2], qp[3]]);
+    let (qsrc, qdst) = (quoted.src, quoted.dst);
+    let ql4 = quoted.l4();
+    // The quote need not reach past the ports.
+    let qports = parse::parse_l4_ports(ctx, ql4, parse::PORTS_LEN).ok_or(stat::MALFORMED)?;
+    let (qsport, qdport) = (qports.src, qports.dst);
     let s = GW_SESSIONS.get(u16::from_be(qsport) as u32).ok_or(stat::NO_SESSION)?;
     if s.state != SESSION_ACTIVE || s.proto != qproto || qsrc != ip.dst {
         return Err(stat::NO_SESSION);
@@ -553,7 +518,7 @@ fn icmp_error(ctx: &XdpContext, _cfg: &GwConfig, ip: &Ip, dry: bool) -> Result<(
     let icp = parse::ptr_at::<[u8; 4]>(ctx, icmp).ok_or(stat::MALFORMED)?;
     unsafe { (&mut *icp)[2..4].copy_from_slice(&ic.to_ne_bytes()) };
     // Outer header: from the representative address to the terminal.
-    let oh = parse::ptr_at::<[u8; 20]>(ctx, ip.l3).ok_or(stat::MALFORMED)?;
+    let oh = parse::ptr_at::<[u8; 20]>(ctx, ip.off).ok_or(stat::MALFORMED)?;
     let oh = unsafe { &mut *oh };
     let mut oc = u16::from_ne_bytes([oh[10], oh[11]]);
     oc = csum::replace32(oc, ip.src, rep_addr);

@@ -13,7 +13,7 @@ use dataplane_common::{
 
 use crate::{
     maps::{self, LB_ACTIVE, LB_GATEWAYS, LB_MAGLEV, LB_STATS, LB_TABLE_META, LB_TX_PORTS},
-    parse::{self, Reason, ETH_P_IPV4, IPPROTO_TCP, IPPROTO_UDP},
+    parse::{self, EthError, Ipv4Error, ETH_P_IPV4, IPPROTO_TCP, IPPROTO_UDP},
 };
 
 const GTPU_HLEN: usize = 8;
@@ -45,67 +45,46 @@ pub fn lb(ctx: XdpContext) -> u32 {
     crate::entry::next(&ctx, role::LB, action)
 }
 
-fn eth_reason(r: Reason) -> u32 {
+fn eth_reason(r: EthError) -> u32 {
     match r {
-        Reason::TruncEth => stat::TRUNC_ETH,
-        Reason::TruncVlan => stat::TRUNC_VLAN,
-        Reason::TooManyVlans => stat::TOO_MANY_VLANS,
+        EthError::TruncEth => stat::TRUNC_ETH,
+        EthError::TruncVlan => stat::TRUNC_VLAN,
+        EthError::TooManyVlans => stat::TOO_MANY_VLANS,
     }
 }
 
-/// Parse far enough to know the session: returns (key-kind stat, hash
-/// without seed applied yet is impossible, so the seed is read here).
+/// Parse far enough to know the session: returns the key-kind stat and
+/// the key (the seed is applied with the live table's).
 #[inline(always)]
 fn classify(ctx: &XdpContext) -> Result<(u32, SessionKey), u32> {
-    let (proto, l3) = parse::parse_eth(ctx).map_err(eth_reason)?;
-    if proto != ETH_P_IPV4 {
+    let eth = parse::parse_eth_vlans(ctx).map_err(eth_reason)?;
+    if eth.proto != ETH_P_IPV4 {
         return Err(stat::NOT_IPV4);
     }
-    let vihl = parse::load_u8(ctx, l3).ok_or(stat::TRUNC_IPV4)?;
     // The fixed 20-byte header must be present before anything in it is
     // trusted.
-    if parse::ptr_at::<[u8; 20]>(ctx, l3).is_none() {
-        return Err(stat::TRUNC_IPV4);
-    }
-    if vihl >> 4 != 4 {
-        return Err(stat::BAD_IP_VERSION);
-    }
-    let ihl = ((vihl & 0x0f) as usize) * 4;
-    if ihl < 20 {
-        return Err(stat::BAD_IHL);
-    }
-    let frag = parse::load_be16(ctx, l3 + 6).ok_or(stat::TRUNC_IPV4)?;
-    // MF set or a non-zero offset: only the first fragment has ports, and
-    // the others could not follow it, so the kernel reassembles.
-    if frag & 0x3fff != 0 {
+    let ip = parse::parse_ipv4(ctx, eth.l3).ok_or(stat::TRUNC_IPV4)?;
+    ip.check().map_err(|e| match e {
+        Ipv4Error::BadVersion => stat::BAD_IP_VERSION,
+        Ipv4Error::BadIhl => stat::BAD_IHL,
+    })?;
+    // Only the first fragment has ports, and the others could not follow
+    // it, so the kernel reassembles.
+    if ip.is_fragment() {
         return Err(stat::FRAGMENT);
     }
-    let l4proto = parse::load_u8(ctx, l3 + 9).ok_or(stat::TRUNC_IPV4)?;
-    let src = parse::load_raw32(ctx, l3 + 12).ok_or(stat::TRUNC_IPV4)?;
-    let dst = parse::load_raw32(ctx, l3 + 16).ok_or(stat::TRUNC_IPV4)?;
-    // Options, if any, must be there too.
-    let l4 = l3 + ihl;
-    if l4 > ctx.data_end() - ctx.data() {
+    if !ip.options_present(ctx) {
         return Err(stat::TRUNC_IPV4);
     }
-    match l4proto {
-        IPPROTO_UDP => {
-            let ports = parse::ptr_at::<[u8; 8]>(ctx, l4).ok_or(stat::TRUNC_L4)?;
-            let ports = unsafe { *ports };
-            let sport = u16::from_ne_bytes([ports[0], ports[1]]);
-            let dport = u16::from_ne_bytes([ports[2], ports[3]]);
-            if u16::from_be(dport) == GTPU_PORT {
-                let teid = parse_gtpu(ctx, l4 + 8)?;
+    match ip.proto {
+        IPPROTO_UDP | IPPROTO_TCP => {
+            let l4 = ip.l4();
+            let ports = parse::parse_l4_ports(ctx, l4, parse::l4_hdr_len(ip.proto)).ok_or(stat::TRUNC_L4)?;
+            if ip.proto == IPPROTO_UDP && u16::from_be(ports.dst) == GTPU_PORT {
+                let teid = parse_gtpu(ctx, l4 + parse::UDP_HLEN)?;
                 return Ok((stat::KEY_TEID, SessionKey::Teid(teid)));
             }
-            Ok((stat::KEY_FLOW, SessionKey::Flow(src, dst, sport, dport, IPPROTO_UDP)))
-        }
-        IPPROTO_TCP => {
-            let hdr = parse::ptr_at::<[u8; 20]>(ctx, l4).ok_or(stat::TRUNC_L4)?;
-            let hdr = unsafe { *hdr };
-            let sport = u16::from_ne_bytes([hdr[0], hdr[1]]);
-            let dport = u16::from_ne_bytes([hdr[2], hdr[3]]);
-            Ok((stat::KEY_FLOW, SessionKey::Flow(src, dst, sport, dport, IPPROTO_TCP)))
+            Ok((stat::KEY_FLOW, SessionKey::Flow(ip.src, ip.dst, ports.src, ports.dst, ip.proto)))
         }
         _ => Err(stat::NOT_TCP_UDP),
     }

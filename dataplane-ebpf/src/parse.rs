@@ -1,6 +1,8 @@
 //! The one bounds-checked cursor every program parses through. Each
-//! `parse_*` checks the bytes it reads and returns where the next header
-//! starts, or the reason the packet cannot be parsed.
+//! `parse_*` checks the bytes it reads and returns the header's view (with
+//! where the next header starts), or why it cannot. What a program then
+//! rejects, and with which reason, is the program's policy: the views only
+//! expose what the header says.
 
 use aya_ebpf::programs::XdpContext;
 use core::mem::size_of;
@@ -10,8 +12,16 @@ pub const ETH_P_8021Q: u16 = 0x8100;
 pub const ETH_P_8021AD: u16 = 0x88a8;
 pub const ETH_HLEN: usize = 14;
 pub const VLAN_HLEN: usize = 4;
+/// IPv4 header without options (RFC 791 §3.1).
+pub const IPV4_HLEN: usize = 20;
+pub const IPPROTO_ICMP: u8 = 1;
 pub const IPPROTO_TCP: u8 = 6;
 pub const IPPROTO_UDP: u8 = 17;
+pub const UDP_HLEN: usize = 8;
+/// TCP header without options (RFC 9293 §3.1).
+pub const TCP_HLEN: usize = 20;
+/// Source and destination port: the first 4 bytes of TCP and UDP.
+pub const PORTS_LEN: usize = 4;
 
 /// Pointer to a `T` at `off`, or `None` if the packet is too short.
 #[inline(always)]
@@ -38,6 +48,12 @@ pub fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
     Some(p as *mut T)
 }
 
+/// Bytes in the packet.
+#[inline(always)]
+pub fn packet_len(ctx: &XdpContext) -> usize {
+    ctx.data_end() - ctx.data()
+}
+
 #[inline(always)]
 pub fn load_u8(ctx: &XdpContext, off: usize) -> Option<u8> {
     ptr_at::<u8>(ctx, off).map(|p| unsafe { *p })
@@ -60,31 +76,178 @@ pub fn load_be32(ctx: &XdpContext, off: usize) -> Option<u32> {
     ptr_at::<[u8; 4]>(ctx, off).map(|p| u32::from_be_bytes(unsafe { *p }))
 }
 
-/// Why a packet was not parsed to the end; maps to a stat index.
+// ---- Ethernet ---------------------------------------------------------------
+
+/// Why the Ethernet header (and its tags) could not be parsed.
 #[derive(Clone, Copy)]
-pub enum Reason {
+pub enum EthError {
     TruncEth,
     TruncVlan,
     TooManyVlans,
 }
 
-/// Ethernet with up to two VLAN tags (802.1Q / 802.1ad). Returns the
-/// ethertype of the payload and its offset.
+/// An Ethernet header: the payload's ethertype and where it starts.
+pub struct Eth {
+    /// The 14-byte header (destination MAC, source MAC, outer ethertype).
+    pub hdr: *mut [u8; ETH_HLEN],
+    /// Ethertype of the payload, host order.
+    pub proto: u16,
+    /// Offset of the payload (the L3 header).
+    pub l3: usize,
+}
+
+/// Ethernet, tags not looked into: a tagged frame's `proto` is the tag's
+/// TPID.
 #[inline(always)]
-pub fn parse_eth(ctx: &XdpContext) -> Result<(u16, usize), Reason> {
-    let mut proto = load_be16(ctx, 12).ok_or(Reason::TruncEth)?;
-    let mut off = ETH_HLEN;
+pub fn parse_eth(ctx: &XdpContext) -> Result<Eth, EthError> {
+    let hdr = ptr_at::<[u8; ETH_HLEN]>(ctx, 0).ok_or(EthError::TruncEth)?;
+    // SAFETY: 14 bytes checked.
+    let proto = unsafe { u16::from_be_bytes([(*hdr)[12], (*hdr)[13]]) };
+    Ok(Eth { hdr, proto, l3: ETH_HLEN })
+}
+
+/// Ethernet with up to two VLAN tags (802.1Q / 802.1ad).
+#[inline(always)]
+pub fn parse_eth_vlans(ctx: &XdpContext) -> Result<Eth, EthError> {
+    let mut eth = parse_eth(ctx)?;
     // Unrolled for the verifier: at most two tags.
-    if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
-        proto = load_be16(ctx, off + 2).ok_or(Reason::TruncVlan)?;
-        off += VLAN_HLEN;
-        if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
-            proto = load_be16(ctx, off + 2).ok_or(Reason::TruncVlan)?;
-            off += VLAN_HLEN;
-            if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
-                return Err(Reason::TooManyVlans);
+    if eth.proto == ETH_P_8021Q || eth.proto == ETH_P_8021AD {
+        eth.proto = load_be16(ctx, eth.l3 + 2).ok_or(EthError::TruncVlan)?;
+        eth.l3 += VLAN_HLEN;
+        if eth.proto == ETH_P_8021Q || eth.proto == ETH_P_8021AD {
+            eth.proto = load_be16(ctx, eth.l3 + 2).ok_or(EthError::TruncVlan)?;
+            eth.l3 += VLAN_HLEN;
+            if eth.proto == ETH_P_8021Q || eth.proto == ETH_P_8021AD {
+                return Err(EthError::TooManyVlans);
             }
         }
     }
-    Ok((proto, off))
+    Ok(eth)
+}
+
+// ---- IPv4 -------------------------------------------------------------------
+
+/// Why an IPv4 header is not one the kernel would accept (ip_rcv_core:
+/// version 4, IHL at least 5).
+#[derive(Clone, Copy)]
+pub enum Ipv4Error {
+    BadVersion,
+    BadIhl,
+}
+
+/// The fixed IPv4 header, as the packet has it. Addresses, ID and checksum
+/// stay in network byte order.
+pub struct Ipv4 {
+    /// Offset of the header.
+    pub off: usize,
+    /// Version and IHL octet.
+    pub vihl: u8,
+    pub tos: u8,
+    /// ID as it sits in the packet.
+    pub id: u16,
+    /// Flags and fragment offset, host order.
+    pub frag: u16,
+    pub proto: u8,
+    /// Header checksum as it sits in the packet.
+    pub csum: u16,
+    pub src: u32,
+    pub dst: u32,
+}
+
+impl Ipv4 {
+    #[inline(always)]
+    pub fn version(&self) -> u8 {
+        self.vihl >> 4
+    }
+
+    /// Header length in bytes, as IHL says (not checked against anything).
+    #[inline(always)]
+    pub fn ihl(&self) -> usize {
+        ((self.vihl & 0x0f) as usize) * 4
+    }
+
+    /// Where the L4 header starts, as IHL says.
+    #[inline(always)]
+    pub fn l4(&self) -> usize {
+        self.off + self.ihl()
+    }
+
+    /// Version 4 and a header of at least 20 bytes, checked in that order.
+    #[inline(always)]
+    pub fn check(&self) -> Result<(), Ipv4Error> {
+        if self.version() != 4 {
+            return Err(Ipv4Error::BadVersion);
+        }
+        if self.ihl() < IPV4_HLEN {
+            return Err(Ipv4Error::BadIhl);
+        }
+        Ok(())
+    }
+
+    /// MF set or a non-zero offset: only the first fragment carries the L4
+    /// header, and the kernel reassembles.
+    #[inline(always)]
+    pub fn is_fragment(&self) -> bool {
+        self.frag & 0x3fff != 0
+    }
+
+    /// The options IHL announces are in the packet too.
+    #[inline(always)]
+    pub fn options_present(&self, ctx: &XdpContext) -> bool {
+        self.l4() <= packet_len(ctx)
+    }
+}
+
+/// The fixed 20-byte IPv4 header at `off`, or `None` if it is cut short.
+/// Nothing in it is validated (see [`Ipv4::check`]).
+#[inline(always)]
+pub fn parse_ipv4(ctx: &XdpContext, off: usize) -> Option<Ipv4> {
+    let p = ptr_at::<[u8; IPV4_HLEN]>(ctx, off)?;
+    // SAFETY: 20 bytes checked.
+    let h = unsafe { *p };
+    Some(Ipv4 {
+        off,
+        vihl: h[0],
+        tos: h[1],
+        id: u16::from_ne_bytes([h[4], h[5]]),
+        frag: u16::from_be_bytes([h[6], h[7]]),
+        proto: h[9],
+        csum: u16::from_ne_bytes([h[10], h[11]]),
+        src: u32::from_ne_bytes([h[12], h[13], h[14], h[15]]),
+        dst: u32::from_ne_bytes([h[16], h[17], h[18], h[19]]),
+    })
+}
+
+// ---- L4 ---------------------------------------------------------------------
+
+/// TCP or UDP ports as they sit in the packet (network order).
+#[derive(Clone, Copy)]
+pub struct Ports {
+    pub src: u16,
+    pub dst: u16,
+}
+
+/// Length of `proto`'s fixed header: what must be in the packet before a
+/// program trusts the ports (and, rewriting, the checksum) of a TCP or UDP
+/// header. Anything else: just the 4 bytes a port pair would take.
+#[inline(always)]
+pub fn l4_hdr_len(proto: u8) -> usize {
+    match proto {
+        IPPROTO_TCP => TCP_HLEN,
+        IPPROTO_UDP => UDP_HLEN,
+        _ => PORTS_LEN,
+    }
+}
+
+/// The ports of the L4 header at `off`, if its first `hdr_len` (at least
+/// `PORTS_LEN`) bytes are in the packet.
+#[inline(always)]
+pub fn parse_l4_ports(ctx: &XdpContext, off: usize, hdr_len: usize) -> Option<Ports> {
+    let p = ptr_at::<[u8; PORTS_LEN]>(ctx, off)?;
+    if off + hdr_len > packet_len(ctx) {
+        return None;
+    }
+    // SAFETY: 4 bytes checked.
+    let p = unsafe { *p };
+    Some(Ports { src: u16::from_ne_bytes([p[0], p[1]]), dst: u16::from_ne_bytes([p[2], p[3]]) })
 }

@@ -12,7 +12,7 @@ use dataplane_common::{
 
 use crate::{
     maps::{self, RT_BUCKETS, RT_CFG, RT_HELD, RT_LAST, RT_LEASE, RT_RATES, RT_STATS},
-    parse::{self, ETH_P_IPV4},
+    parse::{self, ETH_P_IPV4, IPV4_HLEN},
     ring,
 };
 
@@ -31,29 +31,31 @@ fn filter(ctx: &XdpContext, bytes: u64) -> (u32, u32) {
         Some(c) if c.enabled != 0 => *c,
         _ => return (xdp_action::XDP_PASS, stat::NOT_VMAC),
     };
-    let Some(eth) = parse::ptr_at::<[u8; 14]>(ctx, 0) else { return (xdp_action::XDP_PASS, stat::MALFORMED) };
-    // SAFETY: 14 bytes checked.
-    let e = unsafe { &mut *eth };
+    // Untagged only: a tagged frame to the virtual MAC passes to the
+    // kernel as not IPv4.
+    let Ok(eth) = parse::parse_eth(ctx) else { return (xdp_action::XDP_PASS, stat::MALFORMED) };
+    // SAFETY: 14 bytes checked by parse_eth.
+    let e = unsafe { &mut *eth.hdr };
     if e[0..6] != cfg.vmac {
         return (xdp_action::XDP_PASS, stat::NOT_VMAC);
     }
-    if u16::from_be_bytes([e[12], e[13]]) != ETH_P_IPV4 {
+    if eth.proto != ETH_P_IPV4 {
         return (xdp_action::XDP_PASS, stat::NOT_IPV4);
     }
-    let Some(ip) = parse::ptr_at::<[u8; 24]>(ctx, 14) else { return (xdp_action::XDP_PASS, stat::MALFORMED) };
-    // SAFETY: 24 bytes checked (20-byte header + 4 bytes of L4 or options).
-    let h = unsafe { *ip };
-    if h[0] != 0x45 && (h[0] >> 4 != 4 || h[0] & 0x0f < 5) {
+    let Some(ip) = parse::parse_ipv4(ctx, eth.l3) else { return (xdp_action::XDP_PASS, stat::MALFORMED) };
+    if ip.check().is_err() {
         return (xdp_action::XDP_PASS, stat::MALFORMED);
     }
+    // The 4 bytes after the fixed header (ports, or options) are part of
+    // the fingerprint, so they must be there.
+    let Some(after) = parse::load_raw32(ctx, eth.l3 + IPV4_HLEN) else { return (xdp_action::XDP_PASS, stat::MALFORMED) };
     // A dead daemon's filter routes nothing: its buckets are being handed
     // out by the next master.
     let lease = RT_LEASE.get(0).copied().unwrap_or(0);
     if unsafe { bpf_ktime_get_coarse_ns() } > lease {
         return (xdp_action::XDP_DROP, stat::LEASE_EXPIRED);
     }
-    let src = u32::from_ne_bytes([h[12], h[13], h[14], h[15]]);
-    let dst = u32::from_ne_bytes([h[16], h[17], h[18], h[19]]);
+    let (src, dst) = (ip.src, ip.dst);
     let bucket = hash::addr_bucket(if cfg.by_dst != 0 { dst } else { src });
     match RT_BUCKETS.get(bucket).copied() {
         Some(BUCKET_MINE) => {
@@ -71,9 +73,10 @@ fn filter(ctx: &XdpContext, bytes: u64) -> (u32, u32) {
                     *f = Fingerprint {
                         src,
                         dst,
-                        ip_id: u16::from_ne_bytes([h[4], h[5]]),
-                        ip_csum: u16::from_ne_bytes([h[10], h[11]]),
-                        l4: if h[0] == 0x45 { u32::from_ne_bytes([h[20], h[21], h[22], h[23]]) } else { 0 },
+                        ip_id: ip.id,
+                        ip_csum: ip.csum,
+                        // Ports only when no options sit between.
+                        l4: if ip.ihl() == IPV4_HLEN { after } else { 0 },
                         count: n,
                     };
                 }
@@ -93,7 +96,7 @@ fn filter(ctx: &XdpContext, bytes: u64) -> (u32, u32) {
 /// Copy the frame to the ring buffer for the control plane (claims 4, 6).
 #[inline(always)]
 fn hold(ctx: &XdpContext, bucket: u32) -> u32 {
-    let len = ctx.data_end() - ctx.data();
+    let len = parse::packet_len(ctx);
     if len > HOLD_MAX {
         return stat::HOLD_OVERFLOW;
     }

@@ -8,7 +8,7 @@ use dataplane_common::sip::{stat, SipCopyHeader, COPY_MAX};
 
 use crate::{
     maps::{self, SIP_PORTS, SIP_RING, SIP_STATS},
-    parse::{self, ETH_P_IPV4, IPPROTO_TCP, IPPROTO_UDP},
+    parse::{self, ETH_P_IPV4, IPPROTO_TCP, IPPROTO_UDP, PORTS_LEN},
     ring,
 };
 
@@ -21,29 +21,28 @@ pub fn sip_monitor(ctx: XdpContext) -> u32 {
     crate::entry::next(&ctx, role::SIP_MONITOR, xdp_action::XDP_PASS)
 }
 
+/// Whether the packet is TCP or UDP to or from a SIP port. Beyond the
+/// fixed 20-byte IPv4 header being there (anything shorter is not IPv4:
+/// ip_rcv_core drops it), nothing is checked: the packet passes either
+/// way, and the monitor's parser judges the copy.
 #[inline(always)]
 fn is_sip(ctx: &XdpContext) -> bool {
-    let Ok((proto, l3)) = parse::parse_eth(ctx) else { return false };
-    if proto != ETH_P_IPV4 {
+    let Ok(eth) = parse::parse_eth_vlans(ctx) else { return false };
+    if eth.proto != ETH_P_IPV4 {
         return false;
     }
-    let Some(vihl) = parse::load_u8(ctx, l3) else { return false };
-    let Some(l4proto) = parse::load_u8(ctx, l3 + 9) else { return false };
-    if l4proto != IPPROTO_UDP && l4proto != IPPROTO_TCP {
+    let Some(ip) = parse::parse_ipv4(ctx, eth.l3) else { return false };
+    if ip.proto != IPPROTO_UDP && ip.proto != IPPROTO_TCP {
         return false;
     }
-    let l4 = l3 + ((vihl & 0x0f) as usize) * 4;
-    let Some(ports) = parse::ptr_at::<[u8; 4]>(ctx, l4) else { return false };
-    // SAFETY: 4 bytes checked.
-    let p = unsafe { *ports };
-    let (sport, dport) = (u16::from_ne_bytes([p[0], p[1]]), u16::from_ne_bytes([p[2], p[3]]));
+    let Some(ports) = parse::parse_l4_ports(ctx, ip.l4(), PORTS_LEN) else { return false };
     // SAFETY: values copied out at once.
-    unsafe { SIP_PORTS.get(&dport).is_some() || SIP_PORTS.get(&sport).is_some() }
+    unsafe { SIP_PORTS.get(&ports.dst).is_some() || SIP_PORTS.get(&ports.src).is_some() }
 }
 
 #[inline(always)]
 fn copy(ctx: &XdpContext) -> u32 {
-    let len = ctx.data_end() - ctx.data();
+    let len = parse::packet_len(ctx);
     let n = if len > COPY_MAX { COPY_MAX } else { len };
     let header = SipCopyHeader { len: len as u32, copied: n as u32 };
     if !ring::copy_frame::<_, COPY_MAX>(&SIP_RING, ctx, header, n) {

@@ -24,13 +24,14 @@ pub fn steer(ctx: XdpContext) -> u32 {
 
 #[inline(always)]
 fn decide(ctx: &XdpContext) -> (u32, u32) {
-    let Ok((proto, l3)) = parse::parse_eth(ctx) else { return (xdp_action::XDP_PASS, stat::NOT_STEERED) };
-    if proto != ETH_P_IPV4 {
+    let Ok(eth) = parse::parse_eth_vlans(ctx) else { return (xdp_action::XDP_PASS, stat::NOT_STEERED) };
+    if eth.proto != ETH_P_IPV4 {
         return (xdp_action::XDP_PASS, stat::NOT_STEERED);
     }
-    let Some(dst) = parse::load_raw32(ctx, l3 + 16) else { return (xdp_action::XDP_PASS, stat::NOT_STEERED) };
+    // Steered by destination alone; the header is the next hop's to judge.
+    let Some(ip) = parse::parse_ipv4(ctx, eth.l3) else { return (xdp_action::XDP_PASS, stat::NOT_STEERED) };
     // SAFETY: value copied out at once.
-    let Some(s) = (unsafe { ST_STEER.get(&dst) }).copied() else { return (xdp_action::XDP_PASS, stat::NOT_STEERED) };
+    let Some(s) = (unsafe { ST_STEER.get(&ip.dst) }).copied() else { return (xdp_action::XDP_PASS, stat::NOT_STEERED) };
     if s.flags & STEER_HOLD != 0 {
         return hold(ctx);
     }

@@ -199,8 +199,7 @@ impl LsEdge {
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 let mut fences = Vec::new();
                 for b in buckets {
-                    let f = self.dp.last_routed(b as u32)?;
-                    fences.push(Fence { bucket: b, src: f.src, dst: f.dst, ip_id: f.ip_id, ip_csum: f.ip_csum, l4: f.l4, count: f.count });
+                    fences.push(Fence { bucket: b, last: self.dp.last_routed(b as u32)? });
                 }
                 Ok(Some(Event::FencesRead { now: self.now(), epoch, fences }))
             }
@@ -208,7 +207,7 @@ impl LsEdge {
                 self.drain()?;
                 let buckets: std::collections::BTreeSet<u8> = fences.iter().map(|f| f.bucket).collect();
                 for b in &buckets {
-                    let fs: Vec<&Fence> = fences.iter().filter(|f| f.bucket == *b && f.count > 0).collect();
+                    let fs: Vec<&Fence> = fences.iter().filter(|f| f.bucket == *b && f.last.count > 0).collect();
                     let frames: Vec<Held> = self.take_bucket(*b);
                     // Claim 6: drop up to the latest packet an old owner
                     // routed; route the rest.
@@ -302,5 +301,6 @@ fn matches(frame: &[u8], f: &Fence) -> bool {
     let ne32 = |o: usize| u32::from_ne_bytes([frame[o], frame[o + 1], frame[o + 2], frame[o + 3]]);
     let ne16 = |o: usize| u16::from_ne_bytes([frame[o], frame[o + 1]]);
     let l4 = if frame[14] == 0x45 && frame.len() >= 38 { ne32(34) } else { 0 };
+    let f = &f.last;
     ne32(26) == f.src && ne32(30) == f.dst && ne16(18) == f.ip_id && ne16(24) == f.ip_csum && l4 == f.l4
 }

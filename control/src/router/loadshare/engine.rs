@@ -678,7 +678,7 @@ impl LoadShare {
         h.fences.extend(
             fences
                 .into_iter()
-                .filter(|f| f.count > 0 && h.moves.contains_key(&f.bucket)),
+                .filter(|f| f.last.count > 0 && h.moves.contains_key(&f.bucket)),
         );
         if h.pending.is_empty() {
             self.fence(now, out);
@@ -951,8 +951,7 @@ mod tests {
                             .iter()
                             .map(|b| Fence {
                                 bucket: *b,
-                                count: 1,
-                                ..Default::default()
+                                last: dataplane_common::router::Fingerprint { count: 1, ..Default::default() },
                             })
                             .collect(),
                     }),

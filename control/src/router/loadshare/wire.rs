@@ -7,22 +7,20 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use dataplane_common::router::Fingerprint;
+
 pub const PORT: u16 = 7515;
 pub const VERSION: u8 = 1;
 const MAC_LEN: usize = 32;
 
-/// The last packet an old owner routed in a bucket (mirrors the XDP
-/// fingerprint).
+/// The last packet an old owner routed in a bucket: the XDP fingerprint,
+/// flattened into the message beside the bucket. `last.count` is the
+/// packets the old owner routed in the bucket; 0: none, route all.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Fence {
     pub bucket: u8,
-    pub src: u32,
-    pub dst: u32,
-    pub ip_id: u16,
-    pub ip_csum: u16,
-    pub l4: u32,
-    /// Packets the old owner routed in the bucket; 0: none, route all.
-    pub count: u64,
+    #[serde(flatten)]
+    pub last: Fingerprint,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
