@@ -107,9 +107,6 @@ impl Config {
         if let Some(m) = &self.migration {
             m.validate().map_err(|e| e.under("migration"))?;
         }
-        if let Some(p) = &self.presence {
-            p.validate().map_err(|e| e.under("presence"))?;
-        }
         for (i, r) in self.router.iter().enumerate() {
             r.validate(&self.router[..i])
                 .map_err(|e| e.under(&format!("router[{i}]")))?;

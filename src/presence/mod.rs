@@ -74,11 +74,7 @@ impl Server {
 
     fn allowed(&self, peer: SocketAddr) -> bool {
         let SocketAddr::V4(p) = peer else { return false };
-        self.cfg.allow.iter().any(|a| {
-            let (net, len) = control::field::parse_prefix(a).expect("validated");
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            u32::from(*p.ip()) & mask == u32::from(net) & mask
-        })
+        self.cfg.allows(*p.ip())
     }
 
     /// Serve UDP on the socket and TCP on the same address; TCP
