@@ -162,7 +162,7 @@ enum GwCmd {
         #[arg(long)]
         address: std::net::Ipv4Addr,
         #[arg(long)]
-        mac: String,
+        mac: MacAddr,
         /// Egress interface (default: the ingress interface, XDP_TX).
         #[arg(long)]
         via: Option<String>,
