@@ -198,11 +198,6 @@ pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     s.parse::<MacAddr>().ok().map(MacAddr::octets)
 }
 
-/// "A.B.C.D/LEN", or a bare address as a /32.
-pub fn parse_prefix(s: &str) -> Option<(Ipv4Addr, u32)> {
-    s.parse::<Ipv4Prefix>().ok().map(|p| (p.addr, p.len.into()))
-}
-
 /// An IPv4 address with a prefix length, `A.B.C.D/LEN` in the file; a
 /// bare address is a /32. The address is kept as written: a VRRP virtual
 /// address is a host in its subnet, an `allow` entry a network.
