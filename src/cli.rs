@@ -71,7 +71,10 @@ pub fn print_stats(rows: &[CounterView]) {
 pub fn print_groups(v: &GroupsView) {
     println!("gateway {} ports {}", v.address, v.ports);
     for g in &v.groups {
-        println!("group {}: services {}; allow {}", g.name, g.services.join(", "), g.allow.join(", "));
+        let list = |v: &[String]| v.join(", ");
+        let services: Vec<String> = g.services.iter().map(ToString::to_string).collect();
+        let allow: Vec<String> = g.allow.iter().map(ToString::to_string).collect();
+        println!("group {}: services {}; allow {}", g.name, list(&services), list(&allow));
         for s in &g.servers {
             println!("  {:<12} {}:{} weight {} types {:?}", s.name, s.address, s.port, s.weight, s.types);
         }

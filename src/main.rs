@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use control::{
     api::{CounterView, DigestView, FlowSpec, GatewayView, LookupKey, LookupView, Request},
     config::{Config, DEFAULT_SOCKET},
+    field::MacAddr,
     lb::config::Backend,
 };
 use edgeplane::{client, daemon, netns};
@@ -161,7 +162,7 @@ enum GwCmd {
         #[arg(long)]
         address: std::net::Ipv4Addr,
         #[arg(long)]
-        mac: String,
+        mac: MacAddr,
         /// Egress interface (default: the ingress interface, XDP_TX).
         #[arg(long)]
         via: Option<String>,
@@ -230,7 +231,7 @@ enum GwServerCmd {
         via: Option<String>,
         /// Next-hop MAC (default: resolved by ARP).
         #[arg(long)]
-        mac: Option<String>,
+        mac: Option<MacAddr>,
         #[arg(long)]
         next_hop: Option<std::net::Ipv4Addr>,
         #[arg(long)]

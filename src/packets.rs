@@ -3,6 +3,7 @@
 
 use std::net::Ipv4Addr;
 
+use control::field::Protocol;
 use etherparse::PacketBuilder;
 
 pub const TERMINAL_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
@@ -79,13 +80,10 @@ pub fn tcp_packet(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload:
 pub fn lookup_packet(key: &control::api::LookupKey) -> Vec<u8> {
     match key {
         control::api::LookupKey::Teid(teid) => gtpu_packet(*teid, Ipv4Addr::new(10, 0, 0, 2), &[]),
-        control::api::LookupKey::Flow(f) => {
-            if f.proto == "tcp" {
-                tcp_packet(f.src, f.dst, f.sport, f.dport, &[])
-            } else {
-                udp_packet(f.src, f.dst, f.sport, f.dport, b"lookup")
-            }
-        }
+        control::api::LookupKey::Flow(f) => match f.proto {
+            Protocol::Tcp => tcp_packet(f.src, f.dst, f.sport, f.dport, &[]),
+            Protocol::Udp => udp_packet(f.src, f.dst, f.sport, f.dport, b"lookup"),
+        },
     }
 }
 

@@ -4,7 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::lb::config::Backend;
+use crate::{
+    field::{MacAddr, Protocol},
+    lb::config::Backend,
+};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
@@ -99,7 +102,7 @@ pub struct FlowSpec {
     pub dst: std::net::Ipv4Addr,
     pub dport: u16,
     /// "udp" or "tcp".
-    pub proto: String,
+    pub proto: Protocol,
 }
 
 impl std::str::FromStr for FlowSpec {
@@ -113,10 +116,9 @@ impl std::str::FromStr for FlowSpec {
             )
         };
         let (tuple, proto) = s.rsplit_once('/').ok_or_else(bad)?;
-        let proto = proto.to_ascii_lowercase();
-        if proto != "udp" && proto != "tcp" {
-            return Err(format!("{s:?}: protocol must be udp or tcp"));
-        }
+        let proto: Protocol = proto
+            .parse()
+            .map_err(|_| format!("{s:?}: protocol must be udp or tcp"))?;
         let (a, b) = tuple.split_once('-').ok_or_else(bad)?;
         let a: std::net::SocketAddrV4 = a.parse().map_err(|_| bad())?;
         let b: std::net::SocketAddrV4 = b.parse().map_err(|_| bad())?;
@@ -160,8 +162,8 @@ impl Response {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct GatewayView {
     pub name: String,
-    pub address: String,
-    pub mac: String,
+    pub address: std::net::Ipv4Addr,
+    pub mac: MacAddr,
     pub via: String,
     pub weight: u32,
     /// Maglev slots held.
@@ -186,7 +188,7 @@ pub struct LookupView {
     pub verdict: String,
     /// Gateway reached, by name; absent when the packet is not forwarded.
     pub gateway: Option<String>,
-    pub dst_mac: String,
+    pub dst_mac: MacAddr,
 }
 
 /// The answer of a request that only says what it did (reload, rebalance,
@@ -207,7 +209,7 @@ impl MessageView {
 pub struct GroupsView {
     pub address: std::net::Ipv4Addr,
     /// The session port range, "FIRST-LAST".
-    pub ports: String,
+    pub ports: crate::field::PortRange,
     pub groups: Vec<GroupView>,
 }
 
@@ -217,9 +219,9 @@ pub struct GroupView {
     /// Index in the selection maps.
     pub index: Option<u32>,
     /// Representative addresses, "ADDR:PORT/PROTO".
-    pub services: Vec<String>,
+    pub services: Vec<crate::gateway::ServiceAddr>,
     /// Terminal prefixes with the right to the group.
-    pub allow: Vec<String>,
+    pub allow: Vec<crate::field::Ipv4Prefix>,
     pub servers: Vec<GroupServerView>,
 }
 
@@ -422,10 +424,35 @@ mod tests {
         }
     }
 
+    /// The typed fields keep the JSON the CLI and scripts read.
+    #[test]
+    fn typed_fields_keep_their_json() {
+        let flow: FlowSpec = "10.0.0.2:1-10.0.0.3:2/UDP".parse().unwrap();
+        let v = serde_json::to_value(&flow).unwrap();
+        assert_eq!(v, serde_json::json!({"src": "10.0.0.2", "sport": 1, "dst": "10.0.0.3", "dport": 2, "proto": "udp"}));
+        assert_eq!(serde_json::from_value::<FlowSpec>(v).unwrap(), flow);
+        let gw = GatewayView {
+            name: "gw1".into(),
+            address: "10.1.0.11".parse().unwrap(),
+            mac: "02:00:00:00:01:11".parse().unwrap(),
+            via: "eth1".into(),
+            weight: 1,
+            slots: 3,
+            share: 50.0,
+        };
+        let v = serde_json::to_value(&gw).unwrap();
+        assert_eq!((v["address"].as_str(), v["mac"].as_str()), (Some("10.1.0.11"), Some("02:00:00:00:01:11")));
+        assert_eq!(serde_json::from_value::<GatewayView>(v).unwrap(), gw);
+        let add = r#"{"cmd":"lb_gateway_add","interface":null,"gateway":{"name":"gw1","address":"10.1.0.11","mac":"02:00:00:00:01:11","via":null,"weight":1}}"#;
+        let r: Request = serde_json::from_str(add).unwrap();
+        assert_eq!(serde_json::to_string(&r).unwrap(), add);
+        assert!(serde_json::from_str::<Request>(&add.replace("02:00:00:00:01:11", "zz")).unwrap_err().to_string().contains("not a MAC address"));
+    }
+
     #[test]
     fn flow_spec_parsing() {
         let f: FlowSpec = "10.0.0.2:4000-198.51.100.10:80/TCP".parse().unwrap();
-        assert_eq!((f.sport, f.dport, f.proto.as_str()), (4000, 80, "tcp"));
+        assert_eq!((f.sport, f.dport, f.proto), (4000, 80, Protocol::Tcp));
         assert!("10.0.0.2:4000-198.51.100.10:80/icmp"
             .parse::<FlowSpec>()
             .is_err());

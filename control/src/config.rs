@@ -107,9 +107,6 @@ impl Config {
         if let Some(m) = &self.migration {
             m.validate().map_err(|e| e.under("migration"))?;
         }
-        if let Some(p) = &self.presence {
-            p.validate().map_err(|e| e.under("presence"))?;
-        }
         for (i, r) in self.router.iter().enumerate() {
             r.validate(&self.router[..i])
                 .map_err(|e| e.under(&format!("router[{i}]")))?;
@@ -136,26 +133,31 @@ fn key_at(text: &str, offset: usize) -> String {
     let mut counts: std::collections::HashMap<String, usize> = Default::default();
     for line in before.lines() {
         let t = line.trim();
-        if let Some(h) = t.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")) {
+        let header = if let Some(h) = t.strip_prefix("[[").and_then(|r| r.strip_suffix("]]")) {
             counts.retain(|k, _| !k.starts_with(&format!("{h}.")));
             *counts.entry(h.to_string()).or_insert(0) += 1;
-            let mut path = String::new();
-            let mut prefix = String::new();
-            for seg in h.split('.') {
-                if !prefix.is_empty() {
-                    prefix.push('.');
-                    path.push('.');
-                }
-                prefix.push_str(seg);
-                path.push_str(seg);
-                if let Some(n) = counts.get(&prefix) {
-                    path.push_str(&format!("[{}]", n - 1));
-                }
-            }
-            table = path;
+            h
         } else if let Some(h) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-            table = h.to_string();
+            h
+        } else {
+            continue;
+        };
+        // A table inside an array element (`[router.load_sharing]`) is
+        // placed under the element, as an array-of-tables header is.
+        let mut path = String::new();
+        let mut prefix = String::new();
+        for seg in header.split('.') {
+            if !prefix.is_empty() {
+                prefix.push('.');
+                path.push('.');
+            }
+            prefix.push_str(seg);
+            path.push_str(seg);
+            if let Some(n) = counts.get(&prefix) {
+                path.push_str(&format!("[{}]", n - 1));
+            }
         }
+        table = path;
     }
     let line = text[before.rfind('\n').map(|i| i + 1).unwrap_or(0)..]
         .lines()
@@ -277,6 +279,85 @@ weight = 2
         assert_eq!(e.key, "lb[0].gateway[1].weight", "{e}");
         let e = error_of(&GOOD.replace("127.0.0.1:9464", "localhost"));
         assert_eq!(e.key, "node.metrics", "{e}");
+    }
+
+    const ROLES: &str = r#"
+[[gateway]]
+interfaces = ["core", "srv"]
+address = "10.2.0.1"
+ports = "20000-20099"
+
+[[gateway.session_type]]
+name = "voice"
+id = 1
+proto = "udp"
+terminals = "10.0.0.0/8"
+
+[[gateway.group]]
+name = "web"
+services = ["198.51.100.10:80/tcp", "198.51.100.10:443/tcp"]
+allow = ["10.0.0.0/8"]
+
+[[gateway.group.server]]
+name = "w1"
+address = "10.2.0.11"
+port = 8080
+mac = "02:00:00:00:02:11"
+
+[[router]]
+interface = "eth0"
+vrid = 7
+virtual_addresses = [
+    "10.3.0.100/24",
+    "10.3.0.101/24",
+]
+
+[router.load_sharing]
+key = "k"
+peers = ["10.3.0.2"]
+direction = "downstream"
+
+[sip_monitor]
+interfaces = ["eth1"]
+domain = "example.com"
+presence = "10.6.0.2:5070"
+talking_on = "ack"
+terminated_on = "bye_ok"
+carrier = "register"
+
+[presence]
+listen = "10.6.0.2:5070"
+database = "/tmp/p.db"
+allow = ["10.0.0.0/8"]
+"#;
+
+    /// A typed value the file gets wrong is refused by the parser, at the
+    /// key that holds it (the same keys the checks after parsing named).
+    #[test]
+    fn typed_values_are_refused_at_their_key() {
+        Config::parse(ROLES).unwrap();
+        for (from, to, key) in [
+            ("20000-20099", "20000", "gateway[0].ports"),
+            ("20000-20099", "80-90", "gateway[0].ports"),
+            ("proto = \"udp\"", "proto = \"icmp\"", "gateway[0].session_type[0].proto"),
+            ("terminals = \"10.0.0.0/8\"", "terminals = \"10.0.0/8\"", "gateway[0].session_type[0].terminals"),
+            ("198.51.100.10:443/tcp", "198.51.100.10:443/sctp", "gateway[0].group[0].services"),
+            ("allow = [\"10.0.0.0/8\"]\n\n[[gateway.group.server]]", "allow = [\"10.0.0.0/x\"]\n\n[[gateway.group.server]]", "gateway[0].group[0].allow"),
+            ("02:00:00:00:02:11", "02:00:00:00:02", "gateway[0].group[0].server[0].mac"),
+            ("10.3.0.101/24", "10.3.0.101/33", "router[0].virtual_addresses"),
+            ("direction = \"downstream\"", "direction = \"down\"", "router[0].load_sharing.direction"),
+            ("talking_on = \"ack\"", "talking_on = \"180\"", "sip_monitor.talking_on"),
+            ("terminated_on = \"bye_ok\"", "terminated_on = \"cancel\"", "sip_monitor.terminated_on"),
+            ("carrier = \"register\"", "carrier = \"notify\"", "sip_monitor.carrier"),
+        ] {
+            let text = ROLES.replacen(from, to, 1);
+            assert_ne!(text, ROLES, "{from}");
+            let e = error_of(&text);
+            assert_eq!(e.key, key, "{e}");
+        }
+        let e = error_of(&format!("{}allow = [\"10.0.0.0/8\", \"nope\"]\n", ROLES.trim_end().strip_suffix("allow = [\"10.0.0.0/8\"]").unwrap()));
+        assert_eq!(e.key, "presence.allow", "{e}");
+        assert!(e.reason.contains("\"nope\" is not A.B.C.D/LEN"), "{e}");
     }
 
     #[test]

@@ -18,8 +18,8 @@ use std::{
 
 use control::{
     api::{GroupServerView, GroupView, GroupsView, GwLookupView},
-    field::{parse_mac, parse_prefix},
-    gateway::{self as g, config::{self as gcfg, parse_ports}, AccountingRecord, EndReason, ServiceAddr},
+    field::Ipv4Prefix,
+    gateway::{self as g, config as gcfg, AccountingRecord, EndReason},
 };
 use dataplane_common::gw::{
     GwConfig, Selection, Server, ServiceKey, Session, TypeRule, DRY_RUN_MAGIC, GROUPS_MAX, SERVERS_MAX,
@@ -66,15 +66,15 @@ fn ip_of(ne_addr: u32) -> Ipv4Addr {
 }
 
 fn resolve(cfg: &gcfg::Gateway) -> Result<Vec<Resolved>, GwError> {
-    let default_via = cfg.interfaces.last().expect("validated").clone();
+    let default_via = cfg.interfaces.last().ok_or_else(|| GwError::Config("the gateway names no interface".into()))?.clone();
     let mut out = Vec::new();
     for grp in &cfg.groups {
         for s in &grp.servers {
             let via = s.via.clone().unwrap_or_else(|| default_via.clone());
             let ifindex = dataplane_user::ifindex(&via)?;
             let src_mac = dataplane_user::mac_of(&via)?;
-            let mac = match &s.mac {
-                Some(m) => parse_mac(m).expect("validated"),
+            let mac = match s.mac {
+                Some(m) => m.octets(),
                 None => crate::neigh::resolve(s.next_hop.unwrap_or(s.address), &via, Duration::from_secs(3))
                     .map_err(|e| GwError::Config(format!("group {} server {}: {e}", grp.name, s.name)))?,
             };
@@ -204,9 +204,7 @@ impl GwInstance {
                 None => self.dp.auth_allow(gi, 0, 0)?,
                 Some(list) => {
                     for p in list {
-                        let (a, l) = parse_prefix(p).expect("validated");
-                        let mask = if l == 0 { 0 } else { u32::MAX << (32 - l) };
-                        self.dp.auth_allow(gi, (u32::from(a) & mask).to_be(), l)?;
+                        self.dp.auth_allow(gi, ne(p.network()), p.len.into())?;
                     }
                 }
             }
@@ -215,14 +213,14 @@ impl GwInstance {
             .session_types
             .iter()
             .map(|t| {
-                let (prefix, prefix_len) = t.terminals.as_deref().and_then(parse_prefix).map(|(a, l)| (ne(a), l)).unwrap_or((0, 0));
+                let terminals = t.terminals.unwrap_or(Ipv4Prefix::ANY);
                 TypeRule {
-                    proto: t.proto.as_deref().and_then(g::parse_proto).unwrap_or(0),
+                    proto: t.proto.map(|p| p.number()).unwrap_or(0),
                     dscp_plus1: t.dscp.map(|d| d + 1).unwrap_or(0),
                     session_type: t.id,
                     valid: 1,
-                    prefix,
-                    prefix_len,
+                    prefix: ne(terminals.addr),
+                    prefix_len: terminals.len.into(),
                 }
             })
             .collect();
@@ -230,9 +228,8 @@ impl GwInstance {
         // Services: add new, then remove those no longer configured.
         let mut want = std::collections::HashSet::new();
         for grp in &cfg.groups {
-            for s in &grp.services {
-                let sa: ServiceAddr = s.parse().expect("validated");
-                let k = ServiceKey { addr: ne(sa.addr), port: sa.port.to_be(), proto: sa.proto, _pad: 0 };
+            for sa in &grp.services {
+                let k = ServiceKey { addr: ne(sa.addr), port: sa.port.to_be(), proto: sa.proto.number(), _pad: 0 };
                 self.dp.set_service(&k, group_idx[&grp.name])?;
                 want.insert((k.addr, k.port, k.proto));
             }
@@ -243,12 +240,12 @@ impl GwInstance {
             }
         }
         // Port pool and the gateway address.
-        let (min, max) = parse_ports(&cfg.ports).expect("validated");
+        let (min, max) = (cfg.ports.first, cfg.ports.last);
         let old = self.dp.gw_config()?;
         if old.port_min != min || old.port_max != max || old.enabled == 0 {
             self.dp.pool_drain()?;
             let busy: std::collections::HashSet<u16> = self.dp.flows()?.into_iter().map(|(_, p)| u16::from_be(p)).collect();
-            for p in min..=max {
+            for p in cfg.ports.ports() {
                 if !busy.contains(&p) {
                     self.dp.pool_push(p)?;
                 }
@@ -414,7 +411,7 @@ impl GwInstance {
                 name: grp.name.clone(),
                 index: self.group_idx.get(&grp.name).copied(),
                 services: grp.services.clone(),
-                allow: grp.allow.clone().unwrap_or_else(|| vec!["0.0.0.0/0".into()]),
+                allow: grp.allow.clone().unwrap_or_else(|| vec![Ipv4Prefix::ANY]),
                 servers: grp
                     .servers
                     .iter()

@@ -19,7 +19,7 @@ use control::{
     },
 };
 use dataplane_common::lb::{GatewayEntry, GATEWAYS_MAX, GW_F_VALID, GW_NAME_LEN, NO_GATEWAY};
-use dataplane_user::{format_mac, Dataplane};
+use dataplane_user::Dataplane;
 use tracing::info;
 
 pub struct LbInstance {
@@ -212,8 +212,8 @@ impl LbInstance {
                 let g = self.cfg.gateways.iter().find(|g| g.name == b.name).expect("table built from cfg");
                 GatewayView {
                     name: g.name.clone(),
-                    address: g.address.to_string(),
-                    mac: g.mac.to_ascii_lowercase(),
+                    address: g.address,
+                    mac: g.mac,
                     via: g.via.clone().unwrap_or_else(|| self.cfg.interface.clone()),
                     weight: g.weight,
                     slots,
@@ -249,7 +249,7 @@ impl LbInstance {
             interface: self.cfg.interface.clone(),
             verdict: dataplane_user::verdict::name(r.verdict).into(),
             gateway,
-            dst_mac: format_mac(&dst),
+            dst_mac: dst.into(),
         })
     }
 }
@@ -275,7 +275,7 @@ fn resolve(cfg: &config::Lb) -> Result<Vec<(String, GatewayEntry)>, LbError> {
             let mut name = [0u8; GW_NAME_LEN];
             name[..g.name.len()].copy_from_slice(g.name.as_bytes());
             let e = GatewayEntry {
-                dst_mac: control::field::parse_mac(&g.mac).ok_or_else(|| LbError::Config(format!("gateway {}: bad mac", g.name)))?,
+                dst_mac: g.mac.octets(),
                 src_mac: dataplane_user::mac_of(via)?,
                 ifindex: dataplane_user::ifindex(via)?,
                 addr: u32::from_ne_bytes(g.address.octets()),

@@ -130,7 +130,7 @@ impl Role for LbRole {
             }
             Request::LbLookup { interface, key } => {
                 if let LookupKey::Flow(f) = &key {
-                    if f.dport == packets::GTPU_PORT && f.proto == "udp" {
+                    if f.dport == packets::GTPU_PORT && f.proto == control::field::Protocol::Udp {
                         return Err("a UDP flow to port 2152 is GTP-U; look it up with --teid".into());
                     }
                 }

@@ -36,7 +36,7 @@ pub struct Server {
     pub counters: Arc<Mutex<PresenceCounters>>,
     /// Prefixes PUBLISH and REGISTER are accepted from; a reload replaces
     /// them.
-    pub allow: Arc<Mutex<Vec<String>>>,
+    pub allow: Arc<Mutex<Vec<control::field::Ipv4Prefix>>>,
     sock: tokio::net::UdpSocket,
     etags: u64,
     /// ETags handed out (PUBLISH modifications must name one).
@@ -77,11 +77,7 @@ impl Server {
 
     fn allowed(&self, peer: SocketAddr) -> bool {
         let SocketAddr::V4(p) = peer else { return false };
-        self.allow.lock().unwrap().iter().any(|a| {
-            let (net, len) = control::field::parse_prefix(a).expect("validated");
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
-            u32::from(*p.ip()) & mask == u32::from(net) & mask
-        })
+        self.allow.lock().unwrap().iter().any(|prefix| prefix.contains(*p.ip()))
     }
 
     /// Serve UDP on the socket and TCP on the same address; TCP

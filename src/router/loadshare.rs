@@ -12,7 +12,7 @@ use std::{
 
 use anyhow::{bail, Context as _};
 use control::{
-    router::config::LoadSharing,
+    router::config::{Direction, LoadSharing},
     router::loadshare::{Action, Event, Fence, LoadShare, Msg, PORT},
 };
 use dataplane_common::router::{RouterCfg, BUCKETS, BUCKET_MINE};
@@ -84,7 +84,7 @@ impl LsEdge {
         dp.set_router_cfg(&RouterCfg {
             vmac: control::router::vrrp::virtual_mac(vrid),
             own_mac: [0; 6],
-            by_dst: u32::from(cfg.direction == "downstream"),
+            by_dst: u32::from(cfg.direction == Direction::Downstream),
             enabled: 1,
         })?;
         // Held frames are routed by handing them to this host's kernel

@@ -22,6 +22,7 @@ use std::{
 
 use anyhow::{bail, Context as _};
 use control::{
+    field::Ipv4Prefix,
     router::config::Router,
     router::vrrp::{self, Action, Advert, Discard, Event, Params, VirtualRouter, VRRP_GROUP, VRRP_PROTO, VRRP_TTL},
 };
@@ -40,7 +41,7 @@ pub struct RouterStatus {
     pub advert_interval_ms: u32,
     pub master_adver_interval_ms: u32,
     pub master_down_interval_ms: u32,
-    pub virtual_addresses: Vec<String>,
+    pub virtual_addresses: Vec<Ipv4Prefix>,
     pub virtual_mac: String,
     pub last_change: String,
     pub transitions: u64,
@@ -254,8 +255,7 @@ impl Instance {
     pub fn start(cfg: Router, opts: &dataplane_user::LoadOptions) -> anyhow::Result<RouterHandle> {
         let (primary, len) = primary_address(&cfg.interface)?;
         let net = Ipv4Addr::from(u32::from(primary) & if len == 0 { 0 } else { u32::MAX << (32 - len as u32) });
-        let addresses: Vec<Ipv4Addr> =
-            cfg.virtual_addresses.iter().map(|a| control::field::parse_prefix(a).expect("validated").0).collect();
+        let addresses: Vec<Ipv4Addr> = cfg.virtual_addresses.iter().map(|a| a.addr).collect();
         let params = Params {
             vrid: cfg.vrid,
             priority: cfg.priority,
@@ -361,7 +361,7 @@ impl Instance {
                     self.add_vmac()?;
                 }
                 for a in &self.cfg.virtual_addresses {
-                    ip(&["addr", "add", a, "dev", &name])?;
+                    ip(&["addr", "add", &a.to_string(), "dev", &name])?;
                 }
                 for a in self.vr.params.addresses.clone() {
                     self.io.send_frame(&garp_frame(self.cfg.vrid, a))?;
@@ -374,7 +374,7 @@ impl Instance {
                     // Load sharing: every router keeps the virtual MAC; only
                     // the master holds the addresses.
                     for a in &self.cfg.virtual_addresses {
-                        let _ = ip(&["addr", "del", a, "dev", &vmac_name(self.cfg.vrid)]);
+                        let _ = ip(&["addr", "del", &a.to_string(), "dev", &vmac_name(self.cfg.vrid)]);
                     }
                 }
             }

@@ -15,9 +15,9 @@ use std::{
 
 use control::{
     presence,
-    sip_monitor::config::SipMonitor,
+    sip_monitor::config::{Carrier, SipMonitor},
     sip_monitor::sip::{self, Message},
-    sip_monitor::track::{Change, SessionInfo, Status, TalkingOn, TerminatedOn, Tracker, TrackerConfig},
+    sip_monitor::track::{Change, SessionInfo, Status, Tracker, TrackerConfig},
 };
 use dataplane_user::Dataplane;
 use serde::{Deserialize, Serialize};
@@ -72,8 +72,8 @@ pub struct Monitor {
 fn tracker_config(cfg: &SipMonitor) -> TrackerConfig {
     TrackerConfig {
         domain: cfg.domain.clone(),
-        talking_on: if cfg.talking_on == "ack" { TalkingOn::Ack } else { TalkingOn::Ok200 },
-        terminated_on: if cfg.terminated_on == "bye_ok" { TerminatedOn::ByeOk } else { TerminatedOn::Bye },
+        talking_on: cfg.talking_on,
+        terminated_on: cfg.terminated_on,
         default_expires: 3600,
     }
 }
@@ -261,10 +261,9 @@ impl Monitor {
         // A state change always carries the full document; the ETag
         // names the publication it modifies (RFC 3903 §4.4).
         let expires = if status == Status::Offline { 0 } else { 3600 };
-        let msg = if self.cfg.carrier == "register" {
-            presence::register_with_status(user, &local, &call_id, t.cseq, expires, &body)
-        } else {
-            presence::publish(user, &server, &local, &call_id, t.cseq, t.etag.as_deref(), expires, &body)
+        let msg = match self.cfg.carrier {
+            Carrier::Register => presence::register_with_status(user, &local, &call_id, t.cseq, expires, &body),
+            Carrier::Publish => presence::publish(user, &server, &local, &call_id, t.cseq, t.etag.as_deref(), expires, &body),
         };
         self.outstanding.insert(call_id, user.to_string());
         match self.sock.send(msg.as_bytes()).await {

@@ -6,8 +6,8 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use super::service::{parse_proto, ServiceAddr};
-use crate::field::{parse_mac, parse_prefix, validate_ifname, ConfigError, InterfaceClaims};
+use super::service::ServiceAddr;
+use crate::field::{validate_ifname, ConfigError, InterfaceClaims, Ipv4Prefix, MacAddr, PortRange, Protocol};
 use dataplane_common::gw::{GROUPS_MAX, SERVERS_MAX, TYPES_MAX, TYPE_RULES_MAX};
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -19,9 +19,9 @@ pub struct Gateway {
     /// The gateway's own address: the source of translated packets and
     /// where servers reply.
     pub address: Ipv4Addr,
-    /// Source port pool, "MIN-MAX".
+    /// Source port pool, "MIN-MAX", above the well-known ports.
     #[serde(default = "default_ports")]
-    pub ports: String,
+    pub ports: PortRange,
     #[serde(default)]
     pub timeouts: Timeouts,
     #[serde(default)]
@@ -32,9 +32,12 @@ pub struct Gateway {
     pub groups: Vec<Group>,
 }
 
-fn default_ports() -> String {
-    "20000-59999".into()
+fn default_ports() -> PortRange {
+    PortRange { first: 20000, last: 59999 }
 }
+
+/// The pool stays above the well-known ports.
+const PORTS_MIN: u16 = 1024;
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -88,12 +91,12 @@ pub struct SessionType {
     /// 1..=7 (0 is the default type).
     pub id: u8,
     #[serde(default)]
-    pub proto: Option<String>,
+    pub proto: Option<Protocol>,
     #[serde(default)]
     pub dscp: Option<u8>,
     /// Terminal prefix, "A.B.C.D/LEN".
     #[serde(default)]
-    pub terminals: Option<String>,
+    pub terminals: Option<Ipv4Prefix>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -101,11 +104,11 @@ pub struct SessionType {
 pub struct Group {
     pub name: String,
     /// Representative addresses, "ADDR:PORT/PROTO" (claim 3).
-    pub services: Vec<String>,
+    pub services: Vec<ServiceAddr>,
     /// Terminal prefixes allowed to use the group (claim 5); everyone when
     /// absent.
     #[serde(default)]
-    pub allow: Option<Vec<String>>,
+    pub allow: Option<Vec<Ipv4Prefix>>,
     #[serde(rename = "server")]
     pub servers: Vec<ServerCfg>,
 }
@@ -127,7 +130,7 @@ pub struct ServerCfg {
     pub next_hop: Option<Ipv4Addr>,
     /// Next hop MAC; resolved by ARP when absent.
     #[serde(default)]
-    pub mac: Option<String>,
+    pub mac: Option<MacAddr>,
     /// Session types this server takes (default: all).
     #[serde(default)]
     pub types: Option<Vec<u8>>,
@@ -137,13 +140,6 @@ fn one() -> u32 {
     1
 }
 
-/// The source port pool, "MIN-MAX", above the well-known ports.
-pub fn parse_ports(s: &str) -> Option<(u16, u16)> {
-    let (a, b) = s.split_once('-')?;
-    let (a, b): (u16, u16) = (a.trim().parse().ok()?, b.trim().parse().ok()?);
-    (a >= 1024 && a <= b).then_some((a, b))
-}
-
 impl Gateway {
     /// Field checks; returns (dotted key relative to this section, reason).
     pub fn validate(&self) -> Result<(), (String, String)> {
@@ -151,12 +147,12 @@ impl Gateway {
         if self.interfaces.is_empty() {
             return e("interfaces", "name at least one interface".into());
         }
-        if parse_ports(&self.ports).is_none() {
+        if self.ports.first < PORTS_MIN {
             return e(
                 "ports",
                 format!(
-                    "{:?}: expected MIN-MAX with 1024 <= MIN <= MAX <= 65535",
-                    self.ports
+                    "{:?}: expected MIN-MAX with {PORTS_MIN} <= MIN <= MAX <= 65535",
+                    self.ports.to_string()
                 ),
             );
         }
@@ -177,21 +173,8 @@ impl Gateway {
                     format!("{} must be 1..{}", t.id, TYPES_MAX - 1),
                 );
             }
-            if let Some(p) = &t.proto {
-                if parse_proto(p).is_none() {
-                    return e(&format!("{k}.proto"), format!("{p:?} must be tcp or udp"));
-                }
-            }
             if t.dscp.map(|d| d > 63).unwrap_or(false) {
                 return e(&format!("{k}.dscp"), "must be 0..63".into());
-            }
-            if let Some(p) = &t.terminals {
-                if parse_prefix(p).is_none() {
-                    return e(
-                        &format!("{k}.terminals"),
-                        format!("{p:?} is not A.B.C.D/LEN"),
-                    );
-                }
             }
         }
         if self.groups.len() > GROUPS_MAX as usize {
@@ -208,17 +191,11 @@ impl Gateway {
                 );
             }
             for s in &g.services {
-                let sa: ServiceAddr = s.parse().map_err(|r| (format!("{k}.services"), r))?;
-                if !services.insert(sa) {
+                if !services.insert(*s) {
                     return e(
                         &format!("{k}.services"),
                         format!("{s} belongs to two groups"),
                     );
-                }
-            }
-            for p in g.allow.iter().flatten() {
-                if parse_prefix(p).is_none() {
-                    return e(&format!("{k}.allow"), format!("{p:?} is not A.B.C.D/LEN"));
                 }
             }
             if g.servers.is_empty() {
@@ -234,11 +211,6 @@ impl Gateway {
                         &format!("{sk}.weight"),
                         format!("{} must be 1..1000", s.weight),
                     );
-                }
-                if let Some(m) = &s.mac {
-                    if parse_mac(m).is_none() {
-                        return e(&format!("{sk}.mac"), format!("{m:?} is not a MAC address"));
-                    }
                 }
                 if s.types.iter().flatten().any(|t| *t as u32 >= TYPES_MAX) {
                     return e(
@@ -273,17 +245,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_addresses_ports_prefixes() {
+    fn service_addresses_round_trip_and_reject() {
         let sa: ServiceAddr = "198.51.100.10:80/tcp".parse().unwrap();
-        assert_eq!((sa.port, sa.proto), (80, 6));
-        assert!("198.51.100.10:80/sctp".parse::<ServiceAddr>().is_err());
-        assert_eq!(parse_ports("20000-20099"), Some((20000, 20099)));
-        assert_eq!(parse_ports("80-90"), None);
-        assert_eq!(parse_ports("30000-20000"), None);
-        assert_eq!(
-            parse_prefix("10.0.0.0/8"),
-            Some((Ipv4Addr::new(10, 0, 0, 0), 8))
-        );
-        assert_eq!(parse_prefix("10.0.0.0/33"), None);
+        assert_eq!((sa.addr, sa.port, sa.proto), (Ipv4Addr::new(198, 51, 100, 10), 80, Protocol::Tcp));
+        assert_eq!(sa.to_string(), "198.51.100.10:80/tcp");
+        assert_eq!(serde_json::to_string(&sa).unwrap(), "\"198.51.100.10:80/tcp\"");
+        assert_eq!(serde_json::from_str::<ServiceAddr>("\"198.51.100.10:80/tcp\"").unwrap(), sa);
+        assert_eq!("198.51.100.10:80/TCP".parse::<ServiceAddr>(), Ok(sa));
+        let e = "198.51.100.10:80/sctp".parse::<ServiceAddr>().unwrap_err();
+        assert!(e.contains("protocol must be tcp or udp"), "{e}");
+        let e = "198.51.100.10/tcp".parse::<ServiceAddr>().unwrap_err();
+        assert!(e.contains("expected ADDR:PORT/PROTO"), "{e}");
+        assert!("198.51.100.10:80".parse::<ServiceAddr>().is_err());
+    }
+
+    fn section(extra: &str) -> String {
+        format!("interfaces = [\"eth0\"]\naddress = \"10.2.0.1\"\n{extra}\n[[group]]\nname = \"web\"\nservices = [\"198.51.100.10:80/tcp\"]\n[[group.server]]\nname = \"s\"\naddress = \"10.2.0.11\"\nport = 8080\n")
+    }
+
+    #[test]
+    fn the_section_is_typed_at_load() {
+        let g: Gateway = toml::from_str(&section("ports = \"20000-20099\"\n[[session_type]]\nname = \"v\"\nid = 1\nproto = \"udp\"\nterminals = \"10.0.0.0/8\"")).unwrap();
+        assert!(g.validate().is_ok());
+        assert_eq!(g.ports, PortRange { first: 20000, last: 20099 });
+        assert_eq!(g.session_types[0].proto, Some(Protocol::Udp));
+        assert_eq!(g.session_types[0].terminals, Some(Ipv4Prefix { addr: Ipv4Addr::new(10, 0, 0, 0), len: 8 }));
+        assert_eq!(toml::from_str::<Gateway>(&section("")).unwrap().ports, default_ports());
+        // The pool's floor is the gateway's rule, checked after parsing.
+        let low: Gateway = toml::from_str(&section("ports = \"80-90\"")).unwrap();
+        let (k, r) = low.validate().unwrap_err();
+        assert_eq!(k, "ports");
+        assert!(r.contains("\"80-90\": expected MIN-MAX with 1024 <= MIN"), "{r}");
+        assert!(toml::from_str::<Gateway>(&section("ports = \"30000-20000\"")).is_err());
+        // Written back, the section reads the same.
+        let again: Gateway = toml::from_str(&toml::to_string(&g).unwrap()).unwrap();
+        assert_eq!(again, g);
     }
 }

@@ -12,5 +12,5 @@ mod service;
 pub use accounting::AccountingRecord;
 pub use expiry::{expiry, EndReason};
 pub use selection::selection;
-pub use service::{parse_proto, proto_name, ServiceAddr};
+pub use service::{proto_name, ServiceAddr};
 

@@ -1,25 +1,20 @@
 //! Representative addresses ("ADDR:PORT/PROTO") and the protocol names
 //! the gateway speaks.
 
-use std::net::Ipv4Addr;
+use std::{fmt, net::Ipv4Addr};
 
-use serde::{Deserialize, Serialize};
+use crate::field::{text_serde, Protocol};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A representative address (claim 3): what terminals send to, standing
+/// for a group of servers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ServiceAddr {
     pub addr: Ipv4Addr,
     pub port: u16,
-    pub proto: u8,
+    pub proto: Protocol,
 }
 
-pub fn parse_proto(s: &str) -> Option<u8> {
-    match s.to_ascii_lowercase().as_str() {
-        "tcp" => Some(6),
-        "udp" => Some(17),
-        _ => None,
-    }
-}
-
+/// The name of an IP protocol number a session carries.
 pub fn proto_name(p: u8) -> &'static str {
     match p {
         6 => "tcp",
@@ -35,8 +30,8 @@ impl std::str::FromStr for ServiceAddr {
         let (sa, proto) = s
             .rsplit_once('/')
             .ok_or_else(|| format!("{s:?}: expected ADDR:PORT/PROTO"))?;
-        let proto =
-            parse_proto(proto).ok_or_else(|| format!("{s:?}: protocol must be tcp or udp"))?;
+        let proto: Protocol =
+            proto.parse().map_err(|_| format!("{s:?}: protocol must be tcp or udp"))?;
         let sa: std::net::SocketAddrV4 = sa
             .parse()
             .map_err(|_| format!("{s:?}: expected ADDR:PORT/PROTO"))?;
@@ -47,3 +42,11 @@ impl std::str::FromStr for ServiceAddr {
         })
     }
 }
+
+impl fmt::Display for ServiceAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&format!("{}:{}/{}", self.addr, self.port, self.proto))
+    }
+}
+
+text_serde!(ServiceAddr);

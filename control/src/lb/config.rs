@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use super::maglev::{is_prime, DEFAULT_TABLE_SIZE};
-use crate::field::{parse_mac, validate_ifname, ConfigError, InterfaceClaims};
+use crate::field::{validate_ifname, ConfigError, InterfaceClaims, MacAddr};
 use dataplane_common::lb::{GATEWAYS_MAX, GW_NAME_LEN, MAGLEV_MAX};
 
 /// One `lb` instance: the ingress interface and its backends.
@@ -35,7 +35,7 @@ pub struct Backend {
     pub name: String,
     pub address: Ipv4Addr,
     /// The gateway's MAC, `xx:xx:xx:xx:xx:xx`.
-    pub mac: String,
+    pub mac: MacAddr,
     /// Egress interface; defaults to the ingress interface (XDP_TX).
     #[serde(default)]
     pub via: Option<String>,
@@ -101,12 +101,6 @@ impl Backend {
             return Err((
                 "name",
                 format!("{:?}: use letters, digits, '-', '_' or '.'", self.name),
-            ));
-        }
-        if parse_mac(&self.mac).is_none() {
-            return Err((
-                "mac",
-                format!("{:?} is not a MAC address (xx:xx:xx:xx:xx:xx)", self.mac),
             ));
         }
         if let Some(v) = &self.via {

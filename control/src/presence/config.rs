@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::field::{parse_prefix, ConfigError};
+use crate::field::Ipv4Prefix;
 
 /// The presence server.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -15,17 +15,28 @@ pub struct Presence {
     /// SQLite file, or a `postgres://` URL for PostgreSQL.
     pub database: PathBuf,
     /// Prefixes PUBLISH is accepted from.
-    pub allow: Vec<String>,
+    pub allow: Vec<Ipv4Prefix>,
 }
 
 impl Presence {
-    /// Checks of this section, keys relative to it.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        for a in &self.allow {
-            if parse_prefix(a).is_none() {
-                return Err(ConfigError::new("allow", format!("{a:?} is not A.B.C.D/LEN")));
-            }
-        }
-        Ok(())
+    /// Whether PUBLISH is taken from `peer`.
+    pub fn allows(&self, peer: std::net::Ipv4Addr) -> bool {
+        self.allow.iter().any(|p| p.contains(peer))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_is_typed_at_load() {
+        let text = "listen = \"10.6.0.2:5070\"\ndatabase = \"/tmp/p.db\"\nallow = [\"10.0.0.0/8\", \"192.0.2.7\"]\n";
+        let p: Presence = toml::from_str(text).unwrap();
+        assert!(p.allows("10.1.2.3".parse().unwrap()) && p.allows("192.0.2.7".parse().unwrap()));
+        assert!(!p.allows("192.0.2.8".parse().unwrap()) && !p.allows("11.0.0.1".parse().unwrap()));
+        assert_eq!(toml::from_str::<Presence>(&toml::to_string(&p).unwrap()).unwrap(), p);
+        let e = toml::from_str::<Presence>(&text.replace("10.0.0.0/8", "10.0.0.0/99")).unwrap_err();
+        assert!(e.message().contains("\"10.0.0.0/99\" is not A.B.C.D/LEN"), "{e}");
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::field::{parse_prefix, validate_ifname, ConfigError};
+use crate::field::{text_enum, validate_ifname, ConfigError, Ipv4Prefix};
 
 /// One VRRPv3 virtual router (RFC 5798) on an interface.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -22,7 +22,7 @@ pub struct Router {
     #[serde(default)]
     pub accept: bool,
     /// "A.B.C.D/LEN" (the length is used when the address is installed).
-    pub virtual_addresses: Vec<String>,
+    pub virtual_addresses: Vec<Ipv4Prefix>,
     /// The load-sharing extension (seed 003); plain VRRP when absent.
     #[serde(default)]
     pub load_sharing: Option<LoadSharing>,
@@ -37,10 +37,8 @@ pub struct LoadSharing {
     pub peers: Vec<std::net::Ipv4Addr>,
     #[serde(default = "default_hello_ms")]
     pub hello_ms: u64,
-    /// "upstream" (bucket by source address) or "downstream" (by
-    /// destination).
     #[serde(default = "default_direction")]
-    pub direction: String,
+    pub direction: Direction,
     /// A backup routing more packets per second than this asks the master
     /// for a review (claim 8); no requests when absent.
     #[serde(default)]
@@ -67,8 +65,18 @@ fn default_hello_ms() -> u64 {
     100
 }
 
-fn default_direction() -> String {
-    "upstream".into()
+text_enum! {
+    /// Which address of a packet picks its bucket.
+    pub enum Direction {
+        /// The source: the routers face the hosts sending.
+        Upstream = "upstream",
+        /// The destination.
+        Downstream = "downstream",
+    }
+}
+
+fn default_direction() -> Direction {
+    Direction::Upstream
 }
 
 fn default_priority() -> u8 {
@@ -118,14 +126,39 @@ impl Router {
                 "name 1..255 addresses",
             ));
         }
-        for a in &self.virtual_addresses {
-            if parse_prefix(a).is_none() {
-                return Err(ConfigError::new(
-                    "virtual_addresses",
-                    format!("{a:?} is not A.B.C.D/LEN"),
-                ));
-            }
-        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROUTER: &str = "interface = \"eth0\"\nvrid = 7\nvirtual_addresses = [\"10.3.0.100/24\"]\n";
+
+    #[test]
+    fn addresses_and_direction_are_typed_at_load() {
+        let r: Router = toml::from_str(ROUTER).unwrap();
+        assert_eq!(r.virtual_addresses[0].to_string(), "10.3.0.100/24");
+        assert_eq!(r.virtual_addresses[0].addr, std::net::Ipv4Addr::new(10, 3, 0, 100));
+        let ls = format!("{ROUTER}[load_sharing]\nkey = \"k\"\npeers = [\"10.3.0.2\"]\n");
+        let r: Router = toml::from_str(&ls).unwrap();
+        assert_eq!(r.load_sharing.as_ref().unwrap().direction, Direction::Upstream);
+        let r: Router = toml::from_str(&format!("{ls}direction = \"downstream\"\n")).unwrap();
+        assert_eq!(r.load_sharing.as_ref().unwrap().direction, Direction::Downstream);
+        assert_eq!(toml::from_str::<Router>(&toml::to_string(&r).unwrap()).unwrap(), r);
+        let e = toml::from_str::<Router>(&format!("{ls}direction = \"sideways\"\n")).unwrap_err();
+        assert!(e.message().contains("\"sideways\" must be \"upstream\" or \"downstream\""), "{e}");
+        let e = toml::from_str::<Router>(&ROUTER.replace("/24", "/40")).unwrap_err();
+        assert!(e.message().contains("\"10.3.0.100/40\" is not A.B.C.D/LEN"), "{e}");
+    }
+
+    #[test]
+    fn direction_round_trips() {
+        for d in Direction::ALL {
+            assert_eq!(d.as_str().parse::<Direction>(), Ok(*d));
+            assert_eq!(serde_json::to_string(d).unwrap(), format!("\"{d}\""));
+        }
+        assert!("Upstream".parse::<Direction>().is_err());
     }
 }

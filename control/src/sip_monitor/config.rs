@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::field::ConfigError;
+use super::track::{TalkingOn, TerminatedOn};
+use crate::field::{text_enum, ConfigError};
 
 /// The SIP monitor (seed 001) on a session control server's interfaces.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -19,34 +20,42 @@ pub struct SipMonitor {
     pub presence: std::net::SocketAddrV4,
     /// "200" or "ack" (claims 12-13).
     #[serde(default = "default_talking_on")]
-    pub talking_on: String,
+    pub talking_on: TalkingOn,
     /// "bye" or "bye_ok" (claims 14-15).
     #[serde(default = "default_terminated_on")]
-    pub terminated_on: String,
+    pub terminated_on: TerminatedOn,
     /// At most one PUBLISH per terminal per this many ms; later changes
     /// are coalesced.
     #[serde(default = "default_publish_interval")]
     pub publish_interval_ms: u64,
-    /// "publish" (RFC 3903) or "register": a REGISTER carrying the same
-    /// PIDF body (claim 20).
     #[serde(default = "default_carrier")]
-    pub carrier: String,
+    pub carrier: Carrier,
 }
 
-fn default_carrier() -> String {
-    "publish".into()
+text_enum! {
+    /// The request a terminal's status travels in.
+    pub enum Carrier {
+        /// PUBLISH (RFC 3903).
+        Publish = "publish",
+        /// A REGISTER carrying the same PIDF body (claim 20).
+        Register = "register",
+    }
+}
+
+fn default_carrier() -> Carrier {
+    Carrier::Publish
 }
 
 fn default_sip_ports() -> Vec<u16> {
     vec![5060]
 }
 
-fn default_talking_on() -> String {
-    "200".into()
+fn default_talking_on() -> TalkingOn {
+    TalkingOn::Ok200
 }
 
-fn default_terminated_on() -> String {
-    "bye".into()
+fn default_terminated_on() -> TerminatedOn {
+    TerminatedOn::Bye
 }
 
 fn default_publish_interval() -> u64 {
@@ -65,15 +74,43 @@ impl SipMonitor {
         if self.domain.is_empty() {
             return Err(ConfigError::new("domain", "name the monitored domain"));
         }
-        if self.talking_on != "200" && self.talking_on != "ack" {
-            return Err(ConfigError::new("talking_on", "\"200\" or \"ack\""));
-        }
-        if self.carrier != "publish" && self.carrier != "register" {
-            return Err(ConfigError::new("carrier", "\"publish\" or \"register\""));
-        }
-        if self.terminated_on != "bye" && self.terminated_on != "bye_ok" {
-            return Err(ConfigError::new("terminated_on", "\"bye\" or \"bye_ok\""));
-        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MONITOR: &str = "interfaces = [\"eth0\"]\ndomain = \"example.com\"\npresence = \"10.6.0.2:5070\"\n";
+
+    #[test]
+    fn the_words_are_typed_at_load() {
+        let m: SipMonitor = toml::from_str(MONITOR).unwrap();
+        assert_eq!((m.talking_on, m.terminated_on, m.carrier), (TalkingOn::Ok200, TerminatedOn::Bye, Carrier::Publish));
+        let text = format!("{MONITOR}talking_on = \"ack\"\nterminated_on = \"bye_ok\"\ncarrier = \"register\"\n");
+        let m: SipMonitor = toml::from_str(&text).unwrap();
+        assert_eq!((m.talking_on, m.terminated_on, m.carrier), (TalkingOn::Ack, TerminatedOn::ByeOk, Carrier::Register));
+        let written = toml::to_string(&m).unwrap();
+        assert!(written.contains("talking_on = \"ack\"") && written.contains("terminated_on = \"bye_ok\"") && written.contains("carrier = \"register\""), "{written}");
+        assert_eq!(toml::from_str::<SipMonitor>(&written).unwrap(), m);
+        for (key, bad, words) in [("talking_on", "180", "\"200\" or \"ack\""), ("terminated_on", "cancel", "\"bye\" or \"bye_ok\""), ("carrier", "notify", "\"publish\" or \"register\"")] {
+            let e = toml::from_str::<SipMonitor>(&format!("{MONITOR}{key} = \"{bad}\"\n")).unwrap_err();
+            assert_eq!(e.message(), format!("\"{bad}\" must be {words}"), "{key}");
+        }
+    }
+
+    #[test]
+    fn the_words_round_trip() {
+        for w in ["200", "ack"] {
+            assert_eq!(w.parse::<TalkingOn>().unwrap().to_string(), w);
+        }
+        for w in ["bye", "bye_ok"] {
+            assert_eq!(w.parse::<TerminatedOn>().unwrap().to_string(), w);
+        }
+        for w in ["publish", "register"] {
+            assert_eq!(w.parse::<Carrier>().unwrap().to_string(), w);
+        }
+        assert!("ACK".parse::<TalkingOn>().is_err(), "the words are exact, as before");
     }
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::sip::{Message, StartLine};
+use crate::field::text_enum;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -16,17 +17,25 @@ pub enum Status {
     Terminated,
 }
 
-/// When a call counts as talking (claims 12-13) and as over (14-15).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TalkingOn {
-    Ok200,
-    Ack,
+text_enum! {
+    /// When a call counts as talking (claims 12-13); `talking_on` in the
+    /// config.
+    pub enum TalkingOn {
+        /// The 200 answering the INVITE.
+        Ok200 = "200",
+        /// The ACK of that 200.
+        Ack = "ack",
+    }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TerminatedOn {
-    Bye,
-    ByeOk,
+text_enum! {
+    /// When a call counts as over (claims 14-15); `terminated_on` in the
+    /// config.
+    pub enum TerminatedOn {
+        Bye = "bye",
+        /// The 200 answering the BYE.
+        ByeOk = "bye_ok",
+    }
 }
 
 #[derive(Clone, Debug)]
