@@ -5,6 +5,14 @@ use std::process::ExitCode;
 
 use control::api::{CounterSource, CounterView, GroupsView, StatusView};
 
+/// How a command reaches the daemon: one request, its `data` back.
+pub type Call = dyn Fn(control::api::Request) -> anyhow::Result<serde_json::Value>;
+
+/// The daemon's answer as it came (`--json`).
+pub fn print_json(v: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
 /// A binary's `main`: logs to stderr (`RUST_LOG`, default `info`), runs
 /// `run`, and prints its error as `NAME: error` with a failing exit code.
 pub fn main(name: &str, run: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {

@@ -4,6 +4,7 @@
 //! Server and group indices are kept stable by name across reloads, so a
 //! running session never finds another server behind its index.
 
+pub mod cli;
 mod role;
 
 pub use role::{check_interfaces, GatewayRole};

@@ -5,6 +5,7 @@
 //! entry): a changed gateway gets a fresh index, the new table refers to it,
 //! and the old index is reused only after a later flip.
 
+pub mod cli;
 mod role;
 
 pub use role::{check_interfaces, LbRole};

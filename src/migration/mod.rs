@@ -2,6 +2,7 @@
 //! server, the connection controller on the edge host, and the
 //! coordinator, all speaking `control::migration` frames over TCP.
 
+pub mod cli;
 pub mod app;
 mod role;
 

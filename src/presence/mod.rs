@@ -1,6 +1,7 @@
 //! The `presence` role: receives PUBLISH over UDP (RFC 3903), answers it,
 //! and keeps the statuses in the store, reconciled per terminal.
 
+pub mod cli;
 mod role;
 
 pub use role::PresenceRole;

@@ -7,6 +7,7 @@
 //! master holds the virtual MAC and addresses on a macvlan interface, which
 //! answers ARP for them with the virtual MAC.
 
+pub mod cli;
 pub mod loadshare;
 mod role;
 

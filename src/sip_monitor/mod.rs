@@ -2,6 +2,7 @@
 //! control server's interfaces, the ring buffer reader, the tracker, and
 //! the publisher that sends PUBLISH to the presence server.
 
+pub mod cli;
 mod role;
 
 pub use role::SipMonitorRole;
