@@ -69,6 +69,8 @@ pub struct Dataplane {
     /// True when this load found pins left by an earlier daemon.
     pub took_over: bool,
     links: Vec<FdLink>,
+    /// `ENTRY_SLOTS` holds this load's stages (all roles absent at first).
+    stages_initialised: bool,
 }
 
 impl Dataplane {
@@ -78,7 +80,7 @@ impl Dataplane {
         for name in ["entry", "lb", "floor", "gateway", "tx", "sink", "router", "sip_monitor", "steer"] {
             program_mut(&mut ebpf, name)?.load().map_err(|e| Error::Program(name.into(), e))?;
         }
-        let mut dp = Self { ebpf, pin_dir: None, interface: None, took_over: false, links: Vec::new() };
+        let mut dp = Self { ebpf, pin_dir: None, interface: None, took_over: false, links: Vec::new(), stages_initialised: false };
         dp.write_meta()?;
         Ok(dp)
     }
@@ -144,12 +146,24 @@ impl Dataplane {
             interface: Some(interface.into()),
             took_over,
             links,
+            stages_initialised: stage.is_some(),
         };
         if !took_over {
             dp.write_meta()?;
         }
         info!(interface, program, took_over, "xdp program attached");
         Ok(dp)
+    }
+
+    /// Make `program` (a role program, loaded) a stage of this object's
+    /// entry chain in a private load: what `attach` does for an interface,
+    /// for test_run of the `entry` program (benchmarks, fixtures).
+    pub fn add_stage(&mut self, program: &str) -> Result<()> {
+        let role = entry::role::of_program(program).ok_or_else(|| Error::Other(format!("{program} is not a role stage")))?;
+        let fresh = !self.stages_initialised;
+        register_stage(&mut self.ebpf, role, program, !fresh)?;
+        self.stages_initialised = true;
+        Ok(())
     }
 
     fn write_meta(&mut self) -> Result<()> {

@@ -98,6 +98,39 @@ pub fn run_all(opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow>> {
     rows.push(router(&mut dp, opts)?);
     rows.extend(sip_monitor(&mut dp, opts)?);
     rows.extend(steer(&mut dp, opts)?);
+    rows.extend(entry(&mut dp, opts)?);
+    Ok(rows)
+}
+
+/// The interface's entry program in front of the stages, as an attached
+/// interface runs them: the lb alone (the entry's cost over `lb`'s own
+/// row), then a sip-monitor stage that copies before the lb forwards (two
+/// roles on one interface). Last, since the stages it adds change what
+/// the programs above do after passing a packet.
+fn entry(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow>> {
+    use std::net::Ipv4Addr;
+    let gpdu = fixtures::fixtures().into_iter().find(|f| f.name == "gtpu_gpdu").expect("fixture exists").packet;
+    dp.add_stage("lb")?;
+    let r = dp.test_run("entry", &gpdu)?;
+    anyhow::ensure!(r.verdict == dataplane_user::verdict::TX, "entry bench: the lb stage did not forward (verdict {})", r.verdict);
+    let mut rows = vec![compare(dp, "entry", "lb_gtpu_gpdu", &gpdu, opts)?];
+    dp.add_stage("sip_monitor")?;
+    let sip = edgeplane::packets::udp_packet(Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 1), 40000, 5060, b"OPTIONS sip:x@example.com SIP/2.0\r\nContent-Length: 0\r\n\r\n");
+    dp.take_sip_copies()?;
+    let r = dp.test_run("entry", &sip)?;
+    anyhow::ensure!(r.verdict == dataplane_user::verdict::TX && dp.take_sip_copies()?.len() == 1, "entry bench: the SIP packet was not copied, then forwarded");
+    let pkts = vec![sip; opts.runs_per_round];
+    rows.push(compare_each(
+        dp,
+        "entry",
+        "sip_monitor_then_lb",
+        |dp| {
+            dp.take_sip_copies()?;
+            Ok(pkts.clone())
+        },
+        opts,
+    )?);
+    dp.take_sip_copies()?;
     Ok(rows)
 }
 
