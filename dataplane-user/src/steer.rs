@@ -22,6 +22,12 @@ impl Dataplane {
         h.insert(service, s, 0).map_err(|e| Error::Map("ST_STEER", e))
     }
 
+    /// Stop steering `service` (network order): its packets pass.
+    pub fn remove_steering(&mut self, service: u32) -> Result<()> {
+        let mut h: HashMap<&mut MapData, u32, Steering> = self.map_mut("ST_STEER")?;
+        h.remove(&service).map_err(|e| Error::Map("ST_STEER", e))
+    }
+
     pub fn steering(&self, service: u32) -> Result<Option<Steering>> {
         let h: HashMap<&MapData, u32, Steering> = self.map("ST_STEER")?;
         match h.get(&service, 0) {

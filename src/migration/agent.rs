@@ -1,8 +1,11 @@
-//! The agent on each server: pause, checkpoint (application backend),
-//! transfer, restore, move the service address, resume, and undo on
-//! Abort; the process held still by the cgroup freezer or SIGSTOP.
+//! The agent's edge on each server: the requests of a move fed to the
+//! pure engine (`control::migration::agent`), and the operations it asks
+//! for carried out: the application backend (control socket or
+//! commands), the cgroup freezer or SIGSTOP, the checkpoint streamed to
+//! the destination agent, the service address moved with `ip`.
 
 use std::{
+    collections::{BTreeMap, VecDeque},
     net::Ipv4Addr,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -10,8 +13,9 @@ use std::{
 
 use anyhow::Context as _;
 use control::{
+    migration::agent::{Action, Agent, Frozen, Input, Outcome, Output, Side},
     migration::config::{MigratableProcess, MigrationAgent},
-    migration::{Body, Frame, VERSION},
+    migration::{Body, Frame, ServerInfo, VERSION},
 };
 use tokio::net::TcpListener;
 use tracing::{info, warn};
@@ -30,53 +34,44 @@ fn ip(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// The running agent: its engine, shared by the request handlers and
+/// the daemon (status, reload).
+#[derive(Clone)]
+pub struct AgentHandle {
+    engine: Arc<Mutex<Agent>>,
+}
+
+impl AgentHandle {
+    /// Whether `processes` can replace the configured ones now (a process
+    /// being migrated is neither removed nor changed).
+    pub fn check(&self, processes: &[MigratableProcess]) -> Result<(), String> {
+        self.engine.lock().unwrap().check(processes)
+    }
+
+    /// Replace the configured processes; what changed.
+    pub fn configure(&self, processes: &[MigratableProcess]) -> Result<Vec<String>, String> {
+        self.engine.lock().unwrap().configure(processes)
+    }
+}
+
 /// Pause, checkpoint (application backend), transfer, restore, move the
 /// service address, resume — and undo on Abort.
-pub async fn run_agent(cfg: MigrationAgent) -> anyhow::Result<()> {
+pub async fn run_agent(cfg: MigrationAgent) -> anyhow::Result<AgentHandle> {
     let l = TcpListener::bind(cfg.listen).await.with_context(|| format!("agent listen {}", cfg.listen))?;
     info!(listen = %cfg.listen, "migration agent on");
-    let cfg = Arc::new(cfg);
+    let handle = AgentHandle { engine: Arc::new(Mutex::new(Agent::new(&cfg.processes))) };
+    let engine = handle.engine.clone();
     tokio::spawn(serve(l, move |f: Frame| {
-        let cfg = cfg.clone();
-        async move { tokio::task::spawn_blocking(move || agent(&cfg, f.body, f.deadline_ms)).await.unwrap_or_else(|e| Body::Error { reason: e.to_string() }) }
+        let engine = engine.clone();
+        async move { tokio::task::spawn_blocking(move || agent(&engine, f.body, f.deadline_ms)).await.unwrap_or_else(|e| Body::Error { reason: e.to_string() }) }
     }));
-    Ok(())
+    Ok(handle)
 }
-
-/// Service addresses this agent gave away in migrations that may still
-/// roll back, by process.
-static MOVED: Mutex<Vec<(String, Ipv4Addr)>> = Mutex::new(Vec::new());
-/// Checkpoints arriving in pieces, by (process, transfer).
-type Incoming = std::collections::BTreeMap<(String, u64), control::migration::Assembly>;
-static INCOMING: Mutex<Incoming> = Mutex::new(std::collections::BTreeMap::new());
-
-/// Service addresses this agent took with an imported checkpoint that is
-/// not resumed yet, by process.
-static IMPORTED: Mutex<Vec<(String, Ipv4Addr)>> = Mutex::new(Vec::new());
-
-fn take(list: &Mutex<Vec<(String, Ipv4Addr)>>, process: &str) -> Vec<Ipv4Addr> {
-    let mut m = list.lock().unwrap();
-    let (gone, kept): (Vec<_>, Vec<_>) = m.drain(..).partition(|(n, _)| n == process);
-    *m = kept;
-    gone.into_iter().map(|(_, a)| a).collect()
-}
-
-/// How a process is held still while it is moved.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Frozen {
-    /// `cgroup.freeze` = 1 in this cgroup v2 directory.
-    Cgroup(std::path::PathBuf),
-    /// SIGSTOP to this pid.
-    Stopped(i32),
-}
-
-/// Processes this agent froze, by process name.
-static FROZEN: Mutex<Vec<(String, Frozen)>> = Mutex::new(Vec::new());
 
 /// Freeze the process (after its state is exported): its cgroup when one
-/// is configured, else SIGSTOP to the pid that answered its control
-/// socket. Waits (≤ 1 s) until the kernel reports it frozen/stopped.
-fn freeze(p: &MigratableProcess, pid: i32) -> Result<(), String> {
+/// is configured, else SIGSTOP to `pid`. Waits (≤ 1 s) until the kernel
+/// reports it frozen/stopped; if it does not, the freeze is undone.
+fn freeze(p: &MigratableProcess, pid: i32) -> Result<Frozen, String> {
     let f = match &p.cgroup {
         Some(g) => {
             std::fs::write(g.join("cgroup.freeze"), "1").map_err(|e| format!("{}: freezing {}: {e}", p.name, g.display()))?;
@@ -90,16 +85,15 @@ fn freeze(p: &MigratableProcess, pid: i32) -> Result<(), String> {
             Frozen::Stopped(pid)
         }
     };
-    FROZEN.lock().unwrap().push((p.name.clone(), f.clone()));
     let t0 = Instant::now();
     while !is_frozen(&f) {
         if t0.elapsed() > Duration::from_secs(1) {
-            thaw(&p.name);
+            thaw(&p.name, std::slice::from_ref(&f));
             return Err(format!("{}: not frozen after 1 s ({f:?})", p.name));
         }
         std::thread::sleep(Duration::from_micros(200));
     }
-    Ok(())
+    Ok(f)
 }
 
 fn is_frozen(f: &Frozen) -> bool {
@@ -113,13 +107,9 @@ fn is_frozen(f: &Frozen) -> bool {
     }
 }
 
-/// Undo [`freeze`] for a process, if this agent froze it.
-fn thaw(process: &str) {
-    let mut m = FROZEN.lock().unwrap();
-    m.retain(|(n, f)| {
-        if n != process {
-            return true;
-        }
+/// Undo [`freeze`]s of a process.
+fn thaw(process: &str, frozen: &[Frozen]) {
+    for f in frozen {
         match f {
             Frozen::Cgroup(g) => {
                 if let Err(e) = std::fs::write(g.join("cgroup.freeze"), "0") {
@@ -131,8 +121,7 @@ fn thaw(process: &str) {
                 libc::kill(*pid, libc::SIGCONT);
             },
         }
-        false
-    });
+    }
 }
 
 /// One application-backend operation (`pause`, `export`, `import`,
@@ -216,172 +205,74 @@ fn pid_of(p: &MigratableProcess, answered: Option<i32>) -> Result<i32, String> {
     text.trim().parse().map_err(|_| format!("{}: {}: not a pid: {:?}", p.name, f.display(), text.trim()))
 }
 
+/// Stream the checkpoint to `to`'s agent in pieces, then ask it to
+/// import it: its answer to the import (or to the first piece it
+/// refused).
+fn transfer(process: &str, to: &ServerInfo, service: Ipv4Addr, state: &str, deadline_ms: u64) -> Result<Body, String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let transfer = now_ms() << 16 ^ u64::from(std::process::id() as u16);
+    let mut sent = Ok(Body::Ok);
+    for (i, (offset, data)) in control::migration::chunks(state, control::migration::CHUNK).into_iter().enumerate() {
+        let body = Body::CheckpointChunk { process: process.to_string(), transfer, offset, data: data.to_string() };
+        sent = rt.block_on(request(&to.agent, &Frame { v: VERSION, id: transfer + 1 + i as u64, deadline_ms, body }));
+        if !matches!(sent, Ok(Body::Ok)) {
+            break;
+        }
+    }
+    let total = state.len() as u64;
+    let f = Frame { v: VERSION, id: transfer, deadline_ms, body: Body::ImportState { process: process.to_string(), state: String::new(), service, transfer: Some(transfer), total } };
+    if matches!(sent, Ok(Body::Ok)) {
+        sent = rt.block_on(request(&to.agent, &f));
+    }
+    sent
+}
+
+/// Carry out one of the engine's actions for process `p`.
+fn perform(p: &MigratableProcess, action: Action, deadline_ms: u64) -> Outcome {
+    let addr = |verb: &str, a: Ipv4Addr, dev: &str| ip(&["addr", verb, &format!("{a}/32"), "dev", dev]);
+    match action {
+        Action::App { op, state } => Outcome::App(app(p, op.name(), state.as_deref(), deadline_ms)),
+        Action::Freeze { pid } => Outcome::Frozen((if p.cgroup.is_some() { Ok(0) } else { pid_of(p, pid) }).and_then(|pid| freeze(p, pid))),
+        Action::Thaw { frozen } => {
+            thaw(&p.name, &frozen);
+            Outcome::Thawed
+        }
+        Action::Transfer { to, service, state } => Outcome::Transfer(transfer(&p.name, &to, service, &state, deadline_ms)),
+        Action::AddAddress { address, dev } => Outcome::Address(addr("add", address, &dev)),
+        Action::DelAddress { address, dev } => Outcome::Address(addr("del", address, &dev)),
+    }
+}
+
 /// One lock per (process, side): requests for a process on the same side
 /// of a move run one at a time, so an Abort waits for the start it undoes
 /// instead of racing it. The source side (start, source abort) and the
 /// destination side (checkpoint, import, resume, destination abort) lock
 /// apart, so an agent can be both ends of a move.
 fn process_lock(body: &Body) -> Option<Arc<Mutex<()>>> {
-    static LOCKS: Mutex<std::collections::BTreeMap<(String, bool), Arc<Mutex<()>>>> = Mutex::new(std::collections::BTreeMap::new());
-    let key = match body {
-        Body::MigrationStart { process, .. } => (process.clone(), true),
-        Body::Abort { process, destination, .. } => (process.clone(), !*destination),
-        Body::CheckpointChunk { process, .. } | Body::ImportState { process, .. } | Body::Resume { process } => (process.clone(), false),
-        _ => return None,
-    };
-    Some(LOCKS.lock().unwrap().entry(key).or_default().clone())
+    type Locks = BTreeMap<(String, Side), Arc<Mutex<()>>>;
+    static LOCKS: Mutex<Locks> = Mutex::new(BTreeMap::new());
+    let (process, side) = Side::of(body)?;
+    Some(LOCKS.lock().unwrap().entry((process.to_string(), side)).or_default().clone())
 }
 
-fn agent(cfg: &MigrationAgent, body: Body, deadline_ms: u64) -> Body {
+/// Handle one request: feed it to the engine, carry out what it asks
+/// (without holding the engine: the destination of a move may be this
+/// agent), feed back the outcomes, until it answers.
+fn agent(engine: &Mutex<Agent>, body: Body, deadline_ms: u64) -> Body {
     let lock = process_lock(&body);
     let _serial = lock.as_ref().map(|l| l.lock().unwrap_or_else(|e| e.into_inner()));
-    let proc_of = |name: &str| cfg.processes.iter().find(|p| p.name == name).ok_or_else(|| format!("no process {name:?} here"));
-    let ctl = |p: &MigratableProcess, op: &str| app(p, op, None, deadline_ms);
-    let r: Result<Body, String> = (|| match body {
-        Body::MigrationStart { process, to, service } => {
-            let p = proc_of(&process)?;
-            ctl(p, "pause")?;
-            let undo = |p: &MigratableProcess| {
-                thaw(&p.name);
-                let _ = ctl(p, "resume");
-            };
-            let state = match ctl(p, "export") {
-                Ok((s, answered)) => {
-                    // The application backend needs the process to answer
-                    // `export`; from here on it is held still.
-                    if p.freeze {
-                        if let Err(e) = (if p.cgroup.is_some() { Ok(0) } else { pid_of(p, answered) }).and_then(|pid| freeze(p, pid)) {
-                            undo(p);
-                            return Err(e);
-                        }
-                    }
-                    s
-                }
-                Err(e) => {
-                    undo(p);
-                    return Err(e);
-                }
-            };
-            // Stream the checkpoint in pieces, then ask for the import.
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-            let transfer = now_ms() << 16 ^ u64::from(std::process::id() as u16);
-            let mut sent = Ok(Body::Ok);
-            for (i, (offset, data)) in control::migration::chunks(&state, control::migration::CHUNK).into_iter().enumerate() {
-                let body = Body::CheckpointChunk { process: process.clone(), transfer, offset, data: data.to_string() };
-                sent = rt.block_on(request(&to.agent, &Frame { v: VERSION, id: transfer + 1 + i as u64, deadline_ms, body }));
-                if !matches!(sent, Ok(Body::Ok)) {
-                    break;
-                }
-            }
-            let total = state.len() as u64;
-            let f = Frame { v: VERSION, id: transfer, deadline_ms, body: Body::ImportState { process: process.clone(), state: String::new(), service, transfer: Some(transfer), total } };
-            if matches!(sent, Ok(Body::Ok)) {
-                sent = rt.block_on(request(&to.agent, &f));
-            }
-            match sent {
-                Ok(Body::Ok) => {}
-                Ok(Body::Error { reason }) | Err(reason) => {
-                    undo(p);
-                    return Err(format!("server {} did not take the checkpoint: {reason}", to.name));
-                }
-                Ok(other) => {
-                    undo(p);
-                    return Err(format!("unexpected answer {other:?}"));
-                }
-            }
-            // The service address now lives on server 2 (claim 5); an Abort
-            // puts it back. If it cannot be given up, the move fails (it
-            // must not answer from two servers); the coordinator's rollback
-            // then has server 2 drop its copy.
-            if let Err(e) = ip(&["addr", "del", &format!("{service}/32"), "dev", &p.service_dev]) {
-                undo(p);
-                return Err(format!("giving up the service address: {e}"));
-            }
-            MOVED.lock().unwrap().push((process.clone(), service));
-            Ok(Body::MigrationComplete { process })
-        }
-        Body::CheckpointChunk { process, transfer, offset, data } => {
-            proc_of(&process)?;
-            let mut m = INCOMING.lock().unwrap();
-            // One transfer per process at a time: a new one replaces an
-            // abandoned one.
-            m.retain(|(p, t), _| *p != process || *t == transfer);
-            m.entry((process, transfer)).or_default().add(offset, &data)?;
-            Ok(Body::Ok)
-        }
-        Body::ImportState { process, state, service, transfer, total } => {
-            let p = proc_of(&process)?;
-            let state = match transfer {
-                None => state,
-                Some(t) => {
-                    let a = INCOMING.lock().unwrap().remove(&(process.clone(), t)).unwrap_or_default();
-                    if a.data.len() as u64 != total {
-                        return Err(format!("checkpoint incomplete: {} of {total} bytes arrived", a.data.len()));
-                    }
-                    a.data
-                }
-            };
-            MOVED.lock().unwrap().retain(|(n, _)| *n != process);
-            // The copy here may be frozen from an earlier move away.
-            thaw(&process);
-            ctl(p, "pause")?;
-            // The address first: restored TCP connections speak from it.
-            ip(&["addr", "add", &format!("{service}/32"), "dev", &p.service_dev])?;
-            if let Err(e) = app(p, "import", Some(&state), deadline_ms) {
-                ip(&["addr", "del", &format!("{service}/32"), "dev", &p.service_dev]).ok();
-                return Err(e);
-            }
-            IMPORTED.lock().unwrap().push((process, service));
-            Ok(Body::Ok)
-        }
-        Body::Resume { process } => {
-            ctl(proc_of(&process)?, "resume")?;
-            // A completed move: the source's address is not coming back,
-            // and the import here is for good.
-            MOVED.lock().unwrap().retain(|(n, _)| *n != process);
-            IMPORTED.lock().unwrap().retain(|(n, _)| *n != process);
-            Ok(Body::Ok)
-        }
-        Body::Abort { process, destination, .. } => {
-            let p = proc_of(&process)?;
-            let mut errors = Vec::new();
-            if destination {
-                // Keep the copy paused, drop (silently) the connections
-                // restored with it and the address taken with it.
-                for op in ["pause", "discard"] {
-                    if let Err(e) = ctl(p, op) {
-                        errors.push(e);
-                    }
-                }
-                for a in take(&IMPORTED, &process) {
-                    if let Err(e) = ip(&["addr", "del", &format!("{a}/32"), "dev", &p.service_dev]) {
-                        errors.push(e);
-                        IMPORTED.lock().unwrap().push((process.clone(), a));
-                    }
-                }
-            } else {
-                // The source: the process runs here again, with its
-                // address; an address that cannot be restored stays listed
-                // for a retry, and the process resumes regardless.
-                take(&IMPORTED, &process);
-                for a in take(&MOVED, &process) {
-                    if let Err(e) = ip(&["addr", "add", &format!("{a}/32"), "dev", &p.service_dev]) {
-                        errors.push(e);
-                        MOVED.lock().unwrap().push((process.clone(), a));
-                    }
-                }
-                thaw(&process);
-                if let Err(e) = ctl(p, "resume") {
-                    errors.push(e);
-                }
-            }
-            if errors.is_empty() {
-                Ok(Body::Ok)
-            } else {
-                Err(errors.join("; "))
+    let mut queue: VecDeque<Output> = engine.lock().unwrap().handle(Input::Request(body)).into();
+    while let Some(o) = queue.pop_front() {
+        match o {
+            Output::Answer { body, .. } => return body,
+            Output::Changed { process, side, from, to, cause } => info!(process, ?side, "{from} → {to}: {cause}"),
+            Output::Do { process, side, action } => {
+                let config = engine.lock().unwrap().process(&process).map(|p| p.config.clone());
+                let Some(config) = config else { return Body::Error { reason: format!("no process {process:?} here") } };
+                let outcome = perform(&config, action, deadline_ms);
+                queue.extend(engine.lock().unwrap().handle(Input::Done { process, side, outcome }));
             }
         }
-        other => Err(format!("an agent does not take {other:?}")),
-    })();
-    r.unwrap_or_else(|reason| Body::Error { reason })
+    }
+    Body::Error { reason: "internal: the agent gave no answer".into() }
 }

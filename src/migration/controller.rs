@@ -1,7 +1,8 @@
-//! The connection controller on the edge host: the steering map (which
-//! network each service's packets go to), holding a service's packets on
-//! AF_XDP sockets during a migration and releasing them, in order, to
-//! the new network.
+//! The connection controller's edge on the edge host: the steering map
+//! (which network each service's packets go to), the AF_XDP sockets a
+//! held service's packets wait on and the ones that release them, in
+//! order, to the new network. What to do with each request is the pure
+//! engine's (`control::migration::controller`); this file carries it out.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -13,7 +14,8 @@ use std::{
 use anyhow::Context as _;
 use control::{
     migration::config::MigrationController,
-    migration::Body,
+    migration::controller::{Action, Controller, Input, Outcome, Output},
+    migration::{Body, Frame},
 };
 use dataplane_common::steer::{NetEgress, Steering, STEER_HOLD};
 use dataplane_user::{
@@ -24,7 +26,6 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use super::transport::serve;
-use control::migration::Frame;
 
 /// Frames one service may have held at once; more are dropped and counted.
 pub const HOLD_FRAMES_MAX: usize = 65536;
@@ -87,7 +88,9 @@ fn ipv4_dst(f: &[u8]) -> Option<u32> {
     Some(u32::from_ne_bytes([d[0], d[1], d[2], d[3]]))
 }
 
-struct Controller {
+/// The controller's I/O: the steer program's maps, the networks'
+/// egress and the AF_XDP sockets.
+struct SteerIo {
     dp: Dataplane,
     /// Network id → (next hop MAC, egress MAC, egress ifindex).
     nets: HashMap<u32, ([u8; 6], [u8; 6], u32)>,
@@ -96,11 +99,9 @@ struct Controller {
     tx: HashMap<u32, Xsk>,
     ingress: u32,
     held: Arc<Mutex<Held>>,
-    current: HashMap<Ipv4Addr, u32>,
-    pub last_switch_us: Option<u64>,
 }
 
-impl Controller {
+impl SteerIo {
     /// Program network `id`'s egress (map entry, and a TX socket on its
     /// interface unless one is open already).
     fn add_network(&mut self, id: u32, name: &str, via: &str, next_hop_mac: &str) -> Result<(), String> {
@@ -118,16 +119,104 @@ impl Controller {
         self.nets.insert(id, (mac, src, ifindex));
         Ok(())
     }
+
+    fn steer(&mut self, service: Ipv4Addr, network: u32, flags: u32) -> Result<(), String> {
+        self.dp.set_steering(u32::from_ne_bytes(service.octets()), Steering { network, flags }).map_err(|e| e.to_string())
+    }
+
+    /// Carry out one of the engine's actions; `t0`: when the request
+    /// being handled arrived (a switch's time counts from there).
+    fn perform(&mut self, action: &Action, t0: Instant) -> Outcome {
+        match action {
+            Action::Hold { service, network } => {
+                // Frames left from an earlier hold (raced past its
+                // release) are stale now: drop them.
+                let key = u32::from_ne_bytes(service.octets());
+                {
+                    let mut h = self.held.lock().unwrap();
+                    h.drain();
+                    let stale = h.frames.remove(&key).map_or(0, |f| f.len());
+                    h.first.remove(&key);
+                    if stale > 0 {
+                        warn!(%service, stale, "dropped frames left from an earlier hold");
+                    }
+                }
+                Outcome::Done(self.steer(*service, *network, STEER_HOLD))
+            }
+            Action::AddNetwork { id, name, via, next_hop_mac } => Outcome::Done(self.add_network(*id, name, via, next_hop_mac)),
+            Action::Switch { service, to } => Outcome::Switched((|| {
+                // Release what was held, in order, to the new network
+                // while the service is still held (so nothing new
+                // overtakes it), then let the service's packets go to the
+                // new network directly; the engine then has what raced in
+                // before that sent.
+                let key = u32::from_ne_bytes(service.octets());
+                self.steer(*service, *to, STEER_HOLD)?;
+                let mut pause = None;
+                let mut released = 0;
+                for _ in 0..64 {
+                    let n = release(self, key, *to, &mut pause)?;
+                    released += n;
+                    if n == 0 {
+                        break;
+                    }
+                }
+                self.steer(*service, *to, 0)?;
+                Ok((t0.elapsed().as_micros() as u64, released, pause))
+            })()),
+            Action::Release { service, network, pause_us } => {
+                let mut pause = *pause_us;
+                Outcome::Released(release(self, u32::from_ne_bytes(service.octets()), *network, &mut pause).map(|n| (n, pause)))
+            }
+            Action::Steer { service, network } => Outcome::Done(self.steer(*service, *network, 0)),
+            Action::Unsteer { service } => Outcome::Done(self.dp.remove_steering(u32::from_ne_bytes(service.octets())).map_err(|e| e.to_string())),
+        }
+    }
+}
+
+/// The engine and its I/O, one request at a time.
+struct Running {
+    engine: Controller,
+    io: SteerIo,
+}
+
+impl Running {
+    /// Carry out the engine's outputs and feed back their outcomes until
+    /// none are left: the answer, if one came, and the notes.
+    fn run(&mut self, first: Vec<Output>, t0: Instant) -> (Option<Body>, Vec<String>) {
+        let mut queue: VecDeque<Output> = first.into();
+        let (mut answer, mut notes) = (None, Vec::new());
+        while let Some(o) = queue.pop_front() {
+            match o {
+                Output::Answer(b) => answer = Some(b),
+                Output::Note(n) => {
+                    info!("{n}");
+                    notes.push(n);
+                }
+                Output::Changed { service, from, to, cause } => {
+                    let show = |s: Option<String>| s.unwrap_or_else(|| "-".into());
+                    info!(%service, "{} → {}: {cause}", show(from), show(to));
+                }
+                Output::Do(action) => {
+                    let outcome = self.io.perform(&action, t0);
+                    if let Outcome::Done(Err(e)) = &outcome {
+                        notes.push(e.clone());
+                    }
+                    queue.extend(self.engine.handle(Input::Done { action, outcome }));
+                }
+            }
+        }
+        (answer, notes)
+    }
 }
 
 fn xsk_options(rx: bool) -> XskOptions {
     XskOptions { frames: 4096, frame_size: 2048, rx, tx: true }
 }
 
-/// The running controller, for `status` and `stats`.
-#[derive(Clone)]
 /// What the controller is doing now: the services it steers (address,
 /// network) and the frames it holds.
+#[derive(Clone)]
 pub struct ControllerStatus {
     pub queues: usize,
     pub networks: Vec<u32>,
@@ -136,8 +225,9 @@ pub struct ControllerStatus {
     pub last_switch_us: Option<u64>,
 }
 
+/// The running controller, for `status`, `stats` and reload.
 pub struct ControllerHandle {
-    c: Arc<Mutex<Controller>>,
+    c: Arc<Mutex<Running>>,
     pub interface: String,
 }
 
@@ -147,8 +237,8 @@ impl ControllerHandle {
     pub fn counters(&self) -> anyhow::Result<Vec<(String, u64, u64)>> {
         let c = self.c.lock().unwrap();
         let mut out: Vec<(String, u64, u64)> =
-            c.dp.steer_stats()?.iter().enumerate().map(|(i, k)| (dataplane_common::steer::stat::NAMES[i].to_string(), k.packets, k.bytes)).collect();
-        let h = c.held.lock().unwrap();
+            c.io.dp.steer_stats()?.iter().enumerate().map(|(i, k)| (dataplane_common::steer::stat::NAMES[i].to_string(), k.packets, k.bytes)).collect();
+        let h = c.io.held.lock().unwrap();
         let mut sum = dataplane_user::xsk::XskStats::default();
         for x in &h.rx {
             let st = x.stats()?;
@@ -164,12 +254,29 @@ impl ControllerHandle {
 
     pub fn summary(&self) -> ControllerStatus {
         let c = self.c.lock().unwrap();
-        let h = c.held.lock().unwrap();
-        let mut services: Vec<(String, u32)> = c.current.iter().map(|(a, n)| (a.to_string(), *n)).collect();
+        let h = c.io.held.lock().unwrap();
+        let mut services: Vec<(String, u32)> = c.engine.services().map(|(a, s)| (a.to_string(), s.network())).collect();
         services.sort();
-        let mut networks: Vec<u32> = c.nets.keys().copied().collect();
-        networks.sort();
-        ControllerStatus { queues: h.rx.len(), networks, services, held_frames: h.frames.values().map(|q| q.len()).sum(), last_switch_us: c.last_switch_us }
+        let networks: Vec<u32> = c.engine.networks().collect();
+        ControllerStatus { queues: h.rx.len(), networks, services, held_frames: h.frames.values().map(|q| q.len()).sum(), last_switch_us: c.engine.last_switch_us }
+    }
+
+    /// Whether the config's networks and services can be applied now
+    /// (changes nothing): the engine's refusals, and each new network's
+    /// interface must exist.
+    pub fn check(&self, cfg: &MigrationController) -> Result<(), String> {
+        self.c.lock().unwrap().engine.check(&cfg.networks, &cfg.services)?;
+        for (i, n) in cfg.networks.iter().enumerate() {
+            dataplane_user::ifindex(&n.via).and_then(|_| dataplane_user::mac_of(&n.via)).map_err(|e| format!("migration.controller.network[{i}].via: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Apply the config's networks and services; what changed.
+    pub fn configure(&self, cfg: &MigrationController) -> Result<Vec<String>, String> {
+        let mut c = self.c.lock().unwrap();
+        let first = c.engine.configure(&cfg.networks, &cfg.services)?;
+        Ok(c.run(first, Instant::now()).1)
     }
 }
 
@@ -207,17 +314,27 @@ pub async fn run_controller(cfg: MigrationController, opts: &dataplane_user::Loa
     }
     let fds: Vec<i32> = rx.iter().map(|x| x.fd()).collect();
     let held = Arc::new(Mutex::new(Held { rx, frames: HashMap::new(), first: HashMap::new(), overflow: 0 }));
-    let mut c = Controller { dp, nets: HashMap::new(), tx: HashMap::new(), ingress, held: held.clone(), current, last_switch_us: None };
-    for n in &cfg.networks {
-        c.add_network(n.id, &n.name, &n.via, &n.next_hop_mac).map_err(|e| anyhow::anyhow!(e))?;
+    let io = SteerIo { dp, nets: HashMap::new(), tx: HashMap::new(), ingress, held: held.clone() };
+    let mut c = Running { engine: Controller::new(current.clone()), io };
+    // The config's networks, programmed as the engine asks; any failure
+    // stops the start.
+    let first = c.engine.configure(&cfg.networks, &cfg.services).map_err(|e| anyhow::anyhow!(e))?;
+    for o in first {
+        if let Output::Do(a) = o {
+            let outcome = c.io.perform(&a, Instant::now());
+            if let Outcome::Done(Err(e)) = &outcome {
+                anyhow::bail!("{e}");
+            }
+            c.engine.handle(Input::Done { action: a, outcome });
+        }
     }
-    for (addr, net) in c.current.clone() {
-        c.dp.set_steering(u32::from_ne_bytes(addr.octets()), Steering { network: net, flags: 0 })?;
+    for (addr, net) in current {
+        c.io.steer(addr, net, 0).map_err(|e| anyhow::anyhow!(e))?;
     }
     // Only now (no hold left from before a restart) do held packets reach
     // the new sockets.
     for (q, fd) in fds.iter().enumerate() {
-        c.dp.set_steer_xsk(q as u32, *fd)?;
+        c.io.dp.set_steer_xsk(q as u32, *fd)?;
     }
     {
         // Take held frames off the sockets as they come, so a long hold is
@@ -246,8 +363,8 @@ pub async fn run_controller(cfg: MigrationController, opts: &dataplane_user::Loa
 /// Take `service`'s held frames off the sockets and send them to network
 /// `net` in order; `pause` gets the time from the first held frame to the
 /// first sent. Returns how many were sent.
-fn release(c: &mut Controller, service: u32, net: u32, pause: &mut Option<u64>) -> Result<u32, String> {
-    let Controller { nets, tx, held, .. } = c;
+fn release(c: &mut SteerIo, service: u32, net: u32, pause: &mut Option<u64>) -> Result<u32, String> {
+    let SteerIo { nets, tx, held, .. } = c;
     let (mac, src, ifindex) = *nets.get(&net).ok_or_else(|| format!("no network {net}"))?;
     let mut h = held.lock().unwrap();
     h.drain();
@@ -281,60 +398,9 @@ fn release(c: &mut Controller, service: u32, net: u32, pause: &mut Option<u64>) 
     Ok(sent)
 }
 
-fn controller(c: &mut Controller, body: Body) -> Body {
-    let r: Result<Body, String> = (|| match body {
-        Body::Hold { service } => {
-            let net = *c.current.get(&service).ok_or_else(|| format!("{service} is not steered here"))?;
-            // Frames left from an earlier hold (raced past its release)
-            // are stale now: drop them.
-            {
-                let key = u32::from_ne_bytes(service.octets());
-                let mut h = c.held.lock().unwrap();
-                h.drain();
-                let stale = h.frames.remove(&key).map_or(0, |f| f.len());
-                h.first.remove(&key);
-                if stale > 0 {
-                    warn!(%service, stale, "dropped frames left from an earlier hold");
-                }
-            }
-            c.dp.set_steering(u32::from_ne_bytes(service.octets()), Steering { network: net, flags: STEER_HOLD }).map_err(|e| e.to_string())?;
-            Ok(Body::Ok)
-        }
-        Body::SwitchRequest { service, to } => {
-            let t0 = Instant::now();
-            if !c.nets.contains_key(&to.id) {
-                match (&to.via, &to.next_hop_mac) {
-                    (Some(via), Some(mac)) => {
-                        // Claim 4: the request carries network 2's information.
-                        c.add_network(to.id, &to.name, via, mac)?;
-                        info!(network = %to.name, id = to.id, via, "network learned from a switch request");
-                    }
-                    _ => return Err(format!("no network {} ({}) here, and the request does not say how to reach it", to.id, to.name)),
-                }
-            }
-            let key = u32::from_ne_bytes(service.octets());
-            // Release what was held, in order, to the new network while the
-            // service is still held (so nothing new overtakes it), then let
-            // the service's packets go to the new network directly, then
-            // send what raced in before that.
-            c.dp.set_steering(key, Steering { network: to.id, flags: STEER_HOLD }).map_err(|e| e.to_string())?;
-            let mut pause = None;
-            let mut released = 0;
-            for _ in 0..64 {
-                let n = release(c, key, to.id, &mut pause)?;
-                released += n;
-                if n == 0 {
-                    break;
-                }
-            }
-            c.dp.set_steering(key, Steering { network: to.id, flags: 0 }).map_err(|e| e.to_string())?;
-            c.last_switch_us = Some(t0.elapsed().as_micros() as u64);
-            c.current.insert(service, to.id);
-            released += release(c, key, to.id, &mut pause)?;
-            let pause_us = pause.unwrap_or(0);
-            Ok(Body::SwitchDone { service, switch_us: c.last_switch_us.unwrap_or(0), released, pause_us })
-        }
-        other => Err(format!("a connection controller does not take {other:?}")),
-    })();
-    r.unwrap_or_else(|reason| Body::Error { reason })
+/// One request: the engine's answer, its actions carried out.
+fn controller(c: &mut Running, body: Body) -> Body {
+    let t0 = Instant::now();
+    let first = c.engine.handle(Input::Request(body));
+    c.run(first, t0).0.unwrap_or_else(|| Body::Error { reason: "internal: the controller gave no answer".into() })
 }
