@@ -65,20 +65,7 @@ impl Coordinator {
                 db.execute_batch(&format!("ALTER TABLE networks ADD COLUMN {col} TEXT"))?;
             }
         }
-        for s in &cfg.servers {
-            db.execute("INSERT OR REPLACE INTO servers VALUES (?1, ?2, ?3, ?4)", rusqlite::params![s.name, s.address.to_string(), s.network, s.agent])?;
-        }
-        for n in &cfg.networks {
-            let controller = n.controller.clone().or(cfg.controller.map(|c| c.to_string()));
-            db.execute(
-                "INSERT OR REPLACE INTO networks (name, id, controller, via, next_hop_mac) VALUES (?1, ?2, ?3, ?4, ?5)",
-                rusqlite::params![n.name, n.id, controller, n.via, n.next_hop_mac],
-            )?;
-        }
-        for p in &cfg.processes {
-            // The store keeps where a process moved to across restarts.
-            db.execute("INSERT OR IGNORE INTO processes VALUES (?1, ?2, ?3)", rusqlite::params![p.name, p.server, p.service.to_string()])?;
-        }
+        put_config(&db, &cfg)?;
         // Past migrations (the last HISTORY), and any a previous run left
         // unfinished: `recover` finishes or rolls those back.
         db.execute("DELETE FROM migrations WHERE id <= (SELECT MAX(id) FROM migrations) - ?1", [HISTORY])?;
@@ -181,6 +168,68 @@ impl Coordinator {
         rows.collect::<rusqlite::Result<_>>().map_err(|e| e.to_string())
     }
 
+    /// Apply a reloaded `[migration.coordinator]` (its `listen` and
+    /// `database` unchanged) as at start: its servers, networks and
+    /// processes into the store; and what the old config named and the new
+    /// one does not out of it, refused as `servers remove` and `networks
+    /// remove` refuse (and a process being moved). All or nothing: with
+    /// `commit` false (a check) nothing changes either way. What changed.
+    pub fn reconcile(&mut self, new: &MigrationCoordinator, commit: bool) -> Result<Vec<String>, String> {
+        self.db.execute_batch("BEGIN").map_err(|e| e.to_string())?;
+        let r = self.reconcile_in_transaction(new);
+        let end = if commit && r.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        self.db.execute_batch(end).map_err(|e| format!("{end}: {e}"))?;
+        if commit && r.is_ok() {
+            self.cfg = new.clone();
+        }
+        r
+    }
+
+    fn reconcile_in_transaction(&mut self, new: &MigrationCoordinator) -> Result<Vec<String>, String> {
+        let old = self.cfg.clone();
+        let mut changed = Vec::new();
+        for p in old.processes.iter().filter(|p| !new.processes.iter().any(|q| q.name == p.name)) {
+            if self.busy.contains(&p.name) {
+                return Err(format!("migration.coordinator.process: {} is being migrated; it cannot be removed now", p.name));
+            }
+            self.db.execute("DELETE FROM processes WHERE name = ?1", [&p.name]).map_err(|e| e.to_string())?;
+            changed.push(format!("process {} removed", p.name));
+        }
+        for s in old.servers.iter().filter(|s| !new.servers.iter().any(|t| t.name == s.name)) {
+            self.remove_server(&s.name).map_err(|e| format!("migration.coordinator.server {:?}: {e}", s.name))?;
+            changed.push(format!("server {} removed", s.name));
+        }
+        for n in old.networks.iter().filter(|n| !new.networks.iter().any(|m| m.name == n.name)) {
+            self.remove_network(&n.name).map_err(|e| format!("migration.coordinator.network {:?}: {e}", n.name))?;
+            changed.push(format!("network {} removed", n.name));
+        }
+        put_config(&self.db, new).map_err(|e| e.to_string())?;
+        let what = |old: bool, same: bool| if !old { "added" } else if same { "" } else { "changed" };
+        for n in &new.networks {
+            let o = old.networks.iter().find(|m| m.name == n.name);
+            let w = what(o.is_some(), o == Some(n) && old.controller == new.controller);
+            if !w.is_empty() {
+                changed.push(format!("network {} {w}", n.name));
+            }
+        }
+        for s in &new.servers {
+            let o = old.servers.iter().find(|t| t.name == s.name);
+            let w = what(o.is_some(), o == Some(s));
+            if !w.is_empty() {
+                changed.push(format!("server {} {w}", s.name));
+            }
+        }
+        for p in &new.processes {
+            if !old.processes.iter().any(|q| q.name == p.name) {
+                changed.push(format!("process {} added", p.name));
+            }
+        }
+        if old.timeout_ms != new.timeout_ms {
+            changed.push(format!("timeout_ms {} → {}", old.timeout_ms, new.timeout_ms));
+        }
+        Ok(changed)
+    }
+
     /// (current server, service address) of a process.
     fn place(&self, process: &str) -> anyhow::Result<(String, Ipv4Addr)> {
         let (s, a): (String, String) = self
@@ -189,6 +238,27 @@ impl Coordinator {
             .map_err(|_| anyhow::anyhow!("no process {process:?} in the store"))?;
         Ok((s, a.parse()?))
     }
+}
+
+/// The config's servers, networks and processes into the store: servers
+/// and networks as configured; a process's place only if the store has
+/// none (it keeps where a process moved to across restarts).
+fn put_config(db: &rusqlite::Connection, cfg: &MigrationCoordinator) -> rusqlite::Result<()> {
+    for s in &cfg.servers {
+        db.execute("INSERT OR REPLACE INTO servers VALUES (?1, ?2, ?3, ?4)", rusqlite::params![s.name, s.address.to_string(), s.network, s.agent])?;
+    }
+    for n in &cfg.networks {
+        let controller = n.controller.clone().or(cfg.controller.map(|c| c.to_string()));
+        db.execute(
+            "INSERT OR REPLACE INTO networks (name, id, controller, via, next_hop_mac) VALUES (?1, ?2, ?3, ?4, ?5)",
+            rusqlite::params![n.name, n.id, controller, n.via, n.next_hop_mac],
+        )?;
+    }
+    for p in &cfg.processes {
+        // The store keeps where a process moved to across restarts.
+        db.execute("INSERT OR IGNORE INTO processes VALUES (?1, ?2, ?3)", rusqlite::params![p.name, p.server, p.service.to_string()])?;
+    }
+    Ok(())
 }
 
 /// Clears a process's busy mark however its migration ends.
@@ -525,6 +595,44 @@ mod tests {
         c.remove_network("n2").unwrap();
         assert!(c.remove_network("n2").unwrap_err().contains("no network"));
         assert_eq!(c.servers().unwrap().len(), 1);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A reload re-applies the config's entries and removes what it no
+    /// longer names, all or nothing; a check changes nothing.
+    #[test]
+    fn a_reload_reconciles_the_store_all_or_nothing() {
+        let dir = std::env::temp_dir().join(format!("ep-coord-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let place = |server: &str| control::migration::config::ProcessPlace { name: "p".into(), server: server.into(), service: Ipv4Addr::new(192, 0, 2, 80) };
+        let cfg = MigrationCoordinator {
+            controller: Some("127.0.0.1:7700".parse().unwrap()),
+            listen: None,
+            database: dir.join("m.db"),
+            timeout_ms: 1000,
+            servers: vec![server("s1", "n1"), server("s2", "n2")],
+            networks: vec![net("n1", 1), net("n2", 2)],
+            processes: vec![place("s1")],
+        };
+        let mut c = Coordinator::open(cfg.clone()).unwrap();
+        let names = |c: &Coordinator| c.servers().unwrap().into_iter().map(|s| s.name).collect::<Vec<_>>();
+        // s2 and n2 go, s3 on n3 comes.
+        let new = MigrationCoordinator { servers: vec![server("s1", "n1"), server("s3", "n3")], networks: vec![net("n1", 1), net("n3", 3)], timeout_ms: 2000, ..cfg.clone() };
+        assert_eq!(c.reconcile(&new, false).unwrap(), ["server s2 removed", "network n2 removed", "network n3 added", "server s3 added", "timeout_ms 1000 → 2000"]);
+        assert_eq!((names(&c), c.cfg.timeout_ms), (vec!["s1".to_string(), "s2".into()], 1000), "a check changes nothing");
+        c.reconcile(&new, true).unwrap();
+        assert_eq!((names(&c), c.cfg.timeout_ms), (vec!["s1".to_string(), "s3".into()], 2000));
+        assert!(c.networks().unwrap().iter().all(|n| n.name != "n2"));
+        // Removing the server a process runs on is refused, and the rest
+        // of that reload (a new server) is not applied either.
+        let bad = MigrationCoordinator { servers: vec![server("s3", "n3"), server("s4", "n3")], ..new.clone() };
+        let e = c.reconcile(&bad, true).unwrap_err();
+        assert!(e.starts_with("migration.coordinator.server \"s1\": p run on \"s1\""), "{e}");
+        assert_eq!(names(&c), ["s1", "s3"]);
+        // A process being moved is not removed.
+        c.busy.insert("p".into());
+        let e = c.reconcile(&MigrationCoordinator { processes: vec![], ..new.clone() }, false).unwrap_err();
+        assert!(e.contains("p is being migrated"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }
