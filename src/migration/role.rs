@@ -62,6 +62,28 @@ impl MigrationRole {
     }
 }
 
+/// The first key of `[migration]` that changed and needs a restart: a
+/// part added or removed, a listen address (its socket is bound), the
+/// database, the controller's interface (its program is attached).
+fn restart_only(old: &Migration, new: &Migration) -> Option<&'static str> {
+    fn differ<T, K: PartialEq>(a: Option<&T>, b: Option<&T>, key: impl Fn(&T) -> K) -> bool {
+        a.map(&key) != b.map(&key)
+    }
+    let (a, c, k) = ((old.agent.as_ref(), new.agent.as_ref()), (old.controller.as_ref(), new.controller.as_ref()), (old.coordinator.as_ref(), new.coordinator.as_ref()));
+    [
+        ("agent", differ(a.0, a.1, |_| ())),
+        ("agent.listen", differ(a.0, a.1, |x| x.listen)),
+        ("controller", differ(c.0, c.1, |_| ())),
+        ("controller.listen", differ(c.0, c.1, |x| x.listen)),
+        ("controller.interface", differ(c.0, c.1, |x| x.interface.clone())),
+        ("coordinator", differ(k.0, k.1, |_| ())),
+        ("coordinator.listen", differ(k.0, k.1, |x| x.listen)),
+        ("coordinator.database", differ(k.0, k.1, |x| x.database.clone())),
+    ]
+    .into_iter()
+    .find_map(|(key, changed)| changed.then_some(key))
+}
+
 fn ended(step: Step) -> bool {
     matches!(step, Step::Done | Step::RolledBack)
 }
@@ -141,42 +163,18 @@ impl Role for MigrationRole {
         if *n == self.cfg {
             return Ok(());
         }
-        let restart = |key: &str| Err(format!("migration.{key} changed; restart the daemon to apply it (nothing was changed)"));
-        match (&self.cfg.agent, &n.agent, &self.agent) {
-            (None, None, _) => {}
-            (Some(a), Some(b), Some(h)) => {
-                if a.listen != b.listen {
-                    return restart("agent.listen");
-                }
-                h.check(&b.processes).map_err(|e| format!("migration.agent.process: {e} (nothing was changed)"))?;
-            }
-            _ => return restart("agent"),
+        if let Some(key) = restart_only(&self.cfg, n) {
+            return Err(format!("migration.{key} changed; restart the daemon to apply it (nothing was changed)"));
         }
-        match (&self.cfg.controller, &n.controller, &self.controller) {
-            (None, None, _) => {}
-            (Some(a), Some(b), Some(h)) => {
-                if a.listen != b.listen {
-                    return restart("controller.listen");
-                }
-                if a.interface != b.interface {
-                    return restart("controller.interface");
-                }
-                h.check(b).map_err(|e| format!("{e} (nothing was changed)"))?;
-            }
-            _ => return restart("controller"),
+        let unchanged = |e: String| format!("{e} (nothing was changed)");
+        if let (Some(h), Some(b)) = (&self.agent, &n.agent) {
+            h.check(&b.processes).map_err(|e| unchanged(format!("migration.agent.process: {e}")))?;
         }
-        match (&self.cfg.coordinator, &n.coordinator, &self.coordinator) {
-            (None, None, _) => {}
-            (Some(a), Some(b), Some(c)) => {
-                if a.listen != b.listen {
-                    return restart("coordinator.listen");
-                }
-                if a.database != b.database {
-                    return restart("coordinator.database");
-                }
-                c.lock().unwrap().reconcile(b, false).map_err(|e| format!("{e} (nothing was changed)"))?;
-            }
-            _ => return restart("coordinator"),
+        if let (Some(h), Some(b)) = (&self.controller, &n.controller) {
+            h.check(b).map_err(unchanged)?;
+        }
+        if let (Some(c), Some(b)) = (&self.coordinator, &n.coordinator) {
+            c.lock().unwrap().reconcile(b, false).map_err(unchanged)?;
         }
         Ok(())
     }
