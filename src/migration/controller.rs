@@ -199,9 +199,6 @@ impl Running {
                 }
                 Output::Do(action) => {
                     let outcome = self.io.perform(&action, t0);
-                    if let Outcome::Done(Err(e)) = &outcome {
-                        notes.push(e.clone());
-                    }
                     queue.extend(self.engine.handle(Input::Done { action, outcome }));
                 }
             }

@@ -101,6 +101,23 @@ pub enum Source {
     Restoring,
 }
 
+impl Source {
+    /// The state's name, for the log (without the data it carries).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Source::Running => "Running",
+            Source::Pausing => "Pausing",
+            Source::Exporting => "Exporting",
+            Source::Freezing { .. } => "Freezing",
+            Source::Transferring => "Transferring",
+            Source::GivingUpAddress => "GivingUpAddress",
+            Source::Undoing { .. } => "Undoing",
+            Source::Moved => "Moved",
+            Source::Restoring => "Restoring",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Destination {
     /// Nothing imported here waits for a resume.
@@ -118,6 +135,22 @@ pub enum Destination {
     /// An Abort: kept paused, what the import brought dropped, the
     /// addresses it took given up.
     Discarding,
+}
+
+impl Destination {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Destination::Idle => "Idle",
+            Destination::Thawing => "Thawing",
+            Destination::Pausing => "Pausing",
+            Destination::TakingAddress => "TakingAddress",
+            Destination::Importing => "Importing",
+            Destination::DroppingAddress { .. } => "DroppingAddress",
+            Destination::Imported => "Imported",
+            Destination::Resuming => "Resuming",
+            Destination::Discarding => "Discarding",
+        }
+    }
 }
 
 /// What the edge does for the engine; each is answered with
@@ -241,11 +274,6 @@ pub struct Agent {
     processes: BTreeMap<String, Process>,
 }
 
-fn name_of<T: std::fmt::Debug>(s: &T) -> String {
-    let d = format!("{s:?}");
-    d.split([' ', '{', '(']).next().unwrap_or("").to_string()
-}
-
 impl Agent {
     pub fn new(processes: &[MigratableProcess]) -> Self {
         Self { processes: processes.iter().map(|p| (p.name.clone(), Process::new(p.clone()))).collect() }
@@ -262,9 +290,10 @@ impl Agent {
             if !p.busy() {
                 continue;
             }
+            let refused = |what: &str| Err(format!("{name} is being migrated (source {}, destination {}); it cannot be {what} now", p.source.name(), p.destination.name()));
             match processes.iter().find(|q| q.name == *name) {
-                None => return Err(format!("{name} is being migrated (source {}, destination {}); it cannot be removed now", name_of(&p.source), name_of(&p.destination))),
-                Some(q) if *q != p.config => return Err(format!("{name} is being migrated (source {}, destination {}); it cannot be changed now", name_of(&p.source), name_of(&p.destination))),
+                None => return refused("removed"),
+                Some(q) if *q != p.config => return refused("changed"),
                 Some(_) => {}
             }
         }
@@ -340,15 +369,16 @@ impl Agent {
                 // address that cannot be restored stays listed for a
                 // retry, and the process resumes regardless.
                 p.imported.clear();
+                let mut out = Vec::new();
                 if p.destination == Destination::Imported {
-                    p.destination = Destination::Idle;
+                    out.push(destination_to(p, Destination::Idle, "the source aborted: the process runs here"));
                 }
                 let dev = p.config.service_dev.clone();
                 p.abort = std::mem::take(&mut p.moved).into_iter().map(|address| Action::AddAddress { address, dev: dev.clone() }).collect();
                 p.abort.push(Action::Thaw { frozen: vec![] });
                 p.abort.push(Action::App { op: AppOp::Resume, state: None });
                 p.errors.clear();
-                let mut out = vec![source_to(p, Source::Restoring, &format!("abort: {reason}"))];
+                out.push(source_to(p, Source::Restoring, &format!("abort: {reason}")));
                 out.extend(next_abort(p, Side::Source));
                 out
             }
@@ -397,13 +427,14 @@ impl Agent {
                 // The process comes (back) here: an earlier move away is
                 // not coming back.
                 p.moved.clear();
+                let mut out = Vec::new();
                 if p.source == Source::Moved {
-                    p.source = Source::Running;
+                    out.push(source_to(p, Source::Running, "moved back here"));
                 }
                 p.import = Some((service, state));
                 // The copy here may be frozen from an earlier move away.
                 let frozen = std::mem::take(&mut p.frozen);
-                let mut out = vec![destination_to(p, Destination::Thawing, "import")];
+                out.push(destination_to(p, Destination::Thawing, "import"));
                 out.push(act(p, Side::Destination, Action::Thaw { frozen }));
                 out
             }
@@ -427,12 +458,12 @@ fn answer(p: &Process, side: Side, body: Body) -> Output {
 
 fn source_to(p: &mut Process, to: Source, cause: &str) -> Output {
     let from = std::mem::replace(&mut p.source, to);
-    Output::Changed { process: p.config.name.clone(), side: Side::Source, from: name_of(&from), to: name_of(&p.source), cause: cause.into() }
+    Output::Changed { process: p.config.name.clone(), side: Side::Source, from: from.name().into(), to: p.source.name().into(), cause: cause.into() }
 }
 
 fn destination_to(p: &mut Process, to: Destination, cause: &str) -> Output {
     let from = std::mem::replace(&mut p.destination, to);
-    Output::Changed { process: p.config.name.clone(), side: Side::Destination, from: name_of(&from), to: name_of(&p.destination), cause: cause.into() }
+    Output::Changed { process: p.config.name.clone(), side: Side::Destination, from: from.name().into(), to: p.destination.name().into(), cause: cause.into() }
 }
 
 /// A start failed after the pause: thaw and resume (best effort), then
@@ -608,10 +639,12 @@ fn destination_done(p: &mut Process, outcome: Outcome) -> Vec<Output> {
             // and the import here is for good.
             p.moved.clear();
             p.imported.clear();
+            let mut out = Vec::new();
             if p.source == Source::Moved {
-                p.source = Source::Running;
+                out.push(source_to(p, Source::Running, "the move ended here"));
             }
-            destination_end(p, Body::Ok, "resumed")
+            out.extend(destination_end(p, Body::Ok, "resumed"));
+            out
         }
         (Destination::Discarding, outcome) => {
             if let Some(last) = p.abort_last.take() {
@@ -647,16 +680,25 @@ mod tests {
 
     /// Handle one request, answering each action with `outcome`; the
     /// actions asked for and the answer.
-    fn run(a: &mut Agent, body: Body, mut outcome: impl FnMut(&Action) -> Outcome) -> (Vec<Action>, Body) {
+    fn run(a: &mut Agent, body: Body, outcome: impl FnMut(&Action) -> Outcome) -> (Vec<Action>, Body) {
+        let (actions, answer, _) = run_logged(a, body, outcome);
+        (actions, answer)
+    }
+
+    /// Like [`run`], also giving the state changes, "side: from → to".
+    fn run_logged(a: &mut Agent, body: Body, mut outcome: impl FnMut(&Action) -> Outcome) -> (Vec<Action>, Body, Vec<String>) {
         let mut queue: std::collections::VecDeque<Output> = a.handle(Input::Request(body)).into();
-        let mut actions = Vec::new();
+        let (mut actions, mut changes) = (Vec::new(), Vec::new());
         while let Some(o) = queue.pop_front() {
             match o {
                 Output::Answer { body, .. } => {
                     assert!(queue.is_empty(), "the answer is the last output: {queue:?}");
-                    return (actions, body);
+                    return (actions, body, changes);
                 }
-                Output::Changed { from, to, .. } => assert_ne!(from, to, "a change changes something"),
+                Output::Changed { side, from, to, .. } => {
+                    assert_ne!(from, to, "a change changes something");
+                    changes.push(format!("{side:?}: {from} → {to}"));
+                }
                 Output::Do { process, side, action } => {
                     let o = outcome(&action);
                     actions.push(action);
@@ -711,6 +753,23 @@ mod tests {
         let p = a.process("p").unwrap();
         assert_eq!((&p.source, &p.moved, &p.frozen), (&Source::Moved, &vec![SVC], &vec![Frozen::Stopped(42)]));
         assert!(!p.busy(), "a process moved away may be removed");
+    }
+
+    #[test]
+    fn each_change_is_reported_old_to_new() {
+        let mut a = agent();
+        let (_, _, changes) = run_logged(&mut a, start(), ok);
+        assert_eq!(
+            changes,
+            ["Source: Running → Pausing", "Source: Pausing → Exporting", "Source: Exporting → Freezing", "Source: Freezing → Transferring", "Source: Transferring → GivingUpAddress", "Source: GivingUpAddress → Moved"]
+        );
+        let (_, _, changes) = run_logged(&mut a, Body::ImportState { process: "p".into(), state: "S".into(), service: SVC, transfer: None, total: 0 }, ok);
+        assert_eq!(
+            changes,
+            ["Source: Moved → Running", "Destination: Idle → Thawing", "Destination: Thawing → Pausing", "Destination: Pausing → TakingAddress", "Destination: TakingAddress → Importing", "Destination: Importing → Imported"]
+        );
+        let (_, _, changes) = run_logged(&mut a, abort(true), ok);
+        assert_eq!(changes, ["Destination: Imported → Discarding", "Destination: Discarding → Idle"]);
     }
 
     #[test]
