@@ -277,3 +277,106 @@ fn process_moves_to_network_2_without_losing_a_request() {
     cli(&["networks", "remove", "net6"]);
     assert!(!cli(&["servers"]).contains("s6"));
 }
+
+/// `edgeplane reload` applies what it can of `[migration]` live: the
+/// coordinator's servers and networks (a new one usable at once, a
+/// removed one gone), the controller's networks and services, the
+/// agent's processes; it refuses what needs a restart, and a process
+/// being migrated, changing nothing.
+#[test]
+fn reload_applies_migration_changes_live() {
+    if !common::kernel_available("migration_netns") {
+        return;
+    }
+    let _serial = common::serial();
+    let mut lab = Lab::new("r", env!("CARGO_BIN_EXE_edgeplane").as_ref());
+    lab.start();
+    let call = |role: &str, r: &Request| edgeplane::client::call(&lab.sock(role), r);
+    let names = |v: serde_json::Value| -> Vec<String> { v.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap().to_string()).collect() };
+    let edge = std::fs::read_to_string(lab.config("edge")).unwrap();
+
+    // The agent on s1 learns a second process; naming the one being
+    // migrated away (its pause held up: the counter is stopped) is refused.
+    let s1 = std::fs::read_to_string(lab.config("s1")).unwrap();
+    let second = "\n[[migration.agent.process]]\nname = \"counter2\"\ncontrol = \"/run/nowhere.ctl\"\nfreeze = false\n";
+    std::fs::write(lab.config("s1"), format!("{s1}{second}")).unwrap();
+    let m = call("s1", &Request::Reload).unwrap();
+    assert!(m["message"].as_str().unwrap().contains("agent: process counter2 added"), "{m}");
+    let st = call("s1", &Request::Status).unwrap();
+    assert!(st.to_string().contains("counter2"), "{st}");
+    lab.signal("counter-s1", "STOP");
+    let moving = thread::spawn({
+        let sock = lab.sock("edge");
+        move || edgeplane::client::call(&sock, &Request::MigrateStart { process: "counter".into(), to: "s2".into(), wait: true })
+    });
+    thread::sleep(Duration::from_millis(500));
+    let without_counter = s1.replace("name = \"counter\"", "name = \"counter3\"");
+    std::fs::write(lab.config("s1"), format!("{without_counter}{second}")).unwrap();
+    let e = call("s1", &Request::Reload).unwrap_err();
+    assert!(e.to_string().contains("counter is being migrated") && e.to_string().contains("nothing was changed"), "{e}");
+    lab.signal("counter-s1", "CONT");
+    let v = moving.join().unwrap().unwrap_or_else(|e| panic!("the held-up migration: {e}\n{}", lab.log("s1")));
+    assert_eq!(v["step"], "done", "{v}");
+    let st = call("s1", &Request::Status).unwrap();
+    assert!(!st.to_string().contains("counter3"), "the refused reload changed nothing: {st}");
+
+    // The edge: a new network and a server on it, another network and the
+    // server on it removed, a controller network and service added.
+    let grown = edge.replace("database =", "timeout_ms = 4000\ndatabase =")
+        + "\n[[migration.coordinator.network]]\nname = \"net7\"\nid = 7\ncontroller = \"127.0.0.1:7700\"\nvia = \"eth1\"\nnext_hop_mac = \"02:00:00:00:01:0a\"\n"
+        + "[[migration.coordinator.server]]\nname = \"s7\"\naddress = \"10.8.1.10\"\nnetwork = \"net7\"\nagent = \"10.8.1.10:7600\"\n";
+    let grown = grown.replace(
+        "[[migration.controller.service]]",
+        "[[migration.controller.network]]\nid = 6\nname = \"net6\"\nvia = \"eth1\"\nnext_hop_mac = \"02:00:00:00:01:0a\"\n[[migration.controller.service]]\naddress = \"10.99.0.81\"\nnetwork = 6\n[[migration.controller.service]]",
+    );
+    let cut = |s: &str, from: &str, to: &str| {
+        let a = s.find(from).unwrap();
+        let b = a + s[a..].find(to).unwrap();
+        format!("{}{}", &s[..a], &s[b..])
+    };
+    // net4 and s5 (behind another controller) go.
+    let grown = cut(&grown, "# Behind another edge host's controller", "# Known to the coordinator but not to the controller");
+    std::fs::write(lab.config("edge"), &grown).unwrap();
+    let m = call("edge", &Request::Reload).unwrap_or_else(|e| panic!("reload: {e}\n{}", lab.log("edge")));
+    let m = m["message"].as_str().unwrap().to_string();
+    for part in ["coordinator: server s5 removed", "network net4 removed", "network net7 added", "server s7 added", "timeout_ms 3000 → 4000", "controller: network net6 (6) via eth1 programmed"] {
+        assert!(m.contains(part), "{part:?} in {m}");
+    }
+    let servers = names(call("edge", &Request::Servers).unwrap());
+    assert!(servers.contains(&"s7".to_string()) && !servers.contains(&"s5".to_string()), "{servers:?}");
+    let networks = names(call("edge", &Request::Networks).unwrap());
+    assert!(networks.contains(&"net7".to_string()) && !networks.contains(&"net4".to_string()), "{networks:?}");
+    let st = call("edge", &Request::Status).unwrap();
+    let services = st["migration"]["controller"]["services"].to_string();
+    assert!(services.contains("10.99.0.81") && services.contains("10.99.0.80"), "{st}");
+    assert!(st["migration"]["controller"]["networks"].as_array().unwrap().contains(&6.into()), "{st}");
+    // The new server is usable at once: the counter moves s2 → s7 (s1's
+    // agent, behind network 7, which the controller learns from the
+    // switch request).
+    let v = call("edge", &Request::MigrateStart { process: "counter".into(), to: "s7".into(), wait: true }).unwrap_or_else(|e| panic!("to s7: {e}\n{}", lab.log("edge")));
+    assert_eq!(v["step"], "done", "{v}");
+    let got = terminal(format!("/run/netns/{}", lab.name("term")), 5, Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false))).join().unwrap();
+    assert!(got.iter().all(Option::is_some), "the service answers after the move: {got:?}");
+
+    // What needs a restart is refused, naming the key, and nothing of the
+    // file is applied (here also a new server).
+    for (key, changed) in [
+        ("migration.controller.interface", grown.replace("interface = \"eth0\"", "interface = \"eth1\"")),
+        ("migration.coordinator.database", grown.replace("coordinator.db", "other.db")),
+        ("migration.controller.listen", grown.replace("listen = \"127.0.0.1:7700\"", "listen = \"127.0.0.1:7701\"")),
+    ] {
+        let changed = changed + "[[migration.coordinator.server]]\nname = \"s8\"\naddress = \"10.8.1.10\"\nnetwork = \"net1\"\nagent = \"10.8.1.10:7600\"\n";
+        std::fs::write(lab.config("edge"), changed).unwrap();
+        let e = call("edge", &Request::Reload).unwrap_err().to_string();
+        assert!(e.contains(&format!("{key} changed; restart the daemon")), "{key}: {e}");
+        assert!(!names(call("edge", &Request::Servers).unwrap()).contains(&"s8".to_string()), "{key}: nothing applied");
+    }
+    // Removing the server the counter runs on is refused as `servers
+    // remove` refuses it, and nothing changes.
+    let stranded = grown.replace("name = \"s7\"", "name = \"s9\"");
+    std::fs::write(lab.config("edge"), stranded).unwrap();
+    let e = call("edge", &Request::Reload).unwrap_err().to_string();
+    assert!(e.contains("migration.coordinator.server \"s7\"") && e.contains("counter run on \"s7\""), "{e}");
+    let servers = names(call("edge", &Request::Servers).unwrap());
+    assert!(servers.contains(&"s7".to_string()) && !servers.contains(&"s9".to_string()), "{servers:?}");
+}

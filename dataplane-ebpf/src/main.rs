@@ -8,14 +8,14 @@
 mod csum;
 mod entry;
 mod floor;
-mod gw;
+mod gateway;
 mod lb;
 mod maps;
+mod migration;
 mod parse;
 mod ring;
 mod router;
-mod sipmon;
-mod steer;
+mod sip_monitor;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -23,6 +23,12 @@ impl Dataplane {
         h.insert(service, s, 0).map_err(map_err(&maps::ST_STEER))
     }
 
+    /// Stop steering `service` (network order): its packets pass.
+    pub fn remove_steering(&mut self, service: u32) -> Result<()> {
+        let mut h: HashMap<&mut MapData, u32, Steering> = self.map_mut(&maps::ST_STEER)?;
+        h.remove(&service).map_err(map_err(&maps::ST_STEER))
+    }
+
     pub fn steering(&self, service: u32) -> Result<Option<Steering>> {
         let h: HashMap<&MapData, u32, Steering> = self.map(&maps::ST_STEER)?;
         match h.get(&service, 0) {

@@ -13,11 +13,12 @@ use control::{
 };
 use tracing::{error, info};
 
-use super::{ControllerHandle, Coordinator};
+use super::{AgentHandle, ControllerHandle, Coordinator};
 use crate::daemon::{Pending, Role};
 
 pub struct MigrationRole {
     cfg: Migration,
+    agent: Option<AgentHandle>,
     controller: Option<ControllerHandle>,
     coordinator: Option<Arc<Mutex<Coordinator>>>,
 }
@@ -25,9 +26,10 @@ pub struct MigrationRole {
 impl MigrationRole {
     pub async fn start(config: &Config, opts: &dataplane_user::LoadOptions) -> anyhow::Result<Option<Self>> {
         let Some(cfg) = config.migration.clone() else { return Ok(None) };
-        if let Some(a) = cfg.agent.clone() {
-            super::run_agent(a).await?;
-        }
+        let agent = match cfg.agent.clone() {
+            Some(a) => Some(super::run_agent(a).await?),
+            None => None,
+        };
         let controller = match cfg.controller.clone() {
             Some(c) => Some(super::run_controller(c, opts).await?),
             None => None,
@@ -52,12 +54,34 @@ impl MigrationRole {
             }
             None => None,
         };
-        Ok(Some(Self { cfg, controller, coordinator }))
+        Ok(Some(Self { cfg, agent, controller, coordinator }))
     }
 
     fn coordinator(&self) -> Result<std::sync::MutexGuard<'_, Coordinator>, String> {
         Ok(self.coordinator.as_ref().ok_or("no [migration.coordinator] is configured on this host")?.lock().unwrap())
     }
+}
+
+/// The first key of `[migration]` that changed and needs a restart: a
+/// part added or removed, a listen address (its socket is bound), the
+/// database, the controller's interface (its program is attached).
+fn restart_only(old: &Migration, new: &Migration) -> Option<&'static str> {
+    fn differ<T, K: PartialEq>(a: Option<&T>, b: Option<&T>, key: impl Fn(&T) -> K) -> bool {
+        a.map(&key) != b.map(&key)
+    }
+    let (a, c, k) = ((old.agent.as_ref(), new.agent.as_ref()), (old.controller.as_ref(), new.controller.as_ref()), (old.coordinator.as_ref(), new.coordinator.as_ref()));
+    [
+        ("agent", differ(a.0, a.1, |_| ())),
+        ("agent.listen", differ(a.0, a.1, |x| x.listen)),
+        ("controller", differ(c.0, c.1, |_| ())),
+        ("controller.listen", differ(c.0, c.1, |x| x.listen)),
+        ("controller.interface", differ(c.0, c.1, |x| x.interface.clone())),
+        ("coordinator", differ(k.0, k.1, |_| ())),
+        ("coordinator.listen", differ(k.0, k.1, |x| x.listen)),
+        ("coordinator.database", differ(k.0, k.1, |x| x.database.clone())),
+    ]
+    .into_iter()
+    .find_map(|(key, changed)| changed.then_some(key))
 }
 
 fn ended(step: Step) -> bool {
@@ -128,15 +152,53 @@ impl Role for MigrationRole {
         Ok(())
     }
 
+    /// What can change live: the agent's processes (not one being
+    /// migrated) and its coordinator; the controller's networks and
+    /// services (not a service a migration holds); the coordinator's
+    /// servers, networks, processes, default controller and timeout. The
+    /// listen addresses, the database and the controller's interface need
+    /// a restart, as does adding or removing a part.
     fn check(&self, new: &Config) -> Result<(), String> {
-        if new.migration.as_ref() != Some(&self.cfg) {
-            return Err("[migration] changed; restart the daemon to apply it (nothing was changed)".into());
+        let Some(n) = new.migration.as_ref() else { return Err("[migration] removed; restart the daemon to apply it (nothing was changed)".into()) };
+        if *n == self.cfg {
+            return Ok(());
+        }
+        if let Some(key) = restart_only(&self.cfg, n) {
+            return Err(format!("migration.{key} changed; restart the daemon to apply it (nothing was changed)"));
+        }
+        let unchanged = |e: String| format!("{e} (nothing was changed)");
+        if let (Some(h), Some(b)) = (&self.agent, &n.agent) {
+            h.check(&b.processes).map_err(|e| unchanged(format!("migration.agent.process: {e}")))?;
+        }
+        if let (Some(h), Some(b)) = (&self.controller, &n.controller) {
+            h.check(b).map_err(unchanged)?;
+        }
+        if let (Some(c), Some(b)) = (&self.coordinator, &n.coordinator) {
+            c.lock().unwrap().reconcile(b, false).map_err(unchanged)?;
         }
         Ok(())
     }
 
-    fn apply(&mut self, _new: &Config) -> Result<String, String> {
-        Ok(String::new())
+    fn apply(&mut self, new: &Config) -> Result<String, String> {
+        let Some(n) = new.migration.clone() else { return Ok(String::new()) };
+        if n == self.cfg {
+            return Ok(String::new());
+        }
+        let mut changed = Vec::new();
+        if let (Some(h), Some(a), Some(b)) = (&self.agent, &self.cfg.agent, &n.agent) {
+            changed.extend(h.configure(&b.processes)?.into_iter().map(|c| format!("agent: {c}")));
+            if a.coordinator != b.coordinator {
+                changed.push(format!("agent: coordinator {}", b.coordinator.map_or("none".into(), |c| c.to_string())));
+            }
+        }
+        if let (Some(h), Some(b)) = (&self.controller, &n.controller) {
+            changed.extend(h.configure(b)?.into_iter().map(|c| format!("controller: {c}")));
+        }
+        if let (Some(c), Some(b)) = (&self.coordinator, &n.coordinator) {
+            changed.extend(c.lock().unwrap().reconcile(b, true)?.into_iter().map(|c| format!("coordinator: {c}")));
+        }
+        self.cfg = n;
+        Ok(if changed.is_empty() { String::new() } else { format!("migration: {}", changed.join(", ")) })
     }
 
     fn pending(&mut self, req: &Request) -> Option<Pending> {

@@ -175,6 +175,12 @@ impl Lab {
         }
     }
 
+    /// The config file a daemon was started with (a test edits it and
+    /// sends a reload).
+    pub fn config(&self, role: &str) -> std::path::PathBuf {
+        self.dir.join(format!("{role}.toml"))
+    }
+
     pub fn sock(&self, role: &str) -> std::path::PathBuf {
         self.dir.join(format!("{role}.sock"))
     }
@@ -189,7 +195,7 @@ impl Lab {
             self.sock(role).display(),
             self.prefix
         );
-        let path = self.dir.join(format!("{role}.toml"));
+        let path = self.config(role);
         std::fs::write(&path, cfg).unwrap();
         let log = std::fs::File::create(self.dir.join(format!("{role}.log"))).unwrap();
         let c = Command::new(&self.exe).args(["run", "--netns", &self.name(role), "--config"]).arg(&path).stdout(Stdio::null()).stderr(log).spawn().unwrap();
@@ -459,7 +465,8 @@ pub fn bench(exe: &std::path::Path, count: usize, commands: bool) -> anyhow::Res
     let mut lab = Lab::new("b", exe);
     lab.start_with(commands);
     let stop = Arc::new(AtomicBool::new(false));
-    let log: Arc<std::sync::Mutex<Vec<(Instant, Option<Instant>)>>> = Arc::default();
+    type Log = Vec<(Instant, Option<Instant>)>;
+    let log: Arc<std::sync::Mutex<Log>> = Arc::default();
     let term = {
         let (stop, log, ns) = (stop.clone(), log.clone(), format!("/run/netns/{}", lab.name("term")));
         thread::spawn(move || -> anyhow::Result<()> {

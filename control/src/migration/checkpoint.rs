@@ -25,7 +25,7 @@ pub fn chunks(state: &str, max: usize) -> Vec<(u64, &str)> {
 
 /// A checkpoint arriving in pieces: each must continue where the last
 /// ended; a piece sent again (a retry) is taken once.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Assembly {
     pub data: String,
 }

@@ -40,6 +40,7 @@ pub struct Migration {
 }
 
 impl Migration {
+    #[expect(clippy::too_many_arguments, reason = "the plan of one migration, each part named at the call")]
     pub fn new(process: &str, service: Ipv4Addr, from: ServerInfo, to: ServerInfo, network1: NetworkInfo, network2: NetworkInfo, first_id: u64, timeout_ms: u64) -> Self {
         Self {
             process: process.into(),

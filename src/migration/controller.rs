@@ -1,0 +1,403 @@
+//! The connection controller's edge on the edge host: the steering map
+//! (which network each service's packets go to), the AF_XDP sockets a
+//! held service's packets wait on and the ones that release them, in
+//! order, to the new network. What to do with each request is the pure
+//! engine's (`control::migration::controller`); this file carries it out.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    net::Ipv4Addr,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use control::{
+    migration::config::MigrationController,
+    migration::controller::{Action, Controller, Input, Outcome, Output},
+    migration::{Body, Frame},
+};
+use dataplane_common::steer::{NetEgress, Steering, STEER_HOLD};
+use dataplane_user::{
+    xsk::{Xsk, XskOptions},
+    Dataplane,
+};
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use super::transport::serve;
+
+/// Frames one service may have held at once; more are dropped and counted.
+pub const HOLD_FRAMES_MAX: usize = 65536;
+
+/// Packets held during migrations: the AF_XDP sockets the steering
+/// program hands them to (one per receive queue of the terminal-side
+/// interface), and the frames taken off them, per service, in order.
+struct Held {
+    rx: Vec<Xsk>,
+    frames: HashMap<u32, VecDeque<Vec<u8>>>,
+    /// When each service's first held frame was taken off a socket.
+    first: HashMap<u32, Instant>,
+    overflow: u64,
+}
+
+impl Held {
+    /// Move every frame waiting on the sockets into `frames`.
+    fn drain(&mut self) {
+        let Held { rx, frames, first, overflow } = self;
+        // Bounded per call (64 × 256 frames a socket), so a flood to a
+        // held service cannot keep the lock from a switch.
+        for x in rx.iter_mut() {
+            for _ in 0..64 {
+                let n = x.recv(256, |f| match ipv4_dst(f) {
+                    Some(dst) => {
+                        first.entry(dst).or_insert_with(Instant::now);
+                        let q = frames.entry(dst).or_default();
+                        if q.len() < HOLD_FRAMES_MAX {
+                            q.push_back(f.to_vec());
+                        } else {
+                            *overflow += 1;
+                        }
+                    }
+                    None => *overflow += 1,
+                });
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// The destination address (network order, as the steering map keys it)
+/// of an IPv4 frame, behind up to two VLAN tags.
+fn ipv4_dst(f: &[u8]) -> Option<u32> {
+    let mut off = 12;
+    let mut proto = u16::from_be_bytes([*f.get(off)?, *f.get(off + 1)?]);
+    for _ in 0..2 {
+        if proto != 0x8100 && proto != 0x88a8 {
+            break;
+        }
+        off += 4;
+        proto = u16::from_be_bytes([*f.get(off)?, *f.get(off + 1)?]);
+    }
+    if proto != 0x0800 {
+        return None;
+    }
+    let d = f.get(off + 2 + 16..off + 2 + 20)?;
+    Some(u32::from_ne_bytes([d[0], d[1], d[2], d[3]]))
+}
+
+/// The controller's I/O: the steer program's maps, the networks'
+/// egress and the AF_XDP sockets.
+struct SteerIo {
+    dp: Dataplane,
+    /// Network id → (next hop MAC, egress MAC, egress ifindex).
+    nets: HashMap<u32, ([u8; 6], [u8; 6], u32)>,
+    /// AF_XDP sockets that send released frames, by interface (networks
+    /// behind the terminal-side interface use its receive socket).
+    tx: HashMap<u32, Xsk>,
+    ingress: u32,
+    held: Arc<Mutex<Held>>,
+}
+
+impl SteerIo {
+    /// Program network `id`'s egress (map entry, and a TX socket on its
+    /// interface unless one is open already).
+    fn add_network(&mut self, id: u32, name: &str, via: &str, next_hop_mac: &str) -> Result<(), String> {
+        if id >= dataplane_common::steer::NETWORKS_MAX {
+            return Err(format!("network {name}: id {id} is out of range (0..{})", dataplane_common::steer::NETWORKS_MAX));
+        }
+        let mac = control::field::parse_mac(next_hop_mac).ok_or_else(|| format!("network {name}: {next_hop_mac:?} is not a MAC address"))?;
+        let ifindex = dataplane_user::ifindex(via).map_err(|e| format!("network {name}: {e}"))?;
+        let src = dataplane_user::mac_of(via).map_err(|e| format!("network {name}: {e}"))?;
+        if ifindex != self.ingress && !self.tx.contains_key(&ifindex) {
+            let x = Xsk::open(ifindex, 0, &xsk_options(false)).map_err(|e| format!("AF_XDP socket on {via} (network {name}): {e}"))?;
+            self.tx.insert(ifindex, x);
+        }
+        self.dp.set_network(id, &NetEgress { dst_mac: mac, src_mac: src, ifindex, valid: 1 }).map_err(|e| format!("network {name}: {e}"))?;
+        self.nets.insert(id, (mac, src, ifindex));
+        Ok(())
+    }
+
+    fn steer(&mut self, service: Ipv4Addr, network: u32, flags: u32) -> Result<(), String> {
+        self.dp.set_steering(u32::from_ne_bytes(service.octets()), Steering { network, flags }).map_err(|e| e.to_string())
+    }
+
+    /// Carry out one of the engine's actions; `t0`: when the request
+    /// being handled arrived (a switch's time counts from there).
+    fn perform(&mut self, action: &Action, t0: Instant) -> Outcome {
+        match action {
+            Action::Hold { service, network } => {
+                // Frames left from an earlier hold (raced past its
+                // release) are stale now: drop them.
+                let key = u32::from_ne_bytes(service.octets());
+                {
+                    let mut h = self.held.lock().unwrap();
+                    h.drain();
+                    let stale = h.frames.remove(&key).map_or(0, |f| f.len());
+                    h.first.remove(&key);
+                    if stale > 0 {
+                        warn!(%service, stale, "dropped frames left from an earlier hold");
+                    }
+                }
+                Outcome::Done(self.steer(*service, *network, STEER_HOLD))
+            }
+            Action::AddNetwork { id, name, via, next_hop_mac } => Outcome::Done(self.add_network(*id, name, via, next_hop_mac)),
+            Action::Switch { service, to } => Outcome::Switched((|| {
+                // Release what was held, in order, to the new network
+                // while the service is still held (so nothing new
+                // overtakes it), then let the service's packets go to the
+                // new network directly; the engine then has what raced in
+                // before that sent.
+                let key = u32::from_ne_bytes(service.octets());
+                self.steer(*service, *to, STEER_HOLD)?;
+                let mut pause = None;
+                let mut released = 0;
+                for _ in 0..64 {
+                    let n = release(self, key, *to, &mut pause)?;
+                    released += n;
+                    if n == 0 {
+                        break;
+                    }
+                }
+                self.steer(*service, *to, 0)?;
+                Ok((t0.elapsed().as_micros() as u64, released, pause))
+            })()),
+            Action::Release { service, network, pause_us } => {
+                let mut pause = *pause_us;
+                Outcome::Released(release(self, u32::from_ne_bytes(service.octets()), *network, &mut pause).map(|n| (n, pause)))
+            }
+            Action::Steer { service, network } => Outcome::Done(self.steer(*service, *network, 0)),
+            Action::Unsteer { service } => Outcome::Done(self.dp.remove_steering(u32::from_ne_bytes(service.octets())).map_err(|e| e.to_string())),
+        }
+    }
+}
+
+/// The engine and its I/O, one request at a time.
+struct Running {
+    engine: Controller,
+    io: SteerIo,
+}
+
+impl Running {
+    /// Carry out the engine's outputs and feed back their outcomes until
+    /// none are left: the answer, if one came, and the notes.
+    fn run(&mut self, first: Vec<Output>, t0: Instant) -> (Option<Body>, Vec<String>) {
+        let mut queue: VecDeque<Output> = first.into();
+        let (mut answer, mut notes) = (None, Vec::new());
+        while let Some(o) = queue.pop_front() {
+            match o {
+                Output::Answer(b) => answer = Some(b),
+                Output::Note(n) => {
+                    info!("{n}");
+                    notes.push(n);
+                }
+                Output::Changed { service, from, to, cause } => {
+                    let show = |s: Option<String>| s.unwrap_or_else(|| "-".into());
+                    info!(%service, "{} → {}: {cause}", show(from), show(to));
+                }
+                Output::Do(action) => {
+                    let outcome = self.io.perform(&action, t0);
+                    queue.extend(self.engine.handle(Input::Done { action, outcome }));
+                }
+            }
+        }
+        (answer, notes)
+    }
+}
+
+fn xsk_options(rx: bool) -> XskOptions {
+    XskOptions { frames: 4096, frame_size: 2048, rx, tx: true }
+}
+
+/// What the controller is doing now: the services it steers (address,
+/// network) and the frames it holds.
+#[derive(Clone)]
+pub struct ControllerStatus {
+    pub queues: usize,
+    pub networks: Vec<u32>,
+    pub services: Vec<(String, u32)>,
+    pub held_frames: usize,
+    pub last_switch_us: Option<u64>,
+}
+
+/// The running controller, for `status`, `stats` and reload.
+pub struct ControllerHandle {
+    c: Arc<Mutex<Running>>,
+    pub interface: String,
+}
+
+impl ControllerHandle {
+    /// The steer program's counters by reason, then the AF_XDP sockets'
+    /// drops (summed over the receive queues).
+    pub fn counters(&self) -> anyhow::Result<Vec<(String, u64, u64)>> {
+        let c = self.c.lock().unwrap();
+        let mut out: Vec<(String, u64, u64)> =
+            c.io.dp.steer_stats()?.iter().enumerate().map(|(i, k)| (dataplane_common::steer::stat::NAMES[i].to_string(), k.packets, k.bytes)).collect();
+        let h = c.io.held.lock().unwrap();
+        let mut sum = dataplane_user::xsk::XskStats::default();
+        for x in &h.rx {
+            let st = x.stats()?;
+            sum.rx_dropped += st.rx_dropped;
+            sum.rx_ring_full += st.rx_ring_full;
+            sum.rx_fill_ring_empty_descs += st.rx_fill_ring_empty_descs;
+        }
+        out.push(("xsk_rx_dropped".into(), sum.rx_dropped, 0));
+        out.push(("xsk_rx_ring_full".into(), sum.rx_ring_full, 0));
+        out.push(("xsk_fill_ring_empty".into(), sum.rx_fill_ring_empty_descs, 0));
+        Ok(out)
+    }
+
+    pub fn summary(&self) -> ControllerStatus {
+        let c = self.c.lock().unwrap();
+        let h = c.io.held.lock().unwrap();
+        let mut services: Vec<(String, u32)> = c.engine.services().map(|(a, s)| (a.to_string(), s.network())).collect();
+        services.sort();
+        let networks: Vec<u32> = c.engine.networks().collect();
+        ControllerStatus { queues: h.rx.len(), networks, services, held_frames: h.frames.values().map(|q| q.len()).sum(), last_switch_us: c.engine.last_switch_us }
+    }
+
+    /// Whether the config's networks and services can be applied now
+    /// (changes nothing): the engine's refusals, and each new network's
+    /// interface must exist.
+    pub fn check(&self, cfg: &MigrationController) -> Result<(), String> {
+        self.c.lock().unwrap().engine.check(&cfg.networks, &cfg.services)?;
+        for (i, n) in cfg.networks.iter().enumerate() {
+            dataplane_user::ifindex(&n.via).and_then(|_| dataplane_user::mac_of(&n.via)).map_err(|e| format!("migration.controller.network[{i}].via: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Apply the config's networks and services; what changed.
+    pub fn configure(&self, cfg: &MigrationController) -> Result<Vec<String>, String> {
+        let mut c = self.c.lock().unwrap();
+        let first = c.engine.configure(&cfg.networks, &cfg.services)?;
+        Ok(c.run(first, Instant::now()).1)
+    }
+}
+
+pub async fn run_controller(cfg: MigrationController, opts: &dataplane_user::LoadOptions) -> anyhow::Result<ControllerHandle> {
+    let dp = Dataplane::attach("steer", &cfg.interface, opts)?;
+    // One AF_XDP socket per receive queue (copy mode): held packets wait
+    // there until the switch.
+    let ingress = dataplane_user::ifindex(&cfg.interface)?;
+    let queues = std::fs::read_dir(format!("/sys/class/net/{}/queues", cfg.interface))
+        .with_context(|| format!("{}: receive queues", cfg.interface))?
+        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().starts_with("rx-")))
+        .count()
+        .max(1) as u32;
+    anyhow::ensure!(queues <= dataplane_common::steer::QUEUES_MAX, "{}: {queues} receive queues, at most {} are supported", cfg.interface, dataplane_common::steer::QUEUES_MAX);
+    let mut rx = Vec::new();
+    for q in 0..queues {
+        rx.push(Xsk::open(ingress, q, &xsk_options(true)).with_context(|| format!("AF_XDP socket on {} queue {q}", cfg.interface))?);
+    }
+    // After a restart the pinned steering map says where each service
+    // went (the config only says where it started); a hold there died with
+    // the old sockets, so it is cleared.
+    let mut current = HashMap::new();
+    for sv in &cfg.services {
+        let key = u32::from_ne_bytes(sv.address.octets());
+        let net = match dp.steering(key)? {
+            Some(st) => {
+                if st.network != sv.network || st.flags != 0 {
+                    info!(service = %sv.address, network = st.network, held = st.flags & STEER_HOLD != 0, "steering kept from before the restart");
+                }
+                st.network
+            }
+            None => sv.network,
+        };
+        current.insert(sv.address, net);
+    }
+    let fds: Vec<i32> = rx.iter().map(|x| x.fd()).collect();
+    let held = Arc::new(Mutex::new(Held { rx, frames: HashMap::new(), first: HashMap::new(), overflow: 0 }));
+    let io = SteerIo { dp, nets: HashMap::new(), tx: HashMap::new(), ingress, held: held.clone() };
+    let mut c = Running { engine: Controller::new(current.clone()), io };
+    // The config's networks, programmed as the engine asks; any failure
+    // stops the start.
+    let first = c.engine.configure(&cfg.networks, &cfg.services).map_err(|e| anyhow::anyhow!(e))?;
+    for o in first {
+        if let Output::Do(a) = o {
+            let outcome = c.io.perform(&a, Instant::now());
+            if let Outcome::Done(Err(e)) = &outcome {
+                anyhow::bail!("{e}");
+            }
+            c.engine.handle(Input::Done { action: a, outcome });
+        }
+    }
+    for (addr, net) in current {
+        c.io.steer(addr, net, 0).map_err(|e| anyhow::anyhow!(e))?;
+    }
+    // Only now (no hold left from before a restart) do held packets reach
+    // the new sockets.
+    for (q, fd) in fds.iter().enumerate() {
+        c.io.dp.set_steer_xsk(q as u32, *fd)?;
+    }
+    {
+        // Take held frames off the sockets as they come, so a long hold is
+        // bounded by HOLD_FRAMES_MAX, not by the ring size.
+        let held = held.clone();
+        std::thread::Builder::new().name("steer-hold".into()).spawn(move || loop {
+            let mut p: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+            // SAFETY: `p` is a valid array of pollfd for the call.
+            let n = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, 20) };
+            if n > 0 {
+                held.lock().unwrap().drain();
+            }
+        })?;
+    }
+    let l = TcpListener::bind(cfg.listen).await.with_context(|| format!("controller listen {}", cfg.listen))?;
+    info!(listen = %cfg.listen, interface = %cfg.interface, queues, "connection controller on");
+    let c = Arc::new(Mutex::new(c));
+    let handle = ControllerHandle { c: c.clone(), interface: cfg.interface.clone() };
+    tokio::spawn(serve(l, move |f: Frame| {
+        let c = c.clone();
+        async move { tokio::task::spawn_blocking(move || controller(&mut c.lock().unwrap(), f.body)).await.unwrap_or_else(|e| Body::Error { reason: e.to_string() }) }
+    }));
+    Ok(handle)
+}
+
+/// Take `service`'s held frames off the sockets and send them to network
+/// `net` in order; `pause` gets the time from the first held frame to the
+/// first sent. Returns how many were sent.
+fn release(c: &mut SteerIo, service: u32, net: u32, pause: &mut Option<u64>) -> Result<u32, String> {
+    let SteerIo { nets, tx, held, .. } = c;
+    let (mac, src, ifindex) = *nets.get(&net).ok_or_else(|| format!("no network {net}"))?;
+    let mut h = held.lock().unwrap();
+    h.drain();
+    let frames = h.frames.remove(&service).unwrap_or_default();
+    let first = h.first.remove(&service);
+    let overflow = std::mem::take(&mut h.overflow);
+    if overflow > 0 {
+        warn!(overflow, "held frames dropped: a hold was full");
+    }
+    if frames.is_empty() {
+        return Ok(0);
+    }
+    let x = match tx.get_mut(&ifindex) {
+        Some(x) => x,
+        None => h.rx.first_mut().ok_or("no AF_XDP socket on the terminal side")?,
+    };
+    let mut sent = 0;
+    for mut frame in frames {
+        frame[0..6].copy_from_slice(&mac);
+        frame[6..12].copy_from_slice(&src);
+        x.send(&frame).map_err(|e| format!("releasing a held frame: {e}"))?;
+        if pause.is_none() {
+            *pause = Some(first.map(|t| t.elapsed().as_micros() as u64).unwrap_or(0));
+        }
+        sent += 1;
+    }
+    let left = x.flush(Duration::from_millis(200));
+    if left > 0 {
+        return Err(format!("{left} released frames did not leave within 200 ms"));
+    }
+    Ok(sent)
+}
+
+/// One request: the engine's answer, its actions carried out.
+fn controller(c: &mut Running, body: Body) -> Body {
+    let t0 = Instant::now();
+    let first = c.engine.handle(Input::Request(body));
+    c.run(first, t0).0.unwrap_or_else(|| Body::Error { reason: "internal: the controller gave no answer".into() })
+}
