@@ -238,7 +238,7 @@ weight = 2
         let e = error_of(&MIGRATION.replace("controller = \"127.0.0.1:7700\"\n", ""));
         assert_eq!(e.key, "migration.coordinator.network[0].controller", "{e}");
         let c = Config::parse(&MIGRATION.replace("controller = \"127.0.0.1:7700\"\n", "").replace("name = \"n1\"\nid = 1\n", "name = \"n1\"\nid = 1\ncontroller = \"127.0.0.1:7701\"\n")).unwrap();
-        assert_eq!(c.migration.unwrap().coordinator.unwrap().networks[0].controller.as_deref(), Some("127.0.0.1:7701"));
+        assert_eq!(c.migration.unwrap().coordinator.unwrap().networks[0].controller, Some("127.0.0.1:7701".parse().unwrap()));
         let e = error_of(&MIGRATION.replace("name = \"n1\"\nid = 1\n", "name = \"n1\"\nid = 1\ncontroller = \"x\"\n"));
         assert_eq!(e.key, "migration.coordinator.network[0].controller", "{e}");
         let e = error_of(&MIGRATION.replace("name = \"n1\"\nid = 1\n", "name = \"n1\"\nid = 1\nvia = \"eth2\"\n"));

@@ -214,7 +214,7 @@ fn transfer(process: &str, to: &ServerInfo, service: Ipv4Addr, state: &str, dead
     let mut sent = Ok(Body::Ok);
     for (i, (offset, data)) in control::migration::chunks(state, control::migration::CHUNK).into_iter().enumerate() {
         let body = Body::CheckpointChunk { process: process.to_string(), transfer, offset, data: data.to_string() };
-        sent = rt.block_on(request(&to.agent, &Frame { v: VERSION, id: transfer + 1 + i as u64, deadline_ms, body }));
+        sent = rt.block_on(request(&to.agent.to_string(), &Frame { v: VERSION, id: transfer + 1 + i as u64, deadline_ms, body }));
         if !matches!(sent, Ok(Body::Ok)) {
             break;
         }
@@ -222,7 +222,7 @@ fn transfer(process: &str, to: &ServerInfo, service: Ipv4Addr, state: &str, dead
     let total = state.len() as u64;
     let f = Frame { v: VERSION, id: transfer, deadline_ms, body: Body::ImportState { process: process.to_string(), state: String::new(), service, transfer: Some(transfer), total } };
     if matches!(sent, Ok(Body::Ok)) {
-        sent = rt.block_on(request(&to.agent, &f));
+        sent = rt.block_on(request(&to.agent.to_string(), &f));
     }
     sent
 }

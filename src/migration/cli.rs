@@ -32,7 +32,7 @@ pub enum ServersCmd {
         network: String,
         /// Its agent's endpoint, ADDR:PORT.
         #[arg(long)]
-        agent: String,
+        agent: std::net::SocketAddr,
     },
     /// Remove a server no process runs on.
     Remove { name: String },
@@ -47,12 +47,12 @@ pub enum NetworksCmd {
         id: u32,
         /// Its connection controller, ADDR:PORT (default: the coordinator's).
         #[arg(long)]
-        controller: Option<String>,
+        controller: Option<std::net::SocketAddr>,
         /// The controller's interface toward it (with --next-hop-mac).
         #[arg(long)]
         via: Option<String>,
         #[arg(long)]
-        next_hop_mac: Option<String>,
+        next_hop_mac: Option<control::field::MacAddr>,
     },
     /// Remove a network no server is on.
     Remove { name: String },
@@ -212,7 +212,7 @@ pub fn networks(cmd: Option<NetworksCmd>, json: bool, call: &Call) -> anyhow::Re
                         (Some(v), Some(m)) => format!(" via {v} to {m}"),
                         _ => String::new(),
                     };
-                    println!("{:<4} {:<12} controller {}{egress}", n.id, n.name, n.controller.as_deref().unwrap_or("-"));
+                    println!("{:<4} {:<12} controller {}{egress}", n.id, n.name, n.controller.map(|c| c.to_string()).unwrap_or_else(|| "-".into()));
                 }
             }
             Ok(())

@@ -104,11 +104,11 @@ struct SteerIo {
 impl SteerIo {
     /// Program network `id`'s egress (map entry, and a TX socket on its
     /// interface unless one is open already).
-    fn add_network(&mut self, id: u32, name: &str, via: &str, next_hop_mac: &str) -> Result<(), String> {
+    fn add_network(&mut self, id: u32, name: &str, via: &str, next_hop_mac: control::field::MacAddr) -> Result<(), String> {
         if id >= dataplane_common::steer::NETWORKS_MAX {
             return Err(format!("network {name}: id {id} is out of range (0..{})", dataplane_common::steer::NETWORKS_MAX));
         }
-        let mac = control::field::parse_mac(next_hop_mac).ok_or_else(|| format!("network {name}: {next_hop_mac:?} is not a MAC address"))?;
+        let mac = next_hop_mac.0;
         let ifindex = dataplane_user::ifindex(via).map_err(|e| format!("network {name}: {e}"))?;
         let src = dataplane_user::mac_of(via).map_err(|e| format!("network {name}: {e}"))?;
         if ifindex != self.ingress && !self.tx.contains_key(&ifindex) {
@@ -143,7 +143,7 @@ impl SteerIo {
                 }
                 Outcome::Done(self.steer(*service, *network, STEER_HOLD))
             }
-            Action::AddNetwork { id, name, via, next_hop_mac } => Outcome::Done(self.add_network(*id, name, via, next_hop_mac)),
+            Action::AddNetwork { id, name, via, next_hop_mac } => Outcome::Done(self.add_network(*id, name, via, *next_hop_mac)),
             Action::Switch { service, to } => Outcome::Switched((|| {
                 // Release what was held, in order, to the new network
                 // while the service is still held (so nothing new

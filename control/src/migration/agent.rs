@@ -667,7 +667,7 @@ mod tests {
     }
 
     fn to() -> ServerInfo {
-        ServerInfo { name: "s2".into(), address: Ipv4Addr::new(10, 8, 2, 10), network: "n2".into(), agent: "10.8.2.10:7600".into() }
+        ServerInfo { name: "s2".into(), address: Ipv4Addr::new(10, 8, 2, 10), network: "n2".into(), agent: "10.8.2.10:7600".parse().unwrap() }
     }
 
     fn start() -> Body {

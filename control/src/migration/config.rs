@@ -7,7 +7,7 @@ use std::{collections::HashSet, path::PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::wire::{NetworkInfo, ServerInfo};
-use crate::field::{parse_mac, validate_ifname, ConfigError};
+use crate::field::{validate_ifname, ConfigError, MacAddr};
 
 /// Process migration (seed 000): any of its three parts on this host.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
@@ -103,7 +103,7 @@ pub struct SteerNetwork {
     pub id: u32,
     pub name: String,
     pub via: String,
-    pub next_hop_mac: String,
+    pub next_hop_mac: MacAddr,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -173,9 +173,6 @@ impl Migration {
             validate_ifname(&c.interface).map_err(|r| ConfigError::new("controller.interface", r))?;
             let mut ids = HashSet::new();
             for (i, n) in c.networks.iter().enumerate() {
-                if parse_mac(&n.next_hop_mac).is_none() {
-                    return Err(ConfigError::new(format!("controller.network[{i}].next_hop_mac"), format!("{:?} is not a MAC address", n.next_hop_mac)));
-                }
                 validate_ifname(&n.via).map_err(|r| ConfigError::new(format!("controller.network[{i}].via"), r))?;
                 if !ids.insert(n.id) {
                     return Err(ConfigError::new(format!("controller.network[{i}].id"), format!("network {} is configured twice", n.id)));
@@ -231,9 +228,6 @@ impl ServerInfo {
         if self.name.is_empty() {
             return Err(("name", "must not be empty".into()));
         }
-        if self.agent.parse::<std::net::SocketAddr>().is_err() {
-            return Err(("agent", format!("{:?} is not an address:port", self.agent)));
-        }
         Ok(())
     }
 }
@@ -251,13 +245,7 @@ impl NetworkInfo {
         if let Some(v) = &self.via {
             validate_ifname(v).map_err(|r| ("via", r))?;
         }
-        if let Some(m) = &self.next_hop_mac {
-            if parse_mac(m).is_none() {
-                return Err(("next_hop_mac", format!("{m:?} is not a MAC address")));
-            }
-        }
         match &self.controller {
-            Some(a) if a.parse::<std::net::SocketAddr>().is_err() => Err(("controller", format!("{a:?} is not an address:port"))),
             None if !default_controller => Err(("controller", "no connection controller: set it here or set migration.coordinator.controller".into())),
             _ => Ok(()),
         }

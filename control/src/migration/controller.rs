@@ -57,7 +57,7 @@ pub enum Action {
     /// map entry to `network` with the hold flag.
     Hold { service: Ipv4Addr, network: u32 },
     /// Program a network's egress (map entry, TX socket on `via`).
-    AddNetwork { id: u32, name: String, via: String, next_hop_mac: String },
+    AddNetwork { id: u32, name: String, via: String, next_hop_mac: crate::field::MacAddr },
     /// Hold `service` towards `to`, release what is held there in order,
     /// then steer it to `to` unheld; answered with [`Outcome::Switched`].
     Switch { service: Ipv4Addr, to: u32 },
@@ -335,7 +335,7 @@ mod tests {
     const SVC: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 80);
 
     fn net(id: u32, via: &str) -> SteerNetwork {
-        SteerNetwork { id, name: format!("net{id}"), via: via.into(), next_hop_mac: format!("02:00:00:00:0{id}:0a") }
+        SteerNetwork { id, name: format!("net{id}"), via: via.into(), next_hop_mac: format!("02:00:00:00:0{id}:0a").parse().unwrap() }
     }
 
     fn svc(address: Ipv4Addr, network: u32) -> SteerService {
@@ -347,8 +347,8 @@ mod tests {
             name: format!("net{id}"),
             id,
             controller: None,
-            via: egress.then(|| "eth2".into()),
-            next_hop_mac: egress.then(|| "02:00:00:00:02:0a".into()),
+            via: egress.then(|| "eth2".parse().unwrap()),
+            next_hop_mac: egress.then(|| "02:00:00:00:02:0a".parse().unwrap()),
         }
     }
 
@@ -444,7 +444,7 @@ mod tests {
         assert_eq!(c.state(SVC), Some(State::Steered { network: 1 }), "nothing changed");
         let first = c.handle(Input::Request(switch(info(5, true))));
         let (actions, answer, notes) = run(&mut c, first, ok);
-        assert_eq!(actions[0], Action::AddNetwork { id: 5, name: "net5".into(), via: "eth2".into(), next_hop_mac: "02:00:00:00:02:0a".into() });
+        assert_eq!(actions[0], Action::AddNetwork { id: 5, name: "net5".into(), via: "eth2".into(), next_hop_mac: "02:00:00:00:02:0a".parse().unwrap() });
         assert!(notes[0].starts_with("network learned from a switch request: net5 (5)"), "{notes:?}");
         assert!(matches!(answer, Some(Body::SwitchDone { .. })));
         assert_eq!(c.state(SVC), Some(State::Steered { network: 5 }));
@@ -496,7 +496,7 @@ mod tests {
         assert_eq!(
             actions,
             [
-                Action::AddNetwork { id: 3, name: "net3".into(), via: "eth2".into(), next_hop_mac: "02:00:00:00:03:0a".into() },
+                Action::AddNetwork { id: 3, name: "net3".into(), via: "eth2".into(), next_hop_mac: "02:00:00:00:03:0a".parse().unwrap() },
                 Action::Unsteer { service: SVC },
                 Action::Steer { service: new, network: 3 },
             ]
@@ -505,7 +505,7 @@ mod tests {
         // A network removed is forgotten; one changed is programmed again.
         let first = c.configure(&[net(1, "eth9"), net(3, "eth2")], &[svc(new, 3)]).unwrap();
         let (actions, _, notes) = run(&mut c, first, ok);
-        assert_eq!(actions, [Action::AddNetwork { id: 1, name: "net1".into(), via: "eth9".into(), next_hop_mac: "02:00:00:00:01:0a".into() }]);
+        assert_eq!(actions, [Action::AddNetwork { id: 1, name: "net1".into(), via: "eth9".into(), next_hop_mac: "02:00:00:00:01:0a".parse().unwrap() }]);
         assert_eq!(notes, ["network net2 (2) removed", "network net1 (1) via eth9 programmed"]);
         assert_eq!(c.networks().collect::<Vec<_>>(), [1, 3]);
     }

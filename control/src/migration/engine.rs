@@ -16,7 +16,7 @@ pub enum Input {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
-    ToAgent { addr: String, frame: Frame },
+    ToAgent { addr: std::net::SocketAddr, frame: Frame },
     ToController { frame: Frame },
     Progress { step: Step, note: String },
 }
@@ -194,7 +194,7 @@ mod tests {
     use super::*;
 
     fn server(n: &str, net: &str, i: u8) -> ServerInfo {
-        ServerInfo { name: n.into(), address: Ipv4Addr::new(10, i, 0, 10), network: net.into(), agent: format!("10.{i}.0.10:7600") }
+        ServerInfo { name: n.into(), address: Ipv4Addr::new(10, i, 0, 10), network: net.into(), agent: format!("10.{i}.0.10:7600").parse().unwrap() }
     }
 
     fn migration() -> Migration {
@@ -237,7 +237,7 @@ mod tests {
     fn a_restarted_coordinator_finishes_or_rolls_back() {
         let mut m = migration();
         let out = m.recover(0, Step::Resuming);
-        assert!(matches!(&out[1], Output::ToAgent { addr, frame } if addr == "10.2.0.10:7600" && matches!(frame.body, Body::Resume { .. })));
+        assert!(matches!(&out[1], Output::ToAgent { addr, frame } if addr.to_string() == "10.2.0.10:7600" && matches!(frame.body, Body::Resume { .. })));
         m.handle(1, Input::Answer { id: ids(&out)[0], body: Body::Ok });
         assert_eq!(m.step, Step::Done);
         for step in [Step::Starting, Step::Switching, Step::RollingBack] {
@@ -259,13 +259,13 @@ mod tests {
     fn the_happy_path_follows_claims_1_3_4() {
         let mut m = migration();
         let out = m.begin(0);
-        assert!(matches!(&out[1], Output::ToAgent { addr, frame } if addr == "10.1.0.10:7600" && matches!(frame.body, Body::MigrationStart { .. })));
+        assert!(matches!(&out[1], Output::ToAgent { addr, frame } if addr.to_string() == "10.1.0.10:7600" && matches!(frame.body, Body::MigrationStart { .. })));
         let id = ids(&out)[0];
         let out = m.handle(10, Input::Answer { id, body: Body::MigrationComplete { process: "counter".into() } });
         assert!(matches!(&out[1], Output::ToController { frame } if matches!(&frame.body, Body::SwitchRequest { to, .. } if to.id == 2)));
         let id = ids(&out)[0];
         let out = m.handle(20, Input::Answer { id, body: Body::SwitchDone { service: Ipv4Addr::new(192, 0, 2, 80), switch_us: 3, released: 0, pause_us: 0 } });
-        assert!(matches!(&out[1], Output::ToAgent { addr, frame } if addr == "10.2.0.10:7600" && matches!(frame.body, Body::Resume { .. })));
+        assert!(matches!(&out[1], Output::ToAgent { addr, frame } if addr.to_string() == "10.2.0.10:7600" && matches!(frame.body, Body::Resume { .. })));
         let id = ids(&out)[0];
         m.handle(30, Input::Answer { id, body: Body::Ok });
         assert_eq!(m.step, Step::Done);
@@ -292,8 +292,8 @@ mod tests {
             let input = if fail_at == 1 { Input::Answer { id, body: Body::Error { reason: reason.into() } } } else { Input::Failed { id, reason: reason.into() } };
             let out = m.handle(50, input);
             assert_eq!(m.step, Step::RollingBack, "step {fail_at}");
-            assert!(out.iter().any(|o| matches!(o, Output::ToAgent { addr, frame } if addr == "10.1.0.10:7600" && matches!(frame.body, Body::Abort { destination: false, .. }))));
-            assert!(out.iter().any(|o| matches!(o, Output::ToAgent { addr, frame } if addr == "10.2.0.10:7600" && matches!(frame.body, Body::Abort { destination: true, .. }))), "server 2 drops its copy");
+            assert!(out.iter().any(|o| matches!(o, Output::ToAgent { addr, frame } if addr.to_string() == "10.1.0.10:7600" && matches!(frame.body, Body::Abort { destination: false, .. }))));
+            assert!(out.iter().any(|o| matches!(o, Output::ToAgent { addr, frame } if addr.to_string() == "10.2.0.10:7600" && matches!(frame.body, Body::Abort { destination: true, .. }))), "server 2 drops its copy");
             assert!(out.iter().any(|o| matches!(o, Output::ToController { frame } if matches!(&frame.body, Body::SwitchRequest { to, .. } if to.id == 1))));
             for id in ids(&out) {
                 m.handle(60, Input::Answer { id, body: Body::Ok });

@@ -20,7 +20,7 @@ pub struct ServerInfo {
     pub address: Ipv4Addr,
     pub network: String,
     /// The agent's endpoint, "ADDR:PORT".
-    pub agent: String,
+    pub agent: std::net::SocketAddr,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,14 +32,14 @@ pub struct NetworkInfo {
     /// The connection controller in front of this network, "ADDR:PORT"
     /// (default: the coordinator's `controller`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub controller: Option<String>,
+    pub controller: Option<std::net::SocketAddr>,
     /// How the controller reaches this network: its interface there and
     /// the next hop's MAC. A switch request carries them, so a controller
     /// can steer to a network it was not configured with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_hop_mac: Option<String>,
+    pub next_hop_mac: Option<crate::field::MacAddr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
