@@ -27,12 +27,28 @@ use tokio::{
 };
 use tracing::{error, info, warn};
 
+use crate::{
+    gateway::GatewayRole, lb::LbRole, migration::MigrationRole, presence::PresenceRole, router::RouterRole, sip_monitor::SipMonitorRole,
+};
+
 /// A request a role answers on the event loop (it waits on the network).
 pub type Pending = Pin<Box<dyn Future<Output = Response> + Send>>;
 
 /// One role of the daemon (lb, gateway, router, sip-monitor, presence,
 /// migration), with all its instances.
 pub trait Role: Send {
+    /// Start the role if the config names it (`None` when it does not).
+    fn start(config: &Config, opts: &dataplane_user::LoadOptions) -> impl Future<Output = anyhow::Result<Option<Self>>> + Send
+    where
+        Self: Sized;
+    /// What can be checked of the config before anything is attached
+    /// (interfaces exist); the daemon refuses to start otherwise.
+    fn preflight(_config: &Config) -> Result<(), String>
+    where
+        Self: Sized,
+    {
+        Ok(())
+    }
     /// The role's one name, as `Request::role` gives it.
     fn name(&self) -> &'static str;
     /// Its part of `edgeplane status`.
@@ -87,9 +103,9 @@ pub fn load_options(cfg: &Config, replace_pins: bool) -> dataplane_user::LoadOpt
 /// config names an interface that does not exist.
 pub fn start(config_path: &Path, replace_pins: bool) -> anyhow::Result<State> {
     let config = Config::load(config_path).map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
-    crate::lb::check_interfaces(&config).map_err(|e| anyhow::anyhow!(e))?;
-    crate::gateway::check_interfaces(&config).map_err(|e| anyhow::anyhow!(e))?;
-    crate::router::check_interfaces(&config).map_err(|e| anyhow::anyhow!(e))?;
+    for check in [LbRole::preflight, GatewayRole::preflight, RouterRole::preflight, PresenceRole::preflight, SipMonitorRole::preflight, MigrationRole::preflight] {
+        check(&config).map_err(|e| anyhow::anyhow!(e))?;
+    }
     Ok(State { config_path: config_path.into(), config, replace_pins, roles: Vec::new() })
 }
 
@@ -101,25 +117,20 @@ async fn start_roles(state: &Shared) -> anyhow::Result<()> {
         (s.config.clone(), load_options(&s.config, s.replace_pins))
     };
     let mut roles: Vec<Box<dyn Role>> = Vec::new();
-    if let Some(r) = crate::lb::LbRole::start(&config, &opts)? {
-        roles.push(Box::new(r));
-    }
-    if let Some(r) = crate::gateway::GatewayRole::start(&config, &opts)? {
-        roles.push(Box::new(r));
-    }
-    if let Some(r) = crate::router::RouterRole::start(&config, &opts)? {
-        roles.push(Box::new(r));
-    }
-    if let Some(r) = crate::presence::PresenceRole::start(&config).await? {
-        roles.push(Box::new(r));
-    }
-    if let Some(r) = crate::sip_monitor::SipMonitorRole::start(&config, &opts).await? {
-        roles.push(Box::new(r));
-    }
-    if let Some(r) = crate::migration::MigrationRole::start(&config, &opts).await? {
-        roles.push(Box::new(r));
-    }
+    start_role::<LbRole>(&mut roles, &config, &opts).await?;
+    start_role::<GatewayRole>(&mut roles, &config, &opts).await?;
+    start_role::<RouterRole>(&mut roles, &config, &opts).await?;
+    start_role::<PresenceRole>(&mut roles, &config, &opts).await?;
+    start_role::<SipMonitorRole>(&mut roles, &config, &opts).await?;
+    start_role::<MigrationRole>(&mut roles, &config, &opts).await?;
     state.lock().unwrap().roles = roles;
+    Ok(())
+}
+
+async fn start_role<R: Role + 'static>(roles: &mut Vec<Box<dyn Role>>, config: &Config, opts: &dataplane_user::LoadOptions) -> anyhow::Result<()> {
+    if let Some(r) = R::start(config, opts).await? {
+        roles.push(Box::new(r));
+    }
     Ok(())
 }
 

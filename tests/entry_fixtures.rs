@@ -94,6 +94,14 @@ fn a_sip_monitor_and_an_lb_share_one_interface() {
         let err = Dataplane::attach_many("gateway", &["v1", "v0"], &opts).err().expect("refused");
         assert!(err.to_string().contains("interface v0 has stages of its own"), "{err}");
         assert_eq!(entry::role::of_program("gateway"), Some(entry::role::GATEWAY));
+
+        // A restarted lb daemon takes its stage over; the sip-monitor's
+        // stays in the chain before it.
+        drop(lbd);
+        let mut lbd = Dataplane::attach("lb", "v0", &opts).expect("lb stage again");
+        testlab::fixtures::install(&mut lbd, 1, None).unwrap();
+        assert_eq!(lbd.test_run("entry", &udp(5060)).unwrap().verdict, verdict::TX);
+        assert_eq!(mon.take_sip_copies().unwrap().len(), 1, "still copied first");
         drop((mon, lbd));
         drop(pins);
     })

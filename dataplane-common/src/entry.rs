@@ -3,17 +3,42 @@
 //! a stage that passes a packet tail-calls the next one. Roles never
 //! attach programs of their own to an interface they share.
 //!
-//! A stage's slot is its position in the interface's order; each role
-//! finds its own in `ENTRY_SLOTS` (indexed by [`role`]), written by the
-//! daemon when it registers the stage.
+//! A role's stage sits in the slot of its role index ([`role`]). Where
+//! each one goes next is in `ENTRY_NEXT`, written by the daemon whenever
+//! a stage registers: entry `r` is the slot after role `r`'s stage,
+//! entry [`FIRST`] the entry program's first, so every hand-off is one
+//! tail call (or none), never a search through empty slots.
 
 /// Slots of `ENTRY_STAGES`: at most this many stages on one interface.
 pub const STAGES_MAX: u32 = 8;
 
-/// `ENTRY_SLOTS` value of a role that has no stage on the interface.
-pub const NO_SLOT: u32 = u32::MAX;
+/// `ENTRY_NEXT` index of the entry program's first stage.
+pub const FIRST: u32 = role::COUNT;
 
-/// Index of each role in `ENTRY_SLOTS`, and the XDP program it runs.
+/// `ENTRY_NEXT` value: no stage follows.
+pub const NONE: u32 = u32::MAX;
+
+/// `ENTRY_NEXT` value of a role that has no stage on the interface.
+pub const ABSENT: u32 = u32::MAX - 1;
+
+/// `ENTRY_NEXT` for the stages of `present` roles (by role index): each
+/// present role's next present slot, the first one at [`FIRST`], and
+/// [`ABSENT`] for the others.
+pub fn chain(present: &[bool; role::COUNT as usize]) -> [u32; role::COUNT as usize + 1] {
+    let mut next = [ABSENT; role::COUNT as usize + 1];
+    let mut following = NONE;
+    for r in (0..role::COUNT as usize).rev() {
+        if present[r] {
+            next[r] = following;
+            following = r as u32;
+        }
+    }
+    next[FIRST as usize] = following;
+    next
+}
+
+/// Each role's index (its slot in `ENTRY_STAGES`, its entry in
+/// `ENTRY_NEXT`) and the XDP program it runs.
 pub mod role {
     pub const SIP_MONITOR: u32 = 0;
     pub const ROUTER: u32 = 1;
@@ -30,6 +55,22 @@ pub mod role {
     /// The role index of a program, if it is a role stage.
     pub fn of_program(program: &str) -> Option<u32> {
         PROGRAMS.iter().position(|p| *p == program).map(|i| i as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chain_links_present_roles_in_slot_order() {
+        let mut present = [false; role::COUNT as usize];
+        assert_eq!(chain(&present), [ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, NONE]);
+        present[role::LB as usize] = true;
+        assert_eq!(chain(&present), [ABSENT, ABSENT, ABSENT, NONE, ABSENT, role::LB]);
+        present[role::SIP_MONITOR as usize] = true;
+        present[role::GATEWAY as usize] = true;
+        assert_eq!(chain(&present), [role::LB, ABSENT, ABSENT, role::GATEWAY, NONE, role::SIP_MONITOR]);
     }
 }
 

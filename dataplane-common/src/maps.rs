@@ -178,15 +178,15 @@ pub const ST_STATS: MapDef = MapDef::per_cpu_array::<Counter>("ST_STATS", steer:
 
 /// The interface's role stages in order (`entry::STAGES_MAX` slots).
 pub const ENTRY_STAGES: MapDef = MapDef::prog_array("ENTRY_STAGES", entry::STAGES_MAX);
-/// Each role's slot in `ENTRY_STAGES` (`entry::NO_SLOT` when absent).
-pub const ENTRY_SLOTS: MapDef = MapDef::array::<u32>("ENTRY_SLOTS", entry::role::COUNT);
+/// The slot after each role's stage, and the first (`entry::chain`).
+pub const ENTRY_NEXT: MapDef = MapDef::array::<u32>("ENTRY_NEXT", entry::role::COUNT + 1);
 pub const ENTRY_STATS: MapDef = MapDef::per_cpu_array::<Counter>("ENTRY_STATS", entry::stat::COUNT);
 
 /// Every map of the object; those `is_pinned` are pinned per interface.
 pub const ALL: &[MapDef] = &[
     META,
     ENTRY_STAGES,
-    ENTRY_SLOTS,
+    ENTRY_NEXT,
     ENTRY_STATS,
     LB_ACTIVE,
     LB_TABLE_META,

@@ -30,10 +30,10 @@ pub static META: Array<LayoutMeta> = Array::with_max_entries(def::META.max, 0);
 #[map]
 pub static ENTRY_STAGES: ProgramArray = ProgramArray::with_max_entries(def::ENTRY_STAGES.max, 0);
 
-/// Each role's slot in `ENTRY_STAGES` (`entry::NO_SLOT` when it has none
-/// here). Written by the daemon with the stages.
+/// The slot after each role's stage, and the entry's first
+/// (`entry::chain`). Written by the daemon with the stages.
 #[map]
-pub static ENTRY_SLOTS: Array<u32> = Array::with_max_entries(def::ENTRY_SLOTS.max, 0);
+pub static ENTRY_NEXT: Array<u32> = Array::with_max_entries(def::ENTRY_NEXT.max, 0);
 
 /// Per-CPU `{packets, bytes}` of what the entry program decided itself.
 #[map]

@@ -69,8 +69,6 @@ pub struct Dataplane {
     /// True when this load found pins left by an earlier daemon.
     pub took_over: bool,
     links: Vec<FdLink>,
-    /// `ENTRY_SLOTS` holds this load's stages (all roles absent at first).
-    stages_initialised: bool,
 }
 
 impl Dataplane {
@@ -80,8 +78,13 @@ impl Dataplane {
         for name in ["entry", "lb", "floor", "gateway", "tx", "sink", "router", "sip_monitor", "steer"] {
             program_mut(&mut ebpf, name)?.load().map_err(|e| Error::Program(name.into(), e))?;
         }
-        let mut dp = Self { ebpf, pin_dir: None, interface: None, took_over: false, links: Vec::new(), stages_initialised: false };
+        let mut dp = Self { ebpf, pin_dir: None, interface: None, took_over: false, links: Vec::new() };
         dp.write_meta()?;
+        // No stage follows any program run here until `add_stage`.
+        let mut next: aya::maps::Array<_, u32> = dp.map_mut(&maps::ENTRY_NEXT)?;
+        for (i, v) in entry::chain(&[false; entry::role::COUNT as usize]).iter().enumerate() {
+            next.set(i as u32, *v, 0).map_err(map_err(&maps::ENTRY_NEXT))?;
+        }
         Ok(dp)
     }
 
@@ -146,7 +149,6 @@ impl Dataplane {
             interface: Some(interface.into()),
             took_over,
             links,
-            stages_initialised: stage.is_some(),
         };
         if !took_over {
             dp.write_meta()?;
@@ -160,10 +162,9 @@ impl Dataplane {
     /// for test_run of the `entry` program (benchmarks, fixtures).
     pub fn add_stage(&mut self, program: &str) -> Result<()> {
         let role = entry::role::of_program(program).ok_or_else(|| Error::Other(format!("{program} is not a role stage")))?;
-        let fresh = !self.stages_initialised;
-        register_stage(&mut self.ebpf, role, program, !fresh)?;
-        self.stages_initialised = true;
-        Ok(())
+        // A private load starts with every role absent (`load_private`),
+        // a pinned one with what `attach` linked.
+        register_stage(&mut self.ebpf, role, program, true)
     }
 
     fn write_meta(&mut self) -> Result<()> {
@@ -213,26 +214,34 @@ fn missing(def: &MapDef) -> Error {
 }
 
 /// Put `program` into the interface's `ENTRY_STAGES` at its role's slot
-/// (the order of `entry::role::PROGRAMS`) and record the slot in
-/// `ENTRY_SLOTS`, replacing what an earlier daemon left there. Fresh pins
-/// start with every role absent.
+/// (the order of `entry::role::PROGRAMS`) and relink `ENTRY_NEXT` so the
+/// stages before it hand packets to it. The stage is in its slot before
+/// anything links to it, so a packet sees the old chain or the new one.
+/// Fresh pins start with every role absent.
 fn register_stage(ebpf: &mut Ebpf, role: u32, program: &str, took_over: bool) -> Result<()> {
     use aya::maps::{Array, ProgramArray};
-    let slot = role;
-    {
-        let map = ebpf.map_mut(maps::ENTRY_SLOTS.name).ok_or_else(|| missing(&maps::ENTRY_SLOTS))?;
-        let mut slots: Array<_, u32> = Array::try_from(map).map_err(map_err(&maps::ENTRY_SLOTS))?;
-        if !took_over {
-            for r in 0..entry::role::COUNT {
-                slots.set(r, entry::NO_SLOT, 0).map_err(map_err(&maps::ENTRY_SLOTS))?;
-            }
-        }
-        slots.set(role, slot, 0).map_err(map_err(&maps::ENTRY_SLOTS))?;
-    }
     let fd = program_mut(ebpf, program)?.fd().map_err(|e| Error::Program(program.into(), e))?.try_clone().map_err(io_err("dup of a program fd"))?;
-    let map = ebpf.map_mut(maps::ENTRY_STAGES.name).ok_or_else(|| missing(&maps::ENTRY_STAGES))?;
-    let mut stages: ProgramArray<_> = ProgramArray::try_from(map).map_err(map_err(&maps::ENTRY_STAGES))?;
-    stages.set(slot, &fd, 0).map_err(map_err(&maps::ENTRY_STAGES))
+    {
+        let map = ebpf.map_mut(maps::ENTRY_STAGES.name).ok_or_else(|| missing(&maps::ENTRY_STAGES))?;
+        let mut stages: ProgramArray<_> = ProgramArray::try_from(map).map_err(map_err(&maps::ENTRY_STAGES))?;
+        stages.set(role, &fd, 0).map_err(map_err(&maps::ENTRY_STAGES))?;
+    }
+    let map = ebpf.map_mut(maps::ENTRY_NEXT.name).ok_or_else(|| missing(&maps::ENTRY_NEXT))?;
+    let mut next: Array<_, u32> = Array::try_from(map).map_err(map_err(&maps::ENTRY_NEXT))?;
+    let mut present = [false; entry::role::COUNT as usize];
+    if took_over {
+        for (r, p) in present.iter_mut().enumerate() {
+            *p = next.get(&(r as u32), 0).map_err(map_err(&maps::ENTRY_NEXT))? != entry::ABSENT;
+        }
+    }
+    present[role as usize] = true;
+    let chain = entry::chain(&present);
+    // Its own hand-off first, then those leading to it, the entry's last.
+    let order = std::iter::once(role).chain((0..entry::role::COUNT).filter(|r| *r != role)).chain([entry::FIRST]);
+    for r in order {
+        next.set(r, chain[r as usize], 0).map_err(map_err(&maps::ENTRY_NEXT))?;
+    }
+    Ok(())
 }
 
 /// Roles share an interface by sharing its pins: the stages of an

@@ -27,7 +27,14 @@ pub fn check_interfaces(config: &Config) -> Result<(), String> {
 }
 
 impl GatewayRole {
-    pub fn start(config: &Config, opts: &dataplane_user::LoadOptions) -> anyhow::Result<Option<Self>> {
+
+    fn first(&mut self) -> &mut GwInstance {
+        &mut self.instances[0]
+    }
+}
+
+impl Role for GatewayRole {
+    async fn start(config: &Config, opts: &dataplane_user::LoadOptions) -> anyhow::Result<Option<Self>> {
         if config.gateway.is_empty() {
             return Ok(None);
         }
@@ -38,12 +45,10 @@ impl GatewayRole {
         Ok(Some(Self { instances }))
     }
 
-    fn first(&mut self) -> &mut GwInstance {
-        &mut self.instances[0]
+    fn preflight(config: &Config) -> Result<(), String> {
+        check_interfaces(config)
     }
-}
 
-impl Role for GatewayRole {
     fn name(&self) -> &'static str {
         "gateway"
     }

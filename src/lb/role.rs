@@ -27,16 +27,6 @@ pub fn check_interfaces(config: &Config) -> Result<(), String> {
 }
 
 impl LbRole {
-    pub fn start(config: &Config, opts: &dataplane_user::LoadOptions) -> anyhow::Result<Option<Self>> {
-        if config.lb.is_empty() {
-            return Ok(None);
-        }
-        let mut instances = Vec::new();
-        for lb in &config.lb {
-            instances.push(LbInstance::start(lb.clone(), opts).map_err(|e| anyhow::anyhow!("lb on {}: {e}", lb.interface))?);
-        }
-        Ok(Some(Self { instances }))
-    }
 
     fn pick(&mut self, interface: Option<&str>) -> Result<&mut LbInstance, String> {
         match interface {
@@ -50,6 +40,21 @@ impl LbRole {
 }
 
 impl Role for LbRole {
+    async fn start(config: &Config, opts: &dataplane_user::LoadOptions) -> anyhow::Result<Option<Self>> {
+        if config.lb.is_empty() {
+            return Ok(None);
+        }
+        let mut instances = Vec::new();
+        for lb in &config.lb {
+            instances.push(LbInstance::start(lb.clone(), opts).map_err(|e| anyhow::anyhow!("lb on {}: {e}", lb.interface))?);
+        }
+        Ok(Some(Self { instances }))
+    }
+
+    fn preflight(config: &Config) -> Result<(), String> {
+        check_interfaces(config)
+    }
+
     fn name(&self) -> &'static str {
         "lb"
     }

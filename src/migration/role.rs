@@ -24,38 +24,6 @@ pub struct MigrationRole {
 }
 
 impl MigrationRole {
-    pub async fn start(config: &Config, opts: &dataplane_user::LoadOptions) -> anyhow::Result<Option<Self>> {
-        let Some(cfg) = config.migration.clone() else { return Ok(None) };
-        let agent = match cfg.agent.clone() {
-            Some(a) => Some(super::run_agent(a).await?),
-            None => None,
-        };
-        let controller = match cfg.controller.clone() {
-            Some(c) => Some(super::run_controller(c, opts).await?),
-            None => None,
-        };
-        let coordinator = match cfg.coordinator.clone() {
-            Some(c) => {
-                let listen = c.listen;
-                let c = Arc::new(Mutex::new(Coordinator::open(c)?));
-                if let Some(l) = listen {
-                    super::run_coordinator_listener(c.clone(), l).await?;
-                }
-                // Migrations a previous run left unfinished: finish or roll back.
-                let rc = c.clone();
-                tokio::spawn(async move {
-                    match super::recover(rc).await {
-                        Ok(0) => {}
-                        Ok(n) => info!("{n} unfinished migration(s) from before the restart handled"),
-                        Err(e) => error!("recovering unfinished migrations: {e:#}"),
-                    }
-                });
-                Some(c)
-            }
-            None => None,
-        };
-        Ok(Some(Self { cfg, agent, controller, coordinator }))
-    }
 
     fn coordinator(&self) -> Result<std::sync::MutexGuard<'_, Coordinator>, String> {
         Ok(self.coordinator.as_ref().ok_or("no [migration.coordinator] is configured on this host")?.lock().unwrap())
@@ -93,6 +61,39 @@ fn message(m: String) -> Response {
 }
 
 impl Role for MigrationRole {
+    async fn start(config: &Config, opts: &dataplane_user::LoadOptions) -> anyhow::Result<Option<Self>> {
+        let Some(cfg) = config.migration.clone() else { return Ok(None) };
+        let agent = match cfg.agent.clone() {
+            Some(a) => Some(super::run_agent(a).await?),
+            None => None,
+        };
+        let controller = match cfg.controller.clone() {
+            Some(c) => Some(super::run_controller(c, opts).await?),
+            None => None,
+        };
+        let coordinator = match cfg.coordinator.clone() {
+            Some(c) => {
+                let listen = c.listen;
+                let c = Arc::new(Mutex::new(Coordinator::open(c)?));
+                if let Some(l) = listen {
+                    super::run_coordinator_listener(c.clone(), l).await?;
+                }
+                // Migrations a previous run left unfinished: finish or roll back.
+                let rc = c.clone();
+                tokio::spawn(async move {
+                    match super::recover(rc).await {
+                        Ok(0) => {}
+                        Ok(n) => info!("{n} unfinished migration(s) from before the restart handled"),
+                        Err(e) => error!("recovering unfinished migrations: {e:#}"),
+                    }
+                });
+                Some(c)
+            }
+            None => None,
+        };
+        Ok(Some(Self { cfg, agent, controller, coordinator }))
+    }
+
     fn name(&self) -> &'static str {
         "migration"
     }

@@ -21,17 +21,15 @@ pub struct PresenceRole {
     allow: Arc<Mutex<Vec<control::field::Ipv4Prefix>>>,
 }
 
-impl PresenceRole {
-    pub async fn start(config: &Config) -> anyhow::Result<Option<Self>> {
+impl Role for PresenceRole {
+    async fn start(config: &Config, _opts: &dataplane_user::LoadOptions) -> anyhow::Result<Option<Self>> {
         let Some(cfg) = config.presence.clone() else { return Ok(None) };
         let server = Server::start(cfg.clone()).await?;
         let (store, counters, allow) = (server.store.clone(), server.counters.clone(), server.allow.clone());
         tokio::spawn(server.run());
         Ok(Some(Self { cfg, store, counters, allow }))
     }
-}
 
-impl Role for PresenceRole {
     fn name(&self) -> &'static str {
         "presence"
     }

@@ -24,9 +24,9 @@ pub fn check_interfaces(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
-impl RouterRole {
+impl Role for RouterRole {
     /// Needs the runtime: each instance runs on a task of its own.
-    pub fn start(config: &Config, opts: &dataplane_user::LoadOptions) -> anyhow::Result<Option<Self>> {
+    async fn start(config: &Config, opts: &dataplane_user::LoadOptions) -> anyhow::Result<Option<Self>> {
         if config.router.is_empty() {
             return Ok(None);
         }
@@ -36,9 +36,11 @@ impl RouterRole {
         }
         Ok(Some(Self { instances }))
     }
-}
 
-impl Role for RouterRole {
+    fn preflight(config: &Config) -> Result<(), String> {
+        check_interfaces(config)
+    }
+
     fn name(&self) -> &'static str {
         "router"
     }

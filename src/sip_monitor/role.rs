@@ -21,8 +21,8 @@ pub struct SipMonitorRole {
     reconf: tokio::sync::mpsc::UnboundedSender<Reconfigure>,
 }
 
-impl SipMonitorRole {
-    pub async fn start(config: &Config, opts: &dataplane_user::LoadOptions) -> anyhow::Result<Option<Self>> {
+impl Role for SipMonitorRole {
+    async fn start(config: &Config, opts: &dataplane_user::LoadOptions) -> anyhow::Result<Option<Self>> {
         let Some(cfg) = config.sip_monitor.clone() else { return Ok(None) };
         let mon = Monitor::start(cfg.clone(), opts).await?;
         let status = mon.status.clone();
@@ -30,9 +30,7 @@ impl SipMonitorRole {
         tokio::spawn(mon.run(rx));
         Ok(Some(Self { cfg, status, reconf }))
     }
-}
 
-impl Role for SipMonitorRole {
     fn name(&self) -> &'static str {
         "sip-monitor"
     }
