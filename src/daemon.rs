@@ -96,7 +96,26 @@ pub fn load_options(cfg: &Config, replace_pins: bool) -> dataplane_user::LoadOpt
             XdpMode::Skb => dataplane_user::XdpMode::Skb,
         },
         replace_pins,
+        stage_order: stage_order(&cfg.node.stage_order),
     }
+}
+
+/// `node.stage_order` as the entry chain's order: the roles named, then
+/// the others in the default order.
+fn stage_order(named: &[control::config::StageRole]) -> dataplane_common::entry::Order {
+    use control::config::StageRole;
+    use dataplane_common::entry::{role, DEFAULT_ORDER};
+    let index = |r: &StageRole| match r {
+        StageRole::SipMonitor => role::SIP_MONITOR,
+        StageRole::Router => role::ROUTER,
+        StageRole::Migration => role::STEER,
+        StageRole::Lb => role::LB,
+        StageRole::Gateway => role::GATEWAY,
+    };
+    let mut order: Vec<u32> = named.iter().map(index).collect();
+    let rest: Vec<u32> = DEFAULT_ORDER.iter().copied().filter(|r| !order.contains(r)).collect();
+    order.extend(rest);
+    order.try_into().unwrap_or(DEFAULT_ORDER)
 }
 
 /// Load and check the config. Fails before attaching anything if the

@@ -37,7 +37,7 @@ fn a_sip_monitor_and_an_lb_share_one_interface() {
         common::sh(&["ip", "link", "set", "v0", "up"]);
         common::sh(&["ip", "link", "set", "v1", "up"]);
         let pins = Pins(PathBuf::from(format!("/sys/fs/bpf/edgeplane-test-entry-{}", std::process::id())));
-        let opts = LoadOptions { pin_root: pins.0.clone(), mode: XdpMode::Skb, replace_pins: false };
+        let opts = LoadOptions { pin_root: pins.0.clone(), mode: XdpMode::Skb, ..Default::default() };
 
         let mut mon = Dataplane::attach("sip_monitor", "v0", &opts).expect("sip-monitor stage");
         mon.add_sip_port(5060).unwrap();
@@ -103,6 +103,46 @@ fn a_sip_monitor_and_an_lb_share_one_interface() {
         assert_eq!(lbd.test_run("entry", &udp(5060)).unwrap().verdict, verdict::TX);
         assert_eq!(mon.take_sip_copies().unwrap().len(), 1, "still copied first");
         drop((mon, lbd));
+        drop(pins);
+    })
+    .join()
+    .unwrap();
+}
+
+/// In another order (`node.stage_order = ["lb"]`) the lb sees the packet
+/// first and forwards it: the sip-monitor after it never does. A daemon
+/// that comes back with the default order while the other stage is still
+/// linked in the old one is refused, naming both orders.
+#[test]
+fn the_stage_order_is_the_configured_one() {
+    if !common::kernel_available("entry_fixtures_order") {
+        return;
+    }
+    std::thread::spawn(|| {
+        common::private_netns();
+        common::sh(&["ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1"]);
+        common::sh(&["ip", "link", "set", "v0", "up"]);
+        let pins = Pins(PathBuf::from(format!("/sys/fs/bpf/edgeplane-test-order-{}", std::process::id())));
+        let lb_first = [entry::role::LB, entry::role::SIP_MONITOR, entry::role::ROUTER, entry::role::STEER, entry::role::GATEWAY];
+        let opts = LoadOptions { pin_root: pins.0.clone(), mode: XdpMode::Skb, stage_order: lb_first, ..Default::default() };
+        let mut mon = Dataplane::attach("sip_monitor", "v0", &opts).expect("sip-monitor stage");
+        mon.add_sip_port(5060).unwrap();
+        let mut lbd = Dataplane::attach("lb", "v0", &opts).expect("lb stage");
+        testlab::fixtures::install(&mut lbd, 1, None).unwrap();
+        let udp = |dport: u16| edgeplane::packets::udp_packet(Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(198, 51, 100, 10), 40000, dport, INVITE);
+        assert_eq!(lbd.test_run("entry", &udp(5060)).unwrap().verdict, verdict::TX, "the lb stage forwarded it");
+        assert!(mon.take_sip_copies().unwrap().is_empty(), "the sip-monitor stage after it never saw it");
+        // What the lb passes (not IPv4) goes on to the sip-monitor.
+        let s0 = mon.sip_stats().unwrap();
+        let mut arp = udp(5060);
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(lbd.test_run("entry", &arp).unwrap().verdict, verdict::PASS);
+        assert_eq!(moved(&mon.sip_stats().unwrap(), &s0, sip::stat::NOT_SIP), 1);
+
+        drop(lbd);
+        let err = Dataplane::attach("lb", "v0", &LoadOptions { stage_order: entry::DEFAULT_ORDER, ..opts.clone() }).err().expect("refused");
+        assert!(err.to_string().contains("linked in the order lb, sip_monitor"), "{err}");
+        drop(mon);
         drop(pins);
     })
     .join()

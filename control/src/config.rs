@@ -45,6 +45,21 @@ pub struct Node {
     pub metrics: Option<String>,
     /// `native` (driver) or `skb` (generic) XDP.
     pub xdp_mode: XdpMode,
+    /// The order in which roles that share an interface see its packets
+    /// (ARCHITECTURE §5); roles not named follow in the default order:
+    /// sip-monitor, router, migration, lb, gateway.
+    pub stage_order: Vec<StageRole>,
+}
+
+crate::field::text_enum! {
+    /// A role that runs an XDP stage.
+    pub enum StageRole {
+        SipMonitor = "sip-monitor",
+        Router = "router",
+        Migration = "migration",
+        Lb = "lb",
+        Gateway = "gateway",
+    }
 }
 
 impl Default for Node {
@@ -55,6 +70,7 @@ impl Default for Node {
             pin_root: PathBuf::from("/sys/fs/bpf/edgeplane"),
             metrics: None,
             xdp_mode: XdpMode::Native,
+            stage_order: Vec::new(),
         }
     }
 }
@@ -95,6 +111,11 @@ impl Config {
         if let Some(m) = &self.node.metrics {
             m.parse::<std::net::SocketAddr>()
                 .map_err(|_| ConfigError::new("node.metrics", format!("{m:?} is not an address:port")))?;
+        }
+        for (i, r) in self.node.stage_order.iter().enumerate() {
+            if self.node.stage_order[..i].contains(r) {
+                return Err(ConfigError::new(format!("node.stage_order[{i}]"), format!("{r} is named twice")));
+            }
         }
         let mut interfaces = InterfaceClaims::default();
         for (i, gw) in self.gateway.iter().enumerate() {
@@ -265,6 +286,17 @@ weight = 2
         assert_eq!(ok.migration.unwrap().agent.unwrap().processes[0].commands.as_ref().unwrap().export, ["app", "export"]);
         let e = error_of(&format!("{no_ctl}pid_file = \"/run/app.pid\"\n{}", cmds.replace("[\"app\", \"resume\"]", "[]")));
         assert_eq!(e.key, "migration.agent.process[0].commands.resume", "{e}");
+    }
+
+    #[test]
+    fn the_stage_order_names_each_role_once() {
+        let c = Config::parse("[node]\nname = \"n\"\nstage_order = [\"lb\", \"sip-monitor\"]\n").unwrap();
+        assert_eq!(c.node.stage_order, vec![StageRole::Lb, StageRole::SipMonitor]);
+        assert!(Config::parse("[node]\nname = \"n\"\n").unwrap().node.stage_order.is_empty());
+        let e = error_of("[node]\nname = \"n\"\nstage_order = [\"lb\", \"router\", \"lb\"]\n");
+        assert_eq!(e.key, "node.stage_order[2]", "{e}");
+        let e = error_of("[node]\nname = \"n\"\nstage_order = [\"firewall\"]\n");
+        assert!(e.key.starts_with("node.stage_order"), "{e}");
     }
 
     #[test]

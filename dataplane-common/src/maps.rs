@@ -178,8 +178,9 @@ pub const ST_STATS: MapDef = MapDef::per_cpu_array::<Counter>("ST_STATS", steer:
 
 /// The interface's role stages in order (`entry::STAGES_MAX` slots).
 pub const ENTRY_STAGES: MapDef = MapDef::prog_array("ENTRY_STAGES", entry::STAGES_MAX);
-/// The slot after each role's stage, and the first (`entry::chain`).
-pub const ENTRY_NEXT: MapDef = MapDef::array::<u32>("ENTRY_NEXT", entry::role::COUNT + 1);
+/// The slot after each role's stage, the first, and the order they were
+/// linked in (`entry::chain`).
+pub const ENTRY_NEXT: MapDef = MapDef::array::<u32>("ENTRY_NEXT", entry::NEXT_LEN);
 pub const ENTRY_STATS: MapDef = MapDef::per_cpu_array::<Counter>("ENTRY_STATS", entry::stat::COUNT);
 
 /// Every map of the object; those `is_pinned` are pinned per interface.

@@ -52,11 +52,14 @@ pub struct LoadOptions {
     pub mode: XdpMode,
     /// Discard pins whose layout does not match instead of refusing.
     pub replace_pins: bool,
+    /// The order of the role stages on an interface (the role in each
+    /// slot of its entry chain).
+    pub stage_order: entry::Order,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { pin_root: PathBuf::from("/sys/fs/bpf/edgeplane"), mode: XdpMode::Driver, replace_pins: false }
+        Self { pin_root: PathBuf::from("/sys/fs/bpf/edgeplane"), mode: XdpMode::Driver, replace_pins: false, stage_order: entry::DEFAULT_ORDER }
     }
 }
 
@@ -82,7 +85,7 @@ impl Dataplane {
         dp.write_meta()?;
         // No stage follows any program run here until `add_stage`.
         let mut next: aya::maps::Array<_, u32> = dp.map_mut(&maps::ENTRY_NEXT)?;
-        for (i, v) in entry::chain(&[false; entry::role::COUNT as usize]).iter().enumerate() {
+        for (i, v) in entry::chain(&entry::DEFAULT_ORDER, &[false; entry::role::COUNT as usize]).iter().chain(&entry::DEFAULT_ORDER).enumerate() {
             next.set(i as u32, *v, 0).map_err(map_err(&maps::ENTRY_NEXT))?;
         }
         Ok(dp)
@@ -127,7 +130,8 @@ impl Dataplane {
         if let Some(role) = stage {
             // Slot first, then the entry: a packet sees either the old
             // chain or the new one, never a stage without its slot.
-            register_stage(&mut ebpf, role, program, took_over)?;
+            register_stage(&mut ebpf, role, program, took_over, &opts.stage_order)
+                .map_err(|e| Error::Other(format!("interface {interface}: {e}")))?;
         }
         // A role stage runs behind the interface's entry program; the
         // floor and the sink (benchmarks, veth peers) attach directly.
@@ -158,13 +162,14 @@ impl Dataplane {
     }
 
     /// Make `program` (a role program, loaded) a stage of this object's
-    /// entry chain in a private load: what `attach` does for an interface,
-    /// for test_run of the `entry` program (benchmarks, fixtures).
+    /// entry chain in a private load (in the default order): what `attach`
+    /// does for an interface, for test_run of the `entry` program
+    /// (benchmarks, fixtures).
     pub fn add_stage(&mut self, program: &str) -> Result<()> {
         let role = entry::role::of_program(program).ok_or_else(|| Error::Other(format!("{program} is not a role stage")))?;
         // A private load starts with every role absent (`load_private`),
         // a pinned one with what `attach` linked.
-        register_stage(&mut self.ebpf, role, program, true)
+        register_stage(&mut self.ebpf, role, program, true, &entry::DEFAULT_ORDER)
     }
 
     fn write_meta(&mut self) -> Result<()> {
@@ -213,32 +218,55 @@ fn missing(def: &MapDef) -> Error {
     Error::Other(format!("map {} missing from object", def.name))
 }
 
-/// Put `program` into the interface's `ENTRY_STAGES` at its role's slot
-/// (the order of `entry::role::PROGRAMS`) and relink `ENTRY_NEXT` so the
-/// stages before it hand packets to it. The stage is in its slot before
-/// anything links to it, so a packet sees the old chain or the new one.
-/// Fresh pins start with every role absent.
-fn register_stage(ebpf: &mut Ebpf, role: u32, program: &str, took_over: bool) -> Result<()> {
+/// Put `program` into the interface's `ENTRY_STAGES` in the slot of its
+/// role in `order` and relink `ENTRY_NEXT` so the stages before it hand
+/// packets to it. The stage is in its slot before anything links to it, so
+/// a packet sees the old chain or the new one. Fresh pins start with every
+/// role absent. Pins whose other stages were linked in another order are
+/// refused: those stages sit in the old order's slots.
+fn register_stage(ebpf: &mut Ebpf, role: u32, program: &str, took_over: bool, order: &entry::Order) -> Result<()> {
     use aya::maps::{Array, ProgramArray};
+    let n = entry::role::COUNT as usize;
+    let (mut present, mut linked) = ([false; entry::role::COUNT as usize], *order);
+    {
+        let map = ebpf.map(maps::ENTRY_NEXT.name).ok_or_else(|| missing(&maps::ENTRY_NEXT))?;
+        let next: Array<_, u32> = Array::try_from(map).map_err(map_err(&maps::ENTRY_NEXT))?;
+        if took_over {
+            for r in 0..n {
+                present[r] = next.get(&(r as u32), 0).map_err(map_err(&maps::ENTRY_NEXT))? != entry::ABSENT;
+                linked[r] = next.get(&(entry::ORDER_AT + r as u32), 0).map_err(map_err(&maps::ENTRY_NEXT))?;
+            }
+        }
+    }
+    let others = (0..n).any(|r| present[r] && r as u32 != role);
+    if entry::is_order(&linked) && linked != *order && others {
+        let names = |o: &entry::Order| o.iter().map(|r| entry::role::PROGRAMS[*r as usize]).collect::<Vec<_>>().join(", ");
+        return Err(Error::Other(format!(
+            "its stages were linked in the order {} and node.stage_order now says {}; stop the daemon and start it with --replace-pins to relink them (forwarding stops until it does)",
+            names(&linked),
+            names(order)
+        )));
+    }
     let fd = program_mut(ebpf, program)?.fd().map_err(|e| Error::Program(program.into(), e))?.try_clone().map_err(io_err("dup of a program fd"))?;
     {
         let map = ebpf.map_mut(maps::ENTRY_STAGES.name).ok_or_else(|| missing(&maps::ENTRY_STAGES))?;
         let mut stages: ProgramArray<_> = ProgramArray::try_from(map).map_err(map_err(&maps::ENTRY_STAGES))?;
-        stages.set(role, &fd, 0).map_err(map_err(&maps::ENTRY_STAGES))?;
+        stages.set(entry::slot_of(order, role), &fd, 0).map_err(map_err(&maps::ENTRY_STAGES))?;
+        // Alone on the interface under an older order: its old slot goes.
+        if entry::is_order(&linked) && entry::slot_of(&linked, role) != entry::slot_of(order, role) {
+            let _ = stages.clear_index(&entry::slot_of(&linked, role));
+        }
     }
     let map = ebpf.map_mut(maps::ENTRY_NEXT.name).ok_or_else(|| missing(&maps::ENTRY_NEXT))?;
     let mut next: Array<_, u32> = Array::try_from(map).map_err(map_err(&maps::ENTRY_NEXT))?;
-    let mut present = [false; entry::role::COUNT as usize];
-    if took_over {
-        for (r, p) in present.iter_mut().enumerate() {
-            *p = next.get(&(r as u32), 0).map_err(map_err(&maps::ENTRY_NEXT))? != entry::ABSENT;
-        }
-    }
     present[role as usize] = true;
-    let chain = entry::chain(&present);
+    let chain = entry::chain(order, &present);
+    for (slot, r) in order.iter().enumerate() {
+        next.set(entry::ORDER_AT + slot as u32, *r, 0).map_err(map_err(&maps::ENTRY_NEXT))?;
+    }
     // Its own hand-off first, then those leading to it, the entry's last.
-    let order = std::iter::once(role).chain((0..entry::role::COUNT).filter(|r| *r != role)).chain([entry::FIRST]);
-    for r in order {
+    let writes = std::iter::once(role).chain((0..entry::role::COUNT).filter(|r| *r != role)).chain([entry::FIRST]);
+    for r in writes {
         next.set(r, chain[r as usize], 0).map_err(map_err(&maps::ENTRY_NEXT))?;
     }
     Ok(())
