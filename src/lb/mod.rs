@@ -18,8 +18,8 @@ use control::{
         maglev::{Backend, MaglevTable},
     },
 };
-use dataplane_common::lb::{GatewayEntry, GATEWAYS_MAX, GW_F_VALID, GW_NAME_LEN, NO_GATEWAY};
-use dataplane_user::Dataplane;
+use dataplane_common::lb::{GATEWAYS_MAX, NO_GATEWAY};
+use dataplane_user::{lb::Gateway as GatewayEntry, Dataplane};
 use tracing::info;
 
 pub struct LbInstance {
@@ -57,7 +57,7 @@ impl LbInstance {
             for (idx, e) in dp.gateway_entries()? {
                 if live.contains(&idx) {
                     used[idx as usize] = true;
-                    entries.insert(entry_name(&e), (idx, e));
+                    entries.insert(e.name.clone(), (idx, e));
                 }
             }
         }
@@ -272,23 +272,15 @@ fn resolve(cfg: &config::Lb) -> Result<Vec<(String, GatewayEntry)>, LbError> {
         .iter()
         .map(|g| {
             let via = g.via.as_deref().unwrap_or(&cfg.interface);
-            let mut name = [0u8; GW_NAME_LEN];
-            name[..g.name.len()].copy_from_slice(g.name.as_bytes());
             let e = GatewayEntry {
+                name: g.name.clone(),
+                address: g.address,
                 dst_mac: g.mac.octets(),
                 src_mac: dataplane_user::mac_of(via)?,
                 ifindex: dataplane_user::ifindex(via)?,
-                addr: u32::from_ne_bytes(g.address.octets()),
                 weight: g.weight,
-                flags: GW_F_VALID,
-                name,
             };
             Ok((g.name.clone(), e))
         })
         .collect()
-}
-
-fn entry_name(e: &GatewayEntry) -> String {
-    let end = e.name.iter().position(|&b| b == 0).unwrap_or(e.name.len());
-    String::from_utf8_lossy(&e.name[..end]).into_owned()
 }

@@ -246,7 +246,7 @@ pub fn fixtures() -> Vec<Fixture> {
 /// `tx_ifindex` (the test_run ingress, so XDP_TX) and `gw-b` through
 /// `redirect_ifindex` (XDP_REDIRECT). Returns the table.
 pub fn install(dp: &mut Dataplane, tx_ifindex: u32, redirect_ifindex: Option<u32>) -> anyhow::Result<MaglevTable> {
-    use dataplane_common::lb::{GatewayEntry, GW_F_VALID};
+    use dataplane_user::lb::Gateway;
     let mut backends = vec![Backend { name: "gw-a".into(), weight: 1 }];
     let mut entries = vec![(GW_A_MAC, tx_ifindex)];
     if let Some(r) = redirect_ifindex {
@@ -255,11 +255,16 @@ pub fn install(dp: &mut Dataplane, tx_ifindex: u32, redirect_ifindex: Option<u32
         dp.add_tx_port(r)?;
     }
     for (i, (mac, ifindex)) in entries.iter().enumerate() {
-        let mut name = [0u8; 32];
-        name[..4].copy_from_slice(backends[i].name.as_bytes());
         dp.set_gateway(
             i as u32,
-            &GatewayEntry { dst_mac: *mac, src_mac: [2, 0, 0, 0, 0xee, i as u8], ifindex: *ifindex, addr: 0, weight: 1, flags: GW_F_VALID, name },
+            &Gateway {
+                name: backends[i].name.clone(),
+                address: std::net::Ipv4Addr::UNSPECIFIED,
+                dst_mac: *mac,
+                src_mac: [2, 0, 0, 0, 0xee, i as u8],
+                ifindex: *ifindex,
+                weight: 1,
+            },
         )?;
     }
     let table = MaglevTable::build(&backends, TABLE_SIZE, SEED)?;
