@@ -209,7 +209,6 @@ fn gateway(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchR
         "tcp_new_session",
         |dp| {
             for (flow, p) in dp.flows()? {
-                let p = u16::from_be(p);
                 if p != port {
                     dp.remove_flow(&flow)?;
                     dp.pool_push(p)?;
