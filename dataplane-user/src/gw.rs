@@ -47,26 +47,38 @@ impl From<GwConfig> for Settings {
     }
 }
 
-/// A representative address (`GW_SERVICES` key); `proto` is the IP
-/// protocol number.
+/// An address, port and IP protocol number: a representative address
+/// ([`Service`], the `GW_SERVICES` key) or a terminal flow ([`Flow`], the
+/// `GW_FLOWS` key); both keys lay it out alike.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Service {
+pub struct Endpoint {
     pub addr: Ipv4Addr,
     pub port: u16,
     pub proto: u8,
 }
 
-impl From<Service> for ServiceKey {
-    fn from(s: Service) -> Self {
-        ServiceKey { addr: net(s.addr), port: s.port.to_be(), proto: s.proto, _pad: 0 }
-    }
+pub type Service = Endpoint;
+pub type Flow = Endpoint;
+
+/// `ServiceKey` and `FlowKey` hold an endpoint alike: the address and port
+/// in network order.
+macro_rules! endpoint_key {
+    ($($key:ident),*) => {$(
+        impl From<Endpoint> for $key {
+            fn from(e: Endpoint) -> Self {
+                $key { addr: net(e.addr), port: e.port.to_be(), proto: e.proto, _pad: 0 }
+            }
+        }
+
+        impl From<$key> for Endpoint {
+            fn from(k: $key) -> Self {
+                Endpoint { addr: addr(k.addr), port: u16::from_be(k.port), proto: k.proto }
+            }
+        }
+    )*};
 }
 
-impl From<ServiceKey> for Service {
-    fn from(k: ServiceKey) -> Self {
-        Service { addr: addr(k.addr), port: u16::from_be(k.port), proto: k.proto }
-    }
-}
+endpoint_key!(ServiceKey, FlowKey);
 
 /// A server entry (`GW_SERVERS`): where the fast path sends a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,26 +143,6 @@ impl TypeRuleEntry {
     }
 }
 
-/// A terminal flow (`GW_FLOWS` key).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Flow {
-    pub addr: Ipv4Addr,
-    pub port: u16,
-    pub proto: u8,
-}
-
-impl From<Flow> for FlowKey {
-    fn from(f: Flow) -> Self {
-        FlowKey { addr: net(f.addr), port: f.port.to_be(), proto: f.proto, _pad: 0 }
-    }
-}
-
-impl From<FlowKey> for Flow {
-    fn from(k: FlowKey) -> Self {
-        Flow { addr: addr(k.addr), port: u16::from_be(k.port), proto: k.proto }
-    }
-}
-
 /// A user session (`GW_SESSIONS`, indexed by its port).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionEntry {
@@ -181,29 +173,6 @@ impl From<Session> for SessionEntry {
             proto: s.proto,
             session_type: s.session_type,
             representative: SocketAddrV4::new(addr(s.rep_addr), u16::from_be(s.rep_port)),
-            group: s.group,
-            server: s.server,
-            up_mac: s.up_mac,
-            up_src_mac: s.up_src_mac,
-            up_ifindex: s.up_ifindex,
-            created_ns: s.created_ns,
-            last_seen_ns: s.last_seen_ns,
-        }
-    }
-}
-
-impl From<SessionEntry> for Session {
-    fn from(s: SessionEntry) -> Self {
-        Session {
-            state: if s.active { gw::SESSION_ACTIVE } else { gw::SESSION_FREE },
-            flags: s.flags,
-            term_addr: net(*s.terminal.ip()),
-            term_port: s.terminal.port().to_be(),
-            proto: s.proto,
-            session_type: s.session_type,
-            rep_addr: net(*s.representative.ip()),
-            rep_port: s.representative.port().to_be(),
-            _pad: 0,
             group: s.group,
             server: s.server,
             up_mac: s.up_mac,
@@ -352,9 +321,13 @@ impl Dataplane {
         a.get(&(port as u32), 0).map(SessionEntry::from).map_err(map_err(&maps::GW_SESSIONS))
     }
 
-    pub fn set_session(&mut self, port: u16, s: &SessionEntry) -> Result<()> {
+    /// Mark the session at `port` free (its flow entry is gone); the rest
+    /// of the entry stays as the fast path left it.
+    pub fn free_session(&mut self, port: u16) -> Result<()> {
         let mut a: Array<&mut MapData, Session> = self.map_mut(&maps::GW_SESSIONS)?;
-        a.set(port as u32, Session::from(*s), 0).map_err(map_err(&maps::GW_SESSIONS))
+        let mut s = a.get(&(port as u32), 0).map_err(map_err(&maps::GW_SESSIONS))?;
+        s.state = gw::SESSION_FREE;
+        a.set(port as u32, s, 0).map_err(map_err(&maps::GW_SESSIONS))
     }
 
     /// A session's counters summed over CPUs.
@@ -451,26 +424,28 @@ mod tests {
     }
 
     #[test]
-    fn session_round_trips() {
-        let s = SessionEntry {
-            active: true,
+    fn session_ports_and_addresses_come_out_in_host_order() {
+        let raw = Session {
+            state: gw::SESSION_ACTIVE,
             flags: gw::SF_FIN,
-            terminal: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 33000),
+            term_addr: u32::from_ne_bytes([10, 0, 0, 2]),
+            term_port: 33000u16.to_be(),
             proto: 6,
             session_type: 1,
-            representative: SocketAddrV4::new(A, 80),
+            rep_addr: u32::from_ne_bytes([198, 51, 100, 10]),
+            rep_port: 80u16.to_be(),
             group: 3,
             server: 5,
-            up_mac: [2, 0, 0, 0, 0, 1],
-            up_src_mac: [2, 0, 0, 0, 0, 2],
             up_ifindex: 4,
             created_ns: 10,
             last_seen_ns: 20,
+            ..Session::default()
         };
-        let raw = Session::from(s);
-        assert_eq!((raw.state, wire_u32(raw.rep_addr), raw.rep_port.to_ne_bytes()), (gw::SESSION_ACTIVE, [198, 51, 100, 10], [0, 80]));
-        assert_eq!(SessionEntry::from(raw), s);
-        assert_eq!(Session::from(SessionEntry { active: false, ..s }).state, gw::SESSION_FREE);
+        let s = SessionEntry::from(raw);
+        assert!(s.active);
+        assert_eq!((s.terminal, s.representative), (SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 33000), SocketAddrV4::new(A, 80)));
+        assert_eq!((s.flags, s.proto, s.session_type, s.group, s.server, s.up_ifindex, s.created_ns, s.last_seen_ns), (gw::SF_FIN, 6, 1, 3, 5, 4, 10, 20));
+        assert!(!SessionEntry::from(Session { state: gw::SESSION_FREE, ..raw }).active);
     }
 
     #[test]

@@ -303,8 +303,7 @@ impl GwInstance {
     /// The port's flow entry is gone: free the session, zero its counters
     /// and only then give the port back to the pool.
     fn free_port(&mut self, port: u16) -> Result<(), GwError> {
-        let s = self.dp.session(port)?;
-        self.dp.set_session(port, &SessionEntry { active: false, ..s })?;
+        self.dp.free_session(port)?;
         self.dp.zero_session_counters(port)?;
         self.dp.pool_push(port)?;
         Ok(())
