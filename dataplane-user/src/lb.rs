@@ -20,6 +20,14 @@ pub struct LiveTable {
     pub meta: TableMeta,
 }
 
+/// The hash the `lb` program computes for a TCP or UDP packet without a
+/// TEID (seed 002: the 5-tuple key). The program mixes the header words as
+/// the packet carries them, so the addresses and ports go in network order.
+pub fn flow_hash(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, proto: u8, seed: u32) -> u32 {
+    let word = |a: Ipv4Addr| u32::from_ne_bytes(a.octets());
+    dataplane_common::hash::flow_hash(word(src), word(dst), sport.to_be(), dport.to_be(), proto, seed)
+}
+
 /// A gateway as an `LB_GATEWAYS` entry holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Gateway {
@@ -174,6 +182,21 @@ mod tests {
 
     fn gw(name: &str) -> Gateway {
         Gateway { name: name.into(), address: Ipv4Addr::new(10, 1, 0, 2), dst_mac: [2, 0, 0, 0, 0, 2], src_mac: [2, 0, 0, 0, 0, 1], ifindex: 3, weight: 2 }
+    }
+
+    #[test]
+    fn flow_hash_takes_the_header_words_in_packet_order() {
+        let (src, dst) = (Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(198, 51, 100, 10));
+        let raw = dataplane_common::hash::flow_hash(
+            u32::from_ne_bytes([10, 0, 0, 2]),
+            u32::from_ne_bytes([198, 51, 100, 10]),
+            u16::from_ne_bytes(5000u16.to_be_bytes()),
+            u16::from_ne_bytes(53u16.to_be_bytes()),
+            17,
+            7,
+        );
+        assert_eq!(flow_hash(src, dst, 5000, 53, 17, 7), raw);
+        assert_ne!(flow_hash(src, dst, 53, 5000, 17, 7), raw, "the ports are not interchangeable");
     }
 
     #[test]

@@ -48,17 +48,13 @@ fn fx(name: impl Into<String>, packet: Vec<u8>, expect: Expect) -> Fixture {
 const TERM: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const SERVICE: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
 
-fn ip_words(a: Ipv4Addr) -> u32 {
-    u32::from_ne_bytes(a.octets())
-}
-
 pub fn teid(t: u32) -> Expect {
     Expect::Forward { hash: hash::teid_hash(t, SEED) }
 }
 
 pub fn flow(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, proto: u8) -> Expect {
     Expect::Forward {
-        hash: hash::flow_hash(ip_words(src), ip_words(dst), sport.to_be(), dport.to_be(), proto, SEED),
+        hash: dataplane_user::lb::flow_hash(src, dst, sport, dport, proto, SEED),
     }
 }
 
