@@ -6,7 +6,7 @@ mod common;
 
 use std::net::Ipv4Addr;
 
-use dataplane_common::gw::{stat, DRY_RUN_MAGIC, SESSION_ACTIVE};
+use dataplane_common::gw::stat;
 use dataplane_user::{verdict, Dataplane};
 use testlab::fixtures::gateway::{self as fx, GW_ADDR};
 
@@ -128,7 +128,8 @@ fn gateway_fixture_table() {
         assert_eq!(&out[54..], b"GET /", "payload untouched");
         let s = dp.session(port).unwrap();
         let c = dp.session_counters(port).unwrap();
-        assert_eq!((s.state, c.pkts_up, c.bytes_up), (SESSION_ACTIVE, 1, syn.len() as u64));
+        assert_eq!((s.active, c.pkts_up, c.bytes_up), (true, 1, syn.len() as u64));
+        assert_eq!((s.terminal, s.representative), (std::net::SocketAddrV4::new(TERM, 33000), std::net::SocketAddrV4::new(fx::WEB, 80)));
 
         // Same flow again: same port, same server.
         let out2 = run(&mut dp, "forward established", &syn, verdict::TX, stat::FORWARD);
@@ -229,12 +230,12 @@ fn gateway_fixture_table() {
 
         // Dry run (lookups): decides, rewrites, changes nothing.
         let flows = dp.flows().unwrap().len();
-        let r = dp.test_run_meta("gateway", &DRY_RUN_MAGIC.to_ne_bytes(), &tcp(TERM, 34000, fx::WEB, 80, b"")).unwrap();
+        let r = dp.gw_dry_run(&tcp(TERM, 34000, fx::WEB, 80, b"")).unwrap();
         assert_eq!(r.verdict, verdict::TX);
         assert_eq!(View(&r.output).sport(), 0, "no port taken by a dry run");
         assert_eq!(fx::SERVERS[server_of(&r.output)].0, 0);
         assert_eq!(dp.flows().unwrap().len(), flows);
-        let r = dp.test_run_meta("gateway", &DRY_RUN_MAGIC.to_ne_bytes(), &syn).unwrap();
+        let r = dp.gw_dry_run(&syn).unwrap();
         assert_eq!(View(&r.output).sport(), port, "a dry run shows an existing session's port");
         assert_eq!(dp.session_counters(port).unwrap().pkts_up, 3, "and does not count");
 
@@ -265,7 +266,7 @@ fn gateway_fixture_table() {
         run(&mut dp, "pool exhausted", &tcp(TERM, sport, fx::WEB, 80, b""), verdict::DROP, stat::POOL_EXHAUSTED);
         let again = run(&mut dp, "existing after exhaustion", &syn, verdict::TX, stat::FORWARD);
         assert_eq!(View(&again).sport(), port);
-        let ports: std::collections::HashSet<u16> = dp.flows().unwrap().iter().map(|(_, p)| u16::from_be(*p)).collect();
+        let ports: std::collections::HashSet<u16> = dp.flows().unwrap().iter().map(|(_, p)| *p).collect();
         assert_eq!(ports.len(), 30, "thirty sessions, thirty distinct ports");
     })
     .join()

@@ -166,7 +166,7 @@ fn a_busy_backup_gets_a_rate_review() {
     let r2: std::collections::BTreeSet<u32> =
         lan.status("r2").unwrap()["load_sharing"]["bucket_packets"].as_object().unwrap().keys().map(|k| k.parse().unwrap()).collect();
     let sources: Vec<u32> = (0..SOURCES)
-        .filter(|i| r2.contains(&dataplane_common::hash::addr_bucket(u32::from_ne_bytes([10, 3, 0, 64 + *i as u8]))))
+        .filter(|i| r2.contains(&u32::from(dataplane_user::router::bucket_of(std::net::Ipv4Addr::new(10, 3, 0, 64 + *i as u8)))))
         .collect();
     assert!(sources.len() >= 4, "{sources:?}");
 

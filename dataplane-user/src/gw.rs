@@ -1,4 +1,9 @@
-//! Typed access to the `gateway` maps.
+//! Typed access to the `gateway` maps. Callers pass addresses as
+//! `Ipv4Addr` and ports in host order; the maps keep both in network byte
+//! order (ARCHITECTURE §5) and the conversion happens here, in the `From`
+//! impls between these types and `dataplane_common::gw`'s.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use aya::maps::{
     lpm_trie::{Key, LpmTrie},
@@ -11,71 +16,274 @@ use dataplane_common::{
 
 use crate::{pins::map_err, Dataplane, Error, Result};
 
+/// An address as a map holds it: the octets in memory order.
+fn net(a: Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(a.octets())
+}
+
+fn addr(net: u32) -> Ipv4Addr {
+    Ipv4Addr::from(net.to_ne_bytes())
+}
+
+/// The gateway's own address and source port pool (`GW_CONFIG`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub address: Ipv4Addr,
+    pub port_min: u16,
+    pub port_max: u16,
+    /// Traffic has been configured (the program passes everything until then).
+    pub enabled: bool,
+}
+
+impl From<Settings> for GwConfig {
+    fn from(s: Settings) -> Self {
+        GwConfig { addr: net(s.address), port_min: s.port_min, port_max: s.port_max, enabled: u32::from(s.enabled), _pad: 0 }
+    }
+}
+
+impl From<GwConfig> for Settings {
+    fn from(c: GwConfig) -> Self {
+        Settings { address: addr(c.addr), port_min: c.port_min, port_max: c.port_max, enabled: c.enabled != 0 }
+    }
+}
+
+/// An address, port and IP protocol number: a representative address
+/// ([`Service`], the `GW_SERVICES` key) or a terminal flow ([`Flow`], the
+/// `GW_FLOWS` key); both keys lay it out alike.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub proto: u8,
+}
+
+pub type Service = Endpoint;
+pub type Flow = Endpoint;
+
+/// `ServiceKey` and `FlowKey` hold an endpoint alike: the address and port
+/// in network order.
+macro_rules! endpoint_key {
+    ($($key:ident),*) => {$(
+        impl From<Endpoint> for $key {
+            fn from(e: Endpoint) -> Self {
+                $key { addr: net(e.addr), port: e.port.to_be(), proto: e.proto, _pad: 0 }
+            }
+        }
+
+        impl From<$key> for Endpoint {
+            fn from(k: $key) -> Self {
+                Endpoint { addr: addr(k.addr), port: u16::from_be(k.port), proto: k.proto }
+            }
+        }
+    )*};
+}
+
+endpoint_key!(ServiceKey, FlowKey);
+
+/// A server entry (`GW_SERVERS`): where the fast path sends a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerEntry {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    /// Next hop (or the server itself when on-link).
+    pub mac: [u8; 6],
+    /// Egress interface's MAC.
+    pub src_mac: [u8; 6],
+    pub ifindex: u32,
+}
+
+impl From<ServerEntry> for Server {
+    fn from(s: ServerEntry) -> Self {
+        Server { addr: net(s.addr), port: s.port.to_be(), _pad: 0, mac: s.mac, src_mac: s.src_mac, ifindex: s.ifindex, flags: 1 }
+    }
+}
+
+impl ServerEntry {
+    /// `None` for a slot never written.
+    fn from_map(s: Server) -> Option<Self> {
+        (s.flags != 0).then(|| ServerEntry { addr: addr(s.addr), port: u16::from_be(s.port), mac: s.mac, src_mac: s.src_mac, ifindex: s.ifindex })
+    }
+}
+
+/// A rule classifying a new session (`GW_TYPES`): first match wins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TypeRuleEntry {
+    /// IP protocol number; 0 matches any.
+    pub proto: u8,
+    pub dscp: Option<u8>,
+    pub session_type: u8,
+    /// Terminal prefix; length 0 matches any.
+    pub terminals: Ipv4Addr,
+    pub terminals_len: u8,
+}
+
+impl From<TypeRuleEntry> for TypeRule {
+    fn from(r: TypeRuleEntry) -> Self {
+        TypeRule {
+            proto: r.proto,
+            dscp_plus1: r.dscp.map(|d| d + 1).unwrap_or(0),
+            session_type: r.session_type,
+            valid: 1,
+            prefix: net(r.terminals),
+            prefix_len: r.terminals_len.into(),
+        }
+    }
+}
+
+impl TypeRuleEntry {
+    /// `None` for an unused slot.
+    fn from_map(r: TypeRule) -> Option<Self> {
+        (r.valid != 0).then(|| TypeRuleEntry {
+            proto: r.proto,
+            dscp: r.dscp_plus1.checked_sub(1),
+            session_type: r.session_type,
+            terminals: addr(r.prefix),
+            terminals_len: r.prefix_len as u8,
+        })
+    }
+}
+
+/// A user session (`GW_SESSIONS`, indexed by its port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionEntry {
+    pub active: bool,
+    /// `gw::SF_*` bits the fast path set.
+    pub flags: u32,
+    pub terminal: SocketAddrV4,
+    pub proto: u8,
+    pub session_type: u8,
+    /// The representative address the terminal addressed.
+    pub representative: SocketAddrV4,
+    pub group: u32,
+    pub server: u32,
+    pub up_mac: [u8; 6],
+    pub up_src_mac: [u8; 6],
+    pub up_ifindex: u32,
+    /// CLOCK_MONOTONIC ns.
+    pub created_ns: u64,
+    pub last_seen_ns: u64,
+}
+
+impl From<Session> for SessionEntry {
+    fn from(s: Session) -> Self {
+        SessionEntry {
+            active: s.state == gw::SESSION_ACTIVE,
+            flags: s.flags,
+            terminal: SocketAddrV4::new(addr(s.term_addr), u16::from_be(s.term_port)),
+            proto: s.proto,
+            session_type: s.session_type,
+            representative: SocketAddrV4::new(addr(s.rep_addr), u16::from_be(s.rep_port)),
+            group: s.group,
+            server: s.server,
+            up_mac: s.up_mac,
+            up_src_mac: s.up_src_mac,
+            up_ifindex: s.up_ifindex,
+            created_ns: s.created_ns,
+            last_seen_ns: s.last_seen_ns,
+        }
+    }
+}
+
+/// The `GW_AUTH` key of `group` and `addr/len`.
+fn auth_key(group: u32, addr: Ipv4Addr, len: u8) -> Key<AuthKey> {
+    // The group is the key's first 32 bits, compared byte by byte.
+    Key::new(32 + u32::from(len), AuthKey { group_be: group.to_be(), addr: net(addr) })
+}
+
 impl Dataplane {
-    pub fn gw_config(&self) -> Result<GwConfig> {
+    pub fn gw_config(&self) -> Result<Settings> {
         let a: Array<&MapData, GwConfig> = self.map(&maps::GW_CONFIG)?;
-        a.get(&0, 0).map_err(map_err(&maps::GW_CONFIG))
+        a.get(&0, 0).map(Settings::from).map_err(map_err(&maps::GW_CONFIG))
     }
 
-    pub fn set_gw_config(&mut self, c: &GwConfig) -> Result<()> {
+    pub fn set_gw_config(&mut self, s: &Settings) -> Result<()> {
         let mut a: Array<&mut MapData, GwConfig> = self.map_mut(&maps::GW_CONFIG)?;
-        a.set(0, c, 0).map_err(map_err(&maps::GW_CONFIG))
+        a.set(0, GwConfig::from(*s), 0).map_err(map_err(&maps::GW_CONFIG))
     }
 
-    pub fn services(&self) -> Result<Vec<(ServiceKey, ServiceVal)>> {
+    /// Every representative address and the group behind it.
+    pub fn services(&self) -> Result<Vec<(Service, u32)>> {
         let h: HashMap<&MapData, ServiceKey, ServiceVal> = self.map(&maps::GW_SERVICES)?;
-        h.iter().collect::<std::result::Result<_, _>>().map_err(map_err(&maps::GW_SERVICES))
+        h.iter()
+            .map(|kv| kv.map(|(k, v)| (Service::from(k), v.group)))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(map_err(&maps::GW_SERVICES))
     }
 
-    pub fn set_service(&mut self, k: &ServiceKey, group: u32) -> Result<()> {
+    pub fn set_service(&mut self, s: &Service, group: u32) -> Result<()> {
         let mut h: HashMap<&mut MapData, ServiceKey, ServiceVal> = self.map_mut(&maps::GW_SERVICES)?;
-        h.insert(k, ServiceVal { group }, 0).map_err(map_err(&maps::GW_SERVICES))
+        h.insert(ServiceKey::from(*s), ServiceVal { group }, 0).map_err(map_err(&maps::GW_SERVICES))
     }
 
-    pub fn remove_service(&mut self, k: &ServiceKey) -> Result<()> {
+    pub fn remove_service(&mut self, s: &Service) -> Result<()> {
         let mut h: HashMap<&mut MapData, ServiceKey, ServiceVal> = self.map_mut(&maps::GW_SERVICES)?;
-        h.remove(k).map_err(map_err(&maps::GW_SERVICES))
+        h.remove(&ServiceKey::from(*s)).map_err(map_err(&maps::GW_SERVICES))
     }
 
-    pub fn server(&self, idx: u32) -> Result<Server> {
+    /// The server at `idx`, `None` if the slot was never written.
+    pub fn server(&self, idx: u32) -> Result<Option<ServerEntry>> {
         let a: Array<&MapData, Server> = self.map(&maps::GW_SERVERS)?;
-        a.get(&idx, 0).map_err(map_err(&maps::GW_SERVERS))
+        a.get(&idx, 0).map(ServerEntry::from_map).map_err(map_err(&maps::GW_SERVERS))
     }
 
-    pub fn set_server(&mut self, idx: u32, s: &Server) -> Result<()> {
+    pub fn set_server(&mut self, idx: u32, s: &ServerEntry) -> Result<()> {
         let mut a: Array<&mut MapData, Server> = self.map_mut(&maps::GW_SERVERS)?;
-        a.set(idx, s, 0).map_err(map_err(&maps::GW_SERVERS))
+        a.set(idx, Server::from(*s), 0).map_err(map_err(&maps::GW_SERVERS))
     }
 
-    pub fn set_selection(&mut self, group: u32, stype: u32, sel: &Selection) -> Result<()> {
+    /// Server indices of the selection table of (`group`, `stype`).
+    pub fn selection(&self, group: u32, stype: u32) -> Result<[u16; gw::SELECT_SLOTS as usize]> {
+        let a: Array<&MapData, Selection> = self.map(&maps::GW_SELECT)?;
+        a.get(&(group * gw::TYPES_MAX + stype), 0).map(|s| s.servers).map_err(map_err(&maps::GW_SELECT))
+    }
+
+    pub fn set_selection(&mut self, group: u32, stype: u32, servers: &[u16; gw::SELECT_SLOTS as usize]) -> Result<()> {
         let mut a: Array<&mut MapData, Selection> = self.map_mut(&maps::GW_SELECT)?;
-        a.set(group * gw::TYPES_MAX + stype, sel, 0).map_err(map_err(&maps::GW_SELECT))
+        a.set(group * gw::TYPES_MAX + stype, Selection { servers: *servers }, 0).map_err(map_err(&maps::GW_SELECT))
     }
 
-    pub fn set_type_rules(&mut self, rules: &[TypeRule]) -> Result<()> {
+    /// The rules in use, in match order.
+    pub fn type_rules(&self) -> Result<Vec<TypeRuleEntry>> {
+        let a: Array<&MapData, TypeRule> = self.map(&maps::GW_TYPES)?;
+        let mut out = Vec::new();
+        for i in 0..gw::TYPE_RULES_MAX {
+            match TypeRuleEntry::from_map(a.get(&i, 0).map_err(map_err(&maps::GW_TYPES))?) {
+                Some(r) => out.push(r),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replace every rule; slots past `rules` are cleared.
+    pub fn set_type_rules(&mut self, rules: &[TypeRuleEntry]) -> Result<()> {
+        if rules.len() > gw::TYPE_RULES_MAX as usize {
+            return Err(Error::Other(format!("{} session type rules, at most {}", rules.len(), gw::TYPE_RULES_MAX)));
+        }
         let mut a: Array<&mut MapData, TypeRule> = self.map_mut(&maps::GW_TYPES)?;
         for i in 0..gw::TYPE_RULES_MAX {
-            let r = rules.get(i as usize).copied().unwrap_or_default();
+            let r = rules.get(i as usize).map(|r| TypeRule::from(*r)).unwrap_or_default();
             a.set(i, r, 0).map_err(map_err(&maps::GW_TYPES))?;
         }
         Ok(())
     }
 
     /// Allow `addr/len` to use `group`.
-    pub fn auth_allow(&mut self, group: u32, addr: u32, len: u32) -> Result<()> {
+    pub fn auth_allow(&mut self, group: u32, addr: Ipv4Addr, len: u8) -> Result<()> {
         let mut t: LpmTrie<&mut MapData, AuthKey, u32> = self.map_mut(&maps::GW_AUTH)?;
-        t.insert(&Key::new(32 + len, AuthKey { group_be: group.to_be(), addr }), 1, 0).map_err(map_err(&maps::GW_AUTH))
+        t.insert(&auth_key(group, addr, len), 1, 0).map_err(map_err(&maps::GW_AUTH))
     }
 
-    pub fn auth_entries(&self) -> Result<Vec<(u32, u32, u32)>> {
+    /// Every (group, prefix address, prefix length) allowed.
+    pub fn auth_entries(&self) -> Result<Vec<(u32, Ipv4Addr, u8)>> {
         let t: LpmTrie<&MapData, AuthKey, u32> = self.map(&maps::GW_AUTH)?;
         let keys: Vec<Key<AuthKey>> = t.keys().collect::<std::result::Result<_, _>>().map_err(map_err(&maps::GW_AUTH))?;
-        Ok(keys.iter().map(|k| (u32::from_be(k.data().group_be), k.data().addr, k.prefix_len() - 32)).collect())
+        Ok(keys.iter().map(|k| (u32::from_be(k.data().group_be), addr(k.data().addr), (k.prefix_len() - 32) as u8)).collect())
     }
 
-    pub fn auth_remove(&mut self, group: u32, addr: u32, len: u32) -> Result<()> {
+    pub fn auth_remove(&mut self, group: u32, addr: Ipv4Addr, len: u8) -> Result<()> {
         let mut t: LpmTrie<&mut MapData, AuthKey, u32> = self.map_mut(&maps::GW_AUTH)?;
-        t.remove(&Key::new(32 + len, AuthKey { group_be: group.to_be(), addr })).map_err(map_err(&maps::GW_AUTH))
+        t.remove(&auth_key(group, addr, len)).map_err(map_err(&maps::GW_AUTH))
     }
 
     /// Return a port to the pool. Only after its flow entry is gone.
@@ -94,23 +302,31 @@ impl Dataplane {
         Ok(out)
     }
 
-    pub fn flows(&self) -> Result<Vec<(FlowKey, u16)>> {
+    /// Every terminal flow and the port of its session.
+    pub fn flows(&self) -> Result<Vec<(Flow, u16)>> {
         let h: HashMap<&MapData, FlowKey, u16> = self.map(&maps::GW_FLOWS)?;
-        h.iter().collect::<std::result::Result<_, _>>().map_err(map_err(&maps::GW_FLOWS))
+        h.iter()
+            .map(|kv| kv.map(|(k, p)| (Flow::from(k), u16::from_be(p))))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(map_err(&maps::GW_FLOWS))
     }
 
-    pub fn remove_flow(&mut self, k: &FlowKey) -> Result<()> {
+    pub fn remove_flow(&mut self, f: &Flow) -> Result<()> {
         let mut h: HashMap<&mut MapData, FlowKey, u16> = self.map_mut(&maps::GW_FLOWS)?;
-        h.remove(k).map_err(map_err(&maps::GW_FLOWS))
+        h.remove(&FlowKey::from(*f)).map_err(map_err(&maps::GW_FLOWS))
     }
 
-    pub fn session(&self, port: u16) -> Result<Session> {
+    pub fn session(&self, port: u16) -> Result<SessionEntry> {
         let a: Array<&MapData, Session> = self.map(&maps::GW_SESSIONS)?;
-        a.get(&(port as u32), 0).map_err(map_err(&maps::GW_SESSIONS))
+        a.get(&(port as u32), 0).map(SessionEntry::from).map_err(map_err(&maps::GW_SESSIONS))
     }
 
-    pub fn set_session(&mut self, port: u16, s: &Session) -> Result<()> {
+    /// Mark the session at `port` free (its flow entry is gone); the rest
+    /// of the entry stays as the fast path left it.
+    pub fn free_session(&mut self, port: u16) -> Result<()> {
         let mut a: Array<&mut MapData, Session> = self.map_mut(&maps::GW_SESSIONS)?;
+        let mut s = a.get(&(port as u32), 0).map_err(map_err(&maps::GW_SESSIONS))?;
+        s.state = gw::SESSION_FREE;
         a.set(port as u32, s, 0).map_err(map_err(&maps::GW_SESSIONS))
     }
 
@@ -141,7 +357,102 @@ impl Dataplane {
             .map_err(|e| Error::Other(format!("{}: adding ifindex {ifindex}: {e}", maps::GW_TX_PORTS.name)))
     }
 
+    /// Run `packet` through the gateway program as a dry run (lookup): it
+    /// decides and rewrites but changes no map.
+    pub fn gw_dry_run(&mut self, packet: &[u8]) -> Result<crate::testrun::RunResult> {
+        self.test_run_meta("gateway", &gw::DRY_RUN_MAGIC.to_ne_bytes(), packet)
+    }
+
     pub fn gw_stats(&self) -> Result<Vec<Counter>> {
         self.sum_stats(&maps::GW_STATS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
+
+    /// The map holds the address's octets and the port's bytes in wire order.
+    fn wire_u32(v: u32) -> [u8; 4] {
+        v.to_ne_bytes()
+    }
+
+    #[test]
+    fn service_key_is_network_order_and_round_trips() {
+        let s = Service { addr: A, port: 80, proto: 6 };
+        let k = ServiceKey::from(s);
+        assert_eq!(wire_u32(k.addr), [198, 51, 100, 10]);
+        assert_eq!(k.port.to_ne_bytes(), [0, 80]);
+        assert_eq!(Service::from(k), s);
+    }
+
+    #[test]
+    fn server_entry_round_trips_and_an_empty_slot_is_none() {
+        let e = ServerEntry { addr: Ipv4Addr::new(10, 2, 0, 11), port: 8080, mac: [2, 0, 0, 0, 0x5e, 1], src_mac: [2, 0, 0, 0, 0xcc, 1], ifindex: 7 };
+        let raw = Server::from(e);
+        assert_eq!(wire_u32(raw.addr), [10, 2, 0, 11]);
+        assert_eq!(raw.port.to_ne_bytes(), 8080u16.to_be_bytes());
+        assert_eq!(raw.flags, 1);
+        assert_eq!(ServerEntry::from_map(raw), Some(e));
+        assert_eq!(ServerEntry::from_map(Server::default()), None);
+    }
+
+    #[test]
+    fn settings_type_rules_and_flows_round_trip() {
+        let s = Settings { address: Ipv4Addr::new(10, 2, 0, 1), port_min: 20000, port_max: 59999, enabled: true };
+        let raw = GwConfig::from(s);
+        assert_eq!(wire_u32(raw.addr), [10, 2, 0, 1]);
+        assert_eq!((raw.port_min, raw.port_max), (20000, 59999), "pool bounds stay host order");
+        assert_eq!(Settings::from(raw), s);
+
+        let r = TypeRuleEntry { proto: 17, dscp: Some(46), session_type: 1, terminals: Ipv4Addr::new(10, 9, 0, 0), terminals_len: 16 };
+        let raw = TypeRule::from(r);
+        assert_eq!((raw.dscp_plus1, raw.valid, raw.prefix_len), (47, 1, 16));
+        assert_eq!(wire_u32(raw.prefix), [10, 9, 0, 0]);
+        assert_eq!(TypeRuleEntry::from_map(raw), Some(r));
+        let any = TypeRuleEntry { dscp: None, ..r };
+        assert_eq!(TypeRule::from(any).dscp_plus1, 0);
+        assert_eq!(TypeRuleEntry::from_map(TypeRule::from(any)), Some(any));
+        assert_eq!(TypeRuleEntry::from_map(TypeRule::default()), None);
+
+        let f = Flow { addr: Ipv4Addr::new(10, 0, 0, 2), port: 33000, proto: 6 };
+        let raw = FlowKey::from(f);
+        assert_eq!(raw.port.to_ne_bytes(), 33000u16.to_be_bytes());
+        assert_eq!(Flow::from(raw), f);
+    }
+
+    #[test]
+    fn session_ports_and_addresses_come_out_in_host_order() {
+        let raw = Session {
+            state: gw::SESSION_ACTIVE,
+            flags: gw::SF_FIN,
+            term_addr: u32::from_ne_bytes([10, 0, 0, 2]),
+            term_port: 33000u16.to_be(),
+            proto: 6,
+            session_type: 1,
+            rep_addr: u32::from_ne_bytes([198, 51, 100, 10]),
+            rep_port: 80u16.to_be(),
+            group: 3,
+            server: 5,
+            up_ifindex: 4,
+            created_ns: 10,
+            last_seen_ns: 20,
+            ..Session::default()
+        };
+        let s = SessionEntry::from(raw);
+        assert!(s.active);
+        assert_eq!((s.terminal, s.representative), (SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 33000), SocketAddrV4::new(A, 80)));
+        assert_eq!((s.flags, s.proto, s.session_type, s.group, s.server, s.up_ifindex, s.created_ns, s.last_seen_ns), (gw::SF_FIN, 6, 1, 3, 5, 4, 10, 20));
+        assert!(!SessionEntry::from(Session { state: gw::SESSION_FREE, ..raw }).active);
+    }
+
+    #[test]
+    fn auth_key_puts_the_group_first_in_wire_order() {
+        let k = auth_key(2, Ipv4Addr::new(10, 9, 0, 0), 16);
+        assert_eq!(k.prefix_len(), 48);
+        assert_eq!(k.data().group_be.to_ne_bytes(), [0, 0, 0, 2]);
+        assert_eq!(wire_u32(k.data().addr), [10, 9, 0, 0]);
     }
 }

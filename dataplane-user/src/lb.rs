@@ -2,9 +2,11 @@
 //! [`Dataplane::install_table`] writes the copy that is not live, then flips
 //! `LB_ACTIVE`, so no packet ever reads a half-written table.
 
+use std::net::Ipv4Addr;
+
 use aya::maps::{Array, DevMapHash, MapData, PerCpuArray};
 use dataplane_common::{
-    lb::{self, GatewayEntry, TableMeta},
+    lb::{self, GatewayEntry, TableMeta, GW_F_VALID, GW_NAME_LEN},
     maps::{self, MapDef},
     Counter,
 };
@@ -16,6 +18,65 @@ use crate::{pins::map_err, Dataplane, Error, Result};
 pub struct LiveTable {
     pub copy: u32,
     pub meta: TableMeta,
+}
+
+/// The hash the `lb` program computes for a TCP or UDP packet without a
+/// TEID (seed 002: the 5-tuple key). The program mixes the header words as
+/// the packet carries them, so the addresses and ports go in network order.
+pub fn flow_hash(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, proto: u8, seed: u32) -> u32 {
+    let word = |a: Ipv4Addr| u32::from_ne_bytes(a.octets());
+    dataplane_common::hash::flow_hash(word(src), word(dst), sport.to_be(), dport.to_be(), proto, seed)
+}
+
+/// A gateway as an `LB_GATEWAYS` entry holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gateway {
+    /// Kept in the pinned entry (at most `lb::GW_NAME_LEN` bytes), so a
+    /// restarted daemon can name what it finds.
+    pub name: String,
+    pub address: Ipv4Addr,
+    /// The gateway's MAC.
+    pub dst_mac: [u8; 6],
+    /// The egress interface's MAC.
+    pub src_mac: [u8; 6],
+    /// Egress interface; equal to the ingress one means XDP_TX.
+    pub ifindex: u32,
+    pub weight: u32,
+}
+
+impl Gateway {
+    fn to_entry(&self) -> Result<GatewayEntry> {
+        if self.name.len() > GW_NAME_LEN {
+            return Err(Error::Other(format!("gateway name {:?} longer than {GW_NAME_LEN} bytes", self.name)));
+        }
+        let mut name = [0u8; GW_NAME_LEN];
+        name[..self.name.len()].copy_from_slice(self.name.as_bytes());
+        Ok(GatewayEntry {
+            dst_mac: self.dst_mac,
+            src_mac: self.src_mac,
+            ifindex: self.ifindex,
+            addr: u32::from_ne_bytes(self.address.octets()),
+            weight: self.weight,
+            flags: GW_F_VALID,
+            name,
+        })
+    }
+
+    /// `None` for an entry not in use.
+    fn from_entry(e: &GatewayEntry) -> Option<Self> {
+        if e.flags & GW_F_VALID == 0 {
+            return None;
+        }
+        let end = e.name.iter().position(|&b| b == 0).unwrap_or(e.name.len());
+        Some(Gateway {
+            name: String::from_utf8_lossy(&e.name[..end]).into_owned(),
+            address: Ipv4Addr::from(e.addr.to_ne_bytes()),
+            dst_mac: e.dst_mac,
+            src_mac: e.src_mac,
+            ifindex: e.ifindex,
+            weight: e.weight,
+        })
+    }
 }
 
 impl Dataplane {
@@ -64,19 +125,21 @@ impl Dataplane {
         Ok(meta)
     }
 
-    pub fn gateway_entries(&self) -> Result<Vec<(u32, GatewayEntry)>> {
+    /// Every entry in use, by index.
+    pub fn gateway_entries(&self) -> Result<Vec<(u32, Gateway)>> {
         let gws: Array<&MapData, GatewayEntry> = self.map(&maps::LB_GATEWAYS)?;
         let mut out = Vec::new();
         for i in 0..lb::GATEWAYS_MAX {
             let e = gws.get(&i, 0).map_err(map_err(&maps::LB_GATEWAYS))?;
-            if e.flags & lb::GW_F_VALID != 0 {
-                out.push((i, e));
+            if let Some(g) = Gateway::from_entry(&e) {
+                out.push((i, g));
             }
         }
         Ok(out)
     }
 
-    pub fn set_gateway(&mut self, index: u32, entry: &GatewayEntry) -> Result<()> {
+    pub fn set_gateway(&mut self, index: u32, gateway: &Gateway) -> Result<()> {
+        let entry = gateway.to_entry()?;
         let mut gws: Array<&mut MapData, GatewayEntry> = self.map_mut(&maps::LB_GATEWAYS)?;
         gws.set(index, entry, 0).map_err(map_err(&maps::LB_GATEWAYS))
     }
@@ -110,5 +173,47 @@ impl Dataplane {
                 }))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gw(name: &str) -> Gateway {
+        Gateway { name: name.into(), address: Ipv4Addr::new(10, 1, 0, 2), dst_mac: [2, 0, 0, 0, 0, 2], src_mac: [2, 0, 0, 0, 0, 1], ifindex: 3, weight: 2 }
+    }
+
+    #[test]
+    fn flow_hash_takes_the_header_words_in_packet_order() {
+        let (src, dst) = (Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(198, 51, 100, 10));
+        let raw = dataplane_common::hash::flow_hash(
+            u32::from_ne_bytes([10, 0, 0, 2]),
+            u32::from_ne_bytes([198, 51, 100, 10]),
+            u16::from_ne_bytes(5000u16.to_be_bytes()),
+            u16::from_ne_bytes(53u16.to_be_bytes()),
+            17,
+            7,
+        );
+        assert_eq!(flow_hash(src, dst, 5000, 53, 17, 7), raw);
+        assert_ne!(flow_hash(src, dst, 53, 5000, 17, 7), raw, "the ports are not interchangeable");
+    }
+
+    #[test]
+    fn entry_round_trips_with_the_address_in_network_order() {
+        let g = gw("gw-a");
+        let e = g.to_entry().unwrap();
+        assert_eq!(e.addr.to_ne_bytes(), [10, 1, 0, 2]);
+        assert_eq!(&e.name[..5], b"gw-a\0");
+        assert_eq!(e.flags, GW_F_VALID);
+        assert_eq!(Gateway::from_entry(&e), Some(g));
+        assert_eq!(Gateway::from_entry(&GatewayEntry::zeroed()), None);
+    }
+
+    #[test]
+    fn a_name_that_fills_the_field_round_trips_and_a_longer_one_is_refused() {
+        let full = "g".repeat(GW_NAME_LEN);
+        assert_eq!(Gateway::from_entry(&gw(&full).to_entry().unwrap()).unwrap().name, full);
+        assert!(gw(&"g".repeat(GW_NAME_LEN + 1)).to_entry().is_err());
     }
 }

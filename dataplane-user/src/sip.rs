@@ -15,16 +15,23 @@ pub struct Copied {
     pub frame: Vec<u8>,
 }
 
+/// A port as `SIP_PORTS` keys it: network byte order, as the program
+/// reads it from the UDP/TCP header.
+fn port_key(port: u16) -> u16 {
+    port.to_be()
+}
+
 impl Dataplane {
+    /// Copy packets to or from `port` (host order).
     pub fn add_sip_port(&mut self, port: u16) -> Result<()> {
         let mut h: HashMap<&mut MapData, u16, u32> = self.map_mut(&maps::SIP_PORTS)?;
-        h.insert(port.to_be(), 1, 0).map_err(map_err(&maps::SIP_PORTS))
+        h.insert(port_key(port), 1, 0).map_err(map_err(&maps::SIP_PORTS))
     }
 
     /// Stop copying `port` (absent already is not an error).
     pub fn remove_sip_port(&mut self, port: u16) -> Result<()> {
         let mut h: HashMap<&mut MapData, u16, u32> = self.map_mut(&maps::SIP_PORTS)?;
-        match h.remove(&port.to_be()) {
+        match h.remove(&port_key(port)) {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
             Err(e) => Err(map_err(&maps::SIP_PORTS)(e)),
         }
@@ -44,5 +51,13 @@ impl Dataplane {
 
     pub fn sip_stats(&self) -> Result<Vec<Counter>> {
         self.sum_stats(&maps::SIP_STATS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn port_key_is_the_header_bytes() {
+        assert_eq!(super::port_key(5060).to_ne_bytes(), [0x13, 0xc4]);
     }
 }

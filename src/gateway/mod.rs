@@ -20,13 +20,12 @@ use std::{
 use control::{
     api::{GroupServerView, GroupView, GroupsView, GwLookupView},
     field::Ipv4Prefix,
-    gateway::{self as g, config as gcfg, AccountingRecord, EndReason},
+    gateway::{self as g, config as gcfg, AccountingRecord, EndReason, GatewayMaps},
 };
-use dataplane_common::gw::{
-    GwConfig, Selection, Server, ServiceKey, Session, TypeRule, DRY_RUN_MAGIC, GROUPS_MAX, SERVERS_MAX,
-    SESSION_ACTIVE, SESSION_FREE, TYPES_MAX,
+use dataplane_user::{
+    gw::{ServerEntry, Service, SessionEntry, Settings, TypeRuleEntry},
+    Dataplane,
 };
-use dataplane_user::Dataplane;
 use serde::Serialize;
 use tracing::info;
 
@@ -43,32 +42,19 @@ pub enum GwError {
 pub struct GwInstance {
     pub cfg: gcfg::Gateway,
     pub dp: Dataplane,
-    /// (group, server) name → index in GW_SERVERS.
-    server_idx: BTreeMap<(String, String), u32>,
-    group_idx: BTreeMap<String, u32>,
+    /// Where each group and server sits in the maps.
+    idx: g::Indices,
     /// Ports whose start record is written → time of the last record.
     seen: HashMap<u16, u64>,
     acct: Option<AccountingFile>,
 }
 
-/// A server as resolved for the maps.
-struct Resolved {
-    group: String,
-    cfg: gcfg::ServerCfg,
-    entry: Server,
-}
+/// Every server's entry as resolved for the maps, by (group, name).
+type Resolved = BTreeMap<(String, String), ServerEntry>;
 
-fn ne(a: Ipv4Addr) -> u32 {
-    u32::from_ne_bytes(a.octets())
-}
-
-fn ip_of(ne_addr: u32) -> Ipv4Addr {
-    Ipv4Addr::from(ne_addr.to_ne_bytes())
-}
-
-fn resolve(cfg: &gcfg::Gateway) -> Result<Vec<Resolved>, GwError> {
+fn resolve(cfg: &gcfg::Gateway) -> Result<Resolved, GwError> {
     let default_via = cfg.interfaces.last().ok_or_else(|| GwError::Config("the gateway names no interface".into()))?.clone();
-    let mut out = Vec::new();
+    let mut out = BTreeMap::new();
     for grp in &cfg.groups {
         for s in &grp.servers {
             let via = s.via.clone().unwrap_or_else(|| default_via.clone());
@@ -79,8 +65,7 @@ fn resolve(cfg: &gcfg::Gateway) -> Result<Vec<Resolved>, GwError> {
                 None => crate::neigh::resolve(s.next_hop.unwrap_or(s.address), &via, Duration::from_secs(3))
                     .map_err(|e| GwError::Config(format!("group {} server {}: {e}", grp.name, s.name)))?,
             };
-            let entry = Server { addr: ne(s.address), port: s.port.to_be(), _pad: 0, mac, src_mac, ifindex, flags: 1 };
-            out.push(Resolved { group: grp.name.clone(), cfg: s.clone(), entry });
+            out.insert((grp.name.clone(), s.name.clone()), ServerEntry { addr: s.address, port: s.port, mac, src_mac, ifindex });
         }
     }
     Ok(out)
@@ -92,7 +77,7 @@ impl GwInstance {
         let ifaces: Vec<&str> = cfg.interfaces.iter().map(String::as_str).collect();
         let dp = Dataplane::attach_many("gateway", &ifaces, opts)?;
         let acct = cfg.accounting.file.as_ref().map(|p| AccountingFile::new(p, &cfg.accounting));
-        let mut inst = Self { cfg: cfg.clone(), dp, server_idx: BTreeMap::new(), group_idx: BTreeMap::new(), seen: HashMap::new(), acct };
+        let mut inst = Self { cfg: cfg.clone(), dp, idx: g::Indices::default(), seen: HashMap::new(), acct };
         if inst.dp.took_over {
             inst.adopt()?;
         }
@@ -115,8 +100,7 @@ impl GwInstance {
             .filter(|r| r.event == "start")
             .map(|r| (r.port, r.start))
             .collect();
-        for (_, port) in self.dp.flows()? {
-            let p = u16::from_be(port);
+        for (_, p) in self.dp.flows()? {
             let s = self.dp.session(p)?;
             let start = clock.unix(s.created_ns);
             // The same session: same port, same start (to clock jitter).
@@ -135,134 +119,89 @@ impl GwInstance {
         self.apply_resolved(cfg, resolved)
     }
 
-    fn apply_resolved(&mut self, cfg: gcfg::Gateway, resolved: Vec<Resolved>) -> Result<(), GwError> {
-        // Stable indices: keep existing names, give new ones free slots.
-        let mut group_idx = BTreeMap::new();
-        let mut used: Vec<u32> = Vec::new();
-        for grp in &cfg.groups {
-            if let Some(i) = self.group_idx.get(&grp.name) {
-                group_idx.insert(grp.name.clone(), *i);
-                used.push(*i);
+    fn apply_resolved(&mut self, cfg: gcfg::Gateway, resolved: Resolved) -> Result<(), GwError> {
+        let mut live = BTreeMap::new();
+        for i in self.idx.servers.values() {
+            if let Some(e) = self.dp.server(*i)? {
+                live.insert(*i, e);
             }
         }
-        for grp in &cfg.groups {
-            if !group_idx.contains_key(&grp.name) {
-                let i = (0..GROUPS_MAX).find(|i| !used.contains(i) && !self.group_idx.values().any(|v| v == i)).or_else(|| (0..GROUPS_MAX).find(|i| !used.contains(i))).ok_or_else(|| GwError::Config("no free group slot".into()))?;
-                used.push(i);
-                group_idx.insert(grp.name.clone(), i);
-            }
-        }
-        let mut server_idx = BTreeMap::new();
-        let mut sused: Vec<u32> = Vec::new();
-        for r in &resolved {
-            let key = (r.group.clone(), r.cfg.name.clone());
-            if let Some(i) = self.server_idx.get(&key) {
-                if self.dp.server(*i)? == r.entry {
-                    server_idx.insert(key, *i);
-                    sused.push(*i);
-                }
-            }
-        }
-        let retired: Vec<u32> = self.server_idx.values().copied().filter(|i| !sused.contains(i)).collect();
-        for r in &resolved {
-            let key = (r.group.clone(), r.cfg.name.clone());
-            if server_idx.contains_key(&key) {
-                continue;
-            }
-            // A server whose entry changed gets a fresh index: sessions
-            // on the old one keep it until they end.
-            let i = (0..SERVERS_MAX)
-                .find(|i| !sused.contains(i) && !retired.contains(i))
-                .ok_or_else(|| GwError::Config(format!("no free server slot (at most {SERVERS_MAX})")))?;
-            self.dp.set_server(i, &r.entry)?;
-            self.dp.add_gw_tx_port(r.entry.ifindex)?;
-            sused.push(i);
-            server_idx.insert(key, i);
-        }
-        for i in &cfg.interfaces {
-            self.dp.add_gw_tx_port(dataplane_user::ifindex(i)?)?;
-        }
-        // Selection tables per (group, type).
-        for grp in &cfg.groups {
-            let gi = group_idx[&grp.name];
-            for t in 0..TYPES_MAX {
-                let members: Vec<(u16, u32)> = grp
-                    .servers
-                    .iter()
-                    .filter(|s| s.types.as_ref().map(|ts| ts.contains(&(t as u8))).unwrap_or(t == 0))
-                    .map(|s| (server_idx[&(grp.name.clone(), s.name.clone())] as u16, s.weight))
-                    .collect();
-                self.dp.set_selection(gi, t, &Selection { servers: g::selection(&members) })?;
-            }
-        }
-        // Authorization: replace the trie's contents.
-        for (grp, addr, len) in self.dp.auth_entries()? {
-            self.dp.auth_remove(grp, addr, len)?;
-        }
-        for grp in &cfg.groups {
-            let gi = group_idx[&grp.name];
-            match &grp.allow {
-                None => self.dp.auth_allow(gi, 0, 0)?,
-                Some(list) => {
-                    for p in list {
-                        self.dp.auth_allow(gi, ne(p.network()), p.len.into())?;
-                    }
-                }
-            }
-        }
-        let rules: Vec<TypeRule> = cfg
-            .session_types
-            .iter()
-            .map(|t| {
-                let terminals = t.terminals.unwrap_or(Ipv4Prefix::ANY);
-                TypeRule {
-                    proto: t.proto.map(|p| p.number()).unwrap_or(0),
-                    dscp_plus1: t.dscp.map(|d| d + 1).unwrap_or(0),
-                    session_type: t.id,
-                    valid: 1,
-                    prefix: ne(terminals.addr),
-                    prefix_len: terminals.len.into(),
-                }
-            })
-            .collect();
-        self.dp.set_type_rules(&rules)?;
-        // Services: add new, then remove those no longer configured.
-        let mut want = std::collections::HashSet::new();
-        for grp in &cfg.groups {
-            for sa in &grp.services {
-                let k = ServiceKey { addr: ne(sa.addr), port: sa.port.to_be(), proto: sa.proto.number(), _pad: 0 };
-                self.dp.set_service(&k, group_idx[&grp.name])?;
-                want.insert((k.addr, k.port, k.proto));
-            }
-        }
-        for (k, _) in self.dp.services()? {
-            if !want.contains(&(k.addr, k.port, k.proto)) {
-                self.dp.remove_service(&k)?;
-            }
-        }
-        // Port pool and the gateway address.
-        let (min, max) = (cfg.ports.first, cfg.ports.last);
-        let old = self.dp.gw_config()?;
-        if old.port_min != min || old.port_max != max || old.enabled == 0 {
-            self.dp.pool_drain()?;
-            let busy: std::collections::HashSet<u16> = self.dp.flows()?.into_iter().map(|(_, p)| u16::from_be(p)).collect();
-            for p in cfg.ports.ports() {
-                if !busy.contains(&p) {
-                    self.dp.pool_push(p)?;
-                }
-            }
-            info!(ports = %cfg.ports, "port pool seeded");
-        }
-        self.dp.set_gw_config(&GwConfig { addr: ne(cfg.address), port_min: min, port_max: max, enabled: 1, _pad: 0 })?;
-        self.group_idx = group_idx;
-        self.server_idx = server_idx;
+        let want = g::plan(&cfg, &resolved, &self.idx, &live).map_err(|e| GwError::Config(e.to_string()))?;
+        self.write_maps(&cfg, &want, &live)?;
+        self.idx = want.indices;
         if let Some(f) = &cfg.accounting.file {
             if self.acct.as_ref().map(|a| &a.path != f).unwrap_or(true) {
                 self.acct = Some(AccountingFile::new(f, &cfg.accounting));
             }
         }
         self.cfg = cfg;
-        info!(interfaces = ?self.cfg.interfaces, groups = self.group_idx.len(), servers = self.server_idx.len(), "gateway applied");
+        info!(interfaces = ?self.cfg.interfaces, groups = self.idx.groups.len(), servers = self.idx.servers.len(), "gateway applied");
+        Ok(())
+    }
+
+    /// Write what differs between `want` and the maps. Servers first, so
+    /// a selection never names an unwritten entry; services last but the
+    /// pool, so a service never leads to a group not set up yet.
+    fn write_maps(&mut self, cfg: &gcfg::Gateway, want: &GatewayMaps<ServerEntry>, live: &BTreeMap<u32, ServerEntry>) -> Result<(), GwError> {
+        for (i, e) in &want.servers {
+            if live.get(i) != Some(e) {
+                self.dp.set_server(*i, e)?;
+                self.dp.add_gw_tx_port(e.ifindex)?;
+            }
+        }
+        for i in &cfg.interfaces {
+            self.dp.add_gw_tx_port(dataplane_user::ifindex(i)?)?;
+        }
+        for ((gi, t), slots) in &want.selections {
+            if self.dp.selection(*gi, *t)? != *slots {
+                self.dp.set_selection(*gi, *t, slots)?;
+            }
+        }
+        // Authorization: add what is new before removing what is gone.
+        let have: std::collections::BTreeSet<(u32, Ipv4Addr, u8)> = self.dp.auth_entries()?.into_iter().collect();
+        for (gi, addr, len) in want.auth.difference(&have) {
+            self.dp.auth_allow(*gi, *addr, *len)?;
+        }
+        for (gi, addr, len) in have.difference(&want.auth) {
+            self.dp.auth_remove(*gi, *addr, *len)?;
+        }
+        let rules: Vec<TypeRuleEntry> = want
+            .type_rules
+            .iter()
+            .map(|r| TypeRuleEntry { proto: r.proto, dscp: r.dscp, session_type: r.session_type, terminals: r.terminals.addr, terminals_len: r.terminals.len })
+            .collect();
+        if self.dp.type_rules()? != rules {
+            self.dp.set_type_rules(&rules)?;
+        }
+        let services: HashMap<Service, u32> = want.services.iter().map(|(sa, gi)| (Service { addr: sa.addr, port: sa.port, proto: sa.proto.number() }, *gi)).collect();
+        let have: HashMap<Service, u32> = self.dp.services()?.into_iter().collect();
+        for (k, gi) in &services {
+            if have.get(k) != Some(gi) {
+                self.dp.set_service(k, *gi)?;
+            }
+        }
+        for k in have.keys() {
+            if !services.contains_key(k) {
+                self.dp.remove_service(k)?;
+            }
+        }
+        // Port pool and the gateway address.
+        let (min, max) = (want.ports.first, want.ports.last);
+        let old = self.dp.gw_config()?;
+        if old.port_min != min || old.port_max != max || !old.enabled {
+            self.dp.pool_drain()?;
+            let busy: std::collections::HashSet<u16> = self.dp.flows()?.into_iter().map(|(_, p)| p).collect();
+            for p in want.ports.ports() {
+                if !busy.contains(&p) {
+                    self.dp.pool_push(p)?;
+                }
+            }
+            info!(ports = %want.ports, "port pool seeded");
+        }
+        let settings = Settings { address: want.address, port_min: min, port_max: max, enabled: true };
+        if old != settings {
+            self.dp.set_gw_config(&settings)?;
+        }
         Ok(())
     }
 
@@ -293,21 +232,21 @@ impl GwInstance {
     }
 
     fn group_name(&self, idx: u32) -> String {
-        self.group_idx.iter().find(|(_, v)| **v == idx).map(|(k, _)| k.clone()).unwrap_or_else(|| format!("#{idx}"))
+        self.idx.groups.iter().find(|(_, v)| **v == idx).map(|(k, _)| k.clone()).unwrap_or_else(|| format!("#{idx}"))
     }
 
     fn server_name(&self, idx: u32) -> String {
-        self.server_idx.iter().find(|(_, v)| **v == idx).map(|(k, _)| k.1.clone()).unwrap_or_else(|| format!("#{idx}"))
+        self.idx.servers.iter().find(|(_, v)| **v == idx).map(|(k, _)| k.1.clone()).unwrap_or_else(|| format!("#{idx}"))
     }
 
-    fn record(&self, event: &str, port: u16, s: &Session, clock: &Clock, end: Option<EndReason>) -> Result<AccountingRecord, GwError> {
+    fn record(&self, event: &str, port: u16, s: &SessionEntry, clock: &Clock, end: Option<EndReason>) -> Result<AccountingRecord, GwError> {
         let c = self.dp.session_counters(port)?;
         Ok(AccountingRecord {
             event: event.into(),
             gateway: self.cfg.address,
             port,
-            terminal: format!("{}:{}", ip_of(s.term_addr), u16::from_be(s.term_port)),
-            representative: format!("{}:{}", ip_of(s.rep_addr), u16::from_be(s.rep_port)),
+            terminal: s.terminal.to_string(),
+            representative: s.representative.to_string(),
             proto: g::proto_name(s.proto).into(),
             group: self.group_name(s.group),
             server: self.server_name(s.server),
@@ -329,10 +268,9 @@ impl GwInstance {
         let clock = Clock::now();
         let mut ended = 0;
         let mut records = Vec::new();
-        for (flow, port_be) in self.dp.flows()? {
-            let port = u16::from_be(port_be);
+        for (flow, port) in self.dp.flows()? {
             let s = self.dp.session(port)?;
-            if s.state != SESSION_ACTIVE {
+            if !s.active {
                 continue;
             }
             if !self.seen.contains_key(&port) {
@@ -366,9 +304,7 @@ impl GwInstance {
     /// The port's flow entry is gone: free the session, zero its counters
     /// and only then give the port back to the pool.
     fn free_port(&mut self, port: u16) -> Result<(), GwError> {
-        let mut s = self.dp.session(port)?;
-        s.state = SESSION_FREE;
-        self.dp.set_session(port, &s)?;
+        self.dp.free_session(port)?;
         self.dp.zero_session_counters(port)?;
         self.dp.pool_push(port)?;
         Ok(())
@@ -377,10 +313,9 @@ impl GwInstance {
     pub fn sessions(&self) -> Result<Vec<SessionView>, GwError> {
         let clock = Clock::now();
         let mut out = Vec::new();
-        for (_, port_be) in self.dp.flows()? {
-            let port = u16::from_be(port_be);
+        for (_, port) in self.dp.flows()? {
             let s = self.dp.session(port)?;
-            if s.state != SESSION_ACTIVE {
+            if !s.active {
                 continue;
             }
             let r = self.record("live", port, &s, &clock, None)?;
@@ -410,7 +345,7 @@ impl GwInstance {
             .iter()
             .map(|grp| GroupView {
                 name: grp.name.clone(),
-                index: self.group_idx.get(&grp.name).copied(),
+                index: self.idx.groups.get(&grp.name).copied(),
                 services: grp.services.clone(),
                 allow: grp.allow.clone().unwrap_or_else(|| vec![Ipv4Prefix::ANY]),
                 servers: grp
@@ -422,7 +357,7 @@ impl GwInstance {
                         port: s.port,
                         weight: s.weight,
                         types: s.types.clone().unwrap_or_else(|| vec![0]),
-                        index: self.server_idx.get(&(grp.name.clone(), s.name.clone())).copied(),
+                        index: self.idx.servers.get(&(grp.name.clone(), s.name.clone())).copied(),
                     })
                     .collect(),
             })
@@ -433,7 +368,7 @@ impl GwInstance {
     /// What the program would do with a terminal's packet, by running it
     /// (dry run: no port is taken, no session changes).
     pub fn lookup(&mut self, packet: &[u8]) -> Result<GwLookupView, GwError> {
-        let r = self.dp.test_run_meta("gateway", &DRY_RUN_MAGIC.to_ne_bytes(), packet)?;
+        let r = self.dp.gw_dry_run(packet)?;
         let verdict = dataplane_user::verdict::name(r.verdict).to_string();
         let forwarded = matches!(r.verdict, dataplane_user::verdict::TX | dataplane_user::verdict::REDIRECT);
         if !forwarded || r.output.len() < 38 {
@@ -446,9 +381,10 @@ impl GwInstance {
         let sport = u16::from_be_bytes([o[14 + ihl], o[15 + ihl]]);
         let dport = u16::from_be_bytes([o[16 + ihl], o[17 + ihl]]);
         let server = self
-            .server_idx
+            .idx
+            .servers
             .iter()
-            .find(|(_, i)| self.dp.server(**i).map(|s| s.addr == ne(dst) && u16::from_be(s.port) == dport).unwrap_or(false))
+            .find(|(_, i)| matches!(self.dp.server(**i), Ok(Some(s)) if s.addr == dst && s.port == dport))
             .map(|((grp, name), _)| (grp.clone(), name.clone()));
         Ok(GwLookupView {
             verdict,

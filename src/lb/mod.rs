@@ -2,35 +2,30 @@
 //! the mapping from gateway names to entries in `LB_GATEWAYS`.
 //!
 //! Entries are never rewritten in place (a packet could read half an
-//! entry): a changed gateway gets a fresh index, the new table refers to it,
-//! and the old index is reused only after a later flip.
+//! entry): `control::lb::entries` plans which index each gets; this edge
+//! writes the plan, installs the table and then commits the plan.
 
 pub mod cli;
 mod role;
 
 pub use role::{check_interfaces, LbRole};
 
-use std::collections::{BTreeMap, VecDeque};
-
 use control::{
     api::{DigestView, GatewayView, LookupView},
     lb::{
         config::{self, Backend as Gateway},
+        entries::{EntryPlan, GatewayIndices},
         maglev::{Backend, MaglevTable},
     },
 };
-use dataplane_common::lb::{GatewayEntry, GATEWAYS_MAX, GW_F_VALID, GW_NAME_LEN, NO_GATEWAY};
-use dataplane_user::Dataplane;
+use dataplane_user::{lb::Gateway as GatewayEntry, Dataplane};
 use tracing::info;
 
 pub struct LbInstance {
     pub cfg: config::Lb,
     pub dp: Dataplane,
-    /// Gateway name → (index in LB_GATEWAYS, entry written there).
-    entries: BTreeMap<String, (u32, GatewayEntry)>,
-    free: VecDeque<u32>,
-    /// Indices dropped by the last apply, freed after the next flip.
-    retired: Vec<u32>,
+    /// Where each gateway's entry sits in LB_GATEWAYS.
+    indices: GatewayIndices<GatewayEntry>,
     pub table: MaglevTable,
 }
 
@@ -49,21 +44,18 @@ impl LbInstance {
         let entries_new = resolve(&cfg)?;
         let table = build(&cfg)?;
         let dp = Dataplane::attach("lb", &cfg.interface, opts)?;
-        let mut entries = BTreeMap::new();
-        let mut used = vec![false; GATEWAYS_MAX as usize];
+        let mut current = Vec::new();
         if dp.took_over {
             // Only entries the live table refers to are current; others
             // were retired by an earlier daemon.
             let live: std::collections::HashSet<u32> = dp.live_slots()?.into_iter().collect();
             for (idx, e) in dp.gateway_entries()? {
                 if live.contains(&idx) {
-                    used[idx as usize] = true;
-                    entries.insert(entry_name(&e), (idx, e));
+                    current.push((idx, e.name.clone(), e));
                 }
             }
         }
-        let free = (0..GATEWAYS_MAX).filter(|i| !used[*i as usize]).collect();
-        let mut inst = Self { cfg: cfg.clone(), dp, entries, free, retired: Vec::new(), table };
+        let mut inst = Self { cfg: cfg.clone(), dp, indices: GatewayIndices::new(current), table };
         inst.apply_resolved(cfg, entries_new, true)?;
         Ok(inst)
     }
@@ -75,109 +67,37 @@ impl LbInstance {
         self.apply_resolved(cfg, resolved, false)
     }
 
-    fn apply_resolved(
-        &mut self,
-        cfg: config::Lb,
-        resolved: Vec<(String, GatewayEntry)>,
-        startup: bool,
-    ) -> Result<bool, LbError> {
+    fn apply_resolved(&mut self, cfg: config::Lb, resolved: Vec<(String, GatewayEntry)>, startup: bool) -> Result<bool, LbError> {
         let table = build(&cfg)?;
-        let needed = resolved
-            .iter()
-            .filter(|(n, e)| self.entries.get(n).map(|(_, old)| old != e).unwrap_or(true))
-            .count();
-        if needed > self.free.len() {
-            return Err(LbError::Config(format!(
-                "no free gateway entries ({} needed, {} free of {GATEWAYS_MAX})",
-                needed,
-                self.free.len()
-            )));
-        }
-        // 1. New or changed gateways get fresh entries (never live yet).
-        let mut next: BTreeMap<String, (u32, GatewayEntry)> = BTreeMap::new();
-        let mut retire = Vec::new();
-        let mut changed = false;
-        let mut taken = Vec::new();
-        let r = self.write_entries(&cfg, resolved, &mut next, &mut retire, &mut changed, &mut taken);
-        if let Err(e) = r {
-            // Nothing live refers to the entries written so far.
-            self.free.extend(taken);
-            return Err(e);
-        }
-        for (name, (idx, _)) in &self.entries {
-            if !next.contains_key(name) {
-                retire.push(*idx);
-                changed = true;
-            }
-        }
-        self.install(cfg, table, next, retire, changed, startup)
-    }
-
-    /// Write new or changed gateways into free entries (not yet live).
-    fn write_entries(
-        &mut self,
-        cfg: &config::Lb,
-        resolved: Vec<(String, GatewayEntry)>,
-        next: &mut BTreeMap<String, (u32, GatewayEntry)>,
-        retire: &mut Vec<u32>,
-        changed: &mut bool,
-        taken: &mut Vec<u32>,
-    ) -> Result<(), LbError> {
+        let plan = self.indices.plan(resolved).map_err(|e| LbError::Config(e.to_string()))?;
+        // 1. New or changed gateways into entries no live table names.
         let ingress = dataplane_user::ifindex(&cfg.interface)?;
-        for (name, e) in resolved {
-            match self.entries.get(&name) {
-                Some((idx, old)) if *old == e => {
-                    next.insert(name, (*idx, e));
-                }
-                prev => {
-                    if let Some((idx, _)) = prev {
-                        retire.push(*idx);
-                    }
-                    let idx = self.free.pop_front().expect("checked above");
-                    taken.push(idx);
-                    self.dp.set_gateway(idx, &e)?;
-                    if e.ifindex != ingress {
-                        self.dp.add_tx_port(e.ifindex)?;
-                    }
-                    next.insert(name, (idx, e));
-                    *changed = true;
-                }
+        for (idx, e) in &plan.writes {
+            self.dp.set_gateway(*idx, e)?;
+            if e.ifindex != ingress {
+                self.dp.add_tx_port(e.ifindex)?;
             }
         }
-        Ok(())
+        self.install(cfg, table, plan, startup)
     }
 
-    fn install(
-        &mut self,
-        cfg: config::Lb,
-        table: MaglevTable,
-        next: BTreeMap<String, (u32, GatewayEntry)>,
-        retire: Vec<u32>,
-        changed: bool,
-        startup: bool,
-    ) -> Result<bool, LbError> {
-        // 2. The table, by local index, into the inactive copy; then flip.
-        let slots: Vec<u32> = table
-            .slots
-            .iter()
-            .map(|&s| if s == NO_GATEWAY { NO_GATEWAY } else { next[&table.backends[s as usize].name].0 })
-            .collect();
+    fn install(&mut self, cfg: config::Lb, table: MaglevTable, plan: EntryPlan<GatewayEntry>, startup: bool) -> Result<bool, LbError> {
+        // 2. The table, by entry index, into the inactive copy; then flip.
+        let slots = plan.slots(&table);
         let live = self.dp.live_table()?;
         let digest = table.digest();
         let same = live.meta.size == table.size && live.meta.seed == table.seed && live.meta.digest == digest;
         let mut installed = false;
-        if changed || !same || (startup && self.dp.live_slots()? != slots) {
+        if plan.changed || !same || (startup && self.dp.live_slots()? != slots) {
             let meta = self.dp.install_table(&slots, table.seed, digest)?;
-            info!(interface = %cfg.interface, digest = format!("{digest:016x}"), generation = meta.generation, gateways = next.len(), "maglev table installed");
+            info!(interface = %cfg.interface, digest = format!("{digest:016x}"), generation = meta.generation, gateways = plan.next.len(), "maglev table installed");
             installed = true;
-            // 3. Indices retired by the previous apply are now unreachable
-            //    from any live table.
-            self.free.extend(self.retired.drain(..));
-            self.retired = retire;
         } else {
             info!(interface = %cfg.interface, digest = format!("{digest:016x}"), "pinned table already current");
         }
-        self.entries = next;
+        // 3. After a flip, the indices retired by the previous apply are
+        //    unreachable from any live table.
+        self.indices.commit(plan, installed);
         self.cfg = cfg;
         self.table = table;
         Ok(installed)
@@ -231,7 +151,7 @@ impl LbInstance {
             digest: format!("{:016x}", live.meta.digest),
             table_size: live.meta.size,
             seed: live.meta.seed,
-            gateways: self.entries.len(),
+            gateways: self.indices.entries.len(),
             generation: live.meta.generation,
         })
     }
@@ -244,7 +164,7 @@ impl LbInstance {
         let mut dst = [0u8; 6];
         dst.copy_from_slice(&r.output[..6]);
         let gateway = forwarded
-            .then(|| self.entries.iter().find(|(_, (_, e))| e.dst_mac == dst).map(|(n, _)| n.clone()))
+            .then(|| self.indices.entries.iter().find(|(_, (_, e))| e.dst_mac == dst).map(|(n, _)| n.clone()))
             .flatten();
         Ok(LookupView {
             interface: self.cfg.interface.clone(),
@@ -273,23 +193,15 @@ fn resolve(cfg: &config::Lb) -> Result<Vec<(String, GatewayEntry)>, LbError> {
         .iter()
         .map(|g| {
             let via = g.via.as_deref().unwrap_or(&cfg.interface);
-            let mut name = [0u8; GW_NAME_LEN];
-            name[..g.name.len()].copy_from_slice(g.name.as_bytes());
             let e = GatewayEntry {
+                name: g.name.clone(),
+                address: g.address,
                 dst_mac: g.mac.octets(),
                 src_mac: dataplane_user::mac_of(via)?,
                 ifindex: dataplane_user::ifindex(via)?,
-                addr: u32::from_ne_bytes(g.address.octets()),
                 weight: g.weight,
-                flags: GW_F_VALID,
-                name,
             };
             Ok((g.name.clone(), e))
         })
         .collect()
-}
-
-fn entry_name(e: &GatewayEntry) -> String {
-    let end = e.name.iter().position(|&b| b == 0).unwrap_or(e.name.len());
-    String::from_utf8_lossy(&e.name[..end]).into_owned()
 }

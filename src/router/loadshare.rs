@@ -15,8 +15,11 @@ use control::{
     router::config::{Direction, LoadSharing},
     router::loadshare::{Action, Event, Fence, LoadShare, Msg, PORT},
 };
-use dataplane_common::router::{RouterCfg, BUCKETS, BUCKET_MINE};
-use dataplane_user::{router::Held, Dataplane};
+use dataplane_common::router::{BUCKETS, BUCKET_MINE};
+use dataplane_user::{
+    router::{frame_matches, BucketState, EndSystem, FilterConfig, Held},
+    Dataplane,
+};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
@@ -81,11 +84,10 @@ impl LsEdge {
         opts: &dataplane_user::LoadOptions,
     ) -> anyhow::Result<Self> {
         let mut dp = Dataplane::attach("router", iface, opts)?;
-        dp.set_router_cfg(&RouterCfg {
+        dp.set_router_cfg(&FilterConfig {
             vmac: control::router::vrrp::virtual_mac(vrid),
-            own_mac: [0; 6],
-            by_dst: u32::from(cfg.direction == Direction::Downstream),
-            enabled: 1,
+            own_mac: None,
+            end_system: if cfg.direction == Direction::Downstream { EndSystem::Destination } else { EndSystem::Source },
         })?;
         // Held frames are routed by handing them to this host's kernel
         // through a veth pair: in at `a`, received (and forwarded) at `b`.
@@ -129,7 +131,7 @@ impl LsEdge {
         let init = edge.engine.initial_actions();
         for a in init {
             if let Action::SetBucket { bucket, state } = a {
-                edge.dp.set_bucket(bucket as u32, state)?;
+                edge.set_bucket(bucket, state)?;
             }
         }
         let _ = edge.dp.take_held()?; // frames held by a daemon that died
@@ -160,8 +162,9 @@ impl LsEdge {
         Ok(())
     }
 
+    /// `state` as the engine keeps it (`dataplane_common::router::BUCKET_*`).
     pub fn set_bucket(&mut self, bucket: u8, state: u32) -> anyhow::Result<()> {
-        Ok(self.dp.set_bucket(bucket as u32, state)?)
+        Ok(self.dp.set_bucket(bucket, BucketState::from_raw(state)?)?)
     }
 
     pub fn now(&self) -> u64 {
@@ -191,7 +194,7 @@ impl LsEdge {
                 Ok(None)
             }
             Action::SetBucket { bucket, state } => {
-                self.dp.set_bucket(bucket as u32, state)?;
+                self.set_bucket(bucket, state)?;
                 Ok(None)
             }
             Action::ReadFences { epoch, buckets } => {
@@ -199,7 +202,7 @@ impl LsEdge {
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 let mut fences = Vec::new();
                 for b in buckets {
-                    fences.push(Fence { bucket: b, last: self.dp.last_routed(b as u32)? });
+                    fences.push(Fence { bucket: b, last: self.dp.last_routed(b)? });
                 }
                 Ok(Some(Event::FencesRead { now: self.now(), epoch, fences }))
             }
@@ -211,12 +214,12 @@ impl LsEdge {
                     let frames: Vec<Held> = self.take_bucket(*b);
                     // Claim 6: drop up to the latest packet an old owner
                     // routed; route the rest.
-                    let cut = frames.iter().rposition(|h| fs.iter().any(|f| matches(&h.frame, f))).map(|i| i + 1).unwrap_or(0);
+                    let cut = frames.iter().rposition(|h| fs.iter().any(|f| frame_matches(&h.frame, &f.last))).map(|i| i + 1).unwrap_or(0);
                     self.discarded += cut as u64;
                     for h in &frames[cut..] {
                         self.reinject(&h.frame)?;
                     }
-                    self.dp.set_bucket(*b as u32, BUCKET_MINE)?;
+                    self.dp.set_bucket(*b, BucketState::Mine)?;
                 }
                 // Frames held between the drain and the switch.
                 self.drain()?;
@@ -291,16 +294,4 @@ impl LsEdge {
                 .collect(),
         }
     }
-}
-
-/// Whether a held frame is the packet a fence names.
-fn matches(frame: &[u8], f: &Fence) -> bool {
-    if frame.len() < 34 {
-        return false;
-    }
-    let ne32 = |o: usize| u32::from_ne_bytes([frame[o], frame[o + 1], frame[o + 2], frame[o + 3]]);
-    let ne16 = |o: usize| u16::from_ne_bytes([frame[o], frame[o + 1]]);
-    let l4 = if frame[14] == 0x45 && frame.len() >= 38 { ne32(34) } else { 0 };
-    let f = &f.last;
-    ne32(26) == f.src && ne32(30) == f.dst && ne16(18) == f.ip_id && ne16(24) == f.ip_csum && l4 == f.l4
 }

@@ -48,17 +48,13 @@ fn fx(name: impl Into<String>, packet: Vec<u8>, expect: Expect) -> Fixture {
 const TERM: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const SERVICE: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
 
-fn ip_words(a: Ipv4Addr) -> u32 {
-    u32::from_ne_bytes(a.octets())
-}
-
 pub fn teid(t: u32) -> Expect {
     Expect::Forward { hash: hash::teid_hash(t, SEED) }
 }
 
 pub fn flow(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, proto: u8) -> Expect {
     Expect::Forward {
-        hash: hash::flow_hash(ip_words(src), ip_words(dst), sport.to_be(), dport.to_be(), proto, SEED),
+        hash: dataplane_user::lb::flow_hash(src, dst, sport, dport, proto, SEED),
     }
 }
 
@@ -246,7 +242,7 @@ pub fn fixtures() -> Vec<Fixture> {
 /// `tx_ifindex` (the test_run ingress, so XDP_TX) and `gw-b` through
 /// `redirect_ifindex` (XDP_REDIRECT). Returns the table.
 pub fn install(dp: &mut Dataplane, tx_ifindex: u32, redirect_ifindex: Option<u32>) -> anyhow::Result<MaglevTable> {
-    use dataplane_common::lb::{GatewayEntry, GW_F_VALID};
+    use dataplane_user::lb::Gateway;
     let mut backends = vec![Backend { name: "gw-a".into(), weight: 1 }];
     let mut entries = vec![(GW_A_MAC, tx_ifindex)];
     if let Some(r) = redirect_ifindex {
@@ -255,11 +251,16 @@ pub fn install(dp: &mut Dataplane, tx_ifindex: u32, redirect_ifindex: Option<u32
         dp.add_tx_port(r)?;
     }
     for (i, (mac, ifindex)) in entries.iter().enumerate() {
-        let mut name = [0u8; 32];
-        name[..4].copy_from_slice(backends[i].name.as_bytes());
         dp.set_gateway(
             i as u32,
-            &GatewayEntry { dst_mac: *mac, src_mac: [2, 0, 0, 0, 0xee, i as u8], ifindex: *ifindex, addr: 0, weight: 1, flags: GW_F_VALID, name },
+            &Gateway {
+                name: backends[i].name.clone(),
+                address: std::net::Ipv4Addr::UNSPECIFIED,
+                dst_mac: *mac,
+                src_mac: [2, 0, 0, 0, 0xee, i as u8],
+                ifindex: *ifindex,
+                weight: 1,
+            },
         )?;
     }
     let table = MaglevTable::build(&backends, TABLE_SIZE, SEED)?;
@@ -284,8 +285,10 @@ pub mod gateway {
     use std::net::Ipv4Addr;
 
     use control::gateway::selection;
-    use dataplane_common::gw::{GwConfig, Selection, Server, ServiceKey, TypeRule};
-    use dataplane_user::Dataplane;
+    use dataplane_user::{
+        gw::{ServerEntry, Service, Settings, TypeRuleEntry},
+        Dataplane,
+    };
 
     pub const GW_ADDR: Ipv4Addr = Ipv4Addr::new(10, 2, 0, 1);
     pub const WEB: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
@@ -311,19 +314,12 @@ pub mod gateway {
         [2, 0, 0, 0, 0x5e, i as u8]
     }
 
-    fn ne(a: Ipv4Addr) -> u32 {
-        u32::from_ne_bytes(a.octets())
-    }
-
     /// Groups: 0 web (WEB:80/tcp, two servers), 1 dns (DNS:53/udp),
     /// 2 restricted (RESTRICTED:80/tcp, only 10.9.0.0/16), 3 web2
     /// (WEB2:80/tcp). Servers are reached through `egress_ifindex`.
     pub fn install(dp: &mut Dataplane, egress_ifindex: u32, ports: (u16, u16)) -> anyhow::Result<()> {
         for (i, (_, addr, port)) in SERVERS.iter().enumerate() {
-            dp.set_server(
-                i as u32,
-                &Server { addr: ne(*addr), port: port.to_be(), _pad: 0, mac: server_mac(i), src_mac: EGRESS_MAC, ifindex: egress_ifindex, flags: 1 },
-            )?;
+            dp.set_server(i as u32, &ServerEntry { addr: *addr, port: *port, mac: server_mac(i), src_mac: EGRESS_MAC, ifindex: egress_ifindex })?;
         }
         for grp in 0..4u32 {
             let members: Vec<(u16, u32)> = SERVERS
@@ -332,22 +328,22 @@ pub mod gateway {
                 .filter(|(i, s)| s.0 == grp && *i != VOICE_SERVER)
                 .map(|(i, _)| (i as u16, 1))
                 .collect();
-            dp.set_selection(grp, 0, &Selection { servers: selection(&members) })?;
+            dp.set_selection(grp, 0, &selection(&members))?;
         }
-        dp.set_selection(1, 1, &Selection { servers: selection(&[(VOICE_SERVER as u16, 1)]) })?;
+        dp.set_selection(1, 1, &selection(&[(VOICE_SERVER as u16, 1)]))?;
         for (addr, port, proto, grp) in [(WEB, 80u16, 6u8, 0u32), (DNS, 53, 17, 1), (RESTRICTED, 80, 6, 2), (WEB2, 80, 6, 3)] {
-            dp.set_service(&ServiceKey { addr: ne(addr), port: port.to_be(), proto, _pad: 0 }, grp)?;
+            dp.set_service(&Service { addr, port, proto }, grp)?;
         }
         for grp in [0u32, 1, 3] {
-            dp.auth_allow(grp, 0, 0)?;
+            dp.auth_allow(grp, Ipv4Addr::UNSPECIFIED, 0)?;
         }
-        dp.auth_allow(2, ne(Ipv4Addr::new(10, 9, 0, 0)), 16)?;
+        dp.auth_allow(2, Ipv4Addr::new(10, 9, 0, 0), 16)?;
         // Claim 9: UDP marked EF (DSCP 46) is session type 1.
-        dp.set_type_rules(&[TypeRule { proto: 17, dscp_plus1: 47, session_type: 1, valid: 1, prefix: 0, prefix_len: 0 }])?;
+        dp.set_type_rules(&[TypeRuleEntry { proto: 17, dscp: Some(46), session_type: 1, terminals: Ipv4Addr::UNSPECIFIED, terminals_len: 0 }])?;
         for p in ports.0..=ports.1 {
             dp.pool_push(p)?;
         }
-        dp.set_gw_config(&GwConfig { addr: ne(GW_ADDR), port_min: ports.0, port_max: ports.1, enabled: 1, _pad: 0 })?;
+        dp.set_gw_config(&Settings { address: GW_ADDR, port_min: ports.0, port_max: ports.1, enabled: true })?;
         Ok(())
     }
 }

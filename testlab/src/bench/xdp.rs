@@ -190,12 +190,12 @@ fn steer(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow
 /// The load-sharing filter on a frame of a bucket this router owns (the
 /// path every routed packet takes).
 fn router(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<BenchRow> {
-    use dataplane_common::router::{RouterCfg, BUCKET_MINE, BUCKETS};
+    use dataplane_user::router::{BucketState, EndSystem, FilterConfig};
     let vmac = [0, 0, 0x5e, 0, 1, 51];
-    dp.set_router_cfg(&RouterCfg { vmac, own_mac: [2, 0, 0, 0, 0xaa, 1], by_dst: 0, enabled: 1 })?;
+    dp.set_router_cfg(&FilterConfig { vmac, own_mac: Some([2, 0, 0, 0, 0xaa, 1]), end_system: EndSystem::Source })?;
     dp.set_router_lease(u64::MAX)?;
-    for b in 0..BUCKETS {
-        dp.set_bucket(b, BUCKET_MINE)?;
+    for b in 0..=u8::MAX {
+        dp.set_bucket(b, BucketState::Mine)?;
     }
     let mut pkt = edgeplane::packets::udp_packet(std::net::Ipv4Addr::new(10, 3, 0, 50), std::net::Ipv4Addr::new(10, 4, 0, 100), 40000, 9000, b"seq");
     pkt[..6].copy_from_slice(&vmac);
@@ -238,7 +238,6 @@ fn gateway(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchR
         "tcp_new_session",
         |dp| {
             for (flow, p) in dp.flows()? {
-                let p = u16::from_be(p);
                 if p != port {
                     dp.remove_flow(&flow)?;
                     dp.pool_push(p)?;
