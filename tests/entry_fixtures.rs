@@ -8,7 +8,7 @@ mod common;
 
 use std::{net::Ipv4Addr, path::PathBuf};
 
-use dataplane_common::{entry, lb, sip};
+use dataplane_common::{entry, lb, sip_monitor};
 use dataplane_user::{verdict, Dataplane, LoadOptions, XdpMode};
 
 const INVITE: &[u8] = b"INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKe1\r\nFrom: <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: e1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
@@ -69,7 +69,7 @@ fn a_sip_monitor_and_an_lb_share_one_interface() {
         assert_eq!((r.verdict, &r.output), (verdict::PASS, &arp), "passed untouched");
 
         let (s1, l1) = (mon.sip_stats().unwrap(), lbd.lb_stats().unwrap());
-        assert_eq!((moved(&s1, &s0, sip::stat::COPIED), moved(&s1, &s0, sip::stat::NOT_SIP), moved(&s1, &s0, sip::stat::PASS)), (1, 2, 3));
+        assert_eq!((moved(&s1, &s0, sip_monitor::stat::COPIED), moved(&s1, &s0, sip_monitor::stat::NOT_SIP), moved(&s1, &s0, sip_monitor::stat::PASS)), (1, 2, 3));
         assert_eq!((moved(&l1, &l0, lb::stat::TX), moved(&l1, &l0, lb::stat::PASS)), (2, 1));
 
         // A real frame arriving on v0 takes the same chain: sent from the
@@ -137,7 +137,7 @@ fn the_stage_order_is_the_configured_one() {
         let mut arp = udp(5060);
         arp[12..14].copy_from_slice(&[0x08, 0x06]);
         assert_eq!(lbd.test_run("entry", &arp).unwrap().verdict, verdict::PASS);
-        assert_eq!(moved(&mon.sip_stats().unwrap(), &s0, sip::stat::NOT_SIP), 1);
+        assert_eq!(moved(&mon.sip_stats().unwrap(), &s0, sip_monitor::stat::NOT_SIP), 1);
 
         drop(lbd);
         let err = Dataplane::attach("lb", "v0", &LoadOptions { stage_order: entry::DEFAULT_ORDER, ..opts.clone() }).err().expect("refused");

@@ -6,7 +6,7 @@ mod common;
 
 use std::net::Ipv4Addr;
 
-use dataplane_common::gw::stat;
+use dataplane_common::gateway::stat;
 use dataplane_user::{verdict, Dataplane};
 use testlab::fixtures::gateway::{self as fx, GW_ADDR};
 

@@ -6,7 +6,7 @@ mod common;
 
 use std::net::Ipv4Addr;
 
-use dataplane_common::sip::{stat, COPY_MAX};
+use dataplane_common::sip_monitor::{stat, COPY_MAX};
 use dataplane_user::{verdict, Dataplane};
 
 fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {

@@ -8,7 +8,7 @@ mod common;
 
 use std::net::Ipv4Addr;
 
-use dataplane_common::steer::{stat, NetEgress, Steering, STEER_HOLD};
+use dataplane_common::migration::{stat, NetEgress, Steering, STEER_HOLD};
 use dataplane_user::{
     verdict,
     xsk::{Xsk, XskOptions},

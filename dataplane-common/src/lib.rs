@@ -8,14 +8,14 @@
 mod stats;
 
 pub mod entry;
-pub mod gw;
+pub mod gateway;
 pub mod hash;
 pub mod lb;
 pub mod maps;
 pub mod ring;
 pub mod router;
-pub mod sip;
-pub mod steer;
+pub mod sip_monitor;
+pub mod migration;
 
 pub use stats::verdict;
 
@@ -50,20 +50,20 @@ mod pod {
     unsafe impl aya::Pod for super::Counter {}
     unsafe impl aya::Pod for super::lb::GatewayEntry {}
     unsafe impl aya::Pod for super::lb::TableMeta {}
-    unsafe impl aya::Pod for super::gw::GwConfig {}
-    unsafe impl aya::Pod for super::gw::ServiceKey {}
-    unsafe impl aya::Pod for super::gw::ServiceVal {}
-    unsafe impl aya::Pod for super::gw::Server {}
-    unsafe impl aya::Pod for super::gw::Selection {}
-    unsafe impl aya::Pod for super::gw::TypeRule {}
-    unsafe impl aya::Pod for super::gw::FlowKey {}
-    unsafe impl aya::Pod for super::gw::AuthKey {}
-    unsafe impl aya::Pod for super::gw::Session {}
-    unsafe impl aya::Pod for super::gw::SessionCounters {}
+    unsafe impl aya::Pod for super::gateway::GwConfig {}
+    unsafe impl aya::Pod for super::gateway::ServiceKey {}
+    unsafe impl aya::Pod for super::gateway::ServiceVal {}
+    unsafe impl aya::Pod for super::gateway::Server {}
+    unsafe impl aya::Pod for super::gateway::Selection {}
+    unsafe impl aya::Pod for super::gateway::TypeRule {}
+    unsafe impl aya::Pod for super::gateway::FlowKey {}
+    unsafe impl aya::Pod for super::gateway::AuthKey {}
+    unsafe impl aya::Pod for super::gateway::Session {}
+    unsafe impl aya::Pod for super::gateway::SessionCounters {}
     unsafe impl aya::Pod for super::router::RouterCfg {}
     unsafe impl aya::Pod for super::router::Fingerprint {}
     unsafe impl aya::Pod for super::router::HeldHeader {}
-    unsafe impl aya::Pod for super::sip::SipCopyHeader {}
-    unsafe impl aya::Pod for super::steer::Steering {}
-    unsafe impl aya::Pod for super::steer::NetEgress {}
+    unsafe impl aya::Pod for super::sip_monitor::SipCopyHeader {}
+    unsafe impl aya::Pod for super::migration::Steering {}
+    unsafe impl aya::Pod for super::migration::NetEgress {}
 }

@@ -8,7 +8,7 @@
 
 use core::mem::size_of;
 
-use crate::{entry, gw, lb, router, sip, steer, Counter, LayoutMeta};
+use crate::{entry, gateway, lb, migration, router, sip_monitor, Counter, LayoutMeta};
 
 /// The BPF map types the object uses (`enum bpf_map_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -130,20 +130,20 @@ pub const GEN_FRAME: MapDef = MapDef::array::<[u8; 64]>("GEN_FRAME", 1).unpinned
 
 // ---- gateway --------------------------------------------------------------
 
-pub const GW_CONFIG: MapDef = MapDef::array::<gw::GwConfig>("GW_CONFIG", 1);
-pub const GW_SERVICES: MapDef = MapDef::hash::<gw::ServiceKey, gw::ServiceVal>("GW_SERVICES", gw::GROUPS_MAX * 4);
-pub const GW_SERVERS: MapDef = MapDef::array::<gw::Server>("GW_SERVERS", gw::SERVERS_MAX);
-pub const GW_SELECT: MapDef = MapDef::array::<gw::Selection>("GW_SELECT", gw::GROUPS_MAX * gw::TYPES_MAX);
-pub const GW_TYPES: MapDef = MapDef::array::<gw::TypeRule>("GW_TYPES", gw::TYPE_RULES_MAX);
-pub const GW_AUTH: MapDef = MapDef::lpm_trie::<gw::AuthKey, u32>("GW_AUTH", 4096);
+pub const GW_CONFIG: MapDef = MapDef::array::<gateway::GwConfig>("GW_CONFIG", 1);
+pub const GW_SERVICES: MapDef = MapDef::hash::<gateway::ServiceKey, gateway::ServiceVal>("GW_SERVICES", gateway::GROUPS_MAX * 4);
+pub const GW_SERVERS: MapDef = MapDef::array::<gateway::Server>("GW_SERVERS", gateway::SERVERS_MAX);
+pub const GW_SELECT: MapDef = MapDef::array::<gateway::Selection>("GW_SELECT", gateway::GROUPS_MAX * gateway::TYPES_MAX);
+pub const GW_TYPES: MapDef = MapDef::array::<gateway::TypeRule>("GW_TYPES", gateway::TYPE_RULES_MAX);
+pub const GW_AUTH: MapDef = MapDef::lpm_trie::<gateway::AuthKey, u32>("GW_AUTH", 4096);
 /// Free source ports, host order.
-pub const GW_POOL: MapDef = MapDef::queue::<u16>("GW_POOL", gw::SESSIONS_MAX);
+pub const GW_POOL: MapDef = MapDef::queue::<u16>("GW_POOL", gateway::SESSIONS_MAX);
 /// Terminal flow → port, network order.
-pub const GW_FLOWS: MapDef = MapDef::hash::<gw::FlowKey, u16>("GW_FLOWS", gw::FLOWS_MAX);
-pub const GW_SESSIONS: MapDef = MapDef::array::<gw::Session>("GW_SESSIONS", gw::SESSIONS_MAX);
-pub const GW_SESS_STATS: MapDef = MapDef::per_cpu_array::<gw::SessionCounters>("GW_SESS_STATS", gw::SESSIONS_MAX);
+pub const GW_FLOWS: MapDef = MapDef::hash::<gateway::FlowKey, u16>("GW_FLOWS", gateway::FLOWS_MAX);
+pub const GW_SESSIONS: MapDef = MapDef::array::<gateway::Session>("GW_SESSIONS", gateway::SESSIONS_MAX);
+pub const GW_SESS_STATS: MapDef = MapDef::per_cpu_array::<gateway::SessionCounters>("GW_SESS_STATS", gateway::SESSIONS_MAX);
 pub const GW_TX_PORTS: MapDef = MapDef::dev_map_hash("GW_TX_PORTS", 64);
-pub const GW_STATS: MapDef = MapDef::per_cpu_array::<Counter>("GW_STATS", gw::stat::COUNT);
+pub const GW_STATS: MapDef = MapDef::per_cpu_array::<Counter>("GW_STATS", gateway::stat::COUNT);
 
 // ---- router (load sharing) ------------------------------------------------
 
@@ -161,18 +161,18 @@ pub const RT_STATS: MapDef = MapDef::per_cpu_array::<Counter>("RT_STATS", router
 
 /// SIP ports (network order) → 1.
 pub const SIP_PORTS: MapDef = MapDef::hash::<u16, u32>("SIP_PORTS", 16);
-/// `sip::SipCopy` records.
+/// `sip_monitor::SipCopy` records.
 pub const SIP_RING: MapDef = MapDef::ring_buf("SIP_RING", 8 << 20);
-pub const SIP_STATS: MapDef = MapDef::per_cpu_array::<Counter>("SIP_STATS", sip::stat::COUNT);
+pub const SIP_STATS: MapDef = MapDef::per_cpu_array::<Counter>("SIP_STATS", sip_monitor::stat::COUNT);
 
 // ---- migration connection controller --------------------------------------
 
 /// Service address (network order) → steering.
-pub const ST_STEER: MapDef = MapDef::hash::<u32, steer::Steering>("ST_STEER", 4096);
-pub const ST_NETS: MapDef = MapDef::array::<steer::NetEgress>("ST_NETS", steer::NETWORKS_MAX);
+pub const ST_STEER: MapDef = MapDef::hash::<u32, migration::Steering>("ST_STEER", 4096);
+pub const ST_NETS: MapDef = MapDef::array::<migration::NetEgress>("ST_NETS", migration::NETWORKS_MAX);
 pub const ST_TX_PORTS: MapDef = MapDef::dev_map_hash("ST_TX_PORTS", 16);
-pub const ST_XSKS: MapDef = MapDef::xsk_map("ST_XSKS", steer::QUEUES_MAX);
-pub const ST_STATS: MapDef = MapDef::per_cpu_array::<Counter>("ST_STATS", steer::stat::COUNT);
+pub const ST_XSKS: MapDef = MapDef::xsk_map("ST_XSKS", migration::QUEUES_MAX);
+pub const ST_STATS: MapDef = MapDef::per_cpu_array::<Counter>("ST_STATS", migration::stat::COUNT);
 
 // ---- entry (one program per interface) ---------------------------------
 

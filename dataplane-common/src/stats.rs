@@ -100,12 +100,12 @@ macro_rules! stats {
 
 #[cfg(test)]
 mod tests {
-    use crate::{gw, lb, router, sip, steer};
+    use crate::{gateway, lb, migration, router, sip_monitor};
 
     /// Every role's names: the shared prefix, then unique reason names.
     #[test]
     fn names_start_with_the_verdicts_and_are_unique() {
-        let all: [&[&str]; 5] = [&lb::stat::NAMES, &gw::stat::NAMES, &router::stat::NAMES, &sip::stat::NAMES, &steer::stat::NAMES];
+        let all: [&[&str]; 5] = [&lb::stat::NAMES, &gateway::stat::NAMES, &router::stat::NAMES, &sip_monitor::stat::NAMES, &migration::stat::NAMES];
         for names in all {
             assert_eq!(&names[..5], &super::verdict::STAT_NAMES);
             for (i, a) in names.iter().enumerate() {

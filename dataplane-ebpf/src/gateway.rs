@@ -8,7 +8,7 @@ use core::sync::atomic::Ordering;
 
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, maps::lpm_trie::Key, programs::XdpContext};
 use dataplane_common::{
-    gw::{
+    gateway::{
         stat, AuthKey, FlowKey, GwConfig, Server, ServiceKey, DRY_RUN_MAGIC, NO_SERVER, SELECT_SLOTS,
         SESSION_ACTIVE, SESSION_FREE, SF_FIN, SF_RST, SF_SERVICE_CHANGED, TYPES_MAX, TYPE_RULES_MAX,
     },

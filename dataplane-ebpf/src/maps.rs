@@ -10,11 +10,11 @@ use aya_ebpf::{
     maps::{Array, DevMapHash, HashMap, LpmTrie, PerCpuArray, ProgramArray, Queue, RingBuf, XskMap},
 };
 use dataplane_common::{
-    gw::{AuthKey, FlowKey, GwConfig, Selection, Server, ServiceKey, ServiceVal, Session, SessionCounters, TypeRule},
+    gateway::{AuthKey, FlowKey, GwConfig, Selection, Server, ServiceKey, ServiceVal, Session, SessionCounters, TypeRule},
     lb::{GatewayEntry, TableMeta},
     maps as def,
     router::{Fingerprint, RouterCfg},
-    steer::{NetEgress, Steering},
+    migration::{NetEgress, Steering},
     verdict, Counter, LayoutMeta,
 };
 
@@ -157,7 +157,7 @@ pub static GW_SESS_STATS: PerCpuArray<SessionCounters> = PerCpuArray::with_max_e
 #[map]
 pub static GW_TX_PORTS: DevMapHash = DevMapHash::with_max_entries(def::GW_TX_PORTS.max, 0);
 
-/// Per-CPU `{packets, bytes}` per verdict and reason (`gw::stat`).
+/// Per-CPU `{packets, bytes}` per verdict and reason (`gateway::stat`).
 #[map]
 pub static GW_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(def::GW_STATS.max, 0);
 
@@ -202,11 +202,11 @@ pub static RT_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(def::R
 #[map]
 pub static SIP_PORTS: HashMap<u16, u32> = HashMap::with_max_entries(def::SIP_PORTS.max, 0);
 
-/// Copies of SIP packets (`sip::SipCopy`) for the monitor.
+/// Copies of SIP packets (`sip_monitor::SipCopy`) for the monitor.
 #[map]
 pub static SIP_RING: RingBuf = RingBuf::with_byte_size(def::SIP_RING.max, 0);
 
-/// Per-CPU `{packets, bytes}` per verdict and reason (`sip::stat`).
+/// Per-CPU `{packets, bytes}` per verdict and reason (`sip_monitor::stat`).
 #[map]
 pub static SIP_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(def::SIP_STATS.max, 0);
 
@@ -230,6 +230,6 @@ pub static ST_TX_PORTS: DevMapHash = DevMapHash::with_max_entries(def::ST_TX_POR
 #[map]
 pub static ST_XSKS: XskMap = XskMap::with_max_entries(def::ST_XSKS.max, 0);
 
-/// Per-CPU `{packets, bytes}` per verdict and reason (`steer::stat`).
+/// Per-CPU `{packets, bytes}` per verdict and reason (`migration::stat`).
 #[map]
 pub static ST_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(def::ST_STATS.max, 0);

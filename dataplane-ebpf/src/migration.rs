@@ -6,7 +6,7 @@
 
 use dataplane_common::entry::role;
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use dataplane_common::steer::{stat, STEER_HOLD};
+use dataplane_common::migration::{stat, STEER_HOLD};
 
 use crate::{
     maps::{self, ST_NETS, ST_STATS, ST_STEER, ST_TX_PORTS, ST_XSKS},

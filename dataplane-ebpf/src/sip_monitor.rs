@@ -4,7 +4,7 @@
 
 use dataplane_common::entry::role;
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
-use dataplane_common::sip::{stat, SipCopyHeader, COPY_MAX};
+use dataplane_common::sip_monitor::{stat, SipCopyHeader, COPY_MAX};
 
 use crate::{
     maps::{self, SIP_PORTS, SIP_RING, SIP_STATS},

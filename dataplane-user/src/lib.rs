@@ -1,11 +1,11 @@
 //! Userspace side of the XDP programs: loading, attaching, pinning, typed
 //! map wrappers and BPF_PROG_TEST_RUN.
 
-pub mod gw;
+pub mod gateway;
 pub mod lb;
 pub mod router;
-pub mod sip;
-pub mod steer;
+pub mod sip_monitor;
+pub mod migration;
 pub mod pins;
 mod ring;
 pub mod testrun;

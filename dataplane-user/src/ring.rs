@@ -43,7 +43,7 @@ impl Dataplane {
 mod tests {
     use dataplane_common::{
         router::{HeldFrame, HeldHeader, HOLD_MAX},
-        sip::{SipCopy, SipCopyHeader, COPY_MAX},
+        sip_monitor::{SipCopy, SipCopyHeader, COPY_MAX},
     };
 
     use super::decode;

@@ -23,7 +23,7 @@ use control::{
     gateway::{self as g, config as gcfg, AccountingRecord, EndReason, GatewayMaps},
 };
 use dataplane_user::{
-    gw::{ServerEntry, Service, SessionEntry, Settings, TypeRuleEntry},
+    gateway::{ServerEntry, Service, SessionEntry, Settings, TypeRuleEntry},
     Dataplane,
 };
 use serde::Serialize;

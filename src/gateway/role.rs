@@ -5,7 +5,7 @@ use control::{
     api::{AccountingView, CounterView, GatewayStatus, LookupKey, Request, Response, StatusView},
     config::Config,
 };
-use dataplane_common::gw::stat;
+use dataplane_common::gateway::stat;
 use tracing::warn;
 
 use super::GwInstance;

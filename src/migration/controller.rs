@@ -17,7 +17,7 @@ use control::{
     migration::controller::{Action, Controller, Input, Outcome, Output},
     migration::{Body, Frame},
 };
-use dataplane_common::steer::{NetEgress, Steering, STEER_HOLD};
+use dataplane_common::migration::{NetEgress, Steering, STEER_HOLD};
 use dataplane_user::{
     xsk::{Xsk, XskOptions},
     Dataplane,
@@ -105,8 +105,8 @@ impl SteerIo {
     /// Program network `id`'s egress (map entry, and a TX socket on its
     /// interface unless one is open already).
     fn add_network(&mut self, id: u32, name: &str, via: &str, next_hop_mac: control::field::MacAddr) -> Result<(), String> {
-        if id >= dataplane_common::steer::NETWORKS_MAX {
-            return Err(format!("network {name}: id {id} is out of range (0..{})", dataplane_common::steer::NETWORKS_MAX));
+        if id >= dataplane_common::migration::NETWORKS_MAX {
+            return Err(format!("network {name}: id {id} is out of range (0..{})", dataplane_common::migration::NETWORKS_MAX));
         }
         let mac = next_hop_mac.0;
         let ifindex = dataplane_user::ifindex(via).map_err(|e| format!("network {name}: {e}"))?;
@@ -234,7 +234,7 @@ impl ControllerHandle {
     pub fn counters(&self) -> anyhow::Result<Vec<(String, u64, u64)>> {
         let c = self.c.lock().unwrap();
         let mut out: Vec<(String, u64, u64)> =
-            c.io.dp.steer_stats()?.iter().enumerate().map(|(i, k)| (dataplane_common::steer::stat::NAMES[i].to_string(), k.packets, k.bytes)).collect();
+            c.io.dp.steer_stats()?.iter().enumerate().map(|(i, k)| (dataplane_common::migration::stat::NAMES[i].to_string(), k.packets, k.bytes)).collect();
         let h = c.io.held.lock().unwrap();
         let mut sum = dataplane_user::xsk::XskStats::default();
         for x in &h.rx {
@@ -287,7 +287,7 @@ pub async fn run_controller(cfg: MigrationController, opts: &dataplane_user::Loa
         .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().starts_with("rx-")))
         .count()
         .max(1) as u32;
-    anyhow::ensure!(queues <= dataplane_common::steer::QUEUES_MAX, "{}: {queues} receive queues, at most {} are supported", cfg.interface, dataplane_common::steer::QUEUES_MAX);
+    anyhow::ensure!(queues <= dataplane_common::migration::QUEUES_MAX, "{}: {queues} receive queues, at most {} are supported", cfg.interface, dataplane_common::migration::QUEUES_MAX);
     let mut rx = Vec::new();
     for q in 0..queues {
         rx.push(Xsk::open(ingress, q, &xsk_options(true)).with_context(|| format!("AF_XDP socket on {} queue {q}", cfg.interface))?);

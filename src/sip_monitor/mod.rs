@@ -179,7 +179,7 @@ impl Monitor {
             // The counters move with every packet; 200 ms old is fresh
             // enough for `stats` and saves a map read per poll.
             if st.xdp_read.is_none_or(|t| t.elapsed() >= Duration::from_millis(200)) {
-                let names = dataplane_common::sip::stat::NAMES.iter();
+                let names = dataplane_common::sip_monitor::stat::NAMES.iter();
                 st.xdp = names.zip(self.dp.sip_stats().unwrap_or_default()).map(|(n, c)| ((*n).to_string(), c.packets, c.bytes)).collect();
                 st.xdp_read = Some(Instant::now());
             }

@@ -286,7 +286,7 @@ pub mod gateway {
 
     use control::gateway::selection;
     use dataplane_user::{
-        gw::{ServerEntry, Service, Settings, TypeRuleEntry},
+        gateway::{ServerEntry, Service, Settings, TypeRuleEntry},
         Dataplane,
     };
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::service::ServiceAddr;
 use crate::field::{validate_ifname, ConfigError, InterfaceClaims, Ipv4Prefix, MacAddr, PortRange, Protocol};
-use dataplane_common::gw::{GROUPS_MAX, SERVERS_MAX, TYPES_MAX, TYPE_RULES_MAX};
+use dataplane_common::gateway::{GROUPS_MAX, SERVERS_MAX, TYPES_MAX, TYPE_RULES_MAX};
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]

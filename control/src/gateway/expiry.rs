@@ -22,7 +22,7 @@ pub fn expiry(
     t: &Timeouts,
 ) -> Option<EndReason> {
     let idle = now_ns.saturating_sub(last_seen_ns) / 1_000_000_000;
-    let closing = flags & (dataplane_common::gw::SF_FIN | dataplane_common::gw::SF_RST) != 0;
+    let closing = flags & (dataplane_common::gateway::SF_FIN | dataplane_common::gateway::SF_RST) != 0;
     match proto {
         6 if closing && idle >= t.tcp_closing => Some(EndReason::TcpClosed),
         6 if idle >= t.tcp => Some(EndReason::IdleTimeout),
@@ -48,7 +48,7 @@ mod tests {
         assert_eq!(expiry(17, 0, 0, 30 * s, &t), Some(EndReason::IdleTimeout));
         assert_eq!(expiry(6, 0, 0, 100 * s, &t), None);
         assert_eq!(
-            expiry(6, dataplane_common::gw::SF_FIN, 0, 10 * s, &t),
+            expiry(6, dataplane_common::gateway::SF_FIN, 0, 10 * s, &t),
             Some(EndReason::TcpClosed)
         );
         assert_eq!(expiry(6, 0, 0, 300 * s, &t), Some(EndReason::IdleTimeout));

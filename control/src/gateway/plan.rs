@@ -11,7 +11,7 @@ use std::{
 
 use super::{config::Gateway, selection, ServiceAddr};
 use crate::field::{Ipv4Prefix, PortRange};
-use dataplane_common::gw::{GROUPS_MAX, SELECT_SLOTS, SERVERS_MAX, TYPES_MAX};
+use dataplane_common::gateway::{GROUPS_MAX, SELECT_SLOTS, SERVERS_MAX, TYPES_MAX};
 
 /// Where each name sits in the maps.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -172,7 +172,7 @@ mod tests {
     use super::*;
     use crate::gateway::config::{Group, ServerCfg, SessionType};
     use crate::field::Protocol;
-    use dataplane_common::gw::NO_SERVER;
+    use dataplane_common::gateway::NO_SERVER;
 
     fn server(name: &str, last: u8, types: Option<Vec<u8>>) -> ServerCfg {
         ServerCfg { name: name.into(), address: Ipv4Addr::new(10, 2, 0, last), port: 8080, weight: 1, via: None, next_hop: None, mac: None, types }

@@ -1,6 +1,6 @@
 //! The weighted selection table of a server group.
 
-use dataplane_common::gw::{NO_SERVER, SELECT_SLOTS};
+use dataplane_common::gateway::{NO_SERVER, SELECT_SLOTS};
 
 /// Fill `SELECT_SLOTS` slots with server indices in proportion to their
 /// weights (largest remainder), interleaved so that consecutive hashes

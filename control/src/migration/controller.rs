@@ -150,8 +150,8 @@ impl Controller {
     /// service is steered to.
     pub fn check(&self, networks: &[SteerNetwork], services: &[SteerService]) -> Result<(), String> {
         for (i, n) in networks.iter().enumerate() {
-            if n.id >= dataplane_common::steer::NETWORKS_MAX {
-                return Err(format!("migration.controller.network[{i}].id: {} is out of range (0..{})", n.id, dataplane_common::steer::NETWORKS_MAX));
+            if n.id >= dataplane_common::migration::NETWORKS_MAX {
+                return Err(format!("migration.controller.network[{i}].id: {} is out of range (0..{})", n.id, dataplane_common::migration::NETWORKS_MAX));
             }
         }
         for old in &self.configured.1 {

@@ -128,7 +128,7 @@ fn entry(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow
 /// passed). The ring is drained between rounds, as the daemon would, so the
 /// copy path is measured and not the full-ring one.
 fn sip_monitor(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow>> {
-    use dataplane_common::sip::stat;
+    use dataplane_common::sip_monitor::stat;
     use std::net::Ipv4Addr;
     const INVITE: &[u8] = b"INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKb1\r\nFrom: <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: bench1\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@10.0.0.2>\r\nContent-Length: 0\r\n\r\n";
     dp.add_sip_port(5060)?;
@@ -168,7 +168,7 @@ fn compare_draining_copies(dp: &mut Dataplane, program: &str, case: &str, pkt: &
 /// network (next hop rewritten, XDP_TX) and one to an address it does not
 /// steer (passed).
 fn steer(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow>> {
-    use dataplane_common::steer::{NetEgress, Steering};
+    use dataplane_common::migration::{NetEgress, Steering};
     use std::net::Ipv4Addr;
     let service = Ipv4Addr::new(192, 0, 2, 80);
     let n1_mac = [2, 0, 0, 0, 0x01, 1];

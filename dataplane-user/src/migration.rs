@@ -3,7 +3,7 @@
 use aya::maps::{Array, DevMapHash, HashMap, MapData, XskMap};
 use dataplane_common::{
     maps,
-    steer::{NetEgress, Steering},
+    migration::{NetEgress, Steering},
     Counter,
 };
 

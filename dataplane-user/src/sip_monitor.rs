@@ -1,7 +1,7 @@
 //! Typed access to the `sip-monitor` maps.
 
 use aya::maps::{HashMap, MapData, RingBuf};
-use dataplane_common::{maps, sip::SipCopyHeader, Counter};
+use dataplane_common::{maps, sip_monitor::SipCopyHeader, Counter};
 
 use crate::{pins::map_err, Dataplane, Error, Result};
 
@@ -11,7 +11,7 @@ pub struct Copied {
     /// Length on the wire.
     pub len: u32,
     /// The bytes copied (all of them unless the packet was longer than
-    /// `sip::COPY_MAX`).
+    /// `sip_monitor::COPY_MAX`).
     pub frame: Vec<u8>,
 }
 

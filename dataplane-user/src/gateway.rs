@@ -1,7 +1,7 @@
 //! Typed access to the `gateway` maps. Callers pass addresses as
 //! `Ipv4Addr` and ports in host order; the maps keep both in network byte
 //! order (ARCHITECTURE §5) and the conversion happens here, in the `From`
-//! impls between these types and `dataplane_common::gw`'s.
+//! impls between these types and `dataplane_common::gateway`'s.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -10,7 +10,7 @@ use aya::maps::{
     Array, DevMapHash, HashMap, MapData, PerCpuArray, Queue,
 };
 use dataplane_common::{
-    gw::{self, AuthKey, FlowKey, GwConfig, Selection, Server, ServiceKey, ServiceVal, Session, SessionCounters, TypeRule},
+    gateway::{self, AuthKey, FlowKey, GwConfig, Selection, Server, ServiceKey, ServiceVal, Session, SessionCounters, TypeRule},
     maps, Counter,
 };
 
@@ -147,7 +147,7 @@ impl TypeRuleEntry {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionEntry {
     pub active: bool,
-    /// `gw::SF_*` bits the fast path set.
+    /// `gateway::SF_*` bits the fast path set.
     pub flags: u32,
     pub terminal: SocketAddrV4,
     pub proto: u8,
@@ -167,7 +167,7 @@ pub struct SessionEntry {
 impl From<Session> for SessionEntry {
     fn from(s: Session) -> Self {
         SessionEntry {
-            active: s.state == gw::SESSION_ACTIVE,
+            active: s.state == gateway::SESSION_ACTIVE,
             flags: s.flags,
             terminal: SocketAddrV4::new(addr(s.term_addr), u16::from_be(s.term_port)),
             proto: s.proto,
@@ -232,21 +232,21 @@ impl Dataplane {
     }
 
     /// Server indices of the selection table of (`group`, `stype`).
-    pub fn selection(&self, group: u32, stype: u32) -> Result<[u16; gw::SELECT_SLOTS as usize]> {
+    pub fn selection(&self, group: u32, stype: u32) -> Result<[u16; gateway::SELECT_SLOTS as usize]> {
         let a: Array<&MapData, Selection> = self.map(&maps::GW_SELECT)?;
-        a.get(&(group * gw::TYPES_MAX + stype), 0).map(|s| s.servers).map_err(map_err(&maps::GW_SELECT))
+        a.get(&(group * gateway::TYPES_MAX + stype), 0).map(|s| s.servers).map_err(map_err(&maps::GW_SELECT))
     }
 
-    pub fn set_selection(&mut self, group: u32, stype: u32, servers: &[u16; gw::SELECT_SLOTS as usize]) -> Result<()> {
+    pub fn set_selection(&mut self, group: u32, stype: u32, servers: &[u16; gateway::SELECT_SLOTS as usize]) -> Result<()> {
         let mut a: Array<&mut MapData, Selection> = self.map_mut(&maps::GW_SELECT)?;
-        a.set(group * gw::TYPES_MAX + stype, Selection { servers: *servers }, 0).map_err(map_err(&maps::GW_SELECT))
+        a.set(group * gateway::TYPES_MAX + stype, Selection { servers: *servers }, 0).map_err(map_err(&maps::GW_SELECT))
     }
 
     /// The rules in use, in match order.
     pub fn type_rules(&self) -> Result<Vec<TypeRuleEntry>> {
         let a: Array<&MapData, TypeRule> = self.map(&maps::GW_TYPES)?;
         let mut out = Vec::new();
-        for i in 0..gw::TYPE_RULES_MAX {
+        for i in 0..gateway::TYPE_RULES_MAX {
             match TypeRuleEntry::from_map(a.get(&i, 0).map_err(map_err(&maps::GW_TYPES))?) {
                 Some(r) => out.push(r),
                 None => break,
@@ -257,11 +257,11 @@ impl Dataplane {
 
     /// Replace every rule; slots past `rules` are cleared.
     pub fn set_type_rules(&mut self, rules: &[TypeRuleEntry]) -> Result<()> {
-        if rules.len() > gw::TYPE_RULES_MAX as usize {
-            return Err(Error::Other(format!("{} session type rules, at most {}", rules.len(), gw::TYPE_RULES_MAX)));
+        if rules.len() > gateway::TYPE_RULES_MAX as usize {
+            return Err(Error::Other(format!("{} session type rules, at most {}", rules.len(), gateway::TYPE_RULES_MAX)));
         }
         let mut a: Array<&mut MapData, TypeRule> = self.map_mut(&maps::GW_TYPES)?;
-        for i in 0..gw::TYPE_RULES_MAX {
+        for i in 0..gateway::TYPE_RULES_MAX {
             let r = rules.get(i as usize).map(|r| TypeRule::from(*r)).unwrap_or_default();
             a.set(i, r, 0).map_err(map_err(&maps::GW_TYPES))?;
         }
@@ -326,7 +326,7 @@ impl Dataplane {
     pub fn free_session(&mut self, port: u16) -> Result<()> {
         let mut a: Array<&mut MapData, Session> = self.map_mut(&maps::GW_SESSIONS)?;
         let mut s = a.get(&(port as u32), 0).map_err(map_err(&maps::GW_SESSIONS))?;
-        s.state = gw::SESSION_FREE;
+        s.state = gateway::SESSION_FREE;
         a.set(port as u32, s, 0).map_err(map_err(&maps::GW_SESSIONS))
     }
 
@@ -360,7 +360,7 @@ impl Dataplane {
     /// Run `packet` through the gateway program as a dry run (lookup): it
     /// decides and rewrites but changes no map.
     pub fn gw_dry_run(&mut self, packet: &[u8]) -> Result<crate::testrun::RunResult> {
-        self.test_run_meta("gateway", &gw::DRY_RUN_MAGIC.to_ne_bytes(), packet)
+        self.test_run_meta("gateway", &gateway::DRY_RUN_MAGIC.to_ne_bytes(), packet)
     }
 
     pub fn gw_stats(&self) -> Result<Vec<Counter>> {
@@ -426,8 +426,8 @@ mod tests {
     #[test]
     fn session_ports_and_addresses_come_out_in_host_order() {
         let raw = Session {
-            state: gw::SESSION_ACTIVE,
-            flags: gw::SF_FIN,
+            state: gateway::SESSION_ACTIVE,
+            flags: gateway::SF_FIN,
             term_addr: u32::from_ne_bytes([10, 0, 0, 2]),
             term_port: 33000u16.to_be(),
             proto: 6,
@@ -444,8 +444,8 @@ mod tests {
         let s = SessionEntry::from(raw);
         assert!(s.active);
         assert_eq!((s.terminal, s.representative), (SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 33000), SocketAddrV4::new(A, 80)));
-        assert_eq!((s.flags, s.proto, s.session_type, s.group, s.server, s.up_ifindex, s.created_ns, s.last_seen_ns), (gw::SF_FIN, 6, 1, 3, 5, 4, 10, 20));
-        assert!(!SessionEntry::from(Session { state: gw::SESSION_FREE, ..raw }).active);
+        assert_eq!((s.flags, s.proto, s.session_type, s.group, s.server, s.up_ifindex, s.created_ns, s.last_seen_ns), (gateway::SF_FIN, 6, 1, 3, 5, 4, 10, 20));
+        assert!(!SessionEntry::from(Session { state: gateway::SESSION_FREE, ..raw }).active);
     }
 
     #[test]
