@@ -42,7 +42,7 @@ pub struct Node {
     /// bpffs directory pins live under.
     pub pin_root: PathBuf,
     /// Address of the Prometheus endpoint; off when absent.
-    pub metrics: Option<String>,
+    pub metrics: Option<std::net::SocketAddr>,
     /// `native` (driver) or `skb` (generic) XDP.
     pub xdp_mode: XdpMode,
     /// The order in which roles that share an interface see its packets
@@ -108,10 +108,6 @@ impl Config {
     /// with several mistakes reports the same one first. An interface
     /// runs one role instance: gateways and load balancers claim theirs.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(m) = &self.node.metrics {
-            m.parse::<std::net::SocketAddr>()
-                .map_err(|_| ConfigError::new("node.metrics", format!("{m:?} is not an address:port")))?;
-        }
         for (i, r) in self.node.stage_order.iter().enumerate() {
             if self.node.stage_order[..i].contains(r) {
                 return Err(ConfigError::new(format!("node.stage_order[{i}]"), format!("{r} is named twice")));
