@@ -177,7 +177,9 @@ fn virtual_router(exe: &std::path::Path, prefix: &str) -> anyhow::Result<()> {
     lan.wait_master("r1", &["r1", "r2", "r3"], true, Duration::from_secs(10))?;
     let owned = |lan: &VrrpLan, r: &str| lan.status(r).map(|v| v["load_sharing"]["owned"].as_u64().unwrap_or(0)).unwrap_or(0);
     let t0 = std::time::Instant::now();
-    while owned(&lan, "r2") == 0 && t0.elapsed() < Duration::from_secs(10) {
+    // Each router's status is a snapshot published every 200 ms: wait
+    // until both show the split.
+    while (owned(&lan, "r2") == 0 || owned(&lan, "r1") + owned(&lan, "r2") != 256) && t0.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(100));
     }
     println!("   r1 is master; buckets: r1 {} r2 {}", owned(&lan, "r1"), owned(&lan, "r2"));
