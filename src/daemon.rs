@@ -283,7 +283,28 @@ pub fn counters(s: &State) -> anyhow::Result<Vec<CounterView>> {
     for r in &s.roles {
         r.counters(&mut out).with_context(|| format!("{} counters", r.name()))?;
     }
+    // Each interface's entry program, once however many stages it runs.
+    for iface in stage_interfaces(&s.config) {
+        if let Some(stats) = dataplane_user::entry_stats(&s.config.node.pin_root, &iface)? {
+            for (name, c) in dataplane_common::entry::stat::NAMES.iter().zip(stats) {
+                out.push(CounterView::xdp("node", "entry", &iface, name, c.packets, c.bytes));
+            }
+        }
+    }
     Ok(out)
+}
+
+/// The interfaces whose stages are pinned under their own name: each
+/// role's first interface (a role's others run the first one's chain).
+fn stage_interfaces(c: &Config) -> Vec<String> {
+    let mut v: Vec<String> = c.lb.iter().map(|l| l.interface.clone()).collect();
+    v.extend(c.gateway.iter().filter_map(|g| g.interfaces.first().cloned()));
+    v.extend(c.router.iter().filter(|r| r.load_sharing.is_some()).map(|r| r.interface.clone()));
+    v.extend(c.sip_monitor.iter().filter_map(|m| m.interfaces.first().cloned()));
+    v.extend(c.migration.iter().filter_map(|m| m.controller.as_ref().map(|c| c.interface.clone())));
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// Re-read the config file; validate all of it and check it against every

@@ -171,6 +171,11 @@ fn metrics_endpoint_serves_the_same_counters() {
     let api_redirect = stats.as_array().unwrap().iter().find(|c| c["name"] == "redirect").unwrap()["packets"].as_u64().unwrap();
     assert_eq!(redirect, api_redirect);
     assert_eq!(redirect, 10);
+    // The interface's entry program is counted once, beside the stages: the
+    // lb stage took every packet, so none went without a stage.
+    let entry = stats.as_array().unwrap().iter().find(|c| c["program"] == "entry" && c["name"] == "no_stage").expect("entry counters");
+    assert_eq!((entry["role"].as_str(), entry["interface"].as_str(), entry["packets"].as_u64()), (Some("node"), Some("ingress"), Some(0)), "{entry}");
+    assert!(body.contains("program=\"entry\",interface=\"ingress\",counter=\"no_stage\"} 0"), "{body}");
 }
 
 #[test]

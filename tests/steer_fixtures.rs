@@ -23,10 +23,6 @@ fn pkt(dst: Ipv4Addr, seq: u32) -> Vec<u8> {
     edgeplane::packets::udp_packet(Ipv4Addr::new(10, 0, 0, 2), dst, 40000, 7000, &seq.to_be_bytes())
 }
 
-fn ne(a: Ipv4Addr) -> u32 {
-    u32::from_ne_bytes(a.octets())
-}
-
 #[test]
 fn steering_holding_and_switching() {
     if !common::kernel_available("steer_fixtures") {
@@ -48,14 +44,14 @@ fn steering_holding_and_switching() {
         assert_eq!((r.verdict, &r.output), (verdict::PASS, &other));
 
         // On network 1.
-        dp.set_steering(ne(SERVICE), Steering { network: 1, flags: 0 }).unwrap();
+        dp.set_steering(SERVICE, Steering { network: 1, flags: 0 }).unwrap();
         let r = run(&mut dp, &pkt(SERVICE, 1));
         assert_eq!(r.verdict, verdict::TX);
         assert_eq!(&r.output[0..6], &N1_MAC);
 
         // Held, but no AF_XDP socket on the queue: dropped and counted,
         // never sent on.
-        dp.set_steering(ne(SERVICE), Steering { network: 1, flags: STEER_HOLD }).unwrap();
+        dp.set_steering(SERVICE, Steering { network: 1, flags: STEER_HOLD }).unwrap();
         assert_eq!(run(&mut dp, &pkt(SERVICE, 1)).verdict, verdict::DROP);
         assert_eq!(dp.steer_stats().unwrap()[stat::HOLD_NO_SOCKET as usize].packets, 1);
 
@@ -79,14 +75,14 @@ fn steering_holding_and_switching() {
         assert_eq!(got, held, "held whole, in order");
 
         // Switched to network 2 (claim 4): redirected to its next hop.
-        dp.set_steering(ne(SERVICE), Steering { network: 2, flags: 0 }).unwrap();
+        dp.set_steering(SERVICE, Steering { network: 2, flags: 0 }).unwrap();
         let r = run(&mut dp, &pkt(SERVICE, 6));
         assert_eq!(r.verdict, verdict::REDIRECT);
         assert_eq!(&r.output[0..6], &N2_MAC);
-        assert_eq!(dp.steering(ne(SERVICE)).unwrap(), Some(Steering { network: 2, flags: 0 }));
+        assert_eq!(dp.steering(SERVICE).unwrap(), Some(Steering { network: 2, flags: 0 }));
 
         // A network without an egress: passed, counted, not misforwarded.
-        dp.set_steering(ne(SERVICE), Steering { network: 5, flags: 0 }).unwrap();
+        dp.set_steering(SERVICE, Steering { network: 5, flags: 0 }).unwrap();
         let p = pkt(SERVICE, 7);
         let r = run(&mut dp, &p);
         assert_eq!((r.verdict, &r.output), (verdict::PASS, &p));

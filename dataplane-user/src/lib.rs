@@ -12,7 +12,7 @@ pub mod testrun;
 pub mod xsk;
 
 pub use aya::programs::XdpMode;
-pub use pins::{Dataplane, LoadOptions};
+pub use pins::{entry_stats, Dataplane, LoadOptions};
 
 /// The compiled XDP object (every program and map), built by `build.rs`.
 pub static OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/dataplane"));

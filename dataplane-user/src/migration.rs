@@ -1,5 +1,7 @@
 //! Typed access to the connection controller's maps.
 
+use std::net::Ipv4Addr;
+
 use aya::maps::{Array, DevMapHash, HashMap, MapData, XskMap};
 use dataplane_common::{
     maps,
@@ -9,6 +11,12 @@ use dataplane_common::{
 
 use crate::{pins::map_err, Dataplane, Error, Result};
 
+/// `ST_STEER`'s key: the address as it sits in the packet (network order),
+/// so the program compares without swapping.
+fn service_key(a: Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(a.octets())
+}
+
 impl Dataplane {
     pub fn set_network(&mut self, id: u32, egress: &NetEgress) -> Result<()> {
         let mut a: Array<&mut MapData, NetEgress> = self.map_mut(&maps::ST_NETS)?;
@@ -17,21 +25,21 @@ impl Dataplane {
         p.insert(egress.ifindex, egress.ifindex, None, 0).map_err(|e| Error::Other(format!("{}: {e}", maps::ST_TX_PORTS.name)))
     }
 
-    /// Steer `service` (network order) to `network`, holding or not.
-    pub fn set_steering(&mut self, service: u32, s: Steering) -> Result<()> {
+    /// Steer `service` to `network`, holding or not.
+    pub fn set_steering(&mut self, service: Ipv4Addr, s: Steering) -> Result<()> {
         let mut h: HashMap<&mut MapData, u32, Steering> = self.map_mut(&maps::ST_STEER)?;
-        h.insert(service, s, 0).map_err(map_err(&maps::ST_STEER))
+        h.insert(service_key(service), s, 0).map_err(map_err(&maps::ST_STEER))
     }
 
-    /// Stop steering `service` (network order): its packets pass.
-    pub fn remove_steering(&mut self, service: u32) -> Result<()> {
+    /// Stop steering `service`: its packets pass.
+    pub fn remove_steering(&mut self, service: Ipv4Addr) -> Result<()> {
         let mut h: HashMap<&mut MapData, u32, Steering> = self.map_mut(&maps::ST_STEER)?;
-        h.remove(&service).map_err(map_err(&maps::ST_STEER))
+        h.remove(&service_key(service)).map_err(map_err(&maps::ST_STEER))
     }
 
-    pub fn steering(&self, service: u32) -> Result<Option<Steering>> {
+    pub fn steering(&self, service: Ipv4Addr) -> Result<Option<Steering>> {
         let h: HashMap<&MapData, u32, Steering> = self.map(&maps::ST_STEER)?;
-        match h.get(&service, 0) {
+        match h.get(&service_key(service), 0) {
             Ok(v) => Ok(Some(v)),
             Err(aya::maps::MapError::KeyNotFound) => Ok(None),
             Err(e) => Err(map_err(&maps::ST_STEER)(e)),
@@ -49,5 +57,14 @@ impl Dataplane {
 
     pub fn steer_stats(&self) -> Result<Vec<Counter>> {
         self.sum_stats(&maps::ST_STATS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_key_is_the_address_in_packet_order() {
+        let k = super::service_key(std::net::Ipv4Addr::new(192, 0, 2, 80));
+        assert_eq!(k.to_ne_bytes(), [192, 0, 2, 80]);
     }
 }

@@ -218,6 +218,26 @@ fn missing(def: &MapDef) -> Error {
     Error::Other(format!("map {} missing from object", def.name))
 }
 
+/// The entry program's counters (`entry::stat`) on an interface whose
+/// stages are pinned under `pin_root/interface`, read through the pin;
+/// `None` when nothing is pinned there.
+pub fn entry_stats(pin_root: &Path, interface: &str) -> Result<Option<Vec<dataplane_common::Counter>>> {
+    use aya::maps::PerCpuArray;
+    let path = pin_root.join(interface).join(maps::ENTRY_STATS.name);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let data = MapData::from_pin(&path).map_err(map_err(&maps::ENTRY_STATS))?;
+    let map = aya::maps::Map::PerCpuArray(data);
+    let arr: PerCpuArray<_, dataplane_common::Counter> = PerCpuArray::try_from(&map).map_err(map_err(&maps::ENTRY_STATS))?;
+    let mut out = Vec::new();
+    for i in 0..maps::ENTRY_STATS.max {
+        let per_cpu = arr.get(&i, 0).map_err(map_err(&maps::ENTRY_STATS))?;
+        out.push(per_cpu.iter().fold(dataplane_common::Counter::default(), |a, c| dataplane_common::Counter { packets: a.packets + c.packets, bytes: a.bytes + c.bytes }));
+    }
+    Ok(Some(out))
+}
+
 /// Put `program` into the interface's `ENTRY_STAGES` in the slot of its
 /// role in `order` and relink `ENTRY_NEXT` so the stages before it hand
 /// packets to it. The stage is in its slot before anything links to it, so

@@ -121,7 +121,7 @@ impl SteerIo {
     }
 
     fn steer(&mut self, service: Ipv4Addr, network: u32, flags: u32) -> Result<(), String> {
-        self.dp.set_steering(u32::from_ne_bytes(service.octets()), Steering { network, flags }).map_err(|e| e.to_string())
+        self.dp.set_steering(service, Steering { network, flags }).map_err(|e| e.to_string())
     }
 
     /// Carry out one of the engine's actions; `t0`: when the request
@@ -169,7 +169,7 @@ impl SteerIo {
                 Outcome::Released(release(self, u32::from_ne_bytes(service.octets()), *network, &mut pause).map(|n| (n, pause)))
             }
             Action::Steer { service, network } => Outcome::Done(self.steer(*service, *network, 0)),
-            Action::Unsteer { service } => Outcome::Done(self.dp.remove_steering(u32::from_ne_bytes(service.octets())).map_err(|e| e.to_string())),
+            Action::Unsteer { service } => Outcome::Done(self.dp.remove_steering(*service).map_err(|e| e.to_string())),
         }
     }
 }
@@ -297,8 +297,7 @@ pub async fn run_controller(cfg: MigrationController, opts: &dataplane_user::Loa
     // the old sockets, so it is cleared.
     let mut current = HashMap::new();
     for sv in &cfg.services {
-        let key = u32::from_ne_bytes(sv.address.octets());
-        let net = match dp.steering(key)? {
+        let net = match dp.steering(sv.address)? {
             Some(st) => {
                 if st.network != sv.network || st.flags != 0 {
                     info!(service = %sv.address, network = st.network, held = st.flags & STEER_HOLD != 0, "steering kept from before the restart");

@@ -174,7 +174,7 @@ fn steer(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow
     let n1_mac = [2, 0, 0, 0, 0x01, 1];
     // Network 1 is behind the test_run ingress device (XDP_TX).
     dp.set_network(1, &NetEgress { dst_mac: n1_mac, src_mac: [2, 0, 0, 0, 0xee, 1], ifindex: 1, valid: 1 })?;
-    dp.set_steering(u32::from_ne_bytes(service.octets()), Steering { network: 1, flags: 0 })?;
+    dp.set_steering(service, Steering { network: 1, flags: 0 })?;
     let udp = |dst: Ipv4Addr| edgeplane::packets::udp_packet(Ipv4Addr::new(10, 0, 0, 2), dst, 40000, 7000, b"seq1");
     let mut rows = Vec::new();
     let steered = udp(service);
