@@ -156,7 +156,7 @@ async fn start_role<R: Role + 'static>(roles: &mut Vec<Box<dyn Role>>, config: &
 pub async fn serve(state: Shared) -> anyhow::Result<()> {
     let (socket, metrics) = {
         let s = state.lock().unwrap();
-        (s.config.node.socket.clone(), s.config.node.metrics.clone())
+        (s.config.node.socket.clone(), s.config.node.metrics)
     };
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -396,6 +396,10 @@ pub struct CoordinatorSummary {
     pub running: Vec<u64>,
 }
 
+fn yes() -> bool {
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,6 +464,3 @@ mod tests {
     }
 }
 
-fn yes() -> bool {
-    true
-}

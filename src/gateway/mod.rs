@@ -362,7 +362,7 @@ impl GwInstance {
                     .collect(),
             })
             .collect();
-        GroupsView { address: self.cfg.address, ports: self.cfg.ports.clone(), groups }
+        GroupsView { address: self.cfg.address, ports: self.cfg.ports, groups }
     }
 
     /// What the program would do with a terminal's packet, by running it

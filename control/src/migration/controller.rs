@@ -190,7 +190,7 @@ impl Controller {
         }
         for n in networks {
             if !self.configured.0.contains(n) {
-                out.push(Output::Do(Action::AddNetwork { id: n.id, name: n.name.clone(), via: n.via.clone(), next_hop_mac: n.next_hop_mac.clone() }));
+                out.push(Output::Do(Action::AddNetwork { id: n.id, name: n.name.clone(), via: n.via.clone(), next_hop_mac: n.next_hop_mac }));
             }
         }
         for old in &self.configured.1 {
@@ -240,7 +240,7 @@ impl Controller {
                 }
                 match (&to.via, &to.next_hop_mac) {
                     // Claim 4: the request carries network 2's information.
-                    (Some(via), Some(mac)) => vec![Output::Do(Action::AddNetwork { id: to.id, name: to.name.clone(), via: via.clone(), next_hop_mac: mac.clone() })],
+                    (Some(via), Some(mac)) => vec![Output::Do(Action::AddNetwork { id: to.id, name: to.name.clone(), via: via.clone(), next_hop_mac: *mac })],
                     _ => {
                         self.switch = None;
                         vec![Output::Answer(Body::Error { reason: format!("no network {} ({}) here, and the request does not say how to reach it", to.id, to.name) })]

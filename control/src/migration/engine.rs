@@ -69,7 +69,7 @@ impl Migration {
         self.waiting = Some(f.id);
         vec![
             Output::Progress { step: Step::Starting, note: format!("migration start → agent {} ({})", self.from.name, self.from.agent) },
-            Output::ToAgent { addr: self.from.agent.clone(), frame: f },
+            Output::ToAgent { addr: self.from.agent, frame: f },
         ]
     }
 
@@ -89,7 +89,7 @@ impl Migration {
                 self.waiting = Some(f.id);
                 vec![
                     Output::Progress { step: Step::Resuming, note: format!("coordinator restarted; resume → agent {} again", self.to.name) },
-                    Output::ToAgent { addr: self.to.agent.clone(), frame: f },
+                    Output::ToAgent { addr: self.to.agent, frame: f },
                 ]
             }
             _ => {
@@ -148,7 +148,7 @@ impl Migration {
                 self.step = Step::Resuming;
                 let f = self.frame(now_ms, Body::Resume { process: self.process.clone() });
                 self.waiting = Some(f.id);
-                vec![Output::Progress { step: Step::Resuming, note: format!("resume → agent {}", self.to.name) }, Output::ToAgent { addr: self.to.agent.clone(), frame: f }]
+                vec![Output::Progress { step: Step::Resuming, note: format!("resume → agent {}", self.to.name) }, Output::ToAgent { addr: self.to.agent, frame: f }]
             }
             (Step::Resuming, Body::Ok) => {
                 self.step = Step::Done;
@@ -172,7 +172,7 @@ impl Migration {
         let mut out = vec![Output::Progress { step: Step::RollingBack, note: format!("rolling back: {reason}") }];
         let a = self.frame(now_ms, Body::Abort { process: self.process.clone(), reason: reason.clone(), destination: false });
         self.undo.push(a.id);
-        out.push(Output::ToAgent { addr: self.from.agent.clone(), frame: a });
+        out.push(Output::ToAgent { addr: self.from.agent, frame: a });
         // The controller releases held packets to network 1 (and steers
         // back if it had switched).
         let s = self.frame(now_ms, Body::SwitchRequest { service: self.service, to: self.network1.clone() });
@@ -183,7 +183,7 @@ impl Migration {
         if self.to.agent != self.from.agent {
             let d = self.frame(now_ms, Body::Abort { process: self.process.clone(), reason: reason.clone(), destination: true });
             self.undo.push(d.id);
-            out.push(Output::ToAgent { addr: self.to.agent.clone(), frame: d });
+            out.push(Output::ToAgent { addr: self.to.agent, frame: d });
         }
         out
     }
