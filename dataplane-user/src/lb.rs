@@ -164,15 +164,7 @@ impl Dataplane {
     /// Every entry of a per-CPU counter array, summed over CPUs.
     pub(crate) fn sum_stats(&self, def: &'static MapDef) -> Result<Vec<Counter>> {
         let arr: PerCpuArray<&MapData, Counter> = self.map(def)?;
-        (0..def.max)
-            .map(|i| {
-                let per_cpu = arr.get(&i, 0).map_err(map_err(def))?;
-                Ok(per_cpu.iter().fold(Counter::default(), |a, c| Counter {
-                    packets: a.packets + c.packets,
-                    bytes: a.bytes + c.bytes,
-                }))
-            })
-            .collect()
+        sum_per_cpu(&arr, def)
     }
 }
 
@@ -216,4 +208,14 @@ mod tests {
         assert_eq!(Gateway::from_entry(&gw(&full).to_entry().unwrap()).unwrap().name, full);
         assert!(gw(&"g".repeat(GW_NAME_LEN + 1)).to_entry().is_err());
     }
+}
+
+/// Each counter of a per-CPU stats array, summed over the CPUs.
+pub(crate) fn sum_per_cpu<T: std::borrow::Borrow<MapData>>(arr: &PerCpuArray<T, Counter>, def: &'static MapDef) -> Result<Vec<Counter>> {
+    (0..def.max)
+        .map(|i| {
+            let per_cpu = arr.get(&i, 0).map_err(map_err(def))?;
+            Ok(per_cpu.iter().fold(Counter::default(), |a, c| Counter { packets: a.packets + c.packets, bytes: a.bytes + c.bytes }))
+        })
+        .collect()
 }

@@ -230,12 +230,7 @@ pub fn entry_stats(pin_root: &Path, interface: &str) -> Result<Option<Vec<datapl
     let data = MapData::from_pin(&path).map_err(map_err(&maps::ENTRY_STATS))?;
     let map = aya::maps::Map::PerCpuArray(data);
     let arr: PerCpuArray<_, dataplane_common::Counter> = PerCpuArray::try_from(&map).map_err(map_err(&maps::ENTRY_STATS))?;
-    let mut out = Vec::new();
-    for i in 0..maps::ENTRY_STATS.max {
-        let per_cpu = arr.get(&i, 0).map_err(map_err(&maps::ENTRY_STATS))?;
-        out.push(per_cpu.iter().fold(dataplane_common::Counter::default(), |a, c| dataplane_common::Counter { packets: a.packets + c.packets, bytes: a.bytes + c.bytes }));
-    }
-    Ok(Some(out))
+    crate::lb::sum_per_cpu(&arr, &maps::ENTRY_STATS).map(Some)
 }
 
 /// Put `program` into the interface's `ENTRY_STAGES` in the slot of its
