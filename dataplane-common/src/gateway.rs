@@ -14,6 +14,11 @@ pub const SELECT_SLOTS: u32 = 64;
 pub const SESSIONS_MAX: u32 = 65_536;
 /// Terminal flows the fast path can map at once.
 pub const FLOWS_MAX: u32 = 65_536;
+/// GTP-U tunnels (sessions of session management, one PFCP session each)
+/// a gateway holds; a tunnel's user sessions are ports like any other.
+pub const TUNNELS_MAX: u32 = 16_384;
+/// `Session::tunnel` / `FlowKey::tunnel` of plain-IP traffic.
+pub const NO_TUNNEL: u32 = 0;
 /// Rules classifying a new session into a session type.
 pub const TYPE_RULES_MAX: u32 = 16;
 /// No server in this selection slot.
@@ -36,7 +41,10 @@ pub struct GwConfig {
     /// Non-zero: traffic has been configured (the program passes all
     /// packets until then).
     pub enabled: u32,
-    pub _pad: u32,
+    /// The gateway's N3/S1-U address (network order): G-PDUs to it on UDP
+    /// 2152 are decapsulated, and the downlink is encapsulated from it.
+    /// 0: no GTP-U (plain IP only).
+    pub n3_addr: u32,
 }
 
 /// Key of `GW_SERVICES`: a representative address (claim 3).
@@ -100,7 +108,9 @@ pub struct TypeRule {
     pub prefix_len: u32,
 }
 
-/// Key of `GW_FLOWS`: the terminal flow of a user session.
+/// Key of `GW_FLOWS`: the terminal flow of a user session. A flow inside
+/// a GTP-U tunnel is keyed with its tunnel (index + 1), so two tunnels'
+/// UEs with the same address never share a session.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
@@ -108,6 +118,52 @@ pub struct FlowKey {
     pub port: u16,
     pub proto: u8,
     pub _pad: u8,
+    /// [`NO_TUNNEL`] for plain IP, else the tunnel's index + 1.
+    pub tunnel: u32,
+}
+
+/// `Tunnel::state`.
+pub const TUNNEL_FREE: u32 = 0;
+pub const TUNNEL_ACTIVE: u32 = 1;
+
+/// A GTP-U tunnel pair of one session-management session (seed 002
+/// claim 8: the session that holds the user sessions), at index = its
+/// tunnel id. Written whole by the control plane (PFCP) while no TEID
+/// points at it; `GW_TEIDS` makes it reachable.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tunnel {
+    pub state: u32,
+    /// Local (uplink) TEID, host order: the key of `GW_TEIDS`.
+    pub ul_teid: u32,
+    /// The access node's (downlink) TEID, host order.
+    pub dl_teid: u32,
+    /// UE address (network order): the inner source of the uplink.
+    pub ue_addr: u32,
+    /// The access node's address (network order): outer destination of
+    /// the downlink.
+    pub an_addr: u32,
+    /// QoS flow identifier for the PDU session container of the downlink;
+    /// 0: no extension header.
+    pub qfi: u8,
+    pub _pad: [u8; 3],
+    /// Neighbour toward the access node (next hop or the node itself),
+    /// the egress interface's MAC and index.
+    pub an_mac: [u8; 6],
+    pub an_src_mac: [u8; 6],
+    pub an_ifindex: u32,
+}
+
+/// Per-CPU usage of a tunnel, indexed like `GW_TUNNELS` (claim 6, the
+/// PFCP usage reports): bytes are the inner IP packets' (what the UE sent
+/// and receives, without the GTP-U/UDP/IP encapsulation).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TunnelCounters {
+    pub pkts_ul: u64,
+    pub bytes_ul: u64,
+    pub pkts_dl: u64,
+    pub bytes_dl: u64,
 }
 
 /// Key of `GW_AUTH` (LPM trie): group, then terminal address; the prefix
@@ -144,6 +200,10 @@ pub struct Session {
     pub rep_addr: u32,
     pub rep_port: u16,
     pub _pad: u16,
+    /// [`NO_TUNNEL`] for plain IP, else the GTP-U tunnel's index + 1: the
+    /// reply is encapsulated toward that tunnel's access node.
+    pub tunnel: u32,
+    pub _pad2: u32,
     pub group: u32,
     pub server: u32,
     /// Upstream neighbour and interface the terminal's packets came from;
@@ -189,5 +249,17 @@ crate::stats! {
         REVERSE_SPOOFED = "reverse_spoofed",
         REDIRECT_FAILED = "redirect_failed",
         LOST_RACE = "lost_race",
+        GTPU_UPLINK = "gtpu_uplink",
+        GTPU_DOWNLINK = "gtpu_downlink",
+        GTPU_SIGNALLING = "gtpu_signalling",
+        GTPU_UNKNOWN_TEID = "gtpu_unknown_teid",
+        GTPU_TRUNCATED = "gtpu_truncated",
+        GTPU_BAD_VERSION = "gtpu_bad_version",
+        GTPU_BAD_EXTENSION = "gtpu_bad_extension",
+        GTPU_BAD_LENGTH = "gtpu_bad_length",
+        GTPU_INNER_MALFORMED = "gtpu_inner_malformed",
+        GTPU_UE_MISMATCH = "gtpu_ue_mismatch",
+        GTPU_NO_TUNNEL = "gtpu_no_tunnel",
+        GTPU_ENCAP_FAILED = "gtpu_encap_failed",
     }
 }

@@ -142,6 +142,9 @@ pub const GW_POOL: MapDef = MapDef::queue::<u16>("GW_POOL", gateway::SESSIONS_MA
 pub const GW_FLOWS: MapDef = MapDef::hash::<gateway::FlowKey, u16>("GW_FLOWS", gateway::FLOWS_MAX);
 pub const GW_SESSIONS: MapDef = MapDef::array::<gateway::Session>("GW_SESSIONS", gateway::SESSIONS_MAX);
 pub const GW_SESS_STATS: MapDef = MapDef::per_cpu_array::<gateway::SessionCounters>("GW_SESS_STATS", gateway::SESSIONS_MAX);
+pub const GW_TUNNELS: MapDef = MapDef::array::<gateway::Tunnel>("GW_TUNNELS", gateway::TUNNELS_MAX);
+pub const GW_TEIDS: MapDef = MapDef::hash::<u32, u32>("GW_TEIDS", gateway::TUNNELS_MAX);
+pub const GW_TUN_STATS: MapDef = MapDef::per_cpu_array::<gateway::TunnelCounters>("GW_TUN_STATS", gateway::TUNNELS_MAX);
 pub const GW_TX_PORTS: MapDef = MapDef::dev_map_hash("GW_TX_PORTS", 64);
 pub const GW_STATS: MapDef = MapDef::per_cpu_array::<Counter>("GW_STATS", gateway::stat::COUNT);
 
@@ -207,6 +210,9 @@ pub const ALL: &[MapDef] = &[
     GW_FLOWS,
     GW_SESSIONS,
     GW_SESS_STATS,
+    GW_TUNNELS,
+    GW_TEIDS,
+    GW_TUN_STATS,
     GW_TX_PORTS,
     GW_STATS,
     RT_CFG,
