@@ -29,6 +29,9 @@ const APT_PACKAGES: &[&str] = &[
     "kamailio-sqlite-modules",
     "postgresql-15",
     "criu",
+    // An independent GTP-U and PFCP implementation for the tests (run by
+    // /usr/bin/python3: a pyenv python first in PATH would not have it).
+    "python3-scapy",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 

@@ -8,7 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use super::service::ServiceAddr;
 use crate::field::{validate_ifname, ConfigError, InterfaceClaims, Ipv4Prefix, MacAddr, PortRange, Protocol};
-use dataplane_common::gateway::{GROUPS_MAX, SERVERS_MAX, TYPES_MAX, TYPE_RULES_MAX};
+use dataplane_common::{
+    gateway::{GROUPS_MAX, SERVERS_MAX, TYPES_MAX, TYPE_RULES_MAX},
+    lb::GTPU_PORT,
+};
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +33,86 @@ pub struct Gateway {
     pub session_types: Vec<SessionType>,
     #[serde(default, rename = "group")]
     pub groups: Vec<Group>,
+    /// The GTP-U user plane (N3/S1-U); plain IP only when absent.
+    #[serde(default)]
+    pub gtpu: Option<Gtpu>,
+    /// The session-management interface (PFCP, TS 29.244) that sets up
+    /// the GTP-U tunnels; needs `gtpu`.
+    #[serde(default)]
+    pub pfcp: Option<Pfcp>,
+}
+
+/// `[gateway.gtpu]`: where G-PDUs arrive and the downlink leaves from.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Gtpu {
+    /// The N3/S1-U address (assigned to one of the gateway's interfaces):
+    /// G-PDUs to it on UDP 2152 are decapsulated; the downlink is
+    /// encapsulated from it. Default: the gateway's address.
+    #[serde(default)]
+    pub address: Option<Ipv4Addr>,
+    /// The gateway's TEID range: its TEIDs are `prefix << 24 | n`, so an
+    /// LB that knows the prefix (`[[lb.gateway]] teid_prefix`) sends a
+    /// tunnel to its gateway whatever its table says. Absent: TEIDs from
+    /// 1 to 2^32-1.
+    #[serde(default)]
+    pub teid_prefix: Option<u8>,
+    /// Error Indications sent per second at most, for G-PDUs of unknown
+    /// TEIDs (TS 29.281 §7.3.1); the rest are counted only.
+    #[serde(default = "default_error_indications")]
+    pub error_indication_rate: u32,
+    /// Interface toward the access nodes (default: the gateway's first).
+    #[serde(default)]
+    pub via: Option<String>,
+}
+
+fn default_error_indications() -> u32 {
+    100
+}
+
+/// `[gateway.pfcp]`: the N4/Sxb endpoint.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Pfcp {
+    /// Address to listen on; default: the gateway's address.
+    #[serde(default)]
+    pub address: Option<Ipv4Addr>,
+    #[serde(default = "default_pfcp_port")]
+    pub port: u16,
+    /// The Node ID this user plane announces; default: `address`.
+    #[serde(default)]
+    pub node_id: Option<Ipv4Addr>,
+    /// Sessions (tunnels) at most; default and ceiling: the fast path's
+    /// table size.
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: u32,
+    /// Control-plane peers (SMF/SGW-C) allowed to talk PFCP, as prefixes;
+    /// anyone who can reach the port when absent.
+    #[serde(default)]
+    pub allow: Option<Vec<Ipv4Prefix>>,
+}
+
+fn default_pfcp_port() -> u16 {
+    8805
+}
+
+fn default_max_sessions() -> u32 {
+    dataplane_common::gateway::TUNNELS_MAX
+}
+
+impl Gateway {
+    /// The N3 address, when GTP-U is on.
+    pub fn n3_address(&self) -> Option<Ipv4Addr> {
+        self.gtpu.as_ref().map(|g| g.address.unwrap_or(self.address))
+    }
+
+    /// The TEIDs this gateway hands out (inclusive).
+    pub fn teid_range(&self) -> (u32, u32) {
+        match self.gtpu.as_ref().and_then(|g| g.teid_prefix) {
+            Some(p) => (((p as u32) << 24) | 1, ((p as u32) << 24) | 0x00ff_ffff),
+            None => (1, u32::MAX),
+        }
+    }
 }
 
 fn default_ports() -> PortRange {
@@ -224,6 +307,33 @@ impl Gateway {
         if servers > SERVERS_MAX as usize {
             return e("group", format!("at most {SERVERS_MAX} servers in all"));
         }
+        if let Some(g) = &self.gtpu {
+            let n3 = g.address.unwrap_or(self.address);
+            if n3 == self.address && self.ports.first <= GTPU_PORT && GTPU_PORT <= self.ports.last {
+                return e(
+                    "ports",
+                    format!("the pool {} holds the GTP-U port {GTPU_PORT}, and gtpu.address is the gateway's address; move the pool or give gtpu its own address", self.ports),
+                );
+            }
+            if g.error_indication_rate > 100_000 {
+                return e("gtpu.error_indication_rate", format!("{} must be 0..100000 per second", g.error_indication_rate));
+            }
+            if let Some(v) = &g.via {
+                validate_ifname(v).map_err(|r| ("gtpu.via".to_string(), r))?;
+            }
+        }
+        if let Some(p) = &self.pfcp {
+            if self.gtpu.is_none() {
+                return e("pfcp", "PFCP sets up GTP-U tunnels: add a [gateway.gtpu] section".into());
+            }
+            let max = dataplane_common::gateway::TUNNELS_MAX;
+            if p.max_sessions == 0 || p.max_sessions > max {
+                return e("pfcp.max_sessions", format!("{} must be 1..{max}", p.max_sessions));
+            }
+            if p.port == 0 {
+                return e("pfcp.port", "must not be 0".into());
+            }
+        }
         Ok(())
     }
 
@@ -277,6 +387,23 @@ mod tests {
         assert_eq!(k, "ports");
         assert!(r.contains("\"80-90\": expected MIN-MAX with 1024 <= MIN"), "{r}");
         assert!(toml::from_str::<Gateway>(&section("ports = \"30000-20000\"")).is_err());
+        // GTP-U and PFCP: typed, defaults, and the rules between them.
+        let gt: Gateway = toml::from_str(&format!("{}\n[gtpu]\nteid_prefix = 7\n[pfcp]\n", section("ports = \"20000-20099\""))).unwrap();
+        assert!(gt.validate().is_ok(), "{:?}", gt.validate());
+        assert_eq!(gt.n3_address(), Some(Ipv4Addr::new(10, 2, 0, 1)));
+        assert_eq!(gt.teid_range(), (0x0700_0001, 0x07ff_ffff));
+        assert_eq!(gt.pfcp.as_ref().unwrap().port, 8805);
+        let mut bad = gt.clone();
+        bad.gtpu = None;
+        assert_eq!(bad.validate().unwrap_err().0, "pfcp");
+        let mut bad = gt.clone();
+        bad.ports = PortRange { first: 2000, last: 3000 };
+        let (k, r) = bad.validate().unwrap_err();
+        assert!(k == "ports" && r.contains("GTP-U port 2152"), "{k}: {r}");
+        let mut bad = gt.clone();
+        bad.pfcp.as_mut().unwrap().max_sessions = 0;
+        assert_eq!(bad.validate().unwrap_err().0, "pfcp.max_sessions");
+        assert!(toml::from_str::<Gateway>(&format!("{}\n[gtpu]\nteid_prefix = 300\n", section(""))).is_err());
         // Written back, the section reads the same.
         let again: Gateway = toml::from_str(&toml::to_string(&g).unwrap()).unwrap();
         assert_eq!(again, g);
