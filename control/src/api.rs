@@ -32,6 +32,8 @@ pub enum Request {
     },
     GwGroups,
     GwSessions,
+    /// PFCP sessions with their user sessions (`gw sessions`).
+    GwSessionTree,
     GwLookup {
         flow: FlowSpec,
     },
@@ -79,7 +81,7 @@ impl Request {
         match self {
             Status | Stats | Reload => None,
             LbGateways { .. } | LbGatewayAdd { .. } | LbGatewayRemove { .. } | LbDigest | LbLookup { .. } => Some("lb"),
-            GwGroups | GwSessions | GwLookup { .. } | GwAccounting | GwServerAdd { .. } | GwServerRemove { .. } => Some("gateway"),
+            GwGroups | GwSessions | GwSessionTree | GwLookup { .. } | GwAccounting | GwServerAdd { .. } | GwServerRemove { .. } => Some("gateway"),
             VrrpStatus | VrrpRebalance => Some("router"),
             SipMonitorStatus => Some("sip-monitor"),
             PresenceShow { .. } | PresenceHistory { .. } => Some("presence"),

@@ -20,7 +20,8 @@ pub enum GatewayCmd {
         #[command(subcommand)]
         cmd: GwServerCmd,
     },
-    /// Live user sessions with their ports and counters.
+    /// PFCP sessions (GTP-U tunnels) with their user sessions, then the
+    /// plain-IP user sessions, with ports and counters.
     Sessions {
         #[arg(long)]
         json: bool,
@@ -118,21 +119,11 @@ pub fn run(cmd: GatewayCmd, call: &Call) -> anyhow::Result<()> {
             Ok(())
         }
         GatewayCmd::Sessions { json } => {
-            let v = call(Request::GwSessions)?;
+            let v = call(Request::GwSessionTree)?;
             if json {
                 print_json(&v);
             } else {
-                let rows: Vec<crate::gateway::SessionView> = serde_json::from_value(v)?;
-                println!(
-                    "{:>5} {:<21} {:<21} {:<4} {:<10} {:<10} {:>7} {:>10} {:>10}",
-                    "PORT", "TERMINAL", "REPRESENTATIVE", "PROTO", "GROUP", "SERVER", "IDLE_S", "BYTES_UP", "BYTES_DN"
-                );
-                for r in rows {
-                    println!(
-                        "{:>5} {:<21} {:<21} {:<4} {:<10} {:<10} {:>7.1} {:>10} {:>10}",
-                        r.port, r.terminal, r.representative, r.proto, r.group, r.server, r.idle_s, r.bytes_up, r.bytes_down
-                    );
-                }
+                print_session_tree(&serde_json::from_value(v)?);
             }
             Ok(())
         }
@@ -162,5 +153,47 @@ pub fn run(cmd: GatewayCmd, call: &Call) -> anyhow::Result<()> {
             };
             crate::client::tail(&path, follow)
         }
+    }
+}
+
+fn print_user_sessions(rows: &[crate::gateway::SessionView], indent: &str) {
+    println!(
+        "{indent}{:>5} {:<21} {:<21} {:<4} {:<10} {:<10} {:>7} {:>10} {:>10}",
+        "PORT", "TERMINAL", "REPRESENTATIVE", "PROTO", "GROUP", "SERVER", "IDLE_S", "BYTES_UP", "BYTES_DN"
+    );
+    for r in rows {
+        println!(
+            "{indent}{:>5} {:<21} {:<21} {:<4} {:<10} {:<10} {:>7.1} {:>10} {:>10}",
+            r.port, r.terminal, r.representative, r.proto, r.group, r.server, r.idle_s, r.bytes_up, r.bytes_down
+        );
+    }
+}
+
+fn print_session_tree(t: &crate::gateway::SessionTreeView) {
+    for s in &t.sessions {
+        let dl = match (s.dl_teid, s.access_node) {
+            (Some(teid), Some(an)) => format!("downlink teid {teid:#010x} to {an}{}", s.qfi.map(|q| format!(" qfi {q}")).unwrap_or_default()),
+            _ => "no downlink yet".into(),
+        };
+        println!(
+            "session seid {:#x} (cp {} seid {:#x}) ue {} uplink teid {:#010x}, {dl}; bytes up {} down {}; {} user session(s)",
+            s.seid,
+            s.cp,
+            s.cp_seid,
+            s.ue,
+            s.ul_teid,
+            s.bytes_ul,
+            s.bytes_dl,
+            s.user_sessions.len()
+        );
+        if !s.user_sessions.is_empty() {
+            print_user_sessions(&s.user_sessions, "    ");
+        }
+    }
+    if !t.plain.is_empty() || t.sessions.is_empty() {
+        if !t.sessions.is_empty() {
+            println!("plain IP:");
+        }
+        print_user_sessions(&t.plain, "");
     }
 }

@@ -5,6 +5,7 @@
 //! running session never finds another server behind its index.
 
 pub mod cli;
+mod gtp;
 mod role;
 
 pub use role::{check_interfaces, GatewayRole};
@@ -47,6 +48,8 @@ pub struct GwInstance {
     /// Ports whose start record is written → time of the last record.
     seen: HashMap<u16, u64>,
     acct: Option<AccountingFile>,
+    /// GTP-U and PFCP, when `[gateway.gtpu]` is set.
+    gtp: Option<gtp::Gtp>,
 }
 
 /// Every server's entry as resolved for the maps, by (group, name).
@@ -77,7 +80,8 @@ impl GwInstance {
         let ifaces: Vec<&str> = cfg.interfaces.iter().map(String::as_str).collect();
         let dp = Dataplane::attach_many("gateway", &ifaces, opts)?;
         let acct = cfg.accounting.file.as_ref().map(|p| AccountingFile::new(p, &cfg.accounting));
-        let mut inst = Self { cfg: cfg.clone(), dp, idx: g::Indices::default(), seen: HashMap::new(), acct };
+        let gtp = gtp::Gtp::new(&cfg);
+        let mut inst = Self { cfg: cfg.clone(), dp, idx: g::Indices::default(), seen: HashMap::new(), acct, gtp };
         if inst.dp.took_over {
             inst.adopt()?;
         }
@@ -112,8 +116,8 @@ impl GwInstance {
     }
 
     pub fn apply(&mut self, cfg: gcfg::Gateway) -> Result<(), GwError> {
-        if cfg.interfaces != self.cfg.interfaces || cfg.address != self.cfg.address {
-            return Err(GwError::Config("gateway interfaces or address changed; restart the daemon to apply (nothing was changed)".into()));
+        if let Some(key) = restart_only(&self.cfg, &cfg) {
+            return Err(GwError::Config(format!("gateway {key} changed; restart the daemon to apply it (nothing was changed)")));
         }
         let resolved = resolve(&cfg)?;
         self.apply_resolved(cfg, resolved)
@@ -198,7 +202,7 @@ impl GwInstance {
             }
             info!(ports = %want.ports, "port pool seeded");
         }
-        let settings = Settings { address: want.address, port_min: min, port_max: max, enabled: true };
+        let settings = Settings { address: want.address, port_min: min, port_max: max, enabled: true, n3_addr: cfg.n3_address() };
         if old != settings {
             self.dp.set_gw_config(&settings)?;
         }
@@ -241,7 +245,10 @@ impl GwInstance {
 
     fn record(&self, event: &str, port: u16, s: &SessionEntry, clock: &Clock, end: Option<EndReason>) -> Result<AccountingRecord, GwError> {
         let c = self.dp.session_counters(port)?;
+        let pfcp = self.session_of(s.tunnel);
         Ok(AccountingRecord {
+            seid: pfcp.map(|p| p.0),
+            teid: pfcp.map(|p| p.1),
             event: event.into(),
             gateway: self.cfg.address,
             port,
@@ -277,7 +284,15 @@ impl GwInstance {
                 records.push(self.record("start", port, &s, &clock, None)?);
                 self.seen.insert(port, clock.mono_now);
             }
-            let reason = if flush { Some(EndReason::Flushed) } else { g::expiry(s.proto, s.flags, s.last_seen_ns, clock.mono_now, &self.cfg.timeouts) };
+            let reason = if flush {
+                Some(EndReason::Flushed)
+            } else if !self.tunnel_alive(s.tunnel) {
+                // Its PFCP session was deleted: the user session ends
+                // with it (its tunnel's index may be reused).
+                Some(EndReason::TunnelDeleted)
+            } else {
+                g::expiry(s.proto, s.flags, s.last_seen_ns, clock.mono_now, &self.cfg.timeouts)
+            };
             if let Some(reason) = reason {
                 // Unreachable first, then final counters, then free.
                 self.dp.remove_flow(&flow)?;
@@ -298,6 +313,7 @@ impl GwInstance {
                 a.write(r)?;
             }
         }
+        self.pfcp_reports();
         Ok(ended)
     }
 
@@ -320,6 +336,8 @@ impl GwInstance {
             }
             let r = self.record("live", port, &s, &clock, None)?;
             out.push(SessionView {
+                seid: r.seid,
+                teid: r.teid,
                 port,
                 terminal: r.terminal,
                 representative: r.representative,
@@ -335,6 +353,37 @@ impl GwInstance {
             });
         }
         out.sort_by_key(|s| s.port);
+        Ok(out)
+    }
+
+    /// PFCP sessions with their user sessions, then the plain-IP ones.
+    pub fn session_tree(&self) -> Result<SessionTreeView, GwError> {
+        let mut users = self.sessions()?;
+        let mut out = SessionTreeView::default();
+        if let Some(gtp) = &self.gtp {
+            for s in gtp.engine.sessions() {
+                let (mine, rest): (Vec<_>, Vec<_>) = users.into_iter().partition(|u| u.seid == Some(s.up_seid));
+                users = rest;
+                let usage = self.dp.tunnel_counters(s.tunnel).unwrap_or_default();
+                out.sessions.push(PfcpSessionView {
+                    seid: s.up_seid,
+                    cp_seid: s.cp_seid,
+                    cp: s.cp.to_string(),
+                    tunnel: s.tunnel,
+                    ue: s.ue_addr,
+                    ul_teid: s.ul_teid,
+                    dl_teid: s.dl_teid,
+                    access_node: s.an_addr,
+                    qfi: s.qfi,
+                    bytes_ul: usage.bytes_ul,
+                    bytes_dl: usage.bytes_dl,
+                    packets_ul: usage.pkts_ul,
+                    packets_dl: usage.pkts_dl,
+                    user_sessions: mine,
+                });
+            }
+        }
+        out.plain = users;
         Ok(out)
     }
 
@@ -400,8 +449,31 @@ impl GwInstance {
     }
 }
 
+/// Interface, address and the GTP-U/PFCP endpoints are bound at start.
+fn restart_only(old: &gcfg::Gateway, new: &gcfg::Gateway) -> Option<&'static str> {
+    if old.interfaces != new.interfaces {
+        return Some("interfaces");
+    }
+    if old.address != new.address {
+        return Some("address");
+    }
+    if old.gtpu != new.gtpu {
+        return Some("gtpu");
+    }
+    if old.pfcp != new.pfcp {
+        return Some("pfcp");
+    }
+    None
+}
+
+/// A user session (claim 8: one port), and the PFCP session (SEID, uplink
+/// TEID) it belongs to when it came through a GTP-U tunnel.
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct SessionView {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seid: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teid: Option<u32>,
     pub port: u16,
     pub terminal: String,
     pub representative: String,
@@ -414,6 +486,35 @@ pub struct SessionView {
     pub bytes_up: u64,
     pub packets_down: u64,
     pub bytes_down: u64,
+}
+
+/// `edgeplane gw sessions`: the hierarchy of claim 8.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
+pub struct SessionTreeView {
+    /// PFCP sessions (GTP-U tunnels), each with its user sessions.
+    pub sessions: Vec<PfcpSessionView>,
+    /// User sessions of plain-IP terminals.
+    pub plain: Vec<SessionView>,
+}
+
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub struct PfcpSessionView {
+    /// This gateway's SEID, and the control plane's.
+    pub seid: u64,
+    pub cp_seid: u64,
+    /// The control plane's PFCP address.
+    pub cp: String,
+    pub tunnel: u32,
+    pub ue: Ipv4Addr,
+    pub ul_teid: u32,
+    pub dl_teid: Option<u32>,
+    pub access_node: Option<Ipv4Addr>,
+    pub qfi: Option<u8>,
+    pub packets_ul: u64,
+    pub bytes_ul: u64,
+    pub packets_dl: u64,
+    pub bytes_dl: u64,
+    pub user_sessions: Vec<SessionView>,
 }
 
 /// CLOCK_MONOTONIC (what the fast path stamps) and its offset to Unix time.
@@ -485,6 +586,8 @@ mod tests {
 
     fn rec(port: u16) -> AccountingRecord {
         AccountingRecord {
+            seid: None,
+            teid: None,
             event: "end".into(),
             gateway: Ipv4Addr::new(10, 2, 0, 1),
             port,

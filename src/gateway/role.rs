@@ -1,6 +1,8 @@
 //! The `gateway` role in the daemon: its `[[gateway]]` instances (requests
 //! go to the first), counters, the once-a-second sweep and reload.
 
+use std::sync::{Arc, Mutex, MutexGuard};
+
 use control::{
     api::{AccountingView, CounterView, GatewayStatus, LookupKey, Request, Response, StatusView},
     config::Config,
@@ -12,7 +14,9 @@ use super::GwInstance;
 use crate::{daemon::Role, packets};
 
 pub struct GatewayRole {
-    pub instances: Vec<GwInstance>,
+    /// Shared with the instance's GTP-U and PFCP socket tasks, which lock
+    /// only their instance.
+    pub instances: Vec<Arc<Mutex<GwInstance>>>,
 }
 
 /// Every interface the `[[gateway]]` sections name exists.
@@ -27,9 +31,12 @@ pub fn check_interfaces(config: &Config) -> Result<(), String> {
 }
 
 impl GatewayRole {
+    fn first(&self) -> MutexGuard<'_, GwInstance> {
+        self.instances[0].lock().unwrap()
+    }
 
-    fn first(&mut self) -> &mut GwInstance {
-        &mut self.instances[0]
+    fn each(&self) -> impl Iterator<Item = MutexGuard<'_, GwInstance>> {
+        self.instances.iter().map(|i| i.lock().unwrap())
     }
 }
 
@@ -40,7 +47,10 @@ impl Role for GatewayRole {
         }
         let mut instances = Vec::new();
         for gw in &config.gateway {
-            instances.push(GwInstance::start(gw.clone(), opts).map_err(|e| anyhow::anyhow!("gateway on {}: {e}", gw.interfaces.join(",")))?);
+            let inst = GwInstance::start(gw.clone(), opts).map_err(|e| anyhow::anyhow!("gateway on {}: {e}", gw.interfaces.join(",")))?;
+            let inst = Arc::new(Mutex::new(inst));
+            super::gtp::spawn(gw, &inst).map_err(|e| anyhow::anyhow!("gateway on {}: {e}", gw.interfaces.join(",")))?;
+            instances.push(inst);
         }
         Ok(Some(Self { instances }))
     }
@@ -54,7 +64,7 @@ impl Role for GatewayRole {
     }
 
     fn status(&self, view: &mut StatusView) {
-        for g in &self.instances {
+        for g in self.each() {
             view.gateway.push(GatewayStatus {
                 interfaces: g.cfg.interfaces.clone(),
                 address: g.cfg.address,
@@ -67,10 +77,13 @@ impl Role for GatewayRole {
     }
 
     fn counters(&self, out: &mut Vec<CounterView>) -> anyhow::Result<()> {
-        for g in &self.instances {
+        for g in self.each() {
             let iface = g.cfg.interfaces.join(",");
             for (i, c) in g.dp.gw_stats()?.iter().enumerate() {
                 out.push(CounterView::xdp("gateway", "gateway", &iface, stat::NAMES[i], c.packets, c.bytes));
+            }
+            for (name, n) in g.gtp_counters() {
+                out.push(CounterView::daemon("gateway", "gtp", &iface, &name, n));
             }
         }
         Ok(())
@@ -80,9 +93,9 @@ impl Role for GatewayRole {
         if new.gateway.len() != self.instances.len() {
             return Err("the number of [[gateway]] sections changed; restart the daemon to apply it (nothing was changed)".into());
         }
-        for (gw, cfg) in self.instances.iter().zip(new.gateway.iter()) {
-            if gw.cfg.interfaces != cfg.interfaces || gw.cfg.address != cfg.address {
-                return Err("gateway interfaces or address changed; restart the daemon to apply it (nothing was changed)".into());
+        for (gw, cfg) in self.each().zip(new.gateway.iter()) {
+            if let Some(key) = super::restart_only(&gw.cfg, cfg) {
+                return Err(format!("gateway {key} changed; restart the daemon to apply it (nothing was changed)"));
             }
         }
         check_interfaces(new)
@@ -90,7 +103,7 @@ impl Role for GatewayRole {
 
     fn apply(&mut self, new: &Config) -> Result<String, String> {
         let mut changed = 0;
-        for (gw, cfg) in self.instances.iter_mut().zip(new.gateway.iter()) {
+        for (mut gw, cfg) in self.each().zip(new.gateway.iter()) {
             // Applied even when unchanged: servers' neighbours are
             // resolved again.
             changed += usize::from(gw.cfg != *cfg);
@@ -100,7 +113,7 @@ impl Role for GatewayRole {
     }
 
     fn tick(&mut self) {
-        for gw in self.instances.iter_mut() {
+        for mut gw in self.each() {
             if let Err(e) = gw.tick(false) {
                 warn!(error = %e, "gateway sweep failed");
             }
@@ -111,17 +124,18 @@ impl Role for GatewayRole {
         match req {
             Request::GwGroups => Ok(Response::ok(self.first().groups())),
             Request::GwSessions => Ok(Response::ok(self.first().sessions().map_err(|e| e.to_string())?)),
+            Request::GwSessionTree => Ok(Response::ok(self.first().session_tree().map_err(|e| e.to_string())?)),
             Request::GwLookup { flow } => {
                 let pkt = packets::lookup_packet(&LookupKey::Flow(flow));
                 Ok(Response::ok(self.first().lookup(&pkt).map_err(|e| e.to_string())?))
             }
             Request::GwServerAdd { group, server } => {
-                let g = self.first();
+                let mut g = self.first();
                 g.add_server(&group, server).map_err(|e| e.to_string())?;
                 Ok(Response::ok(g.groups()))
             }
             Request::GwServerRemove { group, name } => {
-                let g = self.first();
+                let mut g = self.first();
                 g.remove_server(&group, &name).map_err(|e| e.to_string())?;
                 Ok(Response::ok(g.groups()))
             }

@@ -12,6 +12,13 @@ pub struct AccountingRecord {
     /// "start", "interim" or "end".
     pub event: String,
     pub gateway: Ipv4Addr,
+    /// The PFCP session (this gateway's SEID) and its uplink TEID, for a
+    /// user session that came through a GTP-U tunnel (claim 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seid: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teid: Option<u32>,
+    /// The user session's port (claim 13).
     pub port: u16,
     pub terminal: String,
     pub representative: String,

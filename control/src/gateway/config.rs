@@ -64,6 +64,10 @@ pub struct Gtpu {
     /// Interface toward the access nodes (default: the gateway's first).
     #[serde(default)]
     pub via: Option<String>,
+    /// Router toward access nodes that are not on `via`'s link; each
+    /// access node is resolved by ARP itself when absent.
+    #[serde(default)]
+    pub next_hop: Option<Ipv4Addr>,
 }
 
 fn default_error_indications() -> u32 {

@@ -11,6 +11,9 @@ pub enum EndReason {
     IdleTimeout,
     TcpClosed,
     Flushed,
+    /// The PFCP session (GTP-U tunnel) the user session belonged to was
+    /// deleted.
+    TunnelDeleted,
 }
 
 /// Expiry decision for one session (times in ns of CLOCK_MONOTONIC).

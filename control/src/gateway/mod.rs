@@ -5,6 +5,7 @@
 //! sockets.
 
 mod accounting;
+pub mod gtpu;
 pub mod config;
 mod expiry;
 mod plan;
