@@ -114,8 +114,9 @@ class Smf:
         else:
             data = bytearray(raw_bytes)
             # The sequence number sits after the SEID when S is set.
-            off = 12 if data[0] & 1 else 4
-            data[off:off + 3] = seq.to_bytes(3, "big")
+            off = 12 if data and data[0] & 1 else 4
+            if len(data) >= off + 3:
+                data[off:off + 3] = seq.to_bytes(3, "big")
             data = bytes(data)
         self.sock.sendto(data, (gw, PFCP_PORT))
         deadline = time.time() + timeout

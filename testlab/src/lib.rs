@@ -10,6 +10,7 @@ pub mod bench;
 pub mod counter;
 pub mod demo;
 pub mod fixtures;
+pub mod gtp_lab;
 pub mod migration_lab;
 pub mod pg_lab;
 pub mod sip_lab;

@@ -156,6 +156,19 @@ impl Topology {
         Ok(())
     }
 
+    /// A namespace `{p}<role>` on the core bridge with `addr` ("A/LEN"),
+    /// e.g. a control plane talking to the gateways' core addresses.
+    pub fn add_core_member(&mut self, role: &str, addr: &str) -> anyhow::Result<String> {
+        let ns = self.add_ns(role)?;
+        let core = self.ns("c");
+        let port = format!("{role}p");
+        self.veth(&ns, "core", &core, &port)?;
+        self.exec(&core, &["ip", "link", "set", &port, "master", "br0"])?;
+        self.exec(&ns, &["ip", "addr", "add", addr, "dev", "core"])?;
+        self.exec(&ns, &["ethtool", "-K", "core", "tx", "off"])?;
+        Ok(ns)
+    }
+
     pub fn socket(&self, lb: usize) -> PathBuf {
         self.daemon_socket(&format!("l{lb}"))
     }
