@@ -198,7 +198,7 @@ impl GwInstance {
             }
             info!(ports = %want.ports, "port pool seeded");
         }
-        let settings = Settings { address: want.address, port_min: min, port_max: max, enabled: true };
+        let settings = Settings { address: want.address, port_min: min, port_max: max, enabled: true, n3_addr: old.n3_addr };
         if old != settings {
             self.dp.set_gw_config(&settings)?;
         }

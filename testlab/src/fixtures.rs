@@ -343,7 +343,7 @@ pub mod gateway {
         for p in ports.0..=ports.1 {
             dp.pool_push(p)?;
         }
-        dp.set_gw_config(&Settings { address: GW_ADDR, port_min: ports.0, port_max: ports.1, enabled: true })?;
+        dp.set_gw_config(&Settings { address: GW_ADDR, port_min: ports.0, port_max: ports.1, enabled: true, n3_addr: None })?;
         Ok(())
     }
 }
