@@ -292,8 +292,23 @@ pub struct Gtpu {
     pub teid: u32,
     /// Offset of what follows the header chain (a G-PDU's T-PDU).
     pub payload: usize,
-    /// QFI of a PDU Session Container in the chain, if there is one.
-    pub qfi: Option<u8>,
+    /// QFI of a PDU Session Container in the chain, [`GTPU_NO_QFI`] if
+    /// there is none (see [`Gtpu::qfi`]). A plain byte, not an `Option`:
+    /// LLVM leaves a `None`'s payload undefined and may then fill it from
+    /// any register, a packet pointer included, which the verifier refuses.
+    pub qfi_raw: u8,
+}
+
+/// `Gtpu::qfi_raw` without a PDU Session Container (a QFI has 6 bits).
+pub const GTPU_NO_QFI: u8 = 0xff;
+
+impl Gtpu {
+    /// The QFI of the PDU Session Container, if the chain has one.
+    #[inline(always)]
+    #[allow(dead_code, reason = "the gateway's uplink does not use the QFI yet")]
+    pub fn qfi(&self) -> Option<u8> {
+        (self.qfi_raw != GTPU_NO_QFI).then_some(self.qfi_raw)
+    }
 }
 
 /// The mandatory 8 octets at `off` and the version check only; `payload`
@@ -312,7 +327,7 @@ pub fn parse_gtpu_fixed(ctx: &XdpContext, off: usize) -> Result<Gtpu, GtpuError>
         len: u16::from_be_bytes([h[2], h[3]]),
         teid: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
         payload: off + GTPU_HLEN,
-        qfi: None,
+        qfi_raw: GTPU_NO_QFI,
     })
 }
 
@@ -349,7 +364,7 @@ pub fn gtpu_extensions(ctx: &XdpContext, g: &mut Gtpu) -> Result<(), GtpuError> 
         if this == GTPU_EXT_PDU_SESSION {
             // TS 38.415 §5.5.2: the QFI is the low 6 bits of octet 2 of
             // the content (both the DL and the UL frame).
-            g.qfi = Some(load_u8(ctx, ext + 2).ok_or(GtpuError::BadExtension)? & 0x3f);
+            g.qfi_raw = load_u8(ctx, ext + 2).ok_or(GtpuError::BadExtension)? & 0x3f;
         }
         ext += len;
     }

@@ -369,6 +369,11 @@ pub mod gateway {
     /// access node reached through `an_ifindex`.
     pub fn install_gtpu(dp: &mut Dataplane, an_ifindex: u32, ports: (u16, u16)) -> anyhow::Result<()> {
         install(dp, an_ifindex, ports)?;
+        install_tunnels(dp, an_ifindex)
+    }
+
+    /// The N3 address and the fixture tunnels, over an [`install`]ed world.
+    pub fn install_tunnels(dp: &mut Dataplane, an_ifindex: u32) -> anyhow::Result<()> {
         let mut s = dp.gw_config()?;
         s.n3_addr = Some(N3_ADDR);
         dp.set_gw_config(&s)?;
