@@ -60,6 +60,8 @@ mod pod {
     unsafe impl aya::Pod for super::gateway::AuthKey {}
     unsafe impl aya::Pod for super::gateway::Session {}
     unsafe impl aya::Pod for super::gateway::SessionCounters {}
+    unsafe impl aya::Pod for super::gateway::Tunnel {}
+    unsafe impl aya::Pod for super::gateway::TunnelCounters {}
     unsafe impl aya::Pod for super::router::RouterCfg {}
     unsafe impl aya::Pod for super::router::Fingerprint {}
     unsafe impl aya::Pod for super::router::HeldHeader {}

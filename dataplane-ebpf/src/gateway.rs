@@ -1,7 +1,12 @@
 //! The `gateway` program (seed 002, second distribution unit): one unique
 //! source port per user session, full NAT toward a server of the group
 //! behind the representative address the terminal addressed, and the
-//! reverse translation for the server's replies and ICMP errors.
+//! reverse translation for the server's replies and ICMP errors. GTP-U
+//! (TS 29.281) in `gtpu`: G-PDUs to the N3 address are decapsulated and
+//! their inner packets take the same path, keyed by tunnel; replies of
+//! tunnel sessions are encapsulated toward the access node.
+
+mod gtpu;
 
 use dataplane_common::entry::role;
 use core::sync::atomic::Ordering;
@@ -10,7 +15,7 @@ use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::x
 use dataplane_common::{
     gateway::{
         stat, AuthKey, FlowKey, GwConfig, Server, ServiceKey, DRY_RUN_MAGIC, NO_SERVER, SELECT_SLOTS,
-        SESSION_ACTIVE, SESSION_FREE, SF_FIN, SF_RST, SF_SERVICE_CHANGED, TYPES_MAX, TYPE_RULES_MAX,
+        NO_TUNNEL, SESSION_ACTIVE, SESSION_FREE, SF_FIN, SF_RST, SF_SERVICE_CHANGED, TYPES_MAX, TYPE_RULES_MAX,
     },
     hash,
 };
@@ -76,6 +81,11 @@ fn run(ctx: &XdpContext, dry: bool, bytes: u64) -> Result<(u32, u32), u32> {
     if ip.is_fragment() {
         return Err(stat::FRAGMENT);
     }
+    // GTP-U to the N3 address (a UDP header cut before its destination
+    // port cannot be told apart and takes the plain path, as malformed).
+    if ip.proto == IPPROTO_UDP && ip.dst == cfg.n3_addr && cfg.n3_addr != 0 && parse::load_be16(ctx, ip.l4() + 2) == Some(parse::GTPU_PORT) {
+        return gtpu::uplink(ctx, &cfg, &ip, dry, bytes);
+    }
     match ip.proto {
         IPPROTO_TCP | IPPROTO_UDP => {
             // The whole fixed header: the rewrite updates its checksum.
@@ -83,30 +93,38 @@ fn run(ctx: &XdpContext, dry: bool, bytes: u64) -> Result<(u32, u32), u32> {
             let (sport, dport) = (ports.src, ports.dst);
             let dport_h = u16::from_be(dport);
             if ip.dst == cfg.addr && dport_h >= cfg.port_min && dport_h <= cfg.port_max {
-                return reverse(ctx, &ip, sport, dport_h, dry, bytes);
+                return reverse(ctx, &cfg, &ip, sport, dport_h, dry, bytes);
             }
-            let flow = FlowKey { addr: ip.src, port: sport, proto: ip.proto, _pad: 0 };
-            // SAFETY: the value is a u16 port copied out at once.
-            let existing = unsafe { GW_FLOWS.get(&flow) }.copied();
-            // An established session addressing the same representative
-            // address needs no service lookup: its group is known.
-            let group = match existing.and_then(|p| GW_SESSIONS.get(u16::from_be(p) as u32)) {
-                Some(s) if s.state == SESSION_ACTIVE && s.rep_addr == ip.dst && s.rep_port == dport => s.group,
-                _ => {
-                    let key = ServiceKey { addr: ip.dst, port: dport, proto: ip.proto, _pad: 0 };
-                    // SAFETY: read-only use of a value the control plane
-                    // replaces whole.
-                    match unsafe { GW_SERVICES.get(&key) } {
-                        Some(v) => v.group,
-                        None => return Err(stat::NOT_FOR_US),
-                    }
-                }
-            };
-            forward(ctx, &cfg, &ip, &flow, existing, sport, dport, group, dry, bytes)
+            let flow = FlowKey { addr: ip.src, port: sport, proto: ip.proto, _pad: 0, tunnel: NO_TUNNEL };
+            let (existing, group) = service_group(&ip, &flow, dport)?;
+            forward(ctx, &cfg, &ip, &flow, existing, sport, dport, group, dry, bytes, NO_TUNNEL)
         }
-        IPPROTO_ICMP if ip.dst == cfg.addr => icmp_error(ctx, &cfg, &ip, dry),
+        IPPROTO_ICMP if ip.dst == cfg.addr => icmp_error(ctx, &cfg, &ip, dry, bytes),
         _ => Err(stat::NOT_FOR_US),
     }
+}
+
+/// The session a terminal flow already has (its port, network order) and
+/// the group of the service it addresses. An established session
+/// addressing the same representative address needs no service lookup:
+/// its group is known.
+#[inline(always)]
+pub(super) fn service_group(ip: &Ip, flow: &FlowKey, dport: u16) -> Result<(Option<u16>, u32), u32> {
+    // SAFETY: the value is a u16 port copied out at once.
+    let existing = unsafe { GW_FLOWS.get(flow) }.copied();
+    let group = match existing.and_then(|p| GW_SESSIONS.get(u16::from_be(p) as u32)) {
+        Some(s) if s.state == SESSION_ACTIVE && s.rep_addr == ip.dst && s.rep_port == dport => s.group,
+        _ => {
+            let key = ServiceKey { addr: ip.dst, port: dport, proto: ip.proto, _pad: 0 };
+            // SAFETY: read-only use of a value the control plane
+            // replaces whole.
+            match unsafe { GW_SERVICES.get(&key) } {
+                Some(v) => v.group,
+                None => return Err(stat::NOT_FOR_US),
+            }
+        }
+    };
+    Ok((existing, group))
 }
 
 /// Claim 5: is this terminal allowed to reach this group?
@@ -166,7 +184,7 @@ fn choose(group: u32, stype: u32, h: u32) -> Option<(u32, &'static Server)> {
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn forward(
+pub(super) fn forward(
     ctx: &XdpContext,
     cfg: &GwConfig,
     ip: &Ip,
@@ -177,6 +195,7 @@ fn forward(
     group: u32,
     dry: bool,
     bytes: u64,
+    tunnel: u32,
 ) -> Result<(u32, u32), u32> {
     // Only new sessions and service changes choose a server.
     let h = || hash::flow_hash(ip.src, ip.dst, sport, dport, ip.proto, 0);
@@ -233,7 +252,7 @@ fn forward(
                 // port is allocated only by real traffic (shown as 0).
                 (0u16.to_be(), idx)
             } else {
-                let port = match new_session(ctx, ip, flow, sport, dport, group, stype, idx, now, bytes, tcp_flags) {
+                let port = match new_session(ctx, ip, flow, sport, dport, group, stype, idx, now, bytes, tcp_flags, tunnel) {
                     Ok(p) => p,
                     Err(verdict) => return Ok(verdict),
                 };
@@ -245,6 +264,10 @@ fn forward(
     let server = GW_SERVERS.get(server_idx).ok_or(stat::NO_SERVER)?;
     // Rewrite: src = gateway:port, dst = server:port (claim 13).
     rewrite(ctx, ip, cfg.addr, port, server.addr, server.port)?;
+    if tunnel != NO_TUNNEL {
+        // The inner packet, translated, becomes the frame.
+        gtpu::decap(ctx, ip.off)?;
+    }
     let action = l2_out(ctx, &server.mac, &server.src_mac, server.ifindex)?;
     Ok((action, reason))
 }
@@ -266,6 +289,7 @@ fn new_session(
     now: u64,
     bytes: u64,
     tcp_flags: u32,
+    tunnel: u32,
 ) -> Result<u16, (u32, u32)> {
     let port = match GW_POOL.pop() {
         Ok(Some(p)) => p,
@@ -290,6 +314,7 @@ fn new_session(
         s.session_type = stype as u8;
         s.rep_addr = ip.dst;
         s.rep_port = dport;
+        s.tunnel = tunnel;
         s.group = group;
         s.server = server;
         s.up_mac.copy_from_slice(&eth[6..12]);
@@ -351,7 +376,7 @@ fn tcp_flags(ctx: &XdpContext, ip: &Ip) -> u32 {
 }
 
 #[inline(always)]
-fn reverse(ctx: &XdpContext, ip: &Ip, sport: u16, port: u16, dry: bool, bytes: u64) -> Result<(u32, u32), u32> {
+fn reverse(ctx: &XdpContext, cfg: &GwConfig, ip: &Ip, sport: u16, port: u16, dry: bool, bytes: u64) -> Result<(u32, u32), u32> {
     let s = GW_SESSIONS.get_ptr_mut(port as u32).ok_or(stat::NO_SESSION)?;
     // SAFETY: map value; read fields, atomically add counters.
     let s = unsafe { &mut *s };
@@ -364,6 +389,17 @@ fn reverse(ctx: &XdpContext, ip: &Ip, sport: u16, port: u16, dry: bool, bytes: u
     }
     let (rep_addr, rep_port, term_addr, term_port) = (s.rep_addr, s.rep_port, s.term_addr, s.term_port);
     let (mac, src_mac, ifindex) = (s.up_mac, s.up_src_mac, s.up_ifindex);
+    // A tunnel session's reply is encapsulated: the tunnel is checked
+    // before anything is counted or rewritten.
+    let tunnel = s.tunnel;
+    let down = if tunnel != NO_TUNNEL {
+        match gtpu::downlink_tunnel(ctx, tunnel, ip.off) {
+            Ok(d) => Some(d),
+            Err(reason) => return Ok((xdp_action::XDP_DROP, reason)),
+        }
+    } else {
+        None
+    };
     if !dry {
         s.last_seen_ns = unsafe { bpf_ktime_get_coarse_ns() };
         let f = tcp_flags(ctx, ip);
@@ -373,6 +409,9 @@ fn reverse(ctx: &XdpContext, ip: &Ip, sport: u16, port: u16, dry: bool, bytes: u
         count_session(port, bytes, false);
     }
     rewrite(ctx, ip, rep_addr, rep_port, term_addr, term_port)?;
+    if let Some(d) = down {
+        return Ok(gtpu::send_down(ctx, cfg, &d, stat::REVERSE, dry, bytes));
+    }
     let action = l2_out(ctx, &mac, &src_mac, ifindex)?;
     Ok((action, stat::REVERSE))
 }
@@ -446,7 +485,7 @@ fn l2_out(ctx: &XdpContext, dst_mac: &[u8; 6], src_mac: &[u8; 6], ifindex: u32) 
 /// ICMP): the quoted packet went gateway:port → server; the terminal must
 /// see terminal:port → representative, from the representative address.
 #[inline(always)]
-fn icmp_error(ctx: &XdpContext, _cfg: &GwConfig, ip: &Ip, dry: bool) -> Result<(u32, u32), u32> {
+fn icmp_error(ctx: &XdpContext, cfg: &GwConfig, ip: &Ip, dry: bool, bytes: u64) -> Result<(u32, u32), u32> {
     let icmp = ip.l4();
     let t = parse::load_u8(ctx, icmp).ok_or(stat::MALFORMED)?;
     // Destination unreachable, time exceeded, parameter problem.
@@ -476,6 +515,17 @@ fn icmp_error(ctx: &XdpContext, _cfg: &GwConfig, ip: &Ip, dry: bool) -> Result<(
     }
     let (rep_addr, rep_port, term_addr, term_port) = (s.rep_addr, s.rep_port, s.term_addr, s.term_port);
     let (mac, src_mac, ifindex) = (s.up_mac, s.up_src_mac, s.up_ifindex);
+    // A tunnel session's error goes back into its tunnel: checked (and the
+    // IP length taken) before anything is rewritten.
+    let tunnel = s.tunnel;
+    let down = if tunnel != NO_TUNNEL {
+        match gtpu::downlink_tunnel(ctx, tunnel, ip.off) {
+            Ok(d) => Some(d),
+            Err(reason) => return Ok((xdp_action::XDP_DROP, reason)),
+        }
+    } else {
+        None
+    };
 
     let icp = parse::ptr_at::<[u8; 4]>(ctx, icmp).ok_or(stat::MALFORMED)?;
     let mut ic = unsafe { u16::from_ne_bytes([(*icp)[2], (*icp)[3]]) };
@@ -526,7 +576,9 @@ fn icmp_error(ctx: &XdpContext, _cfg: &GwConfig, ip: &Ip, dry: bool) -> Result<(
     oh[10..12].copy_from_slice(&oc.to_ne_bytes());
     oh[12..16].copy_from_slice(&rep_addr.to_ne_bytes());
     oh[16..20].copy_from_slice(&term_addr.to_ne_bytes());
-    let _ = dry;
+    if let Some(d) = down {
+        return Ok(gtpu::send_down(ctx, cfg, &d, stat::ICMP_REVERSE, dry, bytes));
+    }
     let action = l2_out(ctx, &mac, &src_mac, ifindex)?;
     Ok((action, stat::ICMP_REVERSE))
 }

@@ -13,20 +13,8 @@ use dataplane_common::{
 
 use crate::{
     maps::{self, LB_ACTIVE, LB_GATEWAYS, LB_MAGLEV, LB_STATS, LB_TABLE_META, LB_TX_PORTS},
-    parse::{self, EthError, Ipv4Error, ETH_P_IPV4, IPPROTO_TCP, IPPROTO_UDP},
+    parse::{self, EthError, GtpuError, Ipv4Error, ETH_P_IPV4, IPPROTO_TCP, IPPROTO_UDP},
 };
-
-const GTPU_HLEN: usize = 8;
-const GTPU_OPT_LEN: usize = 4;
-const GTPU_MSG_GPDU: u8 = 255;
-/// Flags octet: version (3 bits) = 1, PT = 1.
-const GTPU_VERSION_PT_MASK: u8 = 0xf0;
-const GTPU_VERSION1_PT: u8 = 0x30;
-const GTPU_FLAG_E: u8 = 0x04;
-const GTPU_FLAGS_ESPN: u8 = 0x07;
-/// Extension headers walked before giving up (3GPP defines few; a chain
-/// longer than this is treated as malformed rather than looped over).
-const GTPU_MAX_EXT: usize = 4;
 
 #[xdp]
 pub fn lb(ctx: XdpContext) -> u32 {
@@ -90,49 +78,22 @@ fn classify(ctx: &XdpContext) -> Result<(u32, SessionKey), u32> {
     }
 }
 
-/// GTP-U (TS 29.281 §5.1): version 1, PT 1, G-PDU only. When any of E/S/PN
-/// is set the optional 4 octets are present; with E the extension header
-/// chain follows and must be complete, or the packet is truncated.
+/// GTP-U (TS 29.281 §5.1) through the shared view: version 1, PT 1, G-PDU
+/// only (the message type is checked before the optional fields and the
+/// extension chain, which must then be complete). The lb counts a short
+/// header and a bad extension alike, as truncated.
 #[inline(always)]
 fn parse_gtpu(ctx: &XdpContext, off: usize) -> Result<u32, u32> {
-    let flags = parse::load_u8(ctx, off).ok_or(stat::TRUNC_GTPU)?;
-    let msg = parse::load_u8(ctx, off + 1).ok_or(stat::TRUNC_GTPU)?;
-    let teid = parse::load_be32(ctx, off + 4).ok_or(stat::TRUNC_GTPU)?;
-    if flags & GTPU_VERSION_PT_MASK != GTPU_VERSION1_PT {
-        return Err(stat::GTPU_BAD_VERSION);
-    }
-    if msg != GTPU_MSG_GPDU {
+    let reason = |e: GtpuError| match e {
+        GtpuError::Truncated | GtpuError::BadExtension => stat::TRUNC_GTPU,
+        GtpuError::BadVersion => stat::GTPU_BAD_VERSION,
+    };
+    let mut g = parse::parse_gtpu_fixed(ctx, off).map_err(reason)?;
+    if g.msg != parse::GTPU_MSG_GPDU {
         return Err(stat::GTPU_NOT_GPDU);
     }
-    if flags & GTPU_FLAGS_ESPN == 0 {
-        return Ok(teid);
-    }
-    let opt = off + GTPU_HLEN;
-    // Sequence (2), N-PDU (1), next extension type (1).
-    let mut next = parse::load_u8(ctx, opt + 3).ok_or(stat::TRUNC_GTPU)?;
-    if flags & GTPU_FLAG_E == 0 {
-        return Ok(teid);
-    }
-    let mut ext = opt + GTPU_OPT_LEN;
-    for _ in 0..GTPU_MAX_EXT {
-        if next == 0 {
-            return Ok(teid);
-        }
-        // Length in 4-octet units, including the length and next-type
-        // octets; 0 is invalid.
-        let units = parse::load_u8(ctx, ext).ok_or(stat::TRUNC_GTPU)? as usize;
-        if units == 0 {
-            return Err(stat::TRUNC_GTPU);
-        }
-        let len = units * 4;
-        next = parse::load_u8(ctx, ext + len - 1).ok_or(stat::TRUNC_GTPU)?;
-        ext += len;
-    }
-    if next == 0 {
-        Ok(teid)
-    } else {
-        Err(stat::TRUNC_GTPU)
-    }
+    parse::gtpu_extensions(ctx, &mut g).map_err(reason)?;
+    Ok(g.teid)
 }
 
 #[derive(Clone, Copy)]

@@ -10,7 +10,7 @@ use aya_ebpf::{
     maps::{Array, DevMapHash, HashMap, LpmTrie, PerCpuArray, ProgramArray, Queue, RingBuf, XskMap},
 };
 use dataplane_common::{
-    gateway::{AuthKey, FlowKey, GwConfig, Selection, Server, ServiceKey, ServiceVal, Session, SessionCounters, TypeRule},
+    gateway::{AuthKey, FlowKey, GwConfig, Selection, Server, ServiceKey, ServiceVal, Session, SessionCounters, Tunnel, TunnelCounters, TypeRule},
     lb::{GatewayEntry, TableMeta},
     maps as def,
     router::{Fingerprint, RouterCfg},
@@ -152,6 +152,22 @@ pub static GW_SESSIONS: Array<Session> = Array::with_max_entries(def::GW_SESSION
 /// zeroed by the control plane.
 #[map]
 pub static GW_SESS_STATS: PerCpuArray<SessionCounters> = PerCpuArray::with_max_entries(def::GW_SESS_STATS.max, 0);
+
+/// Tunnel index → GTP-U tunnel (TEIDs, UE and access node addresses, QFI,
+/// next hop toward the access node). Written whole by the control plane
+/// while no `GW_TEIDS` entry points at it.
+#[map]
+pub static GW_TUNNELS: Array<Tunnel> = Array::with_max_entries(def::GW_TUNNELS.max, 0);
+
+/// Uplink TEID (host order) → tunnel index. Inserted by the control plane
+/// after the tunnel, deleted before it is freed.
+#[map]
+pub static GW_TEIDS: HashMap<u32, u32> = HashMap::with_max_entries(def::GW_TEIDS.max, 0);
+
+/// Tunnel index → per-CPU usage (inner IP bytes). Added to by the fast
+/// path; read and zeroed by the control plane once the TEID is gone.
+#[map]
+pub static GW_TUN_STATS: PerCpuArray<TunnelCounters> = PerCpuArray::with_max_entries(def::GW_TUN_STATS.max, 0);
 
 /// Interfaces the gateway may redirect to. Control plane.
 #[map]

@@ -71,11 +71,6 @@ pub fn load_raw32(ctx: &XdpContext, off: usize) -> Option<u32> {
     ptr_at::<[u8; 4]>(ctx, off).map(|p| u32::from_ne_bytes(unsafe { *p }))
 }
 
-#[inline(always)]
-pub fn load_be32(ctx: &XdpContext, off: usize) -> Option<u32> {
-    ptr_at::<[u8; 4]>(ctx, off).map(|p| u32::from_be_bytes(unsafe { *p }))
-}
-
 // ---- Ethernet ---------------------------------------------------------------
 
 /// Why the Ethernet header (and its tags) could not be parsed.
@@ -250,4 +245,142 @@ pub fn parse_l4_ports(ctx: &XdpContext, off: usize, hdr_len: usize) -> Option<Po
     // SAFETY: 4 bytes checked.
     let p = unsafe { *p };
     Some(Ports { src: u16::from_ne_bytes([p[0], p[1]]), dst: u16::from_ne_bytes([p[2], p[3]]) })
+}
+
+// ---- GTP-U ------------------------------------------------------------------
+
+/// UDP port of GTP-U (TS 29.281 §4.4.2.3).
+pub const GTPU_PORT: u16 = 2152;
+/// The mandatory part of the header: flags, message type, length, TEID.
+pub const GTPU_HLEN: usize = 8;
+/// Sequence number (2), N-PDU number (1), next extension type (1): present
+/// when any of E, S, PN is set.
+pub const GTPU_OPT_LEN: usize = 4;
+pub const GTPU_MSG_GPDU: u8 = 255;
+/// Flags octet: version (3 bits) = 1, PT = 1.
+pub const GTPU_VERSION_PT_MASK: u8 = 0xf0;
+pub const GTPU_VERSION1_PT: u8 = 0x30;
+pub const GTPU_FLAG_E: u8 = 0x04;
+pub const GTPU_FLAGS_ESPN: u8 = 0x07;
+/// PDU Session Container (TS 38.415), the extension that carries the QFI.
+pub const GTPU_EXT_PDU_SESSION: u8 = 0x85;
+/// Extension headers walked before giving up (3GPP defines few; a chain
+/// longer than this is treated as malformed rather than looped over).
+pub const GTPU_MAX_EXT: usize = 4;
+
+/// Why a GTP-U header cannot be used.
+#[derive(Clone, Copy)]
+pub enum GtpuError {
+    /// The packet ends before a part of the header that must be read: the
+    /// mandatory 8 octets, the optional 4, or the first octet (the
+    /// length) of an extension header the chain announces.
+    Truncated,
+    /// Not version 1 with PT 1 (GTPv2-C, GTP').
+    BadVersion,
+    /// An extension header of length 0, one whose length runs past the
+    /// packet, or a chain longer than [`GTPU_MAX_EXT`].
+    BadExtension,
+}
+
+/// A GTP-U header (TS 29.281 §5.1) as the packet has it.
+pub struct Gtpu {
+    pub flags: u8,
+    pub msg: u8,
+    /// Length field, host order: the octets after the mandatory 8.
+    pub len: u16,
+    /// TEID, host order.
+    pub teid: u32,
+    /// Offset of what follows the header chain (a G-PDU's T-PDU).
+    pub payload: usize,
+    /// QFI of a PDU Session Container in the chain, [`GTPU_NO_QFI`] if
+    /// there is none (see [`Gtpu::qfi`]). A plain byte, not an `Option`:
+    /// LLVM leaves a `None`'s payload undefined and may then fill it from
+    /// any register, a packet pointer included, which the verifier refuses.
+    pub qfi_raw: u8,
+}
+
+/// `Gtpu::qfi_raw` without a PDU Session Container (a QFI has 6 bits).
+pub const GTPU_NO_QFI: u8 = 0xff;
+
+impl Gtpu {
+    /// The QFI of the PDU Session Container, if the chain has one.
+    #[inline(always)]
+    #[allow(dead_code, reason = "the gateway's uplink does not use the QFI yet")]
+    pub fn qfi(&self) -> Option<u8> {
+        (self.qfi_raw != GTPU_NO_QFI).then_some(self.qfi_raw)
+    }
+}
+
+/// The mandatory 8 octets at `off` and the version check only; `payload`
+/// is where the optional fields would start. See [`gtpu_extensions`].
+#[inline(always)]
+pub fn parse_gtpu_fixed(ctx: &XdpContext, off: usize) -> Result<Gtpu, GtpuError> {
+    let p = ptr_at::<[u8; GTPU_HLEN]>(ctx, off).ok_or(GtpuError::Truncated)?;
+    // SAFETY: 8 bytes checked.
+    let h = unsafe { *p };
+    if h[0] & GTPU_VERSION_PT_MASK != GTPU_VERSION1_PT {
+        return Err(GtpuError::BadVersion);
+    }
+    Ok(Gtpu {
+        flags: h[0],
+        msg: h[1],
+        len: u16::from_be_bytes([h[2], h[3]]),
+        teid: u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+        payload: off + GTPU_HLEN,
+        qfi_raw: GTPU_NO_QFI,
+    })
+}
+
+/// The optional fields and the extension chain after a header from
+/// [`parse_gtpu_fixed`]: moves `payload` past them and picks up the QFI.
+/// When any of E/S/PN is set the optional 4 octets are present; with E
+/// the chain follows, each header's length in 4-octet units counting its
+/// length and next-type octets.
+#[inline(always)]
+pub fn gtpu_extensions(ctx: &XdpContext, g: &mut Gtpu) -> Result<(), GtpuError> {
+    if g.flags & GTPU_FLAGS_ESPN == 0 {
+        return Ok(());
+    }
+    let opt = g.payload;
+    let mut next = load_u8(ctx, opt + 3).ok_or(GtpuError::Truncated)?;
+    let mut ext = opt + GTPU_OPT_LEN;
+    g.payload = ext;
+    if g.flags & GTPU_FLAG_E == 0 {
+        // The next-type octet means nothing without E.
+        return Ok(());
+    }
+    for _ in 0..GTPU_MAX_EXT {
+        if next == 0 {
+            g.payload = ext;
+            return Ok(());
+        }
+        let units = load_u8(ctx, ext).ok_or(GtpuError::Truncated)? as usize;
+        if units == 0 {
+            return Err(GtpuError::BadExtension);
+        }
+        let len = units * 4;
+        let this = next;
+        next = load_u8(ctx, ext + len - 1).ok_or(GtpuError::BadExtension)?;
+        if this == GTPU_EXT_PDU_SESSION {
+            // TS 38.415 §5.5.2: the QFI is the low 6 bits of octet 2 of
+            // the content (both the DL and the UL frame).
+            g.qfi_raw = load_u8(ctx, ext + 2).ok_or(GtpuError::BadExtension)? & 0x3f;
+        }
+        ext += len;
+    }
+    if next == 0 {
+        g.payload = ext;
+        Ok(())
+    } else {
+        Err(GtpuError::BadExtension)
+    }
+}
+
+/// The whole header chain at `off`: [`parse_gtpu_fixed`], then
+/// [`gtpu_extensions`].
+#[inline(always)]
+pub fn parse_gtpu(ctx: &XdpContext, off: usize) -> Result<Gtpu, GtpuError> {
+    let mut g = parse_gtpu_fixed(ctx, off)?;
+    gtpu_extensions(ctx, &mut g)?;
+    Ok(g)
 }

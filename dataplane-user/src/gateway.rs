@@ -10,7 +10,9 @@ use aya::maps::{
     Array, DevMapHash, HashMap, MapData, PerCpuArray, Queue,
 };
 use dataplane_common::{
-    gateway::{self, AuthKey, FlowKey, GwConfig, Selection, Server, ServiceKey, ServiceVal, Session, SessionCounters, TypeRule},
+    gateway::{
+        self, AuthKey, FlowKey, GwConfig, Selection, Server, ServiceKey, ServiceVal, Session, SessionCounters, Tunnel, TunnelCounters, TypeRule,
+    },
     maps, Counter,
 };
 
@@ -33,23 +35,38 @@ pub struct Settings {
     pub port_max: u16,
     /// Traffic has been configured (the program passes everything until then).
     pub enabled: bool,
+    /// The N3/S1-U address: G-PDUs to it on UDP 2152 are decapsulated, and
+    /// the downlink is encapsulated from it. `None`: plain IP only.
+    pub n3_addr: Option<Ipv4Addr>,
 }
 
 impl From<Settings> for GwConfig {
     fn from(s: Settings) -> Self {
-        GwConfig { addr: net(s.address), port_min: s.port_min, port_max: s.port_max, enabled: u32::from(s.enabled), _pad: 0 }
+        GwConfig {
+            addr: net(s.address),
+            port_min: s.port_min,
+            port_max: s.port_max,
+            enabled: u32::from(s.enabled),
+            n3_addr: s.n3_addr.map(net).unwrap_or(0),
+        }
     }
 }
 
 impl From<GwConfig> for Settings {
     fn from(c: GwConfig) -> Self {
-        Settings { address: addr(c.addr), port_min: c.port_min, port_max: c.port_max, enabled: c.enabled != 0 }
+        Settings {
+            address: addr(c.addr),
+            port_min: c.port_min,
+            port_max: c.port_max,
+            enabled: c.enabled != 0,
+            n3_addr: (c.n3_addr != 0).then(|| addr(c.n3_addr)),
+        }
     }
 }
 
 /// An address, port and IP protocol number: a representative address
-/// ([`Service`], the `GW_SERVICES` key) or a terminal flow ([`Flow`], the
-/// `GW_FLOWS` key); both keys lay it out alike.
+/// ([`Service`], the `GW_SERVICES` key) or a terminal's side of a flow
+/// ([`Flow`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Endpoint {
     pub addr: Ipv4Addr,
@@ -58,27 +75,129 @@ pub struct Endpoint {
 }
 
 pub type Service = Endpoint;
-pub type Flow = Endpoint;
 
-/// `ServiceKey` and `FlowKey` hold an endpoint alike: the address and port
-/// in network order.
-macro_rules! endpoint_key {
-    ($($key:ident),*) => {$(
-        impl From<Endpoint> for $key {
-            fn from(e: Endpoint) -> Self {
-                $key { addr: net(e.addr), port: e.port.to_be(), proto: e.proto, _pad: 0 }
-            }
-        }
-
-        impl From<$key> for Endpoint {
-            fn from(k: $key) -> Self {
-                Endpoint { addr: addr(k.addr), port: u16::from_be(k.port), proto: k.proto }
-            }
-        }
-    )*};
+impl From<Endpoint> for ServiceKey {
+    fn from(e: Endpoint) -> Self {
+        ServiceKey { addr: net(e.addr), port: e.port.to_be(), proto: e.proto, _pad: 0 }
+    }
 }
 
-endpoint_key!(ServiceKey, FlowKey);
+impl From<ServiceKey> for Endpoint {
+    fn from(k: ServiceKey) -> Self {
+        Endpoint { addr: addr(k.addr), port: u16::from_be(k.port), proto: k.proto }
+    }
+}
+
+/// A terminal flow (the `GW_FLOWS` key): the terminal's address, port and
+/// protocol, and the GTP-U tunnel (index) it came through, if any. Two
+/// tunnels' UEs with one address are two flows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Flow {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub proto: u8,
+    pub tunnel: Option<u32>,
+}
+
+impl Flow {
+    /// A plain-IP flow.
+    pub fn plain(e: Endpoint) -> Self {
+        Flow { addr: e.addr, port: e.port, proto: e.proto, tunnel: None }
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint { addr: self.addr, port: self.port, proto: self.proto }
+    }
+}
+
+/// `FlowKey::tunnel` / `Session::tunnel`: index + 1, 0 for none.
+fn tunnel_id(t: Option<u32>) -> u32 {
+    t.map(|i| i + 1).unwrap_or(gateway::NO_TUNNEL)
+}
+
+fn tunnel_idx(id: u32) -> Option<u32> {
+    id.checked_sub(1)
+}
+
+impl From<Flow> for FlowKey {
+    fn from(f: Flow) -> Self {
+        FlowKey { addr: net(f.addr), port: f.port.to_be(), proto: f.proto, _pad: 0, tunnel: tunnel_id(f.tunnel) }
+    }
+}
+
+impl From<FlowKey> for Flow {
+    fn from(k: FlowKey) -> Self {
+        Flow { addr: addr(k.addr), port: u16::from_be(k.port), proto: k.proto, tunnel: tunnel_idx(k.tunnel) }
+    }
+}
+
+/// The access node's side of a GTP-U tunnel: where the downlink goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TunnelDownlink {
+    /// The access node's TEID, host order.
+    pub teid: u32,
+    /// The access node's address (outer destination of the downlink).
+    pub an_addr: Ipv4Addr,
+    /// QoS flow identifier for a PDU Session Container; `None`: no
+    /// extension header.
+    pub qfi: Option<u8>,
+    /// Next hop toward the access node (or the node itself).
+    pub mac: [u8; 6],
+    /// Egress interface's MAC and index.
+    pub src_mac: [u8; 6],
+    pub ifindex: u32,
+}
+
+/// A GTP-U tunnel (`GW_TUNNELS`, by index; `GW_TEIDS` finds it by its
+/// uplink TEID).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TunnelEntry {
+    /// The local (uplink) TEID, host order.
+    pub ul_teid: u32,
+    /// The UE's address: the inner source of the uplink, the inner
+    /// destination of the downlink.
+    pub ue_addr: Ipv4Addr,
+    /// `None` until the access node's side is known (PFCP: no downlink
+    /// FAR yet): the uplink is served, the downlink dropped
+    /// (`gtpu_no_tunnel`).
+    pub downlink: Option<TunnelDownlink>,
+}
+
+impl From<TunnelEntry> for Tunnel {
+    fn from(e: TunnelEntry) -> Self {
+        let d = e.downlink.unwrap_or(TunnelDownlink { teid: 0, an_addr: Ipv4Addr::UNSPECIFIED, qfi: None, mac: [0; 6], src_mac: [0; 6], ifindex: 0 });
+        Tunnel {
+            state: gateway::TUNNEL_ACTIVE,
+            ul_teid: e.ul_teid,
+            dl_teid: d.teid,
+            ue_addr: net(e.ue_addr),
+            an_addr: net(d.an_addr),
+            qfi: d.qfi.map(|q| q & 0x3f).unwrap_or(0),
+            _pad: [0; 3],
+            an_mac: d.mac,
+            an_src_mac: d.src_mac,
+            an_ifindex: d.ifindex,
+        }
+    }
+}
+
+impl TunnelEntry {
+    /// `None` for a free slot.
+    fn from_map(t: Tunnel) -> Option<Self> {
+        (t.state == gateway::TUNNEL_ACTIVE).then(|| TunnelEntry {
+            ul_teid: t.ul_teid,
+            ue_addr: addr(t.ue_addr),
+            downlink: (t.an_addr != 0).then(|| TunnelDownlink {
+                teid: t.dl_teid,
+                an_addr: addr(t.an_addr),
+                qfi: (t.qfi != 0).then_some(t.qfi),
+                mac: t.an_mac,
+                src_mac: t.an_src_mac,
+                ifindex: t.an_ifindex,
+            }),
+        })
+    }
+}
 
 /// A server entry (`GW_SERVERS`): where the fast path sends a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +273,9 @@ pub struct SessionEntry {
     pub session_type: u8,
     /// The representative address the terminal addressed.
     pub representative: SocketAddrV4,
+    /// The GTP-U tunnel (index) the session lives in; `None` for plain IP.
+    /// The terminal is then the UE.
+    pub tunnel: Option<u32>,
     pub group: u32,
     pub server: u32,
     pub up_mac: [u8; 6],
@@ -173,6 +295,7 @@ impl From<Session> for SessionEntry {
             proto: s.proto,
             session_type: s.session_type,
             representative: SocketAddrV4::new(addr(s.rep_addr), u16::from_be(s.rep_port)),
+            tunnel: tunnel_idx(s.tunnel),
             group: s.group,
             server: s.server,
             up_mac: s.up_mac,
@@ -350,6 +473,92 @@ impl Dataplane {
         a.set(port as u32, zeros, 0).map_err(map_err(&maps::GW_SESS_STATS))
     }
 
+    /// Install the tunnel at `idx` (< `TUNNELS_MAX`): the entry first, then
+    /// its uplink TEID, which makes it reachable. Re-installing an index
+    /// with another uplink TEID removes the old TEID first.
+    pub fn set_tunnel(&mut self, idx: u32, t: &TunnelEntry) -> Result<()> {
+        if idx >= gateway::TUNNELS_MAX {
+            return Err(Error::Other(format!("tunnel index {idx}, at most {}", gateway::TUNNELS_MAX - 1)));
+        }
+        let old = self.tunnel(idx)?;
+        if let Some(o) = old.filter(|o| o.ul_teid != t.ul_teid) {
+            let mut h: HashMap<&mut MapData, u32, u32> = self.map_mut(&maps::GW_TEIDS)?;
+            match h.get(&o.ul_teid, 0) {
+                Ok(i) if i == idx => h.remove(&o.ul_teid).map_err(map_err(&maps::GW_TEIDS))?,
+                _ => {}
+            }
+        }
+        {
+            let mut a: Array<&mut MapData, Tunnel> = self.map_mut(&maps::GW_TUNNELS)?;
+            a.set(idx, Tunnel::from(*t), 0).map_err(map_err(&maps::GW_TUNNELS))?;
+        }
+        let mut h: HashMap<&mut MapData, u32, u32> = self.map_mut(&maps::GW_TEIDS)?;
+        h.insert(t.ul_teid, idx, 0).map_err(map_err(&maps::GW_TEIDS))
+    }
+
+    /// Remove the tunnel at `idx` and return its final usage: its TEID
+    /// goes first (no new uplink reaches it), then the entry is marked
+    /// free (no downlink is encapsulated into it), and only then are the
+    /// per-CPU counters read and zeroed, so nothing counts after the read.
+    /// Sessions of the tunnel are the sweeper's (their replies are dropped
+    /// as `gtpu_no_tunnel` until they expire).
+    pub fn remove_tunnel(&mut self, idx: u32) -> Result<TunnelCounters> {
+        let a: Array<&MapData, Tunnel> = self.map(&maps::GW_TUNNELS)?;
+        let mut t = a.get(&idx, 0).map_err(map_err(&maps::GW_TUNNELS))?;
+        {
+            let mut h: HashMap<&mut MapData, u32, u32> = self.map_mut(&maps::GW_TEIDS)?;
+            match h.get(&t.ul_teid, 0) {
+                Ok(i) if i == idx => h.remove(&t.ul_teid).map_err(map_err(&maps::GW_TEIDS))?,
+                _ => {}
+            }
+        }
+        t.state = gateway::TUNNEL_FREE;
+        {
+            let mut a: Array<&mut MapData, Tunnel> = self.map_mut(&maps::GW_TUNNELS)?;
+            a.set(idx, t, 0).map_err(map_err(&maps::GW_TUNNELS))?;
+        }
+        let c = self.tunnel_counters(idx)?;
+        let mut a: PerCpuArray<&mut MapData, TunnelCounters> = self.map_mut(&maps::GW_TUN_STATS)?;
+        let n = aya::util::nr_cpus().map_err(|(_, e)| Error::Io { context: "possible cpus".into(), source: e })?;
+        let zeros = aya::maps::PerCpuValues::try_from(vec![TunnelCounters::default(); n]).map_err(|e| Error::Io { context: "per-cpu values".into(), source: e })?;
+        a.set(idx, zeros, 0).map_err(map_err(&maps::GW_TUN_STATS))?;
+        Ok(c)
+    }
+
+    /// The tunnel at `idx`, `None` if the slot is free.
+    pub fn tunnel(&self, idx: u32) -> Result<Option<TunnelEntry>> {
+        let a: Array<&MapData, Tunnel> = self.map(&maps::GW_TUNNELS)?;
+        a.get(&idx, 0).map(TunnelEntry::from_map).map_err(map_err(&maps::GW_TUNNELS))
+    }
+
+    /// Every active tunnel, by index (found through `GW_TEIDS`: only a
+    /// tunnel a TEID reaches is listed).
+    pub fn tunnels(&self) -> Result<Vec<(u32, TunnelEntry)>> {
+        let h: HashMap<&MapData, u32, u32> = self.map(&maps::GW_TEIDS)?;
+        let idxs: Vec<u32> = h.iter().map(|kv| kv.map(|(_, i)| i)).collect::<std::result::Result<_, _>>().map_err(map_err(&maps::GW_TEIDS))?;
+        let mut out = Vec::new();
+        for i in idxs {
+            if let Some(t) = self.tunnel(i)? {
+                out.push((i, t));
+            }
+        }
+        out.sort_by_key(|(i, _)| *i);
+        out.dedup_by_key(|(i, _)| *i);
+        Ok(out)
+    }
+
+    /// A tunnel's usage summed over CPUs (inner IP packets and bytes).
+    pub fn tunnel_counters(&self, idx: u32) -> Result<TunnelCounters> {
+        let a: PerCpuArray<&MapData, TunnelCounters> = self.map(&maps::GW_TUN_STATS)?;
+        let v = a.get(&idx, 0).map_err(map_err(&maps::GW_TUN_STATS))?;
+        Ok(v.iter().fold(TunnelCounters::default(), |t, c| TunnelCounters {
+            pkts_ul: t.pkts_ul + c.pkts_ul,
+            bytes_ul: t.bytes_ul + c.bytes_ul,
+            pkts_dl: t.pkts_dl + c.pkts_dl,
+            bytes_dl: t.bytes_dl + c.bytes_dl,
+        }))
+    }
+
     pub fn add_gw_tx_port(&mut self, ifindex: u32) -> Result<()> {
         let mut ports: DevMapHash<&mut MapData> = self.map_mut(&maps::GW_TX_PORTS)?;
         ports
@@ -401,11 +610,15 @@ mod tests {
 
     #[test]
     fn settings_type_rules_and_flows_round_trip() {
-        let s = Settings { address: Ipv4Addr::new(10, 2, 0, 1), port_min: 20000, port_max: 59999, enabled: true };
+        let s = Settings { address: Ipv4Addr::new(10, 2, 0, 1), port_min: 20000, port_max: 59999, enabled: true, n3_addr: None };
         let raw = GwConfig::from(s);
         assert_eq!(wire_u32(raw.addr), [10, 2, 0, 1]);
         assert_eq!((raw.port_min, raw.port_max), (20000, 59999), "pool bounds stay host order");
+        assert_eq!(raw.n3_addr, 0, "no N3 address: plain IP only");
         assert_eq!(Settings::from(raw), s);
+        let n3 = Settings { n3_addr: Some(Ipv4Addr::new(10, 3, 0, 1)), ..s };
+        assert_eq!(wire_u32(GwConfig::from(n3).n3_addr), [10, 3, 0, 1]);
+        assert_eq!(Settings::from(GwConfig::from(n3)), n3);
 
         let r = TypeRuleEntry { proto: 17, dscp: Some(46), session_type: 1, terminals: Ipv4Addr::new(10, 9, 0, 0), terminals_len: 16 };
         let raw = TypeRule::from(r);
@@ -417,10 +630,14 @@ mod tests {
         assert_eq!(TypeRuleEntry::from_map(TypeRule::from(any)), Some(any));
         assert_eq!(TypeRuleEntry::from_map(TypeRule::default()), None);
 
-        let f = Flow { addr: Ipv4Addr::new(10, 0, 0, 2), port: 33000, proto: 6 };
+        let f = Flow { addr: Ipv4Addr::new(10, 0, 0, 2), port: 33000, proto: 6, tunnel: None };
         let raw = FlowKey::from(f);
         assert_eq!(raw.port.to_ne_bytes(), 33000u16.to_be_bytes());
+        assert_eq!(raw.tunnel, gateway::NO_TUNNEL);
         assert_eq!(Flow::from(raw), f);
+        let t = Flow { tunnel: Some(0), ..f };
+        assert_eq!(FlowKey::from(t).tunnel, 1, "tunnel index + 1");
+        assert_eq!(Flow::from(FlowKey::from(t)), t);
     }
 
     #[test]
@@ -446,6 +663,26 @@ mod tests {
         assert_eq!((s.terminal, s.representative), (SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 33000), SocketAddrV4::new(A, 80)));
         assert_eq!((s.flags, s.proto, s.session_type, s.group, s.server, s.up_ifindex, s.created_ns, s.last_seen_ns), (gateway::SF_FIN, 6, 1, 3, 5, 4, 10, 20));
         assert!(!SessionEntry::from(Session { state: gateway::SESSION_FREE, ..raw }).active);
+        assert_eq!(s.tunnel, None);
+        assert_eq!(SessionEntry::from(Session { tunnel: 8, ..raw }).tunnel, Some(7));
+    }
+
+    #[test]
+    fn tunnel_entries_keep_teids_host_order_and_addresses_wire_order() {
+        let d = TunnelDownlink { teid: 0x0102_0304, an_addr: Ipv4Addr::new(10, 4, 0, 2), qfi: Some(9), mac: [2, 0, 0, 0, 4, 2], src_mac: [2, 0, 0, 0, 4, 1], ifindex: 5 };
+        let e = TunnelEntry { ul_teid: 0x1000, ue_addr: Ipv4Addr::new(100, 64, 0, 9), downlink: Some(d) };
+        let raw = Tunnel::from(e);
+        assert_eq!((raw.state, raw.ul_teid, raw.dl_teid, raw.qfi), (gateway::TUNNEL_ACTIVE, 0x1000, 0x0102_0304, 9));
+        assert_eq!(wire_u32(raw.ue_addr), [100, 64, 0, 9]);
+        assert_eq!(wire_u32(raw.an_addr), [10, 4, 0, 2]);
+        assert_eq!(TunnelEntry::from_map(raw), Some(e));
+        let no_qfi = TunnelEntry { downlink: Some(TunnelDownlink { qfi: None, ..d }), ..e };
+        assert_eq!(Tunnel::from(no_qfi).qfi, 0);
+        assert_eq!(TunnelEntry::from_map(Tunnel::from(no_qfi)), Some(no_qfi));
+        let up_only = TunnelEntry { downlink: None, ..e };
+        assert_eq!(Tunnel::from(up_only).an_addr, 0, "no access node yet: the downlink is dropped");
+        assert_eq!(TunnelEntry::from_map(Tunnel::from(up_only)), Some(up_only));
+        assert_eq!(TunnelEntry::from_map(Tunnel::default()), None);
     }
 
     #[test]
