@@ -7,6 +7,7 @@
 mod accounting;
 pub mod config;
 mod expiry;
+pub mod pfcp;
 mod plan;
 mod selection;
 mod service;
