@@ -2,8 +2,30 @@
 """The interop fixtures of `tests.rs`: PFCP requests built by scapy's
 independent implementation (scapy.contrib.pfcp, TS 29.244 V15.6.0).
 Run with the system python that has scapy: /usr/bin/python3 scapy_fixtures.py
-Node-related messages need S=0 (scapy's default is S=1)."""
+Node-related messages need S=0 (scapy's default is S=1).
+`scapy_fixtures.py --check HEX...` parses our messages (the OUR_* fixtures):
+every IE must be a class scapy knows, and scapy must rebuild the same bytes."""
+import sys
 from scapy.contrib.pfcp import *
+from scapy.packet import Raw
+
+
+def check(hexes):
+    def walk(ies, depth):
+        for ie in ies:
+            assert not isinstance(ie, (IE_NotImplemented, Raw)), ie
+            print("  " * depth, ie.name, {k: v for k, v in ie.fields.items() if k != "IE_list"})
+            walk(getattr(ie, "IE_list", None) or [], depth + 1)
+    for h in hexes:
+        p = PFCP(bytes.fromhex(h))
+        assert bytes(p) == bytes.fromhex(h) and not isinstance(p.payload, Raw)
+        print(p.payload.name, "seq", p.seq)
+        walk(p.payload.IE_list, 1)
+
+
+if sys.argv[1:2] == ["--check"]:
+    check(sys.argv[2:])
+    sys.exit(0)
 
 CP = "10.0.0.1"
 ts = 3_900_000_000
