@@ -498,7 +498,7 @@ impl Engine {
     /// A free TEID of the range, not yet claimed.
     fn pick_teid(&self) -> Option<u32> {
         let (first, last) = (self.cfg.teid_first, self.cfg.teid_last);
-        if first > last || self.teids_in_range >= u64::from(last - first) + 1 {
+        if first > last || self.teids_in_range > u64::from(last - first) {
             return None;
         }
         let mut t = self.next_teid.clamp(first, last);
