@@ -6,6 +6,7 @@
 
 pub mod engine;
 pub mod ie;
+mod rules;
 pub mod wire;
 
 #[cfg(test)]
