@@ -8,6 +8,7 @@ mod accounting;
 pub mod gtpu;
 pub mod config;
 mod expiry;
+pub mod pfcp;
 mod plan;
 mod selection;
 mod service;

@@ -1,0 +1,736 @@
+//! The UP function's PFCP state machine: associations (§6.2.6), sessions
+//! (§6.3, §7.5) and usage reporting (§5.2.2). Pure: datagrams in, datagrams
+//! out; the fast path is reached only through [`Tunnels`].
+//!
+//! What this gateway supports is one GTP-U tunnel per session: one uplink
+//! PDR (source Access, a local F-TEID, GTP-U/UDP/IPv4 removal), one
+//! downlink PDR (source Core, the UE's IPv4 address) and their FARs; the
+//! downlink FAR's Outer Header Creation (GTP-U/UDP/IPv4) gives the access
+//! node's TEID and address, and may come later by modification.
+//!
+//! Causes (§8.2.1): a mandatory IE absent is 66 with the Offending IE; a
+//! mandatory IE present whose content we cannot use (an unknown Node ID
+//! type, an F-TEID that is neither IPv4 nor CH, an OHC other than
+//! GTP-U/UDP/IPv4, IPv6 only) is 69 with the Offending IE: that is how an
+//! "unknown mandatory IE" is answered. Rules beyond the supported shape are
+//! 73, a full table (sessions, TEIDs, or the fast path refusing) 75, and
+//! nothing changes on any rejection.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+use super::ie::{trigger, ty, Cause, Fseid, Fteid, IeError, NodeId, Volumes, REPORT_USAR, UP_FEATURE_FTUP};
+use super::rules::{add_rules, check_far, derive, merge_far, merge_pdr, rule_failure, Reject, Rules};
+use super::wire::{msg, CreatedPdr, Header, HeaderError, Message, Reply, SessionRequest, UsageReport, PORT};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Our Node ID and the address of the F-SEIDs we hand out.
+    pub node_id: Ipv4Addr,
+    /// The address of the F-TEIDs we allocate (N3).
+    pub n3_addr: Ipv4Addr,
+    /// The TEIDs we allocate when the CP asks us to choose (CH), inclusive;
+    /// TEID 0 is never allocated.
+    pub teid_first: u32,
+    pub teid_last: u32,
+    /// Sessions (= tunnel indices `0..max_sessions`); at most
+    /// `dataplane_common::gateway::TUNNELS_MAX`.
+    pub max_sessions: u32,
+    /// NTP seconds of our start (Recovery Time Stamp, §8.2.65).
+    pub recovery_ts: u32,
+}
+
+/// What the engine asks of the fast path. The daemon implements it with
+/// the BPF maps, the tests with a fake.
+pub trait Tunnels {
+    /// Make tunnel `idx` live with `spec`. On an index that is live
+    /// already this replaces its spec (the daemon removes whatever the old
+    /// spec put in its maps) and keeps its counters; on an index that is
+    /// not live the counters start at zero. Err: the fast path refused;
+    /// the engine answers 75 (establishment) or 73 (modification) and
+    /// keeps its previous state.
+    fn install(&mut self, idx: u32, spec: &TunnelSpec) -> Result<(), String>;
+    /// Take tunnel `idx` out of the fast path and return its final usage
+    /// since it was first installed (read after it is unreachable).
+    fn remove(&mut self, idx: u32) -> Volume;
+    /// Usage of a live tunnel since it was first installed.
+    fn usage(&mut self, idx: u32) -> Volume;
+}
+
+/// One tunnel as the fast path needs it. The downlink parts are absent
+/// until the CP gives an Outer Header Creation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TunnelSpec {
+    pub ul_teid: u32,
+    pub ue_addr: Ipv4Addr,
+    pub dl_teid: Option<u32>,
+    pub an_addr: Option<Ipv4Addr>,
+    pub qfi: Option<u8>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Volume {
+    pub ul_bytes: u64,
+    pub dl_bytes: u64,
+    pub ul_pkts: u64,
+    pub dl_pkts: u64,
+}
+
+impl Volume {
+    fn since(self, base: Volume) -> Volume {
+        Volume {
+            ul_bytes: self.ul_bytes.saturating_sub(base.ul_bytes),
+            dl_bytes: self.dl_bytes.saturating_sub(base.dl_bytes),
+            ul_pkts: self.ul_pkts.saturating_sub(base.ul_pkts),
+            dl_pkts: self.dl_pkts.saturating_sub(base.dl_pkts),
+        }
+    }
+    /// A Volume Measurement (§8.2.44) with every flag set.
+    fn measurement(self) -> Volumes {
+        Volumes {
+            total: Some(self.ul_bytes.saturating_add(self.dl_bytes)),
+            ul: Some(self.ul_bytes),
+            dl: Some(self.dl_bytes),
+            total_pkts: Some(self.ul_pkts.saturating_add(self.dl_pkts)),
+            ul_pkts: Some(self.ul_pkts),
+            dl_pkts: Some(self.dl_pkts),
+        }
+    }
+    /// A Volume Threshold (§8.2.13) is reached when any volume it sets is.
+    fn reaches(self, t: &Volumes) -> bool {
+        let hit = |limit: Option<u64>, v: u64| limit.is_some_and(|l| l > 0 && v >= l);
+        hit(t.total, self.ul_bytes.saturating_add(self.dl_bytes)) || hit(t.ul, self.ul_bytes) || hit(t.dl, self.dl_bytes)
+    }
+}
+
+/// The procedure a message belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Procedure {
+    Heartbeat,
+    AssociationSetup,
+    AssociationRelease,
+    Establishment,
+    Modification,
+    Deletion,
+    Report,
+}
+
+impl Procedure {
+    fn name(self) -> &'static str {
+        match self {
+            Procedure::Heartbeat => "pfcp_heartbeat",
+            Procedure::AssociationSetup => "pfcp_association_setup",
+            Procedure::AssociationRelease => "pfcp_association_release",
+            Procedure::Establishment => "pfcp_establishment",
+            Procedure::Modification => "pfcp_modification",
+            Procedure::Deletion => "pfcp_deletion",
+            Procedure::Report => "pfcp_report_response",
+        }
+    }
+}
+
+/// Why a datagram got no answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Discard {
+    /// Shorter than its header: nothing to answer with.
+    ShortHeader,
+    /// A message type we do not handle (§7.6: silently discarded).
+    UnknownType(u8),
+    /// A response we did not ask for, or a request we never answer.
+    Unexpected(u8),
+    /// A Session Report Response to no report of ours.
+    UnknownReport,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted(Procedure),
+    Rejected { procedure: Procedure, cause: Cause },
+    VersionNotSupported,
+    Discarded(Discard),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handled {
+    pub reply: Option<Vec<u8>>,
+    pub outcome: Outcome,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UrrInfo {
+    pub urr_id: u32,
+    pub threshold: Option<Volumes>,
+    /// Usage of the tunnel up to the last report (or the URR's creation).
+    pub reported: Volume,
+    /// The UR-SEQN of the next report.
+    pub next_seqn: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub up_seid: u64,
+    pub cp_seid: u64,
+    /// The CP's F-SEID address, port 8805: where reports go.
+    pub cp: SocketAddr,
+    pub node: NodeId,
+    pub tunnel: u32,
+    pub spec: TunnelSpec,
+    pub urrs: Vec<UrrInfo>,
+}
+
+struct Association {
+    recovery_ts: u32,
+}
+
+
+struct Session {
+    cp_seid: u64,
+    cp_addr: Ipv4Addr,
+    node: NodeId,
+    tunnel: u32,
+    spec: TunnelSpec,
+    rules: Rules,
+}
+
+fn no_resources() -> Reject {
+    IeError { cause: Cause::NO_RESOURCES, ie: None }
+}
+
+/// The UP function's PFCP engine.
+pub struct Engine {
+    cfg: EngineConfig,
+    associations: HashMap<NodeId, Association>,
+    sessions: BTreeMap<u64, Session>,
+    by_tunnel: HashMap<u32, u64>,
+    free_tunnels: BTreeSet<u32>,
+    teids: HashSet<u32>,
+    teids_in_range: u64,
+    next_teid: u32,
+    next_seid: u64,
+    next_seq: u32,
+    /// Our outstanding Session Report Requests: sequence number → UP SEID.
+    pending_reports: BTreeMap<u32, u64>,
+    counters: BTreeMap<&'static str, u64>,
+}
+
+/// Outstanding reports kept; older ones are forgotten (their responses are
+/// then counted as unknown).
+const PENDING_REPORTS_MAX: usize = 4096;
+
+impl Engine {
+    pub fn new(mut cfg: EngineConfig) -> Self {
+        cfg.max_sessions = cfg.max_sessions.min(dataplane_common::gateway::TUNNELS_MAX);
+        cfg.teid_first = cfg.teid_first.max(1);
+        Engine {
+            cfg,
+            associations: HashMap::new(),
+            sessions: BTreeMap::new(),
+            by_tunnel: HashMap::new(),
+            free_tunnels: (0..cfg.max_sessions).collect(),
+            teids: HashSet::new(),
+            teids_in_range: 0,
+            next_teid: cfg.teid_first,
+            next_seid: 1,
+            next_seq: 1,
+            pending_reports: BTreeMap::new(),
+            counters: BTreeMap::new(),
+        }
+    }
+
+    /// One datagram from `peer`: the reply to send back to it (if any) and
+    /// what happened.
+    pub fn handle(&mut self, peer: SocketAddr, datagram: &[u8], t: &mut dyn Tunnels) -> Handled {
+        let handled = self.dispatch(peer, datagram, t);
+        *self.counters.entry(outcome_name(&handled.outcome)).or_default() += 1;
+        handled
+    }
+
+    fn dispatch(&mut self, _peer: SocketAddr, datagram: &[u8], t: &mut dyn Tunnels) -> Handled {
+        let (h, ies) = match Header::decode(datagram) {
+            Ok(x) => x,
+            Err(HeaderError::Short) => return discard(Discard::ShortHeader),
+            // §7.4.4.7: header only, the request's sequence number.
+            Err(HeaderError::Version { seq, .. }) => {
+                return Handled {
+                    reply: Some(Header::node(msg::VERSION_NOT_SUPPORTED, seq).encode(&[])),
+                    outcome: Outcome::VersionNotSupported,
+                }
+            }
+            Err(HeaderError::Length(h)) => {
+                let err = IeError { cause: Cause::INVALID_LENGTH, ie: None };
+                return match procedure_of(h.msg_type) {
+                    Some(p) if h.msg_type != msg::SESSION_REPORT_RESPONSE => self.reject(p, &h, err),
+                    _ => discard(unhandled(h.msg_type)),
+                };
+            }
+        };
+        let Some(procedure) = procedure_of(h.msg_type) else {
+            return discard(unhandled(h.msg_type));
+        };
+        let body = match Message::decode(h.msg_type, ies) {
+            Some(Ok(b)) => b,
+            Some(Err(e)) if procedure != Procedure::Report => return self.reject(procedure, &h, e),
+            _ => return discard(Discard::UnknownReport),
+        };
+        let session_msg = !matches!(procedure, Procedure::Heartbeat | Procedure::AssociationSetup | Procedure::AssociationRelease);
+        if session_msg && h.seid.is_none() {
+            // §7.2.2.3: a session message carries a SEID.
+            return self.reject(procedure, &h, IeError { cause: Cause::REJECTED, ie: None });
+        }
+        let result = match (procedure, body) {
+            (Procedure::Heartbeat, _) => {
+                let r = Reply { recovery_ts: Some(self.cfg.recovery_ts), ..Reply::default() };
+                return self.answer(Procedure::Heartbeat, &h, None, r);
+            }
+            (Procedure::AssociationSetup, Message::Flat(r)) => self.association_setup(&r, t),
+            (Procedure::AssociationRelease, Message::Flat(r)) => self.association_release(&r, t),
+            (Procedure::Establishment, Message::Session(r)) => self.establish(&r, t),
+            (Procedure::Modification, Message::Session(r)) => self.modify(h.seid.unwrap_or(0), &r, t),
+            (Procedure::Deletion, _) => self.delete(h.seid.unwrap_or(0), t),
+            (Procedure::Report, Message::Flat(r)) => return self.report_response(&h, &r),
+            _ => return discard(Discard::Unexpected(h.msg_type)),
+        };
+        match result {
+            Ok((seid, reply)) => self.answer(procedure, &h, seid, reply),
+            Err((seid, e)) => {
+                let r = self.rejection(procedure, e);
+                self.reply_bytes(procedure, &h, seid, r, Outcome::Rejected { procedure, cause: e.cause })
+            }
+        }
+    }
+
+    /// Session Report Requests for the volume thresholds reached since the
+    /// last call, each to its CP's F-SEID address, port 8805.
+    pub fn poll_reports(&mut self, t: &mut dyn Tunnels) -> Vec<(SocketAddr, Vec<u8>)> {
+        let mut out = Vec::new();
+        let seids: Vec<u64> = self.sessions.keys().copied().collect();
+        for up_seid in seids {
+            let Some(s) = self.sessions.get_mut(&up_seid) else { continue };
+            if !s.rules.urrs.values().any(|u| u.urr.volume_threshold.is_some()) {
+                continue;
+            }
+            let now = t.usage(s.tunnel);
+            let mut reports = Vec::new();
+            for (&id, u) in s.rules.urrs.iter_mut() {
+                let Some(th) = &u.urr.volume_threshold else { continue };
+                let used = now.since(u.reported);
+                if used.reaches(th) {
+                    reports.push(UsageReport { urr_id: id, ur_seqn: u.seqn, trigger: trigger::VOLTH, volume: Some(used.measurement()) });
+                    u.reported = now;
+                    u.seqn = u.seqn.wrapping_add(1);
+                }
+            }
+            if reports.is_empty() {
+                continue;
+            }
+            let (cp_seid, cp_addr) = (s.cp_seid, s.cp_addr);
+            let seq = self.take_seq();
+            let r = Reply { report_type: Some(REPORT_USAR), usage_reports: reports, ..Reply::default() };
+            let bytes = Header::session(msg::SESSION_REPORT_REQUEST, cp_seid, seq).encode(&r.encode(ty::USAGE_REPORT_SRR));
+            self.pending_reports.insert(seq, up_seid);
+            if self.pending_reports.len() > PENDING_REPORTS_MAX {
+                self.pending_reports.pop_first();
+            }
+            *self.counters.entry("pfcp_reports_sent").or_default() += 1;
+            out.push((SocketAddr::V4(SocketAddrV4::new(cp_addr, PORT)), bytes));
+        }
+        out
+    }
+
+    pub fn sessions(&self) -> Vec<SessionInfo> {
+        self.sessions.iter().map(|(&seid, s)| info(seid, s)).collect()
+    }
+
+    pub fn session_by_tunnel(&self, idx: u32) -> Option<SessionInfo> {
+        let seid = *self.by_tunnel.get(&idx)?;
+        self.sessions.get(&seid).map(|s| info(seid, s))
+    }
+
+    /// Rows for `stats`: one per outcome seen (procedure accepted, cause
+    /// rejected, reason discarded), plus reports sent.
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        let mut v: Vec<_> = self.counters.iter().map(|(&k, &n)| (k, n)).collect();
+        v.push(("pfcp_sessions", self.sessions.len() as u64));
+        v.push(("pfcp_associations", self.associations.len() as u64));
+        v
+    }
+
+    fn take_seq(&mut self) -> u32 {
+        let s = self.next_seq;
+        self.next_seq = (self.next_seq + 1) & 0x00ff_ffff;
+        if self.next_seq == 0 {
+            self.next_seq = 1;
+        }
+        s
+    }
+
+    fn response_type(p: Procedure) -> u8 {
+        match p {
+            Procedure::Heartbeat => msg::HEARTBEAT_RESPONSE,
+            Procedure::AssociationSetup => msg::ASSOCIATION_SETUP_RESPONSE,
+            Procedure::AssociationRelease => msg::ASSOCIATION_RELEASE_RESPONSE,
+            Procedure::Establishment => msg::SESSION_ESTABLISHMENT_RESPONSE,
+            Procedure::Modification => msg::SESSION_MODIFICATION_RESPONSE,
+            Procedure::Deletion => msg::SESSION_DELETION_RESPONSE,
+            Procedure::Report => msg::SESSION_REPORT_RESPONSE,
+        }
+    }
+
+    fn answer(&mut self, p: Procedure, h: &Header, seid: Option<u64>, r: Reply) -> Handled {
+        self.reply_bytes(p, h, seid, r, Outcome::Accepted(p))
+    }
+
+    fn reply_bytes(&mut self, p: Procedure, h: &Header, seid: Option<u64>, r: Reply, outcome: Outcome) -> Handled {
+        let rsp = Self::response_type(p);
+        let usage_ie = if p == Procedure::Deletion { ty::USAGE_REPORT_SDR } else { ty::USAGE_REPORT_SMR };
+        let header = match p {
+            Procedure::Heartbeat | Procedure::AssociationSetup | Procedure::AssociationRelease => Header::node(rsp, h.seq),
+            // §7.2.2.4.2: SEID 0 when the peer's SEID is not known.
+            _ => Header::session(rsp, seid.unwrap_or(0), h.seq),
+        };
+        Handled { reply: Some(header.encode(&r.encode(usage_ie))), outcome }
+    }
+
+    /// The response IEs of a rejection: the Node ID where the response
+    /// type carries one, the cause and the Offending IE.
+    fn rejection(&self, p: Procedure, e: IeError) -> Reply {
+        let mut r = Reply { cause: Some(e.cause), offending_ie: e.ie, ..Reply::default() };
+        match p {
+            Procedure::AssociationSetup => {
+                r.node_id = Some(NodeId::V4(self.cfg.node_id));
+                r.recovery_ts = Some(self.cfg.recovery_ts);
+            }
+            Procedure::AssociationRelease | Procedure::Establishment => r.node_id = Some(NodeId::V4(self.cfg.node_id)),
+            _ => {}
+        }
+        r
+    }
+
+    fn reject(&mut self, p: Procedure, h: &Header, e: IeError) -> Handled {
+        let r = self.rejection(p, e);
+        // The CP's SEID for a known session; else 0.
+        let seid = h.seid.and_then(|s| self.sessions.get(&s)).map(|s| s.cp_seid);
+        self.reply_bytes(p, h, seid, r, Outcome::Rejected { procedure: p, cause: e.cause })
+    }
+
+    /// §6.2.6.2: a new association, or one re-established. A changed
+    /// Recovery Time Stamp means the CP restarted: its old sessions go.
+    fn association_setup(&mut self, r: &Reply, t: &mut dyn Tunnels) -> Result<(Option<u64>, Reply), (Option<u64>, Reject)> {
+        let node = known_node(r.node_id.as_ref()).map_err(|e| (None, e))?;
+        let ts = r.recovery_ts.ok_or((None, IeError::missing(ty::RECOVERY_TIME_STAMP)))?;
+        if self.associations.get(&node).is_some_and(|a| a.recovery_ts != ts) {
+            self.drop_sessions_of(&node, t);
+        }
+        self.associations.insert(node, Association { recovery_ts: ts });
+        Ok((
+            None,
+            Reply {
+                node_id: Some(NodeId::V4(self.cfg.node_id)),
+                cause: Some(Cause::ACCEPTED),
+                recovery_ts: Some(self.cfg.recovery_ts),
+                up_features: Some(u16::from(UP_FEATURE_FTUP) << 8),
+                ..Reply::default()
+            },
+        ))
+    }
+
+    /// §6.2.8: the association and all its sessions go.
+    fn association_release(&mut self, r: &Reply, t: &mut dyn Tunnels) -> Result<(Option<u64>, Reply), (Option<u64>, Reject)> {
+        let node = known_node(r.node_id.as_ref()).map_err(|e| (None, e))?;
+        if self.associations.remove(&node).is_none() {
+            return Err((None, IeError { cause: Cause::NO_ASSOCIATION, ie: None }));
+        }
+        self.drop_sessions_of(&node, t);
+        Ok((None, Reply { node_id: Some(NodeId::V4(self.cfg.node_id)), cause: Some(Cause::ACCEPTED), ..Reply::default() }))
+    }
+
+    fn drop_sessions_of(&mut self, node: &NodeId, t: &mut dyn Tunnels) {
+        let gone: Vec<u64> = self.sessions.iter().filter(|(_, s)| &s.node == node).map(|(&k, _)| k).collect();
+        for seid in gone {
+            if let Some(s) = self.sessions.remove(&seid) {
+                t.remove(s.tunnel);
+                self.release(&s);
+            }
+        }
+    }
+
+    fn release(&mut self, s: &Session) {
+        self.by_tunnel.remove(&s.tunnel);
+        self.free_tunnels.insert(s.tunnel);
+        self.forget_teid(s.spec.ul_teid);
+    }
+
+    fn in_range(&self, teid: u32) -> bool {
+        (self.cfg.teid_first..=self.cfg.teid_last).contains(&teid)
+    }
+    fn claim_teid(&mut self, teid: u32) {
+        if self.teids.insert(teid) && self.in_range(teid) {
+            self.teids_in_range += 1;
+        }
+    }
+    fn forget_teid(&mut self, teid: u32) {
+        if self.teids.remove(&teid) && self.in_range(teid) {
+            self.teids_in_range -= 1;
+        }
+    }
+
+    /// A free TEID of the range, not yet claimed.
+    fn pick_teid(&self) -> Option<u32> {
+        let (first, last) = (self.cfg.teid_first, self.cfg.teid_last);
+        if first > last || self.teids_in_range > u64::from(last - first) {
+            return None;
+        }
+        let mut t = self.next_teid.clamp(first, last);
+        // At most teids_in_range + 1 steps: the range has a free TEID.
+        loop {
+            if !self.teids.contains(&t) {
+                return Some(t);
+            }
+            t = if t == last { first } else { t + 1 };
+        }
+    }
+
+    fn pick_seid(&self) -> u64 {
+        let mut s = self.next_seid.max(1);
+        while self.sessions.contains_key(&s) {
+            s = s.wrapping_add(1).max(1);
+        }
+        s
+    }
+
+    /// §7.5.2: Session Establishment Request.
+    fn establish(&mut self, r: &SessionRequest, t: &mut dyn Tunnels) -> Result<(Option<u64>, Reply), (Option<u64>, Reject)> {
+        let cp_seid = r.cp_fseid.map(|f| f.seid);
+        let fail = |e| (cp_seid, e);
+        let node = known_node(r.node_id.as_ref()).map_err(fail)?;
+        if !self.associations.contains_key(&node) {
+            return Err(fail(IeError { cause: Cause::NO_ASSOCIATION, ie: None }));
+        }
+        let fseid = r.cp_fseid.ok_or(fail(IeError::missing(ty::F_SEID)))?;
+        let cp_addr = fseid.v4.ok_or(fail(IeError::incorrect(ty::F_SEID)))?;
+        if r.create_pdrs.is_empty() {
+            return Err(fail(IeError::missing(ty::CREATE_PDR)));
+        }
+        if r.create_fars.is_empty() {
+            return Err(fail(IeError::missing(ty::CREATE_FAR)));
+        }
+        let mut rules = Rules::default();
+        add_rules(&mut rules, r, Volume::default()).map_err(fail)?;
+        let d = derive(&rules).map_err(fail)?;
+        if self.sessions.len() as u64 >= u64::from(self.cfg.max_sessions) {
+            return Err(fail(no_resources()));
+        }
+        let idx = *self.free_tunnels.first().ok_or(fail(no_resources()))?;
+        let ul_teid = if d.fteid.ch {
+            self.pick_teid().ok_or(fail(no_resources()))?
+        } else {
+            self.check_given_teid(&d.fteid, None).map_err(fail)?
+        };
+        let spec = TunnelSpec { ul_teid, ue_addr: d.ue, dl_teid: d.dl.map(|x| x.0), an_addr: d.dl.map(|x| x.1), qfi: d.qfi };
+        t.install(idx, &spec).map_err(|_| fail(no_resources()))?;
+        // Committed: nothing below fails.
+        let local = Fteid { teid: ul_teid, v4: Some(self.cfg.n3_addr), ..Fteid::default() };
+        if let Some(p) = rules.pdrs.get_mut(&d.ul_pdr) {
+            if let Some(pdi) = p.pdi.as_mut() {
+                pdi.fteid = Some(local);
+            }
+        }
+        self.claim_teid(ul_teid);
+        if d.fteid.ch {
+            self.next_teid = if ul_teid == self.cfg.teid_last { self.cfg.teid_first } else { ul_teid + 1 };
+        }
+        self.free_tunnels.remove(&idx);
+        let up_seid = self.pick_seid();
+        self.next_seid = up_seid.wrapping_add(1).max(1);
+        self.by_tunnel.insert(idx, up_seid);
+        self.sessions.insert(up_seid, Session { cp_seid: fseid.seid, cp_addr, node, tunnel: idx, spec, rules });
+        let created = d.fteid.ch.then_some(CreatedPdr { pdr_id: d.ul_pdr, fteid: Some(local) });
+        Ok((
+            Some(fseid.seid),
+            Reply {
+                node_id: Some(NodeId::V4(self.cfg.node_id)),
+                cause: Some(Cause::ACCEPTED),
+                fseid: Some(Fseid { seid: up_seid, v4: Some(self.cfg.node_id), v6: None }),
+                created_pdrs: created.into_iter().collect(),
+                ..Reply::default()
+            },
+        ))
+    }
+
+    /// A TEID the CP chose: ours (the N3 address), not 0, and not another
+    /// session's (`own`: this session's current one).
+    fn check_given_teid(&self, f: &Fteid, own: Option<u32>) -> Result<u32, Reject> {
+        if f.v4 != Some(self.cfg.n3_addr) || f.teid == 0 {
+            return Err(IeError::incorrect(ty::F_TEID));
+        }
+        if self.teids.contains(&f.teid) && own != Some(f.teid) {
+            return Err(rule_failure(ty::F_TEID));
+        }
+        Ok(f.teid)
+    }
+
+    /// §7.5.4: Session Modification Request.
+    fn modify(&mut self, up_seid: u64, r: &SessionRequest, t: &mut dyn Tunnels) -> Result<(Option<u64>, Reply), (Option<u64>, Reject)> {
+        let s = self.sessions.get(&up_seid).ok_or((None, IeError { cause: Cause::SESSION_CONTEXT_NOT_FOUND, ie: None }))?;
+        let cp_seid = s.cp_seid;
+        let fail = |e| (Some(cp_seid), e);
+        let mut rules = s.rules.clone();
+        let needs_usage = !r.remove_urrs.is_empty() || !r.create_urrs.is_empty();
+        let now = if needs_usage { t.usage(s.tunnel) } else { Volume::default() };
+        let mut reports = Vec::new();
+        for id in &r.remove_pdrs {
+            rules.pdrs.remove(id).ok_or(fail(rule_failure(ty::PDR_ID)))?;
+        }
+        for id in &r.remove_fars {
+            rules.fars.remove(id).ok_or(fail(rule_failure(ty::FAR_ID)))?;
+        }
+        for id in &r.remove_urrs {
+            let u = rules.urrs.remove(id).ok_or(fail(rule_failure(ty::URR_ID)))?;
+            reports.push(UsageReport { urr_id: *id, ur_seqn: u.seqn, trigger: trigger::TERMR, volume: Some(now.since(u.reported).measurement()) });
+        }
+        add_rules(&mut rules, r, now).map_err(fail)?;
+        if r.create_pdrs.iter().chain(&r.update_pdrs).any(|p| p.pdi.as_ref().and_then(|d| d.fteid).is_some_and(|f| f.ch)) {
+            // Re-allocating a live tunnel's TEID is not supported.
+            return Err(fail(rule_failure(ty::F_TEID)));
+        }
+        for u in &r.update_pdrs {
+            let id = u.pdr_id.ok_or(fail(IeError::missing(ty::PDR_ID)))?;
+            let p = rules.pdrs.get_mut(&id).ok_or(fail(rule_failure(ty::PDR_ID)))?;
+            merge_pdr(p, u);
+        }
+        for u in &r.update_fars {
+            let id = u.far_id.ok_or(fail(IeError::missing(ty::FAR_ID)))?;
+            check_far(u).map_err(fail)?;
+            let f = rules.fars.get_mut(&id).ok_or(fail(rule_failure(ty::FAR_ID)))?;
+            merge_far(f, u);
+        }
+        let d = derive(&rules).map_err(fail)?;
+        let ul_teid = self.check_given_teid(&d.fteid, Some(s.spec.ul_teid)).map_err(fail)?;
+        let spec = TunnelSpec { ul_teid, ue_addr: d.ue, dl_teid: d.dl.map(|x| x.0), an_addr: d.dl.map(|x| x.1), qfi: d.qfi };
+        let cp = match r.cp_fseid {
+            Some(f) => (f.seid, f.v4.ok_or(fail(IeError::incorrect(ty::F_SEID)))?),
+            None => (s.cp_seid, s.cp_addr),
+        };
+        let (tunnel, old_teid) = (s.tunnel, s.spec.ul_teid);
+        if spec != s.spec {
+            t.install(tunnel, &spec).map_err(|_| fail(rule_failure(ty::UPDATE_FAR)))?;
+        }
+        if ul_teid != old_teid {
+            self.forget_teid(old_teid);
+            self.claim_teid(ul_teid);
+        }
+        let s = self.sessions.get_mut(&up_seid).expect("looked up above");
+        (s.cp_seid, s.cp_addr) = cp;
+        s.spec = spec;
+        s.rules = rules;
+        Ok((Some(cp.0), Reply { cause: Some(Cause::ACCEPTED), usage_reports: reports, ..Reply::default() }))
+    }
+
+    /// §7.5.6: Session Deletion Request; a final report per URR (§5.2.2.3).
+    fn delete(&mut self, up_seid: u64, t: &mut dyn Tunnels) -> Result<(Option<u64>, Reply), (Option<u64>, Reject)> {
+        let s = self.sessions.remove(&up_seid).ok_or((None, IeError { cause: Cause::SESSION_CONTEXT_NOT_FOUND, ie: None }))?;
+        let last = t.remove(s.tunnel);
+        self.release(&s);
+        let reports = s
+            .rules
+            .urrs
+            .iter()
+            .map(|(&id, u)| UsageReport { urr_id: id, ur_seqn: u.seqn, trigger: trigger::TERMR, volume: Some(last.since(u.reported).measurement()) })
+            .collect();
+        Ok((Some(s.cp_seid), Reply { cause: Some(Cause::ACCEPTED), usage_reports: reports, ..Reply::default() }))
+    }
+
+    /// §7.5.9: the CP's answer to one of our reports. Never answered.
+    fn report_response(&mut self, h: &Header, r: &Reply) -> Handled {
+        let ours = self.pending_reports.get(&h.seq).is_some_and(|&s| Some(s) == h.seid || h.seid == Some(0));
+        if !ours {
+            return discard(Discard::UnknownReport);
+        }
+        self.pending_reports.remove(&h.seq);
+        let outcome = match r.cause {
+            Some(Cause::ACCEPTED) => Outcome::Accepted(Procedure::Report),
+            c => Outcome::Rejected { procedure: Procedure::Report, cause: c.unwrap_or(Cause(0)) },
+        };
+        Handled { reply: None, outcome }
+    }
+}
+
+fn discard(d: Discard) -> Handled {
+    Handled { reply: None, outcome: Outcome::Discarded(d) }
+}
+
+fn unhandled(msg_type: u8) -> Discard {
+    match msg_type {
+        msg::HEARTBEAT_RESPONSE
+        | msg::ASSOCIATION_SETUP_RESPONSE
+        | msg::ASSOCIATION_RELEASE_RESPONSE
+        | msg::VERSION_NOT_SUPPORTED
+        | msg::SESSION_ESTABLISHMENT_RESPONSE
+        | msg::SESSION_MODIFICATION_RESPONSE
+        | msg::SESSION_DELETION_RESPONSE
+        | msg::SESSION_REPORT_REQUEST => Discard::Unexpected(msg_type),
+        _ => Discard::UnknownType(msg_type),
+    }
+}
+
+fn procedure_of(msg_type: u8) -> Option<Procedure> {
+    Some(match msg_type {
+        msg::HEARTBEAT_REQUEST => Procedure::Heartbeat,
+        msg::ASSOCIATION_SETUP_REQUEST => Procedure::AssociationSetup,
+        msg::ASSOCIATION_RELEASE_REQUEST => Procedure::AssociationRelease,
+        msg::SESSION_ESTABLISHMENT_REQUEST => Procedure::Establishment,
+        msg::SESSION_MODIFICATION_REQUEST => Procedure::Modification,
+        msg::SESSION_DELETION_REQUEST => Procedure::Deletion,
+        msg::SESSION_REPORT_RESPONSE => Procedure::Report,
+        _ => return None,
+    })
+}
+
+fn outcome_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Accepted(p) => p.name(),
+        Outcome::Rejected { procedure: Procedure::Report, .. } => "pfcp_report_not_accepted_by_cp",
+        Outcome::Rejected { cause, .. } => match *cause {
+            Cause::REJECTED => "pfcp_rejected_request_rejected",
+            Cause::SESSION_CONTEXT_NOT_FOUND => "pfcp_rejected_session_not_found",
+            Cause::MANDATORY_IE_MISSING => "pfcp_rejected_mandatory_ie_missing",
+            Cause::INVALID_LENGTH => "pfcp_rejected_invalid_length",
+            Cause::MANDATORY_IE_INCORRECT => "pfcp_rejected_mandatory_ie_incorrect",
+            Cause::NO_ASSOCIATION => "pfcp_rejected_no_association",
+            Cause::RULE_FAILURE => "pfcp_rejected_rule_failure",
+            Cause::NO_RESOURCES => "pfcp_rejected_no_resources",
+            _ => "pfcp_rejected_other",
+        },
+        Outcome::VersionNotSupported => "pfcp_version_not_supported",
+        Outcome::Discarded(Discard::ShortHeader) => "pfcp_discarded_short_header",
+        Outcome::Discarded(Discard::UnknownType(_)) => "pfcp_discarded_unknown_type",
+        Outcome::Discarded(Discard::Unexpected(_)) => "pfcp_discarded_unexpected",
+        Outcome::Discarded(Discard::UnknownReport) => "pfcp_discarded_unknown_report",
+    }
+}
+
+fn info(up_seid: u64, s: &Session) -> SessionInfo {
+    SessionInfo {
+        up_seid,
+        cp_seid: s.cp_seid,
+        cp: SocketAddr::V4(SocketAddrV4::new(s.cp_addr, PORT)),
+        node: s.node.clone(),
+        tunnel: s.tunnel,
+        spec: s.spec,
+        urrs: s
+            .rules
+            .urrs
+            .iter()
+            .map(|(&id, u)| UrrInfo { urr_id: id, threshold: u.urr.volume_threshold, reported: u.reported, next_seqn: u.seqn })
+            .collect(),
+    }
+}
+
+/// A Node ID we can key an association by.
+fn known_node(n: Option<&NodeId>) -> Result<NodeId, Reject> {
+    match n {
+        None => Err(IeError::missing(ty::NODE_ID)),
+        Some(NodeId::Unknown(_)) => Err(IeError::incorrect(ty::NODE_ID)),
+        Some(n) => Ok(n.clone()),
+    }
+}
