@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use control::lb::maglev::{Backend, MaglevTable};
 use dataplane_common::{hash, lb::stat};
-use dataplane_user::Dataplane;
+use dataplane_user::{lb::KeyMode, Dataplane};
 
 use edgeplane::packets::{self, gtpu_header, pdu_session_container};
 
@@ -240,8 +240,13 @@ pub fn fixtures() -> Vec<Fixture> {
 
 /// Load the gateways the fixtures expect: `gw-a` reached through
 /// `tx_ifindex` (the test_run ingress, so XDP_TX) and `gw-b` through
-/// `redirect_ifindex` (XDP_REDIRECT). Returns the table.
+/// `redirect_ifindex` (XDP_REDIRECT), flow key. Returns the table.
 pub fn install(dp: &mut Dataplane, tx_ifindex: u32, redirect_ifindex: Option<u32>) -> anyhow::Result<MaglevTable> {
+    install_keyed(dp, tx_ifindex, redirect_ifindex, KeyMode::Flow)
+}
+
+/// `install` with the table's key mode.
+pub fn install_keyed(dp: &mut Dataplane, tx_ifindex: u32, redirect_ifindex: Option<u32>, key: KeyMode) -> anyhow::Result<MaglevTable> {
     use dataplane_user::lb::Gateway;
     let mut backends = vec![Backend { name: "gw-a".into(), weight: 1 }];
     let mut entries = vec![(GW_A_MAC, tx_ifindex)];
@@ -265,7 +270,7 @@ pub fn install(dp: &mut Dataplane, tx_ifindex: u32, redirect_ifindex: Option<u32
     }
     let table = MaglevTable::build(&backends, TABLE_SIZE, SEED)?;
     // backends are sorted by name, which is the order written above.
-    dp.install_table(&table.slots, SEED, table.digest())?;
+    dp.install_table(&table.slots, SEED, table.digest(), key)?;
     Ok(table)
 }
 
