@@ -18,8 +18,10 @@ pub const TABLE_SIZE: u32 = 65_537;
 /// What the program must do with a fixture.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expect {
-    /// Forwarded to the gateway Maglev assigns to this session hash.
-    Forward { hash: u32 },
+    /// Forwarded to the gateway Maglev assigns to this session hash (under
+    /// the flow key); `terminal` is the hash under the terminal key of a
+    /// packet without a TEID.
+    Forward { hash: u32, terminal: Option<u32> },
     /// Passed to the kernel, counted under this `lb::stat` reason.
     Pass { reason: u32 },
 }
@@ -28,8 +30,16 @@ impl Expect {
     /// The session hash of a `Forward` expectation.
     pub fn hash(&self) -> u32 {
         match self {
-            Expect::Forward { hash } => *hash,
+            Expect::Forward { hash, .. } => *hash,
             Expect::Pass { .. } => panic!("not a forwarded fixture"),
+        }
+    }
+
+    /// The expectation of a table installed with `key`.
+    pub fn under(&self, key: KeyMode) -> Expect {
+        match (self, key) {
+            (Expect::Forward { terminal: Some(t), .. }, KeyMode::Terminal) => Expect::Forward { hash: *t, terminal: Some(*t) },
+            _ => self.clone(),
         }
     }
 }
@@ -49,12 +59,13 @@ const TERM: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const SERVICE: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
 
 pub fn teid(t: u32) -> Expect {
-    Expect::Forward { hash: hash::teid_hash(t, SEED) }
+    Expect::Forward { hash: hash::teid_hash(t, SEED), terminal: None }
 }
 
 pub fn flow(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, proto: u8) -> Expect {
     Expect::Forward {
         hash: dataplane_user::lb::flow_hash(src, dst, sport, dport, proto, SEED),
+        terminal: Some(dataplane_user::lb::terminal_hash(src, SEED)),
     }
 }
 
