@@ -166,8 +166,8 @@ fn an_owned_teid_prefix_goes_to_its_owner() {
         let term = Ipv4Addr::new(10, 0, 0, 2);
         let maglev = |teid: u32| table.owner(dataplane_common::hash::teid_hash(teid, fixtures::SEED)).unwrap().name.clone();
         // TEIDs of prefix 0x42 that Maglev sends to gw-b, and of 0x43.
-        let owned: Vec<u32> = (0..5000u32).map(|i| 0x4200_0000 | i * 131).filter(|t| maglev(*t) == "gw-b").take(50).collect();
-        let unowned: Vec<u32> = (0..50u32).map(|i| 0x4300_0000 | i * 977).collect();
+        let owned: Vec<u32> = (0..5000u32).map(|i| 0x4200_0000 | (i * 131)).filter(|t| maglev(*t) == "gw-b").take(50).collect();
+        let unowned: Vec<u32> = (0..50u32).map(|i| 0x4300_0000 | (i * 977)).collect();
         assert_eq!(owned.len(), 50);
         dp.set_teid_owner(0x42, Some(0)).unwrap(); // gw-a's entry
         assert_eq!(dp.teid_owners().unwrap()[0x42], Some(0));

@@ -247,6 +247,16 @@ impl Dataplane {
     }
 }
 
+/// Each counter of a per-CPU stats array, summed over the CPUs.
+pub(crate) fn sum_per_cpu<T: std::borrow::Borrow<MapData>>(arr: &PerCpuArray<T, Counter>, def: &'static MapDef) -> Result<Vec<Counter>> {
+    (0..def.max)
+        .map(|i| {
+            let per_cpu = arr.get(&i, 0).map_err(map_err(def))?;
+            Ok(per_cpu.iter().fold(Counter::default(), |a, c| Counter { packets: a.packets + c.packets, bytes: a.bytes + c.bytes }))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,6 +281,19 @@ mod tests {
     }
 
     #[test]
+    fn the_terminal_key_is_the_source_alone_in_packet_order() {
+        let src = Ipv4Addr::new(10, 0, 0, 2);
+        assert_eq!(terminal_hash(src, 7), dataplane_common::hash::terminal_hash(u32::from_ne_bytes([10, 0, 0, 2]), 7));
+        let (a, b) = (Ipv4Addr::new(198, 51, 100, 10), Ipv4Addr::new(203, 0, 113, 1));
+        assert_eq!(session_hash(KeyMode::Terminal, src, a, 1, 2, 17, 7), session_hash(KeyMode::Terminal, src, b, 3, 4, 6, 7));
+        assert_ne!(session_hash(KeyMode::Flow, src, a, 1, 2, 17, 7), session_hash(KeyMode::Flow, src, b, 3, 4, 6, 7));
+        assert_ne!(terminal_hash(src, 7), terminal_hash(Ipv4Addr::new(10, 0, 0, 3), 7));
+        for k in [KeyMode::Terminal, KeyMode::Flow] {
+            assert_eq!(KeyMode::from_raw(k.raw()), k);
+        }
+    }
+
+    #[test]
     fn entry_round_trips_with_the_address_in_network_order() {
         let g = gw("gw-a");
         let e = g.to_entry().unwrap();
@@ -287,14 +310,4 @@ mod tests {
         assert_eq!(Gateway::from_entry(&gw(&full).to_entry().unwrap()).unwrap().name, full);
         assert!(gw(&"g".repeat(GW_NAME_LEN + 1)).to_entry().is_err());
     }
-}
-
-/// Each counter of a per-CPU stats array, summed over the CPUs.
-pub(crate) fn sum_per_cpu<T: std::borrow::Borrow<MapData>>(arr: &PerCpuArray<T, Counter>, def: &'static MapDef) -> Result<Vec<Counter>> {
-    (0..def.max)
-        .map(|i| {
-            let per_cpu = arr.get(&i, 0).map_err(map_err(def))?;
-            Ok(per_cpu.iter().fold(Counter::default(), |a, c| Counter { packets: a.packets + c.packets, bytes: a.bytes + c.bytes }))
-        })
-        .collect()
 }

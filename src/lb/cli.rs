@@ -129,8 +129,8 @@ pub fn run(cmd: LbCmd, call: &Call) -> anyhow::Result<()> {
             } else if v.is_array() {
                 let rows: Vec<GatewayView> = serde_json::from_value(v)?;
                 println!(
-                    "{:<16} {:<15} {:<17} {:<12} {:>6} {:>7} {:>7} {:>6}  {}",
-                    "NAME", "ADDRESS", "MAC", "VIA", "WEIGHT", "SLOTS", "SHARE%", "PREFIX", "STATE"
+                    "{:<16} {:<15} {:<17} {:<12} {:>6} {:>7} {:>7} {:>6}  STATE",
+                    "NAME", "ADDRESS", "MAC", "VIA", "WEIGHT", "SLOTS", "SHARE%", "PREFIX"
                 );
                 for g in rows {
                     let prefix = g.teid_prefix.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
