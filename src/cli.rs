@@ -34,7 +34,10 @@ pub fn print_status(v: &StatusView) {
     println!("node {}  config {}", v.node, v.config.display());
     for l in &v.lb {
         let took = if l.took_over_pins { " (took over pinned state)" } else { "" };
-        println!("lb on {}: {} gateway(s), table {}{took}", l.interface, l.gateways, l.digest);
+        println!("lb on {}: {} gateway(s), key {}, table {}{took}", l.interface, l.gateways, l.key, l.digest);
+        for d in &l.draining {
+            println!("  draining {}: {} s left", d.name, d.seconds_left);
+        }
     }
     for g in &v.gateway {
         let took = if g.took_over_pins { " (took over pinned state)" } else { "" };

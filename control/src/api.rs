@@ -25,6 +25,21 @@ pub enum Request {
         interface: Option<String>,
         name: String,
     },
+    /// Take a gateway out of the Maglev table (new sessions go elsewhere)
+    /// while its entry and TEID prefix stay, so its GTP-U sessions still
+    /// reach it; after `timeout` seconds (default: the section's
+    /// `drain_timeout`) it leaves the fast path.
+    LbGatewayDrain {
+        interface: Option<String>,
+        name: String,
+        #[serde(default)]
+        timeout: Option<u64>,
+    },
+    /// Put a draining gateway back in the table with its weight.
+    LbGatewayUndrain {
+        interface: Option<String>,
+        name: String,
+    },
     LbDigest,
     LbLookup {
         interface: Option<String>,
@@ -80,7 +95,9 @@ impl Request {
         use Request::*;
         match self {
             Status | Stats | Reload => None,
-            LbGateways { .. } | LbGatewayAdd { .. } | LbGatewayRemove { .. } | LbDigest | LbLookup { .. } => Some("lb"),
+            LbGateways { .. } | LbGatewayAdd { .. } | LbGatewayRemove { .. } | LbGatewayDrain { .. } | LbGatewayUndrain { .. } | LbDigest | LbLookup { .. } => {
+                Some("lb")
+            }
             GwGroups | GwSessions | GwSessionTree | GwLookup { .. } | GwAccounting | GwServerAdd { .. } | GwServerRemove { .. } => Some("gateway"),
             VrrpStatus | VrrpRebalance => Some("router"),
             SipMonitorStatus => Some("sip-monitor"),
@@ -172,6 +189,12 @@ pub struct GatewayView {
     pub slots: u32,
     /// Share of the table, percent.
     pub share: f64,
+    /// Top 8 bits of the TEIDs it owns.
+    #[serde(default)]
+    pub teid_prefix: Option<u8>,
+    /// Seconds left of its drain; absent when not draining.
+    #[serde(default)]
+    pub draining: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -180,6 +203,9 @@ pub struct DigestView {
     pub digest: String,
     pub table_size: u32,
     pub seed: u32,
+    /// `terminal` or `flow`: the key of packets without a TEID.
+    #[serde(default)]
+    pub key: String,
     pub gateways: usize,
     pub generation: u64,
 }
@@ -322,6 +348,18 @@ pub struct LbStatus {
     pub gateways: usize,
     pub digest: String,
     pub took_over_pins: bool,
+    /// `terminal` or `flow`.
+    #[serde(default)]
+    pub key: String,
+    /// Gateways draining, with the seconds left.
+    #[serde(default)]
+    pub draining: Vec<DrainView>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DrainView {
+    pub name: String,
+    pub seconds_left: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -418,6 +456,15 @@ mod tests {
                 interface: None,
                 key: LookupKey::Teid(7),
             },
+            Request::LbGatewayDrain {
+                interface: None,
+                name: "gw1".into(),
+                timeout: Some(30),
+            },
+            Request::LbGatewayUndrain {
+                interface: None,
+                name: "gw1".into(),
+            },
             Request::LbLookup {
                 interface: None,
                 key: LookupKey::Flow("10.0.0.2:1-10.0.0.3:2/udp".parse().unwrap()),
@@ -445,6 +492,8 @@ mod tests {
             weight: 1,
             slots: 3,
             share: 50.0,
+            teid_prefix: Some(7),
+            draining: None,
         };
         let v = serde_json::to_value(&gw).unwrap();
         assert_eq!((v["address"].as_str(), v["mac"].as_str()), (Some("10.1.0.11"), Some("02:00:00:00:01:11")));
@@ -453,6 +502,12 @@ mod tests {
         let r: Request = serde_json::from_str(add).unwrap();
         assert_eq!(serde_json::to_string(&r).unwrap(), add);
         assert!(serde_json::from_str::<Request>(&add.replace("02:00:00:00:01:11", "zz")).unwrap_err().to_string().contains("not a MAC address"));
+        let with_prefix = add.replace("\"weight\":1}", "\"weight\":1,\"teid_prefix\":9}");
+        let r: Request = serde_json::from_str(&with_prefix).unwrap();
+        assert!(matches!(&r, Request::LbGatewayAdd { gateway, .. } if gateway.prefix() == Some(9)));
+        assert_eq!(serde_json::to_string(&r).unwrap(), with_prefix);
+        let drain: Request = serde_json::from_str(r#"{"cmd":"lb_gateway_drain","interface":null,"name":"gw1"}"#).unwrap();
+        assert_eq!(drain, Request::LbGatewayDrain { interface: None, name: "gw1".into(), timeout: None });
     }
 
     #[test]

@@ -309,6 +309,36 @@ weight = 2
         assert_eq!(e.key, "node.metrics", "{e}");
     }
 
+    /// The lb's key and its TEID owners (seed 002 claims 4 and 20).
+    #[test]
+    fn lb_key_drain_and_teid_prefixes_are_checked_at_their_key() {
+        use crate::lb::config::{LbKey, DEFAULT_DRAIN_TIMEOUT};
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!((c.lb[0].key, c.lb[0].drain_timeout), (LbKey::Terminal, DEFAULT_DRAIN_TIMEOUT), "defaults");
+        assert_eq!(c.lb[0].gateways[0].teid_prefix, None);
+        let c = Config::parse(&GOOD.replace("seed = 7", "seed = 7\nkey = \"flow\"\ndrain_timeout = 30")).unwrap();
+        assert_eq!((c.lb[0].key, c.lb[0].drain_timeout), (LbKey::Flow, 30));
+        let e = error_of(&GOOD.replace("seed = 7", "seed = 7\nkey = \"5-tuple\""));
+        assert_eq!(e.key, "lb[0].key", "{e}");
+        assert!(e.reason.contains("\"terminal\" or \"flow\""), "{e}");
+        let e = error_of(&GOOD.replace("seed = 7", "seed = 7\nkey = \"Flow\""));
+        assert_eq!(e.key, "lb[0].key", "exact words only: {e}");
+        let e = error_of(&GOOD.replace("seed = 7", "seed = 7\ndrain_timeout = 0"));
+        assert_eq!(e.key, "lb[0].drain_timeout", "{e}");
+
+        let prefixed = GOOD.replace("via = \"eth1\"", "via = \"eth1\"\nteid_prefix = 17").replace("weight = 2", "weight = 2\nteid_prefix = 255");
+        let c = Config::parse(&prefixed).unwrap();
+        assert_eq!((c.lb[0].gateways[0].prefix(), c.lb[0].gateways[1].prefix()), (Some(17), Some(255)));
+        let e = error_of(&prefixed.replace("teid_prefix = 255", "teid_prefix = 17"));
+        assert_eq!(e.key, "lb[0].gateway[1].teid_prefix", "{e}");
+        assert!(e.reason.contains("\"gw1\""), "names the owner: {e}");
+        let e = error_of(&prefixed.replace("teid_prefix = 255", "teid_prefix = 256"));
+        assert_eq!(e.key, "lb[0].gateway[1].teid_prefix", "{e}");
+        assert!(e.reason.contains("above 255"), "{e}");
+        let e = error_of(&prefixed.replace("teid_prefix = 255", "teid_prefix = -1"));
+        assert_eq!(e.key, "lb[0].gateway[1].teid_prefix", "{e}");
+    }
+
     const ROLES: &str = r#"
 [[gateway]]
 interfaces = ["core", "srv"]

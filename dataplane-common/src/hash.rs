@@ -9,6 +9,7 @@
 /// with a 5-tuple whose first word happens to equal it.
 pub const KEY_KIND_TEID: u32 = 0x7465_6964;
 pub const KEY_KIND_FLOW: u32 = 0x666c_6f77;
+pub const KEY_KIND_TERMINAL: u32 = 0x7465_726d;
 
 #[inline(always)]
 const fn mix_word(h: u32, k: u32) -> u32 {
@@ -47,6 +48,15 @@ pub const fn flow_hash(src: u32, dst: u32, sport: u16, dport: u16, proto: u8, se
     h = mix_word(h, (sport as u32) | ((dport as u32) << 16));
     h = mix_word(h, proto as u32);
     finish(h, 20)
+}
+
+/// Hash of a terminal: its source address only (network byte order, as in
+/// the packet), so every user session of the terminal, whatever the
+/// destination or ports, hashes alike.
+#[inline(always)]
+pub const fn terminal_hash(addr: u32, seed: u32) -> u32 {
+    let h = mix_word(seed, KEY_KIND_TERMINAL);
+    finish(mix_word(h, addr), 8)
 }
 
 /// The load-sharing condition of an end-system address (network order, as

@@ -8,6 +8,22 @@ pub const GATEWAYS_MAX: u32 = 1024;
 /// Maglev slot value meaning "no gateway" (empty gateway set).
 pub const NO_GATEWAY: u32 = u32::MAX;
 
+/// `LB_TEID_OWNERS` entries: one per value of a TEID's top 8 bits.
+pub const TEID_OWNERS: u32 = 256;
+/// The owner index of a TEID (host byte order): its top 8 bits. A gateway
+/// allocates its sessions' TEIDs with its own prefix.
+#[inline(always)]
+pub const fn teid_prefix(teid: u32) -> u32 {
+    teid >> 24
+}
+
+/// `TableMeta::key`: what a packet without a TEID is keyed by.
+/// The terminal: its source address only (the default, so all of a
+/// terminal's user sessions reach one gateway).
+pub const KEY_TERMINAL: u32 = 0;
+/// The 5-tuple.
+pub const KEY_FLOW: u32 = 1;
+
 /// `GatewayEntry::flags`: the entry is in use.
 pub const GW_F_VALID: u32 = 1;
 
@@ -59,7 +75,12 @@ pub struct TableMeta {
     /// compared from their pinned state alone.
     pub digest: u64,
     pub generation: u64,
+    /// `KEY_TERMINAL` or `KEY_FLOW`: switches with the table it describes.
+    pub key: u32,
+    pub _pad: u32,
 }
+
+const _: () = assert!(core::mem::size_of::<TableMeta>() == 32);
 
 crate::stats! {
     /// Indices into `LB_STATS` (per-CPU `Counter`s): the verdicts, then the
@@ -68,6 +89,8 @@ crate::stats! {
     pub mod stat {
         KEY_TEID = "key_teid",
         KEY_FLOW = "key_flow",
+        KEY_TERMINAL = "key_terminal",
+        KEY_TEID_OWNER = "key_teid_owner",
         NOT_IPV4 = "not_ipv4",
         TRUNC_ETH = "truncated_ethernet",
         TRUNC_VLAN = "truncated_vlan",

@@ -120,6 +120,9 @@ pub const LB_TABLE_META: MapDef = MapDef::array::<lb::TableMeta>("LB_TABLE_META"
 /// Two Maglev copies back to back (double buffering).
 pub const LB_MAGLEV: MapDef = MapDef::array::<u32>("LB_MAGLEV", 2 * lb::MAGLEV_MAX);
 pub const LB_GATEWAYS: MapDef = MapDef::array::<lb::GatewayEntry>("LB_GATEWAYS", lb::GATEWAYS_MAX);
+/// TEID prefix (top 8 bits) → index of the gateway owning it, or
+/// `lb::NO_GATEWAY`.
+pub const LB_TEID_OWNERS: MapDef = MapDef::array::<u32>("LB_TEID_OWNERS", lb::TEID_OWNERS);
 pub const LB_TX_PORTS: MapDef = MapDef::dev_map_hash("LB_TX_PORTS", 64);
 pub const LB_STATS: MapDef = MapDef::per_cpu_array::<Counter>("LB_STATS", lb::stat::COUNT);
 pub const FLOOR_STATS: MapDef = MapDef::per_cpu_array::<Counter>("FLOOR_STATS", lb::FLOOR_STATS_LEN);
@@ -196,6 +199,7 @@ pub const ALL: &[MapDef] = &[
     LB_TABLE_META,
     LB_MAGLEV,
     LB_GATEWAYS,
+    LB_TEID_OWNERS,
     LB_TX_PORTS,
     LB_STATS,
     FLOOR_STATS,

@@ -8,11 +8,11 @@ use dataplane_common::entry::role;
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use dataplane_common::{
     hash,
-    lb::{stat, GTPU_PORT, GW_F_VALID, MAGLEV_MAX, NO_GATEWAY},
+    lb::{stat, teid_prefix, GatewayEntry, GTPU_PORT, GW_F_VALID, KEY_FLOW, MAGLEV_MAX, NO_GATEWAY},
 };
 
 use crate::{
-    maps::{self, LB_ACTIVE, LB_GATEWAYS, LB_MAGLEV, LB_STATS, LB_TABLE_META, LB_TX_PORTS},
+    maps::{self, LB_ACTIVE, LB_GATEWAYS, LB_MAGLEV, LB_STATS, LB_TABLE_META, LB_TEID_OWNERS, LB_TX_PORTS},
     parse::{self, EthError, GtpuError, Ipv4Error, ETH_P_IPV4, IPPROTO_TCP, IPPROTO_UDP},
 };
 
@@ -20,10 +20,7 @@ use crate::{
 pub fn lb(ctx: XdpContext) -> u32 {
     let bytes = (ctx.data_end() - ctx.data()) as u64;
     let (action, reason) = match classify(&ctx) {
-        Ok(key_stat) => {
-            maps::count(&LB_STATS, key_stat.0, bytes);
-            forward(&ctx, key_stat.1)
-        }
+        Ok(key) => forward(&ctx, key, bytes),
         Err(reason) => (xdp_action::XDP_PASS, reason),
     };
     if reason != u32::MAX {
@@ -41,10 +38,10 @@ fn eth_reason(r: EthError) -> u32 {
     }
 }
 
-/// Parse far enough to know the session: returns the key-kind stat and
-/// the key (the seed is applied with the live table's).
+/// Parse far enough to know the session: returns its key (the seed and
+/// the key mode are applied with the live table's).
 #[inline(always)]
-fn classify(ctx: &XdpContext) -> Result<(u32, SessionKey), u32> {
+fn classify(ctx: &XdpContext) -> Result<SessionKey, u32> {
     let eth = parse::parse_eth_vlans(ctx).map_err(eth_reason)?;
     if eth.proto != ETH_P_IPV4 {
         return Err(stat::NOT_IPV4);
@@ -70,9 +67,9 @@ fn classify(ctx: &XdpContext) -> Result<(u32, SessionKey), u32> {
             let ports = parse::parse_l4_ports(ctx, l4, parse::l4_hdr_len(ip.proto)).ok_or(stat::TRUNC_L4)?;
             if ip.proto == IPPROTO_UDP && u16::from_be(ports.dst) == GTPU_PORT {
                 let teid = parse_gtpu(ctx, l4 + parse::UDP_HLEN)?;
-                return Ok((stat::KEY_TEID, SessionKey::Teid(teid)));
+                return Ok(SessionKey::Teid(teid));
             }
-            Ok((stat::KEY_FLOW, SessionKey::Flow(ip.src, ip.dst, ports.src, ports.dst, ip.proto)))
+            Ok(SessionKey::Flow(ip.src, ip.dst, ports.src, ports.dst, ip.proto))
         }
         _ => Err(stat::NOT_TCP_UDP),
     }
@@ -102,10 +99,20 @@ enum SessionKey {
     Flow(u32, u32, u16, u16, u8),
 }
 
-/// Look the session up in the live Maglev copy and send it to its gateway.
-/// Returns the verdict and a reason to count (`u32::MAX` for none).
+/// Send the session to its gateway: a G-PDU whose TEID prefix has an
+/// owner goes to the owner (the session stays on the gateway that
+/// allocated its TEID, whatever the table says); anything else is looked
+/// up in the live Maglev copy, keyed as the copy's meta says. Counts the
+/// key kind; returns the verdict and a reason to count (`u32::MAX` for
+/// none).
 #[inline(always)]
-fn forward(ctx: &XdpContext, key: SessionKey) -> (u32, u32) {
+fn forward(ctx: &XdpContext, key: SessionKey, bytes: u64) -> (u32, u32) {
+    if let SessionKey::Teid(teid) = key {
+        if let Some(entry) = teid_owner(teid) {
+            maps::count(&LB_STATS, stat::KEY_TEID_OWNER, bytes);
+            return send(ctx, entry);
+        }
+    }
     let active = match LB_ACTIVE.get(0) {
         Some(a) => *a & 1,
         None => return (xdp_action::XDP_PASS, stat::NO_TABLE),
@@ -118,10 +125,17 @@ fn forward(ctx: &XdpContext, key: SessionKey) -> (u32, u32) {
     if size == 0 || size > MAGLEV_MAX {
         return (xdp_action::XDP_PASS, stat::NO_TABLE);
     }
-    let h = match key {
-        SessionKey::Teid(teid) => hash::teid_hash(teid, meta.seed),
-        SessionKey::Flow(s, d, sp, dp, p) => hash::flow_hash(s, d, sp, dp, p, meta.seed),
+    let (key_stat, h) = match key {
+        SessionKey::Teid(teid) => (stat::KEY_TEID, hash::teid_hash(teid, meta.seed)),
+        SessionKey::Flow(s, d, sp, dp, p) => {
+            if meta.key == KEY_FLOW {
+                (stat::KEY_FLOW, hash::flow_hash(s, d, sp, dp, p, meta.seed))
+            } else {
+                (stat::KEY_TERMINAL, hash::terminal_hash(s, meta.seed))
+            }
+        }
     };
+    maps::count(&LB_STATS, key_stat, bytes);
     let slot = active * MAGLEV_MAX + h % size;
     let gw = match LB_MAGLEV.get(slot) {
         Some(g) => *g,
@@ -134,6 +148,22 @@ fn forward(ctx: &XdpContext, key: SessionKey) -> (u32, u32) {
         Some(e) if e.flags & GW_F_VALID != 0 => e,
         _ => return (xdp_action::XDP_PASS, stat::NO_GATEWAY),
     };
+    send(ctx, entry)
+}
+
+/// The gateway owning a TEID's prefix, if it has one in use.
+#[inline(always)]
+fn teid_owner(teid: u32) -> Option<&'static GatewayEntry> {
+    let gw = *LB_TEID_OWNERS.get(teid_prefix(teid))?;
+    if gw == NO_GATEWAY {
+        return None;
+    }
+    LB_GATEWAYS.get(gw).filter(|e| e.flags & GW_F_VALID != 0)
+}
+
+/// L2 rewrite towards `entry`, then XDP_TX or XDP_REDIRECT.
+#[inline(always)]
+fn send(ctx: &XdpContext, entry: &GatewayEntry) -> (u32, u32) {
     let eth = match parse::ptr_at::<[u8; 12]>(ctx, 0) {
         Some(p) => p,
         None => return (xdp_action::XDP_PASS, stat::TRUNC_ETH),

@@ -60,6 +60,12 @@ pub static LB_MAGLEV: Array<u32> = Array::with_max_entries(def::LB_MAGLEV.max, 0
 #[map]
 pub static LB_GATEWAYS: Array<GatewayEntry> = Array::with_max_entries(def::LB_GATEWAYS.max, 0);
 
+/// TEID prefix (top 8 bits) → owning gateway's index (`NO_GATEWAY` for
+/// none), consulted before the Maglev table for G-PDUs. Written by the
+/// control plane after the entry it names.
+#[map]
+pub static LB_TEID_OWNERS: Array<u32> = Array::with_max_entries(def::LB_TEID_OWNERS.max, 0);
+
 /// Egress interfaces for XDP_REDIRECT, keyed by ifindex. Written by the
 /// control plane for every interface a gateway is reached through.
 #[map]

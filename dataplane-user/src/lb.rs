@@ -20,8 +20,60 @@ pub struct LiveTable {
     pub meta: TableMeta,
 }
 
+impl LiveTable {
+    /// The key mode the live copy was installed with.
+    pub fn key(&self) -> KeyMode {
+        KeyMode::from_raw(self.meta.key)
+    }
+}
+
+/// What a packet without a TEID is keyed by; installed with each table
+/// copy (`TableMeta::key`), so a change switches with the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum KeyMode {
+    /// The source address only: every session of a terminal on one gateway.
+    #[default]
+    Terminal,
+    /// The 5-tuple.
+    Flow,
+}
+
+impl KeyMode {
+    const fn raw(self) -> u32 {
+        match self {
+            KeyMode::Terminal => lb::KEY_TERMINAL,
+            KeyMode::Flow => lb::KEY_FLOW,
+        }
+    }
+
+    /// The program reads anything but `KEY_FLOW` as the terminal key.
+    const fn from_raw(raw: u32) -> Self {
+        if raw == lb::KEY_FLOW {
+            KeyMode::Flow
+        } else {
+            KeyMode::Terminal
+        }
+    }
+}
+
 /// The hash the `lb` program computes for a TCP or UDP packet without a
-/// TEID (seed 002: the 5-tuple key). The program mixes the header words as
+/// TEID under the terminal key: the source address, as the packet carries
+/// it (network order).
+pub fn terminal_hash(src: Ipv4Addr, seed: u32) -> u32 {
+    dataplane_common::hash::terminal_hash(u32::from_ne_bytes(src.octets()), seed)
+}
+
+/// The hash the `lb` program computes for a packet without a TEID under
+/// `key`.
+pub fn session_hash(key: KeyMode, src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, proto: u8, seed: u32) -> u32 {
+    match key {
+        KeyMode::Terminal => terminal_hash(src, seed),
+        KeyMode::Flow => flow_hash(src, dst, sport, dport, proto, seed),
+    }
+}
+
+/// The hash the `lb` program computes for a TCP or UDP packet without a
+/// TEID under the flow key (the 5-tuple). The program mixes the header words as
 /// the packet carries them, so the addresses and ports go in network order.
 pub fn flow_hash(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, proto: u8, seed: u32) -> u32 {
     let word = |a: Ipv4Addr| u32::from_ne_bytes(a.octets());
@@ -99,9 +151,9 @@ impl Dataplane {
     }
 
     /// Write `slots` (gateway indices) into the inactive copy with its
-    /// meta, then make it live. Gateway entries the slots name must be
-    /// written before this call.
-    pub fn install_table(&mut self, slots: &[u32], seed: u32, digest: u64) -> Result<TableMeta> {
+    /// meta (seed, digest, key mode), then make it live. Gateway entries
+    /// the slots name must be written before this call.
+    pub fn install_table(&mut self, slots: &[u32], seed: u32, digest: u64, key: KeyMode) -> Result<TableMeta> {
         let size = slots.len() as u32;
         if size == 0 || size > lb::MAGLEV_MAX {
             return Err(Error::Other(format!("table size {size} outside 1..={}", lb::MAGLEV_MAX)));
@@ -115,7 +167,7 @@ impl Dataplane {
                 table.set(base + i as u32, *gw, 0).map_err(map_err(&maps::LB_MAGLEV))?;
             }
         }
-        let meta = TableMeta { size, seed, digest, generation: live.meta.generation + 1 };
+        let meta = TableMeta { size, seed, digest, generation: live.meta.generation + 1, key: key.raw(), _pad: 0 };
         {
             let mut metas: Array<&mut MapData, TableMeta> = self.map_mut(&maps::LB_TABLE_META)?;
             metas.set(next, meta, 0).map_err(map_err(&maps::LB_TABLE_META))?;
@@ -144,6 +196,33 @@ impl Dataplane {
         gws.set(index, entry, 0).map_err(map_err(&maps::LB_GATEWAYS))
     }
 
+    /// The gateway index owning each TEID prefix (top 8 bits), `None` for
+    /// none; 256 entries.
+    pub fn teid_owners(&self) -> Result<Vec<Option<u32>>> {
+        let owners: Array<&MapData, u32> = self.map(&maps::LB_TEID_OWNERS)?;
+        (0..lb::TEID_OWNERS)
+            .map(|p| {
+                let v = owners.get(&p, 0).map_err(map_err(&maps::LB_TEID_OWNERS))?;
+                // Fresh pins are filled with NO_GATEWAY (`write_meta`).
+                Ok((v != lb::NO_GATEWAY).then_some(v))
+            })
+            .collect()
+    }
+
+    /// Make gateway entry `gateway` (written before) the owner of the
+    /// TEIDs whose top 8 bits are `prefix`, or clear the prefix (`None`).
+    pub fn set_teid_owner(&mut self, prefix: u8, gateway: Option<u32>) -> Result<()> {
+        if let Some(g) = gateway {
+            if g >= lb::GATEWAYS_MAX {
+                return Err(Error::Other(format!("gateway index {g} outside 0..{}", lb::GATEWAYS_MAX)));
+            }
+        }
+        let mut owners: Array<&mut MapData, u32> = self.map_mut(&maps::LB_TEID_OWNERS)?;
+        owners
+            .set(prefix as u32, gateway.unwrap_or(lb::NO_GATEWAY), 0)
+            .map_err(map_err(&maps::LB_TEID_OWNERS))
+    }
+
     /// Make `ifindex` a valid XDP_REDIRECT target.
     pub fn add_tx_port(&mut self, ifindex: u32) -> Result<()> {
         let mut ports: DevMapHash<&mut MapData> = self.map_mut(&maps::LB_TX_PORTS)?;
@@ -166,6 +245,16 @@ impl Dataplane {
         let arr: PerCpuArray<&MapData, Counter> = self.map(def)?;
         sum_per_cpu(&arr, def)
     }
+}
+
+/// Each counter of a per-CPU stats array, summed over the CPUs.
+pub(crate) fn sum_per_cpu<T: std::borrow::Borrow<MapData>>(arr: &PerCpuArray<T, Counter>, def: &'static MapDef) -> Result<Vec<Counter>> {
+    (0..def.max)
+        .map(|i| {
+            let per_cpu = arr.get(&i, 0).map_err(map_err(def))?;
+            Ok(per_cpu.iter().fold(Counter::default(), |a, c| Counter { packets: a.packets + c.packets, bytes: a.bytes + c.bytes }))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -192,6 +281,19 @@ mod tests {
     }
 
     #[test]
+    fn the_terminal_key_is_the_source_alone_in_packet_order() {
+        let src = Ipv4Addr::new(10, 0, 0, 2);
+        assert_eq!(terminal_hash(src, 7), dataplane_common::hash::terminal_hash(u32::from_ne_bytes([10, 0, 0, 2]), 7));
+        let (a, b) = (Ipv4Addr::new(198, 51, 100, 10), Ipv4Addr::new(203, 0, 113, 1));
+        assert_eq!(session_hash(KeyMode::Terminal, src, a, 1, 2, 17, 7), session_hash(KeyMode::Terminal, src, b, 3, 4, 6, 7));
+        assert_ne!(session_hash(KeyMode::Flow, src, a, 1, 2, 17, 7), session_hash(KeyMode::Flow, src, b, 3, 4, 6, 7));
+        assert_ne!(terminal_hash(src, 7), terminal_hash(Ipv4Addr::new(10, 0, 0, 3), 7));
+        for k in [KeyMode::Terminal, KeyMode::Flow] {
+            assert_eq!(KeyMode::from_raw(k.raw()), k);
+        }
+    }
+
+    #[test]
     fn entry_round_trips_with_the_address_in_network_order() {
         let g = gw("gw-a");
         let e = g.to_entry().unwrap();
@@ -208,14 +310,4 @@ mod tests {
         assert_eq!(Gateway::from_entry(&gw(&full).to_entry().unwrap()).unwrap().name, full);
         assert!(gw(&"g".repeat(GW_NAME_LEN + 1)).to_entry().is_err());
     }
-}
-
-/// Each counter of a per-CPU stats array, summed over the CPUs.
-pub(crate) fn sum_per_cpu<T: std::borrow::Borrow<MapData>>(arr: &PerCpuArray<T, Counter>, def: &'static MapDef) -> Result<Vec<Counter>> {
-    (0..def.max)
-        .map(|i| {
-            let per_cpu = arr.get(&i, 0).map_err(map_err(def))?;
-            Ok(per_cpu.iter().fold(Counter::default(), |a, c| Counter { packets: a.packets + c.packets, bytes: a.bytes + c.bytes }))
-        })
-        .collect()
 }

@@ -172,7 +172,15 @@ impl Dataplane {
         register_stage(&mut self.ebpf, role, program, true, &entry::DEFAULT_ORDER)
     }
 
+    /// Fresh maps only: what a zeroed map would get wrong (a TEID prefix
+    /// owned by gateway 0), then the layout version.
     fn write_meta(&mut self) -> Result<()> {
+        {
+            let mut owners: aya::maps::Array<_, u32> = self.map_mut(&maps::LB_TEID_OWNERS)?;
+            for p in 0..dataplane_common::lb::TEID_OWNERS {
+                owners.set(p, dataplane_common::lb::NO_GATEWAY, 0).map_err(map_err(&maps::LB_TEID_OWNERS))?;
+            }
+        }
         let mut meta: aya::maps::Array<_, LayoutMeta> = self.map_mut(&maps::META)?;
         meta.set(0, LayoutMeta { magic: LAYOUT_MAGIC, version: LAYOUT_VERSION }, 0)
             .map_err(map_err(&maps::META))

@@ -54,12 +54,36 @@ pub enum GwCmd {
         via: Option<String>,
         #[arg(long, default_value_t = 1)]
         weight: u32,
+        /// Top 8 bits of the TEIDs the gateway allocates (0-255).
+        #[arg(long)]
+        teid_prefix: Option<u32>,
         #[arg(long)]
         interface: Option<String>,
         #[arg(long)]
         json: bool,
     },
     Remove {
+        name: String,
+        #[arg(long)]
+        interface: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Out of the Maglev table (new sessions go elsewhere), its GTP-U
+    /// sessions still reach it by TEID prefix; removed after the timeout.
+    Drain {
+        name: String,
+        /// Seconds until it leaves the fast path (default: the lb's
+        /// drain_timeout, 300).
+        #[arg(long)]
+        timeout: Option<u64>,
+        #[arg(long)]
+        interface: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Back in the table with its weight.
+    Undrain {
         name: String,
         #[arg(long)]
         interface: Option<String>,
@@ -79,6 +103,7 @@ pub fn run(cmd: LbCmd, call: &Call) -> anyhow::Result<()> {
                     mac,
                     via,
                     weight,
+                    teid_prefix,
                     interface,
                     json,
                 } => {
@@ -88,6 +113,7 @@ pub fn run(cmd: LbCmd, call: &Call) -> anyhow::Result<()> {
                         mac,
                         via,
                         weight,
+                        teid_prefix,
                     };
                     if let Err((field, reason)) = gateway.validate() {
                         anyhow::bail!("--{field}: {reason}");
@@ -95,19 +121,23 @@ pub fn run(cmd: LbCmd, call: &Call) -> anyhow::Result<()> {
                     (call(Request::LbGatewayAdd { interface, gateway })?, json)
                 }
                 GwCmd::Remove { name, interface, json } => (call(Request::LbGatewayRemove { interface, name })?, json),
+                GwCmd::Drain { name, timeout, interface, json } => (call(Request::LbGatewayDrain { interface, name, timeout })?, json),
+                GwCmd::Undrain { name, interface, json } => (call(Request::LbGatewayUndrain { interface, name })?, json),
             };
             if json {
                 print_json(&v);
             } else if v.is_array() {
                 let rows: Vec<GatewayView> = serde_json::from_value(v)?;
                 println!(
-                    "{:<16} {:<15} {:<17} {:<12} {:>6} {:>7} {:>7}",
-                    "NAME", "ADDRESS", "MAC", "VIA", "WEIGHT", "SLOTS", "SHARE%"
+                    "{:<16} {:<15} {:<17} {:<12} {:>6} {:>7} {:>7} {:>6}  STATE",
+                    "NAME", "ADDRESS", "MAC", "VIA", "WEIGHT", "SLOTS", "SHARE%", "PREFIX"
                 );
                 for g in rows {
+                    let prefix = g.teid_prefix.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
+                    let state = g.draining.map(|s| format!("draining ({s} s left)")).unwrap_or_else(|| "active".into());
                     println!(
-                        "{:<16} {:<15} {:<17} {:<12} {:>6} {:>7} {:>7.2}",
-                        g.name, g.address, g.mac, g.via, g.weight, g.slots, g.share
+                        "{:<16} {:<15} {:<17} {:<12} {:>6} {:>7} {:>7.2} {:>6}  {state}",
+                        g.name, g.address, g.mac, g.via, g.weight, g.slots, g.share, prefix
                     );
                 }
             } else {
@@ -124,8 +154,8 @@ pub fn run(cmd: LbCmd, call: &Call) -> anyhow::Result<()> {
                 let rows: Vec<DigestView> = serde_json::from_value(v)?;
                 for d in rows {
                     println!(
-                        "{} {} (M={} seed={} gateways={} generation={})",
-                        d.interface, d.digest, d.table_size, d.seed, d.gateways, d.generation
+                        "{} {} (M={} seed={} key={} gateways={} generation={})",
+                        d.interface, d.digest, d.table_size, d.seed, d.key, d.gateways, d.generation
                     );
                 }
             }

@@ -3,22 +3,36 @@
 //!
 //! Entries are never rewritten in place (a packet could read half an
 //! entry): `control::lb::entries` plans which index each gets; this edge
-//! writes the plan, installs the table and then commits the plan.
+//! writes the plan, points the TEID prefixes at the planned entries,
+//! installs the table and then commits the plan.
+//!
+//! A draining gateway keeps its entry and prefix but has weight 0 in the
+//! table; when its drain runs out it is removed like `lb gateways remove`.
+//! Drains are runtime state, like the CLI's add and remove: a restart
+//! forgets them.
 
 pub mod cli;
 mod role;
 
 pub use role::{check_interfaces, LbRole};
 
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
 use control::{
-    api::{DigestView, GatewayView, LookupView},
+    api::{DigestView, DrainView, GatewayView, LookupView},
     lb::{
         config::{self, Backend as Gateway},
         entries::{EntryPlan, GatewayIndices},
         maglev::{Backend, MaglevTable},
     },
 };
-use dataplane_user::{lb::Gateway as GatewayEntry, Dataplane};
+use dataplane_user::{
+    lb::{Gateway as GatewayEntry, KeyMode},
+    Dataplane,
+};
 use tracing::info;
 
 pub struct LbInstance {
@@ -27,6 +41,8 @@ pub struct LbInstance {
     /// Where each gateway's entry sits in LB_GATEWAYS.
     indices: GatewayIndices<GatewayEntry>,
     pub table: MaglevTable,
+    /// Draining gateways by name, with the moment they leave.
+    draining: BTreeMap<String, Instant>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +58,7 @@ impl LbInstance {
     pub fn start(cfg: config::Lb, opts: &dataplane_user::LoadOptions) -> Result<Self, LbError> {
         // Everything that can be checked before touching the kernel is.
         let entries_new = resolve(&cfg)?;
-        let table = build(&cfg)?;
+        let table = build(&cfg, &BTreeMap::new())?;
         let dp = Dataplane::attach("lb", &cfg.interface, opts)?;
         let mut current = Vec::new();
         if dp.took_over {
@@ -55,21 +71,45 @@ impl LbInstance {
                 }
             }
         }
-        let mut inst = Self { cfg: cfg.clone(), dp, indices: GatewayIndices::new(current), table };
+        let mut inst = Self { cfg: cfg.clone(), dp, indices: GatewayIndices::new(current), table, draining: BTreeMap::new() };
         inst.apply_resolved(cfg, entries_new, true)?;
         Ok(inst)
     }
 
     /// Replace the running config of this instance. Validation and name
     /// resolution happen first; on error nothing has changed.
+    /// A gateway still draining and still in `cfg` keeps draining; one
+    /// `cfg` drops leaves now.
     pub fn apply(&mut self, cfg: config::Lb) -> Result<bool, LbError> {
         let resolved = resolve(&cfg)?;
-        self.apply_resolved(cfg, resolved, false)
+        let mut draining = self.draining.clone();
+        draining.retain(|name, _| cfg.gateways.iter().any(|g| &g.name == name));
+        self.apply_drained(cfg, resolved, draining, false)
     }
 
     fn apply_resolved(&mut self, cfg: config::Lb, resolved: Vec<(String, GatewayEntry)>, startup: bool) -> Result<bool, LbError> {
-        let table = build(&cfg)?;
+        let draining = self.draining.clone();
+        self.apply_drained(cfg, resolved, draining, startup)
+    }
+
+    fn apply_drained(
+        &mut self,
+        cfg: config::Lb,
+        resolved: Vec<(String, GatewayEntry)>,
+        draining: BTreeMap<String, Instant>,
+        startup: bool,
+    ) -> Result<bool, LbError> {
+        let table = build(&cfg, &draining)?;
         let plan = self.indices.plan(resolved).map_err(|e| LbError::Config(e.to_string()))?;
+        // 0. A prefix pointing at an entry about to be rewritten (a stale
+        //    one, left by an earlier daemon) is cleared first.
+        let owners = self.dp.teid_owners()?;
+        let want = wanted_owners(&cfg, &plan);
+        for (p, (have, want)) in owners.iter().zip(&want).enumerate() {
+            if have != want && have.is_some_and(|h| plan.writes.iter().any(|(i, _)| *i == h)) {
+                self.dp.set_teid_owner(p as u8, None)?;
+            }
+        }
         // 1. New or changed gateways into entries no live table names.
         let ingress = dataplane_user::ifindex(&cfg.interface)?;
         for (idx, e) in &plan.writes {
@@ -78,6 +118,16 @@ impl LbInstance {
                 self.dp.add_tx_port(e.ifindex)?;
             }
         }
+        // 2. Each prefix to its owner's entry, written above or kept; a
+        //    prefix whose gateway left the config is cleared, so nothing
+        //    names an entry the commit below retires.
+        let owners = self.dp.teid_owners()?;
+        for (p, (have, want)) in owners.iter().zip(&want).enumerate() {
+            if have != want {
+                self.dp.set_teid_owner(p as u8, *want)?;
+            }
+        }
+        self.draining = draining;
         self.install(cfg, table, plan, startup)
     }
 
@@ -86,11 +136,12 @@ impl LbInstance {
         let slots = plan.slots(&table);
         let live = self.dp.live_table()?;
         let digest = table.digest();
-        let same = live.meta.size == table.size && live.meta.seed == table.seed && live.meta.digest == digest;
+        let key = key_mode(cfg.key);
+        let same = live.meta.size == table.size && live.meta.seed == table.seed && live.meta.digest == digest && live.key() == key;
         let mut installed = false;
         if plan.changed || !same || (startup && self.dp.live_slots()? != slots) {
-            let meta = self.dp.install_table(&slots, table.seed, digest)?;
-            info!(interface = %cfg.interface, digest = format!("{digest:016x}"), generation = meta.generation, gateways = plan.next.len(), "maglev table installed");
+            let meta = self.dp.install_table(&slots, table.seed, digest, key)?;
+            info!(interface = %cfg.interface, digest = format!("{digest:016x}"), generation = meta.generation, gateways = plan.next.len(), key = %cfg.key, "maglev table installed");
             installed = true;
         } else {
             info!(interface = %cfg.interface, digest = format!("{digest:016x}"), "pinned table already current");
@@ -123,6 +174,64 @@ impl LbInstance {
         self.apply(cfg).map(|_| ())
     }
 
+    /// Take `name` out of the table for `timeout` (default: the section's
+    /// `drain_timeout`); its entry and TEID prefix stay.
+    pub fn drain(&mut self, name: &str, timeout: Option<u64>) -> Result<(), LbError> {
+        if !self.cfg.gateways.iter().any(|g| g.name == name) {
+            return Err(LbError::Config(format!("no gateway {name:?} on {}", self.cfg.interface)));
+        }
+        let secs = timeout.unwrap_or(self.cfg.drain_timeout);
+        if secs == 0 || secs > config::MAX_DRAIN_TIMEOUT {
+            return Err(LbError::Config(format!("--timeout {secs}: must be 1..={}", config::MAX_DRAIN_TIMEOUT)));
+        }
+        let mut draining = self.draining.clone();
+        draining.insert(name.to_string(), Instant::now() + Duration::from_secs(secs));
+        let cfg = self.cfg.clone();
+        let resolved = resolve(&cfg)?;
+        self.apply_drained(cfg, resolved, draining, false)?;
+        info!(interface = %self.cfg.interface, gateway = name, timeout = secs, "gateway draining");
+        Ok(())
+    }
+
+    /// Put a draining gateway back in the table.
+    pub fn undrain(&mut self, name: &str) -> Result<(), LbError> {
+        if !self.draining.contains_key(name) {
+            return Err(LbError::Config(format!("gateway {name:?} on {} is not draining", self.cfg.interface)));
+        }
+        let mut draining = self.draining.clone();
+        draining.remove(name);
+        let cfg = self.cfg.clone();
+        let resolved = resolve(&cfg)?;
+        self.apply_drained(cfg, resolved, draining, false)?;
+        info!(interface = %self.cfg.interface, gateway = name, "gateway undrained");
+        Ok(())
+    }
+
+    /// Remove every gateway whose drain has run out (entry retired, TEID
+    /// prefix cleared). Returns their names.
+    pub fn expire_drains(&mut self, now: Instant) -> Result<Vec<String>, LbError> {
+        let done: Vec<String> = self.draining.iter().filter(|(_, until)| **until <= now).map(|(n, _)| n.clone()).collect();
+        if done.is_empty() {
+            return Ok(done);
+        }
+        let mut cfg = self.cfg.clone();
+        cfg.gateways.retain(|g| !done.contains(&g.name));
+        self.apply(cfg)?;
+        for n in &done {
+            info!(interface = %self.cfg.interface, gateway = n, "drain over: gateway removed from the fast path");
+        }
+        Ok(done)
+    }
+
+    /// Draining gateways with the whole seconds left (rounded up).
+    pub fn draining(&self) -> Vec<DrainView> {
+        let now = Instant::now();
+        self.draining
+            .iter()
+            .map(|(name, until)| DrainView { name: name.clone(), seconds_left: seconds_left(*until, now) })
+            .collect()
+    }
+
     pub fn gateways(&self) -> Vec<GatewayView> {
         let shares = self.table.shares();
         self.table
@@ -139,6 +248,8 @@ impl LbInstance {
                     weight: g.weight,
                     slots,
                     share: 100.0 * slots as f64 / self.table.size as f64,
+                    teid_prefix: g.prefix(),
+                    draining: self.draining.get(&g.name).map(|u| seconds_left(*u, Instant::now())),
                 }
             })
             .collect()
@@ -151,6 +262,11 @@ impl LbInstance {
             digest: format!("{:016x}", live.meta.digest),
             table_size: live.meta.size,
             seed: live.meta.seed,
+            key: match live.key() {
+                KeyMode::Terminal => config::LbKey::Terminal,
+                KeyMode::Flow => config::LbKey::Flow,
+            }
+            .to_string(),
             gateways: self.indices.entries.len(),
             generation: live.meta.generation,
         })
@@ -180,8 +296,36 @@ fn validate_one(cfg: &config::Lb) -> Result<(), LbError> {
     whole.validate().map_err(|e| LbError::Config(e.to_string()))
 }
 
-fn build(cfg: &config::Lb) -> Result<MaglevTable, LbError> {
-    let backends: Vec<Backend> = cfg.gateways.iter().map(|g| Backend { name: g.name.clone(), weight: g.weight }).collect();
+fn seconds_left(until: Instant, now: Instant) -> u64 {
+    let left = until.saturating_duration_since(now);
+    left.as_secs() + u64::from(left.subsec_nanos() > 0)
+}
+
+fn key_mode(key: config::LbKey) -> KeyMode {
+    match key {
+        config::LbKey::Terminal => KeyMode::Terminal,
+        config::LbKey::Flow => KeyMode::Flow,
+    }
+}
+
+/// The owner entry of each TEID prefix under `plan` (256 entries).
+fn wanted_owners(cfg: &config::Lb, plan: &EntryPlan<GatewayEntry>) -> Vec<Option<u32>> {
+    let mut want = vec![None; dataplane_common::lb::TEID_OWNERS as usize];
+    for g in &cfg.gateways {
+        if let (Some(p), Some((idx, _))) = (g.prefix(), plan.next.get(&g.name)) {
+            want[p as usize] = Some(*idx);
+        }
+    }
+    want
+}
+
+/// The table of `cfg`, a draining gateway with weight 0 (no slots).
+fn build(cfg: &config::Lb, draining: &BTreeMap<String, Instant>) -> Result<MaglevTable, LbError> {
+    let backends: Vec<Backend> = cfg
+        .gateways
+        .iter()
+        .map(|g| Backend { name: g.name.clone(), weight: if draining.contains_key(&g.name) { 0 } else { g.weight } })
+        .collect();
     MaglevTable::build(&backends, cfg.table_size, cfg.seed).map_err(|e| LbError::Config(format!("lb {}: {e}", cfg.interface)))
 }
 

@@ -8,6 +8,7 @@ use control::{
     config::Config,
 };
 use dataplane_common::lb::stat;
+use tracing::warn;
 
 use super::LbInstance;
 use crate::{daemon::Role, packets};
@@ -66,6 +67,8 @@ impl Role for LbRole {
                 gateways: l.cfg.gateways.len(),
                 digest: l.digest().map(|d| d.digest).unwrap_or_default(),
                 took_over_pins: l.dp.took_over,
+                key: l.cfg.key.to_string(),
+                draining: l.draining(),
             });
         }
     }
@@ -95,6 +98,16 @@ impl Role for LbRole {
             }
         }
         Ok(())
+    }
+
+    /// Drains that ran out leave the fast path.
+    fn tick(&mut self) {
+        let now = std::time::Instant::now();
+        for l in self.instances.iter_mut() {
+            if let Err(e) = l.expire_drains(now) {
+                warn!(interface = %l.cfg.interface, error = %e, "ending a drain failed");
+            }
+        }
     }
 
     fn check(&self, new: &Config) -> Result<(), String> {
@@ -127,6 +140,16 @@ impl Role for LbRole {
             Request::LbGatewayRemove { interface, name } => {
                 let lb = self.pick(interface.as_deref())?;
                 lb.remove_gateway(&name).map_err(|e| e.to_string())?;
+                Ok(Response::ok(lb.digest().map_err(|e| e.to_string())?))
+            }
+            Request::LbGatewayDrain { interface, name, timeout } => {
+                let lb = self.pick(interface.as_deref())?;
+                lb.drain(&name, timeout).map_err(|e| e.to_string())?;
+                Ok(Response::ok(lb.digest().map_err(|e| e.to_string())?))
+            }
+            Request::LbGatewayUndrain { interface, name } => {
+                let lb = self.pick(interface.as_deref())?;
+                lb.undrain(&name).map_err(|e| e.to_string())?;
                 Ok(Response::ok(lb.digest().map_err(|e| e.to_string())?))
             }
             Request::LbDigest => {

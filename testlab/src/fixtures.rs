@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use control::lb::maglev::{Backend, MaglevTable};
 use dataplane_common::{hash, lb::stat};
-use dataplane_user::Dataplane;
+use dataplane_user::{lb::KeyMode, Dataplane};
 
 use edgeplane::packets::{self, gtpu_header, pdu_session_container};
 
@@ -18,8 +18,10 @@ pub const TABLE_SIZE: u32 = 65_537;
 /// What the program must do with a fixture.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expect {
-    /// Forwarded to the gateway Maglev assigns to this session hash.
-    Forward { hash: u32 },
+    /// Forwarded to the gateway Maglev assigns to this session hash (under
+    /// the flow key); `terminal` is the hash under the terminal key of a
+    /// packet without a TEID.
+    Forward { hash: u32, terminal: Option<u32> },
     /// Passed to the kernel, counted under this `lb::stat` reason.
     Pass { reason: u32 },
 }
@@ -28,8 +30,16 @@ impl Expect {
     /// The session hash of a `Forward` expectation.
     pub fn hash(&self) -> u32 {
         match self {
-            Expect::Forward { hash } => *hash,
+            Expect::Forward { hash, .. } => *hash,
             Expect::Pass { .. } => panic!("not a forwarded fixture"),
+        }
+    }
+
+    /// The expectation of a table installed with `key`.
+    pub fn under(&self, key: KeyMode) -> Expect {
+        match (self, key) {
+            (Expect::Forward { terminal: Some(t), .. }, KeyMode::Terminal) => Expect::Forward { hash: *t, terminal: Some(*t) },
+            _ => self.clone(),
         }
     }
 }
@@ -49,12 +59,13 @@ const TERM: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const SERVICE: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
 
 pub fn teid(t: u32) -> Expect {
-    Expect::Forward { hash: hash::teid_hash(t, SEED) }
+    Expect::Forward { hash: hash::teid_hash(t, SEED), terminal: None }
 }
 
 pub fn flow(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, proto: u8) -> Expect {
     Expect::Forward {
         hash: dataplane_user::lb::flow_hash(src, dst, sport, dport, proto, SEED),
+        terminal: Some(dataplane_user::lb::terminal_hash(src, SEED)),
     }
 }
 
@@ -240,8 +251,13 @@ pub fn fixtures() -> Vec<Fixture> {
 
 /// Load the gateways the fixtures expect: `gw-a` reached through
 /// `tx_ifindex` (the test_run ingress, so XDP_TX) and `gw-b` through
-/// `redirect_ifindex` (XDP_REDIRECT). Returns the table.
+/// `redirect_ifindex` (XDP_REDIRECT), flow key. Returns the table.
 pub fn install(dp: &mut Dataplane, tx_ifindex: u32, redirect_ifindex: Option<u32>) -> anyhow::Result<MaglevTable> {
+    install_keyed(dp, tx_ifindex, redirect_ifindex, KeyMode::Flow)
+}
+
+/// `install` with the table's key mode.
+pub fn install_keyed(dp: &mut Dataplane, tx_ifindex: u32, redirect_ifindex: Option<u32>, key: KeyMode) -> anyhow::Result<MaglevTable> {
     use dataplane_user::lb::Gateway;
     let mut backends = vec![Backend { name: "gw-a".into(), weight: 1 }];
     let mut entries = vec![(GW_A_MAC, tx_ifindex)];
@@ -265,7 +281,7 @@ pub fn install(dp: &mut Dataplane, tx_ifindex: u32, redirect_ifindex: Option<u32
     }
     let table = MaglevTable::build(&backends, TABLE_SIZE, SEED)?;
     // backends are sorted by name, which is the order written above.
-    dp.install_table(&table.slots, SEED, table.digest())?;
+    dp.install_table(&table.slots, SEED, table.digest(), key)?;
     Ok(table)
 }
 

@@ -196,13 +196,20 @@ impl Topology {
 
     /// Config of LB `lb` (1-based) with the given gateways (0-based).
     pub fn lb_config(&self, lb: usize, gateways: &[usize], seed: u32) -> String {
-        let mut s = format!("{}\n[[lb]]\ninterface = \"ingress\"\nseed = {seed}\n", self.node_section(&format!("l{lb}")));
+        self.lb_config_with(lb, gateways, seed, "", |_| String::new())
+    }
+
+    /// `lb_config` with more keys: `lb_extra` in the `[[lb]]` section,
+    /// `gw_extra(g)` in gateway `g`'s.
+    pub fn lb_config_with(&self, lb: usize, gateways: &[usize], seed: u32, lb_extra: &str, gw_extra: impl Fn(usize) -> String) -> String {
+        let mut s = format!("{}\n[[lb]]\ninterface = \"ingress\"\nseed = {seed}\n{lb_extra}", self.node_section(&format!("l{lb}")));
         for &g in gateways {
             s.push_str(&format!(
-                "\n[[lb.gateway]]\nname = \"{}\"\naddress = \"10.1.0.{}\"\nmac = \"{}\"\nvia = \"core\"\n",
+                "\n[[lb.gateway]]\nname = \"{}\"\naddress = \"10.1.0.{}\"\nmac = \"{}\"\nvia = \"core\"\n{}",
                 gateway_name(g),
                 11 + g,
-                gateway_mac(g)
+                gateway_mac(g),
+                gw_extra(g)
             ));
         }
         s

@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use super::maglev::{is_prime, DEFAULT_TABLE_SIZE};
-use crate::field::{validate_ifname, ConfigError, InterfaceClaims, MacAddr};
+use crate::field::{text_enum, validate_ifname, ConfigError, InterfaceClaims, MacAddr};
 use dataplane_common::lb::{GATEWAYS_MAX, GW_NAME_LEN, MAGLEV_MAX};
 
 /// One `lb` instance: the ingress interface and its backends.
@@ -18,6 +18,13 @@ pub struct Lb {
     pub seed: u32,
     #[serde(default = "default_table_size")]
     pub table_size: u32,
+    /// What a packet without a TEID is keyed by.
+    #[serde(default)]
+    pub key: LbKey,
+    /// Seconds a drained gateway keeps its entry and TEID prefix (its
+    /// GTP-U sessions still reach it) before it leaves the fast path.
+    #[serde(default = "default_drain_timeout")]
+    pub drain_timeout: u64,
     /// `[[lb.gateway]]` in the file: the backends are the system's
     /// gateways.
     #[serde(default, rename = "gateway")]
@@ -26,6 +33,27 @@ pub struct Lb {
 
 fn default_table_size() -> u32 {
     DEFAULT_TABLE_SIZE
+}
+
+pub const DEFAULT_DRAIN_TIMEOUT: u64 = 300;
+/// A day: a drain longer than that is a forgotten one.
+pub const MAX_DRAIN_TIMEOUT: u64 = 86_400;
+
+fn default_drain_timeout() -> u64 {
+    DEFAULT_DRAIN_TIMEOUT
+}
+
+text_enum! {
+    /// The key of a packet that carries no TEID (seed 002 claim 4).
+    #[derive(Default)]
+    pub enum LbKey {
+        /// The source address only: every user session of a terminal, and
+        /// a change of representative address, stay on one gateway.
+        #[default]
+        Terminal = "terminal",
+        /// The 5-tuple: each user session on its own.
+        Flow = "flow",
+    }
 }
 
 /// A backend of the load balancer: a gateway flows are forwarded to.
@@ -41,6 +69,10 @@ pub struct Backend {
     pub via: Option<String>,
     #[serde(default = "default_weight")]
     pub weight: u32,
+    /// The top 8 bits of every TEID the gateway allocates: G-PDUs with
+    /// this prefix go to it whatever the Maglev table says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teid_prefix: Option<u32>,
 }
 
 fn default_weight() -> u32 {
@@ -48,6 +80,8 @@ fn default_weight() -> u32 {
 }
 
 pub const MAX_WEIGHT: u32 = 1000;
+/// TEID prefixes are the top 8 bits.
+pub const MAX_TEID_PREFIX: u32 = 255;
 
 impl Lb {
     /// Checks of this section, keys relative to it; its interface is
@@ -59,6 +93,12 @@ impl Lb {
             return Err(ConfigError::new(
                 "table_size",
                 format!("{} must be a prime no larger than {MAGLEV_MAX} (default {DEFAULT_TABLE_SIZE})", self.table_size),
+            ));
+        }
+        if self.drain_timeout == 0 || self.drain_timeout > MAX_DRAIN_TIMEOUT {
+            return Err(ConfigError::new(
+                "drain_timeout",
+                format!("{} s must be 1..={MAX_DRAIN_TIMEOUT} (default {DEFAULT_DRAIN_TIMEOUT})", self.drain_timeout),
             ));
         }
         if self.gateways.len() > GATEWAYS_MAX as usize
@@ -82,12 +122,25 @@ impl Lb {
                     format!("{:?} is used twice", gw.name),
                 ));
             }
+            if let Some(p) = gw.teid_prefix {
+                if let Some(other) = self.gateways[..j].iter().find(|earlier| earlier.teid_prefix == Some(p)) {
+                    return Err(ConfigError::new(
+                        format!("{gk}.teid_prefix"),
+                        format!("{p} is already {:?}'s", other.name),
+                    ));
+                }
+            }
         }
         Ok(())
     }
 }
 
 impl Backend {
+    /// The validated prefix as the fast path takes it.
+    pub fn prefix(&self) -> Option<u8> {
+        self.teid_prefix.and_then(|p| u8::try_from(p).ok())
+    }
+
     /// Field-level checks; returns the field name and reason.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.name.is_empty() || self.name.len() >= GW_NAME_LEN {
@@ -105,6 +158,14 @@ impl Backend {
         }
         if let Some(v) = &self.via {
             validate_ifname(v).map_err(|r| ("via", r))?;
+        }
+        if let Some(p) = self.teid_prefix {
+            if p > MAX_TEID_PREFIX {
+                return Err((
+                    "teid_prefix",
+                    format!("{p} is above {MAX_TEID_PREFIX} (the top 8 bits of a TEID)"),
+                ));
+            }
         }
         if self.weight > MAX_WEIGHT {
             return Err((
