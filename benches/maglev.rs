@@ -9,7 +9,12 @@ fn maglev_build(c: &mut Criterion) {
     let mut g = c.benchmark_group("maglev_build_m65537");
     g.sample_size(20);
     for n in [2usize, 16, 1000] {
-        let backends: Vec<Backend> = (0..n).map(|i| Backend { name: format!("gw{i:04}"), weight: 1 }).collect();
+        let backends: Vec<Backend> = (0..n)
+            .map(|i| Backend {
+                name: format!("gw{i:04}"),
+                weight: 1,
+            })
+            .collect();
         g.bench_with_input(BenchmarkId::from_parameter(n), &backends, |b, bk| {
             b.iter(|| MaglevTable::build(black_box(bk), DEFAULT_TABLE_SIZE, 1).unwrap())
         });
@@ -29,7 +34,14 @@ fn key_hash(c: &mut Criterion) {
         let mut p = 0u16;
         b.iter(|| {
             p = p.wrapping_add(1);
-            hash::flow_hash(black_box(0x0a00_0002), 0xc633_640a, black_box(p), 5000, 17, 7)
+            hash::flow_hash(
+                black_box(0x0a00_0002),
+                0xc633_640a,
+                black_box(p),
+                5000,
+                17,
+                7,
+            )
         })
     });
 }

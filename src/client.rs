@@ -11,7 +11,9 @@ use control::api::{Request, Response};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("no edgeplane daemon is running at {0} (start one with `edgeplane run --config FILE`)")]
+    #[error(
+        "no edgeplane daemon is running at {0} (start one with `edgeplane run --config FILE`)"
+    )]
     NoDaemon(String),
     #[error("daemon API at {0}: {1}")]
     Io(String, std::io::Error),
@@ -25,15 +27,24 @@ pub fn call(socket: &Path, req: &Request) -> Result<serde_json::Value, ClientErr
     s.set_read_timeout(Some(Duration::from_secs(30))).ok();
     let mut line = serde_json::to_vec(req).expect("serializable");
     line.push(b'\n');
-    s.write_all(&line).map_err(|e| ClientError::Io(name.clone(), e))?;
+    s.write_all(&line)
+        .map_err(|e| ClientError::Io(name.clone(), e))?;
     let mut resp = String::new();
-    BufReader::new(&s).read_line(&mut resp).map_err(|e| ClientError::Io(name.clone(), e))?;
-    let resp: Response = serde_json::from_str(&resp)
-        .map_err(|e| ClientError::Io(name, std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+    BufReader::new(&s)
+        .read_line(&mut resp)
+        .map_err(|e| ClientError::Io(name.clone(), e))?;
+    let resp: Response = serde_json::from_str(&resp).map_err(|e| {
+        ClientError::Io(
+            name,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        )
+    })?;
     if resp.ok {
         Ok(resp.data)
     } else {
-        Err(ClientError::Daemon(resp.error.unwrap_or_else(|| "unknown error".into())))
+        Err(ClientError::Daemon(
+            resp.error.unwrap_or_else(|| "unknown error".into()),
+        ))
     }
 }
 

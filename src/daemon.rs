@@ -28,7 +28,8 @@ use tokio::{
 use tracing::{error, info, warn};
 
 use crate::{
-    gateway::GatewayRole, lb::LbRole, migration::MigrationRole, presence::PresenceRole, router::RouterRole, sip_monitor::SipMonitorRole,
+    gateway::GatewayRole, lb::LbRole, migration::MigrationRole, presence::PresenceRole,
+    router::RouterRole, sip_monitor::SipMonitorRole,
 };
 
 /// A request a role answers on the event loop (it waits on the network).
@@ -38,7 +39,10 @@ pub type Pending = Pin<Box<dyn Future<Output = Response> + Send>>;
 /// migration), with all its instances.
 pub trait Role: Send {
     /// Start the role if the config names it (`None` when it does not).
-    fn start(config: &Config, opts: &dataplane_user::LoadOptions) -> impl Future<Output = anyhow::Result<Option<Self>>> + Send
+    fn start(
+        config: &Config,
+        opts: &dataplane_user::LoadOptions,
+    ) -> impl Future<Output = anyhow::Result<Option<Self>>> + Send
     where
         Self: Sized;
     /// What can be checked of the config before anything is attached
@@ -113,7 +117,11 @@ fn stage_order(named: &[control::config::StageRole]) -> dataplane_common::entry:
         StageRole::Gateway => role::GATEWAY,
     };
     let mut order: Vec<u32> = named.iter().map(index).collect();
-    let rest: Vec<u32> = DEFAULT_ORDER.iter().copied().filter(|r| !order.contains(r)).collect();
+    let rest: Vec<u32> = DEFAULT_ORDER
+        .iter()
+        .copied()
+        .filter(|r| !order.contains(r))
+        .collect();
     order.extend(rest);
     order.try_into().unwrap_or(DEFAULT_ORDER)
 }
@@ -121,11 +129,24 @@ fn stage_order(named: &[control::config::StageRole]) -> dataplane_common::entry:
 /// Load and check the config. Fails before attaching anything if the
 /// config names an interface that does not exist.
 pub fn start(config_path: &Path, replace_pins: bool) -> anyhow::Result<State> {
-    let config = Config::load(config_path).map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
-    for check in [LbRole::preflight, GatewayRole::preflight, RouterRole::preflight, PresenceRole::preflight, SipMonitorRole::preflight, MigrationRole::preflight] {
+    let config =
+        Config::load(config_path).map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
+    for check in [
+        LbRole::preflight,
+        GatewayRole::preflight,
+        RouterRole::preflight,
+        PresenceRole::preflight,
+        SipMonitorRole::preflight,
+        MigrationRole::preflight,
+    ] {
         check(&config).map_err(|e| anyhow::anyhow!(e))?;
     }
-    Ok(State { config_path: config_path.into(), config, replace_pins, roles: Vec::new() })
+    Ok(State {
+        config_path: config_path.into(),
+        config,
+        replace_pins,
+        roles: Vec::new(),
+    })
 }
 
 /// Start every role the config names, in a fixed order (the fast paths
@@ -146,7 +167,11 @@ async fn start_roles(state: &Shared) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn start_role<R: Role + 'static>(roles: &mut Vec<Box<dyn Role>>, config: &Config, opts: &dataplane_user::LoadOptions) -> anyhow::Result<()> {
+async fn start_role<R: Role + 'static>(
+    roles: &mut Vec<Box<dyn Role>>,
+    config: &Config,
+    opts: &dataplane_user::LoadOptions,
+) -> anyhow::Result<()> {
     if let Some(r) = R::start(config, opts).await? {
         roles.push(Box::new(r));
     }
@@ -168,12 +193,15 @@ pub async fn serve(state: Shared) -> anyhow::Result<()> {
         std::fs::remove_file(&socket).ok();
     }
     start_roles(&state).await?;
-    let listener = UnixListener::bind(&socket).with_context(|| format!("binding {}", socket.display()))?;
+    let listener =
+        UnixListener::bind(&socket).with_context(|| format!("binding {}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
     info!(socket = %socket.display(), "api listening");
     if let Some(addr) = metrics {
         let st = state.clone();
-        let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("metrics on {addr}"))?;
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("metrics on {addr}"))?;
         info!(%addr, "metrics listening");
         tokio::spawn(crate::metrics::serve(listener, st));
     }
@@ -198,7 +226,13 @@ pub async fn serve(state: Shared) -> anyhow::Result<()> {
             _ = term.recv() => break,
         }
     }
-    let leaving: Vec<_> = state.lock().unwrap().roles.iter_mut().filter_map(|r| r.shutdown()).collect();
+    let leaving: Vec<_> = state
+        .lock()
+        .unwrap()
+        .roles
+        .iter_mut()
+        .filter_map(|r| r.shutdown())
+        .collect();
     for l in leaving {
         l.await;
     }
@@ -213,7 +247,12 @@ async fn ticker(state: Shared) {
     loop {
         iv.tick().await;
         let st = state.clone();
-        if tokio::task::spawn_blocking(move || st.lock().unwrap().roles.iter_mut().for_each(|r| r.tick())).await.is_err() {
+        if tokio::task::spawn_blocking(move || {
+            st.lock().unwrap().roles.iter_mut().for_each(|r| r.tick())
+        })
+        .await
+        .is_err()
+        {
             warn!("a role's tick panicked");
         }
     }
@@ -227,7 +266,10 @@ async fn handle_conn(stream: UnixStream, state: Shared) {
             Ok(req) => {
                 let pending = {
                     let mut s = state.lock().unwrap();
-                    s.roles.iter_mut().find(|r| Some(r.name()) == req.role()).and_then(|r| r.pending(&req))
+                    s.roles
+                        .iter_mut()
+                        .find(|r| Some(r.name()) == req.role())
+                        .and_then(|r| r.pending(&req))
                 };
                 match pending {
                     Some(p) => p.await,
@@ -265,13 +307,19 @@ pub fn handle(s: &mut State, req: Request) -> Response {
 
 fn not_configured(role: &str) -> String {
     match role {
-        "migration" => "no [migration.coordinator] or [migration.agent] is configured on this host".into(),
+        "migration" => {
+            "no [migration.coordinator] or [migration.agent] is configured on this host".into()
+        }
         r => format!("no {r} role is configured"),
     }
 }
 
 pub fn status(s: &State) -> StatusView {
-    let mut v = StatusView { node: s.config.node.name.clone(), config: s.config_path.clone(), ..Default::default() };
+    let mut v = StatusView {
+        node: s.config.node.name.clone(),
+        config: s.config_path.clone(),
+        ..Default::default()
+    };
     for r in &s.roles {
         r.status(&mut v);
     }
@@ -281,13 +329,16 @@ pub fn status(s: &State) -> StatusView {
 pub fn counters(s: &State) -> anyhow::Result<Vec<CounterView>> {
     let mut out = Vec::new();
     for r in &s.roles {
-        r.counters(&mut out).with_context(|| format!("{} counters", r.name()))?;
+        r.counters(&mut out)
+            .with_context(|| format!("{} counters", r.name()))?;
     }
     // Each interface's entry program, once however many stages it runs.
     for iface in stage_interfaces(&s.config) {
         if let Some(stats) = dataplane_user::entry_stats(&s.config.node.pin_root, &iface)? {
             for (name, c) in dataplane_common::entry::stat::NAMES.iter().zip(stats) {
-                out.push(CounterView::xdp("node", "entry", &iface, name, c.packets, c.bytes));
+                out.push(CounterView::xdp(
+                    "node", "entry", &iface, name, c.packets, c.bytes,
+                ));
             }
         }
     }
@@ -298,10 +349,27 @@ pub fn counters(s: &State) -> anyhow::Result<Vec<CounterView>> {
 /// role's first interface (a role's others run the first one's chain).
 fn stage_interfaces(c: &Config) -> Vec<String> {
     let mut v: Vec<String> = c.lb.iter().map(|l| l.interface.clone()).collect();
-    v.extend(c.gateway.iter().filter_map(|g| g.interfaces.first().cloned()));
-    v.extend(c.router.iter().filter(|r| r.load_sharing.is_some()).map(|r| r.interface.clone()));
-    v.extend(c.sip_monitor.iter().filter_map(|m| m.interfaces.first().cloned()));
-    v.extend(c.migration.iter().filter_map(|m| m.controller.as_ref().map(|c| c.interface.clone())));
+    v.extend(
+        c.gateway
+            .iter()
+            .filter_map(|g| g.interfaces.first().cloned()),
+    );
+    v.extend(
+        c.router
+            .iter()
+            .filter(|r| r.load_sharing.is_some())
+            .map(|r| r.interface.clone()),
+    );
+    v.extend(
+        c.sip_monitor
+            .iter()
+            .filter_map(|m| m.interfaces.first().cloned()),
+    );
+    v.extend(
+        c.migration
+            .iter()
+            .filter_map(|m| m.controller.as_ref().map(|c| c.interface.clone())),
+    );
     v.sort();
     v.dedup();
     v
@@ -310,7 +378,8 @@ fn stage_interfaces(c: &Config) -> Vec<String> {
 /// Re-read the config file; validate all of it and check it against every
 /// role; only then apply it. A file that fails either changes nothing.
 pub fn reload(s: &mut State) -> Result<String, String> {
-    let new = Config::load(&s.config_path).map_err(|e| format!("{}: {e}", s.config_path.display()))?;
+    let new =
+        Config::load(&s.config_path).map_err(|e| format!("{}: {e}", s.config_path.display()))?;
     if new.node != s.config.node {
         return Err("[node] changed; restart the daemon to apply it (nothing was changed)".into());
     }
@@ -356,14 +425,23 @@ pub fn reload(s: &mut State) -> Result<String, String> {
         }
     }
     s.config = new;
-    Ok(if changed.is_empty() { "reloaded; nothing changed".into() } else { format!("reloaded; {}", changed.join("; ")) })
+    Ok(if changed.is_empty() {
+        "reloaded; nothing changed".into()
+    } else {
+        format!("reloaded; {}", changed.join("; "))
+    })
 }
 
 /// Detach and unpin every interface the config names.
 pub fn detach(config_path: &Path) -> anyhow::Result<Vec<String>> {
-    let config = Config::load(config_path).map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
+    let config =
+        Config::load(config_path).map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
     let mut done = Vec::new();
-    let ifaces = config.lb.iter().map(|l| l.interface.clone()).chain(config.gateway.iter().flat_map(|g| g.interfaces.clone()));
+    let ifaces = config
+        .lb
+        .iter()
+        .map(|l| l.interface.clone())
+        .chain(config.gateway.iter().flat_map(|g| g.interfaces.clone()));
     for iface in ifaces {
         let dir = config.node.pin_root.join(&iface);
         if dir.exists() {

@@ -10,7 +10,11 @@ use control::{
 use edgeplane::{client, daemon, netns};
 
 #[derive(Parser)]
-#[command(name = "edgeplane", version, about = "Session-aware XDP data plane for the mobile edge")]
+#[command(
+    name = "edgeplane",
+    version,
+    about = "Session-aware XDP data plane for the mobile edge"
+)]
 struct Cli {
     /// Daemon API socket.
     #[arg(long, global = true, env = "EDGEPLANE_SOCKET", default_value = DEFAULT_SOCKET)]
@@ -111,26 +115,20 @@ enum Cmd {
     CriuCheck,
 }
 
-
-
-
-
-
-
-
-
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     edgeplane::cli::main("edgeplane", || run(cli))
 }
 
-
 fn run(cli: Cli) -> anyhow::Result<()> {
     let sock = cli.socket.clone();
     let call = move |req: Request| client::call(&sock, &req).map_err(anyhow::Error::from);
     match cli.cmd {
-        Cmd::Run { config, netns: ns, replace_pins } => {
+        Cmd::Run {
+            config,
+            netns: ns,
+            replace_pins,
+        } => {
             if let Some(ns) = &ns {
                 netns::enter(ns)?;
             }
@@ -143,8 +141,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .block_on(daemon::serve(state))
         }
         Cmd::Check { config } => {
-            let c = Config::load(&config).map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
-            println!("{}: valid ({} lb, {} gateway, {} router instance(s))", config.display(), c.lb.len(), c.gateway.len(), c.router.len());
+            let c =
+                Config::load(&config).map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
+            println!(
+                "{}: valid ({} lb, {} gateway, {} router instance(s))",
+                config.display(),
+                c.lb.len(),
+                c.gateway.len(),
+                c.router.len()
+            );
             Ok(())
         }
         Cmd::Detach { config, netns: ns } => {
@@ -156,11 +161,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::XdpPass { interface, netns: ns, pin_root } => {
+        Cmd::XdpPass {
+            interface,
+            netns: ns,
+            pin_root,
+        } => {
             if let Some(ns) = &ns {
                 netns::enter(ns)?;
             }
-            let opts = dataplane_user::LoadOptions { pin_root, ..Default::default() };
+            let opts = dataplane_user::LoadOptions {
+                pin_root,
+                ..Default::default()
+            };
             dataplane_user::Dataplane::attach("floor", &interface, &opts)?;
             println!("floor program attached to {interface}");
             Ok(())
@@ -186,7 +198,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Reload => {
             let v = call(Request::Reload)?;
-            println!("{}", serde_json::from_value::<control::api::MessageView>(v)?.message);
+            println!(
+                "{}",
+                serde_json::from_value::<control::api::MessageView>(v)?.message
+            );
             Ok(())
         }
         Cmd::Lb { cmd } => edgeplane::lb::cli::run(cmd, &call),
@@ -200,4 +215,3 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::CriuCheck => edgeplane::migration::cli::criu_check(),
     }
 }
-

@@ -22,7 +22,9 @@ pub fn render(s: &State) -> anyhow::Result<String> {
     for c in &xdp {
         writeln!(out, "edgeplane_xdp_packets_total{{node=\"{node}\",role=\"{}\",program=\"{}\",interface=\"{}\",counter=\"{}\"}} {}", c.role, c.program, c.interface, c.name, c.packets)?;
     }
-    out.push_str("# HELP edgeplane_xdp_bytes_total Bytes seen by an XDP program, by verdict or reason.\n");
+    out.push_str(
+        "# HELP edgeplane_xdp_bytes_total Bytes seen by an XDP program, by verdict or reason.\n",
+    );
     out.push_str("# TYPE edgeplane_xdp_bytes_total counter\n");
     for c in &xdp {
         writeln!(out, "edgeplane_xdp_bytes_total{{node=\"{node}\",role=\"{}\",program=\"{}\",interface=\"{}\",counter=\"{}\"}} {}", c.role, c.program, c.interface, c.name, c.bytes)?;
@@ -40,12 +42,15 @@ pub fn render(s: &State) -> anyhow::Result<String> {
 
 pub async fn serve(listener: tokio::net::TcpListener, state: Shared) {
     loop {
-        let Ok((mut sock, _)) = listener.accept().await else { continue };
+        let Ok((mut sock, _)) = listener.accept().await else {
+            continue;
+        };
         let st = state.clone();
         tokio::spawn(async move {
             let mut buf = [0u8; 2048];
             // One request per connection; the request line is all we need.
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut buf)).await;
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(5), sock.read(&mut buf)).await;
             let body = tokio::task::spawn_blocking(move || render(&st.lock().unwrap()))
                 .await
                 .map_err(anyhow::Error::from)

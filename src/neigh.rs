@@ -15,7 +15,10 @@ pub fn resolve(ip: Ipv4Addr, iface: &str, wait: Duration) -> Result<[u8; 6], Str
     let deadline = Instant::now() + wait;
     let mut last_probe = None::<Instant>;
     while Instant::now() < deadline {
-        if last_probe.map(|t| t.elapsed() > Duration::from_millis(300)).unwrap_or(true) {
+        if last_probe
+            .map(|t| t.elapsed() > Duration::from_millis(300))
+            .unwrap_or(true)
+        {
             if let Ok(s) = UdpSocket::bind("0.0.0.0:0") {
                 let _ = s.send_to(b"", SocketAddrV4::new(ip, 9));
             }
@@ -26,7 +29,9 @@ pub fn resolve(ip: Ipv4Addr, iface: &str, wait: Duration) -> Result<[u8; 6], Str
             return Ok(m);
         }
     }
-    Err(format!("no ARP answer from {ip} on {iface} within {wait:?}; give its mac in the config"))
+    Err(format!(
+        "no ARP answer from {ip} on {iface} within {wait:?}; give its mac in the config"
+    ))
 }
 
 /// A complete entry of /proc/net/arp (this process's network namespace).

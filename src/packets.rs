@@ -15,7 +15,13 @@ pub const GTPU_PORT: u16 = 2152;
 /// GTP-U header (TS 29.281 §5.1) for a G-PDU carrying `inner`, with the
 /// optional fields and the given extension headers (each a full header:
 /// length octet .. next-type octet).
-pub fn gtpu_header(teid: u32, msg_type: u8, flags_extra: u8, exts: &[Vec<u8>], inner_len: usize) -> Vec<u8> {
+pub fn gtpu_header(
+    teid: u32,
+    msg_type: u8,
+    flags_extra: u8,
+    exts: &[Vec<u8>],
+    inner_len: usize,
+) -> Vec<u8> {
     let mut opt = Vec::new();
     let mut flags = 0x30 | flags_extra;
     if !exts.is_empty() {
@@ -51,7 +57,11 @@ pub fn inner_udp(src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) -> Vec<u8> {
 
 /// Ethernet + IPv4 + UDP to port 2152 carrying a G-PDU.
 pub fn gtpu_packet(teid: u32, src: Ipv4Addr, exts: &[Vec<u8>]) -> Vec<u8> {
-    let inner = inner_udp(Ipv4Addr::new(100, 64, 0, 9), Ipv4Addr::new(203, 0, 113, 7), b"user-data");
+    let inner = inner_udp(
+        Ipv4Addr::new(100, 64, 0, 9),
+        Ipv4Addr::new(203, 0, 113, 7),
+        b"user-data",
+    );
     let mut payload = gtpu_header(teid, 0xff, 0, exts, inner.len());
     payload.extend_from_slice(&inner);
     udp_packet(src, GTPU_ENDPOINT, GTPU_PORT, GTPU_PORT, &payload)
@@ -103,7 +113,10 @@ pub fn packet_socket() -> std::io::Result<std::os::fd::OwnedFd> {
 pub fn send_frame(fd: &std::os::fd::OwnedFd, ifindex: i32, frame: &[u8]) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     if frame.len() < 14 {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "frame shorter than an Ethernet header"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "frame shorter than an Ethernet header",
+        ));
     }
     // SAFETY: sockaddr_ll fully initialised; frame is a valid buffer.
     let n = unsafe {
@@ -112,7 +125,14 @@ pub fn send_frame(fd: &std::os::fd::OwnedFd, ifindex: i32, frame: &[u8]) -> std:
         sa.sll_ifindex = ifindex;
         sa.sll_halen = 6;
         sa.sll_addr[..6].copy_from_slice(&frame[..6]);
-        libc::sendto(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0, (&sa as *const libc::sockaddr_ll).cast(), std::mem::size_of::<libc::sockaddr_ll>() as u32)
+        libc::sendto(
+            fd.as_raw_fd(),
+            frame.as_ptr().cast(),
+            frame.len(),
+            0,
+            (&sa as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
     };
     if n < 0 {
         return Err(std::io::Error::last_os_error());

@@ -37,37 +37,67 @@ struct Lab {
 /// One LB, `gateways` GTP-U gateways (TEID prefix i + 1), the echo
 /// servers, the SMF and the access node.
 fn lab(tag: char, gateways: usize, max_sessions: Option<u32>) -> Lab {
-    let mut t = Topology::build(&format!("ep{}{tag}", std::process::id() % 100000), 1, gateways, &exe()).expect("topology");
+    let mut t = Topology::build(
+        &format!("ep{}{tag}", std::process::id() % 100000),
+        1,
+        gateways,
+        &exe(),
+    )
+    .expect("topology");
     t.add_server_network(4).expect("server network");
     gtp_lab::add_smf(&mut t).expect("smf namespace");
     let stop = Arc::new(AtomicBool::new(false));
     let _ = t.echo_servers(stop.clone());
     for gi in 0..gateways {
         let acct = t.dir.join(format!("acct{gi}.jsonl"));
-        let extra = format!("{}\n[gateway.accounting]\nfile = \"{}\"\ninterim = 0\n", gtp_lab::gtp_sections(gi, max_sessions), acct.display());
+        let extra = format!(
+            "{}\n[gateway.accounting]\nfile = \"{}\"\ninterim = 0\n",
+            gtp_lab::gtp_sections(gi, max_sessions),
+            acct.display()
+        );
         let cfg = t.gateway_config(gi, "20000-20999", &extra);
-        t.start_daemon(&format!("g{gi}"), &cfg, &[]).expect("gateway daemon");
+        t.start_daemon(&format!("g{gi}"), &cfg, &[])
+            .expect("gateway daemon");
     }
     let lbcfg = gtp_lab::lb_config(&t, 1, &(0..gateways).collect::<Vec<_>>(), 1);
     t.start_lb(1, &lbcfg).expect("lb daemon");
     let smf = Peer::start(&t.ns("smf"), "smf", SMF).expect("scapy smf");
     let an = Peer::start(&t.ns("t1"), "an", ACCESS_NODE).expect("scapy access node");
-    Lab { t, smf, an, _stop: stop }
+    Lab {
+        t,
+        smf,
+        an,
+        _stop: stop,
+    }
 }
 
 fn counter(t: &Topology, role: &str, name: &str) -> u64 {
     let v = t.call_role(role, Request::Stats).unwrap();
-    v.as_array().unwrap().iter().filter(|r| r["name"] == name && r["role"] == "gateway").map(|r| r["packets"].as_u64().unwrap()).sum()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"] == name && r["role"] == "gateway")
+        .map(|r| r["packets"].as_u64().unwrap())
+        .sum()
 }
 
 /// `count` G-PDUs of one UE flow to the UDP service, and the downlink
 /// frames that came back.
-fn exchange(an: &mut Peer, teid: u32, ue: Ipv4Addr, sport: u16, qfi: Option<u8>, count: u32) -> (Value, Vec<Value>) {
+fn exchange(
+    an: &mut Peer,
+    teid: u32,
+    ue: Ipv4Addr,
+    sport: u16,
+    qfi: Option<u8>,
+    count: u32,
+) -> (Value, Vec<Value>) {
     let sent = an
         .call(json!({"cmd": "send", "n3": N3.to_string(), "teid": teid, "ue": ue.to_string(), "dst": UDP_SERVICE.0.to_string(),
                      "sport": sport, "dport": UDP_SERVICE.1, "qfi": qfi, "count": count, "payload": "q", "repeat": 40, "pps": 200}))
         .unwrap();
-    let got = an.call(json!({"cmd": "recv", "count": count, "timeout": 4.0})).unwrap();
+    let got = an
+        .call(json!({"cmd": "recv", "count": count, "timeout": 4.0}))
+        .unwrap();
     (sent, got["received"].as_array().unwrap().clone())
 }
 
@@ -77,13 +107,25 @@ fn gtpu_sessions_through_lb_and_gateways() {
         return;
     }
     let _serial = common::serial();
-    let Lab { t, mut smf, mut an, .. } = lab('u', 2, None);
+    let Lab {
+        t, mut smf, mut an, ..
+    } = lab('u', 2, None);
 
     // Heartbeat and association with both gateways.
-    assert_eq!(smf.call(json!({"cmd": "heartbeat", "gw": gtp_lab::pfcp_addr(0).to_string()})).unwrap()["type"], 2);
+    assert_eq!(
+        smf.call(json!({"cmd": "heartbeat", "gw": gtp_lab::pfcp_addr(0).to_string()}))
+            .unwrap()["type"],
+        2
+    );
     for gi in 0..2 {
-        let r = smf.call(json!({"cmd": "associate", "gw": gtp_lab::pfcp_addr(gi).to_string()})).unwrap();
-        assert_eq!((r["type"].as_u64(), r["cause"].as_u64()), (Some(6), Some(1)), "association with g{gi}: {r}");
+        let r = smf
+            .call(json!({"cmd": "associate", "gw": gtp_lab::pfcp_addr(gi).to_string()}))
+            .unwrap();
+        assert_eq!(
+            (r["type"].as_u64(), r["cause"].as_u64()),
+            (Some(6), Some(1)),
+            "association with g{gi}: {r}"
+        );
     }
 
     // Two sessions per gateway: one with a QFI, one without; TEIDs chosen
@@ -94,8 +136,21 @@ fn gtpu_sessions_through_lb_and_gateways() {
             let ue = Ipv4Addr::new(10, 60, gi as u8, 1 + k);
             let qfi = (k == 0).then_some(9);
             let dl = 0x1000 + (gi as u32) * 16 + k as u32;
-            let (seid, teid) = gtp_lab::establish(&mut smf, gi, 100 + (gi * 2) as u64 + k as u64, ue, Some(dl), qfi, None).unwrap();
-            assert_eq!(teid >> 24, gi as u32 + 1, "g{gi} hands out TEIDs of its own prefix: {teid:#x}");
+            let (seid, teid) = gtp_lab::establish(
+                &mut smf,
+                gi,
+                100 + (gi * 2) as u64 + k as u64,
+                ue,
+                Some(dl),
+                qfi,
+                None,
+            )
+            .unwrap();
+            assert_eq!(
+                teid >> 24,
+                gi as u32 + 1,
+                "g{gi} hands out TEIDs of its own prefix: {teid:#x}"
+            );
             sessions.push((gi, seid, teid, ue, dl, qfi));
         }
     }
@@ -107,7 +162,11 @@ fn gtpu_sessions_through_lb_and_gateways() {
     // address to the UE) with valid checksums.
     for (i, (gi, _, teid, ue, dl, qfi)) in sessions.iter().enumerate() {
         let (_, got) = exchange(&mut an, *teid, *ue, 4000 + i as u16, *qfi, 20);
-        assert_eq!(got.len(), 20, "session {i} at g{gi}: 20 replies, got {got:?}");
+        assert_eq!(
+            got.len(),
+            20,
+            "session {i} at g{gi}: 20 replies, got {got:?}"
+        );
         for g in &got {
             assert_eq!(g["type"], 255, "{g}");
             assert_eq!(g["teid"].as_u64(), Some(*dl as u64), "downlink TEID: {g}");
@@ -119,17 +178,32 @@ fn gtpu_sessions_through_lb_and_gateways() {
             let inner = &g["inner"];
             assert_eq!(inner["src"], UDP_SERVICE.0.to_string(), "{g}");
             assert_eq!(inner["dst"], ue.to_string(), "{g}");
-            assert_eq!((inner["sport"].as_u64(), inner["dport"].as_u64()), (Some(UDP_SERVICE.1 as u64), Some(4000 + i as u64)));
-            assert_eq!((inner["ip_csum_ok"].as_bool(), inner["l4_csum_ok"].as_bool()), (Some(true), Some(true)), "{g}");
+            assert_eq!(
+                (inner["sport"].as_u64(), inner["dport"].as_u64()),
+                (Some(UDP_SERVICE.1 as u64), Some(4000 + i as u64))
+            );
+            assert_eq!(
+                (inner["ip_csum_ok"].as_bool(), inner["l4_csum_ok"].as_bool()),
+                (Some(true), Some(true)),
+                "{g}"
+            );
             // The server saw gateway:port, not the UE (the echo says whom).
-            assert!(inner["payload"].as_str().unwrap().starts_with(&format!("10.2.0.{}:", gi + 1)), "{g}");
+            assert!(
+                inner["payload"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("10.2.0.{}:", gi + 1)),
+                "{g}"
+            );
         }
     }
 
     // The hierarchy of claim 8 at each gateway: its PFCP sessions, each
     // with one user session (one port) for its one UE flow.
     for gi in 0..2 {
-        let tree = t.call_role(&format!("g{gi}"), Request::GwSessionTree).unwrap();
+        let tree = t
+            .call_role(&format!("g{gi}"), Request::GwSessionTree)
+            .unwrap();
         let list = tree["sessions"].as_array().unwrap();
         assert_eq!(list.len(), 2, "g{gi}: {tree}");
         for s in list {
@@ -145,46 +219,77 @@ fn gtpu_sessions_through_lb_and_gateways() {
 
     // Echo: answered with the request's sequence number (through the LB,
     // by whichever gateway it reaches).
-    let echo = an.call(json!({"cmd": "echo", "n3": N3.to_string(), "seq": 4242})).unwrap();
+    let echo = an
+        .call(json!({"cmd": "echo", "n3": N3.to_string(), "seq": 4242}))
+        .unwrap();
     let r = &echo["received"][0];
-    assert_eq!((r["type"].as_u64(), r["seq"].as_u64()), (Some(2), Some(4242)), "{echo}");
+    assert_eq!(
+        (r["type"].as_u64(), r["seq"].as_u64()),
+        (Some(2), Some(4242)),
+        "{echo}"
+    );
 
     // A G-PDU for a TEID no gateway holds: an Error Indication naming it,
     // counted; nothing reaches a server.
     let unknown = 0x0100_dead;
     let _ = an.call(json!({"cmd": "send", "n3": N3.to_string(), "teid": unknown, "ue": "10.60.9.9", "dst": UDP_SERVICE.0.to_string(),
                            "sport": 9, "dport": UDP_SERVICE.1, "count": 1})).unwrap();
-    let got = an.call(json!({"cmd": "recv", "count": 1, "timeout": 3.0})).unwrap();
+    let got = an
+        .call(json!({"cmd": "recv", "count": 1, "timeout": 3.0}))
+        .unwrap();
     let ei = &got["received"][0];
     assert_eq!(ei["type"], 26, "Error Indication: {got}");
-    let (teid, peer) = control::gateway::gtpu::parse_error_indication(&hex(ei["raw"].as_str().unwrap())).expect("decodable");
+    let (teid, peer) =
+        control::gateway::gtpu::parse_error_indication(&hex(ei["raw"].as_str().unwrap()))
+            .expect("decodable");
     assert_eq!((teid, peer), (unknown, N3));
-    assert_eq!(counter(&t, "g0", "gtpu_unknown_teid"), 1, "prefix 1 is g0's");
+    assert_eq!(
+        counter(&t, "g0", "gtpu_unknown_teid"),
+        1,
+        "prefix 1 is g0's"
+    );
 
     // Deletion (the usage reports are checked in their own test).
     for (gi, seid, ..) in &sessions {
         let r = smf.call(json!({"cmd": "delete", "gw": gtp_lab::pfcp_addr(*gi).to_string(), "up_seid": seid})).unwrap();
-        assert_eq!((r["type"].as_u64(), r["cause"].as_u64()), (Some(55), Some(1)), "{r}");
+        assert_eq!(
+            (r["type"].as_u64(), r["cause"].as_u64()),
+            (Some(55), Some(1)),
+            "{r}"
+        );
     }
     // Accounting: the user sessions end with their PFCP session, and
     // their records carry the SEID, the TEID and the port.
     thread::sleep(Duration::from_millis(2500));
     for gi in 0..2 {
-        let text = std::fs::read_to_string(t.dir.join(format!("acct{gi}.jsonl"))).unwrap_or_default();
-        let ends: Vec<control::gateway::AccountingRecord> =
-            text.lines().filter_map(|l| serde_json::from_str(l).ok()).filter(|r: &control::gateway::AccountingRecord| r.event == "end").collect();
+        let text =
+            std::fs::read_to_string(t.dir.join(format!("acct{gi}.jsonl"))).unwrap_or_default();
+        let ends: Vec<control::gateway::AccountingRecord> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|r: &control::gateway::AccountingRecord| r.event == "end")
+            .collect();
         assert_eq!(ends.len(), 2, "g{gi}: {text}");
         for e in &ends {
-            let s = sessions.iter().find(|s| Some(s.1) == e.seid).unwrap_or_else(|| panic!("record of an unknown SEID: {e:?}"));
+            let s = sessions
+                .iter()
+                .find(|s| Some(s.1) == e.seid)
+                .unwrap_or_else(|| panic!("record of an unknown SEID: {e:?}"));
             assert_eq!(e.teid, Some(s.2));
-            assert_eq!(e.end_reason, Some(control::gateway::EndReason::TunnelDeleted));
+            assert_eq!(
+                e.end_reason,
+                Some(control::gateway::EndReason::TunnelDeleted)
+            );
             assert_eq!(e.packets_up, 20);
         }
     }
 }
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 #[test]
@@ -193,21 +298,30 @@ fn usage_reports_are_byte_exact() {
         return;
     }
     let _serial = common::serial();
-    let Lab { mut smf, mut an, .. } = lab('y', 1, None);
-    smf.call(json!({"cmd": "associate", "gw": gtp_lab::pfcp_addr(0).to_string()})).unwrap();
+    let Lab {
+        mut smf, mut an, ..
+    } = lab('y', 1, None);
+    smf.call(json!({"cmd": "associate", "gw": gtp_lab::pfcp_addr(0).to_string()}))
+        .unwrap();
     let ue = Ipv4Addr::new(10, 60, 0, 7);
     // A volume threshold of 4000 bytes: reports as the total crosses it.
-    let (seid, teid) = gtp_lab::establish(&mut smf, 0, 7, ue, Some(0x77), None, Some(4000)).unwrap();
+    let (seid, teid) =
+        gtp_lab::establish(&mut smf, 0, 7, ue, Some(0x77), None, Some(4000)).unwrap();
     let mut ul = 0;
     let mut dl = 0;
     for round in 0..3 {
         let (sent, got) = exchange(&mut an, teid, ue, 5000, None, 20);
         assert_eq!(got.len(), 20, "round {round}");
         ul += sent["inner_bytes"].as_u64().unwrap();
-        dl += got.iter().map(|g| g["inner"]["len"].as_u64().unwrap()).sum::<u64>();
+        dl += got
+            .iter()
+            .map(|g| g["inner"]["len"].as_u64().unwrap())
+            .sum::<u64>();
     }
     // The daemon checks thresholds once a second.
-    let reports = smf.call(json!({"cmd": "reports", "count": 1, "timeout": 4.0})).unwrap();
+    let reports = smf
+        .call(json!({"cmd": "reports", "count": 1, "timeout": 4.0}))
+        .unwrap();
     let reports = reports["reports"].as_array().unwrap().clone();
     assert!(!reports.is_empty(), "a threshold report");
     let mut reported = (0, 0, 0);
@@ -220,14 +334,24 @@ fn usage_reports_are_byte_exact() {
         }
     }
     assert!(reported.0 >= 4000, "{reported:?}");
-    let r = smf.call(json!({"cmd": "delete", "gw": gtp_lab::pfcp_addr(0).to_string(), "up_seid": seid})).unwrap();
+    let r = smf
+        .call(json!({"cmd": "delete", "gw": gtp_lab::pfcp_addr(0).to_string(), "up_seid": seid}))
+        .unwrap();
     assert_eq!(r["cause"], 1, "{r}");
     let last = &r["usage"][0];
     assert!(last["termr"].as_bool().unwrap(), "{r}");
     // What was reported before plus the final report is exactly what
     // went through, each direction.
-    assert_eq!(reported.1 + last["uplink"].as_u64().unwrap(), ul, "uplink bytes: {reports:?} {r}");
-    assert_eq!(reported.2 + last["downlink"].as_u64().unwrap(), dl, "downlink bytes: {reports:?} {r}");
+    assert_eq!(
+        reported.1 + last["uplink"].as_u64().unwrap(),
+        ul,
+        "uplink bytes: {reports:?} {r}"
+    );
+    assert_eq!(
+        reported.2 + last["downlink"].as_u64().unwrap(),
+        dl,
+        "downlink bytes: {reports:?} {r}"
+    );
     assert_eq!(reported.0 + last["total"].as_u64().unwrap(), ul + dl);
 }
 
@@ -237,32 +361,78 @@ fn a_full_table_refuses_with_no_resources_and_keeps_what_it_has() {
         return;
     }
     let _serial = common::serial();
-    let Lab { t, mut smf, mut an, .. } = lab('f', 1, Some(2));
+    let Lab {
+        t, mut smf, mut an, ..
+    } = lab('f', 1, Some(2));
     let gw = gtp_lab::pfcp_addr(0).to_string();
 
     // Before association: no session.
     let r = smf.call(json!({"cmd": "establish", "gw": gw, "cp_seid": 1, "ue": "10.60.0.1", "dl_teid": 1, "an": ACCESS_NODE.to_string()})).unwrap();
     assert_eq!(r["cause"], 72, "No established PFCP Association: {r}");
     smf.call(json!({"cmd": "associate", "gw": gw})).unwrap();
-    let a = gtp_lab::establish(&mut smf, 0, 1, Ipv4Addr::new(10, 60, 0, 1), Some(0x11), None, None).unwrap();
-    let b = gtp_lab::establish(&mut smf, 0, 2, Ipv4Addr::new(10, 60, 0, 2), Some(0x12), None, None).unwrap();
+    let a = gtp_lab::establish(
+        &mut smf,
+        0,
+        1,
+        Ipv4Addr::new(10, 60, 0, 1),
+        Some(0x11),
+        None,
+        None,
+    )
+    .unwrap();
+    let b = gtp_lab::establish(
+        &mut smf,
+        0,
+        2,
+        Ipv4Addr::new(10, 60, 0, 2),
+        Some(0x12),
+        None,
+        None,
+    )
+    .unwrap();
     let r = smf.call(json!({"cmd": "establish", "gw": gw, "cp_seid": 3, "ue": "10.60.0.3", "dl_teid": 0x13, "an": ACCESS_NODE.to_string()})).unwrap();
     assert_eq!(r["cause"], 75, "No resources available: {r}");
     // Both sessions still carry traffic.
     for (i, (_, teid)) in [a, b].iter().enumerate() {
-        let (_, got) = exchange(&mut an, *teid, Ipv4Addr::new(10, 60, 0, 1 + i as u8), 6000, None, 5);
+        let (_, got) = exchange(
+            &mut an,
+            *teid,
+            Ipv4Addr::new(10, 60, 0, 1 + i as u8),
+            6000,
+            None,
+            5,
+        );
         assert_eq!(got.len(), 5, "session {i} after the refusal");
     }
     // Unknown SEID: Session context not found, in a response with SEID 0.
-    let r = smf.call(json!({"cmd": "delete", "gw": gw, "up_seid": 0xdead_beef_u64})).unwrap();
-    assert_eq!((r["cause"].as_u64(), r["seid"].as_u64()), (Some(65), Some(0)), "{r}");
+    let r = smf
+        .call(json!({"cmd": "delete", "gw": gw, "up_seid": 0xdead_beef_u64}))
+        .unwrap();
+    assert_eq!(
+        (r["cause"].as_u64(), r["seid"].as_u64()),
+        (Some(65), Some(0)),
+        "{r}"
+    );
     // Modification adds a downlink to a session that had none.
     let (c_seid, c_teid) = {
-        smf.call(json!({"cmd": "delete", "gw": gw, "up_seid": b.0})).unwrap();
-        gtp_lab::establish(&mut smf, 0, 4, Ipv4Addr::new(10, 60, 0, 4), None, None, None).unwrap()
+        smf.call(json!({"cmd": "delete", "gw": gw, "up_seid": b.0}))
+            .unwrap();
+        gtp_lab::establish(
+            &mut smf,
+            0,
+            4,
+            Ipv4Addr::new(10, 60, 0, 4),
+            None,
+            None,
+            None,
+        )
+        .unwrap()
     };
     let (_, got) = exchange(&mut an, c_teid, Ipv4Addr::new(10, 60, 0, 4), 6100, None, 3);
-    assert!(got.is_empty(), "no downlink before the modification: {got:?}");
+    assert!(
+        got.is_empty(),
+        "no downlink before the modification: {got:?}"
+    );
     assert!(counter(&t, "g0", "gtpu_no_tunnel") >= 3);
     let r = smf.call(json!({"cmd": "modify", "gw": gw, "up_seid": c_seid, "dl_teid": 0x14, "an": ACCESS_NODE.to_string()})).unwrap();
     assert_eq!(r["cause"], 1, "{r}");
@@ -272,6 +442,8 @@ fn a_full_table_refuses_with_no_resources_and_keeps_what_it_has() {
     // Malformed PFCP: a short header gets nothing (no response can be
     // built) and is counted; an unknown message type likewise.
     let before = counter(&t, "g0", "pfcp_discarded_short_header");
-    let _ = smf.call(json!({"cmd": "raw", "gw": gw, "hex": "2101", "timeout": 0.5})).unwrap();
+    let _ = smf
+        .call(json!({"cmd": "raw", "gw": gw, "hex": "2101", "timeout": 0.5}))
+        .unwrap();
     assert_eq!(counter(&t, "g0", "pfcp_discarded_short_header"), before + 1);
 }

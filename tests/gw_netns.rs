@@ -42,17 +42,26 @@ fn two_hundred_flows_through_lb_and_gateway() {
         return;
     }
     let _serial = common::serial();
-    let mut t = Topology::build(&format!("ep{}w", std::process::id() % 100000), 1, 1, &exe()).expect("topology");
+    let mut t = Topology::build(&format!("ep{}w", std::process::id() % 100000), 1, 1, &exe())
+        .expect("topology");
     t.add_server_network(4).expect("server network");
     let stop = Arc::new(AtomicBool::new(false));
     let (servers, peers) = t.echo_servers(stop.clone());
     let acct = t.dir.join("accounting.jsonl");
-    t.start_daemon("g0", &gateway_config(&t, &acct), &[]).expect("gateway daemon");
+    t.start_daemon("g0", &gateway_config(&t, &acct), &[])
+        .expect("gateway daemon");
     let lbcfg = t.lb_config(1, &[0], 1);
     t.start_lb(1, &lbcfg).expect("lb daemon");
 
     // Lookup through the attached program (dry run) names a web server.
-    let v = t.call_role("g0", Request::GwLookup { flow: "10.0.0.2:1234-198.51.100.10:80/tcp".parse().unwrap() }).unwrap();
+    let v = t
+        .call_role(
+            "g0",
+            Request::GwLookup {
+                flow: "10.0.0.2:1234-198.51.100.10:80/tcp".parse().unwrap(),
+            },
+        )
+        .unwrap();
     assert_eq!(v["group"], "web", "{v}");
     assert!(v["session_port"].is_null());
 
@@ -64,8 +73,11 @@ fn two_hundred_flows_through_lb_and_gateway() {
             enter_netns(&term).unwrap();
             let mut conns: Vec<TcpStream> = (0..100)
                 .map(|i| {
-                    let s = TcpStream::connect_timeout(&SocketAddr::V4(SocketAddrV4::new(WEB, 80)), Duration::from_secs(10))
-                        .unwrap_or_else(|e| panic!("tcp connect {i}: {e}"));
+                    let s = TcpStream::connect_timeout(
+                        &SocketAddr::V4(SocketAddrV4::new(WEB, 80)),
+                        Duration::from_secs(10),
+                    )
+                    .unwrap_or_else(|e| panic!("tcp connect {i}: {e}"));
                     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
                     s
                 })
@@ -81,7 +93,9 @@ fn two_hundred_flows_through_lb_and_gateway() {
             for (i, c) in conns.iter_mut().enumerate() {
                 c.write_all(format!("req {i}\n").as_bytes()).unwrap();
                 let mut line = String::new();
-                BufReader::new(c.try_clone().unwrap()).read_line(&mut line).unwrap();
+                BufReader::new(c.try_clone().unwrap())
+                    .read_line(&mut line)
+                    .unwrap();
                 if line.trim_end().ends_with(&format!("req {i}")) {
                     tcp_ok += 1;
                 }
@@ -92,7 +106,8 @@ fn two_hundred_flows_through_lb_and_gateway() {
                 let msg = format!("query {i}");
                 // Retry a lost datagram a few times; each send is counted.
                 for _ in 0..3 {
-                    u.send_to(msg.as_bytes(), SocketAddrV4::new(DNS, 53)).unwrap();
+                    u.send_to(msg.as_bytes(), SocketAddrV4::new(DNS, 53))
+                        .unwrap();
                     udp_packets += 1;
                     udp_bytes += 14 + 20 + 8 + msg.len() as u64;
                     if let Ok((n, _)) = u.recv_from(&mut buf) {
@@ -106,58 +121,152 @@ fn two_hundred_flows_through_lb_and_gateway() {
             // All 200 sessions are live now.
             let live = edgeplane::client::call(&sock, &Request::GwSessions).unwrap();
             drop(conns);
-            (udp_bytes, udp_packets, tcp_ok, udp_ok, live.as_array().unwrap().len())
+            (
+                udp_bytes,
+                udp_packets,
+                tcp_ok,
+                udp_ok,
+                live.as_array().unwrap().len(),
+            )
         })
         .join()
         .unwrap()
     };
-    assert_eq!((tcp_ok, udp_ok), (100, 100), "request/response over every flow");
+    assert_eq!(
+        (tcp_ok, udp_ok),
+        (100, 100),
+        "request/response over every flow"
+    );
     assert_eq!(live, 200, "200 live user sessions at the gateway");
 
     // Server side: each flow came from the gateway with its own port.
-    let all: Vec<SocketAddr> = peers.iter().flat_map(|p| p.lock().unwrap().clone()).collect();
+    let all: Vec<SocketAddr> = peers
+        .iter()
+        .flat_map(|p| p.lock().unwrap().clone())
+        .collect();
     let ports: HashSet<u16> = all.iter().map(|p| p.port()).collect();
-    assert!(all.iter().all(|p| p.ip() == std::net::IpAddr::V4(Ipv4Addr::new(10, 2, 0, 1))), "servers see the gateway address");
-    assert!(ports.iter().all(|p| (20000..=20999).contains(p)), "ports from the pool");
-    let tcp_peers: HashSet<u16> = peers[0].lock().unwrap().iter().chain(peers[1].lock().unwrap().iter()).map(|p| p.port()).collect();
-    let udp_peers: HashSet<u16> = peers[2].lock().unwrap().iter().chain(peers[3].lock().unwrap().iter()).map(|p| p.port()).collect();
-    assert_eq!(tcp_peers.len(), 100, "distinct gateway ports for the TCP flows");
-    assert_eq!(udp_peers.len(), 100, "distinct gateway ports for the UDP flows");
-    assert!(tcp_peers.is_disjoint(&udp_peers), "one port, one user session");
-    assert!(peers.iter().all(|p| !p.lock().unwrap().is_empty()), "both servers of each group used");
+    assert!(
+        all.iter()
+            .all(|p| p.ip() == std::net::IpAddr::V4(Ipv4Addr::new(10, 2, 0, 1))),
+        "servers see the gateway address"
+    );
+    assert!(
+        ports.iter().all(|p| (20000..=20999).contains(p)),
+        "ports from the pool"
+    );
+    let tcp_peers: HashSet<u16> = peers[0]
+        .lock()
+        .unwrap()
+        .iter()
+        .chain(peers[1].lock().unwrap().iter())
+        .map(|p| p.port())
+        .collect();
+    let udp_peers: HashSet<u16> = peers[2]
+        .lock()
+        .unwrap()
+        .iter()
+        .chain(peers[3].lock().unwrap().iter())
+        .map(|p| p.port())
+        .collect();
+    assert_eq!(
+        tcp_peers.len(),
+        100,
+        "distinct gateway ports for the TCP flows"
+    );
+    assert_eq!(
+        udp_peers.len(),
+        100,
+        "distinct gateway ports for the UDP flows"
+    );
+    assert!(
+        tcp_peers.is_disjoint(&udp_peers),
+        "one port, one user session"
+    );
+    assert!(
+        peers.iter().all(|p| !p.lock().unwrap().is_empty()),
+        "both servers of each group used"
+    );
 
     // Accounting: wait for every session's end record.
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut ends: Vec<serde_json::Value>;
     loop {
         let text = std::fs::read_to_string(&acct).unwrap_or_default();
-        ends = text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).filter(|r| r["event"] == "end").collect();
+        ends = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|r| r["event"] == "end")
+            .collect();
         if ends.len() >= 200 || Instant::now() > deadline {
             break;
         }
         thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(ends.len(), 200, "one end record per session");
-    let starts = std::fs::read_to_string(&acct).unwrap().lines().filter(|l| l.contains("\"event\":\"start\"")).count();
+    let starts = std::fs::read_to_string(&acct)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"event\":\"start\""))
+        .count();
     assert_eq!(starts, 200, "one start record per session");
-    let sum = |proto: &str, k: &str| ends.iter().filter(|r| r["proto"] == proto).map(|r| r[k].as_u64().unwrap()).sum::<u64>();
-    assert_eq!(sum("udp", "bytes_up"), udp_bytes, "UDP bytes accounted = bytes the terminals sent");
+    let sum = |proto: &str, k: &str| {
+        ends.iter()
+            .filter(|r| r["proto"] == proto)
+            .map(|r| r[k].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(
+        sum("udp", "bytes_up"),
+        udp_bytes,
+        "UDP bytes accounted = bytes the terminals sent"
+    );
     assert_eq!(sum("udp", "packets_up"), udp_packets);
     // Everything the LB forwarded for these sessions is accounted.
     let stats = t.call(1, Request::Stats).unwrap();
-    let lb_bytes = stats.as_array().unwrap().iter().find(|c| c["name"] == "redirect").unwrap()["bytes"].as_u64().unwrap();
-    assert_eq!(sum("udp", "bytes_up") + sum("tcp", "bytes_up"), lb_bytes, "accounted upstream bytes = bytes the LB forwarded");
+    let lb_bytes = stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "redirect")
+        .unwrap()["bytes"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        sum("udp", "bytes_up") + sum("tcp", "bytes_up"),
+        lb_bytes,
+        "accounted upstream bytes = bytes the LB forwarded"
+    );
     let by_group: HashMap<String, usize> = ends.iter().fold(HashMap::new(), |mut m, r| {
-        *m.entry(r["group"].as_str().unwrap().to_string()).or_default() += 1;
+        *m.entry(r["group"].as_str().unwrap().to_string())
+            .or_default() += 1;
         m
     });
     assert_eq!((by_group["web"], by_group["dns"]), (100, 100));
-    assert!(ends.iter().all(|r| r["bytes_down"].as_u64().unwrap() > 0), "replies accounted");
+    assert!(
+        ends.iter().all(|r| r["bytes_down"].as_u64().unwrap() > 0),
+        "replies accounted"
+    );
     eprintln!("sample end record: {}", ends[0]);
     let gs = t.call_role("g0", Request::Stats).unwrap();
-    eprintln!("gateway counters: {}", gs.as_array().unwrap().iter().filter(|c| c["packets"].as_u64().unwrap() > 0).map(|c| format!("{}={}", c["name"].as_str().unwrap(), c["packets"])).collect::<Vec<_>>().join(" "));
+    eprintln!(
+        "gateway counters: {}",
+        gs.as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["packets"].as_u64().unwrap() > 0)
+            .map(|c| format!("{}={}", c["name"].as_str().unwrap(), c["packets"]))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     // Ports went back to the pool: nothing is live.
-    assert_eq!(t.call_role("g0", Request::GwSessions).unwrap().as_array().unwrap().len(), 0);
+    assert_eq!(
+        t.call_role("g0", Request::GwSessions)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
     stop.store(true, Ordering::SeqCst);
     for s in servers {
         s.join().unwrap();
@@ -172,7 +281,8 @@ fn gateway_restart_keeps_sessions() {
         return;
     }
     let _serial = common::serial();
-    let mut t = Topology::build(&format!("ep{}k", std::process::id() % 100000), 1, 1, &exe()).expect("topology");
+    let mut t = Topology::build(&format!("ep{}k", std::process::id() % 100000), 1, 1, &exe())
+        .expect("topology");
     t.add_server_network(4).expect("server network");
     let stop = Arc::new(AtomicBool::new(false));
     let (servers, _) = t.echo_servers(stop.clone());
@@ -188,7 +298,11 @@ fn gateway_restart_keeps_sessions() {
     let term = format!("/run/netns/{}", t.ns("t1"));
     let terminal = thread::spawn(move || {
         enter_netns(&term).unwrap();
-        let mut c = TcpStream::connect_timeout(&SocketAddr::V4(SocketAddrV4::new(WEB, 80)), Duration::from_secs(10)).unwrap();
+        let mut c = TcpStream::connect_timeout(
+            &SocketAddr::V4(SocketAddrV4::new(WEB, 80)),
+            Duration::from_secs(10),
+        )
+        .unwrap();
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut r = BufReader::new(c.try_clone().unwrap());
         for msg in asked {
@@ -206,14 +320,21 @@ fn gateway_restart_keeps_sessions() {
     };
     let seen = exchange("before");
     t.kill_daemon("g0");
-    assert_eq!(exchange("while-dead"), seen, "the session carries on without its daemon");
+    assert_eq!(
+        exchange("while-dead"),
+        seen,
+        "the session carries on without its daemon"
+    );
     t.start_daemon("g0", &cfg, &[]).expect("restart");
     let st = t.call_role("g0", Request::Status).unwrap();
     assert_eq!(st["gateway"][0]["took_over_pins"], true);
     assert_eq!(exchange("after"), seen, "same port after the restart");
     let live = t.call_role("g0", Request::GwSessions).unwrap();
     let port: u16 = seen.rsplit(':').next().unwrap().parse().unwrap();
-    assert!(live.as_array().unwrap().iter().any(|s| s["port"] == port), "{live}");
+    assert!(
+        live.as_array().unwrap().iter().any(|s| s["port"] == port),
+        "{live}"
+    );
 
     // The accounting CLI prints the records written so far.
     let out = std::process::Command::new(exe())
@@ -223,7 +344,11 @@ fn gateway_restart_keeps_sessions() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.lines().any(|l| l.contains("\"event\":\"start\"") && l.contains(&format!("\"port\":{port}"))), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("\"event\":\"start\"") && l.contains(&format!("\"port\":{port}"))),
+        "{text}"
+    );
 
     // Remove the web server this session does not use: new sessions avoid
     // it, the live session is undisturbed.
@@ -239,13 +364,21 @@ fn gateway_restart_keeps_sessions() {
         .args(["gw", "servers", "remove", "--group", "web", other])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let term = format!("/run/netns/{}", t.ns("t1"));
     let fresh: Vec<String> = thread::spawn(move || {
         enter_netns(&term).unwrap();
         (0..6)
             .map(|i| {
-                let mut c = TcpStream::connect_timeout(&SocketAddr::V4(SocketAddrV4::new(WEB, 80)), Duration::from_secs(10)).unwrap();
+                let mut c = TcpStream::connect_timeout(
+                    &SocketAddr::V4(SocketAddrV4::new(WEB, 80)),
+                    Duration::from_secs(10),
+                )
+                .unwrap();
                 c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
                 c.write_all(format!("new {i}\n").as_bytes()).unwrap();
                 let mut l = String::new();
@@ -256,7 +389,10 @@ fn gateway_restart_keeps_sessions() {
     })
     .join()
     .unwrap();
-    assert!(fresh.iter().all(|s| *s == mine), "new sessions avoid the removed server: {fresh:?}");
+    assert!(
+        fresh.iter().all(|s| *s == mine),
+        "new sessions avoid the removed server: {fresh:?}"
+    );
     assert_eq!(exchange("still"), seen, "the live session is undisturbed");
 
     drop(ask);

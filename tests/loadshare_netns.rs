@@ -18,12 +18,20 @@ use std::{
 use testlab::vrrp_lab::{count_loss, receiver, sender, sender_from, Seen, VrrpLan, SOURCES};
 
 fn ls_config(me: u8, routers: u8) -> String {
-    let peers: Vec<String> = (1..=routers).filter(|i| *i != me).map(|i| format!("\"10.3.0.{i}\"")).collect();
-    format!("\n[router.load_sharing]\nkey = \"lab shared key\"\npeers = [{}]\nhello_ms = 50\n", peers.join(", "))
+    let peers: Vec<String> = (1..=routers)
+        .filter(|i| *i != me)
+        .map(|i| format!("\"10.3.0.{i}\""))
+        .collect();
+    format!(
+        "\n[router.load_sharing]\nkey = \"lab shared key\"\npeers = [{}]\nhello_ms = 50\n",
+        peers.join(", ")
+    )
 }
 
 fn owned(lan: &VrrpLan, r: &str) -> u64 {
-    lan.status(r).unwrap()["load_sharing"]["owned"].as_u64().unwrap_or(0)
+    lan.status(r).unwrap()["load_sharing"]["owned"]
+        .as_u64()
+        .unwrap_or(0)
 }
 
 #[test]
@@ -33,15 +41,24 @@ fn three_routers_share_and_a_rebalance_loses_and_doubles_nothing() {
     }
     let _serial = common::serial();
     let exe: std::path::PathBuf = env!("CARGO_BIN_EXE_edgeplane").into();
-    let mut lan = VrrpLan::new(&format!("ep{}l", std::process::id() % 100000), 3, &exe).expect("lan");
+    let mut lan =
+        VrrpLan::new(&format!("ep{}l", std::process::id() % 100000), 3, &exe).expect("lan");
     lan.add_wan(3).expect("wan");
-    lan.start_edgeplane_with("r1", 200, 1000, &ls_config(1, 3)).unwrap();
-    lan.start_edgeplane_with("r2", 150, 1000, &ls_config(2, 3)).unwrap();
-    lan.wait_master("r1", &["r1", "r2", "r3"], true, Duration::from_secs(10)).unwrap();
+    lan.start_edgeplane_with("r1", 200, 1000, &ls_config(1, 3))
+        .unwrap();
+    lan.start_edgeplane_with("r2", 150, 1000, &ls_config(2, 3))
+        .unwrap();
+    lan.wait_master("r1", &["r1", "r2", "r3"], true, Duration::from_secs(10))
+        .unwrap();
     // The master splits the buckets with the backup.
     let t0 = Instant::now();
     while owned(&lan, "r1") + owned(&lan, "r2") != 256 || owned(&lan, "r2") == 0 {
-        assert!(t0.elapsed() < Duration::from_secs(10), "no balance: {} / {}", lan.status("r1").unwrap(), lan.status("r2").unwrap());
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no balance: {} / {}",
+            lan.status("r1").unwrap(),
+            lan.status("r2").unwrap()
+        );
         thread::sleep(Duration::from_millis(100));
     }
     assert_eq!((owned(&lan, "r1"), owned(&lan, "r2")), (128, 128));
@@ -50,11 +67,16 @@ fn three_routers_share_and_a_rebalance_loses_and_doubles_nothing() {
     // through hand-offs while the traffic flows.
     let seen: Seen = Arc::new(Mutex::new(HashMap::new()));
     let stop = Arc::new(AtomicBool::new(false));
-    let rx = receiver(format!("/run/netns/{}", lan.ns("rx")), seen.clone(), stop.clone());
+    let rx = receiver(
+        format!("/run/netns/{}", lan.ns("rx")),
+        seen.clone(),
+        stop.clone(),
+    );
     thread::sleep(Duration::from_millis(200));
     let tx = sender(format!("/run/netns/{}", lan.ns("x")), 10_000, 6.0);
     thread::sleep(Duration::from_secs(2));
-    lan.start_edgeplane_with("r3", 100, 1000, &ls_config(3, 3)).unwrap();
+    lan.start_edgeplane_with("r3", 100, 1000, &ls_config(3, 3))
+        .unwrap();
     let sent = tx.join().unwrap();
     stop.store(true, Ordering::SeqCst);
     rx.join().unwrap();
@@ -65,26 +87,54 @@ fn three_routers_share_and_a_rebalance_loses_and_doubles_nothing() {
     assert_eq!(sorted, vec![85, 85, 86], "after the join: {shares:?}");
     let st3 = lan.status("r3").unwrap();
     eprintln!("r3 after joining: {}", st3["load_sharing"]);
-    let routed: Vec<u64> = ["r1", "r2", "r3"].iter().map(|r| lan.status(r).unwrap()["load_sharing"]["routed_packets"].as_u64().unwrap()).collect();
+    let routed: Vec<u64> = ["r1", "r2", "r3"]
+        .iter()
+        .map(|r| {
+            lan.status(r).unwrap()["load_sharing"]["routed_packets"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
     eprintln!("routed per router: {routed:?}");
-    assert!(routed.iter().all(|&n| n > 0), "each router routes a share: {routed:?}");
+    assert!(
+        routed.iter().all(|&n| n > 0),
+        "each router routes a share: {routed:?}"
+    );
     // `stats` shows the same from the filter's own counters (a snapshot at
     // most 200 ms old, so at least what the status said a moment ago), and
     // the VRRP engine's.
     thread::sleep(Duration::from_millis(300));
     for (r, n) in ["r1", "r2", "r3"].iter().zip(&routed) {
         let filter_routed = lan.counter(r, "router", "routed").unwrap();
-        assert!(filter_routed >= *n, "{r}: filter counted {filter_routed} routed, buckets {n}");
+        assert!(
+            filter_routed >= *n,
+            "{r}: filter counted {filter_routed} routed, buckets {n}"
+        );
     }
-    assert!(lan.counter("r1", "vrrp", "adverts_sent").unwrap() > 0, "the master sends adverts");
-    assert!(lan.counter("r2", "vrrp", "adverts_received").unwrap() > 0, "a backup hears them");
-    assert!(lan.counter("r3", "load_sharing", "handoffs_done").unwrap() + lan.counter("r1", "load_sharing", "handoffs_done").unwrap() > 0, "the join went through hand-offs");
+    assert!(
+        lan.counter("r1", "vrrp", "adverts_sent").unwrap() > 0,
+        "the master sends adverts"
+    );
+    assert!(
+        lan.counter("r2", "vrrp", "adverts_received").unwrap() > 0,
+        "a backup hears them"
+    );
+    assert!(
+        lan.counter("r3", "load_sharing", "handoffs_done").unwrap()
+            + lan.counter("r1", "load_sharing", "handoffs_done").unwrap()
+            > 0,
+        "the join went through hand-offs"
+    );
 
     // Every packet arrived exactly once.
     let (lost, doubled) = count_loss(&sent, &seen);
     let total: u32 = sent.iter().sum();
     eprintln!("sent {total}, lost {lost}, routed twice {doubled}");
-    assert_eq!((lost, doubled), (0, 0), "a planned rebalance under 10 kpps loses and doubles nothing");
+    assert_eq!(
+        (lost, doubled),
+        (0, 0),
+        "a planned rebalance under 10 kpps loses and doubles nothing"
+    );
 }
 
 /// SIGKILL of the master: its filter's lease runs out, so it stops routing
@@ -99,14 +149,24 @@ fn a_failed_master_loses_only_its_share_for_the_takeover() {
     }
     let _serial = common::serial();
     let exe: std::path::PathBuf = env!("CARGO_BIN_EXE_edgeplane").into();
-    let mut lan = VrrpLan::new(&format!("ep{}m", std::process::id() % 100000), 3, &exe).expect("lan");
+    let mut lan =
+        VrrpLan::new(&format!("ep{}m", std::process::id() % 100000), 3, &exe).expect("lan");
     lan.add_wan(3).expect("wan");
     for (r, prio, me) in [("r1", 200u8, 1u8), ("r2", 150, 2), ("r3", 100, 3)] {
-        lan.start_edgeplane_with(r, prio, 1000, &ls_config(me, 3)).unwrap();
+        lan.start_edgeplane_with(r, prio, 1000, &ls_config(me, 3))
+            .unwrap();
     }
-    lan.wait_master("r1", &["r1", "r2", "r3"], true, Duration::from_secs(10)).unwrap();
+    lan.wait_master("r1", &["r1", "r2", "r3"], true, Duration::from_secs(10))
+        .unwrap();
     let t0 = Instant::now();
-    while ["r1", "r2", "r3"].iter().map(|r| owned(&lan, r)).sum::<u64>() != 256 || owned(&lan, "r3") == 0 || owned(&lan, "r2") == 0 {
+    while ["r1", "r2", "r3"]
+        .iter()
+        .map(|r| owned(&lan, r))
+        .sum::<u64>()
+        != 256
+        || owned(&lan, "r3") == 0
+        || owned(&lan, "r2") == 0
+    {
         assert!(t0.elapsed() < Duration::from_secs(10), "no balance");
         thread::sleep(Duration::from_millis(100));
     }
@@ -114,7 +174,11 @@ fn a_failed_master_loses_only_its_share_for_the_takeover() {
 
     let seen: Seen = Arc::new(Mutex::new(HashMap::new()));
     let stop = Arc::new(AtomicBool::new(false));
-    let rx = receiver(format!("/run/netns/{}", lan.ns("rx")), seen.clone(), stop.clone());
+    let rx = receiver(
+        format!("/run/netns/{}", lan.ns("rx")),
+        seen.clone(),
+        stop.clone(),
+    );
     thread::sleep(Duration::from_millis(200));
     let pps = 10_000u32;
     let tx = sender(format!("/run/netns/{}", lan.ns("x")), pps, 8.0);
@@ -125,7 +189,11 @@ fn a_failed_master_loses_only_its_share_for_the_takeover() {
     rx.join().unwrap();
     assert_eq!(lan.status("r2").unwrap()["state"], "master");
     let shares: Vec<u64> = ["r2", "r3"].iter().map(|r| owned(&lan, r)).collect();
-    assert_eq!(shares.iter().sum::<u64>(), 256, "the failed router's buckets were handed out: {shares:?}");
+    assert_eq!(
+        shares.iter().sum::<u64>(),
+        256,
+        "the failed router's buckets were handed out: {shares:?}"
+    );
 
     let (lost, doubled) = count_loss(&sent, &seen);
     // Lost packets of the failed share, as time: the outage its end
@@ -137,7 +205,10 @@ fn a_failed_master_loses_only_its_share_for_the_takeover() {
     // The takeover comes Master_Down_Interval after the last advert, which
     // may have left just before the kill; the hand-off of the dead
     // router's buckets adds a few round trips on the LAN.
-    assert!(outage_ms <= mdi_ms + 150.0, "outage {outage_ms:.0} ms > Master_Down_Interval {mdi_ms:.0} ms + 150 ms");
+    assert!(
+        outage_ms <= mdi_ms + 150.0,
+        "outage {outage_ms:.0} ms > Master_Down_Interval {mdi_ms:.0} ms + 150 ms"
+    );
 }
 
 /// Claims 7-13: a backup whose traffic passes its threshold asks for a
@@ -151,30 +222,51 @@ fn a_busy_backup_gets_a_rate_review() {
     }
     let _serial = common::serial();
     let exe: std::path::PathBuf = env!("CARGO_BIN_EXE_edgeplane").into();
-    let mut lan = VrrpLan::new(&format!("ep{}q", std::process::id() % 100000), 2, &exe).expect("lan");
+    let mut lan =
+        VrrpLan::new(&format!("ep{}q", std::process::id() % 100000), 2, &exe).expect("lan");
     lan.add_wan(2).expect("wan");
-    lan.start_edgeplane_with("r1", 200, 1000, &ls_config(1, 2)).unwrap();
-    let review = format!("{}review_pps = 3000\nreview_holddown_ms = 60000\n", ls_config(2, 2));
+    lan.start_edgeplane_with("r1", 200, 1000, &ls_config(1, 2))
+        .unwrap();
+    let review = format!(
+        "{}review_pps = 3000\nreview_holddown_ms = 60000\n",
+        ls_config(2, 2)
+    );
     lan.start_edgeplane_with("r2", 150, 1000, &review).unwrap();
-    lan.wait_master("r1", &["r1", "r2"], true, Duration::from_secs(10)).unwrap();
+    lan.wait_master("r1", &["r1", "r2"], true, Duration::from_secs(10))
+        .unwrap();
     let t0 = Instant::now();
     while owned(&lan, "r2") != 128 {
         assert!(t0.elapsed() < Duration::from_secs(10), "no balance");
         thread::sleep(Duration::from_millis(100));
     }
     // The end systems whose buckets r2 routes.
-    let r2: std::collections::BTreeSet<u32> =
-        lan.status("r2").unwrap()["load_sharing"]["bucket_packets"].as_object().unwrap().keys().map(|k| k.parse().unwrap()).collect();
+    let r2: std::collections::BTreeSet<u32> = lan.status("r2").unwrap()["load_sharing"]
+        ["bucket_packets"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.parse().unwrap())
+        .collect();
     let sources: Vec<u32> = (0..SOURCES)
-        .filter(|i| r2.contains(&u32::from(dataplane_user::router::bucket_of(std::net::Ipv4Addr::new(10, 3, 0, 64 + *i as u8)))))
+        .filter(|i| {
+            r2.contains(&u32::from(dataplane_user::router::bucket_of(
+                std::net::Ipv4Addr::new(10, 3, 0, 64 + *i as u8),
+            )))
+        })
         .collect();
     assert!(sources.len() >= 4, "{sources:?}");
 
     let seen: Seen = Arc::new(Mutex::new(HashMap::new()));
     let stop = Arc::new(AtomicBool::new(false));
-    let rx = receiver(format!("/run/netns/{}", lan.ns("rx")), seen.clone(), stop.clone());
+    let rx = receiver(
+        format!("/run/netns/{}", lan.ns("rx")),
+        seen.clone(),
+        stop.clone(),
+    );
     thread::sleep(Duration::from_millis(200));
-    let routed_before = lan.status("r1").unwrap()["load_sharing"]["routed_packets"].as_u64().unwrap();
+    let routed_before = lan.status("r1").unwrap()["load_sharing"]["routed_packets"]
+        .as_u64()
+        .unwrap();
     let tx = sender_from(format!("/run/netns/{}", lan.ns("x")), sources, 6000, 8.0);
     let sent = tx.join().unwrap();
     stop.store(true, Ordering::SeqCst);
@@ -182,13 +274,21 @@ fn a_busy_backup_gets_a_rate_review() {
 
     let s1 = lan.status("r1").unwrap()["load_sharing"].clone();
     let s2 = lan.status("r2").unwrap()["load_sharing"].clone();
-    eprintln!("r1: collections {} rate_rebalances {} owned {}; r2: reviews {} owned {}", s1["collections"], s1["rate_rebalances"], s1["owned"], s2["reviews_requested"], s2["owned"]);
+    eprintln!(
+        "r1: collections {} rate_rebalances {} owned {}; r2: reviews {} owned {}",
+        s1["collections"], s1["rate_rebalances"], s1["owned"], s2["reviews_requested"], s2["owned"]
+    );
     assert_eq!(s2["reviews_requested"], 1, "one request per hold-down");
-    assert!(s1["collections"].as_u64().unwrap() >= 1 && s1["rate_rebalances"].as_u64().unwrap() >= 1);
+    assert!(
+        s1["collections"].as_u64().unwrap() >= 1 && s1["rate_rebalances"].as_u64().unwrap() >= 1
+    );
     let routed_by_r1 = s1["routed_packets"].as_u64().unwrap() - routed_before;
     let total: u32 = sent.iter().sum();
     eprintln!("r1 routed {routed_by_r1} of {total} after the review");
-    assert!(routed_by_r1 > total as u64 / 10, "the master took hot buckets");
+    assert!(
+        routed_by_r1 > total as u64 / 10,
+        "the master took hot buckets"
+    );
     let (lost, doubled) = count_loss(&sent, &seen);
     eprintln!("lost {lost}, routed twice {doubled}");
     assert_eq!((lost, doubled), (0, 0));

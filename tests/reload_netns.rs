@@ -30,9 +30,11 @@ fn a_router_instance_takes_a_new_priority_and_refuses_a_missing_interface() {
         return;
     }
     let exe: std::path::PathBuf = env!("CARGO_BIN_EXE_edgeplane").into();
-    let mut lan = VrrpLan::new(&format!("ep{}rv", std::process::id() % 100000), 1, &exe).expect("lan");
+    let mut lan =
+        VrrpLan::new(&format!("ep{}rv", std::process::id() % 100000), 1, &exe).expect("lan");
     lan.start_edgeplane("r1", 150, 100).unwrap();
-    lan.wait_master("r1", &["r1"], true, Duration::from_secs(10)).unwrap();
+    lan.wait_master("r1", &["r1"], true, Duration::from_secs(10))
+        .unwrap();
     let conf = lan.dir.join("r1.toml");
     let text = std::fs::read_to_string(&conf).unwrap();
     assert!(text.contains("priority = 150"), "{text}");
@@ -42,29 +44,56 @@ fn a_router_instance_takes_a_new_priority_and_refuses_a_missing_interface() {
     assert!(msg.contains("1 restarted"), "{msg}");
     let t0 = Instant::now();
     while lan.status("r1").unwrap()["state"] != "master" {
-        assert!(t0.elapsed() < Duration::from_secs(10), "r1 did not come back as master: {}", lan.status("r1").unwrap());
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "r1 did not come back as master: {}",
+            lan.status("r1").unwrap()
+        );
         thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(lan.status("r1").unwrap()["priority"], 200);
 
     // A file naming an interface that does not exist changes nothing.
-    std::fs::write(&conf, text.replace("priority = 150", "priority = 120").replace("interface = \"eth0\"", "interface = \"nosuch0\"")).unwrap();
+    std::fs::write(
+        &conf,
+        text.replace("priority = 150", "priority = 120")
+            .replace("interface = \"eth0\"", "interface = \"nosuch0\""),
+    )
+    .unwrap();
     let err = reload(&lan.socket("r1")).unwrap_err();
-    assert!(err.contains("router[0]") && err.contains("nosuch0"), "{err}");
+    assert!(
+        err.contains("router[0]") && err.contains("nosuch0"),
+        "{err}"
+    );
     let st = lan.status("r1").unwrap();
-    assert_eq!((st["priority"].as_u64(), st["state"].as_str()), (Some(200), Some("master")), "{st}");
+    assert_eq!(
+        (st["priority"].as_u64(), st["state"].as_str()),
+        (Some(200), Some("master")),
+        "{st}"
+    );
 }
 
 /// The monitor's copied counter, read from `stats` (refreshed every 200 ms).
 fn copied(net: &Net) -> u64 {
     thread::sleep(Duration::from_millis(300));
     let rows = net.call("mon", Request::Stats);
-    rows.as_array().unwrap().iter().find(|c| c["role"] == "sip-monitor" && c["name"] == "copied").expect("copied counter")["packets"].as_u64().unwrap()
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["role"] == "sip-monitor" && c["name"] == "copied")
+        .expect("copied counter")["packets"]
+        .as_u64()
+        .unwrap()
 }
 
 fn presence_count(net: &Net, name: &str) -> u64 {
     let rows = net.call("srv", Request::Stats);
-    rows.as_array().unwrap().iter().find(|c| c["role"] == "presence" && c["name"] == name).and_then(|c| c["packets"].as_u64()).unwrap_or(0)
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["role"] == "presence" && c["name"] == name)
+        .and_then(|c| c["packets"].as_u64())
+        .unwrap_or(0)
 }
 
 /// One SIP datagram from the terminal's side through the monitor, to the
@@ -99,13 +128,22 @@ fn the_monitor_and_the_presence_server_take_a_new_config_live() {
     assert_eq!(copied(&net), before, "5090 is not a SIP port yet");
 
     // Monitor it: the next datagram is copied, by the same running monitor.
-    std::fs::write(net.dir.join("mon.toml"), net.monitor_config("example.com", "10.6.0.2:5070", "ports = [5060, 5090]\n")).unwrap();
-    assert_eq!(reload(&mon_sock).expect("reload"), "reloaded; sip-monitor reconfigured");
+    std::fs::write(
+        net.dir.join("mon.toml"),
+        net.monitor_config("example.com", "10.6.0.2:5070", "ports = [5060, 5090]\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        reload(&mon_sock).expect("reload"),
+        "reloaded; sip-monitor reconfigured"
+    );
     send_options(&net, 5090);
     assert_eq!(copied(&net), before + 1, "5090 copied after the reload");
 
     // The interfaces cannot change live; the ports stay as they are.
-    let moved = net.monitor_config("example.com", "10.6.0.2:5070", "ports = [5060]\n").replace("[\"eth0\", \"eth1\"]", "[\"eth0\"]");
+    let moved = net
+        .monitor_config("example.com", "10.6.0.2:5070", "ports = [5060]\n")
+        .replace("[\"eth0\", \"eth1\"]", "[\"eth0\"]");
     std::fs::write(net.dir.join("mon.toml"), moved).unwrap();
     let err = reload(&mon_sock).unwrap_err();
     assert!(err.contains("sip_monitor.interfaces"), "{err}");
@@ -114,23 +152,42 @@ fn the_monitor_and_the_presence_server_take_a_new_config_live() {
 
     // The presence server stops accepting the monitor's address: its next
     // publications are refused (403) and nothing is stored.
-    std::fs::write(net.dir.join("srv.toml"), srv_cfg.replace("allow = [\"10.0.0.0/8\"]", "allow = [\"192.0.2.0/24\"]")).unwrap();
-    assert_eq!(reload(&srv_sock).expect("reload"), "reloaded; presence: allowed sources replaced");
+    std::fs::write(
+        net.dir.join("srv.toml"),
+        srv_cfg.replace("allow = [\"10.0.0.0/8\"]", "allow = [\"192.0.2.0/24\"]"),
+    )
+    .unwrap();
+    assert_eq!(
+        reload(&srv_sock).expect("reload"),
+        "reloaded; presence: allowed sources replaced"
+    );
     let updates = presence_count(&net, "updates");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let server = uas(format!("/run/netns/{}", net.name("srv")), stop.clone());
     run_ua(format!("/run/netns/{}", net.name("ua")));
     let t0 = Instant::now();
     while presence_count(&net, "answers_403") == 0 {
-        assert!(t0.elapsed() < Duration::from_secs(10), "no publication was refused: {}", net.call("srv", Request::Stats));
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no publication was refused: {}",
+            net.call("srv", Request::Stats)
+        );
         thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(presence_count(&net, "updates"), updates, "a refused source stores nothing");
+    assert_eq!(
+        presence_count(&net, "updates"),
+        updates,
+        "a refused source stores nothing"
+    );
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     server.join().unwrap();
 
     // Its listen address cannot change live.
-    std::fs::write(net.dir.join("srv.toml"), srv_cfg.replace("10.6.0.2:5070", "10.6.0.2:5071")).unwrap();
+    std::fs::write(
+        net.dir.join("srv.toml"),
+        srv_cfg.replace("10.6.0.2:5070", "10.6.0.2:5071"),
+    )
+    .unwrap();
     let err = reload(&srv_sock).unwrap_err();
     assert!(err.contains("presence.listen"), "{err}");
 }

@@ -18,7 +18,9 @@ const OWN: [u8; 6] = [2, 0, 0, 0, 0xaa, 1];
 const HOST_MAC: [u8; 6] = [2, 0, 0, 0, 0xbb, 1];
 
 fn frame(dst_mac: [u8; 6], src: Ipv4Addr, dst: Ipv4Addr, seq: u32) -> Vec<u8> {
-    let b = etherparse::PacketBuilder::ethernet2(HOST_MAC, dst_mac).ipv4(src.octets(), dst.octets(), 64).udp(40000, 9000);
+    let b = etherparse::PacketBuilder::ethernet2(HOST_MAC, dst_mac)
+        .ipv4(src.octets(), dst.octets(), 64)
+        .udp(40000, 9000);
     let mut v = Vec::new();
     b.write(&mut v, &seq.to_be_bytes()).unwrap();
     v
@@ -29,8 +31,14 @@ fn run(dp: &mut Dataplane, name: &str, pkt: &[u8], want: u32, reason: u32) -> Ve
     let r = dp.test_run("router", pkt).unwrap();
     let after = dp.router_stats().unwrap();
     assert_eq!(verdict::name(r.verdict), verdict::name(want), "{name}");
-    let moved: Vec<&str> = (0..stat::COUNT).filter(|&i| after[i as usize].packets > before[i as usize].packets).map(|i| stat::NAMES[i as usize]).collect();
-    assert!(moved.contains(&stat::NAMES[reason as usize]), "{name}: moved {moved:?}");
+    let moved: Vec<&str> = (0..stat::COUNT)
+        .filter(|&i| after[i as usize].packets > before[i as usize].packets)
+        .map(|i| stat::NAMES[i as usize])
+        .collect();
+    assert!(
+        moved.contains(&stat::NAMES[reason as usize]),
+        "{name}: moved {moved:?}"
+    );
     r.output
 }
 
@@ -43,15 +51,29 @@ fn router_filter_fixture_table() {
     let server = Ipv4Addr::new(10, 4, 0, 100);
     // Two end systems in different buckets.
     let a = Ipv4Addr::new(10, 3, 0, 50);
-    let b = (51..=250u8).map(|i| Ipv4Addr::new(10, 3, 0, i)).find(|x| bucket_of(*x) != bucket_of(a)).unwrap();
+    let b = (51..=250u8)
+        .map(|i| Ipv4Addr::new(10, 3, 0, i))
+        .find(|x| bucket_of(*x) != bucket_of(a))
+        .unwrap();
     let (ba, bb) = (bucket_of(a), bucket_of(b));
 
     // Not configured yet: everything passes.
     let f = frame(VMAC, a, server, 1);
     run(&mut dp, "disabled", &f, verdict::PASS, stat::NOT_VMAC);
-    dp.set_router_cfg(&FilterConfig { vmac: VMAC, own_mac: Some(OWN), end_system: EndSystem::Source }).unwrap();
+    dp.set_router_cfg(&FilterConfig {
+        vmac: VMAC,
+        own_mac: Some(OWN),
+        end_system: EndSystem::Source,
+    })
+    .unwrap();
     // No lease yet (a daemon that never started or died): nothing routed.
-    run(&mut dp, "lease expired", &f, verdict::DROP, stat::LEASE_EXPIRED);
+    run(
+        &mut dp,
+        "lease expired",
+        &f,
+        verdict::DROP,
+        stat::LEASE_EXPIRED,
+    );
     dp.set_router_lease(u64::MAX).unwrap();
     dp.set_bucket(ba, BucketState::Mine).unwrap();
     dp.set_bucket(bb, BucketState::NotMine).unwrap();
@@ -67,7 +89,13 @@ fn router_filter_fixture_table() {
     assert_eq!(dp.bucket_rates().unwrap()[ba as usize].packets, 1);
 
     // Not owned: dropped (another router routes it).
-    run(&mut dp, "other bucket", &frame(VMAC, b, server, 2), verdict::DROP, stat::NOT_OWNER);
+    run(
+        &mut dp,
+        "other bucket",
+        &frame(VMAC, b, server, 2),
+        verdict::DROP,
+        stat::NOT_OWNER,
+    );
 
     // Held: dropped here, copied whole to the ring buffer.
     dp.set_bucket(bb, BucketState::Hold).unwrap();
@@ -83,18 +111,56 @@ fn router_filter_fixture_table() {
 
     // Not for the virtual MAC, or not IPv4, or too short: untouched.
     let other = frame(OWN, b, server, 5);
-    assert_eq!(run(&mut dp, "not the virtual MAC", &other, verdict::PASS, stat::NOT_VMAC), other);
+    assert_eq!(
+        run(
+            &mut dp,
+            "not the virtual MAC",
+            &other,
+            verdict::PASS,
+            stat::NOT_VMAC
+        ),
+        other
+    );
     let mut arp = frame(VMAC, a, server, 6);
     arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
-    assert_eq!(run(&mut dp, "arp to the vmac", &arp, verdict::PASS, stat::NOT_IPV4), arp);
+    assert_eq!(
+        run(
+            &mut dp,
+            "arp to the vmac",
+            &arp,
+            verdict::PASS,
+            stat::NOT_IPV4
+        ),
+        arp
+    );
     let short = &f[..30];
-    assert_eq!(run(&mut dp, "truncated", short, verdict::PASS, stat::MALFORMED), short);
+    assert_eq!(
+        run(&mut dp, "truncated", short, verdict::PASS, stat::MALFORMED),
+        short
+    );
 
     // Downstream mode: the bucket is the destination's.
-    dp.set_router_cfg(&FilterConfig { vmac: VMAC, own_mac: Some(OWN), end_system: EndSystem::Destination }).unwrap();
-    run(&mut dp, "downstream owned", &frame(VMAC, server, a, 7), verdict::PASS, stat::ROUTED);
+    dp.set_router_cfg(&FilterConfig {
+        vmac: VMAC,
+        own_mac: Some(OWN),
+        end_system: EndSystem::Destination,
+    })
+    .unwrap();
+    run(
+        &mut dp,
+        "downstream owned",
+        &frame(VMAC, server, a, 7),
+        verdict::PASS,
+        stat::ROUTED,
+    );
     dp.set_bucket(bb, BucketState::NotMine).unwrap();
-    run(&mut dp, "downstream not owned", &frame(VMAC, server, b, 8), verdict::DROP, stat::NOT_OWNER);
+    run(
+        &mut dp,
+        "downstream not owned",
+        &frame(VMAC, server, b, 8),
+        verdict::DROP,
+        stat::NOT_OWNER,
+    );
 }
 
 #[test]

@@ -10,7 +10,13 @@ use dataplane_common::sip_monitor::{stat, COPY_MAX};
 use dataplane_user::{verdict, Dataplane};
 
 fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    edgeplane::packets::udp_packet(Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 1), sport, dport, payload)
+    edgeplane::packets::udp_packet(
+        Ipv4Addr::new(10, 0, 0, 2),
+        Ipv4Addr::new(10, 0, 0, 1),
+        sport,
+        dport,
+        payload,
+    )
 }
 
 const REGISTER: &[u8] = b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKr1\r\nFrom: <sip:carol@example.com>;tag=1\r\nTo: <sip:carol@example.com>\r\nCall-ID: r1\r\nCSeq: 1 REGISTER\r\nExpires: 60\r\nContent-Length: 0\r\n\r\n";
@@ -25,9 +31,28 @@ fn sip_monitor_copies_sip_and_passes_everything() {
     let cases: Vec<(&str, Vec<u8>, bool)> = vec![
         ("udp to 5060", udp(40000, 5060, REGISTER), true),
         ("udp from 5060", udp(5060, 40000, REGISTER), true),
-        ("tcp to 5060", edgeplane::packets::tcp_packet(Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 1), 40001, 5060, REGISTER), true),
+        (
+            "tcp to 5060",
+            edgeplane::packets::tcp_packet(
+                Ipv4Addr::new(10, 0, 0, 2),
+                Ipv4Addr::new(10, 0, 0, 1),
+                40001,
+                5060,
+                REGISTER,
+            ),
+            true,
+        ),
         ("other port", udp(40000, 5070, REGISTER), false),
-        ("ipv6 frame", { let mut v = udp(40000, 5060, REGISTER); v[12] = 0x86; v[13] = 0xdd; v }, false),
+        (
+            "ipv6 frame",
+            {
+                let mut v = udp(40000, 5060, REGISTER);
+                v[12] = 0x86;
+                v[13] = 0xdd;
+                v
+            },
+            false,
+        ),
         ("runt", udp(40000, 5060, REGISTER)[..30].to_vec(), false),
     ];
     for (name, pkt, sip) in &cases {
@@ -48,7 +73,8 @@ fn sip_monitor_copies_sip_and_passes_everything() {
         }
     }
     // The copy carries a parseable SIP message.
-    dp.test_run("sip_monitor", &udp(40000, 5060, REGISTER)).unwrap();
+    dp.test_run("sip_monitor", &udp(40000, 5060, REGISTER))
+        .unwrap();
     let c = dp.take_sip_copies().unwrap().remove(0);
     let (m, _) = control::sip_monitor::sip::parse(&c.frame[42..]).unwrap();
     assert_eq!(m.method(), "REGISTER");
@@ -70,7 +96,14 @@ fn sip_monitor_copies_sip_and_passes_everything() {
     }
     assert_eq!(passed, 5000);
     let st = dp.sip_stats().unwrap();
-    assert!(st[stat::RING_FULL as usize].packets > 0, "8 MiB of 2 KiB copies fills before 5000");
+    assert!(
+        st[stat::RING_FULL as usize].packets > 0,
+        "8 MiB of 2 KiB copies fills before 5000"
+    );
     let copies = dp.take_sip_copies().unwrap().len() as u64;
-    assert_eq!(copies + st[stat::RING_FULL as usize].packets, 5000, "every packet either copied or counted as lost copy");
+    assert_eq!(
+        copies + st[stat::RING_FULL as usize].packets,
+        5000,
+        "every packet either copied or counted as lost copy"
+    );
 }

@@ -52,7 +52,11 @@ fn presence_flow(tag: &str, carrier: &str, database: Option<String>) {
     let database = database.unwrap_or_else(|| net.dir.join("presence.db").display().to_string());
     let srv_cfg = net.presence_config(Some(&database));
     net.daemon("srv", &srv_cfg);
-    let mon_cfg = net.monitor_config("example.com", "10.6.0.2:5070", &format!("carrier = \"{carrier}\"\n"));
+    let mon_cfg = net.monitor_config(
+        "example.com",
+        "10.6.0.2:5070",
+        &format!("carrier = \"{carrier}\"\n"),
+    );
     net.daemon("mon", &mon_cfg);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let server = uas(format!("/run/netns/{}", net.name("srv")), stop.clone());
@@ -62,32 +66,73 @@ fn presence_flow(tag: &str, carrier: &str, database: Option<String>) {
     // The last PUBLISH reaches the server within a moment.
     let t0 = Instant::now();
     let history = |user: &str| -> Vec<String> {
-        net.call("srv", Request::PresenceHistory { user: user.into() }).as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap().to_string()).collect()
+        net.call("srv", Request::PresenceHistory { user: user.into() })
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["status"].as_str().unwrap().to_string())
+            .collect()
     };
-    while history("alice@example.com").last().map(String::as_str) != Some("offline") && t0.elapsed() < Duration::from_secs(5) {
+    while history("alice@example.com").last().map(String::as_str) != Some("offline")
+        && t0.elapsed() < Duration::from_secs(5)
+    {
         thread::sleep(Duration::from_millis(50));
     }
     let mon = net.call("mon", Request::SipMonitorStatus);
-    assert_eq!(history("alice@example.com"), vec!["online", "talking", "terminated", "offline"], "monitor: {mon}");
+    assert_eq!(
+        history("alice@example.com"),
+        vec!["online", "talking", "terminated", "offline"],
+        "monitor: {mon}"
+    );
     assert_eq!(history("bob@example.com"), vec!["talking", "terminated"]);
-    assert!(history("mallory@foreign.net").is_empty(), "foreign domain published");
-    assert_eq!(net.call("srv", Request::PresenceShow { user: Some("alice@example.com".into()) })[0]["status"], "offline");
+    assert!(
+        history("mallory@foreign.net").is_empty(),
+        "foreign domain published"
+    );
+    assert_eq!(
+        net.call(
+            "srv",
+            Request::PresenceShow {
+                user: Some("alice@example.com".into())
+            }
+        )[0]["status"],
+        "offline"
+    );
     assert_eq!(mon["publish_ok"], mon["published"], "{mon}");
     assert!(mon["parsed"].as_u64().unwrap() >= 11, "{mon}");
     // Both roles' counters are in `stats`: the copy program's and the
     // monitor's on the monitor, the server's on the presence host.
     let count = |host: &str, role: &str, name: &str| -> u64 {
         let rows = net.call(host, Request::Stats);
-        let row = rows.as_array().unwrap().iter().find(|c| c["role"] == role && c["name"] == name).cloned();
-        row.unwrap_or_else(|| panic!("no {role} counter {name} on {host}: {rows}"))["packets"].as_u64().unwrap()
+        let row = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["role"] == role && c["name"] == name)
+            .cloned();
+        row.unwrap_or_else(|| panic!("no {role} counter {name} on {host}: {rows}"))["packets"]
+            .as_u64()
+            .unwrap()
     };
-    assert_eq!(count("mon", "sip-monitor", "messages_parsed"), mon["parsed"].as_u64().unwrap());
-    assert_eq!(count("mon", "sip-monitor", "published"), mon["published"].as_u64().unwrap());
+    assert_eq!(
+        count("mon", "sip-monitor", "messages_parsed"),
+        mon["parsed"].as_u64().unwrap()
+    );
+    assert_eq!(
+        count("mon", "sip-monitor", "published"),
+        mon["published"].as_u64().unwrap()
+    );
     // The monitor reads the copy program's counters every 200 ms at most.
     thread::sleep(Duration::from_millis(300));
-    assert!(count("mon", "sip-monitor", "copied") >= mon["copied"].as_u64().unwrap(), "every copy read was counted by the program");
+    assert!(
+        count("mon", "sip-monitor", "copied") >= mon["copied"].as_u64().unwrap(),
+        "every copy read was counted by the program"
+    );
     let updates = count("srv", "presence", "updates");
-    assert!((6..=mon["published"].as_u64().unwrap()).contains(&updates), "alice's four statuses and bob's two were stored, and only what was published: {updates}");
+    assert!(
+        (6..=mon["published"].as_u64().unwrap()).contains(&updates),
+        "alice's four statuses and bob's two were stored, and only what was published: {updates}"
+    );
     assert!(count("srv", "presence", "answers_200") >= 6);
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     server.join().unwrap();
@@ -120,28 +165,80 @@ fn sipp_call(tag: &str, transport: &str) {
     let mon_cfg = net.monitor_config("10.6.0.2", "10.6.0.2:5070", "");
     net.daemon("mon", &mon_cfg);
     let mut uas = Command::new("ip")
-        .args(["netns", "exec", &net.name("srv"), "sipp", "-sn", "uas", "-t", transport, "-i", "10.6.0.2", "-p", "5060", "-nostdin"])
+        .args([
+            "netns",
+            "exec",
+            &net.name("srv"),
+            "sipp",
+            "-sn",
+            "uas",
+            "-t",
+            transport,
+            "-i",
+            "10.6.0.2",
+            "-p",
+            "5060",
+            "-nostdin",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("sipp (cargo xtask setup installs sip-tester)");
     thread::sleep(Duration::from_millis(500));
     let uac = Command::new("timeout")
-        .args(["20", "ip", "netns", "exec", &net.name("ua"), "sipp", "-sn", "uac", "-t", transport, "-i", "10.5.0.2", "-p", "5061", "10.6.0.2:5060", "-m", "1", "-d", "500", "-nostdin"])
+        .args([
+            "20",
+            "ip",
+            "netns",
+            "exec",
+            &net.name("ua"),
+            "sipp",
+            "-sn",
+            "uac",
+            "-t",
+            transport,
+            "-i",
+            "10.5.0.2",
+            "-p",
+            "5061",
+            "10.6.0.2:5060",
+            "-m",
+            "1",
+            "-d",
+            "500",
+            "-nostdin",
+        ])
         .output()
         .unwrap();
     let _ = uas.kill();
     let _ = uas.wait();
-    assert!(uac.status.success(), "sipp uac: {}", String::from_utf8_lossy(&uac.stderr));
+    assert!(
+        uac.status.success(),
+        "sipp uac: {}",
+        String::from_utf8_lossy(&uac.stderr)
+    );
     let t0 = Instant::now();
     let history = |user: &str| -> Vec<String> {
-        net.call("srv", Request::PresenceHistory { user: user.into() }).as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap().to_string()).collect()
+        net.call("srv", Request::PresenceHistory { user: user.into() })
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["status"].as_str().unwrap().to_string())
+            .collect()
     };
     while history("service@10.6.0.2").len() < 2 && t0.elapsed() < Duration::from_secs(5) {
         thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(history("service@10.6.0.2"), vec!["talking", "terminated"], "monitor: {}", net.call("mon", Request::SipMonitorStatus));
-    assert!(history("sipp@10.5.0.2").is_empty(), "the caller's domain is not monitored");
+    assert_eq!(
+        history("service@10.6.0.2"),
+        vec!["talking", "terminated"],
+        "monitor: {}",
+        net.call("mon", Request::SipMonitorStatus)
+    );
+    assert!(
+        history("sipp@10.5.0.2").is_empty(),
+        "the caller's domain is not monitored"
+    );
 }
 
 /// A child leading its own process group; dropping it kills the group.
@@ -170,7 +267,8 @@ fn kamailio_accepts_the_monitors_publish() {
     {
         let c = rusqlite::Connection::open(&db).unwrap();
         for f in ["standard-create.sql", "presence-create.sql"] {
-            let sql = std::fs::read_to_string(format!("/usr/share/kamailio/db_sqlite/{f}")).expect("kamailio-sqlite-modules (cargo xtask setup installs it)");
+            let sql = std::fs::read_to_string(format!("/usr/share/kamailio/db_sqlite/{f}"))
+                .expect("kamailio-sqlite-modules (cargo xtask setup installs it)");
             c.execute_batch(&sql).unwrap();
         }
     }
@@ -191,7 +289,15 @@ fn kamailio_accepts_the_monitors_publish() {
     // guard kills the whole group, also when the test fails.
     let kam = ProcessGroup(
         Command::new("ip")
-            .args(["netns", "exec", &net.name("srv"), "kamailio", "-DD", "-E", "-f"])
+            .args([
+                "netns",
+                "exec",
+                &net.name("srv"),
+                "kamailio",
+                "-DD",
+                "-E",
+                "-f",
+            ])
             .arg(&cfg)
             .arg("-P")
             .arg(net.dir.join("kamailio.pid"))
@@ -215,9 +321,18 @@ fn kamailio_accepts_the_monitors_publish() {
     server.join().unwrap();
     // alice: online, talking, terminated, offline; bob: talking, terminated.
     assert_eq!(mon["published"], 6, "{mon}");
-    assert_eq!(mon["publish_ok"], 6, "Kamailio answered every PUBLISH with 200: {mon}\n{log}");
+    assert_eq!(
+        mon["publish_ok"], 6,
+        "Kamailio answered every PUBLISH with 200: {mon}\n{log}"
+    );
     let c = rusqlite::Connection::open(&db).unwrap();
-    let n: i64 = c.query_row("SELECT count(*) FROM presentity WHERE username = 'bob' AND domain = 'example.com'", [], |r| r.get(0)).unwrap();
+    let n: i64 = c
+        .query_row(
+            "SELECT count(*) FROM presentity WHERE username = 'bob' AND domain = 'example.com'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert!(n >= 1, "Kamailio stored bob's presentity\n{log}");
 }
 
@@ -234,7 +349,24 @@ fn a_sipp_watcher_is_notified() {
     net.daemon("srv", &srv_cfg);
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sip/watcher.xml");
     let watcher = Command::new("timeout")
-        .args(["20", "ip", "netns", "exec", &net.name("ua"), "sipp", "-sf", scenario, "-i", "10.5.0.2", "-p", "5062", "10.6.0.2:5070", "-m", "1", "-nostdin"])
+        .args([
+            "20",
+            "ip",
+            "netns",
+            "exec",
+            &net.name("ua"),
+            "sipp",
+            "-sf",
+            scenario,
+            "-i",
+            "10.5.0.2",
+            "-p",
+            "5062",
+            "10.6.0.2:5070",
+            "-m",
+            "1",
+            "-nostdin",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -245,8 +377,21 @@ fn a_sipp_watcher_is_notified() {
     thread::spawn(move || {
         enter_netns(&ua).unwrap();
         let s = UdpSocket::bind("10.5.0.2:5064").unwrap();
-        let body = control::presence::pidf("alice@example.com", control::sip_monitor::track::Status::Talking, &[]);
-        let m = control::presence::publish("alice@example.com", "10.6.0.2:5070", "10.5.0.2:5064", "pubw", 1, None, 3600, &body);
+        let body = control::presence::pidf(
+            "alice@example.com",
+            control::sip_monitor::track::Status::Talking,
+            &[],
+        );
+        let m = control::presence::publish(
+            "alice@example.com",
+            "10.6.0.2:5070",
+            "10.5.0.2:5064",
+            "pubw",
+            1,
+            None,
+            3600,
+            &body,
+        );
         s.send_to(m.as_bytes(), "10.6.0.2:5070").unwrap();
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let mut buf = [0u8; 2048];
@@ -256,7 +401,11 @@ fn a_sipp_watcher_is_notified() {
     .join()
     .unwrap();
     let out = watcher.wait_with_output().unwrap();
-    assert!(out.status.success(), "the sipp watcher did not complete: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "the sipp watcher did not complete: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// PUBLISH over TCP is answered on the connection; a modification naming
@@ -274,29 +423,71 @@ fn publish_over_tcp_and_conditional_requests() {
     let (tcp_reply, bad, good) = thread::spawn(move || {
         use std::io::{Read, Write};
         enter_netns(&ua).unwrap();
-        let body = control::presence::pidf("carol@example.com", control::sip_monitor::track::Status::Online, &[]);
-        let m = control::presence::publish("carol@example.com", "10.6.0.2:5070", "10.5.0.2:5066", "tcp1", 1, None, 3600, &body);
+        let body = control::presence::pidf(
+            "carol@example.com",
+            control::sip_monitor::track::Status::Online,
+            &[],
+        );
+        let m = control::presence::publish(
+            "carol@example.com",
+            "10.6.0.2:5070",
+            "10.5.0.2:5066",
+            "tcp1",
+            1,
+            None,
+            3600,
+            &body,
+        );
         let mut c = std::net::TcpStream::connect("10.6.0.2:5070").unwrap();
         c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
         c.write_all(m.as_bytes()).unwrap();
         let mut buf = [0u8; 2048];
         let n = c.read(&mut buf).unwrap();
         let tcp_reply = String::from_utf8_lossy(&buf[..n]).to_string();
-        let etag = control::sip_monitor::sip::parse(&buf[..n]).unwrap().0.etag.unwrap();
+        let etag = control::sip_monitor::sip::parse(&buf[..n])
+            .unwrap()
+            .0
+            .etag
+            .unwrap();
         let u = UdpSocket::bind("10.5.0.2:5066").unwrap();
         u.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
         let mut ask = |tag: &str, n: u32| {
-            let m = control::presence::publish("carol@example.com", "10.6.0.2:5070", "10.5.0.2:5066", &format!("u{n}"), n, Some(tag), 3600, &body);
+            let m = control::presence::publish(
+                "carol@example.com",
+                "10.6.0.2:5070",
+                "10.5.0.2:5066",
+                &format!("u{n}"),
+                n,
+                Some(tag),
+                3600,
+                &body,
+            );
             u.send_to(m.as_bytes(), "10.6.0.2:5070").unwrap();
             let k = u.recv(&mut buf).unwrap();
-            control::sip_monitor::sip::parse(&buf[..k]).unwrap().0.status().unwrap()
+            control::sip_monitor::sip::parse(&buf[..k])
+                .unwrap()
+                .0
+                .status()
+                .unwrap()
         };
         (tcp_reply, ask("never-issued", 2), ask(&etag, 3))
     })
     .join()
     .unwrap();
-    assert!(tcp_reply.starts_with("SIP/2.0 200 OK") && tcp_reply.contains("SIP-ETag:"), "{tcp_reply}");
+    assert!(
+        tcp_reply.starts_with("SIP/2.0 200 OK") && tcp_reply.contains("SIP-ETag:"),
+        "{tcp_reply}"
+    );
     assert_eq!((bad, good), (412, 200));
-    let h = net.call("srv", Request::PresenceHistory { user: "carol@example.com".into() });
-    assert_eq!(h.as_array().unwrap().len(), 2, "the TCP PUBLISH and the accepted modification: {h}");
+    let h = net.call(
+        "srv",
+        Request::PresenceHistory {
+            user: "carol@example.com".into(),
+        },
+    );
+    assert_eq!(
+        h.as_array().unwrap().len(),
+        2,
+        "the TCP PUBLISH and the accepted modification: {h}"
+    );
 }

@@ -20,7 +20,13 @@ const N1_MAC: [u8; 6] = [2, 0, 0, 0, 0x01, 1];
 const N2_MAC: [u8; 6] = [2, 0, 0, 0, 0x02, 1];
 
 fn pkt(dst: Ipv4Addr, seq: u32) -> Vec<u8> {
-    edgeplane::packets::udp_packet(Ipv4Addr::new(10, 0, 0, 2), dst, 40000, 7000, &seq.to_be_bytes())
+    edgeplane::packets::udp_packet(
+        Ipv4Addr::new(10, 0, 0, 2),
+        dst,
+        40000,
+        7000,
+        &seq.to_be_bytes(),
+    )
 }
 
 #[test]
@@ -30,12 +36,32 @@ fn steering_holding_and_switching() {
     }
     std::thread::spawn(|| {
         common::private_netns();
-        common::sh(&["ip", "link", "add", "n2", "type", "veth", "peer", "name", "n2p"]);
+        common::sh(&[
+            "ip", "link", "add", "n2", "type", "veth", "peer", "name", "n2p",
+        ]);
         let n2 = dataplane_user::ifindex("n2").unwrap();
         let mut dp = Dataplane::load_private().expect("load");
         // Network 1 is behind the ingress port (TX), network 2 behind n2.
-        dp.set_network(1, &NetEgress { dst_mac: N1_MAC, src_mac: [2, 0, 0, 0, 0xee, 1], ifindex: 1, valid: 1 }).unwrap();
-        dp.set_network(2, &NetEgress { dst_mac: N2_MAC, src_mac: [2, 0, 0, 0, 0xee, 2], ifindex: n2, valid: 1 }).unwrap();
+        dp.set_network(
+            1,
+            &NetEgress {
+                dst_mac: N1_MAC,
+                src_mac: [2, 0, 0, 0, 0xee, 1],
+                ifindex: 1,
+                valid: 1,
+            },
+        )
+        .unwrap();
+        dp.set_network(
+            2,
+            &NetEgress {
+                dst_mac: N2_MAC,
+                src_mac: [2, 0, 0, 0, 0xee, 2],
+                ifindex: n2,
+                valid: 1,
+            },
+        )
+        .unwrap();
         let run = |dp: &mut Dataplane, p: &[u8]| dp.test_run("steer", p).unwrap();
 
         // Not a steered service: untouched.
@@ -44,23 +70,50 @@ fn steering_holding_and_switching() {
         assert_eq!((r.verdict, &r.output), (verdict::PASS, &other));
 
         // On network 1.
-        dp.set_steering(SERVICE, Steering { network: 1, flags: 0 }).unwrap();
+        dp.set_steering(
+            SERVICE,
+            Steering {
+                network: 1,
+                flags: 0,
+            },
+        )
+        .unwrap();
         let r = run(&mut dp, &pkt(SERVICE, 1));
         assert_eq!(r.verdict, verdict::TX);
         assert_eq!(&r.output[0..6], &N1_MAC);
 
         // Held, but no AF_XDP socket on the queue: dropped and counted,
         // never sent on.
-        dp.set_steering(SERVICE, Steering { network: 1, flags: STEER_HOLD }).unwrap();
+        dp.set_steering(
+            SERVICE,
+            Steering {
+                network: 1,
+                flags: STEER_HOLD,
+            },
+        )
+        .unwrap();
         assert_eq!(run(&mut dp, &pkt(SERVICE, 1)).verdict, verdict::DROP);
-        assert_eq!(dp.steer_stats().unwrap()[stat::HOLD_NO_SOCKET as usize].packets, 1);
+        assert_eq!(
+            dp.steer_stats().unwrap()[stat::HOLD_NO_SOCKET as usize].packets,
+            1
+        );
 
         // Held during the migration: to the AF_XDP socket of the receiving
         // queue, whole and in order (live frames, as if received on n2p).
         let n2p = dataplane_user::ifindex("n2p").unwrap();
         common::sh(&["ip", "link", "set", "n2", "up"]);
         common::sh(&["ip", "link", "set", "n2p", "up"]);
-        let mut xsk = Xsk::open(n2p, 0, &XskOptions { frames: 64, frame_size: 2048, rx: true, tx: false }).expect("AF_XDP socket");
+        let mut xsk = Xsk::open(
+            n2p,
+            0,
+            &XskOptions {
+                frames: 64,
+                frame_size: 2048,
+                rx: true,
+                tx: false,
+            },
+        )
+        .expect("AF_XDP socket");
         dp.set_steer_xsk(0, xsk.fd()).unwrap();
         let held: Vec<Vec<u8>> = (2..6).map(|i| pkt(SERVICE, i)).collect();
         for p in &held {
@@ -75,20 +128,47 @@ fn steering_holding_and_switching() {
         assert_eq!(got, held, "held whole, in order");
 
         // Switched to network 2 (claim 4): redirected to its next hop.
-        dp.set_steering(SERVICE, Steering { network: 2, flags: 0 }).unwrap();
+        dp.set_steering(
+            SERVICE,
+            Steering {
+                network: 2,
+                flags: 0,
+            },
+        )
+        .unwrap();
         let r = run(&mut dp, &pkt(SERVICE, 6));
         assert_eq!(r.verdict, verdict::REDIRECT);
         assert_eq!(&r.output[0..6], &N2_MAC);
-        assert_eq!(dp.steering(SERVICE).unwrap(), Some(Steering { network: 2, flags: 0 }));
+        assert_eq!(
+            dp.steering(SERVICE).unwrap(),
+            Some(Steering {
+                network: 2,
+                flags: 0
+            })
+        );
 
         // A network without an egress: passed, counted, not misforwarded.
-        dp.set_steering(SERVICE, Steering { network: 5, flags: 0 }).unwrap();
+        dp.set_steering(
+            SERVICE,
+            Steering {
+                network: 5,
+                flags: 0,
+            },
+        )
+        .unwrap();
         let p = pkt(SERVICE, 7);
         let r = run(&mut dp, &p);
         assert_eq!((r.verdict, &r.output), (verdict::PASS, &p));
         let st = dp.steer_stats().unwrap();
         // Held: 4 test runs and 4 live frames.
-        assert_eq!((st[stat::STEERED as usize].packets, st[stat::HELD as usize].packets, st[stat::NO_NETWORK as usize].packets), (2, 8, 1));
+        assert_eq!(
+            (
+                st[stat::STEERED as usize].packets,
+                st[stat::HELD as usize].packets,
+                st[stat::NO_NETWORK as usize].packets
+            ),
+            (2, 8, 1)
+        );
     })
     .join()
     .unwrap();

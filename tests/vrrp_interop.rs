@@ -13,7 +13,12 @@ const EP: &str = "r2";
 const BOTH: [&str; 2] = [KA, EP];
 
 fn lan(tag: &str) -> VrrpLan {
-    VrrpLan::new(&format!("ep{}{tag}", std::process::id() % 100000), 2, env!("CARGO_BIN_EXE_edgeplane").as_ref()).expect("lan")
+    VrrpLan::new(
+        &format!("ep{}{tag}", std::process::id() % 100000),
+        2,
+        env!("CARGO_BIN_EXE_edgeplane").as_ref(),
+    )
+    .expect("lan")
 }
 
 fn secs(n: u64) -> Duration {
@@ -35,8 +40,14 @@ fn edgeplane_and_keepalived_elect_preempt_and_fail_over() {
     lan.wait_master(EP, &BOTH, true, secs(10)).unwrap();
     let st = lan.status(EP).unwrap();
     assert_eq!(st["state"], "master");
-    assert!(st["adverts_received"].as_u64().unwrap() >= 1, "heard keepalived: {st}");
-    assert_eq!(st["discarded"]["bad_checksum"], 0, "keepalived's checksums verify: {st}");
+    assert!(
+        st["adverts_received"].as_u64().unwrap() >= 1,
+        "heard keepalived: {st}"
+    );
+    assert_eq!(
+        st["discarded"]["bad_checksum"], 0,
+        "keepalived's checksums verify: {st}"
+    );
     // SIGKILL: keepalived takes over after Master_Down_Interval
     // (3 x 1 s + skew 0.61 s). The killed daemon's macvlan stays behind
     // until it restarts, so only keepalived's side is checked.
@@ -70,15 +81,39 @@ fn edgeplane_and_keepalived_elect_preempt_and_fail_over() {
 fn spoof_frame(src: [u8; 4], ttl: u8, priority: u8, corrupt_checksum: bool) -> Vec<u8> {
     use control::router::vrrp::{Advert, VRRP_GROUP};
     let src_ip = std::net::Ipv4Addr::from(src);
-    let mut msg = Advert { vrid: 51, priority, max_adver_int: 100, addresses: vec![VIP] }.encode(src_ip, VRRP_GROUP);
+    let mut msg = Advert {
+        vrid: 51,
+        priority,
+        max_adver_int: 100,
+        addresses: vec![VIP],
+    }
+    .encode(src_ip, VRRP_GROUP);
     if corrupt_checksum {
         msg[7] ^= 0x55;
     }
-    let mut f = vec![0x01, 0x00, 0x5e, 0x00, 0x00, 0x12, 0x02, 0, 0, 0, 0, 0x66, 0x08, 0x00];
-    let mut h = vec![0x45, 0xc0, 0, (20 + msg.len()) as u8, 0, 0, 0, 0, ttl, 112, 0, 0];
+    let mut f = vec![
+        0x01, 0x00, 0x5e, 0x00, 0x00, 0x12, 0x02, 0, 0, 0, 0, 0x66, 0x08, 0x00,
+    ];
+    let mut h = vec![
+        0x45,
+        0xc0,
+        0,
+        (20 + msg.len()) as u8,
+        0,
+        0,
+        0,
+        0,
+        ttl,
+        112,
+        0,
+        0,
+    ];
     h.extend_from_slice(&src);
     h.extend_from_slice(&VRRP_GROUP.octets());
-    let mut s: u32 = h.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]) as u32).sum();
+    let mut s: u32 = h
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
+        .sum();
     while s > 0xffff {
         s = (s & 0xffff) + (s >> 16);
     }
@@ -103,7 +138,14 @@ fn send_from(ns: &str, frames: Vec<Vec<u8>>) {
                 sa.sll_ifindex = ifindex;
                 sa.sll_halen = 6;
                 sa.sll_addr[..6].copy_from_slice(&f[..6]);
-                let n = libc::sendto(fd, f.as_ptr().cast(), f.len(), 0, (&sa as *const libc::sockaddr_ll).cast(), std::mem::size_of::<libc::sockaddr_ll>() as u32);
+                let n = libc::sendto(
+                    fd,
+                    f.as_ptr().cast(),
+                    f.len(),
+                    0,
+                    (&sa as *const libc::sockaddr_ll).cast(),
+                    std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                );
                 assert_eq!(n as usize, f.len());
             }
             libc::close(fd);
@@ -138,7 +180,11 @@ fn spoofed_adverts_change_nothing() {
         let after = lan.status(EP).unwrap();
         assert_eq!(after["state"], "master", "{reason}: {after}");
         assert_eq!(after["transitions"], before["transitions"], "{reason}");
-        assert_eq!(count(&after, reason), count(&before, reason) + 5, "{reason}: {after}");
+        assert_eq!(
+            count(&after, reason),
+            count(&before, reason) + 5,
+            "{reason}: {after}"
+        );
     }
     assert!(lan.has_vip(EP));
     // The same injector with a valid higher advert does move the master:

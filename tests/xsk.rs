@@ -34,8 +34,18 @@ fn frame(dst: [u8; 6], src: [u8; 6], seq: u32) -> Vec<u8> {
 fn packet_listener(ifindex: u32) -> OwnedFd {
     let all = (libc::ETH_P_ALL as u16).to_be();
     // SAFETY: plain socket call; the result is checked before it is owned.
-    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from(all)) };
-    assert!(raw >= 0, "socket(AF_PACKET): {}", std::io::Error::last_os_error());
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            i32::from(all),
+        )
+    };
+    assert!(
+        raw >= 0,
+        "socket(AF_PACKET): {}",
+        std::io::Error::last_os_error()
+    );
     // SAFETY: raw is a fresh descriptor nobody else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
     // SAFETY: zeroed sockaddr_ll with the fields bind needs set.
@@ -44,16 +54,40 @@ fn packet_listener(ifindex: u32) -> OwnedFd {
         sa.sll_family = libc::AF_PACKET as u16;
         sa.sll_protocol = all;
         sa.sll_ifindex = ifindex as i32;
-        libc::bind(fd.as_raw_fd(), (&sa as *const libc::sockaddr_ll).cast(), std::mem::size_of::<libc::sockaddr_ll>() as u32)
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sa as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
     };
-    assert_eq!(rc, 0, "bind(AF_PACKET): {}", std::io::Error::last_os_error());
-    let tv = libc::timeval { tv_sec: 0, tv_usec: 200_000 };
+    assert_eq!(
+        rc,
+        0,
+        "bind(AF_PACKET): {}",
+        std::io::Error::last_os_error()
+    );
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 200_000,
+    };
     let rcvbuf: libc::c_int = 4 << 20;
     // SAFETY: option values are live and of the lengths passed.
     unsafe {
-        let rc = libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&tv as *const libc::timeval).cast(), std::mem::size_of::<libc::timeval>() as u32);
+        let rc = libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as u32,
+        );
         assert_eq!(rc, 0, "SO_RCVTIMEO: {}", std::io::Error::last_os_error());
-        let rc = libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, (&rcvbuf as *const libc::c_int).cast(), std::mem::size_of::<libc::c_int>() as u32);
+        let rc = libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&rcvbuf as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as u32,
+        );
         assert_eq!(rc, 0, "SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
     }
     fd
@@ -76,16 +110,32 @@ fn receive(fd: &OwnedFd, want: usize, budget: Duration) -> Vec<Vec<u8>> {
         let (n, sa) = unsafe {
             let mut sa: libc::sockaddr_ll = std::mem::zeroed();
             let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-            let n = libc::recvfrom(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0, (&mut sa as *mut libc::sockaddr_ll).cast(), &mut len);
+            let n = libc::recvfrom(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                0,
+                (&mut sa as *mut libc::sockaddr_ll).cast(),
+                &mut len,
+            );
             (n, sa)
         };
         if n < 0 {
             let e = std::io::Error::last_os_error();
-            assert!(matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted), "recvfrom: {e}");
+            assert!(
+                matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                ),
+                "recvfrom: {e}"
+            );
             continue;
         }
         let f = &buf[..n as usize];
-        if sa.sll_pkttype == libc::PACKET_OUTGOING || f.len() < 14 || f[12..14] != ETHERTYPE.to_be_bytes() {
+        if sa.sll_pkttype == libc::PACKET_OUTGOING
+            || f.len() < 14
+            || f[12..14] != ETHERTYPE.to_be_bytes()
+        {
             continue;
         }
         got.push(f.to_vec());
@@ -96,10 +146,23 @@ fn receive(fd: &OwnedFd, want: usize, budget: Duration) -> Vec<Vec<u8>> {
 #[test]
 fn options_are_validated() {
     let bad = [
-        XskOptions { frames: 1000, ..XskOptions::default() },
-        XskOptions { frames: 1, ..XskOptions::default() },
-        XskOptions { frame_size: 3000, ..XskOptions::default() },
-        XskOptions { rx: false, tx: false, ..XskOptions::default() },
+        XskOptions {
+            frames: 1000,
+            ..XskOptions::default()
+        },
+        XskOptions {
+            frames: 1,
+            ..XskOptions::default()
+        },
+        XskOptions {
+            frame_size: 3000,
+            ..XskOptions::default()
+        },
+        XskOptions {
+            rx: false,
+            tx: false,
+            ..XskOptions::default()
+        },
     ];
     for o in bad {
         let e = Xsk::open(1, 0, &o).expect_err(&format!("{o:?} refused"));
@@ -114,17 +177,27 @@ fn tx_copy_mode_over_veth() {
     }
     std::thread::spawn(|| {
         common::private_netns();
-        common::sh(&["ip", "link", "add", "xa", "type", "veth", "peer", "name", "xb"]);
+        common::sh(&[
+            "ip", "link", "add", "xa", "type", "veth", "peer", "name", "xb",
+        ]);
         common::sh(&["ip", "link", "set", "xa", "up"]);
         common::sh(&["ip", "link", "set", "xb", "up"]);
         let a = dataplane_user::ifindex("xa").unwrap();
         let b = dataplane_user::ifindex("xb").unwrap();
-        let (mac_a, mac_b) = (dataplane_user::mac_of("xa").unwrap(), dataplane_user::mac_of("xb").unwrap());
+        let (mac_a, mac_b) = (
+            dataplane_user::mac_of("xa").unwrap(),
+            dataplane_user::mac_of("xb").unwrap(),
+        );
 
         let listener = packet_listener(b);
         // 64 UMEM frames: 32 for TX and a 32-entry TX ring, so the burst of
         // 200 reuses every TX frame and wraps the ring indices several times.
-        let opts = XskOptions { frames: 64, rx: false, tx: true, ..XskOptions::default() };
+        let opts = XskOptions {
+            frames: 64,
+            rx: false,
+            tx: true,
+            ..XskOptions::default()
+        };
         let mut xsk = Xsk::open(a, 0, &opts).expect("open AF_XDP socket on xa queue 0");
         assert!(xsk.fd() >= 0);
         eprintln!("{xsk:?}");
@@ -133,7 +206,9 @@ fn tx_copy_mode_over_veth() {
         assert_eq!(xsk.recv(64, |_| panic!("no RX ring")), 0);
 
         // Too long (and empty) frames are refused and take no TX frame.
-        let e = xsk.send(&vec![0u8; opts.frame_size as usize + 1]).expect_err("frame longer than frame_size refused");
+        let e = xsk
+            .send(&vec![0u8; opts.frame_size as usize + 1])
+            .expect_err("frame longer than frame_size refused");
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
         eprintln!("oversized frame: {e}");
         assert!(xsk.send(&[]).is_err(), "empty frame refused");
@@ -142,7 +217,11 @@ fn tx_copy_mode_over_veth() {
         for (seq, f) in sent.iter().enumerate() {
             xsk.send(f).unwrap_or_else(|e| panic!("send {seq}: {e}"));
         }
-        assert_eq!(xsk.flush(Duration::from_secs(5)), 0, "all TX frames completed");
+        assert_eq!(
+            xsk.flush(Duration::from_secs(5)),
+            0,
+            "all TX frames completed"
+        );
 
         let got = receive(&listener, sent.len(), Duration::from_secs(10));
         assert_eq!(got.len(), sent.len(), "every frame arrived on xb");
@@ -153,14 +232,21 @@ fn tx_copy_mode_over_veth() {
         let stats = xsk.stats().expect("XDP_STATISTICS");
         eprintln!("{stats:?}");
         assert_eq!(stats.tx_invalid_descs, 0, "{stats:?}");
-        assert_eq!(stats.rx_dropped + stats.rx_invalid_descs + stats.rx_ring_full, 0, "{stats:?}");
+        assert_eq!(
+            stats.rx_dropped + stats.rx_invalid_descs + stats.rx_ring_full,
+            0,
+            "{stats:?}"
+        );
 
         // The socket keeps working after a flush: one more frame.
         let last = frame(mac_b, mac_a, FRAMES);
         xsk.send(&last).unwrap();
         assert_eq!(xsk.flush(Duration::from_secs(5)), 0);
         assert_eq!(receive(&listener, 1, Duration::from_secs(5)), vec![last]);
-        eprintln!("{} frames sent through the TX ring of xa arrived in order on xb", FRAMES + 1);
+        eprintln!(
+            "{} frames sent through the TX ring of xa arrived in order on xb",
+            FRAMES + 1
+        );
     })
     .join()
     .unwrap();

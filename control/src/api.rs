@@ -75,14 +75,26 @@ pub enum Request {
     Servers,
     Networks,
     /// Add a server to the coordinator's store (kept across restarts).
-    ServerAdd { server: crate::migration::ServerInfo },
+    ServerAdd {
+        server: crate::migration::ServerInfo,
+    },
     /// Remove a server no process runs on.
-    ServerRemove { name: String },
-    NetworkAdd { network: crate::migration::NetworkInfo },
+    ServerRemove {
+        name: String,
+    },
+    NetworkAdd {
+        network: crate::migration::NetworkInfo,
+    },
     /// Remove a network no server is on.
-    NetworkRemove { name: String },
-    PresenceShow { user: Option<String> },
-    PresenceHistory { user: String },
+    NetworkRemove {
+        name: String,
+    },
+    PresenceShow {
+        user: Option<String>,
+    },
+    PresenceHistory {
+        user: String,
+    },
     SipMonitorStatus,
     VrrpRebalance,
     Reload,
@@ -95,14 +107,31 @@ impl Request {
         use Request::*;
         match self {
             Status | Stats | Reload => None,
-            LbGateways { .. } | LbGatewayAdd { .. } | LbGatewayRemove { .. } | LbGatewayDrain { .. } | LbGatewayUndrain { .. } | LbDigest | LbLookup { .. } => {
-                Some("lb")
-            }
-            GwGroups | GwSessions | GwSessionTree | GwLookup { .. } | GwAccounting | GwServerAdd { .. } | GwServerRemove { .. } => Some("gateway"),
+            LbGateways { .. }
+            | LbGatewayAdd { .. }
+            | LbGatewayRemove { .. }
+            | LbGatewayDrain { .. }
+            | LbGatewayUndrain { .. }
+            | LbDigest
+            | LbLookup { .. } => Some("lb"),
+            GwGroups
+            | GwSessions
+            | GwSessionTree
+            | GwLookup { .. }
+            | GwAccounting
+            | GwServerAdd { .. }
+            | GwServerRemove { .. } => Some("gateway"),
             VrrpStatus | VrrpRebalance => Some("router"),
             SipMonitorStatus => Some("sip-monitor"),
             PresenceShow { .. } | PresenceHistory { .. } => Some("presence"),
-            MigrateStart { .. } | MigrateStatus | Servers | Networks | ServerAdd { .. } | ServerRemove { .. } | NetworkAdd { .. } | NetworkRemove { .. } => Some("migration"),
+            MigrateStart { .. }
+            | MigrateStatus
+            | Servers
+            | Networks
+            | ServerAdd { .. }
+            | ServerRemove { .. }
+            | NetworkAdd { .. }
+            | NetworkRemove { .. } => Some("migration"),
         }
     }
 }
@@ -228,7 +257,9 @@ pub struct MessageView {
 
 impl MessageView {
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into() }
+        Self {
+            message: message.into(),
+        }
     }
 }
 
@@ -314,12 +345,35 @@ pub enum CounterSource {
 }
 
 impl CounterView {
-    pub fn xdp(role: &str, program: &str, interface: &str, name: &str, packets: u64, bytes: u64) -> Self {
-        Self { role: role.into(), program: program.into(), interface: interface.into(), name: name.into(), packets, bytes, source: CounterSource::Xdp }
+    pub fn xdp(
+        role: &str,
+        program: &str,
+        interface: &str,
+        name: &str,
+        packets: u64,
+        bytes: u64,
+    ) -> Self {
+        Self {
+            role: role.into(),
+            program: program.into(),
+            interface: interface.into(),
+            name: name.into(),
+            packets,
+            bytes,
+            source: CounterSource::Xdp,
+        }
     }
 
     pub fn daemon(role: &str, part: &str, interface: &str, name: &str, count: u64) -> Self {
-        Self { role: role.into(), program: part.into(), interface: interface.into(), name: name.into(), packets: count, bytes: 0, source: CounterSource::Daemon }
+        Self {
+            role: role.into(),
+            program: part.into(),
+            interface: interface.into(),
+            name: name.into(),
+            packets: count,
+            bytes: 0,
+            source: CounterSource::Daemon,
+        }
     }
 }
 
@@ -482,7 +536,10 @@ mod tests {
     fn typed_fields_keep_their_json() {
         let flow: FlowSpec = "10.0.0.2:1-10.0.0.3:2/UDP".parse().unwrap();
         let v = serde_json::to_value(&flow).unwrap();
-        assert_eq!(v, serde_json::json!({"src": "10.0.0.2", "sport": 1, "dst": "10.0.0.3", "dport": 2, "proto": "udp"}));
+        assert_eq!(
+            v,
+            serde_json::json!({"src": "10.0.0.2", "sport": 1, "dst": "10.0.0.3", "dport": 2, "proto": "udp"})
+        );
         assert_eq!(serde_json::from_value::<FlowSpec>(v).unwrap(), flow);
         let gw = GatewayView {
             name: "gw1".into(),
@@ -496,18 +553,35 @@ mod tests {
             draining: None,
         };
         let v = serde_json::to_value(&gw).unwrap();
-        assert_eq!((v["address"].as_str(), v["mac"].as_str()), (Some("10.1.0.11"), Some("02:00:00:00:01:11")));
+        assert_eq!(
+            (v["address"].as_str(), v["mac"].as_str()),
+            (Some("10.1.0.11"), Some("02:00:00:00:01:11"))
+        );
         assert_eq!(serde_json::from_value::<GatewayView>(v).unwrap(), gw);
         let add = r#"{"cmd":"lb_gateway_add","interface":null,"gateway":{"name":"gw1","address":"10.1.0.11","mac":"02:00:00:00:01:11","via":null,"weight":1}}"#;
         let r: Request = serde_json::from_str(add).unwrap();
         assert_eq!(serde_json::to_string(&r).unwrap(), add);
-        assert!(serde_json::from_str::<Request>(&add.replace("02:00:00:00:01:11", "zz")).unwrap_err().to_string().contains("not a MAC address"));
+        assert!(
+            serde_json::from_str::<Request>(&add.replace("02:00:00:00:01:11", "zz"))
+                .unwrap_err()
+                .to_string()
+                .contains("not a MAC address")
+        );
         let with_prefix = add.replace("\"weight\":1}", "\"weight\":1,\"teid_prefix\":9}");
         let r: Request = serde_json::from_str(&with_prefix).unwrap();
         assert!(matches!(&r, Request::LbGatewayAdd { gateway, .. } if gateway.prefix() == Some(9)));
         assert_eq!(serde_json::to_string(&r).unwrap(), with_prefix);
-        let drain: Request = serde_json::from_str(r#"{"cmd":"lb_gateway_drain","interface":null,"name":"gw1"}"#).unwrap();
-        assert_eq!(drain, Request::LbGatewayDrain { interface: None, name: "gw1".into(), timeout: None });
+        let drain: Request =
+            serde_json::from_str(r#"{"cmd":"lb_gateway_drain","interface":null,"name":"gw1"}"#)
+                .unwrap();
+        assert_eq!(
+            drain,
+            Request::LbGatewayDrain {
+                interface: None,
+                name: "gw1".into(),
+                timeout: None
+            }
+        );
     }
 
     #[test]
@@ -520,4 +594,3 @@ mod tests {
         assert!("10.0.0.2-198.51.100.10/udp".parse::<FlowSpec>().is_err());
     }
 }
-

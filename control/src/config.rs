@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 pub use crate::field::ConfigError;
 use crate::{field::InterfaceClaims, gateway, lb, migration, presence, router, sip_monitor};
 
-
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -99,8 +98,9 @@ impl Config {
     }
 
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::new(path.display().to_string(), format!("cannot read: {e}")))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(path.display().to_string(), format!("cannot read: {e}"))
+        })?;
         Self::parse(&text)
     }
 
@@ -110,7 +110,10 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (i, r) in self.node.stage_order.iter().enumerate() {
             if self.node.stage_order[..i].contains(r) {
-                return Err(ConfigError::new(format!("node.stage_order[{i}]"), format!("{r} is named twice")));
+                return Err(ConfigError::new(
+                    format!("node.stage_order[{i}]"),
+                    format!("{r} is named twice"),
+                ));
             }
         }
         let mut interfaces = InterfaceClaims::default();
@@ -254,20 +257,52 @@ weight = 2
         // A network needs a controller, its own or the default.
         let e = error_of(&MIGRATION.replace("controller = \"127.0.0.1:7700\"\n", ""));
         assert_eq!(e.key, "migration.coordinator.network[0].controller", "{e}");
-        let c = Config::parse(&MIGRATION.replace("controller = \"127.0.0.1:7700\"\n", "").replace("name = \"n1\"\nid = 1\n", "name = \"n1\"\nid = 1\ncontroller = \"127.0.0.1:7701\"\n")).unwrap();
-        assert_eq!(c.migration.unwrap().coordinator.unwrap().networks[0].controller, Some("127.0.0.1:7701".parse().unwrap()));
-        let e = error_of(&MIGRATION.replace("name = \"n1\"\nid = 1\n", "name = \"n1\"\nid = 1\ncontroller = \"x\"\n"));
+        let c = Config::parse(
+            &MIGRATION
+                .replace("controller = \"127.0.0.1:7700\"\n", "")
+                .replace(
+                    "name = \"n1\"\nid = 1\n",
+                    "name = \"n1\"\nid = 1\ncontroller = \"127.0.0.1:7701\"\n",
+                ),
+        )
+        .unwrap();
+        assert_eq!(
+            c.migration.unwrap().coordinator.unwrap().networks[0].controller,
+            Some("127.0.0.1:7701".parse().unwrap())
+        );
+        let e = error_of(&MIGRATION.replace(
+            "name = \"n1\"\nid = 1\n",
+            "name = \"n1\"\nid = 1\ncontroller = \"x\"\n",
+        ));
         assert_eq!(e.key, "migration.coordinator.network[0].controller", "{e}");
-        let e = error_of(&MIGRATION.replace("name = \"n1\"\nid = 1\n", "name = \"n1\"\nid = 1\nvia = \"eth2\"\n"));
+        let e = error_of(&MIGRATION.replace(
+            "name = \"n1\"\nid = 1\n",
+            "name = \"n1\"\nid = 1\nvia = \"eth2\"\n",
+        ));
         assert_eq!(e.key, "migration.coordinator.network[0].via", "{e}");
-        let e = error_of(&MIGRATION.replace("name = \"n1\"\nid = 1\n", "name = \"n1\"\nid = 1\nvia = \"eth2\"\nnext_hop_mac = \"02:xx\"\n"));
-        assert_eq!(e.key, "migration.coordinator.network[0].next_hop_mac", "{e}");
+        let e = error_of(&MIGRATION.replace(
+            "name = \"n1\"\nid = 1\n",
+            "name = \"n1\"\nid = 1\nvia = \"eth2\"\nnext_hop_mac = \"02:xx\"\n",
+        ));
+        assert_eq!(
+            e.key, "migration.coordinator.network[0].next_hop_mac",
+            "{e}"
+        );
         let agent = "[node]\nname = \"s\"\n[migration.agent]\nlisten = \"10.8.1.10:7600\"\n[[migration.agent.process]]\nname = \"c\"\ncontrol = \"/run/c.ctl\"\n";
-        let a = Config::parse(agent).unwrap().migration.unwrap().agent.unwrap();
-        assert!(a.processes[0].freeze && a.processes[0].cgroup.is_none() && a.coordinator.is_none());
+        let a = Config::parse(agent)
+            .unwrap()
+            .migration
+            .unwrap()
+            .agent
+            .unwrap();
+        assert!(
+            a.processes[0].freeze && a.processes[0].cgroup.is_none() && a.coordinator.is_none()
+        );
         let e = error_of(&format!("{agent}cgroup = \"relative/path\"\n"));
         assert_eq!(e.key, "migration.agent.process[0].cgroup", "{e}");
-        let e = error_of(&format!("{agent}[[migration.agent.process]]\nname = \"c\"\ncontrol = \"/run/d.ctl\"\n"));
+        let e = error_of(&format!(
+            "{agent}[[migration.agent.process]]\nname = \"c\"\ncontrol = \"/run/d.ctl\"\n"
+        ));
         assert_eq!(e.key, "migration.agent.process[1].name", "{e}");
         // The application backend as commands.
         let cmds = "[migration.agent.process.commands]\npause = [\"app\", \"pause\"]\nexport = [\"app\", \"export\"]\nimport = [\"app\", \"import\"]\nresume = [\"app\", \"resume\"]\n";
@@ -279,16 +314,34 @@ weight = 2
         let e = error_of(&format!("{no_ctl}{cmds}"));
         assert_eq!(e.key, "migration.agent.process[0].pid_file", "{e}");
         let ok = Config::parse(&format!("{no_ctl}pid_file = \"/run/app.pid\"\n{cmds}")).unwrap();
-        assert_eq!(ok.migration.unwrap().agent.unwrap().processes[0].commands.as_ref().unwrap().export, ["app", "export"]);
-        let e = error_of(&format!("{no_ctl}pid_file = \"/run/app.pid\"\n{}", cmds.replace("[\"app\", \"resume\"]", "[]")));
+        assert_eq!(
+            ok.migration.unwrap().agent.unwrap().processes[0]
+                .commands
+                .as_ref()
+                .unwrap()
+                .export,
+            ["app", "export"]
+        );
+        let e = error_of(&format!(
+            "{no_ctl}pid_file = \"/run/app.pid\"\n{}",
+            cmds.replace("[\"app\", \"resume\"]", "[]")
+        ));
         assert_eq!(e.key, "migration.agent.process[0].commands.resume", "{e}");
     }
 
     #[test]
     fn the_stage_order_names_each_role_once() {
-        let c = Config::parse("[node]\nname = \"n\"\nstage_order = [\"lb\", \"sip-monitor\"]\n").unwrap();
-        assert_eq!(c.node.stage_order, vec![StageRole::Lb, StageRole::SipMonitor]);
-        assert!(Config::parse("[node]\nname = \"n\"\n").unwrap().node.stage_order.is_empty());
+        let c = Config::parse("[node]\nname = \"n\"\nstage_order = [\"lb\", \"sip-monitor\"]\n")
+            .unwrap();
+        assert_eq!(
+            c.node.stage_order,
+            vec![StageRole::Lb, StageRole::SipMonitor]
+        );
+        assert!(Config::parse("[node]\nname = \"n\"\n")
+            .unwrap()
+            .node
+            .stage_order
+            .is_empty());
         let e = error_of("[node]\nname = \"n\"\nstage_order = [\"lb\", \"router\", \"lb\"]\n");
         assert_eq!(e.key, "node.stage_order[2]", "{e}");
         let e = error_of("[node]\nname = \"n\"\nstage_order = [\"firewall\"]\n");
@@ -314,9 +367,16 @@ weight = 2
     fn lb_key_drain_and_teid_prefixes_are_checked_at_their_key() {
         use crate::lb::config::{LbKey, DEFAULT_DRAIN_TIMEOUT};
         let c = Config::parse(GOOD).unwrap();
-        assert_eq!((c.lb[0].key, c.lb[0].drain_timeout), (LbKey::Terminal, DEFAULT_DRAIN_TIMEOUT), "defaults");
+        assert_eq!(
+            (c.lb[0].key, c.lb[0].drain_timeout),
+            (LbKey::Terminal, DEFAULT_DRAIN_TIMEOUT),
+            "defaults"
+        );
         assert_eq!(c.lb[0].gateways[0].teid_prefix, None);
-        let c = Config::parse(&GOOD.replace("seed = 7", "seed = 7\nkey = \"flow\"\ndrain_timeout = 30")).unwrap();
+        let c = Config::parse(
+            &GOOD.replace("seed = 7", "seed = 7\nkey = \"flow\"\ndrain_timeout = 30"),
+        )
+        .unwrap();
         assert_eq!((c.lb[0].key, c.lb[0].drain_timeout), (LbKey::Flow, 30));
         let e = error_of(&GOOD.replace("seed = 7", "seed = 7\nkey = \"5-tuple\""));
         assert_eq!(e.key, "lb[0].key", "{e}");
@@ -326,9 +386,14 @@ weight = 2
         let e = error_of(&GOOD.replace("seed = 7", "seed = 7\ndrain_timeout = 0"));
         assert_eq!(e.key, "lb[0].drain_timeout", "{e}");
 
-        let prefixed = GOOD.replace("via = \"eth1\"", "via = \"eth1\"\nteid_prefix = 17").replace("weight = 2", "weight = 2\nteid_prefix = 255");
+        let prefixed = GOOD
+            .replace("via = \"eth1\"", "via = \"eth1\"\nteid_prefix = 17")
+            .replace("weight = 2", "weight = 2\nteid_prefix = 255");
         let c = Config::parse(&prefixed).unwrap();
-        assert_eq!((c.lb[0].gateways[0].prefix(), c.lb[0].gateways[1].prefix()), (Some(17), Some(255)));
+        assert_eq!(
+            (c.lb[0].gateways[0].prefix(), c.lb[0].gateways[1].prefix()),
+            (Some(17), Some(255))
+        );
         let e = error_of(&prefixed.replace("teid_prefix = 255", "teid_prefix = 17"));
         assert_eq!(e.key, "lb[0].gateway[1].teid_prefix", "{e}");
         assert!(e.reason.contains("\"gw1\""), "names the owner: {e}");
@@ -397,23 +462,69 @@ allow = ["10.0.0.0/8"]
         for (from, to, key) in [
             ("20000-20099", "20000", "gateway[0].ports"),
             ("20000-20099", "80-90", "gateway[0].ports"),
-            ("proto = \"udp\"", "proto = \"icmp\"", "gateway[0].session_type[0].proto"),
-            ("terminals = \"10.0.0.0/8\"", "terminals = \"10.0.0/8\"", "gateway[0].session_type[0].terminals"),
-            ("198.51.100.10:443/tcp", "198.51.100.10:443/sctp", "gateway[0].group[0].services"),
-            ("allow = [\"10.0.0.0/8\"]\n\n[[gateway.group.server]]", "allow = [\"10.0.0.0/x\"]\n\n[[gateway.group.server]]", "gateway[0].group[0].allow"),
-            ("02:00:00:00:02:11", "02:00:00:00:02", "gateway[0].group[0].server[0].mac"),
-            ("10.3.0.101/24", "10.3.0.101/33", "router[0].virtual_addresses"),
-            ("direction = \"downstream\"", "direction = \"down\"", "router[0].load_sharing.direction"),
-            ("talking_on = \"ack\"", "talking_on = \"180\"", "sip_monitor.talking_on"),
-            ("terminated_on = \"bye_ok\"", "terminated_on = \"cancel\"", "sip_monitor.terminated_on"),
-            ("carrier = \"register\"", "carrier = \"notify\"", "sip_monitor.carrier"),
+            (
+                "proto = \"udp\"",
+                "proto = \"icmp\"",
+                "gateway[0].session_type[0].proto",
+            ),
+            (
+                "terminals = \"10.0.0.0/8\"",
+                "terminals = \"10.0.0/8\"",
+                "gateway[0].session_type[0].terminals",
+            ),
+            (
+                "198.51.100.10:443/tcp",
+                "198.51.100.10:443/sctp",
+                "gateway[0].group[0].services",
+            ),
+            (
+                "allow = [\"10.0.0.0/8\"]\n\n[[gateway.group.server]]",
+                "allow = [\"10.0.0.0/x\"]\n\n[[gateway.group.server]]",
+                "gateway[0].group[0].allow",
+            ),
+            (
+                "02:00:00:00:02:11",
+                "02:00:00:00:02",
+                "gateway[0].group[0].server[0].mac",
+            ),
+            (
+                "10.3.0.101/24",
+                "10.3.0.101/33",
+                "router[0].virtual_addresses",
+            ),
+            (
+                "direction = \"downstream\"",
+                "direction = \"down\"",
+                "router[0].load_sharing.direction",
+            ),
+            (
+                "talking_on = \"ack\"",
+                "talking_on = \"180\"",
+                "sip_monitor.talking_on",
+            ),
+            (
+                "terminated_on = \"bye_ok\"",
+                "terminated_on = \"cancel\"",
+                "sip_monitor.terminated_on",
+            ),
+            (
+                "carrier = \"register\"",
+                "carrier = \"notify\"",
+                "sip_monitor.carrier",
+            ),
         ] {
             let text = ROLES.replacen(from, to, 1);
             assert_ne!(text, ROLES, "{from}");
             let e = error_of(&text);
             assert_eq!(e.key, key, "{e}");
         }
-        let e = error_of(&format!("{}allow = [\"10.0.0.0/8\", \"nope\"]\n", ROLES.trim_end().strip_suffix("allow = [\"10.0.0.0/8\"]").unwrap()));
+        let e = error_of(&format!(
+            "{}allow = [\"10.0.0.0/8\", \"nope\"]\n",
+            ROLES
+                .trim_end()
+                .strip_suffix("allow = [\"10.0.0.0/8\"]")
+                .unwrap()
+        ));
         assert_eq!(e.key, "presence.allow", "{e}");
         assert!(e.reason.contains("\"nope\" is not A.B.C.D/LEN"), "{e}");
     }

@@ -48,7 +48,9 @@ pub struct InterfaceClaims(HashSet<String>);
 impl InterfaceClaims {
     pub fn claim(&mut self, interface: &str) -> Result<(), String> {
         if !self.0.insert(interface.to_string()) {
-            return Err(format!("{interface} is already used by another role instance"));
+            return Err(format!(
+                "{interface} is already used by another role instance"
+            ));
         }
         Ok(())
     }
@@ -79,7 +81,8 @@ macro_rules! text_serde {
         impl<'de> ::serde::Deserialize<'de> for $ty {
             fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let text = <String as ::serde::Deserialize>::deserialize(d)?;
-                text.parse().map_err(<D::Error as ::serde::de::Error>::custom)
+                text.parse()
+                    .map_err(<D::Error as ::serde::de::Error>::custom)
             }
         }
     };
@@ -210,7 +213,10 @@ pub struct Ipv4Prefix {
 
 impl Ipv4Prefix {
     /// Every address (0.0.0.0/0).
-    pub const ANY: Self = Self { addr: Ipv4Addr::UNSPECIFIED, len: 0 };
+    pub const ANY: Self = Self {
+        addr: Ipv4Addr::UNSPECIFIED,
+        len: 0,
+    };
 
     /// The netmask, host order.
     pub fn mask(self) -> u32 {
@@ -324,7 +330,9 @@ mod tests {
     }
 
     fn rejected<T: serde::de::DeserializeOwned + fmt::Debug>(text: &str) -> String {
-        serde_json::from_str::<T>(&serde_json::to_string(text).unwrap()).unwrap_err().to_string()
+        serde_json::from_str::<T>(&serde_json::to_string(text).unwrap())
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -333,9 +341,20 @@ mod tests {
         assert_eq!(m.octets(), [2, 0, 0, 0, 1, 0x0a]);
         assert_eq!("02:00:00:00:01:0A".parse::<MacAddr>(), Ok(m));
         assert_eq!(format!("{m:<19}|"), "02:00:00:00:01:0a  |");
-        for bad in ["nope", "02:00:00:00:01", "02:00:00:00:01:0a:0b", "2:00:00:00:01:0a", "02:00:00:00:01:zz", "02:00:00:00:01:+a", ""] {
+        for bad in [
+            "nope",
+            "02:00:00:00:01",
+            "02:00:00:00:01:0a:0b",
+            "2:00:00:00:01:0a",
+            "02:00:00:00:01:zz",
+            "02:00:00:00:01:+a",
+            "",
+        ] {
             let e = rejected::<MacAddr>(bad);
-            assert!(e.contains("is not a MAC address (xx:xx:xx:xx:xx:xx)"), "{bad}: {e}");
+            assert!(
+                e.contains("is not a MAC address (xx:xx:xx:xx:xx:xx)"),
+                "{bad}: {e}"
+            );
         }
         assert_eq!(parse_mac("02:00:00:00:01:0a"), Some(m.octets()));
         assert_eq!(parse_mac("zz"), None);
@@ -346,15 +365,27 @@ mod tests {
         let p: Ipv4Prefix = round_trip("10.1.2.3/8");
         assert_eq!((p.addr, p.len), (Ipv4Addr::new(10, 1, 2, 3), 8));
         assert_eq!(p.network(), Ipv4Addr::new(10, 0, 0, 0));
-        assert!(p.contains(Ipv4Addr::new(10, 200, 0, 1)) && !p.contains(Ipv4Addr::new(11, 0, 0, 1)));
+        assert!(
+            p.contains(Ipv4Addr::new(10, 200, 0, 1)) && !p.contains(Ipv4Addr::new(11, 0, 0, 1))
+        );
         let any: Ipv4Prefix = round_trip("0.0.0.0/0");
         assert_eq!(any, Ipv4Prefix::ANY);
         assert!(any.contains(Ipv4Addr::new(192, 0, 2, 1)));
         let host: Ipv4Prefix = round_trip("192.0.2.1/32");
-        assert!(host.contains(Ipv4Addr::new(192, 0, 2, 1)) && !host.contains(Ipv4Addr::new(192, 0, 2, 2)));
+        assert!(
+            host.contains(Ipv4Addr::new(192, 0, 2, 1))
+                && !host.contains(Ipv4Addr::new(192, 0, 2, 2))
+        );
         // A bare address is a /32 (and is written back with its length).
         assert_eq!("192.0.2.1".parse::<Ipv4Prefix>(), Ok(host));
-        for bad in ["10.0.0.0/33", "10.0.0/8", "10.0.0.0/", "10.0.0.0/-1", "ten/8", ""] {
+        for bad in [
+            "10.0.0.0/33",
+            "10.0.0/8",
+            "10.0.0.0/",
+            "10.0.0.0/-1",
+            "ten/8",
+            "",
+        ] {
             let e = rejected::<Ipv4Prefix>(bad);
             assert!(e.contains("is not A.B.C.D/LEN"), "{bad}: {e}");
         }

@@ -15,4 +15,3 @@ pub mod migration;
 pub mod presence;
 pub mod router;
 pub mod sip_monitor;
-

@@ -36,11 +36,20 @@ pub type Order = [u32; role::COUNT as usize];
 
 /// What only observes first, then what filters, then what rewrites and
 /// sends.
-pub const DEFAULT_ORDER: Order = [role::SIP_MONITOR, role::ROUTER, role::STEER, role::LB, role::GATEWAY];
+pub const DEFAULT_ORDER: Order = [
+    role::SIP_MONITOR,
+    role::ROUTER,
+    role::STEER,
+    role::LB,
+    role::GATEWAY,
+];
 
 /// The slot of `role` in `order` (every order names every role once).
 pub fn slot_of(order: &Order, role: u32) -> u32 {
-    order.iter().position(|r| *r == role).unwrap_or(role as usize) as u32
+    order
+        .iter()
+        .position(|r| *r == role)
+        .unwrap_or(role as usize) as u32
 }
 
 /// Whether `order` names every role exactly once.
@@ -51,7 +60,10 @@ pub fn is_order(order: &Order) -> bool {
 /// `ENTRY_NEXT`'s hand-offs (indices `0..=FIRST`) for the stages of the
 /// `present` roles (by role index) in `order`: each present role's next
 /// present slot, the first one at [`FIRST`], [`ABSENT`] for the others.
-pub fn chain(order: &Order, present: &[bool; role::COUNT as usize]) -> [u32; role::COUNT as usize + 1] {
+pub fn chain(
+    order: &Order,
+    present: &[bool; role::COUNT as usize],
+) -> [u32; role::COUNT as usize + 1] {
     let mut next = [ABSENT; role::COUNT as usize + 1];
     let mut following = NONE;
     for slot in (0..role::COUNT as usize).rev() {
@@ -76,11 +88,15 @@ pub mod role {
     pub const COUNT: u32 = 5;
 
     /// The program of each role, by index.
-    pub const PROGRAMS: [&str; COUNT as usize] = ["sip_monitor", "router", "steer", "lb", "gateway"];
+    pub const PROGRAMS: [&str; COUNT as usize] =
+        ["sip_monitor", "router", "steer", "lb", "gateway"];
 
     /// The role index of a program, if it is a role stage.
     pub fn of_program(program: &str) -> Option<u32> {
-        PROGRAMS.iter().position(|p| *p == program).map(|i| i as u32)
+        PROGRAMS
+            .iter()
+            .position(|p| *p == program)
+            .map(|i| i as u32)
     }
 }
 
@@ -91,18 +107,39 @@ mod tests {
     #[test]
     fn the_chain_links_present_roles_in_slot_order() {
         let mut present = [false; role::COUNT as usize];
-        assert_eq!(chain(&DEFAULT_ORDER, &present), [ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, NONE]);
+        assert_eq!(
+            chain(&DEFAULT_ORDER, &present),
+            [ABSENT, ABSENT, ABSENT, ABSENT, ABSENT, NONE]
+        );
         present[role::LB as usize] = true;
-        assert_eq!(chain(&DEFAULT_ORDER, &present), [ABSENT, ABSENT, ABSENT, NONE, ABSENT, 3]);
+        assert_eq!(
+            chain(&DEFAULT_ORDER, &present),
+            [ABSENT, ABSENT, ABSENT, NONE, ABSENT, 3]
+        );
         present[role::SIP_MONITOR as usize] = true;
         present[role::GATEWAY as usize] = true;
-        assert_eq!(chain(&DEFAULT_ORDER, &present), [3, ABSENT, ABSENT, 4, NONE, 0]);
+        assert_eq!(
+            chain(&DEFAULT_ORDER, &present),
+            [3, ABSENT, ABSENT, 4, NONE, 0]
+        );
         // The lb first: it hands over to the sip-monitor in slot 1, which
         // hands over to the gateway in slot 4.
-        let lb_first = [role::LB, role::SIP_MONITOR, role::ROUTER, role::STEER, role::GATEWAY];
+        let lb_first = [
+            role::LB,
+            role::SIP_MONITOR,
+            role::ROUTER,
+            role::STEER,
+            role::GATEWAY,
+        ];
         assert!(is_order(&lb_first) && !is_order(&[0, 0, 1, 2, 3]));
         assert_eq!(chain(&lb_first, &present), [4, ABSENT, ABSENT, 1, NONE, 0]);
-        assert_eq!((slot_of(&lb_first, role::LB), slot_of(&lb_first, role::GATEWAY)), (0, 4));
+        assert_eq!(
+            (
+                slot_of(&lb_first, role::LB),
+                slot_of(&lb_first, role::GATEWAY)
+            ),
+            (0, 4)
+        );
     }
 }
 

@@ -89,7 +89,9 @@ pub struct Selection {
 
 impl Default for Selection {
     fn default() -> Self {
-        Self { servers: [NO_SERVER; SELECT_SLOTS as usize] }
+        Self {
+            servers: [NO_SERVER; SELECT_SLOTS as usize],
+        }
     }
 }
 

@@ -12,10 +12,10 @@ pub mod gateway;
 pub mod hash;
 pub mod lb;
 pub mod maps;
+pub mod migration;
 pub mod ring;
 pub mod router;
 pub mod sip_monitor;
-pub mod migration;
 
 pub use stats::verdict;
 

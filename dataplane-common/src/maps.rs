@@ -51,12 +51,22 @@ const fn size<T>() -> u32 {
 
 impl MapDef {
     const fn new(name: &'static str, kind: MapKind, key: u32, value: u32, max: u32) -> Self {
-        Self { name, kind, key, value, max, pinning: Pinning::PerInterface }
+        Self {
+            name,
+            kind,
+            key,
+            value,
+            max,
+            pinning: Pinning::PerInterface,
+        }
     }
 
     /// The same map, never pinned.
     pub const fn unpinned(self) -> Self {
-        Self { pinning: Pinning::Never, ..self }
+        Self {
+            pinning: Pinning::Never,
+            ..self
+        }
     }
 
     pub const fn is_pinned(&self) -> bool {
@@ -125,7 +135,8 @@ pub const LB_GATEWAYS: MapDef = MapDef::array::<lb::GatewayEntry>("LB_GATEWAYS",
 pub const LB_TEID_OWNERS: MapDef = MapDef::array::<u32>("LB_TEID_OWNERS", lb::TEID_OWNERS);
 pub const LB_TX_PORTS: MapDef = MapDef::dev_map_hash("LB_TX_PORTS", 64);
 pub const LB_STATS: MapDef = MapDef::per_cpu_array::<Counter>("LB_STATS", lb::stat::COUNT);
-pub const FLOOR_STATS: MapDef = MapDef::per_cpu_array::<Counter>("FLOOR_STATS", lb::FLOOR_STATS_LEN);
+pub const FLOOR_STATS: MapDef =
+    MapDef::per_cpu_array::<Counter>("FLOOR_STATS", lb::FLOOR_STATS_LEN);
 /// The benchmark generator's 64-byte frame template. Scratch state of one
 /// run, so not pinned (pinning it would change the pinned set, and with it
 /// `LAYOUT_VERSION`).
@@ -134,20 +145,28 @@ pub const GEN_FRAME: MapDef = MapDef::array::<[u8; 64]>("GEN_FRAME", 1).unpinned
 // ---- gateway --------------------------------------------------------------
 
 pub const GW_CONFIG: MapDef = MapDef::array::<gateway::GwConfig>("GW_CONFIG", 1);
-pub const GW_SERVICES: MapDef = MapDef::hash::<gateway::ServiceKey, gateway::ServiceVal>("GW_SERVICES", gateway::GROUPS_MAX * 4);
+pub const GW_SERVICES: MapDef = MapDef::hash::<gateway::ServiceKey, gateway::ServiceVal>(
+    "GW_SERVICES",
+    gateway::GROUPS_MAX * 4,
+);
 pub const GW_SERVERS: MapDef = MapDef::array::<gateway::Server>("GW_SERVERS", gateway::SERVERS_MAX);
-pub const GW_SELECT: MapDef = MapDef::array::<gateway::Selection>("GW_SELECT", gateway::GROUPS_MAX * gateway::TYPES_MAX);
-pub const GW_TYPES: MapDef = MapDef::array::<gateway::TypeRule>("GW_TYPES", gateway::TYPE_RULES_MAX);
+pub const GW_SELECT: MapDef =
+    MapDef::array::<gateway::Selection>("GW_SELECT", gateway::GROUPS_MAX * gateway::TYPES_MAX);
+pub const GW_TYPES: MapDef =
+    MapDef::array::<gateway::TypeRule>("GW_TYPES", gateway::TYPE_RULES_MAX);
 pub const GW_AUTH: MapDef = MapDef::lpm_trie::<gateway::AuthKey, u32>("GW_AUTH", 4096);
 /// Free source ports, host order.
 pub const GW_POOL: MapDef = MapDef::queue::<u16>("GW_POOL", gateway::SESSIONS_MAX);
 /// Terminal flow → port, network order.
 pub const GW_FLOWS: MapDef = MapDef::hash::<gateway::FlowKey, u16>("GW_FLOWS", gateway::FLOWS_MAX);
-pub const GW_SESSIONS: MapDef = MapDef::array::<gateway::Session>("GW_SESSIONS", gateway::SESSIONS_MAX);
-pub const GW_SESS_STATS: MapDef = MapDef::per_cpu_array::<gateway::SessionCounters>("GW_SESS_STATS", gateway::SESSIONS_MAX);
+pub const GW_SESSIONS: MapDef =
+    MapDef::array::<gateway::Session>("GW_SESSIONS", gateway::SESSIONS_MAX);
+pub const GW_SESS_STATS: MapDef =
+    MapDef::per_cpu_array::<gateway::SessionCounters>("GW_SESS_STATS", gateway::SESSIONS_MAX);
 pub const GW_TUNNELS: MapDef = MapDef::array::<gateway::Tunnel>("GW_TUNNELS", gateway::TUNNELS_MAX);
 pub const GW_TEIDS: MapDef = MapDef::hash::<u32, u32>("GW_TEIDS", gateway::TUNNELS_MAX);
-pub const GW_TUN_STATS: MapDef = MapDef::per_cpu_array::<gateway::TunnelCounters>("GW_TUN_STATS", gateway::TUNNELS_MAX);
+pub const GW_TUN_STATS: MapDef =
+    MapDef::per_cpu_array::<gateway::TunnelCounters>("GW_TUN_STATS", gateway::TUNNELS_MAX);
 pub const GW_TX_PORTS: MapDef = MapDef::dev_map_hash("GW_TX_PORTS", 64);
 pub const GW_STATS: MapDef = MapDef::per_cpu_array::<Counter>("GW_STATS", gateway::stat::COUNT);
 
@@ -169,13 +188,15 @@ pub const RT_STATS: MapDef = MapDef::per_cpu_array::<Counter>("RT_STATS", router
 pub const SIP_PORTS: MapDef = MapDef::hash::<u16, u32>("SIP_PORTS", 16);
 /// `sip_monitor::SipCopy` records.
 pub const SIP_RING: MapDef = MapDef::ring_buf("SIP_RING", 8 << 20);
-pub const SIP_STATS: MapDef = MapDef::per_cpu_array::<Counter>("SIP_STATS", sip_monitor::stat::COUNT);
+pub const SIP_STATS: MapDef =
+    MapDef::per_cpu_array::<Counter>("SIP_STATS", sip_monitor::stat::COUNT);
 
 // ---- migration connection controller --------------------------------------
 
 /// Service address (network order) → steering.
 pub const ST_STEER: MapDef = MapDef::hash::<u32, migration::Steering>("ST_STEER", 4096);
-pub const ST_NETS: MapDef = MapDef::array::<migration::NetEgress>("ST_NETS", migration::NETWORKS_MAX);
+pub const ST_NETS: MapDef =
+    MapDef::array::<migration::NetEgress>("ST_NETS", migration::NETWORKS_MAX);
 pub const ST_TX_PORTS: MapDef = MapDef::dev_map_hash("ST_TX_PORTS", 16);
 pub const ST_XSKS: MapDef = MapDef::xsk_map("ST_XSKS", migration::QUEUES_MAX);
 pub const ST_STATS: MapDef = MapDef::per_cpu_array::<Counter>("ST_STATS", migration::stat::COUNT);

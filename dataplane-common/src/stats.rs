@@ -105,7 +105,13 @@ mod tests {
     /// Every role's names: the shared prefix, then unique reason names.
     #[test]
     fn names_start_with_the_verdicts_and_are_unique() {
-        let all: [&[&str]; 5] = [&lb::stat::NAMES, &gateway::stat::NAMES, &router::stat::NAMES, &sip_monitor::stat::NAMES, &migration::stat::NAMES];
+        let all: [&[&str]; 5] = [
+            &lb::stat::NAMES,
+            &gateway::stat::NAMES,
+            &router::stat::NAMES,
+            &sip_monitor::stat::NAMES,
+            &migration::stat::NAMES,
+        ];
         for names in all {
             assert_eq!(&names[..5], &super::verdict::STAT_NAMES);
             for (i, a) in names.iter().enumerate() {
@@ -117,7 +123,10 @@ mod tests {
     #[test]
     fn verdict_names() {
         use super::verdict::*;
-        assert_eq!([ABORTED, DROP, PASS, TX, REDIRECT].map(name), ["aborted", "drop", "pass", "tx", "redirect"]);
+        assert_eq!(
+            [ABORTED, DROP, PASS, TX, REDIRECT].map(name),
+            ["aborted", "drop", "pass", "tx", "redirect"]
+        );
         assert_eq!(name(7), "unknown");
     }
 }

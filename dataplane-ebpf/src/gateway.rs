@@ -8,14 +8,18 @@
 
 mod gtpu;
 
-use dataplane_common::entry::role;
 use core::sync::atomic::Ordering;
+use dataplane_common::entry::role;
 
-use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, maps::lpm_trie::Key, programs::XdpContext};
+use aya_ebpf::{
+    bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, maps::lpm_trie::Key,
+    programs::XdpContext,
+};
 use dataplane_common::{
     gateway::{
-        stat, AuthKey, FlowKey, GwConfig, Server, ServiceKey, DRY_RUN_MAGIC, NO_SERVER, SELECT_SLOTS,
-        NO_TUNNEL, SESSION_ACTIVE, SESSION_FREE, SF_FIN, SF_RST, SF_SERVICE_CHANGED, TYPES_MAX, TYPE_RULES_MAX,
+        stat, AuthKey, FlowKey, GwConfig, Server, ServiceKey, DRY_RUN_MAGIC, NO_SERVER, NO_TUNNEL,
+        SELECT_SLOTS, SESSION_ACTIVE, SESSION_FREE, SF_FIN, SF_RST, SF_SERVICE_CHANGED, TYPES_MAX,
+        TYPE_RULES_MAX,
     },
     hash,
 };
@@ -23,8 +27,8 @@ use dataplane_common::{
 use crate::{
     csum,
     maps::{
-        self, GW_AUTH, GW_CONFIG, GW_FLOWS, GW_POOL, GW_SELECT, GW_SERVERS, GW_SERVICES, GW_SESSIONS, GW_SESS_STATS, GW_STATS,
-        GW_TX_PORTS, GW_TYPES,
+        self, GW_AUTH, GW_CONFIG, GW_FLOWS, GW_POOL, GW_SELECT, GW_SERVERS, GW_SERVICES,
+        GW_SESSIONS, GW_SESS_STATS, GW_STATS, GW_TX_PORTS, GW_TYPES,
     },
     parse::{self, Ipv4 as Ip, ETH_P_IPV4, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP},
 };
@@ -83,21 +87,34 @@ fn run(ctx: &XdpContext, dry: bool, bytes: u64) -> Result<(u32, u32), u32> {
     }
     // GTP-U to the N3 address (a UDP header cut before its destination
     // port cannot be told apart and takes the plain path, as malformed).
-    if ip.proto == IPPROTO_UDP && ip.dst == cfg.n3_addr && cfg.n3_addr != 0 && parse::load_be16(ctx, ip.l4() + 2) == Some(parse::GTPU_PORT) {
+    if ip.proto == IPPROTO_UDP
+        && ip.dst == cfg.n3_addr
+        && cfg.n3_addr != 0
+        && parse::load_be16(ctx, ip.l4() + 2) == Some(parse::GTPU_PORT)
+    {
         return gtpu::uplink(ctx, &cfg, &ip, dry, bytes);
     }
     match ip.proto {
         IPPROTO_TCP | IPPROTO_UDP => {
             // The whole fixed header: the rewrite updates its checksum.
-            let ports = parse::parse_l4_ports(ctx, ip.l4(), parse::l4_hdr_len(ip.proto)).ok_or(stat::MALFORMED)?;
+            let ports = parse::parse_l4_ports(ctx, ip.l4(), parse::l4_hdr_len(ip.proto))
+                .ok_or(stat::MALFORMED)?;
             let (sport, dport) = (ports.src, ports.dst);
             let dport_h = u16::from_be(dport);
             if ip.dst == cfg.addr && dport_h >= cfg.port_min && dport_h <= cfg.port_max {
                 return reverse(ctx, &cfg, &ip, sport, dport_h, dry, bytes);
             }
-            let flow = FlowKey { addr: ip.src, port: sport, proto: ip.proto, _pad: 0, tunnel: NO_TUNNEL };
+            let flow = FlowKey {
+                addr: ip.src,
+                port: sport,
+                proto: ip.proto,
+                _pad: 0,
+                tunnel: NO_TUNNEL,
+            };
             let (existing, group) = service_group(&ip, &flow, dport)?;
-            forward(ctx, &cfg, &ip, &flow, existing, sport, dport, group, dry, bytes, NO_TUNNEL)
+            forward(
+                ctx, &cfg, &ip, &flow, existing, sport, dport, group, dry, bytes, NO_TUNNEL,
+            )
         }
         IPPROTO_ICMP if ip.dst == cfg.addr => icmp_error(ctx, &cfg, &ip, dry, bytes),
         _ => Err(stat::NOT_FOR_US),
@@ -109,13 +126,24 @@ fn run(ctx: &XdpContext, dry: bool, bytes: u64) -> Result<(u32, u32), u32> {
 /// addressing the same representative address needs no service lookup:
 /// its group is known.
 #[inline(always)]
-pub(super) fn service_group(ip: &Ip, flow: &FlowKey, dport: u16) -> Result<(Option<u16>, u32), u32> {
+pub(super) fn service_group(
+    ip: &Ip,
+    flow: &FlowKey,
+    dport: u16,
+) -> Result<(Option<u16>, u32), u32> {
     // SAFETY: the value is a u16 port copied out at once.
     let existing = unsafe { GW_FLOWS.get(flow) }.copied();
     let group = match existing.and_then(|p| GW_SESSIONS.get(u16::from_be(p) as u32)) {
-        Some(s) if s.state == SESSION_ACTIVE && s.rep_addr == ip.dst && s.rep_port == dport => s.group,
+        Some(s) if s.state == SESSION_ACTIVE && s.rep_addr == ip.dst && s.rep_port == dport => {
+            s.group
+        }
         _ => {
-            let key = ServiceKey { addr: ip.dst, port: dport, proto: ip.proto, _pad: 0 };
+            let key = ServiceKey {
+                addr: ip.dst,
+                port: dport,
+                proto: ip.proto,
+                _pad: 0,
+            };
             // SAFETY: read-only use of a value the control plane
             // replaces whole.
             match unsafe { GW_SERVICES.get(&key) } {
@@ -130,7 +158,13 @@ pub(super) fn service_group(ip: &Ip, flow: &FlowKey, dport: u16) -> Result<(Opti
 /// Claim 5: is this terminal allowed to reach this group?
 #[inline(always)]
 fn authorized(group: u32, addr: u32) -> bool {
-    let key = Key::new(64, AuthKey { group_be: group.to_be(), addr });
+    let key = Key::new(
+        64,
+        AuthKey {
+            group_be: group.to_be(),
+            addr,
+        },
+    );
     GW_AUTH.get(&key).is_some()
 }
 
@@ -204,7 +238,9 @@ pub(super) fn forward(
     let mut reason = stat::FORWARD;
     let (port, server_idx) = match existing {
         Some(port) => {
-            let s = GW_SESSIONS.get_ptr_mut(u16::from_be(port) as u32).ok_or(stat::NO_SESSION)?;
+            let s = GW_SESSIONS
+                .get_ptr_mut(u16::from_be(port) as u32)
+                .ok_or(stat::NO_SESSION)?;
             // SAFETY: map value pointer; fields are read or updated with
             // single stores/atomics.
             let s = unsafe { &mut *s };
@@ -252,7 +288,9 @@ pub(super) fn forward(
                 // port is allocated only by real traffic (shown as 0).
                 (0u16.to_be(), idx)
             } else {
-                let port = match new_session(ctx, ip, flow, sport, dport, group, stype, idx, now, bytes, tcp_flags, tunnel) {
+                let port = match new_session(
+                    ctx, ip, flow, sport, dport, group, stype, idx, now, bytes, tcp_flags, tunnel,
+                ) {
                     Ok(p) => p,
                     Err(verdict) => return Ok(verdict),
                 };
@@ -332,7 +370,11 @@ fn new_session(
         // -EEXIST: another CPU installed this flow first; its session
         // stands and this packet is dropped (the next one finds it).
         const EEXIST: i32 = 17;
-        let r = if e == -EEXIST { stat::LOST_RACE } else { stat::FLOWS_FULL };
+        let r = if e == -EEXIST {
+            stat::LOST_RACE
+        } else {
+            stat::FLOWS_FULL
+        };
         return Err((xdp_action::XDP_DROP, r));
     }
     count_session(port, bytes, true);
@@ -371,13 +413,25 @@ fn tcp_flags(ctx: &XdpContext, ip: &Ip) -> u32 {
     if ip.proto != IPPROTO_TCP {
         return 0;
     }
-    let Some(flags) = parse::load_u8(ctx, ip.l4() + 13) else { return 0 };
+    let Some(flags) = parse::load_u8(ctx, ip.l4() + 13) else {
+        return 0;
+    };
     (if flags & 0x01 != 0 { SF_FIN } else { 0 }) | (if flags & 0x04 != 0 { SF_RST } else { 0 })
 }
 
 #[inline(always)]
-fn reverse(ctx: &XdpContext, cfg: &GwConfig, ip: &Ip, sport: u16, port: u16, dry: bool, bytes: u64) -> Result<(u32, u32), u32> {
-    let s = GW_SESSIONS.get_ptr_mut(port as u32).ok_or(stat::NO_SESSION)?;
+fn reverse(
+    ctx: &XdpContext,
+    cfg: &GwConfig,
+    ip: &Ip,
+    sport: u16,
+    port: u16,
+    dry: bool,
+    bytes: u64,
+) -> Result<(u32, u32), u32> {
+    let s = GW_SESSIONS
+        .get_ptr_mut(port as u32)
+        .ok_or(stat::NO_SESSION)?;
     // SAFETY: map value; read fields, atomically add counters.
     let s = unsafe { &mut *s };
     if s.state != SESSION_ACTIVE || s.proto != ip.proto {
@@ -387,7 +441,8 @@ fn reverse(ctx: &XdpContext, cfg: &GwConfig, ip: &Ip, sport: u16, port: u16, dry
     if server.addr != ip.src || server.port != sport {
         return Ok((xdp_action::XDP_DROP, stat::REVERSE_SPOOFED));
     }
-    let (rep_addr, rep_port, term_addr, term_port) = (s.rep_addr, s.rep_port, s.term_addr, s.term_port);
+    let (rep_addr, rep_port, term_addr, term_port) =
+        (s.rep_addr, s.rep_port, s.term_addr, s.term_port);
     let (mac, src_mac, ifindex) = (s.up_mac, s.up_src_mac, s.up_ifindex);
     // A tunnel session's reply is encapsulated: the tunnel is checked
     // before anything is counted or rewritten.
@@ -419,7 +474,14 @@ fn reverse(ctx: &XdpContext, cfg: &GwConfig, ip: &Ip, sport: u16, port: u16, dry
 /// Rewrite addresses and ports (all network order), decrement the TTL, and
 /// update the IPv4 and L4 checksums incrementally.
 #[inline(always)]
-fn rewrite(ctx: &XdpContext, ip: &Ip, src: u32, sport: u16, dst: u32, dport: u16) -> Result<(), u32> {
+fn rewrite(
+    ctx: &XdpContext,
+    ip: &Ip,
+    src: u32,
+    sport: u16,
+    dst: u32,
+    dport: u16,
+) -> Result<(), u32> {
     let hdr = parse::ptr_at::<[u8; 20]>(ctx, ip.off).ok_or(stat::MALFORMED)?;
     // SAFETY: 20 bytes checked.
     let h = unsafe { &mut *hdr };
@@ -463,7 +525,12 @@ fn rewrite(ctx: &XdpContext, ip: &Ip, src: u32, sport: u16, dst: u32, dport: u16
 }
 
 #[inline(always)]
-fn l2_out(ctx: &XdpContext, dst_mac: &[u8; 6], src_mac: &[u8; 6], ifindex: u32) -> Result<u32, u32> {
+fn l2_out(
+    ctx: &XdpContext,
+    dst_mac: &[u8; 6],
+    src_mac: &[u8; 6],
+    ifindex: u32,
+) -> Result<u32, u32> {
     let same = ifindex as usize == ctx.ingress_ifindex();
     if !same && GW_TX_PORTS.get_ifindex(ifindex).is_none() {
         return Ok(xdp_action::XDP_DROP).and(Err(stat::REDIRECT_FAILED));
@@ -478,14 +545,22 @@ fn l2_out(ctx: &XdpContext, dst_mac: &[u8; 6], src_mac: &[u8; 6], ifindex: u32) 
     if same {
         return Ok(xdp_action::XDP_TX);
     }
-    GW_TX_PORTS.redirect(ifindex, xdp_action::XDP_DROP as u64).or(Ok(xdp_action::XDP_DROP))
+    GW_TX_PORTS
+        .redirect(ifindex, xdp_action::XDP_DROP as u64)
+        .or(Ok(xdp_action::XDP_DROP))
 }
 
 /// An ICMP error about a translated packet (RFC 5508 §5: NAT behaviour for
 /// ICMP): the quoted packet went gateway:port → server; the terminal must
 /// see terminal:port → representative, from the representative address.
 #[inline(always)]
-fn icmp_error(ctx: &XdpContext, cfg: &GwConfig, ip: &Ip, dry: bool, bytes: u64) -> Result<(u32, u32), u32> {
+fn icmp_error(
+    ctx: &XdpContext,
+    cfg: &GwConfig,
+    ip: &Ip,
+    dry: bool,
+    bytes: u64,
+) -> Result<(u32, u32), u32> {
     let icmp = ip.l4();
     let t = parse::load_u8(ctx, icmp).ok_or(stat::MALFORMED)?;
     // Destination unreachable, time exceeded, parameter problem.
@@ -505,7 +580,9 @@ fn icmp_error(ctx: &XdpContext, cfg: &GwConfig, ip: &Ip, dry: bool, bytes: u64) 
     // The quote need not reach past the ports.
     let qports = parse::parse_l4_ports(ctx, ql4, parse::PORTS_LEN).ok_or(stat::MALFORMED)?;
     let (qsport, qdport) = (qports.src, qports.dst);
-    let s = GW_SESSIONS.get(u16::from_be(qsport) as u32).ok_or(stat::NO_SESSION)?;
+    let s = GW_SESSIONS
+        .get(u16::from_be(qsport) as u32)
+        .ok_or(stat::NO_SESSION)?;
     if s.state != SESSION_ACTIVE || s.proto != qproto || qsrc != ip.dst {
         return Err(stat::NO_SESSION);
     }
@@ -513,7 +590,8 @@ fn icmp_error(ctx: &XdpContext, cfg: &GwConfig, ip: &Ip, dry: bool, bytes: u64) 
     if server.addr != qdst || server.port != qdport {
         return Ok((xdp_action::XDP_DROP, stat::REVERSE_SPOOFED));
     }
-    let (rep_addr, rep_port, term_addr, term_port) = (s.rep_addr, s.rep_port, s.term_addr, s.term_port);
+    let (rep_addr, rep_port, term_addr, term_port) =
+        (s.rep_addr, s.rep_port, s.term_addr, s.term_port);
     let (mac, src_mac, ifindex) = (s.up_mac, s.up_src_mac, s.up_ifindex);
     // A tunnel session's error goes back into its tunnel: checked (and the
     // IP length taken) before anything is rewritten.
@@ -577,7 +655,14 @@ fn icmp_error(ctx: &XdpContext, cfg: &GwConfig, ip: &Ip, dry: bool, bytes: u64) 
     oh[12..16].copy_from_slice(&rep_addr.to_ne_bytes());
     oh[16..20].copy_from_slice(&term_addr.to_ne_bytes());
     if let Some(d) = down {
-        return Ok(gtpu::send_down(ctx, cfg, &d, stat::ICMP_REVERSE, dry, bytes));
+        return Ok(gtpu::send_down(
+            ctx,
+            cfg,
+            &d,
+            stat::ICMP_REVERSE,
+            dry,
+            bytes,
+        ));
     }
     let action = l2_out(ctx, &mac, &src_mac, ifindex)?;
     Ok((action, stat::ICMP_REVERSE))

@@ -4,15 +4,20 @@
 //! Anything it cannot classify is passed to the kernel with a reason
 //! counted; it never forwards a packet it did not fully parse.
 
-use dataplane_common::entry::role;
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use dataplane_common::entry::role;
 use dataplane_common::{
     hash,
-    lb::{stat, teid_prefix, GatewayEntry, GTPU_PORT, GW_F_VALID, KEY_FLOW, MAGLEV_MAX, NO_GATEWAY},
+    lb::{
+        stat, teid_prefix, GatewayEntry, GTPU_PORT, GW_F_VALID, KEY_FLOW, MAGLEV_MAX, NO_GATEWAY,
+    },
 };
 
 use crate::{
-    maps::{self, LB_ACTIVE, LB_GATEWAYS, LB_MAGLEV, LB_STATS, LB_TABLE_META, LB_TEID_OWNERS, LB_TX_PORTS},
+    maps::{
+        self, LB_ACTIVE, LB_GATEWAYS, LB_MAGLEV, LB_STATS, LB_TABLE_META, LB_TEID_OWNERS,
+        LB_TX_PORTS,
+    },
     parse::{self, EthError, GtpuError, Ipv4Error, ETH_P_IPV4, IPPROTO_TCP, IPPROTO_UDP},
 };
 
@@ -64,12 +69,15 @@ fn classify(ctx: &XdpContext) -> Result<SessionKey, u32> {
     match ip.proto {
         IPPROTO_UDP | IPPROTO_TCP => {
             let l4 = ip.l4();
-            let ports = parse::parse_l4_ports(ctx, l4, parse::l4_hdr_len(ip.proto)).ok_or(stat::TRUNC_L4)?;
+            let ports = parse::parse_l4_ports(ctx, l4, parse::l4_hdr_len(ip.proto))
+                .ok_or(stat::TRUNC_L4)?;
             if ip.proto == IPPROTO_UDP && u16::from_be(ports.dst) == GTPU_PORT {
                 let teid = parse_gtpu(ctx, l4 + parse::UDP_HLEN)?;
                 return Ok(SessionKey::Teid(teid));
             }
-            Ok(SessionKey::Flow(ip.src, ip.dst, ports.src, ports.dst, ip.proto))
+            Ok(SessionKey::Flow(
+                ip.src, ip.dst, ports.src, ports.dst, ip.proto,
+            ))
         }
         _ => Err(stat::NOT_TCP_UDP),
     }

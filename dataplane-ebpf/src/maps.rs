@@ -7,14 +7,19 @@
 use aya_ebpf::{
     bindings::xdp_action,
     macros::map,
-    maps::{Array, DevMapHash, HashMap, LpmTrie, PerCpuArray, ProgramArray, Queue, RingBuf, XskMap},
+    maps::{
+        Array, DevMapHash, HashMap, LpmTrie, PerCpuArray, ProgramArray, Queue, RingBuf, XskMap,
+    },
 };
 use dataplane_common::{
-    gateway::{AuthKey, FlowKey, GwConfig, Selection, Server, ServiceKey, ServiceVal, Session, SessionCounters, Tunnel, TunnelCounters, TypeRule},
+    gateway::{
+        AuthKey, FlowKey, GwConfig, Selection, Server, ServiceKey, ServiceVal, Session,
+        SessionCounters, Tunnel, TunnelCounters, TypeRule,
+    },
     lb::{GatewayEntry, TableMeta},
     maps as def,
-    router::{Fingerprint, RouterCfg},
     migration::{NetEgress, Steering},
+    router::{Fingerprint, RouterCfg},
     verdict, Counter, LayoutMeta,
 };
 
@@ -37,7 +42,8 @@ pub static ENTRY_NEXT: Array<u32> = Array::with_max_entries(def::ENTRY_NEXT.max,
 
 /// Per-CPU `{packets, bytes}` of what the entry program decided itself.
 #[map]
-pub static ENTRY_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(def::ENTRY_STATS.max, 0);
+pub static ENTRY_STATS: PerCpuArray<Counter> =
+    PerCpuArray::with_max_entries(def::ENTRY_STATS.max, 0);
 
 // ---- lb ----------------------------------------------------------------
 
@@ -77,7 +83,8 @@ pub static LB_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(def::L
 
 /// The floor program's one counter (benchmark baseline).
 #[map]
-pub static FLOOR_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(def::FLOOR_STATS.max, 0);
+pub static FLOOR_STATS: PerCpuArray<Counter> =
+    PerCpuArray::with_max_entries(def::FLOOR_STATS.max, 0);
 
 /// The benchmark generator's frame template (64 bytes). Written by the
 /// bench before it generates.
@@ -120,7 +127,8 @@ pub static GW_CONFIG: Array<GwConfig> = Array::with_max_entries(def::GW_CONFIG.m
 
 /// Representative address → group (claim 3). Control plane.
 #[map]
-pub static GW_SERVICES: HashMap<ServiceKey, ServiceVal> = HashMap::with_max_entries(def::GW_SERVICES.max, 0);
+pub static GW_SERVICES: HashMap<ServiceKey, ServiceVal> =
+    HashMap::with_max_entries(def::GW_SERVICES.max, 0);
 
 /// Server index → address, port and next hop. Control plane.
 #[map]
@@ -157,7 +165,8 @@ pub static GW_SESSIONS: Array<Session> = Array::with_max_entries(def::GW_SESSION
 /// Port → per-CPU session counters. Added to by the fast path; summed and
 /// zeroed by the control plane.
 #[map]
-pub static GW_SESS_STATS: PerCpuArray<SessionCounters> = PerCpuArray::with_max_entries(def::GW_SESS_STATS.max, 0);
+pub static GW_SESS_STATS: PerCpuArray<SessionCounters> =
+    PerCpuArray::with_max_entries(def::GW_SESS_STATS.max, 0);
 
 /// Tunnel index → GTP-U tunnel (TEIDs, UE and access node addresses, QFI,
 /// next hop toward the access node). Written whole by the control plane
@@ -173,7 +182,8 @@ pub static GW_TEIDS: HashMap<u32, u32> = HashMap::with_max_entries(def::GW_TEIDS
 /// Tunnel index → per-CPU usage (inner IP bytes). Added to by the fast
 /// path; read and zeroed by the control plane once the TEID is gone.
 #[map]
-pub static GW_TUN_STATS: PerCpuArray<TunnelCounters> = PerCpuArray::with_max_entries(def::GW_TUN_STATS.max, 0);
+pub static GW_TUN_STATS: PerCpuArray<TunnelCounters> =
+    PerCpuArray::with_max_entries(def::GW_TUN_STATS.max, 0);
 
 /// Interfaces the gateway may redirect to. Control plane.
 #[map]

@@ -4,8 +4,8 @@
 //! the receiving queue, to be released in order to the new network after
 //! the switch (claims 4-5).
 
-use dataplane_common::entry::role;
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use dataplane_common::entry::role;
 use dataplane_common::migration::{stat, STEER_HOLD};
 
 use crate::{
@@ -24,18 +24,26 @@ pub fn steer(ctx: XdpContext) -> u32 {
 
 #[inline(always)]
 fn decide(ctx: &XdpContext) -> (u32, u32) {
-    let Ok(eth) = parse::parse_eth_vlans(ctx) else { return (xdp_action::XDP_PASS, stat::NOT_STEERED) };
+    let Ok(eth) = parse::parse_eth_vlans(ctx) else {
+        return (xdp_action::XDP_PASS, stat::NOT_STEERED);
+    };
     if eth.proto != ETH_P_IPV4 {
         return (xdp_action::XDP_PASS, stat::NOT_STEERED);
     }
     // Steered by destination alone; the header is the next hop's to judge.
-    let Some(ip) = parse::parse_ipv4(ctx, eth.l3) else { return (xdp_action::XDP_PASS, stat::NOT_STEERED) };
+    let Some(ip) = parse::parse_ipv4(ctx, eth.l3) else {
+        return (xdp_action::XDP_PASS, stat::NOT_STEERED);
+    };
     // SAFETY: value copied out at once.
-    let Some(s) = (unsafe { ST_STEER.get(&ip.dst) }).copied() else { return (xdp_action::XDP_PASS, stat::NOT_STEERED) };
+    let Some(s) = (unsafe { ST_STEER.get(&ip.dst) }).copied() else {
+        return (xdp_action::XDP_PASS, stat::NOT_STEERED);
+    };
     if s.flags & STEER_HOLD != 0 {
         return hold(ctx);
     }
-    let Some(net) = ST_NETS.get(s.network).copied() else { return (xdp_action::XDP_PASS, stat::NO_NETWORK) };
+    let Some(net) = ST_NETS.get(s.network).copied() else {
+        return (xdp_action::XDP_PASS, stat::NO_NETWORK);
+    };
     if net.valid == 0 {
         return (xdp_action::XDP_PASS, stat::NO_NETWORK);
     }
@@ -43,7 +51,9 @@ fn decide(ctx: &XdpContext) -> (u32, u32) {
     if !same && ST_TX_PORTS.get_ifindex(net.ifindex).is_none() {
         return (xdp_action::XDP_PASS, stat::NO_NETWORK);
     }
-    let Some(eth) = parse::ptr_at::<[u8; 12]>(ctx, 0) else { return (xdp_action::XDP_PASS, stat::NOT_STEERED) };
+    let Some(eth) = parse::ptr_at::<[u8; 12]>(ctx, 0) else {
+        return (xdp_action::XDP_PASS, stat::NOT_STEERED);
+    };
     // SAFETY: 12 bytes checked.
     unsafe {
         let e = &mut *eth;

@@ -98,7 +98,11 @@ pub fn parse_eth(ctx: &XdpContext) -> Result<Eth, EthError> {
     let hdr = ptr_at::<[u8; ETH_HLEN]>(ctx, 0).ok_or(EthError::TruncEth)?;
     // SAFETY: 14 bytes checked.
     let proto = unsafe { u16::from_be_bytes([(*hdr)[12], (*hdr)[13]]) };
-    Ok(Eth { hdr, proto, l3: ETH_HLEN })
+    Ok(Eth {
+        hdr,
+        proto,
+        l3: ETH_HLEN,
+    })
 }
 
 /// Ethernet with up to two VLAN tags (802.1Q / 802.1ad).
@@ -244,7 +248,10 @@ pub fn parse_l4_ports(ctx: &XdpContext, off: usize, hdr_len: usize) -> Option<Po
     }
     // SAFETY: 4 bytes checked.
     let p = unsafe { *p };
-    Some(Ports { src: u16::from_ne_bytes([p[0], p[1]]), dst: u16::from_ne_bytes([p[2], p[3]]) })
+    Some(Ports {
+        src: u16::from_ne_bytes([p[0], p[1]]),
+        dst: u16::from_ne_bytes([p[2], p[3]]),
+    })
 }
 
 // ---- GTP-U ------------------------------------------------------------------

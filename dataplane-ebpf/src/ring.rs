@@ -8,8 +8,15 @@ use dataplane_common::ring::Record;
 /// `ring`. False when the ring is full or the copy failed; the reservation
 /// is then given back.
 #[inline(always)]
-pub fn copy_frame<H: Copy + 'static, const N: usize>(ring: &RingBuf, ctx: &XdpContext, header: H, n: usize) -> bool {
-    let Some(mut entry) = ring.reserve::<Record<H, N>>(0) else { return false };
+pub fn copy_frame<H: Copy + 'static, const N: usize>(
+    ring: &RingBuf,
+    ctx: &XdpContext,
+    header: H,
+    n: usize,
+) -> bool {
+    let Some(mut entry) = ring.reserve::<Record<H, N>>(0) else {
+        return false;
+    };
     let p = entry.as_mut_ptr();
     // SAFETY: `p` points at a reserved Record; the helper copies at most
     // `n` <= N bytes into its data array.

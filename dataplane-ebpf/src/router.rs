@@ -3,8 +3,10 @@
 //! only those whose end-system bucket this router owns; hold the buckets
 //! being handed over; drop the rest, which another router routes.
 
+use aya_ebpf::{
+    bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext,
+};
 use dataplane_common::entry::role;
-use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_coarse_ns, macros::xdp, programs::XdpContext};
 use dataplane_common::{
     hash,
     router::{stat, Fingerprint, HeldHeader, BUCKET_HOLD, BUCKET_MINE, HOLD_MAX},
@@ -33,7 +35,9 @@ fn filter(ctx: &XdpContext, bytes: u64) -> (u32, u32) {
     };
     // Untagged only: a tagged frame to the virtual MAC passes to the
     // kernel as not IPv4.
-    let Ok(eth) = parse::parse_eth(ctx) else { return (xdp_action::XDP_PASS, stat::MALFORMED) };
+    let Ok(eth) = parse::parse_eth(ctx) else {
+        return (xdp_action::XDP_PASS, stat::MALFORMED);
+    };
     // SAFETY: 14 bytes checked by parse_eth.
     let e = unsafe { &mut *eth.hdr };
     if e[0..6] != cfg.vmac {
@@ -42,13 +46,17 @@ fn filter(ctx: &XdpContext, bytes: u64) -> (u32, u32) {
     if eth.proto != ETH_P_IPV4 {
         return (xdp_action::XDP_PASS, stat::NOT_IPV4);
     }
-    let Some(ip) = parse::parse_ipv4(ctx, eth.l3) else { return (xdp_action::XDP_PASS, stat::MALFORMED) };
+    let Some(ip) = parse::parse_ipv4(ctx, eth.l3) else {
+        return (xdp_action::XDP_PASS, stat::MALFORMED);
+    };
     if ip.check().is_err() {
         return (xdp_action::XDP_PASS, stat::MALFORMED);
     }
     // The 4 bytes after the fixed header (ports, or options) are part of
     // the fingerprint, so they must be there.
-    let Some(after) = parse::load_raw32(ctx, eth.l3 + IPV4_HLEN) else { return (xdp_action::XDP_PASS, stat::MALFORMED) };
+    let Some(after) = parse::load_raw32(ctx, eth.l3 + IPV4_HLEN) else {
+        return (xdp_action::XDP_PASS, stat::MALFORMED);
+    };
     // A dead daemon's filter routes nothing: its buckets are being handed
     // out by the next master.
     let lease = RT_LEASE.get(0).copied().unwrap_or(0);
@@ -100,7 +108,10 @@ fn hold(ctx: &XdpContext, bucket: u32) -> u32 {
     if len > HOLD_MAX {
         return stat::HOLD_OVERFLOW;
     }
-    let header = HeldHeader { bucket, len: len as u32 };
+    let header = HeldHeader {
+        bucket,
+        len: len as u32,
+    };
     if ring::copy_frame::<_, HOLD_MAX>(&RT_HELD, ctx, header, len) {
         stat::HELD
     } else {

@@ -2,8 +2,8 @@
 //! or from a configured port) to a ring buffer and pass every packet on
 //! unchanged. A full ring loses the copy, never the packet.
 
-use dataplane_common::entry::role;
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use dataplane_common::entry::role;
 use dataplane_common::sip_monitor::{stat, SipCopyHeader, COPY_MAX};
 
 use crate::{
@@ -15,7 +15,11 @@ use crate::{
 #[xdp]
 pub fn sip_monitor(ctx: XdpContext) -> u32 {
     let bytes = (ctx.data_end() - ctx.data()) as u64;
-    let reason = if is_sip(&ctx) { copy(&ctx) } else { stat::NOT_SIP };
+    let reason = if is_sip(&ctx) {
+        copy(&ctx)
+    } else {
+        stat::NOT_SIP
+    };
     maps::count(&SIP_STATS, reason, bytes);
     maps::count_verdict(&SIP_STATS, xdp_action::XDP_PASS, bytes);
     crate::entry::next(&ctx, role::SIP_MONITOR, xdp_action::XDP_PASS)
@@ -27,15 +31,21 @@ pub fn sip_monitor(ctx: XdpContext) -> u32 {
 /// way, and the monitor's parser judges the copy.
 #[inline(always)]
 fn is_sip(ctx: &XdpContext) -> bool {
-    let Ok(eth) = parse::parse_eth_vlans(ctx) else { return false };
+    let Ok(eth) = parse::parse_eth_vlans(ctx) else {
+        return false;
+    };
     if eth.proto != ETH_P_IPV4 {
         return false;
     }
-    let Some(ip) = parse::parse_ipv4(ctx, eth.l3) else { return false };
+    let Some(ip) = parse::parse_ipv4(ctx, eth.l3) else {
+        return false;
+    };
     if ip.proto != IPPROTO_UDP && ip.proto != IPPROTO_TCP {
         return false;
     }
-    let Some(ports) = parse::parse_l4_ports(ctx, ip.l4(), PORTS_LEN) else { return false };
+    let Some(ports) = parse::parse_l4_ports(ctx, ip.l4(), PORTS_LEN) else {
+        return false;
+    };
     // SAFETY: values copied out at once.
     unsafe { SIP_PORTS.get(&ports.dst).is_some() || SIP_PORTS.get(&ports.src).is_some() }
 }
@@ -44,7 +54,10 @@ fn is_sip(ctx: &XdpContext) -> bool {
 fn copy(ctx: &XdpContext) -> u32 {
     let len = parse::packet_len(ctx);
     let n = if len > COPY_MAX { COPY_MAX } else { len };
-    let header = SipCopyHeader { len: len as u32, copied: n as u32 };
+    let header = SipCopyHeader {
+        len: len as u32,
+        copied: n as u32,
+    };
     if !ring::copy_frame::<_, COPY_MAX>(&SIP_RING, ctx, header, n) {
         return stat::RING_FULL;
     }

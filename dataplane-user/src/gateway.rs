@@ -11,7 +11,8 @@ use aya::maps::{
 };
 use dataplane_common::{
     gateway::{
-        self, AuthKey, FlowKey, GwConfig, Selection, Server, ServiceKey, ServiceVal, Session, SessionCounters, Tunnel, TunnelCounters, TypeRule,
+        self, AuthKey, FlowKey, GwConfig, Selection, Server, ServiceKey, ServiceVal, Session,
+        SessionCounters, Tunnel, TunnelCounters, TypeRule,
     },
     maps, Counter,
 };
@@ -78,13 +79,22 @@ pub type Service = Endpoint;
 
 impl From<Endpoint> for ServiceKey {
     fn from(e: Endpoint) -> Self {
-        ServiceKey { addr: net(e.addr), port: e.port.to_be(), proto: e.proto, _pad: 0 }
+        ServiceKey {
+            addr: net(e.addr),
+            port: e.port.to_be(),
+            proto: e.proto,
+            _pad: 0,
+        }
     }
 }
 
 impl From<ServiceKey> for Endpoint {
     fn from(k: ServiceKey) -> Self {
-        Endpoint { addr: addr(k.addr), port: u16::from_be(k.port), proto: k.proto }
+        Endpoint {
+            addr: addr(k.addr),
+            port: u16::from_be(k.port),
+            proto: k.proto,
+        }
     }
 }
 
@@ -102,11 +112,20 @@ pub struct Flow {
 impl Flow {
     /// A plain-IP flow.
     pub fn plain(e: Endpoint) -> Self {
-        Flow { addr: e.addr, port: e.port, proto: e.proto, tunnel: None }
+        Flow {
+            addr: e.addr,
+            port: e.port,
+            proto: e.proto,
+            tunnel: None,
+        }
     }
 
     pub fn endpoint(&self) -> Endpoint {
-        Endpoint { addr: self.addr, port: self.port, proto: self.proto }
+        Endpoint {
+            addr: self.addr,
+            port: self.port,
+            proto: self.proto,
+        }
     }
 }
 
@@ -121,13 +140,24 @@ fn tunnel_idx(id: u32) -> Option<u32> {
 
 impl From<Flow> for FlowKey {
     fn from(f: Flow) -> Self {
-        FlowKey { addr: net(f.addr), port: f.port.to_be(), proto: f.proto, _pad: 0, tunnel: tunnel_id(f.tunnel) }
+        FlowKey {
+            addr: net(f.addr),
+            port: f.port.to_be(),
+            proto: f.proto,
+            _pad: 0,
+            tunnel: tunnel_id(f.tunnel),
+        }
     }
 }
 
 impl From<FlowKey> for Flow {
     fn from(k: FlowKey) -> Self {
-        Flow { addr: addr(k.addr), port: u16::from_be(k.port), proto: k.proto, tunnel: tunnel_idx(k.tunnel) }
+        Flow {
+            addr: addr(k.addr),
+            port: u16::from_be(k.port),
+            proto: k.proto,
+            tunnel: tunnel_idx(k.tunnel),
+        }
     }
 }
 
@@ -165,7 +195,14 @@ pub struct TunnelEntry {
 
 impl From<TunnelEntry> for Tunnel {
     fn from(e: TunnelEntry) -> Self {
-        let d = e.downlink.unwrap_or(TunnelDownlink { teid: 0, an_addr: Ipv4Addr::UNSPECIFIED, qfi: None, mac: [0; 6], src_mac: [0; 6], ifindex: 0 });
+        let d = e.downlink.unwrap_or(TunnelDownlink {
+            teid: 0,
+            an_addr: Ipv4Addr::UNSPECIFIED,
+            qfi: None,
+            mac: [0; 6],
+            src_mac: [0; 6],
+            ifindex: 0,
+        });
         Tunnel {
             state: gateway::TUNNEL_ACTIVE,
             ul_teid: e.ul_teid,
@@ -213,14 +250,28 @@ pub struct ServerEntry {
 
 impl From<ServerEntry> for Server {
     fn from(s: ServerEntry) -> Self {
-        Server { addr: net(s.addr), port: s.port.to_be(), _pad: 0, mac: s.mac, src_mac: s.src_mac, ifindex: s.ifindex, flags: 1 }
+        Server {
+            addr: net(s.addr),
+            port: s.port.to_be(),
+            _pad: 0,
+            mac: s.mac,
+            src_mac: s.src_mac,
+            ifindex: s.ifindex,
+            flags: 1,
+        }
     }
 }
 
 impl ServerEntry {
     /// `None` for a slot never written.
     fn from_map(s: Server) -> Option<Self> {
-        (s.flags != 0).then(|| ServerEntry { addr: addr(s.addr), port: u16::from_be(s.port), mac: s.mac, src_mac: s.src_mac, ifindex: s.ifindex })
+        (s.flags != 0).then(|| ServerEntry {
+            addr: addr(s.addr),
+            port: u16::from_be(s.port),
+            mac: s.mac,
+            src_mac: s.src_mac,
+            ifindex: s.ifindex,
+        })
     }
 }
 
@@ -310,18 +361,27 @@ impl From<Session> for SessionEntry {
 /// The `GW_AUTH` key of `group` and `addr/len`.
 fn auth_key(group: u32, addr: Ipv4Addr, len: u8) -> Key<AuthKey> {
     // The group is the key's first 32 bits, compared byte by byte.
-    Key::new(32 + u32::from(len), AuthKey { group_be: group.to_be(), addr: net(addr) })
+    Key::new(
+        32 + u32::from(len),
+        AuthKey {
+            group_be: group.to_be(),
+            addr: net(addr),
+        },
+    )
 }
 
 impl Dataplane {
     pub fn gw_config(&self) -> Result<Settings> {
         let a: Array<&MapData, GwConfig> = self.map(&maps::GW_CONFIG)?;
-        a.get(&0, 0).map(Settings::from).map_err(map_err(&maps::GW_CONFIG))
+        a.get(&0, 0)
+            .map(Settings::from)
+            .map_err(map_err(&maps::GW_CONFIG))
     }
 
     pub fn set_gw_config(&mut self, s: &Settings) -> Result<()> {
         let mut a: Array<&mut MapData, GwConfig> = self.map_mut(&maps::GW_CONFIG)?;
-        a.set(0, GwConfig::from(*s), 0).map_err(map_err(&maps::GW_CONFIG))
+        a.set(0, GwConfig::from(*s), 0)
+            .map_err(map_err(&maps::GW_CONFIG))
     }
 
     /// Every representative address and the group behind it.
@@ -334,35 +394,58 @@ impl Dataplane {
     }
 
     pub fn set_service(&mut self, s: &Service, group: u32) -> Result<()> {
-        let mut h: HashMap<&mut MapData, ServiceKey, ServiceVal> = self.map_mut(&maps::GW_SERVICES)?;
-        h.insert(ServiceKey::from(*s), ServiceVal { group }, 0).map_err(map_err(&maps::GW_SERVICES))
+        let mut h: HashMap<&mut MapData, ServiceKey, ServiceVal> =
+            self.map_mut(&maps::GW_SERVICES)?;
+        h.insert(ServiceKey::from(*s), ServiceVal { group }, 0)
+            .map_err(map_err(&maps::GW_SERVICES))
     }
 
     pub fn remove_service(&mut self, s: &Service) -> Result<()> {
-        let mut h: HashMap<&mut MapData, ServiceKey, ServiceVal> = self.map_mut(&maps::GW_SERVICES)?;
-        h.remove(&ServiceKey::from(*s)).map_err(map_err(&maps::GW_SERVICES))
+        let mut h: HashMap<&mut MapData, ServiceKey, ServiceVal> =
+            self.map_mut(&maps::GW_SERVICES)?;
+        h.remove(&ServiceKey::from(*s))
+            .map_err(map_err(&maps::GW_SERVICES))
     }
 
     /// The server at `idx`, `None` if the slot was never written.
     pub fn server(&self, idx: u32) -> Result<Option<ServerEntry>> {
         let a: Array<&MapData, Server> = self.map(&maps::GW_SERVERS)?;
-        a.get(&idx, 0).map(ServerEntry::from_map).map_err(map_err(&maps::GW_SERVERS))
+        a.get(&idx, 0)
+            .map(ServerEntry::from_map)
+            .map_err(map_err(&maps::GW_SERVERS))
     }
 
     pub fn set_server(&mut self, idx: u32, s: &ServerEntry) -> Result<()> {
         let mut a: Array<&mut MapData, Server> = self.map_mut(&maps::GW_SERVERS)?;
-        a.set(idx, Server::from(*s), 0).map_err(map_err(&maps::GW_SERVERS))
+        a.set(idx, Server::from(*s), 0)
+            .map_err(map_err(&maps::GW_SERVERS))
     }
 
     /// Server indices of the selection table of (`group`, `stype`).
-    pub fn selection(&self, group: u32, stype: u32) -> Result<[u16; gateway::SELECT_SLOTS as usize]> {
+    pub fn selection(
+        &self,
+        group: u32,
+        stype: u32,
+    ) -> Result<[u16; gateway::SELECT_SLOTS as usize]> {
         let a: Array<&MapData, Selection> = self.map(&maps::GW_SELECT)?;
-        a.get(&(group * gateway::TYPES_MAX + stype), 0).map(|s| s.servers).map_err(map_err(&maps::GW_SELECT))
+        a.get(&(group * gateway::TYPES_MAX + stype), 0)
+            .map(|s| s.servers)
+            .map_err(map_err(&maps::GW_SELECT))
     }
 
-    pub fn set_selection(&mut self, group: u32, stype: u32, servers: &[u16; gateway::SELECT_SLOTS as usize]) -> Result<()> {
+    pub fn set_selection(
+        &mut self,
+        group: u32,
+        stype: u32,
+        servers: &[u16; gateway::SELECT_SLOTS as usize],
+    ) -> Result<()> {
         let mut a: Array<&mut MapData, Selection> = self.map_mut(&maps::GW_SELECT)?;
-        a.set(group * gateway::TYPES_MAX + stype, Selection { servers: *servers }, 0).map_err(map_err(&maps::GW_SELECT))
+        a.set(
+            group * gateway::TYPES_MAX + stype,
+            Selection { servers: *servers },
+            0,
+        )
+        .map_err(map_err(&maps::GW_SELECT))
     }
 
     /// The rules in use, in match order.
@@ -381,11 +464,18 @@ impl Dataplane {
     /// Replace every rule; slots past `rules` are cleared.
     pub fn set_type_rules(&mut self, rules: &[TypeRuleEntry]) -> Result<()> {
         if rules.len() > gateway::TYPE_RULES_MAX as usize {
-            return Err(Error::Other(format!("{} session type rules, at most {}", rules.len(), gateway::TYPE_RULES_MAX)));
+            return Err(Error::Other(format!(
+                "{} session type rules, at most {}",
+                rules.len(),
+                gateway::TYPE_RULES_MAX
+            )));
         }
         let mut a: Array<&mut MapData, TypeRule> = self.map_mut(&maps::GW_TYPES)?;
         for i in 0..gateway::TYPE_RULES_MAX {
-            let r = rules.get(i as usize).map(|r| TypeRule::from(*r)).unwrap_or_default();
+            let r = rules
+                .get(i as usize)
+                .map(|r| TypeRule::from(*r))
+                .unwrap_or_default();
             a.set(i, r, 0).map_err(map_err(&maps::GW_TYPES))?;
         }
         Ok(())
@@ -394,19 +484,33 @@ impl Dataplane {
     /// Allow `addr/len` to use `group`.
     pub fn auth_allow(&mut self, group: u32, addr: Ipv4Addr, len: u8) -> Result<()> {
         let mut t: LpmTrie<&mut MapData, AuthKey, u32> = self.map_mut(&maps::GW_AUTH)?;
-        t.insert(&auth_key(group, addr, len), 1, 0).map_err(map_err(&maps::GW_AUTH))
+        t.insert(&auth_key(group, addr, len), 1, 0)
+            .map_err(map_err(&maps::GW_AUTH))
     }
 
     /// Every (group, prefix address, prefix length) allowed.
     pub fn auth_entries(&self) -> Result<Vec<(u32, Ipv4Addr, u8)>> {
         let t: LpmTrie<&MapData, AuthKey, u32> = self.map(&maps::GW_AUTH)?;
-        let keys: Vec<Key<AuthKey>> = t.keys().collect::<std::result::Result<_, _>>().map_err(map_err(&maps::GW_AUTH))?;
-        Ok(keys.iter().map(|k| (u32::from_be(k.data().group_be), addr(k.data().addr), (k.prefix_len() - 32) as u8)).collect())
+        let keys: Vec<Key<AuthKey>> = t
+            .keys()
+            .collect::<std::result::Result<_, _>>()
+            .map_err(map_err(&maps::GW_AUTH))?;
+        Ok(keys
+            .iter()
+            .map(|k| {
+                (
+                    u32::from_be(k.data().group_be),
+                    addr(k.data().addr),
+                    (k.prefix_len() - 32) as u8,
+                )
+            })
+            .collect())
     }
 
     pub fn auth_remove(&mut self, group: u32, addr: Ipv4Addr, len: u8) -> Result<()> {
         let mut t: LpmTrie<&mut MapData, AuthKey, u32> = self.map_mut(&maps::GW_AUTH)?;
-        t.remove(&auth_key(group, addr, len)).map_err(map_err(&maps::GW_AUTH))
+        t.remove(&auth_key(group, addr, len))
+            .map_err(map_err(&maps::GW_AUTH))
     }
 
     /// Return a port to the pool. Only after its flow entry is gone.
@@ -436,41 +540,59 @@ impl Dataplane {
 
     pub fn remove_flow(&mut self, f: &Flow) -> Result<()> {
         let mut h: HashMap<&mut MapData, FlowKey, u16> = self.map_mut(&maps::GW_FLOWS)?;
-        h.remove(&FlowKey::from(*f)).map_err(map_err(&maps::GW_FLOWS))
+        h.remove(&FlowKey::from(*f))
+            .map_err(map_err(&maps::GW_FLOWS))
     }
 
     pub fn session(&self, port: u16) -> Result<SessionEntry> {
         let a: Array<&MapData, Session> = self.map(&maps::GW_SESSIONS)?;
-        a.get(&(port as u32), 0).map(SessionEntry::from).map_err(map_err(&maps::GW_SESSIONS))
+        a.get(&(port as u32), 0)
+            .map(SessionEntry::from)
+            .map_err(map_err(&maps::GW_SESSIONS))
     }
 
     /// Mark the session at `port` free (its flow entry is gone); the rest
     /// of the entry stays as the fast path left it.
     pub fn free_session(&mut self, port: u16) -> Result<()> {
         let mut a: Array<&mut MapData, Session> = self.map_mut(&maps::GW_SESSIONS)?;
-        let mut s = a.get(&(port as u32), 0).map_err(map_err(&maps::GW_SESSIONS))?;
+        let mut s = a
+            .get(&(port as u32), 0)
+            .map_err(map_err(&maps::GW_SESSIONS))?;
         s.state = gateway::SESSION_FREE;
-        a.set(port as u32, s, 0).map_err(map_err(&maps::GW_SESSIONS))
+        a.set(port as u32, s, 0)
+            .map_err(map_err(&maps::GW_SESSIONS))
     }
 
     /// A session's counters summed over CPUs.
     pub fn session_counters(&self, port: u16) -> Result<SessionCounters> {
         let a: PerCpuArray<&MapData, SessionCounters> = self.map(&maps::GW_SESS_STATS)?;
-        let v = a.get(&(port as u32), 0).map_err(map_err(&maps::GW_SESS_STATS))?;
-        Ok(v.iter().fold(SessionCounters::default(), |t, c| SessionCounters {
-            pkts_up: t.pkts_up + c.pkts_up,
-            bytes_up: t.bytes_up + c.bytes_up,
-            pkts_down: t.pkts_down + c.pkts_down,
-            bytes_down: t.bytes_down + c.bytes_down,
-        }))
+        let v = a
+            .get(&(port as u32), 0)
+            .map_err(map_err(&maps::GW_SESS_STATS))?;
+        Ok(v.iter()
+            .fold(SessionCounters::default(), |t, c| SessionCounters {
+                pkts_up: t.pkts_up + c.pkts_up,
+                bytes_up: t.bytes_up + c.bytes_up,
+                pkts_down: t.pkts_down + c.pkts_down,
+                bytes_down: t.bytes_down + c.bytes_down,
+            }))
     }
 
     /// Zero every CPU's counters of a port (before it returns to the pool).
     pub fn zero_session_counters(&mut self, port: u16) -> Result<()> {
-        let mut a: PerCpuArray<&mut MapData, SessionCounters> = self.map_mut(&maps::GW_SESS_STATS)?;
-        let n = aya::util::nr_cpus().map_err(|(_, e)| Error::Io { context: "possible cpus".into(), source: e })?;
-        let zeros = aya::maps::PerCpuValues::try_from(vec![SessionCounters::default(); n]).map_err(|e| Error::Io { context: "per-cpu values".into(), source: e })?;
-        a.set(port as u32, zeros, 0).map_err(map_err(&maps::GW_SESS_STATS))
+        let mut a: PerCpuArray<&mut MapData, SessionCounters> =
+            self.map_mut(&maps::GW_SESS_STATS)?;
+        let n = aya::util::nr_cpus().map_err(|(_, e)| Error::Io {
+            context: "possible cpus".into(),
+            source: e,
+        })?;
+        let zeros = aya::maps::PerCpuValues::try_from(vec![SessionCounters::default(); n])
+            .map_err(|e| Error::Io {
+                context: "per-cpu values".into(),
+                source: e,
+            })?;
+        a.set(port as u32, zeros, 0)
+            .map_err(map_err(&maps::GW_SESS_STATS))
     }
 
     /// Install the tunnel at `idx` (< `TUNNELS_MAX`): the entry first, then
@@ -478,7 +600,10 @@ impl Dataplane {
     /// with another uplink TEID removes the old TEID first.
     pub fn set_tunnel(&mut self, idx: u32, t: &TunnelEntry) -> Result<()> {
         if idx >= gateway::TUNNELS_MAX {
-            return Err(Error::Other(format!("tunnel index {idx}, at most {}", gateway::TUNNELS_MAX - 1)));
+            return Err(Error::Other(format!(
+                "tunnel index {idx}, at most {}",
+                gateway::TUNNELS_MAX - 1
+            )));
         }
         let old = self.tunnel(idx)?;
         if let Some(o) = old.filter(|o| o.ul_teid != t.ul_teid) {
@@ -490,10 +615,12 @@ impl Dataplane {
         }
         {
             let mut a: Array<&mut MapData, Tunnel> = self.map_mut(&maps::GW_TUNNELS)?;
-            a.set(idx, Tunnel::from(*t), 0).map_err(map_err(&maps::GW_TUNNELS))?;
+            a.set(idx, Tunnel::from(*t), 0)
+                .map_err(map_err(&maps::GW_TUNNELS))?;
         }
         let mut h: HashMap<&mut MapData, u32, u32> = self.map_mut(&maps::GW_TEIDS)?;
-        h.insert(t.ul_teid, idx, 0).map_err(map_err(&maps::GW_TEIDS))
+        h.insert(t.ul_teid, idx, 0)
+            .map_err(map_err(&maps::GW_TEIDS))
     }
 
     /// Remove the tunnel at `idx` and return its final usage: its TEID
@@ -519,8 +646,17 @@ impl Dataplane {
         }
         let c = self.tunnel_counters(idx)?;
         let mut a: PerCpuArray<&mut MapData, TunnelCounters> = self.map_mut(&maps::GW_TUN_STATS)?;
-        let n = aya::util::nr_cpus().map_err(|(_, e)| Error::Io { context: "possible cpus".into(), source: e })?;
-        let zeros = aya::maps::PerCpuValues::try_from(vec![TunnelCounters::default(); n]).map_err(|e| Error::Io { context: "per-cpu values".into(), source: e })?;
+        let n = aya::util::nr_cpus().map_err(|(_, e)| Error::Io {
+            context: "possible cpus".into(),
+            source: e,
+        })?;
+        let zeros =
+            aya::maps::PerCpuValues::try_from(vec![TunnelCounters::default(); n]).map_err(|e| {
+                Error::Io {
+                    context: "per-cpu values".into(),
+                    source: e,
+                }
+            })?;
         a.set(idx, zeros, 0).map_err(map_err(&maps::GW_TUN_STATS))?;
         Ok(c)
     }
@@ -528,14 +664,20 @@ impl Dataplane {
     /// The tunnel at `idx`, `None` if the slot is free.
     pub fn tunnel(&self, idx: u32) -> Result<Option<TunnelEntry>> {
         let a: Array<&MapData, Tunnel> = self.map(&maps::GW_TUNNELS)?;
-        a.get(&idx, 0).map(TunnelEntry::from_map).map_err(map_err(&maps::GW_TUNNELS))
+        a.get(&idx, 0)
+            .map(TunnelEntry::from_map)
+            .map_err(map_err(&maps::GW_TUNNELS))
     }
 
     /// Every active tunnel, by index (found through `GW_TEIDS`: only a
     /// tunnel a TEID reaches is listed).
     pub fn tunnels(&self) -> Result<Vec<(u32, TunnelEntry)>> {
         let h: HashMap<&MapData, u32, u32> = self.map(&maps::GW_TEIDS)?;
-        let idxs: Vec<u32> = h.iter().map(|kv| kv.map(|(_, i)| i)).collect::<std::result::Result<_, _>>().map_err(map_err(&maps::GW_TEIDS))?;
+        let idxs: Vec<u32> = h
+            .iter()
+            .map(|kv| kv.map(|(_, i)| i))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(map_err(&maps::GW_TEIDS))?;
         let mut out = Vec::new();
         for i in idxs {
             if let Some(t) = self.tunnel(i)? {
@@ -551,19 +693,23 @@ impl Dataplane {
     pub fn tunnel_counters(&self, idx: u32) -> Result<TunnelCounters> {
         let a: PerCpuArray<&MapData, TunnelCounters> = self.map(&maps::GW_TUN_STATS)?;
         let v = a.get(&idx, 0).map_err(map_err(&maps::GW_TUN_STATS))?;
-        Ok(v.iter().fold(TunnelCounters::default(), |t, c| TunnelCounters {
-            pkts_ul: t.pkts_ul + c.pkts_ul,
-            bytes_ul: t.bytes_ul + c.bytes_ul,
-            pkts_dl: t.pkts_dl + c.pkts_dl,
-            bytes_dl: t.bytes_dl + c.bytes_dl,
-        }))
+        Ok(v.iter()
+            .fold(TunnelCounters::default(), |t, c| TunnelCounters {
+                pkts_ul: t.pkts_ul + c.pkts_ul,
+                bytes_ul: t.bytes_ul + c.bytes_ul,
+                pkts_dl: t.pkts_dl + c.pkts_dl,
+                bytes_dl: t.bytes_dl + c.bytes_dl,
+            }))
     }
 
     pub fn add_gw_tx_port(&mut self, ifindex: u32) -> Result<()> {
         let mut ports: DevMapHash<&mut MapData> = self.map_mut(&maps::GW_TX_PORTS)?;
-        ports
-            .insert(ifindex, ifindex, None, 0)
-            .map_err(|e| Error::Other(format!("{}: adding ifindex {ifindex}: {e}", maps::GW_TX_PORTS.name)))
+        ports.insert(ifindex, ifindex, None, 0).map_err(|e| {
+            Error::Other(format!(
+                "{}: adding ifindex {ifindex}: {e}",
+                maps::GW_TX_PORTS.name
+            ))
+        })
     }
 
     /// Run `packet` through the gateway program as a dry run (lookup): it
@@ -590,7 +736,11 @@ mod tests {
 
     #[test]
     fn service_key_is_network_order_and_round_trips() {
-        let s = Service { addr: A, port: 80, proto: 6 };
+        let s = Service {
+            addr: A,
+            port: 80,
+            proto: 6,
+        };
         let k = ServiceKey::from(s);
         assert_eq!(wire_u32(k.addr), [198, 51, 100, 10]);
         assert_eq!(k.port.to_ne_bytes(), [0, 80]);
@@ -599,7 +749,13 @@ mod tests {
 
     #[test]
     fn server_entry_round_trips_and_an_empty_slot_is_none() {
-        let e = ServerEntry { addr: Ipv4Addr::new(10, 2, 0, 11), port: 8080, mac: [2, 0, 0, 0, 0x5e, 1], src_mac: [2, 0, 0, 0, 0xcc, 1], ifindex: 7 };
+        let e = ServerEntry {
+            addr: Ipv4Addr::new(10, 2, 0, 11),
+            port: 8080,
+            mac: [2, 0, 0, 0, 0x5e, 1],
+            src_mac: [2, 0, 0, 0, 0xcc, 1],
+            ifindex: 7,
+        };
         let raw = Server::from(e);
         assert_eq!(wire_u32(raw.addr), [10, 2, 0, 11]);
         assert_eq!(raw.port.to_ne_bytes(), 8080u16.to_be_bytes());
@@ -610,17 +766,36 @@ mod tests {
 
     #[test]
     fn settings_type_rules_and_flows_round_trip() {
-        let s = Settings { address: Ipv4Addr::new(10, 2, 0, 1), port_min: 20000, port_max: 59999, enabled: true, n3_addr: None };
+        let s = Settings {
+            address: Ipv4Addr::new(10, 2, 0, 1),
+            port_min: 20000,
+            port_max: 59999,
+            enabled: true,
+            n3_addr: None,
+        };
         let raw = GwConfig::from(s);
         assert_eq!(wire_u32(raw.addr), [10, 2, 0, 1]);
-        assert_eq!((raw.port_min, raw.port_max), (20000, 59999), "pool bounds stay host order");
+        assert_eq!(
+            (raw.port_min, raw.port_max),
+            (20000, 59999),
+            "pool bounds stay host order"
+        );
         assert_eq!(raw.n3_addr, 0, "no N3 address: plain IP only");
         assert_eq!(Settings::from(raw), s);
-        let n3 = Settings { n3_addr: Some(Ipv4Addr::new(10, 3, 0, 1)), ..s };
+        let n3 = Settings {
+            n3_addr: Some(Ipv4Addr::new(10, 3, 0, 1)),
+            ..s
+        };
         assert_eq!(wire_u32(GwConfig::from(n3).n3_addr), [10, 3, 0, 1]);
         assert_eq!(Settings::from(GwConfig::from(n3)), n3);
 
-        let r = TypeRuleEntry { proto: 17, dscp: Some(46), session_type: 1, terminals: Ipv4Addr::new(10, 9, 0, 0), terminals_len: 16 };
+        let r = TypeRuleEntry {
+            proto: 17,
+            dscp: Some(46),
+            session_type: 1,
+            terminals: Ipv4Addr::new(10, 9, 0, 0),
+            terminals_len: 16,
+        };
         let raw = TypeRule::from(r);
         assert_eq!((raw.dscp_plus1, raw.valid, raw.prefix_len), (47, 1, 16));
         assert_eq!(wire_u32(raw.prefix), [10, 9, 0, 0]);
@@ -630,12 +805,20 @@ mod tests {
         assert_eq!(TypeRuleEntry::from_map(TypeRule::from(any)), Some(any));
         assert_eq!(TypeRuleEntry::from_map(TypeRule::default()), None);
 
-        let f = Flow { addr: Ipv4Addr::new(10, 0, 0, 2), port: 33000, proto: 6, tunnel: None };
+        let f = Flow {
+            addr: Ipv4Addr::new(10, 0, 0, 2),
+            port: 33000,
+            proto: 6,
+            tunnel: None,
+        };
         let raw = FlowKey::from(f);
         assert_eq!(raw.port.to_ne_bytes(), 33000u16.to_be_bytes());
         assert_eq!(raw.tunnel, gateway::NO_TUNNEL);
         assert_eq!(Flow::from(raw), f);
-        let t = Flow { tunnel: Some(0), ..f };
+        let t = Flow {
+            tunnel: Some(0),
+            ..f
+        };
         assert_eq!(FlowKey::from(t).tunnel, 1, "tunnel index + 1");
         assert_eq!(Flow::from(FlowKey::from(t)), t);
     }
@@ -660,27 +843,78 @@ mod tests {
         };
         let s = SessionEntry::from(raw);
         assert!(s.active);
-        assert_eq!((s.terminal, s.representative), (SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 33000), SocketAddrV4::new(A, 80)));
-        assert_eq!((s.flags, s.proto, s.session_type, s.group, s.server, s.up_ifindex, s.created_ns, s.last_seen_ns), (gateway::SF_FIN, 6, 1, 3, 5, 4, 10, 20));
-        assert!(!SessionEntry::from(Session { state: gateway::SESSION_FREE, ..raw }).active);
+        assert_eq!(
+            (s.terminal, s.representative),
+            (
+                SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 33000),
+                SocketAddrV4::new(A, 80)
+            )
+        );
+        assert_eq!(
+            (
+                s.flags,
+                s.proto,
+                s.session_type,
+                s.group,
+                s.server,
+                s.up_ifindex,
+                s.created_ns,
+                s.last_seen_ns
+            ),
+            (gateway::SF_FIN, 6, 1, 3, 5, 4, 10, 20)
+        );
+        assert!(
+            !SessionEntry::from(Session {
+                state: gateway::SESSION_FREE,
+                ..raw
+            })
+            .active
+        );
         assert_eq!(s.tunnel, None);
-        assert_eq!(SessionEntry::from(Session { tunnel: 8, ..raw }).tunnel, Some(7));
+        assert_eq!(
+            SessionEntry::from(Session { tunnel: 8, ..raw }).tunnel,
+            Some(7)
+        );
     }
 
     #[test]
     fn tunnel_entries_keep_teids_host_order_and_addresses_wire_order() {
-        let d = TunnelDownlink { teid: 0x0102_0304, an_addr: Ipv4Addr::new(10, 4, 0, 2), qfi: Some(9), mac: [2, 0, 0, 0, 4, 2], src_mac: [2, 0, 0, 0, 4, 1], ifindex: 5 };
-        let e = TunnelEntry { ul_teid: 0x1000, ue_addr: Ipv4Addr::new(100, 64, 0, 9), downlink: Some(d) };
+        let d = TunnelDownlink {
+            teid: 0x0102_0304,
+            an_addr: Ipv4Addr::new(10, 4, 0, 2),
+            qfi: Some(9),
+            mac: [2, 0, 0, 0, 4, 2],
+            src_mac: [2, 0, 0, 0, 4, 1],
+            ifindex: 5,
+        };
+        let e = TunnelEntry {
+            ul_teid: 0x1000,
+            ue_addr: Ipv4Addr::new(100, 64, 0, 9),
+            downlink: Some(d),
+        };
         let raw = Tunnel::from(e);
-        assert_eq!((raw.state, raw.ul_teid, raw.dl_teid, raw.qfi), (gateway::TUNNEL_ACTIVE, 0x1000, 0x0102_0304, 9));
+        assert_eq!(
+            (raw.state, raw.ul_teid, raw.dl_teid, raw.qfi),
+            (gateway::TUNNEL_ACTIVE, 0x1000, 0x0102_0304, 9)
+        );
         assert_eq!(wire_u32(raw.ue_addr), [100, 64, 0, 9]);
         assert_eq!(wire_u32(raw.an_addr), [10, 4, 0, 2]);
         assert_eq!(TunnelEntry::from_map(raw), Some(e));
-        let no_qfi = TunnelEntry { downlink: Some(TunnelDownlink { qfi: None, ..d }), ..e };
+        let no_qfi = TunnelEntry {
+            downlink: Some(TunnelDownlink { qfi: None, ..d }),
+            ..e
+        };
         assert_eq!(Tunnel::from(no_qfi).qfi, 0);
         assert_eq!(TunnelEntry::from_map(Tunnel::from(no_qfi)), Some(no_qfi));
-        let up_only = TunnelEntry { downlink: None, ..e };
-        assert_eq!(Tunnel::from(up_only).an_addr, 0, "no access node yet: the downlink is dropped");
+        let up_only = TunnelEntry {
+            downlink: None,
+            ..e
+        };
+        assert_eq!(
+            Tunnel::from(up_only).an_addr,
+            0,
+            "no access node yet: the downlink is dropped"
+        );
         assert_eq!(TunnelEntry::from_map(Tunnel::from(up_only)), Some(up_only));
         assert_eq!(TunnelEntry::from_map(Tunnel::default()), None);
     }

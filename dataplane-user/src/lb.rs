@@ -65,7 +65,15 @@ pub fn terminal_hash(src: Ipv4Addr, seed: u32) -> u32 {
 
 /// The hash the `lb` program computes for a packet without a TEID under
 /// `key`.
-pub fn session_hash(key: KeyMode, src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, proto: u8, seed: u32) -> u32 {
+pub fn session_hash(
+    key: KeyMode,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    proto: u8,
+    seed: u32,
+) -> u32 {
     match key {
         KeyMode::Terminal => terminal_hash(src, seed),
         KeyMode::Flow => flow_hash(src, dst, sport, dport, proto, seed),
@@ -75,9 +83,23 @@ pub fn session_hash(key: KeyMode, src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dpor
 /// The hash the `lb` program computes for a TCP or UDP packet without a
 /// TEID under the flow key (the 5-tuple). The program mixes the header words as
 /// the packet carries them, so the addresses and ports go in network order.
-pub fn flow_hash(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, proto: u8, seed: u32) -> u32 {
+pub fn flow_hash(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    proto: u8,
+    seed: u32,
+) -> u32 {
     let word = |a: Ipv4Addr| u32::from_ne_bytes(a.octets());
-    dataplane_common::hash::flow_hash(word(src), word(dst), sport.to_be(), dport.to_be(), proto, seed)
+    dataplane_common::hash::flow_hash(
+        word(src),
+        word(dst),
+        sport.to_be(),
+        dport.to_be(),
+        proto,
+        seed,
+    )
 }
 
 /// A gateway as an `LB_GATEWAYS` entry holds it.
@@ -99,7 +121,10 @@ pub struct Gateway {
 impl Gateway {
     fn to_entry(&self) -> Result<GatewayEntry> {
         if self.name.len() > GW_NAME_LEN {
-            return Err(Error::Other(format!("gateway name {:?} longer than {GW_NAME_LEN} bytes", self.name)));
+            return Err(Error::Other(format!(
+                "gateway name {:?} longer than {GW_NAME_LEN} bytes",
+                self.name
+            )));
         }
         let mut name = [0u8; GW_NAME_LEN];
         name[..self.name.len()].copy_from_slice(self.name.as_bytes());
@@ -153,10 +178,19 @@ impl Dataplane {
     /// Write `slots` (gateway indices) into the inactive copy with its
     /// meta (seed, digest, key mode), then make it live. Gateway entries
     /// the slots name must be written before this call.
-    pub fn install_table(&mut self, slots: &[u32], seed: u32, digest: u64, key: KeyMode) -> Result<TableMeta> {
+    pub fn install_table(
+        &mut self,
+        slots: &[u32],
+        seed: u32,
+        digest: u64,
+        key: KeyMode,
+    ) -> Result<TableMeta> {
         let size = slots.len() as u32;
         if size == 0 || size > lb::MAGLEV_MAX {
-            return Err(Error::Other(format!("table size {size} outside 1..={}", lb::MAGLEV_MAX)));
+            return Err(Error::Other(format!(
+                "table size {size} outside 1..={}",
+                lb::MAGLEV_MAX
+            )));
         }
         let live = self.live_table()?;
         let next = live.copy ^ 1;
@@ -164,13 +198,24 @@ impl Dataplane {
             let mut table: Array<&mut MapData, u32> = self.map_mut(&maps::LB_MAGLEV)?;
             let base = next * lb::MAGLEV_MAX;
             for (i, gw) in slots.iter().enumerate() {
-                table.set(base + i as u32, *gw, 0).map_err(map_err(&maps::LB_MAGLEV))?;
+                table
+                    .set(base + i as u32, *gw, 0)
+                    .map_err(map_err(&maps::LB_MAGLEV))?;
             }
         }
-        let meta = TableMeta { size, seed, digest, generation: live.meta.generation + 1, key: key.raw(), _pad: 0 };
+        let meta = TableMeta {
+            size,
+            seed,
+            digest,
+            generation: live.meta.generation + 1,
+            key: key.raw(),
+            _pad: 0,
+        };
         {
             let mut metas: Array<&mut MapData, TableMeta> = self.map_mut(&maps::LB_TABLE_META)?;
-            metas.set(next, meta, 0).map_err(map_err(&maps::LB_TABLE_META))?;
+            metas
+                .set(next, meta, 0)
+                .map_err(map_err(&maps::LB_TABLE_META))?;
         }
         let mut active: Array<&mut MapData, u32> = self.map_mut(&maps::LB_ACTIVE)?;
         active.set(0, next, 0).map_err(map_err(&maps::LB_ACTIVE))?;
@@ -193,7 +238,8 @@ impl Dataplane {
     pub fn set_gateway(&mut self, index: u32, gateway: &Gateway) -> Result<()> {
         let entry = gateway.to_entry()?;
         let mut gws: Array<&mut MapData, GatewayEntry> = self.map_mut(&maps::LB_GATEWAYS)?;
-        gws.set(index, entry, 0).map_err(map_err(&maps::LB_GATEWAYS))
+        gws.set(index, entry, 0)
+            .map_err(map_err(&maps::LB_GATEWAYS))
     }
 
     /// The gateway index owning each TEID prefix (top 8 bits), `None` for
@@ -214,7 +260,10 @@ impl Dataplane {
     pub fn set_teid_owner(&mut self, prefix: u8, gateway: Option<u32>) -> Result<()> {
         if let Some(g) = gateway {
             if g >= lb::GATEWAYS_MAX {
-                return Err(Error::Other(format!("gateway index {g} outside 0..{}", lb::GATEWAYS_MAX)));
+                return Err(Error::Other(format!(
+                    "gateway index {g} outside 0..{}",
+                    lb::GATEWAYS_MAX
+                )));
             }
         }
         let mut owners: Array<&mut MapData, u32> = self.map_mut(&maps::LB_TEID_OWNERS)?;
@@ -226,9 +275,12 @@ impl Dataplane {
     /// Make `ifindex` a valid XDP_REDIRECT target.
     pub fn add_tx_port(&mut self, ifindex: u32) -> Result<()> {
         let mut ports: DevMapHash<&mut MapData> = self.map_mut(&maps::LB_TX_PORTS)?;
-        ports
-            .insert(ifindex, ifindex, None, 0)
-            .map_err(|e| Error::Other(format!("{}: adding ifindex {ifindex}: {e}", maps::LB_TX_PORTS.name)))
+        ports.insert(ifindex, ifindex, None, 0).map_err(|e| {
+            Error::Other(format!(
+                "{}: adding ifindex {ifindex}: {e}",
+                maps::LB_TX_PORTS.name
+            ))
+        })
     }
 
     /// `lb` counters summed over CPUs, indexed by `lb::stat`.
@@ -248,11 +300,17 @@ impl Dataplane {
 }
 
 /// Each counter of a per-CPU stats array, summed over the CPUs.
-pub(crate) fn sum_per_cpu<T: std::borrow::Borrow<MapData>>(arr: &PerCpuArray<T, Counter>, def: &'static MapDef) -> Result<Vec<Counter>> {
+pub(crate) fn sum_per_cpu<T: std::borrow::Borrow<MapData>>(
+    arr: &PerCpuArray<T, Counter>,
+    def: &'static MapDef,
+) -> Result<Vec<Counter>> {
     (0..def.max)
         .map(|i| {
             let per_cpu = arr.get(&i, 0).map_err(map_err(def))?;
-            Ok(per_cpu.iter().fold(Counter::default(), |a, c| Counter { packets: a.packets + c.packets, bytes: a.bytes + c.bytes }))
+            Ok(per_cpu.iter().fold(Counter::default(), |a, c| Counter {
+                packets: a.packets + c.packets,
+                bytes: a.bytes + c.bytes,
+            }))
         })
         .collect()
 }
@@ -262,7 +320,14 @@ mod tests {
     use super::*;
 
     fn gw(name: &str) -> Gateway {
-        Gateway { name: name.into(), address: Ipv4Addr::new(10, 1, 0, 2), dst_mac: [2, 0, 0, 0, 0, 2], src_mac: [2, 0, 0, 0, 0, 1], ifindex: 3, weight: 2 }
+        Gateway {
+            name: name.into(),
+            address: Ipv4Addr::new(10, 1, 0, 2),
+            dst_mac: [2, 0, 0, 0, 0, 2],
+            src_mac: [2, 0, 0, 0, 0, 1],
+            ifindex: 3,
+            weight: 2,
+        }
     }
 
     #[test]
@@ -277,17 +342,36 @@ mod tests {
             7,
         );
         assert_eq!(flow_hash(src, dst, 5000, 53, 17, 7), raw);
-        assert_ne!(flow_hash(src, dst, 53, 5000, 17, 7), raw, "the ports are not interchangeable");
+        assert_ne!(
+            flow_hash(src, dst, 53, 5000, 17, 7),
+            raw,
+            "the ports are not interchangeable"
+        );
     }
 
     #[test]
     fn the_terminal_key_is_the_source_alone_in_packet_order() {
         let src = Ipv4Addr::new(10, 0, 0, 2);
-        assert_eq!(terminal_hash(src, 7), dataplane_common::hash::terminal_hash(u32::from_ne_bytes([10, 0, 0, 2]), 7));
-        let (a, b) = (Ipv4Addr::new(198, 51, 100, 10), Ipv4Addr::new(203, 0, 113, 1));
-        assert_eq!(session_hash(KeyMode::Terminal, src, a, 1, 2, 17, 7), session_hash(KeyMode::Terminal, src, b, 3, 4, 6, 7));
-        assert_ne!(session_hash(KeyMode::Flow, src, a, 1, 2, 17, 7), session_hash(KeyMode::Flow, src, b, 3, 4, 6, 7));
-        assert_ne!(terminal_hash(src, 7), terminal_hash(Ipv4Addr::new(10, 0, 0, 3), 7));
+        assert_eq!(
+            terminal_hash(src, 7),
+            dataplane_common::hash::terminal_hash(u32::from_ne_bytes([10, 0, 0, 2]), 7)
+        );
+        let (a, b) = (
+            Ipv4Addr::new(198, 51, 100, 10),
+            Ipv4Addr::new(203, 0, 113, 1),
+        );
+        assert_eq!(
+            session_hash(KeyMode::Terminal, src, a, 1, 2, 17, 7),
+            session_hash(KeyMode::Terminal, src, b, 3, 4, 6, 7)
+        );
+        assert_ne!(
+            session_hash(KeyMode::Flow, src, a, 1, 2, 17, 7),
+            session_hash(KeyMode::Flow, src, b, 3, 4, 6, 7)
+        );
+        assert_ne!(
+            terminal_hash(src, 7),
+            terminal_hash(Ipv4Addr::new(10, 0, 0, 3), 7)
+        );
         for k in [KeyMode::Terminal, KeyMode::Flow] {
             assert_eq!(KeyMode::from_raw(k.raw()), k);
         }
@@ -307,7 +391,12 @@ mod tests {
     #[test]
     fn a_name_that_fills_the_field_round_trips_and_a_longer_one_is_refused() {
         let full = "g".repeat(GW_NAME_LEN);
-        assert_eq!(Gateway::from_entry(&gw(&full).to_entry().unwrap()).unwrap().name, full);
+        assert_eq!(
+            Gateway::from_entry(&gw(&full).to_entry().unwrap())
+                .unwrap()
+                .name,
+            full
+        );
         assert!(gw(&"g".repeat(GW_NAME_LEN + 1)).to_entry().is_err());
     }
 }

@@ -3,11 +3,11 @@
 
 pub mod gateway;
 pub mod lb;
-pub mod router;
-pub mod sip_monitor;
 pub mod migration;
 pub mod pins;
 mod ring;
+pub mod router;
+pub mod sip_monitor;
 pub mod testrun;
 pub mod xsk;
 
@@ -28,13 +28,22 @@ pub enum Error {
     #[error("bpffs is not mounted at {0} (mount it with `mount -t bpf bpf /sys/fs/bpf`, or run `cargo xtask setup`)")]
     NoBpffs(std::path::PathBuf),
     #[error("pinned map {path} does not match this build's layout: {what}; stop the daemon and rerun with --replace-pins to discard the old state (forwarding on the interface stops until the new program attaches)")]
-    LayoutMismatch { path: std::path::PathBuf, what: String },
+    LayoutMismatch {
+        path: std::path::PathBuf,
+        what: String,
+    },
     #[error("interface {0} does not exist")]
     NoInterface(String),
     #[error("interface {iface}: {source}; if another XDP program is attached, detach it first (`ip link set dev {iface} xdp off`)")]
-    Attach { iface: String, source: aya::programs::ProgramError },
+    Attach {
+        iface: String,
+        source: aya::programs::ProgramError,
+    },
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error("loading the XDP object: {0}")]
     Load(#[from] aya::EbpfError),
     #[error("program {0}: {1}")]
@@ -87,10 +96,20 @@ pub fn mac_of(name: &str) -> Result<[u8; 6]> {
             return Err(Error::NoInterface(name.into()));
         }
         let sa = req.ifr_ifru.ifru_hwaddr.sa_data;
-        Ok([sa[0] as u8, sa[1] as u8, sa[2] as u8, sa[3] as u8, sa[4] as u8, sa[5] as u8])
+        Ok([
+            sa[0] as u8,
+            sa[1] as u8,
+            sa[2] as u8,
+            sa[3] as u8,
+            sa[4] as u8,
+            sa[5] as u8,
+        ])
     }
 }
 
 pub fn format_mac(m: &[u8; 6]) -> String {
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
 }

@@ -22,19 +22,22 @@ impl Dataplane {
         let mut a: Array<&mut MapData, NetEgress> = self.map_mut(&maps::ST_NETS)?;
         a.set(id, egress, 0).map_err(map_err(&maps::ST_NETS))?;
         let mut p: DevMapHash<&mut MapData> = self.map_mut(&maps::ST_TX_PORTS)?;
-        p.insert(egress.ifindex, egress.ifindex, None, 0).map_err(|e| Error::Other(format!("{}: {e}", maps::ST_TX_PORTS.name)))
+        p.insert(egress.ifindex, egress.ifindex, None, 0)
+            .map_err(|e| Error::Other(format!("{}: {e}", maps::ST_TX_PORTS.name)))
     }
 
     /// Steer `service` to `network`, holding or not.
     pub fn set_steering(&mut self, service: Ipv4Addr, s: Steering) -> Result<()> {
         let mut h: HashMap<&mut MapData, u32, Steering> = self.map_mut(&maps::ST_STEER)?;
-        h.insert(service_key(service), s, 0).map_err(map_err(&maps::ST_STEER))
+        h.insert(service_key(service), s, 0)
+            .map_err(map_err(&maps::ST_STEER))
     }
 
     /// Stop steering `service`: its packets pass.
     pub fn remove_steering(&mut self, service: Ipv4Addr) -> Result<()> {
         let mut h: HashMap<&mut MapData, u32, Steering> = self.map_mut(&maps::ST_STEER)?;
-        h.remove(&service_key(service)).map_err(map_err(&maps::ST_STEER))
+        h.remove(&service_key(service))
+            .map_err(map_err(&maps::ST_STEER))
     }
 
     pub fn steering(&self, service: Ipv4Addr) -> Result<Option<Steering>> {

@@ -59,7 +59,12 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        Self { pin_root: PathBuf::from("/sys/fs/bpf/edgeplane"), mode: XdpMode::Driver, replace_pins: false, stage_order: entry::DEFAULT_ORDER }
+        Self {
+            pin_root: PathBuf::from("/sys/fs/bpf/edgeplane"),
+            mode: XdpMode::Driver,
+            replace_pins: false,
+            stage_order: entry::DEFAULT_ORDER,
+        }
     }
 }
 
@@ -78,15 +83,38 @@ impl Dataplane {
     /// Load every program and fresh, unpinned maps. For test_run only.
     pub fn load_private() -> Result<Self> {
         let mut ebpf = EbpfLoader::new().load(OBJ)?;
-        for name in ["entry", "lb", "floor", "gateway", "tx", "sink", "router", "sip_monitor", "steer"] {
-            program_mut(&mut ebpf, name)?.load().map_err(|e| Error::Program(name.into(), e))?;
+        for name in [
+            "entry",
+            "lb",
+            "floor",
+            "gateway",
+            "tx",
+            "sink",
+            "router",
+            "sip_monitor",
+            "steer",
+        ] {
+            program_mut(&mut ebpf, name)?
+                .load()
+                .map_err(|e| Error::Program(name.into(), e))?;
         }
-        let mut dp = Self { ebpf, pin_dir: None, interface: None, took_over: false, links: Vec::new() };
+        let mut dp = Self {
+            ebpf,
+            pin_dir: None,
+            interface: None,
+            took_over: false,
+            links: Vec::new(),
+        };
         dp.write_meta()?;
         // No stage follows any program run here until `add_stage`.
         let mut next: aya::maps::Array<_, u32> = dp.map_mut(&maps::ENTRY_NEXT)?;
-        for (i, v) in entry::chain(&entry::DEFAULT_ORDER, &[false; entry::role::COUNT as usize]).iter().chain(&entry::DEFAULT_ORDER).enumerate() {
-            next.set(i as u32, *v, 0).map_err(map_err(&maps::ENTRY_NEXT))?;
+        for (i, v) in entry::chain(&entry::DEFAULT_ORDER, &[false; entry::role::COUNT as usize])
+            .iter()
+            .chain(&entry::DEFAULT_ORDER)
+            .enumerate()
+        {
+            next.set(i as u32, *v, 0)
+                .map_err(map_err(&maps::ENTRY_NEXT))?;
         }
         Ok(dp)
     }
@@ -103,7 +131,9 @@ impl Dataplane {
     /// Attach `program` to several interfaces sharing one map set, pinned
     /// under the first interface; each interface pins its own link.
     pub fn attach_many(program: &str, interfaces: &[&str], opts: &LoadOptions) -> Result<Self> {
-        let interface = *interfaces.first().ok_or_else(|| Error::Other("no interface given".into()))?;
+        let interface = *interfaces
+            .first()
+            .ok_or_else(|| Error::Other("no interface given".into()))?;
         for i in interfaces {
             crate::ifindex(i)?;
         }
@@ -138,14 +168,24 @@ impl Dataplane {
         let attached = if stage.is_some() { "entry" } else { program };
         let prog: &mut Xdp = program_mut(&mut ebpf, attached)?;
         if stage.is_some() {
-            prog.load().map_err(|e| Error::Program(attached.into(), e))?;
+            prog.load()
+                .map_err(|e| Error::Program(attached.into(), e))?;
         }
 
         let mut links = Vec::new();
         for (n, i) in interfaces.iter().enumerate() {
-            let link_dir = if n == 0 { dir.clone() } else { opts.pin_root.join(i) };
+            let link_dir = if n == 0 {
+                dir.clone()
+            } else {
+                opts.pin_root.join(i)
+            };
             make_private_dir(&link_dir)?;
-            links.push(attach_or_replace(prog, i, opts.mode, &link_dir.join("link"))?);
+            links.push(attach_or_replace(
+                prog,
+                i,
+                opts.mode,
+                &link_dir.join("link"),
+            )?);
         }
         let mut dp = Self {
             ebpf,
@@ -166,7 +206,8 @@ impl Dataplane {
     /// does for an interface, for test_run of the `entry` program
     /// (benchmarks, fixtures).
     pub fn add_stage(&mut self, program: &str) -> Result<()> {
-        let role = entry::role::of_program(program).ok_or_else(|| Error::Other(format!("{program} is not a role stage")))?;
+        let role = entry::role::of_program(program)
+            .ok_or_else(|| Error::Other(format!("{program} is not a role stage")))?;
         // A private load starts with every role absent (`load_private`),
         // a pinned one with what `attach` linked.
         register_stage(&mut self.ebpf, role, program, true, &entry::DEFAULT_ORDER)
@@ -178,12 +219,21 @@ impl Dataplane {
         {
             let mut owners: aya::maps::Array<_, u32> = self.map_mut(&maps::LB_TEID_OWNERS)?;
             for p in 0..dataplane_common::lb::TEID_OWNERS {
-                owners.set(p, dataplane_common::lb::NO_GATEWAY, 0).map_err(map_err(&maps::LB_TEID_OWNERS))?;
+                owners
+                    .set(p, dataplane_common::lb::NO_GATEWAY, 0)
+                    .map_err(map_err(&maps::LB_TEID_OWNERS))?;
             }
         }
         let mut meta: aya::maps::Array<_, LayoutMeta> = self.map_mut(&maps::META)?;
-        meta.set(0, LayoutMeta { magic: LAYOUT_MAGIC, version: LAYOUT_VERSION }, 0)
-            .map_err(map_err(&maps::META))
+        meta.set(
+            0,
+            LayoutMeta {
+                magic: LAYOUT_MAGIC,
+                version: LAYOUT_VERSION,
+            },
+            0,
+        )
+        .map_err(map_err(&maps::META))
     }
 
     pub(crate) fn map_mut<'a, T>(&'a mut self, def: &'static MapDef) -> Result<T>
@@ -229,7 +279,10 @@ fn missing(def: &MapDef) -> Error {
 /// The entry program's counters (`entry::stat`) on an interface whose
 /// stages are pinned under `pin_root/interface`, read through the pin;
 /// `None` when nothing is pinned there.
-pub fn entry_stats(pin_root: &Path, interface: &str) -> Result<Option<Vec<dataplane_common::Counter>>> {
+pub fn entry_stats(
+    pin_root: &Path,
+    interface: &str,
+) -> Result<Option<Vec<dataplane_common::Counter>>> {
     use aya::maps::PerCpuArray;
     let path = pin_root.join(interface).join(maps::ENTRY_STATS.name);
     if !path.exists() {
@@ -237,7 +290,8 @@ pub fn entry_stats(pin_root: &Path, interface: &str) -> Result<Option<Vec<datapl
     }
     let data = MapData::from_pin(&path).map_err(map_err(&maps::ENTRY_STATS))?;
     let map = aya::maps::Map::PerCpuArray(data);
-    let arr: PerCpuArray<_, dataplane_common::Counter> = PerCpuArray::try_from(&map).map_err(map_err(&maps::ENTRY_STATS))?;
+    let arr: PerCpuArray<_, dataplane_common::Counter> =
+        PerCpuArray::try_from(&map).map_err(map_err(&maps::ENTRY_STATS))?;
     crate::lb::sum_per_cpu(&arr, &maps::ENTRY_STATS).map(Some)
 }
 
@@ -247,50 +301,84 @@ pub fn entry_stats(pin_root: &Path, interface: &str) -> Result<Option<Vec<datapl
 /// a packet sees the old chain or the new one. Fresh pins start with every
 /// role absent. Pins whose other stages were linked in another order are
 /// refused: those stages sit in the old order's slots.
-fn register_stage(ebpf: &mut Ebpf, role: u32, program: &str, took_over: bool, order: &entry::Order) -> Result<()> {
+fn register_stage(
+    ebpf: &mut Ebpf,
+    role: u32,
+    program: &str,
+    took_over: bool,
+    order: &entry::Order,
+) -> Result<()> {
     use aya::maps::{Array, ProgramArray};
     let n = entry::role::COUNT as usize;
     let (mut present, mut linked) = ([false; entry::role::COUNT as usize], *order);
     {
-        let map = ebpf.map(maps::ENTRY_NEXT.name).ok_or_else(|| missing(&maps::ENTRY_NEXT))?;
+        let map = ebpf
+            .map(maps::ENTRY_NEXT.name)
+            .ok_or_else(|| missing(&maps::ENTRY_NEXT))?;
         let next: Array<_, u32> = Array::try_from(map).map_err(map_err(&maps::ENTRY_NEXT))?;
         if took_over {
             for r in 0..n {
-                present[r] = next.get(&(r as u32), 0).map_err(map_err(&maps::ENTRY_NEXT))? != entry::ABSENT;
-                linked[r] = next.get(&(entry::ORDER_AT + r as u32), 0).map_err(map_err(&maps::ENTRY_NEXT))?;
+                present[r] = next
+                    .get(&(r as u32), 0)
+                    .map_err(map_err(&maps::ENTRY_NEXT))?
+                    != entry::ABSENT;
+                linked[r] = next
+                    .get(&(entry::ORDER_AT + r as u32), 0)
+                    .map_err(map_err(&maps::ENTRY_NEXT))?;
             }
         }
     }
     let others = (0..n).any(|r| present[r] && r as u32 != role);
     if entry::is_order(&linked) && linked != *order && others {
-        let names = |o: &entry::Order| o.iter().map(|r| entry::role::PROGRAMS[*r as usize]).collect::<Vec<_>>().join(", ");
+        let names = |o: &entry::Order| {
+            o.iter()
+                .map(|r| entry::role::PROGRAMS[*r as usize])
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         return Err(Error::Other(format!(
             "its stages were linked in the order {} and node.stage_order now says {}; stop the daemon and start it with --replace-pins to relink them (forwarding stops until it does)",
             names(&linked),
             names(order)
         )));
     }
-    let fd = program_mut(ebpf, program)?.fd().map_err(|e| Error::Program(program.into(), e))?.try_clone().map_err(io_err("dup of a program fd"))?;
+    let fd = program_mut(ebpf, program)?
+        .fd()
+        .map_err(|e| Error::Program(program.into(), e))?
+        .try_clone()
+        .map_err(io_err("dup of a program fd"))?;
     {
-        let map = ebpf.map_mut(maps::ENTRY_STAGES.name).ok_or_else(|| missing(&maps::ENTRY_STAGES))?;
-        let mut stages: ProgramArray<_> = ProgramArray::try_from(map).map_err(map_err(&maps::ENTRY_STAGES))?;
-        stages.set(entry::slot_of(order, role), &fd, 0).map_err(map_err(&maps::ENTRY_STAGES))?;
+        let map = ebpf
+            .map_mut(maps::ENTRY_STAGES.name)
+            .ok_or_else(|| missing(&maps::ENTRY_STAGES))?;
+        let mut stages: ProgramArray<_> =
+            ProgramArray::try_from(map).map_err(map_err(&maps::ENTRY_STAGES))?;
+        stages
+            .set(entry::slot_of(order, role), &fd, 0)
+            .map_err(map_err(&maps::ENTRY_STAGES))?;
         // Alone on the interface under an older order: its old slot goes.
-        if entry::is_order(&linked) && entry::slot_of(&linked, role) != entry::slot_of(order, role) {
+        if entry::is_order(&linked) && entry::slot_of(&linked, role) != entry::slot_of(order, role)
+        {
             let _ = stages.clear_index(&entry::slot_of(&linked, role));
         }
     }
-    let map = ebpf.map_mut(maps::ENTRY_NEXT.name).ok_or_else(|| missing(&maps::ENTRY_NEXT))?;
+    let map = ebpf
+        .map_mut(maps::ENTRY_NEXT.name)
+        .ok_or_else(|| missing(&maps::ENTRY_NEXT))?;
     let mut next: Array<_, u32> = Array::try_from(map).map_err(map_err(&maps::ENTRY_NEXT))?;
     present[role as usize] = true;
     let chain = entry::chain(order, &present);
     for (slot, r) in order.iter().enumerate() {
-        next.set(entry::ORDER_AT + slot as u32, *r, 0).map_err(map_err(&maps::ENTRY_NEXT))?;
+        next.set(entry::ORDER_AT + slot as u32, *r, 0)
+            .map_err(map_err(&maps::ENTRY_NEXT))?;
     }
     // Its own hand-off first, then those leading to it, the entry's last.
-    let writes = std::iter::once(role).chain((0..entry::role::COUNT).filter(|r| *r != role)).chain([entry::FIRST]);
+    let writes = std::iter::once(role)
+        .chain((0..entry::role::COUNT).filter(|r| *r != role))
+        .chain([entry::FIRST]);
     for r in writes {
-        next.set(r, chain[r as usize], 0).map_err(map_err(&maps::ENTRY_NEXT))?;
+        next.set(r, chain[r as usize], 0)
+            .map_err(map_err(&maps::ENTRY_NEXT))?;
     }
     Ok(())
 }
@@ -328,18 +416,27 @@ fn program_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
         .map_err(|e| Error::Program(name.into(), e))
 }
 
-fn attach_or_replace(prog: &mut Xdp, interface: &str, mode: XdpMode, link_path: &Path) -> Result<FdLink> {
+fn attach_or_replace(
+    prog: &mut Xdp,
+    interface: &str,
+    mode: XdpMode,
+    link_path: &Path,
+) -> Result<FdLink> {
     if link_path.exists() {
         match PinnedLink::from_pin(link_path) {
             Ok(pinned) => {
                 let fd: FdLink = pinned.into();
-                let xdp_link = aya::programs::xdp::XdpLink::try_from(fd)
-                    .map_err(|e| Error::Other(format!("{}: not an XDP link: {e}", link_path.display())))?;
+                let xdp_link = aya::programs::xdp::XdpLink::try_from(fd).map_err(|e| {
+                    Error::Other(format!("{}: not an XDP link: {e}", link_path.display()))
+                })?;
                 match prog.attach_to_link(xdp_link) {
                     Ok(id) => {
-                        let link = prog.take_link(id).map_err(|e| Error::Program("attach".into(), e))?;
+                        let link = prog
+                            .take_link(id)
+                            .map_err(|e| Error::Program("attach".into(), e))?;
                         info!(interface, "replaced the program behind the pinned link");
-                        return FdLink::try_from(link).map_err(|e| Error::Other(format!("link: {e}")));
+                        return FdLink::try_from(link)
+                            .map_err(|e| Error::Other(format!("link: {e}")));
                     }
                     Err(e) => {
                         // ENOLINK: the interface the link was made for is
@@ -354,10 +451,21 @@ fn attach_or_replace(prog: &mut Xdp, interface: &str, mode: XdpMode, link_path: 
     }
     let id = prog
         .attach(interface, mode)
-        .map_err(|source| Error::Attach { iface: interface.into(), source })?;
-    let link = prog.take_link(id).map_err(|e| Error::Program("attach".into(), e))?;
-    let fd = FdLink::try_from(link).map_err(|e| Error::Other(format!("link is not a bpf_link (kernel without XDP links?): {e}")))?;
-    let pinned = fd.pin(link_path).map_err(|e| Error::Other(format!("pinning {}: {e}", link_path.display())))?;
+        .map_err(|source| Error::Attach {
+            iface: interface.into(),
+            source,
+        })?;
+    let link = prog
+        .take_link(id)
+        .map_err(|e| Error::Program("attach".into(), e))?;
+    let fd = FdLink::try_from(link).map_err(|e| {
+        Error::Other(format!(
+            "link is not a bpf_link (kernel without XDP links?): {e}"
+        ))
+    })?;
+    let pinned = fd
+        .pin(link_path)
+        .map_err(|e| Error::Other(format!("pinning {}: {e}", link_path.display())))?;
     Ok(pinned.into())
 }
 
@@ -368,7 +476,8 @@ fn ensure_bpffs(root: &Path) -> Result<()> {
             return Err(Error::NoBpffs(root.into()));
         }
     }
-    let c = std::ffi::CString::new(probe.as_os_str().as_encoded_bytes()).map_err(|_| Error::NoBpffs(root.into()))?;
+    let c = std::ffi::CString::new(probe.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::NoBpffs(root.into()))?;
     // SAFETY: statfs writes into the zeroed struct we pass.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 || st.f_type as i64 != BPF_FS_MAGIC {
@@ -385,7 +494,8 @@ fn make_private_dir(dir: &Path) -> Result<()> {
             .create(dir)
             .map_err(io_err(format!("creating {}", dir.display())))?;
     }
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(format!("chmod {}", dir.display())))
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(io_err(format!("chmod {}", dir.display())))
 }
 
 fn discard_pins(dir: &Path) -> Result<()> {
@@ -408,7 +518,10 @@ fn check_pins(dir: &Path) -> Result<bool> {
             continue;
         }
         found += 1;
-        let info = MapInfo::from_pin(&path).map_err(|e| Error::LayoutMismatch { path: path.clone(), what: e.to_string() })?;
+        let info = MapInfo::from_pin(&path).map_err(|e| Error::LayoutMismatch {
+            path: path.clone(),
+            what: e.to_string(),
+        })?;
         let kind = info.map_type().ok();
         let ok = kind == Some(map_type(spec.kind))
             && info.key_size() == spec.key
@@ -429,14 +542,21 @@ fn check_pins(dir: &Path) -> Result<bool> {
         return Ok(false);
     }
     let meta_path = dir.join(maps::META.name);
-    let data = MapData::from_pin(&meta_path).map_err(|e| Error::LayoutMismatch { path: meta_path.clone(), what: e.to_string() })?;
+    let data = MapData::from_pin(&meta_path).map_err(|e| Error::LayoutMismatch {
+        path: meta_path.clone(),
+        what: e.to_string(),
+    })?;
     let map = aya::maps::Map::Array(data);
-    let arr: aya::maps::Array<_, LayoutMeta> = aya::maps::Array::try_from(&map).map_err(map_err(&maps::META))?;
+    let arr: aya::maps::Array<_, LayoutMeta> =
+        aya::maps::Array::try_from(&map).map_err(map_err(&maps::META))?;
     let meta = arr.get(&0, 0).map_err(map_err(&maps::META))?;
     if meta.magic != LAYOUT_MAGIC || meta.version != LAYOUT_VERSION {
         return Err(Error::LayoutMismatch {
             path: meta_path,
-            what: format!("layout version {} (magic {:#x}), this build uses {}", meta.version, meta.magic, LAYOUT_VERSION),
+            what: format!(
+                "layout version {} (magic {:#x}), this build uses {}",
+                meta.version, meta.magic, LAYOUT_VERSION
+            ),
         });
     }
     let expected = pinned_maps().count();
@@ -477,21 +597,39 @@ mod tests {
     /// the object.
     #[test]
     fn object_maps_match_the_table() {
-        let ebpf = EbpfLoader::new().load(OBJ).expect("loading the object creates its maps: needs root");
+        let ebpf = EbpfLoader::new()
+            .load(OBJ)
+            .expect("loading the object creates its maps: needs root");
         let mut in_object = Vec::new();
         for (name, map) in ebpf.maps() {
             let def = maps::ALL
                 .iter()
                 .find(|d| d.name == name)
-                .unwrap_or_else(|| panic!("map {name} is in the object but not in dataplane_common::maps::ALL"));
-            let info = info(map).unwrap_or_else(|| panic!("map {name}: a kind dataplane_common::maps::MapKind lacks"));
-            let got = (info.map_type().ok(), info.key_size(), info.value_size(), info.max_entries());
+                .unwrap_or_else(|| {
+                    panic!("map {name} is in the object but not in dataplane_common::maps::ALL")
+                });
+            let info = info(map).unwrap_or_else(|| {
+                panic!("map {name}: a kind dataplane_common::maps::MapKind lacks")
+            });
+            let got = (
+                info.map_type().ok(),
+                info.key_size(),
+                info.value_size(),
+                info.max_entries(),
+            );
             let want = (Some(map_type(def.kind)), def.key, def.value, def.max);
-            assert_eq!(got, want, "map {name}: (kind, key, value, max) in the object vs the table");
+            assert_eq!(
+                got, want,
+                "map {name}: (kind, key, value, max) in the object vs the table"
+            );
             in_object.push(name.to_owned());
         }
         for def in maps::ALL {
-            assert!(in_object.iter().any(|n| n == def.name), "map {} is in the table but not in the object", def.name);
+            assert!(
+                in_object.iter().any(|n| n == def.name),
+                "map {} is in the table but not in the object",
+                def.name
+            );
         }
     }
 }

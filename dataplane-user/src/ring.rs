@@ -24,7 +24,11 @@ pub(crate) fn decode<H: RecordHeader + Pod>(record: &[u8]) -> Option<(H, &[u8])>
 impl Dataplane {
     /// Every record waiting in `def`'s ring, in arrival order, as `f`
     /// makes of its header and frame.
-    pub(crate) fn drain_ring<H, T>(&mut self, def: &'static MapDef, mut f: impl FnMut(H, &[u8]) -> T) -> Result<Vec<T>>
+    pub(crate) fn drain_ring<H, T>(
+        &mut self,
+        def: &'static MapDef,
+        mut f: impl FnMut(H, &[u8]) -> T,
+    ) -> Result<Vec<T>>
     where
         H: RecordHeader + Pod,
     {
@@ -57,7 +61,10 @@ mod tests {
 
     #[test]
     fn held_frame_round_trip() {
-        let mut rec = HeldFrame { header: HeldHeader { bucket: 7, len: 60 }, data: [0; HOLD_MAX] };
+        let mut rec = HeldFrame {
+            header: HeldHeader { bucket: 7, len: 60 },
+            data: [0; HOLD_MAX],
+        };
         rec.data[..60].fill(0xab);
         let (h, frame) = decode::<HeldHeader>(bytes(&rec)).unwrap();
         assert_eq!(h, HeldHeader { bucket: 7, len: 60 });
@@ -66,7 +73,13 @@ mod tests {
 
     #[test]
     fn sip_copy_round_trip_keeps_wire_length() {
-        let rec = SipCopy { header: SipCopyHeader { len: 3000, copied: COPY_MAX as u32 }, data: [1; COPY_MAX] };
+        let rec = SipCopy {
+            header: SipCopyHeader {
+                len: 3000,
+                copied: COPY_MAX as u32,
+            },
+            data: [1; COPY_MAX],
+        };
         let (h, frame) = decode::<SipCopyHeader>(bytes(&rec)).unwrap();
         assert_eq!((h.len, frame.len()), (3000, COPY_MAX));
     }

@@ -44,7 +44,9 @@ impl BucketState {
             router::BUCKET_NOT_MINE => Ok(Self::NotMine),
             router::BUCKET_MINE => Ok(Self::Mine),
             router::BUCKET_HOLD => Ok(Self::Hold),
-            _ => Err(Error::Other(format!("bucket state {v} is none of not-mine, mine, hold"))),
+            _ => Err(Error::Other(format!(
+                "bucket state {v} is none of not-mine, mine, hold"
+            ))),
         }
     }
 }
@@ -94,25 +96,38 @@ pub fn frame_matches(frame: &[u8], fp: &Fingerprint) -> bool {
     // The fingerprint holds header fields as they sit in the packet.
     let raw32 = |o: usize| u32::from_ne_bytes([frame[o], frame[o + 1], frame[o + 2], frame[o + 3]]);
     let raw16 = |o: usize| u16::from_ne_bytes([frame[o], frame[o + 1]]);
-    let l4 = if frame[14] == 0x45 && frame.len() >= 38 { raw32(34) } else { 0 };
-    raw32(26) == fp.src && raw32(30) == fp.dst && raw16(18) == fp.ip_id && raw16(24) == fp.ip_csum && l4 == fp.l4
+    let l4 = if frame[14] == 0x45 && frame.len() >= 38 {
+        raw32(34)
+    } else {
+        0
+    };
+    raw32(26) == fp.src
+        && raw32(30) == fp.dst
+        && raw16(18) == fp.ip_id
+        && raw16(24) == fp.ip_csum
+        && l4 == fp.l4
 }
 
 impl Dataplane {
     pub fn set_router_cfg(&mut self, c: &FilterConfig) -> Result<()> {
         let mut a: Array<&mut MapData, RouterCfg> = self.map_mut(&maps::RT_CFG)?;
-        a.set(0, RouterCfg::from(*c), 0).map_err(map_err(&maps::RT_CFG))
+        a.set(0, RouterCfg::from(*c), 0)
+            .map_err(map_err(&maps::RT_CFG))
     }
 
     /// Let the filter route for another `LEASE_NS` (from now, coarse
     /// monotonic clock, as the filter reads it).
     pub fn renew_router_lease(&mut self) -> Result<()> {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: valid clock id and out pointer.
         unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
         let now = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
         let mut a: Array<&mut MapData, u64> = self.map_mut(&maps::RT_LEASE)?;
-        a.set(0, now + router::LEASE_NS, 0).map_err(map_err(&maps::RT_LEASE))
+        a.set(0, now + router::LEASE_NS, 0)
+            .map_err(map_err(&maps::RT_LEASE))
     }
 
     /// Set the lease to an absolute value (tests: 0 expires it, u64::MAX
@@ -124,12 +139,15 @@ impl Dataplane {
 
     pub fn set_bucket(&mut self, bucket: u8, state: BucketState) -> Result<()> {
         let mut a: Array<&mut MapData, u32> = self.map_mut(&maps::RT_BUCKETS)?;
-        a.set(u32::from(bucket), state.raw(), 0).map_err(map_err(&maps::RT_BUCKETS))
+        a.set(u32::from(bucket), state.raw(), 0)
+            .map_err(map_err(&maps::RT_BUCKETS))
     }
 
     pub fn buckets(&self) -> Result<Vec<BucketState>> {
         let a: Array<&MapData, u32> = self.map(&maps::RT_BUCKETS)?;
-        (0..router::BUCKETS).map(|b| BucketState::from_raw(a.get(&b, 0).map_err(map_err(&maps::RT_BUCKETS))?)).collect()
+        (0..router::BUCKETS)
+            .map(|b| BucketState::from_raw(a.get(&b, 0).map_err(map_err(&maps::RT_BUCKETS))?))
+            .collect()
     }
 
     /// Routed `{packets, bytes}` per bucket, summed over CPUs.
@@ -141,7 +159,8 @@ impl Dataplane {
     /// [`frame_matches`]).
     pub fn last_routed(&self, bucket: u8) -> Result<Fingerprint> {
         let a: Array<&MapData, Fingerprint> = self.map(&maps::RT_LAST)?;
-        a.get(&u32::from(bucket), 0).map_err(map_err(&maps::RT_LAST))
+        a.get(&u32::from(bucket), 0)
+            .map_err(map_err(&maps::RT_LAST))
     }
 
     pub fn router_stats(&self) -> Result<Vec<Counter>> {
@@ -150,7 +169,10 @@ impl Dataplane {
 
     /// Every frame held so far, in arrival order.
     pub fn take_held(&mut self) -> Result<Vec<Held>> {
-        self.drain_ring(&maps::RT_HELD, |h: HeldHeader, frame| Held { bucket: h.bucket, frame: frame.to_vec() })
+        self.drain_ring(&maps::RT_HELD, |h: HeldHeader, frame| Held {
+            bucket: h.bucket,
+            frame: frame.to_vec(),
+        })
     }
 }
 
@@ -168,16 +190,27 @@ mod tests {
 
     #[test]
     fn filter_config_layout() {
-        let c = RouterCfg::from(FilterConfig { vmac: [0, 0, 0x5e, 0, 1, 7], own_mac: None, end_system: EndSystem::Destination });
+        let c = RouterCfg::from(FilterConfig {
+            vmac: [0, 0, 0x5e, 0, 1, 7],
+            own_mac: None,
+            end_system: EndSystem::Destination,
+        });
         assert_eq!((c.own_mac, c.by_dst, c.enabled), ([0; 6], 1, 1));
-        let c = RouterCfg::from(FilterConfig { vmac: [0; 6], own_mac: Some([2, 0, 0, 0, 0, 1]), end_system: EndSystem::Source });
+        let c = RouterCfg::from(FilterConfig {
+            vmac: [0; 6],
+            own_mac: Some([2, 0, 0, 0, 0, 1]),
+            end_system: EndSystem::Source,
+        });
         assert_eq!((c.own_mac, c.by_dst), ([2, 0, 0, 0, 0, 1], 0));
     }
 
     #[test]
     fn bucket_of_hashes_the_address_as_the_packet_carries_it() {
         let a = Ipv4Addr::new(10, 3, 0, 64);
-        assert_eq!(u32::from(bucket_of(a)), dataplane_common::hash::addr_bucket(u32::from_ne_bytes([10, 3, 0, 64])));
+        assert_eq!(
+            u32::from(bucket_of(a)),
+            dataplane_common::hash::addr_bucket(u32::from_ne_bytes([10, 3, 0, 64]))
+        );
     }
 
     #[test]

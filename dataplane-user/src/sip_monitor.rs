@@ -25,7 +25,8 @@ impl Dataplane {
     /// Copy packets to or from `port` (host order).
     pub fn add_sip_port(&mut self, port: u16) -> Result<()> {
         let mut h: HashMap<&mut MapData, u16, u32> = self.map_mut(&maps::SIP_PORTS)?;
-        h.insert(port_key(port), 1, 0).map_err(map_err(&maps::SIP_PORTS))
+        h.insert(port_key(port), 1, 0)
+            .map_err(map_err(&maps::SIP_PORTS))
     }
 
     /// Stop copying `port` (absent already is not an error).
@@ -38,7 +39,10 @@ impl Dataplane {
     }
 
     pub fn take_sip_copies(&mut self) -> Result<Vec<Copied>> {
-        self.drain_ring(&maps::SIP_RING, |h: SipCopyHeader, frame| Copied { len: h.len, frame: frame.to_vec() })
+        self.drain_ring(&maps::SIP_RING, |h: SipCopyHeader, frame| Copied {
+            len: h.len,
+            frame: frame.to_vec(),
+        })
     }
 
     /// A descriptor that becomes readable when copies arrive (epoll on the
@@ -46,7 +50,10 @@ impl Dataplane {
     pub fn sip_ring_fd(&mut self) -> Result<std::os::fd::OwnedFd> {
         use std::os::fd::AsFd;
         let rb: RingBuf<&mut MapData> = self.map_mut(&maps::SIP_RING)?;
-        rb.as_fd().try_clone_to_owned().map_err(|e| Error::Io { context: "dup of the SIP ring fd".into(), source: e })
+        rb.as_fd().try_clone_to_owned().map_err(|e| Error::Io {
+            context: "dup of the SIP ring fd".into(),
+            source: e,
+        })
     }
 
     pub fn sip_stats(&self) -> Result<Vec<Counter>> {

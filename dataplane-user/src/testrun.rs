@@ -26,7 +26,12 @@ impl Dataplane {
 
     /// Run `program` once with `meta` as XDP metadata in front of the
     /// packet (the gateway's dry-run lookups). Output excludes the metadata.
-    pub fn test_run_meta(&mut self, program: &str, meta: &[u8], packet: &[u8]) -> Result<RunResult> {
+    pub fn test_run_meta(
+        &mut self,
+        program: &str,
+        meta: &[u8],
+        packet: &[u8],
+    ) -> Result<RunResult> {
         let prog = self.program(program)?;
         let mut data = meta.to_vec();
         data.extend_from_slice(packet);
@@ -40,19 +45,33 @@ impl Dataplane {
         opts.data_in = Some(&data);
         opts.data_out = Some(&mut out);
         opts.ctx_in = Some(&ctx);
-        let r = prog.test_run(opts).map_err(|e| Error::Program(program.into(), e))?;
+        let r = prog
+            .test_run(opts)
+            .map_err(|e| Error::Program(program.into(), e))?;
         out.truncate(r.data_size_out as usize);
         let output = out.get(meta.len()..).unwrap_or_default().to_vec();
-        Ok(RunResult { verdict: r.return_value, output, duration: r.duration })
+        Ok(RunResult {
+            verdict: r.return_value,
+            output,
+            duration: r.duration,
+        })
     }
 
     /// Send `frames` copies of `frame` as live frames (BPF_F_TEST_XDP_LIVE_FRAMES):
     /// `program` runs on each as if received on `ifindex`, and what it
     /// transmits (XDP_TX) really leaves that device. A traffic generator
     /// several times faster than sendmmsg.
-    pub fn live_frames(&mut self, program: &str, ifindex: u32, frame: &[u8], frames: u32, batch: u32) -> Result<Duration> {
+    pub fn live_frames(
+        &mut self,
+        program: &str,
+        ifindex: u32,
+        frame: &[u8],
+        frames: u32,
+        batch: u32,
+    ) -> Result<Duration> {
         if let Ok(t) = <[u8; 64]>::try_from(frame) {
-            let mut a: aya::maps::Array<&mut aya::maps::MapData, [u8; 64]> = self.map_mut(&maps::GEN_FRAME)?;
+            let mut a: aya::maps::Array<&mut aya::maps::MapData, [u8; 64]> =
+                self.map_mut(&maps::GEN_FRAME)?;
             a.set(0, t, 0).map_err(map_err(&maps::GEN_FRAME))?;
         }
         let prog = self.program(program)?;
@@ -64,22 +83,35 @@ impl Dataplane {
         opts.ctx_in = Some(&ctx);
         opts.repeat = frames;
         opts.attrs = TestRunAttrs::new().xdp_live_frames(batch);
-        let r = prog.test_run(opts).map_err(|e| Error::Program(program.into(), e))?;
+        let r = prog
+            .test_run(opts)
+            .map_err(|e| Error::Program(program.into(), e))?;
         Ok(r.duration)
     }
 
     /// Run `program` `repeat` times on the same buffer. With `repeat > 1`
     /// a rewriting program sees its own output from the second run on;
     /// measure rewriting paths with `repeat = 1`.
-    pub fn test_run_repeat(&mut self, program: &str, packet: &[u8], repeat: u32) -> Result<RunResult> {
+    pub fn test_run_repeat(
+        &mut self,
+        program: &str,
+        packet: &[u8],
+        repeat: u32,
+    ) -> Result<RunResult> {
         let prog = self.program(program)?;
         let mut out = vec![0u8; packet.len() + 256];
         let mut opts = TestRunOptions::new();
         opts.data_in = Some(packet);
         opts.data_out = Some(&mut out);
         opts.repeat = repeat.max(1);
-        let r = prog.test_run(opts).map_err(|e| Error::Program(program.into(), e))?;
+        let r = prog
+            .test_run(opts)
+            .map_err(|e| Error::Program(program.into(), e))?;
         out.truncate(r.data_size_out as usize);
-        Ok(RunResult { verdict: r.return_value, output: out, duration: r.duration })
+        Ok(RunResult {
+            verdict: r.return_value,
+            output: out,
+            duration: r.duration,
+        })
     }
 }

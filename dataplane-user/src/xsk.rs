@@ -51,7 +51,12 @@ pub struct XskOptions {
 
 impl Default for XskOptions {
     fn default() -> Self {
-        XskOptions { frames: 4096, frame_size: 2048, rx: true, tx: true }
+        XskOptions {
+            frames: 4096,
+            frame_size: 2048,
+            rx: true,
+            tx: true,
+        }
     }
 }
 
@@ -116,12 +121,17 @@ impl Mmap {
         if ptr == libc::MAP_FAILED {
             return Err(os_error(format_args!("mmap of a {len}-byte UMEM")));
         }
-        Ok(Mmap { ptr: NonNull::new(ptr.cast()).expect("mmap returned NULL without MAP_FIXED"), len })
+        Ok(Mmap {
+            ptr: NonNull::new(ptr.cast()).expect("mmap returned NULL without MAP_FIXED"),
+            len,
+        })
     }
 
     /// One of the socket's rings, at its page offset.
     fn ring(fd: &OwnedFd, len: usize, pgoff: u64, what: &str) -> io::Result<Mmap> {
-        let off = libc::off_t::try_from(pgoff).map_err(|_| invalid_input(format!("{what}: page offset {pgoff:#x} does not fit off_t")))?;
+        let off = libc::off_t::try_from(pgoff).map_err(|_| {
+            invalid_input(format!("{what}: page offset {pgoff:#x} does not fit off_t"))
+        })?;
         // SAFETY: mapping a region the kernel allocated for this socket; no
         // existing memory is touched and the result is checked before use.
         let ptr = unsafe {
@@ -135,9 +145,14 @@ impl Mmap {
             )
         };
         if ptr == libc::MAP_FAILED {
-            return Err(os_error(format_args!("mmap of the AF_XDP {what} ({len} bytes at {pgoff:#x})")));
+            return Err(os_error(format_args!(
+                "mmap of the AF_XDP {what} ({len} bytes at {pgoff:#x})"
+            )));
         }
-        Ok(Mmap { ptr: NonNull::new(ptr.cast()).expect("mmap returned NULL without MAP_FIXED"), len })
+        Ok(Mmap {
+            ptr: NonNull::new(ptr.cast()).expect("mmap returned NULL without MAP_FIXED"),
+            len,
+        })
     }
 }
 
@@ -170,21 +185,37 @@ struct Ring<T> {
 
 impl<T: Copy> Ring<T> {
     /// Map the ring at `pgoff` whose layout the kernel described in `off`.
-    fn map(fd: &OwnedFd, off: &libc::xdp_ring_offset, size: u32, pgoff: u64, what: &str) -> io::Result<Ring<T>> {
+    fn map(
+        fd: &OwnedFd,
+        off: &libc::xdp_ring_offset,
+        size: u32,
+        pgoff: u64,
+        what: &str,
+    ) -> io::Result<Ring<T>> {
         let len = usize::try_from(off.desc)
             .ok()
             .and_then(|d| d.checked_add(size as usize * std::mem::size_of::<T>()))
-            .ok_or_else(|| invalid_input(format!("{what}: descriptor offset {:#x} out of range", off.desc)))?;
+            .ok_or_else(|| {
+                invalid_input(format!(
+                    "{what}: descriptor offset {:#x} out of range",
+                    off.desc
+                ))
+            })?;
         // The kernel lays its rings out properly; check anyway, since the
         // pointers below rely on it.
         let fits = |o: u64, width: usize, align: usize| {
-            usize::try_from(o).is_ok_and(|o| o % align == 0 && o.checked_add(width).is_some_and(|end| end <= len))
+            usize::try_from(o)
+                .is_ok_and(|o| o % align == 0 && o.checked_add(width).is_some_and(|end| end <= len))
         };
         let idx = std::mem::size_of::<AtomicU32>();
         if !(fits(off.producer, idx, idx)
             && fits(off.consumer, idx, idx)
             && fits(off.flags, idx, idx)
-            && fits(off.desc, size as usize * std::mem::size_of::<T>(), std::mem::align_of::<T>()))
+            && fits(
+                off.desc,
+                size as usize * std::mem::size_of::<T>(),
+                std::mem::align_of::<T>(),
+            ))
         {
             return Err(io::Error::new(io::ErrorKind::InvalidData, format!(
                 "{what}: kernel ring offsets (producer {:#x}, consumer {:#x}, flags {:#x}, desc {:#x}) do not fit a {len}-byte ring",
@@ -227,13 +258,18 @@ impl<T: Copy> Ring<T> {
 
     /// Producer side: entries we may write now.
     fn free_slots(&self) -> u32 {
-        self.size - self.ours.wrapping_sub(self.consumer().load(Ordering::Acquire))
+        self.size
+            - self
+                .ours
+                .wrapping_sub(self.consumer().load(Ordering::Acquire))
     }
 
     /// Consumer side: entries the kernel has published that we have not
     /// released yet.
     fn available(&self) -> u32 {
-        self.producer().load(Ordering::Acquire).wrapping_sub(self.ours)
+        self.producer()
+            .load(Ordering::Acquire)
+            .wrapping_sub(self.ours)
     }
 
     /// Pointer to the entry for free-running index `idx`.
@@ -288,7 +324,13 @@ impl<T: Copy> Ring<T> {
 fn set_xdp_opt<T>(fd: &OwnedFd, name: libc::c_int, val: &T, what: &str) -> io::Result<()> {
     // SAFETY: val points to a live, initialised T of the length passed.
     let rc = unsafe {
-        libc::setsockopt(fd.as_raw_fd(), libc::SOL_XDP, name, (val as *const T).cast(), std::mem::size_of::<T>() as libc::socklen_t)
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_XDP,
+            name,
+            (val as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
     };
     if rc != 0 {
         return Err(os_error(format_args!("setsockopt(SOL_XDP, {what})")));
@@ -304,7 +346,15 @@ fn get_xdp_opt<T: Copy>(fd: RawFd, name: libc::c_int, what: &str) -> io::Result<
     let mut val: T = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<T>() as libc::socklen_t;
     // SAFETY: val is writable for len bytes and len is a valid socklen_t.
-    let rc = unsafe { libc::getsockopt(fd, libc::SOL_XDP, name, (&mut val as *mut T).cast(), &mut len) };
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_XDP,
+            name,
+            (&mut val as *mut T).cast(),
+            &mut len,
+        )
+    };
     if rc != 0 {
         return Err(os_error(format_args!("getsockopt(SOL_XDP, {what})")));
     }
@@ -357,18 +407,30 @@ impl Xsk {
     /// TX whether or not `tx` is set.
     pub fn open(ifindex: u32, queue: u32, opts: &XskOptions) -> io::Result<Xsk> {
         if !opts.frames.is_power_of_two() || opts.frames < 2 {
-            return Err(invalid_input(format!("AF_XDP frames must be a power of two, at least 2 (got {})", opts.frames)));
+            return Err(invalid_input(format!(
+                "AF_XDP frames must be a power of two, at least 2 (got {})",
+                opts.frames
+            )));
         }
         if !opts.frame_size.is_power_of_two() {
-            return Err(invalid_input(format!("AF_XDP frame_size must be a power of two (got {})", opts.frame_size)));
+            return Err(invalid_input(format!(
+                "AF_XDP frame_size must be a power of two (got {})",
+                opts.frame_size
+            )));
         }
         if !opts.rx && !opts.tx {
-            return Err(invalid_input("an AF_XDP socket needs rx, tx or both".into()));
+            return Err(invalid_input(
+                "an AF_XDP socket needs rx, tx or both".into(),
+            ));
         }
         let half = opts.frames / 2;
         let frame_size = u64::from(opts.frame_size);
-        let umem_len = usize::try_from(u64::from(opts.frames) * frame_size)
-            .map_err(|_| invalid_input(format!("UMEM of {} x {} bytes does not fit in memory", opts.frames, opts.frame_size)))?;
+        let umem_len = usize::try_from(u64::from(opts.frames) * frame_size).map_err(|_| {
+            invalid_input(format!(
+                "UMEM of {} x {} bytes does not fit in memory",
+                opts.frames, opts.frame_size
+            ))
+        })?;
         let umem = Mmap::anonymous(umem_len)?;
 
         // SAFETY: plain socket call; the result is checked before it is owned.
@@ -389,7 +451,12 @@ impl Xsk {
         };
         set_xdp_opt(&fd, libc::XDP_UMEM_REG, &reg, "XDP_UMEM_REG")?;
         set_xdp_opt(&fd, libc::XDP_UMEM_FILL_RING, &half, "XDP_UMEM_FILL_RING")?;
-        set_xdp_opt(&fd, libc::XDP_UMEM_COMPLETION_RING, &half, "XDP_UMEM_COMPLETION_RING")?;
+        set_xdp_opt(
+            &fd,
+            libc::XDP_UMEM_COMPLETION_RING,
+            &half,
+            "XDP_UMEM_COMPLETION_RING",
+        )?;
         if opts.rx {
             set_xdp_opt(&fd, libc::XDP_RX_RING, &half, "XDP_RX_RING")?;
         }
@@ -397,7 +464,11 @@ impl Xsk {
             set_xdp_opt(&fd, libc::XDP_TX_RING, &half, "XDP_TX_RING")?;
         }
 
-        let (off, len) = get_xdp_opt::<libc::xdp_mmap_offsets>(fd.as_raw_fd(), libc::XDP_MMAP_OFFSETS, "XDP_MMAP_OFFSETS")?;
+        let (off, len) = get_xdp_opt::<libc::xdp_mmap_offsets>(
+            fd.as_raw_fd(),
+            libc::XDP_MMAP_OFFSETS,
+            "XDP_MMAP_OFFSETS",
+        )?;
         if len != std::mem::size_of::<libc::xdp_mmap_offsets>() {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -405,10 +476,42 @@ impl Xsk {
             ));
         }
         // The rings must be mapped before bind: the kernel refuses once bound.
-        let fill = Ring::map(&fd, &off.fr, half, libc::XDP_UMEM_PGOFF_FILL_RING, "fill ring")?;
-        let comp = Ring::map(&fd, &off.cr, half, libc::XDP_UMEM_PGOFF_COMPLETION_RING, "completion ring")?;
-        let rx = if opts.rx { Some(Ring::map(&fd, &off.rx, half, libc::XDP_PGOFF_RX_RING as u64, "RX ring")?) } else { None };
-        let tx = if opts.tx { Some(Ring::map(&fd, &off.tx, half, libc::XDP_PGOFF_TX_RING as u64, "TX ring")?) } else { None };
+        let fill = Ring::map(
+            &fd,
+            &off.fr,
+            half,
+            libc::XDP_UMEM_PGOFF_FILL_RING,
+            "fill ring",
+        )?;
+        let comp = Ring::map(
+            &fd,
+            &off.cr,
+            half,
+            libc::XDP_UMEM_PGOFF_COMPLETION_RING,
+            "completion ring",
+        )?;
+        let rx = if opts.rx {
+            Some(Ring::map(
+                &fd,
+                &off.rx,
+                half,
+                libc::XDP_PGOFF_RX_RING as u64,
+                "RX ring",
+            )?)
+        } else {
+            None
+        };
+        let tx = if opts.tx {
+            Some(Ring::map(
+                &fd,
+                &off.tx,
+                half,
+                libc::XDP_PGOFF_TX_RING as u64,
+                "TX ring",
+            )?)
+        } else {
+            None
+        };
 
         let mut xsk = Xsk {
             rx,
@@ -421,7 +524,10 @@ impl Xsk {
             queue,
             frame_size: opts.frame_size,
             tx_frames: half as usize,
-            tx_free: (u64::from(half)..u64::from(opts.frames)).rev().map(|i| i * frame_size).collect(),
+            tx_free: (u64::from(half)..u64::from(opts.frames))
+                .rev()
+                .map(|i| i * frame_size)
+                .collect(),
         };
         if opts.rx {
             // Before bind, so the socket never sees an empty fill ring.
@@ -447,7 +553,9 @@ impl Xsk {
             )
         };
         if rc != 0 {
-            return Err(os_error(format_args!("bind of the AF_XDP socket to ifindex {ifindex} queue {queue} (XDP_COPY)")));
+            return Err(os_error(format_args!(
+                "bind of the AF_XDP socket to ifindex {ifindex} queue {queue} (XDP_COPY)"
+            )));
         }
         Ok(xsk)
     }
@@ -477,12 +585,17 @@ impl Xsk {
         for i in 0..n {
             let desc = rx.read(i);
             let start = usize::try_from(desc.addr).unwrap_or(usize::MAX);
-            if let Some(end) = start.checked_add(desc.len as usize).filter(|&e| e <= self.umem.len) {
+            if let Some(end) = start
+                .checked_add(desc.len as usize)
+                .filter(|&e| e <= self.umem.len)
+            {
                 // SAFETY: start..end lies inside the UMEM mapping (checked
                 // just above); the kernel gave this frame to us and does not
                 // write it until we put it back in the fill ring below,
                 // after the borrow ends.
-                f(unsafe { std::slice::from_raw_parts(self.umem.ptr.as_ptr().add(start), end - start) });
+                f(unsafe {
+                    std::slice::from_raw_parts(self.umem.ptr.as_ptr().add(start), end - start)
+                });
             }
             // In aligned mode the address may carry the headroom offset;
             // the fill ring wants the frame's base.
@@ -496,7 +609,14 @@ impl Xsk {
             // SAFETY: a zero-length, non-blocking recvfrom with no buffer or
             // address is only a wakeup; its result does not matter.
             unsafe {
-                libc::recvfrom(self.fd.as_raw_fd(), std::ptr::null_mut(), 0, libc::MSG_DONTWAIT, std::ptr::null_mut(), std::ptr::null_mut());
+                libc::recvfrom(
+                    self.fd.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                );
             }
         }
         n as usize
@@ -512,10 +632,16 @@ impl Xsk {
     /// the frame back.
     pub fn send(&mut self, frame: &[u8]) -> io::Result<()> {
         if self.tx.is_none() {
-            return Err(invalid_input("this AF_XDP socket was opened without a TX ring".into()));
+            return Err(invalid_input(
+                "this AF_XDP socket was opened without a TX ring".into(),
+            ));
         }
         if frame.is_empty() || frame.len() > self.frame_size as usize {
-            return Err(invalid_input(format!("frame of {} bytes: an AF_XDP frame holds 1 to {} bytes", frame.len(), self.frame_size)));
+            return Err(invalid_input(format!(
+                "frame of {} bytes: an AF_XDP frame holds 1 to {} bytes",
+                frame.len(),
+                self.frame_size
+            )));
         }
         let addr = self.take_tx_frame()?;
         // SAFETY: addr is the base of a TX frame inside the UMEM and
@@ -523,16 +649,30 @@ impl Xsk {
         // does not touch it, and `frame` cannot alias the UMEM mapping
         // because no borrow of it escapes this type.
         unsafe {
-            std::ptr::copy_nonoverlapping(frame.as_ptr(), self.umem.ptr.as_ptr().add(addr as usize), frame.len());
+            std::ptr::copy_nonoverlapping(
+                frame.as_ptr(),
+                self.umem.ptr.as_ptr().add(addr as usize),
+                frame.len(),
+            );
         }
         let tx = self.tx.as_mut().expect("checked above");
         // Queued + in-flight frames never exceed the ring size, and we hold
         // a free one, so the ring has room.
         if tx.free_slots() == 0 {
             self.tx_free.push(addr);
-            return Err(io::Error::new(io::ErrorKind::WouldBlock, "AF_XDP TX ring full"));
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "AF_XDP TX ring full",
+            ));
         }
-        tx.write(0, libc::xdp_desc { addr, len: frame.len() as u32, options: 0 });
+        tx.write(
+            0,
+            libc::xdp_desc {
+                addr,
+                len: frame.len() as u32,
+                options: 0,
+            },
+        );
         tx.submit(1);
         self.kick_tx()
     }
@@ -561,7 +701,11 @@ impl Xsk {
     pub fn stats(&self) -> io::Result<XskStats> {
         // A kernel that only knows the first three counters fills those and
         // leaves the rest zero.
-        let (s, _) = get_xdp_opt::<libc::xdp_statistics>(self.fd.as_raw_fd(), libc::XDP_STATISTICS, "XDP_STATISTICS")?;
+        let (s, _) = get_xdp_opt::<libc::xdp_statistics>(
+            self.fd.as_raw_fd(),
+            libc::XDP_STATISTICS,
+            "XDP_STATISTICS",
+        )?;
         Ok(XskStats {
             rx_dropped: s.rx_dropped,
             rx_invalid_descs: s.rx_invalid_descs,
@@ -603,7 +747,13 @@ impl Xsk {
             let _ = self.kick_tx();
             backoff(attempt);
         }
-        Err(io::Error::new(io::ErrorKind::WouldBlock, format!("all {} AF_XDP TX frames are still in flight", self.tx_frames)))
+        Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "all {} AF_XDP TX frames are still in flight",
+                self.tx_frames
+            ),
+        ))
     }
 
     /// Wake the kernel to process the TX ring if it asks for it (in copy
@@ -617,7 +767,16 @@ impl Xsk {
             }
             // SAFETY: a zero-length, non-blocking sendto with no buffer or
             // address only asks the kernel to process the TX ring.
-            let rc = unsafe { libc::sendto(self.fd.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
+            let rc = unsafe {
+                libc::sendto(
+                    self.fd.as_raw_fd(),
+                    std::ptr::null(),
+                    0,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null(),
+                    0,
+                )
+            };
             if rc >= 0 {
                 return Ok(());
             }
@@ -635,7 +794,10 @@ impl Xsk {
                 _ => {
                     return Err(io::Error::new(
                         e.kind(),
-                        format!("sendto (TX kick) on the AF_XDP socket of ifindex {} queue {}: {e}", self.ifindex, self.queue),
+                        format!(
+                            "sendto (TX kick) on the AF_XDP socket of ifindex {} queue {}: {e}",
+                            self.ifindex, self.queue
+                        ),
                     ))
                 }
             }

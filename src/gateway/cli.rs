@@ -109,7 +109,9 @@ pub fn run(cmd: GatewayCmd, call: &Call) -> anyhow::Result<()> {
                     };
                     (call(Request::GwServerAdd { group, server })?, json)
                 }
-                GwServerCmd::Remove { group, name, json } => (call(Request::GwServerRemove { group, name })?, json),
+                GwServerCmd::Remove { group, name, json } => {
+                    (call(Request::GwServerRemove { group, name })?, json)
+                }
             };
             if json {
                 print_json(&v);
@@ -139,7 +141,10 @@ pub fn run(cmd: GatewayCmd, call: &Call) -> anyhow::Result<()> {
                             .session_port
                             .map(|p| format!("existing session, port {p}"))
                             .unwrap_or_else(|| "new session".into());
-                        println!("{server} in group {group} ({port}; {})", l.translated.as_deref().unwrap_or(""));
+                        println!(
+                            "{server} in group {group} ({port}; {})",
+                            l.translated.as_deref().unwrap_or("")
+                        );
                     }
                     _ => println!("not forwarded (verdict {})", l.verdict),
                 }
@@ -147,7 +152,8 @@ pub fn run(cmd: GatewayCmd, call: &Call) -> anyhow::Result<()> {
             Ok(())
         }
         GatewayCmd::Accounting { follow } => {
-            let v: control::api::AccountingView = serde_json::from_value(call(Request::GwAccounting)?)?;
+            let v: control::api::AccountingView =
+                serde_json::from_value(call(Request::GwAccounting)?)?;
             let Some(path) = v.file else {
                 anyhow::bail!("accounting is off (set gateway.accounting.file)")
             };
@@ -159,12 +165,28 @@ pub fn run(cmd: GatewayCmd, call: &Call) -> anyhow::Result<()> {
 fn print_user_sessions(rows: &[crate::gateway::SessionView], indent: &str) {
     println!(
         "{indent}{:>5} {:<21} {:<21} {:<4} {:<10} {:<10} {:>7} {:>10} {:>10}",
-        "PORT", "TERMINAL", "REPRESENTATIVE", "PROTO", "GROUP", "SERVER", "IDLE_S", "BYTES_UP", "BYTES_DN"
+        "PORT",
+        "TERMINAL",
+        "REPRESENTATIVE",
+        "PROTO",
+        "GROUP",
+        "SERVER",
+        "IDLE_S",
+        "BYTES_UP",
+        "BYTES_DN"
     );
     for r in rows {
         println!(
             "{indent}{:>5} {:<21} {:<21} {:<4} {:<10} {:<10} {:>7.1} {:>10} {:>10}",
-            r.port, r.terminal, r.representative, r.proto, r.group, r.server, r.idle_s, r.bytes_up, r.bytes_down
+            r.port,
+            r.terminal,
+            r.representative,
+            r.proto,
+            r.group,
+            r.server,
+            r.idle_s,
+            r.bytes_up,
+            r.bytes_down
         );
     }
 }
@@ -172,7 +194,10 @@ fn print_user_sessions(rows: &[crate::gateway::SessionView], indent: &str) {
 fn print_session_tree(t: &crate::gateway::SessionTreeView) {
     for s in &t.sessions {
         let dl = match (s.dl_teid, s.access_node) {
-            (Some(teid), Some(an)) => format!("downlink teid {teid:#010x} to {an}{}", s.qfi.map(|q| format!(" qfi {q}")).unwrap_or_default()),
+            (Some(teid), Some(an)) => format!(
+                "downlink teid {teid:#010x} to {an}{}",
+                s.qfi.map(|q| format!(" qfi {q}")).unwrap_or_default()
+            ),
             _ => "no downlink yet".into(),
         };
         println!(

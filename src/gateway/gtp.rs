@@ -5,7 +5,7 @@
 //! by their own task, which locks only the gateway instance.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     net::{Ipv4Addr, SocketAddr, SocketAddrV4},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -16,7 +16,11 @@ use control::gateway::{
     gtpu::{self, RateLimit},
     pfcp::{self, TunnelSpec, Volume},
 };
-use dataplane_user::{gateway::TunnelEntry, Dataplane};
+use dataplane_common::gateway::SessionCounters;
+use dataplane_user::{
+    gateway::{Flow, SessionEntry, TunnelDownlink, TunnelEntry},
+    Dataplane,
+};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
@@ -58,11 +62,32 @@ pub struct Gtp {
     pub counters: GtpCounters,
     /// Where Session Report Requests leave from (the PFCP socket).
     pfcp_tx: Option<Arc<std::net::UdpSocket>>,
+    /// Tunnel index -> (UP SEID, uplink TEID), kept after a deletion until
+    /// the tunnel's user sessions are accounted.
+    ids: HashMap<u32, (u64, u32)>,
+    /// Deleted tunnels whose user sessions the sweeper has not ended yet.
+    retired: HashSet<u32>,
+    /// User sessions ended because their tunnel's index was reused before
+    /// the sweeper came by: accounted at the next tick.
+    pub(super) orphans: Vec<Orphan>,
+}
+
+/// A user session taken out of the fast path when its (deleted) tunnel's
+/// index was given to a new PFCP session: its flow, session and port are
+/// already gone; only its end record is owed.
+pub(super) struct Orphan {
+    pub port: u16,
+    pub session: SessionEntry,
+    pub counters: SessionCounters,
+    pub ids: Option<(u64, u32)>,
 }
 
 /// Seconds since 1900 (NTP era 0), as PFCP's Recovery Time Stamp wants.
 fn ntp_now() -> u32 {
-    let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     (unix + 2_208_988_800) as u32
 }
 
@@ -72,9 +97,20 @@ impl Gtp {
         let n3 = cfg.n3_address()?;
         let (teid_first, teid_last) = cfg.teid_range();
         let p = cfg.pfcp.as_ref();
-        let node_id = p.and_then(|p| p.node_id.or(p.address)).unwrap_or(cfg.address);
-        let max_sessions = p.map(|p| p.max_sessions).unwrap_or(dataplane_common::gateway::TUNNELS_MAX);
-        let engine = pfcp::Engine::new(pfcp::EngineConfig { node_id, n3_addr: n3, teid_first, teid_last, max_sessions, recovery_ts: ntp_now() });
+        let node_id = p
+            .and_then(|p| p.node_id.or(p.address))
+            .unwrap_or(cfg.address);
+        let max_sessions = p
+            .map(|p| p.max_sessions)
+            .unwrap_or(dataplane_common::gateway::TUNNELS_MAX);
+        let engine = pfcp::Engine::new(pfcp::EngineConfig {
+            node_id,
+            n3_addr: n3,
+            teid_first,
+            teid_last,
+            max_sessions,
+            recovery_ts: ntp_now(),
+        });
         Some(Self {
             engine,
             n3,
@@ -87,6 +123,9 @@ impl Gtp {
             allow: p.and_then(|p| p.allow.clone()),
             counters: GtpCounters::default(),
             pfcp_tx: None,
+            ids: HashMap::new(),
+            retired: HashSet::new(),
+            orphans: Vec::new(),
         })
     }
 
@@ -104,8 +143,14 @@ impl Gtp {
         let mut rows: Vec<(String, u64)> = [
             ("gtpu_echo_requests", c.echo_requests),
             ("gtpu_error_indications_sent", c.error_indications_sent),
-            ("gtpu_error_indications_limited", c.error_indications_limited),
-            ("gtpu_error_indications_received", c.error_indications_received),
+            (
+                "gtpu_error_indications_limited",
+                c.error_indications_limited,
+            ),
+            (
+                "gtpu_error_indications_received",
+                c.error_indications_received,
+            ),
             ("gtpu_end_markers", c.end_markers),
             ("gtpu_signalling_malformed", c.signalling_malformed),
             ("gtpu_signalling_other", c.signalling_other),
@@ -115,7 +160,12 @@ impl Gtp {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        rows.extend(self.engine.counters().into_iter().map(|(k, v)| (format!("pfcp_{k}"), v)));
+        rows.extend(
+            self.engine
+                .counters()
+                .into_iter()
+                .map(|(k, v)| (format!("pfcp_{k}"), v)),
+        );
         rows
     }
 }
@@ -124,6 +174,42 @@ impl Gtp {
 struct TunnelMaps<'a> {
     dp: &'a mut Dataplane,
     gtp: &'a mut GtpNeighbours<'a>,
+    retired: &'a mut HashSet<u32>,
+    orphans: &'a mut Vec<Orphan>,
+    ids: &'a HashMap<u32, (u64, u32)>,
+    /// Indexes installed during this call (their ids are read afterwards).
+    touched: Vec<u32>,
+}
+
+impl TunnelMaps<'_> {
+    /// The tunnel at `idx` was deleted and its user sessions not yet swept:
+    /// end them now, so the new tunnel inherits none of them.
+    fn purge(&mut self, idx: u32) -> Result<(), String> {
+        let e = |e: dataplane_user::Error| e.to_string();
+        let flows: Vec<(Flow, u16)> = self
+            .dp
+            .flows()
+            .map_err(e)?
+            .into_iter()
+            .filter(|(f, _)| f.tunnel == Some(idx))
+            .collect();
+        for (flow, port) in flows {
+            self.dp.remove_flow(&flow).map_err(e)?;
+            let session = self.dp.session(port).map_err(e)?;
+            let counters = self.dp.session_counters(port).map_err(e)?;
+            self.dp.free_session(port).map_err(e)?;
+            self.dp.zero_session_counters(port).map_err(e)?;
+            self.dp.pool_push(port).map_err(e)?;
+            self.orphans.push(Orphan {
+                port,
+                session,
+                counters,
+                ids: self.ids.get(&idx).copied(),
+            });
+        }
+        self.retired.remove(&idx);
+        Ok(())
+    }
 }
 
 /// The part of [`Gtp`] the map writer needs while the engine is borrowed.
@@ -140,15 +226,29 @@ impl GtpNeighbours<'_> {
         }
         let ifindex = dataplane_user::ifindex(self.via).map_err(|e| e.to_string())?;
         let src_mac = dataplane_user::mac_of(self.via).map_err(|e| e.to_string())?;
-        let mac = crate::neigh::resolve(self.next_hop.unwrap_or(an), self.via, Duration::from_secs(2)).map_err(|e| format!("access node {an}: {e}"))?;
-        let n = Neighbour { mac, src_mac, ifindex };
+        let mac = crate::neigh::resolve(
+            self.next_hop.unwrap_or(an),
+            self.via,
+            Duration::from_secs(2),
+        )
+        .map_err(|e| format!("access node {an}: {e}"))?;
+        let n = Neighbour {
+            mac,
+            src_mac,
+            ifindex,
+        };
         self.cache.insert(an, n);
         Ok(n)
     }
 }
 
 fn volume(c: dataplane_common::gateway::TunnelCounters) -> Volume {
-    Volume { ul_bytes: c.bytes_ul, dl_bytes: c.bytes_dl, ul_pkts: c.pkts_ul, dl_pkts: c.pkts_dl }
+    Volume {
+        ul_bytes: c.bytes_ul,
+        dl_bytes: c.bytes_dl,
+        ul_pkts: c.pkts_ul,
+        dl_pkts: c.pkts_dl,
+    }
 }
 
 impl pfcp::Tunnels for TunnelMaps<'_> {
@@ -157,23 +257,37 @@ impl pfcp::Tunnels for TunnelMaps<'_> {
             Some(an) => Some(self.gtp.resolve(an)?),
             None => None,
         };
+        let downlink = match (spec.an_addr, spec.dl_teid, n) {
+            (Some(an_addr), Some(teid), Some(n)) => Some(TunnelDownlink {
+                teid,
+                an_addr,
+                qfi: spec.qfi,
+                mac: n.mac,
+                src_mac: n.src_mac,
+                ifindex: n.ifindex,
+            }),
+            _ => None,
+        };
         let e = TunnelEntry {
             ul_teid: spec.ul_teid,
-            dl_teid: spec.dl_teid.unwrap_or(0),
             ue_addr: spec.ue_addr,
-            an_addr: spec.an_addr,
-            qfi: spec.qfi,
-            an_mac: n.map(|n| n.mac).unwrap_or_default(),
-            an_src_mac: n.map(|n| n.src_mac).unwrap_or_default(),
-            an_ifindex: n.map(|n| n.ifindex).unwrap_or(0),
+            downlink,
         };
-        if let Some(n) = n {
-            self.dp.add_gw_tx_port(n.ifindex).map_err(|e| e.to_string())?;
+        if self.retired.contains(&idx) {
+            self.purge(idx)?;
         }
-        self.dp.set_tunnel(idx, &e).map_err(|e| e.to_string())
+        if let Some(n) = n {
+            self.dp
+                .add_gw_tx_port(n.ifindex)
+                .map_err(|e| e.to_string())?;
+        }
+        self.dp.set_tunnel(idx, &e).map_err(|e| e.to_string())?;
+        self.touched.push(idx);
+        Ok(())
     }
 
     fn remove(&mut self, idx: u32) -> Volume {
+        self.retired.insert(idx);
         match self.dp.remove_tunnel(idx) {
             Ok(c) => volume(c),
             Err(e) => {
@@ -190,11 +304,31 @@ impl pfcp::Tunnels for TunnelMaps<'_> {
 
 impl GwInstance {
     /// Run the engine with the maps as its tunnel table.
-    fn with_tunnels<R>(&mut self, f: impl FnOnce(&mut pfcp::Engine, &mut dyn pfcp::Tunnels) -> R) -> Option<R> {
+    fn with_tunnels<R>(
+        &mut self,
+        f: impl FnOnce(&mut pfcp::Engine, &mut dyn pfcp::Tunnels) -> R,
+    ) -> Option<R> {
         let gtp = self.gtp.as_mut()?;
-        let mut nb = GtpNeighbours { via: &gtp.via, next_hop: gtp.next_hop, cache: &mut gtp.neighbours };
-        let mut maps = TunnelMaps { dp: &mut self.dp, gtp: &mut nb };
-        Some(f(&mut gtp.engine, &mut maps))
+        let mut nb = GtpNeighbours {
+            via: &gtp.via,
+            next_hop: gtp.next_hop,
+            cache: &mut gtp.neighbours,
+        };
+        let mut maps = TunnelMaps {
+            dp: &mut self.dp,
+            gtp: &mut nb,
+            retired: &mut gtp.retired,
+            orphans: &mut gtp.orphans,
+            ids: &gtp.ids,
+            touched: Vec::new(),
+        };
+        let r = f(&mut gtp.engine, &mut maps);
+        for idx in std::mem::take(&mut maps.touched) {
+            if let Some(s) = gtp.engine.session_by_tunnel(idx) {
+                gtp.ids.insert(idx, (s.up_seid, s.spec.ul_teid));
+            }
+        }
+        Some(r)
     }
 
     /// One PFCP datagram: the reply to send, if any.
@@ -205,14 +339,19 @@ impl GwInstance {
             debug!(%peer, "PFCP from a peer not in pfcp.allow");
             return None;
         }
-        self.with_tunnels(|engine, t| engine.handle(peer, msg, t).reply).flatten()
+        self.with_tunnels(|engine, t| engine.handle(peer, msg, t).reply)
+            .flatten()
     }
 
     /// Usage reports on volume thresholds, sent from the PFCP socket.
     pub fn pfcp_reports(&mut self) {
-        let Some(reports) = self.with_tunnels(|engine, t| engine.poll_reports(t)) else { return };
+        let Some(reports) = self.with_tunnels(|engine, t| engine.poll_reports(t)) else {
+            return;
+        };
         let Some(gtp) = self.gtp.as_mut() else { return };
-        let Some(tx) = gtp.pfcp_tx.clone() else { return };
+        let Some(tx) = gtp.pfcp_tx.clone() else {
+            return;
+        };
         for (peer, bytes) in reports {
             match tx.send_to(&bytes, peer) {
                 Ok(_) => gtp.counters.reports_sent += 1,
@@ -271,23 +410,44 @@ impl GwInstance {
         self.gtp.as_ref().map(Gtp::counter_rows).unwrap_or_default()
     }
 
-    /// Is the tunnel a user session names still the one that made it?
-    pub(super) fn tunnel_alive(&self, tag: u32) -> bool {
-        tag == dataplane_common::gateway::NO_TUNNEL || matches!(self.dp.tunnel_by_tag(tag), Ok(Some(_)))
+    /// Is the tunnel a user session lives in still the one that made it?
+    /// (A deleted tunnel's index stays retired until the sweeper has ended
+    /// its user sessions; a reuse before that purges them first.)
+    pub(super) fn tunnel_alive(&self, tunnel: Option<u32>) -> bool {
+        match (tunnel, &self.gtp) {
+            (None, _) => true,
+            (Some(idx), Some(g)) => {
+                !g.retired.contains(&idx) && g.engine.session_by_tunnel(idx).is_some()
+            }
+            (Some(_), None) => false,
+        }
     }
 
-    /// The PFCP session a user session belongs to: (UP SEID, uplink TEID).
-    pub(super) fn session_of(&self, tag: u32) -> Option<(u64, u32)> {
-        let idx = dataplane_common::gateway::tunnel_index(tag)?;
-        let s = self.gtp.as_ref()?.engine.session_by_tunnel(idx)?;
-        Some((s.up_seid, s.ul_teid))
+    /// The PFCP session a user session belongs to: (UP SEID, uplink TEID),
+    /// also for a deleted one whose user sessions are being ended.
+    pub(super) fn session_of(&self, tunnel: Option<u32>) -> Option<(u64, u32)> {
+        self.gtp.as_ref()?.ids.get(&tunnel?).copied()
+    }
+
+    /// After a sweep that ended every user session of the retired
+    /// tunnels: forget them (their indexes are clean for reuse).
+    pub(super) fn retire_swept(&mut self) {
+        if let Some(g) = self.gtp.as_mut() {
+            for idx in std::mem::take(&mut g.retired) {
+                if g.engine.session_by_tunnel(idx).is_none() {
+                    g.ids.remove(&idx);
+                }
+            }
+        }
     }
 }
 
 /// Bind the instance's sockets and serve them: PFCP when configured, and
 /// GTP-U signalling whenever GTP-U is on.
 pub fn spawn(cfg: &gcfg::Gateway, inst: &Arc<Mutex<GwInstance>>) -> anyhow::Result<()> {
-    let Some(n3) = cfg.n3_address() else { return Ok(()) };
+    let Some(n3) = cfg.n3_address() else {
+        return Ok(());
+    };
     let gtpu_sock = bind(SocketAddrV4::new(n3, dataplane_common::lb::GTPU_PORT))?;
     tokio::spawn(serve(gtpu_sock, inst.clone(), GwInstance::gtpu_signalling));
     if let Some(p) = &cfg.pfcp {
@@ -304,12 +464,20 @@ pub fn spawn(cfg: &gcfg::Gateway, inst: &Arc<Mutex<GwInstance>>) -> anyhow::Resu
 }
 
 fn bind(addr: SocketAddrV4) -> anyhow::Result<std::net::UdpSocket> {
-    let s = std::net::UdpSocket::bind(addr).map_err(|e| anyhow::anyhow!("binding {addr}: {e} (is the address assigned to one of the gateway's interfaces?)"))?;
+    let s = std::net::UdpSocket::bind(addr).map_err(|e| {
+        anyhow::anyhow!(
+            "binding {addr}: {e} (is the address assigned to one of the gateway's interfaces?)"
+        )
+    })?;
     s.set_nonblocking(true)?;
     Ok(s)
 }
 
-async fn serve(sock: std::net::UdpSocket, inst: Arc<Mutex<GwInstance>>, handle: fn(&mut GwInstance, SocketAddr, &[u8]) -> Option<Vec<u8>>) {
+async fn serve(
+    sock: std::net::UdpSocket,
+    inst: Arc<Mutex<GwInstance>>,
+    handle: fn(&mut GwInstance, SocketAddr, &[u8]) -> Option<Vec<u8>>,
+) {
     let sock = match tokio::net::UdpSocket::from_std(sock) {
         Ok(s) => s,
         Err(e) => {

@@ -23,6 +23,7 @@ use control::{
     field::Ipv4Prefix,
     gateway::{self as g, config as gcfg, AccountingRecord, EndReason, GatewayMaps},
 };
+use dataplane_common::gateway::SessionCounters;
 use dataplane_user::{
     gateway::{ServerEntry, Service, SessionEntry, Settings, TypeRuleEntry},
     Dataplane,
@@ -56,7 +57,11 @@ pub struct GwInstance {
 type Resolved = BTreeMap<(String, String), ServerEntry>;
 
 fn resolve(cfg: &gcfg::Gateway) -> Result<Resolved, GwError> {
-    let default_via = cfg.interfaces.last().ok_or_else(|| GwError::Config("the gateway names no interface".into()))?.clone();
+    let default_via = cfg
+        .interfaces
+        .last()
+        .ok_or_else(|| GwError::Config("the gateway names no interface".into()))?
+        .clone();
     let mut out = BTreeMap::new();
     for grp in &cfg.groups {
         for s in &grp.servers {
@@ -65,10 +70,25 @@ fn resolve(cfg: &gcfg::Gateway) -> Result<Resolved, GwError> {
             let src_mac = dataplane_user::mac_of(&via)?;
             let mac = match s.mac {
                 Some(m) => m.octets(),
-                None => crate::neigh::resolve(s.next_hop.unwrap_or(s.address), &via, Duration::from_secs(3))
-                    .map_err(|e| GwError::Config(format!("group {} server {}: {e}", grp.name, s.name)))?,
+                None => crate::neigh::resolve(
+                    s.next_hop.unwrap_or(s.address),
+                    &via,
+                    Duration::from_secs(3),
+                )
+                .map_err(|e| {
+                    GwError::Config(format!("group {} server {}: {e}", grp.name, s.name))
+                })?,
             };
-            out.insert((grp.name.clone(), s.name.clone()), ServerEntry { addr: s.address, port: s.port, mac, src_mac, ifindex });
+            out.insert(
+                (grp.name.clone(), s.name.clone()),
+                ServerEntry {
+                    addr: s.address,
+                    port: s.port,
+                    mac,
+                    src_mac,
+                    ifindex,
+                },
+            );
         }
     }
     Ok(out)
@@ -79,9 +99,20 @@ impl GwInstance {
         let resolved = resolve(&cfg)?;
         let ifaces: Vec<&str> = cfg.interfaces.iter().map(String::as_str).collect();
         let dp = Dataplane::attach_many("gateway", &ifaces, opts)?;
-        let acct = cfg.accounting.file.as_ref().map(|p| AccountingFile::new(p, &cfg.accounting));
+        let acct = cfg
+            .accounting
+            .file
+            .as_ref()
+            .map(|p| AccountingFile::new(p, &cfg.accounting));
         let gtp = gtp::Gtp::new(&cfg);
-        let mut inst = Self { cfg: cfg.clone(), dp, idx: g::Indices::default(), seen: HashMap::new(), acct, gtp };
+        let mut inst = Self {
+            cfg: cfg.clone(),
+            dp,
+            idx: g::Indices::default(),
+            seen: HashMap::new(),
+            acct,
+            gtp,
+        };
         if inst.dp.took_over {
             inst.adopt()?;
         }
@@ -108,7 +139,10 @@ impl GwInstance {
             let s = self.dp.session(p)?;
             let start = clock.unix(s.created_ns);
             // The same session: same port, same start (to clock jitter).
-            if written.iter().any(|(wp, ws)| *wp == p && (ws - start).abs() < 0.05) {
+            if written
+                .iter()
+                .any(|(wp, ws)| *wp == p && (ws - start).abs() < 0.05)
+            {
                 self.seen.insert(p, clock.mono_now);
             }
         }
@@ -117,7 +151,9 @@ impl GwInstance {
 
     pub fn apply(&mut self, cfg: gcfg::Gateway) -> Result<(), GwError> {
         if let Some(key) = restart_only(&self.cfg, &cfg) {
-            return Err(GwError::Config(format!("gateway {key} changed; restart the daemon to apply it (nothing was changed)")));
+            return Err(GwError::Config(format!(
+                "gateway {key} changed; restart the daemon to apply it (nothing was changed)"
+            )));
         }
         let resolved = resolve(&cfg)?;
         self.apply_resolved(cfg, resolved)
@@ -130,7 +166,8 @@ impl GwInstance {
                 live.insert(*i, e);
             }
         }
-        let want = g::plan(&cfg, &resolved, &self.idx, &live).map_err(|e| GwError::Config(e.to_string()))?;
+        let want = g::plan(&cfg, &resolved, &self.idx, &live)
+            .map_err(|e| GwError::Config(e.to_string()))?;
         self.write_maps(&cfg, &want, &live)?;
         self.idx = want.indices;
         if let Some(f) = &cfg.accounting.file {
@@ -146,7 +183,12 @@ impl GwInstance {
     /// Write what differs between `want` and the maps. Servers first, so
     /// a selection never names an unwritten entry; services last but the
     /// pool, so a service never leads to a group not set up yet.
-    fn write_maps(&mut self, cfg: &gcfg::Gateway, want: &GatewayMaps<ServerEntry>, live: &BTreeMap<u32, ServerEntry>) -> Result<(), GwError> {
+    fn write_maps(
+        &mut self,
+        cfg: &gcfg::Gateway,
+        want: &GatewayMaps<ServerEntry>,
+        live: &BTreeMap<u32, ServerEntry>,
+    ) -> Result<(), GwError> {
         for (i, e) in &want.servers {
             if live.get(i) != Some(e) {
                 self.dp.set_server(*i, e)?;
@@ -162,7 +204,8 @@ impl GwInstance {
             }
         }
         // Authorization: add what is new before removing what is gone.
-        let have: std::collections::BTreeSet<(u32, Ipv4Addr, u8)> = self.dp.auth_entries()?.into_iter().collect();
+        let have: std::collections::BTreeSet<(u32, Ipv4Addr, u8)> =
+            self.dp.auth_entries()?.into_iter().collect();
         for (gi, addr, len) in want.auth.difference(&have) {
             self.dp.auth_allow(*gi, *addr, *len)?;
         }
@@ -172,12 +215,31 @@ impl GwInstance {
         let rules: Vec<TypeRuleEntry> = want
             .type_rules
             .iter()
-            .map(|r| TypeRuleEntry { proto: r.proto, dscp: r.dscp, session_type: r.session_type, terminals: r.terminals.addr, terminals_len: r.terminals.len })
+            .map(|r| TypeRuleEntry {
+                proto: r.proto,
+                dscp: r.dscp,
+                session_type: r.session_type,
+                terminals: r.terminals.addr,
+                terminals_len: r.terminals.len,
+            })
             .collect();
         if self.dp.type_rules()? != rules {
             self.dp.set_type_rules(&rules)?;
         }
-        let services: HashMap<Service, u32> = want.services.iter().map(|(sa, gi)| (Service { addr: sa.addr, port: sa.port, proto: sa.proto.number() }, *gi)).collect();
+        let services: HashMap<Service, u32> = want
+            .services
+            .iter()
+            .map(|(sa, gi)| {
+                (
+                    Service {
+                        addr: sa.addr,
+                        port: sa.port,
+                        proto: sa.proto.number(),
+                    },
+                    *gi,
+                )
+            })
+            .collect();
         let have: HashMap<Service, u32> = self.dp.services()?.into_iter().collect();
         for (k, gi) in &services {
             if have.get(k) != Some(gi) {
@@ -194,7 +256,8 @@ impl GwInstance {
         let old = self.dp.gw_config()?;
         if old.port_min != min || old.port_max != max || !old.enabled {
             self.dp.pool_drain()?;
-            let busy: std::collections::HashSet<u16> = self.dp.flows()?.into_iter().map(|(_, p)| p).collect();
+            let busy: std::collections::HashSet<u16> =
+                self.dp.flows()?.into_iter().map(|(_, p)| p).collect();
             for p in want.ports.ports() {
                 if !busy.contains(&p) {
                     self.dp.pool_push(p)?;
@@ -202,7 +265,13 @@ impl GwInstance {
             }
             info!(ports = %want.ports, "port pool seeded");
         }
-        let settings = Settings { address: want.address, port_min: min, port_max: max, enabled: true, n3_addr: cfg.n3_address() };
+        let settings = Settings {
+            address: want.address,
+            port_min: min,
+            port_max: max,
+            enabled: true,
+            n3_addr: cfg.n3_address(),
+        };
         if old != settings {
             self.dp.set_gw_config(&settings)?;
         }
@@ -212,12 +281,20 @@ impl GwInstance {
     /// Add a server to a group at runtime (the config file is unchanged).
     pub fn add_server(&mut self, group: &str, server: gcfg::ServerCfg) -> Result<(), GwError> {
         let mut cfg = self.cfg.clone();
-        let grp = cfg.groups.iter_mut().find(|x| x.name == group).ok_or_else(|| GwError::Config(format!("no group {group:?}")))?;
+        let grp = cfg
+            .groups
+            .iter_mut()
+            .find(|x| x.name == group)
+            .ok_or_else(|| GwError::Config(format!("no group {group:?}")))?;
         if grp.servers.iter().any(|s| s.name == server.name) {
-            return Err(GwError::Config(format!("group {group} already has a server {:?}", server.name)));
+            return Err(GwError::Config(format!(
+                "group {group} already has a server {:?}",
+                server.name
+            )));
         }
         grp.servers.push(server);
-        cfg.validate().map_err(|(k, r)| GwError::Config(format!("{k}: {r}")))?;
+        cfg.validate()
+            .map_err(|(k, r)| GwError::Config(format!("{k}: {r}")))?;
         self.apply(cfg)
     }
 
@@ -225,28 +302,65 @@ impl GwInstance {
     /// keep it until they end.
     pub fn remove_server(&mut self, group: &str, name: &str) -> Result<(), GwError> {
         let mut cfg = self.cfg.clone();
-        let grp = cfg.groups.iter_mut().find(|x| x.name == group).ok_or_else(|| GwError::Config(format!("no group {group:?}")))?;
+        let grp = cfg
+            .groups
+            .iter_mut()
+            .find(|x| x.name == group)
+            .ok_or_else(|| GwError::Config(format!("no group {group:?}")))?;
         let before = grp.servers.len();
         grp.servers.retain(|s| s.name != name);
         if grp.servers.len() == before {
-            return Err(GwError::Config(format!("group {group} has no server {name:?}")));
+            return Err(GwError::Config(format!(
+                "group {group} has no server {name:?}"
+            )));
         }
-        cfg.validate().map_err(|(k, r)| GwError::Config(format!("{k}: {r}")))?;
+        cfg.validate()
+            .map_err(|(k, r)| GwError::Config(format!("{k}: {r}")))?;
         self.apply(cfg)
     }
 
     fn group_name(&self, idx: u32) -> String {
-        self.idx.groups.iter().find(|(_, v)| **v == idx).map(|(k, _)| k.clone()).unwrap_or_else(|| format!("#{idx}"))
+        self.idx
+            .groups
+            .iter()
+            .find(|(_, v)| **v == idx)
+            .map(|(k, _)| k.clone())
+            .unwrap_or_else(|| format!("#{idx}"))
     }
 
     fn server_name(&self, idx: u32) -> String {
-        self.idx.servers.iter().find(|(_, v)| **v == idx).map(|(k, _)| k.1.clone()).unwrap_or_else(|| format!("#{idx}"))
+        self.idx
+            .servers
+            .iter()
+            .find(|(_, v)| **v == idx)
+            .map(|(k, _)| k.1.clone())
+            .unwrap_or_else(|| format!("#{idx}"))
     }
 
-    fn record(&self, event: &str, port: u16, s: &SessionEntry, clock: &Clock, end: Option<EndReason>) -> Result<AccountingRecord, GwError> {
+    fn record(
+        &self,
+        event: &str,
+        port: u16,
+        s: &SessionEntry,
+        clock: &Clock,
+        end: Option<EndReason>,
+    ) -> Result<AccountingRecord, GwError> {
         let c = self.dp.session_counters(port)?;
-        let pfcp = self.session_of(s.tunnel);
-        Ok(AccountingRecord {
+        Ok(self.record_of(event, port, s, &c, self.session_of(s.tunnel), clock, end))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_of(
+        &self,
+        event: &str,
+        port: u16,
+        s: &SessionEntry,
+        c: &SessionCounters,
+        pfcp: Option<(u64, u32)>,
+        clock: &Clock,
+        end: Option<EndReason>,
+    ) -> AccountingRecord {
+        AccountingRecord {
             seid: pfcp.map(|p| p.0),
             teid: pfcp.map(|p| p.1),
             event: event.into(),
@@ -265,7 +379,7 @@ impl GwInstance {
             packets_down: c.pkts_down,
             bytes_down: c.bytes_down,
             end_reason: end,
-        })
+        }
     }
 
     /// One pass of the session sweeper: start and interim records, expiry.
@@ -275,6 +389,34 @@ impl GwInstance {
         let clock = Clock::now();
         let mut ended = 0;
         let mut records = Vec::new();
+        let orphans = self
+            .gtp
+            .as_mut()
+            .map(|g| std::mem::take(&mut g.orphans))
+            .unwrap_or_default();
+        for o in orphans {
+            if self.seen.remove(&o.port).is_none() {
+                records.push(self.record_of(
+                    "start",
+                    o.port,
+                    &o.session,
+                    &o.counters,
+                    o.ids,
+                    &clock,
+                    None,
+                ));
+            }
+            records.push(self.record_of(
+                "end",
+                o.port,
+                &o.session,
+                &o.counters,
+                o.ids,
+                &clock,
+                Some(EndReason::TunnelDeleted),
+            ));
+            ended += 1;
+        }
         for (flow, port) in self.dp.flows()? {
             let s = self.dp.session(port)?;
             if !s.active {
@@ -291,7 +433,13 @@ impl GwInstance {
                 // with it (its tunnel's index may be reused).
                 Some(EndReason::TunnelDeleted)
             } else {
-                g::expiry(s.proto, s.flags, s.last_seen_ns, clock.mono_now, &self.cfg.timeouts)
+                g::expiry(
+                    s.proto,
+                    s.flags,
+                    s.last_seen_ns,
+                    clock.mono_now,
+                    &self.cfg.timeouts,
+                )
             };
             if let Some(reason) = reason {
                 // Unreachable first, then final counters, then free.
@@ -302,12 +450,15 @@ impl GwInstance {
                 ended += 1;
             } else if self.cfg.accounting.interim > 0 {
                 let last = self.seen[&port];
-                if clock.mono_now.saturating_sub(last) >= self.cfg.accounting.interim * 1_000_000_000 {
+                if clock.mono_now.saturating_sub(last)
+                    >= self.cfg.accounting.interim * 1_000_000_000
+                {
                     records.push(self.record("interim", port, &s, &clock, None)?);
                     self.seen.insert(port, clock.mono_now);
                 }
             }
         }
+        self.retire_swept();
         if let Some(a) = &mut self.acct {
             for r in &records {
                 a.write(r)?;
@@ -362,7 +513,8 @@ impl GwInstance {
         let mut out = SessionTreeView::default();
         if let Some(gtp) = &self.gtp {
             for s in gtp.engine.sessions() {
-                let (mine, rest): (Vec<_>, Vec<_>) = users.into_iter().partition(|u| u.seid == Some(s.up_seid));
+                let (mine, rest): (Vec<_>, Vec<_>) =
+                    users.into_iter().partition(|u| u.seid == Some(s.up_seid));
                 users = rest;
                 let usage = self.dp.tunnel_counters(s.tunnel).unwrap_or_default();
                 out.sessions.push(PfcpSessionView {
@@ -370,11 +522,11 @@ impl GwInstance {
                     cp_seid: s.cp_seid,
                     cp: s.cp.to_string(),
                     tunnel: s.tunnel,
-                    ue: s.ue_addr,
-                    ul_teid: s.ul_teid,
-                    dl_teid: s.dl_teid,
-                    access_node: s.an_addr,
-                    qfi: s.qfi,
+                    ue: s.spec.ue_addr,
+                    ul_teid: s.spec.ul_teid,
+                    dl_teid: s.spec.dl_teid,
+                    access_node: s.spec.an_addr,
+                    qfi: s.spec.qfi,
                     bytes_ul: usage.bytes_ul,
                     bytes_dl: usage.bytes_dl,
                     packets_ul: usage.pkts_ul,
@@ -406,12 +558,20 @@ impl GwInstance {
                         port: s.port,
                         weight: s.weight,
                         types: s.types.clone().unwrap_or_else(|| vec![0]),
-                        index: self.idx.servers.get(&(grp.name.clone(), s.name.clone())).copied(),
+                        index: self
+                            .idx
+                            .servers
+                            .get(&(grp.name.clone(), s.name.clone()))
+                            .copied(),
                     })
                     .collect(),
             })
             .collect();
-        GroupsView { address: self.cfg.address, ports: self.cfg.ports, groups }
+        GroupsView {
+            address: self.cfg.address,
+            ports: self.cfg.ports,
+            groups,
+        }
     }
 
     /// What the program would do with a terminal's packet, by running it
@@ -419,9 +579,18 @@ impl GwInstance {
     pub fn lookup(&mut self, packet: &[u8]) -> Result<GwLookupView, GwError> {
         let r = self.dp.gw_dry_run(packet)?;
         let verdict = dataplane_user::verdict::name(r.verdict).to_string();
-        let forwarded = matches!(r.verdict, dataplane_user::verdict::TX | dataplane_user::verdict::REDIRECT);
+        let forwarded = matches!(
+            r.verdict,
+            dataplane_user::verdict::TX | dataplane_user::verdict::REDIRECT
+        );
         if !forwarded || r.output.len() < 38 {
-            return Ok(GwLookupView { verdict, group: None, server: None, translated: None, session_port: None });
+            return Ok(GwLookupView {
+                verdict,
+                group: None,
+                server: None,
+                translated: None,
+                session_port: None,
+            });
         }
         let o = &r.output;
         let src = Ipv4Addr::new(o[26], o[27], o[28], o[29]);
@@ -526,14 +695,20 @@ struct Clock {
 impl Clock {
     fn now() -> Self {
         let mono = |id| {
-            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
             // SAFETY: valid clock id and out pointer.
             unsafe { libc::clock_gettime(id, &mut ts) };
             ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
         };
         let m = mono(libc::CLOCK_MONOTONIC);
         let r = mono(libc::CLOCK_REALTIME);
-        Self { mono_now: m, offset: r as f64 / 1e9 - m as f64 / 1e9 }
+        Self {
+            mono_now: m,
+            offset: r as f64 / 1e9 - m as f64 / 1e9,
+        }
     }
 
     fn unix(&self, mono_ns: u64) -> f64 {
@@ -550,7 +725,11 @@ struct AccountingFile {
 
 impl AccountingFile {
     fn new(path: &Path, cfg: &gcfg::Accounting) -> Self {
-        Self { path: path.into(), rotate_bytes: cfg.rotate_bytes, keep: cfg.keep }
+        Self {
+            path: path.into(),
+            rotate_bytes: cfg.rotate_bytes,
+            keep: cfg.keep,
+        }
     }
 
     fn write(&mut self, r: &AccountingRecord) -> Result<(), GwError> {
@@ -558,7 +737,10 @@ impl AccountingFile {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
-        if std::fs::metadata(&self.path).map(|m| m.len() >= self.rotate_bytes).unwrap_or(false) {
+        if std::fs::metadata(&self.path)
+            .map(|m| m.len() >= self.rotate_bytes)
+            .unwrap_or(false)
+        {
             for i in (1..self.keep).rev() {
                 let from = rotated(&self.path, i);
                 if from.exists() {
@@ -567,7 +749,11 @@ impl AccountingFile {
             }
             std::fs::rename(&self.path, rotated(&self.path, 1)).map_err(err)?;
         }
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(err)?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(err)?;
         let mut line = serde_json::to_vec(r).expect("serializable");
         line.push(b'\n');
         f.write_all(&line).map_err(err)
@@ -612,12 +798,21 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ep-acct-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("acct.jsonl");
-        let cfg = gcfg::Accounting { file: Some(path.clone()), interim: 0, rotate_bytes: 4096, keep: 2 };
+        let cfg = gcfg::Accounting {
+            file: Some(path.clone()),
+            interim: 0,
+            rotate_bytes: 4096,
+            keep: 2,
+        };
         let mut f = AccountingFile::new(&path, &cfg);
         for p in 0..200u16 {
             f.write(&rec(p)).unwrap();
         }
-        let lines = |p: &Path| std::fs::read_to_string(p).map(|t| t.lines().count()).unwrap_or(0);
+        let lines = |p: &Path| {
+            std::fs::read_to_string(p)
+                .map(|t| t.lines().count())
+                .unwrap_or(0)
+        };
         assert!(rotated(&path, 1).exists() && rotated(&path, 2).exists());
         assert!(!rotated(&path, 3).exists(), "only `keep` old files");
         assert!(std::fs::metadata(&path).unwrap().len() < 4096 + 400);
@@ -626,7 +821,14 @@ mod tests {
         let live = std::fs::read_to_string(&path).unwrap();
         let last: AccountingRecord = serde_json::from_str(live.lines().last().unwrap()).unwrap();
         assert_eq!(last.port, 199);
-        let prev: AccountingRecord = serde_json::from_str(std::fs::read_to_string(rotated(&path, 1)).unwrap().lines().last().unwrap()).unwrap();
+        let prev: AccountingRecord = serde_json::from_str(
+            std::fs::read_to_string(rotated(&path, 1))
+                .unwrap()
+                .lines()
+                .last()
+                .unwrap(),
+        )
+        .unwrap();
         assert_eq!(prev.port as usize + lines(&path), 199);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -22,7 +22,10 @@ pub struct GatewayRole {
 /// Every interface the `[[gateway]]` sections name exists.
 pub fn check_interfaces(config: &Config) -> Result<(), String> {
     for (i, gw) in config.gateway.iter().enumerate() {
-        let vias = gw.groups.iter().flat_map(|g| g.servers.iter().filter_map(|s| s.via.as_ref()));
+        let vias = gw
+            .groups
+            .iter()
+            .flat_map(|g| g.servers.iter().filter_map(|s| s.via.as_ref()));
         for name in gw.interfaces.iter().chain(vias) {
             dataplane_user::ifindex(name).map_err(|e| format!("gateway[{i}]: {e}"))?;
         }
@@ -41,15 +44,20 @@ impl GatewayRole {
 }
 
 impl Role for GatewayRole {
-    async fn start(config: &Config, opts: &dataplane_user::LoadOptions) -> anyhow::Result<Option<Self>> {
+    async fn start(
+        config: &Config,
+        opts: &dataplane_user::LoadOptions,
+    ) -> anyhow::Result<Option<Self>> {
         if config.gateway.is_empty() {
             return Ok(None);
         }
         let mut instances = Vec::new();
         for gw in &config.gateway {
-            let inst = GwInstance::start(gw.clone(), opts).map_err(|e| anyhow::anyhow!("gateway on {}: {e}", gw.interfaces.join(",")))?;
+            let inst = GwInstance::start(gw.clone(), opts)
+                .map_err(|e| anyhow::anyhow!("gateway on {}: {e}", gw.interfaces.join(",")))?;
             let inst = Arc::new(Mutex::new(inst));
-            super::gtp::spawn(gw, &inst).map_err(|e| anyhow::anyhow!("gateway on {}: {e}", gw.interfaces.join(",")))?;
+            super::gtp::spawn(gw, &inst)
+                .map_err(|e| anyhow::anyhow!("gateway on {}: {e}", gw.interfaces.join(",")))?;
             instances.push(inst);
         }
         Ok(Some(Self { instances }))
@@ -80,7 +88,14 @@ impl Role for GatewayRole {
         for g in self.each() {
             let iface = g.cfg.interfaces.join(",");
             for (i, c) in g.dp.gw_stats()?.iter().enumerate() {
-                out.push(CounterView::xdp("gateway", "gateway", &iface, stat::NAMES[i], c.packets, c.bytes));
+                out.push(CounterView::xdp(
+                    "gateway",
+                    "gateway",
+                    &iface,
+                    stat::NAMES[i],
+                    c.packets,
+                    c.bytes,
+                ));
             }
             for (name, n) in g.gtp_counters() {
                 out.push(CounterView::daemon("gateway", "gtp", &iface, &name, n));
@@ -95,7 +110,9 @@ impl Role for GatewayRole {
         }
         for (gw, cfg) in self.each().zip(new.gateway.iter()) {
             if let Some(key) = super::restart_only(&gw.cfg, cfg) {
-                return Err(format!("gateway {key} changed; restart the daemon to apply it (nothing was changed)"));
+                return Err(format!(
+                    "gateway {key} changed; restart the daemon to apply it (nothing was changed)"
+                ));
             }
         }
         check_interfaces(new)
@@ -109,7 +126,11 @@ impl Role for GatewayRole {
             changed += usize::from(gw.cfg != *cfg);
             gw.apply(cfg.clone()).map_err(|e| e.to_string())?;
         }
-        Ok(if changed == 0 { String::new() } else { format!("{changed} gateway(s) reconfigured") })
+        Ok(if changed == 0 {
+            String::new()
+        } else {
+            format!("{changed} gateway(s) reconfigured")
+        })
     }
 
     fn tick(&mut self) {
@@ -123,11 +144,17 @@ impl Role for GatewayRole {
     fn handle(&mut self, req: Request) -> Result<Response, String> {
         match req {
             Request::GwGroups => Ok(Response::ok(self.first().groups())),
-            Request::GwSessions => Ok(Response::ok(self.first().sessions().map_err(|e| e.to_string())?)),
-            Request::GwSessionTree => Ok(Response::ok(self.first().session_tree().map_err(|e| e.to_string())?)),
+            Request::GwSessions => Ok(Response::ok(
+                self.first().sessions().map_err(|e| e.to_string())?,
+            )),
+            Request::GwSessionTree => Ok(Response::ok(
+                self.first().session_tree().map_err(|e| e.to_string())?,
+            )),
             Request::GwLookup { flow } => {
                 let pkt = packets::lookup_packet(&LookupKey::Flow(flow));
-                Ok(Response::ok(self.first().lookup(&pkt).map_err(|e| e.to_string())?))
+                Ok(Response::ok(
+                    self.first().lookup(&pkt).map_err(|e| e.to_string())?,
+                ))
             }
             Request::GwServerAdd { group, server } => {
                 let mut g = self.first();
@@ -139,7 +166,9 @@ impl Role for GatewayRole {
                 g.remove_server(&group, &name).map_err(|e| e.to_string())?;
                 Ok(Response::ok(g.groups()))
             }
-            Request::GwAccounting => Ok(Response::ok(AccountingView { file: self.first().accounting_path().map(Into::into) })),
+            Request::GwAccounting => Ok(Response::ok(AccountingView {
+                file: self.first().accounting_path().map(Into::into),
+            })),
             other => Err(format!("not a gateway request: {other:?}")),
         }
     }

@@ -120,9 +120,29 @@ pub fn run(cmd: LbCmd, call: &Call) -> anyhow::Result<()> {
                     }
                     (call(Request::LbGatewayAdd { interface, gateway })?, json)
                 }
-                GwCmd::Remove { name, interface, json } => (call(Request::LbGatewayRemove { interface, name })?, json),
-                GwCmd::Drain { name, timeout, interface, json } => (call(Request::LbGatewayDrain { interface, name, timeout })?, json),
-                GwCmd::Undrain { name, interface, json } => (call(Request::LbGatewayUndrain { interface, name })?, json),
+                GwCmd::Remove {
+                    name,
+                    interface,
+                    json,
+                } => (call(Request::LbGatewayRemove { interface, name })?, json),
+                GwCmd::Drain {
+                    name,
+                    timeout,
+                    interface,
+                    json,
+                } => (
+                    call(Request::LbGatewayDrain {
+                        interface,
+                        name,
+                        timeout,
+                    })?,
+                    json,
+                ),
+                GwCmd::Undrain {
+                    name,
+                    interface,
+                    json,
+                } => (call(Request::LbGatewayUndrain { interface, name })?, json),
             };
             if json {
                 print_json(&v);
@@ -133,8 +153,14 @@ pub fn run(cmd: LbCmd, call: &Call) -> anyhow::Result<()> {
                     "NAME", "ADDRESS", "MAC", "VIA", "WEIGHT", "SLOTS", "SHARE%", "PREFIX"
                 );
                 for g in rows {
-                    let prefix = g.teid_prefix.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
-                    let state = g.draining.map(|s| format!("draining ({s} s left)")).unwrap_or_else(|| "active".into());
+                    let prefix = g
+                        .teid_prefix
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| "-".into());
+                    let state = g
+                        .draining
+                        .map(|s| format!("draining ({s} s left)"))
+                        .unwrap_or_else(|| "active".into());
                     println!(
                         "{:<16} {:<15} {:<17} {:<12} {:>6} {:>7} {:>7.2} {:>6}  {state}",
                         g.name, g.address, g.mac, g.via, g.weight, g.slots, g.share, prefix
@@ -142,7 +168,10 @@ pub fn run(cmd: LbCmd, call: &Call) -> anyhow::Result<()> {
                 }
             } else {
                 let d: DigestView = serde_json::from_value(v)?;
-                println!("ok; table on {} is now {} (generation {})", d.interface, d.digest, d.generation);
+                println!(
+                    "ok; table on {} is now {} (generation {})",
+                    d.interface, d.digest, d.generation
+                );
             }
             Ok(())
         }
@@ -155,13 +184,24 @@ pub fn run(cmd: LbCmd, call: &Call) -> anyhow::Result<()> {
                 for d in rows {
                     println!(
                         "{} {} (M={} seed={} key={} gateways={} generation={})",
-                        d.interface, d.digest, d.table_size, d.seed, d.key, d.gateways, d.generation
+                        d.interface,
+                        d.digest,
+                        d.table_size,
+                        d.seed,
+                        d.key,
+                        d.gateways,
+                        d.generation
                     );
                 }
             }
             Ok(())
         }
-        LbCmd::Lookup { teid, flow, interface, json } => {
+        LbCmd::Lookup {
+            teid,
+            flow,
+            interface,
+            json,
+        } => {
             let key = match (teid, flow) {
                 (Some(t), _) => LookupKey::Teid(t),
                 (None, Some(f)) => LookupKey::Flow(f),
@@ -173,7 +213,10 @@ pub fn run(cmd: LbCmd, call: &Call) -> anyhow::Result<()> {
             } else {
                 let l: LookupView = serde_json::from_value(v)?;
                 match l.gateway {
-                    Some(g) => println!("{g} (verdict {}, dst mac {}, via {})", l.verdict, l.dst_mac, l.interface),
+                    Some(g) => println!(
+                        "{g} (verdict {}, dst mac {}, via {})",
+                        l.verdict, l.dst_mac, l.interface
+                    ),
                     None => println!("not forwarded (verdict {})", l.verdict),
                 }
             }

@@ -71,7 +71,13 @@ impl LbInstance {
                 }
             }
         }
-        let mut inst = Self { cfg: cfg.clone(), dp, indices: GatewayIndices::new(current), table, draining: BTreeMap::new() };
+        let mut inst = Self {
+            cfg: cfg.clone(),
+            dp,
+            indices: GatewayIndices::new(current),
+            table,
+            draining: BTreeMap::new(),
+        };
         inst.apply_resolved(cfg, entries_new, true)?;
         Ok(inst)
     }
@@ -87,7 +93,12 @@ impl LbInstance {
         self.apply_drained(cfg, resolved, draining, false)
     }
 
-    fn apply_resolved(&mut self, cfg: config::Lb, resolved: Vec<(String, GatewayEntry)>, startup: bool) -> Result<bool, LbError> {
+    fn apply_resolved(
+        &mut self,
+        cfg: config::Lb,
+        resolved: Vec<(String, GatewayEntry)>,
+        startup: bool,
+    ) -> Result<bool, LbError> {
         let draining = self.draining.clone();
         self.apply_drained(cfg, resolved, draining, startup)
     }
@@ -100,7 +111,10 @@ impl LbInstance {
         startup: bool,
     ) -> Result<bool, LbError> {
         let table = build(&cfg, &draining)?;
-        let plan = self.indices.plan(resolved).map_err(|e| LbError::Config(e.to_string()))?;
+        let plan = self
+            .indices
+            .plan(resolved)
+            .map_err(|e| LbError::Config(e.to_string()))?;
         // 0. A prefix pointing at an entry about to be rewritten (a stale
         //    one, left by an earlier daemon) is cleared first.
         let owners = self.dp.teid_owners()?;
@@ -131,13 +145,22 @@ impl LbInstance {
         self.install(cfg, table, plan, startup)
     }
 
-    fn install(&mut self, cfg: config::Lb, table: MaglevTable, plan: EntryPlan<GatewayEntry>, startup: bool) -> Result<bool, LbError> {
+    fn install(
+        &mut self,
+        cfg: config::Lb,
+        table: MaglevTable,
+        plan: EntryPlan<GatewayEntry>,
+        startup: bool,
+    ) -> Result<bool, LbError> {
         // 2. The table, by entry index, into the inactive copy; then flip.
         let slots = plan.slots(&table);
         let live = self.dp.live_table()?;
         let digest = table.digest();
         let key = key_mode(cfg.key);
-        let same = live.meta.size == table.size && live.meta.seed == table.seed && live.meta.digest == digest && live.key() == key;
+        let same = live.meta.size == table.size
+            && live.meta.seed == table.seed
+            && live.meta.digest == digest
+            && live.key() == key;
         let mut installed = false;
         if plan.changed || !same || (startup && self.dp.live_slots()? != slots) {
             let meta = self.dp.install_table(&slots, table.seed, digest, key)?;
@@ -156,7 +179,10 @@ impl LbInstance {
 
     pub fn add_gateway(&mut self, gw: Gateway) -> Result<(), LbError> {
         if self.cfg.gateways.iter().any(|g| g.name == gw.name) {
-            return Err(LbError::Config(format!("gateway {:?} already exists on {}", gw.name, self.cfg.interface)));
+            return Err(LbError::Config(format!(
+                "gateway {:?} already exists on {}",
+                gw.name, self.cfg.interface
+            )));
         }
         let mut cfg = self.cfg.clone();
         cfg.gateways.push(gw);
@@ -169,7 +195,10 @@ impl LbInstance {
         let before = cfg.gateways.len();
         cfg.gateways.retain(|g| g.name != name);
         if cfg.gateways.len() == before {
-            return Err(LbError::Config(format!("no gateway {name:?} on {}", self.cfg.interface)));
+            return Err(LbError::Config(format!(
+                "no gateway {name:?} on {}",
+                self.cfg.interface
+            )));
         }
         self.apply(cfg).map(|_| ())
     }
@@ -178,11 +207,17 @@ impl LbInstance {
     /// `drain_timeout`); its entry and TEID prefix stay.
     pub fn drain(&mut self, name: &str, timeout: Option<u64>) -> Result<(), LbError> {
         if !self.cfg.gateways.iter().any(|g| g.name == name) {
-            return Err(LbError::Config(format!("no gateway {name:?} on {}", self.cfg.interface)));
+            return Err(LbError::Config(format!(
+                "no gateway {name:?} on {}",
+                self.cfg.interface
+            )));
         }
         let secs = timeout.unwrap_or(self.cfg.drain_timeout);
         if secs == 0 || secs > config::MAX_DRAIN_TIMEOUT {
-            return Err(LbError::Config(format!("--timeout {secs}: must be 1..={}", config::MAX_DRAIN_TIMEOUT)));
+            return Err(LbError::Config(format!(
+                "--timeout {secs}: must be 1..={}",
+                config::MAX_DRAIN_TIMEOUT
+            )));
         }
         let mut draining = self.draining.clone();
         draining.insert(name.to_string(), Instant::now() + Duration::from_secs(secs));
@@ -196,7 +231,10 @@ impl LbInstance {
     /// Put a draining gateway back in the table.
     pub fn undrain(&mut self, name: &str) -> Result<(), LbError> {
         if !self.draining.contains_key(name) {
-            return Err(LbError::Config(format!("gateway {name:?} on {} is not draining", self.cfg.interface)));
+            return Err(LbError::Config(format!(
+                "gateway {name:?} on {} is not draining",
+                self.cfg.interface
+            )));
         }
         let mut draining = self.draining.clone();
         draining.remove(name);
@@ -210,7 +248,12 @@ impl LbInstance {
     /// Remove every gateway whose drain has run out (entry retired, TEID
     /// prefix cleared). Returns their names.
     pub fn expire_drains(&mut self, now: Instant) -> Result<Vec<String>, LbError> {
-        let done: Vec<String> = self.draining.iter().filter(|(_, until)| **until <= now).map(|(n, _)| n.clone()).collect();
+        let done: Vec<String> = self
+            .draining
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(n, _)| n.clone())
+            .collect();
         if done.is_empty() {
             return Ok(done);
         }
@@ -228,7 +271,10 @@ impl LbInstance {
         let now = Instant::now();
         self.draining
             .iter()
-            .map(|(name, until)| DrainView { name: name.clone(), seconds_left: seconds_left(*until, now) })
+            .map(|(name, until)| DrainView {
+                name: name.clone(),
+                seconds_left: seconds_left(*until, now),
+            })
             .collect()
     }
 
@@ -239,7 +285,12 @@ impl LbInstance {
             .iter()
             .zip(shares)
             .map(|(b, slots)| {
-                let g = self.cfg.gateways.iter().find(|g| g.name == b.name).expect("table built from cfg");
+                let g = self
+                    .cfg
+                    .gateways
+                    .iter()
+                    .find(|g| g.name == b.name)
+                    .expect("table built from cfg");
                 GatewayView {
                     name: g.name.clone(),
                     address: g.address,
@@ -249,7 +300,10 @@ impl LbInstance {
                     slots,
                     share: 100.0 * slots as f64 / self.table.size as f64,
                     teid_prefix: g.prefix(),
-                    draining: self.draining.get(&g.name).map(|u| seconds_left(*u, Instant::now())),
+                    draining: self
+                        .draining
+                        .get(&g.name)
+                        .map(|u| seconds_left(*u, Instant::now())),
                 }
             })
             .collect()
@@ -276,11 +330,20 @@ impl LbInstance {
     /// it (BPF_PROG_TEST_RUN), not by recomputing the hash here.
     pub fn lookup(&mut self, packet: &[u8]) -> Result<LookupView, LbError> {
         let r = self.dp.test_run("lb", packet)?;
-        let forwarded = matches!(r.verdict, dataplane_user::verdict::TX | dataplane_user::verdict::REDIRECT);
+        let forwarded = matches!(
+            r.verdict,
+            dataplane_user::verdict::TX | dataplane_user::verdict::REDIRECT
+        );
         let mut dst = [0u8; 6];
         dst.copy_from_slice(&r.output[..6]);
         let gateway = forwarded
-            .then(|| self.indices.entries.iter().find(|(_, (_, e))| e.dst_mac == dst).map(|(n, _)| n.clone()))
+            .then(|| {
+                self.indices
+                    .entries
+                    .iter()
+                    .find(|(_, (_, e))| e.dst_mac == dst)
+                    .map(|(n, _)| n.clone())
+            })
             .flatten();
         Ok(LookupView {
             interface: self.cfg.interface.clone(),
@@ -292,7 +355,10 @@ impl LbInstance {
 }
 
 fn validate_one(cfg: &config::Lb) -> Result<(), LbError> {
-    let whole = control::config::Config { lb: vec![cfg.clone()], ..Default::default() };
+    let whole = control::config::Config {
+        lb: vec![cfg.clone()],
+        ..Default::default()
+    };
     whole.validate().map_err(|e| LbError::Config(e.to_string()))
 }
 
@@ -324,9 +390,17 @@ fn build(cfg: &config::Lb, draining: &BTreeMap<String, Instant>) -> Result<Magle
     let backends: Vec<Backend> = cfg
         .gateways
         .iter()
-        .map(|g| Backend { name: g.name.clone(), weight: if draining.contains_key(&g.name) { 0 } else { g.weight } })
+        .map(|g| Backend {
+            name: g.name.clone(),
+            weight: if draining.contains_key(&g.name) {
+                0
+            } else {
+                g.weight
+            },
+        })
         .collect();
-    MaglevTable::build(&backends, cfg.table_size, cfg.seed).map_err(|e| LbError::Config(format!("lb {}: {e}", cfg.interface)))
+    MaglevTable::build(&backends, cfg.table_size, cfg.seed)
+        .map_err(|e| LbError::Config(format!("lb {}: {e}", cfg.interface)))
 }
 
 /// Gateway entries as they will be written: interface names resolved to

@@ -20,7 +20,9 @@ pub struct LbRole {
 /// Every interface the `[[lb]]` sections name exists.
 pub fn check_interfaces(config: &Config) -> Result<(), String> {
     for (i, lb) in config.lb.iter().enumerate() {
-        for name in std::iter::once(&lb.interface).chain(lb.gateways.iter().filter_map(|g| g.via.as_ref())) {
+        for name in
+            std::iter::once(&lb.interface).chain(lb.gateways.iter().filter_map(|g| g.via.as_ref()))
+        {
             dataplane_user::ifindex(name).map_err(|e| format!("lb[{i}]: {e}"))?;
         }
     }
@@ -28,10 +30,13 @@ pub fn check_interfaces(config: &Config) -> Result<(), String> {
 }
 
 impl LbRole {
-
     fn pick(&mut self, interface: Option<&str>) -> Result<&mut LbInstance, String> {
         match interface {
-            Some(i) => self.instances.iter_mut().find(|l| l.cfg.interface == i).ok_or_else(|| format!("no lb on interface {i}")),
+            Some(i) => self
+                .instances
+                .iter_mut()
+                .find(|l| l.cfg.interface == i)
+                .ok_or_else(|| format!("no lb on interface {i}")),
             None => match self.instances.len() {
                 1 => Ok(&mut self.instances[0]),
                 _ => Err("several lb instances run here; name one with --interface".into()),
@@ -41,13 +46,19 @@ impl LbRole {
 }
 
 impl Role for LbRole {
-    async fn start(config: &Config, opts: &dataplane_user::LoadOptions) -> anyhow::Result<Option<Self>> {
+    async fn start(
+        config: &Config,
+        opts: &dataplane_user::LoadOptions,
+    ) -> anyhow::Result<Option<Self>> {
         if config.lb.is_empty() {
             return Ok(None);
         }
         let mut instances = Vec::new();
         for lb in &config.lb {
-            instances.push(LbInstance::start(lb.clone(), opts).map_err(|e| anyhow::anyhow!("lb on {}: {e}", lb.interface))?);
+            instances.push(
+                LbInstance::start(lb.clone(), opts)
+                    .map_err(|e| anyhow::anyhow!("lb on {}: {e}", lb.interface))?,
+            );
         }
         Ok(Some(Self { instances }))
     }
@@ -76,7 +87,14 @@ impl Role for LbRole {
     fn counters(&self, out: &mut Vec<CounterView>) -> anyhow::Result<()> {
         for l in &self.instances {
             for (i, c) in l.dp.lb_stats()?.iter().enumerate() {
-                out.push(CounterView::xdp("lb", "lb", &l.cfg.interface, stat::NAMES[i], c.packets, c.bytes));
+                out.push(CounterView::xdp(
+                    "lb",
+                    "lb",
+                    &l.cfg.interface,
+                    stat::NAMES[i],
+                    c.packets,
+                    c.bytes,
+                ));
             }
         }
         Ok(())
@@ -88,7 +106,11 @@ impl Role for LbRole {
         for l in &self.instances {
             let d = l.digest()?;
             let v = u64::from_str_radix(&d.digest, 16)? >> 11;
-            writeln!(out, "edgeplane_lb_table_digest{{node=\"{node}\",interface=\"{}\",digest=\"{}\"}} {v}", d.interface, d.digest)?;
+            writeln!(
+                out,
+                "edgeplane_lb_table_digest{{node=\"{node}\",interface=\"{}\",digest=\"{}\"}} {v}",
+                d.interface, d.digest
+            )?;
         }
         out.push_str("# HELP edgeplane_lb_gateway_slots Maglev slots held by each gateway.\n");
         out.push_str("# TYPE edgeplane_lb_gateway_slots gauge\n");
@@ -111,7 +133,11 @@ impl Role for LbRole {
     }
 
     fn check(&self, new: &Config) -> Result<(), String> {
-        let old: Vec<_> = self.instances.iter().map(|l| l.cfg.interface.clone()).collect();
+        let old: Vec<_> = self
+            .instances
+            .iter()
+            .map(|l| l.cfg.interface.clone())
+            .collect();
         let new_ifaces: Vec<_> = new.lb.iter().map(|l| l.interface.clone()).collect();
         if old != new_ifaces {
             return Err("the set of [[lb]] interfaces changed; restart the daemon to apply it (nothing was changed)".into());
@@ -131,7 +157,9 @@ impl Role for LbRole {
 
     fn handle(&mut self, req: Request) -> Result<Response, String> {
         match req {
-            Request::LbGateways { interface } => Ok(Response::ok(self.pick(interface.as_deref())?.gateways())),
+            Request::LbGateways { interface } => {
+                Ok(Response::ok(self.pick(interface.as_deref())?.gateways()))
+            }
             Request::LbGatewayAdd { interface, gateway } => {
                 let lb = self.pick(interface.as_deref())?;
                 lb.add_gateway(gateway).map_err(|e| e.to_string())?;
@@ -142,7 +170,11 @@ impl Role for LbRole {
                 lb.remove_gateway(&name).map_err(|e| e.to_string())?;
                 Ok(Response::ok(lb.digest().map_err(|e| e.to_string())?))
             }
-            Request::LbGatewayDrain { interface, name, timeout } => {
+            Request::LbGatewayDrain {
+                interface,
+                name,
+                timeout,
+            } => {
                 let lb = self.pick(interface.as_deref())?;
                 lb.drain(&name, timeout).map_err(|e| e.to_string())?;
                 Ok(Response::ok(lb.digest().map_err(|e| e.to_string())?))
@@ -159,7 +191,9 @@ impl Role for LbRole {
             Request::LbLookup { interface, key } => {
                 if let LookupKey::Flow(f) = &key {
                     if f.dport == packets::GTPU_PORT && f.proto == control::field::Protocol::Udp {
-                        return Err("a UDP flow to port 2152 is GTP-U; look it up with --teid".into());
+                        return Err(
+                            "a UDP flow to port 2152 is GTP-U; look it up with --teid".into()
+                        );
                     }
                 }
                 let pkt = packets::lookup_packet(&key);

@@ -26,11 +26,21 @@ use super::{
 };
 
 fn ip(args: &[&str]) -> Result<(), String> {
-    let out = std::process::Command::new("ip").args(args).output().map_err(|e| e.to_string())?;
-    if out.status.success() || String::from_utf8_lossy(&out.stderr).contains("File exists") || String::from_utf8_lossy(&out.stderr).contains("already assigned") {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success()
+        || String::from_utf8_lossy(&out.stderr).contains("File exists")
+        || String::from_utf8_lossy(&out.stderr).contains("already assigned")
+    {
         Ok(())
     } else {
-        Err(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
@@ -57,13 +67,23 @@ impl AgentHandle {
 /// Pause, checkpoint (application backend), transfer, restore, move the
 /// service address, resume — and undo on Abort.
 pub async fn run_agent(cfg: MigrationAgent) -> anyhow::Result<AgentHandle> {
-    let l = TcpListener::bind(cfg.listen).await.with_context(|| format!("agent listen {}", cfg.listen))?;
+    let l = TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("agent listen {}", cfg.listen))?;
     info!(listen = %cfg.listen, "migration agent on");
-    let handle = AgentHandle { engine: Arc::new(Mutex::new(Agent::new(&cfg.processes))) };
+    let handle = AgentHandle {
+        engine: Arc::new(Mutex::new(Agent::new(&cfg.processes))),
+    };
     let engine = handle.engine.clone();
     tokio::spawn(serve(l, move |f: Frame| {
         let engine = engine.clone();
-        async move { tokio::task::spawn_blocking(move || agent(&engine, f.body, f.deadline_ms)).await.unwrap_or_else(|e| Body::Error { reason: e.to_string() }) }
+        async move {
+            tokio::task::spawn_blocking(move || agent(&engine, f.body, f.deadline_ms))
+                .await
+                .unwrap_or_else(|e| Body::Error {
+                    reason: e.to_string(),
+                })
+        }
     }));
     Ok(handle)
 }
@@ -74,13 +94,18 @@ pub async fn run_agent(cfg: MigrationAgent) -> anyhow::Result<AgentHandle> {
 fn freeze(p: &MigratableProcess, pid: i32) -> Result<Frozen, String> {
     let f = match &p.cgroup {
         Some(g) => {
-            std::fs::write(g.join("cgroup.freeze"), "1").map_err(|e| format!("{}: freezing {}: {e}", p.name, g.display()))?;
+            std::fs::write(g.join("cgroup.freeze"), "1")
+                .map_err(|e| format!("{}: freezing {}: {e}", p.name, g.display()))?;
             Frozen::Cgroup(g.clone())
         }
         None => {
             // SAFETY: plain syscall on a pid.
             if unsafe { libc::kill(pid, libc::SIGSTOP) } != 0 {
-                return Err(format!("{}: SIGSTOP to pid {pid}: {}", p.name, std::io::Error::last_os_error()));
+                return Err(format!(
+                    "{}: SIGSTOP to pid {pid}: {}",
+                    p.name,
+                    std::io::Error::last_os_error()
+                ));
             }
             Frozen::Stopped(pid)
         }
@@ -98,11 +123,15 @@ fn freeze(p: &MigratableProcess, pid: i32) -> Result<Frozen, String> {
 
 fn is_frozen(f: &Frozen) -> bool {
     match f {
-        Frozen::Cgroup(g) => std::fs::read_to_string(g.join("cgroup.events")).is_ok_and(|e| e.lines().any(|l| l == "frozen 1")),
+        Frozen::Cgroup(g) => std::fs::read_to_string(g.join("cgroup.events"))
+            .is_ok_and(|e| e.lines().any(|l| l == "frozen 1")),
         // /proc/PID/stat: "pid (comm) S ...": the state follows the last ')'.
         Frozen::Stopped(pid) => std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .ok()
-            .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().starts_with('T')))
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .map(|(_, r)| r.trim_start().starts_with('T'))
+            })
             .unwrap_or(false),
     }
 }
@@ -128,14 +157,26 @@ fn thaw(process: &str, frozen: &[Frozen]) {
 /// `resume`, `discard`) through the workload's control socket or its
 /// configured command, within `deadline_ms`. Returns the answer (for
 /// `export`, the state) and the pid that answered, when known.
-fn app(p: &MigratableProcess, op: &str, state: Option<&str>, deadline_ms: u64) -> Result<(String, Option<i32>), String> {
+fn app(
+    p: &MigratableProcess,
+    op: &str,
+    state: Option<&str>,
+    deadline_ms: u64,
+) -> Result<(String, Option<i32>), String> {
     let fail = |e: String| format!("{}: {op}: {e}", p.name);
     if let Some(sock) = &p.control {
-        let cmd = state.map(|s| format!("{op} {s}")).unwrap_or_else(|| op.to_string());
+        let cmd = state
+            .map(|s| format!("{op} {s}"))
+            .unwrap_or_else(|| op.to_string());
         let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms()).max(1));
-        return app::control_peer_within(sock, &cmd, left).map(|(a, pid)| (a, Some(pid))).map_err(|e| fail(e.to_string()));
+        return app::control_peer_within(sock, &cmd, left)
+            .map(|(a, pid)| (a, Some(pid)))
+            .map_err(|e| fail(e.to_string()));
     }
-    let c = p.commands.as_ref().ok_or_else(|| fail("no control socket or commands configured".into()))?;
+    let c = p
+        .commands
+        .as_ref()
+        .ok_or_else(|| fail("no control socket or commands configured".into()))?;
     let argv = match op {
         "pause" => &c.pause,
         "export" => &c.export,
@@ -178,19 +219,30 @@ fn app(p: &MigratableProcess, op: &str, state: Option<&str>, deadline_ms: u64) -
             None if now_ms() > deadline_ms => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(fail(format!("{:?} still running at the deadline; killed", argv.join(" "))));
+                return Err(fail(format!(
+                    "{:?} still running at the deadline; killed",
+                    argv.join(" ")
+                )));
             }
             None => std::thread::sleep(Duration::from_micros(200)),
         }
     };
-    let stdout = out.join().map_err(|_| fail("reading stdout panicked".into()))?.map_err(|e| fail(format!("reading stdout: {e}")))?;
+    let stdout = out
+        .join()
+        .map_err(|_| fail("reading stdout panicked".into()))?
+        .map_err(|e| fail(format!("reading stdout: {e}")))?;
     let stderr = err.join().unwrap_or_default();
     if !status.success() {
-        return Err(fail(format!("{:?} failed ({status}): {}", argv.join(" "), String::from_utf8_lossy(&stderr).trim())));
+        return Err(fail(format!(
+            "{:?} failed ({status}): {}",
+            argv.join(" "),
+            String::from_utf8_lossy(&stderr).trim()
+        )));
     }
     // A command that exits without reading all its input is fine (EPIPE).
     let _ = writer.join();
-    let text = String::from_utf8(stdout).map_err(|_| fail("the state on stdout is not UTF-8 text".into()))?;
+    let text = String::from_utf8(stdout)
+        .map_err(|_| fail("the state on stdout is not UTF-8 text".into()))?;
     Ok((text.trim_end_matches('\n').to_string(), None))
 }
 
@@ -200,27 +252,71 @@ fn pid_of(p: &MigratableProcess, answered: Option<i32>) -> Result<i32, String> {
     if let Some(pid) = answered {
         return Ok(pid);
     }
-    let f = p.pid_file.as_ref().ok_or_else(|| format!("{}: no pid to stop (no control socket, no pid_file)", p.name))?;
-    let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {}: {e}", p.name, f.display()))?;
-    text.trim().parse().map_err(|_| format!("{}: {}: not a pid: {:?}", p.name, f.display(), text.trim()))
+    let f = p.pid_file.as_ref().ok_or_else(|| {
+        format!(
+            "{}: no pid to stop (no control socket, no pid_file)",
+            p.name
+        )
+    })?;
+    let text =
+        std::fs::read_to_string(f).map_err(|e| format!("{}: {}: {e}", p.name, f.display()))?;
+    text.trim()
+        .parse()
+        .map_err(|_| format!("{}: {}: not a pid: {:?}", p.name, f.display(), text.trim()))
 }
 
 /// Stream the checkpoint to `to`'s agent in pieces, then ask it to
 /// import it: its answer to the import (or to the first piece it
 /// refused).
-fn transfer(process: &str, to: &ServerInfo, service: Ipv4Addr, state: &str, deadline_ms: u64) -> Result<Body, String> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+fn transfer(
+    process: &str,
+    to: &ServerInfo,
+    service: Ipv4Addr,
+    state: &str,
+    deadline_ms: u64,
+) -> Result<Body, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
     let transfer = now_ms() << 16 ^ u64::from(std::process::id() as u16);
     let mut sent = Ok(Body::Ok);
-    for (i, (offset, data)) in control::migration::chunks(state, control::migration::CHUNK).into_iter().enumerate() {
-        let body = Body::CheckpointChunk { process: process.to_string(), transfer, offset, data: data.to_string() };
-        sent = rt.block_on(request(&to.agent.to_string(), &Frame { v: VERSION, id: transfer + 1 + i as u64, deadline_ms, body }));
+    for (i, (offset, data)) in control::migration::chunks(state, control::migration::CHUNK)
+        .into_iter()
+        .enumerate()
+    {
+        let body = Body::CheckpointChunk {
+            process: process.to_string(),
+            transfer,
+            offset,
+            data: data.to_string(),
+        };
+        sent = rt.block_on(request(
+            &to.agent.to_string(),
+            &Frame {
+                v: VERSION,
+                id: transfer + 1 + i as u64,
+                deadline_ms,
+                body,
+            },
+        ));
         if !matches!(sent, Ok(Body::Ok)) {
             break;
         }
     }
     let total = state.len() as u64;
-    let f = Frame { v: VERSION, id: transfer, deadline_ms, body: Body::ImportState { process: process.to_string(), state: String::new(), service, transfer: Some(transfer), total } };
+    let f = Frame {
+        v: VERSION,
+        id: transfer,
+        deadline_ms,
+        body: Body::ImportState {
+            process: process.to_string(),
+            state: String::new(),
+            service,
+            transfer: Some(transfer),
+            total,
+        },
+    };
     if matches!(sent, Ok(Body::Ok)) {
         sent = rt.block_on(request(&to.agent.to_string(), &f));
     }
@@ -229,15 +325,25 @@ fn transfer(process: &str, to: &ServerInfo, service: Ipv4Addr, state: &str, dead
 
 /// Carry out one of the engine's actions for process `p`.
 fn perform(p: &MigratableProcess, action: Action, deadline_ms: u64) -> Outcome {
-    let addr = |verb: &str, a: Ipv4Addr, dev: &str| ip(&["addr", verb, &format!("{a}/32"), "dev", dev]);
+    let addr =
+        |verb: &str, a: Ipv4Addr, dev: &str| ip(&["addr", verb, &format!("{a}/32"), "dev", dev]);
     match action {
         Action::App { op, state } => Outcome::App(app(p, op.name(), state.as_deref(), deadline_ms)),
-        Action::Freeze { pid } => Outcome::Frozen((if p.cgroup.is_some() { Ok(0) } else { pid_of(p, pid) }).and_then(|pid| freeze(p, pid))),
+        Action::Freeze { pid } => Outcome::Frozen(
+            (if p.cgroup.is_some() {
+                Ok(0)
+            } else {
+                pid_of(p, pid)
+            })
+            .and_then(|pid| freeze(p, pid)),
+        ),
         Action::Thaw { frozen } => {
             thaw(&p.name, &frozen);
             Outcome::Thawed
         }
-        Action::Transfer { to, service, state } => Outcome::Transfer(transfer(&p.name, &to, service, &state, deadline_ms)),
+        Action::Transfer { to, service, state } => {
+            Outcome::Transfer(transfer(&p.name, &to, service, &state, deadline_ms))
+        }
         Action::AddAddress { address, dev } => Outcome::Address(addr("add", address, &dev)),
         Action::DelAddress { address, dev } => Outcome::Address(addr("del", address, &dev)),
     }
@@ -252,7 +358,14 @@ fn process_lock(body: &Body) -> Option<Arc<Mutex<()>>> {
     type Locks = BTreeMap<(String, Side), Arc<Mutex<()>>>;
     static LOCKS: Mutex<Locks> = Mutex::new(BTreeMap::new());
     let (process, side) = Side::of(body)?;
-    Some(LOCKS.lock().unwrap().entry((process.to_string(), side)).or_default().clone())
+    Some(
+        LOCKS
+            .lock()
+            .unwrap()
+            .entry((process.to_string(), side))
+            .or_default()
+            .clone(),
+    )
 }
 
 /// Handle one request: feed it to the engine, carry out what it asks
@@ -260,19 +373,45 @@ fn process_lock(body: &Body) -> Option<Arc<Mutex<()>>> {
 /// agent), feed back the outcomes, until it answers.
 fn agent(engine: &Mutex<Agent>, body: Body, deadline_ms: u64) -> Body {
     let lock = process_lock(&body);
-    let _serial = lock.as_ref().map(|l| l.lock().unwrap_or_else(|e| e.into_inner()));
+    let _serial = lock
+        .as_ref()
+        .map(|l| l.lock().unwrap_or_else(|e| e.into_inner()));
     let mut queue: VecDeque<Output> = engine.lock().unwrap().handle(Input::Request(body)).into();
     while let Some(o) = queue.pop_front() {
         match o {
             Output::Answer { body, .. } => return body,
-            Output::Changed { process, side, from, to, cause } => info!(process, ?side, "{from} → {to}: {cause}"),
-            Output::Do { process, side, action } => {
-                let config = engine.lock().unwrap().process(&process).map(|p| p.config.clone());
-                let Some(config) = config else { return Body::Error { reason: format!("no process {process:?} here") } };
+            Output::Changed {
+                process,
+                side,
+                from,
+                to,
+                cause,
+            } => info!(process, ?side, "{from} → {to}: {cause}"),
+            Output::Do {
+                process,
+                side,
+                action,
+            } => {
+                let config = engine
+                    .lock()
+                    .unwrap()
+                    .process(&process)
+                    .map(|p| p.config.clone());
+                let Some(config) = config else {
+                    return Body::Error {
+                        reason: format!("no process {process:?} here"),
+                    };
+                };
                 let outcome = perform(&config, action, deadline_ms);
-                queue.extend(engine.lock().unwrap().handle(Input::Done { process, side, outcome }));
+                queue.extend(engine.lock().unwrap().handle(Input::Done {
+                    process,
+                    side,
+                    outcome,
+                }));
             }
         }
     }
-    Body::Error { reason: "internal: the agent gave no answer".into() }
+    Body::Error {
+        reason: "internal: the agent gave no answer".into(),
+    }
 }

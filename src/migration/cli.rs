@@ -59,10 +59,19 @@ pub enum NetworksCmd {
 }
 
 pub fn migrate(args: MigrateArgs, call: &Call) -> anyhow::Result<()> {
-    let MigrateArgs { process, to, wait, json } = args;
+    let MigrateArgs {
+        process,
+        to,
+        wait,
+        json,
+    } = args;
     use crate::migration::MigrationView;
     let print = |m: &MigrationView| {
-        let failure = m.failure.as_ref().map(|f| format!(" ({f})")).unwrap_or_default();
+        let failure = m
+            .failure
+            .as_ref()
+            .map(|f| format!(" ({f})"))
+            .unwrap_or_default();
         println!(
             "migration {} of {}: {} -> {}: {} in {} ms{failure}",
             m.id,
@@ -85,14 +94,21 @@ pub fn migrate(args: MigrateArgs, call: &Call) -> anyhow::Result<()> {
             return Ok(());
         }
         (_, Some(to)) => to,
-        (_, None) => anyhow::bail!("name the destination: edgeplane migrate {process} --to SERVER [--wait]"),
+        (_, None) => {
+            anyhow::bail!("name the destination: edgeplane migrate {process} --to SERVER [--wait]")
+        }
     };
     let started = call(Request::MigrateStart {
         process: process.clone(),
         to,
         wait: false,
     })?;
-    let ended = |m: &MigrationView| matches!(m.step, control::migration::Step::Done | control::migration::Step::RolledBack);
+    let ended = |m: &MigrationView| {
+        matches!(
+            m.step,
+            control::migration::Step::Done | control::migration::Step::RolledBack
+        )
+    };
     // On a server the agent relays the request and answers at the end.
     let mut raw = started.clone();
     let mut m: MigrationView = serde_json::from_value(started)?;
@@ -134,7 +150,9 @@ pub fn migrate(args: MigrateArgs, call: &Call) -> anyhow::Result<()> {
             .flatten()
             .find(|v| v["id"] == id)
             .cloned()
-            .ok_or_else(|| anyhow::anyhow!("migration {id} is gone from the coordinator (restarted?)"))?;
+            .ok_or_else(|| {
+                anyhow::anyhow!("migration {id} is gone from the coordinator (restarted?)")
+            })?;
         m = serde_json::from_value(raw.clone())?;
     }
     if json {
@@ -154,12 +172,25 @@ pub fn servers(cmd: Option<ServersCmd>, json: bool, call: &Call) -> anyhow::Resu
     match cmd {
         Some(c) => {
             let req = match c {
-                ServersCmd::Add { name, address, network, agent } => Request::ServerAdd {
-                    server: control::migration::ServerInfo { name, address, network, agent },
+                ServersCmd::Add {
+                    name,
+                    address,
+                    network,
+                    agent,
+                } => Request::ServerAdd {
+                    server: control::migration::ServerInfo {
+                        name,
+                        address,
+                        network,
+                        agent,
+                    },
                 },
                 ServersCmd::Remove { name } => Request::ServerRemove { name },
             };
-            println!("{}", serde_json::from_value::<control::api::MessageView>(call(req)?)?.message);
+            println!(
+                "{}",
+                serde_json::from_value::<control::api::MessageView>(call(req)?)?.message
+            );
             Ok(())
         }
         None => {
@@ -169,7 +200,10 @@ pub fn servers(cmd: Option<ServersCmd>, json: bool, call: &Call) -> anyhow::Resu
             } else {
                 let servers: Vec<control::migration::ServerInfo> = serde_json::from_value(v)?;
                 for s in servers {
-                    println!("{:<16} {:<16} {:<12} {}", s.name, s.address, s.network, s.agent);
+                    println!(
+                        "{:<16} {:<16} {:<12} {}",
+                        s.name, s.address, s.network, s.agent
+                    );
                 }
             }
             Ok(())
@@ -198,7 +232,10 @@ pub fn networks(cmd: Option<NetworksCmd>, json: bool, call: &Call) -> anyhow::Re
                 },
                 NetworksCmd::Remove { name } => Request::NetworkRemove { name },
             };
-            println!("{}", serde_json::from_value::<control::api::MessageView>(call(req)?)?.message);
+            println!(
+                "{}",
+                serde_json::from_value::<control::api::MessageView>(call(req)?)?.message
+            );
             Ok(())
         }
         None => {
@@ -212,7 +249,14 @@ pub fn networks(cmd: Option<NetworksCmd>, json: bool, call: &Call) -> anyhow::Re
                         (Some(v), Some(m)) => format!(" via {v} to {m}"),
                         _ => String::new(),
                     };
-                    println!("{:<4} {:<12} controller {}{egress}", n.id, n.name, n.controller.map(|c| c.to_string()).unwrap_or_else(|| "-".into()));
+                    println!(
+                        "{:<4} {:<12} controller {}{egress}",
+                        n.id,
+                        n.name,
+                        n.controller
+                            .map(|c| c.to_string())
+                            .unwrap_or_else(|| "-".into())
+                    );
                 }
             }
             Ok(())

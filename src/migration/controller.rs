@@ -44,7 +44,12 @@ struct Held {
 impl Held {
     /// Move every frame waiting on the sockets into `frames`.
     fn drain(&mut self) {
-        let Held { rx, frames, first, overflow } = self;
+        let Held {
+            rx,
+            frames,
+            first,
+            overflow,
+        } = self;
         // Bounded per call (64 × 256 frames a socket), so a flood to a
         // held service cannot keep the lock from a switch.
         for x in rx.iter_mut() {
@@ -104,24 +109,46 @@ struct SteerIo {
 impl SteerIo {
     /// Program network `id`'s egress (map entry, and a TX socket on its
     /// interface unless one is open already).
-    fn add_network(&mut self, id: u32, name: &str, via: &str, next_hop_mac: control::field::MacAddr) -> Result<(), String> {
+    fn add_network(
+        &mut self,
+        id: u32,
+        name: &str,
+        via: &str,
+        next_hop_mac: control::field::MacAddr,
+    ) -> Result<(), String> {
         if id >= dataplane_common::migration::NETWORKS_MAX {
-            return Err(format!("network {name}: id {id} is out of range (0..{})", dataplane_common::migration::NETWORKS_MAX));
+            return Err(format!(
+                "network {name}: id {id} is out of range (0..{})",
+                dataplane_common::migration::NETWORKS_MAX
+            ));
         }
         let mac = next_hop_mac.0;
         let ifindex = dataplane_user::ifindex(via).map_err(|e| format!("network {name}: {e}"))?;
         let src = dataplane_user::mac_of(via).map_err(|e| format!("network {name}: {e}"))?;
         if ifindex != self.ingress && !self.tx.contains_key(&ifindex) {
-            let x = Xsk::open(ifindex, 0, &xsk_options(false)).map_err(|e| format!("AF_XDP socket on {via} (network {name}): {e}"))?;
+            let x = Xsk::open(ifindex, 0, &xsk_options(false))
+                .map_err(|e| format!("AF_XDP socket on {via} (network {name}): {e}"))?;
             self.tx.insert(ifindex, x);
         }
-        self.dp.set_network(id, &NetEgress { dst_mac: mac, src_mac: src, ifindex, valid: 1 }).map_err(|e| format!("network {name}: {e}"))?;
+        self.dp
+            .set_network(
+                id,
+                &NetEgress {
+                    dst_mac: mac,
+                    src_mac: src,
+                    ifindex,
+                    valid: 1,
+                },
+            )
+            .map_err(|e| format!("network {name}: {e}"))?;
         self.nets.insert(id, (mac, src, ifindex));
         Ok(())
     }
 
     fn steer(&mut self, service: Ipv4Addr, network: u32, flags: u32) -> Result<(), String> {
-        self.dp.set_steering(service, Steering { network, flags }).map_err(|e| e.to_string())
+        self.dp
+            .set_steering(service, Steering { network, flags })
+            .map_err(|e| e.to_string())
     }
 
     /// Carry out one of the engine's actions; `t0`: when the request
@@ -143,7 +170,12 @@ impl SteerIo {
                 }
                 Outcome::Done(self.steer(*service, *network, STEER_HOLD))
             }
-            Action::AddNetwork { id, name, via, next_hop_mac } => Outcome::Done(self.add_network(*id, name, via, *next_hop_mac)),
+            Action::AddNetwork {
+                id,
+                name,
+                via,
+                next_hop_mac,
+            } => Outcome::Done(self.add_network(*id, name, via, *next_hop_mac)),
             Action::Switch { service, to } => Outcome::Switched((|| {
                 // Release what was held, in order, to the new network
                 // while the service is still held (so nothing new
@@ -164,12 +196,26 @@ impl SteerIo {
                 self.steer(*service, *to, 0)?;
                 Ok((t0.elapsed().as_micros() as u64, released, pause))
             })()),
-            Action::Release { service, network, pause_us } => {
+            Action::Release {
+                service,
+                network,
+                pause_us,
+            } => {
                 let mut pause = *pause_us;
-                Outcome::Released(release(self, u32::from_ne_bytes(service.octets()), *network, &mut pause).map(|n| (n, pause)))
+                Outcome::Released(
+                    release(
+                        self,
+                        u32::from_ne_bytes(service.octets()),
+                        *network,
+                        &mut pause,
+                    )
+                    .map(|n| (n, pause)),
+                )
             }
             Action::Steer { service, network } => Outcome::Done(self.steer(*service, *network, 0)),
-            Action::Unsteer { service } => Outcome::Done(self.dp.remove_steering(*service).map_err(|e| e.to_string())),
+            Action::Unsteer { service } => {
+                Outcome::Done(self.dp.remove_steering(*service).map_err(|e| e.to_string()))
+            }
         }
     }
 }
@@ -193,7 +239,12 @@ impl Running {
                     info!("{n}");
                     notes.push(n);
                 }
-                Output::Changed { service, from, to, cause } => {
+                Output::Changed {
+                    service,
+                    from,
+                    to,
+                    cause,
+                } => {
                     let show = |s: Option<String>| s.unwrap_or_else(|| "-".into());
                     info!(%service, "{} → {}: {cause}", show(from), show(to));
                 }
@@ -208,7 +259,12 @@ impl Running {
 }
 
 fn xsk_options(rx: bool) -> XskOptions {
-    XskOptions { frames: 4096, frame_size: 2048, rx, tx: true }
+    XskOptions {
+        frames: 4096,
+        frame_size: 2048,
+        rx,
+        tx: true,
+    }
 }
 
 /// What the controller is doing now: the services it steers (address,
@@ -234,7 +290,18 @@ impl ControllerHandle {
     pub fn counters(&self) -> anyhow::Result<Vec<(String, u64, u64)>> {
         let c = self.c.lock().unwrap();
         let mut out: Vec<(String, u64, u64)> =
-            c.io.dp.steer_stats()?.iter().enumerate().map(|(i, k)| (dataplane_common::migration::stat::NAMES[i].to_string(), k.packets, k.bytes)).collect();
+            c.io.dp
+                .steer_stats()?
+                .iter()
+                .enumerate()
+                .map(|(i, k)| {
+                    (
+                        dataplane_common::migration::stat::NAMES[i].to_string(),
+                        k.packets,
+                        k.bytes,
+                    )
+                })
+                .collect();
         let h = c.io.held.lock().unwrap();
         let mut sum = dataplane_user::xsk::XskStats::default();
         for x in &h.rx {
@@ -245,26 +312,46 @@ impl ControllerHandle {
         }
         out.push(("xsk_rx_dropped".into(), sum.rx_dropped, 0));
         out.push(("xsk_rx_ring_full".into(), sum.rx_ring_full, 0));
-        out.push(("xsk_fill_ring_empty".into(), sum.rx_fill_ring_empty_descs, 0));
+        out.push((
+            "xsk_fill_ring_empty".into(),
+            sum.rx_fill_ring_empty_descs,
+            0,
+        ));
         Ok(out)
     }
 
     pub fn summary(&self) -> ControllerStatus {
         let c = self.c.lock().unwrap();
         let h = c.io.held.lock().unwrap();
-        let mut services: Vec<(String, u32)> = c.engine.services().map(|(a, s)| (a.to_string(), s.network())).collect();
+        let mut services: Vec<(String, u32)> = c
+            .engine
+            .services()
+            .map(|(a, s)| (a.to_string(), s.network()))
+            .collect();
         services.sort();
         let networks: Vec<u32> = c.engine.networks().collect();
-        ControllerStatus { queues: h.rx.len(), networks, services, held_frames: h.frames.values().map(|q| q.len()).sum(), last_switch_us: c.engine.last_switch_us }
+        ControllerStatus {
+            queues: h.rx.len(),
+            networks,
+            services,
+            held_frames: h.frames.values().map(|q| q.len()).sum(),
+            last_switch_us: c.engine.last_switch_us,
+        }
     }
 
     /// Whether the config's networks and services can be applied now
     /// (changes nothing): the engine's refusals, and each new network's
     /// interface must exist.
     pub fn check(&self, cfg: &MigrationController) -> Result<(), String> {
-        self.c.lock().unwrap().engine.check(&cfg.networks, &cfg.services)?;
+        self.c
+            .lock()
+            .unwrap()
+            .engine
+            .check(&cfg.networks, &cfg.services)?;
         for (i, n) in cfg.networks.iter().enumerate() {
-            dataplane_user::ifindex(&n.via).and_then(|_| dataplane_user::mac_of(&n.via)).map_err(|e| format!("migration.controller.network[{i}].via: {e}"))?;
+            dataplane_user::ifindex(&n.via)
+                .and_then(|_| dataplane_user::mac_of(&n.via))
+                .map_err(|e| format!("migration.controller.network[{i}].via: {e}"))?;
         }
         Ok(())
     }
@@ -277,20 +364,34 @@ impl ControllerHandle {
     }
 }
 
-pub async fn run_controller(cfg: MigrationController, opts: &dataplane_user::LoadOptions) -> anyhow::Result<ControllerHandle> {
+pub async fn run_controller(
+    cfg: MigrationController,
+    opts: &dataplane_user::LoadOptions,
+) -> anyhow::Result<ControllerHandle> {
     let dp = Dataplane::attach("steer", &cfg.interface, opts)?;
     // One AF_XDP socket per receive queue (copy mode): held packets wait
     // there until the switch.
     let ingress = dataplane_user::ifindex(&cfg.interface)?;
     let queues = std::fs::read_dir(format!("/sys/class/net/{}/queues", cfg.interface))
         .with_context(|| format!("{}: receive queues", cfg.interface))?
-        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().starts_with("rx-")))
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+        })
         .count()
         .max(1) as u32;
-    anyhow::ensure!(queues <= dataplane_common::migration::QUEUES_MAX, "{}: {queues} receive queues, at most {} are supported", cfg.interface, dataplane_common::migration::QUEUES_MAX);
+    anyhow::ensure!(
+        queues <= dataplane_common::migration::QUEUES_MAX,
+        "{}: {queues} receive queues, at most {} are supported",
+        cfg.interface,
+        dataplane_common::migration::QUEUES_MAX
+    );
     let mut rx = Vec::new();
     for q in 0..queues {
-        rx.push(Xsk::open(ingress, q, &xsk_options(true)).with_context(|| format!("AF_XDP socket on {} queue {q}", cfg.interface))?);
+        rx.push(
+            Xsk::open(ingress, q, &xsk_options(true))
+                .with_context(|| format!("AF_XDP socket on {} queue {q}", cfg.interface))?,
+        );
     }
     // After a restart the pinned steering map says where each service
     // went (the config only says where it started); a hold there died with
@@ -309,12 +410,29 @@ pub async fn run_controller(cfg: MigrationController, opts: &dataplane_user::Loa
         current.insert(sv.address, net);
     }
     let fds: Vec<i32> = rx.iter().map(|x| x.fd()).collect();
-    let held = Arc::new(Mutex::new(Held { rx, frames: HashMap::new(), first: HashMap::new(), overflow: 0 }));
-    let io = SteerIo { dp, nets: HashMap::new(), tx: HashMap::new(), ingress, held: held.clone() };
-    let mut c = Running { engine: Controller::new(current.clone()), io };
+    let held = Arc::new(Mutex::new(Held {
+        rx,
+        frames: HashMap::new(),
+        first: HashMap::new(),
+        overflow: 0,
+    }));
+    let io = SteerIo {
+        dp,
+        nets: HashMap::new(),
+        tx: HashMap::new(),
+        ingress,
+        held: held.clone(),
+    };
+    let mut c = Running {
+        engine: Controller::new(current.clone()),
+        io,
+    };
     // The config's networks, programmed as the engine asks; any failure
     // stops the start.
-    let first = c.engine.configure(&cfg.networks, &cfg.services).map_err(|e| anyhow::anyhow!(e))?;
+    let first = c
+        .engine
+        .configure(&cfg.networks, &cfg.services)
+        .map_err(|e| anyhow::anyhow!(e))?;
     for o in first {
         if let Output::Do(a) = o {
             let outcome = c.io.perform(&a, Instant::now());
@@ -336,22 +454,42 @@ pub async fn run_controller(cfg: MigrationController, opts: &dataplane_user::Loa
         // Take held frames off the sockets as they come, so a long hold is
         // bounded by HOLD_FRAMES_MAX, not by the ring size.
         let held = held.clone();
-        std::thread::Builder::new().name("steer-hold".into()).spawn(move || loop {
-            let mut p: Vec<libc::pollfd> = fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
-            // SAFETY: `p` is a valid array of pollfd for the call.
-            let n = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, 20) };
-            if n > 0 {
-                held.lock().unwrap().drain();
-            }
-        })?;
+        std::thread::Builder::new()
+            .name("steer-hold".into())
+            .spawn(move || loop {
+                let mut p: Vec<libc::pollfd> = fds
+                    .iter()
+                    .map(|&fd| libc::pollfd {
+                        fd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    })
+                    .collect();
+                // SAFETY: `p` is a valid array of pollfd for the call.
+                let n = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, 20) };
+                if n > 0 {
+                    held.lock().unwrap().drain();
+                }
+            })?;
     }
-    let l = TcpListener::bind(cfg.listen).await.with_context(|| format!("controller listen {}", cfg.listen))?;
+    let l = TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("controller listen {}", cfg.listen))?;
     info!(listen = %cfg.listen, interface = %cfg.interface, queues, "connection controller on");
     let c = Arc::new(Mutex::new(c));
-    let handle = ControllerHandle { c: c.clone(), interface: cfg.interface.clone() };
+    let handle = ControllerHandle {
+        c: c.clone(),
+        interface: cfg.interface.clone(),
+    };
     tokio::spawn(serve(l, move |f: Frame| {
         let c = c.clone();
-        async move { tokio::task::spawn_blocking(move || controller(&mut c.lock().unwrap(), f.body)).await.unwrap_or_else(|e| Body::Error { reason: e.to_string() }) }
+        async move {
+            tokio::task::spawn_blocking(move || controller(&mut c.lock().unwrap(), f.body))
+                .await
+                .unwrap_or_else(|e| Body::Error {
+                    reason: e.to_string(),
+                })
+        }
     }));
     Ok(handle)
 }
@@ -359,7 +497,12 @@ pub async fn run_controller(cfg: MigrationController, opts: &dataplane_user::Loa
 /// Take `service`'s held frames off the sockets and send them to network
 /// `net` in order; `pause` gets the time from the first held frame to the
 /// first sent. Returns how many were sent.
-fn release(c: &mut SteerIo, service: u32, net: u32, pause: &mut Option<u64>) -> Result<u32, String> {
+fn release(
+    c: &mut SteerIo,
+    service: u32,
+    net: u32,
+    pause: &mut Option<u64>,
+) -> Result<u32, String> {
     let SteerIo { nets, tx, held, .. } = c;
     let (mac, src, ifindex) = *nets.get(&net).ok_or_else(|| format!("no network {net}"))?;
     let mut h = held.lock().unwrap();
@@ -375,13 +518,17 @@ fn release(c: &mut SteerIo, service: u32, net: u32, pause: &mut Option<u64>) -> 
     }
     let x = match tx.get_mut(&ifindex) {
         Some(x) => x,
-        None => h.rx.first_mut().ok_or("no AF_XDP socket on the terminal side")?,
+        None => {
+            h.rx.first_mut()
+                .ok_or("no AF_XDP socket on the terminal side")?
+        }
     };
     let mut sent = 0;
     for mut frame in frames {
         frame[0..6].copy_from_slice(&mac);
         frame[6..12].copy_from_slice(&src);
-        x.send(&frame).map_err(|e| format!("releasing a held frame: {e}"))?;
+        x.send(&frame)
+            .map_err(|e| format!("releasing a held frame: {e}"))?;
         if pause.is_none() {
             *pause = Some(first.map(|t| t.elapsed().as_micros() as u64).unwrap_or(0));
         }
@@ -389,7 +536,9 @@ fn release(c: &mut SteerIo, service: u32, net: u32, pause: &mut Option<u64>) -> 
     }
     let left = x.flush(Duration::from_millis(200));
     if left > 0 {
-        return Err(format!("{left} released frames did not leave within 200 ms"));
+        return Err(format!(
+            "{left} released frames did not leave within 200 ms"
+        ));
     }
     Ok(sent)
 }
@@ -398,5 +547,7 @@ fn release(c: &mut SteerIo, service: u32, net: u32, pause: &mut Option<u64>) -> 
 fn controller(c: &mut Running, body: Body) -> Body {
     let t0 = Instant::now();
     let first = c.engine.handle(Input::Request(body));
-    c.run(first, t0).0.unwrap_or_else(|| Body::Error { reason: "internal: the controller gave no answer".into() })
+    c.run(first, t0).0.unwrap_or_else(|| Body::Error {
+        reason: "internal: the controller gave no answer".into(),
+    })
 }

@@ -49,7 +49,8 @@ pub struct Coordinator {
 
 impl Coordinator {
     pub fn open(cfg: MigrationCoordinator) -> anyhow::Result<Self> {
-        let db = rusqlite::Connection::open(&cfg.database).with_context(|| cfg.database.display().to_string())?;
+        let db = rusqlite::Connection::open(&cfg.database)
+            .with_context(|| cfg.database.display().to_string())?;
         db.execute_batch(
             "CREATE TABLE IF NOT EXISTS servers (name TEXT PRIMARY KEY, address TEXT NOT NULL, network TEXT NOT NULL, agent TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS networks (name TEXT PRIMARY KEY, id INTEGER NOT NULL, controller TEXT, via TEXT, next_hop_mac TEXT);
@@ -61,14 +62,20 @@ impl Coordinator {
         )?;
         // A store from before networks named their controller and egress.
         for col in ["controller", "via", "next_hop_mac"] {
-            if db.prepare(&format!("SELECT {col} FROM networks LIMIT 0")).is_err() {
+            if db
+                .prepare(&format!("SELECT {col} FROM networks LIMIT 0"))
+                .is_err()
+            {
                 db.execute_batch(&format!("ALTER TABLE networks ADD COLUMN {col} TEXT"))?;
             }
         }
         put_config(&db, &cfg)?;
         // Past migrations (the last HISTORY), and any a previous run left
         // unfinished: `recover` finishes or rolls those back.
-        db.execute("DELETE FROM migrations WHERE id <= (SELECT MAX(id) FROM migrations) - ?1", [HISTORY])?;
+        db.execute(
+            "DELETE FROM migrations WHERE id <= (SELECT MAX(id) FROM migrations) - ?1",
+            [HISTORY],
+        )?;
         let mut migrations = Vec::new();
         {
             let mut q = db.prepare("SELECT view FROM migrations ORDER BY id")?;
@@ -76,21 +83,36 @@ impl Coordinator {
                 migrations.push(serde_json::from_str::<MigrationView>(&v?)?);
             }
         }
-        Ok(Self { cfg, db, migrations, next_id: now_ms() << 8, busy: Default::default() })
+        Ok(Self {
+            cfg,
+            db,
+            migrations,
+            next_id: now_ms() << 8,
+            busy: Default::default(),
+        })
     }
 
     pub fn servers(&self) -> anyhow::Result<Vec<control::migration::ServerInfo>> {
-        let mut q = self.db.prepare("SELECT name, address, network, agent FROM servers ORDER BY name")?;
+        let mut q = self
+            .db
+            .prepare("SELECT name, address, network, agent FROM servers ORDER BY name")?;
         let rows = q.query_map([], |r| {
             let a: String = r.get(1)?;
             let agent: String = r.get(3)?;
-            Ok(control::migration::ServerInfo { name: r.get(0)?, address: a.parse().unwrap_or(Ipv4Addr::UNSPECIFIED), network: r.get(2)?, agent: parsed(3, &agent)? })
+            Ok(control::migration::ServerInfo {
+                name: r.get(0)?,
+                address: a.parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
+                network: r.get(2)?,
+                agent: parsed(3, &agent)?,
+            })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     pub fn networks(&self) -> anyhow::Result<Vec<control::migration::NetworkInfo>> {
-        let mut q = self.db.prepare("SELECT name, id, controller, via, next_hop_mac FROM networks ORDER BY id")?;
+        let mut q = self
+            .db
+            .prepare("SELECT name, id, controller, via, next_hop_mac FROM networks ORDER BY id")?;
         let rows = q.query_map([], |r| {
             let (controller, mac): (Option<String>, Option<String>) = (r.get(2)?, r.get(4)?);
             Ok(control::migration::NetworkInfo {
@@ -109,7 +131,10 @@ impl Coordinator {
     fn save(&self, view_id: u64) {
         if let Some(v) = self.migrations.iter().find(|v| v.id == view_id) {
             let json = serde_json::to_string(v).unwrap_or_default();
-            if let Err(e) = self.db.execute("UPDATE migrations SET view = ?2 WHERE id = ?1", rusqlite::params![view_id, json]) {
+            if let Err(e) = self.db.execute(
+                "UPDATE migrations SET view = ?2 WHERE id = ?1",
+                rusqlite::params![view_id, json],
+            ) {
                 warn!(view_id, "storing the migration's progress: {e}");
             }
         }
@@ -117,39 +142,82 @@ impl Coordinator {
 
     pub fn add_server(&mut self, s: &control::migration::ServerInfo) -> Result<(), String> {
         s.check().map_err(|(k, r)| format!("{k}: {r}"))?;
-        if !self.networks().map_err(|e| e.to_string())?.iter().any(|n| n.name == s.network) {
-            return Err(format!("network: no network {:?} (add it first)", s.network));
+        if !self
+            .networks()
+            .map_err(|e| e.to_string())?
+            .iter()
+            .any(|n| n.name == s.network)
+        {
+            return Err(format!(
+                "network: no network {:?} (add it first)",
+                s.network
+            ));
         }
         let n = self
             .db
-            .execute("INSERT OR IGNORE INTO servers VALUES (?1, ?2, ?3, ?4)", rusqlite::params![s.name, s.address.to_string(), s.network, s.agent.to_string()])
+            .execute(
+                "INSERT OR IGNORE INTO servers VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![
+                    s.name,
+                    s.address.to_string(),
+                    s.network,
+                    s.agent.to_string()
+                ],
+            )
             .map_err(|e| e.to_string())?;
         if n == 0 {
-            return Err(format!("a server {:?} exists already (remove it first)", s.name));
+            return Err(format!(
+                "a server {:?} exists already (remove it first)",
+                s.name
+            ));
         }
         Ok(())
     }
 
     pub fn remove_server(&mut self, name: &str) -> Result<(), String> {
-        let on: Vec<String> = self.query_names("SELECT name FROM processes WHERE server = ?1", name)?;
+        let on: Vec<String> =
+            self.query_names("SELECT name FROM processes WHERE server = ?1", name)?;
         if !on.is_empty() {
-            return Err(format!("{} run on {name:?}; move them first", on.join(", ")));
+            return Err(format!(
+                "{} run on {name:?}; move them first",
+                on.join(", ")
+            ));
         }
-        if self.migrations.iter().any(|m| self.busy.contains(&m.process) && (m.from == name || m.to == name)) {
+        if self
+            .migrations
+            .iter()
+            .any(|m| self.busy.contains(&m.process) && (m.from == name || m.to == name))
+        {
             return Err(format!("a migration from or to {name:?} is running"));
         }
-        match self.db.execute("DELETE FROM servers WHERE name = ?1", [name]).map_err(|e| e.to_string())? {
+        match self
+            .db
+            .execute("DELETE FROM servers WHERE name = ?1", [name])
+            .map_err(|e| e.to_string())?
+        {
             0 => Err(format!("no server {name:?}")),
             _ => Ok(()),
         }
     }
 
     pub fn add_network(&mut self, n: &control::migration::NetworkInfo) -> Result<(), String> {
-        n.check(self.cfg.controller.is_some()).map_err(|(k, r)| format!("{k}: {r}"))?;
-        if self.networks().map_err(|e| e.to_string())?.iter().any(|m| m.name == n.name || m.id == n.id) {
-            return Err(format!("a network named {:?} or with id {} exists already", n.name, n.id));
+        n.check(self.cfg.controller.is_some())
+            .map_err(|(k, r)| format!("{k}: {r}"))?;
+        if self
+            .networks()
+            .map_err(|e| e.to_string())?
+            .iter()
+            .any(|m| m.name == n.name || m.id == n.id)
+        {
+            return Err(format!(
+                "a network named {:?} or with id {} exists already",
+                n.name, n.id
+            ));
         }
-        let controller = n.controller.map(|c| c.to_string()).or(self.cfg.controller.map(|c| c.to_string()));
+        let controller = n
+            .controller
+            .map(|c| c.to_string())
+            .or(self.cfg.controller.map(|c| c.to_string()));
         self.db
             .execute(
                 "INSERT INTO networks (name, id, controller, via, next_hop_mac) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -160,11 +228,19 @@ impl Coordinator {
     }
 
     pub fn remove_network(&mut self, name: &str) -> Result<(), String> {
-        let on: Vec<String> = self.query_names("SELECT name FROM servers WHERE network = ?1", name)?;
+        let on: Vec<String> =
+            self.query_names("SELECT name FROM servers WHERE network = ?1", name)?;
         if !on.is_empty() {
-            return Err(format!("servers {} are on {name:?}; remove them first", on.join(", ")));
+            return Err(format!(
+                "servers {} are on {name:?}; remove them first",
+                on.join(", ")
+            ));
         }
-        match self.db.execute("DELETE FROM networks WHERE name = ?1", [name]).map_err(|e| e.to_string())? {
+        match self
+            .db
+            .execute("DELETE FROM networks WHERE name = ?1", [name])
+            .map_err(|e| e.to_string())?
+        {
             0 => Err(format!("no network {name:?}")),
             _ => Ok(()),
         }
@@ -172,8 +248,11 @@ impl Coordinator {
 
     fn query_names(&self, sql: &str, arg: &str) -> Result<Vec<String>, String> {
         let mut q = self.db.prepare(sql).map_err(|e| e.to_string())?;
-        let rows = q.query_map([arg], |r| r.get(0)).map_err(|e| e.to_string())?;
-        rows.collect::<rusqlite::Result<_>>().map_err(|e| e.to_string())
+        let rows = q
+            .query_map([arg], |r| r.get(0))
+            .map_err(|e| e.to_string())?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| e.to_string())
     }
 
     /// Apply a reloaded `[migration.coordinator]` (its `listen` and
@@ -182,40 +261,83 @@ impl Coordinator {
     /// one does not out of it, refused as `servers remove` and `networks
     /// remove` refuse (and a process being moved). All or nothing: with
     /// `commit` false (a check) nothing changes either way. What changed.
-    pub fn reconcile(&mut self, new: &MigrationCoordinator, commit: bool) -> Result<Vec<String>, String> {
+    pub fn reconcile(
+        &mut self,
+        new: &MigrationCoordinator,
+        commit: bool,
+    ) -> Result<Vec<String>, String> {
         self.db.execute_batch("BEGIN").map_err(|e| e.to_string())?;
         let r = self.reconcile_in_transaction(new);
-        let end = if commit && r.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        self.db.execute_batch(end).map_err(|e| format!("{end}: {e}"))?;
+        let end = if commit && r.is_ok() {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
+        };
+        self.db
+            .execute_batch(end)
+            .map_err(|e| format!("{end}: {e}"))?;
         if commit && r.is_ok() {
             self.cfg = new.clone();
         }
         r
     }
 
-    fn reconcile_in_transaction(&mut self, new: &MigrationCoordinator) -> Result<Vec<String>, String> {
+    fn reconcile_in_transaction(
+        &mut self,
+        new: &MigrationCoordinator,
+    ) -> Result<Vec<String>, String> {
         let old = self.cfg.clone();
         let mut changed = Vec::new();
-        for p in old.processes.iter().filter(|p| !new.processes.iter().any(|q| q.name == p.name)) {
+        for p in old
+            .processes
+            .iter()
+            .filter(|p| !new.processes.iter().any(|q| q.name == p.name))
+        {
             if self.busy.contains(&p.name) {
-                return Err(format!("migration.coordinator.process: {} is being migrated; it cannot be removed now", p.name));
+                return Err(format!(
+                    "migration.coordinator.process: {} is being migrated; it cannot be removed now",
+                    p.name
+                ));
             }
-            self.db.execute("DELETE FROM processes WHERE name = ?1", [&p.name]).map_err(|e| e.to_string())?;
+            self.db
+                .execute("DELETE FROM processes WHERE name = ?1", [&p.name])
+                .map_err(|e| e.to_string())?;
             changed.push(format!("process {} removed", p.name));
         }
-        for s in old.servers.iter().filter(|s| !new.servers.iter().any(|t| t.name == s.name)) {
-            self.remove_server(&s.name).map_err(|e| format!("migration.coordinator.server {:?}: {e}", s.name))?;
+        for s in old
+            .servers
+            .iter()
+            .filter(|s| !new.servers.iter().any(|t| t.name == s.name))
+        {
+            self.remove_server(&s.name)
+                .map_err(|e| format!("migration.coordinator.server {:?}: {e}", s.name))?;
             changed.push(format!("server {} removed", s.name));
         }
-        for n in old.networks.iter().filter(|n| !new.networks.iter().any(|m| m.name == n.name)) {
-            self.remove_network(&n.name).map_err(|e| format!("migration.coordinator.network {:?}: {e}", n.name))?;
+        for n in old
+            .networks
+            .iter()
+            .filter(|n| !new.networks.iter().any(|m| m.name == n.name))
+        {
+            self.remove_network(&n.name)
+                .map_err(|e| format!("migration.coordinator.network {:?}: {e}", n.name))?;
             changed.push(format!("network {} removed", n.name));
         }
         put_config(&self.db, new).map_err(|e| e.to_string())?;
-        let what = |old: bool, same: bool| if !old { "added" } else if same { "" } else { "changed" };
+        let what = |old: bool, same: bool| {
+            if !old {
+                "added"
+            } else if same {
+                ""
+            } else {
+                "changed"
+            }
+        };
         for n in &new.networks {
             let o = old.networks.iter().find(|m| m.name == n.name);
-            let w = what(o.is_some(), o == Some(n) && old.controller == new.controller);
+            let w = what(
+                o.is_some(),
+                o == Some(n) && old.controller == new.controller,
+            );
             if !w.is_empty() {
                 changed.push(format!("network {} {w}", n.name));
             }
@@ -233,7 +355,10 @@ impl Coordinator {
             }
         }
         if old.timeout_ms != new.timeout_ms {
-            changed.push(format!("timeout_ms {} → {}", old.timeout_ms, new.timeout_ms));
+            changed.push(format!(
+                "timeout_ms {} → {}",
+                old.timeout_ms, new.timeout_ms
+            ));
         }
         Ok(changed)
     }
@@ -242,7 +367,11 @@ impl Coordinator {
     fn place(&self, process: &str) -> anyhow::Result<(String, Ipv4Addr)> {
         let (s, a): (String, String) = self
             .db
-            .query_row("SELECT server, service FROM processes WHERE name = ?1", [process], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(
+                "SELECT server, service FROM processes WHERE name = ?1",
+                [process],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .map_err(|_| anyhow::anyhow!("no process {process:?} in the store"))?;
         Ok((s, a.parse()?))
     }
@@ -253,10 +382,21 @@ impl Coordinator {
 /// none (it keeps where a process moved to across restarts).
 fn put_config(db: &rusqlite::Connection, cfg: &MigrationCoordinator) -> rusqlite::Result<()> {
     for s in &cfg.servers {
-        db.execute("INSERT OR REPLACE INTO servers VALUES (?1, ?2, ?3, ?4)", rusqlite::params![s.name, s.address.to_string(), s.network, s.agent.to_string()])?;
+        db.execute(
+            "INSERT OR REPLACE INTO servers VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![
+                s.name,
+                s.address.to_string(),
+                s.network,
+                s.agent.to_string()
+            ],
+        )?;
     }
     for n in &cfg.networks {
-        let controller = n.controller.map(|c| c.to_string()).or(cfg.controller.map(|c| c.to_string()));
+        let controller = n
+            .controller
+            .map(|c| c.to_string())
+            .or(cfg.controller.map(|c| c.to_string()));
         db.execute(
             "INSERT OR REPLACE INTO networks (name, id, controller, via, next_hop_mac) VALUES (?1, ?2, ?3, ?4, ?5)",
             rusqlite::params![n.name, n.id, controller, n.via, n.next_hop_mac.map(|m| m.to_string())],
@@ -264,7 +404,10 @@ fn put_config(db: &rusqlite::Connection, cfg: &MigrationCoordinator) -> rusqlite
     }
     for p in &cfg.processes {
         // The store keeps where a process moved to across restarts.
-        db.execute("INSERT OR IGNORE INTO processes VALUES (?1, ?2, ?3)", rusqlite::params![p.name, p.server, p.service.to_string()])?;
+        db.execute(
+            "INSERT OR IGNORE INTO processes VALUES (?1, ?2, ?3)",
+            rusqlite::params![p.name, p.server, p.service.to_string()],
+        )?;
     }
     Ok(())
 }
@@ -291,14 +434,22 @@ pub struct Prepared {
 }
 
 /// Run one migration to its end (done or rolled back).
-pub async fn migrate(coord: Arc<Mutex<Coordinator>>, process: String, to: String) -> anyhow::Result<MigrationView> {
+pub async fn migrate(
+    coord: Arc<Mutex<Coordinator>>,
+    process: String,
+    to: String,
+) -> anyhow::Result<MigrationView> {
     let p = prepare(&coord, &process, &to)?;
     run(coord, p).await
 }
 
 /// Check a migration request against the store and record it (step
 /// `starting`): errors here mean nothing was touched.
-pub fn prepare(coord: &Arc<Mutex<Coordinator>>, process: &str, to: &str) -> anyhow::Result<Prepared> {
+pub fn prepare(
+    coord: &Arc<Mutex<Coordinator>>,
+    process: &str,
+    to: &str,
+) -> anyhow::Result<Prepared> {
     let t0 = Instant::now();
     let (process, to) = (process.to_string(), to.to_string());
     let (m, first_id, controller, timeout, view_id) = {
@@ -306,10 +457,22 @@ pub fn prepare(coord: &Arc<Mutex<Coordinator>>, process: &str, to: &str) -> anyh
         let (from_name, service) = c.place(&process)?;
         let servers = c.servers()?;
         let networks = c.networks()?;
-        let find = |n: &str| servers.iter().find(|s| s.name == n).cloned().ok_or_else(|| anyhow::anyhow!("no server {n:?}"));
+        let find = |n: &str| {
+            servers
+                .iter()
+                .find(|s| s.name == n)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("no server {n:?}"))
+        };
         let (from, to_s) = (find(&from_name)?, find(&to)?);
         anyhow::ensure!(from.name != to_s.name, "{process} already runs on {to}");
-        let net = |n: &str| networks.iter().find(|x| x.name == n).cloned().ok_or_else(|| anyhow::anyhow!("no network {n:?}"));
+        let net = |n: &str| {
+            networks
+                .iter()
+                .find(|x| x.name == n)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("no network {n:?}"))
+        };
         let (n1, n2) = (net(&from.network)?, net(&to_s.network)?);
         // Hold, switch and any switch back go to one controller: the one
         // in front of both networks.
@@ -322,13 +485,31 @@ pub fn prepare(coord: &Arc<Mutex<Coordinator>>, process: &str, to: &str) -> anyh
             n2.name
         );
         if c.busy.contains(&process) {
-            let step = c.migrations.iter().rev().find(|v| v.process == process).map(|v| format!("{:?}", v.step).to_lowercase()).unwrap_or_default();
-            anyhow::bail!("a migration of {process} is already running (step {step}); wait for it to end");
+            let step = c
+                .migrations
+                .iter()
+                .rev()
+                .find(|v| v.process == process)
+                .map(|v| format!("{:?}", v.step).to_lowercase())
+                .unwrap_or_default();
+            anyhow::bail!(
+                "a migration of {process} is already running (step {step}); wait for it to end"
+            );
         }
         c.next_id += 100;
         let id = c.next_id;
         let view_id = c.migrations.last().map_or(1, |v| v.id + 1);
-        let plan = Plan { process: process.clone(), service, from: from.clone(), to: to_s.clone(), n1: n1.clone(), n2: n2.clone(), controller: c1.clone(), first_id: id, timeout_ms: c.cfg.timeout_ms };
+        let plan = Plan {
+            process: process.clone(),
+            service,
+            from: from.clone(),
+            to: to_s.clone(),
+            n1: n1.clone(),
+            n2: n2.clone(),
+            controller: c1.clone(),
+            first_id: id,
+            timeout_ms: c.cfg.timeout_ms,
+        };
         c.migrations.push(MigrationView {
             id: view_id,
             process: process.clone(),
@@ -342,7 +523,10 @@ pub fn prepare(coord: &Arc<Mutex<Coordinator>>, process: &str, to: &str) -> anyh
             released: None,
             pause_us: None,
         });
-        if let Err(e) = c.db.execute("INSERT INTO migrations (id, plan, view) VALUES (?1, ?2, '{}')", rusqlite::params![view_id, serde_json::to_string(&plan)?]) {
+        if let Err(e) = c.db.execute(
+            "INSERT INTO migrations (id, plan, view) VALUES (?1, ?2, '{}')",
+            rusqlite::params![view_id, serde_json::to_string(&plan)?],
+        ) {
             c.migrations.pop();
             anyhow::bail!("storing the migration: {e}");
         }
@@ -353,17 +537,44 @@ pub fn prepare(coord: &Arc<Mutex<Coordinator>>, process: &str, to: &str) -> anyh
         (plan.migration(), id, c1, c.cfg.timeout_ms, view_id)
     };
     let busy = Busy(coord.clone(), process);
-    Ok(Prepared { m, first_id, controller, timeout, t0, busy, id: view_id })
+    Ok(Prepared {
+        m,
+        first_id,
+        controller,
+        timeout,
+        t0,
+        busy,
+        id: view_id,
+    })
 }
 
 /// Drive a prepared migration to its end (done or rolled back).
 pub async fn run(coord: Arc<Mutex<Coordinator>>, p: Prepared) -> anyhow::Result<MigrationView> {
-    let Prepared { mut m, first_id, controller, timeout, t0, busy: _busy, id: view_id } = p;
+    let Prepared {
+        mut m,
+        first_id,
+        controller,
+        timeout,
+        t0,
+        busy: _busy,
+        id: view_id,
+    } = p;
     // Hold the service's packets before the process pauses.
-    let hold = Frame { v: VERSION, id: first_id, deadline_ms: now_ms() + timeout, body: Body::Hold { service: m.service } };
+    let hold = Frame {
+        v: VERSION,
+        id: first_id,
+        deadline_ms: now_ms() + timeout,
+        body: Body::Hold { service: m.service },
+    };
     let pending: Vec<Output> = match request(&controller, &hold).await {
         Ok(Body::Ok) => {
-            record(&coord, view_id, t0, &m, Some("controller holds the service's packets".into()));
+            record(
+                &coord,
+                view_id,
+                t0,
+                &m,
+                Some("controller holds the service's packets".into()),
+            );
             m.begin(now_ms())
         }
         other => {
@@ -373,10 +584,20 @@ pub async fn run(coord: Arc<Mutex<Coordinator>>, p: Prepared) -> anyhow::Result<
                 Ok(Body::Error { reason }) | Err(reason) => reason,
                 Ok(b) => format!("unexpected answer {b:?}"),
             };
-            let back = Frame { v: VERSION, id: first_id + 99, deadline_ms: now_ms() + timeout, body: Body::SwitchRequest { service: m.service, to: m.network1.clone() } };
+            let back = Frame {
+                v: VERSION,
+                id: first_id + 99,
+                deadline_ms: now_ms() + timeout,
+                body: Body::SwitchRequest {
+                    service: m.service,
+                    to: m.network1.clone(),
+                },
+            };
             let _ = request(&controller, &back).await;
             m.step = Step::RolledBack;
-            m.failure = Some(format!("the connection controller would not hold the traffic: {why}"));
+            m.failure = Some(format!(
+                "the connection controller would not hold the traffic: {why}"
+            ));
             vec![]
         }
     };
@@ -400,7 +621,16 @@ struct Plan {
 
 impl Plan {
     fn migration(&self) -> Migration {
-        Migration::new(&self.process, self.service, self.from.clone(), self.to.clone(), self.n1.clone(), self.n2.clone(), self.first_id, self.timeout_ms)
+        Migration::new(
+            &self.process,
+            self.service,
+            self.from.clone(),
+            self.to.clone(),
+            self.n1.clone(),
+            self.n2.clone(),
+            self.first_id,
+            self.timeout_ms,
+        )
     }
 }
 
@@ -412,11 +642,20 @@ const HISTORY: u64 = 10_000;
 pub async fn recover(coord: Arc<Mutex<Coordinator>>) -> anyhow::Result<usize> {
     let todo: Vec<(u64, Plan, Step)> = {
         let mut c = coord.lock().unwrap();
-        let open: Vec<(u64, Step)> = c.migrations.iter().filter(|v| !matches!(v.step, Step::Done | Step::RolledBack)).map(|v| (v.id, v.step)).collect();
+        let open: Vec<(u64, Step)> = c
+            .migrations
+            .iter()
+            .filter(|v| !matches!(v.step, Step::Done | Step::RolledBack))
+            .map(|v| (v.id, v.step))
+            .collect();
         let mut todo = Vec::new();
         for (id, step) in open {
-            let plan: String = c.db.query_row("SELECT plan FROM migrations WHERE id = ?1", [id], |r| r.get(0))?;
-            let plan: Plan = serde_json::from_str(&plan).with_context(|| format!("stored migration {id}"))?;
+            let plan: String =
+                c.db.query_row("SELECT plan FROM migrations WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })?;
+            let plan: Plan =
+                serde_json::from_str(&plan).with_context(|| format!("stored migration {id}"))?;
             todo.push((id, plan, step));
         }
         for (_, plan, _) in &todo {
@@ -425,11 +664,18 @@ pub async fn recover(coord: Arc<Mutex<Coordinator>>) -> anyhow::Result<usize> {
         todo
     };
     let n = todo.len();
-    let guards: Vec<Busy> = todo.iter().map(|(_, p, _)| Busy(coord.clone(), p.process.clone())).collect();
+    let guards: Vec<Busy> = todo
+        .iter()
+        .map(|(_, p, _)| Busy(coord.clone(), p.process.clone()))
+        .collect();
     for (view_id, plan, step) in todo {
         let t0 = Instant::now();
         // Request IDs of this attempt must not collide with the first run's.
-        let mut m = Plan { first_id: now_ms() << 8, ..plan.clone() }.migration();
+        let mut m = Plan {
+            first_id: now_ms() << 8,
+            ..plan.clone()
+        }
+        .migration();
         warn!(process = %plan.process, ?step, "finishing a migration the previous coordinator left");
         let out = m.recover(now_ms(), step);
         drive(&coord, &mut m, &plan.controller, view_id, t0, out).await;
@@ -440,12 +686,21 @@ pub async fn recover(coord: Arc<Mutex<Coordinator>>) -> anyhow::Result<usize> {
 }
 
 /// Update a migration's view (and its stored copy) from the engine.
-fn record(coord: &Arc<Mutex<Coordinator>>, view_id: u64, t0: Instant, m: &Migration, note: Option<String>) {
+fn record(
+    coord: &Arc<Mutex<Coordinator>>,
+    view_id: u64,
+    t0: Instant,
+    m: &Migration,
+    note: Option<String>,
+) {
     let mut c = coord.lock().unwrap();
     if m.step == Step::Done {
         // Where the process runs is stored before the step: a crash in
         // between leaves the step at resuming, which a restart re-sends.
-        if let Err(e) = c.db.execute("UPDATE processes SET server = ?2 WHERE name = ?1", rusqlite::params![m.process, m.to.name]) {
+        if let Err(e) = c.db.execute(
+            "UPDATE processes SET server = ?2 WHERE name = ?1",
+            rusqlite::params![m.process, m.to.name],
+        ) {
             warn!(process = %m.process, "storing where the process runs: {e}");
         }
     }
@@ -461,7 +716,14 @@ fn record(coord: &Arc<Mutex<Coordinator>>, view_id: u64, t0: Instant, m: &Migrat
 }
 
 /// Send the engine's requests and feed it the answers until it is done.
-async fn drive(coord: &Arc<Mutex<Coordinator>>, m: &mut Migration, controller: &str, view_id: u64, t0: Instant, mut pending: Vec<Output>) {
+async fn drive(
+    coord: &Arc<Mutex<Coordinator>>,
+    m: &mut Migration,
+    controller: &str,
+    view_id: u64,
+    t0: Instant,
+    mut pending: Vec<Output>,
+) {
     while !pending.is_empty() {
         let mut next = Vec::new();
         let mut calls = Vec::new();
@@ -479,7 +741,13 @@ async fn drive(coord: &Arc<Mutex<Coordinator>>, m: &mut Migration, controller: &
             let id = frame.id;
             let input = match request(&addr, &frame).await {
                 Ok(body) => {
-                    if let Body::SwitchDone { switch_us, released, pause_us, .. } = body {
+                    if let Body::SwitchDone {
+                        switch_us,
+                        released,
+                        pause_us,
+                        ..
+                    } = body
+                    {
                         let mut c = coord.lock().unwrap();
                         if let Some(v) = c.migrations.iter_mut().find(|v| v.id == view_id) {
                             v.switch_us = Some(switch_us);
@@ -498,28 +766,53 @@ async fn drive(coord: &Arc<Mutex<Coordinator>>, m: &mut Migration, controller: &
 }
 
 /// Record the end; a completed move updates where the process runs.
-fn finish(coord: &Arc<Mutex<Coordinator>>, m: &Migration, view_id: u64, t0: Instant) -> anyhow::Result<MigrationView> {
+fn finish(
+    coord: &Arc<Mutex<Coordinator>>,
+    m: &Migration,
+    view_id: u64,
+    t0: Instant,
+) -> anyhow::Result<MigrationView> {
     record(coord, view_id, t0, m, None);
     if m.step != Step::Done {
         warn!(process = %m.process, failure = ?m.failure, "migration rolled back");
     }
     let c = coord.lock().unwrap();
-    Ok(c.migrations.iter().find(|v| v.id == view_id).cloned().expect("recorded"))
+    Ok(c.migrations
+        .iter()
+        .find(|v| v.id == view_id)
+        .cloned()
+        .expect("recorded"))
 }
 
 /// Take migration requests over TCP (claim 1: from server 1's agent).
-pub async fn run_coordinator_listener(coord: Arc<Mutex<Coordinator>>, listen: SocketAddrV4) -> anyhow::Result<()> {
-    let l = TcpListener::bind(listen).await.with_context(|| format!("coordinator listen {listen}"))?;
+pub async fn run_coordinator_listener(
+    coord: Arc<Mutex<Coordinator>>,
+    listen: SocketAddrV4,
+) -> anyhow::Result<()> {
+    let l = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("coordinator listen {listen}"))?;
     info!(%listen, "migration coordinator takes requests");
     tokio::spawn(serve(l, move |f: Frame| {
         let coord = coord.clone();
         async move {
             match f.body {
-                Body::MigrateRequest { process, to } => match migrate(coord, process.clone(), to).await {
-                    Ok(v) => Body::MigrateResult { process, step: v.step, failure: v.failure, log: v.log },
-                    Err(e) => Body::Error { reason: format!("{e:#}") },
+                Body::MigrateRequest { process, to } => {
+                    match migrate(coord, process.clone(), to).await {
+                        Ok(v) => Body::MigrateResult {
+                            process,
+                            step: v.step,
+                            failure: v.failure,
+                            log: v.log,
+                        },
+                        Err(e) => Body::Error {
+                            reason: format!("{e:#}"),
+                        },
+                    }
+                }
+                other => Body::Error {
+                    reason: format!("a coordinator does not take {other:?}"),
                 },
-                other => Body::Error { reason: format!("a coordinator does not take {other:?}") },
             }
         }
     }));
@@ -532,20 +825,46 @@ pub const FORWARD_TIMEOUT_MS: u64 = 60_000;
 
 /// `edgeplane migrate` on a server without a coordinator: its agent sends
 /// the request to the coordinator and relays the result.
-pub async fn forward(agent: &MigrationAgent, process: String, to: String) -> anyhow::Result<MigrationView> {
-    let coordinator = agent.coordinator.ok_or_else(|| anyhow::anyhow!("no [migration.coordinator] here, and [migration.agent] names no coordinator to ask"))?;
-    anyhow::ensure!(agent.processes.iter().any(|p| p.name == process), "this server's agent does not know a process {process:?}");
+pub async fn forward(
+    agent: &MigrationAgent,
+    process: String,
+    to: String,
+) -> anyhow::Result<MigrationView> {
+    let coordinator = agent.coordinator.ok_or_else(|| {
+        anyhow::anyhow!(
+            "no [migration.coordinator] here, and [migration.agent] names no coordinator to ask"
+        )
+    })?;
+    anyhow::ensure!(
+        agent.processes.iter().any(|p| p.name == process),
+        "this server's agent does not know a process {process:?}"
+    );
     let t0 = Instant::now();
-    let f = Frame { v: VERSION, id: now_ms() << 8 | 0x42, deadline_ms: now_ms() + FORWARD_TIMEOUT_MS, body: Body::MigrateRequest { process: process.clone(), to: to.clone() } };
+    let f = Frame {
+        v: VERSION,
+        id: now_ms() << 8 | 0x42,
+        deadline_ms: now_ms() + FORWARD_TIMEOUT_MS,
+        body: Body::MigrateRequest {
+            process: process.clone(),
+            to: to.clone(),
+        },
+    };
     match request(&coordinator.to_string(), &f).await {
-        Ok(Body::MigrateResult { process, step, failure, log }) => Ok(MigrationView {
+        Ok(Body::MigrateResult {
+            process,
+            step,
+            failure,
+            log,
+        }) => Ok(MigrationView {
             id: 0,
             process,
             from: "here".into(),
             to,
             step,
             failure,
-            log: std::iter::once(format!("asked coordinator {coordinator}")).chain(log).collect(),
+            log: std::iter::once(format!("asked coordinator {coordinator}"))
+                .chain(log)
+                .collect(),
             elapsed_ms: t0.elapsed().as_millis() as u64,
             switch_us: None,
             released: None,
@@ -562,7 +881,13 @@ fn parsed<T: std::str::FromStr>(col: usize, text: &str) -> rusqlite::Result<T>
 where
     T::Err: std::fmt::Display,
 {
-    text.parse().map_err(|e: T::Err| rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, Box::new(std::io::Error::other(format!("{text:?}: {e}")))))
+    text.parse().map_err(|e: T::Err| {
+        rusqlite::Error::FromSqlConversionFailure(
+            col,
+            rusqlite::types::Type::Text,
+            Box::new(std::io::Error::other(format!("{text:?}: {e}"))),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -571,11 +896,22 @@ mod tests {
     use control::migration::{NetworkInfo, ServerInfo};
 
     fn net(name: &str, id: u32) -> NetworkInfo {
-        NetworkInfo { name: name.into(), id, controller: None, via: None, next_hop_mac: None }
+        NetworkInfo {
+            name: name.into(),
+            id,
+            controller: None,
+            via: None,
+            next_hop_mac: None,
+        }
     }
 
     fn server(name: &str, network: &str) -> ServerInfo {
-        ServerInfo { name: name.into(), address: Ipv4Addr::new(10, 0, 0, 1), network: network.into(), agent: "10.0.0.1:7600".parse().unwrap() }
+        ServerInfo {
+            name: name.into(),
+            address: Ipv4Addr::new(10, 0, 0, 1),
+            network: network.into(),
+            agent: "10.0.0.1:7600".parse().unwrap(),
+        }
     }
 
     /// The store's servers and networks change at runtime, kept across a
@@ -591,25 +927,65 @@ mod tests {
             timeout_ms: 1000,
             servers: vec![server("s1", "n1")],
             networks: vec![net("n1", 1)],
-            processes: vec![control::migration::config::ProcessPlace { name: "p".into(), server: "s1".into(), service: Ipv4Addr::new(192, 0, 2, 80) }],
+            processes: vec![control::migration::config::ProcessPlace {
+                name: "p".into(),
+                server: "s1".into(),
+                service: Ipv4Addr::new(192, 0, 2, 80),
+            }],
         };
         let mut c = Coordinator::open(cfg.clone()).unwrap();
-        assert!(c.add_server(&server("s2", "n2")).unwrap_err().contains("no network \"n2\""));
-        c.add_network(&NetworkInfo { via: Some("eth2".into()), next_hop_mac: Some("02:00:00:00:02:0a".parse().unwrap()), ..net("n2", 2) }).unwrap();
-        assert!(c.add_network(&net("n2b", 2)).unwrap_err().contains("id 2 exists"));
-        assert!(c.add_network(&NetworkInfo { via: Some("eth2".into()), ..net("n3", 3) }).unwrap_err().starts_with("via:"));
+        assert!(c
+            .add_server(&server("s2", "n2"))
+            .unwrap_err()
+            .contains("no network \"n2\""));
+        c.add_network(&NetworkInfo {
+            via: Some("eth2".into()),
+            next_hop_mac: Some("02:00:00:00:02:0a".parse().unwrap()),
+            ..net("n2", 2)
+        })
+        .unwrap();
+        assert!(c
+            .add_network(&net("n2b", 2))
+            .unwrap_err()
+            .contains("id 2 exists"));
+        assert!(c
+            .add_network(&NetworkInfo {
+                via: Some("eth2".into()),
+                ..net("n3", 3)
+            })
+            .unwrap_err()
+            .starts_with("via:"));
         c.add_server(&server("s2", "n2")).unwrap();
-        assert!(c.add_server(&server("s2", "n2")).unwrap_err().contains("exists already"));
+        assert!(c
+            .add_server(&server("s2", "n2"))
+            .unwrap_err()
+            .contains("exists already"));
         // An agent that is no ADDR:PORT cannot even be said: the request is refused when read.
         let bad = serde_json::json!({ "name": "s3", "address": "10.8.3.10", "network": "n2", "agent": "nowhere" });
         assert!(serde_json::from_value::<ServerInfo>(bad).is_err());
-        assert!(c.remove_server("s1").unwrap_err().contains("p run on \"s1\""), "a server with a process stays");
-        assert!(c.remove_network("n2").unwrap_err().contains("s2"), "a network with a server stays");
+        assert!(
+            c.remove_server("s1")
+                .unwrap_err()
+                .contains("p run on \"s1\""),
+            "a server with a process stays"
+        );
+        assert!(
+            c.remove_network("n2").unwrap_err().contains("s2"),
+            "a network with a server stays"
+        );
         drop(c);
         // Kept across a restart, with the default controller filled in.
         let mut c = Coordinator::open(cfg).unwrap();
-        let n2 = c.networks().unwrap().into_iter().find(|n| n.name == "n2").unwrap();
-        assert_eq!((n2.controller.map(|c| c.to_string()), n2.via.as_deref()), (Some("127.0.0.1:7700".to_string()), Some("eth2")));
+        let n2 = c
+            .networks()
+            .unwrap()
+            .into_iter()
+            .find(|n| n.name == "n2")
+            .unwrap();
+        assert_eq!(
+            (n2.controller.map(|c| c.to_string()), n2.via.as_deref()),
+            (Some("127.0.0.1:7700".to_string()), Some("eth2"))
+        );
         c.remove_server("s2").unwrap();
         c.remove_network("n2").unwrap();
         assert!(c.remove_network("n2").unwrap_err().contains("no network"));
@@ -623,7 +999,11 @@ mod tests {
     fn a_reload_reconciles_the_store_all_or_nothing() {
         let dir = std::env::temp_dir().join(format!("ep-coord-reload-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let place = |server: &str| control::migration::config::ProcessPlace { name: "p".into(), server: server.into(), service: Ipv4Addr::new(192, 0, 2, 80) };
+        let place = |server: &str| control::migration::config::ProcessPlace {
+            name: "p".into(),
+            server: server.into(),
+            service: Ipv4Addr::new(192, 0, 2, 80),
+        };
         let cfg = MigrationCoordinator {
             controller: Some("127.0.0.1:7700".parse().unwrap()),
             listen: None,
@@ -634,23 +1014,64 @@ mod tests {
             processes: vec![place("s1")],
         };
         let mut c = Coordinator::open(cfg.clone()).unwrap();
-        let names = |c: &Coordinator| c.servers().unwrap().into_iter().map(|s| s.name).collect::<Vec<_>>();
+        let names = |c: &Coordinator| {
+            c.servers()
+                .unwrap()
+                .into_iter()
+                .map(|s| s.name)
+                .collect::<Vec<_>>()
+        };
         // s2 and n2 go, s3 on n3 comes.
-        let new = MigrationCoordinator { servers: vec![server("s1", "n1"), server("s3", "n3")], networks: vec![net("n1", 1), net("n3", 3)], timeout_ms: 2000, ..cfg.clone() };
-        assert_eq!(c.reconcile(&new, false).unwrap(), ["server s2 removed", "network n2 removed", "network n3 added", "server s3 added", "timeout_ms 1000 → 2000"]);
-        assert_eq!((names(&c), c.cfg.timeout_ms), (vec!["s1".to_string(), "s2".into()], 1000), "a check changes nothing");
+        let new = MigrationCoordinator {
+            servers: vec![server("s1", "n1"), server("s3", "n3")],
+            networks: vec![net("n1", 1), net("n3", 3)],
+            timeout_ms: 2000,
+            ..cfg.clone()
+        };
+        assert_eq!(
+            c.reconcile(&new, false).unwrap(),
+            [
+                "server s2 removed",
+                "network n2 removed",
+                "network n3 added",
+                "server s3 added",
+                "timeout_ms 1000 → 2000"
+            ]
+        );
+        assert_eq!(
+            (names(&c), c.cfg.timeout_ms),
+            (vec!["s1".to_string(), "s2".into()], 1000),
+            "a check changes nothing"
+        );
         c.reconcile(&new, true).unwrap();
-        assert_eq!((names(&c), c.cfg.timeout_ms), (vec!["s1".to_string(), "s3".into()], 2000));
+        assert_eq!(
+            (names(&c), c.cfg.timeout_ms),
+            (vec!["s1".to_string(), "s3".into()], 2000)
+        );
         assert!(c.networks().unwrap().iter().all(|n| n.name != "n2"));
         // Removing the server a process runs on is refused, and the rest
         // of that reload (a new server) is not applied either.
-        let bad = MigrationCoordinator { servers: vec![server("s3", "n3"), server("s4", "n3")], ..new.clone() };
+        let bad = MigrationCoordinator {
+            servers: vec![server("s3", "n3"), server("s4", "n3")],
+            ..new.clone()
+        };
         let e = c.reconcile(&bad, true).unwrap_err();
-        assert!(e.starts_with("migration.coordinator.server \"s1\": p run on \"s1\""), "{e}");
+        assert!(
+            e.starts_with("migration.coordinator.server \"s1\": p run on \"s1\""),
+            "{e}"
+        );
         assert_eq!(names(&c), ["s1", "s3"]);
         // A process being moved is not removed.
         c.busy.insert("p".into());
-        let e = c.reconcile(&MigrationCoordinator { processes: vec![], ..new.clone() }, false).unwrap_err();
+        let e = c
+            .reconcile(
+                &MigrationCoordinator {
+                    processes: vec![],
+                    ..new.clone()
+                },
+                false,
+            )
+            .unwrap_err();
         assert!(e.contains("p is being migrated"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }

@@ -11,8 +11,8 @@
 //!   role.
 
 mod agent;
-pub mod cli;
 pub mod app;
+pub mod cli;
 mod controller;
 mod coordinator;
 mod role;
@@ -20,6 +20,9 @@ mod transport;
 
 pub use agent::{run_agent, AgentHandle};
 pub use controller::{run_controller, ControllerHandle, ControllerStatus, HOLD_FRAMES_MAX};
-pub use coordinator::{forward, migrate, prepare, recover, run, run_coordinator_listener, Coordinator, MigrationView, Prepared, FORWARD_TIMEOUT_MS};
+pub use coordinator::{
+    forward, migrate, prepare, recover, run, run_coordinator_listener, Coordinator, MigrationView,
+    Prepared, FORWARD_TIMEOUT_MS,
+};
 pub use role::MigrationRole;
 pub use transport::{addr, now_ms, request};

@@ -15,15 +15,22 @@ use tokio::{
 };
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Send one request and wait for its answer until its deadline.
 pub async fn request(addr: &str, frame: &Frame) -> Result<Body, String> {
     let left = Duration::from_millis(frame.deadline_ms.saturating_sub(now_ms()).max(1));
     let work = async {
-        let mut c = TcpStream::connect(addr).await.map_err(|e| format!("{addr}: {e}"))?;
-        c.write_all(&frame.encode()).await.map_err(|e| format!("{addr}: {e}"))?;
+        let mut c = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        c.write_all(&frame.encode())
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
         let mut buf = Vec::new();
         let mut chunk = [0u8; 65536];
         loop {
@@ -37,7 +44,10 @@ pub async fn request(addr: &str, frame: &Frame) -> Result<Body, String> {
                 }
                 continue;
             }
-            let n = c.read(&mut chunk).await.map_err(|e| format!("{addr}: {e}"))?;
+            let n = c
+                .read(&mut chunk)
+                .await
+                .map_err(|e| format!("{addr}: {e}"))?;
             if n == 0 {
                 return Err(format!("{addr} closed the connection"));
             }
@@ -59,7 +69,9 @@ where
 {
     let replies = Arc::new(tokio::sync::Mutex::new(Replies::default()));
     loop {
-        let Ok((mut c, _)) = listener.accept().await else { continue };
+        let Ok((mut c, _)) = listener.accept().await else {
+            continue;
+        };
         let (handle, replies) = (handle.clone(), replies.clone());
         tokio::spawn(async move {
             let mut buf = Vec::new();
@@ -71,14 +83,21 @@ where
                         let cached = replies.lock().await.get(id).cloned();
                         let body = match cached {
                             Some(b) => b,
-                            None if f.deadline_ms < now_ms() => Body::Error { reason: "deadline passed before handling".into() },
+                            None if f.deadline_ms < now_ms() => Body::Error {
+                                reason: "deadline passed before handling".into(),
+                            },
                             None => {
                                 let b = handle(f).await;
                                 replies.lock().await.put(id, b.clone());
                                 b
                             }
                         };
-                        let out = Frame { v: VERSION, id, deadline_ms: 0, body };
+                        let out = Frame {
+                            v: VERSION,
+                            id,
+                            deadline_ms: 0,
+                            body,
+                        };
                         if c.write_all(&out.encode()).await.is_err() {
                             return;
                         }
@@ -86,7 +105,19 @@ where
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        let _ = c.write_all(&Frame { v: VERSION, id: 0, deadline_ms: 0, body: Body::Error { reason: e.to_string() } }.encode()).await;
+                        let _ = c
+                            .write_all(
+                                &Frame {
+                                    v: VERSION,
+                                    id: 0,
+                                    deadline_ms: 0,
+                                    body: Body::Error {
+                                        reason: e.to_string(),
+                                    },
+                                }
+                                .encode(),
+                            )
+                            .await;
                         return;
                     }
                 }

@@ -35,7 +35,8 @@ pub fn run(cmd: PresenceCmd, call: &Call) -> anyhow::Result<()> {
                 print_json(&v);
             } else {
                 let rows: Vec<Row> = serde_json::from_value(v)?;
-                rows.iter().for_each(|r| line(&r.user, &r.source, &r.status, r.updated, None));
+                rows.iter()
+                    .for_each(|r| line(&r.user, &r.source, &r.status, r.updated, None));
             }
         }
         PresenceCmd::History { user, json } => {
@@ -44,7 +45,8 @@ pub fn run(cmd: PresenceCmd, call: &Call) -> anyhow::Result<()> {
                 print_json(&v);
             } else {
                 let rows: Vec<HistoryRow> = serde_json::from_value(v)?;
-                rows.iter().for_each(|r| line(&r.user, &r.source, &r.status, r.at, Some(&r.cause)));
+                rows.iter()
+                    .for_each(|r| line(&r.user, &r.source, &r.status, r.at, Some(&r.cause)));
             }
         }
     }

@@ -70,22 +70,45 @@ impl Server {
         }
         // The PostgreSQL client blocks on a runtime of its own: every store
         // call leaves the async context first.
-        let store = tokio::task::block_in_place(|| Store::open_url(&db)).map_err(|e| anyhow::anyhow!("presence database {db}: {e}"))?;
-        let sock = tokio::net::UdpSocket::bind(cfg.listen).await.map_err(|e| anyhow::anyhow!("presence listen {}: {e}", cfg.listen))?;
+        let store = tokio::task::block_in_place(|| Store::open_url(&db))
+            .map_err(|e| anyhow::anyhow!("presence database {db}: {e}"))?;
+        let sock = tokio::net::UdpSocket::bind(cfg.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("presence listen {}: {e}", cfg.listen))?;
         info!(listen = %cfg.listen, "presence server on");
-        Ok(Self { allow: Arc::new(Mutex::new(cfg.allow.clone())), cfg, store: Arc::new(Mutex::new(store)), counters: Default::default(), sock, etags: 0, issued: Default::default(), subs: Vec::new(), tags: 0 })
+        Ok(Self {
+            allow: Arc::new(Mutex::new(cfg.allow.clone())),
+            cfg,
+            store: Arc::new(Mutex::new(store)),
+            counters: Default::default(),
+            sock,
+            etags: 0,
+            issued: Default::default(),
+            subs: Vec::new(),
+            tags: 0,
+        })
     }
 
     fn allowed(&self, peer: SocketAddr) -> bool {
-        let SocketAddr::V4(p) = peer else { return false };
-        self.allow.lock().unwrap().iter().any(|prefix| prefix.contains(*p.ip()))
+        let SocketAddr::V4(p) = peer else {
+            return false;
+        };
+        self.allow
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|prefix| prefix.contains(*p.ip()))
     }
 
     /// Serve UDP on the socket and TCP on the same address; TCP
     /// connections hand their messages to this loop and get the answer
     /// back on the connection.
     pub async fn run(mut self) {
-        let (tcp_tx, mut tcp_rx) = tokio::sync::mpsc::channel::<(Vec<u8>, SocketAddr, tokio::sync::oneshot::Sender<Option<String>>)>(64);
+        let (tcp_tx, mut tcp_rx) = tokio::sync::mpsc::channel::<(
+            Vec<u8>,
+            SocketAddr,
+            tokio::sync::oneshot::Sender<Option<String>>,
+        )>(64);
         match tokio::net::TcpListener::bind(self.cfg.listen).await {
             Ok(l) => {
                 tokio::spawn(accept(l, tcp_tx));
@@ -113,20 +136,41 @@ impl Server {
     /// One request in, its answer out (None: nothing to answer), counted.
     async fn handle(&mut self, raw: &[u8], peer: SocketAddr) -> Option<String> {
         let reply = self.answer(raw, peer).await;
-        let code = reply.as_deref().and_then(|r| r.split(' ').nth(1)).and_then(|c| c.parse::<u16>().ok());
+        let code = reply
+            .as_deref()
+            .and_then(|r| r.split(' ').nth(1))
+            .and_then(|c| c.parse::<u16>().ok());
         if let Some(code) = code {
-            *self.counters.lock().unwrap().answers.entry(code).or_insert(0) += 1;
+            *self
+                .counters
+                .lock()
+                .unwrap()
+                .answers
+                .entry(code)
+                .or_insert(0) += 1;
         }
         reply
     }
 
     async fn answer(&mut self, raw: &[u8], peer: SocketAddr) -> Option<String> {
         let Ok((m, _)) = sip::parse(raw) else {
-            *self.counters.lock().unwrap().requests.entry("invalid".into()).or_insert(0) += 1;
+            *self
+                .counters
+                .lock()
+                .unwrap()
+                .requests
+                .entry("invalid".into())
+                .or_insert(0) += 1;
             return None;
         };
         if m.status().is_none() {
-            *self.counters.lock().unwrap().requests.entry(m.method().to_ascii_lowercase()).or_insert(0) += 1;
+            *self
+                .counters
+                .lock()
+                .unwrap()
+                .requests
+                .entry(m.method().to_ascii_lowercase())
+                .or_insert(0) += 1;
         }
         let reply = if m.status().is_some() {
             return None; // a watcher's answer to a NOTIFY
@@ -137,14 +181,25 @@ impl Server {
             // Claim 20: a REGISTER carrying the status document.
             self.update(&m, raw, peer).await
         } else if m.method() == "REGISTER" {
-            response(&m, raw, 200, "OK", &format!("Expires: {}\r\n", m.expires.unwrap_or(3600)))
+            response(
+                &m,
+                raw,
+                200,
+                "OK",
+                &format!("Expires: {}\r\n", m.expires.unwrap_or(3600)),
+            )
         } else if m.method() != "PUBLISH" {
             response(&m, raw, 405, "Method Not Allowed", "Allow: PUBLISH\r\n")
         } else if !self.allowed(peer) {
             response(&m, raw, 403, "Forbidden", "")
         } else if m.event.as_deref() != Some("presence") {
             response(&m, raw, 489, "Bad Event", "Allow-Events: presence\r\n")
-        } else if m.if_match.as_ref().map(|e| !self.issued.contains(e)).unwrap_or(false) {
+        } else if m
+            .if_match
+            .as_ref()
+            .map(|e| !self.issued.contains(e))
+            .unwrap_or(false)
+        {
             // RFC 3903 §6: an ETag this server never issued (or forgot).
             response(&m, raw, 412, "Conditional Request Failed", "")
         } else {
@@ -162,15 +217,30 @@ impl Server {
         let body = String::from_utf8_lossy(&m.body);
         match presence::pidf_status(&body) {
             Some(status) => {
-                let at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+                let at = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0);
                 let user = m.to.aor();
                 let store = self.store.clone();
                 let source = peer_ip(peer);
-                let stored = tokio::task::block_in_place(|| store.lock().unwrap().apply(&user, &source, status, at));
+                let stored = tokio::task::block_in_place(|| {
+                    store.lock().unwrap().apply(&user, &source, status, at)
+                });
                 match stored {
                     Ok(_) => {
                         self.counters.lock().unwrap().updates += 1;
-                        let r = response(m, raw, 200, "OK", &format!("SIP-ETag: {}\r\nExpires: {}\r\n", self.new_etag(), m.expires.unwrap_or(3600)));
+                        let r = response(
+                            m,
+                            raw,
+                            200,
+                            "OK",
+                            &format!(
+                                "SIP-ETag: {}\r\nExpires: {}\r\n",
+                                self.new_etag(),
+                                m.expires.unwrap_or(3600)
+                            ),
+                        );
                         self.notify_all(&user).await;
                         r
                     }
@@ -181,9 +251,17 @@ impl Server {
                 }
             }
             // A refresh: nothing changes but the lifetime.
-            None if m.if_match.is_some() && m.body.is_empty() => {
-                response(m, raw, 200, "OK", &format!("SIP-ETag: {}\r\nExpires: {}\r\n", self.new_etag(), m.expires.unwrap_or(3600)))
-            }
+            None if m.if_match.is_some() && m.body.is_empty() => response(
+                m,
+                raw,
+                200,
+                "OK",
+                &format!(
+                    "SIP-ETag: {}\r\nExpires: {}\r\n",
+                    self.new_etag(),
+                    m.expires.unwrap_or(3600)
+                ),
+            ),
             None => response(m, raw, 400, "Bad Request", ""),
         }
     }
@@ -204,7 +282,11 @@ impl Server {
             return;
         }
         let user = match &m.start {
-            sip::StartLine::Request { uri, .. } => sip::NameAddr { uri: uri.clone(), ..Default::default() }.aor(),
+            sip::StartLine::Request { uri, .. } => sip::NameAddr {
+                uri: uri.clone(),
+                ..Default::default()
+            }
+            .aor(),
             _ => return,
         };
         let expires = m.expires.unwrap_or(3600).min(86_400);
@@ -216,7 +298,10 @@ impl Server {
                 format!("ps{}", self.tags)
             }
         };
-        let extra = format!("Expires: {expires}\r\nContact: <sip:presence@{}>\r\n", self.cfg.listen);
+        let extra = format!(
+            "Expires: {expires}\r\nContact: <sip:presence@{}>\r\n",
+            self.cfg.listen
+        );
         let r = response(m, raw, 200, "OK", &extra).replacen(";tag=ep1", &format!(";tag={tag}"), 1);
         let _ = self.sock.send_to(r.as_bytes(), peer).await;
         let sub = Subscription {
@@ -226,7 +311,11 @@ impl Server {
             local_tag: tag,
             remote_uri: m.from.uri.clone(),
             remote_tag: m.from.tag.clone().unwrap_or_default(),
-            contact: m.contact.as_ref().map(|c| c.uri.clone()).unwrap_or_else(|| m.from.uri.clone()),
+            contact: m
+                .contact
+                .as_ref()
+                .map(|c| c.uri.clone())
+                .unwrap_or_else(|| m.from.uri.clone()),
             cseq: 0,
             expires_at: std::time::Instant::now() + std::time::Duration::from_secs(expires as u64),
         };
@@ -250,7 +339,9 @@ impl Server {
     async fn notify_all(&mut self, user: &str) {
         let now = std::time::Instant::now();
         self.subs.retain(|s| s.expires_at > now);
-        let idx: Vec<usize> = (0..self.subs.len()).filter(|i| self.subs[*i].user == user).collect();
+        let idx: Vec<usize> = (0..self.subs.len())
+            .filter(|i| self.subs[*i].user == user)
+            .collect();
         for i in idx {
             self.notify(i, false).await;
         }
@@ -262,14 +353,24 @@ impl Server {
         let user = self.subs[i].user.clone();
         let status = tokio::task::block_in_place(|| store.lock().unwrap().show(Some(&user)))
             .ok()
-            .and_then(|rows| rows.into_iter().max_by(|a, b| a.updated.total_cmp(&b.updated)))
+            .and_then(|rows| {
+                rows.into_iter()
+                    .max_by(|a, b| a.updated.total_cmp(&b.updated))
+            })
             .and_then(|r| presence::parse_status(&r.status))
             .unwrap_or(control::sip_monitor::track::Status::Offline);
         let listen = self.cfg.listen;
         let s = &mut self.subs[i];
         s.cseq += 1;
-        let left = s.expires_at.saturating_duration_since(std::time::Instant::now()).as_secs();
-        let state = if terminated { "terminated;reason=timeout".to_string() } else { format!("active;expires={left}") };
+        let left = s
+            .expires_at
+            .saturating_duration_since(std::time::Instant::now())
+            .as_secs();
+        let state = if terminated {
+            "terminated;reason=timeout".to_string()
+        } else {
+            format!("active;expires={left}")
+        };
         let body = presence::pidf(&s.user, status, &[]);
         let msg = format!(
             "NOTIFY {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {listen};branch=z9hG4bKn{tag}{cseq}\r\nMax-Forwards: 70\r\nFrom: <sip:{user}>;tag={tag}\r\nTo: <{remote}>;tag={rtag}\r\nCall-ID: {call}\r\nCSeq: {cseq} NOTIFY\r\nContact: <sip:presence@{listen}>\r\nEvent: presence\r\nSubscription-State: {state}\r\nContent-Type: application/pidf+xml\r\nContent-Length: {len}\r\n\r\n{body}",
@@ -291,10 +392,19 @@ impl Server {
 
 /// Accept TCP connections; each reassembles its stream into messages and
 /// hands them to the server loop, writing the answers back.
-async fn accept(l: tokio::net::TcpListener, tx: tokio::sync::mpsc::Sender<(Vec<u8>, SocketAddr, tokio::sync::oneshot::Sender<Option<String>>)>) {
+async fn accept(
+    l: tokio::net::TcpListener,
+    tx: tokio::sync::mpsc::Sender<(
+        Vec<u8>,
+        SocketAddr,
+        tokio::sync::oneshot::Sender<Option<String>>,
+    )>,
+) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     loop {
-        let Ok((mut conn, peer)) = l.accept().await else { continue };
+        let Ok((mut conn, peer)) = l.accept().await else {
+            continue;
+        };
         let tx = tx.clone();
         tokio::spawn(async move {
             let mut stream: Vec<u8> = Vec::new();
@@ -306,7 +416,10 @@ async fn accept(l: tokio::net::TcpListener, tx: tokio::sync::mpsc::Sender<(Vec<u
                 };
                 stream.extend_from_slice(&buf[..n]);
                 loop {
-                    let lead = stream.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
+                    let lead = stream
+                        .iter()
+                        .take_while(|b| **b == b'\r' || **b == b'\n')
+                        .count();
                     stream.drain(..lead);
                     match sip::parse(&stream) {
                         Ok((_, used)) => {
@@ -321,7 +434,11 @@ async fn accept(l: tokio::net::TcpListener, tx: tokio::sync::mpsc::Sender<(Vec<u
                                 }
                             }
                         }
-                        Err(sip::SipError::NoHeaderEnd) | Err(sip::SipError::Truncated { .. }) if stream.len() < 256 * 1024 => break,
+                        Err(sip::SipError::NoHeaderEnd) | Err(sip::SipError::Truncated { .. })
+                            if stream.len() < 256 * 1024 =>
+                        {
+                            break
+                        }
                         Err(_) => return, // not SIP: drop the connection
                     }
                 }

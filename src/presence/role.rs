@@ -22,12 +22,26 @@ pub struct PresenceRole {
 }
 
 impl Role for PresenceRole {
-    async fn start(config: &Config, _opts: &dataplane_user::LoadOptions) -> anyhow::Result<Option<Self>> {
-        let Some(cfg) = config.presence.clone() else { return Ok(None) };
+    async fn start(
+        config: &Config,
+        _opts: &dataplane_user::LoadOptions,
+    ) -> anyhow::Result<Option<Self>> {
+        let Some(cfg) = config.presence.clone() else {
+            return Ok(None);
+        };
         let server = Server::start(cfg.clone()).await?;
-        let (store, counters, allow) = (server.store.clone(), server.counters.clone(), server.allow.clone());
+        let (store, counters, allow) = (
+            server.store.clone(),
+            server.counters.clone(),
+            server.allow.clone(),
+        );
         tokio::spawn(server.run());
-        Ok(Some(Self { cfg, store, counters, allow }))
+        Ok(Some(Self {
+            cfg,
+            store,
+            counters,
+            allow,
+        }))
     }
 
     fn name(&self) -> &'static str {
@@ -58,10 +72,18 @@ impl Role for PresenceRole {
     }
 
     fn check(&self, new: &Config) -> Result<(), String> {
-        let new = new.presence.as_ref().expect("the daemon checks the set of roles first");
-        for (key, changed) in [("listen", new.listen != self.cfg.listen), ("database", new.database != self.cfg.database)] {
+        let new = new
+            .presence
+            .as_ref()
+            .expect("the daemon checks the set of roles first");
+        for (key, changed) in [
+            ("listen", new.listen != self.cfg.listen),
+            ("database", new.database != self.cfg.database),
+        ] {
             if changed {
-                return Err(format!("presence.{key} changed; restart the daemon to apply it (nothing was changed)"));
+                return Err(format!(
+                    "presence.{key} changed; restart the daemon to apply it (nothing was changed)"
+                ));
             }
         }
         Ok(())
@@ -80,8 +102,20 @@ impl Role for PresenceRole {
 
     fn handle(&mut self, req: Request) -> Result<Response, String> {
         match req {
-            Request::PresenceShow { user } => Ok(Response::ok(self.store.lock().unwrap().show(user.as_deref()).map_err(|e| e.to_string())?)),
-            Request::PresenceHistory { user } => Ok(Response::ok(self.store.lock().unwrap().history(&user).map_err(|e| e.to_string())?)),
+            Request::PresenceShow { user } => Ok(Response::ok(
+                self.store
+                    .lock()
+                    .unwrap()
+                    .show(user.as_deref())
+                    .map_err(|e| e.to_string())?,
+            )),
+            Request::PresenceHistory { user } => Ok(Response::ok(
+                self.store
+                    .lock()
+                    .unwrap()
+                    .history(&user)
+                    .map_err(|e| e.to_string())?,
+            )),
             other => Err(format!("not a presence request: {other:?}")),
         }
     }

@@ -20,7 +20,10 @@ pub fn run(cmd: RouterCmd, call: &Call) -> anyhow::Result<()> {
     match cmd {
         RouterCmd::Rebalance => {
             let v = call(Request::VrrpRebalance)?;
-            println!("{}", serde_json::from_value::<control::api::MessageView>(v)?.message);
+            println!(
+                "{}",
+                serde_json::from_value::<control::api::MessageView>(v)?.message
+            );
             Ok(())
         }
         RouterCmd::Status { json } => {
@@ -30,7 +33,12 @@ pub fn run(cmd: RouterCmd, call: &Call) -> anyhow::Result<()> {
             } else {
                 let routers: Vec<crate::router::RouterStatus> = serde_json::from_value(v)?;
                 for r in routers {
-                    let discards: Vec<String> = r.discarded.iter().filter(|(_, n)| **n != 0).map(|(k, n)| format!("{k}={n}")).collect();
+                    let discards: Vec<String> = r
+                        .discarded
+                        .iter()
+                        .filter(|(_, n)| **n != 0)
+                        .map(|(k, n)| format!("{k}={n}"))
+                        .collect();
                     println!(
                         "vrid {} on {}: {} (priority {}, master {}, advert {} ms, master down {} ms); sent {} received {} discarded [{}]; last change: {}",
                         r.vrid,

@@ -67,9 +67,16 @@ pub struct LsStatus {
 }
 
 fn run(args: &[&str]) -> anyhow::Result<()> {
-    let out = std::process::Command::new(args[0]).args(&args[1..]).output().with_context(|| format!("{args:?}"))?;
+    let out = std::process::Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .with_context(|| format!("{args:?}"))?;
     if !out.status.success() {
-        bail!("{}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -87,7 +94,11 @@ impl LsEdge {
         dp.set_router_cfg(&FilterConfig {
             vmac: control::router::vrrp::virtual_mac(vrid),
             own_mac: None,
-            end_system: if cfg.direction == Direction::Downstream { EndSystem::Destination } else { EndSystem::Source },
+            end_system: if cfg.direction == Direction::Downstream {
+                EndSystem::Destination
+            } else {
+                EndSystem::Source
+            },
         })?;
         // Held frames are routed by handing them to this host's kernel
         // through a veth pair: in at `a`, received (and forwarded) at `b`.
@@ -103,10 +114,16 @@ impl LsEdge {
         let inject_ifindex = dataplane_user::ifindex(&a)? as i32;
         let inject_mac = dataplane_user::mac_of(&b)?;
         let inject = crate::packets::packet_socket().context("packet socket")?;
-        let std_sock = std::net::UdpSocket::bind(SocketAddrV4::new(primary, PORT)).with_context(|| format!("binding {primary}:{PORT}"))?;
+        let std_sock = std::net::UdpSocket::bind(SocketAddrV4::new(primary, PORT))
+            .with_context(|| format!("binding {primary}:{PORT}"))?;
         std_sock.set_nonblocking(true)?;
         let sock = tokio::net::UdpSocket::from_std(std_sock)?;
-        let mut ecfg = control::router::loadshare::Config::new(primary, priority, cfg.peers.clone(), cfg.hello_ms);
+        let mut ecfg = control::router::loadshare::Config::new(
+            primary,
+            priority,
+            cfg.peers.clone(),
+            cfg.hello_ms,
+        );
         ecfg.review_pps = cfg.review_pps;
         ecfg.review_holddown_ms = cfg.review_holddown_ms;
         ecfg.collect_interval_ms = cfg.collect_interval_ms;
@@ -153,7 +170,11 @@ impl LsEdge {
         }
         let secs = self.last_sample.elapsed().as_secs_f64();
         let counts: Vec<u64> = self.dp.bucket_rates()?.iter().map(|c| c.packets).collect();
-        self.rates = counts.iter().zip(&self.last_counts).map(|(n, o)| ((n.saturating_sub(*o)) as f64 / secs) as u64).collect();
+        self.rates = counts
+            .iter()
+            .zip(&self.last_counts)
+            .map(|(n, o)| ((n.saturating_sub(*o)) as f64 / secs) as u64)
+            .collect();
         self.last_counts = counts;
         self.last_sample = std::time::Instant::now();
         let now = self.now();
@@ -202,19 +223,34 @@ impl LsEdge {
                 tokio::time::sleep(Duration::from_millis(5)).await;
                 let mut fences = Vec::new();
                 for b in buckets {
-                    fences.push(Fence { bucket: b, last: self.dp.last_routed(b)? });
+                    fences.push(Fence {
+                        bucket: b,
+                        last: self.dp.last_routed(b)?,
+                    });
                 }
-                Ok(Some(Event::FencesRead { now: self.now(), epoch, fences }))
+                Ok(Some(Event::FencesRead {
+                    now: self.now(),
+                    epoch,
+                    fences,
+                }))
             }
             Action::ApplyFence { epoch, fences } => {
                 self.drain()?;
-                let buckets: std::collections::BTreeSet<u8> = fences.iter().map(|f| f.bucket).collect();
+                let buckets: std::collections::BTreeSet<u8> =
+                    fences.iter().map(|f| f.bucket).collect();
                 for b in &buckets {
-                    let fs: Vec<&Fence> = fences.iter().filter(|f| f.bucket == *b && f.last.count > 0).collect();
+                    let fs: Vec<&Fence> = fences
+                        .iter()
+                        .filter(|f| f.bucket == *b && f.last.count > 0)
+                        .collect();
                     let frames: Vec<Held> = self.take_bucket(*b);
                     // Claim 6: drop up to the latest packet an old owner
                     // routed; route the rest.
-                    let cut = frames.iter().rposition(|h| fs.iter().any(|f| frame_matches(&h.frame, &f.last))).map(|i| i + 1).unwrap_or(0);
+                    let cut = frames
+                        .iter()
+                        .rposition(|h| fs.iter().any(|f| frame_matches(&h.frame, &f.last)))
+                        .map(|i| i + 1)
+                        .unwrap_or(0);
                     self.discarded += cut as u64;
                     for h in &frames[cut..] {
                         self.reinject(&h.frame)?;
@@ -228,7 +264,10 @@ impl LsEdge {
                         self.reinject(&h.frame)?;
                     }
                 }
-                Ok(Some(Event::FenceApplied { now: self.now(), epoch }))
+                Ok(Some(Event::FenceApplied {
+                    now: self.now(),
+                    epoch,
+                }))
             }
             Action::DiscardHeld { buckets } => {
                 self.drain()?;
@@ -248,7 +287,9 @@ impl LsEdge {
     }
 
     fn take_bucket(&mut self, b: u8) -> Vec<Held> {
-        let (mine, rest): (Vec<Held>, Vec<Held>) = std::mem::take(&mut self.held).into_iter().partition(|h| h.bucket == b as u32);
+        let (mine, rest): (Vec<Held>, Vec<Held>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|h| h.bucket == b as u32);
         self.held = rest;
         mine
     }
@@ -256,7 +297,8 @@ impl LsEdge {
     fn reinject(&mut self, frame: &[u8]) -> anyhow::Result<()> {
         let mut f = frame.to_vec();
         f[0..6].copy_from_slice(&self.inject_mac);
-        crate::packets::send_frame(&self.inject, self.inject_ifindex, &f).context("re-injecting a held frame")?;
+        crate::packets::send_frame(&self.inject, self.inject_ifindex, &f)
+            .context("re-injecting a held frame")?;
         self.reinjected += 1;
         Ok(())
     }
@@ -272,13 +314,18 @@ impl LsEdge {
             *owners.entry(o.to_string()).or_insert(0) += 1;
         }
         let rates = self.dp.bucket_rates().unwrap_or_default();
-        let mine: Vec<u32> = (0..BUCKETS).filter(|b| self.engine.mine[*b as usize] == BUCKET_MINE).collect();
+        let mine: Vec<u32> = (0..BUCKETS)
+            .filter(|b| self.engine.mine[*b as usize] == BUCKET_MINE)
+            .collect();
         LsStatus {
             owned: mine.len(),
             held: self.held.len(),
             owners,
             routed_packets: rates.iter().map(|c| c.packets).sum(),
-            bucket_packets: mine.iter().map(|b| (*b, rates.get(*b as usize).map(|c| c.packets).unwrap_or(0))).collect(),
+            bucket_packets: mine
+                .iter()
+                .map(|b| (*b, rates.get(*b as usize).map(|c| c.packets).unwrap_or(0)))
+                .collect(),
             bucket_pps: mine.iter().map(|b| (*b, self.rates[*b as usize])).collect(),
             reviews_requested: self.engine.reviews_requested,
             collections: self.engine.collections,

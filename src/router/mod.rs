@@ -25,7 +25,10 @@ use anyhow::{bail, Context as _};
 use control::{
     field::Ipv4Prefix,
     router::config::Router,
-    router::vrrp::{self, Action, Advert, Discard, Event, Params, VirtualRouter, VRRP_GROUP, VRRP_PROTO, VRRP_TTL},
+    router::vrrp::{
+        self, Action, Advert, Discard, Event, Params, VirtualRouter, VRRP_GROUP, VRRP_PROTO,
+        VRRP_TTL,
+    },
 };
 use serde::{Deserialize, Serialize};
 use tokio::{io::unix::AsyncFd, sync::mpsc, time::Instant};
@@ -82,7 +85,9 @@ impl RouterStopper {
 
 impl RouterHandle {
     pub fn stopper(&self) -> RouterStopper {
-        RouterStopper { cmd: self.cmd.clone() }
+        RouterStopper {
+            cmd: self.cmd.clone(),
+        }
     }
 
     /// Ask the load-sharing master to rebalance (ignored elsewhere).
@@ -96,9 +101,16 @@ fn vmac_name(vrid: u8) -> String {
 }
 
 fn ip(args: &[&str]) -> anyhow::Result<()> {
-    let out = std::process::Command::new("ip").args(args).output().context("running ip")?;
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .context("running ip")?;
     if !out.status.success() {
-        bail!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -129,7 +141,9 @@ pub fn primary_address(iface: &str) -> anyhow::Result<(Ipv4Addr, u8)> {
             cur = ifa.ifa_next;
         }
         libc::freeifaddrs(head);
-        found.ok_or_else(|| anyhow::anyhow!("interface {iface} has no IPv4 address (VRRP needs a primary address)"))
+        found.ok_or_else(|| {
+            anyhow::anyhow!("interface {iface} has no IPv4 address (VRRP needs a primary address)")
+        })
     }
 }
 
@@ -152,27 +166,46 @@ impl Io {
         // SAFETY: plain socket calls with checked results and correctly
         // sized option values.
         unsafe {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, VRRP_PROTO as i32);
+            let fd = libc::socket(
+                libc::AF_INET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                VRRP_PROTO as i32,
+            );
             check(fd, "raw socket (protocol 112)")?;
             let rx = OwnedFd::from_raw_fd(fd);
             let name = std::ffi::CString::new(iface)?;
             check(
-                libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_BINDTODEVICE, name.as_ptr().cast(), iface.len() as u32 + 1),
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_BINDTODEVICE,
+                    name.as_ptr().cast(),
+                    iface.len() as u32 + 1,
+                ),
                 "SO_BINDTODEVICE",
             )?;
             let mreq = libc::ip_mreqn {
-                imr_multiaddr: libc::in_addr { s_addr: u32::from(VRRP_GROUP).to_be() },
+                imr_multiaddr: libc::in_addr {
+                    s_addr: u32::from(VRRP_GROUP).to_be(),
+                },
                 imr_address: libc::in_addr { s_addr: 0 },
                 imr_ifindex: ifindex,
             };
             check(
-                libc::setsockopt(fd, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, (&mreq as *const libc::ip_mreqn).cast(), std::mem::size_of::<libc::ip_mreqn>() as u32),
+                libc::setsockopt(
+                    fd,
+                    libc::IPPROTO_IP,
+                    libc::IP_ADD_MEMBERSHIP,
+                    (&mreq as *const libc::ip_mreqn).cast(),
+                    std::mem::size_of::<libc::ip_mreqn>() as u32,
+                ),
                 "joining 224.0.0.18",
             )?;
             let tx = crate::packets::packet_socket().context("packet socket")?;
             // SAFETY: `rx` is an owned, open, non-blocking socket that the
             // AsyncFd keeps open for as long as it is registered.
-            let rx = AsyncFd::register(rx).map_err(|e| anyhow::anyhow!("registering the VRRP socket: {e}"))?;
+            let rx = AsyncFd::register(rx)
+                .map_err(|e| anyhow::anyhow!("registering the VRRP socket: {e}"))?;
             Ok(Self { rx, tx, ifindex })
         }
     }
@@ -185,7 +218,14 @@ impl Io {
         loop {
             let mut g = self.rx.readable().await?;
             // SAFETY: buf is valid for its length.
-            let n = unsafe { libc::recv(self.rx.get_ref().as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            let n = unsafe {
+                libc::recv(
+                    self.rx.get_ref().as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    0,
+                )
+            };
             if n >= 0 {
                 return Ok(n as usize);
             }
@@ -200,7 +240,10 @@ impl Io {
 }
 
 fn ip_checksum(h: &[u8]) -> u16 {
-    let mut s: u32 = h.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]) as u32).sum();
+    let mut s: u32 = h
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
+        .sum();
     while s > 0xffff {
         s = (s & 0xffff) + (s >> 16);
     }
@@ -255,7 +298,14 @@ fn ms(cs: u32) -> u32 {
 impl Instance {
     pub fn start(cfg: Router, opts: &dataplane_user::LoadOptions) -> anyhow::Result<RouterHandle> {
         let (primary, len) = primary_address(&cfg.interface)?;
-        let net = Ipv4Addr::from(u32::from(primary) & if len == 0 { 0 } else { u32::MAX << (32 - len as u32) });
+        let net = Ipv4Addr::from(
+            u32::from(primary)
+                & if len == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - len as u32)
+                },
+        );
         let addresses: Vec<Ipv4Addr> = cfg.virtual_addresses.iter().map(|a| a.addr).collect();
         let params = Params {
             vrid: cfg.vrid,
@@ -277,13 +327,28 @@ impl Instance {
         }
         let io = Io::open(&cfg.interface)?;
         let ls = match &cfg.load_sharing {
-            Some(l) => Some(crate::router::loadshare::LsEdge::start(&cfg.interface, cfg.vrid, primary, cfg.priority, l, opts)?),
+            Some(l) => Some(crate::router::loadshare::LsEdge::start(
+                &cfg.interface,
+                cfg.vrid,
+                primary,
+                cfg.priority,
+                l,
+                opts,
+            )?),
             None => None,
         };
         let status = Arc::new(Mutex::new(RouterStatus::default()));
         let (cmd_tx, cmd_rx) = mpsc::channel(4);
         let handle_cfg = cfg.clone();
-        let inst = Self { cfg, vr: VirtualRouter::new(params), io, status: status.clone(), adver_at: None, down_at: None, ls };
+        let inst = Self {
+            cfg,
+            vr: VirtualRouter::new(params),
+            io,
+            status: status.clone(),
+            adver_at: None,
+            down_at: None,
+            ls,
+        };
         if inst.ls.is_some() {
             // Every router of a load-sharing virtual router receives the
             // frames for the virtual MAC; the filter decides which it routes.
@@ -291,7 +356,11 @@ impl Instance {
         }
         inst.publish();
         tokio::spawn(async move { inst.run(cmd_rx).await });
-        Ok(RouterHandle { cfg: handle_cfg, status, cmd: cmd_tx })
+        Ok(RouterHandle {
+            cfg: handle_cfg,
+            status,
+            cmd: cmd_tx,
+        })
     }
 
     /// The macvlan with the virtual MAC (answers ARP for the addresses the
@@ -300,7 +369,20 @@ impl Instance {
         let name = vmac_name(self.cfg.vrid);
         let mac = dataplane_user::format_mac(&vrrp::virtual_mac(self.cfg.vrid));
         let _ = ip(&["link", "del", &name]);
-        ip(&["link", "add", "link", &self.cfg.interface, "name", &name, "address", &mac, "type", "macvlan", "mode", "bridge"])?;
+        ip(&[
+            "link",
+            "add",
+            "link",
+            &self.cfg.interface,
+            "name",
+            &name,
+            "address",
+            &mac,
+            "type",
+            "macvlan",
+            "mode",
+            "bridge",
+        ])?;
         ip(&["link", "set", &name, "up"])
     }
 
@@ -341,7 +423,8 @@ impl Instance {
             let master = self.vr.state == control::router::vrrp::State::Master;
             if let Some(ls) = self.ls.as_mut() {
                 let now = ls.now();
-                ls.event(control::router::loadshare::Event::Role { now, master }).await;
+                ls.event(control::router::loadshare::Event::Role { now, master })
+                    .await;
             }
         }
         self.publish();
@@ -352,7 +435,13 @@ impl Instance {
         match a {
             Action::SendAdvert { priority } => {
                 let p = &self.vr.params;
-                let msg = Advert { vrid: p.vrid, priority, max_adver_int: p.adver_int, addresses: p.addresses.clone() }.encode(p.primary, VRRP_GROUP);
+                let msg = Advert {
+                    vrid: p.vrid,
+                    priority,
+                    max_adver_int: p.adver_int,
+                    addresses: p.addresses.clone(),
+                }
+                .encode(p.primary, VRRP_GROUP);
                 self.io.send_frame(&advert_frame(p.vrid, p.primary, &msg))?;
                 self.status.lock().unwrap().adverts_sent += 1;
             }
@@ -375,16 +464,32 @@ impl Instance {
                     // Load sharing: every router keeps the virtual MAC; only
                     // the master holds the addresses.
                     for a in &self.cfg.virtual_addresses {
-                        let _ = ip(&["addr", "del", &a.to_string(), "dev", &vmac_name(self.cfg.vrid)]);
+                        let _ = ip(&[
+                            "addr",
+                            "del",
+                            &a.to_string(),
+                            "dev",
+                            &vmac_name(self.cfg.vrid),
+                        ]);
                     }
                 }
             }
-            Action::StartAdverTimer { cs } => self.adver_at = Some(now + Duration::from_millis(ms(cs as u32) as u64)),
-            Action::StartMasterDownTimer { cs } => self.down_at = Some(now + Duration::from_millis(ms(cs) as u64)),
+            Action::StartAdverTimer { cs } => {
+                self.adver_at = Some(now + Duration::from_millis(ms(cs as u32) as u64))
+            }
+            Action::StartMasterDownTimer { cs } => {
+                self.down_at = Some(now + Duration::from_millis(ms(cs) as u64))
+            }
             Action::CancelAdverTimer => self.adver_at = None,
             Action::CancelMasterDownTimer => self.down_at = None,
             Action::Discard(d) => {
-                *self.status.lock().unwrap().discarded.entry(d.name().into()).or_insert(0) += 1;
+                *self
+                    .status
+                    .lock()
+                    .unwrap()
+                    .discarded
+                    .entry(d.name().into())
+                    .or_insert(0) += 1;
             }
         }
         Ok(())

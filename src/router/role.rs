@@ -26,13 +26,18 @@ pub fn check_interfaces(config: &Config) -> Result<(), String> {
 
 impl Role for RouterRole {
     /// Needs the runtime: each instance runs on a task of its own.
-    async fn start(config: &Config, opts: &dataplane_user::LoadOptions) -> anyhow::Result<Option<Self>> {
+    async fn start(
+        config: &Config,
+        opts: &dataplane_user::LoadOptions,
+    ) -> anyhow::Result<Option<Self>> {
         if config.router.is_empty() {
             return Ok(None);
         }
         let mut instances = Vec::new();
         for r in &config.router {
-            instances.push(Instance::start(r.clone(), opts).map_err(|e| anyhow::anyhow!("router vrid {} on {}: {e:#}", r.vrid, r.interface))?);
+            instances.push(Instance::start(r.clone(), opts).map_err(|e| {
+                anyhow::anyhow!("router vrid {} on {}: {e:#}", r.vrid, r.interface)
+            })?);
         }
         Ok(Some(Self { instances }))
     }
@@ -72,9 +77,13 @@ impl Role for RouterRole {
             }
             if let Some(ls) = &s.load_sharing {
                 for (name, packets, bytes) in &ls.filter {
-                    out.push(CounterView::xdp("router", "router", iface, name, *packets, *bytes));
+                    out.push(CounterView::xdp(
+                        "router", "router", iface, name, *packets, *bytes,
+                    ));
                 }
-                let part = |name: &str, n: u64| CounterView::daemon("router", "load_sharing", iface, name, n);
+                let part = |name: &str, n: u64| {
+                    CounterView::daemon("router", "load_sharing", iface, name, n)
+                };
                 out.push(part("handoffs_done", ls.handoffs_done));
                 out.push(part("handoffs_aborted", ls.handoffs_aborted));
                 out.push(part("held_reinjected", ls.reinjected));
@@ -96,7 +105,9 @@ impl Role for RouterRole {
                 writeln!(out, "edgeplane_router_state{{node=\"{node}\",interface=\"{}\",vrid=\"{}\",state=\"{state}\"}} {}", s.interface, s.vrid, u8::from(s.state == state))?;
             }
         }
-        out.push_str("# HELP edgeplane_router_owned_buckets Load-sharing buckets this router routes.\n");
+        out.push_str(
+            "# HELP edgeplane_router_owned_buckets Load-sharing buckets this router routes.\n",
+        );
         out.push_str("# TYPE edgeplane_router_owned_buckets gauge\n");
         for h in &self.instances {
             let s = h.status.lock().unwrap();
@@ -141,13 +152,15 @@ impl Role for RouterRole {
             if self.instances.iter().any(|h| key(&h.cfg) == key(r)) {
                 continue;
             }
-            let h = Instance::start(r.clone(), &opts).map_err(|e| format!("router vrid {} on {}: {e:#}", r.vrid, r.interface))?;
+            let h = Instance::start(r.clone(), &opts)
+                .map_err(|e| format!("router vrid {} on {}: {e:#}", r.vrid, r.interface))?;
             self.instances.push(h);
             started += 1;
         }
         let added = started - restarted;
         // Keep the config's order (status lists instances in it).
-        self.instances.sort_by_key(|h| new.router.iter().position(|r| key(r) == key(&h.cfg)));
+        self.instances
+            .sort_by_key(|h| new.router.iter().position(|r| key(r) == key(&h.cfg)));
         Ok(match (added, removed, restarted) {
             (0, 0, 0) => String::new(),
             _ => format!("router: {added} instance(s) started, {removed} stopped, {restarted} restarted with a new config"),
@@ -158,9 +171,16 @@ impl Role for RouterRole {
         match req {
             Request::VrrpRebalance => {
                 let sent = self.instances.iter().filter(|r| r.rebalance()).count();
-                Ok(Response::ok(MessageView::new(format!("rebalance asked of {sent} router instance(s); the master acts on it"))))
+                Ok(Response::ok(MessageView::new(format!(
+                    "rebalance asked of {sent} router instance(s); the master acts on it"
+                ))))
             }
-            Request::VrrpStatus => Ok(Response::ok(self.instances.iter().map(|r| r.status.lock().unwrap().clone()).collect::<Vec<_>>())),
+            Request::VrrpStatus => Ok(Response::ok(
+                self.instances
+                    .iter()
+                    .map(|r| r.status.lock().unwrap().clone())
+                    .collect::<Vec<_>>(),
+            )),
             other => Err(format!("not a router request: {other:?}")),
         }
     }

@@ -26,8 +26,12 @@ pub fn run(cmd: SipCmd) -> anyhow::Result<()> {
                     out.push(serde_json::json!({ "file": f, "valid": true, "message": m }));
                 } else {
                     let first = match &m.start {
-                        control::sip_monitor::sip::StartLine::Request { method, uri } => format!("{method} {uri}"),
-                        control::sip_monitor::sip::StartLine::Response { status, reason } => format!("{status} {reason} (to {})", m.cseq_method),
+                        control::sip_monitor::sip::StartLine::Request { method, uri } => {
+                            format!("{method} {uri}")
+                        }
+                        control::sip_monitor::sip::StartLine::Response { status, reason } => {
+                            format!("{status} {reason} (to {})", m.cseq_method)
+                        }
                     };
                     println!("{}: {first}", f.display());
                     println!(
@@ -45,7 +49,13 @@ pub fn run(cmd: SipCmd) -> anyhow::Result<()> {
                         m.to.tag.as_deref().unwrap_or("-")
                     );
                     if let Some(c) = &m.contact {
-                        println!("  contact {}{}", c.uri, c.expires.map(|e| format!(" expires {e}")).unwrap_or_default());
+                        println!(
+                            "  contact {}{}",
+                            c.uri,
+                            c.expires
+                                .map(|e| format!(" expires {e}"))
+                                .unwrap_or_default()
+                        );
                     }
                     if let Some(e) = m.expires {
                         println!("  expires {e}");
@@ -57,7 +67,9 @@ pub fn run(cmd: SipCmd) -> anyhow::Result<()> {
                             md.port,
                             md.proto,
                             md.codecs.join(","),
-                            md.bandwidth_kbps.map(|b| format!(" {b} kbit/s")).unwrap_or_default()
+                            md.bandwidth_kbps
+                                .map(|b| format!(" {b} kbit/s"))
+                                .unwrap_or_default()
                         );
                     }
                 }
@@ -65,7 +77,9 @@ pub fn run(cmd: SipCmd) -> anyhow::Result<()> {
             Err(e) => {
                 bad += 1;
                 if json {
-                    out.push(serde_json::json!({ "file": f, "valid": false, "reason": e.to_string() }));
+                    out.push(
+                        serde_json::json!({ "file": f, "valid": false, "reason": e.to_string() }),
+                    );
                 } else {
                     println!("{}: not valid SIP: {e}", f.display());
                 }

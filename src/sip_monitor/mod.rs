@@ -108,7 +108,10 @@ impl Monitor {
         Ok(())
     }
 
-    pub async fn start(cfg: SipMonitor, opts: &dataplane_user::LoadOptions) -> anyhow::Result<Self> {
+    pub async fn start(
+        cfg: SipMonitor,
+        opts: &dataplane_user::LoadOptions,
+    ) -> anyhow::Result<Self> {
         let ifaces: Vec<&str> = cfg.interfaces.iter().map(String::as_str).collect();
         let mut dp = Dataplane::attach_many("sip_monitor", &ifaces, opts)?;
         for p in &cfg.ports {
@@ -119,28 +122,53 @@ impl Monitor {
         sock.connect(cfg.presence).await?;
         let local = sock.local_addr()?.to_string();
         let tracker = Tracker::new(tracker_config(&cfg));
-        let status = Arc::new(Mutex::new(MonitorStatus { interfaces: cfg.interfaces.clone(), ..Default::default() }));
+        let status = Arc::new(Mutex::new(MonitorStatus {
+            interfaces: cfg.interfaces.clone(),
+            ..Default::default()
+        }));
         info!(interfaces = ?cfg.interfaces, domain = %cfg.domain, presence = %cfg.presence, "sip monitor on");
-        Ok(Self { cfg, dp, tracker, tcp: Default::default(), sock, terminals: HashMap::new(), outstanding: HashMap::new(), status, started: Instant::now(), local })
+        Ok(Self {
+            cfg,
+            dp,
+            tracker,
+            tcp: Default::default(),
+            sock,
+            terminals: HashMap::new(),
+            outstanding: HashMap::new(),
+            status,
+            started: Instant::now(),
+            local,
+        })
     }
 
     fn now(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
 
-    pub async fn run(mut self, mut reconf: tokio::sync::mpsc::UnboundedReceiver<(SipMonitor, tokio::sync::oneshot::Sender<Result<(), String>>)>) {
+    pub async fn run(
+        mut self,
+        mut reconf: tokio::sync::mpsc::UnboundedReceiver<(
+            SipMonitor,
+            tokio::sync::oneshot::Sender<Result<(), String>>,
+        )>,
+    ) {
         // Copies are read as soon as the ring signals them; the tick runs
         // the timers (registration expiry, rate-limited publications).
         // SAFETY: the fd is an owned dup of the ring buffer's, kept open by
         // the AsyncFd for as long as it is registered.
-        let ring = match self.dp.sip_ring_fd().map(|fd| unsafe { tokio::io::unix::AsyncFd::register(fd) }) {
+        let ring = match self
+            .dp
+            .sip_ring_fd()
+            .map(|fd| unsafe { tokio::io::unix::AsyncFd::register(fd) })
+        {
             Ok(Ok(fd)) => Some(fd),
             _ => {
                 warn!("SIP ring buffer cannot be polled; reading it every 5 ms");
                 None
             }
         };
-        let mut tick = tokio::time::interval(Duration::from_millis(if ring.is_some() { 20 } else { 5 }));
+        let mut tick =
+            tokio::time::interval(Duration::from_millis(if ring.is_some() { 20 } else { 5 }));
         let mut buf = vec![0u8; 65536];
         loop {
             tokio::select! {
@@ -178,16 +206,27 @@ impl Monitor {
             st.copied += copies.len() as u64;
             // The counters move with every packet; 200 ms old is fresh
             // enough for `stats` and saves a map read per poll.
-            if st.xdp_read.is_none_or(|t| t.elapsed() >= Duration::from_millis(200)) {
+            if st
+                .xdp_read
+                .is_none_or(|t| t.elapsed() >= Duration::from_millis(200))
+            {
                 let names = dataplane_common::sip_monitor::stat::NAMES.iter();
-                st.xdp = names.zip(self.dp.sip_stats().unwrap_or_default()).map(|(n, c)| ((*n).to_string(), c.packets, c.bytes)).collect();
+                st.xdp = names
+                    .zip(self.dp.sip_stats().unwrap_or_default())
+                    .map(|(n, c)| ((*n).to_string(), c.packets, c.bytes))
+                    .collect();
                 st.xdp_read = Some(Instant::now());
             }
         }
         for c in copies {
             let results = match segment(&c.frame) {
                 Some(Segment::Udp(payload)) => vec![sip::parse(payload).map(|(m, _)| m)],
-                Some(Segment::Tcp { key, seq, fin, payload }) => {
+                Some(Segment::Tcp {
+                    key,
+                    seq,
+                    fin,
+                    payload,
+                }) => {
                     if payload.is_empty() && !fin {
                         continue; // a bare ACK
                     }
@@ -203,7 +242,13 @@ impl Monitor {
                     }
                     Err(e) => {
                         let reason = e.to_string().split(':').next().unwrap_or("").to_string();
-                        *self.status.lock().unwrap().invalid.entry(reason).or_insert(0) += 1;
+                        *self
+                            .status
+                            .lock()
+                            .unwrap()
+                            .invalid
+                            .entry(reason)
+                            .or_insert(0) += 1;
                     }
                 }
             }
@@ -232,7 +277,11 @@ impl Monitor {
             _ => {}
         }
         // Still talking on another session: the terminal stays talking.
-        let status = if ch.status == Status::Terminated && !t.sessions.is_empty() { Status::Talking } else { ch.status };
+        let status = if ch.status == Status::Terminated && !t.sessions.is_empty() {
+            Status::Talking
+        } else {
+            ch.status
+        };
         t.pending = Some(status);
     }
 
@@ -241,7 +290,9 @@ impl Monitor {
         let due: Vec<String> = self
             .terminals
             .iter()
-            .filter(|(_, t)| t.pending.is_some() && t.last_sent.map(|l| l.elapsed() >= interval).unwrap_or(true))
+            .filter(|(_, t)| {
+                t.pending.is_some() && t.last_sent.map(|l| l.elapsed() >= interval).unwrap_or(true)
+            })
             .map(|(u, _)| u.clone())
             .collect();
         for user in due {
@@ -252,8 +303,12 @@ impl Monitor {
     async fn send(&mut self, user: &str) {
         let local = self.local.clone();
         let server = self.cfg.presence.to_string();
-        let Some(t) = self.terminals.get_mut(user) else { return };
-        let Some(status) = t.pending.take() else { return };
+        let Some(t) = self.terminals.get_mut(user) else {
+            return;
+        };
+        let Some(status) = t.pending.take() else {
+            return;
+        };
         t.cseq += 1;
         t.last_sent = Some(Instant::now());
         t.status = Some(status);
@@ -263,8 +318,19 @@ impl Monitor {
         // names the publication it modifies (RFC 3903 §4.4).
         let expires = if status == Status::Offline { 0 } else { 3600 };
         let msg = match self.cfg.carrier {
-            Carrier::Register => presence::register_with_status(user, &local, &call_id, t.cseq, expires, &body),
-            Carrier::Publish => presence::publish(user, &server, &local, &call_id, t.cseq, t.etag.as_deref(), expires, &body),
+            Carrier::Register => {
+                presence::register_with_status(user, &local, &call_id, t.cseq, expires, &body)
+            }
+            Carrier::Publish => presence::publish(
+                user,
+                &server,
+                &local,
+                &call_id,
+                t.cseq,
+                t.etag.as_deref(),
+                expires,
+                &body,
+            ),
         };
         self.outstanding.insert(call_id, user.to_string());
         match self.sock.send(msg.as_bytes()).await {
@@ -278,7 +344,9 @@ impl Monitor {
 
     async fn response(&mut self, data: &[u8]) {
         let Ok((m, _)) = sip::parse(data) else { return };
-        let Some(user) = self.outstanding.remove(&m.call_id) else { return };
+        let Some(user) = self.outstanding.remove(&m.call_id) else {
+            return;
+        };
         match m.status() {
             Some(200..=299) => {
                 self.status.lock().unwrap().publish_ok += 1;
@@ -301,7 +369,12 @@ impl Monitor {
 
 enum Segment<'a> {
     Udp(&'a [u8]),
-    Tcp { key: control::sip_monitor::stream::ConnKey, seq: u32, fin: bool, payload: &'a [u8] },
+    Tcp {
+        key: control::sip_monitor::stream::ConnKey,
+        seq: u32,
+        fin: bool,
+        payload: &'a [u8],
+    },
 }
 
 /// The UDP payload, or the TCP segment, of an Ethernet/IPv4 frame.
@@ -342,8 +415,16 @@ pub fn response(req: &Message, raw: &[u8], status: u16, reason: &str, extra: &st
         if l.is_empty() {
             break;
         }
-        let name = l.split(':').next().unwrap_or("").trim().to_ascii_lowercase();
-        if matches!(name.as_str(), "via" | "v" | "from" | "f" | "call-id" | "i" | "cseq") {
+        let name = l
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if matches!(
+            name.as_str(),
+            "via" | "v" | "from" | "f" | "call-id" | "i" | "cseq"
+        ) {
             out += l;
             out += "\r\n";
         } else if name == "to" || name == "t" {

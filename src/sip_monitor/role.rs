@@ -22,13 +22,22 @@ pub struct SipMonitorRole {
 }
 
 impl Role for SipMonitorRole {
-    async fn start(config: &Config, opts: &dataplane_user::LoadOptions) -> anyhow::Result<Option<Self>> {
-        let Some(cfg) = config.sip_monitor.clone() else { return Ok(None) };
+    async fn start(
+        config: &Config,
+        opts: &dataplane_user::LoadOptions,
+    ) -> anyhow::Result<Option<Self>> {
+        let Some(cfg) = config.sip_monitor.clone() else {
+            return Ok(None);
+        };
         let mon = Monitor::start(cfg.clone(), opts).await?;
         let status = mon.status.clone();
         let (reconf, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(mon.run(rx));
-        Ok(Some(Self { cfg, status, reconf }))
+        Ok(Some(Self {
+            cfg,
+            status,
+            reconf,
+        }))
     }
 
     fn name(&self) -> &'static str {
@@ -50,9 +59,17 @@ impl Role for SipMonitorRole {
         let s = self.status.lock().unwrap();
         let iface = self.cfg.interfaces.join(",");
         for (name, packets, bytes) in &s.xdp {
-            out.push(CounterView::xdp("sip-monitor", "sip_monitor", &iface, name, *packets, *bytes));
+            out.push(CounterView::xdp(
+                "sip-monitor",
+                "sip_monitor",
+                &iface,
+                name,
+                *packets,
+                *bytes,
+            ));
         }
-        let part = |name: &str, n: u64| CounterView::daemon("sip-monitor", "monitor", &iface, name, n);
+        let part =
+            |name: &str, n: u64| CounterView::daemon("sip-monitor", "monitor", &iface, name, n);
         out.push(part("copies_read", s.copied));
         out.push(part("messages_parsed", s.parsed));
         let mut invalid: Vec<_> = s.invalid.iter().collect();
@@ -68,7 +85,10 @@ impl Role for SipMonitorRole {
     }
 
     fn check(&self, new: &Config) -> Result<(), String> {
-        let new = new.sip_monitor.as_ref().expect("the daemon checks the set of roles first");
+        let new = new
+            .sip_monitor
+            .as_ref()
+            .expect("the daemon checks the set of roles first");
         if new.interfaces != self.cfg.interfaces {
             return Err("sip_monitor.interfaces changed; restart the daemon to apply it (nothing was changed)".into());
         }
@@ -83,8 +103,12 @@ impl Role for SipMonitorRole {
             return Ok(String::new());
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.reconf.send((new.clone(), tx)).map_err(|_| "the sip monitor is not running".to_string())?;
-        tokio::runtime::Handle::current().block_on(rx).map_err(|_| "the sip monitor stopped while reconfiguring".to_string())??;
+        self.reconf
+            .send((new.clone(), tx))
+            .map_err(|_| "the sip monitor is not running".to_string())?;
+        tokio::runtime::Handle::current()
+            .block_on(rx)
+            .map_err(|_| "the sip monitor stopped while reconfiguring".to_string())??;
         self.cfg = new;
         Ok("sip-monitor reconfigured".into())
     }
@@ -101,7 +125,10 @@ impl Role for SipMonitorRole {
 /// `_` (reasons are sentences such as "no Call-ID header").
 fn metric_safe(reason: &str) -> String {
     let mut out = String::new();
-    for w in reason.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()) {
+    for w in reason
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
         if !out.is_empty() {
             out.push('_');
         }

@@ -104,10 +104,16 @@ fn add_conn(sh: &Arc<Shared>, s: TcpStream, pending: Vec<u8>) {
     // A terminal that stops reading its answers must not stall the
     // service: a reply that cannot be written within a second ends the
     // connection.
-    if s.set_nonblocking(true).is_err() || s.set_write_timeout(Some(Duration::from_secs(1))).is_err() {
+    if s.set_nonblocking(true).is_err()
+        || s.set_write_timeout(Some(Duration::from_secs(1))).is_err()
+    {
         return;
     }
-    let conn = Arc::new(Mutex::new(Conn { stream: Some(s), pending, repair: false }));
+    let conn = Arc::new(Mutex::new(Conn {
+        stream: Some(s),
+        pending,
+        repair: false,
+    }));
     sh.conns.lock().unwrap().push(conn.clone());
     let sh = sh.clone();
     thread::spawn(move || {
@@ -178,7 +184,10 @@ fn answer_lines(count: &AtomicU64, c: &mut Conn) {
 
 /// Checkpoint every open connection (they go silent, in repair mode).
 fn export(sh: &Shared) -> anyhow::Result<CounterState> {
-    anyhow::ensure!(sh.paused.load(Ordering::SeqCst), "pause first: export checkpoints the TCP connections");
+    anyhow::ensure!(
+        sh.paused.load(Ordering::SeqCst),
+        "pause first: export checkpoints the TCP connections"
+    );
     let conns = sh.conns.lock().unwrap().clone();
     let mut tcp = Vec::new();
     for conn in conns {
@@ -187,7 +196,10 @@ fn export(sh: &Shared) -> anyhow::Result<CounterState> {
         match crate::tcp_repair::checkpoint(s) {
             Ok(socket) => {
                 c.repair = true;
-                tcp.push(TcpConnState { socket, pending: c.pending.clone() });
+                tcp.push(TcpConnState {
+                    socket,
+                    pending: c.pending.clone(),
+                });
             }
             // Closing (the terminal hung up during the pause): nothing to
             // carry; drop it here silently.
@@ -199,7 +211,10 @@ fn export(sh: &Shared) -> anyhow::Result<CounterState> {
             Err(e) => anyhow::bail!("TCP checkpoint: {e}"),
         }
     }
-    Ok(CounterState { count: sh.count.load(Ordering::SeqCst), tcp })
+    Ok(CounterState {
+        count: sh.count.load(Ordering::SeqCst),
+        tcp,
+    })
 }
 
 /// Take a checkpoint: the count, and the connections re-created here. The
@@ -208,7 +223,13 @@ fn export(sh: &Shared) -> anyhow::Result<CounterState> {
 fn import(sh: &Arc<Shared>, st: CounterState) -> anyhow::Result<()> {
     discard_conns(sh);
     for t in st.tcp {
-        let s = crate::tcp_repair::restore(&t.socket).map_err(|e| anyhow::anyhow!("TCP restore of {} ↔ {}: {e}", t.socket.local, t.socket.remote))?;
+        let s = crate::tcp_repair::restore(&t.socket).map_err(|e| {
+            anyhow::anyhow!(
+                "TCP restore of {} ↔ {}: {e}",
+                t.socket.local,
+                t.socket.remote
+            )
+        })?;
         add_conn(sh, s, t.pending);
     }
     sh.count.store(st.count, Ordering::SeqCst);
@@ -272,7 +293,9 @@ fn control_request(c: UnixStream, sh: &Arc<Shared>) -> anyhow::Result<()> {
             "tcp": sh.conns.lock().unwrap().len(),
         })
         .to_string()),
-        _ => anyhow::bail!("unknown command {cmd:?} (export, import JSON, pause, resume, discard, status)"),
+        _ => anyhow::bail!(
+            "unknown command {cmd:?} (export, import JSON, pause, resume, discard, status)"
+        ),
     })();
     match r {
         Ok(a) => writeln!(w, "{a}")?,
@@ -292,7 +315,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ep-counter-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (c1, c2) = (dir.join("c1.sock"), dir.join("c2.sock"));
-        let (a, b): (SocketAddr, SocketAddr) = ("127.0.0.1:47011".parse().unwrap(), "127.0.0.1:47012".parse().unwrap());
+        let (a, b): (SocketAddr, SocketAddr) = (
+            "127.0.0.1:47011".parse().unwrap(),
+            "127.0.0.1:47012".parse().unwrap(),
+        );
         for (addr, ctl) in [(a, c1.clone()), (b, c2.clone())] {
             thread::spawn(move || serve(addr, None, &ctl));
         }
@@ -307,14 +333,28 @@ mod tests {
         };
         assert_eq!(ask(a), "ping n=1");
         assert_eq!(ask(a), "ping n=2");
-        assert!(control(&c1, "export").unwrap_err().to_string().contains("pause first"));
+        assert!(control(&c1, "export")
+            .unwrap_err()
+            .to_string()
+            .contains("pause first"));
         control(&c1, "pause").unwrap();
         let (state, pid) = control_peer(&c1, "export").unwrap();
         assert_eq!(state, r#"{"count":2}"#);
-        assert_eq!(pid as u32, std::process::id(), "the peer is this process (the services run in it)");
+        assert_eq!(
+            pid as u32,
+            std::process::id(),
+            "the peer is this process (the services run in it)"
+        );
         control(&c2, &format!("import {state}")).unwrap();
-        assert_eq!(ask(b), "ping n=3", "the count continues on the second instance");
-        assert!(control(&c1, "nonsense").unwrap_err().to_string().contains("unknown command"));
+        assert_eq!(
+            ask(b),
+            "ping n=3",
+            "the count continues on the second instance"
+        );
+        assert!(control(&c1, "nonsense")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown command"));
         std::fs::remove_dir_all(&dir).ok();
     }
 }

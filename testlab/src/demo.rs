@@ -32,74 +32,148 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
     }
     let exe = crate::edgeplane_bin()?;
     let prefix = format!("epd{}", std::process::id() % 100000);
-    println!("== building topology {prefix}*: 2 terminals, 2 LBs, core bridge, 2 gateways, 4 servers");
+    println!(
+        "== building topology {prefix}*: 2 terminals, 2 LBs, core bridge, 2 gateways, 4 servers"
+    );
     let mut t = Topology::build(&prefix, 2, 2, &exe)?;
     t.add_server_network(4)?;
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let (servers, _) = t.echo_servers(stop.clone());
     for gi in 0..2 {
         check_interrupt()?;
-        let ports = if gi == 0 { "20000-29999" } else { "30000-39999" };
-        let cfg = t.gateway_config(gi, ports, "[gateway.timeouts]\nudp = 30\ntcp = 300\ntcp_closing = 5\n");
+        let ports = if gi == 0 {
+            "20000-29999"
+        } else {
+            "30000-39999"
+        };
+        let cfg = t.gateway_config(
+            gi,
+            ports,
+            "[gateway.timeouts]\nudp = 30\ntcp = 300\ntcp_closing = 5\n",
+        );
         t.start_daemon(&format!("g{gi}"), &cfg, &[])?;
-        println!("   {} packet gateway up (10.2.0.{}, ports {ports}; socket {})", gateway_name(gi), 1 + gi, t.daemon_socket(&format!("g{gi}")).display());
+        println!(
+            "   {} packet gateway up (10.2.0.{}, ports {ports}; socket {})",
+            gateway_name(gi),
+            1 + gi,
+            t.daemon_socket(&format!("g{gi}")).display()
+        );
     }
     for lb in [1, 2] {
         check_interrupt()?;
         let cfg = t.lb_config(lb, &[0, 1], 2026);
         t.start_lb(lb, &cfg)?;
-        println!("   lb{lb} daemon up (netns {}, socket {})", t.ns(&format!("l{lb}")), t.socket(lb).display());
+        println!(
+            "   lb{lb} daemon up (netns {}, socket {})",
+            t.ns(&format!("l{lb}")),
+            t.socket(lb).display()
+        );
     }
     println!("\n== Maglev table digests (equal = identical tables, seed 002 claim 20)");
     for lb in [1, 2] {
         let d = &t.call(lb, Request::LbDigest)?[0];
-        println!("   lb{lb}: {} (M={}, seed={})", d["digest"].as_str().unwrap_or(""), d["table_size"], d["seed"]);
+        println!(
+            "   lb{lb}: {} (M={}, seed={})",
+            d["digest"].as_str().unwrap_or(""),
+            d["table_size"],
+            d["seed"]
+        );
     }
     check_interrupt()?;
     let sessions: Vec<Session> = (0..6)
         .map(|i| Session::Teid(0x0100_0000 + i * 7919))
         .chain((0..6).map(|i| Session::Flow(41000 + i as u16)))
         .collect();
-    println!("\n== sending {} sessions (GTP-U by TEID, plain UDP by 5-tuple) through each LB", sessions.len());
+    println!(
+        "\n== sending {} sessions (GTP-U by TEID, plain UDP by 5-tuple) through each LB",
+        sessions.len()
+    );
     let via1 = t.placement(1, &sessions)?;
     check_interrupt()?;
     let via2 = t.placement(2, &sessions)?;
     println!("   {:<42} {:>8} {:>8}", "SESSION", "VIA LB1", "VIA LB2");
-    let name = |m: &std::collections::HashMap<Session, usize>, s: &Session| m.get(s).map(|g| gateway_name(*g)).unwrap_or_else(|| "LOST".into());
+    let name = |m: &std::collections::HashMap<Session, usize>, s: &Session| {
+        m.get(s)
+            .map(|g| gateway_name(*g))
+            .unwrap_or_else(|| "LOST".into())
+    };
     for s in &sessions {
         let label = match s {
             Session::Teid(t) => format!("GTP-U TEID {t:#010x}"),
-            Session::Flow(p) => format!("UDP {}:{p} -> {}:{}", topo::TERMINAL, topo::SERVICE, topo::SERVICE_PORT),
+            Session::Flow(p) => format!(
+                "UDP {}:{p} -> {}:{}",
+                topo::TERMINAL,
+                topo::SERVICE,
+                topo::SERVICE_PORT
+            ),
         };
-        println!("   {:<42} {:>8} {:>8}", label, name(&via1, s), name(&via2, s));
+        println!(
+            "   {:<42} {:>8} {:>8}",
+            label,
+            name(&via1, s),
+            name(&via2, s)
+        );
     }
-    let same = sessions.iter().filter(|s| via1.get(s).is_some() && via1.get(s) == via2.get(s)).count();
-    println!("   {same}/{} sessions reached the same gateway from both LBs", sessions.len());
+    let same = sessions
+        .iter()
+        .filter(|s| via1.get(s).is_some() && via1.get(s) == via2.get(s))
+        .count();
+    println!(
+        "   {same}/{} sessions reached the same gateway from both LBs",
+        sessions.len()
+    );
     check_interrupt()?;
     println!("\n== user sessions through LB1 and the packet gateways (seed 002 claims 3, 8, 13)");
     println!("   each server replies with the source it saw: the gateway's address and the session's own port");
     let term = format!("/run/netns/{}", t.ns("t1"));
-    let lines = std::thread::spawn(move || user_sessions(&term)).join().map_err(|_| anyhow::anyhow!("terminal thread panicked"))??;
+    let lines = std::thread::spawn(move || user_sessions(&term))
+        .join()
+        .map_err(|_| anyhow::anyhow!("terminal thread panicked"))??;
     for l in &lines {
         println!("   {l}");
     }
     for gi in 0..2 {
         let v = t.call_role(&format!("g{gi}"), Request::GwSessions)?;
         let rows: Vec<edgeplane::gateway::SessionView> = serde_json::from_value(v)?;
-        println!("   {} holds {} session(s): {}", gateway_name(gi), rows.len(),
-            rows.iter().map(|r| format!("{}->{}@{}", r.port, r.server, r.terminal)).collect::<Vec<_>>().join(" "));
+        println!(
+            "   {} holds {} session(s): {}",
+            gateway_name(gi),
+            rows.len(),
+            rows.iter()
+                .map(|r| format!("{}->{}@{}", r.port, r.server, r.terminal))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
     }
     println!("\n== per-program counters");
     for role in ["l1", "l2", "g0", "g1"] {
         let rows: Vec<CounterView> = serde_json::from_value(t.call_role(role, Request::Stats)?)?;
-        let line: Vec<String> = rows.iter().filter(|r| r.packets > 0).map(|r| format!("{}={}", r.name, r.packets)).collect();
-        let name = if role.starts_with('l') { format!("lb{}", &role[1..]) } else { gateway_name(role[1..].parse().unwrap_or(0)) };
-        println!("   {name} ({}): {}", rows.first().map(|r| r.program.as_str()).unwrap_or("-"), line.join(" "));
+        let line: Vec<String> = rows
+            .iter()
+            .filter(|r| r.packets > 0)
+            .map(|r| format!("{}={}", r.name, r.packets))
+            .collect();
+        let name = if role.starts_with('l') {
+            format!("lb{}", &role[1..])
+        } else {
+            gateway_name(role[1..].parse().unwrap_or(0))
+        };
+        println!(
+            "   {name} ({}): {}",
+            rows.first().map(|r| r.program.as_str()).unwrap_or("-"),
+            line.join(" ")
+        );
     }
     if hold {
         println!("\n== holding the topology; try:");
-        println!("   edgeplane --socket {} lb gateways list", t.socket(1).display());
-        println!("   edgeplane --socket {} lb lookup --teid 16777216", t.socket(1).display());
+        println!(
+            "   edgeplane --socket {} lb gateways list",
+            t.socket(1).display()
+        );
+        println!(
+            "   edgeplane --socket {} lb lookup --teid 16777216",
+            t.socket(1).display()
+        );
         println!("   Ctrl-C tears it down.");
         while !INTERRUPTED.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(200));
@@ -116,7 +190,10 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
     check_interrupt()?;
     migration(&exe)?;
     println!("\n== done");
-    anyhow::ensure!(same == sessions.len(), "some sessions were lost or placed differently");
+    anyhow::ensure!(
+        same == sessions.len(),
+        "some sessions were lost or placed differently"
+    );
     Ok(())
 }
 
@@ -137,7 +214,12 @@ fn user_sessions(netns: &str) -> anyhow::Result<Vec<String>> {
         let mut line = String::new();
         BufReader::new(c.try_clone()?).read_line(&mut line)?;
         let mut f = line.split_whitespace();
-        out.push(format!("TCP {} -> {web}: server {} saw {}", c.local_addr()?, f.nth(1).unwrap_or("?"), line.split_whitespace().next().unwrap_or("?")));
+        out.push(format!(
+            "TCP {} -> {web}: server {} saw {}",
+            c.local_addr()?,
+            f.nth(1).unwrap_or("?"),
+            line.split_whitespace().next().unwrap_or("?")
+        ));
         conns.push(c);
     }
     for i in 0..4 {
@@ -156,7 +238,11 @@ fn user_sessions(netns: &str) -> anyhow::Result<Vec<String>> {
         let line = got.unwrap_or_else(|| "LOST".into());
         let mut f = line.split_whitespace();
         let seen = f.next().unwrap_or("?").to_string();
-        out.push(format!("UDP {} -> {dns}: server {} saw {seen}", u.local_addr()?, f.next().unwrap_or("?")));
+        out.push(format!(
+            "UDP {} -> {dns}: server {} saw {seen}",
+            u.local_addr()?,
+            f.next().unwrap_or("?")
+        ));
     }
     Ok(out)
 }
@@ -169,25 +255,45 @@ fn virtual_router(exe: &std::path::Path, prefix: &str) -> anyhow::Result<()> {
     let mut lan = VrrpLan::new(&format!("{prefix}v"), 3, exe)?;
     lan.add_wan(3)?;
     let ls = |me: u8| {
-        let peers: Vec<String> = (1..=3u8).filter(|i| *i != me).map(|i| format!("\"10.3.0.{i}\"")).collect();
-        format!("\n[router.load_sharing]\nkey = \"demo shared key\"\npeers = [{}]\nhello_ms = 50\n", peers.join(", "))
+        let peers: Vec<String> = (1..=3u8)
+            .filter(|i| *i != me)
+            .map(|i| format!("\"10.3.0.{i}\""))
+            .collect();
+        format!(
+            "\n[router.load_sharing]\nkey = \"demo shared key\"\npeers = [{}]\nhello_ms = 50\n",
+            peers.join(", ")
+        )
     };
     lan.start_edgeplane_with("r1", 200, 1000, &ls(1))?;
     lan.start_edgeplane_with("r2", 150, 1000, &ls(2))?;
     lan.wait_master("r1", &["r1", "r2", "r3"], true, Duration::from_secs(10))?;
-    let owned = |lan: &VrrpLan, r: &str| lan.status(r).map(|v| v["load_sharing"]["owned"].as_u64().unwrap_or(0)).unwrap_or(0);
+    let owned = |lan: &VrrpLan, r: &str| {
+        lan.status(r)
+            .map(|v| v["load_sharing"]["owned"].as_u64().unwrap_or(0))
+            .unwrap_or(0)
+    };
     let t0 = std::time::Instant::now();
     // Each router's status is a snapshot published every 200 ms: wait
     // until both show the split.
-    while (owned(&lan, "r2") == 0 || owned(&lan, "r1") + owned(&lan, "r2") != 256) && t0.elapsed() < Duration::from_secs(10) {
+    while (owned(&lan, "r2") == 0 || owned(&lan, "r1") + owned(&lan, "r2") != 256)
+        && t0.elapsed() < Duration::from_secs(10)
+    {
         std::thread::sleep(Duration::from_millis(100));
     }
-    println!("   r1 is master; buckets: r1 {} r2 {}", owned(&lan, "r1"), owned(&lan, "r2"));
+    println!(
+        "   r1 is master; buckets: r1 {} r2 {}",
+        owned(&lan, "r1"),
+        owned(&lan, "r2")
+    );
     check_interrupt()?;
     println!("   32 end systems send 5 kpps to 10.4.0.100 for 4 s; r3 joins after 1.5 s");
     let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
     let stop = std::sync::Arc::new(AtomicBool::new(false));
-    let rx = receiver(format!("/run/netns/{}", lan.ns("rx")), seen.clone(), stop.clone());
+    let rx = receiver(
+        format!("/run/netns/{}", lan.ns("rx")),
+        seen.clone(),
+        stop.clone(),
+    );
     std::thread::sleep(Duration::from_millis(200));
     let tx = sender(format!("/run/netns/{}", lan.ns("x")), 5000, 4.0);
     std::thread::sleep(Duration::from_millis(1500));
@@ -204,8 +310,14 @@ fn virtual_router(exe: &std::path::Path, prefix: &str) -> anyhow::Result<()> {
         );
     }
     let (lost, doubled) = count_loss(&sent, &seen);
-    println!("   receiver: {} sent, {lost} lost, {doubled} routed twice", sent.iter().sum::<u32>());
-    anyhow::ensure!(lost == 0 && doubled == 0, "the hand-off lost or doubled packets");
+    println!(
+        "   receiver: {} sent, {lost} lost, {doubled} routed twice",
+        sent.iter().sum::<u32>()
+    );
+    anyhow::ensure!(
+        lost == 0 && doubled == 0,
+        "the hand-off lost or doubled packets"
+    );
     Ok(())
 }
 
@@ -217,27 +329,69 @@ fn migration(exe: &std::path::Path) -> anyhow::Result<()> {
     let mut lab = crate::migration_lab::Lab::new("d", exe);
     lab.start();
     let sent = Arc::new(AtomicU64::new(0));
-    let term = crate::migration_lab::terminal(format!("/run/netns/{}", lab.name("term")), 300, sent.clone(), Arc::new(AtomicBool::new(false)));
+    let term = crate::migration_lab::terminal(
+        format!("/run/netns/{}", lab.name("term")),
+        300,
+        sent.clone(),
+        Arc::new(AtomicBool::new(false)),
+    );
     let t0 = std::time::Instant::now();
     while sent.load(Ordering::SeqCst) < 100 && t0.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(5));
     }
-    println!("   terminal: 300 requests, one at a time; migrating after request {}", sent.load(Ordering::SeqCst));
-    let r = edgeplane::client::call(&lab.sock("edge"), &control::api::Request::MigrateStart { process: "counter".into(), to: "s2".into(), wait: true });
-    let got = term.join().map_err(|_| anyhow::anyhow!("terminal panicked"))?;
+    println!(
+        "   terminal: 300 requests, one at a time; migrating after request {}",
+        sent.load(Ordering::SeqCst)
+    );
+    let r = edgeplane::client::call(
+        &lab.sock("edge"),
+        &control::api::Request::MigrateStart {
+            process: "counter".into(),
+            to: "s2".into(),
+            wait: true,
+        },
+    );
+    let got = term
+        .join()
+        .map_err(|_| anyhow::anyhow!("terminal panicked"))?;
     let v = r.map_err(|e| anyhow::anyhow!("migration: {e}"))?;
     for l in v["log"].as_array().into_iter().flatten() {
         println!("   {}", l.as_str().unwrap_or(""));
     }
-    let pause = v["pause_us"].as_u64().map(|us| format!(", {:.1} ms after the first was held", us as f64 / 1e3)).unwrap_or_default();
+    let pause = v["pause_us"]
+        .as_u64()
+        .map(|us| format!(", {:.1} ms after the first was held", us as f64 / 1e3))
+        .unwrap_or_default();
     println!("   done in {} ms; switch {} us; {} held packets released on network 2 through AF_XDP{pause}", v["elapsed_ms"], v["switch_us"], v["released"]);
     if let Some(g) = &lab.cgroup {
-        let frozen = std::fs::read_to_string(g.join("cgroup.events")).unwrap_or_default().lines().any(|l| l == "frozen 1");
-        println!("   s1's copy is {} in its cgroup ({})", if frozen { "frozen" } else { "NOT frozen" }, g.display());
+        let frozen = std::fs::read_to_string(g.join("cgroup.events"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l == "frozen 1");
+        println!(
+            "   s1's copy is {} in its cgroup ({})",
+            if frozen { "frozen" } else { "NOT frozen" },
+            g.display()
+        );
     }
     let answered = got.iter().flatten().count();
-    let continuous = got.iter().enumerate().all(|(i, a)| *a == Some(i as u64 + 1));
-    println!("   terminal: {answered} of {} answered; the count ran 1..={} {}", got.len(), got.len(), if continuous { "without a gap or repeat" } else { "WITH gaps or repeats" });
-    anyhow::ensure!(answered == got.len() && continuous, "the migration lost or repeated requests");
+    let continuous = got
+        .iter()
+        .enumerate()
+        .all(|(i, a)| *a == Some(i as u64 + 1));
+    println!(
+        "   terminal: {answered} of {} answered; the count ran 1..={} {}",
+        got.len(),
+        got.len(),
+        if continuous {
+            "without a gap or repeat"
+        } else {
+            "WITH gaps or repeats"
+        }
+    );
+    anyhow::ensure!(
+        answered == got.len() && continuous,
+        "the migration lost or repeated requests"
+    );
     Ok(())
 }

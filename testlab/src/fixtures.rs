@@ -38,7 +38,15 @@ impl Expect {
     /// The expectation of a table installed with `key`.
     pub fn under(&self, key: KeyMode) -> Expect {
         match (self, key) {
-            (Expect::Forward { terminal: Some(t), .. }, KeyMode::Terminal) => Expect::Forward { hash: *t, terminal: Some(*t) },
+            (
+                Expect::Forward {
+                    terminal: Some(t), ..
+                },
+                KeyMode::Terminal,
+            ) => Expect::Forward {
+                hash: *t,
+                terminal: Some(*t),
+            },
             _ => self.clone(),
         }
     }
@@ -52,14 +60,21 @@ pub struct Fixture {
 }
 
 fn fx(name: impl Into<String>, packet: Vec<u8>, expect: Expect) -> Fixture {
-    Fixture { name: name.into(), packet, expect }
+    Fixture {
+        name: name.into(),
+        packet,
+        expect,
+    }
 }
 
 const TERM: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const SERVICE: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
 
 pub fn teid(t: u32) -> Expect {
-    Expect::Forward { hash: hash::teid_hash(t, SEED), terminal: None }
+    Expect::Forward {
+        hash: hash::teid_hash(t, SEED),
+        terminal: None,
+    }
 }
 
 pub fn flow(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, proto: u8) -> Expect {
@@ -101,10 +116,20 @@ fn fix_ip_csum(pkt: &mut [u8], l3: usize) {
 }
 
 fn gtpu_custom(teid: u32, msg: u8, flags_extra: u8, exts: &[Vec<u8>]) -> Vec<u8> {
-    let inner = packets::inner_udp(Ipv4Addr::new(100, 64, 0, 9), Ipv4Addr::new(203, 0, 113, 7), b"x");
+    let inner = packets::inner_udp(
+        Ipv4Addr::new(100, 64, 0, 9),
+        Ipv4Addr::new(203, 0, 113, 7),
+        b"x",
+    );
     let mut payload = gtpu_header(teid, msg, flags_extra, exts, inner.len());
     payload.extend_from_slice(&inner);
-    packets::udp_packet(TERM, packets::GTPU_ENDPOINT, packets::GTPU_PORT, packets::GTPU_PORT, &payload)
+    packets::udp_packet(
+        TERM,
+        packets::GTPU_ENDPOINT,
+        packets::GTPU_PORT,
+        packets::GTPU_PORT,
+        &payload,
+    )
 }
 
 /// Header length of a fixture packet's headers the program must see whole
@@ -122,25 +147,45 @@ pub struct Truncation {
 pub fn truncations() -> Vec<Truncation> {
     let ext = gtpu_custom(0xabcd, 0xff, 0, &[pdu_session_container(9)]);
     let tcp = packets::tcp_packet(TERM, SERVICE, 40001, 443, b"");
-    let vlan_udp = with_vlans(&packets::udp_packet(TERM, SERVICE, 40002, 53, b"q"), &[(0x88a8, 100), (0x8100, 200)]);
+    let vlan_udp = with_vlans(
+        &packets::udp_packet(TERM, SERVICE, 40002, 53, b"q"),
+        &[(0x88a8, 100), (0x8100, 200)],
+    );
     vec![
         Truncation {
             name: "gtpu_ext",
             packet: ext,
             // eth 14, ip 20, udp 8, gtp 8 + opt 4 + ext 4
-            bounds: vec![(0, stat::TRUNC_ETH), (14, stat::TRUNC_IPV4), (34, stat::TRUNC_L4), (42, stat::TRUNC_GTPU), (58, u32::MAX)],
+            bounds: vec![
+                (0, stat::TRUNC_ETH),
+                (14, stat::TRUNC_IPV4),
+                (34, stat::TRUNC_L4),
+                (42, stat::TRUNC_GTPU),
+                (58, u32::MAX),
+            ],
             full: teid(0xabcd),
         },
         Truncation {
             name: "tcp",
             packet: tcp,
-            bounds: vec![(0, stat::TRUNC_ETH), (14, stat::TRUNC_IPV4), (34, stat::TRUNC_L4), (54, u32::MAX)],
+            bounds: vec![
+                (0, stat::TRUNC_ETH),
+                (14, stat::TRUNC_IPV4),
+                (34, stat::TRUNC_L4),
+                (54, u32::MAX),
+            ],
             full: flow(TERM, SERVICE, 40001, 443, 6),
         },
         Truncation {
             name: "qinq_udp",
             packet: vlan_udp,
-            bounds: vec![(0, stat::TRUNC_ETH), (14, stat::TRUNC_VLAN), (22, stat::TRUNC_IPV4), (42, stat::TRUNC_L4), (50, u32::MAX)],
+            bounds: vec![
+                (0, stat::TRUNC_ETH),
+                (14, stat::TRUNC_VLAN),
+                (22, stat::TRUNC_IPV4),
+                (42, stat::TRUNC_L4),
+                (50, u32::MAX),
+            ],
             full: flow(TERM, SERVICE, 40002, 53, 17),
         },
     ]
@@ -148,35 +193,84 @@ pub fn truncations() -> Vec<Truncation> {
 
 pub fn fixtures() -> Vec<Fixture> {
     let mut v = Vec::new();
-    v.push(fx("gtpu_gpdu", packets::gtpu_packet(0x1234, TERM, &[]), teid(0x1234)));
-    v.push(fx("gtpu_gpdu_teid0", packets::gtpu_packet(0, TERM, &[]), teid(0)));
-    v.push(fx("gtpu_seq_flag", gtpu_custom(0x55, 0xff, 0x02, &[]), teid(0x55)));
-    v.push(fx("gtpu_pn_flag", gtpu_custom(0x56, 0xff, 0x01, &[]), teid(0x56)));
-    v.push(fx("gtpu_ext_pdu_session", packets::gtpu_packet(0x77, TERM, &[pdu_session_container(5)]), teid(0x77)));
+    v.push(fx(
+        "gtpu_gpdu",
+        packets::gtpu_packet(0x1234, TERM, &[]),
+        teid(0x1234),
+    ));
+    v.push(fx(
+        "gtpu_gpdu_teid0",
+        packets::gtpu_packet(0, TERM, &[]),
+        teid(0),
+    ));
+    v.push(fx(
+        "gtpu_seq_flag",
+        gtpu_custom(0x55, 0xff, 0x02, &[]),
+        teid(0x55),
+    ));
+    v.push(fx(
+        "gtpu_pn_flag",
+        gtpu_custom(0x56, 0xff, 0x01, &[]),
+        teid(0x56),
+    ));
+    v.push(fx(
+        "gtpu_ext_pdu_session",
+        packets::gtpu_packet(0x77, TERM, &[pdu_session_container(5)]),
+        teid(0x77),
+    ));
     let mut two = pdu_session_container(5);
     two[3] = 0x85; // chain another
-    v.push(fx("gtpu_two_ext", gtpu_custom(0x78, 0xff, 0, &[two, vec![2, 0x10, 1, 2, 3, 4, 5, 0]]), teid(0x78)));
-    v.push(fx("gtpu_same_teid_other_source", packets::gtpu_packet(0x1234, Ipv4Addr::new(10, 9, 9, 9), &[]), teid(0x1234)));
-    v.push(fx("udp_5tuple", packets::udp_packet(TERM, SERVICE, 40000, 5000, b"hello"), flow(TERM, SERVICE, 40000, 5000, 17)));
-    v.push(fx("tcp_5tuple", packets::tcp_packet(TERM, SERVICE, 40000, 80, b""), flow(TERM, SERVICE, 40000, 80, 6)));
+    v.push(fx(
+        "gtpu_two_ext",
+        gtpu_custom(0x78, 0xff, 0, &[two, vec![2, 0x10, 1, 2, 3, 4, 5, 0]]),
+        teid(0x78),
+    ));
+    v.push(fx(
+        "gtpu_same_teid_other_source",
+        packets::gtpu_packet(0x1234, Ipv4Addr::new(10, 9, 9, 9), &[]),
+        teid(0x1234),
+    ));
+    v.push(fx(
+        "udp_5tuple",
+        packets::udp_packet(TERM, SERVICE, 40000, 5000, b"hello"),
+        flow(TERM, SERVICE, 40000, 5000, 17),
+    ));
+    v.push(fx(
+        "tcp_5tuple",
+        packets::tcp_packet(TERM, SERVICE, 40000, 80, b""),
+        flow(TERM, SERVICE, 40000, 80, 6),
+    ));
     v.push(fx(
         "vlan_udp",
-        with_vlans(&packets::udp_packet(TERM, SERVICE, 40000, 5000, b"v"), &[(0x8100, 10)]),
+        with_vlans(
+            &packets::udp_packet(TERM, SERVICE, 40000, 5000, b"v"),
+            &[(0x8100, 10)],
+        ),
         flow(TERM, SERVICE, 40000, 5000, 17),
     ));
     v.push(fx(
         "qinq_gtpu",
-        with_vlans(&packets::gtpu_packet(0x99, TERM, &[]), &[(0x88a8, 10), (0x8100, 20)]),
+        with_vlans(
+            &packets::gtpu_packet(0x99, TERM, &[]),
+            &[(0x88a8, 10), (0x8100, 20)],
+        ),
         teid(0x99),
     ));
     v.push(fx(
         "three_vlans",
-        with_vlans(&packets::udp_packet(TERM, SERVICE, 1, 2, b""), &[(0x88a8, 1), (0x8100, 2), (0x8100, 3)]),
+        with_vlans(
+            &packets::udp_packet(TERM, SERVICE, 1, 2, b""),
+            &[(0x88a8, 1), (0x8100, 2), (0x8100, 3)],
+        ),
         pass(stat::TOO_MANY_VLANS),
     ));
     let v6 = {
         let b = etherparse::PacketBuilder::ethernet2(packets::TERMINAL_MAC, packets::LB_MAC)
-            .ipv6([0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2], [0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], 64)
+            .ipv6(
+                [0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+                [0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                64,
+            )
             .udp(40000, 2152);
         let mut out = Vec::new();
         b.write(&mut out, &gtpu_header(1, 0xff, 0, &[], 0)).unwrap();
@@ -200,7 +294,11 @@ pub fn fixtures() -> Vec<Fixture> {
     v.push(fx("bad_ihl_4", ihl, pass(stat::BAD_IHL)));
     let mut ver = packets::udp_packet(TERM, SERVICE, 40000, 5000, b"x");
     ver[14] = 0x65;
-    v.push(fx("ip_version_6_in_ipv4_frame", ver, pass(stat::BAD_IP_VERSION)));
+    v.push(fx(
+        "ip_version_6_in_ipv4_frame",
+        ver,
+        pass(stat::BAD_IP_VERSION),
+    ));
     // IHL 6 (4 option bytes: NOP x4): ports must be read after the options.
     let opts = {
         let base = packets::udp_packet(TERM, SERVICE, 40003, 5000, b"opt");
@@ -213,7 +311,11 @@ pub fn fixtures() -> Vec<Fixture> {
         fix_ip_csum(&mut p, 14);
         p
     };
-    v.push(fx("ipv4_options_udp", opts, flow(TERM, SERVICE, 40003, 5000, 17)));
+    v.push(fx(
+        "ipv4_options_udp",
+        opts,
+        flow(TERM, SERVICE, 40003, 5000, 17),
+    ));
     let mut opts_cut = packets::udp_packet(TERM, SERVICE, 40003, 5000, b"");
     opts_cut[14] = 0x4f; // claims 60 bytes of header; the frame has 42
     opts_cut.truncate(14 + 28);
@@ -227,9 +329,21 @@ pub fn fixtures() -> Vec<Fixture> {
         out
     };
     v.push(fx("icmp_passes", icmp, pass(stat::NOT_TCP_UDP)));
-    v.push(fx("gtpu_echo_request", gtpu_custom(0, 1, 0x02, &[]), pass(stat::GTPU_NOT_GPDU)));
-    v.push(fx("gtpu_error_indication", gtpu_custom(0x10, 26, 0, &[]), pass(stat::GTPU_NOT_GPDU)));
-    v.push(fx("gtpu_end_marker", gtpu_custom(0x10, 254, 0, &[]), pass(stat::GTPU_NOT_GPDU)));
+    v.push(fx(
+        "gtpu_echo_request",
+        gtpu_custom(0, 1, 0x02, &[]),
+        pass(stat::GTPU_NOT_GPDU),
+    ));
+    v.push(fx(
+        "gtpu_error_indication",
+        gtpu_custom(0x10, 26, 0, &[]),
+        pass(stat::GTPU_NOT_GPDU),
+    ));
+    v.push(fx(
+        "gtpu_end_marker",
+        gtpu_custom(0x10, 254, 0, &[]),
+        pass(stat::GTPU_NOT_GPDU),
+    ));
     let mut v2 = packets::gtpu_packet(0x10, TERM, &[]);
     v2[42] = 0x48; // version 2
     v.push(fx("gtpu_version_2", v2, pass(stat::GTPU_BAD_VERSION)));
@@ -239,30 +353,59 @@ pub fn fixtures() -> Vec<Fixture> {
     let mut ext0 = gtpu_custom(0x11, 0xff, 0, &[pdu_session_container(1)]);
     ext0[42 + 12] = 0; // extension length 0
     v.push(fx("gtpu_ext_len_zero", ext0, pass(stat::TRUNC_GTPU)));
-    let mut e_missing = packets::udp_packet(TERM, packets::GTPU_ENDPOINT, 2152, 2152, &gtpu_header(0x12, 0xff, 0x04, &[], 0));
+    let mut e_missing = packets::udp_packet(
+        TERM,
+        packets::GTPU_ENDPOINT,
+        2152,
+        2152,
+        &gtpu_header(0x12, 0xff, 0x04, &[], 0),
+    );
     e_missing.truncate(42 + 12); // E set, next type 0x00 present but no more
-    v.push(fx("gtpu_e_flag_no_ext_is_fine_if_next_is_zero", e_missing, teid(0x12)));
+    v.push(fx(
+        "gtpu_e_flag_no_ext_is_fine_if_next_is_zero",
+        e_missing,
+        teid(0x12),
+    ));
     let mut chain_cut = gtpu_custom(0x13, 0xff, 0, &[pdu_session_container(1)]);
     chain_cut[42 + 12 + 3] = 0x85; // says another extension follows: the inner IP bytes are read as one
     chain_cut[42 + 12 + 4] = 0xff; // ... claiming 1020 bytes
-    v.push(fx("gtpu_ext_chain_past_end", chain_cut, pass(stat::TRUNC_GTPU)));
+    v.push(fx(
+        "gtpu_ext_chain_past_end",
+        chain_cut,
+        pass(stat::TRUNC_GTPU),
+    ));
     v
 }
 
 /// Load the gateways the fixtures expect: `gw-a` reached through
 /// `tx_ifindex` (the test_run ingress, so XDP_TX) and `gw-b` through
 /// `redirect_ifindex` (XDP_REDIRECT), flow key. Returns the table.
-pub fn install(dp: &mut Dataplane, tx_ifindex: u32, redirect_ifindex: Option<u32>) -> anyhow::Result<MaglevTable> {
+pub fn install(
+    dp: &mut Dataplane,
+    tx_ifindex: u32,
+    redirect_ifindex: Option<u32>,
+) -> anyhow::Result<MaglevTable> {
     install_keyed(dp, tx_ifindex, redirect_ifindex, KeyMode::Flow)
 }
 
 /// `install` with the table's key mode.
-pub fn install_keyed(dp: &mut Dataplane, tx_ifindex: u32, redirect_ifindex: Option<u32>, key: KeyMode) -> anyhow::Result<MaglevTable> {
+pub fn install_keyed(
+    dp: &mut Dataplane,
+    tx_ifindex: u32,
+    redirect_ifindex: Option<u32>,
+    key: KeyMode,
+) -> anyhow::Result<MaglevTable> {
     use dataplane_user::lb::Gateway;
-    let mut backends = vec![Backend { name: "gw-a".into(), weight: 1 }];
+    let mut backends = vec![Backend {
+        name: "gw-a".into(),
+        weight: 1,
+    }];
     let mut entries = vec![(GW_A_MAC, tx_ifindex)];
     if let Some(r) = redirect_ifindex {
-        backends.push(Backend { name: "gw-b".into(), weight: 1 });
+        backends.push(Backend {
+            name: "gw-b".into(),
+            weight: 1,
+        });
         entries.push((GW_B_MAC, r));
         dp.add_tx_port(r)?;
     }
@@ -288,7 +431,11 @@ pub fn install_keyed(dp: &mut Dataplane, tx_ifindex: u32, redirect_ifindex: Opti
 /// The bytes a forwarded fixture must come out as.
 pub fn expected_output(input: &[u8], table: &MaglevTable, hash: u32) -> (String, Vec<u8>) {
     let gw = table.owner(hash).expect("table has gateways");
-    let idx = table.backends.iter().position(|b| b.name == gw.name).unwrap();
+    let idx = table
+        .backends
+        .iter()
+        .position(|b| b.name == gw.name)
+        .unwrap();
     let mut out = input.to_vec();
     out[..6].copy_from_slice(if idx == 0 { &GW_A_MAC } else { &GW_B_MAC });
     out[6..12].copy_from_slice(&[2, 0, 0, 0, 0xee, idx as u8]);
@@ -333,9 +480,22 @@ pub mod gateway {
     /// Groups: 0 web (WEB:80/tcp, two servers), 1 dns (DNS:53/udp),
     /// 2 restricted (RESTRICTED:80/tcp, only 10.9.0.0/16), 3 web2
     /// (WEB2:80/tcp). Servers are reached through `egress_ifindex`.
-    pub fn install(dp: &mut Dataplane, egress_ifindex: u32, ports: (u16, u16)) -> anyhow::Result<()> {
+    pub fn install(
+        dp: &mut Dataplane,
+        egress_ifindex: u32,
+        ports: (u16, u16),
+    ) -> anyhow::Result<()> {
         for (i, (_, addr, port)) in SERVERS.iter().enumerate() {
-            dp.set_server(i as u32, &ServerEntry { addr: *addr, port: *port, mac: server_mac(i), src_mac: EGRESS_MAC, ifindex: egress_ifindex })?;
+            dp.set_server(
+                i as u32,
+                &ServerEntry {
+                    addr: *addr,
+                    port: *port,
+                    mac: server_mac(i),
+                    src_mac: EGRESS_MAC,
+                    ifindex: egress_ifindex,
+                },
+            )?;
         }
         for grp in 0..4u32 {
             let members: Vec<(u16, u32)> = SERVERS
@@ -347,7 +507,12 @@ pub mod gateway {
             dp.set_selection(grp, 0, &selection(&members))?;
         }
         dp.set_selection(1, 1, &selection(&[(VOICE_SERVER as u16, 1)]))?;
-        for (addr, port, proto, grp) in [(WEB, 80u16, 6u8, 0u32), (DNS, 53, 17, 1), (RESTRICTED, 80, 6, 2), (WEB2, 80, 6, 3)] {
+        for (addr, port, proto, grp) in [
+            (WEB, 80u16, 6u8, 0u32),
+            (DNS, 53, 17, 1),
+            (RESTRICTED, 80, 6, 2),
+            (WEB2, 80, 6, 3),
+        ] {
             dp.set_service(&Service { addr, port, proto }, grp)?;
         }
         for grp in [0u32, 1, 3] {
@@ -355,11 +520,23 @@ pub mod gateway {
         }
         dp.auth_allow(2, Ipv4Addr::new(10, 9, 0, 0), 16)?;
         // Claim 9: UDP marked EF (DSCP 46) is session type 1.
-        dp.set_type_rules(&[TypeRuleEntry { proto: 17, dscp: Some(46), session_type: 1, terminals: Ipv4Addr::UNSPECIFIED, terminals_len: 0 }])?;
+        dp.set_type_rules(&[TypeRuleEntry {
+            proto: 17,
+            dscp: Some(46),
+            session_type: 1,
+            terminals: Ipv4Addr::UNSPECIFIED,
+            terminals_len: 0,
+        }])?;
         for p in ports.0..=ports.1 {
             dp.pool_push(p)?;
         }
-        dp.set_gw_config(&Settings { address: GW_ADDR, port_min: ports.0, port_max: ports.1, enabled: true, n3_addr: None })?;
+        dp.set_gw_config(&Settings {
+            address: GW_ADDR,
+            port_min: ports.0,
+            port_max: ports.1,
+            enabled: true,
+            n3_addr: None,
+        })?;
         Ok(())
     }
 
@@ -376,14 +553,26 @@ pub mod gateway {
     /// (index, uplink TEID, UE address, downlink TEID, QFI) of the fixture
     /// tunnels; `NO_DL` has no downlink yet, `TWIN` a UE address another
     /// tunnel's UE also has.
-    pub const TUN: (u32, u32, Ipv4Addr, u32, Option<u8>) = (3, 0x1000, Ipv4Addr::new(100, 64, 0, 9), 0x2000_0003, None);
-    pub const TUN_QFI: (u32, u32, Ipv4Addr, u32, Option<u8>) = (4, 0x1001, Ipv4Addr::new(100, 64, 0, 10), 0x2000_0004, Some(9));
+    pub const TUN: (u32, u32, Ipv4Addr, u32, Option<u8>) =
+        (3, 0x1000, Ipv4Addr::new(100, 64, 0, 9), 0x2000_0003, None);
+    pub const TUN_QFI: (u32, u32, Ipv4Addr, u32, Option<u8>) = (
+        4,
+        0x1001,
+        Ipv4Addr::new(100, 64, 0, 10),
+        0x2000_0004,
+        Some(9),
+    );
     pub const TUN_NO_DL: (u32, u32, Ipv4Addr) = (5, 0x1002, Ipv4Addr::new(100, 64, 0, 11));
-    pub const TUN_TWIN: (u32, u32, Ipv4Addr, u32, Option<u8>) = (6, 0x1003, Ipv4Addr::new(100, 64, 0, 9), 0x2000_0006, None);
+    pub const TUN_TWIN: (u32, u32, Ipv4Addr, u32, Option<u8>) =
+        (6, 0x1003, Ipv4Addr::new(100, 64, 0, 9), 0x2000_0006, None);
 
     /// [`install`], then the N3 address and the fixture tunnels, the
     /// access node reached through `an_ifindex`.
-    pub fn install_gtpu(dp: &mut Dataplane, an_ifindex: u32, ports: (u16, u16)) -> anyhow::Result<()> {
+    pub fn install_gtpu(
+        dp: &mut Dataplane,
+        an_ifindex: u32,
+        ports: (u16, u16),
+    ) -> anyhow::Result<()> {
         install(dp, an_ifindex, ports)?;
         install_tunnels(dp, an_ifindex)
     }
@@ -394,24 +583,59 @@ pub mod gateway {
         s.n3_addr = Some(N3_ADDR);
         dp.set_gw_config(&s)?;
         for (idx, ul, ue, dl, qfi) in [TUN, TUN_QFI, TUN_TWIN] {
-            let downlink = Some(TunnelDownlink { teid: dl, an_addr: AN_ADDR, qfi, mac: AN_MAC, src_mac: N3_MAC, ifindex: an_ifindex });
-            dp.set_tunnel(idx, &TunnelEntry { ul_teid: ul, ue_addr: ue, downlink })?;
+            let downlink = Some(TunnelDownlink {
+                teid: dl,
+                an_addr: AN_ADDR,
+                qfi,
+                mac: AN_MAC,
+                src_mac: N3_MAC,
+                ifindex: an_ifindex,
+            });
+            dp.set_tunnel(
+                idx,
+                &TunnelEntry {
+                    ul_teid: ul,
+                    ue_addr: ue,
+                    downlink,
+                },
+            )?;
         }
         let (idx, ul, ue) = TUN_NO_DL;
-        dp.set_tunnel(idx, &TunnelEntry { ul_teid: ul, ue_addr: ue, downlink: None })?;
+        dp.set_tunnel(
+            idx,
+            &TunnelEntry {
+                ul_teid: ul,
+                ue_addr: ue,
+                downlink: None,
+            },
+        )?;
         Ok(())
     }
 
     /// An inner IPv4/TCP packet (no Ethernet).
-    pub fn inner_tcp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, payload: &[u8]) -> Vec<u8> {
-        let b = etherparse::PacketBuilder::ipv4(src.octets(), dst.octets(), 64).tcp(sport, dport, 1000, 64240).ack(1);
+    pub fn inner_tcp(
+        src: Ipv4Addr,
+        sport: u16,
+        dst: Ipv4Addr,
+        dport: u16,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let b = etherparse::PacketBuilder::ipv4(src.octets(), dst.octets(), 64)
+            .tcp(sport, dport, 1000, 64240)
+            .ack(1);
         let mut v = Vec::new();
         b.write(&mut v, payload).expect("write");
         v
     }
 
     /// An inner IPv4/UDP packet (no Ethernet).
-    pub fn inner_udp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, payload: &[u8]) -> Vec<u8> {
+    pub fn inner_udp(
+        src: Ipv4Addr,
+        sport: u16,
+        dst: Ipv4Addr,
+        dport: u16,
+        payload: &[u8],
+    ) -> Vec<u8> {
         let b = etherparse::PacketBuilder::ipv4(src.octets(), dst.octets(), 64).udp(sport, dport);
         let mut v = Vec::new();
         b.write(&mut v, payload).expect("write");
@@ -424,7 +648,9 @@ pub mod gateway {
     pub fn gtpu(teid: u32, msg: u8, flags_extra: u8, exts: &[Vec<u8>], body: &[u8]) -> Vec<u8> {
         let mut payload = edgeplane::packets::gtpu_header(teid, msg, flags_extra, exts, body.len());
         payload.extend_from_slice(body);
-        let b = etherparse::PacketBuilder::ethernet2(AN_MAC, N3_MAC).ipv4(AN_ADDR.octets(), N3_ADDR.octets(), 64).udp(2152, 2152);
+        let b = etherparse::PacketBuilder::ethernet2(AN_MAC, N3_MAC)
+            .ipv4(AN_ADDR.octets(), N3_ADDR.octets(), 64)
+            .udp(2152, 2152);
         let mut v = Vec::new();
         b.write(&mut v, &payload).expect("write");
         v
@@ -458,7 +684,9 @@ pub mod gateway {
     }
 
     pub fn sum16(d: &[u8]) -> u32 {
-        d.chunks(2).map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32).sum()
+        d.chunks(2)
+            .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32)
+            .sum()
     }
 
     pub fn fold(mut s: u32) -> u16 {

@@ -65,7 +65,11 @@ impl Peer {
                 }
             }
         });
-        let mut p = Self { child, stdin, lines };
+        let mut p = Self {
+            child,
+            stdin,
+            lines,
+        };
         let ready = p.read(Duration::from_secs(30))?;
         if ready["ready"] != true {
             bail!("scapy peer {role}: {ready}");
@@ -74,7 +78,10 @@ impl Peer {
     }
 
     fn read(&mut self, wait: Duration) -> anyhow::Result<Value> {
-        let line = self.lines.recv_timeout(wait).map_err(|_| anyhow::anyhow!("scapy peer did not answer within {wait:?}"))?;
+        let line = self
+            .lines
+            .recv_timeout(wait)
+            .map_err(|_| anyhow::anyhow!("scapy peer did not answer within {wait:?}"))?;
         Ok(serde_json::from_str(&line)?)
     }
 
@@ -101,7 +108,9 @@ impl Drop for Peer {
 /// address, TEID prefix `gi + 1`, the downlink toward the access node via
 /// the LB, PFCP on the gateway's core address.
 pub fn gtp_sections(gi: usize, max_sessions: Option<u32>) -> String {
-    let max = max_sessions.map(|m| format!("max_sessions = {m}\n")).unwrap_or_default();
+    let max = max_sessions
+        .map(|m| format!("max_sessions = {m}\n"))
+        .unwrap_or_default();
     format!(
         "[gateway.gtpu]\naddress = \"{N3}\"\nteid_prefix = {p}\nvia = \"core\"\nnext_hop = \"10.1.0.1\"\n\n[gateway.pfcp]\naddress = \"10.1.0.{a}\"\n{max}allow = [\"10.1.0.0/24\"]\n",
         p = gi + 1,
@@ -132,7 +141,15 @@ pub fn add_smf(t: &mut Topology) -> anyhow::Result<String> {
 /// Establish a session at gateway `gi` through scapy: UE `ue`, downlink
 /// TEID `dl_teid` to the access node, optional QFI and volume threshold.
 /// Returns (UP SEID, uplink TEID).
-pub fn establish(smf: &mut Peer, gi: usize, cp_seid: u64, ue: Ipv4Addr, dl_teid: Option<u32>, qfi: Option<u8>, threshold: Option<u64>) -> anyhow::Result<(u64, u32)> {
+pub fn establish(
+    smf: &mut Peer,
+    gi: usize,
+    cp_seid: u64,
+    ue: Ipv4Addr,
+    dl_teid: Option<u32>,
+    qfi: Option<u8>,
+    threshold: Option<u64>,
+) -> anyhow::Result<(u64, u32)> {
     let r = smf.call(json!({
         "cmd": "establish", "gw": pfcp_addr(gi).to_string(), "cp_seid": cp_seid, "ue": ue.to_string(),
         "dl_teid": dl_teid, "an": ACCESS_NODE.to_string(), "qfi": qfi, "threshold": threshold,
@@ -140,7 +157,11 @@ pub fn establish(smf: &mut Peer, gi: usize, cp_seid: u64, ue: Ipv4Addr, dl_teid:
     if r["cause"] != 1 {
         bail!("establishment at gateway {gi} refused: {r}");
     }
-    let seid = r["up_seid"].as_u64().ok_or_else(|| anyhow::anyhow!("no UP F-SEID: {r}"))?;
-    let teid = r["teid"].as_u64().ok_or_else(|| anyhow::anyhow!("no created F-TEID: {r}"))? as u32;
+    let seid = r["up_seid"]
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("no UP F-SEID: {r}"))?;
+    let teid = r["teid"]
+        .as_u64()
+        .ok_or_else(|| anyhow::anyhow!("no created F-TEID: {r}"))? as u32;
     Ok((seid, teid))
 }

@@ -31,12 +31,17 @@ pub fn edgeplane_bin() -> anyhow::Result<PathBuf> {
         return Ok(p.into());
     }
     let me = std::env::current_exe()?;
-    let dir = me.parent().ok_or_else(|| anyhow::anyhow!("{} has no directory", me.display()))?;
+    let dir = me
+        .parent()
+        .ok_or_else(|| anyhow::anyhow!("{} has no directory", me.display()))?;
     for d in [Some(dir), dir.parent()].into_iter().flatten() {
         let p = d.join("edgeplane");
         if p.is_file() {
             return Ok(p);
         }
     }
-    anyhow::bail!("no edgeplane binary beside {} (build it: cargo build --bins), or set EDGEPLANE_BIN", me.display())
+    anyhow::bail!(
+        "no edgeplane binary beside {} (build it: cargo build --bins), or set EDGEPLANE_BIN",
+        me.display()
+    )
 }

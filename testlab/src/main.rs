@@ -8,7 +8,10 @@ use clap::{Parser, Subcommand};
 use testlab::{bench, counter};
 
 #[derive(Parser)]
-#[command(name = "edgeplane-lab", about = "edgeplane's demo, benchmarks and demo workload (test support)")]
+#[command(
+    name = "edgeplane-lab",
+    about = "edgeplane's demo, benchmarks and demo workload (test support)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -119,18 +122,32 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Demo { hold } => testlab::demo::run(hold),
-        Cmd::XdpAttach { interface, program, netns, pin_root } => {
+        Cmd::XdpAttach {
+            interface,
+            program,
+            netns,
+            pin_root,
+        } => {
             if let Some(ns) = &netns {
                 edgeplane::netns::enter(ns)?;
             }
-            let opts = dataplane_user::LoadOptions { pin_root, ..Default::default() };
+            let opts = dataplane_user::LoadOptions {
+                pin_root,
+                ..Default::default()
+            };
             dataplane_user::Dataplane::attach(&program, &interface, &opts)?;
             println!("{program} program attached to {interface}");
             Ok(())
         }
-        Cmd::CounterService { udp, tcp, control, pid_file } => {
+        Cmd::CounterService {
+            udp,
+            tcp,
+            control,
+            pid_file,
+        } => {
             if let Some(f) = &pid_file {
-                std::fs::write(f, format!("{}\n", std::process::id())).map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+                std::fs::write(f, format!("{}\n", std::process::id()))
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
             }
             counter::serve(udp, tcp, &control)
         }
@@ -143,10 +160,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 std::io::Read::read_to_string(&mut std::io::stdin(), &mut state)?;
                 command = format!("import {}", state.trim());
             }
-            println!("{}", edgeplane::migration::app::control(&control, &command)?);
+            println!(
+                "{}",
+                edgeplane::migration::app::control(&control, &command)?
+            );
             Ok(())
         }
-        Cmd::Bench { cmd: BenchCmd::Migration { json, count, commands } } => {
+        Cmd::Bench {
+            cmd:
+                BenchCmd::Migration {
+                    json,
+                    count,
+                    commands,
+                },
+        } => {
             let r = testlab::migration_lab::bench(&testlab::edgeplane_bin()?, count, commands)?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
@@ -160,7 +187,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Bench { cmd: BenchCmd::SipLatency { json, calls } } => {
+        Cmd::Bench {
+            cmd: BenchCmd::SipLatency { json, calls },
+        } => {
             let r = bench::sip::run(calls.max(1))?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
@@ -169,19 +198,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Bench { cmd: BenchCmd::VrrpFailover { json, reps } } => {
+        Cmd::Bench {
+            cmd: BenchCmd::VrrpFailover { json, reps },
+        } => {
             let rows = bench::vrrp::run_failover(reps.max(1))?;
             if json {
                 println!("{}", serde_json::to_string(&rows)?);
             } else {
-                println!("{:<11} {:>9} {:>12} {:>9}  RUNS", "IMPL", "ADVERT_MS", "MDI_MS", "LOST_MS");
+                println!(
+                    "{:<11} {:>9} {:>12} {:>9}  RUNS",
+                    "IMPL", "ADVERT_MS", "MDI_MS", "LOST_MS"
+                );
                 for r in rows {
-                    println!("{:<11} {:>9} {:>12.0} {:>9.0}  {:?}", r.implementation, r.advert_interval_ms, r.master_down_interval_ms, r.lost_ms, r.lost_ms_runs);
+                    println!(
+                        "{:<11} {:>9} {:>12.0} {:>9.0}  {:?}",
+                        r.implementation,
+                        r.advert_interval_ms,
+                        r.master_down_interval_ms,
+                        r.lost_ms,
+                        r.lost_ms_runs
+                    );
                 }
             }
             Ok(())
         }
-        Cmd::Bench { cmd: BenchCmd::GatewayVeth { json, reps, secs } } => {
+        Cmd::Bench {
+            cmd: BenchCmd::GatewayVeth { json, reps, secs },
+        } => {
             let r = bench::veth::run_gateway_vs_nftables(reps.max(1), secs)?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
@@ -191,14 +234,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Bench { cmd: BenchCmd::Xdp { json, rounds, runs } } => {
-            let rows = bench::xdp::run_all(&bench::xdp::BenchOptions { rounds, runs_per_round: runs })?;
+        Cmd::Bench {
+            cmd: BenchCmd::Xdp { json, rounds, runs },
+        } => {
+            let rows = bench::xdp::run_all(&bench::xdp::BenchOptions {
+                rounds,
+                runs_per_round: runs,
+            })?;
             if json {
                 println!("{}", serde_json::to_string(&rows)?);
             } else {
-                println!("{:<8} {:<22} {:>10} {:>10} {:>7} {:>10}", "PROGRAM", "CASE", "NS/PKT", "FLOOR", "RATIO", "ABOVE");
+                println!(
+                    "{:<8} {:<22} {:>10} {:>10} {:>7} {:>10}",
+                    "PROGRAM", "CASE", "NS/PKT", "FLOOR", "RATIO", "ABOVE"
+                );
                 for r in rows {
-                    println!("{:<8} {:<22} {:>10.1} {:>10.1} {:>7.2} {:>10.1}", r.program, r.case, r.ns_per_packet, r.floor_ns_per_packet, r.ratio, r.ns_above_floor);
+                    println!(
+                        "{:<8} {:<22} {:>10.1} {:>10.1} {:>7.2} {:>10.1}",
+                        r.program,
+                        r.case,
+                        r.ns_per_packet,
+                        r.floor_ns_per_packet,
+                        r.ratio,
+                        r.ns_above_floor
+                    );
                 }
             }
             Ok(())

@@ -37,7 +37,14 @@ impl Lab {
         let prefix = format!("ep{}m{tag}", std::process::id() % 100000);
         let dir = std::env::temp_dir().join(format!("edgeplane-{prefix}"));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut l = Self { prefix, dir, exe: exe.into(), ns: vec![], children: vec![], cgroup: None };
+        let mut l = Self {
+            prefix,
+            dir,
+            exe: exe.into(),
+            ns: vec![],
+            children: vec![],
+            cgroup: None,
+        };
         for r in ["term", "edge", "s1", "s2"] {
             let ns = l.name(r);
             sh(&["ip", "netns", "add", &ns]);
@@ -46,9 +53,44 @@ impl Lab {
         }
         let n = |r: &str| l.name(r);
         let (term, edge, s1, s2) = (n("term"), n("edge"), n("s1"), n("s2"));
-        sh(&["ip", "link", "add", "eth0", "netns", &term, "type", "veth", "peer", "name", "eth0", "netns", &edge]);
-        sh(&["ip", "link", "add", "eth1", "netns", &edge, "type", "veth", "peer", "name", "eth0", "netns", &s1, "address", "02:00:00:00:01:0a"]);
-        sh(&["ip", "link", "add", "eth2", "netns", &edge, "type", "veth", "peer", "name", "eth0", "netns", &s2, "address", "02:00:00:00:02:0a"]);
+        sh(&[
+            "ip", "link", "add", "eth0", "netns", &term, "type", "veth", "peer", "name", "eth0",
+            "netns", &edge,
+        ]);
+        sh(&[
+            "ip",
+            "link",
+            "add",
+            "eth1",
+            "netns",
+            &edge,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &s1,
+            "address",
+            "02:00:00:00:01:0a",
+        ]);
+        sh(&[
+            "ip",
+            "link",
+            "add",
+            "eth2",
+            "netns",
+            &edge,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &s2,
+            "address",
+            "02:00:00:00:02:0a",
+        ]);
         for (ns, dev, a) in [
             (&term, "eth0", "10.7.0.2/24"),
             (&edge, "eth0", "10.7.0.1/24"),
@@ -57,21 +99,59 @@ impl Lab {
             (&s1, "eth0", "10.8.1.10/24"),
             (&s2, "eth0", "10.8.2.10/24"),
         ] {
-            sh(&["ip", "netns", "exec", ns, "ip", "addr", "add", a, "dev", dev]);
+            sh(&[
+                "ip", "netns", "exec", ns, "ip", "addr", "add", a, "dev", dev,
+            ]);
             sh(&["ip", "netns", "exec", ns, "ip", "link", "set", dev, "up"]);
         }
-        sh(&["ip", "netns", "exec", &term, "ip", "route", "add", "default", "via", "10.7.0.1"]);
-        sh(&["ip", "netns", "exec", &s1, "ip", "route", "add", "default", "via", "10.8.1.1"]);
-        sh(&["ip", "netns", "exec", &s2, "ip", "route", "add", "default", "via", "10.8.2.1"]);
-        sh(&["ip", "netns", "exec", &edge, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-        sh(&["ip", "netns", "exec", &term, "ethtool", "-K", "eth0", "tx", "off"]);
+        sh(&[
+            "ip", "netns", "exec", &term, "ip", "route", "add", "default", "via", "10.7.0.1",
+        ]);
+        sh(&[
+            "ip", "netns", "exec", &s1, "ip", "route", "add", "default", "via", "10.8.1.1",
+        ]);
+        sh(&[
+            "ip", "netns", "exec", &s2, "ip", "route", "add", "default", "via", "10.8.2.1",
+        ]);
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &edge,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ]);
+        sh(&[
+            "ip", "netns", "exec", &term, "ethtool", "-K", "eth0", "tx", "off",
+        ]);
         // The service address starts on server 1.
-        sh(&["ip", "netns", "exec", &s1, "ip", "addr", "add", "10.99.0.80/32", "dev", "lo"]);
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &s1,
+            "ip",
+            "addr",
+            "add",
+            "10.99.0.80/32",
+            "dev",
+            "lo",
+        ]);
         // Native XDP_REDIRECT into a veth needs a program on its peer.
         for s in [&s1, &s2] {
             let pins = format!("/sys/fs/bpf/edgeplane/{}/peer-{s}", l.prefix);
             let exe = l.exe.display().to_string();
-            sh(&[&exe, "xdp-pass", "--netns", s, "--interface", "eth0", "--pin-root", &pins]);
+            sh(&[
+                &exe,
+                "xdp-pass",
+                "--netns",
+                s,
+                "--interface",
+                "eth0",
+                "--pin-root",
+                &pins,
+            ]);
         }
         l
     }
@@ -89,11 +169,28 @@ impl Lab {
         for s in ["s1", "s2"] {
             let ctl = self.ctl(s).display().to_string();
             let pid = self.dir.join(format!("{s}.pid")).display().to_string();
-            self.spawn_lab(&format!("counter-{s}"), s, &["counter-service", "--udp", "0.0.0.0:9000", "--tcp", "0.0.0.0:9001", "--control", &ctl, "--pid-file", &pid]);
+            self.spawn_lab(
+                &format!("counter-{s}"),
+                s,
+                &[
+                    "counter-service",
+                    "--udp",
+                    "0.0.0.0:9000",
+                    "--tcp",
+                    "0.0.0.0:9001",
+                    "--control",
+                    &ctl,
+                    "--pid-file",
+                    &pid,
+                ],
+            );
         }
         let t0 = Instant::now();
         while !(self.ctl("s1").exists() && self.ctl("s2").exists()) {
-            assert!(t0.elapsed() < Duration::from_secs(10), "counter services did not start");
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "counter services did not start"
+            );
             thread::sleep(Duration::from_millis(20));
         }
         if let Some(root) = cgroup2_root() {
@@ -111,7 +208,13 @@ impl Lab {
         if let Some(g) = &self.cgroup {
             s1 += &format!("cgroup = \"{}\"\n", g.display());
         }
-        let cmd = |op: &str| format!("[{:?}, \"counter-ctl\", \"--control\", {:?}, \"{op}\"]", crate::lab_bin(&self.exe).display().to_string(), self.ctl("s2").display().to_string());
+        let cmd = |op: &str| {
+            format!(
+                "[{:?}, \"counter-ctl\", \"--control\", {:?}, \"{op}\"]",
+                crate::lab_bin(&self.exe).display().to_string(),
+                self.ctl("s2").display().to_string()
+            )
+        };
         let s2 = format!(
             "pid_file = \"{}\"\n[migration.agent.process.commands]\npause = {}\nexport = {}\nimport = {}\nresume = {}\ndiscard = {}\n",
             self.dir.join("s2.pid").display(),
@@ -121,7 +224,11 @@ impl Lab {
             cmd("resume"),
             cmd("discard")
         );
-        let s2 = if commands_on_s2 { s2 } else { format!("control = \"{}\"\n", self.ctl("s2").display()) };
+        let s2 = if commands_on_s2 {
+            s2
+        } else {
+            format!("control = \"{}\"\n", self.ctl("s2").display())
+        };
         self.daemon("s1", &agent_config("10.8.1.10", "10.8.1.1", &s1));
         self.daemon("s2", &agent_config("10.8.2.10", "10.8.2.1", &s2));
         self.daemon("edge", &self.edge_config());
@@ -156,7 +263,14 @@ impl Lab {
 
     fn spawn_bin(&mut self, tag: &str, ns: &str, bin: &std::path::Path, args: &[&str]) {
         let log = std::fs::File::create(self.dir.join(format!("{tag}.log"))).unwrap();
-        let c = Command::new("ip").args(["netns", "exec", &self.name(ns)]).arg(bin).args(args).stdout(Stdio::null()).stderr(log).spawn().unwrap();
+        let c = Command::new("ip")
+            .args(["netns", "exec", &self.name(ns)])
+            .arg(bin)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
         self.children.push((tag.into(), c));
     }
 
@@ -171,7 +285,9 @@ impl Lab {
     /// Send `sig` (e.g. "STOP", "CONT") to a child started here.
     pub fn signal(&self, tag: &str, sig: &str) {
         for (_, c) in self.children.iter().filter(|(t, _)| t == tag) {
-            let _ = Command::new("kill").args([&format!("-{sig}"), &c.id().to_string()]).output();
+            let _ = Command::new("kill")
+                .args([&format!("-{sig}"), &c.id().to_string()])
+                .output();
         }
     }
 
@@ -198,11 +314,21 @@ impl Lab {
         let path = self.config(role);
         std::fs::write(&path, cfg).unwrap();
         let log = std::fs::File::create(self.dir.join(format!("{role}.log"))).unwrap();
-        let c = Command::new(&self.exe).args(["run", "--netns", &self.name(role), "--config"]).arg(&path).stdout(Stdio::null()).stderr(log).spawn().unwrap();
+        let c = Command::new(&self.exe)
+            .args(["run", "--netns", &self.name(role), "--config"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
         self.children.push((format!("daemon-{role}"), c));
         let t0 = Instant::now();
         while edgeplane::client::call(&self.sock(role), &Request::Status).is_err() {
-            assert!(t0.elapsed() < Duration::from_secs(20), "{role} did not start: {}", self.log(role));
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "{role} did not start: {}",
+                self.log(role)
+            );
             thread::sleep(Duration::from_millis(50));
         }
     }
@@ -239,7 +365,10 @@ impl Drop for Lab {
                 thread::sleep(Duration::from_millis(10));
             }
         }
-        let _ = crate::topo::remove_pins(&std::path::PathBuf::from(format!("/sys/fs/bpf/edgeplane/{}", self.prefix)));
+        let _ = crate::topo::remove_pins(&std::path::PathBuf::from(format!(
+            "/sys/fs/bpf/edgeplane/{}",
+            self.prefix
+        )));
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -247,10 +376,13 @@ impl Drop for Lab {
 /// Where cgroup v2 is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified`
 /// on a hybrid host).
 pub fn cgroup2_root() -> Option<std::path::PathBuf> {
-    std::fs::read_to_string("/proc/self/mounts").ok()?.lines().find_map(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        (f.len() > 2 && f[2] == "cgroup2").then(|| f[1].into())
-    })
+    std::fs::read_to_string("/proc/self/mounts")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 2 && f[2] == "cgroup2").then(|| f[1].into())
+        })
 }
 
 /// A server's agent: it moves `counter` (its backend keys in `backend`)
@@ -371,10 +503,16 @@ pub struct TcpClient {
 impl TcpClient {
     /// Connect (within 3 s); each answer is awaited at most `wait`.
     pub fn connect(wait: Duration) -> std::io::Result<Self> {
-        let s = std::net::TcpStream::connect_timeout(&"10.99.0.80:9001".parse().unwrap(), Duration::from_secs(3))?;
+        let s = std::net::TcpStream::connect_timeout(
+            &"10.99.0.80:9001".parse().unwrap(),
+            Duration::from_secs(3),
+        )?;
         s.set_read_timeout(Some(wait))?;
         s.set_nodelay(true)?;
-        Ok(Self { w: s.try_clone()?, r: std::io::BufReader::new(s) })
+        Ok(Self {
+            w: s.try_clone()?,
+            r: std::io::BufReader::new(s),
+        })
     }
 
     /// Send `req` as a line; the count it was answered with (None: no
@@ -384,7 +522,10 @@ impl TcpClient {
         writeln!(self.w, "{req}").ok()?;
         let mut line = String::new();
         match self.r.read_line(&mut line) {
-            Ok(n) if n > 0 => line.trim_end().strip_prefix(&format!("{req} n=")).and_then(|v| v.parse().ok()),
+            Ok(n) if n > 0 => line
+                .trim_end()
+                .strip_prefix(&format!("{req} n="))
+                .and_then(|v| v.parse().ok()),
             _ => None,
         }
     }
@@ -393,11 +534,17 @@ impl TcpClient {
 /// A terminal on one TCP connection to the service: `total` requests one
 /// after another, each waiting for its answer (at most 3 s); returns the
 /// counts answered, in order, stopping at the first error.
-pub fn tcp_terminal(ns: String, total: u64, sent: Arc<AtomicU64>) -> thread::JoinHandle<Vec<Option<u64>>> {
+pub fn tcp_terminal(
+    ns: String,
+    total: u64,
+    sent: Arc<AtomicU64>,
+) -> thread::JoinHandle<Vec<Option<u64>>> {
     thread::spawn(move || {
         enter_netns(&ns).unwrap();
         let mut got = Vec::new();
-        let Ok(mut c) = TcpClient::connect(Duration::from_secs(3)) else { return got };
+        let Ok(mut c) = TcpClient::connect(Duration::from_secs(3)) else {
+            return got;
+        };
         for i in 0..total {
             let answer = c.ask(&format!("t{i}"));
             sent.fetch_add(1, Ordering::SeqCst);
@@ -413,7 +560,12 @@ pub fn tcp_terminal(ns: String, total: u64, sent: Arc<AtomicU64>) -> thread::Joi
 
 /// The terminal: `total` requests one after another, each waiting for its
 /// answer (at most 2 s); returns the counts answered, in order.
-pub fn terminal(ns: String, total: u64, sent: Arc<AtomicU64>, stop: Arc<AtomicBool>) -> thread::JoinHandle<Vec<Option<u64>>> {
+pub fn terminal(
+    ns: String,
+    total: u64,
+    sent: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) -> thread::JoinHandle<Vec<Option<u64>>> {
     thread::spawn(move || {
         enter_netns(&ns).unwrap();
         let s = UdpSocket::bind("10.7.0.2:0").unwrap();
@@ -433,7 +585,6 @@ pub fn terminal(ns: String, total: u64, sent: Arc<AtomicU64>, stop: Arc<AtomicBo
         got
     })
 }
-
 
 /// `edgeplane bench migration`: `count` migrations back and forth while
 /// the terminal asks without pause (one request in flight, 1 ms apart).
@@ -468,7 +619,11 @@ pub fn bench(exe: &std::path::Path, count: usize, commands: bool) -> anyhow::Res
     type Log = Vec<(Instant, Option<Instant>)>;
     let log: Arc<std::sync::Mutex<Log>> = Arc::default();
     let term = {
-        let (stop, log, ns) = (stop.clone(), log.clone(), format!("/run/netns/{}", lab.name("term")));
+        let (stop, log, ns) = (
+            stop.clone(),
+            log.clone(),
+            format!("/run/netns/{}", lab.name("term")),
+        );
         thread::spawn(move || -> anyhow::Result<()> {
             enter_netns(&ns)?;
             let s = UdpSocket::bind("10.7.0.2:0")?;
@@ -493,15 +648,23 @@ pub fn bench(exe: &std::path::Path, count: usize, commands: bool) -> anyhow::Res
         thread::sleep(Duration::from_millis(60));
         let to = if at == "s1" { "s2" } else { "s1" };
         let t0 = Instant::now();
-        let v = edgeplane::client::call(&lab.sock("edge"), &Request::MigrateStart { process: "counter".into(), to: to.into(), wait: true })
-            .map_err(|e| anyhow::anyhow!("migration to {to}: {e}"))?;
+        let v = edgeplane::client::call(
+            &lab.sock("edge"),
+            &Request::MigrateStart {
+                process: "counter".into(),
+                to: to.into(),
+                wait: true,
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("migration to {to}: {e}"))?;
         windows.push((t0, Instant::now()));
         views.push(v);
         at = to;
     }
     thread::sleep(Duration::from_millis(100));
     stop.store(true, Ordering::SeqCst);
-    term.join().map_err(|_| anyhow::anyhow!("terminal thread panicked"))??;
+    term.join()
+        .map_err(|_| anyhow::anyhow!("terminal thread panicked"))??;
     let log = log.lock().unwrap().clone();
     let wait = |from: Instant, to: Instant| -> Option<f64> {
         log.iter()
@@ -515,19 +678,44 @@ pub fn bench(exe: &std::path::Path, count: usize, commands: bool) -> anyhow::Res
         let len = (*b - *a).max(Duration::from_millis(5));
         // Requests sent just before the start may be held too.
         pause.push(wait(*a - Duration::from_millis(2), *b).unwrap_or(0.0));
-        base.push(wait(*a - len - Duration::from_millis(5), *a - Duration::from_millis(5)).unwrap_or(0.0));
+        base.push(
+            wait(
+                *a - len - Duration::from_millis(5),
+                *a - Duration::from_millis(5),
+            )
+            .unwrap_or(0.0),
+        );
     }
     let pct = |v: &mut Vec<f64>, p: f64| {
         v.sort_by(|a, b| a.total_cmp(b));
         v[((v.len() as f64 - 1.0) * p).round() as usize]
     };
-    let mut held: Vec<f64> = views.iter().filter_map(|v| v["pause_us"].as_u64()).map(|us| us as f64 / 1e3).collect();
+    let mut held: Vec<f64> = views
+        .iter()
+        .filter_map(|v| v["pause_us"].as_u64())
+        .map(|us| us as f64 / 1e3)
+        .collect();
     let held_samples = held.len();
-    let (h50, h99) = if held.is_empty() { (0.0, 0.0) } else { (pct(&mut held, 0.5), pct(&mut held, 0.99)) };
-    let mut switch: Vec<u64> = views.iter().filter_map(|v| v["switch_us"].as_u64()).collect();
+    let (h50, h99) = if held.is_empty() {
+        (0.0, 0.0)
+    } else {
+        (pct(&mut held, 0.5), pct(&mut held, 0.99))
+    };
+    let mut switch: Vec<u64> = views
+        .iter()
+        .filter_map(|v| v["switch_us"].as_u64())
+        .collect();
     switch.sort();
-    let mut total: Vec<f64> = windows.iter().map(|(a, b)| (*b - *a).as_secs_f64() * 1e3).collect();
-    let (p50, p99, b50, b99) = (pct(&mut pause, 0.5), pct(&mut pause, 0.99), pct(&mut base, 0.5), pct(&mut base, 0.99));
+    let mut total: Vec<f64> = windows
+        .iter()
+        .map(|(a, b)| (*b - *a).as_secs_f64() * 1e3)
+        .collect();
+    let (p50, p99, b50, b99) = (
+        pct(&mut pause, 0.5),
+        pct(&mut pause, 0.99),
+        pct(&mut base, 0.5),
+        pct(&mut base, 0.99),
+    );
     Ok(BenchReport {
         migrations: count,
         pause_ms_p50: p50,
@@ -539,7 +727,10 @@ pub fn bench(exe: &std::path::Path, count: usize, commands: bool) -> anyhow::Res
         held_pause_ms_p99: h99,
         held_pause_samples: held_samples,
         switch_us_p50: switch.get(switch.len() / 2).copied().unwrap_or(0),
-        switch_us_p99: switch.get(((switch.len() as f64 - 1.0) * 0.99).round() as usize).copied().unwrap_or(0),
+        switch_us_p99: switch
+            .get(((switch.len() as f64 - 1.0) * 0.99).round() as usize)
+            .copied()
+            .unwrap_or(0),
         migration_ms_p50: pct(&mut total, 0.5),
         released_total: views.iter().filter_map(|v| v["released"].as_u64()).sum(),
         lost_requests: log.iter().filter(|(_, r)| r.is_none()).count() as u64,

@@ -13,9 +13,17 @@ pub struct PgLab {
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 
 fn as_postgres(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("runuser").args(["-u", "postgres", "--"]).args(args).output().context("runuser")?;
+    let out = Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .args(args)
+        .output()
+        .context("runuser")?;
     if !out.status.success() {
-        bail!("{}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -28,13 +36,38 @@ impl PgLab {
         let dir = std::env::temp_dir().join(format!("edgeplane-pg-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
-        Command::new("chown").args(["postgres:postgres"]).arg(&dir).status()?;
+        Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(&dir)
+            .status()?;
         let port = 55_000 + (std::process::id() % 1000) as u16;
         let lab = Self { dir, port };
         let data = lab.dir.join("data");
-        as_postgres(&[&format!("{BIN}/initdb"), "-D", data.to_str().unwrap(), "-A", "trust", "-U", "postgres", "--no-sync"])?;
-        let opts = format!("-k {} -p {port} -c listen_addresses='' -c fsync=off", lab.dir.display());
-        as_postgres(&[&format!("{BIN}/pg_ctl"), "-D", data.to_str().unwrap(), "-o", &opts, "-w", "-l", lab.dir.join("log").to_str().unwrap(), "start"])?;
+        as_postgres(&[
+            &format!("{BIN}/initdb"),
+            "-D",
+            data.to_str().unwrap(),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+        ])?;
+        let opts = format!(
+            "-k {} -p {port} -c listen_addresses='' -c fsync=off",
+            lab.dir.display()
+        );
+        as_postgres(&[
+            &format!("{BIN}/pg_ctl"),
+            "-D",
+            data.to_str().unwrap(),
+            "-o",
+            &opts,
+            "-w",
+            "-l",
+            lab.dir.join("log").to_str().unwrap(),
+            "start",
+        ])?;
         Ok(lab)
     }
 
@@ -48,7 +81,14 @@ impl PgLab {
 impl Drop for PgLab {
     fn drop(&mut self) {
         let data = self.dir.join("data");
-        let _ = as_postgres(&[&format!("{BIN}/pg_ctl"), "-D", data.to_str().unwrap_or(""), "-m", "immediate", "stop"]);
+        let _ = as_postgres(&[
+            &format!("{BIN}/pg_ctl"),
+            "-D",
+            data.to_str().unwrap_or(""),
+            "-m",
+            "immediate",
+            "stop",
+        ]);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -24,7 +24,11 @@ pub struct Net {
 
 pub fn sh(args: &[&str]) {
     let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl Net {
@@ -33,7 +37,13 @@ impl Net {
         let prefix = format!("ep{}{tag}", std::process::id() % 100000);
         let dir = std::env::temp_dir().join(format!("edgeplane-{prefix}"));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut n = Self { prefix, dir, exe: exe.into(), ns: vec![], daemons: vec![] };
+        let mut n = Self {
+            prefix,
+            dir,
+            exe: exe.into(),
+            ns: vec![],
+            daemons: vec![],
+        };
         for r in ["ua", "mon", "srv"] {
             let ns = n.name(r);
             sh(&["ip", "netns", "add", &ns]);
@@ -41,17 +51,44 @@ impl Net {
             sh(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
         }
         let (ua, mon, srv) = (n.name("ua"), n.name("mon"), n.name("srv"));
-        sh(&["ip", "link", "add", "eth0", "netns", &ua, "type", "veth", "peer", "name", "eth0", "netns", &mon]);
-        sh(&["ip", "link", "add", "eth1", "netns", &mon, "type", "veth", "peer", "name", "eth0", "netns", &srv]);
-        for (ns, dev, a) in [(&ua, "eth0", "10.5.0.2/24"), (&mon, "eth0", "10.5.0.1/24"), (&mon, "eth1", "10.6.0.1/24"), (&srv, "eth0", "10.6.0.2/24")] {
-            sh(&["ip", "netns", "exec", ns, "ip", "addr", "add", a, "dev", dev]);
+        sh(&[
+            "ip", "link", "add", "eth0", "netns", &ua, "type", "veth", "peer", "name", "eth0",
+            "netns", &mon,
+        ]);
+        sh(&[
+            "ip", "link", "add", "eth1", "netns", &mon, "type", "veth", "peer", "name", "eth0",
+            "netns", &srv,
+        ]);
+        for (ns, dev, a) in [
+            (&ua, "eth0", "10.5.0.2/24"),
+            (&mon, "eth0", "10.5.0.1/24"),
+            (&mon, "eth1", "10.6.0.1/24"),
+            (&srv, "eth0", "10.6.0.2/24"),
+        ] {
+            sh(&[
+                "ip", "netns", "exec", ns, "ip", "addr", "add", a, "dev", dev,
+            ]);
             sh(&["ip", "netns", "exec", ns, "ip", "link", "set", dev, "up"]);
         }
-        sh(&["ip", "netns", "exec", &ua, "ip", "route", "add", "default", "via", "10.5.0.1"]);
-        sh(&["ip", "netns", "exec", &srv, "ip", "route", "add", "default", "via", "10.6.0.1"]);
-        sh(&["ip", "netns", "exec", &mon, "sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        sh(&[
+            "ip", "netns", "exec", &ua, "ip", "route", "add", "default", "via", "10.5.0.1",
+        ]);
+        sh(&[
+            "ip", "netns", "exec", &srv, "ip", "route", "add", "default", "via", "10.6.0.1",
+        ]);
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &mon,
+            "sysctl",
+            "-qw",
+            "net.ipv4.ip_forward=1",
+        ]);
         for ns in [&ua, &srv] {
-            sh(&["ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "tx", "off"]);
+            sh(&[
+                "ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "tx", "off",
+            ]);
         }
         n
     }
@@ -75,7 +112,11 @@ impl Net {
         let sock = self.dir.join(format!("{role}.sock"));
         let t0 = Instant::now();
         while edgeplane::client::call(&sock, &Request::Status).is_err() {
-            assert!(t0.elapsed() < Duration::from_secs(20), "{role} did not start: {}", std::fs::read_to_string(self.dir.join(format!("{role}.log"))).unwrap_or_default());
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "{role} did not start: {}",
+                std::fs::read_to_string(self.dir.join(format!("{role}.log"))).unwrap_or_default()
+            );
             thread::sleep(Duration::from_millis(50));
         }
     }
@@ -91,7 +132,9 @@ impl Net {
     /// Config of the presence server on `srv` (10.6.0.2:5070, open to
     /// 10/8); `database` defaults to a SQLite file in the lab directory.
     pub fn presence_config(&self, database: Option<&str>) -> String {
-        let db = database.map(str::to_string).unwrap_or_else(|| self.dir.join("presence.db").display().to_string());
+        let db = database
+            .map(str::to_string)
+            .unwrap_or_else(|| self.dir.join("presence.db").display().to_string());
         format!("{}[presence]\nlisten = \"10.6.0.2:5070\"\ndatabase = \"{db}\"\nallow = [\"10.0.0.0/8\"]\n", self.node("srv"))
     }
 
@@ -118,13 +161,28 @@ impl Drop for Net {
         for ns in &self.ns {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
-        let _ = crate::topo::remove_pins(&std::path::PathBuf::from(format!("/sys/fs/bpf/edgeplane/{}", self.prefix)));
+        let _ = crate::topo::remove_pins(&std::path::PathBuf::from(format!(
+            "/sys/fs/bpf/edgeplane/{}",
+            self.prefix
+        )));
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
-pub fn sip(first: &str, from: &str, to: &str, call: &str, cseq: &str, extra: &str, body: &str) -> String {
-    let ct = if body.is_empty() { String::new() } else { "Content-Type: application/sdp\r\n".to_string() };
+pub fn sip(
+    first: &str,
+    from: &str,
+    to: &str,
+    call: &str,
+    cseq: &str,
+    extra: &str,
+    body: &str,
+) -> String {
+    let ct = if body.is_empty() {
+        String::new()
+    } else {
+        "Content-Type: application/sdp\r\n".to_string()
+    };
     format!(
         "{first}\r\nVia: SIP/2.0/UDP 10.5.0.2:5060;branch=z9hG4bK{call}{}\r\nFrom: <sip:{from}>;tag=u{call}\r\nTo: <sip:{to}>\r\nCall-ID: {call}\r\nCSeq: {cseq}\r\nContact: <sip:{from}>\r\n{extra}{ct}Content-Length: {}\r\n\r\n{body}",
         cseq.replace(' ', ""),
@@ -134,7 +192,10 @@ pub fn sip(first: &str, from: &str, to: &str, call: &str, cseq: &str, extra: &st
 
 /// A minimal UAS/registrar: 200 to REGISTER (echoing Expires), 180 + 200
 /// to INVITE, 200 to BYE.
-pub fn uas(ns: String, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> thread::JoinHandle<()> {
+pub fn uas(
+    ns: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> thread::JoinHandle<()> {
     let (ready, bound) = std::sync::mpsc::channel();
     let h = thread::spawn(move || {
         enter_netns(&ns).unwrap();
@@ -143,14 +204,25 @@ pub fn uas(ns: String, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> t
         s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
         let mut buf = [0u8; 4096];
         while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-            let Ok((n, peer)) = s.recv_from(&mut buf) else { continue };
+            let Ok((n, peer)) = s.recv_from(&mut buf) else {
+                continue;
+            };
             let raw = &buf[..n];
-            let Ok((m, _)) = control::sip_monitor::sip::parse(raw) else { continue };
+            let Ok((m, _)) = control::sip_monitor::sip::parse(raw) else {
+                continue;
+            };
             let send = |code: u16, reason: &str, extra: &str| {
-                let _ = s.send_to(edgeplane::sip_monitor::response(&m, raw, code, reason, extra).as_bytes(), peer);
+                let _ = s.send_to(
+                    edgeplane::sip_monitor::response(&m, raw, code, reason, extra).as_bytes(),
+                    peer,
+                );
             };
             match m.method() {
-                "REGISTER" => send(200, "OK", &format!("Expires: {}\r\n", m.expires.unwrap_or(60))),
+                "REGISTER" => send(
+                    200,
+                    "OK",
+                    &format!("Expires: {}\r\n", m.expires.unwrap_or(60)),
+                ),
                 "INVITE" => {
                     send(180, "Ringing", "");
                     send(200, "OK", "");
@@ -164,7 +236,6 @@ pub fn uas(ns: String, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> t
     let _ = bound.recv_timeout(Duration::from_secs(5));
     h
 }
-
 
 /// The UA's script, from `ua`: alice registers, a foreign user registers,
 /// alice calls bob (INVITE with SDP, ACK), hangs up, de-registers.
@@ -194,4 +265,3 @@ pub fn run_ua(ua: String) {
     .join()
     .unwrap();
 }
-

@@ -66,7 +66,15 @@ fn check(rc: libc::c_int, what: &str) -> io::Result<()> {
 
 fn set<T>(fd: RawFd, level: libc::c_int, opt: libc::c_int, v: &T, what: &str) -> io::Result<()> {
     // SAFETY: `v` is a live value of the size passed.
-    let rc = unsafe { libc::setsockopt(fd, level, opt, (v as *const T).cast(), std::mem::size_of::<T>() as libc::socklen_t) };
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            opt,
+            (v as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
     check(rc, what)
 }
 
@@ -82,11 +90,27 @@ fn get<T: Default>(fd: RawFd, level: libc::c_int, opt: libc::c_int, what: &str) 
 /// Turn repair mode on or off. Off sends a window probe, so the peer
 /// hears from the connection's new home at once.
 pub fn set_repair(fd: RawFd, on: bool) -> io::Result<()> {
-    set(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR, &libc::c_int::from(on), if on { "TCP_REPAIR on" } else { "TCP_REPAIR off" })
+    set(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_REPAIR,
+        &libc::c_int::from(on),
+        if on {
+            "TCP_REPAIR on"
+        } else {
+            "TCP_REPAIR off"
+        },
+    )
 }
 
 fn select_queue(fd: RawFd, q: libc::c_int) -> io::Result<()> {
-    set(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR_QUEUE, &q, "TCP_REPAIR_QUEUE")
+    set(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_REPAIR_QUEUE,
+        &q,
+        "TCP_REPAIR_QUEUE",
+    )
 }
 
 fn queue_len(fd: RawFd, req: libc::c_ulong, what: &str) -> io::Result<usize> {
@@ -103,9 +127,19 @@ fn peek(fd: RawFd, len: usize, what: &str) -> io::Result<Vec<u8>> {
         return Ok(buf);
     }
     // SAFETY: `buf` is writable for its length.
-    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), len, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    let n = unsafe {
+        libc::recv(
+            fd,
+            buf.as_mut_ptr().cast(),
+            len,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
     if n < 0 {
-        return Err(io::Error::other(format!("{what}: {}", io::Error::last_os_error())));
+        return Err(io::Error::other(format!(
+            "{what}: {}",
+            io::Error::last_os_error()
+        )));
     }
     if n as usize != len {
         return Err(io::Error::other(format!("{what}: {n} of {len} bytes")));
@@ -114,7 +148,10 @@ fn peek(fd: RawFd, len: usize, what: &str) -> io::Result<Vec<u8>> {
 }
 
 fn addr(sa: &libc::sockaddr_in) -> SocketAddrV4 {
-    SocketAddrV4::new(u32::from_be(sa.sin_addr.s_addr).into(), u16::from_be(sa.sin_port))
+    SocketAddrV4::new(
+        u32::from_be(sa.sin_addr.s_addr).into(),
+        u16::from_be(sa.sin_port),
+    )
 }
 
 fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
@@ -132,7 +169,13 @@ fn name(fd: RawFd, peer: bool) -> io::Result<SocketAddrV4> {
     let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
     let p = (&mut sa as *mut libc::sockaddr_in).cast();
     // SAFETY: `sa` is writable for `len` bytes.
-    let rc = unsafe { if peer { libc::getpeername(fd, p, &mut len) } else { libc::getsockname(fd, p, &mut len) } };
+    let rc = unsafe {
+        if peer {
+            libc::getpeername(fd, p, &mut len)
+        } else {
+            libc::getsockname(fd, p, &mut len)
+        }
+    };
     check(rc, if peer { "getpeername" } else { "getsockname" })?;
     Ok(addr(&sa))
 }
@@ -146,21 +189,48 @@ pub fn checkpoint(s: &TcpStream) -> io::Result<TcpCheckpoint> {
     let r = (|| {
         let info: [u8; 104] = get_info(fd)?;
         if info[0] != TCP_ESTABLISHED {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{local} ↔ {remote} is not established (state {})", info[0])));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{local} ↔ {remote} is not established (state {})", info[0]),
+            ));
         }
         let (options, wscale) = (info[5], info[6]);
         let inq = queue_len(fd, SIOCINQ, "SIOCINQ")?;
         let outq = queue_len(fd, SIOCOUTQ, "SIOCOUTQ")?;
         let unsent = queue_len(fd, SIOCOUTQNSD, "SIOCOUTQNSD")?.min(outq);
         select_queue(fd, TCP_RECV_QUEUE)?;
-        let recv_seq: u32 = get(fd, libc::IPPROTO_TCP, libc::TCP_QUEUE_SEQ, "TCP_QUEUE_SEQ (receive)")?;
+        let recv_seq: u32 = get(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_QUEUE_SEQ,
+            "TCP_QUEUE_SEQ (receive)",
+        )?;
         let recv_queue = peek(fd, inq, "peeking the receive queue")?;
         select_queue(fd, TCP_SEND_QUEUE)?;
-        let send_seq: u32 = get(fd, libc::IPPROTO_TCP, libc::TCP_QUEUE_SEQ, "TCP_QUEUE_SEQ (send)")?;
+        let send_seq: u32 = get(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_QUEUE_SEQ,
+            "TCP_QUEUE_SEQ (send)",
+        )?;
         let send_queue = peek(fd, outq, "peeking the send queue")?;
         let mss: libc::c_int = get(fd, libc::IPPROTO_TCP, libc::TCP_MAXSEG, "TCP_MAXSEG")?;
-        let timestamp = if options & TCPI_OPT_TIMESTAMPS != 0 { Some(get::<u32>(fd, libc::IPPROTO_TCP, libc::TCP_TIMESTAMP, "TCP_TIMESTAMP")?) } else { None };
-        let window: [u32; 5] = get(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR_WINDOW, "TCP_REPAIR_WINDOW")?;
+        let timestamp = if options & TCPI_OPT_TIMESTAMPS != 0 {
+            Some(get::<u32>(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_TIMESTAMP,
+                "TCP_TIMESTAMP",
+            )?)
+        } else {
+            None
+        };
+        let window: [u32; 5] = get(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_REPAIR_WINDOW,
+            "TCP_REPAIR_WINDOW",
+        )?;
         Ok(TcpCheckpoint {
             local,
             remote,
@@ -189,7 +259,15 @@ fn get_info(fd: RawFd) -> io::Result<[u8; 104]> {
     let mut v = [0u8; 104];
     let mut len = v.len() as libc::socklen_t;
     // SAFETY: `v` is writable for `len` bytes.
-    let rc = unsafe { libc::getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_INFO, v.as_mut_ptr().cast(), &mut len) };
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            v.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
     check(rc, "TCP_INFO")?;
     Ok(v)
 }
@@ -202,9 +280,19 @@ fn fill(fd: RawFd, q: libc::c_int, data: &[u8], what: &str) -> io::Result<()> {
     let mut off = 0;
     while off < data.len() {
         // SAFETY: `data[off..]` is readable.
-        let n = unsafe { libc::send(fd, data[off..].as_ptr().cast(), data.len() - off, libc::MSG_DONTWAIT) };
+        let n = unsafe {
+            libc::send(
+                fd,
+                data[off..].as_ptr().cast(),
+                data.len() - off,
+                libc::MSG_DONTWAIT,
+            )
+        };
         if n <= 0 {
-            return Err(io::Error::other(format!("{what}: {}", io::Error::last_os_error())));
+            return Err(io::Error::other(format!(
+                "{what}: {}",
+                io::Error::last_os_error()
+            )));
         }
         off += n as usize;
     }
@@ -221,26 +309,62 @@ pub fn restore(cp: &TcpCheckpoint) -> io::Result<TcpStream> {
     let s = unsafe { TcpStream::from_raw_fd(raw) };
     let fd = raw;
     set_repair(fd, true)?;
-    set(fd, libc::SOL_IP, libc::IP_FREEBIND, &1 as &libc::c_int, "IP_FREEBIND")?;
+    set(
+        fd,
+        libc::SOL_IP,
+        libc::IP_FREEBIND,
+        &1 as &libc::c_int,
+        "IP_FREEBIND",
+    )?;
     // Room for the queues being put back (the kernel counts overhead per
     // byte, hence twice the data), never below the defaults.
-    for (opt, len, what) in [(libc::SO_SNDBUFFORCE, cp.send_queue.len(), "SO_SNDBUFFORCE"), (libc::SO_RCVBUFFORCE, cp.recv_queue.len(), "SO_RCVBUFFORCE")] {
+    for (opt, len, what) in [
+        (libc::SO_SNDBUFFORCE, cp.send_queue.len(), "SO_SNDBUFFORCE"),
+        (libc::SO_RCVBUFFORCE, cp.recv_queue.len(), "SO_RCVBUFFORCE"),
+    ] {
         let want = (len * 2 + 65536).min(i32::MAX as usize) as libc::c_int;
-        let have: libc::c_int = get(fd, libc::SOL_SOCKET, if opt == libc::SO_SNDBUFFORCE { libc::SO_SNDBUF } else { libc::SO_RCVBUF }, what)?;
+        let have: libc::c_int = get(
+            fd,
+            libc::SOL_SOCKET,
+            if opt == libc::SO_SNDBUFFORCE {
+                libc::SO_SNDBUF
+            } else {
+                libc::SO_RCVBUF
+            },
+            what,
+        )?;
         if have < want {
             set(fd, libc::SOL_SOCKET, opt, &want, what)?;
         }
     }
     select_queue(fd, TCP_RECV_QUEUE)?;
-    set(fd, libc::IPPROTO_TCP, libc::TCP_QUEUE_SEQ, &cp.recv_seq.wrapping_sub(cp.recv_queue.len() as u32), "TCP_QUEUE_SEQ (receive)")?;
+    set(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_QUEUE_SEQ,
+        &cp.recv_seq.wrapping_sub(cp.recv_queue.len() as u32),
+        "TCP_QUEUE_SEQ (receive)",
+    )?;
     select_queue(fd, TCP_SEND_QUEUE)?;
-    set(fd, libc::IPPROTO_TCP, libc::TCP_QUEUE_SEQ, &cp.send_seq.wrapping_sub(cp.send_queue.len() as u32), "TCP_QUEUE_SEQ (send)")?;
+    set(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_QUEUE_SEQ,
+        &cp.send_seq.wrapping_sub(cp.send_queue.len() as u32),
+        "TCP_QUEUE_SEQ (send)",
+    )?;
     let (l, r) = (sockaddr(cp.local), sockaddr(cp.remote));
     let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
     // SAFETY: `l` and `r` are valid sockaddr_in of `len` bytes.
-    check(unsafe { libc::bind(fd, (&l as *const libc::sockaddr_in).cast(), len) }, &format!("bind {}", cp.local))?;
+    check(
+        unsafe { libc::bind(fd, (&l as *const libc::sockaddr_in).cast(), len) },
+        &format!("bind {}", cp.local),
+    )?;
     // SAFETY: as above; in repair mode connect sends no SYN.
-    check(unsafe { libc::connect(fd, (&r as *const libc::sockaddr_in).cast(), len) }, &format!("connect {} (repair)", cp.remote))?;
+    check(
+        unsafe { libc::connect(fd, (&r as *const libc::sockaddr_in).cast(), len) },
+        &format!("connect {} (repair)", cp.remote),
+    )?;
     let mut opts = vec![[TCPOPT_MAXSEG, cp.mss]];
     if let Some((snd, rcv)) = cp.wscale {
         opts.push([TCPOPT_WINDOW, u32::from(snd) | u32::from(rcv) << 16]);
@@ -252,24 +376,57 @@ pub fn restore(cp: &TcpCheckpoint) -> io::Result<TcpStream> {
         opts.push([TCPOPT_TIMESTAMP, 0]);
     }
     // SAFETY: `opts` is a live array of {opt_code, opt_val} pairs.
-    let rc = unsafe { libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR_OPTIONS, opts.as_ptr().cast(), (opts.len() * 8) as libc::socklen_t) };
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_REPAIR_OPTIONS,
+            opts.as_ptr().cast(),
+            (opts.len() * 8) as libc::socklen_t,
+        )
+    };
     check(rc, "TCP_REPAIR_OPTIONS")?;
     if let Some(ts) = cp.timestamp {
-        set(fd, libc::IPPROTO_TCP, libc::TCP_TIMESTAMP, &ts, "TCP_TIMESTAMP")?;
+        set(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_TIMESTAMP,
+            &ts,
+            "TCP_TIMESTAMP",
+        )?;
     }
-    fill(fd, TCP_RECV_QUEUE, &cp.recv_queue, "restoring the receive queue")?;
+    fill(
+        fd,
+        TCP_RECV_QUEUE,
+        &cp.recv_queue,
+        "restoring the receive queue",
+    )?;
     // What had been sent goes back as sent (the peer may have it or get a
     // retransmission); what had not is written after repair mode, as new.
     let sent = cp.send_queue.len() - (cp.unsent as usize).min(cp.send_queue.len());
-    fill(fd, TCP_SEND_QUEUE, &cp.send_queue[..sent], "restoring the send queue")?;
-    set(fd, libc::IPPROTO_TCP, libc::TCP_REPAIR_WINDOW, &cp.window, "TCP_REPAIR_WINDOW")?;
+    fill(
+        fd,
+        TCP_SEND_QUEUE,
+        &cp.send_queue[..sent],
+        "restoring the send queue",
+    )?;
+    set(
+        fd,
+        libc::IPPROTO_TCP,
+        libc::TCP_REPAIR_WINDOW,
+        &cp.window,
+        "TCP_REPAIR_WINDOW",
+    )?;
     set_repair(fd, false)?;
     let mut rest = &cp.send_queue[sent..];
     while !rest.is_empty() {
         // SAFETY: `rest` is readable for its length.
         let n = unsafe { libc::send(fd, rest.as_ptr().cast(), rest.len(), 0) };
         if n <= 0 {
-            return Err(io::Error::other(format!("sending the unsent data again: {}", io::Error::last_os_error())));
+            return Err(io::Error::other(format!(
+                "sending the unsent data again: {}",
+                io::Error::last_os_error()
+            )));
         }
         rest = &rest[n as usize..];
     }
@@ -288,13 +445,18 @@ mod tests {
     fn a_connection_survives_checkpoint_and_restore() {
         // SAFETY: plain call.
         if unsafe { libc::geteuid() } != 0 {
-            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true: TCP repair needs root");
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI=true: TCP repair needs root"
+            );
             eprintln!("SKIP: TCP repair needs CAP_NET_ADMIN");
             return;
         }
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut peer = TcpStream::connect(l.local_addr().unwrap()).unwrap();
-        peer.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+        peer.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
         let (mut served, _) = l.accept().unwrap();
         drop(l);
         served.write_all(b"hello ").unwrap();
@@ -310,14 +472,19 @@ mod tests {
         let cp: TcpCheckpoint = serde_json::from_str(&serde_json::to_string(&cp).unwrap()).unwrap();
         drop(served); // in repair mode: no FIN, no RST
         let mut moved = restore(&cp).unwrap();
-        moved.set_read_timeout(Some(std::time::Duration::from_secs(2))).unwrap();
+        moved
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
         let mut got = [0u8; 6];
         moved.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"unread");
         moved.write_all(b"world").unwrap();
         let mut w = [0u8; 5];
         peer.read_exact(&mut w).unwrap();
-        assert_eq!(&w, b"world", "the peer hears the restored socket on the same connection");
+        assert_eq!(
+            &w, b"world",
+            "the peer hears the restored socket on the same connection"
+        );
         peer.write_all(b"more").unwrap();
         let mut m = [0u8; 4];
         moved.read_exact(&mut m).unwrap();
@@ -331,7 +498,11 @@ mod tests {
     fn queued_and_unsent_data_survive() {
         // SAFETY: plain call.
         if unsafe { libc::geteuid() } != 0 {
-            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true: TCP repair needs root");
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI=true: TCP repair needs root"
+            );
             return;
         }
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -339,12 +510,21 @@ mod tests {
         let (served, _) = l.accept().unwrap();
         drop(l);
         // A small receive buffer on the peer, which does not read yet.
-        set(peer.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, &4096 as &libc::c_int, "SO_RCVBUF").unwrap();
+        set(
+            peer.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &4096 as &libc::c_int,
+            "SO_RCVBUF",
+        )
+        .unwrap();
         served.set_nonblocking(true).unwrap();
         let mut written = Vec::new();
         let mut w = &served;
         for i in 0u32..200_000 {
-            let chunk: Vec<u8> = (0..1000u32).map(|j| (i.wrapping_mul(31) ^ j) as u8).collect();
+            let chunk: Vec<u8> = (0..1000u32)
+                .map(|j| (i.wrapping_mul(31) ^ j) as u8)
+                .collect();
             match w.write(&chunk) {
                 Ok(n) => written.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -353,13 +533,23 @@ mod tests {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
         let cp = checkpoint(&served).unwrap();
-        assert!(cp.unsent > 0 && (cp.unsent as usize) < cp.send_queue.len(), "some sent-unacked and some unsent data: {} unsent of {}", cp.unsent, cp.send_queue.len());
+        assert!(
+            cp.unsent > 0 && (cp.unsent as usize) < cp.send_queue.len(),
+            "some sent-unacked and some unsent data: {} unsent of {}",
+            cp.unsent,
+            cp.send_queue.len()
+        );
         drop(served);
         let moved = restore(&cp).unwrap();
-        peer.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        peer.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
         let mut got = vec![0u8; written.len()];
         peer.read_exact(&mut got).unwrap();
-        assert!(got == written, "every byte once, in order ({} bytes)", written.len());
+        assert!(
+            got == written,
+            "every byte once, in order ({} bytes)",
+            written.len()
+        );
         drop(moved);
     }
 }

@@ -59,7 +59,10 @@ pub struct Topology {
 }
 
 fn run(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new(args[0]).args(&args[1..]).output().with_context(|| format!("{args:?}"))?;
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .with_context(|| format!("{args:?}"))?;
     if !out.status.success() {
         bail!("{args:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
@@ -91,7 +94,8 @@ impl Topology {
             daemons: HashMap::new(),
             exe: exe.into(),
         };
-        t.create().with_context(|| format!("building topology {prefix}"))?;
+        t.create()
+            .with_context(|| format!("building topology {prefix}"))?;
         Ok(t)
     }
 
@@ -104,7 +108,9 @@ impl Topology {
     }
 
     fn veth(&self, a: &str, a_if: &str, b: &str, b_if: &str) -> anyhow::Result<()> {
-        run(&["ip", "link", "add", a_if, "netns", a, "type", "veth", "peer", "name", b_if, "netns", b])?;
+        run(&[
+            "ip", "link", "add", a_if, "netns", a, "type", "veth", "peer", "name", b_if, "netns", b,
+        ])?;
         self.exec(a, &["ip", "link", "set", a_if, "up"])?;
         self.exec(b, &["ip", "link", "set", b_if, "up"])
     }
@@ -118,15 +124,34 @@ impl Topology {
             let port = format!("g{i}p");
             self.veth(&g, "core", &core, &port)?;
             self.exec(&core, &["ip", "link", "set", &port, "master", "br0"])?;
-            self.exec(&g, &["ip", "link", "set", "core", "address", &gateway_mac(i)])?;
-            self.exec(&g, &["ip", "addr", "add", &format!("10.1.0.{}/24", 11 + i), "dev", "core"])?;
+            self.exec(
+                &g,
+                &["ip", "link", "set", "core", "address", &gateway_mac(i)],
+            )?;
+            self.exec(
+                &g,
+                &[
+                    "ip",
+                    "addr",
+                    "add",
+                    &format!("10.1.0.{}/24", 11 + i),
+                    "dev",
+                    "core",
+                ],
+            )?;
             for a in [GTPU_ENDPOINT, SERVICE] {
                 self.exec(&g, &["ip", "addr", "add", &format!("{a}/32"), "dev", "lo"])?;
             }
             for k in ["all", "default", "core"] {
-                self.exec(&g, &["sysctl", "-qw", &format!("net.ipv4.conf.{k}.rp_filter=0")])?;
+                self.exec(
+                    &g,
+                    &["sysctl", "-qw", &format!("net.ipv4.conf.{k}.rp_filter=0")],
+                )?;
             }
-            self.exec(&g, &["ip", "route", "add", "10.0.0.0/24", "via", "10.1.0.1"])?;
+            self.exec(
+                &g,
+                &["ip", "route", "add", "10.0.0.0/24", "via", "10.1.0.1"],
+            )?;
         }
         for l in 1..=self.lbs {
             let t = self.add_ns(&format!("t{l}"))?;
@@ -141,16 +166,36 @@ impl Topology {
             self.exec(&lb, &["ip", "addr", "add", "10.0.0.1/24", "dev", "ingress"])?;
             let port = format!("l{l}p");
             self.veth(&lb, "core", &core, &port)?;
-            self.exec(&lb, &["ip", "addr", "add", &format!("10.1.0.{l}/24"), "dev", "core"])?;
+            self.exec(
+                &lb,
+                &[
+                    "ip",
+                    "addr",
+                    "add",
+                    &format!("10.1.0.{l}/24"),
+                    "dev",
+                    "core",
+                ],
+            )?;
             self.exec(&core, &["ip", "link", "set", &port, "master", "br0"])?;
             // Native XDP_REDIRECT into a veth delivers only if its peer
             // runs an XDP program: attach the floor (pass) program there.
             let out = Command::new(&self.exe)
-                .args(["xdp-pass", "--netns", &core, "--interface", &port, "--pin-root"])
+                .args([
+                    "xdp-pass",
+                    "--netns",
+                    &core,
+                    "--interface",
+                    &port,
+                    "--pin-root",
+                ])
                 .arg(self.pin_root.join("core"))
                 .output()?;
             if !out.status.success() {
-                bail!("attaching the pass program on {port}: {}", String::from_utf8_lossy(&out.stderr).trim());
+                bail!(
+                    "attaching the pass program on {port}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
             }
         }
         Ok(())
@@ -201,8 +246,18 @@ impl Topology {
 
     /// `lb_config` with more keys: `lb_extra` in the `[[lb]]` section,
     /// `gw_extra(g)` in gateway `g`'s.
-    pub fn lb_config_with(&self, lb: usize, gateways: &[usize], seed: u32, lb_extra: &str, gw_extra: impl Fn(usize) -> String) -> String {
-        let mut s = format!("{}\n[[lb]]\ninterface = \"ingress\"\nseed = {seed}\n{lb_extra}", self.node_section(&format!("l{lb}")));
+    pub fn lb_config_with(
+        &self,
+        lb: usize,
+        gateways: &[usize],
+        seed: u32,
+        lb_extra: &str,
+        gw_extra: impl Fn(usize) -> String,
+    ) -> String {
+        let mut s = format!(
+            "{}\n[[lb]]\ninterface = \"ingress\"\nseed = {seed}\n{lb_extra}",
+            self.node_section(&format!("l{lb}"))
+        );
         for &g in gateways {
             s.push_str(&format!(
                 "\n[[lb.gateway]]\nname = \"{}\"\naddress = \"10.1.0.{}\"\nmac = \"{}\"\nvia = \"core\"\n{}",
@@ -244,12 +299,19 @@ impl Topology {
             if edgeplane::client::call(&socket, &control::api::Request::Status).is_ok() {
                 return Ok(());
             }
-            if let Some(st) = self.daemons.get_mut(role).and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(st) = self
+                .daemons
+                .get_mut(role)
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 bail!("daemon {role} exited with {st}: {}", self.role_log(role));
             }
             thread::sleep(Duration::from_millis(50));
         }
-        bail!("daemon {role} did not answer within 30 s: {}", self.role_log(role))
+        bail!(
+            "daemon {role} did not answer within 30 s: {}",
+            self.role_log(role)
+        )
     }
 
     pub fn log(&self, lb: usize) -> String {
@@ -276,7 +338,11 @@ impl Topology {
         Ok(edgeplane::client::call(&self.socket(lb), &req)?)
     }
 
-    pub fn call_role(&self, role: &str, req: control::api::Request) -> anyhow::Result<serde_json::Value> {
+    pub fn call_role(
+        &self,
+        role: &str,
+        req: control::api::Request,
+    ) -> anyhow::Result<serde_json::Value> {
         Ok(edgeplane::client::call(&self.daemon_socket(role), &req)?)
     }
 
@@ -295,7 +361,17 @@ impl Topology {
             let gwp = format!("gw{gi}p");
             self.veth(&g, "srv", &sv, &gwp)?;
             self.exec(&sv, &["ip", "link", "set", &gwp, "master", "br1"])?;
-            self.exec(&g, &["ip", "addr", "add", &format!("10.2.0.{}/24", 1 + gi), "dev", "srv"])?;
+            self.exec(
+                &g,
+                &[
+                    "ip",
+                    "addr",
+                    "add",
+                    &format!("10.2.0.{}/24", 1 + gi),
+                    "dev",
+                    "srv",
+                ],
+            )?;
             self.exec(&g, &["ethtool", "-K", "srv", "tx", "off"])?;
             // Peers of the gateway's two interfaces get the pass program,
             // so native XDP_REDIRECT into them delivers.
@@ -307,21 +383,46 @@ impl Topology {
             let port = format!("s{i}p");
             self.veth(&s, "eth0", &sv, &port)?;
             self.exec(&sv, &["ip", "link", "set", &port, "master", "br1"])?;
-            self.exec(&s, &["ip", "addr", "add", &format!("10.2.0.{}/24", 11 + i), "dev", "eth0"])?;
+            self.exec(
+                &s,
+                &[
+                    "ip",
+                    "addr",
+                    "add",
+                    &format!("10.2.0.{}/24", 11 + i),
+                    "dev",
+                    "eth0",
+                ],
+            )?;
             self.exec(&s, &["ethtool", "-K", "eth0", "tx", "off"])?;
         }
         for (ns, port) in peers {
             let out = Command::new(&self.exe)
-                .args(["xdp-pass", "--netns", &ns, "--interface", &port, "--pin-root"])
+                .args([
+                    "xdp-pass",
+                    "--netns",
+                    &ns,
+                    "--interface",
+                    &port,
+                    "--pin-root",
+                ])
                 .arg(self.pin_root.join("peers"))
                 .output()?;
             if !out.status.success() {
-                bail!("attaching the pass program on {port}: {}", String::from_utf8_lossy(&out.stderr).trim());
+                bail!(
+                    "attaching the pass program on {port}: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
             }
         }
         for l in 1..=self.lbs {
             let lb = self.ns(&format!("l{l}"));
-            for k in ["net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0", "net.ipv4.conf.core.rp_filter=0"] {
+            for k in [
+                "net.ipv4.ip_forward=1",
+                "net.ipv4.conf.all.rp_filter=0",
+                "net.ipv4.conf.default.rp_filter=0",
+                "net.ipv4.conf.core.rp_filter=0",
+            ] {
                 self.exec(&lb, &["sysctl", "-qw", k])?;
             }
         }
@@ -332,7 +433,9 @@ impl Topology {
     /// on servers 0 and 1 (port 8080) and a dns group (UDP
     /// 198.51.100.20:53) on servers 2 and 3 (port 5353).
     pub fn gateway_config(&self, gi: usize, ports: &str, extra: &str) -> String {
-        let server = |i: usize, port: u16| format!("[[gateway.group.server]]\nname = \"s{i}\"\naddress = \"10.2.0.{}\"\nport = {port}\n", 11 + i);
+        let server = |i: usize, port: u16| {
+            format!("[[gateway.group.server]]\nname = \"s{i}\"\naddress = \"10.2.0.{}\"\nport = {port}\n", 11 + i)
+        };
         format!(
             "{node}\n[[gateway]]\ninterfaces = [\"core\", \"srv\"]\naddress = \"10.2.0.{addr}\"\nports = \"{ports}\"\n{extra}\n\
              [[gateway.group]]\nname = \"web\"\nservices = [\"198.51.100.10:80/tcp\"]\n{s0}{s1}\n\
@@ -351,7 +454,9 @@ impl Topology {
     /// so a terminal learns which gateway port the server saw. Returns the
     /// threads and, per server, the peers it saw.
     pub fn echo_servers(&self, stop: Arc<AtomicBool>) -> (Vec<thread::JoinHandle<()>>, Vec<Peers>) {
-        let peers: Vec<Peers> = (0..4).map(|_| Arc::new(std::sync::Mutex::new(Vec::new()))).collect();
+        let peers: Vec<Peers> = (0..4)
+            .map(|_| Arc::new(std::sync::Mutex::new(Vec::new())))
+            .collect();
         let handles = (0..4)
             .map(|i| {
                 let ns = format!("/run/netns/{}", self.ns(&format!("s{i}")));
@@ -368,7 +473,10 @@ impl Topology {
 
     /// Receive on every gateway until `stop` is set and then 300 ms of
     /// quiet; returns, per gateway, how many packets each session sent.
-    pub fn receivers(&self, stop: Arc<AtomicBool>) -> Vec<thread::JoinHandle<anyhow::Result<HashMap<Session, u32>>>> {
+    pub fn receivers(
+        &self,
+        stop: Arc<AtomicBool>,
+    ) -> Vec<thread::JoinHandle<anyhow::Result<HashMap<Session, u32>>>> {
         (0..self.gateways)
             .map(|g| {
                 let path = format!("/run/netns/{}", self.ns(&format!("g{g}")));
@@ -389,7 +497,13 @@ impl Topology {
 
     /// Send one packet per session from terminal `lb`, `rounds` times, at
     /// `pps` packets per second overall. Returns packets sent.
-    pub fn send(&self, lb: usize, sessions: &[Session], rounds: u32, pps: u32) -> anyhow::Result<u64> {
+    pub fn send(
+        &self,
+        lb: usize,
+        sessions: &[Session],
+        rounds: u32,
+        pps: u32,
+    ) -> anyhow::Result<u64> {
         let path = format!("/run/netns/{}", self.ns(&format!("t{lb}")));
         let sessions = sessions.to_vec();
         thread::spawn(move || -> anyhow::Result<u64> {
@@ -401,7 +515,11 @@ impl Topology {
     }
 
     /// Where each session landed when sent through LB `lb`.
-    pub fn placement(&self, lb: usize, sessions: &[Session]) -> anyhow::Result<HashMap<Session, usize>> {
+    pub fn placement(
+        &self,
+        lb: usize,
+        sessions: &[Session],
+    ) -> anyhow::Result<HashMap<Session, usize>> {
         let stop = Arc::new(AtomicBool::new(false));
         let rx = self.receivers(stop.clone());
         let sent = self.send(lb, sessions, 1, 5000);
@@ -409,10 +527,16 @@ impl Topology {
         sent?;
         let mut out = HashMap::new();
         for (g, h) in rx.into_iter().enumerate() {
-            let got = h.join().map_err(|_| anyhow::anyhow!("receiver panicked"))??;
+            let got = h
+                .join()
+                .map_err(|_| anyhow::anyhow!("receiver panicked"))??;
             for s in got.keys() {
                 if let Some(prev) = out.insert(*s, g) {
-                    bail!("session {s:?} reached both {} and {}", gateway_name(prev), gateway_name(g));
+                    bail!(
+                        "session {s:?} reached both {} and {}",
+                        gateway_name(prev),
+                        gateway_name(g)
+                    );
                 }
             }
         }
@@ -508,12 +632,22 @@ fn bind_rx(port: u16) -> anyhow::Result<UdpSocket> {
     let size: libc::c_int = 8 << 20;
     // SAFETY: setsockopt with a valid int.
     unsafe {
-        libc::setsockopt(s.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, &size as *const _ as *const libc::c_void, 4);
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &size as *const _ as *const libc::c_void,
+            4,
+        );
     }
     Ok(s)
 }
 
-fn receive(gtpu: &UdpSocket, flow: &UdpSocket, stop: &AtomicBool) -> anyhow::Result<HashMap<Session, u32>> {
+fn receive(
+    gtpu: &UdpSocket,
+    flow: &UdpSocket,
+    stop: &AtomicBool,
+) -> anyhow::Result<HashMap<Session, u32>> {
     let mut got: HashMap<Session, u32> = HashMap::new();
     let mut buf = [0u8; 2048];
     let mut quiet_since: Option<Instant> = None;
@@ -550,10 +684,17 @@ fn send_sessions(sessions: &[Session], rounds: u32, pps: u32) -> anyhow::Result<
     let mut flows: HashMap<u16, UdpSocket> = HashMap::new();
     for s in sessions {
         if let Session::Flow(port) = s {
-            flows.insert(*port, UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, *port))?);
+            flows.insert(
+                *port,
+                UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, *port))?,
+            );
         }
     }
-    let inner = packets::inner_udp(Ipv4Addr::new(100, 64, 0, 9), Ipv4Addr::new(203, 0, 113, 7), b"payload");
+    let inner = packets::inner_udp(
+        Ipv4Addr::new(100, 64, 0, 9),
+        Ipv4Addr::new(203, 0, 113, 7),
+        b"payload",
+    );
     let gap = Duration::from_secs_f64(1.0 / pps.max(1) as f64);
     let start = Instant::now();
     let mut sent = 0u64;
@@ -567,7 +708,8 @@ fn send_sessions(sessions: &[Session], rounds: u32, pps: u32) -> anyhow::Result<
                     gtpu.send_to(&p, SocketAddrV4::new(GTPU_ENDPOINT, GTPU_PORT))?;
                 }
                 Session::Flow(port) => {
-                    flows[port].send_to(&r.to_be_bytes(), SocketAddrV4::new(SERVICE, SERVICE_PORT))?;
+                    flows[port]
+                        .send_to(&r.to_be_bytes(), SocketAddrV4::new(SERVICE, SERVICE_PORT))?;
                 }
             }
             sent += 1;
@@ -586,6 +728,12 @@ fn send_sessions(sessions: &[Session], rounds: u32, pps: u32) -> anyhow::Result<
 /// `n` sessions: half GTP-U TEIDs, half plain UDP flows.
 pub fn sessions(n: usize) -> Vec<Session> {
     (0..n)
-        .map(|i| if i % 2 == 0 { Session::Teid(0x1000_0000 + i as u32 * 7919) } else { Session::Flow(20000 + i as u16) })
+        .map(|i| {
+            if i % 2 == 0 {
+                Session::Teid(0x1000_0000 + i as u32 * 7919)
+            } else {
+                Session::Flow(20000 + i as u16)
+            }
+        })
         .collect()
 }

@@ -27,7 +27,10 @@ pub struct VrrpLan {
 }
 
 fn run(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new(args[0]).args(&args[1..]).output().with_context(|| format!("{args:?}"))?;
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .with_context(|| format!("{args:?}"))?;
     if !out.status.success() {
         bail!("{args:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
@@ -38,8 +41,16 @@ impl VrrpLan {
     pub fn new(prefix: &str, routers: usize, exe: &std::path::Path) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("edgeplane-{prefix}"));
         std::fs::create_dir_all(&dir)?;
-        let mut l = Self { prefix: prefix.into(), dir, exe: exe.into(), namespaces: vec![], children: HashMap::new() };
-        let mut members: Vec<(String, String)> = (1..=routers).map(|i| (format!("r{i}"), format!("10.3.0.{i}/24"))).collect();
+        let mut l = Self {
+            prefix: prefix.into(),
+            dir,
+            exe: exe.into(),
+            namespaces: vec![],
+            children: HashMap::new(),
+        };
+        let mut members: Vec<(String, String)> = (1..=routers)
+            .map(|i| (format!("r{i}"), format!("10.3.0.{i}/24")))
+            .collect();
         members.push(("x".into(), "10.3.0.9/24".into()));
         for r in std::iter::once("lan").chain(members.iter().map(|m| m.0.as_str())) {
             let ns = l.ns(r);
@@ -48,15 +59,28 @@ impl VrrpLan {
             run(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"])?;
         }
         let lan = l.ns("lan");
-        run(&["ip", "netns", "exec", &lan, "ip", "link", "add", "br0", "type", "bridge"])?;
-        run(&["ip", "netns", "exec", &lan, "ip", "link", "set", "br0", "up"])?;
+        run(&[
+            "ip", "netns", "exec", &lan, "ip", "link", "add", "br0", "type", "bridge",
+        ])?;
+        run(&[
+            "ip", "netns", "exec", &lan, "ip", "link", "set", "br0", "up",
+        ])?;
         for (r, a) in &members {
             let ns = l.ns(r);
             let port = format!("{r}p");
-            run(&["ip", "link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &port, "netns", &lan])?;
-            run(&["ip", "netns", "exec", &lan, "ip", "link", "set", &port, "master", "br0", "up"])?;
-            run(&["ip", "netns", "exec", &ns, "ip", "addr", "add", a, "dev", "eth0"])?;
-            run(&["ip", "netns", "exec", &ns, "ip", "link", "set", "eth0", "up"])?;
+            run(&[
+                "ip", "link", "add", "eth0", "netns", &ns, "type", "veth", "peer", "name", &port,
+                "netns", &lan,
+            ])?;
+            run(&[
+                "ip", "netns", "exec", &lan, "ip", "link", "set", &port, "master", "br0", "up",
+            ])?;
+            run(&[
+                "ip", "netns", "exec", &ns, "ip", "addr", "add", a, "dev", "eth0",
+            ])?;
+            run(&[
+                "ip", "netns", "exec", &ns, "ip", "link", "set", "eth0", "up",
+            ])?;
         }
         Ok(l)
     }
@@ -65,9 +89,18 @@ impl VrrpLan {
         format!("{}{r}", self.prefix)
     }
 
-    pub fn start_keepalived(&mut self, r: &str, priority: u8, advert_ms: u32) -> anyhow::Result<()> {
+    pub fn start_keepalived(
+        &mut self,
+        r: &str,
+        priority: u8,
+        advert_ms: u32,
+    ) -> anyhow::Result<()> {
         let conf = self.dir.join(format!("{r}-ka.conf"));
-        let adv = if advert_ms % 1000 == 0 { format!("{}", advert_ms / 1000) } else { format!("{:.2}", advert_ms as f64 / 1000.0) };
+        let adv = if advert_ms % 1000 == 0 {
+            format!("{}", advert_ms / 1000)
+        } else {
+            format!("{:.2}", advert_ms as f64 / 1000.0)
+        };
         std::fs::write(
             &conf,
             format!(
@@ -77,7 +110,16 @@ impl VrrpLan {
         let d = &self.dir;
         // `ip netns exec` execs keepalived, so the child pid is its pid.
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns(r), "keepalived", "-n", "-l", "-P", "-f"])
+            .args([
+                "netns",
+                "exec",
+                &self.ns(r),
+                "keepalived",
+                "-n",
+                "-l",
+                "-P",
+                "-f",
+            ])
             .arg(&conf)
             .arg("-p")
             .arg(d.join(format!("{r}-ka.pid")))
@@ -113,41 +155,129 @@ impl VrrpLan {
             run(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"])?;
         }
         let wan = self.ns("wan");
-        run(&["ip", "netns", "exec", &wan, "ip", "link", "add", "br1", "type", "bridge"])?;
-        run(&["ip", "netns", "exec", &wan, "ip", "link", "set", "br1", "up"])?;
-        let mut members: Vec<(String, String, String)> = (1..=routers).map(|i| (format!("r{i}"), "wan0".to_string(), format!("10.4.0.{i}/24"))).collect();
+        run(&[
+            "ip", "netns", "exec", &wan, "ip", "link", "add", "br1", "type", "bridge",
+        ])?;
+        run(&[
+            "ip", "netns", "exec", &wan, "ip", "link", "set", "br1", "up",
+        ])?;
+        let mut members: Vec<(String, String, String)> = (1..=routers)
+            .map(|i| {
+                (
+                    format!("r{i}"),
+                    "wan0".to_string(),
+                    format!("10.4.0.{i}/24"),
+                )
+            })
+            .collect();
         members.push(("rx".into(), "eth0".into(), "10.4.0.100/24".into()));
         for (r, dev, a) in &members {
             let ns = self.ns(r);
             let port = format!("w{r}");
-            run(&["ip", "link", "add", dev, "netns", &ns, "type", "veth", "peer", "name", &port, "netns", &wan])?;
-            run(&["ip", "netns", "exec", &wan, "ip", "link", "set", &port, "master", "br1", "up"])?;
-            run(&["ip", "netns", "exec", &ns, "ip", "addr", "add", a, "dev", dev])?;
+            run(&[
+                "ip", "link", "add", dev, "netns", &ns, "type", "veth", "peer", "name", &port,
+                "netns", &wan,
+            ])?;
+            run(&[
+                "ip", "netns", "exec", &wan, "ip", "link", "set", &port, "master", "br1", "up",
+            ])?;
+            run(&[
+                "ip", "netns", "exec", &ns, "ip", "addr", "add", a, "dev", dev,
+            ])?;
             run(&["ip", "netns", "exec", &ns, "ip", "link", "set", dev, "up"])?;
         }
         let lan = self.ns("lan");
         for i in 1..=routers {
             let r = self.ns(&format!("r{i}"));
-            run(&["ip", "netns", "exec", &r, "sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
-            run(&["ip", "netns", "exec", &r, "sysctl", "-qw", "net.ipv4.conf.all.send_redirects=0"])?;
-            run(&["ip", "netns", "exec", &lan, "bridge", "link", "set", "dev", &format!("r{i}p"), "learning", "off"])?;
+            run(&[
+                "ip",
+                "netns",
+                "exec",
+                &r,
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=1",
+            ])?;
+            run(&[
+                "ip",
+                "netns",
+                "exec",
+                &r,
+                "sysctl",
+                "-qw",
+                "net.ipv4.conf.all.send_redirects=0",
+            ])?;
+            run(&[
+                "ip",
+                "netns",
+                "exec",
+                &lan,
+                "bridge",
+                "link",
+                "set",
+                "dev",
+                &format!("r{i}p"),
+                "learning",
+                "off",
+            ])?;
         }
         let x = self.ns("x");
         // Complete checksums from the host, as a NIC delivers them (veth
         // offload would hand the routers partial ones that XDP cannot
         // finish).
-        run(&["ip", "netns", "exec", &x, "ethtool", "-K", "eth0", "tx", "off"])?;
+        run(&[
+            "ip", "netns", "exec", &x, "ethtool", "-K", "eth0", "tx", "off",
+        ])?;
         for i in 64..96 {
-            run(&["ip", "netns", "exec", &x, "ip", "addr", "add", &format!("10.3.0.{i}/24"), "dev", "eth0"])?;
+            run(&[
+                "ip",
+                "netns",
+                "exec",
+                &x,
+                "ip",
+                "addr",
+                "add",
+                &format!("10.3.0.{i}/24"),
+                "dev",
+                "eth0",
+            ])?;
         }
-        run(&["ip", "netns", "exec", &x, "ip", "route", "add", "default", "via", &VIP.to_string()])?;
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &x,
+            "ip",
+            "route",
+            "add",
+            "default",
+            "via",
+            &VIP.to_string(),
+        ])?;
         // Replies are not needed; the receiver only counts.
-        run(&["ip", "netns", "exec", &self.ns("rx"), "ip", "route", "add", "default", "via", "10.4.0.1"])?;
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.ns("rx"),
+            "ip",
+            "route",
+            "add",
+            "default",
+            "via",
+            "10.4.0.1",
+        ])?;
         Ok(())
     }
 
     /// `start_edgeplane` with extra TOML appended to the router section.
-    pub fn start_edgeplane_with(&mut self, r: &str, priority: u8, advert_ms: u32, extra: &str) -> anyhow::Result<()> {
+    pub fn start_edgeplane_with(
+        &mut self,
+        r: &str,
+        priority: u8,
+        advert_ms: u32,
+        extra: &str,
+    ) -> anyhow::Result<()> {
         let conf = self.dir.join(format!("{r}.toml"));
         std::fs::write(
             &conf,
@@ -195,7 +325,17 @@ impl VrrpLan {
     /// dies at once (keepalived's VRRP child included), so nothing can
     /// announce the departure; a dead router's stale address cannot answer.
     pub fn fail(&mut self, r: &str) -> anyhow::Result<()> {
-        run(&["ip", "netns", "exec", &self.ns(r), "ip", "link", "set", "eth0", "down"])?;
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.ns(r),
+            "ip",
+            "link",
+            "set",
+            "eth0",
+            "down",
+        ])?;
         kill_all_in(&self.ns(r));
         if let Some(mut c) = self.children.remove(r) {
             let _ = c.wait();
@@ -205,7 +345,17 @@ impl VrrpLan {
 
     pub fn has_vip(&self, r: &str) -> bool {
         Command::new("ip")
-            .args(["netns", "exec", &self.ns(r), "ip", "-4", "-o", "addr", "show", "up"])
+            .args([
+                "netns",
+                "exec",
+                &self.ns(r),
+                "ip",
+                "-4",
+                "-o",
+                "addr",
+                "show",
+                "up",
+            ])
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!(" {VIP}/")))
             .unwrap_or(false)
@@ -213,15 +363,33 @@ impl VrrpLan {
 
     /// Wait until `r` holds the virtual address and, when `alone`, no other
     /// router does. Returns how long it took.
-    pub fn wait_master(&self, r: &str, routers: &[&str], alone: bool, within: Duration) -> anyhow::Result<Duration> {
+    pub fn wait_master(
+        &self,
+        r: &str,
+        routers: &[&str],
+        alone: bool,
+        within: Duration,
+    ) -> anyhow::Result<Duration> {
         let t0 = Instant::now();
         while t0.elapsed() < within {
-            if self.has_vip(r) && (!alone || routers.iter().filter(|o| **o != r).all(|o| !self.has_vip(o))) {
+            if self.has_vip(r)
+                && (!alone
+                    || routers
+                        .iter()
+                        .filter(|o| **o != r)
+                        .all(|o| !self.has_vip(o)))
+            {
                 return Ok(t0.elapsed());
             }
             thread::sleep(Duration::from_millis(20));
         }
-        bail!("{r} did not become master within {within:?}; logs:\n{}", routers.iter().map(|o| format!("--- {o}\n{}", self.log(o))).collect::<String>())
+        bail!(
+            "{r} did not become master within {within:?}; logs:\n{}",
+            routers
+                .iter()
+                .map(|o| format!("--- {o}\n{}", self.log(o)))
+                .collect::<String>()
+        )
     }
 
     pub fn status(&self, r: &str) -> anyhow::Result<serde_json::Value> {
@@ -232,15 +400,23 @@ impl VrrpLan {
     /// of `program`: "router" for the XDP filter, "vrrp", "load_sharing").
     pub fn counter(&self, r: &str, program: &str, name: &str) -> anyhow::Result<u64> {
         let rows = edgeplane::client::call(&self.socket(r), &Request::Stats)?;
-        let row = rows.as_array().into_iter().flatten().find(|c| c["role"] == "router" && c["program"] == program && c["name"] == name);
-        row.and_then(|c| c["packets"].as_u64()).ok_or_else(|| anyhow::anyhow!("{r}: no router counter {program}/{name} in {rows}"))
+        let row = rows
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["role"] == "router" && c["program"] == program && c["name"] == name);
+        row.and_then(|c| c["packets"].as_u64())
+            .ok_or_else(|| anyhow::anyhow!("{r}: no router counter {program}/{name} in {rows}"))
     }
 }
 
 /// SIGKILL every process in a namespace this lab made.
 fn kill_all_in(ns: &str) {
     if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
-        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+        for pid in String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+        {
             // SAFETY: kill(2) on a pid listed in our own namespace.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
@@ -260,7 +436,10 @@ impl Drop for VrrpLan {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
         for i in 1..=8 {
-            let _ = crate::topo::remove_pins(&PathBuf::from(format!("/sys/fs/bpf/edgeplane/{}r{i}", self.prefix)));
+            let _ = crate::topo::remove_pins(&PathBuf::from(format!(
+                "/sys/fs/bpf/edgeplane/{}r{i}",
+                self.prefix
+            )));
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -287,7 +466,15 @@ pub fn receiver(ns: String, seen: Seen, stop: Arc<AtomicBool>) -> thread::JoinHa
         crate::topo::enter_netns(&ns).unwrap();
         let s = UdpSocket::bind("10.4.0.100:9000").unwrap();
         let size: libc::c_int = 8 << 20;
-        unsafe { libc::setsockopt(std::os::fd::AsRawFd::as_raw_fd(&s), libc::SOL_SOCKET, libc::SO_RCVBUF, (&size as *const libc::c_int).cast(), 4) };
+        unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&s),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&size as *const libc::c_int).cast(),
+                4,
+            )
+        };
         s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
         let mut buf = [0u8; 64];
         let mut quiet = 0;
@@ -320,12 +507,19 @@ pub fn sender(ns: String, pps: u32, secs: f64) -> thread::JoinHandle<Vec<u32>> {
 
 /// As `sender`, from the end systems `sources` (indices into
 /// 10.3.0.64-95) only; the result is indexed like `sources`'s addresses.
-pub fn sender_from(ns: String, sources: Vec<u32>, pps: u32, secs: f64) -> thread::JoinHandle<Vec<u32>> {
+pub fn sender_from(
+    ns: String,
+    sources: Vec<u32>,
+    pps: u32,
+    secs: f64,
+) -> thread::JoinHandle<Vec<u32>> {
     thread::spawn(move || {
         crate::topo::enter_netns(&ns).unwrap();
         let mut socks: Vec<Option<UdpSocket>> = (0..SOURCES).map(|_| None).collect();
         for i in &sources {
-            socks[*i as usize] = Some(UdpSocket::bind(Sa4::new(Ipv4Addr::new(10, 3, 0, 64 + *i as u8), 40000)).unwrap());
+            socks[*i as usize] = Some(
+                UdpSocket::bind(Sa4::new(Ipv4Addr::new(10, 3, 0, 64 + *i as u8), 40000)).unwrap(),
+            );
         }
         let dst = Sa4::new(Ipv4Addr::new(10, 4, 0, 100), 9000);
         let mut sent = vec![0u32; SOURCES as usize];
@@ -363,4 +557,3 @@ pub fn count_loss(sent: &[u32], seen: &Seen) -> (u64, u64) {
     }
     (lost, doubled)
 }
-

@@ -57,7 +57,10 @@ fn main() -> ExitCode {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn say(msg: &str) {
@@ -73,15 +76,25 @@ fn run(cmd: &mut Command) -> anyhow::Result<()> {
 }
 
 fn output(cmd: &str, args: &[&str]) -> Option<String> {
-    Command::new(cmd).args(args).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
 fn is_root() -> bool {
-    output("id", &["-u"]).map(|s| s.trim() == "0").unwrap_or(false)
+    output("id", &["-u"])
+        .map(|s| s.trim() == "0")
+        .unwrap_or(false)
 }
 
 fn cargo_bin() -> PathBuf {
-    env::var_os("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env::var("HOME").unwrap_or_default()).join(".cargo")).join("bin")
+    env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env::var("HOME").unwrap_or_default()).join(".cargo"))
+        .join("bin")
 }
 
 /// Install what a fresh machine lacks. Every step checks first, so a
@@ -93,27 +106,50 @@ fn setup() -> anyhow::Result<()> {
     let missing: Vec<&str> = APT_PACKAGES
         .iter()
         .copied()
-        .filter(|p| output("dpkg-query", &["-W", "-f=${Status}", p]).map(|s| !s.contains("install ok installed")).unwrap_or(true))
+        .filter(|p| {
+            output("dpkg-query", &["-W", "-f=${Status}", p])
+                .map(|s| !s.contains("install ok installed"))
+                .unwrap_or(true)
+        })
         .collect();
     if missing.is_empty() {
         say("apt packages: present");
     } else {
         say(&format!("apt packages: installing {}", missing.join(" ")));
         run(Command::new("apt-get").arg("update").arg("-qq"))?;
-        run(Command::new("apt-get").args(["install", "-y", "-qq", "--no-install-recommends"]).args(&missing).env("DEBIAN_FRONTEND", "noninteractive"))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
     }
 
     let toolchains = output("rustup", &["toolchain", "list"]).unwrap_or_default();
     if !toolchains.lines().any(|l| l.starts_with("nightly")) {
         say("rust nightly: installing (builds the eBPF crate)");
-        run(Command::new("rustup").args(["toolchain", "install", "nightly", "--profile", "minimal"]))?;
+        run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))?;
     }
-    let comps = output("rustup", &["component", "list", "--toolchain", "nightly", "--installed"]).unwrap_or_default();
+    let comps = output(
+        "rustup",
+        &["component", "list", "--toolchain", "nightly", "--installed"],
+    )
+    .unwrap_or_default();
     if comps.lines().any(|l| l.starts_with("rust-src")) {
         say("nightly rust-src: present");
     } else {
         say("nightly rust-src: installing (-Z build-std=core for bpfel)");
-        run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+        run(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ]))?;
     }
 
     let linker = cargo_bin().join("bpf-linker");
@@ -121,15 +157,34 @@ fn setup() -> anyhow::Result<()> {
     if have.contains(BPF_LINKER_VERSION) {
         say(&format!("bpf-linker {BPF_LINKER_VERSION}: present"));
     } else {
-        say(&format!("bpf-linker {BPF_LINKER_VERSION}: building against LLVM 22 (1-2 minutes)"));
-        let path = format!("/usr/lib/llvm-22/bin:{}", env::var("PATH").unwrap_or_default());
+        say(&format!(
+            "bpf-linker {BPF_LINKER_VERSION}: building against LLVM 22 (1-2 minutes)"
+        ));
+        let path = format!(
+            "/usr/lib/llvm-22/bin:{}",
+            env::var("PATH").unwrap_or_default()
+        );
         run(Command::new("cargo")
-            .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked", "--no-default-features", "--features", "llvm-22"])
+            .args([
+                "install",
+                "bpf-linker",
+                "--version",
+                BPF_LINKER_VERSION,
+                "--locked",
+                "--no-default-features",
+                "--features",
+                "llvm-22",
+            ])
             .env("PATH", path)
             .env("LLVM_SYS_221_PREFIX", "/usr/lib/llvm-22"))?;
     }
 
-    if Command::new("mountpoint").args(["-q", "/sys/fs/bpf"]).status().map(|s| s.success()).unwrap_or(false) {
+    if Command::new("mountpoint")
+        .args(["-q", "/sys/fs/bpf"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+    {
         say("bpffs: mounted at /sys/fs/bpf");
     } else {
         say("bpffs: mounting at /sys/fs/bpf");
@@ -142,7 +197,14 @@ fn cargo() -> Command {
     let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root());
     // bpf-linker must be found by the eBPF build.
-    c.env("PATH", format!("{}:{}", cargo_bin().display(), env::var("PATH").unwrap_or_default()));
+    c.env(
+        "PATH",
+        format!(
+            "{}:{}",
+            cargo_bin().display(),
+            env::var("PATH").unwrap_or_default()
+        ),
+    );
     c
 }
 
@@ -155,17 +217,31 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
 
 fn demo(extra: &[String]) -> anyhow::Result<()> {
     run(cargo().args(["build", "--bins"]))?;
-    run(Command::new(root().join("target/debug/edgeplane-lab")).arg("demo").args(extra))
+    run(Command::new(root().join("target/debug/edgeplane-lab"))
+        .arg("demo")
+        .args(extra))
 }
 
 /// The benchmarks `cargo xtask bench` runs with no arguments, each as
 /// `edgeplane-lab bench NAME ARGS`; `cargo xtask bench NAME [ARGS]` runs one.
 const BENCHES: &[(&str, &[&str], &str)] = &[
-    ("xdp", &[], "test_run ns/packet of every XDP program vs the floor program"),
+    (
+        "xdp",
+        &[],
+        "test_run ns/packet of every XDP program vs the floor program",
+    ),
     ("gateway-veth", &[], "XDP gateway vs nftables on veth"),
     ("vrrp-failover", &[], "failover gap vs keepalived"),
-    ("migration", &[], "pause and switch times vs the wait with nothing moving"),
-    ("migration", &["--commands"], "s2's agent runs the application backend as commands"),
+    (
+        "migration",
+        &[],
+        "pause and switch times vs the wait with nothing moving",
+    ),
+    (
+        "migration",
+        &["--commands"],
+        "s2's agent runs the application backend as commands",
+    ),
     ("sip-latency", &[], "wire-to-PUBLISH"),
 ];
 
@@ -174,17 +250,25 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
     let lab = root().join("target/release/edgeplane-lab");
     if let Some(name) = extra.first() {
         if name == "criterion" {
-            run(cargo().args(["bench", "--bench", "maglev"]).args(&extra[1..]))?;
+            run(cargo()
+                .args(["bench", "--bench", "maglev"])
+                .args(&extra[1..]))?;
             return run(cargo().args(["bench", "--bench", "sip"]).args(&extra[1..]));
         }
         if !BENCHES.iter().any(|(n, _, _)| n == name) {
             let names: Vec<&str> = BENCHES.iter().map(|(n, _, _)| *n).collect();
-            bail!("no benchmark {name:?}; choose one of {} or criterion", names.join(", "));
+            bail!(
+                "no benchmark {name:?}; choose one of {} or criterion",
+                names.join(", ")
+            );
         }
         return run(Command::new(&lab).arg("bench").args(extra));
     }
     for (name, args, what) in BENCHES {
-        say(&format!("bench {name} {}({what})", args.iter().map(|a| format!("{a} ")).collect::<String>()));
+        say(&format!(
+            "bench {name} {}({what})",
+            args.iter().map(|a| format!("{a} ")).collect::<String>()
+        ));
         run(Command::new(&lab).arg("bench").arg(name).args(*args))?;
     }
     say("criterion benches");

@@ -7,7 +7,9 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use super::service::ServiceAddr;
-use crate::field::{validate_ifname, ConfigError, InterfaceClaims, Ipv4Prefix, MacAddr, PortRange, Protocol};
+use crate::field::{
+    validate_ifname, ConfigError, InterfaceClaims, Ipv4Prefix, MacAddr, PortRange, Protocol,
+};
 use dataplane_common::{
     gateway::{GROUPS_MAX, SERVERS_MAX, TYPES_MAX, TYPE_RULES_MAX},
     lb::GTPU_PORT,
@@ -107,7 +109,9 @@ fn default_max_sessions() -> u32 {
 impl Gateway {
     /// The N3 address, when GTP-U is on.
     pub fn n3_address(&self) -> Option<Ipv4Addr> {
-        self.gtpu.as_ref().map(|g| g.address.unwrap_or(self.address))
+        self.gtpu
+            .as_ref()
+            .map(|g| g.address.unwrap_or(self.address))
     }
 
     /// The TEIDs this gateway hands out (inclusive).
@@ -120,7 +124,10 @@ impl Gateway {
 }
 
 fn default_ports() -> PortRange {
-    PortRange { first: 20000, last: 59999 }
+    PortRange {
+        first: 20000,
+        last: 59999,
+    }
 }
 
 /// The pool stays above the well-known ports.
@@ -320,7 +327,10 @@ impl Gateway {
                 );
             }
             if g.error_indication_rate > 100_000 {
-                return e("gtpu.error_indication_rate", format!("{} must be 0..100000 per second", g.error_indication_rate));
+                return e(
+                    "gtpu.error_indication_rate",
+                    format!("{} must be 0..100000 per second", g.error_indication_rate),
+                );
             }
             if let Some(v) = &g.via {
                 validate_ifname(v).map_err(|r| ("gtpu.via".to_string(), r))?;
@@ -328,11 +338,17 @@ impl Gateway {
         }
         if let Some(p) = &self.pfcp {
             if self.gtpu.is_none() {
-                return e("pfcp", "PFCP sets up GTP-U tunnels: add a [gateway.gtpu] section".into());
+                return e(
+                    "pfcp",
+                    "PFCP sets up GTP-U tunnels: add a [gateway.gtpu] section".into(),
+                );
             }
             let max = dataplane_common::gateway::TUNNELS_MAX;
             if p.max_sessions == 0 || p.max_sessions > max {
-                return e("pfcp.max_sessions", format!("{} must be 1..{max}", p.max_sessions));
+                return e(
+                    "pfcp.max_sessions",
+                    format!("{} must be 1..{max}", p.max_sessions),
+                );
             }
             if p.port == 0 {
                 return e("pfcp.port", "must not be 0".into());
@@ -348,7 +364,9 @@ impl Gateway {
         for (j, name) in self.interfaces.iter().enumerate() {
             let k = format!("interfaces[{j}]");
             validate_ifname(name).map_err(|r| ConfigError::new(&k, r))?;
-            interfaces.claim(name).map_err(|r| ConfigError::new(&k, r))?;
+            interfaces
+                .claim(name)
+                .map_err(|r| ConfigError::new(&k, r))?;
         }
         Ok(())
     }
@@ -361,10 +379,19 @@ mod tests {
     #[test]
     fn service_addresses_round_trip_and_reject() {
         let sa: ServiceAddr = "198.51.100.10:80/tcp".parse().unwrap();
-        assert_eq!((sa.addr, sa.port, sa.proto), (Ipv4Addr::new(198, 51, 100, 10), 80, Protocol::Tcp));
+        assert_eq!(
+            (sa.addr, sa.port, sa.proto),
+            (Ipv4Addr::new(198, 51, 100, 10), 80, Protocol::Tcp)
+        );
         assert_eq!(sa.to_string(), "198.51.100.10:80/tcp");
-        assert_eq!(serde_json::to_string(&sa).unwrap(), "\"198.51.100.10:80/tcp\"");
-        assert_eq!(serde_json::from_str::<ServiceAddr>("\"198.51.100.10:80/tcp\"").unwrap(), sa);
+        assert_eq!(
+            serde_json::to_string(&sa).unwrap(),
+            "\"198.51.100.10:80/tcp\""
+        );
+        assert_eq!(
+            serde_json::from_str::<ServiceAddr>("\"198.51.100.10:80/tcp\"").unwrap(),
+            sa
+        );
         assert_eq!("198.51.100.10:80/TCP".parse::<ServiceAddr>(), Ok(sa));
         let e = "198.51.100.10:80/sctp".parse::<ServiceAddr>().unwrap_err();
         assert!(e.contains("protocol must be tcp or udp"), "{e}");
@@ -381,18 +408,40 @@ mod tests {
     fn the_section_is_typed_at_load() {
         let g: Gateway = toml::from_str(&section("ports = \"20000-20099\"\n[[session_type]]\nname = \"v\"\nid = 1\nproto = \"udp\"\nterminals = \"10.0.0.0/8\"")).unwrap();
         assert!(g.validate().is_ok());
-        assert_eq!(g.ports, PortRange { first: 20000, last: 20099 });
+        assert_eq!(
+            g.ports,
+            PortRange {
+                first: 20000,
+                last: 20099
+            }
+        );
         assert_eq!(g.session_types[0].proto, Some(Protocol::Udp));
-        assert_eq!(g.session_types[0].terminals, Some(Ipv4Prefix { addr: Ipv4Addr::new(10, 0, 0, 0), len: 8 }));
-        assert_eq!(toml::from_str::<Gateway>(&section("")).unwrap().ports, default_ports());
+        assert_eq!(
+            g.session_types[0].terminals,
+            Some(Ipv4Prefix {
+                addr: Ipv4Addr::new(10, 0, 0, 0),
+                len: 8
+            })
+        );
+        assert_eq!(
+            toml::from_str::<Gateway>(&section("")).unwrap().ports,
+            default_ports()
+        );
         // The pool's floor is the gateway's rule, checked after parsing.
         let low: Gateway = toml::from_str(&section("ports = \"80-90\"")).unwrap();
         let (k, r) = low.validate().unwrap_err();
         assert_eq!(k, "ports");
-        assert!(r.contains("\"80-90\": expected MIN-MAX with 1024 <= MIN"), "{r}");
+        assert!(
+            r.contains("\"80-90\": expected MIN-MAX with 1024 <= MIN"),
+            "{r}"
+        );
         assert!(toml::from_str::<Gateway>(&section("ports = \"30000-20000\"")).is_err());
         // GTP-U and PFCP: typed, defaults, and the rules between them.
-        let gt: Gateway = toml::from_str(&format!("{}\n[gtpu]\nteid_prefix = 7\n[pfcp]\n", section("ports = \"20000-20099\""))).unwrap();
+        let gt: Gateway = toml::from_str(&format!(
+            "{}\n[gtpu]\nteid_prefix = 7\n[pfcp]\n",
+            section("ports = \"20000-20099\"")
+        ))
+        .unwrap();
         assert!(gt.validate().is_ok(), "{:?}", gt.validate());
         assert_eq!(gt.n3_address(), Some(Ipv4Addr::new(10, 2, 0, 1)));
         assert_eq!(gt.teid_range(), (0x0700_0001, 0x07ff_ffff));
@@ -401,13 +450,20 @@ mod tests {
         bad.gtpu = None;
         assert_eq!(bad.validate().unwrap_err().0, "pfcp");
         let mut bad = gt.clone();
-        bad.ports = PortRange { first: 2000, last: 3000 };
+        bad.ports = PortRange {
+            first: 2000,
+            last: 3000,
+        };
         let (k, r) = bad.validate().unwrap_err();
         assert!(k == "ports" && r.contains("GTP-U port 2152"), "{k}: {r}");
         let mut bad = gt.clone();
         bad.pfcp.as_mut().unwrap().max_sessions = 0;
         assert_eq!(bad.validate().unwrap_err().0, "pfcp.max_sessions");
-        assert!(toml::from_str::<Gateway>(&format!("{}\n[gtpu]\nteid_prefix = 300\n", section(""))).is_err());
+        assert!(toml::from_str::<Gateway>(&format!(
+            "{}\n[gtpu]\nteid_prefix = 300\n",
+            section("")
+        ))
+        .is_err());
         // Written back, the section reads the same.
         let again: Gateway = toml::from_str(&toml::to_string(&g).unwrap()).unwrap();
         assert_eq!(again, g);

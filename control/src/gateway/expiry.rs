@@ -25,7 +25,8 @@ pub fn expiry(
     t: &Timeouts,
 ) -> Option<EndReason> {
     let idle = now_ns.saturating_sub(last_seen_ns) / 1_000_000_000;
-    let closing = flags & (dataplane_common::gateway::SF_FIN | dataplane_common::gateway::SF_RST) != 0;
+    let closing =
+        flags & (dataplane_common::gateway::SF_FIN | dataplane_common::gateway::SF_RST) != 0;
     match proto {
         6 if closing && idle >= t.tcp_closing => Some(EndReason::TcpClosed),
         6 if idle >= t.tcp => Some(EndReason::IdleTimeout),

@@ -67,7 +67,11 @@ pub fn parse(msg: &[u8]) -> Result<Header, Malformed> {
     } else {
         None
     };
-    Ok(Header { msg_type: msg[1], teid, seq })
+    Ok(Header {
+        msg_type: msg[1],
+        teid,
+        seq,
+    })
 }
 
 /// A header with S set and the 4 optional octets (sequence, N-PDU 0, no
@@ -87,7 +91,12 @@ fn message(msg_type: u8, teid: u32, seq: u16, ies: &[u8]) -> Vec<u8> {
 /// Echo Response to an Echo Request (§7.2.2): the request's sequence
 /// number, TEID 0, and the Recovery IE whose restart counter is 0 (§8.2).
 pub fn echo_response(req: &Header) -> Vec<u8> {
-    message(MSG_ECHO_RESPONSE, 0, req.seq.unwrap_or(0), &[IE_RECOVERY, 0])
+    message(
+        MSG_ECHO_RESPONSE,
+        0,
+        req.seq.unwrap_or(0),
+        &[IE_RECOVERY, 0],
+    )
 }
 
 /// Echo Request, as a peer would send it (tests and benches).
@@ -116,7 +125,10 @@ pub fn parse_error_indication(msg: &[u8]) -> Option<(u32, Ipv4Addr)> {
     if ies[0] != IE_TEID_DATA_I || ies[5] != IE_PEER_ADDRESS || ies[6..8] != [0, 4] {
         return None;
     }
-    Some((u32::from_be_bytes([ies[1], ies[2], ies[3], ies[4]]), Ipv4Addr::new(ies[8], ies[9], ies[10], ies[11])))
+    Some((
+        u32::from_be_bytes([ies[1], ies[2], ies[3], ies[4]]),
+        Ipv4Addr::new(ies[8], ies[9], ies[10], ies[11]),
+    ))
 }
 
 /// A token bucket: at most `rate` per second, bursts of `rate`.
@@ -129,7 +141,11 @@ pub struct RateLimit {
 
 impl RateLimit {
     pub fn new(rate: u32) -> Self {
-        Self { rate: rate as f64, tokens: rate as f64, last_s: 0.0 }
+        Self {
+            rate: rate as f64,
+            tokens: rate as f64,
+            last_s: 0.0,
+        }
     }
 
     /// One send at `now_s` (any monotonic seconds): allowed or not.
@@ -153,10 +169,20 @@ mod tests {
     fn echo_is_answered_with_its_sequence_number() {
         let req = echo_request(0x1234);
         let h = parse(&req).unwrap();
-        assert_eq!(h, Header { msg_type: MSG_ECHO_REQUEST, teid: 0, seq: Some(0x1234) });
+        assert_eq!(
+            h,
+            Header {
+                msg_type: MSG_ECHO_REQUEST,
+                teid: 0,
+                seq: Some(0x1234)
+            }
+        );
         let resp = echo_response(&h);
         // Flags S, type 2, length 6 (4 optional octets + Recovery IE).
-        assert_eq!(resp, vec![0x32, 2, 0, 6, 0, 0, 0, 0, 0x12, 0x34, 0, 0, 14, 0]);
+        assert_eq!(
+            resp,
+            vec![0x32, 2, 0, 6, 0, 0, 0, 0, 0x12, 0x34, 0, 0, 14, 0]
+        );
         assert_eq!(parse(&resp).unwrap().seq, Some(0x1234));
     }
 
@@ -164,24 +190,50 @@ mod tests {
     fn scapy_echo_request_parses() {
         // bytes(GTPHeader(version=1, PT=1, S=1, gtp_type=1, teid=0, seq=7) / GTPEchoRequest())
         // from Debian's python3-scapy 2.5.0.
-        let req = [0x32, 0x01, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, 0x00, 0x00];
-        assert_eq!(parse(&req).unwrap(), Header { msg_type: 1, teid: 0, seq: Some(7) });
+        let req = [
+            0x32, 0x01, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07, 0x00, 0x00,
+        ];
+        assert_eq!(
+            parse(&req).unwrap(),
+            Header {
+                msg_type: 1,
+                teid: 0,
+                seq: Some(7)
+            }
+        );
     }
 
     #[test]
     fn error_indication_names_the_teid_and_our_address() {
         let m = error_indication(0xdead_beef, Ipv4Addr::new(10, 3, 0, 1), 9);
         assert_eq!(parse(&m).unwrap().msg_type, MSG_ERROR_INDICATION);
-        assert_eq!(parse_error_indication(&m), Some((0xdead_beef, Ipv4Addr::new(10, 3, 0, 1))));
+        assert_eq!(
+            parse_error_indication(&m),
+            Some((0xdead_beef, Ipv4Addr::new(10, 3, 0, 1)))
+        );
     }
 
     #[test]
     fn malformed_headers_are_named() {
         assert_eq!(parse(&[0x32, 1, 0]), Err(Malformed::Short));
-        assert_eq!(parse(&[0x52, 1, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0]), Err(Malformed::NotVersion1));
-        assert_eq!(parse(&[0x20, 1, 0, 0, 0, 0, 0, 0]), Err(Malformed::NotVersion1), "PT 0 is GTP'");
-        assert_eq!(parse(&[0x32, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0]), Err(Malformed::BadLength));
-        assert_eq!(parse(&[0x32, 1, 0, 0, 0, 0, 0, 0]), Err(Malformed::Short), "S set but no optional octets");
+        assert_eq!(
+            parse(&[0x52, 1, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Err(Malformed::NotVersion1)
+        );
+        assert_eq!(
+            parse(&[0x20, 1, 0, 0, 0, 0, 0, 0]),
+            Err(Malformed::NotVersion1),
+            "PT 0 is GTP'"
+        );
+        assert_eq!(
+            parse(&[0x32, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0]),
+            Err(Malformed::BadLength)
+        );
+        assert_eq!(
+            parse(&[0x32, 1, 0, 0, 0, 0, 0, 0]),
+            Err(Malformed::Short),
+            "S set but no optional octets"
+        );
     }
 
     #[test]

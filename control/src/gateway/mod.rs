@@ -5,9 +5,9 @@
 //! sockets.
 
 mod accounting;
-pub mod gtpu;
 pub mod config;
 mod expiry;
+pub mod gtpu;
 pub mod pfcp;
 mod plan;
 mod selection;
@@ -18,4 +18,3 @@ pub use expiry::{expiry, EndReason};
 pub use plan::{plan, GatewayMaps, Indices, PlanError, TypeRulePlan};
 pub use selection::selection;
 pub use service::{proto_name, ServiceAddr};
-

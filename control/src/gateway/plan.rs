@@ -92,7 +92,11 @@ pub fn plan<S: Clone + PartialEq>(
         }
     }
 
-    let entry = |g: &str, s: &str| resolved.get(&(g.to_string(), s.to_string())).ok_or_else(|| PlanError::Unresolved(g.into(), s.into()));
+    let entry = |g: &str, s: &str| {
+        resolved
+            .get(&(g.to_string(), s.to_string()))
+            .ok_or_else(|| PlanError::Unresolved(g.into(), s.into()))
+    };
     let mut servers_idx = BTreeMap::new();
     let mut servers = BTreeMap::new();
     for grp in &cfg.groups {
@@ -107,14 +111,21 @@ pub fn plan<S: Clone + PartialEq>(
             }
         }
     }
-    let retired: Vec<u32> = prev.servers.values().copied().filter(|i| !servers.contains_key(i)).collect();
+    let retired: Vec<u32> = prev
+        .servers
+        .values()
+        .copied()
+        .filter(|i| !servers.contains_key(i))
+        .collect();
     for grp in &cfg.groups {
         for s in &grp.servers {
             let key = (grp.name.clone(), s.name.clone());
             if servers_idx.contains_key(&key) {
                 continue;
             }
-            let i = (0..SERVERS_MAX).find(|i| !servers.contains_key(i) && !retired.contains(i)).ok_or(PlanError::NoServerSlot)?;
+            let i = (0..SERVERS_MAX)
+                .find(|i| !servers.contains_key(i) && !retired.contains(i))
+                .ok_or(PlanError::NoServerSlot)?;
             servers.insert(i, entry(&grp.name, &s.name)?.clone());
             servers_idx.insert(key, i);
         }
@@ -130,8 +141,18 @@ pub fn plan<S: Clone + PartialEq>(
             let members: Vec<(u16, u32)> = grp
                 .servers
                 .iter()
-                .filter(|s| s.types.as_ref().map(|ts| ts.contains(&(t as u8))).unwrap_or(t == 0))
-                .map(|s| (servers_idx[&(grp.name.clone(), s.name.clone())] as u16, s.weight))
+                .filter(|s| {
+                    s.types
+                        .as_ref()
+                        .map(|ts| ts.contains(&(t as u8)))
+                        .unwrap_or(t == 0)
+                })
+                .map(|s| {
+                    (
+                        servers_idx[&(grp.name.clone(), s.name.clone())] as u16,
+                        s.weight,
+                    )
+                })
                 .collect();
             selections.insert((gi, t), selection(&members));
         }
@@ -156,7 +177,10 @@ pub fn plan<S: Clone + PartialEq>(
         })
         .collect();
     Ok(GatewayMaps {
-        indices: Indices { groups, servers: servers_idx },
+        indices: Indices {
+            groups,
+            servers: servers_idx,
+        },
         servers,
         selections,
         type_rules,
@@ -170,17 +194,40 @@ pub fn plan<S: Clone + PartialEq>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::config::{Group, ServerCfg, SessionType};
     use crate::field::Protocol;
+    use crate::gateway::config::{Group, ServerCfg, SessionType};
     use dataplane_common::gateway::NO_SERVER;
 
     fn server(name: &str, last: u8, types: Option<Vec<u8>>) -> ServerCfg {
-        ServerCfg { name: name.into(), address: Ipv4Addr::new(10, 2, 0, last), port: 8080, weight: 1, via: None, next_hop: None, mac: None, types }
+        ServerCfg {
+            name: name.into(),
+            address: Ipv4Addr::new(10, 2, 0, last),
+            port: 8080,
+            weight: 1,
+            via: None,
+            next_hop: None,
+            mac: None,
+            types,
+        }
     }
 
-    fn group(name: &str, last: u8, servers: Vec<ServerCfg>, allow: Option<Vec<Ipv4Prefix>>) -> Group {
-        let services = vec![ServiceAddr { addr: Ipv4Addr::new(198, 51, 100, last), port: 80, proto: Protocol::Tcp }];
-        Group { name: name.into(), services, allow, servers }
+    fn group(
+        name: &str,
+        last: u8,
+        servers: Vec<ServerCfg>,
+        allow: Option<Vec<Ipv4Prefix>>,
+    ) -> Group {
+        let services = vec![ServiceAddr {
+            addr: Ipv4Addr::new(198, 51, 100, last),
+            port: 80,
+            proto: Protocol::Tcp,
+        }];
+        Group {
+            name: name.into(),
+            services,
+            allow,
+            servers,
+        }
     }
 
     fn gateway(groups: Vec<Group>) -> Gateway {
@@ -192,36 +239,89 @@ mod tests {
 
     /// Entries as the edge would resolve them: one number per server.
     fn resolved(cfg: &Gateway, version: impl Fn(&str) -> u32) -> BTreeMap<(String, String), u32> {
-        cfg.groups.iter().flat_map(|g| g.servers.iter().map(|s| ((g.name.clone(), s.name.clone()), version(&s.name)))).collect()
+        cfg.groups
+            .iter()
+            .flat_map(|g| {
+                g.servers
+                    .iter()
+                    .map(|s| ((g.name.clone(), s.name.clone()), version(&s.name)))
+            })
+            .collect()
     }
 
     fn first(cfg: &Gateway) -> GatewayMaps<u32> {
-        plan(cfg, &resolved(cfg, |_| 1), &Indices::default(), &BTreeMap::new()).unwrap()
+        plan(
+            cfg,
+            &resolved(cfg, |_| 1),
+            &Indices::default(),
+            &BTreeMap::new(),
+        )
+        .unwrap()
     }
 
     fn web_dns() -> Gateway {
-        let prefix = Ipv4Prefix { addr: Ipv4Addr::new(10, 9, 1, 1), len: 16 };
+        let prefix = Ipv4Prefix {
+            addr: Ipv4Addr::new(10, 9, 1, 1),
+            len: 16,
+        };
         gateway(vec![
-            group("web", 10, vec![server("a", 11, None), server("b", 12, None)], None),
-            group("dns", 20, vec![server("c", 21, None), server("voice", 22, Some(vec![1]))], Some(vec![prefix])),
+            group(
+                "web",
+                10,
+                vec![server("a", 11, None), server("b", 12, None)],
+                None,
+            ),
+            group(
+                "dns",
+                20,
+                vec![server("c", 21, None), server("voice", 22, Some(vec![1]))],
+                Some(vec![prefix]),
+            ),
         ])
     }
 
     #[test]
     fn a_first_plan_numbers_groups_and_servers_in_config_order() {
         let m = first(&web_dns());
-        assert_eq!(m.indices.groups, BTreeMap::from([("web".into(), 0), ("dns".into(), 1)]));
+        assert_eq!(
+            m.indices.groups,
+            BTreeMap::from([("web".into(), 0), ("dns".into(), 1)])
+        );
         let idx = |g: &str, s: &str| m.indices.servers[&(g.to_string(), s.to_string())];
-        assert_eq!([idx("web", "a"), idx("web", "b"), idx("dns", "c"), idx("dns", "voice")], [0, 1, 2, 3]);
-        assert_eq!(m.servers.keys().copied().collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+        assert_eq!(
+            [
+                idx("web", "a"),
+                idx("web", "b"),
+                idx("dns", "c"),
+                idx("dns", "voice")
+            ],
+            [0, 1, 2, 3]
+        );
+        assert_eq!(
+            m.servers.keys().copied().collect::<Vec<_>>(),
+            vec![0, 1, 2, 3]
+        );
         // Default type: the servers without a type list; type 1: voice.
         assert!(m.selections[&(1, 0)].iter().all(|s| *s == 2));
         assert!(m.selections[&(1, 1)].iter().all(|s| *s == 3));
         assert!(m.selections[&(1, 2)].iter().all(|s| *s == NO_SERVER));
         assert_eq!(m.selections.len(), 2 * TYPES_MAX as usize);
         // Everyone may use web; dns only its prefix, host bits cleared.
-        assert_eq!(m.auth, BTreeSet::from([(0, Ipv4Addr::UNSPECIFIED, 0), (1, Ipv4Addr::new(10, 9, 0, 0), 16)]));
-        assert_eq!(m.services[&ServiceAddr { addr: Ipv4Addr::new(198, 51, 100, 20), port: 80, proto: Protocol::Tcp }], 1);
+        assert_eq!(
+            m.auth,
+            BTreeSet::from([
+                (0, Ipv4Addr::UNSPECIFIED, 0),
+                (1, Ipv4Addr::new(10, 9, 0, 0), 16)
+            ])
+        );
+        assert_eq!(
+            m.services[&ServiceAddr {
+                addr: Ipv4Addr::new(198, 51, 100, 20),
+                port: 80,
+                proto: Protocol::Tcp
+            }],
+            1
+        );
     }
 
     #[test]
@@ -233,7 +333,13 @@ mod tests {
         assert_eq!(same, m1);
         // Server b's entry changed (e.g. its MAC): a fresh index, never
         // its old one while sessions may still use it.
-        let m2 = plan(&cfg, &resolved(&cfg, |n| if n == "b" { 2 } else { 1 }), &m1.indices, &m1.servers).unwrap();
+        let m2 = plan(
+            &cfg,
+            &resolved(&cfg, |n| if n == "b" { 2 } else { 1 }),
+            &m1.indices,
+            &m1.servers,
+        )
+        .unwrap();
         let b = m2.indices.servers[&("web".to_string(), "b".to_string())];
         assert_eq!(b, 4);
         assert_eq!(m2.servers[&b], 2);
@@ -244,22 +350,48 @@ mod tests {
     #[test]
     fn a_new_group_avoids_the_slot_of_a_removed_one() {
         let m1 = first(&web_dns());
-        let next = gateway(vec![group("dns", 20, vec![server("c", 21, None)], None), group("mail", 30, vec![server("m", 31, None)], None)]);
+        let next = gateway(vec![
+            group("dns", 20, vec![server("c", 21, None)], None),
+            group("mail", 30, vec![server("m", 31, None)], None),
+        ]);
         let m2 = plan(&next, &resolved(&next, |_| 1), &m1.indices, &m1.servers).unwrap();
-        assert_eq!(m2.indices.groups, BTreeMap::from([("dns".into(), 1), ("mail".into(), 2)]));
+        assert_eq!(
+            m2.indices.groups,
+            BTreeMap::from([("dns".into(), 1), ("mail".into(), 2)])
+        );
         // web's servers are gone and their indices are not reused yet.
         assert_eq!(m2.indices.servers[&("dns".to_string(), "c".to_string())], 2);
-        assert_eq!(m2.indices.servers[&("mail".to_string(), "m".to_string())], 4);
+        assert_eq!(
+            m2.indices.servers[&("mail".to_string(), "m".to_string())],
+            4
+        );
     }
 
     #[test]
     fn type_rules_follow_the_config_and_an_unresolved_server_is_an_error() {
         let mut cfg = web_dns();
-        cfg.session_types = vec![SessionType { name: "voice".into(), id: 1, proto: Some(Protocol::Udp), dscp: Some(46), terminals: None }];
+        cfg.session_types = vec![SessionType {
+            name: "voice".into(),
+            id: 1,
+            proto: Some(Protocol::Udp),
+            dscp: Some(46),
+            terminals: None,
+        }];
         let m = first(&cfg);
-        assert_eq!(m.type_rules, vec![TypeRulePlan { proto: 17, dscp: Some(46), session_type: 1, terminals: Ipv4Prefix::ANY }]);
+        assert_eq!(
+            m.type_rules,
+            vec![TypeRulePlan {
+                proto: 17,
+                dscp: Some(46),
+                session_type: 1,
+                terminals: Ipv4Prefix::ANY
+            }]
+        );
         let mut partial = resolved(&cfg, |_| 1);
         partial.remove(&("dns".to_string(), "voice".to_string()));
-        assert_eq!(plan(&cfg, &partial, &Indices::default(), &BTreeMap::new()), Err(PlanError::Unresolved("dns".into(), "voice".into())));
+        assert_eq!(
+            plan(&cfg, &partial, &Indices::default(), &BTreeMap::new()),
+            Err(PlanError::Unresolved("dns".into(), "voice".into()))
+        );
     }
 }

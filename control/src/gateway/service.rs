@@ -30,8 +30,9 @@ impl std::str::FromStr for ServiceAddr {
         let (sa, proto) = s
             .rsplit_once('/')
             .ok_or_else(|| format!("{s:?}: expected ADDR:PORT/PROTO"))?;
-        let proto: Protocol =
-            proto.parse().map_err(|_| format!("{s:?}: protocol must be tcp or udp"))?;
+        let proto: Protocol = proto
+            .parse()
+            .map_err(|_| format!("{s:?}: protocol must be tcp or udp"))?;
         let sa: std::net::SocketAddrV4 = sa
             .parse()
             .map_err(|_| format!("{s:?}: expected ADDR:PORT/PROTO"))?;

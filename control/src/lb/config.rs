@@ -88,17 +88,25 @@ impl Lb {
     /// claimed in `interfaces`.
     pub fn validate(&self, interfaces: &mut InterfaceClaims) -> Result<(), ConfigError> {
         validate_ifname(&self.interface).map_err(|r| ConfigError::new("interface", r))?;
-        interfaces.claim(&self.interface).map_err(|r| ConfigError::new("interface", r))?;
+        interfaces
+            .claim(&self.interface)
+            .map_err(|r| ConfigError::new("interface", r))?;
         if !is_prime(self.table_size) || self.table_size > MAGLEV_MAX {
             return Err(ConfigError::new(
                 "table_size",
-                format!("{} must be a prime no larger than {MAGLEV_MAX} (default {DEFAULT_TABLE_SIZE})", self.table_size),
+                format!(
+                    "{} must be a prime no larger than {MAGLEV_MAX} (default {DEFAULT_TABLE_SIZE})",
+                    self.table_size
+                ),
             ));
         }
         if self.drain_timeout == 0 || self.drain_timeout > MAX_DRAIN_TIMEOUT {
             return Err(ConfigError::new(
                 "drain_timeout",
-                format!("{} s must be 1..={MAX_DRAIN_TIMEOUT} (default {DEFAULT_DRAIN_TIMEOUT})", self.drain_timeout),
+                format!(
+                    "{} s must be 1..={MAX_DRAIN_TIMEOUT} (default {DEFAULT_DRAIN_TIMEOUT})",
+                    self.drain_timeout
+                ),
             ));
         }
         if self.gateways.len() > GATEWAYS_MAX as usize
@@ -116,14 +124,20 @@ impl Lb {
             let gk = format!("gateway[{j}]");
             gw.validate()
                 .map_err(|(field, r)| ConfigError::new(format!("{gk}.{field}"), r))?;
-            if self.gateways[..j].iter().any(|earlier| earlier.name == gw.name) {
+            if self.gateways[..j]
+                .iter()
+                .any(|earlier| earlier.name == gw.name)
+            {
                 return Err(ConfigError::new(
                     format!("{gk}.name"),
                     format!("{:?} is used twice", gw.name),
                 ));
             }
             if let Some(p) = gw.teid_prefix {
-                if let Some(other) = self.gateways[..j].iter().find(|earlier| earlier.teid_prefix == Some(p)) {
+                if let Some(other) = self.gateways[..j]
+                    .iter()
+                    .find(|earlier| earlier.teid_prefix == Some(p))
+                {
                     return Err(ConfigError::new(
                         format!("{gk}.teid_prefix"),
                         format!("{p} is already {:?}'s", other.name),

@@ -52,15 +52,25 @@ impl<E: Clone + PartialEq> GatewayIndices<E> {
             entries.insert(name, (idx, e));
         }
         let free = (0..GATEWAYS_MAX).filter(|i| !used[*i as usize]).collect();
-        Self { entries, free, retired: Vec::new() }
+        Self {
+            entries,
+            free,
+            retired: Vec::new(),
+        }
     }
 
     /// The writes that give each of `resolved` (name, entry) an index.
     /// Nothing changes here; [`Self::commit`] takes the plan once applied.
     pub fn plan(&self, resolved: Vec<(String, E)>) -> Result<EntryPlan<E>, NoFreeEntries> {
-        let needed = resolved.iter().filter(|(n, e)| self.entries.get(n).map(|(_, old)| old != e).unwrap_or(true)).count();
+        let needed = resolved
+            .iter()
+            .filter(|(n, e)| self.entries.get(n).map(|(_, old)| old != e).unwrap_or(true))
+            .count();
         if needed > self.free.len() {
-            return Err(NoFreeEntries { needed, free: self.free.len() });
+            return Err(NoFreeEntries {
+                needed,
+                free: self.free.len(),
+            });
         }
         let mut free = self.free.clone();
         let (mut writes, mut next, mut retire) = (Vec::new(), BTreeMap::new(), Vec::new());
@@ -85,7 +95,13 @@ impl<E: Clone + PartialEq> GatewayIndices<E> {
             }
         }
         let changed = !writes.is_empty() || !retire.is_empty();
-        Ok(EntryPlan { writes, next, retire, changed, free })
+        Ok(EntryPlan {
+            writes,
+            next,
+            retire,
+            changed,
+            free,
+        })
     }
 
     /// The plan is applied; `flipped`: its table went live, so the indices
@@ -103,7 +119,17 @@ impl<E: Clone + PartialEq> GatewayIndices<E> {
 impl<E> EntryPlan<E> {
     /// `table`'s slots as indices of these entries.
     pub fn slots(&self, table: &MaglevTable) -> Vec<u32> {
-        table.slots.iter().map(|&s| if s == NO_GATEWAY { NO_GATEWAY } else { self.next[&table.backends[s as usize].name].0 }).collect()
+        table
+            .slots
+            .iter()
+            .map(|&s| {
+                if s == NO_GATEWAY {
+                    NO_GATEWAY
+                } else {
+                    self.next[&table.backends[s as usize].name].0
+                }
+            })
+            .collect()
     }
 }
 
@@ -137,7 +163,10 @@ mod tests {
         let mut ix = GatewayIndices::new([]);
         apply(&mut ix, &[("a", 1), ("b", 1)]);
         let p = apply(&mut ix, &[("a", 1), ("b", 2)]);
-        assert_eq!((p.writes.clone(), p.retire.clone()), (vec![(2, 2)], vec![1]));
+        assert_eq!(
+            (p.writes.clone(), p.retire.clone()),
+            (vec![(2, 2)], vec![1])
+        );
         // Index 1 may still be read through the previous table: not yet.
         let p = apply(&mut ix, &[("a", 1), ("b", 2), ("c", 1)]);
         assert_eq!(p.writes, vec![(3, 1)]);
@@ -150,7 +179,10 @@ mod tests {
     fn a_removed_gateway_is_retired_and_a_full_set_is_refused_without_change() {
         let ix = GatewayIndices::new((0..GATEWAYS_MAX - 1).map(|i| (i, format!("g{i}"), 0)));
         let before = ix.clone();
-        assert_eq!(ix.plan(gws(&[("x", 1), ("y", 1)])), Err(NoFreeEntries { needed: 2, free: 1 }));
+        assert_eq!(
+            ix.plan(gws(&[("x", 1), ("y", 1)])),
+            Err(NoFreeEntries { needed: 2, free: 1 })
+        );
         assert_eq!(ix, before);
         let p = ix.plan(gws(&[("g0", 0)])).unwrap();
         assert_eq!(p.retire.len(), GATEWAYS_MAX as usize - 2);
@@ -161,11 +193,28 @@ mod tests {
     fn slots_name_entry_indices() {
         let mut ix = GatewayIndices::new([(7, "b".to_string(), 1)]);
         let p = apply(&mut ix, &[("a", 1), ("b", 1)]);
-        let t = MaglevTable::build(&[Backend { name: "a".into(), weight: 1 }, Backend { name: "b".into(), weight: 1 }], 13, 1).unwrap();
+        let t = MaglevTable::build(
+            &[
+                Backend {
+                    name: "a".into(),
+                    weight: 1,
+                },
+                Backend {
+                    name: "b".into(),
+                    weight: 1,
+                },
+            ],
+            13,
+            1,
+        )
+        .unwrap();
         let slots = p.slots(&t);
         let a = p.next["a"].0;
         assert_eq!(a, 0);
         assert!(slots.iter().all(|s| *s == a || *s == 7));
-        assert_eq!(slots.iter().filter(|s| **s == 7).count() as u32, t.shares()[t.backends.iter().position(|b| b.name == "b").unwrap()]);
+        assert_eq!(
+            slots.iter().filter(|s| **s == 7).count() as u32,
+            t.shares()[t.backends.iter().position(|b| b.name == "b").unwrap()]
+        );
     }
 }

@@ -42,8 +42,21 @@ impl Side {
     pub fn of(body: &Body) -> Option<(&str, Side)> {
         match body {
             Body::MigrationStart { process, .. } => Some((process, Side::Source)),
-            Body::Abort { process, destination, .. } => Some((process, if *destination { Side::Destination } else { Side::Source })),
-            Body::CheckpointChunk { process, .. } | Body::ImportState { process, .. } | Body::Resume { process } => Some((process, Side::Destination)),
+            Body::Abort {
+                process,
+                destination,
+                ..
+            } => Some((
+                process,
+                if *destination {
+                    Side::Destination
+                } else {
+                    Side::Source
+                },
+            )),
+            Body::CheckpointChunk { process, .. }
+            | Body::ImportState { process, .. }
+            | Body::Resume { process } => Some((process, Side::Destination)),
             _ => None,
         }
     }
@@ -88,12 +101,16 @@ pub enum Source {
     Pausing,
     Exporting,
     /// Exported; being frozen (cgroup or SIGSTOP) before it is sent.
-    Freezing { state: String },
+    Freezing {
+        state: String,
+    },
     /// The checkpoint is on its way to the destination agent.
     Transferring,
     GivingUpAddress,
     /// A start failed after the pause: thawing and resuming it here.
-    Undoing { reason: String },
+    Undoing {
+        reason: String,
+    },
     /// Moved away: its addresses went with it (`moved`), its copy here is
     /// frozen; an Abort brings it back.
     Moved,
@@ -127,7 +144,9 @@ pub enum Destination {
     TakingAddress,
     Importing,
     /// The import failed: the address taken for it is dropped again.
-    DroppingAddress { reason: String },
+    DroppingAddress {
+        reason: String,
+    },
     /// Imported and paused, with its addresses (`imported`), until a
     /// Resume or an Abort.
     Imported,
@@ -169,7 +188,11 @@ pub enum Action {
     Thaw { frozen: Vec<Frozen> },
     /// Stream the checkpoint to `to`'s agent and ask it to import it;
     /// answered with [`Outcome::Transfer`] (its answer to the import).
-    Transfer { to: ServerInfo, service: Ipv4Addr, state: String },
+    Transfer {
+        to: ServerInfo,
+        service: Ipv4Addr,
+        state: String,
+    },
     /// `ip addr add ADDRESS/32 dev DEV`; answered with [`Outcome::Address`].
     AddAddress { address: Ipv4Addr, dev: String },
     /// `ip addr del ADDRESS/32 dev DEV`; answered with [`Outcome::Address`].
@@ -191,16 +214,34 @@ pub enum Input {
     /// A request (its deadline is the edge's business).
     Request(Body),
     /// The result of the last action for this process and side.
-    Done { process: String, side: Side, outcome: Outcome },
+    Done {
+        process: String,
+        side: Side,
+        outcome: Outcome,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
-    Do { process: String, side: Side, action: Action },
+    Do {
+        process: String,
+        side: Side,
+        action: Action,
+    },
     /// The answer to the request being handled on this side.
-    Answer { process: String, side: Side, body: Body },
+    Answer {
+        process: String,
+        side: Side,
+        body: Body,
+    },
     /// A state changed (for the log).
-    Changed { process: String, side: Side, from: String, to: String, cause: String },
+    Changed {
+        process: String,
+        side: Side,
+        from: String,
+        to: String,
+        cause: String,
+    },
 }
 
 /// One process this agent can move.
@@ -247,7 +288,8 @@ impl Process {
     /// Whether a request is being handled for it on either side, or an
     /// import waits for its resume: a reload must not remove or change it.
     pub fn busy(&self) -> bool {
-        !matches!(self.source, Source::Running | Source::Moved) || self.destination != Destination::Idle
+        !matches!(self.source, Source::Running | Source::Moved)
+            || self.destination != Destination::Idle
     }
 
     /// The source state between requests.
@@ -276,7 +318,12 @@ pub struct Agent {
 
 impl Agent {
     pub fn new(processes: &[MigratableProcess]) -> Self {
-        Self { processes: processes.iter().map(|p| (p.name.clone(), Process::new(p.clone()))).collect() }
+        Self {
+            processes: processes
+                .iter()
+                .map(|p| (p.name.clone(), Process::new(p.clone())))
+                .collect(),
+        }
     }
 
     pub fn process(&self, name: &str) -> Option<&Process> {
@@ -290,7 +337,13 @@ impl Agent {
             if !p.busy() {
                 continue;
             }
-            let refused = |what: &str| Err(format!("{name} is being migrated (source {}, destination {}); it cannot be {what} now", p.source.name(), p.destination.name()));
+            let refused = |what: &str| {
+                Err(format!(
+                    "{name} is being migrated (source {}, destination {}); it cannot be {what} now",
+                    p.source.name(),
+                    p.destination.name()
+                ))
+            };
             match processes.iter().find(|q| q.name == *name) {
                 None => return refused("removed"),
                 Some(q) if *q != p.config => return refused("changed"),
@@ -320,7 +373,8 @@ impl Agent {
                     changed.push(format!("process {} changed", q.name));
                 }
                 None => {
-                    self.processes.insert(q.name.clone(), Process::new(q.clone()));
+                    self.processes
+                        .insert(q.name.clone(), Process::new(q.clone()));
                     changed.push(format!("process {} added", q.name));
                 }
             }
@@ -331,69 +385,151 @@ impl Agent {
     pub fn handle(&mut self, input: Input) -> Vec<Output> {
         match input {
             Input::Request(body) => self.request(body),
-            Input::Done { process, side, outcome } => match self.processes.get_mut(&process) {
+            Input::Done {
+                process,
+                side,
+                outcome,
+            } => match self.processes.get_mut(&process) {
                 Some(p) => match side {
                     Side::Source => source_done(p, outcome),
                     Side::Destination => destination_done(p, outcome),
                 },
-                None => vec![Output::Answer { process: process.clone(), side, body: Body::Error { reason: format!("no process {process:?} here") } }],
+                None => vec![Output::Answer {
+                    process: process.clone(),
+                    side,
+                    body: Body::Error {
+                        reason: format!("no process {process:?} here"),
+                    },
+                }],
             },
         }
     }
 
     fn request(&mut self, body: Body) -> Vec<Output> {
         let Some((name, side)) = Side::of(&body).map(|(n, s)| (n.to_string(), s)) else {
-            return vec![Output::Answer { process: String::new(), side: Side::Source, body: Body::Error { reason: format!("an agent does not take {body:?}") } }];
+            return vec![Output::Answer {
+                process: String::new(),
+                side: Side::Source,
+                body: Body::Error {
+                    reason: format!("an agent does not take {body:?}"),
+                },
+            }];
         };
         let Some(p) = self.processes.get_mut(&name) else {
-            return vec![Output::Answer { process: name.clone(), side, body: Body::Error { reason: format!("no process {name:?} here") } }];
+            return vec![Output::Answer {
+                process: name.clone(),
+                side,
+                body: Body::Error {
+                    reason: format!("no process {name:?} here"),
+                },
+            }];
         };
         let in_flight = match side {
             Side::Source => !matches!(p.source, Source::Running | Source::Moved),
-            Side::Destination => !matches!(p.destination, Destination::Idle | Destination::Imported),
+            Side::Destination => {
+                !matches!(p.destination, Destination::Idle | Destination::Imported)
+            }
         };
         if in_flight {
             // The edge serialises requests per process and side; this
             // only guards the engine's own state.
-            return vec![Output::Answer { process: name.clone(), side, body: Body::Error { reason: format!("a request for {name} is being handled on this side") } }];
+            return vec![Output::Answer {
+                process: name.clone(),
+                side,
+                body: Body::Error {
+                    reason: format!("a request for {name} is being handled on this side"),
+                },
+            }];
         }
         match body {
             Body::MigrationStart { to, service, .. } => {
                 p.start = Some((to, service));
                 let mut out = vec![source_to(p, Source::Pausing, "migration start")];
-                out.push(act(p, Side::Source, Action::App { op: AppOp::Pause, state: None }));
+                out.push(act(
+                    p,
+                    Side::Source,
+                    Action::App {
+                        op: AppOp::Pause,
+                        state: None,
+                    },
+                ));
                 out
             }
-            Body::Abort { destination: false, reason, .. } => {
+            Body::Abort {
+                destination: false,
+                reason,
+                ..
+            } => {
                 // The process runs here again, with its address; an
                 // address that cannot be restored stays listed for a
                 // retry, and the process resumes regardless.
                 p.imported.clear();
                 let mut out = Vec::new();
                 if p.destination == Destination::Imported {
-                    out.push(destination_to(p, Destination::Idle, "the source aborted: the process runs here"));
+                    out.push(destination_to(
+                        p,
+                        Destination::Idle,
+                        "the source aborted: the process runs here",
+                    ));
                 }
                 let dev = p.config.service_dev.clone();
-                p.abort = std::mem::take(&mut p.moved).into_iter().map(|address| Action::AddAddress { address, dev: dev.clone() }).collect();
+                p.abort = std::mem::take(&mut p.moved)
+                    .into_iter()
+                    .map(|address| Action::AddAddress {
+                        address,
+                        dev: dev.clone(),
+                    })
+                    .collect();
                 p.abort.push(Action::Thaw { frozen: vec![] });
-                p.abort.push(Action::App { op: AppOp::Resume, state: None });
+                p.abort.push(Action::App {
+                    op: AppOp::Resume,
+                    state: None,
+                });
                 p.errors.clear();
                 out.push(source_to(p, Source::Restoring, &format!("abort: {reason}")));
                 out.extend(next_abort(p, Side::Source));
                 out
             }
-            Body::Abort { destination: true, reason, .. } => {
+            Body::Abort {
+                destination: true,
+                reason,
+                ..
+            } => {
                 // Keep the copy paused, drop (silently) the connections
                 // restored with it and the address taken with it.
                 let dev = p.config.service_dev.clone();
-                p.abort = vec![Action::App { op: AppOp::Pause, state: None }, Action::App { op: AppOp::Discard, state: None }];
-                p.abort.extend(std::mem::take(&mut p.imported).into_iter().map(|address| Action::DelAddress { address, dev: dev.clone() }));
+                p.abort = vec![
+                    Action::App {
+                        op: AppOp::Pause,
+                        state: None,
+                    },
+                    Action::App {
+                        op: AppOp::Discard,
+                        state: None,
+                    },
+                ];
+                p.abort
+                    .extend(std::mem::take(&mut p.imported).into_iter().map(|address| {
+                        Action::DelAddress {
+                            address,
+                            dev: dev.clone(),
+                        }
+                    }));
                 p.errors.clear();
-                let mut out = vec![destination_to(p, Destination::Discarding, &format!("abort: {reason}"))];
+                let mut out = vec![destination_to(
+                    p,
+                    Destination::Discarding,
+                    &format!("abort: {reason}"),
+                )];
                 out.extend(next_abort(p, Side::Destination));
                 out
             }
-            Body::CheckpointChunk { transfer, offset, data, .. } => {
+            Body::CheckpointChunk {
+                transfer,
+                offset,
+                data,
+                ..
+            } => {
                 // One transfer per process at a time: a new one replaces
                 // an abandoned one.
                 if p.incoming.as_ref().is_none_or(|(t, _)| *t != transfer) {
@@ -404,9 +540,19 @@ impl Agent {
                     Ok(()) => Body::Ok,
                     Err(reason) => Body::Error { reason },
                 };
-                vec![Output::Answer { process: name, side, body }]
+                vec![Output::Answer {
+                    process: name,
+                    side,
+                    body,
+                }]
             }
-            Body::ImportState { state, service, transfer, total, .. } => {
+            Body::ImportState {
+                state,
+                service,
+                transfer,
+                total,
+                ..
+            } => {
                 let state = match transfer {
                     None => state,
                     Some(t) => {
@@ -418,8 +564,15 @@ impl Agent {
                             }
                         };
                         if a.data.len() as u64 != total {
-                            let reason = format!("checkpoint incomplete: {} of {total} bytes arrived", a.data.len());
-                            return vec![Output::Answer { process: name, side, body: Body::Error { reason } }];
+                            let reason = format!(
+                                "checkpoint incomplete: {} of {total} bytes arrived",
+                                a.data.len()
+                            );
+                            return vec![Output::Answer {
+                                process: name,
+                                side,
+                                body: Body::Error { reason },
+                            }];
                         }
                         a.data
                     }
@@ -440,36 +593,75 @@ impl Agent {
             }
             Body::Resume { .. } => {
                 let mut out = vec![destination_to(p, Destination::Resuming, "resume")];
-                out.push(act(p, Side::Destination, Action::App { op: AppOp::Resume, state: None }));
+                out.push(act(
+                    p,
+                    Side::Destination,
+                    Action::App {
+                        op: AppOp::Resume,
+                        state: None,
+                    },
+                ));
                 out
             }
-            other => vec![Output::Answer { process: name, side, body: Body::Error { reason: format!("an agent does not take {other:?}") } }],
+            other => vec![Output::Answer {
+                process: name,
+                side,
+                body: Body::Error {
+                    reason: format!("an agent does not take {other:?}"),
+                },
+            }],
         }
     }
 }
 
 fn act(p: &Process, side: Side, action: Action) -> Output {
-    Output::Do { process: p.config.name.clone(), side, action }
+    Output::Do {
+        process: p.config.name.clone(),
+        side,
+        action,
+    }
 }
 
 fn answer(p: &Process, side: Side, body: Body) -> Output {
-    Output::Answer { process: p.config.name.clone(), side, body }
+    Output::Answer {
+        process: p.config.name.clone(),
+        side,
+        body,
+    }
 }
 
 fn source_to(p: &mut Process, to: Source, cause: &str) -> Output {
     let from = std::mem::replace(&mut p.source, to);
-    Output::Changed { process: p.config.name.clone(), side: Side::Source, from: from.name().into(), to: p.source.name().into(), cause: cause.into() }
+    Output::Changed {
+        process: p.config.name.clone(),
+        side: Side::Source,
+        from: from.name().into(),
+        to: p.source.name().into(),
+        cause: cause.into(),
+    }
 }
 
 fn destination_to(p: &mut Process, to: Destination, cause: &str) -> Output {
     let from = std::mem::replace(&mut p.destination, to);
-    Output::Changed { process: p.config.name.clone(), side: Side::Destination, from: from.name().into(), to: p.destination.name().into(), cause: cause.into() }
+    Output::Changed {
+        process: p.config.name.clone(),
+        side: Side::Destination,
+        from: from.name().into(),
+        to: p.destination.name().into(),
+        cause: cause.into(),
+    }
 }
 
 /// A start failed after the pause: thaw and resume (best effort), then
 /// answer with the failure.
 fn undo_start(p: &mut Process, reason: String) -> Vec<Output> {
-    let mut out = vec![source_to(p, Source::Undoing { reason: reason.clone() }, &reason)];
+    let mut out = vec![source_to(
+        p,
+        Source::Undoing {
+            reason: reason.clone(),
+        },
+        &reason,
+    )];
     let frozen = std::mem::take(&mut p.frozen);
     out.push(act(p, Side::Source, Action::Thaw { frozen }));
     out
@@ -485,14 +677,23 @@ fn source_end(p: &mut Process, body: Body, cause: &str) -> Vec<Output> {
 fn destination_end(p: &mut Process, body: Body, cause: &str) -> Vec<Output> {
     p.import = None;
     let rest = p.destination_at_rest();
-    vec![destination_to(p, rest, cause), answer(p, Side::Destination, body)]
+    vec![
+        destination_to(p, rest, cause),
+        answer(p, Side::Destination, body),
+    ]
 }
 
 /// The next step of an abort, or its answer: every step is tried, and
 /// the answer lists what failed.
 fn next_abort(p: &mut Process, side: Side) -> Vec<Output> {
     if p.abort.is_empty() {
-        let body = if p.errors.is_empty() { Body::Ok } else { Body::Error { reason: p.errors.join("; ") } };
+        let body = if p.errors.is_empty() {
+            Body::Ok
+        } else {
+            Body::Error {
+                reason: p.errors.join("; "),
+            }
+        };
         return match side {
             Side::Source => source_end(p, body, "abort handled"),
             Side::Destination => destination_end(p, body, "abort handled"),
@@ -526,10 +727,19 @@ fn abort_step(p: &mut Process, side: Side, outcome: Outcome, last: &Action) {
 fn source_done(p: &mut Process, outcome: Outcome) -> Vec<Output> {
     let source = p.source.clone();
     match (source, outcome) {
-        (Source::Pausing, Outcome::App(Err(e))) => source_end(p, Body::Error { reason: e }, "pause failed"),
+        (Source::Pausing, Outcome::App(Err(e))) => {
+            source_end(p, Body::Error { reason: e }, "pause failed")
+        }
         (Source::Pausing, Outcome::App(Ok(_))) => {
             let mut out = vec![source_to(p, Source::Exporting, "paused")];
-            out.push(act(p, Side::Source, Action::App { op: AppOp::Export, state: None }));
+            out.push(act(
+                p,
+                Side::Source,
+                Action::App {
+                    op: AppOp::Export,
+                    state: None,
+                },
+            ));
             out
         }
         (Source::Exporting, Outcome::App(Err(e))) => undo_start(p, e),
@@ -550,7 +760,11 @@ fn source_done(p: &mut Process, outcome: Outcome) -> Vec<Output> {
         }
         (Source::Freezing { .. }, Outcome::Frozen(Err(e))) => undo_start(p, e),
         (Source::Transferring, Outcome::Transfer(answer)) => {
-            let to = p.start.as_ref().map(|(t, _)| t.name.clone()).unwrap_or_default();
+            let to = p
+                .start
+                .as_ref()
+                .map(|(t, _)| t.name.clone())
+                .unwrap_or_default();
             match answer {
                 Ok(Body::Ok) => {
                     // The service address now lives on the destination
@@ -558,17 +772,30 @@ fn source_done(p: &mut Process, outcome: Outcome) -> Vec<Output> {
                     // given up, the move fails (it must not answer from
                     // two servers); the coordinator's rollback then has
                     // the destination drop its copy.
-                    let address = p.start.as_ref().map(|(_, s)| *s).unwrap_or(Ipv4Addr::UNSPECIFIED);
+                    let address = p
+                        .start
+                        .as_ref()
+                        .map(|(_, s)| *s)
+                        .unwrap_or(Ipv4Addr::UNSPECIFIED);
                     let dev = p.config.service_dev.clone();
-                    let mut out = vec![source_to(p, Source::GivingUpAddress, &format!("server {to} took the checkpoint"))];
+                    let mut out = vec![source_to(
+                        p,
+                        Source::GivingUpAddress,
+                        &format!("server {to} took the checkpoint"),
+                    )];
                     out.push(act(p, Side::Source, Action::DelAddress { address, dev }));
                     out
                 }
-                Ok(Body::Error { reason }) | Err(reason) => undo_start(p, format!("server {to} did not take the checkpoint: {reason}")),
+                Ok(Body::Error { reason }) | Err(reason) => undo_start(
+                    p,
+                    format!("server {to} did not take the checkpoint: {reason}"),
+                ),
                 Ok(other) => undo_start(p, format!("unexpected answer {other:?}")),
             }
         }
-        (Source::GivingUpAddress, Outcome::Address(Err(e))) => undo_start(p, format!("giving up the service address: {e}")),
+        (Source::GivingUpAddress, Outcome::Address(Err(e))) => {
+            undo_start(p, format!("giving up the service address: {e}"))
+        }
         (Source::GivingUpAddress, Outcome::Address(Ok(()))) => {
             if let Some((_, s)) = p.start.take() {
                 p.moved.push(s);
@@ -576,15 +803,30 @@ fn source_done(p: &mut Process, outcome: Outcome) -> Vec<Output> {
             let process = p.config.name.clone();
             source_end(p, Body::MigrationComplete { process }, "address given up")
         }
-        (Source::Undoing { .. }, Outcome::Thawed) => vec![act(p, Side::Source, Action::App { op: AppOp::Resume, state: None })],
-        (Source::Undoing { reason }, Outcome::App(_)) => source_end(p, Body::Error { reason }, "resumed after a failed start"),
+        (Source::Undoing { .. }, Outcome::Thawed) => vec![act(
+            p,
+            Side::Source,
+            Action::App {
+                op: AppOp::Resume,
+                state: None,
+            },
+        )],
+        (Source::Undoing { reason }, Outcome::App(_)) => {
+            source_end(p, Body::Error { reason }, "resumed after a failed start")
+        }
         (Source::Restoring, outcome) => {
             if let Some(last) = p.abort_last.take() {
                 abort_step(p, Side::Source, outcome, &last);
             }
             next_abort(p, Side::Source)
         }
-        (s, o) => source_end(p, Body::Error { reason: format!("internal: {o:?} in source state {s:?}") }, "unexpected outcome"),
+        (s, o) => source_end(
+            p,
+            Body::Error {
+                reason: format!("internal: {o:?} in source state {s:?}"),
+            },
+            "unexpected outcome",
+        ),
     }
 }
 
@@ -592,7 +834,11 @@ fn source_done(p: &mut Process, outcome: Outcome) -> Vec<Output> {
 fn transfer(p: &mut Process, state: String, cause: &str) -> Vec<Output> {
     let (to, service) = p.start.clone().expect("a start is being handled");
     let mut out = vec![source_to(p, Source::Transferring, cause)];
-    out.push(act(p, Side::Source, Action::Transfer { to, service, state }));
+    out.push(act(
+        p,
+        Side::Source,
+        Action::Transfer { to, service, state },
+    ));
     out
 }
 
@@ -602,38 +848,82 @@ fn destination_done(p: &mut Process, outcome: Outcome) -> Vec<Output> {
     match (destination, outcome) {
         (Destination::Thawing, Outcome::Thawed) => {
             let mut out = vec![destination_to(p, Destination::Pausing, "thawed")];
-            out.push(act(p, Side::Destination, Action::App { op: AppOp::Pause, state: None }));
+            out.push(act(
+                p,
+                Side::Destination,
+                Action::App {
+                    op: AppOp::Pause,
+                    state: None,
+                },
+            ));
             out
         }
-        (Destination::Pausing, Outcome::App(Err(e))) => destination_end(p, Body::Error { reason: e }, "pause failed"),
+        (Destination::Pausing, Outcome::App(Err(e))) => {
+            destination_end(p, Body::Error { reason: e }, "pause failed")
+        }
         (Destination::Pausing, Outcome::App(Ok(_))) => {
             // The address first: restored TCP connections speak from it.
-            let address = p.import.as_ref().map(|(a, _)| *a).unwrap_or(Ipv4Addr::UNSPECIFIED);
+            let address = p
+                .import
+                .as_ref()
+                .map(|(a, _)| *a)
+                .unwrap_or(Ipv4Addr::UNSPECIFIED);
             let mut out = vec![destination_to(p, Destination::TakingAddress, "paused")];
-            out.push(act(p, Side::Destination, Action::AddAddress { address, dev }));
+            out.push(act(
+                p,
+                Side::Destination,
+                Action::AddAddress { address, dev },
+            ));
             out
         }
-        (Destination::TakingAddress, Outcome::Address(Err(e))) => destination_end(p, Body::Error { reason: e }, "taking the address failed"),
+        (Destination::TakingAddress, Outcome::Address(Err(e))) => {
+            destination_end(p, Body::Error { reason: e }, "taking the address failed")
+        }
         (Destination::TakingAddress, Outcome::Address(Ok(()))) => {
             let state = p.import.as_ref().map(|(_, s)| s.clone());
             let mut out = vec![destination_to(p, Destination::Importing, "address taken")];
-            out.push(act(p, Side::Destination, Action::App { op: AppOp::Import, state }));
+            out.push(act(
+                p,
+                Side::Destination,
+                Action::App {
+                    op: AppOp::Import,
+                    state,
+                },
+            ));
             out
         }
         (Destination::Importing, Outcome::App(Err(e))) => {
-            let address = p.import.as_ref().map(|(a, _)| *a).unwrap_or(Ipv4Addr::UNSPECIFIED);
-            let mut out = vec![destination_to(p, Destination::DroppingAddress { reason: e.clone() }, &e)];
-            out.push(act(p, Side::Destination, Action::DelAddress { address, dev }));
+            let address = p
+                .import
+                .as_ref()
+                .map(|(a, _)| *a)
+                .unwrap_or(Ipv4Addr::UNSPECIFIED);
+            let mut out = vec![destination_to(
+                p,
+                Destination::DroppingAddress { reason: e.clone() },
+                &e,
+            )];
+            out.push(act(
+                p,
+                Side::Destination,
+                Action::DelAddress { address, dev },
+            ));
             out
         }
-        (Destination::DroppingAddress { reason }, Outcome::Address(_)) => destination_end(p, Body::Error { reason }, "address dropped after a failed import"),
+        (Destination::DroppingAddress { reason }, Outcome::Address(_)) => destination_end(
+            p,
+            Body::Error { reason },
+            "address dropped after a failed import",
+        ),
         (Destination::Importing, Outcome::App(Ok(_))) => {
             if let Some((a, _)) = p.import.take() {
                 p.imported.push(a);
             }
             destination_end(p, Body::Ok, "imported")
         }
-        (Destination::Resuming, Outcome::App(Err(e))) => destination_end(p, Body::Error { reason: e }, "resume failed"),
+        (Destination::Resuming, Outcome::App(Err(e))) => {
+            destination_end(p, Body::Error { reason: e }, "resume failed")
+        }
         (Destination::Resuming, Outcome::App(Ok(_))) => {
             // A completed move: the source's address is not coming back,
             // and the import here is for good.
@@ -652,7 +942,13 @@ fn destination_done(p: &mut Process, outcome: Outcome) -> Vec<Output> {
             }
             next_abort(p, Side::Destination)
         }
-        (d, o) => destination_end(p, Body::Error { reason: format!("internal: {o:?} in destination state {d:?}") }, "unexpected outcome"),
+        (d, o) => destination_end(
+            p,
+            Body::Error {
+                reason: format!("internal: {o:?} in destination state {d:?}"),
+            },
+            "unexpected outcome",
+        ),
     }
 }
 

@@ -33,12 +33,21 @@ pub struct Assembly {
 impl Assembly {
     pub fn add(&mut self, offset: u64, piece: &str) -> Result<(), String> {
         let have = self.data.len() as u64;
-        let end = offset.checked_add(piece.len() as u64).ok_or_else(|| format!("checkpoint piece at byte {offset} runs past the end of the numbers"))?;
-        if end <= have && self.data.get(offset as usize..offset as usize + piece.len()) == Some(piece) {
+        let end = offset.checked_add(piece.len() as u64).ok_or_else(|| {
+            format!("checkpoint piece at byte {offset} runs past the end of the numbers")
+        })?;
+        if end <= have
+            && self
+                .data
+                .get(offset as usize..offset as usize + piece.len())
+                == Some(piece)
+        {
             return Ok(()); // a retry of a piece already here
         }
         if offset != have {
-            return Err(format!("checkpoint piece at byte {offset}, expected {have}"));
+            return Err(format!(
+                "checkpoint piece at byte {offset}, expected {have}"
+            ));
         }
         if have + piece.len() as u64 > CHECKPOINT_MAX {
             return Err(format!("checkpoint larger than {CHECKPOINT_MAX} bytes"));
@@ -56,7 +65,17 @@ mod tests {
     #[test]
     fn the_worst_piece_fits_a_frame() {
         let piece = "\u{1}".repeat(CHUNK);
-        let f = Frame { v: VERSION, id: 1, deadline_ms: 1, body: Body::CheckpointChunk { process: "p".into(), transfer: 1, offset: 0, data: piece } };
+        let f = Frame {
+            v: VERSION,
+            id: 1,
+            deadline_ms: 1,
+            body: Body::CheckpointChunk {
+                process: "p".into(),
+                transfer: 1,
+                offset: 0,
+                data: piece,
+            },
+        };
         assert!(f.encode().len() < MAX_FRAME);
         assert!(Assembly::default().add(u64::MAX, "x").is_err());
     }
@@ -72,9 +91,15 @@ mod tests {
             a.add(*off, p).unwrap(); // retried: taken once
         }
         assert_eq!(a.data, state);
-        assert!(a.add(0, "X").unwrap_err().contains("expected"), "a different piece over what arrived is refused");
+        assert!(
+            a.add(0, "X").unwrap_err().contains("expected"),
+            "a different piece over what arrived is refused"
+        );
         let mut b = Assembly::default();
-        assert!(b.add(1000, "late").unwrap_err().contains("expected 0"), "a gap is refused");
+        assert!(
+            b.add(1000, "late").unwrap_err().contains("expected 0"),
+            "a gap is refused"
+        );
         assert!(chunks("", 10).is_empty());
     }
 }

@@ -140,20 +140,44 @@ impl Migration {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(a) = &self.agent {
             if a.processes.is_empty() {
-                return Err(ConfigError::new("agent.process", "name at least one process this agent can move"));
+                return Err(ConfigError::new(
+                    "agent.process",
+                    "name at least one process this agent can move",
+                ));
             }
             for (i, p) in a.processes.iter().enumerate() {
                 if a.processes[..i].iter().any(|q| q.name == p.name) {
-                    return Err(ConfigError::new(format!("agent.process[{i}].name"), format!("{:?} is configured twice", p.name)));
+                    return Err(ConfigError::new(
+                        format!("agent.process[{i}].name"),
+                        format!("{:?} is configured twice", p.name),
+                    ));
                 }
                 let key = |k: &str| format!("agent.process[{i}].{k}");
                 match (&p.control, &p.commands) {
-                    (None, None) => return Err(ConfigError::new(key("control"), "give the workload's control socket, or [commands]")),
-                    (Some(_), Some(_)) => return Err(ConfigError::new(key("commands"), "give either a control socket or commands, not both")),
+                    (None, None) => {
+                        return Err(ConfigError::new(
+                            key("control"),
+                            "give the workload's control socket, or [commands]",
+                        ))
+                    }
+                    (Some(_), Some(_)) => {
+                        return Err(ConfigError::new(
+                            key("commands"),
+                            "give either a control socket or commands, not both",
+                        ))
+                    }
                     (None, Some(c)) => {
-                        for (k, argv) in [("pause", &c.pause), ("export", &c.export), ("import", &c.import), ("resume", &c.resume)] {
+                        for (k, argv) in [
+                            ("pause", &c.pause),
+                            ("export", &c.export),
+                            ("import", &c.import),
+                            ("resume", &c.resume),
+                        ] {
                             if argv.is_empty() || argv[0].is_empty() {
-                                return Err(ConfigError::new(key(&format!("commands.{k}")), "an empty command (give the program and its arguments)"));
+                                return Err(ConfigError::new(
+                                    key(&format!("commands.{k}")),
+                                    "an empty command (give the program and its arguments)",
+                                ));
                             }
                         }
                         if p.freeze && p.cgroup.is_none() && p.pid_file.is_none() {
@@ -170,39 +194,66 @@ impl Migration {
             }
         }
         if let Some(c) = &self.controller {
-            validate_ifname(&c.interface).map_err(|r| ConfigError::new("controller.interface", r))?;
+            validate_ifname(&c.interface)
+                .map_err(|r| ConfigError::new("controller.interface", r))?;
             let mut ids = HashSet::new();
             for (i, n) in c.networks.iter().enumerate() {
-                validate_ifname(&n.via).map_err(|r| ConfigError::new(format!("controller.network[{i}].via"), r))?;
+                validate_ifname(&n.via)
+                    .map_err(|r| ConfigError::new(format!("controller.network[{i}].via"), r))?;
                 if !ids.insert(n.id) {
-                    return Err(ConfigError::new(format!("controller.network[{i}].id"), format!("network {} is configured twice", n.id)));
+                    return Err(ConfigError::new(
+                        format!("controller.network[{i}].id"),
+                        format!("network {} is configured twice", n.id),
+                    ));
                 }
             }
             for (i, sv) in c.services.iter().enumerate() {
                 if !ids.contains(&sv.network) {
-                    return Err(ConfigError::new(format!("controller.service[{i}].network"), format!("no network {} is configured", sv.network)));
+                    return Err(ConfigError::new(
+                        format!("controller.service[{i}].network"),
+                        format!("no network {} is configured", sv.network),
+                    ));
                 }
             }
         }
         if let Some(c) = &self.coordinator {
             if c.timeout_ms == 0 || c.timeout_ms > 600_000 {
-                return Err(ConfigError::new("coordinator.timeout_ms", "must be 1..=600000"));
+                return Err(ConfigError::new(
+                    "coordinator.timeout_ms",
+                    "must be 1..=600000",
+                ));
             }
             for (i, n) in c.networks.iter().enumerate() {
-                if c.networks[..i].iter().any(|m| m.name == n.name || m.id == n.id) {
-                    return Err(ConfigError::new(format!("coordinator.network[{i}]"), format!("network {:?} (id {}) is configured twice", n.name, n.id)));
+                if c.networks[..i]
+                    .iter()
+                    .any(|m| m.name == n.name || m.id == n.id)
+                {
+                    return Err(ConfigError::new(
+                        format!("coordinator.network[{i}]"),
+                        format!("network {:?} (id {}) is configured twice", n.name, n.id),
+                    ));
                 }
-                n.check(c.controller.is_some()).map_err(|(k, r)| ConfigError::new(format!("coordinator.network[{i}].{k}"), r))?;
+                n.check(c.controller.is_some()).map_err(|(k, r)| {
+                    ConfigError::new(format!("coordinator.network[{i}].{k}"), r)
+                })?;
             }
             for (i, s) in c.servers.iter().enumerate() {
                 if !c.networks.iter().any(|n| n.name == s.network) {
-                    return Err(ConfigError::new(format!("coordinator.server[{i}].network"), format!("no network {:?} is configured", s.network)));
+                    return Err(ConfigError::new(
+                        format!("coordinator.server[{i}].network"),
+                        format!("no network {:?} is configured", s.network),
+                    ));
                 }
-                s.check().map_err(|(k, r)| ConfigError::new(format!("coordinator.server[{i}].{k}"), r))?;
+                s.check().map_err(|(k, r)| {
+                    ConfigError::new(format!("coordinator.server[{i}].{k}"), r)
+                })?;
             }
             for (i, p) in c.processes.iter().enumerate() {
                 if !c.servers.iter().any(|s| s.name == p.server) {
-                    return Err(ConfigError::new(format!("coordinator.process[{i}].server"), format!("no server {:?} is configured", p.server)));
+                    return Err(ConfigError::new(
+                        format!("coordinator.process[{i}].server"),
+                        format!("no server {:?} is configured", p.server),
+                    ));
                 }
             }
         }
@@ -240,13 +291,20 @@ impl NetworkInfo {
             return Err(("name", "must not be empty".into()));
         }
         if self.via.is_some() != self.next_hop_mac.is_some() {
-            return Err(("via", "give both via and next_hop_mac (the egress), or neither".into()));
+            return Err((
+                "via",
+                "give both via and next_hop_mac (the egress), or neither".into(),
+            ));
         }
         if let Some(v) = &self.via {
             validate_ifname(v).map_err(|r| ("via", r))?;
         }
         match &self.controller {
-            None if !default_controller => Err(("controller", "no connection controller: set it here or set migration.coordinator.controller".into())),
+            None if !default_controller => Err((
+                "controller",
+                "no connection controller: set it here or set migration.coordinator.controller"
+                    .into(),
+            )),
             _ => Ok(()),
         }
     }

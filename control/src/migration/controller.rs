@@ -34,7 +34,9 @@ pub enum State {
 impl State {
     pub fn network(self) -> u32 {
         match self {
-            State::Steered { network } | State::Holding { network } | State::Releasing { network } => network,
+            State::Steered { network }
+            | State::Holding { network }
+            | State::Releasing { network } => network,
             State::Switching { to, .. } => to,
         }
     }
@@ -43,7 +45,10 @@ impl State {
         match self {
             State::Steered { network } => format!("steered({network})"),
             State::Holding { network } => format!("holding({network})"),
-            State::Switching { from, to } => format!("switching({} → {to})", from.map_or("-".into(), |f| f.to_string())),
+            State::Switching { from, to } => format!(
+                "switching({} → {to})",
+                from.map_or("-".into(), |f| f.to_string())
+            ),
             State::Releasing { network } => format!("releasing({network})"),
         }
     }
@@ -57,13 +62,22 @@ pub enum Action {
     /// map entry to `network` with the hold flag.
     Hold { service: Ipv4Addr, network: u32 },
     /// Program a network's egress (map entry, TX socket on `via`).
-    AddNetwork { id: u32, name: String, via: String, next_hop_mac: crate::field::MacAddr },
+    AddNetwork {
+        id: u32,
+        name: String,
+        via: String,
+        next_hop_mac: crate::field::MacAddr,
+    },
     /// Hold `service` towards `to`, release what is held there in order,
     /// then steer it to `to` unheld; answered with [`Outcome::Switched`].
     Switch { service: Ipv4Addr, to: u32 },
     /// Release to `network` what raced in before the map update;
     /// answered with [`Outcome::Released`]. `pause_us` as far as known.
-    Release { service: Ipv4Addr, network: u32, pause_us: Option<u64> },
+    Release {
+        service: Ipv4Addr,
+        network: u32,
+        pause_us: Option<u64>,
+    },
     /// A service added by a reload: steer it to `network`.
     Steer { service: Ipv4Addr, network: u32 },
     /// A service removed by a reload: delete its map entry.
@@ -92,7 +106,12 @@ pub enum Output {
     /// The answer to the request being handled.
     Answer(Body),
     /// A service's state changed (for the log).
-    Changed { service: Ipv4Addr, from: Option<String>, to: Option<String>, cause: String },
+    Changed {
+        service: Ipv4Addr,
+        from: Option<String>,
+        to: Option<String>,
+        cause: String,
+    },
     /// Something the log should say (a network learned, a reload's step).
     Note(String),
 }
@@ -125,7 +144,10 @@ impl Controller {
     pub fn new(services: impl IntoIterator<Item = (Ipv4Addr, u32)>) -> Self {
         Self {
             networks: BTreeMap::new(),
-            services: services.into_iter().map(|(a, n)| (a, State::Steered { network: n })).collect(),
+            services: services
+                .into_iter()
+                .map(|(a, n)| (a, State::Steered { network: n }))
+                .collect(),
             configured: (vec![], vec![]),
             switch: None,
             last_switch_us: None,
@@ -148,10 +170,18 @@ impl Controller {
     /// `Err` names the key. A service that is not simply steered (a
     /// migration holds or switches it) is not touched, nor a network a
     /// service is steered to.
-    pub fn check(&self, networks: &[SteerNetwork], services: &[SteerService]) -> Result<(), String> {
+    pub fn check(
+        &self,
+        networks: &[SteerNetwork],
+        services: &[SteerService],
+    ) -> Result<(), String> {
         for (i, n) in networks.iter().enumerate() {
             if n.id >= dataplane_common::migration::NETWORKS_MAX {
-                return Err(format!("migration.controller.network[{i}].id: {} is out of range (0..{})", n.id, dataplane_common::migration::NETWORKS_MAX));
+                return Err(format!(
+                    "migration.controller.network[{i}].id: {} is out of range (0..{})",
+                    n.id,
+                    dataplane_common::migration::NETWORKS_MAX
+                ));
             }
         }
         for old in &self.configured.1 {
@@ -167,9 +197,21 @@ impl Controller {
             if networks.iter().any(|n| n.id == old.id) {
                 continue;
             }
-            let on: Vec<String> = self.services.iter().filter(|(a, s)| s.network() == old.id && services_keep(services, **a, &self.configured.1)).map(|(a, _)| a.to_string()).collect();
+            let on: Vec<String> = self
+                .services
+                .iter()
+                .filter(|(a, s)| {
+                    s.network() == old.id && services_keep(services, **a, &self.configured.1)
+                })
+                .map(|(a, _)| a.to_string())
+                .collect();
             if !on.is_empty() {
-                return Err(format!("migration.controller.network: {} ({}) still carries {}; it cannot be removed", old.name, old.id, on.join(", ")));
+                return Err(format!(
+                    "migration.controller.network: {} ({}) still carries {}; it cannot be removed",
+                    old.name,
+                    old.id,
+                    on.join(", ")
+                ));
             }
         }
         Ok(())
@@ -180,28 +222,54 @@ impl Controller {
     /// already steered keeps its network (as across a restart: the config
     /// says where it starts). A network removed is forgotten (nothing is
     /// steered there any more; its egress entry stays unused).
-    pub fn configure(&mut self, networks: &[SteerNetwork], services: &[SteerService]) -> Result<Vec<Output>, String> {
+    pub fn configure(
+        &mut self,
+        networks: &[SteerNetwork],
+        services: &[SteerService],
+    ) -> Result<Vec<Output>, String> {
         self.check(networks, services)?;
         let mut out = Vec::new();
         for old in &self.configured.0 {
             if !networks.iter().any(|n| n.id == old.id) && self.networks.remove(&old.id).is_some() {
-                out.push(Output::Note(format!("network {} ({}) removed", old.name, old.id)));
+                out.push(Output::Note(format!(
+                    "network {} ({}) removed",
+                    old.name, old.id
+                )));
             }
         }
         for n in networks {
             if !self.configured.0.contains(n) {
-                out.push(Output::Do(Action::AddNetwork { id: n.id, name: n.name.clone(), via: n.via.clone(), next_hop_mac: n.next_hop_mac }));
+                out.push(Output::Do(Action::AddNetwork {
+                    id: n.id,
+                    name: n.name.clone(),
+                    via: n.via.clone(),
+                    next_hop_mac: n.next_hop_mac,
+                }));
             }
         }
         for old in &self.configured.1 {
-            if !services.iter().any(|s| s.address == old.address) && self.services.contains_key(&old.address) {
-                out.push(Output::Do(Action::Unsteer { service: old.address }));
+            if !services.iter().any(|s| s.address == old.address)
+                && self.services.contains_key(&old.address)
+            {
+                out.push(Output::Do(Action::Unsteer {
+                    service: old.address,
+                }));
             }
         }
         for s in services {
             match self.services.get(&s.address) {
-                None => out.push(Output::Do(Action::Steer { service: s.address, network: s.network })),
-                Some(st) if st.network() != s.network && self.configured.1.iter().any(|o| o.address == s.address && o.network != s.network) => {
+                None => out.push(Output::Do(Action::Steer {
+                    service: s.address,
+                    network: s.network,
+                })),
+                Some(st)
+                    if st.network() != s.network
+                        && self
+                            .configured
+                            .1
+                            .iter()
+                            .any(|o| o.address == s.address && o.network != s.network) =>
+                {
                     out.push(Output::Note(format!("service {} stays on network {} (where it is steered; the config's network is where it starts)", s.address, st.network())));
                 }
                 Some(_) => {}
@@ -223,45 +291,75 @@ impl Controller {
             Some(s) => self.services.insert(service, s),
             None => self.services.remove(&service),
         };
-        Output::Changed { service, from: from.map(State::name), to: to.map(State::name), cause: cause.into() }
+        Output::Changed {
+            service,
+            from: from.map(State::name),
+            to: to.map(State::name),
+            cause: cause.into(),
+        }
     }
 
     fn request(&mut self, body: Body) -> Vec<Output> {
         match body {
             Body::Hold { service } => match self.services.get(&service) {
-                None => vec![Output::Answer(Body::Error { reason: format!("{service} is not steered here") })],
-                Some(s) => vec![Output::Do(Action::Hold { service, network: s.network() })],
+                None => vec![Output::Answer(Body::Error {
+                    reason: format!("{service} is not steered here"),
+                })],
+                Some(s) => vec![Output::Do(Action::Hold {
+                    service,
+                    network: s.network(),
+                })],
             },
             Body::SwitchRequest { service, to } => {
                 let before = self.services.get(&service).copied();
-                self.switch = Some(SwitchJob { service, to: to.clone(), before, switch_us: 0, released: 0 });
+                self.switch = Some(SwitchJob {
+                    service,
+                    to: to.clone(),
+                    before,
+                    switch_us: 0,
+                    released: 0,
+                });
                 if self.networks.contains_key(&to.id) {
                     return self.start_switch();
                 }
                 match (&to.via, &to.next_hop_mac) {
                     // Claim 4: the request carries network 2's information.
-                    (Some(via), Some(mac)) => vec![Output::Do(Action::AddNetwork { id: to.id, name: to.name.clone(), via: via.clone(), next_hop_mac: *mac })],
+                    (Some(via), Some(mac)) => vec![Output::Do(Action::AddNetwork {
+                        id: to.id,
+                        name: to.name.clone(),
+                        via: via.clone(),
+                        next_hop_mac: *mac,
+                    })],
                     _ => {
                         self.switch = None;
                         vec![Output::Answer(Body::Error { reason: format!("no network {} ({}) here, and the request does not say how to reach it", to.id, to.name) })]
                     }
                 }
             }
-            other => vec![Output::Answer(Body::Error { reason: format!("a connection controller does not take {other:?}") })],
+            other => vec![Output::Answer(Body::Error {
+                reason: format!("a connection controller does not take {other:?}"),
+            })],
         }
     }
 
     fn start_switch(&mut self) -> Vec<Output> {
         let j = self.switch.as_ref().expect("a switch is being handled");
         let (service, to, from) = (j.service, j.to.id, j.before.map(State::network));
-        let changed = self.set(service, Some(State::Switching { from, to }), "switch request");
+        let changed = self.set(
+            service,
+            Some(State::Switching { from, to }),
+            "switch request",
+        );
         vec![changed, Output::Do(Action::Switch { service, to })]
     }
 
     fn done(&mut self, action: Action, outcome: Outcome) -> Vec<Output> {
         match (action, outcome) {
             (Action::Hold { service, network }, Outcome::Done(r)) => match r {
-                Ok(()) => vec![self.set(service, Some(State::Holding { network }), "hold request"), Output::Answer(Body::Ok)],
+                Ok(()) => vec![
+                    self.set(service, Some(State::Holding { network }), "hold request"),
+                    Output::Answer(Body::Ok),
+                ],
                 Err(reason) => vec![Output::Answer(Body::Error { reason })],
             },
             (Action::AddNetwork { id, name, via, .. }, Outcome::Done(r)) => {
@@ -270,11 +368,15 @@ impl Controller {
                     Ok(()) => {
                         self.networks.insert(id, name.clone());
                         if learning {
-                            let mut out = vec![Output::Note(format!("network learned from a switch request: {name} ({id}) via {via}"))];
+                            let mut out = vec![Output::Note(format!(
+                                "network learned from a switch request: {name} ({id}) via {via}"
+                            ))];
                             out.extend(self.start_switch());
                             out
                         } else {
-                            vec![Output::Note(format!("network {name} ({id}) via {via} programmed"))]
+                            vec![Output::Note(format!(
+                                "network {name} ({id}) via {via} programmed"
+                            ))]
                         }
                     }
                     Err(reason) if learning => {
@@ -291,34 +393,72 @@ impl Controller {
                         j.switch_us = switch_us;
                         j.released = released;
                     }
-                    let changed = self.set(service, Some(State::Releasing { network: to }), "held packets released, map updated");
-                    vec![changed, Output::Do(Action::Release { service, network: to, pause_us })]
+                    let changed = self.set(
+                        service,
+                        Some(State::Releasing { network: to }),
+                        "held packets released, map updated",
+                    );
+                    vec![
+                        changed,
+                        Output::Do(Action::Release {
+                            service,
+                            network: to,
+                            pause_us,
+                        }),
+                    ]
                 }
                 Err(reason) => {
                     let before = self.switch.take().and_then(|j| j.before);
-                    vec![self.set(service, before, &format!("switch failed: {reason}")), Output::Answer(Body::Error { reason })]
+                    vec![
+                        self.set(service, before, &format!("switch failed: {reason}")),
+                        Output::Answer(Body::Error { reason }),
+                    ]
                 }
             },
-            (Action::Release { service, network, .. }, Outcome::Released(r)) => {
+            (
+                Action::Release {
+                    service, network, ..
+                },
+                Outcome::Released(r),
+            ) => {
                 let j = self.switch.take();
                 let changed = self.set(service, Some(State::Steered { network }), "switched");
                 match (r, j) {
                     (Ok((n, pause_us)), Some(j)) => {
-                        vec![changed, Output::Answer(Body::SwitchDone { service, switch_us: j.switch_us, released: j.released + n, pause_us: pause_us.unwrap_or(0) })]
+                        vec![
+                            changed,
+                            Output::Answer(Body::SwitchDone {
+                                service,
+                                switch_us: j.switch_us,
+                                released: j.released + n,
+                                pause_us: pause_us.unwrap_or(0),
+                            }),
+                        ]
                     }
-                    (Ok(_), None) => vec![changed, Output::Answer(Body::Error { reason: "internal: no switch being handled".into() })],
+                    (Ok(_), None) => vec![
+                        changed,
+                        Output::Answer(Body::Error {
+                            reason: "internal: no switch being handled".into(),
+                        }),
+                    ],
                     (Err(reason), _) => vec![changed, Output::Answer(Body::Error { reason })],
                 }
             }
             (Action::Steer { service, network }, Outcome::Done(r)) => match r {
-                Ok(()) => vec![self.set(service, Some(State::Steered { network }), "added by a reload")],
+                Ok(()) => vec![self.set(
+                    service,
+                    Some(State::Steered { network }),
+                    "added by a reload",
+                )],
                 Err(e) => vec![Output::Note(format!("service {service}: {e}"))],
             },
             (Action::Unsteer { service }, Outcome::Done(r)) => match r {
                 Ok(()) => vec![self.set(service, None, "removed by a reload")],
                 Err(e) => vec![Output::Note(format!("service {service}: {e}"))],
             },
-            (a, o) => vec![Output::Answer(Body::Error { reason: format!("internal: outcome {o:?} for {a:?}") })],
+            (a, o) => vec![Output::Answer(Body::Error {
+                reason: format!("internal: outcome {o:?} for {a:?}"),
+            })],
         }
     }
 }
@@ -335,7 +475,12 @@ mod tests {
     const SVC: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 80);
 
     fn net(id: u32, via: &str) -> SteerNetwork {
-        SteerNetwork { id, name: format!("net{id}"), via: via.into(), next_hop_mac: format!("02:00:00:00:0{id}:0a").parse().unwrap() }
+        SteerNetwork {
+            id,
+            name: format!("net{id}"),
+            via: via.into(),
+            next_hop_mac: format!("02:00:00:00:0{id}:0a").parse().unwrap(),
+        }
     }
 
     fn svc(address: Ipv4Addr, network: u32) -> SteerService {
@@ -354,7 +499,11 @@ mod tests {
 
     /// Carry out outputs with `outcome` until none are left: the actions,
     /// the answer, the notes.
-    fn run(c: &mut Controller, first: Vec<Output>, mut outcome: impl FnMut(&Action) -> Outcome) -> (Vec<Action>, Option<Body>, Vec<String>) {
+    fn run(
+        c: &mut Controller,
+        first: Vec<Output>,
+        mut outcome: impl FnMut(&Action) -> Outcome,
+    ) -> (Vec<Action>, Option<Body>, Vec<String>) {
         let mut queue: std::collections::VecDeque<Output> = first.into();
         let (mut actions, mut answer, mut notes) = (vec![], None, vec![]);
         while let Some(o) = queue.pop_front() {
@@ -365,7 +514,10 @@ mod tests {
                 Output::Do(a) => {
                     let o = outcome(&a);
                     actions.push(a.clone());
-                    queue.extend(c.handle(Input::Done { action: a, outcome: o }));
+                    queue.extend(c.handle(Input::Done {
+                        action: a,
+                        outcome: o,
+                    }));
                 }
             }
         }
@@ -380,7 +532,11 @@ mod tests {
         }
     }
 
-    fn request(c: &mut Controller, body: Body, outcome: impl FnMut(&Action) -> Outcome) -> (Vec<Action>, Body) {
+    fn request(
+        c: &mut Controller,
+        body: Body,
+        outcome: impl FnMut(&Action) -> Outcome,
+    ) -> (Vec<Action>, Body) {
         let first = c.handle(Input::Request(body));
         let (actions, answer, _) = run(c, first, outcome);
         (actions, answer.expect("an answer"))
@@ -389,9 +545,15 @@ mod tests {
     /// Service SVC on network 1; networks 1 and 2 configured.
     fn controller() -> Controller {
         let mut c = Controller::new([(SVC, 1)]);
-        let first = c.configure(&[net(1, "eth1"), net(2, "eth2")], &[svc(SVC, 1)]).unwrap();
+        let first = c
+            .configure(&[net(1, "eth1"), net(2, "eth2")], &[svc(SVC, 1)])
+            .unwrap();
         let (actions, _, _) = run(&mut c, first, ok);
-        assert_eq!(actions.len(), 2, "both networks programmed, the service already steered: {actions:?}");
+        assert_eq!(
+            actions.len(),
+            2,
+            "both networks programmed, the service already steered: {actions:?}"
+        );
         assert_eq!(c.networks().collect::<Vec<_>>(), [1, 2]);
         c
     }
@@ -404,12 +566,45 @@ mod tests {
     fn hold_then_switch_releases_and_steers() {
         let mut c = controller();
         let (actions, answer) = request(&mut c, Body::Hold { service: SVC }, ok);
-        assert_eq!((actions, answer), (vec![Action::Hold { service: SVC, network: 1 }], Body::Ok));
+        assert_eq!(
+            (actions, answer),
+            (
+                vec![Action::Hold {
+                    service: SVC,
+                    network: 1
+                }],
+                Body::Ok
+            )
+        );
         assert_eq!(c.state(SVC), Some(State::Holding { network: 1 }));
         let (actions, answer) = request(&mut c, switch(info(2, false)), ok);
-        assert_eq!(actions, [Action::Switch { service: SVC, to: 2 }, Action::Release { service: SVC, network: 2, pause_us: Some(700) }]);
-        assert_eq!(answer, Body::SwitchDone { service: SVC, switch_us: 50, released: 4, pause_us: 700 });
-        assert_eq!((c.state(SVC), c.last_switch_us), (Some(State::Steered { network: 2 }), Some(50)));
+        assert_eq!(
+            actions,
+            [
+                Action::Switch {
+                    service: SVC,
+                    to: 2
+                },
+                Action::Release {
+                    service: SVC,
+                    network: 2,
+                    pause_us: Some(700)
+                }
+            ]
+        );
+        assert_eq!(
+            answer,
+            Body::SwitchDone {
+                service: SVC,
+                switch_us: 50,
+                released: 4,
+                pause_us: 700
+            }
+        );
+        assert_eq!(
+            (c.state(SVC), c.last_switch_us),
+            (Some(State::Steered { network: 2 }), Some(50))
+        );
     }
 
     #[test]
@@ -420,19 +615,56 @@ mod tests {
             Action::Release { .. } => Outcome::Released(Ok((0, None))),
             _ => Outcome::Done(Ok(())),
         });
-        assert_eq!(answer, Body::SwitchDone { service: SVC, switch_us: 9, released: 0, pause_us: 0 });
+        assert_eq!(
+            answer,
+            Body::SwitchDone {
+                service: SVC,
+                switch_us: 9,
+                released: 0,
+                pause_us: 0
+            }
+        );
     }
 
     #[test]
     fn hold_of_an_unknown_service_or_a_failed_map_write_is_refused() {
         let mut c = controller();
-        let (actions, answer) = request(&mut c, Body::Hold { service: Ipv4Addr::new(10, 99, 0, 81) }, ok);
-        assert_eq!((actions.len(), answer), (0, Body::Error { reason: "10.99.0.81 is not steered here".into() }));
-        let (_, answer) = request(&mut c, Body::Hold { service: SVC }, |_| Outcome::Done(Err("ST_STEER: full".into())));
-        assert_eq!(answer, Body::Error { reason: "ST_STEER: full".into() });
+        let (actions, answer) = request(
+            &mut c,
+            Body::Hold {
+                service: Ipv4Addr::new(10, 99, 0, 81),
+            },
+            ok,
+        );
+        assert_eq!(
+            (actions.len(), answer),
+            (
+                0,
+                Body::Error {
+                    reason: "10.99.0.81 is not steered here".into()
+                }
+            )
+        );
+        let (_, answer) = request(&mut c, Body::Hold { service: SVC }, |_| {
+            Outcome::Done(Err("ST_STEER: full".into()))
+        });
+        assert_eq!(
+            answer,
+            Body::Error {
+                reason: "ST_STEER: full".into()
+            }
+        );
         assert_eq!(c.state(SVC), Some(State::Steered { network: 1 }));
-        let (_, answer) = request(&mut c, Body::Resume { process: "p".into() }, ok);
-        assert!(matches!(answer, Body::Error { reason } if reason.starts_with("a connection controller does not take Resume")));
+        let (_, answer) = request(
+            &mut c,
+            Body::Resume {
+                process: "p".into(),
+            },
+            ok,
+        );
+        assert!(
+            matches!(answer, Body::Error { reason } if reason.starts_with("a connection controller does not take Resume"))
+        );
     }
 
     #[test]
@@ -440,12 +672,33 @@ mod tests {
         let mut c = controller();
         let (actions, answer) = request(&mut c, switch(info(3, false)), ok);
         assert!(actions.is_empty());
-        assert_eq!(answer, Body::Error { reason: "no network 3 (net3) here, and the request does not say how to reach it".into() });
-        assert_eq!(c.state(SVC), Some(State::Steered { network: 1 }), "nothing changed");
+        assert_eq!(
+            answer,
+            Body::Error {
+                reason: "no network 3 (net3) here, and the request does not say how to reach it"
+                    .into()
+            }
+        );
+        assert_eq!(
+            c.state(SVC),
+            Some(State::Steered { network: 1 }),
+            "nothing changed"
+        );
         let first = c.handle(Input::Request(switch(info(5, true))));
         let (actions, answer, notes) = run(&mut c, first, ok);
-        assert_eq!(actions[0], Action::AddNetwork { id: 5, name: "net5".into(), via: "eth2".into(), next_hop_mac: "02:00:00:00:02:0a".parse().unwrap() });
-        assert!(notes[0].starts_with("network learned from a switch request: net5 (5)"), "{notes:?}");
+        assert_eq!(
+            actions[0],
+            Action::AddNetwork {
+                id: 5,
+                name: "net5".into(),
+                via: "eth2".into(),
+                next_hop_mac: "02:00:00:00:02:0a".parse().unwrap()
+            }
+        );
+        assert!(
+            notes[0].starts_with("network learned from a switch request: net5 (5)"),
+            "{notes:?}"
+        );
         assert!(matches!(answer, Some(Body::SwitchDone { .. })));
         assert_eq!(c.state(SVC), Some(State::Steered { network: 5 }));
         // A network that cannot be set up: the switch is refused.
@@ -453,7 +706,12 @@ mod tests {
             Action::AddNetwork { .. } => Outcome::Done(Err("network net6: no such device".into())),
             a => ok(a),
         });
-        assert_eq!(answer, Body::Error { reason: "network net6: no such device".into() });
+        assert_eq!(
+            answer,
+            Body::Error {
+                reason: "network net6: no such device".into()
+            }
+        );
         assert_eq!(c.state(SVC), Some(State::Steered { network: 5 }));
     }
 
@@ -462,18 +720,38 @@ mod tests {
         let mut c = controller();
         request(&mut c, Body::Hold { service: SVC }, ok);
         let (_, answer) = request(&mut c, switch(info(2, false)), |a| match a {
-            Action::Switch { .. } => Outcome::Switched(Err("releasing a held frame: ENOBUFS".into())),
+            Action::Switch { .. } => {
+                Outcome::Switched(Err("releasing a held frame: ENOBUFS".into()))
+            }
             a => ok(a),
         });
-        assert_eq!(answer, Body::Error { reason: "releasing a held frame: ENOBUFS".into() });
-        assert_eq!((c.state(SVC), c.last_switch_us), (Some(State::Holding { network: 1 }), None));
+        assert_eq!(
+            answer,
+            Body::Error {
+                reason: "releasing a held frame: ENOBUFS".into()
+            }
+        );
+        assert_eq!(
+            (c.state(SVC), c.last_switch_us),
+            (Some(State::Holding { network: 1 }), None)
+        );
         // Failing after the map update: it is steered to the new network.
         let (_, answer) = request(&mut c, switch(info(2, false)), |a| match a {
-            Action::Release { .. } => Outcome::Released(Err("2 released frames did not leave within 200 ms".into())),
+            Action::Release { .. } => {
+                Outcome::Released(Err("2 released frames did not leave within 200 ms".into()))
+            }
             a => ok(a),
         });
-        assert_eq!(answer, Body::Error { reason: "2 released frames did not leave within 200 ms".into() });
-        assert_eq!((c.state(SVC), c.last_switch_us), (Some(State::Steered { network: 2 }), Some(50)));
+        assert_eq!(
+            answer,
+            Body::Error {
+                reason: "2 released frames did not leave within 200 ms".into()
+            }
+        );
+        assert_eq!(
+            (c.state(SVC), c.last_switch_us),
+            (Some(State::Steered { network: 2 }), Some(50))
+        );
     }
 
     /// A rollback's switch back may name a service the controller was not
@@ -482,7 +760,14 @@ mod tests {
     fn a_switch_of_an_unknown_service_steers_it() {
         let mut c = controller();
         let other = Ipv4Addr::new(10, 99, 0, 90);
-        let (_, answer) = request(&mut c, Body::SwitchRequest { service: other, to: info(1, false) }, ok);
+        let (_, answer) = request(
+            &mut c,
+            Body::SwitchRequest {
+                service: other,
+                to: info(1, false),
+            },
+            ok,
+        );
         assert!(matches!(answer, Body::SwitchDone { service, .. } if service == other));
         assert_eq!(c.state(other), Some(State::Steered { network: 1 }));
     }
@@ -491,22 +776,54 @@ mod tests {
     fn a_reload_adds_and_removes_networks_and_services() {
         let mut c = controller();
         let new = Ipv4Addr::new(10, 99, 0, 81);
-        let first = c.configure(&[net(1, "eth1"), net(2, "eth2"), net(3, "eth2")], &[svc(new, 3)]).unwrap();
+        let first = c
+            .configure(
+                &[net(1, "eth1"), net(2, "eth2"), net(3, "eth2")],
+                &[svc(new, 3)],
+            )
+            .unwrap();
         let (actions, _, _) = run(&mut c, first, ok);
         assert_eq!(
             actions,
             [
-                Action::AddNetwork { id: 3, name: "net3".into(), via: "eth2".into(), next_hop_mac: "02:00:00:00:03:0a".parse().unwrap() },
+                Action::AddNetwork {
+                    id: 3,
+                    name: "net3".into(),
+                    via: "eth2".into(),
+                    next_hop_mac: "02:00:00:00:03:0a".parse().unwrap()
+                },
                 Action::Unsteer { service: SVC },
-                Action::Steer { service: new, network: 3 },
+                Action::Steer {
+                    service: new,
+                    network: 3
+                },
             ]
         );
-        assert_eq!((c.state(SVC), c.state(new)), (None, Some(State::Steered { network: 3 })));
+        assert_eq!(
+            (c.state(SVC), c.state(new)),
+            (None, Some(State::Steered { network: 3 }))
+        );
         // A network removed is forgotten; one changed is programmed again.
-        let first = c.configure(&[net(1, "eth9"), net(3, "eth2")], &[svc(new, 3)]).unwrap();
+        let first = c
+            .configure(&[net(1, "eth9"), net(3, "eth2")], &[svc(new, 3)])
+            .unwrap();
         let (actions, _, notes) = run(&mut c, first, ok);
-        assert_eq!(actions, [Action::AddNetwork { id: 1, name: "net1".into(), via: "eth9".into(), next_hop_mac: "02:00:00:00:01:0a".parse().unwrap() }]);
-        assert_eq!(notes, ["network net2 (2) removed", "network net1 (1) via eth9 programmed"]);
+        assert_eq!(
+            actions,
+            [Action::AddNetwork {
+                id: 1,
+                name: "net1".into(),
+                via: "eth9".into(),
+                next_hop_mac: "02:00:00:00:01:0a".parse().unwrap()
+            }]
+        );
+        assert_eq!(
+            notes,
+            [
+                "network net2 (2) removed",
+                "network net1 (1) via eth9 programmed"
+            ]
+        );
         assert_eq!(c.networks().collect::<Vec<_>>(), [1, 3]);
     }
 
@@ -514,14 +831,23 @@ mod tests {
     fn a_migrated_service_keeps_its_network_across_a_reload() {
         let mut c = controller();
         request(&mut c, switch(info(2, false)), ok);
-        let first = c.configure(&[net(1, "eth1"), net(2, "eth2")], &[svc(SVC, 1)]).unwrap();
+        let first = c
+            .configure(&[net(1, "eth1"), net(2, "eth2")], &[svc(SVC, 1)])
+            .unwrap();
         let (actions, _, notes) = run(&mut c, first, ok);
-        assert!(actions.is_empty() && notes.is_empty(), "the same config changes nothing: {actions:?} {notes:?}");
-        let first = c.configure(&[net(1, "eth1"), net(2, "eth2")], &[svc(SVC, 2)]).unwrap();
+        assert!(
+            actions.is_empty() && notes.is_empty(),
+            "the same config changes nothing: {actions:?} {notes:?}"
+        );
+        let first = c
+            .configure(&[net(1, "eth1"), net(2, "eth2")], &[svc(SVC, 2)])
+            .unwrap();
         let (actions, _, _) = run(&mut c, first, ok);
         assert!(actions.is_empty(), "{actions:?}");
         assert_eq!(c.state(SVC), Some(State::Steered { network: 2 }));
-        let first = c.configure(&[net(1, "eth1"), net(2, "eth2")], &[svc(SVC, 1)]).unwrap();
+        let first = c
+            .configure(&[net(1, "eth1"), net(2, "eth2")], &[svc(SVC, 1)])
+            .unwrap();
         let (_, _, notes) = run(&mut c, first, ok);
         assert_eq!(notes, ["service 10.99.0.80 stays on network 2 (where it is steered; the config's network is where it starts)"]);
     }
@@ -533,11 +859,23 @@ mod tests {
         let e = c.check(&[net(1, "eth1"), net(2, "eth2")], &[]).unwrap_err();
         assert_eq!(e, "migration.controller.service: 10.99.0.80 is holding(1) (a migration is running); it cannot be removed now");
         assert!(c.configure(&[net(1, "eth1"), net(2, "eth2")], &[]).is_err());
-        assert_eq!(c.state(SVC), Some(State::Holding { network: 1 }), "a refused reload changes nothing");
+        assert_eq!(
+            c.state(SVC),
+            Some(State::Holding { network: 1 }),
+            "a refused reload changes nothing"
+        );
         let e = c.check(&[net(2, "eth2")], &[svc(SVC, 2)]).unwrap_err();
-        assert_eq!(e, "migration.controller.network: net1 (1) still carries 10.99.0.80; it cannot be removed");
-        let e = c.check(&[net(1, "eth1"), net(8, "eth2")], &[svc(SVC, 1)]).unwrap_err();
-        assert!(e.starts_with("migration.controller.network[1].id: 8 is out of range"), "{e}");
+        assert_eq!(
+            e,
+            "migration.controller.network: net1 (1) still carries 10.99.0.80; it cannot be removed"
+        );
+        let e = c
+            .check(&[net(1, "eth1"), net(8, "eth2")], &[svc(SVC, 1)])
+            .unwrap_err();
+        assert!(
+            e.starts_with("migration.controller.network[1].id: 8 is out of range"),
+            "{e}"
+        );
         // Released, the service may go, and its network with it.
         request(&mut c, switch(info(1, false)), ok);
         c.check(&[net(2, "eth2")], &[]).unwrap();

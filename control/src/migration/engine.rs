@@ -16,9 +16,17 @@ pub enum Input {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Output {
-    ToAgent { addr: std::net::SocketAddr, frame: Frame },
-    ToController { frame: Frame },
-    Progress { step: Step, note: String },
+    ToAgent {
+        addr: std::net::SocketAddr,
+        frame: Frame,
+    },
+    ToController {
+        frame: Frame,
+    },
+    Progress {
+        step: Step,
+        note: String,
+    },
 }
 
 /// One migration, driven by answers and failures (sans I/O).
@@ -40,8 +48,20 @@ pub struct Migration {
 }
 
 impl Migration {
-    #[expect(clippy::too_many_arguments, reason = "the plan of one migration, each part named at the call")]
-    pub fn new(process: &str, service: Ipv4Addr, from: ServerInfo, to: ServerInfo, network1: NetworkInfo, network2: NetworkInfo, first_id: u64, timeout_ms: u64) -> Self {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the plan of one migration, each part named at the call"
+    )]
+    pub fn new(
+        process: &str,
+        service: Ipv4Addr,
+        from: ServerInfo,
+        to: ServerInfo,
+        network1: NetworkInfo,
+        network2: NetworkInfo,
+        first_id: u64,
+        timeout_ms: u64,
+    ) -> Self {
         Self {
             process: process.into(),
             service,
@@ -60,16 +80,37 @@ impl Migration {
 
     fn frame(&mut self, now_ms: u64, body: Body) -> Frame {
         self.next_id += 1;
-        Frame { v: VERSION, id: self.next_id, deadline_ms: now_ms + self.timeout_ms, body }
+        Frame {
+            v: VERSION,
+            id: self.next_id,
+            deadline_ms: now_ms + self.timeout_ms,
+            body,
+        }
     }
 
     /// The first request: start the migration on server 1's agent.
     pub fn begin(&mut self, now_ms: u64) -> Vec<Output> {
-        let f = self.frame(now_ms, Body::MigrationStart { process: self.process.clone(), to: self.to.clone(), service: self.service });
+        let f = self.frame(
+            now_ms,
+            Body::MigrationStart {
+                process: self.process.clone(),
+                to: self.to.clone(),
+                service: self.service,
+            },
+        );
         self.waiting = Some(f.id);
         vec![
-            Output::Progress { step: Step::Starting, note: format!("migration start → agent {} ({})", self.from.name, self.from.agent) },
-            Output::ToAgent { addr: self.from.agent, frame: f },
+            Output::Progress {
+                step: Step::Starting,
+                note: format!(
+                    "migration start → agent {} ({})",
+                    self.from.name, self.from.agent
+                ),
+            },
+            Output::ToAgent {
+                addr: self.from.agent,
+                frame: f,
+            },
         ]
     }
 
@@ -85,16 +126,33 @@ impl Migration {
             }
             Step::Resuming => {
                 self.step = Step::Resuming;
-                let f = self.frame(now_ms, Body::Resume { process: self.process.clone() });
+                let f = self.frame(
+                    now_ms,
+                    Body::Resume {
+                        process: self.process.clone(),
+                    },
+                );
                 self.waiting = Some(f.id);
                 vec![
-                    Output::Progress { step: Step::Resuming, note: format!("coordinator restarted; resume → agent {} again", self.to.name) },
-                    Output::ToAgent { addr: self.to.agent, frame: f },
+                    Output::Progress {
+                        step: Step::Resuming,
+                        note: format!(
+                            "coordinator restarted; resume → agent {} again",
+                            self.to.name
+                        ),
+                    },
+                    Output::ToAgent {
+                        addr: self.to.agent,
+                        frame: f,
+                    },
                 ]
             }
             _ => {
                 self.step = Step::Switching; // so that the rollback runs whole
-                self.rollback(now_ms, format!("the coordinator restarted during the migration (step {step:?})"))
+                self.rollback(
+                    now_ms,
+                    format!("the coordinator restarted during the migration (step {step:?})"),
+                )
             }
         }
     }
@@ -102,7 +160,9 @@ impl Migration {
     pub fn handle(&mut self, now_ms: u64, input: Input) -> Vec<Output> {
         match input {
             Input::Answer { id, body } if Some(id) == self.waiting => self.advance(now_ms, body),
-            Input::Failed { id, reason } if Some(id) == self.waiting => self.rollback(now_ms, reason),
+            Input::Failed { id, reason } if Some(id) == self.waiting => {
+                self.rollback(now_ms, reason)
+            }
             Input::Answer { id, ref body } if self.undo.contains(&id) => {
                 let failed = match body {
                     Body::Error { reason } => Some(reason.clone()),
@@ -110,7 +170,9 @@ impl Migration {
                 };
                 self.undone(id, failed)
             }
-            Input::Failed { id, reason } if self.undo.contains(&id) => self.undone(id, Some(reason)),
+            Input::Failed { id, reason } if self.undo.contains(&id) => {
+                self.undone(id, Some(reason))
+            }
             _ => vec![], // a late answer to a request already given up
         }
     }
@@ -123,11 +185,17 @@ impl Migration {
         if let Some(why) = failed {
             let f = self.failure.get_or_insert_with(String::new);
             f.push_str(&format!("; rollback incomplete: {why}"));
-            out.push(Output::Progress { step: self.step, note: format!("rollback step failed: {why}") });
+            out.push(Output::Progress {
+                step: self.step,
+                note: format!("rollback step failed: {why}"),
+            });
         }
         if self.undo.is_empty() && self.step == Step::RollingBack {
             self.step = Step::RolledBack;
-            out.push(Output::Progress { step: Step::RolledBack, note: format!("rolled back: {}", self.failure.clone().unwrap_or_default()) });
+            out.push(Output::Progress {
+                step: Step::RolledBack,
+                note: format!("rolled back: {}", self.failure.clone().unwrap_or_default()),
+            });
         }
         out
     }
@@ -137,23 +205,55 @@ impl Migration {
             (Step::Starting, Body::MigrationComplete { .. }) => {
                 // Claim 4: only after completion is the network switched.
                 self.step = Step::Switching;
-                let f = self.frame(now_ms, Body::SwitchRequest { service: self.service, to: self.network2.clone() });
+                let f = self.frame(
+                    now_ms,
+                    Body::SwitchRequest {
+                        service: self.service,
+                        to: self.network2.clone(),
+                    },
+                );
                 self.waiting = Some(f.id);
                 vec![
-                    Output::Progress { step: Step::Switching, note: format!("switch request → connection controller (network {})", self.network2.name) },
+                    Output::Progress {
+                        step: Step::Switching,
+                        note: format!(
+                            "switch request → connection controller (network {})",
+                            self.network2.name
+                        ),
+                    },
                     Output::ToController { frame: f },
                 ]
             }
             (Step::Switching, Body::SwitchDone { .. }) => {
                 self.step = Step::Resuming;
-                let f = self.frame(now_ms, Body::Resume { process: self.process.clone() });
+                let f = self.frame(
+                    now_ms,
+                    Body::Resume {
+                        process: self.process.clone(),
+                    },
+                );
                 self.waiting = Some(f.id);
-                vec![Output::Progress { step: Step::Resuming, note: format!("resume → agent {}", self.to.name) }, Output::ToAgent { addr: self.to.agent, frame: f }]
+                vec![
+                    Output::Progress {
+                        step: Step::Resuming,
+                        note: format!("resume → agent {}", self.to.name),
+                    },
+                    Output::ToAgent {
+                        addr: self.to.agent,
+                        frame: f,
+                    },
+                ]
             }
             (Step::Resuming, Body::Ok) => {
                 self.step = Step::Done;
                 self.waiting = None;
-                vec![Output::Progress { step: Step::Done, note: format!("{} runs on {} behind network {}", self.process, self.to.name, self.network2.name) }]
+                vec![Output::Progress {
+                    step: Step::Done,
+                    note: format!(
+                        "{} runs on {} behind network {}",
+                        self.process, self.to.name, self.network2.name
+                    ),
+                }]
             }
             (_, Body::Error { reason }) => self.rollback(now_ms, reason),
             (_, other) => self.rollback(now_ms, format!("unexpected answer {other:?}")),
@@ -169,21 +269,50 @@ impl Migration {
         self.failure = Some(reason.clone());
         self.step = Step::RollingBack;
         self.waiting = None;
-        let mut out = vec![Output::Progress { step: Step::RollingBack, note: format!("rolling back: {reason}") }];
-        let a = self.frame(now_ms, Body::Abort { process: self.process.clone(), reason: reason.clone(), destination: false });
+        let mut out = vec![Output::Progress {
+            step: Step::RollingBack,
+            note: format!("rolling back: {reason}"),
+        }];
+        let a = self.frame(
+            now_ms,
+            Body::Abort {
+                process: self.process.clone(),
+                reason: reason.clone(),
+                destination: false,
+            },
+        );
         self.undo.push(a.id);
-        out.push(Output::ToAgent { addr: self.from.agent, frame: a });
+        out.push(Output::ToAgent {
+            addr: self.from.agent,
+            frame: a,
+        });
         // The controller releases held packets to network 1 (and steers
         // back if it had switched).
-        let s = self.frame(now_ms, Body::SwitchRequest { service: self.service, to: self.network1.clone() });
+        let s = self.frame(
+            now_ms,
+            Body::SwitchRequest {
+                service: self.service,
+                to: self.network1.clone(),
+            },
+        );
         self.undo.push(s.id);
         out.push(Output::ToController { frame: s });
         // Server 2's agent drops what it may have imported (best effort, and last: it
         // may be the part that failed, and must not delay the steps above).
         if self.to.agent != self.from.agent {
-            let d = self.frame(now_ms, Body::Abort { process: self.process.clone(), reason: reason.clone(), destination: true });
+            let d = self.frame(
+                now_ms,
+                Body::Abort {
+                    process: self.process.clone(),
+                    reason: reason.clone(),
+                    destination: true,
+                },
+            );
             self.undo.push(d.id);
-            out.push(Output::ToAgent { addr: self.to.agent, frame: d });
+            out.push(Output::ToAgent {
+                addr: self.to.agent,
+                frame: d,
+            });
         }
         out
     }
@@ -194,7 +323,12 @@ mod tests {
     use super::*;
 
     fn server(n: &str, net: &str, i: u8) -> ServerInfo {
-        ServerInfo { name: n.into(), address: Ipv4Addr::new(10, i, 0, 10), network: net.into(), agent: format!("10.{i}.0.10:7600").parse().unwrap() }
+        ServerInfo {
+            name: n.into(),
+            address: Ipv4Addr::new(10, i, 0, 10),
+            network: net.into(),
+            agent: format!("10.{i}.0.10:7600").parse().unwrap(),
+        }
     }
 
     fn migration() -> Migration {
@@ -203,8 +337,20 @@ mod tests {
             Ipv4Addr::new(192, 0, 2, 80),
             server("s1", "n1", 1),
             server("s2", "n2", 2),
-            NetworkInfo { name: "n1".into(), id: 1, controller: None, via: None, next_hop_mac: None },
-            NetworkInfo { name: "n2".into(), id: 2, controller: None, via: None, next_hop_mac: None },
+            NetworkInfo {
+                name: "n1".into(),
+                id: 1,
+                controller: None,
+                via: None,
+                next_hop_mac: None,
+            },
+            NetworkInfo {
+                name: "n2".into(),
+                id: 2,
+                controller: None,
+                via: None,
+                next_hop_mac: None,
+            },
             100,
             2000,
         )
@@ -223,22 +369,53 @@ mod tests {
     fn a_failed_undo_is_reported() {
         let mut m = migration();
         let out = m.begin(0);
-        let out = m.handle(5, Input::Failed { id: ids(&out)[0], reason: "agent killed".into() });
+        let out = m.handle(
+            5,
+            Input::Failed {
+                id: ids(&out)[0],
+                reason: "agent killed".into(),
+            },
+        );
         let undo = ids(&out);
-        m.handle(6, Input::Answer { id: undo[0], body: Body::Error { reason: "ip addr add: no such device".into() } });
+        m.handle(
+            6,
+            Input::Answer {
+                id: undo[0],
+                body: Body::Error {
+                    reason: "ip addr add: no such device".into(),
+                },
+            },
+        );
         for id in &undo[1..] {
-            m.handle(7, Input::Answer { id: *id, body: Body::Ok });
+            m.handle(
+                7,
+                Input::Answer {
+                    id: *id,
+                    body: Body::Ok,
+                },
+            );
         }
         assert_eq!(m.step, Step::RolledBack);
-        assert_eq!(m.failure.as_deref(), Some("agent killed; rollback incomplete: ip addr add: no such device"));
+        assert_eq!(
+            m.failure.as_deref(),
+            Some("agent killed; rollback incomplete: ip addr add: no such device")
+        );
     }
 
     #[test]
     fn a_restarted_coordinator_finishes_or_rolls_back() {
         let mut m = migration();
         let out = m.recover(0, Step::Resuming);
-        assert!(matches!(&out[1], Output::ToAgent { addr, frame } if addr.to_string() == "10.2.0.10:7600" && matches!(frame.body, Body::Resume { .. })));
-        m.handle(1, Input::Answer { id: ids(&out)[0], body: Body::Ok });
+        assert!(
+            matches!(&out[1], Output::ToAgent { addr, frame } if addr.to_string() == "10.2.0.10:7600" && matches!(frame.body, Body::Resume { .. }))
+        );
+        m.handle(
+            1,
+            Input::Answer {
+                id: ids(&out)[0],
+                body: Body::Ok,
+            },
+        );
         assert_eq!(m.step, Step::Done);
         for step in [Step::Starting, Step::Switching, Step::RollingBack] {
             let mut m = migration();
@@ -259,13 +436,38 @@ mod tests {
     fn the_happy_path_follows_claims_1_3_4() {
         let mut m = migration();
         let out = m.begin(0);
-        assert!(matches!(&out[1], Output::ToAgent { addr, frame } if addr.to_string() == "10.1.0.10:7600" && matches!(frame.body, Body::MigrationStart { .. })));
+        assert!(
+            matches!(&out[1], Output::ToAgent { addr, frame } if addr.to_string() == "10.1.0.10:7600" && matches!(frame.body, Body::MigrationStart { .. }))
+        );
         let id = ids(&out)[0];
-        let out = m.handle(10, Input::Answer { id, body: Body::MigrationComplete { process: "counter".into() } });
-        assert!(matches!(&out[1], Output::ToController { frame } if matches!(&frame.body, Body::SwitchRequest { to, .. } if to.id == 2)));
+        let out = m.handle(
+            10,
+            Input::Answer {
+                id,
+                body: Body::MigrationComplete {
+                    process: "counter".into(),
+                },
+            },
+        );
+        assert!(
+            matches!(&out[1], Output::ToController { frame } if matches!(&frame.body, Body::SwitchRequest { to, .. } if to.id == 2))
+        );
         let id = ids(&out)[0];
-        let out = m.handle(20, Input::Answer { id, body: Body::SwitchDone { service: Ipv4Addr::new(192, 0, 2, 80), switch_us: 3, released: 0, pause_us: 0 } });
-        assert!(matches!(&out[1], Output::ToAgent { addr, frame } if addr.to_string() == "10.2.0.10:7600" && matches!(frame.body, Body::Resume { .. })));
+        let out = m.handle(
+            20,
+            Input::Answer {
+                id,
+                body: Body::SwitchDone {
+                    service: Ipv4Addr::new(192, 0, 2, 80),
+                    switch_us: 3,
+                    released: 0,
+                    pause_us: 0,
+                },
+            },
+        );
+        assert!(
+            matches!(&out[1], Output::ToAgent { addr, frame } if addr.to_string() == "10.2.0.10:7600" && matches!(frame.body, Body::Resume { .. }))
+        );
         let id = ids(&out)[0];
         m.handle(30, Input::Answer { id, body: Body::Ok });
         assert_eq!(m.step, Step::Done);
@@ -280,16 +482,41 @@ mod tests {
             let mut m = migration();
             let mut out = m.begin(0);
             let answers = [
-                Body::MigrationComplete { process: "counter".into() },
-                Body::SwitchDone { service: Ipv4Addr::new(192, 0, 2, 80), switch_us: 3, released: 0, pause_us: 0 },
+                Body::MigrationComplete {
+                    process: "counter".into(),
+                },
+                Body::SwitchDone {
+                    service: Ipv4Addr::new(192, 0, 2, 80),
+                    switch_us: 3,
+                    released: 0,
+                    pause_us: 0,
+                },
             ];
             for a in answers.iter().take(fail_at) {
                 let id = ids(&out)[0];
-                out = m.handle(5, Input::Answer { id, body: a.clone() });
+                out = m.handle(
+                    5,
+                    Input::Answer {
+                        id,
+                        body: a.clone(),
+                    },
+                );
             }
             let id = ids(&out)[0];
             let reason = ["agent killed", "switch refused", "deadline exceeded"][fail_at];
-            let input = if fail_at == 1 { Input::Answer { id, body: Body::Error { reason: reason.into() } } } else { Input::Failed { id, reason: reason.into() } };
+            let input = if fail_at == 1 {
+                Input::Answer {
+                    id,
+                    body: Body::Error {
+                        reason: reason.into(),
+                    },
+                }
+            } else {
+                Input::Failed {
+                    id,
+                    reason: reason.into(),
+                }
+            };
             let out = m.handle(50, input);
             assert_eq!(m.step, Step::RollingBack, "step {fail_at}");
             assert!(out.iter().any(|o| matches!(o, Output::ToAgent { addr, frame } if addr.to_string() == "10.1.0.10:7600" && matches!(frame.body, Body::Abort { destination: false, .. }))));
@@ -301,7 +528,9 @@ mod tests {
             assert_eq!(m.step, Step::RolledBack);
             assert_eq!(m.failure.as_deref(), Some(reason));
             // A late answer to the request given up changes nothing.
-            assert!(m.handle(70, Input::Answer { id, body: Body::Ok }).is_empty());
+            assert!(m
+                .handle(70, Input::Answer { id, body: Body::Ok })
+                .is_empty());
         }
     }
 }

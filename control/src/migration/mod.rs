@@ -19,4 +19,6 @@ mod wire;
 
 pub use checkpoint::{chunks, Assembly, CHECKPOINT_MAX, CHUNK};
 pub use engine::{Input, Migration, Output};
-pub use wire::{Body, Frame, FrameError, NetworkInfo, Replies, ServerInfo, Step, MAX_FRAME, VERSION};
+pub use wire::{
+    Body, Frame, FrameError, NetworkInfo, Replies, ServerInfo, Step, MAX_FRAME, VERSION,
+};

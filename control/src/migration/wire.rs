@@ -47,12 +47,21 @@ pub struct NetworkInfo {
 pub enum Body {
     /// Coordinator → agent on server 1 (claim 1): pause, checkpoint,
     /// transfer to server 2, restore there, move the service address.
-    MigrationStart { process: String, to: ServerInfo, service: Ipv4Addr },
+    MigrationStart {
+        process: String,
+        to: ServerInfo,
+        service: Ipv4Addr,
+    },
     /// Agent → coordinator (claim 3).
-    MigrationComplete { process: String },
+    MigrationComplete {
+        process: String,
+    },
     /// Coordinator → connection controller (claim 4): steer the
     /// terminal's traffic to network 2, releasing held packets there.
-    SwitchRequest { service: Ipv4Addr, to: NetworkInfo },
+    SwitchRequest {
+        service: Ipv4Addr,
+        to: NetworkInfo,
+    },
     /// `switch_us`: request received to steering map updated; `released`:
     /// held packets sent on to the new network; `pause_us`: first held
     /// packet arrived to first packet sent on the new network (0 when
@@ -68,7 +77,9 @@ pub enum Body {
     },
     /// Coordinator → controller, before the process pauses: hold the
     /// service's packets (released by the next SwitchRequest).
-    Hold { service: Ipv4Addr },
+    Hold {
+        service: Ipv4Addr,
+    },
     /// Agent on server 1 → agent on server 2: the checkpoint, restored
     /// there (paused), and the service address moved there (claim 5).
     /// `state` is the whole checkpoint, or empty when it came before in
@@ -84,9 +95,16 @@ pub enum Body {
     },
     /// Agent on server 1 → agent on server 2: the checkpoint streamed in
     /// pieces of at most `CHUNK` bytes, at `offset` in the whole.
-    CheckpointChunk { process: String, transfer: u64, offset: u64, data: String },
+    CheckpointChunk {
+        process: String,
+        transfer: u64,
+        offset: u64,
+        data: String,
+    },
     /// Coordinator → agent: resume the restored process (claim 4).
-    Resume { process: String },
+    Resume {
+        process: String,
+    },
     /// Coordinator → agent or controller: undo (rollback) — resume on
     /// server 1; steer back to network 1.
     Abort {
@@ -99,7 +117,10 @@ pub enum Body {
     },
     /// Server 1's agent (or any client) → coordinator: move `process` to
     /// server `to` (claim 1's migration request).
-    MigrateRequest { process: String, to: String },
+    MigrateRequest {
+        process: String,
+        to: String,
+    },
     /// Coordinator → requester: how the migration ended.
     MigrateResult {
         process: String,
@@ -110,7 +131,9 @@ pub enum Body {
         log: Vec<String>,
     },
     Ok,
-    Error { reason: String },
+    Error {
+        reason: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,7 +176,8 @@ impl Frame {
         if buf.len() < 4 + len {
             return Ok(None);
         }
-        let f: Frame = serde_json::from_slice(&buf[4..4 + len]).map_err(|e| FrameError::Malformed(e.to_string()))?;
+        let f: Frame = serde_json::from_slice(&buf[4..4 + len])
+            .map_err(|e| FrameError::Malformed(e.to_string()))?;
         buf.drain(..4 + len);
         if f.v != VERSION {
             return Err(FrameError::Version(f.v));
@@ -210,21 +234,52 @@ mod tests {
 
     #[test]
     fn frames_round_trip_and_bad_frames_are_refused() {
-        let f = Frame { v: VERSION, id: 7, deadline_ms: 99, body: Body::SwitchRequest { service: Ipv4Addr::new(192, 0, 2, 80), to: NetworkInfo { name: "n2".into(), id: 2, controller: None, via: None, next_hop_mac: None } } };
+        let f = Frame {
+            v: VERSION,
+            id: 7,
+            deadline_ms: 99,
+            body: Body::SwitchRequest {
+                service: Ipv4Addr::new(192, 0, 2, 80),
+                to: NetworkInfo {
+                    name: "n2".into(),
+                    id: 2,
+                    controller: None,
+                    via: None,
+                    next_hop_mac: None,
+                },
+            },
+        };
         let mut buf = f.encode();
-        buf.extend(Frame { id: 8, body: Body::Ok, ..f.clone() }.encode());
+        buf.extend(
+            Frame {
+                id: 8,
+                body: Body::Ok,
+                ..f.clone()
+            }
+            .encode(),
+        );
         let half = buf.len() - 3;
         let mut partial = buf[..half].to_vec();
         assert_eq!(Frame::take(&mut partial).unwrap(), Some(f.clone()));
-        assert_eq!(Frame::take(&mut partial).unwrap(), None, "the second is incomplete");
+        assert_eq!(
+            Frame::take(&mut partial).unwrap(),
+            None,
+            "the second is incomplete"
+        );
         assert_eq!(Frame::take(&mut buf).unwrap().unwrap().id, 7);
         assert_eq!(Frame::take(&mut buf).unwrap().unwrap().body, Body::Ok);
         assert!(buf.is_empty());
         let mut big = ((MAX_FRAME + 1) as u32).to_be_bytes().to_vec();
-        assert_eq!(Frame::take(&mut big), Err(FrameError::TooLarge(MAX_FRAME + 1)));
+        assert_eq!(
+            Frame::take(&mut big),
+            Err(FrameError::TooLarge(MAX_FRAME + 1))
+        );
         let mut junk = 5u32.to_be_bytes().to_vec();
         junk.extend_from_slice(b"{oops");
-        assert!(matches!(Frame::take(&mut junk), Err(FrameError::Malformed(_))));
+        assert!(matches!(
+            Frame::take(&mut junk),
+            Err(FrameError::Malformed(_))
+        ));
         let mut v2 = Frame { v: 2, ..f }.encode();
         assert_eq!(Frame::take(&mut v2), Err(FrameError::Version(2)));
     }
@@ -232,9 +287,24 @@ mod tests {
     #[test]
     fn retries_get_the_first_answer() {
         let mut r = Replies::default();
-        r.put(5, Body::MigrationComplete { process: "p".into() });
-        r.put(5, Body::Error { reason: "second attempt".into() });
-        assert_eq!(r.get(5), Some(&Body::MigrationComplete { process: "p".into() }));
+        r.put(
+            5,
+            Body::MigrationComplete {
+                process: "p".into(),
+            },
+        );
+        r.put(
+            5,
+            Body::Error {
+                reason: "second attempt".into(),
+            },
+        );
+        assert_eq!(
+            r.get(5),
+            Some(&Body::MigrationComplete {
+                process: "p".into()
+            })
+        );
         for i in 0..2000 {
             r.put(1000 + i, Body::Ok);
         }

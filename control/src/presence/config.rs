@@ -35,8 +35,14 @@ mod tests {
         let p: Presence = toml::from_str(text).unwrap();
         assert!(p.allows("10.1.2.3".parse().unwrap()) && p.allows("192.0.2.7".parse().unwrap()));
         assert!(!p.allows("192.0.2.8".parse().unwrap()) && !p.allows("11.0.0.1".parse().unwrap()));
-        assert_eq!(toml::from_str::<Presence>(&toml::to_string(&p).unwrap()).unwrap(), p);
+        assert_eq!(
+            toml::from_str::<Presence>(&toml::to_string(&p).unwrap()).unwrap(),
+            p
+        );
         let e = toml::from_str::<Presence>(&text.replace("10.0.0.0/8", "10.0.0.0/99")).unwrap_err();
-        assert!(e.message().contains("\"10.0.0.0/99\" is not A.B.C.D/LEN"), "{e}");
+        assert!(
+            e.message().contains("\"10.0.0.0/99\" is not A.B.C.D/LEN"),
+            "{e}"
+        );
     }
 }

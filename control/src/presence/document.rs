@@ -44,7 +44,11 @@ pub fn parse_status(s: &str) -> Option<Status> {
 /// as the note, and every session with its type, peer, codecs and speed
 /// (claims 21, 34-43).
 pub fn pidf(user: &str, status: Status, sessions: &[SessionInfo]) -> String {
-    let basic = if status == Status::Offline { "closed" } else { "open" };
+    let basic = if status == Status::Offline {
+        "closed"
+    } else {
+        "open"
+    };
     let mut x = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" xmlns:ep=\"urn:edgeplane:presence\" entity=\"sip:{}\">\n  <tuple id=\"t1\">\n    <status><basic>{basic}</basic></status>\n    <note>{}</note>\n",
         escape(user),
@@ -57,7 +61,9 @@ pub fn pidf(user: &str, status: Status, sessions: &[SessionInfo]) -> String {
             escape(&s.peer),
             escape(&s.media.join(",")),
             escape(&s.codecs.join(",")),
-            s.bandwidth_kbps.map(|b| format!(" kbps=\"{b}\"")).unwrap_or_default()
+            s.bandwidth_kbps
+                .map(|b| format!(" kbps=\"{b}\""))
+                .unwrap_or_default()
         );
     }
     x += "  </tuple>\n</presence>\n";
@@ -72,17 +78,28 @@ pub fn pidf_status(body: &str) -> Option<Status> {
         let b = body[a..].find(&format!("</{t}>"))? + a;
         Some(body[a..b].trim().to_string())
     };
-    tag("note").and_then(|n| parse_status(&n)).or_else(|| match tag("basic").as_deref() {
-        Some("open") => Some(Status::Online),
-        Some("closed") => Some(Status::Offline),
-        _ => None,
-    })
+    tag("note")
+        .and_then(|n| parse_status(&n))
+        .or_else(|| match tag("basic").as_deref() {
+            Some("open") => Some(Status::Online),
+            Some("closed") => Some(Status::Offline),
+            _ => None,
+        })
 }
 
 /// A PUBLISH (RFC 3903 §4): initial with a body, or a refresh/modify with
 /// SIP-If-Match.
 #[allow(clippy::too_many_arguments)]
-pub fn publish(user: &str, server: &str, local: &str, call_id: &str, cseq: u32, etag: Option<&str>, expires: u32, body: &str) -> String {
+pub fn publish(
+    user: &str,
+    server: &str,
+    local: &str,
+    call_id: &str,
+    cseq: u32,
+    etag: Option<&str>,
+    expires: u32,
+    body: &str,
+) -> String {
     let mut m = format!(
         "PUBLISH sip:{user} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}{cseq}\r\nMax-Forwards: 70\r\nFrom: <sip:{user}>;tag=ep{cseq}\r\nTo: <sip:{user}>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} PUBLISH\r\nEvent: presence\r\nExpires: {expires}\r\n"
     );
@@ -90,13 +107,23 @@ pub fn publish(user: &str, server: &str, local: &str, call_id: &str, cseq: u32, 
     if let Some(e) = etag {
         m += &format!("SIP-If-Match: {e}\r\n");
     }
-    m += &format!("Content-Type: application/pidf+xml\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    m += &format!(
+        "Content-Type: application/pidf+xml\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
     m
 }
 
 /// A REGISTER carrying the presence document (seed 001 claim 20), for
 /// servers that take status with registrations.
-pub fn register_with_status(user: &str, local: &str, call_id: &str, cseq: u32, expires: u32, body: &str) -> String {
+pub fn register_with_status(
+    user: &str,
+    local: &str,
+    call_id: &str,
+    cseq: u32,
+    expires: u32,
+    body: &str,
+) -> String {
     let domain = user.rsplit('@').next().unwrap_or(user);
     format!(
         "REGISTER sip:{domain} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK{call_id}{cseq}\r\nMax-Forwards: 70\r\nFrom: <sip:{user}>;tag=ep{cseq}\r\nTo: <sip:{user}>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{local}>\r\nExpires: {expires}\r\nContent-Type: application/pidf+xml\r\nContent-Length: {}\r\n\r\n{body}",
@@ -104,25 +131,47 @@ pub fn register_with_status(user: &str, local: &str, call_id: &str, cseq: u32, e
     )
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn pidf_escapes_and_round_trips_the_status() {
-        let s = SessionInfo { call_id: "c<1>&".into(), peer: "bob@example.com\"".into(), media: vec!["audio".into()], codecs: vec!["PCMU".into()], bandwidth_kbps: Some(64) };
+        let s = SessionInfo {
+            call_id: "c<1>&".into(),
+            peer: "bob@example.com\"".into(),
+            media: vec!["audio".into()],
+            codecs: vec!["PCMU".into()],
+            bandwidth_kbps: Some(64),
+        };
         let x = pidf("alice@example.com", Status::Talking, &[s]);
-        assert!(x.contains("call-id=\"c&lt;1&gt;&amp;\"") && x.contains("peer=\"bob@example.com&quot;\"") && x.contains("kbps=\"64\""), "{x}");
+        assert!(
+            x.contains("call-id=\"c&lt;1&gt;&amp;\"")
+                && x.contains("peer=\"bob@example.com&quot;\"")
+                && x.contains("kbps=\"64\""),
+            "{x}"
+        );
         assert_eq!(pidf_status(&x), Some(Status::Talking));
-        assert_eq!(pidf_status(&pidf("a@b", Status::Offline, &[])), Some(Status::Offline));
+        assert_eq!(
+            pidf_status(&pidf("a@b", Status::Offline, &[])),
+            Some(Status::Offline)
+        );
         assert!(x.contains("<basic>open</basic>"));
     }
 
     #[test]
     fn publish_parses_as_sip() {
         let body = pidf("alice@example.com", Status::Online, &[]);
-        let m = publish("alice@example.com", "10.9.0.1:5060", "10.0.0.1:5060", "p1", 3, Some("etag-9"), 3600, &body);
+        let m = publish(
+            "alice@example.com",
+            "10.9.0.1:5060",
+            "10.0.0.1:5060",
+            "p1",
+            3,
+            Some("etag-9"),
+            3600,
+            &body,
+        );
         let (p, _) = crate::sip_monitor::sip::parse(m.as_bytes()).unwrap();
         assert_eq!(p.method(), "PUBLISH");
         assert_eq!(p.content_length, body.len());

@@ -56,7 +56,9 @@ impl Store {
         if database.starts_with("postgres://") || database.starts_with("postgresql://") {
             let mut c = postgres::Client::connect(database, postgres::NoTls)?;
             c.batch_execute(&SCHEMA.replace("BIGSERIAL_OR_INTEGER", "BIGSERIAL"))?;
-            return Ok(Self { db: Db::Postgres(Box::new(c)) });
+            return Ok(Self {
+                db: Db::Postgres(Box::new(c)),
+            });
         }
         Ok(Self::open(Path::new(database))?)
     }
@@ -78,7 +80,13 @@ impl Store {
     /// Store an update from `source`; then every other status held for
     /// the same user that disagrees is rewritten to agree (claims 4-5,
     /// 23). Returns how many were rewritten.
-    pub fn apply(&mut self, user: &str, source: &str, status: Status, at: f64) -> Result<usize, StoreError> {
+    pub fn apply(
+        &mut self,
+        user: &str,
+        source: &str,
+        status: Status,
+        at: f64,
+    ) -> Result<usize, StoreError> {
         let st = status_name(status);
         match &mut self.db {
             Db::Sqlite(db) => {
@@ -157,11 +165,17 @@ impl Store {
 /// on SQLite, the PostgreSQL test on a private server).
 pub fn check_store(s: &mut Store) -> Result<(), String> {
     let e = |x: StoreError| x.to_string();
-    s.apply("alice@example.com", "monitor-1", Status::Online, 1.0).map_err(e)?;
-    s.apply("alice@example.com", "monitor-2", Status::Online, 2.0).map_err(e)?;
-    s.apply("bob@example.com", "monitor-1", Status::Online, 2.5).map_err(e)?;
+    s.apply("alice@example.com", "monitor-1", Status::Online, 1.0)
+        .map_err(e)?;
+    s.apply("alice@example.com", "monitor-2", Status::Online, 2.0)
+        .map_err(e)?;
+    s.apply("bob@example.com", "monitor-1", Status::Online, 2.5)
+        .map_err(e)?;
     // monitor-1 sees alice talking: monitor-2's "online" is rewritten.
-    if s.apply("alice@example.com", "monitor-1", Status::Talking, 3.0).map_err(e)? != 1 {
+    if s.apply("alice@example.com", "monitor-1", Status::Talking, 3.0)
+        .map_err(e)?
+        != 1
+    {
         return Err("one disagreeing status should be rewritten".into());
     }
     let rows = s.show(Some("alice@example.com")).map_err(e)?;
@@ -174,8 +188,12 @@ pub fn check_store(s: &mut Store) -> Result<(), String> {
     if s.show(None).map_err(e)?.len() != 3 {
         return Err("show all".into());
     }
-    let h: Vec<(String, String, String)> =
-        s.history("alice@example.com").map_err(e)?.into_iter().map(|r| (r.source, r.status, r.cause)).collect();
+    let h: Vec<(String, String, String)> = s
+        .history("alice@example.com")
+        .map_err(e)?
+        .into_iter()
+        .map(|r| (r.source, r.status, r.cause))
+        .collect();
     let want: Vec<(String, String, String)> = [
         ("monitor-1", "online", "published"),
         ("monitor-2", "online", "published"),
@@ -188,7 +206,10 @@ pub fn check_store(s: &mut Store) -> Result<(), String> {
     if h != want {
         return Err(format!("history {h:?}"));
     }
-    if s.apply("alice@example.com", "monitor-2", Status::Talking, 4.0).map_err(e)? != 0 {
+    if s.apply("alice@example.com", "monitor-2", Status::Talking, 4.0)
+        .map_err(e)?
+        != 0
+    {
         return Err("agreeing statuses must be left alone".into());
     }
     Ok(())

@@ -99,10 +99,16 @@ impl Router {
         if self.vrid == 0 {
             return Err(ConfigError::new("vrid", "must be 1..255"));
         }
-        if earlier.iter().any(|r| r.interface == self.interface && r.vrid == self.vrid) {
+        if earlier
+            .iter()
+            .any(|r| r.interface == self.interface && r.vrid == self.vrid)
+        {
             return Err(ConfigError::new(
                 "vrid",
-                format!("VRID {} is configured twice on {}", self.vrid, self.interface),
+                format!(
+                    "VRID {} is configured twice on {}",
+                    self.vrid, self.interface
+                ),
             ));
         }
         if self.priority == 0 {
@@ -111,7 +117,9 @@ impl Router {
                 "must be 1..255 (0 is reserved for a master leaving)",
             ));
         }
-        if !self.advert_interval_ms.is_multiple_of(10) || !(10..=40950).contains(&self.advert_interval_ms) {
+        if !self.advert_interval_ms.is_multiple_of(10)
+            || !(10..=40950).contains(&self.advert_interval_ms)
+        {
             return Err(ConfigError::new(
                 "advert_interval_ms",
                 format!(
@@ -134,23 +142,43 @@ impl Router {
 mod tests {
     use super::*;
 
-    const ROUTER: &str = "interface = \"eth0\"\nvrid = 7\nvirtual_addresses = [\"10.3.0.100/24\"]\n";
+    const ROUTER: &str =
+        "interface = \"eth0\"\nvrid = 7\nvirtual_addresses = [\"10.3.0.100/24\"]\n";
 
     #[test]
     fn addresses_and_direction_are_typed_at_load() {
         let r: Router = toml::from_str(ROUTER).unwrap();
         assert_eq!(r.virtual_addresses[0].to_string(), "10.3.0.100/24");
-        assert_eq!(r.virtual_addresses[0].addr, std::net::Ipv4Addr::new(10, 3, 0, 100));
+        assert_eq!(
+            r.virtual_addresses[0].addr,
+            std::net::Ipv4Addr::new(10, 3, 0, 100)
+        );
         let ls = format!("{ROUTER}[load_sharing]\nkey = \"k\"\npeers = [\"10.3.0.2\"]\n");
         let r: Router = toml::from_str(&ls).unwrap();
-        assert_eq!(r.load_sharing.as_ref().unwrap().direction, Direction::Upstream);
+        assert_eq!(
+            r.load_sharing.as_ref().unwrap().direction,
+            Direction::Upstream
+        );
         let r: Router = toml::from_str(&format!("{ls}direction = \"downstream\"\n")).unwrap();
-        assert_eq!(r.load_sharing.as_ref().unwrap().direction, Direction::Downstream);
-        assert_eq!(toml::from_str::<Router>(&toml::to_string(&r).unwrap()).unwrap(), r);
+        assert_eq!(
+            r.load_sharing.as_ref().unwrap().direction,
+            Direction::Downstream
+        );
+        assert_eq!(
+            toml::from_str::<Router>(&toml::to_string(&r).unwrap()).unwrap(),
+            r
+        );
         let e = toml::from_str::<Router>(&format!("{ls}direction = \"sideways\"\n")).unwrap_err();
-        assert!(e.message().contains("\"sideways\" must be \"upstream\" or \"downstream\""), "{e}");
+        assert!(
+            e.message()
+                .contains("\"sideways\" must be \"upstream\" or \"downstream\""),
+            "{e}"
+        );
         let e = toml::from_str::<Router>(&ROUTER.replace("/24", "/40")).unwrap_err();
-        assert!(e.message().contains("\"10.3.0.100/40\" is not A.B.C.D/LEN"), "{e}");
+        assert!(
+            e.message().contains("\"10.3.0.100/40\" is not A.B.C.D/LEN"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -66,7 +66,10 @@ impl SipMonitor {
     /// Checks of this section, keys relative to it.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.interfaces.is_empty() {
-            return Err(ConfigError::new("interfaces", "name at least one interface"));
+            return Err(ConfigError::new(
+                "interfaces",
+                "name at least one interface",
+            ));
         }
         if self.ports.is_empty() || self.ports.len() > 16 || self.ports.contains(&0) {
             return Err(ConfigError::new("ports", "1..16 ports, none 0"));
@@ -82,20 +85,39 @@ impl SipMonitor {
 mod tests {
     use super::*;
 
-    const MONITOR: &str = "interfaces = [\"eth0\"]\ndomain = \"example.com\"\npresence = \"10.6.0.2:5070\"\n";
+    const MONITOR: &str =
+        "interfaces = [\"eth0\"]\ndomain = \"example.com\"\npresence = \"10.6.0.2:5070\"\n";
 
     #[test]
     fn the_words_are_typed_at_load() {
         let m: SipMonitor = toml::from_str(MONITOR).unwrap();
-        assert_eq!((m.talking_on, m.terminated_on, m.carrier), (TalkingOn::Ok200, TerminatedOn::Bye, Carrier::Publish));
-        let text = format!("{MONITOR}talking_on = \"ack\"\nterminated_on = \"bye_ok\"\ncarrier = \"register\"\n");
+        assert_eq!(
+            (m.talking_on, m.terminated_on, m.carrier),
+            (TalkingOn::Ok200, TerminatedOn::Bye, Carrier::Publish)
+        );
+        let text = format!(
+            "{MONITOR}talking_on = \"ack\"\nterminated_on = \"bye_ok\"\ncarrier = \"register\"\n"
+        );
         let m: SipMonitor = toml::from_str(&text).unwrap();
-        assert_eq!((m.talking_on, m.terminated_on, m.carrier), (TalkingOn::Ack, TerminatedOn::ByeOk, Carrier::Register));
+        assert_eq!(
+            (m.talking_on, m.terminated_on, m.carrier),
+            (TalkingOn::Ack, TerminatedOn::ByeOk, Carrier::Register)
+        );
         let written = toml::to_string(&m).unwrap();
-        assert!(written.contains("talking_on = \"ack\"") && written.contains("terminated_on = \"bye_ok\"") && written.contains("carrier = \"register\""), "{written}");
+        assert!(
+            written.contains("talking_on = \"ack\"")
+                && written.contains("terminated_on = \"bye_ok\"")
+                && written.contains("carrier = \"register\""),
+            "{written}"
+        );
         assert_eq!(toml::from_str::<SipMonitor>(&written).unwrap(), m);
-        for (key, bad, words) in [("talking_on", "180", "\"200\" or \"ack\""), ("terminated_on", "cancel", "\"bye\" or \"bye_ok\""), ("carrier", "notify", "\"publish\" or \"register\"")] {
-            let e = toml::from_str::<SipMonitor>(&format!("{MONITOR}{key} = \"{bad}\"\n")).unwrap_err();
+        for (key, bad, words) in [
+            ("talking_on", "180", "\"200\" or \"ack\""),
+            ("terminated_on", "cancel", "\"bye\" or \"bye_ok\""),
+            ("carrier", "notify", "\"publish\" or \"register\""),
+        ] {
+            let e =
+                toml::from_str::<SipMonitor>(&format!("{MONITOR}{key} = \"{bad}\"\n")).unwrap_err();
             assert_eq!(e.message(), format!("\"{bad}\" must be {words}"), "{key}");
         }
     }
@@ -111,6 +133,9 @@ mod tests {
         for w in ["publish", "register"] {
             assert_eq!(w.parse::<Carrier>().unwrap().to_string(), w);
         }
-        assert!("ACK".parse::<TalkingOn>().is_err(), "the words are exact, as before");
+        assert!(
+            "ACK".parse::<TalkingOn>().is_err(),
+            "the words are exact, as before"
+        );
     }
 }

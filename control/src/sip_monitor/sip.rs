@@ -26,10 +26,16 @@ impl NameAddr {
     /// The address of record, user@host of a sip: or sips: URI, without
     /// port or parameters (one terminal, whatever port it used).
     pub fn aor(&self) -> String {
-        let u = self.uri.trim_start_matches("sips:").trim_start_matches("sip:");
+        let u = self
+            .uri
+            .trim_start_matches("sips:")
+            .trim_start_matches("sip:");
         let u = u.split(|c| c == ';' || c == '?').next().unwrap_or("");
         match u.rsplit_once('@') {
-            Some((user, host)) => format!("{user}@{}", host.split(':').next().unwrap_or("").to_ascii_lowercase()),
+            Some((user, host)) => format!(
+                "{user}@{}",
+                host.split(':').next().unwrap_or("").to_ascii_lowercase()
+            ),
             None => u.split(':').next().unwrap_or("").to_ascii_lowercase(),
         }
     }
@@ -85,7 +91,10 @@ pub enum SipError {
     Missing(&'static str),
     BadValue(&'static str, String),
     /// Content-Length larger than the body received.
-    Truncated { declared: usize, got: usize },
+    Truncated {
+        declared: usize,
+        got: usize,
+    },
     NotUtf8,
 }
 
@@ -98,7 +107,10 @@ impl fmt::Display for SipError {
             SipError::BadHeader(l) => write!(f, "malformed header line: {l:?}"),
             SipError::Missing(h) => write!(f, "missing mandatory header {h}"),
             SipError::BadValue(h, v) => write!(f, "bad {h} value {v:?}"),
-            SipError::Truncated { declared, got } => write!(f, "body shorter than Content-Length ({got} of {declared} bytes)"),
+            SipError::Truncated { declared, got } => write!(
+                f,
+                "body shorter than Content-Length ({got} of {declared} bytes)"
+            ),
             SipError::NotUtf8 => write!(f, "headers are not UTF-8"),
         }
     }
@@ -125,7 +137,9 @@ fn canonical(name: &str) -> String {
 fn param<'a>(v: &'a str, name: &str) -> Option<&'a str> {
     v.split(';').skip(1).find_map(|p| {
         let (k, val) = p.split_once('=').unwrap_or((p, ""));
-        k.trim().eq_ignore_ascii_case(name).then(|| val.trim().trim_matches('"'))
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| val.trim().trim_matches('"'))
     })
 }
 
@@ -139,15 +153,25 @@ fn name_addr(v: &str) -> NameAddr {
         }
     };
     let p = format!("x{params}");
-    NameAddr { uri, tag: param(&p, "tag").map(str::to_string), expires: param(&p, "expires").and_then(|e| e.parse().ok()) }
+    NameAddr {
+        uri,
+        tag: param(&p, "tag").map(str::to_string),
+        expires: param(&p, "expires").and_then(|e| e.parse().ok()),
+    }
 }
 
 /// Parse one message. `data` may hold more than one (a TCP stream): the
 /// message's length (head + body) is returned with it.
 pub fn parse(data: &[u8]) -> Result<(Message, usize), SipError> {
-    let lead = data.iter().position(|b| !b.is_ascii_whitespace()).ok_or(SipError::Empty)?;
+    let lead = data
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .ok_or(SipError::Empty)?;
     let data = &data[lead..];
-    let head_end = find(data, b"\r\n\r\n").map(|i| (i, i + 4)).or_else(|| find(data, b"\n\n").map(|i| (i, i + 2))).ok_or(SipError::NoHeaderEnd)?;
+    let head_end = find(data, b"\r\n\r\n")
+        .map(|i| (i, i + 4))
+        .or_else(|| find(data, b"\n\n").map(|i| (i, i + 2)))
+        .ok_or(SipError::NoHeaderEnd)?;
     let head = std::str::from_utf8(&data[..head_end.0]).map_err(|_| SipError::NotUtf8)?;
     let mut lines: Vec<String> = Vec::new();
     for l in head.split('\n').map(|l| l.trim_end_matches('\r')) {
@@ -177,7 +201,9 @@ pub fn parse(data: &[u8]) -> Result<(Message, usize), SipError> {
     let mut if_match = None;
     let mut event = None;
     for l in &lines[1..] {
-        let (name, value) = l.split_once(':').ok_or_else(|| SipError::BadHeader(l.clone()))?;
+        let (name, value) = l
+            .split_once(':')
+            .ok_or_else(|| SipError::BadHeader(l.clone()))?;
         if name.is_empty() || name.contains(char::is_whitespace) && name.trim().contains(' ') {
             return Err(SipError::BadHeader(l.clone()));
         }
@@ -188,25 +214,46 @@ pub fn parse(data: &[u8]) -> Result<(Message, usize), SipError> {
             "to" => to = Some(name_addr(value)),
             "cseq" => {
                 let mut it = value.split_whitespace();
-                let n = it.next().and_then(|n| n.parse::<u32>().ok()).ok_or(SipError::BadValue("CSeq", value.into()))?;
+                let n = it
+                    .next()
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .ok_or(SipError::BadValue("CSeq", value.into()))?;
                 let m = it.next().ok_or(SipError::BadValue("CSeq", value.into()))?;
                 cseq = Some((n, m.to_string()));
             }
             "via" => {
                 if via_branch.is_none() {
-                    via_branch = param(value.split(',').next().unwrap_or(""), "branch").map(str::to_string);
+                    via_branch =
+                        param(value.split(',').next().unwrap_or(""), "branch").map(str::to_string);
                 }
             }
             "contact" => {
                 if contact.is_none() && value != "*" {
                     contact = Some(name_addr(value.split(',').next().unwrap_or("")));
                 } else if value == "*" {
-                    contact = Some(NameAddr { uri: "*".into(), ..Default::default() });
+                    contact = Some(NameAddr {
+                        uri: "*".into(),
+                        ..Default::default()
+                    });
                 }
             }
-            "expires" => expires = Some(value.parse().map_err(|_| SipError::BadValue("Expires", value.into()))?),
-            "content-length" => content_length = Some(value.parse::<usize>().map_err(|_| SipError::BadValue("Content-Length", value.into()))?),
-            "session-expires" => session_expires = value.split(';').next().and_then(|v| v.trim().parse().ok()),
+            "expires" => {
+                expires = Some(
+                    value
+                        .parse()
+                        .map_err(|_| SipError::BadValue("Expires", value.into()))?,
+                )
+            }
+            "content-length" => {
+                content_length = Some(
+                    value
+                        .parse::<usize>()
+                        .map_err(|_| SipError::BadValue("Content-Length", value.into()))?,
+                )
+            }
+            "session-expires" => {
+                session_expires = value.split(';').next().and_then(|v| v.trim().parse().ok())
+            }
             "content-type" => content_type = Some(value.to_ascii_lowercase()),
             "sip-etag" => etag = Some(value.to_string()),
             "sip-if-match" => if_match = Some(value.to_string()),
@@ -220,10 +267,21 @@ pub fn parse(data: &[u8]) -> Result<(Message, usize), SipError> {
     // Over UDP a missing Content-Length means "the rest of the datagram".
     let content_length = content_length.unwrap_or(available);
     if content_length > available {
-        return Err(SipError::Truncated { declared: content_length, got: available });
+        return Err(SipError::Truncated {
+            declared: content_length,
+            got: available,
+        });
     }
     let body = &data[body_start..body_start + content_length];
-    let media = if content_type.as_deref().map(|c| c.starts_with("application/sdp")).unwrap_or(false) { sdp(body) } else { Vec::new() };
+    let media = if content_type
+        .as_deref()
+        .map(|c| c.starts_with("application/sdp"))
+        .unwrap_or(false)
+    {
+        sdp(body)
+    } else {
+        Vec::new()
+    };
     let msg = Message {
         start,
         call_id: call_id.ok_or(SipError::Missing("Call-ID"))?,
@@ -258,14 +316,29 @@ fn start_line(l: &str) -> Result<StartLine, SipError> {
         if !(100..=699).contains(&status) {
             return Err(bad());
         }
-        return Ok(StartLine::Response { status, reason: reason.to_string() });
+        return Ok(StartLine::Response {
+            status,
+            reason: reason.to_string(),
+        });
     }
     let mut it = l.split(' ');
-    let (m, uri, v) = (it.next().ok_or_else(bad)?, it.next().ok_or_else(bad)?, it.next().ok_or_else(bad)?);
-    if v != "SIP/2.0" || it.next().is_some() || m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) || !uri.contains(':') {
+    let (m, uri, v) = (
+        it.next().ok_or_else(bad)?,
+        it.next().ok_or_else(bad)?,
+        it.next().ok_or_else(bad)?,
+    );
+    if v != "SIP/2.0"
+        || it.next().is_some()
+        || m.is_empty()
+        || !m.bytes().all(|b| b.is_ascii_uppercase())
+        || !uri.contains(':')
+    {
         return Err(bad());
     }
-    Ok(StartLine::Request { method: m.into(), uri: uri.into() })
+    Ok(StartLine::Request {
+        method: m.into(),
+        uri: uri.into(),
+    })
 }
 
 /// The media of an SDP body: m= lines with their rtpmap codecs and b=.
@@ -281,7 +354,11 @@ pub fn sdp(body: &[u8]) -> Vec<Media> {
             if f.len() >= 3 {
                 media.push(Media {
                     kind: f[0].into(),
-                    port: f[1].split('/').next().and_then(|p| p.parse().ok()).unwrap_or(0),
+                    port: f[1]
+                        .split('/')
+                        .next()
+                        .and_then(|p| p.parse().ok())
+                        .unwrap_or(0),
                     proto: f[2].into(),
                     codecs: Vec::new(),
                     bandwidth_kbps: session_bw,
@@ -355,9 +432,19 @@ impl Message {
             }
             v
         };
-        s += &format!("From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} {}\r\n", na(&self.from), na(&self.to), self.call_id, self.cseq, self.cseq_method);
+        s += &format!(
+            "From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} {}\r\n",
+            na(&self.from),
+            na(&self.to),
+            self.call_id,
+            self.cseq,
+            self.cseq_method
+        );
         if let Some(c) = &self.contact {
-            s += &format!("Contact: {}\r\n", if c.uri == "*" { "*".into() } else { na(c) });
+            s += &format!(
+                "Contact: {}\r\n",
+                if c.uri == "*" { "*".into() } else { na(c) }
+            );
         }
         if let Some(e) = self.expires {
             s += &format!("Expires: {e}\r\n");
@@ -384,7 +471,13 @@ mod tests {
     fn parses_an_invite_with_sdp() {
         let raw = fix(INVITE);
         let body_len = raw.len() - (raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4);
-        let raw = String::from_utf8(raw).unwrap().replace("Content-Length: 143", &format!("Content-Length: {body_len}")).into_bytes();
+        let raw = String::from_utf8(raw)
+            .unwrap()
+            .replace(
+                "Content-Length: 143",
+                &format!("Content-Length: {body_len}"),
+            )
+            .into_bytes();
         let (m, used) = parse(&raw).unwrap();
         assert_eq!(used, raw.len());
         assert_eq!(m.method(), "INVITE");
@@ -392,22 +485,47 @@ mod tests {
         assert_eq!(m.from.tag.as_deref(), Some("a1"));
         assert_eq!(m.to.tag, None);
         assert_eq!(m.to.domain(), "example.com");
-        assert_eq!(NameAddr { uri: "sip:Service@10.6.0.2:5060;transport=udp".into(), ..Default::default() }.aor(), "Service@10.6.0.2");
+        assert_eq!(
+            NameAddr {
+                uri: "sip:Service@10.6.0.2:5060;transport=udp".into(),
+                ..Default::default()
+            }
+            .aor(),
+            "Service@10.6.0.2"
+        );
         assert_eq!((m.cseq, m.cseq_method.as_str()), (1, "INVITE"));
         assert_eq!(m.via_branch.as_deref(), Some("z9hG4bK-1"));
         assert_eq!(m.session_expires, Some(1800));
         assert_eq!(m.media.len(), 1);
         assert_eq!(m.media[0].codecs, vec!["PCMU", "PCMA"]);
-        assert_eq!((m.media[0].port, m.media[0].bandwidth_kbps), (4000, Some(64)));
+        assert_eq!(
+            (m.media[0].port, m.media[0].bandwidth_kbps),
+            (4000, Some(64))
+        );
         // Round trip of what the monitor reads.
         let (again, _) = parse(m.render().as_bytes()).unwrap();
-        assert_eq!(Message { media: vec![], content_length: 0, content_type: None, body: vec![], ..m.clone() }, Message { content_type: None, ..again });
+        assert_eq!(
+            Message {
+                media: vec![],
+                content_length: 0,
+                content_type: None,
+                body: vec![],
+                ..m.clone()
+            },
+            Message {
+                content_type: None,
+                ..again
+            }
+        );
     }
 
     #[test]
     fn compact_forms_folding_and_responses() {
         let raw = b"SIP/2.0 200 OK\r\nv: SIP/2.0/UDP a;branch=z9hG4bKx\r\nf: <sip:a@x.org>;tag=1\r\nt: <sip:b@x.org>\r\n ;tag=2\r\ni: abc\r\nCSeq: 7 REGISTER\r\nm: <sip:a@1.2.3.4>;expires=300\r\nl: 0\r\n\r\n".to_vec();
-        let raw = String::from_utf8(raw).unwrap().replace("\\\\r\\\\n", "\r\n").into_bytes();
+        let raw = String::from_utf8(raw)
+            .unwrap()
+            .replace("\\\\r\\\\n", "\r\n")
+            .into_bytes();
         let (m, _) = parse(&raw).unwrap();
         assert_eq!(m.status(), Some(200));
         assert_eq!(m.method(), "REGISTER");

@@ -29,7 +29,13 @@ pub struct Reassembler {
 impl Reassembler {
     /// Feed one segment; returns the messages it completes (or errors for
     /// bytes that are not SIP, which are dropped).
-    pub fn push(&mut self, key: ConnKey, seq: u32, payload: &[u8], fin: bool) -> Vec<Result<Message, SipError>> {
+    pub fn push(
+        &mut self,
+        key: ConnKey,
+        seq: u32,
+        payload: &[u8],
+        fin: bool,
+    ) -> Vec<Result<Message, SipError>> {
         let c = self.conns.entry(key).or_default();
         let next = *c.next_seq.get_or_insert(seq);
         let off = seq.wrapping_sub(next) as i32;
@@ -63,7 +69,11 @@ impl Reassembler {
         let mut out = Vec::new();
         loop {
             // Keep-alive CRLFs between messages (RFC 5626 §3.5.1).
-            let lead = c.buf.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
+            let lead = c
+                .buf
+                .iter()
+                .take_while(|b| **b == b'\r' || **b == b'\n')
+                .count();
             c.buf.drain(..lead);
             if c.buf.is_empty() {
                 break;
@@ -123,16 +133,26 @@ mod tests {
         let base = 1000u32;
         assert!(r.push(key, base, a, false).is_empty(), "half a message");
         // The third segment arrives before the second.
-        assert!(r.push(key, base + (a.len() + b.len()) as u32, c, false).is_empty());
+        assert!(r
+            .push(key, base + (a.len() + b.len()) as u32, c, false)
+            .is_empty());
         let got = r.push(key, base + a.len() as u32, b, false);
-        assert_eq!(got.iter().map(|m| m.as_ref().unwrap().call_id.clone()).collect::<Vec<_>>(), vec!["c1", "c2"]);
+        assert_eq!(
+            got.iter()
+                .map(|m| m.as_ref().unwrap().call_id.clone())
+                .collect::<Vec<_>>(),
+            vec!["c1", "c2"]
+        );
         // A retransmission of old bytes yields nothing new.
         assert!(r.push(key, base + 10, &stream[10..40], false).is_empty());
         // A message whose Content-Length spans segments.
         let m3 = msg(3);
         let at = (base as usize + stream.len()) as u32;
         let split = m3.len() - 5;
-        assert!(r.push(key, at, &m3[..split], false).is_empty(), "body incomplete");
+        assert!(
+            r.push(key, at, &m3[..split], false).is_empty(),
+            "body incomplete"
+        );
         let got = r.push(key, at + split as u32, &m3[split..], true);
         assert_eq!(got.len(), 1);
         assert_eq!(r.connections(), 0, "FIN forgets the connection");

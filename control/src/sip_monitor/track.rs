@@ -96,7 +96,10 @@ pub struct Tracker {
 
 impl Tracker {
     pub fn new(cfg: TrackerConfig) -> Self {
-        Self { cfg: Some(cfg), ..Default::default() }
+        Self {
+            cfg: Some(cfg),
+            ..Default::default()
+        }
     }
 
     /// A new configuration (reload); dialogs and registrations carry on.
@@ -109,18 +112,51 @@ impl Tracker {
     }
 
     fn ours(&self, user: &str) -> bool {
-        user.rsplit('@').next().map(|d| d.eq_ignore_ascii_case(&self.cfg().domain)).unwrap_or(false)
+        user.rsplit('@')
+            .next()
+            .map(|d| d.eq_ignore_ascii_case(&self.cfg().domain))
+            .unwrap_or(false)
     }
 
-    fn change(&self, out: &mut Vec<Change>, user: &str, status: Status, session: Option<SessionInfo>, now: u64) {
+    fn change(
+        &self,
+        out: &mut Vec<Change>,
+        user: &str,
+        status: Status,
+        session: Option<SessionInfo>,
+        now: u64,
+    ) {
         if self.ours(user) {
-            out.push(Change { user: user.to_string(), status, session, at_ms: now });
+            out.push(Change {
+                user: user.to_string(),
+                status,
+                session,
+                at_ms: now,
+            });
         }
     }
 
     fn both(&self, out: &mut Vec<Change>, d: &Dialog, status: Status, now: u64) {
-        self.change(out, &d.caller, status, Some(SessionInfo { peer: d.callee.clone(), ..d.info.clone() }), now);
-        self.change(out, &d.callee, status, Some(SessionInfo { peer: d.caller.clone(), ..d.info.clone() }), now);
+        self.change(
+            out,
+            &d.caller,
+            status,
+            Some(SessionInfo {
+                peer: d.callee.clone(),
+                ..d.info.clone()
+            }),
+            now,
+        );
+        self.change(
+            out,
+            &d.callee,
+            status,
+            Some(SessionInfo {
+                peer: d.caller.clone(),
+                ..d.info.clone()
+            }),
+            now,
+        );
     }
 
     pub fn handle(&mut self, m: &Message, now: u64) -> Vec<Change> {
@@ -133,17 +169,26 @@ impl Tracker {
                     state: DialogState::Inviting,
                     caller: m.from.aor(),
                     callee: m.to.aor(),
-                    info: SessionInfo { call_id: key.clone(), ..Default::default() },
+                    info: SessionInfo {
+                        call_id: key.clone(),
+                        ..Default::default()
+                    },
                 });
                 absorb_sdp(&mut d.info, m);
             }
             (StartLine::Response { status, .. }, "INVITE") => {
                 let talking_on = self.cfg().talking_on;
-                let Some(d) = self.dialogs.get_mut(&key) else { return out };
+                let Some(d) = self.dialogs.get_mut(&key) else {
+                    return out;
+                };
                 absorb_sdp(&mut d.info, m);
                 match status {
                     200..=299 if d.state == DialogState::Inviting => {
-                        d.state = if talking_on == TalkingOn::Ok200 { DialogState::Talking } else { DialogState::Answered };
+                        d.state = if talking_on == TalkingOn::Ok200 {
+                            DialogState::Talking
+                        } else {
+                            DialogState::Answered
+                        };
                         if talking_on == TalkingOn::Ok200 {
                             let d = d.clone();
                             self.both(&mut out, &d, Status::Talking, now);
@@ -178,7 +223,12 @@ impl Tracker {
                     }
                 }
             }
-            (StartLine::Response { status: 200..=299, .. }, "BYE") => {
+            (
+                StartLine::Response {
+                    status: 200..=299, ..
+                },
+                "BYE",
+            ) => {
                 if self.cfg().terminated_on == TerminatedOn::ByeOk {
                     if let Some(d) = self.dialogs.remove(&key) {
                         self.both(&mut out, &d, Status::Terminated, now);
@@ -186,7 +236,12 @@ impl Tracker {
                 }
             }
             (StartLine::Request { method, .. }, _) if method == "CANCEL" => {
-                if self.dialogs.get(&key).map(|d| d.state == DialogState::Inviting).unwrap_or(false) {
+                if self
+                    .dialogs
+                    .get(&key)
+                    .map(|d| d.state == DialogState::Inviting)
+                    .unwrap_or(false)
+                {
                     self.dialogs.remove(&key);
                 }
             }
@@ -194,7 +249,9 @@ impl Tracker {
                 self.pending_register.insert(key, m.to.aor());
             }
             (StartLine::Response { status, .. }, "REGISTER") => {
-                let Some(user) = self.pending_register.remove(&key) else { return out };
+                let Some(user) = self.pending_register.remove(&key) else {
+                    return out;
+                };
                 if !(200..=299).contains(status) {
                     return out;
                 }
@@ -209,7 +266,9 @@ impl Tracker {
                         self.change(&mut out, &user, Status::Offline, None, now);
                     }
                 } else {
-                    let was = self.registered.insert(user.clone(), now + expires as u64 * 1000);
+                    let was = self
+                        .registered
+                        .insert(user.clone(), now + expires as u64 * 1000);
                     if was.is_none() {
                         self.change(&mut out, &user, Status::Online, None, now);
                     }
@@ -222,7 +281,12 @@ impl Tracker {
 
     /// Registrations that expired without a refresh (claim 19).
     pub fn tick(&mut self, now: u64) -> Vec<Change> {
-        let gone: Vec<String> = self.registered.iter().filter(|(_, t)| **t <= now).map(|(u, _)| u.clone()).collect();
+        let gone: Vec<String> = self
+            .registered
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(u, _)| u.clone())
+            .collect();
         let mut out = Vec::new();
         for u in gone {
             self.registered.remove(&u);
@@ -259,33 +323,89 @@ pub(crate) mod tests {
 
     fn run(t: &mut Tracker, raw: &[u8], now: u64) -> Vec<(String, Status)> {
         let (m, _) = parse(raw).unwrap();
-        t.handle(&m, now).into_iter().map(|c| (c.user, c.status)).collect()
+        t.handle(&m, now)
+            .into_iter()
+            .map(|c| (c.user, c.status))
+            .collect()
     }
 
     fn tracker(on: TalkingOn, off: TerminatedOn) -> Tracker {
-        Tracker::new(TrackerConfig { domain: "example.com".into(), talking_on: on, terminated_on: off, default_expires: 3600 })
+        Tracker::new(TrackerConfig {
+            domain: "example.com".into(),
+            talking_on: on,
+            terminated_on: off,
+            default_expires: 3600,
+        })
     }
 
     fn call(t: &mut Tracker) -> Vec<Vec<(String, Status)>> {
         let (a, b) = ("alice@example.com", "bob@example.com");
         vec![
-            run(t, &msg("INVITE sip:bob@example.com SIP/2.0", a, b, "c1", "1 INVITE", ""), 1),
-            run(t, &msg("SIP/2.0 180 Ringing", a, b, "c1", "1 INVITE", ""), 2),
+            run(
+                t,
+                &msg(
+                    "INVITE sip:bob@example.com SIP/2.0",
+                    a,
+                    b,
+                    "c1",
+                    "1 INVITE",
+                    "",
+                ),
+                1,
+            ),
+            run(
+                t,
+                &msg("SIP/2.0 180 Ringing", a, b, "c1", "1 INVITE", ""),
+                2,
+            ),
             run(t, &msg("SIP/2.0 200 OK", a, b, "c1", "1 INVITE", ""), 3),
-            run(t, &msg("ACK sip:bob@example.com SIP/2.0", a, b, "c1", "1 ACK", ""), 4),
-            run(t, &msg("BYE sip:bob@example.com SIP/2.0", a, b, "c1", "2 BYE", ""), 5),
+            run(
+                t,
+                &msg("ACK sip:bob@example.com SIP/2.0", a, b, "c1", "1 ACK", ""),
+                4,
+            ),
+            run(
+                t,
+                &msg("BYE sip:bob@example.com SIP/2.0", a, b, "c1", "2 BYE", ""),
+                5,
+            ),
             run(t, &msg("SIP/2.0 200 OK", a, b, "c1", "2 BYE", ""), 6),
         ]
     }
 
     #[test]
     fn talking_and_terminated_at_the_configured_moments() {
-        let both = |s: Status| vec![("alice@example.com".to_string(), s), ("bob@example.com".to_string(), s)];
+        let both = |s: Status| {
+            vec![
+                ("alice@example.com".to_string(), s),
+                ("bob@example.com".to_string(), s),
+            ]
+        };
         let e: Vec<(String, Status)> = vec![];
         let mut t = tracker(TalkingOn::Ok200, TerminatedOn::Bye);
-        assert_eq!(call(&mut t), vec![e.clone(), e.clone(), both(Status::Talking), e.clone(), both(Status::Terminated), e.clone()]);
+        assert_eq!(
+            call(&mut t),
+            vec![
+                e.clone(),
+                e.clone(),
+                both(Status::Talking),
+                e.clone(),
+                both(Status::Terminated),
+                e.clone()
+            ]
+        );
         let mut t = tracker(TalkingOn::Ack, TerminatedOn::ByeOk);
-        assert_eq!(call(&mut t), vec![e.clone(), e.clone(), e.clone(), both(Status::Talking), e.clone(), both(Status::Terminated)]);
+        assert_eq!(
+            call(&mut t),
+            vec![
+                e.clone(),
+                e.clone(),
+                e.clone(),
+                both(Status::Talking),
+                e.clone(),
+                both(Status::Terminated)
+            ]
+        );
         assert_eq!(t.dialogs(), 0);
     }
 
@@ -293,11 +413,33 @@ pub(crate) mod tests {
     fn rejected_and_cancelled_calls_never_talk() {
         let mut t = tracker(TalkingOn::Ok200, TerminatedOn::Bye);
         let (a, b) = ("alice@example.com", "bob@example.com");
-        run(&mut t, &msg("INVITE sip:b SIP/2.0", a, b, "c2", "1 INVITE", ""), 1);
-        assert!(run(&mut t, &msg("SIP/2.0 486 Busy Here", a, b, "c2", "1 INVITE", ""), 2).is_empty());
-        run(&mut t, &msg("INVITE sip:b SIP/2.0", a, b, "c3", "1 INVITE", ""), 3);
-        run(&mut t, &msg("CANCEL sip:b SIP/2.0", a, b, "c3", "1 CANCEL", ""), 4);
-        assert!(run(&mut t, &msg("SIP/2.0 487 Request Terminated", a, b, "c3", "1 INVITE", ""), 5).is_empty());
+        run(
+            &mut t,
+            &msg("INVITE sip:b SIP/2.0", a, b, "c2", "1 INVITE", ""),
+            1,
+        );
+        assert!(run(
+            &mut t,
+            &msg("SIP/2.0 486 Busy Here", a, b, "c2", "1 INVITE", ""),
+            2
+        )
+        .is_empty());
+        run(
+            &mut t,
+            &msg("INVITE sip:b SIP/2.0", a, b, "c3", "1 INVITE", ""),
+            3,
+        );
+        run(
+            &mut t,
+            &msg("CANCEL sip:b SIP/2.0", a, b, "c3", "1 CANCEL", ""),
+            4,
+        );
+        assert!(run(
+            &mut t,
+            &msg("SIP/2.0 487 Request Terminated", a, b, "c3", "1 INVITE", ""),
+            5
+        )
+        .is_empty());
         assert_eq!(t.dialogs(), 0);
     }
 
@@ -305,23 +447,141 @@ pub(crate) mod tests {
     fn registrations_online_refresh_offline_and_expiry() {
         let mut t = tracker(TalkingOn::Ok200, TerminatedOn::Bye);
         let u = "carol@example.com";
-        run(&mut t, &msg("REGISTER sip:example.com SIP/2.0", u, u, "r1", "1 REGISTER", "Expires: 60\r\n"), 0);
-        assert_eq!(run(&mut t, &msg("SIP/2.0 200 OK", u, u, "r1", "1 REGISTER", "Contact: <sip:carol@10.0.0.9>;expires=60\r\n"), 1), vec![(u.into(), Status::Online)]);
-        run(&mut t, &msg("REGISTER sip:example.com SIP/2.0", u, u, "r1", "2 REGISTER", ""), 30_000);
-        assert!(run(&mut t, &msg("SIP/2.0 200 OK", u, u, "r1", "2 REGISTER", "Contact: <sip:carol@10.0.0.9>;expires=60\r\n"), 30_001).is_empty(), "a refresh changes nothing");
-        assert!(t.tick(60_000).is_empty(), "refreshed at 30 s, valid until 90 s");
-        assert_eq!(t.tick(90_001).into_iter().map(|c| c.status).collect::<Vec<_>>(), vec![Status::Offline]);
-        run(&mut t, &msg("REGISTER sip:example.com SIP/2.0", u, u, "r2", "1 REGISTER", ""), 100_000);
-        run(&mut t, &msg("SIP/2.0 200 OK", u, u, "r2", "1 REGISTER", "Contact: <sip:carol@10.0.0.9>;expires=60\r\n"), 100_001);
-        run(&mut t, &msg("REGISTER sip:example.com SIP/2.0", u, u, "r2", "2 REGISTER", "Expires: 0\r\n"), 100_002);
-        assert_eq!(run(&mut t, &msg("SIP/2.0 200 OK", u, u, "r2", "2 REGISTER", "Expires: 0\r\n"), 100_003), vec![(u.into(), Status::Offline)]);
+        run(
+            &mut t,
+            &msg(
+                "REGISTER sip:example.com SIP/2.0",
+                u,
+                u,
+                "r1",
+                "1 REGISTER",
+                "Expires: 60\r\n",
+            ),
+            0,
+        );
+        assert_eq!(
+            run(
+                &mut t,
+                &msg(
+                    "SIP/2.0 200 OK",
+                    u,
+                    u,
+                    "r1",
+                    "1 REGISTER",
+                    "Contact: <sip:carol@10.0.0.9>;expires=60\r\n"
+                ),
+                1
+            ),
+            vec![(u.into(), Status::Online)]
+        );
+        run(
+            &mut t,
+            &msg(
+                "REGISTER sip:example.com SIP/2.0",
+                u,
+                u,
+                "r1",
+                "2 REGISTER",
+                "",
+            ),
+            30_000,
+        );
+        assert!(
+            run(
+                &mut t,
+                &msg(
+                    "SIP/2.0 200 OK",
+                    u,
+                    u,
+                    "r1",
+                    "2 REGISTER",
+                    "Contact: <sip:carol@10.0.0.9>;expires=60\r\n"
+                ),
+                30_001
+            )
+            .is_empty(),
+            "a refresh changes nothing"
+        );
+        assert!(
+            t.tick(60_000).is_empty(),
+            "refreshed at 30 s, valid until 90 s"
+        );
+        assert_eq!(
+            t.tick(90_001)
+                .into_iter()
+                .map(|c| c.status)
+                .collect::<Vec<_>>(),
+            vec![Status::Offline]
+        );
+        run(
+            &mut t,
+            &msg(
+                "REGISTER sip:example.com SIP/2.0",
+                u,
+                u,
+                "r2",
+                "1 REGISTER",
+                "",
+            ),
+            100_000,
+        );
+        run(
+            &mut t,
+            &msg(
+                "SIP/2.0 200 OK",
+                u,
+                u,
+                "r2",
+                "1 REGISTER",
+                "Contact: <sip:carol@10.0.0.9>;expires=60\r\n",
+            ),
+            100_001,
+        );
+        run(
+            &mut t,
+            &msg(
+                "REGISTER sip:example.com SIP/2.0",
+                u,
+                u,
+                "r2",
+                "2 REGISTER",
+                "Expires: 0\r\n",
+            ),
+            100_002,
+        );
+        assert_eq!(
+            run(
+                &mut t,
+                &msg("SIP/2.0 200 OK", u, u, "r2", "2 REGISTER", "Expires: 0\r\n"),
+                100_003
+            ),
+            vec![(u.into(), Status::Offline)]
+        );
     }
 
     #[test]
     fn only_our_domain_is_reported() {
         let mut t = tracker(TalkingOn::Ok200, TerminatedOn::Bye);
         let (a, b) = ("alice@example.com", "dave@elsewhere.net");
-        run(&mut t, &msg("INVITE sip:dave@elsewhere.net SIP/2.0", a, b, "c9", "1 INVITE", ""), 1);
-        assert_eq!(run(&mut t, &msg("SIP/2.0 200 OK", a, b, "c9", "1 INVITE", ""), 2), vec![(a.into(), Status::Talking)]);
+        run(
+            &mut t,
+            &msg(
+                "INVITE sip:dave@elsewhere.net SIP/2.0",
+                a,
+                b,
+                "c9",
+                "1 INVITE",
+                "",
+            ),
+            1,
+        );
+        assert_eq!(
+            run(
+                &mut t,
+                &msg("SIP/2.0 200 OK", a, b, "c9", "1 INVITE", ""),
+                2
+            ),
+            vec![(a.into(), Status::Talking)]
+        );
     }
 }

@@ -26,7 +26,10 @@ use dataplane_common::gateway::{stat, FlowKey, GwConfig, Tunnel, TUNNEL_ACTIVE};
 
 use crate::{
     maps::{self, GW_STATS, GW_TEIDS, GW_TUNNELS, GW_TUN_STATS, GW_TX_PORTS},
-    parse::{self, GtpuError, Ipv4 as Ip, ETH_HLEN, GTPU_HLEN, GTPU_PORT, IPPROTO_TCP, IPPROTO_UDP, IPV4_HLEN, UDP_HLEN},
+    parse::{
+        self, GtpuError, Ipv4 as Ip, ETH_HLEN, GTPU_HLEN, GTPU_PORT, IPPROTO_TCP, IPPROTO_UDP,
+        IPV4_HLEN, UDP_HLEN,
+    },
 };
 
 /// Ethernet + IPv4 + UDP + the mandatory GTP-U header, written in front of
@@ -43,12 +46,22 @@ fn dropped(reason: u32) -> Result<(u32, u32), u32> {
 
 /// A UDP datagram to n3:2152 (the caller checked the address and port).
 #[inline(always)]
-pub(super) fn uplink(ctx: &XdpContext, cfg: &GwConfig, ip: &Ip, dry: bool, bytes: u64) -> Result<(u32, u32), u32> {
+pub(super) fn uplink(
+    ctx: &XdpContext,
+    cfg: &GwConfig,
+    ip: &Ip,
+    dry: bool,
+    bytes: u64,
+) -> Result<(u32, u32), u32> {
     // Outer lengths: the datagram must be whole before its header chain
     // is believed (a frame may carry Ethernet padding after it).
     let udp = ip.l4();
-    let Some(udp_len) = parse::load_be16(ctx, udp + 4) else { return dropped(stat::GTPU_TRUNCATED) };
-    let Some(ip_len) = parse::load_be16(ctx, ip.off + 2) else { return dropped(stat::GTPU_TRUNCATED) };
+    let Some(udp_len) = parse::load_be16(ctx, udp + 4) else {
+        return dropped(stat::GTPU_TRUNCATED);
+    };
+    let Some(ip_len) = parse::load_be16(ctx, ip.off + 2) else {
+        return dropped(stat::GTPU_TRUNCATED);
+    };
     let (udp_len, ip_end) = (udp_len as usize, ip.off + ip_len as usize);
     if udp + UDP_HLEN > ip_end || ip_end > parse::packet_len(ctx) {
         return dropped(stat::GTPU_TRUNCATED);
@@ -75,7 +88,9 @@ pub(super) fn uplink(ctx: &XdpContext, cfg: &GwConfig, ip: &Ip, dry: bool, bytes
         return Ok((xdp_action::XDP_PASS, stat::GTPU_SIGNALLING));
     }
     // SAFETY: a u32 copied out at once.
-    let Some(idx) = (unsafe { GW_TEIDS.get(&g.teid) }).copied() else { return Ok((xdp_action::XDP_PASS, stat::GTPU_UNKNOWN_TEID)) };
+    let Some(idx) = (unsafe { GW_TEIDS.get(&g.teid) }).copied() else {
+        return Ok((xdp_action::XDP_PASS, stat::GTPU_UNKNOWN_TEID));
+    };
     let ue = match GW_TUNNELS.get(idx) {
         Some(t) if t.state == TUNNEL_ACTIVE => t.ue_addr,
         _ => return Ok((xdp_action::XDP_PASS, stat::GTPU_UNKNOWN_TEID)),
@@ -84,14 +99,26 @@ pub(super) fn uplink(ctx: &XdpContext, cfg: &GwConfig, ip: &Ip, dry: bool, bytes
     // The T-PDU: a whole IPv4 packet, first fragment or none, its L4
     // header inside its total length.
     let tpdu = g.payload;
-    let Some(inner) = parse::parse_ipv4(ctx, tpdu) else { return dropped(stat::GTPU_INNER_MALFORMED) };
-    let Some(inner_len) = parse::load_be16(ctx, tpdu + 2) else { return dropped(stat::GTPU_INNER_MALFORMED) };
+    let Some(inner) = parse::parse_ipv4(ctx, tpdu) else {
+        return dropped(stat::GTPU_INNER_MALFORMED);
+    };
+    let Some(inner_len) = parse::load_be16(ctx, tpdu + 2) else {
+        return dropped(stat::GTPU_INNER_MALFORMED);
+    };
     let inner_len = inner_len as usize;
-    if inner.check().is_err() || inner.is_fragment() || inner_len < inner.ihl() || tpdu + inner_len > udp_end {
+    if inner.check().is_err()
+        || inner.is_fragment()
+        || inner_len < inner.ihl()
+        || tpdu + inner_len > udp_end
+    {
         return dropped(stat::GTPU_INNER_MALFORMED);
     }
     let tcp_udp = inner.proto == IPPROTO_TCP || inner.proto == IPPROTO_UDP;
-    let l4_need = if tcp_udp { parse::l4_hdr_len(inner.proto) } else { 0 };
+    let l4_need = if tcp_udp {
+        parse::l4_hdr_len(inner.proto)
+    } else {
+        0
+    };
     if inner.l4() + l4_need > tpdu + inner_len {
         return dropped(stat::GTPU_INNER_MALFORMED);
     }
@@ -102,20 +129,44 @@ pub(super) fn uplink(ctx: &XdpContext, cfg: &GwConfig, ip: &Ip, dry: bool, bytes
         // Nothing to translate it by; the plain path would pass it.
         return dropped(stat::NOT_FOR_US);
     }
-    let Some(ports) = parse::parse_l4_ports(ctx, inner.l4(), l4_need) else { return dropped(stat::GTPU_INNER_MALFORMED) };
+    let Some(ports) = parse::parse_l4_ports(ctx, inner.l4(), l4_need) else {
+        return dropped(stat::GTPU_INNER_MALFORMED);
+    };
 
     let tunnel = idx + 1;
-    let flow = FlowKey { addr: inner.src, port: ports.src, proto: inner.proto, _pad: 0, tunnel };
+    let flow = FlowKey {
+        addr: inner.src,
+        port: ports.src,
+        proto: inner.proto,
+        _pad: 0,
+        tunnel,
+    };
     let (existing, group) = match super::service_group(&inner, &flow, ports.dst) {
         Ok(x) => x,
         Err(reason) => return dropped(reason),
     };
     let plain_bytes = (ETH_HLEN + inner_len) as u64;
-    let (action, reason) = match super::forward(ctx, cfg, &inner, &flow, existing, ports.src, ports.dst, group, dry, plain_bytes, tunnel) {
+    let (action, reason) = match super::forward(
+        ctx,
+        cfg,
+        &inner,
+        &flow,
+        existing,
+        ports.src,
+        ports.dst,
+        group,
+        dry,
+        plain_bytes,
+        tunnel,
+    ) {
         Ok(r) => r,
         Err(reason) => (xdp_action::XDP_DROP, reason),
     };
-    let action = if action == xdp_action::XDP_PASS { xdp_action::XDP_DROP } else { action };
+    let action = if action == xdp_action::XDP_PASS {
+        xdp_action::XDP_DROP
+    } else {
+        action
+    };
     if !dry && (action == xdp_action::XDP_TX || action == xdp_action::XDP_REDIRECT) {
         count_tunnel(idx, inner_len as u64, true);
         maps::count(&GW_STATS, stat::GTPU_UPLINK, bytes);
@@ -161,21 +212,35 @@ pub(super) fn downlink_tunnel(ctx: &XdpContext, tunnel: u32, ip_off: usize) -> R
         Some(t) if t.state == TUNNEL_ACTIVE && t.an_addr != 0 => *t,
         _ => return Err(stat::GTPU_NO_TUNNEL),
     };
-    if t.an_ifindex as usize != ctx.ingress_ifindex() && GW_TX_PORTS.get_ifindex(t.an_ifindex).is_none() {
+    if t.an_ifindex as usize != ctx.ingress_ifindex()
+        && GW_TX_PORTS.get_ifindex(t.an_ifindex).is_none()
+    {
         return Err(stat::REDIRECT_FAILED);
     }
     let ip_len = parse::load_be16(ctx, ip_off + 2).ok_or(stat::MALFORMED)? as usize;
     if ip_len < IPV4_HLEN || ip_off + ip_len > parse::packet_len(ctx) {
         return Err(stat::MALFORMED);
     }
-    Ok(Down { t, idx, ip_off, ip_len })
+    Ok(Down {
+        t,
+        idx,
+        ip_off,
+        ip_len,
+    })
 }
 
 /// Encapsulate the (translated) IP packet toward the access node and send
 /// it: (verdict, reason). `reason` is the plain path's; a failure after
 /// the rewrite drops.
 #[inline(always)]
-pub(super) fn send_down(ctx: &XdpContext, cfg: &GwConfig, d: &Down, reason: u32, dry: bool, bytes: u64) -> (u32, u32) {
+pub(super) fn send_down(
+    ctx: &XdpContext,
+    cfg: &GwConfig,
+    d: &Down,
+    reason: u32,
+    dry: bool,
+    bytes: u64,
+) -> (u32, u32) {
     match encap(ctx, cfg, d) {
         Ok(action) => {
             if !dry {
@@ -228,19 +293,41 @@ fn encap(ctx: &XdpContext, cfg: &GwConfig, d: &Down) -> Result<u32, u32> {
     // GTP-U: version 1, PT 1 (E with the container), G-PDU.
     let gl = (gtp_len as u16).to_be_bytes();
     let teid = t.dl_teid.to_be_bytes();
-    h[42..50].copy_from_slice(&[if ext { 0x34 } else { 0x30 }, parse::GTPU_MSG_GPDU, gl[0], gl[1], teid[0], teid[1], teid[2], teid[3]]);
+    h[42..50].copy_from_slice(&[
+        if ext { 0x34 } else { 0x30 },
+        parse::GTPU_MSG_GPDU,
+        gl[0],
+        gl[1],
+        teid[0],
+        teid[1],
+        teid[2],
+        teid[3],
+    ]);
     if ext {
         let x = parse::ptr_at::<[u8; EXT_LEN]>(ctx, ENCAP_LEN).ok_or(stat::GTPU_ENCAP_FAILED)?;
         // Sequence 0, N-PDU 0, next: PDU Session Container; the container
         // (TS 38.415 §5.5.2.1, DL PDU SESSION INFORMATION): length 1,
         // PDU type 0 in the high nibble, QFI in the low 6 bits, no next.
         // SAFETY: 8 bytes checked.
-        unsafe { *x = [0, 0, 0, parse::GTPU_EXT_PDU_SESSION, 1, 0x00, t.qfi & 0x3f, 0] };
+        unsafe {
+            *x = [
+                0,
+                0,
+                0,
+                parse::GTPU_EXT_PDU_SESSION,
+                1,
+                0x00,
+                t.qfi & 0x3f,
+                0,
+            ]
+        };
     }
     if t.an_ifindex as usize == ctx.ingress_ifindex() {
         return Ok(xdp_action::XDP_TX);
     }
-    GW_TX_PORTS.redirect(t.an_ifindex, xdp_action::XDP_DROP as u64).map_err(|_| stat::REDIRECT_FAILED)
+    GW_TX_PORTS
+        .redirect(t.an_ifindex, xdp_action::XDP_DROP as u64)
+        .map_err(|_| stat::REDIRECT_FAILED)
 }
 
 /// This CPU's usage of tunnel `idx` (inner IP bytes).

@@ -31,14 +31,23 @@ pub struct LatencyRow {
 
 /// Every frame seen on `iface` (both directions) with its kernel receive
 /// or send timestamp, until `stop`.
-fn capture(ns: String, iface: &'static str, stop: Arc<AtomicBool>, ready: std::sync::mpsc::Sender<()>) -> thread::JoinHandle<anyhow::Result<Vec<(f64, Vec<u8>)>>> {
+fn capture(
+    ns: String,
+    iface: &'static str,
+    stop: Arc<AtomicBool>,
+    ready: std::sync::mpsc::Sender<()>,
+) -> thread::JoinHandle<anyhow::Result<Vec<(f64, Vec<u8>)>>> {
     thread::spawn(move || {
         crate::topo::enter_netns(&ns)?;
         let ifindex = dataplane_user::ifindex(iface)? as i32;
         // SAFETY: a packet socket with checked results; recvmsg into
         // buffers we own; cmsg walked with the libc macros.
         unsafe {
-            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, (libc::ETH_P_ALL as u16).to_be() as i32);
+            let fd = libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW,
+                (libc::ETH_P_ALL as u16).to_be() as i32,
+            );
             if fd < 0 {
                 bail!("packet socket: {}", std::io::Error::last_os_error());
             }
@@ -47,21 +56,50 @@ fn capture(ns: String, iface: &'static str, stop: Arc<AtomicBool>, ready: std::s
             sa.sll_family = libc::AF_PACKET as u16;
             sa.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
             sa.sll_ifindex = ifindex;
-            if libc::bind(fd, (&sa as *const libc::sockaddr_ll).cast(), std::mem::size_of::<libc::sockaddr_ll>() as u32) != 0 {
+            if libc::bind(
+                fd,
+                (&sa as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            ) != 0
+            {
                 bail!("bind {iface}: {}", std::io::Error::last_os_error());
             }
             let one: libc::c_int = 1;
-            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, (&one as *const libc::c_int).cast(), 4);
-            let tv = libc::timeval { tv_sec: 0, tv_usec: 100_000 };
-            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&tv as *const libc::timeval).cast(), std::mem::size_of::<libc::timeval>() as u32);
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&one as *const libc::c_int).cast(),
+                4,
+            );
+            let tv = libc::timeval {
+                tv_sec: 0,
+                tv_usec: 100_000,
+            };
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as u32,
+            );
             let size: libc::c_int = 16 << 20;
-            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, (&size as *const libc::c_int).cast(), 4);
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&size as *const libc::c_int).cast(),
+                4,
+            );
             let _ = ready.send(());
             let mut out = Vec::new();
             let mut buf = vec![0u8; 65536];
             let mut ctl = [0u8; 128];
             while !stop.load(Ordering::SeqCst) {
-                let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+                let mut iov = libc::iovec {
+                    iov_base: buf.as_mut_ptr().cast(),
+                    iov_len: buf.len(),
+                };
                 let mut mh: libc::msghdr = std::mem::zeroed();
                 mh.msg_iov = &mut iov;
                 mh.msg_iovlen = 1;
@@ -74,8 +112,11 @@ fn capture(ns: String, iface: &'static str, stop: Arc<AtomicBool>, ready: std::s
                 let mut ts = None;
                 let mut c = libc::CMSG_FIRSTHDR(&mh);
                 while !c.is_null() {
-                    if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
-                        let t = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
+                    if (*c).cmsg_level == libc::SOL_SOCKET
+                        && (*c).cmsg_type == libc::SCM_TIMESTAMPNS
+                    {
+                        let t =
+                            std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
                         ts = Some(t.tv_sec as f64 + t.tv_nsec as f64 / 1e9);
                     }
                     c = libc::CMSG_NXTHDR(&mh, c);
@@ -106,14 +147,26 @@ pub fn run(calls: usize) -> anyhow::Result<LatencyRow> {
     let exe = crate::edgeplane_bin()?;
     let mut net = Net::new(&format!("L{}", std::process::id() % 1000), &exe);
     net.daemon("srv", &net.presence_config(None));
-    let mon = net.monitor_config("example.com", "10.6.0.2:5070", "talking_on = \"ack\"\n").replace("publish_interval_ms = 20", "publish_interval_ms = 1");
+    let mon = net
+        .monitor_config("example.com", "10.6.0.2:5070", "talking_on = \"ack\"\n")
+        .replace("publish_interval_ms = 20", "publish_interval_ms = 1");
     net.daemon("mon", &mon);
     let stop = Arc::new(AtomicBool::new(false));
     let server = uas(format!("/run/netns/{}", net.name("srv")), stop.clone());
     let cap_stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = std::sync::mpsc::channel();
-    let cap_ua = capture(format!("/run/netns/{}", net.name("ua")), "eth0", cap_stop.clone(), tx.clone());
-    let cap_mon = capture(format!("/run/netns/{}", net.name("mon")), "eth1", cap_stop.clone(), tx);
+    let cap_ua = capture(
+        format!("/run/netns/{}", net.name("ua")),
+        "eth0",
+        cap_stop.clone(),
+        tx.clone(),
+    );
+    let cap_mon = capture(
+        format!("/run/netns/{}", net.name("mon")),
+        "eth1",
+        cap_stop.clone(),
+        tx,
+    );
     for _ in 0..2 {
         rx.recv_timeout(Duration::from_secs(5))?;
     }
@@ -125,8 +178,23 @@ pub fn run(calls: usize) -> anyhow::Result<LatencyRow> {
         s.set_read_timeout(Some(Duration::from_secs(2)))?;
         let mut buf = [0u8; 4096];
         for i in 0..calls {
-            let (a, b, c) = (format!("a{i}@example.com"), format!("b{i}@example.com"), format!("lat{i}"));
-            s.send(sip("INVITE sip:b@example.com SIP/2.0", &a, &b, &c, "1 INVITE", "", "").as_bytes())?;
+            let (a, b, c) = (
+                format!("a{i}@example.com"),
+                format!("b{i}@example.com"),
+                format!("lat{i}"),
+            );
+            s.send(
+                sip(
+                    "INVITE sip:b@example.com SIP/2.0",
+                    &a,
+                    &b,
+                    &c,
+                    "1 INVITE",
+                    "",
+                    "",
+                )
+                .as_bytes(),
+            )?;
             s.recv(&mut buf)?; // 180
             s.recv(&mut buf)?; // 200
             s.send(sip("ACK sip:b@example.com SIP/2.0", &a, &b, &c, "1 ACK", "", "").as_bytes())?;
@@ -143,8 +211,12 @@ pub fn run(calls: usize) -> anyhow::Result<LatencyRow> {
     cap_stop.store(true, Ordering::SeqCst);
     stop.store(true, Ordering::SeqCst);
     let _ = server.join();
-    let ua_frames = cap_ua.join().map_err(|_| anyhow::anyhow!("capture panicked"))??;
-    let mon_frames = cap_mon.join().map_err(|_| anyhow::anyhow!("capture panicked"))??;
+    let ua_frames = cap_ua
+        .join()
+        .map_err(|_| anyhow::anyhow!("capture panicked"))??;
+    let mon_frames = cap_mon
+        .join()
+        .map_err(|_| anyhow::anyhow!("capture panicked"))??;
     let mut ack: HashMap<String, f64> = HashMap::new();
     for (t, f) in &ua_frames {
         if let Some((5060, p)) = udp_payload(f) {
@@ -173,5 +245,11 @@ pub fn run(calls: usize) -> anyhow::Result<LatencyRow> {
     }
     anyhow::ensure!(!lat.is_empty(), "no ACK/PUBLISH pairs captured");
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    Ok(LatencyRow { calls, measured: lat.len(), p50_ms: pct(&lat, 0.5), p99_ms: pct(&lat, 0.99), max_ms: *lat.last().unwrap() })
+    Ok(LatencyRow {
+        calls,
+        measured: lat.len(),
+        p50_ms: pct(&lat, 0.5),
+        p99_ms: pct(&lat, 0.99),
+        max_ms: *lat.last().unwrap(),
+    })
 }

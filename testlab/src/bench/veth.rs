@@ -40,7 +40,10 @@ struct Bench {
 }
 
 fn run(args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(args[0]).args(&args[1..]).output().with_context(|| format!("{args:?}"))?;
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .with_context(|| format!("{args:?}"))?;
     if !out.status.success() {
         bail!("{args:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
@@ -78,9 +81,20 @@ impl Bench {
             b.exec(r, &["ip", "link", "set", "lo", "up"])?;
         }
         let (gen, dut, snk) = (b.ns("gen"), b.ns("dut"), b.ns("snk"));
-        run(&["ip", "link", "add", "gen0", "netns", &gen, "type", "veth", "peer", "name", "in0", "netns", &dut])?;
-        run(&["ip", "link", "add", "out0", "netns", &dut, "type", "veth", "peer", "name", "snk0", "netns", &snk])?;
-        for (r, i, a) in [("gen", "gen0", "10.0.0.2/24"), ("dut", "in0", "10.0.0.1/24"), ("dut", "out0", "10.2.0.1/24"), ("snk", "snk0", "10.2.0.11/24")] {
+        run(&[
+            "ip", "link", "add", "gen0", "netns", &gen, "type", "veth", "peer", "name", "in0",
+            "netns", &dut,
+        ])?;
+        run(&[
+            "ip", "link", "add", "out0", "netns", &dut, "type", "veth", "peer", "name", "snk0",
+            "netns", &snk,
+        ])?;
+        for (r, i, a) in [
+            ("gen", "gen0", "10.0.0.2/24"),
+            ("dut", "in0", "10.0.0.1/24"),
+            ("dut", "out0", "10.2.0.1/24"),
+            ("snk", "snk0", "10.2.0.11/24"),
+        ] {
             b.exec(r, &["ip", "addr", "add", a, "dev", i])?;
             b.exec(r, &["ip", "link", "set", i, "up"])?;
         }
@@ -96,11 +110,23 @@ impl Bench {
 
     fn xdp_attach(&self, r: &str, iface: &str, program: &str) -> anyhow::Result<()> {
         let out = Command::new(crate::lab_bin(&self.exe))
-            .args(["xdp-attach", "--program", program, "--netns", &self.ns(r), "--interface", iface, "--pin-root"])
+            .args([
+                "xdp-attach",
+                "--program",
+                program,
+                "--netns",
+                &self.ns(r),
+                "--interface",
+                iface,
+                "--pin-root",
+            ])
             .arg(self.pin_root.join(r))
             .output()?;
         if !out.status.success() {
-            bail!("attaching {program} on {iface}: {}", String::from_utf8_lossy(&out.stderr).trim());
+            bail!(
+                "attaching {program} on {iface}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
         }
         Ok(())
     }
@@ -117,7 +143,9 @@ impl Bench {
         let ps = run(&["ps", "-eo", "pid,comm"])?;
         for line in ps.lines() {
             let mut f = line.split_whitespace();
-            let (Some(pid), Some(comm)) = (f.next(), f.next()) else { continue };
+            let (Some(pid), Some(comm)) = (f.next(), f.next()) else {
+                continue;
+            };
             if comm.starts_with("napi/in0-") {
                 // Several namespaces may have an in0; pinning all of
                 // them to CPU 1 is harmless for this run.
@@ -128,10 +156,16 @@ impl Bench {
     }
 
     fn sink_count(&self) -> anyhow::Result<u64> {
-        let path = self.pin_root.join("snk").join("snk0").join(dataplane_common::maps::FLOOR_STATS.name);
-        let data = aya::maps::MapData::from_pin(&path).with_context(|| path.display().to_string())?;
+        let path = self
+            .pin_root
+            .join("snk")
+            .join("snk0")
+            .join(dataplane_common::maps::FLOOR_STATS.name);
+        let data =
+            aya::maps::MapData::from_pin(&path).with_context(|| path.display().to_string())?;
         let map = aya::maps::Map::PerCpuArray(data);
-        let arr: aya::maps::PerCpuArray<_, dataplane_common::Counter> = aya::maps::PerCpuArray::try_from(&map)?;
+        let arr: aya::maps::PerCpuArray<_, dataplane_common::Counter> =
+            aya::maps::PerCpuArray::try_from(&map)?;
         Ok(arr.get(&0, 0)?.iter().map(|c| c.packets).sum())
     }
 
@@ -153,7 +187,9 @@ impl Bench {
         self.daemon = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if edgeplane::client::call(&self.dir.join("dut.sock"), &control::api::Request::Status).is_ok() {
+            if edgeplane::client::call(&self.dir.join("dut.sock"), &control::api::Request::Status)
+                .is_ok()
+            {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -195,7 +231,9 @@ impl Bench {
         let sent = std::thread::spawn(move || -> anyhow::Result<u64> {
             pin_cpu(0)?;
             crate::topo::enter_netns(&gen)?;
-            let b = etherparse::PacketBuilder::ethernet2(src, dst).ipv4([10, 0, 0, 2], [198, 51, 100, 10], 64).udp(40000, 80);
+            let b = etherparse::PacketBuilder::ethernet2(src, dst)
+                .ipv4([10, 0, 0, 2], [198, 51, 100, 10], 64)
+                .udp(40000, 80);
             let mut frame = Vec::new();
             b.write(&mut frame, &[0u8; 22])?;
             let mut dp = dataplane_user::Dataplane::load_private()?;

@@ -5,7 +5,6 @@
 
 use super::median;
 use std::{
-
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -38,7 +37,13 @@ const PROBE_EVERY: Duration = Duration::from_millis(1);
 fn probe(netns: String, stop: Arc<AtomicBool>) -> anyhow::Result<(u64, u64)> {
     crate::topo::enter_netns(&netns)?;
     // SAFETY: a raw ICMP socket; checked.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_NONBLOCK, libc::IPPROTO_ICMP) };
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_INET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK,
+            libc::IPPROTO_ICMP,
+        )
+    };
     if fd < 0 {
         bail!("icmp socket: {}", std::io::Error::last_os_error());
     }
@@ -58,7 +63,10 @@ fn probe(netns: String, stop: Arc<AtomicBool>) -> anyhow::Result<(u64, u64)> {
         m.extend_from_slice(&id.to_be_bytes());
         m.extend_from_slice(&seq.to_be_bytes());
         m.extend_from_slice(&[0u8; 16]);
-        let mut s: u32 = m.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]) as u32).sum();
+        let mut s: u32 = m
+            .chunks(2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]) as u32)
+            .sum();
         while s > 0xffff {
             s = (s & 0xffff) + (s >> 16);
         }
@@ -66,7 +74,14 @@ fn probe(netns: String, stop: Arc<AtomicBool>) -> anyhow::Result<(u64, u64)> {
         m[2..4].copy_from_slice(&c.to_be_bytes());
         // SAFETY: valid buffer and address.
         unsafe {
-            libc::sendto(sock.as_raw_fd(), m.as_ptr().cast(), m.len(), 0, (&dst as *const libc::sockaddr_in).cast(), std::mem::size_of::<libc::sockaddr_in>() as u32);
+            libc::sendto(
+                sock.as_raw_fd(),
+                m.as_ptr().cast(),
+                m.len(),
+                0,
+                (&dst as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as u32,
+            );
         }
         sent += 1;
         let due = start + PROBE_EVERY * sent as u32;
@@ -76,7 +91,10 @@ fn probe(netns: String, stop: Arc<AtomicBool>) -> anyhow::Result<(u64, u64)> {
             if n > 0 {
                 let n = n as usize;
                 let ihl = ((buf[0] & 0x0f) as usize) * 4;
-                if n >= ihl + 8 && buf[ihl] == 0 && u16::from_be_bytes([buf[ihl + 4], buf[ihl + 5]]) == id {
+                if n >= ihl + 8
+                    && buf[ihl] == 0
+                    && u16::from_be_bytes([buf[ihl + 4], buf[ihl + 5]]) == id
+                {
                     let seq = u16::from_be_bytes([buf[ihl + 6], buf[ihl + 7]]);
                     if seen.insert(seq) {
                         replied += 1;
@@ -99,7 +117,10 @@ fn probe(netns: String, stop: Arc<AtomicBool>) -> anyhow::Result<(u64, u64)> {
             break;
         }
         let ihl = ((buf[0] & 0x0f) as usize) * 4;
-        if n as usize >= ihl + 8 && buf[ihl] == 0 && u16::from_be_bytes([buf[ihl + 4], buf[ihl + 5]]) == id {
+        if n as usize >= ihl + 8
+            && buf[ihl] == 0
+            && u16::from_be_bytes([buf[ihl + 4], buf[ihl + 5]]) == id
+        {
             let seq = u16::from_be_bytes([buf[ihl + 6], buf[ihl + 7]]);
             if seen.insert(seq) {
                 replied += 1;
@@ -130,10 +151,17 @@ fn trial(implementation: &str, advert_ms: u32, n: usize) -> anyhow::Result<f64> 
     thread::sleep(Duration::from_millis(500));
     lan.fail("r1")?;
     let mdi_ms = 3.0 * advert_ms as f64 + (156.0 * advert_ms as f64) / 256.0;
-    lan.wait_master("r2", &routers, false, Duration::from_millis(mdi_ms as u64 + 3000))?;
+    lan.wait_master(
+        "r2",
+        &routers,
+        false,
+        Duration::from_millis(mdi_ms as u64 + 3000),
+    )?;
     thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::SeqCst);
-    let (sent, replied) = prober.join().map_err(|_| anyhow::anyhow!("prober panicked"))??;
+    let (sent, replied) = prober
+        .join()
+        .map_err(|_| anyhow::anyhow!("prober panicked"))??;
     Ok(((sent - replied) as f64 * PROBE_EVERY.as_secs_f64() * 1000.0).round())
 }
 
@@ -153,7 +181,8 @@ pub fn run_failover(reps: usize) -> anyhow::Result<Vec<FailoverRow>> {
             rows.push(FailoverRow {
                 implementation: imp.into(),
                 advert_interval_ms: advert_ms,
-                master_down_interval_ms: 3.0 * advert_ms as f64 + (156.0 * advert_ms as f64) / 256.0,
+                master_down_interval_ms: 3.0 * advert_ms as f64
+                    + (156.0 * advert_ms as f64) / 256.0,
                 lost_ms: median(v.clone()),
                 lost_ms_runs: v,
             });

@@ -31,7 +31,10 @@ pub struct BenchOptions {
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        Self { rounds: 15, runs_per_round: 2000 }
+        Self {
+            rounds: 15,
+            runs_per_round: 2000,
+        }
     }
 }
 
@@ -44,7 +47,13 @@ fn batch(dp: &mut Dataplane, program: &str, pkts: &[Vec<u8>]) -> anyhow::Result<
 }
 
 /// Measure `program` on `pkt` against the floor program on the same packet.
-pub fn compare(dp: &mut Dataplane, program: &str, case: &str, pkt: &[u8], opts: &BenchOptions) -> anyhow::Result<BenchRow> {
+pub fn compare(
+    dp: &mut Dataplane,
+    program: &str,
+    case: &str,
+    pkt: &[u8],
+    opts: &BenchOptions,
+) -> anyhow::Result<BenchRow> {
     let pkts = vec![pkt.to_vec(); opts.runs_per_round];
     compare_each(dp, program, case, |_| Ok(pkts.clone()), opts)
 }
@@ -81,17 +90,29 @@ pub fn run_all(opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow>> {
     // XDP_TX path: the gateway is reached through the test_run ingress
     // device (loopback of this namespace).
     fixtures::install(&mut dp, 1, None)?;
-    let cases: Vec<(&str, Vec<u8>)> = ["gtpu_gpdu", "gtpu_ext_pdu_session", "udp_5tuple", "tcp_5tuple"]
-        .iter()
-        .map(|name| {
-            let f = fixtures::fixtures().into_iter().find(|f| f.name == *name).expect("fixture exists");
-            (*name, f.packet)
-        })
-        .collect();
+    let cases: Vec<(&str, Vec<u8>)> = [
+        "gtpu_gpdu",
+        "gtpu_ext_pdu_session",
+        "udp_5tuple",
+        "tcp_5tuple",
+    ]
+    .iter()
+    .map(|name| {
+        let f = fixtures::fixtures()
+            .into_iter()
+            .find(|f| f.name == *name)
+            .expect("fixture exists");
+        (*name, f.packet)
+    })
+    .collect();
     let mut rows = Vec::new();
     for (case, pkt) in &cases {
         let r = dp.test_run("lb", pkt)?;
-        anyhow::ensure!(r.verdict == dataplane_user::verdict::TX, "bench case {case}: lb did not forward (verdict {})", r.verdict);
+        anyhow::ensure!(
+            r.verdict == dataplane_user::verdict::TX,
+            "bench case {case}: lb did not forward (verdict {})",
+            r.verdict
+        );
         rows.push(compare(&mut dp, "lb", case, pkt, opts)?);
     }
     rows.extend(gateway(&mut dp, opts)?);
@@ -109,17 +130,40 @@ pub fn run_all(opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow>> {
 /// the programs above do after passing a packet.
 fn entry(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow>> {
     use std::net::Ipv4Addr;
-    let gpdu = fixtures::fixtures().into_iter().find(|f| f.name == "gtpu_gpdu").expect("fixture exists").packet;
+    let gpdu = fixtures::fixtures()
+        .into_iter()
+        .find(|f| f.name == "gtpu_gpdu")
+        .expect("fixture exists")
+        .packet;
     dp.add_stage("lb")?;
     let r = dp.test_run("entry", &gpdu)?;
-    anyhow::ensure!(r.verdict == dataplane_user::verdict::TX, "entry bench: the lb stage did not forward (verdict {})", r.verdict);
+    anyhow::ensure!(
+        r.verdict == dataplane_user::verdict::TX,
+        "entry bench: the lb stage did not forward (verdict {})",
+        r.verdict
+    );
     let mut rows = vec![compare(dp, "entry", "lb_gtpu_gpdu", &gpdu, opts)?];
     dp.add_stage("sip_monitor")?;
-    let sip = edgeplane::packets::udp_packet(Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 1), 40000, 5060, b"OPTIONS sip:x@example.com SIP/2.0\r\nContent-Length: 0\r\n\r\n");
+    let sip = edgeplane::packets::udp_packet(
+        Ipv4Addr::new(10, 0, 0, 2),
+        Ipv4Addr::new(10, 0, 0, 1),
+        40000,
+        5060,
+        b"OPTIONS sip:x@example.com SIP/2.0\r\nContent-Length: 0\r\n\r\n",
+    );
     dp.take_sip_copies()?;
     let r = dp.test_run("entry", &sip)?;
-    anyhow::ensure!(r.verdict == dataplane_user::verdict::TX && dp.take_sip_copies()?.len() == 1, "entry bench: the SIP packet was not copied, then forwarded");
-    rows.push(compare_draining_copies(dp, "entry", "sip_monitor_then_lb", &sip, opts)?);
+    anyhow::ensure!(
+        r.verdict == dataplane_user::verdict::TX && dp.take_sip_copies()?.len() == 1,
+        "entry bench: the SIP packet was not copied, then forwarded"
+    );
+    rows.push(compare_draining_copies(
+        dp,
+        "entry",
+        "sip_monitor_then_lb",
+        &sip,
+        opts,
+    )?);
     Ok(rows)
 }
 
@@ -132,23 +176,52 @@ fn sip_monitor(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<Be
     use std::net::Ipv4Addr;
     const INVITE: &[u8] = b"INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKb1\r\nFrom: <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: bench1\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@10.0.0.2>\r\nContent-Length: 0\r\n\r\n";
     dp.add_sip_port(5060)?;
-    let udp = |dport: u16| edgeplane::packets::udp_packet(Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 1), 40000, dport, INVITE);
+    let udp = |dport: u16| {
+        edgeplane::packets::udp_packet(
+            Ipv4Addr::new(10, 0, 0, 2),
+            Ipv4Addr::new(10, 0, 0, 1),
+            40000,
+            dport,
+            INVITE,
+        )
+    };
     let mut rows = Vec::new();
-    for (case, pkt, copied) in [("sip_copy", udp(5060), true), ("not_sip_port", udp(5070), false)] {
+    for (case, pkt, copied) in [
+        ("sip_copy", udp(5060), true),
+        ("not_sip_port", udp(5070), false),
+    ] {
         dp.take_sip_copies()?;
         let before = dp.sip_stats()?[stat::COPIED as usize].packets;
         let r = dp.test_run("sip_monitor", &pkt)?;
         let moved = dp.sip_stats()?[stat::COPIED as usize].packets - before;
-        anyhow::ensure!(r.verdict == dataplane_user::verdict::PASS && r.output == pkt, "sip-monitor bench {case}: the packet was not passed unchanged");
-        anyhow::ensure!((moved == 1) == copied, "sip-monitor bench {case}: copied {moved} time(s)");
-        rows.push(compare_draining_copies(dp, "sip_monitor", case, &pkt, opts)?);
+        anyhow::ensure!(
+            r.verdict == dataplane_user::verdict::PASS && r.output == pkt,
+            "sip-monitor bench {case}: the packet was not passed unchanged"
+        );
+        anyhow::ensure!(
+            (moved == 1) == copied,
+            "sip-monitor bench {case}: copied {moved} time(s)"
+        );
+        rows.push(compare_draining_copies(
+            dp,
+            "sip_monitor",
+            case,
+            &pkt,
+            opts,
+        )?);
     }
     Ok(rows)
 }
 
 /// Like `compare`, with the SIP copy ring drained before every round (as
 /// the daemon drains it), so the copy path is measured, not the full ring.
-fn compare_draining_copies(dp: &mut Dataplane, program: &str, case: &str, pkt: &[u8], opts: &BenchOptions) -> anyhow::Result<BenchRow> {
+fn compare_draining_copies(
+    dp: &mut Dataplane,
+    program: &str,
+    case: &str,
+    pkt: &[u8],
+    opts: &BenchOptions,
+) -> anyhow::Result<BenchRow> {
     let pkts = vec![pkt.to_vec(); opts.runs_per_round];
     let row = compare_each(
         dp,
@@ -173,16 +246,38 @@ fn steer(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow
     let service = Ipv4Addr::new(192, 0, 2, 80);
     let n1_mac = [2, 0, 0, 0, 0x01, 1];
     // Network 1 is behind the test_run ingress device (XDP_TX).
-    dp.set_network(1, &NetEgress { dst_mac: n1_mac, src_mac: [2, 0, 0, 0, 0xee, 1], ifindex: 1, valid: 1 })?;
-    dp.set_steering(service, Steering { network: 1, flags: 0 })?;
-    let udp = |dst: Ipv4Addr| edgeplane::packets::udp_packet(Ipv4Addr::new(10, 0, 0, 2), dst, 40000, 7000, b"seq1");
+    dp.set_network(
+        1,
+        &NetEgress {
+            dst_mac: n1_mac,
+            src_mac: [2, 0, 0, 0, 0xee, 1],
+            ifindex: 1,
+            valid: 1,
+        },
+    )?;
+    dp.set_steering(
+        service,
+        Steering {
+            network: 1,
+            flags: 0,
+        },
+    )?;
+    let udp = |dst: Ipv4Addr| {
+        edgeplane::packets::udp_packet(Ipv4Addr::new(10, 0, 0, 2), dst, 40000, 7000, b"seq1")
+    };
     let mut rows = Vec::new();
     let steered = udp(service);
     let r = dp.test_run("steer", &steered)?;
-    anyhow::ensure!(r.verdict == dataplane_user::verdict::TX && r.output[..6] == n1_mac, "steer bench: the steered packet did not go to network 1");
+    anyhow::ensure!(
+        r.verdict == dataplane_user::verdict::TX && r.output[..6] == n1_mac,
+        "steer bench: the steered packet did not go to network 1"
+    );
     rows.push(compare(dp, "steer", "steered_service", &steered, opts)?);
     let other = udp(Ipv4Addr::new(198, 51, 100, 1));
-    anyhow::ensure!(dp.test_run("steer", &other)?.verdict == dataplane_user::verdict::PASS, "steer bench: an unsteered packet was not passed");
+    anyhow::ensure!(
+        dp.test_run("steer", &other)?.verdict == dataplane_user::verdict::PASS,
+        "steer bench: an unsteered packet was not passed"
+    );
     rows.push(compare(dp, "steer", "not_steered", &other, opts)?);
     Ok(rows)
 }
@@ -192,15 +287,28 @@ fn steer(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow
 fn router(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<BenchRow> {
     use dataplane_user::router::{BucketState, EndSystem, FilterConfig};
     let vmac = [0, 0, 0x5e, 0, 1, 51];
-    dp.set_router_cfg(&FilterConfig { vmac, own_mac: Some([2, 0, 0, 0, 0xaa, 1]), end_system: EndSystem::Source })?;
+    dp.set_router_cfg(&FilterConfig {
+        vmac,
+        own_mac: Some([2, 0, 0, 0, 0xaa, 1]),
+        end_system: EndSystem::Source,
+    })?;
     dp.set_router_lease(u64::MAX)?;
     for b in 0..=u8::MAX {
         dp.set_bucket(b, BucketState::Mine)?;
     }
-    let mut pkt = edgeplane::packets::udp_packet(std::net::Ipv4Addr::new(10, 3, 0, 50), std::net::Ipv4Addr::new(10, 4, 0, 100), 40000, 9000, b"seq");
+    let mut pkt = edgeplane::packets::udp_packet(
+        std::net::Ipv4Addr::new(10, 3, 0, 50),
+        std::net::Ipv4Addr::new(10, 4, 0, 100),
+        40000,
+        9000,
+        b"seq",
+    );
     pkt[..6].copy_from_slice(&vmac);
     let r = dp.test_run("router", &pkt)?;
-    anyhow::ensure!(r.verdict == dataplane_user::verdict::PASS && r.output[..6] != vmac, "router bench: the frame was not routed");
+    anyhow::ensure!(
+        r.verdict == dataplane_user::verdict::PASS && r.output[..6] != vmac,
+        "router bench: the frame was not routed"
+    );
     compare(dp, "router", "owned_bucket", &pkt, opts)
 }
 
@@ -218,15 +326,32 @@ fn gateway(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchR
     // Established: one session, its packets again and again.
     let est = tcp(40000);
     let first = dp.test_run("gateway", &est)?;
-    anyhow::ensure!(first.verdict == dataplane_user::verdict::TX, "gateway bench: the session did not forward");
+    anyhow::ensure!(
+        first.verdict == dataplane_user::verdict::TX,
+        "gateway bench: the session did not forward"
+    );
     let port = u16::from_be_bytes([first.output[34], first.output[35]]);
-    let srv = Ipv4Addr::new(first.output[30], first.output[31], first.output[32], first.output[33]);
+    let srv = Ipv4Addr::new(
+        first.output[30],
+        first.output[31],
+        first.output[32],
+        first.output[33],
+    );
     rows.push(compare(dp, "gateway", "tcp_established_up", &est, opts)?);
     let mut reply = edgeplane::packets::tcp_packet(srv, gfx::GW_ADDR, 8080, port, b"");
     reply[..6].copy_from_slice(&gfx::EGRESS_MAC);
     let r = dp.test_run("gateway", &reply)?;
-    anyhow::ensure!(r.verdict == dataplane_user::verdict::TX, "gateway bench: reverse path did not forward");
-    rows.push(compare(dp, "gateway", "tcp_established_down", &reply, opts)?);
+    anyhow::ensure!(
+        r.verdict == dataplane_user::verdict::TX,
+        "gateway bench: reverse path did not forward"
+    );
+    rows.push(compare(
+        dp,
+        "gateway",
+        "tcp_established_down",
+        &reply,
+        opts,
+    )?);
 
     // New sessions: a distinct terminal port per run; between rounds the
     // sessions are freed and their ports returned, as expiry would.
@@ -242,7 +367,10 @@ fn gateway(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchR
             // The floor runs on the same packets first; it changes nothing.
             Ok((0..n).map(|i| tcp(41000 + (i as u16 % 20_000))).collect())
         },
-        &BenchOptions { rounds: opts.rounds, runs_per_round: n },
+        &BenchOptions {
+            rounds: opts.rounds,
+            runs_per_round: n,
+        },
     )?);
     let _ = round;
     rows.extend(gtpu(dp, opts, port)?);
@@ -284,14 +412,27 @@ fn gtpu(dp: &mut Dataplane, opts: &BenchOptions, keep: u16) -> anyhow::Result<Ve
 
     let est = gpdu(40000);
     let first = dp.test_run("gateway", &est)?;
-    anyhow::ensure!(first.verdict == verdict::TX, "gtpu bench: the tunnel session did not forward (verdict {})", first.verdict);
+    anyhow::ensure!(
+        first.verdict == verdict::TX,
+        "gtpu bench: the tunnel session did not forward (verdict {})",
+        first.verdict
+    );
     let port = u16::from_be_bytes([first.output[34], first.output[35]]);
-    let srv = std::net::Ipv4Addr::new(first.output[30], first.output[31], first.output[32], first.output[33]);
+    let srv = std::net::Ipv4Addr::new(
+        first.output[30],
+        first.output[31],
+        first.output[32],
+        first.output[33],
+    );
     rows.push(compare(dp, "gateway", "gtpu_uplink", &est, opts)?);
     let mut reply = edgeplane::packets::tcp_packet(srv, gfx::GW_ADDR, 8080, port, b"");
     reply[..6].copy_from_slice(&gfx::EGRESS_MAC);
     let r = dp.test_run("gateway", &reply)?;
-    anyhow::ensure!(r.verdict == verdict::TX && r.output.len() == reply.len() + 36, "gtpu bench: the reply was not encapsulated (verdict {})", r.verdict);
+    anyhow::ensure!(
+        r.verdict == verdict::TX && r.output.len() == reply.len() + 36,
+        "gtpu bench: the reply was not encapsulated (verdict {})",
+        r.verdict
+    );
     rows.push(compare(dp, "gateway", "gtpu_downlink", &reply, opts)?);
 
     let n = opts.runs_per_round.min(20_000);
@@ -304,9 +445,17 @@ fn gtpu(dp: &mut Dataplane, opts: &BenchOptions, keep: u16) -> anyhow::Result<Ve
             free_sessions(dp, &[port, keep])?;
             Ok((0..n).map(|i| gpdu(41000 + (i as u16 % 20_000))).collect())
         },
-        &BenchOptions { rounds: opts.rounds, runs_per_round: n },
+        &BenchOptions {
+            rounds: opts.rounds,
+            runs_per_round: n,
+        },
     )?);
-    let made = dp.gw_stats()?[stat::NEW_SESSION as usize].packets - before[stat::NEW_SESSION as usize].packets;
-    anyhow::ensure!(made == (opts.rounds * n) as u64, "gtpu bench: {made} new tunnel sessions of {}", opts.rounds * n);
+    let made = dp.gw_stats()?[stat::NEW_SESSION as usize].packets
+        - before[stat::NEW_SESSION as usize].packets;
+    anyhow::ensure!(
+        made == (opts.rounds * n) as u64,
+        "gtpu bench: {made} new tunnel sessions of {}",
+        opts.rounds * n
+    );
     Ok(rows)
 }

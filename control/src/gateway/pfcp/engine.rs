@@ -19,9 +19,15 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
-use super::ie::{trigger, ty, Cause, Fseid, Fteid, IeError, NodeId, Volumes, REPORT_USAR, UP_FEATURE_FTUP};
-use super::rules::{add_rules, check_far, derive, merge_far, merge_pdr, rule_failure, Reject, Rules};
-use super::wire::{msg, CreatedPdr, Header, HeaderError, Message, Reply, SessionRequest, UsageReport, PORT};
+use super::ie::{
+    trigger, ty, Cause, Fseid, Fteid, IeError, NodeId, Volumes, REPORT_USAR, UP_FEATURE_FTUP,
+};
+use super::rules::{
+    add_rules, check_far, derive, merge_far, merge_pdr, rule_failure, Reject, Rules,
+};
+use super::wire::{
+    msg, CreatedPdr, Header, HeaderError, Message, Reply, SessionRequest, UsageReport, PORT,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EngineConfig {
@@ -99,7 +105,9 @@ impl Volume {
     /// A Volume Threshold (§8.2.13) is reached when any volume it sets is.
     fn reaches(self, t: &Volumes) -> bool {
         let hit = |limit: Option<u64>, v: u64| limit.is_some_and(|l| l > 0 && v >= l);
-        hit(t.total, self.ul_bytes.saturating_add(self.dl_bytes)) || hit(t.ul, self.ul_bytes) || hit(t.dl, self.dl_bytes)
+        hit(t.total, self.ul_bytes.saturating_add(self.dl_bytes))
+            || hit(t.ul, self.ul_bytes)
+            || hit(t.dl, self.dl_bytes)
     }
 }
 
@@ -182,7 +190,6 @@ struct Association {
     recovery_ts: u32,
 }
 
-
 struct Session {
     cp_seid: u64,
     cp_addr: Ipv4Addr,
@@ -193,7 +200,10 @@ struct Session {
 }
 
 fn no_resources() -> Reject {
-    IeError { cause: Cause::NO_RESOURCES, ie: None }
+    IeError {
+        cause: Cause::NO_RESOURCES,
+        ie: None,
+    }
 }
 
 /// The UP function's PFCP engine.
@@ -241,7 +251,10 @@ impl Engine {
     /// what happened.
     pub fn handle(&mut self, peer: SocketAddr, datagram: &[u8], t: &mut dyn Tunnels) -> Handled {
         let handled = self.dispatch(peer, datagram, t);
-        *self.counters.entry(outcome_name(&handled.outcome)).or_default() += 1;
+        *self
+            .counters
+            .entry(outcome_name(&handled.outcome))
+            .or_default() += 1;
         handled
     }
 
@@ -257,9 +270,14 @@ impl Engine {
                 }
             }
             Err(HeaderError::Length(h)) => {
-                let err = IeError { cause: Cause::INVALID_LENGTH, ie: None };
+                let err = IeError {
+                    cause: Cause::INVALID_LENGTH,
+                    ie: None,
+                };
                 return match procedure_of(h.msg_type) {
-                    Some(p) if h.msg_type != msg::SESSION_REPORT_RESPONSE => self.reject(p, &h, err),
+                    Some(p) if h.msg_type != msg::SESSION_REPORT_RESPONSE => {
+                        self.reject(p, &h, err)
+                    }
                     _ => discard(unhandled(h.msg_type)),
                 };
             }
@@ -272,20 +290,35 @@ impl Engine {
             Some(Err(e)) if procedure != Procedure::Report => return self.reject(procedure, &h, e),
             _ => return discard(Discard::UnknownReport),
         };
-        let session_msg = !matches!(procedure, Procedure::Heartbeat | Procedure::AssociationSetup | Procedure::AssociationRelease);
+        let session_msg = !matches!(
+            procedure,
+            Procedure::Heartbeat | Procedure::AssociationSetup | Procedure::AssociationRelease
+        );
         if session_msg && h.seid.is_none() {
             // §7.2.2.3: a session message carries a SEID.
-            return self.reject(procedure, &h, IeError { cause: Cause::REJECTED, ie: None });
+            return self.reject(
+                procedure,
+                &h,
+                IeError {
+                    cause: Cause::REJECTED,
+                    ie: None,
+                },
+            );
         }
         let result = match (procedure, body) {
             (Procedure::Heartbeat, _) => {
-                let r = Reply { recovery_ts: Some(self.cfg.recovery_ts), ..Reply::default() };
+                let r = Reply {
+                    recovery_ts: Some(self.cfg.recovery_ts),
+                    ..Reply::default()
+                };
                 return self.answer(Procedure::Heartbeat, &h, None, r);
             }
             (Procedure::AssociationSetup, Message::Flat(r)) => self.association_setup(&r, t),
             (Procedure::AssociationRelease, Message::Flat(r)) => self.association_release(&r, t),
             (Procedure::Establishment, Message::Session(r)) => self.establish(&r, t),
-            (Procedure::Modification, Message::Session(r)) => self.modify(h.seid.unwrap_or(0), &r, t),
+            (Procedure::Modification, Message::Session(r)) => {
+                self.modify(h.seid.unwrap_or(0), &r, t)
+            }
             (Procedure::Deletion, _) => self.delete(h.seid.unwrap_or(0), t),
             (Procedure::Report, Message::Flat(r)) => return self.report_response(&h, &r),
             _ => return discard(Discard::Unexpected(h.msg_type)),
@@ -294,7 +327,16 @@ impl Engine {
             Ok((seid, reply)) => self.answer(procedure, &h, seid, reply),
             Err((seid, e)) => {
                 let r = self.rejection(procedure, e);
-                self.reply_bytes(procedure, &h, seid, r, Outcome::Rejected { procedure, cause: e.cause })
+                self.reply_bytes(
+                    procedure,
+                    &h,
+                    seid,
+                    r,
+                    Outcome::Rejected {
+                        procedure,
+                        cause: e.cause,
+                    },
+                )
             }
         }
     }
@@ -305,17 +347,31 @@ impl Engine {
         let mut out = Vec::new();
         let seids: Vec<u64> = self.sessions.keys().copied().collect();
         for up_seid in seids {
-            let Some(s) = self.sessions.get_mut(&up_seid) else { continue };
-            if !s.rules.urrs.values().any(|u| u.urr.volume_threshold.is_some()) {
+            let Some(s) = self.sessions.get_mut(&up_seid) else {
+                continue;
+            };
+            if !s
+                .rules
+                .urrs
+                .values()
+                .any(|u| u.urr.volume_threshold.is_some())
+            {
                 continue;
             }
             let now = t.usage(s.tunnel);
             let mut reports = Vec::new();
             for (&id, u) in s.rules.urrs.iter_mut() {
-                let Some(th) = &u.urr.volume_threshold else { continue };
+                let Some(th) = &u.urr.volume_threshold else {
+                    continue;
+                };
                 let used = now.since(u.reported);
                 if used.reaches(th) {
-                    reports.push(UsageReport { urr_id: id, ur_seqn: u.seqn, trigger: trigger::VOLTH, volume: Some(used.measurement()) });
+                    reports.push(UsageReport {
+                        urr_id: id,
+                        ur_seqn: u.seqn,
+                        trigger: trigger::VOLTH,
+                        volume: Some(used.measurement()),
+                    });
                     u.reported = now;
                     u.seqn = u.seqn.wrapping_add(1);
                 }
@@ -325,8 +381,13 @@ impl Engine {
             }
             let (cp_seid, cp_addr) = (s.cp_seid, s.cp_addr);
             let seq = self.take_seq();
-            let r = Reply { report_type: Some(REPORT_USAR), usage_reports: reports, ..Reply::default() };
-            let bytes = Header::session(msg::SESSION_REPORT_REQUEST, cp_seid, seq).encode(&r.encode(ty::USAGE_REPORT_SRR));
+            let r = Reply {
+                report_type: Some(REPORT_USAR),
+                usage_reports: reports,
+                ..Reply::default()
+            };
+            let bytes = Header::session(msg::SESSION_REPORT_REQUEST, cp_seid, seq)
+                .encode(&r.encode(ty::USAGE_REPORT_SRR));
             self.pending_reports.insert(seq, up_seid);
             if self.pending_reports.len() > PENDING_REPORTS_MAX {
                 self.pending_reports.pop_first();
@@ -338,7 +399,10 @@ impl Engine {
     }
 
     pub fn sessions(&self) -> Vec<SessionInfo> {
-        self.sessions.iter().map(|(&seid, s)| info(seid, s)).collect()
+        self.sessions
+            .iter()
+            .map(|(&seid, s)| info(seid, s))
+            .collect()
     }
 
     pub fn session_by_tunnel(&self, idx: u32) -> Option<SessionInfo> {
@@ -380,27 +444,49 @@ impl Engine {
         self.reply_bytes(p, h, seid, r, Outcome::Accepted(p))
     }
 
-    fn reply_bytes(&mut self, p: Procedure, h: &Header, seid: Option<u64>, r: Reply, outcome: Outcome) -> Handled {
+    fn reply_bytes(
+        &mut self,
+        p: Procedure,
+        h: &Header,
+        seid: Option<u64>,
+        r: Reply,
+        outcome: Outcome,
+    ) -> Handled {
         let rsp = Self::response_type(p);
-        let usage_ie = if p == Procedure::Deletion { ty::USAGE_REPORT_SDR } else { ty::USAGE_REPORT_SMR };
+        let usage_ie = if p == Procedure::Deletion {
+            ty::USAGE_REPORT_SDR
+        } else {
+            ty::USAGE_REPORT_SMR
+        };
         let header = match p {
-            Procedure::Heartbeat | Procedure::AssociationSetup | Procedure::AssociationRelease => Header::node(rsp, h.seq),
+            Procedure::Heartbeat | Procedure::AssociationSetup | Procedure::AssociationRelease => {
+                Header::node(rsp, h.seq)
+            }
             // §7.2.2.4.2: SEID 0 when the peer's SEID is not known.
             _ => Header::session(rsp, seid.unwrap_or(0), h.seq),
         };
-        Handled { reply: Some(header.encode(&r.encode(usage_ie))), outcome }
+        Handled {
+            reply: Some(header.encode(&r.encode(usage_ie))),
+            outcome,
+        }
     }
 
     /// The response IEs of a rejection: the Node ID where the response
     /// type carries one, the cause and the Offending IE.
     fn rejection(&self, p: Procedure, e: IeError) -> Reply {
-        let mut r = Reply { cause: Some(e.cause), offending_ie: e.ie, ..Reply::default() };
+        let mut r = Reply {
+            cause: Some(e.cause),
+            offending_ie: e.ie,
+            ..Reply::default()
+        };
         match p {
             Procedure::AssociationSetup => {
                 r.node_id = Some(NodeId::V4(self.cfg.node_id));
                 r.recovery_ts = Some(self.cfg.recovery_ts);
             }
-            Procedure::AssociationRelease | Procedure::Establishment => r.node_id = Some(NodeId::V4(self.cfg.node_id)),
+            Procedure::AssociationRelease | Procedure::Establishment => {
+                r.node_id = Some(NodeId::V4(self.cfg.node_id))
+            }
             _ => {}
         }
         r
@@ -409,19 +495,42 @@ impl Engine {
     fn reject(&mut self, p: Procedure, h: &Header, e: IeError) -> Handled {
         let r = self.rejection(p, e);
         // The CP's SEID for a known session; else 0.
-        let seid = h.seid.and_then(|s| self.sessions.get(&s)).map(|s| s.cp_seid);
-        self.reply_bytes(p, h, seid, r, Outcome::Rejected { procedure: p, cause: e.cause })
+        let seid = h
+            .seid
+            .and_then(|s| self.sessions.get(&s))
+            .map(|s| s.cp_seid);
+        self.reply_bytes(
+            p,
+            h,
+            seid,
+            r,
+            Outcome::Rejected {
+                procedure: p,
+                cause: e.cause,
+            },
+        )
     }
 
     /// §6.2.6.2: a new association, or one re-established. A changed
     /// Recovery Time Stamp means the CP restarted: its old sessions go.
-    fn association_setup(&mut self, r: &Reply, t: &mut dyn Tunnels) -> Result<(Option<u64>, Reply), (Option<u64>, Reject)> {
+    fn association_setup(
+        &mut self,
+        r: &Reply,
+        t: &mut dyn Tunnels,
+    ) -> Result<(Option<u64>, Reply), (Option<u64>, Reject)> {
         let node = known_node(r.node_id.as_ref()).map_err(|e| (None, e))?;
-        let ts = r.recovery_ts.ok_or((None, IeError::missing(ty::RECOVERY_TIME_STAMP)))?;
-        if self.associations.get(&node).is_some_and(|a| a.recovery_ts != ts) {
+        let ts = r
+            .recovery_ts
+            .ok_or((None, IeError::missing(ty::RECOVERY_TIME_STAMP)))?;
+        if self
+            .associations
+            .get(&node)
+            .is_some_and(|a| a.recovery_ts != ts)
+        {
             self.drop_sessions_of(&node, t);
         }
-        self.associations.insert(node, Association { recovery_ts: ts });
+        self.associations
+            .insert(node, Association { recovery_ts: ts });
         Ok((
             None,
             Reply {
@@ -435,17 +544,39 @@ impl Engine {
     }
 
     /// §6.2.8: the association and all its sessions go.
-    fn association_release(&mut self, r: &Reply, t: &mut dyn Tunnels) -> Result<(Option<u64>, Reply), (Option<u64>, Reject)> {
+    fn association_release(
+        &mut self,
+        r: &Reply,
+        t: &mut dyn Tunnels,
+    ) -> Result<(Option<u64>, Reply), (Option<u64>, Reject)> {
         let node = known_node(r.node_id.as_ref()).map_err(|e| (None, e))?;
         if self.associations.remove(&node).is_none() {
-            return Err((None, IeError { cause: Cause::NO_ASSOCIATION, ie: None }));
+            return Err((
+                None,
+                IeError {
+                    cause: Cause::NO_ASSOCIATION,
+                    ie: None,
+                },
+            ));
         }
         self.drop_sessions_of(&node, t);
-        Ok((None, Reply { node_id: Some(NodeId::V4(self.cfg.node_id)), cause: Some(Cause::ACCEPTED), ..Reply::default() }))
+        Ok((
+            None,
+            Reply {
+                node_id: Some(NodeId::V4(self.cfg.node_id)),
+                cause: Some(Cause::ACCEPTED),
+                ..Reply::default()
+            },
+        ))
     }
 
     fn drop_sessions_of(&mut self, node: &NodeId, t: &mut dyn Tunnels) {
-        let gone: Vec<u64> = self.sessions.iter().filter(|(_, s)| &s.node == node).map(|(&k, _)| k).collect();
+        let gone: Vec<u64> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| &s.node == node)
+            .map(|(&k, _)| k)
+            .collect();
         for seid in gone {
             if let Some(s) = self.sessions.remove(&seid) {
                 t.remove(s.tunnel);
@@ -499,12 +630,19 @@ impl Engine {
     }
 
     /// §7.5.2: Session Establishment Request.
-    fn establish(&mut self, r: &SessionRequest, t: &mut dyn Tunnels) -> Result<(Option<u64>, Reply), (Option<u64>, Reject)> {
+    fn establish(
+        &mut self,
+        r: &SessionRequest,
+        t: &mut dyn Tunnels,
+    ) -> Result<(Option<u64>, Reply), (Option<u64>, Reject)> {
         let cp_seid = r.cp_fseid.map(|f| f.seid);
         let fail = |e| (cp_seid, e);
         let node = known_node(r.node_id.as_ref()).map_err(fail)?;
         if !self.associations.contains_key(&node) {
-            return Err(fail(IeError { cause: Cause::NO_ASSOCIATION, ie: None }));
+            return Err(fail(IeError {
+                cause: Cause::NO_ASSOCIATION,
+                ie: None,
+            }));
         }
         let fseid = r.cp_fseid.ok_or(fail(IeError::missing(ty::F_SEID)))?;
         let cp_addr = fseid.v4.ok_or(fail(IeError::incorrect(ty::F_SEID)))?;
@@ -526,10 +664,20 @@ impl Engine {
         } else {
             self.check_given_teid(&d.fteid, None).map_err(fail)?
         };
-        let spec = TunnelSpec { ul_teid, ue_addr: d.ue, dl_teid: d.dl.map(|x| x.0), an_addr: d.dl.map(|x| x.1), qfi: d.qfi };
+        let spec = TunnelSpec {
+            ul_teid,
+            ue_addr: d.ue,
+            dl_teid: d.dl.map(|x| x.0),
+            an_addr: d.dl.map(|x| x.1),
+            qfi: d.qfi,
+        };
         t.install(idx, &spec).map_err(|_| fail(no_resources()))?;
         // Committed: nothing below fails.
-        let local = Fteid { teid: ul_teid, v4: Some(self.cfg.n3_addr), ..Fteid::default() };
+        let local = Fteid {
+            teid: ul_teid,
+            v4: Some(self.cfg.n3_addr),
+            ..Fteid::default()
+        };
         if let Some(p) = rules.pdrs.get_mut(&d.ul_pdr) {
             if let Some(pdi) = p.pdi.as_mut() {
                 pdi.fteid = Some(local);
@@ -537,20 +685,41 @@ impl Engine {
         }
         self.claim_teid(ul_teid);
         if d.fteid.ch {
-            self.next_teid = if ul_teid == self.cfg.teid_last { self.cfg.teid_first } else { ul_teid + 1 };
+            self.next_teid = if ul_teid == self.cfg.teid_last {
+                self.cfg.teid_first
+            } else {
+                ul_teid + 1
+            };
         }
         self.free_tunnels.remove(&idx);
         let up_seid = self.pick_seid();
         self.next_seid = up_seid.wrapping_add(1).max(1);
         self.by_tunnel.insert(idx, up_seid);
-        self.sessions.insert(up_seid, Session { cp_seid: fseid.seid, cp_addr, node, tunnel: idx, spec, rules });
-        let created = d.fteid.ch.then_some(CreatedPdr { pdr_id: d.ul_pdr, fteid: Some(local) });
+        self.sessions.insert(
+            up_seid,
+            Session {
+                cp_seid: fseid.seid,
+                cp_addr,
+                node,
+                tunnel: idx,
+                spec,
+                rules,
+            },
+        );
+        let created = d.fteid.ch.then_some(CreatedPdr {
+            pdr_id: d.ul_pdr,
+            fteid: Some(local),
+        });
         Ok((
             Some(fseid.seid),
             Reply {
                 node_id: Some(NodeId::V4(self.cfg.node_id)),
                 cause: Some(Cause::ACCEPTED),
-                fseid: Some(Fseid { seid: up_seid, v4: Some(self.cfg.node_id), v6: None }),
+                fseid: Some(Fseid {
+                    seid: up_seid,
+                    v4: Some(self.cfg.node_id),
+                    v6: None,
+                }),
                 created_pdrs: created.into_iter().collect(),
                 ..Reply::default()
             },
@@ -570,50 +739,98 @@ impl Engine {
     }
 
     /// §7.5.4: Session Modification Request.
-    fn modify(&mut self, up_seid: u64, r: &SessionRequest, t: &mut dyn Tunnels) -> Result<(Option<u64>, Reply), (Option<u64>, Reject)> {
-        let s = self.sessions.get(&up_seid).ok_or((None, IeError { cause: Cause::SESSION_CONTEXT_NOT_FOUND, ie: None }))?;
+    fn modify(
+        &mut self,
+        up_seid: u64,
+        r: &SessionRequest,
+        t: &mut dyn Tunnels,
+    ) -> Result<(Option<u64>, Reply), (Option<u64>, Reject)> {
+        let s = self.sessions.get(&up_seid).ok_or((
+            None,
+            IeError {
+                cause: Cause::SESSION_CONTEXT_NOT_FOUND,
+                ie: None,
+            },
+        ))?;
         let cp_seid = s.cp_seid;
         let fail = |e| (Some(cp_seid), e);
         let mut rules = s.rules.clone();
         let needs_usage = !r.remove_urrs.is_empty() || !r.create_urrs.is_empty();
-        let now = if needs_usage { t.usage(s.tunnel) } else { Volume::default() };
+        let now = if needs_usage {
+            t.usage(s.tunnel)
+        } else {
+            Volume::default()
+        };
         let mut reports = Vec::new();
         for id in &r.remove_pdrs {
-            rules.pdrs.remove(id).ok_or(fail(rule_failure(ty::PDR_ID)))?;
+            rules
+                .pdrs
+                .remove(id)
+                .ok_or(fail(rule_failure(ty::PDR_ID)))?;
         }
         for id in &r.remove_fars {
-            rules.fars.remove(id).ok_or(fail(rule_failure(ty::FAR_ID)))?;
+            rules
+                .fars
+                .remove(id)
+                .ok_or(fail(rule_failure(ty::FAR_ID)))?;
         }
         for id in &r.remove_urrs {
-            let u = rules.urrs.remove(id).ok_or(fail(rule_failure(ty::URR_ID)))?;
-            reports.push(UsageReport { urr_id: *id, ur_seqn: u.seqn, trigger: trigger::TERMR, volume: Some(now.since(u.reported).measurement()) });
+            let u = rules
+                .urrs
+                .remove(id)
+                .ok_or(fail(rule_failure(ty::URR_ID)))?;
+            reports.push(UsageReport {
+                urr_id: *id,
+                ur_seqn: u.seqn,
+                trigger: trigger::TERMR,
+                volume: Some(now.since(u.reported).measurement()),
+            });
         }
         add_rules(&mut rules, r, now).map_err(fail)?;
-        if r.create_pdrs.iter().chain(&r.update_pdrs).any(|p| p.pdi.as_ref().and_then(|d| d.fteid).is_some_and(|f| f.ch)) {
+        if r.create_pdrs
+            .iter()
+            .chain(&r.update_pdrs)
+            .any(|p| p.pdi.as_ref().and_then(|d| d.fteid).is_some_and(|f| f.ch))
+        {
             // Re-allocating a live tunnel's TEID is not supported.
             return Err(fail(rule_failure(ty::F_TEID)));
         }
         for u in &r.update_pdrs {
             let id = u.pdr_id.ok_or(fail(IeError::missing(ty::PDR_ID)))?;
-            let p = rules.pdrs.get_mut(&id).ok_or(fail(rule_failure(ty::PDR_ID)))?;
+            let p = rules
+                .pdrs
+                .get_mut(&id)
+                .ok_or(fail(rule_failure(ty::PDR_ID)))?;
             merge_pdr(p, u);
         }
         for u in &r.update_fars {
             let id = u.far_id.ok_or(fail(IeError::missing(ty::FAR_ID)))?;
             check_far(u).map_err(fail)?;
-            let f = rules.fars.get_mut(&id).ok_or(fail(rule_failure(ty::FAR_ID)))?;
+            let f = rules
+                .fars
+                .get_mut(&id)
+                .ok_or(fail(rule_failure(ty::FAR_ID)))?;
             merge_far(f, u);
         }
         let d = derive(&rules).map_err(fail)?;
-        let ul_teid = self.check_given_teid(&d.fteid, Some(s.spec.ul_teid)).map_err(fail)?;
-        let spec = TunnelSpec { ul_teid, ue_addr: d.ue, dl_teid: d.dl.map(|x| x.0), an_addr: d.dl.map(|x| x.1), qfi: d.qfi };
+        let ul_teid = self
+            .check_given_teid(&d.fteid, Some(s.spec.ul_teid))
+            .map_err(fail)?;
+        let spec = TunnelSpec {
+            ul_teid,
+            ue_addr: d.ue,
+            dl_teid: d.dl.map(|x| x.0),
+            an_addr: d.dl.map(|x| x.1),
+            qfi: d.qfi,
+        };
         let cp = match r.cp_fseid {
             Some(f) => (f.seid, f.v4.ok_or(fail(IeError::incorrect(ty::F_SEID)))?),
             None => (s.cp_seid, s.cp_addr),
         };
         let (tunnel, old_teid) = (s.tunnel, s.spec.ul_teid);
         if spec != s.spec {
-            t.install(tunnel, &spec).map_err(|_| fail(rule_failure(ty::UPDATE_FAR)))?;
+            t.install(tunnel, &spec)
+                .map_err(|_| fail(rule_failure(ty::UPDATE_FAR)))?;
         }
         if ul_teid != old_teid {
             self.forget_teid(old_teid);
@@ -623,40 +840,81 @@ impl Engine {
         (s.cp_seid, s.cp_addr) = cp;
         s.spec = spec;
         s.rules = rules;
-        Ok((Some(cp.0), Reply { cause: Some(Cause::ACCEPTED), usage_reports: reports, ..Reply::default() }))
+        Ok((
+            Some(cp.0),
+            Reply {
+                cause: Some(Cause::ACCEPTED),
+                usage_reports: reports,
+                ..Reply::default()
+            },
+        ))
     }
 
     /// §7.5.6: Session Deletion Request; a final report per URR (§5.2.2.3).
-    fn delete(&mut self, up_seid: u64, t: &mut dyn Tunnels) -> Result<(Option<u64>, Reply), (Option<u64>, Reject)> {
-        let s = self.sessions.remove(&up_seid).ok_or((None, IeError { cause: Cause::SESSION_CONTEXT_NOT_FOUND, ie: None }))?;
+    fn delete(
+        &mut self,
+        up_seid: u64,
+        t: &mut dyn Tunnels,
+    ) -> Result<(Option<u64>, Reply), (Option<u64>, Reject)> {
+        let s = self.sessions.remove(&up_seid).ok_or((
+            None,
+            IeError {
+                cause: Cause::SESSION_CONTEXT_NOT_FOUND,
+                ie: None,
+            },
+        ))?;
         let last = t.remove(s.tunnel);
         self.release(&s);
         let reports = s
             .rules
             .urrs
             .iter()
-            .map(|(&id, u)| UsageReport { urr_id: id, ur_seqn: u.seqn, trigger: trigger::TERMR, volume: Some(last.since(u.reported).measurement()) })
+            .map(|(&id, u)| UsageReport {
+                urr_id: id,
+                ur_seqn: u.seqn,
+                trigger: trigger::TERMR,
+                volume: Some(last.since(u.reported).measurement()),
+            })
             .collect();
-        Ok((Some(s.cp_seid), Reply { cause: Some(Cause::ACCEPTED), usage_reports: reports, ..Reply::default() }))
+        Ok((
+            Some(s.cp_seid),
+            Reply {
+                cause: Some(Cause::ACCEPTED),
+                usage_reports: reports,
+                ..Reply::default()
+            },
+        ))
     }
 
     /// §7.5.9: the CP's answer to one of our reports. Never answered.
     fn report_response(&mut self, h: &Header, r: &Reply) -> Handled {
-        let ours = self.pending_reports.get(&h.seq).is_some_and(|&s| Some(s) == h.seid || h.seid == Some(0));
+        let ours = self
+            .pending_reports
+            .get(&h.seq)
+            .is_some_and(|&s| Some(s) == h.seid || h.seid == Some(0));
         if !ours {
             return discard(Discard::UnknownReport);
         }
         self.pending_reports.remove(&h.seq);
         let outcome = match r.cause {
             Some(Cause::ACCEPTED) => Outcome::Accepted(Procedure::Report),
-            c => Outcome::Rejected { procedure: Procedure::Report, cause: c.unwrap_or(Cause(0)) },
+            c => Outcome::Rejected {
+                procedure: Procedure::Report,
+                cause: c.unwrap_or(Cause(0)),
+            },
         };
-        Handled { reply: None, outcome }
+        Handled {
+            reply: None,
+            outcome,
+        }
     }
 }
 
 fn discard(d: Discard) -> Handled {
-    Handled { reply: None, outcome: Outcome::Discarded(d) }
+    Handled {
+        reply: None,
+        outcome: Outcome::Discarded(d),
+    }
 }
 
 fn unhandled(msg_type: u8) -> Discard {
@@ -689,7 +947,10 @@ fn procedure_of(msg_type: u8) -> Option<Procedure> {
 fn outcome_name(o: &Outcome) -> &'static str {
     match o {
         Outcome::Accepted(p) => p.name(),
-        Outcome::Rejected { procedure: Procedure::Report, .. } => "pfcp_report_not_accepted_by_cp",
+        Outcome::Rejected {
+            procedure: Procedure::Report,
+            ..
+        } => "pfcp_report_not_accepted_by_cp",
         Outcome::Rejected { cause, .. } => match *cause {
             Cause::REJECTED => "pfcp_rejected_request_rejected",
             Cause::SESSION_CONTEXT_NOT_FOUND => "pfcp_rejected_session_not_found",
@@ -721,7 +982,12 @@ fn info(up_seid: u64, s: &Session) -> SessionInfo {
             .rules
             .urrs
             .iter()
-            .map(|(&id, u)| UrrInfo { urr_id: id, threshold: u.urr.volume_threshold, reported: u.reported, next_seqn: u.seqn })
+            .map(|(&id, u)| UrrInfo {
+                urr_id: id,
+                threshold: u.urr.volume_threshold,
+                reported: u.reported,
+                next_seqn: u.seqn,
+            })
             .collect(),
     }
 }

@@ -90,26 +90,41 @@ impl IeError {
     /// An IE's length runs past its parent (or the message): §7.6
     /// "Invalid Length".
     pub fn length(ie: u16) -> Self {
-        IeError { cause: Cause::INVALID_LENGTH, ie: Some(ie) }
+        IeError {
+            cause: Cause::INVALID_LENGTH,
+            ie: Some(ie),
+        }
     }
     /// An IE we read is shorter than its flags say, or holds a value we
     /// cannot use: "Mandatory IE incorrect".
     pub fn incorrect(ie: u16) -> Self {
-        IeError { cause: Cause::MANDATORY_IE_INCORRECT, ie: Some(ie) }
+        IeError {
+            cause: Cause::MANDATORY_IE_INCORRECT,
+            ie: Some(ie),
+        }
     }
     pub fn missing(ie: u16) -> Self {
-        IeError { cause: Cause::MANDATORY_IE_MISSING, ie: Some(ie) }
+        IeError {
+            cause: Cause::MANDATORY_IE_MISSING,
+            ie: Some(ie),
+        }
     }
 }
 
 /// Calls `f(type, value)` for each 3GPP IE in `buf`, in order; enterprise
 /// IEs are skipped (§8.1.1). Unknown types are passed on for the caller to
 /// ignore (§7.6: an unexpected IE is not an error).
-pub fn walk<'a>(buf: &'a [u8], mut f: impl FnMut(u16, &'a [u8]) -> Result<(), IeError>) -> Result<(), IeError> {
+pub fn walk<'a>(
+    buf: &'a [u8],
+    mut f: impl FnMut(u16, &'a [u8]) -> Result<(), IeError>,
+) -> Result<(), IeError> {
     let mut rest = buf;
     while !rest.is_empty() {
         if rest.len() < 4 {
-            return Err(IeError { cause: Cause::INVALID_LENGTH, ie: None });
+            return Err(IeError {
+                cause: Cause::INVALID_LENGTH,
+                ie: None,
+            });
         }
         let ty = u16::from_be_bytes([rest[0], rest[1]]);
         let len = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
@@ -227,7 +242,9 @@ impl NodeId {
                 let mut labels = Vec::new();
                 let mut rest = c.rest();
                 while let Some((&n, tail)) = rest.split_first() {
-                    let label = tail.get(..usize::from(n)).ok_or(IeError::incorrect(ty::NODE_ID))?;
+                    let label = tail
+                        .get(..usize::from(n))
+                        .ok_or(IeError::incorrect(ty::NODE_ID))?;
                     labels.push(String::from_utf8_lossy(label).into_owned());
                     rest = &tail[usize::from(n)..];
                 }
@@ -274,8 +291,16 @@ impl Fseid {
         let mut c = Cursor::new(ty::F_SEID, v);
         let flags = c.u8()?;
         let seid = c.u64()?;
-        let v4 = if flags & 0x02 != 0 { Some(c.ipv4()?) } else { None };
-        let v6 = if flags & 0x01 != 0 { Some(c.ipv6()?) } else { None };
+        let v4 = if flags & 0x02 != 0 {
+            Some(c.ipv4()?)
+        } else {
+            None
+        };
+        let v6 = if flags & 0x01 != 0 {
+            Some(c.ipv6()?)
+        } else {
+            None
+        };
         Ok(Fseid { seid, v4, v6 })
     }
     pub(crate) fn encode(&self, w: &mut IeWriter) {
@@ -308,8 +333,17 @@ impl Fteid {
     pub(crate) fn decode(v: &[u8]) -> Result<Self, IeError> {
         let mut c = Cursor::new(ty::F_TEID, v);
         let flags = c.u8()?;
-        let (v4f, v6f, ch, chid) = (flags & 1 != 0, flags & 2 != 0, flags & 4 != 0, flags & 8 != 0);
-        let mut f = Fteid { ch, want_v4: v4f, ..Fteid::default() };
+        let (v4f, v6f, ch, chid) = (
+            flags & 1 != 0,
+            flags & 2 != 0,
+            flags & 4 != 0,
+            flags & 8 != 0,
+        );
+        let mut f = Fteid {
+            ch,
+            want_v4: v4f,
+            ..Fteid::default()
+        };
         if ch {
             if chid {
                 f.choose_id = Some(c.u8()?);
@@ -362,12 +396,28 @@ impl UeIp {
     pub(crate) fn decode(v: &[u8]) -> Result<Self, IeError> {
         let mut c = Cursor::new(ty::UE_IP_ADDRESS, v);
         let flags = c.u8()?;
-        let v4 = if flags & 2 != 0 { Some(c.ipv4()?) } else { None };
-        let v6 = if flags & 1 != 0 { Some(c.ipv6()?) } else { None };
-        Ok(UeIp { v4, v6, destination: flags & 4 != 0 })
+        let v4 = if flags & 2 != 0 {
+            Some(c.ipv4()?)
+        } else {
+            None
+        };
+        let v6 = if flags & 1 != 0 {
+            Some(c.ipv6()?)
+        } else {
+            None
+        };
+        Ok(UeIp {
+            v4,
+            v6,
+            destination: flags & 4 != 0,
+        })
     }
     pub(crate) fn encode(&self, w: &mut IeWriter) {
-        let mut v = vec![u8::from(self.destination) << 2 | u8::from(self.v4.is_some()) << 1 | u8::from(self.v6.is_some())];
+        let mut v = vec![
+            u8::from(self.destination) << 2
+                | u8::from(self.v4.is_some()) << 1
+                | u8::from(self.v6.is_some()),
+        ];
         if let Some(a) = self.v4 {
             v.extend_from_slice(&a.octets());
         }
@@ -394,16 +444,32 @@ impl Ohc {
     const IPV4: u16 = 0x1000;
 
     pub fn gtpu_v4(teid: u32, addr: Ipv4Addr) -> Self {
-        Ohc { description: Self::GTPU_UDP_IPV4, teid: Some(teid), v4: Some(addr) }
+        Ohc {
+            description: Self::GTPU_UDP_IPV4,
+            teid: Some(teid),
+            v4: Some(addr),
+        }
     }
     pub(crate) fn decode(v: &[u8]) -> Result<Self, IeError> {
         let mut c = Cursor::new(ty::OUTER_HEADER_CREATION, v);
         let d = c.u16()?;
         // Fields present per the description bits, in the spec's order;
         // only what precedes an IPv6 address is read.
-        let teid = if d & (Self::GTPU_UDP_IPV4 | Self::GTPU_UDP_IPV6) != 0 { Some(c.u32()?) } else { None };
-        let v4 = if d & (Self::GTPU_UDP_IPV4 | Self::UDP_IPV4 | Self::IPV4) != 0 { Some(c.ipv4()?) } else { None };
-        Ok(Ohc { description: d, teid, v4 })
+        let teid = if d & (Self::GTPU_UDP_IPV4 | Self::GTPU_UDP_IPV6) != 0 {
+            Some(c.u32()?)
+        } else {
+            None
+        };
+        let v4 = if d & (Self::GTPU_UDP_IPV4 | Self::UDP_IPV4 | Self::IPV4) != 0 {
+            Some(c.ipv4()?)
+        } else {
+            None
+        };
+        Ok(Ohc {
+            description: d,
+            teid,
+            v4,
+        })
     }
     pub(crate) fn encode(&self, w: &mut IeWriter) {
         let mut v = self.description.to_be_bytes().to_vec();
@@ -432,7 +498,14 @@ pub struct Volumes {
 
 impl Volumes {
     fn fields(&self) -> [Option<u64>; 6] {
-        [self.total, self.ul, self.dl, self.total_pkts, self.ul_pkts, self.dl_pkts]
+        [
+            self.total,
+            self.ul,
+            self.dl,
+            self.total_pkts,
+            self.ul_pkts,
+            self.dl_pkts,
+        ]
     }
     pub(crate) fn decode(ie: u16, v: &[u8]) -> Result<Self, IeError> {
         let mut c = Cursor::new(ie, v);
@@ -445,7 +518,14 @@ impl Volumes {
                 *slot = Some(c.u64()?);
             }
         }
-        Ok(Volumes { total: f[0], ul: f[1], dl: f[2], total_pkts: f[3], ul_pkts: f[4], dl_pkts: f[5] })
+        Ok(Volumes {
+            total: f[0],
+            ul: f[1],
+            dl: f[2],
+            total_pkts: f[3],
+            ul_pkts: f[4],
+            dl_pkts: f[5],
+        })
     }
     pub(crate) fn encode(&self, ie: u16, w: &mut IeWriter) {
         let mut v = vec![0];

@@ -12,6 +12,9 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use engine::{Discard, Engine, EngineConfig, Handled, Outcome, Procedure, SessionInfo, TunnelSpec, Tunnels, UrrInfo, Volume};
+pub use engine::{
+    Discard, Engine, EngineConfig, Handled, Outcome, Procedure, SessionInfo, TunnelSpec, Tunnels,
+    UrrInfo, Volume,
+};
 pub use ie::{Cause, Fseid, Fteid, NodeId, Ohc, UeIp, Volumes};
 pub use wire::{build, decode, Header, Message, Reply, SessionRequest, PORT};

@@ -5,13 +5,18 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use super::engine::Volume;
-use super::ie::{action, ty, Cause, Fteid, IeError, Ohc, IFACE_ACCESS, IFACE_CORE, OHR_GTPU_UDP_IPV4};
+use super::ie::{
+    action, ty, Cause, Fteid, IeError, Ohc, IFACE_ACCESS, IFACE_CORE, OHR_GTPU_UDP_IPV4,
+};
 use super::wire::{Far, Pdr, Qer, SessionRequest, Urr};
 
 pub(super) type Reject = IeError;
 
 pub(super) fn rule_failure(ie: u16) -> Reject {
-    IeError { cause: Cause::RULE_FAILURE, ie: Some(ie) }
+    IeError {
+        cause: Cause::RULE_FAILURE,
+        ie: Some(ie),
+    }
 }
 
 #[derive(Clone)]
@@ -53,7 +58,18 @@ pub(super) fn add_rules(rules: &mut Rules, r: &SessionRequest, now: Volume) -> R
     }
     for u in &r.create_urrs {
         let id = u.urr_id.ok_or(IeError::missing(ty::URR_ID))?;
-        if rules.urrs.insert(id, UrrRule { urr: *u, reported: now, seqn: 0 }).is_some() {
+        if rules
+            .urrs
+            .insert(
+                id,
+                UrrRule {
+                    urr: *u,
+                    reported: now,
+                    seqn: 0,
+                },
+            )
+            .is_some()
+        {
             return Err(rule_failure(ty::URR_ID));
         }
     }
@@ -66,7 +82,8 @@ pub(super) fn add_rules(rules: &mut Rules, r: &SessionRequest, now: Volume) -> R
     for p in &r.create_pdrs {
         let id = p.pdr_id.ok_or(IeError::missing(ty::PDR_ID))?;
         let pdi = p.pdi.as_ref().ok_or(IeError::missing(ty::PDI))?;
-        pdi.source_interface.ok_or(IeError::missing(ty::SOURCE_INTERFACE))?;
+        pdi.source_interface
+            .ok_or(IeError::missing(ty::SOURCE_INTERFACE))?;
         p.far_id.ok_or(IeError::missing(ty::FAR_ID))?;
         if rules.pdrs.insert(id, p.clone()).is_some() {
             return Err(rule_failure(ty::PDR_ID));
@@ -157,22 +174,55 @@ pub(super) fn derive(rules: &Rules) -> Result<Derived, Reject> {
     if (fteid.ch && !fteid.want_v4) || (!fteid.ch && fteid.v4.is_none()) {
         return Err(IeError::incorrect(ty::F_TEID));
     }
-    if ul.outer_header_removal.is_some_and(|d| d != OHR_GTPU_UDP_IPV4) {
+    if ul
+        .outer_header_removal
+        .is_some_and(|d| d != OHR_GTPU_UDP_IPV4)
+    {
         return Err(rule_failure(ty::OUTER_HEADER_REMOVAL));
     }
-    let far_of = |p: &Pdr| p.far_id.and_then(|id| rules.fars.get(&id)).copied().unwrap_or_default();
+    let far_of = |p: &Pdr| {
+        p.far_id
+            .and_then(|id| rules.fars.get(&id))
+            .copied()
+            .unwrap_or_default()
+    };
     if far_of(ul).apply_action.unwrap_or(0) & action::FORW == 0 {
         return Err(rule_failure(ty::APPLY_ACTION));
     }
-    let ue_ip = dl.pdi.as_ref().and_then(|p| p.ue_ip).ok_or(IeError::missing(ty::UE_IP_ADDRESS))?;
+    let ue_ip = dl
+        .pdi
+        .as_ref()
+        .and_then(|p| p.ue_ip)
+        .ok_or(IeError::missing(ty::UE_IP_ADDRESS))?;
     let ue = ue_ip.v4.ok_or(IeError::incorrect(ty::UE_IP_ADDRESS))?;
     let dl_far = far_of(dl);
     // Downlink live only when forwarding with an outer header: BUFF, DROP
     // or no OHC yet leave it out of the fast path.
-    let dl_path = match (dl_far.apply_action.unwrap_or(0) & action::FORW != 0, dl_far.forwarding.and_then(|f| f.ohc)) {
-        (true, Some(Ohc { teid: Some(teid), v4: Some(an), .. })) => Some((teid, an)),
+    let dl_path = match (
+        dl_far.apply_action.unwrap_or(0) & action::FORW != 0,
+        dl_far.forwarding.and_then(|f| f.ohc),
+    ) {
+        (
+            true,
+            Some(Ohc {
+                teid: Some(teid),
+                v4: Some(an),
+                ..
+            }),
+        ) => Some((teid, an)),
         _ => None,
     };
-    let qfi = ul.qer_ids.iter().filter_map(|q| rules.qers.get(q)).find_map(|q| q.qfi).or(ul_pdi.qfi);
-    Ok(Derived { ul_pdr: ul_id, fteid, ue, dl: dl_path, qfi })
+    let qfi = ul
+        .qer_ids
+        .iter()
+        .filter_map(|q| rules.qers.get(q))
+        .find_map(|q| q.qfi)
+        .or(ul_pdi.qfi);
+    Ok(Derived {
+        ul_pdr: ul_id,
+        fteid,
+        ue,
+        dl: dl_path,
+        qfi,
+    })
 }

@@ -21,7 +21,10 @@ const REPORT_RSP: &str = "213900110000000000000001000001000013000101";
 const ASSOC_RELEASE_REQ: &str = "2009000d00000600003c0005000a000001";
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
 }
 fn to_hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -78,12 +81,22 @@ struct Lab {
 
 impl Lab {
     fn new(cfg: EngineConfig) -> Self {
-        Lab { e: Engine::new(cfg), t: FakeTunnels::default(), seq: 100 }
+        Lab {
+            e: Engine::new(cfg),
+            t: FakeTunnels::default(),
+            seq: 100,
+        }
     }
     fn associated() -> Self {
         let mut l = Lab::new(cfg());
         let (_, r, o) = l.send(&build::association_setup_request(1, CP, 7));
-        assert_eq!((o, r.cause), (Outcome::Accepted(Procedure::AssociationSetup), Some(Cause::ACCEPTED)));
+        assert_eq!(
+            (o, r.cause),
+            (
+                Outcome::Accepted(Procedure::AssociationSetup),
+                Some(Cause::ACCEPTED)
+            )
+        );
         l
     }
     /// The outcome, and the reply decoded (it must decode).
@@ -91,7 +104,9 @@ impl Lab {
         let h = self.e.handle(peer(), bytes, &mut self.t);
         let reply = h.reply.expect("a reply");
         let (hdr, m) = decode(&reply).expect("our reply decodes");
-        let Message::Flat(r) = m else { panic!("a response") };
+        let Message::Flat(r) = m else {
+            panic!("a response")
+        };
         (hdr, r, h.outcome)
     }
     fn seq(&mut self) -> u32 {
@@ -103,7 +118,14 @@ impl Lab {
         self.send(&build::establishment_request(s, req))
     }
     fn typical(&mut self, cp_seid: u64, ue: Ipv4Addr, threshold: Option<u64>) -> u64 {
-        let (_, r, o) = self.establish(&build::typical_session(CP, cp_seid, ue, Some((0x1234, AN)), threshold, 9));
+        let (_, r, o) = self.establish(&build::typical_session(
+            CP,
+            cp_seid,
+            ue,
+            Some((0x1234, AN)),
+            threshold,
+            9,
+        ));
         assert_eq!(o, Outcome::Accepted(Procedure::Establishment), "{r:?}");
         r.fseid.expect("UP F-SEID").seid
     }
@@ -113,7 +135,10 @@ impl Lab {
 }
 
 fn rejected(p: Procedure, c: Cause) -> Outcome {
-    Outcome::Rejected { procedure: p, cause: c }
+    Outcome::Rejected {
+        procedure: p,
+        cause: c,
+    }
 }
 
 #[test]
@@ -121,7 +146,10 @@ fn scapy_heartbeat_is_answered_with_our_recovery_time_stamp() {
     let mut l = Lab::new(cfg());
     let (h, r, o) = l.send(&hex(HEARTBEAT_REQ));
     assert_eq!(o, Outcome::Accepted(Procedure::Heartbeat));
-    assert_eq!((h.msg_type, h.seq, h.seid), (msg::HEARTBEAT_RESPONSE, 1, None));
+    assert_eq!(
+        (h.msg_type, h.seq, h.seid),
+        (msg::HEARTBEAT_RESPONSE, 1, None)
+    );
     assert_eq!(r.recovery_ts, Some(3_800_000_000));
 }
 
@@ -129,45 +157,116 @@ fn scapy_heartbeat_is_answered_with_our_recovery_time_stamp() {
 fn scapy_session_lifecycle_establish_modify_report_delete_release() {
     let mut l = Lab::new(cfg());
     let (h, r, _) = l.send(&hex(ASSOC_SETUP_REQ));
-    assert_eq!((h.msg_type, h.seq, r.cause, r.node_id), (msg::ASSOCIATION_SETUP_RESPONSE, 2, Some(Cause::ACCEPTED), Some(NodeId::V4(cfg().node_id))));
+    assert_eq!(
+        (h.msg_type, h.seq, r.cause, r.node_id),
+        (
+            msg::ASSOCIATION_SETUP_RESPONSE,
+            2,
+            Some(Cause::ACCEPTED),
+            Some(NodeId::V4(cfg().node_id))
+        )
+    );
     assert_eq!(r.up_features, Some(0x1000), "FTUP: we allocate F-TEIDs");
 
     // 5G: establishment without the downlink, then a modification adds it.
     let (h, r, o) = l.send(&hex(ESTABLISH_REQ_NO_OHC));
     assert_eq!(o, Outcome::Accepted(Procedure::Establishment), "{r:?}");
-    assert_eq!((h.msg_type, h.seid, h.seq), (msg::SESSION_ESTABLISHMENT_RESPONSE, Some(0x1111), 3));
-    assert_eq!(r.fseid.map(|f| (f.seid, f.v4)), Some((1, Some(cfg().node_id))));
+    assert_eq!(
+        (h.msg_type, h.seid, h.seq),
+        (msg::SESSION_ESTABLISHMENT_RESPONSE, Some(0x1111), 3)
+    );
+    assert_eq!(
+        r.fseid.map(|f| (f.seid, f.v4)),
+        Some((1, Some(cfg().node_id)))
+    );
     let created = r.created_pdrs[0];
-    assert_eq!((created.pdr_id, created.fteid.map(|f| (f.teid, f.v4))), (1, Some((100, Some(cfg().n3_addr)))));
+    assert_eq!(
+        (created.pdr_id, created.fteid.map(|f| (f.teid, f.v4))),
+        (1, Some((100, Some(cfg().n3_addr))))
+    );
     let spec = l.t.live[&0].0;
-    assert_eq!(spec, TunnelSpec { ul_teid: 100, ue_addr: UE, dl_teid: None, an_addr: None, qfi: Some(9) });
+    assert_eq!(
+        spec,
+        TunnelSpec {
+            ul_teid: 100,
+            ue_addr: UE,
+            dl_teid: None,
+            an_addr: None,
+            qfi: Some(9)
+        }
+    );
 
     let (h, r, o) = l.send(&hex(MODIFY_REQ));
-    assert_eq!((o, h.seid, r.cause), (Outcome::Accepted(Procedure::Modification), Some(0x1111), Some(Cause::ACCEPTED)));
-    assert_eq!(l.t.live[&0].0, TunnelSpec { dl_teid: Some(0x5678), an_addr: Some(Ipv4Addr::new(192, 168, 1, 20)), ..spec });
+    assert_eq!(
+        (o, h.seid, r.cause),
+        (
+            Outcome::Accepted(Procedure::Modification),
+            Some(0x1111),
+            Some(Cause::ACCEPTED)
+        )
+    );
+    assert_eq!(
+        l.t.live[&0].0,
+        TunnelSpec {
+            dl_teid: Some(0x5678),
+            an_addr: Some(Ipv4Addr::new(192, 168, 1, 20)),
+            ..spec
+        }
+    );
 
     // The threshold is 1,000,000 bytes in total.
-    l.t.live.get_mut(&0).expect("live").1 = Volume { ul_bytes: 600_000, dl_bytes: 400_000, ul_pkts: 500, dl_pkts: 400 };
+    l.t.live.get_mut(&0).expect("live").1 = Volume {
+        ul_bytes: 600_000,
+        dl_bytes: 400_000,
+        ul_pkts: 500,
+        dl_pkts: 400,
+    };
     let out = l.e.poll_reports(&mut l.t);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].0, peer());
-    let (rh, Message::Flat(rr)) = decode(&out[0].1).expect("report decodes") else { panic!() };
-    assert_eq!((rh.msg_type, rh.seid, rh.seq), (msg::SESSION_REPORT_REQUEST, Some(0x1111), 1));
+    let (rh, Message::Flat(rr)) = decode(&out[0].1).expect("report decodes") else {
+        panic!()
+    };
+    assert_eq!(
+        (rh.msg_type, rh.seid, rh.seq),
+        (msg::SESSION_REPORT_REQUEST, Some(0x1111), 1)
+    );
     assert_eq!(rr.report_type, Some(REPORT_USAR));
     let h2 = l.e.handle(peer(), &hex(REPORT_RSP), &mut l.t);
-    assert_eq!((h2.reply, h2.outcome), (None, Outcome::Accepted(Procedure::Report)));
+    assert_eq!(
+        (h2.reply, h2.outcome),
+        (None, Outcome::Accepted(Procedure::Report))
+    );
 
-    l.t.live.get_mut(&0).expect("live").1 = Volume { ul_bytes: 600_010, dl_bytes: 400_020, ul_pkts: 501, dl_pkts: 402 };
+    l.t.live.get_mut(&0).expect("live").1 = Volume {
+        ul_bytes: 600_010,
+        dl_bytes: 400_020,
+        ul_pkts: 501,
+        dl_pkts: 402,
+    };
     let (h, r, o) = l.send(&hex(DELETE_REQ));
-    assert_eq!((o, h.seid), (Outcome::Accepted(Procedure::Deletion), Some(0x1111)));
+    assert_eq!(
+        (o, h.seid),
+        (Outcome::Accepted(Procedure::Deletion), Some(0x1111))
+    );
     let u = r.usage_reports[0];
     assert_eq!((u.urr_id, u.ur_seqn, u.trigger), (1, 1, trigger::TERMR));
     let v = u.volume.expect("volume");
-    assert_eq!((v.total, v.ul, v.dl, v.total_pkts, v.ul_pkts, v.dl_pkts), (Some(30), Some(10), Some(20), Some(3), Some(1), Some(2)));
+    assert_eq!(
+        (v.total, v.ul, v.dl, v.total_pkts, v.ul_pkts, v.dl_pkts),
+        (Some(30), Some(10), Some(20), Some(3), Some(1), Some(2))
+    );
     assert!(l.t.live.is_empty() && l.e.sessions().is_empty());
 
     let (h, r, o) = l.send(&hex(ASSOC_RELEASE_REQ));
-    assert_eq!((o, h.msg_type, r.cause), (Outcome::Accepted(Procedure::AssociationRelease), msg::ASSOCIATION_RELEASE_RESPONSE, Some(Cause::ACCEPTED)));
+    assert_eq!(
+        (o, h.msg_type, r.cause),
+        (
+            Outcome::Accepted(Procedure::AssociationRelease),
+            msg::ASSOCIATION_RELEASE_RESPONSE,
+            Some(Cause::ACCEPTED)
+        )
+    );
 }
 
 #[test]
@@ -175,9 +274,26 @@ fn scapy_establishment_with_downlink_ohc_installs_the_whole_tunnel() {
     let mut l = Lab::associated();
     let (_, r, o) = l.send(&hex(ESTABLISH_REQ));
     assert_eq!(o, Outcome::Accepted(Procedure::Establishment), "{r:?}");
-    assert_eq!(l.t.live[&0].0, TunnelSpec { ul_teid: 100, ue_addr: UE, dl_teid: Some(0x1234), an_addr: Some(AN), qfi: Some(9) });
+    assert_eq!(
+        l.t.live[&0].0,
+        TunnelSpec {
+            ul_teid: 100,
+            ue_addr: UE,
+            dl_teid: Some(0x1234),
+            an_addr: Some(AN),
+            qfi: Some(9)
+        }
+    );
     let s = l.e.session_by_tunnel(0).expect("session");
-    assert_eq!((s.up_seid, s.cp_seid, s.cp, s.urrs[0].threshold.and_then(|t| t.total)), (1, 0x1111, peer(), Some(1_000_000)));
+    assert_eq!(
+        (
+            s.up_seid,
+            s.cp_seid,
+            s.cp,
+            s.urrs[0].threshold.and_then(|t| t.total)
+        ),
+        (1, 0x1111, peer(), Some(1_000_000))
+    );
 }
 
 /// Our responses, byte for byte as scapy parsed them.
@@ -186,12 +302,29 @@ fn our_responses_are_the_bytes_scapy_parsed() {
     let mut l = Lab::new(cfg());
     let mut out = Vec::new();
     for req in [ASSOC_SETUP_REQ, HEARTBEAT_REQ, ESTABLISH_REQ, MODIFY_REQ] {
-        out.push(to_hex(&l.e.handle(peer(), &hex(req), &mut l.t).reply.expect("reply")));
+        out.push(to_hex(
+            &l.e.handle(peer(), &hex(req), &mut l.t)
+                .reply
+                .expect("reply"),
+        ));
     }
-    l.t.live.get_mut(&0).expect("live").1 = Volume { ul_bytes: 700_000, dl_bytes: 300_000, ul_pkts: 7, dl_pkts: 3 };
+    l.t.live.get_mut(&0).expect("live").1 = Volume {
+        ul_bytes: 700_000,
+        dl_bytes: 300_000,
+        ul_pkts: 7,
+        dl_pkts: 3,
+    };
     out.push(to_hex(&l.e.poll_reports(&mut l.t)[0].1));
-    out.push(to_hex(&l.e.handle(peer(), &hex(DELETE_REQ), &mut l.t).reply.expect("reply")));
-    out.push(to_hex(&l.e.handle(peer(), &hex(DELETE_REQ), &mut l.t).reply.expect("reply")));
+    out.push(to_hex(
+        &l.e.handle(peer(), &hex(DELETE_REQ), &mut l.t)
+            .reply
+            .expect("reply"),
+    ));
+    out.push(to_hex(
+        &l.e.handle(peer(), &hex(DELETE_REQ), &mut l.t)
+            .reply
+            .expect("reply"),
+    ));
     let expected = [
         OUR_ASSOC_SETUP_RSP,
         OUR_HEARTBEAT_RSP,
@@ -204,7 +337,8 @@ fn our_responses_are_the_bytes_scapy_parsed() {
     assert_eq!(out, expected);
 }
 
-const OUR_ASSOC_SETUP_RSP: &str = "2006002000000200003c0005000a000009001300010100600004e27f6600002b00021000";
+const OUR_ASSOC_SETUP_RSP: &str =
+    "2006002000000200003c0005000a000009001300010100600004e27f6600002b00021000";
 const OUR_HEARTBEAT_RSP: &str = "2002000c0000010000600004e27f6600";
 const OUR_ESTABLISH_RSP: &str = "21330042000000000000111100000300003c0005000a00000900130001010039000d0200000000000000010a000009000800130038000200010015000901000000640a000109";
 const OUR_MODIFY_RSP: &str = "213500110000000000001111000004000013000101";
@@ -217,7 +351,10 @@ fn request_builders_round_trip() {
     let req = build::typical_session(CP, 42, UE, Some((7, AN)), Some(5000), 5);
     let bytes = build::establishment_request(9, &req);
     let (h, m) = decode(&bytes).expect("decodes");
-    assert_eq!((h.msg_type, h.seid, h.seq), (msg::SESSION_ESTABLISHMENT_REQUEST, Some(0), 9));
+    assert_eq!(
+        (h.msg_type, h.seid, h.seq),
+        (msg::SESSION_ESTABLISHMENT_REQUEST, Some(0), 9)
+    );
     assert_eq!(m, Message::Session(req));
     let m2 = build::set_downlink(8, AN);
     let (_, back) = decode(&build::modification_request(3, 5, &m2)).expect("decodes");
@@ -228,10 +365,19 @@ fn request_builders_round_trip() {
 fn session_requests_without_association_get_72() {
     let mut l = Lab::new(cfg());
     let (h, r, o) = l.send(&hex(ESTABLISH_REQ));
-    assert_eq!((o, h.seid), (rejected(Procedure::Establishment, Cause::NO_ASSOCIATION), Some(0x1111)));
+    assert_eq!(
+        (o, h.seid),
+        (
+            rejected(Procedure::Establishment, Cause::NO_ASSOCIATION),
+            Some(0x1111)
+        )
+    );
     assert_eq!(r.node_id, Some(NodeId::V4(cfg().node_id)));
     let (_, _, o) = l.send(&build::association_release_request(1, CP));
-    assert_eq!(o, rejected(Procedure::AssociationRelease, Cause::NO_ASSOCIATION));
+    assert_eq!(
+        o,
+        rejected(Procedure::AssociationRelease, Cause::NO_ASSOCIATION)
+    );
     assert!(l.t.live.is_empty());
 }
 
@@ -239,10 +385,34 @@ fn session_requests_without_association_get_72() {
 fn mandatory_ie_missing_names_the_ie() {
     let full = build::typical_session(CP, 1, UE, None, None, 9);
     let cases: Vec<(SessionRequest, u16)> = vec![
-        (SessionRequest { node_id: None, ..full.clone() }, ty::NODE_ID),
-        (SessionRequest { cp_fseid: None, ..full.clone() }, ty::F_SEID),
-        (SessionRequest { create_pdrs: vec![], ..full.clone() }, ty::CREATE_PDR),
-        (SessionRequest { create_fars: vec![], ..full.clone() }, ty::CREATE_FAR),
+        (
+            SessionRequest {
+                node_id: None,
+                ..full.clone()
+            },
+            ty::NODE_ID,
+        ),
+        (
+            SessionRequest {
+                cp_fseid: None,
+                ..full.clone()
+            },
+            ty::F_SEID,
+        ),
+        (
+            SessionRequest {
+                create_pdrs: vec![],
+                ..full.clone()
+            },
+            ty::CREATE_PDR,
+        ),
+        (
+            SessionRequest {
+                create_fars: vec![],
+                ..full.clone()
+            },
+            ty::CREATE_FAR,
+        ),
         (
             {
                 let mut r = full.clone();
@@ -271,7 +441,13 @@ fn mandatory_ie_missing_names_the_ie() {
     let mut l = Lab::associated();
     for (req, ie) in cases {
         let (_, r, o) = l.establish(&req);
-        assert_eq!((o, r.offending_ie), (rejected(Procedure::Establishment, Cause::MANDATORY_IE_MISSING), Some(ie)));
+        assert_eq!(
+            (o, r.offending_ie),
+            (
+                rejected(Procedure::Establishment, Cause::MANDATORY_IE_MISSING),
+                Some(ie)
+            )
+        );
     }
     assert!(l.e.sessions().is_empty() && l.t.live.is_empty());
 }
@@ -281,17 +457,43 @@ fn mandatory_ie_not_understood_is_69() {
     let full = build::typical_session(CP, 1, UE, None, None, 9);
     let mut l = Lab::associated();
     let mut v6_teid = full.clone();
-    v6_teid.create_pdrs[0].pdi.as_mut().expect("pdi").fteid = Some(Fteid { teid: 5, v6: Some("::1".parse().expect("v6")), ..Fteid::default() });
+    v6_teid.create_pdrs[0].pdi.as_mut().expect("pdi").fteid = Some(Fteid {
+        teid: 5,
+        v6: Some("::1".parse().expect("v6")),
+        ..Fteid::default()
+    });
     let mut v6_ue = full.clone();
-    v6_ue.create_pdrs[1].pdi.as_mut().expect("pdi").ue_ip = Some(super::ie::UeIp { v4: None, v6: Some("::2".parse().expect("v6")), destination: true });
+    v6_ue.create_pdrs[1].pdi.as_mut().expect("pdi").ue_ip = Some(super::ie::UeIp {
+        v4: None,
+        v6: Some("::2".parse().expect("v6")),
+        destination: true,
+    });
     let mut udp_ohc = full.clone();
     udp_ohc.create_fars[1] = build::downlink_far(Some((1, AN)));
-    udp_ohc.create_fars[1].forwarding.as_mut().expect("fw").ohc.as_mut().expect("ohc").description = 0x0400;
+    udp_ohc.create_fars[1]
+        .forwarding
+        .as_mut()
+        .expect("fw")
+        .ohc
+        .as_mut()
+        .expect("ohc")
+        .description = 0x0400;
     let mut unknown_node = full.clone();
     unknown_node.node_id = Some(NodeId::Unknown(5));
-    for (req, ie) in [(v6_teid, ty::F_TEID), (v6_ue, ty::UE_IP_ADDRESS), (udp_ohc, ty::OUTER_HEADER_CREATION), (unknown_node, ty::NODE_ID)] {
+    for (req, ie) in [
+        (v6_teid, ty::F_TEID),
+        (v6_ue, ty::UE_IP_ADDRESS),
+        (udp_ohc, ty::OUTER_HEADER_CREATION),
+        (unknown_node, ty::NODE_ID),
+    ] {
         let (_, r, o) = l.establish(&req);
-        assert_eq!((o, r.offending_ie), (rejected(Procedure::Establishment, Cause::MANDATORY_IE_INCORRECT), Some(ie)));
+        assert_eq!(
+            (o, r.offending_ie),
+            (
+                rejected(Procedure::Establishment, Cause::MANDATORY_IE_INCORRECT),
+                Some(ie)
+            )
+        );
     }
     assert!(l.e.sessions().is_empty() && l.t.live.is_empty());
 }
@@ -306,12 +508,28 @@ fn unsupported_rules_are_73_and_change_nothing() {
     extra.pdr_id = Some(3);
     two_ul.create_pdrs.push(extra);
     let (_, r, o) = l.establish(&two_ul);
-    assert_eq!((o, r.offending_ie), (rejected(Procedure::Establishment, Cause::RULE_FAILURE), Some(ty::CREATE_PDR)));
+    assert_eq!(
+        (o, r.offending_ie),
+        (
+            rejected(Procedure::Establishment, Cause::RULE_FAILURE),
+            Some(ty::CREATE_PDR)
+        )
+    );
     // A TEID the CP chose that another session holds.
     let mut dup = build::typical_session(CP, 3, Ipv4Addr::new(10, 45, 0, 4), None, None, 9);
-    dup.create_pdrs[0].pdi.as_mut().expect("pdi").fteid = Some(Fteid { teid: 100, v4: Some(cfg().n3_addr), ..Fteid::default() });
+    dup.create_pdrs[0].pdi.as_mut().expect("pdi").fteid = Some(Fteid {
+        teid: 100,
+        v4: Some(cfg().n3_addr),
+        ..Fteid::default()
+    });
     let (_, r, o) = l.establish(&dup);
-    assert_eq!((o, r.offending_ie), (rejected(Procedure::Establishment, Cause::RULE_FAILURE), Some(ty::F_TEID)));
+    assert_eq!(
+        (o, r.offending_ie),
+        (
+            rejected(Procedure::Establishment, Cause::RULE_FAILURE),
+            Some(ty::F_TEID)
+        )
+    );
     // A PDR pointing at a FAR that does not exist.
     let mut dangling = build::typical_session(CP, 4, Ipv4Addr::new(10, 45, 0, 5), None, None, 9);
     dangling.create_pdrs[1].far_id = Some(77);
@@ -324,7 +542,11 @@ fn unsupported_rules_are_73_and_change_nothing() {
 fn a_given_teid_is_used_as_is() {
     let mut l = Lab::associated();
     let mut req = build::typical_session(CP, 3, UE, None, None, 9);
-    req.create_pdrs[0].pdi.as_mut().expect("pdi").fteid = Some(Fteid { teid: 5000, v4: Some(cfg().n3_addr), ..Fteid::default() });
+    req.create_pdrs[0].pdi.as_mut().expect("pdi").fteid = Some(Fteid {
+        teid: 5000,
+        v4: Some(cfg().n3_addr),
+        ..Fteid::default()
+    });
     let (_, r, o) = l.establish(&req);
     assert_eq!(o, Outcome::Accepted(Procedure::Establishment));
     assert!(r.created_pdrs.is_empty(), "no Created PDR without CH");
@@ -333,13 +555,30 @@ fn a_given_teid_is_used_as_is() {
 
 #[test]
 fn full_table_is_75_and_the_first_two_are_untouched() {
-    let mut l = Lab::new(EngineConfig { max_sessions: 2, ..cfg() });
+    let mut l = Lab::new(EngineConfig {
+        max_sessions: 2,
+        ..cfg()
+    });
     l.send(&build::association_setup_request(1, CP, 7));
     l.typical(1, UE, None);
     l.typical(2, Ipv4Addr::new(10, 45, 0, 3), None);
     let before = l.snapshot();
-    let (h, r, o) = l.establish(&build::typical_session(CP, 3, Ipv4Addr::new(10, 45, 0, 4), None, None, 9));
-    assert_eq!((o, h.seid, r.fseid), (rejected(Procedure::Establishment, Cause::NO_RESOURCES), Some(3), None));
+    let (h, r, o) = l.establish(&build::typical_session(
+        CP,
+        3,
+        Ipv4Addr::new(10, 45, 0, 4),
+        None,
+        None,
+        9,
+    ));
+    assert_eq!(
+        (o, h.seid, r.fseid),
+        (
+            rejected(Procedure::Establishment, Cause::NO_RESOURCES),
+            Some(3),
+            None
+        )
+    );
     assert_eq!(l.snapshot(), before);
     // A deletion frees a slot for the next one.
     let (_, _, o) = l.send(&build::deletion_request(50, 1));
@@ -350,12 +589,23 @@ fn full_table_is_75_and_the_first_two_are_untouched() {
 
 #[test]
 fn teid_exhaustion_and_fast_path_refusal_are_75_without_leaks() {
-    let mut l = Lab::new(EngineConfig { teid_first: 0, teid_last: 1, ..cfg() });
+    let mut l = Lab::new(EngineConfig {
+        teid_first: 0,
+        teid_last: 1,
+        ..cfg()
+    });
     l.send(&build::association_setup_request(1, CP, 7));
     l.typical(1, UE, None);
     let before = l.snapshot();
     assert_eq!(before.1.live[&0].0.ul_teid, 1, "TEID 0 is never handed out");
-    let (_, _, o) = l.establish(&build::typical_session(CP, 2, Ipv4Addr::new(10, 45, 0, 3), None, None, 9));
+    let (_, _, o) = l.establish(&build::typical_session(
+        CP,
+        2,
+        Ipv4Addr::new(10, 45, 0, 3),
+        None,
+        None,
+        9,
+    ));
     assert_eq!(o, rejected(Procedure::Establishment, Cause::NO_RESOURCES));
     assert_eq!(l.snapshot(), before);
 
@@ -368,7 +618,11 @@ fn teid_exhaustion_and_fast_path_refusal_are_75_without_leaks() {
     l.t.refuse = false;
     l.typical(9, UE, None);
     let s = l.e.sessions();
-    assert_eq!((s.len(), s[0].tunnel, s[0].spec.ul_teid), (1, 0, 100), "no tunnel index or TEID leaked");
+    assert_eq!(
+        (s.len(), s[0].tunnel, s[0].spec.ul_teid),
+        (1, 0, 100),
+        "no tunnel index or TEID leaked"
+    );
 }
 
 #[test]
@@ -376,10 +630,27 @@ fn unknown_seid_is_65_with_seid_0() {
     let mut l = Lab::associated();
     l.typical(0x77, UE, None);
     let before = l.snapshot();
-    let (h, r, o) = l.send(&build::modification_request(5, 999, &build::set_downlink(1, AN)));
-    assert_eq!((o, h.seid, r.cause), (rejected(Procedure::Modification, Cause::SESSION_CONTEXT_NOT_FOUND), Some(0), Some(Cause::SESSION_CONTEXT_NOT_FOUND)));
+    let (h, r, o) = l.send(&build::modification_request(
+        5,
+        999,
+        &build::set_downlink(1, AN),
+    ));
+    assert_eq!(
+        (o, h.seid, r.cause),
+        (
+            rejected(Procedure::Modification, Cause::SESSION_CONTEXT_NOT_FOUND),
+            Some(0),
+            Some(Cause::SESSION_CONTEXT_NOT_FOUND)
+        )
+    );
     let (h, _, o) = l.send(&build::deletion_request(6, 999));
-    assert_eq!((o, h.seid), (rejected(Procedure::Deletion, Cause::SESSION_CONTEXT_NOT_FOUND), Some(0)));
+    assert_eq!(
+        (o, h.seid),
+        (
+            rejected(Procedure::Deletion, Cause::SESSION_CONTEXT_NOT_FOUND),
+            Some(0)
+        )
+    );
     assert_eq!(l.snapshot(), before);
 }
 
@@ -388,11 +659,25 @@ fn a_failed_modification_changes_nothing() {
     let mut l = Lab::associated();
     let seid = l.typical(1, UE, Some(100));
     let before = l.snapshot();
-    let bad = SessionRequest { update_fars: vec![build::downlink_far(Some((1, AN)))], remove_urrs: vec![9], ..SessionRequest::default() };
+    let bad = SessionRequest {
+        update_fars: vec![build::downlink_far(Some((1, AN)))],
+        remove_urrs: vec![9],
+        ..SessionRequest::default()
+    };
     let (h, _, o) = l.send(&build::modification_request(5, seid, &bad));
-    assert_eq!((o, h.seid), (rejected(Procedure::Modification, Cause::RULE_FAILURE), Some(1)));
+    assert_eq!(
+        (o, h.seid),
+        (
+            rejected(Procedure::Modification, Cause::RULE_FAILURE),
+            Some(1)
+        )
+    );
     l.t.refuse = true;
-    let (_, _, o) = l.send(&build::modification_request(6, seid, &build::set_downlink(2, AN)));
+    let (_, _, o) = l.send(&build::modification_request(
+        6,
+        seid,
+        &build::set_downlink(2, AN),
+    ));
     assert_eq!(o, rejected(Procedure::Modification, Cause::RULE_FAILURE));
     l.t.refuse = false;
     assert_eq!(l.snapshot(), before);
@@ -402,29 +687,70 @@ fn a_failed_modification_changes_nothing() {
 fn urrs_are_removed_and_created_by_modification_byte_exact() {
     let mut l = Lab::associated();
     let seid = l.typical(1, UE, None);
-    l.t.live.get_mut(&0).expect("live").1 = Volume { ul_bytes: 1000, dl_bytes: 2000, ul_pkts: 1, dl_pkts: 2 };
+    l.t.live.get_mut(&0).expect("live").1 = Volume {
+        ul_bytes: 1000,
+        dl_bytes: 2000,
+        ul_pkts: 1,
+        dl_pkts: 2,
+    };
     // URR 1 goes (its report: everything so far), URR 2 comes and counts
     // from now; the PDRs move to URR 2.
-    let mut m = SessionRequest { remove_urrs: vec![1], ..SessionRequest::default() };
-    m.create_urrs.push(super::wire::Urr { urr_id: Some(2), measurement_method: Some(2), reporting_triggers: None, volume_threshold: None });
+    let mut m = SessionRequest {
+        remove_urrs: vec![1],
+        ..SessionRequest::default()
+    };
+    m.create_urrs.push(super::wire::Urr {
+        urr_id: Some(2),
+        measurement_method: Some(2),
+        reporting_triggers: None,
+        volume_threshold: None,
+    });
     for id in [1, 2] {
-        m.update_pdrs.push(super::wire::Pdr { pdr_id: Some(id), urr_ids: vec![2], ..Default::default() });
+        m.update_pdrs.push(super::wire::Pdr {
+            pdr_id: Some(id),
+            urr_ids: vec![2],
+            ..Default::default()
+        });
     }
     let (_, r, o) = l.send(&build::modification_request(5, seid, &m));
     assert_eq!(o, Outcome::Accepted(Procedure::Modification), "{r:?}");
     let v = r.usage_reports[0].volume.expect("volume");
-    assert_eq!((r.usage_reports[0].urr_id, r.usage_reports[0].trigger, v.total, v.ul, v.dl), (1, trigger::TERMR, Some(3000), Some(1000), Some(2000)));
-    l.t.live.get_mut(&0).expect("live").1 = Volume { ul_bytes: 1500, dl_bytes: 2100, ul_pkts: 3, dl_pkts: 3 };
+    assert_eq!(
+        (
+            r.usage_reports[0].urr_id,
+            r.usage_reports[0].trigger,
+            v.total,
+            v.ul,
+            v.dl
+        ),
+        (1, trigger::TERMR, Some(3000), Some(1000), Some(2000))
+    );
+    l.t.live.get_mut(&0).expect("live").1 = Volume {
+        ul_bytes: 1500,
+        dl_bytes: 2100,
+        ul_pkts: 3,
+        dl_pkts: 3,
+    };
     let (_, r, _) = l.send(&build::deletion_request(6, seid));
     let v = r.usage_reports[0].volume.expect("volume");
-    assert_eq!((r.usage_reports[0].urr_id, v.ul, v.dl, v.ul_pkts, v.dl_pkts), (2, Some(500), Some(100), Some(2), Some(1)));
+    assert_eq!(
+        (r.usage_reports[0].urr_id, v.ul, v.dl, v.ul_pkts, v.dl_pkts),
+        (2, Some(500), Some(100), Some(2), Some(1))
+    );
 }
 
 #[test]
 fn threshold_reports_across_polls_are_byte_exact() {
     let mut l = Lab::associated();
     l.typical(0xabc, UE, Some(1000));
-    let set = |l: &mut Lab, ul, dl| l.t.live.get_mut(&0).expect("live").1 = Volume { ul_bytes: ul, dl_bytes: dl, ul_pkts: ul / 100, dl_pkts: dl / 100 };
+    let set = |l: &mut Lab, ul, dl| {
+        l.t.live.get_mut(&0).expect("live").1 = Volume {
+            ul_bytes: ul,
+            dl_bytes: dl,
+            ul_pkts: ul / 100,
+            dl_pkts: dl / 100,
+        }
+    };
     set(&mut l, 400, 500);
     assert!(l.e.poll_reports(&mut l.t).is_empty(), "900 < 1000");
     set(&mut l, 600, 500);
@@ -433,19 +759,60 @@ fn threshold_reports_across_polls_are_byte_exact() {
     set(&mut l, 1600, 1000);
     let second = l.e.poll_reports(&mut l.t);
     let read = |b: &[u8]| {
-        let (h, Message::Flat(r)) = decode(b).expect("decodes") else { panic!() };
+        let (h, Message::Flat(r)) = decode(b).expect("decodes") else {
+            panic!()
+        };
         let u = r.usage_reports[0];
         let v: Volumes = u.volume.expect("volume");
-        (h.seid, h.seq, u.ur_seqn, u.trigger, v.total, v.ul, v.dl, v.ul_pkts, v.dl_pkts)
+        (
+            h.seid, h.seq, u.ur_seqn, u.trigger, v.total, v.ul, v.dl, v.ul_pkts, v.dl_pkts,
+        )
     };
-    assert_eq!(read(&first[0].1), (Some(0xabc), 1, 0, trigger::VOLTH, Some(1100), Some(600), Some(500), Some(6), Some(5)));
-    assert_eq!(read(&second[0].1), (Some(0xabc), 2, 1, trigger::VOLTH, Some(1500), Some(1000), Some(500), Some(10), Some(5)));
+    assert_eq!(
+        read(&first[0].1),
+        (
+            Some(0xabc),
+            1,
+            0,
+            trigger::VOLTH,
+            Some(1100),
+            Some(600),
+            Some(500),
+            Some(6),
+            Some(5)
+        )
+    );
+    assert_eq!(
+        read(&second[0].1),
+        (
+            Some(0xabc),
+            2,
+            1,
+            trigger::VOLTH,
+            Some(1500),
+            Some(1000),
+            Some(500),
+            Some(10),
+            Some(5)
+        )
+    );
     // The CP refuses the second; counted, never answered.
-    let h = l.e.handle(peer(), &build::report_response(2, 1, Cause(64)), &mut l.t);
-    assert_eq!((h.reply, h.outcome), (None, rejected(Procedure::Report, Cause(64))));
-    let h = l.e.handle(peer(), &build::report_response(2, 1, Cause::ACCEPTED), &mut l.t);
+    let h =
+        l.e.handle(peer(), &build::report_response(2, 1, Cause(64)), &mut l.t);
+    assert_eq!(
+        (h.reply, h.outcome),
+        (None, rejected(Procedure::Report, Cause(64)))
+    );
+    let h = l.e.handle(
+        peer(),
+        &build::report_response(2, 1, Cause::ACCEPTED),
+        &mut l.t,
+    );
     assert_eq!(h.outcome, Outcome::Discarded(Discard::UnknownReport));
-    assert!(l.e.counters().contains(&("pfcp_report_not_accepted_by_cp", 1)));
+    assert!(l
+        .e
+        .counters()
+        .contains(&("pfcp_report_not_accepted_by_cp", 1)));
 }
 
 #[test]
@@ -471,17 +838,34 @@ fn association_release_and_restart_remove_the_nodes_sessions() {
 fn malformed_headers_and_lengths() {
     let mut l = Lab::associated();
     let h = l.e.handle(peer(), &hex("2101"), &mut l.t);
-    assert_eq!((h.reply, h.outcome), (None, Outcome::Discarded(Discard::ShortHeader)));
+    assert_eq!(
+        (h.reply, h.outcome),
+        (None, Outcome::Discarded(Discard::ShortHeader))
+    );
     // Version 2.
     let mut v2 = hex(HEARTBEAT_REQ);
     v2[0] = 0x40;
     let (h, r, o) = l.send(&v2);
-    assert_eq!((o, h.msg_type, h.seq, r), (Outcome::VersionNotSupported, msg::VERSION_NOT_SUPPORTED, 1, Reply::default()));
+    assert_eq!(
+        (o, h.msg_type, h.seq, r),
+        (
+            Outcome::VersionNotSupported,
+            msg::VERSION_NOT_SUPPORTED,
+            1,
+            Reply::default()
+        )
+    );
     // The length field runs past the datagram.
     let mut long = hex(ESTABLISH_REQ);
     long[3] += 1;
     let (h, r, o) = l.send(&long);
-    assert_eq!((o, h.msg_type), (rejected(Procedure::Establishment, Cause::INVALID_LENGTH), msg::SESSION_ESTABLISHMENT_RESPONSE));
+    assert_eq!(
+        (o, h.msg_type),
+        (
+            rejected(Procedure::Establishment, Cause::INVALID_LENGTH),
+            msg::SESSION_ESTABLISHMENT_RESPONSE
+        )
+    );
     assert_eq!(r.cause, Some(Cause::INVALID_LENGTH));
     // An IE running past its group: the message shrunk by one octet.
     let mut cut = hex(ESTABLISH_REQ);
@@ -489,10 +873,20 @@ fn malformed_headers_and_lengths() {
     let n = cut.len() as u16 - 4;
     cut[2..4].copy_from_slice(&n.to_be_bytes());
     let (_, r, o) = l.send(&cut);
-    assert_eq!((o, r.offending_ie), (rejected(Procedure::Establishment, Cause::INVALID_LENGTH), Some(ty::CREATE_QER)));
+    assert_eq!(
+        (o, r.offending_ie),
+        (
+            rejected(Procedure::Establishment, Cause::INVALID_LENGTH),
+            Some(ty::CREATE_QER)
+        )
+    );
     // PFD Management (3) is not handled: discarded.
-    let h = l.e.handle(peer(), &Header::node(3, 1).encode(&[]), &mut l.t);
-    assert_eq!((h.reply, h.outcome), (None, Outcome::Discarded(Discard::UnknownType(3))));
+    let h =
+        l.e.handle(peer(), &Header::node(3, 1).encode(&[]), &mut l.t);
+    assert_eq!(
+        (h.reply, h.outcome),
+        (None, Outcome::Discarded(Discard::UnknownType(3)))
+    );
     // A session message without a SEID.
     let (_, _, o) = l.send(&Header::node(msg::SESSION_DELETION_REQUEST, 1).encode(&[]));
     assert_eq!(o, rejected(Procedure::Deletion, Cause::REJECTED));
@@ -512,10 +906,19 @@ fn enterprise_and_unknown_ies_are_skipped() {
 /// No panic on 10,000 mutations of valid messages; every reply decodes.
 #[test]
 fn mutated_messages_never_panic_and_replies_decode() {
-    let seeds: Vec<Vec<u8>> = [HEARTBEAT_REQ, ASSOC_SETUP_REQ, ESTABLISH_REQ, ESTABLISH_REQ_NO_OHC, MODIFY_REQ, DELETE_REQ, REPORT_RSP, ASSOC_RELEASE_REQ]
-        .iter()
-        .map(|h| hex(h))
-        .collect();
+    let seeds: Vec<Vec<u8>> = [
+        HEARTBEAT_REQ,
+        ASSOC_SETUP_REQ,
+        ESTABLISH_REQ,
+        ESTABLISH_REQ_NO_OHC,
+        MODIFY_REQ,
+        DELETE_REQ,
+        REPORT_RSP,
+        ASSOC_RELEASE_REQ,
+    ]
+    .iter()
+    .map(|h| hex(h))
+    .collect();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut rnd = move || {
         x ^= x << 13;
@@ -550,5 +953,9 @@ fn mutated_messages_never_panic_and_replies_decode() {
             }
         }
     }
-    assert!(l.e.counters().iter().any(|(k, _)| *k == "pfcp_rejected_invalid_length"));
+    assert!(l
+        .e
+        .counters()
+        .iter()
+        .any(|(k, _)| *k == "pfcp_rejected_invalid_length"));
 }

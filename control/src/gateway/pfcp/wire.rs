@@ -10,8 +10,8 @@
 use std::net::Ipv4Addr;
 
 use super::ie::{
-    action, ty, walk, Cause, Cursor, Fseid, Fteid, IeError, IeWriter, NodeId, Ohc, UeIp, Volumes, IFACE_ACCESS, IFACE_CORE,
-    MEASURE_VOLUM, OHR_GTPU_UDP_IPV4, REPORTING_VOLTH,
+    action, ty, walk, Cause, Cursor, Fseid, Fteid, IeError, IeWriter, NodeId, Ohc, UeIp, Volumes,
+    IFACE_ACCESS, IFACE_CORE, MEASURE_VOLUM, OHR_GTPU_UDP_IPV4, REPORTING_VOLTH,
 };
 
 pub const PORT: u16 = 8805;
@@ -64,10 +64,22 @@ pub enum HeaderError {
 
 impl Header {
     pub fn node(msg_type: u8, seq: u32) -> Self {
-        Header { version: VERSION, msg_type, seid: None, seq, priority: None }
+        Header {
+            version: VERSION,
+            msg_type,
+            seid: None,
+            seq,
+            priority: None,
+        }
     }
     pub fn session(msg_type: u8, seid: u64, seq: u32) -> Self {
-        Header { version: VERSION, msg_type, seid: Some(seid), seq, priority: None }
+        Header {
+            version: VERSION,
+            msg_type,
+            seid: Some(seid),
+            seq,
+            priority: None,
+        }
     }
     fn len(&self) -> usize {
         if self.seid.is_some() {
@@ -99,7 +111,13 @@ impl Header {
             u64::from_be_bytes(a)
         });
         let priority = mp.then_some(buf[seq_at + 3] >> 4);
-        let h = Header { version, msg_type: buf[1], seid, seq, priority };
+        let h = Header {
+            version,
+            msg_type: buf[1],
+            seid,
+            seq,
+            priority,
+        };
         let len = usize::from(u16::from_be_bytes([buf[2], buf[3]])) + 4;
         if len < hlen || len > buf.len() {
             return Err(HeaderError::Length(h));
@@ -109,7 +127,8 @@ impl Header {
 
     pub fn encode(&self, ies: &[u8]) -> Vec<u8> {
         let mut v = Vec::with_capacity(self.len() + ies.len());
-        let flags = (VERSION << 5) | u8::from(self.priority.is_some()) << 1 | u8::from(self.seid.is_some());
+        let flags =
+            (VERSION << 5) | u8::from(self.priority.is_some()) << 1 | u8::from(self.seid.is_some());
         v.push(flags);
         v.push(self.msg_type);
         let len = u16::try_from(self.len() - 4 + ies.len()).unwrap_or(u16::MAX);
@@ -243,7 +262,9 @@ impl Message {
     pub fn decode(msg_type: u8, ies: &[u8]) -> Option<Result<Message, IeError>> {
         use msg::*;
         Some(match msg_type {
-            SESSION_ESTABLISHMENT_REQUEST | SESSION_MODIFICATION_REQUEST => decode_session(ies).map(Message::Session),
+            SESSION_ESTABLISHMENT_REQUEST | SESSION_MODIFICATION_REQUEST => {
+                decode_session(ies).map(Message::Session)
+            }
             SESSION_DELETION_REQUEST => walk(ies, |_, _| Ok(())).map(|_| Message::Empty),
             HEARTBEAT_REQUEST
             | HEARTBEAT_RESPONSE
@@ -284,8 +305,15 @@ fn u32_of(ie: u16, v: &[u8]) -> Result<u32, IeError> {
 
 /// A grouped IE's inner IEs, with an error from inside it reported
 /// against the inner IE (or the group, for its framing).
-fn group(ie: u16, v: &[u8], f: impl FnMut(u16, &[u8]) -> Result<(), IeError>) -> Result<(), IeError> {
-    walk(v, f).map_err(|e| IeError { ie: e.ie.or(Some(ie)), ..e })
+fn group(
+    ie: u16,
+    v: &[u8],
+    f: impl FnMut(u16, &[u8]) -> Result<(), IeError>,
+) -> Result<(), IeError> {
+    walk(v, f).map_err(|e| IeError {
+        ie: e.ie.or(Some(ie)),
+        ..e
+    })
 }
 
 fn decode_pdi(v: &[u8]) -> Result<Pdi, IeError> {
@@ -331,7 +359,9 @@ fn decode_far(ie: u16, v: &[u8]) -> Result<Far, IeError> {
                 let mut fw = Forwarding::default();
                 group(t, v, |t, v| {
                     match t {
-                        ty::DESTINATION_INTERFACE => fw.destination_interface = Some(u8_of(t, v)? & 0x0f),
+                        ty::DESTINATION_INTERFACE => {
+                            fw.destination_interface = Some(u8_of(t, v)? & 0x0f)
+                        }
                         ty::OUTER_HEADER_CREATION => fw.ohc = Some(Ohc::decode(v)?),
                         _ => {}
                     }
@@ -380,7 +410,11 @@ fn decode_removed(ie: u16, id_ie: u16, v: &[u8]) -> Result<u32, IeError> {
     let mut id = None;
     group(ie, v, |t, v| {
         if t == id_ie {
-            id = Some(if t == ty::PDR_ID { u32::from(u16_of(t, v)?) } else { u32_of(t, v)? });
+            id = Some(if t == ty::PDR_ID {
+                u32::from(u16_of(t, v)?)
+            } else {
+                u32_of(t, v)?
+            });
         }
         Ok(())
     })?;
@@ -446,7 +480,10 @@ fn decode_reply(ies: &[u8]) -> Result<Reply, IeError> {
             }
             ty::F_SEID => r.fseid = Some(Fseid::decode(v)?),
             ty::CREATED_PDR => {
-                let mut p = CreatedPdr { pdr_id: 0, fteid: None };
+                let mut p = CreatedPdr {
+                    pdr_id: 0,
+                    fteid: None,
+                };
                 group(t, v, |t, v| {
                     match t {
                         ty::PDR_ID => p.pdr_id = u16_of(t, v)?,
@@ -516,7 +553,11 @@ fn encode_far(w: &mut IeWriter, ie: u16, f: &Far) {
             w.u8(ty::APPLY_ACTION, a);
         }
         if let Some(fw) = &f.forwarding {
-            let fty = if ie == ty::UPDATE_FAR { ty::UPDATE_FORWARDING_PARAMETERS } else { ty::FORWARDING_PARAMETERS };
+            let fty = if ie == ty::UPDATE_FAR {
+                ty::UPDATE_FORWARDING_PARAMETERS
+            } else {
+                ty::FORWARDING_PARAMETERS
+            };
             w.group(fty, |w| {
                 if let Some(d) = fw.destination_interface {
                     w.u8(ty::DESTINATION_INTERFACE, d);
@@ -540,12 +581,25 @@ impl SessionRequest {
             f.encode(&mut w);
         }
         for (ie, id_ie, ids) in [
-            (ty::REMOVE_PDR, ty::PDR_ID, self.remove_pdrs.iter().map(|&i| u32::from(i)).collect::<Vec<_>>()),
+            (
+                ty::REMOVE_PDR,
+                ty::PDR_ID,
+                self.remove_pdrs
+                    .iter()
+                    .map(|&i| u32::from(i))
+                    .collect::<Vec<_>>(),
+            ),
             (ty::REMOVE_FAR, ty::FAR_ID, self.remove_fars.clone()),
             (ty::REMOVE_URR, ty::URR_ID, self.remove_urrs.clone()),
         ] {
             for id in ids {
-                w.group(ie, |w| if id_ie == ty::PDR_ID { w.u16(id_ie, id as u16) } else { w.u32(id_ie, id) });
+                w.group(ie, |w| {
+                    if id_ie == ty::PDR_ID {
+                        w.u16(id_ie, id as u16)
+                    } else {
+                        w.u32(id_ie, id)
+                    }
+                });
             }
         }
         for p in &self.create_pdrs {
@@ -647,15 +701,25 @@ pub mod build {
     use super::*;
 
     pub fn heartbeat_request(seq: u32, recovery_ts: u32) -> Vec<u8> {
-        let r = Reply { recovery_ts: Some(recovery_ts), ..Reply::default() };
+        let r = Reply {
+            recovery_ts: Some(recovery_ts),
+            ..Reply::default()
+        };
         Header::node(msg::HEARTBEAT_REQUEST, seq).encode(&r.encode(0))
     }
     pub fn association_setup_request(seq: u32, node: Ipv4Addr, recovery_ts: u32) -> Vec<u8> {
-        let r = Reply { node_id: Some(NodeId::V4(node)), recovery_ts: Some(recovery_ts), ..Reply::default() };
+        let r = Reply {
+            node_id: Some(NodeId::V4(node)),
+            recovery_ts: Some(recovery_ts),
+            ..Reply::default()
+        };
         Header::node(msg::ASSOCIATION_SETUP_REQUEST, seq).encode(&r.encode(0))
     }
     pub fn association_release_request(seq: u32, node: Ipv4Addr) -> Vec<u8> {
-        let r = Reply { node_id: Some(NodeId::V4(node)), ..Reply::default() };
+        let r = Reply {
+            node_id: Some(NodeId::V4(node)),
+            ..Reply::default()
+        };
         Header::node(msg::ASSOCIATION_RELEASE_REQUEST, seq).encode(&r.encode(0))
     }
     /// Header SEID 0 (§7.2.2.4.2: the UP's SEID is not known yet).
@@ -669,7 +733,10 @@ pub mod build {
         Header::session(msg::SESSION_DELETION_REQUEST, up_seid, seq).encode(&[])
     }
     pub fn report_response(seq: u32, up_seid: u64, cause: Cause) -> Vec<u8> {
-        let r = Reply { cause: Some(cause), ..Reply::default() };
+        let r = Reply {
+            cause: Some(cause),
+            ..Reply::default()
+        };
         Header::session(msg::SESSION_REPORT_RESPONSE, up_seid, seq).encode(&r.encode(0))
     }
 
@@ -686,16 +753,33 @@ pub mod build {
         threshold: Option<u64>,
         qfi: u8,
     ) -> SessionRequest {
-        let fteid = Fteid { ch: true, want_v4: true, ..Fteid::default() };
-        let ue_ip = UeIp { v4: Some(ue), v6: None, destination: true };
+        let fteid = Fteid {
+            ch: true,
+            want_v4: true,
+            ..Fteid::default()
+        };
+        let ue_ip = UeIp {
+            v4: Some(ue),
+            v6: None,
+            destination: true,
+        };
         SessionRequest {
             node_id: Some(NodeId::V4(cp_node)),
-            cp_fseid: Some(Fseid { seid: cp_seid, v4: Some(cp_node), v6: None }),
+            cp_fseid: Some(Fseid {
+                seid: cp_seid,
+                v4: Some(cp_node),
+                v6: None,
+            }),
             create_pdrs: vec![
                 Pdr {
                     pdr_id: Some(1),
                     precedence: Some(100),
-                    pdi: Some(Pdi { source_interface: Some(IFACE_ACCESS), fteid: Some(fteid), ue_ip: None, qfi: Some(qfi) }),
+                    pdi: Some(Pdi {
+                        source_interface: Some(IFACE_ACCESS),
+                        fteid: Some(fteid),
+                        ue_ip: None,
+                        qfi: Some(qfi),
+                    }),
                     outer_header_removal: Some(OHR_GTPU_UDP_IPV4),
                     far_id: Some(1),
                     urr_ids: vec![1],
@@ -704,7 +788,12 @@ pub mod build {
                 Pdr {
                     pdr_id: Some(2),
                     precedence: Some(100),
-                    pdi: Some(Pdi { source_interface: Some(IFACE_CORE), fteid: None, ue_ip: Some(ue_ip), qfi: None }),
+                    pdi: Some(Pdi {
+                        source_interface: Some(IFACE_CORE),
+                        fteid: None,
+                        ue_ip: Some(ue_ip),
+                        qfi: None,
+                    }),
                     outer_header_removal: None,
                     far_id: Some(2),
                     urr_ids: vec![1],
@@ -712,16 +801,30 @@ pub mod build {
                 },
             ],
             create_fars: vec![
-                Far { far_id: Some(1), apply_action: Some(action::FORW), forwarding: Some(Forwarding { destination_interface: Some(IFACE_CORE), ohc: None }) },
+                Far {
+                    far_id: Some(1),
+                    apply_action: Some(action::FORW),
+                    forwarding: Some(Forwarding {
+                        destination_interface: Some(IFACE_CORE),
+                        ohc: None,
+                    }),
+                },
                 downlink_far(downlink),
             ],
             create_urrs: vec![Urr {
                 urr_id: Some(1),
                 measurement_method: Some(MEASURE_VOLUM),
                 reporting_triggers: threshold.map(|_| REPORTING_VOLTH),
-                volume_threshold: threshold.map(|t| Volumes { total: Some(t), ..Volumes::default() }),
+                volume_threshold: threshold.map(|t| Volumes {
+                    total: Some(t),
+                    ..Volumes::default()
+                }),
             }],
-            create_qers: vec![Qer { qer_id: Some(1), gate_status: Some(0), qfi: Some(qfi) }],
+            create_qers: vec![Qer {
+                qer_id: Some(1),
+                gate_status: Some(0),
+                qfi: Some(qfi),
+            }],
             ..SessionRequest::default()
         }
     }
@@ -733,15 +836,25 @@ pub mod build {
             Some((teid, an)) => Far {
                 far_id: Some(2),
                 apply_action: Some(action::FORW),
-                forwarding: Some(Forwarding { destination_interface: Some(IFACE_ACCESS), ohc: Some(Ohc::gtpu_v4(teid, an)) }),
+                forwarding: Some(Forwarding {
+                    destination_interface: Some(IFACE_ACCESS),
+                    ohc: Some(Ohc::gtpu_v4(teid, an)),
+                }),
             },
-            None => Far { far_id: Some(2), apply_action: Some(action::BUFF), forwarding: None },
+            None => Far {
+                far_id: Some(2),
+                apply_action: Some(action::BUFF),
+                forwarding: None,
+            },
         }
     }
 
     /// The 5G path switch / first downlink: Update FAR 2 with the access
     /// node's F-TEID.
     pub fn set_downlink(teid: u32, an: Ipv4Addr) -> SessionRequest {
-        SessionRequest { update_fars: vec![downlink_far(Some((teid, an)))], ..SessionRequest::default() }
+        SessionRequest {
+            update_fars: vec![downlink_far(Some((teid, an)))],
+            ..SessionRequest::default()
+        }
     }
 }

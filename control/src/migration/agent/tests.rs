@@ -5,19 +5,40 @@ use super::*;
 const SVC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 80);
 
 fn config(name: &str, freeze: bool) -> MigratableProcess {
-    MigratableProcess { name: name.into(), control: Some("/run/x.ctl".into()), commands: None, pid_file: None, service_dev: "lo".into(), cgroup: None, freeze }
+    MigratableProcess {
+        name: name.into(),
+        control: Some("/run/x.ctl".into()),
+        commands: None,
+        pid_file: None,
+        service_dev: "lo".into(),
+        cgroup: None,
+        freeze,
+    }
 }
 
 fn to() -> ServerInfo {
-    ServerInfo { name: "s2".into(), address: Ipv4Addr::new(10, 8, 2, 10), network: "n2".into(), agent: "10.8.2.10:7600".parse().unwrap() }
+    ServerInfo {
+        name: "s2".into(),
+        address: Ipv4Addr::new(10, 8, 2, 10),
+        network: "n2".into(),
+        agent: "10.8.2.10:7600".parse().unwrap(),
+    }
 }
 
 fn start() -> Body {
-    Body::MigrationStart { process: "p".into(), to: to(), service: SVC }
+    Body::MigrationStart {
+        process: "p".into(),
+        to: to(),
+        service: SVC,
+    }
 }
 
 fn abort(destination: bool) -> Body {
-    Body::Abort { process: "p".into(), reason: "switch refused".into(), destination }
+    Body::Abort {
+        process: "p".into(),
+        reason: "switch refused".into(),
+        destination,
+    }
 }
 
 /// Handle one request, answering each action with `outcome`; the
@@ -28,7 +49,11 @@ fn run(a: &mut Agent, body: Body, outcome: impl FnMut(&Action) -> Outcome) -> (V
 }
 
 /// Like [`run`], also giving the state changes, "side: from → to".
-fn run_logged(a: &mut Agent, body: Body, mut outcome: impl FnMut(&Action) -> Outcome) -> (Vec<Action>, Body, Vec<String>) {
+fn run_logged(
+    a: &mut Agent,
+    body: Body,
+    mut outcome: impl FnMut(&Action) -> Outcome,
+) -> (Vec<Action>, Body, Vec<String>) {
     let mut queue: std::collections::VecDeque<Output> = a.handle(Input::Request(body)).into();
     let (mut actions, mut changes) = (Vec::new(), Vec::new());
     while let Some(o) = queue.pop_front() {
@@ -41,10 +66,18 @@ fn run_logged(a: &mut Agent, body: Body, mut outcome: impl FnMut(&Action) -> Out
                 assert_ne!(from, to, "a change changes something");
                 changes.push(format!("{side:?}: {from} → {to}"));
             }
-            Output::Do { process, side, action } => {
+            Output::Do {
+                process,
+                side,
+                action,
+            } => {
                 let o = outcome(&action);
                 actions.push(action);
-                queue.extend(a.handle(Input::Done { process, side, outcome: o }));
+                queue.extend(a.handle(Input::Done {
+                    process,
+                    side,
+                    outcome: o,
+                }));
             }
         }
     }
@@ -54,7 +87,9 @@ fn run_logged(a: &mut Agent, body: Body, mut outcome: impl FnMut(&Action) -> Out
 /// Every action succeeds; `export` gives "STATE" and pid 42.
 fn ok(a: &Action) -> Outcome {
     match a {
-        Action::App { op: AppOp::Export, .. } => Outcome::App(Ok(("STATE".into(), Some(42)))),
+        Action::App {
+            op: AppOp::Export, ..
+        } => Outcome::App(Ok(("STATE".into(), Some(42)))),
         Action::App { .. } => Outcome::App(Ok((String::new(), Some(42)))),
         Action::Freeze { pid } => Outcome::Frozen(Ok(Frozen::Stopped(pid.unwrap()))),
         Action::Thaw { .. } => Outcome::Thawed,
@@ -73,7 +108,12 @@ fn agent() -> Agent {
 
 fn moved_agent() -> Agent {
     let mut a = agent();
-    assert_eq!(run(&mut a, start(), ok).1, Body::MigrationComplete { process: "p".into() });
+    assert_eq!(
+        run(&mut a, start(), ok).1,
+        Body::MigrationComplete {
+            process: "p".into()
+        }
+    );
     a
 }
 
@@ -87,13 +127,28 @@ fn a_start_pauses_exports_freezes_transfers_and_gives_up_the_address() {
             app(AppOp::Pause),
             app(AppOp::Export),
             Action::Freeze { pid: Some(42) },
-            Action::Transfer { to: to(), service: SVC, state: "STATE".into() },
-            Action::DelAddress { address: SVC, dev: "lo".into() },
+            Action::Transfer {
+                to: to(),
+                service: SVC,
+                state: "STATE".into()
+            },
+            Action::DelAddress {
+                address: SVC,
+                dev: "lo".into()
+            },
         ]
     );
-    assert_eq!(answer, Body::MigrationComplete { process: "p".into() });
+    assert_eq!(
+        answer,
+        Body::MigrationComplete {
+            process: "p".into()
+        }
+    );
     let p = a.process("p").unwrap();
-    assert_eq!((&p.source, &p.moved, &p.frozen), (&Source::Moved, &vec![SVC], &vec![Frozen::Stopped(42)]));
+    assert_eq!(
+        (&p.source, &p.moved, &p.frozen),
+        (&Source::Moved, &vec![SVC], &vec![Frozen::Stopped(42)])
+    );
     assert!(!p.busy(), "a process moved away may be removed");
 }
 
@@ -103,44 +158,97 @@ fn each_change_is_reported_old_to_new() {
     let (_, _, changes) = run_logged(&mut a, start(), ok);
     assert_eq!(
         changes,
-        ["Source: Running → Pausing", "Source: Pausing → Exporting", "Source: Exporting → Freezing", "Source: Freezing → Transferring", "Source: Transferring → GivingUpAddress", "Source: GivingUpAddress → Moved"]
+        [
+            "Source: Running → Pausing",
+            "Source: Pausing → Exporting",
+            "Source: Exporting → Freezing",
+            "Source: Freezing → Transferring",
+            "Source: Transferring → GivingUpAddress",
+            "Source: GivingUpAddress → Moved"
+        ]
     );
-    let (_, _, changes) = run_logged(&mut a, Body::ImportState { process: "p".into(), state: "S".into(), service: SVC, transfer: None, total: 0 }, ok);
+    let (_, _, changes) = run_logged(
+        &mut a,
+        Body::ImportState {
+            process: "p".into(),
+            state: "S".into(),
+            service: SVC,
+            transfer: None,
+            total: 0,
+        },
+        ok,
+    );
     assert_eq!(
         changes,
-        ["Source: Moved → Running", "Destination: Idle → Thawing", "Destination: Thawing → Pausing", "Destination: Pausing → TakingAddress", "Destination: TakingAddress → Importing", "Destination: Importing → Imported"]
+        [
+            "Source: Moved → Running",
+            "Destination: Idle → Thawing",
+            "Destination: Thawing → Pausing",
+            "Destination: Pausing → TakingAddress",
+            "Destination: TakingAddress → Importing",
+            "Destination: Importing → Imported"
+        ]
     );
     let (_, _, changes) = run_logged(&mut a, abort(true), ok);
-    assert_eq!(changes, ["Destination: Imported → Discarding", "Destination: Discarding → Idle"]);
+    assert_eq!(
+        changes,
+        [
+            "Destination: Imported → Discarding",
+            "Destination: Discarding → Idle"
+        ]
+    );
 }
 
 #[test]
 fn without_freeze_the_state_goes_straight_out() {
     let mut a = Agent::new(&[config("p", false)]);
     let (actions, _) = run(&mut a, start(), ok);
-    assert!(!actions.iter().any(|x| matches!(x, Action::Freeze { .. })), "{actions:?}");
+    assert!(
+        !actions.iter().any(|x| matches!(x, Action::Freeze { .. })),
+        "{actions:?}"
+    );
     assert!(a.process("p").unwrap().frozen.is_empty());
 }
 
 #[test]
 fn unknown_processes_and_bodies_are_refused() {
     let mut a = agent();
-    let (actions, answer) = run(&mut a, Body::Resume { process: "q".into() }, ok);
+    let (actions, answer) = run(
+        &mut a,
+        Body::Resume {
+            process: "q".into(),
+        },
+        ok,
+    );
     assert!(actions.is_empty());
-    assert_eq!(answer, Body::Error { reason: "no process \"q\" here".into() });
+    assert_eq!(
+        answer,
+        Body::Error {
+            reason: "no process \"q\" here".into()
+        }
+    );
     let (_, answer) = run(&mut a, Body::Hold { service: SVC }, ok);
-    assert!(matches!(answer, Body::Error { reason } if reason.starts_with("an agent does not take Hold")));
+    assert!(
+        matches!(answer, Body::Error { reason } if reason.starts_with("an agent does not take Hold"))
+    );
 }
 
 #[test]
 fn a_failed_pause_answers_without_undoing() {
     let mut a = agent();
     let (actions, answer) = run(&mut a, start(), |x| match x {
-        Action::App { op: AppOp::Pause, .. } => Outcome::App(Err("p: pause: refused".into())),
+        Action::App {
+            op: AppOp::Pause, ..
+        } => Outcome::App(Err("p: pause: refused".into())),
         x => ok(x),
     });
     assert_eq!(actions, [app(AppOp::Pause)]);
-    assert_eq!(answer, Body::Error { reason: "p: pause: refused".into() });
+    assert_eq!(
+        answer,
+        Body::Error {
+            reason: "p: pause: refused".into()
+        }
+    );
     assert_eq!(a.process("p").unwrap().source, Source::Running);
 }
 
@@ -151,21 +259,92 @@ fn a_failed_pause_answers_without_undoing() {
 fn a_start_failing_after_the_pause_thaws_and_resumes() {
     type Fail = fn(&Action) -> Option<Outcome>;
     let cases: [(Fail, &str, bool); 6] = [
-        (|x| matches!(x, Action::App { op: AppOp::Export, .. }).then(|| Outcome::App(Err("p: export: gone".into()))), "p: export: gone", false),
-        (|x| matches!(x, Action::Freeze { .. }).then(|| Outcome::Frozen(Err("p: not frozen after 1 s".into()))), "p: not frozen after 1 s", false),
-        (|x| matches!(x, Action::Transfer { .. }).then(|| Outcome::Transfer(Ok(Body::Error { reason: "checkpoint incomplete".into() }))), "server s2 did not take the checkpoint: checkpoint incomplete", true),
-        (|x| matches!(x, Action::Transfer { .. }).then(|| Outcome::Transfer(Err("10.8.2.10:7600: deadline exceeded".into()))), "server s2 did not take the checkpoint: 10.8.2.10:7600: deadline exceeded", true),
-        (|x| matches!(x, Action::Transfer { .. }).then(|| Outcome::Transfer(Ok(Body::Resume { process: "p".into() }))), "unexpected answer Resume { process: \"p\" }", true),
-        (|x| matches!(x, Action::DelAddress { .. }).then(|| Outcome::Address(Err("ip addr del: no".into()))), "giving up the service address: ip addr del: no", true),
+        (
+            |x| {
+                matches!(
+                    x,
+                    Action::App {
+                        op: AppOp::Export,
+                        ..
+                    }
+                )
+                .then(|| Outcome::App(Err("p: export: gone".into())))
+            },
+            "p: export: gone",
+            false,
+        ),
+        (
+            |x| {
+                matches!(x, Action::Freeze { .. })
+                    .then(|| Outcome::Frozen(Err("p: not frozen after 1 s".into())))
+            },
+            "p: not frozen after 1 s",
+            false,
+        ),
+        (
+            |x| {
+                matches!(x, Action::Transfer { .. }).then(|| {
+                    Outcome::Transfer(Ok(Body::Error {
+                        reason: "checkpoint incomplete".into(),
+                    }))
+                })
+            },
+            "server s2 did not take the checkpoint: checkpoint incomplete",
+            true,
+        ),
+        (
+            |x| {
+                matches!(x, Action::Transfer { .. })
+                    .then(|| Outcome::Transfer(Err("10.8.2.10:7600: deadline exceeded".into())))
+            },
+            "server s2 did not take the checkpoint: 10.8.2.10:7600: deadline exceeded",
+            true,
+        ),
+        (
+            |x| {
+                matches!(x, Action::Transfer { .. }).then(|| {
+                    Outcome::Transfer(Ok(Body::Resume {
+                        process: "p".into(),
+                    }))
+                })
+            },
+            "unexpected answer Resume { process: \"p\" }",
+            true,
+        ),
+        (
+            |x| {
+                matches!(x, Action::DelAddress { .. })
+                    .then(|| Outcome::Address(Err("ip addr del: no".into())))
+            },
+            "giving up the service address: ip addr del: no",
+            true,
+        ),
     ];
     for (fail, reason, froze) in cases {
         let mut a = agent();
         let (actions, answer) = run(&mut a, start(), |x| fail(x).unwrap_or_else(|| ok(x)));
-        assert_eq!(answer, Body::Error { reason: reason.into() });
-        let thawed = if froze { vec![Frozen::Stopped(42)] } else { vec![] };
-        assert_eq!(actions[actions.len() - 2..], [Action::Thaw { frozen: thawed }, app(AppOp::Resume)], "{reason}");
+        assert_eq!(
+            answer,
+            Body::Error {
+                reason: reason.into()
+            }
+        );
+        let thawed = if froze {
+            vec![Frozen::Stopped(42)]
+        } else {
+            vec![]
+        };
+        assert_eq!(
+            actions[actions.len() - 2..],
+            [Action::Thaw { frozen: thawed }, app(AppOp::Resume)],
+            "{reason}"
+        );
         let p = a.process("p").unwrap();
-        assert_eq!((&p.source, p.moved.len(), p.frozen.len()), (&Source::Running, 0, 0), "{reason}");
+        assert_eq!(
+            (&p.source, p.moved.len(), p.frozen.len()),
+            (&Source::Running, 0, 0),
+            "{reason}"
+        );
     }
 }
 
@@ -173,13 +352,34 @@ fn a_start_failing_after_the_pause_thaws_and_resumes() {
 fn a_source_abort_puts_the_address_back_thaws_and_resumes() {
     let mut a = moved_agent();
     let (actions, answer) = run(&mut a, abort(false), ok);
-    assert_eq!(actions, [Action::AddAddress { address: SVC, dev: "lo".into() }, Action::Thaw { frozen: vec![Frozen::Stopped(42)] }, app(AppOp::Resume)]);
+    assert_eq!(
+        actions,
+        [
+            Action::AddAddress {
+                address: SVC,
+                dev: "lo".into()
+            },
+            Action::Thaw {
+                frozen: vec![Frozen::Stopped(42)]
+            },
+            app(AppOp::Resume)
+        ]
+    );
     assert_eq!(answer, Body::Ok);
     let p = a.process("p").unwrap();
-    assert_eq!((&p.source, p.moved.len(), p.frozen.len()), (&Source::Running, 0, 0));
+    assert_eq!(
+        (&p.source, p.moved.len(), p.frozen.len()),
+        (&Source::Running, 0, 0)
+    );
     // Nothing moved (a start that never came): it still resumes.
     let (actions, answer) = run(&mut a, abort(false), ok);
-    assert_eq!((actions, answer), (vec![Action::Thaw { frozen: vec![] }, app(AppOp::Resume)], Body::Ok));
+    assert_eq!(
+        (actions, answer),
+        (
+            vec![Action::Thaw { frozen: vec![] }, app(AppOp::Resume)],
+            Body::Ok
+        )
+    );
 }
 
 #[test]
@@ -187,23 +387,54 @@ fn a_source_abort_keeps_an_address_it_could_not_restore() {
     let mut a = moved_agent();
     let (actions, answer) = run(&mut a, abort(false), |x| match x {
         Action::AddAddress { .. } => Outcome::Address(Err("ip addr add: no such device".into())),
-        Action::App { op: AppOp::Resume, .. } => Outcome::App(Err("p: resume: gone".into())),
+        Action::App {
+            op: AppOp::Resume, ..
+        } => Outcome::App(Err("p: resume: gone".into())),
         x => ok(x),
     });
     assert_eq!(actions.len(), 3, "every step is tried: {actions:?}");
-    assert_eq!(answer, Body::Error { reason: "ip addr add: no such device; p: resume: gone".into() });
+    assert_eq!(
+        answer,
+        Body::Error {
+            reason: "ip addr add: no such device; p: resume: gone".into()
+        }
+    );
     let p = a.process("p").unwrap();
-    assert_eq!((&p.source, &p.moved), (&Source::Moved, &vec![SVC]), "listed for a retry");
+    assert_eq!(
+        (&p.source, &p.moved),
+        (&Source::Moved, &vec![SVC]),
+        "listed for a retry"
+    );
     let (actions, answer) = run(&mut a, abort(false), ok);
-    assert_eq!((actions[0].clone(), answer), (Action::AddAddress { address: SVC, dev: "lo".into() }, Body::Ok));
+    assert_eq!(
+        (actions[0].clone(), answer),
+        (
+            Action::AddAddress {
+                address: SVC,
+                dev: "lo".into()
+            },
+            Body::Ok
+        )
+    );
 }
 
 fn chunk(transfer: u64, offset: u64, data: &str) -> Body {
-    Body::CheckpointChunk { process: "p".into(), transfer, offset, data: data.into() }
+    Body::CheckpointChunk {
+        process: "p".into(),
+        transfer,
+        offset,
+        data: data.into(),
+    }
 }
 
 fn import(transfer: u64, total: u64) -> Body {
-    Body::ImportState { process: "p".into(), state: String::new(), service: SVC, transfer: Some(transfer), total }
+    Body::ImportState {
+        process: "p".into(),
+        state: String::new(),
+        service: SVC,
+        transfer: Some(transfer),
+        total,
+    }
 }
 
 fn imported_agent() -> Agent {
@@ -213,7 +444,18 @@ fn imported_agent() -> Agent {
     let (actions, answer) = run(&mut a, import(7, 5), ok);
     assert_eq!(
         actions,
-        [Action::Thaw { frozen: vec![] }, app(AppOp::Pause), Action::AddAddress { address: SVC, dev: "lo".into() }, Action::App { op: AppOp::Import, state: Some("STATE".into()) }]
+        [
+            Action::Thaw { frozen: vec![] },
+            app(AppOp::Pause),
+            Action::AddAddress {
+                address: SVC,
+                dev: "lo".into()
+            },
+            Action::App {
+                op: AppOp::Import,
+                state: Some("STATE".into())
+            }
+        ]
     );
     assert_eq!(answer, Body::Ok);
     a
@@ -223,66 +465,164 @@ fn imported_agent() -> Agent {
 fn a_destination_assembles_pauses_takes_the_address_and_imports() {
     let a = imported_agent();
     let p = a.process("p").unwrap();
-    assert_eq!((&p.destination, &p.imported), (&Destination::Imported, &vec![SVC]));
-    assert!(p.busy(), "an import waiting for its resume may not be removed");
+    assert_eq!(
+        (&p.destination, &p.imported),
+        (&Destination::Imported, &vec![SVC])
+    );
+    assert!(
+        p.busy(),
+        "an import waiting for its resume may not be removed"
+    );
     // A whole checkpoint in the request, no pieces.
     let mut a = agent();
-    let body = Body::ImportState { process: "p".into(), state: "WHOLE".into(), service: SVC, transfer: None, total: 0 };
+    let body = Body::ImportState {
+        process: "p".into(),
+        state: "WHOLE".into(),
+        service: SVC,
+        transfer: None,
+        total: 0,
+    };
     let (actions, _) = run(&mut a, body, ok);
-    assert_eq!(actions[3], Action::App { op: AppOp::Import, state: Some("WHOLE".into()) });
+    assert_eq!(
+        actions[3],
+        Action::App {
+            op: AppOp::Import,
+            state: Some("WHOLE".into())
+        }
+    );
 }
 
 #[test]
 fn pieces_out_of_order_and_incomplete_checkpoints_are_refused() {
     let mut a = agent();
     assert_eq!(run(&mut a, chunk(7, 0, "ST"), ok).1, Body::Ok);
-    assert_eq!(run(&mut a, chunk(7, 0, "ST"), ok).1, Body::Ok, "a retried piece is taken once");
-    assert_eq!(run(&mut a, chunk(7, 5, "X"), ok).1, Body::Error { reason: "checkpoint piece at byte 5, expected 2".into() });
+    assert_eq!(
+        run(&mut a, chunk(7, 0, "ST"), ok).1,
+        Body::Ok,
+        "a retried piece is taken once"
+    );
+    assert_eq!(
+        run(&mut a, chunk(7, 5, "X"), ok).1,
+        Body::Error {
+            reason: "checkpoint piece at byte 5, expected 2".into()
+        }
+    );
     // A new transfer replaces an abandoned one.
     assert_eq!(run(&mut a, chunk(8, 0, "NEW"), ok).1, Body::Ok);
     let (actions, answer) = run(&mut a, import(8, 5), ok);
     assert!(actions.is_empty());
-    assert_eq!(answer, Body::Error { reason: "checkpoint incomplete: 3 of 5 bytes arrived".into() });
-    assert_eq!(run(&mut a, import(8, 3), ok).1, Body::Error { reason: "checkpoint incomplete: 0 of 3 bytes arrived".into() }, "taken by the first import");
+    assert_eq!(
+        answer,
+        Body::Error {
+            reason: "checkpoint incomplete: 3 of 5 bytes arrived".into()
+        }
+    );
+    assert_eq!(
+        run(&mut a, import(8, 3), ok).1,
+        Body::Error {
+            reason: "checkpoint incomplete: 0 of 3 bytes arrived".into()
+        },
+        "taken by the first import"
+    );
     assert_eq!(a.process("p").unwrap().destination, Destination::Idle);
 }
 
 #[test]
 fn a_failed_import_gives_the_address_up_again() {
     let mut a = agent();
-    let body = Body::ImportState { process: "p".into(), state: "S".into(), service: SVC, transfer: None, total: 0 };
+    let body = Body::ImportState {
+        process: "p".into(),
+        state: "S".into(),
+        service: SVC,
+        transfer: None,
+        total: 0,
+    };
     let (actions, answer) = run(&mut a, body.clone(), |x| match x {
-        Action::App { op: AppOp::Import, .. } => Outcome::App(Err("p: import: bad state".into())),
+        Action::App {
+            op: AppOp::Import, ..
+        } => Outcome::App(Err("p: import: bad state".into())),
         x => ok(x),
     });
-    assert_eq!(actions.last(), Some(&Action::DelAddress { address: SVC, dev: "lo".into() }));
-    assert_eq!(answer, Body::Error { reason: "p: import: bad state".into() });
-    assert_eq!((&a.process("p").unwrap().destination, a.process("p").unwrap().imported.len()), (&Destination::Idle, 0));
+    assert_eq!(
+        actions.last(),
+        Some(&Action::DelAddress {
+            address: SVC,
+            dev: "lo".into()
+        })
+    );
+    assert_eq!(
+        answer,
+        Body::Error {
+            reason: "p: import: bad state".into()
+        }
+    );
+    assert_eq!(
+        (
+            &a.process("p").unwrap().destination,
+            a.process("p").unwrap().imported.len()
+        ),
+        (&Destination::Idle, 0)
+    );
     // A refused pause or address: answered, nothing taken.
     let (actions, answer) = run(&mut a, body.clone(), |x| match x {
-        Action::App { op: AppOp::Pause, .. } => Outcome::App(Err("p: pause: no".into())),
+        Action::App {
+            op: AppOp::Pause, ..
+        } => Outcome::App(Err("p: pause: no".into())),
         x => ok(x),
     });
-    assert_eq!((actions.len(), answer), (2, Body::Error { reason: "p: pause: no".into() }));
+    assert_eq!(
+        (actions.len(), answer),
+        (
+            2,
+            Body::Error {
+                reason: "p: pause: no".into()
+            }
+        )
+    );
     let (actions, answer) = run(&mut a, body, |x| match x {
         Action::AddAddress { .. } => Outcome::Address(Err("ip addr add: no".into())),
         x => ok(x),
     });
-    assert_eq!((actions.len(), answer), (3, Body::Error { reason: "ip addr add: no".into() }));
+    assert_eq!(
+        (actions.len(), answer),
+        (
+            3,
+            Body::Error {
+                reason: "ip addr add: no".into()
+            }
+        )
+    );
     assert_eq!(a.process("p").unwrap().destination, Destination::Idle);
 }
 
 #[test]
 fn a_resume_makes_the_import_for_good() {
     let mut a = imported_agent();
-    let (actions, answer) = run(&mut a, Body::Resume { process: "p".into() }, ok);
+    let (actions, answer) = run(
+        &mut a,
+        Body::Resume {
+            process: "p".into(),
+        },
+        ok,
+    );
     assert_eq!((actions, answer), (vec![app(AppOp::Resume)], Body::Ok));
     let p = a.process("p").unwrap();
     assert_eq!((&p.destination, p.imported.len()), (&Destination::Idle, 0));
     // A failed resume keeps the import waiting.
     let mut a = imported_agent();
-    let (_, answer) = run(&mut a, Body::Resume { process: "p".into() }, |_| Outcome::App(Err("p: resume: no".into())));
-    assert_eq!(answer, Body::Error { reason: "p: resume: no".into() });
+    let (_, answer) = run(
+        &mut a,
+        Body::Resume {
+            process: "p".into(),
+        },
+        |_| Outcome::App(Err("p: resume: no".into())),
+    );
+    assert_eq!(
+        answer,
+        Body::Error {
+            reason: "p: resume: no".into()
+        }
+    );
     assert_eq!(a.process("p").unwrap().destination, Destination::Imported);
 }
 
@@ -290,7 +630,17 @@ fn a_resume_makes_the_import_for_good() {
 fn a_destination_abort_keeps_it_paused_and_drops_what_came() {
     let mut a = imported_agent();
     let (actions, answer) = run(&mut a, abort(true), ok);
-    assert_eq!(actions, [app(AppOp::Pause), app(AppOp::Discard), Action::DelAddress { address: SVC, dev: "lo".into() }]);
+    assert_eq!(
+        actions,
+        [
+            app(AppOp::Pause),
+            app(AppOp::Discard),
+            Action::DelAddress {
+                address: SVC,
+                dev: "lo".into()
+            }
+        ]
+    );
     assert_eq!(answer, Body::Ok);
     assert_eq!(a.process("p").unwrap().destination, Destination::Idle);
     // An address it cannot give up stays listed for a retry.
@@ -299,9 +649,17 @@ fn a_destination_abort_keeps_it_paused_and_drops_what_came() {
         Action::DelAddress { .. } => Outcome::Address(Err("ip addr del: busy".into())),
         x => ok(x),
     });
-    assert_eq!(answer, Body::Error { reason: "ip addr del: busy".into() });
+    assert_eq!(
+        answer,
+        Body::Error {
+            reason: "ip addr del: busy".into()
+        }
+    );
     let p = a.process("p").unwrap();
-    assert_eq!((&p.destination, &p.imported), (&Destination::Imported, &vec![SVC]));
+    assert_eq!(
+        (&p.destination, &p.imported),
+        (&Destination::Imported, &vec![SVC])
+    );
 }
 
 /// One agent as both ends (two servers behind it): the import here
@@ -309,12 +667,33 @@ fn a_destination_abort_keeps_it_paused_and_drops_what_came() {
 #[test]
 fn one_agent_can_be_both_ends() {
     let mut a = moved_agent();
-    let body = Body::ImportState { process: "p".into(), state: "S".into(), service: SVC, transfer: None, total: 0 };
+    let body = Body::ImportState {
+        process: "p".into(),
+        state: "S".into(),
+        service: SVC,
+        transfer: None,
+        total: 0,
+    };
     let (actions, _) = run(&mut a, body, ok);
-    assert_eq!(actions[0], Action::Thaw { frozen: vec![Frozen::Stopped(42)] });
+    assert_eq!(
+        actions[0],
+        Action::Thaw {
+            frozen: vec![Frozen::Stopped(42)]
+        }
+    );
     let p = a.process("p").unwrap();
-    assert_eq!((&p.source, p.moved.len()), (&Source::Running, 0), "the move away is not coming back");
-    run(&mut a, Body::Resume { process: "p".into() }, ok);
+    assert_eq!(
+        (&p.source, p.moved.len()),
+        (&Source::Running, 0),
+        "the move away is not coming back"
+    );
+    run(
+        &mut a,
+        Body::Resume {
+            process: "p".into(),
+        },
+        ok,
+    );
     // A source abort (switch refused) drops the import's addresses
     // unasked: the process runs here again.
     let mut a = imported_agent();
@@ -326,9 +705,21 @@ fn one_agent_can_be_both_ends() {
 fn a_second_request_on_a_busy_side_is_refused() {
     let mut a = agent();
     let out = a.handle(Input::Request(start()));
-    assert!(matches!(out.last(), Some(Output::Do { action: Action::App { op: AppOp::Pause, .. }, .. })));
+    assert!(matches!(
+        out.last(),
+        Some(Output::Do {
+            action: Action::App {
+                op: AppOp::Pause,
+                ..
+            },
+            ..
+        })
+    ));
     let out = a.handle(Input::Request(start()));
-    assert!(matches!(&out[..], [Output::Answer { body: Body::Error { reason }, .. }] if reason.contains("being handled")), "{out:?}");
+    assert!(
+        matches!(&out[..], [Output::Answer { body: Body::Error { reason }, .. }] if reason.contains("being handled")),
+        "{out:?}"
+    );
     // The other side is free.
     assert_eq!(run(&mut a, chunk(1, 0, "x"), ok).1, Body::Ok);
 }
@@ -338,7 +729,11 @@ fn a_reload_keeps_a_process_being_migrated() {
     let mut a = agent();
     a.handle(Input::Request(start()));
     let e = a.check(&[config("q", true)]).unwrap_err();
-    assert!(e.starts_with("p is being migrated (source Pausing") && e.ends_with("cannot be removed now"), "{e}");
+    assert!(
+        e.starts_with("p is being migrated (source Pausing")
+            && e.ends_with("cannot be removed now"),
+        "{e}"
+    );
     let e = a.check(&[config("p", false)]).unwrap_err();
     assert!(e.ends_with("cannot be changed now"), "{e}");
     assert!(a.configure(&[config("q", true)]).is_err());
@@ -346,8 +741,26 @@ fn a_reload_keeps_a_process_being_migrated() {
     a.check(&[config("p", true), config("q", true)]).unwrap();
     // At rest (here: moved away) it may go; others come and change.
     let mut a = moved_agent();
-    assert_eq!(a.configure(&[config("q", true)]).unwrap(), ["process p removed", "process q added"]);
-    assert_eq!(a.configure(&[config("q", false)]).unwrap(), ["process q changed"]);
+    assert_eq!(
+        a.configure(&[config("q", true)]).unwrap(),
+        ["process p removed", "process q added"]
+    );
+    assert_eq!(
+        a.configure(&[config("q", false)]).unwrap(),
+        ["process q changed"]
+    );
     assert!(a.configure(&[config("q", false)]).unwrap().is_empty());
-    assert_eq!(run(&mut a, Body::Resume { process: "p".into() }, ok).1, Body::Error { reason: "no process \"p\" here".into() });
+    assert_eq!(
+        run(
+            &mut a,
+            Body::Resume {
+                process: "p".into()
+            },
+            ok
+        )
+        .1,
+        Body::Error {
+            reason: "no process \"p\" here".into()
+        }
+    );
 }

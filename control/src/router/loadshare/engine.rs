@@ -85,7 +85,10 @@ pub enum Event {
     },
     /// Packets per second routed in each bucket (256 values), measured by
     /// the filter's per-bucket counters (claim 7).
-    Rates { now: u64, rates: Vec<u64> },
+    Rates {
+        now: u64,
+        rates: Vec<u64>,
+    },
     /// The edge applied a fence: buffered packets routed or dropped, the
     /// buckets routed from now on.
     FenceApplied {
@@ -473,7 +476,12 @@ impl LoadShare {
                 self.collect(now, out);
             }
         }
-        if self.collection.as_ref().map(|c| now.saturating_sub(c.started) > 10 * self.cfg.retransmit_ms).unwrap_or(false) {
+        if self
+            .collection
+            .as_ref()
+            .map(|c| now.saturating_sub(c.started) > 10 * self.cfg.retransmit_ms)
+            .unwrap_or(false)
+        {
             self.finish_collection(now);
         }
         let live = self.live(now);
@@ -512,15 +520,26 @@ impl LoadShare {
     fn rates(&mut self, now: u64, rates: Vec<u64>, out: &mut Vec<Action>) {
         self.my_rates = rates;
         self.my_rates.resize(BUCKETS as usize, 0);
-        let Some(limit) = self.cfg.review_pps else { return };
+        let Some(limit) = self.cfg.review_pps else {
+            return;
+        };
         if self.master || now < self.review_until {
             return;
         }
-        let mine: u64 = (0..BUCKETS as usize).filter(|b| self.mine[*b] == BUCKET_MINE).map(|b| self.my_rates[b]).sum();
+        let mine: u64 = (0..BUCKETS as usize)
+            .filter(|b| self.mine[*b] == BUCKET_MINE)
+            .map(|b| self.my_rates[b])
+            .sum();
         if mine <= limit {
             return;
         }
-        let master = self.peers.iter().find(|(_, p)| p.is_master && now.saturating_sub(p.last_hello) <= self.cfg.dead_after_ms).map(|(a, _)| *a);
+        let master = self
+            .peers
+            .iter()
+            .find(|(_, p)| {
+                p.is_master && now.saturating_sub(p.last_hello) <= self.cfg.dead_after_ms
+            })
+            .map(|(a, _)| *a);
         if let Some(m) = master {
             self.review_until = now + self.cfg.review_holddown_ms;
             self.reviews_requested += 1;
@@ -544,12 +563,26 @@ impl LoadShare {
                 rates[b] = self.my_rates[b];
             }
         }
-        let live: BTreeSet<Ipv4Addr> = self.live(now).into_iter().filter(|a| *a != self.cfg.me).collect();
+        let live: BTreeSet<Ipv4Addr> = self
+            .live(now)
+            .into_iter()
+            .filter(|a| *a != self.cfg.me)
+            .collect();
         for p in &live {
             self.send(now, *p, Body::RateRequest { id }, out);
         }
-        self.collection = Some(Collection { id, started: now, pending: live, rates });
-        if self.collection.as_ref().map(|c| c.pending.is_empty()).unwrap_or(false) {
+        self.collection = Some(Collection {
+            id,
+            started: now,
+            pending: live,
+            rates,
+        });
+        if self
+            .collection
+            .as_ref()
+            .map(|c| c.pending.is_empty())
+            .unwrap_or(false)
+        {
             self.finish_collection(now);
         }
     }
@@ -557,7 +590,9 @@ impl LoadShare {
     /// Claim 11: reallocate by rate when the routers' loads differ by more
     /// than the tolerance.
     fn finish_collection(&mut self, now: u64) {
-        let Some(c) = self.collection.take() else { return };
+        let Some(c) = self.collection.take() else {
+            return;
+        };
         let live = self.live(now);
         let owners = self.owners(now);
         if let Some(target) = rate_plan(&c.rates, &owners, &live, self.cfg.rate_tolerance) {
@@ -643,8 +678,10 @@ impl LoadShare {
                 }
             }
             Body::RateRequest { id } => {
-                let rates: Vec<(u8, u64)> =
-                    (0..BUCKETS as usize).filter(|b| self.mine[*b] == BUCKET_MINE).map(|b| (b as u8, self.my_rates[b])).collect();
+                let rates: Vec<(u8, u64)> = (0..BUCKETS as usize)
+                    .filter(|b| self.mine[*b] == BUCKET_MINE)
+                    .map(|b| (b as u8, self.my_rates[b]))
+                    .collect();
                 self.send(now, from, Body::RateReport { id, rates }, out);
             }
             Body::RateReport { id, rates } => {

@@ -9,12 +9,26 @@ use dataplane_common::router::BUCKETS;
 /// owners and moving, from the most to the least loaded router, the bucket
 /// that best closes the gap, until loads are within `tolerance` of the
 /// mean. `None` when they already are.
-pub fn rate_plan(rates: &[u64], owners: &[Option<Ipv4Addr>], routers: &[Ipv4Addr], tolerance: f64) -> Option<Vec<Ipv4Addr>> {
-    if routers.len() < 2 || owners.iter().any(|o| o.map(|r| !routers.contains(&r)).unwrap_or(true)) {
+pub fn rate_plan(
+    rates: &[u64],
+    owners: &[Option<Ipv4Addr>],
+    routers: &[Ipv4Addr],
+    tolerance: f64,
+) -> Option<Vec<Ipv4Addr>> {
+    if routers.len() < 2
+        || owners
+            .iter()
+            .any(|o| o.map(|r| !routers.contains(&r)).unwrap_or(true))
+    {
         return None;
     }
     let mut owner: Vec<Ipv4Addr> = owners.iter().map(|o| o.expect("checked")).collect();
-    let load = |owner: &[Ipv4Addr], r: Ipv4Addr| -> u64 { (0..owner.len()).filter(|b| owner[*b] == r).map(|b| rates[b]).sum() };
+    let load = |owner: &[Ipv4Addr], r: Ipv4Addr| -> u64 {
+        (0..owner.len())
+            .filter(|b| owner[*b] == r)
+            .map(|b| rates[b])
+            .sum()
+    };
     let total: u64 = rates.iter().sum();
     let mean = total as f64 / routers.len() as f64;
     if total == 0 {
@@ -95,17 +109,41 @@ mod tests {
     #[test]
     fn rate_plan_evens_out_hot_buckets() {
         let r: Vec<Ipv4Addr> = (1..=2).map(addr).collect();
-        let owners: Vec<Option<Ipv4Addr>> = (0..256).map(|b| Some(r[usize::from(b >= 128)])).collect();
+        let owners: Vec<Option<Ipv4Addr>> =
+            (0..256).map(|b| Some(r[usize::from(b >= 128)])).collect();
         let mut rates = vec![0u64; 256];
         for b in 0..8 {
             rates[b] = 1000; // all of router 1's traffic in 8 buckets
         }
         let target = rate_plan(&rates, &owners, &r, 0.2).expect("unbalanced");
-        let load = |x: Ipv4Addr| (0..256).filter(|b| target[*b] == x).map(|b| rates[b]).sum::<u64>();
+        let load = |x: Ipv4Addr| {
+            (0..256)
+                .filter(|b| target[*b] == x)
+                .map(|b| rates[b])
+                .sum::<u64>()
+        };
         assert_eq!((load(r[0]), load(r[1])), (4000, 4000));
-        assert_eq!((0..256).filter(|b| target[*b] != owners[*b].unwrap()).count(), 4, "only hot buckets move");
-        assert!(rate_plan(&rates, &target.iter().map(|x| Some(*x)).collect::<Vec<_>>(), &r, 0.2).is_none(), "balanced now");
-        assert!(rate_plan(&vec![0; 256], &owners, &r, 0.2).is_none(), "no traffic, nothing to do");
+        assert_eq!(
+            (0..256)
+                .filter(|b| target[*b] != owners[*b].unwrap())
+                .count(),
+            4,
+            "only hot buckets move"
+        );
+        assert!(
+            rate_plan(
+                &rates,
+                &target.iter().map(|x| Some(*x)).collect::<Vec<_>>(),
+                &r,
+                0.2
+            )
+            .is_none(),
+            "balanced now"
+        );
+        assert!(
+            rate_plan(&vec![0; 256], &owners, &r, 0.2).is_none(),
+            "no traffic, nothing to do"
+        );
     }
 
     #[test]

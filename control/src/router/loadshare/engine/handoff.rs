@@ -40,7 +40,13 @@ impl LoadShare {
         }
     }
 
-    pub(super) fn hold_acked(&mut self, now: u64, epoch: u64, from: Ipv4Addr, out: &mut Vec<Action>) {
+    pub(super) fn hold_acked(
+        &mut self,
+        now: u64,
+        epoch: u64,
+        from: Ipv4Addr,
+        out: &mut Vec<Action>,
+    ) {
         let Some(h) = self.handoff.as_mut() else {
             return;
         };
@@ -80,12 +86,18 @@ impl LoadShare {
         let gone: BTreeSet<Ipv4Addr> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.last_hello == 0 || now.saturating_sub(p.last_hello) > 2 * self.cfg.dead_after_ms)
+            .filter(|(_, p)| {
+                p.last_hello == 0 || now.saturating_sub(p.last_hello) > 2 * self.cfg.dead_after_ms
+            })
             .map(|(a, _)| *a)
             .collect();
         let h = self.handoff.as_mut().expect("checked above");
         h.fences.clear();
-        h.pending = by_source.keys().copied().filter(|r| !gone.contains(r)).collect();
+        h.pending = by_source
+            .keys()
+            .copied()
+            .filter(|r| !gone.contains(r))
+            .collect();
         if by_source.is_empty() {
             self.fence(now, out);
             return;
@@ -100,7 +112,12 @@ impl LoadShare {
                 self.send(now, src, Body::Release { epoch, buckets }, out);
             }
         }
-        if self.handoff.as_ref().map(|h| h.phase == Phase::Releasing && h.pending.is_empty()).unwrap_or(false) {
+        if self
+            .handoff
+            .as_ref()
+            .map(|h| h.phase == Phase::Releasing && h.pending.is_empty())
+            .unwrap_or(false)
+        {
             self.fence(now, out);
         }
     }

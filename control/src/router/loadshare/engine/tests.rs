@@ -26,10 +26,7 @@ impl Sim {
         let mut nodes = BTreeMap::new();
         for a in &all {
             let peers = all.iter().copied().filter(|p| p != a).collect();
-            nodes.insert(
-                *a,
-                LoadShare::new(Config::new(*a, 100, peers, 100)),
-            );
+            nodes.insert(*a, LoadShare::new(Config::new(*a, 100, peers, 100)));
         }
         Self {
             alive: all.iter().copied().collect(),
@@ -64,7 +61,10 @@ impl Sim {
                         .iter()
                         .map(|b| Fence {
                             bucket: *b,
-                            last: dataplane_common::router::Fingerprint { count: 1, ..Default::default() },
+                            last: dataplane_common::router::Fingerprint {
+                                count: 1,
+                                ..Default::default()
+                            },
                         })
                         .collect(),
                 }),
@@ -240,22 +240,38 @@ fn a_busy_backup_asks_for_review_and_the_master_rebalances_by_rate() {
     s.set_master(addr(1));
     s.step(2000);
     // Router 2's traffic is all in four of its buckets.
-    let hot: Vec<u8> = (0..=255u8).filter(|b| s.nodes[&addr(2)].mine[*b as usize] == BUCKET_MINE).take(4).collect();
+    let hot: Vec<u8> = (0..=255u8)
+        .filter(|b| s.nodes[&addr(2)].mine[*b as usize] == BUCKET_MINE)
+        .take(4)
+        .collect();
     let mut rates = vec![0u64; 256];
     for b in &hot {
         rates[*b as usize] = 1000;
     }
     for _ in 0..3 {
         let now = s.now;
-        let acts = s.nodes.get_mut(&addr(2)).unwrap().handle(Event::Rates { now, rates: rates.clone() });
+        let acts = s.nodes.get_mut(&addr(2)).unwrap().handle(Event::Rates {
+            now,
+            rates: rates.clone(),
+        });
         s.apply(addr(2), acts);
         s.step(500);
     }
-    assert_eq!(s.nodes[&addr(2)].reviews_requested, 1, "one request per hold-down (claim 12)");
+    assert_eq!(
+        s.nodes[&addr(2)].reviews_requested,
+        1,
+        "one request per hold-down (claim 12)"
+    );
     let m = &s.nodes[&addr(1)];
     assert_eq!(m.collections, 1, "collected once (claims 9, 10)");
     assert_eq!(m.rate_rebalances, 1);
-    let still: usize = hot.iter().filter(|b| s.nodes[&addr(2)].mine[**b as usize] == BUCKET_MINE).count();
-    assert!(still <= 2, "hot buckets moved away from the busy router ({still} of 4 left)");
+    let still: usize = hot
+        .iter()
+        .filter(|b| s.nodes[&addr(2)].mine[**b as usize] == BUCKET_MINE)
+        .count();
+    assert!(
+        still <= 2,
+        "hot buckets moved away from the busy router ({still} of 4 left)"
+    );
     assert_eq!(s.shares().iter().sum::<usize>(), 256);
 }
