@@ -273,7 +273,7 @@ fn gtpu_sessions_through_lb_and_gateways() {
         for e in &ends {
             let s = sessions
                 .iter()
-                .find(|s| Some(s.1) == e.seid)
+                .find(|s| s.0 == gi && Some(s.1) == e.seid)
                 .unwrap_or_else(|| panic!("record of an unknown SEID: {e:?}"));
             assert_eq!(e.teid, Some(s.2));
             assert_eq!(
@@ -299,8 +299,12 @@ fn usage_reports_are_byte_exact() {
     }
     let _serial = common::serial();
     let Lab {
-        mut smf, mut an, ..
+        t: _t,
+        mut smf,
+        mut an,
+        ..
     } = lab('y', 1, None);
+    // (`t` bound: the topology lives as long as the test.)
     smf.call(json!({"cmd": "associate", "gw": gtp_lab::pfcp_addr(0).to_string()}))
         .unwrap();
     let ue = Ipv4Addr::new(10, 60, 0, 7);
@@ -445,5 +449,10 @@ fn a_full_table_refuses_with_no_resources_and_keeps_what_it_has() {
     let _ = smf
         .call(json!({"cmd": "raw", "gw": gw, "hex": "2101", "timeout": 0.5}))
         .unwrap();
-    assert_eq!(counter(&t, "g0", "pfcp_discarded_short_header"), before + 1);
+    let rows = t.call_role("g0", Request::Stats).unwrap();
+    assert_eq!(
+        counter(&t, "g0", "pfcp_discarded_short_header"),
+        before + 1,
+        "{rows}"
+    );
 }

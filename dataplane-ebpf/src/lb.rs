@@ -72,8 +72,13 @@ fn classify(ctx: &XdpContext) -> Result<SessionKey, u32> {
             let ports = parse::parse_l4_ports(ctx, l4, parse::l4_hdr_len(ip.proto))
                 .ok_or(stat::TRUNC_L4)?;
             if ip.proto == IPPROTO_UDP && u16::from_be(ports.dst) == GTPU_PORT {
-                let teid = parse_gtpu(ctx, l4 + parse::UDP_HLEN)?;
-                return Ok(SessionKey::Teid(teid));
+                if let Some(teid) = parse_gtpu(ctx, l4 + parse::UDP_HLEN)? {
+                    return Ok(SessionKey::Teid(teid));
+                }
+                // Signalling (Echo, Error Indication, End Marker) is about
+                // the path, not a session: any gateway answers for the N3
+                // address, so it goes by the fallback key like plain IP.
+                maps::count(&LB_STATS, stat::GTPU_NOT_GPDU, 0);
             }
             Ok(SessionKey::Flow(
                 ip.src, ip.dst, ports.src, ports.dst, ip.proto,
@@ -83,22 +88,23 @@ fn classify(ctx: &XdpContext) -> Result<SessionKey, u32> {
     }
 }
 
-/// GTP-U (TS 29.281 §5.1) through the shared view: version 1, PT 1, G-PDU
-/// only (the message type is checked before the optional fields and the
-/// extension chain, which must then be complete). The lb counts a short
-/// header and a bad extension alike, as truncated.
+/// GTP-U (TS 29.281 §5.1) through the shared view: version 1, PT 1; the
+/// TEID of a G-PDU (the message type is checked before the optional
+/// fields and the extension chain, which must then be complete), `None`
+/// for signalling. The lb counts a short header and a bad extension
+/// alike, as truncated.
 #[inline(always)]
-fn parse_gtpu(ctx: &XdpContext, off: usize) -> Result<u32, u32> {
+fn parse_gtpu(ctx: &XdpContext, off: usize) -> Result<Option<u32>, u32> {
     let reason = |e: GtpuError| match e {
         GtpuError::Truncated | GtpuError::BadExtension => stat::TRUNC_GTPU,
         GtpuError::BadVersion => stat::GTPU_BAD_VERSION,
     };
     let mut g = parse::parse_gtpu_fixed(ctx, off).map_err(reason)?;
     if g.msg != parse::GTPU_MSG_GPDU {
-        return Err(stat::GTPU_NOT_GPDU);
+        return Ok(None);
     }
     parse::gtpu_extensions(ctx, &mut g).map_err(reason)?;
-    Ok(g.teid)
+    Ok(Some(g.teid))
 }
 
 #[derive(Clone, Copy)]

@@ -45,7 +45,7 @@ pub struct GtpCounters {
     pub signalling_malformed: u64,
     pub signalling_other: u64,
     pub pfcp_refused_peer: u64,
-    pub reports_sent: u64,
+    pub report_send_errors: u64,
 }
 
 /// The GTP-U and PFCP state of one gateway instance.
@@ -155,7 +155,7 @@ impl Gtp {
             ("gtpu_signalling_malformed", c.signalling_malformed),
             ("gtpu_signalling_other", c.signalling_other),
             ("pfcp_refused_peer", c.pfcp_refused_peer),
-            ("pfcp_reports_sent", c.reports_sent),
+            ("pfcp_report_send_errors", c.report_send_errors),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
@@ -164,7 +164,7 @@ impl Gtp {
             self.engine
                 .counters()
                 .into_iter()
-                .map(|(k, v)| (format!("pfcp_{k}"), v)),
+                .map(|(k, v)| (k.to_string(), v)),
         );
         rows
     }
@@ -354,8 +354,11 @@ impl GwInstance {
         };
         for (peer, bytes) in reports {
             match tx.send_to(&bytes, peer) {
-                Ok(_) => gtp.counters.reports_sent += 1,
-                Err(e) => warn!(%peer, error = %e, "sending a PFCP session report failed"),
+                Ok(_) => {}
+                Err(e) => {
+                    gtp.counters.report_send_errors += 1;
+                    warn!(%peer, error = %e, "sending a PFCP session report failed");
+                }
             }
         }
     }

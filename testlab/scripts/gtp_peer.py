@@ -308,7 +308,7 @@ class AccessNode:
                     rec["inner"] = {"src": inner.src, "dst": inner.dst, "len": int(inner.len),
                                     "sport": int(inner.sport) if inner.haslayer(UDP) or inner.haslayer(TCP) else None,
                                     "dport": int(inner.dport) if inner.haslayer(UDP) or inner.haslayer(TCP) else None,
-                                    "payload": bytes(inner[Raw].load).decode(errors="replace") if inner.haslayer(Raw) else ""}
+                                    "payload": l4_payload(inner)}
                     # Recompute the checksums and compare with what came.
                     fresh = inner.copy()
                     del fresh.chksum
@@ -326,6 +326,14 @@ class AccessNode:
                 rec["raw"] = data.hex()
             got.append(rec)
         return {"received": got}
+
+
+def l4_payload(inner):
+    """The transport payload as bytes sent (scapy would dissect UDP 53 as DNS)."""
+    for layer in (UDP, TCP):
+        if inner.haslayer(layer):
+            return bytes(inner[layer].payload).decode(errors="replace")
+    return ""
 
 
 def main():

@@ -332,17 +332,17 @@ pub fn fixtures() -> Vec<Fixture> {
     v.push(fx(
         "gtpu_echo_request",
         gtpu_custom(0, 1, 0x02, &[]),
-        pass(stat::GTPU_NOT_GPDU),
+        flow(TERM, packets::GTPU_ENDPOINT, 2152, 2152, 17),
     ));
     v.push(fx(
         "gtpu_error_indication",
         gtpu_custom(0x10, 26, 0, &[]),
-        pass(stat::GTPU_NOT_GPDU),
+        flow(TERM, packets::GTPU_ENDPOINT, 2152, 2152, 17),
     ));
     v.push(fx(
         "gtpu_end_marker",
         gtpu_custom(0x10, 254, 0, &[]),
-        pass(stat::GTPU_NOT_GPDU),
+        flow(TERM, packets::GTPU_ENDPOINT, 2152, 2152, 17),
     ));
     let mut v2 = packets::gtpu_packet(0x10, TERM, &[]);
     v2[42] = 0x48; // version 2

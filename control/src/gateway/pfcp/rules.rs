@@ -212,12 +212,15 @@ pub(super) fn derive(rules: &Rules) -> Result<Derived, Reject> {
         ) => Some((teid, an)),
         _ => None,
     };
-    let qfi = ul
-        .qer_ids
-        .iter()
-        .filter_map(|q| rules.qers.get(q))
-        .find_map(|q| q.qfi)
-        .or(ul_pdi.qfi);
+    // The QFI the downlink is marked with: the downlink PDR's QER (where
+    // an SMF puts it), else the uplink's, else the uplink PDI's.
+    let qer_qfi = |p: &Pdr| {
+        p.qer_ids
+            .iter()
+            .filter_map(|q| rules.qers.get(q))
+            .find_map(|q| q.qfi)
+    };
+    let qfi = qer_qfi(dl).or_else(|| qer_qfi(ul)).or(ul_pdi.qfi);
     Ok(Derived {
         ul_pdr: ul_id,
         fteid,
