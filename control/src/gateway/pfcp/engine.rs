@@ -16,7 +16,7 @@
 //! 73, a full table (sessions, TEIDs, or the fast path refusing) 75, and
 //! nothing changes on any rejection.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use super::ie::{
@@ -153,9 +153,15 @@ pub enum Discard {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Accepted(Procedure),
-    Rejected { procedure: Procedure, cause: Cause },
+    Rejected {
+        procedure: Procedure,
+        cause: Cause,
+    },
     VersionNotSupported,
     Discarded(Discard),
+    /// A request we answered already (same peer, type and sequence
+    /// number, §6.4): the stored response again, nothing redone.
+    Retransmission(Procedure),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -221,7 +227,17 @@ pub struct Engine {
     /// Our outstanding Session Report Requests: sequence number → UP SEID.
     pending_reports: BTreeMap<u32, u64>,
     counters: BTreeMap<&'static str, u64>,
+    /// Responses to recent requests, for retransmitted requests (§6.4).
+    answered: HashMap<AnswerKey, Vec<u8>>,
+    answered_order: VecDeque<AnswerKey>,
 }
+
+/// A request as a retransmission repeats it: who, which type, which seq.
+type AnswerKey = (SocketAddr, u8, u32);
+
+/// Responses kept for retransmissions (a CP retransmits within seconds:
+/// N1 x T1, 3 x 3 s by default, far fewer than this many requests).
+const ANSWERED_MAX: usize = 8192;
 
 /// Outstanding reports kept; older ones are forgotten (their responses are
 /// then counted as unknown).
@@ -244,13 +260,45 @@ impl Engine {
             next_seq: 1,
             pending_reports: BTreeMap::new(),
             counters: BTreeMap::new(),
+            answered: HashMap::new(),
+            answered_order: VecDeque::new(),
         }
     }
 
     /// One datagram from `peer`: the reply to send back to it (if any) and
     /// what happened.
     pub fn handle(&mut self, peer: SocketAddr, datagram: &[u8], t: &mut dyn Tunnels) -> Handled {
+        // A request we answered: the same answer (a retransmitted
+        // establishment must not make a second session).
+        let key = match Header::decode(datagram) {
+            Ok((h, _)) => procedure_of(h.msg_type)
+                .filter(|p| *p != Procedure::Report)
+                .map(|p| ((peer, h.msg_type, h.seq), p)),
+            Err(_) => None,
+        };
+        if let Some((k, p)) = key {
+            if let Some(reply) = self.answered.get(&k) {
+                let handled = Handled {
+                    reply: Some(reply.clone()),
+                    outcome: Outcome::Retransmission(p),
+                };
+                *self
+                    .counters
+                    .entry(outcome_name(&handled.outcome))
+                    .or_default() += 1;
+                return handled;
+            }
+        }
         let handled = self.dispatch(peer, datagram, t);
+        if let (Some((k, _)), Some(reply)) = (key, &handled.reply) {
+            if self.answered_order.len() >= ANSWERED_MAX {
+                if let Some(old) = self.answered_order.pop_front() {
+                    self.answered.remove(&old);
+                }
+            }
+            self.answered.insert(k, reply.clone());
+            self.answered_order.push_back(k);
+        }
         *self
             .counters
             .entry(outcome_name(&handled.outcome))
@@ -963,6 +1011,7 @@ fn outcome_name(o: &Outcome) -> &'static str {
             _ => "pfcp_rejected_other",
         },
         Outcome::VersionNotSupported => "pfcp_version_not_supported",
+        Outcome::Retransmission(_) => "pfcp_retransmitted",
         Outcome::Discarded(Discard::ShortHeader) => "pfcp_discarded_short_header",
         Outcome::Discarded(Discard::UnknownType(_)) => "pfcp_discarded_unknown_type",
         Outcome::Discarded(Discard::Unexpected(_)) => "pfcp_discarded_unexpected",

@@ -320,11 +320,20 @@ fn our_responses_are_the_bytes_scapy_parsed() {
             .reply
             .expect("reply"),
     ));
+    // The same deletion again is a retransmission: the same answer.
     out.push(to_hex(
         &l.e.handle(peer(), &hex(DELETE_REQ), &mut l.t)
             .reply
             .expect("reply"),
     ));
+    // Under a new sequence number it is a new request, for a session
+    // that is gone.
+    let mut again = hex(DELETE_REQ);
+    again[14] = 6;
+    out.push(to_hex(
+        &l.e.handle(peer(), &again, &mut l.t).reply.expect("reply"),
+    ));
+    let not_found = OUR_DELETE_RSP_NOT_FOUND.replace("0000000000000005", "0000000000000006");
     let expected = [
         OUR_ASSOC_SETUP_RSP,
         OUR_HEARTBEAT_RSP,
@@ -332,7 +341,8 @@ fn our_responses_are_the_bytes_scapy_parsed() {
         OUR_MODIFY_RSP,
         OUR_REPORT_REQ,
         OUR_DELETE_RSP,
-        OUR_DELETE_RSP_NOT_FOUND,
+        OUR_DELETE_RSP,
+        &not_found,
     ];
     assert_eq!(out, expected);
 }
@@ -958,4 +968,53 @@ fn mutated_messages_never_panic_and_replies_decode() {
         .counters()
         .iter()
         .any(|(k, _)| *k == "pfcp_rejected_invalid_length"));
+}
+
+#[test]
+fn a_retransmitted_establishment_gets_the_same_answer_and_makes_no_second_session() {
+    let mut l = Lab::associated();
+    let req = build::establishment_request(
+        500,
+        &build::typical_session(
+            CP,
+            0x5555,
+            Ipv4Addr::new(10, 60, 5, 5),
+            Some((0x1234, AN)),
+            None,
+            9,
+        ),
+    );
+    let first = l.e.handle(peer(), &req, &mut l.t);
+    assert_eq!(first.outcome, Outcome::Accepted(Procedure::Establishment));
+    let again = l.e.handle(peer(), &req, &mut l.t);
+    assert_eq!(
+        again.outcome,
+        Outcome::Retransmission(Procedure::Establishment)
+    );
+    assert_eq!(again.reply, first.reply, "byte for byte the first answer");
+    assert_eq!(l.e.sessions().len(), 1);
+    assert_eq!(l.t.live.len(), 1);
+    assert!(l.e.counters().contains(&("pfcp_retransmitted", 1)));
+    // The same sequence number from another peer is another request.
+    let other: std::net::SocketAddr = "192.0.2.99:8805".parse().unwrap();
+    let h = l.e.handle(other, &req, &mut l.t);
+    assert_eq!(h.outcome, Outcome::Accepted(Procedure::Establishment));
+    assert_eq!(l.e.sessions().len(), 2);
+    // A new sequence number is a new request: a second session.
+    let req2 = build::establishment_request(
+        501,
+        &build::typical_session(
+            CP,
+            0x5556,
+            Ipv4Addr::new(10, 60, 5, 6),
+            Some((0x1234, AN)),
+            None,
+            9,
+        ),
+    );
+    assert_eq!(
+        l.e.handle(peer(), &req2, &mut l.t).outcome,
+        Outcome::Accepted(Procedure::Establishment)
+    );
+    assert_eq!(l.e.sessions().len(), 3);
 }
