@@ -103,6 +103,16 @@ enum BenchCmd {
         #[arg(long, default_value_t = 3.0)]
         secs: f64,
     },
+    /// PFCP establishments and deletions per second through the gateway
+    /// daemon (maps written), against Heartbeats on the same socket.
+    Pfcp {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        #[arg(long, default_value_t = 10000)]
+        sessions: u32,
+    },
     /// ns/packet of each XDP program against the floor program (test_run).
     Xdp {
         #[arg(long)]
@@ -219,6 +229,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         r.lost_ms_runs
                     );
                 }
+            }
+            Ok(())
+        }
+        Cmd::Bench {
+            cmd:
+                BenchCmd::Pfcp {
+                    json,
+                    rounds,
+                    sessions,
+                },
+        } => {
+            let r = bench::pfcp::run(rounds.max(1), sessions)?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "PFCP through the gateway daemon, {} sessions, {} in flight (median of {}): {:.0} establishments/s, {:.0} deletions/s; heartbeats {:.0}/s (establishment/heartbeat {:.2}); the engine alone {:.0} establishments/s",
+                    r.sessions, r.window, r.rounds.len(), r.establishments_per_s, r.deletions_per_s, r.heartbeats_per_s, r.establishment_vs_heartbeat, r.engine_establishments_per_s
+                );
             }
             Ok(())
         }
