@@ -19,7 +19,7 @@ use std::{
 use control::api::Request;
 use serde_json::{json, Value};
 use testlab::{
-    gtp_lab::{self, Peer, ACCESS_NODE, N3, SMF, UDP_SERVICE},
+    gtp_lab::{self, exchange, Peer, ACCESS_NODE, N3, SMF, UDP_SERVICE},
     topo::Topology,
 };
 
@@ -79,26 +79,6 @@ fn counter(t: &Topology, role: &str, name: &str) -> u64 {
         .filter(|r| r["name"] == name && r["role"] == "gateway")
         .map(|r| r["packets"].as_u64().unwrap())
         .sum()
-}
-
-/// `count` G-PDUs of one UE flow to the UDP service, and the downlink
-/// frames that came back.
-fn exchange(
-    an: &mut Peer,
-    teid: u32,
-    ue: Ipv4Addr,
-    sport: u16,
-    qfi: Option<u8>,
-    count: u32,
-) -> (Value, Vec<Value>) {
-    let sent = an
-        .call(json!({"cmd": "send", "n3": N3.to_string(), "teid": teid, "ue": ue.to_string(), "dst": UDP_SERVICE.0.to_string(),
-                     "sport": sport, "dport": UDP_SERVICE.1, "qfi": qfi, "count": count, "payload": "q", "repeat": 40, "pps": 200}))
-        .unwrap();
-    let got = an
-        .call(json!({"cmd": "recv", "count": count, "timeout": 4.0}))
-        .unwrap();
-    (sent, got["received"].as_array().unwrap().clone())
 }
 
 #[test]
@@ -161,7 +141,7 @@ fn gtpu_sessions_through_lb_and_gateways() {
     // downlink TEID and QFI, the inner packet restored (representative
     // address to the UE) with valid checksums.
     for (i, (gi, _, teid, ue, dl, qfi)) in sessions.iter().enumerate() {
-        let (_, got) = exchange(&mut an, *teid, *ue, 4000 + i as u16, *qfi, 20);
+        let (_, got) = exchange(&mut an, *teid, *ue, 4000 + i as u16, *qfi, 20).unwrap();
         assert_eq!(
             got.len(),
             20,
@@ -314,7 +294,7 @@ fn usage_reports_are_byte_exact() {
     let mut ul = 0;
     let mut dl = 0;
     for round in 0..3 {
-        let (sent, got) = exchange(&mut an, teid, ue, 5000, None, 20);
+        let (sent, got) = exchange(&mut an, teid, ue, 5000, None, 20).unwrap();
         assert_eq!(got.len(), 20, "round {round}");
         ul += sent["inner_bytes"].as_u64().unwrap();
         dl += got
@@ -405,7 +385,8 @@ fn a_full_table_refuses_with_no_resources_and_keeps_what_it_has() {
             6000,
             None,
             5,
-        );
+        )
+        .unwrap();
         assert_eq!(got.len(), 5, "session {i} after the refusal");
     }
     // Unknown SEID: Session context not found, in a response with SEID 0.
@@ -432,7 +413,7 @@ fn a_full_table_refuses_with_no_resources_and_keeps_what_it_has() {
         )
         .unwrap()
     };
-    let (_, got) = exchange(&mut an, c_teid, Ipv4Addr::new(10, 60, 0, 4), 6100, None, 3);
+    let (_, got) = exchange(&mut an, c_teid, Ipv4Addr::new(10, 60, 0, 4), 6100, None, 3).unwrap();
     assert!(
         got.is_empty(),
         "no downlink before the modification: {got:?}"
@@ -440,7 +421,7 @@ fn a_full_table_refuses_with_no_resources_and_keeps_what_it_has() {
     assert!(counter(&t, "g0", "gtpu_no_tunnel") >= 3);
     let r = smf.call(json!({"cmd": "modify", "gw": gw, "up_seid": c_seid, "dl_teid": 0x14, "an": ACCESS_NODE.to_string()})).unwrap();
     assert_eq!(r["cause"], 1, "{r}");
-    let (_, got) = exchange(&mut an, c_teid, Ipv4Addr::new(10, 60, 0, 4), 6100, None, 3);
+    let (_, got) = exchange(&mut an, c_teid, Ipv4Addr::new(10, 60, 0, 4), 6100, None, 3).unwrap();
     assert_eq!(got.len(), 3, "downlink after the modification");
     assert!(got.iter().all(|g| g["teid"] == 0x14));
     // Malformed PFCP: a short header gets nothing (no response can be

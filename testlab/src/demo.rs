@@ -186,6 +186,8 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
     }
     drop(t);
     check_interrupt()?;
+    let gtpu_ok = gtpu(&exe, &prefix)?;
+    check_interrupt()?;
     virtual_router(&exe, &prefix)?;
     check_interrupt()?;
     migration(&exe)?;
@@ -194,7 +196,150 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
         same == sessions.len(),
         "some sessions were lost or placed differently"
     );
+    anyhow::ensure!(gtpu_ok, "a GTP-U session broke when the gateway joined");
     Ok(())
+}
+
+/// Seed 002 over GTP-U: sessions set up over PFCP by an SMF (scapy), G-PDUs
+/// from an access node (scapy) through the lb to the gateway that owns the
+/// TEID, decapsulated and NATed, replies encapsulated with the downlink
+/// TEID; a third gateway joins the lb's table while traffic runs, and every
+/// session keeps its gateway and its user session. Returns whether none
+/// broke.
+fn gtpu(exe: &std::path::Path, prefix: &str) -> anyhow::Result<bool> {
+    use crate::gtp_lab::{self, exchange, Peer, ACCESS_NODE, SMF};
+    use serde_json::json;
+    use std::net::Ipv4Addr;
+    println!(
+        "\n== GTP-U through the lb and the gateways, sessions by PFCP (seed 002 claims 3-6, 8, 20)"
+    );
+    let mut t = Topology::build(&format!("{prefix}u"), 1, 3, exe)?;
+    t.add_server_network(4)?;
+    gtp_lab::add_smf(&mut t)?;
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let (servers, _) = t.echo_servers(stop.clone());
+    for gi in 0..3 {
+        let ports = format!("{}-{}", 20000 + gi * 1000, 20999 + gi * 1000);
+        let cfg = t.gateway_config(gi, &ports, &gtp_lab::gtp_sections(gi, None));
+        t.start_daemon(&format!("g{gi}"), &cfg, &[])?;
+    }
+    t.start_lb(1, &gtp_lab::lb_config(&t, 1, &[0, 1], 7))?;
+    println!("   gateways gw0, gw1 in the lb's table (TEID prefixes 1, 2); gw2 (prefix 3) up, not yet in it");
+    let mut smf = Peer::start(&t.ns("smf"), "smf", SMF)?;
+    let mut an = Peer::start(&t.ns("t1"), "an", ACCESS_NODE)?;
+    // (gateway, UE, uplink TEID, downlink TEID)
+    let mut sessions: Vec<(usize, Ipv4Addr, u32, u32)> = Vec::new();
+    for gi in 0..2 {
+        smf.call(json!({"cmd": "associate", "gw": gtp_lab::pfcp_addr(gi).to_string()}))?;
+        for k in 0..3u8 {
+            let ue = Ipv4Addr::new(10, 60, gi as u8, 10 + k);
+            let dl = 0x100 * (gi as u32 + 1) + k as u32;
+            let (_, teid) =
+                gtp_lab::establish(&mut smf, gi, 100 + k as u64, ue, Some(dl), Some(9), None)?;
+            sessions.push((gi, ue, teid, dl));
+        }
+    }
+    println!(
+        "   SMF {SMF}: 3 PFCP sessions at each of gw0 and gw1 (TEIDs allocated by the gateways)"
+    );
+    // One round: 5 G-PDUs per session; per session, the replies' downlink
+    // TEIDs and the gateway:port the server saw.
+    let round = |an: &mut Peer,
+                 sessions: &[(usize, Ipv4Addr, u32, u32)]|
+     -> anyhow::Result<Vec<(usize, bool, String)>> {
+        let mut out = Vec::new();
+        for (i, (_, ue, teid, dl)) in sessions.iter().enumerate() {
+            let (_, got) = exchange(an, *teid, *ue, 7000 + i as u16, None, 5)?;
+            let teid_ok = got.iter().all(|g| g["teid"].as_u64() == Some(*dl as u64));
+            let seen: Vec<String> = got
+                .iter()
+                .filter_map(|g| {
+                    g["inner"]["payload"]
+                        .as_str()
+                        .and_then(|p| p.split(' ').next())
+                        .map(str::to_string)
+                })
+                .collect();
+            let one = seen.first().cloned().unwrap_or_default();
+            let consistent = seen.iter().all(|s| *s == one);
+            out.push((got.len(), teid_ok && consistent, one));
+        }
+        Ok(out)
+    };
+    let before = round(&mut an, &sessions)?;
+    // gw2 joins while the next round runs.
+    let cfg = gtp_lab::lb_config(&t, 1, &[0, 1, 2], 7);
+    std::fs::write(t.config_path(1), &cfg)?;
+    let sock = t.socket(1);
+    let join = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        edgeplane::client::call(&sock, &Request::Reload)
+    });
+    let during = round(&mut an, &sessions)?;
+    join.join()
+        .map_err(|_| anyhow::anyhow!("reload thread panicked"))??;
+    let after = round(&mut an, &sessions)?;
+    // A new session after the join, at gw2.
+    smf.call(json!({"cmd": "associate", "gw": gtp_lab::pfcp_addr(2).to_string()}))?;
+    let ue = Ipv4Addr::new(10, 60, 2, 10);
+    let (_, teid) = gtp_lab::establish(&mut smf, 2, 200, ue, Some(0x300), Some(9), None)?;
+    let fresh = round(&mut an, &[(2, ue, teid, 0x300)])?;
+    println!("   gw2 joined the lb's table during the second round of traffic");
+    println!(
+        "   {:<10} {:<12} {:>7} {:>7} {:>7}   {}",
+        "UE", "TEID", "BEFORE", "DURING", "AFTER", "SERVER SAW (gateway:user-session port)"
+    );
+    let mut broken = 0;
+    for (i, (_, ue, teid, _)) in sessions.iter().enumerate() {
+        let (b, d, a) = (&before[i], &during[i], &after[i]);
+        let ok = b.0 == 5 && d.0 == 5 && a.0 == 5 && b.1 && d.1 && a.1 && b.2 == d.2 && d.2 == a.2;
+        if !ok {
+            broken += 1;
+        }
+        println!(
+            "   {:<10} {:#010x}   {:>5}/5 {:>5}/5 {:>5}/5   {}{}",
+            ue.to_string(),
+            teid,
+            b.0,
+            d.0,
+            a.0,
+            a.2,
+            if ok { "" } else { "  BROKEN" }
+        );
+    }
+    println!(
+        "   new session after the join: UE {ue} TEID {teid:#010x}: {}/5 replies, server saw {}",
+        fresh[0].0, fresh[0].2
+    );
+    println!(
+        "   {broken} of {} established sessions broke when gw2 joined",
+        sessions.len()
+    );
+    let tree = t.call_role("g0", Request::GwSessionTree)?;
+    if let Some(list) = tree["sessions"].as_array() {
+        println!("   gw0's PFCP sessions and their user sessions (edgeplane gw sessions):");
+        for s in list {
+            let users: Vec<String> = s["user_sessions"]
+                .as_array()
+                .map(|u| u.iter().map(|u| format!("port {}", u["port"])).collect())
+                .unwrap_or_default();
+            println!(
+                "     SEID {} UE {} TEID up {:#x} down {:#x}: {}",
+                s["seid"],
+                s["ue"].as_str().unwrap_or(""),
+                s["ul_teid"].as_u64().unwrap_or(0),
+                s["dl_teid"].as_u64().unwrap_or(0),
+                users.join(", ")
+            );
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    for s in servers {
+        let _ = s.join();
+    }
+    drop((smf, an));
+    drop(t);
+    Ok(broken == 0 && fresh[0].0 == 5 && fresh[0].1)
 }
 
 /// From the terminal: TCP requests to the web service and UDP queries to

@@ -165,3 +165,24 @@ pub fn establish(
         .ok_or_else(|| anyhow::anyhow!("no created F-TEID: {r}"))? as u32;
     Ok((seid, teid))
 }
+
+/// `count` G-PDUs of one UE flow to the UDP service, and the downlink
+/// frames that came back.
+pub fn exchange(
+    an: &mut Peer,
+    teid: u32,
+    ue: Ipv4Addr,
+    sport: u16,
+    qfi: Option<u8>,
+    count: u32,
+) -> anyhow::Result<(Value, Vec<Value>)> {
+    let sent = an
+        .call(json!({"cmd": "send", "n3": N3.to_string(), "teid": teid, "ue": ue.to_string(), "dst": UDP_SERVICE.0.to_string(),
+                     "sport": sport, "dport": UDP_SERVICE.1, "qfi": qfi, "count": count, "payload": "q", "repeat": 40, "pps": 200}))?;
+    let got = an.call(json!({"cmd": "recv", "count": count, "timeout": 4.0}))?;
+    let got = got["received"]
+        .as_array()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("access node: {got}"))?;
+    Ok((sent, got))
+}

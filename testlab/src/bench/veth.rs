@@ -28,7 +28,19 @@ pub struct VethRow {
     pub ratio: f64,
     pub generator_pps: f64,
     pub repetitions: usize,
+    /// The same generator sending G-PDUs (8-byte GTP-U header, one
+    /// tunnel set up over PFCP, the same inner datagram) through the same
+    /// gateway as a GTP-U user plane: decapsulated and NATed to the sink.
+    pub gtpu_uplink_pps: f64,
+    pub gtpu_generator_pps: f64,
+    /// GTP-U uplink pps over the plain-IP gateway's, same run.
+    pub gtpu_vs_plain: f64,
+    pub gtpu_vs_nftables: f64,
 }
+
+/// The GTP-U user plane of the DUT: N3 address and the UE behind gen.
+const N3: [u8; 4] = [192, 0, 2, 1];
+const UE: [u8; 4] = [10, 0, 0, 50];
 
 struct Bench {
     prefix: String,
@@ -169,9 +181,16 @@ impl Bench {
         Ok(arr.get(&0, 0)?.iter().map(|c| c.packets).sum())
     }
 
-    fn start_gateway(&mut self) -> anyhow::Result<()> {
+    /// The XDP gateway; with `gtpu`, also a GTP-U user plane on N3 with
+    /// PFCP on in0's address.
+    fn start_gateway(&mut self, gtpu: bool) -> anyhow::Result<()> {
+        let gtp = if gtpu {
+            "\n[gateway.gtpu]\naddress = \"192.0.2.1\"\nvia = \"in0\"\n\n[gateway.pfcp]\naddress = \"10.0.0.1\"\n"
+        } else {
+            ""
+        };
         let cfg = format!(
-            "[node]\nname = \"{p}dut\"\nsocket = \"{sock}\"\npin_root = \"{pins}\"\n\n[[gateway]]\ninterfaces = [\"in0\", \"out0\"]\naddress = \"10.2.0.1\"\nports = \"20000-59999\"\n\n[[gateway.group]]\nname = \"svc\"\nservices = [\"198.51.100.10:80/udp\"]\n[[gateway.group.server]]\nname = \"s\"\naddress = \"10.2.0.11\"\nport = 8080\nvia = \"out0\"\n",
+            "[node]\nname = \"{p}dut\"\nsocket = \"{sock}\"\npin_root = \"{pins}\"\n\n[[gateway]]\ninterfaces = [\"in0\", \"out0\"]\naddress = \"10.2.0.1\"\nports = \"20000-59999\"\n{gtp}\n[[gateway.group]]\nname = \"svc\"\nservices = [\"198.51.100.10:80/udp\"]\n[[gateway.group.server]]\nname = \"s\"\naddress = \"10.2.0.11\"\nport = 8080\nvia = \"out0\"\n",
             p = self.prefix,
             sock = self.dir.join("dut.sock").display(),
             pins = self.pin_root.join("dut").display(),
@@ -219,8 +238,44 @@ impl Bench {
         self.xdp_detach("dut")
     }
 
-    /// Offer frames for `secs` from CPU 0; returns (sink pps, offered pps).
-    fn measure(&self, secs: f64) -> anyhow::Result<(f64, f64)> {
+    /// One tunnel over PFCP from gen (the control plane and the access
+    /// node in one): its uplink TEID.
+    fn establish_tunnel(&self) -> anyhow::Result<u32> {
+        use control::gateway::pfcp::{self, build, Cause, Message};
+        let gen = format!("/run/netns/{}", self.ns("gen"));
+        std::thread::spawn(move || -> anyhow::Result<u32> {
+            crate::topo::enter_netns(&gen)?;
+            let cp = std::net::Ipv4Addr::new(10, 0, 0, 2);
+            let sock = std::net::UdpSocket::bind((cp, pfcp::PORT))?;
+            sock.set_read_timeout(Some(Duration::from_secs(3)))?;
+            let gw = std::net::SocketAddr::from(([10, 0, 0, 1], pfcp::PORT));
+            let mut buf = [0u8; 2048];
+            let mut ask = |req: Vec<u8>| -> anyhow::Result<pfcp::Reply> {
+                sock.send_to(&req, gw)?;
+                let n = sock
+                    .recv(&mut buf)
+                    .context("no PFCP answer from the gateway")?;
+                match pfcp::decode(&buf[..n]).map_err(|e| anyhow::anyhow!("{e}"))? {
+                    (_, Message::Flat(r)) if r.cause == Some(Cause::ACCEPTED) => Ok(r),
+                    (h, m) => bail!("PFCP type {} refused: {m:?}", h.msg_type),
+                }
+            };
+            ask(build::association_setup_request(1, cp, 1))?;
+            let req = build::typical_session(cp, 1, UE.into(), Some((0x77, cp)), None, 9);
+            let r = ask(build::establishment_request(2, &req))?;
+            r.created_pdrs
+                .iter()
+                .find_map(|c| c.fteid)
+                .map(|f| f.teid)
+                .context("no F-TEID in the answer")
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("PFCP thread panicked"))?
+    }
+
+    /// Offer frames for `secs` from CPU 0 (a G-PDU of tunnel `teid` if
+    /// given); returns (sink pps, offered pps).
+    fn measure(&self, secs: f64, teid: Option<u32>) -> anyhow::Result<(f64, f64)> {
         let gen = format!("/run/netns/{}", self.ns("gen"));
         let dut_mac = self.exec("dut", &["cat", "/sys/class/net/in0/address"])?;
         let gen_mac = self.exec("gen", &["cat", "/sys/class/net/gen0/address"])?;
@@ -231,11 +286,29 @@ impl Bench {
         let sent = std::thread::spawn(move || -> anyhow::Result<u64> {
             pin_cpu(0)?;
             crate::topo::enter_netns(&gen)?;
-            let b = etherparse::PacketBuilder::ethernet2(src, dst)
-                .ipv4([10, 0, 0, 2], [198, 51, 100, 10], 64)
-                .udp(40000, 80);
             let mut frame = Vec::new();
-            b.write(&mut frame, &[0u8; 22])?;
+            match teid {
+                None => {
+                    let b = etherparse::PacketBuilder::ethernet2(src, dst)
+                        .ipv4([10, 0, 0, 2], [198, 51, 100, 10], 64)
+                        .udp(40000, 80);
+                    b.write(&mut frame, &[0u8; 22])?;
+                }
+                Some(teid) => {
+                    let mut inner = Vec::new();
+                    etherparse::PacketBuilder::ipv4(UE, [198, 51, 100, 10], 64)
+                        .udp(40000, 80)
+                        .write(&mut inner, &[0u8; 22])?;
+                    let mut gtp = vec![0x30, 0xff];
+                    gtp.extend_from_slice(&(inner.len() as u16).to_be_bytes());
+                    gtp.extend_from_slice(&teid.to_be_bytes());
+                    gtp.extend_from_slice(&inner);
+                    let b = etherparse::PacketBuilder::ethernet2(src, dst)
+                        .ipv4([10, 0, 0, 2], N3, 64)
+                        .udp(2152, 2152);
+                    b.write(&mut frame, &gtp)?;
+                }
+            }
             let mut dp = dataplane_user::Dataplane::load_private()?;
             let ifindex = dataplane_user::ifindex("gen0")?;
             let start = Instant::now();
@@ -282,25 +355,36 @@ fn pin_cpu(cpu: usize) -> anyhow::Result<()> {
 pub fn run_gateway_vs_nftables(reps: usize, secs: f64) -> anyhow::Result<VethRow> {
     let exe = crate::edgeplane_bin()?;
     let mut b = Bench::build(&exe)?;
+    b.exec("dut", &["ip", "addr", "add", "192.0.2.1/32", "dev", "in0"])?;
     let (mut xdp, mut nft, mut offered) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut gtpu, mut gtpu_offered) = (Vec::new(), Vec::new());
     for _ in 0..reps {
-        b.start_gateway()?;
+        b.start_gateway(false)?;
         b.pin_napi()?;
-        b.measure(0.3)?; // warm-up: the session exists, ARP is resolved
-        let (pps, off) = b.measure(secs)?;
+        b.measure(0.3, None)?; // warm-up: the session exists, ARP is resolved
+        let (pps, off) = b.measure(secs, None)?;
         xdp.push(pps);
         offered.push(off);
         b.stop_gateway()?;
 
+        b.start_gateway(true)?;
+        let teid = b.establish_tunnel()?;
+        b.pin_napi()?;
+        b.measure(0.3, Some(teid))?;
+        let (pps, off) = b.measure(secs, Some(teid))?;
+        gtpu.push(pps);
+        gtpu_offered.push(off);
+        b.stop_gateway()?;
+
         b.nft_on()?;
         b.pin_napi()?;
-        b.measure(0.3)?;
-        let (pps, off) = b.measure(secs)?;
+        b.measure(0.3, None)?;
+        let (pps, off) = b.measure(secs, None)?;
         nft.push(pps);
         offered.push(off);
         b.nft_off()?;
     }
-    let (x, n) = (median(xdp), median(nft));
+    let (x, n, g) = (median(xdp), median(nft), median(gtpu));
     Ok(VethRow {
         case: "udp_64B_established".into(),
         xdp_pps: x,
@@ -308,5 +392,9 @@ pub fn run_gateway_vs_nftables(reps: usize, secs: f64) -> anyhow::Result<VethRow
         ratio: x / n,
         generator_pps: median(offered),
         repetitions: reps,
+        gtpu_uplink_pps: g,
+        gtpu_generator_pps: median(gtpu_offered),
+        gtpu_vs_plain: g / x,
+        gtpu_vs_nftables: g / n,
     })
 }
