@@ -141,6 +141,8 @@ pub const FLOOR_STATS: MapDef =
 /// run, so not pinned (pinning it would change the pinned set, and with it
 /// `LAYOUT_VERSION`).
 pub const GEN_FRAME: MapDef = MapDef::array::<[u8; 64]>("GEN_FRAME", 1).unpinned();
+/// The same for a 128-byte frame (a G-PDU does not fit in 64).
+pub const GEN_FRAME_LONG: MapDef = MapDef::array::<[u8; 128]>("GEN_FRAME_LONG", 1).unpinned();
 
 // ---- gateway --------------------------------------------------------------
 
@@ -225,6 +227,7 @@ pub const ALL: &[MapDef] = &[
     LB_STATS,
     FLOOR_STATS,
     GEN_FRAME,
+    GEN_FRAME_LONG,
     GW_CONFIG,
     GW_SERVICES,
     GW_SERVERS,

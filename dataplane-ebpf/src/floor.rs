@@ -21,10 +21,17 @@ pub fn floor(ctx: XdpContext) -> u32 {
 /// frames, it transmits every frame out of the device named in the
 /// context (the sending veth). Live-frame pages are recycled without being
 /// re-initialised, and a translating receiver rewrites them in place, so
-/// each frame is restored from `GEN_FRAME` (64 bytes) first.
+/// each frame is restored from its template first: `GEN_FRAME_LONG` for a
+/// frame of 128 bytes or more, else `GEN_FRAME` (64 bytes).
 #[xdp]
 pub fn tx(ctx: XdpContext) -> u32 {
-    if let (Some(t), Some(p)) = (maps::GEN_FRAME.get(0), parse::ptr_at::<[u8; 64]>(&ctx, 0)) {
+    if let Some(p) = parse::ptr_at::<[u8; 128]>(&ctx, 0) {
+        if let Some(t) = maps::GEN_FRAME_LONG.get(0) {
+            // SAFETY: 128 bytes checked by ptr_at.
+            unsafe { *p = *t };
+        }
+    } else if let (Some(t), Some(p)) = (maps::GEN_FRAME.get(0), parse::ptr_at::<[u8; 64]>(&ctx, 0))
+    {
         // SAFETY: 64 bytes checked by ptr_at.
         unsafe { *p = *t };
     }

@@ -91,6 +91,10 @@ pub static FLOOR_STATS: PerCpuArray<Counter> =
 #[map]
 pub static GEN_FRAME: Array<[u8; 64]> = Array::with_max_entries(def::GEN_FRAME.max, 0);
 
+/// The template of a 128-byte frame.
+#[map]
+pub static GEN_FRAME_LONG: Array<[u8; 128]> = Array::with_max_entries(def::GEN_FRAME_LONG.max, 0);
+
 /// Count a verdict: every role's stats start with the five XDP actions
 /// (`dataplane_common::stats!`), at the indices `verdict::stat_index` gives.
 #[inline(always)]

@@ -73,6 +73,10 @@ impl Dataplane {
             let mut a: aya::maps::Array<&mut aya::maps::MapData, [u8; 64]> =
                 self.map_mut(&maps::GEN_FRAME)?;
             a.set(0, t, 0).map_err(map_err(&maps::GEN_FRAME))?;
+        } else if let Ok(t) = <[u8; 128]>::try_from(frame) {
+            let mut a: aya::maps::Array<&mut aya::maps::MapData, [u8; 128]> =
+                self.map_mut(&maps::GEN_FRAME_LONG)?;
+            a.set(0, t, 0).map_err(map_err(&maps::GEN_FRAME_LONG))?;
         }
         let prog = self.program(program)?;
         let mut ctx = [0u8; 24];

@@ -286,29 +286,7 @@ impl Bench {
         let sent = std::thread::spawn(move || -> anyhow::Result<u64> {
             pin_cpu(0)?;
             crate::topo::enter_netns(&gen)?;
-            let mut frame = Vec::new();
-            match teid {
-                None => {
-                    let b = etherparse::PacketBuilder::ethernet2(src, dst)
-                        .ipv4([10, 0, 0, 2], [198, 51, 100, 10], 64)
-                        .udp(40000, 80);
-                    b.write(&mut frame, &[0u8; 22])?;
-                }
-                Some(teid) => {
-                    let mut inner = Vec::new();
-                    etherparse::PacketBuilder::ipv4(UE, [198, 51, 100, 10], 64)
-                        .udp(40000, 80)
-                        .write(&mut inner, &[0u8; 22])?;
-                    let mut gtp = vec![0x30, 0xff];
-                    gtp.extend_from_slice(&(inner.len() as u16).to_be_bytes());
-                    gtp.extend_from_slice(&teid.to_be_bytes());
-                    gtp.extend_from_slice(&inner);
-                    let b = etherparse::PacketBuilder::ethernet2(src, dst)
-                        .ipv4([10, 0, 0, 2], N3, 64)
-                        .udp(2152, 2152);
-                    b.write(&mut frame, &gtp)?;
-                }
-            }
+            let frame = frame(src, dst, teid)?;
             let mut dp = dataplane_user::Dataplane::load_private()?;
             let ifindex = dataplane_user::ifindex("gen0")?;
             let start = Instant::now();
@@ -337,6 +315,39 @@ impl Drop for Bench {
         let _ = crate::topo::remove_pins(&self.pin_root);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The generator's frame: one UDP datagram of the established flow, or
+/// the same datagram from the UE in a G-PDU of tunnel `teid` to N3.
+fn frame(src: [u8; 6], dst: [u8; 6], teid: Option<u32>) -> anyhow::Result<Vec<u8>> {
+    let mut frame = Vec::new();
+    match teid {
+        None => {
+            etherparse::PacketBuilder::ethernet2(src, dst)
+                .ipv4([10, 0, 0, 2], [198, 51, 100, 10], 64)
+                .udp(40000, 80)
+                .write(&mut frame, &[0u8; 22])?;
+        }
+        Some(teid) => {
+            let mut inner = Vec::new();
+            etherparse::PacketBuilder::ipv4(UE, [198, 51, 100, 10], 64)
+                .udp(40000, 80)
+                .write(&mut inner, &[0u8; 22])?;
+            let mut gtp = vec![0x30, 0xff];
+            gtp.extend_from_slice(&(inner.len() as u16).to_be_bytes());
+            gtp.extend_from_slice(&teid.to_be_bytes());
+            gtp.extend_from_slice(&inner);
+            etherparse::PacketBuilder::ethernet2(src, dst)
+                .ipv4([10, 0, 0, 2], N3, 64)
+                .udp(2152, 2152)
+                .write(&mut frame, &gtp)?;
+            // 78 bytes of headers and 22 of payload, padded to the
+            // generator's 128-byte template (Ethernet padding after the
+            // datagram, which the gateway leaves behind the inner packet).
+            frame.resize(128, 0);
+        }
+    }
+    Ok(frame)
 }
 
 fn pin_cpu(cpu: usize) -> anyhow::Result<()> {
@@ -372,6 +383,21 @@ pub fn run_gateway_vs_nftables(reps: usize, secs: f64) -> anyhow::Result<VethRow
         b.pin_napi()?;
         b.measure(0.3, Some(teid))?;
         let (pps, off) = b.measure(secs, Some(teid))?;
+        if pps < 1.0 {
+            let stats =
+                edgeplane::client::call(&b.dir.join("dut.sock"), &control::api::Request::Stats)?;
+            let nonzero: Vec<String> = stats
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| r["packets"].as_u64().unwrap_or(0) > 0)
+                .map(|r| format!("{}={}", r["name"].as_str().unwrap_or("?"), r["packets"]))
+                .collect();
+            bail!(
+                "no G-PDU of tunnel {teid:#x} reached the sink; the gateway counted: {}",
+                nonzero.join(" ")
+            );
+        }
         gtpu.push(pps);
         gtpu_offered.push(off);
         b.stop_gateway()?;
@@ -397,4 +423,25 @@ pub fn run_gateway_vs_nftables(reps: usize, secs: f64) -> anyhow::Result<VethRow
         gtpu_vs_plain: g / x,
         gtpu_vs_nftables: g / n,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_gpdu_frame_is_ipv4_udp_2152_with_the_inner_datagram() {
+        let f = super::frame([2; 6], [4; 6], Some(0x0100_0007)).unwrap();
+        let plain = super::frame([2; 6], [4; 6], None).unwrap();
+        assert_eq!(&f[12..14], &[0x08, 0x00]);
+        assert_eq!(&f[30..34], &super::N3);
+        assert_eq!(&f[36..38], &2152u16.to_be_bytes());
+        assert_eq!(&f[42..44], &[0x30, 0xff]);
+        assert_eq!(&f[46..50], &0x0100_0007u32.to_be_bytes());
+        // The inner datagram is the plain frame's IP packet from the UE.
+        assert_eq!(f.len(), 128);
+        assert_eq!(
+            u16::from_be_bytes([f[16], f[17]]) as usize,
+            20 + 8 + 8 + plain.len() - 14
+        );
+        assert_eq!(&f[50 + 12..50 + 16], &super::UE);
+    }
 }
