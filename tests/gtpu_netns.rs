@@ -17,7 +17,7 @@ use std::{
 };
 
 use control::api::Request;
-use serde_json::{json, Value};
+use serde_json::json;
 use testlab::{
     gtp_lab::{self, exchange, Peer, ACCESS_NODE, N3, SMF, UDP_SERVICE},
     topo::Topology,

@@ -116,7 +116,7 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
     }
     let same = sessions
         .iter()
-        .filter(|s| via1.get(s).is_some() && via1.get(s) == via2.get(s))
+        .filter(|s| via1.contains_key(s) && via1.get(s) == via2.get(s))
         .count();
     println!(
         "   {same}/{} sessions reached the same gateway from both LBs",
@@ -153,8 +153,8 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
             .filter(|r| r.packets > 0)
             .map(|r| format!("{}={}", r.name, r.packets))
             .collect();
-        let name = if role.starts_with('l') {
-            format!("lb{}", &role[1..])
+        let name = if let Some(n) = role.strip_prefix('l') {
+            format!("lb{n}")
         } else {
             gateway_name(role[1..].parse().unwrap_or(0))
         };
@@ -286,8 +286,8 @@ fn gtpu(exe: &std::path::Path, prefix: &str) -> anyhow::Result<bool> {
     let fresh = round(&mut an, &[(2, ue, teid, 0x300)])?;
     println!("   gw2 joined the lb's table during the second round of traffic");
     println!(
-        "   {:<10} {:<12} {:>7} {:>7} {:>7}   {}",
-        "UE", "TEID", "BEFORE", "DURING", "AFTER", "SERVER SAW (gateway:user-session port)"
+        "   {:<10} {:<12} {:>7} {:>7} {:>7}   SERVER SAW (gateway:user-session port)",
+        "UE", "TEID", "BEFORE", "DURING", "AFTER"
     );
     let mut broken = 0;
     for (i, (_, ue, teid, _)) in sessions.iter().enumerate() {

@@ -96,7 +96,7 @@ impl VrrpLan {
         advert_ms: u32,
     ) -> anyhow::Result<()> {
         let conf = self.dir.join(format!("{r}-ka.conf"));
-        let adv = if advert_ms % 1000 == 0 {
+        let adv = if advert_ms.is_multiple_of(1000) {
             format!("{}", advert_ms / 1000)
         } else {
             format!("{:.2}", advert_ms as f64 / 1000.0)

@@ -150,7 +150,7 @@ pub fn is_prime(n: u32) -> bool {
     let n = n as u64;
     let mut d = 2u64;
     while d * d <= n {
-        if n % d == 0 {
+        if n.is_multiple_of(d) {
             return false;
         }
         d += 1;

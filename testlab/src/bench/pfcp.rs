@@ -197,7 +197,7 @@ pub fn run(rounds: usize, sessions: u32) -> anyhow::Result<PfcpBench> {
             seq += sessions;
             let (est, seids) = pipeline(&sock, gw, sessions, seq, &establishment)?;
             seq += sessions;
-            if seids.iter().any(|s| *s == 0) {
+            if seids.contains(&0) {
                 bail!("an establishment response without an UP F-SEID");
             }
             let (del, _) = pipeline(&sock, gw, sessions, seq, &|s, i| {

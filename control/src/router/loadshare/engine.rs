@@ -318,9 +318,9 @@ impl LoadShare {
                 }
             }
         }
-        for b in 0..BUCKETS as usize {
-            if self.mine[b] == BUCKET_MINE {
-                o[b] = Some(self.cfg.me);
+        for (o, mine) in o.iter_mut().zip(&self.mine) {
+            if *mine == BUCKET_MINE {
+                *o = Some(self.cfg.me);
             }
         }
         o
@@ -558,9 +558,9 @@ impl LoadShare {
         self.collections += 1;
         let id = self.collections;
         let mut rates = vec![0u64; BUCKETS as usize];
-        for b in 0..BUCKETS as usize {
-            if self.mine[b] == BUCKET_MINE {
-                rates[b] = self.my_rates[b];
+        for ((r, mine), mr) in rates.iter_mut().zip(&self.mine).zip(&self.my_rates) {
+            if *mine == BUCKET_MINE {
+                *r = *mr;
             }
         }
         let live: BTreeSet<Ipv4Addr> = self

@@ -112,9 +112,7 @@ mod tests {
         let owners: Vec<Option<Ipv4Addr>> =
             (0..256).map(|b| Some(r[usize::from(b >= 128)])).collect();
         let mut rates = vec![0u64; 256];
-        for b in 0..8 {
-            rates[b] = 1000; // all of router 1's traffic in 8 buckets
-        }
+        rates[..8].fill(1000); // all of router 1's traffic in 8 buckets
         let target = rate_plan(&rates, &owners, &r, 0.2).expect("unbalanced");
         let load = |x: Ipv4Addr| {
             (0..256)
