@@ -446,14 +446,9 @@ fn reverse(
     let (mac, src_mac, ifindex) = (s.up_mac, s.up_src_mac, s.up_ifindex);
     // A tunnel session's reply is encapsulated: the tunnel is checked
     // before anything is counted or rewritten.
-    let tunnel = s.tunnel;
-    let down = if tunnel != NO_TUNNEL {
-        match gtpu::downlink_tunnel(ctx, tunnel, ip.off) {
-            Ok(d) => Some(d),
-            Err(reason) => return Ok((xdp_action::XDP_DROP, reason)),
-        }
-    } else {
-        None
+    let down = match gtpu::session_tunnel(ctx, s.tunnel, ip.off) {
+        Ok(d) => d,
+        Err(reason) => return Ok((xdp_action::XDP_DROP, reason)),
     };
     if !dry {
         s.last_seen_ns = unsafe { bpf_ktime_get_coarse_ns() };
@@ -595,14 +590,9 @@ fn icmp_error(
     let (mac, src_mac, ifindex) = (s.up_mac, s.up_src_mac, s.up_ifindex);
     // A tunnel session's error goes back into its tunnel: checked (and the
     // IP length taken) before anything is rewritten.
-    let tunnel = s.tunnel;
-    let down = if tunnel != NO_TUNNEL {
-        match gtpu::downlink_tunnel(ctx, tunnel, ip.off) {
-            Ok(d) => Some(d),
-            Err(reason) => return Ok((xdp_action::XDP_DROP, reason)),
-        }
-    } else {
-        None
+    let down = match gtpu::session_tunnel(ctx, s.tunnel, ip.off) {
+        Ok(d) => d,
+        Err(reason) => return Ok((xdp_action::XDP_DROP, reason)),
     };
 
     let icp = parse::ptr_at::<[u8; 4]>(ctx, icmp).ok_or(stat::MALFORMED)?;

@@ -205,6 +205,19 @@ pub(super) struct Down {
 /// The tunnel (index + 1) of a session, if it can carry the downlink:
 /// active, with the access node's address (and so its TEID) known, and a
 /// way out to it.
+/// The downlink of a session's tunnel, `None` for a plain-IP session.
+#[inline(always)]
+pub(super) fn session_tunnel(
+    ctx: &XdpContext,
+    tunnel: u32,
+    ip_off: usize,
+) -> Result<Option<Down>, u32> {
+    if tunnel == dataplane_common::gateway::NO_TUNNEL {
+        return Ok(None);
+    }
+    downlink_tunnel(ctx, tunnel, ip_off).map(Some)
+}
+
 #[inline(always)]
 pub(super) fn downlink_tunnel(ctx: &XdpContext, tunnel: u32, ip_off: usize) -> Result<Down, u32> {
     let idx = tunnel.wrapping_sub(1);

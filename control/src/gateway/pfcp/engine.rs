@@ -205,6 +205,14 @@ struct Session {
     rules: Rules,
 }
 
+/// 65: the SEID names no session of ours.
+fn not_found() -> Reject {
+    IeError {
+        cause: Cause::SESSION_CONTEXT_NOT_FOUND,
+        ie: None,
+    }
+}
+
 fn no_resources() -> Reject {
     IeError {
         cause: Cause::NO_RESOURCES,
@@ -793,13 +801,7 @@ impl Engine {
         r: &SessionRequest,
         t: &mut dyn Tunnels,
     ) -> Result<(Option<u64>, Reply), (Option<u64>, Reject)> {
-        let s = self.sessions.get(&up_seid).ok_or((
-            None,
-            IeError {
-                cause: Cause::SESSION_CONTEXT_NOT_FOUND,
-                ie: None,
-            },
-        ))?;
+        let s = self.sessions.get(&up_seid).ok_or((None, not_found()))?;
         let cp_seid = s.cp_seid;
         let fail = |e| (Some(cp_seid), e);
         let mut rules = s.rules.clone();
@@ -904,13 +906,7 @@ impl Engine {
         up_seid: u64,
         t: &mut dyn Tunnels,
     ) -> Result<(Option<u64>, Reply), (Option<u64>, Reject)> {
-        let s = self.sessions.remove(&up_seid).ok_or((
-            None,
-            IeError {
-                cause: Cause::SESSION_CONTEXT_NOT_FOUND,
-                ie: None,
-            },
-        ))?;
+        let s = self.sessions.remove(&up_seid).ok_or((None, not_found()))?;
         let last = t.remove(s.tunnel);
         self.release(&s);
         let reports = s
