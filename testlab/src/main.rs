@@ -103,6 +103,18 @@ enum BenchCmd {
         #[arg(long, default_value_t = 3.0)]
         secs: f64,
     },
+    /// Established sessions through two LBs while a gateway is added, a
+    /// weight changes and a gateway drains: broken sessions, lost packets.
+    GatewayChanges {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 10000)]
+        sessions: u32,
+        #[arg(long, default_value_t = 10000)]
+        pps: u32,
+        #[arg(long, default_value_t = 3.0)]
+        secs: f64,
+    },
     /// PFCP establishments and deletions per second through the gateway
     /// daemon (maps written), against Heartbeats on the same socket.
     Pfcp {
@@ -229,6 +241,41 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         r.lost_ms_runs
                     );
                 }
+            }
+            Ok(())
+        }
+        Cmd::Bench {
+            cmd:
+                BenchCmd::GatewayChanges {
+                    json,
+                    sessions,
+                    pps,
+                    secs,
+                },
+        } => {
+            let r = bench::changes::run(sessions, pps, secs)?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "{} sessions through 2 LBs at {} pps, {} s per phase: {}",
+                    r.gtpu.sessions + r.plain.sessions,
+                    r.pps,
+                    r.seconds_per_phase,
+                    r.phases.join(" | ")
+                );
+                println!(
+                    "GTP-U (TEID owners): {} of {} broken, {} unseen",
+                    r.gtpu.broken, r.gtpu.sessions, r.gtpu.unseen
+                );
+                println!(
+                    "plain UDP (terminal key): {} of {} broken, {} unseen",
+                    r.plain.broken, r.plain.sessions, r.plain.unseen
+                );
+                println!(
+                    "packets: {} sent, {} received, {} lost",
+                    r.packets_sent, r.packets_received, r.packets_lost
+                );
             }
             Ok(())
         }

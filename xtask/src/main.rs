@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         Some("demo") => setup().and_then(|_| demo(&args[1..])),
         Some("bench") => setup().and_then(|_| bench(&args[1..])),
         _ => {
-            eprintln!("usage: cargo xtask <setup|test|demo|bench> [args]\n\n  setup  install what this machine lacks (idempotent)\n  test   every test: unit, test_run fixtures, namespace integration\n  demo   every role end to end on a namespace topology (--hold keeps it up)\n  bench  every benchmark, or one: bench xdp|gateway-veth|vrrp-failover|migration|sip-latency|pfcp|criterion [--json]");
+            eprintln!("usage: cargo xtask <setup|test|demo|bench> [args]\n\n  setup  install what this machine lacks (idempotent)\n  test   every test: unit, test_run fixtures, namespace integration\n  demo   every role end to end on a namespace topology (--hold keeps it up)\n  bench  every benchmark, or one: bench xdp|gateway-veth|vrrp-failover|migration|sip-latency|pfcp|gateway-changes|criterion [--json]");
             return ExitCode::from(2);
         }
     };

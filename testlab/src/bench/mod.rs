@@ -1,6 +1,7 @@
 //! The benchmark drivers behind `cargo xtask bench`. Each compares against
 //! a baseline run side by side in the same run and reports the ratio.
 
+pub mod changes;
 pub mod pfcp;
 pub mod sip;
 pub mod veth;
