@@ -240,8 +240,17 @@ pub struct Engine {
     answered_order: VecDeque<AnswerKey>,
 }
 
-/// A request as a retransmission repeats it: who, which type, which seq.
-type AnswerKey = (SocketAddr, u8, u32);
+/// A request as a retransmission repeats it: who, which type, which seq,
+/// and a hash of the whole datagram (a retransmission is the same bytes; a
+/// restarted CP reusing a sequence number sends others).
+type AnswerKey = (SocketAddr, u8, u32, u64);
+
+fn datagram_hash(d: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    d.hash(&mut h);
+    h.finish()
+}
 
 /// Responses kept for retransmissions (a CP retransmits within seconds:
 /// N1 x T1, 3 x 3 s by default, far fewer than this many requests).
@@ -281,7 +290,7 @@ impl Engine {
         let key = match Header::decode(datagram) {
             Ok((h, _)) => procedure_of(h.msg_type)
                 .filter(|p| *p != Procedure::Report)
-                .map(|p| ((peer, h.msg_type, h.seq), p)),
+                .map(|p| ((peer, h.msg_type, h.seq, datagram_hash(datagram)), p)),
             Err(_) => None,
         };
         if let Some((k, p)) = key {
