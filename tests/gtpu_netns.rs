@@ -195,6 +195,35 @@ fn gtpu_sessions_through_lb_and_gateways() {
         assert!(tree["plain"].as_array().unwrap().is_empty());
         assert!(counter(&t, &format!("g{gi}"), "gtpu_uplink") >= 40);
         assert!(counter(&t, &format!("g{gi}"), "gtpu_downlink") >= 40);
+        // What an operator reads: `edgeplane gw sessions`, each PFCP
+        // session with its user session's port under it.
+        let out = std::process::Command::new(exe())
+            .arg("--socket")
+            .arg(t.daemon_socket(&format!("g{gi}")))
+            .args(["gw", "sessions"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for s in list {
+            let head = format!("session seid {:#x} ", s["seid"].as_u64().unwrap());
+            let line = text
+                .lines()
+                .position(|l| l.starts_with(&head))
+                .unwrap_or_else(|| panic!("{head:?} in {text}"));
+            let port = s["user_sessions"][0]["port"].as_u64().unwrap().to_string();
+            // The session line, the user sessions' header, their rows.
+            assert!(
+                text.lines()
+                    .nth(line + 2)
+                    .is_some_and(|l| l.trim_start().starts_with(&port)),
+                "port {port} under {head:?}: {text}"
+            );
+        }
     }
 
     // Echo: answered with the request's sequence number (through the LB,
