@@ -192,32 +192,33 @@ pub fn truncations() -> Vec<Truncation> {
 }
 
 pub fn fixtures() -> Vec<Fixture> {
-    let mut v = Vec::new();
-    v.push(fx(
-        "gtpu_gpdu",
-        packets::gtpu_packet(0x1234, TERM, &[]),
-        teid(0x1234),
-    ));
-    v.push(fx(
-        "gtpu_gpdu_teid0",
-        packets::gtpu_packet(0, TERM, &[]),
-        teid(0),
-    ));
-    v.push(fx(
-        "gtpu_seq_flag",
-        gtpu_custom(0x55, 0xff, 0x02, &[]),
-        teid(0x55),
-    ));
-    v.push(fx(
-        "gtpu_pn_flag",
-        gtpu_custom(0x56, 0xff, 0x01, &[]),
-        teid(0x56),
-    ));
-    v.push(fx(
-        "gtpu_ext_pdu_session",
-        packets::gtpu_packet(0x77, TERM, &[pdu_session_container(5)]),
-        teid(0x77),
-    ));
+    let mut v = vec![
+        fx(
+            "gtpu_gpdu",
+            packets::gtpu_packet(0x1234, TERM, &[]),
+            teid(0x1234),
+        ),
+        fx(
+            "gtpu_gpdu_teid0",
+            packets::gtpu_packet(0, TERM, &[]),
+            teid(0),
+        ),
+        fx(
+            "gtpu_seq_flag",
+            gtpu_custom(0x55, 0xff, 0x02, &[]),
+            teid(0x55),
+        ),
+        fx(
+            "gtpu_pn_flag",
+            gtpu_custom(0x56, 0xff, 0x01, &[]),
+            teid(0x56),
+        ),
+        fx(
+            "gtpu_ext_pdu_session",
+            packets::gtpu_packet(0x77, TERM, &[pdu_session_container(5)]),
+            teid(0x77),
+        ),
+    ];
     let mut two = pdu_session_container(5);
     two[3] = 0x85; // chain another
     v.push(fx(

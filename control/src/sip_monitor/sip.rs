@@ -30,7 +30,7 @@ impl NameAddr {
             .uri
             .trim_start_matches("sips:")
             .trim_start_matches("sip:");
-        let u = u.split(|c| c == ';' || c == '?').next().unwrap_or("");
+        let u = u.split([';', '?']).next().unwrap_or("");
         match u.rsplit_once('@') {
             Some((user, host)) => format!(
                 "{user}@{}",

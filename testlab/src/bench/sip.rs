@@ -29,6 +29,9 @@ pub struct LatencyRow {
     pub max_ms: f64,
 }
 
+/// Frames with their kernel timestamps (seconds).
+type Frames = Vec<(f64, Vec<u8>)>;
+
 /// Every frame seen on `iface` (both directions) with its kernel receive
 /// or send timestamp, until `stop`.
 fn capture(
@@ -36,7 +39,7 @@ fn capture(
     iface: &'static str,
     stop: Arc<AtomicBool>,
     ready: std::sync::mpsc::Sender<()>,
-) -> thread::JoinHandle<anyhow::Result<Vec<(f64, Vec<u8>)>>> {
+) -> thread::JoinHandle<anyhow::Result<Frames>> {
     thread::spawn(move || {
         crate::topo::enter_netns(&ns)?;
         let ifindex = dataplane_user::ifindex(iface)? as i32;
