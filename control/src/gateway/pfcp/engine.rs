@@ -233,7 +233,7 @@ pub struct Engine {
     next_seid: u64,
     next_seq: u32,
     /// Our outstanding Session Report Requests: sequence number → UP SEID.
-    pending_reports: BTreeMap<u32, u64>,
+    pending_reports: BTreeMap<u32, PendingReport>,
     counters: BTreeMap<&'static str, u64>,
     /// Responses to recent requests, for retransmitted requests (§6.4).
     answered: HashMap<AnswerKey, Vec<u8>>,
@@ -255,6 +255,22 @@ fn datagram_hash(d: &[u8]) -> u64 {
 /// Responses kept for retransmissions (a CP retransmits within seconds:
 /// N1 x T1, 3 x 3 s by default, far fewer than this many requests).
 const ANSWERED_MAX: usize = 8192;
+
+/// A Session Report Request of ours not yet answered: retransmitted
+/// every [`REPORT_T1_POLLS`] polls, at most [`REPORT_N1`] times (§6.4:
+/// T1 and N1), then given up and counted.
+struct PendingReport {
+    up_seid: u64,
+    peer: SocketAddr,
+    bytes: Vec<u8>,
+    polls: u32,
+    tries: u32,
+}
+
+/// Polls (the daemon polls once a second) before a retransmission.
+const REPORT_T1_POLLS: u32 = 3;
+/// Retransmissions of one report.
+const REPORT_N1: u32 = 3;
 
 /// Outstanding reports kept; older ones are forgotten (their responses are
 /// then counted as unknown).
@@ -410,6 +426,31 @@ impl Engine {
     /// last call, each to its CP's F-SEID address, port 8805.
     pub fn poll_reports(&mut self, t: &mut dyn Tunnels) -> Vec<(SocketAddr, Vec<u8>)> {
         let mut out = Vec::new();
+        // Unanswered reports first: again after T1, given up after N1.
+        let mut gave_up = 0;
+        self.pending_reports.retain(|_, p| {
+            p.polls += 1;
+            if p.polls < REPORT_T1_POLLS {
+                return true;
+            }
+            if p.tries >= REPORT_N1 {
+                gave_up += 1;
+                return false;
+            }
+            p.polls = 0;
+            p.tries += 1;
+            out.push((p.peer, p.bytes.clone()));
+            true
+        });
+        if !out.is_empty() {
+            *self
+                .counters
+                .entry("pfcp_reports_retransmitted")
+                .or_default() += out.len() as u64;
+        }
+        if gave_up > 0 {
+            *self.counters.entry("pfcp_reports_unanswered").or_default() += gave_up;
+        }
         let seids: Vec<u64> = self.sessions.keys().copied().collect();
         for up_seid in seids {
             let Some(s) = self.sessions.get_mut(&up_seid) else {
@@ -453,12 +494,22 @@ impl Engine {
             };
             let bytes = Header::session(msg::SESSION_REPORT_REQUEST, cp_seid, seq)
                 .encode(&r.encode(ty::USAGE_REPORT_SRR));
-            self.pending_reports.insert(seq, up_seid);
+            let peer = SocketAddr::V4(SocketAddrV4::new(cp_addr, PORT));
+            self.pending_reports.insert(
+                seq,
+                PendingReport {
+                    up_seid,
+                    peer,
+                    bytes: bytes.clone(),
+                    polls: 0,
+                    tries: 0,
+                },
+            );
             if self.pending_reports.len() > PENDING_REPORTS_MAX {
                 self.pending_reports.pop_first();
             }
             *self.counters.entry("pfcp_reports_sent").or_default() += 1;
-            out.push((SocketAddr::V4(SocketAddrV4::new(cp_addr, PORT)), bytes));
+            out.push((peer, bytes));
         }
         out
     }
@@ -944,7 +995,7 @@ impl Engine {
         let ours = self
             .pending_reports
             .get(&h.seq)
-            .is_some_and(|&s| Some(s) == h.seid || h.seid == Some(0));
+            .is_some_and(|p| Some(p.up_seid) == h.seid || h.seid == Some(0));
         if !ours {
             return discard(Discard::UnknownReport);
         }

@@ -1018,3 +1018,38 @@ fn a_retransmitted_establishment_gets_the_same_answer_and_makes_no_second_sessio
     );
     assert_eq!(l.e.sessions().len(), 3);
 }
+
+#[test]
+fn an_unanswered_report_is_sent_again_after_t1_and_given_up_after_n1() {
+    let mut l = Lab::associated();
+    let seid = l.typical(0xabd, UE, Some(1000));
+    l.t.live.get_mut(&0).expect("live").1 = Volume {
+        ul_bytes: 2000,
+        dl_bytes: 0,
+        ul_pkts: 20,
+        dl_pkts: 0,
+    };
+    let first = l.e.poll_reports(&mut l.t);
+    assert_eq!(first.len(), 1);
+    // Two quiet polls, then the same bytes again (T1 = 3 polls).
+    assert!(l.e.poll_reports(&mut l.t).is_empty());
+    assert!(l.e.poll_reports(&mut l.t).is_empty());
+    let again = l.e.poll_reports(&mut l.t);
+    assert_eq!(again, first, "a retransmission is the same request");
+    // Answered: never again.
+    let (h, _) = Header::decode(&first[0].1).expect("header");
+    let rsp = build::report_response(h.seq, seid, Cause::ACCEPTED);
+    assert!(l.e.handle(peer(), &rsp, &mut l.t).reply.is_none());
+    for _ in 0..10 {
+        assert!(l.e.poll_reports(&mut l.t).is_empty());
+    }
+    // A second report the CP never answers: 3 retransmissions, then given up.
+    l.t.live.get_mut(&0).expect("live").1.ul_bytes = 4000;
+    assert_eq!(l.e.poll_reports(&mut l.t).len(), 1);
+    let sent: usize = (0..20).map(|_| l.e.poll_reports(&mut l.t).len()).sum();
+    assert_eq!(sent, 3);
+    let c = l.e.counters();
+    assert!(c.contains(&("pfcp_reports_retransmitted", 4)), "{c:?}");
+    assert!(c.contains(&("pfcp_reports_unanswered", 1)), "{c:?}");
+    assert!(l.e.sessions().iter().any(|s| s.up_seid == seid), "the session stays");
+}
