@@ -114,6 +114,10 @@ enum BenchCmd {
         pps: u32,
         #[arg(long, default_value_t = 3.0)]
         secs: f64,
+        /// Real gateway daemons (GTP-U by PFCP, NAT to the servers); the
+        /// servers tell a broken session by a second gateway address/port.
+        #[arg(long)]
+        daemons: bool,
     },
     /// PFCP establishments and deletions per second through the gateway
     /// daemon (maps written), against Heartbeats on the same socket.
@@ -251,16 +255,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     sessions,
                     pps,
                     secs,
+                    daemons,
                 },
         } => {
-            let r = bench::changes::run(sessions, pps, secs)?;
+            let r = if daemons {
+                bench::changes::run_daemons(sessions, pps, secs)?
+            } else {
+                bench::changes::run(sessions, pps, secs)?
+            };
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
                 println!(
-                    "{} sessions through 2 LBs at {} pps, {} s per phase: {}",
+                    "{} sessions through 2 LBs at {} pps ({}), {} s per phase: {}",
                     r.gtpu.sessions + r.plain.sessions,
                     r.pps,
+                    r.mode,
                     r.seconds_per_phase,
                     r.phases.join(" | ")
                 );

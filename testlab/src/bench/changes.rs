@@ -40,6 +40,9 @@ pub struct KindResult {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ChangesResult {
+    /// `sinks` (gateway namespaces count arrivals) or `daemons` (real
+    /// gateways, servers see each session's gateway address and port).
+    pub mode: String,
     pub pps: u32,
     pub seconds_per_phase: f64,
     pub phases: Vec<String>,
@@ -73,11 +76,43 @@ fn datagram(
     Ok(out)
 }
 
-/// Every session's packet once per round until `stop`, paced to `pps`,
-/// from the terminal namespace of one LB; returns packets sent.
+/// The sink-only lab's datagrams: a G-PDU per TEID session, a plain UDP
+/// datagram per terminal.
+fn sink_frames(sessions: &[Session]) -> anyhow::Result<Frames> {
+    let inner = edgeplane::packets::inner_udp(
+        Ipv4Addr::new(10, 60, 0, 9),
+        Ipv4Addr::new(203, 0, 113, 7),
+        b"payload",
+    );
+    sessions
+        .iter()
+        .map(|s| match s {
+            Session::Teid(t) => gpdu(*t, &inner),
+            Session::Flow(port) => {
+                let (src, _) = terminal(u32::from(*port) - 20000);
+                datagram(src, topo::SERVICE, *port, topo::SERVICE_PORT, b"x")
+                    .map(|d| (d, topo::SERVICE))
+            }
+        })
+        .collect()
+}
+
+/// Datagrams for the raw socket, each with its destination.
+type Frames = Vec<(Vec<u8>, Ipv4Addr)>;
+
+/// A G-PDU of `teid` carrying the IP packet `inner`, access node to N3.
+fn gpdu(teid: u32, inner: &[u8]) -> anyhow::Result<(Vec<u8>, Ipv4Addr)> {
+    let mut p = edgeplane::packets::gtpu_header(teid, 0xff, 0, &[], inner.len());
+    p.extend_from_slice(inner);
+    let dst = edgeplane::packets::GTPU_ENDPOINT;
+    datagram(topo::TERMINAL, dst, 2152, 2152, &p).map(|d| (d, dst))
+}
+
+/// Every frame once per round until `stop`, paced to `pps`, through a raw
+/// socket in the terminal namespace of one LB; returns packets sent.
 fn sender(
     ns: String,
-    sessions: Arc<Vec<Session>>,
+    frames: Arc<Frames>,
     pps: u32,
     stop: Arc<AtomicBool>,
 ) -> thread::JoinHandle<anyhow::Result<u64>> {
@@ -86,32 +121,11 @@ fn sender(
         // SAFETY: a raw IPv4 socket; IPPROTO_RAW implies IP_HDRINCL.
         let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
         anyhow::ensure!(fd >= 0, "raw socket: {}", std::io::Error::last_os_error());
-        let inner = edgeplane::packets::inner_udp(
-            Ipv4Addr::new(10, 60, 0, 9),
-            Ipv4Addr::new(203, 0, 113, 7),
-            b"payload",
-        );
-        let frames: Vec<(Vec<u8>, Ipv4Addr)> = sessions
-            .iter()
-            .map(|s| match s {
-                Session::Teid(t) => {
-                    let mut p = edgeplane::packets::gtpu_header(*t, 0xff, 0, &[], inner.len());
-                    p.extend_from_slice(&inner);
-                    let dst = edgeplane::packets::GTPU_ENDPOINT;
-                    datagram(topo::TERMINAL, dst, 2152, 2152, &p).map(|d| (d, dst))
-                }
-                Session::Flow(port) => {
-                    let (src, _) = terminal(u32::from(*port) - 20000);
-                    datagram(src, topo::SERVICE, *port, topo::SERVICE_PORT, b"x")
-                        .map(|d| (d, topo::SERVICE))
-                }
-            })
-            .collect::<anyhow::Result<_>>()?;
         let gap = Duration::from_secs_f64(1.0 / pps.max(1) as f64);
         let start = Instant::now();
         let mut sent = 0u64;
         'rounds: loop {
-            for (f, dst) in &frames {
+            for (f, dst) in frames.iter() {
                 if stop.load(Ordering::SeqCst) {
                     break 'rounds;
                 }
@@ -150,26 +164,96 @@ fn sender(
     })
 }
 
-pub fn run(sessions: u32, pps: u32, phase_secs: f64) -> anyhow::Result<ChangesResult> {
+fn lb_config(t: &Topology, lb: usize, gws: &[usize], weight0: u32) -> String {
+    t.lb_config_with(lb, gws, 11, "drain_timeout = 600\n", |g| {
+        let w = if g == 0 {
+            format!("weight = {weight0}\n")
+        } else {
+            String::new()
+        };
+        format!("teid_prefix = {}\n{w}", g + 1)
+    })
+}
+
+/// Send `frames` through both LBs at `pps` in total while the gateway set
+/// changes: gw3 joins, gw0's weight goes 1 -> 3, gw1 drains. Returns the
+/// phases and the packets sent.
+fn scenario(
+    t: &Topology,
+    frames: Frames,
+    pps: u32,
+    phase_secs: f64,
+) -> anyhow::Result<(Vec<String>, u64)> {
+    let frames = Arc::new(frames);
+    let stop = Arc::new(AtomicBool::new(false));
+    let senders: Vec<_> = [1, 2]
+        .iter()
+        .map(|lb| {
+            sender(
+                format!("/run/netns/{}", t.ns(&format!("t{lb}"))),
+                frames.clone(),
+                pps / 2,
+                stop.clone(),
+            )
+        })
+        .collect();
+    let phase = Duration::from_secs_f64(phase_secs);
+    let reload = |gws: &[usize], w0: u32| -> anyhow::Result<()> {
+        for lb in [1, 2] {
+            std::fs::write(t.config_path(lb), lb_config(t, lb, gws, w0))?;
+            t.call(lb, Request::Reload)?;
+        }
+        Ok(())
+    };
+    let mut phases = vec!["steady: gw0, gw1, gw2".to_string()];
+    let mut steps = || -> anyhow::Result<()> {
+        thread::sleep(phase);
+        reload(&[0, 1, 2, 3], 1)?;
+        phases.push("gw3 added".into());
+        thread::sleep(phase);
+        reload(&[0, 1, 2, 3], 3)?;
+        phases.push("gw0 weight 1 -> 3".into());
+        thread::sleep(phase);
+        for lb in [1, 2] {
+            t.call(
+                lb,
+                Request::LbGatewayDrain {
+                    interface: None,
+                    name: gateway_name(1),
+                    timeout: Some(600),
+                },
+            )?;
+        }
+        phases.push("gw1 draining".into());
+        thread::sleep(phase);
+        Ok(())
+    };
+    let r = steps();
+    stop.store(true, Ordering::SeqCst);
+    let mut sent = 0;
+    for s in senders {
+        sent += s.join().map_err(|_| anyhow::anyhow!("sender panicked"))??;
+    }
+    r?;
+    Ok((phases, sent))
+}
+
+fn check_sessions(sessions: u32) -> anyhow::Result<()> {
     anyhow::ensure!(
         (2..=20000).contains(&sessions),
         "--sessions must be 2..=20000"
     );
+    Ok(())
+}
+
+/// Sink-only gateways: where each session's packets land.
+pub fn run(sessions: u32, pps: u32, phase_secs: f64) -> anyhow::Result<ChangesResult> {
+    check_sessions(sessions)?;
     let exe = crate::edgeplane_bin()?;
     let mut t = Topology::build(&format!("epc{}", std::process::id() % 100000), 2, 4, &exe)
         .context("topology")?;
-    let config = |t: &Topology, lb: usize, gws: &[usize], weight0: u32| {
-        t.lb_config_with(lb, gws, 11, "drain_timeout = 600\n", |g| {
-            let w = if g == 0 {
-                format!("weight = {weight0}\n")
-            } else {
-                String::new()
-            };
-            format!("teid_prefix = {}\n{w}", g + 1)
-        })
-    };
     for lb in [1, 2] {
-        let c = config(&t, lb, &[0, 1, 2], 1);
+        let c = lb_config(&t, lb, &[0, 1, 2], 1);
         t.start_lb(lb, &c)?;
     }
     let half = sessions / 2;
@@ -178,54 +262,9 @@ pub fn run(sessions: u32, pps: u32, phase_secs: f64) -> anyhow::Result<ChangesRe
         .map(|i| Session::Teid(((i % 3 + 1) << 24) | (1 + i / 3)))
         .chain((0..sessions - half).map(|i| Session::Flow(terminal(i).1)))
         .collect();
-    let list = Arc::new(list);
     let stop_rx = Arc::new(AtomicBool::new(false));
     let rx = t.receivers(stop_rx.clone());
-    let stop_tx = Arc::new(AtomicBool::new(false));
-    let senders: Vec<_> = [1, 2]
-        .iter()
-        .map(|lb| {
-            sender(
-                format!("/run/netns/{}", t.ns(&format!("t{lb}"))),
-                list.clone(),
-                pps / 2,
-                stop_tx.clone(),
-            )
-        })
-        .collect();
-    let phase = Duration::from_secs_f64(phase_secs);
-    let mut phases = vec!["steady: gw0, gw1, gw2".to_string()];
-    thread::sleep(phase);
-    let reload = |t: &Topology, gws: &[usize], w0: u32| -> anyhow::Result<()> {
-        for lb in [1, 2] {
-            std::fs::write(t.config_path(lb), config(t, lb, gws, w0))?;
-            t.call(lb, Request::Reload)?;
-        }
-        Ok(())
-    };
-    reload(&t, &[0, 1, 2, 3], 1)?;
-    phases.push("gw3 added".into());
-    thread::sleep(phase);
-    reload(&t, &[0, 1, 2, 3], 3)?;
-    phases.push("gw0 weight 1 -> 3".into());
-    thread::sleep(phase);
-    for lb in [1, 2] {
-        t.call(
-            lb,
-            Request::LbGatewayDrain {
-                interface: None,
-                name: gateway_name(1),
-                timeout: Some(600),
-            },
-        )?;
-    }
-    phases.push("gw1 draining".into());
-    thread::sleep(phase);
-    stop_tx.store(true, Ordering::SeqCst);
-    let mut sent = 0;
-    for s in senders {
-        sent += s.join().map_err(|_| anyhow::anyhow!("sender panicked"))??;
-    }
+    let (phases, sent) = scenario(&t, sink_frames(&list)?, pps, phase_secs)?;
     stop_rx.store(true, Ordering::SeqCst);
     let mut seen: HashMap<Session, HashSet<usize>> = HashMap::new();
     let mut received = 0u64;
@@ -253,11 +292,170 @@ pub fn run(sessions: u32, pps: u32, phase_secs: f64) -> anyhow::Result<ChangesRe
         }
     };
     Ok(ChangesResult {
+        mode: "sinks".into(),
         pps,
         seconds_per_phase: phase_secs,
         phases,
         gtpu: kind(true),
         plain: kind(false),
+        packets_sent: sent,
+        packets_received: received,
+        packets_lost: sent.saturating_sub(received),
+    })
+}
+
+/// The UDP servers (s2, s3 on 5353) as sinks: per session (the payload's
+/// first 4 octets), the sources it came from (gateway address:port).
+fn server_sinks(
+    t: &Topology,
+    stop: Arc<AtomicBool>,
+) -> Vec<thread::JoinHandle<anyhow::Result<(HashMap<u32, HashSet<std::net::SocketAddr>>, u64)>>> {
+    (2..4)
+        .map(|i| {
+            let ns = format!("/run/netns/{}", t.ns(&format!("s{i}")));
+            let stop = stop.clone();
+            thread::spawn(move || {
+                topo::enter_netns(&ns)?;
+                let sock = std::net::UdpSocket::bind("0.0.0.0:5353")?;
+                sock.set_read_timeout(Some(Duration::from_millis(50)))?;
+                let mut seen: HashMap<u32, HashSet<std::net::SocketAddr>> = HashMap::new();
+                let mut n = 0u64;
+                let mut buf = [0u8; 2048];
+                let mut quiet = Instant::now();
+                let deadline = Instant::now() + Duration::from_secs(300);
+                loop {
+                    match sock.recv_from(&mut buf) {
+                        Ok((len, from)) if len >= 4 => {
+                            n += 1;
+                            quiet = Instant::now();
+                            seen.entry(u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]))
+                                .or_default()
+                                .insert(from);
+                        }
+                        _ => {}
+                    }
+                    if (stop.load(Ordering::SeqCst) && quiet.elapsed() > Duration::from_millis(500))
+                        || Instant::now() > deadline
+                    {
+                        return Ok((seen, n));
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// Gateways with their daemons (GTP-U user planes, sessions by PFCP) and
+/// the UDP servers as sinks: a session is broken when a server sees it
+/// from a second gateway address or port (its state was not where its
+/// packets went).
+pub fn run_daemons(sessions: u32, pps: u32, phase_secs: f64) -> anyhow::Result<ChangesResult> {
+    use control::gateway::pfcp::{self, build, Cause, Message};
+    check_sessions(sessions)?;
+    let exe = crate::edgeplane_bin()?;
+    let mut t = Topology::build(&format!("epc{}d", std::process::id() % 10000), 2, 4, &exe)
+        .context("topology")?;
+    t.add_server_network(4)?;
+    crate::gtp_lab::add_smf(&mut t)?;
+    for gi in 0..4 {
+        let cfg = t.gateway_config(gi, "20000-39999", &crate::gtp_lab::gtp_sections(gi, None));
+        t.start_daemon(&format!("g{gi}"), &cfg, &[])?;
+    }
+    for lb in [1, 2] {
+        let c = lb_config(&t, lb, &[0, 1, 2], 1);
+        t.start_lb(lb, &c)?;
+    }
+    let half = sessions / 2;
+    let ue = |i: u32| Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 64, 0, 0)) + i);
+    // The GTP-U sessions, a third at each of gw0-gw2, over PFCP from the
+    // SMF namespace: their uplink TEIDs.
+    let smf_ns = format!("/run/netns/{}", t.ns("smf"));
+    let teids = thread::spawn(move || -> anyhow::Result<Vec<u32>> {
+        topo::enter_netns(&smf_ns)?;
+        let smf = crate::gtp_lab::SMF;
+        let sock = std::net::UdpSocket::bind((smf, pfcp::PORT))?;
+        sock.set_read_timeout(Some(Duration::from_secs(3)))?;
+        let mut buf = [0u8; 2048];
+        let mut seq = 0u32;
+        let mut ask = |gi: usize, req: &dyn Fn(u32) -> Vec<u8>| -> anyhow::Result<pfcp::Reply> {
+            seq += 1;
+            sock.send_to(&req(seq), (crate::gtp_lab::pfcp_addr(gi), pfcp::PORT))?;
+            let n = sock.recv(&mut buf).context("no PFCP answer")?;
+            match pfcp::decode(&buf[..n]).map_err(|e| anyhow::anyhow!("{e}"))? {
+                (_, Message::Flat(r)) if r.cause == Some(Cause::ACCEPTED) => Ok(r),
+                (h, m) => anyhow::bail!("PFCP type {} refused: {m:?}", h.msg_type),
+            }
+        };
+        for gi in 0..3 {
+            ask(gi, &|s| build::association_setup_request(s, smf, 1))?;
+        }
+        (0..half)
+            .map(|i| {
+                let req = build::typical_session(
+                    smf,
+                    1 + i as u64,
+                    ue(i),
+                    Some((0x1000 + i, crate::gtp_lab::ACCESS_NODE)),
+                    None,
+                    9,
+                );
+                let r = ask((i % 3) as usize, &|s| build::establishment_request(s, &req))?;
+                r.created_pdrs
+                    .iter()
+                    .find_map(|c| c.fteid)
+                    .map(|f| f.teid)
+                    .context("no F-TEID")
+            })
+            .collect()
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("SMF thread panicked"))??;
+    let service = crate::gtp_lab::UDP_SERVICE;
+    let mut frames = Frames::new();
+    for (i, teid) in teids.iter().enumerate() {
+        let mut inner = Vec::new();
+        etherparse::PacketBuilder::ipv4(ue(i as u32).octets(), service.0.octets(), 64)
+            .udp(40000, service.1)
+            .write(&mut inner, &(i as u32).to_be_bytes())?;
+        frames.push(gpdu(*teid, &inner)?);
+    }
+    for i in 0..sessions - half {
+        let (src, port) = terminal(i);
+        frames.push((
+            datagram(src, service.0, port, service.1, &(half + i).to_be_bytes())?,
+            service.0,
+        ));
+    }
+    let stop_rx = Arc::new(AtomicBool::new(false));
+    let rx = server_sinks(&t, stop_rx.clone());
+    let (phases, sent) = scenario(&t, frames, pps, phase_secs)?;
+    stop_rx.store(true, Ordering::SeqCst);
+    let mut seen: HashMap<u32, HashSet<std::net::SocketAddr>> = HashMap::new();
+    let mut received = 0u64;
+    for h in rx {
+        let (got, n) = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("server sink panicked"))??;
+        received += n;
+        for (k, v) in got {
+            seen.entry(k).or_default().extend(v);
+        }
+    }
+    let kind = |range: std::ops::Range<u32>| KindResult {
+        sessions: range.len(),
+        broken: range
+            .clone()
+            .filter(|i| seen.get(i).map(|s| s.len() > 1).unwrap_or(false))
+            .count(),
+        unseen: range.filter(|i| !seen.contains_key(i)).count(),
+    };
+    Ok(ChangesResult {
+        mode: "daemons".into(),
+        pps,
+        seconds_per_phase: phase_secs,
+        phases,
+        gtpu: kind(0..half),
+        plain: kind(half..sessions),
         packets_sent: sent,
         packets_received: received,
         packets_lost: sent.saturating_sub(received),

@@ -1051,5 +1051,8 @@ fn an_unanswered_report_is_sent_again_after_t1_and_given_up_after_n1() {
     let c = l.e.counters();
     assert!(c.contains(&("pfcp_reports_retransmitted", 4)), "{c:?}");
     assert!(c.contains(&("pfcp_reports_unanswered", 1)), "{c:?}");
-    assert!(l.e.sessions().iter().any(|s| s.up_seid == seid), "the session stays");
+    assert!(
+        l.e.sessions().iter().any(|s| s.up_seid == seid),
+        "the session stays"
+    );
 }
