@@ -248,6 +248,16 @@ const BENCHES: &[(&str, &[&str], &str)] = &[
         &[],
         "PFCP establishments/s through the gateway vs heartbeats",
     ),
+    (
+        "gateway-changes",
+        &[],
+        "sessions broken while gateways join, reweigh, drain (sink gateways)",
+    ),
+    (
+        "gateway-changes",
+        &["--daemons"],
+        "the same with real gateways, sessions by PFCP",
+    ),
 ];
 
 fn bench(extra: &[String]) -> anyhow::Result<()> {
