@@ -307,14 +307,45 @@ fn kamailio_accepts_the_monitors_publish() {
             .spawn()
             .expect("kamailio (cargo xtask setup installs it)"),
     );
-    thread::sleep(Duration::from_millis(1500));
+    // Kamailio listening on 5080 before anything is sent to it (bounded).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &net.name("srv"),
+                "ss",
+                "-Hlun",
+                "sport = :5080",
+            ])
+            .output()
+            .expect("ss");
+        if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    thread::sleep(Duration::from_millis(300));
     let mon_cfg = net.monitor_config("example.com", "10.6.0.2:5080", "");
     net.daemon("mon", &mon_cfg);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let server = uas(format!("/run/netns/{}", net.name("srv")), stop.clone());
     run_ua(format!("/run/netns/{}", net.name("ua")));
-    thread::sleep(Duration::from_millis(500));
-    let mon = net.call("mon", Request::SipMonitorStatus);
+    // Every PUBLISH answered (bounded: a loaded machine answers later).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mon = loop {
+        let mon = net.call("mon", Request::SipMonitorStatus);
+        let answered =
+            mon["publish_ok"].as_u64().unwrap_or(0) + mon["publish_failed"].as_u64().unwrap_or(0);
+        if (mon["published"].as_u64().unwrap_or(0) >= 6
+            && answered >= mon["published"].as_u64().unwrap_or(0))
+            || Instant::now() > deadline
+        {
+            break mon;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
     let log = std::fs::read_to_string(net.dir.join("kamailio.log")).unwrap_or_default();
     drop(kam);
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -371,7 +402,24 @@ fn a_sipp_watcher_is_notified() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("sipp");
-    thread::sleep(Duration::from_millis(1000));
+    // The watcher's SUBSCRIBE in and its first NOTIFY out before the
+    // PUBLISH (bounded: sipp may start slowly on a loaded machine).
+    let counter = |name: &str| {
+        net.call("srv", Request::Stats)
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["name"] == name)
+            .map(|r| r["packets"].as_u64().unwrap_or(0))
+            .sum::<u64>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while (counter("requests_subscribe") == 0 || counter("notifies") == 0)
+        && Instant::now() < deadline
+    {
+        thread::sleep(Duration::from_millis(100));
+    }
+    thread::sleep(Duration::from_millis(200));
     // alice starts talking: a PUBLISH, as the monitor would send it.
     let ua = format!("/run/netns/{}", net.name("ua"));
     thread::spawn(move || {
