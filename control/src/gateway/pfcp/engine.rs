@@ -19,15 +19,19 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
-use super::ie::{
-    trigger, ty, Cause, Fseid, Fteid, IeError, NodeId, Volumes, REPORT_USAR, UP_FEATURE_FTUP,
-};
+use super::ie::{trigger, ty, Cause, Fseid, Fteid, IeError, NodeId, Volumes, UP_FEATURE_FTUP};
 use super::rules::{
     add_rules, check_far, derive, merge_far, merge_pdr, rule_failure, Reject, Rules,
 };
+mod answers;
+mod reports;
+mod sessions;
+
 use super::wire::{
     msg, CreatedPdr, Header, HeaderError, Message, Reply, SessionRequest, UsageReport, PORT,
 };
+use answers::{answer_key, AnswerKey};
+use reports::PendingReport;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EngineConfig {
@@ -240,42 +244,6 @@ pub struct Engine {
     answered_order: VecDeque<AnswerKey>,
 }
 
-/// A request as a retransmission repeats it: who, which type, which seq,
-/// and a hash of the whole datagram (a retransmission is the same bytes; a
-/// restarted CP reusing a sequence number sends others).
-type AnswerKey = (SocketAddr, u8, u32, u64);
-
-fn datagram_hash(d: &[u8]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    d.hash(&mut h);
-    h.finish()
-}
-
-/// Responses kept for retransmissions (a CP retransmits within seconds:
-/// N1 x T1, 3 x 3 s by default, far fewer than this many requests).
-const ANSWERED_MAX: usize = 8192;
-
-/// A Session Report Request of ours not yet answered: retransmitted
-/// every [`REPORT_T1_POLLS`] polls, at most [`REPORT_N1`] times (§6.4:
-/// T1 and N1), then given up and counted.
-struct PendingReport {
-    up_seid: u64,
-    peer: SocketAddr,
-    bytes: Vec<u8>,
-    polls: u32,
-    tries: u32,
-}
-
-/// Polls (the daemon polls once a second) before a retransmission.
-const REPORT_T1_POLLS: u32 = 3;
-/// Retransmissions of one report.
-const REPORT_N1: u32 = 3;
-
-/// Outstanding reports kept; older ones are forgotten (their responses are
-/// then counted as unknown).
-const PENDING_REPORTS_MAX: usize = 4096;
-
 impl Engine {
     pub fn new(mut cfg: EngineConfig) -> Self {
         cfg.max_sessions = cfg.max_sessions.min(dataplane_common::gateway::TUNNELS_MAX);
@@ -303,34 +271,17 @@ impl Engine {
     pub fn handle(&mut self, peer: SocketAddr, datagram: &[u8], t: &mut dyn Tunnels) -> Handled {
         // A request we answered: the same answer (a retransmitted
         // establishment must not make a second session).
-        let key = match Header::decode(datagram) {
-            Ok((h, _)) => procedure_of(h.msg_type)
-                .filter(|p| *p != Procedure::Report)
-                .map(|p| ((peer, h.msg_type, h.seq, datagram_hash(datagram)), p)),
-            Err(_) => None,
-        };
-        if let Some((k, p)) = key {
-            if let Some(reply) = self.answered.get(&k) {
-                let handled = Handled {
-                    reply: Some(reply.clone()),
-                    outcome: Outcome::Retransmission(p),
-                };
-                *self
-                    .counters
-                    .entry(outcome_name(&handled.outcome))
-                    .or_default() += 1;
-                return handled;
-            }
+        let key = answer_key(peer, datagram);
+        if let Some(handled) = key.and_then(|(k, p)| self.answered_before(&k, p)) {
+            *self
+                .counters
+                .entry(outcome_name(&handled.outcome))
+                .or_default() += 1;
+            return handled;
         }
         let handled = self.dispatch(peer, datagram, t);
         if let (Some((k, _)), Some(reply)) = (key, &handled.reply) {
-            if self.answered_order.len() >= ANSWERED_MAX {
-                if let Some(old) = self.answered_order.pop_front() {
-                    self.answered.remove(&old);
-                }
-            }
-            self.answered.insert(k, reply.clone());
-            self.answered_order.push_back(k);
+            self.remember(k, reply);
         }
         *self
             .counters
@@ -420,98 +371,6 @@ impl Engine {
                 )
             }
         }
-    }
-
-    /// Session Report Requests for the volume thresholds reached since the
-    /// last call, each to its CP's F-SEID address, port 8805.
-    pub fn poll_reports(&mut self, t: &mut dyn Tunnels) -> Vec<(SocketAddr, Vec<u8>)> {
-        let mut out = Vec::new();
-        // Unanswered reports first: again after T1, given up after N1.
-        let mut gave_up = 0;
-        self.pending_reports.retain(|_, p| {
-            p.polls += 1;
-            if p.polls < REPORT_T1_POLLS {
-                return true;
-            }
-            if p.tries >= REPORT_N1 {
-                gave_up += 1;
-                return false;
-            }
-            p.polls = 0;
-            p.tries += 1;
-            out.push((p.peer, p.bytes.clone()));
-            true
-        });
-        if !out.is_empty() {
-            *self
-                .counters
-                .entry("pfcp_reports_retransmitted")
-                .or_default() += out.len() as u64;
-        }
-        if gave_up > 0 {
-            *self.counters.entry("pfcp_reports_unanswered").or_default() += gave_up;
-        }
-        let seids: Vec<u64> = self.sessions.keys().copied().collect();
-        for up_seid in seids {
-            let Some(s) = self.sessions.get_mut(&up_seid) else {
-                continue;
-            };
-            if !s
-                .rules
-                .urrs
-                .values()
-                .any(|u| u.urr.volume_threshold.is_some())
-            {
-                continue;
-            }
-            let now = t.usage(s.tunnel);
-            let mut reports = Vec::new();
-            for (&id, u) in s.rules.urrs.iter_mut() {
-                let Some(th) = &u.urr.volume_threshold else {
-                    continue;
-                };
-                let used = now.since(u.reported);
-                if used.reaches(th) {
-                    reports.push(UsageReport {
-                        urr_id: id,
-                        ur_seqn: u.seqn,
-                        trigger: trigger::VOLTH,
-                        volume: Some(used.measurement()),
-                    });
-                    u.reported = now;
-                    u.seqn = u.seqn.wrapping_add(1);
-                }
-            }
-            if reports.is_empty() {
-                continue;
-            }
-            let (cp_seid, cp_addr) = (s.cp_seid, s.cp_addr);
-            let seq = self.take_seq();
-            let r = Reply {
-                report_type: Some(REPORT_USAR),
-                usage_reports: reports,
-                ..Reply::default()
-            };
-            let bytes = Header::session(msg::SESSION_REPORT_REQUEST, cp_seid, seq)
-                .encode(&r.encode(ty::USAGE_REPORT_SRR));
-            let peer = SocketAddr::V4(SocketAddrV4::new(cp_addr, PORT));
-            self.pending_reports.insert(
-                seq,
-                PendingReport {
-                    up_seid,
-                    peer,
-                    bytes: bytes.clone(),
-                    polls: 0,
-                    tries: 0,
-                },
-            );
-            if self.pending_reports.len() > PENDING_REPORTS_MAX {
-                self.pending_reports.pop_first();
-            }
-            *self.counters.entry("pfcp_reports_sent").or_default() += 1;
-            out.push((peer, bytes));
-        }
-        out
     }
 
     pub fn sessions(&self) -> Vec<SessionInfo> {
@@ -743,274 +602,6 @@ impl Engine {
             s = s.wrapping_add(1).max(1);
         }
         s
-    }
-
-    /// §7.5.2: Session Establishment Request.
-    fn establish(
-        &mut self,
-        r: &SessionRequest,
-        t: &mut dyn Tunnels,
-    ) -> Result<(Option<u64>, Reply), (Option<u64>, Reject)> {
-        let cp_seid = r.cp_fseid.map(|f| f.seid);
-        let fail = |e| (cp_seid, e);
-        let node = known_node(r.node_id.as_ref()).map_err(fail)?;
-        if !self.associations.contains_key(&node) {
-            return Err(fail(IeError {
-                cause: Cause::NO_ASSOCIATION,
-                ie: None,
-            }));
-        }
-        let fseid = r.cp_fseid.ok_or(fail(IeError::missing(ty::F_SEID)))?;
-        let cp_addr = fseid.v4.ok_or(fail(IeError::incorrect(ty::F_SEID)))?;
-        if r.create_pdrs.is_empty() {
-            return Err(fail(IeError::missing(ty::CREATE_PDR)));
-        }
-        if r.create_fars.is_empty() {
-            return Err(fail(IeError::missing(ty::CREATE_FAR)));
-        }
-        let mut rules = Rules::default();
-        add_rules(&mut rules, r, Volume::default()).map_err(fail)?;
-        let d = derive(&rules).map_err(fail)?;
-        if self.sessions.len() as u64 >= u64::from(self.cfg.max_sessions) {
-            return Err(fail(no_resources()));
-        }
-        let idx = *self.free_tunnels.first().ok_or(fail(no_resources()))?;
-        let ul_teid = if d.fteid.ch {
-            self.pick_teid().ok_or(fail(no_resources()))?
-        } else {
-            self.check_given_teid(&d.fteid, None).map_err(fail)?
-        };
-        let spec = TunnelSpec {
-            ul_teid,
-            ue_addr: d.ue,
-            dl_teid: d.dl.map(|x| x.0),
-            an_addr: d.dl.map(|x| x.1),
-            qfi: d.qfi,
-        };
-        t.install(idx, &spec).map_err(|_| fail(no_resources()))?;
-        // Committed: nothing below fails.
-        let local = Fteid {
-            teid: ul_teid,
-            v4: Some(self.cfg.n3_addr),
-            ..Fteid::default()
-        };
-        if let Some(p) = rules.pdrs.get_mut(&d.ul_pdr) {
-            if let Some(pdi) = p.pdi.as_mut() {
-                pdi.fteid = Some(local);
-            }
-        }
-        self.claim_teid(ul_teid);
-        if d.fteid.ch {
-            self.next_teid = if ul_teid == self.cfg.teid_last {
-                self.cfg.teid_first
-            } else {
-                ul_teid + 1
-            };
-        }
-        self.free_tunnels.remove(&idx);
-        let up_seid = self.pick_seid();
-        self.next_seid = up_seid.wrapping_add(1).max(1);
-        self.by_tunnel.insert(idx, up_seid);
-        self.sessions.insert(
-            up_seid,
-            Session {
-                cp_seid: fseid.seid,
-                cp_addr,
-                node,
-                tunnel: idx,
-                spec,
-                rules,
-            },
-        );
-        let created = d.fteid.ch.then_some(CreatedPdr {
-            pdr_id: d.ul_pdr,
-            fteid: Some(local),
-        });
-        Ok((
-            Some(fseid.seid),
-            Reply {
-                node_id: Some(NodeId::V4(self.cfg.node_id)),
-                cause: Some(Cause::ACCEPTED),
-                fseid: Some(Fseid {
-                    seid: up_seid,
-                    v4: Some(self.cfg.node_id),
-                    v6: None,
-                }),
-                created_pdrs: created.into_iter().collect(),
-                ..Reply::default()
-            },
-        ))
-    }
-
-    /// A TEID the CP chose: ours (the N3 address), not 0, and not another
-    /// session's (`own`: this session's current one).
-    fn check_given_teid(&self, f: &Fteid, own: Option<u32>) -> Result<u32, Reject> {
-        if f.v4 != Some(self.cfg.n3_addr) || f.teid == 0 {
-            return Err(IeError::incorrect(ty::F_TEID));
-        }
-        if self.teids.contains(&f.teid) && own != Some(f.teid) {
-            return Err(rule_failure(ty::F_TEID));
-        }
-        Ok(f.teid)
-    }
-
-    /// §7.5.4: Session Modification Request.
-    fn modify(
-        &mut self,
-        up_seid: u64,
-        r: &SessionRequest,
-        t: &mut dyn Tunnels,
-    ) -> Result<(Option<u64>, Reply), (Option<u64>, Reject)> {
-        let s = self.sessions.get(&up_seid).ok_or((None, not_found()))?;
-        let cp_seid = s.cp_seid;
-        let fail = |e| (Some(cp_seid), e);
-        let mut rules = s.rules.clone();
-        let needs_usage = !r.remove_urrs.is_empty() || !r.create_urrs.is_empty();
-        let now = if needs_usage {
-            t.usage(s.tunnel)
-        } else {
-            Volume::default()
-        };
-        let mut reports = Vec::new();
-        for id in &r.remove_pdrs {
-            rules
-                .pdrs
-                .remove(id)
-                .ok_or(fail(rule_failure(ty::PDR_ID)))?;
-        }
-        for id in &r.remove_fars {
-            rules
-                .fars
-                .remove(id)
-                .ok_or(fail(rule_failure(ty::FAR_ID)))?;
-        }
-        for id in &r.remove_urrs {
-            let u = rules
-                .urrs
-                .remove(id)
-                .ok_or(fail(rule_failure(ty::URR_ID)))?;
-            reports.push(UsageReport {
-                urr_id: *id,
-                ur_seqn: u.seqn,
-                trigger: trigger::TERMR,
-                volume: Some(now.since(u.reported).measurement()),
-            });
-        }
-        add_rules(&mut rules, r, now).map_err(fail)?;
-        if r.create_pdrs
-            .iter()
-            .chain(&r.update_pdrs)
-            .any(|p| p.pdi.as_ref().and_then(|d| d.fteid).is_some_and(|f| f.ch))
-        {
-            // Re-allocating a live tunnel's TEID is not supported.
-            return Err(fail(rule_failure(ty::F_TEID)));
-        }
-        for u in &r.update_pdrs {
-            let id = u.pdr_id.ok_or(fail(IeError::missing(ty::PDR_ID)))?;
-            let p = rules
-                .pdrs
-                .get_mut(&id)
-                .ok_or(fail(rule_failure(ty::PDR_ID)))?;
-            merge_pdr(p, u);
-        }
-        for u in &r.update_fars {
-            let id = u.far_id.ok_or(fail(IeError::missing(ty::FAR_ID)))?;
-            check_far(u).map_err(fail)?;
-            let f = rules
-                .fars
-                .get_mut(&id)
-                .ok_or(fail(rule_failure(ty::FAR_ID)))?;
-            merge_far(f, u);
-        }
-        let d = derive(&rules).map_err(fail)?;
-        let ul_teid = self
-            .check_given_teid(&d.fteid, Some(s.spec.ul_teid))
-            .map_err(fail)?;
-        let spec = TunnelSpec {
-            ul_teid,
-            ue_addr: d.ue,
-            dl_teid: d.dl.map(|x| x.0),
-            an_addr: d.dl.map(|x| x.1),
-            qfi: d.qfi,
-        };
-        let cp = match r.cp_fseid {
-            Some(f) => (f.seid, f.v4.ok_or(fail(IeError::incorrect(ty::F_SEID)))?),
-            None => (s.cp_seid, s.cp_addr),
-        };
-        let (tunnel, old_teid) = (s.tunnel, s.spec.ul_teid);
-        if spec != s.spec {
-            t.install(tunnel, &spec)
-                .map_err(|_| fail(rule_failure(ty::UPDATE_FAR)))?;
-        }
-        if ul_teid != old_teid {
-            self.forget_teid(old_teid);
-            self.claim_teid(ul_teid);
-        }
-        let s = self.sessions.get_mut(&up_seid).expect("looked up above");
-        (s.cp_seid, s.cp_addr) = cp;
-        s.spec = spec;
-        s.rules = rules;
-        Ok((
-            Some(cp.0),
-            Reply {
-                cause: Some(Cause::ACCEPTED),
-                usage_reports: reports,
-                ..Reply::default()
-            },
-        ))
-    }
-
-    /// §7.5.6: Session Deletion Request; a final report per URR (§5.2.2.3).
-    fn delete(
-        &mut self,
-        up_seid: u64,
-        t: &mut dyn Tunnels,
-    ) -> Result<(Option<u64>, Reply), (Option<u64>, Reject)> {
-        let s = self.sessions.remove(&up_seid).ok_or((None, not_found()))?;
-        let last = t.remove(s.tunnel);
-        self.release(&s);
-        let reports = s
-            .rules
-            .urrs
-            .iter()
-            .map(|(&id, u)| UsageReport {
-                urr_id: id,
-                ur_seqn: u.seqn,
-                trigger: trigger::TERMR,
-                volume: Some(last.since(u.reported).measurement()),
-            })
-            .collect();
-        Ok((
-            Some(s.cp_seid),
-            Reply {
-                cause: Some(Cause::ACCEPTED),
-                usage_reports: reports,
-                ..Reply::default()
-            },
-        ))
-    }
-
-    /// §7.5.9: the CP's answer to one of our reports. Never answered.
-    fn report_response(&mut self, h: &Header, r: &Reply) -> Handled {
-        let ours = self
-            .pending_reports
-            .get(&h.seq)
-            .is_some_and(|p| Some(p.up_seid) == h.seid || h.seid == Some(0));
-        if !ours {
-            return discard(Discard::UnknownReport);
-        }
-        self.pending_reports.remove(&h.seq);
-        let outcome = match r.cause {
-            Some(Cause::ACCEPTED) => Outcome::Accepted(Procedure::Report),
-            c => Outcome::Rejected {
-                procedure: Procedure::Report,
-                cause: c.unwrap_or(Cause(0)),
-            },
-        };
-        Handled {
-            reply: None,
-            outcome,
-        }
     }
 }
 
