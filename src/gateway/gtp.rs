@@ -197,9 +197,7 @@ impl TunnelMaps<'_> {
             self.dp.remove_flow(&flow).map_err(e)?;
             let session = self.dp.session(port).map_err(e)?;
             let counters = self.dp.session_counters(port).map_err(e)?;
-            self.dp.free_session(port).map_err(e)?;
-            self.dp.zero_session_counters(port).map_err(e)?;
-            self.dp.pool_push(port).map_err(e)?;
+            super::free_port(self.dp, port).map_err(e)?;
             self.orphans.push(Orphan {
                 port,
                 session,
@@ -414,14 +412,12 @@ impl GwInstance {
     }
 
     /// Is the tunnel a user session lives in still the one that made it?
-    /// (A deleted tunnel's index stays retired until the sweeper has ended
-    /// its user sessions; a reuse before that purges them first.)
+    /// (A reused index cannot be another's: the reuse ended the deleted
+    /// tunnel's user sessions first.)
     pub(super) fn tunnel_alive(&self, tunnel: Option<u32>) -> bool {
         match (tunnel, &self.gtp) {
             (None, _) => true,
-            (Some(idx), Some(g)) => {
-                !g.retired.contains(&idx) && g.engine.session_by_tunnel(idx).is_some()
-            }
+            (Some(idx), Some(g)) => g.engine.session_by_tunnel(idx).is_some(),
             (Some(_), None) => false,
         }
     }

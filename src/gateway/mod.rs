@@ -4,9 +4,14 @@
 //! Server and group indices are kept stable by name across reloads, so a
 //! running session never finds another server behind its index.
 
+mod accounting;
 pub mod cli;
 mod gtp;
 mod role;
+mod view;
+
+use accounting::{AccountingFile, Clock};
+pub use view::{PfcpSessionView, SessionTreeView, SessionView};
 
 pub use role::{check_interfaces, GatewayRole};
 
@@ -337,51 +342,6 @@ impl GwInstance {
             .unwrap_or_else(|| format!("#{idx}"))
     }
 
-    fn record(
-        &self,
-        event: &str,
-        port: u16,
-        s: &SessionEntry,
-        clock: &Clock,
-        end: Option<EndReason>,
-    ) -> Result<AccountingRecord, GwError> {
-        let c = self.dp.session_counters(port)?;
-        Ok(self.record_of(event, port, s, &c, self.session_of(s.tunnel), clock, end))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn record_of(
-        &self,
-        event: &str,
-        port: u16,
-        s: &SessionEntry,
-        c: &SessionCounters,
-        pfcp: Option<(u64, u32)>,
-        clock: &Clock,
-        end: Option<EndReason>,
-    ) -> AccountingRecord {
-        AccountingRecord {
-            seid: pfcp.map(|p| p.0),
-            teid: pfcp.map(|p| p.1),
-            event: event.into(),
-            gateway: self.cfg.address,
-            port,
-            terminal: s.terminal.to_string(),
-            representative: s.representative.to_string(),
-            proto: g::proto_name(s.proto).into(),
-            group: self.group_name(s.group),
-            server: self.server_name(s.server),
-            session_type: s.session_type,
-            start: clock.unix(s.created_ns),
-            time: clock.unix(clock.mono_now),
-            packets_up: c.pkts_up,
-            bytes_up: c.bytes_up,
-            packets_down: c.pkts_down,
-            bytes_down: c.bytes_down,
-            end_reason: end,
-        }
-    }
-
     /// One pass of the session sweeper: start and interim records, expiry.
     /// A port goes back to the pool only after its flow entry and session
     /// are gone.
@@ -468,75 +428,8 @@ impl GwInstance {
         Ok(ended)
     }
 
-    /// The port's flow entry is gone: free the session, zero its counters
-    /// and only then give the port back to the pool.
     fn free_port(&mut self, port: u16) -> Result<(), GwError> {
-        self.dp.free_session(port)?;
-        self.dp.zero_session_counters(port)?;
-        self.dp.pool_push(port)?;
-        Ok(())
-    }
-
-    pub fn sessions(&self) -> Result<Vec<SessionView>, GwError> {
-        let clock = Clock::now();
-        let mut out = Vec::new();
-        for (_, port) in self.dp.flows()? {
-            let s = self.dp.session(port)?;
-            if !s.active {
-                continue;
-            }
-            let r = self.record("live", port, &s, &clock, None)?;
-            out.push(SessionView {
-                seid: r.seid,
-                teid: r.teid,
-                port,
-                terminal: r.terminal,
-                representative: r.representative,
-                proto: r.proto,
-                group: r.group,
-                server: r.server,
-                session_type: s.session_type,
-                idle_s: clock.mono_now.saturating_sub(s.last_seen_ns) as f64 / 1e9,
-                packets_up: r.packets_up,
-                bytes_up: r.bytes_up,
-                packets_down: r.packets_down,
-                bytes_down: r.bytes_down,
-            });
-        }
-        out.sort_by_key(|s| s.port);
-        Ok(out)
-    }
-
-    /// PFCP sessions with their user sessions, then the plain-IP ones.
-    pub fn session_tree(&self) -> Result<SessionTreeView, GwError> {
-        let mut users = self.sessions()?;
-        let mut out = SessionTreeView::default();
-        if let Some(gtp) = &self.gtp {
-            for s in gtp.engine.sessions() {
-                let (mine, rest): (Vec<_>, Vec<_>) =
-                    users.into_iter().partition(|u| u.seid == Some(s.up_seid));
-                users = rest;
-                let usage = self.dp.tunnel_counters(s.tunnel).unwrap_or_default();
-                out.sessions.push(PfcpSessionView {
-                    seid: s.up_seid,
-                    cp_seid: s.cp_seid,
-                    cp: s.cp.to_string(),
-                    tunnel: s.tunnel,
-                    ue: s.spec.ue_addr,
-                    ul_teid: s.spec.ul_teid,
-                    dl_teid: s.spec.dl_teid,
-                    access_node: s.spec.an_addr,
-                    qfi: s.spec.qfi,
-                    bytes_ul: usage.bytes_ul,
-                    bytes_dl: usage.bytes_dl,
-                    packets_ul: usage.pkts_ul,
-                    packets_dl: usage.pkts_dl,
-                    user_sessions: mine,
-                });
-            }
-        }
-        out.plain = users;
-        Ok(out)
+        Ok(free_port(&mut self.dp, port)?)
     }
 
     pub fn groups(&self) -> GroupsView {
@@ -619,6 +512,14 @@ impl GwInstance {
 }
 
 /// Interface, address and the GTP-U/PFCP endpoints are bound at start.
+/// The port's flow entry is gone: free the session, zero its counters and
+/// only then give the port back to the pool.
+fn free_port(dp: &mut Dataplane, port: u16) -> dataplane_user::Result<()> {
+    dp.free_session(port)?;
+    dp.zero_session_counters(port)?;
+    dp.pool_push(port)
+}
+
 fn restart_only(old: &gcfg::Gateway, new: &gcfg::Gateway) -> Option<&'static str> {
     if old.interfaces != new.interfaces {
         return Some("interfaces");
@@ -633,203 +534,4 @@ fn restart_only(old: &gcfg::Gateway, new: &gcfg::Gateway) -> Option<&'static str
         return Some("pfcp");
     }
     None
-}
-
-/// A user session (claim 8: one port), and the PFCP session (SEID, uplink
-/// TEID) it belongs to when it came through a GTP-U tunnel.
-#[derive(Clone, Debug, Serialize, serde::Deserialize)]
-pub struct SessionView {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seid: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub teid: Option<u32>,
-    pub port: u16,
-    pub terminal: String,
-    pub representative: String,
-    pub proto: String,
-    pub group: String,
-    pub server: String,
-    pub session_type: u8,
-    pub idle_s: f64,
-    pub packets_up: u64,
-    pub bytes_up: u64,
-    pub packets_down: u64,
-    pub bytes_down: u64,
-}
-
-/// `edgeplane gw sessions`: the hierarchy of claim 8.
-#[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
-pub struct SessionTreeView {
-    /// PFCP sessions (GTP-U tunnels), each with its user sessions.
-    pub sessions: Vec<PfcpSessionView>,
-    /// User sessions of plain-IP terminals.
-    pub plain: Vec<SessionView>,
-}
-
-#[derive(Clone, Debug, Serialize, serde::Deserialize)]
-pub struct PfcpSessionView {
-    /// This gateway's SEID, and the control plane's.
-    pub seid: u64,
-    pub cp_seid: u64,
-    /// The control plane's PFCP address.
-    pub cp: String,
-    pub tunnel: u32,
-    pub ue: Ipv4Addr,
-    pub ul_teid: u32,
-    pub dl_teid: Option<u32>,
-    pub access_node: Option<Ipv4Addr>,
-    pub qfi: Option<u8>,
-    pub packets_ul: u64,
-    pub bytes_ul: u64,
-    pub packets_dl: u64,
-    pub bytes_dl: u64,
-    pub user_sessions: Vec<SessionView>,
-}
-
-/// CLOCK_MONOTONIC (what the fast path stamps) and its offset to Unix time.
-struct Clock {
-    mono_now: u64,
-    offset: f64,
-}
-
-impl Clock {
-    fn now() -> Self {
-        let mono = |id| {
-            let mut ts = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            // SAFETY: valid clock id and out pointer.
-            unsafe { libc::clock_gettime(id, &mut ts) };
-            ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-        };
-        let m = mono(libc::CLOCK_MONOTONIC);
-        let r = mono(libc::CLOCK_REALTIME);
-        Self {
-            mono_now: m,
-            offset: r as f64 / 1e9 - m as f64 / 1e9,
-        }
-    }
-
-    fn unix(&self, mono_ns: u64) -> f64 {
-        mono_ns as f64 / 1e9 + self.offset
-    }
-}
-
-/// JSON-lines accounting file with size-based rotation (FILE.1 .. FILE.keep).
-struct AccountingFile {
-    path: PathBuf,
-    rotate_bytes: u64,
-    keep: u32,
-}
-
-impl AccountingFile {
-    fn new(path: &Path, cfg: &gcfg::Accounting) -> Self {
-        Self {
-            path: path.into(),
-            rotate_bytes: cfg.rotate_bytes,
-            keep: cfg.keep,
-        }
-    }
-
-    fn write(&mut self, r: &AccountingRecord) -> Result<(), GwError> {
-        let err = |e| GwError::Accounting(self.path.clone(), e);
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(err)?;
-        }
-        if std::fs::metadata(&self.path)
-            .map(|m| m.len() >= self.rotate_bytes)
-            .unwrap_or(false)
-        {
-            for i in (1..self.keep).rev() {
-                let from = rotated(&self.path, i);
-                if from.exists() {
-                    std::fs::rename(&from, rotated(&self.path, i + 1)).map_err(err)?;
-                }
-            }
-            std::fs::rename(&self.path, rotated(&self.path, 1)).map_err(err)?;
-        }
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(err)?;
-        let mut line = serde_json::to_vec(r).expect("serializable");
-        line.push(b'\n');
-        f.write_all(&line).map_err(err)
-    }
-}
-
-fn rotated(p: &Path, i: u32) -> PathBuf {
-    let mut s = p.as_os_str().to_owned();
-    s.push(format!(".{i}"));
-    s.into()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rec(port: u16) -> AccountingRecord {
-        AccountingRecord {
-            seid: None,
-            teid: None,
-            event: "end".into(),
-            gateway: Ipv4Addr::new(10, 2, 0, 1),
-            port,
-            terminal: "10.0.0.2:1".into(),
-            representative: "198.51.100.10:80".into(),
-            proto: "tcp".into(),
-            group: "web".into(),
-            server: "s0".into(),
-            session_type: 0,
-            start: 1.0,
-            time: 2.0,
-            packets_up: 1,
-            bytes_up: 60,
-            packets_down: 1,
-            bytes_down: 60,
-            end_reason: Some(EndReason::IdleTimeout),
-        }
-    }
-
-    #[test]
-    fn accounting_rotates_and_keeps_n_files() {
-        let dir = std::env::temp_dir().join(format!("ep-acct-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        let path = dir.join("acct.jsonl");
-        let cfg = gcfg::Accounting {
-            file: Some(path.clone()),
-            interim: 0,
-            rotate_bytes: 4096,
-            keep: 2,
-        };
-        let mut f = AccountingFile::new(&path, &cfg);
-        for p in 0..200u16 {
-            f.write(&rec(p)).unwrap();
-        }
-        let lines = |p: &Path| {
-            std::fs::read_to_string(p)
-                .map(|t| t.lines().count())
-                .unwrap_or(0)
-        };
-        assert!(rotated(&path, 1).exists() && rotated(&path, 2).exists());
-        assert!(!rotated(&path, 3).exists(), "only `keep` old files");
-        assert!(std::fs::metadata(&path).unwrap().len() < 4096 + 400);
-        // Nothing is lost across a rotation: the newest record is last in
-        // the live file, the records before it in FILE.1.
-        let live = std::fs::read_to_string(&path).unwrap();
-        let last: AccountingRecord = serde_json::from_str(live.lines().last().unwrap()).unwrap();
-        assert_eq!(last.port, 199);
-        let prev: AccountingRecord = serde_json::from_str(
-            std::fs::read_to_string(rotated(&path, 1))
-                .unwrap()
-                .lines()
-                .last()
-                .unwrap(),
-        )
-        .unwrap();
-        assert_eq!(prev.port as usize + lines(&path), 199);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
 }
