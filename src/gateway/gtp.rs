@@ -218,7 +218,9 @@ struct GtpNeighbours<'a> {
 }
 
 impl GtpNeighbours<'_> {
-    fn resolve(&mut self, an: Ipv4Addr) -> Result<Neighbour, String> {
+    /// The neighbour toward `an`, resolved once; its interface is made a
+    /// way out of the fast path then (not per session).
+    fn resolve(&mut self, dp: &mut Dataplane, an: Ipv4Addr) -> Result<Neighbour, String> {
         if let Some(n) = self.cache.get(&an) {
             return Ok(*n);
         }
@@ -230,6 +232,7 @@ impl GtpNeighbours<'_> {
             Duration::from_secs(2),
         )
         .map_err(|e| format!("access node {an}: {e}"))?;
+        dp.add_gw_tx_port(ifindex).map_err(|e| e.to_string())?;
         let n = Neighbour {
             mac,
             src_mac,
@@ -252,7 +255,7 @@ fn volume(c: dataplane_common::gateway::TunnelCounters) -> Volume {
 impl pfcp::Tunnels for TunnelMaps<'_> {
     fn install(&mut self, idx: u32, spec: &TunnelSpec) -> Result<(), String> {
         let n = match spec.an_addr {
-            Some(an) => Some(self.gtp.resolve(an)?),
+            Some(an) => Some(self.gtp.resolve(self.dp, an)?),
             None => None,
         };
         let downlink = match (spec.an_addr, spec.dl_teid, n) {
@@ -273,11 +276,6 @@ impl pfcp::Tunnels for TunnelMaps<'_> {
         };
         if self.retired.contains(&idx) {
             self.purge(idx)?;
-        }
-        if let Some(n) = n {
-            self.dp
-                .add_gw_tx_port(n.ifindex)
-                .map_err(|e| e.to_string())?;
         }
         self.dp.set_tunnel(idx, &e).map_err(|e| e.to_string())?;
         self.touched.push(idx);
