@@ -304,12 +304,15 @@ pub fn run(sessions: u32, pps: u32, phase_secs: f64) -> anyhow::Result<ChangesRe
     })
 }
 
+/// Per session id, the gateway address:port pairs a server saw it from.
+type Sources = HashMap<u32, HashSet<std::net::SocketAddr>>;
+
 /// The UDP servers (s2, s3 on 5353) as sinks: per session (the payload's
 /// first 4 octets), the sources it came from (gateway address:port).
 fn server_sinks(
     t: &Topology,
     stop: Arc<AtomicBool>,
-) -> Vec<thread::JoinHandle<anyhow::Result<(HashMap<u32, HashSet<std::net::SocketAddr>>, u64)>>> {
+) -> Vec<thread::JoinHandle<anyhow::Result<(Sources, u64)>>> {
     (2..4)
         .map(|i| {
             let ns = format!("/run/netns/{}", t.ns(&format!("s{i}")));
@@ -318,7 +321,7 @@ fn server_sinks(
                 topo::enter_netns(&ns)?;
                 let sock = std::net::UdpSocket::bind("0.0.0.0:5353")?;
                 sock.set_read_timeout(Some(Duration::from_millis(50)))?;
-                let mut seen: HashMap<u32, HashSet<std::net::SocketAddr>> = HashMap::new();
+                let mut seen = Sources::new();
                 let mut n = 0u64;
                 let mut buf = [0u8; 2048];
                 let mut quiet = Instant::now();
@@ -430,7 +433,7 @@ pub fn run_daemons(sessions: u32, pps: u32, phase_secs: f64) -> anyhow::Result<C
     let rx = server_sinks(&t, stop_rx.clone());
     let (phases, sent) = scenario(&t, frames, pps, phase_secs)?;
     stop_rx.store(true, Ordering::SeqCst);
-    let mut seen: HashMap<u32, HashSet<std::net::SocketAddr>> = HashMap::new();
+    let mut seen = Sources::new();
     let mut received = 0u64;
     for h in rx {
         let (got, n) = h
