@@ -40,8 +40,13 @@ pub fn print_status(v: &StatusView) {
         } else {
             ""
         };
+        let chain = if l.chain {
+            format!(", chaining {} moved slot(s)", l.moved_slots)
+        } else {
+            ", chaining off".to_string()
+        };
         println!(
-            "lb on {}: {} gateway(s), key {}, table {}{took}",
+            "lb on {}: {} gateway(s), key {}, table {}{chain}{took}",
             l.interface, l.gateways, l.key, l.digest
         );
         for d in &l.draining {
@@ -55,8 +60,8 @@ pub fn print_status(v: &StatusView) {
             ""
         };
         println!(
-            "gateway {} on {:?}: {} group(s), {} session(s){took}",
-            g.address, g.interfaces, g.groups, g.sessions
+            "gateway {} on {:?}: {} group(s), {} session(s), {} relayed flow(s){took}",
+            g.address, g.interfaces, g.groups, g.sessions, g.relays
         );
     }
     for r in &v.router {

@@ -13,6 +13,11 @@ use std::{
 use control::api::Request;
 use testlab::topo::{self, gateway_name, Session, Topology};
 
+/// The gateways here are sink namespaces, which cannot read a chain
+/// header: what is tested is where the LB tier puts each session.
+const SINKS_FLOW: &str = "key = \"flow\"\nchain = false\n";
+const SINKS_DRAIN: &str = "drain_timeout = 600\nchain = false\n";
+
 fn prefix(tag: &str) -> String {
     format!("ep{}{tag}", std::process::id() % 100000)
 }
@@ -43,7 +48,7 @@ fn two_lbs_agree_and_removal_moves_only_that_gateways_sessions() {
     for lb in [1, 2] {
         t.start_lb(
             lb,
-            &t.lb_config_with(lb, &all, 42, "key = \"flow\"\n", |_| String::new()),
+            &t.lb_config_with(lb, &all, 42, SINKS_FLOW, |_| String::new()),
         )
         .expect("daemon");
     }
@@ -183,7 +188,7 @@ fn a_draining_gateway_keeps_its_teids_until_the_drain_ends() {
     let _serial = common::serial();
     let mut t = Topology::build(&prefix("d"), 1, 2, &exe()).expect("topology");
     let prefixes = |g: usize| format!("teid_prefix = {}\n", 0x21 + g);
-    let cfg = t.lb_config_with(1, &[0, 1], 7, "drain_timeout = 600\n", prefixes);
+    let cfg = t.lb_config_with(1, &[0, 1], 7, SINKS_DRAIN, prefixes);
     t.start_lb(1, &cfg).expect("daemon");
 
     let owned: Vec<Session> = (0..40u32)

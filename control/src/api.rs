@@ -408,6 +408,12 @@ pub struct LbStatus {
     /// Gateways draining, with the seconds left.
     #[serde(default)]
     pub draining: Vec<DrainView>,
+    /// Daisy chaining on.
+    #[serde(default)]
+    pub chain: bool,
+    /// Slots of the live table that name a previous gateway.
+    #[serde(default)]
+    pub moved_slots: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -422,6 +428,9 @@ pub struct GatewayStatus {
     pub address: std::net::Ipv4Addr,
     pub groups: usize,
     pub sessions: usize,
+    /// Flows relayed to the gateway holding them (daisy chaining).
+    #[serde(default)]
+    pub relays: usize,
     pub accounting: Option<std::path::PathBuf>,
     pub took_over_pins: bool,
 }

@@ -263,5 +263,19 @@ crate::stats! {
         GTPU_UE_MISMATCH = "gtpu_ue_mismatch",
         GTPU_NO_TUNNEL = "gtpu_no_tunnel",
         GTPU_ENCAP_FAILED = "gtpu_encap_failed",
+        /// Frames that arrived with a chain header (`chain`).
+        CHAIN_IN = "chain_in",
+        /// Handed to the gateway that holds (or held) the flow.
+        CHAIN_RELAY = "chain_relay",
+        /// Returned to the chain's origin: no gateway down it has the flow.
+        CHAIN_BOUNCE = "chain_bounce",
+        /// A relayed frame served here (this gateway holds the flow).
+        CHAIN_SERVED = "chain_served",
+        /// A bounced frame's session created here, the chain's origin.
+        CHAIN_ADOPTED = "chain_adopted",
+        /// A chain header cut short or of an unknown kind: dropped.
+        CHAIN_MALFORMED = "chain_malformed",
+        /// No room for a relay entry: the frame was relayed without one.
+        RELAYS_FULL = "relays_full",
     }
 }

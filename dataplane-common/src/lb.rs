@@ -8,6 +8,34 @@ pub const GATEWAYS_MAX: u32 = 1024;
 /// Maglev slot value meaning "no gateway" (empty gateway set).
 pub const NO_GATEWAY: u32 = u32::MAX;
 
+/// A Maglev slot's value: the gateway index in the low 16 bits; the high
+/// 16 bits hold the previous table's owner + 1 when the slot moved (0: it
+/// did not, or chaining is off). `NO_GATEWAY` is an empty slot.
+#[inline(always)]
+pub const fn slot(gateway: u32, previous: Option<u32>) -> u32 {
+    match previous {
+        Some(p) => gateway | ((p + 1) << 16),
+        None => gateway,
+    }
+}
+
+/// The gateway index of a slot value other than `NO_GATEWAY`.
+#[inline(always)]
+pub const fn slot_gateway(v: u32) -> u32 {
+    v & 0xffff
+}
+
+/// The previous owner of a moved slot (see [`slot`]).
+#[inline(always)]
+pub const fn slot_previous(v: u32) -> Option<u32> {
+    match v >> 16 {
+        0 => None,
+        p => Some(p - 1),
+    }
+}
+
+const _: () = assert!(GATEWAYS_MAX < 0xffff);
+
 /// `LB_TEID_OWNERS` entries: one per value of a TEID's top 8 bits.
 pub const TEID_OWNERS: u32 = 256;
 /// The owner index of a TEID (host byte order): its top 8 bits. A gateway
@@ -107,6 +135,12 @@ crate::stats! {
         NO_TABLE = "no_table",
         NO_GATEWAY = "no_gateway",
         REDIRECT_FAILED = "redirect_failed",
+        /// A packet of a moved slot, sent with a chain header naming the
+        /// previous owner (counted besides its key kind).
+        CHAINED = "chained",
+        /// The frame could not grow for the chain header: sent without
+        /// it (the new owner's relay entries still apply).
+        CHAIN_FAILED = "chain_failed",
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod stats;
 
+pub mod chain;
 pub mod entry;
 pub mod gateway;
 pub mod hash;
@@ -22,7 +23,7 @@ pub use stats::verdict;
 /// Layout version of every pinned map. Bump it whenever a map's key, value,
 /// size or meaning changes; a daemon that finds pins of another version
 /// refuses them instead of guessing (ARCHITECTURE.md §5).
-pub const LAYOUT_VERSION: u32 = 9;
+pub const LAYOUT_VERSION: u32 = 10;
 
 /// Magic stored beside the layout version so a foreign map of the same name
 /// is not mistaken for ours.
@@ -62,6 +63,7 @@ mod pod {
     unsafe impl aya::Pod for super::gateway::SessionCounters {}
     unsafe impl aya::Pod for super::gateway::Tunnel {}
     unsafe impl aya::Pod for super::gateway::TunnelCounters {}
+    unsafe impl aya::Pod for super::chain::Relay {}
     unsafe impl aya::Pod for super::router::RouterCfg {}
     unsafe impl aya::Pod for super::router::Fingerprint {}
     unsafe impl aya::Pod for super::router::HeldHeader {}

@@ -8,7 +8,7 @@
 
 use core::mem::size_of;
 
-use crate::{entry, gateway, lb, migration, router, sip_monitor, Counter, LayoutMeta};
+use crate::{chain, entry, gateway, lb, migration, router, sip_monitor, Counter, LayoutMeta};
 
 /// The BPF map types the object uses (`enum bpf_map_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -169,6 +169,9 @@ pub const GW_TUNNELS: MapDef = MapDef::array::<gateway::Tunnel>("GW_TUNNELS", ga
 pub const GW_TEIDS: MapDef = MapDef::hash::<u32, u32>("GW_TEIDS", gateway::TUNNELS_MAX);
 pub const GW_TUN_STATS: MapDef =
     MapDef::per_cpu_array::<gateway::TunnelCounters>("GW_TUN_STATS", gateway::TUNNELS_MAX);
+/// Flows this gateway relays to the gateway holding them (daisy chaining).
+pub const GW_RELAYS: MapDef =
+    MapDef::hash::<gateway::FlowKey, chain::Relay>("GW_RELAYS", gateway::FLOWS_MAX);
 pub const GW_TX_PORTS: MapDef = MapDef::dev_map_hash("GW_TX_PORTS", 64);
 pub const GW_STATS: MapDef = MapDef::per_cpu_array::<Counter>("GW_STATS", gateway::stat::COUNT);
 
@@ -241,6 +244,7 @@ pub const ALL: &[MapDef] = &[
     GW_TUNNELS,
     GW_TEIDS,
     GW_TUN_STATS,
+    GW_RELAYS,
     GW_TX_PORTS,
     GW_STATS,
     RT_CFG,

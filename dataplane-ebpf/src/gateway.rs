@@ -6,6 +6,7 @@
 //! their inner packets take the same path, keyed by tunnel; replies of
 //! tunnel sessions are encapsulated toward the access node.
 
+mod chain;
 mod gtpu;
 
 use core::sync::atomic::Ordering;
@@ -16,6 +17,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use dataplane_common::{
+    chain::{ChainHdr, RELAY},
     gateway::{
         stat, AuthKey, FlowKey, GwConfig, Server, ServiceKey, DRY_RUN_MAGIC, NO_SERVER, NO_TUNNEL,
         SELECT_SLOTS, SESSION_ACTIVE, SESSION_FREE, SF_FIN, SF_RST, SF_SERVICE_CHANGED, TYPES_MAX,
@@ -72,6 +74,15 @@ fn run(ctx: &XdpContext, dry: bool, bytes: u64) -> Result<(u32, u32), u32> {
         Some(c) if c.enabled != 0 => *c,
         _ => return Err(stat::NOT_FOR_US),
     };
+    // Daisy chaining: the header comes off first, so everything below
+    // sees the frame as the lb would have sent it without one.
+    let chain = match crate::chain::strip(ctx) {
+        Ok(c) => c,
+        Err(()) => return Ok((xdp_action::XDP_DROP, stat::CHAIN_MALFORMED)),
+    };
+    if chain.is_some() && !dry {
+        maps::count(&GW_STATS, stat::CHAIN_IN, bytes);
+    }
     let eth = parse::parse_eth_vlans(ctx).map_err(|_| stat::MALFORMED)?;
     if eth.proto != ETH_P_IPV4 {
         return Err(stat::NOT_IPV4);
@@ -113,7 +124,17 @@ fn run(ctx: &XdpContext, dry: bool, bytes: u64) -> Result<(u32, u32), u32> {
             };
             let (existing, group) = service_group(&ip, &flow, dport)?;
             forward(
-                ctx, &cfg, &ip, &flow, existing, sport, dport, group, dry, bytes, NO_TUNNEL,
+                ctx,
+                &cfg,
+                &ip,
+                &flow,
+                existing,
+                (sport, dport),
+                group,
+                dry,
+                bytes,
+                NO_TUNNEL,
+                chain.as_ref(),
             )
         }
         IPPROTO_ICMP if ip.dst == cfg.addr => icmp_error(ctx, &cfg, &ip, dry, bytes),
@@ -224,12 +245,12 @@ pub(super) fn forward(
     ip: &Ip,
     flow: &FlowKey,
     existing: Option<u16>,
-    sport: u16,
-    dport: u16,
+    (sport, dport): (u16, u16),
     group: u32,
     dry: bool,
     bytes: u64,
     tunnel: u32,
+    chain: Option<&ChainHdr>,
 ) -> Result<(u32, u32), u32> {
     // Only new sessions and service changes choose a server.
     let h = || hash::flow_hash(ip.src, ip.dst, sport, dport, ip.proto, 0);
@@ -246,6 +267,10 @@ pub(super) fn forward(
             let s = unsafe { &mut *s };
             if s.state != SESSION_ACTIVE {
                 return Ok((xdp_action::XDP_DROP, stat::NO_SESSION));
+            }
+            if !dry && chain.is_some_and(|c| c.kind == RELAY) {
+                // A peer without the flow handed it here, where it lives.
+                maps::count(&GW_STATS, stat::CHAIN_SERVED, bytes);
             }
             let mut server = s.server;
             if s.group != group {
@@ -278,6 +303,10 @@ pub(super) fn forward(
             (port, server)
         }
         None => {
+            let up_mac = match chain::no_flow(ctx, ip, flow, chain, dry, now, bytes)? {
+                chain::Step::Sent(action, reason) => return Ok((action, reason)),
+                chain::Step::Create(m) => m,
+            };
             if !authorized(group, ip.src) {
                 return Ok((xdp_action::XDP_DROP, stat::UNAUTHORIZED));
             }
@@ -289,7 +318,18 @@ pub(super) fn forward(
                 (0u16.to_be(), idx)
             } else {
                 let port = match new_session(
-                    ctx, ip, flow, sport, dport, group, stype, idx, now, bytes, tcp_flags, tunnel,
+                    ctx,
+                    ip,
+                    flow,
+                    (sport, dport),
+                    group,
+                    stype,
+                    idx,
+                    now,
+                    bytes,
+                    tcp_flags,
+                    tunnel,
+                    up_mac,
                 ) {
                     Ok(p) => p,
                     Err(verdict) => return Ok(verdict),
@@ -319,8 +359,7 @@ fn new_session(
     ctx: &XdpContext,
     ip: &Ip,
     flow: &FlowKey,
-    sport: u16,
-    dport: u16,
+    (sport, dport): (u16, u16),
     group: u32,
     stype: u32,
     server: u32,
@@ -328,6 +367,7 @@ fn new_session(
     bytes: u64,
     tcp_flags: u32,
     tunnel: u32,
+    up_mac: Option<[u8; 6]>,
 ) -> Result<u16, (u32, u32)> {
     let port = match GW_POOL.pop() {
         Ok(Some(p)) => p,
@@ -355,7 +395,11 @@ fn new_session(
         s.tunnel = tunnel;
         s.group = group;
         s.server = server;
-        s.up_mac.copy_from_slice(&eth[6..12]);
+        // The frame's sender, unless a bounce says which lb it came by.
+        match up_mac {
+            Some(m) => s.up_mac = m,
+            None => s.up_mac.copy_from_slice(&eth[6..12]),
+        }
         s.up_src_mac.copy_from_slice(&eth[0..6]);
         s.up_ifindex = ctx.ingress_ifindex() as u32;
         s.created_ns = now;

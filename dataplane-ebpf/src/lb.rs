@@ -7,9 +7,11 @@
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use dataplane_common::entry::role;
 use dataplane_common::{
+    chain::{ChainHdr, MOVED},
     hash,
     lb::{
-        stat, teid_prefix, GatewayEntry, GTPU_PORT, GW_F_VALID, KEY_FLOW, MAGLEV_MAX, NO_GATEWAY,
+        slot_gateway, slot_previous, stat, teid_prefix, GatewayEntry, GTPU_PORT, GW_F_VALID,
+        KEY_FLOW, MAGLEV_MAX, NO_GATEWAY,
     },
 };
 
@@ -124,7 +126,7 @@ fn forward(ctx: &XdpContext, key: SessionKey, bytes: u64) -> (u32, u32) {
     if let SessionKey::Teid(teid) = key {
         if let Some(entry) = teid_owner(teid) {
             maps::count(&LB_STATS, stat::KEY_TEID_OWNER, bytes);
-            return send(ctx, entry);
+            return send(ctx, entry, None, bytes);
         }
     }
     let active = match LB_ACTIVE.get(0) {
@@ -151,18 +153,29 @@ fn forward(ctx: &XdpContext, key: SessionKey, bytes: u64) -> (u32, u32) {
     };
     maps::count(&LB_STATS, key_stat, bytes);
     let slot = active * MAGLEV_MAX + h % size;
-    let gw = match LB_MAGLEV.get(slot) {
+    let v = match LB_MAGLEV.get(slot) {
         Some(g) => *g,
         None => return (xdp_action::XDP_PASS, stat::NO_GATEWAY),
     };
-    if gw == NO_GATEWAY {
+    if v == NO_GATEWAY {
         return (xdp_action::XDP_PASS, stat::NO_GATEWAY);
     }
-    let entry = match LB_GATEWAYS.get(gw) {
+    let entry = match LB_GATEWAYS.get(slot_gateway(v)) {
         Some(e) if e.flags & GW_F_VALID != 0 => e,
         _ => return (xdp_action::XDP_PASS, stat::NO_GATEWAY),
     };
-    send(ctx, entry)
+    // A moved slot's sessions may live on its previous owner: the new one
+    // is told who that is (daisy chaining). A TEID's session is placed by
+    // its owner prefix instead, and is never chained.
+    let prev = match (key, slot_previous(v)) {
+        // Matched, not filtered: the verifier refuses the branchless form.
+        (SessionKey::Flow(..), Some(p)) => match LB_GATEWAYS.get(p) {
+            Some(e) if e.flags & GW_F_VALID != 0 => Some(e),
+            _ => None,
+        },
+        _ => None,
+    };
+    send(ctx, entry, prev, bytes)
 }
 
 /// The gateway owning a TEID's prefix, if it has one in use.
@@ -175,13 +188,18 @@ fn teid_owner(teid: u32) -> Option<&'static GatewayEntry> {
     LB_GATEWAYS.get(gw).filter(|e| e.flags & GW_F_VALID != 0)
 }
 
-/// L2 rewrite towards `entry`, then XDP_TX or XDP_REDIRECT.
+/// L2 rewrite towards `entry` (with a chain header naming `prev`, the
+/// slot's previous owner, when it moved), then XDP_TX or XDP_REDIRECT.
 #[inline(always)]
-fn send(ctx: &XdpContext, entry: &GatewayEntry) -> (u32, u32) {
-    let eth = match parse::ptr_at::<[u8; 12]>(ctx, 0) {
-        Some(p) => p,
-        None => return (xdp_action::XDP_PASS, stat::TRUNC_ETH),
-    };
+fn send(
+    ctx: &XdpContext,
+    entry: &GatewayEntry,
+    prev: Option<&GatewayEntry>,
+    bytes: u64,
+) -> (u32, u32) {
+    if parse::ptr_at::<[u8; 12]>(ctx, 0).is_none() {
+        return (xdp_action::XDP_PASS, stat::TRUNC_ETH);
+    }
     let ifindex = entry.ifindex;
     let same_port = ifindex as usize == ctx.ingress_ifindex();
     if !same_port && LB_TX_PORTS.get_ifindex(ifindex).is_none() {
@@ -189,11 +207,27 @@ fn send(ctx: &XdpContext, entry: &GatewayEntry) -> (u32, u32) {
         // frame untouched for the kernel.
         return (xdp_action::XDP_PASS, stat::REDIRECT_FAILED);
     }
-    // SAFETY: 12 bytes checked by ptr_at above.
-    unsafe {
-        let e = &mut *eth;
-        e[0..6].copy_from_slice(&entry.dst_mac);
-        e[6..12].copy_from_slice(&entry.src_mac);
+    let chained = match prev {
+        Some(p) => {
+            let hdr = ChainHdr::new(MOVED, 0, p.dst_mac, [0; 6], [0; 6]);
+            let ok = crate::chain::push(ctx, &hdr, &entry.dst_mac, &entry.src_mac);
+            let reason = if ok { stat::CHAINED } else { stat::CHAIN_FAILED };
+            maps::count(&LB_STATS, reason, bytes);
+            ok
+        }
+        None => false,
+    };
+    if !chained {
+        let eth = match parse::ptr_at::<[u8; 12]>(ctx, 0) {
+            Some(p) => p,
+            None => return (xdp_action::XDP_PASS, stat::TRUNC_ETH),
+        };
+        // SAFETY: 12 bytes checked by ptr_at above.
+        unsafe {
+            let e = &mut *eth;
+            e[0..6].copy_from_slice(&entry.dst_mac);
+            e[6..12].copy_from_slice(&entry.src_mac);
+        }
     }
     if same_port {
         return (xdp_action::XDP_TX, u32::MAX);

@@ -5,6 +5,7 @@
 #![no_main]
 #![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
+mod chain;
 mod csum;
 mod entry;
 mod floor;

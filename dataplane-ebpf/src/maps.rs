@@ -12,6 +12,7 @@ use aya_ebpf::{
     },
 };
 use dataplane_common::{
+    chain::Relay,
     gateway::{
         AuthKey, FlowKey, GwConfig, Selection, Server, ServiceKey, ServiceVal, Session,
         SessionCounters, Tunnel, TunnelCounters, TypeRule,
@@ -188,6 +189,12 @@ pub static GW_TEIDS: HashMap<u32, u32> = HashMap::with_max_entries(def::GW_TEIDS
 #[map]
 pub static GW_TUN_STATS: PerCpuArray<TunnelCounters> =
     PerCpuArray::with_max_entries(def::GW_TUN_STATS.max, 0);
+
+/// Flows this gateway relays to the gateway holding them (daisy chaining,
+/// `dataplane_common::chain`). Written by the program; idle entries are
+/// removed by the control plane's sweeper.
+#[map]
+pub static GW_RELAYS: HashMap<FlowKey, Relay> = HashMap::with_max_entries(def::GW_RELAYS.max, 0);
 
 /// Interfaces the gateway may redirect to. Control plane.
 #[map]

@@ -10,6 +10,7 @@ use aya::maps::{
     Array, DevMapHash, HashMap, MapData, PerCpuArray, Queue,
 };
 use dataplane_common::{
+    chain::Relay,
     gateway::{
         self, AuthKey, FlowKey, GwConfig, Selection, Server, ServiceKey, ServiceVal, Session,
         SessionCounters, Tunnel, TunnelCounters, TypeRule,
@@ -464,6 +465,23 @@ impl Dataplane {
             .map(|kv| kv.map(|(k, p)| (Flow::from(k), u16::from_be(p))))
             .collect::<std::result::Result<_, _>>()
             .map_err(map_err(&maps::GW_FLOWS))
+    }
+
+    /// Flows relayed to the gateway that holds them (daisy chaining): the
+    /// flow, that gateway's MAC, and when a packet last took the relay
+    /// (CLOCK_MONOTONIC ns).
+    pub fn relays(&self) -> Result<Vec<(Flow, [u8; 6], u64)>> {
+        let h: HashMap<&MapData, FlowKey, Relay> = self.map(&maps::GW_RELAYS)?;
+        h.iter()
+            .map(|kv| kv.map(|(k, r)| (Flow::from(k), r.next_mac, r.last_seen_ns)))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(map_err(&maps::GW_RELAYS))
+    }
+
+    pub fn remove_relay(&mut self, f: &Flow) -> Result<()> {
+        let mut h: HashMap<&mut MapData, FlowKey, Relay> = self.map_mut(&maps::GW_RELAYS)?;
+        h.remove(&FlowKey::from(*f))
+            .map_err(map_err(&maps::GW_RELAYS))
     }
 
     pub fn remove_flow(&mut self, f: &Flow) -> Result<()> {

@@ -167,6 +167,24 @@ impl Dataplane {
 
     /// Slots of the live table (gateway indices), for checks and tests.
     pub fn live_slots(&self) -> Result<Vec<u32>> {
+        Ok(self
+            .live_slot_values()?
+            .into_iter()
+            .map(|v| if v == lb::NO_GATEWAY { v } else { lb::slot_gateway(v) })
+            .collect())
+    }
+
+    /// The previous owner of each live slot that moved (`lb::slot`).
+    pub fn live_previous(&self) -> Result<Vec<Option<u32>>> {
+        Ok(self
+            .live_slot_values()?
+            .into_iter()
+            .map(|v| if v == lb::NO_GATEWAY { None } else { lb::slot_previous(v) })
+            .collect())
+    }
+
+    /// The live slots as stored: gateway and previous owner.
+    fn live_slot_values(&self) -> Result<Vec<u32>> {
         let live = self.live_table()?;
         let table: Array<&MapData, u32> = self.map(&maps::LB_MAGLEV)?;
         let base = live.copy * lb::MAGLEV_MAX;
@@ -175,7 +193,8 @@ impl Dataplane {
             .collect()
     }
 
-    /// Write `slots` (gateway indices) into the inactive copy with its
+    /// Write `slots` (gateway indices, with previous owners where they
+    /// moved: `lb::slot`) into the inactive copy with its
     /// meta (seed, digest, key mode), then make it live. Gateway entries
     /// the slots name must be written before this call.
     pub fn install_table(

@@ -419,6 +419,7 @@ impl GwInstance {
             }
         }
         self.retire_swept();
+        self.sweep_relays(flush, clock.mono_now)?;
         if let Some(a) = &mut self.acct {
             for r in &records {
                 a.write(r)?;
@@ -426,6 +427,18 @@ impl GwInstance {
         }
         self.pfcp_reports();
         Ok(ended)
+    }
+
+    /// Relay entries (daisy chaining) live as long as the flow could at the
+    /// gateway they point to: its idle timeout after the last relayed
+    /// packet. A relay that raced a removal comes back with the next packet.
+    fn sweep_relays(&mut self, flush: bool, now: u64) -> Result<(), GwError> {
+        for (flow, _, last_seen) in self.dp.relays()? {
+            if flush || g::expiry(flow.proto, 0, last_seen, now, &self.cfg.timeouts).is_some() {
+                self.dp.remove_relay(&flow)?;
+            }
+        }
+        Ok(())
     }
 
     fn free_port(&mut self, port: u16) -> Result<(), GwError> {

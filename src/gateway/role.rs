@@ -78,6 +78,7 @@ impl Role for GatewayRole {
                 address: g.cfg.address,
                 groups: g.cfg.groups.len(),
                 sessions: g.dp.flows().map(|f| f.len()).unwrap_or(0),
+                relays: g.dp.relays().map(|r| r.len()).unwrap_or(0),
                 accounting: g.accounting_path().map(Into::into),
                 took_over_pins: g.dp.took_over,
             });

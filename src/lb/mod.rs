@@ -157,13 +157,24 @@ impl LbInstance {
         let live = self.dp.live_table()?;
         let digest = table.digest();
         let key = key_mode(cfg.key);
-        let same = live.meta.size == table.size
-            && live.meta.seed == table.seed
-            && live.meta.digest == digest
-            && live.key() == key;
+        let geometry =
+            live.meta.size == table.size && live.meta.seed == table.seed && live.key() == key;
+        let same = geometry && live.meta.digest == digest;
         let mut installed = false;
-        if plan.changed || !same || (startup && self.dp.live_slots()? != slots) {
-            let meta = self.dp.install_table(&slots, table.seed, digest, key)?;
+        // Read (65k lookups at most) only when something compares with it.
+        let live_slots = if startup || (cfg.chain && geometry) {
+            self.dp.live_slots()?
+        } else {
+            Vec::new()
+        };
+        if plan.changed || !same || (startup && live_slots != slots) {
+            // Moved slots name their previous gateway (daisy chaining).
+            let values = if cfg.chain && geometry {
+                plan.chained(&slots, &live_slots, &self.indices.entries)
+            } else {
+                slots
+            };
+            let meta = self.dp.install_table(&values, table.seed, digest, key)?;
             info!(interface = %cfg.interface, digest = format!("{digest:016x}"), generation = meta.generation, gateways = plan.next.len(), key = %cfg.key, "maglev table installed");
             installed = true;
         } else {

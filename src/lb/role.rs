@@ -80,6 +80,12 @@ impl Role for LbRole {
                 took_over_pins: l.dp.took_over,
                 key: l.cfg.key.to_string(),
                 draining: l.draining(),
+                chain: l.cfg.chain,
+                moved_slots: l
+                    .dp
+                    .live_previous()
+                    .map(|p| p.iter().flatten().count())
+                    .unwrap_or(0),
             });
         }
     }

@@ -118,6 +118,9 @@ enum BenchCmd {
         /// servers tell a broken session by a second gateway address/port.
         #[arg(long)]
         daemons: bool,
+        /// With --daemons: the LBs' daisy chaining off (what it prevents).
+        #[arg(long)]
+        no_chain: bool,
     },
     /// PFCP establishments and deletions per second through the gateway
     /// daemon (maps written), against Heartbeats on the same socket.
@@ -256,10 +259,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     pps,
                     secs,
                     daemons,
+                    no_chain,
                 },
         } => {
             let r = if daemons {
-                bench::changes::run_daemons(sessions, pps, secs)?
+                bench::changes::run_daemons(sessions, pps, secs, !no_chain)?
             } else {
                 bench::changes::run(sessions, pps, secs)?
             };

@@ -21,6 +21,13 @@ pub struct Lb {
     /// What a packet without a TEID is keyed by.
     #[serde(default)]
     pub key: LbKey,
+    /// Daisy chaining (seed 002 claim 20): a packet of a slot that moved
+    /// to another gateway carries the previous owner to the new one, which
+    /// hands it back while the session lives there. Needs edgeplane
+    /// gateways behind the LB (they read the chain header) and a core MTU
+    /// 22 bytes larger; `false` sends every packet as is.
+    #[serde(default = "default_chain")]
+    pub chain: bool,
     /// Seconds a drained gateway keeps its entry and TEID prefix (its
     /// GTP-U sessions still reach it) before it leaves the fast path.
     #[serde(default = "default_drain_timeout")]
@@ -29,6 +36,10 @@ pub struct Lb {
     /// gateways.
     #[serde(default, rename = "gateway")]
     pub gateways: Vec<Backend>,
+}
+
+fn default_chain() -> bool {
+    true
 }
 
 fn default_table_size() -> u32 {

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::maglev::MaglevTable;
-use dataplane_common::lb::{GATEWAYS_MAX, NO_GATEWAY};
+use dataplane_common::lb::{slot, GATEWAYS_MAX, NO_GATEWAY};
 
 /// The indices in use and free, between applies.
 #[derive(Clone, Debug, PartialEq)]
@@ -117,6 +117,40 @@ impl<E: Clone + PartialEq> GatewayIndices<E> {
 }
 
 impl<E> EntryPlan<E> {
+    /// Daisy chaining: `slots` (from [`Self::slots`]) with, in each slot
+    /// whose gateway differs from the one `live` (the live table's slots,
+    /// indices of `live_entries`) had, that previous gateway's index in
+    /// this plan (`lb::slot`), when it is still in the plan. Only for a
+    /// table of the live one's size, seed and key (otherwise every
+    /// session's slot changes meaning).
+    pub fn chained(
+        &self,
+        slots: &[u32],
+        live: &[u32],
+        live_entries: &BTreeMap<String, (u32, E)>,
+    ) -> Vec<u32> {
+        let names = |entries: &BTreeMap<String, (u32, E)>| -> BTreeMap<u32, String> {
+            entries.iter().map(|(n, (i, _))| (*i, n.clone())).collect()
+        };
+        let (was, is) = (names(live_entries), names(&self.next));
+        slots
+            .iter()
+            .zip(live.iter().chain(std::iter::repeat(&NO_GATEWAY)))
+            .map(|(&new, &old)| {
+                if new == NO_GATEWAY || old == NO_GATEWAY {
+                    return new;
+                }
+                let (Some(before), Some(now)) = (was.get(&old), is.get(&new)) else {
+                    return new;
+                };
+                match self.next.get(before) {
+                    Some((prev, _)) if before != now => slot(new, Some(*prev)),
+                    _ => new,
+                }
+            })
+            .collect()
+    }
+
     /// `table`'s slots as indices of these entries.
     pub fn slots(&self, table: &MaglevTable) -> Vec<u32> {
         table
@@ -216,5 +250,29 @@ mod tests {
             slots.iter().filter(|s| **s == 7).count() as u32,
             t.shares()[t.backends.iter().position(|b| b.name == "b").unwrap()]
         );
+    }
+
+    #[test]
+    fn chained_slots_name_the_previous_gateway_by_name_not_index() {
+        use dataplane_common::lb::{slot_gateway, slot_previous};
+        let mut ix = GatewayIndices::new([]);
+        apply(&mut ix, &[("a", 1), ("b", 1), ("c", 1)]);
+        let live_entries = ix.entries.clone();
+        // Live: a a b c. Next: b's entry changed (new index 3), c left,
+        // d joined at 4: a b b d.
+        let live = vec![0, 0, 1, 2];
+        let p = apply(&mut ix, &[("a", 1), ("b", 2), ("d", 1)]);
+        let (b, d) = (p.next["b"].0, p.next["d"].0);
+        assert_eq!((b, d), (3, 4));
+        let slots = vec![0, b, b, d];
+        let got = p.chained(&slots, &live, &live_entries);
+        assert_eq!(got[0], 0, "a stayed");
+        assert_eq!(slot_gateway(got[1]), b);
+        assert_eq!(slot_previous(got[1]), Some(0), "a's slot went to b");
+        assert_eq!(got[2], b, "b stayed b, though its index changed");
+        // c is gone from the plan: nobody to chain to.
+        assert_eq!(got[3], d);
+        // A live table shorter than the new one chains nothing past it.
+        assert_eq!(p.chained(&slots, &live[..1], &live_entries)[1], b);
     }
 }

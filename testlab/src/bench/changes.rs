@@ -164,8 +164,11 @@ fn sender(
     })
 }
 
-fn lb_config(t: &Topology, lb: usize, gws: &[usize], weight0: u32) -> String {
-    t.lb_config_with(lb, gws, 11, "drain_timeout = 600\n", |g| {
+/// `chain`: daisy chaining on (real gateways) or off (sinks, which cannot
+/// read a chain header).
+fn lb_config(t: &Topology, lb: usize, gws: &[usize], weight0: u32, chain: bool) -> String {
+    let extra = format!("drain_timeout = 600\nchain = {chain}\n");
+    t.lb_config_with(lb, gws, 11, &extra, |g| {
         let w = if g == 0 {
             format!("weight = {weight0}\n")
         } else {
@@ -183,6 +186,7 @@ fn scenario(
     frames: Frames,
     pps: u32,
     phase_secs: f64,
+    chain: bool,
 ) -> anyhow::Result<(Vec<String>, u64)> {
     let frames = Arc::new(frames);
     let stop = Arc::new(AtomicBool::new(false));
@@ -200,7 +204,7 @@ fn scenario(
     let phase = Duration::from_secs_f64(phase_secs);
     let reload = |gws: &[usize], w0: u32| -> anyhow::Result<()> {
         for lb in [1, 2] {
-            std::fs::write(t.config_path(lb), lb_config(t, lb, gws, w0))?;
+            std::fs::write(t.config_path(lb), lb_config(t, lb, gws, w0, chain))?;
             t.call(lb, Request::Reload)?;
         }
         Ok(())
@@ -253,7 +257,7 @@ pub fn run(sessions: u32, pps: u32, phase_secs: f64) -> anyhow::Result<ChangesRe
     let mut t = Topology::build(&format!("epc{}", std::process::id() % 100000), 2, 4, &exe)
         .context("topology")?;
     for lb in [1, 2] {
-        let c = lb_config(&t, lb, &[0, 1, 2], 1);
+        let c = lb_config(&t, lb, &[0, 1, 2], 1, false);
         t.start_lb(lb, &c)?;
     }
     let half = sessions / 2;
@@ -264,7 +268,7 @@ pub fn run(sessions: u32, pps: u32, phase_secs: f64) -> anyhow::Result<ChangesRe
         .collect();
     let stop_rx = Arc::new(AtomicBool::new(false));
     let rx = t.receivers(stop_rx.clone());
-    let (phases, sent) = scenario(&t, sink_frames(&list)?, pps, phase_secs)?;
+    let (phases, sent) = scenario(&t, sink_frames(&list)?, pps, phase_secs, false)?;
     stop_rx.store(true, Ordering::SeqCst);
     let mut seen: HashMap<Session, HashSet<usize>> = HashMap::new();
     let mut received = 0u64;
@@ -352,7 +356,13 @@ fn server_sinks(
 /// the UDP servers as sinks: a session is broken when a server sees it
 /// from a second gateway address or port (its state was not where its
 /// packets went).
-pub fn run_daemons(sessions: u32, pps: u32, phase_secs: f64) -> anyhow::Result<ChangesResult> {
+/// `chain`: the LBs' daisy chaining (`false` shows what it prevents).
+pub fn run_daemons(
+    sessions: u32,
+    pps: u32,
+    phase_secs: f64,
+    chain: bool,
+) -> anyhow::Result<ChangesResult> {
     use control::gateway::pfcp::{self, build, Cause, Message};
     check_sessions(sessions)?;
     let exe = crate::edgeplane_bin()?;
@@ -365,7 +375,7 @@ pub fn run_daemons(sessions: u32, pps: u32, phase_secs: f64) -> anyhow::Result<C
         t.start_daemon(&format!("g{gi}"), &cfg, &[])?;
     }
     for lb in [1, 2] {
-        let c = lb_config(&t, lb, &[0, 1, 2], 1);
+        let c = lb_config(&t, lb, &[0, 1, 2], 1, chain);
         t.start_lb(lb, &c)?;
     }
     let half = sessions / 2;
@@ -431,7 +441,7 @@ pub fn run_daemons(sessions: u32, pps: u32, phase_secs: f64) -> anyhow::Result<C
     }
     let stop_rx = Arc::new(AtomicBool::new(false));
     let rx = server_sinks(&t, stop_rx.clone());
-    let (phases, sent) = scenario(&t, frames, pps, phase_secs)?;
+    let (phases, sent) = scenario(&t, frames, pps, phase_secs, chain)?;
     stop_rx.store(true, Ordering::SeqCst);
     let mut seen = Sources::new();
     let mut received = 0u64;
@@ -453,7 +463,7 @@ pub fn run_daemons(sessions: u32, pps: u32, phase_secs: f64) -> anyhow::Result<C
         unseen: range.filter(|i| !seen.contains_key(i)).count(),
     };
     Ok(ChangesResult {
-        mode: "daemons".into(),
+        mode: if chain { "daemons" } else { "daemons, chaining off" }.into(),
         pps,
         seconds_per_phase: phase_secs,
         phases,

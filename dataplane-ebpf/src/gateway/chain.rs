@@ -1,0 +1,128 @@
+//! Daisy chaining at the gateway (`dataplane_common::chain`): what becomes
+//! of a frame whose flow this gateway does not hold. The caller has
+//! removed the chain header (`crate::chain::strip`) and found no flow.
+
+use aya_ebpf::{bindings::xdp_action, maps::HashMap, programs::XdpContext};
+use dataplane_common::{
+    chain::{ChainHdr, Relay, BOUNCE, HOPS, MOVED, RELAY},
+    gateway::{stat, FlowKey},
+};
+
+use crate::{
+    maps::{self, GW_RELAYS, GW_STATS},
+    parse::{self, Ipv4 as Ip, IPPROTO_TCP},
+};
+
+/// What to do with a frame without a flow.
+pub(super) enum Step {
+    /// Create the session here; `Some(mac)`: its reverse path is this lb
+    /// MAC (a bounce came back from the previous owner, not from the lb).
+    Create(Option<[u8; 6]>),
+    /// Sent on (a relay or a bounce): the verdict and the reason.
+    Sent(u32, u32),
+}
+
+/// A TCP SYN without ACK: a new connection, which follows the new table.
+#[inline(always)]
+fn syn(ctx: &XdpContext, ip: &Ip) -> bool {
+    ip.proto == IPPROTO_TCP
+        && parse::load_u8(ctx, ip.l4() + 13).is_some_and(|f| f & 0x12 == 0x02)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(super) fn no_flow(
+    ctx: &XdpContext,
+    ip: &Ip,
+    flow: &FlowKey,
+    chain: Option<&ChainHdr>,
+    dry: bool,
+    now: u64,
+    bytes: u64,
+) -> Result<Step, u32> {
+    let (kind, hops) = chain.map(|h| (h.kind, h.hops)).unwrap_or((0, 0));
+    let (origin, lb) = chain.map(|h| (h.origin_mac, h.lb_mac)).unwrap_or(([0; 6], [0; 6]));
+    if kind == BOUNCE {
+        // Nobody down the chain holds the flow: it starts here.
+        if !dry {
+            let _ = GW_RELAYS.remove(flow);
+            maps::count(&GW_STATS, stat::CHAIN_ADOPTED, bytes);
+        }
+        return Ok(Step::Create(Some(lb)));
+    }
+    let relay = GW_RELAYS.get_ptr_mut(flow);
+    if kind != RELAY && syn(ctx, ip) {
+        if relay.is_some() && !dry {
+            let _ = GW_RELAYS.remove(flow);
+        }
+        return Ok(Step::Create(None));
+    }
+    // As the frame came: to this gateway, from the lb or a peer.
+    let eth = parse::ptr_at::<[u8; 12]>(ctx, 0).ok_or(stat::MALFORMED)?;
+    // SAFETY: 12 bytes checked.
+    let (me, from) = unsafe {
+        let e = &*eth;
+        let (mut me, mut from) = ([0u8; 6], [0u8; 6]);
+        me.copy_from_slice(&e[0..6]);
+        from.copy_from_slice(&e[6..12]);
+        (me, from)
+    };
+    let (hdr, dst) = match (kind, relay) {
+        // Asked by a peer, and the flow went further from here.
+        (RELAY, Some(r)) if hops > 1 => {
+            // SAFETY: a map value; one field written.
+            let next = unsafe { (*r).next_mac };
+            refresh(r, dry, now);
+            (ChainHdr::new(RELAY, hops - 1, [0; 6], origin, lb), next)
+        }
+        // Asked by a peer that does not hold it either: back to the start.
+        (RELAY, _) => (ChainHdr::new(BOUNCE, 0, [0; 6], origin, lb), origin),
+        // From the lb, a flow this gateway already relays.
+        (_, Some(r)) => {
+            // SAFETY: as above.
+            let next = unsafe { (*r).next_mac };
+            refresh(r, dry, now);
+            (ChainHdr::new(RELAY, HOPS, [0; 6], me, from), next)
+        }
+        // From the lb, a moved slot: the previous owner may hold it.
+        (MOVED, None) => {
+            let next = chain.map(|h| h.next_mac).unwrap_or([0; 6]);
+            if next == me {
+                return Ok(Step::Create(None));
+            }
+            if !dry {
+                let entry = Relay {
+                    next_mac: next,
+                    _pad: [0; 2],
+                    last_seen_ns: now,
+                };
+                if GW_RELAYS.insert(flow, &entry, 0).is_err() {
+                    maps::count(&GW_STATS, stat::RELAYS_FULL, bytes);
+                }
+            }
+            (ChainHdr::new(RELAY, HOPS, [0; 6], me, from), next)
+        }
+        _ => return Ok(Step::Create(None)),
+    };
+    if !crate::chain::push(ctx, &hdr, &dst, &me) {
+        return Ok(Step::Sent(xdp_action::XDP_DROP, stat::REDIRECT_FAILED));
+    }
+    let reason = if hdr.kind == BOUNCE {
+        stat::CHAIN_BOUNCE
+    } else {
+        stat::CHAIN_RELAY
+    };
+    // The gateways share the segment the frame came in on.
+    Ok(Step::Sent(xdp_action::XDP_TX, reason))
+}
+
+#[inline(always)]
+fn refresh(r: *mut Relay, dry: bool, now: u64) {
+    if !dry {
+        // SAFETY: a map value; a single store.
+        unsafe { (*r).last_seen_ns = now };
+    }
+}
+
+// The relay map's type, as `maps.rs` declares it.
+const _: fn() -> &'static HashMap<FlowKey, Relay> = || &GW_RELAYS;
