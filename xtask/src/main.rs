@@ -251,12 +251,17 @@ const BENCHES: &[(&str, &[&str], &str)] = &[
     (
         "gateway-changes",
         &[],
-        "sessions broken while gateways join, reweigh, drain (sink gateways)",
+        "sessions broken while gateways join, reweigh, drain (sink gateways, no chaining)",
     ),
     (
         "gateway-changes",
         &["--daemons"],
-        "the same with real gateways, sessions by PFCP",
+        "the same with real gateways, sessions by PFCP, daisy chaining",
+    ),
+    (
+        "gateway-changes",
+        &["--daemons", "--no-chain"],
+        "the same with chaining off (the baseline)",
     ),
 ];
 
