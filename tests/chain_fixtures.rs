@@ -81,9 +81,15 @@ fn moved(before: &[dataplane_common::Counter], after: &[dataplane_common::Counte
 /// must have moved by one.
 fn gw(dp: &mut Dataplane, name: &str, pkt: &[u8], want: u32, reasons: &[u32]) -> Vec<u8> {
     let before = dp.gw_stats().unwrap();
-    let r = dp.test_run("gateway", pkt).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let r = dp
+        .test_run("gateway", pkt)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     let after = dp.gw_stats().unwrap();
-    assert_eq!(verdict::name(r.verdict), verdict::name(want), "{name}: verdict");
+    assert_eq!(
+        verdict::name(r.verdict),
+        verdict::name(want),
+        "{name}: verdict"
+    );
     for &reason in reasons {
         assert_eq!(
             moved(&before, &after, reason),
@@ -131,14 +137,24 @@ fn gateway_relays_serves_bounces_and_adopts() {
         );
         let (hdr, rest) = split(&out);
         assert_eq!(hdr, ChainHdr::new(RELAY, HOPS, [0; 6], ME, LB_MAC));
-        assert_eq!((&out[0..6], &out[6..12]), (&PREV[..], &ME[..]), "to the previous owner");
+        assert_eq!(
+            (&out[0..6], &out[6..12]),
+            (&PREV[..], &ME[..]),
+            "to the previous owner"
+        );
         assert_eq!(&rest[12..], &plain[12..], "IP packet untouched");
         assert_eq!(relay_of(&dp, t1, 5001), Some(PREV), "relay entry kept");
         assert!(dp.flows().unwrap().is_empty(), "no session here");
 
         // 2. The same flow without a header (the lb's table changed
         //    again): the relay entry still sends it on.
-        let out = gw(&mut dp, "relay entry", &plain, verdict::TX, &[stat::CHAIN_RELAY]);
+        let out = gw(
+            &mut dp,
+            "relay entry",
+            &plain,
+            verdict::TX,
+            &[stat::CHAIN_RELAY],
+        );
         assert_eq!(&out[0..6], &PREV);
         assert_eq!(split(&out).0.kind, RELAY);
 
@@ -164,7 +180,13 @@ fn gateway_relays_serves_bounces_and_adopts() {
         assert_eq!(s.up_src_mac, ME);
         assert_eq!(relay_of(&dp, t1, 5001), None, "relay entry gone");
         // Now held here: a marked packet is served, not relayed.
-        gw(&mut dp, "moved, flow here", &moved_in, verdict::TX, &[stat::FORWARD]);
+        gw(
+            &mut dp,
+            "moved, flow here",
+            &moved_in,
+            verdict::TX,
+            &[stat::FORWARD],
+        );
 
         // 4. A peer relays a flow this gateway holds: served.
         let relayed = with_hdr(
@@ -213,16 +235,25 @@ fn gateway_relays_serves_bounces_and_adopts() {
         let out = gw(
             &mut dp,
             "chain through",
-            &with_hdr(&t3_from_other, &ChainHdr::new(RELAY, 3, [0; 6], OTHER, LB_MAC)),
+            &with_hdr(
+                &t3_from_other,
+                &ChainHdr::new(RELAY, 3, [0; 6], OTHER, LB_MAC),
+            ),
             verdict::TX,
             &[stat::CHAIN_RELAY],
         );
-        assert_eq!(split(&out).0, ChainHdr::new(RELAY, 2, [0; 6], OTHER, LB_MAC));
+        assert_eq!(
+            split(&out).0,
+            ChainHdr::new(RELAY, 2, [0; 6], OTHER, LB_MAC)
+        );
         assert_eq!(&out[0..6], &PREV);
         let out = gw(
             &mut dp,
             "out of hops",
-            &with_hdr(&t3_from_other, &ChainHdr::new(RELAY, 1, [0; 6], OTHER, LB_MAC)),
+            &with_hdr(
+                &t3_from_other,
+                &ChainHdr::new(RELAY, 1, [0; 6], OTHER, LB_MAC),
+            ),
             verdict::TX,
             &[stat::CHAIN_BOUNCE],
         );
@@ -233,7 +264,13 @@ fn gateway_relays_serves_bounces_and_adopts() {
             &tcp_syn(Ipv4Addr::new(10, 0, 0, 24), 5004),
             &ChainHdr::new(MOVED, 0, PREV, [0; 6], [0; 6]),
         );
-        gw(&mut dp, "moved SYN", &syn, verdict::TX, &[stat::NEW_SESSION]);
+        gw(
+            &mut dp,
+            "moved SYN",
+            &syn,
+            verdict::TX,
+            &[stat::NEW_SESSION],
+        );
 
         // 8. Malformed headers: dropped, counted, nothing kept.
         let relays = dp.relays().unwrap().len();
@@ -246,7 +283,13 @@ fn gateway_relays_serves_bounces_and_adopts() {
         );
         let mut bad = moved_in.clone();
         bad[14] = 9;
-        gw(&mut dp, "unknown kind", &bad, verdict::DROP, &[stat::CHAIN_MALFORMED]);
+        gw(
+            &mut dp,
+            "unknown kind",
+            &bad,
+            verdict::DROP,
+            &[stat::CHAIN_MALFORMED],
+        );
         assert_eq!(dp.relays().unwrap().len(), relays);
 
         // The sweeper's view: every relay entry names its next gateway.
@@ -282,11 +325,15 @@ fn lb_marks_only_moved_slots_and_never_teids() {
         )
         .unwrap();
         let values: Vec<u32> = (0..table.slots.len())
-            .map(|i| lb::slot(0, (i % 2 == 0).then_some(1)))
+            .map(|i| lb::slot(0, i.is_multiple_of(2).then_some(1)))
             .collect();
         dp.install_table(&values, fixtures::SEED, table.digest(), KeyMode::Terminal)
             .unwrap();
-        assert_eq!(dp.live_slots().unwrap(), table.slots, "gateways read back plain");
+        assert_eq!(
+            dp.live_slots().unwrap(),
+            table.slots,
+            "gateways read back plain"
+        );
         let mut marked = 0;
         let mut plain = 0;
         for i in 0..40u8 {
@@ -308,9 +355,12 @@ fn lb_marks_only_moved_slots_and_never_teids() {
                 - before[lb::stat::CHAINED as usize].packets;
             assert_eq!(verdict::name(r.verdict), "tx");
             assert_eq!(&r.output[0..6], &fixtures::GW_A_MAC, "to the slot's owner");
-            if slot % 2 == 0 {
+            if slot.is_multiple_of(2) {
                 let (hdr, rest) = split(&r.output);
-                assert_eq!(hdr, ChainHdr::new(MOVED, 0, fixtures::GW_B_MAC, [0; 6], [0; 6]));
+                assert_eq!(
+                    hdr,
+                    ChainHdr::new(MOVED, 0, fixtures::GW_B_MAC, [0; 6], [0; 6])
+                );
                 assert_eq!(&rest[12..], &pkt[12..], "the packet itself untouched");
                 assert_eq!(chained, 1);
                 marked += 1;
@@ -320,7 +370,10 @@ fn lb_marks_only_moved_slots_and_never_teids() {
                 plain += 1;
             }
         }
-        assert!(marked > 5 && plain > 5, "both kinds seen: {marked} / {plain}");
+        assert!(
+            marked > 5 && plain > 5,
+            "both kinds seen: {marked} / {plain}"
+        );
         // G-PDUs are placed by their TEID and never chained, though half
         // of them hash to marked slots.
         let inner = edgeplane::packets::inner_udp(
@@ -334,14 +387,18 @@ fn lb_marks_only_moved_slots_and_never_teids() {
             g.extend_from_slice(&inner);
             let mut pkt = Vec::new();
             etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 8])
-                .ipv4([10, 0, 0, 2], edgeplane::packets::GTPU_ENDPOINT.octets(), 64)
+                .ipv4(
+                    [10, 0, 0, 2],
+                    edgeplane::packets::GTPU_ENDPOINT.octets(),
+                    64,
+                )
                 .udp(2152, 2152)
                 .write(&mut pkt, &g)
                 .unwrap();
             let r = dp.test_run("lb", &pkt).unwrap();
             assert_eq!(verdict::name(r.verdict), "tx");
             assert_eq!(r.output.len(), pkt.len(), "TEID {teid:#x}: not chained");
-            if (fixtures::teid(teid).hash() % fixtures::TABLE_SIZE) % 2 == 0 {
+            if (fixtures::teid(teid).hash() % fixtures::TABLE_SIZE).is_multiple_of(2) {
                 marked_teids += 1;
             }
         }

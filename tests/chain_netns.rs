@@ -21,7 +21,11 @@ fn sessions_survive_gateway_changes_only_with_chaining() {
         (0, 0),
         "plain sessions with chaining: {on:?}"
     );
-    assert_eq!((on.gtpu.broken, on.gtpu.unseen), (0, 0), "GTP-U sessions: {on:?}");
+    assert_eq!(
+        (on.gtpu.broken, on.gtpu.unseen),
+        (0, 0),
+        "GTP-U sessions: {on:?}"
+    );
     assert!(on.packets_sent > 10_000, "traffic ran: {on:?}");
     assert_eq!(on.packets_lost, 0, "nothing lost: {on:?}");
 

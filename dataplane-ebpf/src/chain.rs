@@ -49,7 +49,10 @@ pub fn strip(ctx: &XdpContext) -> Result<Option<ChainHdr>, ()> {
         let f = &*f;
         let mut macs = [0u8; 12];
         macs.copy_from_slice(&f[0..12]);
-        (macs, core::ptr::read_unaligned(f[12..].as_ptr() as *const ChainHdr))
+        (
+            macs,
+            core::ptr::read_unaligned(f[12..].as_ptr() as *const ChainHdr),
+        )
     };
     if !matches!(hdr.kind, MOVED | RELAY | BOUNCE) {
         return Err(());

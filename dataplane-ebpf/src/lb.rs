@@ -211,7 +211,11 @@ fn send(
         Some(p) => {
             let hdr = ChainHdr::new(MOVED, 0, p.dst_mac, [0; 6], [0; 6]);
             let ok = crate::chain::push(ctx, &hdr, &entry.dst_mac, &entry.src_mac);
-            let reason = if ok { stat::CHAINED } else { stat::CHAIN_FAILED };
+            let reason = if ok {
+                stat::CHAINED
+            } else {
+                stat::CHAIN_FAILED
+            };
             maps::count(&LB_STATS, reason, bytes);
             ok
         }

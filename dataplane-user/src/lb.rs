@@ -170,7 +170,13 @@ impl Dataplane {
         Ok(self
             .live_slot_values()?
             .into_iter()
-            .map(|v| if v == lb::NO_GATEWAY { v } else { lb::slot_gateway(v) })
+            .map(|v| {
+                if v == lb::NO_GATEWAY {
+                    v
+                } else {
+                    lb::slot_gateway(v)
+                }
+            })
             .collect())
     }
 
@@ -179,7 +185,13 @@ impl Dataplane {
         Ok(self
             .live_slot_values()?
             .into_iter()
-            .map(|v| if v == lb::NO_GATEWAY { None } else { lb::slot_previous(v) })
+            .map(|v| {
+                if v == lb::NO_GATEWAY {
+                    None
+                } else {
+                    lb::slot_previous(v)
+                }
+            })
             .collect())
     }
 

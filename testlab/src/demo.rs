@@ -188,6 +188,8 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
     check_interrupt()?;
     let gtpu_ok = gtpu(&exe, &prefix)?;
     check_interrupt()?;
+    let changes_ok = gateway_changes()?;
+    check_interrupt()?;
     virtual_router(&exe, &prefix)?;
     check_interrupt()?;
     migration(&exe)?;
@@ -197,7 +199,37 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
         "some sessions were lost or placed differently"
     );
     anyhow::ensure!(gtpu_ok, "a GTP-U session broke when the gateway joined");
+    anyhow::ensure!(
+        changes_ok,
+        "a session broke or a packet was lost while the gateway set changed"
+    );
     Ok(())
+}
+
+/// Seed 002 claim 20 for both kinds of session: GTP-U (TEID owners) and
+/// plain IP (daisy chaining), through two LBs alternately, while a gateway
+/// joins, a weight changes and a gateway drains (the `gateway-changes
+/// --daemons` benchmark, small). Returns whether none broke and nothing
+/// was lost.
+fn gateway_changes() -> anyhow::Result<bool> {
+    println!(
+        "\n== sessions while the gateway set changes, entering by two LBs (seed 002 claim 20)"
+    );
+    let r = crate::bench::changes::run_daemons(600, 2000, 1.5, true)?;
+    println!("   phases: {}", r.phases.join(" | "));
+    println!(
+        "   GTP-U sessions (PFCP, TEID owners): {} of {} broken",
+        r.gtpu.broken, r.gtpu.sessions
+    );
+    println!(
+        "   plain-IP sessions (terminal key, daisy chaining): {} of {} broken",
+        r.plain.broken, r.plain.sessions
+    );
+    println!(
+        "   packets: {} sent, {} lost",
+        r.packets_sent, r.packets_lost
+    );
+    Ok(r.gtpu.broken + r.plain.broken + r.gtpu.unseen + r.plain.unseen == 0 && r.packets_lost == 0)
 }
 
 /// Seed 002 over GTP-U: sessions set up over PFCP by an SMF (scapy), G-PDUs

@@ -25,8 +25,7 @@ pub(super) enum Step {
 /// A TCP SYN without ACK: a new connection, which follows the new table.
 #[inline(always)]
 fn syn(ctx: &XdpContext, ip: &Ip) -> bool {
-    ip.proto == IPPROTO_TCP
-        && parse::load_u8(ctx, ip.l4() + 13).is_some_and(|f| f & 0x12 == 0x02)
+    ip.proto == IPPROTO_TCP && parse::load_u8(ctx, ip.l4() + 13).is_some_and(|f| f & 0x12 == 0x02)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -41,7 +40,9 @@ pub(super) fn no_flow(
     bytes: u64,
 ) -> Result<Step, u32> {
     let (kind, hops) = chain.map(|h| (h.kind, h.hops)).unwrap_or((0, 0));
-    let (origin, lb) = chain.map(|h| (h.origin_mac, h.lb_mac)).unwrap_or(([0; 6], [0; 6]));
+    let (origin, lb) = chain
+        .map(|h| (h.origin_mac, h.lb_mac))
+        .unwrap_or(([0; 6], [0; 6]));
     if kind == BOUNCE {
         // Nobody down the chain holds the flow: it starts here.
         if !dry {

@@ -463,7 +463,12 @@ pub fn run_daemons(
         unseen: range.filter(|i| !seen.contains_key(i)).count(),
     };
     Ok(ChangesResult {
-        mode: if chain { "daemons" } else { "daemons, chaining off" }.into(),
+        mode: if chain {
+            "daemons"
+        } else {
+            "daemons, chaining off"
+        }
+        .into(),
         pps,
         seconds_per_phase: phase_secs,
         phases,
