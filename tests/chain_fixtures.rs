@@ -73,38 +73,6 @@ fn split(out: &[u8]) -> (ChainHdr, Vec<u8>) {
     (hdr, rest)
 }
 
-fn moved(before: &[dataplane_common::Counter], after: &[dataplane_common::Counter], i: u32) -> u64 {
-    after[i as usize].packets - before[i as usize].packets
-}
-
-/// Run the gateway; the verdict must be `want` and each of `reasons`
-/// must have moved by one.
-fn gw(dp: &mut Dataplane, name: &str, pkt: &[u8], want: u32, reasons: &[u32]) -> Vec<u8> {
-    let before = dp.gw_stats().unwrap();
-    let r = dp
-        .test_run("gateway", pkt)
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-    let after = dp.gw_stats().unwrap();
-    assert_eq!(
-        verdict::name(r.verdict),
-        verdict::name(want),
-        "{name}: verdict"
-    );
-    for &reason in reasons {
-        assert_eq!(
-            moved(&before, &after, reason),
-            1,
-            "{name}: counter {} (moved: {:?})",
-            stat::NAMES[reason as usize],
-            (0..stat::COUNT)
-                .filter(|&i| moved(&before, &after, i) > 0)
-                .map(|i| stat::NAMES[i as usize])
-                .collect::<Vec<_>>()
-        );
-    }
-    r.output
-}
-
 fn relay_of(dp: &Dataplane, src: Ipv4Addr, port: u16) -> Option<[u8; 6]> {
     dp.relays()
         .unwrap()
@@ -128,7 +96,7 @@ fn gateway_relays_serves_bounces_and_adopts() {
         //    previous owner, frame unchanged behind a RELAY header.
         let plain = udp(t1, 5001, fx::DNS, 53, LB_MAC);
         let moved_in = with_hdr(&plain, &ChainHdr::new(MOVED, 0, PREV, [0; 6], [0; 6]));
-        let out = gw(
+        let out = common::gateway_run(
             &mut dp,
             "moved, unknown flow",
             &moved_in,
@@ -148,7 +116,7 @@ fn gateway_relays_serves_bounces_and_adopts() {
 
         // 2. The same flow without a header (the lb's table changed
         //    again): the relay entry still sends it on.
-        let out = gw(
+        let out = common::gateway_run(
             &mut dp,
             "relay entry",
             &plain,
@@ -164,7 +132,7 @@ fn gateway_relays_serves_bounces_and_adopts() {
             &udp(t1, 5001, fx::DNS, 53, PREV),
             &ChainHdr::new(BOUNCE, 0, [0; 6], ME, LB_MAC),
         );
-        let out = gw(
+        let out = common::gateway_run(
             &mut dp,
             "bounce",
             &bounce,
@@ -180,7 +148,7 @@ fn gateway_relays_serves_bounces_and_adopts() {
         assert_eq!(s.up_src_mac, ME);
         assert_eq!(relay_of(&dp, t1, 5001), None, "relay entry gone");
         // Now held here: a marked packet is served, not relayed.
-        gw(
+        common::gateway_run(
             &mut dp,
             "moved, flow here",
             &moved_in,
@@ -193,7 +161,7 @@ fn gateway_relays_serves_bounces_and_adopts() {
             &udp(t1, 5001, fx::DNS, 53, OTHER),
             &ChainHdr::new(RELAY, HOPS, [0; 6], OTHER, LB_MAC),
         );
-        let out = gw(
+        let out = common::gateway_run(
             &mut dp,
             "relayed, flow here",
             &relayed,
@@ -205,7 +173,7 @@ fn gateway_relays_serves_bounces_and_adopts() {
         // 5. A peer relays a flow nobody here knows: bounced to its origin.
         let t2 = Ipv4Addr::new(10, 0, 0, 22);
         let stray = udp(t2, 5002, fx::DNS, 53, OTHER);
-        let out = gw(
+        let out = common::gateway_run(
             &mut dp,
             "relayed, unknown",
             &with_hdr(&stray, &ChainHdr::new(RELAY, HOPS, [0; 6], OTHER, LB_MAC)),
@@ -221,7 +189,7 @@ fn gateway_relays_serves_bounces_and_adopts() {
         // 6. Chains: a relayed flow this gateway relays itself goes on,
         //    one hop less, origin kept; out of hops it bounces.
         let t3 = Ipv4Addr::new(10, 0, 0, 23);
-        gw(
+        common::gateway_run(
             &mut dp,
             "moved, t3",
             &with_hdr(
@@ -232,7 +200,7 @@ fn gateway_relays_serves_bounces_and_adopts() {
             &[stat::CHAIN_RELAY],
         );
         let t3_from_other = udp(t3, 5003, fx::DNS, 53, OTHER);
-        let out = gw(
+        let out = common::gateway_run(
             &mut dp,
             "chain through",
             &with_hdr(
@@ -247,7 +215,7 @@ fn gateway_relays_serves_bounces_and_adopts() {
             ChainHdr::new(RELAY, 2, [0; 6], OTHER, LB_MAC)
         );
         assert_eq!(&out[0..6], &PREV);
-        let out = gw(
+        let out = common::gateway_run(
             &mut dp,
             "out of hops",
             &with_hdr(
@@ -264,7 +232,7 @@ fn gateway_relays_serves_bounces_and_adopts() {
             &tcp_syn(Ipv4Addr::new(10, 0, 0, 24), 5004),
             &ChainHdr::new(MOVED, 0, PREV, [0; 6], [0; 6]),
         );
-        gw(
+        common::gateway_run(
             &mut dp,
             "moved SYN",
             &syn,
@@ -274,7 +242,7 @@ fn gateway_relays_serves_bounces_and_adopts() {
 
         // 8. Malformed headers: dropped, counted, nothing kept.
         let relays = dp.relays().unwrap().len();
-        gw(
+        common::gateway_run(
             &mut dp,
             "header cut short",
             &moved_in[..12 + chain::HDR_LEN - 1],
@@ -283,7 +251,7 @@ fn gateway_relays_serves_bounces_and_adopts() {
         );
         let mut bad = moved_in.clone();
         bad[14] = 9;
-        gw(
+        common::gateway_run(
             &mut dp,
             "unknown kind",
             &bad,

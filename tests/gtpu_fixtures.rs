@@ -42,10 +42,6 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-fn moved(before: &[dataplane_common::Counter], after: &[dataplane_common::Counter], i: u32) -> u64 {
-    after[i as usize].packets - before[i as usize].packets
-}
-
 fn tunnel_total(dp: &Dataplane) -> TunnelCounters {
     let mut t = TunnelCounters::default();
     for idx in [fx::TUN.0, fx::TUN_QFI.0, fx::TUN_NO_DL.0, fx::TUN_TWIN.0] {
@@ -58,51 +54,20 @@ fn tunnel_total(dp: &Dataplane) -> TunnelCounters {
     t
 }
 
-/// Run `pkt`; the verdict must be `want` and every reason in `reasons`
-/// must have moved by one. Returns the output.
-fn run(dp: &mut Dataplane, name: &str, pkt: &[u8], want: u32, reasons: &[u32]) -> Vec<u8> {
-    let before = dp.gw_stats().unwrap();
-    let r = dp
-        .test_run("gateway", pkt)
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-    let after = dp.gw_stats().unwrap();
-    let all: Vec<_> = (0..stat::COUNT)
-        .filter(|&i| moved(&before, &after, i) > 0)
-        .map(|i| stat::NAMES[i as usize])
-        .collect();
-    assert_eq!(
-        verdict::name(r.verdict),
-        verdict::name(want),
-        "{name}: verdict (moved: {all:?})"
-    );
-    for &reason in reasons {
-        assert_eq!(
-            moved(&before, &after, reason),
-            1,
-            "{name}: counter {} (moved: {all:?})",
-            stat::NAMES[reason as usize]
-        );
-    }
-    if want == verdict::PASS {
-        assert_eq!(r.output, pkt, "{name}: a passed packet is untouched");
-    }
-    r.output
-}
-
 /// A refused input: `want` (DROP or PASS) with `reason`, no tunnel
 /// counted, no flow made, nothing sent.
 fn refused(dp: &mut Dataplane, name: &str, pkt: &[u8], want: u32, reason: u32) {
     let (flows, tun) = (dp.flows().unwrap().len(), tunnel_total(dp));
     let before = dp.gw_stats().unwrap();
-    run(dp, name, pkt, want, &[reason]);
+    common::gateway_run(dp, name, pkt, want, &[reason]);
     let after = dp.gw_stats().unwrap();
     assert_eq!(
-        moved(&before, &after, stat::GTPU_UPLINK),
+        common::moved(&before, &after, stat::GTPU_UPLINK),
         0,
         "{name}: not counted as uplink"
     );
     assert_eq!(
-        moved(&before, &after, stat::GTPU_DOWNLINK),
+        common::moved(&before, &after, stat::GTPU_DOWNLINK),
         0,
         "{name}: not counted as downlink"
     );
@@ -163,7 +128,7 @@ fn uplink(dp: &mut Dataplane, name: &str, pkt: &[u8], reason: u32, tunnel: u32) 
     let inner = tpdu(pkt);
     let inner_len = u16::from_be_bytes([inner[2], inner[3]]) as u64;
     let c0 = dp.tunnel_counters(tunnel).unwrap();
-    let out = run(dp, name, pkt, verdict::TX, &[reason, stat::GTPU_UPLINK]);
+    let out = common::gateway_run(dp, name, pkt, verdict::TX, &[reason, stat::GTPU_UPLINK]);
     let port = u16::from_be_bytes([out[34], out[35]]);
     assert!((40000..=40029).contains(&port), "{name}: a pool port");
     assert_eq!(
@@ -361,7 +326,7 @@ fn gtpu_fixture_table() {
         let out = dp.test_run("gateway", &tagged).unwrap();
         assert_eq!(out.verdict, verdict::TX, "tagged uplink");
         assert_eq!(
-            moved(&before, &dp.gw_stats().unwrap(), stat::GTPU_UPLINK),
+            common::moved(&before, &dp.gw_stats().unwrap(), stat::GTPU_UPLINK),
             1
         );
         assert_eq!(
@@ -393,7 +358,7 @@ fn gtpu_fixture_table() {
         assert_eq!(sport, SERVER_PORT_WEB);
         let reply = fx_reply(saddr, sport, port, b"200 OK");
         let c0 = dp.tunnel_counters(t_idx).unwrap();
-        let out = run(
+        let out = common::gateway_run(
             dp,
             "downlink",
             &reply,
@@ -422,7 +387,7 @@ fn gtpu_fixture_table() {
         // 11. The QFI tunnel: with the container.
         let q_srv = dp.session(q_port).unwrap().server as usize;
         let (_, qa, qp) = fx::SERVERS[q_srv];
-        let out = run(
+        let out = common::gateway_run(
             dp,
             "downlink with QFI",
             &fx_reply(qa, qp, q_port, b"ok"),
@@ -449,7 +414,7 @@ fn gtpu_fixture_table() {
             b.write(&mut v, b"answer").unwrap();
             v
         };
-        let out = run(
+        let out = common::gateway_run(
             dp,
             "downlink udp",
             &dns_reply,
@@ -484,7 +449,7 @@ fn gtpu_fixture_table() {
             b.write(&mut v, quote).unwrap();
             v
         };
-        let out = run(
+        let out = common::gateway_run(
             dp,
             "icmp error into the tunnel",
             &icmp,
@@ -780,7 +745,7 @@ fn gtpu_fixture_table() {
         ttl1[8] = 1;
         fx::fix_ip_checksum(&mut ttl1, 0);
         let before = dp.gw_stats().unwrap();
-        run(
+        common::gateway_run(
             dp,
             "inner ttl 1",
             &fx::g_pdu(t_teid, 0, &[], &ttl1),
@@ -788,7 +753,7 @@ fn gtpu_fixture_table() {
             &[stat::NOT_FOR_US],
         );
         assert_eq!(
-            moved(&before, &dp.gw_stats().unwrap(), stat::GTPU_UPLINK),
+            common::moved(&before, &dp.gw_stats().unwrap(), stat::GTPU_UPLINK),
             0
         );
 
@@ -851,7 +816,7 @@ fn gtpu_fixture_table() {
         // Plain IP still works beside it.
         let plain =
             edgeplane::packets::tcp_packet(Ipv4Addr::new(10, 0, 0, 2), fx::WEB, 33000, 80, b"");
-        let out = run(
+        let out = common::gateway_run(
             dp,
             "plain beside tunnels",
             &plain,

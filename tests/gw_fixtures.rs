@@ -86,10 +86,6 @@ impl View<'_> {
     }
 }
 
-fn moved(before: &[dataplane_common::Counter], after: &[dataplane_common::Counter], i: u32) -> u64 {
-    after[i as usize].packets - before[i as usize].packets
-}
-
 /// Run and check that `reason` moved by one.
 fn run(dp: &mut Dataplane, name: &str, pkt: &[u8], want: u32, reason: u32) -> Vec<u8> {
     let before = dp.gw_stats().unwrap();
@@ -103,12 +99,12 @@ fn run(dp: &mut Dataplane, name: &str, pkt: &[u8], want: u32, reason: u32) -> Ve
         "{name}: verdict"
     );
     assert_eq!(
-        moved(&before, &after, reason),
+        common::moved(&before, &after, reason),
         1,
         "{name}: counter {} (moved: {:?})",
         stat::NAMES[reason as usize],
         (0..stat::COUNT)
-            .filter(|&i| moved(&before, &after, i) > 0)
+            .filter(|&i| common::moved(&before, &after, i) > 0)
             .map(|i| stat::NAMES[i as usize])
             .collect::<Vec<_>>()
     );

@@ -49,3 +49,49 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// How much counter `i` moved between two reads.
+pub fn moved(
+    before: &[dataplane_common::Counter],
+    after: &[dataplane_common::Counter],
+    i: u32,
+) -> u64 {
+    after[i as usize].packets - before[i as usize].packets
+}
+
+/// Run `pkt`; the verdict must be `want` and every reason in `reasons`
+/// must have moved by one. Returns the output.
+pub fn gateway_run(
+    dp: &mut dataplane_user::Dataplane,
+    name: &str,
+    pkt: &[u8],
+    want: u32,
+    reasons: &[u32],
+) -> Vec<u8> {
+    let before = dp.gw_stats().unwrap();
+    let r = dp
+        .test_run("gateway", pkt)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let after = dp.gw_stats().unwrap();
+    let all: Vec<_> = (0..dataplane_common::gateway::stat::COUNT)
+        .filter(|&i| moved(&before, &after, i) > 0)
+        .map(|i| dataplane_common::gateway::stat::NAMES[i as usize])
+        .collect();
+    assert_eq!(
+        dataplane_user::verdict::name(r.verdict),
+        dataplane_user::verdict::name(want),
+        "{name}: verdict (moved: {all:?})"
+    );
+    for &reason in reasons {
+        assert_eq!(
+            moved(&before, &after, reason),
+            1,
+            "{name}: counter {} (moved: {all:?})",
+            dataplane_common::gateway::stat::NAMES[reason as usize]
+        );
+    }
+    if want == dataplane_user::verdict::PASS {
+        assert_eq!(r.output, pkt, "{name}: a passed packet is untouched");
+    }
+    r.output
+}
