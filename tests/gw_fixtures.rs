@@ -240,6 +240,21 @@ fn gateway_fixture_table() {
             stat::REVERSE_SPOOFED,
         );
 
+        // A group that admits everyone is marked open (no trie lookup);
+        // taking 0.0.0.0/0 away unmarks it first, and the trie decides.
+        assert!(dp.group_open(0).unwrap() && !dp.group_open(2).unwrap());
+        dp.auth_remove(0, Ipv4Addr::UNSPECIFIED, 0).unwrap();
+        assert!(!dp.group_open(0).unwrap());
+        run(
+            &mut dp,
+            "open group closed",
+            &tcp(TERM, 33050, fx::WEB, 80, b""),
+            verdict::DROP,
+            stat::UNAUTHORIZED,
+        );
+        dp.auth_allow(0, Ipv4Addr::UNSPECIFIED, 0).unwrap();
+        assert!(dp.group_open(0).unwrap());
+
         // Claim 5: no right to the restricted group.
         let pool_before = dp.flows().unwrap().len();
         run(

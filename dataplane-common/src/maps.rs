@@ -157,6 +157,9 @@ pub const GW_SELECT: MapDef =
 pub const GW_TYPES: MapDef =
     MapDef::array::<gateway::TypeRule>("GW_TYPES", gateway::TYPE_RULES_MAX);
 pub const GW_AUTH: MapDef = MapDef::lpm_trie::<gateway::AuthKey, u32>("GW_AUTH", 4096);
+/// Group → non-zero when it admits every terminal (`GW_AUTH` then holds
+/// 0.0.0.0/0 for it): new sessions skip the trie.
+pub const GW_OPEN: MapDef = MapDef::array::<u32>("GW_OPEN", gateway::GROUPS_MAX);
 /// Free source ports, host order.
 pub const GW_POOL: MapDef = MapDef::queue::<u16>("GW_POOL", gateway::SESSIONS_MAX);
 /// Terminal flow → port, network order.
@@ -237,6 +240,7 @@ pub const ALL: &[MapDef] = &[
     GW_SELECT,
     GW_TYPES,
     GW_AUTH,
+    GW_OPEN,
     GW_POOL,
     GW_FLOWS,
     GW_SESSIONS,

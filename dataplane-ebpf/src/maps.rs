@@ -152,6 +152,12 @@ pub static GW_TYPES: Array<TypeRule> = Array::with_max_entries(def::GW_TYPES.max
 #[map]
 pub static GW_AUTH: LpmTrie<AuthKey, u32> = LpmTrie::with_max_entries(def::GW_AUTH.max, 0);
 
+/// Group → non-zero when it admits every terminal (its `GW_AUTH` holds
+/// 0.0.0.0/0): set after that entry is added, cleared before it goes.
+/// Control plane.
+#[map]
+pub static GW_OPEN: Array<u32> = Array::with_max_entries(def::GW_OPEN.max, 0);
+
 /// Free source ports (host order: they index GW_SESSIONS). The fast path pops (atomic across CPUs); the control
 /// plane pushes ports back once a session's entries are gone.
 #[map]

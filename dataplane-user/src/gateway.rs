@@ -411,10 +411,30 @@ impl Dataplane {
     }
 
     /// Allow `addr/len` to use `group`.
+    /// Allow `addr/len` into `group`. 0.0.0.0/0 also marks the group open
+    /// (`GW_OPEN`, once the trie holds it): its new sessions skip the trie.
     pub fn auth_allow(&mut self, group: u32, addr: Ipv4Addr, len: u8) -> Result<()> {
-        let mut t: LpmTrie<&mut MapData, AuthKey, u32> = self.map_mut(&maps::GW_AUTH)?;
-        t.insert(&auth_key(group, addr, len), 1, 0)
-            .map_err(map_err(&maps::GW_AUTH))
+        {
+            let mut t: LpmTrie<&mut MapData, AuthKey, u32> = self.map_mut(&maps::GW_AUTH)?;
+            t.insert(&auth_key(group, addr, len), 1, 0)
+                .map_err(map_err(&maps::GW_AUTH))?;
+        }
+        if len == 0 {
+            self.set_group_open(group, true)?;
+        }
+        Ok(())
+    }
+
+    /// Whether `group` is marked as admitting every terminal.
+    pub fn group_open(&self, group: u32) -> Result<bool> {
+        let a: Array<&MapData, u32> = self.map(&maps::GW_OPEN)?;
+        Ok(a.get(&group, 0).map_err(map_err(&maps::GW_OPEN))? != 0)
+    }
+
+    fn set_group_open(&mut self, group: u32, open: bool) -> Result<()> {
+        let mut a: Array<&mut MapData, u32> = self.map_mut(&maps::GW_OPEN)?;
+        a.set(group, open as u32, 0)
+            .map_err(map_err(&maps::GW_OPEN))
     }
 
     /// Every (group, prefix address, prefix length) allowed.
@@ -436,7 +456,12 @@ impl Dataplane {
             .collect())
     }
 
+    /// The opposite of [`Self::auth_allow`]; 0.0.0.0/0 unmarks the group
+    /// first, so the trie decides before the entry goes.
     pub fn auth_remove(&mut self, group: u32, addr: Ipv4Addr, len: u8) -> Result<()> {
+        if len == 0 {
+            self.set_group_open(group, false)?;
+        }
         let mut t: LpmTrie<&mut MapData, AuthKey, u32> = self.map_mut(&maps::GW_AUTH)?;
         t.remove(&auth_key(group, addr, len))
             .map_err(map_err(&maps::GW_AUTH))

@@ -543,6 +543,7 @@ pub mod gateway {
 
     // ---- GTP-U (seed 002, TS 29.281) -------------------------------------
 
+    use dataplane_common::gateway::TUNNELS_MAX;
     use dataplane_user::gateway::{TunnelDownlink, TunnelEntry};
 
     /// The gateway's N3 address, the access node and its MACs.
@@ -553,11 +554,19 @@ pub mod gateway {
 
     /// (index, uplink TEID, UE address, downlink TEID, QFI) of the fixture
     /// tunnels; `NO_DL` has no downlink yet, `TWIN` a UE address another
-    /// tunnel's UE also has.
-    pub const TUN: (u32, u32, Ipv4Addr, u32, Option<u8>) =
-        (3, 0x1000, Ipv4Addr::new(100, 64, 0, 9), 0x2000_0003, None);
+    /// tunnel's UE also has. `TUN` and `TUN_QFI` sit at their TEID's
+    /// direct slot, as the PFCP engine places them (the fast path finds
+    /// them without `GW_TEIDS`); `NO_DL` and `TWIN` do not (found through
+    /// it).
+    pub const TUN: (u32, u32, Ipv4Addr, u32, Option<u8>) = (
+        0x1000 % TUNNELS_MAX,
+        0x1000,
+        Ipv4Addr::new(100, 64, 0, 9),
+        0x2000_0003,
+        None,
+    );
     pub const TUN_QFI: (u32, u32, Ipv4Addr, u32, Option<u8>) = (
-        4,
+        0x1001 % TUNNELS_MAX,
         0x1001,
         Ipv4Addr::new(100, 64, 0, 10),
         0x2000_0004,

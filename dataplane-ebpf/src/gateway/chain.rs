@@ -51,13 +51,13 @@ pub(super) fn no_flow(
         }
         return Ok(Step::Create(Some(lb)));
     }
-    let relay = GW_RELAYS.get_ptr_mut(flow);
+    // A SYN starts a connection here whatever was relayed before (a stale
+    // relay entry of the flow is never consulted once it has a session,
+    // and the sweeper removes it): no lookup on the new-connection path.
     if kind != RELAY && syn(ctx, ip) {
-        if relay.is_some() && !dry {
-            let _ = GW_RELAYS.remove(flow);
-        }
         return Ok(Step::Create(None));
     }
+    let relay = GW_RELAYS.get_ptr_mut(flow);
     // As the frame came: to this gateway, from the lb or a peer.
     let eth = parse::ptr_at::<[u8; 12]>(ctx, 0).ok_or(stat::MALFORMED)?;
     // SAFETY: 12 bytes checked.

@@ -22,7 +22,7 @@
 //! the frame as it would be without the tunnel (14 + inner IP length).
 
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_xdp_adjust_head, programs::XdpContext};
-use dataplane_common::gateway::{stat, FlowKey, GwConfig, Tunnel, TUNNEL_ACTIVE};
+use dataplane_common::gateway::{stat, FlowKey, GwConfig, Tunnel, TUNNELS_MAX, TUNNEL_ACTIVE};
 
 use crate::{
     maps::{self, GW_STATS, GW_TEIDS, GW_TUNNELS, GW_TUN_STATS, GW_TX_PORTS},
@@ -87,13 +87,21 @@ pub(super) fn uplink(
     if g.msg != parse::GTPU_MSG_GPDU {
         return Ok((xdp_action::XDP_PASS, stat::GTPU_SIGNALLING));
     }
-    // SAFETY: a u32 copied out at once.
-    let Some(idx) = (unsafe { GW_TEIDS.get(&g.teid) }).copied() else {
-        return Ok((xdp_action::XDP_PASS, stat::GTPU_UNKNOWN_TEID));
-    };
-    let ue = match GW_TUNNELS.get(idx) {
-        Some(t) if t.state == TUNNEL_ACTIVE => t.ue_addr,
-        _ => return Ok((xdp_action::XDP_PASS, stat::GTPU_UNKNOWN_TEID)),
+    // The TEID's direct slot first (the control plane puts a tunnel there
+    // when it is free), then the TEID map.
+    let direct = g.teid % TUNNELS_MAX;
+    let (idx, ue) = match GW_TUNNELS.get(direct) {
+        Some(t) if t.state == TUNNEL_ACTIVE && t.ul_teid == g.teid => (direct, t.ue_addr),
+        _ => {
+            // SAFETY: a u32 copied out at once.
+            let Some(idx) = (unsafe { GW_TEIDS.get(&g.teid) }).copied() else {
+                return Ok((xdp_action::XDP_PASS, stat::GTPU_UNKNOWN_TEID));
+            };
+            match GW_TUNNELS.get(idx) {
+                Some(t) if t.state == TUNNEL_ACTIVE => (idx, t.ue_addr),
+                _ => return Ok((xdp_action::XDP_PASS, stat::GTPU_UNKNOWN_TEID)),
+            }
+        }
     };
 
     // The T-PDU: a whole IPv4 packet, first fragment or none, its L4
@@ -157,7 +165,7 @@ pub(super) fn uplink(
         dry,
         plain_bytes,
         tunnel,
-        None,
+        (None, false),
     ) {
         Ok(r) => r,
         Err(reason) => (xdp_action::XDP_DROP, reason),

@@ -43,7 +43,7 @@ pub struct EngineConfig {
     /// TEID 0 is never allocated.
     pub teid_first: u32,
     pub teid_last: u32,
-    /// Sessions (= tunnel indices `0..max_sessions`); at most
+    /// Sessions (tunnels) at once; at most
     /// `dataplane_common::gateway::TUNNELS_MAX`.
     pub max_sessions: u32,
     /// NTP seconds of our start (Recovery Time Stamp, §8.2.65).
@@ -253,7 +253,9 @@ impl Engine {
             associations: HashMap::new(),
             sessions: BTreeMap::new(),
             by_tunnel: HashMap::new(),
-            free_tunnels: (0..cfg.max_sessions).collect(),
+            // Any index: a tunnel sits at its TEID's slot when free (the
+            // fast path looks there first); `max_sessions` bounds the count.
+            free_tunnels: (0..dataplane_common::gateway::TUNNELS_MAX).collect(),
             teids: HashSet::new(),
             teids_in_range: 0,
             next_teid: cfg.teid_first,
@@ -578,6 +580,17 @@ impl Engine {
         if self.teids.remove(&teid) && self.in_range(teid) {
             self.teids_in_range -= 1;
         }
+    }
+
+    /// The tunnel index for `teid`: its direct slot (`teid % TUNNELS_MAX`,
+    /// where the fast path looks before `GW_TEIDS`) when free, else the
+    /// lowest free one.
+    fn pick_tunnel(&self, teid: u32) -> Option<u32> {
+        let direct = teid % dataplane_common::gateway::TUNNELS_MAX;
+        if self.free_tunnels.contains(&direct) {
+            return Some(direct);
+        }
+        self.free_tunnels.first().copied()
     }
 
     /// A free TEID of the range, not yet claimed.

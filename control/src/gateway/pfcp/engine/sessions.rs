@@ -32,12 +32,12 @@ impl Engine {
         if self.sessions.len() as u64 >= u64::from(self.cfg.max_sessions) {
             return Err(fail(no_resources()));
         }
-        let idx = *self.free_tunnels.first().ok_or(fail(no_resources()))?;
         let ul_teid = if d.fteid.ch {
             self.pick_teid().ok_or(fail(no_resources()))?
         } else {
             self.check_given_teid(&d.fteid, None).map_err(fail)?
         };
+        let idx = self.pick_tunnel(ul_teid).ok_or(fail(no_resources()))?;
         let spec = TunnelSpec {
             ul_teid,
             ue_addr: d.ue,

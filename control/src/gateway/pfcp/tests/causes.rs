@@ -191,7 +191,24 @@ fn a_given_teid_is_used_as_is() {
     let (_, r, o) = l.establish(&req);
     assert_eq!(o, Outcome::Accepted(Procedure::Establishment));
     assert!(r.created_pdrs.is_empty(), "no Created PDR without CH");
-    assert_eq!(l.t.live[&0].0.ul_teid, 5000);
+    assert_eq!(l.t.first().0.ul_teid, 5000);
+    // A tunnel sits at its TEID's slot (`teid % TUNNELS_MAX`); a TEID
+    // whose slot is taken gets the lowest free index instead.
+    let slots = dataplane_common::gateway::TUNNELS_MAX;
+    assert_eq!(
+        l.t.live.keys().copied().collect::<Vec<_>>(),
+        vec![5000 % slots]
+    );
+    let mut twin = build::typical_session(CP, 4, Ipv4Addr::new(10, 45, 0, 8), None, None, 9);
+    twin.create_pdrs[0].pdi.as_mut().expect("pdi").fteid = Some(Fteid {
+        teid: 5000 + slots,
+        v4: Some(cfg().n3_addr),
+        ..Fteid::default()
+    });
+    let (_, _, o) = l.establish(&twin);
+    assert_eq!(o, Outcome::Accepted(Procedure::Establishment));
+    assert_eq!(l.t.live[&0].0.ul_teid, 5000 + slots, "slot taken: index 0");
+    assert_eq!(l.t.live[&(5000 % slots)].0.ul_teid, 5000);
 }
 
 #[test]
@@ -225,7 +242,12 @@ fn full_table_is_75_and_the_first_two_are_untouched() {
     let (_, _, o) = l.send(&build::deletion_request(50, 1));
     assert_eq!(o, Outcome::Accepted(Procedure::Deletion));
     l.typical(4, Ipv4Addr::new(10, 45, 0, 5), None);
-    assert_eq!(l.e.session_by_tunnel(0).map(|s| s.cp_seid), Some(4));
+    let seids: Vec<u64> =
+        l.t.live
+            .keys()
+            .filter_map(|i| l.e.session_by_tunnel(*i).map(|s| s.cp_seid))
+            .collect();
+    assert_eq!(seids, vec![2, 4], "the freed slot's successor holds it");
 }
 
 #[test]
@@ -238,7 +260,7 @@ fn teid_exhaustion_and_fast_path_refusal_are_75_without_leaks() {
     l.send(&build::association_setup_request(1, CP, 7));
     l.typical(1, UE, None);
     let before = l.snapshot();
-    assert_eq!(before.1.live[&0].0.ul_teid, 1, "TEID 0 is never handed out");
+    assert_eq!(before.1.first().0.ul_teid, 1, "TEID 0 is never handed out");
     let (_, _, o) = l.establish(&build::typical_session(
         CP,
         2,
@@ -261,8 +283,8 @@ fn teid_exhaustion_and_fast_path_refusal_are_75_without_leaks() {
     let s = l.e.sessions();
     assert_eq!(
         (s.len(), s[0].tunnel, s[0].spec.ul_teid),
-        (1, 0, 100),
-        "no tunnel index or TEID leaked"
+        (1, 100, 100),
+        "no tunnel index or TEID leaked (the first TEID, at its slot)"
     );
 }
 
@@ -328,7 +350,7 @@ fn a_failed_modification_changes_nothing() {
 fn urrs_are_removed_and_created_by_modification_byte_exact() {
     let mut l = Lab::associated();
     let seid = l.typical(1, UE, None);
-    l.t.live.get_mut(&0).expect("live").1 = Volume {
+    l.t.first_mut().1 = Volume {
         ul_bytes: 1000,
         dl_bytes: 2000,
         ul_pkts: 1,
@@ -366,7 +388,7 @@ fn urrs_are_removed_and_created_by_modification_byte_exact() {
         ),
         (1, trigger::TERMR, Some(3000), Some(1000), Some(2000))
     );
-    l.t.live.get_mut(&0).expect("live").1 = Volume {
+    l.t.first_mut().1 = Volume {
         ul_bytes: 1500,
         dl_bytes: 2100,
         ul_pkts: 3,
@@ -385,7 +407,7 @@ fn threshold_reports_across_polls_are_byte_exact() {
     let mut l = Lab::associated();
     l.typical(0xabc, UE, Some(1000));
     let set = |l: &mut Lab, ul, dl| {
-        l.t.live.get_mut(&0).expect("live").1 = Volume {
+        l.t.first_mut().1 = Volume {
             ul_bytes: ul,
             dl_bytes: dl,
             ul_pkts: ul / 100,
@@ -654,7 +676,7 @@ fn a_retransmitted_establishment_gets_the_same_answer_and_makes_no_second_sessio
 fn an_unanswered_report_is_sent_again_after_t1_and_given_up_after_n1() {
     let mut l = Lab::associated();
     let seid = l.typical(0xabd, UE, Some(1000));
-    l.t.live.get_mut(&0).expect("live").1 = Volume {
+    l.t.first_mut().1 = Volume {
         ul_bytes: 2000,
         dl_bytes: 0,
         ul_pkts: 20,
@@ -675,7 +697,7 @@ fn an_unanswered_report_is_sent_again_after_t1_and_given_up_after_n1() {
         assert!(l.e.poll_reports(&mut l.t).is_empty());
     }
     // A second report the CP never answers: 3 retransmissions, then given up.
-    l.t.live.get_mut(&0).expect("live").1.ul_bytes = 4000;
+    l.t.first_mut().1.ul_bytes = 4000;
     assert_eq!(l.e.poll_reports(&mut l.t).len(), 1);
     let sent: usize = (0..20).map(|_| l.e.poll_reports(&mut l.t).len()).sum();
     assert_eq!(sent, 3);

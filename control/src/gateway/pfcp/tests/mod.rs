@@ -56,6 +56,17 @@ struct FakeTunnels {
     refuse: bool,
 }
 
+impl FakeTunnels {
+    /// The live tunnel of the lowest index (the first session's: tunnels
+    /// sit at their TEID's slot, and TEIDs are handed out in order).
+    fn first(&self) -> (TunnelSpec, Volume) {
+        *self.live.values().next().expect("a live tunnel")
+    }
+    fn first_mut(&mut self) -> &mut (TunnelSpec, Volume) {
+        self.live.values_mut().next().expect("a live tunnel")
+    }
+}
+
 impl Tunnels for FakeTunnels {
     fn install(&mut self, idx: u32, spec: &TunnelSpec) -> Result<(), String> {
         if self.refuse {

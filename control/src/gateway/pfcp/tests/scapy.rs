@@ -46,7 +46,7 @@ fn scapy_session_lifecycle_establish_modify_report_delete_release() {
         (created.pdr_id, created.fteid.map(|f| (f.teid, f.v4))),
         (1, Some((100, Some(cfg().n3_addr))))
     );
-    let spec = l.t.live[&0].0;
+    let spec = l.t.first().0;
     assert_eq!(
         spec,
         TunnelSpec {
@@ -68,7 +68,7 @@ fn scapy_session_lifecycle_establish_modify_report_delete_release() {
         )
     );
     assert_eq!(
-        l.t.live[&0].0,
+        l.t.first().0,
         TunnelSpec {
             dl_teid: Some(0x5678),
             an_addr: Some(Ipv4Addr::new(192, 168, 1, 20)),
@@ -77,7 +77,7 @@ fn scapy_session_lifecycle_establish_modify_report_delete_release() {
     );
 
     // The threshold is 1,000,000 bytes in total.
-    l.t.live.get_mut(&0).expect("live").1 = Volume {
+    l.t.first_mut().1 = Volume {
         ul_bytes: 600_000,
         dl_bytes: 400_000,
         ul_pkts: 500,
@@ -100,7 +100,7 @@ fn scapy_session_lifecycle_establish_modify_report_delete_release() {
         (None, Outcome::Accepted(Procedure::Report))
     );
 
-    l.t.live.get_mut(&0).expect("live").1 = Volume {
+    l.t.first_mut().1 = Volume {
         ul_bytes: 600_010,
         dl_bytes: 400_020,
         ul_pkts: 501,
@@ -137,7 +137,7 @@ fn scapy_establishment_with_downlink_ohc_installs_the_whole_tunnel() {
     let (_, r, o) = l.send(&hex(ESTABLISH_REQ));
     assert_eq!(o, Outcome::Accepted(Procedure::Establishment), "{r:?}");
     assert_eq!(
-        l.t.live[&0].0,
+        l.t.first().0,
         TunnelSpec {
             ul_teid: 100,
             ue_addr: UE,
@@ -146,7 +146,8 @@ fn scapy_establishment_with_downlink_ohc_installs_the_whole_tunnel() {
             qfi: Some(9)
         }
     );
-    let s = l.e.session_by_tunnel(0).expect("session");
+    // The tunnel sits at its TEID's slot (the fast path looks there first).
+    let s = l.e.session_by_tunnel(100).expect("session");
     assert_eq!(
         (
             s.up_seid,
@@ -170,7 +171,7 @@ fn our_responses_are_the_bytes_scapy_parsed() {
                 .expect("reply"),
         ));
     }
-    l.t.live.get_mut(&0).expect("live").1 = Volume {
+    l.t.first_mut().1 = Volume {
         ul_bytes: 700_000,
         dl_bytes: 300_000,
         ul_pkts: 7,
