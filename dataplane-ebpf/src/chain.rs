@@ -12,8 +12,9 @@ const FRONT: usize = 12 + HDR_LEN;
 
 /// Grow the frame by a chain header `hdr` after new MACs `dst`/`src`. The
 /// rest of the frame (EtherType or VLAN tags onward) is kept. `false` if
-/// the headroom or the frame is too short (the frame is as it was).
-#[inline(always)]
+/// the headroom or the frame is too short (the frame is as it was). A
+/// subprogram: the frames that need it are few, the rest run past it.
+#[inline(never)]
 pub fn push(ctx: &XdpContext, hdr: &ChainHdr, dst: &[u8; 6], src: &[u8; 6]) -> bool {
     // SAFETY: the helper checks the new head against the headroom.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(HDR_LEN as i32)) } != 0 {
