@@ -2,7 +2,7 @@
 //! of a frame whose flow this gateway does not hold. The caller has
 //! removed the chain header (`crate::chain::strip`) and found no flow.
 
-use aya_ebpf::{bindings::xdp_action, maps::HashMap, programs::XdpContext};
+use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
 use dataplane_common::{
     chain::{ChainHdr, Relay, BOUNCE, HOPS, MOVED, RELAY},
     gateway::{stat, FlowKey},
@@ -124,6 +124,3 @@ fn refresh(r: *mut Relay, dry: bool, now: u64) {
         unsafe { (*r).last_seen_ns = now };
     }
 }
-
-// The relay map's type, as `maps.rs` declares it.
-const _: fn() -> &'static HashMap<FlowKey, Relay> = || &GW_RELAYS;
