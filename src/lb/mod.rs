@@ -63,8 +63,11 @@ impl LbInstance {
         let mut current = Vec::new();
         if dp.took_over {
             // Only entries the live table refers to are current; others
-            // were retired by an earlier daemon.
-            let live: std::collections::HashSet<u32> = dp.live_slots()?.into_iter().collect();
+            // were retired by an earlier daemon. A moved slot's previous
+            // gateway counts: the fast path reads its entry too, so it must
+            // not be reused before the next flip.
+            let mut live: std::collections::HashSet<u32> = dp.live_slots()?.into_iter().collect();
+            live.extend(dp.live_previous()?.into_iter().flatten());
             for (idx, e) in dp.gateway_entries()? {
                 if live.contains(&idx) {
                     current.push((idx, e.name.clone(), e));
