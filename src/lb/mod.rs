@@ -164,16 +164,12 @@ impl LbInstance {
             live.meta.size == table.size && live.meta.seed == table.seed && live.key() == key;
         let same = geometry && live.meta.digest == digest;
         let mut installed = false;
-        // Read (65k lookups at most) only when something compares with it.
-        let live_slots = if startup || (cfg.chain && geometry) {
-            self.dp.live_slots()?
-        } else {
-            Vec::new()
-        };
-        if plan.changed || !same || (startup && live_slots != slots) {
+        // The live slots (65k lookups at most) are read only to compare
+        // with at startup and to chain a table that is installed.
+        if plan.changed || !same || (startup && self.dp.live_slots()? != slots) {
             // Moved slots name their previous gateway (daisy chaining).
             let values = if cfg.chain && geometry {
-                plan.chained(&slots, &live_slots, &self.indices.entries)
+                plan.chained(&slots, &self.dp.live_slots()?, &self.indices.entries)
             } else {
                 slots
             };
