@@ -75,6 +75,16 @@ pub trait Role: Send {
     fn pending(&mut self, _req: &Request) -> Option<Pending> {
         None
     }
+    /// A gateway set from etcd (`[cluster]`): the LB tables it made, to
+    /// publish; a role without tables has none.
+    fn gateway_set(
+        &mut self,
+        _set: &control::cluster::record::GatewaySet,
+        _node: &str,
+        _now_ms: u64,
+    ) -> Result<Vec<control::cluster::record::LbTable>, String> {
+        Ok(Vec::new())
+    }
     /// Once a second.
     fn tick(&mut self) {}
     /// Leave cleanly when the daemon stops (e.g. VRRP priority 0).
@@ -88,6 +98,8 @@ pub struct State {
     pub config: Config,
     pub replace_pins: bool,
     pub roles: Vec<Box<dyn Role>>,
+    /// The link to etcd (`[cluster]`), as the agent last saw it.
+    pub cluster: Option<control::api::ClusterView>,
 }
 
 pub type Shared = Arc<Mutex<State>>;
@@ -146,6 +158,7 @@ pub fn start(config_path: &Path, replace_pins: bool) -> anyhow::Result<State> {
         config,
         replace_pins,
         roles: Vec::new(),
+        cluster: None,
     })
 }
 
@@ -206,6 +219,16 @@ pub async fn serve(state: Shared) -> anyhow::Result<()> {
         tokio::spawn(crate::metrics::serve(listener, st));
     }
     tokio::spawn(ticker(state.clone()));
+    let plan = {
+        let mut s = state.lock().unwrap();
+        let roles = s.roles.iter().map(|r| r.name().to_string()).collect();
+        let plan = crate::cluster::agent::Plan::new(&s.config, roles)?;
+        s.cluster = plan.as_ref().map(|p| p.view());
+        plan
+    };
+    if let Some(plan) = plan {
+        tokio::spawn(crate::cluster::agent::run(state.clone(), plan));
+    }
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
@@ -236,6 +259,7 @@ pub async fn serve(state: Shared) -> anyhow::Result<()> {
     for l in leaving {
         l.await;
     }
+    crate::cluster::agent::leave(&state).await;
     std::fs::remove_file(&socket).ok();
     info!("daemon stopping; XDP programs stay attached through their pinned links");
     Ok(())
@@ -323,6 +347,7 @@ pub fn status(s: &State) -> StatusView {
     for r in &s.roles {
         r.status(&mut v);
     }
+    v.cluster = s.cluster.clone();
     v
 }
 
@@ -382,6 +407,11 @@ pub fn reload(s: &mut State) -> Result<String, String> {
         Config::load(&s.config_path).map_err(|e| format!("{}: {e}", s.config_path.display()))?;
     if new.node != s.config.node {
         return Err("[node] changed; restart the daemon to apply it (nothing was changed)".into());
+    }
+    if new.cluster != s.config.cluster {
+        return Err(
+            "[cluster] changed; restart the daemon to apply it (nothing was changed)".into(),
+        );
     }
     // A role the old file did not run cannot start on a reload (nor stop):
     // the daemon would have to attach or detach programs.

@@ -113,6 +113,8 @@ enum Cmd {
     },
     /// Whether CRIU can checkpoint processes on this machine.
     CriuCheck,
+    /// The edge's shared state in etcd: members, gateways, LB tables.
+    Cluster(edgeplane::cluster::cli::ClusterArgs),
 }
 
 fn main() -> ExitCode {
@@ -213,5 +215,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Servers { cmd, json } => edgeplane::migration::cli::servers(cmd, json, &call),
         Cmd::Networks { cmd, json } => edgeplane::migration::cli::networks(cmd, json, &call),
         Cmd::CriuCheck => edgeplane::migration::cli::criu_check(),
+        Cmd::Cluster(args) => edgeplane::cluster::cli::run(args),
     }
 }

@@ -394,6 +394,36 @@ pub struct StatusView {
     pub presence: Option<PresenceSummary>,
     #[serde(default)]
     pub migration: Option<MigrationSummary>,
+    /// This node's view of etcd (`[cluster]`).
+    #[serde(default)]
+    pub cluster: Option<ClusterView>,
+}
+
+/// A daemon's link to etcd, as `edgeplane status` shows it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct ClusterView {
+    pub endpoints: Vec<String>,
+    pub prefix: String,
+    /// Whether the last request or stream to etcd succeeded.
+    pub connected: bool,
+    /// Unix milliseconds `connected` last changed at.
+    pub since_ms: u64,
+    /// The etcd revision of the gateway set applied last (0: none yet).
+    pub revision: i64,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// The gateway this node registers, if any.
+    #[serde(default)]
+    pub registered: Option<String>,
+    /// The lease its keys live under (0: none yet).
+    #[serde(default)]
+    pub lease: i64,
+    /// Gateway sets applied to the LB tables, and losses of etcd.
+    pub sets_applied: u64,
+    pub disconnects: u64,
+    /// A set the LBs refused (it stays on the previous one), and why.
+    #[serde(default)]
+    pub refused: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -414,6 +444,9 @@ pub struct LbStatus {
     /// Slots of the live table that name a previous gateway.
     #[serde(default)]
     pub moved_slots: usize,
+    /// Its gateways come from etcd.
+    #[serde(default)]
+    pub clustered: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

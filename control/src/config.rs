@@ -29,6 +29,9 @@ pub struct Config {
     pub presence: Option<presence::config::Presence>,
     #[serde(default)]
     pub migration: Option<migration::config::Migration>,
+    /// The shared state in etcd; one host runs without it.
+    #[serde(default)]
+    pub cluster: Option<crate::cluster::config::Cluster>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -134,6 +137,23 @@ impl Config {
         for (i, lb) in self.lb.iter().enumerate() {
             lb.validate(&mut interfaces)
                 .map_err(|e| e.under(&format!("lb[{i}]")))?;
+        }
+        if let Some(c) = &self.cluster {
+            c.validate().map_err(|e| e.under("cluster"))?;
+            for (i, lb) in self.lb.iter().enumerate() {
+                if !lb.gateways.is_empty() {
+                    return Err(ConfigError::new(
+                        format!("lb[{i}].gateway"),
+                        "with [cluster] the gateways come from etcd (edgeplane cluster gateways ...); remove [[lb.gateway]]",
+                    ));
+                }
+            }
+            if c.gateway.is_some() && self.gateway.is_empty() {
+                return Err(ConfigError::new(
+                    "cluster.gateway",
+                    "registers this node's gateway, but no [[gateway]] runs here",
+                ));
+            }
         }
         Ok(())
     }

@@ -7,6 +7,7 @@
 //! `field` is what the sections share; `api` is the daemon's API.
 
 pub mod api;
+pub mod cluster;
 pub mod config;
 pub mod field;
 pub mod gateway;

@@ -43,6 +43,9 @@ pub struct LbInstance {
     pub table: MaglevTable,
     /// Draining gateways by name, with the moment they leave.
     draining: BTreeMap<String, Instant>,
+    /// Its gateways come from etcd (`[cluster]`), not from the file or
+    /// the local CLI.
+    pub clustered: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,11 +58,22 @@ pub enum LbError {
 
 impl LbInstance {
     /// Attach (or take over) the interface and apply `cfg`.
-    pub fn start(cfg: config::Lb, opts: &dataplane_user::LoadOptions) -> Result<Self, LbError> {
+    /// With `clustered`, the gateways come from etcd later: a daemon
+    /// that takes over a live table starts from the gateways it names, so
+    /// a restart while etcd is away changes nothing.
+    pub fn start(
+        mut cfg: config::Lb,
+        opts: &dataplane_user::LoadOptions,
+        clustered: bool,
+    ) -> Result<Self, LbError> {
         // Everything that can be checked before touching the kernel is.
+        resolve(&cfg)?;
+        let dp = Dataplane::attach("lb", &cfg.interface, opts)?;
+        if clustered && dp.took_over {
+            cfg.gateways = live_gateways(&dp, &cfg)?;
+        }
         let entries_new = resolve(&cfg)?;
         let table = build(&cfg, &BTreeMap::new())?;
-        let dp = Dataplane::attach("lb", &cfg.interface, opts)?;
         let mut current = Vec::new();
         if dp.took_over {
             // Only entries the live table refers to are current; others
@@ -80,9 +94,40 @@ impl LbInstance {
             indices: GatewayIndices::new(current),
             table,
             draining: BTreeMap::new(),
+            clustered,
         };
         inst.apply_resolved(cfg, entries_new, true)?;
         Ok(inst)
+    }
+
+    /// Run the gateway set etcd gave (already merged into backends, with
+    /// the drains' seconds left). A set this section cannot hold (e.g. a
+    /// TEID prefix twice) is refused whole and the table stays.
+    pub fn apply_set(
+        &mut self,
+        backends: Vec<Gateway>,
+        draining: &BTreeMap<String, u64>,
+    ) -> Result<bool, LbError> {
+        let mut cfg = self.cfg.clone();
+        cfg.gateways = backends;
+        validate_one(&cfg)?;
+        let resolved = resolve(&cfg)?;
+        let now = Instant::now();
+        let draining = draining
+            .iter()
+            .map(|(n, s)| (n.clone(), now + Duration::from_secs(*s)))
+            .collect();
+        self.apply_drained(cfg, resolved, draining, false)
+    }
+
+    fn local_change(&self) -> Result<(), LbError> {
+        if self.clustered {
+            return Err(LbError::Config(format!(
+                "lb on {} takes its gateways from etcd; change them with `edgeplane cluster gateways ...`",
+                self.cfg.interface
+            )));
+        }
+        Ok(())
     }
 
     /// Replace the running config of this instance. Validation and name
@@ -188,6 +233,7 @@ impl LbInstance {
     }
 
     pub fn add_gateway(&mut self, gw: Gateway) -> Result<(), LbError> {
+        self.local_change()?;
         if self.cfg.gateways.iter().any(|g| g.name == gw.name) {
             return Err(LbError::Config(format!(
                 "gateway {:?} already exists on {}",
@@ -201,6 +247,7 @@ impl LbInstance {
     }
 
     pub fn remove_gateway(&mut self, name: &str) -> Result<(), LbError> {
+        self.local_change()?;
         let mut cfg = self.cfg.clone();
         let before = cfg.gateways.len();
         cfg.gateways.retain(|g| g.name != name);
@@ -216,6 +263,7 @@ impl LbInstance {
     /// Take `name` out of the table for `timeout` (default: the section's
     /// `drain_timeout`); its entry and TEID prefix stay.
     pub fn drain(&mut self, name: &str, timeout: Option<u64>) -> Result<(), LbError> {
+        self.local_change()?;
         if !self.cfg.gateways.iter().any(|g| g.name == name) {
             return Err(LbError::Config(format!(
                 "no gateway {name:?} on {}",
@@ -240,6 +288,7 @@ impl LbInstance {
 
     /// Put a draining gateway back in the table.
     pub fn undrain(&mut self, name: &str) -> Result<(), LbError> {
+        self.local_change()?;
         if !self.draining.contains_key(name) {
             return Err(LbError::Config(format!(
                 "gateway {name:?} on {} is not draining",
@@ -411,6 +460,33 @@ fn build(cfg: &config::Lb, draining: &BTreeMap<String, Instant>) -> Result<Magle
         .collect();
     MaglevTable::build(&backends, cfg.table_size, cfg.seed)
         .map_err(|e| LbError::Config(format!("lb {}: {e}", cfg.interface)))
+}
+
+/// The gateways a live table names, as config (a clustered LB's start
+/// while etcd has not answered yet). Their egress is the section's.
+fn live_gateways(dp: &Dataplane, cfg: &config::Lb) -> Result<Vec<Gateway>, LbError> {
+    let mut live: std::collections::HashSet<u32> = dp.live_slots()?.into_iter().collect();
+    live.extend(dp.live_previous()?.into_iter().flatten());
+    let owners = dp.teid_owners()?;
+    let mut out: Vec<Gateway> = dp
+        .gateway_entries()?
+        .into_iter()
+        .filter(|(idx, _)| live.contains(idx))
+        .map(|(idx, e)| Gateway {
+            teid_prefix: owners
+                .iter()
+                .position(|o| *o == Some(idx))
+                .map(|p| p as u32),
+            name: e.name,
+            address: e.address,
+            mac: e.dst_mac.into(),
+            via: cfg.gateway_via.clone(),
+            weight: e.weight,
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out.dedup_by(|a, b| a.name == b.name);
+    Ok(out)
 }
 
 /// Gateway entries as they will be written: interface names resolved to

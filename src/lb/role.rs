@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use control::{
     api::{CounterView, LbStatus, LookupKey, Request, Response, StatusView},
+    cluster::record::{GatewaySet, LbTable},
     config::Config,
 };
 use dataplane_common::lb::stat;
@@ -56,7 +57,7 @@ impl Role for LbRole {
         let mut instances = Vec::new();
         for lb in &config.lb {
             instances.push(
-                LbInstance::start(lb.clone(), opts)
+                LbInstance::start(lb.clone(), opts, config.cluster.is_some())
                     .map_err(|e| anyhow::anyhow!("lb on {}: {e}", lb.interface))?,
             );
         }
@@ -86,6 +87,7 @@ impl Role for LbRole {
                     .live_previous()
                     .map(|p| p.iter().flatten().count())
                     .unwrap_or(0),
+                clustered: l.clustered,
             });
         }
     }
@@ -128,6 +130,33 @@ impl Role for LbRole {
         Ok(())
     }
 
+    /// etcd's gateway set into every instance's table.
+    fn gateway_set(
+        &mut self,
+        set: &GatewaySet,
+        node: &str,
+        now_ms: u64,
+    ) -> Result<Vec<LbTable>, String> {
+        let mut out = Vec::new();
+        for l in self.instances.iter_mut() {
+            let eff = set.effective(l.cfg.gateway_via.as_deref(), now_ms / 1000);
+            l.apply_set(eff.backends, &eff.draining)
+                .map_err(|e| format!("lb on {}: {e}", l.cfg.interface))?;
+            let d = l.digest().map_err(|e| e.to_string())?;
+            out.push(LbTable {
+                node: node.to_string(),
+                interface: l.cfg.interface.clone(),
+                digest: d.digest,
+                revision: set.revision,
+                table_size: d.table_size,
+                seed: d.seed,
+                gateways: l.cfg.gateways.iter().map(|g| g.name.clone()).collect(),
+                applied_ms: crate::cluster::now_ms(),
+            });
+        }
+        Ok(out)
+    }
+
     /// Drains that ran out leave the fast path.
     fn tick(&mut self) {
         let now = std::time::Instant::now();
@@ -154,7 +183,16 @@ impl Role for LbRole {
     fn apply(&mut self, new: &Config) -> Result<String, String> {
         let mut changed = 0;
         for (inst, cfg) in self.instances.iter_mut().zip(new.lb.iter()) {
-            if inst.apply(cfg.clone()).map_err(|e| e.to_string())? {
+            let mut cfg = cfg.clone();
+            if inst.clustered {
+                // The file holds no gateways: etcd's stay, with the egress
+                // the file now names.
+                cfg.gateways = inst.cfg.gateways.clone();
+                for g in cfg.gateways.iter_mut() {
+                    g.via = cfg.gateway_via.clone();
+                }
+            }
+            if inst.apply(cfg).map_err(|e| e.to_string())? {
                 changed += 1;
             }
         }

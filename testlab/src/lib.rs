@@ -7,8 +7,10 @@
 use std::path::{Path, PathBuf};
 
 pub mod bench;
+pub mod cluster_lab;
 pub mod counter;
 pub mod demo;
+pub mod etcd_lab;
 pub mod fixtures;
 pub mod gtp_lab;
 pub mod migration_lab;

@@ -230,7 +230,7 @@ impl Topology {
         self.dir.join(format!("{role}.toml"))
     }
 
-    fn node_section(&self, role: &str) -> String {
+    pub fn node_section(&self, role: &str) -> String {
         format!(
             "[node]\nname = \"{p}{role}\"\nsocket = \"{sock}\"\npin_root = \"{pins}\"\n",
             p = self.prefix,
@@ -325,6 +325,24 @@ impl Topology {
     /// SIGKILL the daemon of LB `lb`; its pinned program keeps forwarding.
     pub fn kill_lb(&mut self, lb: usize) {
         self.kill_daemon(&format!("l{lb}"));
+    }
+
+    /// SIGTERM the daemon of `role` and wait for it: it leaves cleanly
+    /// (e.g. revokes its etcd lease).
+    pub fn stop_daemon(&mut self, role: &str) {
+        if let Some(mut c) = self.daemons.remove(role) {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if c.try_wait().ok().flatten().is_some() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     pub fn kill_daemon(&mut self, role: &str) {
@@ -615,6 +633,21 @@ fn udp_echo(ns: &str, i: usize, peers: Peers, stop: Arc<AtomicBool>) {
             let _ = s.send_to(&reply, peer);
         }
     }
+}
+
+/// Run `f` on a thread inside the namespace at `path`.
+pub fn in_netns<T: Send>(
+    path: &str,
+    f: impl FnOnce() -> anyhow::Result<T> + Send,
+) -> anyhow::Result<T> {
+    thread::scope(|s| {
+        s.spawn(|| {
+            enter_netns(path)?;
+            f()
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("thread in {path} panicked"))?
+    })
 }
 
 pub fn enter_netns(path: &str) -> anyhow::Result<()> {

@@ -32,6 +32,11 @@ const APT_PACKAGES: &[&str] = &[
     // An independent GTP-U and PFCP implementation for the tests (run by
     // /usr/bin/python3: a pyenv python first in PATH would not have it).
     "python3-scapy",
+    // The shared state (issue 12): a real etcd for the tests and the
+    // demo, etcdctl, and protoc for the etcd client's generated code.
+    "etcd-server",
+    "etcd-client",
+    "protobuf-compiler",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 

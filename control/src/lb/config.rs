@@ -32,8 +32,12 @@ pub struct Lb {
     /// GTP-U sessions still reach it) before it leaves the fast path.
     #[serde(default = "default_drain_timeout")]
     pub drain_timeout: u64,
+    /// Egress toward gateways that come from the cluster (`[cluster]`;
+    /// default: the ingress interface, XDP_TX).
+    #[serde(default)]
+    pub gateway_via: Option<String>,
     /// `[[lb.gateway]]` in the file: the backends are the system's
-    /// gateways.
+    /// gateways (with `[cluster]`, etcd holds them instead).
     #[serde(default, rename = "gateway")]
     pub gateways: Vec<Backend>,
 }
@@ -111,6 +115,9 @@ impl Lb {
                 ),
             ));
         }
+        if let Some(v) = &self.gateway_via {
+            validate_ifname(v).map_err(|r| ConfigError::new("gateway_via", r))?;
+        }
         if self.drain_timeout == 0 || self.drain_timeout > MAX_DRAIN_TIMEOUT {
             return Err(ConfigError::new(
                 "drain_timeout",
@@ -160,6 +167,21 @@ impl Lb {
     }
 }
 
+/// A gateway's name as every LB's table holds it (also an etcd key
+/// segment).
+pub fn validate_gateway_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() >= GW_NAME_LEN {
+        return Err(format!("must be 1..{} bytes", GW_NAME_LEN - 1));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(format!("{name:?}: use letters, digits, '-', '_' or '.'"));
+    }
+    Ok(())
+}
+
 impl Backend {
     /// The validated prefix as the fast path takes it.
     pub fn prefix(&self) -> Option<u8> {
@@ -168,19 +190,7 @@ impl Backend {
 
     /// Field-level checks; returns the field name and reason.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.name.is_empty() || self.name.len() >= GW_NAME_LEN {
-            return Err(("name", format!("must be 1..{} bytes", GW_NAME_LEN - 1)));
-        }
-        if !self
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err((
-                "name",
-                format!("{:?}: use letters, digits, '-', '_' or '.'", self.name),
-            ));
-        }
+        validate_gateway_name(&self.name).map_err(|r| ("name", r))?;
         if let Some(v) = &self.via {
             validate_ifname(v).map_err(|r| ("via", r))?;
         }

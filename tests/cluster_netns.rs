@@ -1,0 +1,161 @@
+//! Issue 12 with a real etcd (three members of Debian's etcd-server) and
+//! real daemons in namespaces: three LBs take their gateway set from
+//! etcd, gateways register themselves under leases, and every change
+//! (join, leave, weight, drain, SIGKILL) ends with every LB's live table
+//! (read from its BPF maps) being the one the new set gives.
+
+mod common;
+
+use std::time::Duration;
+
+use testlab::cluster_lab::ClusterLab;
+
+const TTL: u64 = 2;
+
+fn prefix(tag: &str) -> String {
+    format!("ep{tag}{}", std::process::id() % 100_000)
+}
+
+#[test]
+fn every_lb_follows_the_gateway_set_in_etcd() {
+    if !common::kernel_available("every_lb_follows_the_gateway_set_in_etcd") {
+        return;
+    }
+    let _serial = common::serial();
+    let mut lab = ClusterLab::build(&prefix("k"), 3, 3, 3, TTL).expect("lab");
+    let within = Duration::from_secs(15);
+    for lb in 1..=3 {
+        lab.start_lb(lb).expect("lb");
+    }
+    lab.start_gateway(0, 1).expect("gw1");
+    lab.start_gateway(1, 1).expect("gw2");
+    lab.wait_tables(&[("gw1", 1), ("gw2", 1)], within)
+        .expect("two registered gateways");
+
+    // A gateway joins.
+    lab.start_gateway(2, 1).expect("gw3");
+    lab.wait_tables(&[("gw1", 1), ("gw2", 1), ("gw3", 1)], within)
+        .expect("gw3 joined");
+    let st = lab.cli_json(&["status"]).expect("status");
+    assert_eq!(st["agree"], true, "{st:#}");
+    assert_eq!(st["lbs"].as_array().unwrap().len(), 3, "{st:#}");
+    assert_eq!(st["members"].as_array().unwrap().len(), 6, "3 LBs and 3 gateways: {st:#}");
+
+    // An operator changes a weight, with compare-and-swap.
+    let w = lab.cli_json(&["gateways", "weight", "gw2", "3"]).expect("weight");
+    assert!(w["revision"].as_i64().unwrap() > 0, "{w}");
+    lab.wait_tables(&[("gw1", 1), ("gw2", 3), ("gw3", 1)], within)
+        .expect("weight 3");
+
+    // A drain: out of the Maglev table (weight 0), entry kept.
+    lab.cli_json(&["gateways", "drain", "gw1", "--timeout", "60"]).expect("drain");
+    lab.wait_tables(&[("gw1", 0), ("gw2", 3), ("gw3", 1)], within)
+        .expect("gw1 draining");
+    lab.cli_json(&["gateways", "undrain", "gw1"]).expect("undrain");
+    lab.wait_tables(&[("gw1", 1), ("gw2", 3), ("gw3", 1)], within)
+        .expect("gw1 back");
+
+    // A gateway leaves cleanly (SIGTERM revokes its lease at once).
+    lab.topo.stop_daemon("g2");
+    let t = lab
+        .wait_tables(&[("gw1", 1), ("gw2", 3)], Duration::from_secs(TTL))
+        .expect("gw3 left before its lease would have run out");
+    eprintln!("clean leave reached every LB in {t:?}");
+
+    // SIGKILL: nothing is revoked; the lease runs out.
+    lab.topo.kill_daemon("g1");
+    let t = lab
+        .wait_tables(&[("gw1", 1)], Duration::from_secs(TTL * 4))
+        .expect("gw2 gone after its lease");
+    eprintln!("SIGKILLed gateway left every LB table {t:?} after the kill (TTL {TTL} s)");
+
+    // The record outlives the lease: the operator's weight comes back
+    // with the gateway.
+    lab.start_gateway(1, 1).expect("gw2 again");
+    lab.wait_tables(&[("gw1", 1), ("gw2", 3)], within)
+        .expect("gw2 back with weight 3");
+    let st = lab.cli_json(&["status"]).expect("status");
+    assert_eq!(st["agree"], true, "{st:#}");
+}
+
+#[test]
+fn etcd_outages_change_no_table_and_the_lbs_catch_up() {
+    if !common::kernel_available("etcd_outages_change_no_table_and_the_lbs_catch_up") {
+        return;
+    }
+    let _serial = common::serial();
+    let mut lab = ClusterLab::build(&prefix("o"), 3, 0, 3, TTL).expect("lab");
+    let within = Duration::from_secs(15);
+    for lb in 1..=3 {
+        lab.start_lb(lb).expect("lb");
+    }
+    for (n, mac) in [("gw1", "02:00:00:01:00:01"), ("gw2", "02:00:00:01:00:02")] {
+        lab.cli_json(&["gateways", "add", n, "--address", "10.1.0.11", "--mac", mac])
+            .expect("static gateway");
+    }
+    lab.wait_tables(&[("gw1", 1), ("gw2", 1)], within).expect("two static gateways");
+
+    // One member of three down: the quorum stands, changes converge.
+    lab.etcd.kill(0);
+    lab.cli_json(&["gateways", "weight", "gw1", "2"]).expect("weight with a member down");
+    lab.wait_tables(&[("gw1", 2), ("gw2", 1)], within).expect("converged");
+
+    // All down: every table stays, status and metrics say so.
+    let before = lab.live_digests().unwrap();
+    lab.etcd.kill_all();
+    std::thread::sleep(Duration::from_secs(TTL * 2));
+    assert_eq!(lab.live_digests().unwrap(), before, "no table changed while etcd was away");
+    for lb in 1..=3 {
+        let st = lab.topo.call(lb, control::api::Request::Status).unwrap();
+        assert_eq!(st["cluster"]["connected"], false, "lb {lb}: {st:#}");
+        assert!(st["cluster"]["last_error"].is_string(), "lb {lb}: {st:#}");
+    }
+    let out = lab.cli(&["status"]).unwrap();
+    assert!(!out.status.success(), "the CLI says etcd is unreachable");
+
+    // Back: the LBs reconnect and follow the next change.
+    lab.etcd.restart_all().expect("etcd back");
+    lab.cli_json(&["gateways", "weight", "gw2", "4"]).expect("weight after the outage");
+    lab.wait_tables(&[("gw1", 2), ("gw2", 4)], within).expect("caught up");
+    for lb in 1..=3 {
+        let st = lab.topo.call(lb, control::api::Request::Status).unwrap();
+        assert_eq!(st["cluster"]["connected"], true, "lb {lb}: {st:#}");
+        assert!(st["cluster"]["disconnects"].as_u64().unwrap() >= 1, "lb {lb}: {st:#}");
+    }
+}
+
+#[test]
+fn two_writers_racing_on_one_gateway_get_one_success_and_one_conflict() {
+    if !common::kernel_available("two_writers_racing") {
+        return;
+    }
+    let _serial = common::serial();
+    let lab = ClusterLab::build(&prefix("r"), 1, 0, 1, TTL).expect("lab");
+    let added = lab
+        .cli_json(&["gateways", "add", "gw1", "--address", "10.1.0.11", "--mac", "02:00:00:01:00:01"])
+        .expect("add");
+    let rev = added["revision"].as_i64().unwrap().to_string();
+    // Both read revision `rev` and write against it, at the same time.
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| lab.cli(&["gateways", "weight", "gw1", "5", "--revision", &rev]));
+        let b = s.spawn(|| lab.cli(&["gateways", "weight", "gw1", "7", "--revision", &rev]));
+        (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
+    });
+    let ok: Vec<_> = [&a, &b].iter().filter(|o| o.status.success()).map(|o| o.stdout.clone()).collect();
+    let failed: Vec<String> = [&a, &b]
+        .iter()
+        .filter(|o| !o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+        .collect();
+    assert_eq!((ok.len(), failed.len()), (1, 1), "one wins: {a:?} {b:?}");
+    assert!(failed[0].contains("conflict"), "a clear conflict error: {}", failed[0]);
+    let list = lab.cli_json(&["gateways", "list"]).unwrap();
+    let w = list[0]["weight"].as_u64().unwrap();
+    assert!(String::from_utf8_lossy(&ok[0]).contains(&format!("weight {w}")), "the winner's value stands: {list}");
+    // Adding what exists is refused too.
+    let again = lab
+        .cli(&["gateways", "add", "gw1", "--address", "10.1.0.12", "--mac", "02:00:00:01:00:02"])
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}
