@@ -4,7 +4,7 @@
 
 use std::net::Ipv4Addr;
 
-use aya::maps::{Array, DevMapHash, MapData, PerCpuArray};
+use aya::maps::{Array, DevMapHash, IterableMap as _, MapData, PerCpuArray};
 use dataplane_common::{
     lb::{self, GatewayEntry, TableMeta, GW_F_VALID, GW_NAME_LEN},
     maps::{self, MapDef},
@@ -196,13 +196,13 @@ impl Dataplane {
     }
 
     /// The live slots as stored: gateway and previous owner.
-    fn live_slot_values(&self) -> Result<Vec<u32>> {
+    pub fn live_slot_values(&self) -> Result<Vec<u32>> {
         let live = self.live_table()?;
         let table: Array<&MapData, u32> = self.map(&maps::LB_MAGLEV)?;
         let base = live.copy * lb::MAGLEV_MAX;
-        (0..live.meta.size)
-            .map(|i| table.get(&(base + i), 0).map_err(map_err(&maps::LB_MAGLEV)))
-            .collect()
+        crate::batch::array_read(table.map(), base, live.meta.size).map_err(|e| {
+            Error::Other(format!("reading {} in a batch: {e}", maps::LB_MAGLEV.name))
+        })
     }
 
     /// Write `slots` (gateway indices, with previous owners where they
@@ -212,6 +212,19 @@ impl Dataplane {
     pub fn install_table(
         &mut self,
         slots: &[u32],
+        seed: u32,
+        digest: u64,
+        key: KeyMode,
+    ) -> Result<TableMeta> {
+        self.install_table_over(slots, None, seed, digest, key)
+    }
+
+    /// `install_table`, given what the inactive copy holds now (the slots
+    /// installed two flips ago): only the slots that differ are written.
+    pub fn install_table_over(
+        &mut self,
+        slots: &[u32],
+        inactive: Option<&[u32]>,
         seed: u32,
         digest: u64,
         key: KeyMode,
@@ -226,13 +239,22 @@ impl Dataplane {
         let live = self.live_table()?;
         let next = live.copy ^ 1;
         {
-            let mut table: Array<&mut MapData, u32> = self.map_mut(&maps::LB_MAGLEV)?;
+            let table: Array<&MapData, u32> = self.map(&maps::LB_MAGLEV)?;
             let base = next * lb::MAGLEV_MAX;
-            for (i, gw) in slots.iter().enumerate() {
-                table
-                    .set(base + i as u32, *gw, 0)
-                    .map_err(map_err(&maps::LB_MAGLEV))?;
-            }
+            let r = match inactive {
+                Some(old) if old.len() == slots.len() => {
+                    let (keys, values): (Vec<u32>, Vec<u32>) = (0..size)
+                        .zip(slots.iter().zip(old))
+                        .filter(|(_, (new, old))| new != old)
+                        .map(|(i, (new, _))| (base + i, *new))
+                        .unzip();
+                    crate::batch::array_write_at(table.map(), &keys, &values)
+                }
+                _ => crate::batch::array_write(table.map(), base, slots),
+            };
+            r.map_err(|e| {
+                Error::Other(format!("writing {} in a batch: {e}", maps::LB_MAGLEV.name))
+            })?;
         }
         let meta = TableMeta {
             size,

@@ -1,6 +1,7 @@
 //! Userspace side of the XDP programs: loading, attaching, pinning, typed
 //! map wrappers and BPF_PROG_TEST_RUN.
 
+mod batch;
 pub mod gateway;
 pub mod lb;
 pub mod migration;

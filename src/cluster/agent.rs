@@ -137,7 +137,14 @@ async fn session(state: &Shared, plan: &Plan) -> anyhow::Result<()> {
     let ttl = cfg.lease_ttl as i64;
     let lease = client.lease_grant(ttl, None).await?.id();
     let (mut keeper, mut acks) = client.lease_keep_alive(lease).await?;
-    update(state, |v| v.lease = lease);
+    update(state, |v| {
+        v.lease = lease;
+        if !v.connected {
+            v.since_ms = now_ms();
+        }
+        v.connected = true;
+        v.last_error = None;
+    });
     let with_lease = || Some(PutOptions::new().with_lease(lease));
     let member = Member {
         node: plan.node.clone(),
@@ -186,13 +193,6 @@ async fn session(state: &Shared, plan: &Plan) -> anyhow::Result<()> {
                 .await?,
         );
     }
-    update(state, |v| {
-        if !v.connected {
-            v.since_ms = now_ms();
-        }
-        v.connected = true;
-        v.last_error = None;
-    });
     info!(revision = set.revision, "cluster: connected to etcd");
 
     // Keep-alives at a third of the TTL; no answer for a whole TTL means

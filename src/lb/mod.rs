@@ -33,6 +33,7 @@ use dataplane_user::{
     lb::{Gateway as GatewayEntry, KeyMode},
     Dataplane,
 };
+use dataplane_common::lb::{slot_gateway, slot_previous, NO_GATEWAY};
 use tracing::info;
 
 pub struct LbInstance {
@@ -46,6 +47,11 @@ pub struct LbInstance {
     /// Its gateways come from etcd (`[cluster]`), not from the file or
     /// the local CLI.
     pub clustered: bool,
+    /// The live copy's slot values (gateway and previous owner) and the
+    /// inactive copy's, as this instance wrote them (`None`: not known,
+    /// so the next install writes every slot).
+    live: Vec<u32>,
+    standby: Option<Vec<u32>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,15 +81,15 @@ impl LbInstance {
         let entries_new = resolve(&cfg)?;
         let table = build(&cfg, &BTreeMap::new())?;
         let mut current = Vec::new();
+        let live = dp.live_slot_values()?;
         if dp.took_over {
             // Only entries the live table refers to are current; others
             // were retired by an earlier daemon. A moved slot's previous
             // gateway counts: the fast path reads its entry too, so it must
             // not be reused before the next flip.
-            let mut live: std::collections::HashSet<u32> = dp.live_slots()?.into_iter().collect();
-            live.extend(dp.live_previous()?.into_iter().flatten());
+            let named = named_entries(&live);
             for (idx, e) in dp.gateway_entries()? {
-                if live.contains(&idx) {
+                if named.contains(&idx) {
                     current.push((idx, e.name.clone(), e));
                 }
             }
@@ -95,6 +101,8 @@ impl LbInstance {
             table,
             draining: BTreeMap::new(),
             clustered,
+            live,
+            standby: None,
         };
         inst.apply_resolved(cfg, entries_new, true)?;
         Ok(inst)
@@ -159,9 +167,12 @@ impl LbInstance {
         startup: bool,
     ) -> Result<bool, LbError> {
         let table = build(&cfg, &draining)?;
+        // A weight is not read by the fast path: its change rewrites the
+        // entry in place, so the slots that keep their gateway keep their
+        // value too.
         let plan = self
             .indices
-            .plan(resolved)
+            .plan_with(resolved, |a, b| GatewayEntry { weight: b.weight, ..a.clone() } == *b)
             .map_err(|e| LbError::Config(e.to_string()))?;
         // 0. A prefix pointing at an entry about to be rewritten (a stale
         //    one, left by an earlier daemon) is cleared first.
@@ -174,7 +185,7 @@ impl LbInstance {
         }
         // 1. New or changed gateways into entries no live table names.
         let ingress = dataplane_user::ifindex(&cfg.interface)?;
-        for (idx, e) in &plan.writes {
+        for (idx, e) in plan.writes.iter().chain(&plan.rewrites) {
             self.dp.set_gateway(*idx, e)?;
             if e.ifindex != ingress {
                 self.dp.add_tx_port(e.ifindex)?;
@@ -209,16 +220,30 @@ impl LbInstance {
             live.meta.size == table.size && live.meta.seed == table.seed && live.key() == key;
         let same = geometry && live.meta.digest == digest;
         let mut installed = false;
-        // The live slots (65k lookups at most) are read only to compare
-        // with at startup and to chain a table that is installed.
-        if plan.changed || !same || (startup && self.dp.live_slots()? != slots) {
+        // The live slots as this instance last installed them (read from
+        // the maps once, at start), with their gateway entries only.
+        let live_gw: Vec<u32> = self
+            .live
+            .iter()
+            .map(|&v| if v == NO_GATEWAY { v } else { slot_gateway(v) })
+            .collect();
+        if plan.changed || !same || (startup && live_gw != slots) {
             // Moved slots name their previous gateway (daisy chaining).
             let values = if cfg.chain && geometry {
-                plan.chained(&slots, &self.dp.live_slots()?, &self.indices.entries)
+                plan.chained(&slots, &live_gw, &self.indices.entries)
             } else {
                 slots
             };
-            let meta = self.dp.install_table(&values, table.seed, digest, key)?;
+            let meta = self.dp.install_table_over(
+                &values,
+                self.standby.as_deref(),
+                table.seed,
+                digest,
+                key,
+            )?;
+            // The copy just made live holds `values`; the other one the
+            // table it replaced.
+            self.standby = Some(std::mem::replace(&mut self.live, values));
             info!(interface = %cfg.interface, digest = format!("{digest:016x}"), generation = meta.generation, gateways = plan.next.len(), key = %cfg.key, "maglev table installed");
             installed = true;
         } else {
@@ -335,6 +360,14 @@ impl LbInstance {
                 seconds_left: seconds_left(*until, now),
             })
             .collect()
+    }
+
+    /// Live slots that name a previous gateway (daisy chaining).
+    pub fn moved_slots(&self) -> usize {
+        self.live
+            .iter()
+            .filter(|&&v| v != NO_GATEWAY && slot_previous(v).is_some())
+            .count()
     }
 
     pub fn gateways(&self) -> Vec<GatewayView> {
@@ -462,11 +495,20 @@ fn build(cfg: &config::Lb, draining: &BTreeMap<String, Instant>) -> Result<Magle
         .map_err(|e| LbError::Config(format!("lb {}: {e}", cfg.interface)))
 }
 
+/// The entries live slot values name: each slot's gateway and, where it
+/// moved, its previous one (the fast path reads that entry too).
+fn named_entries(values: &[u32]) -> std::collections::HashSet<u32> {
+    values
+        .iter()
+        .filter(|&&v| v != NO_GATEWAY)
+        .flat_map(|&v| std::iter::once(slot_gateway(v)).chain(slot_previous(v)))
+        .collect()
+}
+
 /// The gateways a live table names, as config (a clustered LB's start
 /// while etcd has not answered yet). Their egress is the section's.
 fn live_gateways(dp: &Dataplane, cfg: &config::Lb) -> Result<Vec<Gateway>, LbError> {
-    let mut live: std::collections::HashSet<u32> = dp.live_slots()?.into_iter().collect();
-    live.extend(dp.live_previous()?.into_iter().flatten());
+    let live = named_entries(&dp.live_slot_values()?);
     let owners = dp.teid_owners()?;
     let mut out: Vec<Gateway> = dp
         .gateway_entries()?

@@ -82,11 +82,7 @@ impl Role for LbRole {
                 key: l.cfg.key.to_string(),
                 draining: l.draining(),
                 chain: l.cfg.chain,
-                moved_slots: l
-                    .dp
-                    .live_previous()
-                    .map(|p| p.iter().flatten().count())
-                    .unwrap_or(0),
+                moved_slots: l.moved_slots(),
                 clustered: l.clustered,
             });
         }

@@ -122,6 +122,26 @@ enum BenchCmd {
         #[arg(long)]
         no_chain: bool,
     },
+    /// A change committed in etcd to every LB's table flipped (p50/p99),
+    /// against a bare etcd watcher of the same keys.
+    ClusterConvergence {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 3)]
+        lbs: usize,
+        #[arg(long, default_value_t = 50)]
+        changes: usize,
+    },
+    /// SIGKILL of a registered gateway to its removal from every LB's
+    /// table, against the lease TTL.
+    ClusterDetection {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 5)]
+        ttl: u64,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
     /// PFCP establishments and deletions per second through the gateway
     /// daemon (maps written), against Heartbeats on the same socket.
     Pfcp {
@@ -289,6 +309,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!(
                     "packets: {} sent, {} received, {} lost",
                     r.packets_sent, r.packets_received, r.packets_lost
+                );
+            }
+            Ok(())
+        }
+        Cmd::Bench {
+            cmd: BenchCmd::ClusterConvergence { json, lbs, changes },
+        } => {
+            let r = bench::cluster::convergence(lbs, changes)?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "{} changes, {} LBs: every table flipped p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; a bare watcher heard them p50 {:.1} ms, p99 {:.1} ms",
+                    r.changes, r.lbs, r.p50_ms, r.p99_ms, r.max_ms, r.watch_p50_ms, r.watch_p99_ms
+                );
+            }
+            Ok(())
+        }
+        Cmd::Bench {
+            cmd: BenchCmd::ClusterDetection { json, ttl, reps },
+        } => {
+            let r = bench::cluster::detection(ttl, reps)?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "SIGKILLed gateway out of all 3 LB tables: p50 {:.0} ms, max {:.0} ms ({:.2} x the {} s lease TTL); samples {:?}",
+                    r.p50_ms, r.max_ms, r.max_over_ttl, r.lease_ttl_s, r.samples_ms
                 );
             }
             Ok(())

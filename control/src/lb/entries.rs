@@ -5,7 +5,7 @@
 //! when no live table can refer to it. `E` is the entry as the edge
 //! resolved it.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use super::maglev::MaglevTable;
 use dataplane_common::lb::{slot, GATEWAYS_MAX, NO_GATEWAY};
@@ -25,6 +25,10 @@ pub struct GatewayIndices<E> {
 pub struct EntryPlan<E> {
     /// Entries to write, each at an index no live table refers to.
     pub writes: Vec<(u32, E)>,
+    /// Entries rewritten where they are: they differ only in what the fast
+    /// path does not read (`same_route`), so a packet reading one mid-write
+    /// sees the same route either way.
+    pub rewrites: Vec<(u32, E)>,
     /// Gateway name → (index, entry) once the writes are done.
     pub next: BTreeMap<String, (u32, E)>,
     /// Indices this apply drops.
@@ -62,10 +66,23 @@ impl<E: Clone + PartialEq> GatewayIndices<E> {
     /// The writes that give each of `resolved` (name, entry) an index.
     /// Nothing changes here; [`Self::commit`] takes the plan once applied.
     pub fn plan(&self, resolved: Vec<(String, E)>) -> Result<EntryPlan<E>, NoFreeEntries> {
-        let needed = resolved
-            .iter()
-            .filter(|(n, e)| self.entries.get(n).map(|(_, old)| old != e).unwrap_or(true))
-            .count();
+        self.plan_with(resolved, |_, _| false)
+    }
+
+    /// [`Self::plan`], where an entry that differs from the one at its
+    /// index only as `same_route` allows is rewritten in place.
+    pub fn plan_with(
+        &self,
+        resolved: Vec<(String, E)>,
+        same_route: impl Fn(&E, &E) -> bool,
+    ) -> Result<EntryPlan<E>, NoFreeEntries> {
+        let moves = |n: &String, e: &E| {
+            self.entries
+                .get(n)
+                .map(|(_, old)| old != e && !same_route(old, e))
+                .unwrap_or(true)
+        };
+        let needed = resolved.iter().filter(|(n, e)| moves(n, e)).count();
         if needed > self.free.len() {
             return Err(NoFreeEntries {
                 needed,
@@ -74,9 +91,14 @@ impl<E: Clone + PartialEq> GatewayIndices<E> {
         }
         let mut free = self.free.clone();
         let (mut writes, mut next, mut retire) = (Vec::new(), BTreeMap::new(), Vec::new());
+        let mut rewrites = Vec::new();
         for (name, e) in resolved {
             match self.entries.get(&name) {
                 Some((idx, old)) if *old == e => {
+                    next.insert(name, (*idx, e));
+                }
+                Some((idx, old)) if same_route(old, &e) => {
+                    rewrites.push((*idx, e.clone()));
                     next.insert(name, (*idx, e));
                 }
                 prev => {
@@ -97,6 +119,7 @@ impl<E: Clone + PartialEq> GatewayIndices<E> {
         let changed = !writes.is_empty() || !retire.is_empty();
         Ok(EntryPlan {
             writes,
+            rewrites,
             next,
             retire,
             changed,
@@ -129,7 +152,7 @@ impl<E> EntryPlan<E> {
         live: &[u32],
         live_entries: &BTreeMap<String, (u32, E)>,
     ) -> Vec<u32> {
-        let names = |entries: &BTreeMap<String, (u32, E)>| -> BTreeMap<u32, String> {
+        let names = |entries: &BTreeMap<String, (u32, E)>| -> HashMap<u32, String> {
             entries.iter().map(|(n, (i, _))| (*i, n.clone())).collect()
         };
         let (was, is) = (names(live_entries), names(&self.next));
@@ -137,7 +160,9 @@ impl<E> EntryPlan<E> {
             .iter()
             .zip(live.iter().chain(std::iter::repeat(&NO_GATEWAY)))
             .map(|(&new, &old)| {
-                if new == NO_GATEWAY || old == NO_GATEWAY {
+                // An entry is never rewritten while a live table names it:
+                // the same index is the same gateway (most slots).
+                if new == old || new == NO_GATEWAY || old == NO_GATEWAY {
                     return new;
                 }
                 let (Some(before), Some(now)) = (was.get(&old), is.get(&new)) else {
@@ -153,6 +178,11 @@ impl<E> EntryPlan<E> {
 
     /// `table`'s slots as indices of these entries.
     pub fn slots(&self, table: &MaglevTable) -> Vec<u32> {
+        let index: Vec<u32> = table
+            .backends
+            .iter()
+            .map(|b| self.next[&b.name].0)
+            .collect();
         table
             .slots
             .iter()
@@ -160,7 +190,7 @@ impl<E> EntryPlan<E> {
                 if s == NO_GATEWAY {
                     NO_GATEWAY
                 } else {
-                    self.next[&table.backends[s as usize].name].0
+                    index[s as usize]
                 }
             })
             .collect()
@@ -207,6 +237,19 @@ mod tests {
         // After that flip it is free again, behind the never-used ones.
         assert!(ix.free.contains(&1));
         assert_eq!(ix.entries["c"], (3, 1));
+    }
+
+    #[test]
+    fn an_entry_differing_only_where_the_route_does_not_is_rewritten_in_place() {
+        let mut ix = GatewayIndices::new([]);
+        apply(&mut ix, &[("a", 10), ("b", 20)]);
+        // Same tens digit = same route (as a weight is to the fast path).
+        let same = |x: &u32, y: &u32| x / 10 == y / 10;
+        let p = ix.plan_with(gws(&[("a", 11), ("b", 30)]), same).unwrap();
+        assert_eq!(p.rewrites, vec![(0, 11)], "a keeps index 0");
+        assert_eq!(p.writes, vec![(2, 30)], "b's route changed: a new index");
+        assert_eq!(p.retire, vec![1]);
+        assert_eq!(p.next["a"], (0, 11));
     }
 
     #[test]

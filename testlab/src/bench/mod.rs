@@ -2,6 +2,7 @@
 //! a baseline run side by side in the same run and reports the ratio.
 
 pub mod changes;
+pub mod cluster;
 pub mod pfcp;
 pub mod sip;
 pub mod veth;
