@@ -71,9 +71,15 @@ impl ClusterLab {
 
     /// Gateway `g<gi>`, registering itself as `gw<gi+1>`.
     pub fn gateway_config(&self, gi: usize, weight: u32) -> String {
+        self.gateway_config_with(gi, weight, "")
+    }
+
+    /// `gateway_config` with `extra` in its `[[gateway]]` section (e.g.
+    /// GTP-U and PFCP).
+    pub fn gateway_config_with(&self, gi: usize, weight: u32, extra: &str) -> String {
         format!(
             "{}\n\n{}\n[cluster.gateway]\nname = \"{}\"\naddress = \"10.1.0.{}\"\ninterface = \"core\"\nweight = {weight}\n",
-            self.topo.gateway_config(gi, "20000-29999", ""),
+            self.topo.gateway_config(gi, "20000-29999", extra),
             self.etcd.section(self.lease_ttl),
             crate::topo::gateway_name(gi),
             11 + gi

@@ -121,6 +121,13 @@ enum BenchCmd {
         /// With --daemons: the LBs' daisy chaining off (what it prevents).
         #[arg(long)]
         no_chain: bool,
+        /// Real daemons with the gateway set in etcd (three members): a
+        /// gateway registers, then `--changes` - 1 changes through
+        /// `edgeplane cluster gateways`, `--secs` apart.
+        #[arg(long, conflicts_with_all = ["daemons", "no_chain"])]
+        cluster: bool,
+        #[arg(long, default_value_t = 20, requires = "cluster")]
+        changes: usize,
     },
     /// A change committed in etcd to every LB's table flipped (p50/p99),
     /// against a bare etcd watcher of the same keys.
@@ -280,9 +287,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     secs,
                     daemons,
                     no_chain,
+                    cluster,
+                    changes,
                 },
         } => {
-            let r = if daemons {
+            let r = if cluster {
+                bench::changes::run_cluster(sessions, pps, secs, changes)?
+            } else if daemons {
                 bench::changes::run_daemons(sessions, pps, secs, !no_chain)?
             } else {
                 bench::changes::run(sessions, pps, secs)?

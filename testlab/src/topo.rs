@@ -54,7 +54,7 @@ pub struct Topology {
     namespaces: Vec<String>,
     pub pin_root: PathBuf,
     pub dir: PathBuf,
-    daemons: HashMap<String, Child>,
+    daemons: std::sync::Mutex<HashMap<String, Child>>,
     exe: PathBuf,
 }
 
@@ -91,7 +91,7 @@ impl Topology {
             namespaces: Vec::new(),
             pin_root: PathBuf::from(format!("/sys/fs/bpf/edgeplane/{prefix}")),
             dir,
-            daemons: HashMap::new(),
+            daemons: Default::default(),
             exe: exe.into(),
         };
         t.create()
@@ -281,7 +281,7 @@ impl Topology {
     }
 
     /// Start the daemon of namespace role `role` (e.g. "l1", "g0").
-    pub fn start_daemon(&mut self, role: &str, config: &str, args: &[&str]) -> anyhow::Result<()> {
+    pub fn start_daemon(&self, role: &str, config: &str, args: &[&str]) -> anyhow::Result<()> {
         let path = self.daemon_config_path(role);
         std::fs::write(&path, config)?;
         let log = std::fs::File::create(self.dir.join(format!("{role}.log")))?;
@@ -292,18 +292,20 @@ impl Topology {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()?;
-        self.daemons.insert(role.to_string(), child);
+        self.daemons.lock().unwrap().insert(role.to_string(), child);
         let deadline = Instant::now() + Duration::from_secs(30);
         let socket = self.daemon_socket(role);
         while Instant::now() < deadline {
             if edgeplane::client::call(&socket, &control::api::Request::Status).is_ok() {
                 return Ok(());
             }
-            if let Some(st) = self
+            let exited = self
                 .daemons
+                .lock()
+                .unwrap()
                 .get_mut(role)
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(st) = exited {
                 bail!("daemon {role} exited with {st}: {}", self.role_log(role));
             }
             thread::sleep(Duration::from_millis(50));
@@ -330,7 +332,7 @@ impl Topology {
     /// SIGTERM the daemon of `role` and wait for it: it leaves cleanly
     /// (e.g. revokes its etcd lease).
     pub fn stop_daemon(&mut self, role: &str) {
-        if let Some(mut c) = self.daemons.remove(role) {
+        if let Some(mut c) = self.daemons.lock().unwrap().remove(role) {
             // SAFETY: signalling our own child.
             unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -346,7 +348,7 @@ impl Topology {
     }
 
     pub fn kill_daemon(&mut self, role: &str) {
-        if let Some(mut c) = self.daemons.remove(role) {
+        if let Some(mut c) = self.daemons.lock().unwrap().remove(role) {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -564,7 +566,7 @@ impl Topology {
 
 impl Drop for Topology {
     fn drop(&mut self) {
-        let roles: Vec<String> = self.daemons.keys().cloned().collect();
+        let roles: Vec<String> = self.daemons.lock().unwrap().keys().cloned().collect();
         for r in roles {
             self.kill_daemon(&r);
         }

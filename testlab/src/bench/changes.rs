@@ -178,6 +178,41 @@ fn lb_config(t: &Topology, lb: usize, gws: &[usize], weight0: u32, chain: bool) 
     })
 }
 
+/// Both LBs' senders, `pps` in total, until `finish`.
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    senders: Vec<thread::JoinHandle<anyhow::Result<u64>>>,
+}
+
+impl Traffic {
+    fn start(t: &Topology, frames: Frames, pps: u32) -> Self {
+        let frames = Arc::new(frames);
+        let stop = Arc::new(AtomicBool::new(false));
+        let senders = [1, 2]
+            .iter()
+            .map(|lb| {
+                sender(
+                    format!("/run/netns/{}", t.ns(&format!("t{lb}"))),
+                    frames.clone(),
+                    pps / 2,
+                    stop.clone(),
+                )
+            })
+            .collect();
+        Self { stop, senders }
+    }
+
+    /// Stop the senders; the packets they sent.
+    fn finish(self) -> anyhow::Result<u64> {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut sent = 0;
+        for s in self.senders {
+            sent += s.join().map_err(|_| anyhow::anyhow!("sender panicked"))??;
+        }
+        Ok(sent)
+    }
+}
+
 /// Send `frames` through both LBs at `pps` in total while the gateway set
 /// changes: gw3 joins, gw0's weight goes 1 -> 3, gw1 drains. Returns the
 /// phases and the packets sent.
@@ -188,19 +223,7 @@ fn scenario(
     phase_secs: f64,
     chain: bool,
 ) -> anyhow::Result<(Vec<String>, u64)> {
-    let frames = Arc::new(frames);
-    let stop = Arc::new(AtomicBool::new(false));
-    let senders: Vec<_> = [1, 2]
-        .iter()
-        .map(|lb| {
-            sender(
-                format!("/run/netns/{}", t.ns(&format!("t{lb}"))),
-                frames.clone(),
-                pps / 2,
-                stop.clone(),
-            )
-        })
-        .collect();
+    let traffic = Traffic::start(t, frames, pps);
     let phase = Duration::from_secs_f64(phase_secs);
     let reload = |gws: &[usize], w0: u32| -> anyhow::Result<()> {
         for lb in [1, 2] {
@@ -233,11 +256,7 @@ fn scenario(
         Ok(())
     };
     let r = steps();
-    stop.store(true, Ordering::SeqCst);
-    let mut sent = 0;
-    for s in senders {
-        sent += s.join().map_err(|_| anyhow::anyhow!("sender panicked"))??;
-    }
+    let sent = traffic.finish()?;
     r?;
     Ok((phases, sent))
 }
@@ -363,7 +382,6 @@ pub fn run_daemons(
     phase_secs: f64,
     chain: bool,
 ) -> anyhow::Result<ChangesResult> {
-    use control::gateway::pfcp::{self, build, Cause, Message};
     check_sessions(sessions)?;
     let exe = crate::edgeplane_bin()?;
     let mut t = Topology::build(&format!("epc{}d", std::process::id() % 10000), 2, 4, &exe)
@@ -378,6 +396,93 @@ pub fn run_daemons(
         let c = lb_config(&t, lb, &[0, 1, 2], 1, chain);
         t.start_lb(lb, &c)?;
     }
+    let frames = daemon_sessions(&t, sessions)?;
+    let mode = if chain { "daemons" } else { "daemons, chaining off" };
+    measure(&t, sessions, pps, phase_secs, mode, |t| {
+        scenario(t, frames, pps, phase_secs, chain)
+    })
+}
+
+/// The same sessions and gateways with the LBs' gateway set in etcd
+/// (issue 12): three etcd members; gateways register themselves; `changes`
+/// changes through `edgeplane cluster gateways` (and gw3's daemon joining
+/// first), `phase_secs` apart.
+pub fn run_cluster(
+    sessions: u32,
+    pps: u32,
+    phase_secs: f64,
+    changes: usize,
+) -> anyhow::Result<ChangesResult> {
+    check_sessions(sessions)?;
+    anyhow::ensure!((1..=100).contains(&changes), "--changes must be 1..=100");
+    let mut lab = crate::cluster_lab::ClusterLab::build(
+        &format!("epc{}k", std::process::id() % 10000),
+        2,
+        4,
+        3,
+        5,
+    )?;
+    crate::gtp_lab::add_smf(&mut lab.topo)?;
+    let gw_config = |lab: &crate::cluster_lab::ClusterLab, gi: usize| {
+        lab.gateway_config_with(gi, 1, &crate::gtp_lab::gtp_sections(gi, None))
+    };
+    for gi in 0..3 {
+        let c = gw_config(&lab, gi);
+        lab.topo.start_daemon(&format!("g{gi}"), &c, &[])?;
+    }
+    for lb in [1, 2] {
+        lab.start_lb(lb)?;
+    }
+    lab.wait_tables(&[("gw1", 1), ("gw2", 1), ("gw3", 1)], Duration::from_secs(30))?;
+    let frames = daemon_sessions(&lab.topo, sessions)?;
+    let phase = Duration::from_secs_f64(phase_secs);
+    let g3 = gw_config(&lab, 3);
+    measure(&lab.topo, sessions, pps, phase_secs, "cluster (etcd)", |t| {
+        let traffic = Traffic::start(t, frames, pps);
+        let mut phases = vec!["steady: gw1, gw2, gw3".to_string()];
+        let steps = (|| -> anyhow::Result<()> {
+            thread::sleep(phase);
+            // The fourth gateway's daemon registers itself.
+            t.start_daemon("g3", &g3, &[])?;
+            phases.push("gw4 registered".into());
+            // Then operators' changes, each a compare-and-swap in etcd.
+            for (args, what) in cluster_changes(changes.saturating_sub(1)) {
+                thread::sleep(phase);
+                let a: Vec<&str> = args.iter().map(String::as_str).collect();
+                lab.cli_json(&a)?;
+                phases.push(what);
+            }
+            thread::sleep(phase);
+            Ok(())
+        })();
+        let sent = traffic.finish()?;
+        steps?;
+        Ok((phases, sent))
+    })
+}
+
+/// `n` changes of weights and drains over gw1-gw4, cycling.
+fn cluster_changes(n: usize) -> Vec<(Vec<String>, String)> {
+    let cycle: [(&[&str], &str); 6] = [
+        (&["gateways", "weight", "gw1", "3"], "gw1 weight 3"),
+        (&["gateways", "drain", "gw2", "--timeout", "600"], "gw2 draining"),
+        (&["gateways", "weight", "gw4", "2"], "gw4 weight 2"),
+        (&["gateways", "undrain", "gw2"], "gw2 undrained"),
+        (&["gateways", "weight", "gw1", "1"], "gw1 weight 1"),
+        (&["gateways", "weight", "gw4", "1"], "gw4 weight 1"),
+    ];
+    (0..n)
+        .map(|i| {
+            let (a, w) = cycle[i % cycle.len()];
+            (a.iter().map(|s| s.to_string()).collect(), w.to_string())
+        })
+        .collect()
+}
+
+/// Half the sessions GTP-U (established over PFCP at gw0-gw2), half plain
+/// UDP terminals: the frames the terminals send.
+fn daemon_sessions(t: &Topology, sessions: u32) -> anyhow::Result<Frames> {
+    use control::gateway::pfcp::{self, build, Cause, Message};
     let half = sessions / 2;
     let ue = |i: u32| Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 64, 0, 0)) + i);
     // The GTP-U sessions, a third at each of gw0-gw2, over PFCP from the
@@ -439,9 +544,22 @@ pub fn run_daemons(
             service.0,
         ));
     }
+    Ok(frames)
+}
+
+/// Run `scenario` with the servers as sinks; who saw which session.
+fn measure(
+    t: &Topology,
+    sessions: u32,
+    pps: u32,
+    phase_secs: f64,
+    mode: &str,
+    scenario: impl FnOnce(&Topology) -> anyhow::Result<(Vec<String>, u64)>,
+) -> anyhow::Result<ChangesResult> {
+    let half = sessions / 2;
     let stop_rx = Arc::new(AtomicBool::new(false));
-    let rx = server_sinks(&t, stop_rx.clone());
-    let (phases, sent) = scenario(&t, frames, pps, phase_secs, chain)?;
+    let rx = server_sinks(t, stop_rx.clone());
+    let (phases, sent) = scenario(t)?;
     stop_rx.store(true, Ordering::SeqCst);
     let mut seen = Sources::new();
     let mut received = 0u64;
@@ -463,12 +581,7 @@ pub fn run_daemons(
         unseen: range.filter(|i| !seen.contains_key(i)).count(),
     };
     Ok(ChangesResult {
-        mode: if chain {
-            "daemons"
-        } else {
-            "daemons, chaining off"
-        }
-        .into(),
+        mode: mode.into(),
         pps,
         seconds_per_phase: phase_secs,
         phases,
