@@ -326,7 +326,14 @@ fn metrics_endpoint_serves_the_same_counters() {
 
 #[test]
 fn the_shipped_example_configs_are_valid() {
-    for f in ["lb.toml", "gateway.toml", "gateway-gtpu.toml", "sip.toml"] {
+    for f in [
+        "lb.toml",
+        "gateway.toml",
+        "gateway-gtpu.toml",
+        "sip.toml",
+        "cluster-lb.toml",
+        "cluster-gateway.toml",
+    ] {
         let path = format!("{}/examples/{f}", env!("CARGO_MANIFEST_DIR"));
         let out = Command::new(exe()).args(["check", &path]).output().unwrap();
         assert!(
