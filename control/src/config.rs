@@ -559,6 +559,27 @@ allow = ["10.0.0.0/8"]
     }
 
     #[test]
+    fn a_cluster_takes_the_lbs_gateways_and_registers_only_a_gateway_that_runs() {
+        let cluster = "\n[cluster]\nendpoints = [\"http://10.9.0.1:2379\"]\n";
+        // [[lb.gateway]] and [cluster] together: the file is refused.
+        let e = error_of(&format!("{GOOD}{cluster}"));
+        assert_eq!(e.key, "lb[0].gateway", "{e}");
+        let lb_only = "[[lb]]\ninterface = \"eth0\"\ngateway_via = \"eth1\"\n";
+        let c = Config::parse(&format!("{lb_only}{cluster}")).unwrap();
+        assert_eq!(c.cluster.unwrap().prefix, "/edgeplane");
+        // A registration without a gateway role on the node.
+        let e = error_of(&format!(
+            "{lb_only}{cluster}[cluster.gateway]\naddress = \"10.1.0.11\"\nmac = \"02:00:00:00:00:01\"\n"
+        ));
+        assert_eq!(e.key, "cluster.gateway", "{e}");
+        // Keys inside [cluster] are named from the file's root.
+        let e = error_of(&format!("{lb_only}\n[cluster]\nendpoints = []\n"));
+        assert_eq!(e.key, "cluster.endpoints", "{e}");
+        let e = error_of(&format!("{lb_only}gateway_via = \"\"\n"));
+        assert!(e.key.starts_with("lb[0]"), "{e}");
+    }
+
+    #[test]
     fn empty_file_is_a_valid_idle_node() {
         let c = Config::parse("").unwrap();
         assert!(c.lb.is_empty());
