@@ -18,3 +18,4 @@ pub mod packets;
 pub mod presence;
 pub mod router;
 pub mod sip_monitor;
+pub mod sql;

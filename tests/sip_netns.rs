@@ -539,3 +539,67 @@ fn publish_over_tcp_and_conditional_requests() {
         "the TCP PUBLISH and the accepted modification: {h}"
     );
 }
+
+/// Issue 12: two presence servers on one PostgreSQL serve one store, and
+/// the entity-tags live in the database: a refresh sent to the other
+/// server, or to a restarted one, is answered 200 (not 412); a replaced
+/// tag is refused by both.
+#[test]
+fn two_presence_servers_share_one_postgresql_store_and_its_etags() {
+    if !common::kernel_available("presence_two_servers") {
+        return;
+    }
+    let pg = testlab::pg_lab::PgLab::start("two").expect("private PostgreSQL server");
+    let mut net = Net::new("p2", env!("CARGO_BIN_EXE_edgeplane").as_ref());
+    let (a, b) = ("10.6.0.2:5070", "10.6.0.2:5071");
+    let cfg_a = net.presence_config_at("srv", a, &pg.url());
+    let cfg_b = net.presence_config_at("srv2", b, &pg.url());
+    net.daemon("srv", &cfg_a);
+    let srv_ns = net.name("srv");
+    net.daemon_in("srv2", &srv_ns, &cfg_b);
+    let ua = format!("/run/netns/{}", net.name("ua"));
+    let user = "dave@example.com";
+    // One PUBLISH to `to`: its status code and SIP-ETag.
+    let publish = move |to: &'static str, etag: Option<String>, status: Option<control::sip_monitor::track::Status>, n: u32| {
+        let ua = ua.clone();
+        thread::spawn(move || {
+            enter_netns(&ua).unwrap();
+            let body = status
+                .map(|s| control::presence::pidf(user, s, &[]))
+                .unwrap_or_default();
+            let m = control::presence::publish(user, to, "10.5.0.2:5066", &format!("p2-{n}"), n, etag.as_deref(), 3600, &body);
+            let u = UdpSocket::bind("10.5.0.2:5066").unwrap();
+            u.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            u.send_to(m.as_bytes(), to).unwrap();
+            let mut buf = [0u8; 2048];
+            let k = u.recv(&mut buf).unwrap();
+            let (r, _) = control::sip_monitor::sip::parse(&buf[..k]).unwrap();
+            (r.status().unwrap(), r.etag.clone())
+        })
+        .join()
+        .unwrap()
+    };
+    use control::sip_monitor::track::Status;
+    let (c1, e1) = publish("10.6.0.2:5070", None, Some(Status::Online), 1);
+    assert_eq!(c1, 200);
+    // A refresh of A's tag, at B.
+    let (c2, e2) = publish("10.6.0.2:5071", e1.clone(), None, 2);
+    assert_eq!(c2, 200, "B knows the tag A issued");
+    assert_ne!(e1, e2, "a new tag for each refresh");
+    // A modification at A with B's tag; the replaced one is refused by both.
+    let (c3, e3) = publish("10.6.0.2:5070", e2.clone(), Some(Status::Talking), 3);
+    assert_eq!(c3, 200);
+    assert_eq!(publish("10.6.0.2:5071", e1.clone(), None, 4).0, 412);
+    assert_eq!(publish("10.6.0.2:5070", e2.clone(), None, 5).0, 412);
+    // One store: both servers show the status A stored last.
+    for role in ["srv", "srv2"] {
+        let rows = net.call(role, Request::PresenceShow { user: Some(user.into()) });
+        assert_eq!(rows[0]["status"], "talking", "{role}: {rows}");
+    }
+    // A restart (failover back to A) still knows the live tag.
+    net.kill("srv");
+    net.daemon("srv", &cfg_a);
+    let (c6, _) = publish("10.6.0.2:5070", e3.clone(), None, 6);
+    assert_eq!(c6, 200, "a restarted server answers the refresh");
+    let _ = b;
+}

@@ -1,5 +1,7 @@
-//! The coordinator: servers, networks and where each process runs in
-//! SQLite; each migration driven by the pure engine
+//! The coordinator: servers, networks and where each process runs in its
+//! store (SQLite, or PostgreSQL by URL: a standby coordinator on the same
+//! database takes over with the state, and recovers what was left
+//! unfinished); each migration driven by the pure engine
 //! (`control::migration::Migration`), recorded step by step, and
 //! recovered after a restart.
 
@@ -19,6 +21,7 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use super::transport::{now_ms, request, serve};
+use crate::sql::{Db, SqlError, Value};
 
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct MigrationView {
@@ -40,7 +43,9 @@ pub struct MigrationView {
 
 pub struct Coordinator {
     pub cfg: MigrationCoordinator,
-    db: rusqlite::Connection,
+    /// The store (a cell: reads happen behind `&self`, and the
+    /// PostgreSQL client needs `&mut` for them too).
+    db: std::cell::RefCell<Db>,
     pub migrations: Vec<MigrationView>,
     next_id: u64,
     /// Processes being moved now: a second request for one is refused.
@@ -49,81 +54,85 @@ pub struct Coordinator {
 
 impl Coordinator {
     pub fn open(cfg: MigrationCoordinator) -> anyhow::Result<Self> {
-        let db = rusqlite::Connection::open(&cfg.database)
-            .with_context(|| cfg.database.display().to_string())?;
-        db.execute_batch(
+        let database = cfg.database.to_string_lossy().into_owned();
+        let mut db = Db::open(&database).with_context(|| database.clone())?;
+        db.batch(
             "CREATE TABLE IF NOT EXISTS servers (name TEXT PRIMARY KEY, address TEXT NOT NULL, network TEXT NOT NULL, agent TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS networks (name TEXT PRIMARY KEY, id INTEGER NOT NULL, controller TEXT, via TEXT, next_hop_mac TEXT);
-             CREATE TABLE IF NOT EXISTS processes (name TEXT PRIMARY KEY, server TEXT NOT NULL, service TEXT NOT NULL);",
+             CREATE TABLE IF NOT EXISTS networks (name TEXT PRIMARY KEY, id BIGINT NOT NULL, controller TEXT, via TEXT, next_hop_mac TEXT);
+             CREATE TABLE IF NOT EXISTS processes (name TEXT PRIMARY KEY, server TEXT NOT NULL, service TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS migrations (id BIGINT PRIMARY KEY, plan TEXT NOT NULL, view TEXT NOT NULL);",
         )?;
-        db.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-             CREATE TABLE IF NOT EXISTS migrations (id INTEGER PRIMARY KEY, plan TEXT NOT NULL, view TEXT NOT NULL);",
-        )?;
-        // A store from before networks named their controller and egress.
-        for col in ["controller", "via", "next_hop_mac"] {
-            if db
-                .prepare(&format!("SELECT {col} FROM networks LIMIT 0"))
-                .is_err()
-            {
-                db.execute_batch(&format!("ALTER TABLE networks ADD COLUMN {col} TEXT"))?;
+        if !db.is_postgres() {
+            db.batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
+            // A store from before networks named their controller and egress.
+            for col in ["controller", "via", "next_hop_mac"] {
+                if db.rows(&format!("SELECT {col} FROM networks LIMIT 0"), &[]).is_err() {
+                    db.batch(&format!("ALTER TABLE networks ADD COLUMN {col} TEXT"))?;
+                }
             }
         }
-        put_config(&db, &cfg)?;
+        put_config(&mut db, &cfg)?;
         // Past migrations (the last HISTORY), and any a previous run left
         // unfinished: `recover` finishes or rolls those back.
-        db.execute(
+        db.exec(
             "DELETE FROM migrations WHERE id <= (SELECT MAX(id) FROM migrations) - ?1",
-            [HISTORY],
+            &[(HISTORY as i64).into()],
         )?;
         let mut migrations = Vec::new();
-        {
-            let mut q = db.prepare("SELECT view FROM migrations ORDER BY id")?;
-            for v in q.query_map([], |r| r.get::<_, String>(0))? {
-                migrations.push(serde_json::from_str::<MigrationView>(&v?)?);
-            }
+        for row in db.rows("SELECT view FROM migrations ORDER BY id", &[])? {
+            let v = row[0].text().unwrap_or_default();
+            migrations.push(serde_json::from_str::<MigrationView>(v)?);
         }
         Ok(Self {
             cfg,
-            db,
+            db: std::cell::RefCell::new(db),
             migrations,
             next_id: now_ms() << 8,
             busy: Default::default(),
         })
     }
 
+    fn rows(&self, sql: &str, args: &[Value]) -> Result<Vec<Vec<Value>>, SqlError> {
+        self.db.borrow_mut().rows(sql, args)
+    }
+
+    fn exec(&self, sql: &str, args: &[Value]) -> Result<u64, SqlError> {
+        self.db.borrow_mut().exec(sql, args)
+    }
+
     pub fn servers(&self) -> anyhow::Result<Vec<control::migration::ServerInfo>> {
-        let mut q = self
-            .db
-            .prepare("SELECT name, address, network, agent FROM servers ORDER BY name")?;
-        let rows = q.query_map([], |r| {
-            let a: String = r.get(1)?;
-            let agent: String = r.get(3)?;
-            Ok(control::migration::ServerInfo {
-                name: r.get(0)?,
-                address: a.parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
-                network: r.get(2)?,
-                agent: parsed(3, &agent)?,
+        self.rows("SELECT name, address, network, agent FROM servers ORDER BY name", &[])?
+            .into_iter()
+            .map(|r| {
+                Ok(control::migration::ServerInfo {
+                    name: text(&r, 0)?,
+                    address: text(&r, 1)?.parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
+                    network: text(&r, 2)?,
+                    agent: parsed(3, &text(&r, 3)?)?,
+                })
             })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+            .collect()
     }
 
     pub fn networks(&self) -> anyhow::Result<Vec<control::migration::NetworkInfo>> {
-        let mut q = self
-            .db
-            .prepare("SELECT name, id, controller, via, next_hop_mac FROM networks ORDER BY id")?;
-        let rows = q.query_map([], |r| {
-            let (controller, mac): (Option<String>, Option<String>) = (r.get(2)?, r.get(4)?);
+        self.rows(
+            "SELECT name, id, controller, via, next_hop_mac FROM networks ORDER BY id",
+            &[],
+        )?
+        .into_iter()
+        .map(|r| {
             Ok(control::migration::NetworkInfo {
-                name: r.get(0)?,
-                id: r.get(1)?,
-                controller: controller.map(|c| parsed(2, &c)).transpose()?,
-                via: r.get(3)?,
-                next_hop_mac: mac.map(|m| parsed(4, &m)).transpose()?,
+                name: text(&r, 0)?,
+                id: r[1]
+                    .int()
+                    .and_then(|i| u32::try_from(i).ok())
+                    .context("networks.id")?,
+                controller: r[2].text().map(|c| parsed(2, c)).transpose()?,
+                via: r[3].text().map(str::to_string),
+                next_hop_mac: r[4].text().map(|m| parsed(4, m)).transpose()?,
             })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .collect()
     }
 
     /// Write a migration's view to the store (best effort: the run goes
@@ -131,9 +140,9 @@ impl Coordinator {
     fn save(&self, view_id: u64) {
         if let Some(v) = self.migrations.iter().find(|v| v.id == view_id) {
             let json = serde_json::to_string(v).unwrap_or_default();
-            if let Err(e) = self.db.execute(
+            if let Err(e) = self.exec(
                 "UPDATE migrations SET view = ?2 WHERE id = ?1",
-                rusqlite::params![view_id, json],
+                &[(view_id as i64).into(), json.into()],
             ) {
                 warn!(view_id, "storing the migration's progress: {e}");
             }
@@ -154,15 +163,9 @@ impl Coordinator {
             ));
         }
         let n = self
-            .db
-            .execute(
-                "INSERT OR IGNORE INTO servers VALUES (?1, ?2, ?3, ?4)",
-                rusqlite::params![
-                    s.name,
-                    s.address.to_string(),
-                    s.network,
-                    s.agent.to_string()
-                ],
+            .exec(
+                "INSERT INTO servers VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                &server_row(s),
             )
             .map_err(|e| e.to_string())?;
         if n == 0 {
@@ -191,8 +194,7 @@ impl Coordinator {
             return Err(format!("a migration from or to {name:?} is running"));
         }
         match self
-            .db
-            .execute("DELETE FROM servers WHERE name = ?1", [name])
+            .exec("DELETE FROM servers WHERE name = ?1", &[name.into()])
             .map_err(|e| e.to_string())?
         {
             0 => Err(format!("no server {name:?}")),
@@ -218,12 +220,11 @@ impl Coordinator {
             .controller
             .map(|c| c.to_string())
             .or(self.cfg.controller.map(|c| c.to_string()));
-        self.db
-            .execute(
-                "INSERT INTO networks (name, id, controller, via, next_hop_mac) VALUES (?1, ?2, ?3, ?4, ?5)",
-                rusqlite::params![n.name, n.id, controller, n.via, n.next_hop_mac.map(|m| m.to_string())],
-            )
-            .map_err(|e| e.to_string())?;
+        self.exec(
+            "INSERT INTO networks (name, id, controller, via, next_hop_mac) VALUES (?1, ?2, ?3, ?4, ?5)",
+            &network_row(n, controller),
+        )
+        .map_err(|e| e.to_string())?;
         Ok(())
     }
 
@@ -237,8 +238,7 @@ impl Coordinator {
             ));
         }
         match self
-            .db
-            .execute("DELETE FROM networks WHERE name = ?1", [name])
+            .exec("DELETE FROM networks WHERE name = ?1", &[name.into()])
             .map_err(|e| e.to_string())?
         {
             0 => Err(format!("no network {name:?}")),
@@ -247,12 +247,12 @@ impl Coordinator {
     }
 
     fn query_names(&self, sql: &str, arg: &str) -> Result<Vec<String>, String> {
-        let mut q = self.db.prepare(sql).map_err(|e| e.to_string())?;
-        let rows = q
-            .query_map([arg], |r| r.get(0))
-            .map_err(|e| e.to_string())?;
-        rows.collect::<rusqlite::Result<_>>()
-            .map_err(|e| e.to_string())
+        Ok(self
+            .rows(sql, &[arg.into()])
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter_map(|r| r[0].text().map(str::to_string))
+            .collect())
     }
 
     /// Apply a reloaded `[migration.coordinator]` (its `listen` and
@@ -266,7 +266,7 @@ impl Coordinator {
         new: &MigrationCoordinator,
         commit: bool,
     ) -> Result<Vec<String>, String> {
-        self.db.execute_batch("BEGIN").map_err(|e| e.to_string())?;
+        self.db.borrow_mut().batch("BEGIN").map_err(|e| e.to_string())?;
         let r = self.reconcile_in_transaction(new);
         let end = if commit && r.is_ok() {
             "COMMIT"
@@ -274,7 +274,8 @@ impl Coordinator {
             "ROLLBACK"
         };
         self.db
-            .execute_batch(end)
+            .borrow_mut()
+            .batch(end)
             .map_err(|e| format!("{end}: {e}"))?;
         if commit && r.is_ok() {
             self.cfg = new.clone();
@@ -299,8 +300,7 @@ impl Coordinator {
                     p.name
                 ));
             }
-            self.db
-                .execute("DELETE FROM processes WHERE name = ?1", [&p.name])
+            self.exec("DELETE FROM processes WHERE name = ?1", &[(&p.name).into()])
                 .map_err(|e| e.to_string())?;
             changed.push(format!("process {} removed", p.name));
         }
@@ -322,7 +322,7 @@ impl Coordinator {
                 .map_err(|e| format!("migration.coordinator.network {:?}: {e}", n.name))?;
             changed.push(format!("network {} removed", n.name));
         }
-        put_config(&self.db, new).map_err(|e| e.to_string())?;
+        put_config(&mut self.db.borrow_mut(), new).map_err(|e| e.to_string())?;
         let what = |old: bool, same: bool| {
             if !old {
                 "added"
@@ -365,31 +365,25 @@ impl Coordinator {
 
     /// (current server, service address) of a process.
     fn place(&self, process: &str) -> anyhow::Result<(String, Ipv4Addr)> {
-        let (s, a): (String, String) = self
-            .db
-            .query_row(
-                "SELECT server, service FROM processes WHERE name = ?1",
-                [process],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .map_err(|_| anyhow::anyhow!("no process {process:?} in the store"))?;
-        Ok((s, a.parse()?))
+        let rows = self.rows(
+            "SELECT server, service FROM processes WHERE name = ?1",
+            &[process.into()],
+        )?;
+        let r = rows
+            .first()
+            .with_context(|| format!("no process {process:?} in the store"))?;
+        Ok((text(r, 0)?, text(r, 1)?.parse()?))
     }
 }
 
 /// The config's servers, networks and processes into the store: servers
 /// and networks as configured; a process's place only if the store has
 /// none (it keeps where a process moved to across restarts).
-fn put_config(db: &rusqlite::Connection, cfg: &MigrationCoordinator) -> rusqlite::Result<()> {
+fn put_config(db: &mut Db, cfg: &MigrationCoordinator) -> Result<(), SqlError> {
     for s in &cfg.servers {
-        db.execute(
-            "INSERT OR REPLACE INTO servers VALUES (?1, ?2, ?3, ?4)",
-            rusqlite::params![
-                s.name,
-                s.address.to_string(),
-                s.network,
-                s.agent.to_string()
-            ],
+        db.exec(
+            "INSERT INTO servers VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO UPDATE SET address = excluded.address, network = excluded.network, agent = excluded.agent",
+            &server_row(s),
         )?;
     }
     for n in &cfg.networks {
@@ -397,19 +391,46 @@ fn put_config(db: &rusqlite::Connection, cfg: &MigrationCoordinator) -> rusqlite
             .controller
             .map(|c| c.to_string())
             .or(cfg.controller.map(|c| c.to_string()));
-        db.execute(
-            "INSERT OR REPLACE INTO networks (name, id, controller, via, next_hop_mac) VALUES (?1, ?2, ?3, ?4, ?5)",
-            rusqlite::params![n.name, n.id, controller, n.via, n.next_hop_mac.map(|m| m.to_string())],
+        db.exec(
+            "INSERT INTO networks (name, id, controller, via, next_hop_mac) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO UPDATE SET id = excluded.id, controller = excluded.controller, via = excluded.via, next_hop_mac = excluded.next_hop_mac",
+            &network_row(n, controller),
         )?;
     }
     for p in &cfg.processes {
         // The store keeps where a process moved to across restarts.
-        db.execute(
-            "INSERT OR IGNORE INTO processes VALUES (?1, ?2, ?3)",
-            rusqlite::params![p.name, p.server, p.service.to_string()],
+        db.exec(
+            "INSERT INTO processes VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            &[(&p.name).into(), (&p.server).into(), p.service.to_string().into()],
         )?;
     }
     Ok(())
+}
+
+fn server_row(s: &control::migration::ServerInfo) -> [Value; 4] {
+    [
+        (&s.name).into(),
+        s.address.to_string().into(),
+        (&s.network).into(),
+        s.agent.to_string().into(),
+    ]
+}
+
+fn network_row(n: &control::migration::NetworkInfo, controller: Option<String>) -> [Value; 5] {
+    [
+        (&n.name).into(),
+        i64::from(n.id).into(),
+        controller.into(),
+        n.via.clone().into(),
+        n.next_hop_mac.map(|m| m.to_string()).into(),
+    ]
+}
+
+/// Column `i` of a row as text (a NOT NULL text column).
+fn text(row: &[Value], i: usize) -> anyhow::Result<String> {
+    row.get(i)
+        .and_then(Value::text)
+        .map(str::to_string)
+        .with_context(|| format!("column {i} is not text"))
 }
 
 /// Clears a process's busy mark however its migration ends.
@@ -523,9 +544,9 @@ pub fn prepare(
             released: None,
             pause_us: None,
         });
-        if let Err(e) = c.db.execute(
+        if let Err(e) = c.exec(
             "INSERT INTO migrations (id, plan, view) VALUES (?1, ?2, '{}')",
-            rusqlite::params![view_id, serde_json::to_string(&plan)?],
+            &[(view_id as i64).into(), serde_json::to_string(&plan)?.into()],
         ) {
             c.migrations.pop();
             anyhow::bail!("storing the migration: {e}");
@@ -650,10 +671,15 @@ pub async fn recover(coord: Arc<Mutex<Coordinator>>) -> anyhow::Result<usize> {
             .collect();
         let mut todo = Vec::new();
         for (id, step) in open {
-            let plan: String =
-                c.db.query_row("SELECT plan FROM migrations WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })?;
+            let rows = c.rows(
+                "SELECT plan FROM migrations WHERE id = ?1",
+                &[(id as i64).into()],
+            )?;
+            let plan = rows
+                .first()
+                .map(|r| text(r, 0))
+                .transpose()?
+                .with_context(|| format!("stored migration {id} has no plan"))?;
             let plan: Plan =
                 serde_json::from_str(&plan).with_context(|| format!("stored migration {id}"))?;
             todo.push((id, plan, step));
@@ -697,9 +723,9 @@ fn record(
     if m.step == Step::Done {
         // Where the process runs is stored before the step: a crash in
         // between leaves the step at resuming, which a restart re-sends.
-        if let Err(e) = c.db.execute(
+        if let Err(e) = c.exec(
             "UPDATE processes SET server = ?2 WHERE name = ?1",
-            rusqlite::params![m.process, m.to.name],
+            &[(&m.process).into(), (&m.to.name).into()],
         ) {
             warn!(process = %m.process, "storing where the process runs: {e}");
         }
@@ -877,17 +903,12 @@ pub async fn forward(
 }
 
 /// A value the store keeps as text, parsed back (column `col`).
-fn parsed<T: std::str::FromStr>(col: usize, text: &str) -> rusqlite::Result<T>
+fn parsed<T: std::str::FromStr>(col: usize, text: &str) -> anyhow::Result<T>
 where
     T::Err: std::fmt::Display,
 {
-    text.parse().map_err(|e: T::Err| {
-        rusqlite::Error::FromSqlConversionFailure(
-            col,
-            rusqlite::types::Type::Text,
-            Box::new(std::io::Error::other(format!("{text:?}: {e}"))),
-        )
-    })
+    text.parse()
+        .map_err(|e: T::Err| anyhow::anyhow!("column {col}: {text:?}: {e}"))
 }
 
 #[cfg(test)]
@@ -920,10 +941,39 @@ mod tests {
     fn servers_and_networks_are_added_and_removed_safely() {
         let dir = std::env::temp_dir().join(format!("ep-coord-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        servers_and_networks_on(dir.join("m.db"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Root may run a private PostgreSQL server (as its `postgres` user);
+    /// others skip, except under CI=true.
+    /// One at a time: the private servers of one test process share a
+    /// port number.
+    fn pg_lab(
+        tag: &str,
+    ) -> Option<(std::sync::MutexGuard<'static, ()>, testlab::pg_lab::PgLab)> {
+        static ONE: Mutex<()> = Mutex::new(());
+        if unsafe { libc::geteuid() } != 0 {
+            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "{tag}: needs root");
+            eprintln!("SKIP {tag}: needs root for a private PostgreSQL server");
+            return None;
+        }
+        let guard = ONE.lock().unwrap_or_else(|e| e.into_inner());
+        Some((guard, testlab::pg_lab::PgLab::start(tag).expect("private PostgreSQL server")))
+    }
+
+    /// Issue 12: the same store on PostgreSQL by URL.
+    #[test]
+    fn servers_and_networks_on_postgresql() {
+        let Some((_one, pg)) = pg_lab("coord") else { return };
+        servers_and_networks_on(pg.url().into());
+    }
+
+    fn servers_and_networks_on(database: std::path::PathBuf) {
         let cfg = MigrationCoordinator {
             controller: Some("127.0.0.1:7700".parse().unwrap()),
             listen: None,
-            database: dir.join("m.db"),
+            database,
             timeout_ms: 1000,
             servers: vec![server("s1", "n1")],
             networks: vec![net("n1", 1)],
@@ -990,7 +1040,60 @@ mod tests {
         c.remove_network("n2").unwrap();
         assert!(c.remove_network("n2").unwrap_err().contains("no network"));
         assert_eq!(c.servers().unwrap().len(), 1);
-        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Issue 12: a standby coordinator on the same PostgreSQL store takes
+    /// over what the first one recorded: where a process runs, and the
+    /// migrations, an unfinished one included (`recover` finishes it).
+    #[test]
+    fn a_standby_coordinator_on_postgresql_sees_the_first_ones_state() {
+        let Some((_one, pg)) = pg_lab("standby") else { return };
+        let cfg = MigrationCoordinator {
+            controller: Some("127.0.0.1:7700".parse().unwrap()),
+            listen: None,
+            database: pg.url().into(),
+            timeout_ms: 1000,
+            servers: vec![server("s1", "n1"), server("s2", "n1")],
+            networks: vec![net("n1", 1)],
+            processes: vec![control::migration::config::ProcessPlace {
+                name: "p".into(),
+                server: "s1".into(),
+                service: Ipv4Addr::new(192, 0, 2, 80),
+            }],
+        };
+        let first = Coordinator::open(cfg.clone()).unwrap();
+        // The first one moved p to s2 and had a migration under way.
+        first
+            .exec(
+                "UPDATE processes SET server = ?2 WHERE name = ?1",
+                &["p".into(), "s2".into()],
+            )
+            .unwrap();
+        let view = MigrationView {
+            id: 42,
+            process: "p".into(),
+            from: "s2".into(),
+            to: "s1".into(),
+            step: Step::Switching,
+            failure: None,
+            log: vec![],
+            elapsed_ms: 0,
+            switch_us: None,
+            released: None,
+            pause_us: None,
+        };
+        first
+            .exec(
+                "INSERT INTO migrations (id, plan, view) VALUES (?1, ?2, ?3)",
+                &[42i64.into(), "{}".into(), serde_json::to_string(&view).unwrap().into()],
+            )
+            .unwrap();
+        // The standby opens the same store (the first still runs).
+        let standby = Coordinator::open(cfg).unwrap();
+        assert_eq!(standby.place("p").unwrap().0, "s2", "where p runs now");
+        assert_eq!(standby.migrations.len(), 1);
+        assert_eq!(standby.migrations[0].step, Step::Switching, "left for recover");
+        drop(first);
     }
 
     /// A reload re-applies the config's entries and removes what it no
@@ -999,6 +1102,17 @@ mod tests {
     fn a_reload_reconciles_the_store_all_or_nothing() {
         let dir = std::env::temp_dir().join(format!("ep-coord-reload-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        reconciles_on(dir.join("m.db"));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_reload_reconciles_the_store_all_or_nothing_on_postgresql() {
+        let Some((_one, pg)) = pg_lab("reload") else { return };
+        reconciles_on(pg.url().into());
+    }
+
+    fn reconciles_on(database: std::path::PathBuf) {
         let place = |server: &str| control::migration::config::ProcessPlace {
             name: "p".into(),
             server: server.into(),
@@ -1007,7 +1121,7 @@ mod tests {
         let cfg = MigrationCoordinator {
             controller: Some("127.0.0.1:7700".parse().unwrap()),
             listen: None,
-            database: dir.join("m.db"),
+            database,
             timeout_ms: 1000,
             servers: vec![server("s1", "n1"), server("s2", "n2")],
             networks: vec![net("n1", 1), net("n2", 2)],
@@ -1073,6 +1187,5 @@ mod tests {
             )
             .unwrap_err();
         assert!(e.contains("p is being migrated"), "{e}");
-        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -21,6 +21,13 @@ use tracing::{info, warn};
 
 use crate::sip_monitor::{peer_ip, response};
 
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 /// What the server counted: requests by method, answers by status code,
 /// statuses stored, NOTIFYs sent.
 #[derive(Clone, Debug, Default)]
@@ -39,9 +46,6 @@ pub struct Server {
     /// them.
     pub allow: Arc<Mutex<Vec<control::field::Ipv4Prefix>>>,
     sock: tokio::net::UdpSocket,
-    etags: u64,
-    /// ETags handed out (PUBLISH modifications must name one).
-    issued: std::collections::HashSet<String>,
     /// Watchers (RFC 3856) per presentity.
     subs: Vec<Subscription>,
     tags: u64,
@@ -82,8 +86,6 @@ impl Server {
             store: Arc::new(Mutex::new(store)),
             counters: Default::default(),
             sock,
-            etags: 0,
-            issued: Default::default(),
             subs: Vec::new(),
             tags: 0,
         })
@@ -194,13 +196,9 @@ impl Server {
             response(&m, raw, 403, "Forbidden", "")
         } else if m.event.as_deref() != Some("presence") {
             response(&m, raw, 489, "Bad Event", "Allow-Events: presence\r\n")
-        } else if m
-            .if_match
-            .as_ref()
-            .map(|e| !self.issued.contains(e))
-            .unwrap_or(false)
-        {
-            // RFC 3903 §6: an ETag this server never issued (or forgot).
+        } else if !self.etag_ok(&m) {
+            // RFC 3903 §6: an ETag no server of this store issued (or one
+            // expired or replaced since).
             response(&m, raw, 412, "Conditional Request Failed", "")
         } else {
             self.update(&m, raw, peer).await
@@ -230,17 +228,7 @@ impl Server {
                 match stored {
                     Ok(_) => {
                         self.counters.lock().unwrap().updates += 1;
-                        let r = response(
-                            m,
-                            raw,
-                            200,
-                            "OK",
-                            &format!(
-                                "SIP-ETag: {}\r\nExpires: {}\r\n",
-                                self.new_etag(),
-                                m.expires.unwrap_or(3600)
-                            ),
-                        );
+                        let r = self.accepted(m, raw);
                         self.notify_all(&user).await;
                         r
                     }
@@ -251,26 +239,57 @@ impl Server {
                 }
             }
             // A refresh: nothing changes but the lifetime.
-            None if m.if_match.is_some() && m.body.is_empty() => response(
-                m,
-                raw,
-                200,
-                "OK",
-                &format!(
-                    "SIP-ETag: {}\r\nExpires: {}\r\n",
-                    self.new_etag(),
-                    m.expires.unwrap_or(3600)
-                ),
-            ),
+            None if m.if_match.is_some() && m.body.is_empty() => self.accepted(m, raw),
             None => response(m, raw, 400, "Bad Request", ""),
         }
     }
 
-    fn new_etag(&mut self) -> String {
-        self.etags += 1;
-        let e = format!("e{}", self.etags);
-        self.issued.insert(e.clone());
-        e
+    /// A PUBLISH's SIP-If-Match, if any, names a live entity-tag of its
+    /// presentity in the store (issued by this server or another one on
+    /// the same database, before a restart or not).
+    fn etag_ok(&self, m: &sip::Message) -> bool {
+        let Some(e) = &m.if_match else {
+            return true;
+        };
+        let user = m.to.aor();
+        let store = self.store.clone();
+        match tokio::task::block_in_place(|| store.lock().unwrap().etag_valid(e, &user, unix_now())) {
+            Ok(v) => v,
+            Err(err) => {
+                warn!(error = %err, "presence store failed (entity-tag check)");
+                false
+            }
+        }
+    }
+
+    /// 200 with a new entity-tag (replacing the one the request named),
+    /// or 412 if that one was replaced meanwhile (another server took the
+    /// same refresh), or 500 if the store failed.
+    fn accepted(&self, m: &sip::Message, raw: &[u8]) -> String {
+        let expires = m.expires.unwrap_or(3600);
+        let user = m.to.aor();
+        let now = unix_now();
+        let store = self.store.clone();
+        let issued = tokio::task::block_in_place(|| {
+            store
+                .lock()
+                .unwrap()
+                .etag_issue(&user, m.if_match.as_deref(), now, now + f64::from(expires))
+        });
+        match issued {
+            Ok(Some(e)) => response(
+                m,
+                raw,
+                200,
+                "OK",
+                &format!("SIP-ETag: {e}\r\nExpires: {expires}\r\n"),
+            ),
+            Ok(None) => response(m, raw, 412, "Conditional Request Failed", ""),
+            Err(err) => {
+                warn!(error = %err, "presence store failed (entity-tag)");
+                response(m, raw, 500, "Server Internal Error", "")
+            }
+        }
     }
 
     /// RFC 3856 §6: accept a SUBSCRIBE to a presentity, answer 200 and

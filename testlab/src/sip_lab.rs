@@ -19,7 +19,7 @@ pub struct Net {
     pub dir: std::path::PathBuf,
     exe: std::path::PathBuf,
     ns: Vec<String>,
-    daemons: Vec<Child>,
+    daemons: Vec<(String, Child)>,
 }
 
 pub fn sh(args: &[&str]) {
@@ -98,17 +98,23 @@ impl Net {
     }
 
     pub fn daemon(&mut self, role: &str, config: &str) {
+        let ns = self.name(role);
+        self.daemon_in(role, &ns, config)
+    }
+
+    /// `daemon` in namespace `netns` (e.g. a second server beside `srv`).
+    pub fn daemon_in(&mut self, role: &str, netns: &str, config: &str) {
         let path = self.dir.join(format!("{role}.toml"));
         std::fs::write(&path, config).unwrap();
         let log = std::fs::File::create(self.dir.join(format!("{role}.log"))).unwrap();
         let c = Command::new(&self.exe)
-            .args(["run", "--netns", &self.name(role), "--config"])
+            .args(["run", "--netns", netns, "--config"])
             .arg(&path)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
-        self.daemons.push(c);
+        self.daemons.push((role.to_string(), c));
         let sock = self.dir.join(format!("{role}.sock"));
         let t0 = Instant::now();
         while edgeplane::client::call(&sock, &Request::Status).is_err() {
@@ -119,6 +125,17 @@ impl Net {
             );
             thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// SIGKILL the daemon of `role`.
+    pub fn kill(&mut self, role: &str) {
+        for (r, c) in self.daemons.iter_mut() {
+            if r == role {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        self.daemons.retain(|(r, _)| r != role);
     }
 
     fn node(&self, role: &str) -> String {
@@ -135,7 +152,12 @@ impl Net {
         let db = database
             .map(str::to_string)
             .unwrap_or_else(|| self.dir.join("presence.db").display().to_string());
-        format!("{}[presence]\nlisten = \"10.6.0.2:5070\"\ndatabase = \"{db}\"\nallow = [\"10.0.0.0/8\"]\n", self.node("srv"))
+        self.presence_config_at("srv", "10.6.0.2:5070", &db)
+    }
+
+    /// A presence server's config as daemon `role`, on `listen`.
+    pub fn presence_config_at(&self, role: &str, listen: &str, database: &str) -> String {
+        format!("{}[presence]\nlisten = \"{listen}\"\ndatabase = \"{database}\"\nallow = [\"10.0.0.0/8\"]\n", self.node(role))
     }
 
     /// Config of the monitor on `mon` (both interfaces), publishing to
@@ -154,7 +176,7 @@ impl Net {
 
 impl Drop for Net {
     fn drop(&mut self) {
-        for c in self.daemons.iter_mut() {
+        for (_, c) in self.daemons.iter_mut() {
             let _ = c.kill();
             let _ = c.wait();
         }

@@ -48,7 +48,29 @@ pub struct Store {
 }
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS status (user_aor TEXT NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, updated DOUBLE PRECISION NOT NULL, PRIMARY KEY (user_aor, source));
-     CREATE TABLE IF NOT EXISTS history (id BIGSERIAL_OR_INTEGER PRIMARY KEY, user_aor TEXT NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, cause TEXT NOT NULL);";
+     CREATE TABLE IF NOT EXISTS history (id BIGSERIAL_OR_INTEGER PRIMARY KEY, user_aor TEXT NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, cause TEXT NOT NULL);
+     CREATE TABLE IF NOT EXISTS etag (etag TEXT PRIMARY KEY, user_aor TEXT NOT NULL, expires DOUBLE PRECISION NOT NULL);";
+
+/// A fresh entity-tag: 16 random octets in hex, unique across the servers
+/// that share a database.
+fn new_etag() -> String {
+    use std::io::Read as _;
+    let mut b = [0u8; 16];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_err()
+    {
+        // No urandom: the clock and the process, still unique enough for
+        // one deployment.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        b[..8].copy_from_slice(&(t as u64).to_le_bytes());
+        b[8..12].copy_from_slice(&std::process::id().to_le_bytes());
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
 
 impl Store {
     /// `database`: a file path (SQLite) or a PostgreSQL URL.
@@ -128,6 +150,81 @@ impl Store {
                 Ok(others.len())
             }
         }
+    }
+
+    /// Whether `etag` was issued for `user` (by any server on this
+    /// database) and has not expired at `now` (unix seconds).
+    pub fn etag_valid(&mut self, etag: &str, user: &str, now: f64) -> Result<bool, StoreError> {
+        Ok(match &mut self.db {
+            Db::Sqlite(db) => db
+                .query_row(
+                    "SELECT COUNT(*) FROM etag WHERE etag = ?1 AND user_aor = ?2 AND expires > ?3",
+                    params![etag, user, now],
+                    |r| r.get::<_, i64>(0),
+                )?
+                > 0,
+            Db::Postgres(c) => {
+                c.query_one(
+                    "SELECT COUNT(*) FROM etag WHERE etag = $1 AND user_aor = $2 AND expires > $3",
+                    &[&etag, &user, &now],
+                )?
+                .get::<_, i64>(0)
+                    > 0
+            }
+        })
+    }
+
+    /// Issue a new entity-tag for `user`, valid until `expires`; with
+    /// `replaces`, that one stops being valid (RFC 3903 §4.1), and `None`
+    /// comes back if it already was not (consumed by another request,
+    /// expired): the caller answers 412. Expired tags are purged.
+    pub fn etag_issue(
+        &mut self,
+        user: &str,
+        replaces: Option<&str>,
+        now: f64,
+        expires: f64,
+    ) -> Result<Option<String>, StoreError> {
+        let e = new_etag();
+        match &mut self.db {
+            Db::Sqlite(db) => {
+                let tx = db.transaction()?;
+                if let Some(old) = replaces {
+                    let n = tx.execute(
+                        "DELETE FROM etag WHERE etag = ?1 AND user_aor = ?2 AND expires > ?3",
+                        params![old, user, now],
+                    )?;
+                    if n == 0 {
+                        return Ok(None);
+                    }
+                }
+                tx.execute("DELETE FROM etag WHERE expires <= ?1", params![now])?;
+                tx.execute(
+                    "INSERT INTO etag (etag, user_aor, expires) VALUES (?1, ?2, ?3)",
+                    params![e, user, expires],
+                )?;
+                tx.commit()?;
+            }
+            Db::Postgres(c) => {
+                let mut tx = c.transaction()?;
+                if let Some(old) = replaces {
+                    let n = tx.execute(
+                        "DELETE FROM etag WHERE etag = $1 AND user_aor = $2 AND expires > $3",
+                        &[&old, &user, &now],
+                    )?;
+                    if n == 0 {
+                        return Ok(None);
+                    }
+                }
+                tx.execute("DELETE FROM etag WHERE expires <= $1", &[&now])?;
+                tx.execute(
+                    "INSERT INTO etag (etag, user_aor, expires) VALUES ($1, $2, $3)",
+                    &[&e, &user, &expires],
+                )?;
+                tx.commit()?;
+            }
+        }
+        Ok(Some(e))
     }
 
     pub fn show(&mut self, user: Option<&str>) -> Result<Vec<Row>, StoreError> {
@@ -211,6 +308,31 @@ pub fn check_store(s: &mut Store) -> Result<(), String> {
         != 0
     {
         return Err("agreeing statuses must be left alone".into());
+    }
+    // Entity-tags: issued, valid for their user until they expire,
+    // replaced once.
+    let a = s
+        .etag_issue("alice@example.com", None, 10.0, 70.0)
+        .map_err(e)?
+        .ok_or("issue")?;
+    if !s.etag_valid(&a, "alice@example.com", 11.0).map_err(e)? {
+        return Err("a fresh tag is valid".into());
+    }
+    if s.etag_valid(&a, "bob@example.com", 11.0).map_err(e)? || s.etag_valid(&a, "alice@example.com", 70.0).map_err(e)? {
+        return Err("a tag is another user's or expired".into());
+    }
+    let b = s
+        .etag_issue("alice@example.com", Some(&a), 12.0, 72.0)
+        .map_err(e)?
+        .ok_or("replace")?;
+    if a == b || s.etag_valid(&a, "alice@example.com", 13.0).map_err(e)? {
+        return Err("the replaced tag is gone".into());
+    }
+    if s.etag_issue("alice@example.com", Some(&a), 13.0, 73.0).map_err(e)?.is_some() {
+        return Err("a tag is replaced only once".into());
+    }
+    if !s.etag_valid(&b, "alice@example.com", 13.0).map_err(e)? {
+        return Err("the new tag is valid".into());
     }
     Ok(())
 }
