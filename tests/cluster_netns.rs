@@ -84,7 +84,9 @@ fn etcd_outages_change_no_table_and_the_lbs_catch_up() {
         return;
     }
     let _serial = common::serial();
-    let mut lab = ClusterLab::build(&prefix("o"), 3, 0, 3, TTL).expect("lab");
+    // Two gateway namespaces (sinks: their kernels receive what the LBs
+    // send to their MACs) behind static records.
+    let mut lab = ClusterLab::build(&prefix("o"), 3, 2, 3, TTL).expect("lab");
     let within = Duration::from_secs(15);
     for lb in 1..=3 {
         lab.start_lb(lb).expect("lb");
@@ -100,11 +102,20 @@ fn etcd_outages_change_no_table_and_the_lbs_catch_up() {
     lab.cli_json(&["gateways", "weight", "gw1", "2"]).expect("weight with a member down");
     lab.wait_tables(&[("gw1", 2), ("gw2", 1)], within).expect("converged");
 
-    // All down: every table stays, status and metrics say so.
+    // All down: every table stays and forwards as before; status and
+    // metrics say so.
+    let sessions = testlab::topo::sessions(64);
+    let placed = lab.topo.placement(1, &sessions).expect("placement before");
+    assert_eq!(placed.len(), sessions.len(), "every session reached a gateway");
+    assert!(placed.values().any(|g| *g == 0) && placed.values().any(|g| *g == 1), "{placed:?}");
     let before = lab.live_digests().unwrap();
     lab.etcd.kill_all();
     std::thread::sleep(Duration::from_secs(TTL * 2));
     assert_eq!(lab.live_digests().unwrap(), before, "no table changed while etcd was away");
+    for lb in 1..=3 {
+        let during = lab.topo.placement(lb, &sessions).expect("placement during the outage");
+        assert_eq!(during, placed, "lb {lb} forwards every session as before");
+    }
     for lb in 1..=3 {
         let st = lab.topo.call(lb, control::api::Request::Status).unwrap();
         assert_eq!(st["cluster"]["connected"], false, "lb {lb}: {st:#}");
