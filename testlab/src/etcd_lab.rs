@@ -21,12 +21,27 @@ pub struct EtcdLab {
     dir: PathBuf,
     token: String,
     members: Vec<Option<Child>>,
+    /// Client URLs over TLS with client certificates (`start_tls`).
+    tls: bool,
+    /// etcdctl's user once authentication is on.
+    auth: Option<String>,
 }
 
 impl EtcdLab {
     /// Start one member per address in namespace `netns` (which must have
     /// the addresses) and wait until the cluster answers.
     pub fn start(netns: &str, addrs: &[Ipv4Addr], tag: &str) -> anyhow::Result<Self> {
+        Self::start_with(netns, addrs, tag, false)
+    }
+
+    /// `start` with https client URLs that require a client certificate:
+    /// a private CA, a server certificate for the members' addresses and
+    /// a client certificate, made with openssl in the lab's directory.
+    pub fn start_tls(netns: &str, addrs: &[Ipv4Addr], tag: &str) -> anyhow::Result<Self> {
+        Self::start_with(netns, addrs, tag, true)
+    }
+
+    fn start_with(netns: &str, addrs: &[Ipv4Addr], tag: &str, tls: bool) -> anyhow::Result<Self> {
         if !std::path::Path::new(ETCD).exists() {
             bail!("etcd is not installed (cargo xtask setup installs etcd-server)");
         }
@@ -39,7 +54,12 @@ impl EtcdLab {
             dir,
             token: format!("ep-{tag}-{}", std::process::id()),
             members: (0..addrs.len()).map(|_| None).collect(),
+            tls,
+            auth: None,
         };
+        if tls {
+            lab.make_certs()?;
+        }
         for i in 0..addrs.len() {
             lab.spawn(i)?;
         }
@@ -60,13 +80,24 @@ impl EtcdLab {
             .collect();
         let a = self.addrs[i];
         let log = std::fs::File::create(self.dir.join(format!("{}.log", Self::name(i))))?;
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.netns, ETCD])
+        let scheme = self.scheme();
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.netns, ETCD]);
+        if self.tls {
+            cmd.arg("--cert-file")
+                .arg(self.dir.join("server.pem"))
+                .arg("--key-file")
+                .arg(self.dir.join("server.key"))
+                .arg("--trusted-ca-file")
+                .arg(self.dir.join("ca.pem"))
+                .arg("--client-cert-auth");
+        }
+        let child = cmd
             .args(["--name", &Self::name(i)])
             .arg("--data-dir")
             .arg(self.dir.join(Self::name(i)))
-            .args(["--listen-client-urls", &format!("http://{a}:2379")])
-            .args(["--advertise-client-urls", &format!("http://{a}:2379")])
+            .args(["--listen-client-urls", &format!("{scheme}://{a}:2379")])
+            .args(["--advertise-client-urls", &format!("{scheme}://{a}:2379")])
             .args(["--listen-peer-urls", &format!("http://{a}:2380")])
             .args(["--initial-advertise-peer-urls", &format!("http://{a}:2380")])
             .args(["--initial-cluster", &initial.join(",")])
@@ -84,9 +115,89 @@ impl EtcdLab {
         Ok(())
     }
 
-    /// `http://A:2379` of every member.
+    fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// `http://A:2379` (or https) of every member.
     pub fn endpoints(&self) -> Vec<String> {
-        self.addrs.iter().map(|a| format!("http://{a}:2379")).collect()
+        let scheme = self.scheme();
+        self.addrs.iter().map(|a| format!("{scheme}://{a}:2379")).collect()
+    }
+
+    /// The CA, and the client certificate and key, for `[cluster.tls]`.
+    pub fn tls_files(&self) -> (PathBuf, PathBuf, PathBuf) {
+        (
+            self.dir.join("ca.pem"),
+            self.dir.join("client.pem"),
+            self.dir.join("client.key"),
+        )
+    }
+
+    fn make_certs(&self) -> anyhow::Result<()> {
+        let d = &self.dir;
+        let openssl = |args: &[&str]| -> anyhow::Result<()> {
+            let out = Command::new("openssl").current_dir(d).args(args).output()?;
+            if !out.status.success() {
+                bail!("openssl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+            }
+            Ok(())
+        };
+        let key = |name: &str| openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", name]);
+        key("ca.key")?;
+        openssl(&["req", "-x509", "-new", "-key", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=edgeplane test CA"])?;
+        let sans: Vec<String> = self.addrs.iter().map(|a| format!("IP:{a}")).collect();
+        std::fs::write(
+            d.join("server.ext"),
+            format!("subjectAltName={}\nextendedKeyUsage=serverAuth,clientAuth\n", sans.join(",")),
+        )?;
+        std::fs::write(d.join("client.ext"), "extendedKeyUsage=clientAuth\n")?;
+        for who in ["server", "client"] {
+            key(&format!("{who}.key"))?;
+            openssl(&["req", "-new", "-key", &format!("{who}.key"), "-out", &format!("{who}.csr"), "-subj", &format!("/CN=edgeplane test {who}")])?;
+            openssl(&["x509", "-req", "-in", &format!("{who}.csr"), "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", &format!("{who}.pem"), "-days", "2", "-extfile", &format!("{who}.ext")])?;
+        }
+        Ok(())
+    }
+
+    /// etcdctl in the lab's namespace, with its TLS files and user.
+    pub fn etcdctl(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.netns, "etcdctl"])
+            .args(["--endpoints", &self.endpoints().join(","), "--command-timeout=2s"])
+            .env("ETCDCTL_API", "3");
+        if self.tls {
+            let (ca, cert, key) = self.tls_files();
+            cmd.arg("--cacert").arg(ca).arg("--cert").arg(cert).arg("--key").arg(key);
+        }
+        if let Some(u) = &self.auth {
+            cmd.args(["--user", u]);
+        }
+        Ok(cmd.args(args).output()?)
+    }
+
+    /// Turn on authentication with `user` (given the root role) and
+    /// `password` (also the `root` user's).
+    pub fn enable_auth(&mut self, user: &str, password: &str) -> anyhow::Result<()> {
+        // etcd enables authentication only once a `root` user exists.
+        for args in [
+            vec!["user", "add", &format!("root:{password}")],
+            vec!["user", "add", &format!("{user}:{password}")],
+            vec!["user", "grant-role", user, "root"],
+            vec!["auth", "enable"],
+        ] {
+            let a: Vec<&str> = args.iter().map(|s| s.as_ref()).collect();
+            let out = self.etcdctl(&a)?;
+            if !out.status.success() {
+                bail!("etcdctl {}: {}", a.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+            }
+        }
+        self.auth = Some(format!("{user}:{password}"));
+        Ok(())
     }
 
     /// The `[cluster]` section for a daemon of this lab.
@@ -129,7 +240,6 @@ impl EtcdLab {
     /// through `etcdctl` succeeds (a leader is elected).
     pub fn wait_healthy(&mut self, within: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + within;
-        let eps = self.endpoints().join(",");
         while Instant::now() < deadline {
             for (i, m) in self.members.iter_mut().enumerate() {
                 if let Some(st) = m.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
@@ -148,12 +258,7 @@ impl EtcdLab {
                     .unwrap_or(false)
             });
             if up {
-                let out = Command::new("ip")
-                    .args(["netns", "exec", &self.netns, "etcdctl"])
-                    .args(["--endpoints", &eps, "--command-timeout=1s"])
-                    .args(["put", "/edgeplane-lab/health", "ok"])
-                    .env("ETCDCTL_API", "3")
-                    .output()?;
+                let out = self.etcdctl(&["put", "/edgeplane-lab/health", "ok"])?;
                 if out.status.success() {
                     return Ok(());
                 }

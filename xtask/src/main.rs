@@ -37,6 +37,7 @@ const APT_PACKAGES: &[&str] = &[
     "etcd-server",
     "etcd-client",
     "protobuf-compiler",
+    "openssl",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
