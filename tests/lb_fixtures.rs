@@ -220,6 +220,36 @@ fn the_terminal_key_keeps_a_terminal_on_one_gateway() {
         assert_eq!(moved(&dp, &before, stat::KEY_TERMINAL), 900);
         assert_eq!(moved(&dp, &before, stat::KEY_FLOW), 0);
 
+        // IPv6 (issue 13): a terminal is its /64, so every address it
+        // picks inside it, to any destination, reaches one gateway.
+        let mut per_gw = std::collections::HashMap::new();
+        let before = dp.lb_stats().unwrap();
+        for i in 0..200u16 {
+            let prefix = [0x2001, 0xdb8, 0x100 + i, 7];
+            let addr = |iid: u16| {
+                std::net::Ipv6Addr::new(prefix[0], prefix[1], prefix[2], prefix[3], 0, 0, iid >> 8, iid)
+            };
+            let udp = |src, dst, sport, dport| {
+                fixtures::ipv6_frame(src, dst, 17, &[], &fixtures::udp6(sport, dport, b"6"))
+            };
+            let a = reached(&mut dp, &udp(addr(1), fixtures::SERVICE6, 40000, 5000));
+            let b = reached(&mut dp, &udp(addr(0x5a5a), fixtures::TERM6, 41000, 53));
+            assert_eq!(b, a, "{}: two addresses of one /64, one gateway", addr(1));
+            let (want, _) = fixtures::expected_output(
+                &udp(addr(1), fixtures::SERVICE6, 1, 2),
+                &table,
+                dataplane_user::lb::terminal_hash_v6(addr(1), fixtures::SEED),
+            );
+            assert_eq!(a, want, "userspace terminal_hash_v6 agrees with the program");
+            *per_gw.entry(a).or_insert(0u32) += 1;
+        }
+        assert!(
+            per_gw.len() == 2 && per_gw.values().all(|&n| n > 60),
+            "IPv6 terminals spread over both gateways: {per_gw:?}"
+        );
+        assert_eq!(moved(&dp, &before, stat::IPV6), 400);
+        assert_eq!(moved(&dp, &before, stat::KEY_TERMINAL), 400);
+
         // The same table under the flow key: one terminal's sessions spread.
         let mut dp = Dataplane::load_private().expect("load");
         fixtures::install_keyed(&mut dp, 1, Some(redirect_if), KeyMode::Flow).expect("install");

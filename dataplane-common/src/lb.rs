@@ -119,7 +119,8 @@ crate::stats! {
         KEY_FLOW = "key_flow",
         KEY_TERMINAL = "key_terminal",
         KEY_TEID_OWNER = "key_teid_owner",
-        NOT_IPV4 = "not_ipv4",
+        /// Neither IPv4 nor IPv6 (ARP, ...).
+        NOT_IP = "not_ip",
         TRUNC_ETH = "truncated_ethernet",
         TRUNC_VLAN = "truncated_vlan",
         TOO_MANY_VLANS = "too_many_vlans",
@@ -141,12 +142,24 @@ crate::stats! {
         /// The frame could not grow for the chain header: sent without
         /// it (the new owner's relay entries still apply).
         CHAIN_FAILED = "chain_failed",
+        /// An IPv6 packet classified (counted besides its key kind).
+        IPV6 = "ipv6",
+        /// Shorter than the 40-octet IPv6 header.
+        TRUNC_IPV6 = "truncated_ipv6",
+        /// Payload length 0 (a jumbogram) or past the frame.
+        IPV6_BAD_LENGTH = "ipv6_bad_payload_length",
+        /// An extension header past the payload, or more of them than
+        /// the program walks (`IPV6_MAX_EXT`).
+        IPV6_EXT_CHAIN = "ipv6_extension_chain",
     }
 }
 
 /// Counters of the floor program (benchmark baseline): 0 = IPv4 frames,
 /// 1 = anything else.
 pub const FLOOR_STATS_LEN: u32 = 2;
+
+/// IPv6 extension headers the fast path walks before it gives up.
+pub const IPV6_MAX_EXT: usize = 6;
 
 /// GTP-U port (3GPP TS 29.281).
 pub const GTPU_PORT: u16 = 2152;

@@ -11,7 +11,7 @@ use dataplane_common::{
     hash,
     lb::{
         slot_gateway, slot_previous, stat, teid_prefix, GatewayEntry, GTPU_PORT, GW_F_VALID,
-        KEY_FLOW, MAGLEV_MAX, NO_GATEWAY,
+        IPV6_MAX_EXT, KEY_FLOW, MAGLEV_MAX, NO_GATEWAY,
     },
 };
 
@@ -20,7 +20,10 @@ use crate::{
         self, LB_ACTIVE, LB_GATEWAYS, LB_MAGLEV, LB_STATS, LB_TABLE_META, LB_TEID_OWNERS,
         LB_TX_PORTS,
     },
-    parse::{self, EthError, GtpuError, Ipv4Error, ETH_P_IPV4, IPPROTO_TCP, IPPROTO_UDP},
+    parse::{
+        self, EthError, GtpuError, Ipv4Error, Ipv6Error, ETH_P_IPV4, ETH_P_IPV6, IPPROTO_TCP,
+        IPPROTO_UDP,
+    },
 };
 
 #[xdp]
@@ -50,8 +53,11 @@ fn eth_reason(r: EthError) -> u32 {
 #[inline(always)]
 fn classify(ctx: &XdpContext) -> Result<SessionKey, u32> {
     let eth = parse::parse_eth_vlans(ctx).map_err(eth_reason)?;
+    if eth.proto == ETH_P_IPV6 {
+        return classify_v6(ctx, eth.l3);
+    }
     if eth.proto != ETH_P_IPV4 {
-        return Err(stat::NOT_IPV4);
+        return Err(stat::NOT_IP);
     }
     // The fixed 20-byte header must be present before anything in it is
     // trusted.
@@ -90,6 +96,40 @@ fn classify(ctx: &XdpContext) -> Result<SessionKey, u32> {
     }
 }
 
+/// An IPv6 packet: the same keys as IPv4 (a G-PDU's TEID over IPv6
+/// transport, else the terminal or the 5-tuple), after the extension
+/// chain; a fragment is passed and counted, never hashed on a part of its
+/// key.
+#[inline(always)]
+fn classify_v6(ctx: &XdpContext, l3: usize) -> Result<SessionKey, u32> {
+    let (ip, proto, l4) = parse::parse_ipv6(ctx, l3, IPV6_MAX_EXT).map_err(|e| match e {
+        Ipv6Error::Truncated => stat::TRUNC_IPV6,
+        Ipv6Error::BadVersion => stat::BAD_IP_VERSION,
+        Ipv6Error::BadLength => stat::IPV6_BAD_LENGTH,
+        Ipv6Error::ExtChain => stat::IPV6_EXT_CHAIN,
+        Ipv6Error::Fragment => stat::FRAGMENT,
+    })?;
+    if proto != IPPROTO_UDP && proto != IPPROTO_TCP {
+        return Err(stat::NOT_TCP_UDP);
+    }
+    let ports =
+        parse::parse_l4_ports(ctx, l4, parse::l4_hdr_len(proto)).ok_or(stat::TRUNC_L4)?;
+    if l4 + parse::l4_hdr_len(proto) > ip.payload_end {
+        return Err(stat::TRUNC_L4);
+    }
+    maps::count(&LB_STATS, stat::IPV6, 0);
+    if proto == IPPROTO_UDP && u16::from_be(ports.dst) == GTPU_PORT {
+        if let Some(teid) = parse_gtpu(ctx, l4 + parse::UDP_HLEN)? {
+            return Ok(SessionKey::Teid(teid));
+        }
+        maps::count(&LB_STATS, stat::GTPU_NOT_GPDU, 0);
+    }
+    Ok(SessionKey::Flow6(
+        hash::flow6_fold(ip.src, ip.dst, ports.src, ports.dst, proto),
+        hash::terminal6_fold(ip.src),
+    ))
+}
+
 /// GTP-U (TS 29.281 §5.1) through the shared view: version 1, PT 1; the
 /// TEID of a G-PDU (the message type is checked before the optional
 /// fields and the extension chain, which must then be complete), `None`
@@ -113,6 +153,8 @@ fn parse_gtpu(ctx: &XdpContext, off: usize) -> Result<Option<u32>, u32> {
 enum SessionKey {
     Teid(u32),
     Flow(u32, u32, u16, u16, u8),
+    /// The IPv6 flow's and terminal's seedless folds.
+    Flow6(u32, u32),
 }
 
 /// Send the session to its gateway: a G-PDU whose TEID prefix has an
@@ -150,6 +192,13 @@ fn forward(ctx: &XdpContext, key: SessionKey, bytes: u64) -> (u32, u32) {
                 (stat::KEY_TERMINAL, hash::terminal_hash(s, meta.seed))
             }
         }
+        SessionKey::Flow6(flow, terminal) => {
+            if meta.key == KEY_FLOW {
+                (stat::KEY_FLOW, hash::flow_hash_v6(flow, meta.seed))
+            } else {
+                (stat::KEY_TERMINAL, hash::terminal_hash_v6(terminal, meta.seed))
+            }
+        }
     };
     maps::count(&LB_STATS, key_stat, bytes);
     let slot = active * MAGLEV_MAX + h % size;
@@ -166,7 +215,8 @@ fn forward(ctx: &XdpContext, key: SessionKey, bytes: u64) -> (u32, u32) {
     };
     // A moved slot's sessions may live on its previous owner: the new one
     // is told who that is (daisy chaining). A TEID's session is placed by
-    // its owner prefix instead, and is never chained.
+    // its owner prefix instead, and is never chained; nor is plain IPv6
+    // yet (the gateways do not serve it).
     let prev = match (key, slot_previous(v)) {
         // Matched, not filtered: the verifier refuses the branchless form.
         (SessionKey::Flow(..), Some(p)) => match LB_GATEWAYS.get(p) {

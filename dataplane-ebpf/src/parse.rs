@@ -8,6 +8,8 @@ use aya_ebpf::programs::XdpContext;
 use core::mem::size_of;
 
 pub const ETH_P_IPV4: u16 = 0x0800;
+pub const ETH_P_IPV6: u16 = 0x86dd;
+pub const IPV6_HLEN: usize = 40;
 pub const ETH_P_8021Q: u16 = 0x8100;
 pub const ETH_P_8021AD: u16 = 0x88a8;
 pub const ETH_HLEN: usize = 14;
@@ -252,6 +254,91 @@ pub fn parse_l4_ports(ctx: &XdpContext, off: usize, hdr_len: usize) -> Option<Po
         src: u16::from_ne_bytes([p[0], p[1]]),
         dst: u16::from_ne_bytes([p[2], p[3]]),
     })
+}
+
+// ---- IPv6 -------------------------------------------------------------------
+
+/// The fixed IPv6 header (RFC 8200 §3); `payload_end` is where its
+/// payload length says the packet ends.
+#[derive(Clone, Copy)]
+pub struct Ipv6 {
+    /// Addresses as four 32-bit words, as in the packet.
+    pub src: [u32; 4],
+    pub dst: [u32; 4],
+    pub payload_end: usize,
+}
+
+pub enum Ipv6Error {
+    Truncated,
+    BadVersion,
+    /// Payload length 0 (a jumbogram, RFC 2675) or past the frame.
+    BadLength,
+    /// An extension header past the payload, or more than the bound.
+    ExtChain,
+    /// A fragment header: only the reassembled packet has a whole key.
+    Fragment,
+}
+
+#[inline(always)]
+fn words(b: &[u8]) -> [u32; 4] {
+    [
+        u32::from_ne_bytes([b[0], b[1], b[2], b[3]]),
+        u32::from_ne_bytes([b[4], b[5], b[6], b[7]]),
+        u32::from_ne_bytes([b[8], b[9], b[10], b[11]]),
+        u32::from_ne_bytes([b[12], b[13], b[14], b[15]]),
+    ]
+}
+
+/// The fixed header at `off` and the first header after the extension
+/// chain: (header, its upper-layer protocol, that header's offset). Hop-by-
+/// hop, routing and destination options headers are walked, at most
+/// `max_ext` of them; a fragment header stops the walk.
+#[inline(always)]
+pub fn parse_ipv6(
+    ctx: &XdpContext,
+    off: usize,
+    max_ext: usize,
+) -> Result<(Ipv6, u8, usize), Ipv6Error> {
+    let p = ptr_at::<[u8; IPV6_HLEN]>(ctx, off).ok_or(Ipv6Error::Truncated)?;
+    // SAFETY: 40 bytes checked.
+    let h = unsafe { &*p };
+    if h[0] >> 4 != 6 {
+        return Err(Ipv6Error::BadVersion);
+    }
+    let plen = u16::from_be_bytes([h[4], h[5]]) as usize;
+    let payload_end = off + IPV6_HLEN + plen;
+    if plen == 0 || payload_end > packet_len(ctx) {
+        return Err(Ipv6Error::BadLength);
+    }
+    let ip = Ipv6 {
+        src: words(&h[8..24]),
+        dst: words(&h[24..40]),
+        payload_end,
+    };
+    let mut next = h[6];
+    let mut at = off + IPV6_HLEN;
+    for _ in 0..max_ext {
+        match next {
+            // Hop-by-hop, routing, destination options: (len + 1) * 8.
+            0 | 43 | 60 => {
+                let b = ptr_at::<[u8; 2]>(ctx, at).ok_or(Ipv6Error::ExtChain)?;
+                // SAFETY: 2 bytes checked.
+                let b = unsafe { *b };
+                next = b[0];
+                at += (b[1] as usize + 1) * 8;
+                if at > payload_end {
+                    return Err(Ipv6Error::ExtChain);
+                }
+            }
+            44 => return Err(Ipv6Error::Fragment),
+            _ => return Ok((ip, next, at)),
+        }
+    }
+    match next {
+        0 | 43 | 60 => Err(Ipv6Error::ExtChain),
+        44 => Err(Ipv6Error::Fragment),
+        _ => Ok((ip, next, at)),
+    }
 }
 
 // ---- GTP-U ------------------------------------------------------------------

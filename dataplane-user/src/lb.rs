@@ -63,6 +63,32 @@ pub fn terminal_hash(src: Ipv4Addr, seed: u32) -> u32 {
     dataplane_common::hash::terminal_hash(u32::from_ne_bytes(src.octets()), seed)
 }
 
+/// An IPv6 address as the fast path's four words.
+fn words6(a: std::net::Ipv6Addr) -> [u32; 4] {
+    let o = a.octets();
+    [0, 4, 8, 12].map(|i| u32::from_ne_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]))
+}
+
+/// The IPv6 terminal key's hash: the source's /64.
+pub fn terminal_hash_v6(src: std::net::Ipv6Addr, seed: u32) -> u32 {
+    use dataplane_common::hash;
+    hash::terminal_hash_v6(hash::terminal6_fold(words6(src)), seed)
+}
+
+/// The IPv6 flow key's hash (ports in host order, as for IPv4).
+pub fn flow_hash_v6(
+    src: std::net::Ipv6Addr,
+    dst: std::net::Ipv6Addr,
+    sport: u16,
+    dport: u16,
+    proto: u8,
+    seed: u32,
+) -> u32 {
+    use dataplane_common::hash;
+    let fold = hash::flow6_fold(words6(src), words6(dst), sport.to_be(), dport.to_be(), proto);
+    hash::flow_hash_v6(fold, seed)
+}
+
 /// The hash the `lb` program computes for a packet without a TEID under
 /// `key`.
 pub fn session_hash(

@@ -95,6 +95,11 @@ pub fn run_all(opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow>> {
         "gtpu_ext_pdu_session",
         "udp_5tuple",
         "tcp_5tuple",
+        // Issue 13: the same paths over IPv6.
+        "ipv6_gtpu_gpdu",
+        "ipv6_gtpu_ext_pdu_session",
+        "ipv6_udp",
+        "ipv6_tcp",
     ]
     .iter()
     .map(|name| {
