@@ -269,6 +269,26 @@ const BENCHES: &[(&str, &[&str], &str)] = &[
         &["--daemons", "--no-chain"],
         "the same with chaining off (the baseline)",
     ),
+    (
+        "gateway-changes",
+        &["--cluster", "--secs", "2"],
+        "the same with the gateway set in etcd: a gateway registers, 19 changes",
+    ),
+    (
+        "cluster-convergence",
+        &[],
+        "an etcd change to every LB's table (3 LBs) vs a bare etcd watcher",
+    ),
+    (
+        "cluster-convergence",
+        &["--lbs", "10"],
+        "the same with 10 LBs",
+    ),
+    (
+        "cluster-detection",
+        &[],
+        "a SIGKILLed gateway out of every LB's table vs the lease TTL",
+    ),
 ];
 
 fn bench(extra: &[String]) -> anyhow::Result<()> {
