@@ -230,13 +230,13 @@ fn the_terminal_key_keeps_a_terminal_on_one_gateway() {
                 std::net::Ipv6Addr::new(prefix[0], prefix[1], prefix[2], prefix[3], 0, 0, iid >> 8, iid)
             };
             let udp = |src, dst, sport, dport| {
-                fixtures::ipv6_frame(src, dst, 17, &[], &fixtures::udp6(sport, dport, b"6"))
+                fixtures::ipv6::frame(src, dst, 17, &[], &fixtures::ipv6::udp(sport, dport, b"6"))
             };
-            let a = reached(&mut dp, &udp(addr(1), fixtures::SERVICE6, 40000, 5000));
-            let b = reached(&mut dp, &udp(addr(0x5a5a), fixtures::TERM6, 41000, 53));
+            let a = reached(&mut dp, &udp(addr(1), fixtures::ipv6::SERVICE, 40000, 5000));
+            let b = reached(&mut dp, &udp(addr(0x5a5a), fixtures::ipv6::TERM, 41000, 53));
             assert_eq!(b, a, "{}: two addresses of one /64, one gateway", addr(1));
             let (want, _) = fixtures::expected_output(
-                &udp(addr(1), fixtures::SERVICE6, 1, 2),
+                &udp(addr(1), fixtures::ipv6::SERVICE, 1, 2),
                 &table,
                 dataplane_user::lb::terminal_hash_v6(addr(1), fixtures::SEED),
             );

@@ -15,6 +15,9 @@ pub const GW_B_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x0b, 0x01];
 pub const SEED: u32 = 0x5eed;
 pub const TABLE_SIZE: u32 = 65_537;
 
+#[path = "fixtures_ipv6.rs"]
+pub mod ipv6;
+
 /// What the program must do with a fixture.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expect {
@@ -180,7 +183,7 @@ pub fn truncations() -> Vec<Truncation> {
             // IPv6: a cut past the fixed header is caught by the payload
             // length before any upper header is read.
             name: "ipv6_gtpu_ext",
-            packet: ipv6_frame(TERM6, GTPU_ENDPOINT6, 17, &[], &{
+            packet: ipv6::frame(ipv6::TERM, ipv6::GTPU_ENDPOINT, 17, &[], &{
                 let inner = packets::inner_udp(
                     Ipv4Addr::new(100, 64, 0, 9),
                     Ipv4Addr::new(203, 0, 113, 7),
@@ -188,7 +191,7 @@ pub fn truncations() -> Vec<Truncation> {
                 );
                 let mut g = gtpu_header(0xabce, 0xff, 0, &[pdu_session_container(9)], inner.len());
                 g.extend_from_slice(&inner);
-                udp6(2152, 2152, &g)
+                ipv6::udp(2152, 2152, &g)
             }),
             bounds: vec![
                 (0, stat::TRUNC_ETH),
@@ -287,7 +290,7 @@ pub fn fixtures() -> Vec<Fixture> {
         ),
         pass(stat::TOO_MANY_VLANS),
     ));
-    v.extend(ipv6_fixtures());
+    v.extend(ipv6::fixtures());
     let mut arp = packets::udp_packet(TERM, SERVICE, 1, 2, b"");
     arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
     v.push(fx("arp_passes", arp, pass(stat::NOT_IP)));
@@ -385,160 +388,6 @@ pub fn fixtures() -> Vec<Fixture> {
         chain_cut,
         pass(stat::TRUNC_GTPU),
     ));
-    v
-}
-
-pub const TERM6: std::net::Ipv6Addr =
-    std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x64, 0, 0, 0, 0, 2);
-pub const SERVICE6: std::net::Ipv6Addr =
-    std::net::Ipv6Addr::new(0x2001, 0xdb8, 0xc633, 0x640a, 0, 0, 0, 10);
-pub const GTPU_ENDPOINT6: std::net::Ipv6Addr =
-    std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0x1, 0, 0, 0, 1);
-
-/// An IPv6 frame: `next` header chain `exts` (raw extension headers, each
-/// naming the next), then UDP or TCP with `payload`.
-pub fn ipv6_frame(
-    src: std::net::Ipv6Addr,
-    dst: std::net::Ipv6Addr,
-    first_next: u8,
-    exts: &[u8],
-    l4: &[u8],
-) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&packets::LB_MAC);
-    f.extend_from_slice(&packets::TERMINAL_MAC);
-    f.extend_from_slice(&0x86ddu16.to_be_bytes());
-    f.extend_from_slice(&[0x60, 0, 0, 0]);
-    f.extend_from_slice(&((exts.len() + l4.len()) as u16).to_be_bytes());
-    f.push(first_next);
-    f.push(64);
-    f.extend_from_slice(&src.octets());
-    f.extend_from_slice(&dst.octets());
-    f.extend_from_slice(exts);
-    f.extend_from_slice(l4);
-    f
-}
-
-/// A UDP header and payload (checksum left 0: the lb does not check it).
-pub fn udp6(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut u = Vec::new();
-    u.extend_from_slice(&sport.to_be_bytes());
-    u.extend_from_slice(&dport.to_be_bytes());
-    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    u.extend_from_slice(&[0, 0]);
-    u.extend_from_slice(payload);
-    u
-}
-
-pub fn flow6(
-    src: std::net::Ipv6Addr,
-    dst: std::net::Ipv6Addr,
-    sport: u16,
-    dport: u16,
-    proto: u8,
-) -> Expect {
-    Expect::Forward {
-        hash: dataplane_user::lb::flow_hash_v6(src, dst, sport, dport, proto, SEED),
-        terminal: Some(dataplane_user::lb::terminal_hash_v6(src, SEED)),
-    }
-}
-
-/// The lb's IPv6 cases (issue 13): GTP-U over IPv6, the terminal and flow
-/// keys, extension headers walked, fragments and malformed headers passed
-/// and counted.
-pub fn ipv6_fixtures() -> Vec<Fixture> {
-    let inner = packets::inner_udp(
-        Ipv4Addr::new(100, 64, 0, 9),
-        Ipv4Addr::new(203, 0, 113, 7),
-        b"x",
-    );
-    let gpdu = |teid: u32, exts: &[Vec<u8>]| {
-        let mut g = gtpu_header(teid, 0xff, 0, exts, inner.len());
-        g.extend_from_slice(&inner);
-        udp6(2152, 2152, &g)
-    };
-    let tcp = {
-        let mut t = Vec::new();
-        t.extend_from_slice(&40000u16.to_be_bytes());
-        t.extend_from_slice(&443u16.to_be_bytes());
-        t.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
-        t
-    };
-    // A hop-by-hop header (8 octets: next, len 0, PadN) and a routing
-    // header (16 octets: next, len 1, type 0 left 0, ...), chained.
-    let hbh = |next: u8| vec![next, 0, 1, 4, 0, 0, 0, 0];
-    let routing = |next: u8| {
-        let mut r = vec![next, 1, 4, 0, 0, 0, 0, 0];
-        r.extend_from_slice(&[0; 8]);
-        r
-    };
-    let mut exts = hbh(43);
-    exts.extend(routing(17));
-    let frag = vec![17, 0, 0, 1, 0, 0, 0, 7]; // offset 0, M set
-    let mut v = vec![
-        fx(
-            "ipv6_gtpu_gpdu",
-            ipv6_frame(TERM6, GTPU_ENDPOINT6, 17, &[], &gpdu(0x6001, &[])),
-            teid(0x6001),
-        ),
-        fx(
-            "ipv6_gtpu_ext_pdu_session",
-            ipv6_frame(TERM6, GTPU_ENDPOINT6, 17, &[], &gpdu(0x6002, &[pdu_session_container(5)])),
-            teid(0x6002),
-        ),
-        fx(
-            "ipv6_udp",
-            ipv6_frame(TERM6, SERVICE6, 17, &[], &udp6(40000, 5000, b"hello")),
-            flow6(TERM6, SERVICE6, 40000, 5000, 17),
-        ),
-        fx(
-            "ipv6_tcp",
-            ipv6_frame(TERM6, SERVICE6, 6, &[], &tcp),
-            flow6(TERM6, SERVICE6, 40000, 443, 6),
-        ),
-        fx(
-            "ipv6_hop_by_hop_and_routing_headers",
-            ipv6_frame(TERM6, SERVICE6, 0, &exts, &udp6(40001, 5000, b"x")),
-            flow6(TERM6, SERVICE6, 40001, 5000, 17),
-        ),
-        fx(
-            "ipv6_fragment",
-            ipv6_frame(TERM6, SERVICE6, 44, &frag, &udp6(40002, 5000, b"x")),
-            pass(stat::FRAGMENT),
-        ),
-        fx(
-            "ipv6_icmpv6_passes",
-            ipv6_frame(TERM6, SERVICE6, 58, &[], &[135, 0, 0, 0, 0, 0, 0, 0]),
-            pass(stat::NOT_TCP_UDP),
-        ),
-    ];
-    let mut cut = ipv6_frame(TERM6, SERVICE6, 17, &[], &udp6(40000, 5000, b"x"));
-    cut.truncate(14 + 39);
-    v.push(fx("ipv6_truncated_header", cut, pass(stat::TRUNC_IPV6)));
-    let mut long = ipv6_frame(TERM6, SERVICE6, 17, &[], &udp6(40000, 5000, b"x"));
-    long[18..20].copy_from_slice(&500u16.to_be_bytes());
-    v.push(fx("ipv6_payload_length_past_frame", long, pass(stat::IPV6_BAD_LENGTH)));
-    let mut jumbo = ipv6_frame(TERM6, SERVICE6, 17, &[], &udp6(40000, 5000, b"x"));
-    jumbo[18..20].copy_from_slice(&0u16.to_be_bytes());
-    v.push(fx("ipv6_payload_length_zero", jumbo, pass(stat::IPV6_BAD_LENGTH)));
-    // A destination options header claiming 2048 octets.
-    let past = ipv6_frame(TERM6, SERVICE6, 60, &[17, 255, 1, 4, 0, 0, 0, 0], &udp6(1, 2, b"x"));
-    v.push(fx("ipv6_extension_past_payload", past, pass(stat::IPV6_EXT_CHAIN)));
-    // More hop-by-hop headers than the walk's bound.
-    let mut many = Vec::new();
-    for _ in 0..dataplane_common::lb::IPV6_MAX_EXT {
-        many.extend(hbh(0));
-    }
-    many.extend(hbh(17));
-    let too_many = ipv6_frame(TERM6, SERVICE6, 0, &many, &udp6(1, 2, b"x"));
-    v.push(fx("ipv6_extension_chain_past_bound", too_many, pass(stat::IPV6_EXT_CHAIN)));
-    let mut bad_ver = ipv6_frame(TERM6, SERVICE6, 17, &[], &udp6(1, 2, b"x"));
-    bad_ver[14] = 0x40;
-    v.push(fx("ipv6_ethertype_with_version_4", bad_ver, pass(stat::BAD_IP_VERSION)));
-    let mut l4_cut = ipv6_frame(TERM6, SERVICE6, 6, &[], &tcp);
-    l4_cut.truncate(14 + 40 + 10);
-    l4_cut[18..20].copy_from_slice(&10u16.to_be_bytes());
-    v.push(fx("ipv6_tcp_header_cut", l4_cut, pass(stat::TRUNC_L4)));
     v
 }
 
