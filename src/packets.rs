@@ -88,11 +88,34 @@ pub fn tcp_packet(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload:
 
 /// The packet a `lookup` runs through the program for a key.
 pub fn lookup_packet(key: &control::api::LookupKey) -> Vec<u8> {
+    use std::net::IpAddr;
     match key {
         control::api::LookupKey::Teid(teid) => gtpu_packet(*teid, Ipv4Addr::new(10, 0, 0, 2), &[]),
-        control::api::LookupKey::Flow(f) => match f.proto {
-            Protocol::Tcp => tcp_packet(f.src, f.dst, f.sport, f.dport, &[]),
-            Protocol::Udp => udp_packet(f.src, f.dst, f.sport, f.dport, b"lookup"),
+        control::api::LookupKey::Flow(f) => match (f.src, f.dst) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => match f.proto {
+                Protocol::Tcp => tcp_packet(src, dst, f.sport, f.dport, &[]),
+                Protocol::Udp => udp_packet(src, dst, f.sport, f.dport, b"lookup"),
+            },
+            (src, dst) => {
+                let v6 = |a: IpAddr| match a {
+                    IpAddr::V6(a) => a.octets(),
+                    IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+                };
+                let b = PacketBuilder::ethernet2(TERMINAL_MAC, LB_MAC).ipv6(v6(src), v6(dst), 64);
+                let mut out = Vec::new();
+                match f.proto {
+                    Protocol::Tcp => b
+                        .tcp(f.sport, f.dport, 1, 65535)
+                        .syn()
+                        .write(&mut out, &[])
+                        .expect("write"),
+                    Protocol::Udp => b
+                        .udp(f.sport, f.dport)
+                        .write(&mut out, b"lookup")
+                        .expect("write"),
+                }
+                out
+            }
         },
     }
 }

@@ -97,6 +97,48 @@ fn two_lbs_agree_and_removal_moves_only_that_gateways_sessions() {
         );
     }
 
+    // IPv6 (issue 13): the lookup runs the attached program on an IPv6
+    // flow, and lands where the shared table says (flow key here).
+    let table = control::lb::maglev::MaglevTable::build(
+        &(0..3)
+            .map(|g| control::lb::maglev::Backend {
+                name: gateway_name(g),
+                weight: 1,
+            })
+            .collect::<Vec<_>>(),
+        control::lb::maglev::DEFAULT_TABLE_SIZE,
+        42,
+    )
+    .unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for p in 0..60u16 {
+        let flow = format!("[2001:db8:64::2]:{}-[2001:db8:c633:640a::10]:5000/udp", 30000 + p);
+        let spec: control::api::FlowSpec = flow.parse().unwrap();
+        let h = dataplane_user::lb::flow_hash_v6(
+            "2001:db8:64::2".parse().unwrap(),
+            "2001:db8:c633:640a::10".parse().unwrap(),
+            30000 + p,
+            5000,
+            17,
+            42,
+        );
+        let want = table.owner(h).unwrap().name.clone();
+        for lb in [1, 2] {
+            let v = t
+                .call(
+                    lb,
+                    Request::LbLookup {
+                        interface: None,
+                        key: control::api::LookupKey::Flow(spec.clone()),
+                    },
+                )
+                .unwrap();
+            assert_eq!(v["gateway"].as_str(), Some(want.as_str()), "lb{lb}: {flow}");
+        }
+        seen.insert(want);
+    }
+    assert_eq!(seen.len(), 3, "IPv6 flows spread over every gateway");
+
     // Remove gw3 on both LBs through the API.
     let removed = 2;
     for lb in [1, 2] {

@@ -145,9 +145,10 @@ pub enum LookupKey {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FlowSpec {
-    pub src: std::net::Ipv4Addr,
+    /// IPv4 or IPv6 (both ends the same family).
+    pub src: std::net::IpAddr,
     pub sport: u16,
-    pub dst: std::net::Ipv4Addr,
+    pub dst: std::net::IpAddr,
     pub dport: u16,
     /// "udp" or "tcp".
     pub proto: Protocol,
@@ -156,24 +157,29 @@ pub struct FlowSpec {
 impl std::str::FromStr for FlowSpec {
     type Err = String;
 
-    /// `SRC:PORT-DST:PORT/PROTO`, e.g. `10.0.0.2:4000-198.51.100.10:80/tcp`.
+    /// `SRC:PORT-DST:PORT/PROTO`, e.g. `10.0.0.2:4000-198.51.100.10:80/tcp`
+    /// or `[2001:db8::2]:4000-[2001:db8::1]:80/tcp`.
     fn from_str(s: &str) -> Result<Self, String> {
         let bad = || {
             format!(
-                "{s:?}: expected SRC:PORT-DST:PORT/PROTO, e.g. 10.0.0.2:4000-198.51.100.10:80/udp"
+                "{s:?}: expected SRC:PORT-DST:PORT/PROTO, e.g. 10.0.0.2:4000-198.51.100.10:80/udp or [2001:db8::2]:4000-[2001:db8::1]:80/udp"
             )
         };
         let (tuple, proto) = s.rsplit_once('/').ok_or_else(bad)?;
         let proto: Protocol = proto
             .parse()
             .map_err(|_| format!("{s:?}: protocol must be udp or tcp"))?;
+        // No address or port holds a '-': the one there is splits them.
         let (a, b) = tuple.split_once('-').ok_or_else(bad)?;
-        let a: std::net::SocketAddrV4 = a.parse().map_err(|_| bad())?;
-        let b: std::net::SocketAddrV4 = b.parse().map_err(|_| bad())?;
+        let a: std::net::SocketAddr = a.parse().map_err(|_| bad())?;
+        let b: std::net::SocketAddr = b.parse().map_err(|_| bad())?;
+        if a.is_ipv4() != b.is_ipv4() {
+            return Err(format!("{s:?}: SRC and DST must both be IPv4 or both IPv6"));
+        }
         Ok(Self {
-            src: *a.ip(),
+            src: a.ip(),
             sport: a.port(),
-            dst: *b.ip(),
+            dst: b.ip(),
             dport: b.port(),
             proto,
         })
@@ -634,5 +640,12 @@ mod tests {
             .parse::<FlowSpec>()
             .is_err());
         assert!("10.0.0.2-198.51.100.10/udp".parse::<FlowSpec>().is_err());
+        let v6: FlowSpec = "[2001:db8::2]:4000-[2001:db8::1]:80/udp".parse().unwrap();
+        assert_eq!(
+            (v6.src.to_string(), v6.sport, v6.dst.to_string(), v6.dport),
+            ("2001:db8::2".into(), 4000, "2001:db8::1".into(), 80)
+        );
+        let e = "10.0.0.2:4000-[2001:db8::1]:80/udp".parse::<FlowSpec>().unwrap_err();
+        assert!(e.contains("both be IPv4 or both IPv6"), "{e}");
     }
 }

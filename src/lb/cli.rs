@@ -24,7 +24,7 @@ pub enum LbCmd {
     Lookup {
         #[arg(long, conflicts_with = "flow", required_unless_present = "flow")]
         teid: Option<u32>,
-        /// SRC:PORT-DST:PORT/PROTO
+        /// SRC:PORT-DST:PORT/PROTO (IPv6: [ADDR]:PORT)
         #[arg(long)]
         flow: Option<FlowSpec>,
         #[arg(long)]
