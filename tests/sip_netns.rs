@@ -551,9 +551,8 @@ fn two_presence_servers_share_one_postgresql_store_and_its_etags() {
     }
     let pg = testlab::pg_lab::PgLab::start("two").expect("private PostgreSQL server");
     let mut net = Net::new("p2", env!("CARGO_BIN_EXE_edgeplane").as_ref());
-    let (a, b) = ("10.6.0.2:5070", "10.6.0.2:5071");
-    let cfg_a = net.presence_config_at("srv", a, &pg.url());
-    let cfg_b = net.presence_config_at("srv2", b, &pg.url());
+    let cfg_a = net.presence_config_at("srv", "10.6.0.2:5070", &pg.url());
+    let cfg_b = net.presence_config_at("srv2", "10.6.0.2:5071", &pg.url());
     net.daemon("srv", &cfg_a);
     let srv_ns = net.name("srv");
     net.daemon_in("srv2", &srv_ns, &cfg_b);
@@ -601,5 +600,4 @@ fn two_presence_servers_share_one_postgresql_store_and_its_etags() {
     net.daemon("srv", &cfg_a);
     let (c6, _) = publish("10.6.0.2:5070", e3.clone(), None, 6);
     assert_eq!(c6, 200, "a restarted server answers the refresh");
-    let _ = b;
 }
