@@ -152,6 +152,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 c.gateway.len(),
                 c.router.len()
             );
+            for (i, r) in c.router.iter().enumerate() {
+                for w in r.warnings() {
+                    eprintln!("warning: router[{i}].{w}");
+                }
+            }
             Ok(())
         }
         Cmd::Detach { config, netns: ns } => {

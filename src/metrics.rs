@@ -46,13 +46,36 @@ pub fn render(s: &State) -> anyhow::Result<String> {
 /// The link to etcd: up or not, the revision applied, how often it was lost.
 fn cluster(node: &str, c: &control::api::ClusterView, out: &mut String) -> std::fmt::Result {
     let rows: [(&str, &str, &str, f64); 4] = [
-        ("edgeplane_cluster_connected", "gauge", "1 while etcd answers this daemon; the tables stay as they are while it does not.", u8::from(c.connected).into()),
-        ("edgeplane_cluster_revision", "gauge", "etcd revision of the gateway set the LB tables were built from.", c.revision as f64),
-        ("edgeplane_cluster_sets_applied_total", "counter", "Gateway sets from etcd run into the LB tables.", c.sets_applied as f64),
-        ("edgeplane_cluster_disconnects_total", "counter", "Times etcd was lost.", c.disconnects as f64),
+        (
+            "edgeplane_cluster_connected",
+            "gauge",
+            "1 while etcd answers this daemon; the tables stay as they are while it does not.",
+            u8::from(c.connected).into(),
+        ),
+        (
+            "edgeplane_cluster_revision",
+            "gauge",
+            "etcd revision of the gateway set the LB tables were built from.",
+            c.revision as f64,
+        ),
+        (
+            "edgeplane_cluster_sets_applied_total",
+            "counter",
+            "Gateway sets from etcd run into the LB tables.",
+            c.sets_applied as f64,
+        ),
+        (
+            "edgeplane_cluster_disconnects_total",
+            "counter",
+            "Times etcd was lost.",
+            c.disconnects as f64,
+        ),
     ];
     for (name, kind, help, v) in rows {
-        writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{node=\"{node}\"}} {v}")?;
+        writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{node=\"{node}\"}} {v}"
+        )?;
     }
     Ok(())
 }

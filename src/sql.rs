@@ -174,7 +174,8 @@ impl Db {
                                 Ok(if t == Type::INT8 {
                                     r.try_get::<_, Option<i64>>(i)?.map(Value::Int)
                                 } else if t == Type::INT4 {
-                                    r.try_get::<_, Option<i32>>(i)?.map(|v| Value::Int(v.into()))
+                                    r.try_get::<_, Option<i32>>(i)?
+                                        .map(|v| Value::Int(v.into()))
                                 } else {
                                     r.try_get::<_, Option<String>>(i)?.map(Value::Text)
                                 }
@@ -214,13 +215,30 @@ mod tests {
 
     #[test]
     fn placeholders_become_dollars_and_rows_come_back_typed() {
-        assert_eq!(dollars("SELECT a FROM t WHERE x = ?1 AND y = ?2"), "SELECT a FROM t WHERE x = $1 AND y = $2");
+        assert_eq!(
+            dollars("SELECT a FROM t WHERE x = ?1 AND y = ?2"),
+            "SELECT a FROM t WHERE x = $1 AND y = $2"
+        );
         let mut db = Db::Sqlite(rusqlite::Connection::open_in_memory().unwrap());
-        db.batch("CREATE TABLE t (name TEXT PRIMARY KEY, n BIGINT, note TEXT)").unwrap();
+        db.batch("CREATE TABLE t (name TEXT PRIMARY KEY, n BIGINT, note TEXT)")
+            .unwrap();
         let ins = "INSERT INTO t VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING";
-        assert_eq!(db.exec(ins, &["a".into(), 1i64.into(), Value::Null]).unwrap(), 1);
-        assert_eq!(db.exec(ins, &["a".into(), 2i64.into(), Value::Null]).unwrap(), 0);
-        let rows = db.rows("SELECT name, n, note FROM t WHERE name = ?1", &["a".into()]).unwrap();
-        assert_eq!(rows, vec![vec![Value::Text("a".into()), Value::Int(1), Value::Null]]);
+        assert_eq!(
+            db.exec(ins, &["a".into(), 1i64.into(), Value::Null])
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            db.exec(ins, &["a".into(), 2i64.into(), Value::Null])
+                .unwrap(),
+            0
+        );
+        let rows = db
+            .rows("SELECT name, n, note FROM t WHERE name = ?1", &["a".into()])
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![vec![Value::Text("a".into()), Value::Int(1), Value::Null]]
+        );
     }
 }

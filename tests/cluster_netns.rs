@@ -39,19 +39,27 @@ fn every_lb_follows_the_gateway_set_in_etcd() {
     let st = lab.cli_json(&["status"]).expect("status");
     assert_eq!(st["agree"], true, "{st:#}");
     assert_eq!(st["lbs"].as_array().unwrap().len(), 3, "{st:#}");
-    assert_eq!(st["members"].as_array().unwrap().len(), 6, "3 LBs and 3 gateways: {st:#}");
+    assert_eq!(
+        st["members"].as_array().unwrap().len(),
+        6,
+        "3 LBs and 3 gateways: {st:#}"
+    );
 
     // An operator changes a weight, with compare-and-swap.
-    let w = lab.cli_json(&["gateways", "weight", "gw2", "3"]).expect("weight");
+    let w = lab
+        .cli_json(&["gateways", "weight", "gw2", "3"])
+        .expect("weight");
     assert!(w["revision"].as_i64().unwrap() > 0, "{w}");
     lab.wait_tables(&[("gw1", 1), ("gw2", 3), ("gw3", 1)], within)
         .expect("weight 3");
 
     // A drain: out of the Maglev table (weight 0), entry kept.
-    lab.cli_json(&["gateways", "drain", "gw1", "--timeout", "60"]).expect("drain");
+    lab.cli_json(&["gateways", "drain", "gw1", "--timeout", "60"])
+        .expect("drain");
     lab.wait_tables(&[("gw1", 0), ("gw2", 3), ("gw3", 1)], within)
         .expect("gw1 draining");
-    lab.cli_json(&["gateways", "undrain", "gw1"]).expect("undrain");
+    lab.cli_json(&["gateways", "undrain", "gw1"])
+        .expect("undrain");
     lab.wait_tables(&[("gw1", 1), ("gw2", 3), ("gw3", 1)], within)
         .expect("gw1 back");
 
@@ -95,25 +103,42 @@ fn etcd_outages_change_no_table_and_the_lbs_catch_up() {
         lab.cli_json(&["gateways", "add", n, "--address", "10.1.0.11", "--mac", mac])
             .expect("static gateway");
     }
-    lab.wait_tables(&[("gw1", 1), ("gw2", 1)], within).expect("two static gateways");
+    lab.wait_tables(&[("gw1", 1), ("gw2", 1)], within)
+        .expect("two static gateways");
 
     // One member of three down: the quorum stands, changes converge.
     lab.etcd.kill(0);
-    lab.cli_json(&["gateways", "weight", "gw1", "2"]).expect("weight with a member down");
-    lab.wait_tables(&[("gw1", 2), ("gw2", 1)], within).expect("converged");
+    lab.cli_json(&["gateways", "weight", "gw1", "2"])
+        .expect("weight with a member down");
+    lab.wait_tables(&[("gw1", 2), ("gw2", 1)], within)
+        .expect("converged");
 
     // All down: every table stays and forwards as before; status and
     // metrics say so.
     let sessions = testlab::topo::sessions(64);
     let placed = lab.topo.placement(1, &sessions).expect("placement before");
-    assert_eq!(placed.len(), sessions.len(), "every session reached a gateway");
-    assert!(placed.values().any(|g| *g == 0) && placed.values().any(|g| *g == 1), "{placed:?}");
+    assert_eq!(
+        placed.len(),
+        sessions.len(),
+        "every session reached a gateway"
+    );
+    assert!(
+        placed.values().any(|g| *g == 0) && placed.values().any(|g| *g == 1),
+        "{placed:?}"
+    );
     let before = lab.live_digests().unwrap();
     lab.etcd.kill_all();
     std::thread::sleep(Duration::from_secs(TTL * 2));
-    assert_eq!(lab.live_digests().unwrap(), before, "no table changed while etcd was away");
+    assert_eq!(
+        lab.live_digests().unwrap(),
+        before,
+        "no table changed while etcd was away"
+    );
     for lb in 1..=3 {
-        let during = lab.topo.placement(lb, &sessions).expect("placement during the outage");
+        let during = lab
+            .topo
+            .placement(lb, &sessions)
+            .expect("placement during the outage");
         assert_eq!(during, placed, "lb {lb} forwards every session as before");
     }
     for lb in 1..=3 {
@@ -126,12 +151,17 @@ fn etcd_outages_change_no_table_and_the_lbs_catch_up() {
 
     // Back: the LBs reconnect and follow the next change.
     lab.etcd.restart_all().expect("etcd back");
-    lab.cli_json(&["gateways", "weight", "gw2", "4"]).expect("weight after the outage");
-    lab.wait_tables(&[("gw1", 2), ("gw2", 4)], within).expect("caught up");
+    lab.cli_json(&["gateways", "weight", "gw2", "4"])
+        .expect("weight after the outage");
+    lab.wait_tables(&[("gw1", 2), ("gw2", 4)], within)
+        .expect("caught up");
     for lb in 1..=3 {
         let st = lab.topo.call(lb, control::api::Request::Status).unwrap();
         assert_eq!(st["cluster"]["connected"], true, "lb {lb}: {st:#}");
-        assert!(st["cluster"]["disconnects"].as_u64().unwrap() >= 1, "lb {lb}: {st:#}");
+        assert!(
+            st["cluster"]["disconnects"].as_u64().unwrap() >= 1,
+            "lb {lb}: {st:#}"
+        );
     }
 }
 
@@ -143,7 +173,15 @@ fn two_writers_racing_on_one_gateway_get_one_success_and_one_conflict() {
     let _serial = common::serial();
     let lab = ClusterLab::build(&prefix("r"), 1, 0, 1, TTL).expect("lab");
     let added = lab
-        .cli_json(&["gateways", "add", "gw1", "--address", "10.1.0.11", "--mac", "02:00:00:01:00:01"])
+        .cli_json(&[
+            "gateways",
+            "add",
+            "gw1",
+            "--address",
+            "10.1.0.11",
+            "--mac",
+            "02:00:00:01:00:01",
+        ])
         .expect("add");
     let rev = added["revision"].as_i64().unwrap().to_string();
     // Both read revision `rev` and write against it, at the same time.
@@ -152,20 +190,39 @@ fn two_writers_racing_on_one_gateway_get_one_success_and_one_conflict() {
         let b = s.spawn(|| lab.cli(&["gateways", "weight", "gw1", "7", "--revision", &rev]));
         (a.join().unwrap().unwrap(), b.join().unwrap().unwrap())
     });
-    let ok: Vec<_> = [&a, &b].iter().filter(|o| o.status.success()).map(|o| o.stdout.clone()).collect();
+    let ok: Vec<_> = [&a, &b]
+        .iter()
+        .filter(|o| o.status.success())
+        .map(|o| o.stdout.clone())
+        .collect();
     let failed: Vec<String> = [&a, &b]
         .iter()
         .filter(|o| !o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
         .collect();
     assert_eq!((ok.len(), failed.len()), (1, 1), "one wins: {a:?} {b:?}");
-    assert!(failed[0].contains("conflict"), "a clear conflict error: {}", failed[0]);
+    assert!(
+        failed[0].contains("conflict"),
+        "a clear conflict error: {}",
+        failed[0]
+    );
     let list = lab.cli_json(&["gateways", "list"]).unwrap();
     let w = list[0]["weight"].as_u64().unwrap();
-    assert!(String::from_utf8_lossy(&ok[0]).contains(&format!("weight {w}")), "the winner's value stands: {list}");
+    assert!(
+        String::from_utf8_lossy(&ok[0]).contains(&format!("weight {w}")),
+        "the winner's value stands: {list}"
+    );
     // Adding what exists is refused too.
     let again = lab
-        .cli(&["gateways", "add", "gw1", "--address", "10.1.0.12", "--mac", "02:00:00:01:00:02"])
+        .cli(&[
+            "gateways",
+            "add",
+            "gw1",
+            "--address",
+            "10.1.0.12",
+            "--mac",
+            "02:00:00:01:00:02",
+        ])
         .unwrap();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
@@ -192,7 +249,11 @@ fn tls_with_client_certificates_and_authentication() {
     std::fs::create_dir_all(&dir).unwrap();
     let write = |name: &str, extra: &str, with_cert: bool| {
         let certs = if with_cert {
-            format!("cert = \"{}\"\nkey = \"{}\"\n", cert.display(), key.display())
+            format!(
+                "cert = \"{}\"\nkey = \"{}\"\n",
+                cert.display(),
+                key.display()
+            )
         } else {
             String::new()
         };
@@ -218,8 +279,23 @@ fn tls_with_client_certificates_and_authentication() {
             .unwrap()
     };
     let good = write("good.toml", "", true);
-    let add = cli(&good, &["gateways", "add", "gw1", "--address", "10.1.0.11", "--mac", "02:00:00:01:00:01"]);
-    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    let add = cli(
+        &good,
+        &[
+            "gateways",
+            "add",
+            "gw1",
+            "--address",
+            "10.1.0.11",
+            "--mac",
+            "02:00:00:01:00:01",
+        ],
+    );
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
     let no_cert = write("nocert.toml", "", false);
     let out = cli(&no_cert, &["gateways", "list"]);
     assert!(!out.status.success(), "etcd requires a client certificate");
@@ -230,11 +306,18 @@ fn tls_with_client_certificates_and_authentication() {
     std::fs::write(dir.join("pw"), "s3cret\n").unwrap();
     let with_user = write(
         "user.toml",
-        &format!("user = \"edgeplane\"\npassword_file = \"{}\"\n", dir.join("pw").display()),
+        &format!(
+            "user = \"edgeplane\"\npassword_file = \"{}\"\n",
+            dir.join("pw").display()
+        ),
         true,
     );
     let out = cli(&with_user, &["gateways", "list", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("gw1"));
     let out = cli(&good, &["gateways", "list"]);
     assert!(!out.status.success(), "without the user etcd refuses");

@@ -227,7 +227,16 @@ fn the_terminal_key_keeps_a_terminal_on_one_gateway() {
         for i in 0..200u16 {
             let prefix = [0x2001, 0xdb8, 0x100 + i, 7];
             let addr = |iid: u16| {
-                std::net::Ipv6Addr::new(prefix[0], prefix[1], prefix[2], prefix[3], 0, 0, iid >> 8, iid)
+                std::net::Ipv6Addr::new(
+                    prefix[0],
+                    prefix[1],
+                    prefix[2],
+                    prefix[3],
+                    0,
+                    0,
+                    iid >> 8,
+                    iid,
+                )
             };
             let udp = |src, dst, sport, dport| {
                 fixtures::ipv6::frame(src, dst, 17, &[], &fixtures::ipv6::udp(sport, dport, b"6"))
@@ -240,7 +249,10 @@ fn the_terminal_key_keeps_a_terminal_on_one_gateway() {
                 &table,
                 dataplane_user::lb::terminal_hash_v6(addr(1), fixtures::SEED),
             );
-            assert_eq!(a, want, "userspace terminal_hash_v6 agrees with the program");
+            assert_eq!(
+                a, want,
+                "userspace terminal_hash_v6 agrees with the program"
+            );
             *per_gw.entry(a).or_insert(0u32) += 1;
         }
         assert!(

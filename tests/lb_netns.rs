@@ -112,7 +112,10 @@ fn two_lbs_agree_and_removal_moves_only_that_gateways_sessions() {
     .unwrap();
     let mut seen = std::collections::HashSet::new();
     for p in 0..60u16 {
-        let flow = format!("[2001:db8:64::2]:{}-[2001:db8:c633:640a::10]:5000/udp", 30000 + p);
+        let flow = format!(
+            "[2001:db8:64::2]:{}-[2001:db8:c633:640a::10]:5000/udp",
+            30000 + p
+        );
         let spec: control::api::FlowSpec = flow.parse().unwrap();
         let h = dataplane_user::lb::flow_hash_v6(
             "2001:db8:64::2".parse().unwrap(),

@@ -1,11 +1,12 @@
 //! The `router` load-sharing filter through BPF_PROG_TEST_RUN: owned
 //! buckets are routed (re-addressed to this router), others dropped, held
 //! buckets copied to the ring buffer; anything not for the virtual MAC is
-//! untouched.
+//! untouched. The same for IPv6 (IPv6 virtual MAC, whole-address buckets,
+//! Neighbor Discovery passed, malformed IPv6 passed and counted).
 
 mod common;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use dataplane_common::router::stat;
 use dataplane_user::{
@@ -53,9 +54,9 @@ fn router_filter_fixture_table() {
     let a = Ipv4Addr::new(10, 3, 0, 50);
     let b = (51..=250u8)
         .map(|i| Ipv4Addr::new(10, 3, 0, i))
-        .find(|x| bucket_of(*x) != bucket_of(a))
+        .find(|x| bucket_of((*x).into()) != bucket_of(a.into()))
         .unwrap();
-    let (ba, bb) = (bucket_of(a), bucket_of(b));
+    let (ba, bb) = (bucket_of(a.into()), bucket_of(b.into()));
 
     // Not configured yet: everything passes.
     let f = frame(VMAC, a, server, 1);
@@ -109,7 +110,7 @@ fn router_filter_fixture_table() {
     assert_eq!(&held[1].frame, &h2, "in arrival order");
     assert!(dp.take_held().unwrap().is_empty());
 
-    // Not for the virtual MAC, or not IPv4, or too short: untouched.
+    // Not for the virtual MAC, or not IP, or too short: untouched.
     let other = frame(OWN, b, server, 5);
     assert_eq!(
         run(
@@ -129,7 +130,7 @@ fn router_filter_fixture_table() {
             "arp to the vmac",
             &arp,
             verdict::PASS,
-            stat::NOT_IPV4
+            stat::NOT_IP
         ),
         arp
     );
@@ -168,7 +169,180 @@ fn buckets_spread_end_systems() {
     // Pure: 4096 addresses over 256 buckets, no bucket empty or crowded.
     let mut n = [0u32; 256];
     for i in 0..4096u32 {
-        n[bucket_of(Ipv4Addr::from(0x0a00_0000 + i)) as usize] += 1;
+        n[bucket_of(Ipv4Addr::from(0x0a00_0000 + i).into()) as usize] += 1;
+    }
+    assert!(n.iter().all(|&c| (4..=32).contains(&c)), "{:?}", n);
+}
+
+const VMAC6: [u8; 6] = [0, 0, 0x5e, 0, 2, 51];
+
+fn frame6(dst_mac: [u8; 6], src: Ipv6Addr, dst: Ipv6Addr, seq: u32) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2(HOST_MAC, dst_mac)
+        .ipv6(src.octets(), dst.octets(), 64)
+        .udp(40000, 9000);
+    let mut v = Vec::new();
+    b.write(&mut v, &seq.to_be_bytes()).unwrap();
+    v
+}
+
+/// An ICMPv6 message of `ty` (checksum not needed by the filter).
+fn icmp6(dst_mac: [u8; 6], src: Ipv6Addr, dst: Ipv6Addr, ty: u8) -> Vec<u8> {
+    let mut body = vec![ty, 0, 0, 0, 0, 0, 0, 0];
+    body.extend_from_slice(&dst.octets());
+    let mut f = HOST_MAC.to_vec();
+    f.splice(0..0, dst_mac);
+    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+    f.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    f.extend_from_slice(&[58, 255]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&dst.octets());
+    f.extend_from_slice(&body);
+    f
+}
+
+#[test]
+fn router_filter_ipv6_fixture_table() {
+    if !common::kernel_available("router_filter_ipv6_fixture_table") {
+        return;
+    }
+    let mut dp = Dataplane::load_private().expect("load");
+    dp.set_router_cfg(&FilterConfig {
+        vmac: VMAC6,
+        own_mac: Some(OWN),
+        end_system: EndSystem::Source,
+    })
+    .unwrap();
+    dp.set_router_lease(u64::MAX).unwrap();
+    let server = Ipv6Addr::new(0x2001, 0xdb8, 4, 0, 0, 0, 0, 0x100);
+    let host = |i: u16| Ipv6Addr::new(0x2001, 0xdb8, 3, 0, 0, 0, 0, i);
+    let a = host(50);
+    let b = (51..=250)
+        .map(host)
+        .find(|x| bucket_of((*x).into()) != bucket_of(a.into()))
+        .unwrap();
+    let (ba, bb) = (bucket_of(a.into()), bucket_of(b.into()));
+    dp.set_bucket(ba, BucketState::Mine).unwrap();
+    dp.set_bucket(bb, BucketState::NotMine).unwrap();
+
+    // Owned: routed, only the destination MAC changes; the fingerprint
+    // is the packet's.
+    let f = frame6(VMAC6, a, server, 1);
+    let out = run(&mut dp, "v6 owned", &f, verdict::PASS, stat::ROUTED);
+    assert_eq!(&out[0..6], &OWN);
+    assert_eq!(&out[6..], &f[6..]);
+    let fp = dp.last_routed(ba).unwrap();
+    assert_eq!((fp.family, fp.count), (6, 1));
+    assert!(frame_matches(&f, &fp), "{fp:?}");
+    assert!(
+        !frame_matches(&frame6(VMAC6, a, server, 2), &fp),
+        "the next packet of the flow has another fingerprint"
+    );
+    run(
+        &mut dp,
+        "v6 other bucket",
+        &frame6(VMAC6, b, server, 3),
+        verdict::DROP,
+        stat::NOT_OWNER,
+    );
+    // Held: copied whole.
+    dp.set_bucket(bb, BucketState::Hold).unwrap();
+    let h = frame6(VMAC6, b, server, 4);
+    run(&mut dp, "v6 held", &h, verdict::DROP, stat::HELD);
+    let held = dp.take_held().unwrap();
+    assert_eq!((held.len(), &held[0].frame), (1, &h));
+    dp.set_bucket(bb, BucketState::NotMine).unwrap();
+
+    // Neighbor Discovery to the virtual MAC is the kernel's whatever the
+    // bucket; other ICMPv6 (echo) is bucketed as any packet.
+    for ty in 133..=137u8 {
+        let nd = icmp6(VMAC6, b, server, ty);
+        assert_eq!(
+            run(
+                &mut dp,
+                &format!("nd type {ty}"),
+                &nd,
+                verdict::PASS,
+                stat::NEIGHBOR_DISCOVERY
+            ),
+            nd
+        );
+    }
+    run(
+        &mut dp,
+        "v6 echo, not owned",
+        &icmp6(VMAC6, b, server, 128),
+        verdict::DROP,
+        stat::NOT_OWNER,
+    );
+
+    // The bucket is the whole address: a hop-by-hop header or a fragment
+    // header does not change it (no port is read for the bucket).
+    let mut hbh = f.clone();
+    hbh[20] = 0; // next header: hop-by-hop (the UDP header is its bytes)
+    run(
+        &mut dp,
+        "v6 ext header, owned",
+        &hbh,
+        verdict::PASS,
+        stat::ROUTED,
+    );
+    let mut frag = frame6(VMAC6, b, server, 5);
+    frag[20] = 44;
+    run(
+        &mut dp,
+        "v6 fragment, not owned",
+        &frag,
+        verdict::DROP,
+        stat::NOT_OWNER,
+    );
+
+    // Malformed: passed untouched and counted.
+    let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
+    for cut in [14, 20, 53, 54, 57, 61] {
+        cases.push((format!("cut at {cut}"), f[..cut].to_vec()));
+    }
+    let mut plen0 = f.clone();
+    plen0[18..20].copy_from_slice(&[0, 0]);
+    cases.push(("payload length 0".into(), plen0));
+    let mut long = f.clone();
+    long[18..20].copy_from_slice(&[0x05, 0xdc]);
+    cases.push(("payload length past the frame".into(), long));
+    let mut v4 = f.clone();
+    v4[14] = 0x45;
+    cases.push(("version 4 under the IPv6 EtherType".into(), v4));
+    for (name, pkt) in &cases {
+        assert_eq!(
+            &run(&mut dp, name, pkt, verdict::PASS, stat::MALFORMED),
+            pkt,
+            "{name}"
+        );
+    }
+    // An IPv4 frame to the IPv6 virtual MAC is still bucketed (the MAC
+    // picks the frames; the family of each packet its parse).
+    let v4 = frame(
+        VMAC6,
+        Ipv4Addr::new(10, 3, 0, 50),
+        Ipv4Addr::new(10, 4, 0, 1),
+        9,
+    );
+    let bucket4 = bucket_of(IpAddr::V4(Ipv4Addr::new(10, 3, 0, 50)));
+    dp.set_bucket(bucket4, BucketState::Mine).unwrap();
+    run(
+        &mut dp,
+        "v4 under the v6 vmac",
+        &v4,
+        verdict::PASS,
+        stat::ROUTED,
+    );
+    eprintln!("router ipv6 fixtures: {} malformed cases", cases.len());
+}
+
+#[test]
+fn ipv6_buckets_spread_hosts_of_one_prefix() {
+    let mut n = [0u32; 256];
+    for i in 0..4096u32 {
+        let a = Ipv6Addr::from((0x2001_0db8_0003_0000u128 << 64) | u128::from(i));
+        n[bucket_of(a.into()) as usize] += 1;
     }
     assert!(n.iter().all(|&c| (4..=32).contains(&c)), "{:?}", n);
 }

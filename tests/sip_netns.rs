@@ -559,14 +559,26 @@ fn two_presence_servers_share_one_postgresql_store_and_its_etags() {
     let ua = format!("/run/netns/{}", net.name("ua"));
     let user = "dave@example.com";
     // One PUBLISH to `to`: its status code and SIP-ETag.
-    let publish = move |to: &'static str, etag: Option<String>, status: Option<control::sip_monitor::track::Status>, n: u32| {
+    let publish = move |to: &'static str,
+                        etag: Option<String>,
+                        status: Option<control::sip_monitor::track::Status>,
+                        n: u32| {
         let ua = ua.clone();
         thread::spawn(move || {
             enter_netns(&ua).unwrap();
             let body = status
                 .map(|s| control::presence::pidf(user, s, &[]))
                 .unwrap_or_default();
-            let m = control::presence::publish(user, to, "10.5.0.2:5066", &format!("p2-{n}"), n, etag.as_deref(), 3600, &body);
+            let m = control::presence::publish(
+                user,
+                to,
+                "10.5.0.2:5066",
+                &format!("p2-{n}"),
+                n,
+                etag.as_deref(),
+                3600,
+                &body,
+            );
             let u = UdpSocket::bind("10.5.0.2:5066").unwrap();
             u.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
             u.send_to(m.as_bytes(), to).unwrap();
@@ -592,7 +604,12 @@ fn two_presence_servers_share_one_postgresql_store_and_its_etags() {
     assert_eq!(publish("10.6.0.2:5070", e2.clone(), None, 5).0, 412);
     // One store: both servers show the status A stored last.
     for role in ["srv", "srv2"] {
-        let rows = net.call(role, Request::PresenceShow { user: Some(user.into()) });
+        let rows = net.call(
+            role,
+            Request::PresenceShow {
+                user: Some(user.into()),
+            },
+        );
         assert_eq!(rows[0]["status"], "talking", "{role}: {rows}");
     }
     // A restart (failover back to A) still knows the live tag.

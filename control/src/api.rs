@@ -645,7 +645,9 @@ mod tests {
             (v6.src.to_string(), v6.sport, v6.dst.to_string(), v6.dport),
             ("2001:db8::2".into(), 4000, "2001:db8::1".into(), 80)
         );
-        let e = "10.0.0.2:4000-[2001:db8::1]:80/udp".parse::<FlowSpec>().unwrap_err();
+        let e = "10.0.0.2:4000-[2001:db8::1]:80/udp"
+            .parse::<FlowSpec>()
+            .unwrap_err();
         assert!(e.contains("both be IPv4 or both IPv6"), "{e}");
     }
 }

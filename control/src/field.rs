@@ -10,7 +10,13 @@
 //! rejected by the TOML parser at its key and the roles never parse it
 //! again.
 
-use std::{collections::HashSet, fmt, net::Ipv4Addr, ops::RangeInclusive, str::FromStr};
+use std::{
+    collections::HashSet,
+    fmt,
+    net::{IpAddr, Ipv4Addr},
+    ops::RangeInclusive,
+    str::FromStr,
+};
 
 /// A config error: the dotted path of the offending key and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -256,6 +262,79 @@ impl fmt::Display for Ipv4Prefix {
 
 text_serde!(Ipv4Prefix);
 
+/// An IPv4 or IPv6 address with a prefix length, `ADDR/LEN` in the file
+/// (`A.B.C.D/LEN` or `X:X::X/LEN`); a bare address is a host (/32,
+/// /128). As with `Ipv4Prefix`, the address is kept as written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IpPrefix {
+    pub addr: IpAddr,
+    /// 0..=32 for IPv4, 0..=128 for IPv6.
+    pub len: u8,
+}
+
+impl IpPrefix {
+    pub fn is_ipv6(self) -> bool {
+        self.addr.is_ipv6()
+    }
+
+    /// Whether `a` (of the same family) is in this prefix.
+    pub fn contains(self, a: IpAddr) -> bool {
+        match (self.addr, a) {
+            (IpAddr::V4(p), IpAddr::V4(a)) => Ipv4Prefix {
+                addr: p,
+                len: self.len,
+            }
+            .contains(a),
+            (IpAddr::V6(p), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.len))
+                    .unwrap_or(0);
+                u128::from(p) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl From<Ipv4Prefix> for IpPrefix {
+    fn from(p: Ipv4Prefix) -> Self {
+        Self {
+            addr: IpAddr::V4(p.addr),
+            len: p.len,
+        }
+    }
+}
+
+impl FromStr for IpPrefix {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not A.B.C.D/LEN or X:X::X/LEN");
+        let (a, l) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv6() { 128 } else { 32 };
+        let len: u8 = match l {
+            Some(l) => l.parse().map_err(|_| bad())?,
+            None => max,
+        };
+        if len > max {
+            return Err(bad());
+        }
+        Ok(Self { addr, len })
+    }
+}
+
+impl fmt::Display for IpPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&format!("{}/{}", self.addr, self.len))
+    }
+}
+
+text_serde!(IpPrefix);
+
 /// A range of ports, `FIRST-LAST` in the file, both included.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PortRange {
@@ -388,6 +467,38 @@ mod tests {
         ] {
             let e = rejected::<Ipv4Prefix>(bad);
             assert!(e.contains("is not A.B.C.D/LEN"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn ip_prefix_takes_both_families() {
+        let p: IpPrefix = round_trip("2001:db8:3::100/64");
+        assert!(p.is_ipv6());
+        assert!(p.contains("2001:db8:3::9".parse().unwrap()));
+        assert!(!p.contains("2001:db8:4::9".parse().unwrap()));
+        assert!(
+            !p.contains("10.3.0.9".parse().unwrap()),
+            "families never match"
+        );
+        let v4: IpPrefix = round_trip("10.3.0.100/24");
+        assert!(!v4.is_ipv6() && v4.contains("10.3.0.9".parse().unwrap()));
+        assert_eq!(
+            "fe80::1".parse::<IpPrefix>().unwrap().to_string(),
+            "fe80::1/128"
+        );
+        assert_eq!("10.0.0.1".parse::<IpPrefix>().unwrap().len, 32);
+        let all: IpPrefix = round_trip("::/0");
+        assert!(all.contains("2001:db8::1".parse().unwrap()));
+        for bad in [
+            "2001:db8::/129",
+            "10.0.0.0/33",
+            "2001:db8::1/",
+            "fe80::1%eth0/64",
+            "x/8",
+            "",
+        ] {
+            let e = rejected::<IpPrefix>(bad);
+            assert!(e.contains("is not A.B.C.D/LEN or X:X::X/LEN"), "{bad}: {e}");
         }
     }
 

@@ -75,7 +75,10 @@ pub const fn flow6_fold(src: [u32; 4], dst: [u32; 4], sport: u16, dport: u16, pr
     h = mix_word(h, src[1] ^ src[3]);
     h = mix_word(h, dst[0] ^ dst[2]);
     h = mix_word(h, dst[1] ^ dst[3]);
-    h = mix_word(h, (sport as u32) | ((dport as u32) << 16) ^ ((proto as u32) << 8));
+    h = mix_word(
+        h,
+        (sport as u32) | ((dport as u32) << 16) ^ ((proto as u32) << 8),
+    );
     finish(h, 20)
 }
 
@@ -113,6 +116,18 @@ pub const fn addr_bucket(addr: u32) -> u32 {
     finish(h, 4) & (crate::router::BUCKETS - 1)
 }
 
+/// The load-sharing condition of an IPv6 end-system address (four
+/// 32-bit words as in the packet): its bucket out of `router::BUCKETS`.
+/// The whole address, not its /64: every host of a LAN shares the /64.
+#[inline(always)]
+pub const fn addr6_bucket(addr: [u32; 4]) -> u32 {
+    let mut h = mix_word(0x6236_6b74, addr[0]);
+    h = mix_word(h, addr[1]);
+    h = mix_word(h, addr[2]);
+    h = mix_word(h, addr[3]);
+    finish(h, 16) & (crate::router::BUCKETS - 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,14 +149,22 @@ mod tests {
         };
         let a = [0x2001_0db8u32.to_be(), 0x64u32.to_be(), 0, 2u32.to_be()];
         let b = [0x2001_0db8u32.to_be(), 0xc633u32.to_be(), 0, 10u32.to_be()];
-        assert!(spread(&mut (0..20_000u32).map(|p| flow_hash_v6(flow6_fold(a, b, p as u16, 443, 6), 7))));
+        assert!(spread(
+            &mut (0..20_000u32).map(|p| flow_hash_v6(flow6_fold(a, b, p as u16, 443, 6), 7))
+        ));
         assert!(spread(&mut (0..20_000u32).map(|i| {
-            flow_hash_v6(flow6_fold([a[0], a[1], i.to_be(), (i * 7).to_be()], b, 40000, 443, 6), 7)
+            flow_hash_v6(
+                flow6_fold([a[0], a[1], i.to_be(), (i * 7).to_be()], b, 40000, 443, 6),
+                7,
+            )
         })));
         assert!(spread(&mut (0..20_000u32).map(|i| {
             terminal_hash_v6(terminal6_fold([a[0], i.to_be(), 0, 1]), 7)
         })));
         // Addresses inside one /64 are one terminal.
-        assert_eq!(terminal6_fold([a[0], a[1], 5, 6]), terminal6_fold([a[0], a[1], 7, 8]));
+        assert_eq!(
+            terminal6_fold([a[0], a[1], 5, 6]),
+            terminal6_fold([a[0], a[1], 7, 8])
+        );
     }
 }

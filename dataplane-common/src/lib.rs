@@ -23,7 +23,7 @@ pub use stats::verdict;
 /// Layout version of every pinned map. Bump it whenever a map's key, value,
 /// size or meaning changes; a daemon that finds pins of another version
 /// refuses them instead of guessing (ARCHITECTURE.md §5).
-pub const LAYOUT_VERSION: u32 = 11;
+pub const LAYOUT_VERSION: u32 = 12;
 
 /// Magic stored beside the layout version so a foreign map of the same name
 /// is not mistaken for ours.

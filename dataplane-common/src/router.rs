@@ -48,15 +48,27 @@ pub struct RouterCfg {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Fingerprint {
-    pub src: u32,
-    pub dst: u32,
+    /// IPv4: the address in the first word, the others 0. IPv6: the
+    /// address as four words. As in the packet.
+    pub src: [u32; 4],
+    pub dst: [u32; 4],
+    /// IPv4: the identification. IPv6: the low 16 bits of the flow label.
     pub ip_id: u16,
+    /// IPv4: the header checksum. IPv6: the payload length.
     pub ip_csum: u16,
-    /// First 4 bytes of the L4 header (ports), or 0.
+    /// First 4 bytes after the fixed IP header (the ports), or 0 (IPv4
+    /// with options).
     pub l4: u32,
+    /// IPv6: the next 4 bytes (TCP sequence number, UDP length and
+    /// checksum, ICMPv6 identifier and sequence), which tell apart the
+    /// packets of a flow as IPv4's identification does. IPv4: 0.
+    pub l4_next: u32,
+    /// 4 or 6; 0: no packet yet.
+    pub family: u32,
     /// Packets routed in this bucket so far (0: none yet).
     pub count: u64,
 }
+const _: () = assert!(core::mem::size_of::<Fingerprint>() == 56);
 
 /// Header of a frame held for a bucket being handed over (`RT_HELD`).
 #[repr(C)]
@@ -82,7 +94,12 @@ crate::stats! {
     /// Indices into `RT_STATS`.
     pub mod stat {
         NOT_VMAC = "not_vmac",
-        NOT_IPV4 = "not_ipv4",
+        /// Neither IPv4 nor IPv6 (ARP included): the kernel's.
+        NOT_IP = "not_ip",
+        /// IPv6 Neighbor Discovery (router/neighbor solicitations and
+        /// advertisements, redirects) to the virtual MAC: passed, as ARP
+        /// is, so the master answers for the virtual addresses.
+        NEIGHBOR_DISCOVERY = "neighbor_discovery",
         MALFORMED = "malformed",
         ROUTED = "routed",
         NOT_OWNER = "not_owner",

@@ -112,8 +112,7 @@ fn classify_v6(ctx: &XdpContext, l3: usize) -> Result<SessionKey, u32> {
     if proto != IPPROTO_UDP && proto != IPPROTO_TCP {
         return Err(stat::NOT_TCP_UDP);
     }
-    let ports =
-        parse::parse_l4_ports(ctx, l4, parse::l4_hdr_len(proto)).ok_or(stat::TRUNC_L4)?;
+    let ports = parse::parse_l4_ports(ctx, l4, parse::l4_hdr_len(proto)).ok_or(stat::TRUNC_L4)?;
     if l4 + parse::l4_hdr_len(proto) > ip.payload_end {
         return Err(stat::TRUNC_L4);
     }
@@ -196,7 +195,10 @@ fn forward(ctx: &XdpContext, key: SessionKey, bytes: u64) -> (u32, u32) {
             if meta.key == KEY_FLOW {
                 (stat::KEY_FLOW, hash::flow_hash_v6(flow, meta.seed))
             } else {
-                (stat::KEY_TERMINAL, hash::terminal_hash_v6(terminal, meta.seed))
+                (
+                    stat::KEY_TERMINAL,
+                    hash::terminal_hash_v6(terminal, meta.seed),
+                )
             }
         }
     };

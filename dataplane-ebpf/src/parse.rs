@@ -289,16 +289,11 @@ fn words(b: &[u8]) -> [u32; 4] {
     ]
 }
 
-/// The fixed header at `off` and the first header after the extension
-/// chain: (header, its upper-layer protocol, that header's offset). Hop-by-
-/// hop, routing and destination options headers are walked, at most
-/// `max_ext` of them; a fragment header stops the walk.
+/// The fixed header at `off` alone, checked (version, payload length
+/// within the frame): (header, its next header, the flow label's low 16
+/// bits as in the packet).
 #[inline(always)]
-pub fn parse_ipv6(
-    ctx: &XdpContext,
-    off: usize,
-    max_ext: usize,
-) -> Result<(Ipv6, u8, usize), Ipv6Error> {
+pub fn parse_ipv6_fixed(ctx: &XdpContext, off: usize) -> Result<(Ipv6, u8, u16), Ipv6Error> {
     let p = ptr_at::<[u8; IPV6_HLEN]>(ctx, off).ok_or(Ipv6Error::Truncated)?;
     // SAFETY: 40 bytes checked.
     let h = unsafe { &*p };
@@ -315,7 +310,21 @@ pub fn parse_ipv6(
         dst: words(&h[24..40]),
         payload_end,
     };
-    let mut next = h[6];
+    Ok((ip, h[6], u16::from_ne_bytes([h[2], h[3]])))
+}
+
+/// The fixed header at `off` and the first header after the extension
+/// chain: (header, its upper-layer protocol, that header's offset). Hop-by-
+/// hop, routing and destination options headers are walked, at most
+/// `max_ext` of them; a fragment header stops the walk.
+#[inline(always)]
+pub fn parse_ipv6(
+    ctx: &XdpContext,
+    off: usize,
+    max_ext: usize,
+) -> Result<(Ipv6, u8, usize), Ipv6Error> {
+    let (ip, mut next, _) = parse_ipv6_fixed(ctx, off)?;
+    let payload_end = ip.payload_end;
     let mut at = off + IPV6_HLEN;
     for _ in 0..max_ext {
         match next {

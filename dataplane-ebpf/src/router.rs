@@ -14,7 +14,7 @@ use dataplane_common::{
 
 use crate::{
     maps::{self, RT_BUCKETS, RT_CFG, RT_HELD, RT_LAST, RT_LEASE, RT_RATES, RT_STATS},
-    parse::{self, ETH_P_IPV4, IPV4_HLEN},
+    parse::{self, ETH_P_IPV4, ETH_P_IPV6, IPV4_HLEN, IPV6_HLEN},
     ring,
 };
 
@@ -34,7 +34,7 @@ fn filter(ctx: &XdpContext, bytes: u64) -> (u32, u32) {
         _ => return (xdp_action::XDP_PASS, stat::NOT_VMAC),
     };
     // Untagged only: a tagged frame to the virtual MAC passes to the
-    // kernel as not IPv4.
+    // kernel as not IP.
     let Ok(eth) = parse::parse_eth(ctx) else {
         return (xdp_action::XDP_PASS, stat::MALFORMED);
     };
@@ -43,18 +43,17 @@ fn filter(ctx: &XdpContext, bytes: u64) -> (u32, u32) {
     if e[0..6] != cfg.vmac {
         return (xdp_action::XDP_PASS, stat::NOT_VMAC);
     }
-    if eth.proto != ETH_P_IPV4 {
-        return (xdp_action::XDP_PASS, stat::NOT_IPV4);
-    }
-    let Some(ip) = parse::parse_ipv4(ctx, eth.l3) else {
-        return (xdp_action::XDP_PASS, stat::MALFORMED);
-    };
-    if ip.check().is_err() {
-        return (xdp_action::XDP_PASS, stat::MALFORMED);
-    }
-    // The 4 bytes after the fixed header (ports, or options) are part of
-    // the fingerprint, so they must be there.
-    let Some(after) = parse::load_raw32(ctx, eth.l3 + IPV4_HLEN) else {
+    let Some((fp, bucket)) = (match eth.proto {
+        ETH_P_IPV4 => fingerprint_v4(ctx, eth.l3, cfg.by_dst),
+        ETH_P_IPV6 => match fingerprint_v6(ctx, eth.l3, cfg.by_dst) {
+            V6::Packet(fp, bucket) => Some((fp, bucket)),
+            V6::NeighborDiscovery => {
+                return (xdp_action::XDP_PASS, stat::NEIGHBOR_DISCOVERY);
+            }
+            V6::Malformed => None,
+        },
+        _ => return (xdp_action::XDP_PASS, stat::NOT_IP),
+    }) else {
         return (xdp_action::XDP_PASS, stat::MALFORMED);
     };
     // A dead daemon's filter routes nothing: its buckets are being handed
@@ -63,8 +62,6 @@ fn filter(ctx: &XdpContext, bytes: u64) -> (u32, u32) {
     if unsafe { bpf_ktime_get_coarse_ns() } > lease {
         return (xdp_action::XDP_DROP, stat::LEASE_EXPIRED);
     }
-    let (src, dst) = (ip.src, ip.dst);
-    let bucket = hash::addr_bucket(if cfg.by_dst != 0 { dst } else { src });
     match RT_BUCKETS.get(bucket).copied() {
         Some(BUCKET_MINE) => {
             if let Some(c) = RT_RATES.get_ptr_mut(bucket) {
@@ -78,15 +75,7 @@ fn filter(ctx: &XdpContext, bytes: u64) -> (u32, u32) {
                 // SAFETY: map value; see RT_LAST on concurrency.
                 unsafe {
                     let n = (*f).count + 1;
-                    *f = Fingerprint {
-                        src,
-                        dst,
-                        ip_id: ip.id,
-                        ip_csum: ip.csum,
-                        // Ports only when no options sit between.
-                        l4: if ip.ihl() == IPV4_HLEN { after } else { 0 },
-                        count: n,
-                    };
+                    *f = Fingerprint { count: n, ..fp };
                 }
             }
             // The kernel routes it: a macvlan with the virtual MAC takes it
@@ -99,6 +88,79 @@ fn filter(ctx: &XdpContext, bytes: u64) -> (u32, u32) {
         Some(BUCKET_HOLD) => (xdp_action::XDP_DROP, hold(ctx, bucket)),
         _ => (xdp_action::XDP_DROP, stat::NOT_OWNER),
     }
+}
+
+/// An IPv4 packet's fingerprint and bucket; None: malformed.
+#[inline(always)]
+fn fingerprint_v4(ctx: &XdpContext, l3: usize, by_dst: u32) -> Option<(Fingerprint, u32)> {
+    let ip = parse::parse_ipv4(ctx, l3)?;
+    if ip.check().is_err() {
+        return None;
+    }
+    // The 4 bytes after the fixed header (ports, or options) are part of
+    // the fingerprint, so they must be there.
+    let after = parse::load_raw32(ctx, l3 + IPV4_HLEN)?;
+    let bucket = hash::addr_bucket(if by_dst != 0 { ip.dst } else { ip.src });
+    let fp = Fingerprint {
+        src: [ip.src, 0, 0, 0],
+        dst: [ip.dst, 0, 0, 0],
+        ip_id: ip.id,
+        ip_csum: ip.csum,
+        // Ports only when no options sit between.
+        l4: if ip.ihl() == IPV4_HLEN { after } else { 0 },
+        l4_next: 0,
+        family: 4,
+        count: 0,
+    };
+    Some((fp, bucket))
+}
+
+enum V6 {
+    Packet(Fingerprint, u32),
+    NeighborDiscovery,
+    Malformed,
+}
+
+/// ICMPv6 types 133..=137 (RFC 4861 §4): router solicitation and
+/// advertisement, neighbor solicitation and advertisement, redirect.
+const ND_FIRST: u8 = 133;
+const ND_LAST: u8 = 137;
+const IPPROTO_ICMPV6: u8 = 58;
+
+/// An IPv6 packet's fingerprint and bucket. The fixed header is enough:
+/// the bucket is the end system's address, so extension headers and
+/// fragments are routed as any packet is; only Neighbor Discovery right
+/// after the fixed header is the kernel's.
+#[inline(always)]
+fn fingerprint_v6(ctx: &XdpContext, l3: usize, by_dst: u32) -> V6 {
+    let Ok((ip, next, flow)) = parse::parse_ipv6_fixed(ctx, l3) else {
+        return V6::Malformed;
+    };
+    let at = l3 + IPV6_HLEN;
+    let (Some(l4), Some(l4_next)) = (parse::load_raw32(ctx, at), parse::load_raw32(ctx, at + 4))
+    else {
+        return V6::Malformed;
+    };
+    if next == IPPROTO_ICMPV6 {
+        // The type is the first byte of the ICMPv6 header.
+        let ty = l4.to_ne_bytes()[0];
+        if (ND_FIRST..=ND_LAST).contains(&ty) {
+            return V6::NeighborDiscovery;
+        }
+    }
+    let addr = if by_dst != 0 { ip.dst } else { ip.src };
+    let plen = (ip.payload_end - at) as u16;
+    let fp = Fingerprint {
+        src: ip.src,
+        dst: ip.dst,
+        ip_id: flow,
+        ip_csum: plen.to_be(),
+        l4,
+        l4_next,
+        family: 6,
+        count: 0,
+    };
+    V6::Packet(fp, hash::addr6_bucket(addr))
 }
 
 /// Copy the frame to the ring buffer for the control plane (claims 4, 6).

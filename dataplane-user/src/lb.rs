@@ -85,7 +85,13 @@ pub fn flow_hash_v6(
     seed: u32,
 ) -> u32 {
     use dataplane_common::hash;
-    let fold = hash::flow6_fold(words6(src), words6(dst), sport.to_be(), dport.to_be(), proto);
+    let fold = hash::flow6_fold(
+        words6(src),
+        words6(dst),
+        sport.to_be(),
+        dport.to_be(),
+        proto,
+    );
     hash::flow_hash_v6(fold, seed)
 }
 
@@ -226,9 +232,8 @@ impl Dataplane {
         let live = self.live_table()?;
         let table: Array<&MapData, u32> = self.map(&maps::LB_MAGLEV)?;
         let base = live.copy * lb::MAGLEV_MAX;
-        crate::batch::array_read(table.map(), base, live.meta.size).map_err(|e| {
-            Error::Other(format!("reading {} in a batch: {e}", maps::LB_MAGLEV.name))
-        })
+        crate::batch::array_read(table.map(), base, live.meta.size)
+            .map_err(|e| Error::Other(format!("reading {} in a batch: {e}", maps::LB_MAGLEV.name)))
     }
 
     /// Write `slots` (gateway indices, with previous owners where they

@@ -3,7 +3,7 @@
 //! network order (the load-sharing wire carries them as is) and are
 //! compared with frames here.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use aya::maps::{Array, MapData};
 use dataplane_common::{
@@ -83,29 +83,49 @@ impl From<FilterConfig> for RouterCfg {
 }
 
 /// The bucket of an end-system address, as the filter computes it.
-pub fn bucket_of(addr: Ipv4Addr) -> u8 {
+pub fn bucket_of(addr: IpAddr) -> u8 {
     // BUCKETS is 256.
-    dataplane_common::hash::addr_bucket(u32::from_ne_bytes(addr.octets())) as u8
+    match addr {
+        IpAddr::V4(a) => dataplane_common::hash::addr_bucket(u32::from_ne_bytes(a.octets())) as u8,
+        IpAddr::V6(a) => dataplane_common::hash::addr6_bucket(ne_words(&a.octets())) as u8,
+    }
 }
 
-/// Whether `frame` (Ethernet, IPv4) is the packet `fp` records.
+fn ne_words(b: &[u8]) -> [u32; 4] {
+    let w = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    [w(0), w(4), w(8), w(12)]
+}
+
+/// Whether `frame` (untagged Ethernet, IPv4 or IPv6) is the packet `fp`
+/// records.
 pub fn frame_matches(frame: &[u8], fp: &Fingerprint) -> bool {
-    if frame.len() < 34 {
-        return false;
-    }
     // The fingerprint holds header fields as they sit in the packet.
     let raw32 = |o: usize| u32::from_ne_bytes([frame[o], frame[o + 1], frame[o + 2], frame[o + 3]]);
     let raw16 = |o: usize| u16::from_ne_bytes([frame[o], frame[o + 1]]);
-    let l4 = if frame[14] == 0x45 && frame.len() >= 38 {
-        raw32(34)
-    } else {
-        0
-    };
-    raw32(26) == fp.src
-        && raw32(30) == fp.dst
-        && raw16(18) == fp.ip_id
-        && raw16(24) == fp.ip_csum
-        && l4 == fp.l4
+    match fp.family {
+        4 if frame.len() >= 34 && frame[12..14] == [0x08, 0x00] => {
+            let l4 = if frame[14] == 0x45 && frame.len() >= 38 {
+                raw32(34)
+            } else {
+                0
+            };
+            fp.src == [raw32(26), 0, 0, 0]
+                && fp.dst == [raw32(30), 0, 0, 0]
+                && raw16(18) == fp.ip_id
+                && raw16(24) == fp.ip_csum
+                && l4 == fp.l4
+                && fp.l4_next == 0
+        }
+        6 if frame.len() >= 62 && frame[12..14] == [0x86, 0xdd] => {
+            fp.src == ne_words(&frame[22..38])
+                && fp.dst == ne_words(&frame[38..54])
+                && raw16(16) == fp.ip_id
+                && raw16(18) == fp.ip_csum
+                && raw32(54) == fp.l4
+                && raw32(58) == fp.l4_next
+        }
+        _ => false,
+    }
 }
 
 impl Dataplane {
@@ -206,16 +226,22 @@ mod tests {
 
     #[test]
     fn bucket_of_hashes_the_address_as_the_packet_carries_it() {
-        let a = Ipv4Addr::new(10, 3, 0, 64);
+        let a = std::net::Ipv4Addr::new(10, 3, 0, 64);
         assert_eq!(
-            u32::from(bucket_of(a)),
+            u32::from(bucket_of(a.into())),
             dataplane_common::hash::addr_bucket(u32::from_ne_bytes([10, 3, 0, 64]))
         );
+        // IPv6: the whole address; hosts of one /64 spread over buckets.
+        let buckets: std::collections::BTreeSet<u8> = (1..=64u16)
+            .map(|i| bucket_of(std::net::Ipv6Addr::new(0x2001, 0xdb8, 3, 0, 0, 0, 0, i).into()))
+            .collect();
+        assert!(buckets.len() > 40, "{} buckets for 64 hosts", buckets.len());
     }
 
     #[test]
     fn a_frame_matches_the_fingerprint_of_its_own_header_fields() {
         let mut f = vec![0u8; 42];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
         f[14] = 0x45;
         f[18..20].copy_from_slice(&[0x12, 0x34]); // IP id
         f[24..26].copy_from_slice(&[0xab, 0xcd]); // IP checksum
@@ -223,11 +249,13 @@ mod tests {
         f[30..34].copy_from_slice(&[10, 9, 0, 1]);
         f[34..38].copy_from_slice(&[0x9c, 0x40, 0x00, 0x50]); // ports 40000 -> 80
         let fp = Fingerprint {
-            src: u32::from_ne_bytes([10, 3, 0, 64]),
-            dst: u32::from_ne_bytes([10, 9, 0, 1]),
+            src: [u32::from_ne_bytes([10, 3, 0, 64]), 0, 0, 0],
+            dst: [u32::from_ne_bytes([10, 9, 0, 1]), 0, 0, 0],
             ip_id: u16::from_ne_bytes([0x12, 0x34]),
             ip_csum: u16::from_ne_bytes([0xab, 0xcd]),
             l4: u32::from_ne_bytes([0x9c, 0x40, 0x00, 0x50]),
+            l4_next: 0,
+            family: 4,
             count: 1,
         };
         assert!(frame_matches(&f, &fp));
@@ -235,5 +263,37 @@ mod tests {
         other[19] ^= 1;
         assert!(!frame_matches(&other, &fp));
         assert!(!frame_matches(&f[..30], &fp), "too short");
+        assert!(!frame_matches(&f, &Fingerprint { family: 6, ..fp }));
+    }
+
+    #[test]
+    fn an_ipv6_frame_matches_by_flow_label_length_and_upper_layer_bytes() {
+        let mut f = vec![0u8; 70];
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        f[14..18].copy_from_slice(&[0x60, 0x01, 0x23, 0x45]); // flow label 0x12345
+        f[18..20].copy_from_slice(&[0x00, 0x10]); // payload length 16
+        f[20] = 17;
+        f[22..38]
+            .copy_from_slice(&std::net::Ipv6Addr::new(0x2001, 0xdb8, 3, 0, 0, 0, 0, 64).octets());
+        f[38..54]
+            .copy_from_slice(&std::net::Ipv6Addr::new(0x2001, 0xdb8, 9, 0, 0, 0, 0, 1).octets());
+        f[54..58].copy_from_slice(&[0x9c, 0x40, 0x00, 0x50]);
+        f[58..62].copy_from_slice(&[0x00, 0x10, 0xbe, 0xef]); // UDP length, checksum
+        let fp = Fingerprint {
+            src: ne_words(&f[22..38]),
+            dst: ne_words(&f[38..54]),
+            ip_id: u16::from_ne_bytes([0x23, 0x45]),
+            ip_csum: 16u16.to_be(),
+            l4: u32::from_ne_bytes([0x9c, 0x40, 0x00, 0x50]),
+            l4_next: u32::from_ne_bytes([0x00, 0x10, 0xbe, 0xef]),
+            family: 6,
+            count: 3,
+        };
+        assert!(frame_matches(&f, &fp));
+        // Another packet of the same flow differs in its UDP checksum.
+        let mut next = f.clone();
+        next[61] ^= 1;
+        assert!(!frame_matches(&next, &fp));
+        assert!(!frame_matches(&f[..60], &fp), "too short");
     }
 }

@@ -280,8 +280,12 @@ pub async fn leave(state: &Shared) {
     .await;
     match r {
         Ok(Ok(())) => info!(lease, "cluster: lease revoked"),
-        Ok(Err(e)) => warn!(error = %e, "cluster: could not revoke the lease; it expires by itself"),
-        Err(_) => warn!("cluster: etcd did not answer the revoke in 1 s; the lease expires by itself"),
+        Ok(Err(e)) => {
+            warn!(error = %e, "cluster: could not revoke the lease; it expires by itself")
+        }
+        Err(_) => {
+            warn!("cluster: etcd did not answer the revoke in 1 s; the lease expires by itself")
+        }
     }
 }
 
@@ -352,7 +356,9 @@ async fn run_set(
         Err(e) => {
             // The tables stay on the last set they took.
             warn!(revision = set.revision, error = %e, "cluster: gateway set refused");
-            update(state, |v| v.refused = Some(format!("revision {}: {e}", set.revision)));
+            update(state, |v| {
+                v.refused = Some(format!("revision {}: {e}", set.revision))
+            });
             return Ok(());
         }
     };

@@ -14,7 +14,7 @@ use control::{
     config::Config,
     field::MacAddr,
     lb::{
-        config::{MAX_DRAIN_TIMEOUT, DEFAULT_DRAIN_TIMEOUT},
+        config::{DEFAULT_DRAIN_TIMEOUT, MAX_DRAIN_TIMEOUT},
         maglev::{Backend, MaglevTable},
     },
 };
@@ -117,7 +117,9 @@ fn section(args: &ClusterArgs) -> anyhow::Result<Cluster> {
             .cluster
             .with_context(|| format!("{}: no [cluster] section", path.display()))?,
         (None, false) => Cluster::from_endpoints(args.endpoints.clone(), args.prefix.clone()),
-        (None, true) => bail!("name etcd with --config FILE or --endpoints URL[,URL...] (or EDGEPLANE_ETCD)"),
+        (None, true) => {
+            bail!("name etcd with --config FILE or --endpoints URL[,URL...] (or EDGEPLANE_ETCD)")
+        }
     };
     c.validate().map_err(|e| anyhow::anyhow!("cluster.{e}"))?;
     Ok(c)
@@ -198,7 +200,11 @@ async fn gateways(
         .iter()
         .map(|b| Backend {
             name: b.name.clone(),
-            weight: if eff.draining.contains_key(&b.name) { 0 } else { b.weight },
+            weight: if eff.draining.contains_key(&b.name) {
+                0
+            } else {
+                b.weight
+            },
         })
         .collect();
     Ok((set.revision, rows, backends))
@@ -226,7 +232,9 @@ async fn run_cmd(cfg: Cluster, cmd: ClusterCmd) -> anyhow::Result<()> {
                 })
                 .collect();
             let agree = !lbs.is_empty()
-                && lbs.iter().all(|l| l.current && l.table.digest == lbs[0].table.digest);
+                && lbs
+                    .iter()
+                    .all(|l| l.current && l.table.digest == lbs[0].table.digest);
             let out = StatusOut {
                 revision,
                 members,
@@ -300,8 +308,14 @@ fn print_gateways(rows: &[GatewayRow]) {
             r.address,
             r.mac,
             r.weight,
-            r.teid_prefix.map(|p| format!(" teid prefix {p}")).unwrap_or_default(),
-            if g.in_tables { "" } else { ", not in the tables" },
+            r.teid_prefix
+                .map(|p| format!(" teid prefix {p}"))
+                .unwrap_or_default(),
+            if g.in_tables {
+                ""
+            } else {
+                ", not in the tables"
+            },
             g.revision
         );
     }
@@ -331,7 +345,11 @@ async fn modify(
     })
 }
 
-async fn gateway_cmd(client: &mut etcd_client::Client, prefix: &str, cmd: GwCmd) -> anyhow::Result<()> {
+async fn gateway_cmd(
+    client: &mut etcd_client::Client,
+    prefix: &str,
+    cmd: GwCmd,
+) -> anyhow::Result<()> {
     let (w, json) = match cmd {
         GwCmd::List { json } => {
             let (_, rows, _) = gateways(client, prefix).await?;

@@ -40,11 +40,14 @@ pub async fn connect(cfg: &Cluster) -> anyhow::Result<Client> {
         opts = opts.with_user(user.clone(), pw.trim_end().to_string());
     }
     if let Some(t) = &cfg.tls {
-        let ca = std::fs::read(&t.ca).with_context(|| format!("cluster.tls.ca {}", t.ca.display()))?;
+        let ca =
+            std::fs::read(&t.ca).with_context(|| format!("cluster.tls.ca {}", t.ca.display()))?;
         let mut tls = TlsOptions::new().ca_certificate(Certificate::from_pem(ca));
         if let (Some(c), Some(k)) = (&t.cert, &t.key) {
-            let cert = std::fs::read(c).with_context(|| format!("cluster.tls.cert {}", c.display()))?;
-            let key = std::fs::read(k).with_context(|| format!("cluster.tls.key {}", k.display()))?;
+            let cert =
+                std::fs::read(c).with_context(|| format!("cluster.tls.cert {}", c.display()))?;
+            let key =
+                std::fs::read(k).with_context(|| format!("cluster.tls.key {}", k.display()))?;
             tls = tls.identity(Identity::from_pem(cert, key));
         }
         if let Some(d) = &t.domain {
@@ -63,8 +66,11 @@ pub async fn connect(cfg: &Cluster) -> anyhow::Result<Client> {
         let ep = &cfg.endpoints[(first + k) % n];
         let attempt = async {
             let mut c = Client::connect([ep], Some(opts.clone())).await?;
-            c.get(probe.clone(), Some(GetOptions::new().with_prefix().with_count_only()))
-                .await?;
+            c.get(
+                probe.clone(),
+                Some(GetOptions::new().with_prefix().with_count_only()),
+            )
+            .await?;
             anyhow::Ok(c)
         };
         match tokio::time::timeout(timeout, attempt).await {
@@ -122,7 +128,9 @@ pub async fn read_dir<T: serde::de::DeserializeOwned>(
     dir: &str,
 ) -> anyhow::Result<Vec<(String, T, i64)>> {
     let d = record::dir(prefix, dir);
-    let resp = client.get(d.clone(), Some(GetOptions::new().with_prefix())).await?;
+    let resp = client
+        .get(d.clone(), Some(GetOptions::new().with_prefix()))
+        .await?;
     let mut out = Vec::new();
     for kv in resp.kvs() {
         let key = kv.key_str()?;
@@ -173,8 +181,8 @@ pub async fn get_gateway(
     match resp.kvs().first() {
         None => Ok(None),
         Some(kv) => {
-            let r: GatewayRecord =
-                serde_json::from_slice(kv.value()).with_context(|| format!("{key}: not a gateway record"))?;
+            let r: GatewayRecord = serde_json::from_slice(kv.value())
+                .with_context(|| format!("{key}: not a gateway record"))?;
             Ok(Some((r, kv.mod_revision())))
         }
     }

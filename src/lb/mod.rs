@@ -29,11 +29,11 @@ use control::{
         maglev::{Backend, MaglevTable},
     },
 };
+use dataplane_common::lb::{slot_gateway, slot_previous, NO_GATEWAY};
 use dataplane_user::{
     lb::{Gateway as GatewayEntry, KeyMode},
     Dataplane,
 };
-use dataplane_common::lb::{slot_gateway, slot_previous, NO_GATEWAY};
 use tracing::info;
 
 pub struct LbInstance {
@@ -172,7 +172,12 @@ impl LbInstance {
         // value too.
         let plan = self
             .indices
-            .plan_with(resolved, |a, b| GatewayEntry { weight: b.weight, ..a.clone() } == *b)
+            .plan_with(resolved, |a, b| {
+                GatewayEntry {
+                    weight: b.weight,
+                    ..a.clone()
+                } == *b
+            })
             .map_err(|e| LbError::Config(e.to_string()))?;
         // 0. A prefix pointing at an entry about to be rewritten (a stale
         //    one, left by an earlier daemon) is cleared first.

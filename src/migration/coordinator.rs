@@ -66,7 +66,10 @@ impl Coordinator {
             db.batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
             // A store from before networks named their controller and egress.
             for col in ["controller", "via", "next_hop_mac"] {
-                if db.rows(&format!("SELECT {col} FROM networks LIMIT 0"), &[]).is_err() {
+                if db
+                    .rows(&format!("SELECT {col} FROM networks LIMIT 0"), &[])
+                    .is_err()
+                {
                     db.batch(&format!("ALTER TABLE networks ADD COLUMN {col} TEXT"))?;
                 }
             }
@@ -101,17 +104,20 @@ impl Coordinator {
     }
 
     pub fn servers(&self) -> anyhow::Result<Vec<control::migration::ServerInfo>> {
-        self.rows("SELECT name, address, network, agent FROM servers ORDER BY name", &[])?
-            .into_iter()
-            .map(|r| {
-                Ok(control::migration::ServerInfo {
-                    name: text(&r, 0)?,
-                    address: text(&r, 1)?.parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
-                    network: text(&r, 2)?,
-                    agent: parsed(3, &text(&r, 3)?)?,
-                })
+        self.rows(
+            "SELECT name, address, network, agent FROM servers ORDER BY name",
+            &[],
+        )?
+        .into_iter()
+        .map(|r| {
+            Ok(control::migration::ServerInfo {
+                name: text(&r, 0)?,
+                address: text(&r, 1)?.parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
+                network: text(&r, 2)?,
+                agent: parsed(3, &text(&r, 3)?)?,
             })
-            .collect()
+        })
+        .collect()
     }
 
     pub fn networks(&self) -> anyhow::Result<Vec<control::migration::NetworkInfo>> {
@@ -266,7 +272,10 @@ impl Coordinator {
         new: &MigrationCoordinator,
         commit: bool,
     ) -> Result<Vec<String>, String> {
-        self.db.borrow_mut().batch("BEGIN").map_err(|e| e.to_string())?;
+        self.db
+            .borrow_mut()
+            .batch("BEGIN")
+            .map_err(|e| e.to_string())?;
         let r = self.reconcile_in_transaction(new);
         let end = if commit && r.is_ok() {
             "COMMIT"
@@ -400,7 +409,11 @@ fn put_config(db: &mut Db, cfg: &MigrationCoordinator) -> Result<(), SqlError> {
         // The store keeps where a process moved to across restarts.
         db.exec(
             "INSERT INTO processes VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-            &[(&p.name).into(), (&p.server).into(), p.service.to_string().into()],
+            &[
+                (&p.name).into(),
+                (&p.server).into(),
+                p.service.to_string().into(),
+            ],
         )?;
     }
     Ok(())
@@ -546,7 +559,10 @@ pub fn prepare(
         });
         if let Err(e) = c.exec(
             "INSERT INTO migrations (id, plan, view) VALUES (?1, ?2, '{}')",
-            &[(view_id as i64).into(), serde_json::to_string(&plan)?.into()],
+            &[
+                (view_id as i64).into(),
+                serde_json::to_string(&plan)?.into(),
+            ],
         ) {
             c.migrations.pop();
             anyhow::bail!("storing the migration: {e}");

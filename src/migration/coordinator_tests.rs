@@ -35,23 +35,30 @@ fn servers_and_networks_are_added_and_removed_safely() {
 /// others skip, except under CI=true.
 /// One at a time: the private servers of one test process share a
 /// port number.
-fn pg_lab(
-    tag: &str,
-) -> Option<(std::sync::MutexGuard<'static, ()>, testlab::pg_lab::PgLab)> {
+fn pg_lab(tag: &str) -> Option<(std::sync::MutexGuard<'static, ()>, testlab::pg_lab::PgLab)> {
     static ONE: Mutex<()> = Mutex::new(());
     if unsafe { libc::geteuid() } != 0 {
-        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "{tag}: needs root");
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "{tag}: needs root"
+        );
         eprintln!("SKIP {tag}: needs root for a private PostgreSQL server");
         return None;
     }
     let guard = ONE.lock().unwrap_or_else(|e| e.into_inner());
-    Some((guard, testlab::pg_lab::PgLab::start(tag).expect("private PostgreSQL server")))
+    Some((
+        guard,
+        testlab::pg_lab::PgLab::start(tag).expect("private PostgreSQL server"),
+    ))
 }
 
 /// Issue 12: the same store on PostgreSQL by URL.
 #[test]
 fn servers_and_networks_on_postgresql() {
-    let Some((_one, pg)) = pg_lab("coord") else { return };
+    let Some((_one, pg)) = pg_lab("coord") else {
+        return;
+    };
     servers_and_networks_on(pg.url().into());
 }
 
@@ -133,7 +140,9 @@ fn servers_and_networks_on(database: std::path::PathBuf) {
 /// migrations, an unfinished one included (`recover` finishes it).
 #[test]
 fn a_standby_coordinator_on_postgresql_sees_the_first_ones_state() {
-    let Some((_one, pg)) = pg_lab("standby") else { return };
+    let Some((_one, pg)) = pg_lab("standby") else {
+        return;
+    };
     let cfg = MigrationCoordinator {
         controller: Some("127.0.0.1:7700".parse().unwrap()),
         listen: None,
@@ -171,14 +180,22 @@ fn a_standby_coordinator_on_postgresql_sees_the_first_ones_state() {
     first
         .exec(
             "INSERT INTO migrations (id, plan, view) VALUES (?1, ?2, ?3)",
-            &[42i64.into(), "{}".into(), serde_json::to_string(&view).unwrap().into()],
+            &[
+                42i64.into(),
+                "{}".into(),
+                serde_json::to_string(&view).unwrap().into(),
+            ],
         )
         .unwrap();
     // The standby opens the same store (the first still runs).
     let standby = Coordinator::open(cfg).unwrap();
     assert_eq!(standby.place("p").unwrap().0, "s2", "where p runs now");
     assert_eq!(standby.migrations.len(), 1);
-    assert_eq!(standby.migrations[0].step, Step::Switching, "left for recover");
+    assert_eq!(
+        standby.migrations[0].step,
+        Step::Switching,
+        "left for recover"
+    );
     drop(first);
 }
 
@@ -194,7 +211,9 @@ fn a_reload_reconciles_the_store_all_or_nothing() {
 
 #[test]
 fn a_reload_reconciles_the_store_all_or_nothing_on_postgresql() {
-    let Some((_one, pg)) = pg_lab("reload") else { return };
+    let Some((_one, pg)) = pg_lab("reload") else {
+        return;
+    };
     reconciles_on(pg.url().into());
 }
 

@@ -253,7 +253,8 @@ impl Server {
         };
         let user = m.to.aor();
         let store = self.store.clone();
-        match tokio::task::block_in_place(|| store.lock().unwrap().etag_valid(e, &user, unix_now())) {
+        match tokio::task::block_in_place(|| store.lock().unwrap().etag_valid(e, &user, unix_now()))
+        {
             Ok(v) => v,
             Err(err) => {
                 warn!(error = %err, "presence store failed (entity-tag check)");
@@ -271,10 +272,12 @@ impl Server {
         let now = unix_now();
         let store = self.store.clone();
         let issued = tokio::task::block_in_place(|| {
-            store
-                .lock()
-                .unwrap()
-                .etag_issue(&user, m.if_match.as_deref(), now, now + f64::from(expires))
+            store.lock().unwrap().etag_issue(
+                &user,
+                m.if_match.as_deref(),
+                now,
+                now + f64::from(expires),
+            )
         });
         match issued {
             Ok(Some(e)) => response(

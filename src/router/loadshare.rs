@@ -5,7 +5,7 @@
 
 use std::{
     collections::BTreeMap,
-    net::{Ipv4Addr, SocketAddrV4},
+    net::{IpAddr, SocketAddr},
     os::fd::OwnedFd,
     time::Duration,
 };
@@ -84,15 +84,15 @@ fn run(args: &[&str]) -> anyhow::Result<()> {
 impl LsEdge {
     pub fn start(
         iface: &str,
-        vrid: u8,
-        primary: Ipv4Addr,
+        vmac: [u8; 6],
+        primary: IpAddr,
         priority: u8,
         cfg: &LoadSharing,
         opts: &dataplane_user::LoadOptions,
     ) -> anyhow::Result<Self> {
         let mut dp = Dataplane::attach("router", iface, opts)?;
         dp.set_router_cfg(&FilterConfig {
-            vmac: control::router::vrrp::virtual_mac(vrid),
+            vmac,
             own_mac: None,
             end_system: if cfg.direction == Direction::Downstream {
                 EndSystem::Destination
@@ -102,7 +102,13 @@ impl LsEdge {
         })?;
         // Held frames are routed by handing them to this host's kernel
         // through a veth pair: in at `a`, received (and forwarded) at `b`.
-        let (a, b) = (format!("lsi{vrid}a"), format!("lsi{vrid}b"));
+        let (vrid, v6) = (vmac[5], vmac[4] == 2);
+        let tag = if v6 {
+            format!("6-{vrid}")
+        } else {
+            vrid.to_string()
+        };
+        let (a, b) = (format!("lsi{tag}a"), format!("lsi{tag}b"));
         let _ = run(&["ip", "link", "del", &a]);
         run(&["ip", "link", "add", &a, "type", "veth", "peer", "name", &b])?;
         run(&["ip", "link", "set", &a, "up"])?;
@@ -111,10 +117,13 @@ impl LsEdge {
         run(&["sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0"])?;
         run(&["sysctl", "-qw", "net.ipv4.conf.default.rp_filter=0"])?;
         run(&["sysctl", "-qw", &format!("net.ipv4.conf.{b}.forwarding=1")])?;
+        // IPv6 forwarding is the host's (net.ipv6.conf.all.forwarding);
+        // this turns it on for the injection side only where it exists.
+        let _ = run(&["sysctl", "-qw", &format!("net.ipv6.conf.{b}.forwarding=1")]);
         let inject_ifindex = dataplane_user::ifindex(&a)? as i32;
         let inject_mac = dataplane_user::mac_of(&b)?;
         let inject = crate::packets::packet_socket().context("packet socket")?;
-        let std_sock = std::net::UdpSocket::bind(SocketAddrV4::new(primary, PORT))
+        let std_sock = std::net::UdpSocket::bind(SocketAddr::new(primary, PORT))
             .with_context(|| format!("binding {primary}:{PORT}"))?;
         std_sock.set_nonblocking(true)?;
         let sock = tokio::net::UdpSocket::from_std(std_sock)?;
@@ -211,7 +220,7 @@ impl LsEdge {
         match a {
             Action::Send { to, msg } => {
                 let bytes = msg.encode(&self.key);
-                let _ = self.sock.send_to(&bytes, SocketAddrV4::new(to, PORT)).await;
+                let _ = self.sock.send_to(&bytes, SocketAddr::new(to, PORT)).await;
                 Ok(None)
             }
             Action::SetBucket { bucket, state } => {

@@ -2,10 +2,12 @@
 //! around the pure engine in `control::vrrp`.
 //!
 //! Adverts are received on a raw IP socket (protocol 112, joined to
-//! 224.0.0.18 on the interface) and sent as whole frames on a packet
-//! socket, so their source MAC is the virtual MAC (RFC 5798 §7.3). The
-//! master holds the virtual MAC and addresses on a macvlan interface, which
-//! answers ARP for them with the virtual MAC.
+//! 224.0.0.18, or ff02::12 for IPv6, on the interface) and sent as whole
+//! frames on a packet socket, so their source MAC is the virtual MAC (RFC
+//! 5798 §7.3). The master holds the virtual MAC and addresses on a
+//! macvlan interface, which answers ARP (IPv4) or Neighbor Solicitations
+//! (IPv6) for them with the virtual MAC; taking over, it announces them
+//! with gratuitous ARP or unsolicited Neighbor Advertisements (§6.4.2).
 
 pub mod cli;
 pub mod loadshare;
@@ -15,7 +17,7 @@ pub use role::{check_interfaces, RouterRole};
 
 use std::{
     collections::BTreeMap,
-    net::Ipv4Addr,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     os::fd::{AsRawFd, FromRawFd, OwnedFd},
     sync::{Arc, Mutex},
     time::Duration,
@@ -23,11 +25,11 @@ use std::{
 
 use anyhow::{bail, Context as _};
 use control::{
-    field::Ipv4Prefix,
+    field::IpPrefix,
     router::config::Router,
     router::vrrp::{
-        self, Action, Advert, Discard, Event, Params, VirtualRouter, VRRP_GROUP, VRRP_PROTO,
-        VRRP_TTL,
+        self, Action, Advert, Discard, Event, Params, VirtualRouter, VRRP_GROUP, VRRP_GROUP6,
+        VRRP_PROTO, VRRP_TTL,
     },
 };
 use serde::{Deserialize, Serialize};
@@ -45,7 +47,7 @@ pub struct RouterStatus {
     pub advert_interval_ms: u32,
     pub master_adver_interval_ms: u32,
     pub master_down_interval_ms: u32,
-    pub virtual_addresses: Vec<Ipv4Prefix>,
+    pub virtual_addresses: Vec<IpPrefix>,
     pub virtual_mac: String,
     pub last_change: String,
     pub transitions: u64,
@@ -96,8 +98,14 @@ impl RouterHandle {
     }
 }
 
-fn vmac_name(vrid: u8) -> String {
-    format!("vrrp{vrid}")
+/// The macvlan holding the virtual MAC: `vrrp{VRID}` for IPv4,
+/// `vrrp6-{VRID}` for IPv6 (the families have VRIDs and MACs of their own).
+fn vmac_name(v6: bool, vrid: u8) -> String {
+    if v6 {
+        format!("vrrp6-{vrid}")
+    } else {
+        format!("vrrp{vrid}")
+    }
 }
 
 fn ip(args: &[&str]) -> anyhow::Result<()> {
@@ -115,8 +123,9 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The interface's first IPv4 address and prefix length.
-pub fn primary_address(iface: &str) -> anyhow::Result<(Ipv4Addr, u8)> {
+/// The interface's addresses with their prefix lengths, in the order the
+/// kernel lists them.
+pub fn interface_addresses(iface: &str) -> anyhow::Result<Vec<(IpAddr, u8)>> {
     // SAFETY: getifaddrs/freeifaddrs pair; pointers read only while valid.
     unsafe {
         let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
@@ -124,33 +133,84 @@ pub fn primary_address(iface: &str) -> anyhow::Result<(Ipv4Addr, u8)> {
             bail!("getifaddrs: {}", std::io::Error::last_os_error());
         }
         let mut cur = head;
-        let mut found = None;
+        let mut found = Vec::new();
         while !cur.is_null() {
             let ifa = &*cur;
             if !ifa.ifa_addr.is_null()
-                && (*ifa.ifa_addr).sa_family as i32 == libc::AF_INET
+                && !ifa.ifa_netmask.is_null()
                 && std::ffi::CStr::from_ptr(ifa.ifa_name).to_bytes() == iface.as_bytes()
             {
-                let a = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                let m = &*(ifa.ifa_netmask as *const libc::sockaddr_in);
-                let addr = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-                let len = u32::from_be(m.sin_addr.s_addr).count_ones() as u8;
-                found = Some((addr, len));
-                break;
+                match (*ifa.ifa_addr).sa_family as i32 {
+                    libc::AF_INET => {
+                        let a = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                        let m = &*(ifa.ifa_netmask as *const libc::sockaddr_in);
+                        found.push((
+                            Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)).into(),
+                            u32::from_be(m.sin_addr.s_addr).count_ones() as u8,
+                        ));
+                    }
+                    libc::AF_INET6 => {
+                        let a = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
+                        let m = &*(ifa.ifa_netmask as *const libc::sockaddr_in6);
+                        found.push((
+                            Ipv6Addr::from(a.sin6_addr.s6_addr).into(),
+                            u128::from_be_bytes(m.sin6_addr.s6_addr).count_ones() as u8,
+                        ));
+                    }
+                    _ => {}
+                }
             }
             cur = ifa.ifa_next;
         }
         libc::freeifaddrs(head);
-        found.ok_or_else(|| {
-            anyhow::anyhow!("interface {iface} has no IPv4 address (VRRP needs a primary address)")
-        })
+        Ok(found)
     }
+}
+
+/// The address a virtual router sends its adverts from, with its prefix
+/// length: the interface's first IPv4 address, or for IPv6 its link-local
+/// address (RFC 5798 §5.1.2.1).
+pub fn primary_address(iface: &str, v6: bool) -> anyhow::Result<(IpAddr, u8)> {
+    let all = interface_addresses(iface)?;
+    let found = all.into_iter().find(|(a, _)| match a {
+        IpAddr::V4(_) => !v6,
+        IpAddr::V6(a) => v6 && vrrp::is_link_local(*a),
+    });
+    found.ok_or_else(|| {
+        if v6 {
+            anyhow::anyhow!(
+                "interface {iface} has no IPv6 link-local address (an IPv6 virtual router sends from it; is IPv6 disabled, or addrgenmode none?)"
+            )
+        } else {
+            anyhow::anyhow!("interface {iface} has no IPv4 address (VRRP needs a primary address)")
+        }
+    })
+}
+
+/// The address the load-sharing extension speaks from: the interface's
+/// first address of its peers' family (for IPv6 a global one: the peers
+/// are configured by address, without a scope).
+pub fn loadshare_address(iface: &str, v6: bool) -> anyhow::Result<IpAddr> {
+    interface_addresses(iface)?
+        .into_iter()
+        .map(|(a, _)| a)
+        .find(|a| match a {
+            IpAddr::V4(_) => !v6,
+            IpAddr::V6(a) => v6 && !vrrp::is_link_local(*a),
+        })
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "interface {iface} has no {} address for the load-sharing peers",
+                if v6 { "global IPv6" } else { "IPv4" }
+            )
+        })
 }
 
 struct Io {
     rx: AsyncFd<OwnedFd>,
     tx: OwnedFd,
     ifindex: i32,
+    v6: bool,
 }
 
 fn check(rc: libc::c_int, what: &str) -> anyhow::Result<()> {
@@ -160,30 +220,85 @@ fn check(rc: libc::c_int, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn setsockopt<T>(fd: i32, level: i32, name: i32, v: &T, what: &str) -> anyhow::Result<()> {
+    // SAFETY: `v` is a valid value of the option's type and size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (v as *const T).cast(),
+            std::mem::size_of::<T>() as u32,
+        )
+    };
+    check(rc, what)
+}
+
+/// What one received advert gives: its source and the advert, or why it
+/// was discarded.
+type Received = Result<(IpAddr, Advert), Discard>;
+
 impl Io {
-    fn open(iface: &str) -> anyhow::Result<Self> {
+    fn open(iface: &str, v6: bool) -> anyhow::Result<Self> {
         let ifindex = dataplane_user::ifindex(iface)? as i32;
-        // SAFETY: plain socket calls with checked results and correctly
-        // sized option values.
-        unsafe {
-            let fd = libc::socket(
-                libc::AF_INET,
+        let domain = if v6 { libc::AF_INET6 } else { libc::AF_INET };
+        // SAFETY: plain socket calls with checked results.
+        let fd = unsafe {
+            libc::socket(
+                domain,
                 libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
                 VRRP_PROTO as i32,
-            );
-            check(fd, "raw socket (protocol 112)")?;
-            let rx = OwnedFd::from_raw_fd(fd);
-            let name = std::ffi::CString::new(iface)?;
-            check(
+            )
+        };
+        check(fd, "raw socket (protocol 112)")?;
+        // SAFETY: a new, open socket that nothing else owns.
+        let rx = unsafe { OwnedFd::from_raw_fd(fd) };
+        let name = std::ffi::CString::new(iface)?;
+        // SAFETY: the name is NUL-terminated and its length given.
+        check(
+            unsafe {
                 libc::setsockopt(
                     fd,
                     libc::SOL_SOCKET,
                     libc::SO_BINDTODEVICE,
                     name.as_ptr().cast(),
                     iface.len() as u32 + 1,
-                ),
-                "SO_BINDTODEVICE",
+                )
+            },
+            "SO_BINDTODEVICE",
+        )?;
+        if v6 {
+            let mreq = libc::ipv6_mreq {
+                ipv6mr_multiaddr: libc::in6_addr {
+                    s6_addr: VRRP_GROUP6.octets(),
+                },
+                ipv6mr_interface: ifindex as u32,
+            };
+            setsockopt(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_ADD_MEMBERSHIP,
+                &mreq,
+                "joining ff02::12",
             )?;
+            // The hop limit and the destination come as ancillary data: a
+            // raw IPv6 socket does not deliver the header.
+            let on: libc::c_int = 1;
+            setsockopt(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_RECVHOPLIMIT,
+                &on,
+                "IPV6_RECVHOPLIMIT",
+            )?;
+            setsockopt(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_RECVPKTINFO,
+                &on,
+                "IPV6_RECVPKTINFO",
+            )?;
+        } else {
             let mreq = libc::ip_mreqn {
                 imr_multiaddr: libc::in_addr {
                     s_addr: u32::from(VRRP_GROUP).to_be(),
@@ -191,51 +306,106 @@ impl Io {
                 imr_address: libc::in_addr { s_addr: 0 },
                 imr_ifindex: ifindex,
             };
-            check(
-                libc::setsockopt(
-                    fd,
-                    libc::IPPROTO_IP,
-                    libc::IP_ADD_MEMBERSHIP,
-                    (&mreq as *const libc::ip_mreqn).cast(),
-                    std::mem::size_of::<libc::ip_mreqn>() as u32,
-                ),
+            setsockopt(
+                fd,
+                libc::IPPROTO_IP,
+                libc::IP_ADD_MEMBERSHIP,
+                &mreq,
                 "joining 224.0.0.18",
             )?;
-            let tx = crate::packets::packet_socket().context("packet socket")?;
-            // SAFETY: `rx` is an owned, open, non-blocking socket that the
-            // AsyncFd keeps open for as long as it is registered.
-            let rx = AsyncFd::register(rx)
-                .map_err(|e| anyhow::anyhow!("registering the VRRP socket: {e}"))?;
-            Ok(Self { rx, tx, ifindex })
         }
+        let tx = crate::packets::packet_socket().context("packet socket")?;
+        // SAFETY: `rx` is an owned, open, non-blocking socket that the
+        // AsyncFd keeps open for as long as it is registered.
+        let rx = unsafe { AsyncFd::register(rx) }
+            .map_err(|e| anyhow::anyhow!("registering the VRRP socket: {e}"))?;
+        Ok(Self {
+            rx,
+            tx,
+            ifindex,
+            v6,
+        })
     }
 
     fn send_frame(&self, frame: &[u8]) -> anyhow::Result<()> {
         crate::packets::send_frame(&self.tx, self.ifindex, frame).context("sending a frame")
     }
 
-    async fn recv(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+    /// The next advert on the socket, decoded and checked.
+    async fn recv(&self, buf: &mut [u8]) -> std::io::Result<Received> {
         loop {
             let mut g = self.rx.readable().await?;
-            // SAFETY: buf is valid for its length.
-            let n = unsafe {
-                libc::recv(
-                    self.rx.get_ref().as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    0,
-                )
+            let fd = self.rx.get_ref().as_raw_fd();
+            let got = if self.v6 {
+                recv_v6(fd, buf)
+            } else {
+                // SAFETY: buf is valid for its length.
+                let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+                if n >= 0 {
+                    Ok(Advert::decode_ipv4(&buf[..n as usize])
+                        .map(|(src, _, a)| (IpAddr::V4(src), a)))
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
             };
-            if n >= 0 {
-                return Ok(n as usize);
+            match got {
+                Ok(r) => return Ok(r),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    g.clear_ready();
+                    continue;
+                }
+                Err(e) => return Err(e),
             }
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::WouldBlock {
-                g.clear_ready();
-                continue;
-            }
-            return Err(e);
         }
+    }
+}
+
+/// One datagram from the raw IPv6 socket: the source from the socket
+/// address, the destination and hop limit from the ancillary data.
+fn recv_v6(fd: i32, buf: &mut [u8]) -> std::io::Result<Received> {
+    // SAFETY: recvmsg with buffers valid for their lengths; the control
+    // messages are walked with the CMSG macros within `controllen`.
+    unsafe {
+        let mut src: libc::sockaddr_in6 = std::mem::zeroed();
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let mut control = [0u64; 16];
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_name = (&mut src as *mut libc::sockaddr_in6).cast();
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in6>() as u32;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        let n = libc::recvmsg(fd, &mut msg, 0);
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let (mut hop_limit, mut dst) = (None, None);
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            let h = &*c;
+            if h.cmsg_level == libc::IPPROTO_IPV6 {
+                let data = libc::CMSG_DATA(c);
+                if h.cmsg_type == libc::IPV6_HOPLIMIT {
+                    hop_limit = Some(std::ptr::read_unaligned(data as *const libc::c_int));
+                } else if h.cmsg_type == libc::IPV6_PKTINFO {
+                    let info = std::ptr::read_unaligned(data as *const libc::in6_pktinfo);
+                    dst = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr));
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+        let src_ip = Ipv6Addr::from(src.sin6_addr.s6_addr);
+        // Without the hop limit the TTL check cannot pass.
+        let hop_limit = hop_limit.map(|h| h as u8).unwrap_or(0);
+        let dst = dst.unwrap_or(VRRP_GROUP6);
+        Ok(
+            Advert::decode_ipv6(src_ip, dst, hop_limit, &buf[..n as usize])
+                .map(|a| (IpAddr::V6(src_ip), a)),
+        )
     }
 }
 
@@ -250,20 +420,44 @@ fn ip_checksum(h: &[u8]) -> u16 {
     !(s as u16)
 }
 
-/// An advertisement frame: virtual MAC → 01:00:5e:00:00:12, TTL 255.
-fn advert_frame(vrid: u8, src: Ipv4Addr, msg: &[u8]) -> Vec<u8> {
-    let mut f = vec![0x01, 0x00, 0x5e, 0x00, 0x00, 0x12];
-    f.extend_from_slice(&vrrp::virtual_mac(vrid));
-    f.extend_from_slice(&0x0800u16.to_be_bytes());
-    let mut h = vec![0x45, 0xc0, 0, 0, 0, 0, 0, 0, VRRP_TTL, VRRP_PROTO, 0, 0];
-    h[2..4].copy_from_slice(&((20 + msg.len()) as u16).to_be_bytes());
+/// An advertisement frame from the virtual MAC: IPv4 to 224.0.0.18
+/// (01:00:5e:00:00:12), or IPv6 to ff02::12 (33:33:00:00:00:12), TTL or
+/// hop limit 255, class 0xc0 (internetwork control) as keepalived sends.
+fn advert_frame(vrid: u8, src: IpAddr, msg: &[u8]) -> Vec<u8> {
+    match src {
+        IpAddr::V4(src) => {
+            let mut f = vec![0x01, 0x00, 0x5e, 0x00, 0x00, 0x12];
+            f.extend_from_slice(&vrrp::virtual_mac(vrid));
+            f.extend_from_slice(&0x0800u16.to_be_bytes());
+            let mut h = vec![0x45, 0xc0, 0, 0, 0, 0, 0, 0, VRRP_TTL, VRRP_PROTO, 0, 0];
+            h[2..4].copy_from_slice(&((20 + msg.len()) as u16).to_be_bytes());
+            h.extend_from_slice(&src.octets());
+            h.extend_from_slice(&VRRP_GROUP.octets());
+            let c = ip_checksum(&h);
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+            f.extend_from_slice(&h);
+            f.extend_from_slice(msg);
+            f
+        }
+        IpAddr::V6(src) => {
+            let mut f = vec![0x33, 0x33, 0x00, 0x00, 0x00, 0x12];
+            f.extend_from_slice(&vrrp::virtual_mac6(vrid));
+            f.extend_from_slice(&ipv6_header(src, VRRP_GROUP6, VRRP_PROTO, msg.len()));
+            f.extend_from_slice(msg);
+            f
+        }
+    }
+}
+
+/// The EtherType and IPv6 header of a packet with hop limit 255.
+fn ipv6_header(src: Ipv6Addr, dst: Ipv6Addr, next: u8, payload: usize) -> Vec<u8> {
+    let mut h = 0x86ddu16.to_be_bytes().to_vec();
+    h.extend_from_slice(&[0x6c, 0, 0, 0]);
+    h.extend_from_slice(&(payload as u16).to_be_bytes());
+    h.extend_from_slice(&[next, 255]);
     h.extend_from_slice(&src.octets());
-    h.extend_from_slice(&VRRP_GROUP.octets());
-    let c = ip_checksum(&h);
-    h[10..12].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&h);
-    f.extend_from_slice(msg);
-    f
+    h.extend_from_slice(&dst.octets());
+    h
 }
 
 /// A gratuitous ARP (request, sender = target = the address) from the
@@ -279,6 +473,40 @@ fn garp_frame(vrid: u8, addr: Ipv4Addr) -> Vec<u8> {
     f.extend_from_slice(&[0; 6]);
     f.extend_from_slice(&addr.octets());
     f
+}
+
+const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+
+/// An unsolicited Neighbor Advertisement for `target` (RFC 5798 §6.4.2,
+/// RFC 4861 §4.4, §7.2.6): to all nodes from the router's link-local
+/// address, Router and Override set, Solicited clear, the target
+/// link-layer address option carrying the virtual MAC.
+fn na_frame(vrid: u8, src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
+    let mac = vrrp::virtual_mac6(vrid);
+    let mut icmp = vec![136, 0, 0, 0, 0xa0, 0, 0, 0];
+    icmp.extend_from_slice(&target.octets());
+    icmp.extend_from_slice(&[2, 1]);
+    icmp.extend_from_slice(&mac);
+    let c = icmpv6_checksum(src, ALL_NODES, &icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut f = vec![0x33, 0x33, 0, 0, 0, 1];
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&ipv6_header(src, ALL_NODES, 58, icmp.len()));
+    f.extend_from_slice(&icmp);
+    f
+}
+
+/// The ICMPv6 checksum over the IPv6 pseudo-header (RFC 8200 §8.1).
+fn icmpv6_checksum(src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) -> u16 {
+    let mut pseudo = src.octets().to_vec();
+    pseudo.extend_from_slice(&dst.octets());
+    pseudo.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, 58]);
+    pseudo.extend_from_slice(msg);
+    if pseudo.len() % 2 == 1 {
+        pseudo.push(0);
+    }
+    ip_checksum(&pseudo)
 }
 
 pub struct Instance {
@@ -297,16 +525,16 @@ fn ms(cs: u32) -> u32 {
 
 impl Instance {
     pub fn start(cfg: Router, opts: &dataplane_user::LoadOptions) -> anyhow::Result<RouterHandle> {
-        let (primary, len) = primary_address(&cfg.interface)?;
-        let net = Ipv4Addr::from(
-            u32::from(primary)
-                & if len == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - len as u32)
-                },
-        );
-        let addresses: Vec<Ipv4Addr> = cfg.virtual_addresses.iter().map(|a| a.addr).collect();
+        let v6 = cfg.is_ipv6();
+        let (primary, len) = primary_address(&cfg.interface, v6)?;
+        let subnet = match primary {
+            IpAddr::V4(p) => Some((
+                Ipv4Addr::from(u32::from(p) & u32::MAX.checked_shl(32 - len as u32).unwrap_or(0)),
+                len,
+            )),
+            IpAddr::V6(_) => None,
+        };
+        let addresses: Vec<IpAddr> = cfg.virtual_addresses.iter().map(|a| a.addr).collect();
         let params = Params {
             vrid: cfg.vrid,
             priority: cfg.priority,
@@ -314,27 +542,35 @@ impl Instance {
             preempt: cfg.preempt,
             accept: cfg.accept,
             primary,
-            subnet: (net, len),
+            subnet,
             addresses,
         };
         // A daemon killed while master leaves its macvlan behind.
-        let _ = ip(&["link", "del", &vmac_name(cfg.vrid)]);
-        // Only the macvlan may answer ARP for the virtual addresses (with
-        // the virtual MAC); by default Linux answers on every interface.
-        for (k, v) in [("arp_ignore", "1"), ("arp_announce", "2")] {
-            let key = format!("/proc/sys/net/ipv4/conf/{}/{k}", cfg.interface);
-            std::fs::write(&key, v).with_context(|| format!("setting {key}"))?;
+        let _ = ip(&["link", "del", &vmac_name(v6, cfg.vrid)]);
+        if !v6 {
+            // Only the macvlan may answer ARP for the virtual addresses
+            // (with the virtual MAC); by default Linux answers on every
+            // interface. (IPv6 answers Neighbor Solicitations only on the
+            // interface holding the address.)
+            for (k, v) in [("arp_ignore", "1"), ("arp_announce", "2")] {
+                let key = format!("/proc/sys/net/ipv4/conf/{}/{k}", cfg.interface);
+                std::fs::write(&key, v).with_context(|| format!("setting {key}"))?;
+            }
         }
-        let io = Io::open(&cfg.interface)?;
+        let io = Io::open(&cfg.interface, v6)?;
         let ls = match &cfg.load_sharing {
-            Some(l) => Some(crate::router::loadshare::LsEdge::start(
-                &cfg.interface,
-                cfg.vrid,
-                primary,
-                cfg.priority,
-                l,
-                opts,
-            )?),
+            Some(l) => {
+                let ls_v6 = l.peers.first().map(|p| p.is_ipv6()).unwrap_or(v6);
+                let me = loadshare_address(&cfg.interface, ls_v6)?;
+                Some(crate::router::loadshare::LsEdge::start(
+                    &cfg.interface,
+                    vrrp::virtual_mac_for(primary, cfg.vrid),
+                    me,
+                    cfg.priority,
+                    l,
+                    opts,
+                )?)
+            }
             None => None,
         };
         let status = Arc::new(Mutex::new(RouterStatus::default()));
@@ -366,8 +602,8 @@ impl Instance {
     /// The macvlan with the virtual MAC (answers ARP for the addresses the
     /// master adds to it, and receives the frames sent to the MAC).
     fn add_vmac(&self) -> anyhow::Result<()> {
-        let name = vmac_name(self.cfg.vrid);
-        let mac = dataplane_user::format_mac(&vrrp::virtual_mac(self.cfg.vrid));
+        let name = self.vmac_name();
+        let mac = dataplane_user::format_mac(&self.vmac());
         let _ = ip(&["link", "del", &name]);
         ip(&[
             "link",
@@ -383,7 +619,23 @@ impl Instance {
             "mode",
             "bridge",
         ])?;
+        // No link-local address of its own: every router of a load-sharing
+        // virtual router holds the same MAC, so the same EUI-64 address
+        // would fail duplicate address detection.
+        ip(&["link", "set", &name, "addrgenmode", "none"])?;
         ip(&["link", "set", &name, "up"])
+    }
+
+    fn v6(&self) -> bool {
+        self.vr.params.primary.is_ipv6()
+    }
+
+    fn vmac_name(&self) -> String {
+        vmac_name(self.v6(), self.cfg.vrid)
+    }
+
+    fn vmac(&self) -> [u8; 6] {
+        vrrp::virtual_mac_for(self.vr.params.primary, self.cfg.vrid)
     }
 
     fn publish(&self) {
@@ -399,7 +651,7 @@ impl Instance {
         s.master_adver_interval_ms = ms(self.vr.master_adver_int as u32);
         s.master_down_interval_ms = ms(self.vr.master_down_interval());
         s.virtual_addresses = self.cfg.virtual_addresses.clone();
-        s.virtual_mac = dataplane_user::format_mac(&vrrp::virtual_mac(p.vrid));
+        s.virtual_mac = dataplane_user::format_mac(&self.vmac());
         s.last_change = self.vr.last_cause.clone();
         s.load_sharing = self.ls.as_ref().map(|l| l.status());
         for d in Discard::ALL {
@@ -441,36 +693,51 @@ impl Instance {
                     max_adver_int: p.adver_int,
                     addresses: p.addresses.clone(),
                 }
-                .encode(p.primary, VRRP_GROUP);
+                .encode(
+                    p.primary,
+                    if self.v6() {
+                        VRRP_GROUP6.into()
+                    } else {
+                        VRRP_GROUP.into()
+                    },
+                );
                 self.io.send_frame(&advert_frame(p.vrid, p.primary, &msg))?;
                 self.status.lock().unwrap().adverts_sent += 1;
             }
             Action::BecomeMaster => {
-                let name = vmac_name(self.cfg.vrid);
+                let name = self.vmac_name();
                 if self.ls.is_none() {
                     self.add_vmac()?;
                 }
                 for a in &self.cfg.virtual_addresses {
-                    ip(&["addr", "add", &a.to_string(), "dev", &name])?;
+                    let a = a.to_string();
+                    if a.contains(':') {
+                        // The master owns them now: no duplicate address
+                        // detection delaying the answers (keepalived does
+                        // the same).
+                        ip(&["-6", "addr", "add", &a, "dev", &name, "nodad"])?;
+                    } else {
+                        ip(&["addr", "add", &a, "dev", &name])?;
+                    }
                 }
                 for a in self.vr.params.addresses.clone() {
-                    self.io.send_frame(&garp_frame(self.cfg.vrid, a))?;
+                    match (a, self.vr.params.primary) {
+                        (IpAddr::V4(a), _) => self.io.send_frame(&garp_frame(self.cfg.vrid, a))?,
+                        (IpAddr::V6(a), IpAddr::V6(src)) => {
+                            self.io.send_frame(&na_frame(self.cfg.vrid, src, a))?
+                        }
+                        (IpAddr::V6(_), IpAddr::V4(_)) => {}
+                    }
                 }
             }
             Action::StopBeingMaster => {
                 if self.ls.is_none() {
-                    let _ = ip(&["link", "del", &vmac_name(self.cfg.vrid)]);
+                    let _ = ip(&["link", "del", &self.vmac_name()]);
                 } else {
                     // Load sharing: every router keeps the virtual MAC; only
                     // the master holds the addresses.
                     for a in &self.cfg.virtual_addresses {
-                        let _ = ip(&[
-                            "addr",
-                            "del",
-                            &a.to_string(),
-                            "dev",
-                            &vmac_name(self.cfg.vrid),
-                        ]);
+                        let _ = ip(&["addr", "del", &a.to_string(), "dev", &self.vmac_name()]);
                     }
                 }
             }
@@ -508,8 +775,8 @@ impl Instance {
             let has_ls = self.ls.is_some();
             tokio::select! {
                 r = self.io.recv(&mut buf) => match r {
-                    Ok(n) => match Advert::decode_ipv4(&buf[..n]) {
-                        Ok((src, _, advert)) => {
+                    Ok(got) => match got {
+                        Ok((src, advert)) => {
                             self.status.lock().unwrap().adverts_received += 1;
                             self.event(Event::Advert { src, advert }).await;
                         }

@@ -16,10 +16,18 @@ pub struct RouterRole {
     pub instances: Vec<RouterHandle>,
 }
 
-/// Every `[[router]]` interface exists and has an IPv4 address.
+/// Every `[[router]]` interface exists and has the address its virtual
+/// router sends from (IPv4, or IPv6 link-local), and the load-sharing
+/// peers' family.
 pub fn check_interfaces(config: &Config) -> Result<(), String> {
     for (i, r) in config.router.iter().enumerate() {
-        super::primary_address(&r.interface).map_err(|e| format!("router[{i}]: {e}"))?;
+        super::primary_address(&r.interface, r.is_ipv6())
+            .map_err(|e| format!("router[{i}]: {e}"))?;
+        if let Some(ls) = &r.load_sharing {
+            let v6 = ls.peers.first().map(|p| p.is_ipv6()).unwrap_or(r.is_ipv6());
+            super::loadshare_address(&r.interface, v6)
+                .map_err(|e| format!("router[{i}].load_sharing: {e}"))?;
+        }
     }
     Ok(())
 }

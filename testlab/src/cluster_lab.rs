@@ -50,7 +50,18 @@ impl ClusterLab {
             .collect();
         let ns = topo.add_core_member("e", &format!("{}/24", addrs[0]))?;
         for a in &addrs[1..] {
-            run(&["ip", "netns", "exec", &ns, "ip", "addr", "add", &format!("{a}/24"), "dev", "core"])?;
+            run(&[
+                "ip",
+                "netns",
+                "exec",
+                &ns,
+                "ip",
+                "addr",
+                "add",
+                &format!("{a}/24"),
+                "dev",
+                "core",
+            ])?;
         }
         let etcd = EtcdLab::start(&ns, &addrs, prefix)?;
         Ok(Self {

@@ -126,7 +126,10 @@ impl EtcdLab {
     /// `http://A:2379` (or https) of every member.
     pub fn endpoints(&self) -> Vec<String> {
         let scheme = self.scheme();
-        self.addrs.iter().map(|a| format!("{scheme}://{a}:2379")).collect()
+        self.addrs
+            .iter()
+            .map(|a| format!("{scheme}://{a}:2379"))
+            .collect()
     }
 
     /// The CA, and the client certificate and key, for `[cluster.tls]`.
@@ -143,23 +146,77 @@ impl EtcdLab {
         let openssl = |args: &[&str]| -> anyhow::Result<()> {
             let out = Command::new("openssl").current_dir(d).args(args).output()?;
             if !out.status.success() {
-                bail!("openssl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+                bail!(
+                    "openssl {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr)
+                );
             }
             Ok(())
         };
-        let key = |name: &str| openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", name]);
+        let key = |name: &str| {
+            openssl(&[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                name,
+            ])
+        };
         key("ca.key")?;
-        openssl(&["req", "-x509", "-new", "-key", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=edgeplane test CA"])?;
+        openssl(&[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=edgeplane test CA",
+        ])?;
         let sans: Vec<String> = self.addrs.iter().map(|a| format!("IP:{a}")).collect();
         std::fs::write(
             d.join("server.ext"),
-            format!("subjectAltName={}\nextendedKeyUsage=serverAuth,clientAuth\n", sans.join(",")),
+            format!(
+                "subjectAltName={}\nextendedKeyUsage=serverAuth,clientAuth\n",
+                sans.join(",")
+            ),
         )?;
         std::fs::write(d.join("client.ext"), "extendedKeyUsage=clientAuth\n")?;
         for who in ["server", "client"] {
             key(&format!("{who}.key"))?;
-            openssl(&["req", "-new", "-key", &format!("{who}.key"), "-out", &format!("{who}.csr"), "-subj", &format!("/CN=edgeplane test {who}")])?;
-            openssl(&["x509", "-req", "-in", &format!("{who}.csr"), "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", &format!("{who}.pem"), "-days", "2", "-extfile", &format!("{who}.ext")])?;
+            openssl(&[
+                "req",
+                "-new",
+                "-key",
+                &format!("{who}.key"),
+                "-out",
+                &format!("{who}.csr"),
+                "-subj",
+                &format!("/CN=edgeplane test {who}"),
+            ])?;
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{who}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &format!("{who}.pem"),
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{who}.ext"),
+            ])?;
         }
         Ok(())
     }
@@ -168,11 +225,20 @@ impl EtcdLab {
     pub fn etcdctl(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.netns, "etcdctl"])
-            .args(["--endpoints", &self.endpoints().join(","), "--command-timeout=2s"])
+            .args([
+                "--endpoints",
+                &self.endpoints().join(","),
+                "--command-timeout=2s",
+            ])
             .env("ETCDCTL_API", "3");
         if self.tls {
             let (ca, cert, key) = self.tls_files();
-            cmd.arg("--cacert").arg(ca).arg("--cert").arg(cert).arg("--key").arg(key);
+            cmd.arg("--cacert")
+                .arg(ca)
+                .arg("--cert")
+                .arg(cert)
+                .arg("--key")
+                .arg(key);
         }
         if let Some(u) = &self.auth {
             cmd.args(["--user", u]);
@@ -193,7 +259,11 @@ impl EtcdLab {
             let a: Vec<&str> = args.iter().map(|s| s.as_ref()).collect();
             let out = self.etcdctl(&a)?;
             if !out.status.success() {
-                bail!("etcdctl {}: {}", a.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+                bail!(
+                    "etcdctl {}: {}",
+                    a.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
             }
         }
         self.auth = Some(format!("{user}:{password}"));
@@ -202,7 +272,11 @@ impl EtcdLab {
 
     /// The `[cluster]` section for a daemon of this lab.
     pub fn section(&self, lease_ttl: u64) -> String {
-        let eps: Vec<String> = self.endpoints().iter().map(|e| format!("\"{e}\"")).collect();
+        let eps: Vec<String> = self
+            .endpoints()
+            .iter()
+            .map(|e| format!("\"{e}\""))
+            .collect();
         format!(
             "[cluster]\nendpoints = [{}]\nprefix = \"/edgeplane\"\nlease_ttl = {lease_ttl}\ntimeout_ms = 1000\n",
             eps.join(", ")
@@ -265,7 +339,10 @@ impl EtcdLab {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        bail!("etcd did not become healthy within {within:?}: {}", self.log(0))
+        bail!(
+            "etcd did not become healthy within {within:?}: {}",
+            self.log(0)
+        )
     }
 
     pub fn log(&self, i: usize) -> String {

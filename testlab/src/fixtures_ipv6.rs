@@ -8,22 +8,13 @@ use edgeplane::packets::{self, gtpu_header, pdu_session_container};
 
 use super::{fx, pass, teid, Expect, Fixture, SEED};
 
-pub const TERM: Ipv6Addr =
-    Ipv6Addr::new(0x2001, 0xdb8, 0x64, 0, 0, 0, 0, 2);
-pub const SERVICE: Ipv6Addr =
-    Ipv6Addr::new(0x2001, 0xdb8, 0xc633, 0x640a, 0, 0, 0, 10);
-pub const GTPU_ENDPOINT: Ipv6Addr =
-    Ipv6Addr::new(0x2001, 0xdb8, 0, 0x1, 0, 0, 0, 1);
+pub const TERM: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x64, 0, 0, 0, 0, 2);
+pub const SERVICE: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xc633, 0x640a, 0, 0, 0, 10);
+pub const GTPU_ENDPOINT: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0x1, 0, 0, 0, 1);
 
 /// An IPv6 frame: `next` header chain `exts` (raw extension headers, each
 /// naming the next), then UDP or TCP with `payload`.
-pub fn frame(
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    first_next: u8,
-    exts: &[u8],
-    l4: &[u8],
-) -> Vec<u8> {
+pub fn frame(src: Ipv6Addr, dst: Ipv6Addr, first_next: u8, exts: &[u8], l4: &[u8]) -> Vec<u8> {
     let mut f = Vec::new();
     f.extend_from_slice(&packets::LB_MAC);
     f.extend_from_slice(&packets::TERMINAL_MAC);
@@ -50,13 +41,7 @@ pub fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     u
 }
 
-pub fn flow(
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    sport: u16,
-    dport: u16,
-    proto: u8,
-) -> Expect {
+pub fn flow(src: Ipv6Addr, dst: Ipv6Addr, sport: u16, dport: u16, proto: u8) -> Expect {
     Expect::Forward {
         hash: dataplane_user::lb::flow_hash_v6(src, dst, sport, dport, proto, SEED),
         terminal: Some(dataplane_user::lb::terminal_hash_v6(src, SEED)),
@@ -103,7 +88,13 @@ pub fn fixtures() -> Vec<Fixture> {
         ),
         fx(
             "ipv6_gtpu_ext_pdu_session",
-            frame(TERM, GTPU_ENDPOINT, 17, &[], &gpdu(0x6002, &[pdu_session_container(5)])),
+            frame(
+                TERM,
+                GTPU_ENDPOINT,
+                17,
+                &[],
+                &gpdu(0x6002, &[pdu_session_container(5)]),
+            ),
             teid(0x6002),
         ),
         fx(
@@ -137,13 +128,31 @@ pub fn fixtures() -> Vec<Fixture> {
     v.push(fx("ipv6_truncated_header", cut, pass(stat::TRUNC_IPV6)));
     let mut long = frame(TERM, SERVICE, 17, &[], &udp(40000, 5000, b"x"));
     long[18..20].copy_from_slice(&500u16.to_be_bytes());
-    v.push(fx("ipv6_payload_length_past_frame", long, pass(stat::IPV6_BAD_LENGTH)));
+    v.push(fx(
+        "ipv6_payload_length_past_frame",
+        long,
+        pass(stat::IPV6_BAD_LENGTH),
+    ));
     let mut jumbo = frame(TERM, SERVICE, 17, &[], &udp(40000, 5000, b"x"));
     jumbo[18..20].copy_from_slice(&0u16.to_be_bytes());
-    v.push(fx("ipv6_payload_length_zero", jumbo, pass(stat::IPV6_BAD_LENGTH)));
+    v.push(fx(
+        "ipv6_payload_length_zero",
+        jumbo,
+        pass(stat::IPV6_BAD_LENGTH),
+    ));
     // A destination options header claiming 2048 octets.
-    let past = frame(TERM, SERVICE, 60, &[17, 255, 1, 4, 0, 0, 0, 0], &udp(1, 2, b"x"));
-    v.push(fx("ipv6_extension_past_payload", past, pass(stat::IPV6_EXT_CHAIN)));
+    let past = frame(
+        TERM,
+        SERVICE,
+        60,
+        &[17, 255, 1, 4, 0, 0, 0, 0],
+        &udp(1, 2, b"x"),
+    );
+    v.push(fx(
+        "ipv6_extension_past_payload",
+        past,
+        pass(stat::IPV6_EXT_CHAIN),
+    ));
     // More hop-by-hop headers than the walk's bound.
     let mut many = Vec::new();
     for _ in 0..dataplane_common::lb::IPV6_MAX_EXT {
@@ -151,14 +160,21 @@ pub fn fixtures() -> Vec<Fixture> {
     }
     many.extend(hbh(17));
     let too_many = frame(TERM, SERVICE, 0, &many, &udp(1, 2, b"x"));
-    v.push(fx("ipv6_extension_chain_past_bound", too_many, pass(stat::IPV6_EXT_CHAIN)));
+    v.push(fx(
+        "ipv6_extension_chain_past_bound",
+        too_many,
+        pass(stat::IPV6_EXT_CHAIN),
+    ));
     let mut bad_ver = frame(TERM, SERVICE, 17, &[], &udp(1, 2, b"x"));
     bad_ver[14] = 0x40;
-    v.push(fx("ipv6_ethertype_with_version_4", bad_ver, pass(stat::BAD_IP_VERSION)));
+    v.push(fx(
+        "ipv6_ethertype_with_version_4",
+        bad_ver,
+        pass(stat::BAD_IP_VERSION),
+    ));
     let mut l4_cut = frame(TERM, SERVICE, 6, &[], &tcp);
     l4_cut.truncate(14 + 40 + 10);
     l4_cut[18..20].copy_from_slice(&10u16.to_be_bytes());
     v.push(fx("ipv6_tcp_header_cut", l4_cut, pass(stat::TRUNC_L4)));
     v
 }
-

@@ -1,11 +1,14 @@
 //! A LAN of VRRP routers in network namespaces for the interop tests and
 //! the failover benchmark: a bridge in `{p}lan`, routers `{p}r1`,
-//! `{p}r2`… at 10.3.0.1, .2…, and a host `{p}x` at 10.3.0.9. Each router
-//! runs keepalived or edgeplane. Everything is removed on drop.
+//! `{p}r2`… at 10.3.0.1, .2… and 2001:db8:3::1, ::2…, and a host `{p}x` at
+//! 10.3.0.9 and 2001:db8:3::9 (dual stack, duplicate address detection off
+//! so addresses are usable at once). Each router runs keepalived or
+//! edgeplane, for an IPv4 virtual router or (`new_ipv6`) an IPv6 one.
+//! Everything is removed on drop.
 
 use std::{
     collections::HashMap,
-    net::Ipv4Addr,
+    net::{Ipv4Addr, Ipv6Addr},
     path::PathBuf,
     process::{Child, Command, Stdio},
     thread,
@@ -16,6 +19,10 @@ use anyhow::{bail, Context as _};
 use control::api::Request;
 
 pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 3, 0, 100);
+/// The IPv6 virtual router's addresses: its link-local address first (RFC
+/// 5798 §5.2.9), then the global one hosts route through.
+pub const VIP6_LL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x100);
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 3, 0, 0, 0, 0, 0x100);
 pub const VRID: u8 = 51;
 
 pub struct VrrpLan {
@@ -24,6 +31,8 @@ pub struct VrrpLan {
     exe: PathBuf,
     namespaces: Vec<String>,
     children: HashMap<String, Child>,
+    /// The virtual router is IPv6 (the LAN is dual stack either way).
+    pub ipv6: bool,
 }
 
 fn run(args: &[&str]) -> anyhow::Result<()> {
@@ -38,6 +47,13 @@ fn run(args: &[&str]) -> anyhow::Result<()> {
 }
 
 impl VrrpLan {
+    /// An IPv6 virtual router on the dual-stack LAN.
+    pub fn new_ipv6(prefix: &str, routers: usize, exe: &std::path::Path) -> anyhow::Result<Self> {
+        let mut l = Self::new(prefix, routers, exe)?;
+        l.ipv6 = true;
+        Ok(l)
+    }
+
     pub fn new(prefix: &str, routers: usize, exe: &std::path::Path) -> anyhow::Result<Self> {
         let dir = std::env::temp_dir().join(format!("edgeplane-{prefix}"));
         std::fs::create_dir_all(&dir)?;
@@ -47,16 +63,24 @@ impl VrrpLan {
             exe: exe.into(),
             namespaces: vec![],
             children: HashMap::new(),
+            ipv6: false,
         };
-        let mut members: Vec<(String, String)> = (1..=routers)
-            .map(|i| (format!("r{i}"), format!("10.3.0.{i}/24")))
+        let mut members: Vec<(String, String, String)> = (1..=routers)
+            .map(|i| {
+                (
+                    format!("r{i}"),
+                    format!("10.3.0.{i}/24"),
+                    format!("2001:db8:3::{i}/64"),
+                )
+            })
             .collect();
-        members.push(("x".into(), "10.3.0.9/24".into()));
+        members.push(("x".into(), "10.3.0.9/24".into(), "2001:db8:3::9/64".into()));
         for r in std::iter::once("lan").chain(members.iter().map(|m| m.0.as_str())) {
             let ns = l.ns(r);
             run(&["ip", "netns", "add", &ns])?;
             l.namespaces.push(ns.clone());
             run(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"])?;
+            no_dad(&ns)?;
         }
         let lan = l.ns("lan");
         run(&[
@@ -65,7 +89,7 @@ impl VrrpLan {
         run(&[
             "ip", "netns", "exec", &lan, "ip", "link", "set", "br0", "up",
         ])?;
-        for (r, a) in &members {
+        for (r, a, a6) in &members {
             let ns = l.ns(r);
             let port = format!("{r}p");
             run(&[
@@ -79,10 +103,26 @@ impl VrrpLan {
                 "ip", "netns", "exec", &ns, "ip", "addr", "add", a, "dev", "eth0",
             ])?;
             run(&[
+                "ip", "netns", "exec", &ns, "ip", "addr", "add", a6, "dev", "eth0",
+            ])?;
+            run(&[
                 "ip", "netns", "exec", &ns, "ip", "link", "set", "eth0", "up",
             ])?;
         }
         Ok(l)
+    }
+
+    /// The virtual addresses as keepalived's `virtual_ipaddress` lines
+    /// and as edgeplane's `virtual_addresses` list.
+    fn vips(&self) -> (String, String) {
+        if self.ipv6 {
+            (
+                format!("    {VIP6_LL}/64\n    {VIP6}/64\n"),
+                format!("[\"{VIP6_LL}/64\", \"{VIP6}/64\"]"),
+            )
+        } else {
+            (format!("    {VIP}/24\n"), format!("[\"{VIP}/24\"]"))
+        }
     }
 
     pub fn ns(&self, r: &str) -> String {
@@ -104,7 +144,8 @@ impl VrrpLan {
         std::fs::write(
             &conf,
             format!(
-                "global_defs {{\n  router_id {r}\n  vrrp_version 3\n}}\nvrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {VRID}\n  priority {priority}\n  advert_int {adv}\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
+                "global_defs {{\n  router_id {r}\n  vrrp_version 3\n}}\nvrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {VRID}\n  priority {priority}\n  advert_int {adv}\n  virtual_ipaddress {{\n{}  }}\n}}\n",
+                self.vips().0
             ),
         )?;
         let d = &self.dir;
@@ -146,13 +187,15 @@ impl VrrpLan {
     /// forward; router ports of the LAN bridge do not learn, so frames for
     /// the virtual MAC flood to every router (the segment the extension
     /// needs). The host `{p}x` gets end-system addresses 10.3.0.64-95 and
-    /// the virtual address as its default gateway.
+    /// 2001:db8:3::1:0-31 (see `source`) and the virtual addresses as its
+    /// default gateways; the receiver is also 2001:db8:4::100.
     pub fn add_wan(&mut self, routers: usize) -> anyhow::Result<()> {
         for r in ["wan", "rx"] {
             let ns = self.ns(r);
             run(&["ip", "netns", "add", &ns])?;
             self.namespaces.push(ns.clone());
             run(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"])?;
+            no_dad(&ns)?;
         }
         let wan = self.ns("wan");
         run(&[
@@ -161,17 +204,23 @@ impl VrrpLan {
         run(&[
             "ip", "netns", "exec", &wan, "ip", "link", "set", "br1", "up",
         ])?;
-        let mut members: Vec<(String, String, String)> = (1..=routers)
+        let mut members: Vec<(String, String, String, String)> = (1..=routers)
             .map(|i| {
                 (
                     format!("r{i}"),
                     "wan0".to_string(),
                     format!("10.4.0.{i}/24"),
+                    format!("2001:db8:4::{i}/64"),
                 )
             })
             .collect();
-        members.push(("rx".into(), "eth0".into(), "10.4.0.100/24".into()));
-        for (r, dev, a) in &members {
+        members.push((
+            "rx".into(),
+            "eth0".into(),
+            "10.4.0.100/24".into(),
+            "2001:db8:4::100/64".into(),
+        ));
+        for (r, dev, a, a6) in &members {
             let ns = self.ns(r);
             let port = format!("w{r}");
             run(&[
@@ -183,6 +232,9 @@ impl VrrpLan {
             ])?;
             run(&[
                 "ip", "netns", "exec", &ns, "ip", "addr", "add", a, "dev", dev,
+            ])?;
+            run(&[
+                "ip", "netns", "exec", &ns, "ip", "addr", "add", a6, "dev", dev,
             ])?;
             run(&["ip", "netns", "exec", &ns, "ip", "link", "set", dev, "up"])?;
         }
@@ -197,6 +249,15 @@ impl VrrpLan {
                 "sysctl",
                 "-qw",
                 "net.ipv4.ip_forward=1",
+            ])?;
+            run(&[
+                "ip",
+                "netns",
+                "exec",
+                &r,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.all.forwarding=1",
             ])?;
             run(&[
                 "ip",
@@ -228,20 +289,42 @@ impl VrrpLan {
         run(&[
             "ip", "netns", "exec", &x, "ethtool", "-K", "eth0", "tx", "off",
         ])?;
-        for i in 64..96 {
-            run(&[
-                "ip",
-                "netns",
-                "exec",
-                &x,
-                "ip",
-                "addr",
-                "add",
-                &format!("10.3.0.{i}/24"),
-                "dev",
-                "eth0",
-            ])?;
+        for i in 0..SOURCES {
+            for a in [
+                format!("{}/24", source(false, i)),
+                format!("{}/64", source(true, i)),
+            ] {
+                run(&[
+                    "ip", "netns", "exec", &x, "ip", "addr", "add", &a, "dev", "eth0",
+                ])?;
+            }
         }
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &x,
+            "ip",
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            &VIP6.to_string(),
+        ])?;
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.ns("rx"),
+            "ip",
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            "2001:db8:4::1",
+        ])?;
         run(&[
             "ip",
             "netns",
@@ -282,9 +365,10 @@ impl VrrpLan {
         std::fs::write(
             &conf,
             format!(
-                "[node]\nname = \"{r}\"\nsocket = \"{}\"\npin_root = \"/sys/fs/bpf/edgeplane/{}{r}\"\n\n[[router]]\ninterface = \"eth0\"\nvrid = {VRID}\npriority = {priority}\nadvert_interval_ms = {advert_ms}\nvirtual_addresses = [\"{VIP}/24\"]\n{extra}",
+                "[node]\nname = \"{r}\"\nsocket = \"{}\"\npin_root = \"/sys/fs/bpf/edgeplane/{}{r}\"\n\n[[router]]\ninterface = \"eth0\"\nvrid = {VRID}\npriority = {priority}\nadvert_interval_ms = {advert_ms}\nvirtual_addresses = {}\n{extra}",
                 self.socket(r).display(),
-                self.prefix
+                self.prefix,
+                self.vips().1
             ),
         )?;
         let child = Command::new(&self.exe)
@@ -343,21 +427,27 @@ impl VrrpLan {
         Ok(())
     }
 
+    /// Whether `r` holds the virtual address (for IPv6, the global one).
     pub fn has_vip(&self, r: &str) -> bool {
+        let (family, vip) = if self.ipv6 {
+            ("-6", VIP6.to_string())
+        } else {
+            ("-4", VIP.to_string())
+        };
         Command::new("ip")
             .args([
                 "netns",
                 "exec",
                 &self.ns(r),
                 "ip",
-                "-4",
+                family,
                 "-o",
                 "addr",
                 "show",
                 "up",
             ])
             .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!(" {VIP}/")))
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!(" {vip}/")))
             .unwrap_or(false)
     }
 
@@ -410,6 +500,24 @@ impl VrrpLan {
     }
 }
 
+/// Duplicate address detection off in a new namespace, before its
+/// interfaces exist: lab addresses are unique by construction, and a
+/// tentative address cannot be bound or sent from for a second or two.
+fn no_dad(ns: &str) -> anyhow::Result<()> {
+    for k in ["all", "default"] {
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "sysctl",
+            "-qw",
+            &format!("net.ipv6.conf.{k}.accept_dad=0"),
+        ])?;
+    }
+    Ok(())
+}
+
 /// SIGKILL every process in a namespace this lab made.
 fn kill_all_in(ns: &str) {
     if let Ok(out) = Command::new("ip").args(["netns", "pids", ns]).output() {
@@ -448,23 +556,47 @@ impl Drop for VrrpLan {
 // ---- traffic for the load-sharing lab ----------------------------------
 
 use std::{
-    net::{SocketAddrV4 as Sa4, UdpSocket},
+    net::{IpAddr, SocketAddr, UdpSocket},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
     },
 };
 
-/// End-system addresses of the host: 10.3.0.64 + index.
+/// End-system addresses of the host: 10.3.0.64 + index, or
+/// 2001:db8:3::1:index.
 pub const SOURCES: u32 = 32;
+
+/// End system `i`'s address in the family asked for.
+pub fn source(v6: bool, i: u32) -> IpAddr {
+    if v6 {
+        Ipv6Addr::new(0x2001, 0xdb8, 3, 0, 0, 0, 1, i as u16).into()
+    } else {
+        Ipv4Addr::new(10, 3, 0, 64 + i as u8).into()
+    }
+}
+
+/// The receiver's address in the family asked for.
+pub fn receiver_addr(v6: bool) -> SocketAddr {
+    if v6 {
+        SocketAddr::new(
+            Ipv6Addr::new(0x2001, 0xdb8, 4, 0, 0, 0, 0, 0x100).into(),
+            9000,
+        )
+    } else {
+        SocketAddr::new(Ipv4Addr::new(10, 4, 0, 100).into(), 9000)
+    }
+}
 
 /// Per source index, the sequence numbers received.
 pub type Seen = Arc<Mutex<HashMap<u32, Vec<u32>>>>;
 
+/// Counts what arrives on port 9000 over both families (one dual-stack
+/// socket).
 pub fn receiver(ns: String, seen: Seen, stop: Arc<AtomicBool>) -> thread::JoinHandle<()> {
     thread::spawn(move || {
         crate::topo::enter_netns(&ns).unwrap();
-        let s = UdpSocket::bind("10.4.0.100:9000").unwrap();
+        let s = UdpSocket::bind("[::]:9000").unwrap();
         let size: libc::c_int = 8 << 20;
         unsafe {
             libc::setsockopt(
@@ -513,15 +645,25 @@ pub fn sender_from(
     pps: u32,
     secs: f64,
 ) -> thread::JoinHandle<Vec<u32>> {
+    sender_family(ns, false, sources, pps, secs)
+}
+
+/// As `sender_from`, over IPv6 when `v6`.
+pub fn sender_family(
+    ns: String,
+    v6: bool,
+    sources: Vec<u32>,
+    pps: u32,
+    secs: f64,
+) -> thread::JoinHandle<Vec<u32>> {
     thread::spawn(move || {
         crate::topo::enter_netns(&ns).unwrap();
         let mut socks: Vec<Option<UdpSocket>> = (0..SOURCES).map(|_| None).collect();
         for i in &sources {
-            socks[*i as usize] = Some(
-                UdpSocket::bind(Sa4::new(Ipv4Addr::new(10, 3, 0, 64 + *i as u8), 40000)).unwrap(),
-            );
+            socks[*i as usize] =
+                Some(UdpSocket::bind(SocketAddr::new(source(v6, *i), 40000)).unwrap());
         }
-        let dst = Sa4::new(Ipv4Addr::new(10, 4, 0, 100), 9000);
+        let dst = receiver_addr(v6);
         let mut sent = vec![0u32; SOURCES as usize];
         let total = (pps as f64 * secs) as u64;
         let gap = Duration::from_secs_f64(1.0 / pps as f64);

@@ -118,7 +118,10 @@ impl Cluster {
     /// Checks of the section, keys relative to it.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.endpoints.is_empty() {
-            return Err(ConfigError::new("endpoints", "name at least one etcd endpoint"));
+            return Err(ConfigError::new(
+                "endpoints",
+                "name at least one etcd endpoint",
+            ));
         }
         for (i, e) in self.endpoints.iter().enumerate() {
             validate_endpoint(e).map_err(|r| ConfigError::new(format!("endpoints[{i}]"), r))?;
@@ -133,7 +136,10 @@ impl Cluster {
             || self.prefix.len() < 2
             || self.prefix.ends_with('/')
             || self.prefix.contains("//")
-            || self.prefix.chars().any(|c| c.is_whitespace() || c.is_control())
+            || self
+                .prefix
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
         {
             return Err(ConfigError::new(
                 "prefix",
@@ -168,7 +174,11 @@ impl Cluster {
         }
         if self.user.is_some() != self.password_file.is_some() {
             return Err(ConfigError::new(
-                if self.user.is_some() { "password_file" } else { "user" },
+                if self.user.is_some() {
+                    "password_file"
+                } else {
+                    "user"
+                },
                 "user and password_file go together",
             ));
         }

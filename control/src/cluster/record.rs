@@ -212,7 +212,9 @@ impl GatewayRecord {
 
 /// Whether every LB table runs the same digest (and there is one).
 pub fn agree(tables: &[LbTable]) -> bool {
-    tables.first().is_some_and(|f| tables.iter().all(|t| t.digest == f.digest))
+    tables
+        .first()
+        .is_some_and(|f| tables.iter().all(|t| t.digest == f.digest))
 }
 
 #[cfg(test)]
@@ -251,11 +253,18 @@ mod tests {
         assert_eq!(e.backends[0].weight, 2);
         assert_eq!(e.backends[0].via.as_deref(), Some("core"));
         s.apply("/e", "/e/alive/gw1", None).unwrap();
-        assert!(s.effective(None, 0).backends.is_empty(), "its lease ran out");
+        assert!(
+            s.effective(None, 0).backends.is_empty(),
+            "its lease ran out"
+        );
         let mut r = rec(1);
         r.is_static = true;
-        s.apply("/e", "/e/gateways/gw1", Some(&serde_json::to_vec(&r).unwrap()))
-            .unwrap();
+        s.apply(
+            "/e",
+            "/e/gateways/gw1",
+            Some(&serde_json::to_vec(&r).unwrap()),
+        )
+        .unwrap();
         assert_eq!(s.effective(None, 0).backends.len(), 1);
     }
 
@@ -278,9 +287,15 @@ mod tests {
         let mut s = GatewaySet::default();
         let good = serde_json::to_vec(&rec(1)).unwrap();
         s.apply("/e", "/e/gateways/gw1", Some(&good)).unwrap();
-        assert!(s.apply("/e", "/e/gateways/gw1", Some(b"{\"weight\":")).is_err());
         assert!(s
-            .apply("/e", "/e/gateways/gw1", Some(&serde_json::to_vec(&rec(5000)).unwrap()))
+            .apply("/e", "/e/gateways/gw1", Some(b"{\"weight\":"))
+            .is_err());
+        assert!(s
+            .apply(
+                "/e",
+                "/e/gateways/gw1",
+                Some(&serde_json::to_vec(&rec(5000)).unwrap())
+            )
             .is_err());
         assert_eq!(s.records["gw1"].weight, 1);
     }

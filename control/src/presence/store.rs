@@ -156,13 +156,13 @@ impl Store {
     /// database) and has not expired at `now` (unix seconds).
     pub fn etag_valid(&mut self, etag: &str, user: &str, now: f64) -> Result<bool, StoreError> {
         Ok(match &mut self.db {
-            Db::Sqlite(db) => db
-                .query_row(
+            Db::Sqlite(db) => {
+                db.query_row(
                     "SELECT COUNT(*) FROM etag WHERE etag = ?1 AND user_aor = ?2 AND expires > ?3",
                     params![etag, user, now],
                     |r| r.get::<_, i64>(0),
-                )?
-                > 0,
+                )? > 0
+            }
             Db::Postgres(c) => {
                 c.query_one(
                     "SELECT COUNT(*) FROM etag WHERE etag = $1 AND user_aor = $2 AND expires > $3",
@@ -318,7 +318,9 @@ pub fn check_store(s: &mut Store) -> Result<(), String> {
     if !s.etag_valid(&a, "alice@example.com", 11.0).map_err(e)? {
         return Err("a fresh tag is valid".into());
     }
-    if s.etag_valid(&a, "bob@example.com", 11.0).map_err(e)? || s.etag_valid(&a, "alice@example.com", 70.0).map_err(e)? {
+    if s.etag_valid(&a, "bob@example.com", 11.0).map_err(e)?
+        || s.etag_valid(&a, "alice@example.com", 70.0).map_err(e)?
+    {
         return Err("a tag is another user's or expired".into());
     }
     let b = s
@@ -328,7 +330,10 @@ pub fn check_store(s: &mut Store) -> Result<(), String> {
     if a == b || s.etag_valid(&a, "alice@example.com", 13.0).map_err(e)? {
         return Err("the replaced tag is gone".into());
     }
-    if s.etag_issue("alice@example.com", Some(&a), 13.0, 73.0).map_err(e)?.is_some() {
+    if s.etag_issue("alice@example.com", Some(&a), 13.0, 73.0)
+        .map_err(e)?
+        .is_some()
+    {
         return Err("a tag is replaced only once".into());
     }
     if !s.etag_valid(&b, "alice@example.com", 13.0).map_err(e)? {

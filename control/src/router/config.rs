@@ -3,9 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::field::{text_enum, validate_ifname, ConfigError, Ipv4Prefix};
+use crate::field::{text_enum, validate_ifname, ConfigError, IpPrefix};
 
-/// One VRRPv3 virtual router (RFC 5798) on an interface.
+/// One VRRPv3 virtual router (RFC 5798) on an interface, IPv4 or IPv6 by
+/// its virtual addresses (a virtual router is of one family; VRIDs are
+/// per family, so an IPv4 and an IPv6 router may share one).
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Router {
@@ -21,8 +23,11 @@ pub struct Router {
     pub preempt: bool,
     #[serde(default)]
     pub accept: bool,
-    /// "A.B.C.D/LEN" (the length is used when the address is installed).
-    pub virtual_addresses: Vec<Ipv4Prefix>,
+    /// "A.B.C.D/LEN" or "X:X::X/LEN", all of one family (the length is
+    /// used when the address is installed). For IPv6, RFC 5798 §5.2.9
+    /// wants the first to be a link-local address; keepalived warns when
+    /// it is not, and so does `edgeplane check`.
+    pub virtual_addresses: Vec<IpPrefix>,
     /// The load-sharing extension (seed 003); plain VRRP when absent.
     #[serde(default)]
     pub load_sharing: Option<LoadSharing>,
@@ -33,8 +38,10 @@ pub struct Router {
 pub struct LoadSharing {
     /// Shared key authenticating the extension's messages.
     pub key: String,
-    /// The other routers of the virtual router (their primary addresses).
-    pub peers: Vec<std::net::Ipv4Addr>,
+    /// The other routers of the virtual router (their addresses on the
+    /// interface, all of one family; this router speaks from its first
+    /// address of that family, for IPv6 its first global one).
+    pub peers: Vec<std::net::IpAddr>,
     #[serde(default = "default_hello_ms")]
     pub hello_ms: u64,
     #[serde(default = "default_direction")]
@@ -99,17 +106,68 @@ impl Router {
         if self.vrid == 0 {
             return Err(ConfigError::new("vrid", "must be 1..255"));
         }
+        if self.virtual_addresses.is_empty() || self.virtual_addresses.len() > 255 {
+            return Err(ConfigError::new(
+                "virtual_addresses",
+                "name 1..255 addresses",
+            ));
+        }
+        let v6 = self.is_ipv6();
+        if let Some((i, a)) = self
+            .virtual_addresses
+            .iter()
+            .enumerate()
+            .find(|(_, a)| a.is_ipv6() != v6)
+        {
+            return Err(ConfigError::new(
+                format!("virtual_addresses[{i}]"),
+                format!(
+                    "{a} is not of the family of the first address ({}); a virtual router is IPv4 or IPv6, configure one of each",
+                    self.virtual_addresses[0]
+                ),
+            ));
+        }
         if earlier
             .iter()
-            .any(|r| r.interface == self.interface && r.vrid == self.vrid)
+            .any(|r| r.interface == self.interface && r.vrid == self.vrid && r.is_ipv6() == v6)
         {
             return Err(ConfigError::new(
                 "vrid",
                 format!(
-                    "VRID {} is configured twice on {}",
-                    self.vrid, self.interface
+                    "{} VRID {} is configured twice on {}",
+                    if v6 { "IPv6" } else { "IPv4" },
+                    self.vrid,
+                    self.interface
                 ),
             ));
+        }
+        if self.load_sharing.is_some()
+            && earlier
+                .iter()
+                .any(|r| r.interface == self.interface && r.load_sharing.is_some())
+        {
+            return Err(ConfigError::new(
+                "load_sharing",
+                format!(
+                    "{} already has a load-sharing virtual router (one filter per interface)",
+                    self.interface
+                ),
+            ));
+        }
+        if let Some(ls) = &self.load_sharing {
+            if let Some(first) = ls.peers.first() {
+                if let Some((i, p)) = ls
+                    .peers
+                    .iter()
+                    .enumerate()
+                    .find(|(_, p)| p.is_ipv6() != first.is_ipv6())
+                {
+                    return Err(ConfigError::new(
+                        format!("load_sharing.peers[{i}]"),
+                        format!("{p} is not of the family of {first}"),
+                    ));
+                }
+            }
         }
         if self.priority == 0 {
             return Err(ConfigError::new(
@@ -128,13 +186,25 @@ impl Router {
                 ),
             ));
         }
-        if self.virtual_addresses.is_empty() || self.virtual_addresses.len() > 255 {
-            return Err(ConfigError::new(
-                "virtual_addresses",
-                "name 1..255 addresses",
-            ));
-        }
         Ok(())
+    }
+
+    /// Whether this is an IPv6 virtual router (by its addresses).
+    pub fn is_ipv6(&self) -> bool {
+        self.virtual_addresses.first().is_some_and(|a| a.is_ipv6())
+    }
+
+    /// What a check should say but not refuse: an IPv6 virtual router
+    /// whose first address is not link-local (RFC 5798 §5.2.9 SHOULD).
+    pub fn warnings(&self) -> Vec<String> {
+        match self.virtual_addresses.first().map(|a| a.addr) {
+            Some(std::net::IpAddr::V6(a)) if !crate::router::vrrp::is_link_local(a) => {
+                vec![format!(
+                    "virtual_addresses[0]: {a} is not link-local; RFC 5798 §5.2.9 wants the first IPv6 address of a virtual router to be one (keepalived warns the same)"
+                )]
+            }
+            _ => vec![],
+        }
     }
 }
 
@@ -153,6 +223,7 @@ mod tests {
             r.virtual_addresses[0].addr,
             std::net::Ipv4Addr::new(10, 3, 0, 100)
         );
+        assert!(!r.is_ipv6() && r.warnings().is_empty());
         let ls = format!("{ROUTER}[load_sharing]\nkey = \"k\"\npeers = [\"10.3.0.2\"]\n");
         let r: Router = toml::from_str(&ls).unwrap();
         assert_eq!(
@@ -176,9 +247,64 @@ mod tests {
         );
         let e = toml::from_str::<Router>(&ROUTER.replace("/24", "/40")).unwrap_err();
         assert!(
-            e.message().contains("\"10.3.0.100/40\" is not A.B.C.D/LEN"),
+            e.message()
+                .contains("\"10.3.0.100/40\" is not A.B.C.D/LEN or X:X::X/LEN"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn ipv6_routers_are_one_family_and_vrids_are_per_family() {
+        let v6: Router = toml::from_str(
+            "interface = \"eth0\"\nvrid = 7\nvirtual_addresses = [\"fe80::7/64\", \"2001:db8:3::100/64\"]\n",
+        )
+        .unwrap();
+        assert!(v6.is_ipv6());
+        assert!(v6.warnings().is_empty());
+        let v4: Router = toml::from_str(ROUTER).unwrap();
+        // The same VRID on the same interface, one of each family: fine.
+        v6.validate(std::slice::from_ref(&v4)).unwrap();
+        let e = v6.clone().validate(std::slice::from_ref(&v6)).unwrap_err();
+        assert_eq!(e.key, "vrid");
+        assert!(e.reason.contains("IPv6 VRID 7 is configured twice"), "{e}");
+        let mixed = Router {
+            virtual_addresses: vec![
+                "2001:db8:3::100/64".parse().unwrap(),
+                "10.3.0.100/24".parse().unwrap(),
+            ],
+            ..v6.clone()
+        };
+        let e = mixed.validate(&[]).unwrap_err();
+        assert_eq!(e.key, "virtual_addresses[1]");
+        assert!(e.reason.contains("configure one of each"), "{e}");
+        assert!(
+            mixed.warnings()[0].contains("is not link-local"),
+            "{:?}",
+            mixed.warnings()
+        );
+        let ls = |peers: &str| -> Router {
+            toml::from_str(&format!(
+                "interface = \"eth0\"\nvrid = 8\nvirtual_addresses = [\"fe80::8/64\"]\n[load_sharing]\nkey = \"k\"\npeers = [{peers}]\n"
+            ))
+            .unwrap()
+        };
+        ls("\"2001:db8:3::2\", \"2001:db8:3::3\"")
+            .validate(&[])
+            .unwrap();
+        let e = ls("\"2001:db8:3::2\", \"10.3.0.3\"")
+            .validate(&[])
+            .unwrap_err();
+        assert_eq!(e.key, "load_sharing.peers[1]");
+        let e = ls("\"2001:db8:3::2\"")
+            .validate(&[ls("\"2001:db8:3::2\"")])
+            .unwrap_err();
+        assert_eq!(e.key, "vrid", "{e}");
+        let other = Router {
+            vrid: 9,
+            ..ls("\"2001:db8:3::2\"")
+        };
+        let e = other.validate(&[ls("\"2001:db8:3::2\"")]).unwrap_err();
+        assert_eq!(e.key, "load_sharing", "{e}");
     }
 
     #[test]

@@ -1,21 +1,42 @@
-//! VRRPv3 for IPv4 (RFC 5798) as a pure engine: advertisements are
+//! VRRPv3 for IPv4 and IPv6 (RFC 5798) as a pure engine: advertisements are
 //! decoded and checked here, events go in and actions come out; sockets,
 //! timers and addresses live at the edge (the daemon's `vrrp` module).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
 pub const VRRP_PROTO: u8 = 112;
 pub const VRRP_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+/// The IPv6 group (§5.1.2.2).
+pub const VRRP_GROUP6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
 pub const VRRP_TTL: u8 = 255;
 pub const VERSION: u8 = 3;
 pub const TYPE_ADVERTISEMENT: u8 = 1;
 pub const OWNER_PRIORITY: u8 = 255;
 
-/// The virtual MAC of a virtual router (RFC 5798 §7.3).
+/// The virtual MAC of an IPv4 virtual router (RFC 5798 §7.3).
 pub fn virtual_mac(vrid: u8) -> [u8; 6] {
     [0x00, 0x00, 0x5e, 0x00, 0x01, vrid]
+}
+
+/// The virtual MAC of an IPv6 virtual router (§7.3: 00-00-5E-00-02-{VRID}).
+pub fn virtual_mac6(vrid: u8) -> [u8; 6] {
+    [0x00, 0x00, 0x5e, 0x00, 0x02, vrid]
+}
+
+/// The virtual MAC of a virtual router of the family of `addr`.
+pub fn virtual_mac_for(addr: IpAddr, vrid: u8) -> [u8; 6] {
+    if addr.is_ipv6() {
+        virtual_mac6(vrid)
+    } else {
+        virtual_mac(vrid)
+    }
+}
+
+/// Whether an IPv6 address is link-local (fe80::/10).
+pub fn is_link_local(a: Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
 }
 
 /// A decoded advertisement (§5.1).
@@ -25,7 +46,9 @@ pub struct Advert {
     pub priority: u8,
     /// Centiseconds (12 bits).
     pub max_adver_int: u16,
-    pub addresses: Vec<Ipv4Addr>,
+    /// All of one family: IPv4 in an IPv4 virtual router, IPv6 in an
+    /// IPv6 one (4 or 16 bytes each on the wire).
+    pub addresses: Vec<IpAddr>,
 }
 
 /// Why a received advertisement was discarded (§7.1), as counted.
@@ -43,10 +66,12 @@ pub enum Discard {
     FalseOwner,
     WrongSubnet,
     AddressMismatch,
+    /// IPv6: the source is not a link-local address (§5.1.2.1).
+    NotLinkLocal,
 }
 
 impl Discard {
-    pub const ALL: [Discard; 11] = [
+    pub const ALL: [Discard; 12] = [
         Discard::BadTtl,
         Discard::BadVersion,
         Discard::BadType,
@@ -58,6 +83,7 @@ impl Discard {
         Discard::FalseOwner,
         Discard::WrongSubnet,
         Discard::AddressMismatch,
+        Discard::NotLinkLocal,
     ];
 
     pub fn name(self) -> &'static str {
@@ -73,39 +99,48 @@ impl Discard {
             Discard::FalseOwner => "false_owner",
             Discard::WrongSubnet => "wrong_subnet",
             Discard::AddressMismatch => "address_mismatch",
+            Discard::NotLinkLocal => "not_link_local",
         }
     }
 }
 
-fn csum(words: &[u8], mut sum: u32) -> u16 {
-    for c in words.chunks(2) {
-        sum += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
-    }
+fn csum(words: &[u8], sum: u32) -> u16 {
+    let mut sum = sum + sum_words(words);
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     !(sum as u16)
 }
 
-/// §5.2.8: the checksum covers the VRRP message and an IPv4 pseudo-header.
-fn pseudo(src: Ipv4Addr, dst: Ipv4Addr, len: usize) -> u32 {
-    let (s, d) = (src.octets(), dst.octets());
-    [
-        u16::from_be_bytes([s[0], s[1]]),
-        u16::from_be_bytes([s[2], s[3]]),
-        u16::from_be_bytes([d[0], d[1]]),
-        u16::from_be_bytes([d[2], d[3]]),
-    ]
-    .iter()
-    .map(|w| *w as u32)
-    .sum::<u32>()
-        + VRRP_PROTO as u32
-        + len as u32
+fn sum_words(bytes: &[u8]) -> u32 {
+    bytes
+        .chunks(2)
+        .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32)
+        .sum()
+}
+
+/// §5.2.8: the checksum covers the VRRP message and the pseudo-header of
+/// its IP version (RFC 791 for IPv4; RFC 8200 §8.1 for IPv6: both
+/// addresses, the 32-bit upper-layer length and next header 112).
+fn pseudo(src: IpAddr, dst: IpAddr, len: usize) -> u32 {
+    let addrs = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => sum_words(&s.octets()) + sum_words(&d.octets()),
+        (s, d) => sum_words(&v6(s).octets()) + sum_words(&v6(d).octets()),
+    };
+    addrs + VRRP_PROTO as u32 + (len as u32 >> 16) + (len as u32 & 0xffff)
+}
+
+fn v6(a: IpAddr) -> Ipv6Addr {
+    match a {
+        IpAddr::V6(a) => a,
+        IpAddr::V4(a) => a.to_ipv6_mapped(),
+    }
 }
 
 impl Advert {
-    /// The VRRP message (no IP header), checksummed for `src` → `dst`.
-    pub fn encode(&self, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
+    /// The VRRP message (no IP header), checksummed for `src` → `dst`
+    /// (both of the advert's family).
+    pub fn encode(&self, src: IpAddr, dst: IpAddr) -> Vec<u8> {
         let mut m = vec![
             (VERSION << 4) | TYPE_ADVERTISEMENT,
             self.vrid,
@@ -117,7 +152,10 @@ impl Advert {
             0,
         ];
         for a in &self.addresses {
-            m.extend_from_slice(&a.octets());
+            match a {
+                IpAddr::V4(a) => m.extend_from_slice(&a.octets()),
+                IpAddr::V6(a) => m.extend_from_slice(&a.octets()),
+            }
         }
         let c = csum(&m, pseudo(src, dst, m.len()));
         m[6..8].copy_from_slice(&c.to_be_bytes());
@@ -143,6 +181,28 @@ impl Advert {
         let dst = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
         let total = (u16::from_be_bytes([packet[2], packet[3]]) as usize).min(packet.len());
         let m = &packet[ihl..total.max(ihl)];
+        let advert = Self::decode_message(m, src.into(), dst.into())?;
+        Ok((src, dst, advert))
+    }
+
+    /// Decode and check the VRRP message of an IPv6 packet, as a raw
+    /// IPv6 socket delivers it (the payload, with the source, destination
+    /// and hop limit from the socket's ancillary data).
+    pub fn decode_ipv6(
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        hop_limit: u8,
+        msg: &[u8],
+    ) -> Result<Advert, Discard> {
+        if hop_limit != VRRP_TTL {
+            return Err(Discard::BadTtl);
+        }
+        Self::decode_message(msg, src.into(), dst.into())
+    }
+
+    /// The checks of §7.1 on the message itself; addresses are 4 or 16
+    /// bytes by the family of `src`.
+    fn decode_message(m: &[u8], src: IpAddr, dst: IpAddr) -> Result<Advert, Discard> {
         if m.len() < 8 {
             return Err(Discard::BadLength);
         }
@@ -152,28 +212,28 @@ impl Advert {
         if m[0] & 0x0f != TYPE_ADVERTISEMENT {
             return Err(Discard::BadType);
         }
+        let size = if src.is_ipv6() { 16 } else { 4 };
         let count = m[3] as usize;
-        if m.len() != 8 + 4 * count {
+        if m.len() != 8 + size * count {
             return Err(Discard::BadLength);
         }
         if csum(m, pseudo(src, dst, m.len())) != 0 {
             return Err(Discard::BadChecksum);
         }
         let addresses = m[8..]
-            .chunks(4)
-            .map(|c| Ipv4Addr::new(c[0], c[1], c[2], c[3]))
+            .chunks(size)
+            .map(|c| match <[u8; 16]>::try_from(c) {
+                Ok(b) => IpAddr::V6(Ipv6Addr::from(b)),
+                Err(_) => IpAddr::V4(Ipv4Addr::new(c[0], c[1], c[2], c[3])),
+            })
             .collect();
         let max_adver_int = u16::from_be_bytes([m[4] & 0x0f, m[5]]);
-        Ok((
-            src,
-            dst,
-            Advert {
-                vrid: m[1],
-                priority: m[2],
-                max_adver_int,
-                addresses,
-            },
-        ))
+        Ok(Advert {
+            vrid: m[1],
+            priority: m[2],
+            max_adver_int,
+            addresses,
+        })
     }
 }
 
@@ -186,12 +246,14 @@ pub struct Params {
     pub adver_int: u16,
     pub preempt: bool,
     pub accept: bool,
-    /// This router's primary address on the interface.
-    pub primary: Ipv4Addr,
-    /// The interface's subnet (address, prefix length): adverts from
-    /// outside it are discarded.
-    pub subnet: (Ipv4Addr, u8),
-    pub addresses: Vec<Ipv4Addr>,
+    /// This router's primary address on the interface: for IPv6 its
+    /// link-local address (§5.1.2.1), which adverts are sent from.
+    pub primary: IpAddr,
+    /// IPv4: the interface's subnet (address, prefix length); adverts
+    /// from outside it are discarded. IPv6 (None): adverts must come from
+    /// a link-local address.
+    pub subnet: Option<(Ipv4Addr, u8)>,
+    pub addresses: Vec<IpAddr>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,7 +272,7 @@ pub enum Event {
     MasterDownTimer,
     /// A decoded advertisement from `src` (already TTL/checksum-checked).
     Advert {
-        src: Ipv4Addr,
+        src: IpAddr,
         advert: Advert,
     },
 }
@@ -220,7 +282,8 @@ pub enum Action {
     SendAdvert {
         priority: u8,
     },
-    /// Take the virtual addresses and MAC; announce them (gratuitous ARP).
+    /// Take the virtual addresses and MAC; announce them (gratuitous ARP
+    /// for IPv4, unsolicited Neighbor Advertisements for IPv6).
     BecomeMaster,
     /// Give the virtual addresses and MAC up.
     StopBeingMaster,
@@ -243,7 +306,7 @@ pub struct VirtualRouter {
     /// Master_Adver_Interval (centiseconds), learnt from the master.
     pub master_adver_int: u16,
     /// The current master's primary address, when known.
-    pub master: Option<Ipv4Addr>,
+    pub master: Option<IpAddr>,
     /// Why the last state change happened.
     pub last_cause: String,
 }
@@ -277,14 +340,21 @@ impl VirtualRouter {
         self.last_cause = cause.into();
     }
 
-    fn in_subnet(&self, a: Ipv4Addr) -> bool {
-        let (net, len) = self.params.subnet;
-        let mask = if len == 0 {
-            0
-        } else {
-            u32::MAX << (32 - len as u32)
-        };
-        u32::from(a) & mask == u32::from(net) & mask
+    /// IPv4: within the interface's subnet. IPv6: link-local.
+    fn source_ok(&self, a: IpAddr) -> Result<(), Discard> {
+        match (a, self.params.subnet) {
+            (IpAddr::V4(a), Some((net, len))) => {
+                let mask = u32::MAX.checked_shl(32 - len as u32).unwrap_or(0);
+                if u32::from(a) & mask == u32::from(net) & mask {
+                    Ok(())
+                } else {
+                    Err(Discard::WrongSubnet)
+                }
+            }
+            (IpAddr::V6(a), None) if is_link_local(a) => Ok(()),
+            (IpAddr::V6(_), None) => Err(Discard::NotLinkLocal),
+            _ => Err(Discard::WrongSubnet),
+        }
     }
 
     pub fn handle(&mut self, ev: Event) -> Vec<Action> {
@@ -380,8 +450,8 @@ impl VirtualRouter {
                         },
                     ];
                 }
-                let higher = advert.priority > p
-                    || (advert.priority == p && u32::from(src) > u32::from(self.params.primary));
+                let higher =
+                    advert.priority > p || (advert.priority == p && src > self.params.primary);
                 if higher {
                     self.master_adver_int = advert.max_adver_int;
                     self.master = Some(src);
@@ -401,7 +471,7 @@ impl VirtualRouter {
     }
 
     /// §7.1 checks that need this router's configuration.
-    fn check(&self, src: Ipv4Addr, a: &Advert) -> Option<Discard> {
+    fn check(&self, src: IpAddr, a: &Advert) -> Option<Discard> {
         if a.vrid != self.params.vrid {
             return Some(Discard::UnknownVrid);
         }
@@ -417,8 +487,8 @@ impl VirtualRouter {
         {
             return Some(Discard::FalseOwner);
         }
-        if !self.in_subnet(src) {
-            return Some(Discard::WrongSubnet);
+        if let Err(d) = self.source_ok(src) {
+            return Some(d);
         }
         if a.priority != OWNER_PRIORITY {
             let mut theirs = a.addresses.clone();
@@ -450,9 +520,9 @@ mod tests {
             adver_int: 100,
             preempt,
             accept: false,
-            primary: ME,
-            subnet: (Ipv4Addr::new(10, 3, 0, 0), 24),
-            addresses: vec![VIP],
+            primary: ME.into(),
+            subnet: Some((Ipv4Addr::new(10, 3, 0, 0), 24)),
+            addresses: vec![VIP.into()],
         }
     }
 
@@ -461,12 +531,15 @@ mod tests {
             vrid: 51,
             priority,
             max_adver_int: 100,
-            addresses: vec![VIP],
+            addresses: vec![VIP.into()],
         }
     }
 
-    fn from(src: Ipv4Addr, a: Advert) -> Event {
-        Event::Advert { src, advert: a }
+    fn from(src: impl Into<IpAddr>, a: Advert) -> Event {
+        Event::Advert {
+            src: src.into(),
+            advert: a,
+        }
     }
 
     /// A recorded case: starting state set up by `prelude`, then events →
@@ -528,7 +601,7 @@ mod tests {
                 actions: vec![vec![Discard(super::Discard::WeAreOwner)]], state: State::Master },
             Case { name: "7.1 wrong subnet discarded", priority: 100, preempt: true, prelude: master.clone(), events: vec![from(Ipv4Addr::new(192, 0, 2, 9), adv(200))],
                 actions: vec![vec![Discard(super::Discard::WrongSubnet)]], state: State::Master },
-            Case { name: "7.1 other virtual addresses discarded", priority: 100, preempt: true, prelude: master, events: vec![from(PEER_HI, Advert { addresses: vec![Ipv4Addr::new(10, 3, 0, 200)], ..adv(200) })],
+            Case { name: "7.1 other virtual addresses discarded", priority: 100, preempt: true, prelude: master, events: vec![from(PEER_HI, Advert { addresses: vec![Ipv4Addr::new(10, 3, 0, 200).into()], ..adv(200) })],
                 actions: vec![vec![Discard(super::Discard::AddressMismatch)]], state: State::Master },
         ]
     }
@@ -550,7 +623,7 @@ mod tests {
     #[test]
     fn advert_round_trip_and_checks() {
         let a = adv(150);
-        let m = a.encode(ME, VRRP_GROUP);
+        let m = a.encode(ME.into(), VRRP_GROUP.into());
         assert_eq!(m.len(), 12);
         let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 255, VRRP_PROTO, 0, 0];
         ip.extend_from_slice(&ME.octets());
@@ -585,9 +658,95 @@ mod tests {
             max_adver_int: 4095,
             ..a
         };
-        let m = long.encode(ME, VRRP_GROUP);
+        let m = long.encode(ME.into(), VRRP_GROUP.into());
         let mut p2 = ip;
         p2.extend_from_slice(&m);
         assert_eq!(Advert::decode_ipv4(&p2).unwrap().2.max_adver_int, 4095);
+    }
+
+    /// keepalived 2.2.7's advert for VRID 51, priority 100, 1 s,
+    /// 2001:db8:3::100, captured on a veth (tcpdump: "sum ok").
+    const KEEPALIVED_V6: [u8; 24] = [
+        0x31, 0x33, 0x64, 0x01, 0x00, 0x64, 0x8c, 0xb3, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x03, 0, 0,
+        0, 0, 0, 0, 0, 0, 0x01, 0x00,
+    ];
+    const KA_SRC: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0xd422, 0x87ff, 0xfef0, 0x55c6);
+    const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 3, 0, 0, 0, 0, 0x100);
+    const ME6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);
+
+    #[test]
+    fn ipv6_advert_matches_keepalived_byte_for_byte() {
+        let a = Advert::decode_ipv6(KA_SRC, VRRP_GROUP6, 255, &KEEPALIVED_V6).unwrap();
+        assert_eq!(
+            a,
+            Advert {
+                vrid: 51,
+                priority: 100,
+                max_adver_int: 100,
+                addresses: vec![VIP6.into()],
+            }
+        );
+        // Our encoder gives keepalived's bytes, checksum included.
+        assert_eq!(a.encode(KA_SRC.into(), VRRP_GROUP6.into()), KEEPALIVED_V6);
+        assert_eq!(
+            Advert::decode_ipv6(KA_SRC, VRRP_GROUP6, 254, &KEEPALIVED_V6),
+            Err(Discard::BadTtl)
+        );
+        // The checksum covers the pseudo-header: another source fails it.
+        assert_eq!(
+            Advert::decode_ipv6(ME6, VRRP_GROUP6, 255, &KEEPALIVED_V6),
+            Err(Discard::BadChecksum)
+        );
+        for cut in 0..KEEPALIVED_V6.len() {
+            assert!(
+                Advert::decode_ipv6(KA_SRC, VRRP_GROUP6, 255, &KEEPALIVED_V6[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
+        // An IPv4-sized address list under IPv6 is a length error.
+        let v4ish = Advert {
+            addresses: vec![VIP.into()],
+            ..a.clone()
+        }
+        .encode(KA_SRC.into(), VRRP_GROUP6.into());
+        assert_eq!(
+            Advert::decode_ipv6(KA_SRC, VRRP_GROUP6, 255, &v4ish),
+            Err(Discard::BadLength)
+        );
+    }
+
+    #[test]
+    fn ipv6_virtual_router_elects_by_link_local_address() {
+        let p = Params {
+            primary: ME6.into(),
+            subnet: None,
+            addresses: vec![VIP6.into()],
+            ..params(100, true)
+        };
+        let adv6 = |priority| Advert {
+            addresses: vec![VIP6.into()],
+            ..adv(priority)
+        };
+        let mut vr = VirtualRouter::new(p.clone());
+        vr.handle(Event::Startup);
+        vr.handle(Event::MasterDownTimer);
+        assert_eq!(vr.state, State::Master);
+        // Equal priority from a lower link-local address: we stay.
+        let lower = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+        assert_eq!(vr.handle(from(lower, adv6(100))), vec![]);
+        // A global source is discarded, whatever its priority.
+        let global = Ipv6Addr::new(0x2001, 0xdb8, 3, 0, 0, 0, 0, 9);
+        assert_eq!(
+            vr.handle(from(global, adv6(200))),
+            vec![Action::Discard(Discard::NotLinkLocal)]
+        );
+        assert_eq!(vr.state, State::Master);
+        // Equal priority from a higher link-local address wins.
+        let acts = vr.handle(from(KA_SRC, adv6(100)));
+        assert_eq!(vr.state, State::Backup, "{acts:?}");
+        assert_eq!(vr.master, Some(KA_SRC.into()));
+        assert_eq!(virtual_mac6(51), [0, 0, 0x5e, 0, 2, 51]);
+        assert_eq!(virtual_mac_for(VIP6.into(), 51), virtual_mac6(51));
+        assert_eq!(virtual_mac_for(VIP.into(), 51), virtual_mac(51));
     }
 }

@@ -397,7 +397,11 @@ pub fn run_daemons(
         t.start_lb(lb, &c)?;
     }
     let frames = daemon_sessions(&t, sessions)?;
-    let mode = if chain { "daemons" } else { "daemons, chaining off" };
+    let mode = if chain {
+        "daemons"
+    } else {
+        "daemons, chaining off"
+    };
     measure(&t, sessions, pps, phase_secs, mode, |t| {
         scenario(t, frames, pps, phase_secs, chain)
     })
@@ -433,39 +437,52 @@ pub fn run_cluster(
     for lb in [1, 2] {
         lab.start_lb(lb)?;
     }
-    lab.wait_tables(&[("gw1", 1), ("gw2", 1), ("gw3", 1)], Duration::from_secs(30))?;
+    lab.wait_tables(
+        &[("gw1", 1), ("gw2", 1), ("gw3", 1)],
+        Duration::from_secs(30),
+    )?;
     let frames = daemon_sessions(&lab.topo, sessions)?;
     let phase = Duration::from_secs_f64(phase_secs);
     let g3 = gw_config(&lab, 3);
-    measure(&lab.topo, sessions, pps, phase_secs, "cluster (etcd)", |t| {
-        let traffic = Traffic::start(t, frames, pps);
-        let mut phases = vec!["steady: gw1, gw2, gw3".to_string()];
-        let steps = (|| -> anyhow::Result<()> {
-            thread::sleep(phase);
-            // The fourth gateway's daemon registers itself.
-            t.start_daemon("g3", &g3, &[])?;
-            phases.push("gw4 registered".into());
-            // Then operators' changes, each a compare-and-swap in etcd.
-            for (args, what) in cluster_changes(changes.saturating_sub(1)) {
+    measure(
+        &lab.topo,
+        sessions,
+        pps,
+        phase_secs,
+        "cluster (etcd)",
+        |t| {
+            let traffic = Traffic::start(t, frames, pps);
+            let mut phases = vec!["steady: gw1, gw2, gw3".to_string()];
+            let steps = (|| -> anyhow::Result<()> {
                 thread::sleep(phase);
-                let a: Vec<&str> = args.iter().map(String::as_str).collect();
-                lab.cli_json(&a)?;
-                phases.push(what);
-            }
-            thread::sleep(phase);
-            Ok(())
-        })();
-        let sent = traffic.finish()?;
-        steps?;
-        Ok((phases, sent))
-    })
+                // The fourth gateway's daemon registers itself.
+                t.start_daemon("g3", &g3, &[])?;
+                phases.push("gw4 registered".into());
+                // Then operators' changes, each a compare-and-swap in etcd.
+                for (args, what) in cluster_changes(changes.saturating_sub(1)) {
+                    thread::sleep(phase);
+                    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+                    lab.cli_json(&a)?;
+                    phases.push(what);
+                }
+                thread::sleep(phase);
+                Ok(())
+            })();
+            let sent = traffic.finish()?;
+            steps?;
+            Ok((phases, sent))
+        },
+    )
 }
 
 /// `n` changes of weights and drains over gw1-gw4, cycling.
 fn cluster_changes(n: usize) -> Vec<(Vec<String>, String)> {
     let cycle: [(&[&str], &str); 6] = [
         (&["gateways", "weight", "gw1", "3"], "gw1 weight 3"),
-        (&["gateways", "drain", "gw2", "--timeout", "600"], "gw2 draining"),
+        (
+            &["gateways", "drain", "gw2", "--timeout", "600"],
+            "gw2 draining",
+        ),
         (&["gateways", "weight", "gw4", "2"], "gw4 weight 2"),
         (&["gateways", "undrain", "gw2"], "gw2 undrained"),
         (&["gateways", "weight", "gw1", "1"], "gw1 weight 1"),

@@ -69,9 +69,20 @@ pub fn convergence(lbs: usize, changes: usize) -> anyhow::Result<Convergence> {
     let gws = ["gw1", "gw2", "gw3"];
     for (i, g) in gws.iter().enumerate() {
         let mac = format!("02:00:00:01:00:{:02x}", i + 1);
-        lab.cli_json(&["gateways", "add", g, "--address", "10.1.0.11", "--mac", &mac])?;
+        lab.cli_json(&[
+            "gateways",
+            "add",
+            g,
+            "--address",
+            "10.1.0.11",
+            "--mac",
+            &mac,
+        ])?;
     }
-    lab.wait_tables(&[("gw1", 1), ("gw2", 1), ("gw3", 1)], Duration::from_secs(20))?;
+    lab.wait_tables(
+        &[("gw1", 1), ("gw2", 1), ("gw3", 1)],
+        Duration::from_secs(20),
+    )?;
     let cfg = section(&lab);
     let ns = format!("/run/netns/{}", lab.topo.ns("e"));
     let (lb_ms, watch_ms) = crate::topo::in_netns(&ns, || {
@@ -130,7 +141,10 @@ async fn changes_loop(
                 .await
                 .context("the watcher heard nothing")??
                 .context("watch closed")?;
-            if m.events().iter().any(|e| e.kv().is_some_and(|kv| kv.mod_revision() == committed)) {
+            if m.events()
+                .iter()
+                .any(|e| e.kv().is_some_and(|kv| kv.mod_revision() == committed))
+            {
                 watch_ms.push((now_us() - t0) as f64 / 1000.0);
                 break;
             }
@@ -146,7 +160,10 @@ async fn changes_loop(
                 break;
             }
             if Instant::now() > deadline {
-                bail!("change {i} (revision {committed}): {} of {lbs} LBs flipped in 10 s", done.len());
+                bail!(
+                    "change {i} (revision {committed}): {} of {lbs} LBs flipped in 10 s",
+                    done.len()
+                );
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
@@ -191,7 +208,9 @@ pub fn detection(ttl: u64, reps: usize) -> anyhow::Result<Detection> {
                             .filter(|t| !t.gateways.iter().any(|g| g == "gw3"))
                             .collect();
                         if without.len() == 3 {
-                            return anyhow::Ok(without.iter().map(|t| t.applied_ms).max().unwrap_or(0));
+                            return anyhow::Ok(
+                                without.iter().map(|t| t.applied_ms).max().unwrap_or(0),
+                            );
                         }
                         if Instant::now() > deadline {
                             bail!("gw3 still in {} LB table(s)", 3 - without.len());

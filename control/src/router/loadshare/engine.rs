@@ -5,7 +5,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    net::Ipv4Addr,
+    net::IpAddr,
 };
 
 use super::{
@@ -18,9 +18,9 @@ mod handoff;
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub me: Ipv4Addr,
+    pub me: IpAddr,
     pub priority: u8,
-    pub peers: Vec<Ipv4Addr>,
+    pub peers: Vec<IpAddr>,
     pub hello_ms: u64,
     /// A peer without a hello for this long is gone.
     pub dead_after_ms: u64,
@@ -42,7 +42,7 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn new(me: Ipv4Addr, priority: u8, peers: Vec<Ipv4Addr>, hello_ms: u64) -> Self {
+    pub fn new(me: IpAddr, priority: u8, peers: Vec<IpAddr>, hello_ms: u64) -> Self {
         Self {
             me,
             priority,
@@ -100,7 +100,7 @@ pub enum Event {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     Send {
-        to: Ipv4Addr,
+        to: IpAddr,
         msg: Msg,
     },
     SetBucket {
@@ -149,9 +149,9 @@ enum Phase {
 struct Handoff {
     epoch: u64,
     /// bucket → (old owner, new owner); no old owner for orphans.
-    moves: BTreeMap<u8, (Option<Ipv4Addr>, Ipv4Addr)>,
+    moves: BTreeMap<u8, (Option<IpAddr>, IpAddr)>,
     phase: Phase,
-    pending: BTreeSet<Ipv4Addr>,
+    pending: BTreeSet<IpAddr>,
     fences: Vec<Fence>,
     /// When the current phase began.
     since: u64,
@@ -160,12 +160,12 @@ struct Handoff {
 struct Collection {
     id: u64,
     started: u64,
-    pending: BTreeSet<Ipv4Addr>,
+    pending: BTreeSet<IpAddr>,
     rates: Vec<u64>,
 }
 
 struct Outstanding {
-    to: Ipv4Addr,
+    to: IpAddr,
     msg: Msg,
     sent: u64,
     tries: u32,
@@ -177,11 +177,11 @@ pub struct LoadShare {
     pub master: bool,
     /// This router's bucket states, as written to the filter.
     pub mine: Vec<u32>,
-    peers: BTreeMap<Ipv4Addr, Peer>,
+    peers: BTreeMap<IpAddr, Peer>,
     seq: u64,
     epoch: u64,
     outstanding: BTreeMap<u64, Outstanding>,
-    seen: HashMap<Ipv4Addr, BTreeSet<u64>>,
+    seen: HashMap<IpAddr, BTreeSet<u64>>,
     last_hello: u64,
     started: Option<u64>,
     handoff: Option<Handoff>,
@@ -189,8 +189,8 @@ pub struct LoadShare {
     /// Since when each held bucket waits for its fence (backup side).
     held_since: BTreeMap<u8, u64>,
     /// Epochs this router is releasing / fencing for, and whom to answer.
-    release_for: HashMap<u64, Ipv4Addr>,
-    fence_for: HashMap<u64, Ipv4Addr>,
+    release_for: HashMap<u64, IpAddr>,
+    fence_for: HashMap<u64, IpAddr>,
     /// Buckets whose fence is being applied by the edge.
     fenced: BTreeSet<u8>,
     /// Latest per-bucket rates of this router.
@@ -200,7 +200,7 @@ pub struct LoadShare {
     last_collect: u64,
     collection: Option<Collection>,
     /// A rate-balanced assignment being carried out, for these routers.
-    target: Option<(Vec<Ipv4Addr>, Vec<Ipv4Addr>)>,
+    target: Option<(Vec<IpAddr>, Vec<IpAddr>)>,
     pub reviews_requested: u64,
     pub collections: u64,
     pub rate_rebalances: u64,
@@ -266,7 +266,7 @@ impl LoadShare {
             .collect()
     }
 
-    fn send(&mut self, now: u64, to: Ipv4Addr, body: Body, out: &mut Vec<Action>) {
+    fn send(&mut self, now: u64, to: IpAddr, body: Body, out: &mut Vec<Action>) {
         self.seq += 1;
         let msg = Msg {
             v: VERSION,
@@ -293,8 +293,8 @@ impl LoadShare {
         out.push(Action::SetBucket { bucket, state });
     }
 
-    fn live(&self, now: u64) -> Vec<Ipv4Addr> {
-        let mut v: Vec<Ipv4Addr> = self
+    fn live(&self, now: u64) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = self
             .peers
             .iter()
             .filter(|(_, p)| {
@@ -308,7 +308,7 @@ impl LoadShare {
     }
 
     /// Who owns each bucket, as far as this router knows.
-    fn owners(&self, now: u64) -> Vec<Option<Ipv4Addr>> {
+    fn owners(&self, now: u64) -> Vec<Option<IpAddr>> {
         let live = self.live(now);
         let mut o = vec![None; BUCKETS as usize];
         for (a, p) in &self.peers {
@@ -490,7 +490,7 @@ impl LoadShare {
         // routers stay the same; a change of routers drops it.
         if let Some((routers, target)) = self.target.clone() {
             if routers == live {
-                let moves: BTreeMap<u8, (Option<Ipv4Addr>, Ipv4Addr)> = (0..BUCKETS as usize)
+                let moves: BTreeMap<u8, (Option<IpAddr>, IpAddr)> = (0..BUCKETS as usize)
                     .filter(|b| owners[*b] != Some(target[*b]))
                     .map(|b| (b as u8, (owners[b], target[b])))
                     .collect();
@@ -563,7 +563,7 @@ impl LoadShare {
                 *r = *mr;
             }
         }
-        let live: BTreeSet<Ipv4Addr> = self
+        let live: BTreeSet<IpAddr> = self
             .live(now)
             .into_iter()
             .filter(|a| *a != self.cfg.me)
@@ -700,7 +700,7 @@ impl LoadShare {
     }
 
     /// (bucket, owner) for `edgeplane vrrp status`.
-    pub fn owner_map(&self, now: u64) -> Vec<Option<Ipv4Addr>> {
+    pub fn owner_map(&self, now: u64) -> Vec<Option<IpAddr>> {
         self.owners(now)
     }
 }

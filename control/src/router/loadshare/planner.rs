@@ -1,7 +1,7 @@
 //! Who should own which bucket: an even split by count, or a split
 //! balanced by the measured rates.
 
-use std::{collections::BTreeMap, net::Ipv4Addr};
+use std::{collections::BTreeMap, net::IpAddr};
 
 use dataplane_common::router::BUCKETS;
 
@@ -11,10 +11,10 @@ use dataplane_common::router::BUCKETS;
 /// mean. `None` when they already are.
 pub fn rate_plan(
     rates: &[u64],
-    owners: &[Option<Ipv4Addr>],
-    routers: &[Ipv4Addr],
+    owners: &[Option<IpAddr>],
+    routers: &[IpAddr],
     tolerance: f64,
-) -> Option<Vec<Ipv4Addr>> {
+) -> Option<Vec<IpAddr>> {
     if routers.len() < 2
         || owners
             .iter()
@@ -22,8 +22,8 @@ pub fn rate_plan(
     {
         return None;
     }
-    let mut owner: Vec<Ipv4Addr> = owners.iter().map(|o| o.expect("checked")).collect();
-    let load = |owner: &[Ipv4Addr], r: Ipv4Addr| -> u64 {
+    let mut owner: Vec<IpAddr> = owners.iter().map(|o| o.expect("checked")).collect();
+    let load = |owner: &[IpAddr], r: IpAddr| -> u64 {
         (0..owner.len())
             .filter(|b| owner[*b] == r)
             .map(|b| rates[b])
@@ -36,7 +36,7 @@ pub fn rate_plan(
     }
     let mut moved = false;
     for _ in 0..BUCKETS {
-        let loads: Vec<(Ipv4Addr, u64)> = routers.iter().map(|r| (*r, load(&owner, *r))).collect();
+        let loads: Vec<(IpAddr, u64)> = routers.iter().map(|r| (*r, load(&owner, *r))).collect();
         let (hi, hl) = *loads.iter().max_by_key(|x| x.1).unwrap();
         let (lo, ll) = *loads.iter().min_by_key(|x| x.1).unwrap();
         if (hl as f64) <= mean * (1.0 + tolerance) && (ll as f64) >= mean * (1.0 - tolerance) {
@@ -63,18 +63,18 @@ pub fn rate_plan(
 /// possible: each router keeps up to its quota of what it has; the surplus
 /// and the unowned go to the routers below quota.
 pub fn plan(
-    owners: &[Option<Ipv4Addr>],
-    routers: &[Ipv4Addr],
-) -> BTreeMap<u8, (Option<Ipv4Addr>, Ipv4Addr)> {
+    owners: &[Option<IpAddr>],
+    routers: &[IpAddr],
+) -> BTreeMap<u8, (Option<IpAddr>, IpAddr)> {
     let n = routers.len().max(1);
     let base = BUCKETS as usize / n;
     let extra = BUCKETS as usize % n;
-    let quota: BTreeMap<Ipv4Addr, usize> = routers
+    let quota: BTreeMap<IpAddr, usize> = routers
         .iter()
         .enumerate()
         .map(|(i, r)| (*r, base + usize::from(i < extra)))
         .collect();
-    let mut kept: BTreeMap<Ipv4Addr, usize> = BTreeMap::new();
+    let mut kept: BTreeMap<IpAddr, usize> = BTreeMap::new();
     let mut free = Vec::new();
     for (b, o) in owners.iter().enumerate() {
         match o {
@@ -102,19 +102,19 @@ pub fn plan(
 mod tests {
     use super::*;
 
-    fn addr(i: u8) -> Ipv4Addr {
-        Ipv4Addr::new(10, 3, 0, i)
+    fn addr(i: u8) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::new(10, 3, 0, i))
     }
 
     #[test]
     fn rate_plan_evens_out_hot_buckets() {
-        let r: Vec<Ipv4Addr> = (1..=2).map(addr).collect();
-        let owners: Vec<Option<Ipv4Addr>> =
+        let r: Vec<IpAddr> = (1..=2).map(addr).collect();
+        let owners: Vec<Option<IpAddr>> =
             (0..256).map(|b| Some(r[usize::from(b >= 128)])).collect();
         let mut rates = vec![0u64; 256];
         rates[..8].fill(1000); // all of router 1's traffic in 8 buckets
         let target = rate_plan(&rates, &owners, &r, 0.2).expect("unbalanced");
-        let load = |x: Ipv4Addr| {
+        let load = |x: IpAddr| {
             (0..256)
                 .filter(|b| target[*b] == x)
                 .map(|b| rates[b])
@@ -146,12 +146,12 @@ mod tests {
 
     #[test]
     fn plan_moves_as_little_as_possible() {
-        let r: Vec<Ipv4Addr> = (1..=3).map(addr).collect();
-        let owners: Vec<Option<Ipv4Addr>> = (0..256).map(|b| Some(r[b % 2])).collect();
+        let r: Vec<IpAddr> = (1..=3).map(addr).collect();
+        let owners: Vec<Option<IpAddr>> = (0..256).map(|b| Some(r[b % 2])).collect();
         let moves = plan(&owners, &r);
         assert_eq!(moves.len(), 85, "only the new router's share moves");
         assert!(moves.values().all(|(_, to)| *to == r[2]));
-        let balanced: Vec<Option<Ipv4Addr>> = (0..256).map(|b| Some(r[b % 3])).collect();
+        let balanced: Vec<Option<IpAddr>> = (0..256).map(|b| Some(r[b % 3])).collect();
         assert!(plan(&balanced, &r).is_empty());
     }
 }

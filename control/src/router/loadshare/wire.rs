@@ -1,7 +1,7 @@
 //! The extension's messages on the wire: JSON, then an HMAC-SHA256 tag
 //! over it with the shared key.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -10,7 +10,7 @@ use sha2::Sha256;
 use dataplane_common::router::Fingerprint;
 
 pub const PORT: u16 = 7515;
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 const MAC_LEN: usize = 32;
 
 /// The last packet an old owner routed in a bucket: the XDP fingerprint,
@@ -85,7 +85,7 @@ impl Body {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Msg {
     pub v: u8,
-    pub from: Ipv4Addr,
+    pub from: IpAddr,
     pub seq: u64,
     pub body: Body,
 }
@@ -138,8 +138,8 @@ mod tests {
 
     const KEY: &[u8] = b"shared secret";
 
-    fn addr(i: u8) -> Ipv4Addr {
-        Ipv4Addr::new(10, 3, 0, i)
+    fn addr(i: u8) -> IpAddr {
+        IpAddr::V4(std::net::Ipv4Addr::new(10, 3, 0, i))
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! new owner, read the old owners' fences, send them, and finish or abort.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use super::*;
 
@@ -10,12 +10,12 @@ impl LoadShare {
     pub(super) fn start(
         &mut self,
         now: u64,
-        moves: BTreeMap<u8, (Option<Ipv4Addr>, Ipv4Addr)>,
+        moves: BTreeMap<u8, (Option<IpAddr>, IpAddr)>,
         out: &mut Vec<Action>,
     ) {
         self.epoch += 1;
         let epoch = self.epoch;
-        let mut by_target: BTreeMap<Ipv4Addr, Vec<u8>> = BTreeMap::new();
+        let mut by_target: BTreeMap<IpAddr, Vec<u8>> = BTreeMap::new();
         for (b, (_, to)) in &moves {
             by_target.entry(*to).or_default().push(*b);
         }
@@ -40,13 +40,7 @@ impl LoadShare {
         }
     }
 
-    pub(super) fn hold_acked(
-        &mut self,
-        now: u64,
-        epoch: u64,
-        from: Ipv4Addr,
-        out: &mut Vec<Action>,
-    ) {
+    pub(super) fn hold_acked(&mut self, now: u64, epoch: u64, from: IpAddr, out: &mut Vec<Action>) {
         let Some(h) = self.handoff.as_mut() else {
             return;
         };
@@ -68,9 +62,9 @@ impl LoadShare {
         let moves = h.moves.clone();
         // Every configured router, not only those heard from lately: one
         // whose hellos were lost may still be routing.
-        let mut routers: Vec<Ipv4Addr> = self.cfg.peers.clone();
+        let mut routers: Vec<IpAddr> = self.cfg.peers.clone();
         routers.push(self.cfg.me);
-        let mut by_source: BTreeMap<Ipv4Addr, Vec<u8>> = BTreeMap::new();
+        let mut by_source: BTreeMap<IpAddr, Vec<u8>> = BTreeMap::new();
         for r in &routers {
             let buckets: Vec<u8> = moves
                 .iter()
@@ -83,7 +77,7 @@ impl LoadShare {
         }
         // Wait for every report but from routers long gone (silent for two
         // death intervals, or never heard): they are told anyway.
-        let gone: BTreeSet<Ipv4Addr> = self
+        let gone: BTreeSet<IpAddr> = self
             .peers
             .iter()
             .filter(|(_, p)| {
@@ -126,7 +120,7 @@ impl LoadShare {
         &mut self,
         now: u64,
         epoch: u64,
-        from: Ipv4Addr,
+        from: IpAddr,
         fences: Vec<Fence>,
         out: &mut Vec<Action>,
     ) {
@@ -153,7 +147,7 @@ impl LoadShare {
         };
         h.phase = Phase::Fencing;
         let epoch = h.epoch;
-        let mut by_target: BTreeMap<Ipv4Addr, Vec<Fence>> = BTreeMap::new();
+        let mut by_target: BTreeMap<IpAddr, Vec<Fence>> = BTreeMap::new();
         for (b, (_, to)) in &h.moves {
             let e = by_target.entry(*to).or_default();
             // Every router's last packet in the bucket; none: route all.
@@ -183,7 +177,7 @@ impl LoadShare {
         }
     }
 
-    pub(super) fn fence_done(&mut self, now: u64, epoch: u64, from: Ipv4Addr) {
+    pub(super) fn fence_done(&mut self, now: u64, epoch: u64, from: IpAddr) {
         let Some(h) = self.handoff.as_mut() else {
             return;
         };
@@ -216,7 +210,7 @@ impl LoadShare {
     pub(super) fn abort(&mut self, now: u64, out: &mut Vec<Action>) {
         let Some(h) = self.handoff.take() else { return };
         self.handoffs_aborted += 1;
-        let mut by_target: BTreeMap<Ipv4Addr, Vec<u8>> = BTreeMap::new();
+        let mut by_target: BTreeMap<IpAddr, Vec<u8>> = BTreeMap::new();
         for (b, (_, to)) in &h.moves {
             by_target.entry(*to).or_default().push(*b);
         }

@@ -5,16 +5,16 @@ use super::*;
 
 const KEY: &[u8] = b"shared secret";
 
-fn addr(i: u8) -> Ipv4Addr {
-    Ipv4Addr::new(10, 3, 0, i)
+fn addr(i: u8) -> IpAddr {
+    IpAddr::V4(std::net::Ipv4Addr::new(10, 3, 0, i))
 }
 
 /// Routers in memory, a network that can lose messages, and edges that
 /// answer ReadFences / ApplyFence at once.
 struct Sim {
-    nodes: BTreeMap<Ipv4Addr, LoadShare>,
-    alive: BTreeSet<Ipv4Addr>,
-    wire: Vec<(Ipv4Addr, Vec<u8>)>,
+    nodes: BTreeMap<IpAddr, LoadShare>,
+    alive: BTreeSet<IpAddr>,
+    wire: Vec<(IpAddr, Vec<u8>)>,
     now: u64,
     loss: u64,
     rng: u64,
@@ -22,7 +22,7 @@ struct Sim {
 
 impl Sim {
     fn new(n: u8, loss_pct: u64) -> Self {
-        let all: Vec<Ipv4Addr> = (1..=n).map(addr).collect();
+        let all: Vec<IpAddr> = (1..=n).map(addr).collect();
         let mut nodes = BTreeMap::new();
         for a in &all {
             let peers = all.iter().copied().filter(|p| p != a).collect();
@@ -45,7 +45,7 @@ impl Sim {
         self.rng % 100 < self.loss
     }
 
-    fn apply(&mut self, at: Ipv4Addr, actions: Vec<Action>) {
+    fn apply(&mut self, at: IpAddr, actions: Vec<Action>) {
         let mut follow = Vec::new();
         for a in actions {
             match a {
@@ -84,7 +84,7 @@ impl Sim {
     fn step(&mut self, ms: u64) {
         for _ in 0..ms / 10 {
             self.now += 10;
-            let alive: Vec<Ipv4Addr> = self.alive.iter().copied().collect();
+            let alive: Vec<IpAddr> = self.alive.iter().copied().collect();
             for a in &alive {
                 let acts = self
                     .nodes
@@ -139,8 +139,8 @@ impl Sim {
             .collect()
     }
 
-    fn set_master(&mut self, m: Ipv4Addr) {
-        let alive: Vec<Ipv4Addr> = self.alive.iter().copied().collect();
+    fn set_master(&mut self, m: IpAddr) {
+        let alive: Vec<IpAddr> = self.alive.iter().copied().collect();
         for a in alive {
             let now = self.now;
             self.nodes.get_mut(&a).unwrap().handle(Event::Role {
