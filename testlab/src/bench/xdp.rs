@@ -121,7 +121,7 @@ pub fn run_all(opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow>> {
         rows.push(compare(&mut dp, "lb", case, pkt, opts)?);
     }
     rows.extend(gateway(&mut dp, opts)?);
-    rows.push(router(&mut dp, opts)?);
+    rows.extend(router(&mut dp, opts)?);
     rows.extend(sip_monitor(&mut dp, opts)?);
     rows.extend(steer(&mut dp, opts)?);
     rows.extend(entry(&mut dp, opts)?);
@@ -288,8 +288,8 @@ fn steer(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow
 }
 
 /// The load-sharing filter on a frame of a bucket this router owns (the
-/// path every routed packet takes).
-fn router(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<BenchRow> {
+/// path every routed packet takes), IPv4 and IPv6.
+fn router(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow>> {
     use dataplane_user::router::{BucketState, EndSystem, FilterConfig};
     let vmac = [0, 0, 0x5e, 0, 1, 51];
     dp.set_router_cfg(&FilterConfig {
@@ -314,7 +314,23 @@ fn router(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<BenchRow> {
         r.verdict == dataplane_user::verdict::PASS && r.output[..6] != vmac,
         "router bench: the frame was not routed"
     );
-    compare(dp, "router", "owned_bucket", &pkt, opts)
+    let mut rows = vec![compare(dp, "router", "owned_bucket", &pkt, opts)?];
+    let mut v6 = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 2], vmac)
+        .ipv6(
+            std::net::Ipv6Addr::new(0x2001, 0xdb8, 3, 0, 0, 0, 1, 50).octets(),
+            std::net::Ipv6Addr::new(0x2001, 0xdb8, 4, 0, 0, 0, 0, 0x100).octets(),
+            64,
+        )
+        .udp(40000, 9000)
+        .write(&mut v6, b"seq")?;
+    let r = dp.test_run("router", &v6)?;
+    anyhow::ensure!(
+        r.verdict == dataplane_user::verdict::PASS && r.output[..6] != vmac,
+        "router bench: the IPv6 frame was not routed"
+    );
+    rows.push(compare(dp, "router", "ipv6_owned_bucket", &v6, opts)?);
+    Ok(rows)
 }
 
 /// The gateway's plain paths (new and established sessions upstream, the
