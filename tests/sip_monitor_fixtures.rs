@@ -1,10 +1,11 @@
 //! The `sip-monitor` copy program through BPF_PROG_TEST_RUN: every packet
 //! passes unchanged; SIP packets on configured ports (either direction,
-//! UDP or TCP) are copied whole to the ring buffer, and the copy parses.
+//! UDP or TCP, IPv4 or IPv6) are copied whole to the ring buffer, and the
+//! copy parses.
 
 mod common;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use dataplane_common::sip_monitor::{stat, COPY_MAX};
 use dataplane_user::{verdict, Dataplane};
@@ -17,6 +18,48 @@ fn udp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
         dport,
         payload,
     )
+}
+
+const UA6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 5, 0, 0, 0, 0, 2);
+const SRV6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 6, 0, 0, 0, 0, 2);
+
+fn udp6(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1])
+        .ipv6(UA6.octets(), SRV6.octets(), 64)
+        .udp(sport, dport)
+        .write(&mut v, payload)
+        .unwrap();
+    v
+}
+
+fn tcp6(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 2], [2, 0, 0, 0, 0, 1])
+        .ipv6(UA6.octets(), SRV6.octets(), 64)
+        .tcp(sport, dport, 1, 64240)
+        .write(&mut v, payload)
+        .unwrap();
+    v
+}
+
+/// `pkt` (IPv6) with an extension header of type `ext` (8 bytes) after
+/// the fixed header.
+fn with_ext6(pkt: &[u8], ext: u8) -> Vec<u8> {
+    let mut v = pkt[..54].to_vec();
+    let next = v[20];
+    v[20] = ext;
+    let plen = u16::from_be_bytes([v[18], v[19]]) + 8;
+    v[18..20].copy_from_slice(&plen.to_be_bytes());
+    if ext == 44 {
+        // Fragment header: offset 0, more fragments.
+        v.extend_from_slice(&[next, 0, 0, 1, 0, 0, 0, 7]);
+    } else {
+        // PadN over the 6 option bytes.
+        v.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
+    }
+    v.extend_from_slice(&pkt[54..]);
+    v
 }
 
 const REGISTER: &[u8] = b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKr1\r\nFrom: <sip:carol@example.com>;tag=1\r\nTo: <sip:carol@example.com>\r\nCall-ID: r1\r\nCSeq: 1 REGISTER\r\nExpires: 60\r\nContent-Length: 0\r\n\r\n";
@@ -44,7 +87,7 @@ fn sip_monitor_copies_sip_and_passes_everything() {
         ),
         ("other port", udp(40000, 5070, REGISTER), false),
         (
-            "ipv6 frame",
+            "ipv4 header under the ipv6 ethertype",
             {
                 let mut v = udp(40000, 5060, REGISTER);
                 v[12] = 0x86;
@@ -54,6 +97,44 @@ fn sip_monitor_copies_sip_and_passes_everything() {
             false,
         ),
         ("runt", udp(40000, 5060, REGISTER)[..30].to_vec(), false),
+        ("ipv6 udp to 5060", udp6(40000, 5060, REGISTER), true),
+        ("ipv6 udp from 5060", udp6(5060, 40000, REGISTER), true),
+        ("ipv6 tcp to 5060", tcp6(40001, 5060, REGISTER), true),
+        ("ipv6 other port", udp6(40000, 5070, REGISTER), false),
+        (
+            "ipv6 hop-by-hop then udp to 5060",
+            with_ext6(&udp6(40000, 5060, REGISTER), 0),
+            true,
+        ),
+        (
+            "ipv6 destination options then tcp to 5060",
+            with_ext6(&tcp6(40001, 5060, REGISTER), 60),
+            true,
+        ),
+        (
+            "ipv6 fragment (ports in the first only)",
+            with_ext6(&udp6(40000, 5060, REGISTER), 44),
+            false,
+        ),
+        (
+            "ipv6 cut in the header",
+            udp6(40000, 5060, REGISTER)[..40].to_vec(),
+            false,
+        ),
+        (
+            "ipv6 cut before the ports",
+            udp6(40000, 5060, REGISTER)[..55].to_vec(),
+            false,
+        ),
+        (
+            "ipv6 payload length past the frame",
+            {
+                let mut v = udp6(40000, 5060, REGISTER);
+                v[18..20].copy_from_slice(&[0xff, 0xff]);
+                v
+            },
+            false,
+        ),
     ];
     for (name, pkt, sip) in &cases {
         let before = dp.sip_stats().unwrap();
@@ -78,6 +159,11 @@ fn sip_monitor_copies_sip_and_passes_everything() {
     let c = dp.take_sip_copies().unwrap().remove(0);
     let (m, _) = control::sip_monitor::sip::parse(&c.frame[42..]).unwrap();
     assert_eq!(m.method(), "REGISTER");
+    dp.test_run("sip_monitor", &udp6(40000, 5060, REGISTER))
+        .unwrap();
+    let c = dp.take_sip_copies().unwrap().remove(0);
+    let (m, _) = control::sip_monitor::sip::parse(&c.frame[62..]).unwrap();
+    assert_eq!(m.method(), "REGISTER", "the IPv6 copy parses");
     // Oversized: copied truncated, flagged, still passed.
     let big = udp(40000, 5060, &vec![b'x'; COPY_MAX + 100]);
     let r = dp.test_run("sip_monitor", &big).unwrap();

@@ -158,12 +158,60 @@ fn a_sipp_call_over_tcp_through_the_monitored_host() {
     sipp_call("t", "t1");
 }
 
+/// Over IPv6: sipp's UAs on 2001:db8:5::2 and 2001:db8:6::2 (SDP with
+/// c=IN IP6), the monitor copying IPv6 frames, PUBLISH to the presence
+/// server on [2001:db8:6::2]:5070.
+#[test]
+fn a_sipp_call_over_ipv6_through_the_monitored_host() {
+    if !common::kernel_available("sip_sipp_ipv6") {
+        return;
+    }
+    sipp_call("6", "u1");
+}
+
+#[test]
+fn a_sipp_call_over_ipv6_tcp_through_the_monitored_host() {
+    if !common::kernel_available("sip_sipp_ipv6_tcp") {
+        return;
+    }
+    sipp_call("7", "t1");
+}
+
+/// The lab's addresses for a call: (uas, uac, presence, callee, caller),
+/// IPv6 for the tags "6" and "7".
+fn call_addresses(tag: &str) -> [&'static str; 5] {
+    if tag == "6" || tag == "7" {
+        [
+            "2001:db8:6::2",
+            "2001:db8:5::2",
+            "[2001:db8:6::2]:5070",
+            "service@[2001:db8:6::2]",
+            "sipp@[2001:db8:5::2]",
+        ]
+    } else {
+        [
+            "10.6.0.2",
+            "10.5.0.2",
+            "10.6.0.2:5070",
+            "service@10.6.0.2",
+            "sipp@10.5.0.2",
+        ]
+    }
+}
+
 fn sipp_call(tag: &str, transport: &str) {
+    let [uas_ip, uac_ip, presence, callee, caller] = call_addresses(tag);
     let mut net = Net::new(tag, env!("CARGO_BIN_EXE_edgeplane").as_ref());
-    let srv_cfg = net.presence_config(None);
+    let db = net.dir.join("presence.db").display().to_string();
+    let srv_cfg = net.presence_config_at("srv", presence, &db);
     net.daemon("srv", &srv_cfg);
-    let mon_cfg = net.monitor_config("10.6.0.2", "10.6.0.2:5070", "");
+    let mon_cfg = net.monitor_config(uas_ip, presence, "");
     net.daemon("mon", &mon_cfg);
+    let target = if uas_ip.contains(':') {
+        format!("[{uas_ip}]:5060")
+    } else {
+        format!("{uas_ip}:5060")
+    };
     let mut uas = Command::new("ip")
         .args([
             "netns",
@@ -175,7 +223,7 @@ fn sipp_call(tag: &str, transport: &str) {
             "-t",
             transport,
             "-i",
-            "10.6.0.2",
+            uas_ip,
             "-p",
             "5060",
             "-nostdin",
@@ -198,10 +246,10 @@ fn sipp_call(tag: &str, transport: &str) {
             "-t",
             transport,
             "-i",
-            "10.5.0.2",
+            uac_ip,
             "-p",
             "5061",
-            "10.6.0.2:5060",
+            &target,
             "-m",
             "1",
             "-d",
@@ -226,17 +274,17 @@ fn sipp_call(tag: &str, transport: &str) {
             .map(|r| r["status"].as_str().unwrap().to_string())
             .collect()
     };
-    while history("service@10.6.0.2").len() < 2 && t0.elapsed() < Duration::from_secs(5) {
+    while history(callee).len() < 2 && t0.elapsed() < Duration::from_secs(5) {
         thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(
-        history("service@10.6.0.2"),
+        history(callee),
         vec!["talking", "terminated"],
         "monitor: {}",
         net.call("mon", Request::SipMonitorStatus)
     );
     assert!(
-        history("sipp@10.5.0.2").is_empty(),
+        history(caller).is_empty(),
         "the caller's domain is not monitored"
     );
 }
@@ -375,8 +423,32 @@ fn a_sipp_watcher_is_notified() {
     if !common::kernel_available("sip_watcher") {
         return;
     }
-    let mut net = Net::new("w", env!("CARGO_BIN_EXE_edgeplane").as_ref());
-    let srv_cfg = net.presence_config(None);
+    watcher("w", false);
+}
+
+/// The same SUBSCRIBE/NOTIFY and PUBLISH over IPv6.
+#[test]
+fn a_sipp_watcher_is_notified_over_ipv6() {
+    if !common::kernel_available("sip_watcher_ipv6") {
+        return;
+    }
+    watcher("x", true);
+}
+
+fn watcher(tag: &str, v6: bool) {
+    let (ua_ip, srv) = if v6 {
+        ("2001:db8:5::2", "[2001:db8:6::2]:5070")
+    } else {
+        ("10.5.0.2", "10.6.0.2:5070")
+    };
+    let ua_pub = if v6 {
+        "[2001:db8:5::2]:5064"
+    } else {
+        "10.5.0.2:5064"
+    };
+    let mut net = Net::new(tag, env!("CARGO_BIN_EXE_edgeplane").as_ref());
+    let db = net.dir.join("presence.db").display().to_string();
+    let srv_cfg = net.presence_config_at("srv", srv, &db);
     net.daemon("srv", &srv_cfg);
     let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sip/watcher.xml");
     let watcher = Command::new("timeout")
@@ -390,14 +462,17 @@ fn a_sipp_watcher_is_notified() {
             "-sf",
             scenario,
             "-i",
-            "10.5.0.2",
+            ua_ip,
             "-p",
             "5062",
-            "10.6.0.2:5070",
+            srv,
             "-m",
             "1",
             "-nostdin",
+            "-trace_msg",
+            "-message_file",
         ])
+        .arg(net.dir.join("watcher-messages.log"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -424,7 +499,7 @@ fn a_sipp_watcher_is_notified() {
     let ua = format!("/run/netns/{}", net.name("ua"));
     thread::spawn(move || {
         enter_netns(&ua).unwrap();
-        let s = UdpSocket::bind("10.5.0.2:5064").unwrap();
+        let s = UdpSocket::bind(ua_pub).unwrap();
         let body = control::presence::pidf(
             "alice@example.com",
             control::sip_monitor::track::Status::Talking,
@@ -432,15 +507,15 @@ fn a_sipp_watcher_is_notified() {
         );
         let m = control::presence::publish(
             "alice@example.com",
-            "10.6.0.2:5070",
-            "10.5.0.2:5064",
+            srv,
+            ua_pub,
             "pubw",
             1,
             None,
             3600,
             &body,
         );
-        s.send_to(m.as_bytes(), "10.6.0.2:5070").unwrap();
+        s.send_to(m.as_bytes(), srv).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let mut buf = [0u8; 2048];
         let n = s.recv(&mut buf).expect("PUBLISH answered");
@@ -451,8 +526,9 @@ fn a_sipp_watcher_is_notified() {
     let out = watcher.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "the sipp watcher did not complete: {}",
-        String::from_utf8_lossy(&out.stderr)
+        "the sipp watcher did not complete: {}\nmessages:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(net.dir.join("watcher-messages.log")).unwrap_or_default()
     );
 }
 

@@ -1,14 +1,15 @@
-//! The `sip-monitor` program (seed 001): copy SIP packets (UDP or TCP, to
-//! or from a configured port) to a ring buffer and pass every packet on
+//! The `sip-monitor` program (seed 001): copy SIP packets (UDP or TCP over
+//! IPv4 or IPv6, to or from a configured port) to a ring buffer and pass every packet on
 //! unchanged. A full ring loses the copy, never the packet.
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use dataplane_common::entry::role;
+use dataplane_common::lb::IPV6_MAX_EXT;
 use dataplane_common::sip_monitor::{stat, SipCopyHeader, COPY_MAX};
 
 use crate::{
     maps::{self, SIP_PORTS, SIP_RING, SIP_STATS},
-    parse::{self, ETH_P_IPV4, IPPROTO_TCP, IPPROTO_UDP, PORTS_LEN},
+    parse::{self, ETH_P_IPV4, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP, PORTS_LEN},
     ring,
 };
 
@@ -25,25 +26,32 @@ pub fn sip_monitor(ctx: XdpContext) -> u32 {
     crate::entry::next(&ctx, role::SIP_MONITOR, xdp_action::XDP_PASS)
 }
 
-/// Whether the packet is TCP or UDP to or from a SIP port. Beyond the
-/// fixed 20-byte IPv4 header being there (anything shorter is not IPv4:
-/// ip_rcv_core drops it), nothing is checked: the packet passes either
-/// way, and the monitor's parser judges the copy.
+/// Whether the packet is TCP or UDP to or from a SIP port, over IPv4 or
+/// IPv6 (extension headers walked, at most `IPV6_MAX_EXT`; a fragment is
+/// not copied: the ports are in the first one only, and the monitor reads
+/// whole messages). Beyond the fixed IPv4 header or a well-formed IPv6 one
+/// being there, nothing is checked: the packet passes either way, and the
+/// monitor's parser judges the copy.
 #[inline(always)]
 fn is_sip(ctx: &XdpContext) -> bool {
     let Ok(eth) = parse::parse_eth_vlans(ctx) else {
         return false;
     };
-    if eth.proto != ETH_P_IPV4 {
-        return false;
-    }
-    let Some(ip) = parse::parse_ipv4(ctx, eth.l3) else {
-        return false;
+    let (proto, l4) = match eth.proto {
+        ETH_P_IPV4 => match parse::parse_ipv4(ctx, eth.l3) {
+            Some(ip) => (ip.proto, ip.l4()),
+            None => return false,
+        },
+        ETH_P_IPV6 => match parse::parse_ipv6(ctx, eth.l3, IPV6_MAX_EXT) {
+            Ok((_, next, at)) => (next, at),
+            Err(_) => return false,
+        },
+        _ => return false,
     };
-    if ip.proto != IPPROTO_UDP && ip.proto != IPPROTO_TCP {
+    if proto != IPPROTO_UDP && proto != IPPROTO_TCP {
         return false;
     }
-    let Some(ports) = parse::parse_l4_ports(ctx, ip.l4(), PORTS_LEN) else {
+    let Some(ports) = parse::parse_l4_ports(ctx, l4, PORTS_LEN) else {
         return false;
     };
     // SAFETY: values copied out at once.

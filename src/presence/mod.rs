@@ -44,7 +44,7 @@ pub struct Server {
     pub counters: Arc<Mutex<PresenceCounters>>,
     /// Prefixes PUBLISH and REGISTER are accepted from; a reload replaces
     /// them.
-    pub allow: Arc<Mutex<Vec<control::field::Ipv4Prefix>>>,
+    pub allow: Arc<Mutex<Vec<control::field::IpPrefix>>>,
     sock: tokio::net::UdpSocket,
     /// Watchers (RFC 3856) per presentity.
     subs: Vec<Subscription>,
@@ -92,14 +92,7 @@ impl Server {
     }
 
     fn allowed(&self, peer: SocketAddr) -> bool {
-        let SocketAddr::V4(p) = peer else {
-            return false;
-        };
-        self.allow
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|prefix| prefix.contains(*p.ip()))
+        control::presence::config::allowed(&self.allow.lock().unwrap(), peer.ip())
     }
 
     /// Serve UDP on the socket and TCP on the same address; TCP

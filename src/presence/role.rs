@@ -18,7 +18,7 @@ pub struct PresenceRole {
     cfg: Presence,
     store: Arc<Mutex<Store>>,
     counters: Arc<Mutex<PresenceCounters>>,
-    allow: Arc<Mutex<Vec<control::field::Ipv4Prefix>>>,
+    allow: Arc<Mutex<Vec<control::field::IpPrefix>>>,
 }
 
 impl Role for PresenceRole {

@@ -9,7 +9,7 @@ pub use role::SipMonitorRole;
 
 use std::{
     collections::HashMap,
-    net::{SocketAddr, SocketAddrV4},
+    net::{IpAddr, SocketAddr, SocketAddrV4},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -72,7 +72,7 @@ pub struct Monitor {
 
 fn tracker_config(cfg: &SipMonitor) -> TrackerConfig {
     TrackerConfig {
-        domain: cfg.domain.clone(),
+        domain: control::sip_monitor::sip::domain_of(&cfg.domain),
         talking_on: cfg.talking_on,
         terminated_on: cfg.terminated_on,
         default_expires: 3600,
@@ -92,7 +92,7 @@ impl Monitor {
             self.dp.add_sip_port(*p)?;
         }
         if cfg.presence != self.cfg.presence {
-            let sock = tokio::net::UdpSocket::bind("0.0.0.0:0").await?;
+            let sock = tokio::net::UdpSocket::bind(unspecified(cfg.presence)).await?;
             sock.connect(cfg.presence).await?;
             self.local = sock.local_addr()?.to_string();
             self.sock = sock;
@@ -118,7 +118,7 @@ impl Monitor {
             dp.add_sip_port(*p)?;
         }
         let _ = dp.take_sip_copies()?; // what a previous daemon left
-        let sock = tokio::net::UdpSocket::bind("0.0.0.0:0").await?;
+        let sock = tokio::net::UdpSocket::bind(unspecified(cfg.presence)).await?;
         sock.connect(cfg.presence).await?;
         let local = sock.local_addr()?.to_string();
         let tracker = Tracker::new(tracker_config(&cfg));
@@ -377,32 +377,64 @@ enum Segment<'a> {
     },
 }
 
-/// The UDP payload, or the TCP segment, of an Ethernet/IPv4 frame.
+/// The UDP payload, or the TCP segment, of an Ethernet frame carrying
+/// IPv4 or IPv6 (hop-by-hop, routing and destination options headers
+/// walked, at most 6, as the XDP program does; a fragment is not SIP the
+/// monitor can read).
 fn segment(f: &[u8]) -> Option<Segment<'_>> {
-    if f.len() < 34 || u16::from_be_bytes([f[12], f[13]]) != 0x0800 {
+    if f.len() < 14 {
         return None;
     }
-    let ihl = ((f[14] & 0x0f) as usize) * 4;
-    let l4 = 14 + ihl;
-    let total = (u16::from_be_bytes([f[16], f[17]]) as usize + 14).min(f.len());
+    let (src, dst, proto, l4, end) = match u16::from_be_bytes([f[12], f[13]]) {
+        0x0800 if f.len() >= 34 => {
+            let ihl = ((f[14] & 0x0f) as usize) * 4;
+            let total = (u16::from_be_bytes([f[16], f[17]]) as usize + 14).min(f.len());
+            let addr = |o: usize| IpAddr::from([f[o], f[o + 1], f[o + 2], f[o + 3]]);
+            (addr(26), addr(30), f[23], 14 + ihl, total)
+        }
+        0x86dd if f.len() >= 54 => {
+            let end = (u16::from_be_bytes([f[18], f[19]]) as usize + 54).min(f.len());
+            let addr =
+                |o: usize| IpAddr::from(<[u8; 16]>::try_from(&f[o..o + 16]).expect("16 bytes"));
+            let (mut next, mut at) = (f[20], 54);
+            for _ in 0..6 {
+                if !matches!(next, 0 | 43 | 60) || at + 2 > end {
+                    break;
+                }
+                next = f[at];
+                at += (f[at + 1] as usize + 1) * 8;
+            }
+            (addr(22), addr(38), next, at, end)
+        }
+        _ => return None,
+    };
     let be32 = |o: usize| u32::from_be_bytes([f[o], f[o + 1], f[o + 2], f[o + 3]]);
     let be16 = |o: usize| u16::from_be_bytes([f[o], f[o + 1]]);
-    match f[23] {
-        17 if total >= l4 + 8 => Some(Segment::Udp(&f[l4 + 8..total])),
-        6 if total >= l4 + 20 => {
+    match proto {
+        17 if end >= l4 + 8 => Some(Segment::Udp(&f[l4 + 8..end])),
+        6 if end >= l4 + 20 => {
             let off = ((f[l4 + 12] >> 4) as usize) * 4;
-            if total < l4 + off {
+            if end < l4 + off {
                 return None;
             }
             let flags = f[l4 + 13];
             Some(Segment::Tcp {
-                key: (be32(26), be16(l4), be32(30), be16(l4 + 2)),
+                key: (src, be16(l4), dst, be16(l4 + 2)),
                 seq: be32(l4 + 4),
                 fin: flags & 0x05 != 0, // FIN or RST
-                payload: &f[l4 + off..total],
+                payload: &f[l4 + off..end],
             })
         }
         _ => None,
+    }
+}
+
+/// The unspecified address of `peer`'s family, any port: where a socket
+/// that talks to `peer` binds.
+pub fn unspecified(peer: SocketAddr) -> SocketAddr {
+    match peer {
+        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
     }
 }
 
@@ -451,5 +483,76 @@ pub fn v4(a: SocketAddr) -> Option<SocketAddrV4> {
     match a {
         SocketAddr::V4(v) => Some(v),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v6(i: u16) -> std::net::Ipv6Addr {
+        std::net::Ipv6Addr::new(0x2001, 0xdb8, 5, 0, 0, 0, 0, i)
+    }
+
+    fn frame6(tcp: bool, payload: &[u8]) -> Vec<u8> {
+        let b = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6]).ipv6(
+            v6(2).octets(),
+            v6(1).octets(),
+            64,
+        );
+        let mut out = Vec::new();
+        if tcp {
+            b.tcp(40001, 5060, 77, 64240)
+                .write(&mut out, payload)
+                .unwrap();
+        } else {
+            b.udp(40000, 5060).write(&mut out, payload).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn ipv6_segments_udp_tcp_and_extension_headers() {
+        let f = frame6(false, b"OPTIONS");
+        assert!(matches!(segment(&f), Some(Segment::Udp(p)) if p == b"OPTIONS"));
+        let t = frame6(true, b"REGISTER");
+        match segment(&t) {
+            Some(Segment::Tcp {
+                key,
+                seq,
+                fin,
+                payload,
+            }) => {
+                assert_eq!(key, (v6(2).into(), 40001, v6(1).into(), 5060));
+                assert_eq!((seq, fin, payload), (77, false, &b"REGISTER"[..]));
+            }
+            _ => panic!("not a TCP segment"),
+        }
+        // A destination options header before UDP is walked.
+        let mut d = f[..54].to_vec();
+        d[20] = 60;
+        let plen = u16::from_be_bytes([d[18], d[19]]) + 8;
+        d[18..20].copy_from_slice(&plen.to_be_bytes());
+        d.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]);
+        d.extend_from_slice(&f[54..]);
+        assert!(matches!(segment(&d), Some(Segment::Udp(p)) if p == b"OPTIONS"));
+        // A fragment, or a frame cut short, is nothing.
+        let mut frag = d.clone();
+        frag[20] = 44;
+        assert!(segment(&frag).is_none());
+        for cut in [14, 40, 54, 60] {
+            assert!(
+                !matches!(segment(&f[..cut]), Some(Segment::Udp(p)) if !p.is_empty()),
+                "cut at {cut}"
+            );
+        }
+        // The payload ends where the payload length says (padding after).
+        let mut padded = f.clone();
+        padded.extend_from_slice(&[0; 6]);
+        assert!(matches!(segment(&padded), Some(Segment::Udp(p)) if p == b"OPTIONS"));
+        assert_eq!(
+            unspecified("[2001:db8::1]:5070".parse().unwrap()),
+            "[::]:0".parse::<SocketAddr>().unwrap()
+        );
     }
 }

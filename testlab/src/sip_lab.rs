@@ -1,7 +1,9 @@
 //! A small SIP network in namespaces for the tests, the demo and the
-//! latency benchmark: a user agent `{p}ua` (10.5.0.2), the monitored host
-//! `{p}mon` routing between 10.5.0.0/24 and 10.6.0.0/24, and `{p}srv`
-//! (10.6.0.2) for the UAS, the presence server or Kamailio.
+//! latency benchmark: a user agent `{p}ua` (10.5.0.2, 2001:db8:5::2), the
+//! monitored host `{p}mon` routing between 10.5.0.0/24 and 10.6.0.0/24
+//! (2001:db8:5::/64 and 2001:db8:6::/64), and `{p}srv` (10.6.0.2,
+//! 2001:db8:6::2) for the UAS, the presence server or Kamailio. Dual stack,
+//! duplicate address detection off.
 
 use std::{
     net::UdpSocket,
@@ -49,6 +51,7 @@ impl Net {
             sh(&["ip", "netns", "add", &ns]);
             n.ns.push(ns.clone());
             sh(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
+            crate::topo::no_dad(&ns).unwrap();
         }
         let (ua, mon, srv) = (n.name("ua"), n.name("mon"), n.name("srv"));
         sh(&[
@@ -59,17 +62,33 @@ impl Net {
             "ip", "link", "add", "eth1", "netns", &mon, "type", "veth", "peer", "name", "eth0",
             "netns", &srv,
         ]);
-        for (ns, dev, a) in [
-            (&ua, "eth0", "10.5.0.2/24"),
-            (&mon, "eth0", "10.5.0.1/24"),
-            (&mon, "eth1", "10.6.0.1/24"),
-            (&srv, "eth0", "10.6.0.2/24"),
+        for (ns, dev, a, a6) in [
+            (&ua, "eth0", "10.5.0.2/24", "2001:db8:5::2/64"),
+            (&mon, "eth0", "10.5.0.1/24", "2001:db8:5::1/64"),
+            (&mon, "eth1", "10.6.0.1/24", "2001:db8:6::1/64"),
+            (&srv, "eth0", "10.6.0.2/24", "2001:db8:6::2/64"),
         ] {
-            sh(&[
-                "ip", "netns", "exec", ns, "ip", "addr", "add", a, "dev", dev,
-            ]);
+            for a in [a, a6] {
+                sh(&[
+                    "ip", "netns", "exec", ns, "ip", "addr", "add", a, "dev", dev,
+                ]);
+            }
             sh(&["ip", "netns", "exec", ns, "ip", "link", "set", dev, "up"]);
         }
+        for (ns, via) in [(&ua, "2001:db8:5::1"), (&srv, "2001:db8:6::1")] {
+            sh(&[
+                "ip", "netns", "exec", ns, "ip", "-6", "route", "add", "default", "via", via,
+            ]);
+        }
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &mon,
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.forwarding=1",
+        ]);
         sh(&[
             "ip", "netns", "exec", &ua, "ip", "route", "add", "default", "via", "10.5.0.1",
         ]);
@@ -89,6 +108,9 @@ impl Net {
             sh(&[
                 "ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "tx", "off",
             ]);
+        }
+        for ns in [&ua, &mon, &srv] {
+            crate::topo::wait_links_ready(ns, Duration::from_secs(3)).unwrap();
         }
         n
     }
@@ -157,7 +179,7 @@ impl Net {
 
     /// A presence server's config as daemon `role`, on `listen`.
     pub fn presence_config_at(&self, role: &str, listen: &str, database: &str) -> String {
-        format!("{}[presence]\nlisten = \"{listen}\"\ndatabase = \"{database}\"\nallow = [\"10.0.0.0/8\"]\n", self.node(role))
+        format!("{}[presence]\nlisten = \"{listen}\"\ndatabase = \"{database}\"\nallow = [\"10.0.0.0/8\", \"2001:db8::/32\"]\n", self.node(role))
     }
 
     /// Config of the monitor on `mon` (both interfaces), publishing to

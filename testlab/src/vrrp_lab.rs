@@ -80,7 +80,7 @@ impl VrrpLan {
             run(&["ip", "netns", "add", &ns])?;
             l.namespaces.push(ns.clone());
             run(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"])?;
-            no_dad(&ns)?;
+            crate::topo::no_dad(&ns)?;
         }
         let lan = l.ns("lan");
         run(&[
@@ -108,6 +108,9 @@ impl VrrpLan {
             run(&[
                 "ip", "netns", "exec", &ns, "ip", "link", "set", "eth0", "up",
             ])?;
+        }
+        for (r, _, _) in &members {
+            crate::topo::wait_links_ready(&l.ns(r), Duration::from_secs(3))?;
         }
         Ok(l)
     }
@@ -195,7 +198,7 @@ impl VrrpLan {
             run(&["ip", "netns", "add", &ns])?;
             self.namespaces.push(ns.clone());
             run(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"])?;
-            no_dad(&ns)?;
+            crate::topo::no_dad(&ns)?;
         }
         let wan = self.ns("wan");
         run(&[
@@ -498,24 +501,6 @@ impl VrrpLan {
         row.and_then(|c| c["packets"].as_u64())
             .ok_or_else(|| anyhow::anyhow!("{r}: no router counter {program}/{name} in {rows}"))
     }
-}
-
-/// Duplicate address detection off in a new namespace, before its
-/// interfaces exist: lab addresses are unique by construction, and a
-/// tentative address cannot be bound or sent from for a second or two.
-fn no_dad(ns: &str) -> anyhow::Result<()> {
-    for k in ["all", "default"] {
-        run(&[
-            "ip",
-            "netns",
-            "exec",
-            ns,
-            "sysctl",
-            "-qw",
-            &format!("net.ipv6.conf.{k}.accept_dad=0"),
-        ])?;
-    }
-    Ok(())
 }
 
 /// SIGKILL every process in a namespace this lab made.

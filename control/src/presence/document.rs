@@ -56,13 +56,17 @@ pub fn pidf(user: &str, status: Status, sessions: &[SessionInfo]) -> String {
     );
     for s in sessions {
         x += &format!(
-            "    <ep:session call-id=\"{}\" peer=\"{}\" media=\"{}\" codecs=\"{}\"{}/>\n",
+            "    <ep:session call-id=\"{}\" peer=\"{}\" media=\"{}\" codecs=\"{}\"{}{}/>\n",
             escape(&s.call_id),
             escape(&s.peer),
             escape(&s.media.join(",")),
             escape(&s.codecs.join(",")),
             s.bandwidth_kbps
                 .map(|b| format!(" kbps=\"{b}\""))
+                .unwrap_or_default(),
+            s.media_address
+                .as_ref()
+                .map(|a| format!(" address=\"{}\"", escape(a)))
                 .unwrap_or_default()
         );
     }
@@ -143,12 +147,14 @@ mod tests {
             media: vec!["audio".into()],
             codecs: vec!["PCMU".into()],
             bandwidth_kbps: Some(64),
+            media_address: Some("2001:db8:5::2".into()),
         };
         let x = pidf("alice@example.com", Status::Talking, &[s]);
         assert!(
             x.contains("call-id=\"c&lt;1&gt;&amp;\"")
                 && x.contains("peer=\"bob@example.com&quot;\"")
-                && x.contains("kbps=\"64\""),
+                && x.contains("kbps=\"64\"")
+                && x.contains("address=\"2001:db8:5::2\""),
             "{x}"
         );
         assert_eq!(pidf_status(&x), Some(Status::Talking));

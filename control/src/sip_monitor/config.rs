@@ -16,8 +16,8 @@ pub struct SipMonitor {
     pub ports: Vec<u16>,
     /// Only terminals of this domain are published (claims 10-11).
     pub domain: String,
-    /// The presence server, "ADDR:PORT".
-    pub presence: std::net::SocketAddrV4,
+    /// The presence server, "ADDR:PORT" or "[ADDR6]:PORT".
+    pub presence: std::net::SocketAddr,
     /// "200" or "ack" (claims 12-13).
     #[serde(default = "default_talking_on")]
     pub talking_on: TalkingOn,

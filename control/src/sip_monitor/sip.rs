@@ -32,18 +32,42 @@ impl NameAddr {
             .trim_start_matches("sip:");
         let u = u.split([';', '?']).next().unwrap_or("");
         match u.rsplit_once('@') {
-            Some((user, host)) => format!(
-                "{user}@{}",
-                host.split(':').next().unwrap_or("").to_ascii_lowercase()
-            ),
-            None => u.split(':').next().unwrap_or("").to_ascii_lowercase(),
+            Some((user, host)) => format!("{user}@{}", host_of(host)),
+            None => host_of(u),
         }
     }
 
     pub fn domain(&self) -> String {
         let aor = self.aor();
-        let host = aor.rsplit('@').next().unwrap_or("");
-        host.split(':').next().unwrap_or("").to_ascii_lowercase()
+        aor.rsplit('@').next().unwrap_or("").to_string()
+    }
+}
+
+/// The host of a `hostport` (RFC 3261 §25.1), lower-cased, without the
+/// port; an IPv6 reference keeps its brackets and is written canonically
+/// (`[2001:DB8:0::1]:5060` → `[2001:db8::1]`), so one terminal has one
+/// address of record however its UA spells the address.
+pub fn host_of(hostport: &str) -> String {
+    if let Some(rest) = hostport.strip_prefix('[') {
+        let inner = rest.split(']').next().unwrap_or("");
+        return match inner.parse::<std::net::Ipv6Addr>() {
+            Ok(a) => format!("[{a}]"),
+            Err(_) => format!("[{}]", inner.to_ascii_lowercase()),
+        };
+    }
+    hostport
+        .split(':')
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+/// A configured domain as `host_of` writes hosts: a bare IPv6 address
+/// gets its brackets.
+pub fn domain_of(configured: &str) -> String {
+    match configured.parse::<std::net::Ipv6Addr>() {
+        Ok(a) => format!("[{a}]"),
+        Err(_) => host_of(configured),
     }
 }
 
@@ -56,6 +80,10 @@ pub struct Media {
     pub codecs: Vec<String>,
     /// Bandwidth from b= (kbit/s), media level or session level.
     pub bandwidth_kbps: Option<u32>,
+    /// The connection address from c= (`IN IP4` or `IN IP6`), media level
+    /// or session level; None when absent or not a valid address of the
+    /// type it names.
+    pub address: Option<std::net::IpAddr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -346,6 +374,7 @@ pub fn sdp(body: &[u8]) -> Vec<Media> {
     let text = String::from_utf8_lossy(body);
     let mut media: Vec<Media> = Vec::new();
     let mut session_bw = None;
+    let mut session_addr = None;
     let mut payloads: Vec<Vec<String>> = Vec::new();
     for l in text.lines() {
         let l = l.trim_end();
@@ -362,8 +391,15 @@ pub fn sdp(body: &[u8]) -> Vec<Media> {
                     proto: f[2].into(),
                     codecs: Vec::new(),
                     bandwidth_kbps: session_bw,
+                    address: session_addr,
                 });
                 payloads.push(f[3..].iter().map(|s| s.to_string()).collect());
+            }
+        } else if let Some(c) = l.strip_prefix("c=") {
+            let addr = connection_address(c);
+            match media.last_mut() {
+                Some(m) => m.address = addr,
+                None => session_addr = addr,
             }
         } else if let Some(b) = l.strip_prefix("b=") {
             let kbps = b.split_once(':').and_then(|(_, v)| v.trim().parse().ok());
@@ -395,6 +431,23 @@ pub fn sdp(body: &[u8]) -> Vec<Media> {
         }
     }
     media
+}
+
+/// The address of an SDP `c=` value (RFC 8866 §5.7): `IN IP4 <addr>` or
+/// `IN IP6 <addr>`, a multicast TTL or count after `/` ignored; the
+/// address must be of the type named.
+fn connection_address(c: &str) -> Option<std::net::IpAddr> {
+    let mut f = c.split_whitespace();
+    if f.next()? != "IN" {
+        return None;
+    }
+    let kind = f.next()?;
+    let addr = f.next()?.split('/').next()?;
+    match kind {
+        "IP4" => addr.parse::<std::net::Ipv4Addr>().ok().map(Into::into),
+        "IP6" => addr.parse::<std::net::Ipv6Addr>().ok().map(Into::into),
+        _ => None,
+    }
 }
 
 impl Message {
@@ -502,6 +555,7 @@ mod tests {
             (m.media[0].port, m.media[0].bandwidth_kbps),
             (4000, Some(64))
         );
+        assert_eq!(m.media[0].address, Some("10.0.0.2".parse().unwrap()));
         // Round trip of what the monitor reads.
         let (again, _) = parse(m.render().as_bytes()).unwrap();
         assert_eq!(
@@ -563,6 +617,51 @@ mod tests {
             }
             v.truncate(x as usize % (v.len() + 1));
             let _ = parse(&v);
+        }
+    }
+
+    #[test]
+    fn ipv6_hosts_and_sdp_connections() {
+        let na = |uri: &str| NameAddr {
+            uri: uri.into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            na("sip:service@[2001:DB8:6:0::2]:5060").aor(),
+            "service@[2001:db8:6::2]"
+        );
+        assert_eq!(
+            na("sip:service@[2001:db8:6::2]").domain(),
+            "[2001:db8:6::2]"
+        );
+        assert_eq!(
+            na("sips:[2001:db8::1];transport=tcp").aor(),
+            "[2001:db8::1]"
+        );
+        assert_eq!(na("sip:bob@Example.com:5070").domain(), "example.com");
+        assert_eq!(domain_of("2001:db8:6::2"), "[2001:db8:6::2]");
+        assert_eq!(domain_of("[2001:db8:6:0:0::2]"), "[2001:db8:6::2]");
+        assert_eq!(domain_of("Example.COM"), "example.com");
+        // c=IN IP6 at session level, a media-level c= overriding it.
+        let body = b"v=0\r\no=- 1 1 IN IP6 2001:db8:5::2\r\ns=-\r\nc=IN IP6 2001:db8:5::2\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\nm=video 6002 RTP/AVP 96\r\nc=IN IP6 2001:db8:5::3\r\na=rtpmap:96 H264/90000\r\n";
+        let m = sdp(body);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].address, Some("2001:db8:5::2".parse().unwrap()));
+        assert_eq!(m[1].address, Some("2001:db8:5::3".parse().unwrap()));
+        assert_eq!(m[1].codecs, vec!["H264"]);
+        for (c, want) in [
+            ("IN IP4 224.2.1.1/127", Some("224.2.1.1")),
+            ("IN IP6 ff15::101/3", Some("ff15::101")),
+            ("IN IP6 10.0.0.1", None),
+            ("IN IP4 2001:db8::1", None),
+            ("ATM NSAP 47.0005", None),
+            ("IN IP6", None),
+        ] {
+            assert_eq!(
+                connection_address(c),
+                want.map(|w| w.parse().unwrap()),
+                "{c}"
+            );
         }
     }
 }

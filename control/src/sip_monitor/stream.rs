@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::sip::{self, Message, SipError};
 
 /// A TCP connection, one direction: (src addr, src port, dst addr, dst port).
-pub type ConnKey = (u32, u16, u32, u16);
+pub type ConnKey = (std::net::IpAddr, u16, std::net::IpAddr, u16);
 
 /// How much a connection may buffer before it is given up on.
 const MAX_BUFFER: usize = 256 * 1024;
@@ -121,10 +121,14 @@ mod tests {
         .into_bytes()
     }
 
+    fn ip(i: u16) -> std::net::IpAddr {
+        std::net::Ipv6Addr::new(0x2001, 0xdb8, 5, 0, 0, 0, 0, i).into()
+    }
+
     #[test]
     fn messages_split_reordered_and_retransmitted() {
         let mut r = Reassembler::default();
-        let key = (1, 5060, 2, 40000);
+        let key = (ip(1), 5060, ip(2), 40000);
         let mut stream = msg(1);
         stream.extend_from_slice(b"\r\n\r\n"); // keep-alive
         stream.extend(msg(2));
@@ -161,12 +165,17 @@ mod tests {
     #[test]
     fn garbage_is_dropped_with_a_reason() {
         let mut r = Reassembler::default();
-        let got = r.push((1, 1, 2, 2), 0, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", false);
+        let got = r.push(
+            (ip(1), 1, ip(2), 2),
+            0,
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            false,
+        );
         assert!(got[0].is_err());
         assert!(r.dropped_bytes > 0);
         // The connection recovers for the next message.
         let m = msg(9);
-        let got = r.push((1, 1, 2, 2), 27, &m, false);
+        let got = r.push((ip(1), 1, ip(2), 2), 27, &m, false);
         assert_eq!(got.len(), 1, "{got:?}");
     }
 }

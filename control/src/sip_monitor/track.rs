@@ -56,6 +56,9 @@ pub struct SessionInfo {
     pub media: Vec<String>,
     pub codecs: Vec<String>,
     pub bandwidth_kbps: Option<u32>,
+    /// The media connection address the SDP offered (c=), IPv4 or IPv6.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_address: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -307,6 +310,11 @@ fn absorb_sdp(info: &mut SessionInfo, m: &Message) {
     info.media = m.media.iter().map(|x| x.kind.clone()).collect();
     info.codecs = m.media.iter().flat_map(|x| x.codecs.clone()).collect();
     info.bandwidth_kbps = m.media.iter().find_map(|x| x.bandwidth_kbps);
+    info.media_address = m
+        .media
+        .iter()
+        .find_map(|x| x.address)
+        .map(|a| a.to_string());
 }
 
 #[cfg(test)]
@@ -583,5 +591,33 @@ pub(crate) mod tests {
             ),
             vec![(a.into(), Status::Talking)]
         );
+    }
+
+    #[test]
+    fn an_ipv6_call_carries_its_sdp_media_address() {
+        let mut t = Tracker::new(TrackerConfig {
+            domain: crate::sip_monitor::sip::domain_of("2001:db8:6::2"),
+            talking_on: TalkingOn::Ok200,
+            terminated_on: TerminatedOn::Bye,
+            default_expires: 3600,
+        });
+        let (a, b) = ("sipp@[2001:db8:5::2]", "service@[2001:DB8:6:0::2]:5060");
+        let sdp = "v=0\r\no=- 1 1 IN IP6 2001:db8:5::2\r\ns=-\r\nc=IN IP6 2001:db8:5::2\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
+        let invite = format!(
+            "INVITE sip:service@[2001:db8:6::2]:5060 SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8:5::2]:5061;branch=z9hG4bK6\r\nFrom: <sip:{a}>;tag=f\r\nTo: <sip:{b}>\r\nCall-ID: v6\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        );
+        let (m, _) = parse(invite.as_bytes()).unwrap();
+        assert!(t.handle(&m, 1).is_empty());
+        let (ok, _) = parse(&msg("SIP/2.0 200 OK", a, b, "v6", "1 INVITE", "")).unwrap();
+        let changes = t.handle(&ok, 2);
+        // Only the callee is in the (IPv6 literal) domain; its AOR is the
+        // canonical form whatever the UA wrote.
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(changes[0].user, "service@[2001:db8:6::2]");
+        assert_eq!(changes[0].status, Status::Talking);
+        let s = changes[0].session.as_ref().unwrap();
+        assert_eq!(s.media_address.as_deref(), Some("2001:db8:5::2"));
+        assert_eq!(s.codecs, vec!["PCMU"]);
     }
 }

@@ -167,10 +167,13 @@ mod tests {
             Msg::decode(&bytes[..bytes.len() - 1], KEY).unwrap_err(),
             MsgError::BadMac
         );
-        let v2 = Msg { v: 2, ..m };
+        let next = Msg {
+            v: VERSION + 1,
+            ..m
+        };
         assert_eq!(
-            Msg::decode(&v2.encode(KEY), KEY).unwrap_err(),
-            MsgError::Version(2)
+            Msg::decode(&next.encode(KEY), KEY).unwrap_err(),
+            MsgError::Version(VERSION + 1)
         );
     }
 }
