@@ -76,6 +76,22 @@ pub fn udp_packet(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload:
     out
 }
 
+/// An Ethernet/IPv6/UDP packet, terminal → LB MACs, hop limit 64.
+pub fn udp6_packet(
+    src: std::net::Ipv6Addr,
+    dst: std::net::Ipv6Addr,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(TERMINAL_MAC, LB_MAC)
+        .ipv6(src.octets(), dst.octets(), 64)
+        .udp(sport, dport);
+    let mut out = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut out, payload).expect("write");
+    out
+}
+
 pub fn tcp_packet(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(TERMINAL_MAC, LB_MAC)
         .ipv4(src.octets(), dst.octets(), 64)

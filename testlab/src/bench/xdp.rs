@@ -190,10 +190,21 @@ fn sip_monitor(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<Be
             INVITE,
         )
     };
+    let udp6 = |dport: u16| {
+        edgeplane::packets::udp6_packet(
+            "2001:db8:5::2".parse().expect("address"),
+            "2001:db8:6::2".parse().expect("address"),
+            40000,
+            dport,
+            INVITE,
+        )
+    };
     let mut rows = Vec::new();
     for (case, pkt, copied) in [
         ("sip_copy", udp(5060), true),
         ("not_sip_port", udp(5070), false),
+        ("ipv6_sip_copy", udp6(5060), true),
+        ("ipv6_not_sip_port", udp6(5070), false),
     ] {
         dp.take_sip_copies()?;
         let before = dp.sip_stats()?[stat::COPIED as usize].packets;
@@ -315,15 +326,14 @@ fn router(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchRo
         "router bench: the frame was not routed"
     );
     let mut rows = vec![compare(dp, "router", "owned_bucket", &pkt, opts)?];
-    let mut v6 = Vec::new();
-    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 2], vmac)
-        .ipv6(
-            std::net::Ipv6Addr::new(0x2001, 0xdb8, 3, 0, 0, 0, 1, 50).octets(),
-            std::net::Ipv6Addr::new(0x2001, 0xdb8, 4, 0, 0, 0, 0, 0x100).octets(),
-            64,
-        )
-        .udp(40000, 9000)
-        .write(&mut v6, b"seq")?;
+    let mut v6 = edgeplane::packets::udp6_packet(
+        std::net::Ipv6Addr::new(0x2001, 0xdb8, 3, 0, 0, 0, 1, 50),
+        std::net::Ipv6Addr::new(0x2001, 0xdb8, 4, 0, 0, 0, 0, 0x100),
+        40000,
+        9000,
+        b"seq",
+    );
+    v6[..6].copy_from_slice(&vmac);
     let r = dp.test_run("router", &v6)?;
     anyhow::ensure!(
         r.verdict == dataplane_user::verdict::PASS && r.output[..6] != vmac,
