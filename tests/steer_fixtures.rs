@@ -173,3 +173,115 @@ fn steering_holding_and_switching() {
     .join()
     .unwrap();
 }
+
+const SERVICE6: &str = "2001:db8:99::80";
+
+fn pkt6(dst: &str, seq: u32) -> Vec<u8> {
+    edgeplane::packets::udp6_packet(
+        "2001:db8:7::2".parse().unwrap(),
+        dst.parse().unwrap(),
+        40000,
+        7000,
+        &seq.to_be_bytes(),
+    )
+}
+
+/// IPv6 services are steered by their own map: to network 1 (TX), to
+/// network 2 (REDIRECT), held (dropped and counted without a socket);
+/// other IPv6 destinations, an IPv4 service's address as an IPv6 one, and
+/// malformed IPv6 pass untouched.
+#[test]
+fn ipv6_services_are_steered_and_held() {
+    if !common::kernel_available("steer_fixtures_ipv6") {
+        return;
+    }
+    std::thread::spawn(|| {
+        common::private_netns();
+        common::sh(&[
+            "ip", "link", "add", "n2", "type", "veth", "peer", "name", "n2p",
+        ]);
+        let n2 = dataplane_user::ifindex("n2").unwrap();
+        let mut dp = Dataplane::load_private().expect("load");
+        for (id, mac, ifindex) in [(1, N1_MAC, 1), (2, N2_MAC, n2)] {
+            dp.set_network(
+                id,
+                &NetEgress {
+                    dst_mac: mac,
+                    src_mac: [2, 0, 0, 0, 0xee, id as u8],
+                    ifindex,
+                    valid: 1,
+                },
+            )
+            .unwrap();
+        }
+        let run = |dp: &mut Dataplane, p: &[u8]| dp.test_run("steer", p).unwrap();
+        let service: std::net::Ipv6Addr = SERVICE6.parse().unwrap();
+        let steer = |dp: &mut Dataplane, network, flags| {
+            dp.set_steering(service, Steering { network, flags })
+                .unwrap()
+        };
+        steer(&mut dp, 1, 0);
+        // The IPv4 map is not consulted for IPv6, nor the IPv6 map for IPv4.
+        dp.set_steering(
+            SERVICE,
+            Steering {
+                network: 2,
+                flags: 0,
+            },
+        )
+        .unwrap();
+        let r = run(&mut dp, &pkt6(SERVICE6, 1));
+        assert_eq!(r.verdict, verdict::TX);
+        assert_eq!(&r.output[0..6], &N1_MAC);
+        assert_eq!(
+            &r.output[12..],
+            &pkt6(SERVICE6, 1)[12..],
+            "only the MACs change"
+        );
+        steer(&mut dp, 2, 0);
+        let r = run(&mut dp, &pkt6(SERVICE6, 2));
+        assert_eq!(
+            (r.verdict, &r.output[0..6]),
+            (verdict::REDIRECT, &N2_MAC[..])
+        );
+        assert_eq!(
+            dp.steering(service).unwrap(),
+            Some(Steering {
+                network: 2,
+                flags: 0
+            })
+        );
+        steer(&mut dp, 2, STEER_HOLD);
+        assert_eq!(run(&mut dp, &pkt6(SERVICE6, 3)).verdict, verdict::DROP);
+        let before = dp.steer_stats().unwrap();
+        let mut bad_version = pkt6(SERVICE6, 4);
+        bad_version[14] = 0x45;
+        let mut long = pkt6(SERVICE6, 5);
+        long[18..20].copy_from_slice(&[0x05, 0xdc]);
+        let untouched = [
+            ("other IPv6 destination", pkt6("2001:db8:99::81", 6)),
+            (
+                "the IPv4 service's address, mapped",
+                pkt6("::ffff:192.0.2.80", 7),
+            ),
+            ("version 4 under the IPv6 EtherType", bad_version),
+            ("payload length past the frame", long),
+            ("cut in the fixed header", pkt6(SERVICE6, 8)[..40].to_vec()),
+        ];
+        for (name, p) in &untouched {
+            let r = run(&mut dp, p);
+            assert_eq!((r.verdict, &r.output), (verdict::PASS, p), "{name}");
+        }
+        let after = dp.steer_stats().unwrap();
+        assert_eq!(
+            after[stat::NOT_STEERED as usize].packets - before[stat::NOT_STEERED as usize].packets,
+            untouched.len() as u64
+        );
+        assert_eq!(after[stat::HOLD_NO_SOCKET as usize].packets, 1);
+        dp.remove_steering(service).unwrap();
+        assert_eq!(dp.steering(service).unwrap(), None);
+        assert_eq!(run(&mut dp, &pkt6(SERVICE6, 9)).verdict, verdict::PASS);
+    })
+    .join()
+    .unwrap();
+}

@@ -203,6 +203,8 @@ pub const SIP_STATS: MapDef =
 
 /// Service address (network order) → steering.
 pub const ST_STEER: MapDef = MapDef::hash::<u32, migration::Steering>("ST_STEER", 4096);
+/// IPv6 service addresses (four words as in the packet) → steering.
+pub const ST_STEER6: MapDef = MapDef::hash::<[u32; 4], migration::Steering>("ST_STEER6", 4096);
 pub const ST_NETS: MapDef =
     MapDef::array::<migration::NetEgress>("ST_NETS", migration::NETWORKS_MAX);
 pub const ST_TX_PORTS: MapDef = MapDef::dev_map_hash("ST_TX_PORTS", 16);
@@ -262,6 +264,7 @@ pub const ALL: &[MapDef] = &[
     SIP_RING,
     SIP_STATS,
     ST_STEER,
+    ST_STEER6,
     ST_NETS,
     ST_TX_PORTS,
     ST_XSKS,

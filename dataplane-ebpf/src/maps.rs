@@ -265,6 +265,9 @@ pub static SIP_STATS: PerCpuArray<Counter> = PerCpuArray::with_max_entries(def::
 /// controller on a switch request.
 #[map]
 pub static ST_STEER: HashMap<u32, Steering> = HashMap::with_max_entries(def::ST_STEER.max, 0);
+#[map]
+pub static ST_STEER6: HashMap<[u32; 4], Steering> =
+    HashMap::with_max_entries(def::ST_STEER6.max, 0);
 
 /// Network id → egress. Controller configuration.
 #[map]

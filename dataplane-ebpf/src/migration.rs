@@ -9,8 +9,8 @@ use dataplane_common::entry::role;
 use dataplane_common::migration::{stat, STEER_HOLD};
 
 use crate::{
-    maps::{self, ST_NETS, ST_STATS, ST_STEER, ST_TX_PORTS, ST_XSKS},
-    parse::{self, ETH_P_IPV4},
+    maps::{self, ST_NETS, ST_STATS, ST_STEER, ST_STEER6, ST_TX_PORTS, ST_XSKS},
+    parse::{self, ETH_P_IPV4, ETH_P_IPV6},
 };
 
 #[xdp]
@@ -27,15 +27,23 @@ fn decide(ctx: &XdpContext) -> (u32, u32) {
     let Ok(eth) = parse::parse_eth_vlans(ctx) else {
         return (xdp_action::XDP_PASS, stat::NOT_STEERED);
     };
-    if eth.proto != ETH_P_IPV4 {
-        return (xdp_action::XDP_PASS, stat::NOT_STEERED);
-    }
-    // Steered by destination alone; the header is the next hop's to judge.
-    let Some(ip) = parse::parse_ipv4(ctx, eth.l3) else {
-        return (xdp_action::XDP_PASS, stat::NOT_STEERED);
+    // Steered by destination alone; the header is the next hop's to judge
+    // (for IPv6 the fixed header only: extension headers do not change
+    // where a packet goes).
+    let steering = match eth.proto {
+        ETH_P_IPV4 => match parse::parse_ipv4(ctx, eth.l3) {
+            // SAFETY: value copied out at once.
+            Some(ip) => unsafe { ST_STEER.get(&ip.dst) }.copied(),
+            None => None,
+        },
+        ETH_P_IPV6 => match parse::parse_ipv6_fixed(ctx, eth.l3) {
+            // SAFETY: value copied out at once.
+            Ok((ip, _, _)) => unsafe { ST_STEER6.get(&ip.dst) }.copied(),
+            Err(_) => None,
+        },
+        _ => None,
     };
-    // SAFETY: value copied out at once.
-    let Some(s) = (unsafe { ST_STEER.get(&ip.dst) }).copied() else {
+    let Some(s) = steering else {
         return (xdp_action::XDP_PASS, stat::NOT_STEERED);
     };
     if s.flags & STEER_HOLD != 0 {

@@ -6,7 +6,7 @@
 
 use std::{
     collections::{BTreeMap, VecDeque},
-    net::Ipv4Addr,
+    net::IpAddr,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -271,7 +271,7 @@ fn pid_of(p: &MigratableProcess, answered: Option<i32>) -> Result<i32, String> {
 fn transfer(
     process: &str,
     to: &ServerInfo,
-    service: Ipv4Addr,
+    service: IpAddr,
     state: &str,
     deadline_ms: u64,
 ) -> Result<Body, String> {
@@ -325,8 +325,16 @@ fn transfer(
 
 /// Carry out one of the engine's actions for process `p`.
 fn perform(p: &MigratableProcess, action: Action, deadline_ms: u64) -> Outcome {
-    let addr =
-        |verb: &str, a: Ipv4Addr, dev: &str| ip(&["addr", verb, &format!("{a}/32"), "dev", dev]);
+    // A host address on `dev`; an IPv6 one without duplicate address
+    // detection, which would keep it tentative (unusable) for a second
+    // while the held packets wait.
+    let addr = |verb: &str, a: IpAddr, dev: &str| match a {
+        IpAddr::V4(_) => ip(&["addr", verb, &format!("{a}/32"), "dev", dev]),
+        IpAddr::V6(_) if verb == "add" => {
+            ip(&["-6", "addr", verb, &format!("{a}/128"), "dev", dev, "nodad"])
+        }
+        IpAddr::V6(_) => ip(&["-6", "addr", verb, &format!("{a}/128"), "dev", dev]),
+    };
     match action {
         Action::App { op, state } => Outcome::App(app(p, op.name(), state.as_deref(), deadline_ms)),
         Action::Freeze { pid } => Outcome::Frozen(

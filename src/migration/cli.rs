@@ -27,7 +27,7 @@ pub enum ServersCmd {
     Add {
         name: String,
         #[arg(long)]
-        address: std::net::Ipv4Addr,
+        address: std::net::IpAddr,
         #[arg(long)]
         network: String,
         /// Its agent's endpoint, ADDR:PORT.

@@ -6,7 +6,7 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    net::Ipv4Addr,
+    net::IpAddr,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -35,9 +35,9 @@ pub const HOLD_FRAMES_MAX: usize = 65536;
 /// interface), and the frames taken off them, per service, in order.
 struct Held {
     rx: Vec<Xsk>,
-    frames: HashMap<u32, VecDeque<Vec<u8>>>,
+    frames: HashMap<IpAddr, VecDeque<Vec<u8>>>,
     /// When each service's first held frame was taken off a socket.
-    first: HashMap<u32, Instant>,
+    first: HashMap<IpAddr, Instant>,
     overflow: u64,
 }
 
@@ -54,7 +54,7 @@ impl Held {
         // held service cannot keep the lock from a switch.
         for x in rx.iter_mut() {
             for _ in 0..64 {
-                let n = x.recv(256, |f| match ipv4_dst(f) {
+                let n = x.recv(256, |f| match frame_dst(f) {
                     Some(dst) => {
                         first.entry(dst).or_insert_with(Instant::now);
                         let q = frames.entry(dst).or_default();
@@ -74,9 +74,9 @@ impl Held {
     }
 }
 
-/// The destination address (network order, as the steering map keys it)
-/// of an IPv4 frame, behind up to two VLAN tags.
-fn ipv4_dst(f: &[u8]) -> Option<u32> {
+/// The destination address of an IPv4 or IPv6 frame, behind up to two
+/// VLAN tags.
+fn frame_dst(f: &[u8]) -> Option<IpAddr> {
     let mut off = 12;
     let mut proto = u16::from_be_bytes([*f.get(off)?, *f.get(off + 1)?]);
     for _ in 0..2 {
@@ -86,11 +86,17 @@ fn ipv4_dst(f: &[u8]) -> Option<u32> {
         off += 4;
         proto = u16::from_be_bytes([*f.get(off)?, *f.get(off + 1)?]);
     }
-    if proto != 0x0800 {
-        return None;
+    match proto {
+        0x0800 => {
+            let d: [u8; 4] = f.get(off + 2 + 16..off + 2 + 20)?.try_into().ok()?;
+            Some(IpAddr::from(d))
+        }
+        0x86dd => {
+            let d: [u8; 16] = f.get(off + 2 + 24..off + 2 + 40)?.try_into().ok()?;
+            Some(IpAddr::from(d))
+        }
+        _ => None,
     }
-    let d = f.get(off + 2 + 16..off + 2 + 20)?;
-    Some(u32::from_ne_bytes([d[0], d[1], d[2], d[3]]))
 }
 
 /// The controller's I/O: the steer program's maps, the networks'
@@ -145,7 +151,7 @@ impl SteerIo {
         Ok(())
     }
 
-    fn steer(&mut self, service: Ipv4Addr, network: u32, flags: u32) -> Result<(), String> {
+    fn steer(&mut self, service: IpAddr, network: u32, flags: u32) -> Result<(), String> {
         self.dp
             .set_steering(service, Steering { network, flags })
             .map_err(|e| e.to_string())
@@ -158,7 +164,7 @@ impl SteerIo {
             Action::Hold { service, network } => {
                 // Frames left from an earlier hold (raced past its
                 // release) are stale now: drop them.
-                let key = u32::from_ne_bytes(service.octets());
+                let key = *service;
                 {
                     let mut h = self.held.lock().unwrap();
                     h.drain();
@@ -182,7 +188,7 @@ impl SteerIo {
                 // overtakes it), then let the service's packets go to the
                 // new network directly; the engine then has what raced in
                 // before that sent.
-                let key = u32::from_ne_bytes(service.octets());
+                let key = *service;
                 self.steer(*service, *to, STEER_HOLD)?;
                 let mut pause = None;
                 let mut released = 0;
@@ -202,15 +208,7 @@ impl SteerIo {
                 pause_us,
             } => {
                 let mut pause = *pause_us;
-                Outcome::Released(
-                    release(
-                        self,
-                        u32::from_ne_bytes(service.octets()),
-                        *network,
-                        &mut pause,
-                    )
-                    .map(|n| (n, pause)),
-                )
+                Outcome::Released(release(self, *service, *network, &mut pause).map(|n| (n, pause)))
             }
             Action::Steer { service, network } => Outcome::Done(self.steer(*service, *network, 0)),
             Action::Unsteer { service } => {
@@ -499,7 +497,7 @@ pub async fn run_controller(
 /// first sent. Returns how many were sent.
 fn release(
     c: &mut SteerIo,
-    service: u32,
+    service: IpAddr,
     net: u32,
     pause: &mut Option<u64>,
 ) -> Result<u32, String> {

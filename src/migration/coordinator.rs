@@ -6,7 +6,7 @@
 //! recovered after a restart.
 
 use std::{
-    net::{Ipv4Addr, SocketAddrV4},
+    net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex},
     time::Instant,
 };
@@ -112,7 +112,7 @@ impl Coordinator {
         .map(|r| {
             Ok(control::migration::ServerInfo {
                 name: text(&r, 0)?,
-                address: text(&r, 1)?.parse().unwrap_or(Ipv4Addr::UNSPECIFIED),
+                address: text(&r, 1)?.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
                 network: text(&r, 2)?,
                 agent: parsed(3, &text(&r, 3)?)?,
             })
@@ -373,7 +373,7 @@ impl Coordinator {
     }
 
     /// (current server, service address) of a process.
-    fn place(&self, process: &str) -> anyhow::Result<(String, Ipv4Addr)> {
+    fn place(&self, process: &str) -> anyhow::Result<(String, IpAddr)> {
         let rows = self.rows(
             "SELECT server, service FROM processes WHERE name = ?1",
             &[process.into()],
@@ -646,7 +646,7 @@ pub async fn run(coord: Arc<Mutex<Coordinator>>, p: Prepared) -> anyhow::Result<
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 struct Plan {
     process: String,
-    service: Ipv4Addr,
+    service: IpAddr,
     from: control::migration::ServerInfo,
     to: control::migration::ServerInfo,
     n1: control::migration::NetworkInfo,
@@ -829,7 +829,7 @@ fn finish(
 /// Take migration requests over TCP (claim 1: from server 1's agent).
 pub async fn run_coordinator_listener(
     coord: Arc<Mutex<Coordinator>>,
-    listen: SocketAddrV4,
+    listen: SocketAddr,
 ) -> anyhow::Result<()> {
     let l = TcpListener::bind(listen)
         .await

@@ -15,7 +15,7 @@ fn net(name: &str, id: u32) -> NetworkInfo {
 fn server(name: &str, network: &str) -> ServerInfo {
     ServerInfo {
         name: name.into(),
-        address: Ipv4Addr::new(10, 0, 0, 1),
+        address: IpAddr::from([10, 0, 0, 1]),
         network: network.into(),
         agent: "10.0.0.1:7600".parse().unwrap(),
     }
@@ -73,7 +73,7 @@ fn servers_and_networks_on(database: std::path::PathBuf) {
         processes: vec![control::migration::config::ProcessPlace {
             name: "p".into(),
             server: "s1".into(),
-            service: Ipv4Addr::new(192, 0, 2, 80),
+            service: IpAddr::from([192, 0, 2, 80]),
         }],
     };
     let mut c = Coordinator::open(cfg.clone()).unwrap();
@@ -153,7 +153,7 @@ fn a_standby_coordinator_on_postgresql_sees_the_first_ones_state() {
         processes: vec![control::migration::config::ProcessPlace {
             name: "p".into(),
             server: "s1".into(),
-            service: Ipv4Addr::new(192, 0, 2, 80),
+            service: IpAddr::from([192, 0, 2, 80]),
         }],
     };
     let first = Coordinator::open(cfg.clone()).unwrap();
@@ -221,7 +221,7 @@ fn reconciles_on(database: std::path::PathBuf) {
     let place = |server: &str| control::migration::config::ProcessPlace {
         name: "p".into(),
         server: server.into(),
-        service: Ipv4Addr::new(192, 0, 2, 80),
+        service: IpAddr::from([192, 0, 2, 80]),
     };
     let cfg = MigrationCoordinator {
         controller: Some("127.0.0.1:7700".parse().unwrap()),

@@ -3,7 +3,7 @@
 //! server that answers a retried ID with its first answer (`serve`).
 
 use std::{
-    net::SocketAddrV4,
+    net::SocketAddr,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -130,6 +130,6 @@ where
     }
 }
 
-pub fn addr(s: &str) -> Option<SocketAddrV4> {
+pub fn addr(s: &str) -> Option<SocketAddr> {
     s.parse().ok()
 }

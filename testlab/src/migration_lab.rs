@@ -29,10 +29,46 @@ pub struct Lab {
     /// The cgroup v2 directory s1's counter runs in (its agent freezes it
     /// there); s2's agent stops its counter with SIGSTOP instead.
     pub cgroup: Option<std::path::PathBuf>,
+    /// The service is IPv6 (`SERVICE6`); the lab is dual stack either way.
+    pub ipv6: bool,
 }
+
+/// The IPv6 service address (`Lab::new_ipv6`), on s1's `lo` at first.
+pub const SERVICE6: &str = "2001:db8:99::80";
 
 impl Lab {
     /// `tag` keeps concurrent labs apart; `exe` is the edgeplane binary.
+    /// The lab with an IPv6 service (UDP): the terminal asks
+    /// [2001:db8:99::80]:9000 through the edge host over IPv6.
+    pub fn new_ipv6(tag: &str, exe: &std::path::Path) -> Self {
+        let mut l = Self::new(tag, exe);
+        l.ipv6 = true;
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &l.name("s1"),
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("{SERVICE6}/128"),
+            "dev",
+            "lo",
+            "nodad",
+        ]);
+        l
+    }
+
+    /// Where the terminal asks the service (UDP).
+    pub fn service_udp(&self) -> std::net::SocketAddr {
+        if self.ipv6 {
+            format!("[{SERVICE6}]:9000").parse().unwrap()
+        } else {
+            "10.99.0.80:9000".parse().unwrap()
+        }
+    }
+
     pub fn new(tag: &str, exe: &std::path::Path) -> Self {
         let prefix = format!("ep{}m{tag}", std::process::id() % 100000);
         let dir = std::env::temp_dir().join(format!("edgeplane-{prefix}"));
@@ -44,12 +80,14 @@ impl Lab {
             ns: vec![],
             children: vec![],
             cgroup: None,
+            ipv6: false,
         };
         for r in ["term", "edge", "s1", "s2"] {
             let ns = l.name(r);
             sh(&["ip", "netns", "add", &ns]);
             l.ns.push(ns.clone());
             sh(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
+            crate::topo::no_dad(&ns).unwrap();
         }
         let n = |r: &str| l.name(r);
         let (term, edge, s1, s2) = (n("term"), n("edge"), n("s1"), n("s2"));
@@ -91,19 +129,39 @@ impl Lab {
             "address",
             "02:00:00:00:02:0a",
         ]);
-        for (ns, dev, a) in [
-            (&term, "eth0", "10.7.0.2/24"),
-            (&edge, "eth0", "10.7.0.1/24"),
-            (&edge, "eth1", "10.8.1.1/24"),
-            (&edge, "eth2", "10.8.2.1/24"),
-            (&s1, "eth0", "10.8.1.10/24"),
-            (&s2, "eth0", "10.8.2.10/24"),
+        for (ns, dev, a, a6) in [
+            (&term, "eth0", "10.7.0.2/24", "2001:db8:7::2/64"),
+            (&edge, "eth0", "10.7.0.1/24", "2001:db8:7::1/64"),
+            (&edge, "eth1", "10.8.1.1/24", "2001:db8:81::1/64"),
+            (&edge, "eth2", "10.8.2.1/24", "2001:db8:82::1/64"),
+            (&s1, "eth0", "10.8.1.10/24", "2001:db8:81::10/64"),
+            (&s2, "eth0", "10.8.2.10/24", "2001:db8:82::10/64"),
         ] {
-            sh(&[
-                "ip", "netns", "exec", ns, "ip", "addr", "add", a, "dev", dev,
-            ]);
+            for a in [a, a6] {
+                sh(&[
+                    "ip", "netns", "exec", ns, "ip", "addr", "add", a, "dev", dev,
+                ]);
+            }
             sh(&["ip", "netns", "exec", ns, "ip", "link", "set", dev, "up"]);
         }
+        for (ns, via) in [
+            (&term, "2001:db8:7::1"),
+            (&s1, "2001:db8:81::1"),
+            (&s2, "2001:db8:82::1"),
+        ] {
+            sh(&[
+                "ip", "netns", "exec", ns, "ip", "-6", "route", "add", "default", "via", via,
+            ]);
+        }
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &edge,
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.forwarding=1",
+        ]);
         sh(&[
             "ip", "netns", "exec", &term, "ip", "route", "add", "default", "via", "10.7.0.1",
         ]);
@@ -138,6 +196,9 @@ impl Lab {
             "dev",
             "lo",
         ]);
+        for ns in [&term, &edge, &s1, &s2] {
+            crate::topo::wait_links_ready(ns, Duration::from_secs(3)).unwrap();
+        }
         // Native XDP_REDIRECT into a veth needs a program on its peer.
         for s in [&s1, &s2] {
             let pins = format!("/sys/fs/bpf/edgeplane/{}/peer-{s}", l.prefix);
@@ -175,7 +236,11 @@ impl Lab {
                 &[
                     "counter-service",
                     "--udp",
-                    "0.0.0.0:9000",
+                    if self.ipv6 {
+                        "[::]:9000"
+                    } else {
+                        "0.0.0.0:9000"
+                    },
                     "--tcp",
                     "0.0.0.0:9001",
                     "--control",
@@ -235,7 +300,12 @@ impl Lab {
     }
 
     fn edge_config(&self) -> String {
-        EDGE.replace("DB", &self.dir.join("coordinator.db").display().to_string())
+        let c = EDGE.replace("DB", &self.dir.join("coordinator.db").display().to_string());
+        if self.ipv6 {
+            c.replace("\"10.99.0.80\"", &format!("\"{SERVICE6}\""))
+        } else {
+            c
+        }
     }
 
     /// SIGKILL the edge host's daemon (controller and coordinator) and
@@ -480,8 +550,14 @@ service = "10.99.0.80"
 
 /// One request to the service and the count it answered (None: no answer
 /// within the socket's timeout, or a send error); `on_sent` runs once sent.
-fn ask(s: &UdpSocket, req: &str, buf: &mut [u8], on_sent: impl FnOnce()) -> Option<u64> {
-    s.send_to(req.as_bytes(), "10.99.0.80:9000").ok()?;
+fn ask(
+    s: &UdpSocket,
+    to: std::net::SocketAddr,
+    req: &str,
+    buf: &mut [u8],
+    on_sent: impl FnOnce(),
+) -> Option<u64> {
+    s.send_to(req.as_bytes(), to).ok()?;
     on_sent();
     let prefix = format!("{req} n=");
     loop {
@@ -566,9 +642,26 @@ pub fn terminal(
     sent: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 ) -> thread::JoinHandle<Vec<Option<u64>>> {
+    terminal_to(ns, "10.99.0.80:9000".parse().unwrap(), total, sent, stop)
+}
+
+/// `terminal` asking `service` (e.g. `Lab::service_udp`), from the
+/// terminal's address of its family.
+pub fn terminal_to(
+    ns: String,
+    service: std::net::SocketAddr,
+    total: u64,
+    sent: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) -> thread::JoinHandle<Vec<Option<u64>>> {
     thread::spawn(move || {
         enter_netns(&ns).unwrap();
-        let s = UdpSocket::bind("10.7.0.2:0").unwrap();
+        let from = if service.is_ipv6() {
+            "[2001:db8:7::2]:0"
+        } else {
+            "10.7.0.2:0"
+        };
+        let s = UdpSocket::bind(from).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let mut got = Vec::new();
         let mut buf = [0u8; 512];
@@ -576,7 +669,7 @@ pub fn terminal(
             if stop.load(Ordering::SeqCst) {
                 break;
             }
-            let answer = ask(&s, &format!("req{i}"), &mut buf, || {
+            let answer = ask(&s, service, &format!("req{i}"), &mut buf, || {
                 sent.fetch_add(1, Ordering::SeqCst);
             });
             got.push(answer);
@@ -619,10 +712,11 @@ pub fn bench(exe: &std::path::Path, count: usize, commands: bool) -> anyhow::Res
     type Log = Vec<(Instant, Option<Instant>)>;
     let log: Arc<std::sync::Mutex<Log>> = Arc::default();
     let term = {
-        let (stop, log, ns) = (
+        let (stop, log, ns, service) = (
             stop.clone(),
             log.clone(),
             format!("/run/netns/{}", lab.name("term")),
+            lab.service_udp(),
         );
         thread::spawn(move || -> anyhow::Result<()> {
             enter_netns(&ns)?;
@@ -633,7 +727,8 @@ pub fn bench(exe: &std::path::Path, count: usize, commands: bool) -> anyhow::Res
             let mut i = 0u64;
             while !stop.load(Ordering::SeqCst) && Instant::now() < t_end {
                 let sent = Instant::now();
-                let got = ask(&s, &format!("b{i}"), &mut buf, || {}).map(|_| Instant::now());
+                let got =
+                    ask(&s, service, &format!("b{i}"), &mut buf, || {}).map(|_| Instant::now());
                 log.lock().unwrap().push((sent, got));
                 i += 1;
                 thread::sleep(Duration::from_millis(1));

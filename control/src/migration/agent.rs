@@ -20,7 +20,7 @@
 //! an import (`imported`, dropped by a destination Abort), how the
 //! process was frozen, and a checkpoint arriving in pieces.
 
-use std::{collections::BTreeMap, net::Ipv4Addr, path::PathBuf};
+use std::{collections::BTreeMap, net::IpAddr, path::PathBuf};
 
 use super::{
     checkpoint::Assembly,
@@ -190,13 +190,13 @@ pub enum Action {
     /// answered with [`Outcome::Transfer`] (its answer to the import).
     Transfer {
         to: ServerInfo,
-        service: Ipv4Addr,
+        service: IpAddr,
         state: String,
     },
     /// `ip addr add ADDRESS/32 dev DEV`; answered with [`Outcome::Address`].
-    AddAddress { address: Ipv4Addr, dev: String },
+    AddAddress { address: IpAddr, dev: String },
     /// `ip addr del ADDRESS/32 dev DEV`; answered with [`Outcome::Address`].
-    DelAddress { address: Ipv4Addr, dev: String },
+    DelAddress { address: IpAddr, dev: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -251,16 +251,16 @@ pub struct Process {
     pub source: Source,
     pub destination: Destination,
     /// Addresses given away in moves that may still roll back.
-    pub moved: Vec<Ipv4Addr>,
+    pub moved: Vec<IpAddr>,
     /// Addresses taken with an import that is not resumed yet.
-    pub imported: Vec<Ipv4Addr>,
+    pub imported: Vec<IpAddr>,
     pub frozen: Vec<Frozen>,
     /// A checkpoint arriving in pieces: (transfer, what came so far).
     incoming: Option<(u64, Assembly)>,
     /// The start being handled: where to and which address.
-    start: Option<(ServerInfo, Ipv4Addr)>,
+    start: Option<(ServerInfo, IpAddr)>,
     /// The import being handled: its address and state.
-    import: Option<(Ipv4Addr, String)>,
+    import: Option<(IpAddr, String)>,
     /// The abort being handled: what is left to do, and what failed.
     abort: Vec<Action>,
     abort_last: Option<Action>,
@@ -776,7 +776,7 @@ fn source_done(p: &mut Process, outcome: Outcome) -> Vec<Output> {
                         .start
                         .as_ref()
                         .map(|(_, s)| *s)
-                        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+                        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
                     let dev = p.config.service_dev.clone();
                     let mut out = vec![source_to(
                         p,
@@ -867,7 +867,7 @@ fn destination_done(p: &mut Process, outcome: Outcome) -> Vec<Output> {
                 .import
                 .as_ref()
                 .map(|(a, _)| *a)
-                .unwrap_or(Ipv4Addr::UNSPECIFIED);
+                .unwrap_or(IpAddr::from([0, 0, 0, 0]));
             let mut out = vec![destination_to(p, Destination::TakingAddress, "paused")];
             out.push(act(
                 p,
@@ -897,7 +897,7 @@ fn destination_done(p: &mut Process, outcome: Outcome) -> Vec<Output> {
                 .import
                 .as_ref()
                 .map(|(a, _)| *a)
-                .unwrap_or(Ipv4Addr::UNSPECIFIED);
+                .unwrap_or(IpAddr::from([0, 0, 0, 0]));
             let mut out = vec![destination_to(
                 p,
                 Destination::DroppingAddress { reason: e.clone() },

@@ -21,12 +21,12 @@ pub struct Migration {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MigrationAgent {
-    pub listen: std::net::SocketAddrV4,
+    pub listen: std::net::SocketAddr,
     /// The coordinator's `listen` endpoint: `edgeplane migrate` on this
     /// server goes through this agent to it (claim 1: the request may come
     /// from server 1).
     #[serde(default)]
-    pub coordinator: Option<std::net::SocketAddrV4>,
+    pub coordinator: Option<std::net::SocketAddr>,
     #[serde(rename = "process")]
     pub processes: Vec<MigratableProcess>,
 }
@@ -88,7 +88,7 @@ fn default_freeze() -> bool {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MigrationController {
-    pub listen: std::net::SocketAddrV4,
+    pub listen: std::net::SocketAddr,
     /// The terminal-side interface the steering program runs on.
     pub interface: String,
     #[serde(rename = "network")]
@@ -109,7 +109,7 @@ pub struct SteerNetwork {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SteerService {
-    pub address: std::net::Ipv4Addr,
+    pub address: std::net::IpAddr,
     pub network: u32,
 }
 
@@ -119,10 +119,10 @@ pub struct MigrationCoordinator {
     /// The connection controller, "ADDR:PORT", for networks that do not
     /// name their own.
     #[serde(default)]
-    pub controller: Option<std::net::SocketAddrV4>,
+    pub controller: Option<std::net::SocketAddr>,
     /// Where migration requests from agents arrive (framed TCP).
     #[serde(default)]
-    pub listen: Option<std::net::SocketAddrV4>,
+    pub listen: Option<std::net::SocketAddr>,
     /// SQLite store of servers, networks and where processes run.
     pub database: PathBuf,
     #[serde(default = "default_timeout_ms")]
@@ -270,7 +270,7 @@ fn default_timeout_ms() -> u64 {
 pub struct ProcessPlace {
     pub name: String,
     pub server: String,
-    pub service: std::net::Ipv4Addr,
+    pub service: std::net::IpAddr,
 }
 
 impl ServerInfo {

@@ -10,7 +10,7 @@
 //! service where it was; a failure releasing what raced in after the map
 //! update leaves it steered to the new network.
 
-use std::{collections::BTreeMap, net::Ipv4Addr};
+use std::{collections::BTreeMap, net::IpAddr};
 
 use super::{
     config::{SteerNetwork, SteerService},
@@ -60,7 +60,7 @@ impl State {
 pub enum Action {
     /// Drop frames left from an earlier hold of `service`, then set its
     /// map entry to `network` with the hold flag.
-    Hold { service: Ipv4Addr, network: u32 },
+    Hold { service: IpAddr, network: u32 },
     /// Program a network's egress (map entry, TX socket on `via`).
     AddNetwork {
         id: u32,
@@ -70,18 +70,18 @@ pub enum Action {
     },
     /// Hold `service` towards `to`, release what is held there in order,
     /// then steer it to `to` unheld; answered with [`Outcome::Switched`].
-    Switch { service: Ipv4Addr, to: u32 },
+    Switch { service: IpAddr, to: u32 },
     /// Release to `network` what raced in before the map update;
     /// answered with [`Outcome::Released`]. `pause_us` as far as known.
     Release {
-        service: Ipv4Addr,
+        service: IpAddr,
         network: u32,
         pause_us: Option<u64>,
     },
     /// A service added by a reload: steer it to `network`.
-    Steer { service: Ipv4Addr, network: u32 },
+    Steer { service: IpAddr, network: u32 },
     /// A service removed by a reload: delete its map entry.
-    Unsteer { service: Ipv4Addr },
+    Unsteer { service: IpAddr },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,7 +107,7 @@ pub enum Output {
     Answer(Body),
     /// A service's state changed (for the log).
     Changed {
-        service: Ipv4Addr,
+        service: IpAddr,
         from: Option<String>,
         to: Option<String>,
         cause: String,
@@ -119,7 +119,7 @@ pub enum Output {
 /// A switch being handled.
 #[derive(Clone, Debug)]
 struct SwitchJob {
-    service: Ipv4Addr,
+    service: IpAddr,
     to: NetworkInfo,
     before: Option<State>,
     switch_us: u64,
@@ -130,7 +130,7 @@ struct SwitchJob {
 #[derive(Debug)]
 pub struct Controller {
     networks: BTreeMap<u32, String>,
-    services: BTreeMap<Ipv4Addr, State>,
+    services: BTreeMap<IpAddr, State>,
     /// The config's networks and services, to compare a reload with.
     configured: (Vec<SteerNetwork>, Vec<SteerService>),
     switch: Option<SwitchJob>,
@@ -141,7 +141,7 @@ impl Controller {
     /// `services`: where each service is steered now (after a restart,
     /// what the pinned map says, not the config); `networks` still to be
     /// programmed through [`Controller::configure`]'s actions.
-    pub fn new(services: impl IntoIterator<Item = (Ipv4Addr, u32)>) -> Self {
+    pub fn new(services: impl IntoIterator<Item = (IpAddr, u32)>) -> Self {
         Self {
             networks: BTreeMap::new(),
             services: services
@@ -158,11 +158,11 @@ impl Controller {
         self.networks.keys().copied()
     }
 
-    pub fn services(&self) -> impl Iterator<Item = (Ipv4Addr, State)> + '_ {
+    pub fn services(&self) -> impl Iterator<Item = (IpAddr, State)> + '_ {
         self.services.iter().map(|(a, s)| (*a, *s))
     }
 
-    pub fn state(&self, service: Ipv4Addr) -> Option<State> {
+    pub fn state(&self, service: IpAddr) -> Option<State> {
         self.services.get(&service).copied()
     }
 
@@ -286,7 +286,7 @@ impl Controller {
         }
     }
 
-    fn set(&mut self, service: Ipv4Addr, to: Option<State>, cause: &str) -> Output {
+    fn set(&mut self, service: IpAddr, to: Option<State>, cause: &str) -> Output {
         let from = match to {
             Some(s) => self.services.insert(service, s),
             None => self.services.remove(&service),
@@ -464,7 +464,7 @@ impl Controller {
 }
 
 /// Whether `address` is still steered after a reload to `services`.
-fn services_keep(services: &[SteerService], address: Ipv4Addr, before: &[SteerService]) -> bool {
+fn services_keep(services: &[SteerService], address: IpAddr, before: &[SteerService]) -> bool {
     services.iter().any(|s| s.address == address) || !before.iter().any(|s| s.address == address)
 }
 
@@ -472,7 +472,7 @@ fn services_keep(services: &[SteerService], address: Ipv4Addr, before: &[SteerSe
 mod tests {
     use super::*;
 
-    const SVC: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 80);
+    const SVC: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 99, 0, 80));
 
     fn net(id: u32, via: &str) -> SteerNetwork {
         SteerNetwork {
@@ -483,7 +483,7 @@ mod tests {
         }
     }
 
-    fn svc(address: Ipv4Addr, network: u32) -> SteerService {
+    fn svc(address: IpAddr, network: u32) -> SteerService {
         SteerService { address, network }
     }
 
@@ -632,7 +632,7 @@ mod tests {
         let (actions, answer) = request(
             &mut c,
             Body::Hold {
-                service: Ipv4Addr::new(10, 99, 0, 81),
+                service: IpAddr::from([10, 99, 0, 81]),
             },
             ok,
         );
@@ -759,7 +759,7 @@ mod tests {
     #[test]
     fn a_switch_of_an_unknown_service_steers_it() {
         let mut c = controller();
-        let other = Ipv4Addr::new(10, 99, 0, 90);
+        let other = IpAddr::from([10, 99, 0, 90]);
         let (_, answer) = request(
             &mut c,
             Body::SwitchRequest {
@@ -775,7 +775,7 @@ mod tests {
     #[test]
     fn a_reload_adds_and_removes_networks_and_services() {
         let mut c = controller();
-        let new = Ipv4Addr::new(10, 99, 0, 81);
+        let new = IpAddr::from([10, 99, 0, 81]);
         let first = c
             .configure(
                 &[net(1, "eth1"), net(2, "eth2"), net(3, "eth2")],

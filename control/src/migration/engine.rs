@@ -1,7 +1,7 @@
 //! The coordinator's sequence for one migration, as a pure engine:
 //! answers and failures in, frames to send and progress out.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use super::wire::{Body, Frame, NetworkInfo, ServerInfo, Step, VERSION};
 
@@ -32,7 +32,7 @@ pub enum Output {
 /// One migration, driven by answers and failures (sans I/O).
 pub struct Migration {
     pub process: String,
-    pub service: Ipv4Addr,
+    pub service: IpAddr,
     pub from: ServerInfo,
     pub to: ServerInfo,
     pub network1: NetworkInfo,
@@ -54,7 +54,7 @@ impl Migration {
     )]
     pub fn new(
         process: &str,
-        service: Ipv4Addr,
+        service: IpAddr,
         from: ServerInfo,
         to: ServerInfo,
         network1: NetworkInfo,
@@ -325,7 +325,7 @@ mod tests {
     fn server(n: &str, net: &str, i: u8) -> ServerInfo {
         ServerInfo {
             name: n.into(),
-            address: Ipv4Addr::new(10, i, 0, 10),
+            address: IpAddr::from([10, i, 0, 10]),
             network: net.into(),
             agent: format!("10.{i}.0.10:7600").parse().unwrap(),
         }
@@ -334,7 +334,7 @@ mod tests {
     fn migration() -> Migration {
         Migration::new(
             "counter",
-            Ipv4Addr::new(192, 0, 2, 80),
+            IpAddr::from([192, 0, 2, 80]),
             server("s1", "n1", 1),
             server("s2", "n2", 2),
             NetworkInfo {
@@ -458,7 +458,7 @@ mod tests {
             Input::Answer {
                 id,
                 body: Body::SwitchDone {
-                    service: Ipv4Addr::new(192, 0, 2, 80),
+                    service: IpAddr::from([192, 0, 2, 80]),
                     switch_us: 3,
                     released: 0,
                     pause_us: 0,
@@ -486,7 +486,7 @@ mod tests {
                     process: "counter".into(),
                 },
                 Body::SwitchDone {
-                    service: Ipv4Addr::new(192, 0, 2, 80),
+                    service: IpAddr::from([192, 0, 2, 80]),
                     switch_us: 3,
                     released: 0,
                     pause_us: 0,

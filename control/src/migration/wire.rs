@@ -4,7 +4,7 @@
 
 use std::{
     collections::{HashMap, VecDeque},
-    net::Ipv4Addr,
+    net::IpAddr,
 };
 
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,7 @@ pub const MAX_FRAME: usize = 4 << 20;
 #[serde(deny_unknown_fields)]
 pub struct ServerInfo {
     pub name: String,
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     pub network: String,
     /// The agent's endpoint, "ADDR:PORT".
     pub agent: std::net::SocketAddr,
@@ -50,7 +50,7 @@ pub enum Body {
     MigrationStart {
         process: String,
         to: ServerInfo,
-        service: Ipv4Addr,
+        service: IpAddr,
     },
     /// Agent → coordinator (claim 3).
     MigrationComplete {
@@ -59,7 +59,7 @@ pub enum Body {
     /// Coordinator → connection controller (claim 4): steer the
     /// terminal's traffic to network 2, releasing held packets there.
     SwitchRequest {
-        service: Ipv4Addr,
+        service: IpAddr,
         to: NetworkInfo,
     },
     /// `switch_us`: request received to steering map updated; `released`:
@@ -67,7 +67,7 @@ pub enum Body {
     /// packet arrived to first packet sent on the new network (0 when
     /// nothing was held).
     SwitchDone {
-        service: Ipv4Addr,
+        service: IpAddr,
         #[serde(default)]
         switch_us: u64,
         #[serde(default)]
@@ -78,7 +78,7 @@ pub enum Body {
     /// Coordinator → controller, before the process pauses: hold the
     /// service's packets (released by the next SwitchRequest).
     Hold {
-        service: Ipv4Addr,
+        service: IpAddr,
     },
     /// Agent on server 1 → agent on server 2: the checkpoint, restored
     /// there (paused), and the service address moved there (claim 5).
@@ -87,7 +87,7 @@ pub enum Body {
     ImportState {
         process: String,
         state: String,
-        service: Ipv4Addr,
+        service: IpAddr,
         #[serde(default)]
         transfer: Option<u64>,
         #[serde(default)]
@@ -239,7 +239,7 @@ mod tests {
             id: 7,
             deadline_ms: 99,
             body: Body::SwitchRequest {
-                service: Ipv4Addr::new(192, 0, 2, 80),
+                service: IpAddr::from([192, 0, 2, 80]),
                 to: NetworkInfo {
                     name: "n2".into(),
                     id: 2,

@@ -295,6 +295,42 @@ fn steer(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow
         "steer bench: an unsteered packet was not passed"
     );
     rows.push(compare(dp, "steer", "not_steered", &other, opts)?);
+    let service6: std::net::Ipv6Addr = "2001:db8:99::80".parse()?;
+    dp.set_steering(
+        service6,
+        Steering {
+            network: 1,
+            flags: 0,
+        },
+    )?;
+    let udp6 = |dst: std::net::Ipv6Addr| {
+        edgeplane::packets::udp6_packet(
+            "2001:db8:7::2".parse().expect("address"),
+            dst,
+            40000,
+            7000,
+            b"seq1",
+        )
+    };
+    let steered6 = udp6(service6);
+    let r = dp.test_run("steer", &steered6)?;
+    anyhow::ensure!(
+        r.verdict == dataplane_user::verdict::TX && r.output[..6] == n1_mac,
+        "steer bench: the steered IPv6 packet did not go to network 1"
+    );
+    rows.push(compare(
+        dp,
+        "steer",
+        "ipv6_steered_service",
+        &steered6,
+        opts,
+    )?);
+    let other6 = udp6("2001:db8:99::81".parse()?);
+    anyhow::ensure!(
+        dp.test_run("steer", &other6)?.verdict == dataplane_user::verdict::PASS,
+        "steer bench: an unsteered IPv6 packet was not passed"
+    );
+    rows.push(compare(dp, "steer", "ipv6_not_steered", &other6, opts)?);
     Ok(rows)
 }
 

@@ -2,7 +2,7 @@
 
 use super::*;
 
-const SVC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 80);
+const SVC: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 80));
 
 fn config(name: &str, freeze: bool) -> MigratableProcess {
     MigratableProcess {
@@ -19,7 +19,7 @@ fn config(name: &str, freeze: bool) -> MigratableProcess {
 fn to() -> ServerInfo {
     ServerInfo {
         name: "s2".into(),
-        address: Ipv4Addr::new(10, 8, 2, 10),
+        address: IpAddr::from([10, 8, 2, 10]),
         network: "n2".into(),
         agent: "10.8.2.10:7600".parse().unwrap(),
     }
