@@ -152,11 +152,12 @@ fn the_monitor_and_the_presence_server_take_a_new_config_live() {
 
     // The presence server stops accepting the monitor's address: its next
     // publications are refused (403) and nothing is stored.
-    std::fs::write(
-        net.dir.join("srv.toml"),
-        srv_cfg.replace("allow = [\"10.0.0.0/8\"]", "allow = [\"192.0.2.0/24\"]"),
-    )
-    .unwrap();
+    let narrowed = srv_cfg.replace(
+        "allow = [\"10.0.0.0/8\", \"2001:db8::/32\"]",
+        "allow = [\"192.0.2.0/24\"]",
+    );
+    assert_ne!(narrowed, srv_cfg, "the lab's allow line changed: {srv_cfg}");
+    std::fs::write(net.dir.join("srv.toml"), narrowed).unwrap();
     assert_eq!(
         reload(&srv_sock).expect("reload"),
         "reloaded; presence: allowed sources replaced"
