@@ -388,3 +388,72 @@ fn ipv6_end_systems_are_shared_and_a_join_loses_and_doubles_nothing() {
         "a join under 10 kpps of IPv6 loses and doubles nothing"
     );
 }
+
+/// Dual stack on one interface: an IPv4 load-sharing virtual router and
+/// an IPv6 virtual router with the same VRID. The IPv6 one's macvlan must
+/// not answer ARP for the IPv4 virtual address (Linux answers for any
+/// local address by default), or the host would send its IPv4 traffic to
+/// the IPv6 virtual MAC, past the filter, all through the master.
+#[test]
+fn an_ipv6_virtual_router_beside_does_not_take_the_ipv4_traffic() {
+    if !common::kernel_available("loadshare_dual_stack") {
+        return;
+    }
+    let _serial = common::serial();
+    let exe: std::path::PathBuf = env!("CARGO_BIN_EXE_edgeplane").into();
+    let mut lan =
+        VrrpLan::new(&format!("ep{}z", std::process::id() % 100000), 2, &exe).expect("lan");
+    lan.add_wan(2).expect("wan");
+    let v6 = "\n[[router]]\ninterface = \"eth0\"\nvrid = 51\nvirtual_addresses = [\"fe80::100/64\", \"2001:db8:3::100/64\"]\n";
+    lan.start_edgeplane_with("r1", 200, 1000, &(ls_config(1, 2) + v6))
+        .unwrap();
+    lan.start_edgeplane_with("r2", 150, 1000, &(ls_config(2, 2) + v6))
+        .unwrap();
+    lan.wait_master("r1", &["r1", "r2"], true, Duration::from_secs(10))
+        .unwrap();
+    let t0 = Instant::now();
+    while owned(&lan, "r2") == 0 || owned(&lan, "r1") + owned(&lan, "r2") != 256 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "no balance");
+        thread::sleep(Duration::from_millis(100));
+    }
+    // Both IPv6 instances up, and the IPv6 master holding its macvlan.
+    let t0 = Instant::now();
+    let v6_state = |r: &str| {
+        edgeplane::client::call(&lan.socket(r), &control::api::Request::VrrpStatus)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["virtual_mac"] == "00:00:5e:00:02:33")
+            .map(|v| v["state"].as_str().unwrap_or("").to_string())
+    };
+    while v6_state("r1").as_deref() != Some("master") {
+        assert!(t0.elapsed() < Duration::from_secs(6), "no IPv6 master");
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(v6_state("r2").as_deref(), Some("backup"));
+    let seen: Seen = Arc::new(Mutex::new(HashMap::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let rx = receiver(
+        format!("/run/netns/{}", lan.ns("rx")),
+        seen.clone(),
+        stop.clone(),
+    );
+    thread::sleep(Duration::from_millis(200));
+    let tx = sender(format!("/run/netns/{}", lan.ns("x")), 2000, 2.0);
+    let sent = tx.join().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    rx.join().unwrap();
+    thread::sleep(Duration::from_millis(300));
+    let routed: Vec<u64> = ["r1", "r2"]
+        .iter()
+        .map(|r| lan.counter(r, "router", "routed").unwrap())
+        .collect();
+    let (lost, doubled) = count_loss(&sent, &seen);
+    eprintln!("dual stack: routed per router {routed:?}, lost {lost}, doubled {doubled}");
+    assert!(
+        routed.iter().all(|&n| n > 0),
+        "both routers route their share (the IPv4 traffic reaches the filter): {routed:?}"
+    );
+    assert_eq!((lost, doubled), (0, 0));
+}

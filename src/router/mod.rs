@@ -623,6 +623,15 @@ impl Instance {
         // virtual router holds the same MAC, so the same EUI-64 address
         // would fail duplicate address detection.
         ip(&["link", "set", &name, "addrgenmode", "none"])?;
+        // ARP only for the addresses it holds: by default Linux answers
+        // for any local address on any interface, and an IPv6 router's
+        // macvlan (holding no IPv4 address) would answer for an IPv4
+        // virtual address with the IPv6 virtual MAC, taking the IPv4
+        // traffic past the load-sharing filter.
+        for (k, v) in [("arp_ignore", "1"), ("arp_announce", "2")] {
+            let key = format!("/proc/sys/net/ipv4/conf/{name}/{k}");
+            std::fs::write(&key, v).with_context(|| format!("setting {key}"))?;
+        }
         ip(&["link", "set", &name, "up"])
     }
 

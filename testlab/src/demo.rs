@@ -123,6 +123,44 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
         sessions.len()
     );
     check_interrupt()?;
+    println!("\n== IPv6 flows through the same attached programs (lb lookup runs the XDP program on the flow)");
+    let mut same6 = 0;
+    let flows6: Vec<String> = (0..4)
+        .map(|i| {
+            format!(
+                "[2001:db8:64::{}]:{}-[2001:db8:c633:640a::10]:5000/udp",
+                2 + i,
+                30000 + i
+            )
+        })
+        .collect();
+    for flow in &flows6 {
+        let spec: control::api::FlowSpec = flow.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut got = Vec::new();
+        for lb in [1, 2] {
+            let v = t.call(
+                lb,
+                Request::LbLookup {
+                    interface: None,
+                    key: control::api::LookupKey::Flow(spec.clone()),
+                },
+            )?;
+            got.push(v["gateway"].as_str().unwrap_or("-").to_string());
+        }
+        if got[0] == got[1] && got[0] != "-" {
+            same6 += 1;
+        }
+        println!("   {flow:<64} lb1 {:>6}  lb2 {:>6}", got[0], got[1]);
+    }
+    println!(
+        "   {same6}/{} IPv6 flows placed the same by both LBs",
+        flows6.len()
+    );
+    anyhow::ensure!(
+        same6 == flows6.len(),
+        "the LBs placed IPv6 flows differently"
+    );
+    check_interrupt()?;
     println!("\n== user sessions through LB1 and the packet gateways (seed 002 claims 3, 8, 13)");
     println!("   each server replies with the source it saw: the gateway's address and the session's own port");
     let term = format!("/run/netns/{}", t.ns("t1"));
@@ -192,7 +230,9 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
     check_interrupt()?;
     virtual_router(&exe, &prefix)?;
     check_interrupt()?;
-    migration(&exe)?;
+    migration(&exe, false)?;
+    check_interrupt()?;
+    migration(&exe, true)?;
     println!("\n== done");
     anyhow::ensure!(
         same == sessions.len(),
@@ -441,8 +481,15 @@ fn virtual_router(exe: &std::path::Path, prefix: &str) -> anyhow::Result<()> {
             peers.join(", ")
         )
     };
-    lan.start_edgeplane_with("r1", 200, 1000, &ls(1))?;
-    lan.start_edgeplane_with("r2", 150, 1000, &ls(2))?;
+    // Dual stack: r1 and r2 also run an IPv6 virtual router on the same
+    // interface (its own VRID space and virtual MAC).
+    let v6 = format!(
+        "\n[[router]]\ninterface = \"eth0\"\nvrid = 51\npriority = {{}}\nadvert_interval_ms = 1000\nvirtual_addresses = [\"{}/64\", \"{}/64\"]\n",
+        crate::vrrp_lab::VIP6_LL,
+        crate::vrrp_lab::VIP6
+    );
+    lan.start_edgeplane_with("r1", 200, 1000, &(ls(1) + &v6.replace("{}", "200")))?;
+    lan.start_edgeplane_with("r2", 150, 1000, &(ls(2) + &v6.replace("{}", "150")))?;
     lan.wait_master("r1", &["r1", "r2", "r3"], true, Duration::from_secs(10))?;
     let owned = |lan: &VrrpLan, r: &str| {
         lan.status(r)
@@ -495,19 +542,82 @@ fn virtual_router(exe: &std::path::Path, prefix: &str) -> anyhow::Result<()> {
         lost == 0 && doubled == 0,
         "the hand-off lost or doubled packets"
     );
+    check_interrupt()?;
+    // Its master is elected on its own timers: wait (bounded) for it.
+    let t0 = std::time::Instant::now();
+    let (all, v6) = loop {
+        let all = edgeplane::client::call(&lan.socket("r1"), &Request::VrrpStatus)?;
+        let v6 = all
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|v| v["virtual_mac"] == "00:00:5e:00:02:33")
+            .cloned();
+        let master = v6.as_ref().is_some_and(|v| v["state"] == "master");
+        if master || t0.elapsed() > Duration::from_secs(6) {
+            break (all, v6);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    match v6 {
+        Some(v) => println!(
+            "\n== IPv6 virtual router {} on the same LAN: r1 {} (adverts from {} to ff02::12, virtual MAC {})",
+            crate::vrrp_lab::VIP6,
+            v["state"].as_str().unwrap_or(""),
+            v["primary"].as_str().unwrap_or(""),
+            v["virtual_mac"].as_str().unwrap_or("")
+        ),
+        None => anyhow::bail!("r1 shows no IPv6 virtual router: {all}"),
+    }
+    let ping = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lan.ns("x"),
+            "ping",
+            "-6",
+            "-c",
+            "1",
+            "-W",
+            "2",
+        ])
+        .arg(crate::vrrp_lab::VIP6.to_string())
+        .output()?;
+    println!(
+        "   the host pings {} through it: {}",
+        crate::vrrp_lab::VIP6,
+        if ping.status.success() {
+            "answered"
+        } else {
+            "NO ANSWER"
+        }
+    );
+    anyhow::ensure!(
+        ping.status.success(),
+        "the IPv6 virtual address did not answer"
+    );
     Ok(())
 }
 
 /// Seed 000: the counter service moves from network 1 to network 2 while
 /// a terminal keeps asking it.
-fn migration(exe: &std::path::Path) -> anyhow::Result<()> {
+fn migration(exe: &std::path::Path, ipv6: bool) -> anyhow::Result<()> {
     use std::sync::{atomic::AtomicU64, Arc};
-    println!("\n== process migration: the counter service at 10.99.0.80 moves from s1 (network 1) to s2 (network 2) (seed 000)");
-    let mut lab = crate::migration_lab::Lab::new("d", exe);
+    let mut lab = if ipv6 {
+        crate::migration_lab::Lab::new_ipv6("d6", exe)
+    } else {
+        crate::migration_lab::Lab::new("d", exe)
+    };
+    println!(
+        "\n== process migration: the counter service at {} moves from s1 (network 1) to s2 (network 2) (seed 000{})",
+        lab.service_udp(),
+        if ipv6 { ", IPv6" } else { "" }
+    );
     lab.start();
     let sent = Arc::new(AtomicU64::new(0));
-    let term = crate::migration_lab::terminal(
+    let term = crate::migration_lab::terminal_to(
         format!("/run/netns/{}", lab.name("term")),
+        lab.service_udp(),
         300,
         sent.clone(),
         Arc::new(AtomicBool::new(false)),
