@@ -124,12 +124,16 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
     );
     check_interrupt()?;
     println!("\n== IPv6 flows through the same attached programs (lb lookup runs the XDP program on the flow)");
+    println!(
+        "   an IPv6 terminal is its source's /64 (the lb's terminal key): two flows per /64 below"
+    );
     let mut same6 = 0;
-    let flows6: Vec<String> = (0..4)
+    let flows6: Vec<String> = (0..6)
         .map(|i| {
             format!(
-                "[2001:db8:64::{}]:{}-[2001:db8:c633:640a::10]:5000/udp",
-                2 + i,
+                "[2001:db8:64:{}::{}]:{}-[2001:db8:c633:640a::10]:5000/udp",
+                i / 2,
+                2 + i % 2,
                 30000 + i
             )
         })
