@@ -50,30 +50,50 @@ fn edgeplane_and_keepalived_elect_preempt_and_fail_over() {
         st["discarded"]["bad_checksum"], 0,
         "keepalived's checksums verify: {st}"
     );
-    // SIGKILL: keepalived takes over after Master_Down_Interval
-    // (3 x 1 s + skew 0.61 s). The killed daemon's macvlan stays behind
-    // until it restarts, so only keepalived's side is checked.
+    failover_both_ways(&mut lan, "IPv4", "10.3.0.1", |_| true);
+}
+
+/// From edgeplane as master (priority 150) over keepalived (100): SIGKILL
+/// → keepalived takes over after Master_Down_Interval (3 × 1 s + skew
+/// 0.61 s; the killed daemon's macvlan stays until it restarts, so only
+/// keepalived's side is checked); restarted, edgeplane clears its stale
+/// macvlan and preempts; a clean stop sends priority 0 and keepalived
+/// takes over after Skew_Time. Then the other direction: edgeplane lower
+/// and backup, knowing keepalived's address (starting with `ka_addr`) as
+/// the master's; keepalived stops, edgeplane takes over (`reaches` checks
+/// the host reaches the virtual address through it); keepalived returns
+/// and preempts.
+fn failover_both_ways(
+    lan: &mut VrrpLan,
+    family: &str,
+    ka_addr: &str,
+    reaches: impl Fn(&VrrpLan) -> bool,
+) {
     lan.signal(EP, libc::SIGKILL);
     let gap = lan.wait_master(KA, &BOTH, false, secs(6)).unwrap();
-    eprintln!("keepalived took over {gap:?} after edgeplane was killed");
-    // Restarted, edgeplane clears its stale macvlan and preempts again.
+    eprintln!("{family}: keepalived took over {gap:?} after edgeplane was killed");
     lan.start_edgeplane(EP, 150, 1000).unwrap();
     lan.wait_master(EP, &BOTH, true, secs(10)).unwrap();
-    // A clean stop sends priority 0: keepalived takes over after
-    // Skew_Time (0.61 s), well before Master_Down_Interval.
     lan.signal(EP, libc::SIGTERM);
     let gap = lan.wait_master(KA, &BOTH, true, secs(3)).unwrap();
-    eprintln!("keepalived took over {gap:?} after edgeplane left with priority 0");
+    eprintln!("{family}: keepalived took over {gap:?} after edgeplane left with priority 0");
     assert!(gap < Duration::from_millis(2500), "{gap:?}");
 
-    // The other direction: edgeplane lower, keepalived master; keepalived
-    // stops, edgeplane takes over; keepalived returns and preempts.
     lan.start_edgeplane(EP, 50, 1000).unwrap();
     thread::sleep(secs(2));
-    assert_eq!(lan.status(EP).unwrap()["state"], "backup");
+    let st = lan.status(EP).unwrap();
+    assert_eq!(st["state"], "backup", "{st}");
+    assert!(
+        st["master"].as_str().unwrap_or("").starts_with(ka_addr),
+        "{family}: keepalived is the master edgeplane knows: {st}"
+    );
     assert!(lan.has_vip(KA));
     lan.signal(KA, libc::SIGTERM);
     lan.wait_master(EP, &BOTH, true, secs(5)).unwrap();
+    assert!(
+        reaches(lan),
+        "{family}: the host reaches the virtual address via edgeplane"
+    );
     lan.start_keepalived(KA, 100, 1000).unwrap();
     lan.wait_master(KA, &BOTH, true, secs(10)).unwrap();
     assert_eq!(lan.status(EP).unwrap()["state"], "backup");
@@ -301,37 +321,8 @@ fn edgeplane_and_keepalived_over_ipv6_elect_preempt_fail_over_and_announce() {
         !lan.has_vip(KA),
         "keepalived stays backup under our adverts"
     );
-    // SIGKILL: keepalived takes over after Master_Down_Interval.
-    lan.signal(EP, libc::SIGKILL);
-    let gap = lan.wait_master(KA, &BOTH, false, secs(6)).unwrap();
-    eprintln!("IPv6: keepalived took over {gap:?} after edgeplane was killed");
-    // Restarted, edgeplane preempts again; a clean stop sends priority 0,
-    // and keepalived takes over after Skew_Time.
-    lan.start_edgeplane(EP, 150, 1000).unwrap();
-    lan.wait_master(EP, &BOTH, true, secs(10)).unwrap();
-    lan.signal(EP, libc::SIGTERM);
-    let gap = lan.wait_master(KA, &BOTH, true, secs(3)).unwrap();
-    eprintln!("IPv6: keepalived took over {gap:?} after edgeplane left with priority 0");
-    assert!(gap < Duration::from_millis(2500), "{gap:?}");
-
-    // The other direction: edgeplane lower and backup under keepalived;
-    // keepalived stops, edgeplane takes over; keepalived returns and
-    // preempts.
-    lan.start_edgeplane(EP, 50, 1000).unwrap();
-    thread::sleep(secs(2));
-    let st = lan.status(EP).unwrap();
-    assert_eq!(st["state"], "backup", "{st}");
-    assert!(
-        st["master"].as_str().unwrap_or("").starts_with("fe80::"),
-        "keepalived's link-local address is the master: {st}"
-    );
-    assert!(lan.has_vip(KA));
-    lan.signal(KA, libc::SIGTERM);
-    lan.wait_master(EP, &BOTH, true, secs(5)).unwrap();
-    assert!(ping6(&lan, &vip), "edgeplane answers for {vip}");
-    lan.start_keepalived(KA, 100, 1000).unwrap();
-    lan.wait_master(KA, &BOTH, true, secs(10)).unwrap();
-    assert_eq!(lan.status(EP).unwrap()["state"], "backup");
+    // As a backup, edgeplane follows keepalived's link-local address.
+    failover_both_ways(&mut lan, "IPv6", "fe80::", |l| ping6(l, &vip));
 }
 
 /// An IPv6 advertisement frame as a spoofer would send it.
