@@ -71,6 +71,40 @@ fn a_router_instance_takes_a_new_priority_and_refuses_a_missing_interface() {
         (Some(200), Some("master")),
         "{st}"
     );
+
+    // An IPv6 router with the same VRID joins by reload: started, and the
+    // IPv4 one (another family, another instance) is left alone; then a
+    // change of the IPv6 one restarts it alone.
+    let v4 = text.replace("priority = 150", "priority = 200");
+    let v6 = |prio: u8| {
+        format!("\n[[router]]\ninterface = \"eth0\"\nvrid = 51\npriority = {prio}\nvirtual_addresses = [\"fe80::51/64\"]\n")
+    };
+    let transitions = |i: usize| {
+        edgeplane::client::call(&lan.socket("r1"), &Request::VrrpStatus).unwrap()[i]["transitions"]
+            .as_u64()
+            .unwrap()
+    };
+    let before = transitions(0);
+    std::fs::write(&conf, format!("{v4}{}", v6(100))).unwrap();
+    let msg = reload(&lan.socket("r1")).expect("reload");
+    assert!(
+        msg.contains("1 instance(s) started, 0 stopped, 0 restarted"),
+        "{msg}"
+    );
+    std::fs::write(&conf, format!("{v4}{}", v6(120))).unwrap();
+    let msg = reload(&lan.socket("r1")).expect("reload");
+    assert!(
+        msg.contains("0 instance(s) started, 0 stopped, 1 restarted"),
+        "{msg}"
+    );
+    let all = edgeplane::client::call(&lan.socket("r1"), &Request::VrrpStatus).unwrap();
+    assert_eq!(all[1]["priority"], 120, "{all}");
+    assert_eq!(all[1]["virtual_mac"], "00:00:5e:00:02:33", "{all}");
+    assert_eq!(
+        transitions(0),
+        before,
+        "the IPv4 router was not touched: {all}"
+    );
 }
 
 /// The monitor's copied counter, read from `stats` (refreshed every 200 ms).

@@ -123,6 +123,43 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Run `ip -batch -` with `lines` (each an `ip` command without the
+/// `ip`); stops at the first that fails, whose message is the error.
+fn ip_batch(lines: &[String]) -> anyhow::Result<()> {
+    run_batch(&["-batch", "-"], lines)
+}
+
+/// As `ip_batch`, going on past failures (a cleanup).
+fn ip_force_batch(lines: &[String]) -> anyhow::Result<()> {
+    run_batch(&["-force", "-batch", "-"], lines)
+}
+
+fn run_batch(args: &[&str], lines: &[String]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("ip")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("running ip")?;
+    {
+        let mut stdin = child.stdin.take().context("ip's stdin")?;
+        for l in lines {
+            writeln!(stdin, "{l}")?;
+        }
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!(
+            "ip: {}: {}",
+            lines.join("; "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 /// The interface's addresses with their prefix lengths, in the order the
 /// kernel lists them.
 pub fn interface_addresses(iface: &str) -> anyhow::Result<Vec<(IpAddr, u8)>> {
@@ -585,11 +622,12 @@ impl Instance {
             down_at: None,
             ls,
         };
-        if inst.ls.is_some() {
-            // Every router of a load-sharing virtual router receives the
-            // frames for the virtual MAC; the filter decides which it routes.
-            inst.add_vmac()?;
-        }
+        // The macvlan is made now, so a takeover only brings it up with
+        // the addresses. Every router of a load-sharing virtual router
+        // receives the frames for the virtual MAC (the filter decides
+        // which it routes): up at once there; otherwise down (a down
+        // macvlan receives nothing) until this router is master.
+        inst.add_vmac(inst.ls.is_some())?;
         inst.publish();
         tokio::spawn(async move { inst.run(cmd_rx).await });
         Ok(RouterHandle {
@@ -599,30 +637,22 @@ impl Instance {
         })
     }
 
-    /// The macvlan with the virtual MAC (answers ARP for the addresses the
-    /// master adds to it, and receives the frames sent to the MAC).
-    fn add_vmac(&self) -> anyhow::Result<()> {
+    /// The macvlan with the virtual MAC (answers ARP or Neighbor
+    /// Solicitations for the addresses it holds, and receives the frames
+    /// sent to the MAC when up), without addresses; up when `up`.
+    fn add_vmac(&self, up: bool) -> anyhow::Result<()> {
         let name = self.vmac_name();
         let mac = dataplane_user::format_mac(&self.vmac());
-        let _ = ip(&["link", "del", &name]);
-        ip(&[
-            "link",
-            "add",
-            "link",
-            &self.cfg.interface,
-            "name",
-            &name,
-            "address",
-            &mac,
-            "type",
-            "macvlan",
-            "mode",
-            "bridge",
-        ])?;
         // No link-local address of its own: every router of a load-sharing
         // virtual router holds the same MAC, so the same EUI-64 address
         // would fail duplicate address detection.
-        ip(&["link", "set", &name, "addrgenmode", "none"])?;
+        ip_batch(&[
+            format!(
+                "link add link {} name {name} address {mac} type macvlan mode bridge",
+                self.cfg.interface
+            ),
+            format!("link set {name} addrgenmode none"),
+        ])?;
         // ARP only for the addresses it holds: by default Linux answers
         // for any local address on any interface, and an IPv6 router's
         // macvlan (holding no IPv4 address) would answer for an IPv4
@@ -632,7 +662,30 @@ impl Instance {
             let key = format!("/proc/sys/net/ipv4/conf/{name}/{k}");
             std::fs::write(&key, v).with_context(|| format!("setting {key}"))?;
         }
-        ip(&["link", "set", &name, "up"])
+        if up {
+            ip_batch(&[format!("link set {name} up")])?;
+        }
+        Ok(())
+    }
+
+    /// `ip` batch lines adding or deleting the virtual addresses on the
+    /// macvlan; IPv6 ones without duplicate address detection (the master
+    /// owns them now, and a tentative address answers nothing; keepalived
+    /// does the same).
+    fn address_commands(&self, verb: &str) -> Vec<String> {
+        let name = self.vmac_name();
+        self.cfg
+            .virtual_addresses
+            .iter()
+            .map(|a| {
+                let nodad = if a.is_ipv6() && verb == "add" {
+                    " nodad"
+                } else {
+                    ""
+                };
+                format!("addr {verb} {a} dev {name}{nodad}")
+            })
+            .collect()
     }
 
     fn v6(&self) -> bool {
@@ -714,21 +767,13 @@ impl Instance {
                 self.status.lock().unwrap().adverts_sent += 1;
             }
             Action::BecomeMaster => {
-                let name = self.vmac_name();
+                // One `ip -batch` run: a takeover waits for it (each `ip`
+                // process costs milliseconds of the failover gap).
+                let mut cmds = self.address_commands("add");
                 if self.ls.is_none() {
-                    self.add_vmac()?;
+                    cmds.insert(0, format!("link set {} up", self.vmac_name()));
                 }
-                for a in &self.cfg.virtual_addresses {
-                    let a = a.to_string();
-                    if a.contains(':') {
-                        // The master owns them now: no duplicate address
-                        // detection delaying the answers (keepalived does
-                        // the same).
-                        ip(&["-6", "addr", "add", &a, "dev", &name, "nodad"])?;
-                    } else {
-                        ip(&["addr", "add", &a, "dev", &name])?;
-                    }
-                }
+                ip_batch(&cmds)?;
                 for a in self.vr.params.addresses.clone() {
                     match (a, self.vr.params.primary) {
                         (IpAddr::V4(a), _) => self.io.send_frame(&garp_frame(self.cfg.vrid, a))?,
@@ -740,15 +785,14 @@ impl Instance {
                 }
             }
             Action::StopBeingMaster => {
+                // The addresses go; without load sharing the macvlan goes
+                // down (it must not take frames for the virtual MAC), with
+                // it every router keeps receiving them for the filter.
+                let mut cmds = self.address_commands("del");
                 if self.ls.is_none() {
-                    let _ = ip(&["link", "del", &self.vmac_name()]);
-                } else {
-                    // Load sharing: every router keeps the virtual MAC; only
-                    // the master holds the addresses.
-                    for a in &self.cfg.virtual_addresses {
-                        let _ = ip(&["addr", "del", &a.to_string(), "dev", &self.vmac_name()]);
-                    }
+                    cmds.push(format!("link set {} down", self.vmac_name()));
                 }
+                let _ = ip_force_batch(&cmds);
             }
             Action::StartAdverTimer { cs } => {
                 self.adver_at = Some(now + Duration::from_millis(ms(cs as u32) as u64))
@@ -860,5 +904,6 @@ impl Instance {
                 let _ = ls.set_bucket(b as u8, dataplane_common::router::BUCKET_NOT_MINE);
             }
         }
+        let _ = ip(&["link", "del", &self.vmac_name()]);
     }
 }

@@ -138,7 +138,8 @@ impl Role for RouterRole {
     /// with its new config (it comes back as backup and preempts if its
     /// priority says so); an unchanged one is not touched.
     fn apply(&mut self, new: &Config) -> Result<String, String> {
-        let key = |r: &control::router::config::Router| (r.interface.clone(), r.vrid);
+        // VRIDs are per family: an IPv4 and an IPv6 router may share one.
+        let key = |r: &control::router::config::Router| (r.interface.clone(), r.vrid, r.is_ipv6());
         let opts = crate::daemon::load_options(new, false);
         let (mut started, mut removed, mut restarted) = (0, 0, 0);
         let mut keep = Vec::new();

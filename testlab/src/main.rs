@@ -262,13 +262,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&rows)?);
             } else {
                 println!(
-                    "{:<11} {:>9} {:>12} {:>9}  RUNS",
-                    "IMPL", "ADVERT_MS", "MDI_MS", "LOST_MS"
+                    "{:<11} {:<6} {:>9} {:>12} {:>9}  RUNS",
+                    "IMPL", "FAMILY", "ADVERT_MS", "MDI_MS", "LOST_MS"
                 );
                 for r in rows {
                     println!(
-                        "{:<11} {:>9} {:>12.0} {:>9.0}  {:?}",
+                        "{:<11} {:<6} {:>9} {:>12.0} {:>9.0}  {:?}",
                         r.implementation,
+                        r.family,
                         r.advert_interval_ms,
                         r.master_down_interval_ms,
                         r.lost_ms,
