@@ -13,6 +13,7 @@ pub mod lb;
 pub mod metrics;
 pub mod migration;
 pub mod neigh;
+pub mod netlink;
 pub mod netns;
 pub mod packets;
 pub mod presence;

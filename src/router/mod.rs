@@ -129,11 +129,6 @@ fn ip_batch(lines: &[String]) -> anyhow::Result<()> {
     run_batch(&["-batch", "-"], lines)
 }
 
-/// As `ip_batch`, going on past failures (a cleanup).
-fn ip_force_batch(lines: &[String]) -> anyhow::Result<()> {
-    run_batch(&["-force", "-batch", "-"], lines)
-}
-
 fn run_batch(args: &[&str], lines: &[String]) -> anyhow::Result<()> {
     use std::io::Write as _;
     let mut child = std::process::Command::new("ip")
@@ -554,6 +549,10 @@ pub struct Instance {
     adver_at: Option<Instant>,
     down_at: Option<Instant>,
     ls: Option<crate::router::loadshare::LsEdge>,
+    /// Takeover requests (macvlan up, addresses) in process.
+    rtnl: crate::netlink::Rtnl,
+    /// The macvlan's interface index (0 until made).
+    vmac_ifindex: u32,
 }
 
 fn ms(cs: u32) -> u32 {
@@ -613,7 +612,7 @@ impl Instance {
         let status = Arc::new(Mutex::new(RouterStatus::default()));
         let (cmd_tx, cmd_rx) = mpsc::channel(4);
         let handle_cfg = cfg.clone();
-        let inst = Self {
+        let mut inst = Self {
             cfg,
             vr: VirtualRouter::new(params),
             io,
@@ -621,13 +620,15 @@ impl Instance {
             adver_at: None,
             down_at: None,
             ls,
+            rtnl: crate::netlink::Rtnl::open().context("rtnetlink socket")?,
+            vmac_ifindex: 0,
         };
         // The macvlan is made now, so a takeover only brings it up with
         // the addresses. Every router of a load-sharing virtual router
         // receives the frames for the virtual MAC (the filter decides
         // which it routes): up at once there; otherwise down (a down
         // macvlan receives nothing) until this router is master.
-        inst.add_vmac(inst.ls.is_some())?;
+        inst.vmac_ifindex = inst.add_vmac(inst.ls.is_some())?;
         inst.publish();
         tokio::spawn(async move { inst.run(cmd_rx).await });
         Ok(RouterHandle {
@@ -640,7 +641,7 @@ impl Instance {
     /// The macvlan with the virtual MAC (answers ARP or Neighbor
     /// Solicitations for the addresses it holds, and receives the frames
     /// sent to the MAC when up), without addresses; up when `up`.
-    fn add_vmac(&self, up: bool) -> anyhow::Result<()> {
+    fn add_vmac(&self, up: bool) -> anyhow::Result<u32> {
         let name = self.vmac_name();
         let mac = dataplane_user::format_mac(&self.vmac());
         // No link-local address of its own: every router of a load-sharing
@@ -665,27 +666,7 @@ impl Instance {
         if up {
             ip_batch(&[format!("link set {name} up")])?;
         }
-        Ok(())
-    }
-
-    /// `ip` batch lines adding or deleting the virtual addresses on the
-    /// macvlan; IPv6 ones without duplicate address detection (the master
-    /// owns them now, and a tentative address answers nothing; keepalived
-    /// does the same).
-    fn address_commands(&self, verb: &str) -> Vec<String> {
-        let name = self.vmac_name();
-        self.cfg
-            .virtual_addresses
-            .iter()
-            .map(|a| {
-                let nodad = if a.is_ipv6() && verb == "add" {
-                    " nodad"
-                } else {
-                    ""
-                };
-                format!("addr {verb} {a} dev {name}{nodad}")
-            })
-            .collect()
+        Ok(dataplane_user::ifindex(&name)?)
     }
 
     fn v6(&self) -> bool {
@@ -767,13 +748,24 @@ impl Instance {
                 self.status.lock().unwrap().adverts_sent += 1;
             }
             Action::BecomeMaster => {
-                // One `ip -batch` run: a takeover waits for it (each `ip`
-                // process costs milliseconds of the failover gap).
-                let mut cmds = self.address_commands("add");
+                // In process over rtnetlink: a takeover waits for these.
+                // IPv6 addresses without duplicate address detection (the
+                // master owns them now, and a tentative address answers
+                // nothing; keepalived does the same).
+                let ifindex = self.vmac_ifindex;
                 if self.ls.is_none() {
-                    cmds.insert(0, format!("link set {} up", self.vmac_name()));
+                    self.rtnl
+                        .set_up(ifindex, true)
+                        .with_context(|| format!("{} up", self.vmac_name()))?;
                 }
-                ip_batch(&cmds)?;
+                for a in &self.cfg.virtual_addresses {
+                    match self.rtnl.add_address(ifindex, a.addr, a.len, true) {
+                        Ok(()) => {}
+                        // Held already (a master that lost no state).
+                        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                        Err(e) => anyhow::bail!("adding {a} on {}: {e}", self.vmac_name()),
+                    }
+                }
                 for a in self.vr.params.addresses.clone() {
                     match (a, self.vr.params.primary) {
                         (IpAddr::V4(a), _) => self.io.send_frame(&garp_frame(self.cfg.vrid, a))?,
@@ -788,11 +780,13 @@ impl Instance {
                 // The addresses go; without load sharing the macvlan goes
                 // down (it must not take frames for the virtual MAC), with
                 // it every router keeps receiving them for the filter.
-                let mut cmds = self.address_commands("del");
-                if self.ls.is_none() {
-                    cmds.push(format!("link set {} down", self.vmac_name()));
+                let ifindex = self.vmac_ifindex;
+                for a in &self.cfg.virtual_addresses {
+                    let _ = self.rtnl.del_address(ifindex, a.addr, a.len);
                 }
-                let _ = ip_force_batch(&cmds);
+                if self.ls.is_none() {
+                    let _ = self.rtnl.set_up(ifindex, false);
+                }
             }
             Action::StartAdverTimer { cs } => {
                 self.adver_at = Some(now + Duration::from_millis(ms(cs as u32) as u64))
