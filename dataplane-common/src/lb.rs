@@ -158,8 +158,8 @@ crate::stats! {
 /// 1 = anything else.
 pub const FLOOR_STATS_LEN: u32 = 2;
 
-/// IPv6 extension headers the fast path walks before it gives up.
-pub const IPV6_MAX_EXT: usize = 6;
+/// The bound on IPv6 extension headers walked (shared by every program).
+pub use crate::IPV6_MAX_EXT;
 
 /// GTP-U port (3GPP TS 29.281).
 pub const GTPU_PORT: u16 = 2152;

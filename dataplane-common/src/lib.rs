@@ -20,6 +20,10 @@ pub mod sip_monitor;
 
 pub use stats::verdict;
 
+/// IPv6 extension headers the fast path walks before it gives up (every
+/// program that parses IPv6 and the userspace parsers of their copies).
+pub const IPV6_MAX_EXT: usize = 6;
+
 /// Layout version of every pinned map. Bump it whenever a map's key, value,
 /// size or meaning changes; a daemon that finds pins of another version
 /// refuses them instead of guessing (ARCHITECTURE.md §5).

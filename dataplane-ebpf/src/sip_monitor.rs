@@ -4,8 +4,8 @@
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use dataplane_common::entry::role;
-use dataplane_common::lb::IPV6_MAX_EXT;
 use dataplane_common::sip_monitor::{stat, SipCopyHeader, COPY_MAX};
+use dataplane_common::IPV6_MAX_EXT;
 
 use crate::{
     maps::{self, SIP_PORTS, SIP_RING, SIP_STATS},

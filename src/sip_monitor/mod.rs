@@ -397,7 +397,7 @@ fn segment(f: &[u8]) -> Option<Segment<'_>> {
             let addr =
                 |o: usize| IpAddr::from(<[u8; 16]>::try_from(&f[o..o + 16]).expect("16 bytes"));
             let (mut next, mut at) = (f[20], 54);
-            for _ in 0..6 {
+            for _ in 0..dataplane_common::IPV6_MAX_EXT {
                 if !matches!(next, 0 | 43 | 60) || at + 2 > end {
                     break;
                 }
