@@ -230,7 +230,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     commands,
                 },
         } => {
-            let r = testlab::migration_lab::bench(&testlab::edgeplane_bin()?, count, commands)?;
+            let r = testlab::bench::migration::bench(&testlab::edgeplane_bin()?, count, commands)?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {

@@ -3,6 +3,7 @@
 
 pub mod changes;
 pub mod cluster;
+pub mod migration;
 pub mod pfcp;
 pub mod sip;
 pub mod veth;
