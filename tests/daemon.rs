@@ -65,6 +65,41 @@ fn check_names_the_bad_key() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// IPv6 routers in `check`: mixed families are refused naming the key; a
+/// first address that is not link-local passes with a warning (RFC 5798
+/// §5.2.9 SHOULD; keepalived runs that way too).
+#[test]
+fn check_takes_ipv6_routers_and_warns_of_a_global_first_address() {
+    let dir = std::env::temp_dir().join(format!("ep-check6-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("r.toml");
+    let router = |addrs: &str| {
+        format!("[[router]]\ninterface = \"eth0\"\nvrid = 7\nvirtual_addresses = [{addrs}]\n")
+    };
+    std::fs::write(&f, router("\"2001:db8::7/64\", \"10.0.0.7/24\"")).unwrap();
+    let out = Command::new(exe()).arg("check").arg(&f).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("router[0].virtual_addresses[1]"), "{err}");
+    std::fs::write(&f, router("\"2001:db8::7/64\"")).unwrap();
+    let out = Command::new(exe()).arg("check").arg(&f).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: router[0].virtual_addresses[0]") && err.contains("not link-local"),
+        "{err}"
+    );
+    std::fs::write(&f, router("\"fe80::7/64\", \"2001:db8::7/64\"")).unwrap();
+    let out = Command::new(exe()).arg("check").arg(&f).output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn reload_validates_the_whole_file_and_changes_nothing_on_error() {
     if !common::kernel_available("reload") {
