@@ -248,22 +248,7 @@ fn neighbour(lan: &VrrpLan, addr: &str) -> Option<String> {
 
 /// One ping from host `x` to `addr` (creates its neighbour entry).
 fn ping6(lan: &VrrpLan, addr: &str) -> bool {
-    std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lan.ns("x"),
-            "ping",
-            "-6",
-            "-c",
-            "1",
-            "-W",
-            "1",
-            addr,
-        ])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
+    lan.ping_from_host(addr, 1)
 }
 
 #[test]

@@ -573,33 +573,13 @@ fn virtual_router(exe: &std::path::Path, prefix: &str) -> anyhow::Result<()> {
         ),
         None => anyhow::bail!("r1 shows no IPv6 virtual router: {all}"),
     }
-    let ping = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lan.ns("x"),
-            "ping",
-            "-6",
-            "-c",
-            "1",
-            "-W",
-            "2",
-        ])
-        .arg(crate::vrrp_lab::VIP6.to_string())
-        .output()?;
+    let answered = lan.ping_from_host(&crate::vrrp_lab::VIP6.to_string(), 2);
     println!(
         "   the host pings {} through it: {}",
         crate::vrrp_lab::VIP6,
-        if ping.status.success() {
-            "answered"
-        } else {
-            "NO ANSWER"
-        }
+        if answered { "answered" } else { "NO ANSWER" }
     );
-    anyhow::ensure!(
-        ping.status.success(),
-        "the IPv6 virtual address did not answer"
-    );
+    anyhow::ensure!(answered, "the IPv6 virtual address did not answer");
     Ok(())
 }
 

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod etcd_lab;
 pub mod fixtures;
 pub mod gtp_lab;
+pub mod links;
 pub mod migration_lab;
 pub mod pg_lab;
 pub mod sip_lab;

@@ -87,7 +87,7 @@ impl Lab {
             sh(&["ip", "netns", "add", &ns]);
             l.ns.push(ns.clone());
             sh(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
-            crate::topo::no_dad(&ns).unwrap();
+            crate::links::no_dad(&ns).unwrap();
         }
         let n = |r: &str| l.name(r);
         let (term, edge, s1, s2) = (n("term"), n("edge"), n("s1"), n("s2"));
@@ -197,7 +197,7 @@ impl Lab {
             "lo",
         ]);
         for ns in [&term, &edge, &s1, &s2] {
-            crate::topo::wait_links_ready(ns, Duration::from_secs(3)).unwrap();
+            crate::links::wait_links_ready(ns, Duration::from_secs(3)).unwrap();
         }
         // Native XDP_REDIRECT into a veth needs a program on its peer.
         for s in [&s1, &s2] {

@@ -51,7 +51,7 @@ impl Net {
             sh(&["ip", "netns", "add", &ns]);
             n.ns.push(ns.clone());
             sh(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
-            crate::topo::no_dad(&ns).unwrap();
+            crate::links::no_dad(&ns).unwrap();
         }
         let (ua, mon, srv) = (n.name("ua"), n.name("mon"), n.name("srv"));
         sh(&[
@@ -110,7 +110,7 @@ impl Net {
             ]);
         }
         for ns in [&ua, &mon, &srv] {
-            crate::topo::wait_links_ready(ns, Duration::from_secs(3)).unwrap();
+            crate::links::wait_links_ready(ns, Duration::from_secs(3)).unwrap();
         }
         n
     }

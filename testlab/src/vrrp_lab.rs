@@ -80,7 +80,7 @@ impl VrrpLan {
             run(&["ip", "netns", "add", &ns])?;
             l.namespaces.push(ns.clone());
             run(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"])?;
-            crate::topo::no_dad(&ns)?;
+            crate::links::no_dad(&ns)?;
         }
         let lan = l.ns("lan");
         run(&[
@@ -110,7 +110,7 @@ impl VrrpLan {
             ])?;
         }
         for (r, _, _) in &members {
-            crate::topo::wait_links_ready(&l.ns(r), Duration::from_secs(3))?;
+            crate::links::wait_links_ready(&l.ns(r), Duration::from_secs(3))?;
         }
         Ok(l)
     }
@@ -198,7 +198,7 @@ impl VrrpLan {
             run(&["ip", "netns", "add", &ns])?;
             self.namespaces.push(ns.clone());
             run(&["ip", "netns", "exec", &ns, "ip", "link", "set", "lo", "up"])?;
-            crate::topo::no_dad(&ns)?;
+            crate::links::no_dad(&ns)?;
         }
         let wan = self.ns("wan");
         run(&[
@@ -428,6 +428,28 @@ impl VrrpLan {
             let _ = c.wait();
         }
         Ok(())
+    }
+
+    /// One ping from the host `x` to `addr` (IPv4 or IPv6), waiting at most
+    /// `wait_s` seconds for the answer.
+    pub fn ping_from_host(&self, addr: &str, wait_s: u32) -> bool {
+        let family = if addr.contains(':') { "-6" } else { "-4" };
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns("x"),
+                "ping",
+                family,
+                "-c",
+                "1",
+                "-W",
+            ])
+            .arg(wait_s.to_string())
+            .arg(addr)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
     }
 
     /// Whether `r` holds the virtual address (for IPv6, the global one).
