@@ -244,7 +244,10 @@ fn gtpu_fixture_table() {
         let s = dp.session(port).unwrap();
         assert_eq!(
             (s.terminal, s.representative),
-            (SocketAddrV4::new(ue, 40000), SocketAddrV4::new(fx::WEB, 80)),
+            (
+                SocketAddrV4::new(ue, 40000).into(),
+                SocketAddrV4::new(fx::WEB, 80).into()
+            ),
             "the terminal is the UE"
         );
         let flow = dp
@@ -256,7 +259,7 @@ fn gtpu_fixture_table() {
             .0;
         assert_eq!(
             (flow.addr, flow.port, flow.tunnel),
-            (ue, 40000, Some(t_idx))
+            (ue.into(), 40000, Some(t_idx))
         );
         // 2. The same flow again: the same port.
         assert_eq!(

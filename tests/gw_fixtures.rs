@@ -155,8 +155,8 @@ fn gateway_fixture_table() {
         assert_eq!(
             (s.terminal, s.representative),
             (
-                std::net::SocketAddrV4::new(TERM, 33000),
-                std::net::SocketAddrV4::new(fx::WEB, 80)
+                std::net::SocketAddrV4::new(TERM, 33000).into(),
+                std::net::SocketAddrV4::new(fx::WEB, 80).into()
             )
         );
 
@@ -243,7 +243,7 @@ fn gateway_fixture_table() {
         // A group that admits everyone is marked open (no trie lookup);
         // taking 0.0.0.0/0 away unmarks it first, and the trie decides.
         assert!(dp.group_open(0).unwrap() && !dp.group_open(2).unwrap());
-        dp.auth_remove(0, Ipv4Addr::UNSPECIFIED, 0).unwrap();
+        dp.auth_remove(0, Ipv4Addr::UNSPECIFIED.into(), 0).unwrap();
         assert!(!dp.group_open(0).unwrap());
         run(
             &mut dp,
@@ -252,7 +252,7 @@ fn gateway_fixture_table() {
             verdict::DROP,
             stat::UNAUTHORIZED,
         );
-        dp.auth_allow(0, Ipv4Addr::UNSPECIFIED, 0).unwrap();
+        dp.auth_allow(0, Ipv4Addr::UNSPECIFIED.into(), 0).unwrap();
         assert!(dp.group_open(0).unwrap());
 
         // Claim 5: no right to the restricted group.
@@ -398,9 +398,19 @@ fn gateway_fixture_table() {
         let mut frag = udp(TERM, 5000, fx::DNS, 53, b"f");
         frag[20] = 0x20;
         run(&mut dp, "fragment", &frag, verdict::PASS, stat::FRAGMENT);
+        // An IPv4 packet under the IPv6 ethertype is a bad IPv6 header.
         let mut v6 = udp(TERM, 5000, fx::DNS, 53, b"f");
         v6[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
-        run(&mut dp, "ipv6", &v6, verdict::PASS, stat::NOT_IPV4);
+        run(
+            &mut dp,
+            "ipv6 ethertype",
+            &v6,
+            verdict::PASS,
+            stat::MALFORMED,
+        );
+        let mut arp = udp(TERM, 5000, fx::DNS, 53, b"f");
+        arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+        run(&mut dp, "not ip", &arp, verdict::PASS, stat::NOT_IP);
         run(
             &mut dp,
             "not a service",

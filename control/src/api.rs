@@ -273,6 +273,9 @@ impl MessageView {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct GroupsView {
     pub address: std::net::Ipv4Addr,
+    /// The IPv6 address, when the gateway has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address6: Option<std::net::Ipv6Addr>,
     /// The session port range, "FIRST-LAST".
     pub ports: crate::field::PortRange,
     pub groups: Vec<GroupView>,
@@ -286,14 +289,14 @@ pub struct GroupView {
     /// Representative addresses, "ADDR:PORT/PROTO".
     pub services: Vec<crate::gateway::ServiceAddr>,
     /// Terminal prefixes with the right to the group.
-    pub allow: Vec<crate::field::Ipv4Prefix>,
+    pub allow: Vec<crate::field::IpPrefix>,
     pub servers: Vec<GroupServerView>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct GroupServerView {
     pub name: String,
-    pub address: std::net::Ipv4Addr,
+    pub address: std::net::IpAddr,
     pub port: u16,
     pub weight: u32,
     pub types: Vec<u8>,

@@ -277,6 +277,35 @@ impl IpPrefix {
         self.addr.is_ipv6()
     }
 
+    /// Every prefix of one family: 0.0.0.0/0 or ::/0.
+    pub fn any(ipv6: bool) -> Self {
+        let addr = if ipv6 {
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        };
+        Self { addr, len: 0 }
+    }
+
+    /// The address with the host bits cleared.
+    pub fn network(self) -> IpAddr {
+        match self.addr {
+            IpAddr::V4(a) => IpAddr::V4(
+                Ipv4Prefix {
+                    addr: a,
+                    len: self.len,
+                }
+                .network(),
+            ),
+            IpAddr::V6(a) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.len))
+                    .unwrap_or(0);
+                IpAddr::V6((u128::from(a) & mask).into())
+            }
+        }
+    }
+
     /// Whether `a` (of the same family) is in this prefix.
     pub fn contains(self, a: IpAddr) -> bool {
         match (self.addr, a) {

@@ -24,6 +24,10 @@ pub const TYPE_RULES_MAX: u32 = 16;
 /// No server in this selection slot.
 pub const NO_SERVER: u16 = u16::MAX;
 
+/// `GW_PROGS` slot of the IPv6 program, and its name in the object.
+pub const PROG_V6: u32 = 0;
+pub const PROG_V6_NAME: &str = "gateway6";
+
 /// Metadata magic: a test_run whose XDP metadata carries it is a dry run
 /// (lookup): the program decides and rewrites but changes no map.
 pub const DRY_RUN_MAGIC: u32 = 0x6472_7921;
@@ -45,6 +49,9 @@ pub struct GwConfig {
     /// 2152 are decapsulated, and the downlink is encapsulated from it.
     /// 0: no GTP-U (plain IP only).
     pub n3_addr: u32,
+    /// The gateway's IPv6 address (four words as in the packet): the
+    /// source of translated IPv6 packets. All zero: no IPv6 sessions.
+    pub addr6: [u32; 4],
 }
 
 /// Key of `GW_SERVICES`: a representative address (claim 3).
@@ -52,6 +59,16 @@ pub struct GwConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ServiceKey {
     pub addr: u32,
+    pub port: u16,
+    pub proto: u8,
+    pub _pad: u8,
+}
+
+/// Key of `GW_SERVICES6`: an IPv6 representative address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ServiceKey6 {
+    pub addr: [u32; 4],
     pub port: u16,
     pub proto: u8,
     pub _pad: u8,
@@ -77,6 +94,10 @@ pub struct Server {
     pub src_mac: [u8; 6],
     pub ifindex: u32,
     pub flags: u32,
+    /// An IPv6 server's address (four words as in the packet); all zero
+    /// (and `addr` set) for an IPv4 one. A group's servers are of the
+    /// family of its representative addresses.
+    pub addr6: [u32; 4],
 }
 
 /// Weighted selection table of one (group, session type): slots filled in
@@ -108,6 +129,11 @@ pub struct TypeRule {
     /// Terminal prefix (network order) and its length (0 = any).
     pub prefix: u32,
     pub prefix_len: u32,
+    /// Non-zero: the prefix is IPv6 (`prefix6`, `prefix_len` up to 128)
+    /// and the rule matches IPv6 terminals only; an IPv4 prefix matches
+    /// IPv4 terminals only. A rule without a prefix matches both.
+    pub v6: u32,
+    pub prefix6: [u32; 4],
 }
 
 /// Key of `GW_FLOWS`: the terminal flow of a user session. A flow inside
@@ -117,6 +143,18 @@ pub struct TypeRule {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
     pub addr: u32,
+    pub port: u16,
+    pub proto: u8,
+    pub _pad: u8,
+    /// [`NO_TUNNEL`] for plain IP, else the tunnel's index + 1.
+    pub tunnel: u32,
+}
+
+/// Key of `GW_FLOWS6`: the IPv6 terminal flow of a user session.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey6 {
+    pub addr: [u32; 4],
     pub port: u16,
     pub proto: u8,
     pub _pad: u8,
@@ -178,6 +216,19 @@ pub struct AuthKey {
     pub addr: u32,
 }
 
+/// Key of `GW_AUTH6` (LPM trie): group, then IPv6 terminal address; the
+/// prefix length counts the 32 group bits plus the address prefix.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuthKey6 {
+    pub group_be: u32,
+    pub addr: [u32; 4],
+}
+
+/// `Session::family`.
+pub const FAMILY_V4: u8 = 0;
+pub const FAMILY_V6: u8 = 6;
+
 /// `Session::state`.
 pub const SESSION_FREE: u32 = 0;
 pub const SESSION_ACTIVE: u32 = 1;
@@ -201,7 +252,10 @@ pub struct Session {
     /// Representative address the terminal addressed.
     pub rep_addr: u32,
     pub rep_port: u16,
-    pub _pad: u16,
+    /// [`FAMILY_V4`], or [`FAMILY_V6`]: the addresses are in `GW_SESS6`
+    /// at the same port (`term_addr` and `rep_addr` are 0).
+    pub family: u8,
+    pub _pad: u8,
     /// [`NO_TUNNEL`] for plain IP, else the GTP-U tunnel's index + 1: the
     /// reply is encapsulated toward that tunnel's access node.
     pub tunnel: u32,
@@ -217,6 +271,34 @@ pub struct Session {
     /// timeouts).
     pub created_ns: u64,
     pub last_seen_ns: u64,
+}
+
+/// The IPv6 addresses of the session at the same port in `GW_SESSIONS`
+/// (four words each, as in the packet); written before the session is
+/// made active.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Session6 {
+    pub term_addr: [u32; 4],
+    pub rep_addr: [u32; 4],
+}
+
+/// The IPv6 packet in hand as `gateway6` parsed it, handed to its
+/// subprograms through `GW_SCRATCH6` (per CPU, not pinned): read back from
+/// a map, the offsets are the same unknown to the verifier whichever VLAN
+/// and extension headers the packet had, so each subprogram is verified
+/// once instead of once per header layout.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Parsed6 {
+    pub src: [u32; 4],
+    pub dst: [u32; 4],
+    /// Offsets of the IPv6 header and of the upper-layer header; where
+    /// the payload length says the packet ends.
+    pub off: u32,
+    pub l4: u32,
+    pub payload_end: u32,
+    pub proto: u32,
 }
 
 /// Per-CPU traffic counters of a session, indexed by port like the
@@ -239,7 +321,9 @@ crate::stats! {
         NEW_SESSION = "new_session",
         SERVICE_CHANGE = "service_change",
         ICMP_REVERSE = "icmp_reverse",
-        NOT_IPV4 = "not_ipv4",
+        /// Neither IPv4 nor IPv6 (or IPv6 while the gateway has no IPv6
+        /// address).
+        NOT_IP = "not_ip",
         MALFORMED = "malformed",
         FRAGMENT = "fragment",
         NOT_FOR_US = "not_for_us",

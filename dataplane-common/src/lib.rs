@@ -27,7 +27,7 @@ pub const IPV6_MAX_EXT: usize = 6;
 /// Layout version of every pinned map. Bump it whenever a map's key, value,
 /// size or meaning changes; a daemon that finds pins of another version
 /// refuses them instead of guessing (ARCHITECTURE.md §5).
-pub const LAYOUT_VERSION: u32 = 12;
+pub const LAYOUT_VERSION: u32 = 13;
 
 /// Magic stored beside the layout version so a foreign map of the same name
 /// is not mistaken for ours.
@@ -57,6 +57,11 @@ mod pod {
     unsafe impl aya::Pod for super::lb::TableMeta {}
     unsafe impl aya::Pod for super::gateway::GwConfig {}
     unsafe impl aya::Pod for super::gateway::ServiceKey {}
+    unsafe impl aya::Pod for super::gateway::ServiceKey6 {}
+    unsafe impl aya::Pod for super::gateway::FlowKey6 {}
+    unsafe impl aya::Pod for super::gateway::AuthKey6 {}
+    unsafe impl aya::Pod for super::gateway::Session6 {}
+    unsafe impl aya::Pod for super::gateway::Parsed6 {}
     unsafe impl aya::Pod for super::gateway::ServiceVal {}
     unsafe impl aya::Pod for super::gateway::Server {}
     unsafe impl aya::Pod for super::gateway::Selection {}

@@ -151,6 +151,8 @@ pub const GW_SERVICES: MapDef = MapDef::hash::<gateway::ServiceKey, gateway::Ser
     "GW_SERVICES",
     gateway::GROUPS_MAX * 4,
 );
+pub const GW_SERVICES6: MapDef =
+    MapDef::hash::<gateway::ServiceKey6, gateway::ServiceVal>("GW_SERVICES6", 4096);
 pub const GW_SERVERS: MapDef = MapDef::array::<gateway::Server>("GW_SERVERS", gateway::SERVERS_MAX);
 pub const GW_SELECT: MapDef =
     MapDef::array::<gateway::Selection>("GW_SELECT", gateway::GROUPS_MAX * gateway::TYPES_MAX);
@@ -159,11 +161,16 @@ pub const GW_TYPES: MapDef =
 pub const GW_AUTH: MapDef = MapDef::lpm_trie::<gateway::AuthKey, u32>("GW_AUTH", 4096);
 /// Group → non-zero when it admits every terminal (`GW_AUTH` then holds
 /// 0.0.0.0/0 for it): new sessions skip the trie.
+pub const GW_AUTH6: MapDef = MapDef::lpm_trie::<gateway::AuthKey6, u32>("GW_AUTH6", 4096);
 pub const GW_OPEN: MapDef = MapDef::array::<u32>("GW_OPEN", gateway::GROUPS_MAX);
 /// Free source ports, host order.
 pub const GW_POOL: MapDef = MapDef::queue::<u16>("GW_POOL", gateway::SESSIONS_MAX);
 /// Terminal flow → port, network order.
 pub const GW_FLOWS: MapDef = MapDef::hash::<gateway::FlowKey, u16>("GW_FLOWS", gateway::FLOWS_MAX);
+pub const GW_FLOWS6: MapDef =
+    MapDef::hash::<gateway::FlowKey6, u16>("GW_FLOWS6", gateway::FLOWS_MAX);
+/// IPv6 addresses of the sessions in `GW_SESSIONS`, by port.
+pub const GW_SESS6: MapDef = MapDef::array::<gateway::Session6>("GW_SESS6", gateway::SESSIONS_MAX);
 pub const GW_SESSIONS: MapDef =
     MapDef::array::<gateway::Session>("GW_SESSIONS", gateway::SESSIONS_MAX);
 pub const GW_SESS_STATS: MapDef =
@@ -177,6 +184,12 @@ pub const GW_RELAYS: MapDef =
     MapDef::hash::<gateway::FlowKey, chain::Relay>("GW_RELAYS", gateway::FLOWS_MAX);
 pub const GW_TX_PORTS: MapDef = MapDef::dev_map_hash("GW_TX_PORTS", 64);
 pub const GW_STATS: MapDef = MapDef::per_cpu_array::<Counter>("GW_STATS", gateway::stat::COUNT);
+/// The gateway's IPv6 program (`gateway::PROG_V6`), tail-called for IPv6
+/// frames: verified on its own, so the IPv4 program's budget is its own.
+pub const GW_PROGS: MapDef = MapDef::prog_array("GW_PROGS", 1);
+/// Scratch of one packet (`gateway::Parsed6`), so not pinned.
+pub const GW_SCRATCH6: MapDef =
+    MapDef::per_cpu_array::<gateway::Parsed6>("GW_SCRATCH6", 1).unpinned();
 
 // ---- router (load sharing) ------------------------------------------------
 
@@ -238,13 +251,17 @@ pub const ALL: &[MapDef] = &[
     GEN_FRAME_LONG,
     GW_CONFIG,
     GW_SERVICES,
+    GW_SERVICES6,
     GW_SERVERS,
     GW_SELECT,
     GW_TYPES,
     GW_AUTH,
+    GW_AUTH6,
     GW_OPEN,
     GW_POOL,
     GW_FLOWS,
+    GW_FLOWS6,
+    GW_SESS6,
     GW_SESSIONS,
     GW_SESS_STATS,
     GW_TUNNELS,
@@ -253,6 +270,8 @@ pub const ALL: &[MapDef] = &[
     GW_RELAYS,
     GW_TX_PORTS,
     GW_STATS,
+    GW_PROGS,
+    GW_SCRATCH6,
     RT_CFG,
     RT_LEASE,
     RT_BUCKETS,

@@ -27,6 +27,23 @@ pub fn replace32(csum: u16, old: u32, new: u32) -> u16 {
     !fold(s)
 }
 
+/// A 128-bit field (an IPv6 address, four words as in the packet)
+/// changed from `old` to `new`.
+#[inline(always)]
+pub fn replace128(csum: u16, old: &[u32; 4], new: &[u32; 4]) -> u16 {
+    let mut s = !csum as u32;
+    let mut i = 0;
+    while i < 4 {
+        let (o, n) = (old[i], new[i]);
+        s += (!(o as u16)) as u32
+            + (!((o >> 16) as u16)) as u32
+            + (n as u16) as u32
+            + ((n >> 16) as u16) as u32;
+        i += 1;
+    }
+    !fold(s)
+}
+
 /// UDP sends 0 as "no checksum", so a computed 0 goes out as 0xffff
 /// (RFC 768).
 #[inline(always)]

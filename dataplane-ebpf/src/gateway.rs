@@ -8,6 +8,7 @@
 
 mod chain;
 mod gtpu;
+mod v6;
 
 use core::sync::atomic::Ordering;
 use dataplane_common::entry::role;
@@ -19,9 +20,9 @@ use aya_ebpf::{
 use dataplane_common::{
     chain::{ChainHdr, RELAY},
     gateway::{
-        stat, AuthKey, FlowKey, GwConfig, Server, ServiceKey, DRY_RUN_MAGIC, NO_SERVER, NO_TUNNEL,
-        SELECT_SLOTS, SESSION_ACTIVE, SESSION_FREE, SF_FIN, SF_RST, SF_SERVICE_CHANGED, TYPES_MAX,
-        TYPE_RULES_MAX,
+        stat, AuthKey, FlowKey, GwConfig, Server, ServiceKey, DRY_RUN_MAGIC, FAMILY_V4, NO_SERVER,
+        NO_TUNNEL, PROG_V6, SELECT_SLOTS, SESSION_ACTIVE, SESSION_FREE, SF_FIN, SF_RST,
+        SF_SERVICE_CHANGED, TYPES_MAX, TYPE_RULES_MAX,
     },
     hash,
 };
@@ -29,10 +30,10 @@ use dataplane_common::{
 use crate::{
     csum,
     maps::{
-        self, GW_AUTH, GW_CONFIG, GW_FLOWS, GW_OPEN, GW_POOL, GW_SELECT, GW_SERVERS, GW_SERVICES,
-        GW_SESSIONS, GW_SESS_STATS, GW_STATS, GW_TX_PORTS, GW_TYPES,
+        self, GW_AUTH, GW_CONFIG, GW_FLOWS, GW_OPEN, GW_POOL, GW_PROGS, GW_SELECT, GW_SERVERS,
+        GW_SERVICES, GW_SESSIONS, GW_SESS_STATS, GW_STATS, GW_TX_PORTS, GW_TYPES,
     },
-    parse::{self, Ipv4 as Ip, ETH_P_IPV4, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP},
+    parse::{self, Ipv4 as Ip, ETH_P_IPV4, ETH_P_IPV6, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP},
 };
 
 const NONE: u32 = u32::MAX;
@@ -59,7 +60,7 @@ pub fn gateway(ctx: XdpContext) -> u32 {
 /// A lookup (CLI) runs the program through test_run with this magic in
 /// the XDP metadata: decide and rewrite, but change no map.
 #[inline(always)]
-fn dry_run(ctx: &XdpContext) -> bool {
+pub(super) fn dry_run(ctx: &XdpContext) -> bool {
     let meta = ctx.metadata();
     if meta + 4 > ctx.data() {
         return false;
@@ -84,8 +85,15 @@ fn run(ctx: &XdpContext, dry: bool, bytes: u64) -> Result<(u32, u32), u32> {
         maps::count(&GW_STATS, stat::CHAIN_IN, bytes);
     }
     let eth = parse::parse_eth_vlans(ctx).map_err(|_| stat::MALFORMED)?;
+    if eth.proto == ETH_P_IPV6 && cfg.addr6 != [0; 4] {
+        // The IPv6 program takes the frame as it is now (chain header
+        // off) and counts it; it returns here only if it is not loaded.
+        // SAFETY: a tail call into a program of this object.
+        let _ = unsafe { GW_PROGS.tail_call(ctx, PROG_V6) };
+        return Err(stat::NOT_IP);
+    }
     if eth.proto != ETH_P_IPV4 {
-        return Err(stat::NOT_IPV4);
+        return Err(stat::NOT_IP);
     }
     let ip = parse::parse_ipv4(ctx, eth.l3).ok_or(stat::MALFORMED)?;
     // Options are checked before fragments here (a cut header is
@@ -181,7 +189,7 @@ pub(super) fn service_group(
 /// A BPF subprogram, not inlined: its two outcomes meet at its return, so
 /// the verifier does not carry them through the rest of the path.
 #[inline(never)]
-fn authorized(group: u32, addr: u32) -> bool {
+pub(super) fn authorized(group: u32, addr: u32) -> bool {
     // Matched, not mapped: the verifier refuses branchless pointer forms.
     match GW_OPEN.get(group) {
         Some(o) if *o != 0 => return true,
@@ -215,6 +223,9 @@ fn session_type(proto: u8, dscp: u8, addr: u32) -> u32 {
             continue;
         }
         if r.prefix_len != 0 {
+            if r.v6 != 0 {
+                continue; // an IPv6 prefix: IPv6 terminals only
+            }
             let mask = (u32::MAX << (32 - r.prefix_len.min(32))).to_be();
             if addr & mask != r.prefix & mask {
                 continue;
@@ -228,7 +239,7 @@ fn session_type(proto: u8, dscp: u8, addr: u32) -> u32 {
 /// A server of `group` for a session of `stype`, weighted; falls back to
 /// the group's type-0 servers when the type has none.
 #[inline(always)]
-fn choose(group: u32, stype: u32, h: u32) -> Option<(u32, &'static Server)> {
+pub(super) fn choose(group: u32, stype: u32, h: u32) -> Option<(u32, &'static Server)> {
     let slot = h % SELECT_SLOTS;
     let mut idx = NO_SERVER;
     if let Some(sel) = GW_SELECT.get(group * TYPES_MAX + stype) {
@@ -408,6 +419,7 @@ fn new_session(
         s.session_type = stype as u8;
         s.rep_addr = ip.dst;
         s.rep_port = dport;
+        s.family = FAMILY_V4;
         s.tunnel = tunnel;
         s.group = group;
         s.server = server;
@@ -443,7 +455,7 @@ fn new_session(
 
 /// This CPU's counters of the session on `port` (no atomics needed).
 #[inline(always)]
-fn count_session(port: u16, bytes: u64, up: bool) {
+pub(super) fn count_session(port: u16, bytes: u64, up: bool) {
     if let Some(c) = GW_SESS_STATS.get_ptr_mut(port as u32) {
         // SAFETY: per-CPU slot.
         unsafe {
@@ -462,7 +474,7 @@ fn count_session(port: u16, bytes: u64, up: bool) {
 /// instant by another CPU, which costs at most an idle timeout instead of
 /// an early close (atomic OR needs BPF v3).
 #[inline(always)]
-fn flag(field: &mut u32, v: u32) {
+pub(super) fn flag(field: &mut u32, v: u32) {
     *field |= v;
 }
 
@@ -470,10 +482,16 @@ fn flag(field: &mut u32, v: u32) {
 /// sessions early.
 #[inline(always)]
 fn tcp_flags(ctx: &XdpContext, ip: &Ip) -> u32 {
-    if ip.proto != IPPROTO_TCP {
+    tcp_flags_at(ctx, ip.proto, ip.l4())
+}
+
+/// The same for the L4 header at `l4` of either family.
+#[inline(always)]
+pub(super) fn tcp_flags_at(ctx: &XdpContext, proto: u8, l4: usize) -> u32 {
+    if proto != IPPROTO_TCP {
         return 0;
     }
-    let Some(flags) = parse::load_u8(ctx, ip.l4() + 13) else {
+    let Some(flags) = parse::load_u8(ctx, l4 + 13) else {
         return 0;
     };
     (if flags & 0x01 != 0 { SF_FIN } else { 0 }) | (if flags & 0x04 != 0 { SF_RST } else { 0 })
@@ -494,7 +512,7 @@ fn reverse(
         .ok_or(stat::NO_SESSION)?;
     // SAFETY: map value; read fields, atomically add counters.
     let s = unsafe { &mut *s };
-    if s.state != SESSION_ACTIVE || s.proto != ip.proto {
+    if s.state != SESSION_ACTIVE || s.proto != ip.proto || s.family != FAMILY_V4 {
         return Err(stat::NO_SESSION);
     }
     let server = GW_SERVERS.get(s.server).ok_or(stat::NO_SESSION)?;
@@ -580,7 +598,7 @@ fn rewrite(
 }
 
 #[inline(always)]
-fn l2_out(
+pub(super) fn l2_out(
     ctx: &XdpContext,
     dst_mac: &[u8; 6],
     src_mac: &[u8; 6],
@@ -638,7 +656,7 @@ fn icmp_error(
     let s = GW_SESSIONS
         .get(u16::from_be(qsport) as u32)
         .ok_or(stat::NO_SESSION)?;
-    if s.state != SESSION_ACTIVE || s.proto != qproto || qsrc != ip.dst {
+    if s.state != SESSION_ACTIVE || s.proto != qproto || qsrc != ip.dst || s.family != FAMILY_V4 {
         return Err(stat::NO_SESSION);
     }
     let server = GW_SERVERS.get(s.server).ok_or(stat::NO_SESSION)?;

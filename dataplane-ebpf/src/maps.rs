@@ -14,8 +14,9 @@ use aya_ebpf::{
 use dataplane_common::{
     chain::Relay,
     gateway::{
-        AuthKey, FlowKey, GwConfig, Selection, Server, ServiceKey, ServiceVal, Session,
-        SessionCounters, Tunnel, TunnelCounters, TypeRule,
+        AuthKey, AuthKey6, FlowKey, FlowKey6, GwConfig, Parsed6, Selection, Server, ServiceKey,
+        ServiceKey6, ServiceVal, Session, Session6, SessionCounters, Tunnel, TunnelCounters,
+        TypeRule,
     },
     lb::{GatewayEntry, TableMeta},
     maps as def,
@@ -135,6 +136,11 @@ pub static GW_CONFIG: Array<GwConfig> = Array::with_max_entries(def::GW_CONFIG.m
 pub static GW_SERVICES: HashMap<ServiceKey, ServiceVal> =
     HashMap::with_max_entries(def::GW_SERVICES.max, 0);
 
+/// IPv6 representative address → group. Control plane.
+#[map]
+pub static GW_SERVICES6: HashMap<ServiceKey6, ServiceVal> =
+    HashMap::with_max_entries(def::GW_SERVICES6.max, 0);
+
 /// Server index → address, port and next hop. Control plane.
 #[map]
 pub static GW_SERVERS: Array<Server> = Array::with_max_entries(def::GW_SERVERS.max, 0);
@@ -152,6 +158,10 @@ pub static GW_TYPES: Array<TypeRule> = Array::with_max_entries(def::GW_TYPES.max
 #[map]
 pub static GW_AUTH: LpmTrie<AuthKey, u32> = LpmTrie::with_max_entries(def::GW_AUTH.max, 0);
 
+/// (group, IPv6 terminal prefix) → allowed. Control plane.
+#[map]
+pub static GW_AUTH6: LpmTrie<AuthKey6, u32> = LpmTrie::with_max_entries(def::GW_AUTH6.max, 0);
+
 /// Group → non-zero when it admits every terminal (its `GW_AUTH` holds
 /// 0.0.0.0/0): set after that entry is added, cleared before it goes.
 /// Control plane.
@@ -167,6 +177,24 @@ pub static GW_POOL: Queue<u16> = Queue::with_max_entries(def::GW_POOL.max, 0);
 /// deleted by the control plane on expiry.
 #[map]
 pub static GW_FLOWS: HashMap<FlowKey, u16> = HashMap::with_max_entries(def::GW_FLOWS.max, 0);
+
+/// IPv6 terminal flow → port (network order), as `GW_FLOWS`.
+#[map]
+pub static GW_FLOWS6: HashMap<FlowKey6, u16> = HashMap::with_max_entries(def::GW_FLOWS6.max, 0);
+
+/// Port → the IPv6 addresses of its session. Written by the fast path
+/// before the session is made active.
+#[map]
+pub static GW_SESS6: Array<Session6> = Array::with_max_entries(def::GW_SESS6.max, 0);
+
+/// Slot `PROG_V6`: the gateway's IPv6 program. Written by the loader.
+#[map]
+pub static GW_PROGS: ProgramArray = ProgramArray::with_max_entries(def::GW_PROGS.max, 0);
+
+/// The IPv6 packet in hand, from `gateway6` to its subprograms.
+#[map]
+pub static GW_SCRATCH6: PerCpuArray<Parsed6> =
+    PerCpuArray::with_max_entries(def::GW_SCRATCH6.max, 0);
 
 /// Port → user session. Written by the fast path for a port it popped;
 /// freed by the control plane on expiry.

@@ -1,9 +1,11 @@
 //! Typed access to the `gateway` maps. Callers pass addresses as
-//! `Ipv4Addr` and ports in host order; the maps keep both in network byte
+//! `IpAddr` and ports in host order; the maps keep both in network byte
 //! order (ARCHITECTURE §5) and the conversion happens here, in the `From`
-//! impls between these types and `dataplane_common::gateway`'s.
+//! impls between these types and `dataplane_common::gateway`'s. An IPv6
+//! service, flow or authorization prefix lives in the `*6` twin of its
+//! map; sessions, servers and the port pool are shared by both families.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use aya::maps::{
     lpm_trie::{Key, LpmTrie},
@@ -12,8 +14,9 @@ use aya::maps::{
 use dataplane_common::{
     chain::Relay,
     gateway::{
-        self, AuthKey, FlowKey, GwConfig, Selection, Server, ServiceKey, ServiceVal, Session,
-        SessionCounters, Tunnel, TunnelCounters, TypeRule,
+        self, AuthKey, AuthKey6, FlowKey, FlowKey6, GwConfig, Selection, Server, ServiceKey,
+        ServiceKey6, ServiceVal, Session, Session6, SessionCounters, Tunnel, TunnelCounters,
+        TypeRule,
     },
     maps, Counter,
 };
@@ -32,6 +35,22 @@ fn addr(net: u32) -> Ipv4Addr {
     Ipv4Addr::from(net.to_ne_bytes())
 }
 
+/// An IPv6 address as the maps hold it: four words in memory order.
+pub(crate) fn net6(a: Ipv6Addr) -> [u32; 4] {
+    let o = a.octets();
+    std::array::from_fn(|i| {
+        u32::from_ne_bytes([o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]])
+    })
+}
+
+pub(crate) fn addr6(w: [u32; 4]) -> Ipv6Addr {
+    let mut o = [0u8; 16];
+    for (i, x) in w.iter().enumerate() {
+        o[4 * i..4 * i + 4].copy_from_slice(&x.to_ne_bytes());
+    }
+    Ipv6Addr::from(o)
+}
+
 /// The gateway's own address and source port pool (`GW_CONFIG`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Settings {
@@ -43,6 +62,9 @@ pub struct Settings {
     /// The N3/S1-U address: G-PDUs to it on UDP 2152 are decapsulated, and
     /// the downlink is encapsulated from it. `None`: plain IP only.
     pub n3_addr: Option<Ipv4Addr>,
+    /// The gateway's IPv6 address: the source of translated IPv6 packets.
+    /// `None`: IPv6 is passed (counted `not_ip`).
+    pub address6: Option<Ipv6Addr>,
 }
 
 impl From<Settings> for GwConfig {
@@ -53,6 +75,7 @@ impl From<Settings> for GwConfig {
             port_max: s.port_max,
             enabled: u32::from(s.enabled),
             n3_addr: s.n3_addr.map(net).unwrap_or(0),
+            addr6: s.address6.map(net6).unwrap_or_default(),
         }
     }
 }
@@ -65,6 +88,7 @@ impl From<GwConfig> for Settings {
             port_max: c.port_max,
             enabled: c.enabled != 0,
             n3_addr: (c.n3_addr != 0).then(|| addr(c.n3_addr)),
+            address6: (c.addr6 != [0; 4]).then(|| addr6(c.addr6)),
         }
     }
 }
@@ -74,20 +98,35 @@ impl From<GwConfig> for Settings {
 /// ([`Flow`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Endpoint {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     pub proto: u8,
 }
 
 pub type Service = Endpoint;
 
-impl From<Endpoint> for ServiceKey {
+/// The key of a service in the map of its family.
+enum ServiceKeyOf {
+    V4(ServiceKey),
+    V6(ServiceKey6),
+}
+
+impl From<Endpoint> for ServiceKeyOf {
     fn from(e: Endpoint) -> Self {
-        ServiceKey {
-            addr: net(e.addr),
-            port: e.port.to_be(),
-            proto: e.proto,
-            _pad: 0,
+        let (port, proto) = (e.port.to_be(), e.proto);
+        match e.addr {
+            IpAddr::V4(a) => ServiceKeyOf::V4(ServiceKey {
+                addr: net(a),
+                port,
+                proto,
+                _pad: 0,
+            }),
+            IpAddr::V6(a) => ServiceKeyOf::V6(ServiceKey6 {
+                addr: net6(a),
+                port,
+                proto,
+                _pad: 0,
+            }),
         }
     }
 }
@@ -95,7 +134,17 @@ impl From<Endpoint> for ServiceKey {
 impl From<ServiceKey> for Endpoint {
     fn from(k: ServiceKey) -> Self {
         Endpoint {
-            addr: addr(k.addr),
+            addr: addr(k.addr).into(),
+            port: u16::from_be(k.port),
+            proto: k.proto,
+        }
+    }
+}
+
+impl From<ServiceKey6> for Endpoint {
+    fn from(k: ServiceKey6) -> Self {
+        Endpoint {
+            addr: addr6(k.addr).into(),
             port: u16::from_be(k.port),
             proto: k.proto,
         }
@@ -107,7 +156,7 @@ impl From<ServiceKey> for Endpoint {
 /// tunnels' UEs with one address are two flows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Flow {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     pub proto: u8,
     pub tunnel: Option<u32>,
@@ -142,14 +191,30 @@ fn tunnel_idx(id: u32) -> Option<u32> {
     id.checked_sub(1)
 }
 
-impl From<Flow> for FlowKey {
+/// The key of a flow in the map of its family.
+enum FlowKeyOf {
+    V4(FlowKey),
+    V6(FlowKey6),
+}
+
+impl From<Flow> for FlowKeyOf {
     fn from(f: Flow) -> Self {
-        FlowKey {
-            addr: net(f.addr),
-            port: f.port.to_be(),
-            proto: f.proto,
-            _pad: 0,
-            tunnel: tunnel_id(f.tunnel),
+        let (port, proto, tunnel) = (f.port.to_be(), f.proto, tunnel_id(f.tunnel));
+        match f.addr {
+            IpAddr::V4(a) => FlowKeyOf::V4(FlowKey {
+                addr: net(a),
+                port,
+                proto,
+                _pad: 0,
+                tunnel,
+            }),
+            IpAddr::V6(a) => FlowKeyOf::V6(FlowKey6 {
+                addr: net6(a),
+                port,
+                proto,
+                _pad: 0,
+                tunnel,
+            }),
         }
     }
 }
@@ -157,7 +222,18 @@ impl From<Flow> for FlowKey {
 impl From<FlowKey> for Flow {
     fn from(k: FlowKey) -> Self {
         Flow {
-            addr: addr(k.addr),
+            addr: addr(k.addr).into(),
+            port: u16::from_be(k.port),
+            proto: k.proto,
+            tunnel: tunnel_idx(k.tunnel),
+        }
+    }
+}
+
+impl From<FlowKey6> for Flow {
+    fn from(k: FlowKey6) -> Self {
+        Flow {
+            addr: addr6(k.addr).into(),
             port: u16::from_be(k.port),
             proto: k.proto,
             tunnel: tunnel_idx(k.tunnel),
@@ -168,7 +244,7 @@ impl From<FlowKey> for Flow {
 /// A server entry (`GW_SERVERS`): where the fast path sends a session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServerEntry {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     /// Next hop (or the server itself when on-link).
     pub mac: [u8; 6],
@@ -179,14 +255,19 @@ pub struct ServerEntry {
 
 impl From<ServerEntry> for Server {
     fn from(s: ServerEntry) -> Self {
+        let (addr, addr6) = match s.addr {
+            IpAddr::V4(a) => (net(a), [0; 4]),
+            IpAddr::V6(a) => (0, net6(a)),
+        };
         Server {
-            addr: net(s.addr),
+            addr,
             port: s.port.to_be(),
             _pad: 0,
             mac: s.mac,
             src_mac: s.src_mac,
             ifindex: s.ifindex,
             flags: 1,
+            addr6,
         }
     }
 }
@@ -195,7 +276,11 @@ impl ServerEntry {
     /// `None` for a slot never written.
     fn from_map(s: Server) -> Option<Self> {
         (s.flags != 0).then(|| ServerEntry {
-            addr: addr(s.addr),
+            addr: if s.addr6 != [0; 4] {
+                addr6(s.addr6).into()
+            } else {
+                addr(s.addr).into()
+            },
             port: u16::from_be(s.port),
             mac: s.mac,
             src_mac: s.src_mac,
@@ -211,20 +296,27 @@ pub struct TypeRuleEntry {
     pub proto: u8,
     pub dscp: Option<u8>,
     pub session_type: u8,
-    /// Terminal prefix; length 0 matches any.
-    pub terminals: Ipv4Addr,
+    /// Terminal prefix; length 0 matches any terminal of either family,
+    /// else those of the prefix's family.
+    pub terminals: IpAddr,
     pub terminals_len: u8,
 }
 
 impl From<TypeRuleEntry> for TypeRule {
     fn from(r: TypeRuleEntry) -> Self {
+        let (prefix, prefix6, v6) = match r.terminals {
+            IpAddr::V4(a) => (net(a), [0; 4], 0),
+            IpAddr::V6(a) => (0, net6(a), 1),
+        };
         TypeRule {
             proto: r.proto,
             dscp_plus1: r.dscp.map(|d| d + 1).unwrap_or(0),
             session_type: r.session_type,
             valid: 1,
-            prefix: net(r.terminals),
+            prefix,
             prefix_len: r.terminals_len.into(),
+            v6,
+            prefix6,
         }
     }
 }
@@ -236,7 +328,11 @@ impl TypeRuleEntry {
             proto: r.proto,
             dscp: r.dscp_plus1.checked_sub(1),
             session_type: r.session_type,
-            terminals: addr(r.prefix),
+            terminals: if r.v6 != 0 {
+                addr6(r.prefix6).into()
+            } else {
+                addr(r.prefix).into()
+            },
             terminals_len: r.prefix_len as u8,
         })
     }
@@ -248,11 +344,11 @@ pub struct SessionEntry {
     pub active: bool,
     /// `gateway::SF_*` bits the fast path set.
     pub flags: u32,
-    pub terminal: SocketAddrV4,
+    pub terminal: SocketAddr,
     pub proto: u8,
     pub session_type: u8,
     /// The representative address the terminal addressed.
-    pub representative: SocketAddrV4,
+    pub representative: SocketAddr,
     /// The GTP-U tunnel (index) the session lives in; `None` for plain IP.
     /// The terminal is then the UE.
     pub tunnel: Option<u32>,
@@ -266,15 +362,22 @@ pub struct SessionEntry {
     pub last_seen_ns: u64,
 }
 
-impl From<Session> for SessionEntry {
-    fn from(s: Session) -> Self {
+impl SessionEntry {
+    /// A session and, for an IPv6 one, its addresses from `GW_SESS6`.
+    fn from_maps(s: Session, s6: Option<Session6>) -> Self {
+        let (term, rep): (IpAddr, IpAddr) = match s6 {
+            Some(a) if s.family == gateway::FAMILY_V6 => {
+                (addr6(a.term_addr).into(), addr6(a.rep_addr).into())
+            }
+            _ => (addr(s.term_addr).into(), addr(s.rep_addr).into()),
+        };
         SessionEntry {
             active: s.state == gateway::SESSION_ACTIVE,
             flags: s.flags,
-            terminal: SocketAddrV4::new(addr(s.term_addr), u16::from_be(s.term_port)),
+            terminal: SocketAddr::new(term, u16::from_be(s.term_port)),
             proto: s.proto,
             session_type: s.session_type,
-            representative: SocketAddrV4::new(addr(s.rep_addr), u16::from_be(s.rep_port)),
+            representative: SocketAddr::new(rep, u16::from_be(s.rep_port)),
             tunnel: tunnel_idx(s.tunnel),
             group: s.group,
             server: s.server,
@@ -285,6 +388,23 @@ impl From<Session> for SessionEntry {
             last_seen_ns: s.last_seen_ns,
         }
     }
+}
+
+impl From<Session> for SessionEntry {
+    fn from(s: Session) -> Self {
+        SessionEntry::from_maps(s, None)
+    }
+}
+
+/// The `GW_AUTH6` key of `group` and `addr/len`.
+fn auth_key6(group: u32, addr: Ipv6Addr, len: u8) -> Key<AuthKey6> {
+    Key::new(
+        32 + u32::from(len),
+        AuthKey6 {
+            group_be: group.to_be(),
+            addr: net6(addr),
+        },
+    )
 }
 
 /// The `GW_AUTH` key of `group` and `addr/len`.
@@ -313,27 +433,51 @@ impl Dataplane {
             .map_err(map_err(&maps::GW_CONFIG))
     }
 
-    /// Every representative address and the group behind it.
+    /// Every representative address (both families) and the group behind it.
     pub fn services(&self) -> Result<Vec<(Service, u32)>> {
         let h: HashMap<&MapData, ServiceKey, ServiceVal> = self.map(&maps::GW_SERVICES)?;
-        h.iter()
+        let mut out: Vec<(Service, u32)> = h
+            .iter()
             .map(|kv| kv.map(|(k, v)| (Service::from(k), v.group)))
             .collect::<std::result::Result<_, _>>()
-            .map_err(map_err(&maps::GW_SERVICES))
+            .map_err(map_err(&maps::GW_SERVICES))?;
+        let h6: HashMap<&MapData, ServiceKey6, ServiceVal> = self.map(&maps::GW_SERVICES6)?;
+        for kv in h6.iter() {
+            let (k, v) = kv.map_err(map_err(&maps::GW_SERVICES6))?;
+            out.push((Service::from(k), v.group));
+        }
+        Ok(out)
     }
 
     pub fn set_service(&mut self, s: &Service, group: u32) -> Result<()> {
-        let mut h: HashMap<&mut MapData, ServiceKey, ServiceVal> =
-            self.map_mut(&maps::GW_SERVICES)?;
-        h.insert(ServiceKey::from(*s), ServiceVal { group }, 0)
-            .map_err(map_err(&maps::GW_SERVICES))
+        let v = ServiceVal { group };
+        match ServiceKeyOf::from(*s) {
+            ServiceKeyOf::V4(k) => {
+                let mut h: HashMap<&mut MapData, ServiceKey, ServiceVal> =
+                    self.map_mut(&maps::GW_SERVICES)?;
+                h.insert(k, v, 0).map_err(map_err(&maps::GW_SERVICES))
+            }
+            ServiceKeyOf::V6(k) => {
+                let mut h: HashMap<&mut MapData, ServiceKey6, ServiceVal> =
+                    self.map_mut(&maps::GW_SERVICES6)?;
+                h.insert(k, v, 0).map_err(map_err(&maps::GW_SERVICES6))
+            }
+        }
     }
 
     pub fn remove_service(&mut self, s: &Service) -> Result<()> {
-        let mut h: HashMap<&mut MapData, ServiceKey, ServiceVal> =
-            self.map_mut(&maps::GW_SERVICES)?;
-        h.remove(&ServiceKey::from(*s))
-            .map_err(map_err(&maps::GW_SERVICES))
+        match ServiceKeyOf::from(*s) {
+            ServiceKeyOf::V4(k) => {
+                let mut h: HashMap<&mut MapData, ServiceKey, ServiceVal> =
+                    self.map_mut(&maps::GW_SERVICES)?;
+                h.remove(&k).map_err(map_err(&maps::GW_SERVICES))
+            }
+            ServiceKeyOf::V6(k) => {
+                let mut h: HashMap<&mut MapData, ServiceKey6, ServiceVal> =
+                    self.map_mut(&maps::GW_SERVICES6)?;
+                h.remove(&k).map_err(map_err(&maps::GW_SERVICES6))
+            }
+        }
     }
 
     /// The server at `idx`, `None` if the slot was never written.
@@ -410,14 +554,22 @@ impl Dataplane {
         Ok(())
     }
 
-    /// Allow `addr/len` to use `group`.
-    /// Allow `addr/len` into `group`. 0.0.0.0/0 also marks the group open
-    /// (`GW_OPEN`, once the trie holds it): its new sessions skip the trie.
-    pub fn auth_allow(&mut self, group: u32, addr: Ipv4Addr, len: u8) -> Result<()> {
-        {
-            let mut t: LpmTrie<&mut MapData, AuthKey, u32> = self.map_mut(&maps::GW_AUTH)?;
-            t.insert(&auth_key(group, addr, len), 1, 0)
-                .map_err(map_err(&maps::GW_AUTH))?;
+    /// Allow `addr/len` into `group` (`GW_AUTH` or `GW_AUTH6` by family).
+    /// A /0 also marks the group open (`GW_OPEN`, once the trie holds it):
+    /// its new sessions skip the trie. A group is of one family, so its
+    /// mark stands for that family's terminals.
+    pub fn auth_allow(&mut self, group: u32, addr: IpAddr, len: u8) -> Result<()> {
+        match addr {
+            IpAddr::V4(a) => {
+                let mut t: LpmTrie<&mut MapData, AuthKey, u32> = self.map_mut(&maps::GW_AUTH)?;
+                t.insert(&auth_key(group, a, len), 1, 0)
+                    .map_err(map_err(&maps::GW_AUTH))?;
+            }
+            IpAddr::V6(a) => {
+                let mut t: LpmTrie<&mut MapData, AuthKey6, u32> = self.map_mut(&maps::GW_AUTH6)?;
+                t.insert(&auth_key6(group, a, len), 1, 0)
+                    .map_err(map_err(&maps::GW_AUTH6))?;
+            }
         }
         if len == 0 {
             self.set_group_open(group, true)?;
@@ -437,34 +589,53 @@ impl Dataplane {
             .map_err(map_err(&maps::GW_OPEN))
     }
 
-    /// Every (group, prefix address, prefix length) allowed.
-    pub fn auth_entries(&self) -> Result<Vec<(u32, Ipv4Addr, u8)>> {
+    /// Every (group, prefix address, prefix length) allowed, both families.
+    pub fn auth_entries(&self) -> Result<Vec<(u32, IpAddr, u8)>> {
         let t: LpmTrie<&MapData, AuthKey, u32> = self.map(&maps::GW_AUTH)?;
         let keys: Vec<Key<AuthKey>> = t
             .keys()
             .collect::<std::result::Result<_, _>>()
             .map_err(map_err(&maps::GW_AUTH))?;
-        Ok(keys
+        let mut out: Vec<(u32, IpAddr, u8)> = keys
             .iter()
             .map(|k| {
                 (
                     u32::from_be(k.data().group_be),
-                    addr(k.data().addr),
+                    addr(k.data().addr).into(),
                     (k.prefix_len() - 32) as u8,
                 )
             })
-            .collect())
+            .collect();
+        let t6: LpmTrie<&MapData, AuthKey6, u32> = self.map(&maps::GW_AUTH6)?;
+        for k in t6.keys() {
+            let k = k.map_err(map_err(&maps::GW_AUTH6))?;
+            out.push((
+                u32::from_be(k.data().group_be),
+                addr6(k.data().addr).into(),
+                (k.prefix_len() - 32) as u8,
+            ));
+        }
+        Ok(out)
     }
 
     /// The opposite of [`Self::auth_allow`]; 0.0.0.0/0 unmarks the group
     /// first, so the trie decides before the entry goes.
-    pub fn auth_remove(&mut self, group: u32, addr: Ipv4Addr, len: u8) -> Result<()> {
+    pub fn auth_remove(&mut self, group: u32, addr: IpAddr, len: u8) -> Result<()> {
         if len == 0 {
             self.set_group_open(group, false)?;
         }
-        let mut t: LpmTrie<&mut MapData, AuthKey, u32> = self.map_mut(&maps::GW_AUTH)?;
-        t.remove(&auth_key(group, addr, len))
-            .map_err(map_err(&maps::GW_AUTH))
+        match addr {
+            IpAddr::V4(a) => {
+                let mut t: LpmTrie<&mut MapData, AuthKey, u32> = self.map_mut(&maps::GW_AUTH)?;
+                t.remove(&auth_key(group, a, len))
+                    .map_err(map_err(&maps::GW_AUTH))
+            }
+            IpAddr::V6(a) => {
+                let mut t: LpmTrie<&mut MapData, AuthKey6, u32> = self.map_mut(&maps::GW_AUTH6)?;
+                t.remove(&auth_key6(group, a, len))
+                    .map_err(map_err(&maps::GW_AUTH6))
+            }
+        }
     }
 
     /// Return a port to the pool. Only after its flow entry is gone.
@@ -483,13 +654,20 @@ impl Dataplane {
         Ok(out)
     }
 
-    /// Every terminal flow and the port of its session.
+    /// Every terminal flow (both families) and the port of its session.
     pub fn flows(&self) -> Result<Vec<(Flow, u16)>> {
         let h: HashMap<&MapData, FlowKey, u16> = self.map(&maps::GW_FLOWS)?;
-        h.iter()
+        let mut out: Vec<(Flow, u16)> = h
+            .iter()
             .map(|kv| kv.map(|(k, p)| (Flow::from(k), u16::from_be(p))))
             .collect::<std::result::Result<_, _>>()
-            .map_err(map_err(&maps::GW_FLOWS))
+            .map_err(map_err(&maps::GW_FLOWS))?;
+        let h6: HashMap<&MapData, FlowKey6, u16> = self.map(&maps::GW_FLOWS6)?;
+        for kv in h6.iter() {
+            let (k, p) = kv.map_err(map_err(&maps::GW_FLOWS6))?;
+            out.push((Flow::from(k), u16::from_be(p)));
+        }
+        Ok(out)
     }
 
     /// Flows relayed to the gateway that holds them (daisy chaining): the
@@ -503,23 +681,43 @@ impl Dataplane {
             .map_err(map_err(&maps::GW_RELAYS))
     }
 
+    /// Relays are of IPv4 flows only (daisy chaining is IPv4's).
     pub fn remove_relay(&mut self, f: &Flow) -> Result<()> {
+        let FlowKeyOf::V4(k) = FlowKeyOf::from(*f) else {
+            return Ok(());
+        };
         let mut h: HashMap<&mut MapData, FlowKey, Relay> = self.map_mut(&maps::GW_RELAYS)?;
-        h.remove(&FlowKey::from(*f))
-            .map_err(map_err(&maps::GW_RELAYS))
+        h.remove(&k).map_err(map_err(&maps::GW_RELAYS))
     }
 
     pub fn remove_flow(&mut self, f: &Flow) -> Result<()> {
-        let mut h: HashMap<&mut MapData, FlowKey, u16> = self.map_mut(&maps::GW_FLOWS)?;
-        h.remove(&FlowKey::from(*f))
-            .map_err(map_err(&maps::GW_FLOWS))
+        match FlowKeyOf::from(*f) {
+            FlowKeyOf::V4(k) => {
+                let mut h: HashMap<&mut MapData, FlowKey, u16> = self.map_mut(&maps::GW_FLOWS)?;
+                h.remove(&k).map_err(map_err(&maps::GW_FLOWS))
+            }
+            FlowKeyOf::V6(k) => {
+                let mut h: HashMap<&mut MapData, FlowKey6, u16> = self.map_mut(&maps::GW_FLOWS6)?;
+                h.remove(&k).map_err(map_err(&maps::GW_FLOWS6))
+            }
+        }
     }
 
     pub fn session(&self, port: u16) -> Result<SessionEntry> {
         let a: Array<&MapData, Session> = self.map(&maps::GW_SESSIONS)?;
-        a.get(&(port as u32), 0)
-            .map(SessionEntry::from)
-            .map_err(map_err(&maps::GW_SESSIONS))
+        let s = a
+            .get(&(port as u32), 0)
+            .map_err(map_err(&maps::GW_SESSIONS))?;
+        let s6 = if s.family == gateway::FAMILY_V6 {
+            let a6: Array<&MapData, Session6> = self.map(&maps::GW_SESS6)?;
+            Some(
+                a6.get(&(port as u32), 0)
+                    .map_err(map_err(&maps::GW_SESS6))?,
+            )
+        } else {
+            None
+        };
+        Ok(SessionEntry::from_maps(s, s6))
     }
 
     /// Mark the session at `port` free (its flow entry is gone); the rest
@@ -590,6 +788,7 @@ impl Dataplane {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddrV4;
 
     const A: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 10);
 
@@ -601,20 +800,32 @@ mod tests {
     #[test]
     fn service_key_is_network_order_and_round_trips() {
         let s = Service {
-            addr: A,
+            addr: A.into(),
             port: 80,
             proto: 6,
         };
-        let k = ServiceKey::from(s);
+        let ServiceKeyOf::V4(k) = ServiceKeyOf::from(s) else {
+            panic!("an IPv4 service goes to GW_SERVICES")
+        };
         assert_eq!(wire_u32(k.addr), [198, 51, 100, 10]);
         assert_eq!(k.port.to_ne_bytes(), [0, 80]);
         assert_eq!(Service::from(k), s);
+        let s6 = Service {
+            addr: "2001:db8:64::10".parse().unwrap(),
+            ..s
+        };
+        let ServiceKeyOf::V6(k6) = ServiceKeyOf::from(s6) else {
+            panic!("an IPv6 service goes to GW_SERVICES6")
+        };
+        assert_eq!(wire_u32(k6.addr[0]), [0x20, 0x01, 0x0d, 0xb8]);
+        assert_eq!(wire_u32(k6.addr[3]), [0, 0, 0, 0x10]);
+        assert_eq!(Service::from(k6), s6);
     }
 
     #[test]
     fn server_entry_round_trips_and_an_empty_slot_is_none() {
         let e = ServerEntry {
-            addr: Ipv4Addr::new(10, 2, 0, 11),
+            addr: Ipv4Addr::new(10, 2, 0, 11).into(),
             port: 8080,
             mac: [2, 0, 0, 0, 0x5e, 1],
             src_mac: [2, 0, 0, 0, 0xcc, 1],
@@ -626,6 +837,13 @@ mod tests {
         assert_eq!(raw.flags, 1);
         assert_eq!(ServerEntry::from_map(raw), Some(e));
         assert_eq!(ServerEntry::from_map(Server::default()), None);
+        let e6 = ServerEntry {
+            addr: "2001:db8:2::11".parse().unwrap(),
+            ..e
+        };
+        let raw6 = Server::from(e6);
+        assert_eq!((raw6.addr, wire_u32(raw6.addr6[3])), (0, [0, 0, 0, 0x11]));
+        assert_eq!(ServerEntry::from_map(raw6), Some(e6));
     }
 
     #[test]
@@ -636,6 +854,7 @@ mod tests {
             port_max: 59999,
             enabled: true,
             n3_addr: None,
+            address6: None,
         };
         let raw = GwConfig::from(s);
         assert_eq!(wire_u32(raw.addr), [10, 2, 0, 1]);
@@ -652,12 +871,21 @@ mod tests {
         };
         assert_eq!(wire_u32(GwConfig::from(n3).n3_addr), [10, 3, 0, 1]);
         assert_eq!(Settings::from(GwConfig::from(n3)), n3);
+        let v6 = Settings {
+            address6: Some("2001:db8:2::1".parse().unwrap()),
+            ..s
+        };
+        assert_eq!(
+            wire_u32(GwConfig::from(v6).addr6[0]),
+            [0x20, 0x01, 0x0d, 0xb8]
+        );
+        assert_eq!(Settings::from(GwConfig::from(v6)), v6);
 
         let r = TypeRuleEntry {
             proto: 17,
             dscp: Some(46),
             session_type: 1,
-            terminals: Ipv4Addr::new(10, 9, 0, 0),
+            terminals: Ipv4Addr::new(10, 9, 0, 0).into(),
             terminals_len: 16,
         };
         let raw = TypeRule::from(r);
@@ -668,14 +896,26 @@ mod tests {
         assert_eq!(TypeRule::from(any).dscp_plus1, 0);
         assert_eq!(TypeRuleEntry::from_map(TypeRule::from(any)), Some(any));
         assert_eq!(TypeRuleEntry::from_map(TypeRule::default()), None);
+        let r6 = TypeRuleEntry {
+            terminals: "2001:db8:9::".parse().unwrap(),
+            terminals_len: 48,
+            ..r
+        };
+        let raw6 = TypeRule::from(r6);
+        assert_eq!((raw6.v6, raw6.prefix_len, raw6.prefix), (1, 48, 0));
+        assert_eq!(TypeRuleEntry::from_map(raw6), Some(r6));
 
         let f = Flow {
-            addr: Ipv4Addr::new(10, 0, 0, 2),
+            addr: Ipv4Addr::new(10, 0, 0, 2).into(),
             port: 33000,
             proto: 6,
             tunnel: None,
         };
-        let raw = FlowKey::from(f);
+        let key = |f: Flow| match FlowKeyOf::from(f) {
+            FlowKeyOf::V4(k) => k,
+            FlowKeyOf::V6(_) => panic!("an IPv4 flow goes to GW_FLOWS"),
+        };
+        let raw = key(f);
         assert_eq!(raw.port.to_ne_bytes(), 33000u16.to_be_bytes());
         assert_eq!(raw.tunnel, gateway::NO_TUNNEL);
         assert_eq!(Flow::from(raw), f);
@@ -683,8 +923,16 @@ mod tests {
             tunnel: Some(0),
             ..f
         };
-        assert_eq!(FlowKey::from(t).tunnel, 1, "tunnel index + 1");
-        assert_eq!(Flow::from(FlowKey::from(t)), t);
+        assert_eq!(key(t).tunnel, 1, "tunnel index + 1");
+        assert_eq!(Flow::from(key(t)), t);
+        let f6 = Flow {
+            addr: "2001:db8:1::2".parse().unwrap(),
+            ..f
+        };
+        let FlowKeyOf::V6(k6) = FlowKeyOf::from(f6) else {
+            panic!("an IPv6 flow goes to GW_FLOWS6")
+        };
+        assert_eq!(Flow::from(k6), f6);
     }
 
     #[test]
@@ -710,8 +958,8 @@ mod tests {
         assert_eq!(
             (s.terminal, s.representative),
             (
-                SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 33000),
-                SocketAddrV4::new(A, 80)
+                SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 33000).into(),
+                SocketAddrV4::new(A, 80).into()
             )
         );
         assert_eq!(
@@ -742,10 +990,44 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_session_takes_its_addresses_from_gw_sess6() {
+        let term: Ipv6Addr = "2001:db8:1::2".parse().unwrap();
+        let rep: Ipv6Addr = "2001:db8:64::10".parse().unwrap();
+        let raw = Session {
+            state: gateway::SESSION_ACTIVE,
+            term_port: 33000u16.to_be(),
+            rep_port: 80u16.to_be(),
+            family: gateway::FAMILY_V6,
+            ..Session::default()
+        };
+        let s6 = Session6 {
+            term_addr: net6(term),
+            rep_addr: net6(rep),
+        };
+        let s = SessionEntry::from_maps(raw, Some(s6));
+        assert_eq!(s.terminal, SocketAddr::new(term.into(), 33000));
+        assert_eq!(s.representative, SocketAddr::new(rep.into(), 80));
+        // An IPv4 session ignores a stale GW_SESS6 slot.
+        let v4 = SessionEntry::from_maps(
+            Session {
+                family: gateway::FAMILY_V4,
+                ..raw
+            },
+            Some(s6),
+        );
+        assert!(v4.terminal.is_ipv4());
+        assert_eq!(addr6(net6(term)), term);
+    }
+
+    #[test]
     fn auth_key_puts_the_group_first_in_wire_order() {
         let k = auth_key(2, Ipv4Addr::new(10, 9, 0, 0), 16);
         assert_eq!(k.prefix_len(), 48);
         assert_eq!(k.data().group_be.to_ne_bytes(), [0, 0, 0, 2]);
         assert_eq!(wire_u32(k.data().addr), [10, 9, 0, 0]);
+        let k6 = auth_key6(2, "2001:db8:9::".parse().unwrap(), 48);
+        assert_eq!(k6.prefix_len(), 80);
+        assert_eq!(k6.data().group_be.to_ne_bytes(), [0, 0, 0, 2]);
+        assert_eq!(wire_u32(k6.data().addr[1]), [0, 9, 0, 0]);
     }
 }

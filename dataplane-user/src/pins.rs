@@ -15,7 +15,7 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use dataplane_common::{
-    entry,
+    entry, gateway,
     maps::{self, MapDef, MapKind},
     LayoutMeta, LAYOUT_MAGIC, LAYOUT_VERSION,
 };
@@ -88,6 +88,7 @@ impl Dataplane {
             "lb",
             "floor",
             "gateway",
+            gateway::PROG_V6_NAME,
             "tx",
             "sink",
             "router",
@@ -106,6 +107,7 @@ impl Dataplane {
             links: Vec::new(),
         };
         dp.write_meta()?;
+        link_helpers(&mut dp.ebpf, "gateway")?;
         // No stage follows any program run here until `add_stage`.
         let mut next: aya::maps::Array<_, u32> = dp.map_mut(&maps::ENTRY_NEXT)?;
         for (i, v) in entry::chain(&entry::DEFAULT_ORDER, &[false; entry::role::COUNT as usize])
@@ -157,6 +159,8 @@ impl Dataplane {
         let mut ebpf = loader.load(OBJ)?;
         let prog: &mut Xdp = program_mut(&mut ebpf, program)?;
         prog.load().map_err(|e| Error::Program(program.into(), e))?;
+        load_helpers(&mut ebpf, program)?;
+        link_helpers(&mut ebpf, program)?;
         if let Some(role) = stage {
             // Slot first, then the entry: a packet sees either the old
             // chain or the new one, never a stage without its slot.
@@ -265,6 +269,41 @@ impl Dataplane {
         }
         Ok(())
     }
+}
+
+/// Programs a role program tail-calls (loaded and put in their slots
+/// with it): (program, prog array, slot).
+fn helpers(program: &str) -> &'static [(&'static str, &'static MapDef, u32)] {
+    match program {
+        "gateway" => &[(gateway::PROG_V6_NAME, &maps::GW_PROGS, gateway::PROG_V6)],
+        _ => &[],
+    }
+}
+
+fn load_helpers(ebpf: &mut Ebpf, program: &str) -> Result<()> {
+    for (name, _, _) in helpers(program) {
+        program_mut(ebpf, name)?
+            .load()
+            .map_err(|e| Error::Program((*name).into(), e))?;
+    }
+    Ok(())
+}
+
+/// Each helper into its slot (replacing a previous daemon's: the next
+/// packet runs the new one).
+fn link_helpers(ebpf: &mut Ebpf, program: &str) -> Result<()> {
+    use aya::maps::ProgramArray;
+    for (name, def, slot) in helpers(program) {
+        let fd = program_mut(ebpf, name)?
+            .fd()
+            .map_err(|e| Error::Program((*name).into(), e))?
+            .try_clone()
+            .map_err(io_err("dup of a program fd"))?;
+        let map = ebpf.map_mut(def.name).ok_or_else(|| missing(def))?;
+        let mut slots: ProgramArray<_> = ProgramArray::try_from(map).map_err(map_err(def))?;
+        slots.set(*slot, &fd, 0).map_err(map_err(def))?;
+    }
+    Ok(())
 }
 
 /// The error of an operation on `def`'s map.

@@ -49,7 +49,7 @@ pub enum GwServerCmd {
         #[arg(long)]
         name: String,
         #[arg(long)]
-        address: std::net::Ipv4Addr,
+        address: std::net::IpAddr,
         #[arg(long)]
         port: u16,
         #[arg(long, default_value_t = 1)]
@@ -60,7 +60,7 @@ pub enum GwServerCmd {
         #[arg(long)]
         mac: Option<MacAddr>,
         #[arg(long)]
-        next_hop: Option<std::net::Ipv4Addr>,
+        next_hop: Option<std::net::IpAddr>,
         #[arg(long)]
         json: bool,
     },

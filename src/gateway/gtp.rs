@@ -227,7 +227,7 @@ impl GtpNeighbours<'_> {
         let ifindex = dataplane_user::ifindex(self.via).map_err(|e| e.to_string())?;
         let src_mac = dataplane_user::mac_of(self.via).map_err(|e| e.to_string())?;
         let mac = crate::neigh::resolve(
-            self.next_hop.unwrap_or(an),
+            self.next_hop.unwrap_or(an).into(),
             self.via,
             Duration::from_secs(2),
         )

@@ -18,14 +18,14 @@ pub use role::{check_interfaces, GatewayRole};
 use std::{
     collections::{BTreeMap, HashMap},
     io::Write as _,
-    net::Ipv4Addr,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     path::{Path, PathBuf},
     time::Duration,
 };
 
 use control::{
     api::{GroupServerView, GroupView, GroupsView, GwLookupView},
-    field::Ipv4Prefix,
+    field::IpPrefix,
     gateway::{self as g, config as gcfg, AccountingRecord, EndReason, GatewayMaps},
 };
 use dataplane_common::gateway::SessionCounters;
@@ -209,7 +209,7 @@ impl GwInstance {
             }
         }
         // Authorization: add what is new before removing what is gone.
-        let have: std::collections::BTreeSet<(u32, Ipv4Addr, u8)> =
+        let have: std::collections::BTreeSet<(u32, IpAddr, u8)> =
             self.dp.auth_entries()?.into_iter().collect();
         for (gi, addr, len) in want.auth.difference(&have) {
             self.dp.auth_allow(*gi, *addr, *len)?;
@@ -276,6 +276,7 @@ impl GwInstance {
             port_max: max,
             enabled: true,
             n3_addr: cfg.n3_address(),
+            address6: want.address6,
         };
         if old != settings {
             self.dp.set_gw_config(&settings)?;
@@ -454,7 +455,10 @@ impl GwInstance {
                 name: grp.name.clone(),
                 index: self.idx.groups.get(&grp.name).copied(),
                 services: grp.services.clone(),
-                allow: grp.allow.clone().unwrap_or_else(|| vec![Ipv4Prefix::ANY]),
+                allow: grp
+                    .allow
+                    .clone()
+                    .unwrap_or_else(|| vec![IpPrefix::any(grp.is_ipv6())]),
                 servers: grp
                     .servers
                     .iter()
@@ -475,6 +479,7 @@ impl GwInstance {
             .collect();
         GroupsView {
             address: self.cfg.address,
+            address6: self.cfg.address6,
             ports: self.cfg.ports,
             groups,
         }
@@ -499,11 +504,29 @@ impl GwInstance {
             });
         }
         let o = &r.output;
-        let src = Ipv4Addr::new(o[26], o[27], o[28], o[29]);
-        let dst = Ipv4Addr::new(o[30], o[31], o[32], o[33]);
-        let ihl = ((o[14] & 0x0f) as usize) * 4;
-        let sport = u16::from_be_bytes([o[14 + ihl], o[15 + ihl]]);
-        let dport = u16::from_be_bytes([o[16 + ihl], o[17 + ihl]]);
+        // The translated frame as the program leaves it (no VLAN tag, and
+        // for IPv6 no extension header in front of the ports).
+        let (src, dst, l4): (IpAddr, IpAddr, usize) = if o[12..14] == [0x86, 0xdd] {
+            if o.len() < 58 {
+                return Err(GwError::Config(
+                    "the program returned a cut IPv6 frame".into(),
+                ));
+            }
+            let a = |at: usize| -> IpAddr {
+                let b: [u8; 16] = o[at..at + 16].try_into().expect("16 bytes");
+                Ipv6Addr::from(b).into()
+            };
+            (a(22), a(38), 54)
+        } else {
+            let ihl = ((o[14] & 0x0f) as usize) * 4;
+            (
+                Ipv4Addr::new(o[26], o[27], o[28], o[29]).into(),
+                Ipv4Addr::new(o[30], o[31], o[32], o[33]).into(),
+                14 + ihl,
+            )
+        };
+        let sport = u16::from_be_bytes([o[l4], o[l4 + 1]]);
+        let dport = u16::from_be_bytes([o[l4 + 2], o[l4 + 3]]);
         let server = self
             .idx
             .servers
@@ -514,7 +537,11 @@ impl GwInstance {
             verdict,
             group: server.as_ref().map(|s| s.0.clone()),
             server: server.map(|s| s.1),
-            translated: Some(format!("{src}:{sport} -> {dst}:{dport}")),
+            translated: Some(format!(
+                "{} -> {}",
+                std::net::SocketAddr::new(src, sport),
+                std::net::SocketAddr::new(dst, dport)
+            )),
             session_port: (sport != 0).then_some(sport),
         })
     }
@@ -539,6 +566,9 @@ fn restart_only(old: &gcfg::Gateway, new: &gcfg::Gateway) -> Option<&'static str
     }
     if old.address != new.address {
         return Some("address");
+    }
+    if old.address6 != new.address6 {
+        return Some("address6");
     }
     if old.gtpu != new.gtpu {
         return Some("gtpu");

@@ -459,7 +459,7 @@ pub fn expected_output(input: &[u8], table: &MaglevTable, hash: u32) -> (String,
 /// The gateway's fixture world: groups, servers and a small port pool,
 /// written straight into the maps (the same calls the daemon makes).
 pub mod gateway {
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
     use control::gateway::selection;
     use dataplane_user::{
@@ -487,33 +487,65 @@ pub mod gateway {
     /// The server index that takes session type 1 in the dns group.
     pub const VOICE_SERVER: usize = 5;
 
+    // IPv6: the gateway's address, representative addresses and servers
+    // (indices after the IPv4 ones), groups 4-6.
+    pub const GW_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 1);
+    pub const WEB6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x64, 0, 0, 0, 0, 0x10);
+    pub const DNS6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x64, 0, 0, 0, 0, 0x20);
+    pub const RESTRICTED6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x64, 0, 0, 0, 0, 0x30);
+    pub const WEB6B: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x64, 0, 0, 0, 0, 0x11);
+    /// The prefix allowed into RESTRICTED6's group.
+    pub const ALLOWED6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 9, 0, 0, 0, 0, 0);
+    pub const SERVERS6: [(u32, Ipv6Addr, u16); 5] = [
+        (4, Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x11), 8080),
+        (4, Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x12), 8080),
+        (5, Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x21), 5353),
+        (6, Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x31), 8080),
+        (7, Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 0x41), 8081),
+    ];
+    /// Index of the first IPv6 server.
+    pub const SERVERS6_AT: usize = SERVERS.len();
+
     pub fn server_mac(i: usize) -> [u8; 6] {
         [2, 0, 0, 0, 0x5e, i as u8]
     }
 
     /// Groups: 0 web (WEB:80/tcp, two servers), 1 dns (DNS:53/udp),
     /// 2 restricted (RESTRICTED:80/tcp, only 10.9.0.0/16), 3 web2
-    /// (WEB2:80/tcp). Servers are reached through `egress_ifindex`.
+    /// (WEB2:80/tcp); IPv6: 4 web6 ([WEB6]:80/tcp, two servers), 5 dns6
+    /// ([DNS6]:53/udp), 6 restricted6 (only ALLOWED6/48), 7 web6b
+    /// ([WEB6B]:80/tcp). Servers are reached through `egress_ifindex`.
     pub fn install(
         dp: &mut Dataplane,
         egress_ifindex: u32,
         ports: (u16, u16),
     ) -> anyhow::Result<()> {
-        for (i, (_, addr, port)) in SERVERS.iter().enumerate() {
+        let all = SERVERS
+            .iter()
+            .map(|(g, a, p)| (*g, IpAddr::from(*a), *p))
+            .chain(SERVERS6.iter().map(|(g, a, p)| (*g, IpAddr::from(*a), *p)));
+        for (i, (_, addr, port)) in all.clone().enumerate() {
             dp.set_server(
                 i as u32,
                 &ServerEntry {
-                    addr: *addr,
-                    port: *port,
+                    addr,
+                    port,
                     mac: server_mac(i),
                     src_mac: EGRESS_MAC,
                     ifindex: egress_ifindex,
                 },
             )?;
         }
-        for grp in 0..4u32 {
-            let members: Vec<(u16, u32)> = SERVERS
-                .iter()
+        // Every type's table as the daemon writes it: empty (falls back
+        // to the group's type 0) unless set below.
+        for grp in 0..8u32 {
+            for t in 1..dataplane_common::gateway::TYPES_MAX {
+                dp.set_selection(grp, t, &selection(&[]))?;
+            }
+        }
+        for grp in 0..8u32 {
+            let members: Vec<(u16, u32)> = all
+                .clone()
                 .enumerate()
                 .filter(|(i, s)| s.0 == grp && *i != VOICE_SERVER)
                 .map(|(i, _)| (i as u16, 1))
@@ -522,23 +554,31 @@ pub mod gateway {
         }
         dp.set_selection(1, 1, &selection(&[(VOICE_SERVER as u16, 1)]))?;
         for (addr, port, proto, grp) in [
-            (WEB, 80u16, 6u8, 0u32),
-            (DNS, 53, 17, 1),
-            (RESTRICTED, 80, 6, 2),
-            (WEB2, 80, 6, 3),
+            (IpAddr::from(WEB), 80u16, 6u8, 0u32),
+            (DNS.into(), 53, 17, 1),
+            (RESTRICTED.into(), 80, 6, 2),
+            (WEB2.into(), 80, 6, 3),
+            (WEB6.into(), 80, 6, 4),
+            (DNS6.into(), 53, 17, 5),
+            (RESTRICTED6.into(), 80, 6, 6),
+            (WEB6B.into(), 80, 6, 7),
         ] {
             dp.set_service(&Service { addr, port, proto }, grp)?;
         }
         for grp in [0u32, 1, 3] {
-            dp.auth_allow(grp, Ipv4Addr::UNSPECIFIED, 0)?;
+            dp.auth_allow(grp, Ipv4Addr::UNSPECIFIED.into(), 0)?;
         }
-        dp.auth_allow(2, Ipv4Addr::new(10, 9, 0, 0), 16)?;
+        for grp in [4u32, 5, 7] {
+            dp.auth_allow(grp, Ipv6Addr::UNSPECIFIED.into(), 0)?;
+        }
+        dp.auth_allow(2, Ipv4Addr::new(10, 9, 0, 0).into(), 16)?;
+        dp.auth_allow(6, ALLOWED6.into(), 48)?;
         // Claim 9: UDP marked EF (DSCP 46) is session type 1.
         dp.set_type_rules(&[TypeRuleEntry {
             proto: 17,
             dscp: Some(46),
             session_type: 1,
-            terminals: Ipv4Addr::UNSPECIFIED,
+            terminals: Ipv4Addr::UNSPECIFIED.into(),
             terminals_len: 0,
         }])?;
         for p in ports.0..=ports.1 {
@@ -550,6 +590,7 @@ pub mod gateway {
             port_max: ports.1,
             enabled: true,
             n3_addr: None,
+            address6: Some(GW_ADDR6),
         })?;
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! The accounting records the gateway writes (claim 6).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
@@ -11,7 +11,9 @@ use super::expiry::EndReason;
 pub struct AccountingRecord {
     /// "start", "interim" or "end".
     pub event: String,
-    pub gateway: Ipv4Addr,
+    /// The gateway address the session is translated to (its IPv6
+    /// address for an IPv6 session).
+    pub gateway: IpAddr,
     /// The PFCP session (this gateway's SEID) and its uplink TEID, for a
     /// user session that came through a GTP-U tunnel (claim 8).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -2,13 +2,14 @@
 //! source port pool, timeouts, accounting, session type rules and the
 //! server groups behind representative addresses.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
 use super::service::ServiceAddr;
 use crate::field::{
-    validate_ifname, ConfigError, InterfaceClaims, Ipv4Prefix, MacAddr, PortRange, Protocol,
+    validate_ifname, ConfigError, InterfaceClaims, IpPrefix, Ipv4Prefix, MacAddr, PortRange,
+    Protocol,
 };
 use dataplane_common::{
     gateway::{GROUPS_MAX, SERVERS_MAX, TYPES_MAX, TYPE_RULES_MAX},
@@ -24,6 +25,11 @@ pub struct Gateway {
     /// The gateway's own address: the source of translated packets and
     /// where servers reply.
     pub address: Ipv4Addr,
+    /// The gateway's IPv6 address, for groups with IPv6 representative
+    /// addresses and servers: the source of their translated packets and
+    /// where their servers reply. IPv6 traffic is passed without it.
+    #[serde(default)]
+    pub address6: Option<Ipv6Addr>,
     /// Source port pool, "MIN-MAX", above the well-known ports.
     #[serde(default = "default_ports")]
     pub ports: PortRange,
@@ -188,21 +194,23 @@ pub struct SessionType {
     pub proto: Option<Protocol>,
     #[serde(default)]
     pub dscp: Option<u8>,
-    /// Terminal prefix, "A.B.C.D/LEN".
+    /// Terminal prefix, "A.B.C.D/LEN" or "X:X::X/LEN"; the rule then
+    /// matches terminals of that family only.
     #[serde(default)]
-    pub terminals: Option<Ipv4Prefix>,
+    pub terminals: Option<IpPrefix>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Group {
     pub name: String,
-    /// Representative addresses, "ADDR:PORT/PROTO" (claim 3).
+    /// Representative addresses, "ADDR:PORT/PROTO" (claim 3), all of one
+    /// family, that of the group's servers.
     pub services: Vec<ServiceAddr>,
-    /// Terminal prefixes allowed to use the group (claim 5); everyone when
-    /// absent.
+    /// Terminal prefixes allowed to use the group (claim 5), of the
+    /// group's family; everyone when absent.
     #[serde(default)]
-    pub allow: Option<Vec<Ipv4Prefix>>,
+    pub allow: Option<Vec<IpPrefix>>,
     #[serde(rename = "server")]
     pub servers: Vec<ServerCfg>,
 }
@@ -211,7 +219,7 @@ pub struct Group {
 #[serde(deny_unknown_fields)]
 pub struct ServerCfg {
     pub name: String,
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     pub port: u16,
     #[serde(default = "one")]
     pub weight: u32,
@@ -221,8 +229,8 @@ pub struct ServerCfg {
     /// Next hop for a server outside the system (claim 6); the server
     /// itself when absent.
     #[serde(default)]
-    pub next_hop: Option<Ipv4Addr>,
-    /// Next hop MAC; resolved by ARP when absent.
+    pub next_hop: Option<IpAddr>,
+    /// Next hop MAC; resolved by ARP (IPv6: neighbour discovery) when absent.
     #[serde(default)]
     pub mac: Option<MacAddr>,
     /// Session types this server takes (default: all).
@@ -234,12 +242,28 @@ fn one() -> u32 {
     1
 }
 
+impl Group {
+    /// The group's family: that of its first representative address
+    /// (`validate` holds the rest to it).
+    pub fn is_ipv6(&self) -> bool {
+        self.services
+            .first()
+            .map(|s| s.addr.is_ipv6())
+            .unwrap_or(false)
+    }
+}
+
 impl Gateway {
     /// Field checks; returns (dotted key relative to this section, reason).
     pub fn validate(&self) -> Result<(), (String, String)> {
         let e = |k: &str, r: String| Err((k.to_string(), r));
         if self.interfaces.is_empty() {
             return e("interfaces", "name at least one interface".into());
+        }
+        if let Some(a) = self.address6 {
+            if a.is_unspecified() || a.is_multicast() || a.is_loopback() {
+                return e("address6", format!("{a} is not a unicast address"));
+            }
         }
         if self.ports.first < PORTS_MIN {
             return e(
@@ -284,11 +308,33 @@ impl Gateway {
                     "name at least one representative address".into(),
                 );
             }
-            for s in &g.services {
+            let v6 = g.is_ipv6();
+            let family = |v6: bool| if v6 { "IPv6" } else { "IPv4" };
+            for (j, s) in g.services.iter().enumerate() {
                 if !services.insert(*s) {
                     return e(
                         &format!("{k}.services"),
                         format!("{s} belongs to two groups"),
+                    );
+                }
+                if s.addr.is_ipv6() != v6 {
+                    return e(
+                        &format!("{k}.services[{j}]"),
+                        format!("{s} is not {} like the group's first; a group is of one family (make a group per family)", family(v6)),
+                    );
+                }
+            }
+            if v6 && self.address6.is_none() {
+                return e(
+                    &format!("{k}.services"),
+                    "IPv6 representative addresses need the gateway's address6 (the source of their translated packets)".into(),
+                );
+            }
+            for (j, p) in g.allow.iter().flatten().enumerate() {
+                if p.is_ipv6() != v6 {
+                    return e(
+                        &format!("{k}.allow[{j}]"),
+                        format!("{p} is not {}, the group's family", family(v6)),
                     );
                 }
             }
@@ -304,6 +350,22 @@ impl Gateway {
                     return e(
                         &format!("{sk}.weight"),
                         format!("{} must be 1..1000", s.weight),
+                    );
+                }
+                if s.address.is_ipv6() != v6 {
+                    return e(
+                        &format!("{sk}.address"),
+                        format!(
+                            "{} is not {}, the family of the group's representative addresses",
+                            s.address,
+                            family(v6)
+                        ),
+                    );
+                }
+                if let Some(h) = s.next_hop.filter(|h| h.is_ipv6() != v6) {
+                    return e(
+                        &format!("{sk}.next_hop"),
+                        format!("{h} is not {} like the server", family(v6)),
                     );
                 }
                 if s.types.iter().flatten().any(|t| *t as u32 >= TYPES_MAX) {
@@ -381,7 +443,7 @@ mod tests {
         let sa: ServiceAddr = "198.51.100.10:80/tcp".parse().unwrap();
         assert_eq!(
             (sa.addr, sa.port, sa.proto),
-            (Ipv4Addr::new(198, 51, 100, 10), 80, Protocol::Tcp)
+            (IpAddr::from([198, 51, 100, 10]), 80, Protocol::Tcp)
         );
         assert_eq!(sa.to_string(), "198.51.100.10:80/tcp");
         assert_eq!(
@@ -418,10 +480,7 @@ mod tests {
         assert_eq!(g.session_types[0].proto, Some(Protocol::Udp));
         assert_eq!(
             g.session_types[0].terminals,
-            Some(Ipv4Prefix {
-                addr: Ipv4Addr::new(10, 0, 0, 0),
-                len: 8
-            })
+            Some("10.0.0.0/8".parse().unwrap())
         );
         assert_eq!(
             toml::from_str::<Gateway>(&section("")).unwrap().ports,
@@ -467,5 +526,60 @@ mod tests {
         // Written back, the section reads the same.
         let again: Gateway = toml::from_str(&toml::to_string(&g).unwrap()).unwrap();
         assert_eq!(again, g);
+    }
+
+    fn v6_section(extra: &str, group: &str) -> Gateway {
+        toml::from_str(&format!("interfaces = [\"eth0\"]\naddress = \"10.2.0.1\"\n{extra}\n[[group]]\nname = \"web6\"\n{group}\n[[group.server]]\nname = \"s\"\naddress = \"2001:db8:2::11\"\nport = 8080\n")).unwrap()
+    }
+
+    #[test]
+    fn ipv6_groups_are_of_one_family_and_need_address6() {
+        let ok = v6_section(
+            "address6 = \"2001:db8:2::1\"",
+            "services = [\"[2001:db8:64::10]:80/tcp\"]\nallow = [\"2001:db8:1::/48\"]",
+        );
+        assert!(ok.validate().is_ok(), "{:?}", ok.validate());
+        assert!(ok.groups[0].is_ipv6());
+        assert_eq!(
+            ok.groups[0].services[0].to_string(),
+            "[2001:db8:64::10]:80/tcp"
+        );
+        let (k, r) = v6_section("", "services = [\"[2001:db8:64::10]:80/tcp\"]")
+            .validate()
+            .unwrap_err();
+        assert!(
+            k == "group[0].services" && r.contains("address6"),
+            "{k}: {r}"
+        );
+        let (k, r) = v6_section(
+            "address6 = \"2001:db8:2::1\"",
+            "services = [\"[2001:db8:64::10]:80/tcp\", \"198.51.100.10:80/tcp\"]",
+        )
+        .validate()
+        .unwrap_err();
+        assert!(
+            k == "group[0].services[1]" && r.contains("one family"),
+            "{k}: {r}"
+        );
+        let (k, r) = v6_section(
+            "address6 = \"2001:db8:2::1\"",
+            "services = [\"[2001:db8:64::10]:80/tcp\"]\nallow = [\"10.0.0.0/8\"]",
+        )
+        .validate()
+        .unwrap_err();
+        assert!(k == "group[0].allow[0]" && r.contains("IPv6"), "{k}: {r}");
+        // An IPv4 group with an IPv6 server names the server's key.
+        let (k, _) = v6_section("", "services = [\"198.51.100.10:80/tcp\"]")
+            .validate()
+            .unwrap_err();
+        assert_eq!(k, "group[0].server[0].address");
+        let mut hop = ok.clone();
+        hop.groups[0].servers[0].next_hop = Some("10.2.0.254".parse().unwrap());
+        assert_eq!(hop.validate().unwrap_err().0, "group[0].server[0].next_hop");
+        let mut bad = ok.clone();
+        bad.address6 = Some("ff02::1".parse().unwrap());
+        assert_eq!(bad.validate().unwrap_err().0, "address6");
+        let e = "[2001:db8::1]/tcp".parse::<ServiceAddr>().unwrap_err();
+        assert!(e.contains("in brackets"), "{e}");
     }
 }

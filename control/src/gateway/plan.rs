@@ -6,11 +6,11 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    net::Ipv4Addr,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
 use super::{config::Gateway, selection, ServiceAddr};
-use crate::field::{Ipv4Prefix, PortRange};
+use crate::field::{IpPrefix, PortRange};
 use dataplane_common::gateway::{GROUPS_MAX, SELECT_SLOTS, SERVERS_MAX, TYPES_MAX};
 
 /// Where each name sits in the maps.
@@ -29,7 +29,8 @@ pub struct TypeRulePlan {
     pub proto: u8,
     pub dscp: Option<u8>,
     pub session_type: u8,
-    pub terminals: Ipv4Prefix,
+    /// Length 0: any terminal of either family.
+    pub terminals: IpPrefix,
 }
 
 /// The desired contents of the gateway maps. `S` is a server's entry as
@@ -42,11 +43,13 @@ pub struct GatewayMaps<S> {
     /// Server indices per (group index, session type).
     pub selections: BTreeMap<(u32, u32), [u16; SELECT_SLOTS as usize]>,
     pub type_rules: Vec<TypeRulePlan>,
-    /// (group index, network, prefix length) allowed to use the group.
-    pub auth: BTreeSet<(u32, Ipv4Addr, u8)>,
+    /// (group index, network, prefix length) allowed to use the group;
+    /// an open group holds the /0 of its family.
+    pub auth: BTreeSet<(u32, IpAddr, u8)>,
     /// Representative address → group index.
     pub services: HashMap<ServiceAddr, u32>,
     pub address: Ipv4Addr,
+    pub address6: Option<Ipv6Addr>,
     pub ports: PortRange,
 }
 
@@ -158,7 +161,7 @@ pub fn plan<S: Clone + PartialEq>(
         }
         match &grp.allow {
             None => {
-                auth.insert((gi, Ipv4Addr::UNSPECIFIED, 0));
+                auth.insert((gi, IpPrefix::any(grp.is_ipv6()).addr, 0));
             }
             Some(list) => auth.extend(list.iter().map(|p| (gi, p.network(), p.len))),
         }
@@ -173,7 +176,13 @@ pub fn plan<S: Clone + PartialEq>(
             proto: t.proto.map(|p| p.number()).unwrap_or(0),
             dscp: t.dscp,
             session_type: t.id,
-            terminals: t.terminals.unwrap_or(Ipv4Prefix::ANY),
+            terminals: t
+                .terminals
+                .map(|p| IpPrefix {
+                    addr: p.network(),
+                    len: p.len,
+                })
+                .unwrap_or(IpPrefix::any(false)),
         })
         .collect();
     Ok(GatewayMaps {
@@ -187,6 +196,7 @@ pub fn plan<S: Clone + PartialEq>(
         auth,
         services,
         address: cfg.address,
+        address6: cfg.address6,
         ports: cfg.ports,
     })
 }
@@ -201,7 +211,7 @@ mod tests {
     fn server(name: &str, last: u8, types: Option<Vec<u8>>) -> ServerCfg {
         ServerCfg {
             name: name.into(),
-            address: Ipv4Addr::new(10, 2, 0, last),
+            address: Ipv4Addr::new(10, 2, 0, last).into(),
             port: 8080,
             weight: 1,
             via: None,
@@ -211,14 +221,9 @@ mod tests {
         }
     }
 
-    fn group(
-        name: &str,
-        last: u8,
-        servers: Vec<ServerCfg>,
-        allow: Option<Vec<Ipv4Prefix>>,
-    ) -> Group {
+    fn group(name: &str, last: u8, servers: Vec<ServerCfg>, allow: Option<Vec<IpPrefix>>) -> Group {
         let services = vec![ServiceAddr {
-            addr: Ipv4Addr::new(198, 51, 100, last),
+            addr: Ipv4Addr::new(198, 51, 100, last).into(),
             port: 80,
             proto: Protocol::Tcp,
         }];
@@ -260,10 +265,7 @@ mod tests {
     }
 
     fn web_dns() -> Gateway {
-        let prefix = Ipv4Prefix {
-            addr: Ipv4Addr::new(10, 9, 1, 1),
-            len: 16,
-        };
+        let prefix: IpPrefix = "10.9.1.1/16".parse().unwrap();
         gateway(vec![
             group(
                 "web",
@@ -310,13 +312,13 @@ mod tests {
         assert_eq!(
             m.auth,
             BTreeSet::from([
-                (0, Ipv4Addr::UNSPECIFIED, 0),
-                (1, Ipv4Addr::new(10, 9, 0, 0), 16)
+                (0, Ipv4Addr::UNSPECIFIED.into(), 0),
+                (1, Ipv4Addr::new(10, 9, 0, 0).into(), 16)
             ])
         );
         assert_eq!(
             m.services[&ServiceAddr {
-                addr: Ipv4Addr::new(198, 51, 100, 20),
+                addr: Ipv4Addr::new(198, 51, 100, 20).into(),
                 port: 80,
                 proto: Protocol::Tcp
             }],
@@ -368,6 +370,24 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_group_is_open_to_ipv6_and_keeps_its_prefixes() {
+        let mut cfg = web_dns();
+        let mut g6 = group("web6", 0, vec![server("a6", 0, None)], None);
+        g6.services[0].addr = "2001:db8:64::10".parse().unwrap();
+        g6.servers[0].address = "2001:db8:2::11".parse().unwrap();
+        let mut g6b = g6.clone();
+        g6b.name = "web6b".into();
+        g6b.services[0].addr = "2001:db8:64::11".parse().unwrap();
+        g6b.allow = Some(vec!["2001:db8:9:1::5/48".parse().unwrap()]);
+        cfg.groups.extend([g6, g6b]);
+        cfg.address6 = Some("2001:db8:2::1".parse().unwrap());
+        let m = first(&cfg);
+        assert!(m.auth.contains(&(2, "::".parse().unwrap(), 0)));
+        assert!(m.auth.contains(&(3, "2001:db8:9::".parse().unwrap(), 48)));
+        assert_eq!(m.address6, cfg.address6);
+    }
+
+    #[test]
     fn type_rules_follow_the_config_and_an_unresolved_server_is_an_error() {
         let mut cfg = web_dns();
         cfg.session_types = vec![SessionType {
@@ -384,7 +404,7 @@ mod tests {
                 proto: 17,
                 dscp: Some(46),
                 session_type: 1,
-                terminals: Ipv4Prefix::ANY
+                terminals: IpPrefix::any(false)
             }]
         );
         let mut partial = resolved(&cfg, |_| 1);

@@ -1,15 +1,19 @@
 //! Representative addresses ("ADDR:PORT/PROTO") and the protocol names
 //! the gateway speaks.
 
-use std::{fmt, net::Ipv4Addr};
+use std::{
+    fmt,
+    net::{IpAddr, SocketAddr},
+};
 
 use crate::field::{text_serde, Protocol};
 
 /// A representative address (claim 3): what terminals send to, standing
-/// for a group of servers.
+/// for a group of servers. `ADDR:PORT/PROTO`, an IPv6 address in
+/// brackets (`[2001:db8::10]:80/tcp`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ServiceAddr {
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     pub port: u16,
     pub proto: Protocol,
 }
@@ -33,11 +37,11 @@ impl std::str::FromStr for ServiceAddr {
         let proto: Protocol = proto
             .parse()
             .map_err(|_| format!("{s:?}: protocol must be tcp or udp"))?;
-        let sa: std::net::SocketAddrV4 = sa
-            .parse()
-            .map_err(|_| format!("{s:?}: expected ADDR:PORT/PROTO"))?;
+        let sa: SocketAddr = sa.parse().map_err(|_| {
+            format!("{s:?}: expected ADDR:PORT/PROTO (an IPv6 address in brackets: [X:X::X]:PORT/PROTO)")
+        })?;
         Ok(Self {
-            addr: *sa.ip(),
+            addr: sa.ip(),
             port: sa.port(),
             proto,
         })
@@ -46,7 +50,8 @@ impl std::str::FromStr for ServiceAddr {
 
 impl fmt::Display for ServiceAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&format!("{}:{}/{}", self.addr, self.port, self.proto))
+        let sa = SocketAddr::new(self.addr, self.port);
+        f.pad(&format!("{sa}/{}", self.proto))
     }
 }
 
