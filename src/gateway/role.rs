@@ -152,8 +152,8 @@ impl Role for GatewayRole {
                 self.first().session_tree().map_err(|e| e.to_string())?,
             )),
             Request::GwLookup { flow } => {
-                if flow.src.is_ipv6() {
-                    return Err("the gateway serves IPv4 user sessions only so far (IPv6 is issue 13's next part)".into());
+                if flow.src.is_ipv6() != flow.dst.is_ipv6() {
+                    return Err("the flow's two ends must be of one family".into());
                 }
                 let pkt = packets::lookup_packet(&LookupKey::Flow(flow));
                 Ok(Response::ok(

@@ -19,6 +19,7 @@ pub mod pg_lab;
 pub mod sip_lab;
 pub mod tcp_repair;
 pub mod topo;
+pub mod topo_ipv6;
 pub mod vrrp_lab;
 
 /// The lab binary beside the `edgeplane` binary `exe` (cargo puts every

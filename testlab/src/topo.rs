@@ -74,7 +74,7 @@ impl Topology {
         format!("{}{}", self.prefix, role)
     }
 
-    fn exec(&self, ns: &str, args: &[&str]) -> anyhow::Result<()> {
+    pub(crate) fn exec(&self, ns: &str, args: &[&str]) -> anyhow::Result<()> {
         let mut full = vec!["ip", "netns", "exec", ns];
         full.extend_from_slice(args);
         run(&full)
@@ -482,9 +482,9 @@ impl Topology {
                 let ns = format!("/run/netns/{}", self.ns(&format!("s{i}")));
                 let (p, stop) = (peers[i].clone(), stop.clone());
                 if i < 2 {
-                    thread::spawn(move || tcp_echo(&ns, i, p, stop))
+                    thread::spawn(move || tcp_echo(&ns, i, p, stop, "0.0.0.0:8080"))
                 } else {
-                    thread::spawn(move || udp_echo(&ns, i, p, stop))
+                    thread::spawn(move || udp_echo(&ns, i, p, stop, "0.0.0.0:5353"))
                 }
             })
             .collect();
@@ -596,10 +596,10 @@ pub fn remove_pins(dir: &Path) -> std::io::Result<()> {
 
 pub type Peers = Arc<std::sync::Mutex<Vec<std::net::SocketAddr>>>;
 
-fn tcp_echo(ns: &str, i: usize, peers: Peers, stop: Arc<AtomicBool>) {
+pub(crate) fn tcp_echo(ns: &str, i: usize, peers: Peers, stop: Arc<AtomicBool>, bind: &str) {
     use std::io::{BufRead, BufReader, Write};
     enter_netns(ns).expect("server netns");
-    let l = std::net::TcpListener::bind("0.0.0.0:8080").expect("bind 8080");
+    let l = std::net::TcpListener::bind(bind).unwrap_or_else(|e| panic!("bind {bind}: {e}"));
     l.set_nonblocking(true).expect("nonblocking");
     while !stop.load(Ordering::SeqCst) {
         match l.accept() {
@@ -622,9 +622,9 @@ fn tcp_echo(ns: &str, i: usize, peers: Peers, stop: Arc<AtomicBool>) {
     }
 }
 
-fn udp_echo(ns: &str, i: usize, peers: Peers, stop: Arc<AtomicBool>) {
+pub(crate) fn udp_echo(ns: &str, i: usize, peers: Peers, stop: Arc<AtomicBool>, bind: &str) {
     enter_netns(ns).expect("server netns");
-    let s = UdpSocket::bind("0.0.0.0:5353").expect("bind 5353");
+    let s = UdpSocket::bind(bind).unwrap_or_else(|e| panic!("bind {bind}: {e}"));
     let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
     let mut buf = [0u8; 1500];
     while !stop.load(Ordering::SeqCst) {
