@@ -102,6 +102,23 @@ pub fn tcp_packet(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload:
     out
 }
 
+/// An Ethernet/IPv6/TCP SYN, terminal → LB MACs, hop limit 64.
+pub fn tcp6_packet(
+    src: std::net::Ipv6Addr,
+    dst: std::net::Ipv6Addr,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(TERMINAL_MAC, LB_MAC)
+        .ipv6(src.octets(), dst.octets(), 64)
+        .tcp(sport, dport, 1000, 64240)
+        .syn();
+    let mut out = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut out, payload).expect("write");
+    out
+}
+
 /// The packet a `lookup` runs through the program for a key.
 pub fn lookup_packet(key: &control::api::LookupKey) -> Vec<u8> {
     use std::net::IpAddr;

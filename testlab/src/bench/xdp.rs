@@ -441,6 +441,65 @@ fn gateway(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchR
     )?);
     let _ = round;
     rows.extend(gtpu(dp, opts, port)?);
+    rows.extend(gateway_ipv6(dp, opts, port)?);
+    Ok(rows)
+}
+
+/// The same plain paths over IPv6 (issue 13): the `gateway6` program,
+/// tail-called by `gateway`, so the tail call is in the figure.
+fn gateway_ipv6(
+    dp: &mut Dataplane,
+    opts: &BenchOptions,
+    keep: u16,
+) -> anyhow::Result<Vec<BenchRow>> {
+    use crate::fixtures::gateway as gfx;
+    let term: std::net::Ipv6Addr = "2001:db8:1::2".parse()?;
+    let tcp = |sport: u16| edgeplane::packets::tcp6_packet(term, gfx::WEB6, sport, 80, b"");
+    let mut rows = Vec::new();
+    let est = tcp(40000);
+    let first = dp.test_run("gateway", &est)?;
+    anyhow::ensure!(
+        first.verdict == dataplane_user::verdict::TX,
+        "gateway bench: the IPv6 session did not forward"
+    );
+    let o = &first.output;
+    let port = u16::from_be_bytes([o[54], o[55]]);
+    let srv = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&o[38..54])?);
+    rows.push(compare(
+        dp,
+        "gateway",
+        "ipv6_tcp_established_up",
+        &est,
+        opts,
+    )?);
+    let mut reply = edgeplane::packets::tcp6_packet(srv, gfx::GW_ADDR6, 8080, port, b"");
+    reply[..6].copy_from_slice(&gfx::EGRESS_MAC);
+    let r = dp.test_run("gateway", &reply)?;
+    anyhow::ensure!(
+        r.verdict == dataplane_user::verdict::TX,
+        "gateway bench: the IPv6 reverse path did not forward"
+    );
+    rows.push(compare(
+        dp,
+        "gateway",
+        "ipv6_tcp_established_down",
+        &reply,
+        opts,
+    )?);
+    let n = opts.runs_per_round.min(20_000);
+    rows.push(compare_each(
+        dp,
+        "gateway",
+        "ipv6_tcp_new_session",
+        |dp| {
+            free_sessions(dp, &[keep, port])?;
+            Ok((0..n).map(|i| tcp(41000 + (i as u16 % 20_000))).collect())
+        },
+        &BenchOptions {
+            rounds: opts.rounds,
+            runs_per_round: n,
+        },
+    )?);
     Ok(rows)
 }
 
