@@ -472,6 +472,15 @@ fn gateway_ipv6(
         &est,
         opts,
     )?);
+    // The IPv6 program run directly, without `gateway`'s tail call into
+    // it: what the tail call (and the IPv4 program's prefix) costs.
+    rows.push(compare(
+        dp,
+        dataplane_common::gateway::PROG_V6_NAME,
+        "ipv6_tcp_established_up_direct",
+        &est,
+        opts,
+    )?);
     let mut reply = edgeplane::packets::tcp6_packet(srv, gfx::GW_ADDR6, 8080, port, b"");
     reply[..6].copy_from_slice(&gfx::EGRESS_MAC);
     let r = dp.test_run("gateway", &reply)?;
