@@ -24,9 +24,12 @@ pub const TYPE_RULES_MAX: u32 = 16;
 /// No server in this selection slot.
 pub const NO_SERVER: u16 = u16::MAX;
 
-/// `GW_PROGS` slot of the IPv6 program, and its name in the object.
+/// `GW_PROGS` slots of the IPv6 programs, and their names in the object:
+/// plain IPv6, and the IPv6 T-PDU of a G-PDU.
 pub const PROG_V6: u32 = 0;
 pub const PROG_V6_NAME: &str = "gateway6";
+pub const PROG_V6_GTPU: u32 = 1;
+pub const PROG_V6_GTPU_NAME: &str = "gateway6_gtpu";
 
 /// Metadata magic: a test_run whose XDP metadata carries it is a dry run
 /// (lookup): the program decides and rewrites but changes no map.
@@ -192,6 +195,10 @@ pub struct Tunnel {
     pub an_mac: [u8; 6],
     pub an_src_mac: [u8; 6],
     pub an_ifindex: u32,
+    /// The UE's IPv6 prefix (four words as in the packet; the first two,
+    /// a /64, are compared with an uplink's inner source): all zero for
+    /// an IPv4-only PDU session.
+    pub ue_addr6: [u32; 4],
 }
 
 /// Per-CPU usage of a tunnel, indexed like `GW_TUNNELS` (claim 6, the
@@ -299,6 +306,11 @@ pub struct Parsed6 {
     pub l4: u32,
     pub payload_end: u32,
     pub proto: u32,
+    /// From `gateway` to `gateway6_gtpu`: the tunnel (index + 1) of a
+    /// G-PDU whose T-PDU is IPv6, the T-PDU's offset (`off`) and where the
+    /// G-PDU ends (`tpdu_end`).
+    pub tunnel: u32,
+    pub tpdu_end: u32,
 }
 
 /// Per-CPU traffic counters of a session, indexed by port like the

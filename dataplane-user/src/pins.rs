@@ -89,6 +89,7 @@ impl Dataplane {
             "floor",
             "gateway",
             gateway::PROG_V6_NAME,
+            gateway::PROG_V6_GTPU_NAME,
             "tx",
             "sink",
             "router",
@@ -275,7 +276,14 @@ impl Dataplane {
 /// with it): (program, prog array, slot).
 fn helpers(program: &str) -> &'static [(&'static str, &'static MapDef, u32)] {
     match program {
-        "gateway" => &[(gateway::PROG_V6_NAME, &maps::GW_PROGS, gateway::PROG_V6)],
+        "gateway" => &[
+            (gateway::PROG_V6_NAME, &maps::GW_PROGS, gateway::PROG_V6),
+            (
+                gateway::PROG_V6_GTPU_NAME,
+                &maps::GW_PROGS,
+                gateway::PROG_V6_GTPU,
+            ),
+        ],
         _ => &[],
     }
 }

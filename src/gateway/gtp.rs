@@ -272,6 +272,7 @@ impl pfcp::Tunnels for TunnelMaps<'_> {
         let e = TunnelEntry {
             ul_teid: spec.ul_teid,
             ue_addr: spec.ue_addr,
+            ue_addr6: spec.ue_addr6,
             downlink,
         };
         if self.retired.contains(&idx) {

@@ -49,6 +49,7 @@ impl GwInstance {
                     cp: s.cp.to_string(),
                     tunnel: s.tunnel,
                     ue: s.spec.ue_addr,
+                    ue6: s.spec.ue_addr6,
                     ul_teid: s.spec.ul_teid,
                     dl_teid: s.spec.dl_teid,
                     access_node: s.spec.an_addr,
@@ -106,6 +107,9 @@ pub struct PfcpSessionView {
     pub cp: String,
     pub tunnel: u32,
     pub ue: Ipv4Addr,
+    /// The UE's IPv6 prefix, for an IPv6 or dual-stack PDU session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ue6: Option<std::net::Ipv6Addr>,
     pub ul_teid: u32,
     pub dl_teid: Option<u32>,
     pub access_node: Option<Ipv4Addr>,

@@ -660,6 +660,7 @@ pub mod gateway {
                 &TunnelEntry {
                     ul_teid: ul,
                     ue_addr: ue,
+                    ue_addr6: None,
                     downlink,
                 },
             )?;
@@ -670,6 +671,7 @@ pub mod gateway {
             &TunnelEntry {
                 ul_teid: ul,
                 ue_addr: ue,
+                ue_addr6: None,
                 downlink: None,
             },
         )?;

@@ -22,13 +22,17 @@
 //! the frame as it would be without the tunnel (14 + inner IP length).
 
 use aya_ebpf::{bindings::xdp_action, helpers::bpf_xdp_adjust_head, programs::XdpContext};
-use dataplane_common::gateway::{stat, FlowKey, GwConfig, Tunnel, TUNNELS_MAX, TUNNEL_ACTIVE};
+use dataplane_common::gateway::{
+    stat, FlowKey, GwConfig, Tunnel, PROG_V6_GTPU, TUNNELS_MAX, TUNNEL_ACTIVE,
+};
 
 use crate::{
-    maps::{self, GW_STATS, GW_TEIDS, GW_TUNNELS, GW_TUN_STATS, GW_TX_PORTS},
+    maps::{
+        self, GW_PROGS, GW_SCRATCH6, GW_STATS, GW_TEIDS, GW_TUNNELS, GW_TUN_STATS, GW_TX_PORTS,
+    },
     parse::{
         self, GtpuError, Ipv4 as Ip, ETH_HLEN, GTPU_HLEN, GTPU_PORT, IPPROTO_TCP, IPPROTO_UDP,
-        IPV4_HLEN, UDP_HLEN,
+        IPV4_HLEN, IPV6_HLEN, UDP_HLEN,
     },
 };
 
@@ -104,9 +108,12 @@ pub(super) fn uplink(
         }
     };
 
+    let tpdu = g.payload;
+    if parse::load_u8(ctx, tpdu).map(|b| b >> 4) == Some(6) {
+        return ipv6_tpdu(ctx, cfg, idx, tpdu, udp_end);
+    }
     // The T-PDU: a whole IPv4 packet, first fragment or none, its L4
     // header inside its total length.
-    let tpdu = g.payload;
     let Some(inner) = parse::parse_ipv4(ctx, tpdu) else {
         return dropped(stat::GTPU_INNER_MALFORMED);
     };
@@ -182,11 +189,45 @@ pub(super) fn uplink(
     Ok((action, reason))
 }
 
+/// An IPv6 T-PDU of tunnel `idx`: the IPv6 program takes it
+/// (`gateway6_gtpu`), with the tunnel and where the T-PDU lies in the
+/// scratch slot. Dropped when the gateway has no IPv6 address.
+#[inline(always)]
+fn ipv6_tpdu(
+    ctx: &XdpContext,
+    cfg: &GwConfig,
+    idx: u32,
+    tpdu: usize,
+    udp_end: usize,
+) -> Result<(u32, u32), u32> {
+    if cfg.addr6 == [0; 4] {
+        return dropped(stat::NOT_IP);
+    }
+    let Some(s) = GW_SCRATCH6.get_ptr_mut(0) else {
+        return dropped(stat::NOT_IP);
+    };
+    // SAFETY: this CPU's slot, read by the program called next.
+    unsafe {
+        (*s).tunnel = idx + 1;
+        (*s).off = tpdu as u32;
+        (*s).tpdu_end = udp_end as u32;
+    }
+    // SAFETY: a tail call into a program of this object.
+    let _ = unsafe { GW_PROGS.tail_call(ctx, PROG_V6_GTPU) };
+    dropped(stat::NOT_IP)
+}
+
 /// Cut everything in front of the (translated) inner IPv4 header at
 /// `inner_off` but an Ethernet header: the MACs are `l2_out`'s, the
 /// ethertype is IPv4. VLAN tags of the outer frame go with it.
 #[inline(always)]
 pub(super) fn decap(ctx: &XdpContext, inner_off: usize) -> Result<(), u32> {
+    decap_as(ctx, inner_off, [0x08, 0x00])
+}
+
+/// `decap` for an inner packet of the given ethertype.
+#[inline(always)]
+pub(super) fn decap_as(ctx: &XdpContext, inner_off: usize, ethertype: [u8; 2]) -> Result<(), u32> {
     let delta = inner_off as i32 - ETH_HLEN as i32;
     // SAFETY: the helper checks the new head against the frame.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, delta) } != 0 {
@@ -195,8 +236,8 @@ pub(super) fn decap(ctx: &XdpContext, inner_off: usize) -> Result<(), u32> {
     let e = parse::ptr_at::<[u8; ETH_HLEN]>(ctx, 0).ok_or(stat::GTPU_ENCAP_FAILED)?;
     // SAFETY: 14 bytes checked.
     unsafe {
-        (*e)[12] = 0x08;
-        (*e)[13] = 0x00;
+        (*e)[12] = ethertype[0];
+        (*e)[13] = ethertype[1];
     }
     Ok(())
 }
@@ -223,11 +264,31 @@ pub(super) fn session_tunnel(
     if tunnel == dataplane_common::gateway::NO_TUNNEL {
         return Ok(None);
     }
-    downlink_tunnel(ctx, tunnel, ip_off).map(Some)
+    downlink_tunnel(ctx, tunnel, ip_off, false).map(Some)
 }
 
+/// `session_tunnel` for an IPv6 session's packet.
 #[inline(always)]
-pub(super) fn downlink_tunnel(ctx: &XdpContext, tunnel: u32, ip_off: usize) -> Result<Down, u32> {
+pub(super) fn session_tunnel6(
+    ctx: &XdpContext,
+    tunnel: u32,
+    ip_off: usize,
+) -> Result<Option<Down>, u32> {
+    if tunnel == dataplane_common::gateway::NO_TUNNEL {
+        return Ok(None);
+    }
+    downlink_tunnel(ctx, tunnel, ip_off, true).map(Some)
+}
+
+/// The tunnel's downlink and the inner packet's length (IPv4: its total
+/// length; IPv6: the fixed header and its payload length).
+#[inline(always)]
+pub(super) fn downlink_tunnel(
+    ctx: &XdpContext,
+    tunnel: u32,
+    ip_off: usize,
+    v6: bool,
+) -> Result<Down, u32> {
     let idx = tunnel.wrapping_sub(1);
     let t = match GW_TUNNELS.get(idx) {
         Some(t) if t.state == TUNNEL_ACTIVE && t.an_addr != 0 => *t,
@@ -238,7 +299,11 @@ pub(super) fn downlink_tunnel(ctx: &XdpContext, tunnel: u32, ip_off: usize) -> R
     {
         return Err(stat::REDIRECT_FAILED);
     }
-    let ip_len = parse::load_be16(ctx, ip_off + 2).ok_or(stat::MALFORMED)? as usize;
+    let ip_len = if v6 {
+        IPV6_HLEN + parse::load_be16(ctx, ip_off + 4).ok_or(stat::MALFORMED)? as usize
+    } else {
+        parse::load_be16(ctx, ip_off + 2).ok_or(stat::MALFORMED)? as usize
+    };
     if ip_len < IPV4_HLEN || ip_off + ip_len > parse::packet_len(ctx) {
         return Err(stat::MALFORMED);
     }
@@ -353,7 +418,7 @@ fn encap(ctx: &XdpContext, cfg: &GwConfig, d: &Down) -> Result<u32, u32> {
 
 /// This CPU's usage of tunnel `idx` (inner IP bytes).
 #[inline(always)]
-fn count_tunnel(idx: u32, len: u64, up: bool) {
+pub(super) fn count_tunnel(idx: u32, len: u64, up: bool) {
     if let Some(c) = GW_TUN_STATS.get_ptr_mut(idx) {
         // SAFETY: per-CPU slot.
         unsafe {

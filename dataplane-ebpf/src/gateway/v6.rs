@@ -27,19 +27,19 @@ use dataplane_common::{
     entry::role,
     gateway::{
         stat, AuthKey6, FlowKey6, GwConfig, Parsed6, ServiceKey6, FAMILY_V6, NO_TUNNEL,
-        SESSION_ACTIVE, SESSION_FREE, SF_SERVICE_CHANGED, TYPES_MAX, TYPE_RULES_MAX,
+        SESSION_ACTIVE, SESSION_FREE, SF_SERVICE_CHANGED, TUNNEL_ACTIVE, TYPES_MAX, TYPE_RULES_MAX,
     },
     hash, IPV6_MAX_EXT,
 };
 
-use super::{choose, count_session, flag, l2_out, tcp_flags_at};
+use super::{choose, count_session, flag, gtpu, l2_out, tcp_flags_at};
 use crate::{
     csum,
     maps::{
         self, GW_AUTH6, GW_CONFIG, GW_FLOWS6, GW_OPEN, GW_POOL, GW_SCRATCH6, GW_SERVERS,
-        GW_SERVICES6, GW_SESS6, GW_SESSIONS, GW_STATS, GW_TYPES,
+        GW_SERVICES6, GW_SESS6, GW_SESSIONS, GW_STATS, GW_TUNNELS, GW_TYPES,
     },
-    parse::{self, Ipv6, Ipv6Error, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP, IPV6_HLEN},
+    parse::{self, Ipv6, Ipv6Error, ETH_HLEN, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP, IPV6_HLEN},
 };
 
 const IPPROTO_ICMPV6: u8 = 58;
@@ -75,17 +75,35 @@ const DRY_BIT: u64 = 1 << 63;
 /// the gateway has an IPv6 address, and took off a chain header).
 #[xdp]
 pub fn gateway6(ctx: XdpContext) -> u32 {
+    entry::<false>(&ctx)
+}
+
+/// A G-PDU whose T-PDU is IPv6, from `gateway`'s GTP-U uplink (which
+/// checked the outer headers, found the tunnel and left it, with where
+/// the T-PDU lies, in the scratch slot).
+#[xdp]
+pub fn gateway6_gtpu(ctx: XdpContext) -> u32 {
+    entry::<true>(&ctx)
+}
+
+#[inline(always)]
+fn entry<const GTPU: bool>(ctx: &XdpContext) -> u32 {
     let bytes = (ctx.data_end() - ctx.data()) as u64;
-    let dry = super::dry_run(&ctx);
+    let dry = super::dry_run(ctx);
     let r = match GW_CONFIG.get(0) {
-        Some(cfg) if cfg.enabled != 0 => run(&ctx, cfg, dry, bytes),
+        Some(cfg) if cfg.enabled != 0 => run::<GTPU>(ctx, cfg, dry, bytes),
         _ => pack(Err(stat::NOT_FOR_US)),
     };
-    let (action, reason) = unpack(r);
+    let (mut action, reason) = unpack(r);
+    // A G-PDU of a known tunnel is never passed: the kernel cannot answer
+    // into a tunnel (as on the IPv4 uplink).
+    if GTPU && action == xdp_action::XDP_PASS {
+        action = xdp_action::XDP_DROP;
+    }
     if !dry {
         maps::count(&GW_STATS, reason, bytes);
         maps::count_verdict(&GW_STATS, action, bytes);
-        return crate::entry::next(&ctx, role::GATEWAY, action);
+        return crate::entry::next(ctx, role::GATEWAY, action);
     }
     action
 }
@@ -101,39 +119,65 @@ const ICMP_ERROR: u64 = 3;
 /// whose frame is gone before the path's subprogram takes its own (the
 /// verifier bounds the frames of one call chain together).
 #[inline(always)]
-fn run(ctx: &XdpContext, cfg: &GwConfig, dry: bool, bytes: u64) -> u64 {
-    let c = classify(ctx, cfg);
+fn run<const GTPU: bool>(ctx: &XdpContext, cfg: &GwConfig, dry: bool, bytes: u64) -> u64 {
+    let c = classify::<GTPU>(ctx, cfg);
     let Some(sp) = GW_SCRATCH6.get(0) else {
         return pack(Err(stat::NOT_FOR_US));
     };
     let db = bytes | if dry { DRY_BIT } else { 0 };
     match c >> 32 {
-        REPLY => reverse(ctx, sp, db),
-        TO_SERVICE => to_service(ctx, cfg, sp, db),
-        ICMP_ERROR => icmp_error(ctx, sp),
+        REPLY => reverse(ctx, cfg, sp, db),
+        TO_SERVICE => to_service::<GTPU>(ctx, cfg, sp, db),
+        ICMP_ERROR => icmp_error(ctx, cfg, sp, db),
         _ => pack(Err(c as u32)),
     }
 }
 
 /// Parse the headers into this CPU's `GW_SCRATCH6` slot and say which path
-/// the packet takes.
+/// the packet takes. A T-PDU (`GTPU`) is checked as the IPv4 uplink checks
+/// one: whole inside its G-PDU, from the tunnel's UE (its /64), and only
+/// ever on its way to a service.
 #[inline(never)]
-fn classify(ctx: &XdpContext, cfg: &GwConfig) -> u64 {
+fn classify<const GTPU: bool>(ctx: &XdpContext, cfg: &GwConfig) -> u64 {
     let pass = |reason: u32| (PASS << 32) | reason as u64;
-    let eth = match parse::parse_eth_vlans(ctx) {
-        Ok(e) if e.proto == ETH_P_IPV6 => e,
-        _ => return pass(stat::MALFORMED),
+    let Some(scratch) = GW_SCRATCH6.get_ptr_mut(0) else {
+        return pass(stat::NOT_FOR_US);
     };
-    let l3 = eth.l3;
+    let (l3, tunnel, end) = if GTPU {
+        // SAFETY: this CPU's slot, written by `gateway` just before.
+        let s = unsafe { &*scratch };
+        (
+            (s.off & 0x3ff) as usize,
+            s.tunnel,
+            (s.tpdu_end & 0xffff) as usize,
+        )
+    } else {
+        match parse::parse_eth_vlans(ctx) {
+            Ok(e) if e.proto == ETH_P_IPV6 => (e.l3, NO_TUNNEL, 0),
+            _ => return pass(stat::MALFORMED),
+        }
+    };
     let (ip, proto, l4) = match parse::parse_ipv6(ctx, l3, IPV6_MAX_EXT) {
         Ok(x) => x,
+        Err(_) if GTPU => return pass(stat::GTPU_INNER_MALFORMED),
         // Never translated on a part of its key; the kernel reassembles.
         Err(Ipv6Error::Fragment) => return pass(stat::FRAGMENT),
         Err(_) => return pass(stat::MALFORMED),
     };
-    let Some(scratch) = GW_SCRATCH6.get_ptr_mut(0) else {
-        return pass(stat::NOT_FOR_US);
-    };
+    if GTPU {
+        if ip.payload_end > end {
+            return pass(stat::GTPU_INNER_MALFORMED);
+        }
+        // The UE's addresses are its /64 (it makes its interface id).
+        match GW_TUNNELS.get(tunnel.wrapping_sub(1)) {
+            Some(t)
+                if t.state == TUNNEL_ACTIVE
+                    && t.ue_addr6 != [0; 4]
+                    && t.ue_addr6[0] == ip.src[0]
+                    && t.ue_addr6[1] == ip.src[1] => {}
+            _ => return pass(stat::GTPU_UE_MISMATCH),
+        }
+    }
     // SAFETY: this CPU's slot; the path's subprogram reads it back.
     unsafe {
         let w = &mut *scratch;
@@ -143,20 +187,25 @@ fn classify(ctx: &XdpContext, cfg: &GwConfig) -> u64 {
         w.l4 = l4 as u32;
         w.payload_end = ip.payload_end as u32;
         w.proto = proto as u32;
+        w.tunnel = tunnel;
     }
     match proto {
         IPPROTO_TCP | IPPROTO_UDP => {
             // To the gateway's own address on a pool port: a server's reply.
             let Some(dport) = parse::load_be16(ctx, l4 + 2) else {
-                return pass(stat::MALFORMED);
+                return pass(if GTPU {
+                    stat::GTPU_INNER_MALFORMED
+                } else {
+                    stat::MALFORMED
+                });
             };
-            if ip.dst == cfg.addr6 && dport >= cfg.port_min && dport <= cfg.port_max {
+            if !GTPU && ip.dst == cfg.addr6 && dport >= cfg.port_min && dport <= cfg.port_max {
                 REPLY << 32
             } else {
                 TO_SERVICE << 32
             }
         }
-        IPPROTO_ICMPV6 if ip.dst == cfg.addr6 => ICMP_ERROR << 32,
+        IPPROTO_ICMPV6 if !GTPU && ip.dst == cfg.addr6 => ICMP_ERROR << 32,
         _ => pass(stat::NOT_FOR_US),
     }
 }
@@ -171,7 +220,7 @@ fn pkt(s: &Parsed6) -> Pkt {
             dst: s.dst,
             payload_end: (s.payload_end & 0xffff) as usize,
         },
-        off: (s.off & 0x3f) as usize,
+        off: (s.off & 0x3ff) as usize,
         proto: s.proto as u8,
         l4: (s.l4 & 0x3fff) as usize,
     }
@@ -197,19 +246,33 @@ fn l4_ports(ctx: &XdpContext, p: &Pkt) -> Result<(u16, u16), u32> {
 /// session or a new one. A subprogram (its frame and its paths are not
 /// the entry's); `db` is the byte count with `DRY_BIT`.
 #[inline(never)]
-fn to_service(ctx: &XdpContext, cfg: &GwConfig, sp: &Parsed6, db: u64) -> u64 {
+fn to_service<const GTPU: bool>(ctx: &XdpContext, cfg: &GwConfig, sp: &Parsed6, db: u64) -> u64 {
     let p = pkt(sp);
-    let r = l4_ports(ctx, &p)
-        .and_then(|ports| to_service_in(ctx, cfg, &p, ports, db & DRY_BIT != 0, db & !DRY_BIT));
+    let tunnel = if GTPU { sp.tunnel } else { NO_TUNNEL };
+    let (dry, bytes) = (db & DRY_BIT != 0, db & !DRY_BIT);
+    let r = match l4_ports(ctx, &p) {
+        Ok(ports) => to_service_in(ctx, cfg, &p, ports, tunnel, dry, bytes),
+        Err(_) if GTPU => Err(stat::GTPU_INNER_MALFORMED),
+        Err(e) => Err(e),
+    };
+    if let (true, Ok((action, _))) = (GTPU, r) {
+        if !dry && (action == xdp_action::XDP_TX || action == xdp_action::XDP_REDIRECT) {
+            let inner = (p.ip.payload_end - p.off) as u64;
+            gtpu::count_tunnel(tunnel.wrapping_sub(1), inner, true);
+            maps::count(&GW_STATS, stat::GTPU_UPLINK, bytes);
+        }
+    }
     pack(r)
 }
 
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn to_service_in(
     ctx: &XdpContext,
     cfg: &GwConfig,
     p: &Pkt,
     (sport, dport): (u16, u16),
+    tunnel: u32,
     dry: bool,
     bytes: u64,
 ) -> Result<(u32, u32), u32> {
@@ -218,7 +281,13 @@ fn to_service_in(
         port: sport,
         proto: p.proto,
         _pad: 0,
-        tunnel: NO_TUNNEL,
+        tunnel,
+    };
+    // A tunnel session counts the frame as it would be without the tunnel.
+    let bytes = if tunnel != NO_TUNNEL {
+        (ETH_HLEN + p.ip.payload_end - p.off) as u64
+    } else {
+        bytes
     };
     // SAFETY: a u16 port copied out at once.
     let existing = unsafe { GW_FLOWS6.get(&flow) }.copied();
@@ -352,6 +421,10 @@ fn forward(
     }
     // Rewrite: src = gateway:port, dst = server:port (claim 13).
     rewrite(ctx, p, &cfg.addr6, port, &server.addr6, server.port)?;
+    if flow.tunnel != NO_TUNNEL {
+        // The inner packet, translated, becomes the frame.
+        gtpu::decap_as(ctx, p.off, [0x86, 0xdd])?;
+    }
     let action = l2_out(ctx, &server.mac, &server.src_mac, server.ifindex)?;
     Ok((action, reason))
 }
@@ -471,7 +544,7 @@ fn new_session(
         s.rep_addr = 0;
         s.rep_port = dport;
         s.family = FAMILY_V6;
-        s.tunnel = NO_TUNNEL;
+        s.tunnel = flow.tunnel;
         s.group = group;
         s.server = server;
         s.up_mac.copy_from_slice(&eth[6..12]);
@@ -500,14 +573,14 @@ fn new_session(
 /// A server's reply to the gateway's address on a pool port. A
 /// subprogram (its frame is not the forward path's).
 #[inline(never)]
-fn reverse(ctx: &XdpContext, sp: &Parsed6, db: u64) -> u64 {
+fn reverse(ctx: &XdpContext, cfg: &GwConfig, sp: &Parsed6, db: u64) -> u64 {
     let p = pkt(sp);
     let r = l4_ports(ctx, &p).and_then(|(sport, dport)| {
         reverse_in(
             ctx,
+            cfg,
             &p,
-            sport,
-            u16::from_be(dport),
+            (sport, u16::from_be(dport)),
             db & DRY_BIT != 0,
             db & !DRY_BIT,
         )
@@ -518,9 +591,9 @@ fn reverse(ctx: &XdpContext, sp: &Parsed6, db: u64) -> u64 {
 #[inline(always)]
 fn reverse_in(
     ctx: &XdpContext,
+    cfg: &GwConfig,
     p: &Pkt,
-    sport: u16,
-    port: u16,
+    (sport, port): (u16, u16),
     dry: bool,
     bytes: u64,
 ) -> Result<(u32, u32), u32> {
@@ -539,6 +612,12 @@ fn reverse_in(
     let s6 = GW_SESS6.get(port as u32).ok_or(stat::NO_SESSION)?;
     let (rep_port, term_port) = (s.rep_port, s.term_port);
     let (mac, src_mac, ifindex) = (s.up_mac, s.up_src_mac, s.up_ifindex);
+    // A tunnel session's reply is encapsulated: the tunnel is checked
+    // before anything is counted or rewritten.
+    let down = match gtpu::session_tunnel6(ctx, s.tunnel, p.off) {
+        Ok(d) => d,
+        Err(reason) => return Ok((xdp_action::XDP_DROP, reason)),
+    };
     if !dry {
         s.last_seen_ns = unsafe { bpf_ktime_get_coarse_ns() };
         let f = tcp_flags_at(ctx, p.proto, p.l4);
@@ -548,6 +627,9 @@ fn reverse_in(
         count_session(port, bytes, false);
     }
     rewrite(ctx, p, &s6.rep_addr, rep_port, &s6.term_addr, term_port)?;
+    if let Some(d) = down {
+        return Ok(gtpu::send_down(ctx, cfg, &d, stat::REVERSE, dry, bytes));
+    }
     let action = l2_out(ctx, &mac, &src_mac, ifindex)?;
     Ok((action, stat::REVERSE))
 }
@@ -617,13 +699,25 @@ fn words(b: &[u8; IPV6_HLEN], at: usize) -> [u32; 4] {
 /// representative, from the representative address. The quote's
 /// upper-layer header must follow its fixed header.
 #[inline(never)]
-fn icmp_error(ctx: &XdpContext, sp: &Parsed6) -> u64 {
+fn icmp_error(ctx: &XdpContext, cfg: &GwConfig, sp: &Parsed6, db: u64) -> u64 {
     let p = pkt(sp);
-    pack(icmp_error_in(ctx, &p))
+    pack(icmp_error_in(
+        ctx,
+        cfg,
+        &p,
+        db & DRY_BIT != 0,
+        db & !DRY_BIT,
+    ))
 }
 
 #[inline(always)]
-fn icmp_error_in(ctx: &XdpContext, p: &Pkt) -> Result<(u32, u32), u32> {
+fn icmp_error_in(
+    ctx: &XdpContext,
+    cfg: &GwConfig,
+    p: &Pkt,
+    dry: bool,
+    bytes: u64,
+) -> Result<(u32, u32), u32> {
     let icmp = p.l4;
     let t = parse::load_u8(ctx, icmp).ok_or(stat::MALFORMED)?;
     if !(1..=4).contains(&t) {
@@ -657,6 +751,11 @@ fn icmp_error_in(ctx: &XdpContext, p: &Pkt) -> Result<(u32, u32), u32> {
     let (term, rep) = (&s6.term_addr, &s6.rep_addr);
     let (term_port, rep_port) = (s.term_port, s.rep_port);
     let (mac, src_mac, ifindex) = (s.up_mac, s.up_src_mac, s.up_ifindex);
+    // A tunnel session's error goes back into its tunnel.
+    let down = match gtpu::session_tunnel6(ctx, s.tunnel, p.off) {
+        Ok(d) => d,
+        Err(reason) => return Ok((xdp_action::XDP_DROP, reason)),
+    };
 
     let icp = parse::ptr_at::<[u8; 4]>(ctx, icmp).ok_or(stat::MALFORMED)?;
     // SAFETY: 4 bytes checked.
@@ -701,6 +800,16 @@ fn icmp_error_in(ctx: &XdpContext, p: &Pkt) -> Result<(u32, u32), u32> {
     let icp = parse::ptr_at::<[u8; 4]>(ctx, icmp).ok_or(stat::MALFORMED)?;
     // SAFETY: 4 bytes checked.
     unsafe { (&mut *icp)[2..4].copy_from_slice(&ic.to_ne_bytes()) };
+    if let Some(d) = down {
+        return Ok(gtpu::send_down(
+            ctx,
+            cfg,
+            &d,
+            stat::ICMP_REVERSE,
+            dry,
+            bytes,
+        ));
+    }
     let action = l2_out(ctx, &mac, &src_mac, ifindex)?;
     Ok((action, stat::ICMP_REVERSE))
 }

@@ -29,6 +29,9 @@ pub struct TunnelEntry {
     /// The UE's address: the inner source of the uplink, the inner
     /// destination of the downlink.
     pub ue_addr: Ipv4Addr,
+    /// The UE's IPv6 /64 prefix, for an IPv6 (or dual-stack) PDU session:
+    /// an uplink's inner IPv6 source must be in it.
+    pub ue_addr6: Option<Ipv6Addr>,
     /// `None` until the access node's side is known (PFCP: no downlink
     /// FAR yet): the uplink is served, the downlink dropped
     /// (`gtpu_no_tunnel`).
@@ -56,6 +59,7 @@ impl From<TunnelEntry> for Tunnel {
             an_mac: d.mac,
             an_src_mac: d.src_mac,
             an_ifindex: d.ifindex,
+            ue_addr6: e.ue_addr6.map(net6).unwrap_or_default(),
         }
     }
 }
@@ -66,6 +70,7 @@ impl TunnelEntry {
         (t.state == gateway::TUNNEL_ACTIVE).then(|| TunnelEntry {
             ul_teid: t.ul_teid,
             ue_addr: addr(t.ue_addr),
+            ue_addr6: (t.ue_addr6 != [0; 4]).then(|| addr6(t.ue_addr6)),
             downlink: (t.an_addr != 0).then(|| TunnelDownlink {
                 teid: t.dl_teid,
                 an_addr: addr(t.an_addr),
@@ -205,6 +210,7 @@ mod tests {
         let e = TunnelEntry {
             ul_teid: 0x1000,
             ue_addr: Ipv4Addr::new(100, 64, 0, 9),
+            ue_addr6: None,
             downlink: Some(d),
         };
         let raw = Tunnel::from(e);
@@ -215,6 +221,13 @@ mod tests {
         assert_eq!(wire_u32(raw.ue_addr), [100, 64, 0, 9]);
         assert_eq!(wire_u32(raw.an_addr), [10, 4, 0, 2]);
         assert_eq!(TunnelEntry::from_map(raw), Some(e));
+        assert_eq!(raw.ue_addr6, [0; 4], "IPv4 only: no IPv6 prefix");
+        let dual = TunnelEntry {
+            ue_addr6: Some("2001:db8:cafe:1::".parse().unwrap()),
+            ..e
+        };
+        assert_eq!(wire_u32(Tunnel::from(dual).ue_addr6[1]), [0xca, 0xfe, 0, 1]);
+        assert_eq!(TunnelEntry::from_map(Tunnel::from(dual)), Some(dual));
         let no_qfi = TunnelEntry {
             downlink: Some(TunnelDownlink { qfi: None, ..d }),
             ..e

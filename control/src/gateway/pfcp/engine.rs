@@ -72,7 +72,10 @@ pub trait Tunnels {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TunnelSpec {
     pub ul_teid: u32,
+    /// The UE's IPv4 address; unspecified for an IPv6-only PDU session.
     pub ue_addr: Ipv4Addr,
+    /// The UE's IPv6 prefix (a /64) of an IPv6 or dual-stack PDU session.
+    pub ue_addr6: Option<std::net::Ipv6Addr>,
     pub dl_teid: Option<u32>,
     pub an_addr: Option<Ipv4Addr>,
     pub qfi: Option<u8>,

@@ -135,6 +135,7 @@ pub(super) struct Derived {
     pub(super) ul_pdr: u16,
     pub(super) fteid: Fteid,
     pub(super) ue: Ipv4Addr,
+    pub(super) ue6: Option<std::net::Ipv6Addr>,
     pub(super) dl: Option<(u32, Ipv4Addr)>,
     pub(super) qfi: Option<u8>,
 }
@@ -194,7 +195,12 @@ pub(super) fn derive(rules: &Rules) -> Result<Derived, Reject> {
         .as_ref()
         .and_then(|p| p.ue_ip)
         .ok_or(IeError::missing(ty::UE_IP_ADDRESS))?;
-    let ue = ue_ip.v4.ok_or(IeError::incorrect(ty::UE_IP_ADDRESS))?;
+    // IPv4, IPv6 (the UE's /64) or both (a dual-stack PDU session).
+    if ue_ip.v4.is_none() && ue_ip.v6.is_none() {
+        return Err(IeError::incorrect(ty::UE_IP_ADDRESS));
+    }
+    let ue = ue_ip.v4.unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let ue6 = ue_ip.v6;
     let dl_far = far_of(dl);
     // Downlink live only when forwarding with an outer header: BUFF, DROP
     // or no OHC yet leave it out of the fast path.
@@ -225,6 +231,7 @@ pub(super) fn derive(rules: &Rules) -> Result<Derived, Reject> {
         ul_pdr: ul_id,
         fteid,
         ue,
+        ue6,
         dl: dl_path,
         qfi,
     })

@@ -43,19 +43,24 @@ def uplink_pdr():
         IE_OuterHeaderRemoval(header=0), IE_FAR_Id(id=1), IE_URR_Id(id=1), IE_QER_Id(id=1)])
 
 
-def downlink_pdr():
+def downlink_pdr(ue):
     return IE_CreatePDR(IE_list=[
         IE_PDR_Id(id=2), IE_Precedence(precedence=100),
-        IE_PDI(IE_list=[IE_SourceInterface(interface=1),
-                        IE_UE_IP_Address(V4=1, SD=1, ipv4="10.45.0.2")]),
+        IE_PDI(IE_list=[IE_SourceInterface(interface=1), ue]),
         IE_FAR_Id(id=2), IE_URR_Id(id=1), IE_QER_Id(id=1)])
+
+
+UE_V4 = IE_UE_IP_Address(V4=1, SD=1, ipv4="10.45.0.2")
+# An IPv4v6 PDU session (the UE's /64 prefix), and an IPv6-only one.
+UE_DUAL = IE_UE_IP_Address(V4=1, V6=1, SD=1, ipv4="10.45.0.2", ipv6="2001:db8:cafe:1::")
+UE_V6 = IE_UE_IP_Address(V6=1, SD=1, ipv6="2001:db8:cafe:1::")
 
 
 def ohc(teid, addr):
     return IE_OuterHeaderCreation(GTPUUDPIPV4=1, TEID=teid, ipv4=addr)
 
 
-def establishment(with_ohc):
+def establishment(with_ohc, ue=UE_V4):
     dl_far = [IE_FAR_Id(id=2)]
     if with_ohc:
         dl_far += [IE_ApplyAction(FORW=1), IE_ForwardingParameters(IE_list=[
@@ -64,7 +69,7 @@ def establishment(with_ohc):
         dl_far += [IE_ApplyAction(BUFF=1)]
     return PFCP(S=1, seid=0, seq=3) / PFCPSessionEstablishmentRequest(IE_list=[
         node_id(), IE_FSEID(v4=1, seid=0x1111, ipv4=CP),
-        uplink_pdr(), downlink_pdr(),
+        uplink_pdr(), downlink_pdr(ue),
         IE_CreateFAR(IE_list=[IE_FAR_Id(id=1), IE_ApplyAction(FORW=1),
                               IE_ForwardingParameters(IE_list=[IE_DestinationInterface(interface=1)])]),
         IE_CreateFAR(IE_list=dl_far),
@@ -80,6 +85,8 @@ fixtures = {
     "ASSOC_SETUP_REQ": PFCP(S=0, seq=2) / PFCPAssociationSetupRequest(IE_list=[node_id(), IE_RecoveryTimeStamp(timestamp=ts)]),
     "ESTABLISH_REQ": establishment(True),
     "ESTABLISH_REQ_NO_OHC": establishment(False),
+    "ESTABLISH_REQ_DUAL": establishment(True, UE_DUAL),
+    "ESTABLISH_REQ_V6": establishment(True, UE_V6),
     # our first UP SEID is 1; our first report has sequence number 1
     "MODIFY_REQ": PFCP(S=1, seid=1, seq=4) / PFCPSessionModificationRequest(IE_list=[
         IE_UpdateFAR(IE_list=[IE_FAR_Id(id=2), IE_ApplyAction(FORW=1),

@@ -41,6 +41,7 @@ impl Engine {
         let spec = TunnelSpec {
             ul_teid,
             ue_addr: d.ue,
+            ue_addr6: d.ue6,
             dl_teid: d.dl.map(|x| x.0),
             an_addr: d.dl.map(|x| x.1),
             qfi: d.qfi,
@@ -187,6 +188,7 @@ impl Engine {
         let spec = TunnelSpec {
             ul_teid,
             ue_addr: d.ue,
+            ue_addr6: d.ue6,
             dl_teid: d.dl.map(|x| x.0),
             an_addr: d.dl.map(|x| x.1),
             qfi: d.qfi,

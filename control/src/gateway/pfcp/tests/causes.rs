@@ -103,10 +103,12 @@ fn mandatory_ie_not_understood_is_69() {
         v6: Some("::1".parse().expect("v6")),
         ..Fteid::default()
     });
-    let mut v6_ue = full.clone();
-    v6_ue.create_pdrs[1].pdi.as_mut().expect("pdi").ue_ip = Some(super::super::ie::UeIp {
+    // A UE IP Address with neither an IPv4 address nor an IPv6 prefix (an
+    // IPv6 one alone is an IPv6 PDU session, accepted).
+    let mut no_ue = full.clone();
+    no_ue.create_pdrs[1].pdi.as_mut().expect("pdi").ue_ip = Some(super::super::ie::UeIp {
         v4: None,
-        v6: Some("::2".parse().expect("v6")),
+        v6: None,
         destination: true,
     });
     let mut udp_ohc = full.clone();
@@ -123,7 +125,7 @@ fn mandatory_ie_not_understood_is_69() {
     unknown_node.node_id = Some(NodeId::Unknown(5));
     for (req, ie) in [
         (v6_teid, ty::F_TEID),
-        (v6_ue, ty::UE_IP_ADDRESS),
+        (no_ue, ty::UE_IP_ADDRESS),
         (udp_ohc, ty::OUTER_HEADER_CREATION),
         (unknown_node, ty::NODE_ID),
     ] {

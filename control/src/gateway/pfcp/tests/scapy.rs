@@ -52,6 +52,7 @@ fn scapy_session_lifecycle_establish_modify_report_delete_release() {
         TunnelSpec {
             ul_teid: 100,
             ue_addr: UE,
+            ue_addr6: None,
             dl_teid: None,
             an_addr: None,
             qfi: Some(9)
@@ -141,6 +142,7 @@ fn scapy_establishment_with_downlink_ohc_installs_the_whole_tunnel() {
         TunnelSpec {
             ul_teid: 100,
             ue_addr: UE,
+            ue_addr6: None,
             dl_teid: Some(0x1234),
             an_addr: Some(AN),
             qfi: Some(9)
@@ -232,4 +234,19 @@ fn request_builders_round_trip() {
     let m2 = build::set_downlink(8, AN);
     let (_, back) = decode(&build::modification_request(3, 5, &m2)).expect("decodes");
     assert_eq!(back, Message::Session(m2));
+}
+
+#[test]
+fn scapy_dual_stack_and_ipv6_sessions_carry_the_ue_prefix() {
+    let prefix: std::net::Ipv6Addr = "2001:db8:cafe:1::".parse().unwrap();
+    for (req, v4) in [
+        (ESTABLISH_REQ_DUAL, UE),
+        (ESTABLISH_REQ_V6, std::net::Ipv4Addr::UNSPECIFIED),
+    ] {
+        let mut l = Lab::associated();
+        let (_, r, o) = l.send(&hex(req));
+        assert_eq!(o, Outcome::Accepted(Procedure::Establishment), "{r:?}");
+        let spec = l.t.first().0;
+        assert_eq!((spec.ue_addr, spec.ue_addr6), (v4, Some(prefix)));
+    }
 }
