@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-from scapy.all import IP, UDP, TCP, Raw, raw
+from scapy.all import IP, IPv6, UDP, TCP, Raw, raw
 from scapy.contrib import pfcp as P
 from scapy.contrib.gtp import GTP_U_Header, GTPPDUSessionContainer, GTPEchoRequest, GTPHeader
 
@@ -174,14 +174,23 @@ class Smf:
             return {"hex": raw(P.PFCP(version=1, S=1, seid=0, seq=1) / self.establishment(c)).hex()}
         return {"error": "unknown command " + cmd}
 
+    def ue_ip(self, c, sd):
+        """The UE's IPv4 address, IPv6 prefix (`ue6`), or both."""
+        kw = {}
+        if c.get("ue"):
+            kw.update(V4=1, ipv4=c["ue"])
+        if c.get("ue6"):
+            kw.update(V6=1, ipv6=c["ue6"])
+        return P.IE_UE_IP_Address(SD=sd, **kw)
+
     def establishment(self, c):
         ies = [self.node_id(), P.IE_FSEID(v4=1, seid=c["cp_seid"], ipv4=self.local)]
         ul_fteid = P.IE_FTEID(V4=1, CH=1) if c.get("teid") is None else P.IE_FTEID(V4=1, TEID=c["teid"], ipv4=c["n3"])
         ul_pdr = [P.IE_PDR_Id(id=1), P.IE_Precedence(precedence=100),
-                  P.IE_PDI(IE_list=[P.IE_SourceInterface(interface=0), ul_fteid, P.IE_UE_IP_Address(V4=1, SD=0, ipv4=c["ue"])]),
+                  P.IE_PDI(IE_list=[P.IE_SourceInterface(interface=0), ul_fteid, self.ue_ip(c, 0)]),
                   P.IE_OuterHeaderRemoval(header=0), P.IE_FAR_Id(id=1)]
         dl_pdr = [P.IE_PDR_Id(id=2), P.IE_Precedence(precedence=100),
-                  P.IE_PDI(IE_list=[P.IE_SourceInterface(interface=1), P.IE_UE_IP_Address(V4=1, SD=1, ipv4=c["ue"])]),
+                  P.IE_PDI(IE_list=[P.IE_SourceInterface(interface=1), self.ue_ip(c, 1)]),
                   P.IE_FAR_Id(id=2)]
         if c.get("threshold") is not None:
             ul_pdr.append(P.IE_URR_Id(id=1))
@@ -248,11 +257,13 @@ class AccessNode:
 
     def gpdu(self, c, i):
         payload = (c.get("payload", "x") * c.get("repeat", 1) + " %d" % i).encode()
+        # An IPv6 T-PDU when the flow is from the UE's IPv6 address.
+        net = (lambda **kw: IPv6(**kw)) if ":" in c["ue"] else (lambda **kw: IP(**kw))
         if c.get("proto", "udp") == "udp":
-            inner = IP(src=c["ue"], dst=c["dst"]) / UDP(sport=c["sport"], dport=c["dport"]) / Raw(payload)
+            inner = net(src=c["ue"], dst=c["dst"]) / UDP(sport=c["sport"], dport=c["dport"]) / Raw(payload)
         else:
-            inner = IP(src=c["ue"], dst=c["dst"]) / TCP(sport=c["sport"], dport=c["dport"], flags="S")
-        inner = IP(raw(inner))  # checksums and lengths filled in
+            inner = net(src=c["ue"], dst=c["dst"]) / TCP(sport=c["sport"], dport=c["dport"], flags="S")
+        inner = (IPv6 if ":" in c["ue"] else IP)(raw(inner))  # checksums and lengths filled in
         qfi = c.get("qfi")
         if qfi is None:
             gtp = GTP_U_Header(teid=c["teid"], S=1 if c.get("seq") else 0, seq=c.get("seq", 0))
@@ -304,6 +315,8 @@ class AccessNode:
                     rec["pdu_type"] = int(pc.type)
                 rec["qfi"] = qfi
                 inner = g[IP] if g.haslayer(IP) else None
+                if inner is None and g.haslayer(IPv6):
+                    rec["inner"] = inner6(g[IPv6])
                 if inner is not None:
                     rec["inner"] = {"src": inner.src, "dst": inner.dst, "len": int(inner.len),
                                     "sport": int(inner.sport) if inner.haslayer(UDP) or inner.haslayer(TCP) else None,
@@ -326,6 +339,21 @@ class AccessNode:
                 rec["raw"] = data.hex()
             got.append(rec)
         return {"received": got}
+
+
+def inner6(inner):
+    """An IPv6 T-PDU as it came, its transport checksum recomputed."""
+    rec = {"src": inner.src, "dst": inner.dst, "len": 40 + int(inner.plen),
+           "sport": int(inner.sport) if inner.haslayer(UDP) or inner.haslayer(TCP) else None,
+           "dport": int(inner.dport) if inner.haslayer(UDP) or inner.haslayer(TCP) else None,
+           "payload": l4_payload(inner), "ip_csum_ok": True}
+    fresh = inner.copy()
+    for layer in (UDP, TCP):
+        if fresh.haslayer(layer):
+            del fresh[layer].chksum
+            fresh = IPv6(raw(fresh))
+            rec["l4_csum_ok"] = fresh[layer].chksum == inner[layer].chksum
+    return rec
 
 
 def l4_payload(inner):
