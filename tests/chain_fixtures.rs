@@ -284,7 +284,7 @@ fn lb_marks_only_moved_slots_and_never_teids() {
             1,
             &dataplane_user::lb::Gateway {
                 name: "gw-b".into(),
-                address: Ipv4Addr::UNSPECIFIED,
+                address: Ipv4Addr::UNSPECIFIED.into(),
                 dst_mac: fixtures::GW_B_MAC,
                 src_mac: [2, 0, 0, 0, 0xee, 1],
                 ifindex: 1,

@@ -216,7 +216,7 @@ impl Response {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct GatewayView {
     pub name: String,
-    pub address: std::net::Ipv4Addr,
+    pub address: std::net::IpAddr,
     pub mac: MacAddr,
     pub via: String,
     pub weight: u32,

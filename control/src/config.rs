@@ -556,6 +556,12 @@ allow = ["10.0.0.0/8"]
         assert!(e.reason.contains("sede"), "{e}");
         let e = error_of(&GOOD.replace("address = \"10.1.0.11\"", "address = \"10.1.0\""));
         assert_eq!(e.key, "lb[0].gateway[0].address", "{e}");
+        // An IPv6 gateway address is taken (the LB forwards by MAC).
+        let c = Config::parse(
+            &GOOD.replace("address = \"10.1.0.11\"", "address = \"2001:db8:10::11\""),
+        )
+        .unwrap();
+        assert!(c.lb[0].gateways[0].address.is_ipv6());
     }
 
     #[test]

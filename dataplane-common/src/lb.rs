@@ -75,6 +75,9 @@ pub struct GatewayEntry {
     pub weight: u32,
     pub flags: u32,
     pub name: [u8; GW_NAME_LEN],
+    /// An IPv6 gateway address instead (four words as in the packet; all
+    /// zero for an IPv4 one). Informational as `addr`.
+    pub addr6: [u32; 4],
 }
 
 impl GatewayEntry {
@@ -87,6 +90,7 @@ impl GatewayEntry {
             weight: 0,
             flags: 0,
             name: [0; GW_NAME_LEN],
+            addr6: [0; 4],
         }
     }
 }

@@ -140,7 +140,9 @@ pub struct Gateway {
     /// Kept in the pinned entry (at most `lb::GW_NAME_LEN` bytes), so a
     /// restarted daemon can name what it finds.
     pub name: String,
-    pub address: Ipv4Addr,
+    /// The gateway's address on the network the LB forwards over (either
+    /// family: the LB rewrites MACs only).
+    pub address: std::net::IpAddr,
     /// The gateway's MAC.
     pub dst_mac: [u8; 6],
     /// The egress interface's MAC.
@@ -160,14 +162,19 @@ impl Gateway {
         }
         let mut name = [0u8; GW_NAME_LEN];
         name[..self.name.len()].copy_from_slice(self.name.as_bytes());
+        let (addr, addr6) = match self.address {
+            std::net::IpAddr::V4(a) => (u32::from_ne_bytes(a.octets()), [0; 4]),
+            std::net::IpAddr::V6(a) => (0, crate::gateway::net6(a)),
+        };
         Ok(GatewayEntry {
             dst_mac: self.dst_mac,
             src_mac: self.src_mac,
             ifindex: self.ifindex,
-            addr: u32::from_ne_bytes(self.address.octets()),
+            addr,
             weight: self.weight,
             flags: GW_F_VALID,
             name,
+            addr6,
         })
     }
 
@@ -179,7 +186,11 @@ impl Gateway {
         let end = e.name.iter().position(|&b| b == 0).unwrap_or(e.name.len());
         Some(Gateway {
             name: String::from_utf8_lossy(&e.name[..end]).into_owned(),
-            address: Ipv4Addr::from(e.addr.to_ne_bytes()),
+            address: if e.addr6 != [0; 4] {
+                crate::gateway::addr6(e.addr6).into()
+            } else {
+                Ipv4Addr::from(e.addr.to_ne_bytes()).into()
+            },
             dst_mac: e.dst_mac,
             src_mac: e.src_mac,
             ifindex: e.ifindex,
@@ -406,7 +417,7 @@ mod tests {
     fn gw(name: &str) -> Gateway {
         Gateway {
             name: name.into(),
-            address: Ipv4Addr::new(10, 1, 0, 2),
+            address: Ipv4Addr::new(10, 1, 0, 2).into(),
             dst_mac: [2, 0, 0, 0, 0, 2],
             src_mac: [2, 0, 0, 0, 0, 1],
             ifindex: 3,
@@ -468,8 +479,16 @@ mod tests {
         assert_eq!(e.addr.to_ne_bytes(), [10, 1, 0, 2]);
         assert_eq!(&e.name[..5], b"gw-a\0");
         assert_eq!(e.flags, GW_F_VALID);
-        assert_eq!(Gateway::from_entry(&e), Some(g));
+        assert_eq!(Gateway::from_entry(&e), Some(g.clone()));
         assert_eq!(Gateway::from_entry(&GatewayEntry::zeroed()), None);
+        // An IPv6 gateway address is kept beside (informational, as IPv4's).
+        let g6 = Gateway {
+            address: "2001:db8:10::11".parse().unwrap(),
+            ..g
+        };
+        let e6 = g6.to_entry().unwrap();
+        assert_eq!(e6.addr, 0);
+        assert_eq!(Gateway::from_entry(&e6), Some(g6));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! record's revision: two operators changing the same gateway at once get
 //! one success and one conflict, never a silent overwrite.
 
-use std::{net::Ipv4Addr, path::PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
 use control::{
@@ -62,7 +62,7 @@ pub enum GwCmd {
     Add {
         name: String,
         #[arg(long)]
-        address: Ipv4Addr,
+        address: std::net::IpAddr,
         #[arg(long)]
         mac: MacAddr,
         #[arg(long, default_value_t = 1)]

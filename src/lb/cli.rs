@@ -46,7 +46,7 @@ pub enum GwCmd {
         #[arg(long)]
         name: String,
         #[arg(long)]
-        address: std::net::Ipv4Addr,
+        address: std::net::IpAddr,
         #[arg(long)]
         mac: MacAddr,
         /// Egress interface (default: the ingress interface, XDP_TX).

@@ -428,7 +428,7 @@ pub fn install_keyed(
             i as u32,
             &Gateway {
                 name: backends[i].name.clone(),
-                address: std::net::Ipv4Addr::UNSPECIFIED,
+                address: std::net::Ipv4Addr::UNSPECIFIED.into(),
                 dst_mac: *mac,
                 src_mac: [2, 0, 0, 0, 0xee, i as u8],
                 ifindex: *ifindex,

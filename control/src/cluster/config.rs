@@ -12,7 +12,7 @@
 //! weight = 1
 //! ```
 
-use std::{net::Ipv4Addr, path::PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -67,8 +67,8 @@ pub struct Registration {
     /// Its name in every LB's table (default: the node's name).
     #[serde(default)]
     pub name: Option<String>,
-    /// Its address on the network the LBs forward over.
-    pub address: Ipv4Addr,
+    /// Its address on the network the LBs forward over (IPv4 or IPv6).
+    pub address: std::net::IpAddr,
     /// Its MAC there; read from `interface` when absent.
     #[serde(default)]
     pub mac: Option<MacAddr>,

@@ -15,10 +15,7 @@
 //! register itself). A record outlives its gateway's lease, so a weight or
 //! a drain set by an operator survives the gateway's restart.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    net::Ipv4Addr,
-};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -68,7 +65,7 @@ text_enum! {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayRecord {
-    pub address: Ipv4Addr,
+    pub address: std::net::IpAddr,
     pub mac: MacAddr,
     pub weight: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -223,7 +220,7 @@ mod tests {
 
     fn rec(weight: u32) -> GatewayRecord {
         GatewayRecord {
-            address: Ipv4Addr::new(10, 1, 0, 11),
+            address: std::net::Ipv4Addr::new(10, 1, 0, 11).into(),
             mac: "02:00:00:01:00:01".parse().unwrap(),
             weight,
             teid_prefix: None,

@@ -1,7 +1,7 @@
 //! The `[[lb]]` sections: one ingress interface each, with the backends
 //! (`[[lb.gateway]]`) its Maglev table spreads flows over.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
@@ -76,7 +76,8 @@ text_enum! {
 #[serde(deny_unknown_fields)]
 pub struct Backend {
     pub name: String,
-    pub address: Ipv4Addr,
+    /// The gateway's address (IPv4 or IPv6; the LB forwards by MAC).
+    pub address: IpAddr,
     /// The gateway's MAC, `xx:xx:xx:xx:xx:xx`.
     pub mac: MacAddr,
     /// Egress interface; defaults to the ingress interface (XDP_TX).
