@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use dataplane_common::{
     chain::{self, ChainHdr, BOUNCE, HOPS, MOVED, RELAY},
@@ -15,7 +15,10 @@ use dataplane_common::{
     lb,
 };
 use dataplane_user::{gateway::Flow, lb::KeyMode, verdict, Dataplane};
-use testlab::fixtures::{self, gateway as fx, gateway::GW_ADDR};
+use testlab::fixtures::{
+    self, gateway as fx,
+    gateway::{GW_ADDR, GW_ADDR6},
+};
 
 /// The lb's MAC (the frame's source) and this gateway's (its destination).
 const LB_MAC: [u8; 6] = [2, 0, 0, 0, 0x1b, 1];
@@ -24,25 +27,102 @@ const ME: [u8; 6] = [2, 0, 0, 0, 0x90, 1];
 const PREV: [u8; 6] = [2, 0, 0, 0, 0x90, 2];
 const OTHER: [u8; 6] = [2, 0, 0, 0, 0x90, 3];
 
-fn udp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, from: [u8; 6]) -> Vec<u8> {
-    let mut v = Vec::new();
-    etherparse::PacketBuilder::ethernet2(from, ME)
-        .ipv4(src.octets(), dst.octets(), 64)
-        .udp(sport, dport)
-        .write(&mut v, b"query")
-        .unwrap();
-    v
+/// The frames of one address family: UDP to the dns service, a TCP SYN
+/// to the web one, and where a translated frame has its source.
+struct Family {
+    v6: bool,
 }
 
-fn tcp_syn(src: Ipv4Addr, sport: u16) -> Vec<u8> {
-    let mut v = Vec::new();
-    etherparse::PacketBuilder::ethernet2(LB_MAC, ME)
-        .ipv4(src.octets(), fx::WEB.octets(), 64)
-        .tcp(sport, 80, 1, 1000)
-        .syn()
-        .write(&mut v, b"")
-        .unwrap();
-    v
+impl Family {
+    /// Terminal `i`.
+    fn term(&self, i: u8) -> IpAddr {
+        if self.v6 {
+            Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, i as u16).into()
+        } else {
+            Ipv4Addr::new(10, 0, 0, i).into()
+        }
+    }
+
+    fn frame(
+        &self,
+        (src, sport): (IpAddr, u16),
+        from: [u8; 6],
+        dst: (IpAddr, u16),
+        syn: bool,
+    ) -> Vec<u8> {
+        let eth = etherparse::PacketBuilder::ethernet2(from, ME);
+        let ip = match (src, dst.0) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => eth.ipv4(s.octets(), d.octets(), 64),
+            (IpAddr::V6(s), IpAddr::V6(d)) => eth.ipv6(s.octets(), d.octets(), 64),
+            _ => unreachable!("one family"),
+        };
+        let mut v = Vec::new();
+        if syn {
+            ip.tcp(sport, dst.1, 1, 1000)
+                .syn()
+                .write(&mut v, b"")
+                .unwrap();
+        } else {
+            ip.udp(sport, dst.1).write(&mut v, b"query").unwrap();
+        }
+        v
+    }
+
+    fn udp(&self, src: IpAddr, sport: u16, from: [u8; 6]) -> Vec<u8> {
+        let dns: IpAddr = if self.v6 {
+            fx::DNS6.into()
+        } else {
+            fx::DNS.into()
+        };
+        self.frame((src, sport), from, (dns, 53), false)
+    }
+
+    fn tcp_syn(&self, src: IpAddr, sport: u16) -> Vec<u8> {
+        let web: IpAddr = if self.v6 {
+            fx::WEB6.into()
+        } else {
+            fx::WEB.into()
+        };
+        self.frame((src, sport), LB_MAC, (web, 80), true)
+    }
+
+    fn l4(&self) -> usize {
+        if self.v6 {
+            14 + 40
+        } else {
+            14 + 20
+        }
+    }
+
+    fn ethertype(&self) -> [u8; 2] {
+        if self.v6 {
+            [0x86, 0xdd]
+        } else {
+            [0x08, 0x00]
+        }
+    }
+
+    /// The source address of a translated frame (no header).
+    fn src_of(&self, out: &[u8]) -> IpAddr {
+        if self.v6 {
+            Ipv6Addr::from(<[u8; 16]>::try_from(&out[22..38]).unwrap()).into()
+        } else {
+            Ipv4Addr::new(out[26], out[27], out[28], out[29]).into()
+        }
+    }
+
+    fn gw(&self) -> IpAddr {
+        if self.v6 {
+            GW_ADDR6.into()
+        } else {
+            GW_ADDR.into()
+        }
+    }
+
+    fn port_of(&self, out: &[u8]) -> u16 {
+        let at = self.l4();
+        u16::from_be_bytes([out[at], out[at + 1]])
+    }
 }
 
 /// `frame` with `hdr` between its source MAC and its EtherType.
@@ -73,7 +153,7 @@ fn split(out: &[u8]) -> (ChainHdr, Vec<u8>) {
     (hdr, rest)
 }
 
-fn relay_of(dp: &Dataplane, src: Ipv4Addr, port: u16) -> Option<[u8; 6]> {
+fn relay_of(dp: &Dataplane, src: IpAddr, port: u16) -> Option<[u8; 6]> {
     dp.relays()
         .unwrap()
         .into_iter()
@@ -86,15 +166,28 @@ fn gateway_relays_serves_bounces_and_adopts() {
     if !common::kernel_available("gateway_relays_serves_bounces_and_adopts") {
         return;
     }
-    std::thread::spawn(|| {
+    relays_serves_bounces_and_adopts(Family { v6: false });
+}
+
+/// The same chain over IPv6 (`gateway6`, `GW_RELAYS6`).
+#[test]
+fn gateway_chains_ipv6_flows_too() {
+    if !common::kernel_available("gateway_chains_ipv6_flows_too") {
+        return;
+    }
+    relays_serves_bounces_and_adopts(Family { v6: true });
+}
+
+fn relays_serves_bounces_and_adopts(f: Family) {
+    std::thread::spawn(move || {
         common::private_netns();
         let mut dp = Dataplane::load_private().expect("load");
         fx::install(&mut dp, 1, (41000, 41009)).expect("install");
-        let t1 = Ipv4Addr::new(10, 0, 0, 21);
+        let t1 = f.term(21);
 
         // 1. A moved slot's packet, flow unknown here: relayed to the
         //    previous owner, frame unchanged behind a RELAY header.
-        let plain = udp(t1, 5001, fx::DNS, 53, LB_MAC);
+        let plain = f.udp(t1, 5001, LB_MAC);
         let moved_in = with_hdr(&plain, &ChainHdr::new(MOVED, 0, PREV, [0; 6], [0; 6]));
         let out = common::gateway_run(
             &mut dp,
@@ -129,7 +222,7 @@ fn gateway_relays_serves_bounces_and_adopts() {
         // 3. The previous owner did not have it: the bounce creates the
         //    session here, its reverse path the lb's MAC from the header.
         let bounce = with_hdr(
-            &udp(t1, 5001, fx::DNS, 53, PREV),
+            &f.udp(t1, 5001, PREV),
             &ChainHdr::new(BOUNCE, 0, [0; 6], ME, LB_MAC),
         );
         let out = common::gateway_run(
@@ -139,9 +232,9 @@ fn gateway_relays_serves_bounces_and_adopts() {
             verdict::TX,
             &[stat::CHAIN_IN, stat::CHAIN_ADOPTED, stat::NEW_SESSION],
         );
-        assert_eq!(&out[12..14], &[0x08, 0x00], "sent on without a header");
-        assert_eq!(&out[26..30], &GW_ADDR.octets(), "translated");
-        let port = u16::from_be_bytes([out[34], out[35]]);
+        assert_eq!(&out[12..14], &f.ethertype(), "sent on without a header");
+        assert_eq!(f.src_of(&out), f.gw(), "translated");
+        let port = f.port_of(&out);
         let s = dp.session(port).unwrap();
         assert!(s.active);
         assert_eq!(s.up_mac, LB_MAC, "replies go to the lb, not to the peer");
@@ -158,7 +251,7 @@ fn gateway_relays_serves_bounces_and_adopts() {
 
         // 4. A peer relays a flow this gateway holds: served.
         let relayed = with_hdr(
-            &udp(t1, 5001, fx::DNS, 53, OTHER),
+            &f.udp(t1, 5001, OTHER),
             &ChainHdr::new(RELAY, HOPS, [0; 6], OTHER, LB_MAC),
         );
         let out = common::gateway_run(
@@ -168,11 +261,11 @@ fn gateway_relays_serves_bounces_and_adopts() {
             verdict::TX,
             &[stat::CHAIN_SERVED, stat::FORWARD],
         );
-        assert_eq!(u16::from_be_bytes([out[34], out[35]]), port, "its own port");
+        assert_eq!(f.port_of(&out), port, "its own port");
 
         // 5. A peer relays a flow nobody here knows: bounced to its origin.
-        let t2 = Ipv4Addr::new(10, 0, 0, 22);
-        let stray = udp(t2, 5002, fx::DNS, 53, OTHER);
+        let t2 = f.term(22);
+        let stray = f.udp(t2, 5002, OTHER);
         let out = common::gateway_run(
             &mut dp,
             "relayed, unknown",
@@ -188,18 +281,18 @@ fn gateway_relays_serves_bounces_and_adopts() {
 
         // 6. Chains: a relayed flow this gateway relays itself goes on,
         //    one hop less, origin kept; out of hops it bounces.
-        let t3 = Ipv4Addr::new(10, 0, 0, 23);
+        let t3 = f.term(23);
         common::gateway_run(
             &mut dp,
             "moved, t3",
             &with_hdr(
-                &udp(t3, 5003, fx::DNS, 53, LB_MAC),
+                &f.udp(t3, 5003, LB_MAC),
                 &ChainHdr::new(MOVED, 0, PREV, [0; 6], [0; 6]),
             ),
             verdict::TX,
             &[stat::CHAIN_RELAY],
         );
-        let t3_from_other = udp(t3, 5003, fx::DNS, 53, OTHER);
+        let t3_from_other = f.udp(t3, 5003, OTHER);
         let out = common::gateway_run(
             &mut dp,
             "chain through",
@@ -229,7 +322,7 @@ fn gateway_relays_serves_bounces_and_adopts() {
 
         // 7. A TCP SYN in a moved slot is a new connection: it starts here.
         let syn = with_hdr(
-            &tcp_syn(Ipv4Addr::new(10, 0, 0, 24), 5004),
+            &f.tcp_syn(f.term(24), 5004),
             &ChainHdr::new(MOVED, 0, PREV, [0; 6], [0; 6]),
         );
         common::gateway_run(
@@ -341,6 +434,37 @@ fn lb_marks_only_moved_slots_and_never_teids() {
         assert!(
             marked > 5 && plain > 5,
             "both kinds seen: {marked} / {plain}"
+        );
+        // IPv6 flows are chained the same way (keyed by the terminal's /64).
+        let (mut marked6, mut plain6) = (0, 0);
+        for i in 0..40u16 {
+            let src = Ipv6Addr::new(0x2001, 0xdb8, 0x100 + i, 0, 0, 0, 0, 2);
+            let mut pkt = Vec::new();
+            etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 9], [2, 0, 0, 0, 0, 8])
+                .ipv6(src.octets(), fx::DNS6.octets(), 64)
+                .udp(4000, 53)
+                .write(&mut pkt, b"x")
+                .unwrap();
+            let h = dataplane_user::lb::terminal_hash_v6(src, fixtures::SEED);
+            let slot = (h % fixtures::TABLE_SIZE) as usize;
+            let r = dp.test_run("lb", &pkt).unwrap();
+            assert_eq!(verdict::name(r.verdict), "tx");
+            if slot.is_multiple_of(2) {
+                let (hdr, rest) = split(&r.output);
+                assert_eq!(
+                    hdr,
+                    ChainHdr::new(MOVED, 0, fixtures::GW_B_MAC, [0; 6], [0; 6])
+                );
+                assert_eq!(&rest[12..], &pkt[12..], "the IPv6 packet untouched");
+                marked6 += 1;
+            } else {
+                assert_eq!(r.output.len(), pkt.len(), "an unmoved slot: no header");
+                plain6 += 1;
+            }
+        }
+        assert!(
+            marked6 > 5 && plain6 > 5,
+            "IPv6: both kinds seen: {marked6} / {plain6}"
         );
         // G-PDUs are placed by their TEID and never chained, though half
         // of them hash to marked slots.

@@ -311,6 +311,11 @@ pub struct Parsed6 {
     /// G-PDU ends (`tpdu_end`).
     pub tunnel: u32,
     pub tpdu_end: u32,
+    /// From `gateway` to `gateway6`: the chain header it took off the
+    /// frame, if `has_chain` (daisy chaining of IPv6 flows).
+    pub chain: crate::chain::ChainHdr,
+    pub has_chain: u8,
+    pub _pad: u8,
 }
 
 /// Per-CPU traffic counters of a session, indexed by port like the

@@ -182,6 +182,9 @@ pub const GW_TUN_STATS: MapDef =
 /// Flows this gateway relays to the gateway holding them (daisy chaining).
 pub const GW_RELAYS: MapDef =
     MapDef::hash::<gateway::FlowKey, chain::Relay>("GW_RELAYS", gateway::FLOWS_MAX);
+/// The same for IPv6 flows.
+pub const GW_RELAYS6: MapDef =
+    MapDef::hash::<gateway::FlowKey6, chain::Relay>("GW_RELAYS6", gateway::FLOWS_MAX);
 pub const GW_TX_PORTS: MapDef = MapDef::dev_map_hash("GW_TX_PORTS", 64);
 pub const GW_STATS: MapDef = MapDef::per_cpu_array::<Counter>("GW_STATS", gateway::stat::COUNT);
 /// The gateway's IPv6 program (`gateway::PROG_V6`), tail-called for IPv6
@@ -268,6 +271,7 @@ pub const ALL: &[MapDef] = &[
     GW_TEIDS,
     GW_TUN_STATS,
     GW_RELAYS,
+    GW_RELAYS6,
     GW_TX_PORTS,
     GW_STATS,
     GW_PROGS,

@@ -30,8 +30,9 @@ use dataplane_common::{
 use crate::{
     csum,
     maps::{
-        self, GW_AUTH, GW_CONFIG, GW_FLOWS, GW_OPEN, GW_POOL, GW_PROGS, GW_SELECT, GW_SERVERS,
-        GW_SERVICES, GW_SESSIONS, GW_SESS_STATS, GW_STATS, GW_TX_PORTS, GW_TYPES,
+        self, GW_AUTH, GW_CONFIG, GW_FLOWS, GW_OPEN, GW_POOL, GW_PROGS, GW_RELAYS, GW_SCRATCH6,
+        GW_SELECT, GW_SERVERS, GW_SERVICES, GW_SESSIONS, GW_SESS_STATS, GW_STATS, GW_TX_PORTS,
+        GW_TYPES,
     },
     parse::{self, Ipv4 as Ip, ETH_P_IPV4, ETH_P_IPV6, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP},
 };
@@ -87,7 +88,20 @@ fn run(ctx: &XdpContext, dry: bool, bytes: u64) -> Result<(u32, u32), u32> {
     let eth = parse::parse_eth_vlans(ctx).map_err(|_| stat::MALFORMED)?;
     if eth.proto == ETH_P_IPV6 && cfg.addr6 != [0; 4] {
         // The IPv6 program takes the frame as it is now (chain header
-        // off) and counts it; it returns here only if it is not loaded.
+        // off, handed over in the scratch slot) and counts it; it returns
+        // here only if it is not loaded.
+        if let Some(s) = GW_SCRATCH6.get_ptr_mut(0) {
+            // SAFETY: this CPU's slot, read by the program called next.
+            unsafe {
+                match chain {
+                    Some(h) => {
+                        (*s).chain = h;
+                        (*s).has_chain = 1;
+                    }
+                    None => (*s).has_chain = 0,
+                }
+            }
+        }
         // SAFETY: a tail call into a program of this object.
         let _ = unsafe { GW_PROGS.tail_call(ctx, PROG_V6) };
         return Err(stat::NOT_IP);
@@ -330,7 +344,16 @@ pub(super) fn forward(
             // each call site): a tunnel's sessions live where its TEID was
             // allocated.
             let up_mac = if relays {
-                match chain::no_flow(ctx, ip, flow, chain, dry, now, bytes)? {
+                match chain::no_flow(
+                    ctx,
+                    &GW_RELAYS,
+                    (ip.proto, ip.l4()),
+                    flow,
+                    chain,
+                    dry,
+                    now,
+                    bytes,
+                )? {
                     chain::Step::Sent(action, reason) => return Ok((action, reason)),
                     chain::Step::Create(m) => m,
                 }

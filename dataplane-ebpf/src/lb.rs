@@ -216,12 +216,12 @@ fn forward(ctx: &XdpContext, key: SessionKey, bytes: u64) -> (u32, u32) {
         _ => return (xdp_action::XDP_PASS, stat::NO_GATEWAY),
     };
     // A moved slot's sessions may live on its previous owner: the new one
-    // is told who that is (daisy chaining). A TEID's session is placed by
-    // its owner prefix instead, and is never chained; nor is plain IPv6
-    // yet (the gateways do not serve it).
+    // is told who that is (daisy chaining), for IPv4 and IPv6 flows alike.
+    // A TEID's session is placed by its owner prefix instead, and is never
+    // chained.
     let prev = match (key, slot_previous(v)) {
         // Matched, not filtered: the verifier refuses the branchless form.
-        (SessionKey::Flow(..), Some(p)) => match LB_GATEWAYS.get(p) {
+        (SessionKey::Flow(..) | SessionKey::Flow6(..), Some(p)) => match LB_GATEWAYS.get(p) {
             Some(e) if e.flags & GW_F_VALID != 0 => Some(e),
             _ => None,
         },

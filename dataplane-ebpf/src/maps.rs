@@ -230,6 +230,10 @@ pub static GW_TUN_STATS: PerCpuArray<TunnelCounters> =
 #[map]
 pub static GW_RELAYS: HashMap<FlowKey, Relay> = HashMap::with_max_entries(def::GW_RELAYS.max, 0);
 
+/// IPv6 flow → relay, as `GW_RELAYS`.
+#[map]
+pub static GW_RELAYS6: HashMap<FlowKey6, Relay> = HashMap::with_max_entries(def::GW_RELAYS6.max, 0);
+
 /// Interfaces the gateway may redirect to. Control plane.
 #[map]
 pub static GW_TX_PORTS: DevMapHash = DevMapHash::with_max_entries(def::GW_TX_PORTS.max, 0);

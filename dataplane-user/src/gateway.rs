@@ -675,19 +675,32 @@ impl Dataplane {
     /// (CLOCK_MONOTONIC ns).
     pub fn relays(&self) -> Result<Vec<(Flow, [u8; 6], u64)>> {
         let h: HashMap<&MapData, FlowKey, Relay> = self.map(&maps::GW_RELAYS)?;
-        h.iter()
+        let mut out: Vec<(Flow, [u8; 6], u64)> = h
+            .iter()
             .map(|kv| kv.map(|(k, r)| (Flow::from(k), r.next_mac, r.last_seen_ns)))
             .collect::<std::result::Result<_, _>>()
-            .map_err(map_err(&maps::GW_RELAYS))
+            .map_err(map_err(&maps::GW_RELAYS))?;
+        let h6: HashMap<&MapData, FlowKey6, Relay> = self.map(&maps::GW_RELAYS6)?;
+        for kv in h6.iter() {
+            let (k, r) = kv.map_err(map_err(&maps::GW_RELAYS6))?;
+            out.push((Flow::from(k), r.next_mac, r.last_seen_ns));
+        }
+        Ok(out)
     }
 
-    /// Relays are of IPv4 flows only (daisy chaining is IPv4's).
     pub fn remove_relay(&mut self, f: &Flow) -> Result<()> {
-        let FlowKeyOf::V4(k) = FlowKeyOf::from(*f) else {
-            return Ok(());
-        };
-        let mut h: HashMap<&mut MapData, FlowKey, Relay> = self.map_mut(&maps::GW_RELAYS)?;
-        h.remove(&k).map_err(map_err(&maps::GW_RELAYS))
+        match FlowKeyOf::from(*f) {
+            FlowKeyOf::V4(k) => {
+                let mut h: HashMap<&mut MapData, FlowKey, Relay> =
+                    self.map_mut(&maps::GW_RELAYS)?;
+                h.remove(&k).map_err(map_err(&maps::GW_RELAYS))
+            }
+            FlowKeyOf::V6(k) => {
+                let mut h: HashMap<&mut MapData, FlowKey6, Relay> =
+                    self.map_mut(&maps::GW_RELAYS6)?;
+                h.remove(&k).map_err(map_err(&maps::GW_RELAYS6))
+            }
+        }
     }
 
     pub fn remove_flow(&mut self, f: &Flow) -> Result<()> {

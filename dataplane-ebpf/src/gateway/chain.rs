@@ -2,15 +2,15 @@
 //! of a frame whose flow this gateway does not hold. The caller has
 //! removed the chain header (`crate::chain::strip`) and found no flow.
 
-use aya_ebpf::{bindings::xdp_action, programs::XdpContext};
+use aya_ebpf::{bindings::xdp_action, maps::HashMap, programs::XdpContext};
 use dataplane_common::{
     chain::{ChainHdr, Relay, BOUNCE, HOPS, MOVED, RELAY},
-    gateway::{stat, FlowKey},
+    gateway::stat,
 };
 
 use crate::{
-    maps::{self, GW_RELAYS, GW_STATS},
-    parse::{self, Ipv4 as Ip, IPPROTO_TCP},
+    maps::{self, GW_STATS},
+    parse::{self, IPPROTO_TCP},
 };
 
 /// What to do with a frame without a flow.
@@ -24,16 +24,19 @@ pub(super) enum Step {
 
 /// A TCP SYN without ACK: a new connection, which follows the new table.
 #[inline(always)]
-fn syn(ctx: &XdpContext, ip: &Ip) -> bool {
-    ip.proto == IPPROTO_TCP && parse::load_u8(ctx, ip.l4() + 13).is_some_and(|f| f & 0x12 == 0x02)
+fn syn(ctx: &XdpContext, proto: u8, l4: usize) -> bool {
+    proto == IPPROTO_TCP && parse::load_u8(ctx, l4 + 13).is_some_and(|f| f & 0x12 == 0x02)
 }
 
+/// `relays` is the flow's family's relay map (`GW_RELAYS`, `GW_RELAYS6`);
+/// `(proto, l4)` where its upper-layer header is.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(super) fn no_flow(
+pub(super) fn no_flow<K>(
     ctx: &XdpContext,
-    ip: &Ip,
-    flow: &FlowKey,
+    relays: &HashMap<K, Relay>,
+    (proto, l4): (u8, usize),
+    flow: &K,
     chain: Option<&ChainHdr>,
     dry: bool,
     now: u64,
@@ -46,7 +49,7 @@ pub(super) fn no_flow(
     if kind == BOUNCE {
         // Nobody down the chain holds the flow: it starts here.
         if !dry {
-            let _ = GW_RELAYS.remove(flow);
+            let _ = relays.remove(flow);
             maps::count(&GW_STATS, stat::CHAIN_ADOPTED, bytes);
         }
         return Ok(Step::Create(Some(lb)));
@@ -54,10 +57,10 @@ pub(super) fn no_flow(
     // A SYN starts a connection here whatever was relayed before (a stale
     // relay entry of the flow is never consulted once it has a session,
     // and the sweeper removes it): no lookup on the new-connection path.
-    if kind != RELAY && syn(ctx, ip) {
+    if kind != RELAY && syn(ctx, proto, l4) {
         return Ok(Step::Create(None));
     }
-    let relay = GW_RELAYS.get_ptr_mut(flow);
+    let relay = relays.get_ptr_mut(flow);
     // As the frame came: to this gateway, from the lb or a peer.
     let eth = parse::ptr_at::<[u8; 12]>(ctx, 0).ok_or(stat::MALFORMED)?;
     // SAFETY: 12 bytes checked.
@@ -97,7 +100,7 @@ pub(super) fn no_flow(
                     _pad: [0; 2],
                     last_seen_ns: now,
                 };
-                if GW_RELAYS.insert(flow, &entry, 0).is_err() {
+                if relays.insert(flow, &entry, 0).is_err() {
                     maps::count(&GW_STATS, stat::RELAYS_FULL, bytes);
                 }
             }

@@ -24,6 +24,7 @@ use aya_ebpf::{
 };
 use core::sync::atomic::Ordering;
 use dataplane_common::{
+    chain::{ChainHdr, RELAY},
     entry::role,
     gateway::{
         stat, AuthKey6, FlowKey6, GwConfig, Parsed6, ServiceKey6, FAMILY_V6, NO_TUNNEL,
@@ -36,8 +37,8 @@ use super::{choose, count_session, flag, gtpu, l2_out, tcp_flags_at};
 use crate::{
     csum,
     maps::{
-        self, GW_AUTH6, GW_CONFIG, GW_FLOWS6, GW_OPEN, GW_POOL, GW_SCRATCH6, GW_SERVERS,
-        GW_SERVICES6, GW_SESS6, GW_SESSIONS, GW_STATS, GW_TUNNELS, GW_TYPES,
+        self, GW_AUTH6, GW_CONFIG, GW_FLOWS6, GW_OPEN, GW_POOL, GW_RELAYS6, GW_SCRATCH6,
+        GW_SERVERS, GW_SERVICES6, GW_SESS6, GW_SESSIONS, GW_STATS, GW_TUNNELS, GW_TYPES,
     },
     parse::{self, Ipv6, Ipv6Error, ETH_HLEN, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP, IPV6_HLEN},
 };
@@ -249,9 +250,15 @@ fn l4_ports(ctx: &XdpContext, p: &Pkt) -> Result<(u16, u16), u32> {
 fn to_service<const GTPU: bool>(ctx: &XdpContext, cfg: &GwConfig, sp: &Parsed6, db: u64) -> u64 {
     let p = pkt(sp);
     let tunnel = if GTPU { sp.tunnel } else { NO_TUNNEL };
+    // Daisy chaining is for plain IP, as over IPv4.
+    let chain = if !GTPU && sp.has_chain != 0 {
+        Some(&sp.chain)
+    } else {
+        None
+    };
     let (dry, bytes) = (db & DRY_BIT != 0, db & !DRY_BIT);
     let r = match l4_ports(ctx, &p) {
-        Ok(ports) => to_service_in(ctx, cfg, &p, ports, tunnel, dry, bytes),
+        Ok(ports) => to_service_in(ctx, cfg, &p, ports, (tunnel, chain), dry, bytes),
         Err(_) if GTPU => Err(stat::GTPU_INNER_MALFORMED),
         Err(e) => Err(e),
     };
@@ -272,7 +279,7 @@ fn to_service_in(
     cfg: &GwConfig,
     p: &Pkt,
     (sport, dport): (u16, u16),
-    tunnel: u32,
+    (tunnel, chain): (u32, Option<&ChainHdr>),
     dry: bool,
     bytes: u64,
 ) -> Result<(u32, u32), u32> {
@@ -319,7 +326,7 @@ fn to_service_in(
         ctx,
         cfg,
         p,
-        &flow,
+        (&flow, chain),
         existing,
         (sport, dport),
         group,
@@ -334,7 +341,7 @@ fn forward(
     ctx: &XdpContext,
     cfg: &GwConfig,
     p: &Pkt,
-    flow: &FlowKey6,
+    (flow, chain): (&FlowKey6, Option<&ChainHdr>),
     existing: Option<u16>,
     (sport, dport): (u16, u16),
     group: u32,
@@ -359,6 +366,14 @@ fn forward(
             let (s, s6) = unsafe { (&mut *s, &mut *s6) };
             if s.state != SESSION_ACTIVE || s.family != FAMILY_V6 {
                 return Ok((xdp_action::XDP_DROP, stat::NO_SESSION));
+            }
+            if !dry {
+                if let Some(c) = chain {
+                    if c.kind == RELAY {
+                        // A peer without the flow handed it here.
+                        maps::count(&GW_STATS, stat::CHAIN_SERVED, bytes);
+                    }
+                }
             }
             let mut server = s.server;
             if s.group != group {
@@ -392,6 +407,25 @@ fn forward(
             if !authorized(group, &p.ip.src) {
                 return Ok((xdp_action::XDP_DROP, stat::UNAUTHORIZED));
             }
+            // A flow this gateway does not hold may live on another
+            // (daisy chaining; a tunnel's flows live where its TEID is).
+            let up_mac = if flow.tunnel == NO_TUNNEL {
+                match super::chain::no_flow(
+                    ctx,
+                    &GW_RELAYS6,
+                    (p.proto, p.l4),
+                    flow,
+                    chain,
+                    dry,
+                    now,
+                    bytes,
+                )? {
+                    super::chain::Step::Sent(action, reason) => return Ok((action, reason)),
+                    super::chain::Step::Create(m) => m,
+                }
+            } else {
+                None
+            };
             let stype = session_type(ctx, p);
             let (idx, _) = choose(group, stype, h()).ok_or(stat::NO_SERVER)?;
             if dry {
@@ -400,7 +434,7 @@ fn forward(
                 let port = match new_session(
                     ctx,
                     p,
-                    flow,
+                    (flow, up_mac),
                     (sport, dport),
                     (group, stype, idx),
                     now,
@@ -503,7 +537,7 @@ fn in_prefix(addr: &[u32; 4], prefix: &[u32; 4], len: u32) -> bool {
 fn new_session(
     ctx: &XdpContext,
     p: &Pkt,
-    flow: &FlowKey6,
+    (flow, up_mac): (&FlowKey6, Option<[u8; 6]>),
     (sport, dport): (u16, u16),
     (group, stype, server): (u32, u32, u32),
     now: u64,
@@ -547,7 +581,11 @@ fn new_session(
         s.tunnel = flow.tunnel;
         s.group = group;
         s.server = server;
-        s.up_mac.copy_from_slice(&eth[6..12]);
+        // The frame's sender, unless a bounce says which lb it came by.
+        match up_mac {
+            Some(m) => s.up_mac = m,
+            None => s.up_mac.copy_from_slice(&eth[6..12]),
+        }
         s.up_src_mac.copy_from_slice(&eth[0..6]);
         s.up_ifindex = ctx.ingress_ifindex() as u32;
         s.created_ns = now;
