@@ -3,6 +3,7 @@
 //! Ctrl-C.
 
 use std::{
+    net::SocketAddr,
     sync::atomic::{AtomicBool, Ordering},
     time::Duration,
 };
@@ -37,8 +38,11 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
     );
     let mut t = Topology::build(&prefix, 2, 2, &exe)?;
     t.add_server_network(4)?;
+    // Dual stack: LB1's terminal side and the server network carry IPv6.
+    t.add_ipv6(4)?;
     let stop = std::sync::Arc::new(AtomicBool::new(false));
-    let (servers, _) = t.echo_servers(stop.clone());
+    let (mut servers, _) = t.echo_servers(stop.clone());
+    servers.extend(t.echo_servers_ipv6(stop.clone()).0);
     for gi in 0..2 {
         check_interrupt()?;
         let ports = if gi == 0 {
@@ -46,15 +50,16 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
         } else {
             "30000-39999"
         };
-        let cfg = t.gateway_config(
+        let cfg = t.gateway_config_dual(
             gi,
             ports,
             "[gateway.timeouts]\nudp = 30\ntcp = 300\ntcp_closing = 5\n",
         );
         t.start_daemon(&format!("g{gi}"), &cfg, &[])?;
         println!(
-            "   {} packet gateway up (10.2.0.{}, ports {ports}; socket {})",
+            "   {} packet gateway up (10.2.0.{} and 2001:db8:2::{}, ports {ports}; socket {})",
             gateway_name(gi),
+            1 + gi,
             1 + gi,
             t.daemon_socket(&format!("g{gi}")).display()
         );
@@ -168,9 +173,29 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
     println!("\n== user sessions through LB1 and the packet gateways (seed 002 claims 3, 8, 13)");
     println!("   each server replies with the source it saw: the gateway's address and the session's own port");
     let term = format!("/run/netns/{}", t.ns("t1"));
-    let lines = std::thread::spawn(move || user_sessions(&term))
+    let v4 = (
+        SocketAddr::new([198, 51, 100, 10].into(), 80),
+        SocketAddr::new([198, 51, 100, 20].into(), 53),
+    );
+    let lines = std::thread::spawn(move || user_sessions(&term, v4))
         .join()
         .map_err(|_| anyhow::anyhow!("terminal thread panicked"))??;
+    for l in &lines {
+        println!("   {l}");
+    }
+    println!("   the same over IPv6 (groups web6 and dns6; one port pool for both families):");
+    let term = format!("/run/netns/{}", t.ns("t1"));
+    let v6 = (
+        SocketAddr::new(crate::topo_ipv6::WEB6.into(), 80),
+        SocketAddr::new(crate::topo_ipv6::DNS6.into(), 53),
+    );
+    let lines = std::thread::spawn(move || user_sessions(&term, v6))
+        .join()
+        .map_err(|_| anyhow::anyhow!("terminal thread panicked"))??;
+    anyhow::ensure!(
+        !lines.iter().any(|l| l.contains("LOST")),
+        "an IPv6 user session got no reply"
+    );
     for l in &lines {
         println!("   {l}");
     }
@@ -420,16 +445,17 @@ fn gtpu(exe: &std::path::Path, prefix: &str) -> anyhow::Result<bool> {
 
 /// From the terminal: TCP requests to the web service and UDP queries to
 /// the dns service, each on its own flow; returns one line per flow.
-fn user_sessions(netns: &str) -> anyhow::Result<Vec<String>> {
+/// Four TCP and four UDP user sessions to the representative addresses
+/// `web` and `dns` (one family), and what each server saw.
+fn user_sessions(netns: &str, (web, dns): (SocketAddr, SocketAddr)) -> anyhow::Result<Vec<String>> {
     use std::io::{BufRead, BufReader, Write};
-    use std::net::{SocketAddrV4, TcpStream, UdpSocket};
+    use std::net::{TcpStream, UdpSocket};
     crate::topo::enter_netns(netns)?;
     let mut out = Vec::new();
-    let web = SocketAddrV4::new(std::net::Ipv4Addr::new(198, 51, 100, 10), 80);
-    let dns = SocketAddrV4::new(std::net::Ipv4Addr::new(198, 51, 100, 20), 53);
+    let any = if dns.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
     let mut conns = Vec::new();
     for i in 0..4 {
-        let mut c = TcpStream::connect_timeout(&web.into(), Duration::from_secs(5))?;
+        let mut c = TcpStream::connect_timeout(&web, Duration::from_secs(5))?;
         c.set_read_timeout(Some(Duration::from_secs(5)))?;
         c.write_all(format!("hello {i}\n").as_bytes())?;
         let mut line = String::new();
@@ -444,7 +470,7 @@ fn user_sessions(netns: &str) -> anyhow::Result<Vec<String>> {
         conns.push(c);
     }
     for i in 0..4 {
-        let u = UdpSocket::bind("0.0.0.0:0")?;
+        let u = UdpSocket::bind(any)?;
         u.connect(dns)?;
         u.set_read_timeout(Some(Duration::from_secs(2)))?;
         let mut buf = [0u8; 512];
