@@ -1,5 +1,6 @@
 //! Process migration of an IPv6 service (seed 000 over IPv6): the lab of
-//! tests/migration_netns.rs with the service at 2001:db8:99::80.
+//! tests/migration_netns.rs with the service at 2001:db8:99::80, over UDP
+//! and over one TCP connection carried by TCP repair.
 
 mod common;
 
@@ -131,4 +132,56 @@ fn an_ipv6_service_moves_without_losing_a_request() {
         held,
         "what was held was released: {stats}"
     );
+
+    // TCP over IPv6: one connection to [2001:db8:99::80]:9001 stays open
+    // while the process moves s2 → s1 → s2; TCP repair carries the IPv6
+    // socket, so every request on it is answered once, the count going on.
+    const TCP_TOTAL: u64 = 150;
+    let sent = Arc::new(AtomicU64::new(0));
+    let tcp = testlab::migration_lab::tcp_terminal_to(
+        format!("/run/netns/{}", lab.name("term")),
+        lab.service_tcp(),
+        TCP_TOTAL,
+        sent.clone(),
+    );
+    let migrate_at = |n: u64, to: &str| {
+        let t0 = Instant::now();
+        while sent.load(Ordering::SeqCst) < n && t0.elapsed() < Duration::from_secs(20) {
+            thread::sleep(Duration::from_millis(2));
+        }
+        edgeplane::client::call(
+            &lab.sock("edge"),
+            &Request::MigrateStart {
+                process: "counter".into(),
+                to: to.into(),
+                wait: true,
+            },
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "IPv6 TCP, migration to {to}: {e}\nedge: {}\ns1: {}\ns2: {}",
+                lab.log("edge"),
+                lab.log("s1"),
+                lab.log("s2")
+            )
+        })
+    };
+    let v = migrate_at(40, "s1");
+    assert_eq!(v["step"], "done", "{v}");
+    assert_eq!(
+        lab.status("s1")["tcp"],
+        1,
+        "the IPv6 connection was restored on s1"
+    );
+    let v = migrate_at(90, "s2");
+    assert_eq!(v["step"], "done", "{v}");
+    let got = tcp.join().unwrap();
+    assert_eq!(
+        got,
+        (TOTAL + 1..=TOTAL + TCP_TOTAL)
+            .map(Some)
+            .collect::<Vec<_>>(),
+        "one IPv6 TCP connection, answered throughout, count continuing"
+    );
+    assert!(has("s2") && !has("s1"), "the service address is back on s2");
 }

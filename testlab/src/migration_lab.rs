@@ -60,6 +60,13 @@ impl Lab {
         l
     }
 
+    /// Where the terminal opens its TCP connections to the service.
+    pub fn service_tcp(&self) -> std::net::SocketAddr {
+        let mut a = self.service_udp();
+        a.set_port(9001);
+        a
+    }
+
     /// Where the terminal asks the service (UDP).
     pub fn service_udp(&self) -> std::net::SocketAddr {
         if self.ipv6 {
@@ -242,7 +249,11 @@ impl Lab {
                         "0.0.0.0:9000"
                     },
                     "--tcp",
-                    "0.0.0.0:9001",
+                    if self.ipv6 {
+                        "[::]:9001"
+                    } else {
+                        "0.0.0.0:9001"
+                    },
                     "--control",
                     &ctl,
                     "--pid-file",
@@ -577,12 +588,15 @@ pub struct TcpClient {
 }
 
 impl TcpClient {
-    /// Connect (within 3 s); each answer is awaited at most `wait`.
+    /// Connect to the IPv4 service (within 3 s); each answer is awaited
+    /// at most `wait`.
     pub fn connect(wait: Duration) -> std::io::Result<Self> {
-        let s = std::net::TcpStream::connect_timeout(
-            &"10.99.0.80:9001".parse().unwrap(),
-            Duration::from_secs(3),
-        )?;
+        Self::connect_to("10.99.0.80:9001".parse().unwrap(), wait)
+    }
+
+    /// `connect` to `service` (e.g. `Lab::service_tcp`).
+    pub fn connect_to(service: std::net::SocketAddr, wait: Duration) -> std::io::Result<Self> {
+        let s = std::net::TcpStream::connect_timeout(&service, Duration::from_secs(3))?;
         s.set_read_timeout(Some(wait))?;
         s.set_nodelay(true)?;
         Ok(Self {
@@ -615,10 +629,20 @@ pub fn tcp_terminal(
     total: u64,
     sent: Arc<AtomicU64>,
 ) -> thread::JoinHandle<Vec<Option<u64>>> {
+    tcp_terminal_to(ns, "10.99.0.80:9001".parse().unwrap(), total, sent)
+}
+
+/// `tcp_terminal` on a connection to `service` (e.g. `Lab::service_tcp`).
+pub fn tcp_terminal_to(
+    ns: String,
+    service: std::net::SocketAddr,
+    total: u64,
+    sent: Arc<AtomicU64>,
+) -> thread::JoinHandle<Vec<Option<u64>>> {
     thread::spawn(move || {
         enter_netns(&ns).unwrap();
         let mut got = Vec::new();
-        let Ok(mut c) = TcpClient::connect(Duration::from_secs(3)) else {
+        let Ok(mut c) = TcpClient::connect_to(service, Duration::from_secs(3)) else {
             return got;
         };
         for i in 0..total {

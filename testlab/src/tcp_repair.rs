@@ -3,14 +3,15 @@
 //! is put in repair mode and its sequence numbers, queued data, options
 //! and window are read out; the destination creates a socket in repair
 //! mode, sets them, "connects" without a handshake and leaves repair mode.
-//! The peer sees one connection throughout. Needs CAP_NET_ADMIN.
+//! The peer sees one connection throughout. Needs CAP_NET_ADMIN. IPv4
+//! and IPv6 alike (the socket's family is the checkpoint's).
 //!
 //! A socket in repair mode sends nothing, and closing it sends neither FIN
 //! nor RST, so a source that keeps or drops its copy stays silent.
 
 use std::{
     io,
-    net::{SocketAddrV4, TcpStream},
+    net::{SocketAddr, SocketAddrV4, SocketAddrV6, TcpStream},
     os::fd::{AsRawFd, FromRawFd, RawFd},
 };
 
@@ -33,8 +34,8 @@ const TCPOPT_TIMESTAMP: u32 = 8;
 /// Everything needed to re-create one established connection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TcpCheckpoint {
-    pub local: SocketAddrV4,
-    pub remote: SocketAddrV4,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
     /// rcv_nxt and write_seq (the ends of the two queues).
     pub recv_seq: u32,
     pub send_seq: u32,
@@ -147,28 +148,73 @@ fn peek(fd: RawFd, len: usize, what: &str) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-fn addr(sa: &libc::sockaddr_in) -> SocketAddrV4 {
-    SocketAddrV4::new(
-        u32::from_be(sa.sin_addr.s_addr).into(),
-        u16::from_be(sa.sin_port),
-    )
+/// A socket address as the kernel takes it: the storage and its length.
+fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match a {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            let sa = unsafe {
+                &mut *(&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
+            sa.sin_family = libc::AF_INET as libc::sa_family_t;
+            sa.sin_port = a.port().to_be();
+            sa.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sa = unsafe {
+                &mut *(&mut ss as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            sa.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sa.sin6_port = a.port().to_be();
+            sa.sin6_addr.s6_addr = a.ip().octets();
+            sa.sin6_flowinfo = a.flowinfo();
+            sa.sin6_scope_id = a.scope_id();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
 }
 
-fn sockaddr(a: SocketAddrV4) -> libc::sockaddr_in {
-    // SAFETY: all-zero is a valid sockaddr_in.
-    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    sa.sin_family = libc::AF_INET as libc::sa_family_t;
-    sa.sin_port = a.port().to_be();
-    sa.sin_addr.s_addr = u32::from(*a.ip()).to_be();
-    sa
+fn addr(ss: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
+    match libc::c_int::from(ss.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let sa = unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            Ok(SocketAddrV4::new(
+                u32::from_be(sa.sin_addr.s_addr).into(),
+                u16::from_be(sa.sin_port),
+            )
+            .into())
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let sa =
+                unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            Ok(SocketAddrV6::new(
+                sa.sin6_addr.s6_addr.into(),
+                u16::from_be(sa.sin6_port),
+                sa.sin6_flowinfo,
+                sa.sin6_scope_id,
+            )
+            .into())
+        }
+        f => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("not an IP socket (address family {f})"),
+        )),
+    }
 }
 
-fn name(fd: RawFd, peer: bool) -> io::Result<SocketAddrV4> {
-    // SAFETY: all-zero is a valid sockaddr_in.
-    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    let p = (&mut sa as *mut libc::sockaddr_in).cast();
-    // SAFETY: `sa` is writable for `len` bytes.
+fn name(fd: RawFd, peer: bool) -> io::Result<SocketAddr> {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    let p = (&mut ss as *mut libc::sockaddr_storage).cast();
+    // SAFETY: `ss` is writable for `len` bytes.
     let rc = unsafe {
         if peer {
             libc::getpeername(fd, p, &mut len)
@@ -177,7 +223,7 @@ fn name(fd: RawFd, peer: bool) -> io::Result<SocketAddrV4> {
         }
     };
     check(rc, if peer { "getpeername" } else { "getsockname" })?;
-    Ok(addr(&sa))
+    addr(&ss)
 }
 
 /// Put the connection in repair mode and read it out. It stays in repair
@@ -302,20 +348,42 @@ fn fill(fd: RawFd, q: libc::c_int, data: &[u8], what: &str) -> io::Result<()> {
 /// Re-create the connection here and leave repair mode. The local address
 /// must be (or about to be) this host's.
 pub fn restore(cp: &TcpCheckpoint) -> io::Result<TcpStream> {
+    if cp.local.is_ipv6() != cp.remote.is_ipv6() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} ↔ {}: mixed address families", cp.local, cp.remote),
+        ));
+    }
+    let family = if cp.local.is_ipv6() {
+        libc::AF_INET6
+    } else {
+        libc::AF_INET
+    };
     // SAFETY: plain socket call, checked below.
-    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    let raw = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
     check(raw, "socket")?;
     // SAFETY: `raw` is a fresh descriptor owned by nothing else.
     let s = unsafe { TcpStream::from_raw_fd(raw) };
     let fd = raw;
     set_repair(fd, true)?;
-    set(
-        fd,
-        libc::SOL_IP,
-        libc::IP_FREEBIND,
-        &1 as &libc::c_int,
-        "IP_FREEBIND",
-    )?;
+    // The service address may not be here yet (it moves after).
+    if cp.local.is_ipv6() {
+        set(
+            fd,
+            libc::SOL_IPV6,
+            libc::IPV6_FREEBIND,
+            &1 as &libc::c_int,
+            "IPV6_FREEBIND",
+        )?;
+    } else {
+        set(
+            fd,
+            libc::SOL_IP,
+            libc::IP_FREEBIND,
+            &1 as &libc::c_int,
+            "IP_FREEBIND",
+        )?;
+    }
     // Room for the queues being put back (the kernel counts overhead per
     // byte, hence twice the data), never below the defaults.
     for (opt, len, what) in [
@@ -353,16 +421,15 @@ pub fn restore(cp: &TcpCheckpoint) -> io::Result<TcpStream> {
         &cp.send_seq.wrapping_sub(cp.send_queue.len() as u32),
         "TCP_QUEUE_SEQ (send)",
     )?;
-    let (l, r) = (sockaddr(cp.local), sockaddr(cp.remote));
-    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    // SAFETY: `l` and `r` are valid sockaddr_in of `len` bytes.
+    let ((l, llen), (r, rlen)) = (sockaddr(cp.local), sockaddr(cp.remote));
+    // SAFETY: `l` and `r` are valid socket addresses of their lengths.
     check(
-        unsafe { libc::bind(fd, (&l as *const libc::sockaddr_in).cast(), len) },
+        unsafe { libc::bind(fd, (&l as *const libc::sockaddr_storage).cast(), llen) },
         &format!("bind {}", cp.local),
     )?;
     // SAFETY: as above; in repair mode connect sends no SYN.
     check(
-        unsafe { libc::connect(fd, (&r as *const libc::sockaddr_in).cast(), len) },
+        unsafe { libc::connect(fd, (&r as *const libc::sockaddr_storage).cast(), rlen) },
         &format!("connect {} (repair)", cp.remote),
     )?;
     let mut opts = vec![[TCPOPT_MAXSEG, cp.mss]];
@@ -443,6 +510,16 @@ mod tests {
     /// talking to the new one, with queued bytes in both directions kept.
     #[test]
     fn a_connection_survives_checkpoint_and_restore() {
+        survives_checkpoint_and_restore("127.0.0.1:0");
+    }
+
+    /// The same over IPv6 loopback.
+    #[test]
+    fn an_ipv6_connection_survives_checkpoint_and_restore() {
+        survives_checkpoint_and_restore("[::1]:0");
+    }
+
+    fn survives_checkpoint_and_restore(bind: &str) {
         // SAFETY: plain call.
         if unsafe { libc::geteuid() } != 0 {
             assert_ne!(
@@ -453,7 +530,7 @@ mod tests {
             eprintln!("SKIP: TCP repair needs CAP_NET_ADMIN");
             return;
         }
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let l = std::net::TcpListener::bind(bind).unwrap();
         let mut peer = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         peer.set_read_timeout(Some(std::time::Duration::from_secs(2)))
             .unwrap();
@@ -468,6 +545,7 @@ mod tests {
         let cp = checkpoint(&served).unwrap();
         assert_eq!(cp.recv_queue, b"unread");
         assert!(cp.mss > 0 && cp.local.port() != 0);
+        assert_eq!(cp.local.is_ipv6(), bind.starts_with('['), "{cp:?}");
         // Round trip through the checkpoint's wire form.
         let cp: TcpCheckpoint = serde_json::from_str(&serde_json::to_string(&cp).unwrap()).unwrap();
         drop(served); // in repair mode: no FIN, no RST
