@@ -86,7 +86,7 @@ fn gtpu_ipv6_fixture_table() {
                 ue_addr6: Some(PREFIX),
                 downlink: Some(TunnelDownlink {
                     teid: dl,
-                    an_addr: fx::AN_ADDR,
+                    an_addr: fx::AN_ADDR.into(),
                     qfi: Some(qfi),
                     mac: fx::AN_MAC,
                     src_mac: fx::N3_MAC,

@@ -251,7 +251,7 @@ fn gtpu_sessions_through_lb_and_gateways() {
     let (teid, peer) =
         control::gateway::gtpu::parse_error_indication(&hex(ei["raw"].as_str().unwrap()))
             .expect("decodable");
-    assert_eq!((teid, peer), (unknown, N3));
+    assert_eq!((teid, peer), (unknown, std::net::IpAddr::V4(N3)));
     assert_eq!(
         counter(&t, "g0", "gtpu_unknown_teid"),
         1,

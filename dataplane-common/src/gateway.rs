@@ -30,6 +30,14 @@ pub const PROG_V6: u32 = 0;
 pub const PROG_V6_NAME: &str = "gateway6";
 pub const PROG_V6_GTPU: u32 = 1;
 pub const PROG_V6_GTPU_NAME: &str = "gateway6_gtpu";
+/// The IPv4 T-PDU of a G-PDU that came over IPv6 transport (from
+/// `gateway6`, the outer headers checked and the tunnel found).
+pub const PROG_GTPU4: u32 = 2;
+pub const PROG_GTPU4_NAME: &str = "gateway_gtpu4";
+/// The downlink of a tunnel whose access node is IPv6: the translated
+/// packet encapsulated in GTP-U/UDP/IPv6 (from either program).
+pub const PROG_ENCAP6: u32 = 3;
+pub const PROG_ENCAP6_NAME: &str = "gateway_encap6";
 
 /// Metadata magic: a test_run whose XDP metadata carries it is a dry run
 /// (lookup): the program decides and rewrites but changes no map.
@@ -55,6 +63,11 @@ pub struct GwConfig {
     /// The gateway's IPv6 address (four words as in the packet): the
     /// source of translated IPv6 packets. All zero: no IPv6 sessions.
     pub addr6: [u32; 4],
+    /// The gateway's IPv6 N3 address (four words as in the packet): G-PDUs
+    /// over IPv6 transport to it on UDP 2152 are decapsulated, and the
+    /// downlink toward an IPv6 access node is encapsulated from it. All
+    /// zero: GTP-U over IPv4 only.
+    pub n3_addr6: [u32; 4],
 }
 
 /// Key of `GW_SERVICES`: a representative address (claim 3).
@@ -183,8 +196,8 @@ pub struct Tunnel {
     pub dl_teid: u32,
     /// UE address (network order): the inner source of the uplink.
     pub ue_addr: u32,
-    /// The access node's address (network order): outer destination of
-    /// the downlink.
+    /// The access node's IPv4 address (network order): outer destination
+    /// of the downlink; 0 when the access node is IPv6 (`an_addr6`).
     pub an_addr: u32,
     /// QoS flow identifier for the PDU session container of the downlink;
     /// 0: no extension header.
@@ -199,6 +212,17 @@ pub struct Tunnel {
     /// a /64, are compared with an uplink's inner source): all zero for
     /// an IPv4-only PDU session.
     pub ue_addr6: [u32; 4],
+    /// The access node's IPv6 address (four words as in the packet): the
+    /// downlink goes in GTP-U/UDP/IPv6 from `GwConfig::n3_addr6`. All zero
+    /// for an IPv4 access node (or none known yet).
+    pub an_addr6: [u32; 4],
+}
+
+impl Tunnel {
+    /// The access node's side is known: the downlink can be sent.
+    pub fn has_downlink(&self) -> bool {
+        self.an_addr != 0 || self.an_addr6 != [0; 4]
+    }
 }
 
 /// Per-CPU usage of a tunnel, indexed like `GW_TUNNELS` (claim 6, the
@@ -316,6 +340,11 @@ pub struct Parsed6 {
     pub chain: crate::chain::ChainHdr,
     pub has_chain: u8,
     pub _pad: u8,
+    /// To `gateway_encap6`: the tunnel (`tunnel`), the translated inner
+    /// packet's offset (`off`) and length (`tpdu_end`), and the plain
+    /// path's reason and the frame's length as they came in.
+    pub reason: u32,
+    pub bytes: u32,
 }
 
 /// Per-CPU traffic counters of a session, indexed by port like the
@@ -364,6 +393,11 @@ crate::stats! {
         GTPU_UE_MISMATCH = "gtpu_ue_mismatch",
         GTPU_NO_TUNNEL = "gtpu_no_tunnel",
         GTPU_ENCAP_FAILED = "gtpu_encap_failed",
+        /// A downlink over IPv6 transport sent with a zero UDP checksum
+        /// (RFC 6935): the inner packet's own checksums could not give
+        /// it (an inner UDP/IPv4 datagram without a checksum, an inner
+        /// IPv6 packet with extension headers).
+        GTPU_ZERO_CHECKSUM6 = "gtpu_zero_checksum6",
         /// Frames that arrived with a chain header (`chain`).
         CHAIN_IN = "chain_in",
         /// Handed to the gateway that holds (or held) the flow.

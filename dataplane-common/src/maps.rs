@@ -189,7 +189,7 @@ pub const GW_TX_PORTS: MapDef = MapDef::dev_map_hash("GW_TX_PORTS", 64);
 pub const GW_STATS: MapDef = MapDef::per_cpu_array::<Counter>("GW_STATS", gateway::stat::COUNT);
 /// The gateway's IPv6 program (`gateway::PROG_V6`), tail-called for IPv6
 /// frames: verified on its own, so the IPv4 program's budget is its own.
-pub const GW_PROGS: MapDef = MapDef::prog_array("GW_PROGS", 2);
+pub const GW_PROGS: MapDef = MapDef::prog_array("GW_PROGS", 4);
 /// Scratch of one packet (`gateway::Parsed6`), so not pinned.
 pub const GW_SCRATCH6: MapDef =
     MapDef::per_cpu_array::<gateway::Parsed6>("GW_SCRATCH6", 1).unpinned();

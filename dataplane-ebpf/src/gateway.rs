@@ -8,6 +8,7 @@
 
 mod chain;
 mod gtpu;
+mod gtpu6;
 mod v6;
 
 use core::sync::atomic::Ordering;
@@ -47,6 +48,10 @@ pub fn gateway(ctx: XdpContext) -> u32 {
         Ok(r) => r,
         Err(reason) => (xdp_action::XDP_PASS, reason),
     };
+    if action & gtpu6::TAIL != 0 {
+        // A downlink toward an IPv6 access node: sent and counted there.
+        return gtpu6::tail(&ctx, action, dry, bytes);
+    }
     if !dry {
         if reason != NONE {
             maps::count(&GW_STATS, reason, bytes);
@@ -86,7 +91,7 @@ fn run(ctx: &XdpContext, dry: bool, bytes: u64) -> Result<(u32, u32), u32> {
         maps::count(&GW_STATS, stat::CHAIN_IN, bytes);
     }
     let eth = parse::parse_eth_vlans(ctx).map_err(|_| stat::MALFORMED)?;
-    if eth.proto == ETH_P_IPV6 && cfg.addr6 != [0; 4] {
+    if eth.proto == ETH_P_IPV6 && (cfg.addr6 != [0; 4] || cfg.n3_addr6 != [0; 4]) {
         // The IPv6 program takes the frame as it is now (chain header
         // off, handed over in the scratch slot) and counts it; it returns
         // here only if it is not loaded.

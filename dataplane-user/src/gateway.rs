@@ -65,6 +65,10 @@ pub struct Settings {
     /// The gateway's IPv6 address: the source of translated IPv6 packets.
     /// `None`: IPv6 is passed (counted `not_ip`).
     pub address6: Option<Ipv6Addr>,
+    /// The IPv6 N3 address: GTP-U over IPv6 transport to it is
+    /// decapsulated, and the downlink toward IPv6 access nodes is
+    /// encapsulated from it. `None`: GTP-U over IPv4 only.
+    pub n3_addr6: Option<Ipv6Addr>,
 }
 
 impl From<Settings> for GwConfig {
@@ -76,6 +80,7 @@ impl From<Settings> for GwConfig {
             enabled: u32::from(s.enabled),
             n3_addr: s.n3_addr.map(net).unwrap_or(0),
             addr6: s.address6.map(net6).unwrap_or_default(),
+            n3_addr6: s.n3_addr6.map(net6).unwrap_or_default(),
         }
     }
 }
@@ -89,6 +94,7 @@ impl From<GwConfig> for Settings {
             enabled: c.enabled != 0,
             n3_addr: (c.n3_addr != 0).then(|| addr(c.n3_addr)),
             address6: (c.addr6 != [0; 4]).then(|| addr6(c.addr6)),
+            n3_addr6: (c.n3_addr6 != [0; 4]).then(|| addr6(c.n3_addr6)),
         }
     }
 }
@@ -868,6 +874,7 @@ mod tests {
             enabled: true,
             n3_addr: None,
             address6: None,
+            n3_addr6: None,
         };
         let raw = GwConfig::from(s);
         assert_eq!(wire_u32(raw.addr), [10, 2, 0, 1]);
@@ -884,6 +891,14 @@ mod tests {
         };
         assert_eq!(wire_u32(GwConfig::from(n3).n3_addr), [10, 3, 0, 1]);
         assert_eq!(Settings::from(GwConfig::from(n3)), n3);
+        let n3v6 = Settings {
+            n3_addr6: Some("2001:db8:3::1".parse().unwrap()),
+            ..n3
+        };
+        let raw = GwConfig::from(n3v6);
+        assert_eq!(wire_u32(raw.n3_addr6[0]), [0x20, 0x01, 0x0d, 0xb8]);
+        assert_eq!(wire_u32(raw.n3_addr6[3]), [0, 0, 0, 1]);
+        assert_eq!(Settings::from(raw), n3v6);
         let v6 = Settings {
             address6: Some("2001:db8:2::1".parse().unwrap()),
             ..s

@@ -5,7 +5,7 @@
 //! (`cargo +nightly fuzz run gtpu`)
 #![no_main]
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use control::gateway::gtpu;
 use libfuzzer_sys::fuzz_target;
@@ -18,7 +18,11 @@ fuzz_target!(|data: &[u8]| {
         // (A request without S, against §7.2.1, is answered with 0.)
         assert_eq!((r.msg_type, r.seq), (gtpu::MSG_ECHO_RESPONSE, Some(h.seq.unwrap_or(0))));
     }
-    let n3 = Ipv4Addr::new(192, 0, 2, 1);
-    let ei = gtpu::error_indication(h.teid, n3, h.seq.unwrap_or(0));
-    assert_eq!(gtpu::parse_error_indication(&ei), Some((h.teid, n3)));
+    for n3 in [
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+    ] {
+        let ei = gtpu::error_indication(h.teid, n3, h.seq.unwrap_or(0));
+        assert_eq!(gtpu::parse_error_indication(&ei), Some((h.teid, n3)));
+    }
 });

@@ -6,7 +6,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    net::{Ipv4Addr, SocketAddr, SocketAddrV4},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -52,9 +52,12 @@ pub struct GtpCounters {
 pub struct Gtp {
     pub engine: pfcp::Engine,
     pub n3: Ipv4Addr,
+    /// The IPv6 N3 address, when GTP-U over IPv6 is on.
+    pub n3_6: Option<Ipv6Addr>,
     via: String,
     next_hop: Option<Ipv4Addr>,
-    neighbours: HashMap<Ipv4Addr, Neighbour>,
+    next_hop6: Option<Ipv6Addr>,
+    neighbours: HashMap<IpAddr, Neighbour>,
     error_limit: RateLimit,
     error_seq: u16,
     started: Instant,
@@ -106,6 +109,7 @@ impl Gtp {
         let engine = pfcp::Engine::new(pfcp::EngineConfig {
             node_id,
             n3_addr: n3,
+            n3_addr6: cfg.n3_address6(),
             teid_first,
             teid_last,
             max_sessions,
@@ -114,8 +118,10 @@ impl Gtp {
         Some(Self {
             engine,
             n3,
+            n3_6: cfg.n3_address6(),
             via: g.via.clone().unwrap_or_else(|| cfg.interfaces[0].clone()),
             next_hop: g.next_hop,
+            next_hop6: g.next_hop6,
             neighbours: HashMap::new(),
             error_limit: RateLimit::new(g.error_indication_rate),
             error_seq: 0,
@@ -214,24 +220,32 @@ impl TunnelMaps<'_> {
 struct GtpNeighbours<'a> {
     via: &'a str,
     next_hop: Option<Ipv4Addr>,
-    cache: &'a mut HashMap<Ipv4Addr, Neighbour>,
+    next_hop6: Option<Ipv6Addr>,
+    /// GTP-U over IPv6 is on (an IPv6 access node can be served).
+    v6: bool,
+    cache: &'a mut HashMap<IpAddr, Neighbour>,
 }
 
 impl GtpNeighbours<'_> {
     /// The neighbour toward `an`, resolved once; its interface is made a
     /// way out of the fast path then (not per session).
-    fn resolve(&mut self, dp: &mut Dataplane, an: Ipv4Addr) -> Result<Neighbour, String> {
+    fn resolve(&mut self, dp: &mut Dataplane, an: IpAddr) -> Result<Neighbour, String> {
         if let Some(n) = self.cache.get(&an) {
             return Ok(*n);
         }
+        let hop: IpAddr = match an {
+            IpAddr::V4(a) => self.next_hop.unwrap_or(a).into(),
+            IpAddr::V6(_) if !self.v6 => {
+                return Err(format!(
+                    "access node {an}: GTP-U over IPv6 needs gtpu.address6"
+                ))
+            }
+            IpAddr::V6(a) => self.next_hop6.unwrap_or(a).into(),
+        };
         let ifindex = dataplane_user::ifindex(self.via).map_err(|e| e.to_string())?;
         let src_mac = dataplane_user::mac_of(self.via).map_err(|e| e.to_string())?;
-        let mac = crate::neigh::resolve(
-            self.next_hop.unwrap_or(an).into(),
-            self.via,
-            Duration::from_secs(2),
-        )
-        .map_err(|e| format!("access node {an}: {e}"))?;
+        let mac = crate::neigh::resolve(hop, self.via, Duration::from_secs(2))
+            .map_err(|e| format!("access node {an}: {e}"))?;
         dp.add_gw_tx_port(ifindex).map_err(|e| e.to_string())?;
         let n = Neighbour {
             mac,
@@ -309,6 +323,8 @@ impl GwInstance {
         let mut nb = GtpNeighbours {
             via: &gtp.via,
             next_hop: gtp.next_hop,
+            next_hop6: gtp.next_hop6,
+            v6: gtp.n3_6.is_some(),
             cache: &mut gtp.neighbours,
         };
         let mut maps = TunnelMaps {
@@ -383,7 +399,13 @@ impl GwInstance {
                 if gtp.error_limit.allow(now) {
                     gtp.counters.error_indications_sent += 1;
                     gtp.error_seq = gtp.error_seq.wrapping_add(1);
-                    Some(gtpu::error_indication(h.teid, gtp.n3, gtp.error_seq))
+                    // Our address of the peer's family (the socket it
+                    // came to).
+                    let n3 = match (peer, gtp.n3_6) {
+                        (SocketAddr::V6(_), Some(a)) => IpAddr::V6(a),
+                        _ => IpAddr::V4(gtp.n3),
+                    };
+                    Some(gtpu::error_indication(h.teid, n3, gtp.error_seq))
                 } else {
                     gtp.counters.error_indications_limited += 1;
                     None
@@ -446,10 +468,14 @@ pub fn spawn(cfg: &gcfg::Gateway, inst: &Arc<Mutex<GwInstance>>) -> anyhow::Resu
     let Some(n3) = cfg.n3_address() else {
         return Ok(());
     };
-    let gtpu_sock = bind(SocketAddrV4::new(n3, dataplane_common::lb::GTPU_PORT))?;
+    let gtpu_sock = bind((n3, dataplane_common::lb::GTPU_PORT).into())?;
     tokio::spawn(serve(gtpu_sock, inst.clone(), GwInstance::gtpu_signalling));
+    if let Some(n3) = cfg.n3_address6() {
+        let s = bind((n3, dataplane_common::lb::GTPU_PORT).into())?;
+        tokio::spawn(serve(s, inst.clone(), GwInstance::gtpu_signalling));
+    }
     if let Some(p) = &cfg.pfcp {
-        let addr = SocketAddrV4::new(p.address.unwrap_or(cfg.address), p.port);
+        let addr = SocketAddr::from((p.address.unwrap_or(cfg.address), p.port));
         let sock = bind(addr)?;
         let tx = Arc::new(sock.try_clone()?);
         if let Some(g) = inst.lock().unwrap().gtp.as_mut() {
@@ -461,7 +487,7 @@ pub fn spawn(cfg: &gcfg::Gateway, inst: &Arc<Mutex<GwInstance>>) -> anyhow::Resu
     Ok(())
 }
 
-fn bind(addr: SocketAddrV4) -> anyhow::Result<std::net::UdpSocket> {
+fn bind(addr: SocketAddr) -> anyhow::Result<std::net::UdpSocket> {
     let s = std::net::UdpSocket::bind(addr).map_err(|e| {
         anyhow::anyhow!(
             "binding {addr}: {e} (is the address assigned to one of the gateway's interfaces?)"

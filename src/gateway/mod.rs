@@ -276,6 +276,7 @@ impl GwInstance {
             port_max: max,
             enabled: true,
             n3_addr: cfg.n3_address(),
+            n3_addr6: cfg.n3_address6(),
             address6: want.address6,
         };
         if old != settings {

@@ -112,7 +112,7 @@ pub struct PfcpSessionView {
     pub ue6: Option<std::net::Ipv6Addr>,
     pub ul_teid: u32,
     pub dl_teid: Option<u32>,
-    pub access_node: Option<Ipv4Addr>,
+    pub access_node: Option<std::net::IpAddr>,
     pub qfi: Option<u8>,
     pub packets_ul: u64,
     pub bytes_ul: u64,

@@ -591,6 +591,7 @@ pub mod gateway {
             enabled: true,
             n3_addr: None,
             address6: Some(GW_ADDR6),
+            n3_addr6: None,
         })?;
         Ok(())
     }
@@ -649,7 +650,7 @@ pub mod gateway {
         for (idx, ul, ue, dl, qfi) in [TUN, TUN_QFI, TUN_TWIN] {
             let downlink = Some(TunnelDownlink {
                 teid: dl,
-                an_addr: AN_ADDR,
+                an_addr: AN_ADDR.into(),
                 qfi,
                 mac: AN_MAC,
                 src_mac: N3_MAC,

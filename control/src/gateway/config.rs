@@ -59,6 +59,13 @@ pub struct Gtpu {
     /// encapsulated from it. Default: the gateway's address.
     #[serde(default)]
     pub address: Option<Ipv4Addr>,
+    /// The IPv6 N3 address (assigned to one of the gateway's interfaces):
+    /// GTP-U over IPv6 transport to it is decapsulated, the downlink
+    /// toward an access node with an IPv6 address is encapsulated from it,
+    /// and PFCP hands it out in F-TEIDs that ask for IPv6. Absent: GTP-U
+    /// over IPv4 only.
+    #[serde(default)]
+    pub address6: Option<Ipv6Addr>,
     /// The gateway's TEID range: its TEIDs are `prefix << 24 | n`, so an
     /// LB that knows the prefix (`[[lb.gateway]] teid_prefix`) sends a
     /// tunnel to its gateway whatever its table says. Absent: TEIDs from
@@ -76,6 +83,10 @@ pub struct Gtpu {
     /// access node is resolved by ARP itself when absent.
     #[serde(default)]
     pub next_hop: Option<Ipv4Addr>,
+    /// Router toward IPv6 access nodes that are not on `via`'s link; each
+    /// is resolved by Neighbor Discovery itself when absent.
+    #[serde(default)]
+    pub next_hop6: Option<Ipv6Addr>,
 }
 
 fn default_error_indications() -> u32 {
@@ -118,6 +129,11 @@ impl Gateway {
         self.gtpu
             .as_ref()
             .map(|g| g.address.unwrap_or(self.address))
+    }
+
+    /// The IPv6 N3 address, when GTP-U over IPv6 is on.
+    pub fn n3_address6(&self) -> Option<Ipv6Addr> {
+        self.gtpu.as_ref().and_then(|g| g.address6)
     }
 
     /// The TEIDs this gateway hands out (inclusive).
@@ -388,6 +404,20 @@ impl Gateway {
                     format!("the pool {} holds the GTP-U port {GTPU_PORT}, and gtpu.address is the gateway's address; move the pool or give gtpu its own address", self.ports),
                 );
             }
+            if let Some(a) = g.address6 {
+                if a.is_unspecified() || a.is_multicast() || a.is_loopback() {
+                    return e("gtpu.address6", format!("{a} is not a unicast address"));
+                }
+                if Some(a) == self.address6
+                    && self.ports.first <= GTPU_PORT
+                    && GTPU_PORT <= self.ports.last
+                {
+                    return e(
+                        "ports",
+                        format!("the pool {} holds the GTP-U port {GTPU_PORT}, and gtpu.address6 is the gateway's address6; move the pool or give gtpu its own address6", self.ports),
+                    );
+                }
+            }
             if g.error_indication_rate > 100_000 {
                 return e(
                     "gtpu.error_indication_rate",
@@ -518,6 +548,32 @@ mod tests {
         let mut bad = gt.clone();
         bad.pfcp.as_mut().unwrap().max_sessions = 0;
         assert_eq!(bad.validate().unwrap_err().0, "pfcp.max_sessions");
+        // An IPv6 N3 address: none by default, unicast, typed.
+        assert_eq!(gt.n3_address6(), None);
+        let v6: Gateway = toml::from_str(&format!(
+            "{}\n[gtpu]\naddress6 = \"2001:db8:3::1\"\n",
+            section("ports = \"20000-20099\"")
+        ))
+        .unwrap();
+        assert!(v6.validate().is_ok(), "{:?}", v6.validate());
+        assert_eq!(v6.n3_address6(), Some("2001:db8:3::1".parse().unwrap()));
+        let mut bad = v6.clone();
+        bad.gtpu.as_mut().unwrap().address6 = Some("ff02::2".parse().unwrap());
+        assert_eq!(bad.validate().unwrap_err().0, "gtpu.address6");
+        let mut bad = v6.clone();
+        bad.address6 = Some("2001:db8:3::1".parse().unwrap());
+        bad.gtpu.as_mut().unwrap().address = Some(Ipv4Addr::new(10, 3, 0, 1));
+        bad.ports = PortRange {
+            first: 2000,
+            last: 3000,
+        };
+        let (k, r) = bad.validate().unwrap_err();
+        assert!(k == "ports" && r.contains("gtpu.address6"), "{k}: {r}");
+        assert!(toml::from_str::<Gateway>(&format!(
+            "{}\n[gtpu]\naddress6 = \"10.0.0.1\"\n",
+            section("")
+        ))
+        .is_err());
         assert!(toml::from_str::<Gateway>(&format!(
             "{}\n[gtpu]\nteid_prefix = 300\n",
             section("")

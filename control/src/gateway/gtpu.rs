@@ -4,7 +4,7 @@
 //! an Echo Request, an Error Indication (rate-limited by the caller) to a
 //! G-PDU whose TEID has no tunnel.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub const MSG_ECHO_REQUEST: u8 = 1;
 pub const MSG_ECHO_RESPONSE: u8 = 2;
@@ -106,29 +106,41 @@ pub fn echo_request(seq: u16) -> Vec<u8> {
 
 /// Error Indication (§7.3.1) for a G-PDU with `teid` that has no tunnel
 /// here: TEID Data I names the TEID, the peer address is ours (`n3`).
-pub fn error_indication(teid: u32, n3: Ipv4Addr, seq: u16) -> Vec<u8> {
+pub fn error_indication(teid: u32, n3: IpAddr, seq: u16) -> Vec<u8> {
     let mut ies = vec![IE_TEID_DATA_I];
     ies.extend_from_slice(&teid.to_be_bytes());
     ies.push(IE_PEER_ADDRESS);
-    ies.extend_from_slice(&4u16.to_be_bytes());
-    ies.extend_from_slice(&n3.octets());
+    // §8.4: 4 octets for IPv4, 16 for IPv6.
+    let a = match n3 {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    ies.extend_from_slice(&(a.len() as u16).to_be_bytes());
+    ies.extend_from_slice(&a);
     message(MSG_ERROR_INDICATION, 0, seq, &ies)
 }
 
 /// The TEID an Error Indication names, and the peer address it carries.
-pub fn parse_error_indication(msg: &[u8]) -> Option<(u32, Ipv4Addr)> {
+pub fn parse_error_indication(msg: &[u8]) -> Option<(u32, IpAddr)> {
     let h = parse(msg).ok()?;
     if h.msg_type != MSG_ERROR_INDICATION || msg.len() < 12 + 5 + 7 {
         return None;
     }
     let ies = &msg[12..];
-    if ies[0] != IE_TEID_DATA_I || ies[5] != IE_PEER_ADDRESS || ies[6..8] != [0, 4] {
+    if ies[0] != IE_TEID_DATA_I || ies[5] != IE_PEER_ADDRESS {
         return None;
     }
-    Some((
-        u32::from_be_bytes([ies[1], ies[2], ies[3], ies[4]]),
-        Ipv4Addr::new(ies[8], ies[9], ies[10], ies[11]),
-    ))
+    let teid = u32::from_be_bytes([ies[1], ies[2], ies[3], ies[4]]);
+    let a = &ies[8..];
+    let addr = match (ies[6], ies[7]) {
+        (0, 4) => IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3])),
+        (0, 16) if a.len() >= 16 => {
+            let o: [u8; 16] = a[..16].try_into().ok()?;
+            IpAddr::V6(Ipv6Addr::from(o))
+        }
+        _ => return None,
+    };
+    Some((teid, addr))
 }
 
 /// A token bucket: at most `rate` per second, bursts of `rate`.
@@ -205,12 +217,16 @@ mod tests {
 
     #[test]
     fn error_indication_names_the_teid_and_our_address() {
-        let m = error_indication(0xdead_beef, Ipv4Addr::new(10, 3, 0, 1), 9);
+        let n3 = IpAddr::V4(Ipv4Addr::new(10, 3, 0, 1));
+        let m = error_indication(0xdead_beef, n3, 9);
         assert_eq!(parse(&m).unwrap().msg_type, MSG_ERROR_INDICATION);
-        assert_eq!(
-            parse_error_indication(&m),
-            Some((0xdead_beef, Ipv4Addr::new(10, 3, 0, 1)))
-        );
+        assert_eq!(parse_error_indication(&m), Some((0xdead_beef, n3)));
+        // Over IPv6 transport the peer address IE is 16 octets.
+        let n3 = IpAddr::V6("2001:db8:3::1".parse().unwrap());
+        let m = error_indication(7, n3, 10);
+        assert_eq!(m.len(), 12 + 5 + 3 + 16);
+        assert_eq!(parse_error_indication(&m), Some((7, n3)));
+        assert_eq!(parse_error_indication(&m[..m.len() - 1]), None);
     }
 
     #[test]

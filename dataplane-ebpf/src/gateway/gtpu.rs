@@ -40,7 +40,7 @@ use crate::{
 /// a downlink packet.
 const ENCAP_LEN: usize = ETH_HLEN + IPV4_HLEN + UDP_HLEN + GTPU_HLEN;
 /// The optional 4 octets and a 4-octet PDU Session Container.
-const EXT_LEN: usize = 8;
+pub(super) const EXT_LEN: usize = 8;
 const OUTER_TTL: u8 = 64;
 
 #[inline(always)]
@@ -74,44 +74,28 @@ pub(super) fn uplink(
     if udp_len < UDP_HLEN || udp_end > ip_end {
         return dropped(stat::GTPU_TRUNCATED);
     }
-    let g = match parse::parse_gtpu(ctx, udp + UDP_HLEN) {
-        Ok(g) => g,
-        Err(GtpuError::Truncated) => return dropped(stat::GTPU_TRUNCATED),
-        Err(GtpuError::BadVersion) => return dropped(stat::GTPU_BAD_VERSION),
-        Err(GtpuError::BadExtension) => return dropped(stat::GTPU_BAD_EXTENSION),
+    let (idx, ue, tpdu) = match gpdu(ctx, udp, udp_len, udp_end) {
+        Ok(x) => x,
+        Err(verdict) => return Ok(verdict),
     };
-    // The length field counts what follows the mandatory 8 octets.
-    if GTPU_HLEN + g.len as usize != udp_len - UDP_HLEN {
-        return dropped(stat::GTPU_BAD_LENGTH);
-    }
-    if g.payload > udp_end {
-        // The chain runs past the message (into padding).
-        return dropped(stat::GTPU_BAD_EXTENSION);
-    }
-    if g.msg != parse::GTPU_MSG_GPDU {
-        return Ok((xdp_action::XDP_PASS, stat::GTPU_SIGNALLING));
-    }
-    // The TEID's direct slot first (the control plane puts a tunnel there
-    // when it is free), then the TEID map.
-    let direct = g.teid % TUNNELS_MAX;
-    let (idx, ue) = match GW_TUNNELS.get(direct) {
-        Some(t) if t.state == TUNNEL_ACTIVE && t.ul_teid == g.teid => (direct, t.ue_addr),
-        _ => {
-            // SAFETY: a u32 copied out at once.
-            let Some(idx) = (unsafe { GW_TEIDS.get(&g.teid) }).copied() else {
-                return Ok((xdp_action::XDP_PASS, stat::GTPU_UNKNOWN_TEID));
-            };
-            match GW_TUNNELS.get(idx) {
-                Some(t) if t.state == TUNNEL_ACTIVE => (idx, t.ue_addr),
-                _ => return Ok((xdp_action::XDP_PASS, stat::GTPU_UNKNOWN_TEID)),
-            }
-        }
-    };
-
-    let tpdu = g.payload;
     if parse::load_u8(ctx, tpdu).map(|b| b >> 4) == Some(6) {
         return ipv6_tpdu(ctx, cfg, idx, tpdu, udp_end);
     }
+    tpdu4(ctx, cfg, (idx, ue), (tpdu, udp_end), dry, bytes)
+}
+
+/// An IPv4 T-PDU of tunnel `idx` (UE `ue`) at `tpdu`, its G-PDU ending at
+/// `udp_end`, over either transport: checked, translated by the plain
+/// path, and the outer headers cut off.
+#[inline(always)]
+pub(super) fn tpdu4(
+    ctx: &XdpContext,
+    cfg: &GwConfig,
+    (idx, ue): (u32, u32),
+    (tpdu, udp_end): (usize, usize),
+    dry: bool,
+    bytes: u64,
+) -> Result<(u32, u32), u32> {
     // The T-PDU: a whole IPv4 packet, first fragment or none, its L4
     // header inside its total length.
     let Some(inner) = parse::parse_ipv4(ctx, tpdu) else {
@@ -187,6 +171,57 @@ pub(super) fn uplink(
         maps::count(&GW_STATS, stat::GTPU_UPLINK, bytes);
     }
     Ok((action, reason))
+}
+
+/// The G-PDU in the UDP datagram at `udp` (its length `udp_len`, ending at
+/// `udp_end`, both checked against the outer IP header by the caller):
+/// its GTP-U header chain and length checked, its tunnel found. Ok: the
+/// tunnel's index, its UE's IPv4 address and where the T-PDU starts. Err:
+/// the verdict (signalling and unknown TEIDs go to the kernel).
+#[inline(always)]
+pub(super) fn gpdu(
+    ctx: &XdpContext,
+    udp: usize,
+    udp_len: usize,
+    udp_end: usize,
+) -> Result<(u32, u32, usize), (u32, u32)> {
+    let g = match parse::parse_gtpu(ctx, udp + UDP_HLEN) {
+        Ok(g) => g,
+        Err(GtpuError::Truncated) => return Err((xdp_action::XDP_DROP, stat::GTPU_TRUNCATED)),
+        Err(GtpuError::BadVersion) => return Err((xdp_action::XDP_DROP, stat::GTPU_BAD_VERSION)),
+        Err(GtpuError::BadExtension) => {
+            return Err((xdp_action::XDP_DROP, stat::GTPU_BAD_EXTENSION))
+        }
+    };
+    // The length field counts what follows the mandatory 8 octets.
+    if GTPU_HLEN + g.len as usize != udp_len - UDP_HLEN {
+        return Err((xdp_action::XDP_DROP, stat::GTPU_BAD_LENGTH));
+    }
+    if g.payload > udp_end {
+        // The chain runs past the message (into padding).
+        return Err((xdp_action::XDP_DROP, stat::GTPU_BAD_EXTENSION));
+    }
+    if g.msg != parse::GTPU_MSG_GPDU {
+        return Err((xdp_action::XDP_PASS, stat::GTPU_SIGNALLING));
+    }
+    // The TEID's direct slot first (the control plane puts a tunnel there
+    // when it is free), then the TEID map.
+    let direct = g.teid % TUNNELS_MAX;
+    let (idx, ue) = match GW_TUNNELS.get(direct) {
+        Some(t) if t.state == TUNNEL_ACTIVE && t.ul_teid == g.teid => (direct, t.ue_addr),
+        _ => {
+            // SAFETY: a u32 copied out at once.
+            let Some(idx) = (unsafe { GW_TEIDS.get(&g.teid) }).copied() else {
+                return Err((xdp_action::XDP_PASS, stat::GTPU_UNKNOWN_TEID));
+            };
+            match GW_TUNNELS.get(idx) {
+                Some(t) if t.state == TUNNEL_ACTIVE => (idx, t.ue_addr),
+                _ => return Err((xdp_action::XDP_PASS, stat::GTPU_UNKNOWN_TEID)),
+            }
+        }
+    };
+
+    Ok((idx, ue, g.payload))
 }
 
 /// An IPv6 T-PDU of tunnel `idx`: the IPv6 program takes it
@@ -291,7 +326,7 @@ pub(super) fn downlink_tunnel(
 ) -> Result<Down, u32> {
     let idx = tunnel.wrapping_sub(1);
     let t = match GW_TUNNELS.get(idx) {
-        Some(t) if t.state == TUNNEL_ACTIVE && t.an_addr != 0 => *t,
+        Some(t) if t.state == TUNNEL_ACTIVE && t.has_downlink() => *t,
         _ => return Err(stat::GTPU_NO_TUNNEL),
     };
     if t.an_ifindex as usize != ctx.ingress_ifindex()
@@ -327,6 +362,11 @@ pub(super) fn send_down(
     dry: bool,
     bytes: u64,
 ) -> (u32, u32) {
+    if d.t.an_addr6 != [0; 4] {
+        // GTP-U over IPv6: its own program (`gateway_encap6`) encapsulates,
+        // sends and counts; the entry tail-calls it.
+        return super::gtpu6::to_encap6(d.idx, d.ip_off, d.ip_len, reason, bytes);
+    }
     match encap(ctx, cfg, d) {
         Ok(action) => {
             if !dry {

@@ -33,7 +33,7 @@ use dataplane_common::{
     hash, IPV6_MAX_EXT,
 };
 
-use super::{choose, count_session, flag, gtpu, l2_out, tcp_flags_at};
+use super::{choose, count_session, flag, gtpu, gtpu6, l2_out, tcp_flags_at};
 use crate::{
     csum,
     maps::{
@@ -96,6 +96,11 @@ fn entry<const GTPU: bool>(ctx: &XdpContext) -> u32 {
         _ => pack(Err(stat::NOT_FOR_US)),
     };
     let (mut action, reason) = unpack(r);
+    if action & gtpu6::TAIL != 0 {
+        // A G-PDU over IPv6 to its T-PDU's program, or a downlink toward
+        // an IPv6 access node: counted there.
+        return gtpu6::tail(ctx, action, dry, bytes);
+    }
     // A G-PDU of a known tunnel is never passed: the kernel cannot answer
     // into a tunnel (as on the IPv4 uplink).
     if GTPU && action == xdp_action::XDP_PASS {
@@ -115,6 +120,7 @@ const PASS: u64 = 0;
 const REPLY: u64 = 1;
 const TO_SERVICE: u64 = 2;
 const ICMP_ERROR: u64 = 3;
+const GTPU_IN: u64 = 4;
 
 /// The entry keeps a small frame: the headers are parsed in `classify`,
 /// whose frame is gone before the path's subprogram takes its own (the
@@ -130,6 +136,7 @@ fn run<const GTPU: bool>(ctx: &XdpContext, cfg: &GwConfig, dry: bool, bytes: u64
         REPLY => reverse(ctx, cfg, sp, db),
         TO_SERVICE => to_service::<GTPU>(ctx, cfg, sp, db),
         ICMP_ERROR => icmp_error(ctx, cfg, sp, db),
+        GTPU_IN => gtpu_in(ctx, sp),
         _ => pack(Err(c as u32)),
     }
 }
@@ -200,7 +207,15 @@ fn classify<const GTPU: bool>(ctx: &XdpContext, cfg: &GwConfig) -> u64 {
                     stat::MALFORMED
                 });
             };
-            if !GTPU && ip.dst == cfg.addr6 && dport >= cfg.port_min && dport <= cfg.port_max {
+            if !GTPU
+                && proto == IPPROTO_UDP
+                && dport == parse::GTPU_PORT
+                && cfg.n3_addr6 != [0; 4]
+                && ip.dst == cfg.n3_addr6
+            {
+                GTPU_IN << 32
+            } else if !GTPU && ip.dst == cfg.addr6 && dport >= cfg.port_min && dport <= cfg.port_max
+            {
                 REPLY << 32
             } else {
                 TO_SERVICE << 32
@@ -209,6 +224,12 @@ fn classify<const GTPU: bool>(ctx: &XdpContext, cfg: &GwConfig) -> u64 {
         IPPROTO_ICMPV6 if !GTPU && ip.dst == cfg.addr6 => ICMP_ERROR << 32,
         _ => pass(stat::NOT_FOR_US),
     }
+}
+
+/// GTP-U over IPv6 transport to the N3 address (`gtpu6`). A subprogram.
+#[inline(never)]
+fn gtpu_in(ctx: &XdpContext, sp: &Parsed6) -> u64 {
+    pack(gtpu6::uplink6(ctx, sp))
 }
 
 /// The packet as a subprogram sees it: read from the scratch slot, its

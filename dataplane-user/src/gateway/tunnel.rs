@@ -8,8 +8,10 @@ use super::*;
 pub struct TunnelDownlink {
     /// The access node's TEID, host order.
     pub teid: u32,
-    /// The access node's address (outer destination of the downlink).
-    pub an_addr: Ipv4Addr,
+    /// The access node's address (outer destination of the downlink):
+    /// GTP-U over IPv4 or, for an IPv6 address, over IPv6 (from the
+    /// gateway's IPv6 N3 address).
+    pub an_addr: IpAddr,
     /// QoS flow identifier for a PDU Session Container; `None`: no
     /// extension header.
     pub qfi: Option<u8>,
@@ -42,7 +44,7 @@ impl From<TunnelEntry> for Tunnel {
     fn from(e: TunnelEntry) -> Self {
         let d = e.downlink.unwrap_or(TunnelDownlink {
             teid: 0,
-            an_addr: Ipv4Addr::UNSPECIFIED,
+            an_addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             qfi: None,
             mac: [0; 6],
             src_mac: [0; 6],
@@ -53,13 +55,20 @@ impl From<TunnelEntry> for Tunnel {
             ul_teid: e.ul_teid,
             dl_teid: d.teid,
             ue_addr: net(e.ue_addr),
-            an_addr: net(d.an_addr),
+            an_addr: match d.an_addr {
+                IpAddr::V4(a) => net(a),
+                IpAddr::V6(_) => 0,
+            },
             qfi: d.qfi.map(|q| q & 0x3f).unwrap_or(0),
             _pad: [0; 3],
             an_mac: d.mac,
             an_src_mac: d.src_mac,
             an_ifindex: d.ifindex,
             ue_addr6: e.ue_addr6.map(net6).unwrap_or_default(),
+            an_addr6: match d.an_addr {
+                IpAddr::V6(a) => net6(a),
+                IpAddr::V4(_) => [0; 4],
+            },
         }
     }
 }
@@ -71,9 +80,13 @@ impl TunnelEntry {
             ul_teid: t.ul_teid,
             ue_addr: addr(t.ue_addr),
             ue_addr6: (t.ue_addr6 != [0; 4]).then(|| addr6(t.ue_addr6)),
-            downlink: (t.an_addr != 0).then(|| TunnelDownlink {
+            downlink: t.has_downlink().then(|| TunnelDownlink {
                 teid: t.dl_teid,
-                an_addr: addr(t.an_addr),
+                an_addr: if t.an_addr6 != [0; 4] {
+                    IpAddr::V6(addr6(t.an_addr6))
+                } else {
+                    IpAddr::V4(addr(t.an_addr))
+                },
                 qfi: (t.qfi != 0).then_some(t.qfi),
                 mac: t.an_mac,
                 src_mac: t.an_src_mac,
@@ -201,7 +214,7 @@ mod tests {
     fn tunnel_entries_keep_teids_host_order_and_addresses_wire_order() {
         let d = TunnelDownlink {
             teid: 0x0102_0304,
-            an_addr: Ipv4Addr::new(10, 4, 0, 2),
+            an_addr: Ipv4Addr::new(10, 4, 0, 2).into(),
             qfi: Some(9),
             mac: [2, 0, 0, 0, 4, 2],
             src_mac: [2, 0, 0, 0, 4, 1],
@@ -244,6 +257,19 @@ mod tests {
             "no access node yet: the downlink is dropped"
         );
         assert_eq!(TunnelEntry::from_map(Tunnel::from(up_only)), Some(up_only));
+        let v6 = TunnelEntry {
+            downlink: Some(TunnelDownlink {
+                an_addr: "2001:db8:4::2".parse::<Ipv6Addr>().unwrap().into(),
+                ..d
+            }),
+            ..e
+        };
+        let raw6 = Tunnel::from(v6);
+        assert_eq!(raw6.an_addr, 0, "an IPv6 access node has no IPv4 address");
+        assert_eq!(wire_u32(raw6.an_addr6[0]), [0x20, 0x01, 0x0d, 0xb8]);
+        assert_eq!(wire_u32(raw6.an_addr6[3]), [0, 0, 0, 2]);
+        assert!(raw6.has_downlink());
+        assert_eq!(TunnelEntry::from_map(raw6), Some(v6));
         assert_eq!(TunnelEntry::from_map(Tunnel::default()), None);
     }
 }

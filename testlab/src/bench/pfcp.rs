@@ -142,6 +142,7 @@ fn engine_rate(n: u32) -> f64 {
     let mut e = pfcp::Engine::new(pfcp::EngineConfig {
         node_id: Ipv4Addr::new(10, 1, 0, 11),
         n3_addr: gtp_lab::N3,
+        n3_addr6: None,
         teid_first: 1,
         teid_last: u32::MAX,
         max_sessions: n,

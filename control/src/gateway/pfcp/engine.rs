@@ -3,25 +3,30 @@
 //! out; the fast path is reached only through [`Tunnels`].
 //!
 //! What this gateway supports is one GTP-U tunnel per session: one uplink
-//! PDR (source Access, a local F-TEID, GTP-U/UDP/IPv4 removal), one
-//! downlink PDR (source Core, the UE's IPv4 address) and their FARs; the
-//! downlink FAR's Outer Header Creation (GTP-U/UDP/IPv4) gives the access
-//! node's TEID and address, and may come later by modification.
+//! PDR (source Access, a local F-TEID, GTP-U/UDP/IPv4 or GTP-U/UDP/IPv6
+//! removal), one downlink PDR (source Core, the UE's IPv4 address, IPv6
+//! prefix or both) and their FARs; the downlink FAR's Outer Header
+//! Creation (GTP-U/UDP/IPv4 or GTP-U/UDP/IPv6) gives the access node's
+//! TEID and address, and may come later by modification. GTP-U runs over
+//! IPv4 N3 (always) or IPv6 N3 (when [`EngineConfig::n3_addr6`] is set).
 //!
 //! Causes (§8.2.1): a mandatory IE absent is 66 with the Offending IE; a
 //! mandatory IE present whose content we cannot use (an unknown Node ID
-//! type, an F-TEID that is neither IPv4 nor CH, an OHC other than
-//! GTP-U/UDP/IPv4, IPv6 only) is 69 with the Offending IE: that is how an
-//! "unknown mandatory IE" is answered. Rules beyond the supported shape are
+//! type; an F-TEID given with an address not ours, with none, or with TEID
+//! 0; a CH F-TEID asking only for IPv6 without an IPv6 N3 address; an OHC
+//! other than exactly GTP-U/UDP/IPv4 or exactly GTP-U/UDP/IPv6) is 69
+//! with the Offending IE: that is how an "unknown mandatory IE" is
+//! answered. Rules beyond the supported shape are
 //! 73, a full table (sessions, TEIDs, or the fast path refusing) 75, and
 //! nothing changes on any rejection.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
 use super::ie::{trigger, ty, Cause, Fseid, Fteid, IeError, NodeId, Volumes, UP_FEATURE_FTUP};
 use super::rules::{
-    add_rules, check_far, derive, merge_far, merge_pdr, rule_failure, Reject, Rules,
+    add_rules, check_far, check_fteid, derive, local_fteid, merge_far, merge_pdr, rule_failure,
+    Reject, Rules,
 };
 mod answers;
 mod reports;
@@ -37,8 +42,11 @@ use reports::PendingReport;
 pub struct EngineConfig {
     /// Our Node ID and the address of the F-SEIDs we hand out.
     pub node_id: Ipv4Addr,
-    /// The address of the F-TEIDs we allocate (N3).
+    /// The IPv4 address of the F-TEIDs we allocate (N3); always there.
     pub n3_addr: Ipv4Addr,
+    /// Our IPv6 N3 address, when configured: F-TEIDs with an IPv6 address
+    /// (GTP-U over IPv6) are allocated and accepted only then.
+    pub n3_addr6: Option<Ipv6Addr>,
     /// The TEIDs we allocate when the CP asks us to choose (CH), inclusive;
     /// TEID 0 is never allocated.
     pub teid_first: u32,
@@ -75,9 +83,11 @@ pub struct TunnelSpec {
     /// The UE's IPv4 address; unspecified for an IPv6-only PDU session.
     pub ue_addr: Ipv4Addr,
     /// The UE's IPv6 prefix (a /64) of an IPv6 or dual-stack PDU session.
-    pub ue_addr6: Option<std::net::Ipv6Addr>,
+    pub ue_addr6: Option<Ipv6Addr>,
     pub dl_teid: Option<u32>,
-    pub an_addr: Option<Ipv4Addr>,
+    /// The access node's address from the downlink FAR's Outer Header
+    /// Creation: GTP-U/UDP/IPv4 or GTP-U/UDP/IPv6.
+    pub an_addr: Option<IpAddr>,
     pub qfi: Option<u8>,
 }
 

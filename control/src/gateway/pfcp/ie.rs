@@ -2,7 +2,7 @@
 //! the leaf IEs this gateway reads or writes. Bit layouts checked against
 //! the spec text and scapy's independent `scapy.contrib.pfcp`.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// IE types (§8.1.2, Table 8.1.2-1).
 pub mod ty {
@@ -317,15 +317,21 @@ impl Fseid {
 }
 
 /// F-TEID (§8.2.3): octet 5 bit 1 V4, bit 2 V6, bit 3 CH, bit 4 CHID.
-/// With CH the UP chooses: no TEID, no address, and a Choose ID if CHID.
+/// With CH the UP chooses: no TEID, no address, and a Choose ID if CHID;
+/// V4 and V6 then say which address families the CP asks for (one or
+/// both, §5.5.3).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Fteid {
     pub ch: bool,
     pub teid: u32,
     pub v4: Option<Ipv4Addr>,
     pub v6: Option<Ipv6Addr>,
-    /// CH with only V6 set asks for an IPv6 address; kept to refuse it.
+    /// The V4 flag (under CH: an IPv4 address is asked for; without CH it
+    /// tells what `v4` does).
     pub want_v4: bool,
+    /// The V6 flag under CH: an IPv6 address is asked for. Not set
+    /// without CH, where `v6` tells.
+    pub want_v6: bool,
     pub choose_id: Option<u8>,
 }
 
@@ -342,6 +348,7 @@ impl Fteid {
         let mut f = Fteid {
             ch,
             want_v4: v4f,
+            want_v6: ch && v6f,
             ..Fteid::default()
         };
         if ch {
@@ -363,7 +370,7 @@ impl Fteid {
         let mut flags = 0u8;
         let mut v = vec![0];
         if self.ch {
-            flags |= 4 | u8::from(self.want_v4);
+            flags |= 4 | u8::from(self.want_v6) << 1 | u8::from(self.want_v4);
             if let Some(id) = self.choose_id {
                 flags |= 8;
                 v.push(id);
@@ -428,33 +435,59 @@ impl UeIp {
     }
 }
 
-/// Outer Header Creation (§8.2.56). The description is two octets; octet
-/// 5 bit 1 (0x0100 as a u16) is GTP-U/UDP/IPv4, the only one we build.
+/// Outer Header Creation (§8.2.56). The description is two octets, octet
+/// 5 in the top byte: bit 1 (0x0100) GTP-U/UDP/IPv4, bit 2 (0x0200)
+/// GTP-U/UDP/IPv6, the two we build; bits 3-8 are UDP/IPv4, UDP/IPv6,
+/// IPv4, IPv6, C-TAG and S-TAG.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ohc {
     pub description: u16,
     pub teid: Option<u32>,
     pub v4: Option<Ipv4Addr>,
+    pub v6: Option<Ipv6Addr>,
 }
 
 impl Ohc {
     pub const GTPU_UDP_IPV4: u16 = 0x0100;
-    const GTPU_UDP_IPV6: u16 = 0x0200;
+    pub const GTPU_UDP_IPV6: u16 = 0x0200;
     const UDP_IPV4: u16 = 0x0400;
+    const UDP_IPV6: u16 = 0x0800;
     const IPV4: u16 = 0x1000;
+    const IPV6: u16 = 0x2000;
 
     pub fn gtpu_v4(teid: u32, addr: Ipv4Addr) -> Self {
         Ohc {
             description: Self::GTPU_UDP_IPV4,
             teid: Some(teid),
             v4: Some(addr),
+            v6: None,
+        }
+    }
+    pub fn gtpu_v6(teid: u32, addr: Ipv6Addr) -> Self {
+        Ohc {
+            description: Self::GTPU_UDP_IPV6,
+            teid: Some(teid),
+            v4: None,
+            v6: Some(addr),
+        }
+    }
+    /// The access node's TEID and address of an OHC that is exactly
+    /// GTP-U/UDP/IPv4 or exactly GTP-U/UDP/IPv6, with its TEID and the
+    /// address of that family only; `None` for anything else (both GTP-U
+    /// bits at once included).
+    pub fn gtpu_peer(&self) -> Option<(u32, IpAddr)> {
+        match (self.description, self.teid?, self.v4, self.v6) {
+            (Self::GTPU_UDP_IPV4, teid, Some(a), None) => Some((teid, IpAddr::V4(a))),
+            (Self::GTPU_UDP_IPV6, teid, None, Some(a)) => Some((teid, IpAddr::V6(a))),
+            _ => None,
         }
     }
     pub(crate) fn decode(v: &[u8]) -> Result<Self, IeError> {
         let mut c = Cursor::new(ty::OUTER_HEADER_CREATION, v);
         let d = c.u16()?;
-        // Fields present per the description bits, in the spec's order;
-        // only what precedes an IPv6 address is read.
+        // Fields present per the description bits, in the spec's order:
+        // TEID, IPv4 address, IPv6 address, then the port number, C-TAG
+        // and S-TAG, which are not read.
         let teid = if d & (Self::GTPU_UDP_IPV4 | Self::GTPU_UDP_IPV6) != 0 {
             Some(c.u32()?)
         } else {
@@ -465,10 +498,16 @@ impl Ohc {
         } else {
             None
         };
+        let v6 = if d & (Self::GTPU_UDP_IPV6 | Self::UDP_IPV6 | Self::IPV6) != 0 {
+            Some(c.ipv6()?)
+        } else {
+            None
+        };
         Ok(Ohc {
             description: d,
             teid,
             v4,
+            v6,
         })
     }
     pub(crate) fn encode(&self, w: &mut IeWriter) {
@@ -477,6 +516,9 @@ impl Ohc {
             v.extend_from_slice(&t.to_be_bytes());
         }
         if let Some(a) = self.v4 {
+            v.extend_from_slice(&a.octets());
+        }
+        if let Some(a) = self.v6 {
             v.extend_from_slice(&a.octets());
         }
         w.ie(ty::OUTER_HEADER_CREATION, &v);
@@ -565,5 +607,7 @@ pub const IFACE_ACCESS: u8 = 0;
 pub const IFACE_CORE: u8 = 1;
 /// Outer Header Removal description (§8.2.64) 0: GTP-U/UDP/IPv4.
 pub const OHR_GTPU_UDP_IPV4: u8 = 0;
+/// Outer Header Removal description (§8.2.64) 1: GTP-U/UDP/IPv6.
+pub const OHR_GTPU_UDP_IPV6: u8 = 1;
 /// UP Function Features (§8.2.25) octet 5 bit 5: the UP allocates F-TEIDs.
 pub const UP_FEATURE_FTUP: u8 = 0x10;

@@ -2,11 +2,12 @@
 //! the one tunnel shape this gateway reads off them.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::engine::Volume;
+use super::engine::{EngineConfig, Volume};
 use super::ie::{
-    action, ty, Cause, Fteid, IeError, Ohc, IFACE_ACCESS, IFACE_CORE, OHR_GTPU_UDP_IPV4,
+    action, ty, Cause, Fteid, IeError, IFACE_ACCESS, IFACE_CORE, OHR_GTPU_UDP_IPV4,
+    OHR_GTPU_UDP_IPV6,
 };
 use super::wire::{Far, Pdr, Qer, SessionRequest, Urr};
 
@@ -34,15 +35,56 @@ pub(super) struct Rules {
     pub(super) qers: BTreeMap<u32, Qer>,
 }
 
-/// A FAR's own content: an OHC must be GTP-U/UDP/IPv4 with its TEID and
-/// address.
+/// A FAR's own content: an OHC must be exactly GTP-U/UDP/IPv4 with its
+/// TEID and IPv4 address, or exactly GTP-U/UDP/IPv6 with its TEID and IPv6
+/// address ([`super::ie::Ohc::gtpu_peer`]).
 pub(super) fn check_far(f: &Far) -> Result<(), Reject> {
     if let Some(o) = f.forwarding.and_then(|fw| fw.ohc) {
-        if o.description != Ohc::GTPU_UDP_IPV4 || o.teid.is_none() || o.v4.is_none() {
+        if o.gtpu_peer().is_none() {
             return Err(IeError::incorrect(ty::OUTER_HEADER_CREATION));
         }
     }
     Ok(())
+}
+
+/// The uplink PDI's F-TEID against our N3 addresses. CH: the CP asks for
+/// IPv4 (we always have one) or IPv6 (when `n3_addr6` is configured), or
+/// both. Given by the CP: a TEID other than 0, at least one address, and
+/// every address present ours.
+pub(super) fn check_fteid(f: &Fteid, cfg: &EngineConfig) -> Result<(), Reject> {
+    let ok = if f.ch {
+        f.want_v4 || (f.want_v6 && cfg.n3_addr6.is_some())
+    } else {
+        f.teid != 0
+            && (f.v4.is_some() || f.v6.is_some())
+            && f.v4.is_none_or(|a| a == cfg.n3_addr)
+            && f.v6.is_none_or(|a| Some(a) == cfg.n3_addr6)
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(IeError::incorrect(ty::F_TEID))
+    }
+}
+
+/// The F-TEID we answer and keep for an uplink PDI `asked` for, with the
+/// TEID `teid`: under CH our N3 address of each family asked for (that we
+/// have); a given one as given (ours, [`check_fteid`]).
+pub(super) fn local_fteid(asked: &Fteid, teid: u32, cfg: &EngineConfig) -> Fteid {
+    let (v4, v6) = if asked.ch {
+        (
+            asked.want_v4.then_some(cfg.n3_addr),
+            cfg.n3_addr6.filter(|_| asked.want_v6),
+        )
+    } else {
+        (asked.v4, asked.v6)
+    };
+    Fteid {
+        teid,
+        v4,
+        v6,
+        ..Fteid::default()
+    }
 }
 
 /// The Create PDR/FAR/URR/QER of `r` into `rules`; new URRs count from
@@ -135,14 +177,15 @@ pub(super) struct Derived {
     pub(super) ul_pdr: u16,
     pub(super) fteid: Fteid,
     pub(super) ue: Ipv4Addr,
-    pub(super) ue6: Option<std::net::Ipv6Addr>,
-    pub(super) dl: Option<(u32, Ipv4Addr)>,
+    pub(super) ue6: Option<Ipv6Addr>,
+    /// The access node's TEID and address (IPv4 or IPv6).
+    pub(super) dl: Option<(u32, IpAddr)>,
     pub(super) qfi: Option<u8>,
 }
 
-/// Checks `rules` have the one shape this gateway supports and reads the
-/// tunnel off them.
-pub(super) fn derive(rules: &Rules) -> Result<Derived, Reject> {
+/// Checks `rules` have the one shape this gateway supports (with an
+/// F-TEID on our N3 addresses of `cfg`) and reads the tunnel off them.
+pub(super) fn derive(rules: &Rules, cfg: &EngineConfig) -> Result<Derived, Reject> {
     let mut ul = None;
     let mut dl = None;
     for (&id, p) in &rules.pdrs {
@@ -172,12 +215,10 @@ pub(super) fn derive(rules: &Rules) -> Result<Derived, Reject> {
     let (_, dl) = dl.ok_or(rule_failure(ty::CREATE_PDR))?;
     let ul_pdi = ul.pdi.as_ref().ok_or(IeError::missing(ty::PDI))?;
     let fteid = ul_pdi.fteid.ok_or(IeError::missing(ty::F_TEID))?;
-    if (fteid.ch && !fteid.want_v4) || (!fteid.ch && fteid.v4.is_none()) {
-        return Err(IeError::incorrect(ty::F_TEID));
-    }
+    check_fteid(&fteid, cfg)?;
     if ul
         .outer_header_removal
-        .is_some_and(|d| d != OHR_GTPU_UDP_IPV4)
+        .is_some_and(|d| d != OHR_GTPU_UDP_IPV4 && d != OHR_GTPU_UDP_IPV6)
     {
         return Err(rule_failure(ty::OUTER_HEADER_REMOVAL));
     }
@@ -204,20 +245,11 @@ pub(super) fn derive(rules: &Rules) -> Result<Derived, Reject> {
     let dl_far = far_of(dl);
     // Downlink live only when forwarding with an outer header: BUFF, DROP
     // or no OHC yet leave it out of the fast path.
-    let dl_path = match (
-        dl_far.apply_action.unwrap_or(0) & action::FORW != 0,
-        dl_far.forwarding.and_then(|f| f.ohc),
-    ) {
-        (
-            true,
-            Some(Ohc {
-                teid: Some(teid),
-                v4: Some(an),
-                ..
-            }),
-        ) => Some((teid, an)),
-        _ => None,
-    };
+    let dl_path = dl_far
+        .forwarding
+        .and_then(|f| f.ohc)
+        .filter(|_| dl_far.apply_action.unwrap_or(0) & action::FORW != 0)
+        .and_then(|o| o.gtpu_peer());
     // The QFI the downlink is marked with: the downlink PDR's QER (where
     // an SMF puts it), else the uplink's, else the uplink PDI's.
     let qer_qfi = |p: &Pdr| {

@@ -35,12 +35,17 @@ def node_id():
     return IE_NodeId(id_type=0, ipv4=CP)
 
 
-def uplink_pdr():
+# The uplink F-TEID the UP chooses, and the outer header it removes:
+# GTP-U/UDP/IPv4 (0) by default.
+FTEID_CH_V4 = IE_FTEID(V4=1, CH=1)
+
+
+def uplink_pdr(fteid=FTEID_CH_V4, ohr=0):
     return IE_CreatePDR(IE_list=[
         IE_PDR_Id(id=1), IE_Precedence(precedence=100),
-        IE_PDI(IE_list=[IE_SourceInterface(interface=0), IE_FTEID(V4=1, CH=1),
+        IE_PDI(IE_list=[IE_SourceInterface(interface=0), fteid,
                         IE_NetworkInstance(instance=b"internet"), IE_QFI(QFI=9)]),
-        IE_OuterHeaderRemoval(header=0), IE_FAR_Id(id=1), IE_URR_Id(id=1), IE_QER_Id(id=1)])
+        IE_OuterHeaderRemoval(header=ohr), IE_FAR_Id(id=1), IE_URR_Id(id=1), IE_QER_Id(id=1)])
 
 
 def downlink_pdr(ue):
@@ -60,16 +65,23 @@ def ohc(teid, addr):
     return IE_OuterHeaderCreation(GTPUUDPIPV4=1, TEID=teid, ipv4=addr)
 
 
-def establishment(with_ohc, ue=UE_V4):
+# GTP-U over IPv6 N3: the access node's IPv6 address; and an OHC with both
+# GTP-U bits at once (TEID, IPv4 then IPv6 address, in the spec's order).
+OHC_V6 = IE_OuterHeaderCreation(GTPUUDPIPV6=1, TEID=0x1234, ipv6="2001:db8:a::10")
+OHC_BOTH = IE_OuterHeaderCreation(GTPUUDPIPV4=1, GTPUUDPIPV6=1, TEID=0x1234,
+                                  ipv4="192.168.1.10", ipv6="2001:db8:a::10")
+
+
+def establishment(with_ohc, ue=UE_V4, dl_ohc=None, ul=None):
     dl_far = [IE_FAR_Id(id=2)]
     if with_ohc:
         dl_far += [IE_ApplyAction(FORW=1), IE_ForwardingParameters(IE_list=[
-            IE_DestinationInterface(interface=0), ohc(0x1234, "192.168.1.10")])]
+            IE_DestinationInterface(interface=0), dl_ohc or ohc(0x1234, "192.168.1.10")])]
     else:
         dl_far += [IE_ApplyAction(BUFF=1)]
     return PFCP(S=1, seid=0, seq=3) / PFCPSessionEstablishmentRequest(IE_list=[
         node_id(), IE_FSEID(v4=1, seid=0x1111, ipv4=CP),
-        uplink_pdr(), downlink_pdr(ue),
+        ul or uplink_pdr(), downlink_pdr(ue),
         IE_CreateFAR(IE_list=[IE_FAR_Id(id=1), IE_ApplyAction(FORW=1),
                               IE_ForwardingParameters(IE_list=[IE_DestinationInterface(interface=1)])]),
         IE_CreateFAR(IE_list=dl_far),
@@ -87,6 +99,11 @@ fixtures = {
     "ESTABLISH_REQ_NO_OHC": establishment(False),
     "ESTABLISH_REQ_DUAL": establishment(True, UE_DUAL),
     "ESTABLISH_REQ_V6": establishment(True, UE_V6),
+    # GTP-U over IPv6: CH asking for IPv6 only, GTP-U/UDP/IPv6 removal (1)
+    # and creation.
+    "ESTABLISH_REQ_N3V6": establishment(True, dl_ohc=OHC_V6,
+                                        ul=uplink_pdr(IE_FTEID(V6=1, CH=1), ohr=1)),
+    "ESTABLISH_REQ_OHC_BOTH": establishment(True, dl_ohc=OHC_BOTH),
     # our first UP SEID is 1; our first report has sequence number 1
     "MODIFY_REQ": PFCP(S=1, seid=1, seq=4) / PFCPSessionModificationRequest(IE_list=[
         IE_UpdateFAR(IE_list=[IE_FAR_Id(id=2), IE_ApplyAction(FORW=1),

@@ -28,7 +28,7 @@ impl Engine {
         }
         let mut rules = Rules::default();
         add_rules(&mut rules, r, Volume::default()).map_err(fail)?;
-        let d = derive(&rules).map_err(fail)?;
+        let d = derive(&rules, &self.cfg).map_err(fail)?;
         if self.sessions.len() as u64 >= u64::from(self.cfg.max_sessions) {
             return Err(fail(no_resources()));
         }
@@ -48,11 +48,7 @@ impl Engine {
         };
         t.install(idx, &spec).map_err(|_| fail(no_resources()))?;
         // Committed: nothing below fails.
-        let local = Fteid {
-            teid: ul_teid,
-            v4: Some(self.cfg.n3_addr),
-            ..Fteid::default()
-        };
+        let local = local_fteid(&d.fteid, ul_teid, &self.cfg);
         if let Some(p) = rules.pdrs.get_mut(&d.ul_pdr) {
             if let Some(pdi) = p.pdi.as_mut() {
                 pdi.fteid = Some(local);
@@ -101,12 +97,14 @@ impl Engine {
         ))
     }
 
-    /// A TEID the CP chose: ours (the N3 address), not 0, and not another
-    /// session's (`own`: this session's current one).
+    /// A TEID the CP chose: on our N3 addresses (each address present
+    /// ours, IPv4 or IPv6, at least one), not 0, and not another session's
+    /// (`own`: this session's current one).
     fn check_given_teid(&self, f: &Fteid, own: Option<u32>) -> Result<u32, Reject> {
-        if f.v4 != Some(self.cfg.n3_addr) || f.teid == 0 {
+        if f.ch {
             return Err(IeError::incorrect(ty::F_TEID));
         }
+        check_fteid(f, &self.cfg)?;
         if self.teids.contains(&f.teid) && own != Some(f.teid) {
             return Err(rule_failure(ty::F_TEID));
         }
@@ -181,7 +179,7 @@ impl Engine {
                 .ok_or(fail(rule_failure(ty::FAR_ID)))?;
             merge_far(f, u);
         }
-        let d = derive(&rules).map_err(fail)?;
+        let d = derive(&rules, &self.cfg).map_err(fail)?;
         let ul_teid = self
             .check_given_teid(&d.fteid, Some(s.spec.ul_teid))
             .map_err(fail)?;

@@ -576,6 +576,8 @@ fn mutated_messages_never_panic_and_replies_decode() {
         ASSOC_SETUP_REQ,
         ESTABLISH_REQ,
         ESTABLISH_REQ_NO_OHC,
+        ESTABLISH_REQ_N3V6,
+        ESTABLISH_REQ_OHC_BOTH,
         MODIFY_REQ,
         DELETE_REQ,
         REPORT_RSP,

@@ -72,7 +72,7 @@ fn scapy_session_lifecycle_establish_modify_report_delete_release() {
         l.t.first().0,
         TunnelSpec {
             dl_teid: Some(0x5678),
-            an_addr: Some(Ipv4Addr::new(192, 168, 1, 20)),
+            an_addr: Some(Ipv4Addr::new(192, 168, 1, 20).into()),
             ..spec
         }
     );
@@ -144,7 +144,7 @@ fn scapy_establishment_with_downlink_ohc_installs_the_whole_tunnel() {
             ue_addr: UE,
             ue_addr6: None,
             dl_teid: Some(0x1234),
-            an_addr: Some(AN),
+            an_addr: Some(AN.into()),
             qfi: Some(9)
         }
     );
