@@ -50,7 +50,10 @@ class Smf:
 
     def __init__(self, local):
         self.local = local
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # A kernel UDP socket: over IPv6 it drops a datagram whose
+        # checksum is wrong or zero, so what arrives had a valid one.
+        family = socket.AF_INET6 if ":" in local else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
         self.sock.bind((local, PFCP_PORT))
         self.seq = 1
         self.lock = threading.Lock()
@@ -185,10 +188,18 @@ class Smf:
 
     def establishment(self, c):
         ies = [self.node_id(), P.IE_FSEID(v4=1, seid=c["cp_seid"], ipv4=self.local)]
-        ul_fteid = P.IE_FTEID(V4=1, CH=1) if c.get("teid") is None else P.IE_FTEID(V4=1, TEID=c["teid"], ipv4=c["n3"])
+        # "n3v6": the uplink over IPv6 transport (an IPv6 F-TEID, outer
+        # header removal GTP-U/UDP/IPv6).
+        v6 = bool(c.get("n3v6"))
+        if c.get("teid") is None:
+            ul_fteid = P.IE_FTEID(V6=1, CH=1) if v6 else P.IE_FTEID(V4=1, CH=1)
+        elif v6:
+            ul_fteid = P.IE_FTEID(V6=1, TEID=c["teid"], ipv6=c["n3"])
+        else:
+            ul_fteid = P.IE_FTEID(V4=1, TEID=c["teid"], ipv4=c["n3"])
         ul_pdr = [P.IE_PDR_Id(id=1), P.IE_Precedence(precedence=100),
                   P.IE_PDI(IE_list=[P.IE_SourceInterface(interface=0), ul_fteid, self.ue_ip(c, 0)]),
-                  P.IE_OuterHeaderRemoval(header=0), P.IE_FAR_Id(id=1)]
+                  P.IE_OuterHeaderRemoval(header=1 if v6 else 0), P.IE_FAR_Id(id=1)]
         dl_pdr = [P.IE_PDR_Id(id=2), P.IE_Precedence(precedence=100),
                   P.IE_PDI(IE_list=[P.IE_SourceInterface(interface=1), self.ue_ip(c, 1)]),
                   P.IE_FAR_Id(id=2)]
@@ -204,8 +215,7 @@ class Smf:
         dl_far = [P.IE_FAR_Id(id=2)]
         if c.get("dl_teid") is not None:
             dl_far += [P.IE_ApplyAction(FORW=1), P.IE_ForwardingParameters(IE_list=[
-                P.IE_DestinationInterface(interface=0),
-                P.IE_OuterHeaderCreation(GTPUUDPIPV4=1, TEID=c["dl_teid"], ipv4=c["an"])])]
+                P.IE_DestinationInterface(interface=0), ohc(c)])]
         else:
             dl_far += [P.IE_ApplyAction(BUFF=1)]
         ies.append(P.IE_CreateFAR(IE_list=dl_far))
@@ -231,7 +241,8 @@ class Smf:
             ft = find(ies_of(created), P.IE_FTEID)
             if ft is not None:
                 res["teid"] = int(ft.TEID)
-                res["n3"] = ft.ipv4
+                res["n3"] = ft.ipv4 if ft.V4 else None
+                res["n3v6"] = ft.ipv6 if ft.V6 else None
         off = find(ies, P.IE_OffendingIE)
         if off is not None:
             res["offending"] = int(off.type)
@@ -239,19 +250,28 @@ class Smf:
 
     def modify(self, c):
         ies = [P.IE_UpdateFAR(IE_list=[P.IE_FAR_Id(id=2), P.IE_ApplyAction(FORW=1), P.IE_UpdateForwardingParameters(IE_list=[
-            P.IE_DestinationInterface(interface=0),
-            P.IE_OuterHeaderCreation(GTPUUDPIPV4=1, TEID=c["dl_teid"], ipv4=c["an"])])])]
+            P.IE_DestinationInterface(interface=0), ohc(c)])])]
         r, _, _ = self.request(c["gw"], P.PFCPSessionModificationRequest(IE_list=ies), seid=c["up_seid"])
         if r is None:
             return {"type": None}
         return {"type": int(r.message_type), "cause": cause_of(r), "seid": int(r.seid)}
 
 
+def ohc(c):
+    """Outer Header Creation toward the access node, of its family."""
+    if ":" in c["an"]:
+        return P.IE_OuterHeaderCreation(GTPUUDPIPV6=1, TEID=c["dl_teid"], ipv6=c["an"])
+    return P.IE_OuterHeaderCreation(GTPUUDPIPV4=1, TEID=c["dl_teid"], ipv4=c["an"])
+
+
 class AccessNode:
     """G-PDUs up with scapy's GTP-U encoding; what comes back decoded."""
 
     def __init__(self, local):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # A kernel UDP socket: over IPv6 it drops a datagram whose
+        # checksum is wrong or zero, so what arrives had a valid one.
+        family = socket.AF_INET6 if ":" in local else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
         self.sock.bind((local, GTPU_PORT))
         self.sock.settimeout(0.2)
 

@@ -11,7 +11,7 @@
 
 use std::{
     io::{BufRead, BufReader, Write},
-    net::Ipv4Addr,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     process::{Child, ChildStdin, ChildStdout, Command, Stdio},
     sync::mpsc,
     thread,
@@ -45,7 +45,8 @@ pub struct Peer {
 }
 
 impl Peer {
-    pub fn start(ns: &str, role: &str, local: Ipv4Addr) -> anyhow::Result<Self> {
+    pub fn start(ns: &str, role: &str, local: impl Into<IpAddr>) -> anyhow::Result<Self> {
+        let local: IpAddr = local.into();
         let mut child = Command::new("ip")
             .args(["netns", "exec", ns, "/usr/bin/python3"])
             .arg(script())
@@ -116,6 +117,91 @@ pub fn gtp_sections(gi: usize, max_sessions: Option<u32>) -> String {
         p = gi + 1,
         a = 11 + gi
     )
+}
+
+/// The IPv6 N3 address every gateway holds (GTP-U over IPv6 transport,
+/// through the LB as over IPv4).
+pub const N3_6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, 1);
+/// The LB's address on the core link's IPv6 prefix: the gateways' next
+/// hop toward IPv6 access nodes.
+pub const LB_CORE6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 0, 0, 0, 0, 1);
+
+/// `gtp_sections` with GTP-U over IPv6 as well: [`N3_6`], the downlink
+/// toward IPv6 access nodes via the LB's core address.
+pub fn gtp_sections6(gi: usize, max_sessions: Option<u32>) -> String {
+    gtp_sections(gi, max_sessions).replacen(
+        "[gateway.gtpu]\n",
+        &format!("[gateway.gtpu]\naddress6 = \"{N3_6}\"\nnext_hop6 = \"{LB_CORE6}\"\n"),
+        1,
+    )
+}
+
+/// IPv6 on the core link (call after `Topology::add_ipv6`): LB 1 at
+/// [`LB_CORE6`], each gateway at 2001:db8:10::(11 + gi) with [`N3_6`] on
+/// its loopback and a route back to the terminal side via the LB (its
+/// GTP-U signalling socket answers from there).
+pub fn add_ipv6_n3(t: &Topology) -> anyhow::Result<()> {
+    let l = t.ns("l1");
+    t.exec(
+        &l,
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("{LB_CORE6}/64"),
+            "dev",
+            "core",
+            "nodad",
+        ],
+    )?;
+    let mut all = vec![l];
+    for gi in 0..t.gateways {
+        let g = t.ns(&format!("g{gi}"));
+        let a = Ipv6Addr::new(0x2001, 0xdb8, 0x10, 0, 0, 0, 0, 0x11 + gi as u16);
+        t.exec(
+            &g,
+            &[
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                &format!("{a}/64"),
+                "dev",
+                "core",
+                "nodad",
+            ],
+        )?;
+        t.exec(
+            &g,
+            &[
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                &format!("{N3_6}/128"),
+                "dev",
+                "lo",
+            ],
+        )?;
+        t.exec(
+            &g,
+            &[
+                "ip",
+                "-6",
+                "route",
+                "add",
+                "2001:db8:1::/64",
+                "via",
+                &LB_CORE6.to_string(),
+            ],
+        )?;
+        all.push(g);
+    }
+    for ns in &all {
+        crate::links::wait_links_ready(ns, std::time::Duration::from_secs(5))?;
+    }
+    Ok(())
 }
 
 /// The PFCP address of gateway `gi`.
