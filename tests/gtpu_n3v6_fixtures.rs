@@ -17,10 +17,11 @@ use dataplane_user::{
     gateway::{TunnelDownlink, TunnelEntry},
     verdict, Dataplane,
 };
-use testlab::fixtures::gateway::{self as fx, GW_ADDR, GW_ADDR6};
+use testlab::{
+    fixtures::gateway::{self as fx, GW_ADDR, GW_ADDR6},
+    fixtures_gtpu6::{fold, g_pdu6 as gpdu6, over_ipv6 as outer6, sum16, AN_ADDR6, N3_ADDR6},
+};
 
-const N3_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 3, 0, 0, 0, 0, 1);
-const AN_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 4, 0, 0, 0, 0, 2);
 /// (index, uplink TEID, UE, downlink TEID, QFI): a dual-stack tunnel with
 /// a QFI, an IPv4 one without.
 const DUAL: (u32, u32, Ipv4Addr, u32, Option<u8>) = (
@@ -34,19 +35,6 @@ const PLAIN: (u32, u32, Ipv4Addr, u32, Option<u8>) =
     (9, 0x1009, Ipv4Addr::new(100, 64, 0, 21), 0x3000_0009, None);
 const PREFIX: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xcafe, 8, 0, 0, 0, 0);
 const UE6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xcafe, 8, 0, 0, 0, 0x77);
-
-fn sum16(d: &[u8]) -> u32 {
-    d.chunks(2)
-        .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32)
-        .sum()
-}
-
-fn fold(mut s: u32) -> u16 {
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    s as u16
-}
 
 fn addr6(p: &[u8], at: usize) -> Ipv6Addr {
     Ipv6Addr::from(<[u8; 16]>::try_from(&p[at..at + 16]).unwrap())
@@ -70,46 +58,6 @@ fn l4v4_ok(p: &[u8], ip: usize) -> bool {
     let total = be16(p, ip + 2) as usize;
     let seg = &p[ip + ihl..ip + total];
     fold(sum16(&p[ip + 12..ip + 20]) + p[ip + 9] as u32 + seg.len() as u32 + sum16(seg)) == 0xffff
-}
-
-/// Ethernet/IPv6[/hop-by-hop]/UDP 2152 from the access node to the IPv6
-/// N3 address, carrying `gtp` (header and body), its UDP checksum valid.
-fn outer6(gtp: &[u8], hbh: bool) -> Vec<u8> {
-    let mut udp = Vec::new();
-    udp.extend_from_slice(&2152u16.to_be_bytes());
-    udp.extend_from_slice(&2152u16.to_be_bytes());
-    udp.extend_from_slice(&((8 + gtp.len()) as u16).to_be_bytes());
-    udp.extend_from_slice(&[0, 0]);
-    udp.extend_from_slice(gtp);
-    let mut pseudo = Vec::new();
-    pseudo.extend_from_slice(&AN_ADDR6.octets());
-    pseudo.extend_from_slice(&N3_ADDR6.octets());
-    let c = !fold(sum16(&pseudo) + 17 + udp.len() as u32 + sum16(&udp));
-    udp[6..8].copy_from_slice(&c.to_be_bytes());
-    let ext: &[u8] = if hbh {
-        // Next header UDP, length 0 (8 octets), PadN of 4.
-        &[17, 0, 1, 4, 0, 0, 0, 0]
-    } else {
-        &[]
-    };
-    let mut f = Vec::new();
-    f.extend_from_slice(&fx::N3_MAC);
-    f.extend_from_slice(&fx::AN_MAC);
-    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
-    f.extend_from_slice(&((ext.len() + udp.len()) as u16).to_be_bytes());
-    f.push(if hbh { 0 } else { 17 });
-    f.push(64);
-    f.extend_from_slice(&AN_ADDR6.octets());
-    f.extend_from_slice(&N3_ADDR6.octets());
-    f.extend_from_slice(ext);
-    f.extend_from_slice(&udp);
-    f
-}
-
-fn gpdu6(teid: u32, inner: &[u8]) -> Vec<u8> {
-    let mut g = edgeplane::packets::gtpu_header(teid, 255, 0, &[], inner.len());
-    g.extend_from_slice(inner);
-    outer6(&g, false)
 }
 
 fn inner6_tcp(src: Ipv6Addr, sport: u16, dst: Ipv6Addr, dport: u16) -> Vec<u8> {

@@ -12,6 +12,7 @@ pub mod counter;
 pub mod demo;
 pub mod etcd_lab;
 pub mod fixtures;
+pub mod fixtures_gtpu6;
 pub mod gtp_lab;
 pub mod links;
 pub mod migration_lab;

@@ -592,5 +592,64 @@ fn gtpu(dp: &mut Dataplane, opts: &BenchOptions, keep: u16) -> anyhow::Result<Ve
         "gtpu bench: {made} new tunnel sessions of {}",
         opts.rounds * n
     );
+    rows.extend(gtpu_ipv6_transport(dp, opts)?);
+    Ok(rows)
+}
+
+/// `gtpu`'s established uplink and downlink over IPv6 transport (issue
+/// 13): the same inner IPv4 flow in a tunnel whose access node is IPv6,
+/// the G-PDU to the IPv6 N3 address (`gateway` → `gateway6` →
+/// `gateway_gtpu4`), the reply sent by `gateway_encap6`.
+fn gtpu_ipv6_transport(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow>> {
+    use crate::fixtures::gateway as gfx;
+    use crate::fixtures_gtpu6 as g6;
+    use dataplane_user::{
+        gateway::{TunnelDownlink, TunnelEntry},
+        verdict,
+    };
+    let mut s = dp.gw_config()?;
+    s.n3_addr6 = Some(g6::N3_ADDR6);
+    dp.set_gw_config(&s)?;
+    let (idx, teid, ue) = (8, 0x1008, std::net::Ipv4Addr::new(100, 64, 0, 20));
+    dp.set_tunnel(
+        idx,
+        &TunnelEntry {
+            ul_teid: teid,
+            ue_addr: ue,
+            ue_addr6: None,
+            downlink: Some(TunnelDownlink {
+                teid: 0x3000_0008,
+                an_addr: g6::AN_ADDR6.into(),
+                qfi: None,
+                mac: gfx::AN_MAC,
+                src_mac: gfx::N3_MAC,
+                ifindex: 1,
+            }),
+        },
+    )?;
+    let est = g6::g_pdu6(teid, &gfx::inner_tcp(ue, 40000, gfx::WEB, 80, b""));
+    let first = dp.test_run("gateway", &est)?;
+    anyhow::ensure!(
+        first.verdict == verdict::TX,
+        "gtpu bench: the tunnel session over IPv6 did not forward (verdict {})",
+        first.verdict
+    );
+    let port = u16::from_be_bytes([first.output[34], first.output[35]]);
+    let srv = std::net::Ipv4Addr::new(
+        first.output[30],
+        first.output[31],
+        first.output[32],
+        first.output[33],
+    );
+    let mut rows = vec![compare(dp, "gateway", "ipv6_gtpu_uplink", &est, opts)?];
+    let mut reply = edgeplane::packets::tcp_packet(srv, gfx::GW_ADDR, 8080, port, b"");
+    reply[..6].copy_from_slice(&gfx::EGRESS_MAC);
+    let r = dp.test_run("gateway", &reply)?;
+    anyhow::ensure!(
+        r.verdict == verdict::TX && r.output.len() == reply.len() + 56,
+        "gtpu bench: the reply was not encapsulated over IPv6 (verdict {})",
+        r.verdict
+    );
+    rows.push(compare(dp, "gateway", "ipv6_gtpu_downlink", &reply, opts)?);
     Ok(rows)
 }
