@@ -208,6 +208,25 @@ impl Dataplane {
         Ok(dp)
     }
 
+    /// Attach `program` of this load straight to `interface` (native
+    /// XDP), for a test that delivers real frames to it; detached with
+    /// this handle. Not for role daemons (`attach` makes a stage).
+    pub fn attach_direct(&mut self, program: &str, interface: &str) -> Result<()> {
+        let prog: &mut Xdp = program_mut(&mut self.ebpf, program)?;
+        let id = prog
+            .attach(interface, XdpMode::Driver)
+            .map_err(|source| Error::Attach {
+                iface: interface.into(),
+                source,
+            })?;
+        let link = prog
+            .take_link(id)
+            .map_err(|e| Error::Program(program.into(), e))?;
+        let fd = FdLink::try_from(link).map_err(|e| Error::Other(format!("link: {e}")))?;
+        self.links.push(fd);
+        Ok(())
+    }
+
     /// Make `program` (a role program, loaded) a stage of this object's
     /// entry chain in a private load (in the default order): what `attach`
     /// does for an interface, for test_run of the `entry` program
