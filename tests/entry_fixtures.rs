@@ -11,7 +11,7 @@ use std::{net::Ipv4Addr, path::PathBuf};
 use dataplane_common::{entry, lb, sip_monitor};
 use dataplane_user::{verdict, Dataplane, LoadOptions, XdpMode};
 
-const INVITE: &[u8] = b"INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKe1\r\nFrom: <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: e1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+const INVITE: &[u8] = b"INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKe1\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: e1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
 
 /// Removes the test's pin root, also when the test fails.
 struct Pins(PathBuf);

@@ -137,7 +137,7 @@ fn send_options(net: &Net, port: u16) {
     thread::spawn(move || {
         enter_netns(&ua).unwrap();
         let s = UdpSocket::bind("10.5.0.2:0").unwrap();
-        let msg = "OPTIONS sip:probe@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.5.0.2;branch=z9hG4bKo1\r\nFrom: <sip:probe@example.com>;tag=1\r\nTo: <sip:probe@example.com>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        let msg = "OPTIONS sip:probe@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.5.0.2;branch=z9hG4bKo1\r\nMax-Forwards: 70\r\nFrom: <sip:probe@example.com>;tag=1\r\nTo: <sip:probe@example.com>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
         s.send_to(msg.as_bytes(), ("10.6.0.2", port)).unwrap();
     })
     .join()

@@ -62,7 +62,7 @@ fn with_ext6(pkt: &[u8], ext: u8) -> Vec<u8> {
     v
 }
 
-const REGISTER: &[u8] = b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKr1\r\nFrom: <sip:carol@example.com>;tag=1\r\nTo: <sip:carol@example.com>\r\nCall-ID: r1\r\nCSeq: 1 REGISTER\r\nExpires: 60\r\nContent-Length: 0\r\n\r\n";
+const REGISTER: &[u8] = b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKr1\r\nMax-Forwards: 70\r\nFrom: <sip:carol@example.com>;tag=1\r\nTo: <sip:carol@example.com>\r\nCall-ID: r1\r\nCSeq: 1 REGISTER\r\nExpires: 60\r\nContent-Length: 0\r\n\r\n";
 
 #[test]
 fn sip_monitor_copies_sip_and_passes_everything() {

@@ -228,7 +228,7 @@ pub fn sip(
         "Content-Type: application/sdp\r\n".to_string()
     };
     format!(
-        "{first}\r\nVia: SIP/2.0/UDP 10.5.0.2:5060;branch=z9hG4bK{call}{}\r\nFrom: <sip:{from}>;tag=u{call}\r\nTo: <sip:{to}>\r\nCall-ID: {call}\r\nCSeq: {cseq}\r\nContact: <sip:{from}>\r\n{extra}{ct}Content-Length: {}\r\n\r\n{body}",
+        "{first}\r\nVia: SIP/2.0/UDP 10.5.0.2:5060;branch=z9hG4bK{call}{}\r\nMax-Forwards: 70\r\nFrom: <sip:{from}>;tag=u{call}\r\nTo: <sip:{to}>\r\nCall-ID: {call}\r\nCSeq: {cseq}\r\nContact: <sip:{from}>\r\n{extra}{ct}Content-Length: {}\r\n\r\n{body}",
         cseq.replace(' ', ""),
         body.len()
     )

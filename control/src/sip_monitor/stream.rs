@@ -115,7 +115,7 @@ mod tests {
     fn msg(n: u32) -> Vec<u8> {
         let body = format!("v=0\r\ns=call {n}\r\n");
         format!(
-            "INVITE sip:b@x.org SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK{n}\r\nFrom: <sip:a@x.org>;tag=1\r\nTo: <sip:b@x.org>\r\nCall-ID: c{n}\r\nCSeq: {n} INVITE\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            "INVITE sip:b@x.org SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK{n}\r\nMax-Forwards: 70\r\nFrom: <sip:a@x.org>;tag=1\r\nTo: <sip:b@x.org>\r\nCall-ID: c{n}\r\nCSeq: {n} INVITE\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         )
         .into_bytes()

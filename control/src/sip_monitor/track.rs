@@ -324,7 +324,7 @@ pub(crate) mod tests {
 
     pub fn msg(first: &str, from: &str, to: &str, call: &str, cseq: &str, extra: &str) -> Vec<u8> {
         format!(
-            "{first}\r\nVia: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK{call}\r\nFrom: <sip:{from}>;tag=f\r\nTo: <sip:{to}>\r\nCall-ID: {call}\r\nCSeq: {cseq}\r\n{extra}Content-Length: 0\r\n\r\n"
+            "{first}\r\nVia: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK{call}\r\nMax-Forwards: 70\r\nFrom: <sip:{from}>;tag=f\r\nTo: <sip:{to}>\r\nCall-ID: {call}\r\nCSeq: {cseq}\r\n{extra}Content-Length: 0\r\n\r\n"
         )
         .into_bytes()
     }
@@ -604,7 +604,7 @@ pub(crate) mod tests {
         let (a, b) = ("sipp@[2001:db8:5::2]", "service@[2001:DB8:6:0::2]:5060");
         let sdp = "v=0\r\no=- 1 1 IN IP6 2001:db8:5::2\r\ns=-\r\nc=IN IP6 2001:db8:5::2\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
         let invite = format!(
-            "INVITE sip:service@[2001:db8:6::2]:5060 SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8:5::2]:5061;branch=z9hG4bK6\r\nFrom: <sip:{a}>;tag=f\r\nTo: <sip:{b}>\r\nCall-ID: v6\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            "INVITE sip:service@[2001:db8:6::2]:5060 SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8:5::2]:5061;branch=z9hG4bK6\r\nMax-Forwards: 70\r\nFrom: <sip:{a}>;tag=f\r\nTo: <sip:{b}>\r\nCall-ID: v6\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
             sdp.len()
         );
         let (m, _) = parse(invite.as_bytes()).unwrap();

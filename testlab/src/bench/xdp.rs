@@ -179,7 +179,7 @@ fn entry(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow
 fn sip_monitor(dp: &mut Dataplane, opts: &BenchOptions) -> anyhow::Result<Vec<BenchRow>> {
     use dataplane_common::sip_monitor::stat;
     use std::net::Ipv4Addr;
-    const INVITE: &[u8] = b"INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKb1\r\nFrom: <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: bench1\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@10.0.0.2>\r\nContent-Length: 0\r\n\r\n";
+    const INVITE: &[u8] = b"INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKb1\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: bench1\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@10.0.0.2>\r\nContent-Length: 0\r\n\r\n";
     dp.add_sip_port(5060)?;
     let udp = |dport: u16| {
         edgeplane::packets::udp_packet(
