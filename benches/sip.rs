@@ -105,6 +105,7 @@ fn bench(c: &mut Criterion) {
                 talking_on: TalkingOn::Ok200,
                 terminated_on: TerminatedOn::Bye,
                 default_expires: 3600,
+                max_call_ms: 7_200_000,
             });
             let mut changes = 0;
             for (i, m) in msgs.iter().enumerate() {

@@ -18,7 +18,10 @@ use control::{
     presence,
     sip_monitor::config::{Carrier, SipMonitor},
     sip_monitor::sip::{self, Message},
-    sip_monitor::track::{Change, SessionInfo, Status, Tracker, TrackerConfig},
+    sip_monitor::{
+        terminal::TerminalState,
+        track::{Change, Status, Tracker, TrackerConfig},
+    },
 };
 use dataplane_user::Dataplane;
 use serde::{Deserialize, Serialize};
@@ -53,7 +56,8 @@ struct Terminal {
     /// Status waiting for the rate limit.
     pending: Option<Status>,
     status: Option<Status>,
-    sessions: Vec<SessionInfo>,
+    /// Its sessions and address, what its document says.
+    state: TerminalState,
 }
 
 pub struct Monitor {
@@ -76,6 +80,7 @@ fn tracker_config(cfg: &SipMonitor) -> TrackerConfig {
         talking_on: cfg.talking_on,
         terminated_on: cfg.terminated_on,
         default_expires: 3600,
+        max_call_ms: cfg.max_call_secs as u64 * 1000,
     }
 }
 
@@ -268,20 +273,7 @@ impl Monitor {
     fn note(&mut self, ch: Change) {
         self.status.lock().unwrap().changes += 1;
         let t = self.terminals.entry(ch.user.clone()).or_default();
-        match (ch.status, ch.session) {
-            (Status::Talking, Some(s)) => {
-                t.sessions.retain(|x| x.call_id != s.call_id);
-                t.sessions.push(s);
-            }
-            (Status::Terminated, Some(s)) => t.sessions.retain(|x| x.call_id != s.call_id),
-            _ => {}
-        }
-        // Still talking on another session: the terminal stays talking.
-        let status = if ch.status == Status::Terminated && !t.sessions.is_empty() {
-            Status::Talking
-        } else {
-            ch.status
-        };
+        let status = t.state.apply(&ch);
         t.pending = Some(status);
     }
 
@@ -313,7 +305,7 @@ impl Monitor {
         t.last_sent = Some(Instant::now());
         t.status = Some(status);
         let call_id = format!("pub-{}-{}", user.replace('@', "-"), t.cseq);
-        let body = presence::pidf(user, status, &t.sessions);
+        let body = t.state.document(user, status);
         // A state change always carries the full document; the ETag
         // names the publication it modifies (RFC 3903 §4.4).
         let expires = if status == Status::Offline { 0 } else { 3600 };

@@ -44,6 +44,17 @@ pub fn parse_status(s: &str) -> Option<Status> {
 /// as the note, and every session with its type, peer, codecs and speed
 /// (claims 21, 34-43).
 pub fn pidf(user: &str, status: Status, sessions: &[SessionInfo]) -> String {
+    pidf_at(user, status, sessions, None)
+}
+
+/// `pidf` with the terminal's address (claim 30) as the tuple's
+/// `<contact>` (RFC 3863 §4.1.5).
+pub fn pidf_at(
+    user: &str,
+    status: Status,
+    sessions: &[SessionInfo],
+    contact: Option<&str>,
+) -> String {
     let basic = if status == Status::Offline {
         "closed"
     } else {
@@ -54,6 +65,9 @@ pub fn pidf(user: &str, status: Status, sessions: &[SessionInfo]) -> String {
         escape(user),
         status_name(status)
     );
+    if let Some(c) = contact {
+        x += &format!("    <contact>{}</contact>\n", escape(c));
+    }
     for s in sessions {
         x += &format!(
             "    <ep:session call-id=\"{}\" peer=\"{}\" media=\"{}\" codecs=\"{}\"{}{}/>\n",

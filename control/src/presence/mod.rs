@@ -7,6 +7,6 @@ mod document;
 mod store;
 
 pub use document::{
-    escape, parse_status, pidf, pidf_status, publish, register_with_status, status_name,
+    escape, parse_status, pidf, pidf_at, pidf_status, publish, register_with_status, status_name,
 };
 pub use store::{check_store, HistoryRow, Row, Store, StoreError};

@@ -30,6 +30,15 @@ pub struct SipMonitor {
     pub publish_interval_ms: u64,
     #[serde(default = "default_carrier")]
     pub carrier: Carrier,
+    /// A call whose dialog names no Session-Expires (RFC 4028) ends
+    /// after this many seconds without a BYE seen; with one, it ends when
+    /// the session expires unrefreshed (claim 18).
+    #[serde(default = "default_max_call_secs")]
+    pub max_call_secs: u32,
+}
+
+fn default_max_call_secs() -> u32 {
+    7200
 }
 
 text_enum! {

@@ -6,4 +6,5 @@
 pub mod config;
 pub mod sip;
 pub mod stream;
+pub mod terminal;
 pub mod track;

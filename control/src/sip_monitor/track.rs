@@ -1,7 +1,7 @@
 //! Dialog and registration tracking (seed 001): SIP messages in, presence
 //! status changes out. Pure: the clock comes in with each call.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::Serialize;
 
@@ -46,7 +46,16 @@ pub struct TrackerConfig {
     pub terminated_on: TerminatedOn,
     /// Registration lifetime when a 200 names none, seconds.
     pub default_expires: u32,
+    /// A talking dialog without Session-Expires ends after this long
+    /// without a BYE (ms).
+    pub max_call_ms: u64,
 }
+
+/// An unanswered INVITE is forgotten after this long without a response
+/// (RFC 3261 timer C, 3 minutes).
+const INVITE_TIMEOUT_MS: u64 = 180_000;
+/// A BYE whose 200 never comes ends the call after this long (64*T1).
+const BYE_TIMEOUT_MS: u64 = 32_000;
 
 /// What the session was, for the presence document (claim 21).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -67,6 +76,9 @@ pub struct Change {
     pub user: String,
     pub status: Status,
     pub session: Option<SessionInfo>,
+    /// The terminal's contact address (the URI it registered or offered
+    /// in its dialog), for the presence document (claim 30).
+    pub contact: Option<String>,
     pub at_ms: u64,
 }
 
@@ -84,6 +96,13 @@ struct Dialog {
     caller: String,
     callee: String,
     info: SessionInfo,
+    /// When the dialog is given up (ms): an unanswered INVITE's timer C,
+    /// a talking call's Session-Expires (or the ceiling), a BYE's 64*T1.
+    expires_at: u64,
+    /// The call was talking (so its end is reported).
+    talked: bool,
+    /// The negotiated Session-Expires (ms), the 2xx's over the INVITE's.
+    session_expires: Option<u64>,
 }
 
 #[derive(Default)]
@@ -92,8 +111,16 @@ pub struct Tracker {
     dialogs: HashMap<String, Dialog>,
     /// user → expiry (ms).
     registered: HashMap<String, u64>,
-    /// Call-ID → user of an outstanding REGISTER.
-    pending_register: HashMap<String, String>,
+    /// (when, user) of each registration and (when, Call-ID) of each
+    /// dialog, earliest first: the sweep reads only what is due. An entry
+    /// whose time is no longer the current one is stale and skipped.
+    reg_due: BTreeSet<(u64, String)>,
+    dialog_due: BTreeSet<(u64, String)>,
+    /// user → contact URI.
+    contacts: HashMap<String, String>,
+    /// Call-ID → user (and the contact it asked for) of an outstanding
+    /// REGISTER.
+    pending_register: HashMap<String, (String, Option<String>)>,
     pub messages: u64,
 }
 
@@ -134,6 +161,7 @@ impl Tracker {
                 user: user.to_string(),
                 status,
                 session,
+                contact: self.contacts.get(user).cloned(),
                 at_ms: now,
             });
         }
@@ -162,12 +190,35 @@ impl Tracker {
         );
     }
 
+    /// Give dialog `key` up at `at` (ms) unless something happens first.
+    fn arm(&mut self, key: &str, at: u64) {
+        if let Some(d) = self.dialogs.get_mut(key) {
+            d.expires_at = at;
+            self.dialog_due.insert((at, key.to_string()));
+        }
+    }
+
+    /// How long a talking dialog lasts unrefreshed.
+    fn call_life(&self, d: &Dialog) -> u64 {
+        d.session_expires.unwrap_or(self.cfg().max_call_ms)
+    }
+
+    fn learn_contact(&mut self, user: &str, m: &Message) {
+        if let Some(c) = m.contact.as_ref().filter(|c| c.uri != "*") {
+            if self.ours(user) {
+                self.contacts.insert(user.to_string(), c.uri.clone());
+            }
+        }
+    }
+
     pub fn handle(&mut self, m: &Message, now: u64) -> Vec<Change> {
         self.messages += 1;
         let mut out = Vec::new();
         let key = m.call_id.clone();
+        let se = m.session_expires.map(|s| s as u64 * 1000);
         match (&m.start, m.cseq_method.as_str()) {
             (StartLine::Request { method, .. }, _) if method == "INVITE" => {
+                let fresh = !self.dialogs.contains_key(&key);
                 let d = self.dialogs.entry(key.clone()).or_insert_with(|| Dialog {
                     state: DialogState::Inviting,
                     caller: m.from.aor(),
@@ -176,8 +227,19 @@ impl Tracker {
                         call_id: key.clone(),
                         ..Default::default()
                     },
+                    expires_at: 0,
+                    talked: false,
+                    session_expires: None,
                 });
                 absorb_sdp(&mut d.info, m);
+                if se.is_some() {
+                    d.session_expires = se;
+                }
+                let caller = d.caller.clone();
+                if fresh {
+                    self.learn_contact(&caller, m);
+                    self.arm(&key, now + INVITE_TIMEOUT_MS);
+                }
             }
             (StartLine::Response { status, .. }, "INVITE") => {
                 let talking_on = self.cfg().talking_on;
@@ -187,27 +249,65 @@ impl Tracker {
                 absorb_sdp(&mut d.info, m);
                 match status {
                     200..=299 if d.state == DialogState::Inviting => {
+                        if se.is_some() {
+                            d.session_expires = se;
+                        }
                         d.state = if talking_on == TalkingOn::Ok200 {
                             DialogState::Talking
                         } else {
                             DialogState::Answered
                         };
+                        let callee = d.callee.clone();
+                        self.learn_contact(&callee, m);
+                        let d = self.dialogs[&key].clone();
                         if talking_on == TalkingOn::Ok200 {
-                            let d = d.clone();
+                            self.dialogs.get_mut(&key).expect("present").talked = true;
                             self.both(&mut out, &d, Status::Talking, now);
                         }
+                        let life = self.call_life(&d);
+                        self.arm(&key, now + life);
+                    }
+                    200..=299 if d.state == DialogState::Talking => {
+                        // A re-INVITE answered: the session is refreshed
+                        // (RFC 4028 §7), maybe with a new interval.
+                        if se.is_some() {
+                            d.session_expires = se;
+                        }
+                        let life = self.call_life(&self.dialogs[&key].clone());
+                        self.arm(&key, now + life);
+                    }
+                    100..=199 if d.state == DialogState::Inviting => {
+                        self.arm(&key, now + INVITE_TIMEOUT_MS);
                     }
                     300..=699 if d.state == DialogState::Inviting => {
                         // Rejected or cancelled before an answer: no call.
                         self.dialogs.remove(&key);
                     }
-                    _ => {} // provisional, or a forked 2xx after the first
+                    _ => {} // a forked 2xx after the first, a failed re-INVITE
+                }
+            }
+            (
+                StartLine::Response {
+                    status: 200..=299, ..
+                },
+                "UPDATE",
+            ) => {
+                // An UPDATE refreshes the session too (RFC 4028 §7.4).
+                if let Some(d) = self.dialogs.get_mut(&key) {
+                    if d.state == DialogState::Talking {
+                        if se.is_some() {
+                            d.session_expires = se;
+                        }
+                        let life = self.call_life(&self.dialogs[&key].clone());
+                        self.arm(&key, now + life);
+                    }
                 }
             }
             (StartLine::Request { method, .. }, _) if method == "ACK" => {
                 if let Some(d) = self.dialogs.get_mut(&key) {
                     if d.state == DialogState::Answered {
                         d.state = DialogState::Talking;
+                        d.talked = true;
                         let d = d.clone();
                         self.both(&mut out, &d, Status::Talking, now);
                     }
@@ -216,13 +316,14 @@ impl Tracker {
             (StartLine::Request { method, .. }, _) if method == "BYE" => {
                 let on = self.cfg().terminated_on;
                 if let Some(d) = self.dialogs.get_mut(&key) {
-                    let was_talking = d.state == DialogState::Talking;
                     d.state = DialogState::Ending;
                     if on == TerminatedOn::Bye {
                         let d = self.dialogs.remove(&key).unwrap();
-                        if was_talking {
+                        if d.talked {
                             self.both(&mut out, &d, Status::Terminated, now);
                         }
+                    } else {
+                        self.arm(&key, now + BYE_TIMEOUT_MS);
                     }
                 }
             }
@@ -234,7 +335,9 @@ impl Tracker {
             ) => {
                 if self.cfg().terminated_on == TerminatedOn::ByeOk {
                     if let Some(d) = self.dialogs.remove(&key) {
-                        self.both(&mut out, &d, Status::Terminated, now);
+                        if d.talked {
+                            self.both(&mut out, &d, Status::Terminated, now);
+                        }
                     }
                 }
             }
@@ -249,10 +352,15 @@ impl Tracker {
                 }
             }
             (StartLine::Request { method, .. }, _) if method == "REGISTER" => {
-                self.pending_register.insert(key, m.to.aor());
+                let contact = m
+                    .contact
+                    .as_ref()
+                    .filter(|c| c.uri != "*")
+                    .map(|c| c.uri.clone());
+                self.pending_register.insert(key, (m.to.aor(), contact));
             }
             (StartLine::Response { status, .. }, "REGISTER") => {
-                let Some(user) = self.pending_register.remove(&key) else {
+                let Some((user, asked)) = self.pending_register.remove(&key) else {
                     return out;
                 };
                 if !(200..=299).contains(status) {
@@ -268,10 +376,22 @@ impl Tracker {
                     if self.registered.remove(&user).is_some() {
                         self.change(&mut out, &user, Status::Offline, None, now);
                     }
+                    self.contacts.remove(&user);
                 } else {
-                    let was = self
-                        .registered
-                        .insert(user.clone(), now + expires as u64 * 1000);
+                    // The binding the registrar confirmed, else the one
+                    // asked for.
+                    let bound = m
+                        .contact
+                        .as_ref()
+                        .filter(|c| c.uri != "*")
+                        .map(|c| c.uri.clone())
+                        .or(asked);
+                    if let (Some(c), true) = (bound, self.ours(&user)) {
+                        self.contacts.insert(user.clone(), c);
+                    }
+                    let at = now + expires as u64 * 1000;
+                    let was = self.registered.insert(user.clone(), at);
+                    self.reg_due.insert((at, user.clone()));
                     if was.is_none() {
                         self.change(&mut out, &user, Status::Online, None, now);
                     }
@@ -282,18 +402,35 @@ impl Tracker {
         out
     }
 
-    /// Registrations that expired without a refresh (claim 19).
+    /// Registrations that expired without a refresh (claim 19), and
+    /// dialogs given up (claim 18): a talking call whose session expired
+    /// unrefreshed (Session-Expires, else the ceiling) or whose BYE was
+    /// never answered is terminated; an INVITE never answered is
+    /// forgotten. Reads only what is due.
     pub fn tick(&mut self, now: u64) -> Vec<Change> {
-        let gone: Vec<String> = self
-            .registered
-            .iter()
-            .filter(|(_, t)| **t <= now)
-            .map(|(u, _)| u.clone())
-            .collect();
         let mut out = Vec::new();
-        for u in gone {
-            self.registered.remove(&u);
-            self.change(&mut out, &u, Status::Offline, None, now);
+        while let Some((at, user)) = self.reg_due.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.reg_due.pop_first();
+            if self.registered.get(&user) == Some(&at) {
+                self.registered.remove(&user);
+                self.change(&mut out, &user, Status::Offline, None, now);
+                self.contacts.remove(&user);
+            }
+        }
+        while let Some((at, key)) = self.dialog_due.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.dialog_due.pop_first();
+            if self.dialogs.get(&key).map(|d| d.expires_at) == Some(at) {
+                let d = self.dialogs.remove(&key).expect("present");
+                if d.talked {
+                    self.both(&mut out, &d, Status::Terminated, now);
+                }
+            }
         }
         out
     }
@@ -343,6 +480,7 @@ pub(crate) mod tests {
             talking_on: on,
             terminated_on: off,
             default_expires: 3600,
+            max_call_ms: 7_200_000,
         })
     }
 
@@ -600,6 +738,7 @@ pub(crate) mod tests {
             talking_on: TalkingOn::Ok200,
             terminated_on: TerminatedOn::Bye,
             default_expires: 3600,
+            max_call_ms: 7_200_000,
         });
         let (a, b) = ("sipp@[2001:db8:5::2]", "service@[2001:DB8:6:0::2]:5060");
         let sdp = "v=0\r\no=- 1 1 IN IP6 2001:db8:5::2\r\ns=-\r\nc=IN IP6 2001:db8:5::2\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
@@ -621,3 +760,7 @@ pub(crate) mod tests {
         assert_eq!(s.codecs, vec!["PCMU"]);
     }
 }
+
+#[cfg(test)]
+#[path = "track_expiry_tests.rs"]
+mod expiry_tests;
