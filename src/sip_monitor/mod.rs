@@ -19,6 +19,7 @@ use control::{
     sip_monitor::config::{Carrier, SipMonitor},
     sip_monitor::sip::{self, Message},
     sip_monitor::{
+        retransmit::{NonInvite, Step},
         terminal::TerminalState,
         track::{Change, Status, Tracker, TrackerConfig},
     },
@@ -38,6 +39,12 @@ pub struct MonitorStatus {
     pub published: u64,
     pub publish_ok: u64,
     pub publish_failed: u64,
+    /// Requests sent again by timer E (RFC 3261 §17.1.2.2).
+    pub publish_retransmitted: u64,
+    /// Of the failed: no final response within 64*T1 (timer F).
+    pub publish_timeouts: u64,
+    /// Outstanding requests dropped because a newer status was sent.
+    pub publish_superseded: u64,
     pub dialogs: usize,
     /// The copy program's counters (name, packets, bytes), refreshed on
     /// the monitor's poll; `edgeplane stats` shows them.
@@ -46,6 +53,17 @@ pub struct MonitorStatus {
     #[serde(skip)]
     xdp_read: Option<Instant>,
 }
+
+/// A request to the presence server waiting for its final response.
+struct Outstanding {
+    user: String,
+    msg: Vec<u8>,
+    timer: NonInvite,
+}
+
+/// A terminal whose requests keep failing is retried this many times
+/// (with its newest status) before it waits for its next change.
+const PUBLISH_RETRIES: u32 = 5;
 
 /// Per-terminal publication state (RFC 3903 ETag, rate limit).
 #[derive(Default)]
@@ -58,6 +76,8 @@ struct Terminal {
     status: Option<Status>,
     /// Its sessions and address, what its document says.
     state: TerminalState,
+    /// Failed attempts since its last success.
+    failures: u32,
 }
 
 pub struct Monitor {
@@ -67,8 +87,8 @@ pub struct Monitor {
     tcp: control::sip_monitor::stream::Reassembler,
     sock: tokio::net::UdpSocket,
     terminals: HashMap<String, Terminal>,
-    /// Call-ID of an outstanding PUBLISH → user.
-    outstanding: HashMap<String, String>,
+    /// Call-ID of an outstanding PUBLISH → its transaction.
+    outstanding: HashMap<String, Outstanding>,
     pub status: Arc<Mutex<MonitorStatus>>,
     started: Instant,
     local: String,
@@ -189,6 +209,7 @@ impl Monitor {
                     if let Err(e) = self.poll().await {
                         warn!(error = %e, "sip monitor poll failed");
                     }
+                    self.retransmit().await;
                 }
                 r = self.sock.recv(&mut buf) => {
                     if let Ok(n) = r {
@@ -324,7 +345,19 @@ impl Monitor {
                 &body,
             ),
         };
-        self.outstanding.insert(call_id, user.to_string());
+        // Only the newest status is worth retransmitting.
+        let before = self.outstanding.len();
+        self.outstanding.retain(|_, o| o.user != user);
+        self.status.lock().unwrap().publish_superseded += (before - self.outstanding.len()) as u64;
+        let now = self.now();
+        self.outstanding.insert(
+            call_id,
+            Outstanding {
+                user: user.to_string(),
+                msg: msg.clone().into_bytes(),
+                timer: NonInvite::new(now),
+            },
+        );
         match self.sock.send(msg.as_bytes()).await {
             Ok(_) => self.status.lock().unwrap().published += 1,
             Err(e) => {
@@ -336,25 +369,79 @@ impl Monitor {
 
     async fn response(&mut self, data: &[u8]) {
         let Ok((m, _)) = sip::parse(data) else { return };
-        let Some(user) = self.outstanding.remove(&m.call_id) else {
+        let Some(status) = m.status() else { return };
+        if status < 200 {
+            // Proceeding: retransmissions slow to T2, the wait goes on.
+            if let Some(o) = self.outstanding.get_mut(&m.call_id) {
+                o.timer.provisional();
+            }
+            return;
+        }
+        let Some(o) = self.outstanding.remove(&m.call_id) else {
             return;
         };
-        match m.status() {
-            Some(200..=299) => {
+        let user = o.user;
+        match status {
+            200..=299 => {
                 self.status.lock().unwrap().publish_ok += 1;
                 if let Some(t) = self.terminals.get_mut(&user) {
                     t.etag = m.etag.clone();
+                    t.failures = 0;
                 }
             }
-            Some(412) => {
+            412 => {
                 // The server lost the publication: start over with a new
                 // one carrying the current state (RFC 3903 §4.4).
                 if let Some(t) = self.terminals.get_mut(&user) {
                     t.etag = None;
-                    t.pending = t.status;
+                    t.pending = t.pending.or(t.status);
                 }
             }
-            _ => self.status.lock().unwrap().publish_failed += 1,
+            _ => self.failed(&user),
+        }
+    }
+
+    /// A request for `user` failed (an error response or timer F): count
+    /// it and send the terminal's newest status again, a few times.
+    fn failed(&mut self, user: &str) {
+        self.status.lock().unwrap().publish_failed += 1;
+        if let Some(t) = self.terminals.get_mut(user) {
+            t.failures += 1;
+            if t.failures <= PUBLISH_RETRIES {
+                // A newer change already waiting goes instead.
+                t.pending = t.pending.or(t.status);
+            } else {
+                warn!(
+                    user,
+                    "presence server keeps refusing; waiting for the next change"
+                );
+            }
+        }
+    }
+
+    /// Timers E and F of the outstanding requests.
+    async fn retransmit(&mut self) {
+        let now = self.now();
+        let mut again = Vec::new();
+        let mut timed_out = Vec::new();
+        for (id, o) in self.outstanding.iter_mut() {
+            match o.timer.poll(now) {
+                Step::Wait => {}
+                Step::Retransmit => again.push(o.msg.clone()),
+                Step::TimedOut => timed_out.push(id.clone()),
+            }
+        }
+        for m in again {
+            if self.sock.send(&m).await.is_ok() {
+                self.status.lock().unwrap().publish_retransmitted += 1;
+            }
+        }
+        for id in timed_out {
+            if let Some(o) = self.outstanding.remove(&id) {
+                self.status.lock().unwrap().publish_timeouts += 1;
+                warn!(user = %o.user, "no answer from the presence server within 64*T1");
+                self.failed(&o.user);
+            }
         }
     }
 }
@@ -377,18 +464,29 @@ fn segment(f: &[u8]) -> Option<Segment<'_>> {
     if f.len() < 14 {
         return None;
     }
-    let (src, dst, proto, l4, end) = match u16::from_be_bytes([f[12], f[13]]) {
-        0x0800 if f.len() >= 34 => {
-            let ihl = ((f[14] & 0x0f) as usize) * 4;
-            let total = (u16::from_be_bytes([f[16], f[17]]) as usize + 14).min(f.len());
-            let addr = |o: usize| IpAddr::from([f[o], f[o + 1], f[o + 2], f[o + 3]]);
-            (addr(26), addr(30), f[23], 14 + ihl, total)
+    // 802.1Q and QinQ (802.1ad) tags, at most two, as the XDP program
+    // copies them.
+    let mut l2 = 14;
+    let mut ethertype = u16::from_be_bytes([f[12], f[13]]);
+    for _ in 0..2 {
+        if !matches!(ethertype, 0x8100 | 0x88a8) || f.len() < l2 + 4 {
+            break;
         }
-        0x86dd if f.len() >= 54 => {
-            let end = (u16::from_be_bytes([f[18], f[19]]) as usize + 54).min(f.len());
+        ethertype = u16::from_be_bytes([f[l2 + 2], f[l2 + 3]]);
+        l2 += 4;
+    }
+    let (src, dst, proto, l4, end) = match ethertype {
+        0x0800 if f.len() >= l2 + 20 => {
+            let ihl = ((f[l2] & 0x0f) as usize) * 4;
+            let total = (u16::from_be_bytes([f[l2 + 2], f[l2 + 3]]) as usize + l2).min(f.len());
+            let addr = |o: usize| IpAddr::from([f[o], f[o + 1], f[o + 2], f[o + 3]]);
+            (addr(l2 + 12), addr(l2 + 16), f[l2 + 9], l2 + ihl, total)
+        }
+        0x86dd if f.len() >= l2 + 40 => {
+            let end = (u16::from_be_bytes([f[l2 + 4], f[l2 + 5]]) as usize + l2 + 40).min(f.len());
             let addr =
                 |o: usize| IpAddr::from(<[u8; 16]>::try_from(&f[o..o + 16]).expect("16 bytes"));
-            let (mut next, mut at) = (f[20], 54);
+            let (mut next, mut at) = (f[l2 + 6], l2 + 40);
             for _ in 0..dataplane_common::IPV6_MAX_EXT {
                 if !matches!(next, 0 | 43 | 60) || at + 2 > end {
                     break;
@@ -396,7 +494,7 @@ fn segment(f: &[u8]) -> Option<Segment<'_>> {
                 next = f[at];
                 at += (f[at + 1] as usize + 1) * 8;
             }
-            (addr(22), addr(38), next, at, end)
+            (addr(l2 + 8), addr(l2 + 24), next, at, end)
         }
         _ => return None,
     };
@@ -546,5 +644,39 @@ mod tests {
             unspecified("[2001:db8::1]:5070".parse().unwrap()),
             "[::]:0".parse::<SocketAddr>().unwrap()
         );
+    }
+}
+
+#[cfg(test)]
+mod segment_tests {
+    use super::*;
+
+    #[test]
+    fn vlan_and_qinq_copies_are_read() {
+        let sip = b"OPTIONS sip:a@x SIP/2.0\r\n\r\n";
+        let plain = crate::packets::udp_packet(
+            std::net::Ipv4Addr::new(10, 0, 0, 2),
+            std::net::Ipv4Addr::new(10, 0, 0, 1),
+            5060,
+            5060,
+            sip,
+        );
+        let tag = |f: &[u8], tpid: u16, vid: u16| {
+            let mut v = f[..12].to_vec();
+            v.extend_from_slice(&tpid.to_be_bytes());
+            v.extend_from_slice(&vid.to_be_bytes());
+            v.extend_from_slice(&f[12..]);
+            v
+        };
+        let one = tag(&plain, 0x8100, 10);
+        let two = tag(&one, 0x88a8, 20);
+        for f in [&plain, &one, &two] {
+            match segment(f) {
+                Some(Segment::Udp(p)) => assert_eq!(&p[..sip.len()], sip),
+                _ => panic!("not read: {f:02x?}"),
+            }
+        }
+        // Three tags: past what is walked, not read as SIP.
+        assert!(segment(&tag(&two, 0x8100, 30)).is_none());
     }
 }

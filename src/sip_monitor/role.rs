@@ -81,6 +81,9 @@ impl Role for SipMonitorRole {
         out.push(part("published", s.published));
         out.push(part("publish_ok", s.publish_ok));
         out.push(part("publish_failed", s.publish_failed));
+        out.push(part("publish_retransmitted", s.publish_retransmitted));
+        out.push(part("publish_timeouts", s.publish_timeouts));
+        out.push(part("publish_superseded", s.publish_superseded));
         Ok(())
     }
 

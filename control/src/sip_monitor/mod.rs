@@ -4,6 +4,7 @@
 //! each terminal's status.
 
 pub mod config;
+pub mod retransmit;
 pub mod sip;
 pub mod stream;
 pub mod terminal;

@@ -1,0 +1,168 @@
+//! PUBLISH over a lossy path (issue 14, RFC 3261 §17.1.2.2): a presence
+//! server stub in the `srv` namespace drops the first two copies of every
+//! PUBLISH and answers the first one to reach it for each user with a
+//! 500. The monitor retransmits on timer E until answered, retries a
+//! failed PUBLISH with the terminal's newest status, stops retransmitting
+//! a PUBLISH once a newer one is sent, and the server ends with each
+//! terminal's last status.
+
+mod common;
+
+use std::{
+    collections::HashMap,
+    net::UdpSocket,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use control::{api::Request, sip_monitor::track::Status};
+use testlab::{
+    sip_lab::{run_ua, uas, Net},
+    topo::enter_netns,
+};
+
+/// What the stub saw: each datagram's (user, Call-ID, status) in order,
+/// and the statuses it answered 200 to, per user.
+#[derive(Default)]
+struct Seen {
+    datagrams: Vec<(String, String, Status)>,
+    accepted: HashMap<String, Vec<Status>>,
+}
+
+fn lossy_presence(
+    ns: String,
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Seen>>,
+) -> thread::JoinHandle<()> {
+    let (ready, bound) = std::sync::mpsc::channel();
+    let h = thread::spawn(move || {
+        enter_netns(&ns).unwrap();
+        let s = UdpSocket::bind("10.6.0.2:5070").unwrap();
+        let _ = ready.send(());
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let mut copies: HashMap<String, u32> = HashMap::new();
+        let mut refused: Vec<String> = Vec::new();
+        let mut buf = [0u8; 8192];
+        let mut etag = 0;
+        while !stop.load(Ordering::SeqCst) {
+            let Ok((n, peer)) = s.recv_from(&mut buf) else {
+                continue;
+            };
+            let raw = &buf[..n];
+            let Ok((m, _)) = control::sip_monitor::sip::parse(raw) else {
+                continue;
+            };
+            let user = m.to.aor();
+            let status = control::presence::pidf_status(&String::from_utf8_lossy(&m.body))
+                .expect("a PIDF status");
+            let mut seen = seen.lock().unwrap();
+            seen.datagrams
+                .push((user.clone(), m.call_id.clone(), status));
+            let c = copies.entry(m.call_id.clone()).or_insert(0);
+            *c += 1;
+            if *c < 3 {
+                continue; // lost
+            }
+            let reply = if !refused.contains(&user) {
+                refused.push(user.clone());
+                edgeplane::sip_monitor::response(&m, raw, 500, "Server Internal Error", "")
+            } else {
+                etag += 1;
+                seen.accepted.entry(user).or_default().push(status);
+                edgeplane::sip_monitor::response(
+                    &m,
+                    raw,
+                    200,
+                    "OK",
+                    &format!("SIP-ETag: e{etag}\r\nExpires: 3600\r\n"),
+                )
+            };
+            let _ = s.send_to(reply.as_bytes(), peer);
+        }
+    });
+    let _ = bound.recv_timeout(Duration::from_secs(5));
+    h
+}
+
+#[test]
+fn a_lost_or_refused_publish_is_sent_again_with_the_newest_status() {
+    if !common::kernel_available("sip_publish_netns") {
+        return;
+    }
+    let mut net = Net::new("p", env!("CARGO_BIN_EXE_edgeplane").as_ref());
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let stub = lossy_presence(
+        format!("/run/netns/{}", net.name("srv")),
+        stop.clone(),
+        seen.clone(),
+    );
+    let mon_cfg = net.monitor_config("example.com", "10.6.0.2:5070", "");
+    net.daemon("mon", &mon_cfg);
+    let _server = uas(format!("/run/netns/{}", net.name("srv")), stop.clone());
+    run_ua(format!("/run/netns/{}", net.name("ua")));
+
+    let last = |u: &str| {
+        seen.lock()
+            .unwrap()
+            .accepted
+            .get(u)
+            .and_then(|v| v.last().copied())
+    };
+    let t0 = Instant::now();
+    while (last("alice@example.com") != Some(Status::Offline)
+        || last("bob@example.com") != Some(Status::Terminated))
+        && t0.elapsed() < Duration::from_secs(20)
+    {
+        thread::sleep(Duration::from_millis(100));
+    }
+    let mon = net.call("mon", Request::SipMonitorStatus);
+    stop.store(true, Ordering::SeqCst);
+    let _ = stub.join();
+    let (alice, bob) = (last("alice@example.com"), last("bob@example.com"));
+    let seen = seen.lock().unwrap();
+    assert_eq!(alice, Some(Status::Offline), "monitor: {mon}");
+    assert_eq!(bob, Some(Status::Terminated), "monitor: {mon}");
+    // What the server took is alice's story in order (coalescing may
+    // skip a status, never reorder one).
+    let order = [
+        Status::Online,
+        Status::Talking,
+        Status::Terminated,
+        Status::Offline,
+    ];
+    let mut at = 0;
+    for s in &seen.accepted["alice@example.com"] {
+        let i = order[at..].iter().position(|o| o == s).expect("in order") + at;
+        at = i;
+    }
+    // Never stale: once a newer PUBLISH of a user is on the wire, an
+    // older one is not retransmitted.
+    let mut first: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (u, id, _) in &seen.datagrams {
+        let ids = first.entry(u).or_default();
+        match ids.iter().position(|x| x == id) {
+            Some(i) => assert_eq!(
+                i,
+                ids.len() - 1,
+                "{u}: {id} retransmitted after a newer PUBLISH"
+            ),
+            None => ids.push(id),
+        }
+    }
+    // Every PUBLISH answered was sent three times (two lost): the copies
+    // are the monitor's retransmissions, counted.
+    let retrans = mon["publish_retransmitted"].as_u64().unwrap();
+    let answered = seen.accepted.values().map(Vec::len).sum::<usize>() as u64 + 2;
+    assert!(
+        retrans >= 2 * answered,
+        "{retrans} retransmissions for {answered} answered: {mon}"
+    );
+    assert_eq!(mon["publish_failed"], 2, "one 500 per user: {mon}");
+    assert_eq!(mon["publish_ok"].as_u64().unwrap(), answered - 2, "{mon}");
+    assert_eq!(mon["publish_timeouts"], 0, "{mon}");
+}
