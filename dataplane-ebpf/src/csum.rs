@@ -2,8 +2,9 @@
 //! taken as they sit in the packet (16-bit words in memory order): the
 //! one's complement sum is byte-order independent, so no swapping.
 
+/// The one's complement sum folded to 16 bits.
 #[inline(always)]
-fn fold(mut s: u32) -> u16 {
+pub fn fold(mut s: u32) -> u16 {
     s = (s & 0xffff) + (s >> 16);
     s = (s & 0xffff) + (s >> 16);
     s as u16

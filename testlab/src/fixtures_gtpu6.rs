@@ -4,24 +4,11 @@
 
 use std::net::Ipv6Addr;
 
+pub use crate::fixtures::gateway::{fold, sum16};
 use crate::fixtures::gateway::{AN_MAC, N3_MAC};
 
 pub const N3_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 3, 0, 0, 0, 0, 1);
 pub const AN_ADDR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 4, 0, 0, 0, 0, 2);
-
-/// The one's complement sum of `d` as 16-bit words (the last one padded).
-pub fn sum16(d: &[u8]) -> u32 {
-    d.chunks(2)
-        .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32)
-        .sum()
-}
-
-pub fn fold(mut s: u32) -> u16 {
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
-    s as u16
-}
 
 /// Ethernet/IPv6[/hop-by-hop]/UDP 2152 from the access node to the IPv6
 /// N3 address, carrying `gtp` (GTP-U header and body), its UDP checksum

@@ -431,22 +431,8 @@ fn encap(ctx: &XdpContext, cfg: &GwConfig, d: &Down) -> Result<u32, u32> {
     ]);
     if ext {
         let x = parse::ptr_at::<[u8; EXT_LEN]>(ctx, ENCAP_LEN).ok_or(stat::GTPU_ENCAP_FAILED)?;
-        // Sequence 0, N-PDU 0, next: PDU Session Container; the container
-        // (TS 38.415 §5.5.2.1, DL PDU SESSION INFORMATION): length 1,
-        // PDU type 0 in the high nibble, QFI in the low 6 bits, no next.
         // SAFETY: 8 bytes checked.
-        unsafe {
-            *x = [
-                0,
-                0,
-                0,
-                parse::GTPU_EXT_PDU_SESSION,
-                1,
-                0x00,
-                t.qfi & 0x3f,
-                0,
-            ]
-        };
+        unsafe { *x = container(t.qfi) };
     }
     if t.an_ifindex as usize == ctx.ingress_ifindex() {
         return Ok(xdp_action::XDP_TX);
@@ -454,6 +440,15 @@ fn encap(ctx: &XdpContext, cfg: &GwConfig, d: &Down) -> Result<u32, u32> {
     GW_TX_PORTS
         .redirect(t.an_ifindex, xdp_action::XDP_DROP as u64)
         .map_err(|_| stat::REDIRECT_FAILED)
+}
+
+/// The optional sequence/N-PDU octets and a downlink PDU Session
+/// Container: sequence 0, N-PDU 0, next: PDU Session Container; the
+/// container (TS 38.415 §5.5.2.1, DL PDU SESSION INFORMATION): length 1,
+/// PDU type 0 in the high nibble, the QFI in the low 6 bits, no next.
+#[inline(always)]
+pub(super) fn container(qfi: u8) -> [u8; EXT_LEN] {
+    [0, 0, 0, parse::GTPU_EXT_PDU_SESSION, 1, 0x00, qfi & 0x3f, 0]
 }
 
 /// This CPU's usage of tunnel `idx` (inner IP bytes).

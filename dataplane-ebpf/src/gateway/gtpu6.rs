@@ -29,8 +29,9 @@ use dataplane_common::{
     gateway::{stat, Parsed6, PROG_ENCAP6, PROG_GTPU4, PROG_V6_GTPU, TUNNEL_ACTIVE},
 };
 
-use super::gtpu::{count_tunnel, gpdu, tpdu4, EXT_LEN};
+use super::gtpu::{container, count_tunnel, gpdu, tpdu4, EXT_LEN};
 use crate::{
+    csum::fold,
     maps::{self, GW_CONFIG, GW_PROGS, GW_SCRATCH6, GW_STATS, GW_TUNNELS, GW_TX_PORTS},
     parse::{
         self, ETH_HLEN, GTPU_HLEN, GTPU_PORT, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV6_HLEN,
@@ -267,21 +268,8 @@ fn encap6(ctx: &XdpContext, idx: u32, ip_off: usize, ip_len: usize) -> Result<(u
     h[60..62].copy_from_slice(&csum.to_be_bytes());
     if ext {
         let x = parse::ptr_at::<[u8; EXT_LEN]>(ctx, ENCAP6_LEN).ok_or(stat::GTPU_ENCAP_FAILED)?;
-        // As over IPv4 (`gtpu::encap`): sequence 0, N-PDU 0, next: PDU
-        // Session Container (DL PDU SESSION INFORMATION, the QFI).
         // SAFETY: 8 bytes checked.
-        unsafe {
-            *x = [
-                0,
-                0,
-                0,
-                parse::GTPU_EXT_PDU_SESSION,
-                1,
-                0x00,
-                t.qfi & 0x3f,
-                0,
-            ]
-        };
+        unsafe { *x = container(t.qfi) };
     }
     let action = if t.an_ifindex as usize == ctx.ingress_ifindex() {
         xdp_action::XDP_TX
@@ -334,13 +322,6 @@ fn inner_sum(ctx: &XdpContext, at: usize) -> Option<u32> {
         }
         _ => None,
     }
-}
-
-#[inline(always)]
-fn fold(mut s: u32) -> u16 {
-    s = (s & 0xffff) + (s >> 16);
-    s = (s & 0xffff) + (s >> 16);
-    s as u16
 }
 
 /// The 16-bit words of an address kept as in the packet, summed.
