@@ -234,10 +234,11 @@ fn uri_ok(u: &str, request: bool) -> bool {
     true
 }
 
-/// The byte offsets of `<` and `>` outside quoted strings, and whether
-/// every quoted string ends (a backslash escapes the next character).
-fn scan_quotes(v: &str) -> (Option<usize>, Option<usize>, bool) {
-    let (mut lt, mut gt, mut quoted, mut escaped) = (None, None, false, false);
+/// Each character of `v` with whether it stands outside a quoted string
+/// (a backslash escapes the next character inside one), and whether
+/// every quoted string ends.
+fn unquoted(v: &str) -> (Vec<(usize, char)>, bool) {
+    let (mut out, mut quoted, mut escaped) = (Vec::new(), false, false);
     for (i, c) in v.char_indices() {
         if quoted {
             if escaped {
@@ -247,16 +248,27 @@ fn scan_quotes(v: &str) -> (Option<usize>, Option<usize>, bool) {
             } else if c == '"' {
                 quoted = false;
             }
-            continue;
-        }
-        match c {
-            '"' => quoted = true,
-            '<' if lt.is_none() => lt = Some(i),
-            '>' if lt.is_some() && gt.is_none() => gt = Some(i),
-            _ => {}
+        } else if c == '"' {
+            quoted = true;
+        } else {
+            out.push((i, c));
         }
     }
-    (lt, gt, !quoted)
+    (out, !quoted)
+}
+
+/// The byte offsets of `<` and `>` outside quoted strings, and whether
+/// every quoted string ends.
+fn scan_quotes(v: &str) -> (Option<usize>, Option<usize>, bool) {
+    let (chars, closed) = unquoted(v);
+    let lt = chars.iter().find(|(_, c)| *c == '<').map(|(i, _)| *i);
+    let gt = lt.and_then(|l| {
+        chars
+            .iter()
+            .find(|(i, c)| *i > l && *c == '>')
+            .map(|(i, _)| *i)
+    });
+    (lt, gt, closed)
 }
 
 /// A name-addr or addr-spec header value (From, To, one Contact):
@@ -309,21 +321,9 @@ fn name_addr(h: &'static str, v: &str) -> Result<NameAddr, SipError> {
 
 /// Split a header value at the commas outside quoted strings and `<>`.
 fn split_list(v: &str) -> Vec<&str> {
-    let (mut out, mut start, mut quoted, mut escaped, mut angle) =
-        (Vec::new(), 0, false, false, false);
-    for (i, c) in v.char_indices() {
-        if quoted {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                quoted = false;
-            }
-            continue;
-        }
+    let (mut out, mut start, mut angle) = (Vec::new(), 0, false);
+    for (i, c) in unquoted(v).0 {
         match c {
-            '"' => quoted = true,
             '<' => angle = true,
             '>' => angle = false,
             ',' if !angle => {

@@ -198,9 +198,10 @@ impl Tracker {
         }
     }
 
-    /// How long a talking dialog lasts unrefreshed.
-    fn call_life(&self, d: &Dialog) -> u64 {
-        d.session_expires.unwrap_or(self.cfg().max_call_ms)
+    /// How long a talking dialog lasts unrefreshed: its negotiated
+    /// Session-Expires, else the ceiling.
+    fn call_life(&self, session_expires: Option<u64>) -> u64 {
+        session_expires.unwrap_or(self.cfg().max_call_ms)
     }
 
     fn learn_contact(&mut self, user: &str, m: &Message) {
@@ -264,7 +265,7 @@ impl Tracker {
                             self.dialogs.get_mut(&key).expect("present").talked = true;
                             self.both(&mut out, &d, Status::Talking, now);
                         }
-                        let life = self.call_life(&d);
+                        let life = self.call_life(d.session_expires);
                         self.arm(&key, now + life);
                     }
                     200..=299 if d.state == DialogState::Talking => {
@@ -273,7 +274,7 @@ impl Tracker {
                         if se.is_some() {
                             d.session_expires = se;
                         }
-                        let life = self.call_life(&self.dialogs[&key].clone());
+                        let life = self.call_life(self.dialogs[&key].session_expires);
                         self.arm(&key, now + life);
                     }
                     100..=199 if d.state == DialogState::Inviting => {
@@ -298,7 +299,7 @@ impl Tracker {
                         if se.is_some() {
                             d.session_expires = se;
                         }
-                        let life = self.call_life(&self.dialogs[&key].clone());
+                        let life = self.call_life(self.dialogs[&key].session_expires);
                         self.arm(&key, now + life);
                     }
                 }

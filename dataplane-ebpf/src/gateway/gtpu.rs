@@ -238,8 +238,21 @@ fn ipv6_tpdu(
     if cfg.addr6 == [0; 4] {
         return dropped(stat::NOT_IP);
     }
-    let Some(s) = GW_SCRATCH6.get_ptr_mut(0) else {
+    if !hand_tpdu(idx, tpdu, udp_end) {
         return dropped(stat::NOT_IP);
+    }
+    // SAFETY: a tail call into a program of this object.
+    let _ = unsafe { GW_PROGS.tail_call(ctx, PROG_V6_GTPU) };
+    dropped(stat::NOT_IP)
+}
+
+/// Tunnel `idx`'s T-PDU at `tpdu`, its G-PDU ending at `udp_end`, into
+/// this CPU's scratch slot for the program tail-called next; false when
+/// the slot is missing.
+#[inline(always)]
+pub(super) fn hand_tpdu(idx: u32, tpdu: usize, udp_end: usize) -> bool {
+    let Some(s) = GW_SCRATCH6.get_ptr_mut(0) else {
+        return false;
     };
     // SAFETY: this CPU's slot, read by the program called next.
     unsafe {
@@ -247,9 +260,7 @@ fn ipv6_tpdu(
         (*s).off = tpdu as u32;
         (*s).tpdu_end = udp_end as u32;
     }
-    // SAFETY: a tail call into a program of this object.
-    let _ = unsafe { GW_PROGS.tail_call(ctx, PROG_V6_GTPU) };
-    dropped(stat::NOT_IP)
+    true
 }
 
 /// Cut everything in front of the (translated) inner IPv4 header at

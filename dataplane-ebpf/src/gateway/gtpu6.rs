@@ -29,7 +29,7 @@ use dataplane_common::{
     gateway::{stat, Parsed6, PROG_ENCAP6, PROG_GTPU4, PROG_V6_GTPU, TUNNEL_ACTIVE},
 };
 
-use super::gtpu::{container, count_tunnel, gpdu, tpdu4, EXT_LEN};
+use super::gtpu::{container, count_tunnel, gpdu, hand_tpdu, tpdu4, EXT_LEN};
 use crate::{
     csum::fold,
     maps::{self, GW_CONFIG, GW_PROGS, GW_SCRATCH6, GW_STATS, GW_TUNNELS, GW_TX_PORTS},
@@ -117,14 +117,8 @@ pub(super) fn uplink6(ctx: &XdpContext, sp: &Parsed6) -> Result<(u32, u32), u32>
         Some(4) => PROG_GTPU4,
         _ => return drop(stat::GTPU_INNER_MALFORMED),
     };
-    let Some(s) = GW_SCRATCH6.get_ptr_mut(0) else {
+    if !hand_tpdu(idx, tpdu, udp_end) {
         return drop(stat::GTPU_ENCAP_FAILED);
-    };
-    // SAFETY: this CPU's slot, read by the program called next.
-    unsafe {
-        (*s).tunnel = idx + 1;
-        (*s).off = tpdu as u32;
-        (*s).tpdu_end = udp_end as u32;
     }
     Ok((TAIL | prog, stat::GTPU_UPLINK))
 }
