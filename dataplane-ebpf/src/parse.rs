@@ -4,8 +4,62 @@
 //! rejects, and with which reason, is the program's policy: the views only
 //! expose what the header says.
 
-use aya_ebpf::programs::XdpContext;
+use aya_ebpf::programs::{TcContext, XdpContext};
 use core::mem::size_of;
+
+/// What the cursor reads: a frame whose first bytes are directly
+/// addressable (`start..end`), `len` long in all. XDP's frame is all
+/// addressable; a TC program's skb may keep its tail in fragments, which
+/// only [`Frame::load`] (a helper copy) reaches.
+pub trait Frame {
+    fn start(&self) -> usize;
+    fn end(&self) -> usize;
+    /// Bytes in the whole frame.
+    fn len(&self) -> usize;
+    /// Copy the first `n` bytes into `dst` (0 on success, as the helpers).
+    ///
+    /// # Safety
+    /// `dst` must have room for `n` bytes.
+    unsafe fn load(&self, dst: *mut u8, n: u32) -> i64;
+}
+
+impl Frame for XdpContext {
+    #[inline(always)]
+    fn start(&self) -> usize {
+        self.data()
+    }
+    #[inline(always)]
+    fn end(&self) -> usize {
+        self.data_end()
+    }
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.data_end() - self.data()
+    }
+    #[inline(always)]
+    unsafe fn load(&self, dst: *mut u8, n: u32) -> i64 {
+        aya_ebpf::helpers::bpf_xdp_load_bytes(self.ctx, 0, dst.cast(), n)
+    }
+}
+
+impl Frame for TcContext {
+    #[inline(always)]
+    fn start(&self) -> usize {
+        self.data()
+    }
+    #[inline(always)]
+    fn end(&self) -> usize {
+        self.data_end()
+    }
+    #[inline(always)]
+    fn len(&self) -> usize {
+        TcContext::len(self) as usize
+    }
+    #[inline(always)]
+    unsafe fn load(&self, dst: *mut u8, n: u32) -> i64 {
+        aya_ebpf::helpers::bpf_skb_load_bytes(self.skb.skb.cast(), 0, dst.cast(), n)
+    }
+}
 
 pub const ETH_P_IPV4: u16 = 0x0800;
 pub const ETH_P_IPV6: u16 = 0x86dd;
@@ -27,8 +81,8 @@ pub const PORTS_LEN: usize = 4;
 
 /// Pointer to a `T` at `off`, or `None` if the packet is too short.
 #[inline(always)]
-pub fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
-    let end = ctx.data_end();
+pub fn ptr_at<T>(ctx: &impl Frame, off: usize) -> Option<*mut T> {
+    let end = ctx.end();
     #[allow(unused_mut)]
     let mut off = off;
     #[cfg(target_arch = "bpf")]
@@ -36,7 +90,7 @@ pub fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
         core::arch::asm!("{o} = {o}", o = inout(reg) off);
     }
     #[allow(unused_mut)]
-    let mut p = ctx.data() + off;
+    let mut p = ctx.start() + off;
     // For the verifier only (both barriers): hide where `off` and `p` come from, so LLVM cannot turn
     // the pointer comparison below into a scalar one on `off` (which would
     // leave the access unproven when `off` is variable).
@@ -52,24 +106,24 @@ pub fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
 
 /// Bytes in the packet.
 #[inline(always)]
-pub fn packet_len(ctx: &XdpContext) -> usize {
-    ctx.data_end() - ctx.data()
+pub fn packet_len(ctx: &impl Frame) -> usize {
+    ctx.len()
 }
 
 #[inline(always)]
-pub fn load_u8(ctx: &XdpContext, off: usize) -> Option<u8> {
+pub fn load_u8(ctx: &impl Frame, off: usize) -> Option<u8> {
     ptr_at::<u8>(ctx, off).map(|p| unsafe { *p })
 }
 
 /// Network-order u16 as it sits in the packet, converted to host order.
 #[inline(always)]
-pub fn load_be16(ctx: &XdpContext, off: usize) -> Option<u16> {
+pub fn load_be16(ctx: &impl Frame, off: usize) -> Option<u16> {
     ptr_at::<[u8; 2]>(ctx, off).map(|p| u16::from_be_bytes(unsafe { *p }))
 }
 
 /// A u32 as it sits in the packet (network order kept).
 #[inline(always)]
-pub fn load_raw32(ctx: &XdpContext, off: usize) -> Option<u32> {
+pub fn load_raw32(ctx: &impl Frame, off: usize) -> Option<u32> {
     ptr_at::<[u8; 4]>(ctx, off).map(|p| u32::from_ne_bytes(unsafe { *p }))
 }
 
@@ -96,7 +150,7 @@ pub struct Eth {
 /// Ethernet, tags not looked into: a tagged frame's `proto` is the tag's
 /// TPID.
 #[inline(always)]
-pub fn parse_eth(ctx: &XdpContext) -> Result<Eth, EthError> {
+pub fn parse_eth(ctx: &impl Frame) -> Result<Eth, EthError> {
     let hdr = ptr_at::<[u8; ETH_HLEN]>(ctx, 0).ok_or(EthError::TruncEth)?;
     // SAFETY: 14 bytes checked.
     let proto = unsafe { u16::from_be_bytes([(*hdr)[12], (*hdr)[13]]) };
@@ -109,7 +163,7 @@ pub fn parse_eth(ctx: &XdpContext) -> Result<Eth, EthError> {
 
 /// Ethernet with up to two VLAN tags (802.1Q / 802.1ad).
 #[inline(always)]
-pub fn parse_eth_vlans(ctx: &XdpContext) -> Result<Eth, EthError> {
+pub fn parse_eth_vlans(ctx: &impl Frame) -> Result<Eth, EthError> {
     let mut eth = parse_eth(ctx)?;
     // Unrolled for the verifier: at most two tags.
     if eth.proto == ETH_P_8021Q || eth.proto == ETH_P_8021AD {
@@ -194,7 +248,7 @@ impl Ipv4 {
 
     /// The options IHL announces are in the packet too.
     #[inline(always)]
-    pub fn options_present(&self, ctx: &XdpContext) -> bool {
+    pub fn options_present(&self, ctx: &impl Frame) -> bool {
         self.l4() <= packet_len(ctx)
     }
 }
@@ -202,7 +256,7 @@ impl Ipv4 {
 /// The fixed 20-byte IPv4 header at `off`, or `None` if it is cut short.
 /// Nothing in it is validated (see [`Ipv4::check`]).
 #[inline(always)]
-pub fn parse_ipv4(ctx: &XdpContext, off: usize) -> Option<Ipv4> {
+pub fn parse_ipv4(ctx: &impl Frame, off: usize) -> Option<Ipv4> {
     let p = ptr_at::<[u8; IPV4_HLEN]>(ctx, off)?;
     // SAFETY: 20 bytes checked.
     let h = unsafe { *p };
@@ -243,7 +297,7 @@ pub fn l4_hdr_len(proto: u8) -> usize {
 /// The ports of the L4 header at `off`, if its first `hdr_len` (at least
 /// `PORTS_LEN`) bytes are in the packet.
 #[inline(always)]
-pub fn parse_l4_ports(ctx: &XdpContext, off: usize, hdr_len: usize) -> Option<Ports> {
+pub fn parse_l4_ports(ctx: &impl Frame, off: usize, hdr_len: usize) -> Option<Ports> {
     let p = ptr_at::<[u8; PORTS_LEN]>(ctx, off)?;
     if off + hdr_len > packet_len(ctx) {
         return None;
@@ -293,7 +347,7 @@ fn words(b: &[u8]) -> [u32; 4] {
 /// within the frame): (header, its next header, the flow label's low 16
 /// bits as in the packet).
 #[inline(always)]
-pub fn parse_ipv6_fixed(ctx: &XdpContext, off: usize) -> Result<(Ipv6, u8, u16), Ipv6Error> {
+pub fn parse_ipv6_fixed(ctx: &impl Frame, off: usize) -> Result<(Ipv6, u8, u16), Ipv6Error> {
     let p = ptr_at::<[u8; IPV6_HLEN]>(ctx, off).ok_or(Ipv6Error::Truncated)?;
     // SAFETY: 40 bytes checked.
     let h = unsafe { &*p };
@@ -319,7 +373,7 @@ pub fn parse_ipv6_fixed(ctx: &XdpContext, off: usize) -> Result<(Ipv6, u8, u16),
 /// `max_ext` of them; a fragment header stops the walk.
 #[inline(always)]
 pub fn parse_ipv6(
-    ctx: &XdpContext,
+    ctx: &impl Frame,
     off: usize,
     max_ext: usize,
 ) -> Result<(Ipv6, u8, usize), Ipv6Error> {
@@ -417,7 +471,7 @@ impl Gtpu {
 /// The mandatory 8 octets at `off` and the version check only; `payload`
 /// is where the optional fields would start. See [`gtpu_extensions`].
 #[inline(always)]
-pub fn parse_gtpu_fixed(ctx: &XdpContext, off: usize) -> Result<Gtpu, GtpuError> {
+pub fn parse_gtpu_fixed(ctx: &impl Frame, off: usize) -> Result<Gtpu, GtpuError> {
     let p = ptr_at::<[u8; GTPU_HLEN]>(ctx, off).ok_or(GtpuError::Truncated)?;
     // SAFETY: 8 bytes checked.
     let h = unsafe { *p };
@@ -440,7 +494,7 @@ pub fn parse_gtpu_fixed(ctx: &XdpContext, off: usize) -> Result<Gtpu, GtpuError>
 /// the chain follows, each header's length in 4-octet units counting its
 /// length and next-type octets.
 #[inline(always)]
-pub fn gtpu_extensions(ctx: &XdpContext, g: &mut Gtpu) -> Result<(), GtpuError> {
+pub fn gtpu_extensions(ctx: &impl Frame, g: &mut Gtpu) -> Result<(), GtpuError> {
     if g.flags & GTPU_FLAGS_ESPN == 0 {
         return Ok(());
     }
@@ -482,7 +536,7 @@ pub fn gtpu_extensions(ctx: &XdpContext, g: &mut Gtpu) -> Result<(), GtpuError> 
 /// The whole header chain at `off`: [`parse_gtpu_fixed`], then
 /// [`gtpu_extensions`].
 #[inline(always)]
-pub fn parse_gtpu(ctx: &XdpContext, off: usize) -> Result<Gtpu, GtpuError> {
+pub fn parse_gtpu(ctx: &impl Frame, off: usize) -> Result<Gtpu, GtpuError> {
     let mut g = parse_gtpu_fixed(ctx, off)?;
     gtpu_extensions(ctx, &mut g)?;
     Ok(g)

@@ -1,16 +1,18 @@
 //! Writing `dataplane_common::ring::Record`s: reserve a whole record, fill
 //! in its header, copy the frame's first bytes behind it.
 
-use aya_ebpf::{helpers::bpf_xdp_load_bytes, maps::RingBuf, programs::XdpContext};
+use aya_ebpf::maps::RingBuf;
 use dataplane_common::ring::Record;
 
-/// Copy the first `n` (1..=N) bytes of the frame, behind `header`, into
+use crate::parse::Frame;
+
+/// Copy the first `n` (1..=N) bytes of the frame (XDP's or an skb's), behind `header`, into
 /// `ring`. False when the ring is full or the copy failed; the reservation
 /// is then given back.
 #[inline(always)]
 pub fn copy_frame<H: Copy + 'static, const N: usize>(
     ring: &RingBuf,
-    ctx: &XdpContext,
+    ctx: &impl Frame,
     header: H,
     n: usize,
 ) -> bool {
@@ -27,7 +29,7 @@ pub fn copy_frame<H: Copy + 'static, const N: usize>(
         if !aya_ebpf::check_bounds_signed(n, 1, N as i64) {
             -1
         } else {
-            bpf_xdp_load_bytes(ctx.ctx, 0, (*p).data.as_mut_ptr().cast(), n as u32)
+            ctx.load((*p).data.as_mut_ptr(), n as u32)
         }
     };
     if rc != 0 {

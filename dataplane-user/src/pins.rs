@@ -21,7 +21,7 @@ use dataplane_common::{
 };
 use tracing::{info, warn};
 
-use crate::{io_err, Error, Result, OBJ};
+use crate::{egress, io_err, Error, Result, OBJ};
 
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 
@@ -102,6 +102,11 @@ impl Dataplane {
                 .load()
                 .map_err(|e| Error::Program(name.into(), e))?;
         }
+        for name in ["sip_monitor_egress"] {
+            egress::classifier_mut(&mut ebpf, name)?
+                .load()
+                .map_err(|e| Error::Program(name.into(), e))?;
+        }
         let mut dp = Self {
             ebpf,
             pin_dir: None,
@@ -179,13 +184,18 @@ impl Dataplane {
                 .map_err(|e| Error::Program(attached.into(), e))?;
         }
 
-        let mut links = Vec::new();
-        for (n, i) in interfaces.iter().enumerate() {
-            let link_dir = if n == 0 {
+        // The first interface's links pin beside the maps, the others'
+        // in their own directories.
+        let link_dir = |n: usize, i: &str| {
+            if n == 0 {
                 dir.clone()
             } else {
                 opts.pin_root.join(i)
-            };
+            }
+        };
+        let mut links = Vec::new();
+        for (n, i) in interfaces.iter().enumerate() {
+            let link_dir = link_dir(n, i);
             make_private_dir(&link_dir)?;
             links.push(attach_or_replace(
                 prog,
@@ -193,6 +203,15 @@ impl Dataplane {
                 opts.mode,
                 &link_dir.join("link"),
             )?);
+        }
+        if let Some(name) = egress::companion(program) {
+            egress::classifier_mut(&mut ebpf, name)?
+                .load()
+                .map_err(|e| Error::Program(name.into(), e))?;
+            for (n, i) in interfaces.iter().enumerate() {
+                let pin = link_dir(n, i).join(egress::LINK_PIN);
+                links.push(egress::attach(&mut ebpf, name, i, &pin)?);
+            }
         }
         let mut dp = Self {
             ebpf,
@@ -577,7 +596,10 @@ fn make_private_dir(dir: &Path) -> Result<()> {
 }
 
 fn discard_pins(dir: &Path) -> Result<()> {
-    for name in pinned_maps().map(|m| m.name).chain(["link"]) {
+    for name in pinned_maps()
+        .map(|m| m.name)
+        .chain(["link", egress::LINK_PIN])
+    {
         let p = dir.join(name);
         if p.exists() {
             fs::remove_file(&p).map_err(io_err(format!("removing {}", p.display())))?;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use aya::programs::{TestRun as _, TestRunAttrs, TestRunOptions};
+use aya::programs::{TestRun, TestRunAttrs, TestRunOptions};
 
 use dataplane_common::maps;
 
@@ -102,20 +102,38 @@ impl Dataplane {
         packet: &[u8],
         repeat: u32,
     ) -> Result<RunResult> {
-        let prog = self.program(program)?;
-        let mut out = vec![0u8; packet.len() + 256];
-        let mut opts = TestRunOptions::new();
-        opts.data_in = Some(packet);
-        opts.data_out = Some(&mut out);
-        opts.repeat = repeat.max(1);
-        let r = prog
-            .test_run(opts)
-            .map_err(|e| Error::Program(program.into(), e))?;
-        out.truncate(r.data_size_out as usize);
-        Ok(RunResult {
-            verdict: r.return_value,
-            output: out,
-            duration: r.duration,
-        })
+        run(self.program(program)?, program, packet, repeat)
     }
+
+    /// Run the TC classifier `program` (an egress companion such as
+    /// `sip_monitor_egress`) once on `packet`, as an skb whose data starts
+    /// at the Ethernet header; the verdict is its TC action.
+    pub fn test_run_classifier(&mut self, program: &str, packet: &[u8]) -> Result<RunResult> {
+        run(
+            crate::egress::classifier_mut(&mut self.ebpf, program)?,
+            program,
+            packet,
+            1,
+        )
+    }
+}
+
+fn run<P>(prog: &P, name: &str, packet: &[u8], repeat: u32) -> Result<RunResult>
+where
+    P: for<'a> TestRun<Opts<'a> = TestRunOptions<'a>, Result = aya::programs::TestRunResult>,
+{
+    let mut out = vec![0u8; packet.len() + 256];
+    let mut opts = TestRunOptions::new();
+    opts.data_in = Some(packet);
+    opts.data_out = Some(&mut out);
+    opts.repeat = repeat.max(1);
+    let r = prog
+        .test_run(opts)
+        .map_err(|e| Error::Program(name.into(), e))?;
+    out.truncate(r.data_size_out as usize);
+    Ok(RunResult {
+        verdict: r.return_value,
+        output: out,
+        duration: r.duration,
+    })
 }

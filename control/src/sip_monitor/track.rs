@@ -105,6 +105,14 @@ struct Dialog {
     session_expires: Option<u64>,
 }
 
+/// An outstanding REGISTER: whose, the contact it binds (none for `*`
+/// or a query) and the interval it asks (0: a removal).
+struct Register {
+    user: String,
+    contact: Option<String>,
+    expires: Option<u32>,
+}
+
 #[derive(Default)]
 pub struct Tracker {
     cfg: Option<TrackerConfig>,
@@ -118,9 +126,8 @@ pub struct Tracker {
     dialog_due: BTreeSet<(u64, String)>,
     /// user → contact URI.
     contacts: HashMap<String, String>,
-    /// Call-ID → user (and the contact it asked for) of an outstanding
-    /// REGISTER.
-    pending_register: HashMap<String, (String, Option<String>)>,
+    /// Call-ID → what an outstanding REGISTER asked for.
+    pending_register: HashMap<String, Register>,
     pub messages: u64,
 }
 
@@ -358,21 +365,46 @@ impl Tracker {
                     .as_ref()
                     .filter(|c| c.uri != "*")
                     .map(|c| c.uri.clone());
-                self.pending_register.insert(key, (m.to.aor(), contact));
+                let expires = match &m.contact {
+                    Some(c) if c.uri == "*" => Some(0),
+                    Some(c) => c.expires.or(m.expires),
+                    None => m.expires,
+                };
+                self.pending_register.insert(
+                    key,
+                    Register {
+                        user: m.to.aor(),
+                        contact,
+                        expires,
+                    },
+                );
             }
             (StartLine::Response { status, .. }, "REGISTER") => {
-                let Some((user, asked)) = self.pending_register.remove(&key) else {
+                let Some(Register {
+                    user,
+                    contact: asked,
+                    expires: asked_expires,
+                }) = self.pending_register.remove(&key)
+                else {
                     return out;
                 };
                 if !(200..=299).contains(status) {
                     return out;
                 }
-                let expires = m
-                    .contact
-                    .as_ref()
-                    .and_then(|c| if c.uri == "*" { Some(0) } else { c.expires })
-                    .or(m.expires)
-                    .unwrap_or(self.cfg().default_expires);
+                // A 2xx lists the bindings left (RFC 3261 §10.3 step 8).
+                // Without one, the request says what happened: a removal
+                // (Expires 0, Contact *) went through; a binding stands
+                // for the response's or the request's interval (lenient
+                // registrars answer without the list); a query (neither
+                // Contact nor Expires) changes nothing.
+                let expires = match &m.contact {
+                    Some(c) if c.uri == "*" => Some(0),
+                    Some(c) => c.expires.or(m.expires).or(asked_expires),
+                    None if asked_expires == Some(0) => Some(0),
+                    None if asked.is_none() && asked_expires.is_none() => return out,
+                    None => m.expires.or(asked_expires),
+                }
+                .unwrap_or(self.cfg().default_expires);
                 if expires == 0 {
                     if self.registered.remove(&user).is_some() {
                         self.change(&mut out, &user, Status::Offline, None, now);
@@ -703,6 +735,87 @@ pub(crate) mod tests {
                 100_003
             ),
             vec![(u.into(), Status::Offline)]
+        );
+    }
+
+    /// A registrar that lists the bindings left (Kamailio's): the
+    /// de-registration's 200 names no Contact and no Expires; a query
+    /// (no Contact, no Expires) answered the same way changes nothing.
+    #[test]
+    fn a_removal_answered_with_no_bindings_is_offline() {
+        let mut t = tracker(TalkingOn::Ok200, TerminatedOn::Bye);
+        let u = "dora@example.com";
+        let contact = "Contact: <sip:dora@10.0.0.7:5062>\r\n";
+        let reg = |cseq: &str, extra: &str| {
+            msg("REGISTER sip:example.com SIP/2.0", u, u, "r9", cseq, extra)
+        };
+        let ok = |cseq: &str, extra: &str| msg("SIP/2.0 200 OK", u, u, "r9", cseq, extra);
+        run(
+            &mut t,
+            &reg("1 REGISTER", &format!("{contact}Expires: 3600\r\n")),
+            0,
+        );
+        assert_eq!(
+            run(
+                &mut t,
+                &ok(
+                    "1 REGISTER",
+                    "Contact: <sip:dora@10.0.0.7:5062>;expires=3600\r\n"
+                ),
+                1
+            ),
+            vec![(u.into(), Status::Online)]
+        );
+        run(&mut t, &reg("2 REGISTER", ""), 2);
+        assert!(
+            run(&mut t, &ok("2 REGISTER", ""), 3).is_empty(),
+            "a query's answer changes nothing"
+        );
+        run(
+            &mut t,
+            &reg("3 REGISTER", &format!("{contact}Expires: 0\r\n")),
+            4,
+        );
+        assert_eq!(
+            run(&mut t, &ok("3 REGISTER", ""), 5),
+            vec![(u.into(), Status::Offline)]
+        );
+        run(
+            &mut t,
+            &reg(
+                "4 REGISTER",
+                "Contact: <sip:dora@10.0.0.7:5062>;expires=60\r\n",
+            ),
+            6,
+        );
+        assert_eq!(
+            run(&mut t, &ok("4 REGISTER", ""), 7),
+            vec![(u.into(), Status::Online)],
+            "a binding answered without the list stands for what it asked"
+        );
+        assert_eq!(
+            t.tick(60_008)
+                .into_iter()
+                .map(|c| c.status)
+                .collect::<Vec<_>>(),
+            vec![Status::Offline],
+            "for 60 s, the contact's own expires"
+        );
+        run(
+            &mut t,
+            &reg("5 REGISTER", &format!("{contact}Expires: 60\r\n")),
+            70_000,
+        );
+        run(&mut t, &ok("5 REGISTER", ""), 70_001);
+        run(
+            &mut t,
+            &reg("6 REGISTER", "Contact: *\r\nExpires: 0\r\n"),
+            70_002,
+        );
+        assert_eq!(
+            run(&mut t, &ok("6 REGISTER", ""), 70_003),
+            vec![(u.into(), Status::Offline)],
+            "Contact: * removes every binding"
         );
     }
 
