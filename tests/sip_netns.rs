@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::os::unix::process::CommandExt as _;
-
 use std::{
     net::UdpSocket,
     process::{Command, Stdio},
@@ -289,17 +287,6 @@ fn sipp_call(tag: &str, transport: &str) {
     );
 }
 
-/// A child leading its own process group; dropping it kills the group.
-struct ProcessGroup(std::process::Child);
-
-impl Drop for ProcessGroup {
-    fn drop(&mut self) {
-        // SAFETY: plain syscall; the group is the child's own.
-        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
-        let _ = self.0.wait();
-    }
-}
-
 /// The monitor's PUBLISHes go to Kamailio's presence module (Debian's
 /// kamailio with presence, presence_xml and db_sqlite): every PUBLISH,
 /// initial and the later ones carrying SIP-If-Match, is answered 200 with
@@ -320,61 +307,15 @@ fn kamailio_accepts_the_monitors_publish() {
             c.execute_batch(&sql).unwrap();
         }
     }
-    let cfg = net.dir.join("kamailio.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
+    let cfg = format!(
             "#!KAMAILIO\ndebug=2\nlog_stderror=yes\nchildren=1\nlisten=udp:10.6.0.2:5080\nmpath=\"/usr/lib/x86_64-linux-gnu/kamailio/modules/\"\n\
              loadmodule \"tm.so\"\nloadmodule \"sl.so\"\nloadmodule \"pv.so\"\nloadmodule \"maxfwd.so\"\nloadmodule \"textops.so\"\nloadmodule \"siputils.so\"\n\
              loadmodule \"db_sqlite.so\"\nloadmodule \"presence.so\"\nloadmodule \"presence_xml.so\"\n\
              modparam(\"presence\", \"db_url\", \"sqlite://{db}\")\nmodparam(\"presence_xml\", \"db_url\", \"sqlite://{db}\")\nmodparam(\"presence_xml\", \"force_active\", 1)\n\
              request_route {{\n  if (is_method(\"PUBLISH\")) {{ handle_publish(); exit; }}\n  sl_send_reply(\"405\", \"Method Not Allowed\");\n}}\n",
             db = db.display()
-        ),
-    )
-    .unwrap();
-    // Kamailio forks workers: it runs in its own process group, and the
-    // guard kills the whole group, also when the test fails.
-    let kam = ProcessGroup(
-        Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &net.name("srv"),
-                "kamailio",
-                "-DD",
-                "-E",
-                "-f",
-            ])
-            .arg(&cfg)
-            .arg("-P")
-            .arg(net.dir.join("kamailio.pid"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(net.dir.join("kamailio.log")).unwrap())
-            .process_group(0)
-            .spawn()
-            .expect("kamailio (cargo xtask setup installs it)"),
-    );
-    // Kamailio listening on 5080 before anything is sent to it (bounded).
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &net.name("srv"),
-                "ss",
-                "-Hlun",
-                "sport = :5080",
-            ])
-            .output()
-            .expect("ss");
-        if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
-            break;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-    thread::sleep(Duration::from_millis(300));
+        );
+    let kam = net.kamailio("srv", "kamailio", &cfg, 5080);
     let mon_cfg = net.monitor_config("example.com", "10.6.0.2:5080", "");
     net.daemon("mon", &mon_cfg);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

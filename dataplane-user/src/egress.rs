@@ -100,3 +100,15 @@ pub(crate) fn attach(
     info!(interface, program = name, "tc egress program attached");
     Ok(pinned.into())
 }
+
+/// The names of the programs on `interface`'s TCX egress hook (in the
+/// caller's namespace), first to last: what `status` and the tests read
+/// to see one classifier per interface, however many daemons came before.
+pub fn attached(interface: &str) -> Result<Vec<String>> {
+    let (_, progs) = SchedClassifier::query_tcx(interface, TcAttachType::Egress)
+        .map_err(|e| Error::Program(format!("tcx query on {interface}"), e))?;
+    Ok(progs
+        .iter()
+        .map(|p| p.name_as_str().unwrap_or("?").to_string())
+        .collect())
+}

@@ -2,7 +2,7 @@
 //! map wrappers and BPF_PROG_TEST_RUN.
 
 mod batch;
-mod egress;
+pub mod egress;
 pub mod gateway;
 pub mod lb;
 pub mod migration;

@@ -267,6 +267,7 @@ impl Monitor {
                         changes.extend(self.tracker.handle(&m, now));
                     }
                     Err(e) => {
+                        tracing::debug!(error = %e, frame = ?String::from_utf8_lossy(&c.frame), "not valid SIP");
                         let reason = e.to_string().split(':').next().unwrap_or("").to_string();
                         *self
                             .status

@@ -185,14 +185,88 @@ impl Net {
     /// Config of the monitor on `mon` (both interfaces), publishing to
     /// `presence`, with `extra` keys of the [sip_monitor] section.
     pub fn monitor_config(&self, domain: &str, presence: &str, extra: &str) -> String {
+        self.monitor_config_on(&["eth0", "eth1"], domain, presence, extra)
+    }
+
+    /// `monitor_config` on `interfaces` of `mon`.
+    pub fn monitor_config_on(
+        &self,
+        interfaces: &[&str],
+        domain: &str,
+        presence: &str,
+        extra: &str,
+    ) -> String {
         format!(
-            "{}[sip_monitor]\ninterfaces = [\"eth0\", \"eth1\"]\ndomain = \"{domain}\"\npresence = \"{presence}\"\npublish_interval_ms = 20\n{extra}",
+            "{}[sip_monitor]\ninterfaces = {interfaces:?}\ndomain = \"{domain}\"\npresence = \"{presence}\"\npublish_interval_ms = 20\n{extra}",
             self.node("mon")
         )
     }
 
+    /// Kamailio with `cfg` (its config text) in `role`'s namespace,
+    /// returned once it listens on UDP `port` (bounded: 15 s), its log in
+    /// `<dir>/<name>.log`. It forks workers, so it leads a process group
+    /// the guard kills whole, also when a test fails.
+    pub fn kamailio(&self, role: &str, name: &str, cfg: &str, port: u16) -> ProcessGroup {
+        use std::os::unix::process::CommandExt;
+        let path = self.dir.join(format!("{name}.cfg"));
+        std::fs::write(&path, cfg).unwrap();
+        let log = self.dir.join(format!("{name}.log"));
+        let mut kam = ProcessGroup(
+            Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &self.name(role),
+                    "kamailio",
+                    "-DD",
+                    "-E",
+                    "-f",
+                ])
+                .arg(&path)
+                .arg("-P")
+                .arg(self.dir.join(format!("{name}.pid")))
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .process_group(0)
+                .spawn()
+                .expect("kamailio (cargo xtask setup installs it)"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let filter = format!("sport = :{port}");
+        loop {
+            let out = Command::new("ip")
+                .args(["netns", "exec", &self.name(role), "ss", "-Hlun", &filter])
+                .output()
+                .expect("ss");
+            if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+                break;
+            }
+            let exited = kam.0.try_wait().ok().flatten();
+            assert!(
+                Instant::now() < deadline && exited.is_none(),
+                "kamailio did not listen on {port} ({exited:?}): {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+        // Its workers take a moment after the socket is bound.
+        thread::sleep(Duration::from_millis(300));
+        kam
+    }
+
     pub fn call(&self, role: &str, req: Request) -> serde_json::Value {
         edgeplane::client::call(&self.dir.join(format!("{role}.sock")), &req).unwrap()
+    }
+}
+
+/// A child leading its own process group; dropping it kills the group.
+pub struct ProcessGroup(pub Child);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        // SAFETY: plain syscall; the group is the child's own.
+        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
+        let _ = self.0.wait();
     }
 }
 

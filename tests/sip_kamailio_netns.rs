@@ -1,0 +1,272 @@
+//! The monitor on the session control server itself (claim 1): Kamailio
+//! is the registrar and proxy in `mon` (10.5.0.1:5060), and the monitor
+//! watches that namespace's interface toward the UAs, `eth0`, and nothing
+//! else. sipp UAs in `ua` register, call, cancel, hang up and de-register
+//! through Kamailio with the XML scenarios in `tests/sip/`.
+//!
+//! What Kamailio sends itself (the 200s to REGISTER, the forwarded INVITE
+//! and its answers, the proxied BYE) leaves through eth0 and only the TC
+//! egress program sees it: a registration becomes online only through the
+//! registrar's 200, which never arrives at the host.
+
+mod common;
+
+use std::{
+    path::Path,
+    process::{Child, Command, Output, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use control::api::Request;
+use testlab::sip_lab::Net;
+
+/// Kamailio as a registrar (usrloc in memory) and a record-routing
+/// stateful proxy on 10.5.0.1:5060.
+const KAMAILIO: &str = r#"#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+listen=udp:10.5.0.1:5060
+mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+modparam("usrloc", "db_mode", 0)
+request_route {
+  if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
+  if (is_method("CANCEL")) { if (t_check_trans()) { t_relay(); } exit; }
+  if (has_totag()) {
+    if (loose_route()) { t_relay(); exit; }
+    if (is_method("ACK")) { if (t_check_trans()) { t_relay(); } exit; }
+    sl_send_reply("404", "Not here"); exit;
+  }
+  if (is_method("REGISTER")) { save("location"); exit; }
+  if (is_method("INVITE")) { record_route(); }
+  if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
+  t_relay();
+}
+"#;
+
+fn scenario(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sip")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn sipp_args<'a>(net: &'a Net, xml: &'a str, user: &'a str, port: &'a str) -> Vec<String> {
+    [
+        "netns",
+        "exec",
+        &net.name("ua"),
+        "sipp",
+        "-sf",
+        xml,
+        "-s",
+        user,
+        "-i",
+        "10.5.0.2",
+        "-p",
+        port,
+        "-m",
+        "1",
+        "-nostdin",
+        "-timeout",
+        "15s",
+        "10.5.0.1:5060",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// One sipp run of `xml` as `user` from 10.5.0.2:`port`, to its end.
+fn sipp(net: &Net, xml: &str, user: &str, port: &str) -> Output {
+    let xml = scenario(xml);
+    let out = Command::new("timeout")
+        .arg("20")
+        .arg("ip")
+        .args(sipp_args(net, &xml, user, port))
+        .current_dir(&net.dir)
+        .output()
+        .expect("sipp (cargo xtask setup installs sip-tester)");
+    assert!(
+        out.status.success(),
+        "sipp {xml} as {user}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A sipp UAS waiting for one call, killed when dropped.
+struct Uas(Child);
+
+impl Drop for Uas {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn uas(net: &Net, xml: &str, user: &str, port: &str) -> Uas {
+    let xml = scenario(xml);
+    let c = Command::new("ip")
+        .args(sipp_args(net, &xml, user, port))
+        .current_dir(&net.dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp");
+    // Bound before the call is placed (bounded).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let filter = format!("sport = :{port}");
+    while Instant::now() < deadline {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &net.name("ua"), "ss", "-Hlun", &filter])
+            .output()
+            .unwrap();
+        if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    Uas(c)
+}
+
+/// The statuses the presence server stored for `user`, oldest first.
+fn history(net: &Net, user: &str) -> Vec<String> {
+    net.call("srv", Request::PresenceHistory { user: user.into() })
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_monitor_on_kamailios_own_interface_sees_both_directions() {
+    if !common::kernel_available("sip_kamailio_registrar") {
+        return;
+    }
+    let mut net = Net::new("r", env!("CARGO_BIN_EXE_edgeplane").as_ref());
+    let db = net.dir.join("presence.db").display().to_string();
+    let srv_cfg = net.presence_config_at("srv", "10.6.0.2:5070", &db);
+    net.daemon("srv", &srv_cfg);
+    let kam = net.kamailio("mon", "registrar", KAMAILIO, 5060);
+    let mon_cfg = net.monitor_config_on(&["eth0"], "example.com", "10.6.0.2:5070", "");
+    net.daemon("mon", &mon_cfg);
+
+    // alice, bob and carol register; bob answers a call, carol rings
+    // until the caller gives up.
+    sipp(&net, "register.xml", "alice", "5061");
+    sipp(&net, "register.xml", "bob", "5062");
+    sipp(&net, "register.xml", "carol", "5063");
+    let bob = uas(&net, "uas_answer.xml", "bob", "5062");
+    let carol = uas(&net, "uas_ring.xml", "carol", "5063");
+    sipp(&net, "call.xml", "bob", "5061");
+    sipp(&net, "cancel.xml", "carol", "5061");
+    sipp(&net, "unregister.xml", "alice", "5061");
+    drop((bob, carol));
+
+    // Everything published and answered (bounded).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mon = loop {
+        let mon = net.call("mon", Request::SipMonitorStatus);
+        let done = history(&net, "alice@example.com")
+            .last()
+            .map(String::as_str)
+            == Some("offline")
+            && mon["publish_ok"] == mon["published"];
+        if done || Instant::now() > deadline {
+            break mon;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    let log = || std::fs::read_to_string(net.dir.join("registrar.log")).unwrap_or_default();
+    assert_eq!(
+        history(&net, "alice@example.com"),
+        vec!["online", "talking", "terminated", "offline"],
+        "monitor: {mon}\n{}",
+        log()
+    );
+    assert_eq!(
+        history(&net, "bob@example.com"),
+        vec!["online", "talking", "terminated"],
+        "monitor: {mon}"
+    );
+    assert_eq!(
+        history(&net, "carol@example.com"),
+        vec!["online"],
+        "a cancelled call never talks: {mon}"
+    );
+    assert_eq!(mon["dialogs"], 0, "the cancelled call is forgotten: {mon}");
+    assert_eq!(mon["publish_ok"], mon["published"], "{mon}");
+    assert_eq!(
+        mon["invalid"],
+        serde_json::json!({}),
+        "Kamailio's and sipp's messages all parse: {mon}"
+    );
+
+    // Both programs fed the one ring: the egress count includes what
+    // Kamailio sent (its three 200s to REGISTER and its share of both
+    // calls), and the monitor read every copy the programs made.
+    thread::sleep(Duration::from_millis(300));
+    let rows = net.call("mon", Request::Stats);
+    let count = |name: &str| -> u64 {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["role"] == "sip-monitor" && c["name"] == name)
+            .unwrap_or_else(|| panic!("no sip-monitor counter {name}: {rows}"))["packets"]
+            .as_u64()
+            .unwrap()
+    };
+    assert!(
+        count("egress") >= 10,
+        "Kamailio's own messages seen leaving: {rows}"
+    );
+    assert!(
+        count("copies_read") >= count("copied"),
+        "every copy read: {rows}"
+    );
+
+    // A monitor restarted takes the pinned egress link over: still one
+    // classifier on eth0, and what Kamailio sends is seen again.
+    net.kill("mon");
+    net.daemon("mon", &mon_cfg);
+    let ns = format!("/run/netns/{}", net.name("mon"));
+    let on_eth0 = thread::spawn(move || {
+        testlab::topo::enter_netns(&ns).unwrap();
+        dataplane_user::egress::attached("eth0").unwrap()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(on_eth0, vec!["sip_monitor_egr"], "one egress program");
+    sipp(&net, "register.xml", "alice", "5061");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while history(&net, "alice@example.com")
+        .last()
+        .map(String::as_str)
+        != Some("online")
+        && Instant::now() < deadline
+    {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        history(&net, "alice@example.com")
+            .last()
+            .map(String::as_str),
+        Some("online"),
+        "the restarted monitor saw the registrar's 200"
+    );
+    drop(kam);
+}
