@@ -166,3 +166,117 @@ fn a_lost_or_refused_publish_is_sent_again_with_the_newest_status() {
     assert_eq!(mon["publish_ok"].as_u64().unwrap(), answered - 2, "{mon}");
     assert_eq!(mon["publish_timeouts"], 0, "{mon}");
 }
+
+/// Publications live as long as their Expires (RFC 3903 §4.1): with the
+/// monitor asking for 2 s, it refreshes each one before it lapses (the
+/// status stays online, no new history), and once the monitor is gone the
+/// presence server turns the status offline itself, cause "expired".
+#[test]
+fn publications_are_refreshed_and_lapse_when_the_monitor_is_gone() {
+    if !common::kernel_available("sip_publish_expiry") {
+        return;
+    }
+    let mut net = Net::new("x", env!("CARGO_BIN_EXE_edgeplane").as_ref());
+    let srv_cfg = net.presence_config(None);
+    net.daemon("srv", &srv_cfg);
+    let mon_cfg = net.monitor_config("example.com", "10.6.0.2:5070", "publish_expires_secs = 2\n");
+    net.daemon("mon", &mon_cfg);
+    let stop = Arc::new(AtomicBool::new(false));
+    let registrar = uas(format!("/run/netns/{}", net.name("srv")), stop.clone());
+    let ua = format!("/run/netns/{}", net.name("ua"));
+    thread::spawn(move || {
+        enter_netns(&ua).unwrap();
+        let s = UdpSocket::bind("10.5.0.2:5060").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let a = "alice@example.com";
+        let reg = testlab::sip_lab::sip(
+            "REGISTER sip:example.com SIP/2.0",
+            a,
+            a,
+            "reg-x",
+            "1 REGISTER",
+            "Expires: 600\r\n",
+            "",
+        );
+        s.send_to(reg.as_bytes(), "10.6.0.2:5060").unwrap();
+        let mut buf = [0u8; 2048];
+        s.recv(&mut buf).expect("the registrar's 200");
+    })
+    .join()
+    .unwrap();
+
+    let show = |net: &Net| -> serde_json::Value {
+        net.call(
+            "srv",
+            Request::PresenceShow {
+                user: Some("alice@example.com".into()),
+            },
+        )[0]
+        .clone()
+    };
+    // Past two lifetimes: still online, refreshed, one history row.
+    thread::sleep(Duration::from_millis(4500));
+    let mon = net.call("mon", Request::SipMonitorStatus);
+    assert_eq!(show(&net)["status"], "online", "{mon}");
+    assert!(
+        mon["publish_refreshed"].as_u64().unwrap() >= 2,
+        "refreshed at 1.8 s and 3.6 s: {mon}"
+    );
+    let history = |net: &Net| -> Vec<(String, String)> {
+        net.call(
+            "srv",
+            Request::PresenceHistory {
+                user: "alice@example.com".into(),
+            },
+        )
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["status"].as_str().unwrap().to_string(),
+                r["cause"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+    };
+    assert_eq!(
+        history(&net),
+        vec![("online".to_string(), "published".to_string())],
+        "a refresh is not a change"
+    );
+    let left = show(&net)["expires"].as_f64().unwrap() - now_unix();
+    assert!((0.0..=2.5).contains(&left), "expires within 2 s: {left}");
+
+    // The monitor goes away: within a lifetime and a sweep, offline.
+    net.kill("mon");
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while show(&net)["status"] != "offline" && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(show(&net)["status"], "offline");
+    assert!(show(&net)["expires"].is_null(), "offline is final");
+    assert_eq!(
+        history(&net).last().unwrap(),
+        &("offline".to_string(), "expired".to_string())
+    );
+    let rows = net.call("srv", Request::Stats);
+    let expired = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["role"] == "presence" && c["name"] == "expired")
+        .unwrap_or_else(|| panic!("no presence counter expired: {rows}"))["packets"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(expired, 1, "{rows}");
+    stop.store(true, Ordering::SeqCst);
+    registrar.join().unwrap();
+}
+
+fn now_unix() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}

@@ -35,8 +35,16 @@ pub fn run(cmd: PresenceCmd, call: &Call) -> anyhow::Result<()> {
                 print_json(&v);
             } else {
                 let rows: Vec<Row> = serde_json::from_value(v)?;
-                rows.iter()
-                    .for_each(|r| line(&r.user, &r.source, &r.status, r.updated, None));
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0);
+                rows.iter().for_each(|r| {
+                    let left = r
+                        .expires
+                        .map(|e| format!("expires in {:.0} s", (e - now).max(0.0)));
+                    line(&r.user, &r.source, &r.status, r.updated, left.as_deref())
+                });
             }
         }
         PresenceCmd::History { user, json } => {

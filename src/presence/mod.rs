@@ -21,6 +21,15 @@ use tracing::{info, warn};
 
 use crate::sip_monitor::{peer_ip, response};
 
+/// The longest publication the server grants (RFC 3903 §6 step 5 lets it
+/// shorten what is asked); none asked is an hour.
+const MAX_PUBLICATION_SECS: u32 = 86_400;
+
+/// The interval a PUBLISH is granted, echoed in the 200's Expires.
+fn publication_expires(m: &sip::Message) -> u32 {
+    m.expires.unwrap_or(3600).min(MAX_PUBLICATION_SECS)
+}
+
 fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -36,6 +45,8 @@ pub struct PresenceCounters {
     pub answers: BTreeMap<u16, u64>,
     pub updates: u64,
     pub notifies: u64,
+    /// Statuses turned offline because their publication lapsed.
+    pub expired: u64,
 }
 
 pub struct Server {
@@ -111,8 +122,11 @@ impl Server {
             Err(e) => warn!(error = %e, "presence: no TCP listener"),
         }
         let mut buf = vec![0u8; 65536];
+        // Publications that lapse unrefreshed are swept once a second.
+        let mut sweep = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tokio::select! {
+                _ = sweep.tick() => self.expire().await,
                 r = self.sock.recv_from(&mut buf) => {
                     let Ok((n, peer)) = r else { continue };
                     let raw = buf[..n].to_vec();
@@ -125,6 +139,23 @@ impl Server {
                     let _ = back.send(reply);
                 }
             }
+        }
+    }
+
+    /// Statuses whose publication lapsed turn offline; their watchers
+    /// are told.
+    async fn expire(&mut self) {
+        let store = self.store.clone();
+        let now = unix_now();
+        match tokio::task::block_in_place(|| store.lock().unwrap().expire(now)) {
+            Ok(users) => {
+                self.counters.lock().unwrap().expired += users.len() as u64;
+                for u in users {
+                    info!(user = %u, "publication lapsed; offline");
+                    self.notify_all(&u).await;
+                }
+            }
+            Err(e) => warn!(error = %e, "presence store failed (expiry sweep)"),
         }
     }
 
@@ -206,17 +237,21 @@ impl Server {
             return response(m, raw, 403, "Forbidden", "");
         }
         let body = String::from_utf8_lossy(&m.body);
+        let at = unix_now();
+        let user = m.to.aor();
+        let source = peer_ip(peer);
+        let store = self.store.clone();
+        let granted = publication_expires(m);
+        // What the status lasts: the granted interval, or for good when
+        // the publication ends with it (Expires 0: the monitor's offline).
+        let until = (granted > 0).then(|| at + f64::from(granted));
         match presence::pidf_status(&body) {
             Some(status) => {
-                let at = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs_f64())
-                    .unwrap_or(0.0);
-                let user = m.to.aor();
-                let store = self.store.clone();
-                let source = peer_ip(peer);
                 let stored = tokio::task::block_in_place(|| {
-                    store.lock().unwrap().apply(&user, &source, status, at)
+                    store
+                        .lock()
+                        .unwrap()
+                        .apply(&user, &source, status, at, until)
                 });
                 match stored {
                     Ok(_) => {
@@ -231,8 +266,39 @@ impl Server {
                     }
                 }
             }
-            // A refresh: nothing changes but the lifetime.
-            None if m.if_match.is_some() && m.body.is_empty() => self.accepted(m, raw),
+            // A refresh: nothing changes but the lifetime; Expires 0
+            // removes the publication (RFC 3903 §4.5), its status final.
+            None if m.if_match.is_some() && m.body.is_empty() => {
+                let done = tokio::task::block_in_place(|| {
+                    let mut st = store.lock().unwrap();
+                    match until {
+                        Some(until) => st.refresh(&user, &source, until).map(|_| false),
+                        None => st
+                            .apply(
+                                &user,
+                                &source,
+                                control::sip_monitor::track::Status::Offline,
+                                at,
+                                None,
+                            )
+                            .map(|_| true),
+                    }
+                });
+                match done {
+                    Ok(removed) => {
+                        let r = self.accepted(m, raw);
+                        if removed {
+                            self.counters.lock().unwrap().updates += 1;
+                            self.notify_all(&user).await;
+                        }
+                        r
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "presence store failed (refresh)");
+                        response(m, raw, 500, "Server Internal Error", "")
+                    }
+                }
+            }
             None => response(m, raw, 400, "Bad Request", ""),
         }
     }
@@ -260,7 +326,7 @@ impl Server {
     /// or 412 if that one was replaced meanwhile (another server took the
     /// same refresh), or 500 if the store failed.
     fn accepted(&self, m: &sip::Message, raw: &[u8]) -> String {
-        let expires = m.expires.unwrap_or(3600);
+        let expires = publication_expires(m);
         let user = m.to.aor();
         let now = unix_now();
         let store = self.store.clone();

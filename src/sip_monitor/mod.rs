@@ -45,6 +45,8 @@ pub struct MonitorStatus {
     pub publish_timeouts: u64,
     /// Outstanding requests dropped because a newer status was sent.
     pub publish_superseded: u64,
+    /// Publications refreshed before the server let them lapse.
+    pub publish_refreshed: u64,
     pub dialogs: usize,
     /// The copy program's counters (name, packets, bytes), refreshed on
     /// the monitor's poll; `edgeplane stats` shows them.
@@ -78,6 +80,9 @@ struct Terminal {
     state: TerminalState,
     /// Failed attempts since its last success.
     failures: u32,
+    /// When its publication is refreshed (monitor ms; RFC 3903 §4.3),
+    /// before the server lets it lapse.
+    refresh_at: Option<u64>,
 }
 
 pub struct Monitor {
@@ -210,6 +215,7 @@ impl Monitor {
                         warn!(error = %e, "sip monitor poll failed");
                     }
                     self.retransmit().await;
+                    self.refresh().await;
                 }
                 r = self.sock.recv(&mut buf) => {
                     if let Ok(n) = r {
@@ -315,25 +321,67 @@ impl Monitor {
     }
 
     async fn send(&mut self, user: &str) {
-        let local = self.local.clone();
-        let server = self.cfg.presence.to_string();
         let Some(t) = self.terminals.get_mut(user) else {
             return;
         };
         let Some(status) = t.pending.take() else {
             return;
         };
-        t.cseq += 1;
         t.last_sent = Some(Instant::now());
         t.status = Some(status);
-        let call_id = format!("pub-{}-{}", user.replace('@', "-"), t.cseq);
         let body = t.state.document(user, status);
         // A state change always carries the full document; the ETag
         // names the publication it modifies (RFC 3903 §4.4).
-        let expires = if status == Status::Offline { 0 } else { 3600 };
+        let expires = if status == Status::Offline {
+            0
+        } else {
+            self.cfg.publish_expires_secs
+        };
+        self.publish(user, &body, expires).await;
+    }
+
+    /// Refresh the publications due (RFC 3903 §4.3: SIP-If-Match, no
+    /// body), so the server keeps the status; with the REGISTER carrier,
+    /// the status is sent again.
+    async fn refresh(&mut self) {
+        let now = self.now();
+        let due: Vec<String> = self
+            .terminals
+            .iter()
+            .filter(|(_, t)| t.refresh_at.is_some_and(|at| at <= now) && t.pending.is_none())
+            .map(|(u, _)| u.clone())
+            .collect();
+        for user in due {
+            let Some(t) = self.terminals.get_mut(&user) else {
+                continue;
+            };
+            t.refresh_at = None;
+            if self.outstanding.values().any(|o| o.user == user) {
+                continue; // the answer to that one sets the next refresh
+            }
+            match (self.cfg.carrier, t.etag.is_some()) {
+                (Carrier::Publish, true) => {
+                    self.status.lock().unwrap().publish_refreshed += 1;
+                    self.publish(&user, "", self.cfg.publish_expires_secs).await;
+                }
+                _ => t.pending = t.status,
+            }
+        }
+    }
+
+    /// Send `user`'s request carrying `body` (empty: a refresh), the only
+    /// one of theirs retransmitted from now on.
+    async fn publish(&mut self, user: &str, body: &str, expires: u32) {
+        let local = self.local.clone();
+        let server = self.cfg.presence.to_string();
+        let Some(t) = self.terminals.get_mut(user) else {
+            return;
+        };
+        t.cseq += 1;
+        let call_id = format!("pub-{}-{}", user.replace('@', "-"), t.cseq);
         let msg = match self.cfg.carrier {
             Carrier::Register => {
-                presence::register_with_status(user, &local, &call_id, t.cseq, expires, &body)
+                presence::register_with_status(user, &local, &call_id, t.cseq, expires, body)
             }
             Carrier::Publish => presence::publish(
                 user,
@@ -343,7 +391,7 @@ impl Monitor {
                 t.cseq,
                 t.etag.as_deref(),
                 expires,
-                &body,
+                body,
             ),
         };
         // Only the newest status is worth retransmitting.
@@ -385,9 +433,15 @@ impl Monitor {
         match status {
             200..=299 => {
                 self.status.lock().unwrap().publish_ok += 1;
+                let now = self.now();
                 if let Some(t) = self.terminals.get_mut(&user) {
                     t.etag = m.etag.clone();
                     t.failures = 0;
+                    // What the server granted (it may shorten it); a
+                    // final status (offline, Expires 0) is not refreshed.
+                    let granted = m.expires.unwrap_or(0);
+                    t.refresh_at = (granted > 0 && t.status != Some(Status::Offline))
+                        .then(|| now + u64::from(granted) * 900);
                 }
             }
             412 => {

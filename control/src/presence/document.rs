@@ -125,10 +125,15 @@ pub fn publish(
     if let Some(e) = etag {
         m += &format!("SIP-If-Match: {e}\r\n");
     }
-    m += &format!(
-        "Content-Type: application/pidf+xml\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
+    if body.is_empty() {
+        // A refresh or a removal (§4.3, §4.5): no body, no type.
+        m += "Content-Length: 0\r\n\r\n";
+    } else {
+        m += &format!(
+            "Content-Type: application/pidf+xml\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+    }
     m
 }
 

@@ -15,6 +15,10 @@ pub struct Row {
     pub source: String,
     pub status: String,
     pub updated: f64,
+    /// When the publication that set it lapses unless refreshed (unix
+    /// seconds; RFC 3903 §4.1); none for a final status (offline).
+    #[serde(default)]
+    pub expires: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
@@ -23,7 +27,7 @@ pub struct HistoryRow {
     pub source: String,
     pub status: String,
     pub at: f64,
-    /// "published" or "reconciled".
+    /// "published", "reconciled" or "expired".
     pub cause: String,
 }
 
@@ -47,9 +51,13 @@ pub struct Store {
     db: Db,
 }
 
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS status (user_aor TEXT NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, updated DOUBLE PRECISION NOT NULL, PRIMARY KEY (user_aor, source));
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS status (user_aor TEXT NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, updated DOUBLE PRECISION NOT NULL, expires DOUBLE PRECISION, PRIMARY KEY (user_aor, source));
      CREATE TABLE IF NOT EXISTS history (id BIGSERIAL_OR_INTEGER PRIMARY KEY, user_aor TEXT NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, cause TEXT NOT NULL);
      CREATE TABLE IF NOT EXISTS etag (etag TEXT PRIMARY KEY, user_aor TEXT NOT NULL, expires DOUBLE PRECISION NOT NULL);";
+
+/// After `SCHEMA`: the index the expiry sweep reads (a database made
+/// before statuses expired gets the column first).
+const EXPIRY_INDEX: &str = "CREATE INDEX IF NOT EXISTS status_expires ON status (expires)";
 
 /// A fresh entity-tag: 16 random octets in hex, unique across the servers
 /// that share a database.
@@ -78,6 +86,10 @@ impl Store {
         if database.starts_with("postgres://") || database.starts_with("postgresql://") {
             let mut c = postgres::Client::connect(database, postgres::NoTls)?;
             c.batch_execute(&SCHEMA.replace("BIGSERIAL_OR_INTEGER", "BIGSERIAL"))?;
+            c.batch_execute(
+                "ALTER TABLE status ADD COLUMN IF NOT EXISTS expires DOUBLE PRECISION",
+            )?;
+            c.batch_execute(EXPIRY_INDEX)?;
             return Ok(Self {
                 db: Db::Postgres(Box::new(c)),
             });
@@ -96,26 +108,37 @@ impl Store {
     fn with(db: Connection) -> rusqlite::Result<Self> {
         db.execute_batch("PRAGMA journal_mode=WAL;")?;
         db.execute_batch(&SCHEMA.replace("BIGSERIAL_OR_INTEGER", "INTEGER"))?;
+        let has: i64 = db.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('status') WHERE name = 'expires'",
+            [],
+            |r| r.get(0),
+        )?;
+        if has == 0 {
+            db.execute_batch("ALTER TABLE status ADD COLUMN expires DOUBLE PRECISION")?;
+        }
+        db.execute_batch(EXPIRY_INDEX)?;
         Ok(Self { db: Db::Sqlite(db) })
     }
 
-    /// Store an update from `source`; then every other status held for
-    /// the same user that disagrees is rewritten to agree (claims 4-5,
-    /// 23). Returns how many were rewritten.
+    /// Store an update from `source`, its publication valid `until`
+    /// (none: a final status); then every other status held for the same
+    /// user that disagrees is rewritten to agree (claims 4-5, 23).
+    /// Returns how many were rewritten.
     pub fn apply(
         &mut self,
         user: &str,
         source: &str,
         status: Status,
         at: f64,
+        until: Option<f64>,
     ) -> Result<usize, StoreError> {
         let st = status_name(status);
         match &mut self.db {
             Db::Sqlite(db) => {
                 let tx = db.transaction()?;
                 tx.execute(
-                    "INSERT INTO status (user_aor, source, status, updated) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (user_aor, source) DO UPDATE SET status = ?3, updated = ?4",
-                    params![user, source, st, at],
+                    "INSERT INTO status (user_aor, source, status, updated, expires) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (user_aor, source) DO UPDATE SET status = ?3, updated = ?4, expires = ?5",
+                    params![user, source, st, at, until],
                 )?;
                 tx.execute("INSERT INTO history (user_aor, source, status, at, cause) VALUES (?1, ?2, ?3, ?4, 'published')", params![user, source, st, at])?;
                 let others: Vec<String> = {
@@ -133,8 +156,8 @@ impl Store {
             Db::Postgres(c) => {
                 let mut tx = c.transaction()?;
                 tx.execute(
-                    "INSERT INTO status (user_aor, source, status, updated) VALUES ($1, $2, $3, $4) ON CONFLICT (user_aor, source) DO UPDATE SET status = $3, updated = $4",
-                    &[&user, &source, &st, &at],
+                    "INSERT INTO status (user_aor, source, status, updated, expires) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_aor, source) DO UPDATE SET status = $3, updated = $4, expires = $5",
+                    &[&user, &source, &st, &at, &until],
                 )?;
                 tx.execute("INSERT INTO history (user_aor, source, status, at, cause) VALUES ($1, $2, $3, $4, 'published')", &[&user, &source, &st, &at])?;
                 let others: Vec<String> = tx
@@ -227,17 +250,77 @@ impl Store {
         Ok(Some(e))
     }
 
+    /// A refresh (RFC 3903 §4.3): `source`'s publication for `user` now
+    /// lasts `until`. False when it holds no status for them.
+    pub fn refresh(&mut self, user: &str, source: &str, until: f64) -> Result<bool, StoreError> {
+        const SQL: &str = "UPDATE status SET expires = $1 WHERE user_aor = $2 AND source = $3 AND expires IS NOT NULL";
+        Ok(match &mut self.db {
+            Db::Sqlite(db) => db.execute(SQL, params![until, user, source])?,
+            Db::Postgres(c) => c.execute(SQL, &[&until, &user, &source])? as usize,
+        } > 0)
+    }
+
+    /// Publications whose lifetime passed by `now` without a refresh: the
+    /// statuses they set turn offline (history cause "expired"), final,
+    /// so none stays online or talking for a monitor that went away.
+    /// Returns the users whose status changed. Reads only the rows due.
+    pub fn expire(&mut self, now: f64) -> Result<Vec<String>, StoreError> {
+        const DUE: &str =
+            "SELECT user_aor, source, status FROM status WHERE expires IS NOT NULL AND expires <= $1";
+        const LAPSE: &str = "UPDATE status SET status = 'offline', updated = $1, expires = NULL WHERE user_aor = $2 AND source = $3";
+        const NOTE: &str = "INSERT INTO history (user_aor, source, status, at, cause) VALUES ($1, $2, 'offline', $3, 'expired')";
+        let offline = status_name(Status::Offline);
+        let mut users = Vec::new();
+        match &mut self.db {
+            Db::Sqlite(db) => {
+                let tx = db.transaction()?;
+                let due: Vec<(String, String, String)> = {
+                    let mut q = tx.prepare(DUE)?;
+                    let rows =
+                        q.query_map(params![now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                    rows.collect::<rusqlite::Result<_>>()?
+                };
+                for (user, source, status) in due {
+                    tx.execute(LAPSE, params![now, user, source])?;
+                    if status != offline {
+                        tx.execute(NOTE, params![user, source, now])?;
+                        users.push(user);
+                    }
+                }
+                tx.commit()?;
+            }
+            Db::Postgres(c) => {
+                let mut tx = c.transaction()?;
+                let due: Vec<(String, String, String)> = tx
+                    .query(DUE, &[&now])?
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1), r.get(2)))
+                    .collect();
+                for (user, source, status) in due {
+                    tx.execute(LAPSE, &[&now, &user, &source])?;
+                    if status != offline {
+                        tx.execute(NOTE, &[&user, &source, &now])?;
+                        users.push(user);
+                    }
+                }
+                tx.commit()?;
+            }
+        }
+        users.dedup();
+        Ok(users)
+    }
+
     pub fn show(&mut self, user: Option<&str>) -> Result<Vec<Row>, StoreError> {
         match &mut self.db {
             Db::Sqlite(db) => {
-                let mut q = db.prepare("SELECT user_aor, source, status, updated FROM status WHERE (?1 IS NULL OR user_aor = ?1) ORDER BY user_aor, source")?;
-                let rows = q.query_map(params![user], |r| Ok(Row { user: r.get(0)?, source: r.get(1)?, status: r.get(2)?, updated: r.get(3)? }))?;
+                let mut q = db.prepare("SELECT user_aor, source, status, updated, expires FROM status WHERE (?1 IS NULL OR user_aor = ?1) ORDER BY user_aor, source")?;
+                let rows = q.query_map(params![user], |r| Ok(Row { user: r.get(0)?, source: r.get(1)?, status: r.get(2)?, updated: r.get(3)?, expires: r.get(4)? }))?;
                 Ok(rows.collect::<rusqlite::Result<_>>()?)
             }
             Db::Postgres(c) => Ok(c
-                .query("SELECT user_aor, source, status, updated FROM status WHERE ($1::TEXT IS NULL OR user_aor = $1) ORDER BY user_aor, source", &[&user])?
+                .query("SELECT user_aor, source, status, updated, expires FROM status WHERE ($1::TEXT IS NULL OR user_aor = $1) ORDER BY user_aor, source", &[&user])?
                 .iter()
-                .map(|r| Row { user: r.get(0), source: r.get(1), status: r.get(2), updated: r.get(3) })
+                .map(|r| Row { user: r.get(0), source: r.get(1), status: r.get(2), updated: r.get(3), expires: r.get(4) })
                 .collect()),
         }
     }
@@ -262,14 +345,14 @@ impl Store {
 /// on SQLite, the PostgreSQL test on a private server).
 pub fn check_store(s: &mut Store) -> Result<(), String> {
     let e = |x: StoreError| x.to_string();
-    s.apply("alice@example.com", "monitor-1", Status::Online, 1.0)
+    s.apply("alice@example.com", "monitor-1", Status::Online, 1.0, None)
         .map_err(e)?;
-    s.apply("alice@example.com", "monitor-2", Status::Online, 2.0)
+    s.apply("alice@example.com", "monitor-2", Status::Online, 2.0, None)
         .map_err(e)?;
-    s.apply("bob@example.com", "monitor-1", Status::Online, 2.5)
+    s.apply("bob@example.com", "monitor-1", Status::Online, 2.5, None)
         .map_err(e)?;
     // monitor-1 sees alice talking: monitor-2's "online" is rewritten.
-    if s.apply("alice@example.com", "monitor-1", Status::Talking, 3.0)
+    if s.apply("alice@example.com", "monitor-1", Status::Talking, 3.0, None)
         .map_err(e)?
         != 1
     {
@@ -303,7 +386,7 @@ pub fn check_store(s: &mut Store) -> Result<(), String> {
     if h != want {
         return Err(format!("history {h:?}"));
     }
-    if s.apply("alice@example.com", "monitor-2", Status::Talking, 4.0)
+    if s.apply("alice@example.com", "monitor-2", Status::Talking, 4.0, None)
         .map_err(e)?
         != 0
     {
@@ -339,6 +422,51 @@ pub fn check_store(s: &mut Store) -> Result<(), String> {
     if !s.etag_valid(&b, "alice@example.com", 13.0).map_err(e)? {
         return Err("the new tag is valid".into());
     }
+    // Publications lapse: carol's online until 100 is refreshed to 200,
+    // dave's talking until 150 is not; erin's offline is final.
+    let lapsed = |s: &mut Store, u: &str| -> Result<(String, Option<f64>), String> {
+        let r = s.show(Some(u)).map_err(e)?;
+        let r = r.first().ok_or(format!("{u} missing"))?;
+        Ok((r.status.clone(), r.expires))
+    };
+    s.apply("carol@example.com", "m", Status::Online, 40.0, Some(100.0))
+        .map_err(e)?;
+    s.apply("dave@example.com", "m", Status::Talking, 50.0, Some(150.0))
+        .map_err(e)?;
+    s.apply("erin@example.com", "m", Status::Offline, 60.0, None)
+        .map_err(e)?;
+    if !s.refresh("carol@example.com", "m", 200.0).map_err(e)?
+        || s.refresh("carol@example.com", "other", 200.0).map_err(e)?
+        || s.refresh("erin@example.com", "m", 200.0).map_err(e)?
+    {
+        return Err("a refresh extends only a live publication of that source".into());
+    }
+    if !s.expire(149.0).map_err(e)?.is_empty() {
+        return Err("nothing is due before 150".into());
+    }
+    if s.expire(150.0).map_err(e)? != vec!["dave@example.com".to_string()] {
+        return Err("dave's publication lapses at 150".into());
+    }
+    if lapsed(s, "dave@example.com")? != ("offline".into(), None)
+        || lapsed(s, "carol@example.com")? != ("online".into(), Some(200.0))
+        || lapsed(s, "erin@example.com")? != ("offline".into(), None)
+    {
+        return Err("dave offline and final, carol still online until 200".into());
+    }
+    let last = s
+        .history("dave@example.com")
+        .map_err(e)?
+        .pop()
+        .ok_or("history")?;
+    if (last.status.as_str(), last.cause.as_str(), last.at) != ("offline", "expired", 150.0) {
+        return Err(format!("the lapse is in the history: {last:?}"));
+    }
+    if !s.expire(150.0).map_err(e)?.is_empty() {
+        return Err("a lapse happens once".into());
+    }
+    if s.expire(200.0).map_err(e)? != vec!["carol@example.com".to_string()] {
+        return Err("carol lapses at 200".into());
+    }
     Ok(())
 }
 
@@ -349,5 +477,24 @@ mod tests {
     #[test]
     fn an_update_rewrites_the_disagreeing_statuses_and_keeps_history() {
         check_store(&mut Store::in_memory().unwrap()).unwrap();
+    }
+
+    /// A database from before statuses expired opens: its rows are kept,
+    /// final, and new publications lapse.
+    #[test]
+    fn a_database_without_expiry_gets_the_column() {
+        let db = Connection::open_in_memory().unwrap();
+        db.execute_batch(
+            "CREATE TABLE status (user_aor TEXT NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, updated DOUBLE PRECISION NOT NULL, PRIMARY KEY (user_aor, source));
+             INSERT INTO status VALUES ('old@example.com', 'm', 'online', 1.0);",
+        )
+        .unwrap();
+        let mut s = Store::with(db).unwrap();
+        let rows = s.show(None).unwrap();
+        assert_eq!((rows[0].status.as_str(), rows[0].expires), ("online", None));
+        s.apply("new@example.com", "m", Status::Online, 2.0, Some(5.0))
+            .unwrap();
+        assert_eq!(s.expire(5.0).unwrap(), vec!["new@example.com".to_string()]);
+        assert_eq!(s.show(Some("old@example.com")).unwrap()[0].status, "online");
     }
 }

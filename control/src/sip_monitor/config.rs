@@ -35,6 +35,15 @@ pub struct SipMonitor {
     /// the session expires unrefreshed (claim 18).
     #[serde(default = "default_max_call_secs")]
     pub max_call_secs: u32,
+    /// The lifetime each status publication asks for (RFC 3903 Expires);
+    /// the monitor refreshes it at 90 % of what the server grants, and a
+    /// server whose monitor went away lets it lapse to offline.
+    #[serde(default = "default_publish_expires")]
+    pub publish_expires_secs: u32,
+}
+
+fn default_publish_expires() -> u32 {
+    3600
 }
 
 fn default_max_call_secs() -> u32 {
@@ -85,6 +94,12 @@ impl SipMonitor {
         }
         if self.domain.is_empty() {
             return Err(ConfigError::new("domain", "name the monitored domain"));
+        }
+        if !(2..=86_400).contains(&self.publish_expires_secs) {
+            return Err(ConfigError::new(
+                "publish_expires_secs",
+                "2..86400 seconds (a server grants at most a day)",
+            ));
         }
         Ok(())
     }
