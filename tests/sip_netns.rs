@@ -23,7 +23,7 @@ fn registration_and_call_become_presence() {
     if !common::kernel_available("sip_netns") {
         return;
     }
-    presence_flow("s", "publish", None);
+    presence_flow("s", "carrier = \"publish\"\n", None);
 }
 
 /// The same flow with the presence server on PostgreSQL.
@@ -33,7 +33,7 @@ fn registration_and_call_become_presence_on_postgresql() {
         return;
     }
     let pg = testlab::pg_lab::PgLab::start("flow").expect("private PostgreSQL server");
-    presence_flow("g", "publish", Some(pg.url()));
+    presence_flow("g", "carrier = \"publish\"\n", Some(pg.url()));
 }
 
 /// Claim 20: the same statuses carried by REGISTER instead of PUBLISH.
@@ -42,19 +42,26 @@ fn statuses_carried_by_register() {
     if !common::kernel_available("sip_register_carrier") {
         return;
     }
-    presence_flow("r", "register", None);
+    presence_flow("r", "carrier = \"register\"\n", None);
 }
 
-fn presence_flow(tag: &str, carrier: &str, database: Option<String>) {
+/// The same flow with the monitor's requests on one TCP connection to
+/// the presence server (`presence_transport = "tcp"`), answered on it.
+#[test]
+fn registration_and_call_become_presence_over_tcp() {
+    if !common::kernel_available("sip_netns_tcp_publish") {
+        return;
+    }
+    presence_flow("q", "presence_transport = \"tcp\"\n", None);
+}
+
+/// `extra`: keys of the monitor's section (carrier, transport).
+fn presence_flow(tag: &str, extra: &str, database: Option<String>) {
     let mut net = Net::new(tag, env!("CARGO_BIN_EXE_edgeplane").as_ref());
     let database = database.unwrap_or_else(|| net.dir.join("presence.db").display().to_string());
     let srv_cfg = net.presence_config(Some(&database));
     net.daemon("srv", &srv_cfg);
-    let mon_cfg = net.monitor_config(
-        "example.com",
-        "10.6.0.2:5070",
-        &format!("carrier = \"{carrier}\"\n"),
-    );
+    let mon_cfg = net.monitor_config("example.com", "10.6.0.2:5070", extra);
     net.daemon("mon", &mon_cfg);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let server = uas(format!("/run/netns/{}", net.name("srv")), stop.clone());
@@ -132,6 +139,27 @@ fn presence_flow(tag: &str, carrier: &str, database: Option<String>) {
         "alice's four statuses and bob's two were stored, and only what was published: {updates}"
     );
     assert!(count("srv", "presence", "answers_200") >= 6);
+    if extra.contains("tcp") {
+        // One connection carried every request and its answer; nothing
+        // was retransmitted over it.
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &net.name("mon"),
+                "ss",
+                "-Htn",
+                "state",
+                "established",
+                "dst",
+                "10.6.0.2:5070",
+            ])
+            .output()
+            .unwrap();
+        let conns = String::from_utf8_lossy(&out.stdout).lines().count();
+        assert_eq!(conns, 1, "one TCP connection to the presence server");
+        assert_eq!(mon["publish_retransmitted"], 0, "{mon}");
+    }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     server.join().unwrap();
 }
@@ -364,7 +392,7 @@ fn a_sipp_watcher_is_notified() {
     if !common::kernel_available("sip_watcher") {
         return;
     }
-    watcher("w", false);
+    watcher("w", false, false);
 }
 
 /// The same SUBSCRIBE/NOTIFY and PUBLISH over IPv6.
@@ -373,10 +401,20 @@ fn a_sipp_watcher_is_notified_over_ipv6() {
     if !common::kernel_available("sip_watcher_ipv6") {
         return;
     }
-    watcher("x", true);
+    watcher("x", true, false);
 }
 
-fn watcher(tag: &str, v6: bool) {
+/// Over TCP: the 200 and every NOTIFY come back on the watcher's own
+/// connection (the server opens none of its own), Via naming TCP.
+#[test]
+fn a_sipp_watcher_over_tcp_is_notified_on_its_connection() {
+    if !common::kernel_available("sip_watcher_tcp") {
+        return;
+    }
+    watcher("y", false, true);
+}
+
+fn watcher(tag: &str, v6: bool, tcp: bool) {
     let (ua_ip, srv) = if v6 {
         ("2001:db8:5::2", "[2001:db8:6::2]:5070")
     } else {
@@ -414,6 +452,7 @@ fn watcher(tag: &str, v6: bool) {
             "-message_file",
         ])
         .arg(net.dir.join("watcher-messages.log"))
+        .args(["-t", if tcp { "t1" } else { "u1" }])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

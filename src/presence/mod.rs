@@ -62,10 +62,39 @@ pub struct Server {
     tags: u64,
 }
 
+/// How a peer is answered: by datagram, or on the TCP connection its
+/// request came in on (RFC 3261 §18.2.2; its writer task).
+#[derive(Clone)]
+enum Route {
+    Udp(SocketAddr),
+    Tcp(tokio::sync::mpsc::UnboundedSender<Vec<u8>>),
+}
+
+impl Route {
+    fn transport(&self) -> &'static str {
+        match self {
+            Route::Udp(_) => "UDP",
+            Route::Tcp(_) => "TCP",
+        }
+    }
+
+    /// False when the datagram could not be sent or the connection is
+    /// gone.
+    async fn send(&self, sock: &tokio::net::UdpSocket, msg: &[u8]) -> bool {
+        match self {
+            Route::Udp(peer) => sock.send_to(msg, peer).await.is_ok(),
+            Route::Tcp(conn) => conn.send(msg.to_vec()).is_ok(),
+        }
+    }
+}
+
+/// A message from a TCP connection: its bytes, the peer, the way back.
+type FromTcp = (Vec<u8>, SocketAddr, Route);
+
 /// A watcher's subscription: the dialog NOTIFYs are sent in.
 struct Subscription {
     user: String,
-    peer: SocketAddr,
+    route: Route,
     call_id: String,
     /// Our tag (we are the notifier, the To side of the SUBSCRIBE).
     local_tag: String,
@@ -110,11 +139,7 @@ impl Server {
     /// connections hand their messages to this loop and get the answer
     /// back on the connection.
     pub async fn run(mut self) {
-        let (tcp_tx, mut tcp_rx) = tokio::sync::mpsc::channel::<(
-            Vec<u8>,
-            SocketAddr,
-            tokio::sync::oneshot::Sender<Option<String>>,
-        )>(64);
+        let (tcp_tx, mut tcp_rx) = tokio::sync::mpsc::channel::<FromTcp>(64);
         match tokio::net::TcpListener::bind(self.cfg.listen).await {
             Ok(l) => {
                 tokio::spawn(accept(l, tcp_tx));
@@ -130,13 +155,10 @@ impl Server {
                 r = self.sock.recv_from(&mut buf) => {
                     let Ok((n, peer)) = r else { continue };
                     let raw = buf[..n].to_vec();
-                    if let Some(reply) = self.handle(&raw, peer).await {
-                        let _ = self.sock.send_to(reply.as_bytes(), peer).await;
-                    }
+                    self.handle(&raw, peer, Route::Udp(peer)).await;
                 }
-                Some((raw, peer, back)) = tcp_rx.recv() => {
-                    let reply = self.handle(&raw, peer).await;
-                    let _ = back.send(reply);
+                Some((raw, peer, route)) = tcp_rx.recv() => {
+                    self.handle(&raw, peer, route).await;
                 }
             }
         }
@@ -159,9 +181,9 @@ impl Server {
         }
     }
 
-    /// One request in, its answer out (None: nothing to answer), counted.
-    async fn handle(&mut self, raw: &[u8], peer: SocketAddr) -> Option<String> {
-        let reply = self.answer(raw, peer).await;
+    /// One request in, its answer sent back the way it came, counted.
+    async fn handle(&mut self, raw: &[u8], peer: SocketAddr, route: Route) {
+        let reply = self.answer(raw, peer, &route).await;
         let code = reply
             .as_deref()
             .and_then(|r| r.split(' ').nth(1))
@@ -175,10 +197,12 @@ impl Server {
                 .entry(code)
                 .or_insert(0) += 1;
         }
-        reply
+        if let Some(reply) = reply {
+            route.send(&self.sock, reply.as_bytes()).await;
+        }
     }
 
-    async fn answer(&mut self, raw: &[u8], peer: SocketAddr) -> Option<String> {
+    async fn answer(&mut self, raw: &[u8], peer: SocketAddr, route: &Route) -> Option<String> {
         let Ok((m, _)) = sip::parse(raw) else {
             *self
                 .counters
@@ -201,7 +225,7 @@ impl Server {
         let reply = if m.status().is_some() {
             return None; // a watcher's answer to a NOTIFY
         } else if m.method() == "SUBSCRIBE" {
-            self.subscribe(&m, raw, peer).await;
+            self.subscribe(&m, raw, route).await;
             return None;
         } else if m.method() == "REGISTER" && !m.body.is_empty() {
             // Claim 20: a REGISTER carrying the status document.
@@ -356,10 +380,12 @@ impl Server {
 
     /// RFC 3856 §6: accept a SUBSCRIBE to a presentity, answer 200 and
     /// send the current state at once; Expires: 0 ends the subscription.
-    async fn subscribe(&mut self, m: &sip::Message, raw: &[u8], peer: SocketAddr) {
+    /// Its answers and NOTIFYs go the way it came (on its TCP connection
+    /// when it came on one).
+    async fn subscribe(&mut self, m: &sip::Message, raw: &[u8], route: &Route) {
         if m.event.as_deref() != Some("presence") {
             let r = response(m, raw, 489, "Bad Event", "Allow-Events: presence\r\n");
-            let _ = self.sock.send_to(r.as_bytes(), peer).await;
+            route.send(&self.sock, r.as_bytes()).await;
             return;
         }
         let user = match &m.start {
@@ -384,10 +410,10 @@ impl Server {
             self.cfg.listen
         );
         let r = response(m, raw, 200, "OK", &extra).replacen(";tag=ep1", &format!(";tag={tag}"), 1);
-        let _ = self.sock.send_to(r.as_bytes(), peer).await;
+        route.send(&self.sock, r.as_bytes()).await;
         let sub = Subscription {
             user: user.clone(),
-            peer,
+            route: route.clone(),
             call_id: m.call_id.clone(),
             local_tag: tag,
             remote_uri: m.from.uri.clone(),
@@ -403,6 +429,7 @@ impl Server {
         let idx = match existing {
             Some(i) => {
                 self.subs[i].expires_at = sub.expires_at;
+                self.subs[i].route = sub.route;
                 i
             }
             None => {
@@ -454,7 +481,7 @@ impl Server {
         };
         let body = presence::pidf(&s.user, status, &[]);
         let msg = format!(
-            "NOTIFY {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {listen};branch=z9hG4bKn{tag}{cseq}\r\nMax-Forwards: 70\r\nFrom: <sip:{user}>;tag={tag}\r\nTo: <{remote}>;tag={rtag}\r\nCall-ID: {call}\r\nCSeq: {cseq} NOTIFY\r\nContact: <sip:presence@{listen}>\r\nEvent: presence\r\nSubscription-State: {state}\r\nContent-Type: application/pidf+xml\r\nContent-Length: {len}\r\n\r\n{body}",
+            "NOTIFY {contact} SIP/2.0\r\nVia: SIP/2.0/{transport} {listen};branch=z9hG4bKn{tag}{cseq}\r\nMax-Forwards: 70\r\nFrom: <sip:{user}>;tag={tag}\r\nTo: <{remote}>;tag={rtag}\r\nCall-ID: {call}\r\nCSeq: {cseq} NOTIFY\r\nContact: <sip:presence@{listen}>\r\nEvent: presence\r\nSubscription-State: {state}\r\nContent-Type: application/pidf+xml\r\nContent-Length: {len}\r\n\r\n{body}",
             contact = s.contact,
             tag = s.local_tag,
             cseq = s.cseq,
@@ -463,64 +490,52 @@ impl Server {
             rtag = s.remote_tag,
             call = s.call_id,
             len = body.len(),
+            transport = s.route.transport(),
         );
-        let peer = s.peer;
-        if self.sock.send_to(msg.as_bytes(), peer).await.is_ok() {
+        let route = s.route.clone();
+        if route.send(&self.sock, msg.as_bytes()).await {
             self.counters.lock().unwrap().notifies += 1;
         }
     }
 }
 
 /// Accept TCP connections; each reassembles its stream into messages and
-/// hands them to the server loop, writing the answers back.
-async fn accept(
-    l: tokio::net::TcpListener,
-    tx: tokio::sync::mpsc::Sender<(
-        Vec<u8>,
-        SocketAddr,
-        tokio::sync::oneshot::Sender<Option<String>>,
-    )>,
-) {
+/// hands them to the server loop with the connection's way back (a writer
+/// task), on which the answers and a subscription's NOTIFYs are written.
+async fn accept(l: tokio::net::TcpListener, tx: tokio::sync::mpsc::Sender<FromTcp>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     loop {
-        let Ok((mut conn, peer)) = l.accept().await else {
+        let Ok((conn, peer)) = l.accept().await else {
             continue;
         };
+        let (mut rd, mut wr) = conn.into_split();
+        let (out, mut pending) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        tokio::spawn(async move {
+            while let Some(m) = pending.recv().await {
+                if wr.write_all(&m).await.is_err() {
+                    return;
+                }
+            }
+        });
         let tx = tx.clone();
         tokio::spawn(async move {
             let mut stream: Vec<u8> = Vec::new();
             let mut buf = vec![0u8; 16384];
             loop {
-                let n = match conn.read(&mut buf).await {
+                let n = match rd.read(&mut buf).await {
                     Ok(0) | Err(_) => return,
                     Ok(n) => n,
                 };
                 stream.extend_from_slice(&buf[..n]);
                 loop {
-                    let lead = stream
-                        .iter()
-                        .take_while(|b| **b == b'\r' || **b == b'\n')
-                        .count();
-                    stream.drain(..lead);
-                    match sip::parse(&stream) {
-                        Ok((_, used)) => {
-                            let msg: Vec<u8> = stream.drain(..used.min(stream.len())).collect();
-                            let (back, answer) = tokio::sync::oneshot::channel();
-                            if tx.send((msg, peer, back)).await.is_err() {
+                    match control::sip_monitor::stream::next_message(&mut stream) {
+                        Ok(Some((_, msg))) => {
+                            if tx.send((msg, peer, Route::Tcp(out.clone()))).await.is_err() {
                                 return;
                             }
-                            if let Ok(Some(reply)) = answer.await {
-                                if conn.write_all(reply.as_bytes()).await.is_err() {
-                                    return;
-                                }
-                            }
                         }
-                        Err(sip::SipError::NoHeaderEnd) | Err(sip::SipError::Truncated { .. })
-                            if stream.len() < 256 * 1024 =>
-                        {
-                            break
-                        }
-                        Err(_) => return, // not SIP: drop the connection
+                        Ok(None) if stream.len() < 256 * 1024 => break,
+                        _ => return, // not SIP, or never ending: drop the connection
                     }
                 }
             }

@@ -3,6 +3,7 @@
 //! the publisher that sends PUBLISH to the presence server.
 
 pub mod cli;
+mod link;
 mod role;
 
 pub use role::SipMonitorRole;
@@ -61,6 +62,9 @@ struct Outstanding {
     user: String,
     msg: Vec<u8>,
     timer: NonInvite,
+    /// It went out (over TCP, once is enough; unsent, timer E tries a
+    /// new connection).
+    sent: bool,
 }
 
 /// A terminal whose requests keep failing is retried this many times
@@ -90,13 +94,12 @@ pub struct Monitor {
     dp: Dataplane,
     tracker: Tracker,
     tcp: control::sip_monitor::stream::Reassembler,
-    sock: tokio::net::UdpSocket,
+    link: link::Link,
     terminals: HashMap<String, Terminal>,
     /// Call-ID of an outstanding PUBLISH → its transaction.
     outstanding: HashMap<String, Outstanding>,
     pub status: Arc<Mutex<MonitorStatus>>,
     started: Instant,
-    local: String,
 }
 
 fn tracker_config(cfg: &SipMonitor) -> TrackerConfig {
@@ -121,11 +124,10 @@ impl Monitor {
         for p in cfg.ports.iter().filter(|p| !self.cfg.ports.contains(p)) {
             self.dp.add_sip_port(*p)?;
         }
-        if cfg.presence != self.cfg.presence {
-            let sock = tokio::net::UdpSocket::bind(unspecified(cfg.presence)).await?;
-            sock.connect(cfg.presence).await?;
-            self.local = sock.local_addr()?.to_string();
-            self.sock = sock;
+        if cfg.presence != self.cfg.presence
+            || cfg.presence_transport != self.cfg.presence_transport
+        {
+            self.link = link::Link::open(cfg.presence, cfg.presence_transport).await?;
             // ETags belong to the old server.
             for t in self.terminals.values_mut() {
                 t.etag = None;
@@ -148,9 +150,7 @@ impl Monitor {
             dp.add_sip_port(*p)?;
         }
         let _ = dp.take_sip_copies()?; // what a previous daemon left
-        let sock = tokio::net::UdpSocket::bind(unspecified(cfg.presence)).await?;
-        sock.connect(cfg.presence).await?;
-        let local = sock.local_addr()?.to_string();
+        let link = link::Link::open(cfg.presence, cfg.presence_transport).await?;
         let tracker = Tracker::new(tracker_config(&cfg));
         let status = Arc::new(Mutex::new(MonitorStatus {
             interfaces: cfg.interfaces.clone(),
@@ -162,12 +162,11 @@ impl Monitor {
             dp,
             tracker,
             tcp: Default::default(),
-            sock,
+            link,
             terminals: HashMap::new(),
             outstanding: HashMap::new(),
             status,
             started: Instant::now(),
-            local,
         })
     }
 
@@ -199,7 +198,6 @@ impl Monitor {
         };
         let mut tick =
             tokio::time::interval(Duration::from_millis(if ring.is_some() { 20 } else { 5 }));
-        let mut buf = vec![0u8; 65536];
         loop {
             tokio::select! {
                 r = async { ring.as_ref().expect("guarded").readable().await }, if ring.is_some() => {
@@ -217,10 +215,8 @@ impl Monitor {
                     self.retransmit().await;
                     self.refresh().await;
                 }
-                r = self.sock.recv(&mut buf) => {
-                    if let Ok(n) = r {
-                        self.response(&buf[..n]).await;
-                    }
+                Some(answer) = self.link.answers.recv() => {
+                    self.response(&answer).await;
                 }
                 Some((cfg, done)) = reconf.recv() => {
                     let _ = done.send(self.reconfigure(cfg).await.map_err(|e| format!("{e:#}")));
@@ -372,7 +368,12 @@ impl Monitor {
     /// Send `user`'s request carrying `body` (empty: a refresh), the only
     /// one of theirs retransmitted from now on.
     async fn publish(&mut self, user: &str, body: &str, expires: u32) {
-        let local = self.local.clone();
+        let ready = self.link.ready().await;
+        if let Err(e) = &ready {
+            warn!(error = %e, server = %self.cfg.presence, "presence server unreachable; retrying on timer E");
+        }
+        let local = self.link.local.clone();
+        let transport = self.link.transport();
         let server = self.cfg.presence.to_string();
         let Some(t) = self.terminals.get_mut(user) else {
             return;
@@ -394,24 +395,34 @@ impl Monitor {
                 body,
             ),
         };
+        let msg = presence::via_transport(msg, transport).into_bytes();
         // Only the newest status is worth retransmitting.
         let before = self.outstanding.len();
         self.outstanding.retain(|_, o| o.user != user);
         self.status.lock().unwrap().publish_superseded += (before - self.outstanding.len()) as u64;
+        let sent = ready.is_ok() && self.transmit(&msg).await;
         let now = self.now();
         self.outstanding.insert(
             call_id,
             Outstanding {
                 user: user.to_string(),
-                msg: msg.clone().into_bytes(),
+                msg,
                 timer: NonInvite::new(now),
+                sent,
             },
         );
-        match self.sock.send(msg.as_bytes()).await {
-            Ok(_) => self.status.lock().unwrap().published += 1,
+    }
+
+    /// One request out, counted; false if it could not be sent.
+    async fn transmit(&mut self, msg: &[u8]) -> bool {
+        match self.link.send(msg).await {
+            Ok(()) => {
+                self.status.lock().unwrap().published += 1;
+                true
+            }
             Err(e) => {
-                warn!(error = %e, "PUBLISH send failed");
-                self.status.lock().unwrap().publish_failed += 1;
+                warn!(error = %e, "request to the presence server not sent");
+                false
             }
         }
     }
@@ -477,18 +488,36 @@ impl Monitor {
     /// Timers E and F of the outstanding requests.
     async fn retransmit(&mut self) {
         let now = self.now();
+        let reliable = self.link.reliable();
         let mut again = Vec::new();
+        let mut unsent = Vec::new();
         let mut timed_out = Vec::new();
         for (id, o) in self.outstanding.iter_mut() {
             match o.timer.poll(now) {
                 Step::Wait => {}
-                Step::Retransmit => again.push(o.msg.clone()),
+                // Over TCP a request that went out is only waited for.
+                Step::Retransmit if o.sent && reliable => {}
+                Step::Retransmit if o.sent => again.push(o.msg.clone()),
+                Step::Retransmit => unsent.push(id.clone()),
                 Step::TimedOut => timed_out.push(id.clone()),
             }
         }
         for m in again {
-            if self.sock.send(&m).await.is_ok() {
+            if self.link.send(&m).await.is_ok() {
                 self.status.lock().unwrap().publish_retransmitted += 1;
+            }
+        }
+        for id in unsent {
+            if self.link.ready().await.is_err() {
+                break;
+            }
+            let Some(msg) = self.outstanding.get(&id).map(|o| o.msg.clone()) else {
+                continue;
+            };
+            if self.transmit(&msg).await {
+                if let Some(o) = self.outstanding.get_mut(&id) {
+                    o.sent = true;
+                }
             }
         }
         for id in timed_out {

@@ -137,6 +137,16 @@ pub fn publish(
     m
 }
 
+/// `msg` (built here, its Via naming UDP) as it travels over `transport`
+/// ("UDP", "TCP"): the Via says so (RFC 3261 §18.1.1).
+pub fn via_transport(msg: String, transport: &str) -> String {
+    msg.replacen(
+        "\r\nVia: SIP/2.0/UDP ",
+        &format!("\r\nVia: SIP/2.0/{transport} "),
+        1,
+    )
+}
+
 /// A REGISTER carrying the presence document (seed 001 claim 20), for
 /// servers that take status with registrations.
 pub fn register_with_status(

@@ -8,5 +8,6 @@ mod store;
 
 pub use document::{
     escape, parse_status, pidf, pidf_at, pidf_status, publish, register_with_status, status_name,
+    via_transport,
 };
 pub use store::{check_store, HistoryRow, Row, Store, StoreError};

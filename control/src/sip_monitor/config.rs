@@ -40,6 +40,22 @@ pub struct SipMonitor {
     /// server whose monitor went away lets it lapse to offline.
     #[serde(default = "default_publish_expires")]
     pub publish_expires_secs: u32,
+    /// How requests reach the presence server: "udp" (retransmitted on
+    /// timer E) or "tcp" (one connection, reopened when it breaks).
+    #[serde(default = "default_presence_transport")]
+    pub presence_transport: PresenceTransport,
+}
+
+text_enum! {
+    /// The transport of the monitor's requests to the presence server.
+    pub enum PresenceTransport {
+        Udp = "udp",
+        Tcp = "tcp",
+    }
+}
+
+fn default_presence_transport() -> PresenceTransport {
+    PresenceTransport::Udp
 }
 
 fn default_publish_expires() -> u32 {
@@ -139,6 +155,7 @@ mod tests {
             ("talking_on", "180", "\"200\" or \"ack\""),
             ("terminated_on", "cancel", "\"bye\" or \"bye_ok\""),
             ("carrier", "notify", "\"publish\" or \"register\""),
+            ("presence_transport", "sctp", "\"udp\" or \"tcp\""),
         ] {
             let e =
                 toml::from_str::<SipMonitor>(&format!("{MONITOR}{key} = \"{bad}\"\n")).unwrap_err();

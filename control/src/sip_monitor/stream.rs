@@ -12,6 +12,30 @@ pub type ConnKey = (std::net::IpAddr, u16, std::net::IpAddr, u16);
 /// How much a connection may buffer before it is given up on.
 const MAX_BUFFER: usize = 256 * 1024;
 
+/// The next message off the front of a SIP byte stream (RFC 3261 §18.3:
+/// headers, then Content-Length bytes), keep-alive CRLFs before it
+/// skipped (RFC 5626 §3.5.1): the message and its bytes, taken from
+/// `buf`; `None` while it is incomplete; an error when the stream is not
+/// SIP (nothing taken).
+pub fn next_message(buf: &mut Vec<u8>) -> Result<Option<(Message, Vec<u8>)>, SipError> {
+    let lead = buf
+        .iter()
+        .take_while(|b| **b == b'\r' || **b == b'\n')
+        .count();
+    buf.drain(..lead);
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    match sip::parse(buf) {
+        Ok((m, used)) => {
+            let raw = buf.drain(..used.min(buf.len())).collect();
+            Ok(Some((m, raw)))
+        }
+        Err(SipError::NoHeaderEnd) | Err(SipError::Truncated { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 #[derive(Default)]
 struct Conn {
     next_seq: Option<u32>,
@@ -68,22 +92,9 @@ impl Reassembler {
         }
         let mut out = Vec::new();
         loop {
-            // Keep-alive CRLFs between messages (RFC 5626 §3.5.1).
-            let lead = c
-                .buf
-                .iter()
-                .take_while(|b| **b == b'\r' || **b == b'\n')
-                .count();
-            c.buf.drain(..lead);
-            if c.buf.is_empty() {
-                break;
-            }
-            match sip::parse(&c.buf) {
-                Ok((m, used)) => {
-                    c.buf.drain(..used.min(c.buf.len()));
-                    out.push(Ok(m));
-                }
-                Err(SipError::NoHeaderEnd) | Err(SipError::Truncated { .. }) => break, // wait for more
+            match next_message(&mut c.buf) {
+                Ok(Some((m, _))) => out.push(Ok(m)),
+                Ok(None) => break, // wait for more
                 Err(e) => {
                     self.dropped_bytes += c.buf.len() as u64;
                     c.buf.clear();

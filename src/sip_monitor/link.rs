@@ -1,0 +1,154 @@
+//! The monitor's way to the presence server: a connected UDP socket, or
+//! one TCP connection (RFC 3261 §18.1) opened when a request is to be
+//! sent and opened again after it breaks. Either way the answers come in
+//! on one channel, whole messages.
+
+use std::{
+    io,
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+};
+
+use control::sip_monitor::config::PresenceTransport;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{tcp::OwnedWriteHalf, TcpStream, UdpSocket},
+    sync::mpsc,
+};
+use tracing::{info, warn};
+
+pub struct Link {
+    server: SocketAddr,
+    kind: PresenceTransport,
+    udp: Option<Arc<UdpSocket>>,
+    tcp: Option<OwnedWriteHalf>,
+    /// Set by the connection's reader when the server closed it.
+    closed: Arc<AtomicBool>,
+    answers_tx: mpsc::UnboundedSender<Vec<u8>>,
+    /// Answers from the server, one message each.
+    pub answers: mpsc::UnboundedReceiver<Vec<u8>>,
+    /// Our address as the server sees the requests come from (the Via).
+    pub local: String,
+}
+
+impl Link {
+    pub async fn open(server: SocketAddr, kind: PresenceTransport) -> io::Result<Self> {
+        let (answers_tx, answers) = mpsc::unbounded_channel();
+        let mut link = Self {
+            server,
+            kind,
+            udp: None,
+            tcp: None,
+            closed: Arc::new(AtomicBool::new(false)),
+            answers_tx,
+            answers,
+            local: super::unspecified(server).to_string(),
+        };
+        if kind == PresenceTransport::Udp {
+            let sock = UdpSocket::bind(super::unspecified(server)).await?;
+            sock.connect(server).await?;
+            link.local = sock.local_addr()?.to_string();
+            let sock = Arc::new(sock);
+            let (rx, tx) = (sock.clone(), link.answers_tx.clone());
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                while let Ok(n) = rx.recv(&mut buf).await {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        return;
+                    }
+                }
+            });
+            link.udp = Some(sock);
+        }
+        Ok(link)
+    }
+
+    /// "UDP" or "TCP", as a Via names it.
+    pub fn transport(&self) -> &'static str {
+        match self.kind {
+            PresenceTransport::Udp => "UDP",
+            PresenceTransport::Tcp => "TCP",
+        }
+    }
+
+    /// A reliable transport: requests are not retransmitted (RFC 3261
+    /// §17.1.2.2), only timed out.
+    pub fn reliable(&self) -> bool {
+        self.kind == PresenceTransport::Tcp
+    }
+
+    /// Make sure a request can be sent: over TCP, connect if there is no
+    /// connection (`local` is then its address). An error leaves the link
+    /// closed; the next request tries again.
+    pub async fn ready(&mut self) -> io::Result<()> {
+        if self.closed.swap(false, Ordering::SeqCst) {
+            self.tcp = None;
+        }
+        if self.kind == PresenceTransport::Udp || self.tcp.is_some() {
+            return Ok(());
+        }
+        let conn = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            TcpStream::connect(self.server),
+        )
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connecting"))??;
+        conn.set_nodelay(true)?;
+        self.local = conn.local_addr()?.to_string();
+        let (mut rd, wr) = conn.into_split();
+        let tx = self.answers_tx.clone();
+        let server = self.server;
+        let closed = self.closed.clone();
+        tokio::spawn(async move {
+            let mut stream = Vec::new();
+            let mut buf = vec![0u8; 16384];
+            loop {
+                let n = match rd.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                stream.extend_from_slice(&buf[..n]);
+                loop {
+                    match control::sip_monitor::stream::next_message(&mut stream) {
+                        Ok(Some((_, msg))) => {
+                            if tx.send(msg).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            warn!(%server, error = %e, "presence server sent what is not SIP; closing");
+                            closed.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                    }
+                }
+            }
+            closed.store(true, Ordering::SeqCst);
+            info!(%server, "presence connection closed");
+        });
+        self.tcp = Some(wr);
+        info!(server = %self.server, local = %self.local, "presence connection open");
+        Ok(())
+    }
+
+    pub async fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        match (&self.udp, &mut self.tcp) {
+            (Some(sock), _) => sock.send(msg).await.map(|_| ()),
+            (None, Some(conn)) => {
+                let r = conn.write_all(msg).await;
+                if r.is_err() {
+                    self.tcp = None; // reopened for the next request
+                }
+                r
+            }
+            (None, None) => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "no connection to the presence server",
+            )),
+        }
+    }
+}
