@@ -12,135 +12,12 @@
 mod common;
 
 use std::{
-    path::Path,
-    process::{Child, Command, Output, Stdio},
     thread,
     time::{Duration, Instant},
 };
 
 use control::api::Request;
-use testlab::sip_lab::Net;
-
-/// Kamailio as a registrar (usrloc in memory) and a record-routing
-/// stateful proxy on 10.5.0.1:5060.
-const KAMAILIO: &str = r#"#!KAMAILIO
-debug=2
-log_stderror=yes
-children=2
-listen=udp:10.5.0.1:5060
-mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
-loadmodule "tm.so"
-loadmodule "sl.so"
-loadmodule "rr.so"
-loadmodule "pv.so"
-loadmodule "maxfwd.so"
-loadmodule "textops.so"
-loadmodule "siputils.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-modparam("usrloc", "db_mode", 0)
-request_route {
-  if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
-  if (is_method("CANCEL")) { if (t_check_trans()) { t_relay(); } exit; }
-  if (has_totag()) {
-    if (loose_route()) { t_relay(); exit; }
-    if (is_method("ACK")) { if (t_check_trans()) { t_relay(); } exit; }
-    sl_send_reply("404", "Not here"); exit;
-  }
-  if (is_method("REGISTER")) { save("location"); exit; }
-  if (is_method("INVITE")) { record_route(); }
-  if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
-  t_relay();
-}
-"#;
-
-fn scenario(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/sip")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-fn sipp_args<'a>(net: &'a Net, xml: &'a str, user: &'a str, port: &'a str) -> Vec<String> {
-    [
-        "netns",
-        "exec",
-        &net.name("ua"),
-        "sipp",
-        "-sf",
-        xml,
-        "-s",
-        user,
-        "-i",
-        "10.5.0.2",
-        "-p",
-        port,
-        "-m",
-        "1",
-        "-nostdin",
-        "-timeout",
-        "15s",
-        "10.5.0.1:5060",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-/// One sipp run of `xml` as `user` from 10.5.0.2:`port`, to its end.
-fn sipp(net: &Net, xml: &str, user: &str, port: &str) -> Output {
-    let xml = scenario(xml);
-    let out = Command::new("timeout")
-        .arg("20")
-        .arg("ip")
-        .args(sipp_args(net, &xml, user, port))
-        .current_dir(&net.dir)
-        .output()
-        .expect("sipp (cargo xtask setup installs sip-tester)");
-    assert!(
-        out.status.success(),
-        "sipp {xml} as {user}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// A sipp UAS waiting for one call, killed when dropped.
-struct Uas(Child);
-
-impl Drop for Uas {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn uas(net: &Net, xml: &str, user: &str, port: &str) -> Uas {
-    let xml = scenario(xml);
-    let c = Command::new("ip")
-        .args(sipp_args(net, &xml, user, port))
-        .current_dir(&net.dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("sipp");
-    // Bound before the call is placed (bounded).
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let filter = format!("sport = :{port}");
-    while Instant::now() < deadline {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &net.name("ua"), "ss", "-Hlun", &filter])
-            .output()
-            .unwrap();
-        if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
-            break;
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    Uas(c)
-}
+use testlab::sip_lab::{Net, REGISTRAR};
 
 /// The statuses the presence server stored for `user`, oldest first.
 fn history(net: &Net, user: &str) -> Vec<String> {
@@ -161,20 +38,20 @@ fn the_monitor_on_kamailios_own_interface_sees_both_directions() {
     let db = net.dir.join("presence.db").display().to_string();
     let srv_cfg = net.presence_config_at("srv", "10.6.0.2:5070", &db);
     net.daemon("srv", &srv_cfg);
-    let kam = net.kamailio("mon", "registrar", KAMAILIO, 5060);
+    let kam = net.kamailio("mon", "registrar", REGISTRAR, 5060);
     let mon_cfg = net.monitor_config_on(&["eth0"], "example.com", "10.6.0.2:5070", "");
     net.daemon("mon", &mon_cfg);
 
     // alice, bob and carol register; bob answers a call, carol rings
     // until the caller gives up.
-    sipp(&net, "register.xml", "alice", "5061");
-    sipp(&net, "register.xml", "bob", "5062");
-    sipp(&net, "register.xml", "carol", "5063");
-    let bob = uas(&net, "uas_answer.xml", "bob", "5062");
-    let carol = uas(&net, "uas_ring.xml", "carol", "5063");
-    sipp(&net, "call.xml", "bob", "5061");
-    sipp(&net, "cancel.xml", "carol", "5061");
-    sipp(&net, "unregister.xml", "alice", "5061");
+    net.sipp("register.xml", "alice", "5061");
+    net.sipp("register.xml", "bob", "5062");
+    net.sipp("register.xml", "carol", "5063");
+    let bob = net.sipp_uas("uas_answer.xml", "bob", "5062");
+    let carol = net.sipp_uas("uas_ring.xml", "carol", "5063");
+    net.sipp("call.xml", "bob", "5061");
+    net.sipp("cancel.xml", "carol", "5061");
+    net.sipp("unregister.xml", "alice", "5061");
     drop((bob, carol));
 
     // Everything published and answered (bounded).
@@ -231,7 +108,7 @@ fn the_monitor_on_kamailios_own_interface_sees_both_directions() {
             .unwrap()
     };
     assert!(
-        count("egress") >= 10,
+        count("egress_copies") >= 10,
         "Kamailio's own messages seen leaving: {rows}"
     );
     assert!(
@@ -251,7 +128,7 @@ fn the_monitor_on_kamailios_own_interface_sees_both_directions() {
     .join()
     .unwrap();
     assert_eq!(on_eth0, vec!["sip_monitor_egr"], "one egress program");
-    sipp(&net, "register.xml", "alice", "5061");
+    net.sipp("register.xml", "alice", "5061");
     let deadline = Instant::now() + Duration::from_secs(5);
     while history(&net, "alice@example.com")
         .last()

@@ -33,8 +33,8 @@ crate::stats! {
         RING_FULL = "ring_full",
         TRUNCATED = "truncated",
         NOT_SIP = "not_sip",
-        /// Of all the packets counted, those the TC egress program saw
-        /// (sent by this host); the rest arrived (XDP).
-        EGRESS = "egress",
+        /// Of the copies (whole or truncated), those the TC egress
+        /// program made: SIP this host sent. The rest arrived (XDP).
+        EGRESS_COPIES = "egress_copies",
     }
 }

@@ -59,7 +59,9 @@ pub fn sip_monitor_egress(ctx: TcContext) -> i32 {
         stat::NOT_SIP
     };
     maps::count(&SIP_STATS, reason, bytes);
-    maps::count(&SIP_STATS, stat::EGRESS, bytes);
+    if reason == stat::COPIED || reason == stat::TRUNCATED {
+        maps::count(&SIP_STATS, stat::EGRESS_COPIES, bytes);
+    }
     maps::count_verdict(&SIP_STATS, xdp_action::XDP_PASS, bytes);
     TC_ACT_OK as i32
 }

@@ -259,6 +259,113 @@ impl Net {
     }
 }
 
+/// Kamailio as a registrar (usrloc in memory) and a record-routing
+/// stateful proxy on 10.5.0.1:5060 (in `mon`): the session control
+/// server the monitor runs on.
+pub const REGISTRAR: &str = r#"#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+listen=udp:10.5.0.1:5060
+mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+modparam("usrloc", "db_mode", 0)
+request_route {
+  if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
+  if (is_method("CANCEL")) { if (t_check_trans()) { t_relay(); } exit; }
+  if (has_totag()) {
+    if (loose_route()) { t_relay(); exit; }
+    if (is_method("ACK")) { if (t_check_trans()) { t_relay(); } exit; }
+    sl_send_reply("404", "Not here"); exit;
+  }
+  if (is_method("REGISTER")) { save("location"); exit; }
+  if (is_method("INVITE")) { record_route(); }
+  if (!lookup("location")) { sl_send_reply("404", "Not Found"); exit; }
+  t_relay();
+}
+"#;
+
+/// A sipp scenario of the repository's (`tests/sip/NAME`).
+pub fn scenario(name: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/sip")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// A sipp UAS waiting for one call, killed when dropped.
+pub struct SippUas(Child);
+
+impl Drop for SippUas {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Net {
+    /// sipp in `ua` running scenario `xml` once as `user` from
+    /// 10.5.0.2:`port`, toward the registrar (10.5.0.1:5060).
+    fn sipp_command(&self, xml: &str, user: &str, port: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name("ua"), "sipp", "-sf"])
+            .arg(scenario(xml))
+            .args(["-s", user, "-i", "10.5.0.2", "-p", port, "-m", "1"])
+            .args(["-nostdin", "-timeout", "15s", "10.5.0.1:5060"])
+            .current_dir(&self.dir);
+        c
+    }
+
+    /// Run `xml` as `user` to its end (bounded by its 15 s timeout);
+    /// panics with sipp's screens when it fails.
+    pub fn sipp(&self, xml: &str, user: &str, port: &str) -> std::process::Output {
+        let out = self
+            .sipp_command(xml, user, port)
+            .output()
+            .expect("sipp (cargo xtask setup installs sip-tester)");
+        assert!(
+            out.status.success(),
+            "sipp {xml} as {user}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Start `xml` (a callee) as `user` on `port`, returned once bound
+    /// (bounded: 5 s).
+    pub fn sipp_uas(&self, xml: &str, user: &str, port: &str) -> SippUas {
+        let c = self
+            .sipp_command(xml, user, port)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sipp (cargo xtask setup installs sip-tester)");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let filter = format!("sport = :{port}");
+        while Instant::now() < deadline {
+            let out = Command::new("ip")
+                .args(["netns", "exec", &self.name("ua"), "ss", "-Hlun", &filter])
+                .output()
+                .expect("ss");
+            if !String::from_utf8_lossy(&out.stdout).trim().is_empty() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        SippUas(c)
+    }
+}
+
 /// A child leading its own process group; dropping it kills the group.
 pub struct ProcessGroup(pub Child);
 
