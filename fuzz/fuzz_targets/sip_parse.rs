@@ -14,8 +14,15 @@ fuzz_target!(|data: &[u8]| {
             talking_on: control::sip_monitor::track::TalkingOn::Ok200,
             terminated_on: control::sip_monitor::track::TerminatedOn::Bye,
             default_expires: 3600,
+            max_call_ms: 7_200_000,
         });
         let _ = t.handle(&m, 0);
         let _ = t.tick(u64::MAX);
+    }
+    // The same bytes as a TCP stream: the framer takes what is whole and
+    // never more than it was given.
+    let mut stream = data.to_vec();
+    while let Ok(Some((_, raw))) = control::sip_monitor::stream::next_message(&mut stream) {
+        assert!(!raw.is_empty() && raw.len() <= data.len());
     }
 });

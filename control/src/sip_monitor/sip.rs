@@ -146,20 +146,34 @@ impl fmt::Display for SipError {
 
 impl std::error::Error for SipError {}
 
-/// RFC 3261 §7.3.3 compact forms.
-fn canonical(name: &str) -> String {
-    let n = name.to_ascii_lowercase();
-    match n.as_str() {
-        "i" => "call-id".into(),
-        "f" => "from".into(),
-        "t" => "to".into(),
-        "v" => "via".into(),
-        "m" => "contact".into(),
-        "l" => "content-length".into(),
-        "c" => "content-type".into(),
-        "x" => "session-expires".into(),
-        _ => n,
-    }
+/// The headers the parser reads, by their canonical (lower-case) names,
+/// with the RFC 3261 §7.3.3 compact forms (RFC 3265's `o` for Event, RFC
+/// 4028's `x` for Session-Expires) beside them.
+const KNOWN: &[(&str, &str)] = &[
+    ("via", "v"),
+    ("from", "f"),
+    ("to", "t"),
+    ("call-id", "i"),
+    ("cseq", ""),
+    ("max-forwards", ""),
+    ("contact", "m"),
+    ("content-length", "l"),
+    ("content-type", "c"),
+    ("expires", ""),
+    ("session-expires", "x"),
+    ("sip-etag", ""),
+    ("sip-if-match", ""),
+    ("event", "o"),
+    ("date", ""),
+];
+
+/// The canonical name of a header the parser reads, whatever its case or
+/// form; `None` for the others (ignored). Allocates nothing.
+fn canonical(name: &str) -> Option<&'static str> {
+    KNOWN.iter().find_map(|(full, short)| {
+        (name.eq_ignore_ascii_case(full) || (!short.is_empty() && name.eq_ignore_ascii_case(short)))
+            .then_some(*full)
+    })
 }
 
 fn param<'a>(v: &'a str, name: &str) -> Option<&'a str> {
@@ -171,9 +185,31 @@ fn param<'a>(v: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// A byte class as a lookup table: alphanumerics and `extra`.
+const fn class(extra: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric();
+        c += 1;
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
 /// RFC 3261 §25.1 `token` characters.
+static TOKEN: [bool; 256] = class(b"-.!%*_+`'~");
+/// The characters of a URI (unreserved, reserved, `%` of an escape, the
+/// brackets of an IPv6 reference).
+static URI: [bool; 256] = class(b"-_.!~*'();/?:@&=+$,[]%");
+
 fn is_token_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+    TOKEN[b as usize]
 }
 
 fn is_token(s: &str) -> bool {
@@ -197,7 +233,7 @@ fn uri_chars_ok(u: &str) -> bool {
             i += 3;
             continue;
         }
-        if !(c.is_ascii_alphanumeric() || b"-_.!~*'();/?:@&=+$,[]".contains(&c)) {
+        if !URI[c as usize] {
             return false;
         }
         i += 1;
@@ -234,41 +270,66 @@ fn uri_ok(u: &str, request: bool) -> bool {
     true
 }
 
-/// Each character of `v` with whether it stands outside a quoted string
-/// (a backslash escapes the next character inside one), and whether
-/// every quoted string ends.
-fn unquoted(v: &str) -> (Vec<(usize, char)>, bool) {
-    let (mut out, mut quoted, mut escaped) = (Vec::new(), false, false);
-    for (i, c) in v.char_indices() {
-        if quoted {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                quoted = false;
-            }
-        } else if c == '"' {
-            quoted = true;
-        } else {
-            out.push((i, c));
-        }
-    }
-    (out, !quoted)
+/// The bytes of `v` outside quoted strings (a backslash escapes the next
+/// character inside one), with their offsets; once it has run out,
+/// `closed` says whether every quoted string ended. The delimiters looked
+/// for are ASCII, which no byte of a multi-byte UTF-8 character equals.
+struct Unquoted<'a> {
+    bytes: std::iter::Enumerate<std::slice::Iter<'a, u8>>,
+    quoted: bool,
+    escaped: bool,
 }
 
-/// The byte offsets of `<` and `>` outside quoted strings, and whether
-/// every quoted string ends.
+impl<'a> Unquoted<'a> {
+    fn new(v: &'a str) -> Self {
+        Self {
+            bytes: v.as_bytes().iter().enumerate(),
+            quoted: false,
+            escaped: false,
+        }
+    }
+
+    fn closed(&self) -> bool {
+        !self.quoted
+    }
+}
+
+impl Iterator for Unquoted<'_> {
+    type Item = (usize, u8);
+
+    fn next(&mut self) -> Option<(usize, u8)> {
+        for (i, &c) in self.bytes.by_ref() {
+            if self.quoted {
+                if self.escaped {
+                    self.escaped = false;
+                } else if c == b'\\' {
+                    self.escaped = true;
+                } else if c == b'"' {
+                    self.quoted = false;
+                }
+            } else if c == b'"' {
+                self.quoted = true;
+            } else {
+                return Some((i, c));
+            }
+        }
+        None
+    }
+}
+
+/// The byte offsets of `<` and the first `>` after it, outside quoted
+/// strings, and whether every quoted string ends.
 fn scan_quotes(v: &str) -> (Option<usize>, Option<usize>, bool) {
-    let (chars, closed) = unquoted(v);
-    let lt = chars.iter().find(|(_, c)| *c == '<').map(|(i, _)| *i);
-    let gt = lt.and_then(|l| {
-        chars
-            .iter()
-            .find(|(i, c)| *i > l && *c == '>')
-            .map(|(i, _)| *i)
-    });
-    (lt, gt, closed)
+    let mut it = Unquoted::new(v);
+    let (mut lt, mut gt) = (None, None);
+    for (i, c) in it.by_ref() {
+        match c {
+            b'<' if lt.is_none() => lt = Some(i),
+            b'>' if lt.is_some() && gt.is_none() => gt = Some(i),
+            _ => {}
+        }
+    }
+    (lt, gt, it.closed())
 }
 
 /// A name-addr or addr-spec header value (From, To, one Contact):
@@ -307,34 +368,37 @@ fn name_addr(h: &'static str, v: &str) -> Result<NameAddr, SipError> {
     if !uri_ok(&uri, false) {
         return Err(bad());
     }
-    let p = format!("x{params}");
-    let expires = match param(&p, "expires") {
-        Some(e) => Some(e.parse::<u32>().map_err(|_| bad())?),
-        None => None,
-    };
-    Ok(NameAddr {
-        uri,
-        tag: param(&p, "tag").map(str::to_string),
-        expires,
-    })
+    // `params` is what follows the URI: its first ';' starts them.
+    let (mut tag, mut expires) = (None, None);
+    for p in params.split(';').skip(1) {
+        let (k, val) = p.split_once('=').unwrap_or((p, ""));
+        let k = k.trim();
+        if tag.is_none() && k.eq_ignore_ascii_case("tag") {
+            tag = Some(val.trim().trim_matches('"').to_string());
+        } else if expires.is_none() && k.eq_ignore_ascii_case("expires") {
+            let e = val.trim().trim_matches('"');
+            expires = Some(e.parse::<u32>().map_err(|_| bad())?);
+        }
+    }
+    Ok(NameAddr { uri, tag, expires })
 }
 
-/// Split a header value at the commas outside quoted strings and `<>`.
-fn split_list(v: &str) -> Vec<&str> {
-    let (mut out, mut start, mut angle) = (Vec::new(), 0, false);
-    for (i, c) in unquoted(v).0 {
+/// Split a header value at the commas outside quoted strings and `<>`,
+/// calling `each` on every element in order (the first error stops it).
+fn split_list(v: &str, mut each: impl FnMut(&str) -> Result<(), SipError>) -> Result<(), SipError> {
+    let (mut start, mut angle) = (0, false);
+    for (i, c) in Unquoted::new(v) {
         match c {
-            '<' => angle = true,
-            '>' => angle = false,
-            ',' if !angle => {
-                out.push(v[start..i].trim());
+            b'<' => angle = true,
+            b'>' => angle = false,
+            b',' if !angle => {
+                each(v[start..i].trim())?;
                 start = i + 1;
             }
             _ => {}
         }
     }
-    out.push(v[start..].trim());
-    out
+    each(v[start..].trim())
 }
 
 /// Parse one message. `data` may hold more than one (a TCP stream): the
@@ -355,18 +419,20 @@ pub fn parse(data: &[u8]) -> Result<(Message, usize), SipError> {
         .or_else(|| find(data, b"\n\n").map(|i| (i, i + 2)))
         .ok_or(SipError::NoHeaderEnd)?;
     let head = std::str::from_utf8(&data[..head_end.0]).map_err(|_| SipError::NotUtf8)?;
-    let ctl = |l: &str| l.chars().any(|c| (c < ' ' && c != '\t') || c == '\x7f');
-    let mut lines: Vec<String> = Vec::new();
-    for (n, l) in head
-        .split('\n')
-        .map(|l| l.trim_end_matches('\r'))
-        .enumerate()
-    {
+    let ctl = |l: &str| l.bytes().any(|c| (c < b' ' && c != b'\t') || c == 0x7f);
+    // Lines borrow the message; only a folded one is copied.
+    let mut lines: Vec<std::borrow::Cow<'_, str>> = Vec::with_capacity(16);
+    let mut at = 0;
+    while at <= head.len() {
+        let end = memchr::memchr(b'\n', &head.as_bytes()[at..]).map_or(head.len(), |i| at + i);
+        let l = head[at..end].strip_suffix('\r').unwrap_or(&head[at..end]);
+        let first_line = at == 0;
+        at = end + 1;
         // Control characters are in no production of the start line or a
         // header (§25.1: TEXT-UTF8 excludes them; HTAB is white space).
         if ctl(l) {
             let shown = l.chars().take(80).collect();
-            return Err(if n == 0 {
+            return Err(if first_line {
                 SipError::BadStartLine(shown)
             } else {
                 SipError::BadHeader(shown)
@@ -375,11 +441,11 @@ pub fn parse(data: &[u8]) -> Result<(Message, usize), SipError> {
         // Header folding (§7.3.1): a line starting with white space
         // continues the previous one.
         if (l.starts_with(' ') || l.starts_with('\t')) && lines.len() > 1 {
-            let last = lines.last_mut().unwrap();
+            let last = lines.last_mut().unwrap().to_mut();
             last.push(' ');
             last.push_str(l.trim());
         } else {
-            lines.push(l.to_string());
+            lines.push(std::borrow::Cow::Borrowed(l));
         }
     }
     let first = lines.first().ok_or(SipError::Empty)?;
@@ -409,16 +475,19 @@ pub fn parse(data: &[u8]) -> Result<(Message, usize), SipError> {
         }
     };
     for l in &lines[1..] {
-        let (name, value) = l
-            .split_once(':')
-            .ok_or_else(|| SipError::BadHeader(l.clone()))?;
+        let colon =
+            memchr::memchr(b':', l.as_bytes()).ok_or_else(|| SipError::BadHeader(l.to_string()))?;
+        let (name, value) = (&l[..colon], &l[colon + 1..]);
         // field-name = token, then optional white space before HCOLON.
         let name = name.trim_end_matches([' ', '\t']);
         if !is_token(name) {
-            return Err(SipError::BadHeader(l.clone()));
+            return Err(SipError::BadHeader(l.to_string()));
         }
+        let Some(name) = canonical(name) else {
+            continue; // a header the monitor does not read
+        };
         let value = value.trim();
-        match canonical(name).as_str() {
+        match name {
             "call-id" => {
                 once(call_id.is_some(), "Call-ID")?;
                 if value.is_empty() || value.contains([' ', '\t']) {
@@ -474,12 +543,14 @@ pub fn parse(data: &[u8]) -> Result<(Message, usize), SipError> {
                         ..Default::default()
                     });
                 } else {
-                    for (i, c) in split_list(value).into_iter().enumerate() {
+                    let mut first = contact.is_none();
+                    split_list(value, |c| {
                         let na = name_addr("Contact", c)?;
-                        if i == 0 && contact.is_none() {
+                        if std::mem::take(&mut first) {
                             contact = Some(na);
                         }
-                    }
+                        Ok(())
+                    })?;
                 }
             }
             "expires" => {
@@ -511,7 +582,7 @@ pub fn parse(data: &[u8]) -> Result<(Message, usize), SipError> {
             "content-type" => content_type = Some(value.to_ascii_lowercase()),
             "sip-etag" => etag = Some(value.to_string()),
             "sip-if-match" => if_match = Some(value.to_string()),
-            "event" | "o" => event = Some(value.to_ascii_lowercase()),
+            "event" => event = Some(value.to_ascii_lowercase()),
             // rfc1123-date: always GMT (§20.17).
             "date" if !value.ends_with(" GMT") => {
                 return Err(SipError::BadValue("Date", value.into()))
@@ -583,7 +654,7 @@ pub fn parse(data: &[u8]) -> Result<(Message, usize), SipError> {
 }
 
 fn find(h: &[u8], n: &[u8]) -> Option<usize> {
-    h.windows(n.len()).position(|w| w == n)
+    memchr::memmem::find(h, n)
 }
 
 /// Request-Line = Method SP Request-URI SP SIP-Version; Status-Line =
