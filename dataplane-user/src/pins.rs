@@ -77,6 +77,8 @@ pub struct Dataplane {
     /// True when this load found pins left by an earlier daemon.
     pub took_over: bool,
     links: Vec<FdLink>,
+    /// Ring buffers mapped for reading (`ring`), by map name.
+    pub(crate) rings: std::collections::HashMap<&'static str, aya::maps::RingBuf<MapData>>,
 }
 
 impl Dataplane {
@@ -113,6 +115,7 @@ impl Dataplane {
             interface: None,
             took_over: false,
             links: Vec::new(),
+            rings: Default::default(),
         };
         dp.write_meta()?;
         link_helpers(&mut dp.ebpf, "gateway")?;
@@ -219,6 +222,7 @@ impl Dataplane {
             interface: Some(interface.into()),
             took_over,
             links,
+            rings: Default::default(),
         };
         if !took_over {
             dp.write_meta()?;

@@ -22,6 +22,21 @@ pub(crate) fn decode<H: RecordHeader + Pod>(record: &[u8]) -> Option<(H, &[u8])>
 }
 
 impl Dataplane {
+    /// `def`'s ring, mapped once and kept: mapping a ring maps every page
+    /// of it (twice, for the wrap-around), and unmapping flushes them, a
+    /// cost per read that a reader waking per packet cannot pay. The map
+    /// leaves the object's list on first use.
+    pub(crate) fn ring(&mut self, def: &'static MapDef) -> Result<&mut RingBuf<MapData>> {
+        if !self.rings.contains_key(def.name) {
+            let map = self.ebpf.take_map(def.name).ok_or_else(|| {
+                crate::Error::Other(format!("map {} missing from object", def.name))
+            })?;
+            let rb = RingBuf::try_from(map).map_err(crate::pins::map_err(def))?;
+            self.rings.insert(def.name, rb);
+        }
+        Ok(self.rings.get_mut(def.name).expect("inserted"))
+    }
+
     /// Every record waiting in `def`'s ring, in arrival order, as `f`
     /// makes of its header and frame.
     pub(crate) fn drain_ring<H, T>(
@@ -32,7 +47,7 @@ impl Dataplane {
     where
         H: RecordHeader + Pod,
     {
-        let mut rb: RingBuf<&mut MapData> = self.map_mut(def)?;
+        let rb = self.ring(def)?;
         let mut out = Vec::new();
         while let Some(item) = rb.next() {
             if let Some((header, frame)) = decode::<H>(&item) {

@@ -1,6 +1,6 @@
 //! Typed access to the `sip-monitor` maps.
 
-use aya::maps::{HashMap, MapData, RingBuf};
+use aya::maps::{HashMap, MapData};
 use dataplane_common::{maps, sip_monitor::SipCopyHeader, Counter};
 
 use crate::{pins::map_err, Dataplane, Error, Result};
@@ -49,7 +49,7 @@ impl Dataplane {
     /// ring buffer), for event-driven readers.
     pub fn sip_ring_fd(&mut self) -> Result<std::os::fd::OwnedFd> {
         use std::os::fd::AsFd;
-        let rb: RingBuf<&mut MapData> = self.map_mut(&maps::SIP_RING)?;
+        let rb = self.ring(&maps::SIP_RING)?;
         rb.as_fd().try_clone_to_owned().map_err(|e| Error::Io {
             context: "dup of the SIP ring fd".into(),
             source: e,

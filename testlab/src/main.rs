@@ -250,7 +250,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
-                println!("{} calls, {} measured: ACK leaving the UAC to PUBLISH leaving the monitor p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms", r.calls, r.measured, r.p50_ms, r.p99_ms, r.max_ms);
+                println!("{} calls, {} measured: ACK leaving the UAC to PUBLISH leaving the monitor p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms; from the ACK arriving at the monitored host p50 {:.3} ms, p99 {:.3} ms; {} copies lost to a full ring", r.calls, r.measured, r.p50_ms, r.p99_ms, r.max_ms, r.monitor_p50_ms, r.monitor_p99_ms, r.ring_full);
             }
             Ok(())
         }
