@@ -39,6 +39,7 @@ fuzz_target!(|data: &[u8]| {
     let mut e = Engine::new(EngineConfig {
         node_id: Ipv4Addr::new(10, 0, 0, 9),
         n3_addr: Ipv4Addr::new(10, 0, 1, 9),
+        n3_addr6: Some(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 9)),
         teid_first: 1,
         teid_last: 8,
         max_sessions: 4,

@@ -48,8 +48,9 @@ fn main() -> ExitCode {
         Some("test") => setup().and_then(|_| test(&args[1..])),
         Some("demo") => setup().and_then(|_| demo(&args[1..])),
         Some("bench") => setup().and_then(|_| bench(&args[1..])),
+        Some("fuzz") => setup().and_then(|_| fuzz(&args[1..])),
         _ => {
-            eprintln!("usage: cargo xtask <setup|test|demo|bench> [args]\n\n  setup  install what this machine lacks (idempotent)\n  test   every test: unit, test_run fixtures, namespace integration\n  demo   every role end to end on a namespace topology (--hold keeps it up)\n  bench  every benchmark, or one: bench xdp|gateway-veth|vrrp-failover|migration|sip-latency|pfcp|gateway-changes|criterion [--json]");
+            eprintln!("usage: cargo xtask <setup|test|demo|bench> [args]\n\n  setup  install what this machine lacks (idempotent)\n  test   every test: unit, test_run fixtures, namespace integration\n  demo   every role end to end on a namespace topology (--hold keeps it up)\n  bench  every benchmark, or one: bench xdp|gateway-veth|vrrp-failover|migration|sip-latency|pfcp|gateway-changes|criterion [--json]\n  fuzz   every fuzz target for --secs N (default 60) each, or the ones named: fuzz [--secs N] [sip_parse|pfcp|gtpu]...");
             return ExitCode::from(2);
         }
     };
@@ -320,4 +321,96 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
     say("criterion benches");
     run(cargo().args(["bench", "--bench", "maglev"]))?;
     run(cargo().args(["bench", "--bench", "sip"]))
+}
+
+/// The cargo-fuzz targets (fuzz/Cargo.toml), in the order they run.
+const FUZZ_TARGETS: &[&str] = &["sip_parse", "pfcp", "gtpu"];
+
+/// `cargo xtask fuzz [--secs N] [TARGET...]`: each target for N seconds
+/// (libFuzzer, nightly, release with debug assertions off), from a corpus
+/// kept under fuzz/corpus/TARGET; prints the executions and crashes per
+/// target (the figures BENCHMARKS.md records) and fails on a crash, whose
+/// input libFuzzer leaves in fuzz/artifacts/TARGET.
+fn fuzz(extra: &[String]) -> anyhow::Result<()> {
+    let mut secs: u64 = 60;
+    let mut targets: Vec<&str> = Vec::new();
+    let mut it = extra.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--secs" => {
+                secs = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|s| *s > 0)
+                    .context("--secs takes a number of seconds above 0")?
+            }
+            t if FUZZ_TARGETS.contains(&t) => {
+                targets.push(FUZZ_TARGETS[FUZZ_TARGETS.iter().position(|x| *x == t).unwrap()])
+            }
+            other => bail!(
+                "unknown fuzz argument {other:?}; targets: {}",
+                FUZZ_TARGETS.join(", ")
+            ),
+        }
+    }
+    if targets.is_empty() {
+        targets = FUZZ_TARGETS.to_vec();
+    }
+    if !cargo_bin().join("cargo-fuzz").exists() {
+        say("cargo-fuzz: installing");
+        run(cargo().args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    let dir = root().join("fuzz");
+    let mut failed = Vec::new();
+    for t in &targets {
+        let corpus = dir.join("corpus").join(t);
+        std::fs::create_dir_all(&corpus)?;
+        say(&format!("fuzz {t}: {secs} s"));
+        let out = Command::new(cargo_bin().join("cargo"))
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .args(["+nightly", "fuzz", "run", "-O", t])
+            .arg(&corpus)
+            .args([
+                "--",
+                &format!("-max_total_time={secs}"),
+                "-print_final_stats=1",
+            ])
+            .current_dir(&dir)
+            .output()
+            .context("cargo fuzz")?;
+        let log = String::from_utf8_lossy(&out.stderr);
+        // libFuzzer's final stats: "stat::number_of_executed_units: N".
+        let execs = log
+            .lines()
+            .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| "?".into());
+        let crashed = !out.status.success();
+        println!(
+            "fuzz {t}: {execs} executions in {secs} s, {} crash{}",
+            crashed as u8,
+            if crashed { "" } else { "es" }
+        );
+        if crashed {
+            eprintln!(
+                "{}",
+                log.lines()
+                    .rev()
+                    .take(40)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            failed.push(*t);
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "fuzz targets crashed: {} (inputs in fuzz/artifacts/)",
+            failed.join(", ")
+        );
+    }
+    Ok(())
 }

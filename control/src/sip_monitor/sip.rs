@@ -663,7 +663,10 @@ fn find(h: &[u8], n: &[u8]) -> Option<usize> {
 fn start_line(l: &str) -> Result<StartLine, SipError> {
     let bad = || SipError::BadStartLine(l.chars().take(80).collect());
     let version = |v: &str| v.eq_ignore_ascii_case("SIP/2.0");
-    if l.len() >= 8 && version(&l[..7]) && l.as_bytes()[7] == b' ' {
+    // By bytes: the line may hold multi-byte characters anywhere (byte 8
+    // follows an ASCII space, so it starts one).
+    let b = l.as_bytes();
+    if b.len() >= 8 && b[..7].eq_ignore_ascii_case(b"SIP/2.0") && b[7] == b' ' {
         let rest = &l[8..];
         let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
         if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {

@@ -257,3 +257,21 @@ fn invalid_messages_are_refused_by_rule() {
         "malformed header",
     );
 }
+
+/// Found by the fuzz target (`fuzz/fuzz_targets/sip_parse.rs`): a start
+/// line with a multi-byte character across byte 7 panicked when sliced
+/// there as text. Every such line is refused, none panics.
+#[test]
+fn multibyte_characters_in_the_start_line_are_refused_not_panicked_on() {
+    let crash: &[u8] = &[
+        32, 32, 32, 54, 32, 32, 218, 174, 10, 10, 10, 32, 55, 32, 32, 218, 174, 10, 91, 10, 13, 10,
+        13, 10,
+    ];
+    assert!(parse(crash).is_err());
+    for at in 0..10 {
+        let mut line = "SIP/2.0 200 OK".to_string();
+        line.insert(at.min(line.len()), 'ڮ');
+        let raw = format!("{line}\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n");
+        assert!(parse(raw.as_bytes()).is_err(), "{line:?}");
+    }
+}
