@@ -47,6 +47,30 @@ pub struct PresenceCounters {
     pub notifies: u64,
     /// Statuses turned offline because their publication lapsed.
     pub expired: u64,
+    /// Requests seen again while their transaction lasted, answered as
+    /// before without a second processing.
+    pub retransmissions: u64,
+}
+
+/// How long an answered request is remembered (RFC 3261 timer J, 64*T1).
+const TRANSACTION_SECS: u64 = 32;
+
+/// A request's server transaction (RFC 3261 §17.2.3): its branch (with the
+/// magic cookie, else Call-ID and CSeq stand in for it), method and
+/// sender. None for a response, an ACK or what does not parse.
+fn transaction_key(raw: &[u8], peer: SocketAddr) -> Option<String> {
+    let (m, _) = sip::parse(raw).ok()?;
+    let sip::StartLine::Request { method, .. } = &m.start else {
+        return None;
+    };
+    if method == "ACK" {
+        return None;
+    }
+    let id = match m.via_branch.as_deref() {
+        Some(b) if b.starts_with("z9hG4bK") => b.to_string(),
+        _ => format!("{}/{}", m.call_id, m.cseq),
+    };
+    Some(format!("{id}|{method}|{peer}"))
 }
 
 pub struct Server {
@@ -57,6 +81,9 @@ pub struct Server {
     /// them.
     pub allow: Arc<Mutex<Vec<control::field::IpPrefix>>>,
     sock: tokio::net::UdpSocket,
+    /// Answers of the requests of the last `TRANSACTION_SECS`, by
+    /// transaction.
+    answered: std::collections::HashMap<String, (String, std::time::Instant)>,
     /// Watchers (RFC 3856) per presentity.
     subs: Vec<Subscription>,
     tags: u64,
@@ -126,6 +153,7 @@ impl Server {
             store: Arc::new(Mutex::new(store)),
             counters: Default::default(),
             sock,
+            answered: Default::default(),
             subs: Vec::new(),
             tags: 0,
         })
@@ -151,7 +179,11 @@ impl Server {
         let mut sweep = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tokio::select! {
-                _ = sweep.tick() => self.expire().await,
+                _ = sweep.tick() => {
+                    self.expire().await;
+                    let keep = std::time::Duration::from_secs(TRANSACTION_SECS);
+                    self.answered.retain(|_, (_, at)| at.elapsed() < keep);
+                }
                 r = self.sock.recv_from(&mut buf) => {
                     let Ok((n, peer)) = r else { continue };
                     let raw = buf[..n].to_vec();
@@ -183,7 +215,23 @@ impl Server {
 
     /// One request in, its answer sent back the way it came, counted.
     async fn handle(&mut self, raw: &[u8], peer: SocketAddr, route: Route) {
+        // A retransmission of a request already answered gets the same
+        // answer again, not a second processing (RFC 3261 §17.2.2: the
+        // server transaction, kept for timer J).
+        let key = transaction_key(raw, peer);
+        if let Some(k) = &key {
+            if let Some((reply, _)) = self.answered.get(k) {
+                let reply = reply.clone();
+                self.counters.lock().unwrap().retransmissions += 1;
+                route.send(&self.sock, reply.as_bytes()).await;
+                return;
+            }
+        }
         let reply = self.answer(raw, peer, &route).await;
+        if let (Some(k), Some(r)) = (key, &reply) {
+            self.answered
+                .insert(k, (r.clone(), std::time::Instant::now()));
+        }
         let code = reply
             .as_deref()
             .and_then(|r| r.split(' ').nth(1))

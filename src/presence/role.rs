@@ -69,6 +69,7 @@ impl Role for PresenceRole {
         out.push(part("updates", c.updates));
         out.push(part("notifies", c.notifies));
         out.push(part("expired", c.expired));
+        out.push(part("retransmissions", c.retransmissions));
         Ok(())
     }
 

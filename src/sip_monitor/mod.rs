@@ -98,6 +98,14 @@ pub struct Monitor {
     terminals: HashMap<String, Terminal>,
     /// Call-ID of an outstanding PUBLISH → its transaction.
     outstanding: HashMap<String, Outstanding>,
+    /// User → the Call-ID of their outstanding request (one at most).
+    outstanding_of: HashMap<String, String>,
+    /// Users with a status waiting to be sent: what `flush` reads, not
+    /// every terminal.
+    dirty: std::collections::BTreeSet<String>,
+    /// (when, user) of the publications to refresh, earliest first; an
+    /// entry whose time is no longer the terminal's is stale.
+    refresh_due: std::collections::BTreeSet<(u64, String)>,
     pub status: Arc<Mutex<MonitorStatus>>,
     started: Instant,
 }
@@ -133,6 +141,7 @@ impl Monitor {
                 t.etag = None;
             }
             self.outstanding.clear();
+            self.outstanding_of.clear();
         }
         self.tracker.set_config(tracker_config(&cfg));
         info!(domain = %cfg.domain, presence = %cfg.presence, ports = ?cfg.ports, "sip monitor reconfigured");
@@ -165,6 +174,9 @@ impl Monitor {
             link,
             terminals: HashMap::new(),
             outstanding: HashMap::new(),
+            outstanding_of: HashMap::new(),
+            dirty: Default::default(),
+            refresh_due: Default::default(),
             status,
             started: Instant::now(),
         })
@@ -299,20 +311,36 @@ impl Monitor {
         let t = self.terminals.entry(ch.user.clone()).or_default();
         let status = t.state.apply(&ch);
         t.pending = Some(status);
+        self.dirty.insert(ch.user);
     }
 
+    /// Send `user`'s current status again (unless a newer one waits).
+    fn resend(&mut self, user: &str) {
+        if let Some(t) = self.terminals.get_mut(user) {
+            t.pending = t.pending.or(t.status);
+            self.dirty.insert(user.to_string());
+        }
+    }
+
+    /// Send what waits, each terminal at most once per
+    /// `publish_interval_ms`; a terminal held back stays waiting.
     async fn flush(&mut self) {
         let interval = Duration::from_millis(self.cfg.publish_interval_ms);
-        let due: Vec<String> = self
-            .terminals
-            .iter()
-            .filter(|(_, t)| {
-                t.pending.is_some() && t.last_sent.map(|l| l.elapsed() >= interval).unwrap_or(true)
-            })
-            .map(|(u, _)| u.clone())
-            .collect();
-        for user in due {
-            self.send(&user).await;
+        let waiting: Vec<String> = self.dirty.iter().cloned().collect();
+        for user in waiting {
+            let due = match self.terminals.get(&user) {
+                Some(t) if t.pending.is_some() => {
+                    t.last_sent.is_none_or(|l| l.elapsed() >= interval)
+                }
+                _ => {
+                    self.dirty.remove(&user);
+                    continue;
+                }
+            };
+            if due {
+                self.dirty.remove(&user);
+                self.send(&user).await;
+            }
         }
     }
 
@@ -341,26 +369,27 @@ impl Monitor {
     /// the status is sent again.
     async fn refresh(&mut self) {
         let now = self.now();
-        let due: Vec<String> = self
-            .terminals
-            .iter()
-            .filter(|(_, t)| t.refresh_at.is_some_and(|at| at <= now) && t.pending.is_none())
-            .map(|(u, _)| u.clone())
-            .collect();
-        for user in due {
+        while let Some((at, user)) = self.refresh_due.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.refresh_due.pop_first();
             let Some(t) = self.terminals.get_mut(&user) else {
                 continue;
             };
+            if t.refresh_at != Some(at) {
+                continue; // stale: refreshed or made final since
+            }
             t.refresh_at = None;
-            if self.outstanding.values().any(|o| o.user == user) {
-                continue; // the answer to that one sets the next refresh
+            if t.pending.is_some() || self.outstanding_of.contains_key(&user) {
+                continue; // what goes out next sets the next refresh
             }
             match (self.cfg.carrier, t.etag.is_some()) {
                 (Carrier::Publish, true) => {
                     self.status.lock().unwrap().publish_refreshed += 1;
                     self.publish(&user, "", self.cfg.publish_expires_secs).await;
                 }
-                _ => t.pending = t.status,
+                _ => self.resend(&user),
             }
         }
     }
@@ -397,9 +426,14 @@ impl Monitor {
         };
         let msg = presence::via_transport(msg, transport).into_bytes();
         // Only the newest status is worth retransmitting.
-        let before = self.outstanding.len();
-        self.outstanding.retain(|_, o| o.user != user);
-        self.status.lock().unwrap().publish_superseded += (before - self.outstanding.len()) as u64;
+        if let Some(old) = self
+            .outstanding_of
+            .insert(user.to_string(), call_id.clone())
+        {
+            if self.outstanding.remove(&old).is_some() {
+                self.status.lock().unwrap().publish_superseded += 1;
+            }
+        }
         let sent = ready.is_ok() && self.transmit(&msg).await;
         let now = self.now();
         self.outstanding.insert(
@@ -441,6 +475,7 @@ impl Monitor {
             return;
         };
         let user = o.user;
+        self.outstanding_of.remove(&user);
         match status {
             200..=299 => {
                 self.status.lock().unwrap().publish_ok += 1;
@@ -453,6 +488,9 @@ impl Monitor {
                     let granted = m.expires.unwrap_or(0);
                     t.refresh_at = (granted > 0 && t.status != Some(Status::Offline))
                         .then(|| now + u64::from(granted) * 900);
+                    if let Some(at) = t.refresh_at {
+                        self.refresh_due.insert((at, user.clone()));
+                    }
                 }
             }
             412 => {
@@ -460,8 +498,8 @@ impl Monitor {
                 // one carrying the current state (RFC 3903 §4.4).
                 if let Some(t) = self.terminals.get_mut(&user) {
                     t.etag = None;
-                    t.pending = t.pending.or(t.status);
                 }
+                self.resend(&user);
             }
             _ => self.failed(&user),
         }
@@ -475,7 +513,7 @@ impl Monitor {
             t.failures += 1;
             if t.failures <= PUBLISH_RETRIES {
                 // A newer change already waiting goes instead.
-                t.pending = t.pending.or(t.status);
+                self.resend(user);
             } else {
                 warn!(
                     user,
@@ -522,6 +560,7 @@ impl Monitor {
         }
         for id in timed_out {
             if let Some(o) = self.outstanding.remove(&id) {
+                self.outstanding_of.remove(&o.user);
                 self.status.lock().unwrap().publish_timeouts += 1;
                 warn!(user = %o.user, "no answer from the presence server within 64*T1");
                 self.failed(&o.user);

@@ -87,6 +87,14 @@ enum BenchCmd {
         #[arg(long, default_value_t = 1000)]
         calls: usize,
     },
+    /// Many registered terminals: memory per terminal in the monitor and
+    /// the presence server, and the expiry sweeps' cost.
+    SipScale {
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 100_000)]
+        terminals: usize,
+    },
     /// Lost probe traffic when the VRRP master fails: edgeplane vs keepalived.
     VrrpFailover {
         #[arg(long)]
@@ -251,6 +259,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
                 println!("{} calls, {} measured: ACK leaving the UAC to PUBLISH leaving the monitor p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms; from the ACK arriving at the monitored host p50 {:.3} ms, p99 {:.3} ms; {} copies lost to a full ring", r.calls, r.measured, r.p50_ms, r.p99_ms, r.max_ms, r.monitor_p50_ms, r.monitor_p99_ms, r.ring_full);
+            }
+            Ok(())
+        }
+        Cmd::Bench {
+            cmd: BenchCmd::SipScale { json, terminals },
+        } => {
+            let r = bench::sip_scale::run(terminals.max(1))?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "{} terminals ({} stored): monitor {:.0} B/terminal, presence server {:.0} B/terminal in memory and {:.0} B/terminal on disk; tracker sweep {:.2} us idle, {:.1} ms with all due; store sweep {:.1} us idle, {:.1} ms with all due",
+                    r.terminals, r.stored_online, r.monitor_bytes_per_terminal, r.presence_bytes_per_terminal, r.store_disk_bytes_per_terminal,
+                    r.tracker_sweep_idle_us, r.tracker_sweep_all_ms, r.store_sweep_idle_us, r.store_sweep_all_ms
+                );
             }
             Ok(())
         }

@@ -149,6 +149,14 @@ impl Net {
         }
     }
 
+    /// The process id of `role`'s daemon.
+    pub fn pid(&self, role: &str) -> Option<u32> {
+        self.daemons
+            .iter()
+            .find(|(r, _)| r == role)
+            .map(|(_, c)| c.id())
+    }
+
     /// SIGKILL the daemon of `role`.
     pub fn kill(&mut self, role: &str) {
         for (r, c) in self.daemons.iter_mut() {

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod migration;
 pub mod pfcp;
 pub mod sip;
+pub mod sip_scale;
 pub mod veth;
 pub mod vrrp;
 pub mod xdp;
