@@ -86,6 +86,10 @@ enum BenchCmd {
         json: bool,
         #[arg(long, default_value_t = 1000)]
         calls: usize,
+        /// Also run the calls beside a flood of malformed SIP at this many
+        /// datagrams a second, and print both.
+        #[arg(long, default_value_t = 0)]
+        flood: u64,
     },
     /// Many registered terminals: memory per terminal in the monitor and
     /// the presence server, and the expiry sweeps' cost.
@@ -252,7 +256,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Bench {
-            cmd: BenchCmd::SipLatency { json, calls },
+            cmd: BenchCmd::SipLatency { json, calls, flood },
+        } if flood > 0 => {
+            let (quiet, flooded, sent, refused) = bench::sip::run_with_flood(calls.max(1), flood)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"quiet": quiet, "flooded": flooded, "flood_sent": sent, "flood_refused": refused})
+                );
+            } else {
+                for (name, r) in [("quiet", &quiet), ("with the flood", &flooded)] {
+                    println!("{name}: {} of {} calls measured, p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms; host's share p50 {:.3} ms, p99 {:.3} ms; {} copies lost to a full ring", r.measured, r.calls, r.p50_ms, r.p99_ms, r.max_ms, r.monitor_p50_ms, r.monitor_p99_ms, r.ring_full);
+                }
+                println!("flood: {sent} malformed datagrams sent at {flood}/s, {refused} counted as parse errors by the monitor");
+            }
+            Ok(())
+        }
+        Cmd::Bench {
+            cmd: BenchCmd::SipLatency { json, calls, .. },
         } => {
             let r = bench::sip::run(calls.max(1))?;
             if json {

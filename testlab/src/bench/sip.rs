@@ -152,7 +152,56 @@ fn pct(v: &[f64], p: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// Malformed SIP of the kinds the parser refuses (one per reason it
+/// counts), sent round-robin by the flood.
+fn malformed() -> Vec<Vec<u8>> {
+    let ok = sip(
+        "OPTIONS sip:b@example.com SIP/2.0",
+        "m@example.com",
+        "b@example.com",
+        "flood",
+        "1 OPTIONS",
+        "",
+        "",
+    );
+    vec![
+        b"this is not SIP\r\n\r\n".to_vec(),
+        ok.replacen("OPTIONS sip:", "OPT IONS sip:", 1).into_bytes(),
+        ok.replacen("Via: ", "Vya: ", 1).into_bytes(),
+        ok.replacen("1 OPTIONS", "1 INVITE", 1).into_bytes(),
+        ok.replacen("<sip:m@example.com>", "\"M <sip:m@example.com>", 1)
+            .into_bytes(),
+        ok.replacen("SIP/2.0\r\n", "SIP/2.0\x01\r\n", 1)
+            .into_bytes(),
+        ok.replacen(
+            "Content-Length: 0",
+            "Content-Length: 0\r\nContent-Length: 5",
+            1,
+        )
+        .into_bytes(),
+        ok.replacen("Content-Length: 0", "Content-Length: 900", 1)
+            .into_bytes(),
+    ]
+}
+
+/// `calls` calls alone, then the same with a flood of malformed SIP at
+/// `flood_pps` beside them (each on a fresh lab, one after the other in
+/// the same run): (quiet, flooded, flood datagrams sent, parse errors the
+/// monitor counted).
+pub fn run_with_flood(
+    calls: usize,
+    flood_pps: u64,
+) -> anyhow::Result<(LatencyRow, LatencyRow, u64, u64)> {
+    let quiet = run_inner(calls, 0)?.0;
+    let (flooded, sent, refused) = run_inner(calls, flood_pps)?;
+    Ok((quiet, flooded, sent, refused))
+}
+
 pub fn run(calls: usize) -> anyhow::Result<LatencyRow> {
+    Ok(run_inner(calls, 0)?.0)
+}
+
+fn run_inner(calls: usize, flood_pps: u64) -> anyhow::Result<(LatencyRow, u64, u64)> {
     let exe = crate::edgeplane_bin()?;
     let mut net = Net::new(&format!("L{}", std::process::id() % 1000), &exe);
     net.daemon("srv", &net.presence_config(None));
@@ -189,6 +238,33 @@ pub fn run(calls: usize) -> anyhow::Result<LatencyRow> {
         rx.recv_timeout(Duration::from_secs(5))?;
     }
     let ua = format!("/run/netns/{}", net.name("ua"));
+    // The flood: malformed SIP to the UAS's port, from another port of
+    // the UA, every millisecond a share of `flood_pps`.
+    let flood_stop = Arc::new(AtomicBool::new(false));
+    let flood = (flood_pps > 0).then(|| {
+        let (ns, stop) = (ua.clone(), flood_stop.clone());
+        thread::spawn(move || -> anyhow::Result<u64> {
+            crate::topo::enter_netns(&ns)?;
+            let s = UdpSocket::bind("10.5.0.2:5090")?;
+            s.connect("10.6.0.2:5060")?;
+            let msgs = malformed();
+            let per_ms = (flood_pps / 1000).max(1);
+            let (mut sent, t0) = (0u64, std::time::Instant::now());
+            while !stop.load(Ordering::SeqCst) {
+                for _ in 0..per_ms {
+                    if s.send(&msgs[sent as usize % msgs.len()]).is_ok() {
+                        sent += 1;
+                    }
+                }
+                let due = t0 + Duration::from_micros(sent * 1_000_000 / flood_pps);
+                if let Some(w) = due.checked_duration_since(std::time::Instant::now()) {
+                    thread::sleep(w);
+                }
+            }
+            Ok(sent)
+        })
+    });
+    thread::sleep(Duration::from_millis(if flood.is_some() { 200 } else { 0 }));
     thread::spawn(move || -> anyhow::Result<()> {
         crate::topo::enter_netns(&ua)?;
         let s = UdpSocket::bind("10.5.0.2:5060")?;
@@ -225,7 +301,25 @@ pub fn run(calls: usize) -> anyhow::Result<LatencyRow> {
     })
     .join()
     .map_err(|_| anyhow::anyhow!("UA panicked"))??;
+    flood_stop.store(true, Ordering::SeqCst);
+    let sent = match flood {
+        Some(h) => h.join().map_err(|_| anyhow::anyhow!("flood panicked"))??,
+        None => 0,
+    };
     thread::sleep(Duration::from_millis(300));
+    let refused: u64 = net
+        .call("mon", control::api::Request::Stats)
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| {
+            c["role"] == "sip-monitor"
+                && c["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("parse_error_"))
+        })
+        .map(|c| c["packets"].as_u64().unwrap_or(0))
+        .sum();
     // Copies the monitor's ring could not take (counted by the program).
     let rows = net.call("mon", control::api::Request::Stats);
     let ring_full = rows
@@ -285,14 +379,18 @@ pub fn run(calls: usize) -> anyhow::Result<LatencyRow> {
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     share.sort_by(|a, b| a.partial_cmp(b).unwrap());
     anyhow::ensure!(!share.is_empty(), "no ACK captured arriving at the monitor");
-    Ok(LatencyRow {
-        calls,
-        measured: lat.len(),
-        p50_ms: pct(&lat, 0.5),
-        p99_ms: pct(&lat, 0.99),
-        max_ms: *lat.last().unwrap(),
-        monitor_p50_ms: pct(&share, 0.5),
-        monitor_p99_ms: pct(&share, 0.99),
-        ring_full,
-    })
+    Ok((
+        LatencyRow {
+            calls,
+            measured: lat.len(),
+            p50_ms: pct(&lat, 0.5),
+            p99_ms: pct(&lat, 0.99),
+            max_ms: *lat.last().unwrap(),
+            monitor_p50_ms: pct(&share, 0.5),
+            monitor_p99_ms: pct(&share, 0.99),
+            ring_full,
+        },
+        sent,
+        refused,
+    ))
 }
