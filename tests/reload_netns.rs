@@ -171,8 +171,15 @@ fn the_monitor_and_the_presence_server_take_a_new_config_live() {
         reload(&mon_sock).expect("reload"),
         "reloaded; sip-monitor reconfigured"
     );
+    // The monitor watches both interfaces of the host the datagram
+    // crosses: copied arriving on eth0 (XDP) and leaving by eth1 (TC
+    // egress).
     send_options(&net, 5090);
-    assert_eq!(copied(&net), before + 1, "5090 copied after the reload");
+    assert_eq!(
+        copied(&net),
+        before + 2,
+        "5090 copied after the reload, both ways"
+    );
 
     // The interfaces cannot change live; the ports stay as they are.
     let moved = net
@@ -182,7 +189,7 @@ fn the_monitor_and_the_presence_server_take_a_new_config_live() {
     let err = reload(&mon_sock).unwrap_err();
     assert!(err.contains("sip_monitor.interfaces"), "{err}");
     send_options(&net, 5090);
-    assert_eq!(copied(&net), before + 2, "the refused file changed nothing");
+    assert_eq!(copied(&net), before + 4, "the refused file changed nothing");
 
     // The presence server stops accepting the monitor's address: its next
     // publications are refused (403) and nothing is stored.

@@ -10,6 +10,7 @@ pub mod bench;
 pub mod cluster_lab;
 pub mod counter;
 pub mod demo;
+mod demo_presence;
 pub mod etcd_lab;
 pub mod fixtures;
 pub mod fixtures_gtpu6;

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod retransmit;
+mod sdp;
 pub mod sip;
 pub mod stream;
 pub mod terminal;
