@@ -19,16 +19,6 @@ use std::{
 use control::api::Request;
 use testlab::sip_lab::{Net, REGISTRAR};
 
-/// The statuses the presence server stored for `user`, oldest first.
-fn history(net: &Net, user: &str) -> Vec<String> {
-    net.call("srv", Request::PresenceHistory { user: user.into() })
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["status"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn the_monitor_on_kamailios_own_interface_sees_both_directions() {
     if !common::kernel_available("sip_kamailio_registrar") {
@@ -58,10 +48,7 @@ fn the_monitor_on_kamailios_own_interface_sees_both_directions() {
     let deadline = Instant::now() + Duration::from_secs(5);
     let mon = loop {
         let mon = net.call("mon", Request::SipMonitorStatus);
-        let done = history(&net, "alice@example.com")
-            .last()
-            .map(String::as_str)
-            == Some("offline")
+        let done = net.history("alice@example.com").last().map(String::as_str) == Some("offline")
             && mon["publish_ok"] == mon["published"];
         if done || Instant::now() > deadline {
             break mon;
@@ -70,18 +57,18 @@ fn the_monitor_on_kamailios_own_interface_sees_both_directions() {
     };
     let log = || std::fs::read_to_string(net.dir.join("registrar.log")).unwrap_or_default();
     assert_eq!(
-        history(&net, "alice@example.com"),
+        net.history("alice@example.com"),
         vec!["online", "talking", "terminated", "offline"],
         "monitor: {mon}\n{}",
         log()
     );
     assert_eq!(
-        history(&net, "bob@example.com"),
+        net.history("bob@example.com"),
         vec!["online", "talking", "terminated"],
         "monitor: {mon}"
     );
     assert_eq!(
-        history(&net, "carol@example.com"),
+        net.history("carol@example.com"),
         vec!["online"],
         "a cancelled call never talks: {mon}"
     );
@@ -98,15 +85,7 @@ fn the_monitor_on_kamailios_own_interface_sees_both_directions() {
     // calls), and the monitor read every copy the programs made.
     thread::sleep(Duration::from_millis(300));
     let rows = net.call("mon", Request::Stats);
-    let count = |name: &str| -> u64 {
-        rows.as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["role"] == "sip-monitor" && c["name"] == name)
-            .unwrap_or_else(|| panic!("no sip-monitor counter {name}: {rows}"))["packets"]
-            .as_u64()
-            .unwrap()
-    };
+    let count = |name: &str| net.counter("mon", "sip-monitor", name);
     assert!(
         count("egress_copies") >= 10,
         "Kamailio's own messages seen leaving: {rows}"
@@ -130,18 +109,13 @@ fn the_monitor_on_kamailios_own_interface_sees_both_directions() {
     assert_eq!(on_eth0, vec!["sip_monitor_egr"], "one egress program");
     net.sipp("register.xml", "alice", "5061");
     let deadline = Instant::now() + Duration::from_secs(5);
-    while history(&net, "alice@example.com")
-        .last()
-        .map(String::as_str)
-        != Some("online")
+    while net.history("alice@example.com").last().map(String::as_str) != Some("online")
         && Instant::now() < deadline
     {
         thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(
-        history(&net, "alice@example.com")
-            .last()
-            .map(String::as_str),
+        net.history("alice@example.com").last().map(String::as_str),
         Some("online"),
         "the restarted monitor saw the registrar's 200"
     );

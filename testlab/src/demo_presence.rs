@@ -30,23 +30,13 @@ pub(crate) fn presence(exe: &std::path::Path) -> anyhow::Result<bool> {
         net.name("ua")
     );
     let users = ["alice@example.com", "bob@example.com"];
-    let history = |net: &Net, user: &str| -> Vec<String> {
-        net.call("srv", Request::PresenceHistory { user: user.into() })
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|r| r["status"].as_str().unwrap_or("").to_string())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     let mut shown = [0usize; 2];
     // Print what the server stored since the last step (bounded wait for
     // the publications the step implies).
     let mut changes = |net: &Net, want: [usize; 2]| {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
-            let h = [history(net, users[0]), history(net, users[1])];
+            let h = [net.history(users[0]), net.history(users[1])];
             if (h[0].len() >= want[0] && h[1].len() >= want[1])
                 || std::time::Instant::now() > deadline
             {
@@ -86,15 +76,7 @@ pub(crate) fn presence(exe: &std::path::Path) -> anyhow::Result<bool> {
     // The monitor reads the programs' counters every 200 ms at most.
     std::thread::sleep(Duration::from_millis(300));
     let mon = net.call("mon", Request::SipMonitorStatus);
-    let rows = net.call("mon", Request::Stats);
-    let count = |name: &str| {
-        rows.as_array()
-            .into_iter()
-            .flatten()
-            .filter(|c| c["role"] == "sip-monitor" && c["name"] == name)
-            .map(|c| c["packets"].as_u64().unwrap_or(0))
-            .sum::<u64>()
-    };
+    let count = |name: &str| net.counter("mon", "sip-monitor", name);
     println!(
         "   the monitor: {} SIP packets copied ({} of them sent by Kamailio, copied at egress), {} messages parsed, {} PUBLISHes, {} answered 200",
         count("copied"),
@@ -104,7 +86,7 @@ pub(crate) fn presence(exe: &std::path::Path) -> anyhow::Result<bool> {
         mon["publish_ok"]
     );
     Ok(
-        history(&net, users[0]) == ["online", "talking", "terminated", "offline"]
-            && history(&net, users[1]) == ["online", "talking", "terminated"],
+        net.history(users[0]) == ["online", "talking", "terminated", "offline"]
+            && net.history(users[1]) == ["online", "talking", "terminated"],
     )
 }

@@ -262,6 +262,34 @@ impl Net {
         kam
     }
 
+    /// The sum of `role`'s counters on `host` whose name `name` accepts
+    /// (`edgeplane stats`; 0 when there are none).
+    pub fn counters(&self, host: &str, role: &str, name: impl Fn(&str) -> bool) -> u64 {
+        self.call(host, Request::Stats)
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["role"] == role && c["name"].as_str().is_some_and(&name))
+            .map(|c| c["packets"].as_u64().unwrap_or(0))
+            .sum()
+    }
+
+    /// `counters` of the one counter `name`.
+    pub fn counter(&self, host: &str, role: &str, name: &str) -> u64 {
+        self.counters(host, role, |n| n == name)
+    }
+
+    /// The statuses the presence server on `srv` stored for `user`,
+    /// oldest first.
+    pub fn history(&self, user: &str) -> Vec<String> {
+        self.call("srv", Request::PresenceHistory { user: user.into() })
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| r["status"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
     pub fn call(&self, role: &str, req: Request) -> serde_json::Value {
         edgeplane::client::call(&self.dir.join(format!("{role}.sock")), &req).unwrap()
     }

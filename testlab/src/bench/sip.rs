@@ -307,28 +307,9 @@ fn run_inner(calls: usize, flood_pps: u64) -> anyhow::Result<(LatencyRow, u64, u
         None => 0,
     };
     thread::sleep(Duration::from_millis(300));
-    let refused: u64 = net
-        .call("mon", control::api::Request::Stats)
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|c| {
-            c["role"] == "sip-monitor"
-                && c["name"]
-                    .as_str()
-                    .is_some_and(|n| n.starts_with("parse_error_"))
-        })
-        .map(|c| c["packets"].as_u64().unwrap_or(0))
-        .sum();
+    let refused = net.counters("mon", "sip-monitor", |n| n.starts_with("parse_error_"));
     // Copies the monitor's ring could not take (counted by the program).
-    let rows = net.call("mon", control::api::Request::Stats);
-    let ring_full = rows
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|c| c["role"] == "sip-monitor" && c["name"] == "ring_full")
-        .map(|c| c["packets"].as_u64().unwrap_or(0))
-        .sum();
+    let ring_full = net.counter("mon", "sip-monitor", "ring_full");
     cap_stop.store(true, Ordering::SeqCst);
     stop.store(true, Ordering::SeqCst);
     let _ = server.join();

@@ -139,27 +139,13 @@ pub fn run(n: usize) -> anyhow::Result<ScaleRow> {
         thread::sleep(Duration::from_millis(200));
     }
     thread::sleep(Duration::from_millis(500));
-    let lost: u64 = net
-        .call("mon", Request::Stats)
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|c| c["role"] == "sip-monitor" && c["name"] == "ring_full")
-        .map(|c| c["packets"].as_u64().unwrap_or(0))
-        .sum();
+    let lost = net.counter("mon", "sip-monitor", "ring_full");
     eprintln!(
         "monitor: {} (ring full: {lost})",
         net.call("mon", Request::SipMonitorStatus)
     );
     let (mon1, srv1) = (rss(mon_pid)?, rss(srv_pid)?);
-    let rows = net.call("srv", Request::Stats);
-    let stored_online = rows
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|c| c["role"] == "presence" && c["name"] == "updates")
-        .map(|c| c["packets"].as_u64().unwrap_or(0))
-        .sum::<u64>() as usize;
+    let stored_online = net.counter("srv", "presence", "updates") as usize;
     let disk: u64 = ["", "-wal"]
         .iter()
         .filter_map(|x| std::fs::metadata(format!("{}{x}", db.display())).ok())
