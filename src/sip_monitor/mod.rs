@@ -260,6 +260,9 @@ impl Monitor {
                 st.xdp_read = Some(Instant::now());
             }
         }
+        // Counted here and added to the status once per batch.
+        let mut parsed = 0u64;
+        let mut refused: HashMap<std::borrow::Cow<'static, str>, u64> = HashMap::new();
         for c in copies {
             let results = match segment(&c.frame) {
                 Some(Segment::Udp(payload)) => vec![sip::parse(payload).map(|(m, _)| m)],
@@ -279,21 +282,22 @@ impl Monitor {
             for r in results {
                 match r {
                     Ok(m) => {
-                        self.status.lock().unwrap().parsed += 1;
+                        parsed += 1;
                         changes.extend(self.tracker.handle(&m, now));
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, frame = ?String::from_utf8_lossy(&c.frame), "not valid SIP");
-                        let reason = e.to_string().split(':').next().unwrap_or("").to_string();
-                        *self
-                            .status
-                            .lock()
-                            .unwrap()
-                            .invalid
-                            .entry(reason)
-                            .or_insert(0) += 1;
+                        *refused.entry(e.reason()).or_insert(0) += 1;
                     }
                 }
+            }
+            // A change goes out at once, not after the rest of the batch
+            // (which a flood of what is not SIP would make long).
+            if !changes.is_empty() {
+                for ch in std::mem::take(&mut changes) {
+                    self.note(ch);
+                }
+                self.flush().await;
             }
         }
         changes.extend(self.tracker.tick(now));
@@ -303,6 +307,15 @@ impl Monitor {
         self.flush().await;
         let mut st = self.status.lock().unwrap();
         st.dialogs = self.tracker.dialogs();
+        st.parsed += parsed;
+        for (reason, n) in refused {
+            match st.invalid.get_mut(reason.as_ref()) {
+                Some(c) => *c += n,
+                None => {
+                    st.invalid.insert(reason.into_owned(), n);
+                }
+            }
+        }
         Ok(())
     }
 

@@ -146,6 +146,24 @@ impl fmt::Display for SipError {
 
 impl std::error::Error for SipError {}
 
+impl SipError {
+    /// What went wrong without the text that did: the name the monitor
+    /// counts refusals by, one of a bounded set whatever arrives (the
+    /// offending bytes are in `Display`, for `edgeplane sip parse`).
+    pub fn reason(&self) -> std::borrow::Cow<'static, str> {
+        match self {
+            SipError::Empty => "empty message".into(),
+            SipError::NoHeaderEnd => "no blank line ends the headers".into(),
+            SipError::BadStartLine(_) => "not a SIP request or status line".into(),
+            SipError::BadHeader(_) => "malformed header line".into(),
+            SipError::Missing(h) => format!("missing mandatory header {h}").into(),
+            SipError::BadValue(h, _) => format!("bad {h} value").into(),
+            SipError::Truncated { .. } => "body shorter than Content-Length".into(),
+            SipError::NotUtf8 => "headers are not UTF-8".into(),
+        }
+    }
+}
+
 #[cfg(test)]
 use super::sdp::connection_address;
 pub use super::sdp::sdp;

@@ -275,3 +275,24 @@ fn multibyte_characters_in_the_start_line_are_refused_not_panicked_on() {
         assert!(parse(raw.as_bytes()).is_err(), "{line:?}");
     }
 }
+
+/// The monitor counts refusals by `reason()`: the offending text is not
+/// in it, so a flood of ever-different bad values makes one counter.
+#[test]
+fn refusal_reasons_are_a_bounded_set() {
+    let bad = |cseq: &str| {
+        parse(
+            format!("OPTIONS sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nMax-Forwards: 70\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: c\r\nCSeq: {cseq}\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap_err()
+    };
+    let (a, b) = (bad("x OPTIONS"), bad("99999999999 OPTIONS"));
+    assert_ne!(a.to_string(), b.to_string(), "the text says which value");
+    assert_eq!(a.reason(), b.reason());
+    assert_eq!(a.reason(), "bad CSeq value");
+    assert_eq!(
+        parse(b"GARBAGE\r\n\r\n").unwrap_err().reason(),
+        parse(b"MORE GARBAGE\r\n\r\n").unwrap_err().reason()
+    );
+}
