@@ -17,7 +17,7 @@ use std::{
 };
 
 use control::api::Request;
-use testlab::sip_lab::{Net, REGISTRAR};
+use testlab::sip_lab::Net;
 
 #[test]
 fn the_monitor_on_kamailios_own_interface_sees_both_directions() {
@@ -25,12 +25,7 @@ fn the_monitor_on_kamailios_own_interface_sees_both_directions() {
         return;
     }
     let mut net = Net::new("r", env!("CARGO_BIN_EXE_edgeplane").as_ref());
-    let db = net.dir.join("presence.db").display().to_string();
-    let srv_cfg = net.presence_config_at("srv", "10.6.0.2:5070", &db);
-    net.daemon("srv", &srv_cfg);
-    let kam = net.kamailio("mon", "registrar", REGISTRAR, 5060);
-    let mon_cfg = net.monitor_config_on(&["eth0"], "example.com", "10.6.0.2:5070", "");
-    net.daemon("mon", &mon_cfg);
+    let (kam, mon_cfg) = net.on_registrar();
 
     // alice, bob and carol register; bob answers a call, carol rings
     // until the caller gives up.

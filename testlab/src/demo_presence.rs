@@ -11,15 +11,10 @@ use control::api::Request;
 /// server stores them, then `edgeplane presence show`. Returns whether
 /// each terminal went through the statuses its traffic implies.
 pub(crate) fn presence(exe: &std::path::Path) -> anyhow::Result<bool> {
-    use crate::sip_lab::{Net, REGISTRAR};
+    use crate::sip_lab::Net;
     println!("\n== presence: the sip-monitor on the SIP server itself, publishing to the presence server (seed 001)");
     let mut net = Net::new("d", exe);
-    let db = net.dir.join("presence.db").display().to_string();
-    let srv_cfg = net.presence_config_at("srv", "10.6.0.2:5070", &db);
-    net.daemon("srv", &srv_cfg);
-    let kam = net.kamailio("mon", "registrar", REGISTRAR, 5060);
-    let mon_cfg = net.monitor_config_on(&["eth0"], "example.com", "10.6.0.2:5070", "");
-    net.daemon("mon", &mon_cfg);
+    let (kam, _) = net.on_registrar();
     println!(
         "   Kamailio (registrar, record-routing proxy) on 10.5.0.1:5060 in {}, the monitor on its eth0;",
         net.name("mon")

@@ -349,6 +349,20 @@ impl Drop for SippUas {
 }
 
 impl Net {
+    /// The monitor where the claims put it: the presence server on `srv`
+    /// (10.6.0.2:5070, SQLite in the lab directory), Kamailio as registrar
+    /// and proxy in `mon` (`REGISTRAR`), the monitor on `mon`'s eth0 only.
+    /// Returns Kamailio's guard and the monitor's config (to restart it).
+    pub fn on_registrar(&mut self) -> (ProcessGroup, String) {
+        let db = self.dir.join("presence.db").display().to_string();
+        let srv_cfg = self.presence_config_at("srv", "10.6.0.2:5070", &db);
+        self.daemon("srv", &srv_cfg);
+        let kam = self.kamailio("mon", "registrar", REGISTRAR, 5060);
+        let mon_cfg = self.monitor_config_on(&["eth0"], "example.com", "10.6.0.2:5070", "");
+        self.daemon("mon", &mon_cfg);
+        (kam, mon_cfg)
+    }
+
     /// sipp in `ua` running scenario `xml` once as `user` from
     /// 10.5.0.2:`port`, toward the registrar (10.5.0.1:5060).
     fn sipp_command(&self, xml: &str, user: &str, port: &str) -> Command {
