@@ -552,7 +552,8 @@ fn publish_over_tcp_and_conditional_requests() {
             .unwrap()
             .0
             .etag
-            .unwrap();
+            .unwrap()
+            .into_owned();
         let u = UdpSocket::bind("10.5.0.2:5066").unwrap();
         u.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
         let mut ask = |tag: &str, n: u32| {
@@ -641,7 +642,7 @@ fn two_presence_servers_share_one_postgresql_store_and_its_etags() {
             let mut buf = [0u8; 2048];
             let k = u.recv(&mut buf).unwrap();
             let (r, _) = control::sip_monitor::sip::parse(&buf[..k]).unwrap();
-            (r.status().unwrap(), r.etag.clone())
+            (r.status().unwrap(), r.etag.map(|e| e.into_owned()))
         })
         .join()
         .unwrap()

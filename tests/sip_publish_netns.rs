@@ -61,8 +61,8 @@ fn lossy_presence(
                 .expect("a PIDF status");
             let mut seen = seen.lock().unwrap();
             seen.datagrams
-                .push((user.clone(), m.call_id.clone(), status));
-            let c = copies.entry(m.call_id.clone()).or_insert(0);
+                .push((user.clone(), m.call_id.to_string(), status));
+            let c = copies.entry(m.call_id.to_string()).or_insert(0);
             *c += 1;
             if *c < 3 {
                 continue; // lost

@@ -304,7 +304,7 @@ impl Server {
 
     /// Store the status a PUBLISH (or a status-carrying REGISTER) brings,
     /// notify the watchers, and build the answer.
-    async fn update(&mut self, m: &sip::Message, raw: &[u8], peer: SocketAddr) -> String {
+    async fn update(&mut self, m: &sip::Message<'_>, raw: &[u8], peer: SocketAddr) -> String {
         if !self.allowed(peer) {
             return response(m, raw, 403, "Forbidden", "");
         }
@@ -397,7 +397,7 @@ impl Server {
     /// 200 with a new entity-tag (replacing the one the request named),
     /// or 412 if that one was replaced meanwhile (another server took the
     /// same refresh), or 500 if the store failed.
-    fn accepted(&self, m: &sip::Message, raw: &[u8]) -> String {
+    fn accepted(&self, m: &sip::Message<'_>, raw: &[u8]) -> String {
         let expires = publication_expires(m);
         let user = m.to.aor();
         let now = unix_now();
@@ -430,7 +430,7 @@ impl Server {
     /// send the current state at once; Expires: 0 ends the subscription.
     /// Its answers and NOTIFYs go the way it came (on its TCP connection
     /// when it came on one).
-    async fn subscribe(&mut self, m: &sip::Message, raw: &[u8], route: &Route) {
+    async fn subscribe(&mut self, m: &sip::Message<'_>, raw: &[u8], route: &Route) {
         if m.event.as_deref() != Some("presence") {
             let r = response(m, raw, 489, "Bad Event", "Allow-Events: presence\r\n");
             route.send(&self.sock, r.as_bytes()).await;
@@ -462,15 +462,15 @@ impl Server {
         let sub = Subscription {
             user: user.clone(),
             route: route.clone(),
-            call_id: m.call_id.clone(),
+            call_id: m.call_id.to_string(),
             local_tag: tag,
-            remote_uri: m.from.uri.clone(),
-            remote_tag: m.from.tag.clone().unwrap_or_default(),
+            remote_uri: m.from.uri.to_string(),
+            remote_tag: m.from.tag.as_deref().unwrap_or_default().to_string(),
             contact: m
                 .contact
                 .as_ref()
-                .map(|c| c.uri.clone())
-                .unwrap_or_else(|| m.from.uri.clone()),
+                .map(|c| c.uri.to_string())
+                .unwrap_or_else(|| m.from.uri.to_string()),
             cseq: 0,
             expires_at: std::time::Instant::now() + std::time::Duration::from_secs(expires as u64),
         };

@@ -481,12 +481,12 @@ impl Monitor {
         let Some(status) = m.status() else { return };
         if status < 200 {
             // Proceeding: retransmissions slow to T2, the wait goes on.
-            if let Some(o) = self.outstanding.get_mut(&m.call_id) {
+            if let Some(o) = self.outstanding.get_mut(&*m.call_id) {
                 o.timer.provisional();
             }
             return;
         }
-        let Some(o) = self.outstanding.remove(&m.call_id) else {
+        let Some(o) = self.outstanding.remove(&*m.call_id) else {
             return;
         };
         let user = o.user;
@@ -496,7 +496,7 @@ impl Monitor {
                 self.status.lock().unwrap().publish_ok += 1;
                 let now = self.now();
                 if let Some(t) = self.terminals.get_mut(&user) {
-                    t.etag = m.etag.clone();
+                    t.etag = m.etag.as_deref().map(str::to_string);
                     t.failures = 0;
                     // What the server granted (it may shorten it); a
                     // final status (offline, Expires 0) is not refreshed.

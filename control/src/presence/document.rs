@@ -2,6 +2,8 @@
 //! carry it: PUBLISH (RFC 3903), or REGISTER for servers that take status
 //! with registrations (seed 001 claim 20).
 
+use std::sync::Arc;
+
 use crate::sip_monitor::track::{SessionInfo, Status};
 
 /// XML character data and attribute values.
@@ -43,7 +45,7 @@ pub fn parse_status(s: &str) -> Option<Status> {
 /// A PIDF document (RFC 3863) for `user`: basic open/closed, the status
 /// as the note, and every session with its type, peer, codecs and speed
 /// (claims 21, 34-43).
-pub fn pidf(user: &str, status: Status, sessions: &[SessionInfo]) -> String {
+pub fn pidf(user: &str, status: Status, sessions: &[Arc<SessionInfo>]) -> String {
     pidf_at(user, status, sessions, None)
 }
 
@@ -52,7 +54,7 @@ pub fn pidf(user: &str, status: Status, sessions: &[SessionInfo]) -> String {
 pub fn pidf_at(
     user: &str,
     status: Status,
-    sessions: &[SessionInfo],
+    sessions: &[Arc<SessionInfo>],
     contact: Option<&str>,
 ) -> String {
     let basic = if status == Status::Offline {
@@ -80,7 +82,7 @@ pub fn pidf_at(
                 .unwrap_or_default(),
             s.media_address
                 .as_ref()
-                .map(|a| format!(" address=\"{}\"", escape(a)))
+                .map(|a| format!(" address=\"{a}\""))
                 .unwrap_or_default()
         );
     }
@@ -176,9 +178,9 @@ mod tests {
             media: vec!["audio".into()],
             codecs: vec!["PCMU".into()],
             bandwidth_kbps: Some(64),
-            media_address: Some("2001:db8:5::2".into()),
+            media_address: Some("2001:db8:5::2".parse().unwrap()),
         };
-        let x = pidf("alice@example.com", Status::Talking, &[s]);
+        let x = pidf("alice@example.com", Status::Talking, &[Arc::new(s)]);
         assert!(
             x.contains("call-id=\"c&lt;1&gt;&amp;\"")
                 && x.contains("peer=\"bob@example.com&quot;\"")

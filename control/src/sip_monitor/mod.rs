@@ -4,6 +4,7 @@
 //! each terminal's status.
 
 pub mod config;
+mod grammar;
 pub mod retransmit;
 mod sdp;
 pub mod sip;

@@ -5,30 +5,38 @@
 use super::sip::Media;
 
 /// The media of an SDP body: m= lines with their rtpmap codecs and b=.
-pub fn sdp(body: &[u8]) -> Vec<Media> {
-    let text = String::from_utf8_lossy(body);
+/// Borrows the body; a line that is not UTF-8 is skipped.
+pub fn sdp(body: &[u8]) -> Vec<Media<'_>> {
     let mut media: Vec<Media> = Vec::new();
     let mut session_bw = None;
     let mut session_addr = None;
-    let mut payloads: Vec<Vec<String>> = Vec::new();
-    for l in text.lines() {
+    // Each m= line, for the static payload types without rtpmap.
+    let mut payloads: Vec<&str> = Vec::new();
+    for l in body.split(|&b| b == b'\n') {
+        // Only m=, c=, b= and a= lines are read: skip the rest unchecked.
+        if l.len() < 2 || l[1] != b'=' || !matches!(l[0], b'm' | b'c' | b'b' | b'a') {
+            continue;
+        }
+        let Ok(l) = std::str::from_utf8(l) else {
+            continue; // not text
+        };
         let l = l.trim_end();
         if let Some(m) = l.strip_prefix("m=") {
-            let f: Vec<&str> = m.split_whitespace().collect();
-            if f.len() >= 3 {
+            let mut f = m.split(' ').filter(|f| !f.is_empty());
+            if let (Some(kind), Some(port), Some(proto)) = (f.next(), f.next(), f.next()) {
                 media.push(Media {
-                    kind: f[0].into(),
-                    port: f[1]
+                    kind: kind.into(),
+                    port: port
                         .split('/')
                         .next()
                         .and_then(|p| p.parse().ok())
                         .unwrap_or(0),
-                    proto: f[2].into(),
+                    proto: proto.into(),
                     codecs: Vec::new(),
                     bandwidth_kbps: session_bw,
                     address: session_addr,
                 });
-                payloads.push(f[3..].iter().map(|s| s.to_string()).collect());
+                payloads.push(m);
             }
         } else if let Some(c) = l.strip_prefix("c=") {
             let addr = connection_address(c);
@@ -43,18 +51,16 @@ pub fn sdp(body: &[u8]) -> Vec<Media> {
                 None => session_bw = kbps,
             }
         } else if let Some(a) = l.strip_prefix("a=rtpmap:") {
-            if let (Some(m), Some((pt, enc))) = (media.last_mut(), a.split_once(' ')) {
-                let name = enc.split('/').next().unwrap_or("").to_string();
-                let _ = pt;
-                m.codecs.push(name);
+            if let (Some(m), Some((_pt, enc))) = (media.last_mut(), a.split_once(' ')) {
+                m.codecs.push(enc.split('/').next().unwrap_or("").into());
             }
         }
     }
     // Static payload types without rtpmap (RFC 3551).
     for (m, pts) in media.iter_mut().zip(payloads) {
         if m.codecs.is_empty() {
-            for pt in pts {
-                let name = match pt.as_str() {
+            for pt in pts.split(' ').filter(|f| !f.is_empty()).skip(3) {
+                let name = match pt {
                     "0" => "PCMU",
                     "8" => "PCMA",
                     "9" => "G722",

@@ -1,38 +1,68 @@
 //! SIP messages (RFC 3261) as the monitor needs them: request or status
 //! line, the dialog and registration headers, and the SDP media of the
 //! body (RFC 4566). Not valid SIP is an error with a reason, never a panic.
+//!
+//! A message borrows its text from the bytes it was parsed from; only a
+//! folded header, or a value that must be lower-cased, is copied.
+//! `Message::into_owned` detaches one from its buffer.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Serialize;
 
+use super::grammar::{
+    at, is_lws, is_lws_byte, is_token, line, lower, lws_trim, params, scan_quotes, split_list,
+    token_len, uri_ok, via_branch,
+};
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum StartLine {
-    Request { method: String, uri: String },
-    Response { status: u16, reason: String },
+pub enum StartLine<'a> {
+    Request {
+        method: Cow<'a, str>,
+        uri: Cow<'a, str>,
+    },
+    Response {
+        status: u16,
+        reason: Cow<'a, str>,
+    },
 }
 
 /// A name-addr header (From, To, Contact): the URI and its tag.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct NameAddr {
-    pub uri: String,
-    pub tag: Option<String>,
+pub struct NameAddr<'a> {
+    pub uri: Cow<'a, str>,
+    pub tag: Option<Cow<'a, str>>,
     /// `expires` parameter (Contact).
     pub expires: Option<u32>,
 }
 
-impl NameAddr {
+impl NameAddr<'_> {
     /// The address of record, user@host of a sip: or sips: URI, without
     /// port or parameters (one terminal, whatever port it used).
     pub fn aor(&self) -> String {
-        let u = self
-            .uri
-            .trim_start_matches("sips:")
-            .trim_start_matches("sip:");
-        let u = u.split([';', '?']).next().unwrap_or("");
-        match u.rsplit_once('@') {
-            Some((user, host)) => format!("{user}@{}", host_of(host)),
+        let u = self.uri.as_bytes();
+        let scheme = if u.len() >= 5 && u[..5].eq_ignore_ascii_case(b"sips:") {
+            5
+        } else if u.len() >= 4 && u[..4].eq_ignore_ascii_case(b"sip:") {
+            4
+        } else {
+            0
+        };
+        let end = u[scheme..]
+            .iter()
+            .position(|&c| c == b';' || c == b'?')
+            .map_or(u.len(), |i| scheme + i);
+        // Cut at ASCII bytes: character boundaries.
+        let u = &self.uri[scheme..end];
+        match u.as_bytes().iter().rposition(|&c| c == b'@') {
+            Some(at) => {
+                let mut aor = String::with_capacity(u.len());
+                aor.push_str(&u[..at + 1]);
+                push_host(&mut aor, &u[at + 1..]);
+                aor
+            }
             None => host_of(u),
         }
     }
@@ -41,6 +71,18 @@ impl NameAddr {
         let aor = self.aor();
         aor.rsplit('@').next().unwrap_or("").to_string()
     }
+
+    pub fn into_owned(self) -> NameAddr<'static> {
+        NameAddr {
+            uri: own(self.uri),
+            tag: self.tag.map(own),
+            expires: self.expires,
+        }
+    }
+}
+
+fn own(c: Cow<'_, str>) -> Cow<'static, str> {
+    Cow::Owned(c.into_owned())
 }
 
 /// The host of a `hostport` (RFC 3261 §25.1), lower-cased, without the
@@ -48,18 +90,27 @@ impl NameAddr {
 /// (`[2001:DB8:0::1]:5060` → `[2001:db8::1]`), so one terminal has one
 /// address of record however its UA spells the address.
 pub fn host_of(hostport: &str) -> String {
+    let mut s = String::new();
+    push_host(&mut s, hostport);
+    s
+}
+
+/// `host_of(hostport)` appended to `out`.
+fn push_host(out: &mut String, hostport: &str) {
+    use std::fmt::Write;
     if let Some(rest) = hostport.strip_prefix('[') {
         let inner = rest.split(']').next().unwrap_or("");
-        return match inner.parse::<std::net::Ipv6Addr>() {
-            Ok(a) => format!("[{a}]"),
-            Err(_) => format!("[{}]", inner.to_ascii_lowercase()),
+        let _ = match inner.parse::<std::net::Ipv6Addr>() {
+            Ok(a) => write!(out, "[{a}]"),
+            Err(_) => write!(out, "[{}]", inner.to_ascii_lowercase()),
         };
+        return;
     }
-    hostport
-        .split(':')
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase()
+    let host = &hostport[..at(hostport.as_bytes(), b':').unwrap_or(hostport.len())];
+    out.push_str(host);
+    // Lower-cased in place: ASCII letters only, so still UTF-8.
+    let from = out.len() - host.len();
+    out[from..].make_ascii_lowercase();
 }
 
 /// A configured domain as `host_of` writes hosts: a bare IPv6 address
@@ -72,12 +123,12 @@ pub fn domain_of(configured: &str) -> String {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Media {
-    pub kind: String,
+pub struct Media<'a> {
+    pub kind: Cow<'a, str>,
     pub port: u16,
-    pub proto: String,
+    pub proto: Cow<'a, str>,
     /// Codec names from a=rtpmap, in payload order.
-    pub codecs: Vec<String>,
+    pub codecs: Vec<Cow<'a, str>>,
     /// Bandwidth from b= (kbit/s), media level or session level.
     pub bandwidth_kbps: Option<u32>,
     /// The connection address from c= (`IN IP4` or `IN IP6`), media level
@@ -86,28 +137,42 @@ pub struct Media {
     pub address: Option<std::net::IpAddr>,
 }
 
+impl Media<'_> {
+    pub fn into_owned(self) -> Media<'static> {
+        Media {
+            kind: own(self.kind),
+            port: self.port,
+            proto: own(self.proto),
+            codecs: self.codecs.into_iter().map(own).collect(),
+            bandwidth_kbps: self.bandwidth_kbps,
+            address: self.address,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Message {
-    pub start: StartLine,
-    pub call_id: String,
-    pub from: NameAddr,
-    pub to: NameAddr,
+pub struct Message<'a> {
+    pub start: StartLine<'a>,
+    pub call_id: Cow<'a, str>,
+    pub from: NameAddr<'a>,
+    pub to: NameAddr<'a>,
     pub cseq: u32,
-    pub cseq_method: String,
-    pub via_branch: Option<String>,
-    pub contact: Option<NameAddr>,
+    pub cseq_method: Cow<'a, str>,
+    pub via_branch: Option<Cow<'a, str>>,
+    pub contact: Option<NameAddr<'a>>,
     pub expires: Option<u32>,
     pub content_length: usize,
     pub session_expires: Option<u32>,
-    pub content_type: Option<String>,
-    /// SIP-ETag / SIP-If-Match (RFC 3903), Event.
-    pub etag: Option<String>,
-    pub if_match: Option<String>,
-    pub event: Option<String>,
-    pub media: Vec<Media>,
+    /// Lower-cased.
+    pub content_type: Option<Cow<'a, str>>,
+    /// SIP-ETag / SIP-If-Match (RFC 3903), Event (lower-cased).
+    pub etag: Option<Cow<'a, str>>,
+    pub if_match: Option<Cow<'a, str>>,
+    pub event: Option<Cow<'a, str>>,
+    pub media: Vec<Media<'a>>,
     /// The body as received.
     #[serde(skip)]
-    pub body: Vec<u8>,
+    pub body: Cow<'a, [u8]>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -168,452 +233,360 @@ impl SipError {
 use super::sdp::connection_address;
 pub use super::sdp::sdp;
 
-/// The headers the parser reads, by their canonical (lower-case) names,
-/// with the RFC 3261 §7.3.3 compact forms (RFC 3265's `o` for Event, RFC
-/// 4028's `x` for Session-Expires) beside them.
-const KNOWN: &[(&str, &str)] = &[
-    ("via", "v"),
-    ("from", "f"),
-    ("to", "t"),
-    ("call-id", "i"),
-    ("cseq", ""),
-    ("max-forwards", ""),
-    ("contact", "m"),
-    ("content-length", "l"),
-    ("content-type", "c"),
-    ("expires", ""),
-    ("session-expires", "x"),
-    ("sip-etag", ""),
-    ("sip-if-match", ""),
-    ("event", "o"),
-    ("date", ""),
-];
-
-/// The canonical name of a header the parser reads, whatever its case or
-/// form; `None` for the others (ignored). Allocates nothing.
-fn canonical(name: &str) -> Option<&'static str> {
-    KNOWN.iter().find_map(|(full, short)| {
-        (name.eq_ignore_ascii_case(full) || (!short.is_empty() && name.eq_ignore_ascii_case(short)))
-            .then_some(*full)
-    })
+/// The headers the parser reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Header {
+    Via,
+    From,
+    To,
+    CallId,
+    CSeq,
+    MaxForwards,
+    Contact,
+    ContentLength,
+    ContentType,
+    Expires,
+    SessionExpires,
+    SipEtag,
+    SipIfMatch,
+    Event,
+    Date,
 }
 
-fn param<'a>(v: &'a str, name: &str) -> Option<&'a str> {
-    v.split(';').skip(1).find_map(|p| {
-        let (k, val) = p.split_once('=').unwrap_or((p, ""));
-        k.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| val.trim().trim_matches('"'))
-    })
-}
-
-/// A byte class as a lookup table: alphanumerics and `extra`.
-const fn class(extra: &[u8]) -> [bool; 256] {
-    let mut t = [false; 256];
-    let mut c = 0;
-    while c < 256 {
-        let b = c as u8;
-        t[c] = b.is_ascii_alphanumeric();
-        c += 1;
-    }
-    let mut i = 0;
-    while i < extra.len() {
-        t[extra[i] as usize] = true;
-        i += 1;
-    }
-    t
-}
-
-/// RFC 3261 §25.1 `token` characters.
-static TOKEN: [bool; 256] = class(b"-.!%*_+`'~");
-/// The characters of a URI (unreserved, reserved, `%` of an escape, the
-/// brackets of an IPv6 reference).
-static URI: [bool; 256] = class(b"-_.!~*'();/?:@&=+$,[]%");
-
-fn is_token_char(b: u8) -> bool {
-    TOKEN[b as usize]
-}
-
-fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(is_token_char)
-}
-
-/// Characters a URI may hold (§25.1: unreserved, reserved, escaped, and
-/// the brackets of an IPv6 reference); `%` must start an escape.
-fn uri_chars_ok(u: &str) -> bool {
-    let b = u.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if c == b'%' {
-            if i + 2 >= b.len() {
-                return false;
-            }
-            if !(b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit()) {
-                return false;
-            }
-            i += 3;
-            continue;
-        }
-        if !URI[c as usize] {
-            return false;
-        }
-        i += 1;
-    }
-    true
-}
-
-/// A URI: `scheme ":" rest` (§19.1, RFC 2396), its characters valid; a
-/// sip: or sips: URI has a host. `request`: a Request-URI, whose SIP URI
-/// carries no headers (§19.1.1, table 1).
-fn uri_ok(u: &str, request: bool) -> bool {
-    let Some((scheme, rest)) = u.split_once(':') else {
-        return false;
+/// The header a name is, whatever its case or form (RFC 3261 §7.3.3's
+/// compact forms, RFC 3265's `o` for Event, RFC 4028's `x` for
+/// Session-Expires); `None` for the headers the monitor does not read.
+/// Picked by length first: one comparison for most names.
+fn header(name: &str) -> Option<Header> {
+    use Header::*;
+    let is = |full: &str| name.eq_ignore_ascii_case(full);
+    let h = match name.len() {
+        1 => match name.as_bytes()[0].to_ascii_lowercase() {
+            b'v' => Via,
+            b'f' => From,
+            b't' => To,
+            b'i' => CallId,
+            b'm' => Contact,
+            b'l' => ContentLength,
+            b'c' => ContentType,
+            b'x' => SessionExpires,
+            b'o' => Event,
+            _ => return None,
+        },
+        2 if is("to") => To,
+        3 if is("via") => Via,
+        4 if is("from") => From,
+        4 if is("cseq") => CSeq,
+        4 if is("date") => Date,
+        5 if is("event") => Event,
+        7 if is("call-id") => CallId,
+        7 if is("contact") => Contact,
+        7 if is("expires") => Expires,
+        8 if is("sip-etag") => SipEtag,
+        12 if is("max-forwards") => MaxForwards,
+        12 if is("content-type") => ContentType,
+        12 if is("sip-if-match") => SipIfMatch,
+        14 if is("content-length") => ContentLength,
+        15 if is("session-expires") => SessionExpires,
+        _ => return None,
     };
-    let sb = scheme.as_bytes();
-    if sb.is_empty()
-        || !sb[0].is_ascii_alphabetic()
-        || !sb
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || b"+-.".contains(c))
-        || rest.is_empty()
-        || !uri_chars_ok(rest)
-    {
-        return false;
-    }
-    if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
-        // userinfo may hold ';', '?' and '/', the host part may not.
-        let host_part = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
-        let host = host_part.split([';', '?']).next().unwrap_or("");
-        if host.is_empty() || (request && host_part.contains('?')) {
-            return false;
-        }
-    }
-    true
+    Some(h)
 }
 
-/// The bytes of `v` outside quoted strings (a backslash escapes the next
-/// character inside one), with their offsets; once it has run out,
-/// `closed` says whether every quoted string ended. The delimiters looked
-/// for are ASCII, which no byte of a multi-byte UTF-8 character equals.
-struct Unquoted<'a> {
-    bytes: std::iter::Enumerate<std::slice::Iter<'a, u8>>,
-    quoted: bool,
-    escaped: bool,
-}
-
-impl<'a> Unquoted<'a> {
-    fn new(v: &'a str) -> Self {
-        Self {
-            bytes: v.as_bytes().iter().enumerate(),
-            quoted: false,
-            escaped: false,
-        }
-    }
-
-    fn closed(&self) -> bool {
-        !self.quoted
+/// `s`, a piece of `head` or of a copy of a folded line, as a piece of
+/// `head` when it is one (no copy), else copied.
+fn lift<'a>(head: &'a str, s: &str) -> Cow<'a, str> {
+    let (base, at) = (head.as_ptr() as usize, s.as_ptr() as usize);
+    if at >= base && at + s.len() <= base + head.len() {
+        Cow::Borrowed(&head[at - base..at - base + s.len()])
+    } else {
+        Cow::Owned(s.to_owned())
     }
 }
 
-impl Iterator for Unquoted<'_> {
-    type Item = (usize, u8);
-
-    fn next(&mut self) -> Option<(usize, u8)> {
-        for (i, &c) in self.bytes.by_ref() {
-            if self.quoted {
-                if self.escaped {
-                    self.escaped = false;
-                } else if c == b'\\' {
-                    self.escaped = true;
-                } else if c == b'"' {
-                    self.quoted = false;
-                }
-            } else if c == b'"' {
-                self.quoted = true;
-            } else {
-                return Some((i, c));
-            }
-        }
-        None
+fn lift_na<'a>(head: &'a str, n: NameAddr<'_>) -> NameAddr<'a> {
+    NameAddr {
+        uri: lift(head, &n.uri),
+        tag: n.tag.as_deref().map(|t| lift(head, t)),
+        expires: n.expires,
     }
-}
-
-/// The byte offsets of `<` and the first `>` after it, outside quoted
-/// strings, and whether every quoted string ends.
-fn scan_quotes(v: &str) -> (Option<usize>, Option<usize>, bool) {
-    let mut it = Unquoted::new(v);
-    let (mut lt, mut gt) = (None, None);
-    for (i, c) in it.by_ref() {
-        match c {
-            b'<' if lt.is_none() => lt = Some(i),
-            b'>' if lt.is_some() && gt.is_none() => gt = Some(i),
-            _ => {}
-        }
-    }
-    (lt, gt, it.closed())
 }
 
 /// A name-addr or addr-spec header value (From, To, one Contact):
 /// `"Display" <sip:a@b>;tag=x`, `Display <sip:a@b>`, `sip:a@b;tag=x`.
 /// The display name is a quoted string or tokens; the URI is valid and,
 /// outside `<>`, holds no `?` or `,` (those need the brackets, §20).
-fn name_addr(h: &'static str, v: &str) -> Result<NameAddr, SipError> {
+fn name_addr<'v>(h: &'static str, v: &'v str) -> Result<NameAddr<'v>, SipError> {
     let bad = || SipError::BadValue(h, v.chars().take(80).collect());
     let (lt, gt, closed) = scan_quotes(v);
     if !closed {
         return Err(bad());
     }
-    let (uri, params) = match (lt, gt) {
+    let (uri, tail) = match (lt, gt) {
         (Some(a), Some(b)) if b > a => {
-            let display = v[..a].trim();
+            let display = lws_trim(&v[..a]);
             let display_ok = display.is_empty()
                 || (display.starts_with('"') && display.ends_with('"') && display.len() >= 2)
                 || display
-                    .split([' ', '\t'])
+                    .split(is_lws)
                     .filter(|t| !t.is_empty())
                     .all(is_token);
             if !display_ok {
                 return Err(bad());
             }
-            (v[a + 1..b].to_string(), &v[b + 1..])
+            (&v[a + 1..b], &v[b + 1..])
         }
         (None, None) => {
-            let u = v.split(';').next().unwrap_or("").trim();
-            if u.contains(['?', ',']) {
+            let end = at(v.as_bytes(), b';').unwrap_or(v.len());
+            let u = lws_trim(&v[..end]);
+            if u.bytes().any(|c| c == b'?' || c == b',') {
                 return Err(bad());
             }
-            (u.to_string(), &v[v.find(';').unwrap_or(v.len())..])
+            (u, &v[end..])
         }
         _ => return Err(bad()),
     };
-    if !uri_ok(&uri, false) {
+    if !uri_ok(uri, false) {
         return Err(bad());
     }
-    // `params` is what follows the URI: its first ';' starts them.
+    // `tail` is what follows the URI: its first ';' starts them.
     let (mut tag, mut expires) = (None, None);
-    for p in params.split(';').skip(1) {
-        let (k, val) = p.split_once('=').unwrap_or((p, ""));
-        let k = k.trim();
+    for (k, val) in params(tail) {
         if tag.is_none() && k.eq_ignore_ascii_case("tag") {
-            tag = Some(val.trim().trim_matches('"').to_string());
+            tag = Some(Cow::Borrowed(val));
         } else if expires.is_none() && k.eq_ignore_ascii_case("expires") {
-            let e = val.trim().trim_matches('"');
-            expires = Some(e.parse::<u32>().map_err(|_| bad())?);
+            expires = Some(val.parse::<u32>().map_err(|_| bad())?);
         }
     }
-    Ok(NameAddr { uri, tag, expires })
+    Ok(NameAddr {
+        uri: Cow::Borrowed(uri),
+        tag,
+        expires,
+    })
 }
 
-/// Split a header value at the commas outside quoted strings and `<>`,
-/// calling `each` on every element in order (the first error stops it).
-fn split_list(v: &str, mut each: impl FnMut(&str) -> Result<(), SipError>) -> Result<(), SipError> {
-    let (mut start, mut angle) = (0, false);
-    for (i, c) in Unquoted::new(v) {
-        match c {
-            b'<' => angle = true,
-            b'>' => angle = false,
-            b',' if !angle => {
-                each(v[start..i].trim())?;
-                start = i + 1;
-            }
-            _ => {}
+/// A run of ASCII digits as a number; `None` for anything else (no sign,
+/// no white space) or one too large.
+fn digits<T: std::str::FromStr>(v: &str) -> Option<T> {
+    (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| v.parse().ok())
+        .flatten()
+}
+
+/// The headers read so far.
+#[derive(Default)]
+struct Fields<'a> {
+    call_id: Option<Cow<'a, str>>,
+    from: Option<NameAddr<'a>>,
+    to: Option<NameAddr<'a>>,
+    cseq: Option<(u32, Cow<'a, str>)>,
+    via_branch: Option<Cow<'a, str>>,
+    has_via: bool,
+    max_forwards: Option<u8>,
+    contact: Option<NameAddr<'a>>,
+    expires: Option<u32>,
+    content_length: Option<usize>,
+    session_expires: Option<u32>,
+    content_type: Option<Cow<'a, str>>,
+    etag: Option<Cow<'a, str>>,
+    if_match: Option<Cow<'a, str>>,
+    event: Option<Cow<'a, str>>,
+}
+
+impl<'a> Fields<'a> {
+    /// Read one header line (`l`: from `head`, or an unfolded copy).
+    fn header(&mut self, head: &'a str, l: &str) -> Result<(), SipError> {
+        // field-name = token, then optional white space before HCOLON.
+        let b = l.as_bytes();
+        let n = token_len(b);
+        let mut colon = n;
+        while colon < b.len() && (b[colon] == b' ' || b[colon] == b'\t') {
+            colon += 1;
         }
+        if colon == b.len() || b[colon] != b':' || n == 0 {
+            return Err(SipError::BadHeader(l.to_string()));
+        }
+        let (name, value) = (&l[..n], &l[colon + 1..]);
+        let Some(name) = header(name) else {
+            return Ok(()); // a header the monitor does not read
+        };
+        let value = lws_trim(value);
+        let lift = |s: &str| lift(head, s);
+        // A header that takes one value, seen twice (§7.3.1: only list
+        // headers may repeat).
+        let once = |seen: bool, h: &'static str| {
+            if seen {
+                Err(SipError::BadValue(h, "appears more than once".into()))
+            } else {
+                Ok(())
+            }
+        };
+        match name {
+            Header::CallId => {
+                once(self.call_id.is_some(), "Call-ID")?;
+                if value.is_empty() || value.bytes().any(|c| c == b' ' || c == b'\t') {
+                    return Err(SipError::BadValue("Call-ID", value.into()));
+                }
+                self.call_id = Some(lift(value))
+            }
+            Header::From => {
+                once(self.from.is_some(), "From")?;
+                self.from = Some(lift_na(head, name_addr("From", value)?))
+            }
+            Header::To => {
+                once(self.to.is_some(), "To")?;
+                self.to = Some(lift_na(head, name_addr("To", value)?))
+            }
+            Header::CSeq => {
+                once(self.cseq.is_some(), "CSeq")?;
+                // 1*DIGIT LWS Method; the number below 2^31 (§8.1.1.5).
+                let bad = || SipError::BadValue("CSeq", value.into());
+                // The value is trimmed: a token after the number and white
+                // space is all there may be.
+                let b = value.as_bytes();
+                let digits_end = b
+                    .iter()
+                    .position(|c| !c.is_ascii_digit())
+                    .unwrap_or(b.len());
+                let (n, m) = (&value[..digits_end], lws_trim(&value[digits_end..]));
+                if digits_end == b.len() || !is_lws_byte(b[digits_end]) || !is_token(m) {
+                    return Err(bad());
+                }
+                let n = digits::<u32>(n).filter(|&n| n < 1 << 31).ok_or_else(bad)?;
+                self.cseq = Some((n, lift(m)));
+            }
+            Header::Via => {
+                self.has_via = true;
+                if self.via_branch.is_none() {
+                    self.via_branch = via_branch(value).map(lift);
+                }
+            }
+            Header::MaxForwards => {
+                once(self.max_forwards.is_some(), "Max-Forwards")?;
+                let v = digits::<u8>(value)
+                    .ok_or_else(|| SipError::BadValue("Max-Forwards", value.into()))?;
+                self.max_forwards = Some(v);
+            }
+            Header::Contact => {
+                if value == "*" {
+                    self.contact = Some(NameAddr {
+                        uri: "*".into(),
+                        ..Default::default()
+                    });
+                } else {
+                    let mut first = self.contact.is_none();
+                    let contact = &mut self.contact;
+                    split_list(value, |c| {
+                        let na = name_addr("Contact", c)?;
+                        if std::mem::take(&mut first) {
+                            *contact = Some(lift_na(head, na));
+                        }
+                        Ok(())
+                    })?;
+                }
+            }
+            Header::Expires => {
+                self.expires = Some(
+                    value
+                        .parse()
+                        .map_err(|_| SipError::BadValue("Expires", value.into()))?,
+                )
+            }
+            Header::ContentLength => {
+                let n = digits::<usize>(value)
+                    .ok_or_else(|| SipError::BadValue("Content-Length", value.into()))?;
+                // Two lengths that disagree (§20.14): which is the body?
+                if self.content_length.is_some_and(|c| c != n) {
+                    return Err(SipError::BadValue(
+                        "Content-Length",
+                        "conflicting values".into(),
+                    ));
+                }
+                self.content_length = Some(n);
+            }
+            Header::SessionExpires => {
+                self.session_expires = value
+                    .split(';')
+                    .next()
+                    .and_then(|v| lws_trim(v).parse().ok())
+            }
+            Header::ContentType => self.content_type = Some(lift_lower(head, value)),
+            Header::SipEtag => self.etag = Some(lift(value)),
+            Header::SipIfMatch => self.if_match = Some(lift(value)),
+            Header::Event => self.event = Some(lift_lower(head, value)),
+            // rfc1123-date: always GMT (§20.17).
+            Header::Date if !value.ends_with(" GMT") => {
+                return Err(SipError::BadValue("Date", value.into()))
+            }
+            Header::Date => {}
+        }
+        Ok(())
     }
-    each(v[start..].trim())
+}
+
+/// `s` lower-cased, borrowed from `head` when it already is.
+fn lift_lower<'a>(head: &'a str, s: &str) -> Cow<'a, str> {
+    match lower(s) {
+        Cow::Borrowed(b) => lift(head, b),
+        Cow::Owned(o) => Cow::Owned(o),
+    }
 }
 
 /// Parse one message. `data` may hold more than one (a TCP stream): the
-/// message's length (head + body) is returned with it.
-pub fn parse(data: &[u8]) -> Result<(Message, usize), SipError> {
-    if data.iter().all(|b| b.is_ascii_whitespace()) {
-        return Err(SipError::Empty);
-    }
+/// message's length (head + body) is returned with it. One pass over the
+/// head: each line is checked for control characters as its end is found,
+/// and read as it is found.
+pub fn parse(data: &[u8]) -> Result<(Message<'_>, usize), SipError> {
     // CRLFs before the start line are ignored (§7.5); other white space
     // there is not.
     let lead = data
         .iter()
         .position(|&b| b != b'\r' && b != b'\n')
         .ok_or(SipError::Empty)?;
+    if data[lead..].iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(SipError::Empty);
+    }
     let data = &data[lead..];
-    let head_end = find(data, b"\r\n\r\n")
+    let head_end = BLANK_LINE
+        .find(data)
         .map(|i| (i, i + 4))
-        .or_else(|| find(data, b"\n\n").map(|i| (i, i + 2)))
+        .or_else(|| BARE_BLANK_LINE.find(data).map(|i| (i, i + 2)))
         .ok_or(SipError::NoHeaderEnd)?;
     let head = std::str::from_utf8(&data[..head_end.0]).map_err(|_| SipError::NotUtf8)?;
-    let ctl = |l: &str| l.bytes().any(|c| (c < b' ' && c != b'\t') || c == 0x7f);
-    // Lines borrow the message; only a folded one is copied.
-    let mut lines: Vec<std::borrow::Cow<'_, str>> = Vec::with_capacity(16);
-    let mut at = 0;
-    while at <= head.len() {
-        let end = memchr::memchr(b'\n', &head.as_bytes()[at..]).map_or(head.len(), |i| at + i);
-        let l = head[at..end].strip_suffix('\r').unwrap_or(&head[at..end]);
-        let first_line = at == 0;
-        at = end + 1;
-        // Control characters are in no production of the start line or a
-        // header (§25.1: TEXT-UTF8 excludes them; HTAB is white space).
-        if ctl(l) {
-            let shown = l.chars().take(80).collect();
-            return Err(if first_line {
-                SipError::BadStartLine(shown)
-            } else {
-                SipError::BadHeader(shown)
-            });
-        }
-        // Header folding (§7.3.1): a line starting with white space
-        // continues the previous one.
-        if (l.starts_with(' ') || l.starts_with('\t')) && lines.len() > 1 {
-            let last = lines.last_mut().unwrap().to_mut();
-            last.push(' ');
-            last.push_str(l.trim());
-        } else {
-            lines.push(std::borrow::Cow::Borrowed(l));
-        }
+    let hb = head.as_bytes();
+    let shown = |l: &str| l.chars().take(80).collect::<String>();
+    let (end, mut at, ctl) = line(hb, 0);
+    let first = &head[..end];
+    if ctl {
+        return Err(SipError::BadStartLine(shown(first)));
     }
-    let first = lines.first().ok_or(SipError::Empty)?;
     let start = start_line(first)?;
-    let mut call_id = None;
-    let mut from = None;
-    let mut to = None;
-    let mut cseq = None;
-    let mut via_branch = None;
-    let mut has_via = false;
-    let mut max_forwards = None;
-    let mut contact = None;
-    let mut expires = None;
-    let mut content_length: Option<usize> = None;
-    let mut session_expires = None;
-    let mut content_type = None;
-    let mut etag = None;
-    let mut if_match = None;
-    let mut event = None;
-    // A header that takes one value, seen twice (§7.3.1: only list
-    // headers may repeat).
-    let once = |seen: bool, h: &'static str| {
-        if seen {
-            Err(SipError::BadValue(h, "appears more than once".into()))
-        } else {
-            Ok(())
+    let mut f = Fields::default();
+    while at <= hb.len() {
+        let (end, next, ctl) = line(hb, at);
+        let l = &head[at..end];
+        if ctl {
+            return Err(SipError::BadHeader(shown(l)));
         }
-    };
-    for l in &lines[1..] {
-        let colon =
-            memchr::memchr(b':', l.as_bytes()).ok_or_else(|| SipError::BadHeader(l.to_string()))?;
-        let (name, value) = (&l[..colon], &l[colon + 1..]);
-        // field-name = token, then optional white space before HCOLON.
-        let name = name.trim_end_matches([' ', '\t']);
-        if !is_token(name) {
-            return Err(SipError::BadHeader(l.to_string()));
+        at = next;
+        // Header folding (§7.3.1): a line starting with white space
+        // continues the previous one. Rare, so only then is it copied.
+        let mut folded: Option<String> = None;
+        while at < hb.len() && (hb[at] == b' ' || hb[at] == b'\t') {
+            let (end, next, ctl) = line(hb, at);
+            let more = &head[at..end];
+            if ctl {
+                return Err(SipError::BadHeader(shown(more)));
+            }
+            let joined = folded.get_or_insert_with(|| l.to_string());
+            joined.push(' ');
+            joined.push_str(more.trim());
+            at = next;
         }
-        let Some(name) = canonical(name) else {
-            continue; // a header the monitor does not read
-        };
-        let value = value.trim();
-        match name {
-            "call-id" => {
-                once(call_id.is_some(), "Call-ID")?;
-                if value.is_empty() || value.contains([' ', '\t']) {
-                    return Err(SipError::BadValue("Call-ID", value.into()));
-                }
-                call_id = Some(value.to_string())
-            }
-            "from" => {
-                once(from.is_some(), "From")?;
-                from = Some(name_addr("From", value)?)
-            }
-            "to" => {
-                once(to.is_some(), "To")?;
-                to = Some(name_addr("To", value)?)
-            }
-            "cseq" => {
-                once(cseq.is_some(), "CSeq")?;
-                // 1*DIGIT LWS Method; the number below 2^31 (§8.1.1.5).
-                let bad = || SipError::BadValue("CSeq", value.into());
-                let mut it = value.split_whitespace();
-                let (n, m) = (it.next().ok_or_else(bad)?, it.next().ok_or_else(bad)?);
-                if it.next().is_some() || !n.bytes().all(|b| b.is_ascii_digit()) || !is_token(m) {
-                    return Err(bad());
-                }
-                let n = n
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|&n| n < 1 << 31)
-                    .ok_or_else(bad)?;
-                cseq = Some((n, m.to_string()));
-            }
-            "via" => {
-                has_via = true;
-                if via_branch.is_none() {
-                    via_branch =
-                        param(value.split(',').next().unwrap_or(""), "branch").map(str::to_string);
-                }
-            }
-            "max-forwards" => {
-                once(max_forwards.is_some(), "Max-Forwards")?;
-                let v = value
-                    .bytes()
-                    .all(|b| b.is_ascii_digit())
-                    .then(|| value.parse::<u8>().ok())
-                    .flatten()
-                    .ok_or(SipError::BadValue("Max-Forwards", value.into()))?;
-                max_forwards = Some(v);
-            }
-            "contact" => {
-                if value == "*" {
-                    contact = Some(NameAddr {
-                        uri: "*".into(),
-                        ..Default::default()
-                    });
-                } else {
-                    let mut first = contact.is_none();
-                    split_list(value, |c| {
-                        let na = name_addr("Contact", c)?;
-                        if std::mem::take(&mut first) {
-                            contact = Some(na);
-                        }
-                        Ok(())
-                    })?;
-                }
-            }
-            "expires" => {
-                expires = Some(
-                    value
-                        .parse()
-                        .map_err(|_| SipError::BadValue("Expires", value.into()))?,
-                )
-            }
-            "content-length" => {
-                let n = value
-                    .bytes()
-                    .all(|b| b.is_ascii_digit())
-                    .then(|| value.parse::<usize>().ok())
-                    .flatten()
-                    .ok_or(SipError::BadValue("Content-Length", value.into()))?;
-                // Two lengths that disagree (§20.14): which is the body?
-                if content_length.is_some_and(|c| c != n) {
-                    return Err(SipError::BadValue(
-                        "Content-Length",
-                        "conflicting values".into(),
-                    ));
-                }
-                content_length = Some(n);
-            }
-            "session-expires" => {
-                session_expires = value.split(';').next().and_then(|v| v.trim().parse().ok())
-            }
-            "content-type" => content_type = Some(value.to_ascii_lowercase()),
-            "sip-etag" => etag = Some(value.to_string()),
-            "sip-if-match" => if_match = Some(value.to_string()),
-            "event" => event = Some(value.to_ascii_lowercase()),
-            // rfc1123-date: always GMT (§20.17).
-            "date" if !value.ends_with(" GMT") => {
-                return Err(SipError::BadValue("Date", value.into()))
-            }
-            _ => {}
-        }
+        f.header(head, folded.as_deref().unwrap_or(l))?;
     }
-    let (cseq, cseq_method) = cseq.ok_or(SipError::Missing("CSeq"))?;
-    if !has_via {
+    let (cseq, cseq_method) = f.cseq.ok_or(SipError::Missing("CSeq"))?;
+    if !f.has_via {
         return Err(SipError::Missing("Via"));
     }
     if let StartLine::Request { method, .. } = &start {
@@ -626,17 +599,18 @@ pub fn parse(data: &[u8]) -> Result<(Message, usize), SipError> {
         }
         // §8.1.1: an RFC 3261 request (its branch has the magic cookie)
         // carries Max-Forwards; an RFC 2543 one may not.
-        let rfc3261 = via_branch
+        let rfc3261 = f
+            .via_branch
             .as_deref()
             .is_some_and(|b| b.starts_with("z9hG4bK"));
-        if rfc3261 && max_forwards.is_none() {
+        if rfc3261 && f.max_forwards.is_none() {
             return Err(SipError::Missing("Max-Forwards"));
         }
     }
     let body_start = head_end.1;
     let available = data.len() - body_start;
     // Over UDP a missing Content-Length means "the rest of the datagram".
-    let content_length = content_length.unwrap_or(available);
+    let content_length = f.content_length.unwrap_or(available);
     if content_length > available {
         return Err(SipError::Truncated {
             declared: content_length,
@@ -644,10 +618,10 @@ pub fn parse(data: &[u8]) -> Result<(Message, usize), SipError> {
         });
     }
     let body = &data[body_start..body_start + content_length];
-    let media = if content_type
+    let media = if f
+        .content_type
         .as_deref()
-        .map(|c| c.starts_with("application/sdp"))
-        .unwrap_or(false)
+        .is_some_and(|c| c.starts_with("application/sdp"))
     {
         sdp(body)
     } else {
@@ -655,34 +629,37 @@ pub fn parse(data: &[u8]) -> Result<(Message, usize), SipError> {
     };
     let msg = Message {
         start,
-        call_id: call_id.ok_or(SipError::Missing("Call-ID"))?,
-        from: from.ok_or(SipError::Missing("From"))?,
-        to: to.ok_or(SipError::Missing("To"))?,
+        call_id: f.call_id.ok_or(SipError::Missing("Call-ID"))?,
+        from: f.from.ok_or(SipError::Missing("From"))?,
+        to: f.to.ok_or(SipError::Missing("To"))?,
         cseq,
         cseq_method,
-        via_branch,
-        contact,
-        expires,
+        via_branch: f.via_branch,
+        contact: f.contact,
+        expires: f.expires,
         content_length,
-        session_expires,
-        content_type,
-        etag,
-        if_match,
-        event,
+        session_expires: f.session_expires,
+        content_type: f.content_type,
+        etag: f.etag,
+        if_match: f.if_match,
+        event: f.event,
         media,
-        body: body.to_vec(),
+        body: Cow::Borrowed(body),
     };
     Ok((msg, lead + body_start + content_length))
 }
 
-fn find(h: &[u8], n: &[u8]) -> Option<usize> {
-    memchr::memmem::find(h, n)
-}
+/// The end of a head (CRLF CRLF, or LF LF from a lenient sender): built
+/// once, a searcher's set-up costs as much as a short search.
+static BLANK_LINE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n\r\n"));
+static BARE_BLANK_LINE: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\n\n"));
 
 /// Request-Line = Method SP Request-URI SP SIP-Version; Status-Line =
 /// SIP-Version SP Status-Code SP Reason-Phrase (§7.1, §7.2, §25.1): one
 /// space between the parts, a token method, a three-digit code.
-fn start_line(l: &str) -> Result<StartLine, SipError> {
+fn start_line(l: &str) -> Result<StartLine<'_>, SipError> {
     let bad = || SipError::BadStartLine(l.chars().take(80).collect());
     let version = |v: &str| v.eq_ignore_ascii_case("SIP/2.0");
     // By bytes: the line may hold multi-byte characters anywhere (byte 8
@@ -700,7 +677,7 @@ fn start_line(l: &str) -> Result<StartLine, SipError> {
         }
         return Ok(StartLine::Response {
             status,
-            reason: reason.to_string(),
+            reason: reason.into(),
         });
     }
     let mut it = l.split(' ');
@@ -718,11 +695,44 @@ fn start_line(l: &str) -> Result<StartLine, SipError> {
     })
 }
 
-impl Message {
+impl<'a> Message<'a> {
     pub fn method(&self) -> &str {
         match &self.start {
             StartLine::Request { method, .. } => method,
             StartLine::Response { .. } => &self.cseq_method,
+        }
+    }
+
+    /// The message detached from the buffer it was parsed from.
+    pub fn into_owned(self) -> Message<'static> {
+        let start = match self.start {
+            StartLine::Request { method, uri } => StartLine::Request {
+                method: own(method),
+                uri: own(uri),
+            },
+            StartLine::Response { status, reason } => StartLine::Response {
+                status,
+                reason: own(reason),
+            },
+        };
+        Message {
+            start,
+            call_id: own(self.call_id),
+            from: self.from.into_owned(),
+            to: self.to.into_owned(),
+            cseq: self.cseq,
+            cseq_method: own(self.cseq_method),
+            via_branch: self.via_branch.map(own),
+            contact: self.contact.map(NameAddr::into_owned),
+            expires: self.expires,
+            content_length: self.content_length,
+            session_expires: self.session_expires,
+            content_type: self.content_type.map(own),
+            etag: self.etag.map(own),
+            if_match: self.if_match.map(own),
+            event: self.event.map(own),
+            media: self.media.into_iter().map(Media::into_owned).collect(),
+            body: Cow::Owned(self.body.into_owned()),
         }
     }
 

@@ -13,9 +13,9 @@ fn req(first: &str, extra: &str) -> String {
     )
 }
 
-fn ok(name: &str, m: &str) -> Message {
+fn ok(name: &str, m: &str) -> Message<'static> {
     match parse(m.as_bytes()) {
-        Ok((msg, _)) => msg,
+        Ok((msg, _)) => msg.into_owned(),
         Err(e) => panic!("{name}: refused ({e}) but valid:\n{m}"),
     }
 }

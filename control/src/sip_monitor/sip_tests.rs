@@ -34,7 +34,7 @@ fn parses_an_invite_with_sdp() {
         .aor(),
         "Service@10.6.0.2"
     );
-    assert_eq!((m.cseq, m.cseq_method.as_str()), (1, "INVITE"));
+    assert_eq!((m.cseq, &*m.cseq_method), (1, "INVITE"));
     assert_eq!(m.via_branch.as_deref(), Some("z9hG4bK-1"));
     assert_eq!(m.session_expires, Some(1800));
     assert_eq!(m.media.len(), 1);
@@ -45,13 +45,14 @@ fn parses_an_invite_with_sdp() {
     );
     assert_eq!(m.media[0].address, Some("10.0.0.2".parse().unwrap()));
     // Round trip of what the monitor reads.
-    let (again, _) = parse(m.render().as_bytes()).unwrap();
+    let rendered = m.render();
+    let (again, _) = parse(rendered.as_bytes()).unwrap();
     assert_eq!(
         Message {
             media: vec![],
             content_length: 0,
             content_type: None,
-            body: vec![],
+            body: Default::default(),
             ..m.clone()
         },
         Message {
@@ -110,7 +111,7 @@ fn malformed_messages_have_reasons_and_never_panic() {
 
 #[test]
 fn ipv6_hosts_and_sdp_connections() {
-    let na = |uri: &str| NameAddr {
+    let na = |uri: &'static str| NameAddr {
         uri: uri.into(),
         ..Default::default()
     };

@@ -17,7 +17,7 @@ const MAX_BUFFER: usize = 256 * 1024;
 /// skipped (RFC 5626 §3.5.1): the message and its bytes, taken from
 /// `buf`; `None` while it is incomplete; an error when the stream is not
 /// SIP (nothing taken).
-pub fn next_message(buf: &mut Vec<u8>) -> Result<Option<(Message, Vec<u8>)>, SipError> {
+pub fn next_message(buf: &mut Vec<u8>) -> Result<Option<(Message<'static>, Vec<u8>)>, SipError> {
     let lead = buf
         .iter()
         .take_while(|b| **b == b'\r' || **b == b'\n')
@@ -28,6 +28,7 @@ pub fn next_message(buf: &mut Vec<u8>) -> Result<Option<(Message, Vec<u8>)>, Sip
     }
     match sip::parse(buf) {
         Ok((m, used)) => {
+            let m = m.into_owned();
             let raw = buf.drain(..used.min(buf.len())).collect();
             Ok(Some((m, raw)))
         }
@@ -59,7 +60,7 @@ impl Reassembler {
         seq: u32,
         payload: &[u8],
         fin: bool,
-    ) -> Vec<Result<Message, SipError>> {
+    ) -> Vec<Result<Message<'static>, SipError>> {
         let c = self.conns.entry(key).or_default();
         let next = *c.next_seq.get_or_insert(seq);
         let off = seq.wrapping_sub(next) as i32;

@@ -2,12 +2,14 @@
 //! session it is in, its contact address, and the status that follows
 //! from them: a terminal in two calls stays talking until both end.
 
+use std::sync::Arc;
+
 use super::track::{Change, SessionInfo, Status};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TerminalState {
     /// The sessions it is talking in, oldest first.
-    pub sessions: Vec<SessionInfo>,
+    pub sessions: Vec<Arc<SessionInfo>>,
     pub contact: Option<String>,
 }
 
@@ -48,14 +50,14 @@ mod tests {
         Change {
             user: "alice@example.com".into(),
             status,
-            session: Some(SessionInfo {
+            session: Some(Arc::new(SessionInfo {
                 call_id: call.into(),
                 peer: peer.into(),
                 media: vec!["audio".into(), "video".into()],
                 codecs: vec!["PCMU".into(), "H264".into()],
                 bandwidth_kbps: Some(384),
-                media_address: Some("10.0.0.2".into()),
-            }),
+                media_address: Some("10.0.0.2".parse().unwrap()),
+            })),
             contact: Some("sip:alice@10.0.0.2:5062".into()),
             at_ms: 0,
         }

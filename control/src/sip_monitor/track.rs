@@ -1,7 +1,13 @@
 //! Dialog and registration tracking (seed 001): SIP messages in, presence
 //! status changes out. Pure: the clock comes in with each call.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Keyed by what arrives (Call-IDs, users): a hasher seeded at random
+/// per map, so no sender can choose keys that collide, and faster than
+/// SipHash on these short keys.
+type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 
 use serde::Serialize;
 
@@ -67,7 +73,7 @@ pub struct SessionInfo {
     pub bandwidth_kbps: Option<u32>,
     /// The media connection address the SDP offered (c=), IPv4 or IPv6.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub media_address: Option<String>,
+    pub media_address: Option<std::net::IpAddr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -75,7 +81,8 @@ pub struct Change {
     /// user@domain
     pub user: String,
     pub status: Status,
-    pub session: Option<SessionInfo>,
+    /// Shared: one dialog's changes carry the same session.
+    pub session: Option<Arc<SessionInfo>>,
     /// The terminal's contact address (the URI it registered or offered
     /// in its dialog), for the presence document (claim 30).
     pub contact: Option<String>,
@@ -96,6 +103,10 @@ struct Dialog {
     caller: String,
     callee: String,
     info: SessionInfo,
+    /// Each side's view of the session (the caller's, the callee's), made
+    /// when first reported and shared by every change after, until the
+    /// SDP changes.
+    views: std::cell::OnceCell<[Arc<SessionInfo>; 2]>,
     /// When the dialog is given up (ms): an unanswered INVITE's timer C,
     /// a talking call's Session-Expires (or the ceiling), a BYE's 64*T1.
     expires_at: u64,
@@ -103,6 +114,18 @@ struct Dialog {
     talked: bool,
     /// The negotiated Session-Expires (ms), the 2xx's over the INVITE's.
     session_expires: Option<u64>,
+    /// The time of this dialog's entry in `dialog_due`: a later
+    /// `expires_at` is rescheduled when that entry comes due, so pushing
+    /// the time on (each provisional, each refresh) writes no new entry.
+    scheduled: u64,
+}
+
+/// A registration: when it lapses, and the time of its entry in
+/// `reg_due` (as `Dialog::scheduled`).
+#[derive(Clone, Copy)]
+struct Binding {
+    expires_at: u64,
+    scheduled: u64,
 }
 
 /// An outstanding REGISTER: whose, the contact it binds (none for `*`
@@ -117,11 +140,10 @@ struct Register {
 pub struct Tracker {
     cfg: Option<TrackerConfig>,
     dialogs: HashMap<String, Dialog>,
-    /// user → expiry (ms).
-    registered: HashMap<String, u64>,
+    registered: HashMap<String, Binding>,
     /// (when, user) of each registration and (when, Call-ID) of each
     /// dialog, earliest first: the sweep reads only what is due. An entry
-    /// whose time is no longer the current one is stale and skipped.
+    /// whose time is not its owner's `scheduled` is stale and skipped.
     reg_due: BTreeSet<(u64, String)>,
     dialog_due: BTreeSet<(u64, String)>,
     /// user → contact URI.
@@ -149,10 +171,12 @@ impl Tracker {
     }
 
     fn ours(&self, user: &str) -> bool {
-        user.rsplit('@')
-            .next()
-            .map(|d| d.eq_ignore_ascii_case(&self.cfg().domain))
-            .unwrap_or(false)
+        let b = user.as_bytes();
+        let domain = b
+            .iter()
+            .rposition(|&c| c == b'@')
+            .map_or(b, |i| &b[i + 1..]);
+        domain.eq_ignore_ascii_case(self.cfg().domain.as_bytes())
     }
 
     fn change(
@@ -160,7 +184,7 @@ impl Tracker {
         out: &mut Vec<Change>,
         user: &str,
         status: Status,
-        session: Option<SessionInfo>,
+        session: Option<Arc<SessionInfo>>,
         now: u64,
     ) {
         if self.ours(user) {
@@ -175,33 +199,51 @@ impl Tracker {
     }
 
     fn both(&self, out: &mut Vec<Change>, d: &Dialog, status: Status, now: u64) {
-        self.change(
-            out,
-            &d.caller,
-            status,
-            Some(SessionInfo {
-                peer: d.callee.clone(),
-                ..d.info.clone()
-            }),
-            now,
-        );
-        self.change(
-            out,
-            &d.callee,
-            status,
-            Some(SessionInfo {
-                peer: d.caller.clone(),
-                ..d.info.clone()
-            }),
-            now,
-        );
+        // Each side's session is the dialog's, with the other as peer.
+        let [caller, callee] = d.views.get_or_init(|| {
+            let side = |peer: &str| {
+                Arc::new(SessionInfo {
+                    peer: peer.to_string(),
+                    ..d.info.clone()
+                })
+            };
+            [side(&d.callee), side(&d.caller)]
+        });
+        self.change(out, &d.caller, status, Some(caller.clone()), now);
+        self.change(out, &d.callee, status, Some(callee.clone()), now);
     }
 
     /// Give dialog `key` up at `at` (ms) unless something happens first.
     fn arm(&mut self, key: &str, at: u64) {
         if let Some(d) = self.dialogs.get_mut(key) {
             d.expires_at = at;
-            self.dialog_due.insert((at, key.to_string()));
+            if d.scheduled == 0 || at < d.scheduled {
+                d.scheduled = at;
+                self.dialog_due.insert((at, key.to_string()));
+            }
+        }
+    }
+
+    /// Register `user` until `at` (ms); whether it is new.
+    fn bind(&mut self, user: &str, at: u64) -> bool {
+        match self.registered.get_mut(user) {
+            Some(b) => {
+                b.expires_at = at;
+                if at < b.scheduled {
+                    b.scheduled = at;
+                    self.reg_due.insert((at, user.to_string()));
+                }
+                false
+            }
+            None => {
+                let b = Binding {
+                    expires_at: at,
+                    scheduled: at,
+                };
+                self.registered.insert(user.to_string(), b);
+                self.reg_due.insert((at, user.to_string()));
+                true
+            }
         }
     }
 
@@ -213,8 +255,8 @@ impl Tracker {
 
     fn learn_contact(&mut self, user: &str, m: &Message) {
         if let Some(c) = m.contact.as_ref().filter(|c| c.uri != "*") {
-            if self.ours(user) {
-                self.contacts.insert(user.to_string(), c.uri.clone());
+            if self.ours(user) && self.contacts.get(user).map(String::as_str) != Some(&c.uri) {
+                self.contacts.insert(user.to_string(), c.uri.to_string());
             }
         }
     }
@@ -222,39 +264,47 @@ impl Tracker {
     pub fn handle(&mut self, m: &Message, now: u64) -> Vec<Change> {
         self.messages += 1;
         let mut out = Vec::new();
-        let key = m.call_id.clone();
+        // Borrowed: a key is copied only when it is stored.
+        let key: &str = &m.call_id;
         let se = m.session_expires.map(|s| s as u64 * 1000);
-        match (&m.start, m.cseq_method.as_str()) {
+        match (&m.start, &*m.cseq_method) {
             (StartLine::Request { method, .. }, _) if method == "INVITE" => {
-                let fresh = !self.dialogs.contains_key(&key);
-                let d = self.dialogs.entry(key.clone()).or_insert_with(|| Dialog {
-                    state: DialogState::Inviting,
-                    caller: m.from.aor(),
-                    callee: m.to.aor(),
-                    info: SessionInfo {
-                        call_id: key.clone(),
-                        ..Default::default()
-                    },
-                    expires_at: 0,
-                    talked: false,
-                    session_expires: None,
-                });
-                absorb_sdp(&mut d.info, m);
+                let fresh = !self.dialogs.contains_key(key);
+                if fresh {
+                    let d = Dialog {
+                        state: DialogState::Inviting,
+                        caller: m.from.aor(),
+                        callee: m.to.aor(),
+                        info: SessionInfo {
+                            call_id: key.to_string(),
+                            ..Default::default()
+                        },
+                        expires_at: 0,
+                        talked: false,
+                        session_expires: None,
+                        scheduled: 0,
+                        views: Default::default(),
+                    };
+                    self.dialogs.insert(key.to_string(), d);
+                }
+                let d = self.dialogs.get_mut(key).expect("present");
+                absorb_sdp(d, m);
                 if se.is_some() {
                     d.session_expires = se;
                 }
                 let caller = d.caller.clone();
                 if fresh {
                     self.learn_contact(&caller, m);
-                    self.arm(&key, now + INVITE_TIMEOUT_MS);
+                    self.arm(key, now + INVITE_TIMEOUT_MS);
                 }
             }
             (StartLine::Response { status, .. }, "INVITE") => {
                 let talking_on = self.cfg().talking_on;
-                let Some(d) = self.dialogs.get_mut(&key) else {
+                let ceiling = self.cfg().max_call_ms;
+                let Some(d) = self.dialogs.get_mut(key) else {
                     return out;
                 };
-                absorb_sdp(&mut d.info, m);
+                absorb_sdp(d, m);
                 match status {
                     200..=299 if d.state == DialogState::Inviting => {
                         if se.is_some() {
@@ -265,15 +315,15 @@ impl Tracker {
                         } else {
                             DialogState::Answered
                         };
+                        d.talked = talking_on == TalkingOn::Ok200;
+                        let life = d.session_expires.unwrap_or(ceiling);
                         let callee = d.callee.clone();
                         self.learn_contact(&callee, m);
-                        let d = self.dialogs[&key].clone();
-                        if talking_on == TalkingOn::Ok200 {
-                            self.dialogs.get_mut(&key).expect("present").talked = true;
-                            self.both(&mut out, &d, Status::Talking, now);
+                        let d = &self.dialogs[key];
+                        if d.talked {
+                            self.both(&mut out, d, Status::Talking, now);
                         }
-                        let life = self.call_life(d.session_expires);
-                        self.arm(&key, now + life);
+                        self.arm(key, now + life);
                     }
                     200..=299 if d.state == DialogState::Talking => {
                         // A re-INVITE answered: the session is refreshed
@@ -281,15 +331,15 @@ impl Tracker {
                         if se.is_some() {
                             d.session_expires = se;
                         }
-                        let life = self.call_life(self.dialogs[&key].session_expires);
-                        self.arm(&key, now + life);
+                        let life = self.call_life(self.dialogs[key].session_expires);
+                        self.arm(key, now + life);
                     }
                     100..=199 if d.state == DialogState::Inviting => {
-                        self.arm(&key, now + INVITE_TIMEOUT_MS);
+                        self.arm(key, now + INVITE_TIMEOUT_MS);
                     }
                     300..=699 if d.state == DialogState::Inviting => {
                         // Rejected or cancelled before an answer: no call.
-                        self.dialogs.remove(&key);
+                        self.dialogs.remove(key);
                     }
                     _ => {} // a forked 2xx after the first, a failed re-INVITE
                 }
@@ -301,37 +351,36 @@ impl Tracker {
                 "UPDATE",
             ) => {
                 // An UPDATE refreshes the session too (RFC 4028 §7.4).
-                if let Some(d) = self.dialogs.get_mut(&key) {
+                if let Some(d) = self.dialogs.get_mut(key) {
                     if d.state == DialogState::Talking {
                         if se.is_some() {
                             d.session_expires = se;
                         }
-                        let life = self.call_life(self.dialogs[&key].session_expires);
-                        self.arm(&key, now + life);
+                        let life = self.call_life(self.dialogs[key].session_expires);
+                        self.arm(key, now + life);
                     }
                 }
             }
             (StartLine::Request { method, .. }, _) if method == "ACK" => {
-                if let Some(d) = self.dialogs.get_mut(&key) {
+                if let Some(d) = self.dialogs.get_mut(key) {
                     if d.state == DialogState::Answered {
                         d.state = DialogState::Talking;
                         d.talked = true;
-                        let d = d.clone();
-                        self.both(&mut out, &d, Status::Talking, now);
+                        self.both(&mut out, &self.dialogs[key], Status::Talking, now);
                     }
                 }
             }
             (StartLine::Request { method, .. }, _) if method == "BYE" => {
                 let on = self.cfg().terminated_on;
-                if let Some(d) = self.dialogs.get_mut(&key) {
+                if let Some(d) = self.dialogs.get_mut(key) {
                     d.state = DialogState::Ending;
                     if on == TerminatedOn::Bye {
-                        let d = self.dialogs.remove(&key).unwrap();
+                        let d = self.dialogs.remove(key).unwrap();
                         if d.talked {
                             self.both(&mut out, &d, Status::Terminated, now);
                         }
                     } else {
-                        self.arm(&key, now + BYE_TIMEOUT_MS);
+                        self.arm(key, now + BYE_TIMEOUT_MS);
                     }
                 }
             }
@@ -342,7 +391,7 @@ impl Tracker {
                 "BYE",
             ) => {
                 if self.cfg().terminated_on == TerminatedOn::ByeOk {
-                    if let Some(d) = self.dialogs.remove(&key) {
+                    if let Some(d) = self.dialogs.remove(key) {
                         if d.talked {
                             self.both(&mut out, &d, Status::Terminated, now);
                         }
@@ -352,11 +401,11 @@ impl Tracker {
             (StartLine::Request { method, .. }, _) if method == "CANCEL" => {
                 if self
                     .dialogs
-                    .get(&key)
+                    .get(key)
                     .map(|d| d.state == DialogState::Inviting)
                     .unwrap_or(false)
                 {
-                    self.dialogs.remove(&key);
+                    self.dialogs.remove(key);
                 }
             }
             (StartLine::Request { method, .. }, _) if method == "REGISTER" => {
@@ -364,14 +413,14 @@ impl Tracker {
                     .contact
                     .as_ref()
                     .filter(|c| c.uri != "*")
-                    .map(|c| c.uri.clone());
+                    .map(|c| c.uri.to_string());
                 let expires = match &m.contact {
                     Some(c) if c.uri == "*" => Some(0),
                     Some(c) => c.expires.or(m.expires),
                     None => m.expires,
                 };
                 self.pending_register.insert(
-                    key,
+                    key.to_string(),
                     Register {
                         user: m.to.aor(),
                         contact,
@@ -384,7 +433,7 @@ impl Tracker {
                     user,
                     contact: asked,
                     expires: asked_expires,
-                }) = self.pending_register.remove(&key)
+                }) = self.pending_register.remove(key)
                 else {
                     return out;
                 };
@@ -417,15 +466,13 @@ impl Tracker {
                         .contact
                         .as_ref()
                         .filter(|c| c.uri != "*")
-                        .map(|c| c.uri.clone())
+                        .map(|c| c.uri.to_string())
                         .or(asked);
                     if let (Some(c), true) = (bound, self.ours(&user)) {
                         self.contacts.insert(user.clone(), c);
                     }
                     let at = now + expires as u64 * 1000;
-                    let was = self.registered.insert(user.clone(), at);
-                    self.reg_due.insert((at, user.clone()));
-                    if was.is_none() {
+                    if self.bind(&user, at) {
                         self.change(&mut out, &user, Status::Online, None, now);
                     }
                 }
@@ -447,10 +494,18 @@ impl Tracker {
                 break;
             }
             self.reg_due.pop_first();
-            if self.registered.get(&user) == Some(&at) {
-                self.registered.remove(&user);
-                self.change(&mut out, &user, Status::Offline, None, now);
-                self.contacts.remove(&user);
+            match self.registered.get_mut(&user) {
+                Some(b) if b.scheduled == at && b.expires_at > now => {
+                    // Refreshed since this entry was written.
+                    b.scheduled = b.expires_at;
+                    self.reg_due.insert((b.expires_at, user));
+                }
+                Some(b) if b.scheduled == at => {
+                    self.registered.remove(&user);
+                    self.change(&mut out, &user, Status::Offline, None, now);
+                    self.contacts.remove(&user);
+                }
+                _ => {}
             }
         }
         while let Some((at, key)) = self.dialog_due.first().cloned() {
@@ -458,11 +513,18 @@ impl Tracker {
                 break;
             }
             self.dialog_due.pop_first();
-            if self.dialogs.get(&key).map(|d| d.expires_at) == Some(at) {
-                let d = self.dialogs.remove(&key).expect("present");
-                if d.talked {
-                    self.both(&mut out, &d, Status::Terminated, now);
+            match self.dialogs.get_mut(&key) {
+                Some(d) if d.scheduled == at && d.expires_at > now => {
+                    d.scheduled = d.expires_at;
+                    self.dialog_due.insert((d.expires_at, key));
                 }
+                Some(d) if d.scheduled == at => {
+                    let d = self.dialogs.remove(&key).expect("present");
+                    if d.talked {
+                        self.both(&mut out, &d, Status::Terminated, now);
+                    }
+                }
+                _ => {}
             }
         }
         out
@@ -473,18 +535,20 @@ impl Tracker {
     }
 }
 
-fn absorb_sdp(info: &mut SessionInfo, m: &Message) {
+fn absorb_sdp(d: &mut Dialog, m: &Message) {
     if m.media.is_empty() {
         return;
     }
-    info.media = m.media.iter().map(|x| x.kind.clone()).collect();
-    info.codecs = m.media.iter().flat_map(|x| x.codecs.clone()).collect();
-    info.bandwidth_kbps = m.media.iter().find_map(|x| x.bandwidth_kbps);
-    info.media_address = m
+    d.views.take();
+    let info = &mut d.info;
+    info.media = m.media.iter().map(|x| x.kind.to_string()).collect();
+    info.codecs = m
         .media
         .iter()
-        .find_map(|x| x.address)
-        .map(|a| a.to_string());
+        .flat_map(|x| x.codecs.iter().map(|c| c.to_string()))
+        .collect();
+    info.bandwidth_kbps = m.media.iter().find_map(|x| x.bandwidth_kbps);
+    info.media_address = m.media.iter().find_map(|x| x.address);
 }
 
 #[cfg(test)]

@@ -373,7 +373,8 @@ fn an_ipv6_call_carries_its_sdp_media_address() {
     );
     let (m, _) = parse(invite.as_bytes()).unwrap();
     assert!(t.handle(&m, 1).is_empty());
-    let (ok, _) = parse(&msg("SIP/2.0 200 OK", a, b, "v6", "1 INVITE", "")).unwrap();
+    let raw = msg("SIP/2.0 200 OK", a, b, "v6", "1 INVITE", "");
+    let (ok, _) = parse(&raw).unwrap();
     let changes = t.handle(&ok, 2);
     // Only the callee is in the (IPv6 literal) domain; its AOR is the
     // canonical form whatever the UA wrote.
@@ -381,6 +382,6 @@ fn an_ipv6_call_carries_its_sdp_media_address() {
     assert_eq!(changes[0].user, "service@[2001:db8:6::2]");
     assert_eq!(changes[0].status, Status::Talking);
     let s = changes[0].session.as_ref().unwrap();
-    assert_eq!(s.media_address.as_deref(), Some("2001:db8:5::2"));
+    assert_eq!(s.media_address, Some("2001:db8:5::2".parse().unwrap()));
     assert_eq!(s.codecs, vec!["PCMU"]);
 }

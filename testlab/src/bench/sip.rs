@@ -328,7 +328,7 @@ fn run_inner(calls: usize, flood_pps: u64) -> anyhow::Result<(LatencyRow, u64, u
             if let Some((5060, p)) = udp_payload(f) {
                 if p.starts_with(b"ACK ") {
                     if let Ok((m, _)) = control::sip_monitor::sip::parse(p) {
-                        ack.entry(m.call_id).or_insert(*t);
+                        ack.entry(m.call_id.into_owned()).or_insert(*t);
                     }
                 }
             }
