@@ -74,7 +74,7 @@ pub fn pidf_at(
         x += &format!(
             "    <ep:session call-id=\"{}\" peer=\"{}\" media=\"{}\" codecs=\"{}\"{}{}/>\n",
             escape(&s.call_id),
-            escape(&s.peer),
+            escape(s.peer_of(user)),
             escape(&s.media.join(",")),
             escape(&s.codecs.join(",")),
             s.bandwidth_kbps
@@ -174,7 +174,8 @@ mod tests {
     fn pidf_escapes_and_round_trips_the_status() {
         let s = SessionInfo {
             call_id: "c<1>&".into(),
-            peer: "bob@example.com\"".into(),
+            caller: "alice@example.com".into(),
+            callee: "bob@example.com\"".into(),
             media: vec!["audio".into()],
             codecs: vec!["PCMU".into()],
             bandwidth_kbps: Some(64),

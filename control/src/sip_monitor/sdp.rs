@@ -4,6 +4,18 @@
 
 use super::sip::Media;
 
+/// The space-separated fields of an SDP line (RFC 8866 §5: one space
+/// between fields; runs of them tolerated).
+fn words(s: &str) -> impl Iterator<Item = &str> {
+    s.split(|c: char| c == ' ' || c == '\t')
+        .filter(|w| !w.is_empty())
+}
+
+/// `s` up to its first `c`.
+fn before(s: &str, c: u8) -> &str {
+    &s[..s.bytes().position(|b| b == c).unwrap_or(s.len())]
+}
+
 /// The media of an SDP body: m= lines with their rtpmap codecs and b=.
 /// Borrows the body; a line that is not UTF-8 is skipped.
 pub fn sdp(body: &[u8]) -> Vec<Media<'_>> {
@@ -22,15 +34,11 @@ pub fn sdp(body: &[u8]) -> Vec<Media<'_>> {
         };
         let l = l.trim_end();
         if let Some(m) = l.strip_prefix("m=") {
-            let mut f = m.split(' ').filter(|f| !f.is_empty());
+            let mut f = words(m);
             if let (Some(kind), Some(port), Some(proto)) = (f.next(), f.next(), f.next()) {
                 media.push(Media {
                     kind: kind.into(),
-                    port: port
-                        .split('/')
-                        .next()
-                        .and_then(|p| p.parse().ok())
-                        .unwrap_or(0),
+                    port: before(port, b'/').parse().unwrap_or(0),
                     proto: proto.into(),
                     codecs: Vec::new(),
                     bandwidth_kbps: session_bw,
@@ -51,15 +59,16 @@ pub fn sdp(body: &[u8]) -> Vec<Media<'_>> {
                 None => session_bw = kbps,
             }
         } else if let Some(a) = l.strip_prefix("a=rtpmap:") {
-            if let (Some(m), Some((_pt, enc))) = (media.last_mut(), a.split_once(' ')) {
-                m.codecs.push(enc.split('/').next().unwrap_or("").into());
+            let enc = a.bytes().position(|b| b == b' ').map(|i| &a[i + 1..]);
+            if let (Some(m), Some(enc)) = (media.last_mut(), enc) {
+                m.codecs.push(before(enc, b'/').into());
             }
         }
     }
     // Static payload types without rtpmap (RFC 3551).
     for (m, pts) in media.iter_mut().zip(payloads) {
         if m.codecs.is_empty() {
-            for pt in pts.split(' ').filter(|f| !f.is_empty()).skip(3) {
+            for pt in words(pts).skip(3) {
                 let name = match pt {
                     "0" => "PCMU",
                     "8" => "PCMA",
@@ -78,12 +87,12 @@ pub fn sdp(body: &[u8]) -> Vec<Media<'_>> {
 /// `IN IP6 <addr>`, a multicast TTL or count after `/` ignored; the
 /// address must be of the type named.
 pub(super) fn connection_address(c: &str) -> Option<std::net::IpAddr> {
-    let mut f = c.split_whitespace();
+    let mut f = words(c);
     if f.next()? != "IN" {
         return None;
     }
     let kind = f.next()?;
-    let addr = f.next()?.split('/').next()?;
+    let addr = before(f.next()?, b'/');
     match kind {
         "IP4" => addr.parse::<std::net::Ipv4Addr>().ok().map(Into::into),
         "IP6" => addr.parse::<std::net::Ipv6Addr>().ok().map(Into::into),

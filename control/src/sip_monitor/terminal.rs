@@ -52,7 +52,8 @@ mod tests {
             status,
             session: Some(Arc::new(SessionInfo {
                 call_id: call.into(),
-                peer: peer.into(),
+                caller: "alice@example.com".into(),
+                callee: peer.into(),
                 media: vec!["audio".into(), "video".into()],
                 codecs: vec!["PCMU".into(), "H264".into()],
                 bandwidth_kbps: Some(384),

@@ -63,17 +63,31 @@ const INVITE_TIMEOUT_MS: u64 = 180_000;
 /// A BYE whose 200 never comes ends the call after this long (64*T1).
 const BYE_TIMEOUT_MS: u64 = 32_000;
 
-/// What the session was, for the presence document (claim 21).
+/// What the session was, for the presence document (claim 21): one per
+/// dialog, shared by both sides' changes.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct SessionInfo {
     pub call_id: String,
-    pub peer: String,
+    /// The addresses of record of the two ends.
+    pub caller: String,
+    pub callee: String,
     pub media: Vec<String>,
     pub codecs: Vec<String>,
     pub bandwidth_kbps: Option<u32>,
     /// The media connection address the SDP offered (c=), IPv4 or IPv6.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub media_address: Option<std::net::IpAddr>,
+}
+
+impl SessionInfo {
+    /// The other end of the session from `user`'s side.
+    pub fn peer_of(&self, user: &str) -> &str {
+        if user == self.caller {
+            &self.callee
+        } else {
+            &self.caller
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -100,13 +114,9 @@ enum DialogState {
 #[derive(Clone, Debug)]
 struct Dialog {
     state: DialogState,
-    caller: String,
-    callee: String,
-    info: SessionInfo,
-    /// Each side's view of the session (the caller's, the callee's), made
-    /// when first reported and shared by every change after, until the
-    /// SDP changes.
-    views: std::cell::OnceCell<[Arc<SessionInfo>; 2]>,
+    /// Shared with the changes reported; copied on write when the SDP
+    /// changes after one was.
+    info: Arc<SessionInfo>,
     /// When the dialog is given up (ms): an unanswered INVITE's timer C,
     /// a talking call's Session-Expires (or the ceiling), a BYE's 64*T1.
     expires_at: u64,
@@ -199,18 +209,8 @@ impl Tracker {
     }
 
     fn both(&self, out: &mut Vec<Change>, d: &Dialog, status: Status, now: u64) {
-        // Each side's session is the dialog's, with the other as peer.
-        let [caller, callee] = d.views.get_or_init(|| {
-            let side = |peer: &str| {
-                Arc::new(SessionInfo {
-                    peer: peer.to_string(),
-                    ..d.info.clone()
-                })
-            };
-            [side(&d.callee), side(&d.caller)]
-        });
-        self.change(out, &d.caller, status, Some(caller.clone()), now);
-        self.change(out, &d.callee, status, Some(callee.clone()), now);
+        self.change(out, &d.info.caller, status, Some(d.info.clone()), now);
+        self.change(out, &d.info.callee, status, Some(d.info.clone()), now);
     }
 
     /// Give dialog `key` up at `at` (ms) unless something happens first.
@@ -273,17 +273,16 @@ impl Tracker {
                 if fresh {
                     let d = Dialog {
                         state: DialogState::Inviting,
-                        caller: m.from.aor(),
-                        callee: m.to.aor(),
-                        info: SessionInfo {
+                        info: Arc::new(SessionInfo {
                             call_id: key.to_string(),
+                            caller: m.from.aor(),
+                            callee: m.to.aor(),
                             ..Default::default()
-                        },
+                        }),
                         expires_at: 0,
                         talked: false,
                         session_expires: None,
                         scheduled: 0,
-                        views: Default::default(),
                     };
                     self.dialogs.insert(key.to_string(), d);
                 }
@@ -292,7 +291,7 @@ impl Tracker {
                 if se.is_some() {
                     d.session_expires = se;
                 }
-                let caller = d.caller.clone();
+                let caller = d.info.caller.clone();
                 if fresh {
                     self.learn_contact(&caller, m);
                     self.arm(key, now + INVITE_TIMEOUT_MS);
@@ -317,7 +316,7 @@ impl Tracker {
                         };
                         d.talked = talking_on == TalkingOn::Ok200;
                         let life = d.session_expires.unwrap_or(ceiling);
-                        let callee = d.callee.clone();
+                        let callee = d.info.callee.clone();
                         self.learn_contact(&callee, m);
                         let d = &self.dialogs[key];
                         if d.talked {
@@ -469,7 +468,10 @@ impl Tracker {
                         .map(|c| c.uri.to_string())
                         .or(asked);
                     if let (Some(c), true) = (bound, self.ours(&user)) {
-                        self.contacts.insert(user.clone(), c);
+                        // A refresh keeps its contact: nothing to copy.
+                        if self.contacts.get(&user) != Some(&c) {
+                            self.contacts.insert(user.clone(), c);
+                        }
                     }
                     let at = now + expires as u64 * 1000;
                     if self.bind(&user, at) {
@@ -539,8 +541,7 @@ fn absorb_sdp(d: &mut Dialog, m: &Message) {
     if m.media.is_empty() {
         return;
     }
-    d.views.take();
-    let info = &mut d.info;
+    let info = Arc::make_mut(&mut d.info);
     info.media = m.media.iter().map(|x| x.kind.to_string()).collect();
     info.codecs = m
         .media

@@ -69,7 +69,7 @@ fn a_call_whose_session_expires_unrefreshed_ends() {
         statuses(&ch),
         vec![(A, Status::Terminated), (B, Status::Terminated)]
     );
-    assert_eq!(ch[0].session.as_ref().unwrap().peer, B);
+    assert_eq!(ch[0].session.as_ref().unwrap().peer_of(&ch[0].user), B);
     assert_eq!(t.dialogs(), 0);
     assert!(t.tick(10_000_000).is_empty(), "ended once");
 }
