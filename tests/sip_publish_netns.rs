@@ -4,7 +4,8 @@
 //! 500. The monitor retransmits on timer E until answered, retries a
 //! failed PUBLISH with the terminal's newest status, stops retransmitting
 //! a PUBLISH once a newer one is sent, and the server ends with each
-//! terminal's last status.
+//! terminal's last status. Over TCP, the monitor reconnects after the
+//! presence server restarts.
 
 mod common;
 
@@ -272,6 +273,221 @@ fn publications_are_refreshed_and_lapse_when_the_monitor_is_gone() {
     assert_eq!(expired, 1, "{rows}");
     stop.store(true, Ordering::SeqCst);
     registrar.join().unwrap();
+}
+
+/// Over TCP the monitor holds one connection to the presence server.
+/// The server is SIGKILLed: a change made while it is down is retried
+/// until a new connection takes it, once the server is back (same SQLite
+/// store). A change after that goes over the new connection. Nothing is
+/// lost, nothing is stored twice, and one connection is left.
+#[test]
+fn over_tcp_the_monitor_reconnects_after_the_presence_server_restarts() {
+    if !common::kernel_available("sip_publish_tcp_restart") {
+        return;
+    }
+    let mut net = Net::new("r", env!("CARGO_BIN_EXE_edgeplane").as_ref());
+    let srv_cfg = net.presence_config(None);
+    net.daemon("srv", &srv_cfg);
+    let mon_cfg = net.monitor_config(
+        "example.com",
+        "10.6.0.2:5070",
+        "presence_transport = \"tcp\"\n",
+    );
+    net.daemon("mon", &mon_cfg);
+    let stop = Arc::new(AtomicBool::new(false));
+    let registrar = uas(format!("/run/netns/{}", net.name("srv")), stop.clone());
+    let ua = format!("/run/netns/{}", net.name("ua"));
+    let register = |user: &'static str, call: &'static str, expires: u32| {
+        let ua = ua.clone();
+        thread::spawn(move || {
+            enter_netns(&ua).unwrap();
+            let s = UdpSocket::bind("10.5.0.2:5060").unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let reg = testlab::sip_lab::sip(
+                "REGISTER sip:example.com SIP/2.0",
+                user,
+                user,
+                call,
+                "1 REGISTER",
+                &format!("Expires: {expires}\r\n"),
+                "",
+            );
+            s.send_to(reg.as_bytes(), "10.6.0.2:5060").unwrap();
+            let mut buf = [0u8; 2048];
+            s.recv(&mut buf).expect("the registrar's 200");
+        })
+        .join()
+        .unwrap();
+    };
+    let wait_for = |net: &Net, user: &str, want: &[&str]| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while net.history(user) != want && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(100));
+        }
+        let mon = net.call("mon", Request::SipMonitorStatus);
+        assert_eq!(net.history(user), want, "{user}; monitor: {mon}");
+    };
+
+    register("alice@example.com", "r-a1", 600);
+    wait_for(&net, "alice@example.com", &["online"]);
+    let mon = net.call("mon", Request::SipMonitorStatus);
+    assert_eq!(mon["presence_connections"], 1, "{mon}");
+
+    // The server dies; bob registers while it is down.
+    net.kill("srv");
+    register("bob@example.com", "r-b1", 600);
+    thread::sleep(Duration::from_millis(1500));
+    let mon = net.call("mon", Request::SipMonitorStatus);
+    assert_eq!(mon["publish_ok"], 1, "nothing answered while down: {mon}");
+    net.daemon("srv", &srv_cfg);
+    wait_for(&net, "bob@example.com", &["online"]);
+
+    // After the restart: alice de-registers over the new connection.
+    register("alice@example.com", "r-a2", 0);
+    wait_for(&net, "alice@example.com", &["online", "offline"]);
+    let mon = net.call("mon", Request::SipMonitorStatus);
+    assert_eq!(mon["publish_ok"], 3, "alice twice and bob once: {mon}");
+    assert_eq!(mon["publish_timeouts"], 0, "{mon}");
+    assert_eq!(
+        mon["presence_connections"], 2,
+        "one before the restart, one after: {mon}"
+    );
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &net.name("mon"),
+            "ss",
+            "-Htn",
+            "state",
+            "established",
+            "dst",
+            "10.6.0.2:5070",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        1,
+        "one connection left"
+    );
+    stop.store(true, Ordering::SeqCst);
+    registrar.join().unwrap();
+}
+
+/// A connection that closes under a request sent on it (the server took
+/// it and went away without an answer): the request goes again on a new
+/// connection at its next timer E, not after timer F's 32 s.
+#[test]
+fn over_tcp_a_request_whose_connection_closes_is_sent_again_on_a_new_one() {
+    if !common::kernel_available("sip_publish_tcp_resend") {
+        return;
+    }
+    let mut net = Net::new("c", env!("CARGO_BIN_EXE_edgeplane").as_ref());
+    // The stub: the first connection reads one request and closes; the
+    // next ones answer every request with a 200.
+    let (ready, bound) = std::sync::mpsc::channel();
+    let ns = format!("/run/netns/{}", net.name("srv"));
+    let stub = thread::spawn(move || -> Vec<Vec<String>> {
+        use std::io::{Read, Write};
+        enter_netns(&ns).unwrap();
+        let l = std::net::TcpListener::bind("10.6.0.2:5070").unwrap();
+        let _ = ready.send(());
+        let mut seen: Vec<Vec<String>> = Vec::new();
+        for conn in 0..2 {
+            let (mut c, _) = l.accept().unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut calls = Vec::new();
+            let (mut stream, mut buf) = (Vec::new(), [0u8; 8192]);
+            'conn: while let Ok(n) = c.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                stream.extend_from_slice(&buf[..n]);
+                while let Ok(Some((m, raw))) =
+                    control::sip_monitor::stream::next_message(&mut stream)
+                {
+                    calls.push(m.call_id.to_string());
+                    if conn == 0 {
+                        break 'conn; // taken, never answered
+                    }
+                    let reply = edgeplane::sip_monitor::response(
+                        &m,
+                        &raw,
+                        200,
+                        "OK",
+                        "SIP-ETag: e1\r\nExpires: 3600\r\n",
+                    );
+                    c.write_all(reply.as_bytes()).unwrap();
+                    break 'conn; // one is all this test sends
+                }
+            }
+            seen.push(calls);
+            if conn == 1 {
+                thread::sleep(Duration::from_millis(500));
+            }
+        }
+        seen
+    });
+    bound.recv_timeout(Duration::from_secs(5)).unwrap();
+    let mon_cfg = net.monitor_config(
+        "example.com",
+        "10.6.0.2:5070",
+        "presence_transport = \"tcp\"\n",
+    );
+    net.daemon("mon", &mon_cfg);
+    let stop = Arc::new(AtomicBool::new(false));
+    let registrar = uas(format!("/run/netns/{}", net.name("srv")), stop.clone());
+    let ua = format!("/run/netns/{}", net.name("ua"));
+    thread::spawn(move || {
+        enter_netns(&ua).unwrap();
+        let s = UdpSocket::bind("10.5.0.2:5060").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let a = "alice@example.com";
+        let reg = testlab::sip_lab::sip(
+            "REGISTER sip:example.com SIP/2.0",
+            a,
+            a,
+            "r-c1",
+            "1 REGISTER",
+            "Expires: 600\r\n",
+            "",
+        );
+        s.send_to(reg.as_bytes(), "10.6.0.2:5060").unwrap();
+        let mut buf = [0u8; 2048];
+        s.recv(&mut buf).expect("the registrar's 200");
+    })
+    .join()
+    .unwrap();
+    let t0 = Instant::now();
+    let seen = stub.join().unwrap();
+    let took = t0.elapsed();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut mon = net.call("mon", Request::SipMonitorStatus);
+    while mon["publish_ok"] != 1 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(100));
+        mon = net.call("mon", Request::SipMonitorStatus);
+    }
+    stop.store(true, Ordering::SeqCst);
+    registrar.join().unwrap();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(
+        seen[0].len(),
+        1,
+        "one request on the first connection: {seen:?}"
+    );
+    assert_eq!(
+        seen[1], seen[0],
+        "the same request again on the second: {seen:?}"
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "resent at timer E, not timer F: {took:?}"
+    );
+    assert_eq!(mon["publish_ok"], 1, "{mon}");
+    assert_eq!(mon["publish_resent"], 1, "{mon}");
+    assert_eq!(mon["presence_connections"], 2, "{mon}");
+    assert_eq!(mon["publish_timeouts"], 0, "{mon}");
 }
 
 fn now_unix() -> f64 {

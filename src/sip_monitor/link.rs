@@ -25,8 +25,11 @@ pub struct Link {
     kind: PresenceTransport,
     udp: Option<Arc<UdpSocket>>,
     tcp: Option<OwnedWriteHalf>,
-    /// Set by the connection's reader when the server closed it.
+    /// Set by the current connection's reader when the server closed it
+    /// (one flag per connection: an old reader cannot close a new one).
     closed: Arc<AtomicBool>,
+    /// TCP connections opened so far.
+    pub opened: u64,
     answers_tx: mpsc::UnboundedSender<Vec<u8>>,
     /// Answers from the server, one message each.
     pub answers: mpsc::UnboundedReceiver<Vec<u8>>,
@@ -43,6 +46,7 @@ impl Link {
             udp: None,
             tcp: None,
             closed: Arc::new(AtomicBool::new(false)),
+            opened: 0,
             answers_tx,
             answers,
             local: super::unspecified(server).to_string(),
@@ -80,6 +84,12 @@ impl Link {
         self.kind == PresenceTransport::Tcp
     }
 
+    /// The TCP connection is gone (closed by the server, or its process
+    /// died): what was sent on it and not answered never will be.
+    pub fn broken(&self) -> bool {
+        self.tcp.is_some() && self.closed.load(Ordering::SeqCst)
+    }
+
     /// Make sure a request can be sent: over TCP, connect if there is no
     /// connection (`local` is then its address). An error leaves the link
     /// closed; the next request tries again.
@@ -101,6 +111,8 @@ impl Link {
         let (mut rd, wr) = conn.into_split();
         let tx = self.answers_tx.clone();
         let server = self.server;
+        self.closed = Arc::new(AtomicBool::new(false));
+        self.opened += 1;
         let closed = self.closed.clone();
         tokio::spawn(async move {
             let mut stream = Vec::new();

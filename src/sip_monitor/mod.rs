@@ -50,6 +50,10 @@ pub struct MonitorStatus {
     pub publish_superseded: u64,
     /// Publications refreshed before the server let them lapse.
     pub publish_refreshed: u64,
+    /// Over TCP: connections opened to the presence server, and requests
+    /// sent again on a new one because theirs closed before the answer.
+    pub presence_connections: u64,
+    pub publish_resent: u64,
     pub dialogs: usize,
     /// The copy program's counters (name, packets, bytes), refreshed on
     /// the monitor's poll; `edgeplane stats` shows them.
@@ -412,7 +416,7 @@ impl Monitor {
     /// Send `user`'s request carrying `body` (empty: a refresh), the only
     /// one of theirs retransmitted from now on.
     async fn publish(&mut self, user: &str, body: &str, expires: u32) {
-        let ready = self.link.ready().await;
+        let ready = self.ready().await;
         if let Err(e) = &ready {
             warn!(error = %e, server = %self.cfg.presence, "presence server unreachable; retrying on timer E");
         }
@@ -460,6 +464,14 @@ impl Monitor {
                 sent,
             },
         );
+    }
+
+    /// The link ready to send (connected, over TCP), its connections
+    /// counted.
+    async fn ready(&mut self) -> std::io::Result<()> {
+        let r = self.link.ready().await;
+        self.status.lock().unwrap().presence_connections = self.link.opened;
+        r
     }
 
     /// One request out, counted; false if it could not be sent.
@@ -542,6 +554,17 @@ impl Monitor {
     async fn retransmit(&mut self) {
         let now = self.now();
         let reliable = self.link.reliable();
+        if self.link.broken() {
+            // The connection closed under requests sent on it: they go
+            // again on a new one, at their next timer E (RFC 3261 §18.1:
+            // a transport error ends the attempt, not the request).
+            let mut resent = 0;
+            for o in self.outstanding.values_mut().filter(|o| o.sent) {
+                o.sent = false;
+                resent += 1;
+            }
+            self.status.lock().unwrap().publish_resent += resent;
+        }
         let mut again = Vec::new();
         let mut unsent = Vec::new();
         let mut timed_out = Vec::new();
@@ -561,7 +584,7 @@ impl Monitor {
             }
         }
         for id in unsent {
-            if self.link.ready().await.is_err() {
+            if self.ready().await.is_err() {
                 break;
             }
             let Some(msg) = self.outstanding.get(&id).map(|o| o.msg.clone()) else {

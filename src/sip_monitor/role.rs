@@ -84,6 +84,8 @@ impl Role for SipMonitorRole {
         out.push(part("publish_retransmitted", s.publish_retransmitted));
         out.push(part("publish_timeouts", s.publish_timeouts));
         out.push(part("publish_superseded", s.publish_superseded));
+        out.push(part("presence_connections", s.presence_connections));
+        out.push(part("publish_resent", s.publish_resent));
         out.push(part("publish_refreshed", s.publish_refreshed));
         Ok(())
     }
