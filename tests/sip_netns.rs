@@ -142,21 +142,7 @@ fn presence_flow(tag: &str, extra: &str, database: Option<String>) {
     if extra.contains("tcp") {
         // One connection carried every request and its answer; nothing
         // was retransmitted over it.
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &net.name("mon"),
-                "ss",
-                "-Htn",
-                "state",
-                "established",
-                "dst",
-                "10.6.0.2:5070",
-            ])
-            .output()
-            .unwrap();
-        let conns = String::from_utf8_lossy(&out.stdout).lines().count();
+        let conns = net.tcp_established("mon", "10.6.0.2:5070");
         assert_eq!(conns, 1, "one TCP connection to the presence server");
         assert_eq!(mon["publish_retransmitted"], 0, "{mon}");
     }

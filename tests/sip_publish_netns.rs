@@ -184,27 +184,7 @@ fn publications_are_refreshed_and_lapse_when_the_monitor_is_gone() {
     net.daemon("mon", &mon_cfg);
     let stop = Arc::new(AtomicBool::new(false));
     let registrar = uas(format!("/run/netns/{}", net.name("srv")), stop.clone());
-    let ua = format!("/run/netns/{}", net.name("ua"));
-    thread::spawn(move || {
-        enter_netns(&ua).unwrap();
-        let s = UdpSocket::bind("10.5.0.2:5060").unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let a = "alice@example.com";
-        let reg = testlab::sip_lab::sip(
-            "REGISTER sip:example.com SIP/2.0",
-            a,
-            a,
-            "reg-x",
-            "1 REGISTER",
-            "Expires: 600\r\n",
-            "",
-        );
-        s.send_to(reg.as_bytes(), "10.6.0.2:5060").unwrap();
-        let mut buf = [0u8; 2048];
-        s.recv(&mut buf).expect("the registrar's 200");
-    })
-    .join()
-    .unwrap();
+    net.register("alice@example.com", "reg-x", 600);
 
     let show = |net: &Net| -> serde_json::Value {
         net.call(
@@ -296,29 +276,6 @@ fn over_tcp_the_monitor_reconnects_after_the_presence_server_restarts() {
     net.daemon("mon", &mon_cfg);
     let stop = Arc::new(AtomicBool::new(false));
     let registrar = uas(format!("/run/netns/{}", net.name("srv")), stop.clone());
-    let ua = format!("/run/netns/{}", net.name("ua"));
-    let register = |user: &'static str, call: &'static str, expires: u32| {
-        let ua = ua.clone();
-        thread::spawn(move || {
-            enter_netns(&ua).unwrap();
-            let s = UdpSocket::bind("10.5.0.2:5060").unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-            let reg = testlab::sip_lab::sip(
-                "REGISTER sip:example.com SIP/2.0",
-                user,
-                user,
-                call,
-                "1 REGISTER",
-                &format!("Expires: {expires}\r\n"),
-                "",
-            );
-            s.send_to(reg.as_bytes(), "10.6.0.2:5060").unwrap();
-            let mut buf = [0u8; 2048];
-            s.recv(&mut buf).expect("the registrar's 200");
-        })
-        .join()
-        .unwrap();
-    };
     let wait_for = |net: &Net, user: &str, want: &[&str]| {
         let deadline = Instant::now() + Duration::from_secs(15);
         while net.history(user) != want && Instant::now() < deadline {
@@ -328,14 +285,14 @@ fn over_tcp_the_monitor_reconnects_after_the_presence_server_restarts() {
         assert_eq!(net.history(user), want, "{user}; monitor: {mon}");
     };
 
-    register("alice@example.com", "r-a1", 600);
+    net.register("alice@example.com", "r-a1", 600);
     wait_for(&net, "alice@example.com", &["online"]);
     let mon = net.call("mon", Request::SipMonitorStatus);
     assert_eq!(mon["presence_connections"], 1, "{mon}");
 
     // The server dies; bob registers while it is down.
     net.kill("srv");
-    register("bob@example.com", "r-b1", 600);
+    net.register("bob@example.com", "r-b1", 600);
     thread::sleep(Duration::from_millis(1500));
     let mon = net.call("mon", Request::SipMonitorStatus);
     assert_eq!(mon["publish_ok"], 1, "nothing answered while down: {mon}");
@@ -343,7 +300,7 @@ fn over_tcp_the_monitor_reconnects_after_the_presence_server_restarts() {
     wait_for(&net, "bob@example.com", &["online"]);
 
     // After the restart: alice de-registers over the new connection.
-    register("alice@example.com", "r-a2", 0);
+    net.register("alice@example.com", "r-a2", 0);
     wait_for(&net, "alice@example.com", &["online", "offline"]);
     let mon = net.call("mon", Request::SipMonitorStatus);
     assert_eq!(mon["publish_ok"], 3, "alice twice and bob once: {mon}");
@@ -352,22 +309,8 @@ fn over_tcp_the_monitor_reconnects_after_the_presence_server_restarts() {
         mon["presence_connections"], 2,
         "one before the restart, one after: {mon}"
     );
-    let out = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &net.name("mon"),
-            "ss",
-            "-Htn",
-            "state",
-            "established",
-            "dst",
-            "10.6.0.2:5070",
-        ])
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).lines().count(),
+        net.tcp_established("mon", "10.6.0.2:5070"),
         1,
         "one connection left"
     );
@@ -438,27 +381,7 @@ fn over_tcp_a_request_whose_connection_closes_is_sent_again_on_a_new_one() {
     net.daemon("mon", &mon_cfg);
     let stop = Arc::new(AtomicBool::new(false));
     let registrar = uas(format!("/run/netns/{}", net.name("srv")), stop.clone());
-    let ua = format!("/run/netns/{}", net.name("ua"));
-    thread::spawn(move || {
-        enter_netns(&ua).unwrap();
-        let s = UdpSocket::bind("10.5.0.2:5060").unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let a = "alice@example.com";
-        let reg = testlab::sip_lab::sip(
-            "REGISTER sip:example.com SIP/2.0",
-            a,
-            a,
-            "r-c1",
-            "1 REGISTER",
-            "Expires: 600\r\n",
-            "",
-        );
-        s.send_to(reg.as_bytes(), "10.6.0.2:5060").unwrap();
-        let mut buf = [0u8; 2048];
-        s.recv(&mut buf).expect("the registrar's 200");
-    })
-    .join()
-    .unwrap();
+    net.register("alice@example.com", "r-c1", 600);
     let t0 = Instant::now();
     let seen = stub.join().unwrap();
     let took = t0.elapsed();

@@ -281,6 +281,51 @@ impl Net {
 
     /// The statuses the presence server on `srv` stored for `user`,
     /// oldest first.
+    /// The UA registers `user` (Call-ID `call`, Expires `expires`; 0
+    /// de-registers) with the registrar at 10.6.0.2:5060, and waits for
+    /// its 200.
+    pub fn register(&self, user: &str, call: &str, expires: u32) {
+        let ua = format!("/run/netns/{}", self.name("ua"));
+        let reg = sip(
+            "REGISTER sip:example.com SIP/2.0",
+            user,
+            user,
+            call,
+            "1 REGISTER",
+            &format!("Expires: {expires}\r\n"),
+            "",
+        );
+        thread::spawn(move || {
+            enter_netns(&ua).unwrap();
+            let s = UdpSocket::bind("10.5.0.2:5060").unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            s.send_to(reg.as_bytes(), "10.6.0.2:5060").unwrap();
+            let mut buf = [0u8; 2048];
+            s.recv(&mut buf).expect("the registrar's 200");
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// TCP connections established from `role`'s namespace to `dst`.
+    pub fn tcp_established(&self, role: &str, dst: &str) -> usize {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.name(role),
+                "ss",
+                "-Htn",
+                "state",
+                "established",
+                "dst",
+                dst,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    }
+
     pub fn history(&self, user: &str) -> Vec<String> {
         self.call("srv", Request::PresenceHistory { user: user.into() })
             .as_array()
