@@ -7,7 +7,8 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok((m, used)) = control::sip_monitor::sip::parse(data) {
         assert!(used <= data.len() + 4);
-        let again = control::sip_monitor::sip::parse(m.render().as_bytes()).expect("a rendered message parses");
+        let rendered = m.render();
+        let again = control::sip_monitor::sip::parse(rendered.as_bytes()).expect("a rendered message parses");
         assert_eq!(again.0.call_id, m.call_id);
         let mut t = control::sip_monitor::track::Tracker::new(control::sip_monitor::track::TrackerConfig {
             domain: "example.com".into(),

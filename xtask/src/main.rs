@@ -218,6 +218,11 @@ fn cargo() -> Command {
 fn test(extra: &[String]) -> anyhow::Result<()> {
     say("building every binary and bench (the namespace tests run edgeplane and edgeplane-lab)");
     run(cargo().args(["build", "--bins", "--benches"]))?;
+    // The fuzz targets are their own workspace, so `cargo test` does not
+    // build them; a decoder's API change must not leave one broken until
+    // someone fuzzes.
+    say("checking that every fuzz target compiles");
+    run(cargo().args(["check", "--manifest-path", "fuzz/Cargo.toml", "--bins"]))?;
     say("running every test (unit, test_run fixtures, namespace integration)");
     run(cargo().args(["test"]).args(extra))
 }
@@ -366,6 +371,16 @@ fn fuzz(extra: &[String]) -> anyhow::Result<()> {
         let corpus = dir.join("corpus").join(t);
         std::fs::create_dir_all(&corpus)?;
         say(&format!("fuzz {t}: {secs} s"));
+        // Built first: a target that does not compile is that, not a crash.
+        let built = Command::new(cargo_bin().join("cargo"))
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .args(["+nightly", "fuzz", "build", "-O", t])
+            .current_dir(&dir)
+            .status()
+            .context("cargo fuzz build")?;
+        if !built.success() {
+            bail!("fuzz target {t} does not build (the errors are above)");
+        }
         let out = Command::new(cargo_bin().join("cargo"))
             .env_remove("RUSTUP_TOOLCHAIN")
             .args(["+nightly", "fuzz", "run", "-O", t])
