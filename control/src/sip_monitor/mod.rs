@@ -5,6 +5,7 @@
 
 pub mod config;
 mod grammar;
+mod owned;
 pub mod retransmit;
 mod sdp;
 pub mod sip;
