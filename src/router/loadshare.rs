@@ -58,6 +58,17 @@ pub struct LsStatus {
     pub rate_rebalances: u64,
     pub handoffs_done: u64,
     pub handoffs_aborted: u64,
+    /// Messages refused as from an earlier incarnation of their sender, as
+    /// replays within one, and retransmissions already handled; peers seen
+    /// to restart.
+    #[serde(default)]
+    pub stale: u64,
+    #[serde(default)]
+    pub replayed: u64,
+    #[serde(default)]
+    pub duplicates: u64,
+    #[serde(default)]
+    pub peer_restarts: u64,
     pub reinjected: u64,
     pub discarded: u64,
     /// The XDP filter's counters by verdict and reason (name, packets,
@@ -341,6 +352,10 @@ impl LsEdge {
             rate_rebalances: self.engine.rate_rebalances,
             handoffs_done: self.engine.handoffs_done,
             handoffs_aborted: self.engine.handoffs_aborted,
+            stale: self.engine.stale,
+            replayed: self.engine.replayed,
+            duplicates: self.engine.duplicates,
+            peer_restarts: self.engine.peer_restarts,
             reinjected: self.reinjected,
             discarded: self.discarded,
             filter: dataplane_common::router::stat::NAMES

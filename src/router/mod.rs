@@ -59,6 +59,11 @@ pub struct RouterStatus {
     pub load_sharing: Option<crate::router::loadshare::LsStatus>,
 }
 
+/// How long a leaving load-sharing router waits for its buckets to be
+/// handed over before it stops anyway (then the others lose its share
+/// until the master notices, as after a crash).
+const LEAVE_MAX: Duration = Duration::from_secs(3);
+
 enum Cmd {
     Shutdown(tokio::sync::oneshot::Sender<()>),
     Rebalance,
@@ -77,11 +82,13 @@ pub struct RouterStopper {
 }
 
 impl RouterStopper {
-    /// Leave the virtual router cleanly (priority 0, addresses released).
+    /// Leave the virtual router cleanly (priority 0, addresses released;
+    /// a load-sharing router first hands its buckets over, for at most
+    /// `LEAVE_MAX`).
     pub async fn shutdown(&self) {
         let (tx, rx) = tokio::sync::oneshot::channel();
         if self.cmd.send(Cmd::Shutdown(tx)).await.is_ok() {
-            let _ = tokio::time::timeout(Duration::from_secs(2), rx).await;
+            let _ = tokio::time::timeout(LEAVE_MAX + Duration::from_secs(2), rx).await;
         }
     }
 }
@@ -514,6 +521,9 @@ impl Instance {
         let far = || Instant::now() + Duration::from_secs(3600);
         let mut tick = tokio::time::interval(Duration::from_millis(10));
         let mut publish = tokio::time::interval(Duration::from_millis(200));
+        // Shutting down, waiting for the buckets to go: the ack and when
+        // to stop waiting.
+        let mut leaving: Option<(tokio::sync::oneshot::Sender<()>, Instant)> = None;
         loop {
             let adver = self.adver_at.unwrap_or_else(far);
             let down = self.down_at.unwrap_or_else(far);
@@ -564,6 +574,21 @@ impl Instance {
                     if let Err(e) = ls.sample_rates().await {
                         warn!(error = %e, "reading bucket rates failed");
                     }
+                    if let Some((_, until)) = &leaving {
+                        let gone = ls.engine.routes_nothing();
+                        if gone || Instant::now() >= *until {
+                            if gone {
+                                info!("load sharing: every bucket handed over; leaving");
+                            } else {
+                                warn!("load sharing: buckets not handed over within {LEAVE_MAX:?}; leaving anyway");
+                            }
+                            self.shutdown().await;
+                            if let Some((ack, _)) = leaving.take() {
+                                let _ = ack.send(());
+                            }
+                            return;
+                        }
+                    }
                 }
                 _ = publish.tick() => self.publish(),
                 c = cmd.recv() => match c {
@@ -573,9 +598,19 @@ impl Instance {
                         }
                     }
                     Some(Cmd::Shutdown(ack)) => {
-                        self.shutdown().await;
-                        let _ = ack.send(());
-                        return;
+                        match self.ls.as_mut() {
+                            Some(ls) if !ls.engine.routes_nothing() && leaving.is_none() => {
+                                info!("load sharing: handing the buckets over before leaving");
+                                let now = ls.now();
+                                ls.event(control::router::loadshare::Event::Leave { now }).await;
+                                leaving = Some((ack, Instant::now() + LEAVE_MAX));
+                            }
+                            _ => {
+                                self.shutdown().await;
+                                let _ = ack.send(());
+                                return;
+                            }
+                        }
                     }
                     None => {
                         self.shutdown().await;

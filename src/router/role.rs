@@ -99,6 +99,10 @@ impl Role for RouterRole {
                 out.push(part("reviews_requested", ls.reviews_requested));
                 out.push(part("collections", ls.collections));
                 out.push(part("rate_rebalances", ls.rate_rebalances));
+                out.push(part("refused_stale_incarnation", ls.stale));
+                out.push(part("refused_replayed", ls.replayed));
+                out.push(part("duplicates_acked", ls.duplicates));
+                out.push(part("peer_restarts", ls.peer_restarts));
             }
         }
         Ok(())

@@ -12,7 +12,7 @@ use super::{
     planner::{plan, rate_plan},
     wire::{Body, Fence, Msg, VERSION},
 };
-use dataplane_common::router::{BUCKETS, BUCKET_HOLD, BUCKET_MINE, BUCKET_NOT_MINE};
+use dataplane_common::router::{BUCKETS, BUCKET_HOLD, BUCKET_MINE, BUCKET_NOT_MINE, LEASE_NS};
 
 mod handoff;
 
@@ -39,6 +39,23 @@ pub struct Config {
     pub collect_holddown_ms: u64,
     /// Loads within this fraction of the mean count as balanced.
     pub rate_tolerance: f64,
+    /// This incarnation (see `Msg::boot`): greater than any before it.
+    pub boot: u64,
+}
+
+/// Reliable messages more than this many sequence numbers behind the
+/// newest one seen from a sender are refused as replays.
+pub const REPLAY_WINDOW: u64 = 4096;
+
+/// Now in Unix microseconds: the `boot` of a router starting now. A
+/// restarted router's clock must not have gone back past its previous
+/// start, or its peers refuse it as a replay of the old one.
+pub fn boot_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(1)
+        .max(1)
 }
 
 impl Config {
@@ -48,7 +65,11 @@ impl Config {
             priority,
             peers,
             hello_ms,
-            dead_after_ms: 3 * hello_ms + 50,
+            // Three hellos missed, and never before a dead router's filter
+            // has surely stopped: its lease (renewed until it died, at most
+            // one hello before its last hello arrived) runs out first, so
+            // no packet a new owner holds was routed by the dead one.
+            dead_after_ms: (3 * hello_ms + 50).max(hello_ms + LEASE_NS / 1_000_000 + 50),
             retransmit_ms: 50,
             max_tries: 40,
             hold_timeout_ms: 3000,
@@ -57,6 +78,7 @@ impl Config {
             collect_interval_ms: None,
             collect_holddown_ms: 5_000,
             rate_tolerance: 0.2,
+            boot: boot_now(),
         }
     }
 }
@@ -77,6 +99,11 @@ pub enum Event {
     },
     /// Operator asked for a rebalance.
     Rebalance,
+    /// This router is shutting down: its buckets go to the others through
+    /// hand-offs (`routes_nothing` says when it may go).
+    Leave {
+        now: u64,
+    },
     /// The fingerprints the edge read after stopping `epoch`'s buckets.
     FencesRead {
         now: u64,
@@ -136,6 +163,19 @@ struct Peer {
     owned: BTreeSet<u8>,
     priority: u8,
     is_master: bool,
+    /// It said it is shutting down: it gets no buckets, its are moved.
+    leaving: bool,
+}
+
+/// What this router knows of a peer's current incarnation: its `boot`,
+/// the newest sequence number, the reliable ones seen within the replay
+/// window, and the newest hello's.
+#[derive(Clone, Debug, Default)]
+struct Incarnation {
+    boot: u64,
+    top: u64,
+    seen: BTreeSet<u64>,
+    hello: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,7 +221,9 @@ pub struct LoadShare {
     seq: u64,
     epoch: u64,
     outstanding: BTreeMap<u64, Outstanding>,
-    seen: HashMap<IpAddr, BTreeSet<u64>>,
+    incarnations: HashMap<IpAddr, Incarnation>,
+    /// This router is shutting down (`Event::Leave`).
+    leaving: bool,
     last_hello: u64,
     started: Option<u64>,
     handoff: Option<Handoff>,
@@ -207,6 +249,14 @@ pub struct LoadShare {
     /// Hand-offs completed, aborted; messages dropped as duplicates.
     pub handoffs_done: u64,
     pub handoffs_aborted: u64,
+    /// Messages refused: from an earlier incarnation of their sender
+    /// (`stale`), behind the replay window or an older hello (`replayed`),
+    /// a retransmission already handled (`duplicates`, acked again).
+    pub stale: u64,
+    pub replayed: u64,
+    pub duplicates: u64,
+    /// Peers seen to come back under a new incarnation.
+    pub peer_restarts: u64,
 }
 
 impl LoadShare {
@@ -224,7 +274,8 @@ impl LoadShare {
             seq: 0,
             epoch: 0,
             outstanding: BTreeMap::new(),
-            seen: HashMap::new(),
+            incarnations: HashMap::new(),
+            leaving: false,
             last_hello: 0,
             started: None,
             handoff: None,
@@ -244,7 +295,16 @@ impl LoadShare {
             rate_rebalances: 0,
             handoffs_done: 0,
             handoffs_aborted: 0,
+            stale: 0,
+            replayed: 0,
+            duplicates: 0,
+            peer_restarts: 0,
         }
+    }
+
+    /// Neither routing nor holding any bucket: a leaving router may go.
+    pub fn routes_nothing(&self) -> bool {
+        self.mine.iter().all(|s| *s == BUCKET_NOT_MINE) && self.handoff.is_none()
     }
 
     /// Bucket states to write at start (held buckets released).
@@ -271,6 +331,7 @@ impl LoadShare {
         let msg = Msg {
             v: VERSION,
             from: self.cfg.me,
+            boot: self.cfg.boot,
             seq: self.seq,
             body,
         };
@@ -307,6 +368,20 @@ impl LoadShare {
         v
     }
 
+    /// The live routers that take buckets: not those leaving.
+    fn members(&self, now: u64) -> Vec<IpAddr> {
+        self.live(now)
+            .into_iter()
+            .filter(|a| {
+                if *a == self.cfg.me {
+                    !self.leaving
+                } else {
+                    !self.peers.get(a).map(|p| p.leaving).unwrap_or(false)
+                }
+            })
+            .collect()
+    }
+
     /// Who owns each bucket, as far as this router knows.
     fn owners(&self, now: u64) -> Vec<Option<IpAddr>> {
         let live = self.live(now);
@@ -340,6 +415,13 @@ impl LoadShare {
                 }
             }
             Event::Rebalance => self.rebalance = true,
+            Event::Leave { now } => {
+                // Tell everyone at once (the next tick's hellos say it),
+                // and ask for no reviews meanwhile.
+                self.leaving = true;
+                self.last_hello = 0;
+                self.tick(now, &mut out);
+            }
             Event::Rates { now, rates } => self.rates(now, rates, &mut out),
             Event::Received { now, msg } => self.received(now, msg, &mut out),
             Event::FencesRead { now, epoch, fences } => {
@@ -390,6 +472,7 @@ impl LoadShare {
                     priority: self.cfg.priority,
                     master: self.master,
                     owned: owned.clone(),
+                    leaving: self.leaving,
                 };
                 self.send(now, p, body, out);
             }
@@ -484,7 +567,7 @@ impl LoadShare {
         {
             self.finish_collection(now);
         }
-        let live = self.live(now);
+        let live = self.members(now);
         let owners = self.owners(now);
         // A rate-balanced assignment (claim 11) is carried out while the
         // routers stay the same; a change of routers drops it.
@@ -507,7 +590,10 @@ impl LoadShare {
         // or a router has none (a join); counts left uneven by a rate
         // review stay as they are.
         let idle_router = live.iter().any(|r| !owners.iter().any(|o| o == &Some(*r)));
-        if owners.iter().any(|o| o.is_none()) || idle_router {
+        let outside = owners
+            .iter()
+            .any(|o| o.map(|r| !live.contains(&r)).unwrap_or(true));
+        if outside || idle_router {
             let moves = plan(&owners, &live);
             if !moves.is_empty() {
                 self.start(now, moves, out);
@@ -523,7 +609,7 @@ impl LoadShare {
         let Some(limit) = self.cfg.review_pps else {
             return;
         };
-        if self.master || now < self.review_until {
+        if self.master || self.leaving || now < self.review_until {
             return;
         }
         let mine: u64 = (0..BUCKETS as usize)
@@ -593,7 +679,7 @@ impl LoadShare {
         let Some(c) = self.collection.take() else {
             return;
         };
-        let live = self.live(now);
+        let live = self.members(now);
         let owners = self.owners(now);
         if let Some(target) = rate_plan(&c.rates, &owners, &live, self.cfg.rate_tolerance) {
             self.rate_rebalances += 1;
@@ -606,31 +692,25 @@ impl LoadShare {
         if from == self.cfg.me || !self.peers.contains_key(&from) {
             return;
         }
+        if !self.admit(now, &msg, out) {
+            return;
+        }
         if let Body::Ack { seq } = msg.body {
             self.outstanding.remove(&seq);
             return;
-        }
-        if msg.body.reliable() {
-            self.send(now, from, Body::Ack { seq: msg.seq }, out);
-            let seen = self.seen.entry(from).or_default();
-            if !seen.insert(msg.seq) {
-                return; // a retransmission of something already handled
-            }
-            while seen.len() > 4096 {
-                let first = *seen.iter().next().unwrap();
-                seen.remove(&first);
-            }
         }
         match msg.body {
             Body::Hello {
                 priority,
                 owned,
                 master,
+                leaving,
             } => {
                 let p = self.peers.entry(from).or_default();
                 p.last_hello = now.max(1);
                 p.priority = priority;
                 p.is_master = master;
+                p.leaving = leaving;
                 if now >= p.trust_after {
                     p.owned = owned.into_iter().collect();
                 }
@@ -697,6 +777,71 @@ impl LoadShare {
                 }
             }
         }
+    }
+
+    /// Whether `msg` is new from its sender's current incarnation; a
+    /// reliable one is acked (again, when a retransmission). A greater
+    /// `boot` is the peer restarted: it starts over with nothing (its
+    /// filter's lease ran out), so what this router knew of it goes, and a
+    /// hand-off it was part of is aborted.
+    fn admit(&mut self, now: u64, msg: &Msg, out: &mut Vec<Action>) -> bool {
+        let from = msg.from;
+        let inc = self.incarnations.entry(from).or_default();
+        if msg.boot < inc.boot {
+            self.stale += 1;
+            return false;
+        }
+        if msg.boot > inc.boot {
+            let restarted = inc.boot != 0;
+            *inc = Incarnation {
+                boot: msg.boot,
+                ..Default::default()
+            };
+            if restarted {
+                self.peer_restarts += 1;
+                if let Some(p) = self.peers.get_mut(&from) {
+                    *p = Peer::default();
+                }
+                let involved = self
+                    .handoff
+                    .as_ref()
+                    .map(|h| {
+                        h.pending.contains(&from) || h.moves.values().any(|(_, to)| *to == from)
+                    })
+                    .unwrap_or(false);
+                if self.master && involved {
+                    self.abort(now, out);
+                }
+            }
+        }
+        let inc = self.incarnations.get_mut(&from).expect("inserted above");
+        if !msg.body.reliable() {
+            if matches!(msg.body, Body::Ack { .. }) {
+                return true;
+            }
+            // A hello older than the newest one says stale things.
+            if msg.seq <= inc.hello {
+                self.replayed += 1;
+                return false;
+            }
+            inc.hello = msg.seq;
+            return true;
+        }
+        if msg.seq.saturating_add(REPLAY_WINDOW) <= inc.top {
+            self.replayed += 1;
+            return false;
+        }
+        let fresh = inc.seen.insert(msg.seq);
+        inc.top = inc.top.max(msg.seq);
+        let floor = inc.top.saturating_sub(REPLAY_WINDOW);
+        while inc.seen.first().map(|s| *s <= floor).unwrap_or(false) {
+            inc.seen.pop_first();
+        }
+        self.send(now, from, Body::Ack { seq: msg.seq }, out);
+        if !fresh {
+            self.duplicates += 1; // a retransmission of something handled
+        }
+        fresh
     }
 
     /// (bucket, owner) for `edgeplane vrrp status`.

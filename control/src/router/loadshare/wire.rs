@@ -10,7 +10,8 @@ use sha2::Sha256;
 use dataplane_common::router::Fingerprint;
 
 pub const PORT: u16 = 7515;
-pub const VERSION: u8 = 2;
+/// 3: `boot` (the sender's incarnation) and `Hello.leaving`.
+pub const VERSION: u8 = 3;
 const MAC_LEN: usize = 32;
 
 /// The last packet an old owner routed in a bucket: the XDP fingerprint,
@@ -30,6 +31,10 @@ pub enum Body {
         priority: u8,
         master: bool,
         owned: Vec<u8>,
+        /// The sender is shutting down: give its buckets to the others
+        /// and none to it.
+        #[serde(default)]
+        leaving: bool,
     },
     Hold {
         epoch: u64,
@@ -86,6 +91,10 @@ impl Body {
 pub struct Msg {
     pub v: u8,
     pub from: IpAddr,
+    /// The sender's incarnation: when it started (Unix microseconds). A
+    /// restarted router counts `seq` from 1 again under a greater `boot`;
+    /// a message of an earlier incarnation is a replay.
+    pub boot: u64,
     pub seq: u64,
     pub body: Body,
 }
@@ -147,6 +156,7 @@ mod tests {
         let m = Msg {
             v: VERSION,
             from: addr(1),
+            boot: 1,
             seq: 9,
             body: Body::Hold {
                 epoch: 3,
