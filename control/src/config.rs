@@ -252,7 +252,7 @@ weight = 2
         Config::parse(text).unwrap_err()
     }
 
-    const MIGRATION: &str = "[node]\nname = \"e\"\n\n[migration.controller]\nlisten = \"127.0.0.1:7700\"\ninterface = \"eth0\"\n\
+    const MIGRATION: &str = "[node]\nname = \"e\"\n\n[migration]\nkey = \"sixteen characters\"\n[migration.controller]\nlisten = \"127.0.0.1:7700\"\ninterface = \"eth0\"\n\
         [[migration.controller.network]]\nid = 1\nname = \"n1\"\nvia = \"eth1\"\nnext_hop_mac = \"02:00:00:00:01:0a\"\n\
         [[migration.controller.service]]\naddress = \"10.99.0.80\"\nnetwork = 1\n\
         [migration.coordinator]\ncontroller = \"127.0.0.1:7700\"\ndatabase = \"/tmp/c.db\"\n\
@@ -272,6 +272,12 @@ weight = 2
         assert_eq!(e.key, "migration.controller.network[0].next_hop_mac", "{e}");
         let e = error_of(&MIGRATION.replace("agent = \"10.8.1.10:7600\"", "agent = \"nowhere\""));
         assert_eq!(e.key, "migration.coordinator.server[0].agent", "{e}");
+        // Frames are authenticated: no part without the shared key.
+        let e = error_of(&MIGRATION.replace("key = \"sixteen characters\"\n", ""));
+        assert_eq!(e.key, "migration.key", "{e}");
+        assert!(e.to_string().contains("required"), "{e}");
+        let e = error_of(&MIGRATION.replace("sixteen characters", "short"));
+        assert_eq!(e.key, "migration.key", "{e}");
         let e = error_of(&MIGRATION.replace("database =", "databse ="));
         assert!(e.to_string().contains("databse"), "{e}");
         // A network needs a controller, its own or the default.
@@ -308,7 +314,7 @@ weight = 2
             e.key, "migration.coordinator.network[0].next_hop_mac",
             "{e}"
         );
-        let agent = "[node]\nname = \"s\"\n[migration.agent]\nlisten = \"10.8.1.10:7600\"\n[[migration.agent.process]]\nname = \"c\"\ncontrol = \"/run/c.ctl\"\n";
+        let agent = "[node]\nname = \"s\"\n[migration]\nkey = \"sixteen characters\"\n[migration.agent]\nlisten = \"10.8.1.10:7600\"\n[[migration.agent.process]]\nname = \"c\"\ncontrol = \"/run/c.ctl\"\n";
         let a = Config::parse(agent)
             .unwrap()
             .migration

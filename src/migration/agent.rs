@@ -22,7 +22,7 @@ use tracing::{info, warn};
 
 use super::{
     app,
-    transport::{now_ms, request, serve},
+    transport::{now_ms, request, serve, Auth},
 };
 
 fn ip(args: &[&str]) -> Result<(), String> {
@@ -66,7 +66,7 @@ impl AgentHandle {
 
 /// Pause, checkpoint (application backend), transfer, restore, move the
 /// service address, resume — and undo on Abort.
-pub async fn run_agent(cfg: MigrationAgent) -> anyhow::Result<AgentHandle> {
+pub async fn run_agent(cfg: MigrationAgent, auth: Arc<Auth>) -> anyhow::Result<AgentHandle> {
     let l = TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("agent listen {}", cfg.listen))?;
@@ -75,10 +75,11 @@ pub async fn run_agent(cfg: MigrationAgent) -> anyhow::Result<AgentHandle> {
         engine: Arc::new(Mutex::new(Agent::new(&cfg.processes))),
     };
     let engine = handle.engine.clone();
-    tokio::spawn(serve(l, move |f: Frame| {
-        let engine = engine.clone();
+    let to_peers = auth.clone();
+    tokio::spawn(serve(l, auth, move |f: Frame| {
+        let (engine, auth) = (engine.clone(), to_peers.clone());
         async move {
-            tokio::task::spawn_blocking(move || agent(&engine, f.body, f.deadline_ms))
+            tokio::task::spawn_blocking(move || agent(&engine, &auth, f.body, f.deadline_ms))
                 .await
                 .unwrap_or_else(|e| Body::Error {
                     reason: e.to_string(),
@@ -269,6 +270,7 @@ fn pid_of(p: &MigratableProcess, answered: Option<i32>) -> Result<i32, String> {
 /// import it: its answer to the import (or to the first piece it
 /// refused).
 fn transfer(
+    auth: &Auth,
     process: &str,
     to: &ServerInfo,
     service: IpAddr,
@@ -292,6 +294,7 @@ fn transfer(
             data: data.to_string(),
         };
         sent = rt.block_on(request(
+            auth,
             &to.agent.to_string(),
             &Frame {
                 v: VERSION,
@@ -318,13 +321,13 @@ fn transfer(
         },
     };
     if matches!(sent, Ok(Body::Ok)) {
-        sent = rt.block_on(request(&to.agent.to_string(), &f));
+        sent = rt.block_on(request(auth, &to.agent.to_string(), &f));
     }
     sent
 }
 
 /// Carry out one of the engine's actions for process `p`.
-fn perform(p: &MigratableProcess, action: Action, deadline_ms: u64) -> Outcome {
+fn perform(p: &MigratableProcess, auth: &Auth, action: Action, deadline_ms: u64) -> Outcome {
     // A host address on `dev`; an IPv6 one without duplicate address
     // detection, which would keep it tentative (unusable) for a second
     // while the held packets wait.
@@ -350,7 +353,7 @@ fn perform(p: &MigratableProcess, action: Action, deadline_ms: u64) -> Outcome {
             Outcome::Thawed
         }
         Action::Transfer { to, service, state } => {
-            Outcome::Transfer(transfer(&p.name, &to, service, &state, deadline_ms))
+            Outcome::Transfer(transfer(auth, &p.name, &to, service, &state, deadline_ms))
         }
         Action::AddAddress { address, dev } => Outcome::Address(addr("add", address, &dev)),
         Action::DelAddress { address, dev } => Outcome::Address(addr("del", address, &dev)),
@@ -379,7 +382,7 @@ fn process_lock(body: &Body) -> Option<Arc<Mutex<()>>> {
 /// Handle one request: feed it to the engine, carry out what it asks
 /// (without holding the engine: the destination of a move may be this
 /// agent), feed back the outcomes, until it answers.
-fn agent(engine: &Mutex<Agent>, body: Body, deadline_ms: u64) -> Body {
+fn agent(engine: &Mutex<Agent>, auth: &Auth, body: Body, deadline_ms: u64) -> Body {
     let lock = process_lock(&body);
     let _serial = lock
         .as_ref()
@@ -410,7 +413,7 @@ fn agent(engine: &Mutex<Agent>, body: Body, deadline_ms: u64) -> Body {
                         reason: format!("no process {process:?} here"),
                     };
                 };
-                let outcome = perform(&config, action, deadline_ms);
+                let outcome = perform(&config, auth, action, deadline_ms);
                 queue.extend(engine.lock().unwrap().handle(Input::Done {
                     process,
                     side,

@@ -25,7 +25,7 @@ use dataplane_user::{
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use super::transport::serve;
+use super::transport::{serve, Auth};
 
 /// Frames one service may have held at once; more are dropped and counted.
 pub const HOLD_FRAMES_MAX: usize = 65536;
@@ -365,6 +365,7 @@ impl ControllerHandle {
 pub async fn run_controller(
     cfg: MigrationController,
     opts: &dataplane_user::LoadOptions,
+    auth: Arc<Auth>,
 ) -> anyhow::Result<ControllerHandle> {
     let dp = Dataplane::attach("steer", &cfg.interface, opts)?;
     // One AF_XDP socket per receive queue (copy mode): held packets wait
@@ -479,7 +480,7 @@ pub async fn run_controller(
         c: c.clone(),
         interface: cfg.interface.clone(),
     };
-    tokio::spawn(serve(l, move |f: Frame| {
+    tokio::spawn(serve(l, auth, move |f: Frame| {
         let c = c.clone();
         async move {
             tokio::task::spawn_blocking(move || controller(&mut c.lock().unwrap(), f.body))

@@ -20,7 +20,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use super::transport::{now_ms, request, serve};
+use super::transport::{now_ms, request, serve, Auth};
 use crate::sql::{Db, SqlError, Value};
 
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
@@ -50,10 +50,12 @@ pub struct Coordinator {
     next_id: u64,
     /// Processes being moved now: a second request for one is refused.
     busy: std::collections::HashSet<String>,
+    /// The shared key its frames carry tags with, and what it refused.
+    pub auth: Arc<Auth>,
 }
 
 impl Coordinator {
-    pub fn open(cfg: MigrationCoordinator) -> anyhow::Result<Self> {
+    pub fn open(cfg: MigrationCoordinator, auth: Arc<Auth>) -> anyhow::Result<Self> {
         let database = cfg.database.to_string_lossy().into_owned();
         let mut db = Db::open(&database).with_context(|| database.clone())?;
         db.batch(
@@ -92,6 +94,7 @@ impl Coordinator {
             migrations,
             next_id: now_ms() << 8,
             busy: Default::default(),
+            auth,
         })
     }
 
@@ -596,6 +599,7 @@ pub async fn run(coord: Arc<Mutex<Coordinator>>, p: Prepared) -> anyhow::Result<
         busy: _busy,
         id: view_id,
     } = p;
+    let auth = coord.lock().unwrap().auth.clone();
     // Hold the service's packets before the process pauses.
     let hold = Frame {
         v: VERSION,
@@ -603,7 +607,7 @@ pub async fn run(coord: Arc<Mutex<Coordinator>>, p: Prepared) -> anyhow::Result<
         deadline_ms: now_ms() + timeout,
         body: Body::Hold { service: m.service },
     };
-    let pending: Vec<Output> = match request(&controller, &hold).await {
+    let pending: Vec<Output> = match request(&auth, &controller, &hold).await {
         Ok(Body::Ok) => {
             record(
                 &coord,
@@ -630,7 +634,7 @@ pub async fn run(coord: Arc<Mutex<Coordinator>>, p: Prepared) -> anyhow::Result<
                     to: m.network1.clone(),
                 },
             };
-            let _ = request(&controller, &back).await;
+            let _ = request(&auth, &controller, &back).await;
             m.step = Step::RolledBack;
             m.failure = Some(format!(
                 "the connection controller would not hold the traffic: {why}"
@@ -779,9 +783,10 @@ async fn drive(
                 Output::ToController { frame } => calls.push((controller.to_string(), frame)),
             }
         }
+        let auth = coord.lock().unwrap().auth.clone();
         for (addr, frame) in calls {
             let id = frame.id;
-            let input = match request(&addr, &frame).await {
+            let input = match request(&auth, &addr, &frame).await {
                 Ok(body) => {
                     if let Body::SwitchDone {
                         switch_us,
@@ -835,7 +840,8 @@ pub async fn run_coordinator_listener(
         .await
         .with_context(|| format!("coordinator listen {listen}"))?;
     info!(%listen, "migration coordinator takes requests");
-    tokio::spawn(serve(l, move |f: Frame| {
+    let auth = coord.lock().unwrap().auth.clone();
+    tokio::spawn(serve(l, auth, move |f: Frame| {
         let coord = coord.clone();
         async move {
             match f.body {
@@ -868,6 +874,7 @@ pub const FORWARD_TIMEOUT_MS: u64 = 60_000;
 /// `edgeplane migrate` on a server without a coordinator: its agent sends
 /// the request to the coordinator and relays the result.
 pub async fn forward(
+    auth: &Auth,
     agent: &MigrationAgent,
     process: String,
     to: String,
@@ -891,7 +898,7 @@ pub async fn forward(
             to: to.clone(),
         },
     };
-    match request(&coordinator.to_string(), &f).await {
+    match request(auth, &coordinator.to_string(), &f).await {
         Ok(Body::MigrateResult {
             process,
             step,

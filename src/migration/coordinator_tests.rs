@@ -76,7 +76,7 @@ fn servers_and_networks_on(database: std::path::PathBuf) {
             service: IpAddr::from([192, 0, 2, 80]),
         }],
     };
-    let mut c = Coordinator::open(cfg.clone()).unwrap();
+    let mut c = Coordinator::open(cfg.clone(), Auth::new("coordinator test key")).unwrap();
     assert!(c
         .add_server(&server("s2", "n2"))
         .unwrap_err()
@@ -118,7 +118,7 @@ fn servers_and_networks_on(database: std::path::PathBuf) {
     );
     drop(c);
     // Kept across a restart, with the default controller filled in.
-    let mut c = Coordinator::open(cfg).unwrap();
+    let mut c = Coordinator::open(cfg, Auth::new("coordinator test key")).unwrap();
     let n2 = c
         .networks()
         .unwrap()
@@ -156,7 +156,7 @@ fn a_standby_coordinator_on_postgresql_sees_the_first_ones_state() {
             service: IpAddr::from([192, 0, 2, 80]),
         }],
     };
-    let first = Coordinator::open(cfg.clone()).unwrap();
+    let first = Coordinator::open(cfg.clone(), Auth::new("coordinator test key")).unwrap();
     // The first one moved p to s2 and had a migration under way.
     first
         .exec(
@@ -188,7 +188,7 @@ fn a_standby_coordinator_on_postgresql_sees_the_first_ones_state() {
         )
         .unwrap();
     // The standby opens the same store (the first still runs).
-    let standby = Coordinator::open(cfg).unwrap();
+    let standby = Coordinator::open(cfg, Auth::new("coordinator test key")).unwrap();
     assert_eq!(standby.place("p").unwrap().0, "s2", "where p runs now");
     assert_eq!(standby.migrations.len(), 1);
     assert_eq!(
@@ -232,7 +232,7 @@ fn reconciles_on(database: std::path::PathBuf) {
         networks: vec![net("n1", 1), net("n2", 2)],
         processes: vec![place("s1")],
     };
-    let mut c = Coordinator::open(cfg.clone()).unwrap();
+    let mut c = Coordinator::open(cfg.clone(), Auth::new("coordinator test key")).unwrap();
     let names = |c: &Coordinator| {
         c.servers()
             .unwrap()

@@ -2,8 +2,9 @@
 //! server, the connection controller on the edge host, and the
 //! coordinator, all speaking `control::migration` frames over TCP.
 //!
-//! - `transport`: framed requests with IDs and deadlines, and the server
-//!   that answers retries with the first answer;
+//! - `transport`: framed requests with IDs and deadlines, each frame
+//!   authenticated with the shared key, and the server that answers
+//!   retries (and replays) with the first answer;
 //! - `agent`: pause, checkpoint, transfer, restore, resume, rollback;
 //! - `controller`: the steering map, holding and releasing packets;
 //! - `coordinator`: the store, migration runs, recovery;
@@ -25,4 +26,4 @@ pub use coordinator::{
     Prepared, FORWARD_TIMEOUT_MS,
 };
 pub use role::MigrationRole;
-pub use transport::{addr, now_ms, request};
+pub use transport::{addr, now_ms, request, Auth};

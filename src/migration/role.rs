@@ -21,6 +21,9 @@ use crate::daemon::{Pending, Role};
 
 pub struct MigrationRole {
     cfg: Migration,
+    /// The shared key (from `migration.key`) and what was refused for
+    /// want of it, for every part on this host.
+    auth: Arc<super::Auth>,
     agent: Option<AgentHandle>,
     controller: Option<ControllerHandle>,
     coordinator: Option<Arc<Mutex<Coordinator>>>,
@@ -58,6 +61,7 @@ fn restart_only(old: &Migration, new: &Migration) -> Option<&'static str> {
             "controller.interface",
             differ(c.0, c.1, |x| x.interface.clone()),
         ),
+        ("key", old.key != new.key),
         ("coordinator", differ(k.0, k.1, |_| ())),
         ("coordinator.listen", differ(k.0, k.1, |x| x.listen)),
         (
@@ -85,18 +89,19 @@ impl Role for MigrationRole {
         let Some(cfg) = config.migration.clone() else {
             return Ok(None);
         };
+        let auth = super::Auth::new(&cfg.key);
         let agent = match cfg.agent.clone() {
-            Some(a) => Some(super::run_agent(a).await?),
+            Some(a) => Some(super::run_agent(a, auth.clone()).await?),
             None => None,
         };
         let controller = match cfg.controller.clone() {
-            Some(c) => Some(super::run_controller(c, opts).await?),
+            Some(c) => Some(super::run_controller(c, opts, auth.clone()).await?),
             None => None,
         };
         let coordinator = match cfg.coordinator.clone() {
             Some(c) => {
                 let listen = c.listen;
-                let c = Arc::new(Mutex::new(Coordinator::open(c)?));
+                let c = Arc::new(Mutex::new(Coordinator::open(c, auth.clone())?));
                 if let Some(l) = listen {
                     super::run_coordinator_listener(c.clone(), l).await?;
                 }
@@ -117,6 +122,7 @@ impl Role for MigrationRole {
         };
         Ok(Some(Self {
             cfg,
+            auth,
             agent,
             controller,
             coordinator,
@@ -176,6 +182,9 @@ impl Role for MigrationRole {
                 };
                 out.push(c);
             }
+        }
+        for (name, n) in self.auth.counters() {
+            out.push(CounterView::daemon("migration", "frames", "", name, n));
         }
         if let Some(c) = &self.coordinator {
             let c = c.lock().unwrap();
@@ -287,7 +296,11 @@ impl Role for MigrationRole {
         let Request::MigrateStart { process, to, wait } = req.clone() else {
             return None;
         };
-        let (coord, agent) = (self.coordinator.clone(), self.cfg.agent.clone());
+        let (coord, agent, auth) = (
+            self.coordinator.clone(),
+            self.cfg.agent.clone(),
+            self.auth.clone(),
+        );
         Some(Box::pin(async move {
             let run = match (coord, agent) {
                 (Some(c), _) if !wait => super::prepare(&c, &process, &to).map(|p| {
@@ -309,7 +322,7 @@ impl Role for MigrationRole {
                 }),
                 (Some(c), _) => super::migrate(c, process, to).await,
                 // Server 1's agent asks the coordinator (claim 1).
-                (None, Some(a)) => super::forward(&a, process, to).await,
+                (None, Some(a)) => super::forward(&auth, &a, process, to).await,
                 (None, None) => return Response::err(
                     "no [migration.coordinator] or [migration.agent] is configured on this host",
                 ),

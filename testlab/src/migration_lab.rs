@@ -388,7 +388,7 @@ impl Lab {
 
     pub fn daemon(&mut self, role: &str, body: &str) {
         let cfg = format!(
-            "[node]\nname = \"{role}\"\nsocket = \"{}\"\npin_root = \"/sys/fs/bpf/edgeplane/{}/{role}\"\n\n{body}",
+            "[node]\nname = \"{role}\"\nsocket = \"{}\"\npin_root = \"/sys/fs/bpf/edgeplane/{}/{role}\"\n\n[migration]\nkey = \"{KEY}\"\n{body}",
             self.sock(role).display(),
             self.prefix
         );
@@ -472,6 +472,9 @@ pub fn cgroup2_root() -> Option<std::path::PathBuf> {
 pub fn agent_config(addr: &str, coordinator: &str, backend: &str) -> String {
     format!("[migration.agent]\nlisten = \"{addr}:7600\"\ncoordinator = \"{coordinator}:7800\"\n[[migration.agent.process]]\nname = \"counter\"\n{backend}")
 }
+
+/// The `migration.key` every daemon of the lab shares.
+pub const KEY: &str = "lab migration key, shared";
 
 pub const EDGE: &str = r#"
 [migration.controller]

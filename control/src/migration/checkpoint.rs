@@ -76,7 +76,7 @@ mod tests {
                 data: piece,
             },
         };
-        assert!(f.encode().len() < MAX_FRAME);
+        assert!(f.encode(b"k").len() < MAX_FRAME);
         assert!(Assembly::default().add(u64::MAX, "x").is_err());
     }
 

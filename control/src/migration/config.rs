@@ -13,6 +13,11 @@ use crate::field::{validate_ifname, ConfigError, MacAddr};
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Migration {
+    /// The secret every agent, controller and coordinator shares: each
+    /// frame carries an HMAC-SHA256 tag made with it, and a frame without
+    /// a valid one changes nothing. At least 16 characters.
+    #[serde(default)]
+    pub key: String,
     pub agent: Option<MigrationAgent>,
     pub controller: Option<MigrationController>,
     pub coordinator: Option<MigrationCoordinator>,
@@ -77,6 +82,9 @@ pub struct AppCommands {
     pub discard: Option<Vec<String>>,
 }
 
+/// The shortest `migration.key` accepted.
+pub const MIN_KEY: usize = 16;
+
 fn default_service_dev() -> String {
     "lo".into()
 }
@@ -138,6 +146,17 @@ pub struct MigrationCoordinator {
 impl Migration {
     /// Checks of this section, keys relative to it.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let parts = self.agent.is_some() || self.controller.is_some() || self.coordinator.is_some();
+        if parts && self.key.len() < MIN_KEY {
+            return Err(ConfigError::new(
+                "key",
+                if self.key.is_empty() {
+                    format!("required: the secret shared by every agent, controller and coordinator, which authenticates their frames (at least {MIN_KEY} characters)")
+                } else {
+                    format!("too short: at least {MIN_KEY} characters")
+                },
+            ));
+        }
         if let Some(a) = &self.agent {
             if a.processes.is_empty() {
                 return Err(ConfigError::new(

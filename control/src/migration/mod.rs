@@ -20,5 +20,6 @@ mod wire;
 pub use checkpoint::{chunks, Assembly, CHECKPOINT_MAX, CHUNK};
 pub use engine::{Input, Migration, Output};
 pub use wire::{
-    Body, Frame, FrameError, NetworkInfo, Replies, ServerInfo, Step, MAX_FRAME, VERSION,
+    fresh, Body, Frame, FrameError, NetworkInfo, Replies, ServerInfo, Step, MAX_AHEAD_MS,
+    MAX_FRAME, TAG_LEN, VERSION,
 };

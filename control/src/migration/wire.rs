@@ -1,17 +1,32 @@
 //! The frames every part of a migration speaks, and the answers kept by
 //! request ID so that a retried request is answered, not carried out
 //! again.
+//!
+//! A frame is its length (4 bytes, big-endian), its JSON, and an
+//! HMAC-SHA256 tag over both with the key every part shares
+//! (`migration.key`). A request is void after its deadline, and one whose
+//! deadline is further ahead than `MAX_AHEAD_MS` is refused, so a captured
+//! request can be replayed only within its deadline, when its ID's first
+//! answer is what it gets (`Replies`): a replay changes nothing.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{BTreeSet, HashMap},
     net::IpAddr,
 };
 
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 
-pub const VERSION: u8 = 1;
+/// 2: frames carry an HMAC-SHA256 tag.
+pub const VERSION: u8 = 2;
 /// Largest frame accepted (a checkpoint travels in chunks below this).
 pub const MAX_FRAME: usize = 4 << 20;
+/// The tag's length.
+pub const TAG_LEN: usize = 32;
+/// A request's deadline may be at most this far ahead (the longest
+/// coordinator timeout, 600 s, and a minute of clock difference).
+pub const MAX_AHEAD_MS: u64 = 660_000;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -153,19 +168,32 @@ pub enum FrameError {
     Malformed(String),
     #[error("unsupported protocol version {0}")]
     Version(u8),
+    #[error("frame not authenticated (no valid HMAC tag: another key, or forged)")]
+    BadTag,
+}
+
+fn tag(key: &[u8], data: &[u8]) -> Hmac<Sha256> {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(data);
+    m
 }
 
 impl Frame {
-    pub fn encode(&self) -> Vec<u8> {
+    /// Length, JSON, and the tag over both with `key`.
+    pub fn encode(&self, key: &[u8]) -> Vec<u8> {
         let json = serde_json::to_vec(self).expect("serializable");
-        let mut out = (json.len() as u32).to_be_bytes().to_vec();
+        let mut out = ((json.len() + TAG_LEN) as u32).to_be_bytes().to_vec();
         out.extend_from_slice(&json);
+        let t = tag(key, &out).finalize().into_bytes();
+        out.extend_from_slice(&t);
         out
     }
 
     /// Take one frame from the front of `buf`: `Ok(None)` when more bytes
-    /// are needed; on success the frame's bytes are consumed.
-    pub fn take(buf: &mut Vec<u8>) -> Result<Option<Frame>, FrameError> {
+    /// are needed; on success the frame's bytes are consumed. The tag is
+    /// checked before the JSON is read. After an error the stream cannot
+    /// be trusted to be in step: the caller closes it.
+    pub fn take(buf: &mut Vec<u8>, key: &[u8]) -> Result<Option<Frame>, FrameError> {
         if buf.len() < 4 {
             return Ok(None);
         }
@@ -173,10 +201,17 @@ impl Frame {
         if len > MAX_FRAME {
             return Err(FrameError::TooLarge(len));
         }
+        if len < TAG_LEN {
+            return Err(FrameError::BadTag);
+        }
         if buf.len() < 4 + len {
             return Ok(None);
         }
-        let f: Frame = serde_json::from_slice(&buf[4..4 + len])
+        let (signed, t) = buf[..4 + len].split_at(4 + len - TAG_LEN);
+        tag(key, signed)
+            .verify_slice(t)
+            .map_err(|_| FrameError::BadTag)?;
+        let f: Frame = serde_json::from_slice(&signed[4..])
             .map_err(|e| FrameError::Malformed(e.to_string()))?;
         buf.drain(..4 + len);
         if f.v != VERSION {
@@ -186,33 +221,74 @@ impl Frame {
     }
 }
 
-/// Answers by request ID, so a retried request gets the first answer
-/// instead of being carried out twice.
+/// Whether a request with this deadline may be carried out at `now_ms`:
+/// not after it, and not one set implausibly far ahead (which would keep
+/// a captured copy replayable).
+pub fn fresh(deadline_ms: u64, now_ms: u64) -> Result<(), &'static str> {
+    if deadline_ms < now_ms {
+        Err("deadline passed before handling")
+    } else if deadline_ms > now_ms.saturating_add(MAX_AHEAD_MS) {
+        Err("deadline too far ahead")
+    } else {
+        Ok(())
+    }
+}
+
+/// Answers by request ID, kept until the request's deadline, so a retried
+/// (or replayed) request gets the first answer instead of being carried
+/// out twice; after its deadline it is refused as void.
 #[derive(Default)]
 pub struct Replies {
-    answers: HashMap<u64, Body>,
-    order: VecDeque<u64>,
+    answers: HashMap<u64, (u64, Body)>,
+    /// (deadline, id), soonest first.
+    by_deadline: BTreeSet<(u64, u64)>,
+    /// IDs being carried out now.
+    running: std::collections::HashSet<u64>,
 }
 
 impl Replies {
-    const KEEP: usize = 1024;
+    /// Answers kept at most; when this many requests are within their
+    /// deadlines, a new one is refused (`room`).
+    pub const KEEP: usize = 65_536;
 
     pub fn get(&self, id: u64) -> Option<&Body> {
-        self.answers.get(&id)
+        self.answers.get(&id).map(|(_, b)| b)
     }
 
-    /// Record the answer to `id`; a later answer to the same ID is ignored
-    /// (the first one stands).
-    pub fn put(&mut self, id: u64, answer: Body) {
-        if let std::collections::hash_map::Entry::Vacant(e) = self.answers.entry(id) {
-            e.insert(answer);
-            self.order.push_back(id);
-            while self.order.len() > Self::KEEP {
-                if let Some(old) = self.order.pop_front() {
-                    self.answers.remove(&old);
-                }
+    /// Forget answers whose deadline passed; whether a new request fits.
+    pub fn room(&mut self, now_ms: u64) -> bool {
+        while let Some(&(d, id)) = self.by_deadline.first() {
+            if d >= now_ms {
+                break;
             }
+            self.by_deadline.pop_first();
+            self.answers.remove(&id);
         }
+        self.answers.len() < Self::KEEP
+    }
+
+    /// Mark `id` as being carried out; false when it already is (a copy
+    /// arriving meanwhile must not run it twice).
+    pub fn begin(&mut self, id: u64) -> bool {
+        self.running.insert(id)
+    }
+
+    /// Record the answer to `id` until `deadline_ms`; a later answer to
+    /// the same ID is ignored (the first one stands).
+    pub fn put(&mut self, id: u64, deadline_ms: u64, answer: Body) {
+        self.running.remove(&id);
+        if let std::collections::hash_map::Entry::Vacant(e) = self.answers.entry(id) {
+            e.insert((deadline_ms, answer));
+            self.by_deadline.insert((deadline_ms, id));
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.answers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.answers.is_empty()
     }
 }
 
@@ -232,9 +308,10 @@ pub enum Step {
 mod tests {
     use super::*;
 
-    #[test]
-    fn frames_round_trip_and_bad_frames_are_refused() {
-        let f = Frame {
+    const KEY: &[u8] = b"migration test key";
+
+    fn switch() -> Frame {
+        Frame {
             v: VERSION,
             id: 7,
             deadline_ms: 99,
@@ -248,53 +325,110 @@ mod tests {
                     next_hop_mac: None,
                 },
             },
-        };
-        let mut buf = f.encode();
+        }
+    }
+
+    #[test]
+    fn frames_round_trip_and_bad_frames_are_refused() {
+        let f = switch();
+        let mut buf = f.encode(KEY);
         buf.extend(
             Frame {
                 id: 8,
                 body: Body::Ok,
                 ..f.clone()
             }
-            .encode(),
+            .encode(KEY),
         );
         let half = buf.len() - 3;
         let mut partial = buf[..half].to_vec();
-        assert_eq!(Frame::take(&mut partial).unwrap(), Some(f.clone()));
+        assert_eq!(Frame::take(&mut partial, KEY).unwrap(), Some(f.clone()));
         assert_eq!(
-            Frame::take(&mut partial).unwrap(),
+            Frame::take(&mut partial, KEY).unwrap(),
             None,
             "the second is incomplete"
         );
-        assert_eq!(Frame::take(&mut buf).unwrap().unwrap().id, 7);
-        assert_eq!(Frame::take(&mut buf).unwrap().unwrap().body, Body::Ok);
+        assert_eq!(Frame::take(&mut buf, KEY).unwrap().unwrap().id, 7);
+        assert_eq!(Frame::take(&mut buf, KEY).unwrap().unwrap().body, Body::Ok);
         assert!(buf.is_empty());
         let mut big = ((MAX_FRAME + 1) as u32).to_be_bytes().to_vec();
         assert_eq!(
-            Frame::take(&mut big),
+            Frame::take(&mut big, KEY),
             Err(FrameError::TooLarge(MAX_FRAME + 1))
         );
-        let mut junk = 5u32.to_be_bytes().to_vec();
+        // Well-formed JSON under a valid tag, but not a frame.
+        let mut junk = ((5 + TAG_LEN) as u32).to_be_bytes().to_vec();
         junk.extend_from_slice(b"{oops");
+        let t = tag(KEY, &junk).finalize().into_bytes();
+        junk.extend_from_slice(&t);
         assert!(matches!(
-            Frame::take(&mut junk),
+            Frame::take(&mut junk, KEY),
             Err(FrameError::Malformed(_))
         ));
-        let mut v2 = Frame { v: 2, ..f }.encode();
-        assert_eq!(Frame::take(&mut v2), Err(FrameError::Version(2)));
+        let mut v1 = Frame { v: 1, ..f }.encode(KEY);
+        assert_eq!(Frame::take(&mut v1, KEY), Err(FrameError::Version(1)));
+    }
+
+    /// A frame under another key, with one bit changed, without its tag,
+    /// or forged by re-framing altered JSON, is refused before its JSON is
+    /// read, and nothing is consumed.
+    #[test]
+    fn frames_without_a_valid_tag_are_refused() {
+        let good = switch().encode(KEY);
+        let mut other = switch().encode(b"another key");
+        assert_eq!(Frame::take(&mut other, KEY), Err(FrameError::BadTag));
+        for i in [0usize, 4, 20, good.len() - 1] {
+            let mut flipped = good.clone();
+            flipped[i] ^= 1;
+            let r = Frame::take(&mut flipped, KEY);
+            assert!(
+                matches!(
+                    r,
+                    Err(FrameError::BadTag) | Ok(None) | Err(FrameError::TooLarge(_))
+                ),
+                "byte {i}: {r:?}"
+            );
+            assert_eq!(flipped.len(), good.len(), "nothing consumed");
+        }
+        // The old, untagged framing: length and JSON alone.
+        let json = serde_json::to_vec(&switch()).unwrap();
+        let mut untagged = (json.len() as u32).to_be_bytes().to_vec();
+        untagged.extend_from_slice(&json);
+        assert_eq!(Frame::take(&mut untagged, KEY), Err(FrameError::BadTag));
+        // Altered JSON re-framed with the original tag.
+        let forged_json = String::from_utf8(json.clone()).unwrap().replace("n2", "n9");
+        let mut forged = ((forged_json.len() + TAG_LEN) as u32)
+            .to_be_bytes()
+            .to_vec();
+        forged.extend_from_slice(forged_json.as_bytes());
+        forged.extend_from_slice(&good[good.len() - TAG_LEN..]);
+        assert_eq!(Frame::take(&mut forged, KEY), Err(FrameError::BadTag));
+        let mut short = 4u32.to_be_bytes().to_vec();
+        short.extend_from_slice(b"abcd");
+        assert_eq!(Frame::take(&mut short, KEY), Err(FrameError::BadTag));
     }
 
     #[test]
-    fn retries_get_the_first_answer() {
+    fn a_deadline_bounds_when_a_request_counts() {
+        assert!(fresh(1000, 1000).is_ok());
+        assert!(fresh(999, 1000).is_err(), "void after its deadline");
+        assert!(fresh(1000 + MAX_AHEAD_MS, 1000).is_ok());
+        assert!(fresh(1001 + MAX_AHEAD_MS, 1000).is_err(), "too far ahead");
+    }
+
+    #[test]
+    fn retries_get_the_first_answer_until_the_deadline() {
         let mut r = Replies::default();
         r.put(
             5,
+            100,
             Body::MigrationComplete {
                 process: "p".into(),
             },
         );
         r.put(
             5,
+            100,
             Body::Error {
                 reason: "second attempt".into(),
             },
@@ -306,8 +440,22 @@ mod tests {
             })
         );
         for i in 0..2000 {
-            r.put(1000 + i, Body::Ok);
+            r.put(1000 + i, 200, Body::Ok);
         }
-        assert!(r.get(5).is_none(), "bounded");
+        assert!(r.room(100));
+        assert!(r.get(5).is_some(), "kept while its deadline lasts");
+        assert!(r.room(101));
+        assert!(r.get(5).is_none(), "forgotten after it");
+        assert_eq!(r.len(), 2000);
+        for i in 0..Replies::KEEP as u64 {
+            r.put(10_000 + i, 300, Body::Ok);
+        }
+        assert!(!r.room(150), "full: a new request is refused");
+        assert!(r.get(1000).is_some(), "and nothing kept is dropped for it");
+        assert!(r.room(301), "room again once deadlines pass");
+        assert!(r.begin(42));
+        assert!(!r.begin(42), "a copy while the first runs");
+        r.put(42, 400, Body::Ok);
+        assert_eq!(r.get(42), Some(&Body::Ok));
     }
 }
