@@ -55,6 +55,9 @@ pub struct LsStatus {
     pub bucket_pps: BTreeMap<u32, u64>,
     pub reviews_requested: u64,
     pub collections: u64,
+    /// Collections after which no router exceeded its threshold.
+    #[serde(default)]
+    pub reviews_within_thresholds: u64,
     pub rate_rebalances: u64,
     pub handoffs_done: u64,
     pub handoffs_aborted: u64,
@@ -148,6 +151,8 @@ impl LsEdge {
         ecfg.review_holddown_ms = cfg.review_holddown_ms;
         ecfg.collect_interval_ms = cfg.collect_interval_ms;
         ecfg.collect_holddown_ms = cfg.collect_holddown_ms;
+        ecfg.backup_review_pps = cfg.backup_review_pps.clone();
+        ecfg.hold_timeout_ms = cfg.hold_timeout_ms;
         let engine = LoadShare::new(ecfg);
         let mut edge = Self {
             engine,
@@ -349,6 +354,7 @@ impl LsEdge {
             bucket_pps: mine.iter().map(|b| (*b, self.rates[*b as usize])).collect(),
             reviews_requested: self.engine.reviews_requested,
             collections: self.engine.collections,
+            reviews_within_thresholds: self.engine.reviews_within_thresholds,
             rate_rebalances: self.engine.rate_rebalances,
             handoffs_done: self.engine.handoffs_done,
             handoffs_aborted: self.engine.handoffs_aborted,

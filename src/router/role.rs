@@ -98,6 +98,10 @@ impl Role for RouterRole {
                 out.push(part("held_discarded", ls.discarded));
                 out.push(part("reviews_requested", ls.reviews_requested));
                 out.push(part("collections", ls.collections));
+                out.push(part(
+                    "reviews_within_thresholds",
+                    ls.reviews_within_thresholds,
+                ));
                 out.push(part("rate_rebalances", ls.rate_rebalances));
                 out.push(part("refused_stale_incarnation", ls.stale));
                 out.push(part("refused_replayed", ls.replayed));

@@ -58,6 +58,21 @@ pub struct LoadSharing {
     pub collect_interval_ms: Option<u64>,
     #[serde(default = "default_collect_holddown")]
     pub collect_holddown_ms: u64,
+    /// The master's threshold per backup (claim 9): after collecting
+    /// rates it reallocates only when a router's collected rate exceeds
+    /// its threshold here (`"10.3.0.2" = 3000`); a router not named has
+    /// none. Empty: reallocate when the loads differ by more than 20 %.
+    #[serde(default)]
+    pub backup_review_pps: std::collections::BTreeMap<std::net::IpAddr, u64>,
+    /// How long a backup that acknowledged a hold suspends routing the
+    /// buckets waiting for their fence (claim 4's predetermined period);
+    /// a hand-off whose fence never comes ends after it.
+    #[serde(default = "default_hold_timeout")]
+    pub hold_timeout_ms: u64,
+}
+
+fn default_hold_timeout() -> u64 {
+    3_000
 }
 
 fn default_review_holddown() -> u64 {
@@ -155,6 +170,26 @@ impl Router {
             ));
         }
         if let Some(ls) = &self.load_sharing {
+            for (a, pps) in &ls.backup_review_pps {
+                if !ls.peers.contains(a) {
+                    return Err(ConfigError::new(
+                        format!("load_sharing.backup_review_pps.\"{a}\""),
+                        format!("{a} is not one of load_sharing.peers"),
+                    ));
+                }
+                if *pps == 0 {
+                    return Err(ConfigError::new(
+                        format!("load_sharing.backup_review_pps.\"{a}\""),
+                        "must be at least 1 packet per second",
+                    ));
+                }
+            }
+            if !(100..=60_000).contains(&ls.hold_timeout_ms) {
+                return Err(ConfigError::new(
+                    "load_sharing.hold_timeout_ms",
+                    "must be 100..=60000",
+                ));
+            }
             if let Some(first) = ls.peers.first() {
                 if let Some((i, p)) = ls
                     .peers
@@ -229,6 +264,24 @@ mod tests {
         assert_eq!(
             r.load_sharing.as_ref().unwrap().direction,
             Direction::Upstream
+        );
+        // Claim 9's thresholds per backup, and claim 4's period.
+        let th = format!(
+            "{ls}hold_timeout_ms = 1500\n[load_sharing.backup_review_pps]\n\"10.3.0.2\" = 3000\n"
+        );
+        let r: Router = toml::from_str(&th).unwrap();
+        let l = r.load_sharing.as_ref().unwrap();
+        assert_eq!(l.backup_review_pps[&"10.3.0.2".parse().unwrap()], 3000);
+        assert_eq!(l.hold_timeout_ms, 1500);
+        r.validate(&[]).unwrap();
+        let bad: Router =
+            toml::from_str(&th.replace("\"10.3.0.2\" = 3000", "\"10.3.0.9\" = 3000")).unwrap();
+        let e = bad.validate(&[]).unwrap_err();
+        assert_eq!(e.key, "load_sharing.backup_review_pps.\"10.3.0.9\"", "{e}");
+        let bad: Router = toml::from_str(&th.replace("1500", "5")).unwrap();
+        assert_eq!(
+            bad.validate(&[]).unwrap_err().key,
+            "load_sharing.hold_timeout_ms"
         );
         let r: Router = toml::from_str(&format!("{ls}direction = \"downstream\"\n")).unwrap();
         assert_eq!(

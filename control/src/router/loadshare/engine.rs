@@ -39,6 +39,10 @@ pub struct Config {
     pub collect_holddown_ms: u64,
     /// Loads within this fraction of the mean count as balanced.
     pub rate_tolerance: f64,
+    /// Claim 9: per router, the collected rate past which the master
+    /// reviews; when any is set, a collection leads to a reallocation only
+    /// if some router exceeds its own.
+    pub backup_review_pps: BTreeMap<IpAddr, u64>,
     /// This incarnation (see `Msg::boot`): greater than any before it.
     pub boot: u64,
 }
@@ -78,6 +82,7 @@ impl Config {
             collect_interval_ms: None,
             collect_holddown_ms: 5_000,
             rate_tolerance: 0.2,
+            backup_review_pps: BTreeMap::new(),
             boot: boot_now(),
         }
     }
@@ -245,6 +250,9 @@ pub struct LoadShare {
     target: Option<(Vec<IpAddr>, Vec<IpAddr>)>,
     pub reviews_requested: u64,
     pub collections: u64,
+    /// Collections after which no router exceeded its threshold (claim 9):
+    /// nothing reallocated.
+    pub reviews_within_thresholds: u64,
     pub rate_rebalances: u64,
     /// Hand-offs completed, aborted; messages dropped as duplicates.
     pub handoffs_done: u64,
@@ -292,6 +300,7 @@ impl LoadShare {
             target: None,
             reviews_requested: 0,
             collections: 0,
+            reviews_within_thresholds: 0,
             rate_rebalances: 0,
             handoffs_done: 0,
             handoffs_aborted: 0,
@@ -681,6 +690,22 @@ impl LoadShare {
         };
         let live = self.members(now);
         let owners = self.owners(now);
+        if !self.cfg.backup_review_pps.is_empty() {
+            let over = live.iter().any(|r| {
+                let load: u64 = (0..BUCKETS as usize)
+                    .filter(|b| owners[*b] == Some(*r))
+                    .map(|b| c.rates[b])
+                    .sum();
+                self.cfg
+                    .backup_review_pps
+                    .get(r)
+                    .is_some_and(|limit| load > *limit)
+            });
+            if !over {
+                self.reviews_within_thresholds += 1;
+                return;
+            }
+        }
         if let Some(target) = rate_plan(&c.rates, &owners, &live, self.cfg.rate_tolerance) {
             self.rate_rebalances += 1;
             self.target = Some((live, target));

@@ -18,6 +18,8 @@ struct Sim {
     now: u64,
     loss: u64,
     rng: u64,
+    /// Messages the network never delivers.
+    drop: Option<fn(&Msg) -> bool>,
 }
 
 impl Sim {
@@ -35,6 +37,7 @@ impl Sim {
             now: 1,
             loss: loss_pct,
             rng: 7,
+            drop: None,
         }
     }
 
@@ -50,7 +53,7 @@ impl Sim {
         for a in actions {
             match a {
                 Action::Send { to, msg } => {
-                    if !self.lose() {
+                    if !self.lose() && !self.drop.is_some_and(|d| d(&msg)) {
                         self.wire.push((to, msg.encode(KEY)));
                     }
                 }
@@ -463,5 +466,208 @@ fn a_leaving_router_hands_its_buckets_over_first() {
         let mut sh = s.shares();
         sh.sort();
         assert_eq!(sh, vec![85, 85, 86], "{leaver} rejoined");
+    }
+}
+
+/// A message to `to` as router 2 would send it.
+fn from2(r: &LoadShare, seq: u64, body: Body) -> Event {
+    let _ = r;
+    Event::Received {
+        now: 0,
+        msg: Msg {
+            v: VERSION,
+            from: addr(2),
+            boot: 1,
+            seq,
+            body,
+        },
+    }
+}
+
+/// Claim 13: a review request within the master's collection hold-down
+/// starts no second collection; one after it does.
+#[test]
+fn the_master_collects_once_within_its_holddown() {
+    let mut m = LoadShare::new(Config::new(addr(1), 200, vec![addr(2)], 100));
+    m.cfg.collect_holddown_ms = 5_000;
+    m.handle(Event::Role {
+        now: 1,
+        master: true,
+    });
+    let Event::Received { msg: hello, .. } = from2(
+        &m,
+        1,
+        Body::Hello {
+            priority: 100,
+            master: false,
+            owned: vec![],
+            leaving: false,
+        },
+    ) else {
+        unreachable!()
+    };
+    m.handle(Event::Received {
+        now: 900,
+        msg: hello,
+    });
+    let ask = |m: &mut LoadShare, now: u64, seq: u64| {
+        let Event::Received { msg, .. } = from2(m, seq, Body::ReviewRequest { pps: 9000 }) else {
+            unreachable!()
+        };
+        m.handle(Event::Received { now, msg })
+    };
+    let first = ask(&mut m, 1_000, 2);
+    assert!(
+        first.iter().any(|a| matches!(
+            a,
+            Action::Send {
+                msg: Msg {
+                    body: Body::RateRequest { .. },
+                    ..
+                },
+                ..
+            }
+        )),
+        "the first request starts a collection: {first:?}"
+    );
+    // The collection ends (its report timed out) well within the hold-down.
+    m.handle(Event::Tick { now: 2_000 });
+    assert!(m.collection.is_none());
+    let second = ask(&mut m, 3_000, 3);
+    assert!(
+        !second.iter().any(|a| matches!(
+            a,
+            Action::Send {
+                msg: Msg {
+                    body: Body::RateRequest { .. },
+                    ..
+                },
+                ..
+            }
+        )),
+        "a second request 2 s later, within the 5 s hold-down: {second:?}"
+    );
+    assert_eq!(
+        m.collections, 1,
+        "asked twice within the hold-down, one collection"
+    );
+    ask(&mut m, 6_001, 4);
+    assert_eq!(
+        m.collections, 2,
+        "after the hold-down a request collects again"
+    );
+}
+
+/// Claim 9: with thresholds per backup, the master reallocates only when
+/// a router's collected rate exceeds its own threshold; the same
+/// imbalance under a higher threshold is left as it is.
+#[test]
+fn the_master_reviews_by_each_backups_threshold() {
+    for (limit, moved) in [(1500u64, true), (10_000, false)] {
+        let mut s = Sim::new(3, 0);
+        for n in s.nodes.values_mut() {
+            n.cfg.review_pps = Some(1000);
+            n.cfg.review_holddown_ms = 60_000;
+            n.cfg.backup_review_pps = [(addr(2), limit), (addr(3), 100_000)].into();
+        }
+        s.set_master(addr(1));
+        s.step(2000);
+        let hot: Vec<u8> = (0..=255u8)
+            .filter(|b| s.nodes[&addr(2)].mine[*b as usize] == BUCKET_MINE)
+            .take(4)
+            .collect();
+        let mut rates = vec![0u64; 256];
+        for b in &hot {
+            rates[*b as usize] = 1000;
+        }
+        for _ in 0..3 {
+            let now = s.now;
+            let acts = s.nodes.get_mut(&addr(2)).unwrap().handle(Event::Rates {
+                now,
+                rates: rates.clone(),
+            });
+            s.apply(addr(2), acts);
+            s.step(500);
+        }
+        let m = &s.nodes[&addr(1)];
+        assert_eq!(m.collections, 1, "threshold {limit}: collected once");
+        let still = hot
+            .iter()
+            .filter(|b| s.nodes[&addr(2)].mine[**b as usize] == BUCKET_MINE)
+            .count();
+        if moved {
+            assert_eq!((m.rate_rebalances, m.reviews_within_thresholds), (1, 0));
+            assert!(
+                still <= 2,
+                "4000 pps > 1500: hot buckets moved ({still} of 4 left)"
+            );
+        } else {
+            assert_eq!((m.rate_rebalances, m.reviews_within_thresholds), (0, 1));
+            assert_eq!(still, 4, "4000 pps <= 10000: nothing moved");
+        }
+        assert_eq!(s.shares().iter().sum::<usize>(), 256);
+    }
+}
+
+/// Claim 4: a backup that acknowledged a hold suspends routing the held
+/// buckets for the predetermined period. Here the fence never comes (the
+/// master dies once the old owner released): the suspension ends after
+/// `hold_timeout_ms`, not before, and the next master gives each bucket
+/// to exactly one router.
+#[test]
+fn a_handoff_whose_fence_never_comes_ends_after_the_suspension() {
+    let mut s = Sim::new(3, 0);
+    for n in s.nodes.values_mut() {
+        n.cfg.hold_timeout_ms = 1_500;
+    }
+    s.alive.remove(&addr(3));
+    s.set_master(addr(1));
+    s.step(2000);
+    assert_eq!(s.shares(), vec![128, 128]);
+    s.drop = Some(|m| matches!(m.body, Body::Fence { .. }));
+    s.alive.insert(addr(3));
+    // Until r3 holds buckets and the master has sent their fence.
+    let mut t = 0;
+    while !matches!(
+        s.nodes[&addr(1)].handoff.as_ref().map(|h| &h.phase),
+        Some(Phase::Fencing)
+    ) {
+        s.step(10);
+        t += 10;
+        assert!(t < 5000, "no hand-off reached its fence");
+    }
+    let held: Vec<u8> = (0..=255u8)
+        .filter(|b| s.nodes[&addr(3)].mine[*b as usize] == BUCKET_HOLD)
+        .collect();
+    assert!(!held.is_empty());
+    let since = s.now;
+    s.alive.remove(&addr(1));
+    // The dead master's fence is gone for good; the network is whole, and
+    // for now nobody is master.
+    s.drop = None;
+    let mut ended = None;
+    for _ in 0..250 {
+        s.step(10);
+        let still = held
+            .iter()
+            .any(|b| s.nodes[&addr(3)].mine[*b as usize] == BUCKET_HOLD);
+        if !still && ended.is_none() {
+            ended = Some(s.now - since);
+        }
+    }
+    let ended = ended.expect("the suspension ended");
+    assert!(
+        (1_450..=1_700).contains(&ended),
+        "suspended {ended} ms, the period is 1500 ms"
+    );
+    s.set_master(addr(2));
+    s.step(3000);
+    for b in 0..256 {
+        let routers = s
+            .alive
+            .iter()
+            .filter(|a| s.nodes[a].mine[b] == BUCKET_MINE)
+            .count();
+        assert_eq!(routers, 1, "bucket {b} routed by {routers} routers");
     }
 }
