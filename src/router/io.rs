@@ -120,6 +120,29 @@ impl Io {
                 "joining 224.0.0.18",
             )?;
         }
+        // Unicast adverts go out through this socket (the kernel builds the
+        // IP header): TTL / hop limit 255 (§5.1.1.3, checked by every
+        // receiver) and class 0xc0, as keepalived sends.
+        let (ttl, tos): (libc::c_int, libc::c_int) = (VRRP_TTL as libc::c_int, 0xc0);
+        if v6 {
+            setsockopt(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_UNICAST_HOPS,
+                &ttl,
+                "IPV6_UNICAST_HOPS",
+            )?;
+            setsockopt(
+                fd,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_TCLASS,
+                &tos,
+                "IPV6_TCLASS",
+            )?;
+        } else {
+            setsockopt(fd, libc::IPPROTO_IP, libc::IP_TTL, &ttl, "IP_TTL")?;
+            setsockopt(fd, libc::IPPROTO_IP, libc::IP_TOS, &tos, "IP_TOS")?;
+        }
         let tx = crate::packets::packet_socket().context("packet socket")?;
         // SAFETY: `rx` is an owned, open, non-blocking socket that the
         // AsyncFd keeps open for as long as it is registered.
@@ -131,6 +154,61 @@ impl Io {
             ifindex,
             v6,
         })
+    }
+
+    /// A VRRP message to one unicast peer (checksummed for it).
+    pub(super) fn send_to(&self, peer: IpAddr, msg: &[u8]) -> anyhow::Result<()> {
+        let fd = self.rx.get_ref().as_raw_fd();
+        // SAFETY: sendto with a buffer and a socket address valid for their
+        // lengths.
+        let n = unsafe {
+            match peer {
+                IpAddr::V4(a) => {
+                    let sa = libc::sockaddr_in {
+                        sin_family: libc::AF_INET as libc::sa_family_t,
+                        sin_port: 0,
+                        sin_addr: libc::in_addr {
+                            s_addr: u32::from(a).to_be(),
+                        },
+                        sin_zero: [0; 8],
+                    };
+                    libc::sendto(
+                        fd,
+                        msg.as_ptr().cast(),
+                        msg.len(),
+                        0,
+                        (&sa as *const libc::sockaddr_in).cast(),
+                        std::mem::size_of::<libc::sockaddr_in>() as u32,
+                    )
+                }
+                IpAddr::V6(a) => {
+                    let sa = libc::sockaddr_in6 {
+                        sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                        sin6_port: 0,
+                        sin6_flowinfo: 0,
+                        sin6_addr: libc::in6_addr {
+                            s6_addr: a.octets(),
+                        },
+                        sin6_scope_id: self.ifindex as u32,
+                    };
+                    libc::sendto(
+                        fd,
+                        msg.as_ptr().cast(),
+                        msg.len(),
+                        0,
+                        (&sa as *const libc::sockaddr_in6).cast(),
+                        std::mem::size_of::<libc::sockaddr_in6>() as u32,
+                    )
+                }
+            }
+        };
+        if n < 0 {
+            bail!(
+                "sending an advert to {peer}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        Ok(())
     }
 
     pub(super) fn send_frame(&self, frame: &[u8]) -> anyhow::Result<()> {

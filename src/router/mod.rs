@@ -9,6 +9,7 @@
 //! (IPv6) for them with the virtual MAC; taking over, it announces them
 //! with gratuitous ARP or unsolicited Neighbor Advertisements (§6.4.2).
 
+pub(crate) mod accept;
 pub mod cli;
 mod io;
 pub mod loadshare;
@@ -57,6 +58,15 @@ pub struct RouterStatus {
     pub discarded: BTreeMap<String, u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load_sharing: Option<crate::router::loadshare::LsStatus>,
+    /// Accept_Mode: whether the master accepts packets to the virtual
+    /// addresses (else the nftables table dropping them).
+    #[serde(default)]
+    pub accept: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accept_filter: Option<String>,
+    /// Unicast peers adverts go to (empty: the multicast group).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unicast_peers: Vec<String>,
 }
 
 /// How long a leaving load-sharing router waits for its buckets to be
@@ -258,6 +268,9 @@ pub struct Instance {
     rtnl: crate::netlink::Rtnl,
     /// The macvlan's interface index (0 until made).
     vmac_ifindex: u32,
+    /// Accept_Mode off: the table dropping packets to the virtual
+    /// addresses, removed with the instance.
+    accept_filter: Option<accept::AcceptFilter>,
 }
 
 fn ms(cs: u32) -> u32 {
@@ -299,6 +312,17 @@ impl Instance {
             }
         }
         let io = Io::open(&cfg.interface, v6)?;
+        // The owner (priority 255) always accepts (§6.1).
+        let accept_filter = if !cfg.accept && cfg.priority != vrrp::OWNER_PRIORITY {
+            Some(accept::AcceptFilter::install(
+                &cfg.interface,
+                cfg.vrid,
+                v6,
+                &params.addresses,
+            )?)
+        } else {
+            None
+        };
         let ls = match &cfg.load_sharing {
             Some(l) => {
                 let ls_v6 = l.peers.first().map(|p| p.is_ipv6()).unwrap_or(v6);
@@ -327,6 +351,7 @@ impl Instance {
             ls,
             rtnl: crate::netlink::Rtnl::open().context("rtnetlink socket")?,
             vmac_ifindex: 0,
+            accept_filter,
         };
         // The macvlan is made now, so a takeover only brings it up with
         // the addresses. Every router of a load-sharing virtual router
@@ -402,6 +427,14 @@ impl Instance {
         s.virtual_mac = dataplane_user::format_mac(&self.vmac());
         s.last_change = self.vr.last_cause.clone();
         s.load_sharing = self.ls.as_ref().map(|l| l.status());
+        s.accept = self.accept_filter.is_none();
+        s.accept_filter = self.accept_filter.as_ref().map(|f| f.table.clone());
+        s.unicast_peers = self
+            .cfg
+            .unicast_peers
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
         for d in Discard::ALL {
             s.discarded.entry(d.name().into()).or_insert(0);
         }
@@ -440,16 +473,29 @@ impl Instance {
                     priority,
                     max_adver_int: p.adver_int,
                     addresses: p.addresses.clone(),
-                }
-                .encode(
-                    p.primary,
-                    if self.v6() {
+                };
+                if self.cfg.unicast_peers.is_empty() {
+                    let group = if self.v6() {
                         VRRP_GROUP6.into()
                     } else {
                         VRRP_GROUP.into()
-                    },
-                );
-                self.io.send_frame(&advert_frame(p.vrid, p.primary, &msg))?;
+                    };
+                    let msg = msg.encode(p.primary, group);
+                    self.io.send_frame(&advert_frame(p.vrid, p.primary, &msg))?;
+                } else {
+                    // One copy per peer, each checksummed for its
+                    // destination; a peer that cannot be reached now does
+                    // not keep the others from theirs.
+                    let mut failed = None;
+                    for peer in &self.cfg.unicast_peers {
+                        if let Err(e) = self.io.send_to(*peer, &msg.encode(p.primary, *peer)) {
+                            failed = Some(e);
+                        }
+                    }
+                    if let Some(e) = failed {
+                        return Err(e);
+                    }
+                }
                 self.status.lock().unwrap().adverts_sent += 1;
             }
             Action::BecomeMaster => {
@@ -531,6 +577,9 @@ impl Instance {
             tokio::select! {
                 r = self.io.recv(&mut buf) => match r {
                     Ok(got) => match got {
+                        Ok((src, _)) if !self.cfg.unicast_peers.is_empty() && !self.cfg.unicast_peers.contains(&src) => {
+                            let _ = self.act(Action::Discard(Discard::NotAPeer));
+                        }
                         Ok((src, advert)) => {
                             self.status.lock().unwrap().adverts_received += 1;
                             self.event(Event::Advert { src, advert }).await;

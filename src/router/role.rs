@@ -80,6 +80,11 @@ impl Role for RouterRole {
             out.push(vrrp("adverts_sent", s.adverts_sent));
             out.push(vrrp("adverts_received", s.adverts_received));
             out.push(vrrp("transitions", s.transitions));
+            if let Some(t) = &s.accept_filter {
+                if let Some(n) = super::accept::dropped(t) {
+                    out.push(vrrp("accept_mode_dropped", n));
+                }
+            }
             for (reason, n) in &s.discarded {
                 out.push(vrrp(&format!("discarded_{reason}"), *n));
             }

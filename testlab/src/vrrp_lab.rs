@@ -138,6 +138,34 @@ impl VrrpLan {
         priority: u8,
         advert_ms: u32,
     ) -> anyhow::Result<()> {
+        self.start_keepalived_with(r, priority, advert_ms, "")
+    }
+
+    /// Drop VRRP multicast (01:00:5e:00:00:12, 33:33:00:00:00:12) on the
+    /// LAN's bridge: a segment without multicast.
+    pub fn block_vrrp_multicast(&self) -> anyhow::Result<()> {
+        let rules = "table bridge nomcast {\n chain forward_mcast {\n  type filter hook forward priority 0; policy accept;\n  ether daddr { 01:00:5e:00:00:12, 33:33:00:00:00:12 } counter drop\n }\n}\n";
+        let f = self.dir.join("nomcast.nft");
+        std::fs::write(&f, rules)?;
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.ns("lan"),
+            "nft",
+            "-f",
+            f.to_str().unwrap(),
+        ])
+    }
+
+    /// `start_keepalived` with `extra` lines in its vrrp_instance.
+    pub fn start_keepalived_with(
+        &mut self,
+        r: &str,
+        priority: u8,
+        advert_ms: u32,
+        extra: &str,
+    ) -> anyhow::Result<()> {
         let conf = self.dir.join(format!("{r}-ka.conf"));
         let adv = if advert_ms.is_multiple_of(1000) {
             format!("{}", advert_ms / 1000)
@@ -147,7 +175,7 @@ impl VrrpLan {
         std::fs::write(
             &conf,
             format!(
-                "global_defs {{\n  router_id {r}\n  vrrp_version 3\n}}\nvrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {VRID}\n  priority {priority}\n  advert_int {adv}\n  virtual_ipaddress {{\n{}  }}\n}}\n",
+                "global_defs {{\n  router_id {r}\n  vrrp_version 3\n}}\nvrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id {VRID}\n  priority {priority}\n  advert_int {adv}\n  virtual_ipaddress {{\n{}  }}\n{extra}}}\n",
                 self.vips().0
             ),
         )?;

@@ -21,8 +21,20 @@ pub struct Router {
     pub advert_interval_ms: u32,
     #[serde(default = "default_preempt")]
     pub preempt: bool,
-    #[serde(default)]
+    /// Accept_Mode (RFC 5798 §6.1): whether the master, when it is not
+    /// the address owner (priority 255), accepts packets addressed to
+    /// the virtual addresses (pings, connections to them). Off, they are
+    /// dropped (nftables, `accept_mode_dropped`); ARP and Neighbor
+    /// Discovery are still answered and traffic through the router is
+    /// routed. Default on, as keepalived (the RFC's default is off).
+    #[serde(default = "default_accept")]
     pub accept: bool,
+    /// Send adverts to these routers' addresses instead of the multicast
+    /// group (a segment without multicast; keepalived's `unicast_peer`),
+    /// and take adverts only from them. Of the virtual router's family;
+    /// IPv6 peers are link-local addresses (adverts come from those).
+    #[serde(default)]
+    pub unicast_peers: Vec<std::net::IpAddr>,
     /// "A.B.C.D/LEN" or "X:X::X/LEN", all of one family (the length is
     /// used when the address is installed). For IPv6, RFC 5798 §5.2.9
     /// wants the first to be a link-local address; keepalived warns when
@@ -108,6 +120,10 @@ fn default_priority() -> u8 {
 fn default_advert_ms() -> u32 {
     1000
 }
+fn default_accept() -> bool {
+    true
+}
+
 fn default_preempt() -> bool {
     true
 }
@@ -155,6 +171,24 @@ impl Router {
                     self.interface
                 ),
             ));
+        }
+        for (i, p) in self.unicast_peers.iter().enumerate() {
+            let key = format!("unicast_peers[{i}]");
+            match p {
+                std::net::IpAddr::V4(_) if v6 => {
+                    return Err(ConfigError::new(key, format!("{p} is IPv4 in an IPv6 virtual router")))
+                }
+                std::net::IpAddr::V6(_) if !v6 => {
+                    return Err(ConfigError::new(key, format!("{p} is IPv6 in an IPv4 virtual router")))
+                }
+                std::net::IpAddr::V6(a) if !crate::router::vrrp::is_link_local(*a) => {
+                    return Err(ConfigError::new(key, format!("{p} is not link-local (IPv6 adverts come from link-local addresses, RFC 5798 §5.1.2.1)")))
+                }
+                _ => {}
+            }
+            if self.unicast_peers[..i].contains(p) {
+                return Err(ConfigError::new(key, format!("{p} is listed twice")));
+            }
         }
         if self.load_sharing.is_some()
             && earlier

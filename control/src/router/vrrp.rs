@@ -68,10 +68,12 @@ pub enum Discard {
     AddressMismatch,
     /// IPv6: the source is not a link-local address (§5.1.2.1).
     NotLinkLocal,
+    /// With unicast peers configured: from an address not among them.
+    NotAPeer,
 }
 
 impl Discard {
-    pub const ALL: [Discard; 12] = [
+    pub const ALL: [Discard; 13] = [
         Discard::BadTtl,
         Discard::BadVersion,
         Discard::BadType,
@@ -84,6 +86,7 @@ impl Discard {
         Discard::WrongSubnet,
         Discard::AddressMismatch,
         Discard::NotLinkLocal,
+        Discard::NotAPeer,
     ];
 
     pub fn name(self) -> &'static str {
@@ -100,6 +103,7 @@ impl Discard {
             Discard::WrongSubnet => "wrong_subnet",
             Discard::AddressMismatch => "address_mismatch",
             Discard::NotLinkLocal => "not_link_local",
+            Discard::NotAPeer => "not_a_unicast_peer",
         }
     }
 }
