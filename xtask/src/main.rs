@@ -329,7 +329,16 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
 }
 
 /// The cargo-fuzz targets (fuzz/Cargo.toml), in the order they run.
-const FUZZ_TARGETS: &[&str] = &["sip_parse", "pfcp", "gtpu"];
+const FUZZ_TARGETS: &[&str] = &[
+    "sip_parse",
+    "pfcp",
+    "gtpu",
+    "vrrp_advert",
+    "loadshare_msg",
+    "migration_frame",
+    "api_request",
+    "config_load",
+];
 
 /// `cargo xtask fuzz [--secs N] [TARGET...]`: each target for N seconds
 /// (libFuzzer, nightly, release with debug assertions off), from a corpus
