@@ -123,10 +123,11 @@ impl Net {
                             })
                             .collect(),
                     }),
-                    Action::ApplyFence { epoch, fences } => {
-                        for f in &fences {
-                            n.filter[f.bucket as usize] = BUCKET_MINE;
-                        }
+                    // The edge routes the held frames and sets the buckets
+                    // mine in the filter; the engine takes them as mine
+                    // when told (FenceApplied), and the filter is compared
+                    // with it from then on.
+                    Action::ApplyFence { epoch, .. } => {
                         queue.push_back(Event::FenceApplied { now, epoch });
                     }
                     Action::DiscardHeld { .. } => {}

@@ -93,7 +93,9 @@ pub struct Msg {
     pub from: IpAddr,
     /// The sender's incarnation: when it started (Unix microseconds). A
     /// restarted router counts `seq` from 1 again under a greater `boot`;
-    /// a message of an earlier incarnation is a replay.
+    /// a message of an earlier incarnation is a replay. (Absent in an
+    /// older version's message, which is then refused by its version.)
+    #[serde(default)]
     pub boot: u64,
     pub seq: u64,
     pub body: Body,
