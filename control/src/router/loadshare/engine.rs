@@ -15,6 +15,10 @@ use super::{
 use dataplane_common::router::{BUCKETS, BUCKET_HOLD, BUCKET_MINE, BUCKET_NOT_MINE, LEASE_NS};
 
 mod handoff;
+mod incarnation;
+mod rates;
+
+use incarnation::Incarnation;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -170,17 +174,6 @@ struct Peer {
     is_master: bool,
     /// It said it is shutting down: it gets no buckets, its are moved.
     leaving: bool,
-}
-
-/// What this router knows of a peer's current incarnation: its `boot`,
-/// the newest sequence number, the reliable ones seen within the replay
-/// window, and the newest hello's.
-#[derive(Clone, Debug, Default)]
-struct Incarnation {
-    boot: u64,
-    top: u64,
-    seen: BTreeSet<u64>,
-    hello: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -610,108 +603,6 @@ impl LoadShare {
         }
     }
 
-    /// Claim 7-8: a backup watches its own rate and asks the master for a
-    /// review past the threshold, at most once per hold-down (claim 12).
-    fn rates(&mut self, now: u64, rates: Vec<u64>, out: &mut Vec<Action>) {
-        self.my_rates = rates;
-        self.my_rates.resize(BUCKETS as usize, 0);
-        let Some(limit) = self.cfg.review_pps else {
-            return;
-        };
-        if self.master || self.leaving || now < self.review_until {
-            return;
-        }
-        let mine: u64 = (0..BUCKETS as usize)
-            .filter(|b| self.mine[*b] == BUCKET_MINE)
-            .map(|b| self.my_rates[b])
-            .sum();
-        if mine <= limit {
-            return;
-        }
-        let master = self
-            .peers
-            .iter()
-            .find(|(_, p)| {
-                p.is_master && now.saturating_sub(p.last_hello) <= self.cfg.dead_after_ms
-            })
-            .map(|(a, _)| *a);
-        if let Some(m) = master {
-            self.review_until = now + self.cfg.review_holddown_ms;
-            self.reviews_requested += 1;
-            self.send(now, m, Body::ReviewRequest { pps: mine }, out);
-        }
-    }
-
-    /// Claim 9: ask every live router for its per-bucket rates; not again
-    /// within the hold-down (claim 13).
-    fn collect(&mut self, now: u64, out: &mut Vec<Action>) {
-        if !self.master || self.collection.is_some() || now < self.collect_until {
-            return;
-        }
-        self.collect_until = now + self.cfg.collect_holddown_ms;
-        self.last_collect = now;
-        self.collections += 1;
-        let id = self.collections;
-        let mut rates = vec![0u64; BUCKETS as usize];
-        for ((r, mine), mr) in rates.iter_mut().zip(&self.mine).zip(&self.my_rates) {
-            if *mine == BUCKET_MINE {
-                *r = *mr;
-            }
-        }
-        let live: BTreeSet<IpAddr> = self
-            .live(now)
-            .into_iter()
-            .filter(|a| *a != self.cfg.me)
-            .collect();
-        for p in &live {
-            self.send(now, *p, Body::RateRequest { id }, out);
-        }
-        self.collection = Some(Collection {
-            id,
-            started: now,
-            pending: live,
-            rates,
-        });
-        if self
-            .collection
-            .as_ref()
-            .map(|c| c.pending.is_empty())
-            .unwrap_or(false)
-        {
-            self.finish_collection(now);
-        }
-    }
-
-    /// Claim 11: reallocate by rate when the routers' loads differ by more
-    /// than the tolerance.
-    fn finish_collection(&mut self, now: u64) {
-        let Some(c) = self.collection.take() else {
-            return;
-        };
-        let live = self.members(now);
-        let owners = self.owners(now);
-        if !self.cfg.backup_review_pps.is_empty() {
-            let over = live.iter().any(|r| {
-                let load: u64 = (0..BUCKETS as usize)
-                    .filter(|b| owners[*b] == Some(*r))
-                    .map(|b| c.rates[b])
-                    .sum();
-                self.cfg
-                    .backup_review_pps
-                    .get(r)
-                    .is_some_and(|limit| load > *limit)
-            });
-            if !over {
-                self.reviews_within_thresholds += 1;
-                return;
-            }
-        }
-        if let Some(target) = rate_plan(&c.rates, &owners, &live, self.cfg.rate_tolerance) {
-            self.rate_rebalances += 1;
-            self.target = Some((live, target));
-        }
-    }
-
     fn received(&mut self, now: u64, msg: Msg, out: &mut Vec<Action>) {
         let from = msg.from;
         if from == self.cfg.me || !self.peers.contains_key(&from) {
@@ -802,71 +693,6 @@ impl LoadShare {
                 }
             }
         }
-    }
-
-    /// Whether `msg` is new from its sender's current incarnation; a
-    /// reliable one is acked (again, when a retransmission). A greater
-    /// `boot` is the peer restarted: it starts over with nothing (its
-    /// filter's lease ran out), so what this router knew of it goes, and a
-    /// hand-off it was part of is aborted.
-    fn admit(&mut self, now: u64, msg: &Msg, out: &mut Vec<Action>) -> bool {
-        let from = msg.from;
-        let inc = self.incarnations.entry(from).or_default();
-        if msg.boot < inc.boot {
-            self.stale += 1;
-            return false;
-        }
-        if msg.boot > inc.boot {
-            let restarted = inc.boot != 0;
-            *inc = Incarnation {
-                boot: msg.boot,
-                ..Default::default()
-            };
-            if restarted {
-                self.peer_restarts += 1;
-                if let Some(p) = self.peers.get_mut(&from) {
-                    *p = Peer::default();
-                }
-                let involved = self
-                    .handoff
-                    .as_ref()
-                    .map(|h| {
-                        h.pending.contains(&from) || h.moves.values().any(|(_, to)| *to == from)
-                    })
-                    .unwrap_or(false);
-                if self.master && involved {
-                    self.abort(now, out);
-                }
-            }
-        }
-        let inc = self.incarnations.get_mut(&from).expect("inserted above");
-        if !msg.body.reliable() {
-            if matches!(msg.body, Body::Ack { .. }) {
-                return true;
-            }
-            // A hello older than the newest one says stale things.
-            if msg.seq <= inc.hello {
-                self.replayed += 1;
-                return false;
-            }
-            inc.hello = msg.seq;
-            return true;
-        }
-        if msg.seq.saturating_add(REPLAY_WINDOW) <= inc.top {
-            self.replayed += 1;
-            return false;
-        }
-        let fresh = inc.seen.insert(msg.seq);
-        inc.top = inc.top.max(msg.seq);
-        let floor = inc.top.saturating_sub(REPLAY_WINDOW);
-        while inc.seen.first().map(|s| *s <= floor).unwrap_or(false) {
-            inc.seen.pop_first();
-        }
-        self.send(now, from, Body::Ack { seq: msg.seq }, out);
-        if !fresh {
-            self.duplicates += 1; // a retransmission of something handled
-        }
-        fresh
     }
 
     /// (bucket, owner) for `edgeplane vrrp status`.

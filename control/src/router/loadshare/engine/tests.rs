@@ -154,6 +154,29 @@ impl Sim {
     }
 }
 
+/// Router 2's traffic, all in four of its buckets at 1000 pps each (4000
+/// pps), reported to it three times half a second apart; the buckets.
+fn heat_router_2(s: &mut Sim) -> Vec<u8> {
+    let hot: Vec<u8> = (0..=255u8)
+        .filter(|b| s.nodes[&addr(2)].mine[*b as usize] == BUCKET_MINE)
+        .take(4)
+        .collect();
+    let mut rates = vec![0u64; 256];
+    for b in &hot {
+        rates[*b as usize] = 1000;
+    }
+    for _ in 0..3 {
+        let now = s.now;
+        let acts = s.nodes.get_mut(&addr(2)).unwrap().handle(Event::Rates {
+            now,
+            rates: rates.clone(),
+        });
+        s.apply(addr(2), acts);
+        s.step(500);
+    }
+    hot
+}
+
 #[test]
 fn master_spreads_the_buckets_evenly() {
     let mut s = Sim::new(3, 0);
@@ -242,24 +265,7 @@ fn a_busy_backup_asks_for_review_and_the_master_rebalances_by_rate() {
     }
     s.set_master(addr(1));
     s.step(2000);
-    // Router 2's traffic is all in four of its buckets.
-    let hot: Vec<u8> = (0..=255u8)
-        .filter(|b| s.nodes[&addr(2)].mine[*b as usize] == BUCKET_MINE)
-        .take(4)
-        .collect();
-    let mut rates = vec![0u64; 256];
-    for b in &hot {
-        rates[*b as usize] = 1000;
-    }
-    for _ in 0..3 {
-        let now = s.now;
-        let acts = s.nodes.get_mut(&addr(2)).unwrap().handle(Event::Rates {
-            now,
-            rates: rates.clone(),
-        });
-        s.apply(addr(2), acts);
-        s.step(500);
-    }
+    let hot = heat_router_2(&mut s);
     assert_eq!(
         s.nodes[&addr(2)].reviews_requested,
         1,
@@ -572,23 +578,7 @@ fn the_master_reviews_by_each_backups_threshold() {
         }
         s.set_master(addr(1));
         s.step(2000);
-        let hot: Vec<u8> = (0..=255u8)
-            .filter(|b| s.nodes[&addr(2)].mine[*b as usize] == BUCKET_MINE)
-            .take(4)
-            .collect();
-        let mut rates = vec![0u64; 256];
-        for b in &hot {
-            rates[*b as usize] = 1000;
-        }
-        for _ in 0..3 {
-            let now = s.now;
-            let acts = s.nodes.get_mut(&addr(2)).unwrap().handle(Event::Rates {
-                now,
-                rates: rates.clone(),
-            });
-            s.apply(addr(2), acts);
-            s.step(500);
-        }
+        let hot = heat_router_2(&mut s);
         let m = &s.nodes[&addr(1)];
         assert_eq!(m.collections, 1, "threshold {limit}: collected once");
         let still = hot
