@@ -402,3 +402,142 @@ fn gateway_restart_keeps_sessions() {
         s.join().unwrap();
     }
 }
+
+/// SIGKILL of the gateway daemon under 10 kpps of UDP: every datagram of
+/// eight live sessions reaches its server and its echo comes back, before,
+/// while and after the daemon is dead, each session on the one gateway
+/// source port it had.
+#[test]
+fn gateway_sigkill_under_10kpps_loses_nothing() {
+    if !common::kernel_available("gateway_sigkill_10kpps") {
+        return;
+    }
+    let _serial = common::serial();
+    let mut t = Topology::build(&format!("ep{}q", std::process::id() % 100000), 1, 1, &exe())
+        .expect("topology");
+    t.add_server_network(4).expect("server network");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (servers, _) = t.echo_servers(stop.clone());
+    let acct = t.dir.join("acct.jsonl");
+    let cfg = gateway_config(&t, &acct);
+    t.start_daemon("g0", &cfg, &[]).expect("gateway daemon");
+    let lbcfg = t.lb_config(1, &[0], 1);
+    t.start_lb(1, &lbcfg).expect("lb daemon");
+
+    const FLOWS: usize = 8;
+    const ROUNDS: u32 = 5000; // x 8 sessions at 10 kpps: 4 s
+    let term = format!("/run/netns/{}", t.ns("t1"));
+    let (ready_tx, ready) = std::sync::mpsc::channel::<()>();
+    let terminal = thread::spawn(move || {
+        enter_netns(&term).unwrap();
+        let socks: Vec<UdpSocket> = (0..FLOWS)
+            .map(|_| {
+                let u = UdpSocket::bind("0.0.0.0:0").unwrap();
+                testlab::topo::big_rcvbuf(&u).unwrap();
+                u.connect(SocketAddrV4::new(DNS, 53)).unwrap();
+                u.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+                u
+            })
+            .collect();
+        // Open each session (the first datagram is retried) before timing.
+        let mut buf = [0u8; 1500];
+        for u in &socks {
+            let opened = (0..5).any(|_| {
+                u.send(&u32::MAX.to_be_bytes()).unwrap();
+                u.recv(&mut buf).is_ok()
+            });
+            assert!(opened, "a UDP session would not open");
+        }
+        thread::sleep(Duration::from_millis(100));
+        while socks.iter().any(|u| u.recv(&mut buf).is_ok()) {}
+        ready_tx.send(()).unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let receivers: Vec<_> = socks
+            .iter()
+            .map(|u| {
+                let (u, done) = (u.try_clone().unwrap(), done.clone());
+                thread::spawn(move || {
+                    // Echo: "<gateway addr:port> s<i> " then the 4-byte seq.
+                    let (mut seqs, mut ports) = (HashSet::new(), HashSet::new());
+                    let mut dup = 0u32;
+                    let mut buf = [0u8; 1500];
+                    let mut quiet = None::<Instant>;
+                    let hard = Instant::now() + Duration::from_secs(60);
+                    while Instant::now() < hard {
+                        match u.recv(&mut buf) {
+                            Ok(n) if n > 4 => {
+                                quiet = None;
+                                let seq = u32::from_be_bytes(buf[n - 4..n].try_into().unwrap());
+                                let text = String::from_utf8_lossy(&buf[..n - 4]);
+                                ports.insert(text.split(' ').next().unwrap().to_string());
+                                if !seqs.insert(seq) {
+                                    dup += 1;
+                                }
+                            }
+                            _ if done.load(Ordering::SeqCst) => {
+                                let q = *quiet.get_or_insert_with(Instant::now);
+                                if q.elapsed() > Duration::from_millis(500) {
+                                    break;
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    (seqs.len() as u64, dup, ports)
+                })
+            })
+            .collect();
+        let gap = Duration::from_secs_f64(1.0 / 10_000.0);
+        let start = Instant::now();
+        let mut sent = 0u64;
+        for r in 0..ROUNDS {
+            for u in &socks {
+                u.send(&r.to_be_bytes()).unwrap();
+                sent += 1;
+                let due = start + gap * sent as u32;
+                let now = Instant::now();
+                if due > now {
+                    thread::sleep(due - now);
+                }
+            }
+        }
+        let took = start.elapsed();
+        done.store(true, Ordering::SeqCst);
+        let got: Vec<_> = receivers.into_iter().map(|h| h.join().unwrap()).collect();
+        (sent, took, got)
+    });
+    ready
+        .recv_timeout(Duration::from_secs(30))
+        .expect("sessions open");
+    thread::sleep(Duration::from_millis(1000));
+    let killed = Instant::now();
+    t.kill_daemon("g0");
+    thread::sleep(Duration::from_millis(800));
+    t.start_daemon("g0", &cfg, &[]).expect("restart");
+    let down = killed.elapsed();
+    let st = t.call_role("g0", Request::Status).unwrap();
+    assert_eq!(st["gateway"][0]["took_over_pins"], true, "{st}");
+    let (sent, took, got) = terminal.join().unwrap();
+    stop.store(true, Ordering::SeqCst);
+    for s in servers {
+        s.join().unwrap();
+    }
+    let echoed: u64 = got.iter().map(|g| g.0).sum();
+    let doubled: u32 = got.iter().map(|g| g.1).sum();
+    eprintln!(
+        "gateway SIGKILL under {:.0} pps: daemon down {} ms, {echoed} of {sent} echoed, {doubled} doubled",
+        sent as f64 / took.as_secs_f64(),
+        down.as_millis()
+    );
+    assert_eq!(sent, FLOWS as u64 * ROUNDS as u64);
+    for (i, (n, _, ports)) in got.iter().enumerate() {
+        assert_eq!(
+            ports.len(),
+            1,
+            "session {i} changed gateway port: {ports:?}"
+        );
+        assert_eq!(*n, ROUNDS as u64, "session {i}: datagrams lost");
+    }
+    assert_eq!(echoed, sent, "datagrams lost across SIGKILL + restart");
+    assert_eq!(doubled, 0, "datagrams doubled");
+}

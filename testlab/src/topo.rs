@@ -625,6 +625,7 @@ pub(crate) fn tcp_echo(ns: &str, i: usize, peers: Peers, stop: Arc<AtomicBool>, 
 pub(crate) fn udp_echo(ns: &str, i: usize, peers: Peers, stop: Arc<AtomicBool>, bind: &str) {
     enter_netns(ns).expect("server netns");
     let s = UdpSocket::bind(bind).unwrap_or_else(|e| panic!("bind {bind}: {e}"));
+    big_rcvbuf(&s).expect("server receive buffer");
     let _ = s.set_read_timeout(Some(Duration::from_millis(50)));
     let mut buf = [0u8; 1500];
     while !stop.load(Ordering::SeqCst) {
@@ -664,18 +665,29 @@ pub fn enter_netns(path: &str) -> anyhow::Result<()> {
 fn bind_rx(port: u16) -> anyhow::Result<UdpSocket> {
     let s = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))?;
     s.set_read_timeout(Some(Duration::from_millis(20)))?;
+    big_rcvbuf(&s)?;
+    Ok(s)
+}
+
+/// An 8 MiB receive buffer, past `net.core.rmem_max` (SO_RCVBUFFORCE, as
+/// root): a receiver thread descheduled on a busy machine must not turn
+/// into packets "lost" in the data plane.
+pub fn big_rcvbuf(s: &impl AsRawFd) -> anyhow::Result<()> {
     let size: libc::c_int = 8 << 20;
-    // SAFETY: setsockopt with a valid int.
-    unsafe {
+    // SAFETY: setsockopt with a valid int on a valid socket.
+    let rc = unsafe {
         libc::setsockopt(
             s.as_raw_fd(),
             libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
+            libc::SO_RCVBUFFORCE,
             &size as *const _ as *const libc::c_void,
             4,
-        );
+        )
+    };
+    if rc != 0 {
+        bail!("SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
     }
-    Ok(s)
+    Ok(())
 }
 
 fn receive(
@@ -714,7 +726,9 @@ fn receive(
     }
 }
 
-fn send_sessions(sessions: &[Session], rounds: u32, pps: u32) -> anyhow::Result<u64> {
+/// One packet per session, `rounds` times, at `pps` overall, from the
+/// calling thread's namespace (paced against the start). Returns packets sent.
+pub fn send_sessions(sessions: &[Session], rounds: u32, pps: u32) -> anyhow::Result<u64> {
     let gtpu = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, GTPU_PORT))?;
     let mut flows: HashMap<u16, UdpSocket> = HashMap::new();
     for s in sessions {
