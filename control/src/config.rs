@@ -324,6 +324,20 @@ weight = 2
         assert!(
             a.processes[0].freeze && a.processes[0].cgroup.is_none() && a.coordinator.is_none()
         );
+        assert_eq!(
+            a.state_file,
+            std::path::Path::new("/var/lib/edgeplane/migration-agent.json")
+        );
+        let e = error_of(&agent.replace(
+            "[[migration.agent.process]]",
+            "state_file = \"state.json\"\n[[migration.agent.process]]",
+        ));
+        assert_eq!(e.key, "migration.agent.state_file", "{e}");
+        let e = error_of(&MIGRATION.replace(
+            "[migration.coordinator]\n",
+            "[migration.coordinator]\nrollback_retry_ms = 600001\n",
+        ));
+        assert_eq!(e.key, "migration.coordinator.rollback_retry_ms", "{e}");
         let e = error_of(&format!("{agent}cgroup = \"relative/path\"\n"));
         assert_eq!(e.key, "migration.agent.process[0].cgroup", "{e}");
         let e = error_of(&format!(

@@ -22,6 +22,7 @@ use tracing::{info, warn};
 
 use super::{
     app,
+    journal::Journal,
     transport::{now_ms, request, serve, Auth},
 };
 
@@ -30,9 +31,14 @@ fn ip(args: &[&str]) -> Result<(), String> {
         .args(args)
         .output()
         .map_err(|e| e.to_string())?;
+    // Adding an address that is there, or dropping one that is gone, is
+    // done already: an Abort after a restart repeats steps that may have
+    // happened.
+    let err = String::from_utf8_lossy(&out.stderr);
     if out.status.success()
-        || String::from_utf8_lossy(&out.stderr).contains("File exists")
-        || String::from_utf8_lossy(&out.stderr).contains("already assigned")
+        || err.contains("File exists")
+        || err.contains("already assigned")
+        || (args.contains(&"del") && err.contains("Cannot assign requested address"))
     {
         Ok(())
     } else {
@@ -71,46 +77,60 @@ pub async fn run_agent(cfg: MigrationAgent, auth: Arc<Auth>) -> anyhow::Result<A
         .await
         .with_context(|| format!("agent listen {}", cfg.listen))?;
     info!(listen = %cfg.listen, "migration agent on");
+    let (journal, records) = Journal::open(&cfg.state_file)?;
+    let mut engine = Agent::new(&cfg.processes);
+    for note in engine.restore(records) {
+        warn!(state_file = %cfg.state_file.display(), "restored: {note}");
+    }
     let handle = AgentHandle {
-        engine: Arc::new(Mutex::new(Agent::new(&cfg.processes))),
+        engine: Arc::new(Mutex::new(engine)),
     };
     let engine = handle.engine.clone();
     let to_peers = auth.clone();
+    let journal = Arc::new(journal);
     tokio::spawn(serve(l, auth, move |f: Frame| {
-        let (engine, auth) = (engine.clone(), to_peers.clone());
+        let (engine, auth, journal) = (engine.clone(), to_peers.clone(), journal.clone());
         async move {
-            tokio::task::spawn_blocking(move || agent(&engine, &auth, f.body, f.deadline_ms))
-                .await
-                .unwrap_or_else(|e| Body::Error {
-                    reason: e.to_string(),
-                })
+            tokio::task::spawn_blocking(move || {
+                agent(&engine, &journal, &auth, f.body, f.deadline_ms)
+            })
+            .await
+            .unwrap_or_else(|e| Body::Error {
+                reason: e.to_string(),
+            })
         }
     }));
     Ok(handle)
 }
 
-/// Freeze the process (after its state is exported): its cgroup when one
-/// is configured, else SIGSTOP to `pid`. Waits (≤ 1 s) until the kernel
-/// reports it frozen/stopped; if it does not, the freeze is undone.
-fn freeze(p: &MigratableProcess, pid: i32) -> Result<Frozen, String> {
-    let f = match &p.cgroup {
-        Some(g) => {
-            std::fs::write(g.join("cgroup.freeze"), "1")
-                .map_err(|e| format!("{}: freezing {}: {e}", p.name, g.display()))?;
-            Frozen::Cgroup(g.clone())
-        }
-        None => {
+/// How the process is to be frozen: its cgroup when one is configured,
+/// else SIGSTOP to `pid` (the one that answered `export`) or its pid
+/// file's.
+fn freeze_target(p: &MigratableProcess, pid: Option<i32>) -> Result<Frozen, String> {
+    match &p.cgroup {
+        Some(g) => Ok(Frozen::Cgroup(g.clone())),
+        None => pid_of(p, pid).map(Frozen::Stopped),
+    }
+}
+
+/// Freeze the process (after its state is exported). Waits (≤ 1 s)
+/// until the kernel reports it frozen/stopped; if it does not, the
+/// freeze is undone.
+fn freeze(p: &MigratableProcess, f: Frozen) -> Result<Frozen, String> {
+    match &f {
+        Frozen::Cgroup(g) => std::fs::write(g.join("cgroup.freeze"), "1")
+            .map_err(|e| format!("{}: freezing {}: {e}", p.name, g.display()))?,
+        Frozen::Stopped(pid) => {
             // SAFETY: plain syscall on a pid.
-            if unsafe { libc::kill(pid, libc::SIGSTOP) } != 0 {
+            if unsafe { libc::kill(*pid, libc::SIGSTOP) } != 0 {
                 return Err(format!(
                     "{}: SIGSTOP to pid {pid}: {}",
                     p.name,
                     std::io::Error::last_os_error()
                 ));
             }
-            Frozen::Stopped(pid)
         }
-    };
+    }
     let t0 = Instant::now();
     while !is_frozen(&f) {
         if t0.elapsed() > Duration::from_secs(1) {
@@ -340,14 +360,7 @@ fn perform(p: &MigratableProcess, auth: &Auth, action: Action, deadline_ms: u64)
     };
     match action {
         Action::App { op, state } => Outcome::App(app(p, op.name(), state.as_deref(), deadline_ms)),
-        Action::Freeze { pid } => Outcome::Frozen(
-            (if p.cgroup.is_some() {
-                Ok(0)
-            } else {
-                pid_of(p, pid)
-            })
-            .and_then(|pid| freeze(p, pid)),
-        ),
+        Action::Freeze { pid } => Outcome::Frozen(freeze_target(p, pid).and_then(|f| freeze(p, f))),
         Action::Thaw { frozen } => {
             thaw(&p.name, &frozen);
             Outcome::Thawed
@@ -379,10 +392,47 @@ fn process_lock(body: &Body) -> Option<Arc<Mutex<()>>> {
     )
 }
 
+/// The failpoint name of an action: `agent:SIDE:WHEN:OP`.
+fn point(side: Side, when: &str, action: &Action) -> String {
+    let op = match action {
+        Action::App { op, .. } => op.name(),
+        Action::Freeze { .. } => "freeze",
+        Action::Thaw { .. } => "thaw",
+        Action::Transfer { .. } => "transfer",
+        Action::AddAddress { .. } => "add_address",
+        Action::DelAddress { .. } => "del_address",
+    };
+    let side = match side {
+        Side::Source => "source",
+        Side::Destination => "destination",
+    };
+    format!("agent:{side}:{when}:{op}")
+}
+
+/// An action not carried out because its record could not be written.
+fn not_done(action: &Action, e: String) -> Outcome {
+    match action {
+        Action::App { .. } => Outcome::App(Err(e)),
+        Action::Freeze { .. } => Outcome::Frozen(Err(e)),
+        Action::Thaw { .. } => Outcome::Thawed,
+        Action::Transfer { .. } => Outcome::Transfer(Err(e)),
+        Action::AddAddress { .. } | Action::DelAddress { .. } => Outcome::Address(Err(e)),
+    }
+}
+
 /// Handle one request: feed it to the engine, carry out what it asks
 /// (without holding the engine: the destination of a move may be this
-/// agent), feed back the outcomes, until it answers.
-fn agent(engine: &Mutex<Agent>, auth: &Auth, body: Body, deadline_ms: u64) -> Body {
+/// agent), feed back the outcomes, until it answers. Before each
+/// operation the engine's record is written to the state file (a freeze
+/// is recorded before it is made); an operation whose record cannot be
+/// written is not carried out, and fails.
+fn agent(
+    engine: &Mutex<Agent>,
+    journal: &Journal,
+    auth: &Auth,
+    body: Body,
+    deadline_ms: u64,
+) -> Body {
     let lock = process_lock(&body);
     let _serial = lock
         .as_ref()
@@ -390,7 +440,12 @@ fn agent(engine: &Mutex<Agent>, auth: &Auth, body: Body, deadline_ms: u64) -> Bo
     let mut queue: VecDeque<Output> = engine.lock().unwrap().handle(Input::Request(body)).into();
     while let Some(o) = queue.pop_front() {
         match o {
-            Output::Answer { body, .. } => return body,
+            Output::Answer { body, .. } => {
+                if let Err(e) = journal.save(engine) {
+                    warn!("{e}");
+                }
+                return body;
+            }
             Output::Changed {
                 process,
                 side,
@@ -413,7 +468,24 @@ fn agent(engine: &Mutex<Agent>, auth: &Auth, body: Body, deadline_ms: u64) -> Bo
                         reason: format!("no process {process:?} here"),
                     };
                 };
-                let outcome = perform(&config, auth, action, deadline_ms);
+                crate::failpoint::hit(&point(side, "before", &action));
+                let outcome = match &action {
+                    Action::Freeze { pid } => match freeze_target(&config, *pid) {
+                        Ok(f) => {
+                            engine.lock().unwrap().freezing(&process, f.clone());
+                            match journal.save(engine) {
+                                Ok(()) => Outcome::Frozen(freeze(&config, f)),
+                                Err(e) => not_done(&action, e),
+                            }
+                        }
+                        Err(e) => Outcome::Frozen(Err(e)),
+                    },
+                    _ => match journal.save(engine) {
+                        Ok(()) => perform(&config, auth, action.clone(), deadline_ms),
+                        Err(e) => not_done(&action, e),
+                    },
+                };
+                crate::failpoint::hit(&point(side, "after", &action));
                 queue.extend(engine.lock().unwrap().handle(Input::Done {
                     process,
                     side,

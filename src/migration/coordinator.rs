@@ -783,10 +783,16 @@ async fn drive(
                 Output::ToController { frame } => calls.push((controller.to_string(), frame)),
             }
         }
-        let auth = coord.lock().unwrap().auth.clone();
+        let (auth, retry_ms, timeout_ms) = {
+            let c = coord.lock().unwrap();
+            (c.auth.clone(), c.cfg.rollback_retry_ms, c.cfg.timeout_ms)
+        };
+        // In order: the source restored before the traffic is switched
+        // back to it, the destination's copy dropped last.
         for (addr, frame) in calls {
-            let id = frame.id;
-            let input = match request(&auth, &addr, &frame).await {
+            let (id, retry) = (frame.id, m.undoing(frame.id).then_some(retry_ms));
+            let answer = ask(&auth, &addr, frame, retry, timeout_ms).await;
+            let input = match answer {
                 Ok(body) => {
                     if let Body::SwitchDone {
                         switch_us,
@@ -809,6 +815,43 @@ async fn drive(
             next.extend(m.handle(now_ms(), input));
         }
         pending = next;
+    }
+}
+
+/// One request. A step of a rollback (`retry_ms` given) gets its
+/// deadline when it is sent, not when the rollback began (the steps
+/// before it may have taken their time), and one that cannot reach its
+/// peer is asked again every 250 ms for `retry_ms`, so that it reaches
+/// an agent restarted meanwhile. An answer, even an error, is final.
+async fn ask(
+    auth: &Auth,
+    addr: &str,
+    mut frame: Frame,
+    retry_ms: Option<u64>,
+    timeout_ms: u64,
+) -> Result<Body, String> {
+    let until = Instant::now() + std::time::Duration::from_millis(retry_ms.unwrap_or(0));
+    let mut tries = 1u32;
+    loop {
+        if retry_ms.is_some() {
+            frame.deadline_ms = now_ms() + timeout_ms;
+        }
+        match request(auth, addr, &frame).await {
+            Err(e) if Instant::now() < until => {
+                if tries == 1 {
+                    warn!(addr, "{e}; asking again for {} ms", retry_ms.unwrap_or(0));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                tries += 1;
+            }
+            Err(e) if tries > 1 => return Err(format!("{e} (asked {tries} times)")),
+            r => {
+                if tries > 1 && r.is_ok() {
+                    info!(addr, tries, "answered after a retry");
+                }
+                return r;
+            }
+        }
     }
 }
 

@@ -68,6 +68,7 @@ fn servers_and_networks_on(database: std::path::PathBuf) {
         listen: None,
         database,
         timeout_ms: 1000,
+        rollback_retry_ms: 0,
         servers: vec![server("s1", "n1")],
         networks: vec![net("n1", 1)],
         processes: vec![control::migration::config::ProcessPlace {
@@ -148,6 +149,7 @@ fn a_standby_coordinator_on_postgresql_sees_the_first_ones_state() {
         listen: None,
         database: pg.url().into(),
         timeout_ms: 1000,
+        rollback_retry_ms: 0,
         servers: vec![server("s1", "n1"), server("s2", "n1")],
         networks: vec![net("n1", 1)],
         processes: vec![control::migration::config::ProcessPlace {
@@ -228,6 +230,7 @@ fn reconciles_on(database: std::path::PathBuf) {
         listen: None,
         database,
         timeout_ms: 1000,
+        rollback_retry_ms: 0,
         servers: vec![server("s1", "n1"), server("s2", "n2")],
         networks: vec![net("n1", 1), net("n2", 2)],
         processes: vec![place("s1")],

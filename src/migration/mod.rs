@@ -16,6 +16,7 @@ pub mod app;
 pub mod cli;
 mod controller;
 mod coordinator;
+mod journal;
 mod role;
 mod transport;
 

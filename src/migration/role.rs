@@ -55,6 +55,10 @@ fn restart_only(old: &Migration, new: &Migration) -> Option<&'static str> {
     [
         ("agent", differ(a.0, a.1, |_| ())),
         ("agent.listen", differ(a.0, a.1, |x| x.listen)),
+        (
+            "agent.state_file",
+            differ(a.0, a.1, |x| x.state_file.clone()),
+        ),
         ("controller", differ(c.0, c.1, |_| ())),
         ("controller.listen", differ(c.0, c.1, |x| x.listen)),
         (

@@ -31,6 +31,9 @@ pub struct Lab {
     pub cgroup: Option<std::path::PathBuf>,
     /// The service is IPv6 (`SERVICE6`); the lab is dual stack either way.
     pub ipv6: bool,
+    /// Each server's agent config (its `[migration]` part), to start it
+    /// again after it was killed.
+    agents: Vec<(String, String)>,
 }
 
 /// The IPv6 service address (`Lab::new_ipv6`), on s1's `lo` at first.
@@ -88,6 +91,7 @@ impl Lab {
             children: vec![],
             cgroup: None,
             ipv6: false,
+            agents: vec![],
         };
         for r in ["term", "edge", "s1", "s2"] {
             let ns = l.name(r);
@@ -305,8 +309,15 @@ impl Lab {
         } else {
             format!("control = \"{}\"\n", self.ctl("s2").display())
         };
-        self.daemon("s1", &agent_config("10.8.1.10", "10.8.1.1", &s1));
-        self.daemon("s2", &agent_config("10.8.2.10", "10.8.2.1", &s2));
+        for (s, addr, coordinator, backend) in [
+            ("s1", "10.8.1.10", "10.8.1.1", &s1),
+            ("s2", "10.8.2.10", "10.8.2.1", &s2),
+        ] {
+            let state = self.dir.join(format!("{s}-agent-state.json"));
+            let body = agent_config(addr, coordinator, &state, backend);
+            self.agents.push((s.into(), body.clone()));
+            self.daemon(s, &body);
+        }
         self.daemon("edge", &self.edge_config());
     }
 
@@ -387,6 +398,10 @@ impl Lab {
     }
 
     pub fn daemon(&mut self, role: &str, body: &str) {
+        self.daemon_env(role, body, None)
+    }
+
+    fn daemon_env(&mut self, role: &str, body: &str, env: Option<(&str, &str)>) {
         let cfg = format!(
             "[node]\nname = \"{role}\"\nsocket = \"{}\"\npin_root = \"/sys/fs/bpf/edgeplane/{}/{role}\"\n\n[migration]\nkey = \"{KEY}\"\n{body}",
             self.sock(role).display(),
@@ -395,13 +410,15 @@ impl Lab {
         let path = self.config(role);
         std::fs::write(&path, cfg).unwrap();
         let log = std::fs::File::create(self.dir.join(format!("{role}.log"))).unwrap();
-        let c = Command::new(&self.exe)
-            .args(["run", "--netns", &self.name(role), "--config"])
+        let mut cmd = Command::new(&self.exe);
+        cmd.args(["run", "--netns", &self.name(role), "--config"])
             .arg(&path)
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+            .stderr(log);
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let c = cmd.spawn().unwrap();
         self.children.push((format!("daemon-{role}"), c));
         let t0 = Instant::now();
         while edgeplane::client::call(&self.sock(role), &Request::Status).is_err() {
@@ -411,6 +428,38 @@ impl Lab {
                 self.log(role)
             );
             thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Start server `s`'s agent again (killed, or to be armed): with
+    /// `failpoint`, it SIGKILLs itself there (`EDGEPLANE_FAILPOINT`).
+    pub fn restart_agent(&mut self, s: &str, failpoint: Option<&str>) {
+        self.kill(&format!("daemon-{s}"));
+        let body = self
+            .agents
+            .iter()
+            .find(|(n, _)| n == s)
+            .map(|(_, b)| b.clone())
+            .expect("an agent of the lab");
+        self.daemon_env(s, &body, failpoint.map(|f| ("EDGEPLANE_FAILPOINT", f)));
+    }
+
+    /// Whether the child `tag` exits within `wait`.
+    pub fn exited_within(&mut self, tag: &str, wait: Duration) -> bool {
+        let t0 = Instant::now();
+        loop {
+            let alive = self
+                .children
+                .iter_mut()
+                .filter(|(t, _)| t == tag)
+                .any(|(_, c)| c.try_wait().ok().flatten().is_none());
+            if !alive {
+                return true;
+            }
+            if t0.elapsed() > wait {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -469,8 +518,13 @@ pub fn cgroup2_root() -> Option<std::path::PathBuf> {
 /// A server's agent: it moves `counter` (its backend keys in `backend`)
 /// and asks the coordinator at `coordinator` (port 7800) for moves
 /// requested on this server.
-pub fn agent_config(addr: &str, coordinator: &str, backend: &str) -> String {
-    format!("[migration.agent]\nlisten = \"{addr}:7600\"\ncoordinator = \"{coordinator}:7800\"\n[[migration.agent.process]]\nname = \"counter\"\n{backend}")
+pub fn agent_config(
+    addr: &str,
+    coordinator: &str,
+    state_file: &std::path::Path,
+    backend: &str,
+) -> String {
+    format!("[migration.agent]\nlisten = \"{addr}:7600\"\ncoordinator = \"{coordinator}:7800\"\nstate_file = {:?}\n[[migration.agent.process]]\nname = \"counter\"\n{backend}", state_file.display().to_string())
 }
 
 /// The `migration.key` every daemon of the lab shares.
@@ -498,6 +552,7 @@ network = 1
 controller = "127.0.0.1:7700"
 listen = "0.0.0.0:7800"
 database = "DB"
+rollback_retry_ms = 5000
 [[migration.coordinator.server]]
 name = "s1"
 address = "10.8.1.10"

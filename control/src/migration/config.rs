@@ -32,8 +32,17 @@ pub struct MigrationAgent {
     /// from server 1).
     #[serde(default)]
     pub coordinator: Option<std::net::SocketAddr>,
+    /// What a move changed here that an Abort must undo (addresses given
+    /// away or taken, freezes), written before each step so that an agent
+    /// killed mid-move can still roll it back once it is started again.
+    #[serde(default = "default_state_file")]
+    pub state_file: PathBuf,
     #[serde(rename = "process")]
     pub processes: Vec<MigratableProcess>,
+}
+
+fn default_state_file() -> PathBuf {
+    "/var/lib/edgeplane/migration-agent.json".into()
 }
 
 /// A process the agent can move, with the application backend: the
@@ -135,6 +144,11 @@ pub struct MigrationCoordinator {
     pub database: PathBuf,
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
+    /// How long a rollback keeps asking an agent (or the controller) it
+    /// cannot reach, for one restarted meanwhile, before it reports the
+    /// rollback incomplete. 0 asks once.
+    #[serde(default = "default_rollback_retry_ms")]
+    pub rollback_retry_ms: u64,
     #[serde(rename = "server")]
     pub servers: Vec<ServerInfo>,
     #[serde(rename = "network")]
@@ -158,6 +172,12 @@ impl Migration {
             ));
         }
         if let Some(a) = &self.agent {
+            if !a.state_file.is_absolute() || a.state_file.file_name().is_none() {
+                return Err(ConfigError::new(
+                    "agent.state_file",
+                    "must be an absolute path to a file",
+                ));
+            }
             if a.processes.is_empty() {
                 return Err(ConfigError::new(
                     "agent.process",
@@ -242,6 +262,12 @@ impl Migration {
                     "must be 1..=600000",
                 ));
             }
+            if c.rollback_retry_ms > 600_000 {
+                return Err(ConfigError::new(
+                    "coordinator.rollback_retry_ms",
+                    "must be 0..=600000",
+                ));
+            }
             for (i, n) in c.networks.iter().enumerate() {
                 if c.networks[..i]
                     .iter()
@@ -282,6 +308,10 @@ impl Migration {
 
 fn default_timeout_ms() -> u64 {
     3000
+}
+
+fn default_rollback_retry_ms() -> u64 {
+    10_000
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]

@@ -157,6 +157,13 @@ impl Migration {
         }
     }
 
+    /// Whether the request with this ID is a step of the rollback (the
+    /// edge keeps asking an unreachable peer for those: see
+    /// `rollback_retry_ms`).
+    pub fn undoing(&self, id: u64) -> bool {
+        self.undo.contains(&id)
+    }
+
     pub fn handle(&mut self, now_ms: u64, input: Input) -> Vec<Output> {
         match input {
             Input::Answer { id, body } if Some(id) == self.waiting => self.advance(now_ms, body),

@@ -4,7 +4,7 @@ use super::*;
 
 const SVC: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 80));
 
-fn config(name: &str, freeze: bool) -> MigratableProcess {
+pub(super) fn config(name: &str, freeze: bool) -> MigratableProcess {
     MigratableProcess {
         name: name.into(),
         control: Some("/run/x.ctl".into()),
@@ -16,7 +16,7 @@ fn config(name: &str, freeze: bool) -> MigratableProcess {
     }
 }
 
-fn to() -> ServerInfo {
+pub(super) fn to() -> ServerInfo {
     ServerInfo {
         name: "s2".into(),
         address: IpAddr::from([10, 8, 2, 10]),
@@ -25,7 +25,7 @@ fn to() -> ServerInfo {
     }
 }
 
-fn start() -> Body {
+pub(super) fn start() -> Body {
     Body::MigrationStart {
         process: "p".into(),
         to: to(),
@@ -33,7 +33,7 @@ fn start() -> Body {
     }
 }
 
-fn abort(destination: bool) -> Body {
+pub(super) fn abort(destination: bool) -> Body {
     Body::Abort {
         process: "p".into(),
         reason: "switch refused".into(),
@@ -43,13 +43,17 @@ fn abort(destination: bool) -> Body {
 
 /// Handle one request, answering each action with `outcome`; the
 /// actions asked for and the answer.
-fn run(a: &mut Agent, body: Body, outcome: impl FnMut(&Action) -> Outcome) -> (Vec<Action>, Body) {
+pub(super) fn run(
+    a: &mut Agent,
+    body: Body,
+    outcome: impl FnMut(&Action) -> Outcome,
+) -> (Vec<Action>, Body) {
     let (actions, answer, _) = run_logged(a, body, outcome);
     (actions, answer)
 }
 
 /// Like [`run`], also giving the state changes, "side: from → to".
-fn run_logged(
+pub(super) fn run_logged(
     a: &mut Agent,
     body: Body,
     mut outcome: impl FnMut(&Action) -> Outcome,
@@ -85,7 +89,7 @@ fn run_logged(
 }
 
 /// Every action succeeds; `export` gives "STATE" and pid 42.
-fn ok(a: &Action) -> Outcome {
+pub(super) fn ok(a: &Action) -> Outcome {
     match a {
         Action::App {
             op: AppOp::Export, ..
@@ -98,15 +102,15 @@ fn ok(a: &Action) -> Outcome {
     }
 }
 
-fn app(op: AppOp) -> Action {
+pub(super) fn app(op: AppOp) -> Action {
     Action::App { op, state: None }
 }
 
-fn agent() -> Agent {
+pub(super) fn agent() -> Agent {
     Agent::new(&[config("p", true)])
 }
 
-fn moved_agent() -> Agent {
+pub(super) fn moved_agent() -> Agent {
     let mut a = agent();
     assert_eq!(
         run(&mut a, start(), ok).1,
