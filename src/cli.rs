@@ -84,6 +84,9 @@ pub fn print_status(v: &StatusView) {
             m.published,
             m.presence
         );
+        if let Some(r) = &m.restored {
+            println!("  restored: {r}");
+        }
     }
     if let Some(p) = &v.presence {
         println!(

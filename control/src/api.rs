@@ -494,6 +494,11 @@ pub struct SipMonitorSummary {
     pub presence: String,
     pub dialogs: usize,
     pub published: u64,
+    /// Taken up from the state file at start ("2 dialog(s), 4
+    /// registration(s) after 1200 ms down"), and why restored dialogs
+    /// were ended, if they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

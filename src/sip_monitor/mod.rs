@@ -5,6 +5,7 @@
 pub mod cli;
 mod frame;
 mod link;
+mod persist;
 mod role;
 
 pub use role::SipMonitorRole;
@@ -55,6 +56,17 @@ pub struct MonitorStatus {
     pub presence_connections: u64,
     pub publish_resent: u64,
     pub dialogs: usize,
+    /// Taken up from the state file at start: dialogs, registrations and
+    /// terminals, how long the monitor was down, and why restored dialogs
+    /// were ended (copies lost while it was down), if they were.
+    pub restored_dialogs: usize,
+    pub restored_registrations: usize,
+    pub restored_terminals: usize,
+    pub restored_after_ms: Option<u64>,
+    pub restore_note: Option<String>,
+    /// State file writes, and those that failed.
+    pub state_saves: u64,
+    pub state_save_failed: u64,
     /// The copy program's counters (name, packets, bytes), refreshed on
     /// the monitor's poll; `edgeplane stats` shows them.
     #[serde(skip)]
@@ -114,6 +126,19 @@ pub struct Monitor {
     refresh_due: std::collections::BTreeSet<(u64, String)>,
     pub status: Arc<Mutex<MonitorStatus>>,
     started: Instant,
+    /// Something worth saving changed since the state file was written.
+    state_dirty: bool,
+}
+
+/// The copy program's `ring_full` counter (copies lost to a full ring).
+fn ring_full(dp: &Dataplane) -> u64 {
+    dp.sip_stats()
+        .ok()
+        .and_then(|c| {
+            c.get(dataplane_common::sip_monitor::stat::RING_FULL as usize)
+                .map(|c| c.packets)
+        })
+        .unwrap_or(0)
 }
 
 fn tracker_config(cfg: &SipMonitor) -> TrackerConfig {
@@ -164,28 +189,137 @@ impl Monitor {
         for p in &cfg.ports {
             dp.add_sip_port(*p)?;
         }
-        let _ = dp.take_sip_copies()?; // what a previous daemon left
         let link = link::Link::open(cfg.presence, cfg.presence_transport).await?;
-        let tracker = Tracker::new(tracker_config(&cfg));
+        let mut tracker = Tracker::new(tracker_config(&cfg));
         let status = Arc::new(Mutex::new(MonitorStatus {
             interfaces: cfg.interfaces.clone(),
             ..Default::default()
         }));
+        let ring_full = ring_full(&dp);
+        let saved = persist::load(&cfg.state_file)?;
+        let mut ended = Vec::new();
+        let mut terminals = HashMap::new();
+        match saved {
+            None => {
+                let _ = dp.take_sip_copies()?; // a previous daemon's, without its state
+            }
+            Some(saved) => {
+                let down = persist::unix_ms().saturating_sub(saved.saved_unix_ms);
+                let mut st = status.lock().unwrap();
+                st.restored_dialogs = saved.tracker.dialogs.len();
+                st.restored_registrations = saved.tracker.registered.len();
+                st.restored_terminals = saved.terminals.len();
+                st.restored_after_ms = Some(down);
+                tracker.restore(saved.tracker, 0, down);
+                // The ring kept what arrived while no monitor ran (the
+                // first poll reads it), unless it overflowed or is new.
+                let blind = if !dp.took_over {
+                    Some("the copy program was loaded afresh: what happened while the monitor was down was not seen")
+                } else if ring_full != saved.ring_full {
+                    Some("copies were lost while the monitor was down (ring_full moved)")
+                } else {
+                    None
+                };
+                if let Some(why) = blind {
+                    ended = tracker.end_dialogs(0);
+                    st.restore_note = Some(format!("restored dialogs ended: {why}"));
+                    warn!("{why}; ending the {} restored dialogs", st.restored_dialogs);
+                }
+                for t in saved.terminals {
+                    terminals.insert(
+                        t.user,
+                        Terminal {
+                            etag: t.etag,
+                            cseq: t.cseq,
+                            // What was outstanding died with the old
+                            // monitor: sent again.
+                            pending: t.status.filter(|_| t.unconfirmed),
+                            refresh_at: t.refresh_in_ms.map(|left| left.saturating_sub(down)),
+                            status: t.status,
+                            state: TerminalState {
+                                sessions: t.sessions.into_iter().map(Arc::new).collect(),
+                                contact: t.contact,
+                            },
+                            ..Default::default()
+                        },
+                    );
+                }
+                info!(
+                    dialogs = st.restored_dialogs,
+                    registrations = st.restored_registrations,
+                    terminals = st.restored_terminals,
+                    down_ms = down,
+                    "sip monitor state restored"
+                );
+            }
+        }
         info!(interfaces = ?cfg.interfaces, domain = %cfg.domain, presence = %cfg.presence, "sip monitor on");
-        Ok(Self {
+        let dirty = terminals
+            .iter()
+            .filter(|(_, t)| t.pending.is_some())
+            .map(|(u, _)| u.clone())
+            .collect();
+        let mut m = Self {
             cfg,
             dp,
             tracker,
             tcp: Default::default(),
             link,
-            terminals: HashMap::new(),
+            terminals,
             outstanding: HashMap::new(),
             outstanding_of: HashMap::new(),
-            dirty: Default::default(),
+            dirty,
             refresh_due: Default::default(),
             status,
             started: Instant::now(),
-        })
+            state_dirty: false,
+        };
+        for (user, t) in &m.terminals {
+            if let Some(at) = t.refresh_at {
+                m.refresh_due.insert((at, user.clone()));
+            }
+        }
+        for ch in ended {
+            m.note(ch);
+        }
+        Ok(m)
+    }
+
+    /// Write the state file if something changed since it was.
+    fn save_state(&mut self) {
+        if !self.state_dirty {
+            return;
+        }
+        self.state_dirty = false;
+        let now = self.now();
+        let saved = persist::Saved {
+            saved_unix_ms: persist::unix_ms(),
+            ring_full: ring_full(&self.dp),
+            tracker: self.tracker.snapshot(now),
+            terminals: self
+                .terminals
+                .iter()
+                .map(|(user, t)| persist::SavedTerminal {
+                    user: user.clone(),
+                    etag: t.etag.clone(),
+                    cseq: t.cseq,
+                    status: t.pending.or(t.status),
+                    unconfirmed: t.pending.is_some() || self.outstanding_of.contains_key(user),
+                    refresh_in_ms: t.refresh_at.map(|at| at.saturating_sub(now)),
+                    sessions: t.state.sessions.iter().map(|s| (**s).clone()).collect(),
+                    contact: t.state.contact.clone(),
+                })
+                .collect(),
+        };
+        let r = persist::save(&self.cfg.state_file, &saved);
+        let mut st = self.status.lock().unwrap();
+        match r {
+            Ok(()) => st.state_saves += 1,
+            Err(e) => {
+                st.state_save_failed += 1;
+                warn!(file = %self.cfg.state_file.display(), "state file not written: {e}");
+            }
+        }
     }
 
     fn now(&self) -> u64 {
@@ -235,6 +369,7 @@ impl Monitor {
                 }
                 Some(answer) = self.link.answers.recv() => {
                     self.response(&answer).await;
+                    self.save_state();
                 }
                 Some((cfg, done)) = reconf.recv() => {
                     let _ = done.send(self.reconfigure(cfg).await.map_err(|e| format!("{e:#}")));
@@ -308,6 +443,10 @@ impl Monitor {
         for ch in changes {
             self.note(ch);
         }
+        if parsed > 0 {
+            self.state_dirty = true;
+        }
+        self.save_state();
         self.flush().await;
         let mut st = self.status.lock().unwrap();
         st.dialogs = self.tracker.dialogs();
@@ -327,6 +466,7 @@ impl Monitor {
     /// reflects every session of the terminal).
     fn note(&mut self, ch: Change) {
         self.status.lock().unwrap().changes += 1;
+        self.state_dirty = true;
         let t = self.terminals.entry(ch.user.clone()).or_default();
         let status = t.state.apply(&ch);
         t.pending = Some(status);
@@ -506,6 +646,7 @@ impl Monitor {
         match status {
             200..=299 => {
                 self.status.lock().unwrap().publish_ok += 1;
+                self.state_dirty = true;
                 let now = self.now();
                 if let Some(t) = self.terminals.get_mut(&user) {
                     t.etag = m.etag.as_deref().map(str::to_string);

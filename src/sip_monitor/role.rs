@@ -52,6 +52,16 @@ impl Role for SipMonitorRole {
             presence: self.cfg.presence.to_string(),
             dialogs: s.dialogs,
             published: s.published,
+            restored: s.restored_after_ms.map(|down| {
+                let mut r = format!(
+                    "{} dialog(s), {} registration(s), {} terminal(s) after {down} ms down",
+                    s.restored_dialogs, s.restored_registrations, s.restored_terminals
+                );
+                if let Some(n) = &s.restore_note {
+                    r += &format!("; {n}");
+                }
+                r
+            }),
         });
     }
 
@@ -87,6 +97,18 @@ impl Role for SipMonitorRole {
         out.push(part("presence_connections", s.presence_connections));
         out.push(part("publish_resent", s.publish_resent));
         out.push(part("publish_refreshed", s.publish_refreshed));
+        out.push(part("state_saves", s.state_saves));
+        out.push(part("state_save_failed", s.state_save_failed));
+        out.push(part("restored_dialogs", s.restored_dialogs as u64));
+        out.push(part(
+            "restored_registrations",
+            s.restored_registrations as u64,
+        ));
+        out.push(part("restored_terminals", s.restored_terminals as u64));
+        out.push(part(
+            "restored_dialogs_ended",
+            u64::from(s.restore_note.is_some()) * s.restored_dialogs as u64,
+        ));
         Ok(())
     }
 
@@ -98,10 +120,13 @@ impl Role for SipMonitorRole {
         if new.interfaces != self.cfg.interfaces {
             return Err("sip_monitor.interfaces changed; restart the daemon to apply it (nothing was changed)".into());
         }
+        if new.state_file != self.cfg.state_file {
+            return Err("sip_monitor.state_file changed; restart the daemon to apply it (nothing was changed)".into());
+        }
         Ok(())
     }
 
-    /// Everything but the interfaces applies live, in the monitor's task
+    /// Everything but the interfaces and the state file applies live, in the monitor's task
     /// (dialogs, registrations and pending publications carry on).
     fn apply(&mut self, new: &Config) -> Result<String, String> {
         let new = new.sip_monitor.clone().expect("checked");

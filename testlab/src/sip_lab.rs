@@ -205,8 +205,9 @@ impl Net {
         extra: &str,
     ) -> String {
         format!(
-            "{}[sip_monitor]\ninterfaces = {interfaces:?}\ndomain = \"{domain}\"\npresence = \"{presence}\"\npublish_interval_ms = 20\n{extra}",
-            self.node("mon")
+            "{}[sip_monitor]\ninterfaces = {interfaces:?}\ndomain = \"{domain}\"\npresence = \"{presence}\"\npublish_interval_ms = 20\nstate_file = {:?}\n{extra}",
+            self.node("mon"),
+            self.dir.join("mon-state.json").display().to_string()
         )
     }
 

@@ -44,6 +44,15 @@ pub struct SipMonitor {
     /// timer E) or "tcp" (one connection, reopened when it breaks).
     #[serde(default = "default_presence_transport")]
     pub presence_transport: PresenceTransport,
+    /// Dialogs, registrations and publications, written after each batch
+    /// of copies, so a restarted monitor carries on (with the copies the
+    /// ring kept while it was down) instead of starting blind.
+    #[serde(default = "default_state_file")]
+    pub state_file: std::path::PathBuf,
+}
+
+fn default_state_file() -> std::path::PathBuf {
+    "/var/lib/edgeplane/sip-monitor.json".into()
 }
 
 text_enum! {
@@ -111,6 +120,12 @@ impl SipMonitor {
         if self.domain.is_empty() {
             return Err(ConfigError::new("domain", "name the monitored domain"));
         }
+        if !self.state_file.is_absolute() || self.state_file.file_name().is_none() {
+            return Err(ConfigError::new(
+                "state_file",
+                "must be an absolute path to a file",
+            ));
+        }
         if !(2..=86_400).contains(&self.publish_expires_secs) {
             return Err(ConfigError::new(
                 "publish_expires_secs",
@@ -160,6 +175,21 @@ mod tests {
             let e =
                 toml::from_str::<SipMonitor>(&format!("{MONITOR}{key} = \"{bad}\"\n")).unwrap_err();
             assert_eq!(e.message(), format!("\"{bad}\" must be {words}"), "{key}");
+        }
+    }
+
+    #[test]
+    fn the_state_file_is_an_absolute_file_path() {
+        let m: SipMonitor = toml::from_str(MONITOR).unwrap();
+        assert_eq!(
+            m.state_file,
+            std::path::Path::new("/var/lib/edgeplane/sip-monitor.json")
+        );
+        assert!(m.validate().is_ok());
+        for bad in ["state.json", "/"] {
+            let m: SipMonitor =
+                toml::from_str(&format!("{MONITOR}state_file = \"{bad}\"\n")).unwrap();
+            assert_eq!(m.validate().unwrap_err().key, "state_file", "{bad}");
         }
     }
 

@@ -9,12 +9,12 @@ use std::sync::Arc;
 /// SipHash on these short keys.
 type HashMap<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::sip::{Message, StartLine};
 use crate::field::text_enum;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Online,
@@ -65,7 +65,7 @@ const BYE_TIMEOUT_MS: u64 = 32_000;
 
 /// What the session was, for the presence document (claim 21): one per
 /// dialog, shared by both sides' changes.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionInfo {
     pub call_id: String,
     /// The addresses of record of the two ends.
@@ -103,8 +103,9 @@ pub struct Change {
     pub at_ms: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum DialogState {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DialogState {
     Inviting,
     Answered,
     Talking,
@@ -536,6 +537,9 @@ impl Tracker {
         self.dialogs.len()
     }
 }
+
+mod snapshot;
+pub use snapshot::{DialogSnapshot, RegisterSnapshot, TrackerSnapshot};
 
 fn absorb_sdp(d: &mut Dialog, m: &Message) {
     if m.media.is_empty() {

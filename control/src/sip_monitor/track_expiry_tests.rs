@@ -242,3 +242,74 @@ fn changes_carry_the_terminals_contact_address() {
     assert_eq!(ch[0].contact.as_deref(), Some("sip:carol@10.0.0.9:5070"));
     assert!(t.tick(1_000_000).is_empty());
 }
+
+/// A monitor restarted from a snapshot: a call and a registration carry
+/// on, the time it was down counts against them, and a restart that
+/// could not see its dialogs ends them, reporting the talking ones.
+#[test]
+fn a_restored_tracker_counts_its_downtime() {
+    let mut t = tracker(TerminatedOn::Bye, 7_200_000);
+    answered(&mut t, "c1", None, None);
+    let u = "carol@example.com";
+    feed(
+        &mut t,
+        msg(
+            "REGISTER sip:example.com SIP/2.0",
+            u,
+            u,
+            "r1",
+            "1 REGISTER",
+            "Expires: 60\r\n",
+        ),
+        1000,
+    );
+    let ch = feed(
+        &mut t,
+        msg(
+            "SIP/2.0 200 OK",
+            u,
+            u,
+            "r1",
+            "1 REGISTER",
+            "Contact: <sip:carol@10.0.0.9>;expires=60\r\n",
+        ),
+        1000,
+    );
+    assert_eq!(statuses(&ch), vec![(u, Status::Online)]);
+    let snap = t.snapshot(2000);
+    let json = serde_json::to_string(&snap).unwrap();
+    let back: TrackerSnapshot = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, snap, "round trip: {json}");
+
+    // Down 30 s, started again at its own t = 0: 29 s of the
+    // registration are left, the call still talks and its BYE ends it.
+    let mut r = tracker(TerminatedOn::Bye, 7_200_000);
+    r.restore(back.clone(), 0, 30_000);
+    assert_eq!(r.dialogs(), 1);
+    assert!(r.tick(28_000).is_empty(), "not lapsed yet");
+    assert_eq!(statuses(&r.tick(29_001)), vec![(u, Status::Offline)]);
+    let bye = feed(
+        &mut r,
+        msg("BYE sip:bob@example.com SIP/2.0", A, B, "c1", "2 BYE", ""),
+        29_500,
+    );
+    assert_eq!(
+        statuses(&bye),
+        vec![(A, Status::Terminated), (B, Status::Terminated)]
+    );
+
+    // Down longer than the registration: it lapses at the first tick.
+    let mut r = tracker(TerminatedOn::Bye, 7_200_000);
+    r.restore(back.clone(), 0, 120_000);
+    assert_eq!(statuses(&r.tick(0)), vec![(u, Status::Offline)]);
+
+    // A restart that may have missed messages ends the dialogs.
+    let mut r = tracker(TerminatedOn::Bye, 7_200_000);
+    r.restore(back, 0, 1000);
+    assert_eq!(
+        statuses(&r.end_dialogs(5)),
+        vec![(A, Status::Terminated), (B, Status::Terminated)]
+    );
+    assert_eq!(r.dialogs(), 0);
+    assert!(r.tick(10).is_empty(), "the registration stays");
+}
