@@ -21,3 +21,4 @@ pub mod presence;
 pub mod router;
 pub mod sip_monitor;
 pub mod sql;
+pub mod tls;

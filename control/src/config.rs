@@ -127,6 +127,9 @@ impl Config {
         if let Some(m) = &self.sip_monitor {
             m.validate().map_err(|e| e.under("sip_monitor"))?;
         }
+        if let Some(p) = &self.presence {
+            p.validate().map_err(|e| e.under("presence"))?;
+        }
         if let Some(m) = &self.migration {
             m.validate().map_err(|e| e.under("migration"))?;
         }

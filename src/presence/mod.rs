@@ -50,7 +50,24 @@ pub struct PresenceCounters {
     /// Requests seen again while their transaction lasted, answered as
     /// before without a second processing.
     pub retransmissions: u64,
+    /// PUBLISH or REGISTER from a source `allow` does not name (spoofed,
+    /// or misconfigured): 403, nothing stored.
+    pub refused_source: u64,
+    /// PUBLISH or REGISTER whose CSeq is not above the last one taken on
+    /// its Call-ID, after its transaction ended (a replay): 403, nothing
+    /// stored.
+    pub replayed: u64,
+    /// SIP over TLS: connections whose handshake completed, and those
+    /// refused (no or an unverified client certificate, not TLS).
+    pub tls_connections: u64,
+    pub tls_refused: u64,
 }
+
+/// How long the last CSeq of a Call-ID is remembered against replays (a
+/// publication lasts at most a day; the monitor's, an hour by default).
+const REPLAY_SECS: u64 = 86_400;
+/// At most this many Call-IDs remembered; past it the oldest go first.
+const REPLAY_KEEP: usize = 100_000;
 
 /// How long an answered request is remembered (RFC 3261 timer J, 64*T1).
 const TRANSACTION_SECS: u64 = 32;
@@ -84,6 +101,12 @@ pub struct Server {
     /// Answers of the requests of the last `TRANSACTION_SECS`, by
     /// transaction.
     answered: std::collections::HashMap<String, (String, std::time::Instant)>,
+    /// Call-ID → the last CSeq taken on it (PUBLISH, status REGISTER), and
+    /// when: what is not above it is a replay.
+    taken: std::collections::HashMap<String, (u32, std::time::Instant)>,
+    /// The TLS listener (bound at start, so a taken port fails the start)
+    /// and its acceptor, until `run` serves them.
+    tls: Option<(tokio::net::TcpListener, tokio_rustls::TlsAcceptor)>,
     /// Watchers (RFC 3856) per presentity.
     subs: Vec<Subscription>,
     tags: u64,
@@ -94,14 +117,19 @@ pub struct Server {
 #[derive(Clone)]
 enum Route {
     Udp(SocketAddr),
-    Tcp(tokio::sync::mpsc::UnboundedSender<Vec<u8>>),
+    /// A TCP connection, with TLS on it or not.
+    Stream {
+        conn: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+        tls: bool,
+    },
 }
 
 impl Route {
     fn transport(&self) -> &'static str {
         match self {
             Route::Udp(_) => "UDP",
-            Route::Tcp(_) => "TCP",
+            Route::Stream { tls: false, .. } => "TCP",
+            Route::Stream { tls: true, .. } => "TLS",
         }
     }
 
@@ -110,7 +138,7 @@ impl Route {
     async fn send(&self, sock: &tokio::net::UdpSocket, msg: &[u8]) -> bool {
         match self {
             Route::Udp(peer) => sock.send_to(msg, peer).await.is_ok(),
-            Route::Tcp(conn) => conn.send(msg.to_vec()).is_ok(),
+            Route::Stream { conn, .. } => conn.send(msg.to_vec()).is_ok(),
         }
     }
 }
@@ -146,6 +174,19 @@ impl Server {
         let sock = tokio::net::UdpSocket::bind(cfg.listen)
             .await
             .map_err(|e| anyhow::anyhow!("presence listen {}: {e}", cfg.listen))?;
+        let tls = match &cfg.tls {
+            Some(t) => {
+                use anyhow::Context as _;
+                let c = crate::tls::server(&t.cert, &t.key, t.client_ca.as_deref())
+                    .context("presence.tls")?;
+                let l = tokio::net::TcpListener::bind(t.listen)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("presence tls.listen {}: {e}", t.listen))?;
+                info!(listen = %t.listen, mutual = t.client_ca.is_some(), "presence over TLS");
+                Some((l, tokio_rustls::TlsAcceptor::from(c)))
+            }
+            None => None,
+        };
         info!(listen = %cfg.listen, "presence server on");
         Ok(Self {
             allow: Arc::new(Mutex::new(cfg.allow.clone())),
@@ -154,6 +195,8 @@ impl Server {
             counters: Default::default(),
             sock,
             answered: Default::default(),
+            taken: Default::default(),
+            tls,
             subs: Vec::new(),
             tags: 0,
         })
@@ -170,9 +213,12 @@ impl Server {
         let (tcp_tx, mut tcp_rx) = tokio::sync::mpsc::channel::<FromTcp>(64);
         match tokio::net::TcpListener::bind(self.cfg.listen).await {
             Ok(l) => {
-                tokio::spawn(accept(l, tcp_tx));
+                tokio::spawn(accept(l, tcp_tx.clone()));
             }
             Err(e) => warn!(error = %e, "presence: no TCP listener"),
+        }
+        if let Some((l, tls)) = self.tls.take() {
+            tokio::spawn(accept_tls(l, tls, tcp_tx.clone(), self.counters.clone()));
         }
         let mut buf = vec![0u8; 65536];
         // Publications that lapse unrefreshed are swept once a second.
@@ -183,6 +229,8 @@ impl Server {
                     self.expire().await;
                     let keep = std::time::Duration::from_secs(TRANSACTION_SECS);
                     self.answered.retain(|_, (_, at)| at.elapsed() < keep);
+                    let replay = std::time::Duration::from_secs(REPLAY_SECS);
+                    self.taken.retain(|_, (_, at)| at.elapsed() < replay);
                 }
                 r = self.sock.recv_from(&mut buf) => {
                     let Ok((n, peer)) = r else { continue };
@@ -289,6 +337,7 @@ impl Server {
         } else if m.method() != "PUBLISH" {
             response(&m, raw, 405, "Method Not Allowed", "Allow: PUBLISH\r\n")
         } else if !self.allowed(peer) {
+            self.counters.lock().unwrap().refused_source += 1;
             response(&m, raw, 403, "Forbidden", "")
         } else if m.event.as_deref() != Some("presence") {
             response(&m, raw, 489, "Bad Event", "Allow-Events: presence\r\n")
@@ -306,7 +355,19 @@ impl Server {
     /// notify the watchers, and build the answer.
     async fn update(&mut self, m: &sip::Message<'_>, raw: &[u8], peer: SocketAddr) -> String {
         if !self.allowed(peer) {
+            self.counters.lock().unwrap().refused_source += 1;
             return response(m, raw, 403, "Forbidden", "");
+        }
+        if !self.take(m) {
+            self.counters.lock().unwrap().replayed += 1;
+            warn!(call_id = %m.call_id, cseq = m.cseq, %peer, "replayed request refused");
+            return response(
+                m,
+                raw,
+                403,
+                "Forbidden",
+                "Warning: 399 presence \"replayed CSeq\"\r\n",
+            );
         }
         let body = String::from_utf8_lossy(&m.body);
         let at = unix_now();
@@ -378,6 +439,29 @@ impl Server {
     /// A PUBLISH's SIP-If-Match, if any, names a live entity-tag of its
     /// presentity in the store (issued by this server or another one on
     /// the same database, before a restart or not).
+    /// Take a request's CSeq on its Call-ID: false if it is not above the
+    /// last one taken there (a replay; a retransmission within its
+    /// transaction never gets here).
+    fn take(&mut self, m: &sip::Message<'_>) -> bool {
+        let now = std::time::Instant::now();
+        if let Some((last, _)) = self.taken.get(&*m.call_id) {
+            if m.cseq <= *last {
+                return false;
+            }
+        } else if self.taken.len() >= REPLAY_KEEP {
+            if let Some(oldest) = self
+                .taken
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(k, _)| k.clone())
+            {
+                self.taken.remove(&oldest);
+            }
+        }
+        self.taken.insert(m.call_id.to_string(), (m.cseq, now));
+        true
+    }
+
     fn etag_ok(&self, m: &sip::Message) -> bool {
         let Some(e) = &m.if_match else {
             return true;
@@ -551,42 +635,95 @@ impl Server {
 /// hands them to the server loop with the connection's way back (a writer
 /// task), on which the answers and a subscription's NOTIFYs are written.
 async fn accept(l: tokio::net::TcpListener, tx: tokio::sync::mpsc::Sender<FromTcp>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     loop {
         let Ok((conn, peer)) = l.accept().await else {
             continue;
         };
-        let (mut rd, mut wr) = conn.into_split();
-        let (out, mut pending) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        let (rd, wr) = conn.into_split();
+        serve_stream(rd, wr, peer, false, tx.clone());
+    }
+}
+
+/// Accept SIP over TLS (RFC 3261 §26): a handshake that fails (within
+/// 5 s) is refused and counted; a connection that completes it is served
+/// as a TCP one.
+async fn accept_tls(
+    l: tokio::net::TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
+    tx: tokio::sync::mpsc::Sender<FromTcp>,
+    counters: Arc<Mutex<PresenceCounters>>,
+) {
+    loop {
+        let Ok((conn, peer)) = l.accept().await else {
+            continue;
+        };
+        let (tls, tx, counters) = (tls.clone(), tx.clone(), counters.clone());
         tokio::spawn(async move {
-            while let Some(m) = pending.recv().await {
-                if wr.write_all(&m).await.is_err() {
-                    return;
+            let shake = tokio::time::timeout(std::time::Duration::from_secs(5), tls.accept(conn));
+            match shake.await {
+                Ok(Ok(s)) => {
+                    counters.lock().unwrap().tls_connections += 1;
+                    let (rd, wr) = tokio::io::split(s);
+                    serve_stream(rd, wr, peer, true, tx);
                 }
-            }
-        });
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let mut stream: Vec<u8> = Vec::new();
-            let mut buf = vec![0u8; 16384];
-            loop {
-                let n = match rd.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => n,
-                };
-                stream.extend_from_slice(&buf[..n]);
-                loop {
-                    match control::sip_monitor::stream::next_message(&mut stream) {
-                        Ok(Some((_, msg))) => {
-                            if tx.send((msg, peer, Route::Tcp(out.clone()))).await.is_err() {
-                                return;
-                            }
-                        }
-                        Ok(None) if stream.len() < 256 * 1024 => break,
-                        _ => return, // not SIP, or never ending: drop the connection
-                    }
+                Ok(Err(e)) => {
+                    counters.lock().unwrap().tls_refused += 1;
+                    warn!(%peer, "TLS handshake refused: {e}");
+                }
+                Err(_) => {
+                    counters.lock().unwrap().tls_refused += 1;
+                    warn!(%peer, "TLS handshake timed out");
                 }
             }
         });
     }
+}
+
+/// Read SIP messages off one connection (TCP or TLS) for the server loop,
+/// and write what it answers back on it.
+fn serve_stream<R, W>(
+    mut rd: R,
+    mut wr: W,
+    peer: SocketAddr,
+    tls: bool,
+    tx: tokio::sync::mpsc::Sender<FromTcp>,
+) where
+    R: tokio::io::AsyncRead + Send + Unpin + 'static,
+    W: tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (out, mut pending) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        while let Some(m) = pending.recv().await {
+            if wr.write_all(&m).await.is_err() || wr.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut stream: Vec<u8> = Vec::new();
+        let mut buf = vec![0u8; 16384];
+        loop {
+            let n = match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            stream.extend_from_slice(&buf[..n]);
+            loop {
+                match control::sip_monitor::stream::next_message(&mut stream) {
+                    Ok(Some((_, msg))) => {
+                        let route = Route::Stream {
+                            conn: out.clone(),
+                            tls,
+                        };
+                        if tx.send((msg, peer, route)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) if stream.len() < 256 * 1024 => break,
+                    _ => return, // not SIP, or never ending: drop the connection
+                }
+            }
+        }
+    });
 }

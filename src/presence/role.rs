@@ -70,6 +70,10 @@ impl Role for PresenceRole {
         out.push(part("notifies", c.notifies));
         out.push(part("expired", c.expired));
         out.push(part("retransmissions", c.retransmissions));
+        out.push(part("refused_source", c.refused_source));
+        out.push(part("replayed", c.replayed));
+        out.push(part("tls_connections", c.tls_connections));
+        out.push(part("tls_refused", c.tls_refused));
         Ok(())
     }
 

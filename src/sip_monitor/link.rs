@@ -1,7 +1,8 @@
 //! The monitor's way to the presence server: a connected UDP socket, or
 //! one TCP connection (RFC 3261 §18.1) opened when a request is to be
-//! sent and opened again after it breaks. Either way the answers come in
-//! on one channel, whole messages.
+//! sent and opened again after it breaks, with TLS on it if configured
+//! (RFC 3261 §26, the server's certificate verified). Either way the
+//! answers come in on one channel, whole messages.
 
 use std::{
     io,
@@ -12,19 +13,29 @@ use std::{
     },
 };
 
-use control::sip_monitor::config::PresenceTransport;
+use control::sip_monitor::config::{MonitorTls, PresenceTransport};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{tcp::OwnedWriteHalf, TcpStream, UdpSocket},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::{TcpStream, UdpSocket},
     sync::mpsc,
 };
+use tokio_rustls::rustls::{pki_types::ServerName, ClientConfig};
+
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
 use tracing::{info, warn};
 
 pub struct Link {
     server: SocketAddr,
     kind: PresenceTransport,
     udp: Option<Arc<UdpSocket>>,
-    tcp: Option<OwnedWriteHalf>,
+    tcp: Option<Writer>,
+    /// With TLS: the client config and the name the server's certificate
+    /// must carry.
+    tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+    /// TLS handshakes that failed (a server whose certificate does not
+    /// verify, or that refused ours).
+    pub tls_failed: u64,
     /// Set by the current connection's reader when the server closed it
     /// (one flag per connection: an old reader cannot close a new one).
     closed: Arc<AtomicBool>,
@@ -38,13 +49,39 @@ pub struct Link {
 }
 
 impl Link {
-    pub async fn open(server: SocketAddr, kind: PresenceTransport) -> io::Result<Self> {
+    pub async fn open(
+        server: SocketAddr,
+        kind: PresenceTransport,
+        tls: Option<&MonitorTls>,
+    ) -> anyhow::Result<Self> {
+        let tls = match (kind, tls) {
+            (PresenceTransport::Tls, Some(t)) => {
+                use anyhow::Context as _;
+                let identity = t.cert.as_deref().zip(t.key.as_deref());
+                let cfg =
+                    crate::tls::client(&t.ca, identity).context("sip_monitor.presence_tls")?;
+                let name = match &t.server_name {
+                    Some(n) => ServerName::try_from(n.clone())
+                        .context("sip_monitor.presence_tls.server_name")?,
+                    None => ServerName::IpAddress(server.ip().into()),
+                };
+                Some((cfg, name))
+            }
+            (PresenceTransport::Tls, None) => {
+                anyhow::bail!(
+                    "sip_monitor.presence_tls.ca: required with presence_transport = \"tls\""
+                )
+            }
+            _ => None,
+        };
         let (answers_tx, answers) = mpsc::unbounded_channel();
         let mut link = Self {
             server,
             kind,
             udp: None,
             tcp: None,
+            tls,
+            tls_failed: 0,
             closed: Arc::new(AtomicBool::new(false)),
             opened: 0,
             answers_tx,
@@ -70,18 +107,19 @@ impl Link {
         Ok(link)
     }
 
-    /// "UDP" or "TCP", as a Via names it.
+    /// "UDP", "TCP" or "TLS", as a Via names it.
     pub fn transport(&self) -> &'static str {
         match self.kind {
             PresenceTransport::Udp => "UDP",
             PresenceTransport::Tcp => "TCP",
+            PresenceTransport::Tls => "TLS",
         }
     }
 
     /// A reliable transport: requests are not retransmitted (RFC 3261
     /// §17.1.2.2), only timed out.
     pub fn reliable(&self) -> bool {
-        self.kind == PresenceTransport::Tcp
+        self.kind != PresenceTransport::Udp
     }
 
     /// The TCP connection is gone (closed by the server, or its process
@@ -108,7 +146,29 @@ impl Link {
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connecting"))??;
         conn.set_nodelay(true)?;
         self.local = conn.local_addr()?.to_string();
-        let (mut rd, wr) = conn.into_split();
+        let (mut rd, wr): (Reader, Writer) = match &self.tls {
+            None => {
+                let (r, w) = conn.into_split();
+                (Box::new(r), Box::new(w))
+            }
+            Some((cfg, name)) => {
+                let shake =
+                    tokio_rustls::TlsConnector::from(cfg.clone()).connect(name.clone(), conn);
+                let s = match tokio::time::timeout(std::time::Duration::from_secs(2), shake).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        self.tls_failed += 1;
+                        return Err(io::Error::other(format!("TLS handshake: {e}")));
+                    }
+                    Err(_) => {
+                        self.tls_failed += 1;
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake"));
+                    }
+                };
+                let (r, w) = tokio::io::split(s);
+                (Box::new(r), Box::new(w))
+            }
+        };
         let tx = self.answers_tx.clone();
         let server = self.server;
         self.closed = Arc::new(AtomicBool::new(false));
@@ -151,7 +211,10 @@ impl Link {
         match (&self.udp, &mut self.tcp) {
             (Some(sock), _) => sock.send(msg).await.map(|_| ()),
             (None, Some(conn)) => {
-                let r = conn.write_all(msg).await;
+                let r = match conn.write_all(msg).await {
+                    Ok(()) => conn.flush().await,
+                    e => e,
+                };
                 if r.is_err() {
                     self.tcp = None; // reopened for the next request
                 }

@@ -55,6 +55,8 @@ pub struct MonitorStatus {
     /// sent again on a new one because theirs closed before the answer.
     pub presence_connections: u64,
     pub publish_resent: u64,
+    /// TLS handshakes with the presence server that failed.
+    pub presence_tls_failed: u64,
     pub dialogs: usize,
     /// Taken up from the state file at start: dialogs, registrations and
     /// terminals, how long the monitor was down, and why restored dialogs
@@ -165,8 +167,14 @@ impl Monitor {
         }
         if cfg.presence != self.cfg.presence
             || cfg.presence_transport != self.cfg.presence_transport
+            || cfg.presence_tls != self.cfg.presence_tls
         {
-            self.link = link::Link::open(cfg.presence, cfg.presence_transport).await?;
+            self.link = link::Link::open(
+                cfg.presence,
+                cfg.presence_transport,
+                cfg.presence_tls.as_ref(),
+            )
+            .await?;
             // ETags belong to the old server.
             for t in self.terminals.values_mut() {
                 t.etag = None;
@@ -189,7 +197,12 @@ impl Monitor {
         for p in &cfg.ports {
             dp.add_sip_port(*p)?;
         }
-        let link = link::Link::open(cfg.presence, cfg.presence_transport).await?;
+        let link = link::Link::open(
+            cfg.presence,
+            cfg.presence_transport,
+            cfg.presence_tls.as_ref(),
+        )
+        .await?;
         let mut tracker = Tracker::new(tracker_config(&cfg));
         let status = Arc::new(Mutex::new(MonitorStatus {
             interfaces: cfg.interfaces.clone(),
@@ -610,7 +623,10 @@ impl Monitor {
     /// counted.
     async fn ready(&mut self) -> std::io::Result<()> {
         let r = self.link.ready().await;
-        self.status.lock().unwrap().presence_connections = self.link.opened;
+        let mut st = self.status.lock().unwrap();
+        st.presence_connections = self.link.opened;
+        st.presence_tls_failed = self.link.tls_failed;
+        drop(st);
         r
     }
 

@@ -96,6 +96,7 @@ impl Role for SipMonitorRole {
         out.push(part("publish_superseded", s.publish_superseded));
         out.push(part("presence_connections", s.presence_connections));
         out.push(part("publish_resent", s.publish_resent));
+        out.push(part("presence_tls_failed", s.presence_tls_failed));
         out.push(part("publish_refreshed", s.publish_refreshed));
         out.push(part("state_saves", s.state_saves));
         out.push(part("state_save_failed", s.state_save_failed));

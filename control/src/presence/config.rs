@@ -17,6 +17,56 @@ pub struct Presence {
     pub database: PathBuf,
     /// Prefixes PUBLISH is accepted from (IPv4 or IPv6).
     pub allow: Vec<IpPrefix>,
+    /// SIP over TLS (RFC 3261 §26) on a port of its own, beside UDP and
+    /// TCP on `listen`.
+    #[serde(default)]
+    pub tls: Option<PresenceTls>,
+}
+
+/// `[presence.tls]`: the server's certificate and, for mutual TLS, the
+/// authority whose certificates clients must present.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceTls {
+    /// "ADDR:PORT" (conventionally 5061).
+    pub listen: std::net::SocketAddr,
+    /// PEM: the certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM: its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// PEM: when set, a client must present a certificate this authority
+    /// signed (the monitor's), or its handshake is refused and counted.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+impl Presence {
+    /// Checks of this section, keys relative to it.
+    pub fn validate(&self) -> Result<(), crate::field::ConfigError> {
+        if let Some(t) = &self.tls {
+            if t.listen == self.listen {
+                return Err(crate::field::ConfigError::new(
+                    "tls.listen",
+                    "must differ from listen (TLS has a port of its own)",
+                ));
+            }
+            for (k, p) in [
+                ("tls.cert", Some(&t.cert)),
+                ("tls.key", Some(&t.key)),
+                ("tls.client_ca", t.client_ca.as_ref()),
+            ] {
+                if let Some(p) = p {
+                    if !p.is_absolute() {
+                        return Err(crate::field::ConfigError::new(
+                            k,
+                            "must be an absolute path",
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Presence {
@@ -55,6 +105,20 @@ mod tests {
             e.message().contains("\"10.0.0.0/99\" is not A.B.C.D/LEN"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn tls_keys_are_checked() {
+        let text = "listen = \"10.6.0.2:5070\"\ndatabase = \"/tmp/p.db\"\nallow = [\"10.0.0.0/8\"]\n[tls]\nlisten = \"10.6.0.2:5071\"\ncert = \"/etc/p.crt\"\nkey = \"/etc/p.key\"\n";
+        let p: Presence = toml::from_str(text).unwrap();
+        assert!(p.validate().is_ok() && p.tls.as_ref().unwrap().client_ca.is_none());
+        let same: Presence = toml::from_str(&text.replace("5071", "5070")).unwrap();
+        assert_eq!(same.validate().unwrap_err().key, "tls.listen");
+        let rel: Presence = toml::from_str(&text.replace("/etc/p.key", "p.key")).unwrap();
+        assert_eq!(rel.validate().unwrap_err().key, "tls.key");
+        let ca: Presence =
+            toml::from_str(&format!("{text}client_ca = \"ca.crt\"\n")).unwrap();
+        assert_eq!(ca.validate().unwrap_err().key, "tls.client_ca");
     }
 
     #[test]

@@ -49,6 +49,27 @@ pub struct SipMonitor {
     /// ring kept while it was down) instead of starting blind.
     #[serde(default = "default_state_file")]
     pub state_file: std::path::PathBuf,
+    /// With `presence_transport = "tls"`: whom to trust, and the
+    /// monitor's own certificate for a server that asks for one.
+    #[serde(default)]
+    pub presence_tls: Option<MonitorTls>,
+}
+
+/// `[sip_monitor.presence_tls]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorTls {
+    /// PEM: the authority the presence server's certificate must chain to.
+    pub ca: std::path::PathBuf,
+    /// The name the server's certificate must carry (default: the
+    /// address in `presence`).
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// PEM: the monitor's certificate chain and key (mutual TLS).
+    #[serde(default)]
+    pub cert: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub key: Option<std::path::PathBuf>,
 }
 
 fn default_state_file() -> std::path::PathBuf {
@@ -60,6 +81,9 @@ text_enum! {
     pub enum PresenceTransport {
         Udp = "udp",
         Tcp = "tcp",
+        /// TCP with TLS (RFC 3261 §26), verified against
+        /// `presence_tls.ca`.
+        Tls = "tls",
     }
 }
 
@@ -126,6 +150,29 @@ impl SipMonitor {
                 "must be an absolute path to a file",
             ));
         }
+        match (&self.presence_tls, self.presence_transport) {
+            (None, PresenceTransport::Tls) => {
+                return Err(ConfigError::new(
+                    "presence_tls.ca",
+                    "required with presence_transport = \"tls\": the authority the presence server's certificate must chain to",
+                ))
+            }
+            (Some(_), t) if t != PresenceTransport::Tls => {
+                return Err(ConfigError::new(
+                    "presence_tls",
+                    "only with presence_transport = \"tls\"",
+                ))
+            }
+            (Some(t), _) => {
+                if t.cert.is_some() != t.key.is_some() {
+                    return Err(ConfigError::new(
+                        if t.cert.is_some() { "presence_tls.key" } else { "presence_tls.cert" },
+                        "cert and key go together",
+                    ));
+                }
+            }
+            _ => {}
+        }
         if !(2..=86_400).contains(&self.publish_expires_secs) {
             return Err(ConfigError::new(
                 "publish_expires_secs",
@@ -170,7 +217,7 @@ mod tests {
             ("talking_on", "180", "\"200\" or \"ack\""),
             ("terminated_on", "cancel", "\"bye\" or \"bye_ok\""),
             ("carrier", "notify", "\"publish\" or \"register\""),
-            ("presence_transport", "sctp", "\"udp\" or \"tcp\""),
+            ("presence_transport", "sctp", "\"udp\", \"tcp\" or \"tls\""),
         ] {
             let e =
                 toml::from_str::<SipMonitor>(&format!("{MONITOR}{key} = \"{bad}\"\n")).unwrap_err();
@@ -191,6 +238,20 @@ mod tests {
                 toml::from_str(&format!("{MONITOR}state_file = \"{bad}\"\n")).unwrap();
             assert_eq!(m.validate().unwrap_err().key, "state_file", "{bad}");
         }
+    }
+
+    #[test]
+    fn tls_needs_its_authority_and_nothing_else_takes_one() {
+        let tls = |extra: &str| -> SipMonitor {
+            toml::from_str(&format!("{MONITOR}presence_transport = \"tls\"\n{extra}")).unwrap()
+        };
+        assert_eq!(tls("").validate().unwrap_err().key, "presence_tls.ca");
+        assert!(tls("[presence_tls]\nca = \"/etc/ca.crt\"\n").validate().is_ok());
+        let half = tls("[presence_tls]\nca = \"/etc/ca.crt\"\ncert = \"/etc/m.crt\"\n");
+        assert_eq!(half.validate().unwrap_err().key, "presence_tls.key");
+        let udp: SipMonitor =
+            toml::from_str(&format!("{MONITOR}[presence_tls]\nca = \"/etc/ca.crt\"\n")).unwrap();
+        assert_eq!(udp.validate().unwrap_err().key, "presence_tls");
     }
 
     #[test]
