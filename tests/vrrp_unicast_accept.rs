@@ -137,3 +137,76 @@ fn accept_mode_off_drops_what_is_addressed_to_the_virtual_address() {
         "with accept (the default) edgeplane's master answers"
     );
 }
+
+/// The link-local address of `r`'s eth0 (its VRRP source over IPv6).
+fn link_local(lan: &VrrpLan, r: &str) -> String {
+    let o = Command::new("ip")
+        .args([
+            "-n",
+            &lan.ns(r),
+            "-6",
+            "-o",
+            "addr",
+            "show",
+            "dev",
+            "eth0",
+            "scope",
+            "link",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    text.split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .unwrap_or_else(|| panic!("no link-local address on {r}: {text}"))
+        .to_string()
+}
+
+/// IPv6 VRRP by unicast between link-local peers (multicast dropped):
+/// edgeplane and keepalived elect one master, edgeplane preempts, and
+/// keepalived takes over when it leaves.
+#[test]
+fn ipv6_unicast_peers_elect_and_fail_over_without_multicast() {
+    if !common::kernel_available("vrrp_unicast6") {
+        return;
+    }
+    let _serial = common::serial();
+    let mut lan = VrrpLan::new_ipv6(
+        &format!("ep{}w", std::process::id() % 100000),
+        2,
+        env!("CARGO_BIN_EXE_edgeplane").as_ref(),
+    )
+    .expect("lan");
+    lan.block_vrrp_multicast().unwrap();
+    let (ka, ep) = (link_local(&lan, KA), link_local(&lan, EP));
+    // keepalived sends IPv6 unicast adverts with the default hop limit
+    // unless told; RFC 5798 §5.1.2.3 wants 255, and edgeplane refuses the
+    // rest (counted as bad_ttl).
+    let ka_unicast =
+        format!("  unicast_src_ip {ka}\n  unicast_ttl 255\n  unicast_peer {{\n    {ep}\n  }}\n");
+    let ep_unicast = format!("unicast_peers = [\"{ka}\"]\n");
+    lan.start_keepalived_with(KA, 100, 1000, &ka_unicast)
+        .unwrap();
+    lan.wait_master(KA, &BOTH, true, secs(10)).unwrap();
+    lan.start_edgeplane_with(EP, 50, 1000, &ep_unicast).unwrap();
+    thread::sleep(secs(3));
+    let st = lan.status(EP).unwrap();
+    assert_eq!(st["state"], "backup", "{st}");
+    assert!(st["adverts_received"].as_u64().unwrap() >= 2, "{st}");
+    assert_eq!(st["discarded"]["bad_checksum"], 0, "{st}");
+    lan.signal(EP, libc::SIGTERM);
+    lan.start_edgeplane_with(EP, 150, 1000, &ep_unicast)
+        .unwrap();
+    lan.wait_master(EP, &BOTH, true, secs(10)).unwrap();
+    thread::sleep(secs(4));
+    assert!(
+        !lan.has_vip(KA),
+        "keepalived hears edgeplane's IPv6 unicast adverts"
+    );
+    lan.signal(EP, libc::SIGTERM);
+    let gap = lan.wait_master(KA, &BOTH, true, secs(3)).unwrap();
+    eprintln!("IPv6 unicast: keepalived took over {gap:?} after edgeplane left");
+    assert!(gap < Duration::from_millis(2500), "{gap:?}");
+}
