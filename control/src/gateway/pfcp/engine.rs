@@ -20,7 +20,7 @@
 //! 73, a full table (sessions, TEIDs, or the fast path refusing) 75, and
 //! nothing changes on any rejection.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
 use super::ie::{trigger, ty, Cause, Fseid, Fteid, IeError, NodeId, Volumes, UP_FEATURE_FTUP};
@@ -242,8 +242,8 @@ pub struct Engine {
     cfg: EngineConfig,
     associations: HashMap<NodeId, Association>,
     sessions: BTreeMap<u64, Session>,
+    /// Tunnel slot → session; a slot not here (below TUNNELS_MAX) is free.
     by_tunnel: HashMap<u32, u64>,
-    free_tunnels: BTreeSet<u32>,
     teids: HashSet<u32>,
     teids_in_range: u64,
     next_teid: u32,
@@ -266,9 +266,6 @@ impl Engine {
             associations: HashMap::new(),
             sessions: BTreeMap::new(),
             by_tunnel: HashMap::new(),
-            // Any index: a tunnel sits at its TEID's slot when free (the
-            // fast path looks there first); `max_sessions` bounds the count.
-            free_tunnels: (0..dataplane_common::gateway::TUNNELS_MAX).collect(),
             teids: HashSet::new(),
             teids_in_range: 0,
             next_teid: cfg.teid_first,
@@ -577,7 +574,6 @@ impl Engine {
 
     fn release(&mut self, s: &Session) {
         self.by_tunnel.remove(&s.tunnel);
-        self.free_tunnels.insert(s.tunnel);
         self.forget_teid(s.spec.ul_teid);
     }
 
@@ -599,11 +595,16 @@ impl Engine {
     /// where the fast path looks before `GW_TEIDS`) when free, else the
     /// lowest free one.
     fn pick_tunnel(&self, teid: u32) -> Option<u32> {
-        let direct = teid % dataplane_common::gateway::TUNNELS_MAX;
-        if self.free_tunnels.contains(&direct) {
+        // Any slot: a tunnel sits at its TEID's when free (the fast path
+        // looks there first), else at the lowest free one; `max_sessions`
+        // bounds the count.
+        let max = dataplane_common::gateway::TUNNELS_MAX;
+        let free = |i: &u32| !self.by_tunnel.contains_key(i);
+        let direct = teid % max;
+        if free(&direct) {
             return Some(direct);
         }
-        self.free_tunnels.first().copied()
+        (0..max).find(free)
     }
 
     /// A free TEID of the range, not yet claimed.

@@ -62,7 +62,6 @@ impl Engine {
                 ul_teid + 1
             };
         }
-        self.free_tunnels.remove(&idx);
         let up_seid = self.pick_seid();
         self.next_seid = up_seid.wrapping_add(1).max(1);
         self.by_tunnel.insert(idx, up_seid);
