@@ -27,50 +27,105 @@ use tracing::{info, warn};
 
 use super::transport::{serve, Auth};
 
-/// Frames one service may have held at once; more are dropped and counted.
-pub const HOLD_FRAMES_MAX: usize = 65536;
-
 /// Packets held during migrations: the AF_XDP sockets the steering
 /// program hands them to (one per receive queue of the terminal-side
 /// interface), and the frames taken off them, per service, in order.
 struct Held {
     rx: Vec<Xsk>,
-    frames: HashMap<IpAddr, VecDeque<Vec<u8>>>,
-    /// When each service's first held frame was taken off a socket.
-    first: HashMap<IpAddr, Instant>,
-    overflow: u64,
+    frames: HoldFrames,
 }
 
 impl Held {
     /// Move every frame waiting on the sockets into `frames`.
     fn drain(&mut self) {
-        let Held {
-            rx,
-            frames,
-            first,
-            overflow,
-        } = self;
+        let Held { rx, frames } = self;
         // Bounded per call (64 × 256 frames a socket), so a flood to a
         // held service cannot keep the lock from a switch.
         for x in rx.iter_mut() {
             for _ in 0..64 {
-                let n = x.recv(256, |f| match frame_dst(f) {
-                    Some(dst) => {
-                        first.entry(dst).or_insert_with(Instant::now);
-                        let q = frames.entry(dst).or_default();
-                        if q.len() < HOLD_FRAMES_MAX {
-                            q.push_back(f.to_vec());
-                        } else {
-                            *overflow += 1;
-                        }
-                    }
-                    None => *overflow += 1,
-                });
+                let n = x.recv(256, |f| frames.push(f));
                 if n == 0 {
                     break;
                 }
             }
         }
+    }
+}
+
+/// The frames taken off the hold sockets, per service in arrival order,
+/// at most `max` a service (`migration.controller.hold_max_frames`): a
+/// frame that comes when its service's queue is full is refused (dropped
+/// and counted), and the frames held before it are kept as they were and
+/// released in order. What is not an IP frame has no service: refused.
+#[derive(Debug)]
+pub struct HoldFrames {
+    frames: HashMap<IpAddr, VecDeque<Vec<u8>>>,
+    /// When each service's first held frame was taken off a socket.
+    first: HashMap<IpAddr, Instant>,
+    pub max: usize,
+    /// Refused since the start: a service's queue was full; not IPv4 or
+    /// IPv6 (no destination to hold it for).
+    pub refused_full: u64,
+    pub refused_not_ip: u64,
+    /// `refused_full` when it was last logged.
+    logged: u64,
+}
+
+impl HoldFrames {
+    pub fn new(max: usize) -> Self {
+        Self {
+            frames: HashMap::new(),
+            first: HashMap::new(),
+            max,
+            refused_full: 0,
+            refused_not_ip: 0,
+            logged: 0,
+        }
+    }
+
+    /// Hold a frame (copied) for its destination, if there is room.
+    pub fn push(&mut self, f: &[u8]) {
+        let Some(dst) = frame_dst(f) else {
+            self.refused_not_ip += 1;
+            return;
+        };
+        self.first.entry(dst).or_insert_with(Instant::now);
+        let q = self.frames.entry(dst).or_default();
+        if q.len() < self.max {
+            q.push_back(f.to_vec());
+        } else {
+            self.refused_full += 1;
+        }
+    }
+
+    /// Every frame held, over all services.
+    pub fn len(&self) -> usize {
+        self.frames.values().map(|q| q.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `service`'s frames, in arrival order, without taking them.
+    pub fn held(&self, service: IpAddr) -> impl Iterator<Item = &Vec<u8>> {
+        self.frames.get(&service).into_iter().flatten()
+    }
+
+    /// Take `service`'s frames out (in arrival order) and when its first
+    /// one was held.
+    pub fn take(&mut self, service: IpAddr) -> (VecDeque<Vec<u8>>, Option<Instant>) {
+        (
+            self.frames.remove(&service).unwrap_or_default(),
+            self.first.remove(&service),
+        )
+    }
+
+    /// Frames refused as full since the last call (for the log).
+    fn newly_refused(&mut self) -> u64 {
+        let n = self.refused_full - self.logged;
+        self.logged = self.refused_full;
+        n
     }
 }
 
@@ -168,8 +223,7 @@ impl SteerIo {
                 {
                     let mut h = self.held.lock().unwrap();
                     h.drain();
-                    let stale = h.frames.remove(&key).map_or(0, |f| f.len());
-                    h.first.remove(&key);
+                    let stale = h.frames.take(key).0.len();
                     if stale > 0 {
                         warn!(%service, stale, "dropped frames left from an earlier hold");
                     }
@@ -315,6 +369,8 @@ impl ControllerHandle {
             sum.rx_fill_ring_empty_descs,
             0,
         ));
+        out.push(("held_refused_full".into(), h.frames.refused_full, 0));
+        out.push(("held_refused_not_ip".into(), h.frames.refused_not_ip, 0));
         Ok(out)
     }
 
@@ -332,7 +388,7 @@ impl ControllerHandle {
             queues: h.rx.len(),
             networks,
             services,
-            held_frames: h.frames.values().map(|q| q.len()).sum(),
+            held_frames: h.frames.len(),
             last_switch_us: c.engine.last_switch_us,
         }
     }
@@ -358,6 +414,7 @@ impl ControllerHandle {
     pub fn configure(&self, cfg: &MigrationController) -> Result<Vec<String>, String> {
         let mut c = self.c.lock().unwrap();
         let first = c.engine.configure(&cfg.networks, &cfg.services)?;
+        c.io.held.lock().unwrap().frames.max = cfg.hold_max_frames;
         Ok(c.run(first, Instant::now()).1)
     }
 }
@@ -411,9 +468,7 @@ pub async fn run_controller(
     let fds: Vec<i32> = rx.iter().map(|x| x.fd()).collect();
     let held = Arc::new(Mutex::new(Held {
         rx,
-        frames: HashMap::new(),
-        first: HashMap::new(),
-        overflow: 0,
+        frames: HoldFrames::new(cfg.hold_max_frames),
     }));
     let io = SteerIo {
         dp,
@@ -451,7 +506,7 @@ pub async fn run_controller(
     }
     {
         // Take held frames off the sockets as they come, so a long hold is
-        // bounded by HOLD_FRAMES_MAX, not by the ring size.
+        // bounded by hold_max_frames, not by the ring size.
         let held = held.clone();
         std::thread::Builder::new()
             .name("steer-hold".into())
@@ -506,11 +561,14 @@ fn release(
     let (mac, src, ifindex) = *nets.get(&net).ok_or_else(|| format!("no network {net}"))?;
     let mut h = held.lock().unwrap();
     h.drain();
-    let frames = h.frames.remove(&service).unwrap_or_default();
-    let first = h.first.remove(&service);
-    let overflow = std::mem::take(&mut h.overflow);
-    if overflow > 0 {
-        warn!(overflow, "held frames dropped: a hold was full");
+    let (frames, first) = h.frames.take(service);
+    let refused = h.frames.newly_refused();
+    if refused > 0 {
+        warn!(
+            refused,
+            max = h.frames.max,
+            "held frames dropped: a hold was full"
+        );
     }
     if frames.is_empty() {
         return Ok(0);
@@ -549,4 +607,44 @@ fn controller(c: &mut Running, body: Body) -> Body {
     c.run(first, t0).0.unwrap_or_else(|| Body::Error {
         reason: "internal: the controller gave no answer".into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    #[test]
+    fn a_full_hold_refuses_new_frames_and_keeps_the_held_ones() {
+        let (a, b) = (Ipv4Addr::new(10, 99, 0, 80), Ipv4Addr::new(10, 99, 0, 81));
+        let frame = |dst: Ipv4Addr, n: u8| {
+            crate::packets::udp_packet(Ipv4Addr::new(10, 7, 0, 2), dst, 4000, 9000, &[n; 8])
+        };
+        let mut h = HoldFrames::new(3);
+        for n in 0..3 {
+            h.push(&frame(a, n));
+        }
+        let before: Vec<Vec<u8>> = h.held(a.into()).cloned().collect();
+        for n in 3..8 {
+            h.push(&frame(a, n));
+        }
+        assert_eq!((h.len(), h.refused_full), (3, 5), "five refused");
+        let kept: Vec<Vec<u8>> = h.held(a.into()).cloned().collect();
+        assert_eq!(kept, before, "the held frames are kept as they were");
+        // Another service has its own room; a frame that is not IP none.
+        h.push(&frame(b, 0));
+        let mut arp = frame(b, 1);
+        arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
+        h.push(&arp);
+        assert_eq!((h.len(), h.refused_full, h.refused_not_ip), (4, 5, 1));
+        assert_eq!(h.newly_refused(), 5);
+        assert_eq!(h.newly_refused(), 0, "logged once");
+        // Released in order; then the service has room again.
+        let (out, first) = h.take(a.into());
+        assert_eq!(Vec::from(out), before);
+        assert!(first.is_some());
+        h.push(&frame(a, 9));
+        assert_eq!((h.len(), h.refused_full), (2, 5));
+    }
 }

@@ -21,7 +21,7 @@ mod role;
 mod transport;
 
 pub use agent::{run_agent, AgentHandle};
-pub use controller::{run_controller, ControllerHandle, ControllerStatus, HOLD_FRAMES_MAX};
+pub use controller::{run_controller, ControllerHandle, ControllerStatus, HoldFrames};
 pub use coordinator::{
     forward, migrate, prepare, recover, run, run_coordinator_listener, Coordinator, MigrationView,
     Prepared, FORWARD_TIMEOUT_MS,

@@ -179,7 +179,7 @@ impl Role for MigrationRole {
     fn counters(&self, out: &mut Vec<CounterView>) -> anyhow::Result<()> {
         if let Some(h) = &self.controller {
             for (name, packets, bytes) in h.counters()? {
-                let c = if name.starts_with("xsk_") {
+                let c = if name.starts_with("xsk_") || name.starts_with("held_") {
                     CounterView::daemon("migration", "controller", &h.interface, &name, packets)
                 } else {
                     CounterView::xdp("migration", "steer", &h.interface, &name, packets, bytes)

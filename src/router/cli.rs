@@ -55,8 +55,8 @@ pub fn run(cmd: RouterCmd, call: &Call) -> anyhow::Result<()> {
                     );
                     if let Some(ls) = &r.load_sharing {
                         println!(
-                        "  load sharing: owns {} buckets, routed {} packets; owners {:?}; hand-offs {} done {} aborted; held {}, re-injected {}, discarded {}; peer restarts {}, refused {} stale {} replayed",
-                        ls.owned, ls.routed_packets, ls.owners, ls.handoffs_done, ls.handoffs_aborted, ls.held, ls.reinjected, ls.discarded, ls.peer_restarts, ls.stale, ls.replayed
+                        "  load sharing: owns {} buckets, routed {} packets; owners {:?}; hand-offs {} done {} aborted; held {} (at most {}, {} refused: full), re-injected {}, discarded {}; peer restarts {}, refused {} stale {} replayed",
+                        ls.owned, ls.routed_packets, ls.owners, ls.handoffs_done, ls.handoffs_aborted, ls.held, ls.hold_max_frames, ls.held_refused, ls.reinjected, ls.discarded, ls.peer_restarts, ls.stale, ls.replayed
                     );
                     }
                 }

@@ -31,8 +31,8 @@ pub struct LsEdge {
     inject: OwnedFd,
     inject_ifindex: i32,
     inject_mac: [u8; 6],
-    /// Held frames drained from the ring, in arrival order.
-    held: Vec<Held>,
+    /// Held frames drained from the ring, in arrival order, bounded.
+    held: HoldBuffer,
     /// Per-bucket routed packets at the last rate sample, and when.
     last_counts: Vec<u64>,
     last_sample: std::time::Instant,
@@ -74,6 +74,12 @@ pub struct LsStatus {
     pub peer_restarts: u64,
     pub reinjected: u64,
     pub discarded: u64,
+    /// Held frames dropped because the daemon's hold buffer was full
+    /// (`load_sharing.hold_max_frames`), and that bound.
+    #[serde(default)]
+    pub held_refused: u64,
+    #[serde(default)]
+    pub hold_max_frames: usize,
     /// The XDP filter's counters by verdict and reason (name, packets,
     /// bytes), as of this snapshot; `edgeplane stats` shows them.
     #[serde(skip)]
@@ -162,7 +168,7 @@ impl LsEdge {
             inject,
             inject_ifindex,
             inject_mac,
-            held: Vec::new(),
+            held: HoldBuffer::new(cfg.hold_max_frames),
             last_counts: vec![0; BUCKETS as usize],
             last_sample: std::time::Instant::now(),
             rates: vec![0; BUCKETS as usize],
@@ -307,16 +313,19 @@ impl LsEdge {
     /// Move held frames from the ring buffer to the local buffer (each
     /// tick, so the ring does not fill during a long hand-off).
     pub fn drain(&mut self) -> anyhow::Result<()> {
-        self.held.extend(self.dp.take_held()?);
+        let refused = self.held.extend(self.dp.take_held()?);
+        if refused > 0 {
+            warn!(
+                refused,
+                max = self.held.max(),
+                "held frames dropped: the hold buffer is full"
+            );
+        }
         Ok(())
     }
 
     fn take_bucket(&mut self, b: u8) -> Vec<Held> {
-        let (mine, rest): (Vec<Held>, Vec<Held>) = std::mem::take(&mut self.held)
-            .into_iter()
-            .partition(|h| h.bucket == b as u32);
-        self.held = rest;
-        mine
+        self.held.take_bucket(b)
     }
 
     fn reinject(&mut self, frame: &[u8]) -> anyhow::Result<()> {
@@ -345,6 +354,8 @@ impl LsEdge {
         LsStatus {
             owned: mine.len(),
             held: self.held.len(),
+            held_refused: self.held.refused,
+            hold_max_frames: self.held.max(),
             owners,
             routed_packets: rates.iter().map(|c| c.packets).sum(),
             bucket_packets: mine
@@ -370,5 +381,101 @@ impl LsEdge {
                 .map(|(n, c)| ((*n).to_string(), c.packets, c.bytes))
                 .collect(),
         }
+    }
+}
+
+/// The frames held for buckets waiting for their fence, in arrival order,
+/// at most `max` (`load_sharing.hold_max_frames`): a frame that arrives
+/// when the buffer is full is refused (dropped and counted in `refused`),
+/// and the frames already held are kept as they were, so a long hand-off
+/// under a flood neither grows the daemon without bound nor loses the
+/// frames the fence is cut against.
+#[derive(Debug)]
+pub struct HoldBuffer {
+    frames: Vec<Held>,
+    max: usize,
+    /// Frames refused because the buffer was full, since the start.
+    pub refused: u64,
+}
+
+impl HoldBuffer {
+    pub fn new(max: usize) -> Self {
+        Self {
+            frames: Vec::new(),
+            max,
+            refused: 0,
+        }
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    /// The frames held, in arrival order.
+    pub fn frames(&self) -> &[Held] {
+        &self.frames
+    }
+
+    /// Keep `frames` (in order) while there is room; returns how many
+    /// were refused.
+    pub fn extend(&mut self, frames: impl IntoIterator<Item = Held>) -> u64 {
+        let mut refused = 0;
+        for h in frames {
+            if self.frames.len() < self.max {
+                self.frames.push(h);
+            } else {
+                refused += 1;
+            }
+        }
+        self.refused += refused;
+        refused
+    }
+
+    /// Take bucket `b`'s frames out, in arrival order; the others stay.
+    pub fn take_bucket(&mut self, b: u8) -> Vec<Held> {
+        let (mine, rest): (Vec<Held>, Vec<Held>) = std::mem::take(&mut self.frames)
+            .into_iter()
+            .partition(|h| h.bucket == b as u32);
+        self.frames = rest;
+        mine
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(bucket: u32, seq: u8) -> Held {
+        Held {
+            bucket,
+            frame: vec![seq; 60],
+        }
+    }
+
+    #[test]
+    fn a_full_hold_buffer_refuses_new_frames_and_keeps_the_held_ones() {
+        let mut b = HoldBuffer::new(4);
+        assert_eq!(b.extend([held(1, 0), held(2, 1), held(1, 2)]), 0);
+        let before = b.frames().to_vec();
+        assert_eq!(b.extend([held(1, 3), held(1, 4), held(2, 5)]), 2);
+        assert_eq!((b.len(), b.refused), (4, 2));
+        assert_eq!(&b.frames()[..3], &before[..], "the held frames are kept");
+        assert_eq!(b.frames()[3], held(1, 3), "the first to come is kept");
+        assert_eq!(b.extend([held(3, 6)]), 1);
+        assert_eq!(b.refused, 3, "refusals add up");
+        // Taking a bucket out makes room again, the order kept.
+        assert_eq!(b.take_bucket(1), vec![held(1, 0), held(1, 2), held(1, 3)]);
+        assert_eq!(b.frames(), &[held(2, 1)]);
+        assert_eq!(b.extend([held(2, 7)]), 0);
+        assert_eq!(b.take_bucket(2), vec![held(2, 1), held(2, 7)]);
+        assert!(b.is_empty());
     }
 }

@@ -101,6 +101,7 @@ impl Role for RouterRole {
                 out.push(part("handoffs_aborted", ls.handoffs_aborted));
                 out.push(part("held_reinjected", ls.reinjected));
                 out.push(part("held_discarded", ls.discarded));
+                out.push(part("held_refused_full", ls.held_refused));
                 out.push(part("reviews_requested", ls.reviews_requested));
                 out.push(part("collections", ls.collections));
                 out.push(part(

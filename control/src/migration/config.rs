@@ -112,6 +112,20 @@ pub struct MigrationController {
     pub networks: Vec<SteerNetwork>,
     #[serde(rename = "service")]
     pub services: Vec<SteerService>,
+    /// Frames one held service keeps at most until its switch; frames
+    /// beyond it are dropped and counted (`held_refused_full`), the ones
+    /// held before kept and released in order.
+    #[serde(default = "default_hold_max_frames")]
+    pub hold_max_frames: usize,
+}
+
+/// Largest `controller.hold_max_frames`.
+pub const HOLD_MAX_FRAMES_CEILING: usize = 1 << 20;
+
+/// 65,536 frames: a few seconds of a busy service, at most 128 MiB of
+/// 2,048-byte frames per held service.
+fn default_hold_max_frames() -> usize {
+    65_536
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -246,6 +260,12 @@ impl Migration {
                     ));
                 }
             }
+            if !(1..=HOLD_MAX_FRAMES_CEILING).contains(&c.hold_max_frames) {
+                return Err(ConfigError::new(
+                    "controller.hold_max_frames",
+                    format!("must be 1..={HOLD_MAX_FRAMES_CEILING}"),
+                ));
+            }
             for (i, sv) in c.services.iter().enumerate() {
                 if !ids.contains(&sv.network) {
                     return Err(ConfigError::new(
@@ -355,6 +375,32 @@ impl NetworkInfo {
                     .into(),
             )),
             _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONTROLLER: &str = "key = \"sixteen characters\"\n[controller]\nlisten = \"127.0.0.1:7700\"\ninterface = \"eth0\"\n[[controller.network]]\nid = 1\nname = \"n1\"\nvia = \"eth1\"\nnext_hop_mac = \"02:00:00:00:01:0a\"\n[[controller.service]]\naddress = \"10.99.0.80\"\nnetwork = 1\n";
+
+    #[test]
+    fn the_controllers_hold_is_bounded_by_a_checked_key() {
+        let m: Migration = toml::from_str(CONTROLLER).unwrap();
+        m.validate().unwrap();
+        assert_eq!(m.controller.as_ref().unwrap().hold_max_frames, 65_536);
+        let set = |n: &str| {
+            toml::from_str::<Migration>(&CONTROLLER.replace(
+                "interface = \"eth0\"\n",
+                &format!("interface = \"eth0\"\nhold_max_frames = {n}\n"),
+            ))
+            .unwrap()
+        };
+        assert_eq!(set("100").controller.unwrap().hold_max_frames, 100);
+        for bad in ["0", "1048577"] {
+            let e = set(bad).validate().unwrap_err();
+            assert_eq!(e.key, "controller.hold_max_frames", "{bad}: {e}");
         }
     }
 }

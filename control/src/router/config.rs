@@ -81,10 +81,24 @@ pub struct LoadSharing {
     /// a hand-off whose fence never comes ends after it.
     #[serde(default = "default_hold_timeout")]
     pub hold_timeout_ms: u64,
+    /// Held frames the daemon keeps at most while buckets wait for their
+    /// fence (all held buckets together); frames beyond it are dropped
+    /// and counted (`held_refused_full`), the ones held before kept.
+    #[serde(default = "default_hold_max_frames")]
+    pub hold_max_frames: usize,
 }
 
 fn default_hold_timeout() -> u64 {
     3_000
+}
+
+/// Largest `hold_max_frames`.
+pub const HOLD_MAX_FRAMES_CEILING: usize = 1 << 20;
+
+/// The default hold timeout (3 s) of about 20,000 held packets a second;
+/// at most 96 MiB of full-size (1,536-byte) frames.
+fn default_hold_max_frames() -> usize {
+    65_536
 }
 
 fn default_review_holddown() -> u64 {
@@ -224,6 +238,12 @@ impl Router {
                     "must be 100..=60000",
                 ));
             }
+            if !(1..=HOLD_MAX_FRAMES_CEILING).contains(&ls.hold_max_frames) {
+                return Err(ConfigError::new(
+                    "load_sharing.hold_max_frames",
+                    format!("must be 1..={HOLD_MAX_FRAMES_CEILING}"),
+                ));
+            }
             if let Some(first) = ls.peers.first() {
                 if let Some((i, p)) = ls
                     .peers
@@ -317,6 +337,20 @@ mod tests {
             bad.validate(&[]).unwrap_err().key,
             "load_sharing.hold_timeout_ms"
         );
+        // The daemon's buffer of held frames is bounded.
+        assert_eq!(l.hold_max_frames, 65_536);
+        for bad in ["0", "1048577"] {
+            let r: Router = toml::from_str(&th.replace(
+                "hold_timeout_ms = 1500",
+                &format!("hold_max_frames = {bad}"),
+            ))
+            .unwrap();
+            assert_eq!(
+                r.validate(&[]).unwrap_err().key,
+                "load_sharing.hold_max_frames",
+                "{bad}"
+            );
+        }
         let r: Router = toml::from_str(&format!("{ls}direction = \"downstream\"\n")).unwrap();
         assert_eq!(
             r.load_sharing.as_ref().unwrap().direction,
