@@ -61,6 +61,9 @@ pub struct PresenceCounters {
     /// refused (no or an unverified client certificate, not TLS).
     pub tls_connections: u64,
     pub tls_refused: u64,
+    /// PUBLISH or REGISTER for a user and source the store does not hold,
+    /// when it holds `presence.max_statuses`: 503, nothing stored.
+    pub refused_store_full: u64,
 }
 
 /// How long the last CSeq of a Call-ID is remembered against replays (a
@@ -169,8 +172,9 @@ impl Server {
         }
         // The PostgreSQL client blocks on a runtime of its own: every store
         // call leaves the async context first.
-        let store = tokio::task::block_in_place(|| Store::open_url(&db))
+        let mut store = tokio::task::block_in_place(|| Store::open_url(&db))
             .map_err(|e| anyhow::anyhow!("presence database {db}: {e}"))?;
+        store.set_max_statuses(cfg.max_statuses);
         let sock = tokio::net::UdpSocket::bind(cfg.listen)
             .await
             .map_err(|e| anyhow::anyhow!("presence listen {}: {e}", cfg.listen))?;
@@ -393,10 +397,7 @@ impl Server {
                         self.notify_all(&user).await;
                         r
                     }
-                    Err(e) => {
-                        warn!(error = %e, "presence store failed");
-                        response(m, raw, 500, "Server Internal Error", "")
-                    }
+                    Err(e) => self.store_failed(m, raw, &e, ""),
                 }
             }
             // A refresh: nothing changes but the lifetime; Expires 0
@@ -426,14 +427,36 @@ impl Server {
                         }
                         r
                     }
-                    Err(e) => {
-                        warn!(error = %e, "presence store failed (refresh)");
-                        response(m, raw, 500, "Server Internal Error", "")
-                    }
+                    Err(e) => self.store_failed(m, raw, &e, " (refresh)"),
                 }
             }
             None => response(m, raw, 400, "Bad Request", ""),
         }
+    }
+
+    /// The answer to a request the store did not take: 503 when it is full
+    /// (counted; a new user or source beyond `presence.max_statuses`),
+    /// else 500.
+    fn store_failed(
+        &self,
+        m: &sip::Message<'_>,
+        raw: &[u8],
+        e: &presence::StoreError,
+        what: &str,
+    ) -> String {
+        if let presence::StoreError::Full { max } = e {
+            self.counters.lock().unwrap().refused_store_full += 1;
+            warn!(user = %m.to.aor(), max, "presence store full: a new status refused");
+            return response(
+                m,
+                raw,
+                503,
+                "Service Unavailable",
+                &format!("Warning: 399 presence \"store full: {max} statuses\"\r\n"),
+            );
+        }
+        warn!(error = %e, "presence store failed{what}");
+        response(m, raw, 500, "Server Internal Error", "")
     }
 
     /// A PUBLISH's SIP-If-Match, if any, names a live entity-tag of its

@@ -74,6 +74,7 @@ impl Role for PresenceRole {
         out.push(part("replayed", c.replayed));
         out.push(part("tls_connections", c.tls_connections));
         out.push(part("tls_refused", c.tls_refused));
+        out.push(part("refused_store_full", c.refused_store_full));
         Ok(())
     }
 
@@ -95,15 +96,24 @@ impl Role for PresenceRole {
         Ok(())
     }
 
-    /// The allowed sources apply to the next request.
+    /// The allowed sources and the store's bound apply to the next
+    /// request.
     fn apply(&mut self, new: &Config) -> Result<String, String> {
         let new = new.presence.clone().expect("checked");
         if new == self.cfg {
             return Ok(String::new());
         }
         *self.allow.lock().unwrap() = new.allow.clone();
+        let mut said = "presence: allowed sources replaced".to_string();
+        if new.max_statuses != self.cfg.max_statuses {
+            self.store
+                .lock()
+                .unwrap()
+                .set_max_statuses(new.max_statuses);
+            said += &format!(", max_statuses {}", new.max_statuses);
+        }
         self.cfg = new;
-        Ok("presence: allowed sources replaced".into())
+        Ok(said)
     }
 
     fn handle(&mut self, req: Request) -> Result<Response, String> {

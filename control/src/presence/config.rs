@@ -21,6 +21,15 @@ pub struct Presence {
     /// TCP on `listen`.
     #[serde(default)]
     pub tls: Option<PresenceTls>,
+    /// Statuses the store holds at most (one per user and source): a
+    /// PUBLISH or REGISTER for a new pair beyond it is refused (503,
+    /// counted `refused_store_full`); the pairs held are updated as ever.
+    #[serde(default = "default_max_statuses")]
+    pub max_statuses: u64,
+}
+
+fn default_max_statuses() -> u64 {
+    super::store::DEFAULT_MAX_STATUSES
 }
 
 /// `[presence.tls]`: the server's certificate and, for mutual TLS, the
@@ -43,6 +52,12 @@ pub struct PresenceTls {
 impl Presence {
     /// Checks of this section, keys relative to it.
     pub fn validate(&self) -> Result<(), crate::field::ConfigError> {
+        if self.max_statuses == 0 {
+            return Err(crate::field::ConfigError::new(
+                "max_statuses",
+                "must be at least 1",
+            ));
+        }
         if let Some(t) = &self.tls {
             if t.listen == self.listen {
                 return Err(crate::field::ConfigError::new(
@@ -116,9 +131,25 @@ mod tests {
         assert_eq!(same.validate().unwrap_err().key, "tls.listen");
         let rel: Presence = toml::from_str(&text.replace("/etc/p.key", "p.key")).unwrap();
         assert_eq!(rel.validate().unwrap_err().key, "tls.key");
-        let ca: Presence =
-            toml::from_str(&format!("{text}client_ca = \"ca.crt\"\n")).unwrap();
+        let ca: Presence = toml::from_str(&format!("{text}client_ca = \"ca.crt\"\n")).unwrap();
         assert_eq!(ca.validate().unwrap_err().key, "tls.client_ca");
+    }
+
+    #[test]
+    fn the_stores_statuses_are_bounded_by_a_checked_key() {
+        let text =
+            "listen = \"10.6.0.2:5070\"\ndatabase = \"/tmp/p.db\"\nallow = [\"10.0.0.0/8\"]\n";
+        let p: Presence = toml::from_str(text).unwrap();
+        assert_eq!(p.max_statuses, 1_000_000);
+        let p: Presence = toml::from_str(&format!("{text}max_statuses = 5000\n")).unwrap();
+        assert!(p.validate().is_ok() && p.max_statuses == 5000);
+        // The whole file is refused, naming the key.
+        let e = crate::config::Config::parse(&format!(
+            "[node]\nname = \"p\"\n[presence]\n{text}max_statuses = 0\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "presence.max_statuses", "{e}");
+        assert!(toml::from_str::<Presence>(&format!("{text}max_statuses = -1\n")).is_err());
     }
 
     #[test]

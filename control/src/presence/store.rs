@@ -38,6 +38,10 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("postgresql: {0}")]
     Postgres(#[from] postgres::Error),
+    /// A status for a (user, source) pair the store does not hold yet,
+    /// when it holds `max` (presence.max_statuses): nothing was written.
+    #[error("the store is full: it holds {max} statuses (presence.max_statuses); a new user or source is refused, the ones it holds are updated as before")]
+    Full { max: u64 },
 }
 
 enum Db {
@@ -49,11 +53,20 @@ enum Db {
 /// a `postgres://` or `postgresql://` URL. One schema, one behaviour.
 pub struct Store {
     db: Db,
+    /// Statuses (rows of `status`: one per user and source) at most; a
+    /// new pair beyond it is refused (`StoreError::Full`).
+    max_statuses: u64,
 }
+
+/// `presence.max_statuses` when not configured.
+pub const DEFAULT_MAX_STATUSES: u64 = 1_000_000;
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS status (user_aor TEXT NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, updated DOUBLE PRECISION NOT NULL, expires DOUBLE PRECISION, PRIMARY KEY (user_aor, source));
      CREATE TABLE IF NOT EXISTS history (id BIGSERIAL_OR_INTEGER PRIMARY KEY, user_aor TEXT NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, cause TEXT NOT NULL);
      CREATE TABLE IF NOT EXISTS etag (etag TEXT PRIMARY KEY, user_aor TEXT NOT NULL, expires DOUBLE PRECISION NOT NULL);";
+
+/// The PostgreSQL advisory lock (an arbitrary key) taken to add a status.
+const NEW_STATUS_LOCK: i64 = 0x0073_7461_7475_7365;
 
 /// After `SCHEMA`: the index the expiry sweep reads (a database made
 /// before statuses expired gets the column first).
@@ -92,6 +105,7 @@ impl Store {
             c.batch_execute(EXPIRY_INDEX)?;
             return Ok(Self {
                 db: Db::Postgres(Box::new(c)),
+                max_statuses: DEFAULT_MAX_STATUSES,
             });
         }
         Ok(Self::open(Path::new(database))?)
@@ -122,13 +136,37 @@ impl Store {
             db.execute_batch("ALTER TABLE status ADD COLUMN expires DOUBLE PRECISION")?;
         }
         db.execute_batch(EXPIRY_INDEX)?;
-        Ok(Self { db: Db::Sqlite(db) })
+        Ok(Self {
+            db: Db::Sqlite(db),
+            max_statuses: DEFAULT_MAX_STATUSES,
+        })
+    }
+
+    /// The bound on statuses (`presence.max_statuses`); a store that holds
+    /// more already (the bound lowered) keeps them and takes no new pair.
+    pub fn set_max_statuses(&mut self, max: u64) {
+        self.max_statuses = max;
+    }
+
+    pub fn max_statuses(&self) -> u64 {
+        self.max_statuses
+    }
+
+    /// How many statuses the store holds.
+    pub fn statuses(&mut self) -> Result<u64, StoreError> {
+        const SQL: &str = "SELECT COUNT(*) FROM status";
+        Ok(match &mut self.db {
+            Db::Sqlite(db) => db.query_row(SQL, [], |r| r.get::<_, i64>(0))?,
+            Db::Postgres(c) => c.query_one(SQL, &[])?.get::<_, i64>(0),
+        } as u64)
     }
 
     /// Store an update from `source`, its publication valid `until`
     /// (none: a final status); then every other status held for the same
     /// user that disagrees is rewritten to agree (claims 4-5, 23).
-    /// Returns how many were rewritten.
+    /// Returns how many were rewritten. A pair the store does not hold
+    /// yet is refused when it holds `max_statuses` (`StoreError::Full`,
+    /// nothing written); the pairs it holds are updated whatever the count.
     pub fn apply(
         &mut self,
         user: &str,
@@ -138,9 +176,24 @@ impl Store {
         until: Option<f64>,
     ) -> Result<usize, StoreError> {
         let st = status_name(status);
+        let max = self.max_statuses;
         match &mut self.db {
             Db::Sqlite(db) => {
+                // A writer on the same file between the count and the
+                // insert fails this transaction (WAL snapshot), so the
+                // bound holds.
                 let tx = db.transaction()?;
+                let known = tx.query_row(
+                    "SELECT COUNT(*) FROM status WHERE user_aor = ?1 AND source = ?2",
+                    params![user, source],
+                    |r| r.get::<_, i64>(0),
+                )? > 0;
+                if !known {
+                    let n: i64 = tx.query_row("SELECT COUNT(*) FROM status", [], |r| r.get(0))?;
+                    if n as u64 >= max {
+                        return Err(StoreError::Full { max });
+                    }
+                }
                 tx.execute(
                     "INSERT INTO status (user_aor, source, status, updated, expires) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (user_aor, source) DO UPDATE SET status = ?3, updated = ?4, expires = ?5",
                     params![user, source, st, at, until],
@@ -160,6 +213,22 @@ impl Store {
             }
             Db::Postgres(c) => {
                 let mut tx = c.transaction()?;
+                let known = tx
+                    .query_one(
+                        "SELECT COUNT(*) FROM status WHERE user_aor = $1 AND source = $2",
+                        &[&user, &source],
+                    )?
+                    .get::<_, i64>(0)
+                    > 0;
+                if !known {
+                    // New pairs one at a time over every server of the
+                    // database, so the count holds until the insert.
+                    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&NEW_STATUS_LOCK])?;
+                    let n: i64 = tx.query_one("SELECT COUNT(*) FROM status", &[])?.get(0);
+                    if n as u64 >= max {
+                        return Err(StoreError::Full { max });
+                    }
+                }
                 tx.execute(
                     "INSERT INTO status (user_aor, source, status, updated, expires) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_aor, source) DO UPDATE SET status = $3, updated = $4, expires = $5",
                     &[&user, &source, &st, &at, &until],
