@@ -246,7 +246,9 @@ mod tests {
             toml::from_str(&format!("{MONITOR}presence_transport = \"tls\"\n{extra}")).unwrap()
         };
         assert_eq!(tls("").validate().unwrap_err().key, "presence_tls.ca");
-        assert!(tls("[presence_tls]\nca = \"/etc/ca.crt\"\n").validate().is_ok());
+        assert!(tls("[presence_tls]\nca = \"/etc/ca.crt\"\n")
+            .validate()
+            .is_ok());
         let half = tls("[presence_tls]\nca = \"/etc/ca.crt\"\ncert = \"/etc/m.crt\"\n");
         assert_eq!(half.validate().unwrap_err().key, "presence_tls.key");
         let udp: SipMonitor =
