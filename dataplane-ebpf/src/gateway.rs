@@ -132,11 +132,21 @@ fn run(ctx: &XdpContext, dry: bool, bytes: u64) -> Result<(u32, u32), u32> {
     {
         return gtpu::uplink(ctx, &cfg, &ip, dry, bytes);
     }
+    // The datagram the total length announces is in the frame (GTP-U
+    // checks its own outer lengths, and drops).
+    if ip.check_length(ctx).is_err() {
+        return Err(stat::MALFORMED);
+    }
     match ip.proto {
         IPPROTO_TCP | IPPROTO_UDP => {
-            // The whole fixed header: the rewrite updates its checksum.
+            // The whole fixed header: the rewrite updates its checksum;
+            // and the length it gives itself inside the datagram (no
+            // session for a segment the server's kernel would drop).
             let ports = parse::parse_l4_ports(ctx, ip.l4(), parse::l4_hdr_len(ip.proto))
                 .ok_or(stat::MALFORMED)?;
+            if !parse::l4_lengths_ok(ctx, ip.proto, ip.l4(), ip.end()) {
+                return Err(stat::MALFORMED);
+            }
             let (sport, dport) = (ports.src, ports.dst);
             let dport_h = u16::from_be(dport);
             if ip.dst == cfg.addr && dport_h >= cfg.port_min && dport_h <= cfg.port_max {

@@ -21,8 +21,8 @@ use crate::{
         LB_TX_PORTS,
     },
     parse::{
-        self, EthError, GtpuError, Ipv4Error, Ipv6Error, ETH_P_IPV4, ETH_P_IPV6, IPPROTO_TCP,
-        IPPROTO_UDP,
+        self, EthError, GtpuError, Ipv4Error, Ipv4LenError, Ipv6Error, ETH_P_IPV4, ETH_P_IPV6,
+        IPPROTO_TCP, IPPROTO_UDP,
     },
 };
 
@@ -71,14 +71,23 @@ fn classify(ctx: &XdpContext) -> Result<SessionKey, u32> {
     if ip.is_fragment() {
         return Err(stat::FRAGMENT);
     }
-    if !ip.options_present(ctx) {
-        return Err(stat::TRUNC_IPV4);
-    }
+    // Options, then the datagram, in the frame (a cut frame's total
+    // length claims more, as an IPv6 payload length does); a total length
+    // short of the header makes the header length bad.
+    ip.check_length(ctx).map_err(|e| match e {
+        Ipv4LenError::Truncated => stat::TRUNC_IPV4,
+        Ipv4LenError::BelowHeader => stat::BAD_IHL,
+    })?;
     match ip.proto {
         IPPROTO_UDP | IPPROTO_TCP => {
             let l4 = ip.l4();
             let ports = parse::parse_l4_ports(ctx, l4, parse::l4_hdr_len(ip.proto))
                 .ok_or(stat::TRUNC_L4)?;
+            // The header's own length (TCP data offset, UDP length) inside
+            // the datagram.
+            if !parse::l4_lengths_ok(ctx, ip.proto, l4, ip.end()) {
+                return Err(stat::TRUNC_L4);
+            }
             if ip.proto == IPPROTO_UDP && u16::from_be(ports.dst) == GTPU_PORT {
                 if let Some(teid) = parse_gtpu(ctx, l4 + parse::UDP_HLEN)? {
                     return Ok(SessionKey::Teid(teid));
@@ -113,7 +122,9 @@ fn classify_v6(ctx: &XdpContext, l3: usize) -> Result<SessionKey, u32> {
         return Err(stat::NOT_TCP_UDP);
     }
     let ports = parse::parse_l4_ports(ctx, l4, parse::l4_hdr_len(proto)).ok_or(stat::TRUNC_L4)?;
-    if l4 + parse::l4_hdr_len(proto) > ip.payload_end {
+    if l4 + parse::l4_hdr_len(proto) > ip.payload_end
+        || !parse::l4_lengths_ok(ctx, proto, l4, ip.payload_end)
+    {
         return Err(stat::TRUNC_L4);
     }
     maps::count(&LB_STATS, stat::IPV6, 0);

@@ -27,14 +27,18 @@ fn decide(ctx: &XdpContext) -> (u32, u32) {
     let Ok(eth) = parse::parse_eth_vlans(ctx) else {
         return (xdp_action::XDP_PASS, stat::NOT_STEERED);
     };
-    // Steered by destination alone; the header is the next hop's to judge
-    // (for IPv6 the fixed header only: extension headers do not change
-    // where a packet goes).
+    // Steered by destination alone, once the fixed header is one a next
+    // hop would take (IPv4: version, IHL and total length within the
+    // frame, as the IPv6 fixed header's version and payload length); the
+    // rest is the next hop's to judge (extension headers, options and
+    // fragments do not change where a packet goes).
     let steering = match eth.proto {
         ETH_P_IPV4 => match parse::parse_ipv4(ctx, eth.l3) {
             // SAFETY: value copied out at once.
-            Some(ip) => unsafe { ST_STEER.get(&ip.dst) }.copied(),
-            None => None,
+            Some(ip) if ip.check().is_ok() && ip.check_length(ctx).is_ok() => {
+                unsafe { ST_STEER.get(&ip.dst) }.copied()
+            }
+            _ => None,
         },
         ETH_P_IPV6 => match parse::parse_ipv6_fixed(ctx, eth.l3) {
             // SAFETY: value copied out at once.

@@ -198,6 +198,8 @@ pub struct Ipv4 {
     /// Version and IHL octet.
     pub vihl: u8,
     pub tos: u8,
+    /// Total length, host order.
+    pub tot_len: u16,
     /// ID as it sits in the packet.
     pub id: u16,
     /// Flags and fragment offset, host order.
@@ -251,6 +253,40 @@ impl Ipv4 {
     pub fn options_present(&self, ctx: &impl Frame) -> bool {
         self.l4() <= packet_len(ctx)
     }
+
+    /// Where the datagram ends, as the total length says.
+    #[inline(always)]
+    pub fn end(&self) -> usize {
+        self.off + self.tot_len as usize
+    }
+
+    /// The lengths the kernel checks (ip_rcv_core) after [`Ipv4::check`],
+    /// in this order: the header IHL announces is in the frame, the total
+    /// length covers that header, and the datagram it announces is in the
+    /// frame too (Ethernet padding may follow it).
+    #[inline(always)]
+    pub fn check_length(&self, ctx: &impl Frame) -> Result<(), Ipv4LenError> {
+        if !self.options_present(ctx) {
+            return Err(Ipv4LenError::Truncated);
+        }
+        if (self.tot_len as usize) < self.ihl() {
+            return Err(Ipv4LenError::BelowHeader);
+        }
+        if self.end() > packet_len(ctx) {
+            return Err(Ipv4LenError::Truncated);
+        }
+        Ok(())
+    }
+}
+
+/// Why an IPv4 header's lengths do not fit its frame.
+#[derive(Clone, Copy)]
+pub enum Ipv4LenError {
+    /// The options IHL announces, or the datagram the total length
+    /// announces, run past the frame.
+    Truncated,
+    /// A total length shorter than the header IHL announces.
+    BelowHeader,
 }
 
 /// The fixed 20-byte IPv4 header at `off`, or `None` if it is cut short.
@@ -264,6 +300,7 @@ pub fn parse_ipv4(ctx: &impl Frame, off: usize) -> Option<Ipv4> {
         off,
         vihl: h[0],
         tos: h[1],
+        tot_len: u16::from_be_bytes([h[2], h[3]]),
         id: u16::from_ne_bytes([h[4], h[5]]),
         frag: u16::from_be_bytes([h[6], h[7]]),
         proto: h[9],
@@ -308,6 +345,28 @@ pub fn parse_l4_ports(ctx: &impl Frame, off: usize, hdr_len: usize) -> Option<Po
         src: u16::from_ne_bytes([p[0], p[1]]),
         dst: u16::from_ne_bytes([p[2], p[3]]),
     })
+}
+
+/// The length the TCP or UDP header at `l4` gives itself fits the
+/// datagram ending at `end` (the IPv4 total length or the IPv6 payload
+/// length): a TCP data offset of at least 5 words whose header ends
+/// within it (RFC 9293 §3.1), a UDP length of at least 8 that ends within
+/// it (RFC 768; a shorter one leaves the rest to be trimmed, as the
+/// kernel does). Other protocols have nothing to check here.
+#[inline(always)]
+pub fn l4_lengths_ok(ctx: &impl Frame, proto: u8, l4: usize, end: usize) -> bool {
+    let len = match proto {
+        IPPROTO_TCP => match load_u8(ctx, l4 + 12) {
+            Some(b) => ((b >> 4) as usize) * 4,
+            None => return false,
+        },
+        IPPROTO_UDP => match load_be16(ctx, l4 + 4) {
+            Some(n) => n as usize,
+            None => return false,
+        },
+        _ => return true,
+    };
+    len >= l4_hdr_len(proto) && l4 + len <= end
 }
 
 // ---- IPv6 -------------------------------------------------------------------

@@ -94,7 +94,9 @@ fn filter(ctx: &XdpContext, bytes: u64) -> (u32, u32) {
 #[inline(always)]
 fn fingerprint_v4(ctx: &XdpContext, l3: usize, by_dst: u32) -> Option<(Fingerprint, u32)> {
     let ip = parse::parse_ipv4(ctx, l3)?;
-    if ip.check().is_err() {
+    // A header the kernel would route: as an IPv6 payload length past the
+    // frame, options or a total length past it are malformed.
+    if ip.check().is_err() || ip.check_length(ctx).is_err() {
         return None;
     }
     // The 4 bytes after the fixed header (ports, or options) are part of

@@ -18,7 +18,7 @@ use dataplane_common::IPV6_MAX_EXT;
 
 use crate::{
     maps::{self, SIP_PORTS, SIP_RING, SIP_STATS},
-    parse::{self, Frame, ETH_P_IPV4, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP, PORTS_LEN},
+    parse::{self, Frame, ETH_P_IPV4, ETH_P_IPV6, IPPROTO_TCP, IPPROTO_UDP},
     ring,
 };
 
@@ -67,23 +67,27 @@ pub fn sip_monitor_egress(ctx: TcContext) -> i32 {
 }
 
 /// Whether the packet is TCP or UDP to or from a SIP port, over IPv4 or
-/// IPv6 (extension headers walked, at most `IPV6_MAX_EXT`; a fragment is
-/// not copied: the ports are in the first one only, and the monitor reads
-/// whole messages). Beyond the fixed IPv4 header or a well-formed IPv6 one
-/// being there, nothing is checked: the packet passes either way, and the
-/// monitor's parser judges the copy.
+/// IPv6 (extension headers walked, at most `IPV6_MAX_EXT`; a fragment of
+/// either family is not copied: the ports are in the first one only, and
+/// the monitor reads whole messages). The headers up to the ports must be
+/// well-formed (IPv4 version, IHL and total length, the IPv6 payload
+/// length; the TCP data offset or UDP length inside the datagram): a
+/// malformed packet is not SIP. It passes either way, and the monitor's
+/// parser judges the message.
 #[inline(always)]
 fn is_sip(ctx: &impl Frame) -> bool {
     let Ok(eth) = parse::parse_eth_vlans(ctx) else {
         return false;
     };
-    let (proto, l4) = match eth.proto {
+    let (proto, l4, end) = match eth.proto {
         ETH_P_IPV4 => match parse::parse_ipv4(ctx, eth.l3) {
-            Some(ip) => (ip.proto, ip.l4()),
-            None => return false,
+            Some(ip) if ip.check().is_ok() && ip.check_length(ctx).is_ok() && !ip.is_fragment() => {
+                (ip.proto, ip.l4(), ip.end())
+            }
+            _ => return false,
         },
         ETH_P_IPV6 => match parse::parse_ipv6(ctx, eth.l3, IPV6_MAX_EXT) {
-            Ok((_, next, at)) => (next, at),
+            Ok((ip, next, at)) => (next, at, ip.payload_end),
             Err(_) => return false,
         },
         _ => return false,
@@ -91,9 +95,12 @@ fn is_sip(ctx: &impl Frame) -> bool {
     if proto != IPPROTO_UDP && proto != IPPROTO_TCP {
         return false;
     }
-    let Some(ports) = parse::parse_l4_ports(ctx, l4, PORTS_LEN) else {
+    let Some(ports) = parse::parse_l4_ports(ctx, l4, parse::l4_hdr_len(proto)) else {
         return false;
     };
+    if !parse::l4_lengths_ok(ctx, proto, l4, end) {
+        return false;
+    }
     // SAFETY: values copied out at once.
     unsafe { SIP_PORTS.get(&ports.dst).is_some() || SIP_PORTS.get(&ports.src).is_some() }
 }

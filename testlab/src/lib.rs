@@ -16,6 +16,7 @@ pub mod fixtures;
 pub mod fixtures_gtpu6;
 pub mod gtp_lab;
 pub mod links;
+pub mod malformed;
 pub mod migration_lab;
 pub mod pg_lab;
 pub mod sip_lab;

@@ -97,7 +97,7 @@ pub(super) fn tpdu4(
     bytes: u64,
 ) -> Result<(u32, u32), u32> {
     // The T-PDU: a whole IPv4 packet, first fragment or none, its L4
-    // header inside its total length.
+    // header (with its data offset or UDP length) inside its total length.
     let Some(inner) = parse::parse_ipv4(ctx, tpdu) else {
         return dropped(stat::GTPU_INNER_MALFORMED);
     };
@@ -118,7 +118,9 @@ pub(super) fn tpdu4(
     } else {
         0
     };
-    if inner.l4() + l4_need > tpdu + inner_len {
+    if inner.l4() + l4_need > tpdu + inner_len
+        || !parse::l4_lengths_ok(ctx, inner.proto, inner.l4(), tpdu + inner_len)
+    {
         return dropped(stat::GTPU_INNER_MALFORMED);
     }
     if inner.src != ue {

@@ -254,13 +254,14 @@ fn pkt(s: &Parsed6) -> Pkt {
 }
 
 /// The TCP or UDP header, whole and inside the payload (the rewrite
-/// updates its checksum): its ports as in the packet. A UDP datagram
+/// updates its checksum) with the length it gives itself (data offset,
+/// UDP length) inside it too: its ports as in the packet. A UDP datagram
 /// without a checksum is not valid over IPv6.
 #[inline(always)]
 fn l4_ports(ctx: &XdpContext, p: &Pkt) -> Result<(u16, u16), u32> {
     let hl = parse::l4_hdr_len(p.proto);
     let ports = parse::parse_l4_ports(ctx, p.l4, hl).ok_or(stat::MALFORMED)?;
-    if p.l4 + hl > p.ip.payload_end {
+    if p.l4 + hl > p.ip.payload_end || !parse::l4_lengths_ok(ctx, p.proto, p.l4, p.ip.payload_end) {
         return Err(stat::MALFORMED);
     }
     if p.proto == IPPROTO_UDP && parse::load_be16(ctx, p.l4 + 6) == Some(0) {
