@@ -336,13 +336,17 @@ fn server_sinks(
     t: &Topology,
     stop: Arc<AtomicBool>,
 ) -> Vec<thread::JoinHandle<anyhow::Result<(Sources, u64)>>> {
-    (2..4)
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+    let sinks: Vec<_> = (2..4)
         .map(|i| {
             let ns = format!("/run/netns/{}", t.ns(&format!("s{i}")));
             let stop = stop.clone();
+            let bound = bound_tx.clone();
             thread::spawn(move || {
                 topo::enter_netns(&ns)?;
-                let sock = std::net::UdpSocket::bind("0.0.0.0:5353")?;
+                let sock = std::net::UdpSocket::bind("0.0.0.0:5353");
+                let _ = bound.send(());
+                let sock = sock?;
                 sock.set_read_timeout(Some(Duration::from_millis(50)))?;
                 let mut seen = Sources::new();
                 let mut n = 0u64;
@@ -368,7 +372,12 @@ fn server_sinks(
                 }
             })
         })
-        .collect()
+        .collect();
+    // Traffic starts once both sinks listen (or failed to).
+    for _ in 0..sinks.len() {
+        let _ = bound_rx.recv_timeout(Duration::from_secs(5));
+    }
+    sinks
 }
 
 /// Gateways with their daemons (GTP-U user planes, sessions by PFCP) and
