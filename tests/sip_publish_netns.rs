@@ -347,8 +347,7 @@ fn over_tcp_a_request_whose_connection_closes_is_sent_again_on_a_new_one() {
                     break;
                 }
                 stream.extend_from_slice(&buf[..n]);
-                if let Ok(Some((m, raw))) =
-                    control::sip_monitor::stream::next_message(&mut stream)
+                if let Ok(Some((m, raw))) = control::sip_monitor::stream::next_message(&mut stream)
                 {
                     calls.push(m.call_id.to_string());
                     if conn == 0 {
