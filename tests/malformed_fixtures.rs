@@ -612,7 +612,25 @@ fn sip_monitor_at(tally: &mut Tally, tc: bool) {
     let udp = packets::udp_packet(TERM, SERVICE, 40000, 5060, REGISTER);
     let tcp = packets::tcp_packet(TERM, SERVICE, 40001, 5060, REGISTER);
     let six = fixtures::ipv6::SERVICE;
-    for stack in [
+    let mut stacks = plain_stacks(
+        udp,
+        tcp,
+        packets::udp6_packet(TERM6, six, 40000, 5060, REGISTER),
+    );
+    stacks.push(Stack::new(
+        "ipv6 tcp",
+        packets::tcp6_packet(TERM6, six, 40001, 5060, REGISTER),
+        false,
+    ));
+    for stack in stacks {
+        run_stack(&mut dp, &p, &stack, (&[V_PASS], copied), sip_want, tally);
+    }
+}
+
+/// The stacks the sip-monitor and steering programs both take: UDP and
+/// TCP, UDP with IPv4 options, one 802.1Q tag, 802.1ad + 802.1Q, IPv6 UDP.
+fn plain_stacks(udp: Vec<u8>, tcp: Vec<u8>, udp6: Vec<u8>) -> Vec<Stack> {
+    vec![
         Stack::new("udp", udp.clone(), false),
         Stack::new("tcp", tcp.clone(), false),
         Stack::new("udp with options", options(udp.clone()), false),
@@ -622,19 +640,8 @@ fn sip_monitor_at(tally: &mut Tally, tc: bool) {
             with_vlans(&tcp, &[(0x88a8, 100), (0x8100, 200)]),
             false,
         ),
-        Stack::new(
-            "ipv6 udp",
-            packets::udp6_packet(TERM6, six, 40000, 5060, REGISTER),
-            false,
-        ),
-        Stack::new(
-            "ipv6 tcp",
-            packets::tcp6_packet(TERM6, six, 40001, 5060, REGISTER),
-            false,
-        ),
-    ] {
-        run_stack(&mut dp, &p, &stack, (&[V_PASS], copied), sip_want, tally);
-    }
+        Stack::new("ipv6 udp", udp6, false),
+    ]
 }
 
 // ---- steer -------------------------------------------------------------
@@ -697,22 +704,11 @@ fn steer(tally: &mut Tally) {
     };
     let udp = packets::udp_packet(TERM, SERVICE, 40000, 7000, b"seq1");
     let tcp = packets::tcp_packet(TERM, SERVICE, 40001, 80, b"GET /");
-    for stack in [
-        Stack::new("udp", udp.clone(), false),
-        Stack::new("tcp", tcp.clone(), false),
-        Stack::new("udp with options", options(udp.clone()), false),
-        Stack::new("vlan udp", with_vlans(&udp, &[(0x8100, 10)]), false),
-        Stack::new(
-            "qinq tcp",
-            with_vlans(&tcp, &[(0x88a8, 100), (0x8100, 200)]),
-            false,
-        ),
-        Stack::new(
-            "ipv6 udp",
-            packets::udp6_packet(TERM6, six, 40000, 7000, b"six"),
-            false,
-        ),
-    ] {
+    for stack in plain_stacks(
+        udp,
+        tcp,
+        packets::udp6_packet(TERM6, six, 40000, 7000, b"six"),
+    ) {
         run_stack(
             &mut dp,
             &p,
