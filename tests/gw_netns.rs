@@ -273,16 +273,24 @@ fn two_hundred_flows_through_lb_and_gateway() {
     }
 }
 
-/// SIGKILL of the gateway daemon does not disturb a live session; the
-/// restarted daemon takes the pinned sessions over.
-#[test]
-fn gateway_restart_keeps_sessions() {
-    if !common::kernel_available("gateway_restart") {
-        return;
-    }
-    let _serial = common::serial();
-    let mut t = Topology::build(&format!("ep{}k", std::process::id() % 100000), 1, 1, &exe())
-        .expect("topology");
+/// A terminal, an lb and one gateway daemon (accounting to `acct.jsonl`)
+/// before four echo servers: the topology, the servers' stop flag and
+/// threads, and the gateway's config.
+fn one_gateway(
+    tag: &str,
+) -> (
+    Topology,
+    Arc<AtomicBool>,
+    Vec<thread::JoinHandle<()>>,
+    String,
+) {
+    let mut t = Topology::build(
+        &format!("ep{}{tag}", std::process::id() % 100000),
+        1,
+        1,
+        &exe(),
+    )
+    .expect("topology");
     t.add_server_network(4).expect("server network");
     let stop = Arc::new(AtomicBool::new(false));
     let (servers, _) = t.echo_servers(stop.clone());
@@ -291,6 +299,18 @@ fn gateway_restart_keeps_sessions() {
     t.start_daemon("g0", &cfg, &[]).expect("gateway daemon");
     let lbcfg = t.lb_config(1, &[0], 1);
     t.start_lb(1, &lbcfg).expect("lb daemon");
+    (t, stop, servers, cfg)
+}
+
+/// SIGKILL of the gateway daemon does not disturb a live session; the
+/// restarted daemon takes the pinned sessions over.
+#[test]
+fn gateway_restart_keeps_sessions() {
+    if !common::kernel_available("gateway_restart") {
+        return;
+    }
+    let _serial = common::serial();
+    let (mut t, stop, servers, cfg) = one_gateway("k");
 
     // A terminal holding one TCP connection, asked to exchange on demand.
     let (ask, asked) = std::sync::mpsc::channel::<String>();
@@ -413,16 +433,7 @@ fn gateway_sigkill_under_10kpps_loses_nothing() {
         return;
     }
     let _serial = common::serial();
-    let mut t = Topology::build(&format!("ep{}q", std::process::id() % 100000), 1, 1, &exe())
-        .expect("topology");
-    t.add_server_network(4).expect("server network");
-    let stop = Arc::new(AtomicBool::new(false));
-    let (servers, _) = t.echo_servers(stop.clone());
-    let acct = t.dir.join("acct.jsonl");
-    let cfg = gateway_config(&t, &acct);
-    t.start_daemon("g0", &cfg, &[]).expect("gateway daemon");
-    let lbcfg = t.lb_config(1, &[0], 1);
-    t.start_lb(1, &lbcfg).expect("lb daemon");
+    let (mut t, stop, servers, cfg) = one_gateway("q");
 
     const FLOWS: usize = 8;
     const ROUNDS: u32 = 5000; // x 8 sessions at 10 kpps: 4 s
