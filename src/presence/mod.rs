@@ -64,6 +64,16 @@ pub struct PresenceCounters {
     /// PUBLISH or REGISTER for a user and source the store does not hold,
     /// when it holds `presence.max_statuses`: 503, nothing stored.
     pub refused_store_full: u64,
+    /// Initial PUBLISH when the store holds `presence.max_etags` live
+    /// entity-tags: 503, nothing stored.
+    pub refused_etags_full: u64,
+    /// SUBSCRIBE that would open a subscription past
+    /// `presence.max_subscriptions`: 503.
+    pub refused_subscriptions_full: u64,
+    /// Answered transactions forgotten before their 32 s because
+    /// `ANSWERED_KEEP` were held (a retransmission of one is processed
+    /// again: its CSeq then makes it a replay).
+    pub answers_forgotten: u64,
 }
 
 /// How long the last CSeq of a Call-ID is remembered against replays (a
@@ -74,6 +84,9 @@ const REPLAY_KEEP: usize = 100_000;
 
 /// How long an answered request is remembered (RFC 3261 timer J, 64*T1).
 const TRANSACTION_SECS: u64 = 32;
+/// At most this many answered transactions remembered; past it the oldest
+/// go first (counted `answers_forgotten`).
+const ANSWERED_KEEP: usize = 100_000;
 
 /// A request's server transaction (RFC 3261 §17.2.3): its branch (with the
 /// magic cookie, else Call-ID and CSeq stand in for it), method and
@@ -104,6 +117,8 @@ pub struct Server {
     /// Answers of the requests of the last `TRANSACTION_SECS`, by
     /// transaction.
     answered: std::collections::HashMap<String, (String, std::time::Instant)>,
+    /// `answered`'s keys, oldest first.
+    answered_order: std::collections::VecDeque<String>,
     /// Call-ID → the last CSeq taken on it (PUBLISH, status REGISTER), and
     /// when: what is not above it is a replay.
     taken: std::collections::HashMap<String, (u32, std::time::Instant)>,
@@ -112,6 +127,8 @@ pub struct Server {
     tls: Option<(tokio::net::TcpListener, tokio_rustls::TlsAcceptor)>,
     /// Watchers (RFC 3856) per presentity.
     subs: Vec<Subscription>,
+    /// `presence.max_subscriptions`; a reload sets it.
+    pub max_subscriptions: Arc<std::sync::atomic::AtomicU64>,
     tags: u64,
 }
 
@@ -146,6 +163,17 @@ impl Route {
     }
 }
 
+/// 503 for what a full bound refused, saying which (RFC 3261 §21.5.4).
+fn full_answer(m: &sip::Message<'_>, raw: &[u8], what: &str) -> String {
+    response(
+        m,
+        raw,
+        503,
+        "Service Unavailable",
+        &format!("Warning: 399 presence \"{what}\"\r\n"),
+    )
+}
+
 /// A message from a TCP connection: its bytes, the peer, the way back.
 type FromTcp = (Vec<u8>, SocketAddr, Route);
 
@@ -175,6 +203,8 @@ impl Server {
         let mut store = tokio::task::block_in_place(|| Store::open_url(&db))
             .map_err(|e| anyhow::anyhow!("presence database {db}: {e}"))?;
         store.set_max_statuses(cfg.max_statuses);
+        store.set_max_etags(cfg.max_etags);
+        store.set_max_history(cfg.max_history);
         let sock = tokio::net::UdpSocket::bind(cfg.listen)
             .await
             .map_err(|e| anyhow::anyhow!("presence listen {}: {e}", cfg.listen))?;
@@ -193,12 +223,14 @@ impl Server {
         };
         info!(listen = %cfg.listen, "presence server on");
         Ok(Self {
+            max_subscriptions: Arc::new(cfg.max_subscriptions.into()),
             allow: Arc::new(Mutex::new(cfg.allow.clone())),
             cfg,
             store: Arc::new(Mutex::new(store)),
             counters: Default::default(),
             sock,
             answered: Default::default(),
+            answered_order: Default::default(),
             taken: Default::default(),
             tls,
             subs: Vec::new(),
@@ -232,7 +264,17 @@ impl Server {
                 _ = sweep.tick() => {
                     self.expire().await;
                     let keep = std::time::Duration::from_secs(TRANSACTION_SECS);
-                    self.answered.retain(|_, (_, at)| at.elapsed() < keep);
+                    while let Some(k) = self.answered_order.front() {
+                        match self.answered.get(k) {
+                            Some((_, at)) if at.elapsed() < keep => break,
+                            _ => {
+                                self.answered.remove(k);
+                                self.answered_order.pop_front();
+                            }
+                        }
+                    }
+                    let now = std::time::Instant::now();
+                    self.subs.retain(|s| s.expires_at > now);
                     let replay = std::time::Duration::from_secs(REPLAY_SECS);
                     self.taken.retain(|_, (_, at)| at.elapsed() < replay);
                 }
@@ -281,6 +323,13 @@ impl Server {
         }
         let reply = self.answer(raw, peer, &route).await;
         if let (Some(k), Some(r)) = (key, &reply) {
+            if self.answered.len() >= ANSWERED_KEEP {
+                if let Some(old) = self.answered_order.pop_front() {
+                    self.answered.remove(&old);
+                    self.counters.lock().unwrap().answers_forgotten += 1;
+                }
+            }
+            self.answered_order.push_back(k.clone());
             self.answered
                 .insert(k, (r.clone(), std::time::Instant::now()));
         }
@@ -349,6 +398,8 @@ impl Server {
             // RFC 3903 §6: an ETag no server of this store issued (or one
             // expired or replaced since).
             response(&m, raw, 412, "Conditional Request Failed", "")
+        } else if let Err(e) = self.etag_room(&m) {
+            self.store_failed(&m, raw, &e, " (entity-tags)")
         } else {
             self.update(&m, raw, peer).await
         };
@@ -444,16 +495,20 @@ impl Server {
         e: &presence::StoreError,
         what: &str,
     ) -> String {
-        if let presence::StoreError::Full { max } = e {
-            self.counters.lock().unwrap().refused_store_full += 1;
-            warn!(user = %m.to.aor(), max, "presence store full: a new status refused");
-            return response(
-                m,
-                raw,
-                503,
-                "Service Unavailable",
-                &format!("Warning: 399 presence \"store full: {max} statuses\"\r\n"),
-            );
+        let full = match e {
+            presence::StoreError::Full { max } => {
+                self.counters.lock().unwrap().refused_store_full += 1;
+                Some(format!("{max} statuses"))
+            }
+            presence::StoreError::EtagsFull { max } => {
+                self.counters.lock().unwrap().refused_etags_full += 1;
+                Some(format!("{max} entity-tags"))
+            }
+            _ => None,
+        };
+        if let Some(what) = full {
+            warn!(user = %m.to.aor(), "presence store full ({what}): a new publication refused");
+            return full_answer(m, raw, &format!("store full: {what}"));
         }
         warn!(error = %e, "presence store failed{what}");
         response(m, raw, 500, "Server Internal Error", "")
@@ -483,6 +538,23 @@ impl Server {
         }
         self.taken.insert(m.call_id.to_string(), (m.cseq, now));
         true
+    }
+
+    /// A new publication (no SIP-If-Match) gets a new entity-tag: refused
+    /// before anything is stored when the store holds `max_etags`.
+    fn etag_room(&self, m: &sip::Message) -> Result<(), presence::StoreError> {
+        if m.if_match.is_some() {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        let mut st = store.lock().unwrap();
+        if tokio::task::block_in_place(|| st.etag_room(unix_now()))? {
+            Ok(())
+        } else {
+            Err(presence::StoreError::EtagsFull {
+                max: st.max_etags(),
+            })
+        }
     }
 
     fn etag_ok(&self, m: &sip::Message) -> bool {
@@ -526,6 +598,12 @@ impl Server {
                 &format!("SIP-ETag: {e}\r\nExpires: {expires}\r\n"),
             ),
             Ok(None) => response(m, raw, 412, "Conditional Request Failed", ""),
+            Err(e @ presence::StoreError::EtagsFull { .. }) => {
+                // Another server of the database took the last room
+                // since `etag_room` (the status is stored; its refresh
+                // will be refused and it lapses).
+                self.store_failed(m, raw, &e, " (entity-tag)")
+            }
             Err(err) => {
                 warn!(error = %err, "presence store failed (entity-tag)");
                 response(m, raw, 500, "Server Internal Error", "")
@@ -553,6 +631,20 @@ impl Server {
         };
         let expires = m.expires.unwrap_or(3600).min(86_400);
         let existing = self.subs.iter().position(|s| s.call_id == m.call_id);
+        let max = self
+            .max_subscriptions
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if existing.is_none() && m.expires != Some(0) && self.subs.len() as u64 >= max {
+            let now = std::time::Instant::now();
+            self.subs.retain(|s| s.expires_at > now);
+            if self.subs.len() as u64 >= max {
+                self.counters.lock().unwrap().refused_subscriptions_full += 1;
+                warn!(user = %user, max, "presence subscriptions full: a SUBSCRIBE refused");
+                let r = full_answer(m, raw, &format!("subscriptions full: {max}"));
+                route.send(&self.sock, r.as_bytes()).await;
+                return;
+            }
+        }
         let tag = match existing {
             Some(i) => self.subs[i].local_tag.clone(),
             None => {

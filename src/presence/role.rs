@@ -19,6 +19,7 @@ pub struct PresenceRole {
     store: Arc<Mutex<Store>>,
     counters: Arc<Mutex<PresenceCounters>>,
     allow: Arc<Mutex<Vec<control::field::IpPrefix>>>,
+    max_subscriptions: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Role for PresenceRole {
@@ -35,12 +36,14 @@ impl Role for PresenceRole {
             server.counters.clone(),
             server.allow.clone(),
         );
+        let max_subscriptions = server.max_subscriptions.clone();
         tokio::spawn(server.run());
         Ok(Some(Self {
             cfg,
             store,
             counters,
             allow,
+            max_subscriptions,
         }))
     }
 
@@ -75,6 +78,11 @@ impl Role for PresenceRole {
         out.push(part("tls_connections", c.tls_connections));
         out.push(part("tls_refused", c.tls_refused));
         out.push(part("refused_store_full", c.refused_store_full));
+        out.push(part("refused_etags_full", c.refused_etags_full));
+        out.push(part("refused_subscriptions_full", c.refused_subscriptions_full));
+        out.push(part("answers_forgotten", c.answers_forgotten));
+        drop(c);
+        out.push(part("history_pruned", self.store.lock().unwrap().history_pruned()));
         Ok(())
     }
 
@@ -96,8 +104,7 @@ impl Role for PresenceRole {
         Ok(())
     }
 
-    /// The allowed sources and the store's bound apply to the next
-    /// request.
+    /// The allowed sources and the bounds apply to the next request.
     fn apply(&mut self, new: &Config) -> Result<String, String> {
         let new = new.presence.clone().expect("checked");
         if new == self.cfg {
@@ -105,13 +112,24 @@ impl Role for PresenceRole {
         }
         *self.allow.lock().unwrap() = new.allow.clone();
         let mut said = "presence: allowed sources replaced".to_string();
-        if new.max_statuses != self.cfg.max_statuses {
-            self.store
-                .lock()
-                .unwrap()
-                .set_max_statuses(new.max_statuses);
-            said += &format!(", max_statuses {}", new.max_statuses);
+        {
+            let mut st = self.store.lock().unwrap();
+            for (key, old, v) in [
+                ("max_statuses", self.cfg.max_statuses, new.max_statuses),
+                ("max_etags", self.cfg.max_etags, new.max_etags),
+                ("max_history", self.cfg.max_history, new.max_history),
+                ("max_subscriptions", self.cfg.max_subscriptions, new.max_subscriptions),
+            ] {
+                if old != v {
+                    said += &format!(", {key} {v}");
+                }
+            }
+            st.set_max_statuses(new.max_statuses);
+            st.set_max_etags(new.max_etags);
+            st.set_max_history(new.max_history);
         }
+        self.max_subscriptions
+            .store(new.max_subscriptions, std::sync::atomic::Ordering::Relaxed);
         self.cfg = new;
         Ok(said)
     }

@@ -73,8 +73,25 @@ impl PgLab {
 
     /// A `postgresql://` URL reaching the server over its Unix socket.
     pub fn url(&self) -> String {
+        self.url_of("postgres")
+    }
+
+    fn url_of(&self, db: &str) -> String {
         let host = self.dir.to_string_lossy().replace('/', "%2F");
-        format!("postgresql://postgres@{host}:{}/postgres", self.port)
+        format!("postgresql://postgres@{host}:{}/{db}", self.port)
+    }
+
+    /// A new, empty database `name` on this server; its URL.
+    pub fn database(&self, name: &str) -> anyhow::Result<String> {
+        as_postgres(&[
+            &format!("{BIN}/createdb"),
+            "-h",
+            self.dir.to_str().context("a UTF-8 directory")?,
+            "-p",
+            &self.port.to_string(),
+            name,
+        ])?;
+        Ok(self.url_of(name))
     }
 }
 

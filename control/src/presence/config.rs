@@ -26,10 +26,39 @@ pub struct Presence {
     /// counted `refused_store_full`); the pairs held are updated as ever.
     #[serde(default = "default_max_statuses")]
     pub max_statuses: u64,
+    /// Live entity-tags (RFC 3903) the store holds at most: an initial
+    /// PUBLISH (no SIP-If-Match) when it holds that many unexpired is
+    /// refused (503, counted `refused_etags_full`); a refresh replaces its
+    /// tag and is taken as ever.
+    #[serde(default = "default_max_etags")]
+    pub max_etags: u64,
+    /// History rows (one per status change) kept at most: past it the
+    /// oldest are deleted (counted `history_pruned`). The history is a
+    /// log; the statuses are never pruned.
+    #[serde(default = "default_max_history")]
+    pub max_history: u64,
+    /// Watchers' subscriptions (RFC 3856) held at most: a SUBSCRIBE that
+    /// would open one more is answered 503 (counted
+    /// `refused_subscriptions_full`); those held are refreshed and
+    /// notified as ever.
+    #[serde(default = "default_max_subscriptions")]
+    pub max_subscriptions: u64,
 }
 
 fn default_max_statuses() -> u64 {
     super::store::DEFAULT_MAX_STATUSES
+}
+
+fn default_max_etags() -> u64 {
+    super::store::DEFAULT_MAX_ETAGS
+}
+
+fn default_max_history() -> u64 {
+    super::store::DEFAULT_MAX_HISTORY
+}
+
+fn default_max_subscriptions() -> u64 {
+    100_000
 }
 
 /// `[presence.tls]`: the server's certificate and, for mutual TLS, the
@@ -52,11 +81,15 @@ pub struct PresenceTls {
 impl Presence {
     /// Checks of this section, keys relative to it.
     pub fn validate(&self) -> Result<(), crate::field::ConfigError> {
-        if self.max_statuses == 0 {
-            return Err(crate::field::ConfigError::new(
-                "max_statuses",
-                "must be at least 1",
-            ));
+        for (key, v) in [
+            ("max_statuses", self.max_statuses),
+            ("max_etags", self.max_etags),
+            ("max_history", self.max_history),
+            ("max_subscriptions", self.max_subscriptions),
+        ] {
+            if v == 0 {
+                return Err(crate::field::ConfigError::new(key, "must be at least 1"));
+            }
         }
         if let Some(t) = &self.tls {
             if t.listen == self.listen {
@@ -150,6 +183,18 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.key, "presence.max_statuses", "{e}");
         assert!(toml::from_str::<Presence>(&format!("{text}max_statuses = -1\n")).is_err());
+        let p: Presence = toml::from_str(text).unwrap();
+        assert_eq!(
+            (p.max_etags, p.max_history, p.max_subscriptions),
+            (2_000_000, 10_000_000, 100_000)
+        );
+        for key in ["max_etags", "max_history", "max_subscriptions"] {
+            let e = crate::config::Config::parse(&format!(
+                "[node]\nname = \"p\"\n[presence]\n{text}{key} = 0\n"
+            ))
+            .unwrap_err();
+            assert_eq!(e.key, format!("presence.{key}"), "{e}");
+        }
     }
 
     #[test]

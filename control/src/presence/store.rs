@@ -42,6 +42,10 @@ pub enum StoreError {
     /// when it holds `max` (presence.max_statuses): nothing was written.
     #[error("the store is full: it holds {max} statuses (presence.max_statuses); a new user or source is refused, the ones it holds are updated as before")]
     Full { max: u64 },
+    /// An entity-tag for a new publication when the store holds `max`
+    /// live ones (presence.max_etags): none issued.
+    #[error("the store is full: it holds {max} live entity-tags (presence.max_etags); a new publication is refused, refreshes are taken as before")]
+    EtagsFull { max: u64 },
 }
 
 enum Db {
@@ -56,10 +60,26 @@ pub struct Store {
     /// Statuses (rows of `status`: one per user and source) at most; a
     /// new pair beyond it is refused (`StoreError::Full`).
     max_statuses: u64,
+    /// Live entity-tags at most (`StoreError::EtagsFull` past it).
+    max_etags: u64,
+    /// History rows kept at most; the oldest go first.
+    max_history: u64,
+    /// History rows this store deleted to keep `max_history`.
+    history_pruned: u64,
 }
 
 /// `presence.max_statuses` when not configured.
 pub const DEFAULT_MAX_STATUSES: u64 = 1_000_000;
+/// `presence.max_etags` when not configured (two publications' worth a
+/// status).
+pub const DEFAULT_MAX_ETAGS: u64 = 2_000_000;
+/// `presence.max_history` when not configured.
+pub const DEFAULT_MAX_HISTORY: u64 = 10_000_000;
+
+/// Deletes the history rows past the newest `$1` (ids only grow; a gap
+/// in them leaves fewer rows, never more).
+const PRUNE_HISTORY: &str =
+    "DELETE FROM history WHERE id <= (SELECT MAX(id) FROM history) - $1";
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS status (user_aor TEXT NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, updated DOUBLE PRECISION NOT NULL, expires DOUBLE PRECISION, PRIMARY KEY (user_aor, source));
      CREATE TABLE IF NOT EXISTS history (id BIGSERIAL_OR_INTEGER PRIMARY KEY, user_aor TEXT NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, cause TEXT NOT NULL);
@@ -103,10 +123,7 @@ impl Store {
                 "ALTER TABLE status ADD COLUMN IF NOT EXISTS expires DOUBLE PRECISION",
             )?;
             c.batch_execute(EXPIRY_INDEX)?;
-            return Ok(Self {
-                db: Db::Postgres(Box::new(c)),
-                max_statuses: DEFAULT_MAX_STATUSES,
-            });
+            return Ok(Self::limited(Db::Postgres(Box::new(c))));
         }
         Ok(Self::open(Path::new(database))?)
     }
@@ -136,9 +153,63 @@ impl Store {
             db.execute_batch("ALTER TABLE status ADD COLUMN expires DOUBLE PRECISION")?;
         }
         db.execute_batch(EXPIRY_INDEX)?;
-        Ok(Self {
-            db: Db::Sqlite(db),
+        Ok(Self::limited(Db::Sqlite(db)))
+    }
+
+    fn limited(db: Db) -> Self {
+        Self {
+            db,
             max_statuses: DEFAULT_MAX_STATUSES,
+            max_etags: DEFAULT_MAX_ETAGS,
+            max_history: DEFAULT_MAX_HISTORY,
+            history_pruned: 0,
+        }
+    }
+
+    /// The bound on live entity-tags (`presence.max_etags`).
+    pub fn set_max_etags(&mut self, max: u64) {
+        self.max_etags = max;
+    }
+
+    /// The bound on history rows (`presence.max_history`); a lower one
+    /// takes effect at the next change.
+    pub fn set_max_history(&mut self, max: u64) {
+        self.max_history = max;
+    }
+
+    pub fn max_etags(&self) -> u64 {
+        self.max_etags
+    }
+
+    /// History rows deleted so far to keep `max_history`.
+    pub fn history_pruned(&self) -> u64 {
+        self.history_pruned
+    }
+
+    /// How many entity-tags the store holds (live or not yet purged).
+    pub fn etags(&mut self) -> Result<u64, StoreError> {
+        const SQL: &str = "SELECT COUNT(*) FROM etag";
+        Ok(match &mut self.db {
+            Db::Sqlite(db) => db.query_row(SQL, [], |r| r.get::<_, i64>(0))?,
+            Db::Postgres(c) => c.query_one(SQL, &[])?.get::<_, i64>(0),
+        } as u64)
+    }
+
+    /// Whether an entity-tag for a new publication could be issued at
+    /// `now`: the store holds fewer than `max_etags` live ones (the
+    /// expired are purged first). Asked before a new publication is
+    /// stored, so a refusal writes nothing.
+    pub fn etag_room(&mut self, now: f64) -> Result<bool, StoreError> {
+        let max = self.max_etags as i64;
+        Ok(match &mut self.db {
+            Db::Sqlite(db) => {
+                db.execute("DELETE FROM etag WHERE expires <= ?1", params![now])?;
+                db.query_row("SELECT COUNT(*) FROM etag", [], |r| r.get::<_, i64>(0))? < max
+            }
+            Db::Postgres(c) => {
+                c.execute("DELETE FROM etag WHERE expires <= $1", &[&now])?;
+                c.query_one("SELECT COUNT(*) FROM etag", &[])?.get::<_, i64>(0) < max
+            }
         })
     }
 
@@ -208,7 +279,9 @@ impl Store {
                     tx.execute("UPDATE status SET status = ?3, updated = ?4 WHERE user_aor = ?1 AND source = ?2", params![user, o, st, at])?;
                     tx.execute("INSERT INTO history (user_aor, source, status, at, cause) VALUES (?1, ?2, ?3, ?4, 'reconciled')", params![user, o, st, at])?;
                 }
+                let pruned = tx.execute(PRUNE_HISTORY, params![self.max_history as i64])?;
                 tx.commit()?;
+                self.history_pruned += pruned as u64;
                 Ok(others.len())
             }
             Db::Postgres(c) => {
@@ -243,7 +316,9 @@ impl Store {
                     tx.execute("UPDATE status SET status = $3, updated = $4 WHERE user_aor = $1 AND source = $2", &[&user, o, &st, &at])?;
                     tx.execute("INSERT INTO history (user_aor, source, status, at, cause) VALUES ($1, $2, $3, $4, 'reconciled')", &[&user, o, &st, &at])?;
                 }
+                let pruned = tx.execute(PRUNE_HISTORY, &[&(self.max_history as i64)])?;
                 tx.commit()?;
+                self.history_pruned += pruned;
                 Ok(others.len())
             }
         }
@@ -274,7 +349,9 @@ impl Store {
     /// Issue a new entity-tag for `user`, valid until `expires`; with
     /// `replaces`, that one stops being valid (RFC 3903 §4.1), and `None`
     /// comes back if it already was not (consumed by another request,
-    /// expired): the caller answers 412. Expired tags are purged.
+    /// expired): the caller answers 412. Expired tags are purged. A tag
+    /// for a new publication (no `replaces`) is refused when the store
+    /// holds `max_etags` live ones (`StoreError::EtagsFull`, none issued).
     pub fn etag_issue(
         &mut self,
         user: &str,
@@ -283,6 +360,7 @@ impl Store {
         expires: f64,
     ) -> Result<Option<String>, StoreError> {
         let e = new_etag();
+        let max = self.max_etags;
         match &mut self.db {
             Db::Sqlite(db) => {
                 let tx = db.transaction()?;
@@ -296,6 +374,12 @@ impl Store {
                     }
                 }
                 tx.execute("DELETE FROM etag WHERE expires <= ?1", params![now])?;
+                if replaces.is_none()
+                    && tx.query_row("SELECT COUNT(*) FROM etag", [], |r| r.get::<_, i64>(0))?
+                        >= max as i64
+                {
+                    return Err(StoreError::EtagsFull { max });
+                }
                 tx.execute(
                     "INSERT INTO etag (etag, user_aor, expires) VALUES (?1, ?2, ?3)",
                     params![e, user, expires],
@@ -314,6 +398,12 @@ impl Store {
                     }
                 }
                 tx.execute("DELETE FROM etag WHERE expires <= $1", &[&now])?;
+                if replaces.is_none()
+                    && tx.query_one("SELECT COUNT(*) FROM etag", &[])?.get::<_, i64>(0)
+                        >= max as i64
+                {
+                    return Err(StoreError::EtagsFull { max });
+                }
                 tx.execute(
                     "INSERT INTO etag (etag, user_aor, expires) VALUES ($1, $2, $3)",
                     &[&e, &user, &expires],
@@ -361,7 +451,9 @@ impl Store {
                         users.push(user);
                     }
                 }
+                let pruned = tx.execute(PRUNE_HISTORY, params![self.max_history as i64])?;
                 tx.commit()?;
+                self.history_pruned += pruned as u64;
             }
             Db::Postgres(c) => {
                 let mut tx = c.transaction()?;
@@ -377,7 +469,9 @@ impl Store {
                         users.push(user);
                     }
                 }
+                let pruned = tx.execute(PRUNE_HISTORY, &[&(self.max_history as i64)])?;
                 tx.commit()?;
+                self.history_pruned += pruned;
             }
         }
         users.dedup();
