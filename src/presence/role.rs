@@ -79,10 +79,16 @@ impl Role for PresenceRole {
         out.push(part("tls_refused", c.tls_refused));
         out.push(part("refused_store_full", c.refused_store_full));
         out.push(part("refused_etags_full", c.refused_etags_full));
-        out.push(part("refused_subscriptions_full", c.refused_subscriptions_full));
+        out.push(part(
+            "refused_subscriptions_full",
+            c.refused_subscriptions_full,
+        ));
         out.push(part("answers_forgotten", c.answers_forgotten));
         drop(c);
-        out.push(part("history_pruned", self.store.lock().unwrap().history_pruned()));
+        out.push(part(
+            "history_pruned",
+            self.store.lock().unwrap().history_pruned(),
+        ));
         Ok(())
     }
 
@@ -118,7 +124,11 @@ impl Role for PresenceRole {
                 ("max_statuses", self.cfg.max_statuses, new.max_statuses),
                 ("max_etags", self.cfg.max_etags, new.max_etags),
                 ("max_history", self.cfg.max_history, new.max_history),
-                ("max_subscriptions", self.cfg.max_subscriptions, new.max_subscriptions),
+                (
+                    "max_subscriptions",
+                    self.cfg.max_subscriptions,
+                    new.max_subscriptions,
+                ),
             ] {
                 if old != v {
                     said += &format!(", {key} {v}");

@@ -90,7 +90,11 @@ fn presence_history_and_etags_bounded(s: &mut control::presence::Store) -> Strin
     for (u, rows) in users.iter().zip(&kept) {
         let now = &s.show(Some(u)).unwrap()[0];
         let last = rows.last().unwrap();
-        assert_eq!((&last.status, last.at), (&now.status, now.updated), "{u}: the newest kept");
+        assert_eq!(
+            (&last.status, last.at),
+            (&now.status, now.updated),
+            "{u}: the newest kept"
+        );
         // The oldest kept are from the last 100 changes (at 200 on).
         assert!(rows.iter().all(|r| r.at >= 200.0), "{u}: {rows:?}");
     }
@@ -109,7 +113,10 @@ fn presence_history_and_etags_bounded(s: &mut control::presence::Store) -> Strin
     }
     assert_eq!(s.etags().unwrap(), 10);
     for (i, t) in tags.iter().enumerate() {
-        assert!(s.etag_valid(t, users[i % 3], 1001.0).unwrap(), "tag {i} kept");
+        assert!(
+            s.etag_valid(t, users[i % 3], 1001.0).unwrap(),
+            "tag {i} kept"
+        );
     }
     // A refresh replaces its tag (no new room needed).
     let next = s
@@ -154,8 +161,8 @@ fn presence_store_full_refuses_new_statuses_on_postgresql() {
     let mut s = control::presence::Store::open_url(&pg.url()).expect("connect");
     let figures = presence_store_fills(&mut s);
     println!("presence store (PostgreSQL): {figures}");
-    let mut s = control::presence::Store::open_url(&pg.database("history").unwrap())
-        .expect("connect");
+    let mut s =
+        control::presence::Store::open_url(&pg.database("history").unwrap()).expect("connect");
     let more = presence_history_and_etags_bounded(&mut s);
     println!("presence store (PostgreSQL): {more}");
 }
@@ -188,7 +195,13 @@ impl ServerLab {
 
     /// A PUBLISH of `user{i}`'s `status` (Call-ID per user), with an
     /// entity-tag or not.
-    fn publish(&self, i: u32, cseq: u32, status: control::sip_monitor::track::Status, etag: Option<&str>) -> String {
+    fn publish(
+        &self,
+        i: u32,
+        cseq: u32,
+        status: control::sip_monitor::track::Status,
+        etag: Option<&str>,
+    ) -> String {
         use control::presence;
         let user = format!("user{i:02}@example.com");
         presence::publish(
@@ -216,10 +229,8 @@ impl ServerLab {
 /// Run `f` against a presence server started with `extra` config keys,
 /// its database in a directory of its own (removed after).
 fn with_server<T>(tag: &str, extra: &str, f: impl AsyncFnOnce(&ServerLab) -> T) -> T {
-    let dir = std::env::temp_dir().join(format!(
-        "edgeplane-exhaustion-{tag}-{}",
-        std::process::id()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("edgeplane-exhaustion-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let port = std::net::UdpSocket::bind("127.0.0.1:0")
@@ -336,7 +347,12 @@ fn presence_server_full_etags_and_subscriptions_answer_503() {
                 tags.push(t);
             }
             let rows = lab.store.lock().unwrap().show(None).unwrap();
-            let history = lab.store.lock().unwrap().history("user02@example.com").unwrap();
+            let history = lab
+                .store
+                .lock()
+                .unwrap()
+                .history("user02@example.com")
+                .unwrap();
             let a = lab.ask(lab.publish(7, 1, Status::Online, None)).await;
             assert!(a.starts_with("SIP/2.0 503 Service Unavailable\r\n"), "{a}");
             assert!(a.contains("store full: 6 entity-tags"), "{a}");
@@ -344,9 +360,17 @@ fn presence_server_full_etags_and_subscriptions_answer_503() {
             // changes nothing.
             let a = lab.ask(lab.publish(2, 2, Status::Talking, None)).await;
             assert!(a.starts_with("SIP/2.0 503"), "{a}");
-            assert_eq!(lab.store.lock().unwrap().show(None).unwrap(), rows, "nothing stored");
             assert_eq!(
-                lab.store.lock().unwrap().history("user02@example.com").unwrap(),
+                lab.store.lock().unwrap().show(None).unwrap(),
+                rows,
+                "nothing stored"
+            );
+            assert_eq!(
+                lab.store
+                    .lock()
+                    .unwrap()
+                    .history("user02@example.com")
+                    .unwrap(),
                 history
             );
             // The refresh of a held publication, with its tag, is taken.
@@ -355,7 +379,12 @@ fn presence_server_full_etags_and_subscriptions_answer_503() {
                 .await;
             assert!(a.starts_with("SIP/2.0 200"), "{a}");
             assert_eq!(
-                lab.store.lock().unwrap().show(Some("user02@example.com")).unwrap()[0].status,
+                lab.store
+                    .lock()
+                    .unwrap()
+                    .show(Some("user02@example.com"))
+                    .unwrap()[0]
+                    .status,
                 "talking"
             );
             let etags_refused = lab.counters.lock().unwrap().refused_etags_full;

@@ -78,8 +78,7 @@ pub const DEFAULT_MAX_HISTORY: u64 = 10_000_000;
 
 /// Deletes the history rows past the newest `$1` (ids only grow; a gap
 /// in them leaves fewer rows, never more).
-const PRUNE_HISTORY: &str =
-    "DELETE FROM history WHERE id <= (SELECT MAX(id) FROM history) - $1";
+const PRUNE_HISTORY: &str = "DELETE FROM history WHERE id <= (SELECT MAX(id) FROM history) - $1";
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS status (user_aor TEXT NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, updated DOUBLE PRECISION NOT NULL, expires DOUBLE PRECISION, PRIMARY KEY (user_aor, source));
      CREATE TABLE IF NOT EXISTS history (id BIGSERIAL_OR_INTEGER PRIMARY KEY, user_aor TEXT NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, cause TEXT NOT NULL);
@@ -208,7 +207,9 @@ impl Store {
             }
             Db::Postgres(c) => {
                 c.execute("DELETE FROM etag WHERE expires <= $1", &[&now])?;
-                c.query_one("SELECT COUNT(*) FROM etag", &[])?.get::<_, i64>(0) < max
+                c.query_one("SELECT COUNT(*) FROM etag", &[])?
+                    .get::<_, i64>(0)
+                    < max
             }
         })
     }
@@ -399,7 +400,9 @@ impl Store {
                 }
                 tx.execute("DELETE FROM etag WHERE expires <= $1", &[&now])?;
                 if replaces.is_none()
-                    && tx.query_one("SELECT COUNT(*) FROM etag", &[])?.get::<_, i64>(0)
+                    && tx
+                        .query_one("SELECT COUNT(*) FROM etag", &[])?
+                        .get::<_, i64>(0)
                         >= max as i64
                 {
                     return Err(StoreError::EtagsFull { max });
