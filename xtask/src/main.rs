@@ -335,6 +335,7 @@ const FUZZ_TARGETS: &[&str] = &[
     "gtpu",
     "vrrp_advert",
     "loadshare_msg",
+    "loadshare_engine",
     "migration_frame",
     "api_request",
     "config_load",
