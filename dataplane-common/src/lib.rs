@@ -27,7 +27,7 @@ pub const IPV6_MAX_EXT: usize = 6;
 /// Layout version of every pinned map. Bump it whenever a map's key, value,
 /// size or meaning changes; a daemon that finds pins of another version
 /// refuses them instead of guessing (ARCHITECTURE.md §5).
-pub const LAYOUT_VERSION: u32 = 14;
+pub const LAYOUT_VERSION: u32 = 15;
 
 /// Magic stored beside the layout version so a foreign map of the same name
 /// is not mistaken for ours.

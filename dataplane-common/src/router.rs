@@ -104,7 +104,11 @@ crate::stats! {
         ROUTED = "routed",
         NOT_OWNER = "not_owner",
         HELD = "held",
+        /// The hold ring is full: dropped, not held.
         HOLD_OVERFLOW = "hold_overflow",
         LEASE_EXPIRED = "lease_expired",
+        /// Longer than a held record takes (`HOLD_MAX`): dropped, not
+        /// held.
+        HOLD_TOO_LONG = "hold_too_long",
     }
 }

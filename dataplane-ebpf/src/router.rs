@@ -170,7 +170,7 @@ fn fingerprint_v6(ctx: &XdpContext, l3: usize, by_dst: u32) -> V6 {
 fn hold(ctx: &XdpContext, bucket: u32) -> u32 {
     let len = parse::packet_len(ctx);
     if len > HOLD_MAX {
-        return stat::HOLD_OVERFLOW;
+        return stat::HOLD_TOO_LONG;
     }
     let header = HeldHeader {
         bucket,

@@ -10,7 +10,8 @@ use super::{common, counts, moved};
 /// The router's hold (load-sharing hand-off): the `router` filter copies a
 /// held bucket's frames to `RT_HELD` (4 MiB, whole 1,544-byte records)
 /// until it is full; then each frame is dropped and counted
-/// `hold_overflow`, and the records already in the ring are kept. The
+/// `hold_overflow`, and the records already in the ring are kept (a frame
+/// longer than a record is `hold_too_long`, and takes no room). The
 /// daemon's buffer they are drained into (`HoldBuffer`, at most
 /// `load_sharing.hold_max_frames`) refuses what is beyond its bound the
 /// same way, and counts it (`held_refused_full`).
@@ -59,6 +60,25 @@ fn router_hold_fills() {
     // Each record is reserved whole, behind the ring's 8-byte header.
     let record = (size_of::<HeldFrame>() + 8).next_multiple_of(8);
     let capacity = dataplane_common::maps::RT_HELD.max as usize / record;
+    // A frame longer than a record is refused as that, not as a full
+    // ring, and takes no room in it.
+    let long = {
+        let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0xbb, 1], VMAC)
+            .ipv4(host.octets(), [10, 4, 0, 100], 64)
+            .udp(40000, 9000);
+        let mut v = Vec::new();
+        b.write(&mut v, &[7u8; 1600]).unwrap();
+        v
+    };
+    let before = dp.router_stats().unwrap();
+    let r = dp.test_run("router", &long).unwrap();
+    assert_eq!(verdict::name(r.verdict), "drop");
+    assert_eq!(
+        moved(&rstat::NAMES, &before, &dp.router_stats().unwrap()),
+        counts(&[("drop", 1), ("hold_too_long", 1)]),
+        "a {}-byte frame is too long to hold",
+        long.len()
+    );
     let s0 = dp.router_stats().unwrap();
     for seq in 0..capacity as u32 {
         run(&mut dp, seq);
