@@ -53,31 +53,41 @@ impl Held {
 }
 
 /// The frames taken off the hold sockets, per service in arrival order,
-/// at most `max` a service (`migration.controller.hold_max_frames`): a
-/// frame that comes when its service's queue is full is refused (dropped
-/// and counted), and the frames held before it are kept as they were and
-/// released in order. What is not an IP frame has no service: refused.
+/// at most `max` a service (`migration.controller.hold_max_frames`) and
+/// `max_total` over all (`hold_max_frames_total`): a frame that comes
+/// when its service's queue, or the whole hold, is full is refused
+/// (dropped and counted), and the frames held before it are kept as they
+/// were and released in order. What is not an IP frame has no service:
+/// refused.
 #[derive(Debug)]
 pub struct HoldFrames {
     frames: HashMap<IpAddr, VecDeque<Vec<u8>>>,
     /// When each service's first held frame was taken off a socket.
     first: HashMap<IpAddr, Instant>,
     pub max: usize,
-    /// Refused since the start: a service's queue was full; not IPv4 or
-    /// IPv6 (no destination to hold it for).
+    pub max_total: usize,
+    /// Frames held over all services.
+    total: usize,
+    /// Refused since the start: a service's queue was full; every
+    /// service's together were; not IPv4 or IPv6 (no destination to hold
+    /// it for).
     pub refused_full: u64,
+    pub refused_total_full: u64,
     pub refused_not_ip: u64,
     /// `refused_full` when it was last logged.
     logged: u64,
 }
 
 impl HoldFrames {
-    pub fn new(max: usize) -> Self {
+    pub fn new(max: usize, max_total: usize) -> Self {
         Self {
             frames: HashMap::new(),
             first: HashMap::new(),
             max,
+            max_total,
+            total: 0,
             refused_full: 0,
+            refused_total_full: 0,
             refused_not_ip: 0,
             logged: 0,
         }
@@ -89,18 +99,21 @@ impl HoldFrames {
             self.refused_not_ip += 1;
             return;
         };
-        self.first.entry(dst).or_insert_with(Instant::now);
         let q = self.frames.entry(dst).or_default();
-        if q.len() < self.max {
-            q.push_back(f.to_vec());
-        } else {
+        if q.len() >= self.max {
             self.refused_full += 1;
+        } else if self.total >= self.max_total {
+            self.refused_total_full += 1;
+        } else {
+            q.push_back(f.to_vec());
+            self.total += 1;
+            self.first.entry(dst).or_insert_with(Instant::now);
         }
     }
 
     /// Every frame held, over all services.
     pub fn len(&self) -> usize {
-        self.frames.values().map(|q| q.len()).sum()
+        self.total
     }
 
     pub fn is_empty(&self) -> bool {
@@ -115,16 +128,17 @@ impl HoldFrames {
     /// Take `service`'s frames out (in arrival order) and when its first
     /// one was held.
     pub fn take(&mut self, service: IpAddr) -> (VecDeque<Vec<u8>>, Option<Instant>) {
-        (
-            self.frames.remove(&service).unwrap_or_default(),
-            self.first.remove(&service),
-        )
+        let q = self.frames.remove(&service).unwrap_or_default();
+        self.total -= q.len();
+        (q, self.first.remove(&service))
     }
 
-    /// Frames refused as full since the last call (for the log).
+    /// Frames refused as full (a service's or all) since the last call
+    /// (for the log).
     fn newly_refused(&mut self) -> u64 {
-        let n = self.refused_full - self.logged;
-        self.logged = self.refused_full;
+        let all = self.refused_full + self.refused_total_full;
+        let n = all - self.logged;
+        self.logged = all;
         n
     }
 }
@@ -370,6 +384,11 @@ impl ControllerHandle {
             0,
         ));
         out.push(("held_refused_full".into(), h.frames.refused_full, 0));
+        out.push((
+            "held_refused_total_full".into(),
+            h.frames.refused_total_full,
+            0,
+        ));
         out.push(("held_refused_not_ip".into(), h.frames.refused_not_ip, 0));
         Ok(out)
     }
@@ -414,7 +433,10 @@ impl ControllerHandle {
     pub fn configure(&self, cfg: &MigrationController) -> Result<Vec<String>, String> {
         let mut c = self.c.lock().unwrap();
         let first = c.engine.configure(&cfg.networks, &cfg.services)?;
-        c.io.held.lock().unwrap().frames.max = cfg.hold_max_frames;
+        let mut held = c.io.held.lock().unwrap();
+        held.frames.max = cfg.hold_max_frames;
+        held.frames.max_total = cfg.hold_max_frames_total;
+        drop(held);
         Ok(c.run(first, Instant::now()).1)
     }
 }
@@ -468,7 +490,7 @@ pub async fn run_controller(
     let fds: Vec<i32> = rx.iter().map(|x| x.fd()).collect();
     let held = Arc::new(Mutex::new(Held {
         rx,
-        frames: HoldFrames::new(cfg.hold_max_frames),
+        frames: HoldFrames::new(cfg.hold_max_frames, cfg.hold_max_frames_total),
     }));
     let io = SteerIo {
         dp,
@@ -621,7 +643,7 @@ mod tests {
         let frame = |dst: Ipv4Addr, n: u8| {
             crate::packets::udp_packet(Ipv4Addr::new(10, 7, 0, 2), dst, 4000, 9000, &[n; 8])
         };
-        let mut h = HoldFrames::new(3);
+        let mut h = HoldFrames::new(3, 100);
         for n in 0..3 {
             h.push(&frame(a, n));
         }
@@ -646,5 +668,50 @@ mod tests {
         assert!(first.is_some());
         h.push(&frame(a, 9));
         assert_eq!((h.len(), h.refused_full), (2, 5));
+    }
+
+    /// Every service's frames together are bounded too: with 3 a service
+    /// and 5 in all, a third service gets what is left, then is refused
+    /// (counted apart from a service's own bound), and what is held is
+    /// kept; a release gives the room back.
+    #[test]
+    fn the_whole_hold_is_bounded_over_services() {
+        let frame = |dst: u8, n: u8| {
+            crate::packets::udp_packet(
+                Ipv4Addr::new(10, 7, 0, 2),
+                Ipv4Addr::new(10, 99, 0, dst),
+                4000,
+                9000,
+                &[n; 8],
+            )
+        };
+        let svc = |dst: u8| IpAddr::from(Ipv4Addr::new(10, 99, 0, dst));
+        let mut h = HoldFrames::new(3, 5);
+        for n in 0..3 {
+            h.push(&frame(1, n));
+            h.push(&frame(2, n));
+        }
+        // Interleaved: 1 took 3, 2 took 2, and the 6th frame found the
+        // hold full.
+        assert_eq!((h.len(), h.refused_full, h.refused_total_full), (5, 0, 1));
+        let held: Vec<Vec<Vec<u8>>> = [1, 2].map(|d| h.held(svc(d)).cloned().collect()).to_vec();
+        assert_eq!((held[0].len(), held[1].len()), (3, 2));
+        for n in 0..4 {
+            h.push(&frame(3, n));
+        }
+        assert_eq!((h.len(), h.refused_total_full), (5, 5));
+        assert_eq!(h.held(svc(3)).count(), 0);
+        let again: Vec<Vec<Vec<u8>>> = [1, 2].map(|d| h.held(svc(d)).cloned().collect()).to_vec();
+        assert_eq!(again, held, "the held frames are kept as they were");
+        assert_eq!(h.newly_refused(), 5);
+        // Service 1 released: its 3 frames of room go to service 3.
+        let (out, first) = h.take(svc(1));
+        assert_eq!((out.len(), first.is_some()), (3, true));
+        for n in 0..4 {
+            h.push(&frame(3, n));
+        }
+        assert_eq!((h.len(), h.held(svc(3)).count(), h.refused_full), (5, 3, 1));
+        assert!(h.take(svc(3)).1.is_some());
+        assert_eq!(h.len(), 2);
     }
 }

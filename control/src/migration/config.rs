@@ -117,6 +117,17 @@ pub struct MigrationController {
     /// held before kept and released in order.
     #[serde(default = "default_hold_max_frames")]
     pub hold_max_frames: usize,
+    /// Frames every held service together keeps at most; a frame beyond
+    /// it is dropped and counted (`held_refused_total_full`), the ones
+    /// held kept.
+    #[serde(default = "default_hold_max_frames_total")]
+    pub hold_max_frames_total: usize,
+}
+
+/// 262,144 frames: four services at their default bound, at most 512 MiB
+/// of 2,048-byte frames in all.
+fn default_hold_max_frames_total() -> usize {
+    262_144
 }
 
 /// Largest `controller.hold_max_frames`.
@@ -260,11 +271,16 @@ impl Migration {
                     ));
                 }
             }
-            if !(1..=HOLD_MAX_FRAMES_CEILING).contains(&c.hold_max_frames) {
-                return Err(ConfigError::new(
-                    "controller.hold_max_frames",
-                    format!("must be 1..={HOLD_MAX_FRAMES_CEILING}"),
-                ));
+            for (key, v) in [
+                ("controller.hold_max_frames", c.hold_max_frames),
+                ("controller.hold_max_frames_total", c.hold_max_frames_total),
+            ] {
+                if !(1..=HOLD_MAX_FRAMES_CEILING).contains(&v) {
+                    return Err(ConfigError::new(
+                        key,
+                        format!("must be 1..={HOLD_MAX_FRAMES_CEILING}"),
+                    ));
+                }
             }
             for (i, sv) in c.services.iter().enumerate() {
                 if !ids.contains(&sv.network) {
@@ -401,6 +417,22 @@ mod tests {
         for bad in ["0", "1048577"] {
             let e = set(bad).validate().unwrap_err();
             assert_eq!(e.key, "controller.hold_max_frames", "{bad}: {e}");
+        }
+        assert_eq!(
+            m.controller.as_ref().unwrap().hold_max_frames_total,
+            262_144
+        );
+        let total = |n: &str| {
+            toml::from_str::<Migration>(&CONTROLLER.replace(
+                "interface = \"eth0\"\n",
+                &format!("interface = \"eth0\"\nhold_max_frames_total = {n}\n"),
+            ))
+            .unwrap()
+        };
+        assert_eq!(total("500").controller.unwrap().hold_max_frames_total, 500);
+        for bad in ["0", "1048577"] {
+            let e = total(bad).validate().unwrap_err();
+            assert_eq!(e.key, "controller.hold_max_frames_total", "{bad}: {e}");
         }
     }
 }
