@@ -8,6 +8,7 @@ pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod daemon;
+pub mod durable;
 pub mod failpoint;
 pub mod gateway;
 pub mod lb;

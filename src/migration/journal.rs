@@ -5,7 +5,6 @@
 
 use std::{
     collections::BTreeMap,
-    io::Write as _,
     path::{Path, PathBuf},
     sync::Mutex,
 };
@@ -65,21 +64,9 @@ impl Journal {
         if *last == text {
             return Ok(());
         }
-        write_durably(&self.path, text.as_bytes())
+        crate::durable::write(&self.path, text.as_bytes())
             .map_err(|e| format!("state file {}: {e}", self.path.display()))?;
         *last = text;
         Ok(())
     }
-}
-
-fn write_durably(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }

@@ -14,6 +14,27 @@ pub(super) enum Segment<'a> {
     },
 }
 
+/// The SIP messages a copied frame carries (a UDP datagram's one, or what
+/// a TCP segment completes in its stream), or the errors of what is not
+/// SIP; none for a frame with no SIP segment or a bare ACK.
+pub(super) fn messages<'a>(
+    tcp: &mut control::sip_monitor::stream::Reassembler,
+    f: &'a [u8],
+) -> Vec<Result<control::sip_monitor::sip::Message<'a>, control::sip_monitor::sip::SipError>> {
+    match segment(f) {
+        Some(Segment::Udp(payload)) => {
+            vec![control::sip_monitor::sip::parse(payload).map(|(m, _)| m)]
+        }
+        Some(Segment::Tcp {
+            key,
+            seq,
+            fin,
+            payload,
+        }) if fin || !payload.is_empty() => tcp.push(key, seq, payload, fin),
+        _ => Vec::new(),
+    }
+}
+
 /// The UDP payload, or the TCP segment, of an Ethernet frame carrying
 /// IPv4 or IPv6 (hop-by-hop, routing and destination options headers
 /// walked, at most 6, as the XDP program does; a fragment is not SIP the

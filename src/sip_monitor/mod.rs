@@ -4,6 +4,7 @@
 
 pub mod cli;
 mod frame;
+mod journal;
 mod link;
 mod persist;
 mod role;
@@ -28,7 +29,6 @@ use control::{
     },
 };
 use dataplane_user::Dataplane;
-use frame::{segment, Segment};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
@@ -58,12 +58,15 @@ pub struct MonitorStatus {
     /// TLS handshakes with the presence server that failed.
     pub presence_tls_failed: u64,
     pub dialogs: usize,
-    /// Taken up from the state file at start: dialogs, registrations and
-    /// terminals, how long the monitor was down, and why restored dialogs
-    /// were ended (copies lost while it was down), if they were.
+    /// Taken up from the state file and its journal at start: dialogs,
+    /// registrations and terminals, how long the monitor was down, and
+    /// why restored dialogs were ended (copies lost while it was down),
+    /// if they were.
     pub restored_dialogs: usize,
     pub restored_registrations: usize,
     pub restored_terminals: usize,
+    /// Journal records replayed over the snapshot.
+    pub restored_journal: usize,
     pub restored_after_ms: Option<u64>,
     pub restore_note: Option<String>,
     /// State file writes, and those that failed.
@@ -130,6 +133,10 @@ pub struct Monitor {
     started: Instant,
     /// Something worth saving changed since the state file was written.
     state_dirty: bool,
+    /// What happened since the snapshot (`<state_file>.journal`).
+    journal: journal::Journal,
+    /// When the snapshot was last written.
+    saved_at: Option<Instant>,
 }
 
 fn tracker_config(cfg: &SipMonitor) -> TrackerConfig {
@@ -197,13 +204,19 @@ impl Monitor {
             interfaces: cfg.interfaces.clone(),
             ..Default::default()
         }));
-        let (terminals, ended) = persist::restore(&cfg, &mut dp, &mut tracker, &status)?;
+        let persist::Restored {
+            terminals,
+            ended,
+            journal_last,
+            clock_ms,
+        } = persist::restore(&cfg, &mut dp, &mut tracker, &status)?;
         info!(interfaces = ?cfg.interfaces, domain = %cfg.domain, presence = %cfg.presence, "sip monitor on");
         let dirty = terminals
             .iter()
             .filter(|(_, t)| t.pending.is_some())
             .map(|(u, _)| u.clone())
             .collect();
+        let cfg_state_file = cfg.state_file.clone();
         let mut m = Self {
             cfg,
             dp,
@@ -216,8 +229,16 @@ impl Monitor {
             dirty,
             refresh_due: Default::default(),
             status,
-            started: Instant::now(),
-            state_dirty: false,
+            // The restored state's times count from its snapshot: the
+            // clock starts where the downtime left it.
+            started: Instant::now()
+                .checked_sub(Duration::from_millis(clock_ms))
+                .unwrap_or_else(Instant::now),
+            // What was restored is written again at once, and the
+            // journal starts over.
+            state_dirty: true,
+            journal: journal::Journal::new(&cfg_state_file, journal_last),
+            saved_at: None,
         };
         for (user, t) in &m.terminals {
             if let Some(at) = t.refresh_at {
@@ -227,6 +248,7 @@ impl Monitor {
         for ch in ended {
             m.note(ch);
         }
+        m.save_state();
         Ok(m)
     }
 
@@ -289,6 +311,14 @@ impl Monitor {
     async fn poll(&mut self) -> anyhow::Result<()> {
         let copies = self.dp.take_sip_copies()?;
         let now = self.now();
+        if !copies.is_empty() {
+            self.journal_append(journal::Record::Copies {
+                seq: 0,
+                now,
+                lens: copies.iter().map(|c| c.frame.len() as u32).collect(),
+                frames: copies.iter().map(|c| c.frame.clone()).collect(),
+            });
+        }
         let mut changes = Vec::new();
         {
             let mut st = self.status.lock().unwrap();
@@ -311,21 +341,7 @@ impl Monitor {
         let mut parsed = 0u64;
         let mut refused: HashMap<std::borrow::Cow<'static, str>, u64> = HashMap::new();
         for c in copies {
-            let results = match segment(&c.frame) {
-                Some(Segment::Udp(payload)) => vec![sip::parse(payload).map(|(m, _)| m)],
-                Some(Segment::Tcp {
-                    key,
-                    seq,
-                    fin,
-                    payload,
-                }) => {
-                    if payload.is_empty() && !fin {
-                        continue; // a bare ACK
-                    }
-                    self.tcp.push(key, seq, payload, fin)
-                }
-                None => continue,
-            };
+            let results = frame::messages(&mut self.tcp, &c.frame);
             for r in results {
                 match r {
                     Ok(m) => {
@@ -475,6 +491,18 @@ impl Monitor {
             return;
         };
         t.cseq += 1;
+        let (cseq, status) = (t.cseq, (!body.is_empty()).then_some(t.status).flatten());
+        // Journaled before it goes out, so a restarted monitor never
+        // sends this CSeq again (the server would take it as a replay).
+        self.journal_append(journal::Record::Sent {
+            seq: 0,
+            user: user.to_string(),
+            cseq,
+            status,
+        });
+        let Some(t) = self.terminals.get_mut(user) else {
+            return;
+        };
         let call_id = format!("pub-{}-{}", user.replace('@', "-"), t.cseq);
         let msg = match self.cfg.carrier {
             Carrier::Register => {
@@ -525,6 +553,15 @@ impl Monitor {
         r
     }
 
+    /// Append to the journal; a failure is counted with the state file's
+    /// (a restart then misses what it did not record).
+    fn journal_append(&mut self, rec: journal::Record) {
+        if let Err(e) = self.journal.append(rec) {
+            self.status.lock().unwrap().state_save_failed += 1;
+            warn!(file = %journal::path_of(&self.cfg.state_file).display(), "journal not written: {e}");
+        }
+    }
+
     /// One request out, counted; false if it could not be sent.
     async fn transmit(&mut self, msg: &[u8]) -> bool {
         match self.link.send(msg).await {
@@ -570,6 +607,15 @@ impl Monitor {
                     if let Some(at) = t.refresh_at {
                         self.refresh_due.insert((at, user.clone()));
                     }
+                    let rec = journal::Record::Answered {
+                        seq: 0,
+                        user: user.clone(),
+                        etag: t.etag.clone(),
+                        refresh_unix_ms: t
+                            .refresh_at
+                            .map(|at| persist::unix_ms() + at.saturating_sub(now)),
+                    };
+                    self.journal_append(rec);
                 }
             }
             412 => {

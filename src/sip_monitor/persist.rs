@@ -1,8 +1,11 @@
 //! The monitor's state file: the tracker's snapshot and each terminal's
 //! publication (ETag, CSeq, status, sessions), with the copy program's
-//! `ring_full` counter at the time. Written (temporary file, rename)
-//! after each batch of copies that changed anything, so a SIGKILLed
-//! monitor loses at most the batch it was handling; read back at start.
+//! `ring_full` counter at the time. Written durably (temporary file,
+//! fsync, rename) at most every `state_interval_ms` when something
+//! changed; what happens in between is in the journal (`journal.rs`),
+//! appended before it is acted on. A restart reads the snapshot and
+//! replays the journal over it, so a SIGKILLed monitor loses nothing it
+//! took off the ring or sent.
 
 use std::path::Path;
 
@@ -33,6 +36,13 @@ pub struct Saved {
     pub ring_full: u64,
     pub tracker: TrackerSnapshot,
     pub terminals: Vec<SavedTerminal>,
+    /// The last journal record this snapshot holds.
+    #[serde(default)]
+    pub journal_seq: u64,
+    /// The monitor's clock (ms) when saved: the journal's copies are
+    /// timed on it.
+    #[serde(default)]
+    pub saved_now: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -76,17 +86,89 @@ pub fn load(path: &Path) -> anyhow::Result<Option<Saved>> {
     }
 }
 
-/// Write `saved` in place of the file (its directory made if missing).
+/// Write `saved` in place of the file, durably (its directory made if
+/// missing).
 pub fn save(path: &Path, saved: &Saved) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+    crate::durable::write(
+        path,
+        &serde_json::to_vec(saved).map_err(std::io::Error::other)?,
+    )
+}
+
+/// What a restore hands the monitor.
+pub(super) struct Restored {
+    pub terminals: HashMap<String, Terminal>,
+    /// Changes still to be noted (dialogs ended: the downtime was not
+    /// seen).
+    pub ended: Vec<Change>,
+    /// The last journal record read (the journal goes on after it).
+    pub journal_last: u64,
+    /// Where the monitor's clock starts: the restored times count from
+    /// the snapshot, so this is the time since it.
+    pub clock_ms: u64,
+}
+
+/// Replay the journal's `records` (those after the snapshot) over the
+/// restored tracker and terminals, as the monitor acted on them: copies
+/// through the tracker, their changes noted; a request sent takes its
+/// status and CSeq; an answer its entity-tag and refresh. What was sent
+/// and not answered is sent again. `saved`: the snapshot's clock and
+/// wall time.
+fn replay(
+    records: Vec<super::journal::Record>,
+    (saved_now, saved_unix_ms): (u64, u64),
+    tracker: &mut Tracker,
+    terminals: &mut HashMap<String, Terminal>,
+) {
+    use super::journal::Record;
+    let mut tcp = control::sip_monitor::stream::Reassembler::default();
+    let mut unanswered = std::collections::BTreeSet::new();
+    for rec in records {
+        match rec {
+            Record::Copies { now, frames, .. } => {
+                let at = now.saturating_sub(saved_now);
+                let mut changes = Vec::new();
+                for f in &frames {
+                    for m in super::frame::messages(&mut tcp, f).into_iter().flatten() {
+                        changes.extend(tracker.handle(&m, at));
+                    }
+                }
+                changes.extend(tracker.tick(at));
+                for ch in changes {
+                    let t = terminals.entry(ch.user.clone()).or_default();
+                    let status = t.state.apply(&ch);
+                    t.pending = Some(status);
+                }
+            }
+            Record::Sent {
+                user, cseq, status, ..
+            } => {
+                let t = terminals.entry(user.clone()).or_default();
+                t.cseq = t.cseq.max(cseq);
+                if status.is_some() {
+                    t.pending = None;
+                    t.status = status;
+                }
+                unanswered.insert(user);
+            }
+            Record::Answered {
+                user,
+                etag,
+                refresh_unix_ms,
+                ..
+            } => {
+                let t = terminals.entry(user.clone()).or_default();
+                t.etag = etag;
+                t.refresh_at = refresh_unix_ms.map(|u| u.saturating_sub(saved_unix_ms));
+                unanswered.remove(&user);
+            }
+        }
     }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(
-        &tmp,
-        serde_json::to_vec(saved).map_err(std::io::Error::other)?,
-    )?;
-    std::fs::rename(&tmp, path)
+    for user in unanswered {
+        if let Some(t) = terminals.get_mut(&user) {
+            t.pending = t.pending.or(t.status);
+        }
+    }
 }
 
 /// The copy program's `ring_full` counter (copies lost to a full ring).
@@ -109,75 +191,104 @@ pub(super) fn restore(
     dp: &mut Dataplane,
     tracker: &mut Tracker,
     status: &Arc<Mutex<MonitorStatus>>,
-) -> anyhow::Result<(HashMap<String, Terminal>, Vec<Change>)> {
+) -> anyhow::Result<Restored> {
+    use anyhow::Context as _;
     let ring_full = ring_full(dp);
     let saved = load(&cfg.state_file)?;
-    let mut ended = Vec::new();
-    let mut terminals = HashMap::new();
-    match saved {
-        None => {
-            let _ = dp.take_sip_copies()?; // a previous daemon's, without its state
-        }
-        Some(saved) => {
-            let down = unix_ms().saturating_sub(saved.saved_unix_ms);
-            let mut st = status.lock().unwrap();
-            st.restored_dialogs = saved.tracker.dialogs.len();
-            st.restored_registrations = saved.tracker.registered.len();
-            st.restored_terminals = saved.terminals.len();
-            st.restored_after_ms = Some(down);
-            tracker.restore(saved.tracker, 0, down);
-            // The ring kept what arrived while no monitor ran (the
-            // first poll reads it), unless it overflowed or is new.
-            let blind = if !dp.took_over {
-                Some("the copy program was loaded afresh: what happened while the monitor was down was not seen")
-            } else if ring_full != saved.ring_full {
-                Some("copies were lost while the monitor was down (ring_full moved)")
-            } else {
-                None
-            };
-            if let Some(why) = blind {
-                ended = tracker.end_dialogs(0);
-                st.restore_note = Some(format!("restored dialogs ended: {why}"));
-                warn!("{why}; ending the {} restored dialogs", st.restored_dialogs);
+    let mut out = Restored {
+        terminals: HashMap::new(),
+        ended: Vec::new(),
+        journal_last: 0,
+        clock_ms: 0,
+    };
+    let Some(saved) = saved else {
+        let _ = dp.take_sip_copies()?; // a previous daemon's, without its state
+        // A journal without its snapshot is not this state's.
+        let j = super::journal::path_of(&cfg.state_file);
+        match std::fs::remove_file(&j) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("sip_monitor journal {}", j.display()))
             }
-            for t in saved.terminals {
-                terminals.insert(
-                    t.user,
-                    Terminal {
-                        etag: t.etag,
-                        cseq: t.cseq,
-                        // What was outstanding died with the old
-                        // monitor: sent again.
-                        pending: t.status.filter(|_| t.unconfirmed),
-                        refresh_at: t.refresh_in_ms.map(|left| left.saturating_sub(down)),
-                        status: t.status,
-                        state: TerminalState {
-                            sessions: t.sessions.into_iter().map(Arc::new).collect(),
-                            contact: t.contact,
-                        },
-                        ..Default::default()
-                    },
-                );
-            }
-            info!(
-                dialogs = st.restored_dialogs,
-                registrations = st.restored_registrations,
-                terminals = st.restored_terminals,
-                down_ms = down,
-                "sip monitor state restored"
-            );
+            _ => {}
         }
+        return Ok(out);
+    };
+    let down = unix_ms().saturating_sub(saved.saved_unix_ms);
+    let (records, torn) = super::journal::read(&cfg.state_file, saved.journal_seq)
+        .with_context(|| format!("sip_monitor journal of {}", cfg.state_file.display()))?;
+    let mut st = status.lock().unwrap();
+    st.restored_journal = records.len();
+    st.restored_after_ms = Some(down);
+    // Times count from the snapshot (0); the clock then starts at `down`.
+    tracker.restore(saved.tracker, 0, 0);
+    for t in saved.terminals {
+        out.terminals.insert(
+            t.user,
+            Terminal {
+                etag: t.etag,
+                cseq: t.cseq,
+                // What was outstanding died with the old monitor: sent
+                // again.
+                pending: t.status.filter(|_| t.unconfirmed),
+                refresh_at: t.refresh_in_ms,
+                status: t.status,
+                state: TerminalState {
+                    sessions: t.sessions.into_iter().map(Arc::new).collect(),
+                    contact: t.contact,
+                },
+                ..Default::default()
+            },
+        );
     }
-    Ok((terminals, ended))
+    out.journal_last = records.last().map_or(saved.journal_seq, |r| r.seq());
+    replay(
+        records,
+        (saved.saved_now, saved.saved_unix_ms),
+        tracker,
+        &mut out.terminals,
+    );
+    if let Some(why) = torn {
+        warn!("{why}: the journal is replayed up to it");
+    }
+    // What was taken up: the snapshot with the journal over it.
+    st.restored_dialogs = tracker.dialogs();
+    st.restored_registrations = tracker.registrations();
+    st.restored_terminals = out.terminals.len();
+    out.clock_ms = down;
+    // The ring kept what arrived while no monitor ran (the first poll
+    // reads it), unless it overflowed or is new.
+    let blind = if !dp.took_over {
+        Some("the copy program was loaded afresh: what happened while the monitor was down was not seen")
+    } else if ring_full != saved.ring_full {
+        Some("copies were lost while the monitor was down (ring_full moved)")
+    } else {
+        None
+    };
+    if let Some(why) = blind {
+        out.ended = tracker.end_dialogs(down);
+        st.restore_note = Some(format!("restored dialogs ended: {why}"));
+        warn!("{why}; ending the {} restored dialogs", st.restored_dialogs);
+    }
+    info!(
+        dialogs = st.restored_dialogs,
+        registrations = st.restored_registrations,
+        terminals = st.restored_terminals,
+        journal = st.restored_journal,
+        down_ms = down,
+        "sip monitor state restored"
+    );
+    Ok(out)
 }
 
 impl Monitor {
     /// Write the state file if something changed since it was.
     pub(super) fn save_state(&mut self) {
-        if !self.state_dirty {
+        let interval = std::time::Duration::from_millis(self.cfg.state_interval_ms);
+        if !self.state_dirty || self.saved_at.is_some_and(|t| t.elapsed() < interval) {
             return;
         }
         self.state_dirty = false;
+        self.saved_at = Some(std::time::Instant::now());
         let now = self.now();
         let saved = Saved {
             saved_unix_ms: unix_ms(),
@@ -197,8 +308,12 @@ impl Monitor {
                     contact: t.state.contact.clone(),
                 })
                 .collect(),
+            journal_seq: self.journal.last,
+            saved_now: now,
         };
-        let r = save(&self.cfg.state_file, &saved);
+        // Once the snapshot holds it all, the journal starts over (if the
+        // truncation fails, the records it holds are skipped by number).
+        let r = save(&self.cfg.state_file, &saved).and_then(|()| self.journal.truncate());
         let mut st = self.status.lock().unwrap();
         match r {
             Ok(()) => st.state_saves += 1,

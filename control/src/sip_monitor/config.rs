@@ -44,11 +44,19 @@ pub struct SipMonitor {
     /// timer E) or "tcp" (one connection, reopened when it breaks).
     #[serde(default = "default_presence_transport")]
     pub presence_transport: PresenceTransport,
-    /// Dialogs, registrations and publications, written after each batch
-    /// of copies, so a restarted monitor carries on (with the copies the
-    /// ring kept while it was down) instead of starting blind.
+    /// Dialogs, registrations and publications, so a restarted monitor
+    /// carries on (with the copies the ring kept while it was down)
+    /// instead of starting blind: a snapshot at most every
+    /// `state_interval_ms`, and beside it (`<state_file>.journal`) what
+    /// happened since, appended before it is acted on.
     #[serde(default = "default_state_file")]
     pub state_file: std::path::PathBuf,
+    /// How often at most the snapshot is rewritten (ms, 10..=60000); the
+    /// journal carries what happened in between, so a restart loses
+    /// nothing either way. Longer: less writing at scale, a longer
+    /// journal to replay.
+    #[serde(default = "default_state_interval_ms")]
+    pub state_interval_ms: u64,
     /// With `presence_transport = "tls"`: whom to trust, and the
     /// monitor's own certificate for a server that asks for one.
     #[serde(default)]
@@ -70,6 +78,10 @@ pub struct MonitorTls {
     pub cert: Option<std::path::PathBuf>,
     #[serde(default)]
     pub key: Option<std::path::PathBuf>,
+}
+
+fn default_state_interval_ms() -> u64 {
+    1000
 }
 
 fn default_state_file() -> std::path::PathBuf {
@@ -149,6 +161,9 @@ impl SipMonitor {
                 "state_file",
                 "must be an absolute path to a file",
             ));
+        }
+        if !(10..=60_000).contains(&self.state_interval_ms) {
+            return Err(ConfigError::new("state_interval_ms", "must be 10..=60000"));
         }
         match (&self.presence_tls, self.presence_transport) {
             (None, PresenceTransport::Tls) => {

@@ -536,6 +536,11 @@ impl Tracker {
     pub fn dialogs(&self) -> usize {
         self.dialogs.len()
     }
+
+    /// Users registered now.
+    pub fn registrations(&self) -> usize {
+        self.registered.len()
+    }
 }
 
 mod snapshot;

@@ -1,0 +1,21 @@
+//! Files that must survive the daemon's death and the host's: written to
+//! a temporary file, flushed, renamed over the old one, and the directory
+//! flushed, so a reader finds the old content or the new, never a part.
+
+use std::{io::Write as _, path::Path};
+
+/// Replace `path` with `data` durably (its directory made if missing).
+pub fn write(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
