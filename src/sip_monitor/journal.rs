@@ -52,9 +52,9 @@ pub enum Record {
 impl Record {
     pub fn seq(&self) -> u64 {
         match self {
-            Record::Copies { seq, .. } | Record::Sent { seq, .. } | Record::Answered { seq, .. } => {
-                *seq
-            }
+            Record::Copies { seq, .. }
+            | Record::Sent { seq, .. }
+            | Record::Answered { seq, .. } => *seq,
         }
     }
 }
@@ -103,7 +103,9 @@ impl Journal {
     pub fn append(&mut self, mut rec: Record) -> std::io::Result<()> {
         let seq = self.last + 1;
         match &mut rec {
-            Record::Copies { seq: s, .. } | Record::Sent { seq: s, .. } | Record::Answered { seq: s, .. } => *s = seq,
+            Record::Copies { seq: s, .. }
+            | Record::Sent { seq: s, .. }
+            | Record::Answered { seq: s, .. } => *s = seq,
         }
         let mut out = serde_json::to_vec(&rec).map_err(std::io::Error::other)?;
         out.push(b'\n');
@@ -202,8 +204,13 @@ mod tests {
         let (all, torn) = read(&state, 7).unwrap();
         assert_eq!((all.len(), torn), (3, None));
         assert_eq!(all.iter().map(Record::seq).collect::<Vec<_>>(), [8, 9, 10]);
-        let Record::Copies { frames, now, .. } = &all[0] else { panic!() };
-        assert_eq!((frames.as_slice(), *now), (&[b"abc".to_vec(), vec![], b"\n\n{x}".to_vec()][..], 40));
+        let Record::Copies { frames, now, .. } = &all[0] else {
+            panic!()
+        };
+        assert_eq!(
+            (frames.as_slice(), *now),
+            (&[b"abc".to_vec(), vec![], b"\n\n{x}".to_vec()][..], 40)
+        );
         // What a snapshot holds is skipped.
         assert_eq!(read(&state, 9).unwrap().0.len(), 1);
         // A kill halfway through a record: the ones before it replay.
@@ -216,7 +223,11 @@ mod tests {
         assert_eq!(all.len(), 3);
         assert!(torn.unwrap().contains("torn copies after record 10"));
         std::fs::write(path_of(&state), &bytes[..whole + 10]).unwrap();
-        assert!(read(&state, 7).unwrap().1.unwrap().contains("a torn record"));
+        assert!(read(&state, 7)
+            .unwrap()
+            .1
+            .unwrap()
+            .contains("a torn record"));
         // Truncated at a snapshot: nothing to replay.
         let mut j = Journal::new(&state, 11);
         j.truncate().unwrap();

@@ -203,7 +203,7 @@ pub(super) fn restore(
     };
     let Some(saved) = saved else {
         let _ = dp.take_sip_copies()?; // a previous daemon's, without its state
-        // A journal without its snapshot is not this state's.
+                                       // A journal without its snapshot is not this state's.
         let j = super::journal::path_of(&cfg.state_file);
         match std::fs::remove_file(&j) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -322,5 +322,123 @@ impl Monitor {
                 warn!(file = %self.cfg.state_file.display(), "state file not written: {e}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use control::sip_monitor::track::{TalkingOn, TerminatedOn, TrackerConfig};
+
+    use super::super::journal::Record;
+    use super::*;
+
+    fn sip(first: &str, cseq: &str) -> Vec<u8> {
+        let text = format!(
+            "{first}\r\nVia: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bKc1{}\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.com>;tag=f\r\nTo: <sip:bob@example.com>\r\nCall-ID: c1\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n",
+            cseq.len()
+        );
+        crate::packets::udp_packet(
+            Ipv4Addr::new(10, 0, 0, 2),
+            Ipv4Addr::new(10, 0, 0, 3),
+            5060,
+            5060,
+            text.as_bytes(),
+        )
+    }
+
+    fn tracker() -> Tracker {
+        Tracker::new(TrackerConfig {
+            domain: "example.com".into(),
+            talking_on: TalkingOn::Ok200,
+            terminated_on: TerminatedOn::Bye,
+            default_expires: 3600,
+            max_call_ms: 7_200_000,
+        })
+    }
+
+    /// A snapshot taken with a call ringing, and a journal of what came
+    /// after it: the 200 and ACK (both talking), alice's PUBLISH sent and
+    /// answered, bob's sent and not answered. Replayed, the call is up,
+    /// alice's talking is confirmed (not sent again, her CSeq and
+    /// entity-tag kept), and bob's is sent again.
+    #[test]
+    fn a_journal_replays_over_its_snapshot_as_the_monitor_acted() {
+        let (a, b) = ("alice@example.com", "bob@example.com");
+        let mut before = tracker();
+        for (now, (first, cseq)) in [
+            ("INVITE sip:bob@example.com SIP/2.0", "1 INVITE"),
+            ("SIP/2.0 180 Ringing", "1 INVITE"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for m in super::super::frame::messages(&mut Default::default(), &sip(first, cseq)) {
+                assert!(before.handle(&m.unwrap(), now as u64).is_empty());
+            }
+        }
+        let snap = before.snapshot(10);
+        let saved_unix = 1_000_000;
+        let records = vec![
+            Record::Copies {
+                seq: 5,
+                now: 20,
+                lens: vec![],
+                frames: vec![
+                    sip("SIP/2.0 200 OK", "1 INVITE"),
+                    sip("ACK sip:bob@example.com SIP/2.0", "1 ACK"),
+                ],
+            },
+            Record::Sent {
+                seq: 6,
+                user: a.into(),
+                cseq: 7,
+                status: Some(Status::Talking),
+            },
+            Record::Answered {
+                seq: 7,
+                user: a.into(),
+                etag: Some("e7".into()),
+                refresh_unix_ms: Some(saved_unix + 5_000),
+            },
+            Record::Sent {
+                seq: 8,
+                user: b.into(),
+                cseq: 3,
+                status: Some(Status::Talking),
+            },
+        ];
+        let mut after = tracker();
+        after.restore(snap, 0, 0);
+        let mut terminals = HashMap::new();
+        terminals.insert(
+            a.to_string(),
+            Terminal {
+                cseq: 6,
+                etag: Some("e6".into()),
+                ..Default::default()
+            },
+        );
+        replay(records, (10, saved_unix), &mut after, &mut terminals);
+        assert_eq!(after.dialogs(), 1, "the call is up");
+        let (ta, tb) = (&terminals[a], &terminals[b]);
+        assert_eq!(
+            (
+                ta.status,
+                ta.pending,
+                ta.cseq,
+                ta.etag.as_deref(),
+                ta.refresh_at
+            ),
+            (Some(Status::Talking), None, 7, Some("e7"), Some(5_000)),
+            "alice's talking reached the server"
+        );
+        assert_eq!(
+            (tb.status, tb.pending, tb.cseq, tb.etag.as_deref()),
+            (Some(Status::Talking), Some(Status::Talking), 3, None),
+            "bob's is sent again, with a CSeq past the one that went out"
+        );
+        assert_eq!(ta.state.sessions.len(), 1);
     }
 }

@@ -106,6 +106,7 @@ impl Role for SipMonitorRole {
             s.restored_registrations as u64,
         ));
         out.push(part("restored_terminals", s.restored_terminals as u64));
+        out.push(part("restored_journal", s.restored_journal as u64));
         out.push(part(
             "restored_dialogs_ended",
             u64::from(s.restore_note.is_some()) * s.restored_dialogs as u64,
