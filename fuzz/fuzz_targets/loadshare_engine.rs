@@ -24,25 +24,15 @@
 #![no_main]
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use control::router::loadshare::{Action, Config, Event, Fence, LoadShare, Msg, MsgError, VERSION};
 use dataplane_common::router::{Fingerprint, BUCKETS, BUCKET_HOLD, BUCKET_MINE, BUCKET_NOT_MINE};
-use hmac::{Hmac, Mac};
 use libfuzzer_sys::fuzz_target;
-use sha2::Sha256;
 
-const KEY: &[u8] = b"shared secret";
-
-fn addr(i: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(10, 3, 0, i))
-}
-
-fn tag(key: &[u8], body: &[u8]) -> Vec<u8> {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap();
-    m.update(body);
-    m.finalize().into_bytes().to_vec()
-}
+#[path = "loadshare_common.rs"]
+mod common;
+use common::{addr, tag, KEY};
 
 /// A router and the bucket states its edge wrote to the filter.
 struct Node {
@@ -106,7 +96,10 @@ impl Net {
                         self.wire.push_back((to, bytes, msg));
                     }
                     Action::SetBucket { bucket, state } => {
-                        assert!(matches!(state, BUCKET_NOT_MINE | BUCKET_MINE | BUCKET_HOLD), "{state}");
+                        assert!(
+                            matches!(state, BUCKET_NOT_MINE | BUCKET_MINE | BUCKET_HOLD),
+                            "{state}"
+                        );
                         n.filter[bucket as usize] = state;
                     }
                     Action::ReadFences { epoch, buckets } => queue.push_back(Event::FencesRead {
@@ -137,12 +130,19 @@ impl Net {
             let mine = &n.ls.mine;
             assert_eq!(mine.len(), BUCKETS as usize);
             for (b, s) in mine.iter().enumerate() {
-                assert!(matches!(*s, BUCKET_NOT_MINE | BUCKET_MINE | BUCKET_HOLD), "bucket {b}: {s}");
+                assert!(
+                    matches!(*s, BUCKET_NOT_MINE | BUCKET_MINE | BUCKET_HOLD),
+                    "bucket {b}: {s}"
+                );
                 if n.filter[b] != *s {
                     // The edge applied a fence: the buckets it set mine, and
                     // any other fenced ones the engine takes as mine with
                     // them, are MINE.
-                    assert!(fence_applied && *s == BUCKET_MINE, "bucket {b}: filter {} engine {s}", n.filter[b]);
+                    assert!(
+                        fence_applied && *s == BUCKET_MINE,
+                        "bucket {b}: filter {} engine {s}",
+                        n.filter[b]
+                    );
                 }
             }
             if fence_applied {
@@ -160,7 +160,9 @@ impl Net {
     /// Deliver what is in flight (a bounded number of messages).
     fn pump(&mut self) {
         for _ in 0..256 {
-            let Some((to, bytes, sent)) = self.wire.pop_front() else { return };
+            let Some((to, bytes, sent)) = self.wire.pop_front() else {
+                return;
+            };
             // What is sent decodes to itself (also for C, who hears
             // nothing).
             let msg = Msg::decode(&bytes, KEY).expect("sent bytes decode");
@@ -190,7 +192,11 @@ fn decode_tagged(body: &[u8]) -> Option<Msg> {
     match r {
         Ok(m) => {
             assert_eq!(m.v, VERSION);
-            assert_eq!(Msg::decode(&m.encode(KEY), KEY).as_ref(), Ok(&m), "re-encoded decodes to itself");
+            assert_eq!(
+                Msg::decode(&m.encode(KEY), KEY).as_ref(),
+                Ok(&m),
+                "re-encoded decodes to itself"
+            );
             Some(m)
         }
         Err(e) => {
@@ -212,14 +218,31 @@ fuzz_target!(|data: &[u8]| {
     }
     let (a, b, c) = (addr(1), addr(2), addr(3));
     let mut net = Net {
-        nodes: [Node::new(a, 200, vec![b, c], 1_000), Node::new(b, 100, vec![a, c], 2_000)],
+        nodes: [
+            Node::new(a, 200, vec![b, c], 1_000),
+            Node::new(b, 100, vec![a, c], 2_000),
+        ],
         wire: VecDeque::new(),
         now: 1,
     };
-    net.handle(0, Event::Role { now: 1, master: true });
-    net.handle(1, Event::Role { now: 1, master: false });
+    net.handle(
+        0,
+        Event::Role {
+            now: 1,
+            master: true,
+        },
+    );
+    net.handle(
+        1,
+        Event::Role {
+            now: 1,
+            master: false,
+        },
+    );
     for line in data.split(|x| *x == b'\n').take(128) {
-        let Some((&op, rest)) = line.split_first() else { continue };
+        let Some((&op, rest)) = line.split_first() else {
+            continue;
+        };
         let dt = u64::from(op & 0x0f) * 25;
         if dt > 0 {
             net.now += dt;
@@ -235,17 +258,33 @@ fuzz_target!(|data: &[u8]| {
             k @ (7 | 8) => {
                 let i = usize::from(k - 7);
                 let master = !net.nodes[i].ls.master;
-                net.handle(i, Event::Role { now: net.now, master });
+                net.handle(
+                    i,
+                    Event::Role {
+                        now: net.now,
+                        master,
+                    },
+                );
             }
             9 => net.handle(0, Event::Rebalance),
             10 => net.handle(1, Event::Leave { now: net.now }),
             k @ (11 | 12) => {
                 let rates = rest.iter().map(|r| u64::from(*r) * 37).collect();
-                net.handle(usize::from(k - 11), Event::Rates { now: net.now, rates });
+                net.handle(
+                    usize::from(k - 11),
+                    Event::Rates {
+                        now: net.now,
+                        rates,
+                    },
+                );
             }
             13 => {
                 for (_, bytes, sent) in net.wire.drain(..) {
-                    assert_eq!(Msg::decode(&bytes, KEY), Ok(sent), "what is sent decodes to itself");
+                    assert_eq!(
+                        Msg::decode(&bytes, KEY),
+                        Ok(sent),
+                        "what is sent decodes to itself"
+                    );
                 }
             }
             14 => {
@@ -255,7 +294,13 @@ fuzz_target!(|data: &[u8]| {
                 let old = &net.nodes[1].ls.cfg;
                 let (me, boot) = (old.me, old.boot + 1);
                 net.nodes[1] = Node::new(me, 100, vec![a, c], boot);
-                net.handle(1, Event::Role { now: net.now, master: false });
+                net.handle(
+                    1,
+                    Event::Role {
+                        now: net.now,
+                        master: false,
+                    },
+                );
             }
         }
         net.pump();

@@ -9,26 +9,15 @@
 //! (`cargo xtask fuzz loadshare_msg`)
 #![no_main]
 
-use std::net::{IpAddr, Ipv4Addr};
-
 use control::router::loadshare::{Config, Event, LoadShare, Msg, MsgError, VERSION};
 use dataplane_common::router::{BUCKETS, BUCKET_HOLD, BUCKET_MINE, BUCKET_NOT_MINE};
-use hmac::{Hmac, Mac};
 use libfuzzer_sys::fuzz_target;
-use sha2::Sha256;
 
-const KEY: &[u8] = b"shared secret";
+#[path = "loadshare_common.rs"]
+mod common;
+use common::{addr, tag, KEY};
+
 const MAC_LEN: usize = 32;
-
-fn addr(i: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(10, 3, 0, i))
-}
-
-fn tag(key: &[u8], body: &[u8]) -> Vec<u8> {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap();
-    m.update(body);
-    m.finalize().into_bytes().to_vec()
-}
 
 fuzz_target!(|data: &[u8]| {
     // The bytes as they arrive: no valid tag, so nothing decodes (short of
@@ -51,7 +40,10 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(Msg::decode(&flipped, KEY), Err(MsgError::BadMac));
     assert_eq!(Msg::decode(&bytes, b"another key"), Err(MsgError::BadMac));
     let cut = Msg::decode(&bytes[..bytes.len() - 1], KEY);
-    assert!(matches!(cut, Err(MsgError::BadMac | MsgError::Short)), "{cut:?}");
+    assert!(
+        matches!(cut, Err(MsgError::BadMac | MsgError::Short)),
+        "{cut:?}"
+    );
     let msg = match r {
         Ok(m) => m,
         Err(e) => {
@@ -67,7 +59,11 @@ fuzz_target!(|data: &[u8]| {
     };
     assert_eq!(msg.v, VERSION);
     let again = msg.encode(KEY);
-    assert_eq!(Msg::decode(&again, KEY).as_ref(), Ok(&msg), "re-encoded decodes to itself");
+    assert_eq!(
+        Msg::decode(&again, KEY).as_ref(),
+        Ok(&msg),
+        "re-encoded decodes to itself"
+    );
     assert_eq!(msg.encode(KEY), again, "encoding is deterministic");
     // A backup (B) whose peers are A, the master, and C hears it.
     let mut cfg = Config::new(addr(2), 100, vec![addr(1), addr(3)], 100);
@@ -76,7 +72,10 @@ fuzz_target!(|data: &[u8]| {
     cfg.collect_interval_ms = Some(1000);
     cfg.collect_holddown_ms = 500;
     let mut ls = LoadShare::new(cfg);
-    let _ = ls.handle(Event::Role { now: 1, master: false });
+    let _ = ls.handle(Event::Role {
+        now: 1,
+        master: false,
+    });
     for a in ls.handle(Event::Received { now: 2, msg }) {
         if let control::router::loadshare::Action::Send { to, msg } = a {
             assert!(to != addr(2) && ls.cfg.peers.contains(&to), "sent to {to}");

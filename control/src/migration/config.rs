@@ -405,34 +405,27 @@ mod tests {
     fn the_controllers_hold_is_bounded_by_a_checked_key() {
         let m: Migration = toml::from_str(CONTROLLER).unwrap();
         m.validate().unwrap();
-        assert_eq!(m.controller.as_ref().unwrap().hold_max_frames, 65_536);
-        let set = |n: &str| {
-            toml::from_str::<Migration>(&CONTROLLER.replace(
-                "interface = \"eth0\"\n",
-                &format!("interface = \"eth0\"\nhold_max_frames = {n}\n"),
-            ))
-            .unwrap()
-        };
-        assert_eq!(set("100").controller.unwrap().hold_max_frames, 100);
-        for bad in ["0", "1048577"] {
-            let e = set(bad).validate().unwrap_err();
-            assert_eq!(e.key, "controller.hold_max_frames", "{bad}: {e}");
-        }
+        let c = m.controller.as_ref().unwrap();
         assert_eq!(
-            m.controller.as_ref().unwrap().hold_max_frames_total,
-            262_144
+            (c.hold_max_frames, c.hold_max_frames_total),
+            (65_536, 262_144)
         );
-        let total = |n: &str| {
+        let set = |key: &str, n: &str| {
             toml::from_str::<Migration>(&CONTROLLER.replace(
                 "interface = \"eth0\"\n",
-                &format!("interface = \"eth0\"\nhold_max_frames_total = {n}\n"),
+                &format!("interface = \"eth0\"\n{key} = {n}\n"),
             ))
             .unwrap()
         };
-        assert_eq!(total("500").controller.unwrap().hold_max_frames_total, 500);
-        for bad in ["0", "1048577"] {
-            let e = total(bad).validate().unwrap_err();
-            assert_eq!(e.key, "controller.hold_max_frames_total", "{bad}: {e}");
+        let c = set("hold_max_frames", "100").controller.unwrap();
+        assert_eq!(c.hold_max_frames, 100);
+        let c = set("hold_max_frames_total", "500").controller.unwrap();
+        assert_eq!(c.hold_max_frames_total, 500);
+        for key in ["hold_max_frames", "hold_max_frames_total"] {
+            for bad in ["0", "1048577"] {
+                let e = set(key, bad).validate().unwrap_err();
+                assert_eq!(e.key, format!("controller.{key}"), "{bad}: {e}");
+            }
         }
     }
 }
