@@ -1,6 +1,7 @@
 //! The sip-monitor SIGKILLed during calls (issue 15): started again, it
-//! takes up its state file (dialogs, registrations, publications) and
-//! reads the copies its ring kept while it was down, so the presence
+//! takes up its state (dialogs, registrations, publications: once all
+//! from the journal, once all from the snapshot) and reads the copies
+//! its ring kept while it was down, so the presence
 //! server ends with every terminal as it is: a call hung up meanwhile
 //! terminated, a call still going still talking (and not published
 //! again), a de-registration meanwhile offline, a registration meanwhile
@@ -81,15 +82,39 @@ fn wait_for(net: &Net, want: &[(&str, &[&str])]) {
     }
 }
 
+/// Killed with everything since its start in the journal (the snapshot
+/// is rewritten once a minute at most: it holds nothing yet).
 #[test]
-fn a_monitor_killed_during_calls_carries_on_from_its_state() {
+fn a_monitor_killed_during_calls_carries_on_from_its_journal() {
+    killed_during_calls("y", 60_000);
+}
+
+/// Killed with everything in its snapshot (rewritten every 10 ms at most,
+/// and given the time to be).
+#[test]
+fn a_monitor_killed_during_calls_carries_on_from_its_snapshot() {
+    killed_during_calls("z", 10);
+}
+
+/// The snapshot the monitor left: its dialogs.
+fn snapshot_dialogs(net: &Net) -> usize {
+    let text = std::fs::read_to_string(net.dir.join("mon-state.json")).expect("a snapshot");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["tracker"]["dialogs"].as_array().map_or(0, Vec::len)
+}
+
+fn killed_during_calls(tag: &str, state_interval_ms: u64) {
     if !common::kernel_available("sip_monitor_restart") {
         return;
     }
-    let mut net = Net::new("y", env!("CARGO_BIN_EXE_edgeplane").as_ref());
+    let mut net = Net::new(tag, env!("CARGO_BIN_EXE_edgeplane").as_ref());
     let srv_cfg = net.presence_config(None);
     net.daemon("srv", &srv_cfg);
-    let mon_cfg = net.monitor_config("example.com", "10.6.0.2:5070", "");
+    let mon_cfg = net.monitor_config(
+        "example.com",
+        "10.6.0.2:5070",
+        &format!("state_interval_ms = {state_interval_ms}\n"),
+    );
     net.daemon("mon", &mon_cfg);
     let stop = Arc::new(AtomicBool::new(false));
     let registrar = uas(format!("/run/netns/{}", net.name("srv")), stop.clone());
@@ -111,8 +136,14 @@ fn a_monitor_killed_during_calls_carries_on_from_its_state() {
         &[(a, talking), (b, talking), (c, talking), (d, talking)],
     );
 
+    let from_journal = state_interval_ms >= 60_000;
+    if !from_journal {
+        thread::sleep(Duration::from_millis(200)); // a snapshot or more
+    }
     // Killed; meanwhile alice hangs up, bob de-registers, erin registers.
     net.kill("mon");
+    let in_snapshot = snapshot_dialogs(&net);
+    assert_eq!(in_snapshot, if from_journal { 0 } else { 2 });
     hang_up(&net, a, b, "c1");
     net.register(b, "r1-off", 0);
     net.register(e, "r4", 600);
@@ -143,8 +174,12 @@ fn a_monitor_killed_during_calls_carries_on_from_its_state() {
         "{mon}"
     );
     assert_eq!(mon["dialogs"], 1, "c2 only: {mon}");
+    let replayed = mon["restored_journal"].as_u64().unwrap();
+    if from_journal {
+        assert!(replayed > 0, "the journal carried it: {mon}");
+    }
     eprintln!(
-        "monitor SIGKILLed with 2 calls up; restarted, it caught up on 3 changes made while it was down in {} ms",
+        "monitor SIGKILLed with 2 calls up ({in_snapshot} dialogs in its snapshot, {replayed} journal records replayed); restarted, it caught up on 3 changes made while it was down in {} ms",
         caught_up.as_millis()
     );
     // Tracking goes on: erin de-registers.

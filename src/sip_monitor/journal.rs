@@ -4,11 +4,17 @@
 //! loses nothing it had taken off the ring or sent. The snapshot is then
 //! rewritten at most every `state_interval_ms`, not after every batch.
 //!
+//! The journal comes in generations (`<state_file>.journal.<N>`): a
+//! snapshot starts the next one and is written on a thread of its own, so
+//! the monitor goes on (appending to the new generation) while it is
+//! serialized and flushed; once it is on disk, the generations before it
+//! are removed.
+//!
 //! A record is a JSON line; copies carry their frames' bytes right after
 //! it (their lengths in the line). Each record has a sequence number, and
-//! the snapshot the last one it includes, so a journal not yet truncated
-//! after a snapshot replays nothing twice. A torn last record (the kill
-//! came while it was written) ends the replay.
+//! the snapshot the last one it includes, so a generation not yet removed
+//! after a snapshot replays nothing twice. A torn record (the kill came
+//! while it was written) ends its generation.
 
 use std::{
     fs::File,
@@ -61,39 +67,85 @@ impl Record {
 
 /// The journal being written.
 pub struct Journal {
-    path: PathBuf,
+    state_file: PathBuf,
+    gen: u64,
     file: Option<File>,
     /// The last sequence number written.
     pub last: u64,
 }
 
-/// `<state_file>.journal`.
-pub fn path_of(state_file: &Path) -> PathBuf {
+/// `<state_file>.journal.<gen>`.
+fn gen_path(state_file: &Path, gen: u64) -> PathBuf {
     let mut p = state_file.as_os_str().to_owned();
-    p.push(".journal");
+    p.push(format!(".journal.{gen}"));
     p.into()
 }
 
+/// The journal's generations beside `state_file`, oldest first.
+pub fn generations(state_file: &Path) -> std::io::Result<Vec<(u64, PathBuf)>> {
+    let (Some(dir), Some(name)) = (state_file.parent(), state_file.file_name()) else {
+        return Ok(Vec::new());
+    };
+    let prefix = format!("{}.journal.", name.to_string_lossy());
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for e in entries {
+        let e = e?;
+        let n = e.file_name();
+        if let Some(g) = n
+            .to_string_lossy()
+            .strip_prefix(&prefix)
+            .and_then(|g| g.parse::<u64>().ok())
+        {
+            out.push((g, e.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Remove the generations below `gen` (a snapshot holds them).
+pub fn remove_below(state_file: &Path, gen: u64) -> std::io::Result<()> {
+    for (g, p) in generations(state_file)? {
+        if g < gen {
+            std::fs::remove_file(p)?;
+        }
+    }
+    Ok(())
+}
+
 impl Journal {
-    /// Appends after `last` (what the restore read).
-    pub fn new(state_file: &Path, last: u64) -> Self {
-        Self {
-            path: path_of(state_file),
+    /// Appends after `last` (what the restore read), in a generation
+    /// above every one there is.
+    pub fn new(state_file: &Path, last: u64) -> std::io::Result<Self> {
+        let gen = generations(state_file)?.last().map_or(1, |(g, _)| g + 1);
+        Ok(Self {
+            state_file: state_file.to_path_buf(),
+            gen,
             file: None,
             last,
-        }
+        })
+    }
+
+    /// The generation being written.
+    pub fn path(&self) -> PathBuf {
+        gen_path(&self.state_file, self.gen)
     }
 
     fn file(&mut self) -> std::io::Result<&mut File> {
         if self.file.is_none() {
-            if let Some(dir) = self.path.parent() {
+            if let Some(dir) = self.state_file.parent() {
                 std::fs::create_dir_all(dir)?;
             }
             self.file = Some(
                 std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(&self.path)?,
+                    .open(self.path())?,
             );
         }
         Ok(self.file.as_mut().expect("opened"))
@@ -119,45 +171,53 @@ impl Journal {
         Ok(())
     }
 
-    /// The snapshot now holds everything up to `last`: start over.
-    pub fn truncate(&mut self) -> std::io::Result<()> {
-        self.file()?.set_len(0)
+    /// A snapshot holding everything up to `last` is about to be written:
+    /// what comes next goes to a new generation. Returns it (the ones
+    /// below it can go once the snapshot is on disk).
+    pub fn rotate(&mut self) -> u64 {
+        self.file = None;
+        self.gen += 1;
+        self.gen
     }
 }
 
-/// The records after `after` in the journal beside `state_file` (none if
-/// there is none); the replay stops at a torn or unreadable record, and
-/// says so.
+/// The records after `after` in the journal beside `state_file`, every
+/// generation, oldest first (none if there is none); a torn or unreadable
+/// record ends its generation, and is reported.
 pub fn read(state_file: &Path, after: u64) -> std::io::Result<(Vec<Record>, Option<String>)> {
-    let path = path_of(state_file);
-    let f = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
-        Err(e) => return Err(e),
-    };
-    let mut r = BufReader::new(f);
     let mut out = Vec::new();
+    let mut torn = None;
+    for (_, path) in generations(state_file)? {
+        if let Some(t) = read_one(&path, after, &mut out)? {
+            torn = Some(t);
+        }
+    }
+    Ok((out, torn))
+}
+
+fn read_one(path: &Path, after: u64, out: &mut Vec<Record>) -> std::io::Result<Option<String>> {
+    let mut r = BufReader::new(File::open(path)?);
     let mut line = Vec::new();
     // The last whole record read.
     let mut whole = after;
     loop {
         line.clear();
         if r.read_until(b'\n', &mut line)? == 0 {
-            return Ok((out, None));
+            return Ok(None);
         }
         let torn = |what: &str| Some(format!("{}: {what} after record {whole}", path.display()));
         if line.last() != Some(&b'\n') {
-            return Ok((out, torn("a torn record")));
+            return Ok(torn("a torn record"));
         }
         let mut rec: Record = match serde_json::from_slice(&line) {
             Ok(r) => r,
-            Err(_) => return Ok((out, torn("an unreadable record"))),
+            Err(_) => return Ok(torn("an unreadable record")),
         };
         if let Record::Copies { lens, frames, .. } = &mut rec {
             for n in lens.iter() {
                 let mut f = vec![0u8; *n as usize];
                 if r.read_exact(&mut f).is_err() {
-                    return Ok((out, torn("torn copies")));
+                    return Ok(torn("torn copies"));
                 }
                 frames.push(f);
             }
@@ -178,7 +238,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("edgeplane-journal-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let state = dir.join("mon.json");
-        let mut j = Journal::new(&state, 7);
+        let mut j = Journal::new(&state, 7).unwrap();
         let copies = Record::Copies {
             seq: 0,
             now: 40,
@@ -186,13 +246,15 @@ mod tests {
             frames: vec![b"abc".to_vec(), vec![], b"\n\n{x}".to_vec()],
         };
         j.append(copies.clone()).unwrap();
-        let sent = Record::Sent {
+        j.append(Record::Sent {
             seq: 0,
             user: "alice@example.com".into(),
             cseq: 4,
             status: Some(Status::Talking),
-        };
-        j.append(sent).unwrap();
+        })
+        .unwrap();
+        // A snapshot starts generation 2 here; the records go on in it.
+        let gen = j.rotate();
         j.append(Record::Answered {
             seq: 0,
             user: "alice@example.com".into(),
@@ -200,7 +262,7 @@ mod tests {
             refresh_unix_ms: Some(9),
         })
         .unwrap();
-        assert_eq!(j.last, 10);
+        assert_eq!((j.last, gen), (10, 2));
         let (all, torn) = read(&state, 7).unwrap();
         assert_eq!((all.len(), torn), (3, None));
         assert_eq!(all.iter().map(Record::seq).collect::<Vec<_>>(), [8, 9, 10]);
@@ -211,27 +273,28 @@ mod tests {
             (frames.as_slice(), *now),
             (&[b"abc".to_vec(), vec![], b"\n\n{x}".to_vec()][..], 40)
         );
-        // What a snapshot holds is skipped.
+        // What a snapshot holds is skipped; once it is on disk, the
+        // generations before it go.
         assert_eq!(read(&state, 9).unwrap().0.len(), 1);
+        remove_below(&state, gen).unwrap();
+        assert_eq!(generations(&state).unwrap().len(), 1);
+        assert_eq!(read(&state, 7).unwrap().0.len(), 1);
         // A kill halfway through a record: the ones before it replay.
-        let mut bytes = std::fs::read(path_of(&state)).unwrap();
-        let whole = bytes.len();
+        let whole = std::fs::read(j.path()).unwrap().len();
         j.append(copies).unwrap();
-        bytes = std::fs::read(path_of(&state)).unwrap();
-        std::fs::write(path_of(&state), &bytes[..bytes.len() - 2]).unwrap();
+        let bytes = std::fs::read(j.path()).unwrap();
+        std::fs::write(j.path(), &bytes[..bytes.len() - 2]).unwrap();
         let (all, torn) = read(&state, 7).unwrap();
-        assert_eq!(all.len(), 3);
+        assert_eq!(all.len(), 1);
         assert!(torn.unwrap().contains("torn copies after record 10"));
-        std::fs::write(path_of(&state), &bytes[..whole + 10]).unwrap();
+        std::fs::write(j.path(), &bytes[..whole + 10]).unwrap();
         assert!(read(&state, 7)
             .unwrap()
             .1
             .unwrap()
             .contains("a torn record"));
-        // Truncated at a snapshot: nothing to replay.
-        let mut j = Journal::new(&state, 11);
-        j.truncate().unwrap();
-        assert_eq!(read(&state, 11).unwrap(), (vec![], None));
+        // A restarted monitor writes above every generation there is.
+        assert_eq!(Journal::new(&state, 11).unwrap().gen, 3);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

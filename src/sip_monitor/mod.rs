@@ -135,8 +135,9 @@ pub struct Monitor {
     state_dirty: bool,
     /// What happened since the snapshot (`<state_file>.journal`).
     journal: journal::Journal,
-    /// When the snapshot was last written.
+    /// When the snapshot was last taken, and its write if not done.
     saved_at: Option<Instant>,
+    saving: Option<persist::Saving>,
 }
 
 fn tracker_config(cfg: &SipMonitor) -> TrackerConfig {
@@ -237,8 +238,11 @@ impl Monitor {
             // What was restored is written again at once, and the
             // journal starts over.
             state_dirty: true,
-            journal: journal::Journal::new(&cfg_state_file, journal_last),
+            journal: journal::Journal::new(&cfg_state_file, journal_last).map_err(|e| {
+                anyhow::anyhow!("sip_monitor journal of {}: {e}", cfg_state_file.display())
+            })?,
             saved_at: None,
+            saving: None,
         };
         for (user, t) in &m.terminals {
             if let Some(at) = t.refresh_at {
@@ -558,7 +562,7 @@ impl Monitor {
     fn journal_append(&mut self, rec: journal::Record) {
         if let Err(e) = self.journal.append(rec) {
             self.status.lock().unwrap().state_save_failed += 1;
-            warn!(file = %journal::path_of(&self.cfg.state_file).display(), "journal not written: {e}");
+            warn!(file = %self.journal.path().display(), "journal not written: {e}");
         }
     }
 

@@ -202,15 +202,11 @@ pub(super) fn restore(
         clock_ms: 0,
     };
     let Some(saved) = saved else {
-        let _ = dp.take_sip_copies()?; // a previous daemon's, without its state
-                                       // A journal without its snapshot is not this state's.
-        let j = super::journal::path_of(&cfg.state_file);
-        match std::fs::remove_file(&j) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("sip_monitor journal {}", j.display()))
-            }
-            _ => {}
-        }
+        // A previous daemon's copies, without its state.
+        let _ = dp.take_sip_copies()?;
+        // A journal without its snapshot is not this state's.
+        super::journal::remove_below(&cfg.state_file, u64::MAX)
+            .with_context(|| format!("sip_monitor journal of {}", cfg.state_file.display()))?;
         return Ok(out);
     };
     let down = unix_ms().saturating_sub(saved.saved_unix_ms);
@@ -280,11 +276,40 @@ pub(super) fn restore(
     Ok(out)
 }
 
+/// A snapshot being written on its thread.
+pub(super) type Saving = std::thread::JoinHandle<std::io::Result<()>>;
+
 impl Monitor {
-    /// Write the state file if something changed since it was.
+    /// Start writing the snapshot if something changed since the last one,
+    /// `state_interval_ms` has passed, and the last write is done: taken
+    /// here (a copy of the state), serialized and flushed on a thread of
+    /// its own while the monitor goes on in a new journal generation; the
+    /// generations before it are removed once it is on disk.
     pub(super) fn save_state(&mut self) {
+        if self.saving.as_ref().is_some_and(|h| h.is_finished()) {
+            let r = self
+                .saving
+                .take()
+                .expect("checked")
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the writer panicked")));
+            let mut st = self.status.lock().unwrap();
+            match r {
+                Ok(()) => st.state_saves += 1,
+                Err(e) => {
+                    st.state_save_failed += 1;
+                    // Its journal generations stay: nothing is lost, and
+                    // the next snapshot tries again.
+                    self.state_dirty = true;
+                    warn!(file = %self.cfg.state_file.display(), "state file not written: {e}");
+                }
+            }
+        }
         let interval = std::time::Duration::from_millis(self.cfg.state_interval_ms);
-        if !self.state_dirty || self.saved_at.is_some_and(|t| t.elapsed() < interval) {
+        if !self.state_dirty
+            || self.saving.is_some()
+            || self.saved_at.is_some_and(|t| t.elapsed() < interval)
+        {
             return;
         }
         self.state_dirty = false;
@@ -311,15 +336,20 @@ impl Monitor {
             journal_seq: self.journal.last,
             saved_now: now,
         };
-        // Once the snapshot holds it all, the journal starts over (if the
-        // truncation fails, the records it holds are skipped by number).
-        let r = save(&self.cfg.state_file, &saved).and_then(|()| self.journal.truncate());
-        let mut st = self.status.lock().unwrap();
-        match r {
-            Ok(()) => st.state_saves += 1,
+        let gen = self.journal.rotate();
+        let path = self.cfg.state_file.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sip-state".into())
+            .spawn(move || {
+                save(&path, &saved)?;
+                super::journal::remove_below(&path, gen)
+            });
+        match spawned {
+            Ok(h) => self.saving = Some(h),
             Err(e) => {
-                st.state_save_failed += 1;
-                warn!(file = %self.cfg.state_file.display(), "state file not written: {e}");
+                self.status.lock().unwrap().state_save_failed += 1;
+                self.state_dirty = true;
+                warn!("state file writer not started: {e}");
             }
         }
     }
