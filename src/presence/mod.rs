@@ -122,6 +122,10 @@ pub struct Server {
     /// Call-ID → the last CSeq taken on it (PUBLISH, status REGISTER), and
     /// when: what is not above it is a replay.
     taken: std::collections::HashMap<String, (u32, std::time::Instant)>,
+    /// `taken`'s Call-IDs in the order they were taken (an entry whose
+    /// time is no longer its Call-ID's is stale), so the oldest goes
+    /// first without a search.
+    taken_order: std::collections::VecDeque<(String, std::time::Instant)>,
     /// The TLS listener (bound at start, so a taken port fails the start)
     /// and its acceptor, until `run` serves them.
     tls: Option<(tokio::net::TcpListener, tokio_rustls::TlsAcceptor)>,
@@ -232,6 +236,7 @@ impl Server {
             answered: Default::default(),
             answered_order: Default::default(),
             taken: Default::default(),
+            taken_order: Default::default(),
             tls,
             subs: Vec::new(),
             tags: 0,
@@ -276,7 +281,16 @@ impl Server {
                     let now = std::time::Instant::now();
                     self.subs.retain(|s| s.expires_at > now);
                     let replay = std::time::Duration::from_secs(REPLAY_SECS);
-                    self.taken.retain(|_, (_, at)| at.elapsed() < replay);
+                    while self
+                        .taken_order
+                        .front()
+                        .is_some_and(|(_, at)| at.elapsed() >= replay)
+                    {
+                        let (id, at) = self.taken_order.pop_front().expect("checked");
+                        if self.taken.get(&id).is_some_and(|(_, t)| *t == at) {
+                            self.taken.remove(&id);
+                        }
+                    }
                 }
                 r = self.sock.recv_from(&mut buf) => {
                     let Ok((n, peer)) = r else { continue };
@@ -514,9 +528,6 @@ impl Server {
         response(m, raw, 500, "Server Internal Error", "")
     }
 
-    /// A PUBLISH's SIP-If-Match, if any, names a live entity-tag of its
-    /// presentity in the store (issued by this server or another one on
-    /// the same database, before a restart or not).
     /// Take a request's CSeq on its Call-ID: false if it is not above the
     /// last one taken there (a replay; a retransmission within its
     /// transaction never gets here).
@@ -526,18 +537,36 @@ impl Server {
             if m.cseq <= *last {
                 return false;
             }
-        } else if self.taken.len() >= REPLAY_KEEP {
-            if let Some(oldest) = self
-                .taken
-                .iter()
-                .min_by_key(|(_, (_, at))| *at)
-                .map(|(k, _)| k.clone())
-            {
-                self.taken.remove(&oldest);
+        } else {
+            while self.taken.len() >= REPLAY_KEEP {
+                self.forget_oldest_taken();
             }
         }
         self.taken.insert(m.call_id.to_string(), (m.cseq, now));
+        self.taken_order.push_back((m.call_id.to_string(), now));
+        // Call-IDs taken again leave stale entries behind: past twice
+        // what is held, the order is made anew from the map.
+        if self.taken_order.len() > 2 * self.taken.len() + 1024 {
+            let mut order: Vec<(String, std::time::Instant)> = self
+                .taken
+                .iter()
+                .map(|(id, (_, at))| (id.clone(), *at))
+                .collect();
+            order.sort_by_key(|(_, at)| *at);
+            self.taken_order = order.into();
+        }
         true
+    }
+
+    /// Forget the Call-ID taken longest ago (skipping the order's stale
+    /// entries).
+    fn forget_oldest_taken(&mut self) {
+        while let Some((id, at)) = self.taken_order.pop_front() {
+            if self.taken.get(&id).is_some_and(|(_, t)| *t == at) {
+                self.taken.remove(&id);
+                return;
+            }
+        }
     }
 
     /// A new publication (no SIP-If-Match) gets a new entity-tag: refused
@@ -557,6 +586,9 @@ impl Server {
         }
     }
 
+    /// A PUBLISH's SIP-If-Match, if any, names a live entity-tag of its
+    /// presentity in the store (issued by this server or another one on
+    /// the same database, before a restart or not).
     fn etag_ok(&self, m: &sip::Message) -> bool {
         let Some(e) = &m.if_match else {
             return true;

@@ -89,10 +89,9 @@ pub fn load(path: &Path) -> anyhow::Result<Option<Saved>> {
 /// Write `saved` in place of the file, durably (its directory made if
 /// missing).
 pub fn save(path: &Path, saved: &Saved) -> std::io::Result<()> {
-    crate::durable::write(
-        path,
-        &serde_json::to_vec(saved).map_err(std::io::Error::other)?,
-    )
+    crate::durable::write_with(path, |w| {
+        serde_json::to_writer(w, saved).map_err(std::io::Error::other)
+    })
 }
 
 /// What a restore hands the monitor.

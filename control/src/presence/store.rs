@@ -84,6 +84,26 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS status (user_aor TEXT NOT NULL,
      CREATE TABLE IF NOT EXISTS history (id BIGSERIAL_OR_INTEGER PRIMARY KEY, user_aor TEXT NOT NULL, source TEXT NOT NULL, status TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, cause TEXT NOT NULL);
      CREATE TABLE IF NOT EXISTS etag (etag TEXT PRIMARY KEY, user_aor TEXT NOT NULL, expires DOUBLE PRECISION NOT NULL);";
 
+/// How many rows `status` and `etag` hold, kept by triggers in the
+/// transaction that changes them, so the bounds are checked without
+/// counting the tables (a count is linear: 1.2 ms at 100,000 statuses,
+/// paid by every new terminal).
+const ROW_COUNT: &str =
+    "CREATE TABLE IF NOT EXISTS row_count (tbl TEXT PRIMARY KEY, n BIGINT NOT NULL)";
+const SQLITE_COUNTERS: &str = "CREATE TRIGGER IF NOT EXISTS status_added AFTER INSERT ON status BEGIN UPDATE row_count SET n = n + 1 WHERE tbl = 'status'; END;
+     CREATE TRIGGER IF NOT EXISTS status_removed AFTER DELETE ON status BEGIN UPDATE row_count SET n = n - 1 WHERE tbl = 'status'; END;
+     CREATE TRIGGER IF NOT EXISTS etag_added AFTER INSERT ON etag BEGIN UPDATE row_count SET n = n + 1 WHERE tbl = 'etag'; END;
+     CREATE TRIGGER IF NOT EXISTS etag_removed AFTER DELETE ON etag BEGIN UPDATE row_count SET n = n - 1 WHERE tbl = 'etag'; END;
+     INSERT OR IGNORE INTO row_count SELECT 'status', COUNT(*) FROM status;
+     INSERT OR IGNORE INTO row_count SELECT 'etag', COUNT(*) FROM etag;";
+const POSTGRES_COUNTERS: &str = "LOCK TABLE status, etag IN EXCLUSIVE MODE;
+     CREATE OR REPLACE FUNCTION edgeplane_count_rows() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF TG_OP = 'INSERT' THEN UPDATE row_count SET n = n + 1 WHERE tbl = TG_TABLE_NAME; ELSE UPDATE row_count SET n = n - 1 WHERE tbl = TG_TABLE_NAME; END IF; RETURN NULL; END $$;
+     CREATE OR REPLACE TRIGGER status_count AFTER INSERT OR DELETE ON status FOR EACH ROW EXECUTE FUNCTION edgeplane_count_rows();
+     CREATE OR REPLACE TRIGGER etag_count AFTER INSERT OR DELETE ON etag FOR EACH ROW EXECUTE FUNCTION edgeplane_count_rows();
+     INSERT INTO row_count SELECT 'status', COUNT(*) FROM status ON CONFLICT DO NOTHING;
+     INSERT INTO row_count SELECT 'etag', COUNT(*) FROM etag ON CONFLICT DO NOTHING;";
+const COUNT_OF: &str = "SELECT n FROM row_count WHERE tbl = $1";
+
 /// The PostgreSQL advisory lock (an arbitrary key) taken to add a status.
 const NEW_STATUS_LOCK: i64 = 0x0073_7461_7475_7365;
 
@@ -122,6 +142,12 @@ impl Store {
                 "ALTER TABLE status ADD COLUMN IF NOT EXISTS expires DOUBLE PRECISION",
             )?;
             c.batch_execute(EXPIRY_INDEX)?;
+            c.batch_execute(ROW_COUNT)?;
+            // The triggers and the first counts in one transaction, the
+            // tables locked against writers, so no change falls between.
+            let mut tx = c.transaction()?;
+            tx.batch_execute(POSTGRES_COUNTERS)?;
+            tx.commit()?;
             return Ok(Self::limited(Db::Postgres(Box::new(c))));
         }
         Ok(Self::open(Path::new(database))?)
@@ -152,6 +178,10 @@ impl Store {
             db.execute_batch("ALTER TABLE status ADD COLUMN expires DOUBLE PRECISION")?;
         }
         db.execute_batch(EXPIRY_INDEX)?;
+        db.execute_batch(ROW_COUNT)?;
+        // One write transaction: no other writer between the counts and
+        // the triggers.
+        db.execute_batch(&format!("BEGIN IMMEDIATE; {SQLITE_COUNTERS} COMMIT;"))?;
         Ok(Self::limited(Db::Sqlite(db)))
     }
 
@@ -187,10 +217,14 @@ impl Store {
 
     /// How many entity-tags the store holds (live or not yet purged).
     pub fn etags(&mut self) -> Result<u64, StoreError> {
-        const SQL: &str = "SELECT COUNT(*) FROM etag";
+        self.count_of("etag")
+    }
+
+    /// `row_count`'s count of `tbl`.
+    fn count_of(&mut self, tbl: &str) -> Result<u64, StoreError> {
         Ok(match &mut self.db {
-            Db::Sqlite(db) => db.query_row(SQL, [], |r| r.get::<_, i64>(0))?,
-            Db::Postgres(c) => c.query_one(SQL, &[])?.get::<_, i64>(0),
+            Db::Sqlite(db) => db.query_row(COUNT_OF, [tbl], |r| r.get::<_, i64>(0))?,
+            Db::Postgres(c) => c.query_one(COUNT_OF, &[&tbl])?.get::<_, i64>(0),
         } as u64)
     }
 
@@ -203,13 +237,11 @@ impl Store {
         Ok(match &mut self.db {
             Db::Sqlite(db) => {
                 db.execute("DELETE FROM etag WHERE expires <= ?1", params![now])?;
-                db.query_row("SELECT COUNT(*) FROM etag", [], |r| r.get::<_, i64>(0))? < max
+                db.query_row(COUNT_OF, ["etag"], |r| r.get::<_, i64>(0))? < max
             }
             Db::Postgres(c) => {
                 c.execute("DELETE FROM etag WHERE expires <= $1", &[&now])?;
-                c.query_one("SELECT COUNT(*) FROM etag", &[])?
-                    .get::<_, i64>(0)
-                    < max
+                c.query_one(COUNT_OF, &[&"etag"])?.get::<_, i64>(0) < max
             }
         })
     }
@@ -226,11 +258,7 @@ impl Store {
 
     /// How many statuses the store holds.
     pub fn statuses(&mut self) -> Result<u64, StoreError> {
-        const SQL: &str = "SELECT COUNT(*) FROM status";
-        Ok(match &mut self.db {
-            Db::Sqlite(db) => db.query_row(SQL, [], |r| r.get::<_, i64>(0))?,
-            Db::Postgres(c) => c.query_one(SQL, &[])?.get::<_, i64>(0),
-        } as u64)
+        self.count_of("status")
     }
 
     /// Store an update from `source`, its publication valid `until`
@@ -261,7 +289,7 @@ impl Store {
                     |r| r.get::<_, i64>(0),
                 )? > 0;
                 if !known {
-                    let n: i64 = tx.query_row("SELECT COUNT(*) FROM status", [], |r| r.get(0))?;
+                    let n: i64 = tx.query_row(COUNT_OF, ["status"], |r| r.get(0))?;
                     if n as u64 >= max {
                         return Err(StoreError::Full { max });
                     }
@@ -298,7 +326,7 @@ impl Store {
                     // New pairs one at a time over every server of the
                     // database, so the count holds until the insert.
                     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&NEW_STATUS_LOCK])?;
-                    let n: i64 = tx.query_one("SELECT COUNT(*) FROM status", &[])?.get(0);
+                    let n: i64 = tx.query_one(COUNT_OF, &[&"status"])?.get(0);
                     if n as u64 >= max {
                         return Err(StoreError::Full { max });
                     }
@@ -376,8 +404,7 @@ impl Store {
                 }
                 tx.execute("DELETE FROM etag WHERE expires <= ?1", params![now])?;
                 if replaces.is_none()
-                    && tx.query_row("SELECT COUNT(*) FROM etag", [], |r| r.get::<_, i64>(0))?
-                        >= max as i64
+                    && tx.query_row(COUNT_OF, ["etag"], |r| r.get::<_, i64>(0))? >= max as i64
                 {
                     return Err(StoreError::EtagsFull { max });
                 }
@@ -400,10 +427,7 @@ impl Store {
                 }
                 tx.execute("DELETE FROM etag WHERE expires <= $1", &[&now])?;
                 if replaces.is_none()
-                    && tx
-                        .query_one("SELECT COUNT(*) FROM etag", &[])?
-                        .get::<_, i64>(0)
-                        >= max as i64
+                    && tx.query_one(COUNT_OF, &[&"etag"])?.get::<_, i64>(0) >= max as i64
                 {
                     return Err(StoreError::EtagsFull { max });
                 }
@@ -663,8 +687,12 @@ mod tests {
         let mut s = Store::with(db).unwrap();
         let rows = s.show(None).unwrap();
         assert_eq!((rows[0].status.as_str(), rows[0].expires), ("online", None));
+        assert_eq!(s.statuses().unwrap(), 1, "the rows it had are counted");
         s.apply("new@example.com", "m", Status::Online, 2.0, Some(5.0))
             .unwrap();
+        s.apply("new@example.com", "m", Status::Talking, 3.0, Some(5.0))
+            .unwrap();
+        assert_eq!(s.statuses().unwrap(), 2, "an update adds no row");
         assert_eq!(s.expire(5.0).unwrap(), vec!["new@example.com".to_string()]);
         assert_eq!(s.show(Some("old@example.com")).unwrap()[0].status, "online");
     }
