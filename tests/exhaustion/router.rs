@@ -136,7 +136,8 @@ fn router_hold_fills() {
     );
     assert_eq!(buf.frames(), &kept[..], "and changes nothing held");
     println!(
-        "router hold: ring {capacity}/{capacity} records, 50 refused (hold_overflow +50), {capacity} kept whole; daemon buffer {max}/{max} frames, {} refused (held_refused_full), 0 held frames changed",
+        "router hold: a {}-byte frame refused as too long (hold_too_long +1), no room taken; ring {capacity}/{capacity} records, 50 refused (hold_overflow +50), {capacity} kept whole; daemon buffer {max}/{max} frames, {} refused (held_refused_full), 0 held frames changed",
+        long.len(),
         buf.refused
     );
 }
