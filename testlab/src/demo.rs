@@ -252,6 +252,12 @@ pub fn run(hold: bool) -> anyhow::Result<()> {
         let _ = s.join();
     }
     drop(t);
+    if hold && INTERRUPTED.load(Ordering::SeqCst) {
+        // Ctrl-C ended the hold, as it said it would: a clean stop, not a
+        // failure (the other parts of the demo are not run).
+        println!("== stopped after the hold (Ctrl-C); the topology is down");
+        return Ok(());
+    }
     check_interrupt()?;
     let gtpu_ok = gtpu(&exe, &prefix)?;
     check_interrupt()?;
