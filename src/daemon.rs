@@ -219,6 +219,9 @@ pub async fn serve(state: Shared) -> anyhow::Result<()> {
         tokio::spawn(crate::metrics::serve(listener, st));
     }
     tokio::spawn(ticker(state.clone()));
+    if let Some(every) = crate::sd_notify::watchdog_every() {
+        tokio::spawn(watchdog(state.clone(), every));
+    }
     let plan = {
         let mut s = state.lock().unwrap();
         let roles = s.roles.iter().map(|r| r.name().to_string()).collect();
@@ -231,6 +234,20 @@ pub async fn serve(state: Shared) -> anyhow::Result<()> {
     }
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // Up: the roles started, the API socket answers (systemd's
+    // Type=notify waits for this).
+    let roles: Vec<String> = state
+        .lock()
+        .unwrap()
+        .roles
+        .iter()
+        .map(|r| r.name().to_string())
+        .collect();
+    crate::sd_notify::notify(&format!(
+        "READY=1\nSTATUS=serving {} ({})",
+        socket.display(),
+        roles.join(", ")
+    ));
     loop {
         tokio::select! {
             conn = listener.accept() => {
@@ -238,17 +255,25 @@ pub async fn serve(state: Shared) -> anyhow::Result<()> {
                 tokio::spawn(handle_conn(stream, state.clone()));
             }
             _ = hup.recv() => {
+                crate::sd_notify::notify("RELOADING=1");
                 let st = state.clone();
                 let r = tokio::task::spawn_blocking(move || reload(&mut st.lock().unwrap())).await?;
                 match r {
-                    Ok(msg) => info!("{msg}"),
-                    Err(e) => error!("reload refused: {e}"),
+                    Ok(msg) => {
+                        info!("{msg}");
+                        crate::sd_notify::notify("READY=1\nSTATUS=reloaded");
+                    }
+                    Err(e) => {
+                        error!("reload refused: {e}");
+                        crate::sd_notify::notify(&format!("READY=1\nSTATUS=reload refused: {e}"));
+                    }
                 }
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
         }
     }
+    crate::sd_notify::notify("STOPPING=1");
     let leaving: Vec<_> = state
         .lock()
         .unwrap()
@@ -263,6 +288,23 @@ pub async fn serve(state: Shared) -> anyhow::Result<()> {
     std::fs::remove_file(&socket).ok();
     info!("daemon stopping; XDP programs stay attached through their pinned links");
     Ok(())
+}
+
+/// systemd's watchdog: a ping every `every` while the daemon's state can
+/// be taken on the blocking pool (what every request and tick needs); a
+/// daemon wedged there misses its pings and systemd restarts it.
+async fn watchdog(state: Shared, every: Duration) {
+    let mut iv = tokio::time::interval(every);
+    loop {
+        iv.tick().await;
+        let st = state.clone();
+        if tokio::task::spawn_blocking(move || drop(st.lock().unwrap()))
+            .await
+            .is_ok()
+        {
+            crate::sd_notify::notify("WATCHDOG=1");
+        }
+    }
 }
 
 /// Every role's once-a-second work (the gateway's sweeper among them).

@@ -20,6 +20,7 @@ pub mod netns;
 pub mod packets;
 pub mod presence;
 pub mod router;
+pub mod sd_notify;
 pub mod sip_monitor;
 pub mod sql;
 pub mod tls;

@@ -38,6 +38,8 @@ const APT_PACKAGES: &[&str] = &[
     "etcd-client",
     "protobuf-compiler",
     "openssl",
+    // systemd-analyze verify, for the service unit (issue 16).
+    "systemd",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
