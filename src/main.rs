@@ -115,11 +115,30 @@ enum Cmd {
     CriuCheck,
     /// The edge's shared state in etcd: members, gateways, LB tables.
     Cluster(edgeplane::cluster::cli::ClusterArgs),
+    /// A shell completion script for this CLI, on stdout (e.g.
+    /// `edgeplane completions bash > /etc/bash_completion.d/edgeplane`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The manual page edgeplane(1), as roff on stdout (`edgeplane man |
+    /// man -l -`).
+    Man,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     edgeplane::cli::main("edgeplane", || run(cli))
+}
+
+/// Write generated text to stdout; a reader that stops early (`| head`)
+/// is not an error.
+fn to_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(bytes) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -141,6 +160,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()?
                 .block_on(daemon::serve(state))
+        }
+        Cmd::Completions { shell } => {
+            use clap::CommandFactory as _;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "edgeplane", &mut out);
+            to_stdout(&out)
+        }
+        Cmd::Man => {
+            use clap::CommandFactory as _;
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+            to_stdout(&out)
         }
         Cmd::Check { config } => {
             let c =

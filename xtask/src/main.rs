@@ -43,6 +43,8 @@ const APT_PACKAGES: &[&str] = &[
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
+mod package;
+
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let r = match args.first().map(String::as_str) {
@@ -51,8 +53,11 @@ fn main() -> ExitCode {
         Some("demo") => setup().and_then(|_| demo(&args[1..])),
         Some("bench") => setup().and_then(|_| bench(&args[1..])),
         Some("fuzz") => setup().and_then(|_| fuzz(&args[1..])),
+        Some("package") => setup()
+            .and_then(|_| package::package())
+            .and_then(|deb| package::check(&deb)),
         _ => {
-            eprintln!("usage: cargo xtask <setup|test|demo|bench> [args]\n\n  setup  install what this machine lacks (idempotent)\n  test   every test: unit, test_run fixtures, namespace integration\n  demo   every role end to end on a namespace topology (--hold keeps it up)\n  bench  every benchmark, or one: bench xdp|gateway-veth|vrrp-failover|migration|sip-latency|pfcp|gateway-changes|criterion [--json]\n  fuzz   every fuzz target for --secs N (default 60) each, or the ones named: fuzz [--secs N] [sip_parse|pfcp|gtpu]...");
+            eprintln!("usage: cargo xtask <setup|test|demo|bench|fuzz|package> [args]\n\n  setup  install what this machine lacks (idempotent)\n  test   every test: unit, test_run fixtures, namespace integration\n  demo   every role end to end on a namespace topology (--hold keeps it up)\n  bench  every benchmark, or one: bench xdp|gateway-veth|vrrp-failover|migration|sip-latency|pfcp|gateway-changes|criterion [--json]\n  fuzz   every fuzz target for --secs N (default 60) each, or the ones named: fuzz [--secs N] [sip_parse|pfcp|gtpu]...\n  package  the Debian package (cargo-deb) in target/package, checked as installed");
             return ExitCode::from(2);
         }
     };
@@ -188,6 +193,8 @@ fn setup() -> anyhow::Result<()> {
             .env("LLVM_SYS_221_PREFIX", "/usr/lib/llvm-22"))?;
     }
 
+    package::setup()?;
+
     if Command::new("mountpoint")
         .args(["-q", "/sys/fs/bpf"])
         .status()
@@ -226,7 +233,12 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     say("checking that every fuzz target compiles");
     run(cargo().args(["check", "--manifest-path", "fuzz/Cargo.toml", "--bins"]))?;
     say("running every test (unit, test_run fixtures, namespace integration)");
-    run(cargo().args(["test"]).args(extra))
+    run(cargo().args(["test"]).args(extra))?;
+    if extra.is_empty() {
+        say("building the Debian package and checking it as installed");
+        package::check(&package::package()?)?;
+    }
+    Ok(())
 }
 
 fn demo(extra: &[String]) -> anyhow::Result<()> {
