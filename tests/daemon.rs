@@ -306,6 +306,15 @@ fn metrics_endpoint_serves_the_same_counters() {
     .unwrap();
     assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
     assert!(body.contains("# TYPE edgeplane_xdp_packets_total counter"));
+    // Each role's state as gauges, and the daemon's own.
+    assert!(body.contains("# TYPE edgeplane_up gauge"), "{body}");
+    assert!(
+        body.contains(&format!(
+            "edgeplane_lb_gateways{{node=\"{}l1\",interface=\"ingress\"}} 1",
+            t.prefix
+        )),
+        "{body}"
+    );
     let digest = t.call(1, Request::LbDigest).unwrap()[0]["digest"]
         .as_str()
         .unwrap()
