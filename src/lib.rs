@@ -24,3 +24,4 @@ pub mod sd_notify;
 pub mod sip_monitor;
 pub mod sql;
 pub mod tls;
+pub mod top;

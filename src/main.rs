@@ -46,6 +46,19 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// A live view of the daemon: each role's state and every counter
+    /// that moved, as a rate, refreshed every interval (Ctrl-C ends it).
+    Top {
+        /// Refresh interval, milliseconds.
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+        /// Print one view (rates over one interval) and exit.
+        #[arg(long)]
+        once: bool,
+        /// Counters shown at most.
+        #[arg(long, default_value_t = 30)]
+        rows: usize,
+    },
     /// Re-read the config file; a file that fails validation changes nothing.
     Reload,
     /// Validate a config file without applying it.
@@ -233,6 +246,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 edgeplane::cli::print_stats(&rows);
             }
             Ok(())
+        }
+        Cmd::Top {
+            interval_ms,
+            once,
+            rows,
+        } => {
+            anyhow::ensure!(
+                (100..=60_000).contains(&interval_ms),
+                "--interval-ms must be 100..=60000"
+            );
+            edgeplane::top::run(
+                &cli.socket,
+                std::time::Duration::from_millis(interval_ms),
+                once,
+                rows,
+            )
         }
         Cmd::Reload => {
             let v = call(Request::Reload)?;

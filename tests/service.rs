@@ -150,6 +150,25 @@ fn the_daemon_notifies_systemd_ready_watchdog_reload_and_stop() {
             "the API answers at READY=1: {}",
             String::from_utf8_lossy(&st.stderr)
         );
+        // `top` over the same API: one view, the role's state, rates.
+        let top = Command::new(exe())
+            .arg("--socket")
+            .arg(&socket)
+            .args(["top", "--once", "--interval-ms", "200"])
+            .output()
+            .unwrap();
+        let view = String::from_utf8_lossy(&top.stdout);
+        assert!(
+            top.status.success(),
+            "{}",
+            String::from_utf8_lossy(&top.stderr)
+        );
+        assert!(view.contains("node svc — presence"), "{view}");
+        assert!(
+            view.contains(&format!("presence 127.0.0.1:{port}: 0 stored")),
+            "{view}"
+        );
+        assert!(view.contains("per second"), "{view}");
         // The watchdog: a ping every 150 ms.
         let w0 = Instant::now();
         let mut pings = 0;
