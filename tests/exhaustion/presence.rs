@@ -128,7 +128,7 @@ fn presence_history_and_etags_bounded(s: &mut control::presence::Store) -> Strin
     // Once expired, they are purged and there is room.
     assert!(s.etag_room(2000.5).unwrap());
     assert_eq!(s.etags().unwrap(), 1, "the replacement lives to 2001");
-    format!("history: 300 changes under max_history 100, 100 newest kept, 200 pruned; entity-tags: 10/10, the 11th refused (EtagsFull), the 10 still valid, a replacement taken, room again after they expire")
+    "history: 300 changes under max_history 100, 100 newest kept, 200 pruned; entity-tags: 10/10, the 11th refused (EtagsFull), the 10 still valid, a replacement taken, room again after they expire".to_string()
 }
 
 /// The presence store's statuses on SQLite (a file, as the daemon uses).
