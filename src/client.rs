@@ -15,6 +15,14 @@ pub enum ClientError {
         "no edgeplane daemon is running at {0} (start one with `edgeplane run --config FILE`)"
     )]
     NoDaemon(String),
+    /// The socket is there, but this user may not use it (0600, another
+    /// user's).
+    #[error("permission denied on the daemon API at {path}: it belongs to {owner} (mode {mode:o}); run the CLI as {owner} or as root")]
+    Denied {
+        path: String,
+        owner: String,
+        mode: u32,
+    },
     #[error("daemon API at {0}: {1}")]
     Io(String, std::io::Error),
     #[error("{0}")]
@@ -23,7 +31,10 @@ pub enum ClientError {
 
 pub fn call(socket: &Path, req: &Request) -> Result<serde_json::Value, ClientError> {
     let name = socket.display().to_string();
-    let mut s = UnixStream::connect(socket).map_err(|_| ClientError::NoDaemon(name.clone()))?;
+    let mut s = UnixStream::connect(socket).map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => denied(socket),
+        _ => ClientError::NoDaemon(name.clone()),
+    })?;
     s.set_read_timeout(Some(Duration::from_secs(30))).ok();
     let mut line = serde_json::to_vec(req).expect("serializable");
     line.push(b'\n');
@@ -45,6 +56,29 @@ pub fn call(socket: &Path, req: &Request) -> Result<serde_json::Value, ClientErr
         Err(ClientError::Daemon(
             resp.error.unwrap_or_else(|| "unknown error".into()),
         ))
+    }
+}
+
+/// Who owns `socket` (a user name from /etc/passwd, else the uid), for
+/// the error a refused connection gets.
+fn denied(socket: &Path) -> ClientError {
+    use std::os::unix::fs::MetadataExt as _;
+    let (uid, mode) = std::fs::metadata(socket)
+        .map(|m| (m.uid(), m.mode() & 0o7777))
+        .unwrap_or((u32::MAX, 0));
+    let owner = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                (f.len() > 2 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[0].to_string())
+            })
+        })
+        .unwrap_or_else(|| format!("uid {uid}"));
+    ClientError::Denied {
+        path: socket.display().to_string(),
+        owner,
+        mode,
     }
 }
 

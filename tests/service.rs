@@ -150,6 +150,23 @@ fn the_daemon_notifies_systemd_ready_watchdog_reload_and_stop() {
             "the API answers at READY=1: {}",
             String::from_utf8_lossy(&st.stderr)
         );
+        // Another user may not use the API (0600, root's): one clear line.
+        let other = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(exe())
+            .arg("--socket")
+            .arg(&socket)
+            .arg("status")
+            .output()
+            .expect("setpriv (util-linux)");
+        let err = String::from_utf8_lossy(&other.stderr);
+        assert!(!other.status.success());
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.contains("permission denied on the daemon API")
+                && err.contains("it belongs to root (mode 600)"),
+            "{err}"
+        );
         // `top` over the same API: one view, the role's state, rates.
         let top = Command::new(exe())
             .arg("--socket")
