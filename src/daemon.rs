@@ -143,6 +143,10 @@ fn stage_order(named: &[control::config::StageRole]) -> dataplane_common::entry:
 pub fn start(config_path: &Path, replace_pins: bool) -> anyhow::Result<State> {
     let config =
         Config::load(config_path).map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
+    // An unprivileged daemon lacking a capability says which, before
+    // anything is attached.
+    crate::caps::check(&crate::caps::needs(&config), crate::caps::effective())
+        .map_err(|e| anyhow::anyhow!(e))?;
     for check in [
         LbRole::preflight,
         GatewayRole::preflight,

@@ -4,6 +4,7 @@
 //! map differences. Test support (namespaces, labs, fixtures, the demo
 //! workload) lives in the `testlab` crate, not here.
 
+pub mod caps;
 pub mod cli;
 pub mod client;
 pub mod cluster;

@@ -164,6 +164,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             replace_pins,
         } => {
             if let Some(ns) = &ns {
+                use edgeplane::caps;
+                if caps::effective() & (1 << caps::CAP_SYS_ADMIN) == 0 {
+                    anyhow::bail!("--netns {ns} needs CAP_SYS_ADMIN (setns); without it, start the daemon inside the namespace instead (nsenter --net=/run/netns/{ns} edgeplane run ...)");
+                }
                 netns::enter(ns)?;
             }
             let state = daemon::start(&config, replace_pins)?;

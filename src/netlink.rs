@@ -71,6 +71,13 @@ impl Rtnl {
 
     /// Send one request and wait for its acknowledgement.
     fn request(&mut self, kind: u16, flags: u16, body: &[u8]) -> io::Result<()> {
+        self.exchange(kind, flags, body).map(|_| ())
+    }
+
+    /// Send one request; the replies to it (header stripped) up to its
+    /// acknowledgement.
+    fn exchange(&mut self, kind: u16, flags: u16, body: &[u8]) -> io::Result<Vec<Vec<u8>>> {
+        let mut replies = Vec::new();
         self.seq = self.seq.wrapping_add(1);
         let mut m = Vec::with_capacity(NLMSG_HDRLEN + body.len());
         m.extend_from_slice(&((NLMSG_HDRLEN + body.len()) as u32).to_ne_bytes());
@@ -96,7 +103,7 @@ impl Rtnl {
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        let mut buf = [0u8; 4096];
+        let mut buf = [0u8; 16384];
         loop {
             // SAFETY: valid buffer.
             let n =
@@ -113,17 +120,53 @@ impl Rtnl {
                 if kind == NLMSG_ERROR && seq == self.seq {
                     let e = i32::from_ne_bytes(got[off + 16..off + 20].try_into().expect("4"));
                     return if e == 0 {
-                        Ok(())
+                        Ok(replies)
                     } else {
                         Err(io::Error::from_raw_os_error(-e))
                     };
                 }
-                if len < NLMSG_HDRLEN {
+                if len < NLMSG_HDRLEN || off + len > got.len() {
                     break;
+                }
+                if seq == self.seq {
+                    replies.push(got[off + NLMSG_HDRLEN..off + len].to_vec());
                 }
                 off += len.div_ceil(4) * 4;
             }
         }
+    }
+
+    /// How many receive queues interface `ifindex` has (IFLA_NUM_RX_QUEUES),
+    /// in this network namespace (sysfs shows the namespace that mounted
+    /// it, not the caller's).
+    pub fn rx_queues(&mut self, ifindex: u32) -> io::Result<u32> {
+        const RTM_GETLINK: u16 = 18;
+        const IFLA_NUM_RX_QUEUES: u16 = 32;
+        // struct ifinfomsg: family, pad, type, index, flags, change.
+        let mut b = vec![libc::AF_UNSPEC as u8, 0, 0, 0];
+        b.extend_from_slice(&(ifindex as i32).to_ne_bytes());
+        b.extend_from_slice(&0u32.to_ne_bytes());
+        b.extend_from_slice(&0u32.to_ne_bytes());
+        for r in self.exchange(RTM_GETLINK, 0, &b)? {
+            let mut off = 16; // past the ifinfomsg
+            while off + 4 <= r.len() {
+                let len = u16::from_ne_bytes([r[off], r[off + 1]]) as usize;
+                let kind = u16::from_ne_bytes([r[off + 2], r[off + 3]]) & 0x3fff;
+                if len < 4 || off + len > r.len() {
+                    break;
+                }
+                if kind == IFLA_NUM_RX_QUEUES && len >= 8 {
+                    return Ok(u32::from_ne_bytes(
+                        r[off + 4..off + 8].try_into().expect("4"),
+                    ));
+                }
+                off += len.div_ceil(4) * 4;
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("interface {ifindex}: no receive queue count in its link message"),
+        ))
     }
 
     /// Set interface `ifindex` up or down.
@@ -193,5 +236,58 @@ mod tests {
         assert_eq!(b.len(), 8 + 2 * 20);
         let b = Rtnl::addr_body(7, "10.3.0.100".parse().unwrap(), 24, true);
         assert_eq!(b[2], 0, "no NODAD flag for IPv4");
+    }
+}
+
+/// The receive queues interface `name` has in use, in this network
+/// namespace: the larger of its rx and combined channels (ETHTOOL_GCHANNELS;
+/// a NIC with 64 queues allocated may run 8), else the queues it was made
+/// with (IFLA_NUM_RX_QUEUES) when it reports no channels.
+pub fn rx_queues_in_use(name: &str, ifindex: u32) -> io::Result<u32> {
+    const SIOCETHTOOL: libc::c_ulong = 0x8946;
+    const ETHTOOL_GCHANNELS: u32 = 0x3c;
+    // struct ethtool_channels: cmd, max_rx, max_tx, max_other,
+    // max_combined, rx_count, tx_count, other_count, combined_count.
+    let mut ch = [0u32; 9];
+    ch[0] = ETHTOOL_GCHANNELS;
+    // SAFETY: a zeroed ifreq with the name copied in (NUL-terminated) and
+    // ifr_data pointing at `ch`, which outlives the ioctl.
+    let got = unsafe {
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        let bytes = name.as_bytes();
+        if bytes.len() >= ifr.ifr_name.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{name}: name too long"),
+            ));
+        }
+        for (d, s) in ifr.ifr_name.iter_mut().zip(bytes) {
+            *d = *s as libc::c_char;
+        }
+        ifr.ifr_ifru.ifru_data = ch.as_mut_ptr().cast();
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let r = libc::ioctl(fd, SIOCETHTOOL, &mut ifr);
+        libc::close(fd);
+        r == 0
+    };
+    let in_use = ch[5].max(ch[8]);
+    if got && in_use > 0 {
+        return Ok(in_use);
+    }
+    Rtnl::open()?.rx_queues(ifindex)
+}
+
+#[cfg(test)]
+mod queue_tests {
+    /// Loopback reports no channels: its queue count comes from its link
+    /// message (one).
+    #[test]
+    fn loopbacks_receive_queues_come_from_netlink() {
+        let lo = dataplane_user::ifindex("lo").unwrap();
+        assert_eq!(super::rx_queues_in_use("lo", lo).unwrap(), 1);
+        assert_eq!(super::Rtnl::open().unwrap().rx_queues(lo).unwrap(), 1);
     }
 }

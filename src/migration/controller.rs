@@ -450,14 +450,11 @@ pub async fn run_controller(
     // One AF_XDP socket per receive queue (copy mode): held packets wait
     // there until the switch.
     let ingress = dataplane_user::ifindex(&cfg.interface)?;
-    let queues = std::fs::read_dir(format!("/sys/class/net/{}/queues", cfg.interface))
+    // Counted in this network namespace (sysfs would show the one that
+    // mounted it).
+    let queues = crate::netlink::rx_queues_in_use(&cfg.interface, ingress)
         .with_context(|| format!("{}: receive queues", cfg.interface))?
-        .filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("rx-"))
-        })
-        .count()
-        .max(1) as u32;
+        .max(1);
     anyhow::ensure!(
         queues <= dataplane_common::migration::QUEUES_MAX,
         "{}: {queues} receive queues, at most {} are supported",
