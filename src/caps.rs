@@ -173,6 +173,13 @@ pub fn effective() -> u64 {
 /// The needs `have` does not meet, as one error naming each capability,
 /// its role and why; nothing if all are met.
 pub fn check(needs: &[Need], have: u64) -> Result<(), String> {
+    // The kernel takes CAP_SYS_ADMIN for CAP_BPF and CAP_PERFMON
+    // (bpf_capable, perfmon_capable), as before they existed.
+    let have = if have & (1 << CAP_SYS_ADMIN) != 0 {
+        have | (1 << CAP_BPF) | (1 << CAP_PERFMON)
+    } else {
+        have
+    };
     let mut missing: Vec<&Need> = needs.iter().filter(|n| have & (1 << n.cap) == 0).collect();
     missing.dedup_by(|a, b| a.cap == b.cap && a.role == b.role);
     if missing.is_empty() {
@@ -208,6 +215,10 @@ mod tests {
         assert!(
             e.starts_with("missing capability: CAP_PERFMON (lb for the verifier"),
             "{e}"
+        );
+        assert!(
+            check(&n, (1 << CAP_SYS_ADMIN) | (1 << CAP_NET_ADMIN)).is_ok(),
+            "CAP_SYS_ADMIN stands in for CAP_BPF and CAP_PERFMON"
         );
         let e = check(&n, 0).unwrap_err();
         assert!(
