@@ -153,6 +153,28 @@ impl Journal {
 
     /// Append `rec` (its sequence number set here) in one write.
     pub fn append(&mut self, mut rec: Record) -> std::io::Result<()> {
+        let frames = match &mut rec {
+            Record::Copies { frames, .. } => std::mem::take(frames),
+            _ => Vec::new(),
+        };
+        let tail: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+        self.write(rec, &tail)
+    }
+
+    /// Append the copies one poll took, at `now`, without copying their
+    /// frames into a record first.
+    pub fn append_copies(&mut self, now: u64, frames: &[&[u8]]) -> std::io::Result<()> {
+        let rec = Record::Copies {
+            seq: 0,
+            now,
+            lens: frames.iter().map(|f| f.len() as u32).collect(),
+            frames: Vec::new(),
+        };
+        self.write(rec, frames)
+    }
+
+    /// `rec`'s line, then `tail` (a Copies record's frames), in one write.
+    fn write(&mut self, mut rec: Record, tail: &[&[u8]]) -> std::io::Result<()> {
         let seq = self.last + 1;
         match &mut rec {
             Record::Copies { seq: s, .. }
@@ -161,10 +183,8 @@ impl Journal {
         }
         let mut out = serde_json::to_vec(&rec).map_err(std::io::Error::other)?;
         out.push(b'\n');
-        if let Record::Copies { frames, .. } = &rec {
-            for f in frames {
-                out.extend_from_slice(f);
-            }
+        for f in tail {
+            out.extend_from_slice(f);
         }
         self.file()?.write_all(&out)?;
         self.last = seq;

@@ -316,12 +316,9 @@ impl Monitor {
         let copies = self.dp.take_sip_copies()?;
         let now = self.now();
         if !copies.is_empty() {
-            self.journal_append(journal::Record::Copies {
-                seq: 0,
-                now,
-                lens: copies.iter().map(|c| c.frame.len() as u32).collect(),
-                frames: copies.iter().map(|c| c.frame.clone()).collect(),
-            });
+            let frames: Vec<&[u8]> = copies.iter().map(|c| c.frame.as_slice()).collect();
+            let r = self.journal.append_copies(now, &frames);
+            self.journal_failed(r);
         }
         let mut changes = Vec::new();
         {
@@ -560,7 +557,12 @@ impl Monitor {
     /// Append to the journal; a failure is counted with the state file's
     /// (a restart then misses what it did not record).
     fn journal_append(&mut self, rec: journal::Record) {
-        if let Err(e) = self.journal.append(rec) {
+        let r = self.journal.append(rec);
+        self.journal_failed(r);
+    }
+
+    fn journal_failed(&mut self, r: std::io::Result<()>) {
+        if let Err(e) = r {
             self.status.lock().unwrap().state_save_failed += 1;
             warn!(file = %self.journal.path().display(), "journal not written: {e}");
         }
