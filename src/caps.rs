@@ -89,8 +89,7 @@ pub fn needs(config: &Config) -> Vec<Need> {
         }
         need(CAP_NET_RAW, "router", "for VRRP's raw IP socket");
     }
-    if let Some(m) = &config.sip_monitor {
-        let _ = m;
+    if config.sip_monitor.is_some() {
         xdp(&mut need, "sip-monitor");
     }
     let low = |a: std::net::SocketAddr| a.port() != 0 && a.port() < 1024;
