@@ -128,7 +128,13 @@ fn stdout(cmd: &mut Command) -> anyhow::Result<String> {
 /// Check the package at `deb` as installed into a scratch root.
 pub fn check(deb: &Path) -> anyhow::Result<()> {
     let info = stdout(Command::new("dpkg-deb").arg("--info").arg(deb))?;
-    for field in ["Package: edgeplane", "Depends:", "adduser", "Section: net", " postinst"] {
+    for field in [
+        "Package: edgeplane",
+        "Depends:",
+        "adduser",
+        "Section: net",
+        " postinst",
+    ] {
         ensure!(
             info.contains(field),
             "the package's control has no {field:?}:\n{info}"
@@ -182,7 +188,11 @@ fn check_installed(deb: &Path, dir: &Path) -> anyhow::Result<usize> {
     );
     // The unit, with the installed binary where it names /usr/bin.
     let unit = std::fs::read_to_string(dir.join("lib/systemd/system/edgeplane.service"))?;
-    for key in ["User=edgeplane", "AmbientCapabilities=CAP_BPF", "Type=notify"] {
+    for key in [
+        "User=edgeplane",
+        "AmbientCapabilities=CAP_BPF",
+        "Type=notify",
+    ] {
         ensure!(unit.contains(key), "the unit has no {key}");
     }
     let local = dir.join("edgeplane.service");
