@@ -43,6 +43,7 @@ const APT_PACKAGES: &[&str] = &[
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
+mod bench;
 mod package;
 
 fn main() -> ExitCode {
@@ -51,13 +52,14 @@ fn main() -> ExitCode {
         Some("setup") => setup(),
         Some("test") => setup().and_then(|_| test(&args[1..])),
         Some("demo") => setup().and_then(|_| demo(&args[1..])),
-        Some("bench") => setup().and_then(|_| bench(&args[1..])),
+        Some("bench") => setup().and_then(|_| bench::bench(&args[1..])),
         Some("fuzz") => setup().and_then(|_| fuzz(&args[1..])),
         Some("package") => setup()
             .and_then(|_| package::package())
             .and_then(|deb| package::check(&deb)),
         _ => {
-            eprintln!("usage: cargo xtask <setup|test|demo|bench|fuzz|package> [args]\n\n  setup  install what this machine lacks (idempotent)\n  test   every test: unit, test_run fixtures, namespace integration\n  demo   every role end to end on a namespace topology (--hold keeps it up)\n  bench  every benchmark, or one: bench xdp|gateway-veth|vrrp-failover|migration|sip-latency|pfcp|gateway-changes|criterion [--json]\n  fuzz   every fuzz target for --secs N (default 60) each, or the ones named: fuzz [--secs N] [sip_parse|pfcp|gtpu]...\n  package  the Debian package (cargo-deb) in target/package, checked as installed");
+            eprintln!("usage: cargo xtask <setup|test|demo|bench|fuzz|package> [args]\n\n  setup  install what this machine lacks (idempotent)\n  test   every test: unit, test_run fixtures, namespace integration\n  demo   every role end to end on a namespace topology (--hold keeps it up)\n  bench  every benchmark, or one: bench xdp|gateway-veth|vrrp-failover|migration|sip-latency|pfcp|gateway-changes|criterion [--json];
+         bench --report [--out DIR] runs them all into an HTML report (target/bench-report), --from DIR re-renders one\n  fuzz   every fuzz target for --secs N (default 60) each, or the ones named: fuzz [--secs N] [sip_parse|pfcp|gtpu]...\n  package  the Debian package (cargo-deb) in target/package, checked as installed");
             return ExitCode::from(2);
         }
     };
@@ -246,100 +248,6 @@ fn demo(extra: &[String]) -> anyhow::Result<()> {
     run(Command::new(root().join("target/debug/edgeplane-lab"))
         .arg("demo")
         .args(extra))
-}
-
-/// The benchmarks `cargo xtask bench` runs with no arguments, each as
-/// `edgeplane-lab bench NAME ARGS`; `cargo xtask bench NAME [ARGS]` runs one.
-const BENCHES: &[(&str, &[&str], &str)] = &[
-    (
-        "xdp",
-        &[],
-        "test_run ns/packet of every XDP program vs the floor program",
-    ),
-    ("gateway-veth", &[], "XDP gateway vs nftables on veth"),
-    ("vrrp-failover", &[], "failover gap vs keepalived"),
-    (
-        "migration",
-        &[],
-        "pause and switch times vs the wait with nothing moving",
-    ),
-    (
-        "migration",
-        &["--commands"],
-        "s2's agent runs the application backend as commands",
-    ),
-    ("sip-latency", &[], "wire-to-PUBLISH"),
-    (
-        "pfcp",
-        &[],
-        "PFCP establishments/s through the gateway vs heartbeats",
-    ),
-    (
-        "gateway-changes",
-        &[],
-        "sessions broken while gateways join, reweigh, drain (sink gateways, no chaining)",
-    ),
-    (
-        "gateway-changes",
-        &["--daemons"],
-        "the same with real gateways, sessions by PFCP, daisy chaining",
-    ),
-    (
-        "gateway-changes",
-        &["--daemons", "--no-chain"],
-        "the same with chaining off (the baseline)",
-    ),
-    (
-        "gateway-changes",
-        &["--cluster", "--secs", "2"],
-        "the same with the gateway set in etcd: a gateway registers, 19 changes",
-    ),
-    (
-        "cluster-convergence",
-        &[],
-        "an etcd change to every LB's table (3 LBs) vs a bare etcd watcher",
-    ),
-    (
-        "cluster-convergence",
-        &["--lbs", "10"],
-        "the same with 10 LBs",
-    ),
-    (
-        "cluster-detection",
-        &[],
-        "a SIGKILLed gateway out of every LB's table vs the lease TTL",
-    ),
-];
-
-fn bench(extra: &[String]) -> anyhow::Result<()> {
-    run(cargo().args(["build", "--release", "--bins"]))?;
-    let lab = root().join("target/release/edgeplane-lab");
-    if let Some(name) = extra.first() {
-        if name == "criterion" {
-            run(cargo()
-                .args(["bench", "--bench", "maglev"])
-                .args(&extra[1..]))?;
-            return run(cargo().args(["bench", "--bench", "sip"]).args(&extra[1..]));
-        }
-        if !BENCHES.iter().any(|(n, _, _)| n == name) {
-            let names: Vec<&str> = BENCHES.iter().map(|(n, _, _)| *n).collect();
-            bail!(
-                "no benchmark {name:?}; choose one of {} or criterion",
-                names.join(", ")
-            );
-        }
-        return run(Command::new(&lab).arg("bench").args(extra));
-    }
-    for (name, args, what) in BENCHES {
-        say(&format!(
-            "bench {name} {}({what})",
-            args.iter().map(|a| format!("{a} ")).collect::<String>()
-        ));
-        run(Command::new(&lab).arg("bench").arg(name).args(*args))?;
-    }
-    say("criterion benches");
-    run(cargo().args(["bench", "--bench", "maglev"]))?;
-    run(cargo().args(["bench", "--bench", "sip"]))
 }
 
 /// The cargo-fuzz targets (fuzz/Cargo.toml), in the order they run.

@@ -25,11 +25,11 @@ use std::{
 
 use anyhow::Context as _;
 use control::api::Request;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::topo::{self, gateway_name, Session, Topology};
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct KindResult {
     pub sessions: usize,
     /// Sessions that reached more than one gateway.
@@ -38,7 +38,7 @@ pub struct KindResult {
     pub unseen: usize,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ChangesResult {
     /// `sinks` (gateway namespaces count arrivals) or `daemons` (real
     /// gateways, servers see each session's gateway address and port).

@@ -18,12 +18,12 @@ use control::cluster::{
     config::Cluster,
     record::{self, GatewayRecord},
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cluster_lab::ClusterLab;
 use edgeplane::cluster::{cas, connect, get_gateway, lb_tables, now_ms};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Convergence {
     pub lbs: usize,
     pub changes: usize,
@@ -33,9 +33,13 @@ pub struct Convergence {
     /// The bare watcher's delivery of the same changes.
     pub watch_p50_ms: f64,
     pub watch_p99_ms: f64,
+    /// Every change's time to every LB's table, and to the bare watcher
+    /// (ms, in the order of the changes).
+    pub samples_ms: Vec<f64>,
+    pub watch_samples_ms: Vec<f64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Detection {
     pub lease_ttl_s: u64,
     pub samples_ms: Vec<f64>,
@@ -104,6 +108,8 @@ pub fn convergence(lbs: usize, changes: usize) -> anyhow::Result<Convergence> {
         max_ms: quantile(&lb_ms, 1.0),
         watch_p50_ms: quantile(&watch_ms, 0.5),
         watch_p99_ms: quantile(&watch_ms, 0.99),
+        samples_ms: lb_ms,
+        watch_samples_ms: watch_ms,
     })
 }
 

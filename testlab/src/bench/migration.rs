@@ -25,7 +25,7 @@ use crate::{
 /// with nothing moving. Held pause: the controller's own measure, first
 /// held packet to first packet released on the new network (migrations
 /// that held something). Switch: the controller's request-to-map-updated.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct BenchReport {
     pub migrations: usize,
     pub pause_ms_p50: f64,
@@ -41,6 +41,10 @@ pub struct BenchReport {
     pub migration_ms_p50: f64,
     pub released_total: u64,
     pub lost_requests: u64,
+    /// Every migration's pause and the wait just before it (ms, sorted):
+    /// the distributions the percentiles above come from.
+    pub pause_ms_samples: Vec<f64>,
+    pub baseline_wait_ms_samples: Vec<f64>,
 }
 
 pub fn bench(exe: &std::path::Path, count: usize, commands: bool) -> anyhow::Result<BenchReport> {
@@ -168,5 +172,7 @@ pub fn bench(exe: &std::path::Path, count: usize, commands: bool) -> anyhow::Res
         migration_ms_p50: pct(&mut total, 0.5),
         released_total: views.iter().filter_map(|v| v["released"].as_u64()).sum(),
         lost_requests: log.iter().filter(|(_, r)| r.is_none()).count() as u64,
+        pause_ms_samples: pause,
+        baseline_wait_ms_samples: base,
     })
 }

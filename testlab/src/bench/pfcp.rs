@@ -20,7 +20,7 @@ use std::{
 
 use anyhow::{bail, Context as _};
 use control::gateway::pfcp::{self, build, Cause, Message, TunnelSpec, Tunnels, Volume};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::median;
 use crate::{gtp_lab, topo::Topology};
@@ -31,7 +31,7 @@ const WINDOW: usize = 32;
 
 const HEARTBEAT_RESPONSE: u8 = 2;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PfcpRound {
     pub sessions: u32,
     pub heartbeats_per_s: f64,
@@ -40,7 +40,7 @@ pub struct PfcpRound {
     pub engine_establishments_per_s: f64,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PfcpBench {
     pub rounds: Vec<PfcpRound>,
     pub sessions: u32,

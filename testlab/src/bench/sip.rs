@@ -16,11 +16,11 @@ use std::{
 };
 
 use anyhow::bail;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::sip_lab::{sip, uas, Net};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LatencyRow {
     pub calls: usize,
     pub measured: usize,
@@ -33,6 +33,8 @@ pub struct LatencyRow {
     /// SIP copies lost to a full ring on the monitored host; the calls
     /// not measured are the captures' loss.
     pub ring_full: u64,
+    /// Every measured call's wire-to-PUBLISH latency (ms, sorted).
+    pub samples_ms: Vec<f64>,
 }
 
 /// Frames with their kernel timestamps (seconds).
@@ -190,7 +192,7 @@ fn malformed() -> Vec<Vec<u8>> {
 const SIP_PORT: u16 = 5060;
 const UNWATCHED_PORT: u16 = 5099;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FloodRuns {
     pub quiet: LatencyRow,
     /// The flood to the SIP port: the monitor copies and refuses it.
@@ -422,6 +424,7 @@ fn run_inner(
             monitor_p50_ms: pct(&share, 0.5),
             monitor_p99_ms: pct(&share, 0.99),
             ring_full,
+            samples_ms: lat,
         },
         sent,
         refused,

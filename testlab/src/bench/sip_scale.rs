@@ -26,11 +26,11 @@ use control::{
         track::{Status, TalkingOn, TerminatedOn, Tracker, TrackerConfig},
     },
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::sip_lab::{sip, uas, Net};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ScaleRow {
     pub terminals: usize,
     /// Statuses the presence server stored (one online per terminal).

@@ -18,9 +18,9 @@ use std::{
 };
 
 use anyhow::{bail, Context as _};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct VethRow {
     pub case: String,
     pub xdp_pps: f64,

@@ -16,11 +16,11 @@ use std::{
 };
 
 use anyhow::bail;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::vrrp_lab::{VrrpLan, VIP, VIP6};
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FailoverRow {
     pub implementation: String,
     /// "ipv4" or "ipv6": the virtual router's family.

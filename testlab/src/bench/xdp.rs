@@ -7,13 +7,13 @@
 //! median round is reported, so machine noise hits both alike.
 
 use super::median;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use dataplane_user::Dataplane;
 
 use crate::fixtures;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BenchRow {
     pub program: String,
     pub case: String,
