@@ -48,9 +48,9 @@ pub enum Error {
     },
     #[error("loading the XDP object: {0}")]
     Load(#[from] aya::EbpfError),
-    #[error("program {0}: {1}")]
+    #[error("program {0}: {1}{cause}", cause = cause(.1))]
     Program(String, aya::programs::ProgramError),
-    #[error("map {0}: {1}")]
+    #[error("map {0}: {1}{cause}", cause = cause(.1))]
     Map(&'static str, aya::maps::MapError),
     #[error("{0}")]
     Other(String),
@@ -114,4 +114,10 @@ pub fn format_mac(m: &[u8; 6]) -> String {
         "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
         m[0], m[1], m[2], m[3], m[4], m[5]
     )
+}
+
+/// ": " and the error beneath `e` (aya's syscall errors keep the errno
+/// there), or nothing.
+fn cause(e: &dyn std::error::Error) -> String {
+    e.source().map(|s| format!(": {s}")).unwrap_or_default()
 }

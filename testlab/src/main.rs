@@ -30,6 +30,22 @@ enum Cmd {
         #[command(subcommand)]
         cmd: BenchCmd,
     },
+    /// DIR/index.html from the runs `cargo xtask bench --report` wrote to
+    /// DIR/runs: every benchmark plotted beside its baseline.
+    BenchReport { dir: PathBuf },
+    /// Run `bench BENCH ARGS --json` and record it in OUT as a run of the
+    /// report (`cargo xtask bench --report` runs each benchmark this way).
+    /// A failed run is recorded with its error, and the exit status is 1.
+    BenchRecord {
+        #[arg(long)]
+        out: PathBuf,
+        /// What the run measures, for the report.
+        #[arg(long, default_value = "")]
+        what: String,
+        bench: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// The migration demo workload: a stateful UDP/TCP counter service.
     CounterService {
         #[arg(long)]
@@ -192,6 +208,36 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Demo { hold } => testlab::demo::run(hold),
+        Cmd::BenchRecord {
+            out,
+            what,
+            bench,
+            args,
+        } => {
+            let me = std::env::current_exe()?;
+            let run = bench::report::Run::measure(&me, &bench, &args, &what)?;
+            std::fs::write(&out, serde_json::to_string(&run)? + "\n")
+                .map_err(|e| anyhow::anyhow!("{}: {e}", out.display()))?;
+            match run.error {
+                Some(e) => anyhow::bail!("{e} (recorded in {})", out.display()),
+                None => Ok(()),
+            }
+        }
+        Cmd::BenchReport { dir } => {
+            let w = bench::report::render(&dir)?;
+            println!(
+                "{}: {} plots from {} runs{}",
+                w.path.display(),
+                w.figures,
+                w.runs,
+                if w.failed > 0 {
+                    format!(" ({} failed)", w.failed)
+                } else {
+                    String::new()
+                }
+            );
+            Ok(())
+        }
         Cmd::XdpAttach {
             interface,
             program,

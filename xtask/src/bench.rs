@@ -3,8 +3,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Command, Stdio},
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    process::Command,
 };
 
 use anyhow::{bail, Context as _};
@@ -158,45 +157,22 @@ fn report(extra: &[String]) -> anyhow::Result<()> {
             .chain(bargs.iter().map(|a| a.trim_start_matches('-')))
             .collect::<Vec<_>>()
             .join("-");
-        let command = format!(
-            "edgeplane-lab bench {name} {}--json",
-            bargs.iter().map(|a| format!("{a} ")).collect::<String>()
-        );
-        say(&format!("report: {command} ({what})"));
-        let started = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-        let t = Instant::now();
-        let o = Command::new(&lab)
-            .arg("bench")
-            .arg(name)
-            .args(*bargs)
-            .arg("--json")
-            .stderr(Stdio::inherit())
-            .output()
-            .with_context(|| format!("running {}", lab.display()))?;
-        let stdout = String::from_utf8_lossy(&o.stdout);
-        let outcome = match stdout.lines().rev().find(|l| l.starts_with(['{', '['])) {
-            Some(json) if o.status.success() => format!("\"result\": {json}"),
-            _ => {
-                failed.push(slug.clone());
-                format!(
-                    "\"error\": {}",
-                    json_str(&format!("{command} exited with {}", o.status))
-                )
-            }
-        };
         let file = runs.join(format!("{:02}-{slug}.json", i + 1));
-        std::fs::write(
-            &file,
-            format!(
-                "{{\"bench\": {}, \"args\": [{}], \"what\": {}, \"command\": {}, \"started_unix\": {started}, \"secs\": {:.1}, {outcome}}}\n",
-                json_str(name),
-                bargs.iter().map(|a| json_str(a)).collect::<Vec<_>>().join(", "),
-                json_str(what),
-                json_str(&command),
-                t.elapsed().as_secs_f64()
-            ),
-        )
-        .with_context(|| format!("writing {}", file.display()))?;
+        say(&format!(
+            "report: bench {name} {}({what})",
+            bargs.iter().map(|a| format!("{a} ")).collect::<String>()
+        ));
+        let recorded = Command::new(&lab)
+            .arg("bench-record")
+            .arg("--out")
+            .arg(&file)
+            .args(["--what", what, name])
+            .args(*bargs)
+            .status()
+            .with_context(|| format!("running {}", lab.display()))?;
+        if !recorded.success() {
+            failed.push(slug);
+        }
     }
     render(&lab, &out)?;
     if !failed.is_empty() {

@@ -40,6 +40,8 @@ const APT_PACKAGES: &[&str] = &[
     "openssl",
     // systemd-analyze verify, for the service unit (issue 16).
     "systemd",
+    // Headless Chromium renders the benchmark report in its test.
+    "chromium",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 

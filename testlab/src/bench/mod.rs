@@ -5,6 +5,7 @@ pub mod changes;
 pub mod cluster;
 pub mod migration;
 pub mod pfcp;
+pub mod report;
 pub mod sip;
 pub mod sip_scale;
 pub mod veth;
