@@ -187,7 +187,11 @@ fn the_report_renders_every_plot_in_headless_chromium() {
         report::plot::COLOURS[0].2
     );
     // (Only the SVG's attributes: the figure's data-marks quote it as &quot;.)
-    std::fs::write(&broken, html.replace(&format!("\"{colour}\""), "\"#000001\"")).unwrap();
+    std::fs::write(
+        &broken,
+        html.replace(&format!("\"{colour}\""), "\"#000001\""),
+    )
+    .unwrap();
     let dom = dump_dom(&broken, &profile);
     let figs = figures(&dom);
     assert_eq!(figs.len(), w.figures);

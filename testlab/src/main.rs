@@ -473,8 +473,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
-                println!("{}: XDP gateway {:.0} pps, nftables {:.0} pps, ratio {:.2} (generator offered {:.0} pps; median of {})",
-                    r.case, r.xdp_pps, r.nftables_pps, r.ratio, r.generator_pps, r.repetitions);
+                println!("{}: XDP gateway {:.0} pps, nftables {:.0} pps, ratio {:.2} (generator {} offered {:.0} pps; median of {})",
+                    r.case, r.xdp_pps, r.nftables_pps, r.ratio, r.generator, r.generator_pps, r.repetitions);
                 println!("gtpu_uplink (same inner datagram in a G-PDU): {:.0} pps, {:.2} x the plain XDP gateway, {:.2} x nftables (generator offered {:.0} pps)",
                     r.gtpu_uplink_pps, r.gtpu_vs_plain, r.gtpu_vs_nftables, r.gtpu_generator_pps);
             }

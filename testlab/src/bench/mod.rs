@@ -4,6 +4,7 @@
 pub mod changes;
 pub mod cluster;
 pub mod migration;
+pub mod packet_gen;
 pub mod pfcp;
 pub mod report;
 pub mod sip;

@@ -268,8 +268,14 @@ fn figure(run: &Run) -> anyhow::Result<Figure> {
             Figure {
                 title: "Forwarding rate on veth: the XDP gateway against nftables".into(),
                 caption: format!(
-                    "{}: XDP gateway {:.0} pps, nftables DNAT+SNAT with conntrack {:.0} pps, ratio {:.2}; the GTP-U uplink {:.0} pps ({:.2} x the plain gateway). Median of {}.",
-                    r.case, r.xdp_pps, r.nftables_pps, r.ratio, r.gtpu_uplink_pps, r.gtpu_vs_plain, r.repetitions
+                    "{}: XDP gateway {:.0} pps, nftables DNAT+SNAT with conntrack {:.0} pps, ratio {:.2}; the GTP-U uplink {:.0} pps ({:.2} x the plain gateway). Median of {}. Generator: {}{}.",
+                    r.case, r.xdp_pps, r.nftables_pps, r.ratio, r.gtpu_uplink_pps, r.gtpu_vs_plain, r.repetitions,
+                    if r.generator.is_empty() { "xdp-live-frames" } else { &r.generator },
+                    if r.xdp_pps >= 0.95 * r.generator_pps {
+                        " (the XDP gateway forwarded about all it was offered: the ratio is a lower bound, set by the generator)"
+                    } else {
+                        ""
+                    }
                 ),
                 plot: bars(
                     &[
