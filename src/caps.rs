@@ -18,7 +18,9 @@
 //! - the migration controller: `CAP_NET_RAW` for its AF_XDP sockets, and
 //!   `CAP_IPC_LOCK` to lock their frames unless RLIMIT_MEMLOCK is
 //!   unlimited (the unit's `LimitMEMLOCK=infinity`); the agent:
-//!   `CAP_NET_ADMIN` to move the service address;
+//!   `CAP_NET_ADMIN` to move the service address (it freezes through a
+//!   cgroup delegated to its user, or SIGSTOPs its own user's process);
+//!   the coordinator: nothing of its own;
 //! - a listener on a port below 1024: `CAP_NET_BIND_SERVICE`.
 
 use control::config::Config;

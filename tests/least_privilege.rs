@@ -121,6 +121,8 @@ fn roles(port: u16) -> Vec<(&'static str, &'static str, String)> {
         ("sip-monitor", xdp, format!("[sip_monitor]\ninterfaces = [\"va\"]\ndomain = \"example.com\"\npresence = \"127.0.0.1:{port}\"\nstate_file = \"STATE/mon.json\"\n")),
         ("presence", "", format!("[presence]\nlisten = \"127.0.0.1:{port}\"\ndatabase = \"STATE/presence.db\"\nallow = [\"127.0.0.0/8\"]\n")),
         ("migration controller", "+bpf,+perfmon,+net_admin,+net_raw,+ipc_lock", "[migration]\nkey = \"a long random secret, the same everywhere\"\n[migration.controller]\nlisten = \"127.0.0.1:7700\"\ninterface = \"va\"\n[[migration.controller.network]]\nid = 1\nname = \"net1\"\nvia = \"vb\"\nnext_hop_mac = \"02:00:00:00:01:0a\"\n[[migration.controller.service]]\naddress = \"10.99.0.80\"\nnetwork = 1\n".into()),
+        ("migration agent", "+net_admin", "[migration]\nkey = \"a long random secret, the same everywhere\"\n[migration.agent]\nlisten = \"127.0.0.1:7600\"\nstate_file = \"STATE/agent.json\"\n[[migration.agent.process]]\nname = \"counter\"\ncontrol = \"STATE/counter.ctl\"\n".into()),
+        ("migration coordinator", "", "[migration]\nkey = \"a long random secret, the same everywhere\"\n[migration.coordinator]\ncontroller = \"127.0.0.1:7700\"\ndatabase = \"STATE/migration.db\"\n[[migration.coordinator.server]]\nname = \"s1\"\naddress = \"10.8.1.10\"\nnetwork = \"net1\"\nagent = \"10.8.1.10:7600\"\n[[migration.coordinator.network]]\nname = \"net1\"\nid = 1\n[[migration.coordinator.process]]\nname = \"counter\"\nserver = \"s1\"\nservice = \"10.99.0.80\"\n".into()),
     ]
 }
 
@@ -181,7 +183,7 @@ fn each_role_runs_as_nobody_with_only_its_capabilities() {
         let up = t0.elapsed();
         let key = match role {
             "sip-monitor" => "sip_monitor",
-            "migration controller" => "migration",
+            "migration controller" | "migration agent" | "migration coordinator" => "migration",
             r => r,
         };
         let v: serde_json::Value = serde_json::from_str(&status).unwrap();

@@ -666,12 +666,12 @@ impl Dataplane {
             self.map_mut(&maps::GW_SESS_STATS)?;
         let n = aya::util::nr_cpus().map_err(|(_, e)| Error::Io {
             context: "possible cpus".into(),
-            source: e,
+            error: e,
         })?;
         let zeros = aya::maps::PerCpuValues::try_from(vec![SessionCounters::default(); n])
             .map_err(|e| Error::Io {
                 context: "per-cpu values".into(),
-                source: e,
+                error: e,
             })?;
         a.set(port as u32, zeros, 0)
             .map_err(map_err(&maps::GW_SESS_STATS))

@@ -41,10 +41,12 @@ pub enum Error {
         iface: String,
         source: aya::programs::ProgramError,
     },
-    #[error("{context}: {source}")]
+    // `error`, not `source`: the message carries it, so a chain
+    // printed with {:#} would say it twice.
+    #[error("{context}: {error}")]
     Io {
         context: String,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("loading the XDP object: {0}")]
     Load(#[from] aya::EbpfError),
@@ -60,7 +62,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     let context = context.into();
-    move |source| Error::Io { context, source }
+    move |error| Error::Io { context, error }
 }
 
 /// Index of an interface in the caller's network namespace.

@@ -52,7 +52,7 @@ impl Dataplane {
         let rb = self.ring(&maps::SIP_RING)?;
         rb.as_fd().try_clone_to_owned().map_err(|e| Error::Io {
             context: "dup of the SIP ring fd".into(),
-            source: e,
+            error: e,
         })
     }
 

@@ -118,16 +118,30 @@ fn freeze_target(p: &MigratableProcess, pid: Option<i32>) -> Result<Frozen, Stri
 /// freeze is undone.
 fn freeze(p: &MigratableProcess, f: Frozen) -> Result<Frozen, String> {
     match &f {
-        Frozen::Cgroup(g) => std::fs::write(g.join("cgroup.freeze"), "1")
-            .map_err(|e| format!("{}: freezing {}: {e}", p.name, g.display()))?,
+        Frozen::Cgroup(g) => std::fs::write(g.join("cgroup.freeze"), "1").map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                format!(
+                    " (the agent runs as uid {}: delegate the cgroup to it, e.g. chown its cgroup.freeze)",
+                    unsafe { libc::geteuid() }
+                )
+            } else {
+                String::new()
+            };
+            format!("{}: freezing {}: {e}{hint}", p.name, g.display())
+        })?,
         Frozen::Stopped(pid) => {
             // SAFETY: plain syscall on a pid.
             if unsafe { libc::kill(*pid, libc::SIGSTOP) } != 0 {
-                return Err(format!(
-                    "{}: SIGSTOP to pid {pid}: {}",
-                    p.name,
-                    std::io::Error::last_os_error()
-                ));
+                let e = std::io::Error::last_os_error();
+                let hint = if e.raw_os_error() == Some(libc::EPERM) {
+                    format!(
+                        " (the process is another user's and the agent runs as uid {} without CAP_KILL: run the process as the agent's user, or give it a cgroup delegated to that user)",
+                        unsafe { libc::geteuid() }
+                    )
+                } else {
+                    String::new()
+                };
+                return Err(format!("{}: SIGSTOP to pid {pid}: {e}{hint}", p.name));
             }
         }
     }

@@ -34,6 +34,24 @@ pub struct Lab {
     /// Each server's agent config (its `[migration]` part), to start it
     /// again after it was killed.
     agents: Vec<(String, String)>,
+    /// Every daemon and counter runs as nobody (`Lab::new_unprivileged`).
+    unprivileged: bool,
+}
+
+/// The unprivileged user of `Lab::new_unprivileged`.
+pub const NOBODY: u32 = 65534;
+
+/// The capabilities (as setpriv names them) each daemon of an
+/// unprivileged lab gets, and no others: src/caps.rs's for its roles.
+pub fn unprivileged_caps(role: &str) -> &'static str {
+    match role {
+        // The controller (XDP steering, AF_XDP hold and release) and the
+        // coordinator (none of its own).
+        "edge" => "+bpf,+perfmon,+net_admin,+net_raw,+ipc_lock",
+        // An agent moves the service address (`ip addr`, which inherits
+        // the ambient capability); its processes are nobody's too.
+        _ => "+net_admin",
+    }
 }
 
 /// The IPv6 service address (`Lab::new_ipv6`), on s1's `lo` at first.
@@ -92,6 +110,7 @@ impl Lab {
             cgroup: None,
             ipv6: false,
             agents: vec![],
+            unprivileged: false,
         };
         for r in ["term", "edge", "s1", "s2"] {
             let ns = l.name(r);
@@ -235,6 +254,71 @@ impl Lab {
         self.start_with(true)
     }
 
+    /// The lab with every daemon and counter service run as nobody, each
+    /// daemon with only its capabilities (`unprivileged_caps`), the way
+    /// the service unit runs them: the lab's directory, the pin directory
+    /// and s1's cgroup (cgroup.freeze, the delegation systemd would make)
+    /// are nobody's.
+    pub fn new_unprivileged(tag: &str, exe: &std::path::Path) -> Self {
+        let mut l = Self::new(tag, exe);
+        l.unprivileged = true;
+        // Its own pin root, not under the shared /sys/fs/bpf/edgeplane
+        // (root's 0700): a service's is made the user's the same way.
+        let pins = l.pins();
+        std::fs::create_dir_all(&pins).unwrap();
+        for d in [&l.dir, &pins] {
+            std::os::unix::fs::chown(d, Some(NOBODY), Some(NOBODY)).unwrap();
+        }
+        l
+    }
+
+    /// `ip netns exec NS`; in an unprivileged lab, `nsenter --net` (ip
+    /// would mount a sysfs of the namespace over /sys, hiding bpffs) and
+    /// setpriv to nobody with `caps` only.
+    fn in_ns(&self, ns: &str, caps: &str) -> Command {
+        if !self.unprivileged {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &self.name(ns)]);
+            return c;
+        }
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", self.name(ns)));
+        {
+            c.args([
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+            ]);
+            if caps.is_empty() {
+                c.args(["--inh-caps=-all", "--bounding-set=-all"]);
+            } else {
+                c.arg(format!("--inh-caps={caps}"))
+                    .arg(format!("--ambient-caps={caps}"))
+                    .arg(format!("--bounding-set=-all,{caps}"));
+            }
+        }
+        c
+    }
+
+    /// The daemons' pins: /sys/fs/bpf/edgeplane/PREFIX, or /sys/fs/bpf/PREFIX
+    /// in an unprivileged lab.
+    fn pins(&self) -> std::path::PathBuf {
+        if self.unprivileged {
+            format!("/sys/fs/bpf/{}", self.prefix).into()
+        } else {
+            format!("/sys/fs/bpf/edgeplane/{}", self.prefix).into()
+        }
+    }
+
+    /// The pid of the child started as `tag` (a daemon is `daemon-ROLE`).
+    pub fn pid(&self, tag: &str) -> Option<u32> {
+        self.children
+            .iter()
+            .find(|(t, _)| t == tag)
+            .map(|(_, c)| c.id())
+    }
+
     /// `commands_on_s2`: s2's agent runs `counter-ctl` commands (else it
     /// uses the control socket, like s1's).
     pub fn start_with(&mut self, commands_on_s2: bool) {
@@ -279,6 +363,10 @@ impl Lab {
             self.cgroup = Some(g.clone());
             for (_, c) in self.children.iter().filter(|(t, _)| t == "counter-s1") {
                 std::fs::write(g.join("cgroup.procs"), c.id().to_string()).unwrap();
+            }
+            if self.unprivileged {
+                std::os::unix::fs::chown(g.join("cgroup.freeze"), Some(NOBODY), Some(NOBODY))
+                    .unwrap();
             }
         }
         // s1's agent talks to the counter's control socket and freezes its
@@ -355,8 +443,8 @@ impl Lab {
 
     fn spawn_bin(&mut self, tag: &str, ns: &str, bin: &std::path::Path, args: &[&str]) {
         let log = std::fs::File::create(self.dir.join(format!("{tag}.log"))).unwrap();
-        let c = Command::new("ip")
-            .args(["netns", "exec", &self.name(ns)])
+        let c = self
+            .in_ns(ns, "")
             .arg(bin)
             .args(args)
             .stdout(Stdio::null())
@@ -403,18 +491,24 @@ impl Lab {
 
     fn daemon_env(&mut self, role: &str, body: &str, env: Option<(&str, &str)>) {
         let cfg = format!(
-            "[node]\nname = \"{role}\"\nsocket = \"{}\"\npin_root = \"/sys/fs/bpf/edgeplane/{}/{role}\"\n\n[migration]\nkey = \"{KEY}\"\n{body}",
+            "[node]\nname = \"{role}\"\nsocket = \"{}\"\npin_root = \"{}/{role}\"\n\n[migration]\nkey = \"{KEY}\"\n{body}",
             self.sock(role).display(),
-            self.prefix
+            self.pins().display()
         );
         let path = self.config(role);
         std::fs::write(&path, cfg).unwrap();
         let log = std::fs::File::create(self.dir.join(format!("{role}.log"))).unwrap();
-        let mut cmd = Command::new(&self.exe);
-        cmd.args(["run", "--netns", &self.name(role), "--config"])
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(log);
+        let mut cmd = if self.unprivileged {
+            // `--netns` needs CAP_SYS_ADMIN: entered before, by ip.
+            let mut c = self.in_ns(role, unprivileged_caps(role));
+            c.arg(&self.exe).args(["run", "--config"]);
+            c
+        } else {
+            let mut c = Command::new(&self.exe);
+            c.args(["run", "--netns", &self.name(role), "--config"]);
+            c
+        };
+        cmd.arg(&path).stdout(Stdio::null()).stderr(log);
         if let Some((k, v)) = env {
             cmd.env(k, v);
         }
@@ -495,10 +589,7 @@ impl Drop for Lab {
                 thread::sleep(Duration::from_millis(10));
             }
         }
-        let _ = crate::topo::remove_pins(&std::path::PathBuf::from(format!(
-            "/sys/fs/bpf/edgeplane/{}",
-            self.prefix
-        )));
+        let _ = crate::topo::remove_pins(&self.pins());
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -150,13 +150,13 @@ impl Dataplane {
         let mut a: PerCpuArray<&mut MapData, TunnelCounters> = self.map_mut(&maps::GW_TUN_STATS)?;
         let n = aya::util::nr_cpus().map_err(|(_, e)| Error::Io {
             context: "possible cpus".into(),
-            source: e,
+            error: e,
         })?;
         let zeros =
             aya::maps::PerCpuValues::try_from(vec![TunnelCounters::default(); n]).map_err(|e| {
                 Error::Io {
                     context: "per-cpu values".into(),
-                    source: e,
+                    error: e,
                 }
             })?;
         a.set(idx, zeros, 0).map_err(map_err(&maps::GW_TUN_STATS))?;
