@@ -245,8 +245,21 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Ctrl-C reaches the demo and xtask alike (one process group); the demo
+/// tears its topology down and exits 0 (`--hold`), and xtask waits for it
+/// and reports its status instead of dying first. A handler, not SIG_IGN,
+/// so the demo starts with the default action.
+extern "C" fn wait_for_the_demo(_: libc::c_int) {}
+
 fn demo(extra: &[String]) -> anyhow::Result<()> {
     run(cargo().args(["build", "--bins"]))?;
+    // SAFETY: an empty handler, installed before any child is started.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            wait_for_the_demo as extern "C" fn(libc::c_int) as libc::sighandler_t,
+        )
+    };
     run(Command::new(root().join("target/debug/edgeplane-lab"))
         .arg("demo")
         .args(extra))
