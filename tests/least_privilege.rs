@@ -83,19 +83,8 @@ impl Place {
     /// "+bpf,+net_admin") and only those.
     fn as_nobody(&self, caps: &str, args: &[&std::ffi::OsStr]) -> Command {
         let mut c = Command::new("nsenter");
-        c.arg(format!("--net=/run/netns/{}", self.ns)).args([
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-        ]);
-        if caps.is_empty() {
-            c.args(["--inh-caps=-all", "--bounding-set=-all"]);
-        } else {
-            c.arg(format!("--inh-caps={caps}"))
-                .arg(format!("--ambient-caps={caps}"))
-                .arg(format!("--bounding-set=-all,{caps}"));
-        }
+        c.arg(format!("--net=/run/netns/{}", self.ns));
+        testlab::setpriv_nobody(&mut c, caps);
         c.arg(exe()).args(args);
         c
     }

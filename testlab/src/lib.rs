@@ -25,6 +25,27 @@ pub mod topo;
 pub mod topo_ipv6;
 pub mod vrrp_lab;
 
+/// Append `setpriv` to `c` (whose next argument is then the program):
+/// run as nobody (uid and gid 65534, no groups) with the capabilities
+/// `caps` only, as setpriv names them ("+bpf,+net_admin"; "" for none),
+/// inheritable, ambient and bounding, the way systemd's
+/// `AmbientCapabilities=` gives them.
+pub fn setpriv_nobody(c: &mut std::process::Command, caps: &str) {
+    c.args([
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ]);
+    if caps.is_empty() {
+        c.args(["--inh-caps=-all", "--bounding-set=-all"]);
+    } else {
+        c.arg(format!("--inh-caps={caps}"))
+            .arg(format!("--ambient-caps={caps}"))
+            .arg(format!("--bounding-set=-all,{caps}"));
+    }
+}
+
 /// The lab binary beside the `edgeplane` binary `exe` (cargo puts every
 /// binary of the workspace in one directory).
 pub fn lab_bin(exe: &Path) -> PathBuf {

@@ -283,21 +283,7 @@ impl Lab {
         }
         let mut c = Command::new("nsenter");
         c.arg(format!("--net=/run/netns/{}", self.name(ns)));
-        {
-            c.args([
-                "setpriv",
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-            ]);
-            if caps.is_empty() {
-                c.args(["--inh-caps=-all", "--bounding-set=-all"]);
-            } else {
-                c.arg(format!("--inh-caps={caps}"))
-                    .arg(format!("--ambient-caps={caps}"))
-                    .arg(format!("--bounding-set=-all,{caps}"));
-            }
-        }
+        crate::setpriv_nobody(&mut c, caps);
         c
     }
 
