@@ -304,9 +304,13 @@ impl Bench {
                         None => match dp.live_frames("tx", ifindex, &frame, 200_000, 64) {
                             Ok(_) => sent += 200_000,
                             Err(e) if sent == 0 => {
-                                tracing::warn!(
-                                    "live frames refused ({e}); generating with AF_PACKET"
-                                );
+                                // Once per run, not once per measurement.
+                                static SAID: std::sync::Once = std::sync::Once::new();
+                                SAID.call_once(|| {
+                                    tracing::warn!(
+                                        "live frames refused ({e}); generating with AF_PACKET"
+                                    )
+                                });
                                 fallback = Some(super::packet_gen::PacketGen::open(ifindex)?);
                             }
                             Err(e) => return Err(e.into()),
