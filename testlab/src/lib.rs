@@ -18,6 +18,7 @@ pub mod gtp_lab;
 pub mod links;
 pub mod malformed;
 pub mod migration_lab;
+pub mod migration_terminal;
 pub mod pg_lab;
 pub mod sip_lab;
 pub mod tcp_repair;

@@ -6,7 +6,7 @@
 //! of each colour it drew, so the report's check in the browser can count
 //! them in the rendered SVG (`report::CHECK_SCRIPT`).
 
-use plotters::prelude::*;
+use plotters::{coord::types::RangedCoordf64, prelude::*};
 
 /// The series' colours, in order: the measured thing first, its baseline
 /// second (grey), then the rest.
@@ -47,13 +47,27 @@ fn colour(j: usize) -> RGBColor {
     COLOURS[j % COLOURS.len()]
 }
 
-fn finite_max(series: &[Series]) -> f64 {
+fn finite_max<'a>(series: impl IntoIterator<Item = &'a Series>) -> f64 {
     series
-        .iter()
+        .into_iter()
         .flat_map(|s| s.values.iter())
         .copied()
         .filter(|v| v.is_finite())
         .fold(0.0, f64::max)
+}
+
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The series' names in a box at the lower right.
+fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>) -> anyhow::Result<()> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 13))
+        .draw()?;
+    Ok(())
 }
 
 /// Grouped horizontal bars: `categories` top to bottom, a bar per series
@@ -121,13 +135,7 @@ pub fn bars(categories: &[String], series: &[Series], unit: &str) -> anyhow::Res
                 .label(s.name.as_str())
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 13))
-            .draw()?;
+        legend(&mut chart)?;
         root.present()?;
     }
     Ok(Plot {
@@ -143,11 +151,7 @@ pub fn bars(categories: &[String], series: &[Series], unit: &str) -> anyhow::Res
 pub fn distribution(series: &[Series], unit: &str) -> anyhow::Result<Plot> {
     let series: Vec<&Series> = series.iter().filter(|s| !s.values.is_empty()).collect();
     anyhow::ensure!(!series.is_empty(), "a distribution needs samples");
-    let owned: Vec<Series> = series
-        .iter()
-        .map(|s| Series::new(s.name.clone(), s.values.clone()))
-        .collect();
-    let xmax = finite_max(&owned).max(f64::MIN_POSITIVE) * 1.05;
+    let xmax = finite_max(series.iter().copied()).max(f64::MIN_POSITIVE) * 1.05;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (900, 420)).into_drawing_area();
@@ -178,13 +182,7 @@ pub fn distribution(series: &[Series], unit: &str) -> anyhow::Result<Plot> {
                 .label(format!("{} ({} samples)", s.name, v.len()))
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], c.stroke_width(3)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 13))
-            .draw()?;
+        legend(&mut chart)?;
         root.present()?;
     }
     Ok(Plot {
