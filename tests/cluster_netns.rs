@@ -106,12 +106,38 @@ fn etcd_outages_change_no_table_and_the_lbs_catch_up() {
     lab.wait_tables(&[("gw1", 1), ("gw2", 1)], within)
         .expect("two static gateways");
 
-    // One member of three down: the quorum stands, changes converge.
-    lab.etcd.kill(0);
+    // The leader of three down: the quorum stands. A change given at
+    // once waits out the election (no "no leader" error), and converges.
+    let leader = lab.etcd.leader().expect("leader");
+    lab.etcd.kill(leader);
     lab.cli_json(&["gateways", "weight", "gw1", "2"])
-        .expect("weight with a member down");
+        .expect("weight just after the leader died");
     lab.wait_tables(&[("gw1", 2), ("gw2", 1)], within)
         .expect("converged");
+
+    // Two of three down: the one left has no leader. A change given now
+    // waits while a second member comes back and a leader is elected.
+    let other = (leader + 1) % 3;
+    lab.etcd.kill(other);
+    std::thread::sleep(Duration::from_millis(1500));
+    let waiting = lab
+        .cli_command(&["gateways", "weight", "gw1", "3"])
+        .unwrap()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    lab.etcd.restart(leader).expect("a member back");
+    let out = waiting.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "weight during the election: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lab.wait_tables(&[("gw1", 3), ("gw2", 1)], within)
+        .expect("converged after the election");
+    lab.etcd.restart(other).expect("three members again");
 
     // All down: every table stays and forwards as before; status and
     // metrics say so.
@@ -153,7 +179,7 @@ fn etcd_outages_change_no_table_and_the_lbs_catch_up() {
     lab.etcd.restart_all().expect("etcd back");
     lab.cli_json(&["gateways", "weight", "gw2", "4"])
         .expect("weight after the outage");
-    lab.wait_tables(&[("gw1", 2), ("gw2", 4)], within)
+    lab.wait_tables(&[("gw1", 3), ("gw2", 4)], within)
         .expect("caught up");
     for lb in 1..=3 {
         let st = lab.topo.call(lb, control::api::Request::Status).unwrap();

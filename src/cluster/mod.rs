@@ -57,29 +57,56 @@ pub async fn connect(cfg: &Cluster) -> anyhow::Result<Client> {
     }
     // One endpoint at a time, each proven by a linearizable read (which
     // needs a leader): a dead or cut-off member is skipped, not retried.
+    // A member that answers "no leader" is electing one: the round is
+    // tried again for up to ELECTION_WAIT (or the timeout if longer), so
+    // a command given just after the leader died waits out the election
+    // instead of failing.
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = cfg.endpoints.len();
-    let first = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n;
     let probe = record::dir(&cfg.prefix, record::MEMBERS);
-    let mut errors = Vec::new();
-    for k in 0..n {
-        let ep = &cfg.endpoints[(first + k) % n];
-        let attempt = async {
-            let mut c = Client::connect([ep], Some(opts.clone())).await?;
-            c.get(
-                probe.clone(),
-                Some(GetOptions::new().with_prefix().with_count_only()),
-            )
-            .await?;
-            anyhow::Ok(c)
-        };
-        match tokio::time::timeout(timeout, attempt).await {
-            Ok(Ok(c)) => return Ok(c),
-            Ok(Err(e)) => errors.push(format!("{ep}: {}", short(&e))),
-            Err(_) => errors.push(format!("{ep}: no answer within {timeout:?}")),
+    let deadline = tokio::time::Instant::now() + timeout.max(ELECTION_WAIT);
+    loop {
+        let first = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n;
+        let mut errors = Vec::new();
+        let mut electing = false;
+        for k in 0..n {
+            let ep = &cfg.endpoints[(first + k) % n];
+            let attempt = async {
+                let mut c = Client::connect([ep], Some(opts.clone())).await?;
+                c.get(
+                    probe.clone(),
+                    Some(GetOptions::new().with_prefix().with_count_only()),
+                )
+                .await?;
+                anyhow::Ok(c)
+            };
+            match tokio::time::timeout(timeout, attempt).await {
+                Ok(Ok(c)) => return Ok(c),
+                Ok(Err(e)) => {
+                    let s = short(&e);
+                    electing |= is_election(&s);
+                    errors.push(format!("{ep}: {s}"));
+                }
+                Err(_) => errors.push(format!("{ep}: no answer within {timeout:?}")),
+            }
         }
+        let retry_at = tokio::time::Instant::now() + Duration::from_millis(100);
+        if !electing || retry_at >= deadline {
+            anyhow::bail!("no etcd endpoint answered ({})", errors.join("; "))
+        }
+        tokio::time::sleep_until(retry_at).await;
     }
-    anyhow::bail!("no etcd endpoint answered ({})", errors.join("; "))
+}
+
+/// How long `connect` waits for members that answer "no leader". etcd's
+/// default election timeout is 1 s, randomised up to 2 s by each member:
+/// one election, and one more if the first splits the vote, fit in 5 s.
+pub const ELECTION_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether an etcd error says the member is without a leader for now
+/// (an election under way), which a moment later may be over.
+fn is_election(e: &str) -> bool {
+    e.contains("no leader") || e.contains("leader changed")
 }
 
 /// The cause of an etcd error without tonic's nesting.

@@ -107,15 +107,20 @@ impl ClusterLab {
         self.topo.start_daemon(&format!("g{gi}"), &c, &[])
     }
 
-    /// `edgeplane cluster --endpoints ... ARGS` beside etcd.
-    pub fn cli(&self, args: &[&str]) -> anyhow::Result<Output> {
+    /// `edgeplane cluster --endpoints ... ARGS` beside etcd, to run.
+    pub fn cli_command(&self, args: &[&str]) -> anyhow::Result<Command> {
         let exe = crate::edgeplane_bin()?;
-        Ok(Command::new("ip")
-            .args(["netns", "exec", &self.topo.ns("e")])
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.topo.ns("e")])
             .arg(exe)
             .args(["cluster", "--endpoints", &self.etcd.endpoints().join(",")])
-            .args(args)
-            .output()?)
+            .args(args);
+        Ok(cmd)
+    }
+
+    /// `edgeplane cluster --endpoints ... ARGS` beside etcd.
+    pub fn cli(&self, args: &[&str]) -> anyhow::Result<Output> {
+        Ok(self.cli_command(args)?.output()?)
     }
 
     /// `cli` that must succeed; its stdout as JSON.

@@ -283,6 +283,29 @@ impl EtcdLab {
         )
     }
 
+    /// The index of the member that is leader now, as the members say
+    /// (`etcdctl endpoint status`).
+    pub fn leader(&self) -> anyhow::Result<usize> {
+        let out = self.etcdctl(&["endpoint", "status", "-w", "json"])?;
+        if !out.status.success() {
+            bail!(
+                "etcdctl endpoint status: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let st: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)?;
+        let eps = self.endpoints();
+        for e in &st {
+            let s = &e["Status"];
+            if s["leader"].as_u64().is_some() && s["leader"] == s["header"]["member_id"] {
+                if let Some(i) = eps.iter().position(|p| e["Endpoint"] == p.as_str()) {
+                    return Ok(i);
+                }
+            }
+        }
+        bail!("no member says it is leader: {st:?}")
+    }
+
     /// SIGKILL member `i` (its data stays).
     pub fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.members[i].take() {
