@@ -2,8 +2,9 @@
 //! `[package.metadata.deb]` in the root Cargo.toml), and the check
 //! `cargo xtask test` runs on it: the files it must install are in it,
 //! the unit verifies, the manual page and completions are what the binary
-//! generates, and the installed binary passes `edgeplane check` on every
-//! installed example config.
+//! generates, the installed binary passes `edgeplane check` on every
+//! installed example config, and the postinst makes the service's user
+//! (run against a copy of /etc, never the host's).
 
 use std::{
     path::{Path, PathBuf},
@@ -153,11 +154,11 @@ pub fn check(deb: &Path) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("edgeplane-package-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let r = check_installed(deb, &dir);
+    let r = check_installed(deb, &dir).and_then(|n| Ok((n, check_postinst(deb, &dir)?)));
     let _ = std::fs::remove_dir_all(&dir);
-    let checked = r?;
+    let (checked, user) = r?;
     say(&format!(
-        "package checked: {} files, the unit verifies, `edgeplane check` passes on {checked} installed examples",
+        "package checked: {} files, the unit verifies, `edgeplane check` passes on {checked} installed examples, the postinst makes the service's user ({user})",
         files.len()
     ));
     Ok(())
@@ -228,4 +229,91 @@ fn check_installed(deb: &Path, dir: &Path) -> anyhow::Result<usize> {
     }
     ensure!(n >= 5, "only {n} examples installed");
     Ok(n)
+}
+
+/// The system user and group the package's postinst must make.
+const SERVICE_USER: &str = "edgeplane";
+
+/// Run the package's postinst (`configure`, twice) in a private mount
+/// namespace whose /etc is a copy of the host's, and check the user it
+/// made there: a system uid, its own group, no login, the home the unit
+/// names. The host's /etc is compared before and after. The entry, as
+/// passwd has it.
+fn check_postinst(deb: &Path, dir: &Path) -> anyhow::Result<String> {
+    ensure!(
+        super::is_root(),
+        "checking the postinst needs root (a mount namespace)"
+    );
+    let ctl = dir.join("DEBIAN");
+    run(Command::new("dpkg-deb").arg("-e").arg(deb).arg(&ctl))?;
+    let etc = dir.join("etc-copy");
+    run(Command::new("cp").arg("-a").arg("/etc").arg(&etc))?;
+    // A host that has the user already (the package installed) must not
+    // make the check pass without the postinst doing anything.
+    for db in ["passwd", "group", "shadow", "gshadow"] {
+        let f = etc.join(db);
+        if let Ok(text) = std::fs::read_to_string(&f) {
+            let kept: String = text
+                .lines()
+                .filter(|l| !l.starts_with(&format!("{SERVICE_USER}:")))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            std::fs::write(&f, kept)?;
+        }
+    }
+    let host_before = std::fs::read("/etc/passwd")?;
+    let script = r#"set -e
+mount --bind "$1" /etc
+sh "$2" configure
+sh "$2" configure
+getent passwd "$3"
+getent group "$3"
+"#;
+    let out = stdout(
+        Command::new("unshare")
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                script,
+                "sh",
+            ])
+            .arg(&etc)
+            .arg(ctl.join("postinst"))
+            .arg(SERVICE_USER),
+    )?;
+    ensure!(
+        std::fs::read("/etc/passwd")? == host_before,
+        "the postinst check changed the host's /etc/passwd"
+    );
+    let mut lines = out.lines();
+    let passwd = lines.next().unwrap_or_default().to_string();
+    let group = lines.next().unwrap_or_default();
+    let f: Vec<&str> = passwd.split(':').collect();
+    ensure!(
+        f.len() == 7,
+        "the postinst made no user {SERVICE_USER}: {out:?}"
+    );
+    let uid: u32 = f[2].parse().context("uid")?;
+    ensure!(
+        (100..1000).contains(&uid),
+        "{SERVICE_USER} is not a system user: {passwd}"
+    );
+    ensure!(
+        f[5] == "/var/lib/edgeplane" && f[6].ends_with("nologin"),
+        "{SERVICE_USER} has the wrong home or shell: {passwd}"
+    );
+    let g: Vec<&str> = group.split(':').collect();
+    ensure!(
+        g.len() == 4 && g[0] == SERVICE_USER && g[2] == f[3],
+        "{SERVICE_USER}'s own group is not its primary group: {passwd} / {group}"
+    );
+    let made = std::fs::read_to_string(etc.join("passwd"))?
+        .lines()
+        .filter(|l| l.starts_with(&format!("{SERVICE_USER}:")))
+        .count();
+    ensure!(made == 1, "two runs of the postinst made {made} entries");
+    Ok(passwd)
 }
