@@ -87,7 +87,7 @@ fn the_report_renders_every_plot_in_headless_chromium() {
     let live: &[(&str, &[&str])] = &[
         ("xdp", &["--rounds", "2", "--runs", "100"]),
         ("migration", &["--count", "8"]),
-        ("sip-latency", &["--calls", "100"]),
+        ("sip-latency", &["--calls", "100", "--kamailio"]),
         ("pfcp", &["--rounds", "1", "--sessions", "2000"]),
     ];
     for (i, (bench, args)) in live.iter().enumerate() {
@@ -151,6 +151,7 @@ fn the_report_renders_every_plot_in_headless_chromium() {
         "a bare etcd watcher heard it",
         "the lease TTL",
         "(--no-chain)",
+        "Kamailio proxy with pua_dialoginfo, same calls",
     ] {
         assert!(html.contains(legend), "the report lacks {legend:?}");
     }

@@ -108,6 +108,11 @@ enum BenchCmd {
         /// all three.
         #[arg(long, default_value_t = 0)]
         flood: u64,
+        /// Instead: the monitor (`talking_on = "200"`) against Kamailio
+        /// proxying the same calls with pua_dialoginfo, each timed from
+        /// the 200 reaching the transit host to its PUBLISH leaving it.
+        #[arg(long, conflicts_with = "flood")]
+        kamailio: bool,
     },
     /// Many registered terminals: memory per terminal in the monitor and
     /// the presence server, and the expiry sweeps' cost.
@@ -304,7 +309,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Bench {
-            cmd: BenchCmd::SipLatency { json, calls, flood },
+            cmd:
+                BenchCmd::SipLatency {
+                    json,
+                    calls,
+                    kamailio: true,
+                    ..
+                },
+        } => {
+            let r = bench::sip::run_against_kamailio(calls.max(1))?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                for (name, l) in [
+                    ("edgeplane sip-monitor (passive)", &r.monitor),
+                    ("Kamailio proxy with pua_dialoginfo", &r.kamailio),
+                ] {
+                    println!("{name}: {} of {} calls measured, 200 at the host to PUBLISH leaving it p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms", l.measured, l.calls, l.p50_ms, l.p99_ms, l.max_ms);
+                }
+                println!(
+                    "the monitor against Kamailio: p50 {:.2} x, p99 {:.2} x",
+                    r.monitor.p50_ms / r.kamailio.p50_ms,
+                    r.monitor.p99_ms / r.kamailio.p99_ms
+                );
+            }
+            Ok(())
+        }
+        Cmd::Bench {
+            cmd: BenchCmd::SipLatency {
+                json, calls, flood, ..
+            },
         } if flood > 0 => {
             let r = bench::sip::run_with_flood(calls.max(1), flood)?;
             if json {

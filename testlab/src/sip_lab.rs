@@ -545,8 +545,11 @@ pub fn uas(
                     &format!("Expires: {}\r\n", m.expires.unwrap_or(60)),
                 ),
                 "INVITE" => {
-                    send(180, "Ringing", "");
-                    send(200, "OK", "");
+                    // A UAS's 18x and 2xx to an INVITE carry its Contact
+                    // (RFC 3261 12.1.1); Kamailio's dialog module needs it.
+                    let contact = "Contact: <sip:uas@10.6.0.2:5060>\r\n";
+                    send(180, "Ringing", contact);
+                    send(200, "OK", contact);
                 }
                 "BYE" => send(200, "OK", ""),
                 _ => {}

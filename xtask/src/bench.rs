@@ -30,7 +30,11 @@ pub const BENCHES: &[(&str, &[&str], &str)] = &[
         &["--commands"],
         "s2's agent runs the application backend as commands",
     ),
-    ("sip-latency", &[], "wire-to-PUBLISH"),
+    (
+        "sip-latency",
+        &["--kamailio"],
+        "200-to-PUBLISH vs Kamailio with pua_dialoginfo",
+    ),
     (
         "pfcp",
         &[],

@@ -15,7 +15,7 @@ use std::{
     time::Duration,
 };
 
-use anyhow::bail;
+use anyhow::{bail, Context as _};
 use serde::{Deserialize, Serialize};
 
 use crate::sip_lab::{sip, uas, Net};
@@ -213,9 +213,11 @@ pub struct FloodRuns {
 /// baseline, not against the quiet one: on two shared cores the sender
 /// and the hosts' forwarding cost something whatever the monitor does.
 pub fn run_with_flood(calls: usize, flood_pps: u64) -> anyhow::Result<FloodRuns> {
-    let quiet = run_inner(calls, 0, SIP_PORT)?.0;
-    let (flooded, flood_sent, flood_refused) = run_inner(calls, flood_pps, SIP_PORT)?;
-    let (baseline, baseline_sent, baseline_refused) = run_inner(calls, flood_pps, UNWATCHED_PORT)?;
+    let quiet = run_inner(calls, 0, SIP_PORT, Watch::MonitorAck)?.0;
+    let (flooded, flood_sent, flood_refused) =
+        run_inner(calls, flood_pps, SIP_PORT, Watch::MonitorAck)?;
+    let (baseline, baseline_sent, baseline_refused) =
+        run_inner(calls, flood_pps, UNWATCHED_PORT, Watch::MonitorAck)?;
     Ok(FloodRuns {
         quiet,
         flooded,
@@ -228,21 +230,154 @@ pub fn run_with_flood(calls: usize, flood_pps: u64) -> anyhow::Result<FloodRuns>
 }
 
 pub fn run(calls: usize) -> anyhow::Result<LatencyRow> {
-    Ok(run_inner(calls, 0, SIP_PORT)?.0)
+    Ok(run_inner(calls, 0, SIP_PORT, Watch::MonitorAck)?.0)
 }
+
+/// What publishes the calls' states on the transit host.
+#[derive(Clone, Copy, PartialEq)]
+enum Watch {
+    /// The monitor, a terminal talking on the ACK (timed from the ACK).
+    MonitorAck,
+    /// The monitor, talking on the 200 to the INVITE (timed from the 200).
+    Monitor200,
+    /// Kamailio in the path as the proxy, publishing dialog states with
+    /// pua_dialoginfo (timed from the 200, on which it says "confirmed").
+    Kamailio,
+}
+
+/// The monitor and Kamailio, the same calls on fresh labs, each timed
+/// from the 200 to the INVITE arriving at the transit host to the
+/// PUBLISH that says the call is up leaving it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KamailioRuns {
+    /// The monitor, passive beside the kernel's forwarding,
+    /// `talking_on = "200"`.
+    pub monitor: LatencyRow,
+    /// Kamailio as the stateful proxy the calls go through, with the
+    /// dialog, pua and pua_dialoginfo modules (`DIALOGINFO`).
+    pub kamailio: LatencyRow,
+}
+
+pub fn run_against_kamailio(calls: usize) -> anyhow::Result<KamailioRuns> {
+    let monitor = run_inner(calls, 0, SIP_PORT, Watch::Monitor200)?.0;
+    let kamailio = run_inner(calls, 0, SIP_PORT, Watch::Kamailio)?.0;
+    Ok(KamailioRuns { monitor, kamailio })
+}
+
+/// Kamailio on the transit host (10.5.0.1:5060) as a stateful proxy to
+/// the UAS (10.6.0.2:5060) that tracks each INVITE's dialog and publishes
+/// its states (dialog-info, for caller and callee) to the presence server
+/// at 10.6.0.2:5070: what a Kamailio deployment does for what the
+/// monitor does passively. pua keeps its records in memory (`db_mode`
+/// 0) and needs a database only to start: db_text in `DBDIR`, made from
+/// Kamailio's own table definitions.
+pub const DIALOGINFO: &str = r#"#!KAMAILIO
+debug=1
+log_stderror=yes
+children=2
+listen=udp:10.5.0.1:5060
+# The domain is its own: pua_dialoginfo publishes only for local users.
+alias="example.com"
+mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "rr.so"
+loadmodule "dialog.so"
+loadmodule "db_text.so"
+loadmodule "pua.so"
+loadmodule "pua_dialoginfo.so"
+modparam("pua", "db_url", "text://DBDIR")
+modparam("pua", "db_mode", 0)
+modparam("pua", "outbound_proxy", "sip:10.6.0.2:5070")
+modparam("pua_dialoginfo", "include_callid", 1)
+request_route {
+  if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
+  if (is_method("INVITE") && !has_totag()) { dlg_manage(); }
+  $du = "sip:10.6.0.2:5060";
+  t_relay();
+  exit;
+}
+"#;
+
+/// Send `req` (of call `call`) and read answers on the UA's socket until
+/// the final one to `method` (a proxy sends 100 Trying first; the UAS
+/// sends 180). Without one in 500 ms the request is sent again, as a UA
+/// over UDP does (RFC 3261 timers A and E), four times at most.
+fn transaction(
+    s: &UdpSocket,
+    buf: &mut [u8],
+    req: &str,
+    call: &str,
+    method: &str,
+) -> anyhow::Result<()> {
+    for _ in 0..5 {
+        s.send(req.as_bytes())?;
+        let sent = std::time::Instant::now();
+        while sent.elapsed() < Duration::from_millis(500) {
+            let Ok(n) = s.recv(buf) else { break };
+            if let Ok((m, _)) = control::sip_monitor::sip::parse(&buf[..n]) {
+                if m.call_id == call
+                    && m.cseq_method == method
+                    && m.status().is_some_and(|c| c >= 200)
+                {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    bail!("UA: no final answer to the {method} of call {call}, sent five times")
+}
+
+/// Kamailio's db_text table definitions, as Debian installs them.
+const KAMAILIO_DBTEXT: &str = "/usr/share/kamailio/dbtext/kamailio";
 
 fn run_inner(
     calls: usize,
     flood_pps: u64,
     flood_port: u16,
+    watch: Watch,
 ) -> anyhow::Result<(LatencyRow, u64, u64)> {
     let exe = crate::edgeplane_bin()?;
     let mut net = Net::new(&format!("L{}", std::process::id() % 1000), &exe);
     net.daemon("srv", &net.presence_config(None));
-    let mon = net
-        .monitor_config("example.com", "10.6.0.2:5070", "talking_on = \"ack\"\n")
-        .replace("publish_interval_ms = 20", "publish_interval_ms = 1");
-    net.daemon("mon", &mon);
+    let talking_on = if watch == Watch::MonitorAck {
+        "ack"
+    } else {
+        "200"
+    };
+    let _kamailio = if watch == Watch::Kamailio {
+        let db = net.dir.join("kamailio-db");
+        std::fs::create_dir_all(&db)?;
+        for table in ["version", "pua"] {
+            std::fs::copy(
+                std::path::Path::new(KAMAILIO_DBTEXT).join(table),
+                db.join(table),
+            )
+            .with_context(|| format!("{KAMAILIO_DBTEXT}/{table} (Debian's kamailio)"))?;
+        }
+        let cfg = DIALOGINFO.replace("DBDIR", &db.display().to_string());
+        Some(net.kamailio("mon", "dialoginfo", &cfg, 5060))
+    } else {
+        let mon = net
+            .monitor_config(
+                "example.com",
+                "10.6.0.2:5070",
+                &format!("talking_on = \"{talking_on}\"\n"),
+            )
+            .replace("publish_interval_ms = 20", "publish_interval_ms = 1");
+        net.daemon("mon", &mon);
+        None
+    };
+    // The UA calls the UAS through the host, or Kamailio on it.
+    let dest = if watch == Watch::Kamailio {
+        "10.5.0.1:5060"
+    } else {
+        "10.6.0.2:5060"
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let server = uas(format!("/run/netns/{}", net.name("srv")), stop.clone());
     let cap_stop = Arc::new(AtomicBool::new(false));
@@ -319,8 +454,8 @@ fn run_inner(
     thread::spawn(move || -> anyhow::Result<()> {
         crate::topo::enter_netns(&ua)?;
         let s = UdpSocket::bind("10.5.0.2:5060")?;
-        s.connect("10.6.0.2:5060")?;
-        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        s.connect(dest)?;
+        s.set_read_timeout(Some(Duration::from_millis(100)))?;
         let mut buf = [0u8; 4096];
         for i in 0..calls {
             let (a, b, c) = (
@@ -328,24 +463,20 @@ fn run_inner(
                 format!("b{i}@example.com"),
                 format!("lat{i}"),
             );
-            s.send(
-                sip(
-                    "INVITE sip:b@example.com SIP/2.0",
-                    &a,
-                    &b,
-                    &c,
-                    "1 INVITE",
-                    "",
-                    "",
-                )
-                .as_bytes(),
-            )?;
-            s.recv(&mut buf)?; // 180
-            s.recv(&mut buf)?; // 200
+            let invite = sip(
+                "INVITE sip:b@example.com SIP/2.0",
+                &a,
+                &b,
+                &c,
+                "1 INVITE",
+                "",
+                "",
+            );
+            transaction(&s, &mut buf, &invite, &c, "INVITE")?;
             s.send(sip("ACK sip:b@example.com SIP/2.0", &a, &b, &c, "1 ACK", "", "").as_bytes())?;
             thread::sleep(Duration::from_millis(2));
-            s.send(sip("BYE sip:b@example.com SIP/2.0", &a, &b, &c, "2 BYE", "", "").as_bytes())?;
-            s.recv(&mut buf)?;
+            let bye = sip("BYE sip:b@example.com SIP/2.0", &a, &b, &c, "2 BYE", "", "");
+            transaction(&s, &mut buf, &bye, &c, "BYE")?;
             thread::sleep(Duration::from_millis(2));
         }
         Ok(())
@@ -361,9 +492,16 @@ fn run_inner(
         h.join().map_err(|_| anyhow::anyhow!("sink panicked"))??;
     }
     thread::sleep(Duration::from_millis(300));
-    let refused = net.counters("mon", "sip-monitor", |n| n.starts_with("parse_error_"));
-    // Copies the monitor's ring could not take (counted by the program).
-    let ring_full = net.counter("mon", "sip-monitor", "ring_full");
+    let (refused, ring_full) = if watch == Watch::Kamailio {
+        (0, 0)
+    } else {
+        (
+            net.counters("mon", "sip-monitor", |n| n.starts_with("parse_error_")),
+            // Copies the monitor's ring could not take (counted by the
+            // program).
+            net.counter("mon", "sip-monitor", "ring_full"),
+        )
+    };
     cap_stop.store(true, Ordering::SeqCst);
     stop.store(true, Ordering::SeqCst);
     let _ = server.join();
@@ -389,7 +527,29 @@ fn run_inner(
         }
         ack
     };
-    let (ack, arrived) = (acks(&ua_frames), acks(&in_frames));
+    // The 200 to each INVITE as it arrives at the host from the UAS.
+    let oks = |frames: &Frames| {
+        let mut ok: HashMap<String, f64> = HashMap::new();
+        for (t, f) in frames {
+            if let Some((_, p)) = udp_payload(f) {
+                if !p.starts_with(b"SIP/2.0 200 ") {
+                    continue;
+                }
+                if let Ok((m, _)) = control::sip_monitor::sip::parse(p) {
+                    if m.cseq_method == "INVITE" {
+                        ok.entry(m.call_id.into_owned()).or_insert(*t);
+                    }
+                }
+            }
+        }
+        ok
+    };
+    let (ack, arrived) = if watch == Watch::MonitorAck {
+        (acks(&ua_frames), acks(&in_frames))
+    } else {
+        let ok = oks(&mon_frames);
+        (ok.clone(), ok)
+    };
     let mut share = Vec::new();
     let mut lat = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -399,6 +559,11 @@ fn run_inner(
                 continue;
             }
             let text = String::from_utf8_lossy(p);
+            // Kamailio publishes "early" on the 180 first; the call is
+            // up at "confirmed".
+            if watch == Watch::Kamailio && !text.contains(">confirmed<") {
+                continue;
+            }
             if let Some(i) = text.find("call-id=\"lat") {
                 let id: String = text[i + 9..].chars().take_while(|c| *c != '"').collect();
                 if let (Some(t0), true) = (ack.get(&id), seen.insert(id.clone())) {
@@ -410,7 +575,23 @@ fn run_inner(
             }
         }
     }
-    anyhow::ensure!(!lat.is_empty(), "no ACK/PUBLISH pairs captured");
+    if lat.is_empty() {
+        let publishes = mon_frames
+            .iter()
+            .filter(|(_, f)| matches!(udp_payload(f), Some((_, p)) if p.starts_with(b"PUBLISH ")))
+            .count();
+        let log = if watch == Watch::Kamailio {
+            std::fs::read_to_string(net.dir.join("dialoginfo.log")).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        bail!(
+            "no call's PUBLISH captured after its {} ({} starting points, {publishes} PUBLISHes){}{log}",
+            if watch == Watch::MonitorAck { "ACK" } else { "200" },
+            ack.len(),
+            if log.is_empty() { "" } else { "; Kamailio's log:\n" }
+        );
+    }
     lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
     share.sort_by(|a, b| a.partial_cmp(b).unwrap());
     anyhow::ensure!(!share.is_empty(), "no ACK captured arriving at the monitor");

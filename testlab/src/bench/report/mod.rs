@@ -361,7 +361,28 @@ fn figure(run: &Run) -> anyhow::Result<Figure> {
         }
         "sip-latency" => {
             let v = run.result.as_ref().context("no result")?;
-            if v.get("quiet").is_some() {
+            if v.get("kamailio").is_some() {
+                let r: sip::KamailioRuns = parse(run)?;
+                Figure {
+                    title: "SIP monitor against Kamailio with pua_dialoginfo: 200 to PUBLISH".into(),
+                    caption: format!(
+                        "The same calls on fresh labs, each timed from the 200 to the INVITE reaching the transit host to the PUBLISH saying the call is up leaving it. The monitor (passive, talking_on = \"200\"), {} of {} calls: p50 {:.3} ms, p99 {:.3} ms. Kamailio proxying them (dialog, pua, pua_dialoginfo), {} of {}: p50 {:.3} ms, p99 {:.3} ms. The monitor takes {:.2} x Kamailio's time at p50, {:.2} x at p99.",
+                        r.monitor.measured, r.monitor.calls, r.monitor.p50_ms, r.monitor.p99_ms,
+                        r.kamailio.measured, r.kamailio.calls, r.kamailio.p50_ms, r.kamailio.p99_ms,
+                        r.monitor.p50_ms / r.kamailio.p50_ms, r.monitor.p99_ms / r.kamailio.p99_ms
+                    ),
+                    plot: distribution(
+                        &[
+                            Series::new("edgeplane sip-monitor", r.monitor.samples_ms),
+                            Series::new(
+                                "Kamailio proxy with pua_dialoginfo, same calls",
+                                r.kamailio.samples_ms,
+                            ),
+                        ],
+                        "ms from the 200 reaching the host to the PUBLISH leaving it",
+                    )?,
+                }
+            } else if v.get("quiet").is_some() {
                 let r: sip::FloodRuns = parse(run)?;
                 Figure {
                     title: "Wire-to-PUBLISH latency beside a flood of malformed SIP".into(),
@@ -383,7 +404,7 @@ fn figure(run: &Run) -> anyhow::Result<Figure> {
                 Figure {
                     title: "Wire-to-PUBLISH latency of the SIP monitor".into(),
                     caption: format!(
-                        "{} of {} calls measured: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms; the monitored host's share p50 {:.3} ms. This run has no baseline: `sip-latency --flood N` runs the same calls beside a flood and beside a baseline flood.",
+                        "{} of {} calls measured: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms; the monitored host's share p50 {:.3} ms. This run has no baseline: `sip-latency --kamailio` runs calls against Kamailio, `--flood N` beside a flood and a baseline flood.",
                         r.measured, r.calls, r.p50_ms, r.p99_ms, r.max_ms, r.monitor_p50_ms
                     ),
                     plot: distribution(
