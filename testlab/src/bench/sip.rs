@@ -332,6 +332,26 @@ fn transaction(
     bail!("UA: no final answer to the {method} of call {call}, sent five times")
 }
 
+/// When each call's first message to port 5060 that starts with `start`
+/// and whose CSeq names `cseq_method` was seen, by Call-ID.
+fn first_seen(frames: &Frames, start: &[u8], cseq_method: &str) -> HashMap<String, f64> {
+    let mut seen = HashMap::new();
+    for (t, f) in frames {
+        let Some((5060, p)) = udp_payload(f) else {
+            continue;
+        };
+        if !p.starts_with(start) {
+            continue;
+        }
+        if let Ok((m, _)) = control::sip_monitor::sip::parse(p) {
+            if m.cseq_method == cseq_method {
+                seen.entry(m.call_id.into_owned()).or_insert(*t);
+            }
+        }
+    }
+    seen
+}
+
 /// Kamailio's db_text table definitions, as Debian installs them.
 const KAMAILIO_DBTEXT: &str = "/usr/share/kamailio/dbtext/kamailio";
 
@@ -514,40 +534,14 @@ fn run_inner(
     let in_frames = cap_in
         .join()
         .map_err(|_| anyhow::anyhow!("capture panicked"))??;
-    let acks = |frames: &Frames| {
-        let mut ack: HashMap<String, f64> = HashMap::new();
-        for (t, f) in frames {
-            if let Some((5060, p)) = udp_payload(f) {
-                if p.starts_with(b"ACK ") {
-                    if let Ok((m, _)) = control::sip_monitor::sip::parse(p) {
-                        ack.entry(m.call_id.into_owned()).or_insert(*t);
-                    }
-                }
-            }
-        }
-        ack
-    };
-    // The 200 to each INVITE as it arrives at the host from the UAS.
-    let oks = |frames: &Frames| {
-        let mut ok: HashMap<String, f64> = HashMap::new();
-        for (t, f) in frames {
-            if let Some((_, p)) = udp_payload(f) {
-                if !p.starts_with(b"SIP/2.0 200 ") {
-                    continue;
-                }
-                if let Ok((m, _)) = control::sip_monitor::sip::parse(p) {
-                    if m.cseq_method == "INVITE" {
-                        ok.entry(m.call_id.into_owned()).or_insert(*t);
-                    }
-                }
-            }
-        }
-        ok
-    };
     let (ack, arrived) = if watch == Watch::MonitorAck {
-        (acks(&ua_frames), acks(&in_frames))
+        (
+            first_seen(&ua_frames, b"ACK ", "ACK"),
+            first_seen(&in_frames, b"ACK ", "ACK"),
+        )
     } else {
-        let ok = oks(&mon_frames);
+        // The 200 to each INVITE as it arrives at the host from the UAS.
+        let ok = first_seen(&mon_frames, b"SIP/2.0 200 ", "INVITE");
         (ok.clone(), ok)
     };
     let mut share = Vec::new();
